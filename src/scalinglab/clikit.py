@@ -11,7 +11,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 import typer
 from rich.console import Console
@@ -25,10 +24,14 @@ StoreOption = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
 
 
-class UserError(click.ClickException):
+# Typer may vendor its own click; its ClickException is the one it catches and prints.
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class UserError(_ClickException):
     """A problem with the user's input; the message names what is wrong and where.
 
-    A ``ClickException``, so Typer shows it as one line on stderr with exit code 2 in the real CLI
+    A Typer ``ClickException``, so Typer shows it as one line on stderr with exit code 2 in the real CLI
     and in ``CliRunner`` tests alike; library code may raise it too (it is still an Exception).
     """
 

@@ -1,0 +1,517 @@
+"""Publication-quality figures of runs, fits and hyperparameter grids.
+
+Every function returns a fresh :class:`matplotlib.figure.Figure` bound to an Agg canvas and never
+touches ``pyplot``, so figures can be built from a web server thread or a library call without
+leaking global state or needing a display. Curves and bands come from the fit objects
+(``FitResult.predict_interval``, ``derived_interval``, ``LawInstance.predict``): the figures never
+re-declare a formula.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+from scalinglab.fit.result import FitResult
+
+#: axis labels with units, shared by every figure
+LABELS = {
+    "N": "N, non-embedding parameters",
+    "D": "D, training tokens",
+    "C": "C, training compute (FLOPs)",
+    "loss": "loss (nats/token)",
+    "lr": "peak learning rate",
+    "batch_tokens": "batch size (tokens)",
+    "tokens": "tokens seen",
+    "step": "optimizer step",
+}
+_GREEK = {"alpha": "α", "beta": "β", "eta": "η", "gamma": "γ", "epsilon": "ε"}
+CMAP = "viridis"
+HELD_OUT_STYLE = {"facecolor": "none", "edgecolor": "crimson", "linewidth": 1.6, "zorder": 6}
+
+
+# -- formatting --------------------------------------------------------------------------------
+
+
+def fmt(x: float | None, sig: int = 3) -> str:
+    """A number as a person reads it: ``0.341``, ``1.69``, ``4.07e2``, ``3.2e-4``."""
+    if x is None or not math.isfinite(float(x)):
+        return "n/a"
+    x = float(x)
+    if x == 0:
+        return "0"
+    if 1e-2 <= abs(x) < 1e4:
+        return f"{x:.{sig}g}"
+    mant, exp = f"{x:.{sig - 1}e}".split("e")
+    return f"{mant}e{int(exp)}"
+
+
+def greek(text: str) -> str:
+    """Spell parameter names as the papers do (``alpha`` -> ``α``), for titles and tables."""
+    for word, letter in _GREEK.items():
+        text = text.replace(word, letter)
+    return text
+
+
+def param_summary(fit: FitResult, names: Iterable[str] | None = None) -> str:
+    """``α = 0.34 [0.31, 0.37], β = ...``: estimates with their bootstrap interval."""
+    ci = fit.ci
+    parts = []
+    for name in names if names is not None else fit.law.param_names:
+        value = fit.params[name]
+        if name in ci:
+            lo, hi = ci[name]
+            parts.append(f"{greek(name)} = {fmt(value)} [{fmt(lo)}, {fmt(hi)}]")
+        else:
+            parts.append(f"{greek(name)} = {fmt(value)}")
+    return ", ".join(parts)
+
+
+def fit_title(fit: FitResult) -> str:
+    """Formula on the first line, fitted numbers with their CI on the second."""
+    level = f"{round(fit.level * 100)}% CI" if fit.ci else "no bootstrap"
+    return f"{greek(fit.law.formula)}  ({fit.n_runs} runs, {level})\n{param_summary(fit)}"
+
+
+# -- figure plumbing ---------------------------------------------------------------------------
+
+
+def new_figure(width: float = 7.0, height: float = 4.5, ncols: int = 1) -> tuple[Figure, list[Axes]]:
+    """A Figure on its own Agg canvas (no pyplot), with constrained layout."""
+    fig = Figure(figsize=(width, height), layout="constrained", dpi=100)
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    for ax in axes:
+        ax.grid(True, which="major", alpha=0.3, linewidth=0.6)
+        ax.grid(True, which="minor", alpha=0.12, linewidth=0.4)
+    return fig, axes
+
+
+def to_png(fig: Figure, dpi: int = 130) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def to_svg(fig: Figure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    return buf.getvalue()
+
+
+def _log_loss_axis(ax: Axes) -> None:
+    """Log-scaled loss axis with plain-number ticks: losses span < 1 decade, so default
+    log ticks would leave the axis unlabelled."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0)))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _lognorm(values: np.ndarray) -> LogNorm:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    lo, hi = (float(v.min()), float(v.max())) if len(v) else (1.0, 10.0)
+    if hi <= lo:
+        lo, hi = lo / 1.5, hi * 1.5
+    return LogNorm(lo, hi)
+
+
+def _held_out_ids(fit: FitResult | None, holdout: Iterable[str] | None) -> set[str]:
+    """Held-out run ids from the argument or the fit's ``holdout["runs"]`` (ids or dicts)."""
+    if holdout is not None:
+        return {str(r) for r in holdout}
+    if fit is None or not fit.holdout:
+        return set()
+    out = set()
+    for r in fit.holdout.get("runs", []) or []:
+        if isinstance(r, Mapping):
+            if "run_id" in r:
+                out.add(str(r["run_id"]))
+        else:
+            out.add(str(r))
+    return out
+
+
+def _levels(values: np.ndarray, k: int) -> np.ndarray:
+    """At most ``k`` representative values: the distinct ones, or geometric quantiles."""
+    v = np.unique(np.asarray(values, dtype=float))
+    if len(v) <= k:
+        return v
+    return np.exp(np.quantile(np.log(v), np.linspace(0.0, 1.0, k)))
+
+
+def _span(values: np.ndarray, pad: float = 1.6, extend_to: float | None = None) -> np.ndarray:
+    lo, hi = float(np.min(values)) / pad, float(np.max(values)) * pad
+    if extend_to is not None:
+        lo, hi = min(lo, extend_to / pad), max(hi, extend_to * pad)
+    return np.geomspace(lo, hi, 160)
+
+
+def _legend_below(fig: Figure, ax: Axes, ncol: int = 3) -> None:
+    """Legend under the axes so it never hides data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False,
+                   fontsize=8)
+
+
+# -- loss vs N and D ---------------------------------------------------------------------------
+
+
+def loss_fit(
+    runs: pd.DataFrame,
+    fit: FitResult,
+    holdout: Iterable[str] | None = None,
+    levels: int = 5,
+) -> Figure:
+    """Loss vs each input of the law (N, D or C), with the fitted law and its bootstrap band.
+
+    For a two-input law the other input is held at a few representative values (distinct values
+    for grid designs, geometric quantiles otherwise); points and curves share one log colour scale
+    of that input, so each curve is read against the runs of the same colour. Held-out runs are
+    ringed in red.
+    """
+    inputs = list(fit.law.inputs)
+    held = _held_out_ids(fit, holdout)
+    fig, axes = new_figure(5.2 * len(inputs), 4.6, ncols=len(inputs))
+    for ax, x in zip(axes, inputs, strict=True):
+        others = [i for i in inputs if i != x]
+        colour_by = others[0] if others else ("N" if x == "C" else "C")
+        norm = _lognorm(runs[colour_by].to_numpy())
+        cmap = mpl.colormaps[CMAP]
+        if others:
+            for level in _levels(runs[colour_by].to_numpy(), levels):
+                grid = _span(runs[x].to_numpy())
+                point, lo, hi = fit.predict_interval(**{x: grid, colour_by: np.full_like(grid, level)})
+                colour = cmap(norm(level))
+                ax.plot(grid, point, color=colour, linewidth=1.6)
+                if np.isfinite(lo).any():
+                    ax.fill_between(grid, lo, hi, color=colour, alpha=0.18, linewidth=0)
+        else:
+            grid = _span(runs[x].to_numpy())
+            point, lo, hi = fit.predict_interval(**{x: grid})
+            ax.plot(grid, point, color="black", linewidth=1.6, label="fitted law")
+            if np.isfinite(lo).any():
+                ax.fill_between(grid, lo, hi, color="grey", alpha=0.25, linewidth=0,
+                                label=f"{round(fit.level * 100)}% band")
+        is_held = runs["run_id"].astype(str).isin(held).to_numpy()
+        sc = ax.scatter(runs[x][~is_held], runs["loss"][~is_held], c=runs[colour_by][~is_held],
+                        cmap=CMAP, norm=norm, s=26, edgecolor="white", linewidth=0.5, zorder=5,
+                        label="fitted runs")
+        if is_held.any():
+            ax.scatter(runs[x][is_held], runs["loss"][is_held], c=runs[colour_by][is_held],
+                       cmap=CMAP, norm=norm, s=26, zorder=5)
+            ax.scatter(runs[x][is_held], runs["loss"][is_held], s=80, marker="o",
+                       label="held out (not fitted)", **HELD_OUT_STYLE)
+        ax.set_xscale("log")
+        _log_loss_axis(ax)
+        ax.set_xlabel(LABELS[x])
+        ax.set_ylabel(LABELS["loss"])
+        fig.colorbar(sc, ax=ax, label=LABELS[colour_by], pad=0.01)
+        if others:
+            ax.set_title(f"loss vs {x}; curves at fixed {colour_by}", fontsize=10)
+    _legend_below(fig, axes[0])
+    fig.suptitle(fit_title(fit), fontsize=10)
+    return fig
+
+
+def residuals(
+    runs: pd.DataFrame, fit: FitResult, holdout: Iterable[str] | None = None
+) -> Figure:
+    """Relative residual of every run vs compute, against the fit's residual spread.
+
+    Structure in this plot (a trend with C) says the law's form is wrong even when the
+    intervals look tight; held-out runs show how it extrapolates.
+    """
+    held = _held_out_ids(fit, holdout)
+    inputs = {k: runs[k].to_numpy(dtype=float) for k in fit.law.inputs}
+    pred = np.asarray(fit.predict(**inputs), dtype=float)
+    rel = 100.0 * (runs["loss"].to_numpy(dtype=float) / pred - 1.0)
+    C = runs["C"].to_numpy(dtype=float)
+    fig, (ax,) = new_figure(7.0, 4.2)
+    norm = _lognorm(runs["N"].to_numpy())
+    is_held = runs["run_id"].astype(str).isin(held).to_numpy()
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    if math.isfinite(fit.residual_std):
+        band = 100.0 * (math.exp(2 * fit.residual_std) - 1.0)
+        ax.axhspan(-band, band, color="grey", alpha=0.15, label="±2σ of log-loss residuals")
+    sc = ax.scatter(C[~is_held], rel[~is_held], c=runs["N"][~is_held], cmap=CMAP, norm=norm, s=28,
+                    edgecolor="white", linewidth=0.5, zorder=5, label="fitted runs")
+    if is_held.any():
+        ax.scatter(C[is_held], rel[is_held], s=70, label="held out (not fitted)", **HELD_OUT_STYLE)
+    ax.set_xscale("log")
+    ax.set_xlabel(LABELS["C"])
+    ax.set_ylabel("residual, loss / fitted − 1 (%)")
+    fig.colorbar(sc, ax=ax, label=LABELS["N"], pad=0.01)
+    title = f"Residuals of {fit.law.name} fit ({fit.n_runs} runs)"
+    if math.isfinite(fit.residual_std):
+        title += f", σ(log loss) = {fmt(fit.residual_std)}"
+    if fit.holdout and fit.holdout.get("mean_abs_rel_err") is not None:
+        title += f"\nheld out: mean |rel err| = {100 * fit.holdout['mean_abs_rel_err']:.2f}%"
+        if fit.holdout.get("max_abs_rel_err") is not None:
+            title += f", max {100 * fit.holdout['max_abs_rel_err']:.2f}%"
+    ax.set_title(title, fontsize=10)
+    _legend_below(fig, ax)
+    return fig
+
+
+def exponent_names(fit: FitResult) -> list[str]:
+    """Parameters that are exponents (``alpha``, ``beta``, ``alpha_N``...), else all of them."""
+    names = [n for n in fit.law.param_names if n.startswith(("alpha", "beta", "a_", "b_"))]
+    return names or list(fit.law.param_names)
+
+
+def bootstrap_distributions(
+    draws: FitResult | Mapping[str, np.ndarray],
+    params: Sequence[str] | None = None,
+    point: Mapping[str, float] | None = None,
+    level: float = 0.95,
+) -> Figure:
+    """Histograms of bootstrap draws of exponents, with the estimate and percentile interval.
+
+    Takes a :class:`FitResult` (its ``boot`` array) or a mapping name -> draws (e.g. the exponents
+    of an IsoFLOP power law), so both kinds of fit share one picture of their uncertainty.
+    """
+    if isinstance(draws, FitResult):
+        fit = draws
+        if fit.boot is None or len(fit.boot) == 0:
+            raise ValueError("this fit has no bootstrap draws; fit with --bootstrap to see them")
+        names = list(params) if params else exponent_names(fit)
+        idx = {n: fit.law.param_names.index(n) for n in names}
+        samples = {n: np.asarray(fit.boot)[:, idx[n]] for n in names}
+        point = dict(fit.params)
+        level = fit.level
+        title = f"Bootstrap distributions, {fit.law.name} ({len(fit.boot)} resamples of {fit.n_runs} runs)"
+    else:
+        names = list(params) if params else list(draws)
+        samples = {n: np.asarray(draws[n], dtype=float) for n in names}
+        title = f"Bootstrap distributions ({len(next(iter(samples.values())))} resamples)"
+    fig, axes = new_figure(3.4 * len(names) + 0.6, 3.4, ncols=len(names))
+    q = (1.0 - level) / 2.0
+    for ax, name in zip(axes, names, strict=True):
+        s = samples[name][np.isfinite(samples[name])]
+        lo, hi = np.quantile(s, [q, 1.0 - q]) if len(s) else (np.nan, np.nan)
+        ax.axvspan(lo, hi, color="orange", alpha=0.25, zorder=0,
+                   label=f"{round(level * 100)}% interval")
+        ax.hist(s, bins=min(40, max(10, len(s) // 10)), color="#4c72b0", zorder=2)
+        est = point.get(name) if point else None
+        if est is not None:
+            ax.axvline(est, color="black", linewidth=1.4, label="estimate")
+        ax.set_xlabel(greek(name))
+        ax.set_ylabel("bootstrap draws")
+        ax.set_title(f"{greek(name)} = {fmt(est)} [{fmt(lo)}, {fmt(hi)}]", fontsize=10)
+        ax.grid(False, which="both")
+    _legend_below(fig, axes[0], ncol=2)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# -- loss curves -------------------------------------------------------------------------------
+
+
+def loss_curves(
+    curves: Mapping[str, pd.DataFrame],
+    runs: pd.DataFrame | None = None,
+    x: str = "tokens",
+    max_legend: int = 8,
+) -> Figure:
+    """Training curves (``store.curve(run_id)`` frames) of a sweep, coloured by run compute.
+
+    Falls back to optimizer steps where tokens were not recorded; eval losses, when present,
+    are drawn as dots on the same colour.
+    """
+    fig, (ax,) = new_figure(7.0, 4.5)
+    info = runs.set_index("run_id") if runs is not None and len(runs) else None
+    compute = {
+        rid: float(info.loc[rid, "C"]) for rid in curves if info is not None and rid in info.index
+    }
+    norm = _lognorm(np.array(list(compute.values()))) if compute else None
+    cmap = mpl.colormaps[CMAP]
+    use_x = x
+    for _rid, df in curves.items():
+        if x not in df or df[x].isna().all():
+            use_x = "step"
+            break
+    for i, (rid, df) in enumerate(curves.items()):
+        if df.empty:
+            continue
+        colour = cmap(norm(compute[rid])) if norm is not None and rid in compute else f"C{i % 10}"
+        label = rid
+        if info is not None and rid in info.index:
+            label = f"N={fmt(info.loc[rid, 'N'])}, D={fmt(info.loc[rid, 'D'])}"
+        xs = df[use_x].to_numpy(dtype=float)
+        ok = xs > 0
+        ax.plot(xs[ok], df["loss"].to_numpy(dtype=float)[ok], color=colour, linewidth=1.2,
+                alpha=0.9, label=label if len(curves) <= max_legend else None)
+        if "eval_loss" in df and df["eval_loss"].notna().any():
+            ax.plot(xs[ok], df["eval_loss"].to_numpy(dtype=float)[ok], "o", color=colour,
+                    markersize=3)
+    ax.set_xscale("log")
+    _log_loss_axis(ax)
+    ax.set_xlabel(LABELS[use_x])
+    ax.set_ylabel(LABELS["loss"])
+    if norm is not None:
+        sm = mpl.cm.ScalarMappable(norm=norm, cmap=CMAP)
+        fig.colorbar(sm, ax=ax, label=LABELS["C"], pad=0.01)
+    ax.set_title(f"Loss curves of {len(curves)} runs (colour: compute)", fontsize=10)
+    if len(curves) <= max_legend:
+        _legend_below(fig, ax, ncol=2)
+    return fig
+
+
+# -- lr x batch grids --------------------------------------------------------------------------
+
+
+def pick_grid(runs: pd.DataFrame, N: float | None = None, D: float | None = None) -> pd.DataFrame:
+    """The runs of one (N, D) lr × batch grid: the given one, else the largest grid in the store.
+
+    N and D match within 1% so values that went through a CSV round-trip still match.
+    """
+    df = runs.dropna(subset=["lr", "batch_tokens", "loss"])
+    if df.empty:
+        raise ValueError("no runs with lr, batch_tokens and loss: no lr × batch grid to show")
+    if N is not None:
+        df = df[np.isclose(df["N"], N, rtol=0.01)]
+    if D is not None:
+        df = df[np.isclose(df["D"], D, rtol=0.01)]
+    if df.empty:
+        raise ValueError(f"no runs with lr and batch at N={fmt(N)}, D={fmt(D)}")
+    keys = df[["N", "D"]].round(-1)
+    sizes = df.groupby([keys["N"], keys["D"]]).size()
+    n_key, d_key = sizes.idxmax()
+    return df[(keys["N"] == n_key) & (keys["D"] == d_key)]
+
+
+def quadratic_surface(grid: pd.DataFrame) -> dict[str, Any] | None:
+    """Least-squares ``loss ≈ q(log lr, log batch)``, a full quadratic; None unless convex.
+
+    The Step Law paper's observation is that loss near the optimum is close to convex in
+    (log lr, log batch); the fitted surface smooths run noise so the plateau contour is stable.
+    """
+    x = np.log(grid["lr"].to_numpy(dtype=float))
+    y = np.log(grid["batch_tokens"].to_numpy(dtype=float))
+    z = grid["loss"].to_numpy(dtype=float)
+    ok = np.isfinite(z)
+    # diverged runs dominate a least-squares fit; keep those within 50% of the best
+    ok &= z <= np.nanmin(z) * 1.5
+    if ok.sum() < 6 or len(np.unique(x[ok])) < 3 or len(np.unique(y[ok])) < 3:
+        return None
+    X = np.column_stack([np.ones(ok.sum()), x[ok], y[ok], x[ok] ** 2, x[ok] * y[ok], y[ok] ** 2])
+    coef, *_ = np.linalg.lstsq(X, z[ok], rcond=None)
+    c0, cx, cy, cxx, cxy, cyy = coef
+    H = np.array([[2 * cxx, cxy], [cxy, 2 * cyy]])
+    if np.any(np.linalg.eigvalsh(H) <= 0):
+        return None
+    xo, yo = np.linalg.solve(H, -np.array([cx, cy]))
+    zmin = c0 + cx * xo + cy * yo + cxx * xo**2 + cxy * xo * yo + cyy * yo**2
+
+    def predict(lr: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        u, v = np.log(lr), np.log(batch)
+        return c0 + cx * u + cy * v + cxx * u**2 + cxy * u * v + cyy * v**2
+
+    return {"predict": predict, "lr_opt": float(np.exp(xo)), "batch_opt": float(np.exp(yo)),
+            "loss_min": float(zmin)}
+
+
+def _edges(values: np.ndarray) -> np.ndarray:
+    """Cell edges at geometric midpoints, so log-spaced grid points sit in their cells' centres."""
+    v = np.log(np.asarray(values, dtype=float))
+    if len(v) == 1:
+        return np.exp(np.array([v[0] - 0.5, v[0] + 0.5]))
+    mid = (v[1:] + v[:-1]) / 2
+    return np.exp(np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]]))
+
+
+_MARKERS = ["D", "^", "s", "P", "v", "X", "h"]
+
+
+def lr_batch_heatmap(
+    runs: pd.DataFrame,
+    N: float | None = None,
+    D: float | None = None,
+    predictions: Mapping[str, tuple[float, float]] | None = None,
+    epsilon: float = 0.01,
+    plateau: Any = None,
+) -> Figure:
+    """Final loss over an lr × batch grid at one (N, D), with each law's predicted optimum.
+
+    ``predictions`` maps a law's label to its predicted ``(lr, batch_tokens)`` at this (N, D).
+    The ε-plateau is the region whose loss is within a factor ``1 + epsilon`` of the minimum of
+    a convex quadratic fitted in (log lr, log batch); ``plateau`` may supply it instead, as
+    a callable ``(lr, batch) -> bool array``.
+    """
+    grid = pick_grid(runs, N, D)
+    n_val, d_val = float(grid["N"].median()), float(grid["D"].median())
+    table = grid.pivot_table(index="batch_tokens", columns="lr", values="loss", aggfunc="mean")
+    lrs, batches = table.columns.to_numpy(dtype=float), table.index.to_numpy(dtype=float)
+    z = table.to_numpy(dtype=float)
+    best_i = grid["loss"].idxmin()
+    best = grid.loc[best_i]
+    fig, (ax,) = new_figure(7.2, 5.6)
+    finite = z[np.isfinite(z)]
+    vmin = float(finite.min())
+    vmax = float(min(finite.max(), vmin * 1.15))
+    cmap = mpl.colormaps["magma_r"].copy()
+    cmap.set_over("#d9d9d9")
+    cmap.set_bad("white")
+    mesh = ax.pcolormesh(_edges(lrs), _edges(batches), np.ma.masked_invalid(z), cmap=cmap,
+                         norm=Normalize(vmin, vmax), shading="flat")
+    if z.size <= 144:
+        for (i, j), val in np.ndenumerate(z):
+            if np.isfinite(val):
+                dark = vmin + 0.5 * (vmax - vmin) < val <= vmax
+                ax.text(lrs[j], batches[i], f"{val:.3f}", ha="center", va="center", fontsize=6.5,
+                        color="white" if dark else "black")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(LABELS["lr"])
+    ax.set_ylabel(LABELS["batch_tokens"])
+    ax.grid(False, which="both")
+    fig.colorbar(mesh, ax=ax, label=f"final {LABELS['loss']} (grey: > {fmt(vmax)})", pad=0.01,
+                 extend="max")
+
+    fine_lr = np.geomspace(_edges(lrs)[0], _edges(lrs)[-1], 200)
+    fine_b = np.geomspace(_edges(batches)[0], _edges(batches)[-1], 200)
+    LR, B = np.meshgrid(fine_lr, fine_b)
+    surface = quadratic_surface(grid)
+    inside = None
+    if plateau is not None:
+        inside = np.asarray(plateau(LR, B), dtype=float)
+    elif surface is not None:
+        inside = (surface["predict"](LR, B) <= surface["loss_min"] * (1 + epsilon)).astype(float)
+    if inside is not None and inside.any():
+        ax.contour(LR, B, inside, levels=[0.5], colors="deepskyblue", linewidths=2.0)
+        ax.plot([], [], color="deepskyblue", linewidth=2,
+                label=f"ε-plateau: loss ≤ (1+{epsilon:g})·min (quadratic fit)")
+    if surface is not None:
+        ax.plot(surface["lr_opt"], surface["batch_opt"], "+", color="deepskyblue", markersize=14,
+                markeredgewidth=2, label="quadratic-surface optimum")
+    ax.plot(best["lr"], best["batch_tokens"], "*", color="gold", markersize=18,
+            markeredgecolor="black", zorder=7,
+            label=f"best run: lr={fmt(best['lr'])}, B={fmt(best['batch_tokens'])}, "
+            f"loss={best['loss']:.4f}")
+    for k, (label, (lr, batch)) in enumerate((predictions or {}).items()):
+        ax.plot(lr, batch, _MARKERS[k % len(_MARKERS)], color=f"C{k}", markersize=10,
+                markeredgecolor="white", markeredgewidth=1.2, zorder=8,
+                label=f"{label}: lr={fmt(lr)}, B={fmt(batch)}")
+    # predictions outside the grid still show: widen the limits to include them
+    xs = [*_edges(lrs)[[0, -1]], *[p[0] for p in (predictions or {}).values()]]
+    ys = [*_edges(batches)[[0, -1]], *[p[1] for p in (predictions or {}).values()]]
+    ax.set_xlim(min(xs) / 1.2, max(xs) * 1.2)
+    ax.set_ylim(min(ys) / 1.2, max(ys) * 1.2)
+    ax.set_title(f"lr × batch grid at N = {fmt(n_val)}, D = {fmt(d_val)} ({len(grid)} runs)",
+                 fontsize=10)
+    _legend_below(fig, ax, ncol=2)
+    return fig
