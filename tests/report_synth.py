@@ -3,10 +3,13 @@ with a known optimum, and loss curves, so figures and reports have real structur
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from scalinglab.laws.loss import HOFFMANN_2022
+from scalinglab.runs.store import RunStore
 
 TRUE = dict(HOFFMANN_2022.params)
 GRID_N, GRID_D = 2.0e7, 4.0e8
@@ -45,7 +48,8 @@ def hparam_grid(seed: int = 1, n_lr: int = 7, n_batch: int = 6) -> pd.DataFrame:
             u, v = np.log(lr / GRID_LR_OPT), np.log(batch / GRID_BATCH_OPT)
             loss = base * (1 + 0.012 * u**2 + 0.006 * v**2 - 0.004 * u * v)
             loss *= float(np.exp(rng.normal(0, 0.001)))
-            rows.append({"N": GRID_N, "D": GRID_D, "loss": loss, "lr": lr, "batch_tokens": batch,
+            rows.append({"N": GRID_N, "D": GRID_D, "C": 6 * GRID_N * GRID_D, "loss": loss,
+                         "lr": lr, "batch_tokens": batch,
                          "tags": {"dataset": "synthetic", "sweep": "hparams"}})
     return pd.DataFrame(rows)
 
@@ -65,3 +69,12 @@ def all_runs(seed: int = 0) -> pd.DataFrame:
     iso = isoflop_runs(seed=seed)
     iso["curve"] = [curve_for(n, d, seed=i) for i, (n, d) in enumerate(zip(iso["N"], iso["D"], strict=True))]
     return pd.concat([iso, hparam_grid(seed + 1)], ignore_index=True)
+
+
+def make_store(path: Path) -> Path:
+    """A store with 35 IsoFLOP runs (with curves), a 42-run lr × batch grid and a failed run."""
+    with RunStore(path) as store:
+        store.import_frame(all_runs(), source="synthetic")
+        store.add_run({"run_id": "crashed", "N": 1e7, "D": 1e8, "status": "failed",
+                       "error": "CUDA out of memory", "tags": {"dataset": "synthetic"}})
+    return path

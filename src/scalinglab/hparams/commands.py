@@ -1,7 +1,340 @@
-"""CLI commands for this area (filled in by the area's owner)."""
+"""``scalinglab hparams``: fit, predict, evaluate and inspect optimal lr / batch laws."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import typer
+from rich.table import Table
+
+from scalinglab.clikit import JsonOption, UserError, console, emit_json, to_json
+from scalinglab.fit.result import NotIdentifiable
+from scalinglab.hparams.evaluate import evaluate_laws
+from scalinglab.hparams.fit import (
+    METHODS,
+    fit_hparam_law,
+    load_hparam_law,
+    parse_features,
+)
+from scalinglab.hparams.grid import read_grid
+from scalinglab.hparams.landscape import fit_landscape
+from scalinglab.hparams.timescale import fit_tau_law
+from scalinglab.laws.hparams import LR_TRANSFER_RULES, WEIGHT_DECAY_FOR_TAU
+from scalinglab.runs.schema import parse_number
+
+app = typer.Typer(
+    name="hparams",
+    help="Optimal learning rate and batch size: fit laws from lr x batch grids (Step Law "
+    "procedure), predict, evaluate on held-out groups, inspect the plateau.\n\n"
+    "Example: scalinglab hparams fit runs.csv --json",
+    no_args_is_help=True,
+)
+
+SeqLenOption = typer.Option(2048, "--seq-len", help="Tokens per sequence, to convert a batch "
+                            "given in sequences (column bs) to tokens.")
+BatchUnitOption = typer.Option("auto", "--batch-unit", help="Unit of the batch column: auto "
+                               "(batch_tokens = tokens, bs = sequences), tokens or sequences.")
 
 
-def register(app: typer.Typer) -> None:
-    pass
+def number(text: str | None, what: str) -> float | None:
+    """``7B``, ``1.4e12``, ``2,048`` -> float; a clear error otherwise."""
+    if text is None:
+        return None
+    try:
+        value = parse_number(text)
+    except (TypeError, ValueError):
+        raise UserError(f"{what} {text!r} is not a number (e.g. 7e9, 7B, 1.4T)") from None
+    if not (np.isfinite(value) and value > 0):
+        raise UserError(f"{what} must be a positive number, not {text!r}")
+    return value
+
+
+def _grid(path: Path, seq_len: int, batch_unit: str, weight_decay: bool = False):
+    if batch_unit not in ("auto", "tokens", "sequences"):
+        raise UserError(f"--batch-unit must be auto, tokens or sequences, not {batch_unit!r}")
+    return read_grid(path, seq_len=seq_len, batch_unit=batch_unit,  # type: ignore[arg-type]
+                     weight_decay=weight_decay)
+
+
+def _short(x: float, digits: int = 2) -> str:
+    """2.2e8 rather than 2.15e+08: tables of many numbers stay readable at 80 columns."""
+    mantissa, exp = f"{x:.{digits - 1}e}".split("e")
+    return f"{float(mantissa):g}e{int(exp)}"
+
+
+def _fmt_ci(ci: dict[str, list[float]], key: str) -> str:
+    return f"[{ci[key][0]:.3f}, {ci[key][1]:.3f}]" if key in ci else "-"
+
+
+@app.command("fit")
+def fit_cmd(
+    grid_path: Path = typer.Argument(..., metavar="GRID", help="CSV/Parquet/JSONL with N, D, lr, "
+                                     "batch (batch_tokens or bs) and loss (or 'smooth loss')."),
+    method: str = typer.Option("threshold", "--method", help="threshold (Step Law: runs within "
+                               "--tolerance of the group's best) or surface (minimiser of each "
+                               "group's fitted convex landscape)."),
+    tolerance: float = typer.Option(0.0025, "--tolerance", help="Relative loss tolerance of the "
+                                    "threshold method."),
+    fit_window: float = typer.Option(0.02, "--fit-window", help="Runs within this relative loss "
+                                     "of the best are used to fit a group's landscape (surface)."),
+    lr_features: str = typer.Option("N,D", "--lr-features", help="Features of the lr law, from "
+                                    "N, D, C (=6ND), TPP (=D/N)."),
+    bs_features: str = typer.Option("D", "--bs-features", help="Features of the batch law."),
+    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples (0: none)."),
+    resample: str = typer.Option("groups", "--resample", help="Bootstrap unit: groups (whole "
+                                 "(N, D) groups; honest) or runs (as Step Law did; narrower)."),
+    seed: int = typer.Option(0, "--seed"),
+    seq_len: int = SeqLenOption,
+    batch_unit: str = BatchUnitOption,
+    save: Path | None = typer.Option(None, "--save", help="Write the fit, bootstrap draws "
+                                     "included, to this JSON (for predict/evaluate/plan)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Fit ln lr = a + b ln N + c ln D and ln batch = d + e ln D from lr x batch grids.
+
+    Example: scalinglab hparams fit dense_lr_bs_loss.csv --method surface --save hp.json --json
+    """
+    grid = _grid(grid_path, seq_len, batch_unit)
+    try:
+        fit = fit_hparam_law(grid, method=method, tolerance=tolerance,  # type: ignore[arg-type]
+                             lr_features=parse_features(lr_features),
+                             batch_features=parse_features(bs_features), n_boot=n_boot,
+                             resample=resample, seed=seed, fit_window=fit_window)  # type: ignore[arg-type]
+    except NotIdentifiable as exc:
+        raise UserError(f"{grid_path}: {exc}") from None
+    if save is not None:
+        save.write_text(to_json(fit.to_dict(include_boot=True)) + "\n")
+    out = fit.to_dict()
+    if as_json:
+        emit_json(out)
+        return
+    table = Table(title=f"{method} fit: {fit.n_groups} groups, {fit.n_runs} runs "
+                        f"({fit.level:.0%} {fit.resample} bootstrap)")
+    for col in ("law", "coefficient", "estimate", "interval"):
+        table.add_column(col)
+    for law_key, inst in (("lr", fit.lr), ("bs", fit.batch)):
+        for k, v in inst.params.items():
+            table.add_row(law_key, k, f"{v:.4f}", _fmt_ci(out["ci"][law_key], k))
+    console.print(table)
+    for w in fit.warnings:
+        console.print(f"[yellow]note:[/] {w}")
+    if save is not None:
+        console.print(f"saved to {save}")
+
+
+@app.command("predict")
+def predict_cmd(
+    law: str = typer.Option("steplaw", "--law", help="steplaw, deepseek, or a FITTED.json saved "
+                            "by `hparams fit --save`."),
+    params: str = typer.Option(..., "--params", help="Non-embedding parameters N (e.g. 1e9, 1B)."),
+    tokens: str = typer.Option(..., "--tokens", help="Training tokens D (e.g. 2e10, 20B)."),
+    seq_len: int = typer.Option(2048, "--seq-len", help="Tokens per sequence."),
+    tau: float = typer.Option(0.2, "--tau", help="AdamW timescale (fraction of the run) for the "
+                              "weight decay; an assumption unless you fitted one."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Optimal lr and batch at (N, D), with an interval when the law has one.
+
+    Example: scalinglab hparams predict --law steplaw --params 1B --tokens 20B --json
+    """
+    hp = load_hparam_law(law)
+    N, D = number(params, "--params"), number(tokens, "--tokens")
+    assert N is not None and D is not None
+    pred = hp.predict(N, D)
+    lr, bt = float(pred["lr"]), float(pred["batch_tokens"])
+    iv = hp.interval(N, D)
+    out: dict[str, Any] = {
+        "law": hp.name, "N": N, "D": D, "lr": lr, "batch_tokens": bt,
+        "batch_sequences": bt / seq_len, "seq_len": seq_len,
+        "lr_interval": [float(x) for x in iv["lr"]] if iv else None,
+        "batch_interval": [float(x) for x in iv["batch_tokens"]] if iv else None,
+        "interval_source": iv["source"] if iv else "no interval: the law gives none",
+        "tau": tau,
+        "weight_decay": float(WEIGHT_DECAY_FOR_TAU.predict(batch_tokens=bt, lr=lr, tau=tau, D=D)),
+        "warnings": hp.check_range(N, D),
+        "provenance": hp.provenance.to_dict(),
+    }
+    if as_json:
+        emit_json(out)
+        return
+    table = Table(title=f"{hp.name} at N={N:.3g}, D={D:.3g}")
+    table.add_column("quantity")
+    table.add_column("value")
+    table.add_column("95% interval")
+
+    def fmt(xs: list[float] | None) -> str:
+        return f"[{xs[0]:.3g}, {xs[1]:.3g}]" if xs else "none"
+
+    table.add_row("lr", f"{lr:.4g}", fmt(out["lr_interval"]))
+    table.add_row("batch (tokens)", f"{bt:,.0f}", fmt(out["batch_interval"]))
+    table.add_row("batch (sequences)", f"{bt / seq_len:.1f}", "")
+    table.add_row(f"weight decay (tau={tau:g})", f"{out['weight_decay']:.3g}", "")
+    console.print(table)
+    for w in out["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    grid_path: Path = typer.Argument(..., metavar="GRID"),
+    law: list[str] = typer.Option(["steplaw", "deepseek"], "--law", help="Laws to compare "
+                                  "(repeat): steplaw, deepseek, FITTED.json."),
+    refit: str = typer.Option("threshold,surface", "--refit", help="Also refit on the remaining "
+                              "groups of each fold with these methods (comma list, or none)."),
+    holdout_groups: int = typer.Option(1, "--holdout-groups", help="(N, D) groups held out per "
+                                       "fold."),
+    split: str = typer.Option("random", "--split", help="random folds covering every group, or "
+                              "largest: hold out the K largest budgets once (extrapolation)."),
+    seed: int = typer.Option(0, "--seed"),
+    tolerance: float = typer.Option(0.0025, "--tolerance"),
+    fit_window: float = typer.Option(0.02, "--fit-window"),
+    seq_len: int = SeqLenOption,
+    batch_unit: str = BatchUnitOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Relative excess loss of each law's (lr, batch) on held-out (N, D) groups.
+
+    Example: scalinglab hparams evaluate dense_lr_bs_loss.csv --law steplaw --law deepseek --holdout-groups 1
+    """
+    grid = _grid(grid_path, seq_len, batch_unit)
+    methods = [] if refit.strip().lower() == "none" else [
+        m.strip() for m in refit.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise UserError(f"--refit {bad}: choose from {list(METHODS)} or none")
+    laws = {Path(x).stem if Path(x).suffix == ".json" else x: load_hparam_law(x) for x in law}
+    ev = evaluate_laws(grid, laws, methods=methods, holdout_groups=holdout_groups,
+                       split=split, seed=seed, tolerance=tolerance,  # type: ignore[arg-type]
+                       fit_window=fit_window)
+    if as_json:
+        emit_json(ev.to_dict())
+        return
+    s = ev.summary()
+    table = Table(title=f"excess loss (%, mean / max) on held-out groups ({ev.split}, "
+                        f"{ev.holdout_groups} per fold)")
+    table.add_column("law", no_wrap=True)
+    table.add_column("groups", justify="right")
+    for reading in ("surface", "cubic", "nearest"):
+        table.add_column(reading, justify="right", no_wrap=True)
+    for r in s.itertuples():
+        table.add_row(r.law, str(r.groups), *(
+            f"{100 * getattr(r, 'mean_' + x):.3f} / {100 * getattr(r, 'max_' + x):.3f}"
+            for x in ("surface", "cubic", "nearest")))
+    console.print(table)
+    for n in ev.notes:
+        console.print(f"[yellow]note:[/] {n}")
+
+
+@app.command("plateau")
+def plateau_cmd(
+    grid_path: Path = typer.Argument(..., metavar="GRID"),
+    params: str | None = typer.Option(None, "--params", help="N of the group (default: all)."),
+    tokens: str | None = typer.Option(None, "--tokens", help="D of the group (default: all)."),
+    eps: float = typer.Option(0.0025, "--eps", help="Relative loss within which a setting counts "
+                              "as on the plateau."),
+    fit_window: float = typer.Option(0.02, "--fit-window"),
+    seq_len: int = SeqLenOption,
+    batch_unit: str = BatchUnitOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Fit each group's convex landscape in (ln lr, ln batch): optimum and the eps-plateau.
+
+    Example: scalinglab hparams plateau dense_lr_bs_loss.csv --params 429260800 --tokens 40e9 --json
+    """
+    grid = _grid(grid_path, seq_len, batch_unit)
+    N, D = number(params, "--params"), number(tokens, "--tokens")
+    out = []
+    for (n, d), g in grid.groups():
+        if (N is not None and not np.isclose(n, N, rtol=1e-3)) or (
+                D is not None and not np.isclose(d, D, rtol=1e-3)):
+            continue
+        try:
+            land = fit_landscape(g, window=fit_window)
+        except NotIdentifiable as exc:
+            raise UserError(f"{grid_path}: {exc}") from None
+        within = g[g["loss"] <= land.optimum["loss"] * (1 + eps)]
+        item = land.to_dict(eps)
+        item["runs_within_eps"] = int(len(within))
+        out.append(item)
+    if not out:
+        raise UserError(f"{grid_path}: no group with N={params}, D={tokens}")
+    if as_json:
+        emit_json(out if len(out) > 1 else out[0])
+        return
+    table = Table(title=f"optimum and plateau (within {eps:.2%}) of each group's landscape")
+    for col in ("N", "D", "lr*", "lr plateau", "batch*", "batch plateau", "loss*"):
+        table.add_column(col, no_wrap=True)
+    for it in out:
+        p, o = it["plateau"], it["optimum"]
+        table.add_row(_short(it["N"], 3), _short(it["D"], 3), _short(o["lr"]),
+                      f"{_short(p['lr'][0])}-{_short(p['lr'][1])}", _short(o["batch_tokens"]),
+                      f"{_short(p['batch_tokens'][0])}-{_short(p['batch_tokens'][1])}",
+                      f"{o['loss']:.3f}")
+    console.print(table)
+
+
+@app.command("tau")
+def tau_cmd(
+    grid_path: Path = typer.Argument(..., metavar="GRID", help="Runs with N, D, lr, batch, "
+                                     "weight_decay and loss (a weight-decay sweep)."),
+    n_boot: int = typer.Option(1000, "--n-boot"),
+    seed: int = typer.Option(0, "--seed"),
+    seq_len: int = SeqLenOption,
+    batch_unit: str = BatchUnitOption,
+    save: Path | None = typer.Option(None, "--save", help="Write the tau law (for plan --tau)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Fit the optimal AdamW timescale tau = B/(lr wd D) as a power law in D/N (Power Lines).
+
+    Example: scalinglab hparams tau wd_sweep.csv --save tau.json --json
+    """
+    grid = _grid(grid_path, seq_len, batch_unit, weight_decay=True)
+    try:
+        fit = fit_tau_law(grid, n_boot=n_boot, seed=seed)
+    except NotIdentifiable as exc:
+        raise UserError(f"{grid_path}: {exc}") from None
+    if save is not None:
+        save.write_text(to_json(fit.to_dict(include_boot=True)) + "\n")
+    out = fit.to_dict()
+    if as_json:
+        emit_json(out)
+        return
+    p, ci = out["params"], out["ci"]
+    console.print(f"tau_opt = {out['prefactor']:.3g} * (D/N)^{p['coef_TPP']:.3f}  "
+                  f"(coef_TPP {fit.level:.0%} interval {_fmt_ci(ci, 'coef_TPP')}, "
+                  f"{out['n_groups']} groups)")
+
+
+@app.command("transfer")
+def transfer_cmd(
+    lr: float = typer.Option(..., "--lr", help="Learning rate tuned at --from-batch."),
+    from_batch: str = typer.Option(..., "--from-batch", help="Batch (tokens) the lr was tuned at."),
+    to_batch: str = typer.Option(..., "--to-batch", help="New batch (tokens)."),
+    optimizer: str = typer.Option("adam", "--optimizer", help="adam (square-root rule) or sgd "
+                                  "(linear rule)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Move a learning rate to another batch size: square-root rule (Adam) or linear (SGD).
+
+    Example: scalinglab hparams transfer --lr 3e-4 --from-batch 0.5M --to-batch 2M --json
+    """
+    rule = LR_TRANSFER_RULES.get(optimizer.lower())
+    if rule is None:
+        raise UserError(f"--optimizer must be one of {sorted(LR_TRANSFER_RULES)}, not {optimizer!r}")
+    b0, b1 = number(from_batch, "--from-batch"), number(to_batch, "--to-batch")
+    new = float(rule.predict(lr=lr, batch_tokens=b0, new_batch_tokens=b1))
+    out = {"lr": new, "from_lr": lr, "from_batch": b0, "to_batch": b1, "rule": rule.label,
+           "formula": rule.law.formula, "exponent": rule.params["exponent"],
+           "provenance": rule.provenance.to_dict() if rule.provenance else None}
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"lr {lr:.4g} at {b0:,.0f} tokens -> {new:.4g} at {b1:,.0f} tokens "
+                      f"({rule.label})")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="hparams")
+

@@ -1,7 +1,92 @@
-"""CLI commands for this area (filled in by the area's owner)."""
+"""``scalinglab plan``: a budget (or N and D) -> model size, tokens, loss, lr, batch, weight decay."""
+
+from __future__ import annotations
 
 import typer
+from rich.table import Table
+
+from scalinglab.clikit import JsonOption, UserError, console, emit_json
+from scalinglab.plan.planner import DEFAULT_TAU, Plan, make_plan
+from scalinglab.runs.schema import parse_number
+
+
+def _num(text: str | None, what: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_number(text)
+    except (TypeError, ValueError):
+        raise UserError(f"{what} {text!r} is not a number (e.g. 1e21, 7B, 1.4T)") from None
+
+
+def _iv(xs: list[float] | None, fmt: str = ".3g") -> str:
+    return f"[{xs[0]:{fmt}}, {xs[1]:{fmt}}]" if xs else "-"
+
+
+def print_plan(plan: Plan) -> None:
+    table = Table(title=f"plan ({plan.mode}; loss law {plan.loss_law['label']}, "
+                        f"hparams {plan.hparams_law['name']})")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_column("interval / note")
+    table.add_row("parameters N", f"{plan.N:.4g}", _iv(plan.N_interval))
+    table.add_row("tokens D", f"{plan.D:.4g}", _iv(plan.D_interval))
+    table.add_row("tokens per parameter", f"{plan.tokens_per_param:.1f}", "")
+    table.add_row("training FLOPs 6ND", f"{plan.train_flops:.3g}", "")
+    if plan.inference_tokens:
+        table.add_row("inference FLOPs 2NT", f"{plan.inference_flops:.3g}",
+                      f"T = {plan.inference_tokens:.3g} tokens")
+    table.add_row("predicted loss", f"{plan.loss:.4f}",
+                  _iv(plan.loss_interval, ".4f") if plan.loss_interval else "no interval")
+    table.add_row("learning rate", f"{plan.lr:.4g}",
+                  f"law {plan.lr_law:.4g} {_iv(plan.lr_interval)}; sqrt rule to rounded batch")
+    table.add_row("batch (sequences)", f"{plan.batch_sequences:,}", plan.batch_rounding)
+    table.add_row("batch (tokens)", f"{plan.batch_tokens:,}",
+                  f"law {plan.batch_tokens_law:,.0f} {_iv(plan.batch_interval, ',.0f')}")
+    table.add_row("steps", f"{plan.steps:,}", f"seq_len {plan.seq_len}")
+    table.add_row("weight decay", f"{plan.weight_decay:.3g}", f"tau = {plan.tau:.3g} "
+                  f"({plan.tau_source})")
+    console.print(table)
+    console.print(f"[dim]loss interval: {plan.loss_interval_source}[/]")
+    for w in plan.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+def plan_cmd(
+    compute: str | None = typer.Option(None, "--compute", help="Training FLOPs budget C "
+                                       "(plus inference when --inference-tokens is set)."),
+    params: str | None = typer.Option(None, "--params", help="Non-embedding parameters N."),
+    tokens: str | None = typer.Option(None, "--tokens", help="Training tokens D."),
+    law: str = typer.Option("hoffmann2022", "--law", help="Loss law: hoffmann2022, "
+                            "besiroglu2024, or FIT.json from `fit chinchilla --save`."),
+    hparams: str = typer.Option("steplaw", "--hparams", help="lr/batch law: steplaw, deepseek, "
+                                "or FILE from `hparams fit --save`."),
+    seq_len: int = typer.Option(2048, "--seq-len", help="Tokens per sequence."),
+    tau: str = typer.Option(str(DEFAULT_TAU), "--tau", help="AdamW timescale (fraction of the "
+                            "run) for weight decay, or FILE from `hparams tau --save`."),
+    inference_tokens: str = typer.Option("0", "--inference-tokens", help="Tokens to be served "
+                                         "over the model's life; adds 2NT to the cost."),
+    batch_round: str = typer.Option("multiple8", "--round", help="Batch rounding: multiple8, "
+                                    "pow2 or none."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Plan a training run: N, D, loss with interval, lr, batch, steps and weight decay.
+
+    Example: scalinglab plan --compute 1e21 --law hoffmann2022 --hparams steplaw --json
+
+    Example: scalinglab plan --params 1B --tokens 20B --law fit.json
+    """
+    T = _num(inference_tokens, "--inference-tokens") or 0.0
+    plan = make_plan(
+        compute=_num(compute, "--compute"), params=_num(params, "--params"),
+        tokens=_num(tokens, "--tokens"), loss_law=law, hparams_law=hparams, seq_len=seq_len,
+        tau=tau, inference_tokens=T, batch_round=batch_round,  # type: ignore[arg-type]
+    )
+    if as_json:
+        emit_json(plan.to_dict())
+    else:
+        print_plan(plan)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("plan")(plan_cmd)

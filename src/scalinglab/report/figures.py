@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -23,7 +22,10 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
-from scalinglab.fit.result import FitResult
+from scalinglab.fit import AllocationLaw, IsoFlopResult, group_budgets
+from scalinglab.fit.result import FitResult, NotIdentifiable
+from scalinglab.hparams.landscape import fit_landscape
+from scalinglab.laws.loss import chinchilla_optimum
 
 #: axis labels with units, shared by every figure
 LABELS = {
@@ -67,10 +69,13 @@ def greek(text: str) -> str:
 def param_summary(fit: FitResult, names: Iterable[str] | None = None) -> str:
     """``α = 0.34 [0.31, 0.37], β = ...``: estimates with their bootstrap interval."""
     ci = fit.ci
+    unidentified = set(fit.extra.get("unidentified") or [])
     parts = []
     for name in names if names is not None else fit.law.param_names:
         value = fit.params[name]
-        if name in ci:
+        if name in unidentified:
+            parts.append(f"{greek(name)} not identified")
+        elif name in ci:
             lo, hi = ci[name]
             parts.append(f"{greek(name)} = {fmt(value)} [{fmt(lo)}, {fmt(hi)}]")
         else:
@@ -114,7 +119,9 @@ def _log_loss_axis(ax: Axes) -> None:
     """Log-scaled loss axis with plain-number ticks: losses span < 1 decade, so default
     log ticks would leave the axis unlabelled."""
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0)))
+    lo, hi = ax.get_ylim()  # call after plotting: tick density follows the data's span
+    subs = np.arange(1.0, 10.0, 0.5) if hi / lo < 2.2 else (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
     ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.yaxis.set_minor_formatter(NullFormatter())
 
@@ -128,20 +135,28 @@ def _lognorm(values: np.ndarray) -> LogNorm:
     return LogNorm(lo, hi)
 
 
-def _held_out_ids(fit: FitResult | None, holdout: Iterable[str] | None) -> set[str]:
-    """Held-out run ids from the argument or the fit's ``holdout["runs"]`` (ids or dicts)."""
+def held_out_mask(
+    runs: pd.DataFrame, fit: FitResult | None, holdout: Iterable[str] | None = None
+) -> np.ndarray:
+    """Which runs were held out: ids given, else the fit's ``holdout["runs"]``.
+
+    The fit engine records held-out runs by their inputs (N, D, C) rather than by id, so those
+    are matched on every input they carry.
+    """
     if holdout is not None:
-        return {str(r) for r in holdout}
-    if fit is None or not fit.holdout:
-        return set()
-    out = set()
-    for r in fit.holdout.get("runs", []) or []:
-        if isinstance(r, Mapping):
-            if "run_id" in r:
-                out.add(str(r["run_id"]))
+        return runs["run_id"].astype(str).isin({str(r) for r in holdout}).to_numpy()
+    mask = np.zeros(len(runs), dtype=bool)
+    for r in ((fit.holdout or {}).get("runs") or []) if fit is not None else []:
+        if not isinstance(r, Mapping):
+            mask |= runs["run_id"].astype(str).to_numpy() == str(r)
+        elif "run_id" in r:
+            mask |= runs["run_id"].astype(str).to_numpy() == str(r["run_id"])
         else:
-            out.add(str(r))
-    return out
+            keys = [k for k in ("N", "D", "C") if k in r and k in runs]
+            if keys:
+                mask |= np.all([np.isclose(runs[k].to_numpy(float), float(r[k]), rtol=1e-9)
+                                for k in keys], axis=0)
+    return mask
 
 
 def _levels(values: np.ndarray, k: int) -> np.ndarray:
@@ -152,11 +167,8 @@ def _levels(values: np.ndarray, k: int) -> np.ndarray:
     return np.exp(np.quantile(np.log(v), np.linspace(0.0, 1.0, k)))
 
 
-def _span(values: np.ndarray, pad: float = 1.6, extend_to: float | None = None) -> np.ndarray:
-    lo, hi = float(np.min(values)) / pad, float(np.max(values)) * pad
-    if extend_to is not None:
-        lo, hi = min(lo, extend_to / pad), max(hi, extend_to * pad)
-    return np.geomspace(lo, hi, 160)
+def _span(values: np.ndarray, pad: float = 1.6) -> np.ndarray:
+    return np.geomspace(float(np.min(values)) / pad, float(np.max(values)) * pad, 160)
 
 
 def _legend_below(fig: Figure, ax: Axes, ncol: int = 3) -> None:
@@ -184,7 +196,7 @@ def loss_fit(
     ringed in red.
     """
     inputs = list(fit.law.inputs)
-    held = _held_out_ids(fit, holdout)
+    is_held = held_out_mask(runs, fit, holdout)
     fig, axes = new_figure(5.2 * len(inputs), 4.6, ncols=len(inputs))
     for ax, x in zip(axes, inputs, strict=True):
         others = [i for i in inputs if i != x]
@@ -206,7 +218,6 @@ def loss_fit(
             if np.isfinite(lo).any():
                 ax.fill_between(grid, lo, hi, color="grey", alpha=0.25, linewidth=0,
                                 label=f"{round(fit.level * 100)}% band")
-        is_held = runs["run_id"].astype(str).isin(held).to_numpy()
         sc = ax.scatter(runs[x][~is_held], runs["loss"][~is_held], c=runs[colour_by][~is_held],
                         cmap=CMAP, norm=norm, s=26, edgecolor="white", linewidth=0.5, zorder=5,
                         label="fitted runs")
@@ -235,14 +246,13 @@ def residuals(
     Structure in this plot (a trend with C) says the law's form is wrong even when the
     intervals look tight; held-out runs show how it extrapolates.
     """
-    held = _held_out_ids(fit, holdout)
+    is_held = held_out_mask(runs, fit, holdout)
     inputs = {k: runs[k].to_numpy(dtype=float) for k in fit.law.inputs}
     pred = np.asarray(fit.predict(**inputs), dtype=float)
     rel = 100.0 * (runs["loss"].to_numpy(dtype=float) / pred - 1.0)
     C = runs["C"].to_numpy(dtype=float)
     fig, (ax,) = new_figure(7.0, 4.2)
     norm = _lognorm(runs["N"].to_numpy())
-    is_held = runs["run_id"].astype(str).isin(held).to_numpy()
     ax.axhline(0.0, color="black", linewidth=0.8)
     if math.isfinite(fit.residual_std):
         band = 100.0 * (math.exp(2 * fit.residual_std) - 1.0)
@@ -327,34 +337,34 @@ def loss_curves(
     x: str = "tokens",
     max_legend: int = 8,
 ) -> Figure:
-    """Training curves (``store.curve(run_id)`` frames) of a sweep, coloured by run compute.
+    """Training curves (``store.curve(run_id)`` frames) of a sweep.
 
-    Falls back to optimizer steps where tokens were not recorded; eval losses, when present,
-    are drawn as dots on the same colour.
+    Up to ``max_legend`` runs get distinct colours and a legend naming N, D and C; more runs are
+    coloured by compute on a log colour scale, which is what tells a sweep's curves apart.
+    Falls back to optimizer steps where tokens were not recorded; eval losses, when present, are
+    drawn as dots in the run's colour.
     """
-    fig, (ax,) = new_figure(7.0, 4.5)
-    info = runs.set_index("run_id") if runs is not None and len(runs) else None
-    compute = {
-        rid: float(info.loc[rid, "C"]) for rid in curves if info is not None and rid in info.index
-    }
-    norm = _lognorm(np.array(list(compute.values()))) if compute else None
+    fig, (ax,) = new_figure(7.0, 4.6)
+    curves = {rid: df for rid, df in curves.items() if not df.empty}
+    info = runs.drop_duplicates("run_id").set_index("run_id") if runs is not None else None
+    compute = {rid: float(info.loc[rid, "C"]) for rid in curves
+               if info is not None and rid in info.index}
+    by_compute = len(curves) > max_legend and len(compute) == len(curves)
+    norm = _lognorm(np.array(list(compute.values()))) if by_compute else None
     cmap = mpl.colormaps[CMAP]
-    use_x = x
-    for _rid, df in curves.items():
-        if x not in df or df[x].isna().all():
-            use_x = "step"
-            break
-    for i, (rid, df) in enumerate(curves.items()):
-        if df.empty:
-            continue
-        colour = cmap(norm(compute[rid])) if norm is not None and rid in compute else f"C{i % 10}"
+    use_x = x if all(x in df and df[x].notna().all() for df in curves.values()) else "step"
+    order = sorted(curves, key=lambda rid: compute.get(rid, 0.0))
+    for i, rid in enumerate(order):
+        df = curves[rid]
+        colour = cmap(norm(compute[rid])) if norm is not None else f"C{i % 10}"
         label = rid
         if info is not None and rid in info.index:
-            label = f"N={fmt(info.loc[rid, 'N'])}, D={fmt(info.loc[rid, 'D'])}"
+            r = info.loc[rid]
+            label = f"N={fmt(r['N'])}, D={fmt(r['D'])}, C={fmt(r['C'])}"
         xs = df[use_x].to_numpy(dtype=float)
         ok = xs > 0
-        ax.plot(xs[ok], df["loss"].to_numpy(dtype=float)[ok], color=colour, linewidth=1.2,
-                alpha=0.9, label=label if len(curves) <= max_legend else None)
+        ax.plot(xs[ok], df["loss"].to_numpy(dtype=float)[ok], color=colour, linewidth=1.3,
+                alpha=0.9, label=None if by_compute else label)
         if "eval_loss" in df and df["eval_loss"].notna().any():
             ax.plot(xs[ok], df["eval_loss"].to_numpy(dtype=float)[ok], "o", color=colour,
                     markersize=3)
@@ -365,8 +375,9 @@ def loss_curves(
     if norm is not None:
         sm = mpl.cm.ScalarMappable(norm=norm, cmap=CMAP)
         fig.colorbar(sm, ax=ax, label=LABELS["C"], pad=0.01)
-    ax.set_title(f"Loss curves of {len(curves)} runs (colour: compute)", fontsize=10)
-    if len(curves) <= max_legend:
+    ax.set_title(f"Training loss of {len(curves)} runs"
+                 + (" (colour: compute)" if by_compute else ""), fontsize=10)
+    if not by_compute:
         _legend_below(fig, ax, ncol=2)
     return fig
 
@@ -394,37 +405,6 @@ def pick_grid(runs: pd.DataFrame, N: float | None = None, D: float | None = None
     return df[(keys["N"] == n_key) & (keys["D"] == d_key)]
 
 
-def quadratic_surface(grid: pd.DataFrame) -> dict[str, Any] | None:
-    """Least-squares ``loss ≈ q(log lr, log batch)``, a full quadratic; None unless convex.
-
-    The Step Law paper's observation is that loss near the optimum is close to convex in
-    (log lr, log batch); the fitted surface smooths run noise so the plateau contour is stable.
-    """
-    x = np.log(grid["lr"].to_numpy(dtype=float))
-    y = np.log(grid["batch_tokens"].to_numpy(dtype=float))
-    z = grid["loss"].to_numpy(dtype=float)
-    ok = np.isfinite(z)
-    # diverged runs dominate a least-squares fit; keep those within 50% of the best
-    ok &= z <= np.nanmin(z) * 1.5
-    if ok.sum() < 6 or len(np.unique(x[ok])) < 3 or len(np.unique(y[ok])) < 3:
-        return None
-    X = np.column_stack([np.ones(ok.sum()), x[ok], y[ok], x[ok] ** 2, x[ok] * y[ok], y[ok] ** 2])
-    coef, *_ = np.linalg.lstsq(X, z[ok], rcond=None)
-    c0, cx, cy, cxx, cxy, cyy = coef
-    H = np.array([[2 * cxx, cxy], [cxy, 2 * cyy]])
-    if np.any(np.linalg.eigvalsh(H) <= 0):
-        return None
-    xo, yo = np.linalg.solve(H, -np.array([cx, cy]))
-    zmin = c0 + cx * xo + cy * yo + cxx * xo**2 + cxy * xo * yo + cyy * yo**2
-
-    def predict(lr: np.ndarray, batch: np.ndarray) -> np.ndarray:
-        u, v = np.log(lr), np.log(batch)
-        return c0 + cx * u + cy * v + cxx * u**2 + cxy * u * v + cyy * v**2
-
-    return {"predict": predict, "lr_opt": float(np.exp(xo)), "batch_opt": float(np.exp(yo)),
-            "loss_min": float(zmin)}
-
-
 def _edges(values: np.ndarray) -> np.ndarray:
     """Cell edges at geometric midpoints, so log-spaced grid points sit in their cells' centres."""
     v = np.log(np.asarray(values, dtype=float))
@@ -442,30 +422,27 @@ def lr_batch_heatmap(
     N: float | None = None,
     D: float | None = None,
     predictions: Mapping[str, tuple[float, float]] | None = None,
-    epsilon: float = 0.01,
-    plateau: Any = None,
+    eps: float = 0.0025,
 ) -> Figure:
     """Final loss over an lr × batch grid at one (N, D), with each law's predicted optimum.
 
     ``predictions`` maps a law's label to its predicted ``(lr, batch_tokens)`` at this (N, D).
-    The ε-plateau is the region whose loss is within a factor ``1 + epsilon`` of the minimum of
-    a convex quadratic fitted in (log lr, log batch); ``plateau`` may supply it instead, as
-    a callable ``(lr, batch) -> bool array``.
+    The ε-plateau (loss within a factor ``1 + eps`` of the minimum) and the surface optimum come
+    from the convex quadratic landscape of :func:`scalinglab.hparams.landscape.fit_landscape`,
+    the same one the hyperparameter fit uses, so the picture and the numbers agree.
     """
     grid = pick_grid(runs, N, D)
     n_val, d_val = float(grid["N"].median()), float(grid["D"].median())
     table = grid.pivot_table(index="batch_tokens", columns="lr", values="loss", aggfunc="mean")
     lrs, batches = table.columns.to_numpy(dtype=float), table.index.to_numpy(dtype=float)
     z = table.to_numpy(dtype=float)
-    best_i = grid["loss"].idxmin()
-    best = grid.loc[best_i]
-    fig, (ax,) = new_figure(7.2, 5.6)
+    best = grid.loc[grid["loss"].idxmin()]
+    fig, (ax,) = new_figure(7.2, 5.8)
     finite = z[np.isfinite(z)]
     vmin = float(finite.min())
+    # diverged runs would wash out the colour scale; show everything > +15% as grey
     vmax = float(min(finite.max(), vmin * 1.15))
-    cmap = mpl.colormaps["magma_r"].copy()
-    cmap.set_over("#d9d9d9")
-    cmap.set_bad("white")
+    cmap = mpl.colormaps["magma_r"].with_extremes(over="#d9d9d9", bad="white")
     mesh = ax.pcolormesh(_edges(lrs), _edges(batches), np.ma.masked_invalid(z), cmap=cmap,
                          norm=Normalize(vmin, vmax), shading="flat")
     if z.size <= 144:
@@ -479,39 +456,174 @@ def lr_batch_heatmap(
     ax.set_xlabel(LABELS["lr"])
     ax.set_ylabel(LABELS["batch_tokens"])
     ax.grid(False, which="both")
-    fig.colorbar(mesh, ax=ax, label=f"final {LABELS['loss']} (grey: > {fmt(vmax)})", pad=0.01,
-                 extend="max")
+    clipped = bool(finite.max() > vmax)
+    label = f"final {LABELS['loss']}" + (f" (grey: > {fmt(vmax)})" if clipped else "")
+    fig.colorbar(mesh, ax=ax, label=label, pad=0.01, extend="max" if clipped else "neither")
 
-    fine_lr = np.geomspace(_edges(lrs)[0], _edges(lrs)[-1], 200)
-    fine_b = np.geomspace(_edges(batches)[0], _edges(batches)[-1], 200)
-    LR, B = np.meshgrid(fine_lr, fine_b)
-    surface = quadratic_surface(grid)
-    inside = None
-    if plateau is not None:
-        inside = np.asarray(plateau(LR, B), dtype=float)
-    elif surface is not None:
-        inside = (surface["predict"](LR, B) <= surface["loss_min"] * (1 + epsilon)).astype(float)
-    if inside is not None and inside.any():
-        ax.contour(LR, B, inside, levels=[0.5], colors="deepskyblue", linewidths=2.0)
-        ax.plot([], [], color="deepskyblue", linewidth=2,
-                label=f"ε-plateau: loss ≤ (1+{epsilon:g})·min (quadratic fit)")
-    if surface is not None:
-        ax.plot(surface["lr_opt"], surface["batch_opt"], "+", color="deepskyblue", markersize=14,
-                markeredgewidth=2, label="quadratic-surface optimum")
-    ax.plot(best["lr"], best["batch_tokens"], "*", color="gold", markersize=18,
+    note = ""
+    try:
+        land = fit_landscape(grid)
+    except NotIdentifiable as exc:
+        land, note = None, f"\nno plateau: {exc}"
+    if land is not None:
+        lr_e, b_e = _edges(lrs), _edges(batches)
+        LR, B = np.meshgrid(np.geomspace(lr_e[0], lr_e[-1], 240), np.geomspace(b_e[0], b_e[-1], 240))
+        excess = land.excess(LR, B)
+        if (excess <= eps).any():
+            ax.contour(LR, B, excess, levels=[eps], colors="deepskyblue", linewidths=2.0)
+            ax.plot([], [], color="deepskyblue", linewidth=2,
+                    label=f"ε-plateau: loss ≤ (1 + {eps:g})·min of quadratic fit")
+        opt = land.optimum
+        ax.plot(opt["lr"], opt["batch_tokens"], "+", color="deepskyblue", markersize=14,
+                markeredgewidth=2.2, zorder=7,
+                label=f"surface optimum: lr={fmt(opt['lr'])}, B={fmt(opt['batch_tokens'])}")
+    ax.plot(best["lr"], best["batch_tokens"], "*", color="gold", markersize=15,
             markeredgecolor="black", zorder=7,
             label=f"best run: lr={fmt(best['lr'])}, B={fmt(best['batch_tokens'])}, "
             f"loss={best['loss']:.4f}")
-    for k, (label, (lr, batch)) in enumerate((predictions or {}).items()):
+    for k, (name, (lr, batch)) in enumerate((predictions or {}).items()):
         ax.plot(lr, batch, _MARKERS[k % len(_MARKERS)], color=f"C{k}", markersize=10,
                 markeredgecolor="white", markeredgewidth=1.2, zorder=8,
-                label=f"{label}: lr={fmt(lr)}, B={fmt(batch)}")
+                label=f"{name}: lr={fmt(lr)}, B={fmt(batch)}")
     # predictions outside the grid still show: widen the limits to include them
     xs = [*_edges(lrs)[[0, -1]], *[p[0] for p in (predictions or {}).values()]]
     ys = [*_edges(batches)[[0, -1]], *[p[1] for p in (predictions or {}).values()]]
     ax.set_xlim(min(xs) / 1.2, max(xs) * 1.2)
     ax.set_ylim(min(ys) / 1.2, max(ys) * 1.2)
-    ax.set_title(f"lr × batch grid at N = {fmt(n_val)}, D = {fmt(d_val)} ({len(grid)} runs)",
-                 fontsize=10)
+    ax.set_title(f"lr × batch grid at N = {fmt(n_val)}, D = {fmt(d_val)} ({len(grid)} runs)"
+                 + note, fontsize=10)
     _legend_below(fig, ax, ncol=2)
+    return fig
+
+
+# -- IsoFLOP -----------------------------------------------------------------------------------
+
+
+def _ci_text(value: float, ci: tuple[float, float] | None) -> str:
+    return f"{fmt(value)} [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else fmt(value)
+
+
+def _allocation_title(law: AllocationLaw | None) -> str:
+    if law is None:
+        return "no allocation law"
+    ci = law.ci
+    return (f"Approach {law.approach} on {law.n_budgets} budgets: N_opt ∝ C^a, a = "
+            f"{_ci_text(law.a, ci.get('a'))}\nD_opt ∝ C^b, b = {_ci_text(law.b, ci.get('b'))}")
+
+
+def isoflop_curves(runs: pd.DataFrame, iso: IsoFlopResult) -> Figure:
+    """Loss vs N at each compute budget with its fitted parabola (in ln N) and the vertex.
+
+    Runs are assigned to budgets the way the fit assigned them (:func:`group_budgets`), so
+    each parabola is drawn over its own runs. Budgets the fit excluded (no interior minimum)
+    are drawn dashed and named in the legend.
+    """
+    fig, (ax,) = new_figure(7.4, 5.0)
+    budgets = iso.budgets
+    values = np.array([b.C for b in budgets])
+    norm = _lognorm(values)
+    cmap = mpl.colormaps[CMAP]
+    group, centres = group_budgets(runs["C"].to_numpy(float))
+    # map the grouping of these runs onto the fit's budgets by nearest compute
+    to_budget = np.array([int(np.argmin(np.abs(np.log(values) - np.log(c)))) for c in centres])
+    run_budget = to_budget[group]
+    for i, b in enumerate(budgets):
+        colour = cmap(norm(b.C))
+        mine = runs[run_budget == i]
+        ax.scatter(mine["N"], mine["loss"], color=colour, s=24, edgecolor="white",
+                   linewidth=0.5, zorder=5)
+        if np.all(np.isfinite(b.coef)):
+            grid = np.geomspace(b.N_range[0] / 1.3, b.N_range[1] * 1.3, 120)
+            ax.plot(grid, b.loss_at(grid), color=colour, linewidth=1.4,
+                    linestyle="-" if b.ok else "--",
+                    label=None if b.ok else f"C={fmt(b.C)} excluded: {b.status}")
+        if b.ok:
+            ax.plot(b.N_opt, b.loss_opt, "D", color=colour, markeredgecolor="black",
+                    markersize=7, zorder=7)
+    ok = [b for b in budgets if b.ok]
+    if ok:
+        ax.plot([b.N_opt for b in ok], [b.loss_opt for b in ok], ":", color="black",
+                linewidth=1.0, zorder=6)
+        ax.plot([], [], "D", color="white", markeredgecolor="black",
+                label="parabola minimum (N_opt at that budget)")
+    ax.set_xscale("log")
+    _log_loss_axis(ax)
+    ax.set_xlabel(LABELS["N"])
+    ax.set_ylabel(LABELS["loss"])
+    sm = mpl.cm.ScalarMappable(norm=norm, cmap=CMAP)
+    fig.colorbar(sm, ax=ax, label=LABELS["C"], pad=0.01)
+    ax.set_title(f"IsoFLOP profiles, {len(budgets)} budgets ({iso.n_runs} runs)\n"
+                 + _allocation_title(iso.approach2 or iso.approach1), fontsize=10)
+    _legend_below(fig, ax, ncol=1)
+    return fig
+
+
+def _band(law: AllocationLaw, C: np.ndarray, which: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Percentile band of N_opt(C) or D_opt(C) over the allocation law's bootstrap draws."""
+    if which == "N":
+        _, lo, hi = law.n_opt_interval(C)
+        return None if lo is None else (lo, hi)
+    if law.boot is None:
+        return None
+    # D_opt = exp(log_kd) C^b, with (b, log_kd) in columns 1 and 3 of the draws
+    draws = np.exp(law.boot[:, 3, None] + law.boot[:, 1, None] * np.log(C)[None, :])
+    q = (1.0 - law.level) / 2.0
+    return np.nanquantile(draws, q, axis=0), np.nanquantile(draws, 1.0 - q, axis=0)
+
+
+def optimal_allocation(
+    iso: IsoFlopResult,
+    planned_compute: float | None = None,
+    fit: FitResult | None = None,
+    approach: int = 2,
+) -> Figure:
+    """N_opt(C) and D_opt(C): each budget's optimum, the fitted power law with its band,
+    extrapolated to ``planned_compute`` (marked, with its interval).
+
+    With a Chinchilla ``fit`` its implied optimum (Approach 3, ``chinchilla_optimum``) is drawn
+    too: when the approaches disagree beyond their bands, the plan is less certain than either
+    band says.
+    """
+    law = iso.approach2 if approach == 2 else iso.approach1
+    law = law or iso.approach1 or iso.approach2
+    if law is None:
+        raise ValueError("this IsoFLOP fit has no allocation law to draw")
+    ok = [b for b in iso.budgets if b.ok] if law.approach == 2 else iso.budgets
+    pts_c = np.array([b.C for b in ok])
+    pts = {"N": np.array([b.N_opt if law.approach == 2 else b.best["N"] for b in ok]),
+           "D": np.array([b.D_opt if law.approach == 2 else b.best["D"] for b in ok])}
+    c_all = np.array([b.C for b in iso.budgets])
+    hi_c = max(c_all.max(), planned_compute or 0.0) * 3
+    C = np.geomspace(c_all.min() / 3, hi_c, 200)
+    fig, axes = new_figure(11.0, 4.6, ncols=2)
+    for ax, which in zip(axes, ("N", "D"), strict=True):
+        curve = law.n_opt(C) if which == "N" else law.d_opt(C)
+        ax.plot(C, curve, color="#1f4e79", linewidth=1.8,
+                label=f"Approach {law.approach} power law")
+        band = _band(law, C, which)
+        if band is not None:
+            ax.fill_between(C, band[0], band[1], color="#1f4e79", alpha=0.18, linewidth=0,
+                            label=f"{round(law.level * 100)}% band (bootstrap)")
+        ax.scatter(pts_c, pts[which], color="black", s=30, zorder=5,
+                   label="optimum per budget" if law.approach == 2 else "best run per budget")
+        if fit is not None and fit.law.name == "chinchilla":
+            n3, d3 = chinchilla_optimum(fit.params, C)
+            ax.plot(C, n3 if which == "N" else d3, "--", color="darkorange", linewidth=1.4,
+                    label="Approach 3 (Chinchilla fit)")
+        ax.axvspan(c_all.max(), C[-1], color="grey", alpha=0.13, label="beyond the data")
+        if planned_compute:
+            cp = np.array([float(planned_compute)])
+            value = float((law.n_opt(cp) if which == "N" else law.d_opt(cp))[0])
+            pb = _band(law, cp, which)
+            yerr = None if pb is None else [[value - pb[0][0]], [pb[1][0] - value]]
+            ax.errorbar(cp, [value], yerr=yerr, fmt="*", color="crimson", markersize=13,
+                        capsize=4, zorder=7,
+                        label=f"planned C = {fmt(cp[0])}: {which}_opt = "
+                        + _ci_text(value, None if pb is None else (pb[0][0], pb[1][0])))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(LABELS["C"])
+        ax.set_ylabel(f"{which}_opt, " + LABELS[which].split(", ")[1])
+        ax.legend(fontsize=7.5, loc="upper left", frameon=True, framealpha=0.9)
+    fig.suptitle(_allocation_title(law), fontsize=10)
     return fig

@@ -1,0 +1,130 @@
+"""Runs for a fit, from a file or from the run store, checked cell by cell.
+
+A fit needs only a few numeric columns, so a file need not be a full run table: ``N, D, loss``
+or ``N, C, loss`` (D = C/6N, said so), or ``C, loss`` for a power law in compute. Bad cells are
+reported by file, row and column, as everywhere in scalinglab.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.clikit import UserError
+
+NUMERIC = ("N", "D", "C", "loss")
+
+
+def read_fit_file(
+    path: str | Path, needed: Sequence[str], mapping: Mapping[str, str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Read runs with the numeric columns a law needs; ``(frame, notes)``.
+
+    ``needed`` are the law's inputs (plus ``loss``): ``D`` may come from ``N`` and ``C``, and
+    ``C`` from ``N`` and ``D``. Rows whose ``status`` is not ``finished`` are left out (noted).
+    """
+    from scalinglab.runs.io import apply_mapping, read_table
+    from scalinglab.runs.schema import parse_number
+
+    source = str(path)
+    raw = apply_mapping(read_table(path), mapping, source)
+    labels: dict[int, str] = raw.attrs.get("row_labels", {})
+    notes: list[str] = []
+    if raw.empty:
+        raise UserError(f"{source}: no rows")
+    need = {*needed, "loss"}
+    derivable = {"D": {"N", "C"}, "C": {"N", "D"}}
+    missing = [c for c in sorted(need) if c not in raw.columns
+               and not (c in derivable and derivable[c] <= set(raw.columns))]
+    if missing:
+        hint = "; D may be given as C (FLOPs) with N" if "D" in missing else ""
+        raise UserError(
+            f"{source}: missing column(s) {missing}; columns are {list(raw.columns)}{hint}; "
+            f"rename with --map {missing[0]}=YOUR_COLUMN"
+        )
+    if "status" in raw.columns:
+        keep = raw["status"].astype(str).str.strip().isin(["finished", ""])
+        if not keep.all():
+            notes.append(f"left out {int((~keep).sum())} runs whose status is not 'finished'")
+        raw = raw[keep.to_numpy()]
+    out = pd.DataFrame(index=range(len(raw)))
+    for col in [c for c in NUMERIC if c in raw.columns]:
+        values = np.empty(len(raw))
+        for i, (pos, cell) in enumerate(zip(raw.index, raw[col].tolist(), strict=True)):
+            where = f"{source}: {labels.get(pos, f'row {pos + 1}')}, column {col!r}"
+            try:
+                v = parse_number(cell)
+            except (TypeError, ValueError):
+                raise UserError(f"{where}: {cell!r} is not a number") from None
+            if math.isnan(v):
+                raise UserError(f"{where}: the value is missing")
+            if not (math.isfinite(v) and v > 0):
+                raise UserError(f"{where}: {cell!r} must be a positive number")
+            values[i] = v
+        out[col] = values
+    for col in raw.columns:
+        if col not in out.columns:
+            out[col] = raw[col].to_numpy()
+    if out.empty:
+        raise UserError(f"{source}: no finished runs")
+    return out, notes
+
+
+def best_per_point(frame: pd.DataFrame, keys: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Keep the lowest-loss run at each distinct input point.
+
+    A store often holds learning-rate and batch sweeps: many runs at one (N, D), most of them
+    mistuned. A loss law describes well-tuned training, so only each point's best run counts.
+    """
+    keys = [k for k in keys if k in frame.columns]
+    best = frame.sort_values("loss", kind="stable").drop_duplicates(subset=keys, keep="first")
+    notes = []
+    if len(best) < len(frame):
+        notes.append(
+            f"kept the best of the runs at each ({', '.join(keys)}): {len(best)} of {len(frame)} "
+            "runs (use --all-runs to fit every run)"
+        )
+    return best.sort_index().reset_index(drop=True), notes
+
+
+def load_runs(
+    file: Path | None,
+    store: Path | None,
+    where: str | None,
+    tags: Mapping[str, str] | None,
+    needed: Sequence[str],
+    mapping: Mapping[str, str] | None = None,
+    all_runs: bool = False,
+) -> tuple[pd.DataFrame, str, list[str]]:
+    """Runs from ``file``, or else the store (finished runs, filtered); ``(frame, source, notes)``."""
+    if file is not None:
+        if where or tags:
+            raise UserError("--where and --tag filter the run store; they do not apply to a FILE")
+        frame, notes = read_fit_file(file, needed, mapping)
+        source = str(file)
+    else:
+        from scalinglab.clikit import DEFAULT_STORE
+        from scalinglab.runs.store import RunStore
+
+        path = store or DEFAULT_STORE
+        frame = RunStore(path, read_only=True).runs(where=where, tags=dict(tags or {}))
+        source, notes = str(path), []
+        if frame.empty:
+            raise UserError(f"{path}: no finished runs" + (f" match --where {where!r}" if where else ""))
+        frame = frame.dropna(subset=["loss"]).reset_index(drop=True)
+    from scalinglab.fit.loss import complete_columns
+
+    try:
+        frame, derived = complete_columns(frame, needed)
+    except ValueError as exc:
+        raise UserError(f"{source}: {exc}") from None
+    notes += derived
+    if not all_runs:
+        keys = ["N", "D"] if {"N", "D"} <= set(frame.columns) else list(needed)
+        frame, more = best_per_point(frame, keys)
+        notes += more
+    return frame, source, notes

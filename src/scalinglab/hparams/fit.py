@@ -1,0 +1,300 @@
+"""Fit an optimal-lr law and an optimal-batch law from lr x batch grids, the way Step Law did.
+
+Two estimators of each group's optimum, then one log-linear regression across groups:
+
+* ``threshold`` (Step Law's procedure): every run within ``tolerance`` (0.25%) of its group's
+  best loss is a sample of the optimum; regress ln lr and ln batch on the features over them.
+* ``surface``: fit the group's convex quadratic landscape (:mod:`.landscape`) and regress its
+  minimiser, one point per group. The minimiser averages over all runs near the optimum instead
+  of thresholding noisy losses.
+
+Intervals come from a vectorised bootstrap (:mod:`.bootstrap`). By default whole (N, D) groups are
+resampled: runs of a group share its noise, so resampling runs (``resample="runs"``, what the
+Step Law authors did) treats them as independent and gives narrower intervals than the data
+support.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.clikit import UserError
+from scalinglab.fit.result import NotIdentifiable
+from scalinglab.hparams.bootstrap import resample_weights, weighted_lstsq_batch
+from scalinglab.hparams.grid import Grid
+from scalinglab.hparams.landscape import fit_landscape
+from scalinglab.laws.base import LawInstance, Provenance
+from scalinglab.laws.hparams import (
+    FEATURES,
+    PUBLISHED_HPARAM_LAWS,
+    HparamLaw,
+    design_row,
+    loglinear_law,
+)
+
+Method = Literal["threshold", "surface"]
+Resample = Literal["groups", "runs"]
+METHODS: tuple[str, ...] = ("threshold", "surface")
+
+
+def parse_features(text: str | tuple[str, ...]) -> tuple[str, ...]:
+    """``"N,D"`` or ``"ND"`` -> ("N", "D"); features are N, D, C (=6ND) and TPP (=D/N)."""
+    if isinstance(text, tuple):
+        return text
+    parts = [p.strip() for p in text.replace("+", ",").split(",") if p.strip()]
+    if len(parts) == 1 and parts[0] not in FEATURES and set(parts[0]) <= {"N", "D"}:
+        parts = list(parts[0])
+    bad = [p for p in parts if p not in FEATURES]
+    if bad or not parts or len(set(parts)) != len(parts):
+        raise UserError(f"features {text!r}: give a comma list of {list(FEATURES)}, e.g. N,D")
+    return tuple(parts)
+
+
+@dataclass
+class Optima:
+    """The regression targets: one row per kept run (threshold) or per group (surface)."""
+
+    frame: pd.DataFrame  # N, D, lr, batch_tokens, group (index)
+    groups: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+
+def group_optima(
+    grid: Grid, method: Method = "threshold", tolerance: float = 0.0025, fit_window: float = 0.02
+) -> Optima:
+    """Per-group samples of the optimum that the law is regressed on."""
+    if method not in METHODS:
+        raise UserError(f"--method must be one of {list(METHODS)}, not {method!r}")
+    rows: list[pd.DataFrame] = []
+    groups: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for gi, ((N, D), g) in enumerate(grid.groups()):
+        best = g.loc[g["loss"].idxmin()]
+        info: dict[str, Any] = {"N": N, "D": D, "n_runs": int(len(g)),
+                                "best_loss": float(best["loss"]), "best_lr": float(best["lr"]),
+                                "best_batch_tokens": float(best["batch_tokens"])}
+        if method == "threshold":
+            kept = g[g["loss"] <= g["loss"].min() * (1.0 + tolerance)]
+            info["n_kept"] = int(len(kept))
+            rows.append(kept[["N", "D", "lr", "batch_tokens"]].assign(group=gi))
+        else:
+            try:
+                land = fit_landscape(g, window=fit_window)
+            except NotIdentifiable as exc:
+                warnings.append(f"{exc}; group left out")
+                continue
+            lr, bt = land.argmin_exp
+            if not land.inside_grid(lr, bt):
+                warnings.append(f"group N={N:.4g}, D={D:.4g}: fitted optimum lies outside the grid "
+                                f"(lr {lr:.3g}, batch {bt:.3g}); extend the sweep")
+            if land.window > fit_window:
+                warnings.append(f"group N={N:.4g}, D={D:.4g}: window widened to {land.window:.0%}")
+            info.update({"opt_lr": lr, "opt_batch_tokens": bt, "opt_loss": land.optimum["loss"],
+                         "n_fit": land.n_fit, "window": land.window})
+            rows.append(pd.DataFrame({"N": [N], "D": [D], "lr": [lr], "batch_tokens": [bt],
+                                      "group": [gi]}))
+        groups.append(info)
+    if not rows:
+        raise NotIdentifiable("no group gave an optimum")
+    frame = pd.concat(rows, ignore_index=True)
+    frame["group"] = pd.factorize(frame["group"])[0]
+    return Optima(frame=frame, groups=groups, warnings=warnings)
+
+
+@dataclass
+class HparamFit:
+    """Fitted optimal-lr and optimal-batch laws with bootstrap draws and what went in."""
+
+    lr: LawInstance
+    batch: LawInstance
+    method: str
+    n_groups: int
+    n_runs: int
+    lr_boot: np.ndarray | None = None
+    batch_boot: np.ndarray | None = None
+    level: float = 0.95
+    resample: str = "groups"
+    tolerance: float = 0.0025
+    fit_window: float = 0.02
+    data_range: dict[str, tuple[float, float]] = field(default_factory=dict)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    source: str = ""
+
+    @staticmethod
+    def _ci(inst: LawInstance, boot: np.ndarray | None, level: float) -> dict[str, list[float]]:
+        if boot is None or len(boot) == 0:
+            return {}
+        a = (1.0 - level) / 2.0
+        lo, hi = np.nanquantile(boot, a, axis=0), np.nanquantile(boot, 1.0 - a, axis=0)
+        return {k: [float(lo[i]), float(hi[i])] for i, k in enumerate(inst.law.param_names)}
+
+    @property
+    def ci(self) -> dict[str, dict[str, list[float]]]:
+        """Percentile intervals of each coefficient: ``{"lr": {...}, "bs": {...}}``."""
+        return {"lr": self._ci(self.lr, self.lr_boot, self.level),
+                "bs": self._ci(self.batch, self.batch_boot, self.level)}
+
+    def law(self, name: str = "fitted") -> HparamLaw:
+        prov = Provenance(
+            source=f"fitted by scalinglab ({self.method}) on {self.n_groups} (N, D) groups, "
+            f"{self.n_runs} runs" + (f" of {self.source}" if self.source else ""),
+            units="N: non-embedding parameters; D: tokens; batch in tokens",
+            valid_range=self.data_range,
+        )
+        return HparamLaw(
+            name=name, lr=self.lr.replace(provenance=prov), batch=self.batch.replace(provenance=prov),
+            provenance=prov, lr_draws=self.lr_boot, batch_draws=self.batch_boot,
+            extra={"interval_source": f"{self.resample} bootstrap of the fit",
+                   "source": self.source},
+        )
+
+    def to_dict(self, include_boot: bool = False) -> dict[str, Any]:
+        n_boot = 0 if self.lr_boot is None else int(len(self.lr_boot))
+        n_valid = 0 if self.lr_boot is None else int(np.isfinite(self.lr_boot).all(axis=1).sum())
+        out: dict[str, Any] = {
+            "kind": "hparam_fit",
+            "lr": dict(self.lr.params),
+            "bs": dict(self.batch.params),
+            "ci": self.ci,
+            "level": self.level,
+            "n_groups": self.n_groups,
+            "n_runs": self.n_runs,
+            "formula": {"lr": self.lr.law.formula, "bs": self.batch.law.formula},
+            "features": {"lr": list(self.lr.law.inputs), "bs": list(self.batch.law.inputs)},
+            "prefactor": {"lr": float(np.exp(self.lr.params["intercept"])),
+                          "bs": float(np.exp(self.batch.params["intercept"]))},
+            "method": self.method,
+            "tolerance": self.tolerance,
+            "fit_window": self.fit_window,
+            "resample": self.resample,
+            "n_bootstrap": n_boot,
+            "n_bootstrap_valid": n_valid,
+            "data_range": {k: list(v) for k, v in self.data_range.items()},
+            "groups": self.groups,
+            "warnings": list(self.warnings),
+            "source": self.source,
+        }
+        if include_boot and self.lr_boot is not None and self.batch_boot is not None:
+            out["boot"] = {"lr": self.lr_boot.tolist(), "bs": self.batch_boot.tolist()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HparamFit:
+        """Rebuild a fit saved by ``hparams fit --save`` (``to_dict(include_boot=True)``)."""
+        feats = data.get("features") or {"lr": ["N", "D"], "bs": ["D"]}
+        lr_law = loglinear_law("lr", tuple(feats["lr"]))
+        bs_law = loglinear_law("batch_tokens", tuple(feats["bs"]))
+        boot = data.get("boot") or {}
+        return cls(
+            lr=lr_law.with_params(data["lr"], label="fitted lr"),
+            batch=bs_law.with_params(data["bs"], label="fitted batch"),
+            method=str(data.get("method", "threshold")),
+            n_groups=int(data.get("n_groups", 0)),
+            n_runs=int(data.get("n_runs", 0)),
+            lr_boot=np.asarray(boot["lr"], dtype=float) if "lr" in boot else None,
+            batch_boot=np.asarray(boot["bs"], dtype=float) if "bs" in boot else None,
+            level=float(data.get("level", 0.95)),
+            resample=str(data.get("resample", "groups")),
+            tolerance=float(data.get("tolerance", 0.0025)),
+            fit_window=float(data.get("fit_window", 0.02)),
+            data_range={k: (float(v[0]), float(v[1]))
+                        for k, v in (data.get("data_range") or {}).items()},
+            groups=list(data.get("groups", [])),
+            warnings=list(data.get("warnings", [])),
+            source=str(data.get("source", "")),
+        )
+
+
+def fit_hparam_law(
+    grid: Grid,
+    method: Method = "threshold",
+    tolerance: float = 0.0025,
+    lr_features: tuple[str, ...] = ("N", "D"),
+    batch_features: tuple[str, ...] = ("D",),
+    n_boot: int = 1000,
+    resample: Resample = "groups",
+    seed: int = 0,
+    level: float = 0.95,
+    fit_window: float = 0.02,
+) -> HparamFit:
+    """Regress ln lr and ln batch_tokens of each group's optimum on ln features, with bootstrap."""
+    if resample not in ("groups", "runs"):
+        raise UserError(f"--resample must be 'groups' or 'runs', not {resample!r}")
+    if not 0 < tolerance < 1:
+        raise UserError(f"--tolerance must be in (0, 1), not {tolerance}")
+    opt = group_optima(grid, method, tolerance, fit_window)
+    f = opt.frame
+    lr_law = loglinear_law("lr", tuple(lr_features))
+    bs_law = loglinear_law("batch_tokens", tuple(batch_features))
+    n_groups = int(f["group"].nunique())
+    need = max(len(lr_features), len(batch_features)) + 1
+    X_lr = design_row(lr_law, f["N"].to_numpy(), f["D"].to_numpy())
+    X_bs = design_row(bs_law, f["N"].to_numpy(), f["D"].to_numpy())
+    for X, feats in ((X_lr, lr_features), (X_bs, batch_features)):
+        if n_groups < need or np.linalg.matrix_rank(X) < X.shape[1]:
+            raise NotIdentifiable(
+                f"features {list(feats)} cannot be identified from {n_groups} (N, D) group(s): "
+                "vary each feature across groups (e.g. several N at each D)"
+            )
+    y_lr = np.log(f["lr"].to_numpy(float))
+    y_bs = np.log(f["batch_tokens"].to_numpy(float))
+    ones = np.ones((1, len(f)))
+    W = ones
+    if n_boot > 0:
+        rng = np.random.default_rng(seed)
+        if resample == "groups":
+            W = np.vstack([ones, resample_weights(n_groups, n_boot, rng, f["group"].to_numpy())])
+        else:
+            W = np.vstack([ones, resample_weights(len(f), n_boot, rng)])
+    b_lr = weighted_lstsq_batch(X_lr, y_lr, W)
+    b_bs = weighted_lstsq_batch(X_bs, y_bs, W)
+    warnings = list(grid.notes) + opt.warnings
+    if n_boot > 0:
+        bad = int((~np.isfinite(b_lr).all(axis=1) | ~np.isfinite(b_bs).all(axis=1))[1:].sum())
+        if bad:
+            warnings.append(f"{bad} of {n_boot} bootstrap resamples were singular and left out")
+        if n_groups < 8 and resample == "groups":
+            warnings.append(f"only {n_groups} groups: group-bootstrap intervals are rough")
+    N, D = grid.frame["N"].to_numpy(float), grid.frame["D"].to_numpy(float)
+    data_range = {"N": (float(N.min()), float(N.max())), "D": (float(D.min()), float(D.max())),
+                  "TPP": (float((D / N).min()), float((D / N).max())),
+                  "C": (float((6 * N * D).min()), float((6 * N * D).max()))}
+    n_runs = int(len(f)) if method == "threshold" else int(
+        sum(g.get("n_fit", 0) for g in opt.groups))
+    return HparamFit(
+        lr=lr_law.with_params(dict(zip(lr_law.param_names, b_lr[0], strict=True)), label="fitted lr"),
+        batch=bs_law.with_params(dict(zip(bs_law.param_names, b_bs[0], strict=True)),
+                                 label="fitted batch"),
+        method=method, n_groups=n_groups, n_runs=n_runs,
+        lr_boot=b_lr[1:] if n_boot > 0 else None, batch_boot=b_bs[1:] if n_boot > 0 else None,
+        level=level, resample=resample, tolerance=tolerance, fit_window=fit_window,
+        data_range=data_range, groups=opt.groups, warnings=warnings, source=grid.source,
+    )
+
+
+def load_hparam_law(spec: str | Path | HparamLaw) -> HparamLaw:
+    """``steplaw``, ``deepseek``, or a JSON saved by ``scalinglab hparams fit --save``."""
+    if isinstance(spec, HparamLaw):
+        return spec
+    key = str(spec)
+    if key.lower() in PUBLISHED_HPARAM_LAWS:
+        return PUBLISHED_HPARAM_LAWS[key.lower()]
+    path = Path(key)
+    if not path.exists():
+        raise UserError(
+            f"--law/--hparams {key!r}: not one of {sorted(PUBLISHED_HPARAM_LAWS)} and no such file"
+        )
+    try:
+        data = json.loads(path.read_text())
+        if data.get("kind") != "hparam_fit":
+            raise ValueError("not a saved `scalinglab hparams fit` result (no kind: hparam_fit)")
+        return HparamFit.from_dict(data).law(name=path.stem)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: cannot read a fitted hyperparameter law: {exc}") from None

@@ -1,0 +1,257 @@
+"""The planner: a budget (or a model and a token count) -> everything needed to launch the run.
+
+It composes laws and says where they are extrapolated; it declares no formula of its own:
+the allocation is ``laws.loss.compute_optimum``, the loss and its interval come from the loss law
+(``FitResult.predict_interval`` for a fit with bootstrap draws), lr and batch from an
+:class:`~scalinglab.laws.hparams.HparamLaw`, the lr correction for the rounded batch from the
+square-root rule, and weight decay from the AdamW timescale law.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from scalinglab.clikit import UserError
+from scalinglab.fit.result import FitResult
+from scalinglab.hparams.fit import load_hparam_law
+from scalinglab.hparams.timescale import TauFit
+from scalinglab.laws.base import LawInstance
+from scalinglab.laws.hparams import (
+    SQRT_RULE_ADAM,
+    STEP_LAW,
+    WEIGHT_DECAY_FOR_TAU,
+    HparamLaw,
+    range_warnings,
+)
+from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS, chinchilla_optimum, compute_optimum
+
+BatchRound = Literal["multiple8", "pow2", "none"]
+#: default AdamW timescale (fraction of the run); an assumption, stated in every plan
+DEFAULT_TAU = 0.2
+
+
+@dataclass
+class Plan:
+    """A training plan. Intervals are ``None`` when the law has no uncertainty to give."""
+
+    N: float
+    D: float
+    tokens_per_param: float
+    train_flops: float
+    inference_tokens: float
+    inference_flops: float
+    total_flops: float
+    mode: str
+    loss: float
+    loss_interval: list[float] | None
+    loss_interval_source: str
+    N_interval: list[float] | None
+    D_interval: list[float] | None
+    lr: float
+    lr_law: float
+    lr_interval: list[float] | None
+    batch_tokens_law: float
+    batch_interval: list[float] | None
+    batch_sequences: int
+    batch_tokens: int
+    batch_rounding: str
+    seq_len: int
+    steps: int
+    tau: float
+    tau_source: str
+    weight_decay: float
+    loss_law: dict[str, Any]
+    hparams_law: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_loss_law(spec: str | Path | LawInstance | FitResult) -> LawInstance | FitResult:
+    """``hoffmann2022``, ``besiroglu2024``, a LawInstance, or a ``fit --save`` JSON file."""
+    if isinstance(spec, (LawInstance, FitResult)):
+        return spec
+    key = str(spec)
+    if key.lower() in PUBLISHED_LOSS_LAWS:
+        return PUBLISHED_LOSS_LAWS[key.lower()]
+    path = Path(key)
+    if not path.exists():
+        raise UserError(f"--law {key!r}: not one of {sorted(PUBLISHED_LOSS_LAWS)} and no such file")
+    try:
+        return FitResult.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: cannot read a fitted loss law: {exc}") from None
+
+
+def resolve_tau(spec: float | str | Path | TauFit | LawInstance) -> float | LawInstance:
+    """A number, a fitted tau law, or a ``hparams tau --save`` JSON file."""
+    if isinstance(spec, TauFit):
+        return spec.law
+    if isinstance(spec, (LawInstance, float, int)):
+        return spec if isinstance(spec, LawInstance) else float(spec)
+    try:
+        return float(spec)
+    except ValueError:
+        pass
+    path = Path(str(spec))
+    if not path.exists():
+        raise UserError(f"--tau {spec!r}: neither a number nor a file")
+    try:
+        return TauFit.from_dict(json.loads(path.read_text())).law
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: cannot read a fitted tau law: {exc}") from None
+
+
+def round_batch(batch_tokens: float, seq_len: int, how: BatchRound) -> int:
+    """Batch in whole sequences: nearest multiple of 8 (at least 8), nearest power of two in log
+    space, or nearest whole sequence."""
+    seqs = batch_tokens / seq_len
+    if how == "multiple8":
+        return max(8, int(round(seqs / 8.0)) * 8)
+    if how == "pow2":
+        return int(2 ** max(0, round(math.log2(max(seqs, 1.0)))))
+    if how == "none":
+        return max(1, int(round(seqs)))
+    raise UserError(f"--round must be multiple8, pow2 or none, not {how!r}")
+
+
+def _allocation(
+    inst: LawInstance, compute: float | None, params: float | None, tokens: float | None,
+    T: float,
+) -> tuple[float, float, str]:
+    given = sum(x is not None for x in (compute, params, tokens))
+    for name, x in (("--compute", compute), ("--params", params), ("--tokens", tokens)):
+        if x is not None and not (math.isfinite(x) and x > 0):
+            raise UserError(f"{name} must be a positive number, not {x}")
+    if given == 0 or given == 3 or (given == 1 and compute is None):
+        raise UserError("give --compute alone (compute-optimal), or two of --compute, --params, "
+                        "--tokens")
+    if compute is not None and params is None and tokens is None:
+        try:
+            N, D = compute_optimum(inst, compute, inference_tokens=T)
+        except ValueError as exc:
+            raise UserError(f"cannot find a compute optimum with this loss law: {exc}") from None
+        if not D >= 1:
+            raise UserError(f"--compute {compute:.3g} leaves no training tokens after inference "
+                            f"on {T:.3g} tokens")
+        return N, D, "compute-optimal" + (" with inference" if T > 0 else "")
+    if params is not None and tokens is not None:
+        return params, tokens, "given N and D"
+    if compute is not None and params is not None:
+        D = (compute - 2 * params * T) / (6 * params)
+        if D < 1:
+            raise UserError(f"--compute {compute:.3g} is too small for N = {params:.3g}")
+        return params, D, "given compute and N"
+    assert compute is not None and tokens is not None
+    return compute / (6 * tokens + 2 * T), tokens, "given compute and D"
+
+
+def make_plan(
+    compute: float | None = None,
+    params: float | None = None,
+    tokens: float | None = None,
+    loss_law: str | Path | LawInstance | FitResult = "hoffmann2022",
+    hparams_law: str | Path | HparamLaw = STEP_LAW,
+    seq_len: int = 2048,
+    tau: float | str | Path | TauFit | LawInstance = DEFAULT_TAU,
+    inference_tokens: float = 0.0,
+    batch_round: BatchRound = "multiple8",
+) -> Plan:
+    """Plan a run from a training budget (``compute``, FLOPs) or from ``params`` and ``tokens``.
+
+    ``compute`` alone gives the loss law's optimum under ``C = 6ND`` (plus ``2 N T`` of inference
+    when ``inference_tokens`` T > 0, following Sardana et al. 2023); two of the three fix the run.
+    """
+    law = resolve_loss_law(loss_law)
+    fit = law if isinstance(law, FitResult) else None
+    inst = fit.instance if fit is not None else law
+    assert isinstance(inst, LawInstance)
+    if not {"N", "D"} <= set(inst.law.inputs):
+        raise UserError(f"loss law {inst.label!r} ({inst.law.formula}) does not depend on both N "
+                        "and D, so it cannot allocate a budget; fit a chinchilla or kaplan law")
+    hp = load_hparam_law(hparams_law)
+    tau_spec = resolve_tau(tau)
+    if seq_len <= 0:
+        raise UserError(f"--seq-len must be positive, not {seq_len}")
+    T = float(inference_tokens)
+    if T < 0:
+        raise UserError(f"--inference-tokens must be >= 0, not {T}")
+    N, D, mode = _allocation(inst, compute, params, tokens, T)
+    warnings: list[str] = []
+
+    # loss and its interval
+    loss = float(inst.predict(N=N, D=D))
+    loss_iv: list[float] | None = None
+    N_iv = D_iv = None
+    if fit is not None and fit.boot is not None and len(fit.boot):
+        _, lo, hi = fit.predict_interval(N=N, D=D)
+        loss_iv = [float(lo), float(hi)]
+        source = f"{fit.level:.0%} percentile interval over the fit's {len(fit.boot)} bootstrap draws"
+        if mode == "compute-optimal" and inst.law.name == "chinchilla":
+            C = 6.0 * N * D
+            _, nlo, nhi = fit.derived_interval(lambda p: chinchilla_optimum(p, C)[0])
+            N_iv, D_iv = [float(nlo), float(nhi)], [float(C / 6 / nhi), float(C / 6 / nlo)]
+    elif fit is not None:
+        source = "no interval: the fit was saved without bootstrap draws"
+    else:
+        source = ("no interval: the published law gives point estimates only (reported standard "
+                  "errors without their covariance cannot give an honest band)")
+    valid = fit.data_range if fit is not None else (
+        inst.provenance.valid_range if inst.provenance else {})
+    warnings += range_warnings(valid, N, D, f"loss law {inst.label!r}")
+
+    # lr and batch
+    pred = hp.predict(N, D)
+    lr_law, bt_law = float(pred["lr"]), float(pred["batch_tokens"])
+    iv = hp.interval(N, D)
+    warnings += hp.check_range(N, D)
+    seqs = round_batch(bt_law, seq_len, batch_round)
+    bt = seqs * seq_len
+    lr = float(SQRT_RULE_ADAM.predict(lr=lr_law, batch_tokens=bt_law, new_batch_tokens=bt))
+    if bt_law < seq_len:
+        warnings.append(f"the law's batch ({bt_law:.3g} tokens) is below one sequence of {seq_len}")
+    steps = int(math.ceil(D / bt))
+    if steps < 1000:
+        warnings.append(f"only {steps} optimizer steps: warmup and schedule will dominate")
+
+    # weight decay from the AdamW timescale
+    if isinstance(tau_spec, LawInstance):
+        tau_v = float(tau_spec.predict(TPP=D / N))
+        tau_src = f"{tau_spec.label}: {tau_spec.law.formula} at D/N = {D / N:.3g}"
+        prov_range = tau_spec.provenance.valid_range if tau_spec.provenance else {}
+        if "TPP" in prov_range:
+            warnings += range_warnings({"TPP": prov_range["TPP"]}, N, D, "the tau law")
+    else:
+        tau_v = float(tau_spec)
+        if not tau_v > 0:
+            raise UserError(f"--tau must be positive, not {tau_v}")
+        tau_src = "given" if tau_v != DEFAULT_TAU else (
+            "default assumption (not fitted): give --tau or fit one with `hparams tau`")
+    wd = float(WEIGHT_DECAY_FOR_TAU.predict(batch_tokens=bt, lr=lr, tau=tau_v, D=D))
+
+    def pair(x: Any) -> list[float] | None:
+        return None if x is None else [float(np.asarray(x[0])), float(np.asarray(x[1]))]
+
+    return Plan(
+        N=N, D=D, tokens_per_param=D / N, train_flops=6.0 * N * D, inference_tokens=T,
+        inference_flops=2.0 * N * T, total_flops=6.0 * N * D + 2.0 * N * T, mode=mode,
+        loss=loss, loss_interval=loss_iv, loss_interval_source=source,
+        N_interval=N_iv, D_interval=D_iv,
+        lr=lr, lr_law=lr_law, lr_interval=pair(iv["lr"]) if iv else None,
+        batch_tokens_law=bt_law, batch_interval=pair(iv["batch_tokens"]) if iv else None,
+        batch_sequences=seqs, batch_tokens=bt,
+        batch_rounding={"multiple8": "nearest multiple of 8 sequences", "pow2":
+                        "nearest power of two (sequences)", "none": "nearest sequence"}[batch_round],
+        seq_len=seq_len, steps=steps, tau=tau_v, tau_source=tau_src, weight_decay=wd,
+        loss_law={"label": inst.label, "formula": inst.law.formula, "params": dict(inst.params),
+                  "source": inst.provenance.source if inst.provenance else ""},
+        hparams_law=hp.to_dict(),
+        warnings=warnings,
+    )

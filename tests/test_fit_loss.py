@@ -1,0 +1,175 @@
+"""Fitting loss laws: recovery of known laws, honest intervals, identifiability, holdout."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalinglab.fit import (
+    FitResult,
+    NotIdentifiable,
+    fit_chinchilla,
+    fit_kaplan,
+    fit_law,
+    fit_power,
+)
+from scalinglab.fit.synthetic import isoflop_runs, random_runs
+from scalinglab.laws.loss import BESIROGLU_2024, KAPLAN, chinchilla_optimum, power_law
+
+TRUE = BESIROGLU_2024.params
+#: a cheap grid for tests that fit many times (the default grid is tested once, below)
+SMALL = np.array(list(itertools.product((0.0, 0.6), (5.0, 8.0), (6.0, 9.0), (0.3, 0.6), (0.3, 0.6))))
+
+
+@pytest.fixture(scope="module")
+def full_fit() -> FitResult:
+    runs = isoflop_runs(noise=0.003, seed=3)
+    return fit_chinchilla(runs["N"], runs["D"], runs["loss"], bootstrap=60, seed=0)
+
+
+def test_chinchilla_recovers_the_law_it_was_drawn_from(full_fit):
+    p = full_fit.params
+    assert p["alpha"] == pytest.approx(TRUE["alpha"], abs=0.01)
+    assert p["beta"] == pytest.approx(TRUE["beta"], abs=0.01)
+    assert p["E"] == pytest.approx(TRUE["E"], rel=0.02)
+    assert np.log(p["A"]) == pytest.approx(np.log(TRUE["A"]), abs=0.25)
+    assert np.log(p["B"]) == pytest.approx(np.log(TRUE["B"]), abs=0.25)
+    assert full_fit.residual_std == pytest.approx(0.003, rel=0.25)
+    assert full_fit.extra["fit"]["n_starts"] == 4500
+    assert full_fit.warnings == [] and full_fit.extra["unidentified"] == []
+
+
+def test_objective_is_the_sum_of_huber_losses_at_the_estimate(full_fit):
+    from scalinglab.fit.objective import huber
+
+    runs = isoflop_runs(noise=0.003, seed=3)
+    r = np.log(full_fit.predict(N=runs["N"].to_numpy(), D=runs["D"].to_numpy())) - np.log(runs["loss"])
+    assert full_fit.objective == pytest.approx(float(huber(r.to_numpy()).sum()), rel=1e-9)
+
+
+def test_derived_figures_follow_from_the_parameters(full_fit):
+    d = full_fit.extra["derived"]
+    p = full_fit.params
+    assert d["N_opt_exponent"]["value"] == pytest.approx(p["beta"] / (p["alpha"] + p["beta"]))
+    at = d["at_compute"][0]
+    n, dd = chinchilla_optimum(p, at["C"])
+    assert at["N_opt"]["value"] == pytest.approx(float(n))
+    assert at["tokens_per_param"]["value"] == pytest.approx(float(dd / n))
+    lo, hi = at["N_opt"]["ci"]
+    assert lo < at["N_opt"]["value"] < hi
+    truth_exp = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
+    assert d["N_opt_exponent"]["ci"][0] - 0.01 < truth_exp < d["N_opt_exponent"]["ci"][1] + 0.01
+
+
+def test_saved_fit_round_trips_through_from_dict(full_fit):
+    import json
+
+    from scalinglab.clikit import to_json
+
+    back = FitResult.from_dict(json.loads(to_json(full_fit.to_dict(include_boot=True))))
+    assert back.params == full_fit.params
+    np.testing.assert_array_equal(back.boot, full_fit.boot)
+    assert back.ci == full_fit.ci
+
+
+def test_same_seed_same_result_other_seed_other_intervals():
+    runs = random_runs(80, seed=5)
+    args = (runs["N"], runs["D"], runs["loss"])
+    a = fit_chinchilla(*args, bootstrap=30, seed=1, starts=SMALL)
+    b = fit_chinchilla(*args, bootstrap=30, seed=1, starts=SMALL)
+    c = fit_chinchilla(*args, bootstrap=30, seed=2, starts=SMALL)
+    np.testing.assert_array_equal(a.boot, b.boot)
+    assert a.params == b.params == c.params
+    assert not np.array_equal(a.boot, c.boot)
+
+
+def test_intervals_cover_the_truth_in_most_repeats():
+    hits = {"alpha": 0, "beta": 0, "E": 0}
+    for seed in range(10):
+        runs = random_runs(60, noise=0.01, seed=100 + seed)
+        fit = fit_chinchilla(runs["N"], runs["D"], runs["loss"], bootstrap=60, seed=seed, starts=SMALL)
+        for k in hits:
+            lo, hi = fit.ci[k]
+            hits[k] += lo <= TRUE[k] <= hi
+    assert all(h >= 7 for h in hits.values()), hits
+
+
+def test_all_runs_at_one_D_cannot_identify_the_data_term():
+    runs = random_runs(30, seed=0)
+    with pytest.raises(NotIdentifiable, match=r"all runs have D = .*B and beta"):
+        fit_chinchilla(runs["N"], np.full(30, 1e10), runs["loss"], bootstrap=0)
+
+
+def test_two_distinct_model_sizes_are_not_enough_for_alpha():
+    runs = random_runs(30, seed=0)
+    N = np.where(np.arange(30) % 2, 1e8, 1e9)
+    with pytest.raises(NotIdentifiable, match="only 2 distinct values of N"):
+        fit_chinchilla(N, runs["D"], runs["loss"], bootstrap=0)
+
+
+def test_fewer_runs_than_parameters_plus_one():
+    runs = random_runs(5, seed=0)
+    with pytest.raises(NotIdentifiable, match="5 runs cannot identify .* need at least 6"):
+        fit_chinchilla(runs["N"], runs["D"], runs["loss"], bootstrap=0)
+
+
+def test_a_badly_constrained_parameter_is_flagged_not_presented_as_known():
+    # D barely varies (3 values within 10%): beta and B are left to the noise
+    runs = random_runs(40, noise=0.01, seed=4)
+    D = np.resize([1.0e10, 1.05e10, 1.1e10], 40)
+    loss = BESIROGLU_2024.predict(N=runs["N"].to_numpy(), D=D) * np.exp(
+        0.01 * np.random.default_rng(0).standard_normal(40))
+    fit = fit_chinchilla(runs["N"], D, loss, bootstrap=40, starts=SMALL)
+    assert {"B", "beta"} & set(fit.extra["unidentified"])
+    assert any("not identified" in w for w in fit.warnings)
+
+
+def test_holdout_reports_extrapolation_error_on_the_largest_runs():
+    runs = isoflop_runs(noise=0.005, seed=2, budgets=np.geomspace(1e18, 1e21, 8))
+    fit = fit_law("chinchilla", runs, bootstrap=20, holdout_top=6, starts=SMALL)
+    h = fit.holdout
+    assert fit.n_runs == len(runs) - 6 and h["k"] == 6
+    held = sorted(r["C"] for r in h["runs"])
+    assert min(held) >= runs["C"].sort_values().iloc[-6]
+    errs = [r["abs_rel_err"] for r in h["runs"]]
+    assert h["mean_abs_rel_err"] == pytest.approx(np.mean(errs))
+    assert h["max_abs_rel_err"] == pytest.approx(max(errs))
+    assert h["max_abs_rel_err"] < 0.03  # the law is right, so extrapolation is good
+
+
+def test_kaplan_recovers_its_exponents():
+    truth = KAPLAN.with_params({"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.095})
+    runs = random_runs(120, truth=truth, noise=0.003, seed=7,
+                       ranges={"N": (1e6, 1e10), "D": (1e8, 1e12)})
+    fit = fit_kaplan(runs["N"], runs["D"], runs["loss"], bootstrap=0)
+    assert fit.params["alpha_N"] == pytest.approx(0.076, abs=0.006)
+    assert fit.params["alpha_D"] == pytest.approx(0.095, abs=0.006)
+    assert np.log10(fit.params["N_c"]) == pytest.approx(np.log10(8.8e13), abs=0.5)
+
+
+@pytest.mark.parametrize("x", ["N", "C"])
+def test_power_law_recovery(x):
+    law = power_law(x)
+    truth = law.with_params({"E": 1.7, "A": 30.0 if x == "N" else 2000.0, "alpha": 0.2 if x == "N" else 0.15})
+    lo, hi = (1e6, 1e10) if x == "N" else (1e17, 1e23)
+    frame = random_runs(60, truth=truth, noise=0.003, seed=11, ranges={x: (lo, hi)})
+    fit = fit_power(frame[x], frame["loss"], variable=x, bootstrap=40)
+    assert fit.params["alpha"] == pytest.approx(truth.params["alpha"], abs=0.02)
+    assert fit.params["E"] == pytest.approx(1.7, rel=0.03)
+    assert fit.ci["alpha"][0] < fit.params["alpha"] < fit.ci["alpha"][1]
+
+
+def test_fit_law_derives_D_from_C_and_says_so():
+    runs = isoflop_runs(noise=0.005, budgets=np.geomspace(1e18, 1e21, 6))
+    fit = fit_law("chinchilla", runs[["N", "C", "loss"]], bootstrap=0, starts=SMALL)
+    assert any("D = C/(6N)" in n for n in fit.extra["notes"])
+    assert fit.params["alpha"] == pytest.approx(TRUE["alpha"], abs=0.05)
+
+
+def test_non_positive_inputs_are_rejected_naming_the_run():
+    frame = pd.DataFrame({"N": [1e8, -1.0, 1e9], "D": [1e9, 1e9, 1e9], "loss": [3.0, 3.0, 3.0]})
+    with pytest.raises(ValueError, match="run 2 has N = -1$"):
+        fit_law("chinchilla", frame, bootstrap=0)
