@@ -1,7 +1,321 @@
-"""CLI commands for this area (filled in by the area's owner)."""
+"""``scalinglab sweep plan isoflop|grid``, ``scalinglab sweep run`` and ``scalinglab demo``.
+
+torch is imported inside the commands, so ``--help`` and the other commands stay fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
+from scalinglab.clikit import DEFAULT_STORE, UserError, console, emit_json
+
+sweep_app = typer.Typer(help="Plan and run sweeps of real transformers into the run store.",
+                        no_args_is_help=True)
+plan_app = typer.Typer(help="Write a sweep plan (TOML) to read, edit and run.", no_args_is_help=True)
+sweep_app.add_typer(plan_app, name="plan")
+
+
+def _floats(text: str, option: str) -> list[float]:
+    from scalinglab.runs.schema import parse_number
+
+    try:
+        values = [parse_number(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{option} {text!r}: expected comma-separated numbers, e.g. 1e13,3e13") from None
+    if not values:
+        raise UserError(f"{option}: give at least one value")
+    return values
+
+
+def _defaults(seq_len: int, batch: int, lr: float, weight_decay: float, schedule: str,
+              warmup: float, seed: int, positions: str, untied: bool, aspect: float,
+              ffn_ratio: float, vocab_size: int) -> object:
+    from scalinglab.sweep.plan import Defaults
+
+    if positions not in ("rope", "learned"):
+        raise UserError(f"--positions must be rope or learned, not {positions!r}")
+    if schedule not in ("cosine", "wsd", "constant"):
+        raise UserError(f"--schedule must be cosine, wsd or constant, not {schedule!r}")
+    if seq_len < 2 or batch < seq_len:
+        raise UserError(f"--batch-tokens ({batch}) must hold at least one sequence of --seq-len ({seq_len})")
+    return Defaults(seq_len=seq_len, batch_tokens=batch, lr=lr, weight_decay=weight_decay,
+                    schedule=schedule, warmup=warmup, seed=seed, positions=positions,
+                    tie_embeddings=not untied, aspect=aspect, ffn_ratio=ffn_ratio,
+                    vocab_size=vocab_size)
+
+
+def _data(data: str, tokenizer: Path | None) -> object:
+    from scalinglab.sweep.data import STDLIB, DataSpec
+
+    if data != STDLIB and not Path(data).exists():
+        raise UserError(f"--data {data}: not found (a text file or folder, a uint16 .bin/.npy "
+                        "array, or 'stdlib' for the built-in corpus)")
+    return DataSpec(source=data if data == STDLIB else str(Path(data).resolve()),
+                    tokenizer=str(tokenizer.resolve()) if tokenizer else None)
+
+
+def _vocab(data_spec: object, vocab_size: int | None) -> int:
+    if vocab_size:
+        return vocab_size
+    tok = getattr(data_spec, "tokenizer", None)
+    if tok:
+        from scalinglab.sweep.data import _Encoder
+
+        return _Encoder(tok).vocab_size
+    return 256
+
+
+def _written(plan: object, out: Path, json_: bool) -> None:
+    plan.save(out)  # type: ignore[attr-defined]
+    runs = plan.runs  # type: ignore[attr-defined]
+    if json_:
+        emit_json({"plan": str(out), "runs": len(runs), "total_compute": plan.total_compute,  # type: ignore[attr-defined]
+                   "notes": plan.notes})  # type: ignore[attr-defined]
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{out}: {len(runs)} runs, {plan.total_compute:.3g} FLOPs")  # type: ignore[attr-defined]
+    for col in ("budget", "N", "shape (d x L, heads)", "D", "tokens/param", "steps", "lr", "batch"):
+        table.add_column(col, justify="right")
+    for r in runs:
+        table.add_row(f"{r.budget:.3g}" if r.budget else "-", f"{r.N:,}",
+                      f"{r.model.d_model} x {r.model.n_layers}, {r.model.n_heads}",
+                      f"{r.D:.3g}", f"{r.D / r.N:.1f}", f"{r.train.steps:,}", f"{r.train.lr:g}",
+                      f"{r.tokens_per_step:,}")
+    console.print(table)
+    for note in plan.notes:  # type: ignore[attr-defined]
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"run it with: scalinglab sweep run {out}")
+
+
+_SEQ = typer.Option(128, "--seq-len", help="Context length, tokens.")
+_BATCH_DEFAULT = typer.Option(2048, "--batch-tokens", help="Tokens per optimiser step.")
+_LR_DEFAULT = typer.Option(3e-3, "--lr", help="Peak learning rate (AdamW).")
+_WD = typer.Option(0.1, "--weight-decay", help="AdamW decoupled weight decay.")
+_SCHED = typer.Option("cosine", "--schedule", help="cosine, wsd (warmup-stable-decay) or constant.")
+_WARM = typer.Option(0.05, "--warmup", help="Warmup, as a fraction of the steps.")
+_SEED = typer.Option(0, "--seed", help="Seed of initialisation and data order.")
+_POS = typer.Option("rope", "--positions", help="rope or learned.")
+_UNTIED = typer.Option(False, "--untied", help="Separate output head (default: tied embeddings).")
+_ASPECT = typer.Option(64.0, "--aspect", help="Target d_model / n_layers when choosing shapes.")
+_FFN = typer.Option(4.0, "--ffn-ratio", help="MLP width / d_model.")
+_VOCAB = typer.Option(None, "--vocab-size", help="Vocabulary (default 256 bytes, or the tokenizer's).")
+_DATA = typer.Option("stdlib", "--data", help="'stdlib' (built-in corpus), a text file or folder, "
+                     "or a uint16 .bin/.npy token array.")
+_TOKENIZER = typer.Option(None, "--tokenizer", help="A local tokenizers JSON file (default: bytes).")
+_JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+@plan_app.command("isoflop")
+def plan_isoflop(
+    budgets: str = typer.Option(..., "--budgets", help="Compute budgets, FLOPs (6ND), comma-separated."),
+    sizes: int = typer.Option(5, "--sizes", min=1, help="Model sizes per budget."),
+    span: float = typer.Option(16.0, "--span", min=1.0, help="Largest / smallest N in a budget."),
+    tokens_per_param: float = typer.Option(20.0, "--tokens-per-param",
+                                           help="Centre the sizes on the N where D/N is this."),
+    out: Path = typer.Option(Path("isoflop.toml"), "--out", "-o", help="Plan file to write."),
+    name: str = typer.Option("isoflop", "--name", help="Sweep name (tag 'sweep' of its runs)."),
+    data: str = _DATA, tokenizer: Path = _TOKENIZER, seq_len: int = _SEQ,
+    batch_tokens: int = _BATCH_DEFAULT, lr: float = _LR_DEFAULT, weight_decay: float = _WD,
+    schedule: str = _SCHED, warmup: float = _WARM, seed: int = _SEED, positions: str = _POS,
+    untied: bool = _UNTIED, aspect: float = _ASPECT, ffn_ratio: float = _FFN,
+    vocab_size: int = _VOCAB, json_: bool = _JSON,
+) -> None:
+    """Plan an IsoFLOP sweep: at each budget, models log-spaced around the 20-tokens-per-
+    parameter size, each trained on D = C/(6N) tokens.
+
+    Examples:
+
+        scalinglab sweep plan isoflop --budgets 1e13,3e13,1e14 --sizes 5 --out iso.toml
+
+        scalinglab sweep plan isoflop --budgets 1e12,1e13 --data corpus/ --seq-len 256
+    """
+    from scalinglab.sweep.plan import isoflop_plan
+
+    spec = _data(data, tokenizer)
+    defaults = _defaults(seq_len, batch_tokens, lr, weight_decay, schedule, warmup, seed,
+                         positions, untied, aspect, ffn_ratio, _vocab(spec, vocab_size))
+    plan = isoflop_plan(_floats(budgets, "--budgets"), sizes=sizes, span=span,
+                        tokens_per_param=tokens_per_param, data=spec, defaults=defaults,  # type: ignore[arg-type]
+                        name=name)
+    _written(plan, out, json_)
+
+
+@plan_app.command("grid")
+def plan_grid(
+    lr_values: str = typer.Option(..., "--lr", help="Peak learning rates, comma-separated."),
+    batch_values: str = typer.Option(..., "--batch", help="Batch sizes in tokens, comma-separated."),
+    sizes: str = typer.Option(..., "--sizes", help="Target N (non-embedding), comma-separated."),
+    tokens: float = typer.Option(None, "--tokens", help="Training tokens per run (default: 20 N)."),
+    tokens_per_param: float = typer.Option(20.0, "--tokens-per-param", help="D/N when --tokens is not given."),
+    out: Path = typer.Option(Path("grid.toml"), "--out", "-o", help="Plan file to write."),
+    name: str = typer.Option("grid", "--name", help="Sweep name (tag 'sweep' of its runs)."),
+    data: str = _DATA, tokenizer: Path = _TOKENIZER, seq_len: int = _SEQ,
+    weight_decay: float = _WD, schedule: str = _SCHED, warmup: float = _WARM, seed: int = _SEED,
+    positions: str = _POS, untied: bool = _UNTIED, aspect: float = _ASPECT,
+    ffn_ratio: float = _FFN, vocab_size: int = _VOCAB, json_: bool = _JSON,
+) -> None:
+    """Plan an lr x batch grid at each model size, as Step Law's sweeps were laid out; fit your
+    own lr/batch law from the results with `scalinglab hparams fit --store`.
+
+    Examples:
+
+        scalinglab sweep plan grid --lr 1e-3,3e-3,1e-2 --batch 1024,2048,4096 --sizes 1e5,4e5
+
+        scalinglab sweep plan grid --lr 2e-3,4e-3 --batch 2048 --sizes 3e5 --tokens 2e7
+    """
+    from scalinglab.sweep.plan import grid_plan
+
+    spec = _data(data, tokenizer)
+    lrs = _floats(lr_values, "--lr")
+    batches = [int(b) for b in _floats(batch_values, "--batch")]
+    defaults = _defaults(seq_len, min(batches), lrs[0], weight_decay, schedule, warmup, seed,
+                         positions, untied, aspect, ffn_ratio, _vocab(spec, vocab_size))
+    plan = grid_plan(lrs, batches, _floats(sizes, "--sizes"), tokens=tokens,
+                     tokens_per_param=tokens_per_param, data=spec, defaults=defaults,  # type: ignore[arg-type]
+                     name=name)
+    _written(plan, out, json_)
+
+
+@sweep_app.command("run")
+def run(
+    plan_file: Path = typer.Argument(..., help="Plan file from `scalinglab sweep plan`."),
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
+    backend: str = typer.Option("local", "--backend", help="local (this process) or ray."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:K or auto."),
+    address: str = typer.Option(None, "--address",
+                                help="Ray cluster to join (e.g. ray://head:10001); default: start one here."),
+    cpus_per_run: int = typer.Option(None, "--cpus-per-run", min=1,
+                                     help="CPU threads per run (Ray: CPUs reserved per task)."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile each model (GPU)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
+    json_: bool = _JSON,
+) -> None:
+    """Train every run of a plan not already in the store, writing each result as it ends.
+
+    Rerunning skips finished (and failed) runs; Ctrl-C loses at most the runs in flight; a run
+    that diverges or crashes is recorded as failed with its error, and the sweep goes on.
+
+    Examples:
+
+        scalinglab sweep run iso.toml --store runs.duckdb
+
+        scalinglab sweep run iso.toml --backend ray --device cuda --address auto
+    """
+    from scalinglab.runs.store import RunStore
+    from scalinglab.sweep.display import RichProgress
+    from scalinglab.sweep.plan import load_plan
+    from scalinglab.sweep.runner import run_plan
+
+    if backend not in ("local", "ray"):
+        raise UserError(f"--backend must be local or ray, not {backend!r}")
+    plan = load_plan(plan_file)
+    for note in plan.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    runs = RunStore(store)
+    with RichProgress(console=None if not json_ else _quiet()) as progress:
+        report = run_plan(plan, runs, backend=backend, device=device, address=address,  # type: ignore[arg-type]
+                          cpus_per_run=cpus_per_run, compile=compile_, retry_failed=retry_failed,
+                          progress=progress, source=str(plan_file))
+    if json_:
+        emit_json(report.to_dict() | {"store": str(store), "plan": str(plan_file)})
+    else:
+        console.print(f"{report.finished} finished, {report.failed} failed, {report.skipped} "
+                      f"already in {store}, in {report.wall_time_s:.1f} s")
+    if report.interrupted:
+        console.print("[yellow]interrupted[/]: finished runs are saved; run the same command "
+                      "to resume")
+        raise typer.Exit(130)
+
+
+def _quiet() -> object:
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=True)
+
+
+def demo(
+    quick: bool = typer.Option(False, "--quick", help="About 1 minute instead of about 5."),
+    out: Path = typer.Option(Path("scalinglab-demo"), "--out", "-o", help="Folder to write into."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    bootstrap: int = typer.Option(None, "--bootstrap", min=0,
+                                  help="Bootstrap resamples (default 200; 100 with --quick)."),
+    json_: bool = _JSON,
+) -> None:
+    """Train a tiny IsoFLOP sweep of real transformers on the Python standard library's source,
+    fit the loss law with bootstrap intervals, check it on the largest budget, plan a 100x larger
+    budget, and write the plan, store, figures and an HTML report into --out.
+
+    Examples:
+
+        scalinglab demo              # about 5 minutes on 2 CPU cores
+
+        scalinglab demo --quick      # about 1 minute
+
+        scalinglab demo --device cuda --out demo-gpu
+    """
+    from scalinglab.sweep.demo import run_demo
+    from scalinglab.sweep.display import RichProgress
+
+    with RichProgress(console=None if not json_ else _quiet()) as progress:
+        result = run_demo(out, quick=quick, device=device, bootstrap=bootstrap, progress=progress)
+    if json_:
+        emit_json(result.to_dict())
+        return
+    _print_demo(result)
+
+
+def _print_demo(result: object) -> None:
+    from rich.table import Table
+
+    from scalinglab.report.figures import fmt
+
+    r = result  # a DemoResult
+    s = r.summary  # type: ignore[attr-defined]
+    sweep = r.sweep  # type: ignore[attr-defined]
+    console.print(f"\n[bold]sweep[/]: {sweep.finished} trained, {sweep.failed} failed, "
+                  f"{sweep.skipped} already done, {sweep.wall_time_s:.0f} s")
+    fit = s.primary_fit
+    if fit is None:
+        console.print(f"[red]loss law not fitted[/]: {s.fits['chinchilla'].error}")
+    else:
+        table = Table(title=f"Chinchilla fit on {fit.n_runs} runs (95% bootstrap intervals)")
+        for col in ("parameter", "value", "interval"):
+            table.add_column(col, justify="right")
+        ci = fit.ci
+        for k, v in fit.params.items():
+            lo, hi = ci.get(k, (float("nan"), float("nan")))
+            table.add_row(k, fmt(v), f"[{fmt(lo)}, {fmt(hi)}]")
+        console.print(table)
+    iso = s.isoflop.value
+    if iso is not None and iso.approach2 is not None:
+        a = iso.approach2
+        console.print(f"IsoFLOP (approach 2): N_opt ∝ C^{a.a:.3f}, D_opt ∝ C^{a.b:.3f}")
+    elif s.isoflop.error:
+        console.print(f"[yellow]IsoFLOP[/]: {s.isoflop.error}")
+    ex = r.extrapolation  # type: ignore[attr-defined]
+    if ex is not None:
+        iv = f" [{ex.interval[0]:.3f}, {ex.interval[1]:.3f}]" if ex.interval else ""
+        console.print(f"held-out check: fitted without the {ex.budget:.3g}-FLOP budget, the law "
+                      f"predicts its best loss {ex.predicted:.3f}{iv}; measured {ex.observed:.3f} "
+                      f"({ex.rel_error:+.1%})")
+    elif r.extrapolation_error:  # type: ignore[attr-defined]
+        console.print(f"[yellow]held-out check[/]: {r.extrapolation_error}")  # type: ignore[attr-defined]
+    if s.plan.ok:
+        p = s.plan.value
+        iv = (f" [{p.loss_interval[0]:.3f}, {p.loss_interval[1]:.3f}]" if p.loss_interval else "")
+        console.print(f"[bold]plan for {s.compute:.3g} FLOPs[/]: N = {p.N:.3g}, D = {p.D:.3g} "
+                      f"({p.tokens_per_param:.1f} tokens/param), {p.steps:,} steps, "
+                      f"loss {p.loss:.3f}{iv}, lr {p.lr:.3g}, batch {p.batch_tokens:,} tokens, "
+                      f"weight decay {p.weight_decay:.3g}")
+    for w in r.warnings:  # type: ignore[attr-defined]
+        console.print(f"[yellow]warning:[/] {w}")
+    console.print(f"wrote {r.report_path}, {len(r.figures)} figures, plan {r.plan_path} and "  # type: ignore[attr-defined]
+                  f"store {r.store_path}")  # type: ignore[attr-defined]
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(sweep_app, name="sweep")
+    app.command("demo")(demo)

@@ -1,0 +1,297 @@
+"""Sweep plans: which models to train on what, as a TOML file a person can read and edit.
+
+A plan has ``[sweep]`` (name, kind), ``[data]`` (a :class:`DataSpec`), ``[defaults]`` (training
+settings every run shares) and one ``[[runs]]`` table per run, which may override any default.
+A run's id is a hash of everything that determines its result (shape, training settings, data),
+recomputed on load: an edited run is a new run, an unchanged one keeps its id, so a rerun can
+skip what the store already holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomli_w
+
+from scalinglab.clikit import UserError
+from scalinglab.sweep.data import DataSpec
+from scalinglab.sweep.model import (
+    ModelConfig,
+    embedding_params,
+    flops_per_token,
+    non_embedding_params,
+)
+from scalinglab.sweep.shapes import shape_for
+from scalinglab.sweep.train import TrainConfig
+
+_MODEL_KEYS = tuple(f.name for f in fields(ModelConfig))
+_TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
+#: run keys that describe rather than configure (written for the reader, recomputed on load)
+_INFO_KEYS = ("run_id", "N", "D", "C", "embedding_params", "budget", "tokens_per_param")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a plan: everything needed to train it, and its planned N, D, C."""
+
+    model: ModelConfig
+    train: TrainConfig
+    data: DataSpec
+    tags: dict[str, str] = field(default_factory=dict)
+    budget: float | None = None
+
+    @property
+    def N(self) -> int:
+        return non_embedding_params(self.model)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return max(1, self.train.batch_tokens // self.model.seq_len) * self.model.seq_len
+
+    @property
+    def D(self) -> int:
+        return self.train.steps * self.tokens_per_step
+
+    @property
+    def C(self) -> float:
+        return 6.0 * self.N * self.D
+
+    @property
+    def run_id(self) -> str:
+        payload = {"model": self.model.to_dict(), "train": self.train.to_dict(),
+                   "data": self.data.to_dict()}
+        blob = json.dumps(payload, sort_keys=True)
+        return "s-" + hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+    def record(self) -> dict[str, Any]:
+        """The run's row in the store, before any result is known."""
+        return {
+            "run_id": self.run_id, "N": float(self.N), "D": float(self.D), "C": self.C,
+            "lr": self.train.lr, "batch_tokens": float(self.tokens_per_step),
+            "weight_decay": self.train.weight_decay, "seq_len": float(self.model.seq_len),
+            "tags": dict(self.tags),
+            "extra": {
+                "C_attention": flops_per_token(self.model, attention=True) * self.D,
+                "embedding_params": embedding_params(self.model),
+                "budget": self.budget,
+                **{k: v for k, v in self.model.to_dict().items()},
+                "steps": self.train.steps, "schedule": self.train.schedule, "seed": self.train.seed,
+            },
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model.to_dict(), "train": self.train.to_dict(),
+                "data": self.data.to_dict(), "tags": self.tags, "budget": self.budget}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        return cls(ModelConfig(**d["model"]), TrainConfig(**d["train"]),
+                   DataSpec.from_dict(d["data"]), dict(d.get("tags") or {}), d.get("budget"))
+
+
+@dataclass
+class SweepPlan:
+    name: str
+    kind: str
+    runs: list[RunSpec]
+    data: DataSpec = field(default_factory=DataSpec)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_compute(self) -> float:
+        return float(sum(r.C for r in self.runs))
+
+    def to_toml(self) -> str:
+        rows = []
+        for r in self.runs:
+            row: dict[str, Any] = {"run_id": r.run_id}
+            if r.budget is not None:
+                row["budget"] = float(r.budget)
+            row |= {"N": r.N, "D": r.D, "C": float(f"{r.C:.6g}"),
+                    "tokens_per_param": round(r.D / r.N, 2),
+                    "embedding_params": embedding_params(r.model)}
+            merged = {**r.model.to_dict(), **r.train.to_dict()}
+            row |= {k: v for k, v in merged.items() if self.defaults.get(k) != v}
+            if r.tags:
+                row["tags"] = dict(r.tags)
+            rows.append(row)
+        doc = {
+            "sweep": {"name": self.name, "kind": self.kind, "runs": len(self.runs),
+                      "total_compute": float(f"{self.total_compute:.4g}")},
+            "data": self.data.to_dict(),
+            "defaults": self.defaults,
+            "runs": rows,
+        }
+        header = (f"# scalinglab sweep plan ({self.kind}): {len(self.runs)} runs, "
+                  f"{self.total_compute:.3g} FLOPs in all.\n"
+                  "# Edit freely: a run's settings override [defaults]. run_id, N, D, C and\n"
+                  "# embedding_params are recomputed when the plan is read; an edited run gets a "
+                  "new id.\n"
+                  "# Run it with: scalinglab sweep run THIS_FILE --store runs.duckdb\n\n")
+        return header + tomli_w.dumps(doc)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_toml(), encoding="utf-8")
+        return path
+
+
+def load_plan(path: str | Path) -> SweepPlan:
+    """Read a plan file, naming the run and key of anything wrong."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: plan file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})") from None
+    sweep = doc.get("sweep", {})
+    defaults = dict(doc.get("defaults", {}))
+    try:
+        data = DataSpec.from_dict(doc.get("data", {}))
+    except TypeError as exc:
+        raise UserError(f"{path}: [data]: {exc}") from None
+    if not doc.get("runs"):
+        raise UserError(f"{path}: no [[runs]] in this plan")
+    runs, notes = [], []
+    for i, row in enumerate(doc["runs"], start=1):
+        where = f"{path}: run {i}"
+        merged = {**defaults, **row}
+        unknown = set(merged) - set(_MODEL_KEYS) - set(_TRAIN_KEYS) - set(_INFO_KEYS) - {"tags"}
+        if unknown:
+            raise UserError(f"{where}: unknown key(s) {sorted(unknown)}; known: "
+                            f"{sorted(_MODEL_KEYS + _TRAIN_KEYS)}")
+        try:
+            model = ModelConfig(**{k: merged[k] for k in _MODEL_KEYS if k in merged})
+            train = TrainConfig(**{k: merged[k] for k in _TRAIN_KEYS if k in merged})
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{where}: {exc}") from None
+        _check_train(train, where)
+        tags = {str(k): str(v) for k, v in (merged.get("tags") or {}).items()}
+        spec = RunSpec(model, train, data, tags, merged.get("budget"))
+        if "run_id" in row and row["run_id"] != spec.run_id:
+            notes.append(f"run {i} was edited since it was planned; its id is now {spec.run_id}")
+        runs.append(spec)
+    ids = [r.run_id for r in runs]
+    if len(set(ids)) < len(ids):
+        dup = next(i for i, r in enumerate(ids, start=1) if ids.count(r) > 1)
+        raise UserError(f"{path}: run {dup} is identical to another run of the plan")
+    return SweepPlan(name=str(sweep.get("name", path.stem)), kind=str(sweep.get("kind", "custom")),
+                     runs=runs, data=data, defaults=defaults, notes=notes)
+
+
+def _check_train(cfg: TrainConfig, where: str) -> None:
+    for key in ("lr", "batch_tokens", "steps"):
+        value = getattr(cfg, key)
+        if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+            raise UserError(f"{where}: {key} must be a positive number, not {value!r}")
+    if cfg.schedule not in ("cosine", "wsd", "constant"):
+        raise UserError(f"{where}: schedule must be cosine, wsd or constant, not {cfg.schedule!r}")
+
+
+# -- planning ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Settings shared by a plan's runs; every field can be overridden per run in the file."""
+
+    seq_len: int = 128
+    batch_tokens: int = 2048
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    warmup: float = 0.05
+    schedule: str = "cosine"
+    seed: int = 0
+    vocab_size: int = 256
+    positions: str = "rope"
+    tie_embeddings: bool = True
+    ffn_ratio: float = 4.0
+    aspect: float = 64.0
+    eval_tokens: int = 65_536
+    min_steps: int = 20
+
+    def shape(self, target_n: float) -> ModelConfig:
+        return shape_for(target_n, aspect=self.aspect, seq_len=self.seq_len,
+                         vocab_size=self.vocab_size, ffn_ratio=self.ffn_ratio,
+                         positions=self.positions, tie_embeddings=self.tie_embeddings)
+
+    def recorded(self) -> dict[str, Any]:
+        """What [defaults] says: the shared model and training keys."""
+        return {k: v for k, v in self.__dict__.items()
+                if k in _MODEL_KEYS or k in _TRAIN_KEYS}
+
+    def train(self, steps: int, lr: float | None = None, batch_tokens: int | None = None) -> TrainConfig:
+        return TrainConfig(lr=lr or self.lr, batch_tokens=batch_tokens or self.batch_tokens,
+                           steps=steps, weight_decay=self.weight_decay, warmup=self.warmup,
+                           schedule=self.schedule, seed=self.seed,  # type: ignore[arg-type]
+                           eval_tokens=self.eval_tokens)
+
+
+def _steps_for(tokens: float, batch_tokens: int, seq_len: int, min_steps: int) -> int:
+    per_step = max(1, batch_tokens // seq_len) * seq_len
+    return max(min_steps, int(round(tokens / per_step)))
+
+
+def isoflop_plan(budgets: list[float], sizes: int = 5, span: float = 16.0,
+                 tokens_per_param: float = 20.0, data: DataSpec = DataSpec(),
+                 defaults: Defaults = Defaults(), name: str = "isoflop") -> SweepPlan:
+    """For each budget C, ``sizes`` models log-spaced over a factor ``span`` around the
+    Chinchilla-rule optimum N = sqrt(C / (6 * tokens_per_param)), each trained on D = C/(6N)."""
+    if not budgets or any(not (b > 0) for b in budgets):
+        raise UserError("--budgets must be positive FLOP counts, e.g. 1e13,3e13,1e14")
+    if sizes < 1 or span < 1:
+        raise UserError("--sizes must be >= 1 and --span >= 1")
+    runs, notes = [], []
+    for budget in sorted(budgets):
+        n_center = math.sqrt(budget / (6.0 * tokens_per_param))
+        targets = n_center * np.geomspace(1 / math.sqrt(span), math.sqrt(span), sizes)
+        seen: set[tuple[int, int]] = set()
+        for target in targets:
+            model = defaults.shape(float(target))
+            if (model.d_model, model.n_layers) in seen:
+                continue
+            seen.add((model.d_model, model.n_layers))
+            n = non_embedding_params(model)
+            steps = _steps_for(budget / (6.0 * n), defaults.batch_tokens, defaults.seq_len,
+                               defaults.min_steps)
+            spec = RunSpec(model, defaults.train(steps), data,
+                           {"sweep": name, "budget": f"{budget:.3g}"}, float(budget))
+            if abs(math.log(spec.C / budget)) > math.log(1.25):
+                notes.append(f"budget {budget:.3g}: N={n:,} gets {spec.C:.3g} FLOPs "
+                             f"(min {defaults.min_steps} steps)")
+            runs.append(spec)
+        if len(seen) < sizes:
+            notes.append(f"budget {budget:.3g}: only {len(seen)} distinct shapes for {sizes} sizes")
+    return SweepPlan(name, "isoflop", runs, data, defaults.recorded(), notes)
+
+
+def grid_plan(lrs: list[float], batches: list[int], sizes: list[float], tokens: float | None = None,
+              tokens_per_param: float | None = 20.0, data: DataSpec = DataSpec(),
+              defaults: Defaults = Defaults(), name: str = "grid") -> SweepPlan:
+    """An lr x batch grid at each model size (N targets), on ``tokens`` or N x tokens_per_param."""
+    if not lrs or not batches or not sizes:
+        raise UserError("--lr, --batch and --sizes each need at least one value")
+    for label, values in (("--lr", lrs), ("--batch", batches), ("--sizes", sizes)):
+        if any(not (v > 0) for v in values):
+            raise UserError(f"{label} values must be positive")
+    runs = []
+    for target in sizes:
+        model = defaults.shape(float(target))
+        n = non_embedding_params(model)
+        d = tokens if tokens is not None else n * float(tokens_per_param or 20.0)
+        for batch in batches:
+            steps = _steps_for(d, int(batch), defaults.seq_len, defaults.min_steps)
+            for lr in lrs:
+                runs.append(RunSpec(model, defaults.train(steps, lr=lr, batch_tokens=int(batch)),
+                                    data, {"sweep": name}))
+    return SweepPlan(name, "grid", runs, data, defaults.recorded())

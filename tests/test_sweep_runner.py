@@ -1,0 +1,127 @@
+"""Running plans: every outcome reaches the store once, reruns resume, failures are kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scalinglab.runs.store import RunStore
+from scalinglab.sweep.data import DataSpec
+from scalinglab.sweep.model import ModelConfig
+from scalinglab.sweep.plan import RunSpec, SweepPlan
+from scalinglab.sweep.runner import Progress, run_plan
+from scalinglab.sweep.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> DataSpec:
+    folder = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(1)
+    words = ["def", "return", "self", "import", "class", "for", "in", "if", "else", "None"]
+    (folder / "code.txt").write_text(" ".join(rng.choice(words, 40_000)))
+    return DataSpec(source=str(folder / "code.txt"))
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCALINGLAB_CACHE", str(tmp_path / "cache"))
+
+
+def spec(data: DataSpec, d: int = 32, lr: float = 1e-2, steps: int = 12) -> RunSpec:
+    model = ModelConfig(d_model=d, n_layers=1, n_heads=2, seq_len=32)
+    return RunSpec(model, TrainConfig(lr=lr, batch_tokens=256, steps=steps, eval_tokens=2048),
+                   data, {"sweep": "t"})
+
+
+def plan_of(*runs: RunSpec) -> SweepPlan:
+    return SweepPlan("t", "custom", list(runs), runs[0].data)
+
+
+def test_finished_runs_land_in_the_store_with_their_curves(tmp_path, data):
+    store = RunStore(tmp_path / "s.duckdb")
+    plan = plan_of(spec(data, 32), spec(data, 64))
+    report = run_plan(plan, store)
+    assert (report.finished, report.failed, report.skipped) == (2, 0, 0)
+    runs = store.runs()
+    assert sorted(runs["run_id"]) == sorted(r.run_id for r in plan.runs)
+    row = runs.set_index("run_id").loc[plan.runs[1].run_id]
+    assert row["N"] == plan.runs[1].N and row["D"] == 12 * 256 and row["C"] == 6 * row["N"] * row["D"]
+    assert row["lr"] == 1e-2 and row["batch_tokens"] == 256 and row["seq_len"] == 32
+    assert row["loss"] == row["extra"]["eval_loss"]
+    for key in ("train_loss", "ema_loss", "tokens_per_s", "wall_time_s", "peak_mem_bytes",
+                "C_attention", "embedding_params"):
+        assert row["extra"][key] > 0
+    assert row["tags"]["sweep"] == "t" and "architecture" in row["tags"]
+    assert len(store.curve(plan.runs[1].run_id)) == 12
+
+
+def test_a_rerun_skips_what_is_done(tmp_path, data):
+    store = RunStore(tmp_path / "s.duckdb")
+    plan = plan_of(spec(data, 32), spec(data, 64))
+    run_plan(plan_of(plan.runs[0]), store)
+    report = run_plan(plan, store)
+    assert (report.skipped, report.finished) == (1, 1)
+    report = run_plan(plan, store)
+    assert (report.skipped, report.finished) == (2, 0)
+    assert store.counts() == {"finished": 2}
+
+
+def test_a_diverging_run_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path, data):
+    store = RunStore(tmp_path / "s.duckdb")
+    bad, good = spec(data, 32, lr=1e30), spec(data, 64)
+    report = run_plan(plan_of(bad, good), store)
+    assert (report.finished, report.failed) == (1, 1)
+    failed = store.run(bad.run_id)
+    assert failed["status"] == "failed" and "diverged" in failed["error"]
+    assert failed["N"] == bad.N and failed["D"] == bad.D  # planned size kept for the record
+    assert store.has_run(good.run_id)
+    assert run_plan(plan_of(bad, good), store).skipped == 2  # a failure is a result
+    assert run_plan(plan_of(bad, good), store, retry_failed=True).failed == 1
+
+
+def test_a_crashing_run_is_recorded_with_its_error(tmp_path, data):
+    store = RunStore(tmp_path / "s.duckdb")
+    crash = RunSpec(ModelConfig(d_model=32, n_layers=1, n_heads=2, seq_len=32, vocab_size=100),
+                    TrainConfig(lr=1e-2, batch_tokens=256, steps=5), data)
+    run_plan(plan_of(crash), store)
+    rec = store.run(crash.run_id)
+    assert rec["status"] == "failed" and "ValueError" in rec["error"] and "vocabulary" in rec["error"]
+
+
+class InterruptSecondRun(Progress):
+    def __init__(self) -> None:
+        self.started = 0
+
+    def run_started(self, spec: RunSpec) -> None:
+        self.started += 1
+
+    def step(self, spec: RunSpec, tokens: int, loss: float) -> None:
+        if self.started == 2:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_loses_only_the_run_in_flight(tmp_path, data):
+    store = RunStore(tmp_path / "s.duckdb")
+    plan = plan_of(spec(data, 32), spec(data, 64), spec(data, 96))
+    report = run_plan(plan, store, progress=InterruptSecondRun())
+    assert report.interrupted and report.finished == 1
+    assert store.counts() == {"finished": 1}
+    report = run_plan(plan, store)
+    assert (report.skipped, report.finished) == (1, 2)
+
+
+@pytest.mark.slow
+def test_the_ray_backend_writes_each_result_exactly_once(tmp_path, data):
+    pytest.importorskip("ray")
+    store = RunStore(tmp_path / "s.duckdb")
+    plan = plan_of(spec(data, 32), spec(data, 64, lr=1e30))
+    report = run_plan(plan, store, backend="ray", cpus_per_run=1)
+    assert (report.finished, report.failed) == (1, 1)
+    every = store.runs(status=None)
+    assert sorted(every["run_id"]) == sorted(r.run_id for r in plan.runs)  # once each
+    assert every.set_index("run_id").loc[plan.runs[1].run_id, "status"] == "failed"
+    curve = store.curve(plan.runs[0].run_id)
+    assert len(curve) == 12 and curve["step"].is_unique
+    assert run_plan(plan, store, backend="ray").skipped == 2
