@@ -21,7 +21,13 @@ from dataclasses import replace
 
 import torch
 
-from scalinglab.sweep.model import ModelConfig, Transformer, embedding_params, model_flops_per_token, non_embedding_params
+from scalinglab.sweep.model import (
+    ModelConfig,
+    Transformer,
+    embedding_params,
+    model_flops_per_token,
+    non_embedding_params,
+)
 from scalinglab.sweep.shapes import shape_for
 from scalinglab.sweep.train import TrainConfig, optimizer_for
 
@@ -122,7 +128,7 @@ def main() -> None:
         slow = None if args.no_naive else time_steps(cfg, batch, device, naive=True,
                                                      compile=False, steps=steps, warmup=warmup)
 
-        def mfu(tps: float | None) -> str:
+        def mfu(tps: float | None, fpt: float = fpt) -> str:
             return f"{tps * fpt / peak:6.1%}" if peak and tps else f"{'-':>6}"
 
         shape = f"d{cfg.d_model} L{cfg.n_layers} h{cfg.n_heads} V{cfg.vocab_size}"

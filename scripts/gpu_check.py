@@ -5,8 +5,6 @@
 
 import time
 
-import torch
-
 from scalinglab.sweep.data import load_corpus
 from scalinglab.sweep.shapes import shape_for
 from scalinglab.sweep.train import TrainConfig, train

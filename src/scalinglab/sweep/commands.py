@@ -6,10 +6,18 @@ torch is imported inside the commands, so ``--help`` and the other commands stay
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from scalinglab.clikit import DEFAULT_STORE, UserError, console, emit_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from scalinglab.sweep.data import DataSpec
+    from scalinglab.sweep.demo import DemoResult
+    from scalinglab.sweep.plan import Defaults, SweepPlan
 
 sweep_app = typer.Typer(help="Plan and run sweeps of real transformers into the run store.",
                         no_args_is_help=True)
@@ -31,7 +39,7 @@ def _floats(text: str, option: str) -> list[float]:
 
 def _defaults(seq_len: int, batch: int, lr: float, weight_decay: float, schedule: str,
               warmup: float, seed: int, positions: str, untied: bool, aspect: float,
-              ffn_ratio: float, vocab_size: int) -> object:
+              ffn_ratio: float, vocab_size: int) -> Defaults:
     from scalinglab.sweep.plan import Defaults
 
     if positions not in ("rope", "learned"):
@@ -46,7 +54,7 @@ def _defaults(seq_len: int, batch: int, lr: float, weight_decay: float, schedule
                     vocab_size=vocab_size)
 
 
-def _data(data: str, tokenizer: Path | None) -> object:
+def _data(data: str, tokenizer: Path | None) -> DataSpec:
     from scalinglab.sweep.data import STDLIB, DataSpec
 
     if data != STDLIB and not Path(data).exists():
@@ -56,10 +64,10 @@ def _data(data: str, tokenizer: Path | None) -> object:
                     tokenizer=str(tokenizer.resolve()) if tokenizer else None)
 
 
-def _vocab(data_spec: object, vocab_size: int | None) -> int:
+def _vocab(data_spec: DataSpec, vocab_size: int | None) -> int:
     if vocab_size:
         return vocab_size
-    tok = getattr(data_spec, "tokenizer", None)
+    tok = data_spec.tokenizer
     if tok:
         from scalinglab.sweep.data import _Encoder
 
@@ -67,16 +75,16 @@ def _vocab(data_spec: object, vocab_size: int | None) -> int:
     return 256
 
 
-def _written(plan: object, out: Path, json_: bool) -> None:
-    plan.save(out)  # type: ignore[attr-defined]
-    runs = plan.runs  # type: ignore[attr-defined]
+def _written(plan: SweepPlan, out: Path, json_: bool) -> None:
+    plan.save(out)
+    runs = plan.runs
     if json_:
-        emit_json({"plan": str(out), "runs": len(runs), "total_compute": plan.total_compute,  # type: ignore[attr-defined]
-                   "notes": plan.notes})  # type: ignore[attr-defined]
+        emit_json({"plan": str(out), "runs": len(runs), "total_compute": plan.total_compute,
+                   "notes": plan.notes})
         return
     from rich.table import Table
 
-    table = Table(title=f"{out}: {len(runs)} runs, {plan.total_compute:.3g} FLOPs")  # type: ignore[attr-defined]
+    table = Table(title=f"{out}: {len(runs)} runs, {plan.total_compute:.3g} FLOPs")
     for col in ("budget", "N", "shape (d x L, heads)", "D", "tokens/param", "steps", "lr", "batch"):
         table.add_column(col, justify="right")
     for r in runs:
@@ -85,7 +93,7 @@ def _written(plan: object, out: Path, json_: bool) -> None:
                       f"{r.D:.3g}", f"{r.D / r.N:.1f}", f"{r.train.steps:,}", f"{r.train.lr:g}",
                       f"{r.tokens_per_step:,}")
     console.print(table)
-    for note in plan.notes:  # type: ignore[attr-defined]
+    for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}")
     console.print(f"run it with: scalinglab sweep run {out}")
 
@@ -138,7 +146,7 @@ def plan_isoflop(
     defaults = _defaults(seq_len, batch_tokens, lr, weight_decay, schedule, warmup, seed,
                          positions, untied, aspect, ffn_ratio, _vocab(spec, vocab_size))
     plan = isoflop_plan(_floats(budgets, "--budgets"), sizes=sizes, span=span,
-                        tokens_per_param=tokens_per_param, data=spec, defaults=defaults,  # type: ignore[arg-type]
+                        tokens_per_param=tokens_per_param, data=spec, defaults=defaults,
                         name=name)
     _written(plan, out, json_)
 
@@ -174,7 +182,7 @@ def plan_grid(
     defaults = _defaults(seq_len, min(batches), lrs[0], weight_decay, schedule, warmup, seed,
                          positions, untied, aspect, ffn_ratio, _vocab(spec, vocab_size))
     plan = grid_plan(lrs, batches, _floats(sizes, "--sizes"), tokens=tokens,
-                     tokens_per_param=tokens_per_param, data=spec, defaults=defaults,  # type: ignore[arg-type]
+                     tokens_per_param=tokens_per_param, data=spec, defaults=defaults,
                      name=name)
     _written(plan, out, json_)
 
@@ -216,7 +224,7 @@ def run(
         console.print(f"[yellow]note:[/] {note}")
     runs = RunStore(store)
     with RichProgress(console=None if not json_ else _quiet()) as progress:
-        report = run_plan(plan, runs, backend=backend, device=device, address=address,  # type: ignore[arg-type]
+        report = run_plan(plan, runs, backend=backend, device=device, address=address,
                           cpus_per_run=cpus_per_run, compile=compile_, retry_failed=retry_failed,
                           progress=progress, source=str(plan_file))
     if json_:
@@ -230,7 +238,7 @@ def run(
         raise typer.Exit(130)
 
 
-def _quiet() -> object:
+def _quiet() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, quiet=True)
@@ -267,14 +275,13 @@ def demo(
     _print_demo(result)
 
 
-def _print_demo(result: object) -> None:
+def _print_demo(r: DemoResult) -> None:
     from rich.table import Table
 
     from scalinglab.report.figures import fmt
 
-    r = result  # a DemoResult
-    s = r.summary  # type: ignore[attr-defined]
-    sweep = r.sweep  # type: ignore[attr-defined]
+    s = r.summary
+    sweep = r.sweep
     console.print(f"\n[bold]sweep[/]: {sweep.finished} trained, {sweep.failed} failed, "
                   f"{sweep.skipped} already done, {sweep.wall_time_s:.0f} s")
     fit = s.primary_fit
@@ -295,14 +302,14 @@ def _print_demo(result: object) -> None:
         console.print(f"IsoFLOP (approach 2): N_opt ∝ C^{a.a:.3f}, D_opt ∝ C^{a.b:.3f}")
     elif s.isoflop.error:
         console.print(f"[yellow]IsoFLOP[/]: {s.isoflop.error}")
-    ex = r.extrapolation  # type: ignore[attr-defined]
+    ex = r.extrapolation
     if ex is not None:
         iv = f" [{ex.interval[0]:.3f}, {ex.interval[1]:.3f}]" if ex.interval else ""
         console.print(f"held-out check: fitted without the {ex.budget:.3g}-FLOP budget, the law "
                       f"predicts its best loss {ex.predicted:.3f}{iv}; measured {ex.observed:.3f} "
                       f"({ex.rel_error:+.1%})")
-    elif r.extrapolation_error:  # type: ignore[attr-defined]
-        console.print(f"[yellow]held-out check[/]: {r.extrapolation_error}")  # type: ignore[attr-defined]
+    elif r.extrapolation_error:
+        console.print(f"[yellow]held-out check[/]: {r.extrapolation_error}")
     if s.plan.ok:
         p = s.plan.value
         iv = (f" [{p.loss_interval[0]:.3f}, {p.loss_interval[1]:.3f}]" if p.loss_interval else "")
@@ -310,10 +317,10 @@ def _print_demo(result: object) -> None:
                       f"({p.tokens_per_param:.1f} tokens/param), {p.steps:,} steps, "
                       f"loss {p.loss:.3f}{iv}, lr {p.lr:.3g}, batch {p.batch_tokens:,} tokens, "
                       f"weight decay {p.weight_decay:.3g}")
-    for w in r.warnings:  # type: ignore[attr-defined]
+    for w in r.warnings:
         console.print(f"[yellow]warning:[/] {w}")
-    console.print(f"wrote {r.report_path}, {len(r.figures)} figures, plan {r.plan_path} and "  # type: ignore[attr-defined]
-                  f"store {r.store_path}")  # type: ignore[attr-defined]
+    console.print(f"wrote {r.report_path}, {len(r.figures)} figures, plan {r.plan_path} and "
+                  f"store {r.store_path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -21,7 +21,7 @@ from scalinglab.sweep.runner import Progress, SweepReport, run_plan
 
 #: budgets (FLOPs, 6ND) and model sizes: ~5 min (full) and ~1 min (quick) on 2 CPU cores
 FULL_BUDGETS = (3e10, 7e10, 1.6e11, 3.6e11)
-QUICK_BUDGETS = (2e10, 6e10, 1.8e11)
+QUICK_BUDGETS = (1.5e10, 4.5e10, 1.35e11)
 #: centre of the sizes: byte-level models this small are compute-optimal far beyond 20 tokens
 #: per (non-embedding) parameter; centring at 20 puts every budget's minimum at the smallest size
 TOKENS_PER_PARAM = 100.0

@@ -260,6 +260,9 @@ def isoflop_plan(budgets: list[float], sizes: int = 5, span: float = 16.0,
             model = defaults.shape(float(target))
             if (model.d_model, model.n_layers) in seen:
                 continue
+            if non_embedding_params(model) > 2 * target:
+                notes.append(f"budget {budget:.3g}: the smallest shape (N={non_embedding_params(model):,}) "
+                             f"is far above the target N={target:,.0f}; raise the budget")
             seen.add((model.d_model, model.n_layers))
             n = non_embedding_params(model)
             steps = _steps_for(budget / (6.0 * n), defaults.batch_tokens, defaults.seq_len,

@@ -1,0 +1,90 @@
+"""The sweep and demo commands, end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from scalinglab.cli import app
+from scalinglab.runs.store import RunStore
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCALINGLAB_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def text(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(2)
+    words = ["lambda", "yield", "async", "await", "with", "as", "try", "except", "pass"]
+    path = tmp_path / "corpus.txt"
+    path.write_text(" ".join(rng.choice(words, 30_000)))
+    return path
+
+
+def invoke(*args: str) -> dict:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_plan_then_run_then_rerun_an_isoflop_sweep(tmp_path, text):
+    plan = tmp_path / "iso.toml"
+    out = invoke("sweep", "plan", "isoflop", "--budgets", "3e8,1e9", "--sizes", "2", "--data",
+                 str(text), "--seq-len", "32", "--batch-tokens", "256", "--out", str(plan))
+    assert out["runs"] == 4 and plan.exists()
+    store = tmp_path / "s.duckdb"
+    report = invoke("sweep", "run", str(plan), "--store", str(store))
+    assert (report["finished"], report["failed"], report["skipped"]) == (4, 0, 0)
+    runs = RunStore(store).runs()
+    assert len(runs) == 4 and set(runs["tags"].map(lambda t: t["sweep"])) == {"isoflop"}
+    again = invoke("sweep", "run", str(plan), "--store", str(store))
+    assert (again["finished"], again["skipped"]) == (0, 4)
+
+
+def test_grid_plans_are_written_with_one_run_per_combination(tmp_path, text):
+    out = invoke("sweep", "plan", "grid", "--lr", "1e-3,3e-3", "--batch", "256,512", "--sizes",
+                 "1e4", "--tokens", "1e5", "--seq-len", "32", "--data", str(text), "--out",
+                 str(tmp_path / "g.toml"))
+    assert out["runs"] == 4
+
+
+def test_bad_input_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")  # long temporary paths on one line
+    result = runner.invoke(app, ["sweep", "run", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2 and "plan file not found" in result.output
+    result = runner.invoke(app, ["sweep", "plan", "isoflop", "--budgets", "1e12,abc"])
+    assert result.exit_code == 2 and "--budgets" in result.output
+    result = runner.invoke(app, ["sweep", "plan", "isoflop", "--budgets", "1e12", "--data",
+                                 str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "not found" in result.output
+    result = runner.invoke(app, ["sweep", "run", "x.toml", "--backend", "slurm"])
+    assert result.exit_code == 2 and "local or ray" in result.output
+
+
+@pytest.mark.slow
+def test_demo_quick_goes_from_nothing_to_a_fitted_law_a_plan_and_a_report(tmp_path):
+    out = tmp_path / "demo"
+    result = invoke("demo", "--quick", "--out", str(out))
+    assert result["sweep"]["failed"] == 0 and result["sweep"]["finished"] >= 8
+    assert (out / "plan.toml").exists() and (out / "runs.duckdb").exists()
+    html = (out / "report.html").read_text()
+    assert "<img" in html and "IsoFLOP" in html
+    assert {"isoflop", "chinchilla_loss"} <= set(result["figures"])
+    assert all(Path(p).stat().st_size > 1000 for p in result["figures"].values())
+    fit = result["fit"]
+    assert fit is not None and set(fit["params"]) == {"E", "A", "B", "alpha", "beta"}
+    assert set(fit["ci"]) == set(fit["params"])
+    check = result["extrapolation"]
+    assert check is not None and abs(check["rel_error"]) < 0.15
+    plan = result["plan_for_larger_budget"]
+    assert plan["N"] > 0 and plan["D"] > 0 and plan["lr"] > 0 and plan["steps"] > 0
+    # a second run resumes: nothing is trained again
+    assert invoke("demo", "--quick", "--out", str(out), "--bootstrap", "0")["sweep"]["skipped"] == result["sweep"]["planned"]
