@@ -129,3 +129,18 @@ def test_a_missing_tokenizer_file_is_named(tmp_path: Path):
     (tmp_path / "t.txt").write_text("x" * 10_000)
     with pytest.raises(UserError, match="tokenizer file not found"):
         load_corpus(DataSpec(source=str(tmp_path / "t.txt"), tokenizer=str(tmp_path / "tok.json")))
+
+
+def test_a_local_tokenizer_file_sets_the_vocabulary(tmp_path: Path):
+    tokenizers = pytest.importorskip("tokenizers")
+    text = tmp_path / "t.txt"
+    rng = np.random.default_rng(0)
+    text.write_text(" ".join(rng.choice(["scaling", "laws", "predict", "loss", "tokens"], 40_000)))
+    tok = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tok.train([str(text)], tokenizers.trainers.BpeTrainer(vocab_size=60, special_tokens=["[UNK]"]))
+    tok.save(str(tmp_path / "tok.json"))
+    c = load_corpus(DataSpec(source=str(text), tokenizer=str(tmp_path / "tok.json")))
+    assert c.vocab_size == tok.get_vocab_size()
+    assert int(c.train.max()) < c.vocab_size
+    assert len(c.train) + len(c.val) == len(tok.encode(text.read_text()).ids)
