@@ -49,7 +49,7 @@ class RichProgress(ProgressProtocol):
 
     def _describe(self) -> str:
         rate = self.tokens / max(time.perf_counter() - self.t0, 1e-9)
-        return (f"runs {self.done}/{self.total} done · {len(self.running)} running · "
+        return (f"runs {self.done}/{self.total} done · {len(self.running)} in flight · "
                 f"{self.failed} failed · {rate:,.0f} tok/s")
 
     def start(self, total_runs: int, total_flops: float) -> None:
