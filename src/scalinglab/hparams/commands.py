@@ -51,6 +51,18 @@ def number(text: str | None, what: str) -> float | None:
     return value
 
 
+def _save_and_emit(fit: Any, save: Path | None, as_json: bool) -> dict[str, Any] | None:
+    """Write the fit (with its bootstrap draws) to ``--save``; print JSON and return None with
+    ``--json``, else return the fit's summary for the table."""
+    if save is not None:
+        save.write_text(to_json(fit.to_dict(include_boot=True)) + "\n")
+    out = fit.to_dict()
+    if as_json:
+        emit_json(out)
+        return None
+    return out
+
+
 def _grid(path: Path, seq_len: int, batch_unit: str, weight_decay: bool = False):
     if batch_unit not in ("auto", "tokens", "sequences"):
         raise UserError(f"--batch-unit must be auto, tokens or sequences, not {batch_unit!r}")
@@ -104,11 +116,8 @@ def fit_cmd(
                              resample=resample, seed=seed, fit_window=fit_window)  # type: ignore[arg-type]
     except NotIdentifiable as exc:
         raise UserError(f"{grid_path}: {exc}") from None
-    if save is not None:
-        save.write_text(to_json(fit.to_dict(include_boot=True)) + "\n")
-    out = fit.to_dict()
-    if as_json:
-        emit_json(out)
+    out = _save_and_emit(fit, save, as_json)
+    if out is None:
         return
     table = Table(title=f"{method} fit: {fit.n_groups} groups, {fit.n_runs} runs "
                         f"({fit.level:.0%} {fit.resample} bootstrap)")
@@ -295,11 +304,8 @@ def tau_cmd(
         fit = fit_tau_law(grid, n_boot=n_boot, seed=seed)
     except NotIdentifiable as exc:
         raise UserError(f"{grid_path}: {exc}") from None
-    if save is not None:
-        save.write_text(to_json(fit.to_dict(include_boot=True)) + "\n")
-    out = fit.to_dict()
-    if as_json:
-        emit_json(out)
+    out = _save_and_emit(fit, save, as_json)
+    if out is None:
         return
     p, ci = out["params"], out["ci"]
     console.print(f"tau_opt = {out['prefactor']:.3g} * (D/N)^{p['coef_TPP']:.3f}  "
