@@ -112,6 +112,17 @@ def test_ctrl_c_loses_only_the_run_in_flight(tmp_path, data):
     assert (report.skipped, report.finished) == (1, 2)
 
 
+def test_worker_processes_train_runs_side_by_side_and_the_driver_writes_each_once(tmp_path, data):
+    store = RunStore(tmp_path / "s.duckdb")
+    plan = plan_of(spec(data, 32), spec(data, 64), spec(data, 32, lr=1e30))
+    report = run_plan(plan, store, workers=2)
+    assert (report.finished, report.failed) == (2, 1)
+    every = store.runs(status=None)
+    assert sorted(every["run_id"]) == sorted(r.run_id for r in plan.runs)
+    assert "diverged" in store.run(plan.runs[2].run_id)["error"]
+    assert all(len(store.curve(r.run_id)) == 12 for r in plan.runs[:2])
+
+
 @pytest.mark.slow
 def test_the_ray_backend_writes_each_result_exactly_once(tmp_path, data):
     pytest.importorskip("ray")

@@ -199,6 +199,8 @@ def run(
                                      help="CPU threads per run (Ray: CPUs reserved per task)."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile each model (GPU)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1,
+                                help="Local CPU runs trained at once, in worker processes."),
     json_: bool = _JSON,
 ) -> None:
     """Train every run of a plan not already in the store, writing each result as it ends.
@@ -209,6 +211,8 @@ def run(
     Examples:
 
         scalinglab sweep run iso.toml --store runs.duckdb
+
+        scalinglab sweep run iso.toml --workers 4 --cpus-per-run 2   # 4 runs at once on 8 cores
 
         scalinglab sweep run iso.toml --backend ray --device cuda --address auto
     """
@@ -226,7 +230,7 @@ def run(
     with RichProgress(console=None if not json_ else _quiet()) as progress:
         report = run_plan(plan, runs, backend=backend, device=device, address=address,
                           cpus_per_run=cpus_per_run, compile=compile_, retry_failed=retry_failed,
-                          progress=progress, source=str(plan_file))
+                          progress=progress, source=str(plan_file), workers=workers)
     if json_:
         emit_json(report.to_dict() | {"store": str(store), "plan": str(plan_file)})
     else:

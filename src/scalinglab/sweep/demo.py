@@ -8,6 +8,7 @@ predicting that budget's best loss, plans a 100x larger budget, and writes figur
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,9 @@ def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, devic
     plan = demo_isoflop_plan(quick)
     plan_path = plan.save(out / "plan.toml")
     store = RunStore(out / "runs.duckdb")
-    sweep = run_plan(plan, store, device=device, progress=progress, source=str(plan_path))
+    workers = min(4, os.cpu_count() or 1) if device == "cpu" else 1
+    sweep = run_plan(plan, store, device=device, progress=progress, source=str(plan_path),
+                     workers=workers)
     if sweep.interrupted:
         raise KeyboardInterrupt
     k = bootstrap if bootstrap is not None else (100 if quick else 200)

@@ -10,11 +10,13 @@ retried. Results are written one by one: a crash loses at most the runs in fligh
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import platform
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -140,15 +142,28 @@ def pending(plan: SweepPlan, store: RunStore, retry_failed: bool = False) -> lis
 def run_plan(plan: SweepPlan, store: RunStore, backend: Backend = "local", device: str = "cpu",
              address: str | None = None, cpus_per_run: int | None = None, compile: bool = False,
              retry_failed: bool = False, progress: Progress | None = None,
-             source: str = "sweep") -> SweepReport:
-    """Train every pending run of ``plan`` and write each outcome to ``store`` as it arrives."""
+             source: str = "sweep", workers: int = 1) -> SweepReport:
+    """Train every pending run of ``plan`` and write each outcome to ``store`` as it arrives.
+
+    ``workers`` > 1 (local backend, CPU) trains that many runs at once in worker processes,
+    each with ``cpus_per_run`` threads (default: the cores shared out): small models use one core
+    poorly, so two one-thread runs beat one two-thread run by about 1.3-1.6x on 2 cores.
+    """
     device = resolve_device(device)
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, not {workers}")
+    if workers > 1 and backend == "local":
+        if device != "cpu":
+            raise UserError("--workers > 1 is for CPU runs; on GPUs use --backend ray")
+        backend = "pool"  # type: ignore[assignment]
+        cpus_per_run = cpus_per_run or max(1, (os.cpu_count() or 1) // workers)
     todo = pending(plan, store, retry_failed)
     report = SweepReport(planned=len(plan.runs), skipped=len(plan.runs) - len(todo))
     progress = progress or Progress()
     progress.start(len(todo), sum(r.C for r in todo))
     started = time.perf_counter()
-    runner = _local if backend == "local" else _ray if backend == "ray" else None
+    runners = {"local": _local, "ray": _ray, "pool": functools.partial(_pool, workers=workers)}
+    runner = runners.get(backend)
     if runner is None:
         raise UserError(f"--backend must be local or ray, not {backend!r}")
     try:
@@ -180,10 +195,36 @@ def _on_step(progress: Progress, spec: RunSpec, _step: int, tokens: int, loss: f
     progress.step(spec, tokens, loss)
 
 
-def _ray_task(wire: dict[str, Any], device: str, compile: bool, source: str, threads: int) -> dict[str, Any]:
-    """What a Ray worker runs: one run, returned as plain data (the driver writes it)."""
+def _remote_task(wire: dict[str, Any], device: str, compile: bool, source: str, threads: int) -> dict[str, Any]:
+    """What a worker process (pool or Ray) runs: one run, returned as plain data; only the
+    driver writes to the store."""
     torch.set_num_threads(max(1, threads))
     return execute(RunSpec.from_dict(wire), device, compile, source).to_wire()
+
+
+def _pool(todo: list[RunSpec], device: str, address: str | None, cpus: int | None,
+          compile: bool, progress: Progress, source: str, workers: int = 2
+          ) -> Iterator[tuple[RunSpec, Outcome]]:
+    """Runs in parallel worker processes on this machine (spawned: no forked torch state)."""
+    if not todo:
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {}
+        for spec in todo:
+            futures[pool.submit(_remote_task, spec.to_dict(), device, compile, source, cpus or 1)] = spec
+            progress.run_started(spec)
+        try:
+            for future in as_completed(futures):
+                spec = futures[future]
+                try:
+                    outcome = Outcome.from_wire(future.result())
+                except Exception as exc:  # noqa: BLE001 - a dead worker is a failed run, recorded
+                    outcome = _failed({**spec.record(), "source": source},
+                                      f"worker failed: {type(exc).__name__}: {exc}", time.perf_counter())
+                yield spec, outcome
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _ray(todo: list[RunSpec], device: str, address: str | None, cpus: int | None,
@@ -206,7 +247,7 @@ def _ray(todo: list[RunSpec], device: str, address: str | None, cpus: int | None
             raise UserError(f"--address {address}: cannot connect to a Ray cluster: {exc}") from None
     cpus = cpus or 1
     gpu = 1 if device.startswith("cuda") else 0
-    task = ray.remote(_ray_task).options(num_cpus=cpus, num_gpus=gpu, max_retries=1)
+    task = ray.remote(_remote_task).options(num_cpus=cpus, num_gpus=gpu, max_retries=1)
     refs = {}
     for spec in todo:
         refs[task.remote(spec.to_dict(), "cuda" if gpu else device, compile, source, cpus)] = spec
