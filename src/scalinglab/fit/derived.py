@@ -35,10 +35,10 @@ def interval(fit: FitResult, fn: ParamFn, vectorised: bool = True) -> dict[str, 
     if not vectorised:
         point, lo, hi = fit.derived_interval(fn)
         return {"value": float(point), "ci": [float(lo), float(hi)]}
-    with np.errstate(all="ignore"):
-        draws = np.asarray(fn(_boot_columns(fit)), dtype=float)
     q = (1.0 - fit.level) / 2.0
-    lo, hi = np.nanquantile(draws, [q, 1.0 - q]) if np.isfinite(draws).any() else (np.nan, np.nan)
+    with np.errstate(all="ignore"):  # extreme draws give inf; a percentile may then be inf
+        draws = np.asarray(fn(_boot_columns(fit)), dtype=float)
+        lo, hi = np.nanquantile(draws, [q, 1.0 - q]) if np.isfinite(draws).any() else (np.nan, np.nan)
     return {"value": float(fn(fit.params)), "ci": [float(lo), float(hi)]}
 
 

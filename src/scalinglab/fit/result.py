@@ -57,7 +57,8 @@ class FitResult:
 
     def _quantiles(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         alpha = (1.0 - self.level) / 2.0
-        return np.nanquantile(values, alpha, axis=0), np.nanquantile(values, 1.0 - alpha, axis=0)
+        with np.errstate(invalid="ignore"):  # inf draws: the percentile is inf, not a warning
+            return np.nanquantile(values, alpha, axis=0), np.nanquantile(values, 1.0 - alpha, axis=0)
 
     @property
     def ci(self) -> dict[str, tuple[float, float]]:
@@ -74,7 +75,8 @@ class FitResult:
         point = self.predict(**inputs)
         if self.boot is None or len(self.boot) == 0:
             return point, point * np.nan, point * np.nan
-        draws = np.stack([self.law(p, **inputs) for p in self.boot_params()])
+        with np.errstate(all="ignore"):  # extreme draws overflow to inf: they still count
+            draws = np.stack([self.law(p, **inputs) for p in self.boot_params()])
         lo, hi = self._quantiles(draws)
         return point, lo, hi
 
