@@ -85,3 +85,15 @@ def test_line_search_steps_back_from_regions_where_the_objective_is_infinite():
 
     res = batched_lbfgs(fg, np.array([[0.05], [10.0]]))
     np.testing.assert_allclose(res.x[:, 0], 2.0, atol=1e-4)
+
+
+def test_a_batch_gives_every_start_the_result_it_gets_alone():
+    # line searches of different lengths put the starts out of step with one another, and
+    # finished starts leave the batch: neither may change any start's path
+    starts = np.random.default_rng(3).uniform(-2.5, 2.5, size=(40, 2))
+    batch = batched_lbfgs(rosenbrock, starts)
+    alone = [batched_lbfgs(rosenbrock, x0[None]) for x0 in starts]
+    for i, res in enumerate(alone):
+        np.testing.assert_array_equal(batch.x[i], res.x[0])
+        assert batch.n_iter[i] == res.n_iter[0] and batch.status[i] == res.status[0]
+    assert batch.n_evals == sum(res.n_evals for res in alone)

@@ -18,11 +18,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from scipy.linalg.blas import dgemm
 
 from scalinglab.laws.base import Law
 
 #: Huber threshold on log-loss residuals used by Hoffmann et al. 2022 and Besiroglu et al. 2024
 HUBER_DELTA = 1e-3
+
+#: exponents up to this are safe from overflow (exp(709.8) is the largest finite double)
+_SAFE_EXP = 700.0
+
+#: row-wise dot products of two (k, n) arrays; np.vecdot (numpy >= 2) is the fastest
+_rowdot = getattr(np, "vecdot", None) or (lambda a, b: np.einsum("ij,ij->i", a, b))
 
 
 class LogModel(Protocol):
@@ -83,8 +90,17 @@ class _Column:
 
 
 @dataclass
+class _SumPrep:
+    #: exp(e - shift) per row, or None where that is 1 for every row
+    e0: np.ndarray | None
+    #: (K + 1, rows, 2): each term's (a_j - shift, -alpha_j), then (shift, -1)
+    coef: np.ndarray
+
+
+@dataclass
 class _SumCtx:
-    e0: np.ndarray
+    #: exp(e - shift) per row, or None where that is 1 for every row
+    e0: np.ndarray | None
     terms: list[np.ndarray]
     total: np.ndarray
 
@@ -94,11 +110,12 @@ class SumOfPowers:
 
     theta = ``(e, a_1..a_K, alpha_1..alpha_K)``, which is the parameter order of Chinchilla
     ``(E, A, B, alpha, beta)`` and of the one-variable power law ``(E, A, alpha)``. The LSE is
-    shifted by each row's largest exponent (known from the ends of each input's range, so it
-    costs no pass over the data) and no start overflows however wild. This is the hot loop of
-    the multi-start fit: exponents and gradient sums are small matrix products and everything
-    else is in place, since each pass over the (starts x runs) block costs about as much as
-    the arithmetic in it.
+    shifted by ``e``, so that the constant's term is exactly 1, or, in a row where another term
+    could then overflow, by that row's largest exponent (known from the ends of each input's
+    range, so it costs no pass over the data): no start overflows however wild. This is the hot
+    loop of the multi-start fit: exponents and gradient sums are small matrix products and
+    everything else is in place on contiguous blocks, since each pass over the (starts x runs)
+    block costs about as much as the arithmetic in it.
     """
 
     def __init__(self, law: Law, inputs: Mapping[str, np.ndarray]) -> None:
@@ -112,52 +129,85 @@ class SumOfPowers:
         self.n = len(self.columns[0].log_x)
         self.ones = np.ones(self.n)
         self.scratch = _Scratch()
+        self._design_cache: tuple[np.ndarray | None, np.ndarray] | None = None
 
     def forward(self, theta: np.ndarray, offset: np.ndarray | None = None) -> tuple[np.ndarray, _SumCtx]:
         """``log L - offset`` (offset per run, e.g. the observed log loss) and the context."""
-        k = self.k
-        shift = theta[:, 0].copy()
+        return self.forward_rows(self.prepare(theta), slice(None), offset)
+
+    def prepare(self, theta: np.ndarray) -> _SumPrep:
+        """Per-row work of :meth:`forward` for a whole batch, so blocks of it only make passes."""
+        k, rows = self.k, len(theta)
+        e = theta[:, 0]
+        # largest exponent of each row over the data, at an end of each input's range
+        top = None
         for j, col in enumerate(self.columns):
             a, alpha = theta[:, 1 + j], theta[:, 1 + k + j]
-            np.maximum(shift, a - alpha * np.where(alpha >= 0, col.lo, col.hi), out=shift)
-        e0 = np.exp(theta[:, 0] - shift)
-        rows, buf = len(theta), self.scratch
+            t_j = a - np.minimum(alpha * col.lo, alpha * col.hi)
+            top = t_j if top is None else np.maximum(top, t_j, out=top)
+        # shift by e unless another term could then overflow (NaN rows go the general way)
+        over = np.subtract(top, e, out=top)
+        if rows and over.max() <= _SAFE_EXP:
+            e0, shift = None, e
+        else:
+            shift = np.where(over <= _SAFE_EXP, e, over + e)
+            e0 = np.exp(e - shift)
+        # (a_j - shift, -alpha_j) for each term, then (shift, -1): exponents and the final
+        # shift come from small matrix products with [1; log x] and [1; offset]
+        coef = np.empty((k + 1, rows, 2))
+        np.subtract(theta[:, 1 : 1 + k].T, shift, out=coef[:k, :, 0])
+        np.negative(theta[:, 1 + k :].T, out=coef[:k, :, 1])
+        coef[k, :, 0], coef[k, :, 1] = shift, -1.0
+        return _SumPrep(e0, coef)
+
+    def forward_rows(
+        self, prep: _SumPrep, rows: slice, offset: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, _SumCtx]:
+        """:meth:`forward` for ``rows`` of the batch that ``prep`` was prepared for."""
+        coef = prep.coef[:, rows]
+        e0 = None if prep.e0 is None else prep.e0[rows]
+        n_rows, buf = coef.shape[1], self.scratch
         terms = []
-        total = buf("total", rows, self.n)
+        total = buf("total", n_rows, self.n)
         for j, col in enumerate(self.columns):
-            coef = np.stack([theta[:, 1 + j] - shift, -theta[:, 1 + k + j]], axis=1)
-            t = np.matmul(coef, col.design, out=buf(f"term{j}", rows, col.design.shape[1]))
+            t = np.matmul(coef[j], col.design, out=buf(f"term{j}", n_rows, col.design.shape[1]))
             np.exp(t, out=t)
-            if col.gather:
-                t_all = np.take(t, col.inverse, axis=1, out=buf("spread", rows, self.n))
-            else:
-                t_all = t
-            if j == 0:
-                np.add(t_all, e0[:, None], out=total)
-            else:
+            t_all = np.take(t, col.inverse, axis=1, out=buf("spread", n_rows, self.n)) if col.gather else t
+            if j > 0:
                 total += t_all
+            elif e0 is None:
+                np.add(t_all, 1.0, out=total)
+            else:
+                np.add(t_all, e0[:, None], out=total)
             terms.append(t)
-        lp = np.log(total, out=buf("lp", rows, self.n))
-        # + shift - offset as one small matrix product rather than two broadcast passes
-        shift_offset = np.matmul(
-            np.stack([shift, -np.ones_like(shift)], axis=1),
-            np.vstack([np.ones(self.n), np.zeros(self.n) if offset is None else offset]),
-            out=buf("spread", rows, self.n),
-        )
-        lp += shift_offset
+        lp = np.log(total, out=buf("lp", n_rows, self.n))
+        # + shift - offset as one small matrix product added in place (BLAS C += A B, on the
+        # transposes: lp is C-ordered, BLAS is column-major), rather than two broadcast passes
+        lp = dgemm(1.0, self._offset_design(offset).T, coef[self.k].T, beta=1.0, c=lp.T, overwrite_c=True).T
         return lp, _SumCtx(e0, terms, total)
 
-    def vjp(self, ctx: _SumCtx, weights: np.ndarray) -> np.ndarray:
-        """Gradient; overwrites ``weights`` and the context (both are scratch by then)."""
+    def _offset_design(self, offset: np.ndarray | None) -> np.ndarray:
+        """``[1; offset]`` (2, n), cached for the offset the objective passes on every call."""
+        cached = self._design_cache
+        if cached is None or cached[0] is not offset:
+            rows = np.vstack([self.ones, np.zeros(self.n) if offset is None else offset])
+            self._design_cache = cached = (offset, rows)
+        return cached[1]
+
+    def vjp(self, ctx: _SumCtx, weights: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Gradient (into ``out`` if given); overwrites ``weights`` and the context (both are
+        scratch by then)."""
         k = self.k
         r = np.divide(weights, ctx.total, out=weights)
-        out = np.empty((r.shape[0], 1 + 2 * k))
-        out[:, 0] = ctx.e0 * (r @ self.ones)  # a matrix-vector product sums rows fastest
+        if out is None:
+            out = np.empty((r.shape[0], 1 + 2 * k))
+        rs = r @ self.ones  # a matrix-vector product sums rows fastest
+        out[:, 0] = rs if ctx.e0 is None else ctx.e0 * rs
         for j, (col, term) in enumerate(zip(self.columns, ctx.terms, strict=True)):
             p = np.multiply(term, r @ col.onehot if col.gather else r, out=term)
             sums = p @ col.design.T
             out[:, 1 + j] = sums[:, 0]
-            out[:, 1 + k + j] = -sums[:, 1]
+            np.negative(sums[:, 1], out=out[:, 1 + k + j])
         return out
 
 
@@ -238,7 +288,7 @@ class HuberObjective:
         delta: float = HUBER_DELTA,
         weights: np.ndarray | None = None,
         row_weights: np.ndarray | None = None,
-        chunk: int = 256,
+        chunk: int = 512,
     ) -> None:
         self.model = model
         self.log_loss = np.log(np.asarray(loss, dtype=float))
@@ -253,23 +303,37 @@ class HuberObjective:
         return self.model.forward(np.atleast_2d(theta), self.log_loss)[0].copy()
 
     def __call__(self, theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Objective values (k,) and gradients (k, P); the gradients are column-major, so that
+        their transpose, which the batched optimiser works with, is contiguous."""
+        n = len(theta)
+        f, g = np.empty(n), np.empty(theta.shape, order="F")
+        model = self.model
         with np.errstate(all="ignore"):  # wild trial points give inf, which line searches reject
-            if len(theta) <= self.chunk:
-                return self._block(theta, rows)
-            # blocks of rows keep the (rows x runs) work arrays in cache: about 1.5x faster
-            parts = [self._block(theta[i : i + self.chunk], rows[i : i + self.chunk])
-                     for i in range(0, len(theta), self.chunk)]
-        return np.concatenate([f for f, _ in parts]), np.concatenate([g for _, g in parts])
+            if isinstance(model, SumOfPowers):
+                prep = model.prepare(theta)
+                forward = lambda sl: model.forward_rows(prep, sl, self.log_loss)  # noqa: E731
+            else:
+                forward = lambda sl: model.forward(theta[sl], self.log_loss)  # noqa: E731
+            # blocks of rows keep the (rows x runs) work arrays in cache
+            for i in range(0, n, self.chunk):
+                sl = slice(i, min(i + self.chunk, n))
+                self._block(forward, sl, rows[sl], f[sl], g[sl])
+        return f, g
 
-    def _block(self, theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r, ctx = self.model.forward(theta, self.log_loss)
-        z = np.multiply(r, 1.0 / self.delta, out=self.scratch("z", *r.shape))
-        np.clip(z, -1.0, 1.0, out=z)
-        zw = z
+    def _block(self, forward: Any, sl: slice, rows: np.ndarray, f: np.ndarray, g: np.ndarray) -> None:
+        r, ctx = forward(sl)
+        delta = self.delta
+        # Huber/delta = z r - delta z^2 / 2 with z = clip(r/delta, -1, 1), and its derivative is
+        # z; computed with c = delta z = clip(r, -delta, delta), which saves the scaling pass
+        c = np.clip(r, -delta, delta, out=self.scratch("z", *r.shape))
+        cw = c
         if self.weights is not None:
             w = self.weights if self.row_weights is None else np.take(
                 self.weights, self.row_weights[rows], axis=0, out=self.scratch("w", *r.shape))
-            zw = np.multiply(z, w, out=self.scratch("zw", *r.shape))
-        # Huber/delta = z r - delta z^2 / 2 with z = clip(r/delta, -1, 1); its derivative is z
-        f = np.einsum("ij,ij->i", zw, r) - 0.5 * self.delta * np.einsum("ij,ij->i", zw, z)
-        return f, self.model.vjp(ctx, zw)
+            cw = np.multiply(c, w, out=self.scratch("zw", *r.shape))
+        np.multiply(_rowdot(cw, r) - 0.5 * _rowdot(cw, c), 1.0 / delta, out=f)
+        if isinstance(self.model, SumOfPowers):
+            self.model.vjp(ctx, cw, out=g)
+        else:
+            g[...] = self.model.vjp(ctx, cw)
+        g *= 1.0 / delta

@@ -2,17 +2,19 @@
 
 Multi-start fitting (thousands of starts, then bootstrap resamples x a few starts) spends its
 time in Python overhead when each start is a separate ``scipy.optimize.minimize`` call. Here the
-``S`` problems share every array operation: the objective is evaluated on a ``(k, P)`` batch of
-the still-active starts, the two-loop recursion runs over all of them at once, and each start
-keeps its own history, its own weak-Wolfe line search (bisection/expansion, Lewis & Overton
-2013) and its own convergence test, so a start that has converged leaves the active set and
-costs nothing more. The stopping rules mirror L-BFGS-B's (``pgtol`` on the largest gradient
-component, ``factr`` on the relative decrease), so results are comparable to scipy's.
+``S`` problems share every array operation: each round evaluates the objective once on a
+``(k, P)`` batch holding one trial point of every start still running, and each start keeps its
+own history, its own weak-Wolfe line search (bisection/expansion, Lewis & Overton 2013) and its
+own convergence test. Starts are not kept in lockstep: one whose line search needs another
+trial takes it in the next round while the others go on with their next iterations, so every
+evaluation is a full batch, and a start that has converged leaves the batch and costs nothing
+more. The stopping rules mirror L-BFGS-B's (``pgtol`` on the largest gradient component,
+``factr`` on the relative decrease), so results are comparable to scipy's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,10 +51,22 @@ class BatchResult:
 
 
 def _evaluate(fg: BatchObjective, x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    with np.errstate(all="ignore"):
-        f, g = fg(x, rows)
-    f = np.where(np.isfinite(f) & np.all(np.isfinite(g), axis=1), f, np.inf)
+    """``fg`` at the columns of ``x`` (P, k); gradients come back as columns too (P, k)."""
+    f, g = fg(x.T, rows)
+    g = np.ascontiguousarray(np.asarray(g, dtype=float).T)
+    f = np.where(np.isfinite(f) & np.isfinite(g).all(axis=0), f, np.inf)
     return f, g
+
+
+def _cols(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Columns ``idx`` of ``a`` along its last axis, C-contiguous (``a[..., idx]`` would come
+    back in column-major order, which makes every later row operation strided)."""
+    return np.take(a, idx, axis=-1)
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Column-wise dot products of two (P, k) arrays."""
+    return np.einsum("ij,ij->j", a, b)
 
 
 def batched_lbfgs(
@@ -74,128 +88,208 @@ def batched_lbfgs(
     A start stops when its largest gradient component is <= ``gtol``, when an accepted step
     lowers f by <= ``ftol * max(|f|, |f_new|, 1)``, at ``max_iter`` iterations, or when the
     line search fails twice running (once with history, once along the steepest descent).
-    ``callback(n_finished, n_starts)`` is called after every iteration (for progress bars).
+    ``callback(n_finished, n_starts)`` is called after every round (for progress bars).
 
-    Live starts advance in lockstep, so their (s, y) histories share one ring position; a
-    start that skips an update (curvature test failed) stores an empty pair there. State is
-    kept only for live starts and compacted when a quarter of them have finished, so the cost
-    of an iteration follows the number of starts still running.
+    State is kept column-wise, (., K) for K starts, so that per-start dot products and updates
+    run along contiguous rows of K. Every round evaluates one trial point of every start still
+    running; the starts whose line search ends that round update their histories and get new
+    directions together (gathered, two-loop recursion, scattered back). Finished starts are
+    evaluated no more and their columns are dropped as they accumulate. Each start's history
+    holds its last ``memory`` iterations' (s, y, 1/s.y), an empty triple (which drops out of
+    the recursion) where the curvature test failed.
     """
+    # trial points can be wild, and columns not in use hold junk: inf and NaN are expected
+    # along the way and dealt with explicitly
+    with np.errstate(all="ignore"):
+        return _batched_lbfgs(fg, x0, memory, max_iter, gtol, ftol, max_linesearch, c1, c2, callback)
+
+
+def _batched_lbfgs(
+    fg: BatchObjective, x0: np.ndarray, memory: int, max_iter: int, gtol: float, ftol: float,
+    max_linesearch: int, c1: float, c2: float, callback: Callable[[int, int], None] | None,
+) -> BatchResult:
     x_out = np.array(x0, dtype=float, copy=True)
     n_start, n_par = x_out.shape
-    f_out, g_out = _evaluate(fg, x_out, np.arange(n_start))
+    f0, g0 = _evaluate(fg, np.ascontiguousarray(x_out.T), np.arange(n_start))
+    f_out, g_out = f0, np.ascontiguousarray(g0.T)
     n_evals = n_start
     n_iter = np.zeros(n_start, dtype=int)
     status = np.full(n_start, -1)
     status[~np.isfinite(f_out)] = NONFINITE_START
     status[np.isfinite(f_out) & (np.abs(g_out).max(axis=1) <= gtol)] = CONVERGED_GTOL
 
-    ids = np.flatnonzero(status < 0)  # batch rows of the live state below
-    x, f, g = x_out[ids], f_out[ids], g_out[ids]
-    # slot-major histories, so each slot is one contiguous (starts, P) block
-    s_hist = np.zeros((memory, ids.size, n_par))
-    y_hist = np.zeros((memory, ids.size, n_par))
-    rho = np.zeros((memory, ids.size))  # 0 marks an empty slot: it drops out of the recursion
-    gamma = np.zeros(ids.size)  # s.y / y.y of the newest pair; 0 until there is one
-    live = np.ones(ids.size, dtype=bool)
-    it = 0
-    while live.any():
-        # two-loop recursion (Nocedal & Wright alg. 7.4), newest pair first
-        slots = [(it - 1 - i) % memory for i in range(min(it, memory))]
-        q = g.copy()
-        alphas = []
-        for j in slots:
-            a_j = rho[j] * np.einsum("ij,ij->i", s_hist[j], q)
-            q -= a_j[:, None] * y_hist[j]
-            alphas.append(a_j)
-        gnorm = np.sqrt(np.einsum("ij,ij->i", g, g))
-        has_hist = gamma > 0
-        # initial inverse Hessian s.y / y.y (N&W 7.20); without history a unit-length step
-        q *= np.where(has_hist, gamma, 1.0 / np.maximum(gnorm, 1e-300))[:, None]
-        for j, a_j in zip(reversed(slots), reversed(alphas), strict=True):
-            b_j = rho[j] * np.einsum("ij,ij->i", y_hist[j], q)
-            q += s_hist[j] * (a_j - b_j)[:, None]
-        d = np.negative(q, out=q)
-        gd = np.einsum("ij,ij->i", g, d)
-        bad = ~(gd < 0) | ~np.all(np.isfinite(d), axis=1)
-        if bad.any():  # not a descent direction: forget the history, go downhill
-            d[bad] = -g[bad] / np.maximum(gnorm[bad], 1e-300)[:, None]
-            gd[bad] = -gnorm[bad]
-            rho[:, bad], gamma[bad], has_hist[bad] = 0.0, 0.0, False
+    P = n_par
+    ids = np.flatnonzero(status < 0)  # batch rows of the columns below
+    k = ids.size
+    alive = np.ones(k, dtype=bool)
+    n_alive = k
+    x, f, g = np.ascontiguousarray(x_out[ids].T), f_out[ids], _cols(g0, ids)
+    # history: hist[i] = (s, y, rho) of the i-th newest pair, rho = 0 marking an empty one
+    hist = np.zeros((memory, 2 * P + 1, k))
+    n_pairs = np.zeros(k, dtype=int)
+    gamma = np.zeros(k)  # s.y / y.y of the newest pair; 0 until there is one
+    d, gd, has_hist = _direction(g, hist[:0, :P], hist[:0, P : 2 * P], hist[:0, 2 * P], gamma)
+    # line search of every start: trial step t; bracket ends lo = (t, f, phi', g) and
+    # hi = (t, f, phi'), starting from (0, f, g.d, g) and (inf, inf, 0)
+    t, trials = np.ones(k), np.zeros(k, dtype=int)
+    lo = np.concatenate([np.zeros((1, k)), f[None], gd[None], g])
+    hi = np.repeat(_HI0, k, axis=1)
+    trial = np.empty((3 + P, k))
+    n_round = 0
+    while n_alive:
+        xt = x + t * d
+        if n_alive == k:
+            ft, gt = _evaluate(fg, xt, ids)
+        else:
+            a = np.flatnonzero(alive)
+            fa, ga = _evaluate(fg, _cols(xt, a), ids[a])
+            ft, gt = np.full(k, np.inf), np.zeros((P, k))
+            ft[a], gt[:, a] = fa, ga
+        n_evals += n_alive
+        trials += 1
+        trial[0], trial[1], trial[3:] = t, ft, gt
+        dphi = trial[2]
+        np.einsum("ij,ij->j", gt, d, out=dphi)
+        armijo = ft <= f + c1 * t * gd
+        ok = armijo & (dphi >= c2 * gd)
+        np.copyto(hi, trial[:3], where=~armijo)
+        np.copyto(lo, trial, where=armijo & ~ok)
+        done = ok | (trials >= max_linesearch)
+        done &= alive
+        searching = np.flatnonzero(alive & ~done)
+        if searching.size:
+            lo_s, hi_s = _cols(lo[:3], searching), _cols(hi, searching)
+            t[searching] = _next_step(lo_s[0], hi_s[0], lo_s[1], lo_s[2], hi_s[1], hi_s[2], gd[searching])
+        if not done.any():
+            n_round += 1
+            if callback is not None:
+                callback(n_start - n_alive, n_start)
+            continue
 
-        # weak Wolfe line search, each start on its own bracket [lo, hi], with safeguarded
-        # quadratic interpolation inside it and secant extrapolation beyond it
-        k = ids.size
-        t = np.ones(k)
-        lo = np.zeros(k)
-        hi = np.full(k, np.inf)
-        f_new, g_new = f.copy(), g.copy()
-        f_lo, g_lo, dphi_lo = f.copy(), g.copy(), gd.copy()
-        f_hi, dphi_hi = np.full(k, np.inf), np.zeros(k)
-        done = np.zeros(k, dtype=bool)
-        searching = np.flatnonzero(live)
-        for _ in range(max_linesearch):
-            ft, gt = _evaluate(fg, x[searching] + t[searching, None] * d[searching], ids[searching])
-            n_evals += searching.size
-            dphi = np.einsum("ij,ij->i", gt, d[searching])
-            armijo = ft <= f[searching] + c1 * t[searching] * gd[searching]
-            ok = armijo & (dphi >= c2 * gd[searching])
-            acc = searching[ok]
-            f_new[acc], g_new[acc], done[acc] = ft[ok], gt[ok], True
-            shrink = searching[~armijo]
-            hi[shrink], f_hi[shrink], dphi_hi[shrink] = t[shrink], ft[~armijo], dphi[~armijo]
-            grow = armijo & ~ok
-            gs = searching[grow]
-            lo[gs], f_lo[gs], g_lo[gs], dphi_lo[gs] = t[gs], ft[grow], gt[grow], dphi[grow]
-            searching = searching[~ok]
-            if not searching.size:
-                break
-            i = searching
-            t[i] = _next_step(lo[i], hi[i], f_lo[i], dphi_lo[i], f_hi[i], dphi_hi[i], gd[i])
-        # out of trials: keep the best sufficient-decrease point if there was one
-        partial = live & ~done & (lo > 0)
-        f_new[partial], g_new[partial], t[partial] = f_lo[partial], g_lo[partial], lo[partial]
-        moved = live & (done | partial)
-        failed = live & ~moved
-
-        step = t[:, None] * d
+        # iterations that end this round: accept the Wolfe point, or after the last trial the
+        # best sufficient-decrease point if there was one
+        moved = done & (ok | (lo[0] > 0))
+        new = np.where(ok, trial, lo)
+        f_new, g_new = new[1], new[3:]
+        step = np.where(moved, new[0], 0.0) * d
         y_new = g_new - g
-        sy = np.einsum("ij,ij->i", step, y_new)
-        yy = np.einsum("ij,ij->i", y_new, y_new)
+        sy, yy = _dot(step, y_new), _dot(y_new, y_new)
         push = moved & (sy > 1e-10 * yy)
-        slot = it % memory
-        s_hist[slot] = np.where(push[:, None], step, 0.0)
-        y_hist[slot] = np.where(push[:, None], y_new, 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rho[slot] = np.where(push, 1.0 / sy, 0.0)
-            gamma = np.where(push, sy / yy, gamma)
 
         # a failure with history is retried along the steepest descent; a second one is final
         new_status = np.full(k, -1)
-        retry = failed & has_hist
-        rho[:, retry], gamma[retry] = 0.0, 0.0
+        failed = done & ~moved
         new_status[failed & ~has_hist] = LINE_SEARCH_FAILED
         scale = np.maximum(np.maximum(np.abs(f), np.abs(f_new)), 1.0)
         new_status[moved & (f - f_new <= ftol * scale)] = CONVERGED_FTOL
-        new_status[moved & (np.abs(g_new).max(axis=1) <= gtol)] = CONVERGED_GTOL
-        x[moved] += step[moved]
-        f[moved], g[moved] = f_new[moved], g_new[moved]
-        n_iter[ids[live]] += 1
-        new_status[live & (new_status < 0) & (n_iter[ids] >= max_iter)] = MAX_ITER
-        it += 1
+        new_status[moved & (np.abs(g_new).max(axis=0) <= gtol)] = CONVERGED_GTOL
+        x += step
+        np.copyto(f, f_new, where=moved)
+        np.copyto(g, g_new, where=moved)
+        n_iter[ids[done]] += 1
+        new_status[done & (new_status < 0) & (n_iter[ids] >= max_iter)] = MAX_ITER
 
-        ended = live & (new_status >= 0)
+        ended = new_status >= 0
         if ended.any():
-            e = ids[ended]
-            x_out[e], f_out[e], g_out[e], status[e] = x[ended], f[ended], g[ended], new_status[ended]
-            live &= ~ended
-            if live.sum() < 0.75 * k:
-                keep = np.flatnonzero(live)
-                ids, x, f, g, live = ids[keep], x[keep], f[keep], g[keep], live[keep]
-                s_hist, y_hist, rho, gamma = s_hist[:, keep], y_hist[:, keep], rho[:, keep], gamma[keep]
+            e, je = ids[ended], np.flatnonzero(ended)
+            x_out[e], f_out[e], g_out[e], status[e] = _cols(x, je).T, f[je], _cols(g, je).T, new_status[je]
+            alive &= ~ended
+            n_alive = int(alive.sum())
+        go = np.flatnonzero(done & ~ended)
+        if go.size:
+            # the newest pair of every start sits in slot `n_round % memory`, the one before it
+            # in the slot before, and so on, so ages cost no data movement; a start whose line
+            # search took more than one trial has missed as many rounds and is rotated into
+            # place (starts grouped by that lag, so each group is one roll)
+            lag = (trials[go] - 1) % memory
+            by_lag = np.argsort(lag, kind="stable")
+            go, lag = go[by_lag], lag[by_lag]
+            h_go, g_go = _cols(hist, go), _cols(g, go)
+            cuts = [0, *(np.flatnonzero(np.diff(lag)) + 1), go.size]
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+                if lag[a]:
+                    seg = h_go[:, :, a:b]
+                    seg[:] = np.concatenate((seg[-lag[a] :], seg[: -lag[a]]))
+            n_on_time = cuts[1] if lag[0] == 0 else 0
+            # the new pair (empty if the curvature test failed), and the clearing of the history
+            # for a retry along the steepest descent
+            slot = n_round % memory
+            push_go, sy_go = push[go], sy[go]
+            pair = h_go[slot]
+            pair[:P], pair[P : 2 * P] = _cols(step, go), _cols(y_new, go)
+            pair[2 * P] = 1.0 / sy_go
+            pair[:, ~push_go] = 0.0
+            gamma_go = np.where(push_go, sy_go / np.where(push_go, yy[go], 1.0), gamma[go])
+            pairs_go = np.minimum(n_pairs[go] + 1, memory)
+            clear = failed[go] & has_hist[go]
+            if clear.any():
+                h_go[:, 2 * P, clear], gamma_go[clear], pairs_go[clear] = 0.0, 0.0, 0
+            n_use = int(pairs_go.max())
+            order = [(n_round - i) % memory for i in range(n_use)]
+            d_go, gd_go, hh_go = _direction(
+                g_go, [h_go[j, :P] for j in order], [h_go[j, P : 2 * P] for j in order],
+                [h_go[j, 2 * P] for j in order], gamma_go)
+            forget = ~hh_go  # no history, or not a descent direction: history forgotten
+            if forget.any():
+                h_go[:, 2 * P, forget], gamma_go[forget], pairs_go[forget] = 0.0, 0.0, 0
+            if clear.any() or forget.any():
+                n_on_time = 0  # write all of it back
+            hist[:, :, go[n_on_time:]] = h_go[:, :, n_on_time:]
+            hist[slot, :, go[:n_on_time]] = h_go[slot, :, :n_on_time].T
+            gamma[go], n_pairs[go] = gamma_go, pairs_go
+            d[:, go], gd[go], has_hist[go] = d_go, gd_go, hh_go
+            # a fresh line search from the new point
+            t[go], trials[go] = 1.0, 0
+            hi[:, go] = _HI0
+            lo[0, go], lo[1, go], lo[2, go], lo[3:, go] = 0.0, f[go], gd_go, g_go
+        n_round += 1
+        if n_alive < 0.88 * k:
+            keep = np.flatnonzero(alive)
+            ids, alive, x, f, g, d, gd, has_hist = (
+                ids[keep], alive[keep], _cols(x, keep), f[keep], _cols(g, keep), _cols(d, keep), gd[keep],
+                has_hist[keep])
+            hist, n_pairs, gamma = _cols(hist, keep), n_pairs[keep], gamma[keep]
+            t, trials, lo, hi, trial = t[keep], trials[keep], _cols(lo, keep), _cols(hi, keep), _cols(trial, keep)
+            k = ids.size
         if callback is not None:
-            callback(n_start - int(live.sum()), n_start)
+            callback(n_start - n_alive, n_start)
     return BatchResult(x=x_out, f=f_out, grad=g_out, n_iter=n_iter, status=status, n_evals=n_evals)
+
+
+#: the upper end of a fresh bracket: (t, f, phi') = (inf, inf, 0)
+_HI0 = np.array([[np.inf], [np.inf], [0.0]])
+
+
+def _direction(
+    g: np.ndarray, s_hist: Sequence[np.ndarray], y_hist: Sequence[np.ndarray],
+    rho: Sequence[np.ndarray], gamma: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """L-BFGS search directions (P, k) from gradients (P, k) and histories (m of (P, k)), newest
+    pair first (two-loop recursion, Nocedal & Wright alg. 7.4), the slopes ``g.d`` and whether
+    the history was used. Where the result is not a descent direction, or there is no history,
+    the direction is the unit-length steepest descent."""
+    q = g.copy()
+    tmp = np.empty_like(q)
+    alphas = []
+    for s_i, y_i, rho_i in zip(s_hist, y_hist, rho, strict=True):  # newest first
+        a_i = np.einsum("ij,ij,j->j", s_i, q, rho_i)
+        q -= np.multiply(y_i, a_i, out=tmp)
+        alphas.append(a_i)
+    gnorm = np.sqrt(_dot(g, g))
+    has_hist = gamma > 0
+    # initial inverse Hessian s.y / y.y (N&W 7.20); without history a unit-length step
+    q *= np.where(has_hist, gamma, 1.0 / np.maximum(gnorm, 1e-300))
+    for s_i, y_i, rho_i, a_i in zip(*map(reversed, (s_hist, y_hist, rho, alphas)), strict=True):
+        a_i -= np.einsum("ij,ij,j->j", y_i, q, rho_i)
+        q += np.multiply(s_i, a_i, out=tmp)
+    d = np.negative(q, out=q)
+    gd = _dot(g, d)
+    bad = ~(gd < 0) | ~np.isfinite(d).all(axis=0)
+    if bad.any():  # not a descent direction: go downhill
+        d[:, bad] = -g[:, bad] / np.maximum(gnorm[bad], 1e-300)
+        gd[bad] = -gnorm[bad]
+        has_hist &= ~bad
+    return d, gd, has_hist
 
 
 def _next_step(
@@ -208,17 +302,17 @@ def _next_step(
     (Nocedal & Wright eq. 3.59; the quadratic through ``phi(lo), phi'(lo), phi(hi)`` where the
     cubic has none), kept in the middle 80% of the bracket; a non-finite ``phi(hi)`` means:
     step back hard. Without a bracket, the zero of the secant of ``phi'`` through ``0`` and
-    ``lo``, kept within ``[2 lo, 10 lo]``.
+    ``lo``, kept within ``[2 lo, 10 lo]`` (NaN -> ``2 lo``).
     """
-    with np.errstate(all="ignore"):
-        width = hi - lo
-        d1 = dphi_lo + dphi_hi - 3.0 * (f_hi - f_lo) / width
-        d2 = np.sqrt(d1 * d1 - dphi_lo * dphi_hi)
-        cubic = hi - width * (dphi_hi + d2 - d1) / (dphi_hi - dphi_lo + 2.0 * d2)
-        quad = lo - dphi_lo * width**2 / (2.0 * (f_hi - f_lo - dphi_lo * width))
-        guess = np.where(np.isfinite(cubic), cubic, np.where(np.isfinite(quad), quad, lo + 0.5 * width))
-        inside = np.clip(guess, lo + 0.1 * width, hi - 0.1 * width)
-        inside = np.where(np.isfinite(f_hi), inside, lo + 0.1 * width)
-        secant = lo * dphi0 / (dphi0 - dphi_lo)
-        beyond = np.clip(np.nan_to_num(secant, nan=2.0 * lo, posinf=10.0 * lo), 2.0 * lo, 10.0 * lo)
+    width = hi - lo
+    d1 = dphi_lo + dphi_hi - 3.0 * (f_hi - f_lo) / width
+    d2 = np.sqrt(d1 * d1 - dphi_lo * dphi_hi)
+    cubic = hi - width * (dphi_hi + d2 - d1) / (dphi_hi - dphi_lo + 2.0 * d2)
+    quad = lo - dphi_lo * width**2 / (2.0 * (f_hi - f_lo - dphi_lo * width))
+    guess = np.where(np.isfinite(cubic), cubic, np.where(np.isfinite(quad), quad, lo + 0.5 * width))
+    tenth = 0.1 * width
+    inside = np.minimum(np.maximum(guess, lo + tenth), hi - tenth)
+    inside = np.where(np.isfinite(f_hi), inside, lo + tenth)
+    secant = lo * dphi0 / (dphi0 - dphi_lo)
+    beyond = np.fmin(np.fmax(secant, 2.0 * lo), 10.0 * lo)
     return np.where(np.isfinite(hi), inside, beyond)
