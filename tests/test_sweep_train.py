@@ -43,7 +43,7 @@ def test_one_optimiser_step_reduces_the_loss_on_a_fixed_batch():
     opt.step()
     with torch.no_grad():
         after = model(x, y)
-    assert float(after) < float(before)
+    assert after.item() < before.detach().item()
 
 
 def test_training_learns_and_reports_what_was_measured(corpus):
