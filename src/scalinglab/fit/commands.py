@@ -127,11 +127,13 @@ def _fit_command(
         console.print(f"[green]saved[/] the fit and its {fit.to_dict()['n_bootstrap']} bootstrap draws to {save}")
 
 
-def _print_fit(fit: Any) -> None:
+def params_table(fit: Any, title: str | None = None) -> Table:
+    """Parameters with their intervals, flagging those the runs cannot identify (shared with the demo)."""
     d = fit.to_dict()
     unidentified = set(d.get("unidentified", []))
-    table = Table(title=f"{fit.law.name}: {fit.law.formula}   ({fit.n_runs} runs, {d['source']})",
-                  header_style="bold")
+    if title is None:
+        title = f"{fit.law.name}: {fit.law.formula}   ({fit.n_runs} runs, {d['source']})"
+    table = Table(title=title, header_style="bold")
     table.add_column("parameter")
     table.add_column("estimate", justify="right")
     table.add_column(f"{fit.level:.0%} interval", justify="right")
@@ -139,7 +141,12 @@ def _print_fit(fit: Any) -> None:
     for name, value in fit.params.items():
         flag = "[bold red]not identified[/]" if name in unidentified else ""
         table.add_row(name, _fmt(value), _interval(d["ci"].get(name)), flag)
-    console.print(table)
+    return table
+
+
+def _print_fit(fit: Any) -> None:
+    d = fit.to_dict()
+    console.print(params_table(fit))
     derived = d.get("derived", {})
     rows = [(k.replace("_", " "), v) for k, v in derived.items() if isinstance(v, dict) and "value" in v]
     for entry in derived.get("at_compute", []):

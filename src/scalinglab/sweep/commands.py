@@ -280,9 +280,7 @@ def demo(
 
 
 def _print_demo(r: DemoResult) -> None:
-    from rich.table import Table
-
-    from scalinglab.report.figures import fmt
+    from scalinglab.fit.commands import params_table
 
     s = r.summary
     sweep = r.sweep
@@ -292,14 +290,7 @@ def _print_demo(r: DemoResult) -> None:
     if fit is None:
         console.print(f"[red]loss law not fitted[/]: {s.fits['chinchilla'].error}")
     else:
-        table = Table(title=f"Chinchilla fit on {fit.n_runs} runs (95% bootstrap intervals)")
-        for col in ("parameter", "value", "interval"):
-            table.add_column(col, justify="right")
-        ci = fit.ci
-        for k, v in fit.params.items():
-            lo, hi = ci.get(k, (float("nan"), float("nan")))
-            table.add_row(k, fmt(v), f"[{fmt(lo)}, {fmt(hi)}]")
-        console.print(table)
+        console.print(params_table(fit, title=f"Chinchilla fit on {fit.n_runs} runs"))
     iso = s.isoflop.value
     if iso is not None and iso.approach2 is not None:
         a = iso.approach2
