@@ -129,10 +129,10 @@ def _fit_command(
 
 def params_table(fit: Any, title: str | None = None) -> Table:
     """Parameters with their intervals, flagging those the runs cannot identify (shared with the demo)."""
-    d = fit.to_dict()
-    unidentified = set(d.get("unidentified", []))
+    unidentified = set(fit.extra.get("unidentified", []))
+    ci = fit.ci
     if title is None:
-        title = f"{fit.law.name}: {fit.law.formula}   ({fit.n_runs} runs, {d['source']})"
+        title = f"{fit.law.name}: {fit.law.formula}   ({fit.n_runs} runs, {fit.extra['source']})"
     table = Table(title=title, header_style="bold")
     table.add_column("parameter")
     table.add_column("estimate", justify="right")
@@ -140,7 +140,7 @@ def params_table(fit: Any, title: str | None = None) -> Table:
     table.add_column("")
     for name, value in fit.params.items():
         flag = "[bold red]not identified[/]" if name in unidentified else ""
-        table.add_row(name, _fmt(value), _interval(d["ci"].get(name)), flag)
+        table.add_row(name, _fmt(value), _interval(ci.get(name)), flag)
     return table
 
 

@@ -43,8 +43,16 @@ class LogModel(Protocol):
         """``log L - offset`` (S, n) at each row of ``theta`` (S, P), and a context for ``vjp``."""
         ...
 
-    def vjp(self, ctx: Any, weights: np.ndarray) -> np.ndarray:
-        """``sum_i weights[s, i] * d logL[s, i] / d theta[s]``, shape (S, P)."""
+    def prepare(self, theta: np.ndarray) -> Any:
+        """Whatever per-row work ``forward_rows`` can share across blocks of one batch."""
+        ...
+
+    def forward_rows(self, prep: Any, rows: slice, offset: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+        """``forward`` for ``rows`` of the batch that ``prep`` was prepared for."""
+        ...
+
+    def vjp(self, ctx: Any, weights: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``sum_i weights[s, i] * d logL[s, i] / d theta[s]``, shape (S, P), into ``out`` if given."""
         ...
 
 
@@ -246,9 +254,18 @@ class KaplanLog:
         lp = ad * lse - (0.0 if offset is None else offset)
         return np.where(np.isnan(lp), np.inf, lp), _KaplanCtx(w1, u, t1, lse, an[:, 0], ad[:, 0])
 
-    def vjp(self, ctx: _KaplanCtx, weights: np.ndarray) -> np.ndarray:
+    def prepare(self, theta: np.ndarray) -> np.ndarray:
+        return theta  # nothing to share between blocks
+
+    def forward_rows(
+        self, prep: np.ndarray, rows: slice, offset: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, _KaplanCtx]:
+        return self.forward(prep[rows], offset)
+
+    def vjp(self, ctx: _KaplanCtx, weights: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         ww1 = weights * ctx.w1
-        out = np.empty((weights.shape[0], 4))
+        if out is None:
+            out = np.empty((weights.shape[0], 4))
         out[:, 0] = ww1.sum(axis=1) * ctx.alpha_n
         out[:, 1] = (weights.sum(axis=1) - ww1.sum(axis=1)) * ctx.alpha_d
         out[:, 2] = (ww1 * ctx.u).sum(axis=1)
@@ -307,21 +324,16 @@ class HuberObjective:
         their transpose, which the batched optimiser works with, is contiguous."""
         n = len(theta)
         f, g = np.empty(n), np.empty(theta.shape, order="F")
-        model = self.model
         with np.errstate(all="ignore"):  # wild trial points give inf, which line searches reject
-            if isinstance(model, SumOfPowers):
-                prep = model.prepare(theta)
-                forward = lambda sl: model.forward_rows(prep, sl, self.log_loss)  # noqa: E731
-            else:
-                forward = lambda sl: model.forward(theta[sl], self.log_loss)  # noqa: E731
+            prep = self.model.prepare(theta)
             # blocks of rows keep the (rows x runs) work arrays in cache
             for i in range(0, n, self.chunk):
                 sl = slice(i, min(i + self.chunk, n))
-                self._block(forward, sl, rows[sl], f[sl], g[sl])
+                self._block(prep, sl, rows[sl], f[sl], g[sl])
         return f, g
 
-    def _block(self, forward: Any, sl: slice, rows: np.ndarray, f: np.ndarray, g: np.ndarray) -> None:
-        r, ctx = forward(sl)
+    def _block(self, prep: Any, sl: slice, rows: np.ndarray, f: np.ndarray, g: np.ndarray) -> None:
+        r, ctx = self.model.forward_rows(prep, sl, self.log_loss)
         delta = self.delta
         # Huber/delta = z r - delta z^2 / 2 with z = clip(r/delta, -1, 1), and its derivative is
         # z; computed with c = delta z = clip(r, -delta, delta), which saves the scaling pass
@@ -332,8 +344,5 @@ class HuberObjective:
                 self.weights, self.row_weights[rows], axis=0, out=self.scratch("w", *r.shape))
             cw = np.multiply(c, w, out=self.scratch("zw", *r.shape))
         np.multiply(_rowdot(cw, r) - 0.5 * _rowdot(cw, c), 1.0 / delta, out=f)
-        if isinstance(self.model, SumOfPowers):
-            self.model.vjp(ctx, cw, out=g)
-        else:
-            g[...] = self.model.vjp(ctx, cw)
+        self.model.vjp(ctx, cw, out=g)
         g *= 1.0 / delta
