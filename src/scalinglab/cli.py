@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import typer
+from scalinglab.clikit import new_app
 
-app = typer.Typer(
+app = new_app(
     name="scalinglab",
     help="Make neural-network training predictable at scale: import runs, fit loss laws with "
     "bootstrap intervals, pick hyperparameters, plan a budget, run sweeps, and report.",

@@ -1,19 +1,26 @@
 """Shared pieces of the command line: JSON output, errors, the store option.
 
-Every command that prints results takes ``--json``; errors the user can fix are raised as
-:class:`UserError` and shown as one clear line (exit code 2), never a stack trace.
+Every command that prints results takes ``--json``. The library raises typed errors
+(:mod:`scalinglab.errors`); :class:`ScalingLabGroup`, the class of every command group, turns
+them into :class:`UserError`: one clear line on stderr, exit code 2, never a stack trace, with the
+Python parameter names a :class:`~scalinglab.errors.ParameterError` mentions replaced by the
+command's own flags. Only command modules raise :class:`UserError` themselves.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+from scalinglab.errors import ParameterError, ScalingLabError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,16 +36,67 @@ _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "C
 
 
 class UserError(_ClickException):
-    """A problem with the user's input; the message names what is wrong and where.
+    """A problem with the user's input, as the command line shows it (flags, not parameters).
 
-    A Typer ``ClickException``, so Typer shows it as one line on stderr with exit code 2 in the real CLI
-    and in ``CliRunner`` tests alike; library code may raise it too (it is still an Exception).
+    A Typer ``ClickException``, so Typer shows it as one line on stderr with exit code 2 in the
+    real CLI and in ``CliRunner`` tests alike. Raised only by command modules and by
+    :class:`ScalingLabGroup`; the library raises :mod:`scalinglab.errors` instead.
     """
 
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
         err_console.print(f"[bold red]error:[/] {self.message}", highlight=False)
+
+
+_COMMAND_KEY = "scalinglab.command"
+
+
+def flag_for(command: Any, parameter: str) -> str | None:
+    """The long flag (``--holdout-top``) of ``command``'s option for a Python parameter name."""
+    for p in getattr(command, "params", []):
+        if p.name == parameter and getattr(p, "opts", None):
+            longs = [o for o in p.opts if o.startswith("--")]
+            return (longs or p.opts)[0] if p.param_type_name == "option" else p.name.upper()
+    return None
+
+
+def cli_message(exc: ScalingLabError, command: Any = None) -> str:
+    """The library's message, with each parameter a ParameterError names shown as its flag."""
+    text = str(exc)
+    if isinstance(exc, ParameterError) and command is not None:
+        for name in exc.parameters:
+            flag = flag_for(command, name)
+            if flag:
+                text = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flag, text)
+    return text
+
+
+class ScalingLabGroup(TyperGroup):
+    """A command group that shows library errors as one-line CLI errors (exit code 2).
+
+    Every group records the command it resolves in ``ctx.meta`` (shared by the whole context
+    tree), so the error of a nested command (``fit chinchilla``) is worded with that command's
+    flags.
+    """
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if cmd is not None:
+            ctx.meta[_COMMAND_KEY] = cmd
+        return name, cmd, rest
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ScalingLabError as exc:
+            raise UserError(cli_message(exc, ctx.meta.get(_COMMAND_KEY))) from None
+
+
+def new_app(**kwargs: Any) -> typer.Typer:
+    """A Typer app (or sub-app) whose group translates library errors (see ScalingLabGroup)."""
+    kwargs.setdefault("cls", ScalingLabGroup)
+    return typer.Typer(**kwargs)
 
 
 def _default(o: Any) -> Any:

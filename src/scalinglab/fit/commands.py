@@ -10,9 +10,17 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from scalinglab.clikit import JsonOption, UserError, console, emit_json, err_console, to_json
+from scalinglab.clikit import (
+    JsonOption,
+    UserError,
+    console,
+    emit_json,
+    err_console,
+    new_app,
+    to_json,
+)
 
-fit_app = typer.Typer(
+fit_app = new_app(
     help="Fit loss laws (Chinchilla, Kaplan, power laws, IsoFLOP) with bootstrap intervals.",
     no_args_is_help=True,
 )

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from scalinglab.clikit import JsonOption, UserError, console, emit_json, to_json
+from scalinglab.clikit import JsonOption, UserError, console, emit_json, new_app, to_json
 from scalinglab.fit.result import NotIdentifiable
 from scalinglab.hparams.evaluate import evaluate_laws
 from scalinglab.hparams.fit import (
@@ -24,7 +24,7 @@ from scalinglab.hparams.timescale import fit_tau_law
 from scalinglab.laws.hparams import LR_TRANSFER_RULES, WEIGHT_DECAY_FOR_TAU
 from scalinglab.runs.schema import parse_number
 
-app = typer.Typer(
+app = new_app(
     name="hparams",
     help="Optimal learning rate and batch size: fit laws from lr x batch grids (Step Law "
     "procedure), predict, evaluate on held-out groups, inspect the plateau.\n\n"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from scalinglab.clikit import DEFAULT_STORE, UserError, console, emit_json
+from scalinglab.clikit import DEFAULT_STORE, UserError, console, emit_json, new_app
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from scalinglab.sweep.demo import DemoResult
     from scalinglab.sweep.plan import Defaults, SweepPlan
 
-sweep_app = typer.Typer(help="Plan and run sweeps of real transformers into the run store.",
+sweep_app = new_app(help="Plan and run sweeps of real transformers into the run store.",
                         no_args_is_help=True)
-plan_app = typer.Typer(help="Write a sweep plan (TOML) to read, edit and run.", no_args_is_help=True)
+plan_app = new_app(help="Write a sweep plan (TOML) to read, edit and run.", no_args_is_help=True)
 sweep_app.add_typer(plan_app, name="plan")
 
 

@@ -1,0 +1,91 @@
+"""The library's exceptions: one root, a few domain errors, no knowledge of the command line.
+
+Everything scalinglab raises on purpose is a :class:`ScalingLabError`, so a notebook can catch
+one type. Messages name *Python* parameters (``compute must be a positive number``); only
+``scalinglab.cli`` turns them into one-line errors with flag names (``--compute``) and exit
+code 2, and only the dashboard turns them into HTTP statuses, by type, never by message text
+(as optuna keeps ``CLIUsageError`` to its cli.py).
+
+Errors about input data subclass ``ValueError`` too, so code written against plain Python
+conventions (``except ValueError``) keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ScalingLabError(Exception):
+    """Root of every error scalinglab raises on purpose."""
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class InputError(ScalingLabError, ValueError):
+    """Bad input data: a file, a frame or a plan. Knows where: source, row and column.
+
+    ``row`` is how a person finds the row (``"row 3 (line 4)"``, ``"run 2"``), ``column`` the
+    column or key; either may be None when the problem is the whole input. The message is
+    ``"SOURCE: ROW, column 'COL': DETAIL"``, parts left out where unknown.
+    """
+
+    def __init__(self, detail: str, *, source: str | None = None, row: str | None = None,
+                 column: str | None = None) -> None:
+        self.detail = detail
+        self.source = source
+        self.row = row
+        self.column = column
+        super().__init__(self._compose())
+
+    def _compose(self) -> str:
+        where = ", ".join(x for x in (self.row, None if self.column is None
+                                      else f"column {self.column!r}") if x)
+        head = ": ".join(x for x in (self.source, where) if x)
+        return f"{head}: {self.detail}" if head else self.detail
+
+
+class ParameterError(ScalingLabError, ValueError):
+    """A bad argument to a library function. ``parameters`` are the Python names it mentions,
+    so the command line can show its own flag for each."""
+
+    def __init__(self, message: str, *parameters: str) -> None:
+        super().__init__(message)
+        self.parameters = tuple(parameters)
+
+
+class NotIdentifiable(ScalingLabError, ValueError):
+    """The data cannot pin down what was asked (a law's parameters, an optimum); says why."""
+
+
+class StoreError(ScalingLabError):
+    """The run store cannot be used as asked (missing, read-only, another program's file)."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the store's write lock for longer than we were willing to wait."""
+
+
+class ConflictError(InputError):
+    """Incoming runs disagree with runs already seen (same id, different values)."""
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """``" (did you mean 'loss'?)"`` for the closest choice, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+__all__ = [
+    "ConflictError",
+    "InputError",
+    "NotIdentifiable",
+    "ParameterError",
+    "ScalingLabError",
+    "StoreBusy",
+    "StoreError",
+    "did_you_mean",
+]

@@ -1,0 +1,99 @@
+"""The contract every fit result keeps, whatever it fitted (a loss law, an IsoFLOP allocation, an
+lr/batch law, a timescale law, a downstream link).
+
+A result is an object you can hand to anyone, as statsmodels' and lmfit's are: it knows the runs
+it used (``run_ids``) and those it held out (``heldout_ids``), its interval level, its warnings
+and notes; ``summary()`` returns one :class:`~scalinglab.summary.Summary` that the CLI, the report
+and the dashboard all render; ``to_dict()``/``from_dict()`` round-trip it through JSON (with
+``kind`` saying which result it is); ``repr()`` is one short line and Jupyter shows the summary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from scalinglab.errors import InputError
+from scalinglab.summary import Summary
+
+
+class Result:
+    """Mixin for result dataclasses (declare them with ``repr=False``).
+
+    Subclasses define ``kind``, ``summary()``, ``to_dict()``, ``from_dict()`` and
+    ``_repr_items()``; they hold ``run_ids``, ``level``, ``warnings`` and ``notes`` as fields.
+    """
+
+    kind: ClassVar[str] = "result"
+    run_ids: tuple[str, ...]
+    level: float
+    warnings: list[str]
+    notes: list[str]
+
+    @property
+    def heldout_ids(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.run_ids)
+
+    def summary(self) -> Summary:  # pragma: no cover - each result defines its own
+        raise NotImplementedError
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _repr_items(self) -> list[str]:
+        return []
+
+    def __repr__(self) -> str:
+        items = [f"{self.n_runs} runs", *self._repr_items()]
+        if self.warnings:
+            items.append(f"{len(self.warnings)} warning{'s' if len(self.warnings) > 1 else ''}")
+        text = f"<{type(self).__name__} {', '.join(items)}>"
+        return text if len(text) <= 240 else text[:236] + "...>"
+
+    def _repr_html_(self) -> str:
+        return self.summary().as_html()
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``to_dict(include_draws=True)`` as JSON (read back with :func:`load_result`)."""
+        from scalinglab.clikit import to_json
+
+        path = Path(path)
+        path.write_text(to_json(self.to_dict(include_draws=True)) + "\n", encoding="utf-8")
+        return path
+
+
+def _kinds() -> dict[str, Any]:
+    from scalinglab.fit.isoflop import IsoFlopResult
+    from scalinglab.fit.result import FitResult
+    from scalinglab.hparams.fit import HparamFit
+    from scalinglab.hparams.timescale import TauFit
+
+    return {cls.kind: cls for cls in (FitResult, IsoFlopResult, HparamFit, TauFit)}
+
+
+def load_result(path: str | Path) -> Result:
+    """Read any result written by ``Result.save`` or a command's ``--save``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("no such file", source=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON ({exc.msg} at line {exc.lineno})", source=str(path)) from None
+    kinds = _kinds()
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind not in kinds:
+        raise InputError(f"not a saved scalinglab result (kind {kind!r}; known: {sorted(kinds)})",
+                         source=str(path))
+    try:
+        return kinds[kind].from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"cannot read a saved {kind} result: {exc}", source=str(path)) from None
+
+
+__all__ = ["Result", "load_result"]

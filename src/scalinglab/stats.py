@@ -1,0 +1,141 @@
+"""Bootstrap arithmetic shared by every fit: resample weights, percentile intervals, estimates.
+
+One generator of resample weights and one percentile interval, so that a loss law, an IsoFLOP
+allocation, an lr law and a downstream link all mean the same thing by "95% interval": the
+(2.5%, 97.5%) percentiles of the draws that could be computed, NaN draws (a resample that could
+not be fitted) left out, infinite ones kept (an exploding draw is real spread).
+
+A resample is a row of non-negative counts (how often each unit is drawn), so K resamples are a
+(K, n) matrix that weights data instead of copying it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+def bootstrap_weights(
+    n_units: int,
+    n_draws: int,
+    rng: np.random.Generator,
+    unit_of_row: np.ndarray | None = None,
+    strata: np.ndarray | None = None,
+) -> np.ndarray:
+    """(n_draws, n_rows) counts of each row in ``n_draws`` bootstrap resamples.
+
+    - plain: ``n_units`` rows drawn with replacement (the rows are the units);
+    - clustered (``unit_of_row``, the unit index of each row): whole units are drawn and every
+      row of a unit gets its unit's count (runs of one (N, D) group share its noise);
+    - stratified (``strata``, a stratum label per unit): units are drawn within each stratum,
+      so every resample keeps the design (e.g. runs within each compute budget).
+    """
+    if n_draws <= 0:
+        return np.zeros((0, n_units if unit_of_row is None else len(unit_of_row)))
+    if strata is None:
+        counts = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=n_draws)
+    else:
+        strata = np.asarray(strata)
+        counts = np.zeros((n_draws, n_units), dtype=np.int64)
+        for s in np.unique(strata):
+            idx = np.flatnonzero(strata == s)
+            counts[:, idx] = rng.multinomial(len(idx), np.full(len(idx), 1.0 / len(idx)), size=n_draws)
+    counts = counts.astype(float)
+    return counts if unit_of_row is None else counts[:, np.asarray(unit_of_row)]
+
+
+def percentile_interval(
+    draws: Any, level: float = 0.95, axis: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``level`` percentile interval of ``draws`` along ``axis``, ignoring NaN draws.
+
+    Where every draw is NaN the interval is NaN. Infinite draws count (a percentile may then be
+    infinite): they are spread, not failure.
+    """
+    values = np.asarray(draws, dtype=float)
+    q = (1.0 - level) / 2.0
+    if values.size == 0:
+        shape = np.delete(np.array(values.shape), axis) if values.ndim else ()
+        nan = np.full(tuple(int(s) for s in shape), np.nan)
+        return nan, nan.copy()
+    with np.errstate(invalid="ignore"), _quiet_all_nan():
+        lo = np.nanquantile(values, q, axis=axis)
+        hi = np.nanquantile(values, 1.0 - q, axis=axis)
+    return lo, hi
+
+
+class _quiet_all_nan:
+    """numpy warns 'All-NaN slice' for columns without a single finite draw; they are NaN."""
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A figure with its interval: ``value`` and ``[lo, hi]`` at ``level`` (None without draws).
+
+    ``identified`` is False when the figure depends on parameters the data do not pin down;
+    ``note`` then says which. Renderers show such a figure as not identified rather than as a
+    measurement (see :mod:`scalinglab.summary`).
+    """
+
+    value: float
+    lo: float | None = None
+    hi: float | None = None
+    level: float = 0.95
+    identified: bool = True
+    note: str | None = None
+
+    @classmethod
+    def from_draws(
+        cls, value: Any, draws: Any | None, level: float = 0.95, identified: bool = True,
+        note: str | None = None,
+    ) -> Estimate:
+        """``value`` and the percentile interval of ``draws`` (None or empty: no interval)."""
+        if draws is None or np.size(draws) == 0:
+            return cls(float(value), None, None, level, identified, note)
+        lo, hi = percentile_interval(np.ravel(draws), level)
+        return cls(float(value), float(lo), float(hi), level, identified, note)
+
+    @property
+    def ci(self) -> tuple[float, float] | None:
+        return None if self.lo is None or self.hi is None else (self.lo, self.hi)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"value": self.value, "ci": None if self.ci is None else list(self.ci)}
+        if not self.identified:
+            out["identified"] = False
+        if self.note:
+            out["note"] = self.note
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], level: float = 0.95) -> Estimate:
+        ci = data.get("ci")
+        return cls(float(data["value"]) if data.get("value") is not None else float("nan"),
+                   None if not ci else _float(ci[0]), None if not ci else _float(ci[1]), level,
+                   bool(data.get("identified", True)), data.get("note"))
+
+    def __format__(self, spec: str) -> str:
+        spec = spec or ".4g"
+        if self.ci is None:
+            return format(self.value, spec)
+        return f"{self.value:{spec}} [{self.lo:{spec}}, {self.hi:{spec}}]"
+
+
+def _float(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+__all__ = ["Estimate", "bootstrap_weights", "percentile_interval"]

@@ -1,0 +1,224 @@
+"""One summary object per result, rendered as text (CLI), HTML (report, dashboard, Jupyter) and a
+dict (``--json``), like statsmodels' ``Summary``: the result decides *what* is shown, this module
+alone decides *how*, so "not identified" looks the same everywhere.
+
+A :class:`Summary` is a title, tables of cells, and lists of notes and warnings. A cell is a
+number, text, an :class:`~scalinglab.stats.Estimate` (a value with its interval), or
+:class:`NotIdentified` (a number the data do not pin down: rendered as "not identified", kept
+in the dict with ``identified: false``).
+
+Numbers are never cut: integers print exactly (batch 1024 is "1024"), other values with 4
+significant digits, and plain text is aligned to its widest cell rather than to a terminal.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scalinglab.stats import Estimate
+
+
+@dataclass(frozen=True)
+class NotIdentified:
+    """A value the data cannot identify; renderers show the words, not the number."""
+
+    value: float | None = None
+    why: str = ""
+
+
+Cell = Any  # str | int | float | Estimate | NotIdentified | None
+
+NOT_IDENTIFIED = "not identified"
+
+
+def format_number(v: Any, sig: int = 4) -> str:
+    """Numbers as people read them: integers exactly (up to 1e7), others to ``sig`` digits."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isnan(x):
+        return "-"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x.is_integer() and abs(x) < 1e7:
+        return str(int(x))
+    return f"{x:.{sig}g}"
+
+
+def format_interval(ci: Any, sig: int = 4) -> str:
+    if not ci:
+        return "-"
+    return f"[{format_number(ci[0], sig)}, {format_number(ci[1], sig)}]"
+
+
+def cell_text(cell: Cell) -> str:
+    """The plain text of one cell (the same words in every renderer)."""
+    if isinstance(cell, NotIdentified):
+        return NOT_IDENTIFIED
+    if isinstance(cell, Estimate):
+        if not cell.identified:
+            return NOT_IDENTIFIED
+        return format_number(cell.value) + ("" if cell.ci is None else " " + format_interval(cell.ci))
+    if isinstance(cell, (int, float, np.integer, np.floating)) and not isinstance(cell, bool):
+        return format_number(cell)
+    return "" if cell is None else str(cell)
+
+
+def _is_numeric(cell: Cell) -> bool:
+    return isinstance(cell, (int, float, np.integer, np.floating, Estimate)) and not isinstance(cell, bool)
+
+
+def cell_value(cell: Cell) -> Any:
+    """The cell as JSON-able data."""
+    if isinstance(cell, NotIdentified):
+        return {"value": cell.value, "identified": False}
+    if isinstance(cell, Estimate):
+        return cell.to_dict()
+    if isinstance(cell, np.generic):
+        return cell.item()
+    return cell
+
+
+@dataclass
+class Table:
+    """Rows of cells under column headings; numeric columns align right."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Cell]] = field(default_factory=list)
+
+    def add_row(self, *cells: Cell) -> None:
+        if len(cells) != len(self.columns):
+            raise ValueError(f"table {self.title!r}: {len(cells)} cells for {len(self.columns)} columns")
+        self.rows.append(list(cells))
+
+    def _right(self) -> list[bool]:
+        return [any(_is_numeric(r[j]) for r in self.rows) for j in range(len(self.columns))]
+
+    def as_text(self) -> str:
+        texts = [[cell_text(c) for c in r] for r in self.rows]
+        widths = [max([len(h), *(len(r[j]) for r in texts)]) for j, h in enumerate(self.columns)]
+        right = self._right()
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(c.rjust(w) if r else c.ljust(w)
+                             for c, w, r in zip(cells, widths, right, strict=True)).rstrip()
+
+        out = [self.title] if self.title else []
+        out += [line(self.columns), line(["-" * w for w in widths])]
+        out += [line(r) for r in texts]
+        return "\n".join(out)
+
+    def as_html(self) -> str:
+        right = self._right()
+        head = "".join(f'<th class="{"r" if r else "l"}">{_html.escape(c)}</th>'
+                       for c, r in zip(self.columns, right, strict=True))
+        body = []
+        for row in self.rows:
+            tds = []
+            for c, r in zip(row, right, strict=True):
+                cls = "r" if r else "l"
+                if isinstance(c, NotIdentified) or (isinstance(c, Estimate) and not c.identified):
+                    cls += " unidentified"
+                tds.append(f'<td class="{cls}">{_html.escape(cell_text(c))}</td>')
+            body.append("<tr>" + "".join(tds) + "</tr>")
+        caption = f"<caption>{_html.escape(self.title)}</caption>" if self.title else ""
+        return (f'<table class="sl-table">{caption}<thead><tr>{head}</tr></thead>'
+                f"<tbody>{''.join(body)}</tbody></table>")
+
+    def __rich__(self) -> Any:
+        from rich.table import Table as RichTable
+
+        t = RichTable(title=self.title or None, header_style="bold")
+        for c, r in zip(self.columns, self._right(), strict=True):
+            # fold rather than crop: a number is never shown cut short
+            t.add_column(c, justify="right" if r else "left", overflow="fold")
+        for row in self.rows:
+            t.add_row(*(f"[bold red]{NOT_IDENTIFIED}[/]" if isinstance(c, NotIdentified) or (
+                isinstance(c, Estimate) and not c.identified) else _rich_escape(cell_text(c))
+                for c in row))
+        return t
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "columns": list(self.columns),
+                "rows": [[cell_value(c) for c in r] for r in self.rows]}
+
+
+def _rich_escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@dataclass
+class Summary:
+    """What a result says about itself, renderable three ways.
+
+    ``data`` is the result's ``to_dict()`` (what ``--json`` prints); ``facts`` are short
+    ``label: value`` lines (residual spread, holdout error...).
+    """
+
+    title: str
+    tables: list[Table] = field(default_factory=list)
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+    def as_text(self) -> str:
+        parts = [self.title, ""]
+        for t in self.tables:
+            parts += [t.as_text(), ""]
+        parts += [f"{k}: {v}" for k, v in self.facts]
+        parts += [f"note: {n}" for n in self.notes]
+        parts += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(parts).rstrip() + "\n"
+
+    def __str__(self) -> str:
+        return self.as_text()
+
+    def as_html(self) -> str:
+        e = _html.escape
+        parts = [f'<div class="sl-summary"><h3>{e(self.title)}</h3>']
+        parts += [t.as_html() for t in self.tables]
+        if self.facts:
+            parts.append("<ul class=\"sl-facts\">" + "".join(
+                f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in self.facts) + "</ul>")
+        for kind, items in (("note", self.notes), ("warn", self.warnings)):
+            if items:
+                parts.append(f'<ul class="sl-{kind}">' + "".join(f"<li>{e(x)}</li>" for x in items)
+                             + "</ul>")
+        parts.append("</div>")
+        return "".join(parts)
+
+    def _repr_html_(self) -> str:
+        return self.as_html()
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        yield f"[bold]{_rich_escape(self.title)}[/]"
+        for t in self.tables:
+            yield t.__rich__()
+        for k, v in self.facts:
+            yield f"{_rich_escape(k)}: {_rich_escape(v)}"
+        for n in self.notes:
+            yield f"[yellow]note:[/] {_rich_escape(n)}"
+        for w in self.warnings:
+            yield f"[bold yellow]warning:[/] {_rich_escape(w)}"
+
+
+__all__ = ["NotIdentified", "Summary", "Table", "cell_text", "format_interval", "format_number"]
