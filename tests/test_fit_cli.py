@@ -52,7 +52,7 @@ def test_chinchilla_json_schema_with_holdout_and_save(runs_csv, tmp_path):
     assert out["derived"]["at_compute"][0]["C"] == 1e22
     assert out["holdout"]["k"] == 3 and out["holdout"]["max_abs_rel_err"] >= 0
     saved = FitResult.from_dict(json.loads(save.read_text()))
-    assert saved.boot.shape == (20, 5) and saved.params == out["params"]
+    assert saved.draws.shape == (20, 5) and saved.params == out["params"]
 
 
 def test_file_with_compute_instead_of_tokens_derives_D_and_says_so(runs_csv, tmp_path):

@@ -69,9 +69,9 @@ def test_saved_fit_round_trips_through_from_dict(full_fit):
 
     from scalinglab.clikit import to_json
 
-    back = FitResult.from_dict(json.loads(to_json(full_fit.to_dict(include_boot=True))))
+    back = FitResult.from_dict(json.loads(to_json(full_fit.to_dict(include_draws=True))))
     assert back.params == full_fit.params
-    np.testing.assert_array_equal(back.boot, full_fit.boot)
+    np.testing.assert_array_equal(back.draws, full_fit.draws)
     assert back.ci == full_fit.ci
 
 
@@ -81,9 +81,9 @@ def test_same_seed_same_result_other_seed_other_intervals():
     a = fit_chinchilla(*args, bootstrap=30, seed=1, starts=SMALL)
     b = fit_chinchilla(*args, bootstrap=30, seed=1, starts=SMALL)
     c = fit_chinchilla(*args, bootstrap=30, seed=2, starts=SMALL)
-    np.testing.assert_array_equal(a.boot, b.boot)
+    np.testing.assert_array_equal(a.draws, b.draws)
     assert a.params == b.params == c.params
-    assert not np.array_equal(a.boot, c.boot)
+    assert not np.array_equal(a.draws, c.draws)
 
 
 def test_intervals_cover_the_truth_in_most_repeats():

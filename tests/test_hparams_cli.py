@@ -42,7 +42,7 @@ def test_fit_json_schema_and_save(grid_csv, tmp_path):
     assert out["n_groups"] == 9 and out["n_runs"] > 9
     assert "using column 'smooth loss' as the loss" in out["warnings"]
     assert out["lr"]["coef_N"] == pytest.approx(-0.713, abs=0.05)  # synthetic truth is Step Law
-    assert "boot" in json.loads(save.read_text()) and "boot" not in out
+    assert "draws" in json.loads(save.read_text()) and "draws" not in out
 
 
 def test_surface_method_and_runs_resampling(grid_csv):

@@ -88,7 +88,7 @@ def test_other_feature_sets_and_unidentifiable_ones():
 def test_saved_fit_round_trips_into_the_same_law(tmp_path):
     fit = fit_hparam_law(grid(noise=5e-4), n_boot=100)
     path = tmp_path / "hp.json"
-    path.write_text(json.dumps(fit.to_dict(include_boot=True)))
+    path.write_text(json.dumps(fit.to_dict(include_draws=True)))
     law = load_hparam_law(path)
     again = HparamFit.from_dict(json.loads(path.read_text()))
     assert again.ci == fit.ci

@@ -21,9 +21,9 @@ def fitted_law_json(tmp_path):
     base = np.array([HOFFMANN_2022.params[k] for k in CHINCHILLA.param_names])
     boot = base * (1 + 0.02 * rng.standard_normal((200, 5)))
     fit = FitResult(law=CHINCHILLA, params=dict(HOFFMANN_2022.params), n_runs=50, objective=0.0,
-                    boot=boot, data_range={"N": (1e7, 1e9), "D": (1e8, 1e11)})
+                    draws=boot, data_range={"N": (1e7, 1e9), "D": (1e8, 1e11)})
     path = tmp_path / "fit.json"
-    path.write_text(json.dumps(fit.to_dict(include_boot=True)))
+    path.write_text(json.dumps(fit.to_dict(include_draws=True)))
     return path
 
 
@@ -116,7 +116,7 @@ def test_two_of_three_fix_the_run():
 
 def test_deepseek_hparams_and_a_fitted_tau_law():
     tau_fit = TauFit(law=TAU_LAW.with_params({"intercept": np.log(0.8), "coef_TPP": -0.5}),
-                     boot=None, groups=[])
+                     draws=None, groups=[])
     plan = make_plan(params=1e9, tokens=2.5e10, hparams_law=DEEPSEEK, tau=tau_fit)
     assert plan.lr_law == pytest.approx(float(DEEPSEEK.predict(1e9, 2.5e10)["lr"]))
     assert plan.tau == pytest.approx(0.8 * 25 ** -0.5)

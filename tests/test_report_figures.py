@@ -32,7 +32,7 @@ def fit(runs: pd.DataFrame) -> FitResult:
     point = np.array([TRUE[k] for k in CHINCHILLA.param_names])
     boot = point * np.exp(rng.normal(0, 0.03, size=(200, len(point))))
     return FitResult(
-        law=CHINCHILLA, params=dict(TRUE), n_runs=len(runs) - 3, objective=0.0, boot=boot,
+        law=CHINCHILLA, params=dict(TRUE), n_runs=len(runs) - 3, objective=0.0, draws=boot,
         residual_std=0.006, holdout={"k": 3, "mean_abs_rel_err": 0.004, "max_abs_rel_err": 0.009,
                                      "runs": runs[["N", "D", "C", "loss"]].iloc[-3:].to_dict("records")},
         data_range={"N": (runs["N"].min(), runs["N"].max()), "D": (runs["D"].min(), runs["D"].max())},
@@ -91,7 +91,7 @@ def test_held_out_runs_are_found_by_id_or_by_their_inputs(runs, fit):
 
 
 def test_unidentified_parameters_are_named_not_given_numbers(fit):
-    vague = FitResult(law=fit.law, params=fit.params, n_runs=9, objective=0.0, boot=fit.boot,
+    vague = FitResult(law=fit.law, params=fit.params, n_runs=9, objective=0.0, draws=fit.draws,
                       extra={"unidentified": ["E"]})
     assert figures.param_summary(vague).startswith("E not identified, A = ")
 

@@ -126,7 +126,7 @@ def _fit_command(
     fit.extra["notes"] = notes + fit.extra.get("notes", [])
     fit.extra["source"] = source
     if save is not None:
-        save.write_text(to_json(fit.to_dict(include_boot=True)))
+        save.write_text(to_json(fit.to_dict(include_draws=True)))
     if json_:
         emit_json(fit.to_dict())
         return

@@ -20,8 +20,8 @@ ParamFn = Callable[[Mapping[str, Any]], Any]
 
 
 def _boot_columns(fit: FitResult) -> dict[str, np.ndarray]:
-    assert fit.boot is not None
-    return {k: fit.boot[:, i] for i, k in enumerate(fit.law.param_names)}
+    assert fit.draws is not None
+    return {k: fit.draws[:, i] for i, k in enumerate(fit.law.param_names)}
 
 
 def interval(fit: FitResult, fn: ParamFn, vectorised: bool = True) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def interval(fit: FitResult, fn: ParamFn, vectorised: bool = True) -> dict[str, 
     With ``vectorised``, ``fn`` is called once on arrays of draws (the loss laws and
     :func:`chinchilla_optimum` broadcast); otherwise once per draw via ``derived_interval``.
     """
-    if fit.boot is None or not len(fit.boot):
+    if fit.draws is None or not len(fit.draws):
         return {"value": float(fn(fit.params)), "ci": None}
     if not vectorised:
         point, lo, hi = fit.derived_interval(fn)
@@ -75,10 +75,10 @@ def _at_compute(fit: FitResult, c: float) -> dict[str, Any]:
         out["loss"] = interval(fit, lambda p: fit.law(p, N=n_opt(p), D=d_opt(p)))
     else:
         # one numerical optimisation per draw, reused for every figure
-        ns = [n_opt(fit.params)] + ([n_opt(p) for p in fit.boot_params()])
+        ns = [n_opt(fit.params)] + ([n_opt(p) for p in fit.draw_params()])
         n = np.array(ns)
         d = c / (6.0 * n)
-        params = [fit.params, *fit.boot_params()]
+        params = [fit.params, *fit.draw_params()]
         loss = np.array([float(fit.law(p, N=ni, D=di)) for p, ni, di in zip(params, n, d, strict=True)])
         for key, v in (("N_opt", n), ("D_opt", d), ("tokens_per_param", d / n), ("loss", loss)):
             out[key] = _summary(fit, v)

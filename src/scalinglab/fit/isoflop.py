@@ -104,7 +104,7 @@ class AllocationLaw:
     log_kd: float
     n_budgets: int
     #: draws of (a, b, log_kn, log_kd), shape (K, 4); NaN rows where a resample had < 2 budgets
-    boot: np.ndarray | None = None
+    draws: np.ndarray | None = None
     level: float = 0.95
 
     def _q(self, values: np.ndarray) -> tuple[Any, Any]:
@@ -113,16 +113,16 @@ class AllocationLaw:
 
     @property
     def ci(self) -> dict[str, tuple[float, float]]:
-        if self.boot is None or not np.isfinite(self.boot).any():
+        if self.draws is None or not np.isfinite(self.draws).any():
             return {}
-        lo, hi = self._q(self.boot)
+        lo, hi = self._q(self.draws)
         return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(("a", "b", "log_kn", "log_kd"))}
 
-    def draws(self) -> dict[str, np.ndarray]:
+    def exponent_draws(self) -> dict[str, np.ndarray]:
         """Exponent draws by name (for histograms)."""
-        if self.boot is None:
+        if self.draws is None:
             return {}
-        return {"a": self.boot[:, 0], "b": self.boot[:, 1]}
+        return {"a": self.draws[:, 0], "b": self.draws[:, 1]}
 
     def n_opt(self, C: Any) -> np.ndarray:
         return np.exp(self.log_kn + self.a * np.log(np.asarray(C, dtype=float)))
@@ -133,10 +133,10 @@ class AllocationLaw:
     def n_opt_interval(self, C: Any) -> tuple[np.ndarray, Any, Any]:
         """``N_opt(C)`` with its percentile band over the draws (None without draws)."""
         point = self.n_opt(C)
-        if self.boot is None:
+        if self.draws is None:
             return point, None, None
         log_c = np.log(np.atleast_1d(np.asarray(C, dtype=float)))
-        draws = np.exp(self.boot[:, 2, None] + self.boot[:, 0, None] * log_c[None, :])
+        draws = np.exp(self.draws[:, 2, None] + self.draws[:, 0, None] * log_c[None, :])
         lo, hi = self._q(draws)
         return point, lo.reshape(np.shape(point)), hi.reshape(np.shape(point))
 
@@ -153,7 +153,7 @@ class AllocationLaw:
                 "D_opt_exponent": list(ci["b"]) if ci else None,
             },
             "n_budgets": self.n_budgets,
-            "n_bootstrap": 0 if self.boot is None else len(self.boot),
+            "n_bootstrap": 0 if self.draws is None else len(self.draws),
             "formula": "N_opt = N_opt_coef * C^N_opt_exponent; D_opt = D_opt_coef * C^D_opt_exponent",
         }
 
@@ -326,8 +326,8 @@ def fit_isoflop(
     if a2 is None:
         warnings.append("Approach 2 needs at least 2 budgets whose parabola has an interior minimum")
     for a in (a1, a2):
-        if a is not None and a.boot is not None:
-            failed = float(np.mean(~np.isfinite(a.boot[:, 0])))
+        if a is not None and a.draws is not None:
+            failed = float(np.mean(~np.isfinite(a.draws[:, 0])))
             if failed > 0.05:
                 warnings.append(f"Approach {a.approach}: {failed:.0%} of resamples left fewer than 2 usable budgets")
     return IsoFlopResult(budgets=budgets, approach1=a1, approach2=a2, n_runs=len(df),
@@ -345,4 +345,4 @@ def _allocation(
     boot = np.stack([a[1:], b[1:], kn[1:], kd[1:]], axis=1) if len(a) > 1 else None
     return AllocationLaw(approach=approach, a=float(a[0]), b=float(b[0]), log_kn=float(kn[0]),
                          log_kd=float(kd[0]), n_budgets=int(np.isfinite(log_n[0]).sum()),
-                         boot=boot, level=level)
+                         draws=boot, level=level)

@@ -311,7 +311,7 @@ def fit_arrays(
         params=params,
         n_runs=len(train),
         objective=float(res.f[best] * delta),
-        boot=boot,
+        draws=boot,
         level=level,
         residual_std=float(np.std(resid)),
         warnings=warnings,

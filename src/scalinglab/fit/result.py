@@ -25,7 +25,7 @@ class FitResult:
     n_runs: int
     objective: float
     #: bootstrap draws of the parameters, shape (K, len(law.param_names)); None without bootstrap
-    boot: np.ndarray | None = None
+    draws: np.ndarray | None = None
     level: float = 0.95
     #: std of residuals of log-loss (natural log) at the point estimate
     residual_std: float = float("nan")
@@ -50,10 +50,10 @@ class FitResult:
     def predict(self, **inputs: ArrayLike) -> np.ndarray:
         return self.law(self.params, **inputs)
 
-    def boot_params(self) -> list[dict[str, float]]:
-        if self.boot is None:
+    def draw_params(self) -> list[dict[str, float]]:
+        if self.draws is None:
             return []
-        return [dict(zip(self.law.param_names, row, strict=True)) for row in self.boot]
+        return [dict(zip(self.law.param_names, row, strict=True)) for row in self.draws]
 
     def _quantiles(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         alpha = (1.0 - self.level) / 2.0
@@ -63,9 +63,9 @@ class FitResult:
     @property
     def ci(self) -> dict[str, tuple[float, float]]:
         """Percentile bootstrap interval of each parameter (empty without bootstrap)."""
-        if self.boot is None or len(self.boot) == 0:
+        if self.draws is None or len(self.draws) == 0:
             return {}
-        lo, hi = self._quantiles(self.boot)
+        lo, hi = self._quantiles(self.draws)
         return {
             k: (float(lo[i]), float(hi[i])) for i, k in enumerate(self.law.param_names)
         }
@@ -73,23 +73,23 @@ class FitResult:
     def predict_interval(self, **inputs: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Point prediction and percentile band over bootstrap draws."""
         point = self.predict(**inputs)
-        if self.boot is None or len(self.boot) == 0:
+        if self.draws is None or len(self.draws) == 0:
             return point, point * np.nan, point * np.nan
         with np.errstate(all="ignore"):  # extreme draws overflow to inf: they still count
-            draws = np.stack([self.law(p, **inputs) for p in self.boot_params()])
+            draws = np.stack([self.law(p, **inputs) for p in self.draw_params()])
         lo, hi = self._quantiles(draws)
         return point, lo, hi
 
     def derived_interval(self, fn) -> tuple[Any, Any, Any]:
         """Apply ``fn(params_dict) -> float|array`` to the estimate and every bootstrap draw."""
         point = fn(self.params)
-        if self.boot is None or len(self.boot) == 0:
+        if self.draws is None or len(self.draws) == 0:
             return point, None, None
-        draws = np.asarray([fn(p) for p in self.boot_params()], dtype=float)
+        draws = np.asarray([fn(p) for p in self.draw_params()], dtype=float)
         lo, hi = self._quantiles(draws)
         return point, lo, hi
 
-    def to_dict(self, include_boot: bool = False) -> dict[str, Any]:
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         out = {
             "law": self.law.name,
             "formula": self.law.formula,
@@ -97,7 +97,7 @@ class FitResult:
             "ci": {k: [lo, hi] for k, (lo, hi) in self.ci.items()},
             "level": self.level,
             "n_runs": self.n_runs,
-            "n_bootstrap": 0 if self.boot is None else int(len(self.boot)),
+            "n_bootstrap": 0 if self.draws is None else int(len(self.draws)),
             "objective": float(self.objective),
             "residual_std": float(self.residual_std),
             "data_range": {k: list(v) for k, v in self.data_range.items()},
@@ -105,27 +105,27 @@ class FitResult:
             "warnings": list(self.warnings),
             **self.extra,
         }
-        if include_boot and self.boot is not None:
-            out["boot"] = np.asarray(self.boot).tolist()
+        if include_draws and self.draws is not None:
+            out["draws"] = np.asarray(self.draws).tolist()
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FitResult:
-        """Rebuild a result saved with ``to_dict(include_boot=True)`` (e.g. ``fit --save``)."""
+        """Rebuild a result saved with ``to_dict(include_draws=True)`` (e.g. ``fit --save``)."""
         from scalinglab.laws.loss import get_loss_law
 
         law = get_loss_law(data["law"])
-        boot = data.get("boot")
+        boot = data.get("draws", data.get("boot"))  # "boot": files saved before 0.2
         known = {
             "law", "formula", "params", "ci", "level", "n_runs", "n_bootstrap", "objective",
-            "residual_std", "data_range", "holdout", "warnings", "boot",
+            "residual_std", "data_range", "holdout", "warnings", "boot", "draws",
         }
         return cls(
             law=law,
             params={k: float(v) for k, v in data["params"].items()},
             n_runs=int(data.get("n_runs", 0)),
             objective=float(data.get("objective") or float("nan")),
-            boot=None if boot is None else np.asarray(boot, dtype=float),
+            draws=None if boot is None else np.asarray(boot, dtype=float),
             level=float(data.get("level", 0.95)),
             residual_std=float(data.get("residual_std") or float("nan")),
             warnings=list(data.get("warnings", [])),

@@ -55,7 +55,7 @@ def _save_and_emit(fit: Any, save: Path | None, as_json: bool) -> dict[str, Any]
     """Write the fit (with its bootstrap draws) to ``--save``; print JSON and return None with
     ``--json``, else return the fit's summary for the table."""
     if save is not None:
-        save.write_text(to_json(fit.to_dict(include_boot=True)) + "\n")
+        save.write_text(to_json(fit.to_dict(include_draws=True)) + "\n")
     out = fit.to_dict()
     if as_json:
         emit_json(out)

@@ -116,8 +116,8 @@ class HparamFit:
     method: str
     n_groups: int
     n_runs: int
-    lr_boot: np.ndarray | None = None
-    batch_boot: np.ndarray | None = None
+    lr_draws: np.ndarray | None = None
+    batch_draws: np.ndarray | None = None
     level: float = 0.95
     resample: str = "groups"
     tolerance: float = 0.0025
@@ -138,8 +138,8 @@ class HparamFit:
     @property
     def ci(self) -> dict[str, dict[str, list[float]]]:
         """Percentile intervals of each coefficient: ``{"lr": {...}, "bs": {...}}``."""
-        return {"lr": self._ci(self.lr, self.lr_boot, self.level),
-                "bs": self._ci(self.batch, self.batch_boot, self.level)}
+        return {"lr": self._ci(self.lr, self.lr_draws, self.level),
+                "bs": self._ci(self.batch, self.batch_draws, self.level)}
 
     def law(self, name: str = "fitted") -> HparamLaw:
         prov = Provenance(
@@ -150,14 +150,14 @@ class HparamFit:
         )
         return HparamLaw(
             name=name, lr=self.lr.replace(provenance=prov), batch=self.batch.replace(provenance=prov),
-            provenance=prov, lr_draws=self.lr_boot, batch_draws=self.batch_boot,
+            provenance=prov, lr_draws=self.lr_draws, batch_draws=self.batch_draws,
             extra={"interval_source": f"{self.resample} bootstrap of the fit",
                    "source": self.source},
         )
 
-    def to_dict(self, include_boot: bool = False) -> dict[str, Any]:
-        n_boot = 0 if self.lr_boot is None else int(len(self.lr_boot))
-        n_valid = 0 if self.lr_boot is None else int(np.isfinite(self.lr_boot).all(axis=1).sum())
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        n_boot = 0 if self.lr_draws is None else int(len(self.lr_draws))
+        n_valid = 0 if self.lr_draws is None else int(np.isfinite(self.lr_draws).all(axis=1).sum())
         out: dict[str, Any] = {
             "kind": "hparam_fit",
             "lr": dict(self.lr.params),
@@ -181,25 +181,25 @@ class HparamFit:
             "warnings": list(self.warnings),
             "source": self.source,
         }
-        if include_boot and self.lr_boot is not None and self.batch_boot is not None:
-            out["boot"] = {"lr": self.lr_boot.tolist(), "bs": self.batch_boot.tolist()}
+        if include_draws and self.lr_draws is not None and self.batch_draws is not None:
+            out["draws"] = {"lr": self.lr_draws.tolist(), "bs": self.batch_draws.tolist()}
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HparamFit:
-        """Rebuild a fit saved by ``hparams fit --save`` (``to_dict(include_boot=True)``)."""
+        """Rebuild a fit saved by ``hparams fit --save`` (``to_dict(include_draws=True)``)."""
         feats = data.get("features") or {"lr": ["N", "D"], "bs": ["D"]}
         lr_law = loglinear_law("lr", tuple(feats["lr"]))
         bs_law = loglinear_law("batch_tokens", tuple(feats["bs"]))
-        boot = data.get("boot") or {}
+        boot = data.get("draws") or data.get("boot") or {}  # "boot": files saved before 0.2
         return cls(
             lr=lr_law.with_params(data["lr"], label="fitted lr"),
             batch=bs_law.with_params(data["bs"], label="fitted batch"),
             method=str(data.get("method", "threshold")),
             n_groups=int(data.get("n_groups", 0)),
             n_runs=int(data.get("n_runs", 0)),
-            lr_boot=np.asarray(boot["lr"], dtype=float) if "lr" in boot else None,
-            batch_boot=np.asarray(boot["bs"], dtype=float) if "bs" in boot else None,
+            lr_draws=np.asarray(boot["lr"], dtype=float) if "lr" in boot else None,
+            batch_draws=np.asarray(boot["bs"], dtype=float) if "bs" in boot else None,
             level=float(data.get("level", 0.95)),
             resample=str(data.get("resample", "groups")),
             tolerance=float(data.get("tolerance", 0.0025)),
@@ -273,7 +273,7 @@ def fit_hparam_law(
         batch=bs_law.with_params(dict(zip(bs_law.param_names, b_bs[0], strict=True)),
                                  label="fitted batch"),
         method=method, n_groups=n_groups, n_runs=n_runs,
-        lr_boot=b_lr[1:] if n_boot > 0 else None, batch_boot=b_bs[1:] if n_boot > 0 else None,
+        lr_draws=b_lr[1:] if n_boot > 0 else None, batch_draws=b_bs[1:] if n_boot > 0 else None,
         level=level, resample=resample, tolerance=tolerance, fit_window=fit_window,
         data_range=data_range, groups=opt.groups, warnings=warnings, source=grid.source,
     )

@@ -41,7 +41,7 @@ class TauFit:
     """``tau_opt = exp(intercept) * (D/N)^coef_TPP`` with bootstrap draws."""
 
     law: LawInstance
-    boot: np.ndarray | None
+    draws: np.ndarray | None
     groups: list[dict[str, Any]]
     level: float = 0.95
     data_range: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -49,13 +49,13 @@ class TauFit:
 
     @property
     def ci(self) -> dict[str, list[float]]:
-        if self.boot is None or len(self.boot) == 0:
+        if self.draws is None or len(self.draws) == 0:
             return {}
         a = (1.0 - self.level) / 2.0
-        lo, hi = np.nanquantile(self.boot, a, axis=0), np.nanquantile(self.boot, 1 - a, axis=0)
+        lo, hi = np.nanquantile(self.draws, a, axis=0), np.nanquantile(self.draws, 1 - a, axis=0)
         return {k: [float(lo[i]), float(hi[i])] for i, k in enumerate(self.law.law.param_names)}
 
-    def to_dict(self, include_boot: bool = False) -> dict[str, Any]:
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": "tau_fit",
             "formula": self.law.law.formula,
@@ -68,8 +68,8 @@ class TauFit:
             "data_range": {k: list(v) for k, v in self.data_range.items()},
             "warnings": self.warnings,
         }
-        if include_boot and self.boot is not None:
-            out["boot"] = self.boot.tolist()
+        if include_draws and self.draws is not None:
+            out["draws"] = self.draws.tolist()
         return out
 
     @classmethod
@@ -80,8 +80,8 @@ class TauFit:
             provenance=Provenance(source="fitted optimal AdamW timescale", valid_range=rng),
             label="fitted tau",
         )
-        boot = data.get("boot")
-        return cls(law=law, boot=None if boot is None else np.asarray(boot, dtype=float),
+        boot = data.get("draws", data.get("boot"))  # "boot": files saved before 0.2
+        return cls(law=law, draws=None if boot is None else np.asarray(boot, dtype=float),
                    groups=list(data.get("groups", [])), level=float(data.get("level", 0.95)),
                    data_range=rng, warnings=list(data.get("warnings", [])))
 
@@ -126,5 +126,5 @@ def fit_tau_law(
                               valid_range=rng),
         label="fitted tau",
     )
-    return TauFit(law=law, boot=beta[1:] if n_boot > 0 else None, groups=groups, level=level,
+    return TauFit(law=law, draws=beta[1:] if n_boot > 0 else None, groups=groups, level=level,
                   data_range=rng, warnings=warnings)

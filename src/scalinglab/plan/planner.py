@@ -190,10 +190,10 @@ def make_plan(
     loss = float(inst.predict(N=N, D=D))
     loss_iv: list[float] | None = None
     N_iv = D_iv = None
-    if fit is not None and fit.boot is not None and len(fit.boot):
+    if fit is not None and fit.draws is not None and len(fit.draws):
         _, lo, hi = fit.predict_interval(N=N, D=D)
         loss_iv = [float(lo), float(hi)]
-        source = f"{fit.level:.0%} percentile interval over the fit's {len(fit.boot)} bootstrap draws"
+        source = f"{fit.level:.0%} percentile interval over the fit's {len(fit.draws)} bootstrap draws"
         if mode == "compute-optimal" and inst.law.name == "chinchilla":
             C = 6.0 * N * D
             _, nlo, nhi = fit.derived_interval(lambda p: chinchilla_optimum(p, C)[0])

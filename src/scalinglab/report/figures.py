@@ -291,19 +291,19 @@ def bootstrap_distributions(
 ) -> Figure:
     """Histograms of bootstrap draws of exponents, with the estimate and percentile interval.
 
-    Takes a :class:`FitResult` (its ``boot`` array) or a mapping name -> draws (e.g. the exponents
+    Takes a :class:`FitResult` (its ``draws`` array) or a mapping name -> draws (e.g. the exponents
     of an IsoFLOP power law), so both kinds of fit share one picture of their uncertainty.
     """
     if isinstance(draws, FitResult):
         fit = draws
-        if fit.boot is None or len(fit.boot) == 0:
+        if fit.draws is None or len(fit.draws) == 0:
             raise ValueError("this fit has no bootstrap draws; fit with --bootstrap to see them")
         names = list(params) if params else exponent_names(fit)
         idx = {n: fit.law.param_names.index(n) for n in names}
-        samples = {n: np.asarray(fit.boot)[:, idx[n]] for n in names}
+        samples = {n: np.asarray(fit.draws)[:, idx[n]] for n in names}
         point = dict(fit.params)
         level = fit.level
-        title = f"Bootstrap distributions, {fit.law.name} ({len(fit.boot)} resamples of {fit.n_runs} runs)"
+        title = f"Bootstrap distributions, {fit.law.name} ({len(fit.draws)} resamples of {fit.n_runs} runs)"
     else:
         names = list(params) if params else list(draws)
         samples = {n: np.asarray(draws[n], dtype=float) for n in names}
@@ -563,10 +563,10 @@ def _band(law: AllocationLaw, C: np.ndarray, which: str) -> tuple[np.ndarray, np
     if which == "N":
         _, lo, hi = law.n_opt_interval(C)
         return None if lo is None else (lo, hi)
-    if law.boot is None:
+    if law.draws is None:
         return None
     # D_opt = exp(log_kd) C^b, with (b, log_kd) in columns 1 and 3 of the draws
-    draws = np.exp(law.boot[:, 3, None] + law.boot[:, 1, None] * np.log(C)[None, :])
+    draws = np.exp(law.draws[:, 3, None] + law.draws[:, 1, None] * np.log(C)[None, :])
     q = (1.0 - law.level) / 2.0
     return np.nanquantile(draws, q, axis=0), np.nanquantile(draws, 1.0 - q, axis=0)
 

@@ -130,7 +130,7 @@ def figure_set(summary: Summary, store: Any = None) -> dict[str, tuple[str, Call
             "bootstrap band", lambda fit=fit: figures.loss_fit(data, fit))
         out[f"{law}_residuals"] = (f"{law}: residuals vs compute",
                                    lambda fit=fit: figures.residuals(data, fit))
-        if fit.boot is not None and len(fit.boot):
+        if fit.draws is not None and len(fit.draws):
             out[f"{law}_bootstrap"] = (f"{law}: bootstrap distributions of the exponents",
                                        lambda fit=fit: figures.bootstrap_distributions(fit))
     iso = summary.isoflop.value
@@ -142,10 +142,10 @@ def figure_set(summary: Summary, store: Any = None) -> dict[str, tuple[str, Call
             f"Compute-optimal N and D vs compute, extrapolated to {fmt(summary.compute)} FLOPs",
             lambda: figures.optimal_allocation(iso, summary.compute, fit=chinchilla))
         alloc = iso.approach2 or iso.approach1
-        if alloc is not None and alloc.draws():
+        if alloc is not None and alloc.exponent_draws():
             out["isoflop_bootstrap"] = (
                 "IsoFLOP: bootstrap distributions of the allocation exponents",
-                lambda: figures.bootstrap_distributions(alloc.draws(), level=alloc.level,
+                lambda: figures.bootstrap_distributions(alloc.exponent_draws(), level=alloc.level,
                                                         point={"a": alloc.a, "b": alloc.b}))
     for i, (n, d) in enumerate(summary.grids[:3]):
         preds = predictions_at(summary.hparams, n, d)
@@ -204,7 +204,7 @@ def _runs_section(s: Summary) -> str:
 
 
 def _fit_notes(fit: FitResult) -> str:
-    bits = [f"{fit.n_runs} runs", f"{0 if fit.boot is None else len(fit.boot)} bootstrap resamples"]
+    bits = [f"{fit.n_runs} runs", f"{0 if fit.draws is None else len(fit.draws)} bootstrap resamples"]
     if np.isfinite(fit.residual_std):
         bits.append(f"σ of log-loss residuals {fmt(fit.residual_std)}")
     if fit.holdout and fit.holdout.get("mean_abs_rel_err") is not None:
