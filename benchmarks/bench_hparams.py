@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from scalinglab.hparams.bootstrap import resample_weights, weighted_lstsq_batch
+from scalinglab.hparams.bootstrap import weighted_lstsq_batch
 from scalinglab.hparams.fit import group_optima
 from scalinglab.hparams.grid import grid_from_frame, read_grid
 from scalinglab.hparams.synthetic import synthetic_grid
 from scalinglab.laws.hparams import LR_ND, design_row
+from scalinglab.stats import bootstrap_weights
 
 DENSE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "steplaw"
          / "dense_lr_bs_loss.csv")
@@ -47,7 +48,7 @@ def main() -> None:
     f = group_optima(grid, "threshold").frame
     X = design_row(LR_ND, f["N"].to_numpy(), f["D"].to_numpy())
     y = np.log(f["lr"].to_numpy())
-    W = resample_weights(len(y), args.n_boot, np.random.default_rng(0))
+    W = bootstrap_weights(len(y), args.n_boot, np.random.default_rng(0))
 
     def best_time(fn) -> tuple[float, np.ndarray]:
         times, out = [], None

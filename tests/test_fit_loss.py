@@ -38,8 +38,8 @@ def test_chinchilla_recovers_the_law_it_was_drawn_from(full_fit):
     assert np.log(p["A"]) == pytest.approx(np.log(TRUE["A"]), abs=0.25)
     assert np.log(p["B"]) == pytest.approx(np.log(TRUE["B"]), abs=0.25)
     assert full_fit.residual_std == pytest.approx(0.003, rel=0.25)
-    assert full_fit.extra["fit"]["n_starts"] == 4500
-    assert full_fit.warnings == [] and full_fit.extra["unidentified"] == []
+    assert full_fit.info.n_starts == 4500
+    assert full_fit.warnings == [] and full_fit.unidentified == ()
 
 
 def test_objective_is_the_sum_of_huber_losses_at_the_estimate(full_fit):
@@ -51,7 +51,7 @@ def test_objective_is_the_sum_of_huber_losses_at_the_estimate(full_fit):
 
 
 def test_derived_figures_follow_from_the_parameters(full_fit):
-    d = full_fit.extra["derived"]
+    d = full_fit.derived()
     p = full_fit.params
     assert d["N_opt_exponent"]["value"] == pytest.approx(p["beta"] / (p["alpha"] + p["beta"]))
     at = d["at_compute"][0]
@@ -70,7 +70,7 @@ def test_saved_fit_round_trips_through_from_dict(full_fit):
     from scalinglab.clikit import to_json
 
     back = FitResult.from_dict(json.loads(to_json(full_fit.to_dict(include_draws=True))))
-    assert back.params == full_fit.params
+    assert back.params == full_fit.params and back.run_ids == full_fit.run_ids
     np.testing.assert_array_equal(back.draws, full_fit.draws)
     assert back.ci == full_fit.ci
 
@@ -123,15 +123,16 @@ def test_a_badly_constrained_parameter_is_flagged_not_presented_as_known():
     loss = BESIROGLU_2024.predict(N=runs["N"].to_numpy(), D=D) * np.exp(
         0.01 * np.random.default_rng(0).standard_normal(40))
     fit = fit_chinchilla(runs["N"], D, loss, bootstrap=40, starts=SMALL)
-    assert {"B", "beta"} & set(fit.extra["unidentified"])
+    assert {"B", "beta"} & set(fit.unidentified)
     assert any("not identified" in w for w in fit.warnings)
 
 
 def test_holdout_reports_extrapolation_error_on_the_largest_runs():
     runs = isoflop_runs(noise=0.005, seed=2, budgets=np.geomspace(1e18, 1e21, 8))
     fit = fit_law("chinchilla", runs, bootstrap=20, holdout_top=6, starts=SMALL)
-    h = fit.holdout
-    assert fit.n_runs == len(runs) - 6 and h["k"] == 6
+    h = fit.to_dict()["holdout"]
+    assert fit.n_runs == len(runs) - 6 and h["k"] == 6 and len(fit.heldout_ids) == 6
+    assert not set(fit.heldout_ids) & set(fit.run_ids)
     held = sorted(r["C"] for r in h["runs"])
     assert min(held) >= runs["C"].sort_values().iloc[-6]
     errs = [r["abs_rel_err"] for r in h["runs"]]
@@ -165,11 +166,11 @@ def test_power_law_recovery(x):
 def test_fit_law_derives_D_from_C_and_says_so():
     runs = isoflop_runs(noise=0.005, budgets=np.geomspace(1e18, 1e21, 6))
     fit = fit_law("chinchilla", runs[["N", "C", "loss"]], bootstrap=0, starts=SMALL)
-    assert any("D = C/(6N)" in n for n in fit.extra["notes"])
+    assert any("D = C/(6N)" in n for n in fit.notes)
     assert fit.params["alpha"] == pytest.approx(TRUE["alpha"], abs=0.05)
 
 
 def test_non_positive_inputs_are_rejected_naming_the_run():
     frame = pd.DataFrame({"N": [1e8, -1.0, 1e9], "D": [1e9, 1e9, 1e9], "loss": [3.0, 3.0, 3.0]})
-    with pytest.raises(ValueError, match="run 2 has N = -1$"):
+    with pytest.raises(ValueError, match="run 2, column 'N': must be positive and finite, not -1$"):
         fit_law("chinchilla", frame, bootstrap=0)

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scalinglab.clikit import UserError
+from scalinglab.errors import ParameterError
 from scalinglab.hparams.evaluate import evaluate_laws, folds
 from scalinglab.hparams.grid import grid_from_frame, read_grid
 from scalinglab.hparams.synthetic import synthetic_grid
@@ -24,7 +24,7 @@ def test_random_folds_hold_out_every_group_once():
 def test_largest_split_holds_out_the_biggest_budgets():
     keys = [(1.0, 1.0), (5.0, 5.0), (2.0, 1.0), (3.0, 3.0)]
     assert folds(keys, 2, "largest", seed=0) == [[1, 3]]
-    with pytest.raises(UserError):
+    with pytest.raises(ParameterError):
         folds(keys, 4, "random", seed=0)
 
 

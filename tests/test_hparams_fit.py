@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 
 from scalinglab.fit.result import NotIdentifiable
-from scalinglab.hparams.bootstrap import resample_weights, weighted_lstsq_batch
+from scalinglab.hparams.bootstrap import weighted_lstsq_batch
 from scalinglab.hparams.fit import HparamFit, fit_hparam_law, load_hparam_law
 from scalinglab.hparams.grid import grid_from_frame, read_grid
 from scalinglab.hparams.synthetic import synthetic_grid
 from scalinglab.laws.base import Provenance
 from scalinglab.laws.hparams import BATCH_D, LR_ND, HparamLaw
+from scalinglab.stats import bootstrap_weights
 
 DENSE = Path("../shared/data/steplaw/dense_lr_bs_loss.csv")
 
@@ -54,7 +55,7 @@ def test_vectorised_bootstrap_equals_a_loop_of_regressions():
     rng = np.random.default_rng(0)
     X = np.column_stack([np.ones(40), rng.normal(20, 1, 40), rng.normal(24, 1, 40)])
     y = rng.normal(size=40)
-    W = resample_weights(40, 50, rng)
+    W = bootstrap_weights(40, 50, rng)
     fast = weighted_lstsq_batch(X, y, W)
     for k in range(50):
         idx = np.repeat(np.arange(40), W[k].astype(int))
@@ -63,7 +64,7 @@ def test_vectorised_bootstrap_equals_a_loop_of_regressions():
 
 
 def test_group_resampling_gives_every_run_of_a_group_the_group_count():
-    W = resample_weights(3, 20, np.random.default_rng(0), unit_of_row=np.array([0, 0, 1, 2, 2]))
+    W = bootstrap_weights(3, 20, np.random.default_rng(0), unit_of_row=np.array([0, 0, 1, 2, 2]))
     assert np.all(W[:, 0] == W[:, 1]) and np.all(W[:, 3] == W[:, 4])
     assert np.all(W[:, [0, 2, 3]].sum(axis=1) == 3)
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from scalinglab.clikit import UserError
+from scalinglab.errors import ParameterError
 from scalinglab.fit.result import FitResult
 from scalinglab.hparams.timescale import TauFit
 from scalinglab.laws.hparams import ADAMW_TIMESCALE, DEEPSEEK, STEP_LAW, TAU_LAW
@@ -20,7 +20,8 @@ def fitted_law_json(tmp_path):
     rng = np.random.default_rng(0)
     base = np.array([HOFFMANN_2022.params[k] for k in CHINCHILLA.param_names])
     boot = base * (1 + 0.02 * rng.standard_normal((200, 5)))
-    fit = FitResult(law=CHINCHILLA, params=dict(HOFFMANN_2022.params), n_runs=50, objective=0.0,
+    fit = FitResult(law=CHINCHILLA, params=dict(HOFFMANN_2022.params),
+                    run_ids=tuple(f"r{i}" for i in range(50)), objective=0.0,
                     draws=boot, data_range={"N": (1e7, 1e9), "D": (1e8, 1e11)})
     path = tmp_path / "fit.json"
     path.write_text(json.dumps(fit.to_dict(include_draws=True)))
@@ -108,9 +109,9 @@ def test_two_of_three_fix_the_run():
     b = make_plan(compute=1e21, tokens=1e11)
     got = [b.N, b.D]
     assert got == pytest.approx([1e21 / 6e11, 1e11])
-    with pytest.raises(UserError, match="two of"):
+    with pytest.raises(ParameterError, match="two of"):
         make_plan(params=1e9)
-    with pytest.raises(UserError, match="two of"):
+    with pytest.raises(ParameterError, match="two of"):
         make_plan(compute=1e21, params=1e9, tokens=1e11)
 
 
@@ -131,7 +132,18 @@ def test_plan_to_dict_is_plain_json():
 def test_a_loss_law_without_both_N_and_D_cannot_plan():
     from scalinglab.laws.loss import power_law
 
-    fit = FitResult(law=power_law("C"), params={"E": 1.7, "A": 10.0, "alpha": 0.05}, n_runs=5,
-                    objective=0.0)
-    with pytest.raises(UserError, match="does not depend on both N and D"):
+    fit = FitResult(law=power_law("C"), params={"E": 1.7, "A": 10.0, "alpha": 0.05},
+                    run_ids=tuple("abcde"), objective=0.0)
+    with pytest.raises(ParameterError, match="does not depend on both N and D"):
         make_plan(compute=1e21, loss_law=fit)
+
+
+def test_library_errors_name_python_parameters_not_flags():
+    from scalinglab.errors import ScalingLabError
+
+    ClickException = next(c for c in __import__("typer").BadParameter.__mro__
+                          if c.__name__ == "ClickException")
+    with pytest.raises(ScalingLabError) as info:
+        make_plan(compute=-1)
+    assert not isinstance(info.value, ClickException)
+    assert "compute must be a positive number" in str(info.value) and "--" not in str(info.value)

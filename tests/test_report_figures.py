@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from report_synth import GRID_D, GRID_N, TRUE, curve_for, hparam_grid, isoflop_runs
 
 from scalinglab.fit.isoflop import IsoFlopResult, fit_isoflop
-from scalinglab.fit.result import FitResult
+from scalinglab.fit.result import FitResult, Holdout
 from scalinglab.laws.loss import CHINCHILLA
 from scalinglab.report import figures
 
@@ -31,10 +31,14 @@ def fit(runs: pd.DataFrame) -> FitResult:
     rng = np.random.default_rng(0)
     point = np.array([TRUE[k] for k in CHINCHILLA.param_names])
     boot = point * np.exp(rng.normal(0, 0.03, size=(200, len(point))))
+    held = runs.iloc[-3:]
+    obs = held["loss"].to_numpy()
     return FitResult(
-        law=CHINCHILLA, params=dict(TRUE), n_runs=len(runs) - 3, objective=0.0, draws=boot,
-        residual_std=0.006, holdout={"k": 3, "mean_abs_rel_err": 0.004, "max_abs_rel_err": 0.009,
-                                     "runs": runs[["N", "D", "C", "loss"]].iloc[-3:].to_dict("records")},
+        law=CHINCHILLA, params=dict(TRUE), run_ids=tuple(runs["run_id"].iloc[:-3]), objective=0.0,
+        draws=boot, residual_std=0.006,
+        holdout=Holdout(run_ids=tuple(held["run_id"]), inputs={"N": held["N"].to_numpy(),
+                        "D": held["D"].to_numpy()}, compute=held["C"].to_numpy(), observed=obs,
+                        predicted=obs * 1.004, lo=obs * 0.99, hi=obs * 1.01),
         data_range={"N": (runs["N"].min(), runs["N"].max()), "D": (runs["D"].min(), runs["D"].max())},
     )
 
@@ -83,21 +87,21 @@ def test_loss_fit_draws_the_bootstrap_band_and_marks_held_out_runs(runs, fit):
     assert "held out (not fitted)" not in labels_of(figures.loss_fit(runs, fit, holdout=[]))
 
 
-def test_held_out_runs_are_found_by_id_or_by_their_inputs(runs, fit):
-    by_inputs = figures.held_out_mask(runs, fit)
-    assert by_inputs.sum() == 3 and by_inputs[-3:].all()
+def test_held_out_runs_are_found_by_the_fits_ids_or_ids_given(runs, fit):
+    by_fit = figures.held_out_mask(runs, fit)
+    assert by_fit.sum() == 3 and by_fit[-3:].all()
     by_id = figures.held_out_mask(runs, fit, holdout=["run-0"])
     assert by_id.tolist() == [True] + [False] * (len(runs) - 1)
 
 
 def test_unidentified_parameters_are_named_not_given_numbers(fit):
-    vague = FitResult(law=fit.law, params=fit.params, n_runs=9, objective=0.0, draws=fit.draws,
-                      extra={"unidentified": ["E"]})
+    vague = FitResult(law=fit.law, params=fit.params, run_ids=tuple("abcdefghi"), objective=0.0,
+                      draws=fit.draws, unidentified=("E",))
     assert figures.param_summary(vague).startswith("E not identified, A = ")
 
 
 def test_loss_fit_without_bootstrap_draws_curves_but_no_band(runs, fit):
-    bare = FitResult(law=fit.law, params=fit.params, n_runs=fit.n_runs, objective=0.0)
+    bare = FitResult(law=fit.law, params=fit.params, run_ids=fit.run_ids, objective=0.0)
     fig = figures.loss_fit(runs, bare)
     assert not [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
     assert "no bootstrap" in fig._suptitle.get_text()
@@ -122,7 +126,7 @@ def test_bootstrap_distributions_show_the_exponents_with_their_interval(fit):
 
 
 def test_bootstrap_distributions_need_draws(fit):
-    bare = FitResult(law=fit.law, params=fit.params, n_runs=fit.n_runs, objective=0.0)
+    bare = FitResult(law=fit.law, params=fit.params, run_ids=fit.run_ids, objective=0.0)
     with pytest.raises(ValueError, match="no bootstrap draws"):
         figures.bootstrap_distributions(bare)
 
@@ -212,4 +216,4 @@ def test_allocation_extrapolates_to_the_planned_budget_with_its_interval(iso, fi
                        f"[{figures.fmt(lo[0])}, {figures.fmt(hi[0])}]"]
     assert n_ax.get_xlim()[1] > 1e21 and d_ax.get_yscale() == "log"
     labels = [t.get_text() for t in n_ax.get_legend().get_texts()]
-    assert "Approach 3 (Chinchilla fit)" in labels and "beyond the data" in labels
+    assert "Approach 3 (chinchilla law)" in labels and "beyond the data" in labels

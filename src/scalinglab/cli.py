@@ -15,6 +15,7 @@ app = new_app(
 
 
 def _register() -> None:
+    from scalinglab.demo import commands as demo_commands
     from scalinglab.fit import commands as fit_commands
     from scalinglab.hparams import commands as hparams_commands
     from scalinglab.plan import commands as plan_commands
@@ -29,6 +30,7 @@ def _register() -> None:
         plan_commands,
         sweep_commands,
         report_commands,
+        demo_commands,
     ):
         module.register(app)
 

@@ -52,9 +52,27 @@ class UserError(_ClickException):
 _COMMAND_KEY = "scalinglab.command"
 
 
+#: library parameter names that commands expose under another name (``make_plan(loss_law=)`` is
+#: ``plan --law``); looked up only when the command has no parameter of the library's name
+PARAM_ALIASES: dict[str, tuple[str, ...]] = {
+    "loss_law": ("law",), "hparams_law": ("hparams", "law"), "n_boot": ("bootstrap",),
+    "holdout_top": ("holdout",), "lr_features": ("lr_features",), "tag": ("tag",),
+}
+
+
 def flag_for(command: Any, parameter: str) -> str | None:
     """The long flag (``--holdout-top``) of ``command``'s option for a Python parameter name."""
-    for p in getattr(command, "params", []):
+    names = (parameter, *PARAM_ALIASES.get(parameter, ()))
+    params = getattr(command, "params", [])
+    for name in names:
+        flag = _flag(params, name)
+        if flag:
+            return flag
+    return None
+
+
+def _flag(params: Any, parameter: str) -> str | None:
+    for p in params:
         if p.name == parameter and getattr(p, "opts", None):
             longs = [o for o in p.opts if o.startswith("--")]
             return (longs or p.opts)[0] if p.param_type_name == "option" else p.name.upper()
@@ -133,6 +151,15 @@ def to_json(obj: Any) -> str:
 def emit_json(obj: Any) -> None:
     """Write JSON to stdout with no rich markup, so it can be piped into ``jq``."""
     typer.echo(to_json(obj))
+
+
+def print_summary(summary: Any) -> None:
+    """A result's :class:`~scalinglab.summary.Summary`: rich tables on a terminal, plain aligned
+    text when piped (never a number cut to fit a width)."""
+    if console.is_terminal:
+        console.print(summary)
+    else:
+        typer.echo(summary.as_text(), nl=False)
 
 
 def fail(message: str, code: int = 2) -> None:

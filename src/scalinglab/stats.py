@@ -127,6 +127,10 @@ class Estimate:
                    None if not ci else _float(ci[0]), None if not ci else _float(ci[1]), level,
                    bool(data.get("identified", True)), data.get("note"))
 
+    def __repr__(self) -> str:
+        flag = "" if self.identified else ", not identified"
+        return f"Estimate({self:.4g}{flag})"
+
     def __format__(self, spec: str) -> str:
         spec = spec or ".4g"
         if self.ci is None:

@@ -2,16 +2,15 @@
 
 Public API (see each function's docstring)::
 
-    fit_chinchilla(N, D, loss, *, bootstrap=200, holdout_top=0, seed=0, starts=None) -> FitResult
-    fit_kaplan(N, D, loss, ...) / fit_power(x, loss, variable="C", ...) -> FitResult
-    fit_law(law, frame, *, bootstrap=200, holdout_top=0, seed=0, starts=None) -> FitResult
+    fit_law(law, frame, *, columns=None, bootstrap=200, holdout_top=0, seed=0) -> FitResult
+    fit_arrays(law, inputs, loss, *, run_ids=None, ...) -> FitResult
+    fit_chinchilla(N, D, loss, ...) / fit_kaplan(N, D, loss, ...) / fit_power(x, loss, variable="C", ...)
     fit_isoflop(frame, *, bootstrap=200, seed=0, budget=None, tol_dex=0.1) -> IsoFlopResult
     group_budgets(C, labels=None, tol_dex=0.1) -> (group per run, budget FLOPs per group)
-    derived_figures(fit, compute=None, at=()) -> dict
     batched_lbfgs(fg, x0, ...) -> BatchResult
 """
 
-from scalinglab.fit.derived import derived_figures
+from scalinglab.errors import NotIdentifiable
 from scalinglab.fit.isoflop import (
     AllocationLaw,
     BudgetFit,
@@ -29,19 +28,20 @@ from scalinglab.fit.loss import (
     fit_power,
 )
 from scalinglab.fit.optimize import BatchResult, batched_lbfgs
-from scalinglab.fit.result import FitResult, NotIdentifiable
+from scalinglab.fit.result import FitResult, Holdout, Optimum
 
 __all__ = [
     "AllocationLaw",
     "BatchResult",
     "BudgetFit",
     "FitResult",
+    "Holdout",
     "IsoFlopResult",
     "NotIdentifiable",
+    "Optimum",
     "batched_lbfgs",
     "besiroglu_grid",
     "check_identifiable",
-    "derived_figures",
     "fit_arrays",
     "fit_chinchilla",
     "fit_isoflop",

@@ -74,23 +74,6 @@ def read_fit_file(
     return out, notes
 
 
-def best_per_point(frame: pd.DataFrame, keys: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Keep the lowest-loss run at each distinct input point.
-
-    A store often holds learning-rate and batch sweeps: many runs at one (N, D), most of them
-    mistuned. A loss law describes well-tuned training, so only each point's best run counts.
-    """
-    keys = [k for k in keys if k in frame.columns]
-    best = frame.sort_values("loss", kind="stable").drop_duplicates(subset=keys, keep="first")
-    notes = []
-    if len(best) < len(frame):
-        notes.append(
-            f"kept the best of the runs at each ({', '.join(keys)}): {len(best)} of {len(frame)} "
-            "runs (use --all-runs to fit every run)"
-        )
-    return best.sort_index().reset_index(drop=True), notes
-
-
 def load_runs(
     file: Path | None,
     store: Path | None,
@@ -99,11 +82,19 @@ def load_runs(
     needed: Sequence[str],
     mapping: Mapping[str, str] | None = None,
     all_runs: bool = False,
+    best_per_point: bool = False,
+    group_by: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, str, list[str]]:
-    """Runs from ``file``, or else the store (finished runs, filtered); ``(frame, source, notes)``."""
+    """Runs from ``file``, or else the store (finished runs, filtered), chosen by the one rule
+    of :func:`scalinglab.runs.select.select_runs`; ``(frame, source, notes)``."""
+    from scalinglab.errors import InputError, ParameterError
+    from scalinglab.fit.loss import complete_columns
+    from scalinglab.runs.select import select_runs
+
     if file is not None:
         if where or tags:
-            raise UserError("--where and --tag filter the run store; they do not apply to a FILE")
+            raise ParameterError("where and tags filter the run store; they do not apply to a file",
+                                 "where", "tag")
         frame, notes = read_fit_file(file, needed, mapping)
         source = str(file)
     else:
@@ -114,17 +105,14 @@ def load_runs(
         frame = RunStore(path, read_only=True).runs(where=where, tags=dict(tags or {}))
         source, notes = str(path), []
         if frame.empty:
-            raise UserError(f"{path}: no finished runs" + (f" match --where {where!r}" if where else ""))
+            raise InputError("no finished runs" + (f" match where {where!r}" if where else "")
+                             + (f" with tags {dict(tags)}" if tags else ""), source=str(path))
         frame = frame.dropna(subset=["loss"]).reset_index(drop=True)
-    from scalinglab.fit.loss import complete_columns
-
     try:
         frame, derived = complete_columns(frame, needed)
-    except ValueError as exc:
-        raise UserError(f"{source}: {exc}") from None
+    except ParameterError as exc:
+        raise InputError(str(exc), source=source) from None
     notes += derived
-    if not all_runs:
-        keys = ["N", "D"] if {"N", "D"} <= set(frame.columns) else list(needed)
-        frame, more = best_per_point(frame, keys)
-        notes += more
-    return frame, source, notes
+    chosen = select_runs(frame, needed, best_per_point=best_per_point, group_by=group_by,
+                         all_runs=all_runs)
+    return chosen.frame, source, notes + chosen.notes

@@ -10,13 +10,17 @@ no interior minimum says nothing about the optimum; such budgets are excluded, o
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from scalinglab.fit.result import NotIdentifiable
+from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.results import Result
+from scalinglab.stats import Estimate, bootstrap_weights, percentile_interval
+from scalinglab.summary import Summary, Table, format_interval
 
 #: runs whose compute agrees within this many decades (26%) belong to one budget
 DEFAULT_TOL_DEX = 0.1
@@ -73,7 +77,9 @@ class BudgetFit:
     N_opt: float = float("nan")
     D_opt: float = float("nan")
     loss_opt: float = float("nan")
-    best: dict[str, float] = field(default_factory=dict)
+    best: dict[str, Any] = field(default_factory=dict)
+    #: the runs of this budget
+    run_ids: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -90,7 +96,16 @@ class BudgetFit:
             "C": self.C, "n_runs": self.n_runs, "N_range": list(self.N_range),
             "coef": list(self.coef), "status": self.status, "N_opt": self.N_opt,
             "D_opt": self.D_opt, "loss_opt": self.loss_opt, "best": dict(self.best),
+            "run_ids": list(self.run_ids),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BudgetFit:
+        return cls(C=float(d["C"]), n_runs=int(d["n_runs"]), N_range=tuple(d["N_range"]),
+                   coef=tuple(_nan(x) for x in d["coef"]), status=str(d["status"]),
+                   N_opt=_nan(d.get("N_opt")), D_opt=_nan(d.get("D_opt")),
+                   loss_opt=_nan(d.get("loss_opt")), best=dict(d.get("best") or {}),
+                   run_ids=tuple(d.get("run_ids") or ()))
 
 
 @dataclass
@@ -107,15 +122,11 @@ class AllocationLaw:
     draws: np.ndarray | None = None
     level: float = 0.95
 
-    def _q(self, values: np.ndarray) -> tuple[Any, Any]:
-        q = (1.0 - self.level) / 2.0
-        return np.nanquantile(values, q, axis=0), np.nanquantile(values, 1.0 - q, axis=0)
-
     @property
     def ci(self) -> dict[str, tuple[float, float]]:
         if self.draws is None or not np.isfinite(self.draws).any():
             return {}
-        lo, hi = self._q(self.draws)
+        lo, hi = percentile_interval(self.draws, self.level)
         return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(("a", "b", "log_kn", "log_kd"))}
 
     def exponent_draws(self) -> dict[str, np.ndarray]:
@@ -130,24 +141,43 @@ class AllocationLaw:
     def d_opt(self, C: Any) -> np.ndarray:
         return np.exp(self.log_kd + self.b * np.log(np.asarray(C, dtype=float)))
 
-    def n_opt_interval(self, C: Any) -> tuple[np.ndarray, Any, Any]:
-        """``N_opt(C)`` with its percentile band over the draws (None without draws)."""
-        point = self.n_opt(C)
+    def _band(self, C: Any, slope: int, icpt: int) -> tuple[np.ndarray, Any, Any]:
+        point = np.exp([self.a, self.b][slope] * np.log(np.asarray(C, dtype=float))
+                       + [self.log_kn, self.log_kd][icpt - 2])
         if self.draws is None:
             return point, None, None
         log_c = np.log(np.atleast_1d(np.asarray(C, dtype=float)))
-        draws = np.exp(self.draws[:, 2, None] + self.draws[:, 0, None] * log_c[None, :])
-        lo, hi = self._q(draws)
+        with np.errstate(all="ignore"):
+            draws = np.exp(self.draws[:, icpt, None] + self.draws[:, slope, None] * log_c[None, :])
+        lo, hi = percentile_interval(draws, self.level)
         return point, lo.reshape(np.shape(point)), hi.reshape(np.shape(point))
 
-    def to_dict(self) -> dict[str, Any]:
+    def n_opt_interval(self, C: Any) -> tuple[np.ndarray, Any, Any]:
+        """``N_opt(C)`` with its percentile band over the draws (None without draws)."""
+        return self._band(C, 0, 2)
+
+    def d_opt_interval(self, C: Any) -> tuple[np.ndarray, Any, Any]:
+        """``D_opt(C)`` with its percentile band over the draws (None without draws)."""
+        return self._band(C, 1, 3)
+
+    def optimum(self, C: float) -> dict[str, Estimate]:
+        """``{"N_opt", "D_opt"}`` at budget ``C`` as :class:`Estimate`s."""
+        out = {}
+        for key, (point, lo, hi) in (("N_opt", self.n_opt_interval(C)), ("D_opt", self.d_opt_interval(C))):
+            out[key] = Estimate(float(point), None if lo is None else float(lo),
+                                None if hi is None else float(hi), self.level)
+        return out
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         ci = self.ci
-        return {
+        out = {
             "approach": self.approach,
             "N_opt_exponent": self.a,
             "D_opt_exponent": self.b,
             "N_opt_coef": float(np.exp(self.log_kn)),
             "D_opt_coef": float(np.exp(self.log_kd)),
+            "log_kn": self.log_kn,
+            "log_kd": self.log_kd,
             "ci": {
                 "N_opt_exponent": list(ci["a"]) if ci else None,
                 "D_opt_exponent": list(ci["b"]) if ci else None,
@@ -156,32 +186,115 @@ class AllocationLaw:
             "n_bootstrap": 0 if self.draws is None else len(self.draws),
             "formula": "N_opt = N_opt_coef * C^N_opt_exponent; D_opt = D_opt_coef * C^D_opt_exponent",
         }
+        if include_draws and self.draws is not None:
+            out["draws"] = self.draws.tolist()
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None, level: float = 0.95) -> AllocationLaw | None:
+        if not d:
+            return None
+        draws = d.get("draws")
+        return cls(approach=int(d["approach"]), a=float(d["N_opt_exponent"]),
+                   b=float(d["D_opt_exponent"]),
+                   log_kn=float(d.get("log_kn", np.log(d["N_opt_coef"]))),
+                   log_kd=float(d.get("log_kd", np.log(d["D_opt_coef"]))),
+                   n_budgets=int(d["n_budgets"]),
+                   draws=None if draws is None else np.asarray(draws, dtype=float), level=level)
 
 
-@dataclass
-class IsoFlopResult:
-    """Per-budget parabolas and the Approach 1 and 2 allocation laws."""
+@dataclass(repr=False)
+class IsoFlopResult(Result):
+    """Per-budget parabolas and the Approach 1 and 2 allocation laws.
+
+    ``run_ids`` are the runs used and ``budget_of[i]`` the index (into ``budgets``) of run i's
+    budget, so figures and reports never regroup runs themselves.
+    """
+
+    kind: ClassVar[str] = "isoflop"
 
     budgets: list[BudgetFit]
     approach1: AllocationLaw | None
     approach2: AllocationLaw | None
-    n_runs: int
+    run_ids: tuple[str, ...] = ()
+    budget_of: tuple[int, ...] = ()
     warnings: list[str] = field(default_factory=list)
     level: float = 0.95
     notes: list[str] = field(default_factory=list)
+    source: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def approaches(self) -> list[AllocationLaw]:
+        return [a for a in (self.approach1, self.approach2) if a is not None]
+
+    def budget_of_run(self) -> dict[str, float]:
+        """Each run's budget (FLOPs) by run id."""
+        return {rid: self.budgets[g].C for rid, g in zip(self.run_ids, self.budget_of, strict=True)}
+
+    def optimum(self, C: float) -> dict[str, dict[str, Estimate]]:
+        """``{"approach1": {"N_opt", "D_opt"}, "approach2": {...}}`` at budget ``C``."""
+        return {f"approach{a.approach}": a.optimum(C) for a in self.approaches}
+
+    def to_dict(self, include_draws: bool = False, compute: Sequence[float] | None = None) -> dict[str, Any]:
+        cs = list(compute) if compute else ([max(b.C for b in self.budgets)] if self.budgets else [])
         return {
+            "kind": self.kind,
             "method": "IsoFLOP (Hoffmann et al. 2022, Approaches 1 and 2)",
             "n_runs": self.n_runs,
             "n_budgets": len(self.budgets),
             "level": self.level,
             "budgets": [b.to_dict() for b in self.budgets],
-            "approach1": None if self.approach1 is None else self.approach1.to_dict(),
-            "approach2": None if self.approach2 is None else self.approach2.to_dict(),
+            "approach1": None if self.approach1 is None else self.approach1.to_dict(include_draws),
+            "approach2": None if self.approach2 is None else self.approach2.to_dict(include_draws),
+            "at_compute": [{"C": float(c), **{k: {n: e.to_dict() for n, e in v.items()}
+                                              for k, v in self.optimum(float(c)).items()}}
+                           for c in cs],
             "warnings": list(self.warnings),
             "notes": list(self.notes),
+            "source": self.source,
+            "run_ids": list(self.run_ids),
+            "budget_of": list(self.budget_of),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> IsoFlopResult:
+        level = float(d.get("level", 0.95))
+        return cls(budgets=[BudgetFit.from_dict(b) for b in d.get("budgets", [])],
+                   approach1=AllocationLaw.from_dict(d.get("approach1"), level),
+                   approach2=AllocationLaw.from_dict(d.get("approach2"), level),
+                   run_ids=tuple(d.get("run_ids") or ()), budget_of=tuple(d.get("budget_of") or ()),
+                   warnings=list(d.get("warnings", [])), level=level,
+                   notes=list(d.get("notes", [])), source=str(d.get("source", "")))
+
+    def summary(self, compute: Sequence[float] | None = None) -> Summary:
+        budgets = Table("budgets", ["C", "runs", "N_opt (vertex)", "loss there", "best run N", "status"])
+        for b in self.budgets:
+            budgets.add_row(b.C, b.n_runs, b.N_opt if b.ok else None, b.loss_opt if b.ok else None,
+                            b.best.get("N"), "ok" if b.ok else f"excluded: {b.status}")
+        pct = f"{round(self.level * 100)}% interval"
+        laws = Table("N_opt ∝ C^a, D_opt ∝ C^b", ["approach", "budgets", "a", pct, "b", pct])
+        for law in self.approaches:
+            ci = law.ci
+            laws.add_row(law.approach, law.n_budgets, law.a, format_interval(ci.get("a")), law.b,
+                         format_interval(ci.get("b")))
+        at = Table("compute-optimal allocation", ["approach", "C", "N_opt", "D_opt"])
+        cs = list(compute) if compute else ([max(b.C for b in self.budgets)] if self.budgets else [])
+        for c in cs:
+            for name, est in self.optimum(float(c)).items():
+                at.add_row(name.replace("approach", "Approach "), float(c), est["N_opt"], est["D_opt"])
+        title = f"IsoFLOP budgets ({self.n_runs} runs" + (f", {self.source}" if self.source else "") + ")"
+        return Summary(title=title, tables=[budgets, laws] + ([at] if at.rows else []),
+                       notes=list(self.notes), warnings=list(self.warnings),
+                       data=self.to_dict(compute=compute))
+
+    def _repr_items(self) -> list[str]:
+        items = [f"{len(self.budgets)} budgets"]
+        items += [f"approach {a.approach}: a={a.a:.3f}" for a in self.approaches]
+        return items
+
+
+def _nan(x: Any) -> float:
+    return float("nan") if x is None else float(x)
 
 
 # -- the arithmetic, vectorised over resamples ------------------------------------------------
@@ -248,21 +361,29 @@ def fit_isoflop(
     budget: str | None = None,
     tol_dex: float = DEFAULT_TOL_DEX,
     level: float = 0.95,
+    columns: Mapping[str, str] | None = None,
+    source: str = "",
 ) -> IsoFlopResult:
     """Approaches 1 and 2 on runs with ``N``, ``loss`` and ``D`` or ``C`` (the other is derived).
 
     ``budget`` names a column (or a key of a ``tags`` column) that labels each run's budget;
-    otherwise runs are grouped by C (:func:`group_budgets`). Raises :class:`NotIdentifiable`
-    when fewer than 2 budgets are usable by either approach.
+    otherwise runs are grouped by C (:func:`group_budgets`). ``columns`` maps scalinglab's names
+    to the frame's; a ``run_id`` column names the runs (else ``row-1``, ...). Raises
+    :class:`NotIdentifiable` when fewer than 2 budgets are usable by either approach.
     """
     from scalinglab.fit.loss import complete_columns
 
-    df, notes = complete_columns(frame, ("N", "D", "C"))
+    df, notes = complete_columns(frame, ("N", "D", "C"), columns)
+    ids = (df["run_id"].astype(str).tolist() if "run_id" in df.columns
+           else [f"row-{i + 1}" for i in range(len(df))])
     n_all, d_all, c_all, y_all = (df[k].to_numpy(float) for k in ("N", "D", "C", "loss"))
     for name, v in (("N", n_all), ("D", d_all), ("C", c_all), ("loss", y_all)):
         bad = np.flatnonzero(~(np.isfinite(v) & (v > 0)))
         if bad.size:
-            raise ValueError(f"{name} must be positive and finite; run {bad[0] + 1} has {name} = {float(v[bad[0]]):g}")
+            raise InputError(f"must be positive and finite, not {float(v[bad[0]]):g}",
+                             source=source or None, row=f"run {bad[0] + 1}", column=name)
+    if bootstrap < 0:
+        raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
     labels = None
     if budget is not None:
         if budget in df.columns:
@@ -270,7 +391,8 @@ def fit_isoflop(
         elif "tags" in df.columns:
             labels = df["tags"].map(lambda t: (t or {}).get(budget)).to_numpy()
         if labels is None or pd.isna(labels).any():
-            raise ValueError(f"budget {budget!r} is neither a column nor a tag of every run")
+            raise ParameterError(f"budget {budget!r} is neither a column nor a tag of every run",
+                                 "budget")
     group, values = group_budgets(c_all, labels, tol_dex)
     if labels is None:
         notes.append(f"runs grouped into {len(values)} budgets by C (within {tol_dex:g} decades)")
@@ -287,10 +409,8 @@ def fit_isoflop(
     for g, c in enumerate(values):
         idx = np.flatnonzero(group == g)
         x, y = np.log(n_all[idx]), y_all[idx]
-        w = np.ones((1, len(idx)))
-        if k:
-            draws = rng.integers(0, len(idx), size=(k, len(idx)))
-            w = np.vstack([w, np.stack([np.bincount(r, minlength=len(idx)) for r in draws])])
+        # resampling within the budget keeps the design: every resample has the same budgets
+        w = np.vstack([np.ones((1, len(idx))), bootstrap_weights(len(idx), k, rng)])
         coef = _parabolas(x, y, w)
         masked = np.where(w > 0, x[None, :], np.nan)
         xv, status = _vertex(coef, np.nanmin(masked, axis=1), np.nanmax(masked, axis=1))
@@ -300,7 +420,9 @@ def fit_isoflop(
         b = BudgetFit(C=float(c), n_runs=len(idx), N_range=(float(n_all[idx].min()), float(n_all[idx].max())),
                       coef=tuple(float(v) for v in coef[0]), status="ok" if status[0] == 0 else _WHY[int(status[0])],
                       best={"N": float(n_all[idx][pick[0]]), "D": float(d_all[idx][pick[0]]),
-                            "C": float(c_all[idx][pick[0]]), "loss": float(y[pick[0]])})
+                            "C": float(c_all[idx][pick[0]]), "loss": float(y[pick[0]]),
+                            "run_id": ids[idx[pick[0]]]},
+                      run_ids=tuple(ids[i] for i in idx))
         if b.ok:
             b.N_opt = float(np.exp(xv[0]))
             b.D_opt = float(c / (6.0 * b.N_opt))
@@ -330,8 +452,9 @@ def fit_isoflop(
             failed = float(np.mean(~np.isfinite(a.draws[:, 0])))
             if failed > 0.05:
                 warnings.append(f"Approach {a.approach}: {failed:.0%} of resamples left fewer than 2 usable budgets")
-    return IsoFlopResult(budgets=budgets, approach1=a1, approach2=a2, n_runs=len(df),
-                         warnings=warnings, level=level, notes=notes)
+    return IsoFlopResult(budgets=budgets, approach1=a1, approach2=a2, run_ids=tuple(ids),
+                         budget_of=tuple(int(g) for g in group), warnings=warnings, level=level,
+                         notes=notes, source=source)
 
 
 def _allocation(
@@ -342,7 +465,7 @@ def _allocation(
     b, kd = _loglog(log_c, np.where(np.isfinite(log_n), log_d, np.nan))
     if not np.isfinite(a[0]):
         return None
-    boot = np.stack([a[1:], b[1:], kn[1:], kd[1:]], axis=1) if len(a) > 1 else None
+    draws = np.stack([a[1:], b[1:], kn[1:], kd[1:]], axis=1) if len(a) > 1 else None
     return AllocationLaw(approach=approach, a=float(a[0]), b=float(b[0]), log_kn=float(kn[0]),
                          log_kd=float(kd[0]), n_budgets=int(np.isfinite(log_n[0]).sum()),
-                         draws=boot, level=level)
+                         draws=draws, level=level)

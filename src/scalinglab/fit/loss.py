@@ -3,7 +3,8 @@
 This is Chinchilla's Approach 3 as Besiroglu et al. 2024 ("Chinchilla Scaling: A replication
 attempt") redid it: minimise ``sum_i Huber_1e-3(log Lhat_i - log L_i)`` over a grid of thousands
 of starting points and keep the best optimum, then bootstrap over runs for intervals. The same
-machinery fits every law of :mod:`scalinglab.laws.loss` (Kaplan's, one-variable power laws).
+machinery fits every law that declares a fitting parametrisation: the law supplies its log-space
+form, its starting grid and its identifiability rule, so nothing here knows which law it fits.
 
 Everything that makes the fit fast lives in :mod:`scalinglab.fit.optimize` (all starts advance
 together) and :mod:`scalinglab.fit.objective` (the law's logarithm and its gradient); the
@@ -12,19 +13,20 @@ bootstrap reuses both, giving each resample a row of run multiplicities instead 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from scalinglab.fit.derived import derived_figures
-from scalinglab.fit.objective import HUBER_DELTA, HuberObjective, log_model, to_params
+from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.fit.objective import HUBER_DELTA, HuberObjective, to_params
 from scalinglab.fit.optimize import BatchResult, batched_lbfgs
-from scalinglab.fit.result import FitResult, NotIdentifiable
+from scalinglab.fit.result import FitInfo, FitResult, Holdout
 from scalinglab.laws.base import Law
-from scalinglab.laws.loss import get_loss_law
+from scalinglab.laws.registry import get_law
+from scalinglab.laws.starts import besiroglu_grid
+from scalinglab.stats import bootstrap_weights
 
 #: ``progress(stage, done, total)``: called as starts finish ("starts", then "bootstrap")
 Progress = Callable[[str, int, int], None]
@@ -35,46 +37,6 @@ MAX_DECADES = 3.0
 MAX_EXPONENT_WIDTH = 1.0
 
 
-# -- starting points ---------------------------------------------------------------------------
-
-
-def besiroglu_grid() -> np.ndarray:
-    """The 4,500-point grid of Besiroglu et al. 2024 in fitting coordinates ``(e, a, b, alpha, beta)``.
-
-    ``e in {-1, -.5, .., 1}``, ``a, b in {0, 5, .., 25}``, ``alpha, beta in {0, .5, .., 2}``.
-    """
-    e = np.arange(-1.0, 1.01, 0.5)
-    ab = np.arange(0.0, 25.1, 5.0)
-    ex = np.arange(0.0, 2.01, 0.5)
-    return np.array(list(itertools.product(e, ab, ab, ex, ex)))
-
-
-def default_starts(law: Law, inputs: Mapping[str, np.ndarray], loss: np.ndarray) -> np.ndarray:
-    """Starting points in fitting coordinates for ``law``.
-
-    Chinchilla uses Besiroglu's grid. For the others the scale of each term is set from the data
-    (a term ``A x^-alpha`` starts between ``e^-4`` and ``e`` of the loss at the median ``x``), so
-    the grid covers plausible laws whatever the units of ``x``.
-    """
-    if law.name == "chinchilla":
-        return besiroglu_grid()
-    med = {k: float(np.median(np.log(v))) for k, v in inputs.items()}
-    if law.name == "kaplan":
-        log_l = max(float(np.median(np.log(loss))), 0.1)
-        alphas = (0.03, 0.06, 0.1, 0.2, 0.4)
-        mult = (0.5, 1.0, 2.0)
-        return np.array([
-            (med["N"] + log_l / an * mn, med["D"] + log_l / ad * md, an, ad)
-            for an, ad, mn, md in itertools.product(alphas, alphas, mult, mult)
-        ])
-    (x,) = law.inputs
-    alphas = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
-    return np.array([
-        (e, alpha * med[x] + c, alpha)
-        for e, alpha, c in itertools.product(np.arange(-1.0, 1.01, 0.5), alphas, range(-4, 2))
-    ])
-
-
 # -- data checks ---------------------------------------------------------------------------------
 
 
@@ -83,49 +45,20 @@ def _as_inputs(law: Law, data: Mapping[str, Any], loss: Any) -> tuple[dict[str, 
     y = np.asarray(loss, dtype=float).ravel()
     for name, v in [*arrays.items(), ("loss", y)]:
         if len(v) != len(y):
-            raise ValueError(f"{name} has {len(v)} values but loss has {len(y)}")
+            raise ParameterError(f"{name} has {len(v)} values but loss has {len(y)}", name, "loss")
         bad = np.flatnonzero(~(np.isfinite(v) & (v > 0)))
         if bad.size:
-            raise ValueError(
-                f"{name} must be positive and finite; run {bad[0] + 1} has {name} = {float(v[bad[0]]):g}"
-                + (f" ({bad.size} such runs)" if bad.size > 1 else "")
-            )
+            raise InputError(
+                f"must be positive and finite, not {float(v[bad[0]]):g}"
+                + (f" ({bad.size} such runs)" if bad.size > 1 else ""),
+                row=f"run {bad[0] + 1}", column=name)
     return arrays, y
 
 
-_MEANING = {"N": "how loss falls with model size", "D": "how loss falls with data",
-            "C": "how loss falls with compute"}
-
-
 def check_identifiable(law: Law, inputs: Mapping[str, np.ndarray]) -> None:
-    """Raise :class:`NotIdentifiable` when the runs' design cannot pin down the law at all.
-
-    A term ``A x^-alpha`` plus a constant needs 3 distinct values of ``x``: with one, A and alpha
-    are confounded with the constant; with two, any alpha fits exactly after adjusting A.
-    """
-    n = len(next(iter(inputs.values())))
-    p = len(law.param_names)
-    if n < p + 1:
-        raise NotIdentifiable(
-            f"{n} runs cannot identify the {law.name} law's {p} parameters "
-            f"({', '.join(law.param_names)}): need at least {p + 1} runs"
-        )
-    need = 2 if law.name == "kaplan" else 3
-    for j, name in enumerate(law.inputs):
-        distinct = np.unique(inputs[name])
-        if len(distinct) >= need:
-            continue
-        owned = [law.param_names[1 + j], law.param_names[1 + len(law.inputs) + j]] \
-            if law.name != "kaplan" else (["N_c", "alpha_N"] if name == "N" else ["D_c", "alpha_D"])
-        where = f"all runs have {name} = {distinct[0]:.4g}" if len(distinct) == 1 else \
-            f"runs have only {len(distinct)} distinct values of {name}"
-        others = [k for k in ("N", "D") if k != name]
-        hint = f"; fit `power --x {others[0]}` instead, or add runs at other {name}" \
-            if len(law.inputs) == 2 else f"; add runs at other {name}"
-        raise NotIdentifiable(
-            f"{where}: {' and '.join(owned)} ({_MEANING[name]}) cannot be identified "
-            f"(need at least {need} distinct {name}){hint}"
-        )
+    """Raise :class:`NotIdentifiable` when the runs' design cannot pin the law down at all
+    (the law's own rule, :attr:`Law.identifiability`)."""
+    law.check_identifiable(inputs)
 
 
 # -- optimisation --------------------------------------------------------------------------------
@@ -165,12 +98,6 @@ def bootstrap_starts(
     good = _reached_best(res)
     pick = good[np.unique(np.linspace(0, len(good) - 1, min(n_grid, len(good))).round().astype(int))]
     return np.vstack([np.array(optima), x0[pick]])
-
-
-def resample_weights(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """``(k, n)`` multiplicities of each run in ``k`` bootstrap resamples of ``n`` runs."""
-    idx = rng.integers(0, n, size=(k, n))
-    return np.stack([np.bincount(row, minlength=n) for row in idx]).astype(float)
 
 
 def bootstrap_fit(
@@ -254,41 +181,45 @@ def fit_arrays(
     inputs: Mapping[str, Any],
     loss: Any,
     *,
+    run_ids: Sequence[str] | None = None,
     bootstrap: int = 200,
     holdout_top: int = 0,
     seed: int = 0,
     starts: np.ndarray | None = None,
     compute: Any = None,
-    budgets: Sequence[float] | None = None,
-    at: Sequence[Mapping[str, float]] = (),
     delta: float = HUBER_DELTA,
     level: float = 0.95,
+    source: str = "",
     progress: Progress | None = None,
 ) -> FitResult:
     """Fit ``law`` to runs given as arrays (``inputs[name]`` for each of ``law.inputs``).
 
-    ``starts`` are in fitting coordinates (logs of scale parameters, exponents as they are; see
-    :mod:`scalinglab.fit.objective`), default :func:`default_starts`. ``compute`` (FLOPs per run)
-    orders runs for ``holdout_top``; by default 6ND. ``budgets`` (FLOPs) and ``at`` (input
-    points) choose the derived figures in ``extra["derived"]`` (see
-    :func:`scalinglab.fit.derived.derived_figures`). Raises :class:`NotIdentifiable` when the
+    ``run_ids`` name the runs (default ``run-1``, ``run-2``, ... in input order). ``starts`` are
+    in fitting coordinates (logs of scale parameters, exponents as they are; see
+    :mod:`scalinglab.laws.logspace`), default the law's own grid. ``compute`` (FLOPs per run)
+    orders runs for ``holdout_top``; by default 6ND. Raises :class:`NotIdentifiable` when the
     design cannot identify the law; softer problems are in ``result.warnings`` and
-    ``result.extra["unidentified"]``. Deterministic for a given ``seed``.
+    ``result.unidentified``. Deterministic for a given ``seed``.
     """
-    law = get_loss_law(law) if isinstance(law, str) else law
+    law = get_law(law)
     x, y = _as_inputs(law, inputs, loss)
+    ids = _run_ids(run_ids, len(y))
     c = _compute(law, x, compute)
     if not 0 <= holdout_top < len(y):
-        raise ValueError(f"holdout_top must be between 0 and {len(y) - 1}, not {holdout_top}")
+        raise ParameterError(f"holdout_top must be between 0 and {len(y) - 1}, not {holdout_top}",
+                             "holdout_top")
+    if bootstrap < 0:
+        raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
     order = np.argsort(c, kind="stable")
     holdout_idx, train = np.sort(order[len(y) - holdout_top:]), np.sort(order[: len(y) - holdout_top])
     xt = {k: v[train] for k, v in x.items()}
-    check_identifiable(law, xt)
+    law.check_identifiable(xt)
 
-    model = log_model(law, xt)
-    x0 = default_starts(law, xt, y[train]) if starts is None else np.atleast_2d(np.asarray(starts, float))
+    model = law.log_model(xt)
+    x0 = law.starting_points(xt, y[train]) if starts is None else np.atleast_2d(np.asarray(starts, float))
     if x0.shape[1] != len(law.param_names):
-        raise ValueError(f"starts must have {len(law.param_names)} columns ({', '.join(law.param_names)})")
+        raise ParameterError(f"starts must have {len(law.param_names)} columns "
+                             f"({', '.join(law.param_names)})", "starts")
     objective = HuberObjective(model, y[train], delta)
     res = _optimize(objective, x0, "starts", progress)
     if not np.isfinite(res.f).any():
@@ -298,96 +229,108 @@ def fit_arrays(
     params = dict(zip(law.param_names, to_params(model.log_params, theta).tolist(), strict=True))
     resid = objective.residuals(theta)[0]
 
-    boot, boot_x0 = None, bootstrap_starts(res, x0)
+    draws, boot_x0 = None, bootstrap_starts(res, x0)
     if bootstrap > 0:
-        weights = resample_weights(len(train), bootstrap, np.random.default_rng(seed))
+        weights = bootstrap_weights(len(train), bootstrap, np.random.default_rng(seed))
         boot_theta = bootstrap_fit(model, y[train], boot_x0, weights, delta, progress)
-        boot = to_params(model.log_params, boot_theta)
+        draws = to_params(model.log_params, boot_theta)
 
-    warnings, unidentified = _soft_checks(law, model.log_params, params, boot, level)
-    reached = _reached_best(res)
+    warnings, unidentified = _soft_checks(law, model.log_params, params, draws, level)
     fit = FitResult(
         law=law,
         params=params,
-        n_runs=len(train),
+        run_ids=tuple(ids[i] for i in train),
         objective=float(res.f[best] * delta),
-        draws=boot,
+        draws=draws,
         level=level,
         residual_std=float(np.std(resid)),
         warnings=warnings,
+        unidentified=tuple(unidentified),
         data_range={k: (float(v.min()), float(v.max())) for k, v in xt.items()},
-        extra={
-            "unidentified": unidentified,
-            "compute_range": [float(c[train].min()), float(c[train].max())],
-            "fit": {
-                "objective": f"sum of Huber(delta={delta:g}) losses of log-loss residuals",
-                "optimizer": "batched L-BFGS, weak Wolfe line search",
-                "n_starts": len(x0),
-                "n_converged": int(res.converged.sum()),
-                "n_reached_best": len(reached),
-                "n_bootstrap_starts": 0 if boot is None else len(boot_x0),
-                "seed": seed,
-            },
-        },
+        compute_range=(float(c[train].min()), float(c[train].max())),
+        info=FitInfo(
+            objective=f"sum of Huber(delta={delta:g}) losses of log-loss residuals",
+            optimizer="batched L-BFGS, weak Wolfe line search",
+            n_starts=len(x0), n_converged=int(res.converged.sum()),
+            n_reached_best=len(_reached_best(res)),
+            n_bootstrap_starts=0 if draws is None else len(boot_x0), seed=seed,
+        ),
+        source=source,
     )
-    fit.extra["derived"] = derived_figures(fit, compute=budgets, at=at)
     if holdout_top:
-        fit.holdout = _holdout(fit, {k: v[holdout_idx] for k, v in x.items()}, y[holdout_idx], c[holdout_idx])
+        fit.holdout = _holdout(fit, tuple(ids[i] for i in holdout_idx),
+                               {k: v[holdout_idx] for k, v in x.items()}, y[holdout_idx], c[holdout_idx])
     return fit
 
 
-def _holdout(fit: FitResult, inputs: Mapping[str, np.ndarray], loss: np.ndarray, c: np.ndarray) -> dict[str, Any]:
+def _run_ids(run_ids: Sequence[str] | None, n: int) -> list[str]:
+    if run_ids is None:
+        return [f"run-{i + 1}" for i in range(n)]
+    ids = [str(r) for r in run_ids]
+    if len(ids) != n:
+        raise ParameterError(f"run_ids has {len(ids)} entries for {n} runs", "run_ids")
+    return ids
+
+
+def _holdout(fit: FitResult, ids: tuple[str, ...], inputs: Mapping[str, np.ndarray],
+             loss: np.ndarray, c: np.ndarray) -> Holdout:
     pred, lo, hi = fit.predict_interval(**inputs)
-    err = np.abs(pred - loss) / loss
-    runs = [
-        {**{k: float(v[i]) for k, v in inputs.items()}, "C": float(c[i]), "loss": float(loss[i]),
-         "predicted": float(pred[i]), "lo": float(lo[i]), "hi": float(hi[i]),
-         "abs_rel_err": float(err[i]), "inside_interval": bool(lo[i] <= loss[i] <= hi[i])}
-        for i in np.argsort(c)
-    ]
-    return {
-        "k": len(loss),
-        "mean_abs_rel_err": float(err.mean()),
-        "max_abs_rel_err": float(err.max()),
-        "runs": runs,
-    }
+    return Holdout(run_ids=ids, inputs=dict(inputs), compute=c, observed=loss,
+                   predicted=np.asarray(pred, float), lo=np.asarray(lo, float),
+                   hi=np.asarray(hi, float))
 
 
 def fit_law(
     law: Law | str,
     frame: pd.DataFrame,
     *,
+    columns: Mapping[str, str] | None = None,
     bootstrap: int = 200,
     holdout_top: int = 0,
     seed: int = 0,
     starts: np.ndarray | None = None,
-    budgets: Sequence[float] | None = None,
-    at: Sequence[Mapping[str, float]] = (),
     delta: float = HUBER_DELTA,
     level: float = 0.95,
+    source: str = "",
     progress: Progress | None = None,
 ) -> FitResult:
-    """Fit a loss law (name from ``laws.loss.LOSS_LAWS`` or a :class:`Law`) to a runs frame.
+    """Fit a loss law (a catalogue name, see ``scalinglab.list_laws()``, or a :class:`Law`) to a
+    frame of runs.
 
-    The frame needs a ``loss`` column and the law's inputs; ``D`` is derived as ``C/6N`` and
-    ``C`` as ``6ND`` when missing (``result.extra["notes"]`` says so).
+    The frame needs a loss column and the law's inputs; ``columns`` maps scalinglab's names to
+    the frame's (``{"N": "params", "loss": "final_loss"}``). ``D`` is derived as ``C/6N`` and
+    ``C`` as ``6ND`` when missing (``result.notes`` says so). A ``run_id`` column, when present,
+    names the runs; otherwise they are ``row-1``, ``row-2``, ... in frame order.
+
+    Which runs inform a law (replicates, lr x batch grids) is decided before this call, by
+    :func:`scalinglab.runs.select.select_runs`; this function fits every row it is given.
     """
-    law = get_loss_law(law) if isinstance(law, str) else law
-    frame, notes = complete_columns(frame, law.inputs)
+    law = get_law(law)
+    frame, notes = complete_columns(frame, law.inputs, columns)
+    ids = (frame["run_id"].astype(str).tolist() if "run_id" in frame.columns
+           else [f"row-{i + 1}" for i in range(len(frame))])
     fit = fit_arrays(
         law, {k: frame[k].to_numpy(float) for k in law.inputs}, frame["loss"].to_numpy(float),
-        bootstrap=bootstrap, holdout_top=holdout_top, seed=seed, starts=starts,
-        compute=frame["C"].to_numpy(float) if "C" in frame else None, budgets=budgets, at=at,
-        delta=delta, level=level, progress=progress,
+        run_ids=ids, bootstrap=bootstrap, holdout_top=holdout_top, seed=seed, starts=starts,
+        compute=frame["C"].to_numpy(float) if "C" in frame else None, delta=delta, level=level,
+        source=source, progress=progress,
     )
-    if notes:
-        fit.extra["notes"] = notes
+    fit.notes[:0] = notes
     return fit
 
 
-def complete_columns(frame: pd.DataFrame, needed: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Fill ``D = C/6N`` or ``C = 6ND`` when a law needs the missing one; say what was derived."""
+def complete_columns(
+    frame: pd.DataFrame, needed: Sequence[str], columns: Mapping[str, str] | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Rename ``columns`` (scalinglab name -> frame column), then fill ``D = C/6N`` or
+    ``C = 6ND`` when a law needs the missing one; say what was derived."""
     notes: list[str] = []
+    if columns:
+        absent = [src for src in columns.values() if src not in frame.columns]
+        if absent:
+            raise ParameterError(f"columns maps to {absent}, which the frame does not have; its "
+                                 f"columns are {list(frame.columns)}", "columns")
+        frame = frame.rename(columns={src: dst for dst, src in columns.items()})
     frame = frame.copy()
     cols = set(frame.columns)
     if "D" in needed and "D" not in cols and {"N", "C"} <= cols:
@@ -399,7 +342,9 @@ def complete_columns(frame: pd.DataFrame, needed: Sequence[str]) -> tuple[pd.Dat
             notes.append("C was derived from N and D as C = 6ND")
     missing = [k for k in (*needed, "loss") if k not in frame.columns]
     if missing:
-        raise ValueError(f"runs lack column(s) {missing}; columns are {list(frame.columns)}")
+        raise ParameterError(f"the runs lack column(s) {missing}; their columns are "
+                             f"{list(frame.columns)} (map yours with columns={{'N': 'params'}})",
+                             "columns")
     return frame, notes
 
 
@@ -428,3 +373,7 @@ def fit_power(
     """``L = E + A x^-alpha`` in one variable (``N``, ``D`` or ``C``)."""
     return fit_arrays(f"power_{variable}", {variable: x}, loss, bootstrap=bootstrap,
                       holdout_top=holdout_top, seed=seed, starts=starts, progress=progress)
+
+
+__all__ = ["besiroglu_grid", "check_identifiable", "complete_columns", "fit_arrays",
+           "fit_chinchilla", "fit_kaplan", "fit_law", "fit_power"]

@@ -1,135 +1,384 @@
-"""The result of fitting a law: point estimate, bootstrap draws, intervals, diagnostics.
+"""The result of fitting a loss law: estimate, bootstrap draws, intervals, derived figures, checks.
 
-Modelled on statsmodels' result objects: everything a planner, a report or a plot needs is on
-the result, and ``to_dict`` is the JSON the CLI prints.
+Modelled on statsmodels' and lmfit's result objects: everything a planner, a report or a plot
+needs is on the result. It knows the runs it used (``run_ids``) and held out (``heldout_ids``),
+gives intervals for any figure of its parameters (``interval``, ``predict_interval``,
+``optimum``), and renders itself through ``summary()`` for the CLI, the report and the dashboard.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.laws.base import ArrayLike, Law, LawInstance, Provenance
+from scalinglab.results import Result
+from scalinglab.stats import Estimate, percentile_interval
+from scalinglab.summary import NotIdentified, Summary, Table, format_interval, format_number
+
+__all__ = ["FitInfo", "FitResult", "Holdout", "NotIdentifiable", "Optimum"]
 
 
-class NotIdentifiable(ValueError):
-    """The data cannot pin down the law's parameters; the message says why."""
+@dataclass(frozen=True)
+class FitInfo:
+    """How the fit was made (shown in summaries, kept in JSON)."""
+
+    objective: str
+    optimizer: str
+    n_starts: int
+    n_converged: int
+    n_reached_best: int
+    n_bootstrap_starts: int
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> FitInfo | None:
+        if not data:
+            return None
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
-@dataclass
-class FitResult:
+@dataclass(frozen=True)
+class Holdout:
+    """The largest-compute runs, held out of the fit and predicted from the rest."""
+
+    run_ids: tuple[str, ...]
+    inputs: Mapping[str, np.ndarray]
+    compute: np.ndarray
+    observed: np.ndarray
+    predicted: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @property
+    def abs_rel_err(self) -> np.ndarray:
+        return np.abs(self.predicted - self.observed) / self.observed
+
+    @property
+    def mean_abs_rel_err(self) -> float:
+        return float(self.abs_rel_err.mean())
+
+    @property
+    def max_abs_rel_err(self) -> float:
+        return float(self.abs_rel_err.max())
+
+    def to_dict(self) -> dict[str, Any]:
+        err = self.abs_rel_err
+        runs = []
+        for i in np.argsort(self.compute, kind="stable"):
+            row: dict[str, Any] = {"run_id": self.run_ids[i]}
+            row |= {k: float(v[i]) for k, v in self.inputs.items()}
+            row |= {"C": float(self.compute[i]), "loss": float(self.observed[i]),
+                    "predicted": float(self.predicted[i]), "lo": float(self.lo[i]),
+                    "hi": float(self.hi[i]), "abs_rel_err": float(err[i]),
+                    "inside_interval": bool(self.lo[i] <= self.observed[i] <= self.hi[i])}
+            runs.append(row)
+        return {"k": len(self.run_ids), "mean_abs_rel_err": self.mean_abs_rel_err,
+                "max_abs_rel_err": self.max_abs_rel_err, "runs": runs}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, inputs: Sequence[str]) -> Holdout | None:
+        if not data or not data.get("runs"):
+            return None
+        runs = data["runs"]
+
+        def col(key: str) -> np.ndarray:
+            return np.array([float("nan") if r.get(key) is None else r[key] for r in runs], float)
+
+        return cls(run_ids=tuple(str(r.get("run_id", f"heldout-{i + 1}")) for i, r in enumerate(runs)),
+                   inputs={k: col(k) for k in inputs if k in runs[0]}, compute=col("C"),
+                   observed=col("loss"), predicted=col("predicted"), lo=col("lo"), hi=col("hi"))
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """The compute-optimal allocation at budget ``C`` (``C = 6ND``) and the loss it reaches."""
+
+    C: float
+    N: Estimate
+    D: Estimate
+    tokens_per_param: Estimate
+    loss: Estimate
+    inference_tokens: float = 0.0
+    note: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"Optimum(C={self.C:.4g}: N={self.N:.4g}, D={self.D:.4g}, "
+                f"tokens/param={self.tokens_per_param:.4g}, loss={self.loss:.4g})")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"C": self.C, "N_opt": self.N.to_dict(), "D_opt": self.D.to_dict(),
+                               "tokens_per_param": self.tokens_per_param.to_dict(),
+                               "loss": self.loss.to_dict()}
+        if self.inference_tokens:
+            out["inference_tokens"] = self.inference_tokens
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+@dataclass(repr=False)
+class FitResult(Result):
+    """A fitted loss law. ``draws`` are bootstrap draws of the parameters, shape (K, P)."""
+
+    kind: ClassVar[str] = "loss_fit"
+
     law: Law
     params: dict[str, float]
-    n_runs: int
+    run_ids: tuple[str, ...]
     objective: float
-    #: bootstrap draws of the parameters, shape (K, len(law.param_names)); None without bootstrap
     draws: np.ndarray | None = None
     level: float = 0.95
     #: std of residuals of log-loss (natural log) at the point estimate
     residual_std: float = float("nan")
     warnings: list[str] = field(default_factory=list)
-    #: ``{"k": .., "mean_abs_rel_err": .., "max_abs_rel_err": .., "runs": [...]}`` when held out
-    holdout: dict[str, Any] | None = None
-    #: input ranges seen in the data, e.g. {"N": (lo, hi), "D": (lo, hi)}
+    notes: list[str] = field(default_factory=list)
+    #: parameters these runs do not pin down (estimate or draws at the bounds, decades-wide)
+    unidentified: tuple[str, ...] = ()
+    #: input ranges of the runs fitted, e.g. {"N": (lo, hi), "D": (lo, hi)}
     data_range: dict[str, tuple[float, float]] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    compute_range: tuple[float, float] | None = None
+    holdout: Holdout | None = None
+    info: FitInfo | None = None
+    source: str = ""
+
+    # -- the estimate ----------------------------------------------------------------------
+
+    @property
+    def heldout_ids(self) -> tuple[str, ...]:
+        return () if self.holdout is None else self.holdout.run_ids
+
+    @property
+    def n_draws(self) -> int:
+        return 0 if self.draws is None else int(len(self.draws))
 
     @property
     def instance(self) -> LawInstance:
         return self.law.with_params(
             self.params,
-            provenance=Provenance(
-                source=f"fitted by scalinglab on {self.n_runs} runs",
-                valid_range=self.data_range,
-            ),
+            provenance=Provenance(source=f"fitted by scalinglab on {self.n_runs} runs"
+                                  + (f" of {self.source}" if self.source else ""),
+                                  valid_range=self.data_range),
             label=f"{self.law.name} (fitted)",
         )
 
     def predict(self, **inputs: ArrayLike) -> np.ndarray:
         return self.law(self.params, **inputs)
 
+    def draw_columns(self) -> dict[str, np.ndarray]:
+        """Draws by parameter name, each (K,): laws broadcast over them."""
+        if self.draws is None:
+            return {}
+        return {k: self.draws[:, i] for i, k in enumerate(self.law.param_names)}
+
     def draw_params(self) -> list[dict[str, float]]:
+        """Each draw as a parameter dict (for per-draw computations that do not broadcast)."""
         if self.draws is None:
             return []
         return [dict(zip(self.law.param_names, row, strict=True)) for row in self.draws]
 
-    def _quantiles(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        alpha = (1.0 - self.level) / 2.0
-        with np.errstate(invalid="ignore"):  # inf draws: the percentile is inf, not a warning
-            return np.nanquantile(values, alpha, axis=0), np.nanquantile(values, 1.0 - alpha, axis=0)
-
     @property
     def ci(self) -> dict[str, tuple[float, float]]:
         """Percentile bootstrap interval of each parameter (empty without bootstrap)."""
-        if self.draws is None or len(self.draws) == 0:
+        if not self.n_draws:
             return {}
-        lo, hi = self._quantiles(self.draws)
-        return {
-            k: (float(lo[i]), float(hi[i])) for i, k in enumerate(self.law.param_names)
-        }
+        lo, hi = percentile_interval(self.draws, self.level)
+        return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(self.law.param_names)}
+
+    def estimates(self) -> dict[str, Estimate]:
+        """Each parameter as an :class:`Estimate`, flagged where the runs do not identify it."""
+        ci = self.ci
+        return {k: Estimate(v, *(ci.get(k) or (None, None)), level=self.level,
+                            identified=k not in self.unidentified)
+                for k, v in self.params.items()}
+
+    # -- derived figures -------------------------------------------------------------------
+
+    def depends_on_unidentified(self, names: Sequence[str]) -> str | None:
+        bad = [n for n in names if n in self.unidentified]
+        return f"depends on {', '.join(bad)}, which these runs do not identify" if bad else None
+
+    def interval(self, fn: Callable[[Mapping[str, Any]], Any], uses: Sequence[str] | None = None,
+                 vectorised: bool = True) -> Estimate:
+        """``fn(params)`` at the estimate with its percentile interval over the draws.
+
+        ``fn`` is called once on arrays of draws when ``vectorised`` (laws broadcast), else once per
+        draw. ``uses`` (default: every parameter) decides whether the figure is identified.
+        """
+        note = self.depends_on_unidentified(self.law.param_names if uses is None else uses)
+        value = float(np.asarray(fn(self.params), dtype=float))
+        if not self.n_draws:
+            return Estimate(value, level=self.level, identified=note is None, note=note)
+        with np.errstate(all="ignore"):  # extreme draws give inf: they are spread, not errors
+            if vectorised:
+                draws = np.asarray(fn(self.draw_columns()), dtype=float)
+            else:
+                draws = np.array([_finite_or_nan(fn, p) for p in self.draw_params()], dtype=float)
+        return Estimate.from_draws(value, draws, self.level, identified=note is None, note=note)
 
     def predict_interval(self, **inputs: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Point prediction and percentile band over bootstrap draws."""
+        """Point prediction and the percentile band over bootstrap draws (NaN band without draws).
+
+        This is the *parameter* uncertainty of the law's curve; a new run's loss also varies run
+        to run (see ``residual_std``).
+        """
         point = self.predict(**inputs)
-        if self.draws is None or len(self.draws) == 0:
+        if not self.n_draws:
             return point, point * np.nan, point * np.nan
+        cols = {k: v.reshape((-1,) + (1,) * np.ndim(point)) for k, v in self.draw_columns().items()}
         with np.errstate(all="ignore"):  # extreme draws overflow to inf: they still count
-            draws = np.stack([self.law(p, **inputs) for p in self.draw_params()])
-        lo, hi = self._quantiles(draws)
+            draws = self.law(cols, **inputs)
+        lo, hi = percentile_interval(draws, self.level)
         return point, lo, hi
 
-    def derived_interval(self, fn) -> tuple[Any, Any, Any]:
-        """Apply ``fn(params_dict) -> float|array`` to the estimate and every bootstrap draw."""
-        point = fn(self.params)
-        if self.draws is None or len(self.draws) == 0:
-            return point, None, None
-        draws = np.asarray([fn(p) for p in self.draw_params()], dtype=float)
-        lo, hi = self._quantiles(draws)
-        return point, lo, hi
+    def optimum(self, C: float, inference_tokens: float = 0.0) -> Optimum:
+        """Compute-optimal N, D, tokens per parameter and loss at budget ``C``, with intervals.
 
-    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
-        out = {
+        Uses the law's closed form where it has one (vectorised over draws), else a numerical
+        optimisation per draw (:func:`scalinglab.laws.loss.compute_optimum`).
+        """
+        from scalinglab.fit.derived import optimum_at
+
+        return optimum_at(self, float(C), float(inference_tokens))
+
+    def derived(self, compute: Sequence[float] | None = None,
+                at: Sequence[Mapping[str, float]] = ()) -> dict[str, Any]:
+        """The law's derived figures, the optimum at each budget of ``compute`` (default: the
+        largest run's compute) and the loss at each point of ``at``, all with intervals."""
+        from scalinglab.fit.derived import derived_figures
+
+        return derived_figures(self, compute=compute, at=at)
+
+    # -- serialisation ---------------------------------------------------------------------
+
+    def to_dict(self, include_draws: bool = False, compute: Sequence[float] | None = None,
+                at: Sequence[Mapping[str, float]] = ()) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
             "law": self.law.name,
             "formula": self.law.formula,
+            "inputs": list(self.law.inputs),
             "params": {k: float(v) for k, v in self.params.items()},
             "ci": {k: [lo, hi] for k, (lo, hi) in self.ci.items()},
             "level": self.level,
             "n_runs": self.n_runs,
-            "n_bootstrap": 0 if self.draws is None else int(len(self.draws)),
+            "n_bootstrap": self.n_draws,
             "objective": float(self.objective),
             "residual_std": float(self.residual_std),
+            "unidentified": list(self.unidentified),
             "data_range": {k: list(v) for k, v in self.data_range.items()},
-            "holdout": self.holdout,
+            "compute_range": None if self.compute_range is None else list(self.compute_range),
+            "holdout": None if self.holdout is None else self.holdout.to_dict(),
+            "fit": None if self.info is None else self.info.to_dict(),
+            "derived": self.derived(compute, at),
             "warnings": list(self.warnings),
-            **self.extra,
+            "notes": list(self.notes),
+            "source": self.source,
+            "run_ids": list(self.run_ids),
+            "heldout_ids": list(self.heldout_ids),
         }
         if include_draws and self.draws is not None:
             out["draws"] = np.asarray(self.draws).tolist()
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FitResult:
+    def from_dict(cls, data: Mapping[str, Any]) -> FitResult:
         """Rebuild a result saved with ``to_dict(include_draws=True)`` (e.g. ``fit --save``)."""
-        from scalinglab.laws.loss import get_loss_law
+        from scalinglab.laws.registry import law_from_dict
 
-        law = get_loss_law(data["law"])
-        boot = data.get("draws", data.get("boot"))  # "boot": files saved before 0.2
-        known = {
-            "law", "formula", "params", "ci", "level", "n_runs", "n_bootstrap", "objective",
-            "residual_std", "data_range", "holdout", "warnings", "boot", "draws",
-        }
+        law = law_from_dict(data)
+        draws = data.get("draws", data.get("boot"))  # "boot": files saved before 0.2
+        n_runs = int(data.get("n_runs", 0))
+        run_ids = tuple(str(x) for x in data.get("run_ids") or
+                        (f"run-{i + 1}" for i in range(n_runs)))
+        crange = data.get("compute_range")
         return cls(
             law=law,
             params={k: float(v) for k, v in data["params"].items()},
-            n_runs=int(data.get("n_runs", 0)),
-            objective=float(data.get("objective") or float("nan")),
-            draws=None if boot is None else np.asarray(boot, dtype=float),
+            run_ids=run_ids,
+            objective=_float(data.get("objective")),
+            draws=None if draws is None else np.asarray(draws, dtype=float),
             level=float(data.get("level", 0.95)),
-            residual_std=float(data.get("residual_std") or float("nan")),
+            residual_std=_float(data.get("residual_std")),
             warnings=list(data.get("warnings", [])),
-            holdout=data.get("holdout"),
-            data_range={k: tuple(v) for k, v in (data.get("data_range") or {}).items()},
-            extra={k: v for k, v in data.items() if k not in known},
+            notes=list(data.get("notes", [])),
+            unidentified=tuple(data.get("unidentified", [])),
+            data_range={k: (float(v[0]), float(v[1])) for k, v in (data.get("data_range") or {}).items()},
+            compute_range=None if not crange else (float(crange[0]), float(crange[1])),
+            holdout=Holdout.from_dict(data.get("holdout"), law.inputs),
+            info=FitInfo.from_dict(data.get("fit")),
+            source=str(data.get("source", "")),
         )
+
+    # -- presentation ----------------------------------------------------------------------
+
+    def summary(self, compute: Sequence[float] | None = None,
+                at: Sequence[Mapping[str, float]] = ()) -> Summary:
+        """Parameters, derived figures, fit quality and warnings, for any renderer."""
+        pct = f"{round(self.level * 100)}% interval"
+        params = Table("parameters", ["parameter", "estimate", pct])
+        for name, est in self.estimates().items():
+            value = est.value if est.identified else NotIdentified(est.value)
+            params.add_row(name, value, format_interval(est.ci))
+        derived = Table("derived (C = 6ND)", ["figure", "estimate", pct])
+        d = self.derived(compute, at)
+        for fig in self.law.derived:
+            if fig.name in d:
+                _derived_row(derived, fig.name.replace("_", " "), d[fig.name])
+        for entry in d.get("at_compute", []):
+            for key in ("N_opt", "D_opt", "tokens_per_param", "loss"):
+                _derived_row(derived, f"{key.replace('_', ' ')} at C={format_number(entry['C'])}",
+                             entry[key])
+        for entry in d.get("predictions", []):
+            where = ", ".join(f"{k}={format_number(v)}" for k, v in entry.items() if k != "loss")
+            _derived_row(derived, f"loss at {where}", entry["loss"])
+        facts = [("residual std of log loss", format_number(self.residual_std)),
+                 ("objective", f"{self.objective:.6g}"
+                  + (f" ({self.info.objective})" if self.info else ""))]
+        if self.info is not None:
+            facts.append(("starts at the best optimum",
+                          f"{self.info.n_reached_best} of {self.info.n_starts}"))
+        if self.holdout is not None:
+            h = self.holdout
+            facts.append(("holdout", f"the {len(h.run_ids)} largest-compute runs, predicted from the "
+                          f"rest: mean |rel err| {h.mean_abs_rel_err:.2%}, max {h.max_abs_rel_err:.2%}"))
+        title = (f"{self.law.name}: {self.law.formula}   ({self.n_runs} runs"
+                 + (f", {self.source}" if self.source else "") + ")")
+        return Summary(title=title, tables=[params] + ([derived] if derived.rows else []),
+                       facts=facts, notes=list(self.notes), warnings=list(self.warnings),
+                       data=self.to_dict(compute=compute, at=at))
+
+    def _repr_items(self) -> list[str]:
+        ps = " ".join(f"{k}={format_number(v)}" for k, v in self.params.items())
+        return [self.law.name, ps, f"{self.n_draws} draws"]
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace(f"{self.n_runs} runs, {self.law.name}, ",
+                                          f"{self.law.name}, {self.n_runs} runs, ", 1)
+
+
+def _derived_row(table: Table, name: str, entry: Mapping[str, Any]) -> None:
+    value = entry.get("value")
+    cell: Any = value if entry.get("identified", True) else NotIdentified(value)
+    table.add_row(name, cell, format_interval(entry.get("ci")))
+
+
+def _finite_or_nan(fn: Callable[[Mapping[str, Any]], Any], p: Mapping[str, float]) -> float:
+    if not all(math.isfinite(v) for v in p.values()):
+        return float("nan")
+    try:
+        return float(fn(p))
+    except (ArithmeticError, ValueError, ParameterError):
+        return float("nan")
+
+
+def _float(x: Any) -> float:
+    return float("nan") if x is None else float(x)

@@ -1,7 +1,7 @@
 """Vectorised bootstrap of least squares: every resample's fit from one batched solve.
 
-A bootstrap resample of rows is a vector of non-negative counts, so K resamples are a (K, n)
-weight matrix W and resample k's least-squares fit solves ``X' W_k X b = X' W_k y``. Building all
+A bootstrap resample of rows is a vector of non-negative counts
+(:func:`scalinglab.stats.bootstrap_weights`), so K resamples are a (K, n) weight matrix W and resample k's least-squares fit solves ``X' W_k X b = X' W_k y``. Building all
 K normal equations with one matrix product and solving them as a stack replaces K calls to
 ``lstsq`` (``benchmarks/bench_hparams.py`` times the two).
 """
@@ -9,18 +9,6 @@ K normal equations with one matrix product and solving them as a stack replaces 
 from __future__ import annotations
 
 import numpy as np
-
-
-def resample_weights(
-    n_units: int, n_boot: int, rng: np.random.Generator, unit_of_row: np.ndarray | None = None
-) -> np.ndarray:
-    """(K, n_rows) counts: each draw resamples ``n_units`` units with replacement.
-
-    With ``unit_of_row`` (index of each row's unit, e.g. its (N, D) group) whole units are drawn
-    and every row of a unit gets the unit's count: a cluster bootstrap.
-    """
-    counts = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=n_boot).astype(float)
-    return counts if unit_of_row is None else counts[:, np.asarray(unit_of_row)]
 
 
 def weighted_lstsq_batch(

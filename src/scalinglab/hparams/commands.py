@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from scalinglab.clikit import JsonOption, UserError, console, emit_json, new_app, to_json
-from scalinglab.fit.result import NotIdentifiable
+from scalinglab.errors import NotIdentifiable
 from scalinglab.hparams.evaluate import evaluate_laws
 from scalinglab.hparams.fit import (
     METHODS,

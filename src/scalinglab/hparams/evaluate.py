@@ -27,8 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from scalinglab.clikit import UserError
-from scalinglab.fit.result import NotIdentifiable
+from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.hparams.fit import fit_hparam_law
 from scalinglab.hparams.grid import Grid
 from scalinglab.hparams.landscape import (
@@ -84,12 +83,13 @@ def folds(keys: Sequence[tuple[float, float]], k: int, split: Split, seed: int) 
     budgets (C = 6ND) as one extrapolation fold."""
     n = len(keys)
     if not 1 <= k < n:
-        raise UserError(f"--holdout-groups must be between 1 and {n - 1} for {n} groups, not {k}")
+        raise ParameterError(f"holdout_groups must be between 1 and {n - 1} for {n} groups, not {k}",
+                             "holdout_groups")
     if split == "largest":
         order = np.argsort([6 * a * b for a, b in keys])
         return [sorted(int(i) for i in order[-k:])]
     if split != "random":
-        raise UserError(f"--split must be 'random' or 'largest', not {split!r}")
+        raise ParameterError(f"split must be 'random' or 'largest', not {split!r}", "split")
     perm = np.random.default_rng(seed).permutation(n)
     return [sorted(int(i) for i in perm[j:j + k]) for j in range(0, n, k)]
 
@@ -148,7 +148,7 @@ def evaluate_laws(
                                      fit_window=fit_window, lr_features=lr_features,
                                      batch_features=batch_features)
             except NotIdentifiable as exc:
-                raise UserError(f"fold {fold}: cannot refit with {method}: {exc}") from None
+                raise NotIdentifiable(f"fold {fold}: cannot refit with {method}: {exc}") from None
             law = fit.law(name=f"fitted-{method}")
             for i in held:
                 score(f"fitted-{method}", law, i, fold)

@@ -19,14 +19,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
-from scalinglab.clikit import UserError
-from scalinglab.fit.result import NotIdentifiable
-from scalinglab.hparams.bootstrap import resample_weights, weighted_lstsq_batch
+from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.hparams.bootstrap import weighted_lstsq_batch
 from scalinglab.hparams.grid import Grid
 from scalinglab.hparams.landscape import fit_landscape
 from scalinglab.laws.base import LawInstance, Provenance
@@ -37,6 +36,9 @@ from scalinglab.laws.hparams import (
     design_row,
     loglinear_law,
 )
+from scalinglab.results import Result
+from scalinglab.stats import Estimate, bootstrap_weights, percentile_interval
+from scalinglab.summary import Summary, Table, format_interval
 
 Method = Literal["threshold", "surface"]
 Resample = Literal["groups", "runs"]
@@ -52,7 +54,8 @@ def parse_features(text: str | tuple[str, ...]) -> tuple[str, ...]:
         parts = list(parts[0])
     bad = [p for p in parts if p not in FEATURES]
     if bad or not parts or len(set(parts)) != len(parts):
-        raise UserError(f"features {text!r}: give a comma list of {list(FEATURES)}, e.g. N,D")
+        raise ParameterError(f"features {text!r}: give a comma list of {list(FEATURES)}, e.g. N,D",
+                             "lr_features", "bs_features")
     return tuple(parts)
 
 
@@ -70,7 +73,7 @@ def group_optima(
 ) -> Optima:
     """Per-group samples of the optimum that the law is regressed on."""
     if method not in METHODS:
-        raise UserError(f"--method must be one of {list(METHODS)}, not {method!r}")
+        raise ParameterError(f"method must be one of {list(METHODS)}, not {method!r}", "method")
     rows: list[pd.DataFrame] = []
     groups: list[dict[str, Any]] = []
     warnings: list[str] = []
@@ -82,7 +85,7 @@ def group_optima(
         if method == "threshold":
             kept = g[g["loss"] <= g["loss"].min() * (1.0 + tolerance)]
             info["n_kept"] = int(len(kept))
-            rows.append(kept[["N", "D", "lr", "batch_tokens"]].assign(group=gi))
+            rows.append(kept[["N", "D", "lr", "batch_tokens", "run_id"]].assign(group=gi))
         else:
             try:
                 land = fit_landscape(g, window=fit_window)
@@ -98,7 +101,7 @@ def group_optima(
             info.update({"opt_lr": lr, "opt_batch_tokens": bt, "opt_loss": land.optimum["loss"],
                          "n_fit": land.n_fit, "window": land.window})
             rows.append(pd.DataFrame({"N": [N], "D": [D], "lr": [lr], "batch_tokens": [bt],
-                                      "group": [gi]}))
+                                      "run_id": [",".join(g["run_id"])], "group": [gi]}))
         groups.append(info)
     if not rows:
         raise NotIdentifiable("no group gave an optimum")
@@ -107,15 +110,25 @@ def group_optima(
     return Optima(frame=frame, groups=groups, warnings=warnings)
 
 
-@dataclass
-class HparamFit:
+def run_ids_of(frame: pd.DataFrame) -> list[str]:
+    """The grid's run ids: its ``run_id`` column, else ``row-K`` by data row."""
+    if "run_id" in frame.columns:
+        return frame["run_id"].astype(str).tolist()
+    rows = frame["row"] if "row" in frame.columns else pd.Series(np.arange(1, len(frame) + 1))
+    return [f"row-{int(r)}" for r in rows]
+
+
+@dataclass(repr=False)
+class HparamFit(Result):
     """Fitted optimal-lr and optimal-batch laws with bootstrap draws and what went in."""
+
+    kind: ClassVar[str] = "hparam_fit"
 
     lr: LawInstance
     batch: LawInstance
     method: str
     n_groups: int
-    n_runs: int
+    run_ids: tuple[str, ...] = ()
     lr_draws: np.ndarray | None = None
     batch_draws: np.ndarray | None = None
     level: float = 0.95
@@ -125,21 +138,19 @@ class HparamFit:
     data_range: dict[str, tuple[float, float]] = field(default_factory=dict)
     groups: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     source: str = ""
 
-    @staticmethod
-    def _ci(inst: LawInstance, boot: np.ndarray | None, level: float) -> dict[str, list[float]]:
-        if boot is None or len(boot) == 0:
+    def _ci(self, inst: LawInstance, draws: np.ndarray | None) -> dict[str, list[float]]:
+        if draws is None or len(draws) == 0:
             return {}
-        a = (1.0 - level) / 2.0
-        lo, hi = np.nanquantile(boot, a, axis=0), np.nanquantile(boot, 1.0 - a, axis=0)
+        lo, hi = percentile_interval(draws, self.level)
         return {k: [float(lo[i]), float(hi[i])] for i, k in enumerate(inst.law.param_names)}
 
     @property
     def ci(self) -> dict[str, dict[str, list[float]]]:
         """Percentile intervals of each coefficient: ``{"lr": {...}, "bs": {...}}``."""
-        return {"lr": self._ci(self.lr, self.lr_draws, self.level),
-                "bs": self._ci(self.batch, self.batch_draws, self.level)}
+        return {"lr": self._ci(self.lr, self.lr_draws), "bs": self._ci(self.batch, self.batch_draws)}
 
     def law(self, name: str = "fitted") -> HparamLaw:
         prov = Provenance(
@@ -155,11 +166,19 @@ class HparamFit:
                    "source": self.source},
         )
 
+    def predict(self, N: float, D: float) -> dict[str, Estimate]:
+        """Optimal ``lr`` and ``batch_tokens`` at (N, D) with their bootstrap intervals."""
+        law = self.law()
+        point = law.predict(N, D)
+        iv = law.interval(N, D, self.level)
+        return {k: Estimate(float(point[k]), *(float(x) for x in iv[k]) if iv else (None, None),
+                            level=self.level) for k in ("lr", "batch_tokens")}
+
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         n_boot = 0 if self.lr_draws is None else int(len(self.lr_draws))
         n_valid = 0 if self.lr_draws is None else int(np.isfinite(self.lr_draws).all(axis=1).sum())
         out: dict[str, Any] = {
-            "kind": "hparam_fit",
+            "kind": self.kind,
             "lr": dict(self.lr.params),
             "bs": dict(self.batch.params),
             "ci": self.ci,
@@ -179,7 +198,9 @@ class HparamFit:
             "data_range": {k: list(v) for k, v in self.data_range.items()},
             "groups": self.groups,
             "warnings": list(self.warnings),
+            "notes": list(self.notes),
             "source": self.source,
+            "run_ids": list(self.run_ids),
         }
         if include_draws and self.lr_draws is not None and self.batch_draws is not None:
             out["draws"] = {"lr": self.lr_draws.tolist(), "bs": self.batch_draws.tolist()}
@@ -191,15 +212,16 @@ class HparamFit:
         feats = data.get("features") or {"lr": ["N", "D"], "bs": ["D"]}
         lr_law = loglinear_law("lr", tuple(feats["lr"]))
         bs_law = loglinear_law("batch_tokens", tuple(feats["bs"]))
-        boot = data.get("draws") or data.get("boot") or {}  # "boot": files saved before 0.2
+        draws = data.get("draws") or data.get("boot") or {}  # "boot": files saved before 0.2
+        ids = data.get("run_ids") or [f"run-{i + 1}" for i in range(int(data.get("n_runs", 0)))]
         return cls(
             lr=lr_law.with_params(data["lr"], label="fitted lr"),
             batch=bs_law.with_params(data["bs"], label="fitted batch"),
             method=str(data.get("method", "threshold")),
             n_groups=int(data.get("n_groups", 0)),
-            n_runs=int(data.get("n_runs", 0)),
-            lr_draws=np.asarray(boot["lr"], dtype=float) if "lr" in boot else None,
-            batch_draws=np.asarray(boot["bs"], dtype=float) if "bs" in boot else None,
+            run_ids=tuple(str(x) for x in ids),
+            lr_draws=np.asarray(draws["lr"], dtype=float) if "lr" in draws else None,
+            batch_draws=np.asarray(draws["bs"], dtype=float) if "bs" in draws else None,
             level=float(data.get("level", 0.95)),
             resample=str(data.get("resample", "groups")),
             tolerance=float(data.get("tolerance", 0.0025)),
@@ -208,8 +230,30 @@ class HparamFit:
                         for k, v in (data.get("data_range") or {}).items()},
             groups=list(data.get("groups", [])),
             warnings=list(data.get("warnings", [])),
+            notes=list(data.get("notes", [])),
             source=str(data.get("source", "")),
         )
+
+    def summary(self) -> Summary:
+        pct = f"{round(self.level * 100)}% interval"
+        table = Table("coefficients (ln y = intercept + sum coef_f ln f)",
+                      ["law", "coefficient", "estimate", pct])
+        ci = self.ci
+        for key, inst in (("lr", self.lr), ("bs", self.batch)):
+            for k, v in inst.params.items():
+                table.add_row(key, k, v, format_interval(ci[key].get(k)))
+        title = (f"{self.method} fit: {self.n_groups} groups, {self.n_runs} runs "
+                 f"({self.level:.0%} {self.resample} bootstrap)"
+                 + (f", {self.source}" if self.source else ""))
+        facts = [("lr", f"{self.lr.law.formula}"), ("batch", f"{self.batch.law.formula}")]
+        return Summary(title=title, tables=[table], facts=facts, notes=list(self.notes),
+                       warnings=list(self.warnings), data=self.to_dict())
+
+    def _repr_items(self) -> list[str]:
+        lr, bs = self.lr.params, self.batch.params
+        coefs = " ".join(f"lr.{k}={v:.3f}" for k, v in lr.items() if k != "intercept")
+        coefs += " " + " ".join(f"bs.{k}={v:.3f}" for k, v in bs.items() if k != "intercept")
+        return [self.method, f"{self.n_groups} groups", coefs.strip()]
 
 
 def fit_hparam_law(
@@ -226,9 +270,13 @@ def fit_hparam_law(
 ) -> HparamFit:
     """Regress ln lr and ln batch_tokens of each group's optimum on ln features, with bootstrap."""
     if resample not in ("groups", "runs"):
-        raise UserError(f"--resample must be 'groups' or 'runs', not {resample!r}")
+        raise ParameterError(f"resample must be 'groups' or 'runs', not {resample!r}", "resample")
     if not 0 < tolerance < 1:
-        raise UserError(f"--tolerance must be in (0, 1), not {tolerance}")
+        raise ParameterError(f"tolerance must be in (0, 1), not {tolerance}", "tolerance")
+    if n_boot < 0:
+        raise ParameterError(f"n_boot must be >= 0, not {n_boot}", "n_boot")
+    if "run_id" not in grid.frame.columns:
+        grid = Grid(grid.frame.assign(run_id=run_ids_of(grid.frame)), grid.source, list(grid.notes))
     opt = group_optima(grid, method, tolerance, fit_window)
     f = opt.frame
     lr_law = loglinear_law("lr", tuple(lr_features))
@@ -250,9 +298,9 @@ def fit_hparam_law(
     if n_boot > 0:
         rng = np.random.default_rng(seed)
         if resample == "groups":
-            W = np.vstack([ones, resample_weights(n_groups, n_boot, rng, f["group"].to_numpy())])
+            W = np.vstack([ones, bootstrap_weights(n_groups, n_boot, rng, f["group"].to_numpy())])
         else:
-            W = np.vstack([ones, resample_weights(len(f), n_boot, rng)])
+            W = np.vstack([ones, bootstrap_weights(len(f), n_boot, rng)])
     b_lr = weighted_lstsq_batch(X_lr, y_lr, W)
     b_bs = weighted_lstsq_batch(X_bs, y_bs, W)
     warnings = list(grid.notes) + opt.warnings
@@ -266,13 +314,14 @@ def fit_hparam_law(
     data_range = {"N": (float(N.min()), float(N.max())), "D": (float(D.min()), float(D.max())),
                   "TPP": (float((D / N).min()), float((D / N).max())),
                   "C": (float((6 * N * D).min()), float((6 * N * D).max()))}
-    n_runs = int(len(f)) if method == "threshold" else int(
-        sum(g.get("n_fit", 0) for g in opt.groups))
+    # threshold: the runs kept as samples of each group's optimum; surface: every run of the
+    # groups whose landscape gave an optimum
+    used = [rid for cell in f["run_id"] for rid in str(cell).split(",")]
     return HparamFit(
         lr=lr_law.with_params(dict(zip(lr_law.param_names, b_lr[0], strict=True)), label="fitted lr"),
         batch=bs_law.with_params(dict(zip(bs_law.param_names, b_bs[0], strict=True)),
                                  label="fitted batch"),
-        method=method, n_groups=n_groups, n_runs=n_runs,
+        method=method, n_groups=n_groups, run_ids=tuple(used),
         lr_draws=b_lr[1:] if n_boot > 0 else None, batch_draws=b_bs[1:] if n_boot > 0 else None,
         level=level, resample=resample, tolerance=tolerance, fit_window=fit_window,
         data_range=data_range, groups=opt.groups, warnings=warnings, source=grid.source,
@@ -288,13 +337,12 @@ def load_hparam_law(spec: str | Path | HparamLaw) -> HparamLaw:
         return PUBLISHED_HPARAM_LAWS[key.lower()]
     path = Path(key)
     if not path.exists():
-        raise UserError(
-            f"--law/--hparams {key!r}: not one of {sorted(PUBLISHED_HPARAM_LAWS)} and no such file"
-        )
+        raise ParameterError(
+            f"hparams law {key!r}: not one of {sorted(PUBLISHED_HPARAM_LAWS)} and no such file")
     try:
         data = json.loads(path.read_text())
-        if data.get("kind") != "hparam_fit":
+        if not isinstance(data, dict) or data.get("kind") != "hparam_fit":
             raise ValueError("not a saved `scalinglab hparams fit` result (no kind: hparam_fit)")
         return HparamFit.from_dict(data).law(name=path.stem)
     except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: cannot read a fitted hyperparameter law: {exc}") from None
+        raise InputError(f"cannot read a fitted hyperparameter law: {exc}", source=str(path)) from None

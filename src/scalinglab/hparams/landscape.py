@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scalinglab.fit.result import NotIdentifiable
+from scalinglab.errors import NotIdentifiable
 
 #: windows tried in turn when a narrower one leaves too few runs or a non-convex fit
 WINDOWS = (0.02, 0.04, 0.08, np.inf)

@@ -11,15 +11,18 @@ ln(D/N), with a group bootstrap for intervals.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from scalinglab.fit.result import NotIdentifiable
-from scalinglab.hparams.bootstrap import resample_weights, weighted_lstsq_batch
+from scalinglab.errors import NotIdentifiable, ParameterError
+from scalinglab.hparams.bootstrap import weighted_lstsq_batch
 from scalinglab.hparams.grid import Grid
 from scalinglab.laws.base import LawInstance, Provenance
 from scalinglab.laws.hparams import ADAMW_TIMESCALE, TAU_LAW
+from scalinglab.results import Result
+from scalinglab.stats import bootstrap_weights, percentile_interval
+from scalinglab.summary import Summary, Table, format_interval
 
 
 def group_tau_opt(tau: np.ndarray, loss: np.ndarray, window: float = 0.02) -> tuple[float, str]:
@@ -36,37 +39,43 @@ def group_tau_opt(tau: np.ndarray, loss: np.ndarray, window: float = 0.02) -> tu
     return float(tau[best]), "best run"
 
 
-@dataclass
-class TauFit:
+@dataclass(repr=False)
+class TauFit(Result):
     """``tau_opt = exp(intercept) * (D/N)^coef_TPP`` with bootstrap draws."""
+
+    kind: ClassVar[str] = "tau_fit"
 
     law: LawInstance
     draws: np.ndarray | None
     groups: list[dict[str, Any]]
+    run_ids: tuple[str, ...] = ()
     level: float = 0.95
     data_range: dict[str, tuple[float, float]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ci(self) -> dict[str, list[float]]:
         if self.draws is None or len(self.draws) == 0:
             return {}
-        a = (1.0 - self.level) / 2.0
-        lo, hi = np.nanquantile(self.draws, a, axis=0), np.nanquantile(self.draws, 1 - a, axis=0)
+        lo, hi = percentile_interval(self.draws, self.level)
         return {k: [float(lo[i]), float(hi[i])] for i, k in enumerate(self.law.law.param_names)}
 
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "kind": "tau_fit",
+            "kind": self.kind,
             "formula": self.law.law.formula,
             "params": dict(self.law.params),
             "prefactor": float(np.exp(self.law.params["intercept"])),
             "ci": self.ci,
             "level": self.level,
             "n_groups": len(self.groups),
+            "n_runs": self.n_runs,
             "groups": self.groups,
             "data_range": {k: list(v) for k, v in self.data_range.items()},
             "warnings": self.warnings,
+            "notes": self.notes,
+            "run_ids": list(self.run_ids),
         }
         if include_draws and self.draws is not None:
             out["draws"] = self.draws.tolist()
@@ -80,16 +89,34 @@ class TauFit:
             provenance=Provenance(source="fitted optimal AdamW timescale", valid_range=rng),
             label="fitted tau",
         )
-        boot = data.get("draws", data.get("boot"))  # "boot": files saved before 0.2
-        return cls(law=law, draws=None if boot is None else np.asarray(boot, dtype=float),
-                   groups=list(data.get("groups", [])), level=float(data.get("level", 0.95)),
-                   data_range=rng, warnings=list(data.get("warnings", [])))
+        draws = data.get("draws", data.get("boot"))  # "boot": files saved before 0.2
+        return cls(law=law, draws=None if draws is None else np.asarray(draws, dtype=float),
+                   groups=list(data.get("groups", [])),
+                   run_ids=tuple(str(x) for x in data.get("run_ids") or ()),
+                   level=float(data.get("level", 0.95)), data_range=rng,
+                   warnings=list(data.get("warnings", [])), notes=list(data.get("notes", [])))
+
+    def summary(self) -> Summary:
+        pct = f"{round(self.level * 100)}% interval"
+        table = Table("tau_opt = exp(intercept) * (D/N)^coef_TPP", ["coefficient", "estimate", pct])
+        ci = self.ci
+        for k, v in self.law.params.items():
+            table.add_row(k, v, format_interval(ci.get(k)))
+        facts = [("prefactor", f"{np.exp(self.law.params['intercept']):.4g}")]
+        return Summary(title=f"optimal AdamW timescale ({len(self.groups)} groups, {self.n_runs} runs)",
+                       tables=[table], facts=facts, notes=list(self.notes),
+                       warnings=list(self.warnings), data=self.to_dict())
+
+    def _repr_items(self) -> list[str]:
+        return [f"{len(self.groups)} groups", f"coef_TPP={self.law.params['coef_TPP']:.3f}"]
 
 
 def fit_tau_law(
     grid: Grid, n_boot: int = 1000, seed: int = 0, window: float = 0.02, level: float = 0.95
 ) -> TauFit:
     """Fit ``ln tau_opt = intercept + coef_TPP ln(D/N)`` from a grid with a weight_decay column."""
+    if n_boot < 0:
+        raise ParameterError(f"n_boot must be >= 0, not {n_boot}", "n_boot")
     f = grid.frame
     if "weight_decay" not in f.columns:
         raise NotIdentifiable("the grid has no weight_decay column")
@@ -117,7 +144,7 @@ def fit_tau_law(
     y = np.log([g["tau_opt"] for g in groups])
     W = np.ones((1, len(y)))
     if n_boot > 0:
-        W = np.vstack([W, resample_weights(len(y), n_boot, np.random.default_rng(seed))])
+        W = np.vstack([W, bootstrap_weights(len(y), n_boot, np.random.default_rng(seed))])
     beta = weighted_lstsq_batch(X, y, W)
     rng = {"TPP": (float(tpp.min()), float(tpp.max()))}
     law = TAU_LAW.with_params(
@@ -126,5 +153,7 @@ def fit_tau_law(
                               valid_range=rng),
         label="fitted tau",
     )
-    return TauFit(law=law, draws=beta[1:] if n_boot > 0 else None, groups=groups, level=level,
-                  data_range=rng, warnings=warnings)
+    from scalinglab.hparams.fit import run_ids_of
+
+    return TauFit(law=law, draws=beta[1:] if n_boot > 0 else None, groups=groups,
+                  run_ids=tuple(run_ids_of(f)), level=level, data_range=rng, warnings=warnings)

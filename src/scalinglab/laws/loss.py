@@ -1,17 +1,25 @@
 """Loss laws: Chinchilla, Kaplan, and a single-variable power law with an irreducible term.
 
-Also the published loss-law instances used for planning, and the compute-optimal allocation
-under ``C = 6 N D`` (closed form for Chinchilla, numerical for anything else).
+Each law is declared once, with its fitting parametrisation, starting grid, identifiability rule
+and (for Chinchilla) its closed-form compute optimum, and registered in the catalogue
+(:mod:`scalinglab.laws.registry`). Also the published instances used for planning, and the
+compute-optimal allocation under ``C = 6 N D`` for any law of N and D.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from scalinglab.laws.base import Law, LawInstance, Provenance
+from scalinglab.errors import ParameterError
+from scalinglab.laws.base import DerivedFigure, Law, LawInstance, Provenance
+from scalinglab.laws.identify import DistinctInputs, sum_of_powers_owners
+from scalinglab.laws.logspace import KaplanLog, SumOfPowers
+from scalinglab.laws.registry import get_law, register_law, register_published
+from scalinglab.laws.starts import besiroglu_grid, kaplan_starts, power_starts
 
 
 def _chinchilla(x: Mapping[str, np.ndarray], p: Mapping[str, float]) -> np.ndarray:
@@ -23,12 +31,30 @@ def _kaplan(x: Mapping[str, np.ndarray], p: Mapping[str, float]) -> np.ndarray:
     return ((p["N_c"] / x["N"]) ** ratio + p["D_c"] / x["D"]) ** p["alpha_D"]
 
 
-CHINCHILLA = Law(
+def chinchilla_optimum(params: Mapping[str, Any], C: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form ``(N_opt, D_opt)`` minimising Chinchilla's L subject to ``C = 6 N D``.
+
+    Setting dL/dN = 0 along ``D = C/(6N)`` gives ``alpha A N^-alpha = beta B D^-beta``, hence
+    ``N_opt = G (C/6)^(beta/(alpha+beta))`` with ``G = (alpha A / (beta B))^(1/(alpha+beta))``.
+    Works on arrays of parameters (bootstrap draws) as well as scalars.
+    """
+    A, B, a, b = (np.asarray(params[k], dtype=float) for k in ("A", "B", "alpha", "beta"))
+    C = np.asarray(C, dtype=float)
+    with np.errstate(all="ignore"):  # wild draws overflow to inf: they are spread, not errors
+        G = (a * A / (b * B)) ** (1.0 / (a + b))
+        n_opt = G * (C / 6.0) ** (b / (a + b))
+        d_opt = (C / 6.0) / n_opt
+    return n_opt, d_opt
+
+
+_CHINCHILLA_PARAMS = ("E", "A", "B", "alpha", "beta")
+
+CHINCHILLA = register_law(Law(
     name="chinchilla",
     formula="L = E + A/N^alpha + B/D^beta",
     inputs=("N", "D"),
     output="loss",
-    param_names=("E", "A", "B", "alpha", "beta"),
+    param_names=_CHINCHILLA_PARAMS,
     fn=_chinchilla,
     bounds={
         "E": (1e-6, 20.0),
@@ -39,11 +65,23 @@ CHINCHILLA = Law(
     },
     provenance=Provenance(
         source="Hoffmann et al. 2022, 'Training Compute-Optimal Large Language Models' (Approach 3)",
+        url="https://arxiv.org/abs/2203.15556",
         units="N: non-embedding parameters; D: training tokens; L: nats/token",
     ),
-)
+    parametrisation=SumOfPowers,
+    starts=besiroglu_grid,
+    identifiability=DistinctInputs(3, sum_of_powers_owners(("N", "D"), _CHINCHILLA_PARAMS)),
+    optimum=chinchilla_optimum,
+    derived=(
+        DerivedFigure("N_opt_exponent", lambda p: p["beta"] / (p["alpha"] + p["beta"]),
+                      ("alpha", "beta"), "a in N_opt ∝ C^a"),
+        DerivedFigure("D_opt_exponent", lambda p: p["alpha"] / (p["alpha"] + p["beta"]),
+                      ("alpha", "beta"), "b in D_opt ∝ C^b"),
+    ),
+    exponents=("alpha", "beta"),
+))
 
-KAPLAN = Law(
+KAPLAN = register_law(Law(
     name="kaplan",
     formula="L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D",
     inputs=("N", "D"),
@@ -58,45 +96,53 @@ KAPLAN = Law(
     },
     provenance=Provenance(
         source="Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', eq. 1.5",
+        url="https://arxiv.org/abs/2001.08361",
         units="N: non-embedding parameters; D: training tokens; L: nats/token",
     ),
-)
+    parametrisation=KaplanLog,
+    starts=kaplan_starts,
+    # no constant term: two distinct values of each input already pin a term down
+    identifiability=DistinctInputs(2, {"N": ("N_c", "alpha_N"), "D": ("D_c", "alpha_D")}),
+    exponents=("alpha_N", "alpha_D"),
+))
 
 
 def power_law(variable: str = "C") -> Law:
     """``L = E + A * x^-alpha`` in one variable (``N``, ``D`` or ``C``)."""
     if variable not in ("N", "D", "C"):
-        raise ValueError(f"power law variable must be N, D or C, not {variable!r}")
+        raise ParameterError(f"variable must be N, D or C, not {variable!r}", "variable")
 
     def fn(x: Mapping[str, np.ndarray], p: Mapping[str, float]) -> np.ndarray:
         return p["E"] + p["A"] * x[variable] ** (-p["alpha"])
 
+    params = ("E", "A", "alpha")
     return Law(
         name=f"power_{variable}",
         formula=f"L = E + A*{variable}^-alpha",
         inputs=(variable,),
         output="loss",
-        param_names=("E", "A", "alpha"),
+        param_names=params,
         fn=fn,
         bounds={"E": (0.0, 20.0), "A": (1e-8, 1e15), "alpha": (1e-3, 3.0)},
         provenance=Provenance(source="single-variable power law with irreducible term"),
+        parametrisation=SumOfPowers,
+        starts=power_starts,
+        identifiability=DistinctInputs(3, sum_of_powers_owners((variable,), params)),
+        exponents=("alpha",),
     )
 
 
-LOSS_LAWS: dict[str, Law] = {
-    "chinchilla": CHINCHILLA,
-    "kaplan": KAPLAN,
-    "power_N": power_law("N"),
-    "power_D": power_law("D"),
-    "power_C": power_law("C"),
-}
+for _v in ("N", "D", "C"):
+    register_law(power_law(_v))
+
+#: the loss laws of this module by name (the full catalogue is ``laws.registry.list_laws()``)
+LOSS_LAWS: dict[str, Law] = {law.name: law for law in (CHINCHILLA, KAPLAN)} | {
+    f"power_{v}": get_law(f"power_{v}") for v in ("N", "D", "C")}
 
 
 def get_loss_law(name: str) -> Law:
-    try:
-        return LOSS_LAWS[name]
-    except KeyError:
-        raise KeyError(f"unknown loss law {name!r}; choose from {sorted(LOSS_LAWS)}") from None
+    """A law from the catalogue (kept for callers of the 0.1 API; prefer ``get_law``)."""
+    return get_law(name)
 
 
 # Published instances ---------------------------------------------------------------------------
@@ -124,30 +170,12 @@ BESIROGLU_2024 = CHINCHILLA.with_params(
 )
 
 PUBLISHED_LOSS_LAWS: dict[str, LawInstance] = {
-    "hoffmann2022": HOFFMANN_2022,
-    "besiroglu2024": BESIROGLU_2024,
+    "hoffmann2022": register_published("hoffmann2022", HOFFMANN_2022),
+    "besiroglu2024": register_published("besiroglu2024", BESIROGLU_2024),
 }
 
 
 # Compute-optimal allocation --------------------------------------------------------------------
-
-
-def chinchilla_optimum(
-    params: Mapping[str, float], C: np.ndarray | float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Closed-form ``(N_opt, D_opt)`` minimising Chinchilla's L subject to ``C = 6 N D``.
-
-    Setting dL/dN = 0 along ``D = C/(6N)`` gives ``alpha A N^-alpha = beta B D^-beta``, hence
-    ``N_opt = G (C/6)^(beta/(alpha+beta))`` with ``G = (alpha A / (beta B))^(1/(alpha+beta))``.
-    Works on arrays of parameters (bootstrap draws) as well as scalars.
-    """
-    E, A, B, a, b = (np.asarray(params[k], dtype=float) for k in ("E", "A", "B", "alpha", "beta"))
-    del E
-    C = np.asarray(C, dtype=float)
-    G = (a * A / (b * B)) ** (1.0 / (a + b))
-    n_opt = G * (C / 6.0) ** (b / (a + b))
-    d_opt = (C / 6.0) / n_opt
-    return n_opt, d_opt
 
 
 def compute_optimum(
@@ -160,11 +188,13 @@ def compute_optimum(
     ``C + 2 N_chinchilla T`` is not known in advance, so here C is the total (train + inference)
     budget, and D = (C - 2NT)/(6N).
     """
-    if instance.law.name == "chinchilla" and inference_tokens == 0.0:
-        n, d = chinchilla_optimum(instance.params, C)
+    law = instance.law
+    if law.optimum is not None and inference_tokens == 0.0:
+        n, d = law.optimum(instance.params, C)
         return float(n), float(d)
-    if "N" not in instance.law.inputs or "D" not in instance.law.inputs:
-        raise ValueError(f"law {instance.law.name!r} does not depend on both N and D")
+    if "N" not in law.inputs or "D" not in law.inputs:
+        raise ParameterError(f"law {law.name!r} ({law.formula}) does not depend on both N and D, "
+                             "so it cannot allocate a compute budget", "law")
 
     def tokens(log_n: float) -> float:
         n = np.exp(log_n)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from scalinglab.clikit import UserError
+from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.fit.result import FitResult
 from scalinglab.hparams.fit import load_hparam_law
 from scalinglab.hparams.timescale import TauFit
@@ -29,7 +29,7 @@ from scalinglab.laws.hparams import (
     HparamLaw,
     range_warnings,
 )
-from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS, chinchilla_optimum, compute_optimum
+from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS, compute_optimum
 
 BatchRound = Literal["multiple8", "pow2", "none"]
 #: default AdamW timescale (fraction of the run); an assumption, stated in every plan
@@ -83,11 +83,12 @@ def resolve_loss_law(spec: str | Path | LawInstance | FitResult) -> LawInstance 
         return PUBLISHED_LOSS_LAWS[key.lower()]
     path = Path(key)
     if not path.exists():
-        raise UserError(f"--law {key!r}: not one of {sorted(PUBLISHED_LOSS_LAWS)} and no such file")
+        raise ParameterError(f"loss_law {key!r}: not one of {sorted(PUBLISHED_LOSS_LAWS)} and no "
+                             "such file", "loss_law")
     try:
         return FitResult.from_dict(json.loads(path.read_text()))
     except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: cannot read a fitted loss law: {exc}") from None
+        raise InputError(f"cannot read a fitted loss law: {exc}", source=str(path)) from None
 
 
 def resolve_tau(spec: float | str | Path | TauFit | LawInstance) -> float | LawInstance:
@@ -102,11 +103,11 @@ def resolve_tau(spec: float | str | Path | TauFit | LawInstance) -> float | LawI
         pass
     path = Path(str(spec))
     if not path.exists():
-        raise UserError(f"--tau {spec!r}: neither a number nor a file")
+        raise ParameterError(f"tau {spec!r}: neither a number nor a file", "tau")
     try:
         return TauFit.from_dict(json.loads(path.read_text())).law
     except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: cannot read a fitted tau law: {exc}") from None
+        raise InputError(f"cannot read a fitted tau law: {exc}", source=str(path)) from None
 
 
 def round_batch(batch_tokens: float, seq_len: int, how: BatchRound) -> int:
@@ -119,7 +120,7 @@ def round_batch(batch_tokens: float, seq_len: int, how: BatchRound) -> int:
         return int(2 ** max(0, round(math.log2(max(seqs, 1.0)))))
     if how == "none":
         return max(1, int(round(seqs)))
-    raise UserError(f"--round must be multiple8, pow2 or none, not {how!r}")
+    raise ParameterError(f"batch_round must be multiple8, pow2 or none, not {how!r}", "batch_round")
 
 
 def _allocation(
@@ -127,27 +128,28 @@ def _allocation(
     T: float,
 ) -> tuple[float, float, str]:
     given = sum(x is not None for x in (compute, params, tokens))
-    for name, x in (("--compute", compute), ("--params", params), ("--tokens", tokens)):
+    for name, x in (("compute", compute), ("params", params), ("tokens", tokens)):
         if x is not None and not (math.isfinite(x) and x > 0):
-            raise UserError(f"{name} must be a positive number, not {x}")
+            raise ParameterError(f"{name} must be a positive number, not {x:g}", name)
     if given == 0 or given == 3 or (given == 1 and compute is None):
-        raise UserError("give --compute alone (compute-optimal), or two of --compute, --params, "
-                        "--tokens")
+        raise ParameterError("give compute alone (compute-optimal), or two of compute, params, "
+                             "tokens", "compute", "params", "tokens")
     if compute is not None and params is None and tokens is None:
         try:
             N, D = compute_optimum(inst, compute, inference_tokens=T)
-        except ValueError as exc:
-            raise UserError(f"cannot find a compute optimum with this loss law: {exc}") from None
+        except (ArithmeticError, ValueError) as exc:
+            raise NotIdentifiable(f"cannot find a compute optimum with this loss law: {exc}") from None
         if not D >= 1:
-            raise UserError(f"--compute {compute:.3g} leaves no training tokens after inference "
-                            f"on {T:.3g} tokens")
+            raise ParameterError(f"compute {compute:.3g} leaves no training tokens after inference "
+                                 f"on {T:.3g} tokens", "compute")
         return N, D, "compute-optimal" + (" with inference" if T > 0 else "")
     if params is not None and tokens is not None:
         return params, tokens, "given N and D"
     if compute is not None and params is not None:
         D = (compute - 2 * params * T) / (6 * params)
         if D < 1:
-            raise UserError(f"--compute {compute:.3g} is too small for N = {params:.3g}")
+            raise ParameterError(f"compute {compute:.3g} is too small for N = {params:.3g}",
+                                 "compute")
         return params, D, "given compute and N"
     assert compute is not None and tokens is not None
     return compute / (6 * tokens + 2 * T), tokens, "given compute and D"
@@ -174,15 +176,16 @@ def make_plan(
     inst = fit.instance if fit is not None else law
     assert isinstance(inst, LawInstance)
     if not {"N", "D"} <= set(inst.law.inputs):
-        raise UserError(f"loss law {inst.label!r} ({inst.law.formula}) does not depend on both N "
-                        "and D, so it cannot allocate a budget; fit a chinchilla or kaplan law")
+        raise ParameterError(f"loss law {inst.label!r} ({inst.law.formula}) does not depend on "
+                             "both N and D, so it cannot allocate a budget; fit a law of N and D "
+                             "(e.g. chinchilla or kaplan)", "loss_law")
     hp = load_hparam_law(hparams_law)
     tau_spec = resolve_tau(tau)
     if seq_len <= 0:
-        raise UserError(f"--seq-len must be positive, not {seq_len}")
+        raise ParameterError(f"seq_len must be positive, not {seq_len}", "seq_len")
     T = float(inference_tokens)
     if T < 0:
-        raise UserError(f"--inference-tokens must be >= 0, not {T}")
+        raise ParameterError(f"inference_tokens must be >= 0, not {T:g}", "inference_tokens")
     N, D, mode = _allocation(inst, compute, params, tokens, T)
     warnings: list[str] = []
 
@@ -190,14 +193,14 @@ def make_plan(
     loss = float(inst.predict(N=N, D=D))
     loss_iv: list[float] | None = None
     N_iv = D_iv = None
-    if fit is not None and fit.draws is not None and len(fit.draws):
+    if fit is not None and fit.n_draws:
         _, lo, hi = fit.predict_interval(N=N, D=D)
         loss_iv = [float(lo), float(hi)]
-        source = f"{fit.level:.0%} percentile interval over the fit's {len(fit.draws)} bootstrap draws"
-        if mode == "compute-optimal" and inst.law.name == "chinchilla":
-            C = 6.0 * N * D
-            _, nlo, nhi = fit.derived_interval(lambda p: chinchilla_optimum(p, C)[0])
-            N_iv, D_iv = [float(nlo), float(nhi)], [float(C / 6 / nhi), float(C / 6 / nlo)]
+        source = f"{fit.level:.0%} percentile interval over the fit's {fit.n_draws} bootstrap draws"
+        if mode.startswith("compute-optimal"):
+            opt = fit.optimum(6.0 * N * D + 2.0 * N * T, inference_tokens=T)
+            N_iv = None if opt.N.ci is None else list(opt.N.ci)
+            D_iv = None if opt.D.ci is None else list(opt.D.ci)
     elif fit is not None:
         source = "no interval: the fit was saved without bootstrap draws"
     else:
@@ -231,7 +234,7 @@ def make_plan(
     else:
         tau_v = float(tau_spec)
         if not tau_v > 0:
-            raise UserError(f"--tau must be positive, not {tau_v}")
+            raise ParameterError(f"tau must be positive, not {tau_v:g}", "tau")
         tau_src = "given" if tau_v != DEFAULT_TAU else (
             "default assumption (not fitted): give --tau or fit one with `hparams tau`")
     wd = float(WEIGHT_DECAY_FOR_TAU.predict(batch_tokens=bt, lr=lr, tau=tau_v, D=D))

@@ -16,15 +16,20 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import pandas as pd
 
-from scalinglab.clikit import UserError
+from scalinglab.errors import InputError, NotIdentifiable, ParameterError, ScalingLabError
 from scalinglab.fit import IsoFlopResult
-from scalinglab.fit.result import FitResult, NotIdentifiable
+from scalinglab.fit.result import FitResult
 from scalinglab.laws.hparams import PUBLISHED_HPARAM_LAWS, HparamLaw
+from scalinglab.laws.registry import get_law, list_laws
+from scalinglab.runs.select import select_runs
 
 T = TypeVar("T")
 
-#: loss laws offered in the report and the dashboard (names of ``laws.loss.LOSS_LAWS``)
-LOSS_LAWS = ("chinchilla", "kaplan", "power_C", "power_N", "power_D")
+
+def loss_laws() -> list[str]:
+    """Catalogue laws the report and the dashboard can fit to runs (inputs among N, D, C)."""
+    return [name for name in list_laws()
+            if (law := get_law(name)).fittable and set(law.inputs) <= {"N", "D", "C"}]
 #: fewest lr × batch runs at one (N, D) that count as a grid worth a heatmap
 MIN_GRID_RUNS = 9
 
@@ -42,12 +47,10 @@ class Outcome(Generic[T]):
 
 
 def attempt(fn: Callable[[], T]) -> Outcome[T]:
-    """Run ``fn``; user-facing failures (UserError, NotIdentifiable, ValueError) become messages."""
+    """Run ``fn``; the library's refusals (any :class:`ScalingLabError`) become messages."""
     try:
         return Outcome(fn())
-    except UserError as exc:
-        return Outcome(error=exc.message)
-    except (NotIdentifiable, ValueError) as exc:
+    except ScalingLabError as exc:
         return Outcome(error=str(exc))
 
 
@@ -66,55 +69,53 @@ def parse_tag_filters(items: Iterable[str] | str | None) -> dict[str, str]:
             sep = ":" if ":" in part else "="
             key, found, value = part.partition(sep)
             if not found or not key.strip() or not value.strip():
-                raise UserError(f"tag filter {part!r}: write KEY:VALUE, e.g. dataset:c4")
+                raise ParameterError(f"tag filter {part!r}: write KEY=VALUE or KEY:VALUE, e.g. "
+                                     "dataset=c4", "tag")
             out[key.strip()] = value.strip()
     return out
 
 
-def loss_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Runs that inform a loss law: at each (N, D), the runs of its best (lr, batch) setting.
-
-    An lr × batch grid holds many runs at one (N, D), nearly all mistuned; the law describes
-    well-tuned training, so only the best setting (lowest mean loss) counts. Replicates of one
-    setting (seeds) all count: keeping only the luckiest would bias the law low.
-    """
+def loss_runs(runs: pd.DataFrame, inputs: tuple[str, ...] = ("N", "D"), *,
+              best_per_point: bool = False, group_by: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The runs that inform a loss law, by the one rule (:func:`scalinglab.runs.select.select_runs`)."""
     if runs.empty:
         return runs
-    cols = [c for c in ("lr", "batch_tokens") if c in runs]
-    setting = [runs["N"], runs["D"], *(runs[c].fillna(-1.0) for c in cols)]
-    mean = runs.groupby(setting)["loss"].transform("mean")
-    best = mean.groupby([runs["N"], runs["D"]]).transform("min")
-    return runs[mean <= best].sort_values(["C", "N"]).reset_index(drop=True)
+    return select_runs(runs, inputs, best_per_point=best_per_point, group_by=group_by).frame
 
 
 def fit_loss_law(
     runs: pd.DataFrame, law: str = "chinchilla", bootstrap: int = 200, holdout: int = 0,
-    seed: int = 0,
+    seed: int = 0, *, best_per_point: bool = False, group_by: tuple[str, ...] = (),
+    source: str = "",
 ) -> FitResult:
-    """Fit a loss law to runs with the fit engine; raises NotIdentifiable/UserError as it does."""
+    """Fit a loss law to the runs the selection rule keeps; raises as the fit engine does."""
     from scalinglab.fit import fit_law
 
-    if law not in LOSS_LAWS:
-        raise UserError(f"unknown loss law {law!r}; choose from {list(LOSS_LAWS)}")
-    data = loss_runs(runs)
-    if len(data) == 0:
-        raise UserError("no finished runs match this filter; nothing to fit")
-    return fit_law(law, data, bootstrap=bootstrap, holdout_top=holdout, seed=seed)
+    spec = get_law(law)
+    if runs.empty:
+        raise InputError("no finished runs match this filter; nothing to fit", source=source or None)
+    chosen = select_runs(runs, spec.inputs, best_per_point=best_per_point, group_by=group_by)
+    fit = fit_law(spec, chosen.frame, bootstrap=bootstrap, holdout_top=holdout, seed=seed,
+                  source=source)
+    fit.notes[:0] = chosen.notes
+    return fit
 
 
-def fit_isoflop(runs: pd.DataFrame, bootstrap: int = 200, seed: int = 0) -> IsoFlopResult:
+def fit_isoflop(runs: pd.DataFrame, bootstrap: int = 200, seed: int = 0, *,
+                best_per_point: bool = False, group_by: tuple[str, ...] = (),
+                source: str = "") -> IsoFlopResult:
     """IsoFLOP (Approaches 1 and 2) fit of the runs' compute-optimal N and D."""
     from scalinglab.fit import fit_isoflop as fit
     from scalinglab.fit import group_budgets  # the fit's own grouping, to see what it will see
 
-    data = loss_runs(runs)
-    if len(data) == 0:
-        raise UserError("no finished runs match this filter; nothing to fit")
+    if runs.empty:
+        raise InputError("no finished runs match this filter; nothing to fit", source=source or None)
+    data = select_runs(runs, ("N", "D"), best_per_point=best_per_point, group_by=group_by).frame
     # a store mixes sweeps: a lone run (say an lr x batch grid's point) is not an IsoFLOP profile
     group, _ = group_budgets(data["C"].to_numpy(float))
     sizes = data.groupby(group)["N"].nunique()
     keep = np.isin(group, sizes.index[sizes >= 3])
-    result = fit(data[keep].reset_index(drop=True), bootstrap=bootstrap, seed=seed)
+    result = fit(data[keep].reset_index(drop=True), bootstrap=bootstrap, seed=seed, source=source)
     if not keep.all():
         result.notes.append(f"{int((~keep).sum())} run(s) at budgets with fewer than 3 model "
                             "sizes left out (not an IsoFLOP profile)")
@@ -140,8 +141,12 @@ def fit_hparams(runs: pd.DataFrame, bootstrap: int = 200, seed: int = 0) -> Hpar
     if not keys:
         raise NotIdentifiable("no lr × batch grid in these runs: sweep lr and batch at a few (N, D)")
     inside = pd.Series(list(zip(runs["N"], runs["D"], strict=True)), index=runs.index).isin(keys)
-    frame = runs.loc[inside, ["N", "D", "lr", "batch_tokens", "loss"]].reset_index(drop=True)
-    result = fit_hparam_law(grid_from_frame(frame, source="store"), n_boot=bootstrap, seed=seed)
+    cols = ["N", "D", "lr", "batch_tokens", "loss"] + (["run_id"] if "run_id" in runs else [])
+    frame = runs.loc[inside, cols].reset_index(drop=True)
+    grid = grid_from_frame(frame.drop(columns=["run_id"], errors="ignore"), source="store")
+    if "run_id" in frame:
+        grid.frame["run_id"] = frame["run_id"].astype(str).to_numpy()
+    result = fit_hparam_law(grid, n_boot=bootstrap, seed=seed)
     return result.law(name="fitted")
 
 
@@ -230,22 +235,32 @@ def summarise(
     bootstrap: int = 200,
     holdout: int = 0,
     seed: int = 0,
+    best_per_point: bool = False,
+    group_by: tuple[str, ...] = (),
 ) -> Summary:
-    """Fit, plan and collect warnings for the runs of ``store`` (a RunStore) matching ``tags``."""
+    """Fit, plan and collect warnings for the runs of ``store`` (a RunStore) matching ``tags``.
+
+    Runs are chosen for each law by the one selection rule (see :mod:`scalinglab.runs.select`),
+    the same as ``scalinglab fit --store`` and the dashboard use.
+    """
     tags = dict(tags or {})
     runs = store.runs(tags=tags or None)
     every = store.runs(status=None, tags=tags or None)
     other = every[every["status"] != "finished"].reset_index(drop=True)
     counts = {str(k): int(v) for k, v in every["status"].value_counts().items()}
     warnings: list[str] = []
-    fits = {law: attempt(lambda law=law: fit_loss_law(runs, law, bootstrap, holdout, seed))
+    source = str(getattr(store, "path", store))
+    fits = {law: attempt(lambda law=law: fit_loss_law(runs, law, bootstrap, holdout, seed,
+                                                      best_per_point=best_per_point,
+                                                      group_by=group_by, source=source))
             for law in laws}
     for law, outcome in fits.items():
         if outcome.error:
             warnings.append(f"{law}: {outcome.error}")
         elif outcome.value is not None:
             warnings += [f"{law}: {w}" for w in outcome.value.warnings]
-    iso = attempt(lambda: fit_isoflop(runs, bootstrap, seed))
+    iso = attempt(lambda: fit_isoflop(runs, bootstrap, seed, best_per_point=best_per_point,
+                                      group_by=group_by, source=source))
     if iso.error:
         warnings.append(f"IsoFLOP: {iso.error}")
     elif iso.value is not None:

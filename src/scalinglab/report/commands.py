@@ -47,14 +47,13 @@ def report(
 
         scalinglab report --figures figs/   # also save each figure as PNG
     """
-    from scalinglab.laws.loss import LOSS_LAWS
-    from scalinglab.report.analysis import summarise
+    from scalinglab.report.analysis import loss_laws, summarise
     from scalinglab.report.html import render_report, save_figures
     from scalinglab.runs.store import RunStore
 
-    unknown = [x for x in law if x not in LOSS_LAWS]
+    unknown = [x for x in law if x not in loss_laws()]
     if unknown:
-        raise UserError(f"--law {unknown[0]!r}: choose from {sorted(LOSS_LAWS)}")
+        raise UserError(f"--law {unknown[0]!r}: choose from {loss_laws()}")
     if compute is not None and not compute > 0:
         raise UserError(f"--compute must be a positive number of FLOPs, not {compute}")
     runs = RunStore(store, read_only=True)

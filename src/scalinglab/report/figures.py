@@ -22,10 +22,10 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
+from scalinglab.errors import NotIdentifiable
 from scalinglab.fit import AllocationLaw, IsoFlopResult, group_budgets
-from scalinglab.fit.result import FitResult, NotIdentifiable
+from scalinglab.fit.result import FitResult
 from scalinglab.hparams.landscape import fit_landscape
-from scalinglab.laws.loss import chinchilla_optimum
 
 #: axis labels with units, shared by every figure
 LABELS = {
@@ -69,7 +69,7 @@ def greek(text: str) -> str:
 def param_summary(fit: FitResult, names: Iterable[str] | None = None) -> str:
     """``α = 0.34 [0.31, 0.37], β = ...``: estimates with their bootstrap interval."""
     ci = fit.ci
-    unidentified = set(fit.extra.get("unidentified") or [])
+    unidentified = set(fit.unidentified)
     parts = []
     for name in names if names is not None else fit.law.param_names:
         value = fit.params[name]
@@ -138,25 +138,11 @@ def _lognorm(values: np.ndarray) -> LogNorm:
 def held_out_mask(
     runs: pd.DataFrame, fit: FitResult | None, holdout: Iterable[str] | None = None
 ) -> np.ndarray:
-    """Which runs were held out: ids given, else the fit's ``holdout["runs"]``.
-
-    The fit engine records held-out runs by their inputs (N, D, C) rather than by id, so those
-    are matched on every input they carry.
-    """
-    if holdout is not None:
-        return runs["run_id"].astype(str).isin({str(r) for r in holdout}).to_numpy()
-    mask = np.zeros(len(runs), dtype=bool)
-    for r in ((fit.holdout or {}).get("runs") or []) if fit is not None else []:
-        if not isinstance(r, Mapping):
-            mask |= runs["run_id"].astype(str).to_numpy() == str(r)
-        elif "run_id" in r:
-            mask |= runs["run_id"].astype(str).to_numpy() == str(r["run_id"])
-        else:
-            keys = [k for k in ("N", "D", "C") if k in r and k in runs]
-            if keys:
-                mask |= np.all([np.isclose(runs[k].to_numpy(float), float(r[k]), rtol=1e-9)
-                                for k in keys], axis=0)
-    return mask
+    """Which runs were held out: the ids given, else the fit's own ``heldout_ids``."""
+    ids = holdout if holdout is not None else (fit.heldout_ids if fit is not None else ())
+    if "run_id" not in runs:
+        return np.zeros(len(runs), dtype=bool)
+    return runs["run_id"].astype(str).isin({str(r) for r in ids}).to_numpy()
 
 
 def _levels(values: np.ndarray, k: int) -> np.ndarray:
@@ -268,19 +254,17 @@ def residuals(
     title = f"Residuals of {fit.law.name} fit ({fit.n_runs} runs)"
     if math.isfinite(fit.residual_std):
         title += f", σ(log loss) = {fmt(fit.residual_std)}"
-    if fit.holdout and fit.holdout.get("mean_abs_rel_err") is not None:
-        title += f"\nheld out: mean |rel err| = {100 * fit.holdout['mean_abs_rel_err']:.2f}%"
-        if fit.holdout.get("max_abs_rel_err") is not None:
-            title += f", max {100 * fit.holdout['max_abs_rel_err']:.2f}%"
+    if fit.holdout is not None:
+        title += (f"\nheld out: mean |rel err| = {100 * fit.holdout.mean_abs_rel_err:.2f}%, "
+                  f"max {100 * fit.holdout.max_abs_rel_err:.2f}%")
     ax.set_title(title, fontsize=10)
     _legend_below(fig, ax)
     return fig
 
 
 def exponent_names(fit: FitResult) -> list[str]:
-    """Parameters that are exponents (``alpha``, ``beta``, ``alpha_N``...), else all of them."""
-    names = [n for n in fit.law.param_names if n.startswith(("alpha", "beta", "a_", "b_"))]
-    return names or list(fit.law.param_names)
+    """The parameters the law declares as exponents, else all of them."""
+    return list(fit.law.exponents) or list(fit.law.param_names)
 
 
 def bootstrap_distributions(
@@ -580,7 +564,7 @@ def optimal_allocation(
     """N_opt(C) and D_opt(C): each budget's optimum, the fitted power law with its band,
     extrapolated to ``planned_compute`` (marked, with its interval).
 
-    With a Chinchilla ``fit`` its implied optimum (Approach 3, ``chinchilla_optimum``) is drawn
+    With a loss-law ``fit`` of N and D its implied optimum (Approach 3, ``fit.optimum``) is drawn
     too: when the approaches disagree beyond their bands, the plan is less certain than either
     band says.
     """
@@ -595,6 +579,12 @@ def optimal_allocation(
     c_all = np.array([b.C for b in iso.budgets])
     hi_c = max(c_all.max(), planned_compute or 0.0) * 3
     C = np.geomspace(c_all.min() / 3, hi_c, 200)
+    approach3 = None
+    if fit is not None and {"N", "D"} <= set(fit.law.inputs):
+        from scalinglab.laws.loss import compute_optimum
+
+        opt = np.array([compute_optimum(fit.instance, float(c)) for c in C])
+        approach3 = {"N": opt[:, 0], "D": opt[:, 1]}
     fig, axes = new_figure(11.0, 4.6, ncols=2)
     for ax, which in zip(axes, ("N", "D"), strict=True):
         curve = law.n_opt(C) if which == "N" else law.d_opt(C)
@@ -606,10 +596,9 @@ def optimal_allocation(
                             label=f"{round(law.level * 100)}% band (bootstrap)")
         ax.scatter(pts_c, pts[which], color="black", s=30, zorder=5,
                    label="optimum per budget" if law.approach == 2 else "best run per budget")
-        if fit is not None and fit.law.name == "chinchilla":
-            n3, d3 = chinchilla_optimum(fit.params, C)
-            ax.plot(C, n3 if which == "N" else d3, "--", color="darkorange", linewidth=1.4,
-                    label="Approach 3 (Chinchilla fit)")
+        if approach3 is not None:
+            ax.plot(C, approach3[which], "--", color="darkorange", linewidth=1.4,
+                    label=f"Approach 3 ({fit.law.name} law)")
         ax.axvspan(c_all.max(), C[-1], color="grey", alpha=0.13, label="beyond the data")
         if planned_compute:
             cp = np.array([float(planned_compute)])

@@ -99,7 +99,7 @@ def fit_table(fit: FitResult) -> str:
     """Parameter estimates with their percentile bootstrap interval."""
     ci = fit.ci
     pct = f"{round(fit.level * 100)}%"
-    unidentified = set(fit.extra.get("unidentified") or [])
+    unidentified = set(fit.unidentified)
     rows = [{"parameter": greek(k), "estimate": v,
              f"{pct} CI low": ci.get(k, (None, None))[0],
              f"{pct} CI high": ci.get(k, (None, None))[1]} for k, v in fit.params.items()]
@@ -135,7 +135,7 @@ def figure_set(summary: Summary, store: Any = None) -> dict[str, tuple[str, Call
                                        lambda fit=fit: figures.bootstrap_distributions(fit))
     iso = summary.isoflop.value
     if summary.isoflop.ok and iso is not None:
-        chinchilla = summary.fits["chinchilla"].value if "chinchilla" in summary.fits else None
+        chinchilla = summary.primary_fit
         out["isoflop"] = ("IsoFLOP curves: loss vs N at each compute budget, fitted parabolas "
                           "and their minima", lambda: figures.isoflop_curves(data, iso))
         out["allocation"] = (
@@ -207,8 +207,8 @@ def _fit_notes(fit: FitResult) -> str:
     bits = [f"{fit.n_runs} runs", f"{0 if fit.draws is None else len(fit.draws)} bootstrap resamples"]
     if np.isfinite(fit.residual_std):
         bits.append(f"σ of log-loss residuals {fmt(fit.residual_std)}")
-    if fit.holdout and fit.holdout.get("mean_abs_rel_err") is not None:
-        bits.append(f"held-out mean |relative error| {100 * fit.holdout['mean_abs_rel_err']:.2f}%")
+    if fit.holdout is not None:
+        bits.append(f"held-out mean |relative error| {100 * fit.holdout.mean_abs_rel_err:.2f}%")
     if fit.data_range:
         bits.append("fitted on " + ", ".join(
             f"{k} ∈ [{fmt(lo)}, {fmt(hi)}]" for k, (lo, hi) in fit.data_range.items()))

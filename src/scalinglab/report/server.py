@@ -4,7 +4,8 @@ A sweep may be writing the same DuckDB file; DuckDB lets one process hold it at 
 app never keeps a connection open: each request opens the store read-only (the store retries a
 held lock briefly) and answers 503 with a clear message if the writer keeps it longer. Fits are
 cached by the store file's state so figures and plans after a fit reuse it. Every error the user
-can cause answers with ``{"detail": message}`` and a 400/404/422 status, never a stack trace.
+can cause answers with ``{"detail": message}`` and a status chosen by the error's *type*
+(:data:`STATUS`), never by its text and never with a stack trace.
 """
 
 from __future__ import annotations
@@ -22,8 +23,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from scalinglab.clikit import UserError, to_json
-from scalinglab.fit.result import FitResult, NotIdentifiable
+from scalinglab.clikit import to_json
+from scalinglab.errors import (
+    InputError,
+    NotIdentifiable,
+    ParameterError,
+    ScalingLabError,
+    StoreBusy,
+    StoreError,
+)
+from scalinglab.fit.result import FitResult
 from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS
 from scalinglab.report import analysis, figures
 from scalinglab.runs.store import RunStore
@@ -32,6 +41,17 @@ from scalinglab.runs.store import RunStore
 LOCK_WAIT_S = 5.0
 FIGURES = ("loss", "residuals", "bootstrap", "isoflop", "allocation", "heatmap", "curves")
 _render_lock = threading.Lock()  # matplotlib is not thread-safe across figures' text rendering
+
+#: HTTP status of each library error, most specific first: a busy store is worth retrying (503),
+#: data that cannot answer the question is unprocessable (422), a bad argument is a bad request
+STATUS: tuple[tuple[type[ScalingLabError], int], ...] = (
+    (StoreBusy, 503), (NotIdentifiable, 422), (InputError, 422), (ParameterError, 400),
+    (StoreError, 400), (ScalingLabError, 400),
+)
+
+
+def status_of(exc: ScalingLabError) -> int:
+    return next(code for cls, code in STATUS if isinstance(exc, cls))
 
 
 class ApiError(Exception):
@@ -75,17 +95,14 @@ class _Cache:
 
 
 def _unprocessable(fn: Callable[[], Any]) -> Any:
-    """Run a fit whose request was well-formed: any refusal (too few runs, not identifiable,
-    a fit engine's UserError) is about the data, so it answers 422."""
+    """Run a fit whose request was well-formed: a refusal of the data answers 422."""
     try:
         return fn()
-    except ApiError:
+    except StoreBusy:
         raise
-    except UserError as exc:
-        raise ApiError(422, exc.message) from None
     except NotIdentifiable as exc:
         raise ApiError(422, f"not identifiable: {exc}") from None
-    except ValueError as exc:  # the fit engine's refusals of data it cannot use
+    except (InputError, ParameterError) as exc:
         raise ApiError(422, str(exc)) from None
 
 
@@ -98,7 +115,7 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0) -> F
     """The dashboard app for the store at ``store_path`` (which must exist)."""
     path = Path(store_path)
     if not path.exists():
-        raise UserError(f"{path}: no run store here (import runs or run a sweep first)")
+        raise StoreError(f"{path}: no run store here (import runs or run a sweep first)")
     app = FastAPI(title="scalinglab dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     cache = _Cache()
 
@@ -115,8 +132,8 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0) -> F
         return store().runs(status=None if status == "all" else status, tags=tags or None)
 
     def fitted(law: str, tag: list[str], boot: int, holdout: int = 0) -> FitResult:
-        if law not in analysis.LOSS_LAWS:
-            raise ApiError(400, f"unknown law {law!r}; choose from {list(analysis.LOSS_LAWS)}")
+        if law not in analysis.loss_laws():
+            raise ApiError(400, f"unknown law {law!r}; choose from {analysis.loss_laws()}")
         tags = analysis.parse_tag_filters(tag)
         key = ("fit", state(), law, tuple(sorted(tags.items())), boot, holdout)
         return cache.get(key, lambda: _unprocessable(
@@ -137,17 +154,14 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0) -> F
     async def _api_error(_: Request, exc: ApiError) -> Response:
         return _json({"detail": exc.message}, exc.status)
 
-    @app.exception_handler(UserError)
-    async def _user_error(_: Request, exc: UserError) -> Response:
-        if "cannot open the run store" in exc.message and "lock" in exc.message.lower():
+    @app.exception_handler(ScalingLabError)
+    async def _library_error(_: Request, exc: ScalingLabError) -> Response:
+        if isinstance(exc, StoreBusy):
             # the store already retried for LOCK_WAIT_S: a writer (a sweep) holds the file
             return _json({"detail": f"the run store {path} is busy: another process (a sweep?) "
                           "is writing to it; retry in a moment"}, 503)
-        return _json({"detail": exc.message}, 400)
-
-    @app.exception_handler(NotIdentifiable)
-    async def _not_identifiable(_: Request, exc: NotIdentifiable) -> Response:
-        return _json({"detail": f"not identifiable: {exc}"}, 422)
+        prefix = "not identifiable: " if isinstance(exc, NotIdentifiable) else ""
+        return _json({"detail": prefix + str(exc)}, status_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_: Request, exc: RequestValidationError) -> Response:
@@ -176,7 +190,7 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0) -> F
         runs = s.runs()
         return _json({
             "store": str(path), "counts": s.counts(), "tags": s.tag_values(),
-            "laws": list(analysis.LOSS_LAWS), "published_laws": sorted(PUBLISHED_LOSS_LAWS),
+            "laws": analysis.loss_laws(), "published_laws": sorted(PUBLISHED_LOSS_LAWS),
             "grids": [{"N": n, "D": d} for n, d in analysis.grid_keys(runs)],
             "default_compute": analysis.default_budget(runs), "figures": list(FIGURES),
         })

@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from scalinglab.clikit import UserError
+from scalinglab.errors import StoreBusy, StoreError
 from scalinglab.runs import io as runs_io
 from scalinglab.runs.schema import STATUSES, Prepared, run_id_for, validate_and_prepare
 
@@ -105,8 +106,11 @@ class RunStore:
                 con = duckdb.connect(str(self.path), read_only=self.read_only)
                 break
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise UserError(f"{self.path}: cannot open the run store: {exc}") from None
+                if "lock" not in str(exc).lower():
+                    raise StoreError(f"{self.path}: cannot open the run store: {exc}") from None
+                if time.monotonic() > deadline:
+                    raise StoreBusy(f"{self.path}: the run store is busy (another process holds "
+                                    f"its lock): {exc}") from None
                 time.sleep(0.05)
         try:
             yield con

@@ -1,4 +1,4 @@
-"""``scalinglab demo``: from nothing to a fitted law and a plan, on a laptop CPU.
+"""The demo's job: from nothing to a fitted law and a plan, on a laptop CPU.
 
 Plans a tiny IsoFLOP sweep of real transformers on the default corpus (the Python standard
 library's source), trains it into a DuckDB store, fits Chinchilla's law with bootstrap intervals
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from scalinglab.errors import ScalingLabError
 from scalinglab.runs.store import RunStore
 from scalinglab.sweep.plan import Defaults, SweepPlan, isoflop_plan
 from scalinglab.sweep.runner import Progress, SweepReport, run_plan
@@ -90,26 +90,27 @@ class DemoResult:
         }
 
 
-def extrapolation_check(runs: pd.DataFrame, bootstrap: int = 100, seed: int = 0) -> Extrapolation:
-    """Fit Chinchilla on every budget but the largest; predict the largest budget's best loss.
+def extrapolation_check(runs: pd.DataFrame, bootstrap: int = 100, seed: int = 0,
+                        law: str = "chinchilla") -> Extrapolation:
+    """Fit the law on every budget but the largest; predict the largest budget's best loss.
 
+    The runs are chosen by the same rule as every other fit (:mod:`scalinglab.runs.select`).
     The prediction is the law's loss at its compute-optimal (N, D) for that budget, which is what
     a user planning that budget would be told; the observation is the best run there.
     """
-    from scalinglab.fit import fit_law, group_budgets
-    from scalinglab.laws.loss import chinchilla_optimum
+    from scalinglab.errors import NotIdentifiable
+    from scalinglab.fit import group_budgets
+    from scalinglab.report.analysis import fit_loss_law
 
     group, values = group_budgets(runs["C"].to_numpy(float))
     top = int(group.max())
     if top < 2:
-        raise ValueError("needs at least 3 budgets (2 to fit, 1 to predict)")
-    fit = fit_law("chinchilla", runs[group < top], bootstrap=bootstrap, seed=seed)
+        raise NotIdentifiable("the held-out check needs at least 3 budgets (2 to fit, 1 to predict)")
+    fit = fit_loss_law(runs[group < top].reset_index(drop=True), law, bootstrap, 0, seed)
     budget = float(values[top])
-    n, d = chinchilla_optimum(fit.params, budget)
-    point, lo, hi = fit.predict_interval(N=n, D=d)
-    interval = None if np.isnan(lo) else (float(lo), float(hi))
-    return Extrapolation(budget, float(point), interval, float(runs["loss"][group == top].min()),
-                         int((group < top).sum()))
+    loss = fit.optimum(budget).loss
+    return Extrapolation(budget, loss.value, loss.ci, float(runs["loss"][group == top].min()),
+                         fit.n_runs)
 
 
 def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, device: str = "cpu",
@@ -133,7 +134,7 @@ def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, devic
     extrapolation, extrapolation_error = None, None
     try:
         extrapolation = extrapolation_check(summary.runs, bootstrap=k)
-    except Exception as exc:  # noqa: BLE001 - reported, not fatal: the rest of the demo stands
+    except ScalingLabError as exc:  # reported, not fatal: the rest of the demo stands
         extrapolation_error = str(exc)
     report_path = out / "report.html"
     report_path.write_text(render_report(summary, store, title="scalinglab demo"), encoding="utf-8")
