@@ -159,3 +159,29 @@ def test_every_command_help_has_an_example(cmd):
     result = runner.invoke(app, ["hparams", cmd, "--help"])
     assert result.exit_code == 0
     assert "Example: scalinglab hparams " + cmd in result.output
+
+
+def test_a_grid_sweep_in_the_store_reaches_a_fitted_law(tmp_path):
+    """`sweep plan grid` writes runs to a store; `hparams fit|evaluate|plateau --store` read them."""
+    from scalinglab.runs.store import RunStore
+
+    grid = synthetic_grid(noise=3e-4, seed=0)
+    store = tmp_path / "runs.duckdb"
+    RunStore(store).import_frame(grid.assign(tags=[{"sweep": "grid"}] * len(grid)), source="grid")
+    RunStore(store).import_frame(pd.DataFrame({"N": [1e9], "D": [2e10], "loss": [2.5],
+                                               "tags": [{"sweep": "other"}]}), source="other")
+    csv = tmp_path / "grid.csv"
+    grid.to_csv(csv, index=False)
+    _, from_file = run("hparams", "fit", csv, "--n-boot", 0, "--json")
+    result, from_store = run("hparams", "fit", "--store", store, "--tag", "sweep=grid",
+                             "--n-boot", 0, "--json")
+    assert result.exit_code == 0, result.output
+    assert from_store["lr"] == pytest.approx(from_file["lr"], rel=1e-9)
+    assert from_store["n_runs"] == from_file["n_runs"] and from_store["run_ids"][0].startswith("r-")
+    result, _ = run("hparams", "plateau", "--store", store, "--tag", "sweep:grid", "--json")
+    assert result.exit_code == 0, result.output
+    result, _ = run("hparams", "evaluate", "--store", store, "--tag", "sweep=grid", "--refit",
+                    "none", "--json")
+    assert result.exit_code == 0, result.output
+    result, _ = run("hparams", "fit", csv, "--store", store)
+    assert result.exit_code == 2 and "not both" in result.output

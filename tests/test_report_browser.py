@@ -106,8 +106,9 @@ def test_fitting_shows_the_figure_the_numbers_and_the_plan(page):
     image_loaded(page, "#fig-loss")
     rows = page.locator("#fit-params tbody tr")
     sync_api.expect(rows).to_have_count(5)
-    alpha = page.locator("#fit-params tbody tr", has_text="α").inner_text().split()
-    estimate, lo, hi = (float(x) for x in alpha[1:4])
+    alpha = page.locator("#fit-params tbody tr", has_text="α").inner_text()
+    estimate, lo, hi = (float(x) for x in alpha.replace("[", " ").replace("]", " ")
+                        .replace(",", " ").split()[1:4])
     assert lo <= estimate <= hi and 0.2 < estimate < 0.5  # synthetic truth: alpha = 0.34
     sync_api.expect(page.locator("#fit-notes")).to_contain_text("20 bootstrap resamples")
     image_loaded(page, "#fig-residuals")

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from scalinglab.cli import app
 from scalinglab.report import analysis
-from scalinglab.report.figures import fmt
 from scalinglab.report.html import build_report
 from scalinglab.runs.store import RunStore
+from scalinglab.summary import format_number
 
 BOOT = 30
 
@@ -52,10 +52,10 @@ def test_report_is_self_contained(report):
 def test_report_shows_the_fitted_numbers_with_their_intervals(report, store_path):
     fit = analysis.fit_loss_law(RunStore(store_path, read_only=True).runs(), "chinchilla", BOOT)
     lo, hi = fit.ci["alpha"]
-    row = re.search(r"<tr><td class=\"l\">α</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td>",
-                    report)
+    row = re.search(r"<tr><td class=\"l\">α</td><td class=\"r\">([^<]+)</td>"
+                    r"<td class=\"l\">\[([^<,]+), ([^<\]]+)\]</td>", report)
     assert row is not None
-    assert row.groups() == (fmt(fit.params["alpha"], 4), fmt(lo, 4), fmt(hi, 4))
+    assert row.groups() == tuple(format_number(x) for x in (fit.params["alpha"], lo, hi))
 
 
 def test_report_has_runs_hyperparameter_laws_plan_and_warnings(report):

@@ -35,6 +35,15 @@ Cell = Any  # str | int | float | Estimate | NotIdentified | None
 
 NOT_IDENTIFIED = "not identified"
 
+#: parameter names as the papers write them, for HTML and terminals (plain text stays ASCII)
+SYMBOLS = {"alpha": "α", "beta": "β", "gamma": "γ", "epsilon": "ε", "eta": "η", "delta": "δ"}
+
+
+def symbol(name: str) -> str:
+    """``alpha`` -> ``α``, ``alpha_N`` -> ``α_N``; other names unchanged."""
+    head, sep, tail = str(name).partition("_")
+    return SYMBOLS.get(head, head) + sep + tail
+
 
 def format_number(v: Any, sig: int = 4) -> str:
     """Numbers as people read them: integers exactly (up to 1e7), others to ``sig`` digits."""
@@ -98,6 +107,8 @@ class Table:
     title: str
     columns: list[str]
     rows: list[list[Cell]] = field(default_factory=list)
+    #: the first column holds parameter names: shown as symbols (α, β) in HTML and terminals
+    symbols: bool = False
 
     def add_row(self, *cells: Cell) -> None:
         if len(cells) != len(self.columns):
@@ -128,11 +139,12 @@ class Table:
         body = []
         for row in self.rows:
             tds = []
-            for c, r in zip(row, right, strict=True):
+            for j, (c, r) in enumerate(zip(row, right, strict=True)):
                 cls = "r" if r else "l"
                 if isinstance(c, NotIdentified) or (isinstance(c, Estimate) and not c.identified):
                     cls += " unidentified"
-                tds.append(f'<td class="{cls}">{_html.escape(cell_text(c))}</td>')
+                text = symbol(c) if self.symbols and j == 0 and isinstance(c, str) else cell_text(c)
+                tds.append(f'<td class="{cls}">{_html.escape(text)}</td>')
             body.append("<tr>" + "".join(tds) + "</tr>")
         caption = f"<caption>{_html.escape(self.title)}</caption>" if self.title else ""
         return (f'<table class="sl-table">{caption}<thead><tr>{head}</tr></thead>'
@@ -146,14 +158,22 @@ class Table:
             # fold rather than crop: a number is never shown cut short
             t.add_column(c, justify="right" if r else "left", overflow="fold")
         for row in self.rows:
-            t.add_row(*(f"[bold red]{NOT_IDENTIFIED}[/]" if isinstance(c, NotIdentified) or (
+            cells = [f"[bold red]{NOT_IDENTIFIED}[/]" if isinstance(c, NotIdentified) or (
                 isinstance(c, Estimate) and not c.identified) else _rich_escape(cell_text(c))
-                for c in row))
+                for c in row]
+            if self.symbols and cells and isinstance(row[0], str):
+                cells[0] = _rich_escape(symbol(row[0]))
+            t.add_row(*cells)
         return t
 
     def to_dict(self) -> dict[str, Any]:
         return {"title": self.title, "columns": list(self.columns),
                 "rows": [[cell_value(c) for c in r] for r in self.rows]}
+
+
+#: CSS for rendered summaries (the report and the dashboard include it)
+CSS = ".sl-table td.unidentified{color:#b3261e;font-style:italic}" \
+      ".sl-table caption{text-align:left;font-weight:600;padding:4px 0}"
 
 
 def _rich_escape(text: str) -> str:

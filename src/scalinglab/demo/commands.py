@@ -63,7 +63,7 @@ def _print_demo(r: DemoResult) -> None:
                   f"{sweep.skipped} already done, {sweep.wall_time_s:.0f} s")
     fit = s.primary_fit
     if fit is None:
-        console.print(f"[red]loss law not fitted[/]: {s.fits['chinchilla'].error}")
+        console.print(f"[red]loss law not fitted[/]: {r.to_dict()['fit_error']}")
     else:
         print_summary(fit.summary())
     iso = s.isoflop.value

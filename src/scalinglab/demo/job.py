@@ -80,7 +80,7 @@ class DemoResult:
             "report": self.report_path, "figures": {k: str(v) for k, v in self.figures.items()},
             "sweep": self.sweep.to_dict(),
             "fit": fit.to_dict() if fit is not None else None,
-            "fit_error": s.fits["chinchilla"].error,
+            "fit_error": next((o.error for o in s.fits.values() if o.error), None),
             "isoflop": iso.to_dict() if iso is not None else None,
             "isoflop_error": s.isoflop.error,
             "extrapolation": self.extrapolation.to_dict() if self.extrapolation else None,
@@ -113,10 +113,22 @@ def extrapolation_check(runs: pd.DataFrame, bootstrap: int = 100, seed: int = 0,
                          fit.n_runs)
 
 
+def analyse(store: RunStore, tags: dict[str, str], bootstrap: int, seed: int = 0
+            ) -> tuple[Any, Extrapolation | None, str | None]:
+    """The demo's fits, the same as ``report`` and the dashboard make (``summarise``), and its
+    held-out check; ``(summary, extrapolation, why there is none)``."""
+    from scalinglab.report.analysis import summarise
+
+    summary = summarise(store, tags=tags, bootstrap=bootstrap, seed=seed)
+    try:
+        return summary, extrapolation_check(summary.runs, bootstrap=bootstrap, seed=seed), None
+    except ScalingLabError as exc:  # reported, not fatal: the rest of the demo stands
+        return summary, None, str(exc)
+
+
 def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, device: str = "cpu",
              bootstrap: int | None = None, progress: Progress | None = None) -> DemoResult:
     """The whole job; resumable (a rerun skips the runs already in ``out_dir/runs.duckdb``)."""
-    from scalinglab.report.analysis import summarise
     from scalinglab.report.html import render_report, save_figures
 
     out = Path(out_dir)
@@ -130,12 +142,7 @@ def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, devic
     if sweep.interrupted:
         raise KeyboardInterrupt
     k = bootstrap if bootstrap is not None else (100 if quick else 200)
-    summary = summarise(store, tags={"sweep": plan.name}, bootstrap=k)
-    extrapolation, extrapolation_error = None, None
-    try:
-        extrapolation = extrapolation_check(summary.runs, bootstrap=k)
-    except ScalingLabError as exc:  # reported, not fatal: the rest of the demo stands
-        extrapolation_error = str(exc)
+    summary, extrapolation, extrapolation_error = analyse(store, {"sweep": plan.name}, k)
     report_path = out / "report.html"
     report_path.write_text(render_report(summary, store, title="scalinglab demo"), encoding="utf-8")
     figures = save_figures(store, out / "figures", summary=summary)

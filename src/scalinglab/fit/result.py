@@ -324,7 +324,7 @@ class FitResult(Result):
                 at: Sequence[Mapping[str, float]] = ()) -> Summary:
         """Parameters, derived figures, fit quality and warnings, for any renderer."""
         pct = f"{round(self.level * 100)}% interval"
-        params = Table("parameters", ["parameter", "estimate", pct])
+        params = Table("parameters", ["parameter", "estimate", pct], symbols=True)
         for name, est in self.estimates().items():
             value = est.value if est.identified else NotIdentified(est.value)
             params.add_row(name, value, format_interval(est.ci))

@@ -63,11 +63,42 @@ def _save_and_emit(fit: Any, save: Path | None, as_json: bool) -> dict[str, Any]
     return out
 
 
-def _grid(path: Path, seq_len: int, batch_unit: str, weight_decay: bool = False):
+GridArg = typer.Argument(None, metavar="[GRID]", show_default=False,
+                         help="CSV/TSV/Parquet/JSONL with N, D, lr, batch (batch_tokens or bs) "
+                         "and loss (or 'smooth loss'); omit to read the run store.")
+StoreOpt = typer.Option(None, "--store", show_default=False,
+                        help="Run store to read when no GRID is given (default: scalinglab.duckdb).")
+TagOpt = typer.Option(None, "--tag", "-t", help="Only store runs with tag KEY=VALUE (or "
+                      "KEY:VALUE; repeatable), e.g. sweep=grid.")
+WhereOpt = typer.Option(None, "--where", "-w", help="Filter on the store's run columns, e.g. \"N > 1e7\".")
+
+
+def _grid(path: Path | None, seq_len: int, batch_unit: str, weight_decay: bool = False,
+          store: Path | None = None, tag: list[str] | None = None, where: str | None = None):
+    """The lr x batch grid from a file, or from the store's finished runs that have an lr and a
+    batch (a `sweep plan grid` sweep lands there)."""
     if batch_unit not in ("auto", "tokens", "sequences"):
         raise UserError(f"--batch-unit must be auto, tokens or sequences, not {batch_unit!r}")
-    return read_grid(path, seq_len=seq_len, batch_unit=batch_unit,  # type: ignore[arg-type]
-                     weight_decay=weight_decay)
+    if path is not None:
+        if store is not None or tag or where:
+            raise UserError("give a GRID file or --store/--tag/--where, not both")
+        return read_grid(path, seq_len=seq_len, batch_unit=batch_unit,  # type: ignore[arg-type]
+                         weight_decay=weight_decay)
+    from scalinglab.clikit import DEFAULT_STORE
+    from scalinglab.hparams.fit import as_grid
+    from scalinglab.report.analysis import parse_tag_filters
+    from scalinglab.runs.store import RunStore
+
+    path = store or DEFAULT_STORE
+    runs = RunStore(path, read_only=True).runs(where=where, tags=parse_tag_filters(tag or []))
+    need = ["lr", "batch_tokens", "loss"] + (["weight_decay"] if weight_decay else [])
+    runs = runs.dropna(subset=need)
+    if runs.empty:
+        raise UserError(f"{path}: no finished runs with {', '.join(need)}"
+                        + (f" and tags {tag}" if tag else "") + "; run a grid sweep first "
+                        "(scalinglab sweep plan grid ...)")
+    cols = ["run_id", "N", "D", *need]
+    return as_grid(runs[cols].reset_index(drop=True), weight_decay=weight_decay, source=str(path))
 
 
 def _short(x: float, digits: int = 2) -> str:
@@ -82,8 +113,8 @@ def _fmt_ci(ci: dict[str, list[float]], key: str) -> str:
 
 @app.command("fit")
 def fit_cmd(
-    grid_path: Path = typer.Argument(..., metavar="GRID", help="CSV/Parquet/JSONL with N, D, lr, "
-                                     "batch (batch_tokens or bs) and loss (or 'smooth loss')."),
+    grid_path: Path = GridArg,
+    store: Path = StoreOpt, tag: list[str] = TagOpt, where: str = WhereOpt,
     method: str = typer.Option("threshold", "--method", help="threshold (Step Law: runs within "
                                "--tolerance of the group's best) or surface (minimiser of each "
                                "group's fitted convex landscape)."),
@@ -107,15 +138,17 @@ def fit_cmd(
     """Fit ln lr = a + b ln N + c ln D and ln batch = d + e ln D from lr x batch grids.
 
     Example: scalinglab hparams fit dense_lr_bs_loss.csv --method surface --save hp.json --json
+
+    Example: scalinglab hparams fit --store runs.duckdb --tag sweep=grid --save hp.json
     """
-    grid = _grid(grid_path, seq_len, batch_unit)
+    grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where)
     try:
         fit = fit_hparam_law(grid, method=method, tolerance=tolerance,  # type: ignore[arg-type]
                              lr_features=parse_features(lr_features),
                              batch_features=parse_features(bs_features), n_boot=n_boot,
                              resample=resample, seed=seed, fit_window=fit_window)  # type: ignore[arg-type]
     except NotIdentifiable as exc:
-        raise UserError(f"{grid_path}: {exc}") from None
+        raise UserError(f"{grid.source}: {exc}") from None
     out = _save_and_emit(fit, save, as_json)
     if out is None:
         return
@@ -187,7 +220,8 @@ def predict_cmd(
 
 @app.command("evaluate")
 def evaluate_cmd(
-    grid_path: Path = typer.Argument(..., metavar="GRID"),
+    grid_path: Path = GridArg,
+    store: Path = StoreOpt, tag: list[str] = TagOpt, where: str = WhereOpt,
     law: list[str] = typer.Option(["steplaw", "deepseek"], "--law", help="Laws to compare "
                                   "(repeat): steplaw, deepseek, FITTED.json."),
     refit: str = typer.Option("threshold,surface", "--refit", help="Also refit on the remaining "
@@ -207,7 +241,7 @@ def evaluate_cmd(
 
     Example: scalinglab hparams evaluate dense_lr_bs_loss.csv --law steplaw --law deepseek --holdout-groups 1
     """
-    grid = _grid(grid_path, seq_len, batch_unit)
+    grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where)
     methods = [] if refit.strip().lower() == "none" else [
         m.strip() for m in refit.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
@@ -238,7 +272,8 @@ def evaluate_cmd(
 
 @app.command("plateau")
 def plateau_cmd(
-    grid_path: Path = typer.Argument(..., metavar="GRID"),
+    grid_path: Path = GridArg,
+    store: Path = StoreOpt, tag: list[str] = TagOpt, where: str = WhereOpt,
     params: str | None = typer.Option(None, "--params", help="N of the group (default: all)."),
     tokens: str | None = typer.Option(None, "--tokens", help="D of the group (default: all)."),
     eps: float = typer.Option(0.0025, "--eps", help="Relative loss within which a setting counts "
@@ -252,7 +287,7 @@ def plateau_cmd(
 
     Example: scalinglab hparams plateau dense_lr_bs_loss.csv --params 429260800 --tokens 40e9 --json
     """
-    grid = _grid(grid_path, seq_len, batch_unit)
+    grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where)
     N, D = number(params, "--params"), number(tokens, "--tokens")
     out = []
     for (n, d), g in grid.groups():
@@ -262,13 +297,13 @@ def plateau_cmd(
         try:
             land = fit_landscape(g, window=fit_window)
         except NotIdentifiable as exc:
-            raise UserError(f"{grid_path}: {exc}") from None
+            raise UserError(f"{grid.source}: {exc}") from None
         within = g[g["loss"] <= land.optimum["loss"] * (1 + eps)]
         item = land.to_dict(eps)
         item["runs_within_eps"] = int(len(within))
         out.append(item)
     if not out:
-        raise UserError(f"{grid_path}: no group with N={params}, D={tokens}")
+        raise UserError(f"{grid.source}: no group with N={params}, D={tokens}")
     if as_json:
         emit_json(out if len(out) > 1 else out[0])
         return
@@ -286,8 +321,10 @@ def plateau_cmd(
 
 @app.command("tau")
 def tau_cmd(
-    grid_path: Path = typer.Argument(..., metavar="GRID", help="Runs with N, D, lr, batch, "
-                                     "weight_decay and loss (a weight-decay sweep)."),
+    grid_path: Path = typer.Argument(None, metavar="[GRID]", show_default=False,
+                                     help="Runs with N, D, lr, batch, weight_decay and loss (a "
+                                     "weight-decay sweep); omit to read the run store."),
+    store: Path = StoreOpt, tag: list[str] = TagOpt, where: str = WhereOpt,
     n_boot: int = typer.Option(1000, "--n-boot"),
     seed: int = typer.Option(0, "--seed"),
     seq_len: int = SeqLenOption,
@@ -299,11 +336,11 @@ def tau_cmd(
 
     Example: scalinglab hparams tau wd_sweep.csv --save tau.json --json
     """
-    grid = _grid(grid_path, seq_len, batch_unit, weight_decay=True)
+    grid = _grid(grid_path, seq_len, batch_unit, weight_decay=True, store=store, tag=tag, where=where)
     try:
         fit = fit_tau_law(grid, n_boot=n_boot, seed=seed)
     except NotIdentifiable as exc:
-        raise UserError(f"{grid_path}: {exc}") from None
+        raise UserError(f"{grid.source}: {exc}") from None
     out = _save_and_emit(fit, save, as_json)
     if out is None:
         return

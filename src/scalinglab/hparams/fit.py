@@ -17,6 +17,7 @@ support.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -108,6 +109,23 @@ def group_optima(
     frame = pd.concat(rows, ignore_index=True)
     frame["group"] = pd.factorize(frame["group"])[0]
     return Optima(frame=frame, groups=groups, warnings=warnings)
+
+
+def as_grid(frame: pd.DataFrame, columns: Mapping[str, str] | None = None, seq_len: int = 2048,
+            weight_decay: bool = False, source: str = "dataframe") -> Grid:
+    """A DataFrame of runs as a validated :class:`Grid` (run ids kept when it has a run_id)."""
+    from scalinglab.hparams.grid import grid_from_frame
+
+    if columns:
+        absent = [c for c in columns.values() if c not in frame.columns]
+        if absent:
+            raise ParameterError(f"columns maps to {absent}, which the frame does not have", "columns")
+        frame = frame.rename(columns={src: dst for dst, src in columns.items()})
+    grid = grid_from_frame(frame.drop(columns=["run_id"], errors="ignore"), source=source,
+                           seq_len=seq_len, weight_decay=weight_decay)
+    if "run_id" in frame.columns:
+        grid.frame["run_id"] = frame["run_id"].astype(str).to_numpy()
+    return grid
 
 
 def run_ids_of(frame: pd.DataFrame) -> list[str]:
@@ -257,7 +275,7 @@ class HparamFit(Result):
 
 
 def fit_hparam_law(
-    grid: Grid,
+    grid: Grid | pd.DataFrame,
     method: Method = "threshold",
     tolerance: float = 0.0025,
     lr_features: tuple[str, ...] = ("N", "D"),
@@ -267,8 +285,18 @@ def fit_hparam_law(
     seed: int = 0,
     level: float = 0.95,
     fit_window: float = 0.02,
+    *,
+    columns: Mapping[str, str] | None = None,
+    seq_len: int = 2048,
 ) -> HparamFit:
-    """Regress ln lr and ln batch_tokens of each group's optimum on ln features, with bootstrap."""
+    """Regress ln lr and ln batch_tokens of each group's optimum on ln features, with bootstrap.
+
+    ``grid`` is a :class:`Grid` or a DataFrame of runs (N, D, lr, a batch column, loss; rename
+    yours with ``columns={"N": "params", ...}``; a batch in sequences is converted with
+    ``seq_len``).
+    """
+    if isinstance(grid, pd.DataFrame):
+        grid = as_grid(grid, columns, seq_len)
     if resample not in ("groups", "runs"):
         raise ParameterError(f"resample must be 'groups' or 'runs', not {resample!r}", "resample")
     if not 0 < tolerance < 1:

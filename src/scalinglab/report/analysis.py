@@ -134,18 +134,14 @@ def grid_keys(runs: pd.DataFrame, min_runs: int = MIN_GRID_RUNS) -> list[tuple[f
 
 def fit_hparams(runs: pd.DataFrame, bootstrap: int = 200, seed: int = 0) -> HparamLaw:
     """Fit optimal lr and batch laws (Step Law's procedure) from the store's lr × batch grids."""
-    from scalinglab.hparams.fit import fit_hparam_law
-    from scalinglab.hparams.grid import grid_from_frame
+    from scalinglab.hparams.fit import as_grid, fit_hparam_law
 
     keys = grid_keys(runs)
     if not keys:
         raise NotIdentifiable("no lr × batch grid in these runs: sweep lr and batch at a few (N, D)")
     inside = pd.Series(list(zip(runs["N"], runs["D"], strict=True)), index=runs.index).isin(keys)
     cols = ["N", "D", "lr", "batch_tokens", "loss"] + (["run_id"] if "run_id" in runs else [])
-    frame = runs.loc[inside, cols].reset_index(drop=True)
-    grid = grid_from_frame(frame.drop(columns=["run_id"], errors="ignore"), source="store")
-    if "run_id" in frame:
-        grid.frame["run_id"] = frame["run_id"].astype(str).to_numpy()
+    grid = as_grid(runs.loc[inside, cols].reset_index(drop=True), source="store")
     result = fit_hparam_law(grid, n_boot=bootstrap, seed=seed)
     return result.law(name="fitted")
 

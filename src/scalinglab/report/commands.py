@@ -66,6 +66,8 @@ def report(
     saved = save_figures(runs, figures_dir, summary=summary) if figures_dir else {}
     if json_:
         emit_json({"report": str(out), "figures": {k: str(v) for k, v in saved.items()},
+                   "fits": {name: o.value.to_dict() if o.ok else {"error": o.error}
+                            for name, o in summary.fits.items()},
                    "warnings": summary.warnings})
         return
     console.print(f"wrote [bold]{out}[/] ({len(summary.runs)} runs, "

@@ -27,13 +27,14 @@ from scalinglab.report.analysis import (
     summarise,
 )
 from scalinglab.report.figures import fmt, greek
+from scalinglab.summary import CSS
 
 #: most runs listed in the report's table (all are summarised in the counts)
 MAX_TABLE_ROWS = 500
 #: most loss curves drawn in one figure
 MAX_CURVES = 40
 
-_CSS = """
+_CSS = CSS + """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d232a;max-width:1180px;
 margin:0 auto;padding:24px}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin-top:36px;border-bottom:1px solid #d6dbe1;
@@ -96,18 +97,9 @@ def _box(kind: str, lines: Iterable[str]) -> str:
 
 
 def fit_table(fit: FitResult) -> str:
-    """Parameter estimates with their percentile bootstrap interval."""
-    ci = fit.ci
-    pct = f"{round(fit.level * 100)}%"
-    unidentified = set(fit.unidentified)
-    rows = [{"parameter": greek(k), "estimate": v,
-             f"{pct} CI low": ci.get(k, (None, None))[0],
-             f"{pct} CI high": ci.get(k, (None, None))[1]} for k, v in fit.params.items()]
-    for row, k in zip(rows, fit.params, strict=True):
-        if k in unidentified:  # a number here would be read as a measurement; it is not one
-            row.update({"estimate": "not identified", f"{pct} CI low": "", f"{pct} CI high": ""})
-    return _table(rows, ["parameter", "estimate", f"{pct} CI low", f"{pct} CI high"],
-                  left=["parameter"])
+    """Parameter estimates with their percentile bootstrap interval, from the fit's own summary
+    (so "not identified" reads the same here as in the CLI and the dashboard)."""
+    return fit.summary().tables[0].as_html()
 
 
 # -- figures -----------------------------------------------------------------------------------

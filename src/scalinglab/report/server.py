@@ -223,8 +223,10 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0) -> F
         holdout: int = Query(default=0, ge=0, le=1000),
     ) -> Response:
         result = fitted(law, tag, bootstrap_, holdout)
-        return _json({"fit": result.to_dict(), "title": figures.fit_title(result),
-                      "summary": figures.param_summary(result)})
+        summary = result.summary()
+        return _json({"fit": summary.to_dict(), "title": figures.fit_title(result),
+                      "summary": figures.param_summary(result),
+                      "params_html": summary.tables[0].as_html(), "summary_html": summary.as_html()})
 
     @app.get("/api/isoflop")
     def isoflop_fit(tag: list[str] = Query(default=[]),

@@ -49,6 +49,22 @@ def point_keys(frame: pd.DataFrame, inputs: Sequence[str], group_by: Sequence[st
     return base + [c for c in group_by if c not in base]
 
 
+def _expand(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """Make each of ``names`` a column: a store's runs keep extra fields and tags in dicts
+    (``extra``, ``tags``), so ``group_by=["unique_tokens"]`` finds it there."""
+    out = frame
+    for name in names:
+        if name in out.columns:
+            continue
+        for holder in ("extra", "tags"):
+            if holder in out.columns and out[holder].map(lambda d, n=name: isinstance(d, dict)
+                                                         and n in d).any():
+                out = out.assign(**{name: out[holder].map(
+                    lambda d, n=name: d.get(n) if isinstance(d, dict) else None)})
+                break
+    return out
+
+
 def _key_frame(frame: pd.DataFrame, cols: Sequence[str]) -> list[pd.Series]:
     """Columns as groupby keys; missing values form their own group instead of vanishing."""
     return [frame[c].astype(object).where(frame[c].notna(), "<missing>") for c in cols]
@@ -74,7 +90,7 @@ def select_runs(
     if "loss" not in frame.columns:
         raise ParameterError(f"the runs have no loss column; columns are {list(frame.columns)}",
                              "frame")
-    frame = frame.reset_index(drop=True)
+    frame = _expand(frame.reset_index(drop=True), group_by)
     if all_runs or frame.empty:
         return Selection(frame, [], "every run")
     keys = point_keys(frame, inputs, group_by)
