@@ -32,7 +32,14 @@ from scalinglab.downstream.links import (
 )
 from scalinglab.downstream.observational import ObservationalFit, components_of, fit_observational
 
+
+def kinds() -> tuple[type, ...]:
+    """The result classes of this package (for :func:`scalinglab.results.load_result`)."""
+    return (BenchmarkFit, BenchmarkTable, ChainedPrediction, LinkFit, LinkTable, ObservationalFit)
+
+
 __all__ = [
+    "kinds",
     "EXP_LINK",
     "LINKS",
     "SIGMOID_LINK",

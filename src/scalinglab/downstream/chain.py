@@ -278,7 +278,7 @@ def chain(
     for key, values in (("N", n_arr), ("D", d_arr)):
         if key in data_range:
             top = float(data_range[key][1])
-            if values.max() > top:
+            if values.max() > 1.01 * top:
                 notes.append(f"{key} up to {values.max():.3g} is {values.max() / top:.3g}x the largest "
                              f"{key} the loss law was fitted on ({top:.3g})")
     return ChainedPrediction(

@@ -37,8 +37,14 @@ from scalinglab.stats import bootstrap_weights
 
 #: ``starts(inputs, y, fixed) -> (S, P)`` full parameter rows (fixed values in place)
 StartFn = Callable[[Mapping[str, np.ndarray], np.ndarray, Mapping[str, float]], np.ndarray]
+#: ``canonical(theta, fixed) -> theta``: one representative of parameter rows that give the same curve
+CanonicalFn = Callable[[np.ndarray, Mapping[str, float]], np.ndarray]
 #: ``identify(params, inputs, fixed) -> {parameter: why}``: what the points cannot pin down
 IdentifyFn = Callable[[Mapping[str, float], Mapping[str, np.ndarray], Mapping[str, float]], dict[str, str]]
+
+
+def _as_is(theta: np.ndarray, fixed: Mapping[str, float]) -> np.ndarray:
+    return theta
 
 
 def _nothing_flagged(params: Mapping[str, float], inputs: Mapping[str, np.ndarray],
@@ -57,6 +63,7 @@ class LinkForm:
     law: Law
     starts: StartFn
     identify: IdentifyFn = _nothing_flagged
+    canonical: CanonicalFn = _as_is
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -126,7 +133,8 @@ def _exp_starts(inputs: Mapping[str, np.ndarray], y: np.ndarray, fixed: Mapping[
         rows[:, 0] = fixed["eps"]
     else:
         rows[:, 0], j = coef[:, j], j + 1
-    rows[:, 1] = fixed["k"] if "k" in fixed else coef[:, j] / shift
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rows[:, 1] = fixed["k"] if "k" in fixed else coef[:, j] / shift
     rows[:, 2] = gammas
     return _pick(rows, sse)
 
@@ -222,6 +230,18 @@ def _sigmoid_identify(params: Mapping[str, float], inputs: Mapping[str, np.ndarr
     return out
 
 
+def _sigmoid_canonical(theta: np.ndarray, fixed: Mapping[str, float]) -> np.ndarray:
+    # (lo, hi, s) and (hi, lo, -s) are the same curve: keep lo <= hi (the floor and the ceiling),
+    # with the sign of s saying which way the metric goes, unless a fixed value decides it
+    if "lo" in fixed or "hi" in fixed:
+        return theta
+    out = np.array(theta, dtype=float, copy=True)
+    flip = out[:, 1] < out[:, 0]
+    out[flip, 0], out[flip, 1] = theta[flip, 1], theta[flip, 0]
+    out[flip, 2] = -theta[flip, 2]
+    return out
+
+
 SIGMOID_LINK = LinkForm(
     key="sigmoid",
     law=Law(
@@ -241,6 +261,7 @@ SIGMOID_LINK = LinkForm(
     ),
     starts=_sigmoid_starts,
     identify=_sigmoid_identify,
+    canonical=_sigmoid_canonical,
 )
 
 
@@ -386,7 +407,7 @@ def fit_form(
     if not np.isfinite(res.cost).any():
         raise NotIdentifiable(f"no start led to a finite fit of {form.law.formula}")
     order = np.argsort(res.cost)
-    best = res.x[order[0]]
+    best = form.canonical(res.x[order[0]][None, :], fixed)[0]
     resid = form.evaluate(best[None, :], x)[0] - y
     dof = max(n - n_free, 1)
     residual_std = float(np.sqrt(np.sum(resid**2) / dof))
@@ -407,7 +428,7 @@ def fit_form(
         fit_b = batched_lm(predict, np.tile(starts_arr, (k, 1)), y, weights=np.repeat(w, s, axis=0),
                            lower=lower, upper=upper, free=free)
         pick = best_rows(fit_b.cost, k)
-        draws = fit_b.x[pick].copy()
+        draws = form.canonical(fit_b.x[pick], fixed).copy()
         draws[~np.isfinite(fit_b.cost[pick])] = np.nan
         # a resample that holds fewer distinct points than free parameters identifies nothing
         present = np.zeros((k, n_distinct))

@@ -4,7 +4,8 @@ Ruan et al. 2024 summarise a model's benchmark accuracies by a few principal com
 first explains about 80% of the variance across public base models). Public tables have holes
 (HumanEval is missing for some families, XWinograd for others), so scores are first imputed by
 iterative low-rank reconstruction, as their code does: standardise, fill holes with the column
-mean, then repeatedly replace the holes by a rank-r reconstruction until it stops changing. Both
+mean, then repeatedly replace the holes by a rank-r (affine: re-centred each time, as a PCA
+is) reconstruction until it stops changing. Data that are exactly rank r are filled exactly. Both
 the imputation and the components are fitted on the training models only and then applied to
 the others, so a held-out model never shapes the axes it is scored on.
 
@@ -28,6 +29,7 @@ class Imputer:
     mean: np.ndarray
     scale: np.ndarray
     basis: np.ndarray  # (p, r) orthonormal, in standardised units
+    center: np.ndarray  # (p,) mean of the imputed training rows, in standardised units
     n_iter: int = 0
 
     def fill(self, X: np.ndarray, max_iter: int = 500, tol: float = 1e-8) -> np.ndarray:
@@ -36,9 +38,9 @@ class Imputer:
         miss = ~np.isfinite(Z)
         if not miss.any():
             return np.array(X, dtype=float)
-        Z = np.where(miss, 0.0, Z)
+        Z = np.where(miss, self.center, Z)
         for _ in range(max_iter):
-            recon = (Z @ self.basis) @ self.basis.T
+            recon = self.center + ((Z - self.center) @ self.basis) @ self.basis.T
             change = np.max(np.abs(recon[miss] - Z[miss]))
             Z[miss] = recon[miss]
             if change < tol:
@@ -61,16 +63,19 @@ def fit_imputer(X: np.ndarray, rank: int = 1, max_iter: int = 1000, tol: float =
     scale = np.where(scale > 0, scale, 1.0)
     Z = np.where(observed, (X - mean) / scale, 0.0)
     miss = ~observed
-    basis = np.linalg.svd(Z, full_matrices=False)[2][:rank].T
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is kept
-        basis = np.linalg.svd(Z, full_matrices=False)[2][:rank].T
-        recon = (Z @ basis) @ basis.T
+        # an affine rank-r model: re-centre on the current fill, as a PCA does each time
+        center = Z.mean(axis=0)
+        basis = np.linalg.svd(Z - center, full_matrices=False)[2][:rank].T
+        recon = center + ((Z - center) @ basis) @ basis.T
         change = float(np.max(np.abs(recon[miss] - Z[miss]))) if miss.any() else 0.0
         Z[miss] = recon[miss]
         if change < tol:
             break
-    return Imputer(mean=mean, scale=scale, basis=basis, n_iter=it), Z * scale + mean
+    center = Z.mean(axis=0)
+    basis = np.linalg.svd(Z - center, full_matrices=False)[2][:rank].T
+    return Imputer(mean=mean, scale=scale, basis=basis, center=center, n_iter=it), Z * scale + mean
 
 
 @dataclass(frozen=True)

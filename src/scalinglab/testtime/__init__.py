@@ -23,7 +23,14 @@ from scalinglab.testtime.verifier import (
     verified_success,
 )
 
+
+def kinds() -> tuple[type, ...]:
+    """The result classes of this package (for :func:`scalinglab.results.load_result`)."""
+    return (BudgetComparison, CoverageFit, PassAtK, VerifierAnalysis)
+
+
 __all__ = [
+    "kinds",
     "COVERAGE_LAW",
     "BudgetComparison",
     "CoverageFit",

@@ -57,7 +57,8 @@ class SampleCost:
         b = np.asarray(budget, dtype=float) / self.per_token
         k = (b - self.prompt_tokens) / self.generated_tokens if self.share_prompt else \
             b / (self.prompt_tokens + self.generated_tokens)
-        return np.maximum(np.floor(k + 1e-9), 0).astype(np.int64)
+        # a relative nudge so that a budget of exactly k samples (rounded down in floating point) buys k
+        return np.maximum(np.floor(k * (1 + 1e-12)), 0).astype(np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         return {"params": self.params, "prompt_tokens": self.prompt_tokens,
