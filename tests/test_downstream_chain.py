@@ -73,7 +73,7 @@ def test_a_published_law_without_draws_carries_only_the_links_uncertainty():
     _, link = synthetic_fits(1)
     inst = LOSS_LAW.with_params(TRUE_LOSS, label="true law")
     pred = chain(inst, link, N_TARGET, D_TARGET)
-    assert pred.n_draws == 0 and pred.loss[0].ci is None
+    assert pred.n_draws == len(link.draws) and pred.loss[0].ci is None and pred.loss_draws is None
     assert pred.metrics["metric"][0].ci == pred.link_only["metric"][0].ci
     assert any("link's uncertainty only" in n for n in pred.notes)
     assert pred.loss_law == "true law"

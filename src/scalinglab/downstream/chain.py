@@ -124,7 +124,7 @@ class ChainedPrediction(Result):
                                self.loss_only[name][i], self.link_only[name][i])
             tables.append(dt)
         return Summary(title=f"downstream prediction from {self.loss_law}", tables=tables,
-                       facts=[("paired draws", str(self.n_draws))], notes=list(self.notes),
+                       facts=[("bootstrap draws", str(self.n_draws))], notes=list(self.notes),
                        warnings=list(self.warnings), data=self.to_dict())
 
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
@@ -141,7 +141,7 @@ class ChainedPrediction(Result):
             "n_draws": self.n_draws, "run_ids": list(self.run_ids), "points": points,
             "warnings": list(self.warnings), "notes": list(self.notes),
         }
-        if include_draws and self.n_draws:
+        if include_draws and self.draws:
             out["draws"] = {m: v.tolist() for m, v in self.draws.items()}
             if self.loss_draws is not None:
                 out["loss_draws"] = self.loss_draws.tolist()
@@ -239,7 +239,7 @@ def chain(
         notes.append("neither fit has bootstrap draws: no intervals")
     notes.append(f"the link's input is {first.x_name}: the loss law must predict that same loss")
 
-    n_draws = 0 if li is None else len(li)
+    n_draws = len(li) if li is not None else max(k_loss, k_link)
     loss_sel = None if loss_draws is None else (loss_draws if li is None else loss_draws[li])
     loss_est = [Estimate.from_draws(point[i], None if loss_draws is None else loss_draws[:, i], level)
                 for i in range(len(point))]
@@ -252,12 +252,12 @@ def chain(
         by_loss = None if loss_draws is None else fit.predict(loss_draws.ravel()).reshape(loss_draws.shape)
         by_link = fit.predict_draws(point) if k_links[name] else None
         joint = by_link if loss_draws is None else by_loss
-        if li is not None and k_links[name]:
+        if li is not None and loss_sel is not None and k_links[name]:
             kd = ki if k_links[name] == k_link else rng.integers(0, k_links[name], size=n_draws)
-            assert loss_sel is not None
             link_rows = fit.draws[kd]
             joint = fit.form.evaluate(link_rows, {fit.form.law.inputs[0]: loss_sel})
             joint[~np.all(np.isfinite(link_rows), axis=1)] = np.nan
+        if joint is not None:
             draws[name] = joint
         metrics[name] = [Estimate.from_draws(value[i], None if joint is None else joint[:, i], level)
                          for i in range(len(point))]
