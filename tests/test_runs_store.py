@@ -170,3 +170,16 @@ def test_read_only_store_refuses_writes_and_missing_files(tmp_path):
     ro = RunStore(tmp_path / "s.duckdb", read_only=True)
     with pytest.raises(UserError, match="read-only"):
         ro.add_run({"N": 1, "D": 1, "loss": 1})
+
+
+def test_import_frame_lands_curves_under_each_runs_id_with_its_name(store):
+    runs = pd.DataFrame({"name": ["small", "big"], "N": [1e6, 2e6], "D": [1e8, 1e8],
+                         "loss": [3.5, 3.3]})
+    curves = pd.DataFrame({"row": [0, 0, 1], "step": [10, 20, 10], "loss": [5.0, 4.0, 4.8],
+                           "tokens": [1e6, 2e6, 1e6]})
+    report = store.import_frame(runs, source="tracker", curves=curves)
+    assert report.n_inserted == 2 and report.n_curve_points == 3
+    out = store.runs().set_index("name")
+    assert list(store.curve(out.loc["small", "run_id"]).loss) == [5.0, 4.0]
+    assert list(store.curve(out.loc["big", "run_id"]).tokens) == [1e6]
+    assert out.loc["small", "source"] == "tracker"

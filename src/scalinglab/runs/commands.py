@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from scalinglab.clikit import DEFAULT_STORE, console, emit_json
+from scalinglab.clikit import DEFAULT_STORE, console, emit_json, new_app
 from scalinglab.runs.io import parse_pairs
 
 
@@ -78,11 +78,15 @@ def list_runs(
         emit_json(df.to_dict(orient="records"))
         return
     table = Table(title=f"{len(df)} runs in {store}", header_style="bold")
-    for col in ("run_id", "N", "D", "C", "loss", "lr", "batch_tokens", "status", "tags"):
-        table.add_column(col, justify="left" if col in ("run_id", "status", "tags") else "right")
+    named = bool(df["name"].notna().any()) if len(df) else False
+    texts = ("run_id", "name", "status", "tags")
+    for col in ("run_id", *(["name"] if named else []), "N", "D", "C", "loss", "lr",
+                "batch_tokens", "status", "tags"):
+        table.add_column(col, justify="left" if col in texts else "right")
     for _, r in df.head(limit).iterrows():
         table.add_row(
             str(r.run_id)[:20],
+            *([str(r["name"]) if isinstance(r["name"], str) else "-"] if named else []),
             *(_num(r[c]) for c in ("N", "D", "C", "loss", "lr", "batch_tokens")),
             str(r.status) if r.status == "finished" else f"[red]{r.status}",
             ",".join(f"{k}={v}" for k, v in r.tags.items()),
@@ -98,6 +102,27 @@ def _num(v: object) -> str:
     return f"{float(v):.4g}"
 
 
+store_app = new_app(name="store", help="Look after a run store file.", no_args_is_help=True)
+
+
+@store_app.command("migrate")
+def migrate_store(
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
+) -> None:
+    """Bring a run store written by an older scalinglab to the current schema.
+
+    Example: scalinglab store migrate --store runs.duckdb
+    """
+    from scalinglab.runs.store import SCHEMA_VERSION, RunStore
+
+    old = RunStore(store).migrate()
+    if old is None:
+        console.print(f"{store} is already at schema version {SCHEMA_VERSION}")
+    else:
+        console.print(f"[green]migrated[/] {store} from schema version {old} to {SCHEMA_VERSION}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("import")(import_runs)
     app.command("runs")(list_runs)
+    app.add_typer(store_app)

@@ -30,7 +30,7 @@ NUMERIC_COLUMNS: dict[str, str] = {
     "seq_len": "sequence length in tokens",
 }
 REQUIRED = ("N", "loss")
-TEXT_COLUMNS = ("run_id", "status", "error", "source")
+TEXT_COLUMNS = ("run_id", "name", "status", "error", "source")
 STATUSES = ("finished", "failed", "running")
 #: columns that become tags when present
 TAG_COLUMNS = ("dataset", "architecture")
@@ -94,6 +94,7 @@ def validate_and_prepare(
     source: str,
     tags: dict[str, str] | None = None,
     seq_len: int | None = None,
+    curves: pd.DataFrame | None = None,
 ) -> Prepared:
     """Turn a mapped frame into run rows, or raise :class:`UserError` naming file, row, column.
 
@@ -223,7 +224,7 @@ def validate_and_prepare(
         sl = values["seq_len"] if "seq_len" in values else np.full(n, float(seq_len or 0))
         batch = values["batch_sequences"] * sl
 
-    known = set(numeric_present) | {"run_id", "status", "error", "source", "tags", "curve"}
+    known = set(numeric_present) | {"run_id", "name", "status", "error", "source", "tags", "curve"}
     known |= set(TAG_COLUMNS)
     extra_cols = [c for c in df.columns if c not in known]
 
@@ -263,12 +264,17 @@ def validate_and_prepare(
             raise UserError(
                 f"{source}: {_row_label(df, i)}, column 'status': {status!r} is not one of {STATUSES}"
             )
-        rec["error"] = None
+        error = cols["error"][i] if "error" in df.columns else None
+        rec["error"] = None if _is_missing(error) else str(error)
+        name = cols["name"][i] if "name" in df.columns else None
+        rec["name"] = None if _is_missing(name) else str(name)
         rec["source"] = source
         rows.append(rec)
         if "curve" in df.columns and not _is_missing(cols["curve"][i]):
             for point in _parse_curve(cols["curve"][i], source, _row_label(df, i)):
                 curve_rows.append({"run_id": rec["run_id"], **point})
+    if curves is not None and len(curves):
+        curve_rows += _curve_frame_rows(curves, [r["run_id"] for r in rows], source)
 
     runs = pd.DataFrame(rows)
     dup = runs["run_id"].duplicated()
@@ -278,6 +284,21 @@ def validate_and_prepare(
         runs = runs[~dup].reset_index(drop=True)
     curves = pd.DataFrame(curve_rows, columns=["run_id", "step", "tokens", "loss", "eval_loss"])
     return Prepared(runs=runs, curves=curves, notes=notes)
+
+
+def _curve_frame_rows(curves: pd.DataFrame, run_ids: list[str], source: str) -> list[dict[str, Any]]:
+    """Points of a long curve frame (``row``, ``step``, ``loss``[, ``tokens``, ``eval_loss``])."""
+    missing = [c for c in ("row", "step", "loss") if c not in curves.columns]
+    if missing:
+        raise UserError(f"{source}: curves need columns row, step and loss; missing {missing}")
+    out = []
+    for j, p in enumerate(curves.to_dict(orient="records")):
+        row = p["row"]
+        if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not 0 <= row < len(run_ids):
+            raise UserError(f"{source}: curve point {j + 1}: row {row!r} is not a row of the runs")
+        out.append({"run_id": run_ids[int(row)], "step": p["step"], "tokens": p.get("tokens"),
+                    "loss": p["loss"], "eval_loss": p.get("eval_loss")})
+    return out
 
 
 def _opt(arr: np.ndarray | None, i: int) -> float | None:

@@ -20,14 +20,17 @@ import duckdb
 import pandas as pd
 
 from scalinglab.clikit import UserError
+from scalinglab.errors import ParameterError, StoreError
 from scalinglab.runs import io as runs_io
 from scalinglab.runs.schema import STATUSES, Prepared, run_id_for, validate_and_prepare
 
-SCHEMA_VERSION = "1"
+#: version 2 added ``name`` (a visible label, e.g. a tracker's run name); see :meth:`RunStore.migrate`
+SCHEMA_VERSION = "2"
 
 _DDL = [
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY,
+        name VARCHAR,
         N DOUBLE NOT NULL,
         D DOUBLE NOT NULL,
         C DOUBLE NOT NULL,
@@ -53,7 +56,7 @@ _DDL = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
 ]
 
-RUN_COLUMNS = ["run_id", "N", "D", "C", "loss", "lr", "batch_tokens", "weight_decay", "seq_len",
+RUN_COLUMNS = ["run_id", "name", "N", "D", "C", "loss", "lr", "batch_tokens", "weight_decay", "seq_len",
                "tags", "status", "error", "source", "extra"]
 
 
@@ -87,6 +90,22 @@ class RunStore:
                 con.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION]
                 )
+                self._version = con.execute(
+                    "SELECT value FROM meta WHERE key = 'schema_version'").fetchall()[0][0]
+
+    def migrate(self) -> str | None:
+        """Bring an older scalinglab store to the current schema; the version it had, or None."""
+        with self._connect() as con:
+            version = con.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'").fetchall()[0][0]
+            if version == SCHEMA_VERSION:
+                return None
+            con.execute("BEGIN TRANSACTION")
+            con.execute("ALTER TABLE runs ADD COLUMN name VARCHAR")
+            con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [SCHEMA_VERSION])
+            con.execute("COMMIT")
+        self._version = SCHEMA_VERSION
+        return str(version)
 
     def __enter__(self) -> RunStore:
         return self
@@ -133,15 +152,46 @@ class RunStore:
 
     def import_frame(
         self,
-        df: pd.DataFrame,
+        frame: pd.DataFrame,
         source: str = "dataframe",
         mapping: Mapping[str, str] | None = None,
         tags: Mapping[str, str] | None = None,
         seq_len: int | None = None,
+        *,
+        curves: pd.DataFrame | None = None,
+        invalid: str = "reject",
+        on_conflict: str = "error",
     ) -> ImportReport:
-        raw = runs_io.apply_mapping(df, mapping, source)
-        prepared = validate_and_prepare(raw, source=source, tags=dict(tags or {}), seq_len=seq_len)
-        return self._insert(prepared, source, n_read=len(df))
+        """Import runs from a frame (one row per run), with their loss curves, all or nothing.
+
+        Parameters
+        ----------
+        frame
+            One row per run, columns in scalinglab names after ``mapping`` (``N``, ``D`` or ``C``,
+            ``loss``; optional ``name``, ``status``, ``error``, ``lr``, ``batch_tokens``, ``tags``,
+            ...). Other columns are kept in ``extra``.
+        source
+            What the runs came from (a file, a tracker), stored with each run and named in errors.
+        mapping, tags, seq_len
+            As for :meth:`import_file`.
+        curves
+            Optional long frame of loss-curve points: ``row`` (0-based position of the run's row
+            in ``frame``), ``step``, ``loss``, and optionally ``tokens`` and ``eval_loss``. The
+            points are written under that run's id in the same transaction as the runs.
+        invalid
+            ``"reject"`` (default: any bad row rejects the import), ``"skip"`` (leave bad rows
+            out) or ``"failed"`` (import them with status failed and the reason in ``error``).
+        on_conflict
+            A run id already seen with different values: ``"error"`` (default, a
+            :class:`~scalinglab.errors.ConflictError` naming both rows), ``"keep"`` (keep the
+            first) or ``"replace"`` (the incoming row replaces the stored one).
+        """
+        _check_choice(invalid, INVALID_CHOICES, "invalid")
+        _check_choice(on_conflict, CONFLICT_CHOICES, "on_conflict")
+        raw = runs_io.apply_mapping(frame, mapping, source)
+        prepared = validate_and_prepare(raw, source=source, tags=dict(tags or {}), seq_len=seq_len,
+                                        curves=curves)
+        return self._insert(prepared, source, n_read=len(frame))
 
     def _insert(self, prepared: Prepared, source: str, n_read: int) -> ImportReport:
         self._require_writable()
@@ -238,6 +288,11 @@ class RunStore:
     def _require_writable(self) -> None:
         if self.read_only:
             raise UserError(f"{self.path}: the store was opened read-only")
+        if self._version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: run store schema version {self._version}; this scalinglab writes "
+                f"version {SCHEMA_VERSION}: migrate it first (scalinglab store migrate)"
+            )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -257,7 +312,12 @@ class RunStore:
             params.extend([f"$.{k}", str(v)])
         if where:
             clauses.append(f"({where})")
-        sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+        with self._connect() as con:
+            have = {r[0] for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'"
+            ).fetchall()}
+        cols = [c if c in have else f"NULL AS {c}" for c in RUN_COLUMNS]  # name: version 1
+        sql = f"SELECT {', '.join(cols)} FROM runs"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY C, N, run_id"
@@ -307,6 +367,17 @@ class RunStore:
             for k, v in tags.items():
                 out.setdefault(k, set()).add(str(v))
         return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+INVALID_CHOICES = ("reject", "skip", "failed")
+CONFLICT_CHOICES = ("error", "keep", "replace")
+
+
+def _check_choice(value: str, choices: tuple[str, ...], parameter: str) -> None:
+    if value not in choices:
+        raise ParameterError(f"{parameter} must be one of {list(choices)}, not {value!r}", parameter)
+    if value != choices[0]:  # the pipeline that honours the others lands in the next commits
+        raise ParameterError(f"{parameter}={value!r} is not supported yet", parameter)
 
 
 def _sql_str(s: str) -> str:
