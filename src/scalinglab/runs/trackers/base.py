@@ -21,8 +21,10 @@ The shared rules live here so that every source says the same thing the same way
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -312,6 +314,20 @@ class RawRun:
     tags: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     planned_steps: int | None = None
+    run_id: str | None = None
+
+
+def tracker_run_id(kind: str, *identity: str) -> str:
+    """A run id from the run's identity in its tracker (not from its values).
+
+    Re-importing the same runs then finds the same ids: unchanged runs are recognised, and a run
+    whose values changed (it finished since, or another final-loss rule was asked for) is a
+    conflict to resolve rather than a second copy. Ids are plain ``[A-Za-z0-9_.-]`` text.
+    """
+    if len(identity) == 1 and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", identity[0]):
+        return f"{kind}-{identity[0]}"
+    blob = "\x1f".join(identity).encode("utf-8", "surrogateescape")
+    return f"{kind}-{hashlib.sha1(blob).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)
@@ -456,6 +472,8 @@ def assemble(run: RawRun, spec: ReadSpec, how: Counter[str]) -> tuple[dict[str, 
     """Apply the shared rules to one run: its values (with where each came from counted in
     ``how``), its status and reason, its final loss and its cleaned curve."""
     row: dict[str, Any] = {"name": run.name}
+    if run.run_id is not None:
+        row["run_id"] = run.run_id
     used: set[str] = set()
     lookup = param_lookup(run.params)
 

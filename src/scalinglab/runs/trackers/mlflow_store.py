@@ -40,6 +40,7 @@ from scalinglab.runs.trackers.base import (
     pick_loss_key,
     require,
     series,
+    tracker_run_id,
 )
 
 _PURPOSE = "reading an MLflow tracking store"
@@ -272,6 +273,7 @@ def _read(client: Any, source: str, kind: str, experiment: str | None, loss_tag:
             error=error,
             tags=tags,
             extra=extra,
+            run_id=tracker_run_id("mlflow", info.run_id),
         ))
     spec = ReadSpec(loss_key=key, final=rule, mapping=mapping, settings=settings or RunSettings(),
                     source=source, param_word="param")

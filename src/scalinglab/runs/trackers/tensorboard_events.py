@@ -35,6 +35,7 @@ from scalinglab.runs.trackers.base import (
     pick_loss_key,
     require,
     series,
+    tracker_run_id,
 )
 
 _PURPOSE = "reading TensorBoard event files"
@@ -47,6 +48,7 @@ class _Dir:
     scalars: dict[str, Series] = field(default_factory=dict)
     hparams: dict[str, Any] = field(default_factory=dict)
     empty: bool = False
+    files: tuple[str, ...] = ()  # event file names: time, host and pid make them unique
 
     @property
     def hparams_only(self) -> bool:
@@ -83,6 +85,7 @@ def _read_dir(path: Path, rel: str) -> _Dir:
                 ea_mod.HISTOGRAMS: 1, ea_mod.COMPRESSED_HISTOGRAMS: 1}
     out = _Dir(path, rel)
     files = sorted(p for p in path.iterdir() if "tfevents" in p.name and p.is_file())
+    out.files = tuple(p.name for p in files)
     try:
         with _quiet():
             acc = ea_mod.EventAccumulator(str(path), size_guidance=keep_all)
@@ -206,6 +209,7 @@ def read_tensorboard(
             error="the event files are empty (the run died before writing anything)" if d.empty
             else None,
             extra={"run_dir": d.rel},
+            run_id=tracker_run_id("tb", *d.files),
         ))
     spec = ReadSpec(loss_key=key, final=rule, mapping=dict(mapping or {}),
                     settings=settings or RunSettings(), source=source, param_word="hparam")

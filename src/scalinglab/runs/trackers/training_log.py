@@ -29,6 +29,7 @@ from scalinglab.runs.trackers.base import (
     TrackerImport,
     build,
     series,
+    tracker_run_id,
 )
 
 #: a number as training loops print them: 3.2100, 3.210E+00, 1e-4, nan, inf
@@ -358,7 +359,7 @@ def read_training_logs(
             if x.steps else None, params=params, scalars=scalars,
             eval_loss=series(x.eval_steps, x.eval_losses) if x.eval_steps else None,
             tokens=scalars.get("tokens"), status=status, error=error,
-            extra={"log_file": rel}, planned_steps=planned,
+            extra={"log_file": rel}, planned_steps=planned, run_id=_log_run_id(p, name, params),
         ))
     if peak_lr:
         notes.append(f"lr = the peak learning rate the log shows ({peak_lr} of {len(raws)} runs)")
@@ -366,6 +367,20 @@ def read_training_logs(
                     settings=settings or RunSettings(), step_offset=fmt.step_offset,
                     source=source, param_word="logged value")
     return build(raws, spec, notes)
+
+
+def _log_run_id(path: Path, name: str, params: Mapping[str, Any]) -> str:
+    """The sweep's own id for its logs; else the log's name and opening bytes (its config and
+    first lines), which stay the same as the log grows."""
+    own = params.get("sweep_run_id")
+    if isinstance(own, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", own):
+        return own
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        head = b""
+    return tracker_run_id("log", name, head.decode("utf-8", "replace"))
 
 
 __all__ = ["FORMATS", "MEGATRON", "NANOGPT", "SCALINGLAB", "LogFormat", "custom_format",

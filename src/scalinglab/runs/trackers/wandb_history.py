@@ -33,6 +33,7 @@ from scalinglab.runs.trackers.base import (
     build,
     pick_loss_key,
     series,
+    tracker_run_id,
 )
 
 ID_COLUMNS = ("run_id", "id", "run id", "ID")
@@ -197,7 +198,7 @@ def read_wandb_history(
         raws.append(RawRun(
             name=name, keys=(name, rid), loss=scalars.get(key), params=params, scalars=scalars,
             eval_loss=scalars.get(eval_tag) if eval_tag else None, status=status, error=error,
-            extra=extra,
+            extra=extra, run_id=tracker_run_id("wandb", rid),
         ))
     spec = ReadSpec(loss_key=key, final=rule, mapping=mapping, settings=settings or RunSettings(),
                     source=source, param_word="column")
