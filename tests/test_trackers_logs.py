@@ -223,7 +223,7 @@ def test_a_log_no_format_matches_names_the_formats(tmp_path):
         assert name in str(err.value)
     with pytest.raises(InputError, match="no line matches the nanogpt format"):
         read_tracker("log", f, log_format="nanogpt")
-    with pytest.raises(ParameterError, match="format must be one of nanogpt, megatron, scalinglab"):
+    with pytest.raises(ParameterError, match="log_format must be one of nanogpt, megatron, scalinglab"):
         read_tracker("log", f, log_format="fairseq")
 
 

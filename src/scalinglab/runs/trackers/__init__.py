@@ -52,6 +52,12 @@ def read_tracker(
     extra = [k for k, v in given.items() if v is not None and k not in allowed]
     if extra:
         raise ParameterError(f"{', '.join(extra)} cannot be used with kind {kind!r}", *extra)
+    if log_format is not None:
+        from scalinglab.runs.trackers.training_log import FORMATS
+
+        if log_format.strip().lower() not in FORMATS:
+            raise ParameterError(f"log_format must be one of {', '.join(FORMATS)}, not "
+                                 f"{log_format!r}", "log_format")
     rule = final or SOURCES[kind]
     common: dict[str, Any] = {"mapping": mapping, "settings": settings, "final": rule}
     if kind == "tensorboard":

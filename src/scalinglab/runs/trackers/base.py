@@ -72,13 +72,23 @@ LOSS_CANDIDATES = ("train/loss", "loss", "train_loss", "training_loss", "loss/tr
 TOKEN_SERIES = ("tokens", "train/tokens", "tokens_seen", "num_tokens", "consumed_tokens",
                 "train/tokens_seen")
 
-#: columns the pipeline reads with a meaning of their own: a tracker parameter of that name is
-#: kept as ``param.NAME`` so it cannot replace the loss the reader computed (``smooth_loss``),
-#: become a tag (``dataset``) or be taken for the run's id
-_RESERVED = {"run_id", "name", "status", "error", "source", "tags", "extra", "curve", "loss",
-             "N", "D", "C", "lr", "batch_tokens", "batch_size", "weight_decay", "seq_len",
-             "dataset", "architecture", "smooth_loss", "smoothed_loss", "final_loss", "bs",
-             "batch_sequences"}
+#: columns the pipeline reads with a meaning of their own: a tracker parameter (or extra) of that
+#: name is kept as ``param.NAME`` so it cannot replace the loss the reader computed
+#: (``smooth_loss``), become a tag (``dataset``), be taken for the run's id, its FLOPs
+#: (``flops``) or its batch (``bs``). The import pipeline's alias spellings are all here.
+_RESERVED = {
+    "run_id", "id", "ID", "Run ID", "name", "Name", "run_name", "Run Name", "run", "status",
+    "State", "state", "Status", "error", "Error", "failure_reason", "source", "tags", "Tags",
+    "extra", "curve", "N", "params", "n_params", "num_params", "non_embedding_params",
+    "parameters", "model_params", "D", "tokens", "n_tokens", "num_tokens", "train_tokens",
+    "tokens_seen", "total_tokens", "C", "flops", "FLOPs", "compute", "train_flops", "loss",
+    "smooth_loss", "smooth loss", "smoothed_loss", "final_loss", "train/loss", "train_loss",
+    "loss/train", "Loss", "raw_loss", "lr", "learning_rate", "peak_lr", "max_lr", "LR",
+    "batch_tokens", "tokens_per_batch", "batch_size_tokens", "batch_sequences", "batch_size", "bs",
+    "global_batch_size", "weight_decay", "wd", "seq_len", "sequence_length", "seq_length",
+    "block_size", "context_length", "max_seq_len", "steps", "_step", "max_steps", "train_steps",
+    "iters", "dataset", "architecture",
+}
 
 
 class MissingDependency(ScalingLabError):

@@ -262,9 +262,9 @@ def _detect(files: list[Path], source: str) -> LogFormat:
             break
     best = max(counts, key=lambda k: counts[k])
     if counts[best] == 0:
-        examples = "; ".join(f"{f.name}: {f.example!r}" for f in FORMATS.values())
-        raise InputError(f"no line matches a known training-log format ({examples}); give the "
-                         "format, or a pattern with (?P<step>...) and (?P<loss>...)", source=source)
+        raise InputError(f"no line matches a known training-log format ({', '.join(FORMATS)}, "
+                         f"e.g. {NANOGPT.example!r}); give a pattern with named groups step and "
+                         "loss", source=source)
     return FORMATS[best]
 
 
