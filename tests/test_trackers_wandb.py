@@ -139,3 +139,26 @@ def test_the_run_and_step_columns_can_be_mapped(tmp_path):
     assert list(out.runs["name"]) == ["x"] and out.curves["step"].tolist() == STEPS
     with pytest.raises(ParameterError, match=r"no column 'experimnt' .*\(did you mean 'experiment'\?\)"):
         read_tracker("wandb", f, mapping={"run": "experimnt"})
+
+
+def test_a_panel_export_with_one_column_per_run_reads_as_one_history_per_run(tmp_path):
+    rows = []
+    for s in STEPS:
+        row = {"Step": s}
+        for name, n in (("small", 1e6), ("large", 4e6)):
+            if name == "large" and s > 60:
+                row.update({f"{name} - train/loss": "", f"{name} - train/loss__MIN": "",
+                            f"{name} - train/loss__MAX": ""})
+                continue
+            row.update({f"{name} - train/loss": loss_at(s, n),
+                        f"{name} - train/loss__MIN": loss_at(s, n) - 0.01,
+                        f"{name} - train/loss__MAX": loss_at(s, n) + 0.01})
+        rows.append(row)
+    f = write(tmp_path / "panel.csv", rows)
+    out = read_tracker("wandb", f, settings=RunSettings.build({"N": "1e6", "D": "1e7"}))
+    assert "a W&B panel export (one column per run): read as one history per run" in out.notes
+    assert list(out.runs["name"]) == ["small", "large"]
+    large = out.curves[out.curves["row"] == 1]
+    assert large["step"].tolist() == [0, 10, 20, 30, 40, 50, 60]
+    assert np.allclose(large["loss"], [loss_at(s, 4e6) for s in range(0, 70, 10)])
+    assert by_name(out, "small")["loss"] == pytest.approx(loss_at(90, 1e6))

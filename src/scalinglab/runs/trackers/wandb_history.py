@@ -8,12 +8,16 @@ value. A cell reading ``nan`` or ``inf`` *was* logged, and a run whose loss beco
 diverged. (pandas writes NaN as an empty cell, so a frame saved with ``to_csv`` loses that
 difference; the run then looks as if it stopped logging.)
 
+The UI's panel export ("Export CSV" of a chart: ``Step`` and one ``RUN - METRIC`` column per
+run, with ``__MIN``/``__MAX`` companions) is read too, as one history per run.
+
 The W&B *runs* export (one row per run: ``Name``, ``State``, ``Tags``, config and summary
 columns) is a plain run table: the store's import pipeline recognises it without this reader.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -72,6 +76,42 @@ def _numbers(cells: pd.Series, column: str, labels: Mapping[int, str], source: s
     return values, ~np.isnan(values)
 
 
+_PANEL_COLUMN = re.compile(r"^(?P<run>.+?) - (?P<metric>.+?)(?P<stat>__MIN|__MAX)?$")
+
+
+def is_panel_export(columns: list[str]) -> bool:
+    """The UI's panel export: ``Step`` and ``RUN - METRIC`` columns (with ``__MIN``/``__MAX``
+    companions for sampled ranges), no run column."""
+    if "Step" not in columns or any(c in columns for c in ID_COLUMNS + NAME_COLUMNS):
+        return False
+    rest = [c for c in columns if c != "Step"]
+    return bool(rest) and all(_PANEL_COLUMN.match(c) for c in rest)
+
+
+def panel_to_long(df: pd.DataFrame, labels: Mapping[int, str]) -> tuple[pd.DataFrame, dict[int, str]]:
+    """One row per (run, step) from a panel export's one column per run and metric.
+
+    The ``__MIN``/``__MAX`` columns are the range of the points W&B sampled into one plotted
+    point; the plotted value itself is the curve.
+    """
+    series_cols: dict[str, dict[str, str]] = {}
+    for c in df.columns:
+        m = _PANEL_COLUMN.match(c)
+        if c == "Step" or m is None or m["stat"]:
+            continue
+        series_cols.setdefault(m["run"], {})[m["metric"]] = c
+    parts, out_labels = [], {}
+    for run, metrics in series_cols.items():
+        part = pd.DataFrame({"name": run, "_step": df["Step"],
+                             **{metric: df[col] for metric, col in metrics.items()}})
+        cells = part[list(metrics)].astype(str).apply(lambda s: s.str.strip())
+        keep = (cells != "").any(axis=1).to_numpy()
+        for i in np.flatnonzero(keep):
+            out_labels[len(out_labels)] = f"{labels.get(int(i), f'row {int(i) + 1}')}, run {run!r}"
+        parts.append(part[keep])
+    return pd.concat(parts, ignore_index=True).fillna(""), out_labels
+
+
 def read_wandb_history(
     path: str | Path,
     loss_tag: str | None = None,
@@ -109,6 +149,10 @@ def read_wandb_history(
     df = df.reset_index(drop=True)
     if df.empty:
         raise InputError("no rows", source=source)
+    panel_notes: list[str] = []
+    if "run" not in mapping and is_panel_export(list(df.columns)):
+        df, labels = panel_to_long(df, labels)
+        panel_notes.append("a W&B panel export (one column per run): read as one history per run")
     cols = list(df.columns)
 
     def column(role: str, choices: tuple[str, ...], required: bool) -> str | None:
@@ -132,7 +176,7 @@ def read_wandb_history(
     reserved = {run_col, name_col, step_col, state_col}
     metrics = [c for c in cols if c not in reserved and c not in _META]
     key, note = pick_loss_key(loss_tag, metrics, source, what="column")
-    notes = [f"runs told apart by column {run_col!r}, steps from {step_col!r}"] + \
+    notes = panel_notes + [f"runs told apart by column {run_col!r}, steps from {step_col!r}"] + \
         ([note] if note else [])
     if eval_tag is not None:
         pick_loss_key(eval_tag, metrics, source, parameter="eval_tag", what="column")
