@@ -209,3 +209,14 @@ def test_build_counts_each_inference_once_and_lists_failed_runs():
     assert any(n.startswith("1 run kept as failed: 'b': no 'train/loss' logged") for n in out.notes)
     assert out.curves["row"].tolist() == [0, 0, 0]
     assert out.runs.attrs["row_labels"] == {0: "run 'a'", 1: "run 'b'"}
+
+
+def test_a_divergence_overrides_running_and_adds_to_the_trackers_own_failure():
+    nan = float("nan")
+    running, _ = assemble(run((1, 2), (3.0, nan), status="running"), spec(), Counter())
+    assert (running["status"], running["error"]) == ("failed", "diverged: train/loss is nan at step 2")
+    failed, _ = assemble(run((1, 2), (3.0, nan), status="failed", error="MLflow status FAILED"),
+                         spec(), Counter())
+    assert failed["error"] == "MLflow status FAILED; diverged: train/loss is nan at step 2"
+    just_started, _ = assemble(RawRun("a", ("a",), None, status="running"), spec(), Counter())
+    assert (just_started["status"], just_started["error"]) == ("running", None)

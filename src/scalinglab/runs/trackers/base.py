@@ -544,10 +544,12 @@ def assemble(run: RawRun, spec: ReadSpec, how: Counter[str]) -> tuple[dict[str, 
             steps, values = loss_s[0][:first], loss_s[1][:first]
         else:
             steps, values = loss_s
-    if status == "finished":
-        if diverged_at is not None:
-            status, error = "failed", f"diverged: {spec.loss_key} is {bad_value} at step {diverged_at}"
-        elif len(values) == 0:
+    if diverged_at is not None:  # whatever the tracker says: a running run that diverged is lost
+        reason = f"diverged: {spec.loss_key} is {bad_value} at step {diverged_at}"
+        error = f"{error}; {reason}" if status == "failed" and error else reason
+        status = "failed"
+    elif status == "finished":
+        if len(values) == 0:
             status = "failed"
             error = f"no {spec.loss_key!r} logged (crashed before the first log?)"
         elif (run.planned_steps is not None

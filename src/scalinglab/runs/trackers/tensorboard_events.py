@@ -77,6 +77,12 @@ def _quiet() -> Any:
         log.setLevel(level)
 
 
+def _decimal(value: float) -> float:
+    """A float32 from an event file as the shortest decimal that is that float32 (2.6, not
+    2.5999999046325684): the value that was logged, as far as float32 can tell."""
+    return float(str(np.float32(value)))
+
+
 def _read_dir(path: Path, rel: str) -> _Dir:
     ea_mod = require("tensorboard.backend.event_processing.event_accumulator", _PURPOSE)
     hp_meta = require("tensorboard.plugins.hparams.metadata", _PURPOSE)
@@ -104,7 +110,7 @@ def _read_dir(path: Path, rel: str) -> _Dir:
     tags = acc.Tags()
     for tag in tags.get("scalars", []):
         events = acc.Scalars(tag)
-        out.scalars[tag] = series((e.step for e in events), (e.value for e in events))
+        out.scalars[tag] = series((e.step for e in events), (_decimal(e.value) for e in events))
     for tag in tags.get("tensors", []):
         if acc.SummaryMetadata(tag).plugin_data.plugin_name != "scalars" or tag in out.scalars:
             continue
@@ -112,7 +118,7 @@ def _read_dir(path: Path, rel: str) -> _Dir:
         values = []
         for e in events:
             arr = tensor_util.make_ndarray(e.tensor_proto)
-            values.append(float(arr.reshape(-1)[0]) if arr.size else np.nan)
+            values.append(_decimal(arr.reshape(-1)[0]) if arr.size else np.nan)
         out.scalars[tag] = series((e.step for e in events), values)
     try:
         content = acc.PluginTagToContent("hparams")
