@@ -12,15 +12,14 @@ import pytest
 
 from scalinglab.errors import InputError, ParameterError
 from scalinglab.runs.trackers.base import (
-    FinalRule,
     RawRun,
     ReadSpec,
-    RunSettings,
     assemble,
     build,
-    read_settings_file,
     series,
 )
+from scalinglab.runs.trackers.final import FinalRule
+from scalinglab.runs.trackers.settings import RunSettings, read_settings_file
 
 
 def spec(**kw) -> ReadSpec:

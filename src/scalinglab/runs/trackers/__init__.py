@@ -15,11 +15,11 @@ from typing import Any
 
 from scalinglab.errors import ParameterError
 from scalinglab.runs.trackers.base import (
-    FinalRule,
     MissingDependency,
-    RunSettings,
     TrackerImport,
 )
+from scalinglab.runs.trackers.final import FinalRule
+from scalinglab.runs.trackers.settings import RunSettings
 
 #: the sources ``read_tracker`` reads, with the reader's own final-loss default
 SOURCES: dict[str, str] = {"tensorboard": "last", "mlflow": "last", "wandb": "last", "log": "ema:10"}

@@ -30,10 +30,8 @@ from typing import Any
 from scalinglab.errors import InputError, ParameterError, did_you_mean
 from scalinglab.runs.trackers.base import (
     TOKEN_SERIES,
-    FinalRule,
     RawRun,
     ReadSpec,
-    RunSettings,
     Series,
     TrackerImport,
     build,
@@ -42,6 +40,8 @@ from scalinglab.runs.trackers.base import (
     series,
     tracker_run_id,
 )
+from scalinglab.runs.trackers.final import FinalRule
+from scalinglab.runs.trackers.settings import RunSettings
 
 _PURPOSE = "reading an MLflow tracking store"
 

@@ -25,10 +25,8 @@ import numpy as np
 
 from scalinglab.errors import InputError
 from scalinglab.runs.trackers.base import (
-    FinalRule,
     RawRun,
     ReadSpec,
-    RunSettings,
     Series,
     TrackerImport,
     build,
@@ -37,6 +35,8 @@ from scalinglab.runs.trackers.base import (
     series,
     tracker_run_id,
 )
+from scalinglab.runs.trackers.final import FinalRule
+from scalinglab.runs.trackers.settings import RunSettings
 
 _PURPOSE = "reading TensorBoard event files"
 

@@ -22,15 +22,15 @@ from typing import Any
 
 from scalinglab.errors import InputError, ParameterError
 from scalinglab.runs.trackers.base import (
-    FinalRule,
     RawRun,
     ReadSpec,
-    RunSettings,
     TrackerImport,
     build,
     series,
     tracker_run_id,
 )
+from scalinglab.runs.trackers.final import FinalRule
+from scalinglab.runs.trackers.settings import RunSettings
 
 #: a number as training loops print them: 3.2100, 3.210E+00, 1e-4, nan, inf
 NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|[nN]a[nN]|[iI]nf)"

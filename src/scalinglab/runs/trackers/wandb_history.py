@@ -28,10 +28,8 @@ import pandas as pd
 from scalinglab.errors import InputError, ParameterError, did_you_mean
 from scalinglab.runs.schema import parse_number
 from scalinglab.runs.trackers.base import (
-    FinalRule,
     RawRun,
     ReadSpec,
-    RunSettings,
     Series,
     TrackerImport,
     build,
@@ -39,6 +37,8 @@ from scalinglab.runs.trackers.base import (
     series,
     tracker_run_id,
 )
+from scalinglab.runs.trackers.final import FinalRule
+from scalinglab.runs.trackers.settings import RunSettings
 
 ID_COLUMNS = ("run_id", "id", "run id", "ID")
 NAME_COLUMNS = ("name", "Name", "run_name", "run", "Run", "display_name")
