@@ -219,3 +219,10 @@ def test_a_divergence_overrides_running_and_adds_to_the_trackers_own_failure():
     assert failed["error"] == "MLflow status FAILED; diverged: train/loss is nan at step 2"
     just_started, _ = assemble(RawRun("a", ("a",), None, status="running"), spec(), Counter())
     assert (just_started["status"], just_started["error"]) == ("running", None)
+
+
+def test_a_given_key_close_to_a_scalinglab_name_is_warned_about():
+    out = build([run()], spec(settings=RunSettings.build({"n": "1e6", "lr_": "1e-3", "notes": "x"})))
+    assert "warning: 'n' is not a scalinglab column (did you mean 'N'?); kept as an extra" in out.notes
+    assert "warning: 'lr_' is not a scalinglab column (did you mean 'lr'?); kept as an extra" in out.notes
+    assert not any("'notes'" in n for n in out.notes)

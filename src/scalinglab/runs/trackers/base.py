@@ -446,11 +446,29 @@ def _log_interval(steps: np.ndarray) -> int:
     return max(1, int(np.median(np.diff(steps))))
 
 
+#: names a mapped or given value usually means (anything else is kept as an extra)
+TARGETS = (*NUMERIC_TARGETS, "dataset", "architecture", "name", "status", "error")
+
+
+def misspelt_targets(keys: Iterable[str]) -> list[str]:
+    """A warning for each key that is not a scalinglab name but is close to one (``n`` for N)."""
+    out = []
+    for key in dict.fromkeys(keys):
+        if key not in TARGETS:
+            hint = did_you_mean(key, TARGETS) or (
+                f" (did you mean {key.upper()!r}?)" if key.upper() in TARGETS else "")
+            if hint:
+                out.append(f"warning: {key!r} is not a scalinglab column{hint}; kept as an extra")
+    return out
+
+
 def build(runs: Sequence[RawRun], spec: ReadSpec, notes: list[str] | None = None) -> TrackerImport:
     """Every run through :func:`assemble`, one frame of rows, one long frame of curves."""
     notes = list(notes or [])
     spec.settings.check_known([r.keys for r in runs], spec.source)
     check_mapping(spec.mapping, runs, spec.source)
+    notes += misspelt_targets([*spec.mapping, *spec.settings.constants,
+                               *{k for v in spec.settings.per_run.values() for k in v}])
     how: Counter[str] = Counter()
     rows, curves = [], []
     for i, run in enumerate(runs):
