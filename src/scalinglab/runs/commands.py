@@ -1,14 +1,21 @@
-"""``scalinglab import`` and ``scalinglab runs``: getting runs in, and looking at them."""
+"""``scalinglab import``, ``scalinglab runs`` and ``scalinglab store``: getting runs in,
+looking at them, and looking after the store file."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from scalinglab.clikit import DEFAULT_STORE, console, emit_json, new_app
+from scalinglab.clikit import DEFAULT_STORE, UserError, console, emit_json, new_app
 from scalinglab.runs.io import parse_pairs
+
+_INVALID_HELP = ("What a bad row does: reject (the import; lists up to 20 bad rows), skip (it), "
+                 "or failed (import it as a failed run with the reason).")
+_CONFLICT_HELP = ("A run id already seen with other values: error (default; names both rows), "
+                  "keep (the stored or first one) or replace (with the incoming row).")
 
 
 def import_runs(
@@ -24,53 +31,87 @@ def import_runs(
     seq_len: int = typer.Option(
         None, "--seq-len", help="Tokens per sequence, when the batch is given in sequences."
     ),
+    invalid: str = typer.Option("reject", "--invalid", help=_INVALID_HELP),
+    on_conflict: str = typer.Option("error", "--on-conflict", help=_CONFLICT_HELP),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
     json_: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Import runs into the store, all rows or none.
 
-    Columns: N (non-embedding parameters), D (tokens) or C (FLOPs), loss; optional lr,
-    batch_tokens (or batch_size with --seq-len), weight_decay, seq_len, tags, dataset,
-    architecture, run_id, curve. Other columns are kept as extras. Re-importing is a no-op.
+    Columns: N (non-embedding parameters), D (tokens) or C (FLOPs), loss; optional name,
+    status, error, run_id, lr, batch_tokens (or batch_size with --seq-len), weight_decay,
+    seq_len, tags, dataset, architecture, curve. Other columns are kept as extras. Common
+    spellings are recognised (a W&B runs export needs no --map: Name, State, Tags, params,
+    tokens, train/loss, _step). Re-importing is a no-op.
 
     Example: scalinglab import runs.csv --map loss=final_loss,N=params --tag dataset=c4
     """
-    from scalinglab.runs.store import RunStore
+    from scalinglab.errors import ConflictError
+    from scalinglab.runs.columns import MissingColumn
+    from scalinglab.runs.store import InvalidRows, RunStore
 
-    report = RunStore(store).import_file(
-        file,
-        mapping=parse_pairs(map_, "--map"),
-        tags=parse_pairs(tag, "--tag"),
-        seq_len=seq_len,
-        scale=parse_pairs(scale, "--scale"),
-    )
+    try:
+        report = RunStore(store).import_file(
+            file,
+            mapping=parse_pairs(map_, "--map"),
+            tags=parse_pairs(tag, "--tag"),
+            seq_len=seq_len,
+            scale=parse_pairs(scale, "--scale"),
+            invalid=invalid,
+            on_conflict=on_conflict,
+        )
+    except InvalidRows as exc:
+        raise UserError(f"{exc}; nothing was imported (--invalid skip leaves such rows out, "
+                        "--invalid failed keeps them as failed runs)") from None
+    except MissingColumn as exc:
+        hint = f"({exc.name}=YOUR_COLUMN)"
+        raise UserError(str(exc).replace(hint, f"with --map {exc.name}=YOUR_COLUMN")) from None
+    except ConflictError as exc:
+        raise UserError(f"{exc}; nothing was imported (--on-conflict keep or replace "
+                        "decides)") from None
     if json_:
         emit_json({**report.to_dict(), "store": str(store)})
         return
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}" if not note.startswith("warning") else f"[bold yellow]{note}")
-    console.print(
-        f"[green]imported[/] {report.n_inserted} new runs from {file} into {store} "
-        f"({report.n_skipped_duplicates} already there"
-        + (f", {report.n_curve_points} curve points" if report.n_curve_points else "")
-        + ")"
-    )
+        line = f"[bold yellow]{note}" if note.startswith("warning") else f"[yellow]note:[/] {note}"
+        console.print(line, highlight=False)
+    extra = [f"{report.n_skipped_duplicates} already there"]
+    if report.n_curve_points:
+        extra.append(f"{report.n_curve_points} curve points")
+    if report.n_failed:
+        extra.append(f"{report.n_failed} as failed runs")
+    if report.n_replaced:
+        extra.append(f"{report.n_replaced} replaced")
+    if report.n_kept:
+        extra.append(f"{report.n_kept} conflicting rows left out")
+    if report.n_skipped_invalid:
+        extra.append(f"{report.n_skipped_invalid} invalid rows skipped")
+    console.print(f"[green]imported[/] {report.n_inserted} new runs from {file} into {store} "
+                  f"({', '.join(extra)})", highlight=False)
 
 
 def list_runs(
-    where: str = typer.Option(None, "--where", "-w", help="SQL filter, e.g. \"N > 1e8\"."),
+    where: str = typer.Option(
+        None, "--where", "-w",
+        help="Filter expression over the run columns, e.g. \"N > 1e8 AND tags->>'dataset' = "
+        "'c4'\" (no statements or subqueries)."),
     tag: list[str] = typer.Option(None, "--tag", "-t", help="Only runs with tag KEY=VALUE."),
     status: str = typer.Option("finished", "--status", help="finished, failed, running or all."),
     limit: int = typer.Option(50, "--limit", help="Rows to show in the table (JSON shows all)."),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
     json_: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """List runs in the store as a table.
+    """List runs in the store as a table. Reads only: never writes or creates a file.
 
     Example: scalinglab runs --where "N > 1e8 AND lr < 1e-3" --tag dataset=c4
     """
     from scalinglab.runs.store import RunStore
 
+    statuses = ("finished", "failed", "running", "all")
+    if status not in statuses:
+        raise UserError(f"--status must be one of {', '.join(statuses)}, not {status!r}")
+    if limit < 0:
+        raise UserError(f"--limit must be 0 or more, not {limit}")
     df = RunStore(store, read_only=True).runs(
         where=where, status=None if status == "all" else status, tags=parse_pairs(tag, "--tag")
     )
@@ -79,25 +120,35 @@ def list_runs(
         return
     table = Table(title=f"{len(df)} runs in {store}", header_style="bold")
     named = bool(df["name"].notna().any()) if len(df) else False
-    texts = ("run_id", "name", "status", "tags")
-    for col in ("run_id", *(["name"] if named else []), "N", "D", "C", "loss", "lr",
-                "batch_tokens", "status", "tags"):
-        table.add_column(col, justify="left" if col in texts else "right")
+    failed = status != "finished" and bool((df["status"] != "finished").any()) if len(df) else False
+    texts = ("run_id", "name", "status", "tags", "error")
+    shown = ["run_id", *(["name"] if named else []), "N", "D", "C", "loss", "lr",
+             "batch_tokens", "status", "tags", *(["error"] if failed else [])]
+    for col in shown:
+        table.add_column(col, justify="left" if col in texts else "right",
+                         overflow="fold" if col == "error" else "ellipsis")
     for _, r in df.head(limit).iterrows():
-        table.add_row(
-            str(r.run_id)[:20],
-            *([str(r["name"]) if isinstance(r["name"], str) else "-"] if named else []),
-            *(_num(r[c]) for c in ("N", "D", "C", "loss", "lr", "batch_tokens")),
-            str(r.status) if r.status == "finished" else f"[red]{r.status}",
-            ",".join(f"{k}={v}" for k, v in r.tags.items()),
-        )
+        cells = []
+        for col in shown:
+            v = r[col]
+            if col == "run_id":
+                cells.append(str(v)[:20])
+            elif col in ("name", "error"):
+                cells.append(str(v) if isinstance(v, str) else "-")
+            elif col == "status":
+                cells.append(str(v) if v == "finished" else f"[red]{v}")
+            elif col == "tags":
+                cells.append(",".join(f"{k}={x}" for k, x in v.items()))
+            else:
+                cells.append(_num(v))
+        table.add_row(*cells)
     console.print(table)
     if len(df) > limit:
         console.print(f"... {len(df) - limit} more (use --limit or --json)")
 
 
 def _num(v: object) -> str:
-    if v is None or (isinstance(v, float) and v != v):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     return f"{float(v):.4g}"
 
@@ -111,6 +162,8 @@ def migrate_store(
 ) -> None:
     """Bring a run store written by an older scalinglab to the current schema.
 
+    One transaction; reading an old store works without it, writing needs it.
+
     Example: scalinglab store migrate --store runs.duckdb
     """
     from scalinglab.runs.store import SCHEMA_VERSION, RunStore
@@ -119,7 +172,30 @@ def migrate_store(
     if old is None:
         console.print(f"{store} is already at schema version {SCHEMA_VERSION}")
     else:
-        console.print(f"[green]migrated[/] {store} from schema version {old} to {SCHEMA_VERSION}")
+        console.print(f"[green]migrated[/] {store} from schema version {old} to "
+                      f"{SCHEMA_VERSION}")
+
+
+@store_app.command("info")
+def store_info(
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
+    json_: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Say what a store holds: its schema version and runs per status. Reads only.
+
+    Example: scalinglab store info --store runs.duckdb
+    """
+    from scalinglab.runs.store import SCHEMA_VERSION, RunStore
+
+    runs = RunStore(store, read_only=True)
+    info = {"store": str(store), "schema_version": runs.version(), "runs": runs.counts()}
+    if json_:
+        emit_json(info)
+        return
+    note = "" if info["schema_version"] == SCHEMA_VERSION else \
+        " (older: run 'scalinglab store migrate' before writing to it)"
+    console.print(f"{store}: schema version {info['schema_version']}{note}; "
+                  + (", ".join(f"{n} {s}" for s, n in sorted(info["runs"].items())) or "no runs"))
 
 
 def register(app: typer.Typer) -> None:
