@@ -64,10 +64,10 @@ def tb_logs(tmp_path_factory) -> Path:
 def test_tensorboard_runs_land_with_names_curves_and_failures(tb_logs, tmp_path):
     store = tmp_path / "s.duckdb"
     res = invoke("import", tb_logs, "--from", "tensorboard", "--loss-tag", "train/loss",
-                 "--invalid", "failed", "--store", store, "--json")
-    assert res.exit_code == 0, res.output
+                 "--store", store, "--json")
+    assert res.exit_code == 0, res.output  # a failed run is data, under the default --invalid too
     report = json.loads(res.stdout)
-    assert (report["n_inserted"], report["n_failed"], report["n_curve_points"]) == (3, 1, 21)
+    assert (report["n_inserted"], report["n_failed_runs"], report["n_curve_points"]) == (3, 1, 21)
     runs = RunStore(store, read_only=True).runs(status=None).set_index("name")
     assert runs.loc["n1e+06", "status"] == "finished"
     assert runs.loc["diverged", "status"] == "failed"
@@ -131,34 +131,18 @@ def test_a_missing_reader_package_is_one_line(tb_logs, tmp_path, monkeypatch):
     assert "needs the 'tensorboard' package: pip install 'scalinglab[trackers]'" in text
 
 
-def test_an_mlflow_sqlite_uri_imports_through_the_cli(tmp_path):
-    pytest.importorskip("mlflow")
-    import warnings
-
-    from mlflow.tracking import MlflowClient
-
-    db = tmp_path / "mlflow.db"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        client = MlflowClient(tracking_uri=f"sqlite:///{db}")
-        exp = client.create_experiment("sweep")
-        for name, n, status in (("a", 1e6, "FINISHED"), ("b", 2e6, "KILLED")):
-            rid = client.create_run(exp, run_name=name).info.run_id
-            client.log_param(rid, "n_params", n)
-            client.log_param(rid, "tokens", 1e8)
-            for s in range(5):
-                client.log_metric(rid, "loss", 3 - s / 10, step=s)
-            client.set_terminated(rid, status)
+def test_an_mlflow_sqlite_uri_imports_through_the_cli(mlflow_stores, tmp_path):
+    db = mlflow_stores["sqlite"]
     before = digest(db)
     store = tmp_path / "s.duckdb"
     res = invoke("import", f"sqlite:///{db}", "--from", "mlflow", "--experiment", "sweep",
-                 "--invalid", "failed", "--store", store, "--json")
+                 "--store", store, "--json")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["n_inserted"] == 2
+    assert (json.loads(res.stdout)["n_inserted"], json.loads(res.stdout)["n_failed_runs"]) == (6, 3)
     runs = RunStore(store, read_only=True).runs(status=None).set_index("name")
-    assert runs.loc["a", "loss"] == pytest.approx(2.6) and runs.loc["a", "D"] == 1e8
-    assert runs.loc["b", "status"] == "failed" and "KILLED" in runs.loc["b", "error"]
-    assert len(RunStore(store, read_only=True).curve(runs.loc["a", "run_id"])) == 5
+    assert runs.loc["small", "D"] == 90 * 4096 and runs.loc["live", "status"] == "running"
+    assert runs.loc["preempted", "status"] == "failed" and "KILLED" in runs.loc["preempted", "error"]
+    assert len(RunStore(store, read_only=True).curve(runs.loc["large", "run_id"])) == 10
     assert digest(db) == before
 
 
@@ -166,13 +150,18 @@ def test_an_mlflow_sqlite_uri_imports_through_the_cli(tmp_path):
 def test_a_sweep_run_with_log_imports_back_as_the_same_runs(tmp_path, monkeypatch):
     """Cross-path: the sweep's own records and its logs, imported, agree."""
     monkeypatch.setenv("SCALINGLAB_CACHE", str(tmp_path / "cache"))
+    from scalinglab.sweep.data import DataSpec
+    from scalinglab.sweep.model import ModelConfig
+    from scalinglab.sweep.plan import RunSpec, SweepPlan
+    from scalinglab.sweep.train import TrainConfig
+
     words = np.random.default_rng(0).choice(["def", "self", "return", "in"], 20_000)
     (tmp_path / "code.txt").write_text(" ".join(words))
-    plan = tmp_path / "plan.toml"
-    res = invoke("sweep", "plan", "grid", "--lr", "3e-3,1e-2", "--batch", "256", "--sizes", "2e4",
-                 "--tokens-per-param", "0.5", "--seq-len", "32", "--data", tmp_path / "code.txt",
-                 "--out", plan)
-    assert res.exit_code == 0, res.output
+    data = DataSpec(source=str(tmp_path / "code.txt"))
+    runs = [RunSpec(ModelConfig(d_model=d, n_layers=1, n_heads=2, seq_len=32),
+                    TrainConfig(lr=lr, batch_tokens=256, steps=20, eval_tokens=2048), data)
+            for d, lr in ((32, 1e-2), (48, 3e-3))]
+    plan = SweepPlan("t", "custom", runs, data).save(tmp_path / "plan.toml")
     sweep_store, log_store = tmp_path / "sweep.duckdb", tmp_path / "logs.duckdb"
     res = invoke("sweep", "run", plan, "--store", sweep_store, "--log", tmp_path / "logs")
     assert res.exit_code == 0, res.output

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scalinglab.clikit import UserError, to_json
+from scalinglab.errors import ScalingLabError, StoreBusy
 from scalinglab.fit.result import FitResult, NotIdentifiable
 from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS
 from scalinglab.report import analysis, figures
@@ -144,6 +145,16 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0) -> F
             return _json({"detail": f"the run store {path} is busy: another process (a sweep?) "
                           "is writing to it; retry in a moment"}, 503)
         return _json({"detail": exc.message}, 400)
+
+    @app.exception_handler(StoreBusy)
+    async def _store_busy(_: Request, exc: StoreBusy) -> Response:
+        # the store already retried for LOCK_WAIT_S: a writer (a sweep) holds the file
+        return _json({"detail": f"the run store {path} is busy: another process (a sweep?) "
+                      "is writing to it; retry in a moment"}, 503)
+
+    @app.exception_handler(ScalingLabError)
+    async def _library_error(_: Request, exc: ScalingLabError) -> Response:
+        return _json({"detail": str(exc)}, 400)
 
     @app.exception_handler(NotIdentifiable)
     async def _not_identifiable(_: Request, exc: NotIdentifiable) -> Response:

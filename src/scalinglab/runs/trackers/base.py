@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, ParameterError, ScalingLabError, did_you_mean
+from scalinglab.runs.columns import ALIASES
 from scalinglab.runs.schema import parse_number
 from scalinglab.runs.trackers.final import FinalRule
 from scalinglab.runs.trackers.settings import RunSettings
@@ -41,26 +42,14 @@ from scalinglab.runs.trackers.settings import RunSettings
 CURVE_COLUMNS = ["row", "step", "tokens", "loss", "eval_loss"]
 
 #: scalinglab names whose values are numbers (a mapped value must parse as one)
-NUMERIC_TARGETS = ("N", "D", "C", "lr", "batch_tokens", "batch_size", "seq_len", "weight_decay")
+NUMERIC_TARGETS = ("N", "D", "C", "lr", "batch_tokens", "batch_sequences", "batch_size", "seq_len",
+                   "weight_decay")
 
-#: logged hyperparameter names recognised without a mapping, per scalinglab name (besides the
-#: scalinglab name itself, matched exactly: ``N``, ``D``, ``lr``, ...). Matched after
-#: lower-casing and dropping a ``hparams/`` / ``config/`` style prefix. Only unambiguous
-#: spellings: ``params`` alone could be anything, ``batch_size`` is in sequences (converted
-#: with ``seq_len`` by the pipeline), ``tokens`` is D only when it is a hyperparameter (a
-#: *scalar* called tokens is the curve's token axis, handled apart).
-PARAM_ALIASES: dict[str, tuple[str, ...]] = {
-    "N": ("n_params", "num_params", "n_parameters", "num_parameters",
-          "non_embedding_params", "params_non_embedding", "model_params"),
-    "D": ("tokens", "n_tokens", "num_tokens", "train_tokens", "training_tokens", "total_tokens"),
-    "lr": ("lr", "learning_rate", "max_lr", "peak_lr", "lr_max"),
-    "batch_tokens": ("batch_tokens", "tokens_per_batch", "batch_size_tokens", "global_batch_tokens",
-                     "tokens_per_iter", "tokens_per_step"),
-    "batch_size": ("batch_size", "global_batch_size", "train_batch_size", "bs"),
-    "seq_len": ("seq_len", "seq_length", "sequence_length", "block_size", "context_length",
-                "max_seq_len", "n_ctx"),
-    "weight_decay": ("weight_decay", "wd"),
-}
+#: what a logged hyperparameter may set without a mapping, by the spellings of the import
+#: pipeline's one alias table (:data:`scalinglab.runs.columns.ALIASES`). Matched exactly, then
+#: ignoring case and a ``hparams/`` / ``config.`` style prefix, except one-letter names: a
+#: hyperparameter ``n`` or ``d`` is not N or D.
+PARAM_TARGETS = ("N", "D", "lr", "batch_tokens", "batch_sequences", "weight_decay", "seq_len")
 _PREFIXES = ("hparams/", "hparam/", "hparams.", "config/", "config.", "params/", "params.",
              "hp/", "hp.")
 
@@ -75,20 +64,9 @@ TOKEN_SERIES = ("tokens", "train/tokens", "tokens_seen", "num_tokens", "consumed
 #: columns the pipeline reads with a meaning of their own: a tracker parameter (or extra) of that
 #: name is kept as ``param.NAME`` so it cannot replace the loss the reader computed
 #: (``smooth_loss``), become a tag (``dataset``), be taken for the run's id, its FLOPs
-#: (``flops``) or its batch (``bs``). The import pipeline's alias spellings are all here.
-_RESERVED = {
-    "run_id", "id", "ID", "Run ID", "name", "Name", "run_name", "Run Name", "run", "status",
-    "State", "state", "Status", "error", "Error", "failure_reason", "source", "tags", "Tags",
-    "extra", "curve", "N", "params", "n_params", "num_params", "non_embedding_params",
-    "parameters", "model_params", "D", "tokens", "n_tokens", "num_tokens", "train_tokens",
-    "tokens_seen", "total_tokens", "C", "flops", "FLOPs", "compute", "train_flops", "loss",
-    "smooth_loss", "smooth loss", "smoothed_loss", "final_loss", "train/loss", "train_loss",
-    "loss/train", "Loss", "raw_loss", "lr", "learning_rate", "peak_lr", "max_lr", "LR",
-    "batch_tokens", "tokens_per_batch", "batch_size_tokens", "batch_sequences", "batch_size", "bs",
-    "global_batch_size", "weight_decay", "wd", "seq_len", "sequence_length", "seq_length",
-    "block_size", "context_length", "max_seq_len", "steps", "_step", "max_steps", "train_steps",
-    "iters", "dataset", "architecture",
-}
+#: (``flops``) or its batch (``bs``): every spelling in the pipeline's alias table
+_RESERVED = {a for spellings in ALIASES.values() for a in spellings} | set(ALIASES) | {
+    "source", "extra", "curve", "dataset", "architecture", "raw_loss", "batch_size"}
 
 
 class MissingDependency(ScalingLabError):
@@ -312,12 +290,13 @@ def assemble(run: RawRun, spec: ReadSpec, how: Counter[str]) -> tuple[dict[str, 
     used: set[str] = set()
     lookup = param_lookup(run.params)
 
-    # 1. logged hyperparameters under their scalinglab name or a recognised spelling
-    for target, aliases in PARAM_ALIASES.items():
+    # 1. logged hyperparameters under a spelling of the one alias table
+    for target in PARAM_TARGETS:
         if target in spec.mapping:
             continue
-        src = (target if target in run.params  # the exact name; 'n' or 'd' are not N or D
-               else next((lookup[a] for a in aliases if a in lookup), None))
+        spellings = ALIASES.get(target, (target,))
+        src = next((a for a in spellings if a in run.params), None) or next(
+            (lookup[a.lower()] for a in spellings if len(a) > 1 and a.lower() in lookup), None)
         if src is not None:
             row[target] = _number(run.params[src], spec, run, f"{target} ({spec.param_word} {src!r})")
             used.add(src)
@@ -396,8 +375,9 @@ def assemble(run: RawRun, spec: ReadSpec, how: Counter[str]) -> tuple[dict[str, 
 
     # tokens: logged along the curve, or steps x batch_tokens when the batch is known
     batch = row.get("batch_tokens")
-    if batch is None and "batch_size" in row and "seq_len" in row:
-        batch = row["batch_size"] * row["seq_len"]
+    sequences = row.get("batch_sequences", row.get("batch_size"))
+    if batch is None and sequences is not None and "seq_len" in row:
+        batch = sequences * row["seq_len"]
     token_at: np.ndarray | None = None
     if tokens is not None and len(tokens[0]):
         token_at = np.interp(steps, tokens[0], tokens[1], left=np.nan, right=np.nan) if len(steps) else None
@@ -406,7 +386,7 @@ def assemble(run: RawRun, spec: ReadSpec, how: Counter[str]) -> tuple[dict[str, 
             how["D <- last logged token count"] += 1
     elif batch is not None and math.isfinite(batch) and len(steps):
         token_at = (steps + spec.step_offset) * float(batch)
-        if "D" not in row:
+        if "D" not in row and token_at[-1] >= 1:  # a run that died at step 0 trained no tokens
             row["D"] = float(token_at[-1])
             how["D = updates at the last logged step x batch_tokens (no token count logged)"] += 1
 

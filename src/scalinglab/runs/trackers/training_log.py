@@ -75,7 +75,7 @@ NANOGPT = LogFormat(
     ),
     step_offset=1,
     planned="max_iters",
-    renames={"batch_size": "micro_batch_size"},
+    renames={"batch_size": "micro_batch_size", "tokens_per_iter": "batch_tokens"},
     example="iter 100: loss 3.2100, time 12.34ms, mfu 12.34%",
 )
 
@@ -339,8 +339,8 @@ def read_training_logs(
         if "lr" in scalars and "lr" not in params and len(scalars["lr"][1]):
             params["lr"] = float(max(scalars["lr"][1]))  # the schedule's peak
             peak_lr += 1
-        if "batch_size" in scalars and "batch_size" not in params:
-            params["batch_size"] = float(scalars["batch_size"][1][-1])
+        if "batch_size" in scalars and "global_batch_size" not in params:
+            params["global_batch_size"] = float(scalars["batch_size"][1][-1])
         planned = x.total
         if planned is None and fmt.planned and fmt.planned in params:
             try:
