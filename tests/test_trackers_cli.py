@@ -179,3 +179,22 @@ def test_a_sweep_run_with_log_imports_back_as_the_same_runs(tmp_path, monkeypatc
         assert b["step"].tolist() == a["step"].tolist()
         assert np.allclose(b["loss"], a["loss"], atol=1e-6)
         assert logged.loc[run_id, "loss"] == pytest.approx(swept.loc[run_id, "extra"]["train_loss"], abs=1e-6)
+
+
+def test_runs_that_never_log_N_are_told_how_to_give_it(tmp_path):
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    w = SummaryWriter(tmp_path / "logs" / "r1")
+    for s in range(3):
+        w.add_scalar("loss", 3 - s / 10, s)
+    w.close()
+    store = tmp_path / "s.duckdb"
+    text = one_line_error(invoke("import", tmp_path / "logs", "--from", "tensorboard",
+                                 "--store", store))
+    assert "no run logs N under a known name; give it with --set N=VALUE" in text
+    assert not store.exists()
+    ok = invoke("import", tmp_path / "logs", "--from", "tensorboard", "--set", "N=1e6,D=3e6",
+                "--store", store, "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["n_inserted"] == 1

@@ -105,6 +105,10 @@ def import_runs(
         raise UserError(f"{exc}; nothing was imported (--invalid skip leaves such rows out, "
                         "--invalid failed keeps them as failed runs)") from None
     except MissingColumn as exc:
+        if tracked is not None:  # no run logged it: the runs' columns are no help here
+            raise UserError(f"{file}: no run logs {exc.name} under a known name; give it with "
+                            f"--set {exc.name}=VALUE, a file of values per run (--set runs.csv), "
+                            f"or --map {exc.name}=HPARAM") from None
         hint = f"({exc.name}=YOUR_COLUMN)"
         raise UserError(str(exc).replace(hint, f"with --map {exc.name}=YOUR_COLUMN")) from None
     except ConflictError as exc:
@@ -122,8 +126,6 @@ def import_runs(
         extra.append(f"{report.n_curve_points} curve points")
     if report.n_failed:
         extra.append(f"{report.n_failed} as failed runs")
-    if tracked is not None and tracked.n_failed:
-        extra.append(f"{tracked.n_failed} failed in the tracker or log, kept with the reason")
     if report.n_replaced:
         extra.append(f"{report.n_replaced} replaced")
     if report.n_kept:
