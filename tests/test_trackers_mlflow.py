@@ -138,3 +138,24 @@ def test_without_the_mlflow_package_the_error_is_one_line(monkeypatch, stores):
         read_tracker("mlflow", stores["mlruns"])
     assert str(err.value) == ("reading an MLflow tracking store needs the 'mlflow' package: "
                               "pip install 'scalinglab[trackers]'")
+
+
+def test_a_parent_run_of_nested_runs_is_not_a_crashed_run(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+    exp = client.create_experiment("hpo")
+    parent = client.create_run(exp, run_name="study").info.run_id
+    for i, lr in enumerate((1e-3, 3e-3)):
+        rid = client.create_run(exp, run_name=f"trial-{i}",
+                                tags={"mlflow.parentRunId": parent}).info.run_id
+        client.log_param(rid, "n_params", 1e6)
+        client.log_param(rid, "lr", lr)
+        client.log_metric(rid, "loss", 3.0 - i, step=10)
+        client.set_terminated(rid)
+    client.set_terminated(parent)
+    out = read_tracker("mlflow", tmp_path / "mlruns")
+    assert sorted(out.runs["name"]) == ["trial-0", "trial-1"]
+    assert out.runs["mlflow_parent_run_id"].tolist() == [parent, parent]
+    assert "1 parent run of nested runs, with no 'loss' of their own, left out" in out.notes

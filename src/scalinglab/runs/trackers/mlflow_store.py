@@ -239,6 +239,14 @@ def _read(client: Any, source: str, kind: str, experiment: str | None, loss_tag:
     notes = [f"read the {kind}"] + ([note] if note else [])
     if eval_tag is not None:
         pick_loss_key(eval_tag, metric_names, source, parameter="eval_tag", what="metric")
+    # a sweep's parent run (Optuna, Ray Tune, nested runs) holds its children, not a training
+    # run of its own: without a loss of its own it is left out rather than counted as crashed
+    parents = {r.data.tags.get("mlflow.parentRunId") for _, r in found} - {None}
+    containers = [(e, r) for e, r in found if r.info.run_id in parents and key not in r.data.metrics]
+    if containers:
+        found = [(e, r) for e, r in found if (e, r) not in containers]
+        notes.append(f"{len(containers)} parent run{'s' if len(containers) > 1 else ''} of nested "
+                     f"runs, with no {key!r} of their own, left out")
     mapping = dict(mapping or {})
     wanted_series = {m for m in mapping.values() if m in metric_names} | set(TOKEN_SERIES)
     names = [r.info.run_name or r.info.run_id[:8] for _, r in found]
