@@ -162,3 +162,13 @@ def test_a_panel_export_with_one_column_per_run_reads_as_one_history_per_run(tmp
     assert large["step"].tolist() == [0, 10, 20, 30, 40, 50, 60]
     assert np.allclose(large["loss"], [loss_at(s, 4e6) for s in range(0, 70, 10)])
     assert by_name(out, "small")["loss"] == pytest.approx(loss_at(90, 1e6))
+
+
+def test_a_logged_learning_rate_schedule_gives_its_peak_as_lr(tmp_path):
+    rows = [{"run_id": "a", "_step": s, "train/loss": loss_at(s, 1e6),
+             "train/learning_rate": 3e-4 * min(1.0, (s + 10) / 40) * (1 - s / 200)} for s in STEPS]
+    out = read_tracker("wandb", write(tmp_path / "h.csv", rows),
+                       settings=RunSettings.build({"N": "1e6", "D": "1e7"}))
+    peak = max(r["train/learning_rate"] for r in rows)
+    assert out.runs.iloc[0]["lr"] == pytest.approx(peak)
+    assert "lr = the peak of the logged 'train/learning_rate'" in out.notes

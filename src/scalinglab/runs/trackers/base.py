@@ -61,6 +61,9 @@ LOSS_CANDIDATES = ("train/loss", "loss", "train_loss", "training_loss", "loss/tr
 TOKEN_SERIES = ("tokens", "train/tokens", "tokens_seen", "num_tokens", "consumed_tokens",
                 "train/tokens_seen")
 
+#: logged series of the learning rate (a schedule): the run's lr is its peak
+LR_SERIES = ("lr", "learning_rate", "train/learning_rate", "train/lr", "lr-AdamW", "learning-rate")
+
 #: columns the pipeline reads with a meaning of their own: a tracker parameter (or extra) of that
 #: name is kept as ``param.NAME`` so it cannot replace the loss the reader computed
 #: (``smooth_loss``), become a tag (``dataset``), be taken for the run's id, its FLOPs
@@ -332,6 +335,13 @@ def assemble(run: RawRun, spec: ReadSpec, how: Counter[str]) -> tuple[dict[str, 
             how[f"warning: {target} given overrides the logged value"] += 1
         row[target] = given
         how[f"{target} given"] += 1
+
+    # 4. a learning-rate schedule logged as a series: its peak is the run's lr
+    if "lr" not in row:
+        name = next((t for t in LR_SERIES if t in run.scalars and len(run.scalars[t][0])), None)
+        if name is not None and np.isfinite(run.scalars[name][1]).any():
+            row["lr"] = float(np.nanmax(run.scalars[name][1]))
+            how[f"lr = the peak of the logged {name!r}"] += 1
 
     # the loss curve: finite points, and the first non-finite one if the run diverged
     status, error = run.status, run.error

@@ -330,15 +330,11 @@ def read_training_logs(
         raise InputError(f"no line matches {chosen} (e.g. {fmt.example!r})", source=source)
     notes = [f"lines read with {chosen}"]
     raws = []
-    peak_lr = 0
     for p, x in parsed.items():
         rel = p.relative_to(root).as_posix() if root.is_dir() else p.name
         name = rel[: -len(p.suffix)] if p.suffix else rel
         params: dict[str, Any] = {fmt.renames.get(k, k): v for k, v in x.params.items()}
         scalars = {k: series(s, v) for k, (s, v) in x.series.items()}
-        if "lr" in scalars and "lr" not in params and len(scalars["lr"][1]):
-            params["lr"] = float(max(scalars["lr"][1]))  # the schedule's peak
-            peak_lr += 1
         if "batch_size" in scalars and "global_batch_size" not in params:
             params["global_batch_size"] = float(scalars["batch_size"][1][-1])
         planned = x.total
@@ -361,8 +357,6 @@ def read_training_logs(
             tokens=scalars.get("tokens"), status=status, error=error,
             extra={"log_file": rel}, planned_steps=planned, run_id=_log_run_id(p, name, params),
         ))
-    if peak_lr:
-        notes.append(f"lr = the peak learning rate the log shows ({peak_lr} of {len(raws)} runs)")
     spec = ReadSpec(loss_key="loss", final=rule, mapping=dict(mapping or {}),
                     settings=settings or RunSettings(), step_offset=fmt.step_offset,
                     source=source, param_word="logged value")
