@@ -29,6 +29,7 @@ from typing import Any
 
 from scalinglab.errors import InputError, ParameterError, did_you_mean
 from scalinglab.runs.trackers.base import (
+    LR_SERIES,
     TOKEN_SERIES,
     RawRun,
     ReadSpec,
@@ -248,7 +249,8 @@ def _read(client: Any, source: str, kind: str, experiment: str | None, loss_tag:
         notes.append(f"{len(containers)} parent run{'s' if len(containers) > 1 else ''} of nested "
                      f"runs, with no {key!r} of their own, left out")
     mapping = dict(mapping or {})
-    wanted_series = {m for m in mapping.values() if m in metric_names} | set(TOKEN_SERIES)
+    wanted_series = ({m for m in mapping.values() if m in metric_names} | set(TOKEN_SERIES)
+                     | set(LR_SERIES))  # their histories, not only their latest values
     names = [r.info.run_name or r.info.run_id[:8] for _, r in found]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
