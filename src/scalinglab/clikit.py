@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from scalinglab.errors import ParameterError, ScalingLabError
@@ -33,6 +34,7 @@ JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON ins
 
 # Typer may vendor its own click; its ClickException is the one it catches and prints.
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_Exit = typer.Exit
 
 
 class UserError(_ClickException):
@@ -46,7 +48,9 @@ class UserError(_ClickException):
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        err_console.print(f"[bold red]error:[/] {self.message}", highlight=False)
+        # soft_wrap: one line whatever the terminal width (scripts grep stderr)
+        err_console.print(f"[bold red]error:[/] {escape(self.message)}", highlight=False,
+                          soft_wrap=True)
 
 
 _COMMAND_KEY = "scalinglab.command"
@@ -106,9 +110,14 @@ class ScalingLabGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
-        except ScalingLabError as exc:
-            raise UserError(cli_message(exc, ctx.meta.get(_COMMAND_KEY))) from None
+            try:
+                return super().invoke(ctx)
+            except ScalingLabError as exc:
+                raise UserError(cli_message(exc, ctx.meta.get(_COMMAND_KEY))) from None
+        except UserError as exc:
+            # shown here, as one line, rather than in Typer's multi-line error box
+            exc.show()
+            raise _Exit(exc.exit_code) from None
 
 
 def new_app(**kwargs: Any) -> typer.Typer:
