@@ -28,6 +28,14 @@ HUBER_DELTA = 1e-3
 #: exponents up to this are safe from overflow (exp(709.8) is the largest finite double)
 _SAFE_EXP = 700.0
 
+#: inputs with at most this many distinct values compute their powers once per value
+_MAX_GATHER = 16
+
+#: elements (rows x runs) of one block of the objective's work arrays: 2**16 doubles (512 KB
+#: each) stay in cache; measured 8-12 ns per element from 64 to 25,000 runs, where a fixed 512
+#: rows per block (100 MB arrays at 25,000 runs) took 50-90 ns
+BLOCK_ELEMENTS = 1 << 16
+
 #: row-wise dot products of two (k, n) arrays; np.vecdot (numpy >= 2) is the fastest
 _rowdot = getattr(np, "vecdot", None) or (lambda a, b: np.einsum("ij,ij->i", a, b))
 
@@ -88,7 +96,10 @@ class _Column:
         self.log_x = np.log(x)
         values, inverse = np.unique(self.log_x, return_inverse=True)
         self.lo, self.hi = float(values[0]), float(values[-1])
-        self.gather = len(values) <= 0.25 * len(x)
+        # Gathering was measured no faster even at 4-8 distinct values, 2-4x slower from 32 on,
+        # and its one-hot below grows as runs x values (1.25 GB at 25,000 runs with 6,250
+        # values): it is kept only where the one-hot is small.
+        self.gather = len(values) <= min(0.25 * len(x), _MAX_GATHER)
         self.values = values if self.gather else self.log_x
         self.inverse = inverse
         # [1, log x] as rows: (a - shift, -alpha) @ design is the exponent, in one BLAS call
@@ -295,7 +306,8 @@ class HuberObjective:
     instead of order 1e-3), so L-BFGS-B's relative tolerances mean the same thing as on a
     well-scaled problem; the minimiser is unchanged. ``weights`` (R, n), when given, are
     per-resample run multiplicities and ``row_weights`` (S,) picks each start's resample: the
-    bootstrap never copies data.
+    bootstrap never copies data. ``chunk`` (rows per block of work arrays) defaults to what keeps
+    a block within :data:`BLOCK_ELEMENTS`, whatever the number of runs.
     """
 
     def __init__(
@@ -305,14 +317,15 @@ class HuberObjective:
         delta: float = HUBER_DELTA,
         weights: np.ndarray | None = None,
         row_weights: np.ndarray | None = None,
-        chunk: int = 512,
+        chunk: int | None = None,
     ) -> None:
         self.model = model
         self.log_loss = np.log(np.asarray(loss, dtype=float))
         self.delta = delta
         self.weights = weights
         self.row_weights = row_weights
-        self.chunk = chunk
+        #: rows per block: as many as keep a block within BLOCK_ELEMENTS
+        self.chunk = chunk or max(1, BLOCK_ELEMENTS // max(len(self.log_loss), 1))
         self.scratch = _Scratch()
 
     def residuals(self, theta: np.ndarray) -> np.ndarray:
