@@ -141,9 +141,9 @@ def test_two_basins_a_subsample_ranks_the_wrong_way_round_are_both_polished():
     assert len(point.basins_f) >= 2 and point.basins_f[1] > 1.3 * point.f
 
 
-@pytest.mark.parametrize("config", ["rw_base_long_kaplan_kaplan_train", "rw_base_short_kaplan_attention_train"])
-def test_porian_configurations_get_the_full_grids_optimum(config):
-    path = DATA / f"porian_{config}.csv"
+def test_porian_kaplan_reproduction_gets_the_full_grids_optimum():
+    # its small-alpha fit has a long E -> 0 valley next to the optimum
+    path = DATA / "porian_rw_base_long_kaplan_kaplan_train.csv"
     if not path.exists():
         pytest.skip("shared reference data not available")
     runs = pd.read_csv(path)
@@ -195,6 +195,7 @@ def test_warm_started_draws_are_the_full_restart_bootstraps_draws():
     assert warm.audited == 8 and not warm.escalated
 
 
+@pytest.mark.slow
 def test_intervals_cover_the_truth_as_often_as_the_full_restart_bootstraps():
     names = ("E", "alpha", "beta")
     hits = {"warm": dict.fromkeys(names, 0), "restart": dict.fromkeys(names, 0)}

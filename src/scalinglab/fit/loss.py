@@ -5,9 +5,11 @@ attempt") redid it: minimise ``sum_i Huber_1e-3(log Lhat_i - log L_i)`` over a g
 of starting points and keep the best optimum, then bootstrap over runs for intervals. The same
 machinery fits every law of :mod:`scalinglab.laws.loss` (Kaplan's, one-variable power laws).
 
-Everything that makes the fit fast lives in :mod:`scalinglab.fit.optimize` (all starts advance
-together) and :mod:`scalinglab.fit.objective` (the law's logarithm and its gradient); the
-bootstrap reuses both, giving each resample a row of run multiplicities instead of copied data.
+Everything that makes the fit fast lives in :mod:`scalinglab.fit.search` (the grid screened on a
+subsample, a few basins polished on all runs, resamples warm-started from the estimate),
+:mod:`scalinglab.fit.optimize` (all starts advance together) and :mod:`scalinglab.fit.objective`
+(the law's logarithm and its gradient); the bootstrap gives each resample a row of run
+multiplicities instead of copied data.
 """
 
 from __future__ import annotations

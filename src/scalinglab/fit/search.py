@@ -11,10 +11,12 @@ the full data see a handful of candidates:
    :data:`SCREEN_ITER` ``[1]``, with loose tolerances. Only where a start is heading matters.
 2. **Cluster**: of the screened points within :data:`BASIN_WINDOW` of the best, up to
    :data:`MAX_BASINS` representatives, first the best mutually distinct ones, then, for the
-   rest, the points farthest from those already chosen. Best-first alone was measured to fail
-   on Porian et al.'s ``rw_base_long_kaplan_kaplan_train``: the subsample's eight best points
-   all lay along the E -> 0 valley, whose floor on every run is 0.04% above the interior
-   optimum the full grid finds; the farthest points reach the interior.
+   rest, the points farthest from those already chosen, so both ends of a long valley are
+   tried. (On Porian et al.'s ``rw_base_long_kaplan_kaplan_train`` the subsample's eight best
+   points all lay along the E -> 0 valley; polished with L-BFGS-B's tolerances they stopped
+   0.04% above the interior optimum the full grid finds, and only farther candidates reached
+   it. Polished tightly, as below, the valley's points reach it too: the farthest points are
+   insurance for a valley that ends in a basin of its own.)
 3. **Polish** the representatives on all runs with tight tolerances (:data:`POLISH_FTOL`),
    and merge those that meet.
 
@@ -161,15 +163,11 @@ def search(
     *,
     delta: float = HUBER_DELTA,
     model: LogModel | None = None,
-    max_basins: int = MAX_BASINS,
-    spread: bool = True,
     progress: Progress | None = None,
 ) -> PointFit:
     """The best optimum over ``starts`` (S, P) of the Huber objective on all runs: screen,
     cluster, polish (see the module docstring). ``model`` is ``make_model(inputs)`` if the caller
-    has it already. ``max_basins`` candidates are polished, half of them the farthest points
-    unless ``spread`` is False (both only to show, in tests and benchmarks, what a narrower
-    screen misses). Where no start gives a finite objective, ``f`` is inf."""
+    has it already. Where no start gives a finite objective, ``f`` is inf."""
     loss = np.asarray(loss, dtype=float)
     starts = np.atleast_2d(np.asarray(starts, dtype=float))
     n, n_starts = len(loss), len(starts)
@@ -193,20 +191,29 @@ def search(
     keep = np.argsort(f1, kind="stable")[:n_keep]
     keep = keep[np.isfinite(f1[keep])]
     elements = first.n_evals * m
-    if not keep.size:
+
+    def nothing(n_screened: int = 0) -> PointFit:
         nan = np.full(starts.shape[1], np.nan)
-        return PointFit(nan, np.inf, nan[None], np.array([np.inf]), starts[:0], n_starts, m, 0, 0, 0, elements)
+        return PointFit(nan, np.inf, nan[None], np.array([np.inf]), starts[:0], n_starts, m, n_screened,
+                        0, 0, elements)
+
+    if not keep.size:
+        return nothing()
     second = batched_lbfgs(sub, first.x[keep], max_iter=SCREEN_ITER[1], ftol=SCREEN_FTOL, gtol=SCREEN_GTOL)
     elements += second.n_evals * m
 
     # 2. candidates: distinct points near the bottom, best first, then the farthest
-    cand = representatives(second.x, second.f, max_basins, spread=spread)
+    cand = representatives(second.x, second.f)
+    if not cand.size:
+        return nothing(len(keep))
 
     # 3. polish on all runs, tightly, and merge candidates that meet
     full = HuberObjective(model, loss, delta)
     pol = minimize(full, model, second.x[cand], ftol=POLISH_FTOL, gtol=POLISH_GTOL)
     elements += pol.n_evals * n
     basins_x, basins_f, members = _distinct_optima(pol)
+    if not np.isfinite(basins_f[0]):
+        return nothing(len(keep))
     best_i = members[0][0]
     if progress is not None:
         progress("starts", n_starts, n_starts)
