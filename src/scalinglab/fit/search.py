@@ -60,9 +60,11 @@ Progress = Callable[[str, int, int], None]
 #: builds a law's log-space model on given inputs (a subsample of the runs, or all of them)
 ModelFactory = Callable[[Mapping[str, np.ndarray]], LogModel]
 
-#: runs in the screening subsample. The screen's cost is proportional; 64 runs placed the
-#: full grid's optimum among the polished candidates on every data set tried (12 real, and
-#: synthetic up to 25,000 runs), 32 did too but with less margin
+#: runs in the screening subsample; the screen's cost is proportional. With 64 the search
+#: found the full grid's optimum on every data set tried (Epoch's extraction of the Chinchilla
+#: runs, Porian et al.'s ten configurations, synthetic runs from 250 to 25,000 and the
+#: two-basin case of ``twin_basin_runs``); 32 did too on the real ones in an earlier version
+#: of the screen, with fewer screened points inside the window
 SCREEN_RUNS = 64
 #: L-BFGS iterations for every start, then at most for the survivors. After 30 iterations
 #: only 1 of 225 survivors was within 30% of the best on Besiroglu-style synthetic runs and on
@@ -96,8 +98,8 @@ BOOT_MAX_ITER = 300
 RESTART_GRID = 4
 #: a draw whose robust z (|x - median| / (1.4826 MAD)) exceeds this in any coordinate is refit
 OUTLIER_Z = 6.0
-#: another basin is checked per resample when its objective difference on all runs is less
-#: than this many resampling standard deviations of that difference
+#: another basin is a second warm start for every resample when its objective difference
+#: from the best, on all runs, is less than this many resampling standard deviations of it
 COMPETE_Z = 8.0
 #: resamples refitted from the multi-start whatever the checks say, to test the checks
 AUDIT = 8
