@@ -6,9 +6,11 @@ of starting points and keep the best optimum, then bootstrap over runs for inter
 machinery fits every law that declares a fitting parametrisation: the law supplies its log-space
 form, its starting grid and its identifiability rule, so nothing here knows which law it fits.
 
-Everything that makes the fit fast lives in :mod:`scalinglab.fit.optimize` (all starts advance
-together) and :mod:`scalinglab.fit.objective` (the law's logarithm and its gradient); the
-bootstrap reuses both, giving each resample a row of run multiplicities instead of copied data.
+Everything that makes the fit fast lives in :mod:`scalinglab.fit.search` (the grid screened on a
+subsample, a few basins polished on all runs, resamples warm-started from the estimate),
+:mod:`scalinglab.fit.optimize` (all starts advance together) and :mod:`scalinglab.fit.objective`
+(the law's logarithm and its gradient); the bootstrap gives each resample a row of run
+multiplicities instead of copied data.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ import pandas as pd
 
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.fit.objective import HUBER_DELTA, HuberObjective, to_params
-from scalinglab.fit.optimize import BatchResult, batched_lbfgs
 from scalinglab.fit.result import FitInfo, FitResult, Holdout
+from scalinglab.fit.search import BootstrapFit, PointFit, restart_starts, search
+from scalinglab.fit.search import bootstrap as warm_bootstrap
 from scalinglab.laws.base import Law
 from scalinglab.laws.registry import get_law
 from scalinglab.laws.starts import besiroglu_grid
-from scalinglab.stats import bootstrap_weights, percentile_interval
+from scalinglab.stats import percentile_interval
 
 #: ``progress(stage, done, total)``: called as starts finish ("starts", then "bootstrap")
 Progress = Callable[[str, int, int], None]
@@ -65,57 +68,32 @@ def check_identifiable(law: Law, inputs: Mapping[str, np.ndarray]) -> None:
 
 
 def _optimize(
-    objective: HuberObjective, x0: np.ndarray, stage: str, progress: Progress | None
-) -> BatchResult:
-    callback = None if progress is None else (lambda done, total: progress(stage, done, total))
-    return batched_lbfgs(objective, x0, callback=callback)
+    law: Law, inputs: Mapping[str, np.ndarray], loss: np.ndarray, x0: np.ndarray, model: Any,
+    delta: float, progress: Progress | None,
+) -> PointFit:
+    """The best optimum over the starts ``x0``: the grid screened on a subsample of the runs,
+    its distinct promising basins polished on all of them (:func:`scalinglab.fit.search.search`)."""
+    return search(law.log_model, inputs, loss, x0, delta=delta, model=model,
+                  progress=progress)
 
 
-def _reached_best(res: BatchResult) -> np.ndarray:
-    best = np.min(res.f)
-    return np.flatnonzero(res.f <= best + 1e-6 * max(abs(best), 1.0))
-
-
-def bootstrap_starts(
-    res: BatchResult, x0: np.ndarray, n_optima: int = 3, n_grid: int = 4, window: float = 0.1,
-    tol: float = 1e-3,
-) -> np.ndarray:
-    """Starts for every resample: the full fit's best distinct optima (objective within
-    ``window`` of the best), plus ``n_grid`` grid points, evenly spread through the grid, from
-    which the full fit reached its best optimum.
-
-    A resample's optimum lies near the full data's, so only competitive basins matter; grid
-    points that found the best basin on all runs keep some of the grid's breadth at a fraction
-    of its cost.
-    """
-    best = float(np.min(res.f))
-    optima: list[np.ndarray] = []
-    for i in np.argsort(res.f):
-        if not res.f[i] <= best + window * max(abs(best), 1e-12) or len(optima) == n_optima:
-            break
-        if all(np.max(np.abs(res.x[i] - c)) > tol * (1 + np.max(np.abs(c))) for c in optima):
-            optima.append(res.x[i])
-    good = _reached_best(res)
-    pick = good[np.unique(np.linspace(0, len(good) - 1, min(n_grid, len(good))).round().astype(int))]
-    return np.vstack([np.array(optima), x0[pick]])
+def bootstrap_starts(point: PointFit, n_grid: int = 4) -> np.ndarray:
+    """Starts for a resample refitted from scratch: the estimate and the other polished basins,
+    plus ``n_grid`` grid points from the best basin's catchment
+    (:func:`scalinglab.fit.search.restart_starts`)."""
+    return restart_starts(point, n_grid)
 
 
 def bootstrap_fit(
-    model: Any, loss: np.ndarray, starts: np.ndarray, weights: np.ndarray,
+    model: Any, loss: np.ndarray, point: PointFit, n_draws: int, seed: int,
     delta: float = HUBER_DELTA, progress: Progress | None = None,
-) -> np.ndarray:
-    """Best optimum (fitting coordinates) of every resample, all resamples x starts in one batch.
-
-    Rows whose every start failed come back as NaN (percentile intervals ignore them).
-    """
-    k, s = len(weights), len(starts)
-    objective = HuberObjective(model, loss, delta, weights=weights, row_weights=np.repeat(np.arange(k), s))
-    res = _optimize(objective, np.tile(starts, (k, 1)), "bootstrap", progress)
-    f = res.f.reshape(k, s)
-    best = np.argmin(np.where(np.isfinite(f), f, np.inf), axis=1)
-    out = res.x.reshape(k, s, -1)[np.arange(k), best]
-    out[~np.isfinite(f[np.arange(k), best])] = np.nan
-    return out
+) -> BootstrapFit:
+    """``n_draws`` bootstrap fits warm-started from the estimate, all resamples in one batch,
+    the ones that may have left its basin refitted from a multi-start
+    (:func:`scalinglab.fit.search.bootstrap`). Failed resamples are NaN rows (percentile
+    intervals ignore them)."""
+    return warm_bootstrap(model, loss, point, n_draws, np.random.default_rng(seed), delta=delta,
+                          progress=progress)
 
 
 # -- soft identifiability -----------------------------------------------------------------------
@@ -219,27 +197,27 @@ def fit_arrays(
     if x0.shape[1] != len(law.param_names):
         raise ParameterError(f"starts must have {len(law.param_names)} columns "
                              f"({', '.join(law.param_names)})", "starts")
-    objective = HuberObjective(model, y[train], delta)
-    res = _optimize(objective, x0, "starts", progress)
-    if not np.isfinite(res.f).any():
+    point = _optimize(law, xt, y[train], x0, model, delta, progress)
+    if not np.isfinite(point.f):
         raise NotIdentifiable(f"no start led to a finite objective for the {law.name} law")
-    best = int(np.argmin(res.f))
-    theta = res.x[best]
+    theta = point.x
     params = dict(zip(law.param_names, to_params(model.log_params, theta).tolist(), strict=True))
-    resid = objective.residuals(theta)[0]
+    resid = HuberObjective(model, y[train], delta).residuals(theta)[0]
 
-    draws, boot_x0 = None, bootstrap_starts(res, x0)
+    draws, boot_fit = None, None
     if bootstrap > 0:
-        weights = bootstrap_weights(len(train), bootstrap, np.random.default_rng(seed))
-        boot_theta = bootstrap_fit(model, y[train], boot_x0, weights, delta, progress)
-        draws = to_params(model.log_params, boot_theta)
+        boot_fit = bootstrap_fit(model, y[train], point, bootstrap, seed, delta, progress)
+        draws = to_params(model.log_params, boot_fit.theta)
 
     warnings, unidentified = _soft_checks(law, model.log_params, params, draws, level)
+    if boot_fit is not None and boot_fit.moved > 0.05 * bootstrap:
+        warnings.append(f"{boot_fit.moved / bootstrap:.0%} of bootstrap resamples are best fitted in "
+                        "another basin than the estimate's: these runs support more than one fit")
     fit = FitResult(
         law=law,
         params=params,
         run_ids=tuple(ids[i] for i in train),
-        objective=float(res.f[best] * delta),
+        objective=float(point.f * delta),
         draws=draws,
         level=level,
         residual_std=float(np.std(resid)),
@@ -249,10 +227,14 @@ def fit_arrays(
         compute_range=(float(c[train].min()), float(c[train].max())),
         info=FitInfo(
             objective=f"sum of Huber(delta={delta:g}) losses of log-loss residuals",
-            optimizer="batched L-BFGS, weak Wolfe line search",
-            n_starts=len(x0), n_converged=int(res.converged.sum()),
-            n_reached_best=len(_reached_best(res)),
-            n_bootstrap_starts=0 if draws is None else len(boot_x0), seed=seed,
+            optimizer="batched L-BFGS, weak Wolfe line search; starts screened on a subsample "
+                      "of runs, distinct basins polished on all",
+            n_starts=point.n_starts, n_converged=point.n_converged,
+            n_reached_best=point.n_reached_best,
+            n_bootstrap_starts=0 if boot_fit is None else 1, seed=seed,
+            search={"screen_runs": point.screen_runs, "n_screened": point.n_screened,
+                    "n_polished": point.n_polished, "n_basins": len(point.basins_f)},
+            bootstrap=None if boot_fit is None else boot_fit.summary(),
         ),
         source=source,
     )

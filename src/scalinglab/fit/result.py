@@ -35,6 +35,10 @@ class FitInfo:
     n_reached_best: int
     n_bootstrap_starts: int
     seed: int
+    #: the multi-start search: runs the grid was screened on, starts screened and polished, basins
+    search: Mapping[str, Any] | None = None
+    #: the bootstrap's bookkeeping: resamples refitted, moved to another basin, audited, escalated
+    bootstrap: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -343,9 +347,11 @@ class FitResult(Result):
         facts = [("residual std of log loss", format_number(self.residual_std)),
                  ("objective", f"{self.objective:.6g}"
                   + (f" ({self.info.objective})" if self.info else ""))]
-        if self.info is not None:
-            facts.append(("starts at the best optimum",
-                          f"{self.info.n_reached_best} of {self.info.n_starts}"))
+        if self.info is not None and self.info.search:
+            sr = self.info.search
+            facts.append(("search", f"{self.info.n_starts} starts screened on {sr['screen_runs']} "
+                          f"runs, {sr['n_polished']} polished on all, {sr['n_basins']} distinct "
+                          "basin(s)"))
         if self.holdout is not None:
             h = self.holdout
             facts.append(("holdout", f"the {len(h.run_ids)} largest-compute runs, predicted from the "
