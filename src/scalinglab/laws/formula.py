@@ -100,9 +100,7 @@ def _parse_tree(text: str) -> ast.Expression:
         tree = ast.parse(body.strip(), mode="eval")
     except SyntaxError as exc:
         raise ParameterError(f"formula {text!r} is not arithmetic: {exc.msg}", "formula") from None
-    count = 0
-    for node in ast.walk(tree):
-        count += 1
+    for count, node in enumerate(ast.walk(tree), start=1):
         if count > MAX_NODES:
             raise ParameterError(f"the formula has more than {MAX_NODES} parts", "formula")
         _check_node(node, text)
