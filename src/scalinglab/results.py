@@ -70,10 +70,12 @@ class Result:
 def _kinds() -> dict[str, Any]:
     from scalinglab.fit.isoflop import IsoFlopResult
     from scalinglab.fit.result import FitResult
+    from scalinglab.fit.validate import LawSelection, RollingForward
     from scalinglab.hparams.fit import HparamFit
     from scalinglab.hparams.timescale import TauFit
 
-    return {cls.kind: cls for cls in (FitResult, IsoFlopResult, HparamFit, TauFit)}
+    return {cls.kind: cls for cls in (FitResult, IsoFlopResult, HparamFit, TauFit, RollingForward,
+                                      LawSelection)}
 
 
 def load_result(path: str | Path) -> Result:
