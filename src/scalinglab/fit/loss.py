@@ -410,6 +410,7 @@ def fit_law(
     :func:`scalinglab.runs.select.select_runs`; this function fits every row it is given.
     """
     law = get_law(law)
+    loss = make_estimator(loss, delta, over_penalty, param="loss")
     if where:
         frame = filter_runs(frame, where)
         if frame.empty:

@@ -274,7 +274,8 @@ class FitResult(Result):
             return float("nan")
         return float(self.residual_std * np.sqrt(n / (n - p)))
 
-    def optimum(self, C: float, inference_tokens: float = 0.0) -> Optimum:
+    def optimum(self, C: float, inference_tokens: float = 0.0,
+                fixed: Mapping[str, float] | None = None) -> Optimum:
         """Compute-optimal N, D, tokens per parameter and loss at budget ``C``, with intervals.
 
         Uses the law's closed form where it has one (vectorised over draws), else a numerical
@@ -282,7 +283,7 @@ class FitResult(Result):
         """
         from scalinglab.fit.derived import optimum_at
 
-        return optimum_at(self, float(C), float(inference_tokens))
+        return optimum_at(self, float(C), float(inference_tokens), fixed)
 
     def derived(self, compute: Sequence[float] | None = None,
                 at: Sequence[Mapping[str, float]] = ()) -> dict[str, Any]:
@@ -379,6 +380,8 @@ class FitResult(Result):
         for entry in d.get("predictions", []):
             where = ", ".join(f"{k}={format_number(v)}" for k, v in entry.items() if k != "loss")
             _derived_row(derived, f"loss at {where}", entry["loss"])
+            if "loss_new_run" in entry:
+                _derived_row(derived, "  a new run there", entry["loss_new_run"])
         facts = [("residual std of log loss", format_number(self.residual_std)),
                  ("objective", f"{self.objective:.6g}"
                   + (f" ({self.info.objective})" if self.info else ""))]
