@@ -7,9 +7,9 @@
   multiplier ``M = D/N``, ``L(C, M) = E + (a 6^(eta/2) M^(eta/2) + b M^(-eta/2)) C^(-eta/2)``:
   for a fixed M the loss is a power law in compute, which is what makes over-trained runs
   predictable from small ones.
-- ``muennighoff2023``: Muennighoff et al. 2023's data-constrained law. With ``U`` unique tokens
-  repeated for ``D/U`` epochs, the effective data is ``D' = U + U R_D* (1 - exp(-R_D/R_D*))``
-  (``R_D = D/U - 1`` repetitions) and the effective parameters ``N' = U_N + U_N R_N* (1 -
+- ``muennighoff2023``: Muennighoff et al. 2023's data-constrained law. With ``U_D = min(U, D)``
+  unique tokens repeated for ``D/U_D`` epochs, the effective data is ``D' = U_D + U_D R_D* (1 -
+  exp(-R_D/R_D*))`` (``R_D = D/U_D - 1`` repetitions) and the effective parameters ``N' = U_N + U_N R_N* (1 -
   exp(-R_N/R_N*))``, where ``U_N = min(N, N_opt(U))`` is the compute-optimal size for ``U``
   tokens under the law's own Chinchilla part and ``R_N = N/U_N - 1``; then ``L = E + A/N'^alpha
   + B/D'^beta``. Repeated tokens are worth less and less (R_D* is the repetitions at which they
@@ -100,13 +100,15 @@ GADRE_2024 = register_law(Law.from_formula(
 # -- Muennighoff et al. 2023 ------------------------------------------------------------------------
 
 _DATA_CONSTRAINED = {
+    # the unique tokens seen: all of them, unless the run is shorter than one epoch
+    "U_D": "min(U, D)",
     # compute-optimal allocation of the law's own Chinchilla part: N_opt = G (C/6)^a,
-    # D_opt = (C/6)^b / G; the N_opt at the budget whose D_opt is U is G (G U)^(a/b)
+    # D_opt = (C/6)^b / G; the N_opt at the budget whose D_opt is U_D is G (G U_D)^(a/b)
     "G": "(alpha*A/(beta*B))**(1/(alpha + beta))",
-    "U_N": "min(N, G*(G*U)**(beta/alpha))",
-    "R_D": "max(D/U - 1, 0)",
+    "U_N": "min(N, G*(G*U_D)**(beta/alpha))",
+    "R_D": "max(D/U_D - 1, 0)",
     "R_N": "max(N/U_N - 1, 0)",
-    "D_eff": "U + U*RD_star*(1 - exp(-R_D/RD_star))",
+    "D_eff": "U_D + U_D*RD_star*(1 - exp(-R_D/RD_star))",
     "N_eff": "U_N + U_N*RN_star*(1 - exp(-R_N/RN_star))",
 }
 
