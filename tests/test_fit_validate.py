@@ -46,7 +46,7 @@ def test_rolling_forward_round_trips_and_summarises(forward, tmp_path):
     back = load_result(path)
     assert isinstance(back, RollingForward) and back.mean_abs_rel_err == forward.mean_abs_rel_err
     text = forward.summary().as_text()
-    assert "decades beyond the fit" in text and "new-run band" in text
+    assert "decades of C beyond the fit" in text and "new-run band" in text
 
 
 def test_select_prefers_the_law_the_runs_were_drawn_from(runs):
@@ -72,3 +72,10 @@ def test_too_few_budgets_and_a_holdout_are_refused(runs):
     with pytest.raises(ParameterError, match="holdout_top"):
         rolling_forward("chinchilla", runs, holdout_top=2)
     assert isinstance(runs, pd.DataFrame)
+
+
+def test_rolling_forward_in_model_size_fits_small_models_and_predicts_big_ones(runs):
+    rf = rolling_forward("chinchilla", runs, by="N", bootstrap=0, steps=2, tol_dex=0.3)
+    for p in rf.predictions:
+        assert p["N"] > p["cutoff"]
+    assert rf.by == "N" and "model size" in rf.summary().as_text()

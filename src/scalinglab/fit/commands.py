@@ -438,6 +438,8 @@ def select_cmd(
     seed: int = SeedOpt,
     steps: int = typer.Option(6, "--steps", min=1, help="Compute cut-offs to fit below."),
     min_train: int = typer.Option(3, "--min-train", min=1, help="Budgets a cut-off fits on at least."),
+    by: str = typer.Option("C", "--by", help="Roll forward in C (compute), N (model size: fit the "
+                           "smaller models, predict the bigger) or D."),
     json_: bool = JsonOption, all_runs: bool = AllRunsOpt, best_per_point: bool = BestOpt,
     group_by: str = GroupByOpt, loss: str = LossOpt, delta: float = DeltaOpt,
     over_penalty: float = OverOpt, weights: str = WeightsOpt, unique_tokens: str = UniqueOpt,
@@ -462,7 +464,7 @@ def select_cmd(
                                      _columns(group_by), unique_tokens=unique_tokens)
     with err_console.status("rolling-forward fits", spinner="dots") if not json_ else _null():
         result = select_laws(frame, candidates, bootstrap=bootstrap, seed=seed, steps=steps,
-                             min_train=min_train, source=source, loss=loss, delta=delta,
+                             min_train=min_train, source=source, by=by, loss=loss, delta=delta,
                              over_penalty=over_penalty, weights=weights)
     result.notes[:0] = notes
     if json_:

@@ -50,6 +50,8 @@ class RollingForward(Result):
     notes: list[str] = field(default_factory=list)
     source: str = ""
     n_params: int = 0
+    #: the variable rolled forward in: C (compute, the default), N or D
+    by: str = "C"
 
     @property
     def errors(self) -> np.ndarray:
@@ -89,6 +91,7 @@ class RollingForward(Result):
 
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         return {"kind": self.kind, "law": self.law, "formula": self.formula, "level": self.level,
+                "by": self.by,
                 "n_params": self.n_params, "mean_abs_rel_err": self.mean_abs_rel_err,
                 "farthest_half_abs_rel_err": self.farthest_error(),
                 "by_distance": self.by_distance(), "steps": list(self.steps),
@@ -102,12 +105,14 @@ class RollingForward(Result):
                    steps=[dict(s) for s in d.get("steps", [])],
                    run_ids=tuple(d.get("run_ids") or ()), level=float(d.get("level", 0.95)),
                    warnings=list(d.get("warnings", [])), notes=list(d.get("notes", [])),
-                   source=str(d.get("source", "")), n_params=int(d.get("n_params", 0)))
+                   source=str(d.get("source", "")), n_params=int(d.get("n_params", 0)),
+                   by=str(d.get("by", "C")))
 
     def summary(self) -> Summary:
         pct = f"{round(self.level * 100)}%"
-        table = Table(f"rolling-forward error of {self.law} by distance in compute",
-                      ["decades beyond the fit", "predictions", "mean |rel err|", "max |rel err|",
+        what = {"C": "compute", "N": "model size", "D": "tokens"}[self.by]
+        table = Table(f"rolling-forward error of {self.law} by distance in {what}",
+                      [f"decades of {self.by} beyond the fit", "predictions", "mean |rel err|", "max |rel err|",
                        f"inside {pct} parameter band", f"inside {pct} new-run band"])
         for row in self.by_distance():
             a, b = row["decades"]
@@ -117,6 +122,7 @@ class RollingForward(Result):
         steps = Table("cut-offs", ["fitted up to C", "runs fitted", "runs predicted", "status"])
         for s in self.steps:
             steps.add_row(s["cutoff"], s["n_train"], s["n_test"], s["status"])
+        steps.columns[0] = f"fitted up to {self.by}"
         facts = [("mean |rel err| of all forward predictions", f"{self.mean_abs_rel_err:.2%}"),
                  ("... of the farthest half", f"{self.farthest_error():.2%}")]
         return Summary(title=f"{self.law}: {self.formula} (rolling forward, {self.n_runs} runs"
@@ -158,12 +164,16 @@ def rolling_forward(
     steps: int = 6,
     tol_dex: float = DEFAULT_TOL_DEX,
     source: str = "",
+    by: str = "C",
     **fit_options: Any,
 ) -> RollingForward:
     """Fit ``law`` below each compute cut-off and predict the runs above it.
 
     Runs are grouped into budgets by C (within ``tol_dex`` decades); each of up to ``steps``
     cut-offs fits on the budgets below it (at least ``min_train``) and predicts every run above.
+    ``by="N"`` rolls forward in model size instead (fit on the smaller models, predict the
+    bigger ones, distance in decades of N): the question when the big run is a bigger model
+    trained for as many tokens per parameter as the small ones.
     ``fit_options`` go to :func:`scalinglab.fit.loss.fit_law` (``tie``, ``fix``, ``loss``,
     ``weights``, ...). A cut-off whose runs cannot identify the law is reported and skipped.
     """
@@ -174,12 +184,14 @@ def rolling_forward(
         raise ParameterError("rolling-forward evaluation holds out by compute itself; do not "
                              "give holdout_top", "holdout_top")
     df, notes = complete_columns(frame, law.inputs, columns)
-    if "C" not in df.columns:
-        raise ParameterError("rolling-forward evaluation needs each run's compute C (or N and D)",
-                             "frame")
+    if by not in ("C", "N", "D"):
+        raise ParameterError(f"by must be C, N or D, not {by!r}", "by")
+    if by not in df.columns or "C" not in df.columns:
+        raise ParameterError(f"rolling-forward evaluation by {by} needs each run's {by} and compute "
+                             "C (or N and D)", "by")
     if "run_id" not in df.columns:
         df = df.assign(run_id=[f"row-{i + 1}" for i in range(len(df))])
-    group, ks = cutoff_budgets(df["C"].to_numpy(float), min_train=min_train, steps=steps,
+    group, ks = cutoff_budgets(df[by].to_numpy(float), min_train=min_train, steps=steps,
                                tol_dex=tol_dex)
     predictions: list[dict[str, Any]] = []
     step_rows: list[dict[str, Any]] = []
@@ -187,7 +199,7 @@ def rolling_forward(
     fitted_law = law
     for k in ks:
         train, test = df[group < k].reset_index(drop=True), df[group >= k].reset_index(drop=True)
-        cutoff = float(train["C"].max())
+        cutoff = float(train[by].max())
         try:
             fit = fit_law(law, train, bootstrap=bootstrap, seed=seed, level=level, source=source,
                           **fit_options)
@@ -203,8 +215,8 @@ def rolling_forward(
         for i in range(len(test)):
             predictions.append({
                 "cutoff": cutoff, "run_id": str(test["run_id"].iloc[i]),
-                "C": float(test["C"].iloc[i]),
-                "decades": float(np.log10(test["C"].iloc[i] / cutoff)),
+                "C": float(test["C"].iloc[i]), by: float(test[by].iloc[i]),
+                "decades": float(np.log10(test[by].iloc[i] / cutoff)),
                 "observed": float(obs[i]), "predicted": float(pred[i]),
                 "lo": float(lo[i]), "hi": float(hi[i]), "new_lo": float(nlo[i]),
                 "new_hi": float(nhi[i]), "abs_rel_err": float(abs(pred[i] - obs[i]) / obs[i])})
@@ -218,10 +230,12 @@ def rolling_forward(
     if skipped:
         warnings.append(f"{len(skipped)} of {len(step_rows)} cut-offs could not identify the law "
                         "and were skipped")
+    if by != "C":
+        notes.append(f"rolled forward in {by}: fitted on the smaller {by}, predicted the larger")
     return RollingForward(law=fitted_law.name, formula=fitted_law.formula, predictions=predictions,
                           steps=step_rows, run_ids=tuple(df["run_id"].astype(str)), level=level,
                           warnings=warnings, notes=notes, source=source,
-                          n_params=len(fitted_law.param_names))
+                          n_params=len(fitted_law.param_names), by=by)
 
 
 @dataclass(repr=False)
