@@ -134,3 +134,13 @@ def test_plan_unique_tokens_prints_epochs():
     assert out["epochs"] == pytest.approx(out["D"] / 1e10)
     bad = runner.invoke(app, ["plan", "--compute", "1e21", "--unique-tokens", "10B"])
     assert bad.exit_code == 2 and "--unique-tokens" in flat(bad)
+
+
+def test_custom_formula_with_a_definition(runs_csv):
+    res = invoke("custom", str(runs_csv), "--formula", "E + A*N**-alpha + B/Deff**beta",
+                 "--define", "Deff=D", "--inputs", "N,D", "-b", "0", "--json")
+    assert res.exit_code == 0, res.output
+    assert set(json.loads(res.output)["params"]) == {"E", "A", "alpha", "B", "beta"}
+    bad = invoke("custom", str(runs_csv), "--formula", "E + A*N", "--define", "oops",
+                 "--inputs", "N", "-b", "0")
+    assert bad.exit_code == 2 and "--define 'oops' must look like NAME=EXPRESSION" in flat(bad)

@@ -79,3 +79,24 @@ def test_rolling_forward_in_model_size_fits_small_models_and_predicts_big_ones(r
     for p in rf.predictions:
         assert p["N"] > p["cutoff"]
     assert rf.by == "N" and "model size" in rf.summary().as_text()
+
+
+def test_a_law_that_fits_perfectly_but_misses_a_bend_is_called_overconfident():
+    from scalinglab.laws.catalogue import broken_power_law
+
+    # a power law in C, exact below 1e19, bending flatter beyond: every fit below the bend has
+    # tiny residuals, so its bands are narrow, and every prediction past the bend misses
+    C = np.geomspace(1e16, 1e22, 25)
+    truth = {"E": 1.5, "A": 400.0, "c0": 0.15, "c1": -0.1, "d": 1e19, "f": 0.1}
+    loss = broken_power_law("C")(truth, C=C) * np.exp(1e-4 * np.random.default_rng(0).standard_normal(25))
+    runs = pd.DataFrame({"C": C, "loss": loss})
+    sel = select_laws(runs, ["power_C"], bootstrap=20, steps=4, min_train=8, tol_dex=0.01)
+    assert "overconfident" in sel.reason
+
+
+def test_cutoffs_that_cannot_identify_the_law_are_skipped_out_loud(runs):
+    first = runs["C"] == runs["C"].min()
+    sparse = pd.concat([runs[first].iloc[:3], runs[~first]], ignore_index=True)
+    rf = rolling_forward("chinchilla", sparse, min_train=1, steps=7, bootstrap=0)
+    assert rf.steps[0]["status"].startswith("skipped")
+    assert any("could not identify the law and were skipped" in w for w in rf.warnings)

@@ -96,3 +96,9 @@ def test_the_catalogue_names_the_tied_law():
 def test_impossible_constraints_are_refused_with_the_reason(kwargs, match):
     with pytest.raises(ParameterError, match=match):
         CHINCHILLA.constrained(**kwargs)
+
+
+def test_the_summary_shows_tied_and_fixed_parameters(tied_runs):
+    fit = fit_law("chinchilla", tied_runs, tie={"beta": "alpha"}, fix={"E": 1.8}, bootstrap=5)
+    text = fit.summary().as_text()
+    assert "tied to alpha" in text and "fixed" in text

@@ -131,3 +131,20 @@ def test_recovers_a_law_that_is_not_a_sum_of_powers():
     assert fit.params["alpha"] == pytest.approx(0.3, abs=0.03)
     assert fit.params["K"] == pytest.approx(3e8, rel=0.3)
     assert BESIROGLU_2024  # the module's reference instance stays importable
+
+
+@pytest.mark.parametrize("text", ["9**9**9**9 + A*N", "(-8)**0.5 + A*N", "0**-1 + A*N"])
+def test_constant_powers_are_computed_in_floats_and_must_be_finite(text):
+    # sympy would compute 9**9**9**9 exactly, which no machine can: refused at once
+    with pytest.raises(ParameterError, match="not a finite real number"):
+        parse_formula(text, ("N",))
+
+
+def test_definitions_are_shorthands_substituted_into_the_formula():
+    law = Law.from_formula("E + B/Deff**beta", inputs=("D", "U"),
+                           definitions={"Deff": "U*(1 + R*(1 - exp(-(D/U - 1)/R)))"})
+    assert law.param_names == ("E", "B", "beta", "R")
+    p = {"E": 1.5, "B": 100.0, "beta": 0.3, "R": 5.0}
+    D, U = np.array([4e9]), np.array([1e9])
+    deff = U * (1 + 5.0 * (1 - np.exp(-(D / U - 1) / 5.0)))
+    assert law(p, D=D, U=U) == pytest.approx(1.5 + 100.0 / deff**0.3)

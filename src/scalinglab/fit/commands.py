@@ -399,6 +399,9 @@ def custom_cmd(
     inputs: str = typer.Option(..., "--inputs", help="Input columns, e.g. N,D; every other name "
                                "is a parameter."),
     name: str = typer.Option("custom", "--name", help="Name of the law in results."),
+    define: list[str] = typer.Option(None, "--define", help="A shorthand used in the formula, "
+                                     "NAME=EXPR, e.g. Deff=\"U*(1 + R*(1 - exp(-(D/U - 1)/R)))\" "
+                                     "(repeatable, in order)."),
     store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
     map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
@@ -418,7 +421,13 @@ def custom_cmd(
     from scalinglab.laws.base import Law
 
     declared = parse_bounds(bounds)
-    law = Law.from_formula(formula, inputs, name=name,
+    definitions = []
+    for item in define or []:
+        key, sep, body = item.partition("=")
+        if not sep or not key.strip() or not body.strip():
+            raise UserError(f"--define {item!r} must look like NAME=EXPRESSION")
+        definitions.append((key.strip(), body.strip()))
+    law = Law.from_formula(formula, inputs, name=name, definitions=definitions,
                            bounds={k: v for k, v in declared.items()})
     _fit_command(law, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by,

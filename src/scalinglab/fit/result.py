@@ -365,9 +365,17 @@ class FitResult(Result):
         """Parameters, derived figures, fit quality and warnings, for any renderer."""
         pct = f"{round(self.level * 100)}% interval"
         params = Table("parameters", ["parameter", "estimate", pct], symbols=True)
-        for name, est in self.estimates().items():
+        estimates = self.estimates()
+        for name, est in estimates.items():
             value = est.value if est.identified else NotIdentified(est.value)
             params.add_row(name, value, format_interval(est.ci))
+        c = self.law.constraint
+        if c is not None:  # the base law's other parameters, as the constraint sets them
+            for k, v in c.tie.items():
+                if v in estimates:
+                    params.add_row(k, estimates[v].value, f"tied to {v}")
+            for k, v in c.fix.items():
+                params.add_row(k, float(v), "fixed")
         derived = Table("derived (C = 6ND)", ["figure", "estimate", pct])
         d = self.derived(compute, at)
         for fig in self.law.derived:

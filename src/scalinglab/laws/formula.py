@@ -136,7 +136,10 @@ def _to_sympy(node: ast.AST, symbols: Mapping[str, sp.Expr], text: str) -> sp.Ex
     if isinstance(node, ast.Expression):
         return _to_sympy(node.body, symbols, text)
     if isinstance(node, ast.Constant):
-        return sp.Integer(node.value) if isinstance(node.value, int) else sp.Float(node.value)
+        value = node.value
+        if isinstance(value, int) and abs(value) <= 10**6:
+            return sp.Integer(value)
+        return sp.Float(float(value))
     if isinstance(node, ast.Name):
         if node.id not in symbols:
             raise ParameterError(f"formula {text!r}: {node.id!r} is neither an input nor a "
@@ -146,8 +149,19 @@ def _to_sympy(node: ast.AST, symbols: Mapping[str, sp.Expr], text: str) -> sp.Ex
         arg = _to_sympy(node.operand, symbols, text)
         return -arg if isinstance(node.op, ast.USub) else arg
     if isinstance(node, ast.BinOp):
-        return _BINOPS[type(node.op)](_to_sympy(node.left, symbols, text),
-                                      _to_sympy(node.right, symbols, text))
+        left, right = _to_sympy(node.left, symbols, text), _to_sympy(node.right, symbols, text)
+        if isinstance(node.op, ast.Pow) and left.is_Number and right.is_Number:
+            # a power of two numbers is computed here, in floats: sympy would compute it exactly,
+            # and 9**9**9**9 has more digits than the machine has memory
+            try:
+                value = float(left) ** float(right)
+            except (OverflowError, ZeroDivisionError):
+                value = float("inf")
+            if isinstance(value, complex) or not np.isfinite(value):
+                raise ParameterError(f"formula {text!r}: the constant {ast.unparse(node)} is not a "
+                                     "finite real number", "formula")
+            return sp.Float(value)
+        return _BINOPS[type(node.op)](left, right)
     if isinstance(node, ast.Call):
         assert isinstance(node.func, ast.Name)
         return FUNCTIONS[node.func.id](*(_to_sympy(a, symbols, text) for a in node.args))
