@@ -435,8 +435,9 @@ def filter_runs(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     try:
         from scalinglab.runs.where import filter_frame
     except ImportError:  # pragma: no cover - the filter language ships with scalinglab.runs
-        raise ParameterError("where on files and frames needs scalinglab.runs.where, which this "
-                             "installation lacks", "where") from None
+        raise ParameterError("where cannot filter files and frames in this installation: the "
+                             "run filter language (the runs package's filter module) is missing",
+                             "where") from None
     return filter_frame(frame, where).reset_index(drop=True)
 
 
