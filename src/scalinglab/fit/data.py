@@ -15,7 +15,7 @@ import pandas as pd
 
 from scalinglab.errors import InputError
 
-NUMERIC = ("N", "D", "C", "loss")
+NUMERIC = ("N", "D", "C", "loss", "U")
 
 
 def read_fit_file(
@@ -95,19 +95,36 @@ def load_runs(
     all_runs: bool = False,
     best_per_point: bool = False,
     group_by: Sequence[str] = (),
+    unique_tokens: str | None = None,
 ) -> tuple[pd.DataFrame, str, list[str]]:
     """Runs from ``file``, or else the store (finished runs, filtered), chosen by the one rule
-    of :func:`scalinglab.runs.select.select_runs`; ``(frame, source, notes)``."""
+    of :func:`scalinglab.runs.select.select_runs`; ``(frame, source, notes)``.
+
+    ``where`` filters a file's rows in the store's language too (after numbers are parsed).
+    ``unique_tokens`` names the column (or store extra/tag) holding each run's unique tokens:
+    it becomes the input ``U`` of data-constrained laws, and runs that differ in it are never
+    merged as replicates.
+    """
     from scalinglab.errors import InputError, ParameterError
-    from scalinglab.fit.loss import complete_columns
+    from scalinglab.fit.loss import complete_columns, filter_runs
     from scalinglab.runs.select import select_runs
 
+    group_by = tuple(group_by)
+    if unique_tokens:
+        mapping = dict(mapping or {})
+        if file is not None:
+            mapping.setdefault("U", unique_tokens)
+        group_by = (*group_by, "U") if "U" not in group_by else group_by
     if file is not None:
-        if where or tags:
-            raise ParameterError("where and tags filter the run store; they do not apply to a file",
-                                 "where", "tag")
+        if tags:
+            raise ParameterError("tags filter the run store; they do not apply to a file", "tag")
         frame, notes = read_fit_file(file, needed, mapping)
         source = str(file)
+        if where:
+            frame = filter_runs(numeric_columns(frame), where)
+            if frame.empty:
+                raise InputError(f"no runs satisfy where {where!r}", source=source)
+            notes.append(f"kept the {len(frame)} runs where {where}")
     else:
         from scalinglab.clikit import DEFAULT_STORE
         from scalinglab.runs.store import RunStore
@@ -119,6 +136,14 @@ def load_runs(
             raise InputError("no finished runs" + (f" match where {where!r}" if where else "")
                              + (f" with tags {dict(tags)}" if tags else ""), source=str(path))
         frame = frame.dropna(subset=["loss"]).reset_index(drop=True)
+        if unique_tokens:
+            from scalinglab.runs.select import _expand
+
+            frame = _expand(frame, [unique_tokens])
+            if unique_tokens not in frame.columns:
+                raise InputError(f"no run has {unique_tokens!r} (a column, extra or tag)",
+                                 source=source)
+            frame = frame.assign(U=pd.to_numeric(frame[unique_tokens], errors="coerce"))
     try:
         frame, derived = complete_columns(frame, needed)
     except ParameterError as exc:
@@ -127,3 +152,18 @@ def load_runs(
     chosen = select_runs(frame, needed, best_per_point=best_per_point, group_by=group_by,
                          all_runs=all_runs)
     return chosen.frame, source, notes + chosen.notes
+
+
+def numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns whose every filled cell is a number, as numbers (so ``where`` compares
+    ``epochs <= 4`` numerically on a CSV read as text)."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype != object:
+            continue
+        text = out[col].astype(str).str.strip()
+        filled = text != ""
+        values = pd.to_numeric(text.where(filled), errors="coerce")
+        if filled.any() and values[filled].notna().all():
+            out[col] = values
+    return out

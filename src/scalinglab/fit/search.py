@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.fit.objective import HUBER_DELTA, HuberObjective, LogModel
+from scalinglab.fit.objective import LogModel, ObjectiveSpec
 from scalinglab.fit.optimize import CONVERGED_FTOL, BatchResult, batched_lbfgs
 from scalinglab.stats import bootstrap_weights
 
@@ -163,7 +163,7 @@ def search(
     loss: np.ndarray,
     starts: np.ndarray,
     *,
-    delta: float = HUBER_DELTA,
+    spec: ObjectiveSpec = ObjectiveSpec(),
     model: LogModel | None = None,
     progress: Progress | None = None,
 ) -> PointFit:
@@ -176,7 +176,7 @@ def search(
     model = make_model(inputs) if model is None else model
     rows = screen_rows(loss)
     sub_model = model if len(rows) == n else make_model({k: np.asarray(v)[rows] for k, v in inputs.items()})
-    sub = HuberObjective(sub_model, loss[rows], delta)
+    sub = spec.subset(rows).make(sub_model, loss[rows])
     m = len(rows)
 
     def stage1_progress(done: int, total: int) -> None:
@@ -210,7 +210,7 @@ def search(
         return nothing(len(keep))
 
     # 3. polish on all runs, tightly, and merge candidates that meet
-    full = HuberObjective(model, loss, delta)
+    full = spec.make(model, loss)
     pol = minimize(full, model, second.x[cand], ftol=POLISH_FTOL, gtol=POLISH_GTOL)
     elements += pol.n_evals * n
     basins_x, basins_f, members = _distinct_optima(pol)
@@ -378,7 +378,7 @@ def restart_starts(point: PointFit, n_grid: int = RESTART_GRID) -> np.ndarray:
 
 def restart_bootstrap(
     model: LogModel, loss: np.ndarray, starts: np.ndarray, weights: np.ndarray,
-    delta: float = HUBER_DELTA, progress: Progress | None = None,
+    spec: ObjectiveSpec = ObjectiveSpec(), progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best optimum (fitting coordinates) and objective of every resample (rows of ``weights``)
     over all ``starts``, resamples x starts in one batch: the full-restart bootstrap. Rows whose
@@ -386,7 +386,7 @@ def restart_bootstrap(
     k, s = len(weights), len(starts)
     if k == 0:
         return np.empty((0, starts.shape[1])), np.empty(0)
-    objective = HuberObjective(model, loss, delta, weights=weights, row_weights=np.repeat(np.arange(k), s))
+    objective = spec.make(model, loss, weights, row_weights=np.repeat(np.arange(k), s))
     callback = None if progress is None else (lambda done, total: progress("bootstrap", done // s, k))
     res = batched_lbfgs(objective, np.tile(starts, (k, 1)), callback=callback)
     f = np.where(np.isfinite(res.f), res.f, np.inf).reshape(k, s)
@@ -441,7 +441,7 @@ def bootstrap(
     n_draws: int,
     rng: np.random.Generator,
     *,
-    delta: float = HUBER_DELTA,
+    spec: ObjectiveSpec = ObjectiveSpec(),
     audit: int = AUDIT,
     progress: Progress | None = None,
 ) -> BootstrapFit:
@@ -461,7 +461,7 @@ def bootstrap(
     reasons = {"not converged": 0, "outlier": 0}
     # every resample starts at the estimate and at each basin it could plausibly prefer; the
     # audited ones also from the multi-start, in the same batch (one run of the optimiser)
-    warm = np.vstack([point.x[None], _rival_basins(model, loss, point, delta)])
+    warm = np.vstack([point.x[None], _rival_basins(model, loss, point, spec)])
     starts = restart_starts(point)
     audited = np.zeros(n_draws, dtype=bool)
     if n_draws and audit > 0:
@@ -477,7 +477,7 @@ def bootstrap(
         row_of = np.concatenate([np.repeat(np.arange(k), len(warm)), np.repeat(aud, len(starts))])
         x0 = np.concatenate([np.tile(warm, (k, 1)), np.tile(starts, (len(aud), 1))])
         is_warm = np.arange(len(x0)) < k * len(warm)
-        obj = HuberObjective(model, loss, delta, weights=counts[sl].astype(float), row_weights=row_of)
+        obj = spec.make(model, loss, counts[sl], row_weights=row_of)
         callback = None if progress is None else (
             lambda done, total, b0=b0, k=k: progress("bootstrap", b0 + done * k // total, n_draws))
         res = minimize(obj, model, x0, frame=point.x, ftol=POLISH_FTOL, gtol=POLISH_GTOL,
@@ -514,7 +514,7 @@ def bootstrap(
     escalated = bool(missed)
     # suspects, or, when the audit caught a miss, every resample not refitted yet
     again = np.flatnonzero(~audited if escalated else suspect & ~audited)
-    more, elements = _refit(model, loss, counts, again, starts, theta, f_best, delta, elements, point.x)
+    more, elements = _refit(model, loss, counts, again, starts, theta, f_best, spec, elements, point.x)
     if escalated:
         refit[:] = True
     if progress is not None:
@@ -550,7 +550,7 @@ def _draw_counts(n: int, n_draws: int, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([p.astype(dtype, copy=False) for p in parts])
 
 
-def _rival_basins(model: LogModel, loss: np.ndarray, point: PointFit, delta: float) -> np.ndarray:
+def _rival_basins(model: LogModel, loss: np.ndarray, point: PointFit, spec: ObjectiveSpec) -> np.ndarray:
     """The other polished basins that a resample could prefer: those whose objective difference
     from the estimate on all runs is less than COMPETE_Z resampling standard deviations of it
     (with multinomial weights that sd is about the root sum of squares of the per-run
@@ -558,19 +558,12 @@ def _rival_basins(model: LogModel, loss: np.ndarray, point: PointFit, delta: flo
     others = point.basins_x[1:][np.isfinite(point.basins_f[1:])]
     if not len(others):
         return others
-    obj = HuberObjective(model, loss, delta)
-    h_best = _per_run(obj, point.x[None])[0]
-    h = _per_run(obj, others)
+    obj = spec.make(model, loss)
+    h_best = spec.per_run(obj, point.x[None])[0]
+    h = spec.per_run(obj, others)
     d = h - h_best
     z = d.sum(axis=1) / np.maximum(np.sqrt((d * d).sum(axis=1)), 1e-300)
     return others[z < COMPETE_Z]
-
-
-def _per_run(obj: HuberObjective, theta: np.ndarray) -> np.ndarray:
-    """Each run's term of the objective (Huber/delta of its log residual) at rows of ``theta``."""
-    from scalinglab.fit.objective import huber
-
-    return huber(obj.residuals(theta), obj.delta) / obj.delta
 
 
 def _outliers(theta: np.ndarray) -> np.ndarray:
@@ -586,7 +579,7 @@ def _outliers(theta: np.ndarray) -> np.ndarray:
 
 def _refit(
     model: LogModel, loss: np.ndarray, counts: np.ndarray, which: np.ndarray, starts: np.ndarray,
-    theta: np.ndarray, f: np.ndarray, delta: float, elements: int, frame: np.ndarray,
+    theta: np.ndarray, f: np.ndarray, spec: ObjectiveSpec, elements: int, frame: np.ndarray,
 ) -> tuple[np.ndarray, int]:
     """Refit resamples ``which`` from ``starts`` (and their warm fit), in place on ``theta``
     and ``f`` where that is better, in coordinates whitened at ``frame`` (the estimate);
@@ -603,8 +596,7 @@ def _refit(
         has_own = np.all(np.isfinite(own), axis=1)
         s[~has_own, -1] = starts[0]
         k, m = len(idx), s.shape[1]
-        obj = HuberObjective(model, loss, delta, weights=counts[idx].astype(float),
-                             row_weights=np.repeat(np.arange(k), m))
+        obj = spec.make(model, loss, counts[idx], row_weights=np.repeat(np.arange(k), m))
         res = minimize(obj, model, s.reshape(k * m, -1), frame=frame, ftol=POLISH_FTOL, gtol=POLISH_GTOL,
                        max_iter=BOOT_MAX_ITER)
         elements += res.n_evals * n
