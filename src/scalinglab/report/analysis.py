@@ -66,8 +66,9 @@ def parse_tag_filters(items: Iterable[str] | str | None) -> dict[str, str]:
             part = part.strip()
             if not part:
                 continue
-            sep = ":" if ":" in part else "="
-            key, found, value = part.partition(sep)
+            # split at the first separator, so a value may hold the other (url=http://x)
+            cut = min((i for i in (part.find("="), part.find(":")) if i >= 0), default=-1)
+            key, found, value = (part[:cut], part[cut], part[cut + 1:]) if cut >= 0 else (part, "", "")
             if not found or not key.strip() or not value.strip():
                 raise ParameterError(f"tag filter {part!r}: write KEY=VALUE or KEY:VALUE, e.g. "
                                      "dataset=c4", "tag")

@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from scalinglab.clikit import DEFAULT_STORE, console, emit_json
+from scalinglab.clikit import (
+    DEFAULT_STORE,
+    FormatOption,
+    TagOption,
+    console,
+    emit_json,
+    output_format,
+    parse_tags,
+    print_table,
+)
 from scalinglab.runs.io import parse_pairs
 
 
@@ -59,11 +67,12 @@ def import_runs(
 
 def list_runs(
     where: str = typer.Option(None, "--where", "-w", help="SQL filter, e.g. \"N > 1e8\"."),
-    tag: list[str] = typer.Option(None, "--tag", "-t", help="Only runs with tag KEY=VALUE."),
+    tag: list[str] = TagOption,
     status: str = typer.Option("finished", "--status", help="finished, failed, running or all."),
     limit: int = typer.Option(50, "--limit", help="Rows to show in the table (JSON shows all)."),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
     json_: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    fmt: str = FormatOption,
 ) -> None:
     """List runs in the store as a table.
 
@@ -72,30 +81,19 @@ def list_runs(
     from scalinglab.runs.store import RunStore
 
     df = RunStore(store, read_only=True).runs(
-        where=where, status=None if status == "all" else status, tags=parse_pairs(tag, "--tag")
+        where=where, status=None if status == "all" else status, tags=parse_tags(tag)
     )
-    if json_:
+    fmt = output_format(fmt, json_)
+    if fmt == "json":
         emit_json(df.to_dict(orient="records"))
         return
-    table = Table(title=f"{len(df)} runs in {store}", header_style="bold")
-    for col in ("run_id", "N", "D", "C", "loss", "lr", "batch_tokens", "status", "tags"):
-        table.add_column(col, justify="left" if col in ("run_id", "status", "tags") else "right")
-    for _, r in df.head(limit).iterrows():
-        table.add_row(
-            str(r.run_id)[:20],
-            *(_num(r[c]) for c in ("N", "D", "C", "loss", "lr", "batch_tokens")),
-            str(r.status) if r.status == "finished" else f"[red]{r.status}",
-            ",".join(f"{k}={v}" for k, v in r.tags.items()),
-        )
-    console.print(table)
-    if len(df) > limit:
-        console.print(f"... {len(df) - limit} more (use --limit or --json)")
-
-
-def _num(v: object) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "-"
-    return f"{float(v):.4g}"
+    cols = ["run_id", "N", "D", "C", "loss", "lr", "batch_tokens", "status", "tags"]
+    shown = df if fmt != "table" else df.head(limit)
+    # every value in full: a piped table is data (scalinglab runs | cat), not a glance
+    print_table(cols, ([r[c] for c in cols] for r in shown.to_dict("records")),
+                title=f"{len(df)} runs in {store}" if fmt == "table" else "", fmt=fmt)
+    if fmt == "table" and len(df) > limit:
+        console.print(f"... {len(df) - limit} more (use --limit, --format csv or --json)")
 
 
 def register(app: typer.Typer) -> None:
