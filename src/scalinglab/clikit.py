@@ -46,6 +46,7 @@ from typer.core import TyperGroup
 
 from scalinglab.errors import ParameterError, ScalingLabError
 
+
 class _Console(Console):
     """A console as wide as its output when it is not a terminal: rich then lays a table out at
     its natural width instead of cutting numbers to 80 columns (``scalinglab ... | cat``)."""
