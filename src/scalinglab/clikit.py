@@ -34,7 +34,8 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -421,6 +422,38 @@ def _fits(table: Any) -> bool:
     widths = [max([len(h), *(len(r[j]) for r in table.texts())])
               for j, h in enumerate(table.columns)]
     return sum(widths) + 3 * len(widths) + 1 <= console.width
+
+
+@contextmanager
+def progress_display(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
+    """``update(stage, done, total)`` for long work, on stderr (stdout stays for results).
+
+    On a terminal: a transient line with a spinner, the stage and a bar when ``total`` is known.
+    Otherwise (a log, CI): one line per stage as it starts, so a slow step is never silent.
+    """
+    if not enabled:
+        yield lambda stage, done, total: None
+        return
+    if not err_console.is_terminal:
+        seen: list[str] = []
+
+        def line(stage: str, done: int, total: int) -> None:
+            if not seen or seen[-1] != stage:
+                seen.append(stage)
+                err_console.print(f"{escape(stage)} ...", highlight=False, soft_wrap=True)
+
+        yield line
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=escape(stage), completed=done, total=total or None)
+
+        yield update
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -47,6 +47,13 @@ def symbol(name: str) -> str:
     return SYMBOLS.get(head, head) + sep + tail
 
 
+def formula_text(formula: str) -> str:
+    """A law's formula with parameter names as the papers write them (``N^alpha`` -> ``N^α``)."""
+    import re
+
+    return re.sub(r"\b(" + "|".join(SYMBOLS) + r")\b", lambda m: SYMBOLS[m.group(1)], str(formula))
+
+
 def format_number(v: Any, sig: int = 4) -> str:
     """Numbers as people read them: integers exactly (up to 1e7), others to ``sig`` digits."""
     if v is None:
@@ -179,6 +186,7 @@ class Table:
                 if isinstance(c, NotIdentified) or (isinstance(c, Estimate) and not c.identified):
                     cls += " unidentified"
                 text = (symbol(c) if self.symbols and j == 0 and isinstance(c, str)
+                        else ", ".join(f"{k}={v}" for k, v in c.items()) if isinstance(c, dict)
                         else cell_text(c, self.exact))
                 tds.append(f'<td class="{cls}">{_html.escape(text)}</td>')
             rid = ("" if self.row_ids is None
@@ -300,4 +308,4 @@ class Summary:
 
 
 __all__ = ["NotIdentified", "Summary", "Table", "cell_text", "format_exact", "format_interval",
-           "format_number"]
+           "format_number", "formula_text", "symbol"]
