@@ -51,7 +51,8 @@ def formula_text(formula: str) -> str:
     """A law's formula with parameter names as the papers write them (``N^alpha`` -> ``N^α``)."""
     import re
 
-    return re.sub(r"\b(" + "|".join(SYMBOLS) + r")\b", lambda m: SYMBOLS[m.group(1)], str(formula))
+    return re.sub(r"(?<![A-Za-z])(" + "|".join(SYMBOLS) + r")(?![A-Za-z])",
+                  lambda m: SYMBOLS[m.group(1)], str(formula))
 
 
 def format_number(v: Any, sig: int = 4) -> str:
@@ -280,7 +281,7 @@ class Summary:
 
     def as_html(self) -> str:
         e = _html.escape
-        parts = [f'<div class="sl-summary"><h3>{e(self.title)}</h3>']
+        parts = [f'<div class="sl-summary"><h3>{e(formula_text(self.title))}</h3>']
         parts += [t.as_html() for t in self.tables]
         if self.facts:
             parts.append("<ul class=\"sl-facts\">" + "".join(
@@ -296,7 +297,7 @@ class Summary:
         return self.as_html()
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
-        yield f"[bold]{_rich_escape(self.title)}[/]"
+        yield f"[bold]{_rich_escape(formula_text(self.title))}[/]"
         for t in self.tables:
             yield t.__rich__()
         for k, v in self.facts:

@@ -396,7 +396,7 @@ def allocation(curves: Sequence[views.AllocationCurve], optima: Mapping[int, pd.
                                               "%{y:.4g}<extra></extra>"})
     layout = _layout("Compute-optimal N and D: each method, and the one the plan uses",
                      _axis(LABELS["C"], log=True, domain=[0, 0.47]),
-                     _axis("N_opt, non-embedding parameters", log=True), height=460)
+                     _axis("N_opt, non-embedding parameters", log=True), height=540)
     layout["xaxis2"] = _axis(LABELS["C"], log=True, domain=[0.55, 1.0], anchor="y2")
     layout["yaxis2"] = _axis("D_opt, training tokens", log=True, anchor="x2")
     if data_max and curves:
