@@ -77,7 +77,7 @@ def test_parity_points_name_their_run_and_numbers_on_hover(runs, iso, fit):
     rid, text, predicted, observed = points[0]
     row = runs.set_index("run_id").loc[rid]
     assert text.startswith(f"run {rid}<br>")
-    assert f"observed = {format_number(row['loss'])}" in text
+    assert f"observed loss = {format_number(row['loss'])}" in text
     assert observed == pytest.approx(row["loss"])
     assert predicted == pytest.approx(float(fit.predict(N=row["N"], D=row["D"])))
     names = [t["name"] for t in spec["data"]]

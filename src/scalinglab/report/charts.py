@@ -453,7 +453,7 @@ def loss_curves(series: Sequence[views.CurveSeries], weight: float) -> Spec:
     layout = _layout(title, _axis(views.CURVE_AXIS_LABELS[axis], log=True),
                      _axis(LABELS["loss"], log=True), height=440)
     # a legend per run beside the axes while it stays readable; beyond, hover names the run
-    layout["showlegend"] = len(series) <= MAX_CURVE_LEGEND
+    layout["showlegend"] = 1 < len(series) <= MAX_CURVE_LEGEND
     layout["legend"] = {"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 10}}
     return {"data": data, "layout": layout}
 

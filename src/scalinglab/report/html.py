@@ -66,7 +66,8 @@ _JS = """
 (function () {
   const specs = JSON.parse(document.getElementById("sl-specs").textContent);
   const runs = JSON.parse(document.getElementById("sl-runs").textContent);
-  const config = {responsive: true, displaylogo: false, scrollZoom: false};
+  const config = {responsive: true, displaylogo: false, showSendToCloud: false,
+                  showEditInChartStudio: false, modeBarButtonsToRemove: ["sendDataToCloud"]};
   const drawn = [];
   function idOf(ev) {
     const p = ev && ev.points && ev.points[0];
@@ -83,6 +84,7 @@ _JS = """
   function openRun(id) {
     const r = runs[id];
     if (!r) return;
+    drawer.hidden = false;  // first, so the chart is laid out at the panel's width
     document.getElementById("drawer-title").textContent = "run " + id;
     document.getElementById("drawer-body").innerHTML = r.table;
     const chart = document.getElementById("drawer-curve");
@@ -98,7 +100,6 @@ _JS = """
         {height: 300, margin: {l: 56, r: 10, t: 10, b: 40}, xaxis: {type: "log", title: {text: "tokens"}},
          yaxis: {type: "log", title: {text: "loss"}}, legend: {orientation: "h"}}, config);
     } else { chart.hidden = true; }
-    drawer.hidden = false;
     for (const tr of document.querySelectorAll("tr.picked")) tr.classList.remove("picked");
     for (const tr of document.querySelectorAll("tr[data-id]")) {
       if (tr.dataset.id === id) tr.classList.add("picked");

@@ -653,7 +653,7 @@ def comparison_table(pins: Sequence[dict[str, Any]], results: Sequence[FitResult
     """Pinned fits as columns: law, filter, runs, every parameter, fit quality, held-out error
     and the compute-optimal N and loss at ``compute`` (a pin that failed says why)."""
     heads = [f"pin {i + 1}" for i in range(len(pins))]
-    t = Table("Pinned fits side by side", [""] + heads)
+    t = Table("Pinned fits side by side", [""] + heads, symbols=True)
     fits = [r for r in results if not isinstance(r, str)]
 
     def row(label: str, fn: Callable[[FitResult], Any]) -> None:

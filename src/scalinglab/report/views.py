@@ -136,13 +136,19 @@ def residual_band_pct(fit: FitResult, k: float = 2.0) -> float | None:
     return 100.0 * (math.exp(k * fit.residual_std) - 1.0)
 
 
+#: how hover labels name a column
+HOVER_NAMES = {"residual_pct": "residual (%)", "observed": "observed loss",
+               "predicted": "predicted loss", "batch_tokens": "batch (tokens)"}
+
+
 def hover_text(row: Mapping[str, Any], keys: Sequence[str]) -> str:
     """``run r-1a2b<br>N = 1.2e+08<br>...``: the run id and its numbers (one format everywhere)."""
     lines = [f"run {row.get('run_id', '')}"]
     for k in keys:
-        if k in row and row[k] is not None:
-            v = row[k]
-            lines.append(f"{k} = {format_number(v) if not isinstance(v, str) else v}")
+        v = row.get(k)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        lines.append(f"{HOVER_NAMES.get(k, k)} = {format_number(v) if not isinstance(v, str) else v}")
     return "<br>".join(lines)
 
 
