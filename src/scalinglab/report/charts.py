@@ -183,6 +183,23 @@ def _axis_names(k: int) -> tuple[str, str, str, str]:
     return f"x{suffix}", f"y{suffix}", f"xaxis{suffix}", f"yaxis{suffix}"
 
 
+def _log10_columns(c: views.Corner, logs: Sequence[bool]) -> views.Corner:
+    """The corner data with the flagged columns as log10 (estimate and interval too)."""
+    from dataclasses import replace
+
+    if not any(logs):
+        return c
+    draws = c.draws.copy()
+    point, lo, hi = list(c.point), list(c.lo), list(c.hi)
+    with np.errstate(all="ignore"):
+        for j, lg in enumerate(logs):
+            if lg:
+                draws[:, j] = np.log10(draws[:, j])
+                point[j], lo[j], hi[j] = (float(np.log10(v)) if v > 0 else float("nan")
+                                          for v in (point[j], lo[j], hi[j]))
+    return replace(c, draws=draws, point=point, lo=lo, hi=hi)
+
+
 def corner(c: views.Corner, title: str = "") -> Spec:
     """A corner plot of the bootstrap draws of every parameter: histograms on the diagonal (with
     the estimate and the interval), pairwise scatter below. Parameters the runs do not identify
@@ -190,7 +207,12 @@ def corner(c: views.Corner, title: str = "") -> Spec:
     P = len(c.names)
     gap = 0.025
     size = (1.0 - gap * (P - 1)) / P
+    # scale parameters spanning decades are shown as log10 on linear axes: plotly's bars cannot
+    # be sized on a log axis, and log10 is how such draws are read anyway
     logs = c.log_scale
+    raw = c
+    c = _log10_columns(c, logs)
+    labels = [f"log10 {lab}" if lg else lab for lab, lg in zip(c.labels, logs, strict=True)]
     shapes: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
     layout: dict[str, Any] = {
@@ -209,16 +231,16 @@ def corner(c: views.Corner, title: str = "") -> Spec:
             colour = FADED if faded else "#2f6fb3"
             x_dom = [j * (size + gap), j * (size + gap) + size]
             y_dom = [1 - (i + 1) * size - i * gap, 1 - i * size - i * gap]
-            x_title = c.labels[j] + ("" if c.identified[j] else " (not identified)")
-            layout[xkey] = _axis(x_title if i == P - 1 else "", log=logs[j], domain=x_dom,
+            x_title = labels[j] + ("" if c.identified[j] else " (not identified)")
+            layout[xkey] = _axis(x_title if i == P - 1 else "", domain=x_dom,
                                  anchor=ya, showticklabels=i == P - 1)
             if i == j:
-                centres, counts = views.histogram(c.draws[:, j], log=logs[j])
+                centres, counts = views.histogram(c.draws[:, j])
                 layout[ykey] = _axis("", domain=y_dom, anchor=xa, showticklabels=False)
                 data.append({"type": "bar", "x": _list(centres), "y": [int(v) for v in counts],
                              "xaxis": xa, "yaxis": ya, "marker": {"color": colour},
-                             "opacity": 0.35 if faded else 0.85, "name": c.labels[j],
-                             "hovertemplate": f"{c.labels[j]} ≈ %{{x:.4g}}: %{{y}} draws<extra></extra>"})
+                             "opacity": 0.35 if faded else 0.85, "name": labels[j],
+                             "hovertemplate": f"{labels[j]} ≈ %{{x:.4g}}: %{{y}} draws<extra></extra>"})
                 if math.isfinite(c.lo[j]) and c.identified[j]:
                     shapes.append({"type": "rect", "xref": xa, "yref": f"{ya} domain",
                                    "x0": c.lo[j], "x1": c.hi[j], "y0": 0, "y1": 1,
@@ -227,20 +249,20 @@ def corner(c: views.Corner, title: str = "") -> Spec:
                 shapes.append({"type": "line", "xref": xa, "yref": f"{ya} domain",
                                "x0": c.point[j], "x1": c.point[j], "y0": 0, "y1": 1,
                                "line": {"color": "#1d232a", "width": 1.5}})
-                text = (f"{c.labels[j]} = {format_number(c.point[j])} "
-                        f"{format_interval((c.lo[j], c.hi[j]))}" if c.identified[j]
+                text = (f"{c.labels[j]} = {format_number(raw.point[j])} "
+                        f"{format_interval((raw.lo[j], raw.hi[j]))}" if c.identified[j]
                         else f"{c.labels[j]}: not identified")
                 notes.append({"text": text, "xref": f"{xa} domain", "yref": f"{ya} domain",
                               "x": 0.02, "y": 1.0, "xanchor": "left", "yanchor": "bottom",
                               "showarrow": False,
                               "font": {"size": 11, "color": "#1d232a" if c.identified[j] else "#b3261e"}})
             else:
-                layout[ykey] = _axis(c.labels[i] if j == 0 else "", log=logs[i], domain=y_dom,
-                                     anchor=xa, showticklabels=j == 0)
+                layout[ykey] = _axis(labels[i] if j == 0 else "", domain=y_dom, anchor=xa,
+                                     showticklabels=j == 0)
                 data.append({"type": "scatter", "mode": "markers", "x": _list(sub[:, j]),
                              "y": _list(sub[:, i]), "xaxis": xa, "yaxis": ya,
                              "marker": {"color": colour, "size": 3, "opacity": 0.25 if faded else 0.45},
-                             "hovertemplate": f"{c.labels[j]} = %{{x:.4g}}<br>{c.labels[i]} = "
+                             "hovertemplate": f"{labels[j]} = %{{x:.4g}}<br>{labels[i]} = "
                                               "%{y:.4g}<extra></extra>"})
                 data.append({"type": "scatter", "mode": "markers", "x": [c.point[j]],
                              "y": [c.point[i]], "xaxis": xa, "yaxis": ya, "hoverinfo": "skip",
@@ -272,10 +294,14 @@ def runs_by_budget(runs: pd.DataFrame, budgets: views.Budgets, fit: FitResult | 
     if fit is not None and {"N", "D"} <= set(fit.law.inputs):
         C = np.geomspace(float(df["C"].min()) / 1.5, float(df["C"].max()) * 1.5, 40)
         frontier = _frontier(fit, C)
+        vague = bool(fit.unidentified)
         if frontier is not None:
             data.insert(0, {"type": "scatter", "mode": "lines", "x": _list(C), "y": _list(frontier),
-                            "name": f"{fit.law.name}: loss at the compute-optimal N, D",
-                            "line": {"color": "#1d232a", "width": 1.5, "dash": "dash"},
+                            "name": f"{fit.law.name}: loss at the compute-optimal N, D"
+                                    + (" (not identified)" if vague else ""),
+                            "opacity": 0.45 if vague else 1.0,
+                            "line": {"color": FADED if vague else "#1d232a", "width": 1.5,
+                                     "dash": "dot" if vague else "dash"},
                             "hovertemplate": "C = %{x:.3g}<br>optimal loss = %{y:.4g}<extra></extra>"})
     n_budgets = len(set(df["budget"]) - {-1})
     return {"data": data, "layout": _layout(

@@ -42,7 +42,7 @@ nav.toc ol{margin:4px 0;padding-left:20px}nav.toc li{margin:2px 0}
 ul.facts{padding-left:18px}ul.facts li{margin:3px 0}
 table{border-collapse:collapse;margin:8px 0;font-size:13px;max-width:100%}
 th,td{border-bottom:1px solid #e4e8ec;padding:3px 10px;text-align:right;vertical-align:top}
-th{background:#f3f5f7}td.l,th.l{text-align:left}td.l{overflow-wrap:break-word}
+th{background:#f3f5f7}td.l,th.l{text-align:left}td.l{overflow-wrap:break-word}tr[data-id] td:first-child{white-space:nowrap}
 tr[data-id]{cursor:pointer}tr[data-id]:hover{background:#eef4fb}tr.picked{background:#fff3c4}
 .warn{background:#fff8e1;border-left:4px solid #f0b400;padding:8px 14px;margin:10px 0}
 .error{background:#fdecea;border-left:4px solid #d93025;padding:8px 14px;margin:10px 0}

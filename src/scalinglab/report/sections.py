@@ -182,8 +182,11 @@ def overview(ctx: Context) -> Section:
                       f"{_est(rec.plan_row.N)} ({rec.plan_row.method}, which the plan uses)"))
     if s.plan.ok:
         p = s.plan.value
+        vague = "" if fit is None or not fit.unidentified else (
+            f" (the loss law is not identified: {', '.join(map(_sym, fit.unidentified))}; treat "
+            "the plan as a guess)")
         facts.append(("plan", f"N = {format_number(p.N)}, D = {format_number(p.D)}, loss "
-                      f"{format_number(p.loss)} {format_interval(p.loss_interval)}"))
+                      f"{format_number(p.loss)} {format_interval(p.loss_interval)}{vague}"))
     items = "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in facts)
     chart = Chart("overview", "Every finished run's loss against its compute, by budget, with "
                   "the fitted law's compute-optimal loss",
