@@ -10,9 +10,9 @@ import textwrap
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-import pandas as pd
 from report_synth import make_store
 
 from scalinglab.report import server
