@@ -104,12 +104,15 @@ def test_with_json_an_error_is_also_a_json_object_on_stdout(store):
 def test_help_is_wrapped_once_and_flags_take_no_value():
     wide = runner.invoke(app, ["report", "--help"], env={"COLUMNS": "200"}, terminal_width=200)
     assert wide.exit_code == 0
-    # the docstring's first paragraph, hard-wrapped in the source, is one line at 200 columns
-    assert any(line.strip().startswith("Write a self-contained HTML report") and
-               line.rstrip().endswith("no network needed).") for line in wide.stdout.splitlines())
+    # the docstring's first paragraph, hard-wrapped at ~95 columns in the source, is wrapped
+    # again only at the terminal's width: every line but its last fills most of 200 columns
+    lines = wide.stdout.split("\n\n")[1].splitlines()
+    assert lines[0].strip().startswith("Write a self-contained HTML report")
+    assert len(lines) >= 2 and all(len(line) > 150 for line in lines[:-1])
     narrow = runner.invoke(app, ["report", "--help"], terminal_width=60, env={"COLUMNS": "60"})
-    assert max(len(line) for line in narrow.stdout.splitlines()) <= 60 or all(
-        " " not in line.strip() for line in narrow.stdout.splitlines() if len(line) > 60)
+    # at 60 columns prose fits; example lines (kept as written, after a \\b) may run longer
+    prose = [line for line in narrow.stdout.splitlines() if not line.strip().startswith("scalinglab ")]
+    assert max(len(line) for line in prose) <= 60
     json_line = next(line for line in wide.stdout.splitlines() if "--json" in line)
     assert "BOOL" not in json_line and "<bool>" not in json_line
     assert "<list[str]>" not in wide.stdout and "--tag KEY=VALUE" in wide.stdout
