@@ -100,7 +100,7 @@ def test_the_held_out_check_is_in_the_report(report):
 
 def test_without_a_held_out_check_the_report_says_how_to_get_one(store_path, tmp_path):
     html = build_report(store_path, tmp_path / "r.html", bootstrap=0, compute=1e21).read_text()
-    assert "run the report with --holdout K" in section(html, "validation")
+    assert "run the report with --holdout-top K" in section(html, "validation")
 
 
 def test_every_run_is_listed_whole_and_printing_shows_everything(report):

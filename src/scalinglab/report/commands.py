@@ -50,7 +50,7 @@ def report(
     compute: str = typer.Option(None, "--compute", metavar="FLOPS",
                                 help="Budget to plan, e.g. 1e21 (default: 100x the largest run)."),
     bootstrap: int = bootstrap_option(200, "Bootstrap resamples per fit (0: none)."),
-    holdout: int = typer.Option(0, "--holdout", min=0, metavar="K",
+    holdout: int = typer.Option(0, "--holdout-top", "--holdout", min=0, metavar="K",
                                 help="Hold out the K largest-compute runs and report how well "
                                 "the law predicts them."),
     seq_len: int = typer.Option(None, "--seq-len", min=1, metavar="TOKENS",
@@ -71,7 +71,7 @@ def report(
     Examples:
       scalinglab report --store runs.duckdb --out report.html
       scalinglab report --tag dataset:c4 --law chinchilla --law kaplan --compute 1e22
-      scalinglab report --holdout 5 --figures figs/   # also save each figure as PNG
+      scalinglab report --holdout-top 5 --figures figs/   # also save each figure as PNG
     """
     from scalinglab.report.analysis import loss_laws, summarise
     from scalinglab.report.html import render_report, save_figures

@@ -242,7 +242,7 @@ def validation_section(ctx: Context) -> Section:
         parts.append(v.summary().as_html())
     if not parts:
         parts.append(para("No check against runs the law was not fitted on: run the report with "
-                          "--holdout K to fit without the K largest-compute runs and predict them "
+                          "--holdout-top K to fit without the K largest-compute runs and predict them "
                           "(the demo holds out its largest budget).", "empty"))
     return Section(id="validation", title="Held-out checks", parts=parts)
 
