@@ -124,3 +124,13 @@ def test_one_run_is_shown_whole_with_its_losses_throughput_and_memory():
     for expected in ("r/1", "6224", "1200000000", "3.456789123", "1024", "sweep=demo",
                      "EMA train loss", "throughput (tokens/s)", "51234.5", "123456789", "[1, 2]"):
         assert expected in text, expected
+
+
+def test_a_runs_table_shows_whole_numbers_exactly_and_estimates_to_four_digits():
+    from scalinglab.report.sections import runs_table
+
+    runs = pd.DataFrame([{"run_id": "a", "N": 124438272.0, "D": 2.6e10, "C": 1.94e19,
+                          "loss": 3.456789, "lr": 3e-4, "batch_tokens": 1024.0, "tags": {}}])
+    row = runs_table(runs).as_html()
+    for text in ("124438272", "26000000000", "1.94e+19", "3.457", "0.0003", ">1024<"):
+        assert text in row, text

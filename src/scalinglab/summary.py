@@ -104,9 +104,22 @@ def format_interval(ci: Any, sig: int = 4) -> str:
     return f"[{format_number(ci[0], sig)}, {format_number(ci[1], sig)}]"
 
 
-def cell_text(cell: Cell, exact: bool = False) -> str:
+def format_count(v: Any, sig: int = 4) -> str:
+    """Whole numbers in full (a run's parameters, tokens, batch: 124438272, not 1.244e+08), other
+    numbers as :func:`format_number` does."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return format_number(v, sig)
+    if not isinstance(v, bool) and math.isfinite(x) and x.is_integer() and abs(x) < 2.0**53:
+        return str(int(x))
+    return format_number(v, sig)
+
+
+def cell_text(cell: Cell, exact: bool = False, counts: bool = False) -> str:
     """The plain text of one cell (the same words in every renderer); ``exact`` prints numbers
-    in full (:func:`format_exact`) instead of to 4 significant digits."""
+    in full (:func:`format_exact`) instead of to 4 significant digits, ``counts`` whole numbers
+    in full (:func:`format_count`)."""
     if isinstance(cell, NotIdentified):
         return NOT_IDENTIFIED
     if isinstance(cell, Estimate):
@@ -114,7 +127,7 @@ def cell_text(cell: Cell, exact: bool = False) -> str:
             return NOT_IDENTIFIED
         return format_number(cell.value) + ("" if cell.ci is None else " " + format_interval(cell.ci))
     if isinstance(cell, (int, float, np.integer, np.floating)) and not isinstance(cell, bool):
-        return format_exact(cell) if exact else format_number(cell)
+        return format_exact(cell) if exact else format_count(cell) if counts else format_number(cell)
     if isinstance(cell, dict):
         return ",".join(f"{k}={v}" for k, v in cell.items())
     return "" if cell is None else str(cell)
@@ -146,6 +159,8 @@ class Table:
     symbols: bool = False
     #: raw data rather than estimates: every number printed in full (see :func:`format_exact`)
     exact: bool = False
+    #: raw counts: whole numbers in full, others to 4 digits (see :func:`format_count`)
+    counts: bool = False
     #: one id per row, written as ``data-id`` on the HTML rows (the dashboard opens a run by it)
     row_ids: list[str] | None = None
 
@@ -159,7 +174,7 @@ class Table:
 
     def texts(self) -> list[list[str]]:
         """Every cell as the plain text all renderers show."""
-        return [[cell_text(c, self.exact) for c in r] for r in self.rows]
+        return [[cell_text(c, self.exact, self.counts) for c in r] for r in self.rows]
 
     def as_text(self) -> str:
         texts = self.texts()
@@ -188,7 +203,7 @@ class Table:
                     cls += " unidentified"
                 text = (symbol(c) if self.symbols and j == 0 and isinstance(c, str)
                         else ", ".join(f"{k}={v}" for k, v in c.items()) if isinstance(c, dict)
-                        else cell_text(c, self.exact))
+                        else cell_text(c, self.exact, self.counts))
                 tds.append(f'<td class="{cls}">{_html.escape(text)}</td>')
             rid = ("" if self.row_ids is None
                    else f' data-id="{_html.escape(str(self.row_ids[len(body)]), quote=True)}"')
@@ -206,7 +221,8 @@ class Table:
             t.add_column(c, justify="right" if r else "left", overflow="fold")
         for row in self.rows:
             cells = [f"[bold red]{NOT_IDENTIFIED}[/]" if isinstance(c, NotIdentified) or (
-                isinstance(c, Estimate) and not c.identified) else _rich_escape(cell_text(c, self.exact))
+                isinstance(c, Estimate) and not c.identified) else _rich_escape(
+                    cell_text(c, self.exact, self.counts))
                 for c in row]
             if self.symbols and cells and isinstance(row[0], str):
                 cells[0] = _rich_escape(symbol(row[0]))
@@ -308,5 +324,5 @@ class Summary:
             yield f"[bold yellow]warning:[/] {_rich_escape(w)}"
 
 
-__all__ = ["NotIdentified", "Summary", "Table", "cell_text", "format_exact", "format_interval",
-           "format_number", "formula_text", "symbol"]
+__all__ = ["NotIdentified", "Summary", "Table", "cell_text", "format_count", "format_exact",
+           "format_interval", "format_number", "formula_text", "symbol"]

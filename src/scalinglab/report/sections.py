@@ -255,11 +255,11 @@ RUN_COLUMNS = ["run_id", "N", "D", "C", "loss", "lr", "batch_tokens", "seq_len",
 def runs_table(runs: pd.DataFrame, title: str = "", columns: Sequence[str] = RUN_COLUMNS,
                exact: bool = False) -> Table:
     """Every run, one ``data-id`` per row so a click opens the run (whose panel shows every
-    number in full); integers exact, other numbers to 4 significant digits unless ``exact``."""
+    number in full); whole numbers exact, others to 4 significant digits unless ``exact``."""
     cols = [c for c in columns if c in runs and (c in ("run_id", "N", "D", "C", "loss")
                                                   or runs[c].notna().any())]
     rows = [[_clean(r[c]) for c in cols] for r in runs.to_dict("records")]
-    return Table(title, cols, rows, exact=exact, row_ids=[str(r) for r in runs["run_id"]])
+    return Table(title, cols, rows, exact=exact, counts=True, row_ids=[str(r) for r in runs["run_id"]])
 
 
 def _clean(v: Any) -> Any:
