@@ -96,7 +96,7 @@ def page(browser: sync_api.Browser, base_url: str) -> Iterator[sync_api.Page]:
     outside: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(base_url) else None)
-    page.goto(f"{base_url}/?poll=500")
+    page.goto(f"{base_url}/?poll=500&refit=1000")
     loaded(page)
     yield page
     page.close()
