@@ -500,7 +500,8 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
                 fit = None
             return charts.runs_by_budget(runs, budgets(tag, boot), fit)
         if runs.empty and name != "curves":
-            return charts.empty("no finished runs match this filter")
+            return charts.empty("no finished runs match this filter" if tag else
+                                "no finished runs yet: this chart appears as runs arrive")
         data = analysis.loss_runs(runs)
         if name in ("parity", "residuals", "corner"):
             fit = fitted(law, tag, boot, holdout)
