@@ -274,3 +274,29 @@ def test_plotly_is_served_from_the_package(client):
     js = client.get("/static/plotly.js")
     assert js.status_code == 200 and js.headers["content-type"].startswith("application/javascript")
     assert len(js.content) > 1_000_000
+
+
+def test_a_registered_section_reaches_the_dashboards_more_results(store_path):
+    from scalinglab.report import charts, sections
+    from scalinglab.summary import Summary, Table
+
+    class Linked:
+        def summary(self):
+            t = Table("accuracy at loss", ["loss", "accuracy"])
+            t.add_row(3.0, 0.41)
+            return Summary(title="loss to accuracy", tables=[t])
+
+    def downstream(summary, store):
+        return sections.result_section(Linked(), id="downstream", title="Downstream", charts=[
+            sections.Chart("link", "accuracy against loss", lambda: charts.series_chart(
+                "accuracy", "loss", "accuracy", [{"name": "link", "x": [3.0, 2.5], "y": [0.41, 0.5]}]))])
+
+    sections.register_section(downstream)
+    try:
+        body = TestClient(server.create_app(store_path), base_url=LOCAL).get(
+            "/api/sections", params={"bootstrap": 0}).json()
+    finally:
+        sections._BUILDERS.remove(downstream)
+    (sec,) = body["sections"]
+    assert sec["title"] == "Downstream" and "loss to accuracy" in sec["html"]
+    assert sec["charts"][0]["spec"]["data"][0]["name"] == "link"

@@ -19,7 +19,9 @@ register the builder with :func:`register_section` and both the report and the d
                                             lambda: charts.series_chart(...))])
 
 A builder returns ``None`` when the runs have nothing for it; a builder that raises a
-:class:`~scalinglab.errors.ScalingLabError` shows its message in place of the section.
+:class:`~scalinglab.errors.ScalingLabError` shows its message in place of the section. A module
+of builders is named in :data:`SECTION_MODULES`, so the report imports it (lazily) before it
+collects the sections.
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ def result_section(result: Any, *, id: str, title: str, intro: str = "",
 
 SectionBuilder = Callable[[Analysis, Any], "Section | None"]
 _BUILDERS: list[SectionBuilder] = []
+#: modules whose import registers sections (e.g. "scalinglab.downstream.report")
+SECTION_MODULES: tuple[str, ...] = ()
 
 
 def register_section(builder: SectionBuilder) -> SectionBuilder:
@@ -104,6 +108,10 @@ def register_section(builder: SectionBuilder) -> SectionBuilder:
 
 def extra_sections(s: Analysis, store: Any = None) -> list[Section]:
     """The registered sections for this summary (a builder's refusal shown as its message)."""
+    from importlib import import_module
+
+    for module in SECTION_MODULES:
+        import_module(module)
     out = []
     for build in list(_BUILDERS):
         try:

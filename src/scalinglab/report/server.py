@@ -565,7 +565,7 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
     ) -> Response:
         """Sections registered with :func:`scalinglab.report.sections.register_section` (results
         other helpers add), rendered as in the report: HTML and chart specs."""
-        if not sections._BUILDERS:
+        if not sections._BUILDERS and not sections.SECTION_MODULES:
             return _json({"sections": []})
         tags = tags_of(tag)
         key = ("sections", state(), tuple(sorted(tags.items())), bootstrap_)
