@@ -172,6 +172,7 @@ def make_plan(
     inference_tokens: float = 0.0,
     batch_round: BatchRound = "multiple8",
     unique_tokens: float | None = None,
+    batch_tokens: float | None = None,
 ) -> Plan:
     """Plan a run from a training budget (``compute``, FLOPs) or from ``params`` and ``tokens``.
 
@@ -181,6 +182,8 @@ def make_plan(
     ``unique_tokens`` U answers "I only have U unique tokens": with a data-constrained law (an
     input ``U``, e.g. ``muennighoff2023_c4`` or a ``fit law muennighoff2023`` result) the
     allocation and the loss account for repeating the data over ``D/U`` epochs.
+    ``batch_tokens`` fixes the batch (e.g. the one the runs were trained at) instead of the lr/batch
+    law's; the law's lr is then moved to it by the square-root rule, and both stay in the plan.
     """
     law = resolve_loss_law(loss_law)
     fit = law if isinstance(law, FitResult) else None
@@ -249,7 +252,10 @@ def make_plan(
     lr_law, bt_law = float(pred["lr"]), float(pred["batch_tokens"])
     iv = hp.interval(N, D)
     warnings += hp.check_range(N, D)
-    seqs = round_batch(bt_law, seq_len, batch_round)
+    if batch_tokens is not None and not (math.isfinite(batch_tokens) and batch_tokens > 0):
+        raise ParameterError(f"batch_tokens must be a positive number, not {batch_tokens:g}",
+                             "batch_tokens")
+    seqs = round_batch(bt_law if batch_tokens is None else float(batch_tokens), seq_len, batch_round)
     bt = seqs * seq_len
     lr = float(SQRT_RULE_ADAM.predict(lr=lr_law, batch_tokens=bt_law, new_batch_tokens=bt))
     if bt_law < seq_len:
@@ -284,8 +290,9 @@ def make_plan(
         lr=lr, lr_law=lr_law, lr_interval=pair(iv["lr"]) if iv else None,
         batch_tokens_law=bt_law, batch_interval=pair(iv["batch_tokens"]) if iv else None,
         batch_sequences=seqs, batch_tokens=bt,
-        batch_rounding={"multiple8": "nearest multiple of 8 sequences", "pow2":
-                        "nearest power of two (sequences)", "none": "nearest sequence"}[batch_round],
+        batch_rounding=("given batch, " if batch_tokens is not None else "") + {
+            "multiple8": "nearest multiple of 8 sequences", "pow2":
+            "nearest power of two (sequences)", "none": "nearest sequence"}[batch_round],
         seq_len=seq_len, steps=steps, tau=tau_v, tau_source=tau_src, weight_decay=wd,
         loss_law={"label": inst.label, "formula": inst.law.formula, "params": dict(inst.params),
                   "source": inst.provenance.source if inst.provenance else ""},

@@ -3,14 +3,23 @@ looking at them, and looking after the store file."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from scalinglab.clikit import DEFAULT_STORE, UserError, console, emit_json, new_app
+from scalinglab.clikit import (
+    DEFAULT_STORE,
+    FormatOption,
+    TagOption,
+    UserError,
+    console,
+    emit_json,
+    new_app,
+    output_format,
+    parse_tags,
+    print_table,
+)
 from scalinglab.runs.io import parse_pairs
 
 _INVALID_HELP = ("What a bad row does: reject (the import; lists up to 20 bad rows), skip (it), "
@@ -168,11 +177,12 @@ def list_runs(
         None, "--where", "-w",
         help="Filter expression over the run columns, e.g. \"N > 1e8 AND tags->>'dataset' = "
         "'c4'\" (no statements or subqueries)."),
-    tag: list[str] = typer.Option(None, "--tag", "-t", help="Only runs with tag KEY=VALUE."),
+    tag: list[str] = TagOption,
     status: str = typer.Option("finished", "--status", help="finished, failed, running or all."),
     limit: int = typer.Option(50, "--limit", help="Rows to show in the table (JSON shows all)."),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
     json_: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    fmt: str = FormatOption,
 ) -> None:
     """List runs in the store as a table. Reads only: never writes or creates a file.
 
@@ -186,44 +196,22 @@ def list_runs(
     if limit < 0:
         raise UserError(f"--limit must be 0 or more, not {limit}")
     df = RunStore(store, read_only=True).runs(
-        where=where, status=None if status == "all" else status, tags=parse_pairs(tag, "--tag")
+        where=where, status=None if status == "all" else status, tags=parse_tags(tag)
     )
-    if json_:
+    fmt = output_format(fmt, json_)
+    if fmt == "json":
         emit_json(df.to_dict(orient="records"))
         return
-    table = Table(title=f"{len(df)} runs in {store}", header_style="bold")
     named = bool(df["name"].notna().any()) if len(df) else False
     failed = status != "finished" and bool((df["status"] != "finished").any()) if len(df) else False
-    texts = ("run_id", "name", "status", "tags", "error")
-    shown = ["run_id", *(["name"] if named else []), "N", "D", "C", "loss", "lr",
-             "batch_tokens", "status", "tags", *(["error"] if failed else [])]
-    for col in shown:
-        table.add_column(col, justify="left" if col in texts else "right",
-                         overflow="fold" if col == "error" else "ellipsis")
-    for _, r in df.head(limit).iterrows():
-        cells = []
-        for col in shown:
-            v = r[col]
-            if col == "run_id":
-                cells.append(str(v)[:20])
-            elif col in ("name", "error"):
-                cells.append(str(v) if isinstance(v, str) else "-")
-            elif col == "status":
-                cells.append(str(v) if v == "finished" else f"[red]{v}")
-            elif col == "tags":
-                cells.append(",".join(f"{k}={x}" for k, x in v.items()))
-            else:
-                cells.append(_num(v))
-        table.add_row(*cells)
-    console.print(table)
-    if len(df) > limit:
-        console.print(f"... {len(df) - limit} more (use --limit or --json)")
-
-
-def _num(v: object) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return f"{float(v):.4g}"
+    cols = ["run_id", *(["name"] if named else []), "N", "D", "C", "loss", "lr", "batch_tokens",
+            "status", "tags", *(["error"] if failed else [])]
+    shown = df if fmt != "table" else df.head(limit)
+    # every value in full: a piped table is data (scalinglab runs | cat), not a glance
+    print_table(cols, ([r[c] for c in cols] for r in shown.to_dict("records")),
+                title=f"{len(df)} runs in {store}" if fmt == "table" else "", fmt=fmt)
+    if fmt == "table" and len(df) > limit:
+        console.print(f"... {len(df) - limit} more (use --limit, --format csv or --json)")
 
 
 store_app = new_app(name="store", help="Look after a run store file.", no_args_is_help=True)

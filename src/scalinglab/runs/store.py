@@ -685,6 +685,20 @@ class RunStore:
                 [str(run_id)],
             ).df()
 
+    def curves(self, run_ids: list[str]) -> dict[str, pd.DataFrame]:
+        """Loss curves of several runs in one query (``{run_id: frame}``; runs without one are
+        left out), for views that overlay many: one connection instead of one per run."""
+        if not run_ids:
+            return {}
+        with self._reader() as (con, _):
+            df = con.execute(
+                "SELECT run_id, step, tokens, loss, eval_loss FROM curves "
+                "WHERE run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY run_id, step",
+                [list(map(str, run_ids))],
+            ).df()
+        return {str(rid): g.drop(columns="run_id").reset_index(drop=True)
+                for rid, g in df.groupby("run_id", sort=False)}
+
     def counts(self) -> dict[str, int]:
         """Runs per status, e.g. ``{"finished": 40, "failed": 2}``."""
         with self._reader() as (con, _):
