@@ -232,10 +232,14 @@ class ExtraCells:
         """Hash words for run ids: numbers by value (16 and 16.0 alike), text by bytes."""
         from scalinglab.runs import ids
 
-        num = pc.coalesce(pc.cast(self.ints, pa.float64()), self.floats)
+        n = len(self.ints)
+        num = self.floats if self.ints.null_count == n else \
+            pc.cast(self.ints, pa.float64()) if self.floats.null_count == n else \
+            pc.coalesce(pc.cast(self.ints, pa.float64()), self.floats)
         num_words, is_num = ids.float_words(num.to_numpy(zero_copy_only=False))
-        text_words, is_text = ids.text_words(self.texts)
-        json_words, is_json = ids.text_words(self.jsons)
+        none = (np.zeros(n, np.uint64), np.zeros(n, bool))
+        text_words, is_text = ids.text_words(self.texts) if self.texts.null_count < n else none
+        json_words, is_json = ids.text_words(self.jsons) if self.jsons.null_count < n else none
         words = np.where(is_num, num_words, np.where(is_text, text_words,
                                                      json_words ^ ids.JSON_TAG))
         return words, is_num | is_text | is_json
@@ -271,12 +275,31 @@ def _nulls(n: int, typ: pa.DataType) -> pa.Array:
 
 
 def _extra_text(arr: pa.Array) -> ExtraCells:
+    n = len(arr)
+    if arr.null_count == 0:  # fast paths: a column of integers, or of plain floats
+        first = arr[0].as_py() if n else ""
+        if not any(ch in first for ch in ".eEnN"):  # skip a doomed integer parse of floats
+            try:
+                ints = pc.cast(arr, pa.int64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+            else:
+                return ExtraCells(ints, _nulls(n, pa.float64()), _nulls(n, pa.string()),
+                                  _nulls(n, pa.string()))
+        try:
+            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        else:
+            finite = np.isfinite(values)
+            if finite.all():
+                return ExtraCells(_nulls(n, pa.int64()), pa.array(values),
+                                  _nulls(n, pa.string()), _nulls(n, pa.string()))
     s = pc.utf8_trim_whitespace(pc.fill_null(arr, ""))
     missing = np.asarray(pc.is_in(pc.utf8_lower(s), value_set=pa.array(MISSING_TOKENS)))
     is_int, is_float, values = plain_numbers(s)
     finite = np.isfinite(values)
     is_float &= finite
-    n = len(arr)
     ints = pc.cast(pc.if_else(pa.array(is_int), s, pa.scalar(None, pa.string())), pa.int64())
     floats = pa.array(np.where(is_float, values, 0.0), mask=~is_float)
     text = ~(is_int | is_float | missing)

@@ -65,9 +65,12 @@ def text_words(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]
     if len(arr) > 4096:  # a column of few distinct values (a dataset, a status): hash those
         encoded = pc.dictionary_encode(arr)
         if len(encoded.dictionary) * 4 < len(arr):
+            present = ~np.asarray(arr.is_null(), dtype=bool)
+            if len(encoded.dictionary) == 0:
+                return np.zeros(len(arr), np.uint64), present
             words, _ = text_words(encoded.dictionary)
             codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
-            return words[codes], ~np.asarray(arr.is_null(), dtype=bool)
+            return words[codes], present
     if not pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.large_string())
     n = len(arr)

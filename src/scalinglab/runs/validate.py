@@ -238,13 +238,17 @@ CURVE_SCHEMA = pa.schema([("_row", pa.int64()), ("step", pa.int64()), ("tokens",
 
 
 def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: int = 0,
-                  curves: pd.DataFrame | None = None) -> Prepared:
+                  curves: pd.DataFrame | None = None, rows: np.ndarray | None = None
+                  ) -> Prepared:
     """Validate and convert one chunk of raw rows (file column names) into run rows.
 
-    ``start`` is the absolute 0-based row of the chunk's first row; ``curves`` an optional long
-    frame of curve points whose ``row`` refers to rows of this chunk.
+    ``start`` is the absolute 0-based row of the chunk's first row, or ``rows`` each row's
+    (when a reader left some out); ``curves`` an optional long frame of curve points whose
+    ``row`` refers to rows of this chunk.
     """
     n = len(frame)
+    at = np.arange(start, start + n, dtype=np.int64) if rows is None else \
+        np.asarray(rows, dtype=np.int64)
     col = {name: frame[src] for src, name in layout.rename.items()}
     fname = layout.file_column
     problems = Problems(n)
@@ -267,7 +271,7 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
         tags_json = pc.if_else(pa.array(bad), "{}", tags_json)
         tag_words = np.where(bad, np.uint64(0), tag_words)
         n_failed = int(bad.sum())
-    listed = [BadRow(start + int(i), *problems.details(int(i))[0])
+    listed = [BadRow(int(at[i]), *problems.details(int(i))[0])
               for i in np.flatnonzero(bad)[:MAX_LISTED]]
 
     extras = {key: extra_cells(col[key]) for key in layout.extras}
@@ -286,7 +290,7 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
     ], n)
 
     columns: dict[str, Any] = {
-        "_row": pa.array(np.arange(start, start + n, dtype=np.int64)),
+        "_row": pa.array(at),
         "_fp": pa.array(fingerprint, type=pa.uint64()),
         "_given": pa.array(given_present),
         "run_id": run_ids, "name": names,
@@ -299,13 +303,12 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
         columns.update({f"x{j}_i": x.ints, f"x{j}_f": x.floats, f"x{j}_s": x.texts,
                         f"x{j}_j": x.jsons})
     table = pa.table(columns)
-    curve_table = _curve_table(curve_points, curves, start, n, options.source)
+    curve_table = _curve_table(curve_points, curves, at, n, options.source)
     if bad.any() and options.invalid == "skip":
-        keep = pa.array(~bad)
-        table = table.filter(keep)
+        table = table.filter(pa.array(~bad))
         if len(curve_table):
-            rows = pa.array(np.flatnonzero(~bad) + start)
-            curve_table = curve_table.filter(pc.is_in(curve_table["_row"], value_set=rows))
+            kept = pa.array(at[~bad])
+            curve_table = curve_table.filter(pc.is_in(curve_table["_row"], value_set=kept))
         n_skipped = int(bad.sum())
 
     ok = finished & ~bad
@@ -321,7 +324,7 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
         off = ok & ((ratio < 1 / 3) | (ratio > 3))
         if off.any():
             i = int(np.argmax(off))
-            out.off_6nd = (start + i, float(ratio[i]))
+            out.off_6nd = (int(at[i]), float(ratio[i]))
     return out
 
 
@@ -643,18 +646,18 @@ def parse_curve(v: Any) -> list[dict[str, Any]]:
 
 
 def _curve_table(points: list[tuple[int, dict[str, Any]]] | None, curves: pd.DataFrame | None,
-                 start: int, n: int, source: str) -> pa.Table:
+                 at: np.ndarray, n: int, source: str) -> pa.Table:
     parts = []
     if points:
         parts.append(pa.table({
-            "_row": pa.array([start + i for i, _ in points], pa.int64()),
+            "_row": pa.array([int(at[i]) for i, _ in points], pa.int64()),
             "step": pa.array([int(p["step"]) for _, p in points], pa.int64()),
             "tokens": pa.array([_float(p["tokens"]) for _, p in points], pa.float64()),
             "loss": pa.array([_float(p["loss"]) for _, p in points], pa.float64()),
             "eval_loss": pa.array([_float(p["eval_loss"]) for _, p in points], pa.float64()),
         }, schema=CURVE_SCHEMA))
     if curves is not None and len(curves):
-        parts.append(curve_frame(curves, n, source, start))
+        parts.append(curve_frame(curves, n, source, int(at[0]) if n else 0))
     if not parts:
         return CURVE_SCHEMA.empty_table()
     return pa.concat_tables(parts)
