@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 
 import typer
+from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from scalinglab.clikit import DEFAULT_STORE, UserError, console, emit_json, new_app
@@ -118,39 +120,55 @@ def list_runs(
     if json_:
         emit_json(df.to_dict(orient="records"))
         return
-    table = Table(title=f"{len(df)} runs in {store}", header_style="bold")
-    named = bool(df["name"].notna().any()) if len(df) else False
-    failed = status != "finished" and bool((df["status"] != "finished").any()) if len(df) else False
-    texts = ("run_id", "name", "status", "tags", "error")
-    shown = ["run_id", *(["name"] if named else []), "N", "D", "C", "loss", "lr",
-             "batch_tokens", "status", "tags", *(["error"] if failed else [])]
-    for col in shown:
-        table.add_column(col, justify="left" if col in texts else "right",
-                         overflow="fold" if col == "error" else "ellipsis")
-    for _, r in df.head(limit).iterrows():
-        cells = []
-        for col in shown:
-            v = r[col]
-            if col == "run_id":
-                cells.append(str(v)[:20])
-            elif col in ("name", "error"):
-                cells.append(str(v) if isinstance(v, str) else "-")
-            elif col == "status":
-                cells.append(str(v) if v == "finished" else f"[red]{v}")
-            elif col == "tags":
-                cells.append(",".join(f"{k}={x}" for k, x in v.items()))
-            else:
-                cells.append(_num(v))
-        table.add_row(*cells)
+    table = Table(title=f"{len(df)} runs in {store}", header_style="bold", box=box.SIMPLE_HEAD)
+    shown = df.head(limit)
+    named = bool(shown["name"].notna().any())
+    numbers = ("N", "D", "loss", "lr", "batch_tokens")  # C (6ND unless given) is in --json
+    cells = {c: [_num(v) for v in shown[c]] for c in numbers}
+    table.add_column("run_id", no_wrap=True, max_width=10)
+    if named:
+        widest = int(shown["name"].dropna().astype(str).str.len().max())
+        table.add_column("name", overflow="fold", min_width=min(widest, 16))
+    for c in numbers:  # numbers are never cut: 1.2e7 rather than 1.2…
+        width = max([len(c), *(len(x) for x in cells[c])])
+        table.add_column(c if c != "batch_tokens" else "batch", justify="right", no_wrap=True,
+                         min_width=min(width, 8))
+    table.add_column("status", no_wrap=True)
+    table.add_column("tags", overflow="fold", min_width=8)
+    errors = []
+    for i, (_, r) in enumerate(shown.iterrows()):
+        status = str(r["status"])
+        label = str(r["name"]) if isinstance(r["name"], str) else str(r["run_id"])
+        if status != "finished" and isinstance(r["error"], str) and r["error"]:
+            errors.append(f"  {escape(label)}: {escape(r['error'])}")
+        table.add_row(
+            escape(str(r["run_id"])),
+            *([escape(str(r["name"])) if isinstance(r["name"], str) else "-"] if named else []),
+            *(cells[c][i] for c in numbers),
+            status if status == "finished" else f"[red]{escape(status)}[/]",
+            escape(",".join(f"{k}={v}" for k, v in r["tags"].items())),
+        )
     console.print(table)
+    if errors:
+        console.print("[bold]why the runs that did not finish stopped:[/]")
+        for line in errors:
+            console.print(line, highlight=False)
     if len(df) > limit:
         console.print(f"... {len(df) - limit} more (use --limit or --json)")
 
 
 def _num(v: object) -> str:
+    """Compact: ``3.91``, ``2048``, ``1.2e7`` (no ``e+07``), ``-`` for none."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
-    return f"{float(v):.4g}"
+    x = float(v)
+    if x.is_integer() and abs(x) < 1e6:
+        return str(int(x))
+    text = f"{x:.4g}" if x == 0 or 1e-3 <= abs(x) < 1e5 else f"{x:.3g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
 
 
 store_app = new_app(name="store", help="Look after a run store file.", no_args_is_help=True)

@@ -157,7 +157,7 @@ class Ingest:
         stored = _arrow(con.sql("SELECT run_id FROM runs"))["run_id"]
         self.stored = np.sort(ids.text_words(stored)[0]) if len(stored) else \
             np.zeros(0, np.uint64)
-        self.seen: list[np.ndarray] = []  # sorted id hashes of earlier chunks
+        self.seen = np.zeros(0, np.uint64)  # sorted id hashes of the import's earlier rows
         _do(con, """CREATE TEMP TABLE _keys (_row BIGINT, _fp UBIGINT, run_id VARCHAR)""")
         _do(con, """CREATE TEMP TABLE _incoming (
             _row BIGINT, _fp UBIGINT, _given BOOLEAN, run_id VARCHAR, name VARCHAR, N DOUBLE,
@@ -179,11 +179,9 @@ class Ingest:
         collide = np.ones(n, bool)
         collide[first] = False  # a second row of this chunk with the same id
         collide |= _member(keys, self.stored)
-        for earlier in self.seen:
-            collide |= _member(keys, earlier)
-        self.seen.append(np.sort(keys))
-        if len(self.seen) > 16:
-            self.seen = [np.sort(np.concatenate(self.seen))]
+        collide |= _member(keys, self.seen)
+        new = np.sort(keys)
+        self.seen = np.insert(self.seen, np.searchsorted(self.seen, new), new)  # stays sorted
         extra_sql, params = extra_json(p)
         direct = p.runs.filter(pa.array(~collide)) if collide.any() else p.runs
         staged = p.runs.filter(pa.array(collide)) if collide.any() else None

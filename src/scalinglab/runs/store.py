@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import os
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -108,7 +109,10 @@ _DDL = [
 FILTER_COLUMNS = (*RUN_COLUMNS, "created_at")
 #: every connection: no file access beyond the store itself (and, set per connection, no
 #: progress bar: a long import would draw one on stdout, into ``--json`` output)
-_CONNECT_CONFIG = {"enable_external_access": False}
+#: DuckDB spills big sorts to ``temp_directory``; by default that is a folder beside the store,
+#: which a read must not create, so it is one shared folder in the system's temp instead
+_CONNECT_CONFIG = {"enable_external_access": False,
+                   "temp_directory": os.path.join(tempfile.gettempdir(), "scalinglab-duckdb")}
 
 
 class RunStore:
@@ -125,7 +129,7 @@ class RunStore:
         self.lock_timeout_s = lock_timeout_s
         self._checked: str | None = None  # the schema version found, once checked
         if read_only:
-            self._check_readable()
+            self._checked = self._check_readable()
 
     def __enter__(self) -> RunStore:
         return self
@@ -286,8 +290,9 @@ class RunStore:
     def _reader(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
         """A connection for reading (read-only if the store was opened so) and its version."""
         if self.read_only or self.path.exists():
-            version = self._check_readable() if self.read_only or self._checked is None \
-                else self._checked
+            if not self._checked:  # checked once per RunStore: a read costs one connection
+                self._checked = self._check_readable()
+            version = self._checked
             with self._connect(read_only=True) as con:
                 yield con, version
             return
