@@ -399,10 +399,14 @@ def extra_json(p: Prepared) -> tuple[str, list[str]]:
     would keep the nulls) and 1.7x faster than ``json_merge_patch`` over it.
     """
     pieces: list[tuple[str, str]] = []
+    n = len(p.runs)
     for j, key in enumerate(p.extra_keys):
+        if p.runs[f"x{j}_t"].null_count < n:  # the numbers as written are JSON already
+            pieces.append((key, f"x{j}_t"))
+            continue
         for kind, sql in (("i", f"to_json(x{j}_i)"), ("f", f"to_json(x{j}_f)"),
                           ("s", f"to_json(x{j}_s)"), ("j", f"x{j}_j")):
-            if p.runs[f"x{j}_{kind}"].null_count < len(p.runs):
+            if p.runs[f"x{j}_{kind}"].null_count < n:
                 pieces.append((key, sql))
     if not pieces:
         return "'{}'", []

@@ -290,16 +290,23 @@ class TableReader:
 
 def _last_record_end(data: bytes, first: bool = False) -> int | None:
     """Offset just past the last (or, with ``first``, the first) newline of ``data`` that is
-    outside quotes; None if there is none."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(arr == 10)
-    if len(newlines) == 0:
-        return None
-    quotes = np.flatnonzero(arr == 34)
-    outside = newlines[(np.searchsorted(quotes, newlines) & 1) == 0] if len(quotes) else newlines
-    if len(outside) == 0:
-        return None
-    return int(outside[0 if first else -1]) + 1
+    outside quotes; None if there is none. ``data`` starts at a record start.
+
+    Counting quotes with ``bytes.count`` (memchr speed) and stepping over newlines from the
+    end: files rarely quote a newline, so this is usually one pass.
+    """
+    if first:
+        at = data.find(b"\n")
+        while at >= 0 and data.count(b'"', 0, at) % 2:
+            at = data.find(b"\n", at + 1)
+        return None if at < 0 else at + 1
+    at = data.rfind(b"\n")
+    quotes = data.count(b'"', 0, at) if at >= 0 else 0
+    while at >= 0 and quotes % 2:
+        prev = data.rfind(b"\n", 0, at)
+        quotes -= data.count(b'"', prev + 1 if prev >= 0 else 0, at)
+        at = prev
+    return None if at < 0 else at + 1
 
 
 def _parquet_types(typ: pa.DataType) -> pd.ArrowDtype | None:

@@ -301,7 +301,8 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
     }
     for j, x in enumerate(extras.values()):
         columns.update({f"x{j}_i": x.ints, f"x{j}_f": x.floats, f"x{j}_s": x.texts,
-                        f"x{j}_j": x.jsons})
+                        f"x{j}_j": x.jsons,
+                        f"x{j}_t": x.tokens if x.tokens is not None else pa.nulls(n, pa.string())})
     table = pa.table(columns)
     curve_table = _curve_table(curve_points, curves, at, n, options.source)
     if bad.any() and options.invalid == "skip":
