@@ -213,3 +213,19 @@ def test_the_installed_command_prints_one_line_not_a_box(workspace):
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert "Traceback" not in out.stderr
     assert snapshot(workspace) == before
+
+
+def test_fits_and_listings_from_the_store_write_nothing(workspace):
+    rows = "".join(f"r{i},{n:g},{20 * n:g},{1.8 + 400 / n ** 0.34 + 410 / (20 * n) ** 0.28:.5f},c4\n"
+                   for i, n in enumerate([1e6, 3e6, 1e7, 3e7, 1e8, 3e8, 1e9]))
+    (workspace / "more.csv").write_text("run_id,N,D,loss,dataset\n" + rows)
+    store = str(workspace / "runs.duckdb")
+    assert runner.invoke(app, ["import", str(workspace / "more.csv"), "--store", store]
+                         ).exit_code == 0
+    before = snapshot(workspace)
+    for cmd in (["fit", "power", "--x", "N", "--store", store, "--bootstrap", "0", "--json"],
+                ["runs", "--store", store, "--status", "all"],
+                ["store", "info", "--store", store]):
+        res = runner.invoke(app, cmd)
+        assert res.exit_code == 0, res.output
+        assert snapshot(workspace) == before
