@@ -158,7 +158,9 @@ class Ingest:
         self.stored = np.sort(ids.text_words(stored)[0]) if len(stored) else \
             np.zeros(0, np.uint64)
         self.seen = np.zeros(0, np.uint64)  # sorted id hashes of the import's earlier rows
-        _do(con, """CREATE TEMP TABLE _keys (_row BIGINT, _fp UBIGINT, run_id VARCHAR)""")
+        # the directly inserted rows' (_row, _fp, run_id, id hash), kept here rather than in a
+        # table: they matter only if a later row repeats one of them
+        self.direct: list[pa.Table] = []
         _do(con, """CREATE TEMP TABLE _incoming (
             _row BIGINT, _fp UBIGINT, _given BOOLEAN, run_id VARCHAR, name VARCHAR, N DOUBLE,
             D DOUBLE, C DOUBLE, loss DOUBLE, lr DOUBLE, batch_tokens DOUBLE,
@@ -192,9 +194,10 @@ class Ingest:
             _register(self.con, "_chunk", direct)
             _do(self.con, f"INSERT INTO runs ({cols}) SELECT {select} FROM _chunk",
                 [self.source, *params])
-            _register(self.con, "_chunk", direct.select(["_row", "_fp", "run_id"]))
-            _do(self.con, "INSERT INTO _keys SELECT _row, _fp, run_id FROM _chunk")
             self.con.unregister("_chunk")
+            kept = keys[~collide] if collide.any() else keys
+            self.direct.append(direct.select(["_row", "_fp", "run_id"]).append_column(
+                "_key", pa.array(kept, type=pa.uint64())))
             self.n_direct += len(direct)
         if staged is not None and len(staged):
             _register(self.con, "_chunk", staged)
@@ -235,6 +238,15 @@ class Ingest:
 
     def _resolve(self, report: ImportReport) -> None:
         con = self.con
+        staged_keys = np.sort(ids.text_words(_arrow(con.sql("SELECT run_id FROM _incoming"))
+                                             ["run_id"])[0])
+        repeated = [t.filter(pa.array(_member(t["_key"].to_numpy(), staged_keys)))
+                    for t in self.direct]
+        keys = pa.concat_tables(repeated).drop_columns(["_key"]) if repeated else \
+            pa.table({"_row": pa.array([], pa.int64()), "_fp": pa.array([], pa.uint64()),
+                      "run_id": pa.array([], pa.string())})
+        _register(con, "_keys_in", keys)
+        _do(con, "CREATE TEMP TABLE _keys AS SELECT * FROM _keys_in")
         # every row of the import sharing an id with a staged row, direct (in runs) or staged
         _do(con, """CREATE TEMP TABLE _group AS
             SELECT _row, _fp, run_id, false AS staged FROM _keys
