@@ -83,6 +83,13 @@ def arrow_of(series: pd.Series) -> pa.ChunkedArray | pa.Array | None:
     return None
 
 
+def _single(arr: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One Arrow array, without a copy when there is one chunk (a chunk of a file always is)."""
+    if isinstance(arr, pa.ChunkedArray):
+        return arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    return arr
+
+
 def _parse_objects(cells: np.ndarray) -> NumericCells:
     """Mixed Python values (a JSONL or pandas object column): numbers, text, None, the rest."""
     n = len(cells)
@@ -254,7 +261,7 @@ def extra_cells(column: pd.Series) -> ExtraCells:
     n = len(column)
     arrow = arrow_of(column)
     if arrow is not None:
-        arrow = arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
+        arrow = _single(arrow)
         if pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type):
             return _extra_text(arrow)
         column = pd.Series(arrow.to_pandas(), dtype=object)
@@ -385,7 +392,7 @@ def text_cells(column: pd.Series) -> pa.Array:
                   for v in column.to_numpy(dtype=object)]
         arrow = pa.array(values, type=pa.string())
     elif isinstance(arrow, pa.ChunkedArray):
-        arrow = arrow.combine_chunks()
+        arrow = _single(arrow)
     if not (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)):
         return text_cells(pd.Series(arrow.to_pylist(), dtype=object))
     s = pc.utf8_trim_whitespace(arrow)

@@ -44,6 +44,7 @@ class RawChunk:
     frame: pd.DataFrame
     start: int
     rows: np.ndarray | None = None
+    body: bytes | None = None  # a CSV block read with numeric columns as numbers
 
 
 def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
@@ -79,6 +80,8 @@ class TableReader:
         self.chunk_rows = chunk_rows
         self.csv_block_bytes = csv_block_bytes
         self._lines: dict[int, int] = {}  # data row -> line (JSONL: filled while reading)
+        #: CSV columns to parse as numbers when a block allows (set by the importer)
+        self.numeric: set[str] = set()
         self.skipped_rows: list[str] = []
         self.columns = self._header()
 
@@ -180,20 +183,31 @@ class TableReader:
                 record += table.num_rows + len(ragged)
                 if table.num_rows:
                     frame = table.to_pandas(types_mapper=pd.ArrowDtype)
-                    yield RawChunk(frame, int(rows[0]), rows=None if not ragged else rows)
+                    typed = any(pa.types.is_floating(t) for t in table.schema.types)
+                    yield RawChunk(frame, int(rows[0]), rows=None if not ragged else rows,
+                                   body=body if typed else None)
 
-    def _parse_block(self, body: bytes, names: list[str]
+    def _parse_block(self, body: bytes, names: list[str], typed: bool = True
                      ) -> tuple[pa.Table, list[tuple[int, int, int]]]:
         """Parse complete records; ragged ones are left out and returned as
-        ``(index in the block, expected cells, actual cells)``."""
+        ``(index in the block, expected cells, actual cells)``.
+
+        Columns named in ``numeric`` are parsed as numbers by Arrow when every cell of the
+        block is a plain number or a missing token (the common case; Arrow's parse rounds as
+        ``float()`` does), which spares materialising their text. A block where one is not
+        (``125M``, ``2,048``, ``abc``) is parsed as text, for the one numeric grammar
+        (:mod:`scalinglab.runs.cells`) to read or to report.
+        """
         ragged: list[tuple[int, int, int]] = []
 
         def on_invalid(row: pacsv.InvalidRow) -> str:
             ragged.append((row.number, row.expected_columns, row.actual_columns))
             return "skip"
 
-        def parse(threads: bool) -> pa.Table:
+        def parse(threads: bool, numbers: bool) -> pa.Table:
             ragged.clear()
+            types = {c: (pa.float64() if numbers and c in self.numeric else pa.string())
+                     for c in names}
             return pacsv.read_csv(
                 pa.BufferReader(body),
                 read_options=pacsv.ReadOptions(column_names=names, use_threads=threads,
@@ -202,16 +216,31 @@ class TableReader:
                                                  newlines_in_values=True,
                                                  invalid_row_handler=on_invalid),
                 convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in names}, strings_can_be_null=False,
-                    quoted_strings_can_be_null=False))
+                    column_types=types, strings_can_be_null=False,
+                    quoted_strings_can_be_null=False, null_values=_NULL_SPELLINGS))
 
+        numbers = typed and bool(self.numeric)
         try:
-            table = parse(threads=True)
+            try:
+                table = parse(threads=True, numbers=numbers)
+            except pa.ArrowInvalid:
+                if not numbers:
+                    raise
+                numbers = False
+                table = parse(threads=True, numbers=False)
             if any(n is None for n, _, _ in ragged):  # numbered only when read serially
-                table = parse(threads=False)
+                table = parse(threads=False, numbers=numbers)
         except pa.ArrowInvalid as exc:
             raise self._csv_error(exc) from None
         return table, [(int(n) - 1, e, a) for n, e, a in ragged]
+
+    def as_text(self, chunk: RawChunk) -> RawChunk:
+        """The same rows with every cell as written (for messages that quote cells)."""
+        if chunk.body is None:
+            return chunk
+        assert self.columns is not None
+        table, _ = self._parse_block(chunk.body, self.columns, typed=False)
+        return RawChunk(table.to_pandas(types_mapper=pd.ArrowDtype), chunk.start, chunk.rows)
 
     def _csv_error(self, exc: Exception) -> InputError:
         text = _one_line(exc)
@@ -286,6 +315,12 @@ class TableReader:
                                          else "") for r in rows}
         lines = csv_lines(self.path, self._delimiter, rows)
         return {r: f"row {r + 1}" + (f" (line {lines[r]})" if r in lines else "") for r in rows}
+
+
+#: cells Arrow reads as missing in a numeric column (the missing tokens, as usually written;
+#: other spellings make the block be read as text, where any case is missing)
+_NULL_SPELLINGS = ["", "nan", "NaN", "NAN", "na", "NA", "n/a", "N/A", "null", "NULL", "Null",
+                   "none", "None", "NONE"]
 
 
 def _last_record_end(data: bytes, first: bool = False) -> int | None:

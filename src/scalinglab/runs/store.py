@@ -394,6 +394,10 @@ class RunStore:
         options = Options(source=str(path), tags=tags, seq_len=_seq_len(seq_len),
                           invalid=invalid)
         layouts: dict[tuple[str, ...], Layout] = {}
+        if reader.columns is not None:  # CSV, Parquet: plan from the header, before any row
+            layout = layouts[tuple(reader.columns)] = plan_layout(reader.columns, mapping,
+                                                                   options)
+            reader.numeric = {layout.file_column(c) for c in layout.numbers}
         n_read = 0
 
         def chunks() -> Iterator[Prepared]:
@@ -403,9 +407,14 @@ class RunStore:
                 layout = layouts.get(key)
                 if layout is None:
                     layout = layouts[key] = plan_layout(key, mapping, options)
-                frame = _scaled(raw.frame, scale, layout, options.source)
-                n_read += len(frame)
-                yield prepare_chunk(frame, layout, options, start=raw.start, rows=raw.rows)
+                n_read += len(raw.frame)
+                prepared = prepare_chunk(_scaled(raw.frame, scale, layout, options.source),
+                                         layout, options, start=raw.start, rows=raw.rows)
+                if prepared.n_bad and raw.body is not None:  # quote the cells as written
+                    raw = reader.as_text(raw)
+                    prepared = prepare_chunk(_scaled(raw.frame, scale, layout, options.source),
+                                             layout, options, start=raw.start, rows=raw.rows)
+                yield prepared
 
         report = self._import(_prefetched(chunks()), options, on_conflict, reader.labels,
                               lambda: n_read, empty=f"{path}: no rows to import")

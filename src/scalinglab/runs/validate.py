@@ -348,19 +348,23 @@ def statuses(col: Mapping[str, pd.Series], fname: Callable[[str], str], problems
     errors = text_cells(col["error"]) if "error" in col else pa.nulls(n, pa.string())
     if "status" not in col:
         return np.full(n, "finished", dtype=object), errors
-    words = text_cells(col["status"])
-    lower = pc.utf8_lower(pc.fill_null(words, "finished"))
-    known = pa.array(list(STATUS_WORDS))
-    index = pc.fill_null(pc.index_in(lower, value_set=known), -1).to_numpy(zero_copy_only=False)
+    # a status column has a handful of distinct words: map those, then every row by its code
+    codes, distinct = pd.factorize(col["status"], use_na_sentinel=True)
+    words_u = text_cells(pd.Series(list(distinct), dtype=object)).to_pylist()
+    lower_u = [(w or "finished").lower() for w in words_u] + ["finished"]
+    index_u = np.array([list(STATUS_WORDS).index(w) if w in STATUS_WORDS else -1
+                        for w in lower_u], dtype=np.int64)
+    index = index_u[codes]  # code -1 (a missing cell) takes the last entry: finished
     unknown = index < 0
     mapped = np.array([*STATUS_WORDS.values(), "failed"], dtype=object)[index]
-    raw = words.to_pylist() if unknown.any() else None
+    raw = [words_u[c] if c >= 0 else None for c in codes] if unknown.any() else None
     problems.add(unknown, fname("status"),
                  lambda i: f"{show_cell(raw[i])} is not a run status; use one of "
                            f"{list(STATUSES)} (or a tracker's word for one, e.g. crashed)")
-    word = lower.to_numpy(zero_copy_only=False)
-    say = (mapped == "failed") & (word != "failed") & ~unknown
+    say = (mapped == "failed") & ~unknown
+    say &= np.array([w != "failed" for w in lower_u], dtype=bool)[codes]
     if say.any():
+        word = np.array(lower_u, dtype=object)[codes]
         errors = pc.if_else(pa.array(say & ~np.asarray(errors.is_valid())),
                             pa.array(word, type=pa.string()), errors)
     return mapped, errors
