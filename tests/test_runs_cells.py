@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -116,3 +117,15 @@ def test_extras_are_typed_cell_by_cell_so_chunking_cannot_change_them():
 def test_text_cells_trim_and_treat_blank_as_missing():
     got = text_cells(pd.Series([" a ", "", None, 3, 2.0], dtype=object))
     assert got.to_pylist() == ["a", None, None, "3", "2"]
+
+
+@pytest.mark.parametrize(("cells", "kept"), [
+    (["16", "-3", "0", "120"], True), (["2.5", "1e-4", "-0.5", "3E+2"], True),
+    (["007"], False), (["+5"], False), (["-05"], False), ([".5"], False), (["5."], False),
+    (["1", "2.50"], True),
+])
+def test_numbers_already_spelt_as_json_are_kept_as_written(cells, kept):
+    typed = extra_cells(pd.Series(cells, dtype=pd.ArrowDtype(pa.string())))
+    assert (typed.tokens is not None) == kept
+    if kept:  # what the store writes parses back to the very same numbers
+        assert [json.loads(t) for t in typed.tokens.to_pylist()] == [float(c) for c in cells]

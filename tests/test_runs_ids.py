@@ -44,6 +44,9 @@ def test_nulls_are_absent_and_slices_hash_like_whole_arrays():
     assert present.tolist() == [True, False, True, True]
     sliced, _ = ids.text_words(arr.slice(2))
     assert (sliced == words[2:]).all()
+    for n in (3, 10_000):  # short and long (dictionary) paths
+        _, present = ids.text_words(pa.nulls(n, pa.string()))
+        assert not present.any()
 
 
 def test_a_field_missing_everywhere_changes_no_id_and_field_order_does_not_matter():

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from scalinglab.clikit import (
     DEFAULT_STORE,
@@ -212,6 +213,13 @@ def list_runs(
                 title=f"{len(df)} runs in {store}" if fmt == "table" else "", fmt=fmt)
     if fmt == "table" and len(df) > limit:
         console.print(f"... {len(df) - limit} more (use --limit, --format csv or --json)")
+    stopped = [(r["name"] if isinstance(r["name"], str) else r["run_id"], r["error"])
+               for r in shown.to_dict("records")
+               if r["status"] != "finished" and isinstance(r["error"], str) and r["error"]]
+    if stopped and fmt == "table":
+        console.print("[bold]why the runs that did not finish stopped:[/]")
+        for label, error in stopped:
+            console.print(f"  {escape(str(label))}: {escape(error)}", highlight=False)
 
 
 store_app = new_app(name="store", help="Look after a run store file.", no_args_is_help=True)

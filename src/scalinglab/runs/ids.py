@@ -62,12 +62,15 @@ def text_words(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
-    if len(arr) > 4096:  # a column of few distinct values (a dataset, a status): hash those
+    if len(arr) > 4096 and _few_distinct(arr):  # a dataset, a status: hash the distinct values
         encoded = pc.dictionary_encode(arr)
         if len(encoded.dictionary) * 4 < len(arr):
+            present = ~np.asarray(arr.is_null(), dtype=bool)
+            if len(encoded.dictionary) == 0:
+                return np.zeros(len(arr), np.uint64), present
             words, _ = text_words(encoded.dictionary)
             codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
-            return words[codes], ~np.asarray(arr.is_null(), dtype=bool)
+            return words[codes], present
     if not pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.large_string())
     n = len(arr)
@@ -105,6 +108,13 @@ def text_words(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]
         rows = order[: int(np.searchsorted(descending, -k, side="left"))]  # rows with > k words
         h[rows] = fmix(h[rows] * _K + words[word_start[rows] + k])
     return fmix(h), present
+
+
+def _few_distinct(arr: pa.Array) -> bool:
+    """Whether a column looks low-cardinality, judged on 1,024 evenly spaced cells (encoding a
+    million distinct names to find out cost more than hashing them)."""
+    sample = arr.take(pa.array(np.linspace(0, len(arr) - 1, 1024).astype(np.int64)))
+    return len(pc.unique(sample)) < 256
 
 
 def combine(fields: Iterable[tuple[str, np.ndarray, np.ndarray]], n: int) -> np.ndarray:

@@ -2,8 +2,8 @@
 
 Cells arrive as text (CSV) or native values (Parquet, JSONL) and are validated later by
 :mod:`scalinglab.runs.validate`, so a bad cell is reported by file, row and column rather than
-surfacing as a dtype error. Large files are streamed: a CSV is parsed by Arrow's streaming
-reader in blocks of about 16 MB, a Parquet file a row group at a time, a JSONL file some
+surfacing as a dtype error. Large files are streamed: a CSV is cut into blocks of about 8 MB at
+record ends, each parsed by Arrow, a Parquet file a row group at a time, a JSONL file some
 tens of thousands of lines at a time, so memory stays bounded whatever the file's size.
 
 Rows are counted as a person counts them below the header (``row 3``); CSV and JSONL rows
@@ -14,7 +14,6 @@ a message needs one, so quoted newlines and blank lines are counted right.
 from __future__ import annotations
 
 import csv
-import io as _io
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from scalinglab.errors import InputError, ParameterError
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 #: bytes per CSV block (Arrow parses a block at a time)
-CSV_BLOCK_BYTES = 16 << 20
+CSV_BLOCK_BYTES = 8 << 20
 #: rows per chunk for Parquet and JSONL
 CHUNK_ROWS = 65_536
 
@@ -39,11 +38,13 @@ CHUNK_ROWS = 65_536
 @dataclass
 class RawChunk:
     """Rows of a file as read: ``frame`` (the file's column names), ``start`` (0-based data
-    row of its first row) and, for JSONL, the line of each row."""
+    row of its first row) and ``rows``, each row's 0-based data row when they are not simply
+    consecutive (a CSV line with the wrong number of cells was left out)."""
 
     frame: pd.DataFrame
     start: int
-    lines: np.ndarray | None = None
+    rows: np.ndarray | None = None
+    body: bytes | None = None  # a CSV block read with numeric columns as numbers
 
 
 def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
@@ -79,6 +80,8 @@ class TableReader:
         self.chunk_rows = chunk_rows
         self.csv_block_bytes = csv_block_bytes
         self._lines: dict[int, int] = {}  # data row -> line (JSONL: filled while reading)
+        #: CSV columns to parse as numbers when a block allows (set by the importer)
+        self.numeric: set[str] = set()
         self.skipped_rows: list[str] = []
         self.columns = self._header()
 
@@ -131,47 +134,113 @@ class TableReader:
                              source=self.source) from None
 
     def _csv_chunks(self, skip_ragged: bool) -> Iterator[RawChunk]:
+        """CSV in blocks of about ``csv_block_bytes``, cut at record ends, each parsed by Arrow.
+
+        Arrow's own streaming reader was measured holding the whole 229 MB test file in
+        memory (it reads ahead); cutting the bytes here keeps one block in memory. A record
+        ends at a newline outside quotes: where the count of ``"`` since the block's start (a
+        record start) is even, as doubled quotes inside a quoted cell count two.
+        """
         assert self.columns is not None
         names = self.columns
+        record = 0  # data records before the current block
+        with self.path.open("rb") as fh:
+            if fh.read(3) != b"\xef\xbb\xbf":
+                fh.seek(0)
+            carry = b""
+            while True:  # past the header record
+                block = fh.read(self.csv_block_bytes)
+                carry += block
+                end = _last_record_end(carry, first=True)
+                if end is not None or not block:
+                    carry = carry[end:] if end is not None else b""
+                    break
+            eof = False
+            while not eof:
+                block = fh.read(self.csv_block_bytes)
+                eof = not block
+                data = carry + block
+                cut = len(data) if eof else _last_record_end(data)
+                if cut is None:  # no record ends in this block: read on
+                    carry = data
+                    continue
+                body, carry = data[:cut], data[cut:]
+                if not body.strip():
+                    continue
+                table, ragged = self._parse_block(body, names)
+                if ragged and not skip_ragged:
+                    n, expected, actual = ragged[0]
+                    raise InputError(f"expected {expected} cells, got {actual}",
+                                     source=self.source, row=self.label(record + n))
+                rows = np.arange(record, record + table.num_rows + len(ragged))
+                if ragged:
+                    skipped = [record + n for n, _, _ in ragged]
+                    labels = self.labels(skipped)
+                    for (_, expected, actual), at in zip(ragged, skipped, strict=True):
+                        self.skipped_rows.append(
+                            f"{labels[at]}: expected {expected} cells, got {actual}")
+                    rows = np.setdiff1d(rows, skipped)
+                record += table.num_rows + len(ragged)
+                if table.num_rows:
+                    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+                    typed = any(pa.types.is_floating(t) for t in table.schema.types)
+                    yield RawChunk(frame, int(rows[0]), rows=None if not ragged else rows,
+                                   body=body if typed else None)
+
+    def _parse_block(self, body: bytes, names: list[str], typed: bool = True
+                     ) -> tuple[pa.Table, list[tuple[int, int, int]]]:
+        """Parse complete records; ragged ones are left out and returned as
+        ``(index in the block, expected cells, actual cells)``.
+
+        Columns named in ``numeric`` are parsed as numbers by Arrow when every cell of the
+        block is a plain number or a missing token (the common case; Arrow's parse rounds as
+        ``float()`` does), which spares materialising their text. A block where one is not
+        (``125M``, ``2,048``, ``abc``) is parsed as text, for the one numeric grammar
+        (:mod:`scalinglab.runs.cells`) to read or to report.
+        """
         ragged: list[tuple[int, int, int]] = []
 
         def on_invalid(row: pacsv.InvalidRow) -> str:
-            ragged.append((int(row.number or 0) - 2, row.expected_columns, row.actual_columns))
+            ragged.append((row.number, row.expected_columns, row.actual_columns))
             return "skip"
 
-        reader = pacsv.open_csv(
-            self.path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1,
-                                           block_size=self.csv_block_bytes, use_threads=True,
-                                           encoding="utf8"),
-            parse_options=pacsv.ParseOptions(delimiter=self._delimiter, newlines_in_values=True,
-                                             invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in names}, strings_can_be_null=False,
-                quoted_strings_can_be_null=False),
-        )
-        start = 0
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                break
-            except pa.ArrowInvalid as exc:
-                raise self._csv_error(exc) from None
-            if ragged and not skip_ragged:
-                row, expected, actual = ragged[0]
-                raise InputError(f"expected {expected} cells, got {actual}",
-                                 source=self.source, row=self.label(row + _skipped_before(
-                                     ragged, 0)))
-            for row, expected, actual in ragged:
-                self.skipped_rows.append(
-                    f"{self.label(row)}: expected {expected} cells, got {actual}")
+        def parse(threads: bool, numbers: bool) -> pa.Table:
             ragged.clear()
-            if batch.num_rows == 0:
-                continue
-            frame = pa.Table.from_batches([batch]).to_pandas(types_mapper=pd.ArrowDtype)
-            yield RawChunk(frame, start)
-            start += batch.num_rows
+            types = {c: (pa.float64() if numbers and c in self.numeric else pa.string())
+                     for c in names}
+            return pacsv.read_csv(
+                pa.BufferReader(body),
+                read_options=pacsv.ReadOptions(column_names=names, use_threads=threads,
+                                               encoding="utf8"),
+                parse_options=pacsv.ParseOptions(delimiter=self._delimiter,
+                                                 newlines_in_values=True,
+                                                 invalid_row_handler=on_invalid),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types, strings_can_be_null=False,
+                    quoted_strings_can_be_null=False, null_values=_NULL_SPELLINGS))
+
+        numbers = typed and bool(self.numeric)
+        try:
+            try:
+                table = parse(threads=True, numbers=numbers)
+            except pa.ArrowInvalid:
+                if not numbers:
+                    raise
+                numbers = False
+                table = parse(threads=True, numbers=False)
+            if any(n is None for n, _, _ in ragged):  # numbered only when read serially
+                table = parse(threads=False, numbers=numbers)
+        except pa.ArrowInvalid as exc:
+            raise self._csv_error(exc) from None
+        return table, [(int(n) - 1, e, a) for n, e, a in ragged]
+
+    def as_text(self, chunk: RawChunk) -> RawChunk:
+        """The same rows with every cell as written (for messages that quote cells)."""
+        if chunk.body is None:
+            return chunk
+        assert self.columns is not None
+        table, _ = self._parse_block(chunk.body, self.columns, typed=False)
+        return RawChunk(table.to_pandas(types_mapper=pd.ArrowDtype), chunk.start, chunk.rows)
 
     def _csv_error(self, exc: Exception) -> InputError:
         text = _one_line(exc)
@@ -229,7 +298,7 @@ class TableReader:
         frame = pd.DataFrame.from_records(records)
         frame = frame.astype(object)
         frame.columns = [str(c).strip() for c in frame.columns]
-        return RawChunk(frame, start, np.asarray(lines))
+        return RawChunk(frame, start)
 
     # -- labels ---------------------------------------------------------------------------
 
@@ -248,8 +317,31 @@ class TableReader:
         return {r: f"row {r + 1}" + (f" (line {lines[r]})" if r in lines else "") for r in rows}
 
 
-def _skipped_before(ragged: list[tuple[int, int, int]], k: int) -> int:
-    return 0
+#: cells Arrow reads as missing in a numeric column (the missing tokens, as usually written;
+#: other spellings make the block be read as text, where any case is missing)
+_NULL_SPELLINGS = ["", "nan", "NaN", "NAN", "na", "NA", "n/a", "N/A", "null", "NULL", "Null",
+                   "none", "None", "NONE"]
+
+
+def _last_record_end(data: bytes, first: bool = False) -> int | None:
+    """Offset just past the last (or, with ``first``, the first) newline of ``data`` that is
+    outside quotes; None if there is none. ``data`` starts at a record start.
+
+    Counting quotes with ``bytes.count`` (memchr speed) and stepping over newlines from the
+    end: files rarely quote a newline, so this is usually one pass.
+    """
+    if first:
+        at = data.find(b"\n")
+        while at >= 0 and data.count(b'"', 0, at) % 2:
+            at = data.find(b"\n", at + 1)
+        return None if at < 0 else at + 1
+    at = data.rfind(b"\n")
+    quotes = data.count(b'"', 0, at) if at >= 0 else 0
+    while at >= 0 and quotes % 2:
+        prev = data.rfind(b"\n", 0, at)
+        quotes -= data.count(b'"', prev + 1 if prev >= 0 else 0, at)
+        at = prev
+    return None if at < 0 else at + 1
 
 
 def _parquet_types(typ: pa.DataType) -> pd.ArrowDtype | None:
@@ -402,4 +494,4 @@ def apply_scale(df: pd.DataFrame, scale: Mapping[str, str] | None, source: str) 
 
 
 __all__ = ["FORMATS", "RawChunk", "TableReader", "apply_mapping", "csv_lines", "parse_pairs",
-           "read_table", "scale_columns", "_io"]
+           "read_table", "scale_columns"]

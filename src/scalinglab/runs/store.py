@@ -27,20 +27,19 @@ import contextlib
 import json
 import math
 import os
+import queue
+import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from scalinglab.errors import (
-    ConflictError,
     InputError,
     ParameterError,
     StoreBusy,
@@ -48,12 +47,19 @@ from scalinglab.errors import (
 )
 from scalinglab.runs import io as runs_io
 from scalinglab.runs.cells import show_cell
+from scalinglab.runs.ingest import (
+    RUN_COLUMNS,
+    ImportReport,
+    Ingest,
+    InvalidRows,
+    Summary,
+    _do,
+    listing,
+    loads,
+)
 from scalinglab.runs.schema import STATUSES, canonical_json, check_tag_key, run_id_for
 from scalinglab.runs.validate import (
     INVALID_CHOICES,
-    MAX_LISTED,
-    STAGE_COLUMNS,
-    BadRow,
     Layout,
     Options,
     Prepared,
@@ -68,9 +74,16 @@ from scalinglab.runs.where import compile_where
 SCHEMA_VERSION = "2"
 CONFLICT_CHOICES = ("error", "keep", "replace")
 
+# tags and extra hold JSON text in VARCHAR columns (DuckDB's JSON functions and ->> read them):
+# every writer emits canonical JSON, and DuckDB re-validating it on insert into a JSON column
+# cost 0.9 s per 585k rows (EXPLAIN ANALYZE of the import's INSERT). run_id, name and extra
+# are stored uncompressed: each is unique per run, and compressing run_id and extra (FSST) took
+# 2.9 s of a 1M-row insert against 0.75 s uncompressed, for a file 2.8x smaller (49 vs 136 MB
+# for those columns); a store is written once and read often, and uncompressed text reads
+# faster.
 _RUNS_DDL = """CREATE TABLE {name} (
-    run_id VARCHAR PRIMARY KEY,
-    name VARCHAR,
+    run_id VARCHAR{uncompressed} NOT NULL,  -- unique by construction (runs/ingest.py), no index
+    name VARCHAR{uncompressed},
     N DOUBLE,
     D DOUBLE,
     C DOUBLE,
@@ -79,18 +92,25 @@ _RUNS_DDL = """CREATE TABLE {name} (
     batch_tokens DOUBLE,
     weight_decay DOUBLE,
     seq_len DOUBLE,
-    tags JSON,
+    tags VARCHAR,
     status VARCHAR NOT NULL,
     error VARCHAR,
     source VARCHAR,
-    extra JSON,
+    extra VARCHAR{uncompressed},
     created_at TIMESTAMP DEFAULT current_timestamp,
     CHECK (status IN ('finished', 'failed', 'running')),
     CHECK (status <> 'finished' OR (N IS NOT NULL AND D IS NOT NULL AND C IS NOT NULL
                                     AND loss IS NOT NULL))
 )"""
+_UNCOMPRESSED = " USING COMPRESSION uncompressed"
+
+
+def _runs_ddl(name: str, compression: bool = True) -> str:
+    return _RUNS_DDL.format(name=name, uncompressed=_UNCOMPRESSED if compression else "")
+
+
 _DDL = [
-    _RUNS_DDL.format(name="runs"),
+    _runs_ddl("runs"),
     """CREATE TABLE curves (
         run_id VARCHAR NOT NULL,
         step BIGINT,
@@ -101,58 +121,14 @@ _DDL = [
     "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
 ]
 
-RUN_COLUMNS = ["run_id", "name", "N", "D", "C", "loss", "lr", "batch_tokens", "weight_decay",
-               "seq_len", "tags", "status", "error", "source", "extra"]
 #: the columns a ``where`` filter may use
 FILTER_COLUMNS = (*RUN_COLUMNS, "created_at")
-_CONNECT_CONFIG = {"enable_external_access": False}
-_VALUE_COLUMNS = ("name", "N", "D", "C", "loss", "lr", "batch_tokens", "weight_decay",
-                  "seq_len", "status", "error")
-
-
-@dataclass
-class ImportReport:
-    """What an import did. ``n_read`` rows were read; each ended up inserted, skipped as an
-    exact repeat (``n_skipped_duplicates``), replacing a stored run (``n_replaced``), left out
-    in favour of another version of the same run (``n_kept``: the stored one with
-    ``on_conflict="keep"``, or another row of the import), left out as invalid
-    (``n_skipped_invalid``), or imported as a failed run because it was invalid
-    (``n_failed``, counted in ``n_inserted`` too)."""
-
-    source: str
-    n_read: int
-    n_inserted: int
-    n_skipped_duplicates: int
-    n_curve_points: int = 0
-    n_replaced: int = 0
-    n_kept: int = 0
-    n_skipped_invalid: int = 0
-    n_failed: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-class InvalidRows(InputError):
-    """Rows that are not valid runs (``invalid="reject"``): ``rows`` lists up to 20 of
-    ``count``, each with its row, column and reason."""
-
-    def __init__(self, source: str, rows: list[tuple[str, BadRow]], count: int) -> None:
-        self.rows = rows
-        self.count = count
-        if count == 1:
-            label, bad = rows[0]
-            super().__init__(bad.detail, source=source, row=label, column=bad.column)
-            return
-        listed = "; ".join(_where_bad(label, bad) for label, bad in rows)
-        more = f"; and {count - len(rows)} more" if count > len(rows) else ""
-        super().__init__(f"{count} rows are not valid runs: {listed}{more}", source=source)
-
-
-def _where_bad(label: str, bad: BadRow) -> str:
-    return f"{label}, column {bad.column!r}: {bad.detail}" if bad.column else \
-        f"{label}: {bad.detail}"
+#: every connection: no file access beyond the store itself (and, set per connection, no
+#: progress bar: a long import would draw one on stdout, into ``--json`` output)
+#: DuckDB spills big sorts to ``temp_directory``; by default that is a folder beside the store,
+#: which a read must not create, so it is one shared folder in the system's temp instead
+_CONNECT_CONFIG = {"enable_external_access": False,
+                   "temp_directory": os.path.join(tempfile.gettempdir(), "scalinglab-duckdb")}
 
 
 class RunStore:
@@ -169,7 +145,7 @@ class RunStore:
         self.lock_timeout_s = lock_timeout_s
         self._checked: str | None = None  # the schema version found, once checked
         if read_only:
-            self._check_readable()
+            self._checked = self._check_readable()
 
     def __enter__(self) -> RunStore:
         return self
@@ -191,6 +167,7 @@ class RunStore:
         while True:
             try:
                 con = duckdb.connect(str(self.path), read_only=read_only, config=_CONNECT_CONFIG)
+                _do(con, "SET enable_progress_bar = false")
                 break
             except duckdb.Error as exc:
                 text = str(exc)
@@ -309,11 +286,14 @@ class RunStore:
             raise
 
     def _initialise(self, con: duckdb.DuckDBPyConnection) -> None:
-        con.execute("BEGIN TRANSACTION")
+        _do(con, "BEGIN TRANSACTION")
         for ddl in _DDL:
-            con.execute(ddl)
-        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
-        con.execute("COMMIT")
+            if ddl.startswith("CREATE TABLE runs"):
+                _create_runs(con, "runs")
+                continue
+            _do(con, ddl)
+        _do(con, "INSERT INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+        _do(con, "COMMIT")
         self._checked = SCHEMA_VERSION
 
     def _outdated(self, version: str) -> StoreError:
@@ -329,8 +309,9 @@ class RunStore:
     def _reader(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
         """A connection for reading (read-only if the store was opened so) and its version."""
         if self.read_only or self.path.exists():
-            version = self._check_readable() if self.read_only or self._checked is None \
-                else self._checked
+            if not self._checked:  # checked once per RunStore: a read costs one connection
+                self._checked = self._check_readable()
+            version = self._checked
             with self._connect(read_only=True) as con:
                 yield con, version
             return
@@ -361,28 +342,28 @@ class RunStore:
             raise self._outdated(version)
         with self._connect(read_only=False) as con:
             old = con.execute("SELECT * EXCLUDE (created_at), created_at FROM runs").df()
-            con.execute("BEGIN TRANSACTION")
+            _do(con, "BEGIN TRANSACTION")
             try:
-                con.execute(_RUNS_DDL.format(name="runs_v2"))
+                _create_runs(con, "runs_v2")
                 new_ids = _v2_ids(old)
                 moved = pd.DataFrame({"old": old["run_id"], "new": new_ids})
                 rows = old.assign(run_id=new_ids, name=None)
-                rows["tags"] = [canonical_json(_loads(t)) for t in rows["tags"]]
-                rows["extra"] = [canonical_json(_loads(t)) for t in rows["extra"]]
+                rows["tags"] = [canonical_json(loads(t)) for t in rows["tags"]]
+                rows["extra"] = [canonical_json(loads(t)) for t in rows["extra"]]
                 con.register("v1_rows", rows[[*RUN_COLUMNS, "created_at"]])
-                con.execute(f"INSERT INTO runs_v2 ({', '.join(RUN_COLUMNS)}, created_at) "
+                _do(con, f"INSERT INTO runs_v2 ({', '.join(RUN_COLUMNS)}, created_at) "
                             f"SELECT {', '.join(RUN_COLUMNS)}, created_at FROM v1_rows")
                 con.register("moved", moved[moved["old"] != moved["new"]])
-                con.execute("UPDATE curves SET run_id = moved.new FROM moved "
+                _do(con, "UPDATE curves SET run_id = moved.new FROM moved "
                             "WHERE curves.run_id = moved.old")
-                con.execute("DROP TABLE runs")
-                con.execute("ALTER TABLE runs_v2 RENAME TO runs")
-                con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                _do(con, "DROP TABLE runs")
+                _do(con, "ALTER TABLE runs_v2 RENAME TO runs")
+                _do(con, "UPDATE meta SET value = ? WHERE key = 'schema_version'",
                             [SCHEMA_VERSION])
-                con.execute("COMMIT")
+                _do(con, "COMMIT")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
+                    _do(con, "ROLLBACK")
                 raise
         self._checked = SCHEMA_VERSION
         return version
@@ -413,6 +394,10 @@ class RunStore:
         options = Options(source=str(path), tags=tags, seq_len=_seq_len(seq_len),
                           invalid=invalid)
         layouts: dict[tuple[str, ...], Layout] = {}
+        if reader.columns is not None:  # CSV, Parquet: plan from the header, before any row
+            layout = layouts[tuple(reader.columns)] = plan_layout(reader.columns, mapping,
+                                                                   options)
+            reader.numeric = {layout.file_column(c) for c in layout.numbers}
         n_read = 0
 
         def chunks() -> Iterator[Prepared]:
@@ -422,16 +407,21 @@ class RunStore:
                 layout = layouts.get(key)
                 if layout is None:
                     layout = layouts[key] = plan_layout(key, mapping, options)
-                frame = _scaled(raw.frame, scale, layout, options.source)
-                n_read += len(frame)
-                yield prepare_chunk(frame, layout, options, start=raw.start)
+                n_read += len(raw.frame)
+                prepared = prepare_chunk(_scaled(raw.frame, scale, layout, options.source),
+                                         layout, options, start=raw.start, rows=raw.rows)
+                if prepared.n_bad and raw.body is not None:  # quote the cells as written
+                    raw = reader.as_text(raw)
+                    prepared = prepare_chunk(_scaled(raw.frame, scale, layout, options.source),
+                                             layout, options, start=raw.start, rows=raw.rows)
+                yield prepared
 
-        report = self._import(chunks(), options, on_conflict, reader.labels,
+        report = self._import(_prefetched(chunks()), options, on_conflict, reader.labels,
                               lambda: n_read, empty=f"{path}: no rows to import")
         if reader.skipped_rows:
             report.n_read += len(reader.skipped_rows)
             report.n_skipped_invalid += len(reader.skipped_rows)
-            report.notes.append(_listing(f"skipped {len(reader.skipped_rows)} lines with the "
+            report.notes.append(listing(f"skipped {len(reader.skipped_rows)} lines with the "
                                          "wrong number of cells", reader.skipped_rows))
         return report
 
@@ -514,9 +504,9 @@ class RunStore:
 
     def _import(self, chunks: Iterator[Prepared], options: Options, on_conflict: str,
                 labels: Any, n_read: Any, empty: str) -> ImportReport:
-        """Stage every chunk, then resolve repeats and conflicts and insert, in one
-        transaction; nothing is written unless all of it is."""
-        summary = _Summary()
+        """Validate and write every chunk in one transaction (:mod:`scalinglab.runs.ingest`);
+        nothing is written unless all of it is."""
+        summary = Summary()
         first = next(chunks, None)  # validate (and fail) before the store is touched
         if first is None:
             raise InputError(empty)
@@ -524,23 +514,23 @@ class RunStore:
             summary.add(first)
             for more in chunks:
                 summary.add(more)
-            raise _invalid_rows(options.source, summary, labels)
+            raise summary.invalid_rows(options.source, labels)
         with self._writer() as con:
-            con.execute("BEGIN TRANSACTION")
+            _do(con, "BEGIN TRANSACTION")
             try:
-                _create_staging(con)
+                ingest = Ingest(con, options.source, on_conflict, labels)
                 for prepared in _chain(first, chunks):
                     summary.add(prepared)
                     if summary.n_bad and options.invalid == "reject":
                         continue  # keep reading: the error lists every bad row (up to 20)
-                    _stage(con, prepared)
+                    ingest.add(prepared)
                 if summary.n_bad and options.invalid == "reject":
-                    raise _invalid_rows(options.source, summary, labels)
-                report = _resolve_and_insert(con, options.source, on_conflict, labels)
-                con.execute("COMMIT")
+                    raise summary.invalid_rows(options.source, labels)
+                report = ingest.finish()
+                _do(con, "COMMIT")
             except BaseException as exc:
                 with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
+                    _do(con, "ROLLBACK")
                 if isinstance(exc, duckdb.Error):
                     raise StoreError(f"{self.path}: the import was not written: "
                                      f"{_first_line(exc)}") from None
@@ -548,7 +538,7 @@ class RunStore:
         report.n_read = int(n_read())
         report.n_failed = summary.n_failed
         report.n_skipped_invalid = summary.n_skipped
-        report.notes[:0] = summary.notes(options.source, labels)
+        report.notes[:0] = summary.notes(labels)
         return report
 
     def add_run(self, record: Mapping[str, Any], curve: pd.DataFrame | None = None) -> str:
@@ -588,11 +578,12 @@ class RunStore:
         row = [rec[k] if k not in ("tags", "extra") else canonical_json(rec[k])
                for k in RUN_COLUMNS]
         with self._writer() as con:
-            con.execute("BEGIN TRANSACTION")
+            _do(con, "BEGIN TRANSACTION")
             try:
-                con.execute("DELETE FROM curves WHERE run_id = ?", [rec["run_id"]])
-                con.execute(
-                    f"INSERT OR REPLACE INTO runs ({', '.join(RUN_COLUMNS)}) "
+                _do(con, "DELETE FROM curves WHERE run_id = ?", [rec["run_id"]])
+                _do(con, "DELETE FROM runs WHERE run_id = ?", [rec["run_id"]])
+                _do(con,
+                    f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
                     f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
                     row,
                 )
@@ -606,12 +597,12 @@ class RunStore:
                         else None,
                     })
                     con.register("curve_in", c)
-                    con.execute("INSERT INTO curves SELECT run_id, step, tokens, loss, "
+                    _do(con, "INSERT INTO curves SELECT run_id, step, tokens, loss, "
                                 "eval_loss FROM curve_in")
-                con.execute("COMMIT")
+                _do(con, "COMMIT")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
+                    _do(con, "ROLLBACK")
                 raise
         return str(rec["run_id"])
 
@@ -652,8 +643,8 @@ class RunStore:
                     raise ParameterError(f"invalid where expression {where!r}: "
                                          f"{_first_line(exc)}", "where") from None
                 raise StoreError(f"{self.path}: cannot read runs: {_first_line(exc)}") from None
-        df["tags"] = [_loads(s) for s in df["tags"]]
-        df["extra"] = [_loads(s) for s in df["extra"]]
+        df["tags"] = [loads(s) for s in df["tags"]]
+        df["extra"] = [loads(s) for s in df["extra"]]
         return df
 
     def run(self, run_id: str) -> dict[str, Any]:
@@ -666,7 +657,7 @@ class RunStore:
         if df.empty:
             raise KeyError(run_id)
         out = df.iloc[0].to_dict()
-        out["tags"], out["extra"] = _loads(out["tags"]), _loads(out["extra"])
+        out["tags"], out["extra"] = loads(out["tags"]), loads(out["extra"])
         return out
 
     def has_run(self, run_id: str, status: str | None = "finished") -> bool:
@@ -715,51 +706,64 @@ class RunStore:
         return {k: sorted(v) for k, v in sorted(out.items())}
 
 
-# -- the import transaction ----------------------------------------------------------------------
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
 
 
-class _Summary:
-    """What the chunks of one import found, accumulated (bad rows, notes, sanity checks)."""
+def _prefetched(items: Iterator[Prepared], depth: int = 2) -> Iterator[Prepared]:
+    """``items``, produced by a worker thread up to ``depth`` ahead.
 
-    def __init__(self) -> None:
-        self.bad: list[BadRow] = []
-        self.n_bad = self.n_failed = self.n_skipped = 0
-        self.layout_notes: dict[str, None] = {}
-        self.max_N = self.max_loss = self.max_lr = -math.inf
-        self.off_6nd: tuple[int, float] | None = None
+    Reading and validating the next chunk then overlaps DuckDB writing this one; Arrow's and
+    DuckDB's kernels release the GIL. Order is kept and memory stays bounded (``depth`` chunks
+    in flight); an error in the worker is raised here, as if read in this thread.
+    """
+    out: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
 
-    def add(self, p: Prepared) -> None:
-        self.n_bad += p.n_bad
-        self.n_failed += p.n_failed
-        self.n_skipped += p.n_skipped
-        self.bad += p.bad[: MAX_LISTED - len(self.bad)]
-        for note in p.notes:
-            self.layout_notes[note] = None
-        for name in ("max_N", "max_loss", "max_lr"):
-            v = getattr(p, name)
-            if not math.isnan(v):
-                setattr(self, name, max(getattr(self, name), v))
-        if self.off_6nd is None:
-            self.off_6nd = p.off_6nd
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-    def notes(self, source: str, labels: Any) -> list[str]:
-        out = list(self.layout_notes)
-        if self.off_6nd is not None:
-            row, ratio = self.off_6nd
-            out.append(f"warning: C differs from 6ND by x{ratio:.3g} at {labels([row])[row]}; "
-                       "check the units of N, D and C")
-        if 0 < self.max_N < 1e3:
-            out.append("warning: every N is below 1,000: is N in millions? scale it by 1e6")
-        if self.max_loss > 20:
-            out.append("warning: losses above 20 nats: is this perplexity rather than loss?")
-        if self.max_lr > 1:
-            out.append("warning: learning rates above 1: check the lr column")
-        if self.n_bad and (self.n_failed or self.n_skipped):
-            shown = _bad_lines(self.bad, labels)
-            what = (f"imported {self.n_failed} invalid rows as failed runs, the reasons in "
-                    "their error" if self.n_failed else f"skipped {self.n_skipped} invalid rows")
-            out.append(_listing(what, shown, total=self.n_bad))
-        return out
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(_Failed(exc))
+
+    worker = threading.Thread(target=work, name="scalinglab-import-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = out.get()
+            if item is done:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                out.get_nowait()
+        worker.join(timeout=60)
+
+
+def _create_runs(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """The runs table; without the per-column compression hint where DuckDB lacks it."""
+    try:
+        _do(con, _runs_ddl(name))
+    except duckdb.ParserException:
+        _do(con, _runs_ddl(name, compression=False))
 
 
 def _chain(first: Prepared, rest: Iterator[Prepared]) -> Iterator[Prepared]:
@@ -767,227 +771,8 @@ def _chain(first: Prepared, rest: Iterator[Prepared]) -> Iterator[Prepared]:
     yield from rest
 
 
-def _bad_lines(bad: list[BadRow], labels: Any) -> list[str]:
-    names = labels([b.row for b in bad])
-    return [_where_bad(names[b.row], b) for b in bad]
-
-
-def _listing(what: str, items: list[str], total: int | None = None) -> str:
-    total = len(items) if total is None else total
-    more = f"; and {total - len(items)} more" if total > len(items) else ""
-    return f"{what}: " + "; ".join(items) + more
-
-
-def _invalid_rows(source: str, summary: _Summary, labels: Any) -> InvalidRows:
-    names = labels([b.row for b in summary.bad])
-    return InvalidRows(source, [(names[b.row], b) for b in summary.bad], summary.n_bad)
-
-
-def _create_staging(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("""CREATE TEMP TABLE _incoming (
-        _row BIGINT, _fp UBIGINT, _given BOOLEAN, run_id VARCHAR, name VARCHAR, N DOUBLE,
-        D DOUBLE, C DOUBLE, loss DOUBLE, lr DOUBLE, batch_tokens DOUBLE, weight_decay DOUBLE,
-        seq_len DOUBLE, tags VARCHAR, status VARCHAR, error VARCHAR, extra VARCHAR)""")
-    con.execute("""CREATE TEMP TABLE _incoming_curves (
-        _row BIGINT, step BIGINT, tokens DOUBLE, loss DOUBLE, eval_loss DOUBLE)""")
-
-
-def _stage(con: duckdb.DuckDBPyConnection, p: Prepared) -> None:
-    """Append a chunk to the staging tables; extras become one JSON object per row."""
-    if len(p.runs):
-        con.register("_chunk", p.runs)
-        if p.extra_keys:
-            values = ", ".join(
-                f"?, COALESCE(to_json(x{j}_i), to_json(x{j}_f), to_json(x{j}_s), json(x{j}_j))"
-                for j in range(len(p.extra_keys)))
-            # json_merge_patch onto {} drops the null members: missing cells leave no key
-            extra = f"json_merge_patch('{{}}', json_object({values}))"
-        else:
-            extra = "'{}'"
-        con.execute(f"INSERT INTO _incoming SELECT {', '.join(STAGE_COLUMNS)}, {extra} "
-                    "FROM _chunk", list(p.extra_keys))
-        con.unregister("_chunk")
-    if len(p.curves):
-        con.register("_chunk_curves", p.curves)
-        con.execute("INSERT INTO _incoming_curves SELECT _row, step, tokens, loss, eval_loss "
-                    "FROM _chunk_curves")
-        con.unregister("_chunk_curves")
-
-
-def _resolve_and_insert(con: duckdb.DuckDBPyConnection, source: str, on_conflict: str,
-                        labels: Any) -> ImportReport:
-    """Repeats within the import, then against the store; then insert what is new."""
-    n_staged = con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
-    # 1. within the import: the same id with another fingerprint is a conflict
-    inner = con.execute("""
-        WITH first AS (SELECT run_id, arg_min(_fp, _row) AS fp0, min(_row) AS r0
-                       FROM _incoming GROUP BY run_id HAVING count(*) > 1)
-        SELECT f.r0, min(i._row) AS r1, f.run_id, count(*) OVER () AS total
-        FROM _incoming i JOIN first f USING (run_id)
-        WHERE i._fp <> f.fp0 GROUP BY f.run_id, f.r0 ORDER BY r1 LIMIT ?""",
-                        [MAX_LISTED]).fetchall()
-    n_inner_conflicts = int(inner[0][3]) if inner else 0
-    if inner and on_conflict == "error":
-        raise _inner_conflict(con, source, inner, n_inner_conflicts, labels)
-    order = "DESC" if on_conflict == "replace" else "ASC"
-    con.execute(f"""CREATE TEMP TABLE _chosen AS SELECT * EXCLUDE (k) FROM (
-        SELECT *, row_number() OVER (PARTITION BY run_id ORDER BY _row {order}) AS k
-        FROM _incoming) WHERE k = 1""")
-    n_chosen = con.execute("SELECT count(*) FROM _chosen").fetchone()[0]
-    n_repeats = n_staged - n_chosen
-    n_inner_dropped = con.execute("""
-        SELECT count(*) FROM _incoming i JOIN _chosen c USING (run_id)
-        WHERE i._row <> c._row AND i._fp <> c._fp""").fetchone()[0] if inner else 0
-
-    # 2. against the store
-    differs = " OR ".join(f"c.{c} IS DISTINCT FROM r.{c}" for c in _VALUE_COLUMNS)
-    clash = con.execute(f"""
-        SELECT c._row, c.run_id, ({differs}) AS values_differ,
-               (c.tags IS DISTINCT FROM r.tags::VARCHAR OR
-                c.extra IS DISTINCT FROM r.extra::VARCHAR) AS json_differs
-        FROM _chosen c JOIN runs r USING (run_id)
-        WHERE ({differs}) OR c.tags IS DISTINCT FROM r.tags::VARCHAR
-              OR c.extra IS DISTINCT FROM r.extra::VARCHAR""").fetchall()
-    conflicting = [(row, rid) for row, rid, vd, _ in clash if vd]
-    json_only = [(row, rid) for row, rid, vd, jd in clash if not vd and jd]
-    if json_only:  # text differs; the values may not (key order, number spelling)
-        conflicting += _json_conflicts(con, json_only)
-    conflicting.sort()
-    n_existing = con.execute("SELECT count(*) FROM _chosen c JOIN runs r USING (run_id)"
-                             ).fetchone()[0]
-    if conflicting and on_conflict == "error":
-        raise _store_conflict(con, source, conflicting, labels)
-    con.execute("CREATE TEMP TABLE _clash (run_id VARCHAR)")
-    if conflicting:
-        con.register("_clash_in", pa.table({"run_id": [rid for _, rid in conflicting]}))
-        con.execute("INSERT INTO _clash SELECT run_id FROM _clash_in")
-    cols = ", ".join(RUN_COLUMNS)
-    select = ", ".join(c if c != "source" else "? AS source" for c in RUN_COLUMNS)
-    con.execute("""CREATE TEMP TABLE _insert AS SELECT * FROM _chosen c
-        WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = c.run_id)""")
-    n_new = con.execute("SELECT count(*) FROM _insert").fetchone()[0]
-    n_replaced = 0
-    if on_conflict == "replace" and conflicting:
-        con.execute("DELETE FROM curves WHERE run_id IN (SELECT run_id FROM _clash)")
-        con.execute(f"INSERT OR REPLACE INTO runs ({cols}) SELECT {select} FROM _chosen "
-                    "WHERE run_id IN (SELECT run_id FROM _clash)", [source])
-        con.execute("INSERT INTO _insert SELECT * FROM _chosen "
-                    "WHERE run_id IN (SELECT run_id FROM _clash)")
-        n_replaced = len(conflicting)
-    con.execute(f"INSERT INTO runs ({cols}) SELECT {select} FROM _insert "
-                "WHERE run_id NOT IN (SELECT run_id FROM _clash)", [source])
-    n_points = con.execute("""
-        INSERT INTO curves SELECT i.run_id, c.step, c.tokens, c.loss, c.eval_loss
-        FROM _incoming_curves c JOIN _insert i USING (_row)""").fetchone()[0]
-    n_kept = (len(conflicting) if on_conflict == "keep" else 0) + n_inner_dropped
-    report = ImportReport(
-        source=source, n_read=n_staged, n_inserted=int(n_new + n_replaced),
-        n_skipped_duplicates=int(n_repeats - n_inner_dropped + n_existing - len(conflicting)),
-        n_curve_points=int(n_points or 0), n_replaced=int(n_replaced), n_kept=int(n_kept))
-    if n_repeats - n_inner_dropped:
-        first = con.execute("""SELECT min(i._row) FROM _incoming i JOIN _chosen c USING (run_id)
-                               WHERE i._row <> c._row AND i._fp = c._fp""").fetchone()[0]
-        if first is not None:
-            report.notes.append(f"{n_repeats - n_inner_dropped} rows repeat an earlier row of "
-                                f"the import exactly (first: {labels([first])[first]}); kept "
-                                "once")
-    if inner and on_conflict != "error":
-        what = "the first kept" if on_conflict == "keep" else "the last kept"
-        report.notes.append(f"{n_inner_dropped} rows share a run_id with another row but "
-                            f"differ ({what}); first: "
-                            + _pair_text(labels, inner[0][0], inner[0][1], inner[0][2]))
-    if conflicting and on_conflict != "error":
-        done = "replaced by this import" if on_conflict == "replace" else \
-            "kept, the incoming rows left out"
-        rows = labels([r for r, _ in conflicting[:5]])
-        report.notes.append(f"{len(conflicting)} runs already stored with other values were "
-                            f"{done}: " + ", ".join(f"{rows[r]} (run {rid!r})"
-                                                    for r, rid in conflicting[:5])
-                            + (" ..." if len(conflicting) > 5 else ""))
-    return report
-
-
-def _json_conflicts(con: duckdb.DuckDBPyConnection,
-                    rows: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    con.register("_json_rows", pa.table({"_row": [r for r, _ in rows]}))
-    pairs = con.execute("""SELECT c._row, c.run_id, c.tags, r.tags::VARCHAR, c.extra,
-                                  r.extra::VARCHAR
-                           FROM _chosen c JOIN runs r USING (run_id)
-                           WHERE c._row IN (SELECT _row FROM _json_rows)""").fetchall()
-    return [(row, rid) for row, rid, t1, t2, e1, e2 in pairs
-            if _loads(t1) != _loads(t2) or _loads(e1) != _loads(e2)]
-
-
-def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    out = []
-    for col in (*_VALUE_COLUMNS, "tags", "extra"):
-        x, y = a.get(col), b.get(col)
-        if col in ("tags", "extra"):
-            x, y = _loads(x), _loads(y)
-        if _same(x, y):
-            continue
-        out.append(f"{col} {_shown(x)} vs {_shown(y)}")
-    return out
-
-
-def _same(x: Any, y: Any) -> bool:
-    if _is_null(x) and _is_null(y):
-        return True
-    return bool(x == y)
-
-
 def _is_null(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
-
-
-def _shown(v: Any) -> str:
-    if _is_null(v):
-        return "none"
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return show_cell(v)
-
-
-def _row_values(con: duckdb.DuckDBPyConnection, table: str, key: str, value: Any
-                ) -> dict[str, Any]:
-    cols = [*_VALUE_COLUMNS, "tags", "extra", *(["source"] if table == "runs" else [])]
-    sel = ", ".join(f"{c}::VARCHAR" if c in ("tags", "extra") else c for c in cols)
-    row = con.execute(f"SELECT {sel} FROM {table} WHERE {key} = ?", [value]).fetchone()
-    return dict(zip(cols, row, strict=True)) if row else {}
-
-
-def _pair_text(labels: Any, r0: int, r1: int, run_id: str) -> str:
-    names = labels([r0, r1])
-    return f"{names[r1]} and {names[r0]} (run {run_id!r})"
-
-
-def _inner_conflict(con: duckdb.DuckDBPyConnection, source: str, inner: list[tuple],
-                    total: int, labels: Any) -> ConflictError:
-    names = labels([x for r0, r1, _, _ in inner[:5] for x in (r0, r1)])
-    parts = []
-    for r0, r1, rid, _ in inner[:5]:
-        a = _row_values(con, "_incoming", "_row", r1)
-        b = _row_values(con, "_incoming", "_row", r0)
-        diff = "; ".join(_differences(a, b)[:3])
-        parts.append(f"{names[r1]} has the run_id {rid!r} of {names[r0]} but other values "
-                     f"({diff})")
-    more = f"; and {total - 5} more" if total > 5 else ""
-    return ConflictError("; ".join(parts) + more, source=source)
-
-
-def _store_conflict(con: duckdb.DuckDBPyConnection, source: str,
-                    conflicting: list[tuple[int, str]], labels: Any) -> ConflictError:
-    names = labels([r for r, _ in conflicting[:5]])
-    parts = []
-    for row, rid in conflicting[:5]:
-        a = _row_values(con, "_incoming", "_row", row)
-        b = _row_values(con, "runs", "run_id", rid)
-        diff = "; ".join(_differences(a, b)[:3])
-        parts.append(f"{names[row]}: run {rid!r} is already in the store (from "
-                     f"{b.get('source') or 'an earlier import'}) with other values ({diff}, "
-                     "here vs stored)")
-    more = f"; and {len(conflicting) - 5} more" if len(conflicting) > 5 else ""
-    return ConflictError("; ".join(parts) + more, source=source)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -1042,17 +827,6 @@ def _columns(con: duckdb.DuckDBPyConnection) -> set[str]:
     ).fetchall()}
 
 
-def _loads(s: Any) -> Any:
-    if s is None or (isinstance(s, float) and math.isnan(s)):
-        return {}
-    if isinstance(s, (dict, list)):
-        return s
-    try:
-        return json.loads(s)
-    except (TypeError, ValueError):
-        return {}
-
-
 def _newer(version: str) -> bool:
     try:
         return int(version) > int(SCHEMA_VERSION)
@@ -1080,7 +854,7 @@ def _v2_ids(old: pd.DataFrame) -> list[str]:
     of the row) is re-derived; an id the user or the sweep runner gave is kept."""
     out = []
     for rec in old.to_dict(orient="records"):
-        tags, extra = _loads(rec.get("tags")), _loads(rec.get("extra"))
+        tags, extra = loads(rec.get("tags")), loads(rec.get("extra"))
         row = {k: (None if _is_null(rec.get(k)) else float(rec[k]))
                for k in ("N", "D", "C", "loss", "lr", "batch_tokens", "weight_decay", "seq_len")}
         if rec["run_id"] == _v1_run_id({**row, "tags": tags, "extra": extra}):
@@ -1101,4 +875,4 @@ def _v1_run_id(row: dict[str, Any]) -> str:
 
 
 __all__ = ["CONFLICT_CHOICES", "INVALID_CHOICES", "RUN_COLUMNS", "SCHEMA_VERSION",
-           "ImportReport", "InvalidRows", "RunStore", "np"]
+           "ImportReport", "InvalidRows", "RunStore"]

@@ -238,13 +238,17 @@ CURVE_SCHEMA = pa.schema([("_row", pa.int64()), ("step", pa.int64()), ("tokens",
 
 
 def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: int = 0,
-                  curves: pd.DataFrame | None = None) -> Prepared:
+                  curves: pd.DataFrame | None = None, rows: np.ndarray | None = None
+                  ) -> Prepared:
     """Validate and convert one chunk of raw rows (file column names) into run rows.
 
-    ``start`` is the absolute 0-based row of the chunk's first row; ``curves`` an optional long
-    frame of curve points whose ``row`` refers to rows of this chunk.
+    ``start`` is the absolute 0-based row of the chunk's first row, or ``rows`` each row's
+    (when a reader left some out); ``curves`` an optional long frame of curve points whose
+    ``row`` refers to rows of this chunk.
     """
     n = len(frame)
+    at = np.arange(start, start + n, dtype=np.int64) if rows is None else \
+        np.asarray(rows, dtype=np.int64)
     col = {name: frame[src] for src, name in layout.rename.items()}
     fname = layout.file_column
     problems = Problems(n)
@@ -267,7 +271,7 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
         tags_json = pc.if_else(pa.array(bad), "{}", tags_json)
         tag_words = np.where(bad, np.uint64(0), tag_words)
         n_failed = int(bad.sum())
-    listed = [BadRow(start + int(i), *problems.details(int(i))[0])
+    listed = [BadRow(int(at[i]), *problems.details(int(i))[0])
               for i in np.flatnonzero(bad)[:MAX_LISTED]]
 
     extras = {key: extra_cells(col[key]) for key in layout.extras}
@@ -286,7 +290,7 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
     ], n)
 
     columns: dict[str, Any] = {
-        "_row": pa.array(np.arange(start, start + n, dtype=np.int64)),
+        "_row": pa.array(at),
         "_fp": pa.array(fingerprint, type=pa.uint64()),
         "_given": pa.array(given_present),
         "run_id": run_ids, "name": names,
@@ -297,15 +301,15 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
     }
     for j, x in enumerate(extras.values()):
         columns.update({f"x{j}_i": x.ints, f"x{j}_f": x.floats, f"x{j}_s": x.texts,
-                        f"x{j}_j": x.jsons})
+                        f"x{j}_j": x.jsons,
+                        f"x{j}_t": x.tokens if x.tokens is not None else pa.nulls(n, pa.string())})
     table = pa.table(columns)
-    curve_table = _curve_table(curve_points, curves, start, n, options.source)
+    curve_table = _curve_table(curve_points, curves, at, n, options.source)
     if bad.any() and options.invalid == "skip":
-        keep = pa.array(~bad)
-        table = table.filter(keep)
+        table = table.filter(pa.array(~bad))
         if len(curve_table):
-            rows = pa.array(np.flatnonzero(~bad) + start)
-            curve_table = curve_table.filter(pc.is_in(curve_table["_row"], value_set=rows))
+            kept = pa.array(at[~bad])
+            curve_table = curve_table.filter(pc.is_in(curve_table["_row"], value_set=kept))
         n_skipped = int(bad.sum())
 
     ok = finished & ~bad
@@ -321,7 +325,7 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
         off = ok & ((ratio < 1 / 3) | (ratio > 3))
         if off.any():
             i = int(np.argmax(off))
-            out.off_6nd = (start + i, float(ratio[i]))
+            out.off_6nd = (int(at[i]), float(ratio[i]))
     return out
 
 
@@ -344,19 +348,23 @@ def statuses(col: Mapping[str, pd.Series], fname: Callable[[str], str], problems
     errors = text_cells(col["error"]) if "error" in col else pa.nulls(n, pa.string())
     if "status" not in col:
         return np.full(n, "finished", dtype=object), errors
-    words = text_cells(col["status"])
-    lower = pc.utf8_lower(pc.fill_null(words, "finished"))
-    known = pa.array(list(STATUS_WORDS))
-    index = pc.fill_null(pc.index_in(lower, value_set=known), -1).to_numpy(zero_copy_only=False)
+    # a status column has a handful of distinct words: map those, then every row by its code
+    codes, distinct = pd.factorize(col["status"], use_na_sentinel=True)
+    words_u = text_cells(pd.Series(list(distinct), dtype=object)).to_pylist()
+    lower_u = [(w or "finished").lower() for w in words_u] + ["finished"]
+    index_u = np.array([list(STATUS_WORDS).index(w) if w in STATUS_WORDS else -1
+                        for w in lower_u], dtype=np.int64)
+    index = index_u[codes]  # code -1 (a missing cell) takes the last entry: finished
     unknown = index < 0
     mapped = np.array([*STATUS_WORDS.values(), "failed"], dtype=object)[index]
-    raw = words.to_pylist() if unknown.any() else None
+    raw = [words_u[c] if c >= 0 else None for c in codes] if unknown.any() else None
     problems.add(unknown, fname("status"),
                  lambda i: f"{show_cell(raw[i])} is not a run status; use one of "
                            f"{list(STATUSES)} (or a tracker's word for one, e.g. crashed)")
-    word = lower.to_numpy(zero_copy_only=False)
-    say = (mapped == "failed") & (word != "failed") & ~unknown
+    say = (mapped == "failed") & ~unknown
+    say &= np.array([w != "failed" for w in lower_u], dtype=bool)[codes]
     if say.any():
+        word = np.array(lower_u, dtype=object)[codes]
         errors = pc.if_else(pa.array(say & ~np.asarray(errors.is_valid())),
                             pa.array(word, type=pa.string()), errors)
     return mapped, errors
@@ -643,18 +651,18 @@ def parse_curve(v: Any) -> list[dict[str, Any]]:
 
 
 def _curve_table(points: list[tuple[int, dict[str, Any]]] | None, curves: pd.DataFrame | None,
-                 start: int, n: int, source: str) -> pa.Table:
+                 at: np.ndarray, n: int, source: str) -> pa.Table:
     parts = []
     if points:
         parts.append(pa.table({
-            "_row": pa.array([start + i for i, _ in points], pa.int64()),
+            "_row": pa.array([int(at[i]) for i, _ in points], pa.int64()),
             "step": pa.array([int(p["step"]) for _, p in points], pa.int64()),
             "tokens": pa.array([_float(p["tokens"]) for _, p in points], pa.float64()),
             "loss": pa.array([_float(p["loss"]) for _, p in points], pa.float64()),
             "eval_loss": pa.array([_float(p["eval_loss"]) for _, p in points], pa.float64()),
         }, schema=CURVE_SCHEMA))
     if curves is not None and len(curves):
-        parts.append(curve_frame(curves, n, source, start))
+        parts.append(curve_frame(curves, n, source, int(at[0]) if n else 0))
     if not parts:
         return CURVE_SCHEMA.empty_table()
     return pa.concat_tables(parts)

@@ -105,14 +105,14 @@ def compile_where(where: str, columns: Iterable[str]) -> str:
     clause = tree["statements"][0]["node"]["where_clause"]
     _check_expression(clause, allowed, where, 0)
     with _sandbox() as con:
-        sql = con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchone()[0]
+        sql = con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0][0]
     return str(sql)
 
 
 def _parse(statement: str, where: str) -> dict[str, Any]:
     with _sandbox() as con:
         try:
-            tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [statement]).fetchone()[0])
+            tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [statement]).fetchall()[0][0])
         except duckdb.Error as exc:
             raise _refuse(where, _first_line(str(exc))) from None
     if tree.get("error"):
@@ -124,7 +124,7 @@ def _parse(statement: str, where: str) -> dict[str, Any]:
 def _template() -> str:
     with _sandbox() as con:
         tree = json.loads(con.execute("SELECT json_serialize_sql(?)",
-                                      [f"SELECT * FROM {RELATION} WHERE TRUE"]).fetchone()[0])
+                                      [f"SELECT * FROM {RELATION} WHERE TRUE"]).fetchall()[0][0])
     return _shape_key(tree)
 
 
