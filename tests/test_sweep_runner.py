@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scalinglab.errors import InputError
 from scalinglab.runs.store import RunStore
 from scalinglab.sweep.data import DataSpec
 from scalinglab.sweep.model import ModelConfig
 from scalinglab.sweep.plan import RunSpec, SweepPlan
+from scalinglab.sweep.progress import RunStarted, RunStep
 from scalinglab.sweep.runner import Progress, run_plan
 from scalinglab.sweep.train import TrainConfig
 
@@ -81,24 +83,42 @@ def test_a_diverging_run_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path, d
     assert run_plan(plan_of(bad, good), store, retry_failed=True).failed == 1
 
 
-def test_a_crashing_run_is_recorded_with_its_error(tmp_path, data):
+def test_a_crashing_run_is_recorded_with_its_error(tmp_path, data, monkeypatch):
+    # a crash the plan cannot foresee (the device runs out of memory mid-run): the runner's
+    # handling is under test, so training itself is made to fail
+    import scalinglab.sweep.runner as runner
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(runner, "train", out_of_memory)
     store = RunStore(tmp_path / "s.duckdb")
-    crash = RunSpec(ModelConfig(d_model=32, n_layers=1, n_heads=2, seq_len=32, vocab_size=100),
-                    TrainConfig(lr=1e-2, batch_tokens=256, steps=5), data)
-    run_plan(plan_of(crash), store)
+    crash = spec(data, 32)
+    report = run_plan(plan_of(crash), store)
     rec = store.run(crash.run_id)
-    assert rec["status"] == "failed" and "ValueError" in rec["error"] and "vocabulary" in rec["error"]
+    assert report.failed == 1 and rec["status"] == "failed"
+    assert rec["error"].startswith("RuntimeError: CUDA out of memory") and "test_sweep_runner.py" in rec["error"]
+
+
+def test_a_run_the_data_cannot_feed_is_refused_before_anything_trains(tmp_path, data):
+    store = RunStore(tmp_path / "s.duckdb")
+    good = spec(data, 32)
+    small_vocab = RunSpec(ModelConfig(d_model=32, n_layers=1, n_heads=2, seq_len=32, vocab_size=100),
+                          TrainConfig(lr=1e-2, batch_tokens=256, steps=5), data)
+    with pytest.raises(InputError, match="vocab_size.*smaller than the vocabulary") as exc:
+        run_plan(plan_of(good, small_vocab), store)
+    assert (exc.value.row, exc.value.column) == ("run 2", "vocab_size")
+    assert store.runs(status=None).empty  # not even the good run was trained
 
 
 class InterruptSecondRun(Progress):
     def __init__(self) -> None:
         self.started = 0
 
-    def run_started(self, spec: RunSpec) -> None:
-        self.started += 1
-
-    def step(self, spec: RunSpec, tokens: int, loss: float) -> None:
-        if self.started == 2:
+    def handle(self, event) -> None:
+        if isinstance(event, RunStarted):
+            self.started += 1
+        if isinstance(event, RunStep) and self.started == 2:
             raise KeyboardInterrupt
 
 

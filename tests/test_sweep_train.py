@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from scalinglab.clikit import UserError
+from scalinglab.errors import InputError
 from scalinglab.sweep.data import DataSpec, load_corpus
 from scalinglab.sweep.model import ModelConfig, Transformer
 from scalinglab.sweep.train import Diverged, TrainConfig, lr_at, optimizer_for, train
@@ -115,19 +115,19 @@ def test_uint16_arrays_are_read_in_nanogpt_layout(tmp_path):
 
 
 def test_bad_data_sources_get_clear_errors(tmp_path):
-    with pytest.raises(UserError, match="not found"):
+    with pytest.raises(InputError, match="not found"):
         load_corpus(DataSpec(source=str(tmp_path / "missing")))
     np.save(tmp_path / "f.npy", np.zeros(10_000, dtype=np.float32))
-    with pytest.raises(UserError, match="uint16"):
+    with pytest.raises(InputError, match="uint16"):
         load_corpus(DataSpec(source=str(tmp_path / "f.npy")))
     (tmp_path / "tiny.txt").write_text("too short")
-    with pytest.raises(UserError, match="too little data"):
+    with pytest.raises(InputError, match="too little data"):
         load_corpus(DataSpec(source=str(tmp_path / "tiny.txt")))
 
 
 def test_a_missing_tokenizer_file_is_named(tmp_path: Path):
     (tmp_path / "t.txt").write_text("x" * 10_000)
-    with pytest.raises(UserError, match="tokenizer file not found"):
+    with pytest.raises(InputError, match="tokenizer file not found"):
         load_corpus(DataSpec(source=str(tmp_path / "t.txt"), tokenizer=str(tmp_path / "tok.json")))
 
 
