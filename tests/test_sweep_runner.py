@@ -12,7 +12,7 @@ from scalinglab.runs.store import RunStore
 from scalinglab.sweep.data import DataSpec
 from scalinglab.sweep.model import ModelConfig
 from scalinglab.sweep.plan import RunSpec, SweepPlan
-from scalinglab.sweep.progress import RunStarted, RunStep
+from scalinglab.sweep.progress import RunStarted, RunStep, Tally
 from scalinglab.sweep.runner import Progress, run_plan
 from scalinglab.sweep.train import TrainConfig
 
@@ -132,15 +132,46 @@ def test_ctrl_c_loses_only_the_run_in_flight(tmp_path, data):
     assert (report.skipped, report.finished) == (1, 2)
 
 
+class Recorder(Progress):
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def handle(self, event) -> None:
+        self.events.append(event)
+
+
 def test_worker_processes_train_runs_side_by_side_and_the_driver_writes_each_once(tmp_path, data):
     store = RunStore(tmp_path / "s.duckdb")
-    plan = plan_of(spec(data, 32), spec(data, 64), spec(data, 32, lr=1e30))
-    report = run_plan(plan, store, workers=2)
-    assert (report.finished, report.failed) == (2, 1)
+    plan = plan_of(spec(data, 32), spec(data, 64), spec(data, 32, lr=1e30), spec(data, 96))
+    recorder = Recorder()
+    report = run_plan(plan, store, workers=2, progress=recorder)
+    assert (report.finished, report.failed, report.concurrent) == (3, 1, 2)
     every = store.runs(status=None)
     assert sorted(every["run_id"]) == sorted(r.run_id for r in plan.runs)
     assert "diverged" in store.run(plan.runs[2].run_id)["error"]
-    assert all(len(store.curve(r.run_id)) == 12 for r in plan.runs[:2])
+    assert all(len(store.curve(r.run_id)) == 12 for r in (plan.runs[0], plan.runs[1], plan.runs[3]))
+    # the workers said when each run began, so "in flight" never counted a queued run
+    assert {e.run_id for e in recorder.events if isinstance(e, RunStarted)} == set(every["run_id"])
+    tally, most = Tally(), 0
+    for event in recorder.events:
+        tally = tally.after(event)
+        most = max(most, len(tally.in_flight))
+    assert most <= 2 and tally.complete
+    # and the runs' own clocks agree: never more than two at once
+    edges = sorted([(e["started_at"], 1) for e in every["extra"]]
+                   + [(e["ended_at"], -1) for e in every["extra"]])
+    depth = [sum(d for _, d in edges[:i + 1]) for i in range(len(edges))]
+    assert max(depth) <= 2
+
+
+def test_worker_processes_train_the_same_runs_as_one_process(tmp_path, data):
+    plan = plan_of(spec(data, 32), spec(data, 64))
+    alone = RunStore(tmp_path / "a.duckdb")
+    pooled = RunStore(tmp_path / "b.duckdb")
+    run_plan(plan, alone, cpus_per_run=1)
+    run_plan(plan, pooled, workers=2, cpus_per_run=1)
+    a, b = alone.runs().set_index("run_id"), pooled.runs().set_index("run_id")
+    assert (a["loss"] == b.loss[a.index]).all()  # one thread each: bit for bit
 
 
 @pytest.mark.slow

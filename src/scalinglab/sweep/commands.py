@@ -120,8 +120,8 @@ _JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 @plan_app.command("isoflop")
 def plan_isoflop(
     budgets: str = typer.Option(..., "--budgets", help="Compute budgets, FLOPs (6ND), comma-separated."),
-    sizes: int = typer.Option(5, "--sizes", min=1, help="Model sizes per budget."),
-    span: float = typer.Option(16.0, "--span", min=1.0, help="Largest / smallest N in a budget."),
+    sizes: int = typer.Option(5, "--sizes", help="Model sizes per budget."),
+    span: float = typer.Option(16.0, "--span", help="Largest / smallest N in a budget."),
     tokens_per_param: float = typer.Option(20.0, "--tokens-per-param",
                                            help="Centre the sizes on the N where D/N is this."),
     out: Path = typer.Option(Path("isoflop.toml"), "--out", "-o", help="Plan file to write."),
@@ -198,7 +198,7 @@ def run(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:K, mps or auto."),
     address: str = typer.Option(None, "--address",
                                 help="Ray cluster to join (e.g. ray://head:10001); default: start one here."),
-    cpus_per_run: int = typer.Option(None, "--cpus-per-run", min=1,
+    cpus_per_run: int = typer.Option(None, "--cpus-per-run",
                                      help="CPU threads per run (Ray: CPUs reserved per task)."),
     gpus_per_run: float = typer.Option(None, "--gpus-per-run",
                                        help="Share of a GPU per run, e.g. 0.25: four small runs "
@@ -208,7 +208,7 @@ def run(
                                   help="torch.compile each model (GPU); compile time is "
                                        "recorded apart from tokens/s."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1,
+    workers: int = typer.Option(1, "--workers", "-j",
                                 help="Local runs trained at once, in worker processes (CPU, "
                                      "or sharing the CUDA device)."),
     json_: bool = _JSON,

@@ -276,8 +276,9 @@ class Defaults:
         problem = check_fields({**rules, "aspect": real(0, lo_open=True), "min_steps": whole(1)},
                                self.__dict__)
         if problem is None and self.batch_tokens < self.seq_len:
-            problem = ("batch_tokens", f"({self.batch_tokens}) must hold at least one sequence "
-                       f"of seq_len ({self.seq_len}) tokens")
+            raise ParameterError(f"batch_tokens ({self.batch_tokens}) must hold at least one "
+                                 f"sequence of seq_len ({self.seq_len}) tokens",
+                                 "batch_tokens", "seq_len")
         if problem:
             raise ParameterError(f"{problem[0]} {problem[1]}", problem[0])
 

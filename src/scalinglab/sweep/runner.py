@@ -65,11 +65,10 @@ def resolve_device(device: str) -> str:
         if device != "cuda" and not (index and index.isdigit()):
             raise ParameterError(f"device must be cpu, cuda, cuda:K or auto, not {device!r}", "device")
         if not torch.cuda.is_available():
-            raise ParameterError(f"device {device}: no CUDA device is available to this PyTorch",
-                                 "device")
+            raise ParameterError(f"device {device}: this PyTorch sees no CUDA GPU", "device")
         if index is not None and int(index) >= torch.cuda.device_count():
             raise ParameterError(f"device {device}: this machine has {torch.cuda.device_count()} "
-                                 "CUDA device(s), numbered from 0", "device")
+                                 "CUDA GPU(s), numbered from 0", "device")
         return device
     if device not in ("cpu", "mps"):
         raise ParameterError(f"device must be cpu, cuda, cuda:K or auto, not {device!r}", "device")
@@ -95,7 +94,7 @@ def device_slots(device: str, workers: int = 1, gpus_per_run: float | None = Non
     """
     if gpus_per_run is not None:
         if not device.startswith("cuda"):
-            raise ParameterError(f"gpus_per_run shares a CUDA device; device is {device}",
+            raise ParameterError(f"gpus_per_run needs a CUDA GPU to share; device is {device}",
                                  "gpus_per_run", "device")
         if workers != 1:
             raise ParameterError("give workers or gpus_per_run, not both (gpus_per_run = 0.25 "
@@ -132,7 +131,7 @@ def ray_options(device: str, cpus_per_run: float | None = None,
     """Ray task options for one run: CPUs, a GPU share, custom resources; a pure function."""
     cuda = device.startswith("cuda")
     if gpus_per_run is not None and not cuda:
-        raise ParameterError(f"gpus_per_run shares a CUDA device; device is {device}",
+        raise ParameterError(f"gpus_per_run needs a CUDA GPU to share; device is {device}",
                              "gpus_per_run", "device")
     options: dict[str, Any] = {"num_cpus": cpus_per_run or 1,
                                "num_gpus": (gpus_per_run or 1.0) if cuda else 0,
@@ -168,9 +167,10 @@ def placement(backend: str = "local", device: str = "cpu", workers: int = 1,
     device = resolve_device(device)
     if backend == "ray":
         if workers != 1:
-            raise ParameterError("workers is for the local backend; Ray runs as many at once "
-                                 "as the cluster's resources allow (see gpus_per_run)",
-                                 "workers", "backend")
+            raise ParameterError("workers counts local worker processes; Ray trains as many "
+                                 "runs at once as the cluster's resources allow (see "
+                                 "gpus_per_run and cpus_per_run)",
+                                 "workers", "gpus_per_run", "cpus_per_run")
         opts = ray_options(device, cpus_per_run, gpus_per_run, resources_per_run)
         return Placement("ray", "cuda" if device.startswith("cuda") else device,
                          threads=int(cpus_per_run or 1), ray_options=opts)
