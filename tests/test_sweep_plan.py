@@ -317,7 +317,7 @@ def test_configs_built_in_python_obey_the_same_rules():
         DataSpec(val_fraction=0.7)
     with pytest.raises(ParameterError, match="batch_tokens .*seq_len") as exc:
         Defaults(seq_len=256, batch_tokens=128)
-    assert exc.value.parameters == ("batch_tokens",)
+    assert exc.value.parameters == ("batch_tokens", "seq_len")
 
 
 def test_planners_refuse_bad_numbers_naming_the_parameter():

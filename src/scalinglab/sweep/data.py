@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from scalinglab.errors import InputError, ParameterError
-from scalinglab.sweep.schema import DATA_RULES, check_fields
+from scalinglab.sweep.schema import DATA_RULES, settle
 
 STDLIB = "stdlib"
 #: cap on the default corpus, bytes: plenty for laptop sweeps, built in about a second
@@ -42,8 +42,7 @@ class DataSpec:
     val_fraction: float = 0.05
 
     def __post_init__(self) -> None:
-        given = {k: v for k, v in self.__dict__.items() if v is not None}
-        problem = check_fields({k: DATA_RULES[k] for k in given}, given)  # the plan's rules
+        problem = settle(self, DATA_RULES)  # the plan's rules; tokenizer may be None
         if problem:
             raise ParameterError(f"{problem[0]} {problem[1]}", problem[0])
 

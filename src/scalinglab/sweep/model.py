@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from scalinglab.errors import ParameterError
-from scalinglab.sweep.schema import MODEL_RULES, check_fields, shape_problem
+from scalinglab.sweep.schema import MODEL_RULES, settle, shape_problem
 
 Positions = Literal["rope", "learned"]
 
@@ -40,7 +40,7 @@ class ModelConfig:
         # the plan file's rules (sweep/schema.py), so a config built in Python and one read
         # from a plan are held to the same standard; a few microseconds, cheap enough for the
         # shape search, which builds hundreds
-        problem = check_fields(MODEL_RULES, self.__dict__) or shape_problem(
+        problem = settle(self, MODEL_RULES) or shape_problem(
             self.d_model, self.n_heads, self.positions)
         if problem is None and self.d_ff < 1:
             problem = ("ffn_ratio", f"{self.ffn_ratio} x d_model = {self.d_model} leaves an MLP "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -39,10 +40,10 @@ from scalinglab.sweep.schema import (
     RunTable,
     SettingError,
     SweepSection,
-    check_fields,
     parse_section,
     real,
     run_problem,
+    settle,
     shown,
     whole,
 )
@@ -273,8 +274,7 @@ class Defaults:
 
     def __post_init__(self) -> None:
         rules = {k: r for k, r in {**MODEL_RULES, **TRAIN_RULES}.items() if k in self.__dict__}
-        problem = check_fields({**rules, "aspect": real(0, lo_open=True), "min_steps": whole(1)},
-                               self.__dict__)
+        problem = settle(self, {**rules, "aspect": real(0, lo_open=True), "min_steps": whole(1)})
         if problem is None and self.batch_tokens < self.seq_len:
             raise ParameterError(f"batch_tokens ({self.batch_tokens}) must hold at least one "
                                  f"sequence of seq_len ({self.seq_len}) tokens",
@@ -310,7 +310,7 @@ def _positive(name: str, values: list[float], what: str) -> None:
     if not values:
         raise ParameterError(f"{name} needs at least one value", name)
     for v in values:
-        if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+        if isinstance(v, bool) or not (isinstance(v, numbers.Real) and v > 0 and math.isfinite(v)):
             raise ParameterError(f"{name} must be positive finite {what}; {shown(v)} is not", name)
 
 

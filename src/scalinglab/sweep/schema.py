@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, create_model
 from pydantic_core import PydanticCustomError
 
@@ -50,9 +51,7 @@ def shown(value: Any) -> str:
         return "a table"
     if isinstance(value, (list, tuple)):
         return "a list"
-    if hasattr(value, "item") and callable(value.item):  # a numpy scalar: np.int64(-5) -> -5
-        value = value.item()
-    return repr(value)
+    return repr(_python_scalar(value))  # np.int64(-5) shows as -5
 
 
 def _fmt(x: float) -> str:
@@ -75,11 +74,19 @@ def _inside(v: float, lo: float | None, hi: float | None, lo_open: bool, hi_open
     return not (hi is not None and (v >= hi if hi_open else v > hi))
 
 
+def _python_scalar(v: Any) -> Any:
+    """numpy scalars (from Python callers) as the Python numbers they hold; others unchanged."""
+    if isinstance(v, (np.integer, np.floating, np.bool_)):
+        return v.item()
+    return v
+
+
 def whole(lo: int | None = None, hi: int | None = None) -> Rule:
     """An integer in [lo, hi]; a whole-number float (``1e4``) is taken as that integer."""
     want = f"a whole number{_bounds(lo, hi, False, False)}"
 
     def rule(v: Any) -> int:
+        v = _python_scalar(v)
         if isinstance(v, float) and math.isfinite(v) and v.is_integer():
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, int) or not _inside(v, lo, hi, False, False):
@@ -96,8 +103,7 @@ def real(lo: float | None = None, hi: float | None = None, lo_open: bool = False
     want = f"a finite number{_bounds(lo, hi, lo_open, hi_open)}"
 
     def rule(v: Any) -> int | float:
-        if hasattr(v, "item") and not isinstance(v, (int, float)):  # numpy scalars from Python callers
-            v = v.item()
+        v = _python_scalar(v)
         if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
                 or not _inside(v, lo, hi, lo_open, hi_open)):
             raise SettingError(f"must be {want}, not {shown(v)}")
@@ -314,11 +320,16 @@ def run_problem(merged: Mapping[str, Any], model_defaults: Mapping[str, Any],
     return None
 
 
-def check_fields(rules: Mapping[str, Rule], values: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(key, detail) of the first value that breaks its rule; cheap enough for every config."""
+def settle(obj: Any, rules: Mapping[str, Rule]) -> tuple[str, str] | None:
+    """Check a frozen dataclass's fields by ``rules`` and store what each rule returns (numpy
+    scalars become Python numbers, ``steps=1e4`` becomes 10000), as a plan file's values are.
+    Returns the first (key, detail) that breaks its rule, leaving the rest unchecked."""
     for key, rule in rules.items():
+        value = getattr(obj, key)
+        if value is None:
+            continue
         try:
-            rule(values[key])
+            object.__setattr__(obj, key, rule(value))
         except SettingError as exc:
             return key, exc.detail
     return None

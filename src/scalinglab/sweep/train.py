@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scalinglab.errors import ParameterError
+from scalinglab.errors import ParameterError, ScalingLabError
 from scalinglab.sweep.data import Batches, Corpus, eval_windows, windows
 from scalinglab.sweep.model import ModelConfig, Transformer
-from scalinglab.sweep.schema import TRAIN_RULES, check_fields
+from scalinglab.sweep.schema import TRAIN_RULES, settle
 
 Schedule = Literal["cosine", "wsd", "constant"]
 
@@ -46,7 +46,7 @@ class TrainConfig:
     ema: float = 0.9  # smoothing of the reported train loss
 
     def __post_init__(self) -> None:
-        problem = check_fields(TRAIN_RULES, self.__dict__)  # the plan file's rules
+        problem = settle(self, TRAIN_RULES)  # the plan file's rules
         if problem:
             raise ParameterError(f"{problem[0]} {problem[1]}", problem[0])
 
@@ -72,8 +72,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
-class Diverged(RuntimeError):
-    """The loss became NaN or infinite."""
+class Diverged(ScalingLabError, RuntimeError):
+    """The loss became NaN or infinite (the runner records the run as failed with this)."""
 
 
 @dataclass
