@@ -255,6 +255,14 @@ def test_a_bad_isoflop_plan_request_writes_nothing_and_names_the_flag(tmp_path, 
     assert not out.exists()
 
 
+def test_a_plan_that_cannot_be_written_is_one_line(tmp_path, text):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    for out, says in ((tmp_path, "cannot write the plan here (Is a directory)"),
+                      (tmp_path / "taken" / "p.toml", "cannot write the plan here")):
+        refused(["sweep", "plan", "isoflop", "--budgets", "1e12", "--data", str(text),
+                 "--out", str(out)], tmp_path, says)
+
+
 BAD_GRID_FLAGS = [
     (["--lr", "nan", "--batch", "1024", "--sizes", "1e5"], "--lr must be positive finite learning rates; nan is not"),
     (["--lr", "1e-3", "--batch", "64", "--sizes", "1e5"], "--batch must be a whole number >= 128, not 64"),

@@ -89,7 +89,12 @@ def _written(plan: SweepPlan, out: Path, json_: bool) -> None:
                       f"{r.model.d_model} x {r.model.n_layers}, {r.model.n_heads}",
                       f"{r.D:.3g}", f"{r.D / r.N:.1f}", f"{r.train.steps:,}", f"{r.train.lr:g}",
                       f"{r.tokens_per_step:,}")
-    console.print(table)
+    if console.is_terminal:
+        console.print(table)
+    else:  # piped: as wide as the table needs, so no number is cut to fit 80 columns
+        from rich.console import Console
+
+        Console(width=10_000, no_color=True, highlight=False).print(table)
     _notes(plan.notes)
     console.print(f"run it with: scalinglab sweep run {out}")
 

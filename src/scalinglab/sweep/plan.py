@@ -159,9 +159,15 @@ class SweepPlan:
         return header + tomli_w.dumps(doc)
 
     def save(self, path: str | Path) -> Path:
+        """Write the plan (creating its folder); InputError if the path cannot be written."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_toml(), encoding="utf-8")
+        text = self.to_toml()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write the plan here ({exc.strerror or type(exc).__name__})",
+                             source=str(path)) from None
         return path
 
 

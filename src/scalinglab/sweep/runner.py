@@ -489,9 +489,10 @@ def _ray(todo: list[RunSpec], where: Placement, compile: bool, progress: Progres
             kwargs["num_cpus"] = os.cpu_count() or 1
         try:
             ray.init(**kwargs)
-        except ConnectionError as exc:
-            raise ParameterError(f"address {address}: cannot connect to a Ray cluster: {exc}",
-                                 "address") from None
+        except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, ValueError, RuntimeError...
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ParameterError(f"address {address}: cannot start or join a Ray cluster "
+                                 f"({first})", "address") from None
     events = Queue(actor_options={"num_cpus": 0})
     task = ray.remote(_remote_task).options(**where.ray_options)
     refs = {}
