@@ -187,3 +187,36 @@ def test_the_ray_backend_writes_each_result_exactly_once(tmp_path, data):
     curve = store.curve(plan.runs[0].run_id)
     assert len(curve) == 12 and curve["step"].is_unique
     assert run_plan(plan, store, backend="ray").skipped == 2
+
+
+class KillAWorker(Progress):
+    """The OOM killer, played by the test: SIGKILL a worker once the first run has begun."""
+
+    def __init__(self) -> None:
+        self.killed = False
+
+    def handle(self, event) -> None:
+        if isinstance(event, RunStarted) and not self.killed:
+            import multiprocessing
+            import os
+            import signal
+
+            workers = multiprocessing.active_children()
+            if workers:
+                os.kill(workers[0].pid, signal.SIGKILL)
+                self.killed = True
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_costs_only_the_runs_in_flight(tmp_path, data):
+    store = RunStore(tmp_path / "s.duckdb")
+    plan = plan_of(*(spec(data, 32, lr=1e-2 * (1 + i / 10), steps=40) for i in range(5)))
+    killer = KillAWorker()
+    report = run_plan(plan, store, workers=2, cpus_per_run=1, progress=killer)
+    assert killer.killed
+    every = store.runs(status=None).set_index("run_id")
+    assert sorted(every.index) == sorted(r.run_id for r in plan.runs)  # every run has a record
+    failed = every[every["status"] == "failed"]
+    assert 1 <= len(failed) <= 2 and report.failed == len(failed)  # at most the two in flight
+    assert all("a worker process died" in e for e in failed["error"])
+    assert report.finished == 5 - len(failed)  # a fresh pool trained the rest

@@ -31,6 +31,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -436,35 +437,56 @@ def _biggest_first(todo: list[RunSpec]) -> list[RunSpec]:
 def _pool(todo: list[RunSpec], where: Placement, compile: bool, progress: Progress,
           source: str) -> Iterator[tuple[RunSpec, Outcome]]:
     """Runs in worker processes on this machine, one per slot (spawned: no forked torch or CUDA
-    state). A run is submitted only when a slot is free, so it knows its device."""
+    state). A run is submitted only when a slot is free, so it knows its device.
+
+    A worker that dies (killed for memory, a segfault in a kernel) breaks the whole pool: the
+    runs in flight are recorded as failed with that cause (``--retry-failed`` reruns them; which
+    one died cannot be told), and a fresh pool takes the rest.
+    """
     if not todo:
         return
     ctx = multiprocessing.get_context("spawn")
     events = ctx.Queue()
     queue_ = _biggest_first(todo)
     free = list(where.slots)
-    running: dict[Future[dict[str, Any]], tuple[RunSpec, str]] = {}
-    pool = ProcessPoolExecutor(max_workers=len(where.slots), mp_context=ctx,
-                               initializer=_init_worker, initargs=(events,))
+    running: dict[Future[dict[str, Any]], tuple[RunSpec, str, ProcessPoolExecutor]] = {}
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=len(where.slots), mp_context=ctx,
+                                   initializer=_init_worker, initargs=(events,))
+
+    pool = new_pool()
     try:
         while queue_ or running:
             while queue_ and free:
                 spec, slot = queue_.pop(0), free.pop(0)
-                future = pool.submit(_remote_task, spec.to_dict(), slot, compile, source,
-                                     where.threads)
-                running[future] = (spec, slot)
+                args = (spec.to_dict(), slot, compile, source, where.threads)
+                try:
+                    future = pool.submit(_remote_task, *args)
+                except BrokenProcessPool:  # a worker died since the last look: start afresh
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = new_pool()
+                    future = pool.submit(_remote_task, *args)
+                running[future] = (spec, slot, pool)
             done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
             _drain(events, progress)
+            broken = False
             for future in done:
-                spec, slot = running.pop(future)
+                spec, slot, owner = running.pop(future)
                 free.append(slot)
                 try:
                     outcome = Outcome.from_wire(future.result())
                 except Exception as exc:  # noqa: BLE001 - a dead worker is a failed run, recorded
+                    broken = broken or (isinstance(exc, BrokenProcessPool) and owner is pool)
+                    why = ("a worker process died (out of memory, or a crash in native code); "
+                           "the runs in flight with it are recorded failed"
+                           if isinstance(exc, BrokenProcessPool) else f"{type(exc).__name__}: {exc}")
                     outcome = _failed({**spec.record(), "source": source},
-                                      f"worker failed: {type(exc).__name__}: {exc}",
-                                      time.perf_counter())
+                                      f"worker failed: {why}", time.perf_counter())
                 yield spec, outcome
+            if broken:
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = new_pool()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         events.cancel_join_thread()
