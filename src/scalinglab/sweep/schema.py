@@ -333,8 +333,3 @@ def settle(obj: Any, rules: Mapping[str, Rule]) -> tuple[str, str] | None:
         except SettingError as exc:
             return key, exc.detail
     return None
-
-
-def describe(rules: Mapping[str, Rule]) -> dict[str, str]:
-    """Each key and what it must be, for documentation and error hints."""
-    return {k: (r.__doc__ or "").strip() for k, r in rules.items()}
