@@ -5,10 +5,13 @@
     python benchmarks/bench_sweep_share.py --device cuda --k 4 --backend ray   # Ray, 0.25 GPU/run
 
 The sweep is ``isoflop_plan``'s: 4 budgets x 5 sizes, log-spaced so the 20 models span the
-requested N range (GPU default 1M-50M non-embedding parameters; CPU 5k-200k). Each run is
+requested N range (GPU default 1M-50M non-embedding parameters; CPU 20k-200k). Sizes that
+round to the same shape are planned once, so a narrow range can give fewer than 20 runs (the
+header says how many). Each run is
 trained on ``--token-scale`` of its IsoFLOP tokens (at least ``--min-steps`` steps), keeping the
 sweep's mix of shapes and relative lengths (small models get the most tokens, as in a real
 IsoFLOP sweep) while fitting in minutes; throughput is per token, so the ratio is the sweep's.
+On the GPU defaults that is 46M tokens, 2.9 PFLOPs, 30-609 steps of 16,384 tokens per run.
 
 Both modes train the same plan into fresh stores, in the same process run:
   * one at a time: ``run_plan(plan, store, device=...)``, one run after another in this
@@ -93,7 +96,7 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=None)
     ap.add_argument("--batch-tokens", type=int, default=None)
     ap.add_argument("--token-scale", type=float, default=None,
-                    help="share of each run's IsoFLOP tokens to train (default: 0.002 CUDA, 0.1 CPU)")
+                    help="share of each run's IsoFLOP tokens to train (default: 0.01 CUDA, 0.02 CPU)")
     ap.add_argument("--min-steps", type=int, default=None)
     ap.add_argument("--only-shared", action="store_true", help="skip the one-at-a-time reference")
     args = ap.parse_args()
@@ -102,12 +105,12 @@ def main() -> None:
     if args.device == "cuda":
         args.device = "cuda:0"  # one GPU, shared or not: the ratio is per device
     k = args.k or (4 if cuda else 2)
-    n_min = args.n_min or (1e6 if cuda else 5e3)
+    n_min = args.n_min or (1e6 if cuda else 2e4)
     n_max = args.n_max or (5e7 if cuda else 2e5)
     seq_len = args.seq_len or (256 if cuda else 64)
     batch = args.batch_tokens or (16_384 if cuda else 1_024)
-    scale = args.token_scale or (0.002 if cuda else 0.1)
-    min_steps = args.min_steps or (60 if cuda else 20)
+    scale = args.token_scale or (0.01 if cuda else 0.02)
+    min_steps = args.min_steps or (30 if cuda else 20)
     plan = sweep_plan(n_min, n_max, args.budgets, args.sizes, seq_len, batch, scale, min_steps)
     n = sorted(r.N for r in plan.runs)
     load_corpus(DataSpec())  # build the corpus cache once, outside both timings
