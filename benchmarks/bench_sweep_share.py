@@ -99,6 +99,8 @@ def main() -> None:
                     help="share of each run's IsoFLOP tokens to train (default: 0.01 CUDA, 0.02 CPU)")
     ap.add_argument("--min-steps", type=int, default=None)
     ap.add_argument("--only-shared", action="store_true", help="skip the one-at-a-time reference")
+    ap.add_argument("--reference-threads", type=int, default=None,
+                    help="CPU threads of the one-at-a-time reference (default: every core)")
     args = ap.parse_args()
 
     cuda = args.device.startswith("cuda")
@@ -144,8 +146,11 @@ def main() -> None:
         folder = Path(tmp)
         results = []
         if not args.only_shared:
-            results.append(timed(plan, folder, "one at a time", device=args.device,
-                                 compile=args.compile))
+            threads = args.reference_threads
+            label = "one at a time" + (f" ({threads} thread{'s' if threads > 1 else ''})"
+                                       if threads else "")
+            results.append(timed(plan, folder, label, device=args.device, compile=args.compile,
+                                 cpus_per_run=threads))
         how = (f"{args.backend}, {1 / k:g} GPU/run" if cuda else
                f"{args.backend}, {k} x 1 thread")
         results.append(timed(plan, folder, f"{k} at a time ({how})", **shared_kwargs))
