@@ -191,6 +191,23 @@ def test_bad_data_files_are_refused_before_the_store_is_opened(tmp_path, plan_do
         refused(["sweep", "run", str(save(tmp_path, plan_doc)), "--store", str(store)], tmp_path, says)
 
 
+def test_a_finished_sweep_reruns_without_its_data(tmp_path, plan_doc, text):
+    # nothing is left to train, so a data source moved away since is no reason to refuse
+    store = tmp_path / "s.duckdb"
+    plan = save(tmp_path, plan_doc)
+    assert runner.invoke(app, ["sweep", "run", str(plan), "--store", str(store)]).exit_code == 0
+    text.rename(tmp_path / "moved.txt")
+    from scalinglab.sweep.runner import _corpus
+
+    _corpus.cache_clear()  # a fresh process would not hold the corpus in memory either
+    result = runner.invoke(app, ["sweep", "run", str(plan), "--store", str(store), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["skipped"] == 4
+    plan_doc["runs"][0]["lr"] = 0.02  # an edited run needs the data again: refused, one line
+    refused(["sweep", "run", str(save(tmp_path, plan_doc)), "--store", str(store)], tmp_path,
+            "data source not found")
+
+
 def test_a_rejected_sweep_does_not_create_a_store(tmp_path, plan_doc):
     run_k(plan_doc, 0)["seq_len"] = 0
     refused(["sweep", "run", str(save(tmp_path, plan_doc)), "--store", str(tmp_path / "new.duckdb")],

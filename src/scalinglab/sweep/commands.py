@@ -238,12 +238,16 @@ def run(
     from scalinglab.runs.store import RunStore
     from scalinglab.sweep.display import RichProgress
     from scalinglab.sweep.plan import load_plan
-    from scalinglab.sweep.runner import check_data, data_is_local, placement, run_plan
+    from scalinglab.sweep.runner import check_data, data_is_local, pending, placement, run_plan
 
     placement(backend, device, workers, gpus_per_run, cpus_per_run)  # the request, checked
     plan = load_plan(plan_file)
+    todo = plan.runs
+    if store.exists():  # read-only: what is left to train, without touching the store
+        with RunStore(store, read_only=True) as held:
+            todo = pending(plan, held, retry_failed)
     if backend != "ray" or address is None or data_is_local(plan):
-        check_data(plan)  # the data each run needs, loaded once and checked against the runs
+        check_data(plan, todo)  # the data each run needs, loaded once and checked against them
     _notes(plan.notes)
     runs = RunStore(store)
     with RichProgress() as progress:
