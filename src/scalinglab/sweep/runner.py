@@ -10,10 +10,10 @@ flight.
 
 Sharing a GPU pays because small models leave it mostly idle: a 1M-parameter step is a few
 hundred tiny kernels whose launch cost, paid by one Python thread, dominates. Processes that
-share the device overlap one run's launch gaps with another's kernels. (On this project's
-2-core CPU machine the same scheduling, two one-thread runs side by side, trains 1.3-1.6x more
-tokens/s than one two-thread run.) Without NVIDIA MPS the contexts time-slice rather than run
-kernels concurrently; with ``nvidia-cuda-mps-control -d`` they overlap fully.
+share the device overlap one run's launch gaps with another's kernels. Without NVIDIA MPS the
+contexts time-slice rather than run kernels concurrently; with ``nvidia-cuda-mps-control -d``
+they can overlap. ``benchmarks/bench_sweep_share.py`` measures the gain against one run at a
+time; the GPU figure has not been measured yet (no GPU was available when this was written).
 
 Workers report when a run really starts and how far it is (throttled to a few events a second),
 so the progress line counts runs in flight, not runs queued.
