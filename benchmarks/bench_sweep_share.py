@@ -22,6 +22,11 @@ Aggregate tokens/s = all tokens trained / the sweep's wall time, start to last r
 process start-up, CUDA initialisation and compilation included (they are real costs of a
 sweep). Per-run tokens/s exclude compile and warm-up (recorded apart as ``compile_s``).
 
+Both modes use one GPU (cuda:0); with ``--backend ray`` on a multi-GPU machine, set
+``CUDA_VISIBLE_DEVICES=0`` so Ray packs the runs on that one too. NVIDIA MPS
+(``nvidia-cuda-mps-control -d``) lets the shared runs' kernels overlap rather than time-slice;
+the header says whether it is on.
+
 The target (issue 17) is >= 3x on a GPU for the small-model sweep. On the 2-core development
 machine the CPU ratio is what two one-thread runs gain over one two-thread run.
 """
