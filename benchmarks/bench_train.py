@@ -8,6 +8,7 @@ Each size is timed twice in the same run, on the same random tokens, model and b
     fused AdamW and, with --compile, torch.compile);
   * naive: the same model with textbook attention (explicit T x T scores and mask), fp32, eager,
     a per-parameter AdamW loop (foreach=False) -- what a straightforward first version would do.
+Warm-up steps (where torch.compile compiles) are timed apart and left out of tokens/s.
 MFU = tokens/s x model FLOPs per token / peak, with model FLOPs per token = 6 x (non-embedding
 + output-head weights) + 12 x layers x context x width (PaLM's appendix B convention). The peak
 is the accelerator's dense bf16 figure (H100/H200 SXM: 989.5 TFLOP/s), or --peak-tflops.
@@ -48,8 +49,9 @@ def peak_flops(device: torch.device, override: float | None) -> float | None:
 
 
 def time_steps(cfg: ModelConfig, batch: int, device: torch.device, naive: bool, compile: bool,
-               steps: int, warmup: int) -> float:
-    """Tokens per second of full training steps (forward, backward, clip, AdamW)."""
+               steps: int, warmup: int) -> tuple[float, float]:
+    """Tokens per second of full training steps (forward, backward, clip, AdamW), and the
+    seconds the warm-up steps took (compilation, with --compile), which the rate leaves out."""
     torch.manual_seed(0)
     model = Transformer(cfg, naive_attention=naive).to(device)
     tcfg = TrainConfig(lr=1e-3, batch_tokens=batch * cfg.seq_len, steps=steps)
@@ -74,6 +76,7 @@ def time_steps(cfg: ModelConfig, batch: int, device: torch.device, naive: bool, 
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    t_warm = time.perf_counter()
     for _ in range(warmup):
         step()
     sync()
@@ -81,7 +84,7 @@ def time_steps(cfg: ModelConfig, batch: int, device: torch.device, naive: bool, 
     for _ in range(steps):
         step()
     sync()
-    return steps * batch * cfg.seq_len / (time.perf_counter() - t0)
+    return steps * batch * cfg.seq_len / (time.perf_counter() - t0), t0 - t_warm
 
 
 def main() -> None:
@@ -119,14 +122,15 @@ def main() -> None:
     print(f"device: {name}; torch {torch.__version__}; context {seq_len}, batch {batch} "
           f"sequences; {steps} timed steps after {warmup} warm-up"
           + (f"; peak {peak / 1e12:.1f} TFLOP/s bf16" if peak else ""))
-    header = f"{'model':>26} {'params':>14} {'scalinglab tok/s':>17} {'MFU':>6} {'naive tok/s':>12} {'MFU':>6} {'ratio':>6}"
+    header = (f"{'model':>26} {'params':>14} {'scalinglab tok/s':>17} {'MFU':>6} {'warm-up s':>9} "
+              f"{'naive tok/s':>12} {'MFU':>6} {'ratio':>6}")
     print(header)
     for cfg in configs:
         fpt = model_flops_per_token(cfg)
-        fast = time_steps(cfg, batch, device, naive=False, compile=args.compile, steps=steps,
-                          warmup=warmup)
+        fast, warm_s = time_steps(cfg, batch, device, naive=False, compile=args.compile,
+                                  steps=steps, warmup=warmup)
         slow = None if args.no_naive else time_steps(cfg, batch, device, naive=True,
-                                                     compile=False, steps=steps, warmup=warmup)
+                                                     compile=False, steps=steps, warmup=warmup)[0]
 
         def mfu(tps: float | None, fpt: float = fpt) -> str:
             return f"{tps * fpt / peak:6.1%}" if peak and tps else f"{'-':>6}"
@@ -135,7 +139,8 @@ def main() -> None:
         params = f"{non_embedding_params(cfg) / 1e6:.2f}M+{embedding_params(cfg) / 1e6:.2f}M"
         ratio = f"{fast / slow:5.2f}x" if slow else f"{'-':>6}"
         slow_s = f"{slow:12,.0f}" if slow else f"{'-':>12}"
-        print(f"{shape:>26} {params:>14} {fast:17,.0f} {mfu(fast)} {slow_s} {mfu(slow)} {ratio}")
+        print(f"{shape:>26} {params:>14} {fast:17,.0f} {mfu(fast)} {warm_s:9.2f} {slow_s} "
+              f"{mfu(slow)} {ratio}")
 
 
 if __name__ == "__main__":

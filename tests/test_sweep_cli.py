@@ -45,8 +45,11 @@ def test_plan_then_run_then_rerun_an_isoflop_sweep(tmp_path, text):
     assert (report["finished"], report["failed"], report["skipped"]) == (4, 0, 0)
     runs = RunStore(store).runs()
     assert len(runs) == 4 and set(runs["tags"].map(lambda t: t["sweep"])) == {"isoflop"}
-    again = invoke("sweep", "run", str(plan), "--store", str(store))
+    result = runner.invoke(app, ["sweep", "run", str(plan), "--store", str(store), "--json"])
+    again = json.loads(result.stdout)
     assert (again["finished"], again["skipped"]) == (0, 4)
+    # the resumed sweep's progress counts what the store holds: no "0/0"
+    assert "runs 4/4 done · 0 in flight · 0 failed · 4 from the store · 100%" in result.stderr
 
 
 def test_grid_plans_are_written_with_one_run_per_combination(tmp_path, text):

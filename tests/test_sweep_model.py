@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from scalinglab.errors import ParameterError
 from scalinglab.sweep.model import (
     ModelConfig,
     Transformer,
@@ -46,9 +47,9 @@ def test_flops_are_6N_per_token_plus_the_attention_term():
 
 
 def test_invalid_shapes_are_refused():
-    with pytest.raises(ValueError, match="divide"):
+    with pytest.raises(ParameterError, match="n_heads 3 does not divide d_model = 64"):
         ModelConfig(d_model=64, n_layers=1, n_heads=3)
-    with pytest.raises(ValueError, match="positions"):
+    with pytest.raises(ParameterError, match="positions must be one of"):
         ModelConfig(d_model=64, n_layers=1, n_heads=2, positions="alibi")  # type: ignore[arg-type]
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from scalinglab.clikit import UserError
+from scalinglab.errors import InputError
 from scalinglab.sweep.data import DataSpec, load_corpus
 from scalinglab.sweep.model import ModelConfig, Transformer
 from scalinglab.sweep.train import Diverged, TrainConfig, lr_at, optimizer_for, train
@@ -115,19 +115,19 @@ def test_uint16_arrays_are_read_in_nanogpt_layout(tmp_path):
 
 
 def test_bad_data_sources_get_clear_errors(tmp_path):
-    with pytest.raises(UserError, match="not found"):
+    with pytest.raises(InputError, match="not found"):
         load_corpus(DataSpec(source=str(tmp_path / "missing")))
     np.save(tmp_path / "f.npy", np.zeros(10_000, dtype=np.float32))
-    with pytest.raises(UserError, match="uint16"):
+    with pytest.raises(InputError, match="uint16"):
         load_corpus(DataSpec(source=str(tmp_path / "f.npy")))
     (tmp_path / "tiny.txt").write_text("too short")
-    with pytest.raises(UserError, match="too little data"):
+    with pytest.raises(InputError, match="too little data"):
         load_corpus(DataSpec(source=str(tmp_path / "tiny.txt")))
 
 
 def test_a_missing_tokenizer_file_is_named(tmp_path: Path):
     (tmp_path / "t.txt").write_text("x" * 10_000)
-    with pytest.raises(UserError, match="tokenizer file not found"):
+    with pytest.raises(InputError, match="tokenizer file not found"):
         load_corpus(DataSpec(source=str(tmp_path / "t.txt"), tokenizer=str(tmp_path / "tok.json")))
 
 
@@ -144,3 +144,22 @@ def test_a_local_tokenizer_file_sets_the_vocabulary(tmp_path: Path):
     assert c.vocab_size == tok.get_vocab_size()
     assert int(c.train.max()) < c.vocab_size
     assert len(c.train) + len(c.val) == len(tok.encode(text.read_text()).ids)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compile_time_is_recorded_apart_from_tokens_per_second(corpus):
+    import shutil
+
+    if shutil.which("cc") is None:
+        pytest.skip("torch.compile on CPU needs a C compiler")
+    cfg = TrainConfig(lr=1e-2, batch_tokens=256, steps=30, eval_tokens=1024)
+    eager = train(TINY, cfg, corpus)
+    compiled = train(TINY, cfg, corpus, compile=True)
+    assert eager.compile_s == 0.0 and compiled.compile_s > 0.0
+    # the rate is over the training steps alone: compiling took longer than all of them
+    steps_s = compiled.tokens / compiled.tokens_per_s
+    assert steps_s < compiled.wall_time_s - compiled.compile_s
+    assert compiled.compile_s > steps_s
+    # the warm-up pass took no optimiser step: the compiled run is the eager run
+    assert compiled.eval_loss == pytest.approx(eager.eval_loss, rel=1e-4)

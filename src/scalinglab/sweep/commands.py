@@ -1,6 +1,9 @@
 """``scalinglab sweep plan isoflop|grid`` and ``scalinglab sweep run``.
 
-torch is imported inside the commands, so ``--help`` and the other commands stay fast.
+torch is imported inside the commands, so ``--help`` and the other commands stay fast. Results
+go to stdout (``--json``: nothing but the JSON); notes, warnings and progress go to stderr.
+Everything a command is asked is checked (flags, plan file, data) before the store is opened,
+so a rejected command leaves the store as it was.
 """
 
 from __future__ import annotations
@@ -10,11 +13,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from scalinglab.clikit import DEFAULT_STORE, UserError, console, emit_json, new_app
+from scalinglab.clikit import DEFAULT_STORE, UserError, console, emit_json, err_console, new_app
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from scalinglab.sweep.data import DataSpec
     from scalinglab.sweep.plan import Defaults, SweepPlan
 
@@ -39,14 +40,10 @@ def _floats(text: str, option: str) -> list[float]:
 def _defaults(seq_len: int, batch: int, lr: float, weight_decay: float, schedule: str,
               warmup: float, seed: int, positions: str, untied: bool, aspect: float,
               ffn_ratio: float, vocab_size: int) -> Defaults:
+    """The plan's shared settings; Defaults checks them with the plan file's rules and names
+    the field, which the command group shows as this command's flag."""
     from scalinglab.sweep.plan import Defaults
 
-    if positions not in ("rope", "learned"):
-        raise UserError(f"--positions must be rope or learned, not {positions!r}")
-    if schedule not in ("cosine", "wsd", "constant"):
-        raise UserError(f"--schedule must be cosine, wsd or constant, not {schedule!r}")
-    if seq_len < 2 or batch < seq_len:
-        raise UserError(f"--batch-tokens ({batch}) must hold at least one sequence of --seq-len ({seq_len})")
     return Defaults(seq_len=seq_len, batch_tokens=batch, lr=lr, weight_decay=weight_decay,
                     schedule=schedule, warmup=warmup, seed=seed, positions=positions,
                     tie_embeddings=not untied, aspect=aspect, ffn_ratio=ffn_ratio,
@@ -64,7 +61,7 @@ def _data(data: str, tokenizer: Path | None) -> DataSpec:
 
 
 def _vocab(data_spec: DataSpec, vocab_size: int | None) -> int:
-    if vocab_size:
+    if vocab_size is not None:
         return vocab_size
     tok = data_spec.tokenizer
     if tok:
@@ -91,10 +88,19 @@ def _written(plan: SweepPlan, out: Path, json_: bool) -> None:
                       f"{r.model.d_model} x {r.model.n_layers}, {r.model.n_heads}",
                       f"{r.D:.3g}", f"{r.D / r.N:.1f}", f"{r.train.steps:,}", f"{r.train.lr:g}",
                       f"{r.tokens_per_step:,}")
-    console.print(table)
-    for note in plan.notes:
-        console.print(f"[yellow]note:[/] {note}")
+    if console.is_terminal:
+        console.print(table)
+    else:  # piped: as wide as the table needs, so no number is cut to fit 80 columns
+        from rich.console import Console
+
+        Console(width=10_000, no_color=True, highlight=False).print(table)
+    _notes(plan.notes)
     console.print(f"run it with: scalinglab sweep run {out}")
+
+
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
 
 
 _SEQ = typer.Option(128, "--seq-len", help="Context length, tokens.")
@@ -118,8 +124,8 @@ _JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 @plan_app.command("isoflop")
 def plan_isoflop(
     budgets: str = typer.Option(..., "--budgets", help="Compute budgets, FLOPs (6ND), comma-separated."),
-    sizes: int = typer.Option(5, "--sizes", min=1, help="Model sizes per budget."),
-    span: float = typer.Option(16.0, "--span", min=1.0, help="Largest / smallest N in a budget."),
+    sizes: int = typer.Option(5, "--sizes", help="Model sizes per budget."),
+    span: float = typer.Option(16.0, "--span", help="Largest / smallest N in a budget."),
     tokens_per_param: float = typer.Option(20.0, "--tokens-per-param",
                                            help="Centre the sizes on the N where D/N is this."),
     out: Path = typer.Option(Path("isoflop.toml"), "--out", "-o", help="Plan file to write."),
@@ -152,8 +158,8 @@ def plan_isoflop(
 
 @plan_app.command("grid")
 def plan_grid(
-    lr_values: str = typer.Option(..., "--lr", help="Peak learning rates, comma-separated."),
-    batch_values: str = typer.Option(..., "--batch", help="Batch sizes in tokens, comma-separated."),
+    lrs: str = typer.Option(..., "--lr", help="Peak learning rates, comma-separated."),
+    batches: str = typer.Option(..., "--batch", help="Batch sizes in tokens, comma-separated."),
     sizes: str = typer.Option(..., "--sizes", help="Target N (non-embedding), comma-separated."),
     tokens: float = typer.Option(None, "--tokens", help="Training tokens per run (default: 20 N)."),
     tokens_per_param: float = typer.Option(20.0, "--tokens-per-param", help="D/N when --tokens is not given."),
@@ -173,14 +179,16 @@ def plan_grid(
 
         scalinglab sweep plan grid --lr 2e-3,4e-3 --batch 2048 --sizes 3e5 --tokens 2e7
     """
-    from scalinglab.sweep.plan import grid_plan
+    from scalinglab.sweep.plan import check_grid, grid_plan
 
     spec = _data(data, tokenizer)
-    lrs = _floats(lr_values, "--lr")
-    batches = [int(b) for b in _floats(batch_values, "--batch")]
-    defaults = _defaults(seq_len, min(batches), lrs[0], weight_decay, schedule, warmup, seed,
-                         positions, untied, aspect, ffn_ratio, _vocab(spec, vocab_size))
-    plan = grid_plan(lrs, batches, _floats(sizes, "--sizes"), tokens=tokens,
+    lr_list, size_list = _floats(lrs, "--lr"), _floats(sizes, "--sizes")
+    batch_list = _floats(batches, "--batch")
+    check_grid(lr_list, batch_list, size_list, seq_len)  # before they make the defaults
+    batch_ints = [int(b) for b in batch_list]
+    defaults = _defaults(seq_len, min(batch_ints), lr_list[0], weight_decay, schedule, warmup,
+                         seed, positions, untied, aspect, ffn_ratio, _vocab(spec, vocab_size))
+    plan = grid_plan(lr_list, batch_ints, size_list, tokens=tokens,
                      tokens_per_param=tokens_per_param, data=spec, defaults=defaults,
                      name=name)
     _written(plan, out, json_)
@@ -190,16 +198,23 @@ def plan_grid(
 def run(
     plan_file: Path = typer.Argument(..., help="Plan file from `scalinglab sweep plan`."),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
-    backend: str = typer.Option("local", "--backend", help="local (this process) or ray."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:K or auto."),
+    backend: str = typer.Option("local", "--backend", help="local (this machine) or ray."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:K, mps or auto."),
     address: str = typer.Option(None, "--address",
                                 help="Ray cluster to join (e.g. ray://head:10001); default: start one here."),
-    cpus_per_run: int = typer.Option(None, "--cpus-per-run", min=1,
+    cpus_per_run: int = typer.Option(None, "--cpus-per-run",
                                      help="CPU threads per run (Ray: CPUs reserved per task)."),
-    compile_: bool = typer.Option(False, "--compile", help="torch.compile each model (GPU)."),
+    gpus_per_run: float = typer.Option(None, "--gpus-per-run",
+                                       help="Share of a GPU per run, e.g. 0.25: four small runs "
+                                            "train side by side on each GPU (Ray packs them; the "
+                                            "local backend starts worker processes)."),
+    compile_: bool = typer.Option(False, "--compile",
+                                  help="torch.compile each model (GPU); compile time is "
+                                       "recorded apart from tokens/s."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1,
-                                help="Local CPU runs trained at once, in worker processes."),
+    workers: int = typer.Option(1, "--workers", "-j",
+                                help="Local runs trained at once, in worker processes (CPU, "
+                                     "or sharing the CUDA device)."),
     log: Path = typer.Option(None, "--log",
                              help="Write each run's training log to LOG/RUN_ID.log (read back "
                              "with `scalinglab import LOG --from log`)."),
@@ -208,7 +223,9 @@ def run(
     """Train every run of a plan not already in the store, writing each result as it ends.
 
     Rerunning skips finished (and failed) runs; Ctrl-C loses at most the runs in flight; a run
-    that diverges or crashes is recorded as failed with its error, and the sweep goes on.
+    that diverges or crashes is recorded as failed with its error, and the sweep goes on. The
+    plan, the flags and the data are checked before the store is opened. Progress and notes go
+    to stderr; with --json, stdout holds only the JSON report.
 
     Examples:
 
@@ -216,39 +233,41 @@ def run(
 
         scalinglab sweep run iso.toml --workers 4 --cpus-per-run 2   # 4 runs at once on 8 cores
 
-        scalinglab sweep run iso.toml --backend ray --device cuda --address auto
+        scalinglab sweep run iso.toml --device cuda --gpus-per-run 0.25   # 4 runs per GPU
+
+        scalinglab sweep run iso.toml --backend ray --device cuda --gpus-per-run 0.25 --address auto
     """
     from scalinglab.runs.store import RunStore
     from scalinglab.sweep.display import RichProgress
     from scalinglab.sweep.plan import load_plan
-    from scalinglab.sweep.runner import run_plan
+    from scalinglab.sweep.runner import check_data, data_is_local, pending, placement, run_plan
 
-    if backend not in ("local", "ray"):
-        raise UserError(f"--backend must be local or ray, not {backend!r}")
+    placement(backend, device, workers, gpus_per_run, cpus_per_run)  # the request, checked
     plan = load_plan(plan_file)
-    for note in plan.notes:
-        console.print(f"[yellow]note:[/] {note}")
+    todo = plan.runs
+    if store.exists():  # read-only: what is left to train, without touching the store
+        with RunStore(store, read_only=True) as held:
+            todo = pending(plan, held, retry_failed)
+    if backend != "ray" or address is None or data_is_local(plan):
+        check_data(plan, todo)  # the data each run needs, loaded once and checked against them
+    _notes(plan.notes)
     runs = RunStore(store)
-    with RichProgress(console=None if not json_ else _quiet()) as progress:
-        report = run_plan(plan, runs, backend=backend, device=device, address=address,
+    with RichProgress() as progress:
+        report = run_plan(plan, runs, backend=backend, device=device, address=address,  # type: ignore[arg-type]
                           cpus_per_run=cpus_per_run, compile=compile_, retry_failed=retry_failed,
                           progress=progress, source=str(plan_file), workers=workers,
-                          log_dir=None if log is None else str(log))
+                          log_dir=None if log is None else str(log),
+                          gpus_per_run=gpus_per_run)
     if json_:
-        emit_json(report.to_dict() | {"store": str(store), "plan": str(plan_file)})
+        emit_json(report.to_dict() | {"store": str(store), "plan": str(plan_file),
+                                      "notes": plan.notes})
     else:
         console.print(f"{report.finished} finished, {report.failed} failed, {report.skipped} "
-                      f"already in {store}, in {report.wall_time_s:.1f} s")
+                      f"already in {store}, in {report.wall_time_s:.1f} s", highlight=False)
     if report.interrupted:
-        console.print("[yellow]interrupted[/]: finished runs are saved; run the same command "
-                      "to resume")
+        err_console.print("[yellow]interrupted[/]: finished runs are saved; run the same "
+                          "command to resume", highlight=False)
         raise typer.Exit(130)
-
-
-def _quiet() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, quiet=True)
 
 
 def register(app: typer.Typer) -> None:

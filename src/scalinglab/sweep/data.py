@@ -12,6 +12,7 @@ Token arrays are cached as ``uint16`` files under ``$SCALINGLAB_CACHE`` (default
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -23,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from scalinglab.clikit import UserError
+from scalinglab.errors import InputError, ParameterError
+from scalinglab.sweep.schema import DATA_RULES, settle
 
 STDLIB = "stdlib"
 #: cap on the default corpus, bytes: plenty for laptop sweeps, built in about a second
@@ -38,6 +40,11 @@ class DataSpec:
     source: str = STDLIB  # "stdlib", a text file/folder, or a .bin/.npy uint16 array
     tokenizer: str | None = None  # a local tokenizers JSON file; byte-level when None
     val_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        problem = settle(self, DATA_RULES)  # the plan's rules; tokenizer may be None
+        if problem:
+            raise ParameterError(f"{problem[0]} {problem[1]}", problem[0])
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -102,16 +109,21 @@ class _Encoder:
         if tokenizer:
             path = Path(tokenizer)
             if not path.is_file():
-                raise UserError(f"{tokenizer}: tokenizer file not found")
+                raise InputError("tokenizer file not found", source=tokenizer)
             try:
                 from tokenizers import Tokenizer
             except ImportError:
-                raise UserError(f"{tokenizer}: reading a tokenizer file needs the 'tokenizers' "
-                                "package (pip install tokenizers)") from None
-            self.tokenizer = Tokenizer.from_file(str(path))
+                raise InputError("reading a tokenizer file needs the 'tokenizers' package "
+                                 "(pip install tokenizers)", source=tokenizer) from None
+            try:
+                self.tokenizer = Tokenizer.from_file(str(path))
+            except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exception
+                first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise InputError(f"not a tokenizers JSON file ({first})", source=tokenizer) from None
             self.vocab_size = int(self.tokenizer.get_vocab_size())
             if self.vocab_size > 65536:
-                raise UserError(f"{tokenizer}: vocabulary of {self.vocab_size} does not fit uint16")
+                raise InputError(f"a vocabulary of {self.vocab_size} does not fit uint16 tokens",
+                                 source=tokenizer)
 
     def __call__(self, data: bytes) -> np.ndarray:
         if self.tokenizer is None:
@@ -157,34 +169,44 @@ def _cached(key: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _store(key: str, train: np.ndarray, val: np.ndarray) -> None:
+    """Cache the tokens; a cache that cannot be written is skipped (it only saves time)."""
     folder = cache_dir() / "corpus" / key
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, arr in (("train.bin", train), ("val.bin", val)):
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
-        arr.astype(np.uint16).tofile(tmp)
-        os.replace(tmp, folder / name)
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, arr in (("train.bin", train), ("val.bin", val)):
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            arr.astype(np.uint16).tofile(tmp)
+            os.replace(tmp, folder / name)
 
 
 def load_corpus(spec: DataSpec = DataSpec()) -> Corpus:
-    """Tokens for training and held-out evaluation; raises :class:`UserError` on bad input."""
-    if not 0 < spec.val_fraction < 0.5:
-        raise UserError(f"val_fraction must be in (0, 0.5), not {spec.val_fraction}")
+    """Tokens for training and held-out evaluation; raises :class:`InputError` on bad data
+    (missing, unreadable, empty or too small), naming the source."""
+    try:
+        return _load(spec)
+    except OSError as exc:  # unreadable file or folder: permissions, a vanished file, I/O
+        where = exc.filename or spec.source
+        raise InputError(f"cannot read the data ({exc.strerror or type(exc).__name__})",
+                         source=str(where)) from None
+
+
+def _load(spec: DataSpec) -> Corpus:
     if spec.source == STDLIB:
         files, name, max_bytes = stdlib_files(), f"python{sys.version_info[0]}.{sys.version_info[1]} stdlib", STDLIB_MAX_BYTES
         if not files:
-            raise UserError("the Python standard library source was not found; name a text "
-                            "file or folder as the data source")
+            raise InputError("the Python standard library source was not found; name a text "
+                             "file or folder as the data source", source=STDLIB)
     else:
         path = Path(spec.source)
         if not path.exists():
-            raise UserError(f"{spec.source}: data source not found (a text file or folder, a "
-                            "uint16 .bin/.npy array, or 'stdlib')")
+            raise InputError("data source not found (a text file or folder, a uint16 .bin/.npy "
+                             "array, or 'stdlib')", source=spec.source)
         if path.suffix in (".bin", ".npy") or (path.is_dir() and (path / "train.bin").is_file()):
             return _load_array(path, spec)
         files = text_files(path) if path.is_dir() else [(path.name, path)]
         name, max_bytes = str(path), None
         if not files:
-            raise UserError(f"{spec.source}: no text files in this folder")
+            raise InputError("no text files in this folder", source=spec.source)
     key = _fingerprint(spec, files)
     hit = _cached(key)
     enc = _Encoder(spec.tokenizer)
@@ -200,12 +222,18 @@ def _load_array(path: Path, spec: DataSpec) -> Corpus:
     """nanoGPT's layout (a folder with train.bin and val.bin), or one .bin/.npy array."""
     def read(p: Path) -> np.ndarray:
         if p.suffix == ".npy":
-            arr = np.load(p, mmap_mode="r")
-            if arr.dtype != np.uint16 or arr.ndim != 1:
-                raise UserError(f"{p}: expected a 1-D uint16 array, got {arr.ndim}-D {arr.dtype}")
+            try:
+                arr = np.load(p, mmap_mode="r", allow_pickle=False)
+            except ValueError as exc:  # not a .npy file, or an object array
+                raise InputError(f"not a readable .npy array ({exc})", source=str(p)) from None
+            if not isinstance(arr, np.ndarray) or arr.dtype != np.uint16 or arr.ndim != 1:
+                got = f"{arr.ndim}-D {arr.dtype}" if isinstance(arr, np.ndarray) else type(arr).__name__
+                raise InputError(f"expected a 1-D uint16 array, got {got}", source=str(p))
             return arr
         if p.stat().st_size % 2:
-            raise UserError(f"{p}: size is not a whole number of uint16 tokens")
+            raise InputError("size is not a whole number of uint16 tokens", source=str(p))
+        if p.stat().st_size == 0:
+            raise InputError("the file is empty", source=str(p))
         return np.memmap(p, dtype=np.uint16, mode="r")
 
     if path.is_dir():
@@ -222,8 +250,8 @@ def _load_array(path: Path, spec: DataSpec) -> Corpus:
 
 def _checked(corpus: Corpus, source: str) -> Corpus:
     if len(corpus.train) < 4096 or len(corpus.val) < 1024:
-        raise UserError(f"{source}: too little data ({len(corpus.train)} train / "
-                        f"{len(corpus.val)} held-out tokens)")
+        raise InputError(f"too little data ({len(corpus.train):,} train / {len(corpus.val):,} "
+                         "held-out tokens; at least 4,096 / 1,024)", source=source)
     return corpus
 
 
@@ -233,7 +261,8 @@ class Batches:
     def __init__(self, tokens: np.ndarray, seq_len: int, batch_size: int, seed: int,
                  device: str | torch.device = "cpu") -> None:
         if len(tokens) <= seq_len + 1:
-            raise UserError(f"{len(tokens)} tokens cannot fill a window of {seq_len}")
+            raise ParameterError(f"{len(tokens)} tokens cannot fill a window of seq_len = "
+                                 f"{seq_len}", "seq_len")
         self.tokens, self.seq_len, self.batch_size = tokens, seq_len, batch_size
         self.rng = np.random.default_rng(seed)
         self.device = torch.device(device)

@@ -1,80 +1,82 @@
-"""The sweep's live display: runs done / running / failed, tokens/s and ETA, with rich."""
+"""The sweep's live display on stderr: the line of :mod:`scalinglab.sweep.progress`, drawn.
+
+On a terminal it is a bar that redraws in place; otherwise (a pipe, a CI log) it is one plain
+line per run that ends, so logs read top to bottom. Either way it writes to stderr, leaving
+stdout to the command's result (``--json`` output parses).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
+from rich.markup import escape
+from rich.progress import BarColumn, TextColumn
+from rich.progress import Progress as RichBar
+
+from scalinglab.sweep.progress import (
+    Event,
+    RunFinished,
+    SweepStarted,
+    Tally,
+    line,
+    percent,
 )
-
-from scalinglab.sweep.plan import RunSpec
-from scalinglab.sweep.runner import Outcome
-from scalinglab.sweep.runner import Progress as ProgressProtocol
+from scalinglab.sweep.runner import Progress
 
 
-class RichProgress(ProgressProtocol):
-    """Progress measured in FLOPs, so the ETA weighs a big run more than a small one."""
+class RichProgress(Progress):
+    """Folds the sweep's events into a :class:`Tally` and draws :func:`line` of it."""
 
-    def __init__(self, console: Console | None = None) -> None:
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
+    def __init__(self, console: Console | None = None, live: bool | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.console = console or Console(stderr=True)
+        self.live = self.console.is_terminal if live is None else live
+        self.clock = clock
+        self.t0 = clock()
+        self.tally = Tally()
+        self.bar: Any = None
         self.task: Any = None
-        self.done = self.failed = 0
-        self.running: dict[str, int] = {}  # run_id -> tokens so far
-        self.total = 0
-        self.tokens = 0
-        self.t0 = time.perf_counter()
+        if self.live:
+            self.bar = RichBar(TextColumn("{task.description}"), BarColumn(),
+                               console=self.console, transient=False)
 
     def __enter__(self) -> RichProgress:
-        self.bar.start()
+        if self.bar is not None:
+            self.bar.start()
+            self.task = self.bar.add_task("", total=100)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
+        if self.bar is not None:
+            self._redraw()
+            self.bar.stop()
 
-    def _describe(self) -> str:
-        rate = self.tokens / max(time.perf_counter() - self.t0, 1e-9)
-        return (f"runs {self.done}/{self.total} done · {len(self.running)} in flight · "
-                f"{self.failed} failed · {rate:,.0f} tok/s")
+    def text(self) -> str:
+        return line(self.tally, self.clock() - self.t0)
 
-    def start(self, total_runs: int, total_flops: float) -> None:
-        self.total = total_runs
-        self.task = self.bar.add_task(self._describe(), total=max(total_flops, 1.0))
+    def _say(self, message: str) -> None:
+        printer = self.bar.console if self.bar is not None else self.console
+        printer.print(message, highlight=False, soft_wrap=True)
 
-    def run_started(self, spec: RunSpec) -> None:
-        self.running[spec.run_id] = 0
-        self.bar.update(self.task, description=self._describe())
+    def _redraw(self) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, completed=percent(self.tally),
+                            description=escape(self.text()))
 
-    def step(self, spec: RunSpec, tokens: int, loss: float) -> None:
-        before = self.running.get(spec.run_id, 0)
-        self.running[spec.run_id] = tokens
-        self.tokens += tokens - before
-        self.bar.update(self.task, advance=6.0 * spec.N * (tokens - before),
-                        description=self._describe())
-
-    def run_done(self, spec: RunSpec, outcome: Outcome) -> None:
-        seen = self.running.pop(spec.run_id, 0)
-        if outcome.failed:
-            self.failed += 1
-            self.bar.console.print(f"[red]failed[/] {spec.run_id} (N={spec.N:,}): "
-                                   f"{outcome.record['error']}", highlight=False)
-        self.done += 1
-        rest = max(spec.D - seen, 0)
-        if not outcome.failed:
-            self.tokens += rest
-        self.bar.update(self.task, advance=6.0 * spec.N * rest, description=self._describe())
+    def handle(self, event: Event) -> None:
+        self.tally = self.tally.after(event)
+        if isinstance(event, SweepStarted):
+            self.t0 = self.clock()
+            if not self.live:
+                self._say(self.text())
+        elif isinstance(event, RunFinished):
+            if event.failed:
+                self._say(f"[red]failed[/] {event.run_id}: {escape(str(event.error))}")
+            if not self.live:
+                what = "failed" if event.failed else (
+                    f"finished, loss {event.loss:.4f}" if event.loss is not None else "finished")
+                self._say(f"{event.run_id} {what} · {escape(self.text())}")
+        self._redraw()

@@ -19,6 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from scalinglab.errors import ParameterError
+from scalinglab.sweep.schema import MODEL_RULES, settle, shape_problem
+
 Positions = Literal["rope", "learned"]
 
 
@@ -34,14 +37,16 @@ class ModelConfig:
     tie_embeddings: bool = True
 
     def __post_init__(self) -> None:
-        if self.d_model <= 0 or self.n_layers <= 0 or self.n_heads <= 0:
-            raise ValueError("d_model, n_layers and n_heads must be positive")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"n_heads={self.n_heads} does not divide d_model={self.d_model}")
-        if self.positions == "rope" and (self.d_model // self.n_heads) % 2:
-            raise ValueError("rotary positions need an even head dimension")
-        if self.positions not in ("rope", "learned"):
-            raise ValueError(f"positions must be 'rope' or 'learned', not {self.positions!r}")
+        # the plan file's rules (sweep/schema.py), so a config built in Python and one read
+        # from a plan are held to the same standard; a few microseconds, cheap enough for the
+        # shape search, which builds hundreds
+        problem = settle(self, MODEL_RULES) or shape_problem(
+            self.d_model, self.n_heads, self.positions)
+        if problem is None and self.d_ff < 1:
+            problem = ("ffn_ratio", f"{self.ffn_ratio} x d_model = {self.d_model} leaves an MLP "
+                       "of width 0")
+        if problem:
+            raise ParameterError(f"{problem[0]} {problem[1]}", problem[0])
 
     @property
     def d_ff(self) -> int:

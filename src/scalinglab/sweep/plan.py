@@ -12,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tomli_w
 
-from scalinglab.clikit import UserError
+from scalinglab.errors import InputError, ParameterError, did_you_mean
 from scalinglab.sweep.data import DataSpec
 from scalinglab.sweep.model import (
     ModelConfig,
@@ -28,13 +29,31 @@ from scalinglab.sweep.model import (
     flops_per_token,
     non_embedding_params,
 )
+from scalinglab.sweep.schema import (
+    MODEL_RULES,
+    SECTIONS,
+    TRAIN_RULES,
+    DataSection,
+    DefaultsSection,
+    Problem,
+    Rule,
+    RunTable,
+    SettingError,
+    SweepSection,
+    parse_section,
+    real,
+    run_problem,
+    settle,
+    shown,
+    whole,
+)
 from scalinglab.sweep.shapes import shape_for
 from scalinglab.sweep.train import TrainConfig
 
 _MODEL_KEYS = tuple(f.name for f in fields(ModelConfig))
 _TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
-#: run keys that describe rather than configure (written for the reader, recomputed on load)
-_INFO_KEYS = ("run_id", "N", "D", "C", "embedding_params", "budget", "tokens_per_param")
+_MODEL_DEFAULTS = {f.name: f.default for f in fields(ModelConfig) if f.default is not MISSING}
+_TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,7 @@ class SweepPlan:
     data: DataSpec = field(default_factory=DataSpec)
     defaults: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    source: str | None = None  # the file it was read from
 
     @property
     def total_compute(self) -> float:
@@ -139,63 +159,101 @@ class SweepPlan:
         return header + tomli_w.dumps(doc)
 
     def save(self, path: str | Path) -> Path:
+        """Write the plan (creating its folder); InputError if the path cannot be written."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_toml(), encoding="utf-8")
+        text = self.to_toml()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write the plan here ({exc.strerror or type(exc).__name__})",
+                             source=str(path)) from None
         return path
 
 
 def load_plan(path: str | Path) -> SweepPlan:
-    """Read a plan file, naming the run and key of anything wrong."""
+    """Read and check a plan file; raises :class:`~scalinglab.errors.InputError` naming the
+    file, the run (``run 3``, or ``[defaults]``, ``[data]``, ``[sweep]``) and the key.
+
+    Every key is checked against :mod:`scalinglab.sweep.schema`, so nothing that would fail or
+    misbehave in training is accepted; notes (a run edited since it was planned, a hand-edited
+    N that the shape does not give) are returned in ``SweepPlan.notes``.
+    """
     path = Path(path)
+    source = str(path)
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{path}: plan file not found") from None
+        raise InputError("plan file not found", source=source) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, not a plan file", source=source) from None
+    except UnicodeDecodeError:
+        raise InputError("not a text file (plans are UTF-8 TOML)", source=source) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the plan ({exc.strerror or type(exc).__name__})",
+                         source=source) from None
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML ({exc})") from None
-    sweep = doc.get("sweep", {})
-    defaults = dict(doc.get("defaults", {}))
-    try:
-        data = DataSpec.from_dict(doc.get("data", {}))
-    except TypeError as exc:
-        raise UserError(f"{path}: [data]: {exc}") from None
-    if not doc.get("runs"):
-        raise UserError(f"{path}: no [[runs]] in this plan")
-    runs, notes = [], []
-    for i, row in enumerate(doc["runs"], start=1):
-        where = f"{path}: run {i}"
-        merged = {**defaults, **row}
-        unknown = set(merged) - set(_MODEL_KEYS) - set(_TRAIN_KEYS) - set(_INFO_KEYS) - {"tags"}
-        if unknown:
-            raise UserError(f"{where}: unknown key(s) {sorted(unknown)}; known: "
-                            f"{sorted(_MODEL_KEYS + _TRAIN_KEYS)}")
+        raise InputError(f"not valid TOML ({exc})", source=source) from None
+
+    def section(model: Any, values: Any, where: str) -> dict[str, Any]:
         try:
-            model = ModelConfig(**{k: merged[k] for k in _MODEL_KEYS if k in merged})
-            train = TrainConfig(**{k: merged[k] for k in _TRAIN_KEYS if k in merged})
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"{where}: {exc}") from None
-        _check_train(train, where)
-        tags = {str(k): str(v) for k, v in (merged.get("tags") or {}).items()}
-        spec = RunSpec(model, train, data, tags, merged.get("budget"))
+            return parse_section(model, values)
+        except Problem as exc:
+            more = f" (and {exc.more} more problem{'s' if exc.more > 1 else ''} there)" if exc.more else ""
+            raise InputError(exc.detail + more, source=source, row=where, column=exc.key) from None
+
+    unknown = [k for k in doc if k not in SECTIONS]
+    if unknown:
+        raise InputError(f"unknown section [{unknown[0]}]{did_you_mean(unknown[0], SECTIONS)}; "
+                         "a plan has [sweep], [data], [defaults] and [[runs]]", source=source)
+    sweep = section(SweepSection, doc.get("sweep", {}), "[sweep]")
+    data = DataSpec(**section(DataSection, doc.get("data", {}), "[data]"))
+    defaults = section(DefaultsSection, doc.get("defaults", {}), "[defaults]")
+    rows = doc.get("runs")
+    if not rows:
+        raise InputError("no [[runs]] in this plan", source=source)
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise InputError("runs must be tables, written [[runs]]", source=source)
+    runs, notes = [], []
+    for i, raw in enumerate(rows, start=1):
+        where = f"run {i}"
+        row = section(RunTable, raw, where)
+        merged = {**defaults, **row}
+        problem = run_problem(merged, _MODEL_DEFAULTS, _TRAIN_DEFAULTS)
+        if problem:
+            raise InputError(problem[1], source=source, row=where, column=problem[0])
+        model = ModelConfig(**{k: merged[k] for k in _MODEL_KEYS if k in merged})
+        train = TrainConfig(**{k: merged[k] for k in _TRAIN_KEYS if k in merged})
+        spec = RunSpec(model, train, data, dict(merged.get("tags") or {}), merged.get("budget"))
         if "run_id" in row and row["run_id"] != spec.run_id:
             notes.append(f"run {i} was edited since it was planned; its id is now {spec.run_id}")
+        elif "run_id" in row:
+            notes.extend(_stale_written(spec, row, i))
+        if spec.tokens_per_step != train.batch_tokens:
+            notes.append(f"run {i}: batch_tokens = {train.batch_tokens} is not a multiple of "
+                         f"seq_len = {model.seq_len}; each step takes "
+                         f"{spec.tokens_per_step // model.seq_len} sequences "
+                         f"({spec.tokens_per_step} tokens)")
         runs.append(spec)
     ids = [r.run_id for r in runs]
     if len(set(ids)) < len(ids):
-        dup = next(i for i, r in enumerate(ids, start=1) if ids.count(r) > 1)
-        raise UserError(f"{path}: run {dup} is identical to another run of the plan")
+        first = next(i for i, r in enumerate(ids, start=1) if ids.count(r) > 1)
+        second = next(i for i, r in enumerate(ids, start=1) if r == ids[first - 1] and i > first)
+        raise InputError(f"identical to run {first} (same model, training and data)",
+                         source=source, row=f"run {second}")
     return SweepPlan(name=str(sweep.get("name", path.stem)), kind=str(sweep.get("kind", "custom")),
-                     runs=runs, data=data, defaults=defaults, notes=notes)
+                     runs=runs, data=data, defaults=defaults, notes=notes, source=source)
 
 
-def _check_train(cfg: TrainConfig, where: str) -> None:
-    for key in ("lr", "batch_tokens", "steps"):
-        value = getattr(cfg, key)
-        if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
-            raise UserError(f"{where}: {key} must be a positive number, not {value!r}")
-    if cfg.schedule not in ("cosine", "wsd", "constant"):
-        raise UserError(f"{where}: schedule must be cosine, wsd or constant, not {cfg.schedule!r}")
+def _stale_written(spec: RunSpec, row: dict[str, Any], i: int) -> list[str]:
+    """Notes for an unedited run whose written N/D/C were changed by hand: they do nothing."""
+    actual = {"N": spec.N, "D": spec.D, "C": spec.C, "embedding_params": embedding_params(spec.model)}
+    out = []
+    for key, value in actual.items():
+        if key in row and not math.isclose(row[key], value, rel_tol=1e-5):
+            out.append(f"run {i}: {key} = {row[key]:g} in the file, but its settings give "
+                       f"{value:g}; {key} is computed, not set (edit d_model, n_layers or steps)")
+    return out
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -220,6 +278,16 @@ class Defaults:
     eval_tokens: int = 65_536
     min_steps: int = 20
 
+    def __post_init__(self) -> None:
+        rules = {k: r for k, r in {**MODEL_RULES, **TRAIN_RULES}.items() if k in self.__dict__}
+        problem = settle(self, {**rules, "aspect": real(0, lo_open=True), "min_steps": whole(1)})
+        if problem is None and self.batch_tokens < self.seq_len:
+            raise ParameterError(f"batch_tokens ({self.batch_tokens}) must hold at least one "
+                                 f"sequence of seq_len ({self.seq_len}) tokens",
+                                 "batch_tokens", "seq_len")
+        if problem:
+            raise ParameterError(f"{problem[0]} {problem[1]}", problem[0])
+
     def shape(self, target_n: float) -> ModelConfig:
         return shape_for(target_n, aspect=self.aspect, seq_len=self.seq_len,
                          vocab_size=self.vocab_size, ffn_ratio=self.ffn_ratio,
@@ -237,6 +305,21 @@ class Defaults:
                            eval_tokens=self.eval_tokens)
 
 
+def _check(name: str, value: Any, rule: Rule) -> None:
+    try:
+        rule(value)
+    except SettingError as exc:
+        raise ParameterError(f"{name} {exc.detail}", name) from None
+
+
+def _positive(name: str, values: list[float], what: str) -> None:
+    if not values:
+        raise ParameterError(f"{name} needs at least one value", name)
+    for v in values:
+        if isinstance(v, bool) or not (isinstance(v, numbers.Real) and v > 0 and math.isfinite(v)):
+            raise ParameterError(f"{name} must be positive finite {what}; {shown(v)} is not", name)
+
+
 def _steps_for(tokens: float, batch_tokens: int, seq_len: int, min_steps: int) -> int:
     per_step = max(1, batch_tokens // seq_len) * seq_len
     return max(min_steps, int(round(tokens / per_step)))
@@ -247,10 +330,10 @@ def isoflop_plan(budgets: list[float], sizes: int = 5, span: float = 16.0,
                  defaults: Defaults = Defaults(), name: str = "isoflop") -> SweepPlan:
     """For each budget C, ``sizes`` models log-spaced over a factor ``span`` around the
     Chinchilla-rule optimum N = sqrt(C / (6 * tokens_per_param)), each trained on D = C/(6N)."""
-    if not budgets or any(not (b > 0) for b in budgets):
-        raise UserError("--budgets must be positive FLOP counts, e.g. 1e13,3e13,1e14")
-    if sizes < 1 or span < 1:
-        raise UserError("--sizes must be >= 1 and --span >= 1")
+    _positive("budgets", budgets, "FLOP counts, e.g. 1e13,3e13,1e14")
+    _check("sizes", sizes, whole(1))
+    _check("span", span, real(1))
+    _check("tokens_per_param", tokens_per_param, real(0, lo_open=True))
     runs, notes = [], []
     for budget in sorted(budgets):
         n_center = math.sqrt(budget / (6.0 * tokens_per_param))
@@ -263,6 +346,9 @@ def isoflop_plan(budgets: list[float], sizes: int = 5, span: float = 16.0,
             if non_embedding_params(model) > 2 * target:
                 notes.append(f"budget {budget:.3g}: the smallest shape (N={non_embedding_params(model):,}) "
                              f"is far above the target N={target:,.0f}; raise the budget")
+            elif non_embedding_params(model) < target / 2:
+                notes.append(f"budget {budget:.3g}: the largest shape (N={non_embedding_params(model):,}) "
+                             f"is far below the target N={target:,.0f}; lower the budget")
             seen.add((model.d_model, model.n_layers))
             n = non_embedding_params(model)
             steps = _steps_for(budget / (6.0 * n), defaults.batch_tokens, defaults.seq_len,
@@ -278,15 +364,24 @@ def isoflop_plan(budgets: list[float], sizes: int = 5, span: float = 16.0,
     return SweepPlan(name, "isoflop", runs, data, defaults.recorded(), notes)
 
 
+def check_grid(lrs: list[float], batches: list[float], sizes: list[float], seq_len: int) -> None:
+    """The values of a grid: positive, finite, and batches (tokens) of at least one sequence."""
+    _positive("lrs", lrs, "learning rates")
+    _positive("batches", batches, "token counts")
+    _positive("sizes", sizes, "parameter counts")
+    for b in batches:
+        _check("batches", b, whole(seq_len))
+
+
 def grid_plan(lrs: list[float], batches: list[int], sizes: list[float], tokens: float | None = None,
               tokens_per_param: float | None = 20.0, data: DataSpec = DataSpec(),
               defaults: Defaults = Defaults(), name: str = "grid") -> SweepPlan:
     """An lr x batch grid at each model size (N targets), on ``tokens`` or N x tokens_per_param."""
-    if not lrs or not batches or not sizes:
-        raise UserError("--lr, --batch and --sizes each need at least one value")
-    for label, values in (("--lr", lrs), ("--batch", batches), ("--sizes", sizes)):
-        if any(not (v > 0) for v in values):
-            raise UserError(f"{label} values must be positive")
+    check_grid(lrs, batches, sizes, defaults.seq_len)
+    if tokens is not None:
+        _check("tokens", tokens, real(0, lo_open=True))
+    elif tokens_per_param is not None:
+        _check("tokens_per_param", tokens_per_param, real(0, lo_open=True))
     runs = []
     for target in sizes:
         model = defaults.shape(float(target))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from scalinglab.errors import ParameterError
 from scalinglab.sweep.model import ModelConfig, non_embedding_params
 
 #: cost of each factor 2 of aspect-ratio miss beyond the first (in squared log units of N): a
@@ -36,8 +37,12 @@ def shape_for(target_n: float, aspect: float = 64.0, seq_len: int = 128, vocab_s
               ffn_ratio: float = 4.0, positions: str = "rope", tie_embeddings: bool = True,
               max_layers: int = 48) -> ModelConfig:
     """The shape whose non-embedding N is near ``target_n`` with d_model/n_layers near ``aspect``."""
-    if not target_n > 0:
-        raise ValueError(f"target N must be positive, not {target_n}")
+    if not (target_n > 0 and math.isfinite(target_n)):
+        raise ParameterError(f"target_n must be a positive finite number, not {float(target_n)!r}",
+                             "target_n")
+    if not (aspect > 0 and math.isfinite(aspect)):
+        raise ParameterError(f"aspect must be a positive finite number, not {float(aspect)!r}",
+                             "aspect")
     best, best_score = None, math.inf
     for layers in range(1, max_layers + 1):
         for d in candidate_widths():

@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scalinglab.errors import ParameterError, ScalingLabError
 from scalinglab.sweep.data import Batches, Corpus, eval_windows, windows
 from scalinglab.sweep.model import ModelConfig, Transformer
+from scalinglab.sweep.schema import TRAIN_RULES, settle
 
 Schedule = Literal["cosine", "wsd", "constant"]
 
@@ -42,6 +44,11 @@ class TrainConfig:
     eval_tokens: int = 65_536
     evals: int = 8  # held-out evaluations along the curve (plus the final one)
     ema: float = 0.9  # smoothing of the reported train loss
+
+    def __post_init__(self) -> None:
+        problem = settle(self, TRAIN_RULES)  # the plan file's rules
+        if problem:
+            raise ParameterError(f"{problem[0]} {problem[1]}", problem[0])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,8 +72,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
-class Diverged(RuntimeError):
-    """The loss became NaN or infinite."""
+class Diverged(ScalingLabError, RuntimeError):
+    """The loss became NaN or infinite (the runner records the run as failed with this)."""
 
 
 @dataclass
@@ -77,9 +84,10 @@ class TrainResult:
     tokens: int
     steps: int
     wall_time_s: float
-    tokens_per_s: float
+    tokens_per_s: float  # training steps only: no compile, warm-up or evaluation time
     peak_mem_bytes: int
     curve: pd.DataFrame = field(repr=False)
+    compile_s: float = 0.0  # compiling (and, on CUDA, warming up) before the first step
 
 
 def optimizer_for(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -87,9 +95,11 @@ def optimizer_for(model: torch.nn.Module, cfg: TrainConfig, device: torch.device
     params = {id(p): p for p in model.parameters()}.values()
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+    groups = [{"params": decay, "weight_decay": float(cfg.weight_decay)},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+    # float(): a plan may say `beta1 = 0` and keeps the int for its run id; torch's Adam
+    # refuses betas of mixed int and float ("betas must be either both floats or both Tensors")
+    return torch.optim.AdamW(groups, lr=float(cfg.lr), betas=(float(cfg.beta1), float(cfg.beta2)),
                              fused=device.type == "cuda")
 
 
@@ -121,10 +131,13 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, corpus: Corpus, device: str 
     """Train one model from scratch; raises :class:`Diverged` on a non-finite loss.
 
     ``on_step(step, tokens, loss)`` is called after each logged step (for progress displays).
+    With ``compile`` or on CUDA, one untimed forward/backward pass first compiles and warms up
+    (``compile_s``); ``tokens_per_s`` counts the training steps alone.
     """
     dev = torch.device(device)
     if model_cfg.vocab_size < corpus.vocab_size:
-        raise ValueError(f"model vocabulary {model_cfg.vocab_size} < corpus {corpus.vocab_size}")
+        raise ParameterError(f"vocab_size {model_cfg.vocab_size} is smaller than the "
+                             f"vocabulary of {corpus.name} ({corpus.vocab_size})", "vocab_size")
     batch_size = max(1, cfg.batch_tokens // model_cfg.seq_len)
     tokens_per_step = batch_size * model_cfg.seq_len
     torch.manual_seed(cfg.seed)
@@ -139,6 +152,20 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, corpus: Corpus, device: str 
     def autocast() -> Any:
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
 
+    begin = time.perf_counter()
+    compile_s = 0.0
+    if compile or dev.type == "cuda":
+        # One forward and backward pass on the first batch, gradients then dropped: it compiles
+        # the graphs (torch.compile is lazy) and pays CUDA's one-off costs (context, cuBLAS
+        # handles, allocator) outside the timed steps, so tokens_per_s is the steady rate. No
+        # optimiser step is taken and the batch stream is untouched, so the run is the same.
+        wx, wy = Batches(corpus.train, model_cfg.seq_len, batch_size, cfg.seed, dev).next()
+        with autocast():
+            step_model(wx, wy).backward()
+        opt.zero_grad(set_to_none=True)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        compile_s = time.perf_counter() - begin
     log_every = max(1, cfg.steps // 100)
     eval_at = set(np.linspace(0, cfg.steps, cfg.evals + 1).astype(int)[1:-1].tolist())
     mid_eval_tokens = max(model_cfg.seq_len, cfg.eval_tokens // 4)
@@ -188,8 +215,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, corpus: Corpus, device: str 
         eval_loss=eval_loss,
         tokens=tokens,
         steps=cfg.steps,
-        wall_time_s=time.perf_counter() - start,
+        wall_time_s=time.perf_counter() - begin,
         tokens_per_s=tokens / max(train_time, 1e-9),
         peak_mem_bytes=_peak_memory(dev),
         curve=pd.DataFrame(rows, columns=["step", "tokens", "loss", "eval_loss"]),
+        compile_s=compile_s,
     )

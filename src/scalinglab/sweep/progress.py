@@ -1,0 +1,196 @@
+"""A sweep's progress as a pure function of its events: what the progress line says.
+
+The runner emits four events: the sweep started (how many runs the plan has and how many the
+store already holds), a run started (in a worker, when it really begins, not when it was
+queued), a run reached a step, a run ended (finished or failed). :func:`fold` turns any
+sequence of them into a :class:`Tally`; :func:`line` renders it. Display code only draws.
+
+What the line promises:
+
+* ``done`` counts every run with a result: finished or failed, this session or already in the
+  store. A resumed sweep starts at ``5/20 done`` (never ``0/0``); a sweep with nothing left
+  to train says ``20/20 done``.
+* ``in flight`` counts runs a worker has started and not ended: queued runs are not in it.
+* The percentage is work (FLOPs) with a result or trained so far, floored, and never 100 while
+  any run is in flight or still to come (a run at its last step still has its held-out
+  evaluation and its write to the store ahead of it).
+
+Events may arrive out of order across processes (a worker's "step" can reach the driver after
+the driver has recorded the run's result); a run that has ended ignores later events.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class SweepStarted:
+    planned: int  # runs in the plan
+    skipped: int  # of them already in the store (finished, or failed and not retried)
+    flops_planned: float  # 6ND over every run of the plan
+    flops_skipped: float
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    flops_per_token: float  # 6N
+    tokens: int  # D, planned
+
+
+@dataclass(frozen=True)
+class RunStep:
+    run_id: str
+    tokens: int  # trained so far
+    loss: float
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run_id: str
+    failed: bool
+    flops: float  # the run's planned FLOPs (6ND), counted as settled work
+    tokens: int  # the run's planned tokens
+    error: str | None = None
+    loss: float | None = None  # its held-out loss, when it finished
+
+
+Event = SweepStarted | RunStarted | RunStep | RunFinished
+
+
+@dataclass(frozen=True)
+class _Flight:
+    flops_per_token: float
+    tokens_planned: int
+    tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Where a sweep stands. Immutable: :meth:`after` returns the next tally."""
+
+    planned: int = 0
+    skipped: int = 0
+    finished: int = 0
+    failed: int = 0
+    flops_planned: float = 0.0
+    flops_skipped: float = 0.0
+    flops_settled: float = 0.0  # runs with a result this session
+    tokens_trained: int = 0  # this session, for tokens/s
+    in_flight: Mapping[str, _Flight] = field(default_factory=lambda: MappingProxyType({}))
+    settled: frozenset[str] = frozenset()
+
+    @property
+    def done(self) -> int:
+        return self.skipped + self.finished + self.failed
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= self.planned and not self.in_flight
+
+    @property
+    def flops_in_flight(self) -> float:
+        return sum(min(f.tokens, f.tokens_planned) * f.flops_per_token
+                   for f in self.in_flight.values())
+
+    @property
+    def flops_this_session(self) -> float:
+        return self.flops_settled + self.flops_in_flight
+
+    @property
+    def fraction(self) -> float:
+        """Share of the plan's work done, in [0, 1]: by FLOPs, by runs when FLOPs are unknown."""
+        if self.planned == 0:
+            return 1.0
+        if self.flops_planned > 0:
+            done = self.flops_skipped + self.flops_this_session
+            return min(1.0, done / self.flops_planned)
+        return min(1.0, self.done / self.planned)
+
+    def after(self, event: Event) -> Tally:
+        if isinstance(event, SweepStarted):
+            return Tally(planned=event.planned, skipped=event.skipped,
+                         flops_planned=event.flops_planned, flops_skipped=event.flops_skipped)
+        if event.run_id in self.settled:
+            return self  # a late event of a run that has ended
+        flights = dict(self.in_flight)
+        if isinstance(event, RunStarted):
+            lost = flights[event.run_id].tokens if event.run_id in flights else 0  # a retry
+            flights[event.run_id] = _Flight(event.flops_per_token, event.tokens)
+            return replace(self, in_flight=MappingProxyType(flights),
+                           tokens_trained=self.tokens_trained - lost)
+        if isinstance(event, RunStep):
+            flight = flights.get(event.run_id)
+            if flight is None:  # its start event has not arrived: nothing to size it by yet
+                return self
+            gained = max(0, event.tokens - flight.tokens)
+            flights[event.run_id] = replace(flight, tokens=max(flight.tokens, event.tokens))
+            return replace(self, in_flight=MappingProxyType(flights),
+                           tokens_trained=self.tokens_trained + gained)
+        # RunFinished
+        flight = flights.pop(event.run_id, None)
+        seen = flight.tokens if flight else 0
+        rest = 0 if event.failed else max(0, event.tokens - seen)
+        return replace(
+            self,
+            finished=self.finished + (not event.failed),
+            failed=self.failed + event.failed,
+            flops_settled=self.flops_settled + event.flops,
+            tokens_trained=self.tokens_trained + rest,
+            in_flight=MappingProxyType(flights),
+            settled=self.settled | {event.run_id},
+        )
+
+
+def fold(events: Iterable[Event], start: Tally | None = None) -> Tally:
+    tally = start or Tally()
+    for event in events:
+        tally = tally.after(event)
+    return tally
+
+
+def percent(tally: Tally) -> int:
+    """Whole percent done, floored; 100 only when every run has a result and none is running."""
+    if tally.complete:
+        return 100
+    return min(99, math.floor(100 * tally.fraction))
+
+
+def eta_s(tally: Tally, elapsed_s: float) -> float | None:
+    """Seconds left at this session's FLOP rate; None before any work has been measured."""
+    if tally.complete:
+        return 0.0
+    done = tally.flops_this_session
+    if done <= 0 or elapsed_s <= 0 or tally.flops_planned <= 0:
+        return None
+    left = max(0.0, tally.flops_planned - tally.flops_skipped - done)
+    return left * elapsed_s / done
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def line(tally: Tally, elapsed_s: float) -> str:
+    """``runs 7/20 done · 2 in flight · 1 failed · 5 from the store · 43% · 1,234 tok/s · eta 3m05s``"""
+    parts = [f"runs {tally.done}/{tally.planned} done", f"{len(tally.in_flight)} in flight",
+             f"{tally.failed} failed"]
+    if tally.skipped:
+        parts.append(f"{tally.skipped} from the store")
+    parts.append(f"{percent(tally)}%")
+    if elapsed_s > 0 and tally.tokens_trained:
+        parts.append(f"{tally.tokens_trained / elapsed_s:,.0f} tok/s")
+    if not tally.complete:
+        parts.append(f"eta {duration(eta_s(tally, elapsed_s))}")
+    return " · ".join(parts)
