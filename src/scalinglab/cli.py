@@ -16,6 +16,7 @@ app = new_app(
 
 def _register() -> None:
     from scalinglab.demo import commands as demo_commands
+    from scalinglab.design import commands as design_commands
     from scalinglab.fit import commands as fit_commands
     from scalinglab.hparams import commands as hparams_commands
     from scalinglab.plan import commands as plan_commands
@@ -31,6 +32,7 @@ def _register() -> None:
         sweep_commands,
         report_commands,
         demo_commands,
+        design_commands,
     ):
         module.register(app)
 
