@@ -125,7 +125,7 @@ def test_a_saved_fit_can_be_the_truth(tmp_path):
 def test_simulate_json_has_the_issues_shape_per_design(tmp_path):
     result = runner.invoke(app, ["simulate", "--truth", "hoffmann2022", "--designs",
                                  "isoflop,grid", "--spend", "1e20,1e21", "--target", "1e23",
-                                 "--repeats", "2", "--bootstrap", "10", "--starts", "200",
+                                 "--repeats", "2", "--bootstrap", "10", "--starts", "200", "--workers", "1",
                                  "--figure", str(tmp_path / "w.png"), "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)

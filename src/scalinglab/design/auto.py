@@ -53,8 +53,9 @@ class AutoConfig:
 
     Runs are shaped and trained with ``defaults`` on ``data``, with lr and batch from
     ``hparams`` when given; the candidates range from ``settings.smallest`` x the spend to the
-    spend, at ``settings.tokens_per_param``. ``run_options`` go to
-    :func:`scalinglab.sweep.runner.run_plan` (device, workers, backend...).
+    spend (or ``largest``), at ``settings.tokens_per_param``. ``seed_plan``, when given, is the first round instead
+    of the settings' seed layout (e.g. an IsoFLOP sweep already run: its runs are skipped and
+    used). ``run_options`` go to :func:`scalinglab.sweep.runner.run_plan` (device, workers...).
     """
 
     target: float
@@ -69,6 +70,8 @@ class AutoConfig:
     name: str = "auto"
     run_options: dict[str, Any] = field(default_factory=dict)
     fit_seed: int = 0
+    seed_plan: SweepPlan | None = None
+    largest: float | None = None
 
     def __post_init__(self) -> None:
         check_budget(self.target, "target")
@@ -77,7 +80,8 @@ class AutoConfig:
 
     def sweep_space(self, largest: float | None = None) -> SweepSpace:
         """The runs this study may choose from (up to ``largest`` FLOPs, default the spend)."""
-        return SweepSpace((self.spend * self.settings.smallest, largest or self.spend),
+        top = largest or self.largest or self.spend
+        return SweepSpace((min(self.spend * self.settings.smallest, top), top),
                           self.settings.tokens_per_param, self.defaults, self.data, self.hparams,
                           name=self.name)
 
@@ -273,7 +277,7 @@ def run_auto(config: AutoConfig, store: RunStore, progress: Progress | None = No
     plans = [load_plan(p) for p in plan_paths]
     candidates = space.candidates()
     if not plans:
-        seed = seed_plan(config, candidates)
+        seed = config.seed_plan if config.seed_plan is not None else seed_plan(config, candidates)
         path = _save_plan(seed, out / "round-00.toml")
         state["rounds"].append({"plan": path.name})
         _save_state(config, state)
@@ -325,7 +329,7 @@ def run_auto(config: AutoConfig, store: RunStore, progress: Progress | None = No
             result.interrupted = True
             return result
     result.plans = plan_paths
-    _finish(config, store, plans, result, fit)
+    _finish(config, store, plans, result)
     state["stop"], state["error"] = result.stop, result.error
     state["identification"] = result.identification()
     _save_state(config, state)
@@ -342,13 +346,14 @@ def _next_plan(config: AutoConfig, space: SweepSpace, candidates: SweepCandidate
                           + step.proposal.reason()])
 
 
-def _finish(config: AutoConfig, store: RunStore, plans: list[SweepPlan], result: AutoResult,
-            warm: FitResult | None) -> None:
-    """The final fit (full bootstrap, the law's whole start grid), and what would identify the
-    parameters it leaves unidentified."""
+def _finish(config: AutoConfig, store: RunStore, plans: list[SweepPlan], result: AutoResult
+            ) -> None:
+    """The final fit, and what would identify the parameters it leaves unidentified. The fit is
+    exactly ``fit_law`` with its defaults (the law's whole start grid, no warm start, seed
+    ``fit_seed``), so it is the fit ``scalinglab fit`` and the report make of the same runs."""
     every, finished = study_runs(store, plans)
     try:
-        fit = fit_study(finished, config.law, config.final_bootstrap, config.fit_seed, None, warm)
+        fit = fit_study(finished, config.law, config.final_bootstrap, config.fit_seed, None, None)
     except NotIdentifiable as exc:
         result.error = result.error or f"the study's runs cannot be fitted: {exc}"
         return

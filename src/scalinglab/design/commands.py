@@ -71,9 +71,9 @@ def simulate_cmd(
     spend: str = typer.Option("1e21", "--spend", help="Total FLOPs of a study (6ND summed), "
                               "comma-separated for several (the figure plots width vs spend)."),
     target: str = typer.Option("1e24", "--target", help="Budget (FLOPs) to predict."),
-    repeats: int = typer.Option(50, "--repeats", "-r", min=1, help="Studies per design and spend."),
+    repeats: int = typer.Option(20, "--repeats", "-r", min=1, help="Studies per design and spend."),
     seed: int = typer.Option(0, "--seed", help="Seed of the simulated noise (deterministic)."),
-    bootstrap: int = typer.Option(200, "--bootstrap", "-b", min=2, help="Bootstrap resamples of each fit."),
+    bootstrap: int = typer.Option(100, "--bootstrap", "-b", min=2, help="Bootstrap resamples of each fit."),
     starts: int = typer.Option(None, "--starts", min=1, help="Thin the law's start grid to about "
                                "this many points (default: the whole grid)."),
     budgets: int = typer.Option(5, "--budgets", min=1, help="isoflop: number of budgets."),
@@ -94,7 +94,8 @@ def simulate_cmd(
                                "its runs may have, LOW,HIGH."),
     smallest: float = typer.Option(1e-4, "--smallest", help="adaptive: smallest run, as a "
                                    "fraction of the spend."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes running studies."),
+    workers: int = typer.Option(None, "--workers", "-j", min=1, help="Processes running studies "
+                                "(default: one per core)."),
     figure: Path = typer.Option(None, "--figure", help="Write the width-vs-spend figure (PNG/SVG)."),
     save: Path = typer.Option(None, "--save", help="Write every study's outcome as JSON."),
     json_: bool = JsonOption,
@@ -135,6 +136,10 @@ def simulate_cmd(
             smallest=smallest, tokens_per_param=tpp)),
     }
     design_objs = [made[d]() for d in dict.fromkeys(chosen)]
+    if workers is None:
+        import os
+
+        workers = os.cpu_count() or 1
     spends = _numbers(spend, "--spend")
     total = len(design_objs) * len(spends) * repeats
     if json_:
@@ -331,6 +336,8 @@ def sweep_auto(
     seed_tpp: float = typer.Option(20.0, "--seed-tokens-per-param", help="Centre of the seed's "
                                    "sizes (tokens per parameter)."),
     smallest: float = typer.Option(1e-3, "--smallest", help="Smallest run, as a share of the spend."),
+    seed_plan: Path = typer.Option(None, "--seed-plan", help="Start from this sweep plan (e.g. "
+                                   "one already run) instead of the built-in seed design."),
     law: str = _LAW, plan: Path = _PLAN, data: str = _DATA, seq_len: int = _SEQ,
     batch_tokens: int = _BATCH, lr: float = _LR, hparams: str = _HP,
     tokens_per_param: str = _TPP, criterion: str = _CRIT, aim: str = _AIM,
@@ -355,10 +362,12 @@ def sweep_auto(
     from scalinglab.design.loop import SEED_LAYOUT, AdaptiveSettings, aim_from
     from scalinglab.runs.store import RunStore
     from scalinglab.sweep.display import RichProgress
+    from scalinglab.sweep.plan import load_plan
 
     if criterion not in ("draws", "fisher"):
         raise UserError(f"--criterion must be draws or fisher, not {criterion!r}")
-    defaults, dspec = _sweep_defaults(plan, data, seq_len, batch_tokens, lr)
+    seed_runs = None if seed_plan is None else load_plan(seed_plan)
+    defaults, dspec = _sweep_defaults(plan or seed_plan, data, seq_len, batch_tokens, lr)
     seed_layout = IsoflopLayout(SEED_LAYOUT.budgets, SEED_LAYOUT.sizes, SEED_LAYOUT.ratio,
                                 SEED_LAYOUT.span, seed_tpp)
     settings = AdaptiveSettings(
@@ -369,7 +378,8 @@ def sweep_auto(
         smallest=smallest, tokens_per_param=_range(tokens_per_param, "--tokens-per-param"))
     config = AutoConfig(_number(target, "--target"), _number(spend, "--spend"), out, settings,
                         defaults, dspec, _hparams(hparams), law, final_bootstrap=bootstrap,
-                        name=name, run_options={"device": device, "workers": workers})
+                        name=name, run_options={"device": device, "workers": workers},
+                        seed_plan=seed_runs)
     runs = RunStore(store)
 
     def on_round(summary: dict[str, Any]) -> None:
