@@ -53,9 +53,10 @@ class AutoConfig:
 
     Runs are shaped and trained with ``defaults`` on ``data``, with lr and batch from
     ``hparams`` when given; the candidates range from ``settings.smallest`` x the spend to the
-    spend (or ``largest``), at ``settings.tokens_per_param``. ``seed_plan``, when given, is the first round instead
-    of the settings' seed layout (e.g. an IsoFLOP sweep already run: its runs are skipped and
-    used). ``run_options`` go to :func:`scalinglab.sweep.runner.run_plan` (device, workers...).
+    spend (or ``largest``), at ``settings.tokens_per_param``, of at most ``max_tokens`` tokens.
+    ``seed_plan``, when given, is the first round instead of the settings' seed layout (e.g. an
+    IsoFLOP sweep already run: its runs are skipped and used). ``run_options`` go to
+    :func:`scalinglab.sweep.runner.run_plan` (device, workers...).
     """
 
     target: float
@@ -72,6 +73,7 @@ class AutoConfig:
     fit_seed: int = 0
     seed_plan: SweepPlan | None = None
     largest: float | None = None
+    max_tokens: float | None = None
 
     def __post_init__(self) -> None:
         check_budget(self.target, "target")
@@ -83,7 +85,7 @@ class AutoConfig:
         top = largest or self.largest or self.spend
         return SweepSpace((min(self.spend * self.settings.smallest, top), top),
                           self.settings.tokens_per_param, self.defaults, self.data, self.hparams,
-                          name=self.name)
+                          name=self.name, max_tokens=self.max_tokens)
 
 
 @dataclass

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from scalinglab.design.simulate import SimulationResult
-from scalinglab.report.figures import LABELS, _legend_below, fmt, new_figure
+from scalinglab.report.figures import LABELS, fmt, new_figure
 
 _PANELS = (("loss", "L(target)"), ("N_opt", "N_opt(target)"), ("D_opt", "D_opt(target)"))
 #: intervals holding the truth less often than this are drawn hollow (they are not to be trusted)
@@ -40,7 +40,9 @@ def width_vs_spend(result: SimulationResult) -> Figure:
         ax.set_xlabel(f"spend: {LABELS['C']}")
         ax.set_ylabel("mean 95% interval width / truth")
         ax.set_title(f"{title}, C = {fmt(result.target)}", fontsize=10)
-    _legend_below(fig, axes[0], ncol=max(1, len(result.designs)))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=max(1, len(labels)),
+               frameon=False, fontsize=8)
     fig.suptitle(f"{result.truth.label}: {result.repeats} simulated studies per point, noise "
                  f"{result.noise.sigma:g} (hollow: coverage below {COVERAGE_FLOOR:.0%})",
                  fontsize=10)

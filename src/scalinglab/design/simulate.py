@@ -158,8 +158,10 @@ class Study:
     loss: np.ndarray
     rounds: int = 0
     stop: str | None = None
-    #: relative width of L(target)'s interval after each round (adaptive designs)
+    #: relative width of L(target)'s interval at each round's fit (adaptive designs), and the
+    #: width each round's proposal expected the next fit to have
     widths: list[float] = field(default_factory=list)
+    expected: list[float] = field(default_factory=list)
 
     @property
     def spent(self) -> float:
@@ -202,7 +204,7 @@ class AdaptiveDesign:
         N, D = seed_positions(s, spend)
         loss = noise.observe(truth, N, D, rng)
         candidates = s.space(spend).points()
-        fit, widths, rounds = None, [], 0
+        fit, widths, expected, rounds = None, [], [], 0
         # the fits between rounds are lighter than the final one, never heavier
         starts = s.starts if fitting.starts is None else min(s.starts or fitting.starts,
                                                              fitting.starts)
@@ -212,8 +214,9 @@ class AdaptiveDesign:
             step = next_step(s, fit, (N, D), float(np.sum(6 * N * D)), spend, target, candidates)
             widths.append(step.loss_width)
             if step.stop is not None:
-                return Study(N, D, loss, rounds, step.stop, widths)
+                return Study(N, D, loss, rounds, step.stop, widths, expected)
             assert step.proposal is not None
+            expected.append(step.proposal.width("loss", after=True))
             n_new = np.array([r.N for r in step.proposal.runs])
             d_new = np.array([r.D for r in step.proposal.runs])
             N, D = np.r_[N, n_new], np.r_[D, d_new]
@@ -250,13 +253,17 @@ class Outcome:
     unidentified: tuple[str, ...] = ()
     rounds: int = 0
     error: str | None = None
+    #: adaptive studies: L(target)'s relative width at each round's fit, and what each
+    #: round's proposal expected of the next (how well the proposals' reasons are calibrated)
+    widths: list[float] = field(default_factory=list)
+    expected: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"design": self.design, "budget": self.budget, "repeat": self.repeat,
                 "spent": self.spent, "n_runs": self.n_runs,
                 "values": {k: list(v) for k, v in self.values.items()},
                 "unidentified": list(self.unidentified), "rounds": self.rounds,
-                "error": self.error}
+                "error": self.error, "widths": list(self.widths), "expected": list(self.expected)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Outcome:
@@ -264,7 +271,8 @@ class Outcome:
                    spent=_f(d.get("spent")), n_runs=int(d.get("n_runs", 0)),
                    values={k: tuple(_f(x) for x in v) for k, v in (d.get("values") or {}).items()},
                    unidentified=tuple(d.get("unidentified", ())), rounds=int(d.get("rounds", 0)),
-                   error=d.get("error"))
+                   error=d.get("error"), widths=[_f(x) for x in d.get("widths", [])],
+                   expected=[_f(x) for x in d.get("expected", [])])
 
 
 def _f(x: Any) -> float:
@@ -320,6 +328,14 @@ class SimulationResult:
         out["unidentified"] = float(np.mean([bool(o.unidentified) for o in fitted])) if fitted \
             else float("nan")
         return out
+
+    def calibration(self, design: str = "adaptive") -> float:
+        """Median of realised / expected relative width of L(target) after a round, over every
+        round of every study of ``design`` (1: the proposals' expected intervals are right)."""
+        ratios = [w / e for o in self.outcomes if o.design == design
+                  for w, e in zip(o.widths[1:], o.expected, strict=False)
+                  if np.isfinite(w) and np.isfinite(e) and e > 0]
+        return float(np.median(ratios)) if ratios else float("nan")
 
     def ratio(self, design: str, baseline: str, figure: str, budget: float | None = None) -> float:
         """Mean interval width of ``baseline`` over that of ``design`` (> 1: ``design`` narrower)."""
@@ -415,6 +431,7 @@ def run_study(design: Design, truth: LawInstance, noise: Noise, budget: float, t
     try:
         study = design.study(truth, noise, budget, target, rng, fitting)
         out.spent, out.n_runs, out.rounds = study.spent, len(study.N), study.rounds
+        out.widths, out.expected = list(study.widths), list(study.expected)
         fit = fitting.fit(study.N, study.D, study.loss, seed=seed * 100_003 + repeat)
     except (NotIdentifiable, ArithmeticError) as exc:
         out.error = str(exc)

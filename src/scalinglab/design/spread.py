@@ -295,6 +295,65 @@ def _prior_precision(law: Law, is_log: np.ndarray) -> np.ndarray:
     return np.diag(prec)
 
 
+@dataclass
+class FisherDesign:
+    """The linearised information that runs at fixed positions give about the target figures,
+    at a known law instance: for screening and optimising designs without fitting anything.
+
+    ``jac`` (M, P) is d log L / d theta at each run, ``grad`` (2, P) d log L(target) and
+    d log N_opt(target) / d theta, in the law's fitting coordinates; a design is a vector of
+    replicate counts per run (fractional counts describe a continuous design).
+    """
+
+    jac: np.ndarray
+    grad: np.ndarray
+    prior: np.ndarray
+    noise_var: float
+
+    @classmethod
+    def at(cls, truth: LawInstance, N: np.ndarray, D: np.ndarray, target: float,
+           sigma: float) -> FisherDesign:
+        law = truth.law
+        N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
+        is_log = _fitting_coordinates(law, {"N": N[:1], "D": D[:1]})
+        theta = _to_theta(law, truth.params, is_log)
+
+        def params_of(th: np.ndarray) -> dict[str, np.ndarray]:
+            return {k: (np.exp(th[..., i]) if is_log[i] else th[..., i])
+                    for i, k in enumerate(law.param_names)}
+
+        def log_loss(th: np.ndarray) -> np.ndarray:
+            p = {k: v[:, None] for k, v in params_of(th).items()}
+            return np.log(law(p, N=N[None, :], D=D[None, :]))
+
+        grad = _jacobian(lambda th: _tracked(law, params_of(th), target, is_log)[0], theta)
+        return cls(_jacobian(log_loss, theta), grad[: len(TARGET_FIGURES)],
+                   _prior_precision(law, is_log), float(sigma**2 * LAD_EFFICIENCY_FACTOR))
+
+    def _cov(self, replicates: np.ndarray) -> np.ndarray:
+        w = np.asarray(replicates, dtype=float)
+        return np.linalg.inv((self.jac.T * w) @ self.jac / self.noise_var + self.prior)
+
+    def variances(self, replicates: np.ndarray) -> np.ndarray:
+        """Var of log L(target) and log N_opt(target) for this design, (2,)."""
+        cov = self._cov(replicates)
+        return np.einsum("tp,pq,tq->t", self.grad, cov, self.grad)
+
+    def variance_gradient(self, replicates: np.ndarray) -> np.ndarray:
+        """d Var_t / d replicates_j = -(g_t' S j_j)^2 / s2, (2, M)."""
+        cov = self._cov(replicates)
+        return -((self.grad @ cov @ self.jac.T) ** 2) / self.noise_var
+
+    def widths(self, replicates: np.ndarray | None = None, level: float = 0.95) -> dict[str, float]:
+        """Relative interval widths ``(hi - lo) / truth`` of L and N_opt at the target."""
+        from scipy.stats import norm
+
+        w = np.ones(len(self.jac)) if replicates is None else replicates
+        z = float(norm.ppf(0.5 + level / 2))
+        sd = np.sqrt(self.variances(w))
+        return {k: float(np.exp(z * v) - np.exp(-z * v)) for k, v in zip(TARGET_FIGURES, sd, strict=True)}
+
+
 def fisher_widths(truth: LawInstance, N: np.ndarray, D: np.ndarray, target: float,
                   sigma: float, level: float = 0.95, replicates: np.ndarray | None = None
                   ) -> dict[str, float]:
@@ -302,14 +361,4 @@ def fisher_widths(truth: LawInstance, N: np.ndarray, D: np.ndarray, target: floa
     information of runs at (N, D) predicts, at the truth, for log-normal noise ``sigma`` and the
     engine's (LAD-like) fit: a screen for designs, with no fitting or simulation. ``replicates``
     weigh the runs (fractional counts describe a continuous design)."""
-    from scipy.stats import norm
-
-    N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
-    fit = FitResult(law=truth.law, params=dict(truth.params),
-                    run_ids=tuple(f"run-{i + 1}" for i in range(len(N))), objective=0.0)
-    spread = Spread.from_fisher(fit, N, D, target, N[:1], D[:1], {"loss": 1.0},
-                                noise_var=sigma**2 * LAD_EFFICIENCY_FACTOR, replicates=replicates)
-    z = float(norm.ppf(0.5 + level / 2))
-    var = spread.variances()
-    return {k: float(np.exp(z * np.sqrt(var[k])) - np.exp(-z * np.sqrt(var[k])))
-            for k in TARGET_FIGURES}
+    return FisherDesign.at(truth, N, D, target, sigma).widths(replicates, level)

@@ -45,7 +45,12 @@ class SweepCandidates:
 class SweepSpace:
     """Candidate runs of a sweep: shapes for ``n_sizes`` target sizes, each trained on token
     counts of ``n_tpp`` tokens-per-parameter values, kept where the run's compute lies in
-    ``compute`` (FLOPs, 6ND)."""
+    ``compute`` (FLOPs, 6ND) and its tokens are at most ``max_tokens``.
+
+    ``max_tokens`` bounds wall time where FLOPs do not: a model of a few thousand parameters
+    runs at about the same tokens per second as one ten times larger on a CPU (measured in the
+    demo's store: 10-24k tokens/s from N = 49k to 3k under load), so a FLOP-cheap run of a tiny
+    model on many tokens is among the slowest."""
 
     compute: tuple[float, float]
     tokens_per_param: tuple[float, float] = (2.0, 2000.0)
@@ -55,6 +60,7 @@ class SweepSpace:
     n_sizes: int = 24
     n_tpp: int = 17
     name: str = "auto"
+    max_tokens: float | None = None
 
     def __post_init__(self) -> None:
         lo, hi = self.compute
@@ -106,7 +112,8 @@ class SweepSpace:
             for tpp in np.geomspace(tlo, thi, self.n_tpp):
                 spec = self.spec(model, tpp * n)
                 key2 = (spec.N, spec.D)
-                ok = clo * 0.999 <= spec.C <= chi * 1.001 and tlo * 0.5 <= spec.D / spec.N <= thi * 2
+                ok = (clo * 0.999 <= spec.C <= chi * 1.001 and tlo * 0.5 <= spec.D / spec.N <= thi * 2
+                      and (self.max_tokens is None or spec.D <= self.max_tokens))
                 if ok and key2 not in points:
                     points.add(key2)
                     specs.append(spec)
