@@ -157,12 +157,6 @@ class FlopSpace:
         n = np.sqrt(cc / (6.0 * tt))
         return n, tt * n
 
-    def contains(self, N: np.ndarray, D: np.ndarray, slack: float = 1e-6) -> np.ndarray:
-        c, t = 6.0 * N * D, D / N
-        (clo, chi), (tlo, thi) = self.compute, self.tokens_per_param
-        return ((c >= clo * (1 - slack)) & (c <= chi * (1 + slack))
-                & (t >= tlo * (1 - slack)) & (t <= thi * (1 + slack)))
-
 
 def near_existing(N: np.ndarray, D: np.ndarray, run_N: np.ndarray, run_D: np.ndarray,
                   radius: float = 0.05) -> np.ndarray:
