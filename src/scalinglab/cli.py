@@ -17,12 +17,14 @@ app = new_app(
 def _register() -> None:
     from scalinglab.demo import commands as demo_commands
     from scalinglab.design import commands as design_commands
+    from scalinglab.downstream import commands as downstream_commands
     from scalinglab.fit import commands as fit_commands
     from scalinglab.hparams import commands as hparams_commands
     from scalinglab.plan import commands as plan_commands
     from scalinglab.report import commands as report_commands
     from scalinglab.runs import commands as runs_commands
     from scalinglab.sweep import commands as sweep_commands
+    from scalinglab.testtime import commands as testtime_commands
 
     for module in (
         runs_commands,
@@ -31,6 +33,8 @@ def _register() -> None:
         plan_commands,
         sweep_commands,
         report_commands,
+        downstream_commands,
+        testtime_commands,
         demo_commands,
         design_commands,
     ):

@@ -68,12 +68,15 @@ class Result:
 
 
 def _kinds() -> dict[str, Any]:
+    from scalinglab.downstream import kinds as downstream_kinds
     from scalinglab.fit.isoflop import IsoFlopResult
     from scalinglab.fit.result import FitResult
     from scalinglab.hparams.fit import HparamFit
     from scalinglab.hparams.timescale import TauFit
+    from scalinglab.testtime import kinds as testtime_kinds
 
-    return {cls.kind: cls for cls in (FitResult, IsoFlopResult, HparamFit, TauFit)}
+    return {cls.kind: cls for cls in (FitResult, IsoFlopResult, HparamFit, TauFit,
+                                      *downstream_kinds(), *testtime_kinds())}
 
 
 def load_result(path: str | Path) -> Result:

@@ -26,7 +26,7 @@ from scalinglab.fit.result import FitInfo, FitResult, Holdout
 from scalinglab.laws.base import Law
 from scalinglab.laws.registry import get_law
 from scalinglab.laws.starts import besiroglu_grid
-from scalinglab.stats import bootstrap_weights
+from scalinglab.stats import bootstrap_weights, percentile_interval
 
 #: ``progress(stage, done, total)``: called as starts finish ("starts", then "bootstrap")
 Progress = Callable[[str, int, int], None]
@@ -142,8 +142,7 @@ def _soft_checks(
         if not len(col):
             continue
         outside = float(np.mean((col < lo_b) | (col > hi_b)))
-        q = (1 - level) / 2
-        lo, hi = np.quantile(col, [q, 1 - q])
+        lo, hi = (float(x) for x in percentile_interval(col, level))
         if outside > 0.1:
             flagged[name] = f"{outside:.0%} of bootstrap fits put {name} outside [{lo_b:g}, {hi_b:g}]"
         elif log_params[i] and lo > 0 and np.log10(hi / lo) > MAX_DECADES:

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.stats import norm
 
 from scalinglab.laws.base import ArrayLike, Law, LawInstance, Provenance
+from scalinglab.stats import percentile_interval
 
 #: inputs a hyperparameter law may use, all derived from (N, D)
 FEATURES = ("N", "D", "C", "TPP")
@@ -182,8 +183,7 @@ class HparamLaw:
         row = design_row(inst.law, N, D)
         if draws is not None and len(draws):
             vals = np.exp(row @ np.asarray(draws).T)  # (..., K)
-            a = (1.0 - level) / 2.0
-            return np.nanquantile(vals, a, axis=-1), np.nanquantile(vals, 1.0 - a, axis=-1)
+            return percentile_interval(vals, level, axis=-1)
         if cov is not None:
             sd = np.sqrt(np.einsum("...i,ij,...j->...", row, np.asarray(cov), row))
             z = norm.ppf(0.5 + level / 2.0)

@@ -1,0 +1,313 @@
+"""Benchmark accuracy against training compute directly, when no loss is available.
+
+The curve is a sigmoid in ``log10 C`` between a floor and a ceiling, ``acc = chance + (1 -
+chance) / (1 + exp(-s (log10 C - x0)))`` (Owen 2024, "How predictable is language model
+benchmark performance?"): the floor is the benchmark's chance level (0.25 for four-way multiple
+choice, 0 for open answers) and the ceiling 1, both fixed by default, so only the slope ``s``
+and midpoint ``x0`` are fitted; ``chance=None`` fits the floor too.
+
+``fit_below=C`` splits the models: the curve is fitted to those trained with at most ``C``
+FLOPs and scored on the larger ones (mean absolute error, with the interval the fit's bootstrap
+gives it), the test of whether small models predict big ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from scalinglab.downstream.link_fit import LinkFit, fit_link
+from scalinglab.downstream.links import SIGMOID_LINK
+from scalinglab.errors import NotIdentifiable, ParameterError
+from scalinglab.results import Result
+from scalinglab.stats import Estimate
+from scalinglab.summary import Summary, Table, format_number
+
+X_NAME = "log10(C)"
+
+
+def split_by_compute(C: np.ndarray, fit_below: float | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Boolean masks (train, test) and how many rows have no compute (in neither, when split)."""
+    C = np.asarray(C, dtype=float)
+    known = np.isfinite(C) & (C > 0)
+    if fit_below is None:
+        return known, np.zeros_like(known), int((~known).sum())
+    if not (np.isfinite(fit_below) and fit_below > 0):
+        raise ParameterError("fit_below must be a positive number of FLOPs", "fit_below")
+    return known & (C <= fit_below), known & (C > fit_below), int((~known).sum())
+
+
+def held_out_scores(
+    predict: np.ndarray, draws: np.ndarray | None, actual: np.ndarray, level: float,
+    partial_draws: bool = False,
+) -> tuple[list[Estimate], Estimate | None, np.ndarray | None]:
+    """Predictions with intervals for held-out models, their mean absolute error with an
+    interval, and the per-draw MAE (None without draws).
+
+    The interval is that of the MAE recomputed under every bootstrap draw of the fit: how much
+    the fit's uncertainty moves the error. It sits mostly above the point MAE (a perturbed fit
+    is rarely better than the best one); it is not a sampling interval over held-out models.
+    ``partial_draws``: a draw may lack predictions for some models (NaN, e.g. a family absent
+    from a resample); its MAE is then over the models it predicts.
+    """
+    ests = [Estimate.from_draws(predict[i], None if draws is None else draws[:, i], level)
+            for i in range(len(actual))]
+    if not len(actual):
+        return ests, None, None
+    mae_draws = None
+    if draws is not None:
+        err = np.abs(draws - actual[None, :])
+        if partial_draws:
+            with np.errstate(all="ignore"):
+                mae_draws = np.where(np.isfinite(err).any(axis=1),
+                                     np.nansum(err, axis=1) / np.maximum(np.isfinite(err).sum(axis=1), 1),
+                                     np.nan)
+        else:
+            mae_draws = np.mean(err, axis=1)
+    return ests, Estimate.from_draws(float(np.mean(np.abs(predict - actual))), mae_draws, level), mae_draws
+
+
+@dataclass(repr=False)
+class BenchmarkFit(Result):
+    """A benchmark's sigmoid in log-compute, fitted below ``fit_below`` and scored above it.
+
+    ``test`` rows: ``id``, ``C``, ``actual``, ``predicted`` (an Estimate), ``abs_err``.
+    """
+
+    kind: ClassVar[str] = "benchmark_fit"
+
+    link: LinkFit
+    fit_below: float | None
+    test: list[dict[str, Any]] = field(default_factory=list)
+    mae: Estimate | None = None
+    n_without_compute: int = 0
+    mae_draws: np.ndarray | None = None
+    level: float = 0.95
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def metric(self) -> str:
+        return self.link.metric
+
+    @property
+    def run_ids(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.link.run_ids
+
+    @property
+    def heldout_ids(self) -> tuple[str, ...]:
+        return tuple(str(r["id"]) for r in self.test)
+
+    def predict(self, C: Any) -> np.ndarray:
+        return self.link.predict(np.log10(np.asarray(C, dtype=float)))
+
+    def curve(self, C: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(point, lo, hi)`` of the metric over FLOPs ``C``, for figures."""
+        return self.link.curve(np.log10(np.atleast_1d(np.asarray(C, dtype=float))))
+
+    @property
+    def extrapolation_region(self) -> tuple[float, float] | None:
+        """FLOPs beyond what the curve was fitted on, up to the largest scored model."""
+        top = 10.0 ** self.link.data_range[1]
+        hi = max([top, *(r["C"] for r in self.test)])
+        return (top, hi) if hi > top else None
+
+    def _repr_items(self) -> list[str]:
+        items = [self.metric]
+        if self.mae is not None:
+            items.append(f"MAE above {format_number(self.fit_below)} FLOPs {self.mae:.3g}")
+        return items
+
+    def summary(self) -> Summary:
+        s = self.link.summary()
+        tables = list(s.tables)
+        if self.test:
+            t = Table(f"models above {format_number(self.fit_below)} FLOPs (not fitted)",
+                      ["model", "C", "actual", "predicted", "abs error"])
+            for r in self.test:
+                t.add_row(r["id"], r["C"], r["actual"], r["predicted"], r["abs_err"])
+            tables.append(t)
+        facts = list(s.facts)
+        if self.mae is not None:
+            facts.append(("mean absolute error on held-out models", f"{self.mae}"))
+        return Summary(title=f"{self.metric} vs log10 compute", tables=tables, facts=facts,
+                       notes=[*self.link.notes, *self.notes], warnings=[*self.link.warnings, *self.warnings],
+                       data=self.to_dict())
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        out = {
+            "kind": self.kind, "metric": self.metric, "fit_below": self.fit_below,
+            "level": self.level, "link": self.link.to_dict(include_draws),
+            "test": [{**r, "predicted": r["predicted"].to_dict()} for r in self.test],
+            "mae": None if self.mae is None else self.mae.to_dict(),
+            "n_without_compute": self.n_without_compute,
+            "warnings": list(self.warnings), "notes": list(self.notes),
+        }
+        if include_draws and self.mae_draws is not None:
+            out["mae_draws"] = self.mae_draws.tolist()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BenchmarkFit:
+        level = float(data.get("level", 0.95))
+        return cls(
+            link=LinkFit.from_dict(data["link"]),
+            fit_below=None if data.get("fit_below") is None else float(data["fit_below"]),
+            test=[{**r, "predicted": Estimate.from_dict(r["predicted"], level)} for r in data.get("test", [])],
+            mae=None if data.get("mae") is None else Estimate.from_dict(data["mae"], level),
+            n_without_compute=int(data.get("n_without_compute", 0)),
+            mae_draws=None if data.get("mae_draws") is None else np.asarray(data["mae_draws"], float),
+            level=level, warnings=list(data.get("warnings", [])), notes=list(data.get("notes", [])),
+        )
+
+
+def fit_benchmark(
+    C: Any,
+    y: Any,
+    *,
+    metric: str = "accuracy",
+    chance: float | None = 0.0,
+    ceiling: float | None = 1.0,
+    fit_below: float | None = None,
+    model_ids: Sequence[str] | None = None,
+    bootstrap: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> BenchmarkFit:
+    """Fit ``y = chance + (ceiling - chance) sigmoid(s (log10 C - x0))`` to models at or below
+    ``fit_below`` FLOPs and score it on the models above.
+
+    ``chance``/``ceiling`` None: fitted instead of fixed. Models without a compute value (NaN)
+    are left out (counted in ``n_without_compute``), as are models without a score.
+    """
+    C = np.asarray(C, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    if len(C) != len(y):
+        raise ParameterError(f"C has {len(C)} values but y has {len(y)}", "C", "y")
+    ids = np.array([str(m) for m in model_ids]) if model_ids is not None else np.arange(len(C)).astype(str)
+    if len(ids) != len(C):
+        raise ParameterError(f"{len(ids)} model_ids for {len(C)} models", "model_ids")
+    scored = np.isfinite(y)
+    train, test, n_nocompute = split_by_compute(np.where(scored, C, np.nan), fit_below)
+    n_nocompute = int((scored & ~(np.isfinite(C) & (C > 0))).sum())
+    fixed = {k: v for k, v in (("lo", chance), ("hi", ceiling)) if v is not None}
+    if int(train.sum()) == 0:
+        raise NotIdentifiable(f"no model with a score and compute at or below {fit_below:.3g} FLOPs")
+    link = fit_link(np.log10(C[train]), y[train], SIGMOID_LINK, metric=metric, x_name=X_NAME,
+                    fixed=fixed, bootstrap=bootstrap, seed=seed, run_ids=list(ids[train]), level=level)
+    xt = np.log10(C[test])
+    pred = np.atleast_1d(link.predict(xt)) if test.any() else np.zeros(0)
+    draws = link.predict_draws(xt) if test.any() and link.draws is not None else None
+    ests, mae, mae_draws = held_out_scores(pred, draws, y[test], level)
+    rows = [{"id": str(i), "C": float(c), "actual": float(a), "predicted": e, "abs_err": float(abs(p - a))}
+            for i, c, a, e, p in zip(ids[test], C[test], y[test], ests, pred, strict=True)]
+    notes = []
+    if n_nocompute:
+        notes.append(f"{n_nocompute} models without a compute value were left out")
+    return BenchmarkFit(link=link, fit_below=fit_below, test=rows, mae=mae,
+                        n_without_compute=n_nocompute, mae_draws=mae_draws, level=level, notes=notes)
+
+
+@dataclass(repr=False)
+class BenchmarkTable(Result):
+    """One :class:`BenchmarkFit` per benchmark (and, with families, one observational fit each:
+    see :mod:`scalinglab.downstream.observational`), summarised in one table."""
+
+    kind: ClassVar[str] = "benchmark_table"
+
+    fits: dict[str, BenchmarkFit]
+    fit_below: float | None
+    observational: dict[str, Any] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    level: float = 0.95
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def run_ids(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(dict.fromkeys(r for f in self.fits.values() for r in f.run_ids))
+
+    def __getitem__(self, metric: str) -> BenchmarkFit:
+        return self.fits[metric]
+
+    def _repr_items(self) -> list[str]:
+        return [f"{len(self.fits)} benchmarks"]
+
+    def summary(self) -> Summary:
+        cols = ["benchmark", "floor", "s", "x0 (log10 FLOPs)", "fitted on", "held out",
+                "MAE sigmoid(log C)"]
+        if self.observational:
+            cols += ["MAE observational", "MAE obs. from compute"]
+        t = Table("benchmark vs compute" + (f", fitted at or below {format_number(self.fit_below)} FLOPs"
+                                             if self.fit_below else ""), cols)
+        for name, f in self.fits.items():
+            est = f.link.param_estimates()
+            row = [name, f.link.params["lo"] if "lo" in f.link.fixed else est["lo"], est["s"], est["x0"],
+                   len(f.link.x), len(f.test), f.mae]
+            if self.observational:
+                obs = self.observational.get(name)
+                row += [None if obs is None else obs.mae_scores, None if obs is None else obs.mae_compute]
+            t.add_row(*row)
+        tables = [t]
+        if self.failed:
+            ft = Table("not fitted", ["benchmark", "why"])
+            for m, why in self.failed.items():
+                ft.add_row(m, why)
+            tables.append(ft)
+        warnings = list(self.warnings) + [f"{m}: {w}" for m, f in self.fits.items()
+                                          for w in [*f.link.warnings, *f.warnings]]
+        return Summary(title="benchmarks vs compute", tables=tables, notes=list(self.notes),
+                       warnings=warnings, data=self.to_dict())
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "fit_below": self.fit_below, "level": self.level,
+            "fits": {m: f.to_dict(include_draws) for m, f in self.fits.items()},
+            "observational": {m: o.to_dict(include_draws) for m, o in self.observational.items()},
+            "failed": dict(self.failed), "warnings": list(self.warnings), "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BenchmarkTable:
+        from scalinglab.downstream.observational import ObservationalFit
+
+        return cls(
+            fits={m: BenchmarkFit.from_dict(d) for m, d in data["fits"].items()},
+            fit_below=None if data.get("fit_below") is None else float(data["fit_below"]),
+            observational={m: ObservationalFit.from_dict(d) for m, d in (data.get("observational") or {}).items()},
+            failed=dict(data.get("failed") or {}), level=float(data.get("level", 0.95)),
+            warnings=list(data.get("warnings", [])), notes=list(data.get("notes", [])),
+        )
+
+
+def fit_benchmarks(
+    C: Any,
+    metrics: Mapping[str, Any],
+    *,
+    chance: float | Mapping[str, float | None] | None = 0.0,
+    ceiling: float | None = 1.0,
+    fit_below: float | None = None,
+    model_ids: Sequence[str] | None = None,
+    bootstrap: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> BenchmarkTable:
+    """:func:`fit_benchmark` for every metric (``chance`` per metric as a mapping); a metric that
+    cannot be fitted is listed in ``failed``."""
+    fits: dict[str, BenchmarkFit] = {}
+    failed: dict[str, str] = {}
+    for name, values in metrics.items():
+        floor = chance.get(name, 0.0) if isinstance(chance, Mapping) else chance
+        try:
+            fits[name] = fit_benchmark(C, values, metric=name, chance=floor, ceiling=ceiling,
+                                       fit_below=fit_below, model_ids=model_ids,
+                                       bootstrap=bootstrap, seed=seed, level=level)
+        except NotIdentifiable as exc:
+            failed[name] = str(exc)
+    return BenchmarkTable(fits=fits, fit_below=fit_below, failed=failed, level=level)
+
+
+__all__ = ["BenchmarkFit", "BenchmarkTable", "fit_benchmark", "fit_benchmarks", "split_by_compute"]

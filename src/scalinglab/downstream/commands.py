@@ -1,0 +1,271 @@
+"""``scalinglab fit downstream``, ``scalinglab fit benchmark`` and ``scalinglab predict downstream``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+from scalinglab.clikit import JsonOption, UserError, console, emit_json, new_app, to_json
+from scalinglab.errors import InputError
+
+predict_app = new_app(
+    help="Predict from saved fits: downstream metrics at a model size and token count, chained "
+    "through a loss law (joint bootstrap intervals).",
+    no_args_is_help=True,
+)
+
+FileArg = typer.Argument(..., help="CSV, TSV, Parquet or JSONL with one row per model (or run).",
+                         show_default=False)
+MetricOpt = typer.Option(..., "--metric", "-m", help="Metric column, or a pattern such as 'err_*' "
+                         "(repeatable); every match is fitted and shown in one table.")
+BootOpt = typer.Option(200, "--bootstrap", "-b", min=0, help="Bootstrap resamples for intervals (0: none).")
+SeedOpt = typer.Option(0, "--seed", help="Random seed of the bootstrap (results are deterministic).")
+WhereOpt = typer.Option(None, "--where", "-w", help="Keep rows where this SQL holds, e.g. "
+                        "\"tok_mult = 20 AND N < 2e9\" (quote odd names: \"\\\"FLOPs (1E21)\\\" < 84\").")
+IdOpt = typer.Option(None, "--id", help="Column naming each row (default: run_id, model, Model or "
+                     "name if present, else the row number).")
+SaveOpt = typer.Option(None, "--save", help="Write the fit with its bootstrap draws to this JSON file.")
+
+
+def register(app: typer.Typer) -> None:
+    from scalinglab.fit.commands import fit_app
+
+    fit_app.command("downstream")(fit_downstream)
+    fit_app.command("benchmark")(fit_benchmark_command)
+    predict_app.command("downstream")(predict_downstream)
+    app.add_typer(predict_app, name="predict")
+
+
+def _show(result: Any, save: Path | None, as_json: bool) -> None:
+    if save is not None:
+        save.write_text(to_json(result.to_dict(include_draws=True)) + "\n", encoding="utf-8")
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    console.print(result.summary())
+    if save is not None:
+        console.print(f"[green]saved[/] to {save}")
+
+
+def fit_downstream(
+    file: Path = FileArg,
+    metric: list[str] = MetricOpt,
+    loss: str = typer.Option("loss", "--loss", "-l", help="Column of the loss the metric is linked to "
+                             "(e.g. loss_c4_val); a loss law must predict this same loss."),
+    link: str = typer.Option("exp", "--link", help="exp: Gadre et al.'s Err = eps - k exp(-gamma L); "
+                             "sigmoid: y = lo + (hi - lo)/(1 + exp(-s (L - x0)))."),
+    floor: float = typer.Option(None, "--floor", help="sigmoid: fix lo (e.g. chance accuracy) "
+                                "instead of fitting it.", show_default=False),
+    ceiling: float = typer.Option(None, "--ceiling", help="sigmoid: fix hi (e.g. 1) instead of "
+                                  "fitting it.", show_default=False),
+    where: str = WhereOpt, id_: str = IdOpt,
+    cluster: str = typer.Option(None, "--cluster", help="Column whose equal values are resampled "
+                                "together (e.g. checkpoints of one model)."),
+    bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
+) -> None:
+    """Fit downstream metrics (errors, accuracies) against a loss: one link per metric column.
+
+    Example: scalinglab fit downstream models.csv --metric 'err_*' --loss loss_c4_val --save link.json
+    """
+    from scalinglab.downstream.link_fit import fit_links
+    from scalinglab.downstream.links import LINKS
+    from scalinglab.downstream.table import read_models
+
+    if link not in LINKS:
+        raise UserError(f"--link must be one of {', '.join(sorted(LINKS))}, not {link!r}")
+    fixed = {k: v for k, v in (("lo", floor), ("hi", ceiling)) if v is not None}
+    if fixed and link != "sigmoid":
+        raise UserError("--floor and --ceiling apply to --link sigmoid only")
+    table = read_models(file).where(where)
+    names = [m for m in table.match(metric) if m != loss]
+    if not names:
+        raise UserError(f"--metric {metric!r} matches only the loss column {loss!r}")
+    x = table.numbers(loss, missing_ok=True)
+    result = fit_links(x, {m: table.numbers(m) for m in names}, link, x_name=loss, fixed=fixed,
+                       bootstrap=bootstrap, seed=seed,
+                       cluster=None if cluster is None else table.text(cluster),
+                       run_ids=table.ids(id_))
+    if not result.fits:
+        reasons = "; ".join(f"{m}: {why}" for m, why in result.failed.items())
+        raise UserError(f"{table.source}: no metric could be fitted ({reasons})")
+    if where:
+        result.notes.insert(0, f"rows where {where}: {len(table)}")
+    _show(result, save, json_)
+
+
+def _chance(items: list[str] | None) -> tuple[float | None, dict[str, float | None]]:
+    """``--chance 0.25`` (every metric) and/or ``--chance MMLU=0.25`` / ``--chance NAME=fit``."""
+    from scalinglab.runs.schema import parse_number
+
+    default: float | None = 0.0
+    per: dict[str, float | None] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        text = value if sep else key
+        if text.strip().lower() == "fit":
+            v = None
+        else:
+            try:
+                v = parse_number(text)
+            except (TypeError, ValueError):
+                raise UserError(f"--chance {item!r}: give a number, NAME=NUMBER, or NAME=fit") from None
+        if sep:
+            per[key.strip()] = v
+        else:
+            default = v
+    return default, per
+
+
+def fit_benchmark_command(
+    file: Path = FileArg,
+    metric: list[str] = MetricOpt,
+    compute: str = typer.Option("C", "--compute", "-c", help="Column of training FLOPs."),
+    compute_scale: float = typer.Option(1.0, "--compute-scale", help="Multiply the compute column by "
+                                        "this (e.g. 1e21 for a column in units of 1e21 FLOPs)."),
+    chance: list[str] = typer.Option(None, "--chance", help="Floor of the sigmoid: a number for every "
+                                     "metric, NAME=NUMBER for one, NAME=fit to fit it (default 0)."),
+    ceiling: float = typer.Option(1.0, "--ceiling", help="Ceiling of the sigmoid."),
+    fit_below: float = typer.Option(None, "--fit-below", help="Fit on models with at most this many "
+                                    "FLOPs and score the larger ones.", show_default=False),
+    family: str = typer.Option(None, "--family", help="Column of model families: also fit Ruan et "
+                               "al.'s observational law (principal components of the other metrics, "
+                               "per-family compute offsets, sigmoid link)."),
+    components: int = typer.Option(3, "--components", min=1, help="Principal components (with --family)."),
+    where: str = WhereOpt, id_: str = IdOpt,
+    bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
+) -> None:
+    """Fit benchmark accuracy against log training compute: a sigmoid between chance and 1.
+
+    Example: scalinglab fit benchmark evals.csv -m MMLU -m ARC-C --compute "FLOPs (1E21)" --compute-scale 1e21 --chance 0.25 --fit-below 8.4e22 --family "Model Family"
+    """
+    from scalinglab.downstream.benchmark import fit_benchmarks
+    from scalinglab.downstream.observational import fit_observational
+    from scalinglab.downstream.table import read_models
+    from scalinglab.errors import NotIdentifiable
+
+    if not compute_scale > 0:
+        raise UserError("--compute-scale must be positive")
+    table = read_models(file).where(where)
+    names = [m for m in table.match(metric) if m not in (compute, family)]
+    C = table.numbers(compute, positive=True) * compute_scale
+    scores = {m: table.numbers(m) for m in names}
+    default, per = _chance(chance)
+    floors = {m: per.get(m, default) for m in names}
+    unknown = sorted(set(per) - set(names))
+    if unknown:
+        raise UserError(f"--chance names {unknown}, which are not among the metrics {names}")
+    ids = table.ids(id_)
+    result = fit_benchmarks(C, scores, chance=floors, ceiling=ceiling, fit_below=fit_below,
+                            model_ids=ids, bootstrap=bootstrap, seed=seed)
+    if family is not None:
+        if len(names) < components + 1:
+            raise UserError(f"--family needs at least {components + 1} metrics (each is predicted from "
+                            f"{components} components of the others); got {len(names)}")
+        fams = table.text(family)
+        for m in names:
+            try:
+                result.observational[m] = fit_observational(
+                    scores, m, compute=C, family=fams, fit_below=fit_below, n_components=components,
+                    chance=floors[m], ceiling=ceiling, model_ids=ids, bootstrap=bootstrap, seed=seed)
+            except NotIdentifiable as exc:
+                result.failed[f"{m} (observational)"] = str(exc)
+    if not result.fits:
+        reasons = "; ".join(f"{m}: {why}" for m, why in result.failed.items())
+        raise UserError(f"{table.source}: no metric could be fitted ({reasons})")
+    _show(result, save, json_)
+
+
+def _load_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("no such file", source=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON ({exc.msg} at line {exc.lineno}); expected {what}",
+                         source=str(path)) from None
+    if not isinstance(data, dict):
+        raise InputError(f"expected {what}", source=str(path))
+    return data
+
+
+def load_loss_law(spec: str) -> Any:
+    """A saved fit (``fit chinchilla --save``) or the name of a published loss law."""
+    from scalinglab.fit.result import FitResult
+    from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS
+
+    path = Path(spec)
+    if not path.exists():
+        if spec in PUBLISHED_LOSS_LAWS:
+            return PUBLISHED_LOSS_LAWS[spec]
+        raise UserError(f"--loss-law {spec!r}: no such file, and not a published law "
+                        f"({', '.join(sorted(PUBLISHED_LOSS_LAWS))})")
+    data = _load_json(path, "a loss-law fit saved by `scalinglab fit ... --save`")
+    try:
+        return FitResult.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"not a saved loss-law fit ({type(exc).__name__}: {exc})", source=str(path)) from None
+
+
+def load_link(path: Path) -> Any:
+    """A link saved by ``fit downstream --save`` (one metric or a table of them)."""
+    from scalinglab.downstream.link_fit import LinkFit, LinkTable
+
+    data = _load_json(path, "a link saved by `scalinglab fit downstream --save`")
+    kinds = {LinkTable.kind: LinkTable, LinkFit.kind: LinkFit}
+    cls = kinds.get(data.get("kind"))
+    if cls is None:
+        raise InputError(f"not a saved link (kind {data.get('kind')!r}; expected one of {sorted(kinds)})",
+                         source=str(path))
+    try:
+        return cls.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"cannot read the saved link ({type(exc).__name__}: {exc})", source=str(path)) from None
+
+
+def _numbers(items: list[str], flag: str) -> np.ndarray:
+    from scalinglab.runs.schema import parse_number
+
+    out = []
+    for item in items:
+        for part in item.split(","):
+            try:
+                v = parse_number(part)
+            except (TypeError, ValueError):
+                raise UserError(f"{flag} {part!r} is not a number (e.g. 7e9, 7B, 1.4T)") from None
+            if not (np.isfinite(v) and v > 0):
+                raise UserError(f"{flag} must be positive, not {part!r}")
+            out.append(v)
+    return np.array(out)
+
+
+def predict_downstream(
+    loss_law: str = typer.Option(..., "--loss-law", help="Loss-law fit saved with `fit chinchilla "
+                                 "--save` (its bootstrap draws are used), or a published law's name."),
+    link: Path = typer.Option(..., "--link", help="Link saved with `fit downstream --save`."),
+    params: list[str] = typer.Option(..., "--params", "-N", help="Model size(s) N (repeatable or "
+                                     "comma-separated; paired with --tokens)."),
+    tokens: list[str] = typer.Option(..., "--tokens", "-D", help="Training tokens D (one, or one per N)."),
+    seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
+) -> None:
+    """Predict the loss and the downstream metric(s) at (N, D): loss law, then link, with intervals
+    from pairing the two fits' bootstrap draws.
+
+    Example: scalinglab predict downstream --loss-law fit.json --link link.json --params 7e9 --tokens 1.4e11 --json
+    """
+    from scalinglab.downstream.chain import chain
+
+    N = _numbers(params, "--params")
+    D = _numbers(tokens, "--tokens")
+    if len(N) != len(D) and 1 not in (len(N), len(D)):
+        raise UserError(f"{len(N)} values of --params but {len(D)} of --tokens: give one each, or one "
+                        "of them once")
+    result = chain(load_loss_law(loss_law), load_link(link), N, D, seed=seed)
+    _show(result, save, json_)
+
+
+__all__ = ["fit_benchmark_command", "fit_downstream", "load_link", "load_loss_law", "predict_app",
+           "predict_downstream", "register"]

@@ -1,0 +1,381 @@
+"""Fitting a loss-to-metric link, one metric or many, as result objects.
+
+:func:`fit_link` fits one metric against the loss (Gadre et al.'s exponential or a sigmoid) and
+returns a :class:`LinkFit`; :func:`fit_links` fits many metric columns against the same loss
+column and returns a :class:`LinkTable`, one table for all of them (the 46 task errors of
+Gadre et al. in one call). A metric that cannot be fitted is listed with its reason; the others
+go on.
+
+Every metric of one table is resampled with the same bootstrap weights (same rows, same seed),
+so draw ``j`` of every metric comes from the same resample of models: averages of metrics, and
+their intervals, can be formed draw by draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from scalinglab.downstream.links import LinkForm, fit_form, get_link
+from scalinglab.errors import NotIdentifiable, ParameterError
+from scalinglab.laws.base import LawInstance, Provenance
+from scalinglab.results import Result
+from scalinglab.stats import Estimate, bootstrap_weights, percentile_interval
+from scalinglab.summary import Summary, Table, format_number
+
+
+def _form(link: str | LinkForm) -> LinkForm:
+    return get_link(link) if isinstance(link, str) else link
+
+
+@dataclass(repr=False)
+class LinkFit(Result):
+    """A fitted link ``metric = f(x)`` (x: a loss, or log10 of compute) with bootstrap draws.
+
+    ``draws`` has one row per resample and one column per parameter of ``form`` (fixed ones
+    constant); rows of NaN are resamples that could not identify the link. ``x`` and ``y`` are
+    the points it was fitted to, for figures.
+    """
+
+    kind: ClassVar[str] = "link_fit"
+
+    form: LinkForm
+    metric: str
+    x_name: str
+    params: dict[str, float]
+    draws: np.ndarray | None
+    x: np.ndarray
+    y: np.ndarray
+    run_ids: tuple[str, ...] = ()
+    fixed: dict[str, float] = field(default_factory=dict)
+    residual_std: float = float("nan")
+    unidentified: dict[str, str] = field(default_factory=dict)
+    level: float = 0.95
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    # -- predictions --------------------------------------------------------------------------
+
+    @property
+    def theta(self) -> np.ndarray:
+        return np.array([self.params[k] for k in self.form.param_names])
+
+    @property
+    def data_range(self) -> tuple[float, float]:
+        return float(np.min(self.x)), float(np.max(self.x))
+
+    @property
+    def instance(self) -> LawInstance:
+        lo, hi = self.data_range
+        return self.form.law.with_params(self.params, provenance=Provenance(
+            source=f"fitted by scalinglab on {len(self.x)} points ({self.metric} vs {self.x_name})",
+            valid_range={self.form.law.inputs[0]: (lo, hi)}), label=f"{self.metric} link")
+
+    def _inputs(self, x: Any) -> dict[str, np.ndarray]:
+        return {self.form.law.inputs[0]: np.atleast_1d(np.asarray(x, dtype=float))}
+
+    def predict(self, x: Any) -> np.ndarray:
+        """The metric at ``x`` (the link's own input: the loss, or log10 C)."""
+        out = self.form.evaluate(self.theta[None, :], self._inputs(x))[0]
+        return out if np.ndim(x) else out[0]
+
+    def predict_draws(self, x: Any) -> np.ndarray:
+        """(K, len(x)) the metric at ``x`` under every bootstrap draw (empty without draws).
+
+        ``x`` may also be (K, m): draw ``j`` evaluated at row ``j``, as the chained prediction
+        pairs loss draws with link draws."""
+        if self.draws is None or not len(self.draws):
+            return np.zeros((0, np.size(x)))
+        x = np.asarray(x, dtype=float)
+        xin = x if x.ndim == 2 else np.atleast_1d(x)[None, :]
+        out = self.form.evaluate(self.draws, {self.form.law.inputs[0]: xin})
+        out[~np.all(np.isfinite(self.draws), axis=1)] = np.nan
+        return out
+
+    def curve(self, x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(point, lo, hi)`` over a grid of ``x``: the fitted link and its band, for figures."""
+        x = np.atleast_1d(np.asarray(x, dtype=float))
+        point = self.predict(x)
+        draws = self.predict_draws(x)
+        if not len(draws):
+            return point, np.full_like(point, np.nan), np.full_like(point, np.nan)
+        lo, hi = percentile_interval(draws, self.level)
+        return point, lo, hi
+
+    def estimate(self, x: float) -> Estimate:
+        """The metric at one ``x`` with its interval."""
+        return Estimate.from_draws(float(self.predict(float(x))),
+                                   None if self.draws is None else self.predict_draws([float(x)])[:, 0],
+                                   self.level)
+
+    @property
+    def ci(self) -> dict[str, tuple[float, float]]:
+        if self.draws is None or not len(self.draws):
+            return {}
+        lo, hi = percentile_interval(self.draws, self.level)
+        return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(self.form.param_names)}
+
+    def param_estimates(self) -> dict[str, Estimate]:
+        out = {}
+        for i, name in enumerate(self.form.param_names):
+            draws = None if self.draws is None or name in self.fixed else self.draws[:, i]
+            out[name] = Estimate.from_draws(self.params[name], draws, self.level,
+                                            identified=name not in self.unidentified,
+                                            note=self.unidentified.get(name))
+        return out
+
+    # -- result contract ----------------------------------------------------------------------
+
+    def _repr_items(self) -> list[str]:
+        ps = ", ".join(f"{k}={format_number(v)}" for k, v in self.params.items())
+        return [f"{self.metric} ~ {self.form.key}({self.x_name}): {ps}"]
+
+    def summary(self) -> Summary:
+        table = Table(f"{self.metric} = {self.form.law.formula}", ["parameter", "estimate", ""])
+        for name, est in self.param_estimates().items():
+            table.add_row(name, est, "fixed" if name in self.fixed else "")
+        lo, hi = self.data_range
+        facts = [("points", str(len(self.x))), (f"{self.x_name} range", f"[{format_number(lo)}, "
+                 f"{format_number(hi)}]"), ("residual std", format_number(self.residual_std)),
+                 ("bootstrap draws", str(0 if self.draws is None else len(self.draws)))]
+        return Summary(title=f"link: {self.metric} from {self.x_name} ({self.form.key})",
+                       tables=[table], facts=facts, notes=list(self.notes),
+                       warnings=list(self.warnings), data=self.to_dict())
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "link": self.form.key,
+            "formula": self.form.law.formula,
+            "metric": self.metric,
+            "x": self.x_name,
+            "params": dict(self.params),
+            "ci": {k: list(v) for k, v in self.ci.items() if k not in self.fixed},
+            "fixed": dict(self.fixed),
+            "level": self.level,
+            "n_points": len(self.x),
+            "n_bootstrap": 0 if self.draws is None else len(self.draws),
+            "residual_std": self.residual_std,
+            "data_range": list(self.data_range),
+            "unidentified": dict(self.unidentified),
+            "run_ids": list(self.run_ids),
+            "points": {"x": self.x.tolist(), "y": self.y.tolist()},
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+        }
+        if include_draws and self.draws is not None:
+            out["draws"] = self.draws.tolist()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LinkFit:
+        draws = data.get("draws")
+        return cls(
+            form=get_link(str(data["link"])),
+            metric=str(data["metric"]),
+            x_name=str(data.get("x", "x")),
+            params={k: float(v) for k, v in data["params"].items()},
+            draws=None if draws is None else np.asarray(draws, dtype=float),
+            x=np.asarray(data["points"]["x"], dtype=float),
+            y=np.asarray(data["points"]["y"], dtype=float),
+            run_ids=tuple(str(r) for r in data.get("run_ids", [])),
+            fixed={k: float(v) for k, v in (data.get("fixed") or {}).items()},
+            residual_std=float(data.get("residual_std") or float("nan")),
+            unidentified=dict(data.get("unidentified") or {}),
+            level=float(data.get("level", 0.95)),
+            warnings=list(data.get("warnings", [])),
+            notes=list(data.get("notes", [])),
+        )
+
+
+def fit_link(
+    x: Any,
+    y: Any,
+    link: str | LinkForm = "exp",
+    *,
+    metric: str = "metric",
+    x_name: str = "loss",
+    fixed: Mapping[str, float] | None = None,
+    bootstrap: int = 200,
+    seed: int = 0,
+    cluster: Any = None,
+    run_ids: Sequence[str] | None = None,
+    level: float = 0.95,
+) -> LinkFit:
+    """Fit ``metric = link(x)`` by least squares, with a bootstrap over points for intervals.
+
+    Parameters
+    ----------
+    x, y : array-like
+        The link's input (a loss, or log10 of compute) and the metric, one value per run.
+    link : ``"exp"`` (Gadre et al.), ``"sigmoid"``, or a :class:`LinkForm`.
+    fixed : parameters held at given values, e.g. ``{"lo": 0.25, "hi": 1.0}`` for a sigmoid
+        between chance level and 1.
+    cluster : optional unit label per point; the bootstrap then resamples whole units (e.g. all
+        checkpoints of one model together).
+    run_ids : ids of the runs (or models), kept on the result.
+
+    Raises
+    ------
+    NotIdentifiable
+        Fewer distinct points than free parameters plus one, or a constant metric.
+    """
+    form = _form(link)
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    if len(x) != len(y):
+        raise ParameterError(f"x has {len(x)} values but y has {len(y)}", "x", "y")
+    if run_ids is not None and len(run_ids) != len(x):
+        raise ParameterError(f"{len(run_ids)} run_ids for {len(x)} points", "run_ids")
+    weights = None
+    notes: list[str] = []
+    if cluster is not None and bootstrap > 0:
+        labels = np.asarray(cluster)
+        _, unit = np.unique(labels, return_inverse=True)
+        weights = bootstrap_weights(int(unit.max()) + 1, bootstrap, np.random.default_rng(seed),
+                                    unit_of_row=unit.ravel())
+        notes.append(f"bootstrap over {int(unit.max()) + 1} clusters, not over points")
+    raw = fit_form(form, {form.law.inputs[0]: x}, y, fixed=fixed, bootstrap=bootstrap, seed=seed,
+                   weights=weights, level=level)
+    return LinkFit(
+        form=form, metric=metric, x_name=x_name,
+        params=dict(zip(form.param_names, raw.params.tolist(), strict=True)),
+        draws=raw.draws, x=x, y=y,
+        run_ids=tuple(str(r) for r in run_ids) if run_ids is not None else tuple(
+            str(i) for i in range(len(x))),
+        fixed=dict(fixed or {}), residual_std=raw.residual_std, unidentified=raw.unidentified,
+        level=level, warnings=raw.warnings, notes=notes,
+    )
+
+
+@dataclass(repr=False)
+class LinkTable(Result):
+    """Links of many metrics to one input (``x_name``), fitted together; ``failed`` says why a
+    metric has no link. Index it by metric name."""
+
+    kind: ClassVar[str] = "link_table"
+
+    fits: dict[str, LinkFit]
+    x_name: str
+    failed: dict[str, str] = field(default_factory=dict)
+    run_ids: tuple[str, ...] = ()
+    level: float = 0.95
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __getitem__(self, metric: str) -> LinkFit:
+        return self.fits[metric]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.fits.values())
+
+    def __len__(self) -> int:
+        return len(self.fits)
+
+    def curve(self, metric: str, x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.fits[metric].curve(x)
+
+    def _repr_items(self) -> list[str]:
+        items = [f"{len(self.fits)} metrics from {self.x_name}"]
+        if self.failed:
+            items.append(f"{len(self.failed)} not fitted")
+        return items
+
+    def summary(self) -> Summary:
+        forms = {f.form.key: f.form for f in self.fits.values()}
+        tables = []
+        for key, form in forms.items():
+            fits = [f for f in self.fits.values() if f.form.key == key]
+            table = Table(f"{form.law.formula}  ({self.x_name} -> metric)",
+                          ["metric", "points", *form.param_names, "residual std"])
+            for f in fits:
+                est = f.param_estimates()
+                table.add_row(f.metric, len(f.x), *(
+                    "fixed " + format_number(f.params[k]) if k in f.fixed else est[k]
+                    for k in form.param_names), f.residual_std)
+            tables.append(table)
+        if self.failed:
+            t = Table("not fitted", ["metric", "why"])
+            for m, why in self.failed.items():
+                t.add_row(m, why)
+            tables.append(t)
+        warnings = list(self.warnings) + [f"{m}: {w}" for m, f in self.fits.items() for w in f.warnings]
+        return Summary(title=f"downstream links: {len(self.fits)} metrics from {self.x_name}",
+                       tables=tables, notes=list(self.notes), warnings=warnings, data=self.to_dict())
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "x": self.x_name,
+            "level": self.level,
+            "run_ids": list(self.run_ids),
+            "fits": {m: f.to_dict(include_draws) for m, f in self.fits.items()},
+            "failed": dict(self.failed),
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LinkTable:
+        return cls(
+            fits={m: LinkFit.from_dict(d) for m, d in data["fits"].items()},
+            x_name=str(data.get("x", "x")),
+            failed=dict(data.get("failed") or {}),
+            run_ids=tuple(str(r) for r in data.get("run_ids", [])),
+            level=float(data.get("level", 0.95)),
+            warnings=list(data.get("warnings", [])),
+            notes=list(data.get("notes", [])),
+        )
+
+
+def fit_links(
+    x: Any,
+    metrics: Mapping[str, Any],
+    link: str | LinkForm = "exp",
+    *,
+    x_name: str = "loss",
+    fixed: Mapping[str, float] | None = None,
+    bootstrap: int = 200,
+    seed: int = 0,
+    cluster: Any = None,
+    run_ids: Sequence[str] | None = None,
+    level: float = 0.95,
+) -> LinkTable:
+    """Fit one link per metric (``metrics``: name -> values, NaN for a run without it).
+
+    Runs where a metric is missing are left out of that metric's fit (said in its notes). A
+    metric that cannot be identified is reported in ``failed`` instead of stopping the others.
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    ids = np.array([str(r) for r in run_ids]) if run_ids is not None else np.arange(len(x)).astype(str)
+    labels = None if cluster is None else np.asarray(cluster)
+    fits: dict[str, LinkFit] = {}
+    failed: dict[str, str] = {}
+    complete = True
+    for name, values in metrics.items():
+        y = np.asarray(values, dtype=float).ravel()
+        if len(y) != len(x):
+            raise ParameterError(f"metric {name!r} has {len(y)} values for {len(x)} runs", "metrics")
+        keep = np.isfinite(y) & np.isfinite(x)
+        complete = complete and bool(keep.all())
+        try:
+            fit = fit_link(x[keep], y[keep], link, metric=name, x_name=x_name, fixed=fixed,
+                           bootstrap=bootstrap, seed=seed,
+                           cluster=None if labels is None else labels[keep],
+                           run_ids=list(ids[keep]), level=level)
+        except NotIdentifiable as exc:
+            failed[name] = str(exc)
+            continue
+        if not keep.all():
+            fit.notes.append(f"{int((~keep).sum())} runs without a value were left out")
+        fits[name] = fit
+    return LinkTable(fits=fits, x_name=x_name, failed=failed, run_ids=tuple(ids), level=level,
+                     notes=[] if len(fits) < 2 or not complete else [
+                         "every metric uses the same bootstrap resamples of the runs, so draws "
+                         "can be combined across metrics"])
+
+
+__all__ = ["LinkFit", "LinkTable", "fit_link", "fit_links"]

@@ -1,0 +1,136 @@
+"""Reading a table of models and their metrics (a CSV of benchmark scores, a runs file with
+per-task errors): numeric columns parsed cell by cell, rows filtered by SQL, column names
+matched by pattern, every error naming the file, the row and the column.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.errors import InputError, ParameterError, did_you_mean
+
+ROW = "__row__"
+
+
+@dataclass
+class ModelTable:
+    """A file's rows (``frame``, with each row's label for messages in ``ROW``) and its name."""
+
+    frame: pd.DataFrame
+    source: str
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in self.frame.columns if c != ROW]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def numbers(self, column: str, *, missing_ok: bool = True, positive: bool = False) -> np.ndarray:
+        """``column`` as floats; a cell that is not a number (or is missing when not allowed, or
+        not positive when asked) raises :class:`InputError` at its row."""
+        from scalinglab.runs.schema import parse_number
+
+        self.require(column)
+        out = np.empty(len(self.frame))
+        for i, (cell, label) in enumerate(zip(self.frame[column].tolist(), self.frame[ROW].tolist(),
+                                              strict=True)):
+            try:
+                v = parse_number(cell)
+            except (TypeError, ValueError):
+                raise InputError(f"{cell!r} is not a number", source=self.source, row=label,
+                                 column=column) from None
+            if math.isnan(v) and not missing_ok:
+                raise InputError("the value is missing", source=self.source, row=label, column=column)
+            if not math.isnan(v) and (not math.isfinite(v) or (positive and v <= 0)):
+                raise InputError(f"{cell!r} must be a {'positive' if positive else 'finite'} number",
+                                 source=self.source, row=label, column=column)
+            out[i] = v
+        return out
+
+    def text(self, column: str) -> list[str]:
+        self.require(column)
+        return [str(v).strip() for v in self.frame[column].tolist()]
+
+    def require(self, column: str) -> None:
+        if column not in self.columns:
+            raise InputError(f"no column {column!r}{did_you_mean(column, self.columns)}; columns are "
+                             f"{self.columns}", source=self.source)
+
+    def match(self, patterns: Sequence[str]) -> list[str]:
+        """Columns matching any of ``patterns`` (exact names or shell patterns like ``err_*``),
+        in file order; a pattern that matches nothing is an error."""
+        out: list[str] = []
+        for pat in patterns:
+            hits = [c for c in self.columns if fnmatch.fnmatchcase(c, pat)]
+            if not hits:
+                raise InputError(f"no column matches {pat!r}{did_you_mean(pat, self.columns)}; columns "
+                                 f"are {self.columns}", source=self.source)
+            out += [c for c in hits if c not in out]
+        return out
+
+    def ids(self, column: str | None) -> list[str]:
+        """Row ids: ``column``'s values, else the first of ``run_id``/``model``/``Model``/``name``
+        present, else the row labels."""
+        if column is None:
+            column = next((c for c in ("run_id", "model", "Model", "name") if c in self.columns), None)
+        if column is None:
+            return [str(r) for r in self.frame[ROW]]
+        values = self.text(column)
+        if len(set(values)) < len(values):
+            # duplicates (checkpoints of one model): make each id unique by its row
+            values = [f"{v} [row {i + 1}]" for i, v in enumerate(values)]
+        return values
+
+    def where(self, expression: str | None) -> ModelTable:
+        """Rows for which the SQL ``expression`` holds (DuckDB; quote odd column names with
+        double quotes: ``"FLOPs (1E21)" < 84``). Columns whose every cell is a number compare as
+        numbers."""
+        if not expression:
+            return self
+        import duckdb
+
+        typed = self.frame.copy()
+        for col in self.columns:
+            converted = pd.to_numeric(typed[col].replace("", np.nan), errors="coerce")
+            if converted.notna().sum() == typed[col].replace("", np.nan).notna().sum():
+                typed[col] = converted
+        try:
+            con = duckdb.connect()
+            con.register("models", typed)
+            kept = con.execute(f"SELECT \"{ROW}\" FROM models WHERE {expression}").fetchall()
+        except duckdb.Error as exc:
+            raise ParameterError(f"invalid where expression {expression!r}: {str(exc).splitlines()[0]}",
+                                 "where") from None
+        rows = {r[0] for r in kept}
+        frame = self.frame[self.frame[ROW].isin(rows)].reset_index(drop=True)
+        if frame.empty:
+            raise InputError(f"no row satisfies {expression!r}", source=self.source)
+        return ModelTable(frame, self.source)
+
+
+def read_models(path: str | Path) -> ModelTable:
+    """Read CSV, TSV, Parquet or JSONL into a :class:`ModelTable` (cells kept as written)."""
+    from scalinglab.clikit import UserError
+    from scalinglab.runs.io import read_table
+
+    try:
+        raw = read_table(path)
+    except UserError as exc:  # runs.io speaks to the command line; the library raises InputError
+        raise InputError(exc.message) from None
+    if raw.empty:
+        raise InputError("no rows", source=str(path))
+    labels = raw.attrs.get("row_labels", {})
+    frame = raw.reset_index(drop=True).copy()
+    frame[ROW] = [labels.get(i, f"row {i + 1}") for i in range(len(frame))]
+    return ModelTable(frame, str(path))
+
+
+__all__ = ["ModelTable", "read_models"]
