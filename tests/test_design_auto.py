@@ -35,16 +35,18 @@ def _result(unidentified: tuple[str, ...], remedy: Proposal | None) -> AutoResul
 def test_identification_is_stated_plainly_with_what_would_identify_the_rest():
     assert _result((), None).identification() == (
         "every chinchilla parameter (E, A, B, alpha, beta) is identified by these 21 runs")
-    est = Estimate(1.0, 0.5, 2.0)
+    before = {"E": Estimate(1.7, 1e-3, 10.0), "alpha": Estimate(0.3, 0.1, 1.6)}
+    after = {"E": Estimate(1.7, 0.5, 5.0), "alpha": Estimate(0.3, 0.2, 0.9)}
     remedy = Proposal(target=1e14, runs=[ProposedRun(3e5, 6e7, 0.4), ProposedRun(1e6, 2e8, 0.2)],
-                      before={"loss": est}, after={"loss": est}, spend=3e12, criterion="draws",
-                      aim={"E": 1.0, "B": 1.0}, noise_std=0.01, identified_after=("E",))
-    text = _result(("E", "B"), remedy).identification()
-    assert text.startswith("E, B are not identified by these 21 runs")
+                      before=before, after=after, spend=3e12, criterion="draws",
+                      aim={"E": 1.0, "alpha": 1.0}, noise_std=0.01, identified_after=("E",))
+    text = _result(("E", "alpha"), remedy).identification()
+    assert text.startswith("E, alpha are not identified by these 21 runs")
     assert "N=3e+05, D=6e+07" in text and "N=1e+06, D=2e+08" in text
-    assert "expected to identify E" in text
+    assert "E from 4 to 1 decades" in text and "alpha from 1.5 to 0.7 wide" in text
+    assert "expected to identify E; alpha would need more runs than these" in text
     remedy.identified_after = ()
-    assert "not expected to be enough alone" in _result(("E", "B"), remedy).identification()
+    assert "E, alpha would need more runs" in _result(("E", "alpha"), remedy).identification()
 
 
 # -- end to end ---------------------------------------------------------------------------------

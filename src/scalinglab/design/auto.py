@@ -33,6 +33,7 @@ from scalinglab.design.propose import Proposal, propose
 from scalinglab.design.sweeps import SweepCandidates, SweepSpace, plan_of
 from scalinglab.design.targets import check_allocatable, check_budget
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError, ScalingLabError
+from scalinglab.fit.loss import MAX_DECADES, MAX_EXPONENT_WIDTH
 from scalinglab.fit.result import FitResult
 from scalinglab.laws.hparams import HparamLaw
 from scalinglab.laws.registry import get_law
@@ -53,7 +54,8 @@ class AutoConfig:
 
     Runs are shaped and trained with ``defaults`` on ``data``, with lr and batch from
     ``hparams`` when given; the candidates range from ``settings.smallest`` x the spend to the
-    spend (or ``largest``), at ``settings.tokens_per_param``, of at most ``max_tokens`` tokens.
+    spend (or ``largest``), at ``settings.tokens_per_param``, of at most ``max_tokens`` tokens
+    and ``max_params`` parameters.
     ``seed_plan``, when given, is the first round instead of the settings' seed layout (e.g. an
     IsoFLOP sweep already run: its runs are skipped and used). ``run_options`` go to
     :func:`scalinglab.sweep.runner.run_plan` (device, workers...).
@@ -74,6 +76,7 @@ class AutoConfig:
     seed_plan: SweepPlan | None = None
     largest: float | None = None
     max_tokens: float | None = None
+    max_params: float | None = None
 
     def __post_init__(self) -> None:
         check_budget(self.target, "target")
@@ -85,7 +88,8 @@ class AutoConfig:
         top = largest or self.largest or self.spend
         return SweepSpace((min(self.spend * self.settings.smallest, top), top),
                           self.settings.tokens_per_param, self.defaults, self.data, self.hparams,
-                          name=self.name, max_tokens=self.max_tokens)
+                          name=self.name, max_tokens=self.max_tokens,
+                          max_params=self.max_params)
 
 
 @dataclass
@@ -117,19 +121,25 @@ class AutoResult:
         if not self.fit.unidentified:
             return (f"every {law.name} parameter ({', '.join(law.param_names)}) is identified by "
                     f"these {self.fit.n_runs} runs")
-        still = ", ".join(self.fit.unidentified)
-        text = f"{still} {'is' if len(self.fit.unidentified) == 1 else 'are'} not identified by " \
-               f"these {self.fit.n_runs} runs"
+        names = self.fit.unidentified
+        still = ", ".join(names)
+        text = f"{still} {'is' if len(names) == 1 else 'are'} not identified by these " \
+               f"{self.fit.n_runs} runs"
         r = self.remedy
-        if r is not None and r.runs:
-            runs = "; ".join(f"N={p.N:.3g}, D={p.D:.3g} (C={p.C:.3g})" for p in r.runs)
-            which = ", ".join(r.identified_after)
-            text += (f"; the runs that would most narrow {'them' if len(self.fit.unidentified) > 1 else 'it'}"
-                     f" are {runs}, {r.cost:.3g} FLOPs in all"
-                     + (f", expected to identify {which}" if which else
-                        ", not expected to be enough alone: more compute at larger N and D is needed"))
-        elif r is not None and r.warnings:
-            text += f"; {r.warnings[0]}"
+        if r is None or not r.runs:
+            return text + (f"; {r.warnings[0]}" if r is not None and r.warnings else "")
+        runs = "; ".join(f"N={p.N:.3g}, D={p.D:.3g} (C={p.C:.3g})" for p in r.runs)
+        moves = [m for m in (_spread_change(n, r, n in law.exponents) for n in names) if m]
+        text += (f". The {len(r.runs)} runs that would most narrow "
+                 f"{'them' if len(names) > 1 else 'it'} are {runs}, {r.cost:.3g} FLOPs in all"
+                 + (f"; they would take {', '.join(moves)}" if moves else "")
+                 + f" (identified: under {MAX_DECADES:g} decades for a scale, under "
+                 f"{MAX_EXPONENT_WIDTH:g} wide for an exponent)")
+        rest = [n for n in names if n not in r.identified_after]
+        if r.identified_after:
+            text += f"; expected to identify {', '.join(r.identified_after)}"
+        if rest:
+            text += f"; {', '.join(rest)} would need more runs than these"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,6 +150,19 @@ class AutoResult:
                 "unidentified": list(self.unidentified), "identification": self.identification(),
                 "remedy": None if self.remedy is None else self.remedy.to_dict(),
                 "fit": None if self.fit is None else self.fit.to_dict(compute=[self.target])}
+
+
+def _spread_change(name: str, remedy: Proposal, exponent: bool) -> str:
+    """``"E from 6.6 to 4.1 decades"`` (or ``"alpha from 2.05 to 1.2 wide"``), or ``""``."""
+    before, after = remedy.before.get(name), remedy.after.get(name)
+    if before is None or after is None or before.ci is None or after.ci is None:
+        return ""
+    if exponent:
+        return f"{name} from {before.ci[1] - before.ci[0]:.2g} to {after.ci[1] - after.ci[0]:.2g} wide"
+    if min(before.ci) <= 0 or min(after.ci) <= 0:
+        return ""
+    span = [float(np.log10(e.ci[1] / e.ci[0])) for e in (before, after)]
+    return f"{name} from {span[0]:.2g} to {span[1]:.2g} decades"
 
 
 # -- state -------------------------------------------------------------------------------------

@@ -224,6 +224,10 @@ _HP = typer.Option(None, "--hparams", help="lr and batch per run from a law: ste
                    "a `hparams fit --save` file (default: the plan's fixed lr and batch).")
 _TPP = typer.Option("2,2000", "--tokens-per-param", help="Tokens per parameter the new runs may "
                     "have, LOW,HIGH.")
+_MAXTOK = typer.Option(None, "--max-tokens", help="Most tokens a new run may train on (bounds "
+                      "wall time: tiny models run at about the same tokens/s as larger ones).")
+_MAXN = typer.Option(None, "--max-params", help="Largest model a new run may have (keep the "
+                     "design where the sweep's lr and batch are trusted).")
 _CRIT = typer.Option("draws", "--criterion", help="draws (the bootstrap ensemble) or fisher.")
 _AIM = typer.Option("loss,N_opt", "--aim", help="Figures at the target to narrow: loss, N_opt, or "
                     "law parameters (E, A, ...).")
@@ -244,7 +248,7 @@ def design_next(
     tag: list[str] = typer.Option(None, "--tag", "-t", help="Only runs with tag KEY=VALUE."),
     law: str = _LAW, plan: Path = _PLAN, data: str = _DATA, seq_len: int = _SEQ,
     batch_tokens: int = _BATCH, lr: float = _LR, hparams: str = _HP,
-    tokens_per_param: str = _TPP,
+    tokens_per_param: str = _TPP, max_tokens: str = _MAXTOK, max_params: str = _MAXN,
     smallest: str = typer.Option(None, "--smallest", help="Smallest run to consider, FLOPs "
                                  "(default: a quarter of the store's smallest)."),
     bootstrap: int = typer.Option(200, "--bootstrap", "-b", min=20, help="Bootstrap resamples."),
@@ -294,7 +298,9 @@ def design_next(
     defaults, dspec = _sweep_defaults(plan, data, seq_len, batch_tokens, lr)
     low = _number(smallest, "--smallest") if smallest else float(finished["C"].min()) / 4.0
     space = SweepSpace((min(low, c_spend), c_spend), _range(tokens_per_param, "--tokens-per-param"),
-                       defaults, dspec, _hparams(hparams), name=name)
+                       defaults, dspec, _hparams(hparams), name=name,
+                       max_tokens=_number(max_tokens, "--max-tokens") if max_tokens else None,
+                       max_params=_number(max_params, "--max-params") if max_params else None)
     cands = space.candidates()
     proposal = propose(fit, (every["N"].to_numpy(float), every["D"].to_numpy(float)), c_target,
                        c_spend, (cands.N, cands.D), k=k, aim=dict(aim_from(aim)),
@@ -312,9 +318,10 @@ def design_next(
     print_summary(proposal.summary())
     if specs:
         console.print(f"wrote {out}: {len(specs)} runs, {float(np.sum([s.C for s in specs])):.3g} "
-                      f"FLOPs; read it, edit it, then: scalinglab sweep run {out} --store {store}")
+                      f"FLOPs; read it, edit it, then: scalinglab sweep run {out} --store {store}",
+                      soft_wrap=True)
     else:
-        console.print("[yellow]no plan written[/]: " + "; ".join(proposal.warnings))
+        console.print("[yellow]no plan written[/]: " + "; ".join(proposal.warnings), soft_wrap=True)
 
 
 # -- sweep auto --------------------------------------------------------------------------------
@@ -340,7 +347,8 @@ def sweep_auto(
                                    "one already run) instead of the built-in seed design."),
     law: str = _LAW, plan: Path = _PLAN, data: str = _DATA, seq_len: int = _SEQ,
     batch_tokens: int = _BATCH, lr: float = _LR, hparams: str = _HP,
-    tokens_per_param: str = _TPP, criterion: str = _CRIT, aim: str = _AIM,
+    tokens_per_param: str = _TPP, max_tokens: str = _MAXTOK, max_params: str = _MAXN,
+    criterion: str = _CRIT, aim: str = _AIM,
     bootstrap: int = typer.Option(200, "--bootstrap", "-b", min=20, help="Bootstrap resamples of "
                                   "the final fit (the fits between rounds use half)."),
     name: str = typer.Option("auto", "--name", help="Sweep name (tag 'sweep') of the runs."),
@@ -379,12 +387,14 @@ def sweep_auto(
     config = AutoConfig(_number(target, "--target"), _number(spend, "--spend"), out, settings,
                         defaults, dspec, _hparams(hparams), law, final_bootstrap=bootstrap,
                         name=name, run_options={"device": device, "workers": workers},
-                        seed_plan=seed_runs)
+                        seed_plan=seed_runs,
+                        max_tokens=_number(max_tokens, "--max-tokens") if max_tokens else None,
+                        max_params=_number(max_params, "--max-params") if max_params else None)
     runs = RunStore(store)
 
     def on_round(summary: dict[str, Any]) -> None:
         if not json_:
-            console.print(round_line(summary, config.target), highlight=False)
+            console.print(round_line(summary, config.target), highlight=False, soft_wrap=True)
 
     with RichProgress(console=None if not json_ else _quiet()) as progress:
         result = run_auto(config, runs, progress=progress, on_round=on_round)
@@ -449,7 +459,7 @@ def print_auto(result: AutoResult) -> None:
         print_summary(result.fit.summary(compute=[result.target]))
     console.print(("[bold]identification[/]: " if result.fit is not None and not result.unidentified
                    else "[bold yellow]identification[/]: ") + result.identification(),
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
