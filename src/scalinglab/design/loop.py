@@ -7,7 +7,10 @@ Each round spends at most ``round_fraction`` of what is left (all of it when the
 slots fit in one round), so early rounds, decided on little data, cannot commit the whole budget;
 the ``k`` runs of a round are picked by expected reduction of the target's spread per FLOP, a run
 slot being priced at the spend left per slot left (a limit of ``max_runs`` runs makes a slot
-worth that much: the loop neither fritters the budget on many tiny runs nor leaves it unspent).
+worth that much, so the loop does not fritter the budget on many tiny runs). The last round has
+no later use for the FLOPs it leaves, so it picks by expected reduction alone, within what is
+left: measured in simulation, pricing it like the others left ~45% of the spend unused (a
+20-run study at 1e20 FLOPs took three runs of 1e-4 of the spend and one of 0.1 in its last round).
 """
 
 from __future__ import annotations
@@ -151,10 +154,12 @@ def next_step(
         return Step(fit, spent, stop=f"the spend is used: {left:.3g} FLOPs left, less than the "
                     f"smallest candidate run ({float(np.min(c)):.3g})")
     k = min(settings.k, slots)
-    budget = left if slots <= settings.k else left * settings.round_fraction
+    last = slots <= settings.k
+    budget = left if last else left * settings.round_fraction
     if budget < float(np.min(c)):
         budget = left
-    proposal = propose(fit, runs, target, budget, candidates, k=k, price=left / slots,
+    proposal = propose(fit, runs, target, budget, candidates, k=k,
+                       price=float("inf") if last else left / slots,
                        aim=settings.aim_weights, criterion=settings.criterion, cost=c)
     if not proposal.runs:
         return Step(fit, spent, proposal=proposal,

@@ -184,8 +184,9 @@ class Spread:
         objective reduction per unit of ``cost + price`` given the picks before it.
 
         ``price`` is the cost a run carries beyond its FLOPs (e.g. the share of the spend a run
-        slot stands for when the number of runs is limited); 0 gives pure reduction per FLOP.
-        A candidate that would remove less than ``min_gain`` of the objective is never picked.
+        slot stands for when the number of runs is limited); 0 gives pure reduction per FLOP,
+        ``inf`` pure reduction (FLOPs then only have to fit the budget). A candidate that would
+        remove less than ``min_gain`` of the objective is never picked.
         """
         cov = self.cov.copy()
         t = self.n_tracked
@@ -196,8 +197,8 @@ class Spread:
         left = float(budget)
         for _ in range(k):
             g = self.gains(cov, base)
-            score = np.where(free & (cost <= left) & (g > max(min_gain, 0.0)), g / (cost + price),
-                             -np.inf)
+            value = g if np.isinf(price) else g / (cost + price)
+            score = np.where(free & (cost <= left) & (g > max(min_gain, 0.0)), value, -np.inf)
             j = int(np.argmax(score))
             if not np.isfinite(score[j]):
                 break
