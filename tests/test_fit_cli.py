@@ -57,7 +57,8 @@ def test_chinchilla_json_schema_with_holdout_and_save(runs_csv, tmp_path):
 
 def test_file_with_compute_instead_of_tokens_derives_D_and_says_so(runs_csv, tmp_path):
     f = tmp_path / "nc.csv"
-    f.write_text(runs_csv.read_text().replace("N,D,C,loss", "N,tokens,C,loss"))
+    # a column the alias table does not know ('tokens' would be read as D)
+    f.write_text(runs_csv.read_text().replace("N,D,C,loss", "N,toks,C,loss"))
     res = invoke("power", str(f), "--x", "N", "--json", "--bootstrap", "0")
     assert res.exit_code == 0, res.output
     res = invoke("kaplan", str(f), "--json", "--bootstrap", "0")
@@ -87,7 +88,7 @@ def test_missing_column_is_named(tmp_path):
     f.write_text("N,D,final\n1e8,2e9,3.1\n")
     res = invoke("chinchilla", str(f), "--json")
     assert res.exit_code == 2 and "missing column(s) ['loss']" in flat(res)
-    assert "--map loss=" in flat(res)
+    assert "map a column to it (loss=YOUR_COLUMN)" in flat(res)
 
 
 def test_unidentifiable_design_is_a_plain_error(tmp_path):

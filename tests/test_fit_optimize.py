@@ -97,3 +97,22 @@ def test_a_batch_gives_every_start_the_result_it_gets_alone():
         np.testing.assert_array_equal(batch.x[i], res.x[0])
         assert batch.n_iter[i] == res.n_iter[0] and batch.status[i] == res.status[0]
     assert batch.n_evals == sum(res.n_evals for res in alone)
+
+
+def test_compaction_keeps_every_field_of_a_start_together():
+    # the state of the starts still running is one object; take(keep) must move every field's
+    # column together, so no field can be left out of a compaction
+    from dataclasses import fields
+
+    from scalinglab.fit.optimize import _Columns
+
+    k, P, m = 5, 2, 3
+    cols = {f.name: np.arange(k)[None].repeat(3, 0) * 10 + np.arange(3)[:, None] for f in fields(_Columns)}
+    cols["ids"], cols["alive"] = np.arange(k), np.array([True, False, True, True, False])
+    cols["hist"] = np.arange(m * (2 * P + 1) * k).reshape(m, 2 * P + 1, k)
+    state = _Columns(**cols)
+    kept = state.take(np.flatnonzero(state.alive))
+    assert kept.k == 3
+    for f in fields(_Columns):
+        np.testing.assert_array_equal(getattr(kept, f.name), getattr(state, f.name)[..., [0, 2, 3]])
+        assert getattr(kept, f.name).flags.c_contiguous

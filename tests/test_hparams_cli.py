@@ -32,7 +32,7 @@ def run(*args):
 
 def test_fit_json_schema_and_save(grid_csv, tmp_path):
     save = tmp_path / "hp.json"
-    result, out = run("hparams", "fit", grid_csv, "--n-boot", 100, "--save", save, "--json")
+    result, out = run("hparams", "fit", grid_csv, "--bootstrap", 100, "--save", save, "--json")
     assert result.exit_code == 0, result.output
     assert set(out["lr"]) == {"intercept", "coef_N", "coef_D"}
     assert set(out["bs"]) == {"intercept", "coef_D"}
@@ -46,16 +46,16 @@ def test_fit_json_schema_and_save(grid_csv, tmp_path):
 
 
 def test_surface_method_and_runs_resampling(grid_csv):
-    result, out = run("hparams", "fit", grid_csv, "--method", "surface", "--n-boot", 50, "--json")
+    result, out = run("hparams", "fit", grid_csv, "--method", "surface", "--bootstrap", 50, "--json")
     assert result.exit_code == 0, result.output
     assert out["method"] == "surface" and out["n_groups"] == 9
-    result, out = run("hparams", "fit", grid_csv, "--resample", "runs", "--n-boot", 50, "--json")
+    result, out = run("hparams", "fit", grid_csv, "--resample", "runs", "--bootstrap", 50, "--json")
     assert out["resample"] == "runs"
 
 
 def test_batch_unit_tokens_reads_the_column_as_tokens(grid_csv):
-    _, seqs = run("hparams", "fit", grid_csv, "--n-boot", 0, "--json")
-    _, toks = run("hparams", "fit", grid_csv, "--n-boot", 0, "--batch-unit", "tokens", "--json")
+    _, seqs = run("hparams", "fit", grid_csv, "--bootstrap", 0, "--json")
+    _, toks = run("hparams", "fit", grid_csv, "--bootstrap", 0, "--batch-unit", "tokens", "--json")
     assert seqs["bs"]["intercept"] - toks["bs"]["intercept"] == pytest.approx(np.log(2048))
 
 
@@ -72,7 +72,7 @@ def test_predict_published_and_fitted(grid_csv, tmp_path):
                 "--json")
     assert ds["lr_interval"] is None and ds["interval_source"].startswith("no interval")
     save = tmp_path / "hp.json"
-    run("hparams", "fit", grid_csv, "--n-boot", 50, "--save", save)
+    run("hparams", "fit", grid_csv, "--bootstrap", 50, "--save", save)
     result, fitted = run("hparams", "predict", "--law", save, "--params", "4e8", "--tokens",
                          "2e10", "--json")
     assert result.exit_code == 0, result.output
@@ -113,7 +113,7 @@ def test_tau_fit_recovers_a_power_law_in_tokens_per_parameter(tmp_path):
                  "loss": 3.2})
     path = tmp_path / "wd.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
-    result, out = run("hparams", "tau", path, "--n-boot", 100, "--json")
+    result, out = run("hparams", "tau", path, "--bootstrap", 100, "--json")
     assert result.exit_code == 0, result.output
     assert out["params"]["coef_TPP"] == pytest.approx(-0.5, abs=1e-6)
     assert out["prefactor"] == pytest.approx(0.8, rel=1e-6)
@@ -172,9 +172,9 @@ def test_a_grid_sweep_in_the_store_reaches_a_fitted_law(tmp_path):
                                                "tags": [{"sweep": "other"}]}), source="other")
     csv = tmp_path / "grid.csv"
     grid.to_csv(csv, index=False)
-    _, from_file = run("hparams", "fit", csv, "--n-boot", 0, "--json")
+    _, from_file = run("hparams", "fit", csv, "--bootstrap", 0, "--json")
     result, from_store = run("hparams", "fit", "--store", store, "--tag", "sweep=grid",
-                             "--n-boot", 0, "--json")
+                             "--bootstrap", 0, "--json")
     assert result.exit_code == 0, result.output
     assert from_store["lr"] == pytest.approx(from_file["lr"], rel=1e-9)
     assert from_store["n_runs"] == from_file["n_runs"] and from_store["run_ids"][0].startswith("r-")

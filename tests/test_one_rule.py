@@ -82,7 +82,7 @@ def test_cli_report_dashboard_and_demo_fit_the_same_runs_to_the_same_parameters(
                                  "--out", str(tmp_path / "r.html"), "--json"])
     assert report.exit_code == 0, report.output
     report_fit = json.loads(report.stdout)["fits"]["chinchilla"]
-    api_fit = TestClient(create_app(store.path)).get("/api/fit", params={"bootstrap": 0}).json()["fit"]
+    api_fit = TestClient(create_app(store.path), base_url="http://127.0.0.1").get("/api/fit", params={"bootstrap": 0}).json()["fit"]
     summary, _, _ = analyse(store, {}, bootstrap=0)
     demo_fit = summary.primary_fit.to_dict()
     assert cli_fit["n_runs"] == 96

@@ -1,19 +1,19 @@
-"""Figures: each is a fresh Figure (no pyplot state), on log axes with units, showing the fit,
-its bootstrap band and the data the way the docstrings promise."""
+"""Static figures: each is a fresh Figure (no pyplot state), on log axes with units, showing the
+fit's quality (parity, residuals by budget, the draws of every parameter), IsoFLOP budgets as the
+fit assigned them, and smoothed curves, the way the docstrings promise."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
-from report_synth import GRID_D, GRID_N, TRUE, curve_for, hparam_grid, isoflop_runs
+from report_synth import GRID_D, GRID_N, curve_for, hparam_grid, isoflop_runs, synthetic_fit
 
 from scalinglab.fit.isoflop import IsoFlopResult, fit_isoflop
-from scalinglab.fit.result import FitResult, Holdout
-from scalinglab.laws.loss import CHINCHILLA
-from scalinglab.report import figures
+from scalinglab.fit.result import FitResult
+from scalinglab.report import figures, views
+from scalinglab.summary import format_number
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -28,19 +28,7 @@ def runs() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def fit(runs: pd.DataFrame) -> FitResult:
     """A FitResult at the true parameters with spread-out draws, as a bootstrap would give."""
-    rng = np.random.default_rng(0)
-    point = np.array([TRUE[k] for k in CHINCHILLA.param_names])
-    boot = point * np.exp(rng.normal(0, 0.03, size=(200, len(point))))
-    held = runs.iloc[-3:]
-    obs = held["loss"].to_numpy()
-    return FitResult(
-        law=CHINCHILLA, params=dict(TRUE), run_ids=tuple(runs["run_id"].iloc[:-3]), objective=0.0,
-        draws=boot, residual_std=0.006,
-        holdout=Holdout(run_ids=tuple(held["run_id"]), inputs={"N": held["N"].to_numpy(),
-                        "D": held["D"].to_numpy()}, compute=held["C"].to_numpy(), observed=obs,
-                        predicted=obs * 1.004, lo=obs * 0.99, hi=obs * 1.01),
-        data_range={"N": (runs["N"].min(), runs["N"].max()), "D": (runs["D"].min(), runs["D"].max())},
-    )
+    return synthetic_fit(runs)
 
 
 def labels_of(fig: Figure) -> list[str]:
@@ -52,7 +40,7 @@ def test_figures_leave_no_pyplot_state_and_render_to_png(runs, fit, iso):
     import matplotlib.pyplot as plt
 
     before = plt.get_fignums()
-    built = [figures.loss_fit(runs, fit), figures.residuals(runs, fit),
+    built = [figures.parity(runs, fit, iso), figures.residuals(runs, fit), figures.corner(fit),
              figures.bootstrap_distributions(fit), figures.lr_batch_heatmap(hparam_grid()),
              figures.isoflop_curves(runs, iso), figures.optimal_allocation(iso, 1e20)]
     assert plt.get_fignums() == before
@@ -63,35 +51,50 @@ def test_figures_leave_no_pyplot_state_and_render_to_png(runs, fit, iso):
     assert figures.to_svg(built[0]).lstrip().startswith("<?xml")
 
 
-def test_loss_fit_has_a_panel_per_input_on_log_axes_with_units(runs, fit):
-    fig = figures.loss_fit(runs, fit)
-    panels = [ax for ax in fig.axes if ax.get_xlabel() in (figures.LABELS["N"], figures.LABELS["D"])]
-    assert [ax.get_xlabel().split(",")[0] for ax in panels] == ["N", "D"]
-    for ax in panels:
-        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-        assert ax.get_ylabel() == "loss (nats/token)"
+def test_parity_puts_each_run_at_predicted_and_observed_loss_by_budget(runs, fit, iso):
+    fig = figures.parity(runs, fit, iso)
+    ax = fig.axes[0]
+    pts = views.fit_points(runs, fit, views.budgets_of(runs, iso))
+    shown = np.vstack([c.get_offsets() for c in ax.collections[:-1]])  # the last: held-out rings
+    fitted = pts[~pts["held_out"]]
+    np.testing.assert_allclose(np.sort(shown[:, 0]), np.sort(fitted["predicted"]))
+    np.testing.assert_allclose(np.sort(shown[:, 1]), np.sort(fitted["observed"]))
+    assert ax.get_xlim() == ax.get_ylim() and ax.get_xscale() == "log"
+    labels = labels_of(fig)
+    assert [t for t in labels if t.startswith("C = ")] == [
+        f"C = {format_number(b.C, 3)} ({b.n_runs - (3 if b.C == iso.budgets[-1].C else 0)})"
+        for b in iso.budgets]
+    assert "held out (not fitted)" in labels and "±2σ of the residuals" in labels
 
 
-def test_loss_fit_title_gives_formula_and_each_parameter_with_its_interval(runs, fit):
-    title = figures.loss_fit(runs, fit)._suptitle.get_text()
-    assert "L = E + A/N^α + B/D^β" in title and "95% CI" in title
+def test_residuals_are_relative_errors_in_percent_against_compute(runs, fit):
+    fig = figures.residuals(runs, fit, holdout=[])
+    ax = fig.axes[0]
+    points = np.vstack([c.get_offsets() for c in ax.collections if len(c.get_offsets())
+                        and c.get_label() != "±2σ of log-loss residuals"])
+    pred = fit.predict(N=runs["N"].to_numpy(), D=runs["D"].to_numpy())
+    expected = 100 * (runs["loss"].to_numpy() / pred - 1)
+    np.testing.assert_allclose(np.sort(points[:, 1]), np.sort(expected))
+    assert ax.get_xscale() == "log" and "FLOPs" in ax.get_xlabel()
+    assert sum(t.startswith("C = ") for t in labels_of(fig)) == 5  # coloured by budget
+
+
+def test_held_out_runs_are_ringed_unless_other_ids_are_given(runs, fit):
+    assert "held out (not fitted)" in labels_of(figures.residuals(runs, fit))
+    assert "held out (not fitted)" not in labels_of(figures.residuals(runs, fit, holdout=[]))
+
+
+def test_corner_plot_has_every_parameter_and_names_the_unidentified(runs):
+    fit = synthetic_fit(runs, unidentified=("E",))
+    fig = figures.corner(fit)
+    P = len(fit.law.param_names)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == P * (P + 1) // 2
+    titles = [ax.get_title() for ax in visible if ax.get_title()]
+    assert titles[0] == "E: not identified"
     lo, hi = fit.ci["alpha"]
-    assert f"α = {figures.fmt(fit.params['alpha'])} [{figures.fmt(lo)}, {figures.fmt(hi)}]" in title
-
-
-def test_loss_fit_draws_the_bootstrap_band_and_marks_held_out_runs(runs, fit):
-    fig = figures.loss_fit(runs, fit, levels=4)
-    bands = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
-    assert len(bands) == 4  # one band per level of D
-    assert "held out (not fitted)" in labels_of(fig)
-    assert "held out (not fitted)" not in labels_of(figures.loss_fit(runs, fit, holdout=[]))
-
-
-def test_held_out_runs_are_found_by_the_fits_ids_or_ids_given(runs, fit):
-    by_fit = figures.held_out_mask(runs, fit)
-    assert by_fit.sum() == 3 and by_fit[-3:].all()
-    by_id = figures.held_out_mask(runs, fit, holdout=["run-0"])
-    assert by_id.tolist() == [True] + [False] * (len(runs) - 1)
+    assert f"α = {figures.fmt(fit.params['alpha'])} [{figures.fmt(lo)}, {figures.fmt(hi)}]" in titles
+    assert visible[-1].get_xlabel() == "β" and "(not identified)" in fig.axes[P * (P - 1)].get_xlabel()
 
 
 def test_unidentified_parameters_are_named_not_given_numbers(fit):
@@ -100,21 +103,10 @@ def test_unidentified_parameters_are_named_not_given_numbers(fit):
     assert figures.param_summary(vague).startswith("E not identified, A = ")
 
 
-def test_loss_fit_without_bootstrap_draws_curves_but_no_band(runs, fit):
+def test_corner_plot_needs_draws(fit):
     bare = FitResult(law=fit.law, params=fit.params, run_ids=fit.run_ids, objective=0.0)
-    fig = figures.loss_fit(runs, bare)
-    assert not [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
-    assert "no bootstrap" in fig._suptitle.get_text()
-
-
-def test_residuals_are_relative_errors_in_percent_against_compute(runs, fit):
-    fig = figures.residuals(runs, fit, holdout=[])
-    ax = fig.axes[0]
-    points = ax.collections[-1].get_offsets()
-    pred = fit.predict(N=runs["N"].to_numpy(), D=runs["D"].to_numpy())
-    expected = 100 * (runs["loss"].to_numpy() / pred - 1)
-    np.testing.assert_allclose(np.asarray(points)[:, 1], expected)
-    assert ax.get_xscale() == "log" and "FLOPs" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="no bootstrap draws"):
+        figures.corner(bare)
 
 
 def test_bootstrap_distributions_show_the_exponents_with_their_interval(fit):
@@ -162,11 +154,17 @@ def test_heatmap_picks_the_requested_grid_and_rejects_an_unknown_one():
         figures.lr_batch_heatmap(both, N=1e12)
 
 
-def test_loss_curves_name_few_runs_and_colour_many_by_compute(runs):
+def test_loss_curves_smooth_each_run_over_its_faint_raw_trace(runs):
     few = {rid: pd.DataFrame(curve_for(n, d)) for rid, n, d in
            runs[["run_id", "N", "D"]].head(3).itertuples(index=False)}
-    fig = figures.loss_curves(few, runs)
-    assert len(labels_of(fig)) == 3 and labels_of(fig)[0].startswith("N=")
+    fig = figures.loss_curves(few, runs, smoothing=0.7)
+    lines = fig.axes[0].lines
+    raw = [ln for ln in lines if ln.get_alpha() == 0.25]
+    smooth = [ln for ln in lines if ln.get_label().startswith("run-")]
+    assert len(raw) == len(smooth) == 3
+    first = few[smooth[0].get_label().split(" ")[0]]
+    np.testing.assert_allclose(smooth[0].get_ydata(), views.smooth(first["loss"], 0.7))
+    assert len(labels_of(fig)) == 3 and "N = " in labels_of(fig)[0]
     many = {rid: pd.DataFrame(curve_for(n, d)) for rid, n, d in
             runs[["run_id", "N", "D"]].itertuples(index=False)}
     fig = figures.loss_curves(many, runs)
@@ -174,7 +172,10 @@ def test_loss_curves_name_few_runs_and_colour_many_by_compute(runs):
     assert any(ax.get_ylabel() == figures.LABELS["C"] for ax in fig.axes)  # the colour bar
 
 
-def test_loss_curves_fall_back_to_steps_without_tokens():
+def test_loss_curves_can_run_along_flops_and_fall_back_to_steps_without_tokens(runs):
+    rid, n, d, c = runs[["run_id", "N", "D", "C"]].iloc[0]
+    fig = figures.loss_curves({rid: pd.DataFrame(curve_for(n, d))}, runs, x="flops")
+    assert fig.axes[0].get_xlabel() == views.CURVE_AXIS_LABELS["flops"]
     curve = pd.DataFrame({"step": [1, 2, 3], "tokens": [None] * 3, "loss": [5.0, 4.0, 3.5]})
     fig = figures.loss_curves({"r": curve})
     assert fig.axes[0].get_xlabel() == figures.LABELS["step"]
@@ -198,11 +199,28 @@ def test_isoflop_curves_draw_a_parabola_and_its_minimum_per_budget(runs, iso):
     assert ax.get_xscale() == "log" and ax.get_xlabel() == figures.LABELS["N"]
     a_lo, a_hi = iso.approach2.ci["a"]
     assert f"a = {figures.fmt(iso.approach2.a)} [{figures.fmt(a_lo)}, {figures.fmt(a_hi)}]" in ax.get_title()
+    # budgets are named in the legend, not read off a colour bar
+    assert [t for t in labels_of(fig) if t.startswith("C = ")] == [
+        f"C = {format_number(b.C, 3)} ({b.n_runs} runs)" for b in iso.budgets]
+    assert not [a for a in fig.axes if a.get_ylabel() == figures.LABELS["C"]]
+
+
+def test_isoflop_curves_show_the_runs_the_fit_assigned_to_each_budget():
+    rows = []
+    for label, C in (("small", 1e17), ("large", 1.2e17)):  # 0.08 decades apart
+        for N in np.geomspace(3e7, 3e8, 4):
+            rows.append({"run_id": f"{label}-{N:.0f}", "N": N, "D": C / (6 * N), "C": C,
+                         "loss": 2 + 1e4 / N ** 0.5 + 1e4 / (C / (6 * N)) ** 0.5, "budget": label})
+    df = pd.DataFrame(rows)
+    iso = fit_isoflop(df, bootstrap=0, budget="budget")
+    scatters = [c for c in figures.isoflop_curves(df, iso).axes[0].collections if len(c.get_offsets())]
+    assert [len(c.get_offsets()) for c in scatters] == [4, 4]  # grouping by C would merge them
 
 
 def test_isoflop_curves_name_an_excluded_budget(runs):
     lopsided = pd.concat([runs, runs[runs["C"] == runs["C"].max()].assign(
-        N=lambda d: d["N"] * 1e-3, loss=lambda d: d["loss"] + np.linspace(0, 1, len(d)))])
+        N=lambda d: d["N"] * 1e-3, loss=lambda d: d["loss"] + np.linspace(0, 1, len(d)),
+        run_id=lambda d: d["run_id"] + "-x")])
     fig = figures.isoflop_curves(lopsided, fit_isoflop(lopsided, bootstrap=0))
     assert any("excluded" in t for t in labels_of(fig))
 
@@ -216,4 +234,11 @@ def test_allocation_extrapolates_to_the_planned_budget_with_its_interval(iso, fi
                        f"[{figures.fmt(lo[0])}, {figures.fmt(hi[0])}]"]
     assert n_ax.get_xlim()[1] > 1e21 and d_ax.get_yscale() == "log"
     labels = [t.get_text() for t in n_ax.get_legend().get_texts()]
-    assert "Approach 3 (chinchilla law)" in labels and "beyond the data" in labels
+    assert "Approach 3 (chinchilla law) — used by the plan" in labels and "beyond the data" in labels
+
+
+def test_allocation_fades_a_loss_law_optimum_the_runs_cannot_identify(runs, iso):
+    vague = synthetic_fit(runs, unidentified=("beta",))
+    labels = [t.get_text() for t in figures.optimal_allocation(iso, 1e21, fit=vague)
+              .axes[0].get_legend().get_texts()]
+    assert "Approach 3 (chinchilla law) — not identified" in labels

@@ -1,5 +1,6 @@
 """The dashboard's HTTP API: answers, and bad requests answered with a clear message and the
-right status (400 malformed, 404 unknown, 422 not fittable, 503 store busy), never a trace."""
+right status (400 malformed, 403 a foreign host name, 404 unknown, 422 not fittable, 503 store
+busy), never a trace and never pydantic's wording; the work one request may ask for is bounded."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import textwrap
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from report_synth import make_store
 
 from scalinglab.report import server
+from scalinglab.runs.store import RunStore
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+LOCAL = "http://127.0.0.1:8765"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +30,7 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def client(store_path: Path) -> TestClient:
     app = server.create_app(store_path, bootstrap=20)
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False, base_url=LOCAL)
 
 
 def detail(response) -> str:
@@ -75,11 +79,17 @@ def test_one_run_with_its_curve(client):
     ("/api/plan", {"compute": "-1"}, 400, "compute"),
     ("/api/plan", {}, 400, "compute"),
     ("/api/figures/nonsense.png", {}, 404, "no figure 'nonsense'"),
-    ("/api/figures/loss.gif", {}, 404, ".png or .svg"),
+    ("/api/figures/parity.gif", {}, 404, ".png or .svg"),
+    ("/api/charts/nonsense", {}, 404, "no chart 'nonsense'"),
+    ("/api/plan", {"compute": "7X"}, 400, "compute '7X' is not a number (e.g. 1e21, 7B, 1.4T)"),
+    ("/api/charts/curves", {"x": "seconds"}, 400, "x 'seconds' must be one of"),
+    ("/api/charts/curves", {"smooth": "2"}, 400, "smooth '2' must be at most 0.99"),
+    ("/api/compare", {}, 400, "pin at least one fit"),
+    ("/api/compare", {"pin": "law=moore"}, 400, "unknown law 'moore'"),
     ("/api/figures/curves.png", {"run_id": "ghost"}, 404, "no run 'ghost'"),
     ("/api/figures/heatmap.png", {"tag": "sweep:isoflop"}, 422, "no lr × batch grid"),
     ("/api/figures/heatmap.png", {"N": 1e12, "D": 1e9}, 422, "no runs with lr and batch at"),
-    ("/api/figures/bootstrap.png", {"tag": "sweep:isoflop", "bootstrap": 0}, 422,
+    ("/api/figures/corner.png", {"tag": "sweep:isoflop", "bootstrap": 0}, 422,
      "no bootstrap draws"),
     ("/api/nothing-here", {}, 404, "Not Found"),
 ])
@@ -87,6 +97,7 @@ def test_bad_requests_get_a_clear_message_and_status(client, url, params, status
     response = client.get(url, params=params)
     assert response.status_code == status
     assert says in detail(response)
+    assert "Input should" not in detail(response)  # pydantic's wording never reaches the page
 
 
 def test_a_fit_gives_estimates_with_bootstrap_intervals(client):
@@ -119,7 +130,7 @@ def test_the_plan_follows_the_fit_with_its_interval(client):
 
 
 def test_fit_figures_render_after_a_fit(client):
-    for name in ("loss", "residuals", "bootstrap"):
+    for name in ("parity", "residuals", "corner"):
         png = client.get(f"/api/figures/{name}.png", params={"tag": "sweep:isoflop",
                                                               "bootstrap": 20})
         assert png.status_code == 200 and png.content.startswith(PNG_MAGIC), name
@@ -150,7 +161,7 @@ def test_an_unknown_store_is_refused_up_front(tmp_path):
 def test_a_store_held_by_a_writer_answers_503_then_recovers(tmp_path, monkeypatch):
     path = make_store(tmp_path / "busy.duckdb")
     monkeypatch.setattr(server, "LOCK_WAIT_S", 0.3)
-    client = TestClient(server.create_app(path), raise_server_exceptions=False)
+    client = TestClient(server.create_app(path), raise_server_exceptions=False, base_url=LOCAL)
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import duckdb, sys, time
         con = duckdb.connect({str(path)!r})
@@ -166,3 +177,128 @@ def test_a_store_held_by_a_writer_answers_503_then_recovers(tmp_path, monkeypatc
         holder.wait(timeout=20)
     time.sleep(0.1)
     assert client.get("/api/runs").json()["count"] == 77
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1.nip.io", "192.168.1.5:8765"])
+def test_a_foreign_host_name_is_refused(store_path, host):
+    """DNS rebinding: a page on another origin that points its name at 127.0.0.1 gets nothing."""
+    client = TestClient(server.create_app(store_path), base_url=f"http://{host}")
+    response = client.get("/api/runs")
+    assert response.status_code == 403
+    assert "answers only for" in detail(response) and "--host" in detail(response)
+
+
+def test_loopback_names_and_names_given_with_host_are_answered(store_path):
+    for base in ("http://localhost:8765", "http://[::1]:8765", LOCAL):
+        assert TestClient(server.create_app(store_path), base_url=base).get("/api/state").status_code == 200
+    lan = server.create_app(store_path, allowed_hosts=["lab-box.lan"])
+    assert TestClient(lan, base_url="http://lab-box.lan:8765").get("/api/state").status_code == 200
+
+
+def test_the_work_one_request_can_ask_for_is_bounded(client):
+    ids = [f"r{i}" for i in range(500)]
+    response = client.get("/api/charts/curves", params=[("run_id", r) for r in ids])
+    assert response.status_code == 400 and f"at most {server.MAX_CURVE_RUNS} runs" in detail(response)
+    pins = [("pin", f"law=chinchilla&holdout={i}") for i in range(server.MAX_PINS + 1)]
+    assert client.get("/api/compare", params=pins).status_code == 400
+    assert client.get("/api/fit", params={"bootstrap": 1_000_000}).status_code == 400
+    tags = [("tag", f"k{i}:v") for i in range(server.MAX_TAGS + 1)]
+    assert "at most" in detail(client.get("/api/runs", params=tags))
+
+
+def test_a_budget_is_read_as_the_cli_reads_it(client):
+    plan = client.get("/api/plan", params={"compute": "1.4T", "law": "hoffmann2022"}).json()
+    assert plan["train_flops"] == pytest.approx(1.4e12, rel=1e-6)
+    assert "<table" in plan["html"] and "parameters N" in plan["html"]
+
+
+def test_a_run_whose_id_holds_a_slash_can_be_opened(tmp_path):
+    path = tmp_path / "slash.duckdb"
+    with RunStore(path) as store:
+        store.add_run({"run_id": "sweep/a/run 1", "N": 1e7, "D": 2e8, "loss": 3.2,
+                       "extra": {"tokens_per_s": 1234.0}},
+                      curve=pd.DataFrame({"step": [1, 2], "tokens": [1e6, 2e6], "loss": [4.0, 3.5]}))
+    client = TestClient(server.create_app(path), base_url=LOCAL)
+    for response in (client.get("/api/run", params={"id": "sweep/a/run 1"}),
+                     client.get("/api/runs/sweep/a/run%201")):
+        assert response.status_code == 200
+        body = response.json()
+        assert body["run"]["run_id"] == "sweep/a/run 1" and "throughput (tokens/s)" in body["html"]
+        assert len(body["chart"]["data"]) == 2  # raw and smoothed
+
+
+def test_charts_come_as_valid_plotly_specs_with_run_ids(client):
+    go = pytest.importorskip("plotly.graph_objects")
+    for name in server.CHARTS:
+        response = client.get(f"/api/charts/{name}", params={"bootstrap": 20})
+        assert response.status_code == 200, (name, response.text[:200])
+        spec = response.json()
+        go.Figure(spec)
+    parity = client.get("/api/charts/parity", params={"bootstrap": 20}).json()
+    ids = {c[0] for t in parity["data"] for c in t.get("customdata") or []}
+    assert len(ids) >= 36
+
+
+def test_pinned_fits_are_compared_side_by_side(client):
+    body = client.get("/api/compare", params=[
+        ("pin", "law=chinchilla&bootstrap=0"), ("pin", "law=kaplan&bootstrap=0&holdout=3"),
+        ("compute", "1e21")]).json()
+    html = body["html"]
+    assert ">pin 1</th>" in html and ">pin 2</th>" in html
+    assert ">chinchilla</td>" in html and ">kaplan</td>" in html
+    assert "held-out mean |error|" in html and "N_opt at C = 1e+21" in html
+    assert body["errors"] == [None, None]
+
+
+def test_the_state_changes_when_a_run_lands(tmp_path):
+    path = make_store(tmp_path / "live.duckdb")
+    client = TestClient(server.create_app(path), base_url=LOCAL)
+    before = client.get("/api/state").json()
+    with RunStore(path) as store:
+        store.add_run({"run_id": "new-run", "N": 3e7, "D": 6e8, "loss": 3.9})
+    after = client.get("/api/state").json()
+    assert after["version"] != before["version"]
+    assert after["counts"]["finished"] == before["counts"]["finished"] + 1
+
+
+def test_an_empty_store_gives_charts_that_say_so(tmp_path):
+    path = tmp_path / "empty.duckdb"
+    # a store with no finished run (a store file is only created by a first write)
+    RunStore(path).add_run({"run_id": "crashed", "N": 1e6, "D": 1e8, "status": "failed",
+                            "error": "CUDA out of memory"})
+    client = TestClient(server.create_app(path), base_url=LOCAL)
+    spec = client.get("/api/charts/overview").json()
+    assert spec["data"] == [] and "no finished runs yet" in spec["layout"]["annotations"][0]["text"]
+    assert client.get("/api/runs").json() == {"count": 0, "shown": 0, "runs": [], "html": ""}
+
+
+def test_plotly_is_served_from_the_package(client):
+    js = client.get("/static/plotly.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("application/javascript")
+    assert len(js.content) > 1_000_000
+
+
+def test_a_registered_section_reaches_the_dashboards_more_results(store_path):
+    from scalinglab.report import charts, sections
+    from scalinglab.summary import Summary, Table
+
+    class Linked:
+        def summary(self):
+            t = Table("accuracy at loss", ["loss", "accuracy"])
+            t.add_row(3.0, 0.41)
+            return Summary(title="loss to accuracy", tables=[t])
+
+    def downstream(summary, store):
+        return sections.result_section(Linked(), id="downstream", title="Downstream", charts=[
+            sections.Chart("link", "accuracy against loss", lambda: charts.series_chart(
+                "accuracy", "loss", "accuracy", [{"name": "link", "x": [3.0, 2.5], "y": [0.41, 0.5]}]))])
+
+    sections.register_section(downstream)
+    try:
+        body = TestClient(server.create_app(store_path), base_url=LOCAL).get(
+            "/api/sections", params={"bootstrap": 0}).json()
+    finally:
+        sections._BUILDERS.remove(downstream)
+    (sec,) = body["sections"]
+    assert sec["title"] == "Downstream" and "loss to accuracy" in sec["html"]
+    assert sec["charts"][0]["spec"]["data"][0]["name"] == "link"

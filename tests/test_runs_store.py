@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from scalinglab.clikit import UserError
+from scalinglab.errors import InputError, ParameterError, StoreError
 from scalinglab.runs.store import RunStore
 
 GOOD = "N,D,loss,lr,dataset\n1e8,2e9,3.1,3e-4,c4\n2e8,4e9,2.9,2e-4,c4\n125M,8B,2.7,,pile\n"
@@ -84,7 +84,7 @@ def test_a_bad_row_rejects_the_whole_file_and_leaves_the_store_as_it_was(
     store.import_file(write(tmp_path, "good.csv", GOOD))
     before = snapshot(store.path)
     bad = write(tmp_path, "bad.csv", body)
-    with pytest.raises(UserError) as err:
+    with pytest.raises(InputError) as err:
         store.import_file(bad)
     assert str(bad) in str(err.value)
     assert fragment in str(err.value)
@@ -104,10 +104,10 @@ def test_jsonl_errors_name_the_line_and_curves_are_kept(store, tmp_path):
 
     before = snapshot(store.path)
     bad = write(tmp_path, "bad.jsonl", json.dumps(rows[0] | {"run_id": "c"}) + "\n\n{not json}\n")
-    with pytest.raises(UserError, match=r"bad.jsonl: line 3"):
+    with pytest.raises(InputError, match=r"bad.jsonl: line 3"):
         store.import_file(bad)
     bad2 = write(tmp_path, "bad2.jsonl", json.dumps({"N": 1e6, "D": "x", "loss": 3}) + "\n")
-    with pytest.raises(UserError, match=r"row 1 \(line 1\), column 'D'"):
+    with pytest.raises(InputError, match=r"row 1 \(line 1\), column 'D'"):
         store.import_file(bad2)
     assert snapshot(store.path) == before
 
@@ -130,7 +130,7 @@ def test_parquet_with_mapping_and_batch_in_sequences(store, tmp_path):
 
 
 def test_mapping_to_a_missing_column_is_an_error(store, tmp_path):
-    with pytest.raises(UserError, match="not in the file"):
+    with pytest.raises(InputError, match="not in the file"):
         store.import_file(write(tmp_path, "r.csv", GOOD), mapping={"loss": "final_loss"})
 
 
@@ -159,14 +159,28 @@ def test_where_and_tag_filters(store, tmp_path):
     store.import_file(write(tmp_path, "r.csv", GOOD))
     assert len(store.runs(where="N > 1.5e8")) == 1
     assert len(store.runs(tags={"dataset": "c4"})) == 2
-    with pytest.raises(UserError, match="invalid --where"):
+    with pytest.raises(ParameterError, match="invalid where expression") as err:
         store.runs(where="N >")
+    assert err.value.parameters == ("where",)  # the CLI shows it as --where
 
 
 def test_read_only_store_refuses_writes_and_missing_files(tmp_path):
-    with pytest.raises(UserError, match="no run store"):
+    with pytest.raises(StoreError, match="no run store"):
         RunStore(tmp_path / "nope.duckdb", read_only=True)
-    RunStore(tmp_path / "s.duckdb")
+    RunStore(tmp_path / "s.duckdb").add_run({"N": 1, "D": 1, "loss": 1})
     ro = RunStore(tmp_path / "s.duckdb", read_only=True)
-    with pytest.raises(UserError, match="read-only"):
+    with pytest.raises(StoreError, match="read-only"):
         ro.add_run({"N": 1, "D": 1, "loss": 1})
+
+
+def test_import_frame_lands_curves_under_each_runs_id_with_its_name(store):
+    runs = pd.DataFrame({"name": ["small", "big"], "N": [1e6, 2e6], "D": [1e8, 1e8],
+                         "loss": [3.5, 3.3]})
+    curves = pd.DataFrame({"row": [0, 0, 1], "step": [10, 20, 10], "loss": [5.0, 4.0, 4.8],
+                           "tokens": [1e6, 2e6, 1e6]})
+    report = store.import_frame(runs, source="tracker", curves=curves)
+    assert report.n_inserted == 2 and report.n_curve_points == 3
+    out = store.runs().set_index("name")
+    assert list(store.curve(out.loc["small", "run_id"]).loss) == [5.0, 4.0]
+    assert list(store.curve(out.loc["big", "run_id"]).tokens) == [1e6]
+    assert out.loc["small", "source"] == "tracker"

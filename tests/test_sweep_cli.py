@@ -76,8 +76,10 @@ def test_demo_quick_goes_from_nothing_to_a_fitted_law_a_plan_and_a_report(tmp_pa
     assert result["sweep"]["failed"] == 0 and result["sweep"]["finished"] >= 8
     assert (out / "plan.toml").exists() and (out / "runs.duckdb").exists()
     html = (out / "report.html").read_text()
-    assert "<img" in html and "IsoFLOP" in html
-    assert {"isoflop", "chinchilla_loss"} <= set(result["figures"])
+    assert "IsoFLOP" in html and 'data-chart="chinchilla_parity"' in html
+    # the report is written after the held-out check, and carries it
+    assert "Held-out check: fitted without the" in html
+    assert {"isoflop", "chinchilla_parity", "chinchilla_corner"} <= set(result["figures"])
     assert all(Path(p).stat().st_size > 1000 for p in result["figures"].values())
     fit = result["fit"]
     assert fit is not None and set(fit["params"]) == {"E", "A", "B", "alpha", "beta"}

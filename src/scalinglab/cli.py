@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typer
+
 from scalinglab.clikit import new_app
 
 app = new_app(
@@ -12,6 +14,34 @@ app = new_app(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def version() -> str:
+    """The installed distribution's version (the source tree's when run from a checkout)."""
+    from importlib import metadata
+
+    import scalinglab
+
+    try:
+        installed = metadata.version("scalinglab")
+    except metadata.PackageNotFoundError:
+        installed = None
+    return installed if installed == scalinglab.__version__ else scalinglab.__version__
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"scalinglab {version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                      help="Print the version and exit."),
+) -> None:
+    """Make neural-network training predictable at scale: import runs, fit loss laws with
+    bootstrap intervals, pick hyperparameters, plan a budget, run sweeps, and report."""
 
 
 def _register() -> None:

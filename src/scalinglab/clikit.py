@@ -1,10 +1,31 @@
-"""Shared pieces of the command line: JSON output, errors, the store option.
+"""The command line's conventions, in one place: options, output, errors.
 
-Every command that prints results takes ``--json``. The library raises typed errors
-(:mod:`scalinglab.errors`); :class:`ScalingLabGroup`, the class of every command group, turns
-them into :class:`UserError`: one clear line on stderr, exit code 2, never a stack trace, with the
-Python parameter names a :class:`~scalinglab.errors.ParameterError` mentions replaced by the
-command's own flags. Only command modules raise :class:`UserError` themselves.
+**Options.** One object per flag, shared by every command, so a flag means the same thing
+everywhere: :data:`StoreOption` (``--store FILE``), :func:`bootstrap_option` (``--bootstrap K``,
+``-b``), :data:`TagOption` (``--tag KEY=VALUE`` or ``KEY:VALUE``, repeatable and comma-separated;
+read with :func:`parse_tags`), :data:`MapOption` (``--map NAME=COLUMN``; :func:`parse_map`),
+:data:`JsonOption` (``--json``) and :data:`FormatOption` (``--format table|csv|tsv|json``; see
+:func:`output_format`). Help shows conventional metavars (``INT``, ``NUMBER``, ``PATH``,
+``TEXT``) and flags without a value.
+
+**Output.** :func:`print_table` prints rows: a rich table on a terminal wide enough for it, and
+otherwise (piped, or too narrow) plain text aligned to its widest cell, never a number cut to
+fit; ``csv``/``tsv``/``json`` give every value in full. :func:`print_summary` does the same for a
+result's :class:`~scalinglab.summary.Summary`. :func:`emit_json` writes JSON with NaN as null.
+
+**Errors.** The library raises typed errors (:mod:`scalinglab.errors`); :class:`ScalingLabGroup`,
+the class of every command group, turns them into :class:`UserError` with the Python parameter
+names a :class:`~scalinglab.errors.ParameterError` mentions replaced by the command's flags.
+Every error the command line shows (a UserError, a bad option value, an unknown option) is
+**one line on stderr**, ``error: MESSAGE``, with exit code 2, never a box and never a stack
+trace. With ``--json`` on the command line, stdout also receives one JSON object,
+``{"error": {"type": ..., "message": ..., "exit_code": 2}}``, so a script that parses stdout
+always gets JSON, and the person reading stderr still gets the line. Only command modules raise
+:class:`UserError` themselves.
+
+Help is rendered by click's plain formatter (``rich_markup_mode=None``): each paragraph of a
+docstring is joined and wrapped once, to the terminal's width; a paragraph that starts with a
+``\\b`` line (examples) is kept as written.
 """
 
 from __future__ import annotations
@@ -12,41 +33,95 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from scalinglab.errors import ParameterError, ScalingLabError
 
-console = Console()
+
+class _Console(Console):
+    """A console as wide as its output when it is not a terminal: rich then lays a table out at
+    its natural width instead of cutting numbers to 80 columns (``scalinglab ... | cat``)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        return size if self.is_terminal else ConsoleDimensions(100_000, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+console = _Console()
 err_console = Console(stderr=True)
 
 DEFAULT_STORE = Path("scalinglab.duckdb")
 
-StoreOption = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file.")
+StoreOption = typer.Option(DEFAULT_STORE, "--store", metavar="FILE",
+                           help="DuckDB run store file.")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
+TagOption = typer.Option(None, "--tag", "-t", metavar="KEY=VALUE",
+                         help="Only runs with this tag, KEY=VALUE or KEY:VALUE; repeat (or "
+                         "separate with commas) to require several.")
+MapOption = typer.Option(None, "--map", "-m", metavar="NAME=COLUMN",
+                         help="Read scalinglab's NAME from the file's COLUMN, e.g. "
+                         "loss=final_loss (repeatable or comma-separated).")
+#: table (aligned text; rich on a wide terminal), or every value in full as csv, tsv or json
+FORMATS = ("table", "csv", "tsv", "json")
+FormatOption = typer.Option("table", "--format", metavar="|".join(FORMATS),
+                            help="Output: table (aligned text, exact numbers when piped), csv, "
+                            "tsv or json (every value in full).")
 
 
-# Typer may vendor its own click; its ClickException is the one it catches and prints.
+def bootstrap_option(default: int = 200, help: str | None = None) -> Any:
+    """``--bootstrap K`` / ``-b K``: the number of bootstrap resamples, named the same everywhere."""
+    return typer.Option(default, "--bootstrap", "-b", min=0, metavar="K",
+                        help=help or "Bootstrap resamples for intervals (0: none).")
+
+
+#: flags that were renamed, so the error for the old spelling names the new one
+RENAMED_FLAGS = {"--n-boot": "--bootstrap"}
+
+
+# Typer may vendor its own click; its exception classes are the ones it raises and catches.
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_Abort = typer.Abort
 
 
 class UserError(_ClickException):
     """A problem with the user's input, as the command line shows it (flags, not parameters).
 
-    A Typer ``ClickException``, so Typer shows it as one line on stderr with exit code 2 in the
-    real CLI and in ``CliRunner`` tests alike. Raised only by command modules and by
-    :class:`ScalingLabGroup`; the library raises :mod:`scalinglab.errors` instead.
+    A Typer ``ClickException`` with exit code 2; :class:`ScalingLabGroup` shows it as one line.
+    ``kind`` names the library error it came from (``InputError``...), for the JSON error.
+    Raised only by command modules and by :class:`ScalingLabGroup`; the library raises
+    :mod:`scalinglab.errors` instead.
     """
 
     exit_code = 2
 
+    def __init__(self, message: str, kind: str = "UserError") -> None:
+        super().__init__(message)
+        self.kind = kind
+
     def show(self, file: Any = None) -> None:
-        err_console.print(f"[bold red]error:[/] {self.message}", highlight=False)
+        show_error(self.message)
+
+
+def show_error(message: str) -> None:
+    """``error: MESSAGE`` as one line on stderr, whatever the terminal's width."""
+    one_line = " ".join(str(message).split())
+    err_console.print(f"[bold red]error:[/] {escape(one_line)}", highlight=False, soft_wrap=True)
 
 
 _COMMAND_KEY = "scalinglab.command"
@@ -90,12 +165,101 @@ def cli_message(exc: ScalingLabError, command: Any = None) -> str:
     return text
 
 
-class ScalingLabGroup(TyperGroup):
-    """A command group that shows library errors as one-line CLI errors (exit code 2).
+# -- errors as one line ------------------------------------------------------------------------
 
-    Every group records the command it resolves in ``ctx.meta`` (shared by the whole context
-    tree), so the error of a nested command (``fit chinchilla``) is worded with that command's
-    flags.
+#: pydantic's wording (Typer validates values with it) -> what a person reads
+_PLAIN = (
+    (re.compile(r"Input should be a valid integer.*"), "expected a whole number"),
+    (re.compile(r"Input should be a valid number.*"), "expected a number"),
+    (re.compile(r"Input should be a valid boolean.*"), "expected true or false"),
+    (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be at least \1"),
+    (re.compile(r"Input should be greater than (\S+)"), r"must be more than \1"),
+    (re.compile(r"Input should be less than or equal to (\S+)"), r"must be at most \1"),
+    (re.compile(r"Input should be less than (\S+)"), r"must be less than \1"),
+)
+
+
+def plain_message(text: str) -> str:
+    """A click/pydantic message reworded for a person: ``Invalid value for '--bootstrap' /
+    '-b': Input should be a valid integer, ...`` -> ``--bootstrap: expected a whole number``."""
+    text = " ".join(str(text).split())
+    m = re.match(r"Invalid value for '([^']+)'(?: / '[^']+')*: (.*)", text)
+    if m:
+        flag, detail = m.groups()
+        for pattern, plain in _PLAIN:
+            if pattern.match(detail):
+                detail = pattern.sub(plain, detail)
+                break
+        return f"{flag}: {detail}"
+    for pattern, plain in _PLAIN:
+        text = pattern.sub(plain, text)
+    return text
+
+
+def error_object(message: str, kind: str, exit_code: int) -> dict[str, Any]:
+    """The JSON error ``--json`` prints on stdout (the same message as the stderr line)."""
+    return {"error": {"type": kind, "message": message, "exit_code": exit_code}}
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """``--json`` among the options (before a ``--`` that ends them)."""
+    args = list(argv)
+    if "--" in args:
+        args = args[: args.index("--")]
+    return "--json" in args or any(a in ("--format=json",) for a in args) or (
+        "--format" in args and args.index("--format") + 1 < len(args)
+        and args[args.index("--format") + 1] == "json")
+
+
+def _report(exc: Any, as_json: bool) -> int:
+    """Show a click exception as one line (and the JSON object with ``--json``)."""
+    code = int(getattr(exc, "exit_code", 2) or 2)
+    if isinstance(exc, UserError):
+        message, kind = exc.message, exc.kind
+    else:
+        message, kind = plain_message(exc.format_message()), type(exc).__name__
+        ctx = getattr(exc, "ctx", None)
+        old = re.match(r"No such option: (--[\w-]+)", message)
+        if old and old.group(1) in RENAMED_FLAGS:
+            message = f"{old.group(1)} is now {RENAMED_FLAGS[old.group(1)]}"
+        if isinstance(exc, _UsageError) and ctx is not None:
+            message += f" (see '{ctx.command_path} --help')"
+    show_error(message)
+    if as_json:
+        typer.echo(to_json(error_object(" ".join(message.split()), kind, code)))
+    return code
+
+
+_METAVARS = {int: "INT", float: "NUMBER", Path: "PATH", str: "TEXT", bool: "BOOL"}
+
+
+def _tidy(command: Any) -> None:
+    """Conventional metavars for every option and argument that has none (``INT``, ``PATH``...);
+    flags show none. Typer would print ``<list[str]>``, ``<int range>``."""
+    for p in getattr(command, "params", []):
+        if p.metavar is not None or getattr(p, "is_flag", False):
+            continue
+        desc = getattr(p, "type_descriptor", None)
+        annotation = getattr(desc, "annotation", None)
+        base = annotation
+        if getattr(desc, "is_list", False):
+            args = getattr(annotation, "__args__", None) or (str,)
+            base = args[0]
+        if p.param_type_name == "argument":
+            name = p.name.upper()
+            p.metavar = name if p.required else f"[{name}]"
+        else:
+            p.metavar = _METAVARS.get(base, "TEXT")
+    for sub in getattr(command, "commands", {}).values():
+        _tidy(sub)
+
+
+class ScalingLabGroup(TyperGroup):
+    """A command group that shows every error as one line on stderr (exit code 2).
+
+    Library errors become :class:`UserError` worded with the command's flags: every group
+    records the command it resolves in ``ctx.meta`` (shared by the whole context tree), so the
+    error of a nested command (``fit chinchilla``) names that command's flags.
     """
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
@@ -108,13 +272,75 @@ class ScalingLabGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ScalingLabError as exc:
-            raise UserError(cli_message(exc, ctx.meta.get(_COMMAND_KEY))) from None
+            raise UserError(cli_message(exc, ctx.meta.get(_COMMAND_KEY)),
+                            kind=type(exc).__name__) from None
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        _tidy(self)
+        if not standalone_mode:
+            return super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except _ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as asked
+                typer.echo(exc.ctx.get_help())
+                sys.exit(0)
+            sys.exit(_report(exc, _wants_json(argv)))
+        except _Abort:
+            show_error("aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def new_app(**kwargs: Any) -> typer.Typer:
-    """A Typer app (or sub-app) whose group translates library errors (see ScalingLabGroup)."""
+    """A Typer app (or sub-app) whose group shows errors as one line (see ScalingLabGroup) and
+    whose help is wrapped once, by click's plain formatter."""
     kwargs.setdefault("cls", ScalingLabGroup)
+    kwargs.setdefault("rich_markup_mode", None)
     return typer.Typer(**kwargs)
+
+
+# -- parsing the shared options ----------------------------------------------------------------
+
+
+def parse_tags(items: Iterable[str] | str | None) -> dict[str, str]:
+    """``--tag`` values (``dataset=c4``, ``sweep:a``, ``a=1,b:2``) -> ``{"dataset": "c4", ...}``.
+
+    A pair splits at its first ``=`` or ``:``, so a value may hold the other (``url=http://x``).
+    """
+    from scalinglab.report.analysis import parse_tag_filters
+
+    try:
+        return parse_tag_filters(items)
+    except ParameterError as exc:
+        raise UserError(str(exc).replace("tag filter", "--tag"), kind="ParameterError") from None
+
+
+def parse_map(items: Iterable[str] | None) -> dict[str, str]:
+    """``--map loss=final_loss,N=params`` -> ``{"loss": "final_loss", "N": "params"}``."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        for part in str(item).split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise UserError(f"--map {part!r} must look like NAME=COLUMN, e.g. loss=final_loss")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def output_format(fmt: str, as_json: bool = False) -> str:
+    """The ``--format`` asked for (``--json`` is ``--format json``); a clear error otherwise."""
+    fmt = (fmt or "table").lower()
+    if fmt not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    return "json" if as_json else fmt
+
+
+# -- output ------------------------------------------------------------------------------------
 
 
 def _default(o: Any) -> Any:
@@ -126,6 +352,8 @@ def _default(o: Any) -> Any:
         return str(o)
     if isinstance(o, (set, tuple)):
         return list(o)
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
@@ -162,6 +390,72 @@ def print_summary(summary: Any) -> None:
         typer.echo(summary.as_text(), nl=False)
 
 
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str = "",
+                fmt: str = "table", exact: bool = True, records: Sequence[Mapping[str, Any]]
+                | None = None) -> None:
+    """Rows under column headings, as ``fmt`` (see :data:`FORMATS`).
+
+    ``table``: a rich table on a terminal that fits it; otherwise (piped, or a table wider than
+    the terminal) plain text aligned to the widest cell, so nothing is cut. ``exact`` prints
+    numbers in full (raw data) rather than to 4 significant digits (estimates). ``csv``/``tsv``
+    write every value in full; ``json`` writes ``records`` when given (e.g. whole runs), else
+    one object per row.
+    """
+    from scalinglab.summary import Table
+
+    table = Table(title, list(columns), [list(r) for r in rows], exact=exact)
+    if fmt == "json":
+        emit_json(list(records) if records is not None else
+                  [dict(zip(table.columns, r, strict=True)) for r in table.rows])
+        return
+    if fmt in ("csv", "tsv"):
+        typer.echo(table.as_delimited("," if fmt == "csv" else "\t"), nl=False)
+        return
+    if console.is_terminal and _fits(table):
+        console.print(table)
+    else:
+        typer.echo(table.as_text())
+
+
+def _fits(table: Any) -> bool:
+    """Whether the rich table shows every cell whole at the terminal's width."""
+    widths = [max([len(h), *(len(r[j]) for r in table.texts())])
+              for j, h in enumerate(table.columns)]
+    return sum(widths) + 3 * len(widths) + 1 <= console.width
+
+
+@contextmanager
+def progress_display(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
+    """``update(stage, done, total)`` for long work, on stderr (stdout stays for results).
+
+    On a terminal: a transient line with a spinner, the stage and a bar when ``total`` is known.
+    Otherwise (a log, CI): one line per stage as it starts, so a slow step is never silent.
+    """
+    if not enabled:
+        yield lambda stage, done, total: None
+        return
+    if not err_console.is_terminal:
+        seen: list[str] = []
+
+        def line(stage: str, done: int, total: int) -> None:
+            if not seen or seen[-1] != stage:
+                seen.append(stage)
+                err_console.print(f"{escape(stage)} ...", highlight=False, soft_wrap=True)
+
+        yield line
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=escape(stage), completed=done, total=total or None)
+
+        yield update
+
+
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    show_error(message)
     raise typer.Exit(code)

@@ -71,12 +71,13 @@ def _kinds() -> dict[str, Any]:
     from scalinglab.downstream import kinds as downstream_kinds
     from scalinglab.fit.isoflop import IsoFlopResult
     from scalinglab.fit.result import FitResult
+    from scalinglab.fit.validate import LawSelection, RollingForward
     from scalinglab.hparams.fit import HparamFit
     from scalinglab.hparams.timescale import TauFit
     from scalinglab.testtime import kinds as testtime_kinds
 
-    return {cls.kind: cls for cls in (FitResult, IsoFlopResult, HparamFit, TauFit,
-                                      *downstream_kinds(), *testtime_kinds())}
+    return {cls.kind: cls for cls in (FitResult, IsoFlopResult, HparamFit, TauFit, RollingForward,
+                                      LawSelection, *downstream_kinds(), *testtime_kinds())}
 
 
 def load_result(path: str | Path) -> Result:

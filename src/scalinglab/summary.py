@@ -8,7 +8,9 @@ number, text, an :class:`~scalinglab.stats.Estimate` (a value with its interval)
 in the dict with ``identified: false``).
 
 Numbers are never cut: integers print exactly (batch 1024 is "1024"), other values with 4
-significant digits, and plain text is aligned to its widest cell rather than to a terminal.
+significant digits, and plain text is aligned to its widest cell rather than to a terminal. A
+table of raw data (``Table(exact=True)``, e.g. ``scalinglab runs``) prints every number in full
+(:func:`format_exact`: the shortest text that reads back as the same float).
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ def symbol(name: str) -> str:
     return SYMBOLS.get(head, head) + sep + tail
 
 
+def formula_text(formula: str) -> str:
+    """A law's formula with parameter names as the papers write them (``N^alpha`` -> ``N^α``)."""
+    import re
+
+    return re.sub(r"(?<![A-Za-z])(" + "|".join(SYMBOLS) + r")(?![A-Za-z])",
+                  lambda m: SYMBOLS[m.group(1)], str(formula))
+
+
 def format_number(v: Any, sig: int = 4) -> str:
     """Numbers as people read them: integers exactly (up to 1e7), others to ``sig`` digits."""
     if v is None:
@@ -66,14 +76,50 @@ def format_number(v: Any, sig: int = 4) -> str:
     return f"{x:.{sig}g}"
 
 
+def format_exact(v: Any) -> str:
+    """A number in full: integers exactly (up to 2**53), others as the shortest decimal that reads
+    back as the same float (``repr``), so piping a table loses nothing."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isnan(x):
+        return "-"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x.is_integer() and abs(x) < 2.0**53:
+        return str(int(x))
+    return repr(x)
+
+
 def format_interval(ci: Any, sig: int = 4) -> str:
     if not ci:
         return "-"
     return f"[{format_number(ci[0], sig)}, {format_number(ci[1], sig)}]"
 
 
-def cell_text(cell: Cell) -> str:
-    """The plain text of one cell (the same words in every renderer)."""
+def format_count(v: Any, sig: int = 4) -> str:
+    """Whole numbers in full (a run's parameters, tokens, batch: 124438272, not 1.244e+08), other
+    numbers as :func:`format_number` does."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return format_number(v, sig)
+    if not isinstance(v, bool) and math.isfinite(x) and x.is_integer() and abs(x) < 2.0**53:
+        return str(int(x))
+    return format_number(v, sig)
+
+
+def cell_text(cell: Cell, exact: bool = False, counts: bool = False) -> str:
+    """The plain text of one cell (the same words in every renderer); ``exact`` prints numbers
+    in full (:func:`format_exact`) instead of to 4 significant digits, ``counts`` whole numbers
+    in full (:func:`format_count`)."""
     if isinstance(cell, NotIdentified):
         return NOT_IDENTIFIED
     if isinstance(cell, Estimate):
@@ -81,7 +127,9 @@ def cell_text(cell: Cell) -> str:
             return NOT_IDENTIFIED
         return format_number(cell.value) + ("" if cell.ci is None else " " + format_interval(cell.ci))
     if isinstance(cell, (int, float, np.integer, np.floating)) and not isinstance(cell, bool):
-        return format_number(cell)
+        return format_exact(cell) if exact else format_count(cell) if counts else format_number(cell)
+    if isinstance(cell, dict):
+        return ",".join(f"{k}={v}" for k, v in cell.items())
     return "" if cell is None else str(cell)
 
 
@@ -109,6 +157,12 @@ class Table:
     rows: list[list[Cell]] = field(default_factory=list)
     #: the first column holds parameter names: shown as symbols (α, β) in HTML and terminals
     symbols: bool = False
+    #: raw data rather than estimates: every number printed in full (see :func:`format_exact`)
+    exact: bool = False
+    #: raw counts: whole numbers in full, others to 4 digits (see :func:`format_count`)
+    counts: bool = False
+    #: one id per row, written as ``data-id`` on the HTML rows (the dashboard opens a run by it)
+    row_ids: list[str] | None = None
 
     def add_row(self, *cells: Cell) -> None:
         if len(cells) != len(self.columns):
@@ -118,8 +172,12 @@ class Table:
     def _right(self) -> list[bool]:
         return [any(_is_numeric(r[j]) for r in self.rows) for j in range(len(self.columns))]
 
+    def texts(self) -> list[list[str]]:
+        """Every cell as the plain text all renderers show."""
+        return [[cell_text(c, self.exact, self.counts) for c in r] for r in self.rows]
+
     def as_text(self) -> str:
-        texts = [[cell_text(c) for c in r] for r in self.rows]
+        texts = self.texts()
         widths = [max([len(h), *(len(r[j]) for r in texts)]) for j, h in enumerate(self.columns)]
         right = self._right()
 
@@ -143,9 +201,13 @@ class Table:
                 cls = "r" if r else "l"
                 if isinstance(c, NotIdentified) or (isinstance(c, Estimate) and not c.identified):
                     cls += " unidentified"
-                text = symbol(c) if self.symbols and j == 0 and isinstance(c, str) else cell_text(c)
+                text = (symbol(c) if self.symbols and j == 0 and isinstance(c, str)
+                        else ", ".join(f"{k}={v}" for k, v in c.items()) if isinstance(c, dict)
+                        else cell_text(c, self.exact, self.counts))
                 tds.append(f'<td class="{cls}">{_html.escape(text)}</td>')
-            body.append("<tr>" + "".join(tds) + "</tr>")
+            rid = ("" if self.row_ids is None
+                   else f' data-id="{_html.escape(str(self.row_ids[len(body)]), quote=True)}"')
+            body.append(f"<tr{rid}>" + "".join(tds) + "</tr>")
         caption = f"<caption>{_html.escape(self.title)}</caption>" if self.title else ""
         return (f'<table class="sl-table">{caption}<thead><tr>{head}</tr></thead>'
                 f"<tbody>{''.join(body)}</tbody></table>")
@@ -159,12 +221,33 @@ class Table:
             t.add_column(c, justify="right" if r else "left", overflow="fold")
         for row in self.rows:
             cells = [f"[bold red]{NOT_IDENTIFIED}[/]" if isinstance(c, NotIdentified) or (
-                isinstance(c, Estimate) and not c.identified) else _rich_escape(cell_text(c))
+                isinstance(c, Estimate) and not c.identified) else _rich_escape(
+                    cell_text(c, self.exact, self.counts))
                 for c in row]
             if self.symbols and cells and isinstance(row[0], str):
                 cells[0] = _rich_escape(symbol(row[0]))
             t.add_row(*cells)
         return t
+
+    def as_delimited(self, sep: str = ",") -> str:
+        """CSV (``sep=","``) or TSV: a header row, then every cell in full (numbers exact,
+        dicts as JSON), quoted where needed."""
+        import csv
+        import io
+        import json
+
+        def raw(c: Cell) -> str:
+            if isinstance(c, (dict, list)):
+                return json.dumps(c, sort_keys=True)
+            if isinstance(c, (NotIdentified, Estimate)) or c is None:
+                return "" if c is None else cell_text(c, exact=True)
+            return cell_text(c, exact=True) if _is_numeric(c) else str(c)
+
+        buf = io.StringIO()
+        writer = csv.writer(buf, delimiter=sep, lineterminator="\n")
+        writer.writerow(self.columns)
+        writer.writerows([raw(c) for c in r] for r in self.rows)
+        return buf.getvalue()
 
     def to_dict(self) -> dict[str, Any]:
         return {"title": self.title, "columns": list(self.columns),
@@ -214,7 +297,7 @@ class Summary:
 
     def as_html(self) -> str:
         e = _html.escape
-        parts = [f'<div class="sl-summary"><h3>{e(self.title)}</h3>']
+        parts = [f'<div class="sl-summary"><h3>{e(formula_text(self.title))}</h3>']
         parts += [t.as_html() for t in self.tables]
         if self.facts:
             parts.append("<ul class=\"sl-facts\">" + "".join(
@@ -230,7 +313,7 @@ class Summary:
         return self.as_html()
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
-        yield f"[bold]{_rich_escape(self.title)}[/]"
+        yield f"[bold]{_rich_escape(formula_text(self.title))}[/]"
         for t in self.tables:
             yield t.__rich__()
         for k, v in self.facts:
@@ -241,4 +324,5 @@ class Summary:
             yield f"[bold yellow]warning:[/] {_rich_escape(w)}"
 
 
-__all__ = ["NotIdentified", "Summary", "Table", "cell_text", "format_interval", "format_number"]
+__all__ = ["NotIdentified", "Summary", "Table", "cell_text", "format_count", "format_exact",
+           "format_interval", "format_number", "formula_text", "symbol"]

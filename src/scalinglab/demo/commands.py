@@ -27,27 +27,28 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="About 1 minute instead of about 5."),
     out: Path = typer.Option(Path("scalinglab-demo"), "--out", "-o", help="Folder to write into."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
-    bootstrap: int = typer.Option(None, "--bootstrap", min=0,
+    bootstrap: int = typer.Option(None, "--bootstrap", "-b", min=0, metavar="K",
                                   help="Bootstrap resamples (default 200; 100 with --quick)."),
     json_: bool = _JSON,
 ) -> None:
     """Train a tiny IsoFLOP sweep of real transformers on the Python standard library's source,
     fit the loss law with bootstrap intervals, check it on the largest budget, plan a 100x larger
-    budget, and write the plan, store, figures and an HTML report into --out.
+    budget, and write the plan, store, figures and an HTML report (with the check) into --out.
 
+    \b
     Examples:
-
-        scalinglab demo              # about 5 minutes on 2 CPU cores
-
-        scalinglab demo --quick      # about 1 minute
-
-        scalinglab demo --device cuda --out demo-gpu
+      scalinglab demo              # about 5 minutes on 2 CPU cores
+      scalinglab demo --quick      # about 1 minute
+      scalinglab demo --device cuda --out demo-gpu
     """
+    from scalinglab.clikit import progress_display
     from scalinglab.demo.job import run_demo
     from scalinglab.sweep.display import RichProgress
 
-    with RichProgress(console=None if not json_ else _quiet()) as progress:
-        result = run_demo(out, quick=quick, device=device, bootstrap=bootstrap, progress=progress)
+    with RichProgress(console=None if not json_ else _quiet()) as progress, \
+            progress_display() as analysis_progress:
+        result = run_demo(out, quick=quick, device=device, bootstrap=bootstrap, progress=progress,
+                          analysis_progress=analysis_progress)
     if json_:
         emit_json(result.to_dict())
         return
@@ -74,10 +75,7 @@ def _print_demo(r: DemoResult) -> None:
         console.print(f"[yellow]IsoFLOP[/]: {s.isoflop.error}")
     ex = r.extrapolation
     if ex is not None:
-        iv = f" [{ex.interval[0]:.3f}, {ex.interval[1]:.3f}]" if ex.interval else ""
-        console.print(f"held-out check: fitted without the {ex.budget:.3g}-FLOP budget, the law "
-                      f"predicts its best loss {ex.predicted:.3f}{iv}; measured {ex.observed:.3f} "
-                      f"({ex.rel_error:+.1%})")
+        console.print(f"[bold]held-out check[/]: {ex.headline()}", highlight=False)
     elif r.extrapolation_error:
         console.print(f"[yellow]held-out check[/]: {r.extrapolation_error}")
     if s.plan.ok:

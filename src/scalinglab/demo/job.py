@@ -14,13 +14,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from scalinglab.design.auto import AutoConfig, AutoResult, run_auto
 from scalinglab.errors import ScalingLabError
+from scalinglab.results import Result
 from scalinglab.runs.store import RunStore
+from scalinglab.summary import Summary, Table, format_interval, format_number
 from scalinglab.sweep.plan import Defaults, SweepPlan, isoflop_plan
 from scalinglab.sweep.runner import Progress, SweepReport
 
@@ -64,24 +66,67 @@ def demo_design(seed: SweepPlan, name: str, out: Path, quick: bool, device: str,
                       final_bootstrap=bootstrap, largest=1e12, max_params=3e4)
 
 
-@dataclass
-class Extrapolation:
-    """The law fitted without the largest budget, asked for that budget's best loss."""
+@dataclass(repr=False)
+class Extrapolation(Result):
+    """The held-out check: the law fitted without the largest budget, asked for that budget's
+    best loss (what a person planning that budget would be told), against the best run there."""
+
+    kind: ClassVar[str] = "heldout_check"
 
     budget: float
     predicted: float
     interval: tuple[float, float] | None
     observed: float
     n_fit_runs: int
+    law: str = "chinchilla"
+    run_ids: tuple[str, ...] = ()
+    heldout: tuple[str, ...] = ()
+    level: float = 0.95
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def heldout_ids(self) -> tuple[str, ...]:
+        return self.heldout
 
     @property
     def rel_error(self) -> float:
         return (self.predicted - self.observed) / self.observed
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"budget": self.budget, "predicted_best_loss": self.predicted,
-                "interval": self.interval, "observed_best_loss": self.observed,
-                "rel_error": self.rel_error, "n_fit_runs": self.n_fit_runs}
+    @property
+    def inside(self) -> bool | None:
+        return None if self.interval is None else self.interval[0] <= self.observed <= self.interval[1]
+
+    def headline(self) -> str:
+        iv = "" if self.interval is None else " " + format_interval(self.interval)
+        return (f"fitted without the {format_number(self.budget, 3)}-FLOP budget, {self.law} predicts "
+                f"its best loss {format_number(self.predicted)}{iv}; measured "
+                f"{format_number(self.observed)} ({self.rel_error:+.2%})")
+
+    def summary(self) -> Summary:
+        pct = f"{round(self.level * 100)}% interval"
+        t = Table(f"The largest budget, held out of the {self.law} fit",
+                  ["held-out budget (FLOPs)", "runs fitted", "predicted best loss", pct,
+                   "measured best loss", "error", "inside the interval"])
+        t.add_row(self.budget, self.n_fit_runs, self.predicted, format_interval(self.interval),
+                  self.observed, f"{self.rel_error:+.2%}",
+                  "-" if self.inside is None else ("yes" if self.inside else "no"))
+        notes = ["the prediction is the law's loss at its compute-optimal (N, D) for that budget; "
+                 "the measurement is the best of the budget's runs, which sample N around it, so a "
+                 "sweep too coarse to hit the optimum reads a little above the prediction",
+                 *self.notes]
+        return Summary(title=f"Held-out check: {self.headline()}", tables=[t], notes=notes,
+                       warnings=list(self.warnings), data=self.to_dict())
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        return {"kind": self.kind, "law": self.law, "budget": self.budget,
+                "predicted_best_loss": self.predicted, "interval": self.interval,
+                "observed_best_loss": self.observed, "rel_error": self.rel_error,
+                "inside_interval": self.inside, "n_fit_runs": self.n_fit_runs,
+                "run_ids": list(self.run_ids), "heldout_ids": list(self.heldout)}
+
+    def _repr_items(self) -> list[str]:
+        return [f"budget {self.budget:.3g}", f"error {self.rel_error:+.2%}"]
 
 
 @dataclass
@@ -138,17 +183,22 @@ def extrapolation_check(runs: pd.DataFrame, bootstrap: int = 100, seed: int = 0,
     fit = fit_loss_law(runs[group < top].reset_index(drop=True), law, bootstrap, 0, seed)
     budget = float(values[top])
     loss = fit.optimum(budget).loss
-    return Extrapolation(budget, loss.value, loss.ci, float(runs["loss"][group == top].min()),
-                         fit.n_runs)
+    held = runs[group == top]
+    return Extrapolation(budget, loss.value, loss.ci, float(held["loss"].min()), fit.n_runs,
+                         law=law, run_ids=fit.run_ids, level=fit.level,
+                         heldout=tuple(held["run_id"].astype(str)) if "run_id" in held else (),
+                         warnings=list(fit.warnings))
 
 
-def analyse(store: RunStore, tags: dict[str, str], bootstrap: int, seed: int = 0
-            ) -> tuple[Any, Extrapolation | None, str | None]:
+def analyse(store: RunStore, tags: dict[str, str], bootstrap: int, seed: int = 0,
+            progress: Any = None) -> tuple[Any, Extrapolation | None, str | None]:
     """The demo's fits, the same as ``report`` and the dashboard make (``summarise``), and its
     held-out check; ``(summary, extrapolation, why there is none)``."""
     from scalinglab.report.analysis import summarise
 
-    summary = summarise(store, tags=tags, bootstrap=bootstrap, seed=seed)
+    summary = summarise(store, tags=tags, bootstrap=bootstrap, seed=seed, progress=progress)
+    if progress is not None:
+        progress("held-out check: fitting without the largest budget", 0, 0)
     try:
         return summary, extrapolation_check(summary.runs, bootstrap=bootstrap, seed=seed), None
     except ScalingLabError as exc:  # reported, not fatal: the rest of the demo stands
@@ -156,8 +206,13 @@ def analyse(store: RunStore, tags: dict[str, str], bootstrap: int, seed: int = 0
 
 
 def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, device: str = "cpu",
-             bootstrap: int | None = None, progress: Progress | None = None) -> DemoResult:
-    """The whole job; resumable (a rerun skips the runs already in ``out_dir/runs.duckdb``)."""
+             bootstrap: int | None = None, progress: Progress | None = None,
+             analysis_progress: Any = None) -> DemoResult:
+    """The whole job; resumable (a rerun skips the runs already in ``out_dir/runs.duckdb``).
+
+    ``progress`` follows the sweep; ``analysis_progress(stage, done, total)`` the fits, the
+    held-out check and the report after it.
+    """
     from scalinglab.report.html import render_report, save_figures
 
     out = Path(out_dir)
@@ -173,10 +228,17 @@ def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, devic
     sweep = design.sweep
     if sweep.interrupted:
         raise KeyboardInterrupt
-    summary, extrapolation, extrapolation_error = analyse(store, {"sweep": name}, k)
+    summary, extrapolation, extrapolation_error = analyse(store, {"sweep": name}, k,
+                                                          progress=analysis_progress)
+    # the report is written after the held-out check, so it carries the demo's headline
+    if extrapolation is not None:
+        summary.validation.append(extrapolation)
+    elif extrapolation_error:
+        summary.warnings.append(f"held-out check: {extrapolation_error}")
     report_path = out / "report.html"
-    report_path.write_text(render_report(summary, store, title="scalinglab demo"), encoding="utf-8")
-    figures = save_figures(store, out / "figures", summary=summary)
+    report_path.write_text(render_report(summary, store, title="scalinglab demo",
+                                         progress=analysis_progress), encoding="utf-8")
+    figures = save_figures(store, out / "figures", summary=summary, progress=analysis_progress)
     warnings = list(summary.warnings)
     if design.unidentified or design.fit is None:
         warnings.append(design.identification())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,8 @@ FileArg = typer.Argument(
 )
 StoreOpt = typer.Option(None, "--store", help="DuckDB run store to read when no FILE is given "
                         "(default: scalinglab.duckdb).", show_default=False)
-WhereOpt = typer.Option(None, "--where", "-w", help="SQL filter on the store, e.g. \"N > 1e8\".")
+WhereOpt = typer.Option(None, "--where", "-w", help="Filter on the runs (store or file), e.g. "
+                        "\"N > 1e8 AND loss < 4\".")
 TagOpt = typer.Option(None, "--tag", "-t", help="Only store runs with tag KEY=VALUE (repeatable).")
 MapOpt = typer.Option(None, "--map", "-m", help="Rename file columns: NAME=FILE_COLUMN, e.g. loss=final_loss.")
 BootOpt = typer.Option(200, "--bootstrap", "-b", min=0, help="Bootstrap resamples for intervals (0: none).")
@@ -49,6 +52,20 @@ BestOpt = typer.Option(False, "--best-per-point", help="Keep only the lowest-los
                        "(N, D) (default: every replicate of the best lr/batch setting).")
 GroupByOpt = typer.Option(None, "--group-by", help="Columns that also distinguish points, e.g. "
                           "unique_tokens: runs differing in them are not merged.")
+TieOpt = typer.Option(None, "--tie", help="Tie parameters, e.g. alpha=beta (repeatable).")
+FixOpt = typer.Option(None, "--fix", help="Hold parameters fixed, e.g. E=1.69 (repeatable).")
+BoundsOpt = typer.Option(None, "--bounds", help="Keep parameters in a range, e.g. alpha=0.1:1 "
+                         "(repeatable; an empty side is open: E=1:).")
+LossOpt = typer.Option("huber", "--loss", help="Estimator: huber, mse or asymmetric (Huber with "
+                       "over-predictions penalised).")
+DeltaOpt = typer.Option(1e-3, "--delta", help="Huber threshold on log-loss residuals.")
+OverOpt = typer.Option(4.0, "--over-penalty", help="Factor on over-predicting residuals "
+                       "(--loss asymmetric).")
+WeightsOpt = typer.Option(None, "--weights", help="Per-run weights: a column, or sqrtC for sqrt(C).")
+DropOpt = typer.Option(0, "--drop-highest", min=0, help="Leave out the K highest-loss runs first "
+                       "(Epoch AI's Chinchilla refit drops 5).")
+UniqueOpt = typer.Option(None, "--unique-tokens", help="Column (or store extra/tag) of unique "
+                         "tokens: input U of data-constrained laws; runs differing in it are kept apart.")
 
 
 def register(app: typer.Typer) -> None:
@@ -94,11 +111,84 @@ def _parse_at(items: list[str] | None, inputs: tuple[str, ...]) -> list[dict[str
     return points
 
 
+@dataclass
+class _Estimation:
+    """The constraint and estimator flags every fit command shares."""
+
+    tie: list[str] | None = None
+    fix: list[str] | None = None
+    bounds: list[str] | None = None
+    loss: str = "huber"
+    delta: float = 1e-3
+    over_penalty: float = 4.0
+    weights: str | None = None
+    drop_highest: int = 0
+    unique_tokens: str | None = None
+
+    def kwargs(self, law: Any) -> dict[str, Any]:
+        return {"tie": parse_ties(self.tie, law.param_names), "fix": parse_fixes(self.fix),
+                "bounds": parse_bounds(self.bounds), "loss": self.loss, "delta": self.delta,
+                "over_penalty": self.over_penalty, "weights": self.weights,
+                "drop_highest": self.drop_highest}
+
+
+def parse_ties(items: list[str] | None, params: tuple[str, ...]) -> dict[str, str]:
+    """``["alpha=beta"]`` -> ``{"beta": "alpha"}``: each group follows its first parameter in the
+    law's order (``alpha=beta=gamma`` ties three)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        for part in item.split(","):
+            names = [x.strip() for x in part.split("=") if x.strip()]
+            if not part.strip():
+                continue
+            if len(names) < 2 or part.count("=") != len(names) - 1:
+                raise UserError(f"--tie {part!r} must look like alpha=beta")
+            unknown = [n for n in names if n not in params]
+            if unknown:
+                raise UserError(f"--tie {part!r}: {unknown} not among the law's parameters "
+                                f"{list(params)}")
+            names.sort(key=params.index)
+            out.update({n: names[0] for n in names[1:]})
+    return out
+
+
+def parse_fixes(items: list[str] | None) -> dict[str, float]:
+    from scalinglab.runs.io import parse_pairs
+    from scalinglab.runs.schema import parse_number
+
+    out = {}
+    for key, value in parse_pairs(items, "--fix").items():
+        try:
+            out[key] = parse_number(value)
+        except ValueError:
+            raise UserError(f"--fix {key}={value!r}: the value must be a number") from None
+    return out
+
+
+def parse_bounds(items: list[str] | None) -> dict[str, tuple[float, float]]:
+    """``["alpha=0.1:1", "E=1:"]`` -> ``{"alpha": (0.1, 1.0), "E": (1.0, inf)}``."""
+    from scalinglab.runs.io import parse_pairs
+    from scalinglab.runs.schema import parse_number
+
+    out = {}
+    for key, value in parse_pairs(items, "--bounds").items():
+        lo, sep, hi = value.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            out[key] = (parse_number(lo) if lo.strip() else -math.inf,
+                        parse_number(hi) if hi.strip() else math.inf)
+        except ValueError:
+            raise UserError(f"--bounds {key}={value!r} must look like {key}=LO:HI, e.g. "
+                            "alpha=0.1:1 (a side may be empty)") from None
+    return out
+
+
 def _fit_command(
-    law_name: str, file: Path | None, store: Path | None, where: str | None, tag: list[str] | None,
+    law_name: Any, file: Path | None, store: Path | None, where: str | None, tag: list[str] | None,
     map_: list[str] | None, bootstrap: int, holdout_top: int, seed: int, compute: list[float] | None,
     at: list[str] | None, save: Path | None, json_: bool, all_runs: bool, best_per_point: bool,
-    group_by: str | None,
+    group_by: str | None, est: _Estimation | None = None,
 ) -> None:
     from scalinglab.errors import NotIdentifiable
     from scalinglab.fit.data import load_runs
@@ -107,16 +197,18 @@ def _fit_command(
     from scalinglab.runs.io import parse_pairs
 
     law = get_law(law_name)
+    est = est or _Estimation()
     if all_runs and best_per_point:
         raise UserError("--all-runs and --best-per-point exclude each other")
+    options = est.kwargs(law)
     frame, source, notes = load_runs(file, store, where, _tags(tag), law.inputs,
                                      parse_pairs(map_, "--map"), all_runs, best_per_point,
-                                     _columns(group_by))
+                                     _columns(group_by), unique_tokens=est.unique_tokens)
     points = _parse_at(at, law.inputs)
     try:
         with _progress(not json_) as progress:
             fit = fit_law(law, frame, bootstrap=bootstrap, holdout_top=holdout_top, seed=seed,
-                          source=source, progress=progress)
+                          source=source, progress=progress, **options)
     except NotIdentifiable as exc:
         raise UserError(f"{source}: cannot fit the {law.name} law: {exc}") from None
     fit.notes[:0] = notes
@@ -147,7 +239,10 @@ def chinchilla(
     map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
-    best_per_point: bool = BestOpt, group_by: str = GroupByOpt,
+    best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
+    fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
+    delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
+    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt,
 ) -> None:
     """Fit L = E + A/N^alpha + B/D^beta (Chinchilla Approach 3, as Besiroglu et al. 2024).
 
@@ -157,7 +252,9 @@ def chinchilla(
     Example: scalinglab fit chinchilla runs.csv --compute 1e22 --holdout-top 5 --save fit.json
     """
     _fit_command("chinchilla", file, store, where, tag, map_, bootstrap, holdout_top, seed,
-                 compute, at, save, json_, all_runs, best_per_point, group_by)
+                 compute, at, save, json_, all_runs, best_per_point, group_by,
+                 _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
+                             unique_tokens))
 
 
 @fit_app.command("kaplan")
@@ -166,14 +263,19 @@ def kaplan(
     map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
-    best_per_point: bool = BestOpt, group_by: str = GroupByOpt,
+    best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
+    fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
+    delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
+    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt,
 ) -> None:
     """Fit Kaplan et al. 2020's L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D.
 
     Example: scalinglab fit kaplan --store runs.duckdb --where "N > 1e7" --json
     """
     _fit_command("kaplan", file, store, where, tag, map_, bootstrap, holdout_top, seed,
-                 compute, at, save, json_, all_runs, best_per_point, group_by)
+                 compute, at, save, json_, all_runs, best_per_point, group_by,
+                 _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
+                             unique_tokens))
 
 
 @fit_app.command("power")
@@ -184,6 +286,9 @@ def power(
     map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, at: list[str] = AtOpt, save: Path = SaveOpt, json_: bool = JsonOption,
     all_runs: bool = AllRunsOpt, best_per_point: bool = BestOpt, group_by: str = GroupByOpt,
+    tie: list[str] = TieOpt, fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt,
+    loss: str = LossOpt, delta: float = DeltaOpt, over_penalty: float = OverOpt,
+    weights: str = WeightsOpt, drop_highest: int = DropOpt,
 ) -> None:
     """Fit a one-variable power law L = E + A x^-alpha, x one of N, D, C.
 
@@ -192,7 +297,8 @@ def power(
     if x not in ("N", "D", "C"):
         raise UserError(f"--x must be N, D or C, not {x!r}")
     _fit_command(f"power_{x}", file, store, where, tag, map_, bootstrap, holdout_top, seed,
-                 None, at, save, json_, all_runs, best_per_point, group_by)
+                 None, at, save, json_, all_runs, best_per_point, group_by,
+                 _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest))
 
 
 @fit_app.command("isoflop")
@@ -207,13 +313,17 @@ def isoflop(
     save: Path = typer.Option(None, "--save", help="Write the result as JSON to this file."),
     json_: bool = JsonOption, all_runs: bool = AllRunsOpt, best_per_point: bool = BestOpt,
     group_by: str = GroupByOpt,
+    method: str = typer.Option("parabola", "--method", help="Approach 2's minimum per budget: "
+                               "parabola (Hoffmann et al.) or akima (Porian et al.: interpolated)."),
 ) -> None:
     """Fit N_opt = k C^a and D_opt = k' C^b by Hoffmann et al.'s Approaches 1 and 2.
 
-    Approach 1 takes the best run at each compute budget, Approach 2 the vertex of a parabola
-    of loss against log N (IsoFLOP profile); intervals come from resampling runs within budgets.
+    Approach 1 takes the best run at each compute budget (budgets with fewer than 3 model sizes
+    are skipped), Approach 2 the minimum of the IsoFLOP profile of loss against log N: a
+    parabola's vertex, or with --method akima an Akima interpolation's minimum. Intervals come
+    from resampling runs within budgets.
 
-    Example: scalinglab fit isoflop runs.csv --budget budget --compute 1e22
+    Example: scalinglab fit isoflop runs.csv --budget budget --method akima --compute 1e22
     """
     from scalinglab.fit.data import load_runs
     from scalinglab.fit.isoflop import fit_isoflop
@@ -224,7 +334,7 @@ def isoflop(
                                      _columns(group_by))
     with err_console.status("fitting IsoFLOP parabolas", spinner="dots") if not json_ else _null():
         result = fit_isoflop(frame, bootstrap=bootstrap, seed=seed, budget=budget, tol_dex=tol_dex,
-                             source=source)
+                             source=source, method=method)
     result.notes[:0] = notes
     budgets = compute or None
     if save is not None:
@@ -238,3 +348,135 @@ def isoflop(
 @contextmanager
 def _null() -> Iterator[None]:
     yield None
+
+
+@fit_app.command("law")
+def law_cmd(
+    name: str = typer.Argument(..., help="A law of the catalogue (see `scalinglab fit laws`)."),
+    file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
+    map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
+    seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
+    save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
+    best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
+    fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
+    delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
+    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt,
+) -> None:
+    """Fit any law of the catalogue by name (gadre2024, muennighoff2023, broken_power_C, ...).
+
+    Example: scalinglab fit law muennighoff2023 runs.csv --unique-tokens unique_tokens --fix E=1.87
+    """
+    _fit_command(name, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
+                 save, json_, all_runs, best_per_point, group_by,
+                 _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
+                             unique_tokens))
+
+
+@fit_app.command("laws")
+def laws_cmd(json_: bool = JsonOption) -> None:
+    """List the catalogue: each law's formula, parameters and source.
+
+    Example: scalinglab fit laws --json
+    """
+    from scalinglab.laws.registry import get_law, list_laws
+
+    rows = [get_law(n).to_dict() for n in list_laws()]
+    if json_:
+        emit_json(rows)
+        return
+    for r in rows:
+        prov = (r.get("provenance") or {}).get("source", "")
+        console.print(f"[bold]{r['name']}[/]: {r['formula']}  [dim]({', '.join(r['params'])})[/]")
+        if prov:
+            console.print(f"    [dim]{prov}[/]", highlight=False)
+
+
+@fit_app.command("custom")
+def custom_cmd(
+    file: Path = FileArg,
+    formula: str = typer.Option(..., "--formula", help="The law, e.g. \"E + A*N**-alpha + "
+                                "B*D**-beta\" (arithmetic, exp, log, sqrt, min, max, abs)."),
+    inputs: str = typer.Option(..., "--inputs", help="Input columns, e.g. N,D; every other name "
+                               "is a parameter."),
+    name: str = typer.Option("custom", "--name", help="Name of the law in results."),
+    define: list[str] = typer.Option(None, "--define", help="A shorthand used in the formula, "
+                                     "NAME=EXPR, e.g. Deff=\"U*(1 + R*(1 - exp(-(D/U - 1)/R)))\" "
+                                     "(repeatable, in order)."),
+    store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
+    map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
+    seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
+    save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
+    best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
+    fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
+    delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
+    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt,
+) -> None:
+    """Fit a law you write: parsed safely (no eval), symbolic gradients, multi-start, bootstrap.
+
+    Parameters that only scale (never in an exponent) are fitted as logarithms, so they stay
+    positive. --bounds both sets the starting grid and keeps the fit inside.
+
+    Example: scalinglab fit custom runs.csv --formula "E + A*N**-alpha + B*D**-beta" --inputs N,D --save fit.json
+    """
+    from scalinglab.laws.base import Law
+
+    declared = parse_bounds(bounds)
+    definitions = []
+    for item in define or []:
+        key, sep, body = item.partition("=")
+        if not sep or not key.strip() or not body.strip():
+            raise UserError(f"--define {item!r} must look like NAME=EXPRESSION")
+        definitions.append((key.strip(), body.strip()))
+    law = Law.from_formula(formula, inputs, name=name, definitions=definitions,
+                           bounds={k: v for k, v in declared.items()})
+    _fit_command(law, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
+                 save, json_, all_runs, best_per_point, group_by,
+                 _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
+                             unique_tokens))
+
+
+@fit_app.command("select")
+def select_cmd(
+    file: Path = FileArg,
+    laws: str = typer.Option("chinchilla,chinchilla_tied,kaplan,power_C", "--laws",
+                             help="Candidate laws of the catalogue, comma separated."),
+    store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
+    map_: list[str] = MapOpt,
+    bootstrap: int = typer.Option(50, "--bootstrap", "-b", min=0, help="Bootstrap resamples per "
+                                  "fit (for the bands' coverage; 0: none)."),
+    seed: int = SeedOpt,
+    steps: int = typer.Option(6, "--steps", min=1, help="Compute cut-offs to fit below."),
+    min_train: int = typer.Option(3, "--min-train", min=1, help="Budgets a cut-off fits on at least."),
+    by: str = typer.Option("C", "--by", help="Roll forward in C (compute), N (model size: fit the "
+                           "smaller models, predict the bigger) or D."),
+    json_: bool = JsonOption, all_runs: bool = AllRunsOpt, best_per_point: bool = BestOpt,
+    group_by: str = GroupByOpt, loss: str = LossOpt, delta: float = DeltaOpt,
+    over_penalty: float = OverOpt, weights: str = WeightsOpt, unique_tokens: str = UniqueOpt,
+) -> None:
+    """Rank candidate laws by rolling-forward error (fit below each compute level, predict
+    above) and say which to trust.
+
+    Example: scalinglab fit select runs.csv --laws chinchilla,chinchilla_tied,gadre2024 --json
+    """
+    from scalinglab.fit.data import load_runs
+    from scalinglab.fit.validate import select_laws
+    from scalinglab.laws.registry import get_law
+    from scalinglab.runs.io import parse_pairs
+
+    names = _columns(laws)
+    if not names:
+        raise UserError("--laws needs at least one law")
+    candidates = [get_law(n) for n in names]
+    needed = tuple(dict.fromkeys(x for law in candidates for x in law.inputs))
+    frame, source, notes = load_runs(file, store, where, _tags(tag), needed,
+                                     parse_pairs(map_, "--map"), all_runs, best_per_point,
+                                     _columns(group_by), unique_tokens=unique_tokens)
+    with err_console.status("rolling-forward fits", spinner="dots") if not json_ else _null():
+        result = select_laws(frame, candidates, bootstrap=bootstrap, seed=seed, steps=steps,
+                             min_train=min_train, source=source, by=by, loss=loss, delta=delta,
+                             over_penalty=over_penalty, weights=weights)
+    result.notes[:0] = notes
+    if json_:
+        emit_json(result.to_dict())
+        return
+    print_summary(result.summary())

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from scalinglab.fit.result import FitResult, Optimum
 
 
-def _per_draw_optimum(fit: FitResult, C: float, T: float) -> tuple[np.ndarray, np.ndarray]:
+def _per_draw_optimum(fit: FitResult, C: float, T: float,
+                      fixed: Mapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Numerical optimum at the estimate (index 0) and at every draw (NaN where it fails)."""
     params = [fit.params, *fit.draw_params()]
     n = np.full(len(params), np.nan)
@@ -31,14 +32,20 @@ def _per_draw_optimum(fit: FitResult, C: float, T: float) -> tuple[np.ndarray, n
         if not all(np.isfinite(v) for v in p.values()):
             continue
         try:
-            n[i], d[i] = compute_optimum(fit.law.with_params(p), C, inference_tokens=T)
+            n[i], d[i] = compute_optimum(fit.law.with_params(p), C, inference_tokens=T,
+                                         fixed_inputs=fixed)
         except (ArithmeticError, ValueError):
             continue
     return n, d
 
 
-def optimum_at(fit: FitResult, C: float, inference_tokens: float = 0.0) -> Optimum:
-    """:meth:`FitResult.optimum`: the allocation at ``C`` and the loss it reaches, with intervals."""
+def optimum_at(fit: FitResult, C: float, inference_tokens: float = 0.0,
+               fixed: Mapping[str, float] | None = None) -> Optimum:
+    """:meth:`FitResult.optimum`: the allocation at ``C`` and the loss it reaches, with intervals.
+
+    ``fixed`` holds the law's other inputs (e.g. ``{"U": 1e10}`` unique tokens): the allocation
+    is then optimised numerically with them held."""
+    fixed = dict(fixed or {})
     from scalinglab.fit.result import Optimum
 
     law = fit.law
@@ -49,7 +56,7 @@ def optimum_at(fit: FitResult, C: float, inference_tokens: float = 0.0) -> Optim
         return Estimate.from_draws(values[0], values[1:] if fit.n_draws else None, fit.level,
                                    identified=ok, note=note)
 
-    if law.optimum is not None and inference_tokens == 0.0:
+    if law.optimum is not None and inference_tokens == 0.0 and not fixed:
         # the estimate and every draw at once: the closed form broadcasts over draws
         params = {k: np.concatenate([[fit.params[k]], v]) if fit.n_draws else np.array([fit.params[k]])
                   for k, v in ({k: fit.draw_columns().get(k) for k in law.param_names}).items()}
@@ -57,10 +64,10 @@ def optimum_at(fit: FitResult, C: float, inference_tokens: float = 0.0) -> Optim
             n, d = (np.asarray(x, dtype=float) for x in law.optimum(params, C))
             loss = np.asarray(law(params, N=n, D=d), dtype=float)
     else:
-        n, d = _per_draw_optimum(fit, C, inference_tokens)
+        n, d = _per_draw_optimum(fit, C, inference_tokens, fixed)
         params = [fit.params, *fit.draw_params()]
         with np.errstate(all="ignore"):
-            loss = np.array([float(law(p, N=ni, D=di)) if np.isfinite(ni) else np.nan
+            loss = np.array([float(law(p, N=ni, D=di, **fixed)) if np.isfinite(ni) else np.nan
                              for p, ni, di in zip(params, n, d, strict=True)])
     with np.errstate(all="ignore"):
         tpp = d / n
@@ -87,7 +94,7 @@ def derived_figures(
         out[fig.name] = fit.interval(fig.fn, uses=fig.uses).to_dict()
     if compute is None:
         compute = [] if fit.compute_range is None else [fit.compute_range[1]]
-    if "N" in law.inputs and "D" in law.inputs:
+    if set(law.inputs) == {"N", "D"}:
         out["at_compute"] = [fit.optimum(float(c)).to_dict() for c in compute]
     elif law.inputs == ("C",):
         at = [*at, *({"C": float(c)} for c in compute)]
@@ -95,7 +102,13 @@ def derived_figures(
     for point in at:
         inputs = {k: float(point[k]) for k in law.inputs}
         pred = fit.interval(lambda p, inputs=inputs: law(p, **inputs))
-        predictions.append({**inputs, "loss": pred.to_dict()})
+        entry: dict[str, Any] = {**inputs, "loss": pred.to_dict()}
+        if fit.n_draws:
+            _, lo, hi = fit.predict_interval(new_run=True, **inputs)
+            entry["loss_new_run"] = {"value": pred.value, "ci": [float(lo), float(hi)],
+                                     "note": "where a new run's loss falls: parameters plus "
+                                             "run-to-run noise"}
+        predictions.append(entry)
     if predictions:
         out["predictions"] = predictions
     return out

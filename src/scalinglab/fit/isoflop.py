@@ -1,11 +1,26 @@
 """Hoffmann et al. 2022's Approaches 1 and 2: compute-optimal N and D from runs grouped by budget.
 
-Approach 1 takes the lowest-loss run at each compute budget; Approach 2 fits a parabola of loss
-against ``ln N`` at each budget (an IsoFLOP profile) and takes its vertex. Either way the
-optima are then fitted as power laws ``N_opt = k_N C^a`` and ``D_opt = k_D C^b`` in log-log.
+Approach 1 takes the lowest-loss run at each compute budget; Approach 2 finds the minimum of an
+IsoFLOP profile of loss against ``ln N`` at each budget: the vertex of a fitted parabola
+(Hoffmann et al.), or with ``method="akima"`` the minimum of an Akima interpolation of
+``ln loss`` against ``ln N`` on a fine grid, as Porian et al. 2024 ("Resolving Discrepancies in
+Compute-Optimal Scaling of Language Models") do, since a parabola is biased on wide, asymmetric
+slices. Either way the optima are then fitted as power laws ``N_opt = k_N C^a`` and
+``D_opt = k_D C^b`` in log-log.
+
 Intervals come from resampling runs *within* budgets, so every resample keeps the design (the
-same budgets), which is the variability a re-run of the same sweep would show. A parabola with
-no interior minimum says nothing about the optimum; such budgets are excluded, out loud.
+same budgets), which is the variability a re-run of the same sweep would show. Said out loud,
+never silently:
+
+- a budget with fewer than 3 model sizes tells nothing about where the optimum lies (its best
+  run is an edge), so Approach 1 skips it (with one run per budget Approach 1 would otherwise
+  report the runs' own N-C line, e.g. ``a = 1 [1, 1]``);
+- a profile with no interior minimum is excluded from Approach 2;
+- a parabola whose vertex lies below the best observed run by more than the noise (twice the
+  run-to-run noise, estimated from neighbouring sizes (budgets with 5 or more), not from the
+  parabola's own residuals,
+  which would count its lack of fit as noise) is a poor description of that slice: a warning
+  says so and suggests the Akima method.
 """
 
 from __future__ import annotations
@@ -80,6 +95,12 @@ class BudgetFit:
     best: dict[str, Any] = field(default_factory=dict)
     #: the runs of this budget
     run_ids: tuple[str, ...] = ()
+    #: distinct model sizes at this budget
+    n_sizes: int = 0
+    #: "ok", or why Approach 1 does not use this budget's best run
+    approach1_status: str = "ok"
+    #: best observed loss minus the profile's minimum (how far the vertex undercuts the runs)
+    gap: float = float("nan")
 
     @property
     def ok(self) -> bool:
@@ -96,7 +117,8 @@ class BudgetFit:
             "C": self.C, "n_runs": self.n_runs, "N_range": list(self.N_range),
             "coef": list(self.coef), "status": self.status, "N_opt": self.N_opt,
             "D_opt": self.D_opt, "loss_opt": self.loss_opt, "best": dict(self.best),
-            "run_ids": list(self.run_ids),
+            "run_ids": list(self.run_ids), "n_sizes": self.n_sizes,
+            "approach1_status": self.approach1_status, "gap": self.gap,
         }
 
     @classmethod
@@ -105,7 +127,9 @@ class BudgetFit:
                    coef=tuple(_nan(x) for x in d["coef"]), status=str(d["status"]),
                    N_opt=_nan(d.get("N_opt")), D_opt=_nan(d.get("D_opt")),
                    loss_opt=_nan(d.get("loss_opt")), best=dict(d.get("best") or {}),
-                   run_ids=tuple(d.get("run_ids") or ()))
+                   run_ids=tuple(d.get("run_ids") or ()), n_sizes=int(d.get("n_sizes") or 0),
+                   approach1_status=str(d.get("approach1_status") or "ok"),
+                   gap=_nan(d.get("gap")))
 
 
 @dataclass
@@ -222,6 +246,10 @@ class IsoFlopResult(Result):
     level: float = 0.95
     notes: list[str] = field(default_factory=list)
     source: str = ""
+    #: how Approach 2 finds each budget's minimum: "parabola" or "akima"
+    method: str = "parabola"
+    #: run-to-run noise of the loss (pseudo-residuals within budgets; what vertex gaps are judged by)
+    noise: float = float("nan")
 
     @property
     def approaches(self) -> list[AllocationLaw]:
@@ -240,6 +268,8 @@ class IsoFlopResult(Result):
         return {
             "kind": self.kind,
             "method": "IsoFLOP (Hoffmann et al. 2022, Approaches 1 and 2)",
+            "approach2_method": self.method,
+            "noise": self.noise,
             "n_runs": self.n_runs,
             "n_budgets": len(self.budgets),
             "level": self.level,
@@ -264,13 +294,18 @@ class IsoFlopResult(Result):
                    approach2=AllocationLaw.from_dict(d.get("approach2"), level),
                    run_ids=tuple(d.get("run_ids") or ()), budget_of=tuple(d.get("budget_of") or ()),
                    warnings=list(d.get("warnings", [])), level=level,
-                   notes=list(d.get("notes", [])), source=str(d.get("source", "")))
+                   notes=list(d.get("notes", [])), source=str(d.get("source", "")),
+                   method=str(d.get("approach2_method") or "parabola"), noise=_nan(d.get("noise")))
 
     def summary(self, compute: Sequence[float] | None = None) -> Summary:
-        budgets = Table("budgets", ["C", "runs", "N_opt (vertex)", "loss there", "best run N", "status"])
+        where = "vertex" if self.method == "parabola" else "Akima minimum"
+        budgets = Table("budgets", ["C", "runs", "sizes", f"N_opt ({where})", "loss there",
+                                    "below best run", "best run N", "Approach 2", "Approach 1"])
         for b in self.budgets:
-            budgets.add_row(b.C, b.n_runs, b.N_opt if b.ok else None, b.loss_opt if b.ok else None,
-                            b.best.get("N"), "ok" if b.ok else f"excluded: {b.status}")
+            budgets.add_row(b.C, b.n_runs, b.n_sizes, b.N_opt if b.ok else None,
+                            b.loss_opt if b.ok else None, b.gap if b.ok else None,
+                            b.best.get("N"), "ok" if b.ok else f"excluded: {b.status}",
+                            "ok" if b.approach1_status == "ok" else f"skipped: {b.approach1_status}")
         pct = f"{round(self.level * 100)}% interval"
         laws = Table("N_opt ∝ C^a, D_opt ∝ C^b", ["approach", "budgets", "a", pct, "b", pct])
         for law in self.approaches:
@@ -282,7 +317,8 @@ class IsoFlopResult(Result):
         for c in cs:
             for name, est in self.optimum(float(c)).items():
                 at.add_row(name.replace("approach", "Approach "), float(c), est["N_opt"], est["D_opt"])
-        title = f"IsoFLOP budgets ({self.n_runs} runs" + (f", {self.source}" if self.source else "") + ")"
+        title = (f"IsoFLOP budgets ({self.n_runs} runs" + (f", {self.source}" if self.source else "")
+                 + f"; Approach 2 by {self.method})")
         return Summary(title=title, tables=[budgets, laws] + ([at] if at.rows else []),
                        notes=list(self.notes), warnings=list(self.warnings),
                        data=self.to_dict(compute=compute))
@@ -333,7 +369,8 @@ def _vertex(coef: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarra
 
 def _loglog(log_c: np.ndarray, log_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise OLS ``log_v = slope log_c + icpt`` over finite entries; NaN with < 2 budgets."""
-    ok = np.isfinite(log_v)
+    ok = np.isfinite(log_v) & np.isfinite(log_c)
+    log_c = np.where(ok, log_c, 0.0)
     w = ok.astype(float)
     n = w.sum(axis=1)
     v = np.where(ok, log_v, 0.0)
@@ -349,8 +386,17 @@ def _loglog(log_c: np.ndarray, log_v: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 _WHY = {1: "the parabola opens downward (no minimum)",
-        2: "the parabola's vertex is outside the sampled N range",
+        2: "the profile's minimum is outside the sampled N range",
         3: "fewer than 3 distinct model sizes"}
+
+
+#: Approach 1 needs this many model sizes at a budget (fewer: the best run is an edge)
+MIN_SIZES = 3
+#: a vertex more than this many noise stds below the best run is flagged
+GAP_NOISE = 2.0
+#: points of the fine grid per interval between sampled sizes (Porian et al. use 25)
+AKIMA_POINTS = 25
+METHODS = ("parabola", "akima")
 
 
 def fit_isoflop(
@@ -363,16 +409,22 @@ def fit_isoflop(
     level: float = 0.95,
     columns: Mapping[str, str] | None = None,
     source: str = "",
+    method: str = "parabola",
 ) -> IsoFlopResult:
     """Approaches 1 and 2 on runs with ``N``, ``loss`` and ``D`` or ``C`` (the other is derived).
 
     ``budget`` names a column (or a key of a ``tags`` column) that labels each run's budget;
     otherwise runs are grouped by C (:func:`group_budgets`). ``columns`` maps scalinglab's names
-    to the frame's; a ``run_id`` column names the runs (else ``row-1``, ...). Raises
-    :class:`NotIdentifiable` when fewer than 2 budgets are usable by either approach.
+    to the frame's; a ``run_id`` column names the runs (else ``row-1``, ...). ``method`` is how
+    Approach 2 finds each budget's minimum: ``"parabola"`` (Hoffmann et al.) or ``"akima"``
+    (Porian et al.: Akima interpolation of ln loss against ln N, minimum on a fine grid; the
+    interval from resampling runs within budgets). Raises :class:`NotIdentifiable` when fewer
+    than 2 budgets are usable by either approach.
     """
     from scalinglab.fit.loss import complete_columns
 
+    if method not in METHODS:
+        raise ParameterError(f"method must be one of {list(METHODS)}, not {method!r}", "method")
     df, notes = complete_columns(frame, ("N", "D", "C"), columns)
     ids = (df["run_id"].astype(str).tolist() if "run_id" in df.columns
            else [f"row-{i + 1}" for i in range(len(df))])
@@ -396,6 +448,9 @@ def fit_isoflop(
     group, values = group_budgets(c_all, labels, tol_dex)
     if labels is None:
         notes.append(f"runs grouped into {len(values)} budgets by C (within {tol_dex:g} decades)")
+    if method == "akima":
+        notes.append("Approach 2 by Akima interpolation of ln loss against ln N (Porian et al. "
+                     "2024), minimum on a grid of 25 points per sampled interval")
 
     rng = np.random.default_rng(seed)
     warnings: list[str] = []
@@ -406,6 +461,8 @@ def fit_isoflop(
     best_n = np.full((k + 1, len(values)), np.nan)  # ln N, ln D, ln C of the best run (Approach 1)
     best_d = np.full_like(best_n, np.nan)
     best_c = np.full_like(best_n, np.nan)
+    ssr, dof = 0.0, 0
+    skipped1: list[str] = []
     for g, c in enumerate(values):
         idx = np.flatnonzero(group == g)
         x, y = np.log(n_all[idx]), y_all[idx]
@@ -413,27 +470,63 @@ def fit_isoflop(
         w = np.vstack([np.ones((1, len(idx))), bootstrap_weights(len(idx), k, rng)])
         coef = _parabolas(x, y, w)
         masked = np.where(w > 0, x[None, :], np.nan)
-        xv, status = _vertex(coef, np.nanmin(masked, axis=1), np.nanmax(masked, axis=1))
+        lo, hi = np.nanmin(masked, axis=1), np.nanmax(masked, axis=1)
+        if method == "akima":
+            xv, yv, status = _akima_minima(x, y, w)
+        else:
+            xv, status = _vertex(coef, lo, hi)
+            yv = np.full(len(w), np.nan)
         v_opt[:, g] = xv
+        sizes = _n_sizes(x, w)
         pick = np.argmin(np.where(w > 0, y[None, :], np.inf), axis=1)
-        best_n[:, g], best_d[:, g], best_c[:, g] = x[pick], np.log(d_all[idx][pick]), np.log(c_all[idx][pick])
+        # Approach 1 uses a budget (in the data and in each resample) only with >= 3 sizes
+        use1 = sizes >= MIN_SIZES
+        best_n[:, g] = np.where(use1, x[pick], np.nan)
+        best_d[:, g] = np.where(use1, np.log(d_all[idx][pick]), np.nan)
+        best_c[:, g] = np.where(use1, np.log(c_all[idx][pick]), np.nan)
+        n_sizes = int(sizes[0])
         b = BudgetFit(C=float(c), n_runs=len(idx), N_range=(float(n_all[idx].min()), float(n_all[idx].max())),
                       coef=tuple(float(v) for v in coef[0]), status="ok" if status[0] == 0 else _WHY[int(status[0])],
                       best={"N": float(n_all[idx][pick[0]]), "D": float(d_all[idx][pick[0]]),
                             "C": float(c_all[idx][pick[0]]), "loss": float(y[pick[0]]),
                             "run_id": ids[idx[pick[0]]]},
-                      run_ids=tuple(ids[i] for i in idx))
+                      run_ids=tuple(ids[i] for i in idx), n_sizes=n_sizes,
+                      approach1_status="ok" if n_sizes >= MIN_SIZES else
+                      f"{n_sizes} model size{'s' if n_sizes != 1 else ''} (needs {MIN_SIZES})")
+        if method == "akima":
+            b.coef = (float("nan"),) * 3
+        e2, m = _pseudo_residuals(x, y)
+        ssr, dof = ssr + e2, dof + m
         if b.ok:
             b.N_opt = float(np.exp(xv[0]))
             b.D_opt = float(c / (6.0 * b.N_opt))
-            b.loss_opt = float(b.loss_at(b.N_opt))
+            b.loss_opt = float(b.loss_at(b.N_opt)) if method == "parabola" else float(yv[0])
+            b.gap = float(b.best["loss"] - b.loss_opt)
         else:
             warnings.append(f"budget C={c:.3g} ({len(idx)} runs) excluded from Approach 2: {b.status}")
-        if x[pick[0]] in (x.min(), x.max()) and len(np.unique(x)) > 1:
+        if n_sizes < MIN_SIZES:
+            skipped1.append(f"C={c:.3g}")
+        elif x[pick[0]] in (x.min(), x.max()):
             edge = "smallest" if x[pick[0]] == x.min() else "largest"
             warnings.append(f"budget C={c:.3g}: the best run is the {edge} model, so Approach 1's "
                             "optimum may lie outside the sampled sizes")
         budgets.append(b)
+    if skipped1:
+        warnings.append(f"Approach 1 skips {len(skipped1)} of {len(values)} budgets with fewer than "
+                        f"{MIN_SIZES} model sizes ({', '.join(skipped1[:8])}"
+                        f"{' ...' if len(skipped1) > 8 else ''}): their best run is an edge of "
+                        "what was sampled, not an optimum")
+    noise = float(np.sqrt(ssr / dof)) if dof > 0 else float("nan")
+    if np.isfinite(noise):
+        notes.append(f"run-to-run noise of the loss, from neighbouring sizes within budgets: {noise:.3g}")
+    if method == "parabola" and np.isfinite(noise):
+        for b in budgets:
+            if b.ok and b.gap > GAP_NOISE * noise:
+                warnings.append(
+                    f"budget C={b.C:.3g}: the parabola's vertex (loss {b.loss_opt:.4g}) is "
+                    f"{b.gap:.3g} below the best observed run ({b.best['loss']:.4g}), more than "
+                    f"{GAP_NOISE:g}x the noise ({noise:.2g}): a parabola does not describe this "
+                    "IsoFLOP slice; its N_opt is suspect (try method='akima')")
 
     log_c = np.log(values)[None, :]
     a2 = _allocation(2, np.broadcast_to(log_c, v_opt.shape), v_opt,
@@ -442,11 +535,14 @@ def fit_isoflop(
     if a2 is None and a1 is None:
         reasons = "; ".join(f"C={b.C:.3g}: {b.status}" for b in budgets if not b.ok) or "only one budget"
         raise NotIdentifiable(
-            f"IsoFLOP needs at least 2 compute budgets with an interior loss minimum; found "
-            f"{len(values)} budget(s) ({reasons})"
+            f"IsoFLOP needs at least 2 compute budgets with an interior loss minimum (and 3 "
+            f"model sizes); found {len(values)} budget(s) ({reasons})"
         )
     if a2 is None:
-        warnings.append("Approach 2 needs at least 2 budgets whose parabola has an interior minimum")
+        warnings.append("Approach 2 needs at least 2 budgets whose profile has an interior minimum")
+    if a1 is None:
+        warnings.append(f"Approach 1 needs at least 2 budgets with {MIN_SIZES} or more model sizes; "
+                        "it is not reported")
     for a in (a1, a2):
         if a is not None and a.draws is not None:
             failed = float(np.mean(~np.isfinite(a.draws[:, 0])))
@@ -454,7 +550,70 @@ def fit_isoflop(
                 warnings.append(f"Approach {a.approach}: {failed:.0%} of resamples left fewer than 2 usable budgets")
     return IsoFlopResult(budgets=budgets, approach1=a1, approach2=a2, run_ids=tuple(ids),
                          budget_of=tuple(int(g) for g in group), warnings=warnings, level=level,
-                         notes=notes, source=source)
+                         notes=notes, source=source, method=method, noise=noise)
+
+
+def _pseudo_residuals(x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    """Run-to-run noise on one IsoFLOP slice, without a model of the profile: how far each run
+    lies from the cubic through its two neighbours on either side in ln N (pseudo-residuals in
+    the manner of Gasser, Sroka & Jennen-Steinmetz 1986, one order higher), scaled so that
+    noise of std sigma gives sigma^2 on average. A smooth profile contributes only its fourth
+    derivative; a parabola's residuals would count its lack of fit as noise (measured: 0.05 on
+    a noise-free, steeply asymmetric slice, against 0.001 here; 0.0077 for noise of 0.009).
+    ``(sum of scaled squares, count)``; runs at one size are averaged first."""
+    values, inverse = np.unique(x, return_inverse=True)
+    m = len(values)
+    if m < 5:
+        return 0.0, 0
+    mean = np.bincount(inverse, weights=y) / np.bincount(inverse)
+    total = 0.0
+    for i in range(2, m - 2):
+        nb = np.array([i - 2, i - 1, i + 1, i + 2])
+        xs = values[nb]
+        lag = np.array([np.prod([(values[i] - xs[q]) / (xs[p] - xs[q]) for q in range(4) if q != p])
+                        for p in range(4)])
+        e = mean[i] - lag @ mean[nb]
+        total += float(e * e / (1.0 + lag @ lag))
+    return total, m - 4
+
+
+def _n_sizes(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Distinct model sizes with positive weight, per weight row."""
+    inverse = np.unique(x, return_inverse=True)[1]
+    return ((w > 0) @ np.eye(inverse.max() + 1)[inverse] > 0).sum(axis=1)
+
+
+def _akima_minima(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per weight row: ``ln N`` and loss at the minimum of an Akima interpolation of ``ln loss``
+    against ``ln N`` (runs at one size averaged with their weights), and a status code as
+    :func:`_vertex` gives (0 ok, 2 minimum at an end of the sampled sizes, 3 < 3 sizes).
+
+    The grid is geometric in N with 25 points per interval between sampled sizes, and a minimum
+    at either end of it is no interior optimum (as Porian et al.'s ``interp_flop`` decides).
+    """
+    from scipy.interpolate import Akima1DInterpolator
+
+    values, inverse = np.unique(x, return_inverse=True)
+    onehot = np.eye(len(values))[inverse]  # (n, m)
+    wsum = w @ onehot  # (K, m)
+    with np.errstate(all="ignore"):
+        mean_log = (w * np.log(y)[None, :]) @ onehot / wsum
+    xv = np.full(len(w), np.nan)
+    yv = np.full(len(w), np.nan)
+    status = np.full(len(w), 3)
+    for r in range(len(w)):
+        present = wsum[r] > 0
+        if present.sum() < MIN_SIZES:
+            continue
+        xs, ys = values[present], mean_log[r, present]
+        grid = np.linspace(xs[0], xs[-1], (len(xs) - 1) * AKIMA_POINTS)
+        curve = Akima1DInterpolator(xs, ys)(grid)
+        i = int(np.argmin(curve))
+        if i in (0, len(grid) - 1):
+            status[r] = 2
+            continue
+        xv[r], yv[r], status[r] = grid[i], float(np.exp(curve[i])), 0
+    return xv, yv, status
 
 
 def _allocation(

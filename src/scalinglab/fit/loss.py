@@ -20,13 +20,21 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
-from scalinglab.fit.objective import HUBER_DELTA, HuberObjective, to_params
-from scalinglab.fit.optimize import BatchResult, batched_lbfgs
+from scalinglab.fit.objective import (
+    HUBER_DELTA,
+    OVER_PENALTY,
+    Estimator,
+    ObjectiveSpec,
+    make_estimator,
+    to_params,
+)
 from scalinglab.fit.result import FitInfo, FitResult, Holdout
+from scalinglab.fit.search import BootstrapFit, PointFit, restart_starts, search
+from scalinglab.fit.search import bootstrap as warm_bootstrap
 from scalinglab.laws.base import Law
 from scalinglab.laws.registry import get_law
 from scalinglab.laws.starts import besiroglu_grid
-from scalinglab.stats import bootstrap_weights, percentile_interval
+from scalinglab.stats import percentile_interval
 
 #: ``progress(stage, done, total)``: called as starts finish ("starts", then "bootstrap")
 Progress = Callable[[str, int, int], None]
@@ -65,57 +73,31 @@ def check_identifiable(law: Law, inputs: Mapping[str, np.ndarray]) -> None:
 
 
 def _optimize(
-    objective: HuberObjective, x0: np.ndarray, stage: str, progress: Progress | None
-) -> BatchResult:
-    callback = None if progress is None else (lambda done, total: progress(stage, done, total))
-    return batched_lbfgs(objective, x0, callback=callback)
+    law: Law, inputs: Mapping[str, np.ndarray], loss: np.ndarray, x0: np.ndarray, model: Any,
+    spec: ObjectiveSpec, progress: Progress | None,
+) -> PointFit:
+    """The best optimum over the starts ``x0``: the grid screened on a subsample of the runs,
+    its distinct promising basins polished on all of them (:func:`scalinglab.fit.search.search`)."""
+    return search(law.log_model, inputs, loss, x0, spec=spec, model=model, progress=progress)
 
 
-def _reached_best(res: BatchResult) -> np.ndarray:
-    best = np.min(res.f)
-    return np.flatnonzero(res.f <= best + 1e-6 * max(abs(best), 1.0))
-
-
-def bootstrap_starts(
-    res: BatchResult, x0: np.ndarray, n_optima: int = 3, n_grid: int = 4, window: float = 0.1,
-    tol: float = 1e-3,
-) -> np.ndarray:
-    """Starts for every resample: the full fit's best distinct optima (objective within
-    ``window`` of the best), plus ``n_grid`` grid points, evenly spread through the grid, from
-    which the full fit reached its best optimum.
-
-    A resample's optimum lies near the full data's, so only competitive basins matter; grid
-    points that found the best basin on all runs keep some of the grid's breadth at a fraction
-    of its cost.
-    """
-    best = float(np.min(res.f))
-    optima: list[np.ndarray] = []
-    for i in np.argsort(res.f):
-        if not res.f[i] <= best + window * max(abs(best), 1e-12) or len(optima) == n_optima:
-            break
-        if all(np.max(np.abs(res.x[i] - c)) > tol * (1 + np.max(np.abs(c))) for c in optima):
-            optima.append(res.x[i])
-    good = _reached_best(res)
-    pick = good[np.unique(np.linspace(0, len(good) - 1, min(n_grid, len(good))).round().astype(int))]
-    return np.vstack([np.array(optima), x0[pick]])
+def bootstrap_starts(point: PointFit, n_grid: int = 4) -> np.ndarray:
+    """Starts for a resample refitted from scratch: the estimate and the other polished basins,
+    plus ``n_grid`` grid points from the best basin's catchment
+    (:func:`scalinglab.fit.search.restart_starts`)."""
+    return restart_starts(point, n_grid)
 
 
 def bootstrap_fit(
-    model: Any, loss: np.ndarray, starts: np.ndarray, weights: np.ndarray,
-    delta: float = HUBER_DELTA, progress: Progress | None = None,
-) -> np.ndarray:
-    """Best optimum (fitting coordinates) of every resample, all resamples x starts in one batch.
-
-    Rows whose every start failed come back as NaN (percentile intervals ignore them).
-    """
-    k, s = len(weights), len(starts)
-    objective = HuberObjective(model, loss, delta, weights=weights, row_weights=np.repeat(np.arange(k), s))
-    res = _optimize(objective, np.tile(starts, (k, 1)), "bootstrap", progress)
-    f = res.f.reshape(k, s)
-    best = np.argmin(np.where(np.isfinite(f), f, np.inf), axis=1)
-    out = res.x.reshape(k, s, -1)[np.arange(k), best]
-    out[~np.isfinite(f[np.arange(k), best])] = np.nan
-    return out
+    model: Any, loss: np.ndarray, point: PointFit, n_draws: int, seed: int,
+    spec: ObjectiveSpec = ObjectiveSpec(), progress: Progress | None = None,
+) -> BootstrapFit:
+    """``n_draws`` bootstrap fits warm-started from the estimate, all resamples in one batch,
+    the ones that may have left its basin refitted from a multi-start
+    (:func:`scalinglab.fit.search.bootstrap`). Failed resamples are NaN rows (percentile
+    intervals ignore them). Resample counts multiply the spec's per-run weights."""
+    return warm_bootstrap(model, loss, point, n_draws, np.random.default_rng(seed), spec=spec,
+                          progress=progress)
 
 
 # -- soft identifiability -----------------------------------------------------------------------
@@ -175,6 +157,36 @@ def _compute(law: Law, inputs: Mapping[str, np.ndarray], compute: np.ndarray | N
     return next(iter(inputs.values()))
 
 
+def natural_params(model: Any, theta: np.ndarray) -> np.ndarray:
+    """Fitting coordinates -> the law's parameters: the model's own map where it has one (a
+    constrained law's bounded coordinates), else exp of the log coordinates."""
+    to_natural = getattr(model, "to_params", None)
+    return to_natural(theta) if to_natural is not None else to_params(model.log_params, theta)
+
+
+def _run_weights(weights: Any, n: int) -> np.ndarray | None:
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=float).ravel()
+    if len(w) != n:
+        raise ParameterError(f"weights has {len(w)} values for {n} runs", "weights")
+    bad = np.flatnonzero(~(np.isfinite(w) & (w > 0)))
+    if bad.size:
+        raise InputError(f"must be positive and finite, not {float(w[bad[0]]):g}",
+                         row=f"run {bad[0] + 1}", column="weights")
+    return w
+
+
+def _drop_highest(y: np.ndarray, k: int, n_params: int) -> np.ndarray:
+    """Indices kept after leaving out the ``k`` highest-loss runs (Epoch AI's refit of
+    Chinchilla leaves out the 5 highest: runs that had not converged)."""
+    if k < 0 or k >= len(y) - n_params:
+        raise ParameterError(f"drop_highest must be between 0 and {max(len(y) - n_params - 1, 0)} "
+                             f"for {len(y)} runs, not {k}", "drop_highest")
+    order = np.argsort(-y, kind="stable")
+    return np.sort(order[k:])
+
+
 def fit_arrays(
     law: Law | str,
     inputs: Mapping[str, Any],
@@ -190,6 +202,13 @@ def fit_arrays(
     level: float = 0.95,
     source: str = "",
     progress: Progress | None = None,
+    tie: Mapping[str, str] | None = None,
+    fix: Mapping[str, float] | None = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    estimator: str | Estimator = "huber",
+    over_penalty: float = OVER_PENALTY,
+    weights: Any = None,
+    drop_highest: int = 0,
 ) -> FitResult:
     """Fit ``law`` to runs given as arrays (``inputs[name]`` for each of ``law.inputs``).
 
@@ -199,62 +218,104 @@ def fit_arrays(
     orders runs for ``holdout_top``; by default 6ND. Raises :class:`NotIdentifiable` when the
     design cannot identify the law; softer problems are in ``result.warnings`` and
     ``result.unidentified``. Deterministic for a given ``seed``.
+
+    Constraints and estimator options (all go through the same multi-start search, bootstrap,
+    identifiability checks and holdout):
+
+    - ``tie`` (``{"beta": "alpha"}``: beta follows alpha), ``fix`` (``{"E": 1.69}``) and
+      ``bounds`` (``{"alpha": (0.1, 1.0)}``, enforced) make a constrained law
+      (:meth:`Law.constrained`); the result's law is that law.
+    - ``estimator``: ``"huber"`` (with ``delta``), ``"mse"`` or ``"asymmetric"`` (Huber, with
+      over-predictions weighted by ``over_penalty``).
+    - ``weights``: a positive weight per run (e.g. ``sqrt(C)``), in the fit and its bootstrap.
+    - ``drop_highest``: leave out the K highest-loss runs first (said in ``notes``).
     """
-    law = get_law(law)
+    law = get_law(law).constrained(tie=tie, fix=fix, bounds=bounds)
     x, y = _as_inputs(law, inputs, loss)
     ids = _run_ids(run_ids, len(y))
     c = _compute(law, x, compute)
+    w = _run_weights(weights, len(y))
+    est = make_estimator(estimator, delta, over_penalty, param="estimator")
+    if bootstrap < 0:
+        raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
+    notes: list[str] = []
+    dropped: tuple[str, ...] = ()
+    if drop_highest:
+        keep = _drop_highest(y, int(drop_highest), len(law.param_names))
+        gone = np.setdiff1d(np.arange(len(y)), keep)
+        dropped = tuple(ids[i] for i in gone)
+        notes.append(f"left out the {len(gone)} highest-loss runs (loss >= {y[gone].min():.4g}): "
+                     + ", ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else ""))
+        x, y, c = {k: v[keep] for k, v in x.items()}, y[keep], c[keep]
+        ids = [ids[i] for i in keep]
+        w = None if w is None else w[keep]
     if not 0 <= holdout_top < len(y):
         raise ParameterError(f"holdout_top must be between 0 and {len(y) - 1}, not {holdout_top}",
                              "holdout_top")
-    if bootstrap < 0:
-        raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
     order = np.argsort(c, kind="stable")
     holdout_idx, train = np.sort(order[len(y) - holdout_top:]), np.sort(order[: len(y) - holdout_top])
     xt = {k: v[train] for k, v in x.items()}
     law.check_identifiable(xt)
+    wt = None if w is None else w[train] / w[train].mean()
 
     model = law.log_model(xt)
     x0 = law.starting_points(xt, y[train]) if starts is None else np.atleast_2d(np.asarray(starts, float))
     if x0.shape[1] != len(law.param_names):
         raise ParameterError(f"starts must have {len(law.param_names)} columns "
                              f"({', '.join(law.param_names)})", "starts")
-    objective = HuberObjective(model, y[train], delta)
-    res = _optimize(objective, x0, "starts", progress)
-    if not np.isfinite(res.f).any():
+    spec = ObjectiveSpec(est, wt)
+    point = _optimize(law, xt, y[train], x0, model, spec, progress)
+    if not np.isfinite(point.f):
         raise NotIdentifiable(f"no start led to a finite objective for the {law.name} law")
-    best = int(np.argmin(res.f))
-    theta = res.x[best]
-    params = dict(zip(law.param_names, to_params(model.log_params, theta).tolist(), strict=True))
-    resid = objective.residuals(theta)[0]
+    theta = point.x
+    params = dict(zip(law.param_names, natural_params(model, theta).tolist(), strict=True))
+    resid = spec.make(model, y[train]).residuals(theta)[0]
 
-    draws, boot_x0 = None, bootstrap_starts(res, x0)
+    draws, boot_fit = None, None
     if bootstrap > 0:
-        weights = bootstrap_weights(len(train), bootstrap, np.random.default_rng(seed))
-        boot_theta = bootstrap_fit(model, y[train], boot_x0, weights, delta, progress)
-        draws = to_params(model.log_params, boot_theta)
+        boot_fit = bootstrap_fit(model, y[train], point, bootstrap, seed, spec, progress)
+        draws = natural_params(model, boot_fit.theta)
 
     warnings, unidentified = _soft_checks(law, model.log_params, params, draws, level)
+    if boot_fit is not None and boot_fit.moved > 0.05 * bootstrap:
+        warnings.append(f"{boot_fit.moved / bootstrap:.0%} of bootstrap resamples are best fitted in "
+                        "another basin than the estimate's: these runs support more than one fit")
+    from scalinglab.laws.constrain import at_bounds
+
+    pinned = at_bounds(law, params)
+    if pinned:
+        warnings.append("at an enforced bound: " + "; ".join(pinned) + ". The bound, not the "
+                        "runs, decides these values.")
+    if law.constraint is not None:
+        notes.append(f"constrained fit: {law.constraint.describe()}")
+    weighting = "" if w is None else "per-run weights (normalised to mean 1)"
     fit = FitResult(
         law=law,
         params=params,
         run_ids=tuple(ids[i] for i in train),
-        objective=float(res.f[best] * delta),
+        objective=float(point.f * est.delta),
         draws=draws,
         level=level,
         residual_std=float(np.std(resid)),
         warnings=warnings,
+        notes=notes,
         unidentified=tuple(unidentified),
         data_range={k: (float(v.min()), float(v.max())) for k, v in xt.items()},
         compute_range=(float(c[train].min()), float(c[train].max())),
         info=FitInfo(
-            objective=f"sum of Huber(delta={delta:g}) losses of log-loss residuals",
-            optimizer="batched L-BFGS, weak Wolfe line search",
-            n_starts=len(x0), n_converged=int(res.converged.sum()),
-            n_reached_best=len(_reached_best(res)),
-            n_bootstrap_starts=0 if draws is None else len(boot_x0), seed=seed,
+            objective=f"sum of {est.describe()}" + (f", {weighting}" if weighting else ""),
+            optimizer="batched L-BFGS, weak Wolfe line search; starts screened on a subsample "
+                      "of runs, distinct basins polished on all",
+            n_starts=point.n_starts, n_converged=point.n_converged,
+            n_reached_best=point.n_reached_best,
+            n_bootstrap_starts=0 if boot_fit is None else 1, seed=seed,
+            search={"screen_runs": point.screen_runs, "n_screened": point.n_screened,
+                    "n_polished": point.n_polished, "n_basins": len(point.basins_f)},
+            bootstrap=None if boot_fit is None else boot_fit.summary(),
+            estimator=est.to_dict(), weights=weighting,
         ),
         source=source,
+        dropped_ids=dropped,
     )
     if holdout_top:
         fit.holdout = _holdout(fit, tuple(ids[i] for i in holdout_idx),
@@ -274,9 +335,11 @@ def _run_ids(run_ids: Sequence[str] | None, n: int) -> list[str]:
 def _holdout(fit: FitResult, ids: tuple[str, ...], inputs: Mapping[str, np.ndarray],
              loss: np.ndarray, c: np.ndarray) -> Holdout:
     pred, lo, hi = fit.predict_interval(**inputs)
+    _, new_lo, new_hi = fit.predict_interval(new_run=True, **inputs)
     return Holdout(run_ids=ids, inputs=dict(inputs), compute=c, observed=loss,
                    predicted=np.asarray(pred, float), lo=np.asarray(lo, float),
-                   hi=np.asarray(hi, float))
+                   hi=np.asarray(hi, float), new_lo=np.asarray(new_lo, float),
+                   new_hi=np.asarray(new_hi, float))
 
 
 def fit_law(
@@ -292,30 +355,89 @@ def fit_law(
     level: float = 0.95,
     source: str = "",
     progress: Progress | None = None,
+    tie: Mapping[str, str] | None = None,
+    fix: Mapping[str, float] | None = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    loss: str | Estimator = "huber",
+    over_penalty: float = OVER_PENALTY,
+    weights: str | Sequence[float] | np.ndarray | None = None,
+    drop_highest: int = 0,
+    where: str | None = None,
 ) -> FitResult:
     """Fit a loss law (a catalogue name, see ``scalinglab.list_laws()``, or a :class:`Law`) to a
     frame of runs.
 
     The frame needs a loss column and the law's inputs; ``columns`` maps scalinglab's names to
-    the frame's (``{"N": "params", "loss": "final_loss"}``). ``D`` is derived as ``C/6N`` and
-    ``C`` as ``6ND`` when missing (``result.notes`` says so). A ``run_id`` column, when present,
-    names the runs; otherwise they are ``row-1``, ``row-2``, ... in frame order.
+    the frame's (``{"N": "params", "loss": "final_loss", "U": "unique_tokens"}``). ``D`` is
+    derived as ``C/6N`` and ``C`` as ``6ND`` when missing (``result.notes`` says so). A
+    ``run_id`` column, when present, names the runs; otherwise they are ``row-1``, ``row-2``, ...
+    in frame order. ``where`` keeps the rows that satisfy a filter in the store's language
+    (``"N > 1e8 AND loss < 4"``).
+
+    ``tie``, ``fix``, ``bounds``, ``loss`` (the estimator: ``"huber"``, ``"mse"``,
+    ``"asymmetric"``, with ``delta`` and ``over_penalty``), ``weights`` (a column name,
+    ``"sqrtC"`` for ``sqrt(C)``, or one value per row) and ``drop_highest`` are those of
+    :func:`fit_arrays`, e.g. ``fit_law("chinchilla", runs, tie={"beta": "alpha"}, fix={"E":
+    1.69}, loss="mse", weights="sqrtC")``.
 
     Which runs inform a law (replicates, lr x batch grids) is decided before this call, by
     :func:`scalinglab.runs.select.select_runs`; this function fits every row it is given.
     """
     law = get_law(law)
+    loss = make_estimator(loss, delta, over_penalty, param="loss")
+    if where:
+        frame = filter_runs(frame, where)
+        if frame.empty:
+            raise InputError(f"no runs satisfy where {where!r}", source=source or None)
     frame, notes = complete_columns(frame, law.inputs, columns)
     ids = (frame["run_id"].astype(str).tolist() if "run_id" in frame.columns
            else [f"row-{i + 1}" for i in range(len(frame))])
+    w, wnote = run_weights(frame, weights)
     fit = fit_arrays(
         law, {k: frame[k].to_numpy(float) for k in law.inputs}, frame["loss"].to_numpy(float),
         run_ids=ids, bootstrap=bootstrap, holdout_top=holdout_top, seed=seed, starts=starts,
         compute=frame["C"].to_numpy(float) if "C" in frame else None, delta=delta, level=level,
-        source=source, progress=progress,
+        source=source, progress=progress, tie=tie, fix=fix, bounds=bounds, estimator=loss,
+        over_penalty=over_penalty, weights=w, drop_highest=drop_highest,
     )
-    fit.notes[:0] = notes
+    fit.notes[:0] = notes + ([wnote] if wnote else [])
     return fit
+
+
+def filter_runs(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The rows of ``frame`` satisfying ``where``, in the run store's safe filter language
+    (:func:`scalinglab.runs.where.filter_frame`)."""
+    try:
+        from scalinglab.runs.where import filter_frame
+    except ImportError:  # pragma: no cover - the filter language ships with scalinglab.runs
+        raise ParameterError("where cannot filter files and frames in this installation: the "
+                             "run filter language (the runs package's filter module) is missing",
+                             "where") from None
+    return filter_frame(frame, where).reset_index(drop=True)
+
+
+def run_weights(frame: pd.DataFrame, weights: Any) -> tuple[np.ndarray | None, str]:
+    """Per-run weights from a spec: None, ``"sqrtC"`` (``sqrt(C)``), a column name, or values;
+    ``(weights, note)``."""
+    if weights is None:
+        return None, ""
+    if isinstance(weights, str):
+        if weights.strip().lower() == "sqrtc":
+            if "C" not in frame.columns:
+                raise ParameterError("weights 'sqrtC' needs compute C (or N and D)", "weights")
+            return np.sqrt(frame["C"].to_numpy(float)), "runs weighted by sqrt(C)"
+        if weights not in frame.columns:
+            from scalinglab.errors import did_you_mean
+
+            raise ParameterError(f"weights {weights!r} is neither 'sqrtC' nor a column"
+                                 f"{did_you_mean(weights, [str(c) for c in frame.columns])}; "
+                                 f"columns are {[str(c) for c in frame.columns]}", "weights")
+        try:
+            values = pd.to_numeric(frame[weights], errors="raise").to_numpy(float)
+        except (TypeError, ValueError):
+            raise InputError("weights must be numbers", column=weights) from None
+        return values, f"runs weighted by column {weights!r}"
+    return np.asarray(weights, dtype=float), "runs weighted by the given weights"
 
 
 def complete_columns(
@@ -374,5 +496,5 @@ def fit_power(
                       holdout_top=holdout_top, seed=seed, starts=starts, progress=progress)
 
 
-__all__ = ["besiroglu_grid", "check_identifiable", "complete_columns", "fit_arrays",
-           "fit_chinchilla", "fit_kaplan", "fit_law", "fit_power"]
+__all__ = ["besiroglu_grid", "check_identifiable", "complete_columns", "filter_runs", "fit_arrays",
+           "fit_chinchilla", "fit_kaplan", "fit_law", "fit_power", "natural_params", "run_weights"]

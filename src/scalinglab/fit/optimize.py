@@ -15,7 +15,7 @@ more. The stopping rules mirror L-BFGS-B's (``pgtol`` on the largest gradient co
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -104,6 +104,48 @@ def batched_lbfgs(
         return _batched_lbfgs(fg, x0, memory, max_iter, gtol, ftol, max_linesearch, c1, c2, callback)
 
 
+@dataclass
+class _Columns:
+    """The state of the starts still in the batch, one column per start (arrays (..., k)).
+
+    Every field is indexed by start along its last axis, so :meth:`take` compacts them all at
+    once: there is no list of arrays to keep in step by hand.
+    """
+
+    #: (k,) batch rows of the columns
+    ids: np.ndarray
+    #: (k,) still running (an ended start stays until the next compaction)
+    alive: np.ndarray
+    #: (P, k) current points, values (k,), gradients (P, k)
+    x: np.ndarray
+    f: np.ndarray
+    g: np.ndarray
+    #: (P, k) search directions, their slopes g.d (k,), and whether each used the history
+    d: np.ndarray
+    gd: np.ndarray
+    has_hist: np.ndarray
+    #: (memory, 2P + 1, k): hist[slot] = (s, y, rho) of one pair, rho = 0 marking an empty one
+    hist: np.ndarray
+    #: (k,) pairs held, and s.y / y.y of the newest pair (0 until there is one)
+    n_pairs: np.ndarray
+    gamma: np.ndarray
+    #: the line search: trial step t and trials so far (k,); bracket ends lo = (t, f, phi', g)
+    #: (3 + P, k) and hi = (t, f, phi') (3, k); the latest trial (3 + P, k)
+    t: np.ndarray
+    trials: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    trial: np.ndarray
+
+    @property
+    def k(self) -> int:
+        return self.ids.size
+
+    def take(self, keep: np.ndarray) -> _Columns:
+        """The columns ``keep``, in that order (every field, contiguous)."""
+        return _Columns(**{f.name: _cols(getattr(self, f.name), keep) for f in fields(self)})
+
+
 def _batched_lbfgs(
     fg: BatchObjective, x0: np.ndarray, memory: int, max_iter: int, gtol: float, ftol: float,
     max_linesearch: int, c1: float, c2: float, callback: Callable[[int, int], None] | None,
@@ -119,47 +161,46 @@ def _batched_lbfgs(
     status[np.isfinite(f_out) & (np.abs(g_out).max(axis=1) <= gtol)] = CONVERGED_GTOL
 
     P = n_par
-    ids = np.flatnonzero(status < 0)  # batch rows of the columns below
+    ids = np.flatnonzero(status < 0)
     k = ids.size
-    alive = np.ones(k, dtype=bool)
-    n_alive = k
-    x, f, g = np.ascontiguousarray(x_out[ids].T), f_out[ids], _cols(g0, ids)
-    # history: hist[i] = (s, y, rho) of the i-th newest pair, rho = 0 marking an empty one
+    f, g, gamma = f_out[ids], _cols(g0, ids), np.zeros(k)
     hist = np.zeros((memory, 2 * P + 1, k))
-    n_pairs = np.zeros(k, dtype=int)
-    gamma = np.zeros(k)  # s.y / y.y of the newest pair; 0 until there is one
     d, gd, has_hist = _direction(g, hist[:0, :P], hist[:0, P : 2 * P], hist[:0, 2 * P], gamma)
-    # line search of every start: trial step t; bracket ends lo = (t, f, phi', g) and
-    # hi = (t, f, phi'), starting from (0, f, g.d, g) and (inf, inf, 0)
-    t, trials = np.ones(k), np.zeros(k, dtype=int)
-    lo = np.concatenate([np.zeros((1, k)), f[None], gd[None], g])
-    hi = np.repeat(_HI0, k, axis=1)
-    trial = np.empty((3 + P, k))
+    # every line search starts from the bracket (0, f, g.d, g) .. (inf, inf, 0) with t = 1
+    s = _Columns(
+        ids=ids, alive=np.ones(k, dtype=bool), x=np.ascontiguousarray(x_out[ids].T), f=f, g=g,
+        d=d, gd=gd, has_hist=has_hist, hist=hist, n_pairs=np.zeros(k, dtype=int), gamma=gamma,
+        t=np.ones(k), trials=np.zeros(k, dtype=int),
+        lo=np.concatenate([np.zeros((1, k)), f[None], gd[None], g]), hi=np.repeat(_HI0, k, axis=1),
+        trial=np.empty((3 + P, k)),
+    )
+    n_alive = k
     n_round = 0
     while n_alive:
-        xt = x + t * d
+        xt = s.x + s.t * s.d
         if n_alive == k:
-            ft, gt = _evaluate(fg, xt, ids)
+            ft, gt = _evaluate(fg, xt, s.ids)
         else:
-            a = np.flatnonzero(alive)
-            fa, ga = _evaluate(fg, _cols(xt, a), ids[a])
+            a = np.flatnonzero(s.alive)
+            fa, ga = _evaluate(fg, _cols(xt, a), s.ids[a])
             ft, gt = np.full(k, np.inf), np.zeros((P, k))
             ft[a], gt[:, a] = fa, ga
         n_evals += n_alive
-        trials += 1
-        trial[0], trial[1], trial[3:] = t, ft, gt
+        s.trials += 1
+        trial = s.trial
+        trial[0], trial[1], trial[3:] = s.t, ft, gt
         dphi = trial[2]
-        np.einsum("ij,ij->j", gt, d, out=dphi)
-        armijo = ft <= f + c1 * t * gd
-        ok = armijo & (dphi >= c2 * gd)
-        np.copyto(hi, trial[:3], where=~armijo)
-        np.copyto(lo, trial, where=armijo & ~ok)
-        done = ok | (trials >= max_linesearch)
-        done &= alive
-        searching = np.flatnonzero(alive & ~done)
+        np.einsum("ij,ij->j", gt, s.d, out=dphi)
+        armijo = ft <= s.f + c1 * s.t * s.gd
+        ok = armijo & (dphi >= c2 * s.gd)
+        np.copyto(s.hi, trial[:3], where=~armijo)
+        np.copyto(s.lo, trial, where=armijo & ~ok)
+        done = ok | (s.trials >= max_linesearch)
+        done &= s.alive
+        searching = np.flatnonzero(s.alive & ~done)
         if searching.size:
-            lo_s, hi_s = _cols(lo[:3], searching), _cols(hi, searching)
-            t[searching] = _next_step(lo_s[0], hi_s[0], lo_s[1], lo_s[2], hi_s[1], hi_s[2], gd[searching])
+            lo_s, hi_s = _cols(s.lo[:3], searching), _cols(s.hi, searching)
+            s.t[searching] = _next_step(lo_s[0], hi_s[0], lo_s[1], lo_s[2], hi_s[1], hi_s[2], s.gd[searching])
         if not done.any():
             n_round += 1
             if callback is not None:
@@ -168,92 +209,97 @@ def _batched_lbfgs(
 
         # iterations that end this round: accept the Wolfe point, or after the last trial the
         # best sufficient-decrease point if there was one
-        moved = done & (ok | (lo[0] > 0))
-        new = np.where(ok, trial, lo)
+        moved = done & (ok | (s.lo[0] > 0))
+        new = np.where(ok, trial, s.lo)
         f_new, g_new = new[1], new[3:]
-        step = np.where(moved, new[0], 0.0) * d
-        y_new = g_new - g
+        step = np.where(moved, new[0], 0.0) * s.d
+        y_new = g_new - s.g
         sy, yy = _dot(step, y_new), _dot(y_new, y_new)
         push = moved & (sy > 1e-10 * yy)
 
         # a failure with history is retried along the steepest descent; a second one is final
         new_status = np.full(k, -1)
         failed = done & ~moved
-        new_status[failed & ~has_hist] = LINE_SEARCH_FAILED
-        scale = np.maximum(np.maximum(np.abs(f), np.abs(f_new)), 1.0)
-        new_status[moved & (f - f_new <= ftol * scale)] = CONVERGED_FTOL
+        new_status[failed & ~s.has_hist] = LINE_SEARCH_FAILED
+        scale = np.maximum(np.maximum(np.abs(s.f), np.abs(f_new)), 1.0)
+        new_status[moved & (s.f - f_new <= ftol * scale)] = CONVERGED_FTOL
         new_status[moved & (np.abs(g_new).max(axis=0) <= gtol)] = CONVERGED_GTOL
-        x += step
-        np.copyto(f, f_new, where=moved)
-        np.copyto(g, g_new, where=moved)
-        n_iter[ids[done]] += 1
-        new_status[done & (new_status < 0) & (n_iter[ids] >= max_iter)] = MAX_ITER
+        s.x += step
+        np.copyto(s.f, f_new, where=moved)
+        np.copyto(s.g, g_new, where=moved)
+        n_iter[s.ids[done]] += 1
+        new_status[done & (new_status < 0) & (n_iter[s.ids] >= max_iter)] = MAX_ITER
 
         ended = new_status >= 0
         if ended.any():
-            e, je = ids[ended], np.flatnonzero(ended)
-            x_out[e], f_out[e], g_out[e], status[e] = _cols(x, je).T, f[je], _cols(g, je).T, new_status[je]
-            alive &= ~ended
-            n_alive = int(alive.sum())
+            e, je = s.ids[ended], np.flatnonzero(ended)
+            x_out[e], f_out[e], g_out[e], status[e] = _cols(s.x, je).T, s.f[je], _cols(s.g, je).T, new_status[je]
+            s.alive &= ~ended
+            n_alive = int(s.alive.sum())
         go = np.flatnonzero(done & ~ended)
         if go.size:
-            # the newest pair of every start sits in slot `n_round % memory`, the one before it
-            # in the slot before, and so on, so ages cost no data movement; a start whose line
-            # search took more than one trial has missed as many rounds and is rotated into
-            # place (starts grouped by that lag, so each group is one roll)
-            lag = (trials[go] - 1) % memory
-            by_lag = np.argsort(lag, kind="stable")
-            go, lag = go[by_lag], lag[by_lag]
-            h_go, g_go = _cols(hist, go), _cols(g, go)
-            cuts = [0, *(np.flatnonzero(np.diff(lag)) + 1), go.size]
-            for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-                if lag[a]:
-                    seg = h_go[:, :, a:b]
-                    seg[:] = np.concatenate((seg[-lag[a] :], seg[: -lag[a]]))
-            n_on_time = cuts[1] if lag[0] == 0 else 0
-            # the new pair (empty if the curvature test failed), and the clearing of the history
-            # for a retry along the steepest descent
-            slot = n_round % memory
-            push_go, sy_go = push[go], sy[go]
-            pair = h_go[slot]
-            pair[:P], pair[P : 2 * P] = _cols(step, go), _cols(y_new, go)
-            pair[2 * P] = 1.0 / sy_go
-            pair[:, ~push_go] = 0.0
-            gamma_go = np.where(push_go, sy_go / np.where(push_go, yy[go], 1.0), gamma[go])
-            pairs_go = np.minimum(n_pairs[go] + 1, memory)
-            clear = failed[go] & has_hist[go]
-            if clear.any():
-                h_go[:, 2 * P, clear], gamma_go[clear], pairs_go[clear] = 0.0, 0.0, 0
-            n_use = int(pairs_go.max())
-            order = [(n_round - i) % memory for i in range(n_use)]
-            d_go, gd_go, hh_go = _direction(
-                g_go, [h_go[j, :P] for j in order], [h_go[j, P : 2 * P] for j in order],
-                [h_go[j, 2 * P] for j in order], gamma_go)
-            forget = ~hh_go  # no history, or not a descent direction: history forgotten
-            if forget.any():
-                h_go[:, 2 * P, forget], gamma_go[forget], pairs_go[forget] = 0.0, 0.0, 0
-            if clear.any() or forget.any():
-                n_on_time = 0  # write all of it back
-            hist[:, :, go[n_on_time:]] = h_go[:, :, n_on_time:]
-            hist[slot, :, go[:n_on_time]] = h_go[slot, :, :n_on_time].T
-            gamma[go], n_pairs[go] = gamma_go, pairs_go
-            d[:, go], gd[go], has_hist[go] = d_go, gd_go, hh_go
-            # a fresh line search from the new point
-            t[go], trials[go] = 1.0, 0
-            hi[:, go] = _HI0
-            lo[0, go], lo[1, go], lo[2, go], lo[3:, go] = 0.0, f[go], gd_go, g_go
+            _next_iteration(s, go, n_round, memory, step, y_new, sy, yy, push, failed)
         n_round += 1
-        if n_alive < 0.88 * k:
-            keep = np.flatnonzero(alive)
-            ids, alive, x, f, g, d, gd, has_hist = (
-                ids[keep], alive[keep], _cols(x, keep), f[keep], _cols(g, keep), _cols(d, keep), gd[keep],
-                has_hist[keep])
-            hist, n_pairs, gamma = _cols(hist, keep), n_pairs[keep], gamma[keep]
-            t, trials, lo, hi, trial = t[keep], trials[keep], _cols(lo, keep), _cols(hi, keep), _cols(trial, keep)
-            k = ids.size
+        if n_alive < 0.88 * k:  # finished starts are dropped once they are an eighth of the batch
+            s = s.take(np.flatnonzero(s.alive))
+            k = s.k
         if callback is not None:
             callback(n_start - n_alive, n_start)
     return BatchResult(x=x_out, f=f_out, grad=g_out, n_iter=n_iter, status=status, n_evals=n_evals)
+
+
+def _next_iteration(
+    s: _Columns, go: np.ndarray, n_round: int, memory: int, step: np.ndarray, y_new: np.ndarray,
+    sy: np.ndarray, yy: np.ndarray, push: np.ndarray, failed: np.ndarray,
+) -> None:
+    """Columns ``go`` finished an iteration in round ``n_round`` and go on: the new pair enters
+    their histories, they get new directions and a fresh line search (in place on ``s``)."""
+    P = s.x.shape[0]
+    # the newest pair of every start sits in slot `n_round % memory`, the one before it in the
+    # slot before, and so on, so ages cost no data movement; a start whose line search took
+    # more than one trial has missed as many rounds and is rotated into place (starts grouped
+    # by that lag, so each group is one roll)
+    lag = (s.trials[go] - 1) % memory
+    by_lag = np.argsort(lag, kind="stable")
+    go, lag = go[by_lag], lag[by_lag]
+    h_go, g_go = _cols(s.hist, go), _cols(s.g, go)
+    cuts = [0, *(np.flatnonzero(np.diff(lag)) + 1), go.size]
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        if lag[a]:
+            seg = h_go[:, :, a:b]
+            seg[:] = np.concatenate((seg[-lag[a] :], seg[: -lag[a]]))
+    n_on_time = cuts[1] if lag[0] == 0 else 0
+    # the new pair (empty if the curvature test failed), and the clearing of the history for a
+    # retry along the steepest descent
+    slot = n_round % memory
+    push_go, sy_go = push[go], sy[go]
+    pair = h_go[slot]
+    pair[:P], pair[P : 2 * P] = _cols(step, go), _cols(y_new, go)
+    pair[2 * P] = 1.0 / sy_go
+    pair[:, ~push_go] = 0.0
+    gamma_go = np.where(push_go, sy_go / np.where(push_go, yy[go], 1.0), s.gamma[go])
+    pairs_go = np.minimum(s.n_pairs[go] + 1, memory)
+    clear = failed[go] & s.has_hist[go]
+    if clear.any():
+        h_go[:, 2 * P, clear], gamma_go[clear], pairs_go[clear] = 0.0, 0.0, 0
+    n_use = int(pairs_go.max())
+    order = [(n_round - i) % memory for i in range(n_use)]
+    d_go, gd_go, hh_go = _direction(
+        g_go, [h_go[j, :P] for j in order], [h_go[j, P : 2 * P] for j in order],
+        [h_go[j, 2 * P] for j in order], gamma_go)
+    forget = ~hh_go  # no history, or not a descent direction: history forgotten
+    if forget.any():
+        h_go[:, 2 * P, forget], gamma_go[forget], pairs_go[forget] = 0.0, 0.0, 0
+    if clear.any() or forget.any():
+        n_on_time = 0  # write all of it back
+    s.hist[:, :, go[n_on_time:]] = h_go[:, :, n_on_time:]
+    s.hist[slot, :, go[:n_on_time]] = h_go[slot, :, :n_on_time].T
+    s.gamma[go], s.n_pairs[go] = gamma_go, pairs_go
+    s.d[:, go], s.gd[go], s.has_hist[go] = d_go, gd_go, hh_go
+    # a fresh line search from the new point
+    s.t[go], s.trials[go] = 1.0, 0
+    s.hi[:, go] = _HI0
+    s.lo[0, go], s.lo[1, go], s.lo[2, go], s.lo[3:, go] = 0.0, s.f[go], gd_go, g_go
 
 
 #: the upper end of a fresh bracket: (t, f, phi') = (inf, inf, 0)

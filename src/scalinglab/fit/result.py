@@ -35,9 +35,18 @@ class FitInfo:
     n_reached_best: int
     n_bootstrap_starts: int
     seed: int
+    #: the multi-start search: runs the grid was screened on, starts screened and polished, basins
+    search: Mapping[str, Any] | None = None
+    #: the bootstrap's bookkeeping: resamples refitted, moved to another basin, audited, escalated
+    bootstrap: Mapping[str, Any] | None = None
+    #: the estimator (``{"kind": "huber", "delta": 1e-3}``) and how runs were weighted
+    estimator: Mapping[str, Any] | None = None
+    weights: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        out["estimator"] = None if self.estimator is None else dict(self.estimator)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> FitInfo | None:
@@ -57,6 +66,9 @@ class Holdout:
     predicted: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
+    #: the band a new run's loss falls in (parameter uncertainty plus run-to-run noise)
+    new_lo: np.ndarray | None = None
+    new_hi: np.ndarray | None = None
 
     @property
     def abs_rel_err(self) -> np.ndarray:
@@ -80,6 +92,10 @@ class Holdout:
                     "predicted": float(self.predicted[i]), "lo": float(self.lo[i]),
                     "hi": float(self.hi[i]), "abs_rel_err": float(err[i]),
                     "inside_interval": bool(self.lo[i] <= self.observed[i] <= self.hi[i])}
+            if self.new_lo is not None and self.new_hi is not None:
+                row |= {"new_run_lo": float(self.new_lo[i]), "new_run_hi": float(self.new_hi[i]),
+                        "inside_new_run_interval": bool(self.new_lo[i] <= self.observed[i]
+                                                        <= self.new_hi[i])}
             runs.append(row)
         return {"k": len(self.run_ids), "mean_abs_rel_err": self.mean_abs_rel_err,
                 "max_abs_rel_err": self.max_abs_rel_err, "runs": runs}
@@ -95,7 +111,9 @@ class Holdout:
 
         return cls(run_ids=tuple(str(r.get("run_id", f"heldout-{i + 1}")) for i, r in enumerate(runs)),
                    inputs={k: col(k) for k in inputs if k in runs[0]}, compute=col("C"),
-                   observed=col("loss"), predicted=col("predicted"), lo=col("lo"), hi=col("hi"))
+                   observed=col("loss"), predicted=col("predicted"), lo=col("lo"), hi=col("hi"),
+                   new_lo=col("new_run_lo") if "new_run_lo" in runs[0] else None,
+                   new_hi=col("new_run_hi") if "new_run_hi" in runs[0] else None)
 
 
 @dataclass(frozen=True)
@@ -149,6 +167,8 @@ class FitResult(Result):
     holdout: Holdout | None = None
     info: FitInfo | None = None
     source: str = ""
+    #: runs left out before fitting (``drop_highest``)
+    dropped_ids: tuple[str, ...] = ()
 
     # -- the estimate ----------------------------------------------------------------------
 
@@ -224,22 +244,42 @@ class FitResult(Result):
                 draws = np.array([_finite_or_nan(fn, p) for p in self.draw_params()], dtype=float)
         return Estimate.from_draws(value, draws, self.level, identified=note is None, note=note)
 
-    def predict_interval(self, **inputs: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict_interval(self, new_run: bool = False,
+                         **inputs: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Point prediction and the percentile band over bootstrap draws (NaN band without draws).
 
-        This is the *parameter* uncertainty of the law's curve; a new run's loss also varies run
-        to run (see ``residual_std``).
+        By default this is the *parameter* uncertainty of the law's curve: where the law itself
+        lies. With ``new_run=True`` it is where a new run's loss will fall: each draw's
+        prediction is also spread by the run-to-run noise seen in the fit (log-normal with
+        :attr:`noise_std`), so the band is wider by about that noise.
         """
         point = self.predict(**inputs)
         if not self.n_draws:
+            if new_run and np.isfinite(self.noise_std):
+                z = _normal_quantile((1 + self.level) / 2)
+                return point, point * np.exp(-z * self.noise_std), point * np.exp(z * self.noise_std)
             return point, point * np.nan, point * np.nan
         cols = {k: v.reshape((-1,) + (1,) * np.ndim(point)) for k, v in self.draw_columns().items()}
         with np.errstate(all="ignore"):  # extreme draws overflow to inf: they still count
             draws = self.law(cols, **inputs)
+            if new_run and np.isfinite(self.noise_std):
+                z = _NOISE_Z.reshape((1, -1) + (1,) * np.ndim(point))
+                draws = (np.log(draws)[:, None] + self.noise_std * z).reshape((-1,) + np.shape(point))
+                draws = np.exp(draws)
         lo, hi = percentile_interval(draws, self.level)
         return point, lo, hi
 
-    def optimum(self, C: float, inference_tokens: float = 0.0) -> Optimum:
+    @property
+    def noise_std(self) -> float:
+        """Run-to-run noise of log loss: the residual std, corrected for the parameters fitted
+        (``sqrt(n / (n - p))``)."""
+        n, p = self.n_runs, len(self.law.param_names)
+        if n <= p or not np.isfinite(self.residual_std):
+            return float("nan")
+        return float(self.residual_std * np.sqrt(n / (n - p)))
+
+    def optimum(self, C: float, inference_tokens: float = 0.0,
+                fixed: Mapping[str, float] | None = None) -> Optimum:
         """Compute-optimal N, D, tokens per parameter and loss at budget ``C``, with intervals.
 
         Uses the law's closed form where it has one (vectorised over draws), else a numerical
@@ -247,7 +287,7 @@ class FitResult(Result):
         """
         from scalinglab.fit.derived import optimum_at
 
-        return optimum_at(self, float(C), float(inference_tokens))
+        return optimum_at(self, float(C), float(inference_tokens), fixed)
 
     def derived(self, compute: Sequence[float] | None = None,
                 at: Sequence[Mapping[str, float]] = ()) -> dict[str, Any]:
@@ -284,6 +324,9 @@ class FitResult(Result):
             "source": self.source,
             "run_ids": list(self.run_ids),
             "heldout_ids": list(self.heldout_ids),
+            "dropped_ids": list(self.dropped_ids),
+            "noise_std": self.noise_std,
+            "law_spec": self.law.to_dict(),
         }
         if include_draws and self.draws is not None:
             out["draws"] = np.asarray(self.draws).tolist()
@@ -316,6 +359,7 @@ class FitResult(Result):
             holdout=Holdout.from_dict(data.get("holdout"), law.inputs),
             info=FitInfo.from_dict(data.get("fit")),
             source=str(data.get("source", "")),
+            dropped_ids=tuple(str(x) for x in data.get("dropped_ids") or ()),
         )
 
     # -- presentation ----------------------------------------------------------------------
@@ -325,9 +369,17 @@ class FitResult(Result):
         """Parameters, derived figures, fit quality and warnings, for any renderer."""
         pct = f"{round(self.level * 100)}% interval"
         params = Table("parameters", ["parameter", "estimate", pct], symbols=True)
-        for name, est in self.estimates().items():
+        estimates = self.estimates()
+        for name, est in estimates.items():
             value = est.value if est.identified else NotIdentified(est.value)
             params.add_row(name, value, format_interval(est.ci))
+        c = self.law.constraint
+        if c is not None:  # the base law's other parameters, as the constraint sets them
+            for k, v in c.tie.items():
+                if v in estimates:
+                    params.add_row(k, estimates[v].value, f"tied to {v}")
+            for k, v in c.fix.items():
+                params.add_row(k, float(v), "fixed")
         derived = Table("derived (C = 6ND)", ["figure", "estimate", pct])
         d = self.derived(compute, at)
         for fig in self.law.derived:
@@ -340,16 +392,29 @@ class FitResult(Result):
         for entry in d.get("predictions", []):
             where = ", ".join(f"{k}={format_number(v)}" for k, v in entry.items() if k != "loss")
             _derived_row(derived, f"loss at {where}", entry["loss"])
+            if "loss_new_run" in entry:
+                _derived_row(derived, "  a new run there", entry["loss_new_run"])
         facts = [("residual std of log loss", format_number(self.residual_std)),
                  ("objective", f"{self.objective:.6g}"
                   + (f" ({self.info.objective})" if self.info else ""))]
-        if self.info is not None:
-            facts.append(("starts at the best optimum",
-                          f"{self.info.n_reached_best} of {self.info.n_starts}"))
+        if self.info is not None and self.info.search:
+            sr = self.info.search
+            facts.append(("search", f"{self.info.n_starts} starts screened on {sr['screen_runs']} "
+                          f"runs, {sr['n_polished']} polished on all, {sr['n_basins']} distinct "
+                          "basin(s)"))
         if self.holdout is not None:
             h = self.holdout
             facts.append(("holdout", f"the {len(h.run_ids)} largest-compute runs, predicted from the "
                           f"rest: mean |rel err| {h.mean_abs_rel_err:.2%}, max {h.max_abs_rel_err:.2%}"))
+            if h.new_lo is not None and h.new_hi is not None and self.n_draws:
+                inside = np.mean((h.new_lo <= h.observed) & (h.observed <= h.new_hi))
+                inside_p = np.mean((h.lo <= h.observed) & (h.observed <= h.hi))
+                facts.append(("holdout inside interval", f"{inside_p:.0%} in the parameter band, "
+                              f"{inside:.0%} in the new-run band"))
+        if np.isfinite(self.noise_std):
+            facts.append(("run-to-run noise (log loss)", format_number(self.noise_std)))
+        if self.dropped_ids:
+            facts.append(("left out", f"{len(self.dropped_ids)} highest-loss runs"))
         title = (f"{self.law.name}: {self.law.formula}   ({self.n_runs} runs"
                  + (f", {self.source}" if self.source else "") + ")")
         return Summary(title=title, tables=[params] + ([derived] if derived.rows else []),
@@ -382,3 +447,20 @@ def _finite_or_nan(fn: Callable[[Mapping[str, Any]], Any], p: Mapping[str, float
 
 def _float(x: Any) -> float:
     return float("nan") if x is None else float(x)
+
+
+def _normal_quantile(q: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))
+
+
+def _noise_quantiles(m: int = 40) -> np.ndarray:
+    """``m`` standard-normal quantiles at the midpoints of ``m`` equal-probability bins: a
+    deterministic sample of the noise, so the same fit always gives the same band."""
+    from scipy.stats import norm
+
+    return norm.ppf((np.arange(m) + 0.5) / m)
+
+
+_NOISE_Z = _noise_quantiles()

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.laws.base import LawInstance
-from scalinglab.laws.loss import BESIROGLU_2024
+from scalinglab.laws.loss import BESIROGLU_2024, CHINCHILLA
 
 
 def isoflop_runs(
@@ -60,3 +60,48 @@ def random_runs(
     clean = truth.predict(**{k: frame[k].to_numpy() for k in truth.law.inputs})
     frame["loss"] = clean * np.exp(noise * rng.standard_normal(n_runs))
     return frame
+
+
+#: a law whose terms differ clearly (exponents 0.6 and 0.2), for :func:`twin_basin_runs`
+CHINCHILLA_TWIN = CHINCHILLA.with_params({"E": 1.5, "A": 1e5, "B": 100.0, "alpha": 0.6, "beta": 0.2},
+                                         label="two-basin test law")
+
+
+def mirrored(params: Mapping[str, float], ratio: float) -> dict[str, float]:
+    """Chinchilla parameters that predict exactly what ``params`` do wherever ``D = ratio N``:
+    the N term takes the D term's exponent and the D term the N term's
+    (``B D^-beta = B ratio^-beta N^-beta`` and ``A N^-alpha = A ratio^alpha D^-alpha``)."""
+    return {"E": params["E"], "A": params["B"] * ratio ** -params["beta"], "alpha": params["beta"],
+            "B": params["A"] * ratio ** params["alpha"], "beta": params["alpha"]}
+
+
+def twin_basin_runs(
+    n_runs: int = 250,
+    ratio: float = 20.0,
+    off_line: tuple[int, ...] = (),
+    decoy: int | None = None,
+    noise: float = 0.003,
+    seed: int = 0,
+    truth: LawInstance | None = None,
+) -> pd.DataFrame:
+    """Runs with two basins of the Chinchilla fit: model sizes log-spaced over 1e7-1e10, all
+    trained at ``ratio`` tokens per parameter except the runs ``off_line`` (4x the tokens).
+
+    On the line, ``truth`` and its :func:`mirrored` twin predict identically, so only the
+    off-line runs tell which term is N's: the fit has a basin at each, and the truth's is the
+    deeper one by what the off-line runs add. ``decoy`` is one more off-line run whose loss is
+    the *twin's* prediction (a mismeasured run): a screen that sees it and none of the others
+    prefers the twin. Columns N, D, C, loss.
+    """
+    truth = truth or CHINCHILLA_TWIN
+    rng = np.random.default_rng(seed)
+    N = np.geomspace(1e7, 1e10, n_runs)
+    D = ratio * N
+    loss = truth.predict(N=N, D=D) * np.exp(noise * rng.standard_normal(n_runs))
+    off = np.array([*off_line, *(() if decoy is None else (decoy,))], dtype=int)
+    D[off] *= 4.0
+    loss[off] = truth.predict(N=N[off], D=D[off])
+    if decoy is not None:
+        twin = truth.law.with_params(mirrored(truth.params, ratio))
+        loss[decoy] = twin.predict(N=N[decoy : decoy + 1], D=D[decoy : decoy + 1])[0]
+    return pd.DataFrame({"N": N, "D": D, "C": 6.0 * N * D, "loss": loss})

@@ -9,7 +9,17 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from scalinglab.clikit import JsonOption, UserError, console, emit_json, new_app, to_json
+from scalinglab.clikit import (
+    JsonOption,
+    TagOption,
+    UserError,
+    bootstrap_option,
+    console,
+    emit_json,
+    new_app,
+    parse_tags,
+    to_json,
+)
 from scalinglab.errors import NotIdentifiable
 from scalinglab.hparams.evaluate import evaluate_laws
 from scalinglab.hparams.fit import (
@@ -66,10 +76,9 @@ def _save_and_emit(fit: Any, save: Path | None, as_json: bool) -> dict[str, Any]
 GridArg = typer.Argument(None, metavar="[GRID]", show_default=False,
                          help="CSV/TSV/Parquet/JSONL with N, D, lr, batch (batch_tokens or bs) "
                          "and loss (or 'smooth loss'); omit to read the run store.")
-StoreOpt = typer.Option(None, "--store", show_default=False,
+StoreOpt = typer.Option(None, "--store", show_default=False, metavar="FILE",
                         help="Run store to read when no GRID is given (default: scalinglab.duckdb).")
-TagOpt = typer.Option(None, "--tag", "-t", help="Only store runs with tag KEY=VALUE (or "
-                      "KEY:VALUE; repeatable), e.g. sweep=grid.")
+TagOpt = TagOption
 WhereOpt = typer.Option(None, "--where", "-w", help="Filter on the store's run columns, e.g. \"N > 1e7\".")
 
 
@@ -86,11 +95,10 @@ def _grid(path: Path | None, seq_len: int, batch_unit: str, weight_decay: bool =
                          weight_decay=weight_decay)
     from scalinglab.clikit import DEFAULT_STORE
     from scalinglab.hparams.fit import as_grid
-    from scalinglab.report.analysis import parse_tag_filters
     from scalinglab.runs.store import RunStore
 
     path = store or DEFAULT_STORE
-    runs = RunStore(path, read_only=True).runs(where=where, tags=parse_tag_filters(tag or []))
+    runs = RunStore(path, read_only=True).runs(where=where, tags=parse_tags(tag))
     need = ["lr", "batch_tokens", "loss"] + (["weight_decay"] if weight_decay else [])
     runs = runs.dropna(subset=need)
     if runs.empty:
@@ -125,7 +133,7 @@ def fit_cmd(
     lr_features: str = typer.Option("N,D", "--lr-features", help="Features of the lr law, from "
                                     "N, D, C (=6ND), TPP (=D/N)."),
     bs_features: str = typer.Option("D", "--bs-features", help="Features of the batch law."),
-    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples (0: none)."),
+    bootstrap: int = bootstrap_option(1000),
     resample: str = typer.Option("groups", "--resample", help="Bootstrap unit: groups (whole "
                                  "(N, D) groups; honest) or runs (as Step Law did; narrower)."),
     seed: int = typer.Option(0, "--seed"),
@@ -137,7 +145,7 @@ def fit_cmd(
 ) -> None:
     """Fit ln lr = a + b ln N + c ln D and ln batch = d + e ln D from lr x batch grids.
 
-    Example: scalinglab hparams fit dense_lr_bs_loss.csv --method surface --save hp.json --json
+    Example: scalinglab hparams fit dense_lr_bs_loss.csv --method surface --bootstrap 500 --json
 
     Example: scalinglab hparams fit --store runs.duckdb --tag sweep=grid --save hp.json
     """
@@ -145,7 +153,7 @@ def fit_cmd(
     try:
         fit = fit_hparam_law(grid, method=method, tolerance=tolerance,  # type: ignore[arg-type]
                              lr_features=parse_features(lr_features),
-                             batch_features=parse_features(bs_features), n_boot=n_boot,
+                             batch_features=parse_features(bs_features), n_boot=bootstrap,
                              resample=resample, seed=seed, fit_window=fit_window)  # type: ignore[arg-type]
     except NotIdentifiable as exc:
         raise UserError(f"{grid.source}: {exc}") from None
@@ -325,7 +333,7 @@ def tau_cmd(
                                      help="Runs with N, D, lr, batch, weight_decay and loss (a "
                                      "weight-decay sweep); omit to read the run store."),
     store: Path = StoreOpt, tag: list[str] = TagOpt, where: str = WhereOpt,
-    n_boot: int = typer.Option(1000, "--n-boot"),
+    bootstrap: int = bootstrap_option(1000),
     seed: int = typer.Option(0, "--seed"),
     seq_len: int = SeqLenOption,
     batch_unit: str = BatchUnitOption,
@@ -338,7 +346,7 @@ def tau_cmd(
     """
     grid = _grid(grid_path, seq_len, batch_unit, weight_decay=True, store=store, tag=tag, where=where)
     try:
-        fit = fit_tau_law(grid, n_boot=n_boot, seed=seed)
+        fit = fit_tau_law(grid, n_boot=bootstrap, seed=seed)
     except NotIdentifiable as exc:
         raise UserError(f"{grid.source}: {exc}") from None
     out = _save_and_emit(fit, save, as_json)

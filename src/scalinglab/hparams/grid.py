@@ -1,7 +1,8 @@
 """lr x batch grids: runs at a few (N, D) points, each swept over learning rate and batch size.
 
-Read once, validated cell by cell (errors name file, row and column, via ``scalinglab.runs.io``),
-then handed around as a :class:`Grid` in canonical units: batch in tokens, loss in nats/token.
+Read once and validated with the run import's alias table and numeric cell parser (errors name
+file, row and column, via ``scalinglab.runs``), then handed around as a :class:`Grid` in
+canonical units: batch in tokens, loss in nats/token.
 """
 
 from __future__ import annotations
@@ -14,17 +15,18 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from scalinglab.clikit import UserError
+from scalinglab.errors import InputError, ParameterError
+from scalinglab.runs.cells import parse_cells, show_cell
+from scalinglab.runs.columns import ALIASES, pick
 from scalinglab.runs.io import read_table
-from scalinglab.runs.schema import LOSS_ALIASES, parse_number
 
 BatchUnit = Literal["auto", "tokens", "sequences"]
 
-#: accepted spellings, best first
-LR_ALIASES = ("lr", "learning_rate", "peak_lr")
-BATCH_TOKEN_ALIASES = ("batch_tokens",)
-BATCH_SEQ_ALIASES = ("bs", "batch_size", "batch_sequences")
-WEIGHT_DECAY_ALIASES = ("weight_decay", "wd")
+#: accepted spellings, best first: the run import's one alias table
+LR_ALIASES = ALIASES["lr"]
+BATCH_TOKEN_ALIASES = ALIASES["batch_tokens"]
+BATCH_SEQ_ALIASES = ALIASES["batch_sequences"]
+WEIGHT_DECAY_ALIASES = ALIASES["weight_decay"]
 COLUMNS = ("N", "D", "lr", "batch_tokens", "loss")
 
 
@@ -52,10 +54,6 @@ class Grid:
         return Grid(self.frame[mask].reset_index(drop=True), self.source, list(self.notes))
 
 
-def _pick(columns: list[str], aliases: tuple[str, ...]) -> str | None:
-    return next((a for a in aliases if a in columns), None)
-
-
 def grid_from_frame(
     raw: pd.DataFrame,
     source: str = "<frame>",
@@ -73,56 +71,58 @@ def grid_from_frame(
     labels = raw.attrs.get("row_labels", {})
     notes: list[str] = []
     if raw.empty:
-        raise UserError(f"{source}: no rows")
-    loss_col = _pick(cols, LOSS_ALIASES)
-    lr_col = _pick(cols, LR_ALIASES)
-    tok_col = _pick(cols, BATCH_TOKEN_ALIASES)
-    seq_col = _pick(cols, BATCH_SEQ_ALIASES)
+        raise InputError("no rows", source=source)
+    n_col, d_col = pick(cols, "N"), pick(cols, "D")
+    loss_col = pick(cols, "loss")
+    lr_col = pick(cols, "lr")
+    tok_col = pick(cols, "batch_tokens")
+    seq_col = pick(cols, "batch_sequences")
     if batch_unit == "tokens":
         batch_col = tok_col or seq_col
     elif batch_unit == "sequences":
         batch_col = seq_col or tok_col
     else:
         batch_col = tok_col or seq_col
-    wd_col = _pick(cols, WEIGHT_DECAY_ALIASES) if weight_decay else None
-    wanted = [("N", "N" if "N" in cols else None), ("D", "D" if "D" in cols else None),
-              ("lr", lr_col), ("batch", batch_col), ("loss", loss_col)]
+    wd_col = pick(cols, "weight_decay") if weight_decay else None
+    wanted = [("N", n_col), ("D", d_col), ("lr", lr_col), ("batch", batch_col),
+              ("loss", loss_col)]
     if weight_decay:
         wanted.append(("weight_decay", wd_col))
     missing = [name for name, col in wanted if col is None]
     if missing:
-        raise UserError(
-            f"{source}: missing column(s) {missing}; need N, D, lr, a batch column "
+        raise InputError(
+            f"missing column(s) {missing}; need N, D, lr, a batch column "
             f"(batch_tokens, or bs in sequences) and loss (or 'smooth loss')"
-            + (" and weight_decay" if weight_decay else "") + f"; columns are {cols}"
-        )
-    assert lr_col and batch_col and loss_col
+            + (" and weight_decay" if weight_decay else "") + f"; columns are {cols}",
+            source=source)
+    assert n_col and d_col and lr_col and batch_col and loss_col
     in_sequences = batch_unit == "sequences" or (batch_unit == "auto" and batch_col != tok_col)
     if seq_len <= 0:
-        raise UserError(f"--seq-len must be positive, not {seq_len}")
-    if loss_col != "loss":
-        notes.append(f"using column {loss_col!r} as the loss")
+        raise ParameterError(f"seq_len must be positive, not {seq_len}", "seq_len")
+    for name, col in (("N", n_col), ("D", d_col), ("lr", lr_col), ("loss", loss_col)):
+        if col != name:
+            notes.append(f"using column {col!r} as the {name}")
     if in_sequences:
         notes.append(f"batch_tokens = {batch_col} x {seq_len} (batch given in sequences)")
 
     out: dict[str, np.ndarray] = {}
-    columns = [("N", "N"), ("D", "D"), ("lr", lr_col), ("batch_tokens", batch_col),
+    columns = [("N", n_col), ("D", d_col), ("lr", lr_col), ("batch_tokens", batch_col),
                ("loss", loss_col)]
     if wd_col:
         columns.append(("weight_decay", wd_col))
     for name, col in columns:
-        values = np.empty(len(raw))
-        for i, v in enumerate(raw[col].tolist()):
-            where = labels.get(i, f"row {i + 1}")
-            try:
-                x = parse_number(v)
-            except (TypeError, ValueError):
-                raise UserError(f"{source}: {where}, column {col!r}: {v!r} is not a number") from None
-            ok = x >= 0 if name == "weight_decay" else x > 0  # a wd=0 baseline is common
-            if not (np.isfinite(x) and ok):
-                raise UserError(f"{source}: {where}, column {col!r}: {v!r} must be a positive number")
-            values[i] = x
-        out[name] = values
+        cells = parse_cells(raw[col])
+        with np.errstate(invalid="ignore"):
+            ok = cells.values >= 0 if name == "weight_decay" else cells.values > 0  # wd=0 is common
+        bad = cells.bad | cells.missing | ~(np.isfinite(cells.values) & ok)
+        if bad.any():
+            i = int(np.argmax(bad))
+            cell = show_cell(raw[col].iloc[i])
+            detail = (f"{cell} is not a number" if cells.bad[i] else "is missing"
+                      if cells.missing[i] else f"{cell} must be a positive number")
+            raise InputError(detail, source=source, row=labels.get(i, f"row {i + 1}"),
+                             column=col)
+        out[name] = cells.values
     if in_sequences:
         out["batch_tokens"] = out["batch_tokens"] * seq_len
     frame = pd.DataFrame(out)

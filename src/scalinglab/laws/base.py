@@ -109,6 +109,11 @@ class Law:
     optimum: Optimum | None = None
     derived: tuple[DerivedFigure, ...] = ()
     exponents: tuple[str, ...] = ()
+    #: how to rebuild a law that is not in the catalogue by name (a formula, a constraint of
+    #: another law): what ``to_dict`` saves and ``laws.registry.law_from_dict`` reads
+    definition: Mapping[str, Any] | None = None
+    #: for a constrained law: what is tied, fixed and bounded (:mod:`scalinglab.laws.constrain`)
+    constraint: Any = None
 
     def __call__(self, params: Mapping[str, Any], **inputs: ArrayLike) -> np.ndarray:
         missing = [k for k in self.inputs if k not in inputs]
@@ -141,11 +146,52 @@ class Law:
 
         return generic_starts(self, inputs, loss)
 
+    def log_model_kinds(self) -> tuple[bool, ...]:
+        """Which fitting coordinates are logarithms of the parameters (scales), known without data."""
+        probe = {k: np.array([1.0, 2.0, 3.0]) for k in self.inputs}
+        return tuple(self.log_model(probe).log_params)
+
     def check_identifiable(self, inputs: Mapping[str, np.ndarray]) -> None:
         """Raise :class:`~scalinglab.errors.NotIdentifiable` when the design cannot pin the law."""
         from scalinglab.laws.identify import DistinctInputs
 
         (self.identifiability or DistinctInputs())(self, inputs)
+
+    # -- constraints and user-defined laws ----------------------------------------------------
+
+    @staticmethod
+    def from_formula(formula: str, inputs: Any, params: Any = None, **options: Any) -> Law:
+        """A law written as a formula, e.g. ``Law.from_formula("E + A*N**-alpha + B*D**-beta",
+        inputs=("N", "D"))``, parsed safely and fitted like any catalogue law (see
+        :func:`scalinglab.laws.formula.formula_law` for ``bounds``, ``log_params``, ...)."""
+        from scalinglab.laws.formula import formula_law
+
+        if isinstance(inputs, str):
+            inputs = tuple(x.strip() for x in inputs.split(",") if x.strip())
+        return formula_law(formula, inputs, params, **options)
+
+    def constrained(self, *, tie: Mapping[str, str] | None = None,
+                    fix: Mapping[str, float] | None = None,
+                    bounds: Mapping[str, tuple[float, float]] | None = None,
+                    name: str | None = None) -> Law:
+        """This law with parameters tied, fixed and bounded (:func:`scalinglab.laws.constrain.constrain`)."""
+        from scalinglab.laws.constrain import constrain
+
+        if not (tie or fix or bounds):
+            return self if name is None else self.renamed(name)
+        return constrain(self, tie=tie, fix=fix, bounds=bounds, name=name)
+
+    def tied(self, name: str | None = None, **tie: str) -> Law:
+        """``law.tied(beta="alpha")``: beta follows alpha (one fewer parameter)."""
+        return self.constrained(tie=tie, name=name)
+
+    def fixed(self, name: str | None = None, **fix: float) -> Law:
+        """``law.fixed(E=1.69)``: E is held at 1.69, the rest is fitted."""
+        return self.constrained(fix=fix, name=name)
+
+    def bounded(self, name: str | None = None, **bounds: tuple[float, float]) -> Law:
+        """``law.bounded(alpha=(0.1, 1.0))``: the fit keeps alpha inside [0.1, 1]."""
+        return self.constrained(bounds=bounds, name=name)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -167,7 +213,8 @@ class Law:
         return {"name": self.name, "formula": self.formula, "inputs": list(self.inputs),
                 "output": self.output, "params": list(self.param_names),
                 "bounds": {k: list(v) for k, v in self.bounds.items()},
-                "provenance": self.provenance.to_dict() if self.provenance else None}
+                "provenance": self.provenance.to_dict() if self.provenance else None,
+                **({"definition": dict(self.definition)} if self.definition else {})}
 
     def __repr__(self) -> str:
         return f"Law({self.name!r}, {self.formula!r})"

@@ -179,7 +179,8 @@ PUBLISHED_LOSS_LAWS: dict[str, LawInstance] = {
 
 
 def compute_optimum(
-    instance: LawInstance, C: float, inference_tokens: float = 0.0
+    instance: LawInstance, C: float, inference_tokens: float = 0.0,
+    fixed_inputs: Mapping[str, float] | None = None,
 ) -> tuple[float, float]:
     """``(N_opt, D_opt)`` minimising the law's loss at training compute C (``D = C/6N``).
 
@@ -187,9 +188,17 @@ def compute_optimum(
     the *loss* reachable for total cost ``6ND + 2NT`` is what is minimised, for the total cost
     ``C + 2 N_chinchilla T`` is not known in advance, so here C is the total (train + inference)
     budget, and D = (C - 2NT)/(6N).
+
+    ``fixed_inputs`` holds a law's other inputs at given values, e.g. ``{"U": 1e10}`` for a
+    data-constrained law: "I only have U unique tokens".
     """
     law = instance.law
-    if law.optimum is not None and inference_tokens == 0.0:
+    fixed = dict(fixed_inputs or {})
+    missing = [k for k in law.inputs if k not in ("N", "D") and k not in fixed]
+    if missing:
+        raise ParameterError(f"law {law.name!r} also needs {missing} to allocate a budget "
+                             "(e.g. the unique tokens U)", "fixed_inputs")
+    if law.optimum is not None and inference_tokens == 0.0 and not fixed:
         n, d = law.optimum(instance.params, C)
         return float(n), float(d)
     if "N" not in law.inputs or "D" not in law.inputs:
@@ -204,7 +213,7 @@ def compute_optimum(
         d = tokens(log_n)
         if d <= 1.0:
             return 1e6 + log_n
-        return float(instance.predict(N=np.exp(log_n), D=d))
+        return float(instance.predict(N=np.exp(log_n), D=d, **fixed))
 
     hi = np.log(C / 6.0)
     if inference_tokens > 0:

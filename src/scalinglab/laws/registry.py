@@ -17,7 +17,7 @@ from scalinglab.laws.base import Law, LawInstance
 _LAWS: dict[str, Law] = {}
 _PUBLISHED: dict[str, LawInstance] = {}
 #: modules whose import registers laws (loaded on first look-up, so the catalogue is complete)
-_CATALOGUE_MODULES = ("scalinglab.laws.loss",)
+_CATALOGUE_MODULES = ("scalinglab.laws.loss", "scalinglab.laws.catalogue")
 
 
 def register_law(law: Law) -> Law:
@@ -72,11 +72,41 @@ def get_published(name: str) -> LawInstance:
 
 
 def law_from_dict(data: Mapping[str, Any]) -> Law:
-    """The law a saved result names: by catalogue name, checked against the saved formula."""
-    name = str(data.get("law") or data.get("name"))
-    law = get_law(name)
-    saved = data.get("formula")
-    if saved and saved != law.formula:
-        raise ParameterError(f"the saved result's law {name!r} has formula {saved!r}, but the "
-                             f"catalogue's {name!r} is {law.formula!r}")
-    return law
+    """The law a saved result (or ``Law.to_dict``) describes.
+
+    A catalogue law is found by name and checked against the saved formula. A law that is not
+    in the catalogue is rebuilt from its saved definition: a formula (``Law.from_formula``) or a
+    constraint of another law (tied, fixed, bounded parameters), recursively.
+    """
+    spec = data.get("law_spec") if isinstance(data.get("law_spec"), Mapping) else data
+    name = str(spec.get("name") or data.get("law") or data.get("name"))
+    definition = spec.get("definition")
+    _load()
+    if name in _LAWS:
+        law = _LAWS[name]
+        saved = spec.get("formula") or data.get("formula")
+        if saved and saved != law.formula:
+            raise ParameterError(f"the saved result's law {name!r} has formula {saved!r}, but the "
+                                 f"catalogue's {name!r} is {law.formula!r}")
+        return law
+    if isinstance(definition, Mapping):
+        return _rebuild(name, definition)
+    return get_law(name)
+
+
+def _rebuild(name: str, definition: Mapping[str, Any]) -> Law:
+    kind = definition.get("kind")
+    if kind == "formula":
+        return Law.from_formula(
+            str(definition["formula"]), tuple(definition["inputs"]), tuple(definition["params"]),
+            name=name, output=str(definition.get("output", "loss")),
+            bounds={k: (float(v[0]), float(v[1])) for k, v in (definition.get("bounds") or {}).items()},
+            log_params=dict(definition.get("log_params") or {}),
+            definitions=[tuple(d) for d in definition.get("definitions") or []])
+    if kind == "constrained":
+        base = law_from_dict(definition["base"])
+        return base.constrained(
+            tie=dict(definition.get("tie") or {}), fix=dict(definition.get("fix") or {}),
+            bounds={k: (float(v[0]), float(v[1])) for k, v in (definition.get("bounds") or {}).items()},
+            name=name)
+    raise ParameterError(f"cannot rebuild law {name!r}: unknown definition kind {kind!r}")

@@ -32,6 +32,9 @@ def print_plan(plan: Plan) -> None:
     table.add_row("parameters N", f"{plan.N:.4g}", _iv(plan.N_interval))
     table.add_row("tokens D", f"{plan.D:.4g}", _iv(plan.D_interval))
     table.add_row("tokens per parameter", f"{plan.tokens_per_param:.1f}", "")
+    if plan.unique_tokens is not None and plan.epochs is not None:
+        table.add_row("epochs over unique tokens", f"{plan.epochs:.3g}",
+                      f"U = {plan.unique_tokens:.3g} unique tokens")
     table.add_row("training FLOPs 6ND", f"{plan.train_flops:.3g}", "")
     if plan.inference_tokens:
         table.add_row("inference FLOPs 2NT", f"{plan.inference_flops:.3g}",
@@ -68,6 +71,10 @@ def plan_cmd(
                                          "over the model's life; adds 2NT to the cost."),
     batch_round: str = typer.Option("multiple8", "--round", help="Batch rounding: multiple8, "
                                     "pow2 or none."),
+    unique_tokens: str | None = typer.Option(None, "--unique-tokens", help="Unique tokens "
+                                             "available (with a data-constrained law, e.g. "
+                                             "--law muennighoff2023_c4): epochs, N, D and loss "
+                                             "under repetition."),
     as_json: bool = JsonOption,
 ) -> None:
     """Plan a training run: N, D, loss with interval, lr, batch, steps and weight decay.
@@ -75,12 +82,15 @@ def plan_cmd(
     Example: scalinglab plan --compute 1e21 --law hoffmann2022 --hparams steplaw --json
 
     Example: scalinglab plan --params 1B --tokens 20B --law fit.json
+
+    Example: scalinglab plan --compute 1e21 --law muennighoff2023_c4 --unique-tokens 10B
     """
     T = _num(inference_tokens, "--inference-tokens") or 0.0
     plan = make_plan(
         compute=_num(compute, "--compute"), params=_num(params, "--params"),
         tokens=_num(tokens, "--tokens"), loss_law=law, hparams_law=hparams, seq_len=seq_len,
         tau=tau, inference_tokens=T, batch_round=batch_round,  # type: ignore[arg-type]
+        unique_tokens=_num(unique_tokens, "--unique-tokens"),
     )
     if as_json:
         emit_json(plan.to_dict())

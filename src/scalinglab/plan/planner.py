@@ -69,6 +69,9 @@ class Plan:
     loss_law: dict[str, Any]
     hparams_law: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    #: data-constrained plans: the unique tokens available and the epochs over them (D/U)
+    unique_tokens: float | None = None
+    epochs: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,12 +81,15 @@ def resolve_loss_law(spec: str | Path | LawInstance | FitResult) -> LawInstance 
     """``hoffmann2022``, ``besiroglu2024``, a LawInstance, or a ``fit --save`` JSON file."""
     if isinstance(spec, (LawInstance, FitResult)):
         return spec
+    from scalinglab.laws.registry import published_laws
+
     key = str(spec)
-    if key.lower() in PUBLISHED_LOSS_LAWS:
-        return PUBLISHED_LOSS_LAWS[key.lower()]
+    published = {**published_laws(), **PUBLISHED_LOSS_LAWS}
+    if key.lower() in published:
+        return published[key.lower()]
     path = Path(key)
     if not path.exists():
-        raise ParameterError(f"loss_law {key!r}: not one of {sorted(PUBLISHED_LOSS_LAWS)} and no "
+        raise ParameterError(f"loss_law {key!r}: not one of {sorted(published)} and no "
                              "such file", "loss_law")
     try:
         return FitResult.from_dict(json.loads(path.read_text()))
@@ -125,7 +131,7 @@ def round_batch(batch_tokens: float, seq_len: int, how: BatchRound) -> int:
 
 def _allocation(
     inst: LawInstance, compute: float | None, params: float | None, tokens: float | None,
-    T: float,
+    T: float, fixed: dict[str, float] | None = None,
 ) -> tuple[float, float, str]:
     given = sum(x is not None for x in (compute, params, tokens))
     for name, x in (("compute", compute), ("params", params), ("tokens", tokens)):
@@ -136,7 +142,7 @@ def _allocation(
                              "tokens", "compute", "params", "tokens")
     if compute is not None and params is None and tokens is None:
         try:
-            N, D = compute_optimum(inst, compute, inference_tokens=T)
+            N, D = compute_optimum(inst, compute, inference_tokens=T, fixed_inputs=fixed)
         except (ArithmeticError, ValueError) as exc:
             raise NotIdentifiable(f"cannot find a compute optimum with this loss law: {exc}") from None
         if not D >= 1:
@@ -165,11 +171,19 @@ def make_plan(
     tau: float | str | Path | TauFit | LawInstance = DEFAULT_TAU,
     inference_tokens: float = 0.0,
     batch_round: BatchRound = "multiple8",
+    unique_tokens: float | None = None,
+    batch_tokens: float | None = None,
 ) -> Plan:
     """Plan a run from a training budget (``compute``, FLOPs) or from ``params`` and ``tokens``.
 
     ``compute`` alone gives the loss law's optimum under ``C = 6ND`` (plus ``2 N T`` of inference
     when ``inference_tokens`` T > 0, following Sardana et al. 2023); two of the three fix the run.
+
+    ``unique_tokens`` U answers "I only have U unique tokens": with a data-constrained law (an
+    input ``U``, e.g. ``muennighoff2023_c4`` or a ``fit law muennighoff2023`` result) the
+    allocation and the loss account for repeating the data over ``D/U`` epochs.
+    ``batch_tokens`` fixes the batch (e.g. the one the runs were trained at) instead of the lr/batch
+    law's; the law's lr is then moved to it by the square-root rule, and both stay in the plan.
     """
     law = resolve_loss_law(loss_law)
     fit = law if isinstance(law, FitResult) else None
@@ -186,19 +200,37 @@ def make_plan(
     T = float(inference_tokens)
     if T < 0:
         raise ParameterError(f"inference_tokens must be >= 0, not {T:g}", "inference_tokens")
-    N, D, mode = _allocation(inst, compute, params, tokens, T)
+    extra = set(inst.law.inputs) - {"N", "D"}
+    fixed: dict[str, float] = {}
+    if unique_tokens is not None:
+        if not (math.isfinite(unique_tokens) and unique_tokens > 0):
+            raise ParameterError(f"unique_tokens must be a positive number, not {unique_tokens:g}",
+                                 "unique_tokens")
+        if "U" not in inst.law.inputs:
+            raise ParameterError(f"loss law {inst.label!r} ({inst.law.formula}) does not model "
+                                 "repeated data; use a data-constrained law (e.g. "
+                                 "muennighoff2023_c4, or a fit of muennighoff2023) with "
+                                 "unique_tokens", "unique_tokens", "loss_law")
+        fixed["U"] = float(unique_tokens)
+    missing = sorted(extra - set(fixed))
+    if missing:
+        raise ParameterError(f"loss law {inst.label!r} needs {missing} besides N and D: give "
+                             "unique_tokens", "unique_tokens")
+    N, D, mode = _allocation(inst, compute, params, tokens, T, fixed)
+    if fixed:
+        mode += f" with {fixed['U']:.3g} unique tokens"
     warnings: list[str] = []
 
     # loss and its interval
-    loss = float(inst.predict(N=N, D=D))
+    loss = float(inst.predict(N=N, D=D, **fixed))
     loss_iv: list[float] | None = None
     N_iv = D_iv = None
     if fit is not None and fit.n_draws:
-        _, lo, hi = fit.predict_interval(N=N, D=D)
+        _, lo, hi = fit.predict_interval(N=N, D=D, **fixed)
         loss_iv = [float(lo), float(hi)]
         source = f"{fit.level:.0%} percentile interval over the fit's {fit.n_draws} bootstrap draws"
         if mode.startswith("compute-optimal"):
-            opt = fit.optimum(6.0 * N * D + 2.0 * N * T, inference_tokens=T)
+            opt = fit.optimum(6.0 * N * D + 2.0 * N * T, inference_tokens=T, fixed=fixed)
             N_iv = None if opt.N.ci is None else list(opt.N.ci)
             D_iv = None if opt.D.ci is None else list(opt.D.ci)
     elif fit is not None:
@@ -209,13 +241,21 @@ def make_plan(
     valid = fit.data_range if fit is not None else (
         inst.provenance.valid_range if inst.provenance else {})
     warnings += range_warnings(valid, N, D, f"loss law {inst.label!r}")
+    if "U" in fixed and "U" in valid:
+        lo_u, hi_u = valid["U"]
+        if not lo_u <= fixed["U"] <= hi_u:
+            warnings.append(f"{fixed['U']:.3g} unique tokens is outside the range the loss law "
+                            f"{inst.label!r} was fitted on ({lo_u:.3g} to {hi_u:.3g})")
 
     # lr and batch
     pred = hp.predict(N, D)
     lr_law, bt_law = float(pred["lr"]), float(pred["batch_tokens"])
     iv = hp.interval(N, D)
     warnings += hp.check_range(N, D)
-    seqs = round_batch(bt_law, seq_len, batch_round)
+    if batch_tokens is not None and not (math.isfinite(batch_tokens) and batch_tokens > 0):
+        raise ParameterError(f"batch_tokens must be a positive number, not {batch_tokens:g}",
+                             "batch_tokens")
+    seqs = round_batch(bt_law if batch_tokens is None else float(batch_tokens), seq_len, batch_round)
     bt = seqs * seq_len
     lr = float(SQRT_RULE_ADAM.predict(lr=lr_law, batch_tokens=bt_law, new_batch_tokens=bt))
     if bt_law < seq_len:
@@ -250,11 +290,14 @@ def make_plan(
         lr=lr, lr_law=lr_law, lr_interval=pair(iv["lr"]) if iv else None,
         batch_tokens_law=bt_law, batch_interval=pair(iv["batch_tokens"]) if iv else None,
         batch_sequences=seqs, batch_tokens=bt,
-        batch_rounding={"multiple8": "nearest multiple of 8 sequences", "pow2":
-                        "nearest power of two (sequences)", "none": "nearest sequence"}[batch_round],
+        batch_rounding=("given batch, " if batch_tokens is not None else "") + {
+            "multiple8": "nearest multiple of 8 sequences", "pow2":
+            "nearest power of two (sequences)", "none": "nearest sequence"}[batch_round],
         seq_len=seq_len, steps=steps, tau=tau_v, tau_source=tau_src, weight_decay=wd,
         loss_law={"label": inst.label, "formula": inst.law.formula, "params": dict(inst.params),
                   "source": inst.provenance.source if inst.provenance else ""},
         hparams_law=hp.to_dict(),
         warnings=warnings,
+        unique_tokens=fixed.get("U"),
+        epochs=D / fixed["U"] if "U" in fixed else None,
     )

@@ -32,6 +32,7 @@ def loss_laws() -> list[str]:
             if (law := get_law(name)).fittable and set(law.inputs) <= {"N", "D", "C"}]
 #: fewest lr × batch runs at one (N, D) that count as a grid worth a heatmap
 MIN_GRID_RUNS = 9
+_STAGES = {"starts": "optimising from every start", "bootstrap": "bootstrap resamples"}
 
 
 @dataclass
@@ -66,8 +67,9 @@ def parse_tag_filters(items: Iterable[str] | str | None) -> dict[str, str]:
             part = part.strip()
             if not part:
                 continue
-            sep = ":" if ":" in part else "="
-            key, found, value = part.partition(sep)
+            # split at the first separator, so a value may hold the other (url=http://x)
+            cut = min((i for i in (part.find("="), part.find(":")) if i >= 0), default=-1)
+            key, found, value = (part[:cut], part[cut], part[cut + 1:]) if cut >= 0 else (part, "", "")
             if not found or not key.strip() or not value.strip():
                 raise ParameterError(f"tag filter {part!r}: write KEY=VALUE or KEY:VALUE, e.g. "
                                      "dataset=c4", "tag")
@@ -83,10 +85,14 @@ def loss_runs(runs: pd.DataFrame, inputs: tuple[str, ...] = ("N", "D"), *,
     return select_runs(runs, inputs, best_per_point=best_per_point, group_by=group_by).frame
 
 
+#: ``progress(stage, done, total)``: what a long computation is doing (the report shows it)
+Progress = Callable[[str, int, int], None]
+
+
 def fit_loss_law(
     runs: pd.DataFrame, law: str = "chinchilla", bootstrap: int = 200, holdout: int = 0,
     seed: int = 0, *, best_per_point: bool = False, group_by: tuple[str, ...] = (),
-    source: str = "",
+    source: str = "", progress: Progress | None = None,
 ) -> FitResult:
     """Fit a loss law to the runs the selection rule keeps; raises as the fit engine does."""
     from scalinglab.fit import fit_law
@@ -95,8 +101,10 @@ def fit_loss_law(
     if runs.empty:
         raise InputError("no finished runs match this filter; nothing to fit", source=source or None)
     chosen = select_runs(runs, spec.inputs, best_per_point=best_per_point, group_by=group_by)
+    stage = None if progress is None else (
+        lambda what, done, total: progress(f"fitting {law}: {_STAGES.get(what, what)}", done, total))
     fit = fit_law(spec, chosen.frame, bootstrap=bootstrap, holdout_top=holdout, seed=seed,
-                  source=source)
+                  source=source, progress=stage)
     fit.notes[:0] = chosen.notes
     return fit
 
@@ -173,8 +181,45 @@ def default_budget(runs: pd.DataFrame) -> float:
     return float(10 ** math.ceil(math.log10(runs["C"].max() * 100)))
 
 
-def make_plan(compute: float, fit: FitResult | None, hparams: HparamLaw | None = None) -> Any:
-    """The planner's plan at ``compute`` with this fit (else Hoffmann 2022) and lr/batch law."""
+@dataclass(frozen=True)
+class RunContext:
+    """How the runs were trained, so a plan is made (and read) in their terms: a loss law
+    measured at sequence length 128 and a 1,024-token batch predicts losses for such runs."""
+
+    n_runs: int
+    seq_lens: tuple[int, ...]
+    batches: tuple[float, ...]
+    lr_range: tuple[float, float] | None
+
+    @property
+    def seq_len(self) -> int | None:
+        """The runs' sequence length: the most common one (None when no run records it)."""
+        return self.seq_lens[0] if self.seq_lens else None
+
+    @property
+    def batch_tokens(self) -> float | None:
+        """The runs' batch in tokens when they all share one (an IsoFLOP sweep at a fixed
+        batch); None when they vary (a grid, whose batch the lr/batch law then decides)."""
+        return self.batches[0] if len(self.batches) == 1 else None
+
+
+def run_context(runs: pd.DataFrame) -> RunContext:
+    """The sequence lengths (most common first), batches and lr range of ``runs``."""
+    def values(col: str) -> pd.Series:
+        return runs[col].dropna() if col in runs else pd.Series(dtype=float)
+
+    seq = values("seq_len")
+    seq_lens = tuple(int(v) for v in seq.value_counts().index) if len(seq) else ()
+    batches = tuple(sorted(float(v) for v in values("batch_tokens").unique()))
+    lr = values("lr")
+    return RunContext(n_runs=len(runs), seq_lens=seq_lens, batches=batches,
+                      lr_range=(float(lr.min()), float(lr.max())) if len(lr) else None)
+
+
+def make_plan(compute: float, fit: FitResult | None, hparams: HparamLaw | None = None, *,
+              seq_len: int | None = None, batch_tokens: float | None = None) -> Any:
+    """The planner's plan at ``compute`` with this fit (else Hoffmann 2022) and lr/batch law,
+    at ``seq_len`` (default 2048) and, when given, a fixed ``batch_tokens``."""
     from scalinglab.plan.planner import make_plan as plan
 
     kwargs: dict[str, Any] = {"compute": compute}
@@ -182,17 +227,22 @@ def make_plan(compute: float, fit: FitResult | None, hparams: HparamLaw | None =
         kwargs["loss_law"] = fit
     if hparams is not None:
         kwargs["hparams_law"] = hparams
+    if seq_len is not None:
+        kwargs["seq_len"] = int(seq_len)
+    if batch_tokens is not None:
+        kwargs["batch_tokens"] = float(batch_tokens)
     return plan(**kwargs)
 
 
 def collect_curves(store: Any, runs: pd.DataFrame, max_curves: int = 40) -> dict[str, pd.DataFrame]:
-    """Loss curves (``store.curve``) of up to ``max_curves`` runs, spread evenly over compute."""
+    """Loss curves of up to ``max_curves`` runs, spread evenly over compute (one query)."""
     if runs.empty:
         return {}
-    ids = runs.sort_values("C")["run_id"].tolist()
+    ids = runs.sort_values("C")["run_id"].astype(str).tolist()
     if len(ids) > max_curves * 3:  # runs without curves are skipped; look at a few more
         ids = [ids[i] for i in np.linspace(0, len(ids) - 1, max_curves * 3).astype(int)]
-    curves = {rid: c for rid in ids if not (c := store.curve(rid)).empty}
+    curves = store.curves(ids)
+    curves = {rid: curves[rid] for rid in ids if rid in curves and not curves[rid].empty}
     if len(curves) > max_curves:
         keep = np.linspace(0, len(curves) - 1, max_curves).astype(int)
         curves = {k: curves[k] for k in np.array(list(curves))[keep]}
@@ -216,11 +266,24 @@ class Summary:
     compute: float
     plan: Outcome[Any]
     warnings: list[str] = field(default_factory=list)
+    #: how the runs were trained (sequence length, batch, lr)
+    context: RunContext | None = None
+    #: the plan's sequence length and batch, and where each came from
+    plan_seq_len: int = 2048
+    plan_batch: float | None = None
+    plan_basis: str = ""
+    #: checks of the laws against runs they were not fitted on (results with ``summary()``:
+    #: the demo's held-out budget, a rolling-forward evaluation)
+    validation: list[Any] = field(default_factory=list)
 
     @property
     def primary_fit(self) -> FitResult | None:
         """The first law that fitted: the one the plan and the figures use."""
         return next((o.value for o in self.fits.values() if o.ok), None)
+
+    @property
+    def primary_law(self) -> str | None:
+        return next((law for law, o in self.fits.items() if o.ok), None)
 
 
 def summarise(
@@ -233,12 +296,23 @@ def summarise(
     seed: int = 0,
     best_per_point: bool = False,
     group_by: tuple[str, ...] = (),
+    seq_len: int | None = None,
+    batch_tokens: float | None = None,
+    progress: Progress | None = None,
 ) -> Summary:
     """Fit, plan and collect warnings for the runs of ``store`` (a RunStore) matching ``tags``.
 
     Runs are chosen for each law by the one selection rule (see :mod:`scalinglab.runs.select`),
-    the same as ``scalinglab fit --store`` and the dashboard use.
+    the same as ``scalinglab fit --store`` and the dashboard use. The plan is made at the runs'
+    sequence length and, when they share one, their batch (see :class:`RunContext`), unless
+    ``seq_len`` / ``batch_tokens`` say otherwise. ``progress(stage, done, total)`` hears what is
+    being computed.
     """
+    def say(stage: str) -> None:
+        if progress is not None:
+            progress(stage, 0, 0)
+
+    say("reading runs")
     tags = dict(tags or {})
     runs = store.runs(tags=tags or None)
     every = store.runs(status=None, tags=tags or None)
@@ -248,29 +322,49 @@ def summarise(
     source = str(getattr(store, "path", store))
     fits = {law: attempt(lambda law=law: fit_loss_law(runs, law, bootstrap, holdout, seed,
                                                       best_per_point=best_per_point,
-                                                      group_by=group_by, source=source))
+                                                      group_by=group_by, source=source,
+                                                      progress=progress))
             for law in laws}
     for law, outcome in fits.items():
         if outcome.error:
             warnings.append(f"{law}: {outcome.error}")
         elif outcome.value is not None:
             warnings += [f"{law}: {w}" for w in outcome.value.warnings]
+    say("fitting IsoFLOP parabolas")
     iso = attempt(lambda: fit_isoflop(runs, bootstrap, seed, best_per_point=best_per_point,
                                       group_by=group_by, source=source))
     if iso.error:
         warnings.append(f"IsoFLOP: {iso.error}")
     elif iso.value is not None:
         warnings += [f"IsoFLOP: {w}" for w in iso.value.warnings]
+    say("fitting lr and batch laws")
     hp, hp_error = hparam_laws(runs, bootstrap, seed)
     if hp_error:
         warnings.append(f"fitted lr/batch law: {hp_error}")
     budget = float(compute) if compute is not None else default_budget(runs)
+    context = run_context(runs)
+    plan_seq = int(seq_len) if seq_len else (context.seq_len or 2048)
+    plan_batch = float(batch_tokens) if batch_tokens else context.batch_tokens
+    basis = [f"sequence length {plan_seq} ("
+             + ("given" if seq_len else "the runs'" if context.seq_len else "default: the runs "
+                "record none") + ")"]
+    if batch_tokens:
+        basis.append(f"batch {plan_batch:,.0f} tokens (given)")
+    elif plan_batch is not None:
+        basis.append(f"batch {plan_batch:,.0f} tokens (every run's), the lr moved to it from "
+                     "the lr/batch law by the square-root rule")
+    else:
+        basis.append("batch from the lr/batch law (the runs' batches vary)" if context.batches
+                     else "batch from the lr/batch law (the runs record none)")
     summary = Summary(
         store=str(getattr(store, "path", store)), tags=tags, runs=runs, other_runs=other,
         counts=counts, fits=fits, isoflop=iso, hparams=hp, hparams_error=hp_error,
         grids=grid_keys(runs), compute=budget, plan=Outcome(), warnings=warnings,
+        context=context, plan_seq_len=plan_seq, plan_batch=plan_batch, plan_basis="; ".join(basis),
     )
-    summary.plan = attempt(lambda: make_plan(budget, summary.primary_fit, hp.get("fitted")))
+    say("planning")
+    summary.plan = attempt(lambda: make_plan(budget, summary.primary_fit, hp.get("fitted"),
+                                             seq_len=plan_seq, batch_tokens=plan_batch))
     if summary.plan.ok:
         warnings += [f"plan: {w}" for w in summary.plan.value.warnings]
     elif summary.plan.error:

@@ -1,7 +1,7 @@
 """``scalinglab report`` and ``scalinglab serve``.
 
-matplotlib, FastAPI and uvicorn are imported inside the commands: they cost most of a second,
-and every other command (and ``--help``) should start fast.
+matplotlib, plotly, FastAPI and uvicorn are imported inside the commands: they cost most of a
+second, and every other command (and ``--help``) should start fast.
 """
 
 from __future__ import annotations
@@ -10,42 +10,68 @@ from pathlib import Path
 
 import typer
 
-from scalinglab.clikit import DEFAULT_STORE, UserError, console, emit_json
+from scalinglab.clikit import (
+    DEFAULT_STORE,
+    JsonOption,
+    StoreOption,
+    TagOption,
+    UserError,
+    bootstrap_option,
+    console,
+    emit_json,
+    parse_tags,
+    progress_display,
+)
 
 
-def _tags(tag: list[str] | None) -> dict[str, str]:
-    from scalinglab.report.analysis import parse_tag_filters
+def _number(text: str | None, flag: str) -> float | None:
+    """``1e21``, ``7B``, ``1.4T`` -> a positive float; a one-line error otherwise."""
+    if text is None:
+        return None
+    from scalinglab.runs.schema import parse_number
 
-    return parse_tag_filters(tag or [])
+    try:
+        value = parse_number(text)
+    except (TypeError, ValueError):
+        raise UserError(f"{flag} {text!r} is not a number (e.g. 1e21, 7B, 1.4T)") from None
+    if not value > 0 or value == float("inf"):
+        raise UserError(f"{flag} must be a positive number, not {text!r}")
+    return float(value)
 
 
 def report(
-    store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
-    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),
-    tag: list[str] = typer.Option(None, "--tag", "-t",
-                                  help="Only runs with this tag, KEY:VALUE; repeat to combine."),
-    law: list[str] = typer.Option(["chinchilla"], "--law",
-                                  help="Loss law(s) to fit: chinchilla, kaplan, power_C, ..."),
-    compute: float = typer.Option(None, "--compute",
-                                  help="Budget to plan, FLOPs (default: 100x the largest run)."),
-    bootstrap: int = typer.Option(200, "--bootstrap", min=0, help="Bootstrap resamples per fit."),
-    holdout: int = typer.Option(0, "--holdout", min=0,
-                                help="Hold out the k largest-compute runs to test extrapolation."),
-    figures_dir: Path = typer.Option(None, "--figures",
-                                     help="Also save every figure as PNG in this folder."),
+    store: Path = StoreOption,
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", metavar="FILE",
+                             help="HTML file to write."),
+    tag: list[str] = TagOption,
+    law: list[str] = typer.Option(["chinchilla"], "--law", metavar="LAW",
+                                  help="Loss law(s) to fit (repeat): chinchilla, kaplan, "
+                                  "power_C, ..."),
+    compute: str = typer.Option(None, "--compute", metavar="FLOPS",
+                                help="Budget to plan, e.g. 1e21 (default: 100x the largest run)."),
+    bootstrap: int = bootstrap_option(200, "Bootstrap resamples per fit (0: none)."),
+    holdout: int = typer.Option(0, "--holdout-top", "--holdout", min=0, metavar="K",
+                                help="Hold out the K largest-compute runs and report how well "
+                                "the law predicts them."),
+    seq_len: int = typer.Option(None, "--seq-len", min=1, metavar="TOKENS",
+                                help="Sequence length of the plan (default: the runs')."),
+    batch_tokens: str = typer.Option(None, "--batch-tokens", metavar="TOKENS",
+                                     help="Batch of the plan in tokens (default: the runs' when "
+                                     "they share one, else the lr/batch law's)."),
+    figures_dir: Path = typer.Option(None, "--figures", metavar="DIR",
+                                     help="Also save every figure as a static PNG in DIR."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
-    json_: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+    json_: bool = JsonOption,
 ) -> None:
-    """Write a self-contained HTML report of a run store: runs, fits with intervals,
-    hyperparameter laws, the plan and warnings (figures embedded, no network needed).
+    """Write a self-contained HTML report of a run store: runs, fits with intervals and their
+    quality, held-out checks, compute-optimal allocation, hyperparameter laws, the plan and
+    warnings, with interactive charts (no network needed to open it).
 
+    \b
     Examples:
-
-        scalinglab report --store runs.duckdb --out report.html
-
-        scalinglab report --tag dataset:c4 --law chinchilla --law kaplan --compute 1e22
-
-        scalinglab report --figures figs/   # also save each figure as PNG
+      scalinglab report --store runs.duckdb --out report.html
+      scalinglab report --tag dataset:c4 --law chinchilla --law kaplan --compute 1e22
+      scalinglab report --holdout-top 5 --figures figs/   # also save each figure as PNG
     """
     from scalinglab.report.analysis import loss_laws, summarise
     from scalinglab.report.html import render_report, save_figures
@@ -53,44 +79,54 @@ def report(
 
     unknown = [x for x in law if x not in loss_laws()]
     if unknown:
-        raise UserError(f"--law {unknown[0]!r}: choose from {loss_laws()}")
-    if compute is not None and not compute > 0:
-        raise UserError(f"--compute must be a positive number of FLOPs, not {compute}")
+        raise UserError(f"--law {unknown[0]!r}: choose from {', '.join(loss_laws())}")
+    budget = _number(compute, "--compute")
+    batch = _number(batch_tokens, "--batch-tokens")
     runs = RunStore(store, read_only=True)
-    summary = summarise(runs, tags=_tags(tag), laws=law, compute=compute, bootstrap=bootstrap,
-                        holdout=holdout, seed=seed)
-    if summary.runs.empty:
-        raise UserError(f"{store}: no finished runs" + (f" with tags {summary.tags}" if tag else ""))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(summary, runs), encoding="utf-8")
-    saved = save_figures(runs, figures_dir, summary=summary) if figures_dir else {}
+    tags = parse_tags(tag)
+    with progress_display() as progress:
+        summary = summarise(runs, tags=tags, laws=law, compute=budget, bootstrap=bootstrap,
+                            holdout=holdout, seed=seed, seq_len=seq_len, batch_tokens=batch,
+                            progress=progress)
+        if summary.runs.empty:
+            raise UserError(f"{store}: no finished runs" + (f" with tags {summary.tags}" if tag else ""))
+        html = render_report(summary, runs, progress=progress)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html, encoding="utf-8")
+        saved = save_figures(runs, figures_dir, summary=summary, progress=progress) if figures_dir else {}
     if json_:
         emit_json({"report": str(out), "figures": {k: str(v) for k, v in saved.items()},
                    "fits": {name: o.value.to_dict() if o.ok else {"error": o.error}
                             for name, o in summary.fits.items()},
+                   "plan": summary.plan.value.to_dict() if summary.plan.ok else None,
                    "warnings": summary.warnings})
         return
     console.print(f"wrote [bold]{out}[/] ({len(summary.runs)} runs, "
-                  f"{len(summary.warnings)} warnings)")
+                  f"{len(summary.warnings)} warnings)", highlight=False)
     if saved:
-        console.print(f"saved {len(saved)} figures in {figures_dir}")
+        console.print(f"saved {len(saved)} figures in {figures_dir}", highlight=False)
 
 
 def serve(
-    store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
-    port: int = typer.Option(8765, "--port", min=1, max=65535, help="Port on 127.0.0.1."),
-    bootstrap: int = typer.Option(100, "--bootstrap", min=0,
-                                  help="Default bootstrap resamples per fit."),
+    store: Path = StoreOption,
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="Port to listen on."),
+    host: list[str] = typer.Option(None, "--host", metavar="NAME",
+                                   help="Also answer for this host name (repeatable; the first "
+                                   "is the address listened on). Default: 127.0.0.1 only."),
+    bootstrap: int = bootstrap_option(100, "Default bootstrap resamples per fit."),
 ) -> None:
-    """Browse runs, fit laws and plan budgets in a local web dashboard (127.0.0.1 only).
+    """Watch a run store in a local web dashboard: runs by budget, the current fit and the plan
+    on load, fits pinned side by side, overlaid loss curves, refreshing live while a sweep writes.
 
-    The store is opened read-only per request, so a sweep can keep writing to it.
+    The store is opened read-only per request, so a sweep can keep writing to it. The dashboard
+    answers only for 127.0.0.1 and localhost (and the names given with --host), so a web page
+    elsewhere cannot read the store through a rebound DNS name.
 
+    \b
     Examples:
-
-        scalinglab serve --store runs.duckdb            # then open http://127.0.0.1:8765
-
-        scalinglab serve --port 9000
+      scalinglab serve --store runs.duckdb            # then open http://127.0.0.1:8765
+      scalinglab serve --port 9000
+      scalinglab serve --host myhost.lan              # reachable on the LAN: no authentication
     """
     import socket
 
@@ -98,16 +134,22 @@ def serve(
 
     if not store.exists():
         raise UserError(f"{store}: no run store here (import runs or run a sweep first)")
+    names = [h.strip() for h in (host or []) if h.strip()]
+    bind = names[0] if names else "127.0.0.1"
     with socket.socket() as s:
         try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            raise UserError(f"port {port} on 127.0.0.1 is in use; pick another with --port") from None
-    console.print(f"scalinglab dashboard for {store} at [bold]http://127.0.0.1:{port}[/] "
-                  "(Ctrl+C to stop)")
-    server.serve(store, port=port, bootstrap=bootstrap)
+            s.bind((bind, port))
+        except OSError as exc:
+            raise UserError(f"cannot listen on {bind}:{port} ({exc.strerror or exc}); pick another "
+                            "with --port or --host") from None
+    console.print(f"scalinglab dashboard for {store} at [bold]http://{bind}:{port}[/] "
+                  "(Ctrl+C to stop)", highlight=False)
+    server.serve(store, port=port, bootstrap=bootstrap, host=bind, allowed_hosts=names)
 
 
 def register(app: typer.Typer) -> None:
     app.command("report")(report)
     app.command("serve")(serve)
+
+
+__all__ = ["DEFAULT_STORE", "register", "report", "serve"]

@@ -1,10 +1,12 @@
-"""Publication-quality figures of runs, fits and hyperparameter grids.
+"""Static, publication-quality figures of runs, fits and hyperparameter grids (PNG, SVG, PDF:
+``report --figures``); the report and the dashboard draw the same views interactively
+(:mod:`scalinglab.report.charts`).
 
 Every function returns a fresh :class:`matplotlib.figure.Figure` bound to an Agg canvas and never
 touches ``pyplot``, so figures can be built from a web server thread or a library call without
-leaking global state or needing a display. Curves and bands come from the fit objects
-(``FitResult.predict_interval``, ``derived_interval``, ``LawInstance.predict``): the figures never
-re-declare a formula.
+leaking global state or needing a display. What is drawn (points, budgets, curves, bands) comes
+from :mod:`scalinglab.report.views`, shared with the interactive charts, and from the result
+objects: the figures never re-declare a formula or regroup runs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -23,9 +26,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 from scalinglab.errors import NotIdentifiable
-from scalinglab.fit import AllocationLaw, IsoFlopResult, group_budgets
+from scalinglab.fit import AllocationLaw, IsoFlopResult
 from scalinglab.fit.result import FitResult
 from scalinglab.hparams.landscape import fit_landscape
+from scalinglab.report import views
 
 #: axis labels with units, shared by every figure
 LABELS = {
@@ -135,28 +139,6 @@ def _lognorm(values: np.ndarray) -> LogNorm:
     return LogNorm(lo, hi)
 
 
-def held_out_mask(
-    runs: pd.DataFrame, fit: FitResult | None, holdout: Iterable[str] | None = None
-) -> np.ndarray:
-    """Which runs were held out: the ids given, else the fit's own ``heldout_ids``."""
-    ids = holdout if holdout is not None else (fit.heldout_ids if fit is not None else ())
-    if "run_id" not in runs:
-        return np.zeros(len(runs), dtype=bool)
-    return runs["run_id"].astype(str).isin({str(r) for r in ids}).to_numpy()
-
-
-def _levels(values: np.ndarray, k: int) -> np.ndarray:
-    """At most ``k`` representative values: the distinct ones, or geometric quantiles."""
-    v = np.unique(np.asarray(values, dtype=float))
-    if len(v) <= k:
-        return v
-    return np.exp(np.quantile(np.log(v), np.linspace(0.0, 1.0, k)))
-
-
-def _span(values: np.ndarray, pad: float = 1.6) -> np.ndarray:
-    return np.geomspace(float(np.min(values)) / pad, float(np.max(values)) * pad, 160)
-
-
 def _legend_below(fig: Figure, ax: Axes, ncol: int = 3) -> None:
     """Legend under the axes so it never hides data."""
     handles, labels = ax.get_legend_handles_labels()
@@ -165,92 +147,88 @@ def _legend_below(fig: Figure, ax: Axes, ncol: int = 3) -> None:
                    fontsize=8)
 
 
-# -- loss vs N and D ---------------------------------------------------------------------------
+# -- fit quality -------------------------------------------------------------------------------
 
 
-def loss_fit(
-    runs: pd.DataFrame,
-    fit: FitResult,
-    holdout: Iterable[str] | None = None,
-    levels: int = 5,
-) -> Figure:
-    """Loss vs each input of the law (N, D or C), with the fitted law and its bootstrap band.
+def _budget_scatter(ax: Axes, points: pd.DataFrame, x: str, y: str, budgets: views.Budgets) -> None:
+    for b in sorted(set(points["budget"])):
+        mine = points[points["budget"] == b]
+        colour = "grey" if b < 0 else budgets.colours[b]
+        label = "no budget" if b < 0 else f"{budgets.labels[b]} ({len(mine)})"
+        ax.scatter(mine[x], mine[y], color=colour, s=28, edgecolor="white", linewidth=0.5,
+                   zorder=5, label=label)
 
-    For a two-input law the other input is held at a few representative values (distinct values
-    for grid designs, geometric quantiles otherwise); points and curves share one log colour scale
-    of that input, so each curve is read against the runs of the same colour. Held-out runs are
-    ringed in red.
-    """
-    inputs = list(fit.law.inputs)
-    is_held = held_out_mask(runs, fit, holdout)
-    fig, axes = new_figure(5.2 * len(inputs), 4.6, ncols=len(inputs))
-    for ax, x in zip(axes, inputs, strict=True):
-        others = [i for i in inputs if i != x]
-        colour_by = others[0] if others else ("N" if x == "C" else "C")
-        norm = _lognorm(runs[colour_by].to_numpy())
-        cmap = mpl.colormaps[CMAP]
-        if others:
-            for level in _levels(runs[colour_by].to_numpy(), levels):
-                grid = _span(runs[x].to_numpy())
-                point, lo, hi = fit.predict_interval(**{x: grid, colour_by: np.full_like(grid, level)})
-                colour = cmap(norm(level))
-                ax.plot(grid, point, color=colour, linewidth=1.6)
-                if np.isfinite(lo).any():
-                    ax.fill_between(grid, lo, hi, color=colour, alpha=0.18, linewidth=0)
-        else:
-            grid = _span(runs[x].to_numpy())
-            point, lo, hi = fit.predict_interval(**{x: grid})
-            ax.plot(grid, point, color="black", linewidth=1.6, label="fitted law")
-            if np.isfinite(lo).any():
-                ax.fill_between(grid, lo, hi, color="grey", alpha=0.25, linewidth=0,
-                                label=f"{round(fit.level * 100)}% band")
-        sc = ax.scatter(runs[x][~is_held], runs["loss"][~is_held], c=runs[colour_by][~is_held],
-                        cmap=CMAP, norm=norm, s=26, edgecolor="white", linewidth=0.5, zorder=5,
-                        label="fitted runs")
-        if is_held.any():
-            ax.scatter(runs[x][is_held], runs["loss"][is_held], c=runs[colour_by][is_held],
-                       cmap=CMAP, norm=norm, s=26, zorder=5)
-            ax.scatter(runs[x][is_held], runs["loss"][is_held], s=80, marker="o",
-                       label="held out (not fitted)", **HELD_OUT_STYLE)
-        ax.set_xscale("log")
-        _log_loss_axis(ax)
-        ax.set_xlabel(LABELS[x])
-        ax.set_ylabel(LABELS["loss"])
-        fig.colorbar(sc, ax=ax, label=LABELS[colour_by], pad=0.01)
-        if others:
-            ax.set_title(f"loss vs {x}; curves at fixed {colour_by}", fontsize=10)
-    _legend_below(fig, axes[0])
-    fig.suptitle(fit_title(fit), fontsize=10)
+
+def parity(runs: pd.DataFrame, fit: FitResult, iso: IsoFlopResult | None = None) -> Figure:
+    """Observed against predicted loss for every run the fit used or held out, coloured by
+    compute budget, with the identity and the ``±2σ`` spread of the residuals; held-out runs
+    ringed in red. A good fit puts every point on the diagonal; held-out points off it are the
+    extrapolation error."""
+    budgets = views.budgets_of(runs, iso)
+    pts = views.fit_points(runs, fit, budgets)
+    fig, (ax,) = new_figure(6.4, 5.6)
+    lo = float(np.nanmin(pts[["observed", "predicted"]].to_numpy())) / 1.02
+    hi = float(np.nanmax(pts[["observed", "predicted"]].to_numpy())) * 1.02
+    ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.9, label="observed = predicted")
+    band = views.residual_band_pct(fit)
+    if band is not None:
+        f = 1 + band / 100
+        ax.plot([lo, hi], [lo * f, hi * f], ":", color="grey", linewidth=0.9,
+                label="±2σ of the residuals")
+        ax.plot([lo, hi], [lo / f, hi / f], ":", color="grey", linewidth=0.9)
+    _budget_scatter(ax, pts[~pts["held_out"]], "predicted", "observed", budgets)
+    held = pts[pts["held_out"]]
+    if len(held):
+        ax.scatter(held["predicted"], held["observed"], s=80, label="held out (not fitted)",
+                   **HELD_OUT_STYLE)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    subs = np.arange(1.0, 10.0, 0.5) if hi / lo < 2.2 else (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, subs=subs))
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("predicted loss (nats/token)")
+    ax.set_ylabel("observed loss (nats/token)")
+    title = f"Predicted vs observed loss, {fit.law.name} ({fit.n_runs} runs)"
+    if fit.holdout is not None:
+        title += f"\nheld out: mean |rel err| = {100 * fit.holdout.mean_abs_rel_err:.2f}%"
+    ax.set_title(title, fontsize=10)
+    _legend_below(fig, ax, ncol=3)
     return fig
 
 
 def residuals(
-    runs: pd.DataFrame, fit: FitResult, holdout: Iterable[str] | None = None
+    runs: pd.DataFrame, fit: FitResult, holdout: Iterable[str] | None = None,
+    iso: IsoFlopResult | None = None,
 ) -> Figure:
-    """Relative residual of every run vs compute, against the fit's residual spread.
+    """Relative residual of every run vs compute, coloured by budget, against the fit's
+    residual spread.
 
     Structure in this plot (a trend with C) says the law's form is wrong even when the
-    intervals look tight; held-out runs show how it extrapolates.
+    intervals look tight; held-out runs show how it extrapolates. ``holdout`` (run ids)
+    replaces the fit's own held-out runs for the red rings.
     """
-    is_held = held_out_mask(runs, fit, holdout)
-    inputs = {k: runs[k].to_numpy(dtype=float) for k in fit.law.inputs}
-    pred = np.asarray(fit.predict(**inputs), dtype=float)
-    rel = 100.0 * (runs["loss"].to_numpy(dtype=float) / pred - 1.0)
-    C = runs["C"].to_numpy(dtype=float)
-    fig, (ax,) = new_figure(7.0, 4.2)
-    norm = _lognorm(runs["N"].to_numpy())
+    budgets = views.budgets_of(runs, iso)
+    pts = views.fit_points(runs, fit, budgets)
+    if holdout is not None:
+        pts["held_out"] = pts["run_id"].isin({str(r) for r in holdout})
+    fig, (ax,) = new_figure(7.0, 4.6)
     ax.axhline(0.0, color="black", linewidth=0.8)
-    if math.isfinite(fit.residual_std):
-        band = 100.0 * (math.exp(2 * fit.residual_std) - 1.0)
+    band = views.residual_band_pct(fit)
+    if band is not None:
         ax.axhspan(-band, band, color="grey", alpha=0.15, label="±2σ of log-loss residuals")
-    sc = ax.scatter(C[~is_held], rel[~is_held], c=runs["N"][~is_held], cmap=CMAP, norm=norm, s=28,
-                    edgecolor="white", linewidth=0.5, zorder=5, label="fitted runs")
-    if is_held.any():
-        ax.scatter(C[is_held], rel[is_held], s=70, label="held out (not fitted)", **HELD_OUT_STYLE)
+    x = "C" if "C" in pts else fit.law.inputs[0]
+    _budget_scatter(ax, pts[~pts["held_out"]], x, "residual_pct", budgets)
+    held = pts[pts["held_out"]]
+    if len(held):
+        ax.scatter(held[x], held["residual_pct"], s=70, label="held out (not fitted)",
+                   **HELD_OUT_STYLE)
     ax.set_xscale("log")
-    ax.set_xlabel(LABELS["C"])
+    ax.set_xlabel(LABELS.get(x, x))
     ax.set_ylabel("residual, loss / fitted − 1 (%)")
-    fig.colorbar(sc, ax=ax, label=LABELS["N"], pad=0.01)
     title = f"Residuals of {fit.law.name} fit ({fit.n_runs} runs)"
     if math.isfinite(fit.residual_std):
         title += f", σ(log loss) = {fmt(fit.residual_std)}"
@@ -258,7 +236,62 @@ def residuals(
         title += (f"\nheld out: mean |rel err| = {100 * fit.holdout.mean_abs_rel_err:.2f}%, "
                   f"max {100 * fit.holdout.max_abs_rel_err:.2f}%")
     ax.set_title(title, fontsize=10)
-    _legend_below(fig, ax)
+    _legend_below(fig, ax, ncol=4)
+    return fig
+
+
+def corner(fit: FitResult) -> Figure:
+    """Corner plot of the bootstrap draws of every parameter: each one's histogram with the
+    estimate and its interval on the diagonal, each pair's scatter below. Parameters the runs
+    do not identify are drawn faded and titled "not identified"."""
+    c = views.corner_data(fit)
+    P = len(c.names)
+    fig = Figure(figsize=(2.1 * P + 0.6, 2.1 * P + 0.4), layout="constrained", dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(P, P, squeeze=False)
+    logs = c.log_scale
+    sub = c.draws[c.scatter_rows] if len(c.scatter_rows) else c.draws
+    for i in range(P):
+        for j in range(P):
+            ax = axes[i][j]
+            if j > i:
+                ax.set_visible(False)
+                continue
+            faded = not (c.identified[i] and c.identified[j])
+            colour = "#9aa4ae" if faded else "#2f6fb3"
+            if i == j:
+                col = c.draws[:, j]
+                bins: Any = 30
+                if logs[j]:
+                    bins = np.geomspace(col.min(), col.max(), 31)
+                    ax.set_xscale("log")
+                ax.hist(col, bins=bins, color=colour, alpha=0.4 if faded else 0.9)
+                if c.identified[j] and math.isfinite(c.lo[j]):
+                    ax.axvspan(c.lo[j], c.hi[j], color="orange", alpha=0.25, zorder=0)
+                ax.axvline(c.point[j], color="black", linewidth=1.2)
+                ax.set_yticks([])
+                ax.set_title(f"{c.labels[j]} = {fmt(c.point[j])} [{fmt(c.lo[j])}, {fmt(c.hi[j])}]"
+                             if c.identified[j] else f"{c.labels[j]}: not identified",
+                             fontsize=8.5, color="black" if c.identified[j] else "#b3261e")
+            else:
+                ax.scatter(sub[:, j], sub[:, i], s=3, color=colour, alpha=0.3 if faded else 0.5)
+                ax.plot(c.point[j], c.point[i], "x", color="black", markersize=6)
+                if logs[j]:
+                    ax.set_xscale("log")
+                if logs[i]:
+                    ax.set_yscale("log")
+            if i == P - 1:
+                ax.set_xlabel(c.labels[j] + ("" if c.identified[j] else " (not identified)"))
+            else:
+                ax.tick_params(labelbottom=False)
+            if j == 0 and i > 0:
+                ax.set_ylabel(c.labels[i])
+            elif i != j:
+                ax.tick_params(labelleft=False)
+            ax.tick_params(labelsize=7)
+    note = f"; {c.n_dropped} non-finite draws left out" if c.n_dropped else ""
+    fig.suptitle(f"Bootstrap draws of every parameter, {fit.law.name} ({len(c.draws)} draws of "
+                 f"{fit.n_runs} runs, {round(c.level * 100)}% intervals shaded{note})", fontsize=10)
     return fig
 
 
@@ -320,48 +353,38 @@ def loss_curves(
     runs: pd.DataFrame | None = None,
     x: str = "tokens",
     max_legend: int = 8,
+    smoothing: float = 0.6,
 ) -> Figure:
-    """Training curves (``store.curve(run_id)`` frames) of a sweep.
+    """Training curves (``store.curve(run_id)`` frames): the smoothed loss in each run's colour
+    (dark: small compute) over its raw trace, drawn faint; eval losses as circles.
 
-    Up to ``max_legend`` runs get distinct colours and a legend naming N, D and C; more runs are
-    coloured by compute on a log colour scale, which is what tells a sweep's curves apart.
-    Falls back to optimizer steps where tokens were not recorded; eval losses, when present, are
-    drawn as dots in the run's colour.
+    ``x`` is ``tokens``, ``flops``, ``wall`` or ``step`` (see :func:`views.curve_x`; runs that
+    cannot give it fall back together). Up to ``max_legend`` runs are named in a legend; more are
+    told apart by colour (a colour bar of compute).
     """
+    series = views.curve_series(curves, runs, x, smoothing)
     fig, (ax,) = new_figure(7.0, 4.6)
-    curves = {rid: df for rid, df in curves.items() if not df.empty}
-    info = runs.drop_duplicates("run_id").set_index("run_id") if runs is not None else None
-    compute = {rid: float(info.loc[rid, "C"]) for rid in curves
-               if info is not None and rid in info.index}
-    by_compute = len(curves) > max_legend and len(compute) == len(curves)
-    norm = _lognorm(np.array(list(compute.values()))) if by_compute else None
-    cmap = mpl.colormaps[CMAP]
-    use_x = x if all(x in df and df[x].notna().all() for df in curves.values()) else "step"
-    order = sorted(curves, key=lambda rid: compute.get(rid, 0.0))
-    for i, rid in enumerate(order):
-        df = curves[rid]
-        colour = cmap(norm(compute[rid])) if norm is not None else f"C{i % 10}"
-        label = rid
-        if info is not None and rid in info.index:
-            r = info.loc[rid]
-            label = f"N={fmt(r['N'])}, D={fmt(r['D'])}, C={fmt(r['C'])}"
-        xs = df[use_x].to_numpy(dtype=float)
-        ok = xs > 0
-        ax.plot(xs[ok], df["loss"].to_numpy(dtype=float)[ok], color=colour, linewidth=1.3,
-                alpha=0.9, label=None if by_compute else label)
-        if "eval_loss" in df and df["eval_loss"].notna().any():
-            ax.plot(xs[ok], df["eval_loss"].to_numpy(dtype=float)[ok], "o", color=colour,
-                    markersize=3)
+    for s in series:
+        ax.plot(s.x, s.raw, color=s.colour, linewidth=0.8, alpha=0.25)
+        ax.plot(s.x, s.smoothed, color=s.colour, linewidth=1.6,
+                label=s.label if len(series) <= max_legend else None)
+        if len(s.eval_x):
+            ax.plot(s.eval_x, s.eval_loss, "o", color=s.colour, markersize=3.5,
+                    markerfacecolor="none")
+    used = series[0].axis if series else "step"
     ax.set_xscale("log")
-    _log_loss_axis(ax)
-    ax.set_xlabel(LABELS[use_x])
+    if series:
+        _log_loss_axis(ax)
+    ax.set_xlabel(views.CURVE_AXIS_LABELS[used] if used != "step" else LABELS["step"])
     ax.set_ylabel(LABELS["loss"])
-    if norm is not None:
-        sm = mpl.cm.ScalarMappable(norm=norm, cmap=CMAP)
+    compute = [float(r["C"]) for r in (runs.to_dict("records") if runs is not None else [])
+               if str(r["run_id"]) in {s.run_id for s in series}]
+    if len(series) > max_legend and compute:
+        sm = mpl.cm.ScalarMappable(norm=_lognorm(np.array(compute)), cmap=CMAP)
         fig.colorbar(sm, ax=ax, label=LABELS["C"], pad=0.01)
-    ax.set_title(f"Training loss of {len(curves)} runs"
-                 + (" (colour: compute)" if by_compute else ""), fontsize=10)
-    if not by_compute:
+    ax.set_title(f"Training loss of {len(series)} runs (smoothing {smoothing:g}, raw trace faint)",
+                 fontsize=10)
+    if len(series) <= max_legend:
         _legend_below(fig, ax, ncol=2)
     return fig
 
@@ -496,37 +519,26 @@ def _allocation_title(law: AllocationLaw | None) -> str:
 
 
 def isoflop_curves(runs: pd.DataFrame, iso: IsoFlopResult) -> Figure:
-    """Loss vs N at each compute budget with its fitted parabola (in ln N) and the vertex.
+    """Loss vs N at each compute budget with its fitted parabola (in ln N) and the vertex, one
+    legend entry per budget.
 
-    Runs are assigned to budgets the way the fit assigned them (:func:`group_budgets`), so
-    each parabola is drawn over its own runs. Budgets the fit excluded (no interior minimum)
-    are drawn dashed and named in the legend.
+    Each budget shows the runs the fit assigned to it (``budgets[i].run_ids``), never a regrouping
+    of its own; budgets the fit excluded (no interior minimum) are drawn dashed and say why.
     """
-    fig, (ax,) = new_figure(7.4, 5.0)
-    budgets = iso.budgets
-    values = np.array([b.C for b in budgets])
-    norm = _lognorm(values)
-    cmap = mpl.colormaps[CMAP]
-    group, centres = group_budgets(runs["C"].to_numpy(float))
-    # map the grouping of these runs onto the fit's budgets by nearest compute
-    to_budget = np.array([int(np.argmin(np.abs(np.log(values) - np.log(c)))) for c in centres])
-    run_budget = to_budget[group]
-    for i, b in enumerate(budgets):
-        colour = cmap(norm(b.C))
-        mine = runs[run_budget == i]
-        ax.scatter(mine["N"], mine["loss"], color=colour, s=24, edgecolor="white",
-                   linewidth=0.5, zorder=5)
-        if np.all(np.isfinite(b.coef)):
-            grid = np.geomspace(b.N_range[0] / 1.3, b.N_range[1] * 1.3, 120)
-            ax.plot(grid, b.loss_at(grid), color=colour, linewidth=1.4,
-                    linestyle="-" if b.ok else "--",
-                    label=None if b.ok else f"C={fmt(b.C)} excluded: {b.status}")
-        if b.ok:
-            ax.plot(b.N_opt, b.loss_opt, "D", color=colour, markeredgecolor="black",
-                    markersize=7, zorder=7)
-    ok = [b for b in budgets if b.ok]
+    fig, (ax,) = new_figure(7.4, 5.4)
+    series = views.isoflop_series(runs, iso)
+    for s in series:
+        if len(s.runs):
+            ax.scatter(s.runs["N"], s.runs["loss"], color=s.colour, s=24, edgecolor="white",
+                       linewidth=0.5, zorder=5, label=s.label)
+        if len(s.curve_N):
+            ax.plot(s.curve_N, s.curve_loss, color=s.colour, linewidth=1.4,
+                    linestyle="-" if s.ok else "--")
+        if s.vertex is not None:
+            ax.plot(*s.vertex, "D", color=s.colour, markeredgecolor="black", markersize=7, zorder=7)
+    ok = [s for s in series if s.vertex is not None]
     if ok:
-        ax.plot([b.N_opt for b in ok], [b.loss_opt for b in ok], ":", color="black",
+        ax.plot([s.vertex[0] for s in ok], [s.vertex[1] for s in ok], ":", color="black",
                 linewidth=1.0, zorder=6)
         ax.plot([], [], "D", color="white", markeredgecolor="black",
                 label="parabola minimum (N_opt at that budget)")
@@ -534,11 +546,9 @@ def isoflop_curves(runs: pd.DataFrame, iso: IsoFlopResult) -> Figure:
     _log_loss_axis(ax)
     ax.set_xlabel(LABELS["N"])
     ax.set_ylabel(LABELS["loss"])
-    sm = mpl.cm.ScalarMappable(norm=norm, cmap=CMAP)
-    fig.colorbar(sm, ax=ax, label=LABELS["C"], pad=0.01)
-    ax.set_title(f"IsoFLOP profiles, {len(budgets)} budgets ({iso.n_runs} runs)\n"
+    ax.set_title(f"IsoFLOP profiles, {len(series)} budgets ({iso.n_runs} runs)\n"
                  + _allocation_title(iso.approach2 or iso.approach1), fontsize=10)
-    _legend_below(fig, ax, ncol=1)
+    _legend_below(fig, ax, ncol=2)
     return fig
 
 
@@ -581,10 +591,7 @@ def optimal_allocation(
     C = np.geomspace(c_all.min() / 3, hi_c, 200)
     approach3 = None
     if fit is not None and {"N", "D"} <= set(fit.law.inputs):
-        from scalinglab.laws.loss import compute_optimum
-
-        opt = np.array([compute_optimum(fit.instance, float(c)) for c in C])
-        approach3 = {"N": opt[:, 0], "D": opt[:, 1]}
+        approach3 = views.loss_law_allocation(fit, C)
     fig, axes = new_figure(11.0, 4.6, ncols=2)
     for ax, which in zip(axes, ("N", "D"), strict=True):
         curve = law.n_opt(C) if which == "N" else law.d_opt(C)
@@ -597,8 +604,16 @@ def optimal_allocation(
         ax.scatter(pts_c, pts[which], color="black", s=30, zorder=5,
                    label="optimum per budget" if law.approach == 2 else "best run per budget")
         if approach3 is not None:
-            ax.plot(C, approach3[which], "--", color="darkorange", linewidth=1.4,
-                    label=f"Approach 3 ({fit.law.name} law)")
+            a3 = approach3.N if which == "N" else approach3.D
+            a3_band = approach3.N_band if which == "N" else approach3.D_band
+            faded = not approach3.identified
+            if a3_band is not None:
+                ax.fill_between(C, a3_band[0], a3_band[1], color="grey" if faded else "darkorange",
+                                alpha=0.08 if faded else 0.15, linewidth=0)
+            ax.plot(C, a3, ":" if faded else "--", color="darkorange", linewidth=1.4,
+                    alpha=0.5 if faded else 1.0,
+                    label=f"Approach 3 ({fit.law.name} law)"
+                    + (" — not identified" if faded else " — used by the plan"))
         ax.axvspan(c_all.max(), C[-1], color="grey", alpha=0.13, label="beyond the data")
         if planned_compute:
             cp = np.array([float(planned_compute)])

@@ -1,21 +1,41 @@
-"""``scalinglab import`` and ``scalinglab runs``: getting runs in, and looking at them."""
+"""``scalinglab import``, ``scalinglab runs`` and ``scalinglab store``: getting runs in,
+looking at them, and looking after the store file."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.table import Table
 
-from scalinglab.clikit import DEFAULT_STORE, console, emit_json
+from scalinglab.clikit import (
+    DEFAULT_STORE,
+    FormatOption,
+    TagOption,
+    UserError,
+    console,
+    emit_json,
+    new_app,
+    output_format,
+    parse_tags,
+    print_table,
+)
 from scalinglab.runs.io import parse_pairs
+
+_INVALID_HELP = ("What a bad row does: reject (the import; lists up to 20 bad rows), skip (it), "
+                 "or failed (import it as a failed run with the reason).")
+_CONFLICT_HELP = ("A run id already seen with other values: error (default; names both rows), "
+                  "keep (the stored or first one) or replace (with the incoming row).")
 
 
 def import_runs(
-    file: Path = typer.Argument(..., help="CSV, TSV, Parquet or JSONL file of runs."),
-    map_: list[str] = typer.Option(
+    file: str = typer.Argument(..., help="CSV, TSV, Parquet or JSONL file of runs; with --from, "
+                               "a TensorBoard log dir, an mlruns folder or sqlite:/// URI, a W&B "
+                               "history export, or a training log (or folder of logs)."),
+    mapping: list[str] = typer.Option(
         None, "--map", "-m",
-        help="Rename columns: SCALINGLAB_NAME=FILE_COLUMN (repeatable or comma-separated).",
+        help="Rename columns: SCALINGLAB_NAME=FILE_COLUMN (repeatable or comma-separated); with "
+        "--from, SCALINGLAB_NAME=HPARAM_PARAM_OR_METRIC.",
     ),
     tag: list[str] = typer.Option(None, "--tag", "-t", help="Tag every run: KEY=VALUE."),
     scale: list[str] = typer.Option(
@@ -24,80 +44,222 @@ def import_runs(
     seq_len: int = typer.Option(
         None, "--seq-len", help="Tokens per sequence, when the batch is given in sequences."
     ),
+    invalid: str = typer.Option("reject", "--invalid", help=_INVALID_HELP),
+    on_conflict: str = typer.Option("error", "--on-conflict", help=_CONFLICT_HELP),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
+    from_: str = typer.Option("file", "--from",
+                              help="file, or where the runs live: tensorboard, mlflow, wandb, log."),
+    loss_tag: str = typer.Option(None, "--loss-tag", help="--from: the loss scalar, metric or "
+                                 "column (default: the one usual loss name logged)."),
+    eval_tag: str = typer.Option(None, "--eval-tag", help="--from: a held-out loss to keep."),
+    final: str = typer.Option(None, "--final", help="--from: final loss from the curve: last, min "
+                              "or ema:K (default last; log: ema:10)."),
+    settings: list[str] = typer.Option(None, "--set", help="--from: KEY=VALUE for every run, or "
+                                       "a CSV/JSON file of values per run (run -> N, D, ...)."),
+    experiment: str = typer.Option(None, "--experiment", help="--from mlflow: one experiment."),
+    log_format: str = typer.Option(None, "--format", help="--from log: nanogpt, megatron or "
+                                   "scalinglab (default: detected)."),
+    pattern: str = typer.Option(None, "--pattern", help="--from log: a regex with (?P<step>..) "
+                                "and (?P<loss>..), optionally (?P<tokens>..)."),
     json_: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Import runs into the store, all rows or none.
 
-    Columns: N (non-embedding parameters), D (tokens) or C (FLOPs), loss; optional lr,
-    batch_tokens (or batch_size with --seq-len), weight_decay, seq_len, tags, dataset,
-    architecture, run_id, curve. Other columns are kept as extras. Re-importing is a no-op.
+    Columns: N (non-embedding parameters), D (tokens) or C (FLOPs), loss; optional name,
+    status, error, run_id, lr, batch_tokens (or batch_size with --seq-len), weight_decay,
+    seq_len, tags, dataset, architecture, curve. Other columns are kept as extras. Common
+    spellings are recognised (a W&B runs export needs no --map: Name, State, Tags, params,
+    tokens, train/loss, _step). Re-importing is a no-op.
+
+    With --from, runs are read where they live, each with its loss curve; crashed, diverged and
+    killed runs are kept as failed, with the reason.
 
     Example: scalinglab import runs.csv --map loss=final_loss,N=params --tag dataset=c4
-    """
-    from scalinglab.runs.store import RunStore
 
-    report = RunStore(store).import_file(
-        file,
-        mapping=parse_pairs(map_, "--map"),
-        tags=parse_pairs(tag, "--tag"),
-        seq_len=seq_len,
-        scale=parse_pairs(scale, "--scale"),
-    )
+    Example: scalinglab import tb_logs/ --from tensorboard --loss-tag train/loss --set sizes.csv
+    """
+    from scalinglab.errors import ConflictError
+    from scalinglab.runs.columns import MissingColumn
+    from scalinglab.runs.store import InvalidRows, RunStore
+
+    tracked = None
+    if from_ == "file":
+        tracker_only = {"--loss-tag": loss_tag, "--eval-tag": eval_tag, "--final": final,
+                        "--set": settings, "--experiment": experiment, "--format": log_format,
+                        "--pattern": pattern}
+        given = [flag for flag, v in tracker_only.items() if v]
+        if given:
+            raise UserError(f"{', '.join(given)} only apply with --from tensorboard|mlflow|wandb|log")
+    try:
+        if from_ != "file":
+            tracked = _read_tracked(file, from_, mapping=mapping, seq_len=seq_len,
+                                    loss_tag=loss_tag, eval_tag=eval_tag, final=final,
+                                    settings=settings, experiment=experiment,
+                                    log_format=log_format, pattern=pattern)
+            report = RunStore(store).import_frame(
+                _scaled(tracked.runs, scale, file), source=file, tags=parse_pairs(tag, "--tag"),
+                seq_len=seq_len, curves=tracked.curves, invalid=invalid, on_conflict=on_conflict)
+            report.notes = [*tracked.notes, *report.notes]
+        else:
+            report = RunStore(store).import_file(
+                file,
+                mapping=parse_pairs(mapping, "--map"),
+                tags=parse_pairs(tag, "--tag"),
+                seq_len=seq_len,
+                scale=parse_pairs(scale, "--scale"),
+                invalid=invalid,
+                on_conflict=on_conflict,
+            )
+    except InvalidRows as exc:
+        raise UserError(f"{exc}; nothing was imported (--invalid skip leaves such rows out, "
+                        "--invalid failed keeps them as failed runs)") from None
+    except MissingColumn as exc:
+        if tracked is not None:  # no run logged it: the runs' columns are no help here
+            raise UserError(f"{file}: no run logs {exc.name} under a known name; give it with "
+                            f"--set {exc.name}=VALUE, a file of values per run (--set runs.csv), "
+                            f"or --map {exc.name}=HPARAM") from None
+        hint = f"({exc.name}=YOUR_COLUMN)"
+        raise UserError(str(exc).replace(hint, f"with --map {exc.name}=YOUR_COLUMN")) from None
+    except ConflictError as exc:
+        raise UserError(f"{exc}; nothing was imported (--on-conflict keep or replace "
+                        "decides)") from None
     if json_:
-        emit_json({**report.to_dict(), "store": str(store)})
+        emit_json({**report.to_dict(), "store": str(store),
+                   **({"from": from_, "n_failed_runs": tracked.n_failed} if tracked else {})})
         return
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}" if not note.startswith("warning") else f"[bold yellow]{note}")
-    console.print(
-        f"[green]imported[/] {report.n_inserted} new runs from {file} into {store} "
-        f"({report.n_skipped_duplicates} already there"
-        + (f", {report.n_curve_points} curve points" if report.n_curve_points else "")
-        + ")"
+        line = f"[bold yellow]{note}" if note.startswith("warning") else f"[yellow]note:[/] {note}"
+        console.print(line, highlight=False)
+    extra = [f"{report.n_skipped_duplicates} already there"]
+    if report.n_curve_points:
+        extra.append(f"{report.n_curve_points} curve points")
+    if report.n_failed:
+        extra.append(f"{report.n_failed} as failed runs")
+    if report.n_replaced:
+        extra.append(f"{report.n_replaced} replaced")
+    if report.n_kept:
+        extra.append(f"{report.n_kept} conflicting rows left out")
+    if report.n_skipped_invalid:
+        extra.append(f"{report.n_skipped_invalid} invalid rows skipped")
+    console.print(f"[green]imported[/] {report.n_inserted} new runs from {file} into {store} "
+                  f"({', '.join(extra)})", highlight=False)
+
+
+def _read_tracked(path: str, kind: str, **opts: Any) -> Any:
+    """``import --from KIND``: the tracker's reader, with ``--set`` pairs and file taken apart."""
+    from scalinglab.runs.trackers import SOURCES, RunSettings, read_tracker
+
+    if kind not in SOURCES:
+        raise UserError(f"--from must be file, {', '.join(SOURCES)}, not {kind!r}")
+    pairs = [x for x in opts["settings"] or [] if "=" in x]
+    files = [x for x in opts["settings"] or [] if "=" not in x]
+    if len(files) > 1:
+        raise UserError(f"--set takes one mapping file, not {len(files)} ({', '.join(files)})")
+    constants = parse_pairs(pairs, "--set")
+    if opts["seq_len"] is not None:
+        constants.setdefault("seq_len", str(opts["seq_len"]))
+    return read_tracker(
+        kind, path, loss_tag=opts["loss_tag"], eval_tag=opts["eval_tag"],
+        mapping=parse_pairs(opts["mapping"], "--map"), final=opts["final"],
+        settings=RunSettings.build(constants, files[0] if files else None),
+        experiment=opts["experiment"], log_format=opts["log_format"], pattern=opts["pattern"],
     )
+
+
+def _scaled(frame: Any, scale: list[str] | None, source: str) -> Any:
+    from scalinglab.runs import io as runs_io
+
+    return runs_io.scale_columns(frame, parse_pairs(scale, "--scale"), source)
 
 
 def list_runs(
-    where: str = typer.Option(None, "--where", "-w", help="SQL filter, e.g. \"N > 1e8\"."),
-    tag: list[str] = typer.Option(None, "--tag", "-t", help="Only runs with tag KEY=VALUE."),
+    where: str = typer.Option(
+        None, "--where", "-w",
+        help="Filter expression over the run columns, e.g. \"N > 1e8 AND tags->>'dataset' = "
+        "'c4'\" (no statements or subqueries)."),
+    tag: list[str] = TagOption,
     status: str = typer.Option("finished", "--status", help="finished, failed, running or all."),
     limit: int = typer.Option(50, "--limit", help="Rows to show in the table (JSON shows all)."),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
     json_: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    fmt: str = FormatOption,
 ) -> None:
-    """List runs in the store as a table.
+    """List runs in the store as a table. Reads only: never writes or creates a file.
 
     Example: scalinglab runs --where "N > 1e8 AND lr < 1e-3" --tag dataset=c4
     """
     from scalinglab.runs.store import RunStore
 
+    statuses = ("finished", "failed", "running", "all")
+    if status not in statuses:
+        raise UserError(f"--status must be one of {', '.join(statuses)}, not {status!r}")
+    if limit < 0:
+        raise UserError(f"--limit must be 0 or more, not {limit}")
     df = RunStore(store, read_only=True).runs(
-        where=where, status=None if status == "all" else status, tags=parse_pairs(tag, "--tag")
+        where=where, status=None if status == "all" else status, tags=parse_tags(tag)
     )
-    if json_:
+    fmt = output_format(fmt, json_)
+    if fmt == "json":
         emit_json(df.to_dict(orient="records"))
         return
-    table = Table(title=f"{len(df)} runs in {store}", header_style="bold")
-    for col in ("run_id", "N", "D", "C", "loss", "lr", "batch_tokens", "status", "tags"):
-        table.add_column(col, justify="left" if col in ("run_id", "status", "tags") else "right")
-    for _, r in df.head(limit).iterrows():
-        table.add_row(
-            str(r.run_id)[:20],
-            *(_num(r[c]) for c in ("N", "D", "C", "loss", "lr", "batch_tokens")),
-            str(r.status) if r.status == "finished" else f"[red]{r.status}",
-            ",".join(f"{k}={v}" for k, v in r.tags.items()),
-        )
-    console.print(table)
-    if len(df) > limit:
-        console.print(f"... {len(df) - limit} more (use --limit or --json)")
+    named = bool(df["name"].notna().any()) if len(df) else False
+    failed = status != "finished" and bool((df["status"] != "finished").any()) if len(df) else False
+    cols = ["run_id", *(["name"] if named else []), "N", "D", "C", "loss", "lr", "batch_tokens",
+            "status", "tags", *(["error"] if failed else [])]
+    shown = df if fmt != "table" else df.head(limit)
+    # every value in full: a piped table is data (scalinglab runs | cat), not a glance
+    print_table(cols, ([r[c] for c in cols] for r in shown.to_dict("records")),
+                title=f"{len(df)} runs in {store}" if fmt == "table" else "", fmt=fmt)
+    if fmt == "table" and len(df) > limit:
+        console.print(f"... {len(df) - limit} more (use --limit, --format csv or --json)")
 
 
-def _num(v: object) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "-"
-    return f"{float(v):.4g}"
+store_app = new_app(name="store", help="Look after a run store file.", no_args_is_help=True)
+
+
+@store_app.command("migrate")
+def migrate_store(
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
+) -> None:
+    """Bring a run store written by an older scalinglab to the current schema.
+
+    One transaction; reading an old store works without it, writing needs it.
+
+    Example: scalinglab store migrate --store runs.duckdb
+    """
+    from scalinglab.runs.store import SCHEMA_VERSION, RunStore
+
+    old = RunStore(store).migrate()
+    if old is None:
+        console.print(f"{store} is already at schema version {SCHEMA_VERSION}")
+    else:
+        console.print(f"[green]migrated[/] {store} from schema version {old} to "
+                      f"{SCHEMA_VERSION}")
+
+
+@store_app.command("info")
+def store_info(
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
+    json_: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Say what a store holds: its schema version and runs per status. Reads only.
+
+    Example: scalinglab store info --store runs.duckdb
+    """
+    from scalinglab.runs.store import SCHEMA_VERSION, RunStore
+
+    runs = RunStore(store, read_only=True)
+    info = {"store": str(store), "schema_version": runs.version(), "runs": runs.counts()}
+    if json_:
+        emit_json(info)
+        return
+    note = "" if info["schema_version"] == SCHEMA_VERSION else \
+        " (older: run 'scalinglab store migrate' before writing to it)"
+    console.print(f"{store}: schema version {info['schema_version']}{note}; "
+                  + (", ".join(f"{n} {s}" for s, n in sorted(info["runs"].items())) or "no runs"))
 
 
 def register(app: typer.Typer) -> None:
     app.command("import")(import_runs)
     app.command("runs")(list_runs)
+    app.add_typer(store_app)

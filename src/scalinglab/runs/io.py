@@ -1,21 +1,49 @@
-"""Read run tables from CSV, Parquet or JSONL, rename columns and scale units.
+"""Read run tables from CSV, TSV, Parquet or JSONL, a chunk at a time.
 
-Everything is read as text-or-native values and validated later by :mod:`runs.schema`, so a bad
-cell is reported by file, row and column rather than surfacing as a pandas dtype error.
+Cells arrive as text (CSV) or native values (Parquet, JSONL) and are validated later by
+:mod:`scalinglab.runs.validate`, so a bad cell is reported by file, row and column rather than
+surfacing as a dtype error. Large files are streamed: a CSV is parsed by Arrow's streaming
+reader in blocks of about 16 MB, a Parquet file a row group at a time, a JSONL file some
+tens of thousands of lines at a time, so memory stays bounded whatever the file's size.
+
+Rows are counted as a person counts them below the header (``row 3``); CSV and JSONL rows
+also give their line in the file (``row 3 (line 4)``), found by re-reading the file only when
+a message needs one, so quoted newlines and blank lines are counted right.
 """
 
 from __future__ import annotations
 
+import csv
+import io as _io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
-from scalinglab.clikit import UserError
+from scalinglab.errors import InputError, ParameterError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+#: bytes per CSV block (Arrow parses a block at a time)
+CSV_BLOCK_BYTES = 16 << 20
+#: rows per chunk for Parquet and JSONL
+CHUNK_ROWS = 65_536
+
+
+@dataclass
+class RawChunk:
+    """Rows of a file as read: ``frame`` (the file's column names), ``start`` (0-based data
+    row of its first row) and, for JSONL, the line of each row."""
+
+    frame: pd.DataFrame
+    start: int
+    lines: np.ndarray | None = None
 
 
 def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
@@ -27,89 +55,351 @@ def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
                 continue
             key, sep, value = part.partition("=")
             if not sep or not key.strip() or not value.strip():
-                raise UserError(f"{what} {part!r} must look like KEY=VALUE")
+                raise ParameterError(f"{what} {part!r} must look like KEY=VALUE")
             out[key.strip()] = value.strip()
     return out
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a file into a frame of raw values with ``attrs['row_labels']`` for error messages."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise UserError(f"{path}: unknown format {path.suffix!r}; use .csv, .tsv, .parquet or .jsonl")
-    try:
-        if fmt in ("csv", "tsv"):
-            df = pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype=str,
-                             keep_default_na=False, skipinitialspace=True)
-            labels = {i: f"row {i + 1} (line {i + 2})" for i in range(len(df))}
-        elif fmt == "parquet":
-            df = pd.read_parquet(path)
-            labels = {i: f"row {i + 1}" for i in range(len(df))}
-        else:
-            records, labels = [], {}
-            with path.open() as fh:
-                for lineno, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise UserError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
-                    if not isinstance(obj, dict):
-                        raise UserError(f"{path}: line {lineno}: expected a JSON object per line")
-                    labels[len(records)] = f"row {len(records) + 1} (line {lineno})"
-                    records.append(obj)
-            df = pd.DataFrame.from_records(records)
-    except UserError:
-        raise
-    except Exception as exc:  # pandas/pyarrow parse errors carry their own position
-        raise UserError(f"{path}: cannot read {fmt}: {exc}") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    df.attrs["row_labels"] = labels
-    return df
+class TableReader:
+    """A file of runs, opened: its ``columns`` (header), its chunks, and row labels."""
 
+    def __init__(self, path: str | Path, chunk_rows: int = CHUNK_ROWS,
+                 csv_block_bytes: int = CSV_BLOCK_BYTES) -> None:
+        self.path = Path(path)
+        self.source = str(path)
+        if not self.path.exists():
+            raise InputError("no such file", source=self.source)
+        if self.path.is_dir():
+            raise InputError("is a folder, not a file of runs", source=self.source)
+        fmt = FORMATS.get(self.path.suffix.lower())
+        if fmt is None:
+            raise InputError(f"unknown format {self.path.suffix!r}; use .csv, .tsv, .parquet "
+                             "or .jsonl", source=self.source)
+        self.format = fmt
+        self.chunk_rows = chunk_rows
+        self.csv_block_bytes = csv_block_bytes
+        self._lines: dict[int, int] = {}  # data row -> line (JSONL: filled while reading)
+        self.skipped_rows: list[str] = []
+        self.columns = self._header()
 
-def apply_mapping(
-    df: pd.DataFrame, mapping: Mapping[str, str] | None, source: str
-) -> pd.DataFrame:
-    """Rename file columns to scalinglab names: ``{"loss": "final_loss"}`` means loss <- final_loss."""
-    mapping = dict(mapping or {})
-    missing = [src for src in mapping.values() if src not in df.columns]
-    if missing:
-        raise UserError(
-            f"{source}: --map refers to column(s) {missing} not in the file; columns are {list(df.columns)}"
+    # -- the header -----------------------------------------------------------------------
+
+    def _header(self) -> list[str] | None:
+        """Column names; None for JSONL (each chunk has its own keys)."""
+        try:
+            if self.format in ("csv", "tsv"):
+                with self.path.open(newline="", encoding="utf-8-sig") as fh:
+                    header = next(csv.reader(fh, delimiter=self._delimiter), None)
+                if not header or all(not h.strip() for h in header):
+                    raise InputError("no header row (the first line must name the columns)",
+                                     source=self.source)
+                return [h.strip() for h in header]
+            if self.format == "parquet":
+                return [str(c) for c in pq.ParquetFile(self.path).schema_arrow.names]
+        except InputError:
+            raise
+        except UnicodeDecodeError:
+            raise InputError("line 1: not UTF-8 text", source=self.source) from None
+        except Exception as exc:  # pyarrow/csv errors carry their own words
+            raise InputError(f"cannot read {self.format}: {_one_line(exc)}",
+                             source=self.source) from None
+        return None
+
+    @property
+    def _delimiter(self) -> str:
+        return "," if self.format == "csv" else "\t"
+
+    # -- chunks ---------------------------------------------------------------------------
+
+    def chunks(self, skip_ragged: bool = False) -> Iterator[RawChunk]:
+        """The file's rows, a chunk at a time (see the module docstring for sizes).
+
+        ``skip_ragged`` leaves out CSV lines with the wrong number of cells (recorded in
+        ``skipped_rows``) instead of raising.
+        """
+        try:
+            if self.format in ("csv", "tsv"):
+                yield from self._csv_chunks(skip_ragged)
+            elif self.format == "parquet":
+                yield from self._parquet_chunks()
+            else:
+                yield from self._jsonl_chunks()
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"cannot read {self.format}: {_one_line(exc)}",
+                             source=self.source) from None
+
+    def _csv_chunks(self, skip_ragged: bool) -> Iterator[RawChunk]:
+        assert self.columns is not None
+        names = self.columns
+        ragged: list[tuple[int, int, int]] = []
+
+        def on_invalid(row: pacsv.InvalidRow) -> str:
+            ragged.append((int(row.number or 0) - 2, row.expected_columns, row.actual_columns))
+            return "skip"
+
+        reader = pacsv.open_csv(
+            self.path,
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1,
+                                           block_size=self.csv_block_bytes, use_threads=True,
+                                           encoding="utf8"),
+            parse_options=pacsv.ParseOptions(delimiter=self._delimiter, newlines_in_values=True,
+                                             invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in names}, strings_can_be_null=False,
+                quoted_strings_can_be_null=False),
         )
-    renamed = df.rename(columns={src: dst for dst, src in mapping.items()})
-    # a mapped target replaces an existing column of that name
-    renamed = renamed.loc[:, ~renamed.columns.duplicated(keep="last")]
+        start = 0
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as exc:
+                raise self._csv_error(exc) from None
+            if ragged and not skip_ragged:
+                row, expected, actual = ragged[0]
+                raise InputError(f"expected {expected} cells, got {actual}",
+                                 source=self.source, row=self.label(row + _skipped_before(
+                                     ragged, 0)))
+            for row, expected, actual in ragged:
+                self.skipped_rows.append(
+                    f"{self.label(row)}: expected {expected} cells, got {actual}")
+            ragged.clear()
+            if batch.num_rows == 0:
+                continue
+            frame = pa.Table.from_batches([batch]).to_pandas(types_mapper=pd.ArrowDtype)
+            yield RawChunk(frame, start)
+            start += batch.num_rows
+
+    def _csv_error(self, exc: Exception) -> InputError:
+        text = _one_line(exc)
+        if "UTF8" in text or "UTF-8" in text:
+            line = _first_bad_utf8_line(self.path)
+            return InputError("not UTF-8 text" + (f" (line {line})" if line else ""),
+                              source=self.source)
+        return InputError(f"cannot read csv: {text}", source=self.source)
+
+    def _parquet_chunks(self) -> Iterator[RawChunk]:
+        start = 0
+        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=self.chunk_rows):
+            frame = pa.Table.from_batches([batch]).to_pandas(types_mapper=_parquet_types)
+            frame.columns = [str(c) for c in frame.columns]
+            yield RawChunk(frame, start)
+            start += batch.num_rows
+
+    def _jsonl_chunks(self) -> Iterator[RawChunk]:
+        start = 0
+        records: list[dict] = []
+        lines: list[int] = []
+        with self.path.open(encoding="utf-8") as fh:
+            lineno = 0
+            while True:
+                try:
+                    line = fh.readline()
+                except UnicodeDecodeError:
+                    raise InputError(f"line {lineno + 1}: not UTF-8 text",
+                                     source=self.source) from None
+                if not line:
+                    break
+                lineno += 1
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"line {lineno}: invalid JSON ({exc.msg})",
+                                     source=self.source) from None
+                if not isinstance(obj, dict):
+                    raise InputError(f"line {lineno}: expected a JSON object per line",
+                                     source=self.source)
+                records.append(obj)
+                lines.append(lineno)
+                if len(records) >= self.chunk_rows:
+                    yield self._jsonl_chunk(records, lines, start)
+                    start += len(records)
+                    records, lines = [], []
+        if records:
+            yield self._jsonl_chunk(records, lines, start)
+
+    def _jsonl_chunk(self, records: list[dict], lines: list[int], start: int) -> RawChunk:
+        for i, line in enumerate(lines):
+            self._lines[start + i] = line
+        frame = pd.DataFrame.from_records(records)
+        frame = frame.astype(object)
+        frame.columns = [str(c).strip() for c in frame.columns]
+        return RawChunk(frame, start, np.asarray(lines))
+
+    # -- labels ---------------------------------------------------------------------------
+
+    def label(self, row: int) -> str:
+        """How a person finds data row ``row`` (0-based): ``row 3 (line 4)`` or ``row 3``."""
+        return self.labels([row])[row]
+
+    def labels(self, rows: Sequence[int]) -> dict[int, str]:
+        rows = sorted({int(r) for r in rows})
+        if self.format == "parquet":
+            return {r: f"row {r + 1}" for r in rows}
+        if self.format == "jsonl":
+            return {r: f"row {r + 1}" + (f" (line {self._lines[r]})" if r in self._lines
+                                         else "") for r in rows}
+        lines = csv_lines(self.path, self._delimiter, rows)
+        return {r: f"row {r + 1}" + (f" (line {lines[r]})" if r in lines else "") for r in rows}
+
+
+def _skipped_before(ragged: list[tuple[int, int, int]], k: int) -> int:
+    return 0
+
+
+def _parquet_types(typ: pa.DataType) -> pd.ArrowDtype | None:
+    """Keep Parquet's text and numbers Arrow-backed (no copies); lists become Python objects."""
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_floating(typ) \
+            or pa.types.is_integer(typ) or pa.types.is_boolean(typ):
+        return pd.ArrowDtype(typ)
+    return None
+
+
+def csv_lines(path: Path, delimiter: str, rows: Sequence[int]) -> dict[int, int]:
+    """The first physical line of each data row in ``rows`` (0-based rows below the header).
+
+    Counts as Arrow's reader does: blank lines are not rows, a quoted cell may span lines.
+    Reads the file up to the last row asked for; used only to word messages.
+    """
+    wanted = set(rows)
+    if not wanted:
+        return {}
+    last = max(wanted)
+    out: dict[int, int] = {}
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        line_after = 0
+        row = -1  # the header is row -1
+        for record in reader:
+            first_line = line_after + 1
+            line_after = reader.line_num
+            if not record:  # a blank line
+                continue
+            if row in wanted:
+                out[row] = first_line
+            if row >= last:
+                break
+            row += 1
+    return out
+
+
+def _first_bad_utf8_line(path: Path) -> int | None:
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return lineno
+    return None
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A whole (small) file as one frame of raw cells, with ``attrs['row_labels']``.
+
+    For fit files and hyperparameter grids, which are read whole; the run import streams
+    instead (:class:`TableReader`).
+    """
+    reader = TableReader(path)
+    chunks = list(reader.chunks())
+    if not chunks:
+        frame = pd.DataFrame(columns=reader.columns or [])
+    else:
+        frame = pd.concat([c.frame for c in chunks], ignore_index=True) if len(chunks) > 1 \
+            else chunks[0].frame
+    frame.attrs["row_labels"] = _LazyLabels(reader, len(frame))
+    return frame
+
+
+class _LazyLabels(Mapping[int, str]):
+    """``row -> label`` computed on first use (a message needs only a few)."""
+
+    def __init__(self, reader: TableReader, n: int) -> None:
+        self.reader = reader
+        self.n = n
+
+    def __getitem__(self, row: int) -> str:
+        if not 0 <= int(row) < self.n:
+            raise KeyError(row)
+        return self.reader.label(int(row))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.n))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __deepcopy__(self, memo: dict) -> _LazyLabels:
+        return self
+
+
+def apply_mapping(df: pd.DataFrame, mapping: Mapping[str, str] | None,
+                  source: str) -> pd.DataFrame:
+    """Rename file columns to scalinglab names: ``{"loss": "final_loss"}`` means loss <- final_loss.
+
+    A column displaced by a mapped one (the file's own ``loss`` when ``loss=final_loss``) is
+    kept as ``raw_loss``, not dropped.
+    """
+    from scalinglab.runs.columns import choose_columns
+
+    mapping = dict(mapping or {})
+    choice = choose_columns([str(c) for c in df.columns], (), mapping, source)
+    renamed = df.rename(columns=choice.rename)
     renamed.attrs = df.attrs
     return renamed
 
 
-def apply_scale(df: pd.DataFrame, scale: Mapping[str, str] | None, source: str) -> pd.DataFrame:
-    """Multiply columns given in other units, e.g. ``{"N": "1e6"}`` for parameters in millions."""
+def scale_columns(df: pd.DataFrame, scale: Mapping[str, str] | None, source: str) -> pd.DataFrame:
+    """Multiply columns given in other units, e.g. ``{"N": "1e6"}`` for parameters in millions.
+
+    Cells that are not numbers are left as they are, for validation to report with their row.
+    """
     if not scale:
         return df
-    from scalinglab.runs.schema import parse_number
+    from scalinglab.errors import did_you_mean
+    from scalinglab.runs.cells import parse_cells, parse_number
 
     out = df.copy()
     out.attrs = df.attrs
     for col, factor in scale.items():
         if col not in out.columns:
-            raise UserError(f"{source}: --scale names column {col!r} which is not in the file")
+            raise InputError(f"the scale names column {col!r}, which is not in the file"
+                             f"{did_you_mean(col, [str(c) for c in out.columns])}",
+                             source=source)
         try:
             f = parse_number(factor)
         except ValueError:
-            raise UserError(f"--scale {col}={factor}: {factor!r} is not a number") from None
-
-        def times(v: object, f: float = f) -> object:
-            try:
-                return parse_number(v) * f
-            except (TypeError, ValueError):
-                return v  # left for validation to report with its row
-
-        out[col] = out[col].map(times)
+            raise ParameterError(f"scale {col}={factor}: {factor!r} is not a number",
+                                 "scale") from None
+        if not np.isfinite(f) or f <= 0:
+            raise ParameterError(f"scale {col}={factor}: the factor must be a positive number",
+                                 "scale")
+        cells = parse_cells(out[col])
+        with np.errstate(over="ignore"):
+            scaled = cells.values * f
+        keep = cells.bad | cells.missing
+        if keep.any():
+            values = out[col].astype(object).to_numpy()
+            values[~keep] = scaled[~keep]
+            out[col] = pd.Series(values, index=out.index, dtype=object)
+        else:
+            out[col] = scaled
     return out
+
+
+def apply_scale(df: pd.DataFrame, scale: Mapping[str, str] | None, source: str) -> pd.DataFrame:
+    """Older name of :func:`scale_columns`."""
+    return scale_columns(df, scale, source)
+
+
+__all__ = ["FORMATS", "RawChunk", "TableReader", "apply_mapping", "csv_lines", "parse_pairs",
+           "read_table", "scale_columns", "_io"]

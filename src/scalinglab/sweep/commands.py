@@ -200,6 +200,9 @@ def run(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
     workers: int = typer.Option(1, "--workers", "-j", min=1,
                                 help="Local CPU runs trained at once, in worker processes."),
+    log: Path = typer.Option(None, "--log",
+                             help="Write each run's training log to LOG/RUN_ID.log (read back "
+                             "with `scalinglab import LOG --from log`)."),
     json_: bool = _JSON,
 ) -> None:
     """Train every run of a plan not already in the store, writing each result as it ends.
@@ -229,7 +232,8 @@ def run(
     with RichProgress(console=None if not json_ else _quiet()) as progress:
         report = run_plan(plan, runs, backend=backend, device=device, address=address,
                           cpus_per_run=cpus_per_run, compile=compile_, retry_failed=retry_failed,
-                          progress=progress, source=str(plan_file), workers=workers)
+                          progress=progress, source=str(plan_file), workers=workers,
+                          log_dir=None if log is None else str(log))
     if json_:
         emit_json(report.to_dict() | {"store": str(store), "plan": str(plan_file)})
     else:

@@ -69,8 +69,44 @@ class Outcome:
 
 
 def execute(spec: RunSpec, device: str = "cpu", compile: bool = False, source: str = "sweep",
-            on_step: Callable[[int, int, float], None] | None = None) -> Outcome:
-    """Train one planned run; a divergence or an error becomes a failed record, not an exception."""
+            on_step: Callable[[int, int, float], None] | None = None,
+            log_dir: str | None = None) -> Outcome:
+    """Train one planned run; a divergence or an error becomes a failed record, not an exception.
+
+    With ``log_dir``, the run's training log is written as it goes to ``LOG_DIR/RUN_ID.log``, in
+    the lines ``scalinglab import --from log`` reads back.
+    """
+    if log_dir is None:
+        return _execute(spec, device, compile, source, on_step)
+    from scalinglab.runs.trackers import training_log as fmt
+    from scalinglab.sweep.train import lr_at
+
+    os.makedirs(log_dir, exist_ok=True)
+    with open(os.path.join(log_dir, f"{spec.run_id}.log"), "w", encoding="utf-8") as log:
+        log.write(fmt.scalinglab_header(
+            run_id=spec.run_id, N=int(spec.N), D=int(spec.D), lr=spec.train.lr,
+            batch_tokens=spec.tokens_per_step, seq_len=spec.model.seq_len,
+            weight_decay=spec.train.weight_decay, steps=spec.train.steps) + "\n")
+
+        def logged(step: int, tokens: int, loss: float) -> None:
+            log.write(fmt.scalinglab_step(step, spec.train.steps, tokens, loss,
+                                          lr_at(step - 1, spec.train)) + "\n")
+            log.flush()  # a crash keeps every line written so far
+            if on_step is not None:
+                on_step(step, tokens, loss)
+
+        outcome = _execute(spec, device, compile, source, logged)
+        rec = outcome.record
+        if outcome.failed:
+            log.write(fmt.scalinglab_failure(str(rec["error"])) + "\n")
+        else:
+            log.write(fmt.scalinglab_eval(spec.train.steps, int(rec["extra"]["tokens"]),
+                                          float(rec["extra"]["eval_loss"])) + "\n")
+    return outcome
+
+
+def _execute(spec: RunSpec, device: str, compile: bool, source: str,
+             on_step: Callable[[int, int, float], None] | None) -> Outcome:
     record = spec.record()
     record["source"] = source
     record["extra"]["device"] = device
@@ -142,7 +178,7 @@ def pending(plan: SweepPlan, store: RunStore, retry_failed: bool = False) -> lis
 def run_plan(plan: SweepPlan, store: RunStore, backend: Backend = "local", device: str = "cpu",
              address: str | None = None, cpus_per_run: int | None = None, compile: bool = False,
              retry_failed: bool = False, progress: Progress | None = None,
-             source: str = "sweep", workers: int = 1) -> SweepReport:
+             source: str = "sweep", workers: int = 1, log_dir: str | None = None) -> SweepReport:
     """Train every pending run of ``plan`` and write each outcome to ``store`` as it arrives.
 
     ``workers`` > 1 (local backend, CPU) trains that many runs at once in worker processes,
@@ -167,7 +203,8 @@ def run_plan(plan: SweepPlan, store: RunStore, backend: Backend = "local", devic
     if runner is None:
         raise UserError(f"--backend must be local or ray, not {backend!r}")
     try:
-        for spec, outcome in runner(todo, device, address, cpus_per_run, compile, progress, source):
+        for spec, outcome in runner(todo, device, address, cpus_per_run, compile, progress, source,
+                                    log_dir):
             store.add_run(outcome.record, outcome.curve)
             if outcome.failed:
                 report.failed += 1
@@ -182,29 +219,31 @@ def run_plan(plan: SweepPlan, store: RunStore, backend: Backend = "local", devic
 
 
 def _local(todo: list[RunSpec], device: str, address: str | None, cpus: int | None,
-           compile: bool, progress: Progress, source: str) -> Iterator[tuple[RunSpec, Outcome]]:
+           compile: bool, progress: Progress, source: str, log_dir: str | None = None
+           ) -> Iterator[tuple[RunSpec, Outcome]]:
     if cpus:
         torch.set_num_threads(cpus)
     for spec in todo:
         progress.run_started(spec)
         step = functools.partial(_on_step, progress, spec)
-        yield spec, execute(spec, device, compile, source, on_step=step)
+        yield spec, execute(spec, device, compile, source, on_step=step, log_dir=log_dir)
 
 
 def _on_step(progress: Progress, spec: RunSpec, _step: int, tokens: int, loss: float) -> None:
     progress.step(spec, tokens, loss)
 
 
-def _remote_task(wire: dict[str, Any], device: str, compile: bool, source: str, threads: int) -> dict[str, Any]:
+def _remote_task(wire: dict[str, Any], device: str, compile: bool, source: str, threads: int,
+                 log_dir: str | None = None) -> dict[str, Any]:
     """What a worker process (pool or Ray) runs: one run, returned as plain data; only the
     driver writes to the store."""
     torch.set_num_threads(max(1, threads))
-    return execute(RunSpec.from_dict(wire), device, compile, source).to_wire()
+    return execute(RunSpec.from_dict(wire), device, compile, source, log_dir=log_dir).to_wire()
 
 
 def _pool(todo: list[RunSpec], device: str, address: str | None, cpus: int | None,
-          compile: bool, progress: Progress, source: str, workers: int = 2
-          ) -> Iterator[tuple[RunSpec, Outcome]]:
+          compile: bool, progress: Progress, source: str, log_dir: str | None = None,
+          workers: int = 2) -> Iterator[tuple[RunSpec, Outcome]]:
     """Runs in parallel worker processes on this machine (spawned: no forked torch state)."""
     if not todo:
         return
@@ -212,7 +251,8 @@ def _pool(todo: list[RunSpec], device: str, address: str | None, cpus: int | Non
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = {}
         for spec in todo:
-            futures[pool.submit(_remote_task, spec.to_dict(), device, compile, source, cpus or 1)] = spec
+            futures[pool.submit(_remote_task, spec.to_dict(), device, compile, source, cpus or 1,
+                                log_dir)] = spec
             progress.run_started(spec)
         try:
             for future in as_completed(futures):
@@ -228,7 +268,8 @@ def _pool(todo: list[RunSpec], device: str, address: str | None, cpus: int | Non
 
 
 def _ray(todo: list[RunSpec], device: str, address: str | None, cpus: int | None,
-         compile: bool, progress: Progress, source: str) -> Iterator[tuple[RunSpec, Outcome]]:
+         compile: bool, progress: Progress, source: str, log_dir: str | None = None
+         ) -> Iterator[tuple[RunSpec, Outcome]]:
     try:
         import ray
     except ImportError:
@@ -250,7 +291,8 @@ def _ray(todo: list[RunSpec], device: str, address: str | None, cpus: int | None
     task = ray.remote(_remote_task).options(num_cpus=cpus, num_gpus=gpu, max_retries=1)
     refs = {}
     for spec in todo:
-        refs[task.remote(spec.to_dict(), "cuda" if gpu else device, compile, source, cpus)] = spec
+        refs[task.remote(spec.to_dict(), "cuda" if gpu else device, compile, source, cpus,
+                         log_dir)] = spec
         progress.run_started(spec)
     try:
         while refs:

@@ -1,0 +1,557 @@
+"""Interactive charts: Plotly figure specs (``{"data": [...], "layout": {...}}``) built from the
+results, for the HTML report and the dashboard.
+
+A spec is plain JSON-able data, drawn in the page by the plotly.js that ships inside the
+``plotly`` Python package (embedded once in the report, served locally by the dashboard: nothing
+is fetched from the network). This module needs neither plotly nor matplotlib to build a spec.
+
+Every point that stands for a run carries the run id as its ``customdata`` (so a click opens the
+run) and a hover text with its numbers, formatted by :func:`scalinglab.summary.format_number`
+like every other number the report shows. Budgets are coloured along one palette and named in
+the legend (click an entry to hide it, double-click to isolate it). What the points and curves
+are comes from :mod:`scalinglab.report.views`, which the static figures draw too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.fit.isoflop import IsoFlopResult
+from scalinglab.fit.result import FitResult
+from scalinglab.report import views
+from scalinglab.summary import format_interval, format_number, symbol
+
+Spec = dict[str, Any]
+
+LABELS = {
+    "N": "N, non-embedding parameters",
+    "D": "D, training tokens",
+    "C": "C, training compute (FLOPs)",
+    "loss": "loss (nats/token)",
+    "lr": "peak learning rate",
+    "batch_tokens": "batch size (tokens)",
+}
+HELD_OUT = "#c62828"
+#: most runs named in a curve chart's legend
+MAX_CURVE_LEGEND = 12
+NEUTRAL = "#5b6672"
+FADED = "#9aa4ae"
+
+
+def _axis(title: str, log: bool = False, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"title": {"text": title, "font": {"size": 12}}, "zeroline": False,
+                           "gridcolor": "#e8ebee", "linecolor": "#c5ccd3", "ticks": "outside",
+                           "automargin": True}
+    if log:
+        out |= {"type": "log", "exponentformat": "power", "dtick": None}
+    return out | extra
+
+
+def _layout(title: str, x: dict[str, Any], y: dict[str, Any], height: int = 430,
+            **extra: Any) -> dict[str, Any]:
+    return {
+        "title": {"text": title, "font": {"size": 13}, "x": 0.01, "xanchor": "left"},
+        "xaxis": x, "yaxis": y, "height": height, "hovermode": "closest",
+        "margin": {"l": 64, "r": 18, "t": 48, "b": 40},
+        # below the axes, measured from the figure's bottom: plotly makes room for it
+        "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0,
+                   "font": {"size": 11}},
+        "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12},
+        "plot_bgcolor": "#ffffff", "paper_bgcolor": "#ffffff",
+    } | extra
+
+
+def _list(a: Any) -> list[Any]:
+    arr = np.asarray(a, dtype=float)
+    return [None if not math.isfinite(v) else float(v) for v in arr.ravel()]
+
+
+def _hover(df: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    return [views.hover_text(r, keys) for r in df.to_dict("records")]
+
+
+def empty(message: str, title: str = "") -> Spec:
+    """A chart that says why it is empty (no axes, one centred line)."""
+    return {"data": [], "layout": {
+        "title": {"text": title, "font": {"size": 13}, "x": 0.01, "xanchor": "left"},
+        "height": 220, "xaxis": {"visible": False}, "yaxis": {"visible": False},
+        "annotations": [{"text": message, "showarrow": False, "xref": "paper", "yref": "paper",
+                         "x": 0.5, "y": 0.5, "font": {"size": 13, "color": NEUTRAL}}],
+        "margin": {"l": 20, "r": 20, "t": 40, "b": 20}}}
+
+
+def _run_points(df: pd.DataFrame, x: str, y: str, name: str, colour: str, keys: Sequence[str],
+                *, group: str | None = None, size: int = 8, symbol_: str = "circle",
+                show: bool = True, line_colour: str = "#ffffff") -> dict[str, Any]:
+    return {
+        "type": "scatter", "mode": "markers", "name": name, "x": _list(df[x]), "y": _list(df[y]),
+        "customdata": [[str(r)] for r in df["run_id"]], "text": _hover(df, keys),
+        "hovertemplate": "%{text}<extra></extra>", "legendgroup": group or name, "showlegend": show,
+        "marker": {"color": colour, "size": size, "symbol": symbol_,
+                   "line": {"color": line_colour, "width": 1}},
+    }
+
+
+# -- fit quality ------------------------------------------------------------------------------
+
+
+def parity(points: pd.DataFrame, fit: FitResult, budgets: views.Budgets) -> Spec:
+    """Observed vs predicted loss for every run, one legend entry per budget, the identity line
+    and the ``±2σ`` residual spread; held-out runs ringed in red."""
+    if points.empty:
+        return empty("no runs to compare with the fit", "Predicted vs observed loss")
+    keys = [k for k in (*fit.law.inputs, "C") if k in points] + ["observed", "predicted", "residual_pct"]
+    lo = float(np.nanmin(points[["observed", "predicted"]].to_numpy()))
+    hi = float(np.nanmax(points[["observed", "predicted"]].to_numpy()))
+    lo, hi = lo / 1.02, hi * 1.02
+    data: list[dict[str, Any]] = [{
+        "type": "scatter", "mode": "lines", "x": [lo, hi], "y": [lo, hi], "name": "observed = predicted",
+        "line": {"color": "#1d232a", "width": 1}, "hoverinfo": "skip"}]
+    band = views.residual_band_pct(fit)
+    if band is not None:
+        f = 1 + band / 100
+        data += [{"type": "scatter", "mode": "lines", "x": [lo, hi], "y": [lo * f, hi * f],
+                  "name": "±2σ of the residuals", "legendgroup": "band",
+                  "line": {"color": FADED, "width": 1, "dash": "dot"}, "hoverinfo": "skip"},
+                 {"type": "scatter", "mode": "lines", "x": [lo, hi], "y": [lo / f, hi / f],
+                  "name": "±2σ", "legendgroup": "band", "showlegend": False,
+                  "line": {"color": FADED, "width": 1, "dash": "dot"}, "hoverinfo": "skip"}]
+    data += _by_budget(points[~points["held_out"]], "predicted", "observed", budgets, keys)
+    held = points[points["held_out"]]
+    if len(held):
+        data.append(_run_points(held, "predicted", "observed", "held out (not fitted)", "rgba(0,0,0,0)",
+                                keys, size=13, line_colour=HELD_OUT) | {
+            "marker": {"color": "rgba(0,0,0,0)", "size": 13, "line": {"color": HELD_OUT, "width": 2}}})
+    title = f"Predicted vs observed loss: {fit.law.name}, {fit.n_runs} runs"
+    if fit.holdout is not None:
+        title += f" (held out: mean |error| {100 * fit.holdout.mean_abs_rel_err:.2f}%)"
+    # the same range on both axes, so the identity is the diagonal
+    span = [math.log10(lo), math.log10(hi)]
+    return {"data": data, "layout": _layout(
+        title, _axis("predicted loss (nats/token)", log=True, range=span),
+        _axis("observed loss (nats/token)", log=True, range=span), height=470)}
+
+
+def _by_budget(df: pd.DataFrame, x: str, y: str, budgets: views.Budgets, keys: Sequence[str]
+               ) -> list[dict[str, Any]]:
+    out = []
+    for b in sorted(set(df["budget"])):
+        mine = df[df["budget"] == b]
+        if b < 0:
+            out.append(_run_points(mine, x, y, "no budget", NEUTRAL, keys))
+            continue
+        out.append(_run_points(mine, x, y, f"{budgets.labels[b]} ({len(mine)})", budgets.colours[b],
+                               keys, group=budgets.labels[b]))
+    return out
+
+
+def residuals(points: pd.DataFrame, fit: FitResult, budgets: views.Budgets) -> Spec:
+    """Relative residual (%) of every run against compute, by budget, in the ``±2σ`` band:
+    a trend with C says the law's form is wrong even when the intervals look tight."""
+    if points.empty:
+        return empty("no runs to compare with the fit", "Residuals")
+    keys = [k for k in (*fit.law.inputs, "C") if k in points] + ["observed", "predicted", "residual_pct"]
+    x = "C" if "C" in points else fit.law.inputs[0]
+    data = _by_budget(points[~points["held_out"]], x, "residual_pct", budgets, keys)
+    held = points[points["held_out"]]
+    if len(held):
+        data.append(_run_points(held, x, "residual_pct", "held out (not fitted)", "rgba(0,0,0,0)", keys)
+                    | {"marker": {"color": "rgba(0,0,0,0)", "size": 13,
+                                  "line": {"color": HELD_OUT, "width": 2}}})
+    shapes = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
+               "line": {"color": "#1d232a", "width": 1}}]
+    band = views.residual_band_pct(fit)
+    if band is not None:
+        shapes.append({"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "y0": -band, "y1": band,
+                       "fillcolor": "rgba(120,130,140,0.14)", "line": {"width": 0}, "layer": "below"})
+    title = f"Residuals of the {fit.law.name} fit"
+    if math.isfinite(fit.residual_std):
+        title += f" (σ of log loss {format_number(fit.residual_std)}; band ±2σ)"
+    return {"data": data, "layout": _layout(
+        title, _axis(LABELS.get(x, x), log=True), _axis("residual: observed / predicted − 1 (%)"),
+        shapes=shapes)}
+
+
+def _axis_names(k: int) -> tuple[str, str, str, str]:
+    """Trace refs and layout keys of subplot ``k`` (1-based): ``x``/``xaxis`` for the first."""
+    suffix = "" if k == 1 else str(k)
+    return f"x{suffix}", f"y{suffix}", f"xaxis{suffix}", f"yaxis{suffix}"
+
+
+def _log10_columns(c: views.Corner, logs: Sequence[bool]) -> views.Corner:
+    """The corner data with the flagged columns as log10 (estimate and interval too)."""
+    from dataclasses import replace
+
+    if not any(logs):
+        return c
+    draws = c.draws.copy()
+    point, lo, hi = list(c.point), list(c.lo), list(c.hi)
+    with np.errstate(all="ignore"):
+        for j, lg in enumerate(logs):
+            if lg:
+                draws[:, j] = np.log10(draws[:, j])
+                point[j], lo[j], hi[j] = (float(np.log10(v)) if v > 0 else float("nan")
+                                          for v in (point[j], lo[j], hi[j]))
+    return replace(c, draws=draws, point=point, lo=lo, hi=hi)
+
+
+def corner(c: views.Corner, title: str = "") -> Spec:
+    """A corner plot of the bootstrap draws of every parameter: histograms on the diagonal (with
+    the estimate and the interval), pairwise scatter below. Parameters the runs do not identify
+    are drawn faded and labelled "not identified"."""
+    P = len(c.names)
+    gap = 0.025
+    size = (1.0 - gap * (P - 1)) / P
+    # scale parameters spanning decades are shown as log10 on linear axes: plotly's bars cannot
+    # be sized on a log axis, and log10 is how such draws are read anyway
+    logs = c.log_scale
+    raw = c
+    c = _log10_columns(c, logs)
+    labels = [f"log10 {lab}" if lg else lab for lab, lg in zip(c.labels, logs, strict=True)]
+    shapes: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    layout: dict[str, Any] = {
+        "title": {"text": title or f"Bootstrap draws of every parameter ({len(c.draws)} draws; "
+                  f"{round(c.level * 100)}% intervals shaded)", "font": {"size": 13}, "x": 0.01},
+        "height": max(440, 150 * P), "showlegend": False, "hovermode": "closest",
+        "margin": {"l": 64, "r": 18, "t": 56, "b": 56}, "plot_bgcolor": "#ffffff",
+        "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 11},
+    }
+    data: list[dict[str, Any]] = []
+    sub = c.draws[c.scatter_rows] if len(c.scatter_rows) else c.draws
+    for i in range(P):
+        for j in range(i + 1):
+            xa, ya, xkey, ykey = _axis_names(i * P + j + 1)
+            faded = not (c.identified[i] and c.identified[j])
+            colour = FADED if faded else "#2f6fb3"
+            x_dom = [j * (size + gap), j * (size + gap) + size]
+            y_dom = [1 - (i + 1) * size - i * gap, 1 - i * size - i * gap]
+            x_title = labels[j] + ("" if c.identified[j] else " (not identified)")
+            layout[xkey] = _axis(x_title if i == P - 1 else "", domain=x_dom,
+                                 anchor=ya, showticklabels=i == P - 1)
+            if i == j:
+                centres, counts = views.histogram(c.draws[:, j])
+                layout[ykey] = _axis("", domain=y_dom, anchor=xa, showticklabels=False)
+                data.append({"type": "bar", "x": _list(centres), "y": [int(v) for v in counts],
+                             "xaxis": xa, "yaxis": ya, "marker": {"color": colour},
+                             "opacity": 0.35 if faded else 0.85, "name": labels[j],
+                             "hovertemplate": f"{labels[j]} ≈ %{{x:.4g}}: %{{y}} draws<extra></extra>"})
+                if math.isfinite(c.lo[j]) and c.identified[j]:
+                    shapes.append({"type": "rect", "xref": xa, "yref": f"{ya} domain",
+                                   "x0": c.lo[j], "x1": c.hi[j], "y0": 0, "y1": 1,
+                                   "fillcolor": "rgba(240,160,0,0.22)", "line": {"width": 0},
+                                   "layer": "below"})
+                shapes.append({"type": "line", "xref": xa, "yref": f"{ya} domain",
+                               "x0": c.point[j], "x1": c.point[j], "y0": 0, "y1": 1,
+                               "line": {"color": "#1d232a", "width": 1.5}})
+                text = (f"{c.labels[j]} = {format_number(raw.point[j])} "
+                        f"{format_interval((raw.lo[j], raw.hi[j]))}" if c.identified[j]
+                        else f"{c.labels[j]}: not identified")
+                notes.append({"text": text, "xref": f"{xa} domain", "yref": f"{ya} domain",
+                              "x": 0.02, "y": 1.0, "xanchor": "left", "yanchor": "bottom",
+                              "showarrow": False,
+                              "font": {"size": 11, "color": "#1d232a" if c.identified[j] else "#b3261e"}})
+            else:
+                layout[ykey] = _axis(labels[i] if j == 0 else "", domain=y_dom, anchor=xa,
+                                     showticklabels=j == 0)
+                data.append({"type": "scatter", "mode": "markers", "x": _list(sub[:, j]),
+                             "y": _list(sub[:, i]), "xaxis": xa, "yaxis": ya,
+                             "marker": {"color": colour, "size": 3, "opacity": 0.25 if faded else 0.45},
+                             "hovertemplate": f"{labels[j]} = %{{x:.4g}}<br>{labels[i]} = "
+                                              "%{y:.4g}<extra></extra>"})
+                data.append({"type": "scatter", "mode": "markers", "x": [c.point[j]],
+                             "y": [c.point[i]], "xaxis": xa, "yaxis": ya, "hoverinfo": "skip",
+                             "marker": {"color": "#1d232a", "size": 8, "symbol": "x"}})
+    if c.n_dropped:
+        notes.append({"text": f"{c.n_dropped} draws with non-finite values left out",
+                      "xref": "paper", "yref": "paper", "x": 1, "y": 1.0, "xanchor": "right",
+                      "yanchor": "bottom", "showarrow": False, "font": {"size": 11, "color": NEUTRAL}})
+    layout["shapes"] = shapes
+    layout["annotations"] = notes
+    return {"data": data, "layout": layout}
+
+
+# -- the overview -----------------------------------------------------------------------------
+
+
+def runs_by_budget(runs: pd.DataFrame, budgets: views.Budgets, fit: FitResult | None = None
+                   ) -> Spec:
+    """Every finished run's loss against its compute, one colour and legend entry per budget,
+    with the current fit's compute-optimal loss (the frontier) where there is a fit of N and D."""
+    if runs.empty:
+        return empty("no finished runs yet: import runs or start a sweep; this view updates as "
+                     "they arrive", "Runs by compute budget")
+    df = runs.drop_duplicates("run_id").copy()
+    df["run_id"] = df["run_id"].astype(str)
+    df["budget"] = [budgets.of(r) if budgets.of(r) is not None else -1 for r in df["run_id"]]
+    keys = ["N", "D", "C", "loss", "lr", "batch_tokens"]
+    data = _by_budget(df, "C", "loss", budgets, keys)
+    if fit is not None and {"N", "D"} <= set(fit.law.inputs):
+        C = np.geomspace(float(df["C"].min()) / 1.5, float(df["C"].max()) * 1.5, 40)
+        frontier = _frontier(fit, C)
+        vague = bool(fit.unidentified)
+        if frontier is not None:
+            data.insert(0, {"type": "scatter", "mode": "lines", "x": _list(C), "y": _list(frontier),
+                            "name": f"{fit.law.name}: loss at the compute-optimal N, D"
+                                    + (" (not identified)" if vague else ""),
+                            "opacity": 0.45 if vague else 1.0,
+                            "line": {"color": FADED if vague else "#1d232a", "width": 1.5,
+                                     "dash": "dot" if vague else "dash"},
+                            "hovertemplate": "C = %{x:.3g}<br>optimal loss = %{y:.4g}<extra></extra>"})
+    n_budgets = len(set(df["budget"]) - {-1})
+    return {"data": data, "layout": _layout(
+        f"{len(df)} finished runs in {n_budgets} compute budgets", _axis(LABELS["C"], log=True),
+        _axis(LABELS["loss"], log=True))}
+
+
+def _frontier(fit: FitResult, C: np.ndarray) -> np.ndarray | None:
+    from scalinglab.laws.loss import compute_optimum
+
+    out = np.full(len(C), np.nan)
+    for i, c in enumerate(C):
+        try:
+            n, d = compute_optimum(fit.instance, float(c))
+            out[i] = float(fit.predict(N=np.array([n]), D=np.array([d]))[0])
+        except (ArithmeticError, ValueError):
+            continue
+    return out if np.isfinite(out).any() else None
+
+
+# -- IsoFLOP ----------------------------------------------------------------------------------
+
+
+def isoflop(series: Sequence[views.BudgetSeries], iso: IsoFlopResult) -> Spec:
+    """Loss vs N at each budget (the runs the fit put there), its parabola and the vertex; one
+    legend entry per budget; excluded budgets dashed and named."""
+    data: list[dict[str, Any]] = []
+    for s in series:
+        group = s.label
+        if len(s.runs):
+            data.append(_run_points(s.runs, "N", "loss", s.label, s.colour,
+                                    [k for k in ("N", "D", "C", "loss") if k in s.runs], group=group))
+        if len(s.curve_N):
+            data.append({"type": "scatter", "mode": "lines", "x": _list(s.curve_N),
+                         "y": _list(s.curve_loss), "legendgroup": group, "showlegend": False,
+                         "name": f"{s.label}: parabola", "hoverinfo": "skip",
+                         "line": {"color": s.colour, "width": 1.6, "dash": "solid" if s.ok else "dash"}})
+        if s.vertex is not None:
+            data.append({"type": "scatter", "mode": "markers", "x": [s.vertex[0]], "y": [s.vertex[1]],
+                         "legendgroup": group, "showlegend": False, "name": f"{s.label}: N_opt",
+                         "marker": {"symbol": "diamond", "size": 11, "color": s.colour,
+                                    "line": {"color": "#1d232a", "width": 1.2}},
+                         "hovertemplate": f"{s.label}<br>N_opt (vertex) = {format_number(s.vertex[0])}"
+                                          f"<br>loss there = {format_number(s.vertex[1])}<extra></extra>"})
+    ok = [s for s in series if s.vertex is not None]
+    if len(ok) > 1:
+        data.append({"type": "scatter", "mode": "lines", "x": [s.vertex[0] for s in ok],
+                     "y": [s.vertex[1] for s in ok], "name": "N_opt per budget (parabola minima)",
+                     "line": {"color": "#1d232a", "width": 1, "dash": "dot"}, "hoverinfo": "skip"})
+    law = iso.approach2 or iso.approach1
+    sub = ""
+    if law is not None:
+        ci = law.ci
+        sub = (f": Approach {law.approach}, N_opt ∝ C^a with a = {format_number(law.a)} "
+               f"{format_interval(ci.get('a'))}")
+    return {"data": data, "layout": _layout(
+        f"IsoFLOP profiles, {len(series)} budgets{sub}", _axis(LABELS["N"], log=True),
+        _axis(LABELS["loss"], log=True), height=460)}
+
+
+def allocation(curves: Sequence[views.AllocationCurve], optima: Mapping[int, pd.DataFrame],
+               planned: float | None = None, data_max: float | None = None) -> Spec:
+    """``N_opt(C)`` and ``D_opt(C)`` side by side: each method's power law with its band, the
+    per-budget optima they were fitted to, the plan's budget, and the region beyond the data.
+    A band that depends on parameters the runs do not identify is drawn faded and says so."""
+    colours = {1: "#8e5ea2", 2: "#1f4e79", 3: "#d9731a"}
+    data: list[dict[str, Any]] = []
+    for panel, which in ((1, "N"), (2, "D")):
+        xa, ya = ("x", "y") if panel == 1 else ("x2", "y2")
+        for curve in curves:
+            key = 3 if curve.used_by_plan else (1 if curve.name.startswith("Approach 1") else 2)
+            colour = colours[key]
+            name = curve.name + (" — used by the plan" if curve.used_by_plan else "")
+            if not curve.identified:
+                name += f" (not identified: {curve.note})" if curve.note else " (not identified)"
+            band = curve.N_band if which == "N" else curve.D_band
+            values = curve.N if which == "N" else curve.D
+            if band is not None:
+                fill = "rgba(150,160,170,0.12)" if not curve.identified else _rgba(colour, 0.16)
+                data += [{"type": "scatter", "mode": "lines", "x": _list(curve.C), "y": _list(band[0]),
+                          "line": {"width": 0}, "xaxis": xa, "yaxis": ya, "legendgroup": curve.name,
+                          "showlegend": False, "hoverinfo": "skip", "name": f"{curve.name} band"},
+                         {"type": "scatter", "mode": "lines", "x": _list(curve.C), "y": _list(band[1]),
+                          "line": {"width": 0}, "fill": "tonexty", "fillcolor": fill, "xaxis": xa,
+                          "yaxis": ya, "legendgroup": curve.name, "showlegend": False,
+                          "hoverinfo": "skip", "name": f"{curve.name} band"}]
+            data.append({"type": "scatter", "mode": "lines", "x": _list(curve.C), "y": _list(values),
+                         "name": name, "legendgroup": curve.name, "showlegend": panel == 1,
+                         "xaxis": xa, "yaxis": ya, "opacity": 1.0 if curve.identified else 0.45,
+                         "line": {"color": colour, "width": 2,
+                                  "dash": "solid" if curve.identified else "dot"},
+                         "hovertemplate": f"{curve.name}<br>C = %{{x:.3g}}<br>{which}_opt = "
+                                          "%{y:.4g}<extra></extra>"})
+        for approach, pts in optima.items():
+            if pts.empty:
+                continue
+            data.append({"type": "scatter", "mode": "markers", "x": _list(pts["C"]),
+                         "y": _list(pts[which]), "xaxis": xa, "yaxis": ya,
+                         "name": f"Approach {approach}: " + ("best run" if approach == 1 else "vertex")
+                                 + " per budget",
+                         "legendgroup": f"pts{approach}", "showlegend": panel == 1,
+                         "customdata": [[r] for r in pts["run_id"]],
+                         "marker": {"color": colours[approach], "size": 8,
+                                    "symbol": "circle" if approach == 2 else "square-open"},
+                         "hovertemplate": f"budget C = %{{x:.3g}}<br>{which}_opt = %{{y:.4g}}"
+                                          "<extra></extra>"})
+        if planned:
+            for curve in curves:
+                if not curve.used_by_plan:
+                    continue
+                i = int(np.argmin(np.abs(np.log(curve.C) - math.log(planned))))
+                value = (curve.N if which == "N" else curve.D)[i]
+                data.append({"type": "scatter", "mode": "markers", "x": [planned], "y": [_f(value)],
+                             "xaxis": xa, "yaxis": ya, "name": f"the plan: C = {format_number(planned)}",
+                             "legendgroup": "plan", "showlegend": panel == 1,
+                             "marker": {"symbol": "star", "size": 15, "color": HELD_OUT},
+                             "hovertemplate": f"plan: C = {format_number(planned)}<br>{which}_opt = "
+                                              "%{y:.4g}<extra></extra>"})
+    layout = _layout("Compute-optimal N and D: each method, and the one the plan uses",
+                     _axis(LABELS["C"], log=True, domain=[0, 0.47]),
+                     _axis("N_opt, non-embedding parameters", log=True), height=540)
+    layout["xaxis2"] = _axis(LABELS["C"], log=True, domain=[0.55, 1.0], anchor="y2")
+    layout["yaxis2"] = _axis("D_opt, training tokens", log=True, anchor="x2")
+    if data_max and curves:
+        top = float(np.nanmax([c.C.max() for c in curves]))
+        layout["shapes"] = [{"type": "rect", "xref": xa, "yref": f"{ya} domain", "x0": data_max,
+                             "x1": top, "y0": 0, "y1": 1, "fillcolor": "rgba(120,130,140,0.10)",
+                             "line": {"width": 0}, "layer": "below"} for xa, ya in (("x", "y"), ("x2", "y2"))]
+        layout["annotations"] = [{"text": "beyond the data", "xref": xa, "yref": f"{ya} domain",
+                                  "x": math.log10(data_max), "y": 0.02, "xanchor": "left",
+                                  "showarrow": False, "font": {"size": 11, "color": NEUTRAL}}
+                                 for xa, ya in (("x", "y"), ("x2", "y2"))]
+    return {"data": data, "layout": layout}
+
+
+def _f(v: Any) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+# -- loss curves ------------------------------------------------------------------------------
+
+
+def loss_curves(series: Sequence[views.CurveSeries], weight: float) -> Spec:
+    """Each run's training loss: the raw trace faint, the smoothed one (``weight``) in its
+    colour, held-out evaluations as dots; one legend entry per run (toggling all three)."""
+    if not series:
+        return empty("no loss curves recorded for these runs (sweeps and imports with a curve "
+                     "column record them)", "Training curves")
+    data: list[dict[str, Any]] = []
+    axis = series[0].axis
+    for s in series:
+        common = {"legendgroup": s.run_id, "customdata": [[s.run_id]] * len(s.x)}
+        data.append({"type": "scatter", "mode": "lines", "x": _list(s.x), "y": _list(s.raw),
+                     "name": f"{s.run_id} raw", "showlegend": False, "opacity": 0.25,
+                     "line": {"color": s.colour, "width": 1}, "hoverinfo": "skip"} | common)
+        data.append({"type": "scatter", "mode": "lines", "x": _list(s.x), "y": _list(s.smoothed),
+                     "name": s.run_id, "line": {"color": s.colour, "width": 2},
+                     "text": [f"{s.label}<br>raw loss = {format_number(r)}" for r in s.raw],
+                     "hovertemplate": "%{text}<br>smoothed = %{y:.4g}<br>x = %{x:.4g}<extra></extra>"}
+                    | common)
+        if len(s.eval_x):
+            data.append({"type": "scatter", "mode": "markers", "x": _list(s.eval_x),
+                         "y": _list(s.eval_loss), "name": f"{s.run_id} eval", "showlegend": False,
+                         "marker": {"color": s.colour, "size": 6, "symbol": "circle-open"},
+                         "legendgroup": s.run_id, "customdata": [[s.run_id]] * len(s.eval_x),
+                         "hovertemplate": f"run {s.run_id}<br>eval loss = %{{y:.4g}}<extra></extra>"})
+    title = (f"Training loss of {len(series)} run{'s' if len(series) > 1 else ''} "
+             f"(smoothing {weight:g}; raw trace faint, eval loss as circles)")
+    layout = _layout(title, _axis(views.CURVE_AXIS_LABELS[axis], log=True),
+                     _axis(LABELS["loss"], log=True), height=440)
+    # a legend per run beside the axes while it stays readable; beyond, hover names the run
+    layout["showlegend"] = 1 < len(series) <= MAX_CURVE_LEGEND
+    layout["legend"] = {"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 10}}
+    return {"data": data, "layout": layout}
+
+
+# -- lr x batch -------------------------------------------------------------------------------
+
+
+def lr_batch(grid: pd.DataFrame, predictions: Mapping[str, tuple[float, float]] | None = None
+             ) -> Spec:
+    """Final loss over one (N, D)'s lr × batch grid, the best run starred, each law's predicted
+    optimum marked (losses above +15% of the best shown at the top of the colour scale)."""
+    table = grid.pivot_table(index="batch_tokens", columns="lr", values="loss", aggfunc="mean")
+    z = table.to_numpy(float)
+    best = grid.loc[grid["loss"].idxmin()]
+    vmin = float(np.nanmin(z))
+    data: list[dict[str, Any]] = [{
+        "type": "heatmap", "x": _list(table.columns), "y": _list(table.index),
+        "z": [[_f(v) for v in row] for row in z], "zmin": vmin, "zmax": vmin * 1.15,
+        "colorscale": "Magma", "reversescale": True, "colorbar": {"title": {"text": "loss"}},
+        "hovertemplate": "lr = %{x:.3g}<br>batch = %{y:.4g}<br>loss = %{z:.4f}<extra></extra>"}]
+    data.append({"type": "scatter", "mode": "markers", "x": [float(best["lr"])],
+                 "y": [float(best["batch_tokens"])], "name": f"best run (loss {format_number(best['loss'])})",
+                 "customdata": [[str(best.get("run_id", ""))]],
+                 "marker": {"symbol": "star", "size": 16, "color": "gold",
+                            "line": {"color": "#1d232a", "width": 1}},
+                 "hovertemplate": "best run<br>lr = %{x:.3g}<br>batch = %{y:.4g}<extra></extra>"})
+    for k, (name, (lr, batch)) in enumerate((predictions or {}).items()):
+        data.append({"type": "scatter", "mode": "markers", "x": [lr], "y": [batch],
+                     "name": f"{name}: lr {format_number(lr)}, batch {format_number(batch)}",
+                     "marker": {"symbol": ["diamond", "triangle-up", "square", "cross"][k % 4],
+                                "size": 12, "color": ["#1f77b4", "#2ca02c", "#9467bd", "#17becf"][k % 4],
+                                "line": {"color": "#ffffff", "width": 1}},
+                     "hovertemplate": f"{name}<br>lr = %{{x:.3g}}<br>batch = %{{y:.4g}}<extra></extra>"})
+    n, d = float(grid["N"].median()), float(grid["D"].median())
+    return {"data": data, "layout": _layout(
+        f"lr × batch grid at N = {format_number(n, 3)}, D = {format_number(d, 3)} ({len(grid)} runs)",
+        _axis(LABELS["lr"], log=True), _axis(LABELS["batch_tokens"], log=True), height=460)}
+
+
+# -- any result's curves ----------------------------------------------------------------------
+
+
+def series_chart(title: str, x_title: str, y_title: str, series: Sequence[Mapping[str, Any]],
+                 *, log_x: bool = False, log_y: bool = False) -> Spec:
+    """A generic chart of named series, for results that bring their own curve data (a
+    loss-to-metric link, a rolling-forward error): each series is ``{"name", "x", "y"}`` with
+    optional ``"lo"``/``"hi"`` (a band), ``"mode"`` (``lines``/``markers``), ``"run_ids"``
+    (one per point: hover and click open the run) and ``"identified"`` (False: drawn faded)."""
+    data: list[dict[str, Any]] = []
+    colours = views.palette(max(len(series), 1))
+    for s, colour in zip(series, colours, strict=False):
+        ok = s.get("identified", True)
+        name = str(s["name"]) + ("" if ok else " (not identified)")
+        if s.get("lo") is not None and s.get("hi") is not None:
+            data += [{"type": "scatter", "mode": "lines", "x": _list(s["x"]), "y": _list(s["lo"]),
+                      "line": {"width": 0}, "legendgroup": name, "showlegend": False,
+                      "hoverinfo": "skip"},
+                     {"type": "scatter", "mode": "lines", "x": _list(s["x"]), "y": _list(s["hi"]),
+                      "line": {"width": 0}, "fill": "tonexty", "legendgroup": name,
+                      "fillcolor": _rgba(colour, 0.16 if ok else 0.07), "showlegend": False,
+                      "hoverinfo": "skip"}]
+        trace = {"type": "scatter", "mode": s.get("mode", "lines"), "x": _list(s["x"]),
+                 "y": _list(s["y"]), "name": name, "legendgroup": name,
+                 "opacity": 1.0 if ok else 0.45, "line": {"color": colour, "width": 2},
+                 "marker": {"color": colour, "size": 7}}
+        if s.get("run_ids") is not None:
+            trace["customdata"] = [[str(r)] for r in s["run_ids"]]
+            trace["text"] = [f"run {r}" for r in s["run_ids"]]
+            trace["hovertemplate"] = "%{text}<br>x = %{x:.4g}<br>y = %{y:.4g}<extra></extra>"
+        data.append(trace)
+    return {"data": data, "layout": _layout(title, _axis(x_title, log=log_x), _axis(y_title, log=log_y))}
+
+
+def param_label(name: str) -> str:
+    return symbol(name)

@@ -1,0 +1,351 @@
+"""Cells as people write them in run logs, read one way everywhere.
+
+One numeric grammar serves the run import, fit files, hyperparameter grids and command-line
+numbers: ``3e-4``, ``125M``, ``1.5B``, ``2,048``, ``1_000`` and ``inf`` are numbers; an empty cell
+and ``nan``/``NA``/``N/A``/``null``/``none`` (any case) are *missing*; anything else, a boolean
+included, is *not a number*. Whole columns are parsed with Arrow's compute kernels, so a
+million-row column costs tens of milliseconds rather than a Python loop's seconds; the scalar
+:func:`parse_number` is the same parser applied to one cell.
+
+Arrow's string-to-double cast rounds correctly, as Python's ``float()`` does, so a value parsed
+here is bit-for-bit the one ``float(text)`` gives (checked in ``tests/test_runs_cells.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: cells that mean "no value" (compared case-insensitively, after trimming)
+MISSING_TOKENS = ("", "nan", "na", "n/a", "null", "none")
+#: unit suffixes: ``125M`` parameters, ``1.5B`` tokens, ``2T`` tokens
+SUFFIXES = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
+
+# A plain decimal or scientific number, or an infinity; checked before the cast so that one bad
+# cell marks that cell, not the whole column (Arrow's cast fails the column).
+_NUMBER = r"^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?)$"
+_INTEGER = r"^[+-]?[0-9]{1,18}$"
+
+
+@dataclass(frozen=True)
+class NumericCells:
+    """A parsed column: ``values`` (float64, NaN where missing or bad) and two masks."""
+
+    values: np.ndarray
+    missing: np.ndarray
+    bad: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def parse_number(value: Any) -> float:
+    """One cell: a float (NaN when missing); ``ValueError`` when it is not a number."""
+    cells = parse_cells(pd.Series([value], dtype=object))
+    if cells.bad[0]:
+        raise ValueError(f"{show_cell(value)} is not a number")
+    return float(cells.values[0])
+
+
+def parse_cells(column: pd.Series | pa.Array | pa.ChunkedArray | Sequence[Any]) -> NumericCells:
+    """Parse a whole column with the one numeric grammar (see the module docstring)."""
+    if isinstance(column, (pa.Array, pa.ChunkedArray)):
+        return _parse_arrow(column)
+    series = column if isinstance(column, pd.Series) else pd.Series(list(column), dtype=object)
+    arrow = arrow_of(series)
+    if arrow is not None:
+        return _parse_arrow(arrow)
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        n = len(series)
+        return NumericCells(np.full(n, np.nan), np.zeros(n, bool), np.ones(n, bool))
+    if pd.api.types.is_numeric_dtype(dtype):
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        return NumericCells(values, np.isnan(values), np.zeros(len(values), bool))
+    return _parse_objects(series.to_numpy(dtype=object))
+
+
+def arrow_of(series: pd.Series) -> pa.ChunkedArray | pa.Array | None:
+    """The Arrow array behind a string column, without copying; None for other columns."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.ArrowDtype):
+        return pa.array(series)
+    if isinstance(dtype, pd.StringDtype) and getattr(dtype, "storage", "") == "pyarrow":
+        return pa.array(series)
+    return None
+
+
+def _parse_objects(cells: np.ndarray) -> NumericCells:
+    """Mixed Python values (a JSONL or pandas object column): numbers, text, None, the rest."""
+    n = len(cells)
+    values = np.full(n, np.nan)
+    missing = np.zeros(n, bool)
+    bad = np.zeros(n, bool)
+    text_at: list[int] = []
+    text: list[str] = []
+    for i, v in enumerate(cells):
+        if v is None or v is pd.NA or v is pd.NaT:
+            missing[i] = True
+        elif isinstance(v, (bool, np.bool_)):
+            bad[i] = True
+        elif isinstance(v, (int, np.integer)):
+            values[i] = _int_to_float(int(v))
+        elif isinstance(v, (float, np.floating)):
+            values[i] = float(v)
+            missing[i] = math.isnan(values[i])
+        elif isinstance(v, str):
+            text_at.append(i)
+            text.append(v)
+        else:  # lists, dicts, dates: not numbers
+            bad[i] = True
+    if text:
+        parsed = _parse_arrow(pa.array(text, type=pa.string()))
+        at = np.asarray(text_at, dtype=np.int64)
+        values[at], missing[at], bad[at] = parsed.values, parsed.missing, parsed.bad
+    return NumericCells(values, missing, bad)
+
+
+def _int_to_float(v: int) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # an integer beyond the float range is infinite, as "1e400" is
+        return math.inf if v > 0 else -math.inf
+
+
+def _parse_arrow(arr: pa.Array | pa.ChunkedArray) -> NumericCells:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    typ = arr.type
+    n = len(arr)
+    if pa.types.is_dictionary(typ):
+        arr = arr.dictionary_decode()
+        typ = arr.type
+    if pa.types.is_boolean(typ):
+        missing = arr.is_null().to_numpy(zero_copy_only=False)
+        return NumericCells(np.full(n, np.nan), missing, ~missing)
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
+        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        values = np.where(np.asarray(arr.is_null()), np.nan, values) if arr.null_count else values
+        return NumericCells(values, np.isnan(values), np.zeros(n, bool))
+    if pa.types.is_null(typ):
+        return NumericCells(np.full(n, np.nan), np.ones(n, bool), np.zeros(n, bool))
+    if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+        return NumericCells(np.full(n, np.nan), np.zeros(n, bool), np.ones(n, bool))
+    # fast path: a clean column casts as a whole (Arrow accepts a subset of our grammar,
+    # with the same meaning: digits, exponents, inf, nan)
+    if arr.null_count == 0:
+        try:
+            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        else:
+            return NumericCells(values, np.isnan(values), np.zeros(n, bool))
+    return _parse_text(arr)
+
+
+def _parse_text(arr: pa.Array) -> NumericCells:
+    """The general path: trim, drop thousands separators, missing tokens, unit suffixes."""
+    n = len(arr)
+    null = np.asarray(arr.is_null())
+    s = pc.utf8_trim_whitespace(pc.fill_null(arr, ""))
+    if pc.any(pc.match_substring_regex(s, "[,_]")).as_py():
+        s = pc.replace_substring_regex(s, "[,_]", "")
+    missing = np.asarray(pc.is_in(pc.utf8_lower(s), value_set=pa.array(MISSING_TOKENS))) | null
+    has_suffix = np.asarray(pc.match_substring_regex(s, f".[{''.join(SUFFIXES)}]$"))
+    factor = np.ones(n)
+    if has_suffix.any():
+        which = pc.index_in(pc.utf8_slice_codeunits(s, -1), value_set=pa.array(list(SUFFIXES)))
+        table = np.array([*SUFFIXES.values(), 1.0])
+        factor = table[pc.fill_null(which, len(SUFFIXES)).to_numpy(zero_copy_only=False)]
+        body = pc.if_else(pa.array(has_suffix), pc.utf8_slice_codeunits(s, 0, -1), s)
+        body = pc.utf8_trim_whitespace(body)
+    else:
+        body = s
+    numeric = np.asarray(pc.match_substring_regex(body, _NUMBER)) & ~missing
+    clean = pc.if_else(pa.array(numeric), body, "nan")
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False) * factor
+    values[~numeric] = np.nan
+    return NumericCells(values, missing, ~numeric & ~missing)
+
+
+def plain_numbers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which text cells are plain numbers (no suffix, no separators): ``(is_int, is_float, value)``.
+
+    For columns kept as extras: ``"16"`` stays the number 16 and ``"1.10"`` becomes 1.1, as a
+    spreadsheet reads them, while ``"125M"`` or ``"v2"`` stay text. Decided cell by cell, so the
+    result does not depend on how a file is split into chunks.
+    """
+    s = pc.utf8_trim_whitespace(pc.fill_null(arr, ""))
+    is_float = np.asarray(pc.match_substring_regex(
+        s, r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"))
+    is_int = np.asarray(pc.match_substring_regex(s, _INTEGER))
+    values = pc.cast(pc.if_else(pa.array(is_float), s, "nan"), pa.float64()).to_numpy(
+        zero_copy_only=False)
+    return is_int, is_float & ~is_int, values
+
+
+def show_cell(value: Any) -> str:
+    """A cell as an error message shows it: ``'abc'``, ``-5``, ``2.5`` (never ``np.int64(-5)``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, str) and len(value) > 60:
+        return repr(value[:57] + "...")
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_missing_cell(value: Any) -> bool:
+    """True for None, NaN, NA and blank text: cells that hold no value."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, (float, np.floating)) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() == ""
+
+
+@dataclass(frozen=True)
+class ExtraCells:
+    """A column kept in a run's ``extra``, typed cell by cell: integer, float, text or JSON.
+
+    A cell that is a plain number is a number (``"16"`` -> 16, ``"0.5"`` -> 0.5); a non-finite
+    number is kept as text (JSON has no ``inf``); lists and dicts (JSONL, frames) are JSON;
+    missing cells (blank, ``nan``, ``null``...) are left out of ``extra``.
+    """
+
+    ints: pa.Array    # int64, null where the cell is not an integer
+    floats: pa.Array  # float64, finite, null where the cell is not a float
+    texts: pa.Array   # string, null where the cell is not text
+    jsons: pa.Array   # string (JSON), null where the cell is not a list/dict/bool
+
+    def __len__(self) -> int:
+        return len(self.ints)
+
+    def words(self) -> tuple[np.ndarray, np.ndarray]:
+        """Hash words for run ids: numbers by value (16 and 16.0 alike), text by bytes."""
+        from scalinglab.runs import ids
+
+        num = pc.coalesce(pc.cast(self.ints, pa.float64()), self.floats)
+        num_words, is_num = ids.float_words(num.to_numpy(zero_copy_only=False))
+        text_words, is_text = ids.text_words(self.texts)
+        json_words, is_json = ids.text_words(self.jsons)
+        words = np.where(is_num, num_words, np.where(is_text, text_words,
+                                                     json_words ^ ids.JSON_TAG))
+        return words, is_num | is_text | is_json
+
+
+def extra_cells(column: pd.Series) -> ExtraCells:
+    """Type a column's cells for ``extra`` (see :class:`ExtraCells`)."""
+    n = len(column)
+    arrow = arrow_of(column)
+    if arrow is not None:
+        arrow = arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
+        if pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type):
+            return _extra_text(arrow)
+        column = pd.Series(arrow.to_pandas(), dtype=object)
+    dtype = column.dtype
+    if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+        ints = pa.array(column.to_numpy(dtype=object), type=pa.int64(), from_pandas=True)
+        return ExtraCells(ints, _nulls(n, pa.float64()), _nulls(n, pa.string()),
+                          _nulls(n, pa.string())) if np.isfinite(values).all() else \
+            _extra_objects(column.to_numpy(dtype=object))
+    if pd.api.types.is_float_dtype(dtype):
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+        finite = np.isfinite(values)
+        texts = np.where(np.isinf(values), np.where(values > 0, "inf", "-inf"), None)
+        return ExtraCells(_nulls(n, pa.int64()), pa.array(values, mask=~finite),
+                          pa.array(texts, type=pa.string()), _nulls(n, pa.string()))
+    return _extra_objects(column.to_numpy(dtype=object))
+
+
+def _nulls(n: int, typ: pa.DataType) -> pa.Array:
+    return pa.nulls(n, type=typ)
+
+
+def _extra_text(arr: pa.Array) -> ExtraCells:
+    s = pc.utf8_trim_whitespace(pc.fill_null(arr, ""))
+    missing = np.asarray(pc.is_in(pc.utf8_lower(s), value_set=pa.array(MISSING_TOKENS)))
+    is_int, is_float, values = plain_numbers(s)
+    finite = np.isfinite(values)
+    is_float &= finite
+    n = len(arr)
+    ints = pc.cast(pc.if_else(pa.array(is_int), s, pa.scalar(None, pa.string())), pa.int64())
+    floats = pa.array(np.where(is_float, values, 0.0), mask=~is_float)
+    text = ~(is_int | is_float | missing)
+    texts = pc.if_else(pa.array(text), s, pa.scalar(None, pa.string()))
+    return ExtraCells(ints, floats, texts, _nulls(n, pa.string()))
+
+
+def _extra_objects(cells: np.ndarray) -> ExtraCells:
+    """Mixed Python values, one by one (frames and JSONL: small, or already in memory)."""
+    from scalinglab.runs.schema import canonical_json
+
+    n = len(cells)
+    ints: list[int | None] = [None] * n
+    floats: list[float | None] = [None] * n
+    texts: list[str | None] = [None] * n
+    jsons: list[str | None] = [None] * n
+    strings: list[tuple[int, str]] = []
+    for i, v in enumerate(cells):
+        if is_missing_cell(v):
+            continue
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, bool):
+            jsons[i] = "true" if v else "false"
+        elif isinstance(v, int):
+            if -(2**63) <= v < 2**63:
+                ints[i] = v
+            else:
+                floats[i] = _int_to_float(v) if math.isfinite(_int_to_float(v)) else None
+                texts[i] = None if floats[i] is not None else str(v)
+        elif isinstance(v, float):
+            if math.isfinite(v):
+                floats[i] = v
+            else:
+                texts[i] = "inf" if v > 0 else "-inf"
+        elif isinstance(v, str):
+            strings.append((i, v))
+        elif isinstance(v, (dict, list, tuple, np.ndarray)):
+            jsons[i] = canonical_json(v)
+        else:  # dates and other objects: their text
+            texts[i] = str(v)
+    if strings:
+        typed = _extra_text(pa.array([s for _, s in strings], type=pa.string()))
+        for j, (i, _) in enumerate(strings):
+            ints[i] = typed.ints[j].as_py()
+            floats[i] = typed.floats[j].as_py()
+            texts[i] = typed.texts[j].as_py()
+    return ExtraCells(pa.array(ints, type=pa.int64()), pa.array(floats, type=pa.float64()),
+                      pa.array(texts, type=pa.string()), pa.array(jsons, type=pa.string()))
+
+
+def text_cells(column: pd.Series) -> pa.Array:
+    """A text column (names, statuses, ids) as trimmed strings; missing cells are null."""
+    arrow = arrow_of(column)
+    if arrow is None:
+        values = [None if is_missing_cell(v) else (v if isinstance(v, str) else _text_of(v))
+                  for v in column.to_numpy(dtype=object)]
+        arrow = pa.array(values, type=pa.string())
+    elif isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    if not (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)):
+        return text_cells(pd.Series(arrow.to_pylist(), dtype=object))
+    s = pc.utf8_trim_whitespace(arrow)
+    return pc.if_else(pc.equal(s, ""), pa.scalar(None, s.type), s).cast(pa.string())
+
+
+def _text_of(v: Any) -> str:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)

@@ -1,0 +1,222 @@
+"""Runs from TensorBoard event files: one run per directory holding ``events.out.tfevents.*``.
+
+Read with the ``tensorboard`` package's own ``EventAccumulator`` (the reader TensorBoard itself
+uses), asked to keep *every* point: by default it keeps a reservoir sample of 10,000 scalars and
+only 10 tensors per tag, and new-style scalars (``add_scalar(..., new_style=True)``, and every
+TF2 ``tf.summary.scalar``) are tensors, so the defaults would silently thin a curve.
+
+Hyperparameters come from the hparams plugin's session record. ``SummaryWriter.add_hparams``
+writes that record, with its metric values, into a new sub-directory of the run directory (named
+by the time), not into the run's own files; such a directory (hparams and at most one point per
+scalar) is folded into the run above it rather than counted as a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalinglab.errors import InputError
+from scalinglab.runs.trackers.base import (
+    RawRun,
+    ReadSpec,
+    Series,
+    TrackerImport,
+    build,
+    pick_loss_key,
+    require,
+    series,
+    tracker_run_id,
+)
+from scalinglab.runs.trackers.final import FinalRule
+from scalinglab.runs.trackers.settings import RunSettings
+
+_PURPOSE = "reading TensorBoard event files"
+
+
+@dataclass
+class _Dir:
+    path: Path
+    rel: str
+    scalars: dict[str, Series] = field(default_factory=dict)
+    hparams: dict[str, Any] = field(default_factory=dict)
+    empty: bool = False
+    files: tuple[str, ...] = ()  # event file names: time, host and pid make them unique
+
+    @property
+    def hparams_only(self) -> bool:
+        return bool(self.hparams) and all(len(s[0]) <= 1 for s in self.scalars.values())
+
+
+def event_dirs(logdir: Path) -> list[Path]:
+    """Directories under ``logdir`` (itself included) that hold event files, in path order."""
+    out = []
+    for root, dirs, files in os.walk(logdir):
+        dirs.sort()
+        if any("tfevents" in f for f in files):
+            out.append(Path(root))
+    return out
+
+
+@contextmanager
+def _quiet() -> Any:
+    """TensorBoard logs a warning per odd record; the import reports what matters itself."""
+    log = logging.getLogger("tensorboard")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _decimal(value: float) -> float:
+    """A float32 from an event file as the shortest decimal that is that float32 (2.6, not
+    2.5999999046325684): the value that was logged, as far as float32 can tell."""
+    return float(str(np.float32(value)))
+
+
+def _read_dir(path: Path, rel: str) -> _Dir:
+    ea_mod = require("tensorboard.backend.event_processing.event_accumulator", _PURPOSE)
+    hp_meta = require("tensorboard.plugins.hparams.metadata", _PURPOSE)
+    tensor_util = require("tensorboard.util.tensor_util", _PURPOSE)
+    keep_all = {ea_mod.SCALARS: 0, ea_mod.TENSORS: 0, ea_mod.IMAGES: 1, ea_mod.AUDIO: 1,
+                ea_mod.HISTOGRAMS: 1, ea_mod.COMPRESSED_HISTOGRAMS: 1}
+    out = _Dir(path, rel)
+    files = sorted(p for p in path.iterdir() if "tfevents" in p.name and p.is_file())
+    out.files = tuple(p.name for p in files)
+    try:
+        with _quiet():
+            acc = ea_mod.EventAccumulator(str(path), size_guidance=keep_all)
+            acc.Reload()
+    except Exception as exc:  # noqa: BLE001 - any reader failure is one line naming the dir
+        raise InputError(f"cannot read the event files: {type(exc).__name__}: {exc}",
+                         source=str(path)) from None
+    try:
+        acc.FirstEventTimestamp()
+    except ValueError:
+        if all(p.stat().st_size == 0 for p in files):
+            out.empty = True  # created, then nothing written: the run died at once
+            return out
+        raise InputError("no readable TensorBoard record: not an event file, or corrupt",
+                         source=str(files[0])) from None
+    tags = acc.Tags()
+    for tag in tags.get("scalars", []):
+        events = acc.Scalars(tag)
+        out.scalars[tag] = series((e.step for e in events), (_decimal(e.value) for e in events))
+    for tag in tags.get("tensors", []):
+        if acc.SummaryMetadata(tag).plugin_data.plugin_name != "scalars" or tag in out.scalars:
+            continue
+        events = acc.Tensors(tag)
+        values = []
+        for e in events:
+            arr = tensor_util.make_ndarray(e.tensor_proto)
+            values.append(_decimal(arr.reshape(-1)[0]) if arr.size else np.nan)
+        out.scalars[tag] = series((e.step for e in events), values)
+    try:
+        content = acc.PluginTagToContent("hparams")
+    except KeyError:
+        content = {}
+    start = content.get(hp_meta.SESSION_START_INFO_TAG)
+    if start is not None:
+        info = hp_meta.parse_session_start_info_plugin_data(start)
+        for name, value in info.hparams.items():
+            kind = value.WhichOneof("kind")
+            out.hparams[name] = (value.number_value if kind == "number_value"
+                                 else value.bool_value if kind == "bool_value"
+                                 else value.string_value)
+    return out
+
+
+def read_tensorboard(
+    logdir: str | Path,
+    loss_tag: str | None = None,
+    eval_tag: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    settings: RunSettings | None = None,
+    final: str | FinalRule = "last",
+) -> TrackerImport:
+    """Read every run under ``logdir``.
+
+    Parameters
+    ----------
+    logdir
+        A TensorBoard log directory; each directory below it (nested too) holding event files is
+        one run, named by its path relative to ``logdir``.
+    loss_tag
+        The scalar tag of the training loss; when None, the one usual loss name logged
+        (``train/loss``, ``loss``, ...), else an error listing the tags.
+    eval_tag
+        A scalar tag of held-out loss, kept on the curve and as ``eval_loss``.
+    mapping
+        scalinglab name -> hparam name or scalar tag (its last value), e.g. ``{"N": "n_params"}``.
+        A tag mapped to D is also the curve's token axis.
+    settings
+        Values given per run (a mapping file keyed by run directory) or for all runs.
+    final
+        ``last``, ``min`` or ``ema:K``: how the curve becomes the final loss.
+    """
+    root = Path(logdir)
+    source = str(logdir)
+    if not root.is_dir():
+        raise InputError("no such directory (give a TensorBoard log directory)"
+                         if not root.exists() else "is not a directory (give the log directory "
+                         "that holds the runs' event files)", source=source)
+    rule = FinalRule.parse(final)
+    dirs = event_dirs(root)
+    if not dirs:
+        raise InputError("no TensorBoard event files (events.out.tfevents.*) in it or below it",
+                         source=source)
+    read = []
+    for path in dirs:
+        rel = path.relative_to(root).as_posix()
+        read.append(_read_dir(path, root.resolve().name if rel == "." else rel))
+    notes: list[str] = []
+    by_path = {d.path: d for d in read}
+    runs_dirs: list[_Dir] = []
+    folded = 0
+    for d in read:
+        parent = next((by_path[p] for p in d.path.parents if p in by_path), None)
+        if d.hparams_only and parent is not None:
+            for k, v in d.hparams.items():
+                parent.hparams.setdefault(k, v)
+            for k, s in d.scalars.items():
+                parent.scalars.setdefault(k, s)
+            folded += 1
+        else:
+            runs_dirs.append(d)
+    if folded:
+        notes.append(f"hparams of {folded} sub-director{'ies' if folded > 1 else 'y'} written by "
+                     "add_hparams folded into the run above")
+    all_tags = {t for d in runs_dirs for t in d.scalars}
+    key, note = pick_loss_key(loss_tag, all_tags, source)
+    if note:
+        notes.append(note)
+    if eval_tag is not None:
+        pick_loss_key(eval_tag, all_tags, source, parameter="eval_tag")
+    raws = []
+    for d in runs_dirs:
+        raws.append(RawRun(
+            name=d.rel,
+            keys=(d.rel, str(d.path)),
+            loss=d.scalars.get(key),
+            params=dict(d.hparams),
+            scalars=d.scalars,
+            eval_loss=d.scalars.get(eval_tag) if eval_tag else None,
+            tokens=None,
+            status="failed" if d.empty else "finished",
+            error="the event files are empty (the run died before writing anything)" if d.empty
+            else None,
+            extra={"run_dir": d.rel},
+            run_id=tracker_run_id("tb", *d.files),
+        ))
+    spec = ReadSpec(loss_key=key, final=rule, mapping=dict(mapping or {}),
+                    settings=settings or RunSettings(), source=source, param_word="hparam")
+    return build(raws, spec, notes)

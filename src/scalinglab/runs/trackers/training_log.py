@@ -1,0 +1,382 @@
+"""Runs from plain-text training logs: one run per log file, lines matched by a format's regexes.
+
+A format (:class:`LogFormat`) is data: the regex of a training line (named groups ``step`` and
+``loss``, optionally ``tokens``, ``lr``, ``batch_size``, ``total`` for the planned last step), of
+an evaluation line (``step``, ``eval_loss``), of lines that set hyperparameters, and of a line
+saying the run failed. Presets cover nanoGPT, Megatron-LM and scalinglab's own sweep runner
+(``scalinglab sweep run --log DIR``, whose lines the ``scalinglab_*`` functions below write, so
+the writer and the reader cannot drift apart); ``pattern=`` takes a regex for anything else.
+
+Whatever the format, a log whose last loss line is followed by a Python traceback is a crashed
+run (kept as failed, with the exception's line as the reason), and so is one that stops well
+before its planned last step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalinglab.errors import InputError, ParameterError
+from scalinglab.runs.trackers.base import (
+    RawRun,
+    ReadSpec,
+    TrackerImport,
+    build,
+    series,
+    tracker_run_id,
+)
+from scalinglab.runs.trackers.final import FinalRule
+from scalinglab.runs.trackers.settings import RunSettings
+
+#: a number as training loops print them: 3.2100, 3.210E+00, 1e-4, nan, inf
+NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|[nN]a[nN]|[iI]nf)"
+LOG_SUFFIXES = (".log", ".txt", ".out", ".err")
+_TRACEBACK = re.compile(r"^Traceback \(most recent call last\):")
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Interrupt|Exit)\b.*")
+
+
+@dataclass(frozen=True)
+class LogFormat:
+    """How to read one kind of training log.
+
+    ``step_offset``: optimiser updates done when a training line says step ``s`` are
+    ``s + step_offset`` (nanoGPT prints ``iter 0`` after the first update). ``planned``: the
+    hyperparameter holding the planned last step, when the train line has no ``total`` group.
+    ``renames``: hyperparameters whose usual meaning differs in this format (nanoGPT's
+    ``batch_size`` is sequences per micro-step, not the batch).
+    """
+
+    name: str
+    train: re.Pattern[str]
+    eval: re.Pattern[str] | None = None
+    fields: tuple[re.Pattern[str], ...] = ()  # searched in each train line: more series
+    params: tuple[re.Pattern[str], ...] = ()  # key/value groups, a 'pairs' group, or named groups
+    failure: re.Pattern[str] | None = None
+    nan_line: re.Pattern[str] | None = None  # a step whose loss was non-finite (group 'step')
+    step_offset: int = 0
+    planned: str | None = None
+    renames: Mapping[str, str] = field(default_factory=dict)
+    example: str = ""
+
+
+NANOGPT = LogFormat(
+    name="nanogpt",
+    train=re.compile(rf"^iter (?P<step>\d+): loss (?P<loss>{NUM}),"),
+    eval=re.compile(rf"^step (?P<step>\d+): train loss {NUM}, val loss (?P<eval_loss>{NUM})"),
+    params=(
+        re.compile(r"^tokens per iteration will be: (?P<tokens_per_iter>[\d,]+)"),
+        re.compile(r"^number of parameters: (?P<reported_params>[\d.]+M)"),
+        # configurator.py prints the config file it reads and each --key=value override
+        re.compile(r"^(?:Overriding: )?(?P<key>[a-z_][a-z0-9_]*) = (?P<value>[^#]*?)\s*(?:#.*)?$"),
+    ),
+    step_offset=1,
+    planned="max_iters",
+    renames={"batch_size": "micro_batch_size", "tokens_per_iter": "batch_tokens"},
+    example="iter 100: loss 3.2100, time 12.34ms, mfu 12.34%",
+)
+
+MEGATRON = LogFormat(
+    name="megatron",
+    train=re.compile(rf"iteration\s+(?P<step>\d+)\s*/\s*(?P<total>\d+)\s*\|.*?\blm loss:\s*(?P<loss>{NUM})"),
+    eval=re.compile(rf"validation loss at iteration\s+(?P<step>\d+)\b.*?\blm loss value:\s*(?P<eval_loss>{NUM})"),
+    fields=(
+        re.compile(rf"\blearning rate:\s*(?P<lr>{NUM})"),
+        re.compile(r"\bglobal batch size:\s*(?P<batch_size>\d+)"),
+        re.compile(r"\bconsumed samples:\s*(?P<consumed_samples>\d+)"),
+        re.compile(r"\bconsumed tokens:\s*(?P<tokens>\d+)"),
+    ),
+    # Megatron leaves 'lm loss' out of a line whose average is not > 0 (NaN included) and
+    # counts the iterations with a NaN loss instead: such a line is a diverged step
+    nan_line=re.compile(r"iteration\s+(?P<step>\d+)\s*/.*\bnumber of nan iterations:\s*[1-9]"),
+    # print_args: "  seq_length ...................................... 2048"
+    params=(re.compile(r"^\s+(?P<key>[a-z_][a-z0-9_]*) \.{2,} (?P<value>\S+)\s*$"),),
+    step_offset=0,
+    planned="train_iters",
+    example="iteration      100/    5000 | ... | lm loss: 3.210000E+00 | ...",
+)
+
+SCALINGLAB = LogFormat(
+    name="scalinglab",
+    train=re.compile(rf"^step (?P<step>\d+)/(?P<total>\d+) \| tokens (?P<tokens>\d+) \| "
+                     rf"loss (?P<loss>{NUM})(?: \| lr (?P<lr>{NUM}))?"),
+    eval=re.compile(rf"^eval step (?P<step>\d+) \| tokens \d+ \| eval_loss (?P<eval_loss>{NUM})"),
+    params=(re.compile(r"^scalinglab: (?P<pairs>.*)$"),),
+    failure=re.compile(r"^failed: (?P<error>.+)$"),
+    step_offset=0,
+    renames={"run_id": "sweep_run_id"},
+    example="step 100/1000 | tokens 409600 | loss 3.210000 | lr 1.000e-03",
+)
+
+FORMATS: dict[str, LogFormat] = {f.name: f for f in (NANOGPT, MEGATRON, SCALINGLAB)}
+
+
+# -- scalinglab's own log lines (the sweep runner writes them; SCALINGLAB reads them) --------
+
+
+def scalinglab_header(**values: Any) -> str:
+    """``scalinglab: run_id=r-... N=... D=... lr=... batch_tokens=... seq_len=... steps=...``"""
+    return "scalinglab: " + " ".join(f"{k}={v}" for k, v in values.items())
+
+
+def scalinglab_step(step: int, steps: int, tokens: int, loss: float, lr: float | None = None) -> str:
+    line = f"step {step}/{steps} | tokens {tokens} | loss {loss:.6f}"
+    return line + (f" | lr {lr:.4e}" if lr is not None else "")
+
+
+def scalinglab_eval(step: int, tokens: int, eval_loss: float) -> str:
+    return f"eval step {step} | tokens {tokens} | eval_loss {eval_loss:.6f}"
+
+
+def scalinglab_failure(error: str) -> str:
+    return "failed: " + " ".join(str(error).split())
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def custom_format(pattern: str) -> LogFormat:
+    """A format from one regex with named groups ``step`` and ``loss`` (optionally ``tokens``,
+    ``lr``, ``eval_loss``)."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ParameterError(f"pattern is not a valid regular expression: {exc}", "pattern") from None
+    missing = [g for g in ("step", "loss") if g not in rx.groupindex]
+    if missing:
+        raise ParameterError(
+            f"pattern needs the named groups (?P<step>...) and (?P<loss>...); it lacks "
+            f"{', '.join(missing)}", "pattern",
+        )
+    return LogFormat(name="pattern", train=rx, example=pattern)
+
+
+@dataclass
+class _Parsed:
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    series: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    eval_steps: list[int] = field(default_factory=list)
+    eval_losses: list[float] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    total: int | None = None
+    failure: str | None = None
+    last_loss_line: int = 0
+    traceback_line: int = 0
+    exception: str | None = None
+
+
+def _parse(path: Path, fmt: LogFormat, source: str) -> _Parsed:
+    out = _Parsed()
+    try:
+        fh = path.open(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", source=source) from None
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = raw.rstrip("\r\n")
+            m = fmt.train.search(line)
+            if m is not None:
+                step = int(m["step"])
+                out.steps.append(step)
+                out.losses.append(float(m["loss"]))
+                out.last_loss_line = lineno
+                groups = {k: v for k, v in m.groupdict().items() if v is not None}
+                for rx in fmt.fields:
+                    fm = rx.search(line)
+                    if fm is not None:
+                        groups.update({k: v for k, v in fm.groupdict().items() if v is not None})
+                if "total" in groups:
+                    out.total = int(groups.pop("total"))
+                for k, v in groups.items():
+                    if k in ("step", "loss"):
+                        continue
+                    if k == "eval_loss":
+                        out.eval_steps.append(step)
+                        out.eval_losses.append(float(v))
+                        continue
+                    s, vals = out.series.setdefault(k, ([], []))
+                    s.append(step)
+                    vals.append(float(v))
+                continue
+            if fmt.nan_line is not None:
+                m = fmt.nan_line.search(line)
+                if m is not None:
+                    out.steps.append(int(m["step"]))
+                    out.losses.append(float("nan"))
+                    out.last_loss_line = lineno
+                    continue
+            if fmt.eval is not None:
+                m = fmt.eval.search(line)
+                if m is not None:
+                    out.eval_steps.append(int(m["step"]))
+                    out.eval_losses.append(float(m["eval_loss"]))
+                    continue
+            if fmt.failure is not None:
+                m = fmt.failure.search(line)
+                if m is not None:
+                    out.failure = m["error"].strip()
+                    continue
+            if _TRACEBACK.match(line):
+                out.traceback_line, out.exception = lineno, None
+                continue
+            if out.traceback_line and _EXCEPTION.match(line):
+                out.exception = line.strip()
+                continue
+            for rx in fmt.params:
+                m = rx.search(line)
+                if m is None:
+                    continue
+                groups = m.groupdict()
+                if "key" in groups and "value" in groups:
+                    out.params.setdefault(groups["key"], groups["value"].strip().strip("'\""))
+                elif "pairs" in groups:
+                    for pair in re.finditer(r"(\w+)=(\S+)", groups["pairs"]):
+                        out.params.setdefault(pair[1], pair[2])
+                else:
+                    for k, v in groups.items():
+                        if v is not None:
+                            out.params.setdefault(k, v.replace(",", ""))
+                break
+    return out
+
+
+def _detect(files: list[Path], source: str) -> LogFormat:
+    """The preset whose training line matches most lines of the first lines of the logs."""
+    counts = dict.fromkeys(FORMATS, 0)
+    for path in files:
+        try:
+            with path.open(encoding="utf-8", errors="replace") as fh:
+                for i, line in enumerate(fh):
+                    if i >= 5000:
+                        break
+                    for name, fmt in FORMATS.items():
+                        if fmt.train.search(line):
+                            counts[name] += 1
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+        if max(counts.values()) >= 3:
+            break
+    best = max(counts, key=lambda k: counts[k])
+    if counts[best] == 0:
+        raise InputError(f"no line matches a known training-log format ({', '.join(FORMATS)}, "
+                         f"e.g. {NANOGPT.example!r}); give a pattern with named groups step and "
+                         "loss", source=source)
+    return FORMATS[best]
+
+
+def log_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in LOG_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+
+
+def read_training_logs(
+    path: str | Path,
+    format: str | None = None,
+    pattern: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    settings: RunSettings | None = None,
+    final: str | FinalRule = "ema:10",
+) -> TrackerImport:
+    """Read a training log, or every log (``*.log``, ``*.txt``, ``*.out``, ``*.err``) in a folder.
+
+    Parameters
+    ----------
+    path
+        A log file or a folder of them; each file is one run, named by its path (without the
+        suffix) relative to the folder.
+    format
+        ``nanogpt``, ``megatron`` or ``scalinglab``; by default the one whose lines match.
+    pattern
+        A regex for other logs, with named groups ``step`` and ``loss`` (optionally ``tokens``,
+        ``lr``, ``eval_loss``); overrides ``format``.
+    mapping
+        scalinglab name -> a hyperparameter the log prints, or a series of the train line.
+    settings
+        Values per run (keyed by file name, stem or relative path) or for all runs: N and D when
+        the log does not print them.
+    final
+        ``last``, ``min`` or ``ema:K`` (default ``ema:10``: a logged training loss is one batch's,
+        so the last one alone is noisy).
+    """
+    root = Path(path)
+    source = str(path)
+    rule = FinalRule.parse(final)
+    if not root.exists():
+        raise InputError("no such file or folder", source=source)
+    files = log_files(root)
+    if not files:
+        raise InputError(f"no log files ({', '.join('*' + s for s in LOG_SUFFIXES)}) in it",
+                         source=source)
+    if pattern is not None:
+        fmt = custom_format(pattern)
+        chosen = "the given pattern"
+    elif format is not None:
+        fmt = FORMATS.get(format.strip().lower())  # type: ignore[assignment]
+        if fmt is None:
+            raise ParameterError(f"format must be one of {', '.join(FORMATS)}, not {format!r}",
+                                 "format")
+        chosen = f"the {fmt.name} format"
+    else:
+        fmt = _detect(files, source)
+        chosen = f"the {fmt.name} format (detected)"
+    parsed = {p: _parse(p, fmt, str(p)) for p in files}
+    if not any(x.steps for x in parsed.values()):
+        raise InputError(f"no line matches {chosen} (e.g. {fmt.example!r})", source=source)
+    notes = [f"lines read with {chosen}"]
+    raws = []
+    for p, x in parsed.items():
+        rel = p.relative_to(root).as_posix() if root.is_dir() else p.name
+        name = rel[: -len(p.suffix)] if p.suffix else rel
+        params: dict[str, Any] = {fmt.renames.get(k, k): v for k, v in x.params.items()}
+        scalars = {k: series(s, v) for k, (s, v) in x.series.items()}
+        if "batch_size" in scalars and "global_batch_size" not in params:
+            params["global_batch_size"] = float(scalars["batch_size"][1][-1])
+        planned = x.total
+        if planned is None and fmt.planned and fmt.planned in params:
+            try:
+                planned = int(float(params[fmt.planned]))
+            except ValueError:
+                planned = None
+        status, error = "finished", None
+        if x.failure:
+            status, error = "failed", x.failure
+        elif x.traceback_line > x.last_loss_line:
+            status = "failed"
+            error = (f"the log ends in a Python traceback (line {x.traceback_line})"
+                     + (f": {x.exception}" if x.exception else ""))
+        raws.append(RawRun(
+            name=name, keys=(name, p.name, rel, p.stem), loss=series(x.steps, x.losses)
+            if x.steps else None, params=params, scalars=scalars,
+            eval_loss=series(x.eval_steps, x.eval_losses) if x.eval_steps else None,
+            tokens=scalars.get("tokens"), status=status, error=error,
+            extra={"log_file": rel}, planned_steps=planned, run_id=_log_run_id(p, name, params),
+        ))
+    spec = ReadSpec(loss_key="loss", final=rule, mapping=dict(mapping or {}),
+                    settings=settings or RunSettings(), step_offset=fmt.step_offset,
+                    source=source, param_word="logged value")
+    return build(raws, spec, notes)
+
+
+def _log_run_id(path: Path, name: str, params: Mapping[str, Any]) -> str:
+    """The sweep's own id for its logs; else the log's name and opening bytes (its config and
+    first lines), which stay the same as the log grows."""
+    own = params.get("sweep_run_id")
+    if isinstance(own, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", own):
+        return own
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        head = b""
+    return tracker_run_id("log", name, head.decode("utf-8", "replace"))
+
+
+__all__ = ["FORMATS", "MEGATRON", "NANOGPT", "SCALINGLAB", "LogFormat", "custom_format",
+           "read_training_logs", "scalinglab_eval", "scalinglab_failure", "scalinglab_header",
+           "scalinglab_step"]

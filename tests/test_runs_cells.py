@@ -1,0 +1,118 @@
+"""One numeric grammar for every cell: checked against Python's own float() on the same text."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from scalinglab.runs.cells import extra_cells, parse_cells, parse_number, show_cell, text_cells
+
+SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
+
+
+def reference(text: str) -> float:
+    """The grammar written out cell by cell with Python's float() (the parser before the
+    vectorised one): strip, drop separators, missing tokens, unit suffix."""
+    text = text.strip().replace(",", "").replace("_", "")
+    if text.lower() in {"", "nan", "na", "n/a", "null", "none"}:
+        return math.nan
+    if text[-1] in SUFFIX and len(text) > 1:
+        return float(text[:-1]) * SUFFIX[text[-1]]
+    return float(text)
+
+
+def corpus() -> list[str]:
+    rng = random.Random(0)
+    cells = ["1e5", ".5", "5.", "+1", "inf", "-inf", "Infinity", "1_000", " 1", "1 ", "0x10",
+             "1e", "", "1.5e+3", "1E5", "+.5e-3", "NaN", "INF", "-0", "125M", "1.5B", "2,048",
+             "abc", "M", "1.5 B", "NA", "n/a", "None", "null", "3e-4", "1e400", "-1e400", "1k",
+             "7T", "1.2.3", "--1", "e5", "1e+", "0.1", "00012", ",", "_", "1e3k", "true"]
+    for _ in range(5000):
+        x = rng.choice([rng.uniform(-1e3, 1e3), 10 ** rng.uniform(-300, 300), rng.random()])
+        text = rng.choice([repr(x), f"{x:.6g}", f"{x:e}", f"{x:.17g}"])
+        cells.append(text + rng.choice(["", "", "M", "k", "B", " "]))
+    return cells
+
+
+def test_the_column_parser_agrees_with_float_on_every_cell_bit_for_bit():
+    cells = corpus()
+    got = parse_cells(pa.array(cells))
+    for i, text in enumerate(cells):
+        try:
+            want, want_bad = reference(text), False
+        except ValueError:
+            want, want_bad = math.nan, True
+        assert bool(got.bad[i]) == want_bad, text
+        if not want_bad:
+            assert (math.isnan(want) and math.isnan(got.values[i])) or got.values[i] == want, text
+            assert bool(got.missing[i]) == math.isnan(want), text
+
+
+def test_a_clean_column_takes_the_fast_path_and_keeps_exact_values():
+    values = np.random.default_rng(1).lognormal(0, 30, 10_000)
+    got = parse_cells(pa.array([repr(float(v)) for v in values]))
+    assert np.array_equal(got.values, values)
+    assert not got.bad.any() and not got.missing.any()
+
+
+@pytest.mark.parametrize(("cell", "value"), [("125M", 1.25e8), ("1.5B", 1.5e9), ("2,048", 2048.0),
+                                             (3, 3.0), (np.int64(7), 7.0), (2.5, 2.5)])
+def test_parse_number_is_the_same_parser_for_one_cell(cell, value):
+    assert parse_number(cell) == value
+
+
+@pytest.mark.parametrize("cell", [True, "abc", [1, 2], {"a": 1}, "1.2.3"])
+def test_not_a_number_raises_value_error(cell):
+    with pytest.raises(ValueError, match="is not a number"):
+        parse_number(cell)
+
+
+def test_mixed_object_columns_mark_each_cell():
+    got = parse_cells(pd.Series([1, "2k", None, True, float("nan"), "x", 10**400], dtype=object))
+    assert got.values[0] == 1 and got.values[1] == 2000 and got.values[6] == math.inf
+    assert list(got.missing) == [False, False, True, False, True, False, False]
+    assert list(got.bad) == [False, False, False, True, False, True, False]
+
+
+def test_arrow_backed_and_numeric_columns():
+    got = parse_cells(pd.Series(["1", "2M"], dtype=pd.ArrowDtype(pa.string())))
+    assert list(got.values) == [1.0, 2e6]
+    got = parse_cells(pd.Series([1.0, None]))
+    assert got.missing.tolist() == [False, True]
+    assert parse_cells(pd.Series([True, False])).bad.all()
+
+
+def test_messages_show_cells_as_written_not_as_numpy_reprs():
+    assert show_cell(np.int64(-5)) == "-5"
+    assert show_cell(np.float64(2.5)) == "2.5"
+    assert show_cell("abc") == "'abc'"
+    assert len(show_cell("x" * 500)) < 70
+
+
+def test_extras_are_typed_cell_by_cell_so_chunking_cannot_change_them():
+    column = pd.Series(["16", "0.5", "v2", "", "inf", "125M", "null"],
+                       dtype=pd.ArrowDtype(pa.string()))
+    typed = extra_cells(column)
+    assert typed.ints.to_pylist() == [16, None, None, None, None, None, None]
+    assert typed.floats.to_pylist() == [None, 0.5, None, None, None, None, None]
+    assert typed.texts.to_pylist() == [None, None, "v2", None, "inf", "125M", None]
+    halves = [extra_cells(column.iloc[:3]), extra_cells(column.iloc[3:])]
+    words, present = typed.words()
+    parts = [h.words() for h in halves]
+    assert np.array_equal(words[present], np.concatenate([w[p] for w, p in parts]))
+    objects = extra_cells(pd.Series([16, "16", 16.0, {"a": 1}, [1, float("nan")], None],
+                                    dtype=object))
+    assert objects.ints.to_pylist()[:2] == [16, 16]
+    assert objects.jsons.to_pylist()[3:5] == ['{"a":1}', "[1,null]"]
+    w, p = objects.words()
+    assert w[0] == w[1] == w[2] and p.tolist() == [True] * 5 + [False]
+
+
+def test_text_cells_trim_and_treat_blank_as_missing():
+    got = text_cells(pd.Series([" a ", "", None, 3, 2.0], dtype=object))
+    assert got.to_pylist() == ["a", None, None, "3", "2"]
