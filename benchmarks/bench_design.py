@@ -176,8 +176,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--spend", type=float, default=1e21)
     ap.add_argument("--target", type=float, default=1e24)
-    ap.add_argument("--bootstrap", type=int, default=100, help="resamples of every fit")
-    ap.add_argument("--starts", type=int, default=900, help="points of the start grid per fit")
+    ap.add_argument("--bootstrap", type=int, default=200, help="resamples of every fit")
+    ap.add_argument("--starts", type=int, default=None,
+                    help="thin the start grid to about this many points (default: the whole grid)")
     ap.add_argument("--finalists", type=int, default=2, help="grids simulated per figure")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--truths", default="besiroglu2024,hoffmann2022")
@@ -189,7 +190,9 @@ def main() -> None:
     t0 = time.perf_counter()
     print(f"adaptive design vs IsoFLOP grids: 1% log-normal noise, spend {args.spend:.3g} FLOPs, "
           f"target {args.target:.3g} FLOPs; every study fitted by scalinglab's Chinchilla fit "
-          f"({args.bootstrap} bootstrap resamples, ~{args.starts} starts); {args.workers} workers")
+          f"({args.bootstrap} bootstrap resamples, "
+          f"{'the whole start grid' if args.starts is None else f'~{args.starts} starts'}); "
+          f"{args.workers} workers")
     for name in args.truths.split(","):
         bench_truth(name.strip(), args)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s on {os.cpu_count()} cores")

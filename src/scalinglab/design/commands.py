@@ -71,9 +71,9 @@ def simulate_cmd(
     spend: str = typer.Option("1e21", "--spend", help="Total FLOPs of a study (6ND summed), "
                               "comma-separated for several (the figure plots width vs spend)."),
     target: str = typer.Option("1e24", "--target", help="Budget (FLOPs) to predict."),
-    repeats: int = typer.Option(20, "--repeats", "-r", min=1, help="Studies per design and spend."),
+    repeats: int = typer.Option(50, "--repeats", "-r", min=1, help="Studies per design and spend."),
     seed: int = typer.Option(0, "--seed", help="Seed of the simulated noise (deterministic)."),
-    bootstrap: int = typer.Option(100, "--bootstrap", "-b", min=2, help="Bootstrap resamples of each fit."),
+    bootstrap: int = typer.Option(200, "--bootstrap", "-b", min=2, help="Bootstrap resamples of each fit."),
     starts: int = typer.Option(None, "--starts", min=1, help="Thin the law's start grid to about "
                                "this many points (default: the whole grid)."),
     budgets: int = typer.Option(5, "--budgets", min=1, help="isoflop: number of budgets."),
@@ -350,7 +350,7 @@ def sweep_auto(
     tokens_per_param: str = _TPP, max_tokens: str = _MAXTOK, max_params: str = _MAXN,
     criterion: str = _CRIT, aim: str = _AIM,
     bootstrap: int = typer.Option(200, "--bootstrap", "-b", min=20, help="Bootstrap resamples of "
-                                  "the final fit (the fits between rounds use half)."),
+                                  "every fit of the study."),
     name: str = typer.Option("auto", "--name", help="Sweep name (tag 'sweep') of the runs."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:K or auto."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Local CPU runs at once."),
@@ -381,7 +381,7 @@ def sweep_auto(
     settings = AdaptiveSettings(
         k=k, max_runs=max_runs, seed=seed_layout, seed_fraction=seed_fraction,
         aim=aim_from(aim), criterion=criterion,  # type: ignore[arg-type]
-        bootstrap=max(20, bootstrap // 2),
+        bootstrap=bootstrap,
         until_ci=None if until_ci is None else parse_fraction(until_ci),
         smallest=smallest, tokens_per_param=_range(tokens_per_param, "--tokens-per-param"))
     config = AutoConfig(_number(target, "--target"), _number(spend, "--spend"), out, settings,

@@ -42,8 +42,8 @@ class AdaptiveSettings:
     - ``aim``: the figures at the target whose variance the design reduces, with weights;
     - ``criterion``: ``draws`` (the bootstrap ensemble) or ``fisher`` (linearised);
     - ``bootstrap``/``starts``: resamples of the fits between rounds, and about how many points
-      of the law's start grid they use (each also starts from the previous round's estimate;
-      None: the whole grid);
+      of the law's start grid they use (None: the whole grid, which the engine screens; each
+      also starts from the previous round's estimate);
     - ``until_ci``: stop once the relative width of L(target)'s interval is below this and
       every parameter is identified (None: use the whole spend);
     - ``smallest``/``tokens_per_param``: the candidate runs (a simulation's domain): run
@@ -57,8 +57,8 @@ class AdaptiveSettings:
     round_fraction: float = 0.5
     aim: tuple[tuple[str, float], ...] = tuple(DEFAULT_AIM.items())
     criterion: Criterion = "draws"
-    bootstrap: int = 100
-    starts: int | None = 500
+    bootstrap: int = 200
+    starts: int | None = None
     until_ci: float | None = None
     smallest: float = 1e-4
     tokens_per_param: tuple[float, float] = (1.0, 1000.0)

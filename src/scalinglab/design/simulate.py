@@ -205,11 +205,12 @@ class AdaptiveDesign:
         loss = noise.observe(truth, N, D, rng)
         candidates = s.space(spend).points()
         fit, widths, expected, rounds = None, [], [], 0
-        # the fits between rounds are lighter than the final one, never heavier
+        # the fits between rounds are never heavier than the final one
         starts = s.starts if fitting.starts is None else min(s.starts or fitting.starts,
                                                              fitting.starts)
+        bootstrap = min(s.bootstrap, fitting.bootstrap)
         while True:
-            fit = fitting.fit(N, D, loss, seed=rounds, bootstrap=s.bootstrap, warm=fit,
+            fit = fitting.fit(N, D, loss, seed=rounds, bootstrap=max(bootstrap, 20), warm=fit,
                               starts=starts)
             step = next_step(s, fit, (N, D), float(np.sum(6 * N * D)), spend, target, candidates)
             widths.append(step.loss_width)
