@@ -97,8 +97,9 @@ def test_draws_and_fisher_agree_about_a_well_identified_fit(iso_fit):
 
 
 def test_fisher_widths_match_simulated_widths_of_the_isoflop_grid():
-    """The screen the benchmark uses: Fisher widths at the truth are close to what repeated
-    simulated fits give (measured: 14.5% vs 16.8% for L, 169% vs 184% for N_opt at 6 studies)."""
+    """The screen the benchmark uses: Fisher widths at the truth are of the size repeated
+    simulated fits give (measured over 50 studies: 14.5% vs 18.3% for L, 169% vs 263% for N_opt;
+    the simulated intervals are wider where the fit is nonlinear)."""
     N, D = IsoflopLayout().runs(1e21)
     w = fisher_widths(BESIROGLU_2024, N, D, 1e24, 0.01)
     assert 0.10 < w["loss"] < 0.20 and 1.2 < w["N_opt"] < 2.2
