@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scalinglab.cli import app
+from scalinglab.clikit import to_json
 from scalinglab.design import (
     AdaptiveDesign,
     AdaptiveSettings,
@@ -17,6 +18,7 @@ from scalinglab.design import (
     GridLayout,
     IsoflopLayout,
     Noise,
+    SimulationResult,
     resolve_truth,
     simulate,
 )
@@ -84,6 +86,9 @@ def test_without_noise_every_design_finds_the_truth_exactly():
         for fig in ("loss", "N_opt", "D_opt"):
             assert abs(m[fig]["bias"]) < 1e-4, (design, fig, m[fig])
         assert m["spend"] == pytest.approx(1e21)
+    saved = json.loads(to_json(res.to_dict(include_studies=True)))
+    back = SimulationResult.from_dict(saved)
+    assert back.to_dict() == json.loads(to_json(res.to_dict()))
 
 
 def test_the_isoflop_design_recovers_the_truth_without_bias():

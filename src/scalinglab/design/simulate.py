@@ -31,7 +31,7 @@ from scalinglab.design.loop import AdaptiveSettings, next_step, seed_positions
 from scalinglab.design.targets import FIGURES, check_allocatable, check_budget, truth_at
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.fit.result import FitResult
-from scalinglab.laws.base import Law, LawInstance
+from scalinglab.laws.base import Law, LawInstance, Provenance
 from scalinglab.laws.registry import get_law, get_published, published_laws
 from scalinglab.summary import Summary, Table, format_number
 
@@ -364,7 +364,8 @@ class SimulationResult:
     def from_dict(cls, data: Mapping[str, Any]) -> SimulationResult:
         """Rebuild from ``to_dict(include_studies=True)``."""
         t = data["truth"]
-        truth = get_law(t["law"]).with_params(t["params"], label=t.get("label", ""))
+        truth = get_law(t["law"]).with_params(t["params"], label=t.get("label", ""),
+                                              provenance=Provenance.from_dict(t.get("provenance")))
         return cls(truth=truth, fit_law=str(data["fit_law"]), target=float(data["target"]),
                    truth_values={k: float(v) for k, v in data["truth_at_target"].items()},
                    noise=Noise(**data["noise"]), repeats=int(data["repeats"]),
