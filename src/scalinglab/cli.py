@@ -46,6 +46,7 @@ def _root(
 
 def _register() -> None:
     from scalinglab.demo import commands as demo_commands
+    from scalinglab.design import commands as design_commands
     from scalinglab.downstream import commands as downstream_commands
     from scalinglab.fit import commands as fit_commands
     from scalinglab.hparams import commands as hparams_commands
@@ -65,6 +66,7 @@ def _register() -> None:
         downstream_commands,
         testtime_commands,
         demo_commands,
+        design_commands,
     ):
         module.register(app)
 

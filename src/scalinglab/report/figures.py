@@ -250,7 +250,13 @@ def corner(fit: FitResult) -> Figure:
     FigureCanvasAgg(fig)
     axes = fig.subplots(P, P, squeeze=False)
     logs = c.log_scale
-    sub = c.draws[c.scatter_rows] if len(c.scatter_rows) else c.draws
+    # draws of an unidentified scale can span hundreds of decades (A = 7e247 in a demo fit), which
+    # no log axis draws: shown within 6 decades of their median
+    med = np.median(c.draws, axis=0)
+    span = np.where(logs, 1e6, np.inf)
+    with np.errstate(all="ignore"):
+        shown = np.clip(c.draws, np.where(logs, med / span, -np.inf), np.where(logs, med * span, np.inf))
+    sub = shown[c.scatter_rows] if len(c.scatter_rows) else shown
     for i in range(P):
         for j in range(P):
             ax = axes[i][j]
@@ -260,13 +266,13 @@ def corner(fit: FitResult) -> Figure:
             faded = not (c.identified[i] and c.identified[j])
             colour = "#9aa4ae" if faded else "#2f6fb3"
             if i == j:
-                col = c.draws[:, j]
+                col = shown[:, j]
                 bins: Any = 30
                 if logs[j]:
                     bins = np.geomspace(col.min(), col.max(), 31)
                     ax.set_xscale("log")
                 ax.hist(col, bins=bins, color=colour, alpha=0.4 if faded else 0.9)
-                if c.identified[j] and math.isfinite(c.lo[j]):
+                if c.identified[j] and math.isfinite(c.lo[j]) and math.isfinite(c.hi[j]):
                     ax.axvspan(c.lo[j], c.hi[j], color="orange", alpha=0.25, zorder=0)
                 ax.axvline(c.point[j], color="black", linewidth=1.2)
                 ax.set_yticks([])

@@ -1,0 +1,412 @@
+"""``scalinglab sweep auto``: seed a small design, train, fit, design the next runs, train, ...
+until the target's interval is tight enough or the spend is used.
+
+The loop's decisions are :func:`scalinglab.design.loop.next_step`, the same that simulated
+studies make (``scalinglab simulate --designs adaptive``). Everything it does is on disk in its
+folder, so it resumes like any sweep:
+
+- ``round-00.toml`` (the seed), ``round-01.toml``, ...: each round's runs as an ordinary sweep
+  plan, written before any of its runs is trained;
+- ``auto.json``: the study (target, spend, settings) and what each round saw.
+
+A rerun first runs every round plan already written, in order (the sweep runner skips the runs
+the store holds, so a kill loses only the runs in flight and no finished run is repeated), and
+then goes on deciding. Which runs belong to the study is decided by their ids (those of its
+plans), not by tags, so a store may hold other sweeps beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.design.loop import AdaptiveSettings, Step, next_step, summarise_round
+from scalinglab.design.propose import Proposal, propose
+from scalinglab.design.sweeps import SweepCandidates, SweepSpace, plan_of
+from scalinglab.design.targets import check_allocatable, check_budget
+from scalinglab.errors import InputError, NotIdentifiable, ParameterError, ScalingLabError
+from scalinglab.fit.loss import MAX_DECADES, MAX_EXPONENT_WIDTH
+from scalinglab.fit.result import FitResult
+from scalinglab.laws.hparams import HparamLaw
+from scalinglab.laws.registry import get_law
+from scalinglab.runs.store import RunStore
+from scalinglab.sweep.data import DataSpec
+from scalinglab.sweep.plan import Defaults, SweepPlan, load_plan
+from scalinglab.sweep.runner import Progress, SweepReport, run_plan
+
+STATE_FILE = "auto.json"
+STATE_VERSION = 1
+#: ``on_round(summary)`` after each fit: the round's runs, spend, intervals and next runs
+RoundCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class AutoConfig:
+    """One adaptive study of real runs.
+
+    Runs are shaped and trained with ``defaults`` on ``data``, with lr and batch from
+    ``hparams`` when given; the candidates range from ``settings.smallest`` x the spend to the
+    spend (or ``largest``), at ``settings.tokens_per_param``, of at most ``max_tokens`` tokens
+    and ``max_params`` parameters.
+    ``seed_plan``, when given, is the first round instead of the settings' seed layout (e.g. an
+    IsoFLOP sweep already run: its runs are skipped and used). ``run_options`` go to
+    :func:`scalinglab.sweep.runner.run_plan` (device, workers...).
+    """
+
+    target: float
+    spend: float
+    out: Path
+    settings: AdaptiveSettings = AdaptiveSettings(smallest=1e-3, tokens_per_param=(2.0, 2000.0))
+    defaults: Defaults = field(default_factory=Defaults)
+    data: DataSpec = field(default_factory=DataSpec)
+    hparams: HparamLaw | None = None
+    law: str = "chinchilla"
+    final_bootstrap: int = 200
+    name: str = "auto"
+    run_options: dict[str, Any] = field(default_factory=dict)
+    fit_seed: int = 0
+    seed_plan: SweepPlan | None = None
+    largest: float | None = None
+    max_tokens: float | None = None
+    max_params: float | None = None
+
+    def __post_init__(self) -> None:
+        check_budget(self.target, "target")
+        check_budget(self.spend, "spend")
+        check_allocatable(get_law(self.law))
+
+    def sweep_space(self, largest: float | None = None) -> SweepSpace:
+        """The runs this study may choose from (up to ``largest`` FLOPs, default the spend)."""
+        top = largest or self.largest or self.spend
+        return SweepSpace((min(self.spend * self.settings.smallest, top), top),
+                          self.settings.tokens_per_param, self.defaults, self.data, self.hparams,
+                          name=self.name, max_tokens=self.max_tokens,
+                          max_params=self.max_params)
+
+
+@dataclass
+class AutoResult:
+    """What the loop did: its rounds, the final fit, why it stopped, and what is still unknown."""
+
+    out: Path
+    target: float
+    spend: float
+    spent: float
+    plans: list[Path]
+    history: list[dict[str, Any]]
+    sweep: SweepReport
+    fit: FitResult | None = None
+    stop: str | None = None
+    error: str | None = None
+    remedy: Proposal | None = None
+    interrupted: bool = False
+
+    @property
+    def unidentified(self) -> tuple[str, ...]:
+        return () if self.fit is None else tuple(self.fit.unidentified)
+
+    def identification(self) -> str:
+        """In words: is every parameter identified, and if not, what would identify the rest."""
+        if self.fit is None:
+            return f"no law was fitted: {self.error or self.stop}"
+        law = self.fit.law
+        if not self.fit.unidentified:
+            return (f"every {law.name} parameter ({', '.join(law.param_names)}) is identified by "
+                    f"these {self.fit.n_runs} runs")
+        names = self.fit.unidentified
+        still = ", ".join(names)
+        text = f"{still} {'is' if len(names) == 1 else 'are'} not identified by these " \
+               f"{self.fit.n_runs} runs"
+        r = self.remedy
+        if r is None or not r.runs:
+            return text + (f"; {r.warnings[0]}" if r is not None and r.warnings else "")
+        runs = "; ".join(f"N={p.N:.3g}, D={p.D:.3g} (C={p.C:.3g})" for p in r.runs)
+        moves = [m for m in (_spread_change(n, r, n in law.exponents) for n in names) if m]
+        text += (f". The {len(r.runs)} runs that would most narrow "
+                 f"{'them' if len(names) > 1 else 'it'} are {runs}, {r.cost:.3g} FLOPs in all"
+                 + (f"; they would take {', '.join(moves)}" if moves else "")
+                 + f" (identified: under {MAX_DECADES:g} decades for a scale, under "
+                 f"{MAX_EXPONENT_WIDTH:g} wide for an exponent)")
+        rest = [n for n in names if n not in r.identified_after]
+        if r.identified_after:
+            text += f"; expected to identify {', '.join(r.identified_after)}"
+        if rest:
+            text += f"; {', '.join(rest)} would need more runs than these"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "target": self.target, "spend": self.spend,
+                "spent": self.spent, "plans": [str(p) for p in self.plans],
+                "rounds": self.history, "stop": self.stop, "error": self.error,
+                "interrupted": self.interrupted, "sweep": self.sweep.to_dict(),
+                "unidentified": list(self.unidentified), "identification": self.identification(),
+                "remedy": None if self.remedy is None else self.remedy.to_dict(),
+                "fit": None if self.fit is None else self.fit.to_dict(compute=[self.target])}
+
+
+def _spread_change(name: str, remedy: Proposal, exponent: bool) -> str:
+    """``"E from 6.6 to 4.1 decades"`` (or ``"alpha from 2.05 to 1.2 wide"``), or ``""``."""
+    before, after = remedy.before.get(name), remedy.after.get(name)
+    if before is None or after is None or before.ci is None or after.ci is None:
+        return ""
+    if exponent:
+        return f"{name} from {before.ci[1] - before.ci[0]:.2g} to {after.ci[1] - after.ci[0]:.2g} wide"
+    if min(before.ci) <= 0 or min(after.ci) <= 0:
+        return ""
+    span = [float(np.log10(e.ci[1] / e.ci[0])) for e in (before, after)]
+    return f"{name} from {span[0]:.2g} to {span[1]:.2g} decades"
+
+
+# -- state -------------------------------------------------------------------------------------
+
+
+def _state_path(out: Path) -> Path:
+    return out / STATE_FILE
+
+
+def _load_state(config: AutoConfig) -> dict[str, Any]:
+    path = _state_path(config.out)
+    if not path.exists():
+        return {"version": STATE_VERSION, "name": config.name, "target": config.target,
+                "spend": config.spend, "law": config.law, "settings": config.settings.to_dict(),
+                "rounds": [], "notes": []}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON ({exc.msg} at line {exc.lineno}); delete it to start the "
+                         "study afresh", source=str(path)) from None
+    if state.get("version") != STATE_VERSION or not isinstance(state.get("rounds"), list):
+        raise InputError("not a `sweep auto` state file this version can resume", source=str(path))
+    for key in ("target", "spend"):
+        if float(state.get(key, 0)) != float(getattr(config, key)):
+            state.setdefault("notes", []).append(
+                f"{key} changed from {float(state[key]):.4g} to {getattr(config, key):.4g} on "
+                f"resuming; the rounds already run are kept")
+            state[key] = getattr(config, key)
+    return state
+
+
+def _save_state(config: AutoConfig, state: dict[str, Any]) -> None:
+    from scalinglab.clikit import to_json
+
+    path = _state_path(config.out)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(to_json(state) + "\n", encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a kill leaves the old state or the new, never half
+
+
+def _save_plan(plan: SweepPlan, path: Path) -> Path:
+    tmp = path.with_suffix(".toml.tmp")
+    plan.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+# -- the loop ------------------------------------------------------------------------------------
+
+
+def seed_plan(config: AutoConfig, candidates: SweepCandidates) -> SweepPlan:
+    """The seed: the candidate runs nearest the settings' small IsoFLOP layout at
+    ``seed_fraction`` of the spend. Small budgets can collapse onto the smallest shapes, so the
+    fraction is doubled (up to half the spend) until the seed can identify the law."""
+    s = config.settings
+    law = get_law(config.law)
+    fraction, why = s.seed_fraction, ""
+    while fraction <= 0.5:
+        N, D = s.seed.runs(config.spend * fraction)
+        picks = nearest_distinct(candidates, N, D)
+        try:
+            law.check_identifiable({"N": candidates.N[picks], "D": candidates.D[picks]})
+        except NotIdentifiable as exc:
+            why, fraction = str(exc), fraction * 2
+            continue
+        notes = [] if fraction == s.seed_fraction else [
+            f"the seed got {fraction:.0%} of the spend (not {s.seed_fraction:.0%}): smaller "
+            "budgets collapse onto too few distinct shapes"]
+        return plan_of([candidates.specs[i] for i in picks], config.data, config.defaults,
+                       config.name, notes=[f"seed of `sweep auto` (target C={config.target:.3g}, "
+                                           f"spend {config.spend:.3g})", *notes])
+    raise ParameterError(f"a spend of {config.spend:.3g} FLOPs is too small for a seed design "
+                         f"that can identify the {law.name} law with these shapes ({why}); "
+                         "raise spend", "spend")
+
+
+def nearest_distinct(candidates: SweepCandidates, N: np.ndarray, D: np.ndarray) -> list[int]:
+    """For each position (in order), the nearest candidate in log N and log D not yet taken."""
+    ln, ld = np.log(candidates.N), np.log(candidates.D)
+    taken: list[int] = []
+    for n, d in zip(np.log(N), np.log(D), strict=True):
+        dist = (ln - n) ** 2 + (ld - d) ** 2
+        dist[taken] = np.inf
+        taken.append(int(np.argmin(dist)))
+    return taken
+
+
+def _merge(total: SweepReport, part: SweepReport) -> None:
+    total.planned += part.planned
+    total.skipped += part.skipped
+    total.finished += part.finished
+    total.failed += part.failed
+    total.errors.update(part.errors)
+    total.wall_time_s = round(total.wall_time_s + part.wall_time_s, 2)
+    total.interrupted = total.interrupted or part.interrupted
+
+
+def study_runs(store: RunStore, plans: list[SweepPlan]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(every run of the study the store holds, the finished ones): by run id."""
+    ids = {r.run_id for p in plans for r in p.runs}
+    runs = store.runs(status=None)
+    mine = runs[runs["run_id"].isin(ids)].reset_index(drop=True)
+    return mine, mine[(mine["status"] == "finished") & mine["loss"].notna()].reset_index(drop=True)
+
+
+def fit_study(finished: pd.DataFrame, law: str, bootstrap: int, seed: int,
+              starts: int | None = None, warm: FitResult | None = None) -> FitResult:
+    """The study's law fitted to its finished runs, chosen by the one selection rule."""
+    from scalinglab.design.simulate import Fitting
+    from scalinglab.runs.select import select_runs
+
+    if finished.empty:
+        raise NotIdentifiable("no run of the study has finished yet")
+    spec = get_law(law)
+    chosen = select_runs(finished, spec.inputs)
+    frame = chosen.frame
+    fit = Fitting(law, bootstrap, starts, seed).fit(
+        frame["N"].to_numpy(float), frame["D"].to_numpy(float), frame["loss"].to_numpy(float),
+        seed=seed, warm=warm, run_ids=frame["run_id"].astype(str).tolist())
+    fit.notes[:0] = chosen.notes
+    return fit
+
+
+def run_auto(config: AutoConfig, store: RunStore, progress: Progress | None = None,
+             on_round: RoundCallback | None = None) -> AutoResult:
+    """Run (or resume) the adaptive study ``config`` describes, writing runs into ``store``."""
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    state = _load_state(config)
+    s = config.settings
+    space = config.sweep_space()
+    plan_paths = [out / r["plan"] for r in state["rounds"]]
+    missing = [p for p in plan_paths if not p.exists()]
+    if missing:
+        raise InputError(f"the study's round plan {missing[0].name} is missing; restore it or "
+                         "delete the folder to start afresh", source=str(_state_path(out)))
+    plans = [load_plan(p) for p in plan_paths]
+    candidates = space.candidates()
+    if not plans:
+        seed = config.seed_plan if config.seed_plan is not None else seed_plan(config, candidates)
+        path = _save_plan(seed, out / "round-00.toml")
+        state["rounds"].append({"plan": path.name})
+        _save_state(config, state)
+        plans, plan_paths = [seed], [path]
+    total = SweepReport(planned=0)
+    started = time.perf_counter()
+    result = AutoResult(out, config.target, config.spend, 0.0, plan_paths, [], total)
+
+    def train(plan: SweepPlan, path: Path) -> bool:
+        rep = run_plan(plan, store, progress=progress, source=str(path), **config.run_options)
+        _merge(total, rep)
+        return not rep.interrupted
+
+    for plan, path in zip(plans, plan_paths, strict=True):
+        if not train(plan, path):
+            result.interrupted = True
+            return result
+    fit: FitResult | None = None
+    while True:
+        spent = float(sum(r.C for p in plans for r in p.runs))
+        result.spent = spent
+        every, finished = study_runs(store, plans)
+        try:
+            fit = fit_study(finished, config.law, s.bootstrap, config.fit_seed + len(plans),
+                            s.starts, warm=fit)
+        except NotIdentifiable as exc:
+            result.error = f"the study's runs cannot be fitted: {exc}"
+            break
+        made = (every["N"].to_numpy(float), every["D"].to_numpy(float))
+        step = next_step(s, fit, made, spent, config.spend, config.target,
+                         (candidates.N, candidates.D), cost=candidates.C)
+        summary = summarise_round(len(plans) - 1, step, config.spend, config.target)
+        result.history.append(summary)
+        state["rounds"][len(plans) - 1]["summary"] = summary
+        _save_state(config, state)
+        if on_round is not None:
+            on_round(summary)
+        if step.stop is not None:
+            result.stop = step.stop
+            break
+        plan = _next_plan(config, space, candidates, step, len(plans))
+        path = _save_plan(plan, out / f"round-{len(plans):02d}.toml")
+        state["rounds"].append({"plan": path.name, "reason": step.proposal.reason()
+                                if step.proposal else ""})
+        _save_state(config, state)
+        plans.append(plan)
+        plan_paths.append(path)
+        if not train(plan, path):
+            result.interrupted = True
+            return result
+    result.plans = plan_paths
+    _finish(config, store, plans, result)
+    state["stop"], state["error"] = result.stop, result.error
+    state["identification"] = result.identification()
+    _save_state(config, state)
+    total.wall_time_s = round(time.perf_counter() - started, 2)
+    return result
+
+
+def _next_plan(config: AutoConfig, space: SweepSpace, candidates: SweepCandidates, step: Step,
+               index: int) -> SweepPlan:
+    assert step.proposal is not None
+    specs = [candidates.specs[r.index] for r in step.proposal.runs]
+    return plan_of(specs, space.data, space.defaults, config.name,
+                   notes=[f"round {index} of `sweep auto` (target C={config.target:.3g}): "
+                          + step.proposal.reason()])
+
+
+def _finish(config: AutoConfig, store: RunStore, plans: list[SweepPlan], result: AutoResult
+            ) -> None:
+    """The final fit, and what would identify the parameters it leaves unidentified. The fit is
+    exactly ``fit_law`` with its defaults (the law's whole start grid, no warm start, seed
+    ``fit_seed``), so it is the fit ``scalinglab fit`` and the report make of the same runs."""
+    every, finished = study_runs(store, plans)
+    try:
+        fit = fit_study(finished, config.law, config.final_bootstrap, config.fit_seed, None, None)
+    except NotIdentifiable as exc:
+        result.error = result.error or f"the study's runs cannot be fitted: {exc}"
+        return
+    result.fit = fit
+    if not fit.unidentified:
+        return
+    # what would identify the rest: the runs that most narrow those parameters, with as much
+    # again as the study spent (candidates up to that size)
+    extra = max(config.spend, result.spent)
+    try:
+        cands = config.sweep_space(largest=extra).candidates()
+        result.remedy = propose(
+            fit, (every["N"].to_numpy(float), every["D"].to_numpy(float)), config.target, extra,
+            (cands.N, cands.D), k=config.settings.k, aim={p: 1.0 for p in fit.unidentified},
+            criterion=config.settings.criterion, cost=cands.C)
+    except (ScalingLabError, ValueError, np.linalg.LinAlgError) as exc:
+        result.remedy = None
+        fit.notes.append(f"no design for the unidentified parameters: {exc}")
+
+
+def parse_fraction(text: str, name: str = "until_ci") -> float:
+    """``2%`` or ``0.02`` -> 0.02."""
+    t = str(text).strip()
+    try:
+        value = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
+    except ValueError:
+        raise ParameterError(f"{name} {text!r}: give a fraction like 0.02 or a percentage like 2%",
+                             name) from None
+    if not value > 0:
+        raise ParameterError(f"{name} must be positive, not {text!r}", name)
+    return value
