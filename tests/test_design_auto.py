@@ -126,25 +126,3 @@ def test_sweep_auto_resumes_after_a_kill_without_repeating_finished_runs(tmp_pat
     third = json.loads(again.stdout)
     assert third["sweep"]["finished"] == 0 and third["sweep"]["skipped"] == third["sweep"]["planned"]
     assert _finished(store) == after
-
-
-@pytest.mark.slow
-def test_the_demo_states_identification_honestly(tmp_path, monkeypatch):
-    """The quick demo runs the adaptive loop; whatever its runs leave unidentified is named, in
-    the result and among its warnings, exactly as the reported fit flags it."""
-    from scalinglab.demo.job import run_demo
-
-    monkeypatch.setenv("SCALINGLAB_CACHE", str(tmp_path / "cache"))
-    result = run_demo(tmp_path / "demo", quick=True, bootstrap=60)
-    fit = result.summary.primary_fit
-    assert fit is not None and result.design is not None
-    assert set(result.design.unidentified) == set(fit.unidentified)
-    text = result.to_dict()["identification"]
-    if fit.unidentified:
-        for name in fit.unidentified:
-            assert name in text.split(" are not identified")[0].split(" is not identified")[0]
-        assert text in result.warnings
-    else:
-        assert text.startswith("every chinchilla parameter") and text not in result.warnings
-    assert len(result.design.history) >= 2  # the seed's fit and at least one designed round
-    assert result.to_dict()["design"]["spent"] <= result.design.spend

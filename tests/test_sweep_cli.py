@@ -91,5 +91,17 @@ def test_demo_quick_goes_from_nothing_to_a_fitted_law_a_plan_and_a_report(tmp_pa
     assert check is not None and abs(check["rel_error"]) < 0.15
     plan = result["plan_for_larger_budget"]
     assert plan["N"] > 0 and plan["D"] > 0 and plan["lr"] > 0 and plan["steps"] > 0
+    # the sweep is the adaptive loop; whatever its runs leave unidentified is named, in the
+    # result and among its warnings, exactly as the reported fit flags it
+    design, text = result["design"], result["identification"]
+    assert design is not None and set(design["unidentified"]) == set(fit["unidentified"])
+    if fit["unidentified"]:
+        named = text.split(" are not identified")[0].split(" is not identified")[0]
+        assert all(name in named for name in fit["unidentified"])
+        assert text in result["warnings"]
+    else:
+        assert text.startswith("every chinchilla parameter") and text not in result["warnings"]
+    assert len(design["rounds"]) >= 2  # the seed's fit and at least one designed round
+    assert design["spent"] <= design["spend"]
     # a second run resumes: nothing is trained again
     assert invoke("demo", "--quick", "--out", str(out), "--bootstrap", "0")["sweep"]["skipped"] == result["sweep"]["planned"]

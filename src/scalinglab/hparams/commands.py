@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import typer
-from rich.table import Table
 
 from scalinglab.clikit import (
     JsonOption,
@@ -18,6 +17,8 @@ from scalinglab.clikit import (
     emit_json,
     new_app,
     parse_tags,
+    print_summary,
+    print_table,
     to_json,
 )
 from scalinglab.errors import NotIdentifiable
@@ -33,6 +34,7 @@ from scalinglab.hparams.landscape import fit_landscape
 from scalinglab.hparams.timescale import fit_tau_law
 from scalinglab.laws.hparams import LR_TRANSFER_RULES, WEIGHT_DECAY_FOR_TAU
 from scalinglab.runs.schema import parse_number
+from scalinglab.summary import format_interval, format_number
 
 app = new_app(
     name="hparams",
@@ -160,16 +162,7 @@ def fit_cmd(
     out = _save_and_emit(fit, save, as_json)
     if out is None:
         return
-    table = Table(title=f"{method} fit: {fit.n_groups} groups, {fit.n_runs} runs "
-                        f"({fit.level:.0%} {fit.resample} bootstrap)")
-    for col in ("law", "coefficient", "estimate", "interval"):
-        table.add_column(col)
-    for law_key, inst in (("lr", fit.lr), ("bs", fit.batch)):
-        for k, v in inst.params.items():
-            table.add_row(law_key, k, f"{v:.4f}", _fmt_ci(out["ci"][law_key], k))
-    console.print(table)
-    for w in fit.warnings:
-        console.print(f"[yellow]note:[/] {w}")
+    print_summary(fit.summary())  # its warnings included
     if save is not None:
         console.print(f"saved to {save}")
 
@@ -209,19 +202,15 @@ def predict_cmd(
     if as_json:
         emit_json(out)
         return
-    table = Table(title=f"{hp.name} at N={N:.3g}, D={D:.3g}")
-    table.add_column("quantity")
-    table.add_column("value")
-    table.add_column("95% interval")
+    def interval(xs: list[float] | None) -> str:
+        return format_interval(xs) if xs else "none"
 
-    def fmt(xs: list[float] | None) -> str:
-        return f"[{xs[0]:.3g}, {xs[1]:.3g}]" if xs else "none"
-
-    table.add_row("lr", f"{lr:.4g}", fmt(out["lr_interval"]))
-    table.add_row("batch (tokens)", f"{bt:,.0f}", fmt(out["batch_interval"]))
-    table.add_row("batch (sequences)", f"{bt / seq_len:.1f}", "")
-    table.add_row(f"weight decay (tau={tau:g})", f"{out['weight_decay']:.3g}", "")
-    console.print(table)
+    print_table(["quantity", "value", "95% interval"], [
+        ["lr", format_number(lr), interval(out["lr_interval"])],
+        ["batch (tokens)", round(bt), interval(out["batch_interval"])],
+        ["batch (sequences)", format_number(bt / seq_len), ""],
+        [f"weight decay (tau={tau:g})", format_number(out["weight_decay"]), ""],
+    ], title=f"{hp.name} at N={format_number(N)}, D={format_number(D)}")
     for w in out["warnings"]:
         console.print(f"[yellow]warning:[/] {w}")
 
@@ -263,17 +252,13 @@ def evaluate_cmd(
         emit_json(ev.to_dict())
         return
     s = ev.summary()
-    table = Table(title=f"excess loss (%, mean / max) on held-out groups ({ev.split}, "
-                        f"{ev.holdout_groups} per fold)")
-    table.add_column("law", no_wrap=True)
-    table.add_column("groups", justify="right")
-    for reading in ("surface", "cubic", "nearest"):
-        table.add_column(reading, justify="right", no_wrap=True)
-    for r in s.itertuples():
-        table.add_row(r.law, str(r.groups), *(
-            f"{100 * getattr(r, 'mean_' + x):.3f} / {100 * getattr(r, 'max_' + x):.3f}"
-            for x in ("surface", "cubic", "nearest")))
-    console.print(table)
+    readings = ("surface", "cubic", "nearest")
+    print_table(["law", "groups", *readings], [
+        [r.law, int(r.groups), *(f"{100 * getattr(r, 'mean_' + x):.3f} / "
+                                 f"{100 * getattr(r, 'max_' + x):.3f}" for x in readings)]
+        for r in s.itertuples()],
+        title=f"excess loss (%, mean / max) on held-out groups ({ev.split}, "
+              f"{ev.holdout_groups} per fold)")
     for n in ev.notes:
         console.print(f"[yellow]note:[/] {n}")
 
@@ -315,16 +300,15 @@ def plateau_cmd(
     if as_json:
         emit_json(out if len(out) > 1 else out[0])
         return
-    table = Table(title=f"optimum and plateau (within {eps:.2%}) of each group's landscape")
-    for col in ("N", "D", "lr*", "lr plateau", "batch*", "batch plateau", "loss*"):
-        table.add_column(col, no_wrap=True)
+    rows = []
     for it in out:
         p, o = it["plateau"], it["optimum"]
-        table.add_row(_short(it["N"], 3), _short(it["D"], 3), _short(o["lr"]),
-                      f"{_short(p['lr'][0])}-{_short(p['lr'][1])}", _short(o["batch_tokens"]),
-                      f"{_short(p['batch_tokens'][0])}-{_short(p['batch_tokens'][1])}",
-                      f"{o['loss']:.3f}")
-    console.print(table)
+        rows.append([_short(it["N"], 3), _short(it["D"], 3), _short(o["lr"]),
+                     f"{_short(p['lr'][0])}-{_short(p['lr'][1])}", _short(o["batch_tokens"]),
+                     f"{_short(p['batch_tokens'][0])}-{_short(p['batch_tokens'][1])}",
+                     f"{o['loss']:.4f}"])
+    print_table(["N", "D", "lr*", "lr plateau", "batch*", "batch plateau", "loss*"], rows,
+                title=f"optimum and plateau (within {eps:.2%}) of each group's landscape")
 
 
 @app.command("tau")

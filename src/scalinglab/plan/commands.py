@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from scalinglab.clikit import JsonOption, UserError, console, emit_json
+from scalinglab.clikit import JsonOption, UserError, emit_json, print_table
 from scalinglab.plan.planner import DEFAULT_TAU, Plan, make_plan
 from scalinglab.runs.schema import parse_number
 
@@ -24,35 +23,36 @@ def _iv(xs: list[float] | None, fmt: str = ".3g") -> str:
 
 
 def print_plan(plan: Plan) -> None:
-    table = Table(title=f"plan ({plan.mode}; loss law {plan.loss_law['label']}, "
-                        f"hparams {plan.hparams_law['name']})")
-    table.add_column("quantity")
-    table.add_column("value", justify="right")
-    table.add_column("interval / note")
-    table.add_row("parameters N", f"{plan.N:.4g}", _iv(plan.N_interval))
-    table.add_row("tokens D", f"{plan.D:.4g}", _iv(plan.D_interval))
-    table.add_row("tokens per parameter", f"{plan.tokens_per_param:.1f}", "")
+    rows: list[list[str]] = [
+        ["parameters N", f"{plan.N:.4g}", _iv(plan.N_interval)],
+        ["tokens D", f"{plan.D:.4g}", _iv(plan.D_interval)],
+        ["tokens per parameter", f"{plan.tokens_per_param:.1f}", ""],
+    ]
     if plan.unique_tokens is not None and plan.epochs is not None:
-        table.add_row("epochs over unique tokens", f"{plan.epochs:.3g}",
-                      f"U = {plan.unique_tokens:.3g} unique tokens")
-    table.add_row("training FLOPs 6ND", f"{plan.train_flops:.3g}", "")
+        rows.append(["epochs over unique tokens", f"{plan.epochs:.3g}",
+                     f"U = {plan.unique_tokens:.3g} unique tokens"])
+    rows.append(["training FLOPs 6ND", f"{plan.train_flops:.3g}", ""])
     if plan.inference_tokens:
-        table.add_row("inference FLOPs 2NT", f"{plan.inference_flops:.3g}",
-                      f"T = {plan.inference_tokens:.3g} tokens")
-    table.add_row("predicted loss", f"{plan.loss:.4f}",
-                  _iv(plan.loss_interval, ".4f") if plan.loss_interval else "no interval")
-    table.add_row("learning rate", f"{plan.lr:.4g}",
-                  f"law {plan.lr_law:.4g} {_iv(plan.lr_interval)}; sqrt rule to rounded batch")
-    table.add_row("batch (sequences)", f"{plan.batch_sequences:,}", plan.batch_rounding)
-    table.add_row("batch (tokens)", f"{plan.batch_tokens:,}",
-                  f"law {plan.batch_tokens_law:,.0f} {_iv(plan.batch_interval, ',.0f')}")
-    table.add_row("steps", f"{plan.steps:,}", f"seq_len {plan.seq_len}")
-    table.add_row("weight decay", f"{plan.weight_decay:.3g}", f"tau = {plan.tau:.3g} "
-                  f"({plan.tau_source})")
-    console.print(table)
-    console.print(f"[dim]loss interval: {plan.loss_interval_source}[/]")
+        rows.append(["inference FLOPs 2NT", f"{plan.inference_flops:.3g}",
+                     f"T = {plan.inference_tokens:.3g} tokens"])
+    rows += [
+        ["predicted loss", f"{plan.loss:.4f}",
+         _iv(plan.loss_interval, ".4f") if plan.loss_interval else "no interval"],
+        ["learning rate", f"{plan.lr:.4g}",
+         f"law {plan.lr_law:.4g} {_iv(plan.lr_interval)}; sqrt rule to rounded batch"],
+        ["batch (sequences)", f"{plan.batch_sequences:,}", plan.batch_rounding],
+        ["batch (tokens)", f"{plan.batch_tokens:,}",
+         f"law {plan.batch_tokens_law:,.0f} {_iv(plan.batch_interval, ',.0f')}"],
+        ["steps", f"{plan.steps:,}", f"seq_len {plan.seq_len}"],
+        ["weight decay", f"{plan.weight_decay:.3g}", f"tau = {plan.tau:.3g} ({plan.tau_source})"],
+    ]
+    # a rich table on a terminal, plain aligned text when piped (nothing cut to a width)
+    print_table(["quantity", "value", "interval / note"], rows,
+                title=f"plan ({plan.mode}; loss law {plan.loss_law['label']}, "
+                      f"hparams {plan.hparams_law['name']})")
+    typer.echo(f"loss interval: {plan.loss_interval_source}")
     for w in plan.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        typer.echo(f"warning: {w}")
 
 
 def plan_cmd(
