@@ -147,3 +147,16 @@ def test_library_errors_name_python_parameters_not_flags():
         make_plan(compute=-1)
     assert not isinstance(info.value, ClickException)
     assert "compute must be a positive number" in str(info.value) and "--" not in str(info.value)
+
+
+def test_the_lr_interval_holds_the_planned_lr_when_the_batch_is_not_the_laws():
+    """The lr moves from the law's batch to the planned one by the square-root rule; its interval
+    moves with it (a report once showed lr 3.2e-4 beside [7.7e-4, 9.5e-4], the law's own)."""
+    law = make_plan(params=4e8, tokens=2e10)
+    small = make_plan(params=4e8, tokens=2e10, batch_tokens=131_072)
+    assert small.lr < law.lr_law  # a much smaller batch than the law's
+    lo, hi = small.lr_interval
+    assert lo < small.lr < hi
+    assert small.lr_law_interval == law.lr_law_interval
+    ratio = small.lr / small.lr_law
+    assert [lo, hi] == pytest.approx([x * ratio for x in small.lr_law_interval])

@@ -39,7 +39,8 @@ def print_plan(plan: Plan) -> None:
         ["predicted loss", f"{plan.loss:.4f}",
          _iv(plan.loss_interval, ".4f") if plan.loss_interval else "no interval"],
         ["learning rate", f"{plan.lr:.4g}",
-         f"law {plan.lr_law:.4g} {_iv(plan.lr_interval)}; sqrt rule to rounded batch"],
+         f"{_iv(plan.lr_interval)}; law {plan.lr_law:.4g} {_iv(plan.lr_law_interval)} at its batch, "
+         "sqrt rule to the rounded batch"],
         ["batch (sequences)", f"{plan.batch_sequences:,}", plan.batch_rounding],
         ["batch (tokens)", f"{plan.batch_tokens:,}",
          f"law {plan.batch_tokens_law:,.0f} {_iv(plan.batch_interval, ',.0f')}"],

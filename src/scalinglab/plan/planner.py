@@ -55,6 +55,8 @@ class Plan:
     D_interval: list[float] | None
     lr: float
     lr_law: float
+    #: the planned lr's interval: the law's interval moved to the planned batch by the same
+    #: square-root rule as the lr itself (so it always holds ``lr``)
     lr_interval: list[float] | None
     batch_tokens_law: float
     batch_interval: list[float] | None
@@ -72,6 +74,8 @@ class Plan:
     #: data-constrained plans: the unique tokens available and the epochs over them (D/U)
     unique_tokens: float | None = None
     epochs: float | None = None
+    #: the hparams law's own lr interval, at its own batch ``batch_tokens_law``
+    lr_law_interval: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -287,7 +291,8 @@ def make_plan(
         inference_flops=2.0 * N * T, total_flops=6.0 * N * D + 2.0 * N * T, mode=mode,
         loss=loss, loss_interval=loss_iv, loss_interval_source=source,
         N_interval=N_iv, D_interval=D_iv,
-        lr=lr, lr_law=lr_law, lr_interval=pair(iv["lr"]) if iv else None,
+        lr=lr, lr_law=lr_law,
+        lr_interval=[x * lr / lr_law for x in pair(iv["lr"])] if iv else None,  # type: ignore[union-attr]
         batch_tokens_law=bt_law, batch_interval=pair(iv["batch_tokens"]) if iv else None,
         batch_sequences=seqs, batch_tokens=bt,
         batch_rounding=("given batch, " if batch_tokens is not None else "") + {
@@ -300,4 +305,5 @@ def make_plan(
         warnings=warnings,
         unique_tokens=fixed.get("U"),
         epochs=D / fixed["U"] if "U" in fixed else None,
+        lr_law_interval=pair(iv["lr"]) if iv else None,
     )
