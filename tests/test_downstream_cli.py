@@ -79,7 +79,7 @@ def test_fit_downstream_many_metrics_one_table_then_predict_through_a_saved_loss
 
 def test_a_published_loss_law_by_name(runs_csv, tmp_path):
     link = tmp_path / "link.json"
-    assert invoke("fit", "downstream", str(runs_csv), "-m", "err_a", "--bootstrap", "20",
+    assert invoke("fit", "downstream", str(runs_csv), "--metric", "err_a", "--bootstrap", "20",
                   "--save", str(link)).exit_code == 0
     res = invoke("predict", "downstream", "--loss-law", "hoffmann2022", "--link", str(link),
                  "--params", "7e9", "--tokens", "1.4e11", "--json")
@@ -88,7 +88,7 @@ def test_a_published_loss_law_by_name(runs_csv, tmp_path):
 
 
 def test_sigmoid_link_with_a_fixed_floor_and_a_where_filter(runs_csv):
-    res = invoke("fit", "downstream", str(runs_csv), "-m", "acc", "--link", "sigmoid", "--floor", "0",
+    res = invoke("fit", "downstream", str(runs_csv), "--metric", "acc", "--link", "sigmoid", "--floor", "0",
                  "--ceiling", "1", "--where", "N > 2e7", "--bootstrap", "20", "--json")
     assert res.exit_code == 0, res.output
     fit = json.loads(res.stdout)["fits"]["acc"]
@@ -96,12 +96,12 @@ def test_sigmoid_link_with_a_fixed_floor_and_a_where_filter(runs_csv):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["-m", "err_x"], "no column matches 'err_x'"),
-    (["-m", "err_a", "--loss", "los"], "no column 'los' (did you mean 'loss'?)"),
-    (["-m", "err_a", "--link", "probit"], "--link must be one of exp, sigmoid"),
-    (["-m", "err_a", "--floor", "0.2"], "--floor and --ceiling apply to --link sigmoid only"),
-    (["-m", "err_a", "--where", "N >>> 3"], "invalid --where expression"),
-    (["-m", "err_a", "--where", "N < 0"], "no row satisfies"),
+    (["--metric", "err_x"], "no column matches 'err_x'"),
+    (["--metric", "err_a", "--loss", "los"], "no column 'los' (did you mean 'loss'?)"),
+    (["--metric", "err_a", "--link", "probit"], "--link must be one of exp, sigmoid"),
+    (["--metric", "err_a", "--floor", "0.2"], "--floor and --ceiling apply to --link sigmoid only"),
+    (["--metric", "err_a", "--where", "N >>> 3"], "invalid --where expression"),
+    (["--metric", "err_a", "--where", "N < 0"], "no row satisfies"),
 ])
 def test_fit_downstream_errors_are_one_line(runs_csv, args, message):
     res = invoke("fit", "downstream", str(runs_csv), *args)
@@ -112,7 +112,7 @@ def test_fit_downstream_errors_are_one_line(runs_csv, args, message):
 def test_bad_cells_and_bad_files_name_file_row_and_column(tmp_path, runs_csv):
     bad = tmp_path / "bad.csv"
     bad.write_text("model,loss,err\nm0,3.1,0.6\nm1,oops,0.5\nm2,2.9,0.4\nm3,2.7,0.3\nm4,2.5,0.25\n")
-    res = invoke("fit", "downstream", str(bad), "-m", "err")
+    res = invoke("fit", "downstream", str(bad), "--metric", "err")
     assert res.exit_code == 2 and f"{bad}: row 2 (line 3), column 'loss': 'oops' is not a number" in flat(res)
     not_link = tmp_path / "nolink.json"
     not_link.write_text('{"kind": "loss_fit"}')
@@ -148,7 +148,7 @@ def evals_csv(tmp_path_factory):
 
 def test_fit_benchmark_with_a_cut_off_and_families(evals_csv, tmp_path):
     save = tmp_path / "bench.json"
-    res = invoke("fit", "benchmark", str(evals_csv), "-m", "b*", "--compute", "FLOPs (1E21)",
+    res = invoke("fit", "benchmark", str(evals_csv), "--metric", "b*", "--compute", "FLOPs (1E21)",
                  "--compute-scale", "1e21", "--chance", "0.25", "--fit-below", "1e23",
                  "--family", "Family", "--components", "2", "--bootstrap", "30", "--save", str(save),
                  "--json")
@@ -161,7 +161,7 @@ def test_fit_benchmark_with_a_cut_off_and_families(evals_csv, tmp_path):
     obs = out["observational"]["b3"]
     assert obs["mae_scores"]["value"] < obs["mae_baseline"]["value"]
     assert set(obs["families"]) == {"A", "B", "C"}
-    res = invoke("fit", "benchmark", str(evals_csv), "-m", "b*", "--compute", "FLOPs (1E21)",
+    res = invoke("fit", "benchmark", str(evals_csv), "--metric", "b*", "--compute", "FLOPs (1E21)",
                  "--compute-scale", "1e21", "--chance", "b0=fit", "--fit-below", "1e23",
                  "--bootstrap", "10")
     assert res.exit_code == 0 and "benchmark vs compute" in res.output
@@ -174,6 +174,6 @@ def test_fit_benchmark_with_a_cut_off_and_families(evals_csv, tmp_path):
     (["--fit-below", "1e10"], "no metric could be fitted"),
 ])
 def test_fit_benchmark_errors_are_one_line(evals_csv, args, message):
-    res = invoke("fit", "benchmark", str(evals_csv), "-m", "b*", "--compute", "FLOPs (1E21)",
+    res = invoke("fit", "benchmark", str(evals_csv), "--metric", "b*", "--compute", "FLOPs (1E21)",
                  "--compute-scale", "1e21", "--bootstrap", "5", *args)
     assert res.exit_code == 2 and message in flat(res), res.output

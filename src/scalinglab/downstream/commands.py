@@ -20,7 +20,7 @@ predict_app = new_app(
 
 FileArg = typer.Argument(..., help="CSV, TSV, Parquet or JSONL with one row per model (or run).",
                          show_default=False)
-MetricOpt = typer.Option(..., "--metric", "-m", help="Metric column, or a pattern such as 'err_*' "
+MetricOpt = typer.Option(..., "--metric", help="Metric column, or a pattern such as 'err_*' "
                          "(repeatable); every match is fitted and shown in one table.")
 BootOpt = typer.Option(200, "--bootstrap", "-b", min=0, help="Bootstrap resamples for intervals (0: none).")
 SeedOpt = typer.Option(0, "--seed", help="Random seed of the bootstrap (results are deterministic).")

@@ -13,11 +13,16 @@ import typer
 
 from scalinglab.clikit import (
     JsonOption,
+    MapOption,
+    TagOption,
     UserError,
+    bootstrap_option,
     console,
     emit_json,
     err_console,
     new_app,
+    parse_map,
+    parse_tags,
     print_summary,
     to_json,
 )
@@ -35,9 +40,9 @@ StoreOpt = typer.Option(None, "--store", help="DuckDB run store to read when no 
                         "(default: scalinglab.duckdb).", show_default=False)
 WhereOpt = typer.Option(None, "--where", "-w", help="Filter on the runs (store or file), e.g. "
                         "\"N > 1e8 AND loss < 4\".")
-TagOpt = typer.Option(None, "--tag", "-t", help="Only store runs with tag KEY=VALUE (repeatable).")
-MapOpt = typer.Option(None, "--map", "-m", help="Rename file columns: NAME=FILE_COLUMN, e.g. loss=final_loss.")
-BootOpt = typer.Option(200, "--bootstrap", "-b", min=0, help="Bootstrap resamples for intervals (0: none).")
+TagOpt = TagOption
+MapOpt = MapOption
+BootOpt = bootstrap_option(200)
 HoldoutOpt = typer.Option(0, "--holdout-top", min=0, help="Fit without the K largest-compute runs and "
                           "report the error predicting them.")
 SeedOpt = typer.Option(0, "--seed", help="Random seed of the bootstrap (results are deterministic).")
@@ -194,7 +199,6 @@ def _fit_command(
     from scalinglab.fit.data import load_runs
     from scalinglab.fit.loss import fit_law
     from scalinglab.laws.registry import get_law
-    from scalinglab.runs.io import parse_pairs
 
     law = get_law(law_name)
     est = est or _Estimation()
@@ -202,7 +206,7 @@ def _fit_command(
         raise UserError("--all-runs and --best-per-point exclude each other")
     options = est.kwargs(law)
     frame, source, notes = load_runs(file, store, where, _tags(tag), law.inputs,
-                                     parse_pairs(map_, "--map"), all_runs, best_per_point,
+                                     parse_map(map_), all_runs, best_per_point,
                                      _columns(group_by), unique_tokens=est.unique_tokens)
     points = _parse_at(at, law.inputs)
     try:
@@ -224,9 +228,7 @@ def _fit_command(
 
 
 def _tags(tag: list[str] | None) -> dict[str, str]:
-    from scalinglab.report.analysis import parse_tag_filters
-
-    return parse_tag_filters(tag or [])
+    return parse_tags(tag)
 
 
 def _columns(text: str | None) -> tuple[str, ...]:
@@ -327,10 +329,9 @@ def isoflop(
     """
     from scalinglab.fit.data import load_runs
     from scalinglab.fit.isoflop import fit_isoflop
-    from scalinglab.runs.io import parse_pairs
 
     frame, source, notes = load_runs(file, store, where, _tags(tag), ("N", "D", "C"),
-                                     parse_pairs(map_, "--map"), all_runs, best_per_point,
+                                     parse_map(map_), all_runs, best_per_point,
                                      _columns(group_by))
     with err_console.status("fitting IsoFLOP parabolas", spinner="dots") if not json_ else _null():
         result = fit_isoflop(frame, bootstrap=bootstrap, seed=seed, budget=budget, tol_dex=tol_dex,
@@ -461,7 +462,6 @@ def select_cmd(
     from scalinglab.fit.data import load_runs
     from scalinglab.fit.validate import select_laws
     from scalinglab.laws.registry import get_law
-    from scalinglab.runs.io import parse_pairs
 
     names = _columns(laws)
     if not names:
@@ -469,7 +469,7 @@ def select_cmd(
     candidates = [get_law(n) for n in names]
     needed = tuple(dict.fromkeys(x for law in candidates for x in law.inputs))
     frame, source, notes = load_runs(file, store, where, _tags(tag), needed,
-                                     parse_pairs(map_, "--map"), all_runs, best_per_point,
+                                     parse_map(map_), all_runs, best_per_point,
                                      _columns(group_by), unique_tokens=unique_tokens)
     with err_console.status("rolling-forward fits", spinner="dots") if not json_ else _null():
         result = select_laws(frame, candidates, bootstrap=bootstrap, seed=seed, steps=steps,
