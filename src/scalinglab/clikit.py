@@ -246,12 +246,23 @@ def _tidy(command: Any) -> None:
             args = getattr(annotation, "__args__", None) or (str,)
             base = args[0]
         if p.param_type_name == "argument":
-            name = p.name.upper()
-            p.metavar = name if p.required else f"[{name}]"
+            p.metavar = p.name.upper()  # Typer's usage line adds {} or [] itself
         else:
             p.metavar = _METAVARS.get(base, "TEXT")
+    if getattr(command, "help", None):
+        command.help = _keep_examples(command.help)
     for sub in getattr(command, "commands", {}).values():
         _tidy(sub)
+
+
+def _keep_examples(text: str) -> str:
+    """Mark indented paragraphs (example command lines) so Click never rewraps them: a long
+    example with a trailing comment was folded mid-comment at 80 columns."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(f"\b\n{p}" if p.startswith((" ", "\t", "Example:")) else p
+                        for p in paragraphs)
 
 
 class ScalingLabGroup(TyperGroup):
