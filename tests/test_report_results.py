@@ -227,3 +227,17 @@ def test_a_file_of_several_models_gives_one_section_each(files, tmp_path):
     got = saved.load_saved([tmp_path / "two.json"])
     assert [s.name for s in got] == ["small", "large"]
     assert [s.title for s in saved.saved_sections(got)][0].endswith("(two.json, small)")
+
+
+def test_pass_at_k_draws_observed_points_alone_and_a_verifier_is_its_summary(tmp_path):
+    from scalinglab.testtime import Verifier, analyze_verifier, estimate_pass_at_k
+
+    data = simulate_counts(-1.2, -0.45, n_problems=80, n_samples=32)
+    estimate_pass_at_k(data, bootstrap=30).save(tmp_path / "pk.json")
+    analyze_verifier(data, Verifier(0.9, 0.05), bootstrap=20).save(tmp_path / "ver.json")
+    pk, ver = saved.saved_sections(saved.load_saved([tmp_path / "pk.json", tmp_path / "ver.json"]))
+    (chart,) = pk.charts()
+    spec = chart.spec()
+    assert [t["name"] for t in spec["data"]] == ["observed pass@k (unbiased)"]
+    assert spec["layout"]["xaxis"]["type"] == "log" and spec["data"][0]["x"][-1] == 32.0
+    assert ver.charts() == [] and "verifier" in ver.title.lower()
