@@ -197,9 +197,9 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
     path = Path(store_path)
     if not path.exists():
         raise StoreError(f"{path}: no run store here (import runs or run a sweep first)")
-    given = list(results)
-    saved = [r for r in given if isinstance(r, saved_results.SavedResult)] + saved_results.load_saved(
-        [r for r in given if not isinstance(r, saved_results.SavedResult)])
+    saved: list[saved_results.SavedResult] = []
+    for r in results:  # in the order given
+        saved += [r] if isinstance(r, saved_results.SavedResult) else saved_results.load_saved([r])
     saved_payload: list[dict[str, Any]] = []  # built on first request: results do not change
     saved_lock = threading.Lock()
     app = FastAPI(title="scalinglab dashboard", docs_url=None, redoc_url=None, openapi_url=None)
