@@ -89,6 +89,31 @@ def load_result(path: str | Path) -> Result:
         raise InputError("no such file", source=str(path)) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"not JSON ({exc.msg} at line {exc.lineno})", source=str(path)) from None
+    return _from_dict(data, path)
+
+
+def load_results(path: str | Path) -> list[tuple[str | None, Result]]:
+    """Every result in a saved file, each with its name: ``[(None, result)]`` for a file of one
+    result, ``[(model, result), ...]`` for a ``{model: result}`` file (what the ``testtime``
+    commands save for several models)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("no such file", source=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON ({exc.msg} at line {exc.lineno})", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise InputError("not JSON (not UTF-8 text)", source=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read it ({exc.strerror or exc})", source=str(path)) from None
+    if isinstance(data, dict) and "kind" not in data and data and all(
+            isinstance(v, dict) and "kind" in v for v in data.values()):
+        return [(str(name), _from_dict(item, path)) for name, item in data.items()]
+    return [(None, _from_dict(data, path))]
+
+
+def _from_dict(data: Any, path: Path) -> Result:
     kinds = _kinds()
     kind = data.get("kind") if isinstance(data, dict) else None
     if kind not in kinds:
@@ -96,8 +121,8 @@ def load_result(path: str | Path) -> Result:
                          source=str(path))
     try:
         return kinds[kind].from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise InputError(f"cannot read a saved {kind} result: {exc}", source=str(path)) from None
 
 
-__all__ = ["Result", "load_result"]
+__all__ = ["Result", "load_result", "load_results"]

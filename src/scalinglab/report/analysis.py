@@ -275,6 +275,9 @@ class Summary:
     #: checks of the laws against runs they were not fitted on (results with ``summary()``:
     #: the demo's held-out budget, a rolling-forward evaluation)
     validation: list[Any] = field(default_factory=list)
+    #: saved results shown as sections of their own (``report --result``: see
+    #: :mod:`scalinglab.report.saved`)
+    results: list[Any] = field(default_factory=list)
 
     @property
     def primary_fit(self) -> FitResult | None:

@@ -555,3 +555,184 @@ def series_chart(title: str, x_title: str, y_title: str, series: Sequence[Mappin
 
 def param_label(name: str) -> str:
     return symbol(name)
+
+
+# -- downstream metrics and test-time coverage ---------------------------------------------------
+
+#: metrics of a multi-metric link drawn at first (the rest are one legend click away)
+LINK_VISIBLE = 8
+EXTRAPOLATED = "rgba(120,130,140,0.13)"
+
+
+def _band(x: Any, lo: Any, hi: Any, name: str, colour: str, group: str,
+          alpha: float = 0.18, **extra: Any) -> list[dict[str, Any]]:
+    """A filled band between ``lo`` and ``hi`` (two traces; the second fills to the first)."""
+    common = {"type": "scatter", "mode": "lines", "x": _list(x), "legendgroup": group,
+              "showlegend": False, "hoverinfo": "skip", "line": {"width": 0}} | extra
+    return [common | {"y": _list(lo), "name": f"{name} (lower)"},
+            common | {"y": _list(hi), "name": name, "fill": "tonexty",
+                      "fillcolor": _rgba(colour, alpha)}]
+
+
+def _error(value: Any, lo: Any, hi: Any) -> dict[str, Any]:
+    v, lo_, hi_ = (np.asarray(a, dtype=float) for a in (value, lo, hi))
+    return {"type": "data", "symmetric": False, "array": _list(hi_ - v),
+            "arrayminus": _list(v - lo_), "thickness": 1.2, "width": 3}
+
+
+def _pct(level: float) -> str:
+    return f"{round(level * 100)}%"
+
+
+def link_chart(links: Sequence[Any], title: str = "") -> Spec:
+    """Loss to metric: each metric's models (a click opens the model), its fitted link and the
+    link's bootstrap band, one legend group per metric (the first :data:`LINK_VISIBLE` drawn,
+    the others listed in the legend, a click away)."""
+    if not links:
+        return empty("no metric was fitted", "Downstream links")
+    data: list[dict[str, Any]] = []
+    colours = views.palette(len(links)) if len(links) > 1 else ["#1f4e79"]
+    for i, (v, colour) in enumerate(zip(links, colours, strict=True)):
+        group = v.metric
+        shown: dict[str, Any] = {} if i < LINK_VISIBLE else {"visible": "legendonly"}
+        if v.has_band:
+            data += _band(v.grid, v.lo, v.hi, f"{v.metric}: {_pct(v.level)} band", colour, group,
+                          **shown)
+        data.append({"type": "scatter", "mode": "lines", "x": _list(v.grid), "y": _list(v.point),
+                     "name": f"{v.metric}: fitted link", "legendgroup": group, "showlegend": False,
+                     "line": {"color": colour, "width": 2, "dash": "solid" if v.identified else "dot"},
+                     "hovertemplate": f"{v.metric}<br>{v.x_name} = %{{x:.4g}}<br>fitted = "
+                                      "%{y:.4g}<extra></extra>"} | shown)
+        data.append({"type": "scatter", "mode": "markers", "x": _list(v.x), "y": _list(v.y),
+                     "name": v.metric if len(links) > 1 else f"{v.metric}: models",
+                     "legendgroup": group, "customdata": [[r] for r in v.run_ids],
+                     "text": [f"{v.metric}<br>model {r}" for r in v.run_ids],
+                     "hovertemplate": f"%{{text}}<br>{v.x_name} = %{{x:.4g}}<br>{v.metric} = "
+                                      "%{y:.4g}<extra></extra>",
+                     "marker": {"color": colour, "size": 7, "line": {"color": "#ffffff", "width": 1}}}
+                    | shown)
+    if not title:
+        first = links[0]
+        title = (f"{first.metric} against {first.x_name}: {first.formula}" if len(links) == 1 else
+                 f"{len(links)} metrics against {first.x_name}: {first.formula}")
+        if any(v.has_band for v in links):
+            title += f" (band: {_pct(first.level)} bootstrap interval)"
+    y_title = links[0].metric if len(links) == 1 else "metric"
+    layout = _layout(title, _axis(LABELS.get(links[0].x_name, links[0].x_name)), _axis(y_title),
+                     height=460)
+    if len(links) > 1:
+        layout["legend"] = {"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 10}}
+    return {"data": data, "layout": layout}
+
+
+def benchmark_chart(v: Any, title: str = "") -> Spec:
+    """A metric against training compute: the models fitted (circles) and those scored above
+    the cut-off (diamonds, with the curve's prediction in their hover), the fitted sigmoid with
+    its band, the floor and ceiling, and the compute beyond the largest fitted model shaded as
+    extrapolation."""
+    colour, scored_colour = "#1f4e79", HELD_OUT
+    data: list[dict[str, Any]] = []
+    if v.has_band:
+        data += _band(v.grid, v.lo, v.hi, f"{_pct(v.level)} band of the curve", colour, "curve")
+    data.append({"type": "scatter", "mode": "lines", "x": _list(v.grid), "y": _list(v.point),
+                 "name": "sigmoid in log10 C, fitted", "legendgroup": "curve",
+                 "line": {"color": colour, "width": 2},
+                 "hovertemplate": "C = %{x:.3g}<br>predicted = %{y:.4g}<extra></extra>"})
+    cut = f" (at or below {format_number(v.fit_below, 3)} FLOPs)" if v.fit_below else ""
+    data.append({"type": "scatter", "mode": "markers", "x": _list(v.fitted_C), "y": _list(v.fitted_y),
+                 "name": f"fitted on{cut} ({len(v.fitted_C)})", "customdata": [[r] for r in v.fitted_ids],
+                 "text": [f"model {r} (fitted)" for r in v.fitted_ids],
+                 "hovertemplate": f"%{{text}}<br>C = %{{x:.3g}}<br>{v.metric} = %{{y:.4g}}<extra></extra>",
+                 "marker": {"color": colour, "size": 7, "symbol": "circle",
+                            "line": {"color": "#ffffff", "width": 1}}})
+    if len(v.scored_C):
+        text = [f"model {r} (not fitted)<br>predicted {format_number(p)} "
+                f"{format_interval((lo, hi)) if math.isfinite(lo) else ''}"
+                for r, p, lo, hi in zip(v.scored_ids, v.scored_pred, v.scored_lo, v.scored_hi, strict=True)]
+        data.append({"type": "scatter", "mode": "markers", "x": _list(v.scored_C), "y": _list(v.scored_y),
+                     "name": f"scored, not fitted ({len(v.scored_C)})",
+                     "customdata": [[r] for r in v.scored_ids], "text": text,
+                     "hovertemplate": f"%{{text}}<br>C = %{{x:.3g}}<br>{v.metric} = %{{y:.4g}}<extra></extra>",
+                     "marker": {"color": scored_colour, "size": 9, "symbol": "diamond",
+                                "line": {"color": "#ffffff", "width": 1}}})
+    for k, (name, C, value, lo, hi) in enumerate(v.others):
+        data.append({"type": "scatter", "mode": "markers", "x": _list(C), "y": _list(value),
+                     "name": name, "error_y": _error(value, lo, hi),
+                     "marker": {"color": ["#2ca02c", "#9467bd"][k % 2], "size": 8,
+                                "symbol": ["triangle-up", "square"][k % 2]},
+                     "hovertemplate": f"{name}<br>C = %{{x:.3g}}<br>predicted = %{{y:.4g}}<extra></extra>"})
+    x0, x1 = v.extrapolation
+    shapes = [{"type": "rect", "xref": "x", "yref": "y domain", "x0": x0, "x1": x1, "y0": 0, "y1": 1,
+               "fillcolor": EXTRAPOLATED, "line": {"width": 0}, "layer": "below",
+               "name": "extrapolation"}]
+    notes = [{"text": "extrapolation: beyond the largest fitted model", "xref": "x", "yref": "y domain",
+              "x": math.log10(x0), "y": 0.98, "xanchor": "left", "yanchor": "top", "showarrow": False,
+              "font": {"size": 11, "color": NEUTRAL}}]
+    for y, label in ((v.floor, "floor"), (v.ceiling, "ceiling")):
+        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": y, "y1": y,
+                       "line": {"color": FADED, "width": 1, "dash": "dot"}, "name": label})
+        notes.append({"text": f"{label} {format_number(y, 3)}", "xref": "paper", "x": 0.005, "y": y,
+                      "xanchor": "left", "yanchor": "bottom" if label == "floor" else "top",
+                      "showarrow": False, "font": {"size": 10, "color": NEUTRAL}})
+    if v.fit_below:
+        shapes.append({"type": "line", "xref": "x", "yref": "y domain", "x0": v.fit_below,
+                       "x1": v.fit_below, "y0": 0, "y1": 1, "name": "cut-off",
+                       "line": {"color": "#1d232a", "width": 1, "dash": "dash"}})
+    if not title:
+        title = f"{v.metric} against training compute"
+        if v.mae is not None:
+            title += f" (mean |error| on the scored models {format_number(v.mae.value, 3)})"
+    lo_y = min(v.floor, float(np.nanmin(np.concatenate([v.fitted_y, v.scored_y]))))
+    hi_y = max(v.ceiling, float(np.nanmax(np.concatenate([v.fitted_y, v.scored_y]))))
+    pad = 0.04 * (hi_y - lo_y or 1.0)
+    return {"data": data, "layout": _layout(
+        title, _axis(LABELS["C"], log=True), _axis(v.metric, range=[lo_y - pad, hi_y + pad]),
+        height=460, shapes=shapes, annotations=notes)}
+
+
+def coverage_chart(v: Any, title: str = "") -> Spec:
+    """Coverage against samples per problem on a log-k axis: the observed unbiased pass@k with
+    its interval, the fitted exponentiated power law with its band (k beyond the largest observed
+    shaded), and the samples each target coverage needs, with their interval."""
+    colour = "#1f4e79"
+    data: list[dict[str, Any]] = []
+    shapes: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    if v.grid is not None:
+        if v.has_band:
+            data += _band(v.grid, v.lo, v.hi, f"{_pct(v.level)} band of the law", colour, "law")
+        data.append({"type": "scatter", "mode": "lines", "x": _list(v.grid), "y": _list(v.point),
+                     "name": f"fitted: {v.formula}", "legendgroup": "law",
+                     "line": {"color": colour, "width": 2},
+                     "hovertemplate": "k = %{x:.4g}<br>coverage = %{y:.4g}<extra></extra>"})
+        if v.grid[-1] > v.max_k:
+            shapes.append({"type": "rect", "xref": "x", "yref": "y domain", "x0": v.max_k,
+                           "x1": float(v.grid[-1]), "y0": 0, "y1": 1, "fillcolor": EXTRAPOLATED,
+                           "line": {"width": 0}, "layer": "below", "name": "extrapolation"})
+            notes.append({"text": "beyond the largest k observed", "xref": "x", "yref": "y domain",
+                          "x": math.log10(v.max_k), "y": 0.02, "xanchor": "left", "yanchor": "bottom",
+                          "showarrow": False, "font": {"size": 11, "color": NEUTRAL}})
+    data.append({"type": "scatter", "mode": "markers", "x": _list(v.ks), "y": _list(v.observed),
+                 "name": "observed pass@k (unbiased)", "error_y": _error(v.observed, v.obs_lo, v.obs_hi),
+                 "marker": {"color": "#1d232a", "size": 7},
+                 "hovertemplate": "k = %{x}<br>pass@k = %{y:.4g}<extra></extra>"})
+    for t, est in v.targets:
+        k = est.value
+        if not math.isfinite(k):
+            notes.append({"text": f"coverage {t:g}: not reached by the law", "xref": "paper",
+                          "yref": "y", "x": 0.99, "y": t, "xanchor": "right", "showarrow": False,
+                          "font": {"size": 11, "color": HELD_OUT}})
+            continue
+        err = {} if est.ci is None else {"error_x": _error([k], [est.lo], [est.hi])}
+        extra = " (extrapolated)" if k > v.max_k else ""
+        data.append({"type": "scatter", "mode": "markers", "x": [k], "y": [t],
+                     "name": f"coverage {t:g}: k = {format_number(k, 3)} "
+                             f"{format_interval(est.ci, 3) if est.ci else ''}{extra}".rstrip(),
+                     "marker": {"symbol": "star", "size": 14, "color": HELD_OUT,
+                                "line": {"color": "#1d232a", "width": 1}},
+                     "hovertemplate": f"coverage {t:g}<br>k = %{{x:.4g}}<extra></extra>"} | err)
+        shapes.append({"type": "line", "xref": "x", "yref": "y", "x0": 1, "x1": k, "y0": t, "y1": t,
+                       "line": {"color": HELD_OUT, "width": 1, "dash": "dot"}, "name": "target"})
+    return {"data": data, "layout": _layout(
+        title or v.title, _axis("k, samples per problem", log=True),
+        _axis("coverage (pass@k)", range=[0, 1.02]), height=440, shapes=shapes, annotations=notes)}

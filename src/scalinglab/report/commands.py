@@ -39,6 +39,19 @@ def _number(text: str | None, flag: str) -> float | None:
     return float(value)
 
 
+ResultOption = typer.Option(None, "--result", metavar="FILE",
+                            help="A result saved with --save (fit downstream, fit benchmark, predict "
+                            "downstream, testtime ...) to show as a section with its charts "
+                            "(repeatable).")
+
+
+def _saved(paths: list[Path] | None) -> list:
+    """The saved results, read before anything else: a bad file stops the command first."""
+    from scalinglab.report.saved import load_saved
+
+    return load_saved(paths or [])
+
+
 def report(
     store: Path = StoreOption,
     out: Path = typer.Option(Path("report.html"), "--out", "-o", metavar="FILE",
@@ -61,6 +74,7 @@ def report(
     figures_dir: Path = typer.Option(None, "--figures", metavar="DIR",
                                      help="Also save every figure as a static PNG in DIR."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    result: list[Path] = ResultOption,
     json_: bool = JsonOption,
 ) -> None:
     """Write a self-contained HTML report of a run store: runs, fits with intervals and their
@@ -72,6 +86,7 @@ def report(
       scalinglab report --store runs.duckdb --out report.html
       scalinglab report --tag dataset:c4 --law chinchilla --law kaplan --compute 1e22
       scalinglab report --holdout-top 5 --figures figs/   # also save each figure as PNG
+      scalinglab report --result link.json --result coverage.json   # saved fits as sections
     """
     from scalinglab.report.analysis import loss_laws, summarise
     from scalinglab.report.html import render_report, save_figures
@@ -82,6 +97,7 @@ def report(
         raise UserError(f"--law {unknown[0]!r}: choose from {', '.join(loss_laws())}")
     budget = _number(compute, "--compute")
     batch = _number(batch_tokens, "--batch-tokens")
+    loaded = _saved(result)
     runs = RunStore(store, read_only=True)
     tags = parse_tags(tag)
     with progress_display() as progress:
@@ -90,6 +106,7 @@ def report(
                             progress=progress)
         if summary.runs.empty:
             raise UserError(f"{store}: no finished runs" + (f" with tags {summary.tags}" if tag else ""))
+        summary.results += loaded
         html = render_report(summary, runs, progress=progress)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(html, encoding="utf-8")
@@ -99,9 +116,11 @@ def report(
                    "fits": {name: o.value.to_dict() if o.ok else {"error": o.error}
                             for name, o in summary.fits.items()},
                    "plan": summary.plan.value.to_dict() if summary.plan.ok else None,
-                   "warnings": summary.warnings})
+                   "warnings": summary.warnings,
+                   "results": [s.to_json() for s in loaded]})
         return
-    console.print(f"wrote [bold]{out}[/] ({len(summary.runs)} runs, "
+    shown = f", {len(loaded)} saved results" if loaded else ""
+    console.print(f"wrote [bold]{out}[/] ({len(summary.runs)} runs{shown}, "
                   f"{len(summary.warnings)} warnings)", highlight=False)
     if saved:
         console.print(f"saved {len(saved)} figures in {figures_dir}", highlight=False)
@@ -114,6 +133,7 @@ def serve(
                                    help="Also answer for this host name (repeatable; the first "
                                    "is the address listened on). Default: 127.0.0.1 only."),
     bootstrap: int = bootstrap_option(100, "Default bootstrap resamples per fit."),
+    result: list[Path] = ResultOption,
 ) -> None:
     """Watch a run store in a local web dashboard: runs by budget, the current fit and the plan
     on load, fits pinned side by side, overlaid loss curves, refreshing live while a sweep writes.
@@ -127,6 +147,7 @@ def serve(
       scalinglab serve --store runs.duckdb            # then open http://127.0.0.1:8765
       scalinglab serve --port 9000
       scalinglab serve --host myhost.lan              # reachable on the LAN: no authentication
+      scalinglab serve --result link.json             # saved fits under "More results"
     """
     import socket
 
@@ -134,6 +155,7 @@ def serve(
 
     if not store.exists():
         raise UserError(f"{store}: no run store here (import runs or run a sweep first)")
+    saved = _saved(result)
     names = [h.strip() for h in (host or []) if h.strip()]
     bind = names[0] if names else "127.0.0.1"
     with socket.socket() as s:
@@ -144,7 +166,8 @@ def serve(
                             "with --port or --host") from None
     console.print(f"scalinglab dashboard for {store} at [bold]http://{bind}:{port}[/] "
                   "(Ctrl+C to stop)", highlight=False)
-    server.serve(store, port=port, bootstrap=bootstrap, host=bind, allowed_hosts=names)
+    server.serve(store, port=port, bootstrap=bootstrap, host=bind, allowed_hosts=names,
+                 results=saved)
 
 
 def register(app: typer.Typer) -> None:

@@ -637,3 +637,98 @@ def optimal_allocation(
         ax.legend(fontsize=7.5, loc="upper left", frameon=True, framealpha=0.9)
     fig.suptitle(_allocation_title(law), fontsize=10)
     return fig
+
+
+# -- downstream metrics and test-time coverage -------------------------------------------------
+
+
+def link_figure(links: Sequence[Any], max_metrics: int = 8) -> Figure:
+    """Loss to metric: each metric's models, fitted link and bootstrap band (the first
+    ``max_metrics`` metrics; the interactive chart lists them all)."""
+    fig, (ax,) = new_figure(7.0, 4.8)
+    shown = list(links)[:max_metrics]
+    colours = views.palette(len(shown)) if len(shown) > 1 else ["#1f4e79"]
+    for v, colour in zip(shown, colours, strict=True):
+        if v.has_band:
+            ax.fill_between(v.grid, v.lo, v.hi, color=colour, alpha=0.16, linewidth=0)
+        ax.plot(v.grid, v.point, color=colour, linewidth=1.8, linestyle="-" if v.identified else ":")
+        ax.scatter(v.x, v.y, color=colour, s=22, edgecolor="white", linewidth=0.5, zorder=5,
+                   label=v.metric)
+    first = shown[0]
+    ax.set_xlabel(LABELS.get(first.x_name, first.x_name))
+    ax.set_ylabel(first.metric if len(shown) == 1 else "metric")
+    more = f", first {len(shown)} of {len(links)}" if len(links) > len(shown) else ""
+    band = f"; band {round(first.level * 100)}% bootstrap" if first.has_band else ""
+    ax.set_title(f"{first.formula} ({first.x_name} -> metric{more}{band})", fontsize=9)
+    if len(shown) > 1:
+        _legend_below(fig, ax, ncol=4)
+    return fig
+
+
+def benchmark_figure(v: Any) -> Figure:
+    """A metric against compute: fitted and scored models, the sigmoid with its band, the floor
+    and ceiling, the cut-off and the extrapolated region shaded."""
+    fig, (ax,) = new_figure(7.0, 4.6)
+    ax.set_xscale("log")
+    x0, x1 = v.extrapolation
+    ax.axvspan(x0, x1, color="grey", alpha=0.12, linewidth=0, label="extrapolation: beyond the "
+               "largest fitted model")
+    if v.has_band:
+        ax.fill_between(v.grid, v.lo, v.hi, color="#1f4e79", alpha=0.16, linewidth=0,
+                        label=f"{round(v.level * 100)}% band")
+    ax.plot(v.grid, v.point, color="#1f4e79", linewidth=1.8, label="sigmoid in log10 C")
+    ax.scatter(v.fitted_C, v.fitted_y, color="#1f4e79", s=24, edgecolor="white", linewidth=0.5,
+               zorder=5, label=f"fitted ({len(v.fitted_C)})")
+    if len(v.scored_C):
+        ax.scatter(v.scored_C, v.scored_y, color="crimson", marker="D", s=30, edgecolor="white",
+                   linewidth=0.5, zorder=6, label=f"scored, not fitted ({len(v.scored_C)})")
+    for k, (name, C, value, lo, hi) in enumerate(v.others):
+        ax.errorbar(C, value, yerr=[value - lo, hi - value], fmt=["^", "s"][k % 2], markersize=5,
+                    color=["#2ca02c", "#9467bd"][k % 2], linewidth=0.8, label=name, zorder=6)
+    for y, label in ((v.floor, "floor"), (v.ceiling, "ceiling")):
+        ax.axhline(y, color="grey", linestyle=":", linewidth=0.9)
+        ax.annotate(f"{label} {fmt(y)}", (0.005, y), xycoords=("axes fraction", "data"), fontsize=7,
+                    color="dimgrey", va="bottom" if label == "floor" else "top")
+    if v.fit_below:
+        ax.axvline(v.fit_below, color="black", linestyle="--", linewidth=0.8)
+    ax.set_xlabel(LABELS["C"])
+    ax.set_ylabel(v.metric)
+    title = f"{v.metric} against compute"
+    if v.mae is not None:
+        title += f" (mean |error| on scored models {fmt(v.mae.value)})"
+    ax.set_title(title, fontsize=10)
+    _legend_below(fig, ax, ncol=3)
+    return fig
+
+
+def coverage_figure(v: Any) -> Figure:
+    """Coverage against samples per problem (log k): observed pass@k with intervals, the
+    fitted law with its band, and the k each target coverage needs."""
+    fig, (ax,) = new_figure(7.0, 4.4)
+    ax.set_xscale("log")
+    if v.grid is not None:
+        if v.grid[-1] > v.max_k:
+            ax.axvspan(v.max_k, v.grid[-1], color="grey", alpha=0.12, linewidth=0,
+                       label="beyond the largest k observed")
+        if v.has_band:
+            ax.fill_between(v.grid, v.lo, v.hi, color="#1f4e79", alpha=0.16, linewidth=0,
+                            label=f"{round(v.level * 100)}% band")
+        ax.plot(v.grid, v.point, color="#1f4e79", linewidth=1.8, label=v.formula)
+    err = None
+    if np.isfinite(v.obs_lo).all():
+        err = [v.observed - v.obs_lo, v.obs_hi - v.observed]
+    ax.errorbar(v.ks, v.observed, yerr=err, fmt="o", color="black", markersize=4, linewidth=0.8,
+                label="observed pass@k (unbiased)", zorder=5)
+    for t, est in v.targets:
+        if not math.isfinite(est.value):
+            continue
+        xerr = None if est.ci is None else [[est.value - est.lo], [est.hi - est.value]]
+        ax.errorbar([est.value], [t], xerr=xerr, fmt="*", color="crimson", markersize=11, zorder=6,
+                    label=f"coverage {t:g}: k = {fmt(est.value)}")
+        ax.hlines(t, 1, est.value, color="crimson", linestyle=":", linewidth=0.8)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("k, samples per problem")
+    ax.set_ylabel("coverage (pass@k)")
+    ax.set_title(v.title, fontsize=10)
+    _legend_below(fig, ax, ncol=2)
+    return fig

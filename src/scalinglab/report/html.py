@@ -246,19 +246,26 @@ def build_report(
     seq_len: int | None = None,
     batch_tokens: float | None = None,
     validation: Iterable[Any] = (),
+    results: Iterable[str | Path] = (),
     progress: Progress | None = None,
 ) -> Path:
     """Fit, plan and write the self-contained HTML report of ``store`` (a RunStore or a path).
 
     ``validation`` adds checks against runs the laws were not fitted on (results with
     ``summary()``: a held-out budget, a rolling-forward evaluation) to the report. With
-    ``figures_dir`` every figure is also saved there as PNG, from the same fits.
+    ``figures_dir`` every figure is also saved there as PNG, from the same fits. ``results``:
+    files of saved results, each shown as a section (see :mod:`scalinglab.report.saved`); they
+    are read first, and a file that is not one refuses the report before anything is written.
     """
+    from scalinglab.report.saved import load_saved
+
+    saved = load_saved(results)
     store = _open(store)
     summary = summarise(store, tags=tags, laws=laws, compute=compute, bootstrap=bootstrap,
                         holdout=holdout, seed=seed, seq_len=seq_len, batch_tokens=batch_tokens,
                         progress=progress)
     summary.validation += list(validation)
+    summary.results += saved
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_report(summary, store, title=title, progress=progress), encoding="utf-8")

@@ -18,6 +18,10 @@ register the builder with :func:`register_section` and both the report and the d
                               charts=[Chart("downstream_link", "accuracy vs loss",
                                             lambda: charts.series_chart(...))])
 
+A result saved to a file (``fit downstream --save``, ``testtime coverage --save``...) joins the
+report with ``report --result FILE`` and the dashboard with ``serve --result FILE``: each kind's
+charts are registered in :mod:`scalinglab.report.saved` with ``result_charts``.
+
 A builder returns ``None`` when the runs have nothing for it; a builder that raises a
 :class:`~scalinglab.errors.ScalingLabError` shows its message in place of the section. A module
 of builders is named in :data:`SECTION_MODULES`, so the report imports it (lazily) before it
@@ -156,7 +160,9 @@ def report_sections(s: Analysis, store: Any = None) -> list[Section]:
     curves = curves_section(ctx)
     if curves is not None:
         sections.append(curves)
-    return sections + extra_sections(s, store)
+    from scalinglab.report.saved import saved_sections
+
+    return sections + saved_sections(s.results) + extra_sections(s, store)
 
 
 # -- at a glance ------------------------------------------------------------------------------

@@ -184,14 +184,24 @@ def plain_validation_message(errors: Iterable[dict[str, Any]]) -> str:
 
 
 def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
-               allowed_hosts: Sequence[str] = ()) -> FastAPI:
+               allowed_hosts: Sequence[str] = (), results: Iterable[Any] = ()) -> FastAPI:
     """The dashboard app for the store at ``store_path`` (which must exist).
 
-    ``allowed_hosts`` adds host names the app answers for to the loopback ones.
+    ``allowed_hosts`` adds host names the app answers for to the loopback ones. ``results``:
+    saved results (files, or :class:`~scalinglab.report.saved.SavedResult` s) shown in the "More
+    results" panel as the report shows them; files are read once, here, and a file that is not a
+    saved result refuses the app.
     """
+    from scalinglab.report import saved as saved_results
+
     path = Path(store_path)
     if not path.exists():
         raise StoreError(f"{path}: no run store here (import runs or run a sweep first)")
+    saved: list[saved_results.SavedResult] = []
+    for r in results:  # in the order given
+        saved += [r] if isinstance(r, saved_results.SavedResult) else saved_results.load_saved([r])
+    saved_payload: list[dict[str, Any]] = []  # built on first request: results do not change
+    saved_lock = threading.Lock()
     app = FastAPI(title="scalinglab dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     cache = _Cache()
     hosts = {h.lower().strip("[]") for h in (*LOOPBACK, *allowed_hosts)}
@@ -563,24 +573,25 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
         tag: list[str] = Query(default=[]),
         bootstrap_: int = Query(default=bootstrap, ge=0, le=MAX_BOOTSTRAP, alias="bootstrap"),
     ) -> Response:
-        """Sections registered with :func:`scalinglab.report.sections.register_section` (results
-        other helpers add), rendered as in the report: HTML and chart specs."""
+        """Saved results (``serve --result``) and sections registered with
+        :func:`scalinglab.report.sections.register_section`, rendered as in the report: HTML and
+        chart specs."""
+        if saved and not saved_payload:
+            with saved_lock:
+                if not saved_payload:
+                    saved_payload.extend(saved_results.section_payload(sec)
+                                         for sec in saved_results.saved_sections(saved))
         if not sections._BUILDERS and not sections.SECTION_MODULES:
-            return _json({"sections": []})
+            return _json({"sections": saved_payload})
         tags = tags_of(tag)
         key = ("sections", state(), tuple(sorted(tags.items())), bootstrap_)
 
         def build() -> list[dict[str, Any]]:
             summary = analysis.summarise(store(), tags=tags, bootstrap=bootstrap_, seed=seed)
-            out = []
-            for sec in sections.extra_sections(summary, store()):
-                parts = [p for p in sec.parts if isinstance(p, str)]
-                out.append({"id": sec.id, "title": sec.title, "html": "".join(parts),
-                            "charts": [{"name": c.name, "caption": c.caption, "spec": c.spec()}
-                                       for c in sec.charts()]})
-            return out
+            return [saved_results.section_payload(sec)
+                    for sec in sections.extra_sections(summary, store())]
 
-        return _json({"sections": cache.get(key, build)})
+        return _json({"sections": saved_payload + cache.get(key, build)})
 
     # -- static figures --------------------------------------------------------------------
 
@@ -693,7 +704,7 @@ def _safe(fn: Callable[[FitResult], Any], fit: FitResult) -> Any:
 
 
 def serve(store_path: str | Path, port: int = 8765, bootstrap: int = 100, host: str = "127.0.0.1",
-          allowed_hosts: Sequence[str] = ()) -> None:
+          allowed_hosts: Sequence[str] = (), results: Iterable[Any] = ()) -> None:
     """Run the dashboard with uvicorn on ``host`` (loopback by default) until interrupted.
 
     The app has no authentication and shows whatever the store holds: it answers only for
@@ -701,5 +712,6 @@ def serve(store_path: str | Path, port: int = 8765, bootstrap: int = 100, host: 
     """
     import uvicorn
 
-    uvicorn.run(create_app(store_path, bootstrap=bootstrap, allowed_hosts=allowed_hosts),
+    uvicorn.run(create_app(store_path, bootstrap=bootstrap, allowed_hosts=allowed_hosts,
+                           results=results),
                 host=host, port=port, log_level="warning")

@@ -121,6 +121,8 @@ def coverage_command(
     targets = _targets(target)
     data = _counts(file, problem, n, c, correct, model)
     fits = {m: fit_coverage(d, _ks(k), bootstrap=bootstrap, seed=seed) for m, d in data.items()}
+    for f in fits.values():
+        f.targets = tuple(targets)  # saved with the fit, so a report marks them
     if save is not None:
         payload = {m: f.to_dict(include_draws=True) for m, f in fits.items()}
         save.write_text(to_json(next(iter(payload.values())) if len(payload) == 1 else payload) + "\n",

@@ -82,7 +82,8 @@ class CoverageFit(_ProblemsResult):
     """``coverage(k) = exp(a k^b)`` fitted to a benchmark's pass@k curve, with draws over problems.
 
     ``ks``/``observed`` are the points it was fitted to (observed carries the problem-bootstrap
-    interval of each), ``run_ids`` the problem ids.
+    interval of each), ``run_ids`` the problem ids. ``targets`` are coverages the result also
+    answers "how many samples?" for (:meth:`samples_for`), saved with it and marked in figures.
     """
 
     kind: ClassVar[str] = "coverage_fit"
@@ -97,6 +98,7 @@ class CoverageFit(_ProblemsResult):
     level: float = 0.95
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    targets: tuple[float, ...] = ()
 
     @property
     def max_k(self) -> int:
@@ -152,8 +154,15 @@ class CoverageFit(_ProblemsResult):
         ct = Table("coverage: observed (unbiased pass@k) and fitted", ["k", "observed", "fitted"])
         for k, obs in zip(self.ks, self.observed, strict=True):
             ct.add_row(int(k), obs, self.estimate(float(k)))
+        tables = [pt, ct]
+        if self.targets:
+            st = Table("samples per problem for a coverage", ["coverage", "samples k", ""])
+            for t in self.targets:
+                est = self.samples_for(t)
+                st.add_row(t, est, est.note or "")
+            tables.append(st)
         return Summary(title="coverage vs samples (Large Language Monkeys)" +
-                       (f": {self.model}" if self.model else ""), tables=[pt, ct],
+                       (f": {self.model}" if self.model else ""), tables=tables,
                        facts=[("problems", str(len(self.run_ids))),
                               ("residual std of log coverage", format_number(self.residual_std))],
                        notes=list(self.notes), warnings=list(self.warnings), data=self.to_dict())
@@ -171,6 +180,8 @@ class CoverageFit(_ProblemsResult):
             "n_bootstrap": 0 if self.draws is None else len(self.draws),
             "warnings": list(self.warnings), "notes": list(self.notes),
         }
+        if self.targets:
+            out["samples_for"] = [{"coverage": t, **self.samples_for(t).to_dict()} for t in self.targets]
         if include_draws:
             out["run_ids"] = list(self.run_ids)
             if self.draws is not None:
@@ -187,7 +198,8 @@ class CoverageFit(_ProblemsResult):
                    observed=[Estimate.from_dict(p["observed"], level) for p in pts],
                    run_ids=tuple(data.get("run_ids", [str(i) for i in range(int(data.get("n_problems", 0)))])),
                    model=data.get("model"), residual_std=float(data.get("residual_std") or float("nan")),
-                   level=level, warnings=list(data.get("warnings", [])), notes=list(data.get("notes", [])))
+                   level=level, warnings=list(data.get("warnings", [])), notes=list(data.get("notes", [])),
+                   targets=tuple(float(r["coverage"]) for r in data.get("samples_for") or []))
 
 
 def fit_coverage(
