@@ -138,6 +138,29 @@ def test_where_injections_are_refused_and_read_or_write_nothing(workspace, attac
     assert set(json.loads(res.stdout)) == {"error"} and "the password" not in res.stdout
 
 
+MODELS = ("model,N,D,C,loss,err_a\n"
+          + "".join(f"m{i},{n:g},{20 * n:g},{120 * n * n:g},{3 + 1e3 / n:.4f},{0.9 - 0.05 * i:.3f}\n"
+                    for i, n in enumerate((1e6, 3e6, 1e7, 3e7, 1e8, 3e8))))
+
+
+@pytest.mark.parametrize("command", [
+    ["fit", "downstream", "{file}", "--metric", "err_a", "--loss", "loss", "-b", "0"],
+    ["fit", "benchmark", "{file}", "--metric", "err_a", "--compute", "C", "-b", "0"],
+    ["fit", "chinchilla", "{file}", "-b", "0"],
+])
+@pytest.mark.parametrize("attack", WHERE_ATTACKS[:6])
+def test_where_on_a_file_is_the_same_safe_language(workspace, command, attack):
+    """Every command that filters a file checks --where as the store does: the file-reading,
+    file-writing and statement-stacking filters are refused before anything runs."""
+    (workspace / "models.csv").write_text(MODELS)
+    where = attack.format(secret=workspace / "secret.txt", victim=workspace / "victim.txt")
+    before = snapshot(workspace)
+    args = [a.format(file=workspace / "models.csv") for a in command]
+    res = runner.invoke(app, [*args, "--where", where])
+    assert_rejected(res, before, workspace)
+    assert "the password" not in res.output
+
+
 @pytest.mark.parametrize("args", [["--tag", "$..*=x"], ["--status", "weird"], ["--limit", "-1"]])
 def test_runs_rejects_bad_filters_in_one_line(workspace, args):
     before = snapshot(workspace)

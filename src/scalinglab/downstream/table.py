@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalinglab.errors import InputError, ParameterError, did_you_mean
+from scalinglab.errors import InputError, did_you_mean
 
 ROW = "__row__"
 
@@ -90,27 +90,23 @@ class ModelTable:
         return values
 
     def where(self, expression: str | None) -> ModelTable:
-        """Rows for which the SQL ``expression`` holds (DuckDB; quote odd column names with
-        double quotes: ``"FLOPs (1E21)" < 84``). Columns whose every cell is a number compare as
-        numbers."""
+        """Rows for which ``expression`` holds: the safe filter language of ``--where`` on the
+        store (:mod:`scalinglab.runs.where`: one checked expression over the columns, never
+        spliced into SQL, no file access), so a file is filtered exactly as the store is. Quote
+        odd column names with double quotes: ``"FLOPs (1E21)" < 84``. Columns whose every cell
+        is a number compare as numbers."""
         if not expression:
             return self
-        import duckdb
+        from scalinglab.runs.where import filter_frame
 
         typed = self.frame.copy()
         for col in self.columns:
             converted = pd.to_numeric(typed[col].replace("", np.nan), errors="coerce")
             if converted.notna().sum() == typed[col].replace("", np.nan).notna().sum():
                 typed[col] = converted
-        try:
-            con = duckdb.connect()
-            con.register("models", typed)
-            kept = con.execute(f"SELECT \"{ROW}\" FROM models WHERE {expression}").fetchall()
-        except duckdb.Error as exc:
-            raise ParameterError(f"invalid where expression {expression!r}: {str(exc).splitlines()[0]}",
-                                 "where") from None
-        rows = {r[0] for r in kept}
-        frame = self.frame[self.frame[ROW].isin(rows)].reset_index(drop=True)
+        typed.attrs = {}
+        kept = filter_frame(typed, expression)
+        frame = self.frame.loc[kept.index].reset_index(drop=True)
         if frame.empty:
             raise InputError(f"no row satisfies {expression!r}", source=self.source)
         return ModelTable(frame, self.source)
