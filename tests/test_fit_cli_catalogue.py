@@ -45,6 +45,10 @@ def test_tie_fix_and_bounds_from_the_command_line(runs_csv):
     out = json.loads(res.output)
     assert set(out["params"]) == {"A", "B", "alpha"}
     assert out["law_spec"]["definition"]["kind"] == "constrained"
+    # every parameter of the base law is reported, with how it was set
+    assert out["all_params"]["E"] == 1.82 and out["all_params"]["beta"] == out["params"]["alpha"]
+    assert out["param_status"] == {"E": "fixed", "A": "fitted", "B": "fitted", "alpha": "fitted",
+                                   "beta": "tied to alpha"}
 
 
 def test_estimator_weights_and_dropped_runs_are_reported(runs_csv):

@@ -160,3 +160,17 @@ def test_the_lr_interval_holds_the_planned_lr_when_the_batch_is_not_the_laws():
     assert small.lr_law_interval == law.lr_law_interval
     ratio = small.lr / small.lr_law
     assert [lo, hi] == pytest.approx([x * ratio for x in small.lr_law_interval])
+
+
+def test_a_plan_from_a_fit_with_unidentified_parameters_says_so():
+    from scalinglab.fit import fit_chinchilla
+
+    rng = np.random.default_rng(0)
+    # every run at nearly one D: B and beta cannot be told apart from E
+    N = np.geomspace(1e7, 1e9, 12)
+    D = np.full_like(N, 2e9) * rng.uniform(0.99, 1.01, N.size)
+    loss = 1.8 + 400 / N**0.34 + 410 / D**0.28
+    fit = fit_chinchilla(N, D, loss * np.exp(rng.normal(0, 0.003, N.size)), bootstrap=20)
+    assert fit.unidentified
+    plan = make_plan(compute=1e21, loss_law=fit)
+    assert any("not identify" in w and "the loss law's fit" in w for w in plan.warnings)

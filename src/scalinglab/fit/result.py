@@ -328,6 +328,14 @@ class FitResult(Result):
             "noise_std": self.noise_std,
             "law_spec": self.law.to_dict(),
         }
+        c = getattr(self.law, "constraint", None)
+        if c is not None:
+            # every parameter of the base law, the fixed and tied ones included (``params``
+            # holds only what was fitted), with how each was set
+            full = c.expand(self.params)
+            out["all_params"] = {k: float(v) for k, v in full.items()}
+            out["param_status"] = {k: "fixed" if k in c.fix else f"tied to {c.tie[k]}"
+                                   if k in c.tie else "fitted" for k in full}
         if include_draws and self.draws is not None:
             out["draws"] = np.asarray(self.draws).tolist()
         return out
@@ -390,7 +398,8 @@ class FitResult(Result):
                 _derived_row(derived, f"{key.replace('_', ' ')} at C={format_number(entry['C'])}",
                              entry[key])
         for entry in d.get("predictions", []):
-            where = ", ".join(f"{k}={format_number(v)}" for k, v in entry.items() if k != "loss")
+            where = ", ".join(f"{k}={format_number(v)}" for k, v in entry.items()
+                              if k not in ("loss", "loss_new_run"))
             _derived_row(derived, f"loss at {where}", entry["loss"])
             if "loss_new_run" in entry:
                 _derived_row(derived, "  a new run there", entry["loss_new_run"])

@@ -224,6 +224,12 @@ def make_plan(
     if fixed:
         mode += f" with {fixed['U']:.3g} unique tokens"
     warnings: list[str] = []
+    unidentified = fit.depends_on_unidentified(fit.law.param_names) if fit is not None else None
+    if unidentified:
+        # the plan's N, D and loss all rest on every parameter: say so rather than print
+        # intervals as if the runs had pinned them
+        warnings.append(f"the loss law's fit {unidentified}: N, D and the loss below rest on "
+                        "them, and their intervals are not to be trusted")
 
     # loss and its interval
     loss = float(inst.predict(N=N, D=D, **fixed))
