@@ -114,13 +114,9 @@ class ModelTable:
 
 def read_models(path: str | Path) -> ModelTable:
     """Read CSV, TSV, Parquet or JSONL into a :class:`ModelTable` (cells kept as written)."""
-    from scalinglab.clikit import UserError
     from scalinglab.runs.io import read_table
 
-    try:
-        raw = read_table(path)
-    except UserError as exc:  # runs.io speaks to the command line; the library raises InputError
-        raise InputError(exc.message) from None
+    raw = read_table(path)  # its errors are InputError, naming file, row and column
     if raw.empty:
         raise InputError("no rows", source=str(path))
     labels = raw.attrs.get("row_labels", {})

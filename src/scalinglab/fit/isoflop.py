@@ -526,7 +526,7 @@ def fit_isoflop(
                     f"budget C={b.C:.3g}: the parabola's vertex (loss {b.loss_opt:.4g}) is "
                     f"{b.gap:.3g} below the best observed run ({b.best['loss']:.4g}), more than "
                     f"{GAP_NOISE:g}x the noise ({noise:.2g}): a parabola does not describe this "
-                    "IsoFLOP slice; its N_opt is suspect (try method='akima')")
+                    "IsoFLOP slice; its N_opt is suspect (try the akima method)")
 
     log_c = np.log(values)[None, :]
     a2 = _allocation(2, np.broadcast_to(log_c, v_opt.shape), v_opt,

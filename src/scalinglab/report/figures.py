@@ -30,6 +30,7 @@ from scalinglab.fit import AllocationLaw, IsoFlopResult
 from scalinglab.fit.result import FitResult
 from scalinglab.hparams.landscape import fit_landscape
 from scalinglab.report import views
+from scalinglab.stats import percentile_interval
 
 #: axis labels with units, shared by every figure
 LABELS = {
@@ -332,10 +333,9 @@ def bootstrap_distributions(
         samples = {n: np.asarray(draws[n], dtype=float) for n in names}
         title = f"Bootstrap distributions ({len(next(iter(samples.values())))} resamples)"
     fig, axes = new_figure(3.4 * len(names) + 0.6, 3.4, ncols=len(names))
-    q = (1.0 - level) / 2.0
     for ax, name in zip(axes, names, strict=True):
         s = samples[name][np.isfinite(samples[name])]
-        lo, hi = np.quantile(s, [q, 1.0 - q]) if len(s) else (np.nan, np.nan)
+        lo, hi = (float(x) for x in percentile_interval(s, level))
         ax.axvspan(lo, hi, color="orange", alpha=0.25, zorder=0,
                    label=f"{round(level * 100)}% interval")
         ax.hist(s, bins=min(40, max(10, len(s) // 10)), color="#4c72b0", zorder=2)
@@ -567,8 +567,7 @@ def _band(law: AllocationLaw, C: np.ndarray, which: str) -> tuple[np.ndarray, np
         return None
     # D_opt = exp(log_kd) C^b, with (b, log_kd) in columns 1 and 3 of the draws
     draws = np.exp(law.draws[:, 3, None] + law.draws[:, 1, None] * np.log(C)[None, :])
-    q = (1.0 - law.level) / 2.0
-    return np.nanquantile(draws, q, axis=0), np.nanquantile(draws, 1.0 - q, axis=0)
+    return percentile_interval(draws, law.level)
 
 
 def optimal_allocation(

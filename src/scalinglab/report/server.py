@@ -288,10 +288,7 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> Response:
-        # a click error (UserError) from the store is the user's; anything else is ours
-        message = getattr(exc, "message", None)
-        if type(exc).__name__ == "UserError" and message:
-            return _json({"detail": str(message)}, 400)
+        # library errors (the user's) are handled above; anything else is ours
         return _json({"detail": f"internal error ({type(exc).__name__}): {exc}"}, 500)
 
     # -- the page --------------------------------------------------------------------------

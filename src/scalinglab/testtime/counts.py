@@ -75,15 +75,10 @@ def counts(problem_ids: Sequence[Any], n: Sequence[int], c: Sequence[int], *, so
 
 
 def _read(path: Path) -> Any:
-    """The file as a frame of raw cells with row labels (runs.io's reader; its command-line
-    errors become InputError here, as library code must raise)."""
-    from scalinglab.clikit import UserError
+    """The file as a frame of raw cells with row labels (runs.io's reader)."""
     from scalinglab.runs.io import read_table
 
-    try:
-        return read_table(path)
-    except UserError as exc:
-        raise InputError(exc.message) from None
+    return read_table(path)  # its errors are InputError, naming file, row and column
 
 
 def _whole_column(raw: Any, col: str, minimum: int, source: str, labels: dict[int, str]) -> np.ndarray:
