@@ -84,3 +84,20 @@ def test_akima_interval_covers_the_truth_on_noisy_runs():
 def test_unknown_method_is_refused():
     with pytest.raises(ParameterError, match="method must be one of"):
         fit_isoflop(isoflop_runs(budgets=[1e19, 1e20], per_budget=5), method="spline")
+
+
+def test_a_budget_whose_best_run_is_an_edge_is_a_bound_that_approach_1_skips():
+    """Sizes all on the large side of the optimum: the smallest model wins, which bounds N_opt
+    from above and does not estimate it; Approach 1 leaves that budget out and says so."""
+    good = isoflop_runs(budgets=np.geomspace(1e19, 1e21, 4), per_budget=7, noise=0.0)
+    n_opt, _ = chinchilla_optimum(BESIROGLU_2024.params, 3e18)
+    N = float(n_opt) * np.geomspace(3, 30, 5)
+    D = 3e18 / (6 * N)
+    edge = pd.DataFrame({"N": N, "D": D, "C": 3e18,
+                         "loss": BESIROGLU_2024.predict(N=N, D=D)})
+    res = fit_isoflop(pd.concat([good, edge], ignore_index=True), bootstrap=20)
+    assert res.approach1.n_budgets == 4
+    assert res.budgets[0].approach1_status == "best run is the smallest model sampled"
+    assert any("Approach 1 skips 1 of 5 budgets whose best run is the smallest or largest" in w
+               for w in res.warnings)
+    assert res.approach1.a == pytest.approx(TRUE_A, abs=0.03)

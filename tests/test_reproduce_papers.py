@@ -21,10 +21,14 @@ EXT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ext"
 needs_ext = pytest.mark.skipif(not EXT.is_dir(), reason="../shared/data/ext is absent")
 
 
+PORIAN_CONFIGS = sorted(p.stem.removeprefix("porian_") for p in EXT.glob("porian_rw_*.csv"))
+
+
 @needs_ext
-@pytest.mark.parametrize("config", ["rw_tuned_short_const_standard_val",
-                                    "rw_base_long_kaplan_standard_val"])
+@pytest.mark.parametrize("config", PORIAN_CONFIGS or ["absent"])
 def test_porian_exponent_inside_the_akima_and_approach_1_intervals(config):
+    """Every shared config (issue 12's target): the published exponent lies in our 95% interval
+    by Approach 2 with Akima interpolation and by Approach 1."""
     pub = pd.read_csv(EXT / "porian_published_rw.csv").set_index("name").loc[f"porian_{config}"]
     runs = pd.read_csv(EXT / f"porian_{config}.csv")
     akima = fit_isoflop(runs, budget="budget", bootstrap=200, method="akima").approach2
