@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -254,3 +255,13 @@ def test_fits_and_listings_from_the_store_write_nothing(workspace):
         res = runner.invoke(app, cmd)
         assert res.exit_code == 0, res.output
         assert snapshot(workspace) == before
+
+
+@pytest.mark.parametrize("command", [["fit", "isoflop"], ["fit", "chinchilla", "-b", "0"]])
+def test_a_fit_file_whose_compute_overflows_names_its_row(workspace, command):
+    rows = "".join(f"{n:g},{20 * n:g},{3 + 1e3 / n:.4f}\n" for n in np.geomspace(1e6, 1e8, 8))
+    (workspace / "huge.csv").write_text("N,D,loss\n" + rows + "1e308,10,3.5\n")
+    before = snapshot(workspace)
+    res = runner.invoke(app, [*command, str(workspace / "huge.csv")])
+    assert_rejected(res, before, workspace)
+    assert "row 9 (line 10)" in res.stderr and "overflows" in res.stderr

@@ -77,6 +77,17 @@ def read_fit_file(
             raise InputError(detail, source=source, row=labels.get(pos, f"row {pos + 1}"),
                              column=file_name.get(col, col))
         out[col] = cells.values
+    if {"N", "D"} <= set(out.columns):
+        # C = 6ND is derived downstream (IsoFLOP, the budget of a run): an overflow is this
+        # row's fault, so say which row here rather than "run 24" of a sorted frame later
+        with np.errstate(over="ignore"):
+            c = 6.0 * out["N"].to_numpy(float) * out["D"].to_numpy(float)
+        if not np.isfinite(c).all():
+            i = int(np.argmax(~np.isfinite(c)))
+            pos = int(positions[i])
+            raise InputError(f"C = 6*N*D overflows to inf (N = {out['N'].iloc[i]:g}, "
+                             f"D = {out['D'].iloc[i]:g})", source=source,
+                             row=labels.get(pos, f"row {pos + 1}"))
     for col in raw.columns:
         if col not in out.columns:
             out[col] = raw[col].to_numpy()
