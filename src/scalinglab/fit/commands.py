@@ -26,6 +26,7 @@ from scalinglab.clikit import (
     print_summary,
     to_json,
 )
+from scalinglab.summary import format_number
 
 fit_app = new_app(
     help="Fit loss laws (Chinchilla, Kaplan, power laws, IsoFLOP) with bootstrap intervals.",
@@ -386,10 +387,17 @@ def laws_cmd(json_: bool = JsonOption) -> None:
         emit_json(rows)
         return
     for r in rows:
-        prov = (r.get("provenance") or {}).get("source", "")
+        prov = r.get("provenance") or {}
         console.print(f"[bold]{r['name']}[/]: {r['formula']}  [dim]({', '.join(r['params'])})[/]")
-        if prov:
-            console.print(f"    [dim]{prov}[/]", highlight=False)
+        if prov.get("source"):
+            console.print(f"    [dim]{prov['source']}[/]", highlight=False)
+        if prov.get("units"):
+            console.print(f"    [dim]units: {prov['units']}[/]", highlight=False)
+        # a law's form holds wherever its fit's runs do; a range here is the published data's
+        span = ", ".join(f"{k} {format_number(lo)}-{format_number(hi)}"
+                         for k, (lo, hi) in (prov.get("valid_range") or {}).items())
+        console.print(f"    [dim]range: {span or 'that of the runs it is fitted on'}[/]",
+                      highlight=False)
 
 
 @fit_app.command("custom")

@@ -107,6 +107,9 @@ KAPLAN = register_law(Law(
 ))
 
 
+_UNITS = {"N": "parameters", "D": "tokens", "C": "FLOPs"}
+
+
 def power_law(variable: str = "C") -> Law:
     """``L = E + A * x^-alpha`` in one variable (``N``, ``D`` or ``C``)."""
     if variable not in ("N", "D", "C"):
@@ -124,7 +127,8 @@ def power_law(variable: str = "C") -> Law:
         param_names=params,
         fn=fn,
         bounds={"E": (0.0, 20.0), "A": (1e-8, 1e15), "alpha": (1e-3, 3.0)},
-        provenance=Provenance(source="single-variable power law with irreducible term"),
+        provenance=Provenance(source="single-variable power law with irreducible term",
+                              units=f"{variable}: {_UNITS[variable]}; L: nats/token"),
         parametrisation=SumOfPowers,
         starts=power_starts,
         identifiability=DistinctInputs(3, sum_of_powers_owners((variable,), params)),
