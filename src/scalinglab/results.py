@@ -83,13 +83,7 @@ def _kinds() -> dict[str, Any]:
 def load_result(path: str | Path) -> Result:
     """Read any result written by ``Result.save`` or a command's ``--save``."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON ({exc.msg} at line {exc.lineno})", source=str(path)) from None
-    return _from_dict(data, path)
+    return _from_dict(_read_json(path), path)
 
 
 def load_results(path: str | Path) -> list[tuple[str | None, Result]]:
@@ -97,8 +91,16 @@ def load_results(path: str | Path) -> list[tuple[str | None, Result]]:
     result, ``[(model, result), ...]`` for a ``{model: result}`` file (what the ``testtime``
     commands save for several models)."""
     path = Path(path)
+    data = _read_json(path)
+    if isinstance(data, dict) and "kind" not in data and data and all(
+            isinstance(v, dict) and "kind" in v for v in data.values()):
+        return [(str(name), _from_dict(item, path)) for name, item in data.items()]
+    return [(None, _from_dict(data, path))]
+
+
+def _read_json(path: Path) -> Any:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError("no such file", source=str(path)) from None
     except json.JSONDecodeError as exc:
@@ -107,10 +109,6 @@ def load_results(path: str | Path) -> list[tuple[str | None, Result]]:
         raise InputError("not JSON (not UTF-8 text)", source=str(path)) from None
     except OSError as exc:
         raise InputError(f"cannot read it ({exc.strerror or exc})", source=str(path)) from None
-    if isinstance(data, dict) and "kind" not in data and data and all(
-            isinstance(v, dict) and "kind" in v for v in data.values()):
-        return [(str(name), _from_dict(item, path)) for name, item in data.items()]
-    return [(None, _from_dict(data, path))]
 
 
 def _from_dict(data: Any, path: Path) -> Result:

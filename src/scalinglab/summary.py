@@ -55,8 +55,9 @@ def formula_text(formula: str) -> str:
                   lambda m: SYMBOLS[m.group(1)], str(formula))
 
 
-def format_number(v: Any, sig: int = 4) -> str:
-    """Numbers as people read them: integers exactly (up to 1e7), others to ``sig`` digits."""
+def _as_float(v: Any) -> float | str:
+    """``v`` as a float, or already as its text when it is no finite number (None, NaN, inf,
+    booleans, integers, text): what both number formats show the same way."""
     if v is None:
         return "-"
     if isinstance(v, bool):
@@ -71,6 +72,14 @@ def format_number(v: Any, sig: int = 4) -> str:
         return "-"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
+    return x
+
+
+def format_number(v: Any, sig: int = 4) -> str:
+    """Numbers as people read them: integers exactly (up to 1e7), others to ``sig`` digits."""
+    x = _as_float(v)
+    if isinstance(x, str):
+        return x
     if x.is_integer() and abs(x) < 1e7:
         return str(int(x))
     return f"{x:.{sig}g}"
@@ -79,20 +88,9 @@ def format_number(v: Any, sig: int = 4) -> str:
 def format_exact(v: Any) -> str:
     """A number in full: integers exactly (up to 2**53), others as the shortest decimal that reads
     back as the same float (``repr``), so piping a table loses nothing."""
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if math.isnan(x):
-        return "-"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
+    x = _as_float(v)
+    if isinstance(x, str):
+        return x
     if x.is_integer() and abs(x) < 2.0**53:
         return str(int(x))
     return repr(x)
