@@ -13,11 +13,13 @@ import typer
 
 from scalinglab.clikit import (
     JsonOption,
+    TagOption,
     UserError,
     console,
     emit_json,
     err_console,
     new_app,
+    parse_tags,
     print_summary,
     to_json,
 )
@@ -35,7 +37,7 @@ StoreOpt = typer.Option(None, "--store", help="DuckDB run store to read when no 
                         "(default: scalinglab.duckdb).", show_default=False)
 WhereOpt = typer.Option(None, "--where", "-w", help="Filter on the runs (store or file), e.g. "
                         "\"N > 1e8 AND loss < 4\".")
-TagOpt = typer.Option(None, "--tag", "-t", help="Only store runs with tag KEY=VALUE (repeatable).")
+TagOpt = TagOption
 MapOpt = typer.Option(None, "--map", "-m", help="Rename file columns: NAME=FILE_COLUMN, e.g. loss=final_loss.")
 BootOpt = typer.Option(200, "--bootstrap", "-b", min=0, help="Bootstrap resamples for intervals (0: none).")
 HoldoutOpt = typer.Option(0, "--holdout-top", min=0, help="Fit without the K largest-compute runs and "
@@ -224,9 +226,7 @@ def _fit_command(
 
 
 def _tags(tag: list[str] | None) -> dict[str, str]:
-    from scalinglab.report.analysis import parse_tag_filters
-
-    return parse_tag_filters(tag or [])
+    return parse_tags(tag)
 
 
 def _columns(text: str | None) -> tuple[str, ...]:

@@ -58,6 +58,7 @@ from scalinglab.runs.schema import (
     TAG_COLUMNS,
     canonical_json,
     check_tag_key,
+    split_tag,
 )
 
 INVALID_CHOICES = ("reject", "skip", "failed")
@@ -551,7 +552,8 @@ def _tag_text(v: Any) -> str:
 
 
 def parse_tags(v: Any, labels: bool = False, column: str = "tags") -> dict[str, str]:
-    """Tags as a dict, a JSON object string, or ``k=v;k=v`` (``,`` works too).
+    """Tags as a dict, a JSON object string, or ``k=v;k:v`` (``,`` works too; each pair split by
+    :func:`~scalinglab.runs.schema.split_tag`).
 
     With ``labels`` (W&B's ``Tags`` column: ``baseline, lr-sweep``) a bare word is a label,
     stored as ``word=true``; otherwise a part without ``=`` is an error.
@@ -582,12 +584,12 @@ def parse_tags(v: Any, labels: bool = False, column: str = "tags") -> dict[str, 
     for part in text.replace(";", ",").split(","):
         if not part.strip():
             continue
-        if "=" not in part:
+        k, sep, x = split_tag(part)
+        if not sep:
             if labels:
                 out[part.strip()] = "true"
                 continue
-            raise InputError(f"{part.strip()!r} is not key=value", column=column)
-        k, _, x = part.partition("=")
+            raise InputError(f"{part.strip()!r} is not KEY=VALUE or KEY:VALUE", column=column)
         out[k.strip()] = x.strip()
     return out
 
