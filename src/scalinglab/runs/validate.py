@@ -343,8 +343,9 @@ def statuses(col: Mapping[str, pd.Series], fname: Callable[[str], str], problems
     """Each row's status (finished when not given) and error text.
 
     Trackers' words are mapped (``crashed``/``killed``/``failed`` -> failed, ``running``,
-    ``finished``, MLflow's ``FINISHED``...); a failed run without an error column gets its
-    tracker word (``crashed``) as the error, so the reason is not lost.
+    ``finished``, MLflow's ``FINISHED``...); a failed run without an error gets its tracker
+    word (``crashed``) as the error, so the reason is not lost, and a bare ``failed`` says that
+    the file gave no reason.
     """
     errors = text_cells(col["error"]) if "error" in col else pa.nulls(n, pa.string())
     if "status" not in col:
@@ -363,9 +364,11 @@ def statuses(col: Mapping[str, pd.Series], fname: Callable[[str], str], problems
                  lambda i: f"{show_cell(raw[i])} is not a run status; use one of "
                            f"{list(STATUSES)} (or a tracker's word for one, e.g. crashed)")
     say = (mapped == "failed") & ~unknown
-    say &= np.array([w != "failed" for w in lower_u], dtype=bool)[codes]
     if say.any():
-        word = np.array(lower_u, dtype=object)[codes]
+        # the tracker's word is the reason (crashed, killed, oom); a bare "failed" says only
+        # that, so the reason says where it came from and that nothing more was given
+        bare = f"failed (no reason given in column {fname('status')!r})"
+        word = np.array([bare if w == "failed" else w for w in lower_u], dtype=object)[codes]
         errors = pc.if_else(pa.array(say & ~np.asarray(errors.is_valid())),
                             pa.array(word, type=pa.string()), errors)
     return mapped, errors
