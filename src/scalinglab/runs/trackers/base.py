@@ -457,7 +457,7 @@ def misspelt_targets(keys: Iterable[str]) -> list[str]:
 def build(runs: Sequence[RawRun], spec: ReadSpec, notes: list[str] | None = None) -> TrackerImport:
     """Every run through :func:`assemble`, one frame of rows, one long frame of curves."""
     notes = list(notes or [])
-    spec.settings.check_known([r.keys for r in runs], spec.source)
+    notes += spec.settings.check_known([r.keys for r in runs], spec.source)
     check_mapping(spec.mapping, runs, spec.source)
     notes += misspelt_targets([*spec.mapping, *spec.settings.constants,
                                *{k for v in spec.settings.per_run.values() for k in v}])
