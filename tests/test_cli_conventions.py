@@ -77,6 +77,47 @@ def test_tag_filters_take_key_equals_or_key_colon_value(store, tag):
     assert [r["run_id"] for r in json.loads(result.stdout)] == [RUN["run_id"]]
 
 
+@pytest.mark.parametrize("tag", ["dataset=owt", "dataset:owt"])
+def test_import_tags_runs_given_key_equals_or_key_colon_value(tmp_path, tag):
+    f = tmp_path / "runs.csv"
+    f.write_text("run_id,N,D,loss,tags\na,1e6,2e7,3.5,\nb,2e6,4e7,3.2,sweep:s1;url=http://x\n")
+    store = tmp_path / "s.duckdb"
+    result = runner.invoke(app, ["import", str(f), "--store", str(store), "--tag", tag])
+    assert result.exit_code == 0, result.output
+    tags = RunStore(store).runs().set_index("run_id")["tags"]
+    assert tags["a"] == {"dataset": "owt"}
+    # a file's tags cell follows the same rule: split at the first '=' or ':'
+    assert tags["b"] == {"dataset": "owt", "sweep": "s1", "url": "http://x"}
+
+
+def test_a_malformed_import_tag_says_both_forms(tmp_path):
+    f = tmp_path / "runs.csv"
+    f.write_text("run_id,N,D,loss\na,1e6,2e7,3.5\n")
+    result = runner.invoke(app, ["import", str(f), "--store", str(tmp_path / "s.duckdb"),
+                                 "--tag", "dataset"])
+    assert result.exit_code == 2
+    assert "--tag 'dataset': write KEY=VALUE or KEY:VALUE" in result.output
+
+
+def test_every_tag_option_says_it_takes_both_forms():
+    from typer.main import get_command
+
+    def commands(group, path=()):
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):
+                yield from commands(cmd, (*path, name))
+            else:
+                yield (*path, name), cmd
+
+    found = 0
+    for path, cmd in commands(get_command(app)):
+        for param in cmd.params:
+            if "--tag" in getattr(param, "opts", []):
+                found += 1
+                assert "KEY=VALUE" in param.help and "KEY:VALUE" in param.help, (path, param.help)
+    assert found >= 15  # import, runs, report, every fit, hparams and design command
+
+
 @pytest.mark.parametrize(("args", "says"), [
     (["runs", "--bogus"], "No such option: --bogus"),
     (["fit", "chinchilla", "--bootstrap", "many"], "--bootstrap: expected a whole number"),

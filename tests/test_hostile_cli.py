@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scalinglab.cli import app
+from scalinglab.runs.store import RunStore
 
 runner = CliRunner()
 GOOD = "run_id,N,D,loss,dataset\na,1e8,2e9,3.1,c4\nb,2e8,4e9,2.9,c4\n"
@@ -223,6 +224,20 @@ def test_wandb_runs_export_needs_no_map_and_keeps_crashed_runs(workspace):
     assert sorted(r["name"] for r in finished) == ["small-1", "tiny-1"]  # fits never see it
     table = runner.invoke(app, ["runs", "--store", store, "--status", "all"])
     assert "tiny-1" in table.stdout and "crashed" in table.stdout
+
+
+def test_a_wandb_runs_export_row_in_state_failed_gets_a_failure_reason_too(workspace):
+    f = workspace / "wandb_failed.csv"
+    pd.DataFrame({"Name": ["ok", "bad", "gone"], "State": ["finished", "failed", "crashed"],
+                  "params": [1.2e7, 1.2e7, 1.2e7], "tokens": [2.4e8, 2.4e8, 2.4e8],
+                  "train/loss": [3.91, None, None]}).to_csv(f, index=False)
+    store = workspace / "wf.duckdb"
+    res = runner.invoke(app, ["import", str(f), "--store", str(store)])
+    assert res.exit_code == 0, res.output
+    errors = RunStore(store).runs(status=None).set_index("name")["error"]
+    assert errors["bad"] == "failed (no reason given in column 'State')"
+    assert errors["gone"] == "crashed"
+    assert errors.isna().tolist() == [n == "ok" for n in errors.index]
 
 
 @pytest.mark.slow

@@ -84,6 +84,38 @@ def test_a_stored_run_with_other_values_is_a_conflict_not_already_there(store, t
     assert store.run("x")["loss"] == 3.5
 
 
+def test_a_conflict_names_each_differing_key_with_both_values_in_full(store, tmp_path):
+    note = "resumed from checkpoint step 4000 after a node failure on the second allocation"
+    huge = "x" * 1000
+    store.import_frame(pd.DataFrame([{"run_id": "x", "N": 1e8, "D": 2e9, "loss": 3.21,
+                                      "note": note, "blob": huge, "same": 1, "gpu": "a100",
+                                      "tags": {"sweep": "s1"}}]), source="first.csv")
+    incoming = pd.DataFrame([{"run_id": "x", "N": 1e8, "D": 2e9, "loss": 3.2100000000000004,
+                              "note": note.replace("second", "third"), "blob": huge + "y",
+                              "same": 1, "tags": {"sweep": "s1", "seed": "2"}}])
+    with pytest.raises(ConflictError) as err:
+        store.import_frame(incoming, source="second.csv")
+    msg = str(err.value)
+    assert "…" not in msg
+    assert "loss 3.2100000000000004 vs 3.21" in msg  # not both rounded to 3.21
+    assert f"extra.note {note.replace('second', 'third')!r} vs {note!r}" in msg
+    assert "extra.gpu (absent) vs 'a100'" in msg and "tags.seed '2' vs (absent)" in msg
+    assert f"extra.blob {'x' * 300!r}... (701 more characters cut) vs " \
+           f"{'x' * 300!r}... (700 more characters cut)" in msg
+    assert "extra.same" not in msg and "tags.sweep" not in msg  # only what differs
+
+
+def test_a_conflict_with_many_differences_names_the_rest_by_key(store, tmp_path):
+    store.import_frame(pd.DataFrame([{"run_id": "x", "N": 1e8, "D": 2e9, "loss": 3.5,
+                                      **{f"k{i}": i for i in range(12)}}]))
+    with pytest.raises(ConflictError) as err:
+        store.import_frame(pd.DataFrame([{"run_id": "x", "N": 1e8, "D": 2e9, "loss": 3.5,
+                                          **{f"k{i}": i + 100 for i in range(12)}}]))
+    msg = str(err.value)
+    assert "(here vs stored: extra.k0 100 vs 0; extra.k1 101 vs 1; extra.k10 110 vs 10" in msg
+    assert "extra.k5 105 vs 5; and 4 more differ: extra.k6, extra.k7, extra.k8, extra.k9)" in msg
+
+
 def test_on_conflict_keep_and_replace(store, tmp_path):
     store.import_file(write(tmp_path, "a.csv", "run_id,N,D,loss\nx,1e8,2e9,3.5\n"))
     other = write(tmp_path, "b.csv", "run_id,N,D,loss\nx,1e8,2e9,9.9\ny,1e8,2e9,4.0\n")

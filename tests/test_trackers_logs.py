@@ -242,3 +242,35 @@ def test_a_folder_of_logs_is_one_run_per_file_named_by_its_path(tmp_path):
     out = read_tracker("log", tmp_path, settings=RunSettings.build({"N": "1e6"}))
     assert list(out.runs["name"]) == ["a/run1", "a/run2", "b/run3"]
     assert Path(out.runs.iloc[0]["log_file"]) == Path("a/run1.log")
+
+
+def test_a_folder_of_logs_in_mixed_formats_reads_each_file_with_its_own_format(tmp_path):
+    (tmp_path / "nano.log").write_text(nanogpt_log(200))
+    lines = [MEGATRON_ARGS] + [megatron_line(it, 300, 3.0 - it / 1000) for it in range(10, 310, 10)]
+    (tmp_path / "mega.log").write_text("\n".join(lines) + "\n")
+    (tmp_path / "nano2.log").write_text(nanogpt_log(100))
+    out = read_tracker("log", tmp_path, settings=RunSettings.build({"N": "1e7"}), final="last")
+    r = out.runs.set_index("name")
+    assert (r["status"] == "finished").all(), r["error"].tolist()
+    assert r.loc["nano", "loss"] == pytest.approx(2.8) and r.loc["mega", "loss"] == pytest.approx(2.7)
+    # each keeps its format's step convention: nanoGPT's iter 200 is the 201st update
+    assert r.loc["nano", "D"] == 201 * 16384 and r.loc["mega", "D"] == 300 * 32 * 1024
+    assert ("lines read with the format detected in each file: nanogpt (2 files), "
+            "megatron (1 file)") in out.notes
+    # a format given applies to every file: the Megatron log then has no nanoGPT loss line
+    forced = read_tracker("log", tmp_path, log_format="nanogpt",
+                          settings=RunSettings.build({"N": "1e7"}))
+    f = forced.runs.set_index("name")
+    assert f.loc["mega", "status"] == "failed" and "no 'loss' logged" in f.loc["mega", "error"]
+    assert (f.loc[["nano", "nano2"], "status"] == "finished").all()
+
+
+def test_a_log_with_no_training_line_beside_others_is_read_with_the_folders_format(tmp_path):
+    (tmp_path / "ok.log").write_text(nanogpt_log(100))
+    crashed = nanogpt_log(0, crash=True).replace("iter 0: loss 3.0000, time 12.34ms, mfu 1.23%\n", "")
+    (tmp_path / "died.log").write_text(crashed)
+    out = read_tracker("log", tmp_path, settings=RunSettings.build({"N": "1e7"}))
+    r = out.runs.set_index("name")
+    assert r.loc["died", "status"] == "failed"
+    assert r.loc["died", "lr"] == 1e-3  # its nanoGPT config lines were read
+    assert "1 file with no training line read with the nanogpt format, the most common here" in out.notes

@@ -169,15 +169,27 @@ def test_mapping_files_in_csv_and_json_give_the_same_values(tmp_path):
         "lr1/s0": {"N": 1e6, "D": 2e7}, "lr2/s0": {"N": 3e6}}
 
 
-def test_a_mapping_file_naming_an_unknown_run_is_an_error_with_the_line(tmp_path):
+def test_a_mapping_file_naming_runs_not_in_this_import_is_a_warning_naming_them(tmp_path):
     f = tmp_path / "m.csv"
-    f.write_text("run,N\nrun-a,1e6\nrun-bb,2e6\n")
+    f.write_text("run,N,D\nrun-a,1e6,2e7\nrun-bb,2e6,4e7\nbaseline,3e6,6e7\n")
     settings = RunSettings.build(file=f)
-    runs = [run(), RawRun("run-b", ("run-b",), None), RawRun("run-a", ("run-a",), None)]
+    runs = [RawRun("run-b", ("run-b",), None), RawRun("run-a", ("run-a",), None)]
+    out = build(runs, spec(settings=settings))
+    assert out.runs.set_index("name").loc["run-a", "N"] == 1e6  # the run it matches got its values
+    warning = next(n for n in out.notes if "not in src" in n)
+    assert warning == (f"warning: 2 of the 3 runs in {f} are not in src, so their values were "
+                       "not used: 'run-bb' (row 2 (line 3)) (did you mean 'run-b'?); "
+                       "'baseline' (row 3 (line 4))")
+
+
+def test_a_mapping_file_matching_none_of_the_runs_is_an_error_with_the_line(tmp_path):
+    f = tmp_path / "m.csv"
+    f.write_text("run,N\nrun-bb,2e6\nrun-x,1e6\n")
+    runs = [RawRun("run-b", ("run-b",), None), RawRun("run-a", ("run-a",), None)]
     with pytest.raises(InputError) as err:
-        build(runs, spec(settings=settings))
-    assert str(err.value).startswith(f"{f}: row 2 (line 3): run 'run-bb' is not in src "
-                                     "(did you mean 'run-b'?)")
+        build(runs, spec(settings=RunSettings.build(file=f)))
+    assert str(err.value).startswith(f"{f}: row 1 (line 2): none of the 2 runs it lists is in "
+                                     "src: run 'run-bb' is not (did you mean 'run-b'?)")
 
 
 @pytest.mark.parametrize("text, message", [

@@ -168,3 +168,64 @@ def test_without_the_tensorboard_package_the_error_is_one_line(monkeypatch, logd
         read_tracker("tensorboard", logdir, loss_tag="train/loss")
     assert str(err.value) == ("reading TensorBoard event files needs the 'tensorboard' package: "
                               "pip install 'scalinglab[trackers]'")
+
+
+def _write_run(run_dir: Path, steps: range, n: float) -> None:
+    w = SummaryWriter(run_dir)
+    for s in steps:
+        w.add_scalar("train/loss", loss_at(s, n), s)
+    w.close()
+
+
+def test_a_run_id_is_the_run_directory_relative_to_the_logdir_not_its_event_files(tmp_path):
+    import socket
+
+    given = RunSettings.build({"N": 1e6, "D": 1e6})
+    _write_run(tmp_path / "logs" / "sweep" / "small", range(0, 50, 10), 1e6)
+    out = read_tracker("tensorboard", tmp_path / "logs", loss_tag="train/loss", settings=given)
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "logs").rename(moved)  # the same runs, another place on disk
+    again = read_tracker("tensorboard", moved, loss_tag="train/loss", settings=given)
+    assert out.runs["run_id"].tolist() == again.runs["run_id"].tolist()
+    assert by_name(out, "sweep/small")["run_id"].startswith("tb-")
+    host = socket.gethostname()
+    assert host not in by_name(out, "sweep/small")["run_id"]
+    # a log dir that is itself one run directory: the id is its name
+    alone = read_tracker("tensorboard", moved / "sweep" / "small", loss_tag="train/loss",
+                         settings=given)
+    assert alone.runs["run_id"].tolist() == ["tb-small"]
+    assert alone.runs["name"].tolist() == ["small"]
+
+
+def test_a_resumed_run_keeps_its_id_and_reimporting_it_is_a_named_conflict_not_a_copy(tmp_path):
+    from scalinglab.errors import ConflictError
+    from scalinglab.runs.store import RunStore
+
+    logs, store = tmp_path / "logs", RunStore(tmp_path / "s.duckdb")
+    given = RunSettings.build({"N": 1e6, "D": 2e6})
+    _write_run(logs / "run_a", range(0, 50, 10), 1e6)
+    _write_run(logs / "run_b", range(0, 100, 10), 4e6)
+
+    def imported(on_conflict: str = "error"):
+        out = read_tracker("tensorboard", logs, loss_tag="train/loss", settings=given)
+        return out, store.import_frame(out.runs, source=str(logs), curves=out.curves,
+                                       on_conflict=on_conflict)
+
+    first, _ = imported()
+    # run_a resumes from its checkpoint: a second event file in the same directory
+    _write_run(logs / "run_a", range(40, 100, 10), 1e6)
+    assert len(list((logs / "run_a").glob("events.out.tfevents.*"))) == 2
+    resumed = read_tracker("tensorboard", logs, loss_tag="train/loss", settings=given)
+    assert resumed.runs["run_id"].tolist() == first.runs["run_id"].tolist()
+    with pytest.raises(ConflictError, match=r"run 'tb-run_a' is already in the store"):
+        imported()
+    _, report = imported(on_conflict="replace")
+    assert (report.n_replaced, report.n_inserted, report.n_skipped_duplicates) == (1, 1, 1)
+    stored = store.runs(status=None)
+    assert sorted(stored["run_id"]) == ["tb-run_a", "tb-run_b"]  # one copy of each
+    assert stored.set_index("run_id").loc["tb-run_a", "loss"] == pytest.approx(
+        loss_at(90, 1e6), rel=1e-6)
+    assert store.curve("tb-run_a")["step"].tolist() == list(range(0, 100, 10))
+    # and importing the same files once more adds nothing
+    _, report = imported()
+    assert (report.n_inserted, report.n_skipped_duplicates) == (0, 2)

@@ -14,11 +14,13 @@ import typer
 from scalinglab.clikit import (
     DEFAULT_STORE,
     JsonOption,
+    TagOption,
     UserError,
     console,
     emit_json,
     err_console,
     new_app,
+    parse_tags,
     print_summary,
     to_json,
 )
@@ -245,7 +247,7 @@ def design_next(
     k: int = typer.Option(4, "--k", min=1, help="How many runs to propose."),
     out: Path = typer.Option(Path("next.toml"), "--out", "-o", help="Plan file to write."),
     where: str = typer.Option(None, "--where", "-w", help="SQL filter on the store's runs."),
-    tag: list[str] = typer.Option(None, "--tag", "-t", help="Only runs with tag KEY=VALUE."),
+    tag: list[str] = TagOption,
     law: str = _LAW, plan: Path = _PLAN, data: str = _DATA, seq_len: int = _SEQ,
     batch_tokens: int = _BATCH, lr: float = _LR, hparams: str = _HP,
     tokens_per_param: str = _TPP, max_tokens: str = _MAXTOK, max_params: str = _MAXN,
@@ -273,7 +275,6 @@ def design_next(
     from scalinglab.design.sweeps import SweepSpace, plan_of
     from scalinglab.fit.loss import fit_law
     from scalinglab.laws.registry import get_law
-    from scalinglab.report.analysis import parse_tag_filters
     from scalinglab.runs.select import select_runs
     from scalinglab.runs.store import RunStore
 
@@ -284,7 +285,7 @@ def design_next(
     spec = get_law(law)
     c_target = check_budget(_number(target, "--target"), "target")
     c_spend = check_budget(_number(spend, "--spend"), "spend")
-    tags = parse_tag_filters(tag or [])
+    tags = parse_tags(tag)
     if not store.exists():
         raise UserError(f"--store {store}: no run store here (run a sweep or import runs first)")
     runs = RunStore(store, read_only=True)

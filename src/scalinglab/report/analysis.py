@@ -21,6 +21,7 @@ from scalinglab.fit import IsoFlopResult
 from scalinglab.fit.result import FitResult
 from scalinglab.laws.hparams import PUBLISHED_HPARAM_LAWS, HparamLaw
 from scalinglab.laws.registry import get_law, list_laws
+from scalinglab.runs.schema import split_tag
 from scalinglab.runs.select import select_runs
 
 T = TypeVar("T")
@@ -67,9 +68,7 @@ def parse_tag_filters(items: Iterable[str] | str | None) -> dict[str, str]:
             part = part.strip()
             if not part:
                 continue
-            # split at the first separator, so a value may hold the other (url=http://x)
-            cut = min((i for i in (part.find("="), part.find(":")) if i >= 0), default=-1)
-            key, found, value = (part[:cut], part[cut], part[cut + 1:]) if cut >= 0 else (part, "", "")
+            key, found, value = split_tag(part)
             if not found or not key.strip() or not value.strip():
                 raise ParameterError(f"tag filter {part!r}: write KEY=VALUE or KEY:VALUE, e.g. "
                                      "dataset=c4", "tag")

@@ -476,8 +476,14 @@ def loss_curves(series: Sequence[views.CurveSeries], weight: float) -> Spec:
                          "hovertemplate": f"run {s.run_id}<br>eval loss = %{{y:.4g}}<extra></extra>"})
     title = (f"Training loss of {len(series)} run{'s' if len(series) > 1 else ''} "
              f"(smoothing {weight:g}; raw trace faint, eval loss as circles)")
+    note = series[0].note
+    if note:  # an estimated or substituted axis is said on the chart, not only in the label
+        title += f"<br><span style='font-size:11px;color:#8a5a00'>{note}</span>"
     layout = _layout(title, _axis(views.CURVE_AXIS_LABELS[axis], log=True),
                      _axis(LABELS["loss"], log=True), height=440)
+    layout["meta"] = {"x_axis": axis, "x_note": note}  # the same, for the page and scripts
+    if note:
+        layout["margin"] = {**layout["margin"], "t": 64}
     # a legend per run beside the axes while it stays readable; beyond, hover names the run
     layout["showlegend"] = 1 < len(series) <= MAX_CURVE_LEGEND
     layout["legend"] = {"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 10}}

@@ -388,8 +388,10 @@ def loss_curves(
     if len(series) > max_legend and compute:
         sm = mpl.cm.ScalarMappable(norm=_lognorm(np.array(compute)), cmap=CMAP)
         fig.colorbar(sm, ax=ax, label=LABELS["C"], pad=0.01)
-    ax.set_title(f"Training loss of {len(series)} runs (smoothing {smoothing:g}, raw trace faint)",
-                 fontsize=10)
+    title = f"Training loss of {len(series)} runs (smoothing {smoothing:g}, raw trace faint)"
+    if series and series[0].note:
+        title += f"\n{series[0].note}"
+    ax.set_title(title, fontsize=10 if not (series and series[0].note) else 8.5)
     if len(series) <= max_legend:
         _legend_below(fig, ax, ncol=2)
     return fig

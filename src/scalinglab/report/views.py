@@ -31,7 +31,8 @@ CURVE_AXES = ("tokens", "flops", "wall", "step")
 CURVE_AXIS_LABELS = {
     "tokens": "tokens seen",
     "flops": "training FLOPs so far (tokens × the run's C/D)",
-    "wall": "wall time (s, at the run's mean throughput)",
+    # curves record no clock: the wall-time axis is always this estimate, and says so
+    "wall": "wall time (s), estimated: tokens × the run's mean throughput (wall_time_s / D)",
     "step": "optimizer step",
 }
 
@@ -380,8 +381,9 @@ def curve_x(curve: pd.DataFrame, run: Mapping[str, Any] | None, axis: str) -> tu
     """x values of a loss curve on ``axis`` (see :data:`CURVE_AXES`) and the axis actually used.
 
     FLOPs are tokens times the run's compute per token (``C/D``, so a stored attention term
-    counts); wall time assumes the run's mean throughput (``wall_time_s`` over its tokens), as
-    curves record no clock. Falls back to tokens, then steps, where the run lacks what is needed.
+    counts); wall time is *estimated* as tokens times the run's mean throughput (its
+    ``wall_time_s`` over D), as curves record no clock (the axis label says so). Falls back to
+    tokens, then steps, where the run lacks what is needed (:func:`curve_axis_note` says why).
     """
     if axis not in CURVE_AXES:
         raise ValueError(f"x axis must be one of {CURVE_AXES}, not {axis!r}")
@@ -421,6 +423,23 @@ class CurveSeries:
     eval_x: np.ndarray
     eval_loss: np.ndarray
     axis: str
+    note: str = ""  # why the axis is not the one asked for, or how it was estimated
+
+
+def curve_axis_note(asked: str, used: str, lacking: Sequence[str], n: int) -> str:
+    """What a curve chart must say about its x axis: how a wall-time axis was estimated, or
+    why the axis asked for could not be drawn (``lacking``: the runs that could not give it)."""
+    if asked == used:
+        return ("wall time estimated from tokens × each run's mean throughput (wall_time_s / D); "
+                "curves record no clock" if used == "wall" else "")
+    need = {"wall": "no wall_time_s recorded to estimate wall time from",
+            "flops": "no C and D to give FLOPs per token",
+            "tokens": "no token count along the curve"}.get(asked, "no such axis")
+    if used == "step" and asked != "tokens":
+        need = "no token count along the curve"
+    k = len(lacking)
+    who = (f"run {lacking[0]}" if k == 1 else f"{k} of {n} runs") if n > 1 else "the run"
+    return f"{asked} asked for, drawn against {used}: {who} {'has' if k == 1 else 'have'} {need}"
 
 
 def curve_series(curves: Mapping[str, pd.DataFrame], runs: pd.DataFrame | None, axis: str = "tokens",
@@ -436,6 +455,9 @@ def curve_series(curves: Mapping[str, pd.DataFrame], runs: pd.DataFrame | None, 
     axes = {rid: curve_x(c, info.get(rid), axis)[1] for rid, c in curves.items()}
     used = axis if all(a == axis for a in axes.values()) else (
         "tokens" if all(a in ("tokens", "flops", "wall") for a in axes.values()) else "step")
+    # the runs that forced the fallback: those without tokens when it went down to steps
+    lacking = [rid for rid, a in axes.items() if (a == "step" if used == "step" else a != axis)]
+    note = curve_axis_note(axis, used, lacking, len(axes)) if axes else ""
     order = sorted(curves, key=lambda r: (_num((info.get(r) or {}).get("C")) or 0.0, r))
     colours = palette(len(order))
     out = []
@@ -451,7 +473,7 @@ def curve_series(curves: Mapping[str, pd.DataFrame], runs: pd.DataFrame | None, 
         has_ev = keep & np.isfinite(ev)
         out.append(CurveSeries(run_id=rid, label=label, colour=colour, x=x[keep], raw=loss[keep],
                                smoothed=smooth(loss[keep], weight), eval_x=x[has_ev],
-                               eval_loss=ev[has_ev], axis=used))
+                               eval_loss=ev[has_ev], axis=used, note=note))
     return out
 
 

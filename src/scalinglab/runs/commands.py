@@ -38,7 +38,9 @@ def import_runs(
         help="Rename columns: SCALINGLAB_NAME=FILE_COLUMN (repeatable or comma-separated); with "
         "--from, SCALINGLAB_NAME=HPARAM_PARAM_OR_METRIC.",
     ),
-    tag: list[str] = typer.Option(None, "--tag", "-t", help="Tag every run: KEY=VALUE."),
+    tag: list[str] = typer.Option(None, "--tag", "-t", metavar="KEY=VALUE",
+                                  help="Tag every run: KEY=VALUE or KEY:VALUE (repeatable or "
+                                  "comma-separated)."),
     scale: list[str] = typer.Option(
         None, "--scale", help="Unit factor for a column, e.g. N=1e6 when N is in millions."
     ),
@@ -98,14 +100,14 @@ def import_runs(
                                     settings=settings, experiment=experiment,
                                     log_format=log_format, pattern=pattern)
             report = RunStore(store).import_frame(
-                _scaled(tracked.runs, scale, file), source=file, tags=parse_pairs(tag, "--tag"),
+                _scaled(tracked.runs, scale, file), source=file, tags=parse_tags(tag),
                 seq_len=seq_len, curves=tracked.curves, invalid=invalid, on_conflict=on_conflict)
             report.notes = [*tracked.notes, *report.notes]
         else:
             report = RunStore(store).import_file(
                 file,
                 mapping=parse_pairs(mapping, "--map"),
-                tags=parse_pairs(tag, "--tag"),
+                tags=parse_tags(tag),
                 seq_len=seq_len,
                 scale=parse_pairs(scale, "--scale"),
                 invalid=invalid,

@@ -31,7 +31,6 @@ import pyarrow.compute as pc
 
 from scalinglab.errors import ConflictError, InputError
 from scalinglab.runs import ids
-from scalinglab.runs.cells import show_cell
 from scalinglab.runs.validate import MAX_LISTED, STAGE_COLUMNS, BadRow, Prepared
 
 RUN_COLUMNS = ["run_id", "name", "N", "D", "C", "loss", "lr", "batch_tokens", "weight_decay",
@@ -382,8 +381,7 @@ class Ingest:
         names = self.labels([x for r0, r1, _, _ in inner[:5] for x in (r0, r1)])
         parts = []
         for r0, r1, rid, _ in inner[:5]:
-            diff = "; ".join(differences(self._import_row(r1, rid),
-                                         self._import_row(r0, rid))[:3])
+            diff = describe_differences(self._import_row(r1, rid), self._import_row(r0, rid))
             parts.append(f"{names[r1]} has the run_id {rid!r} of {names[r0]} but other values "
                          f"({diff})")
         more = f"; and {total - 5} more" if total > 5 else ""
@@ -394,10 +392,10 @@ class Ingest:
         parts = []
         for row, rid in conflicting[:5]:
             stored = self._values(run_id=rid, staged=False)
-            diff = "; ".join(differences(self._values(row=row), stored)[:3])
+            diff = describe_differences(self._values(row=row), stored)
             parts.append(f"{names[row]}: run {rid!r} is already in the store (from "
                          f"{stored.get('source') or 'an earlier import'}) with other values "
-                         f"({diff}, here vs stored)")
+                         f"(here vs stored: {diff})")
         more = f"; and {len(conflicting) - 5} more" if len(conflicting) > 5 else ""
         return ConflictError("; ".join(parts) + more, source=self.source)
 
@@ -454,17 +452,51 @@ def _arrow(result: Any) -> pa.Table:
     raise AttributeError("this DuckDB cannot return Arrow tables")
 
 
+#: a differing value longer than this is cut in a conflict message (and says by how much)
+MAX_SHOWN_CHARS = 300
+#: differences spelt out in full per conflict; beyond, the other differing keys are named
+MAX_DIFFERENCES = 8
+
+
 def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """``["loss 9.9 vs 3.5"]``: the values that differ between two versions of a run."""
+    """``["loss 9.9 vs 3.5", "extra.note 'x' vs (absent)"]``: what differs between two
+    versions of a run, every value in full.
+
+    Tags and extras are compared key by key, so a conflict names the keys that differ rather
+    than two long objects cut short; numbers are shown as they are stored (``3.2100000000000004``
+    differs from ``3.21``, and a message rounding both to ``3.21`` would hide why).
+    """
     out = []
-    for col in (*VALUE_COLUMNS, "tags", "extra"):
+    for col in VALUE_COLUMNS:
         x, y = a.get(col), b.get(col)
-        if col in ("tags", "extra"):
-            x, y = loads(x), loads(y)
         if (_is_null(x) and _is_null(y)) or x == y:
             continue
         out.append(f"{col} {_shown(x)} vs {_shown(y)}")
+    for col in ("tags", "extra"):
+        x, y = loads(a.get(col)), loads(b.get(col))
+        if x == y:
+            continue
+        if not (isinstance(x, dict) and isinstance(y, dict)):
+            out.append(f"{col} {_shown(x)} vs {_shown(y)}")
+            continue
+        for key in sorted(set(x) | set(y)):
+            if key in x and key in y and x[key] == y[key]:
+                continue
+            out.append(f"{col}.{key} {_shown(x[key]) if key in x else '(absent)'} vs "
+                       f"{_shown(y[key]) if key in y else '(absent)'}")
     return out
+
+
+def describe_differences(a: Mapping[str, Any], b: Mapping[str, Any],
+                         limit: int = MAX_DIFFERENCES) -> str:
+    """:func:`differences` joined for a message: the first ``limit`` in full, then the names
+    of the others (``; and 3 more differ: extra.a, extra.b, tags.sweep``)."""
+    diff = differences(a, b)
+    shown = "; ".join(diff[:limit])
+    if len(diff) > limit:
+        rest = [d.split(" ", 1)[0] for d in diff[limit:]]
+        shown += f"; and {len(rest)} more differ: {', '.join(rest)}"
+    return shown
 
 
 def _is_null(v: Any) -> bool:
@@ -472,11 +504,25 @@ def _is_null(v: Any) -> bool:
 
 
 def _shown(v: Any) -> str:
+    """A value in full: floats as stored (shortest exact repr), text quoted; only a value
+    longer than :data:`MAX_SHOWN_CHARS` is cut, saying how many characters were."""
+    if isinstance(v, np.generic):
+        v = v.item()
     if _is_null(v):
         return "none"
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return show_cell(v)
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        text, quote = v, True
+    else:
+        text, quote = json.dumps(v, ensure_ascii=False, sort_keys=True), False
+    cut = len(text) - MAX_SHOWN_CHARS
+    if cut > 0:
+        text = text[:MAX_SHOWN_CHARS]
+    text = repr(text) if quote else text
+    return text + (f"... ({cut} more characters cut)" if cut > 0 else "")
 
 
 def loads(s: Any) -> Any:

@@ -53,6 +53,17 @@ STATUS_WORDS: dict[str, str] = {
 TAG_KEY = re.compile(r"^\w[\w.\-/+]{0,63}$")
 
 
+def split_tag(part: str) -> tuple[str, str, str]:
+    """``"dataset=c4"`` or ``"dataset:c4"`` -> ``("dataset", "=", "c4")``: split at the first
+    ``=`` or ``:``, so a value may hold the other (``url=http://x``, ``at:12=3``); a key never
+    holds either (:data:`TAG_KEY`). No separator: ``(part, "", "")``. The one rule for every
+    place a tag is written as text (``--tag``, filters, a file's tags cell)."""
+    cut = min((i for i in (part.find("="), part.find(":")) if i >= 0), default=-1)
+    if cut < 0:
+        return part, "", ""
+    return part[:cut], part[cut], part[cut + 1:]
+
+
 def check_tag_key(key: str) -> str | None:
     """The reason ``key`` is not a valid tag key, or None."""
     if not isinstance(key, str) or not TAG_KEY.match(key):

@@ -58,6 +58,7 @@ from scalinglab.runs.schema import (
     TAG_COLUMNS,
     canonical_json,
     check_tag_key,
+    split_tag,
 )
 
 INVALID_CHOICES = ("reject", "skip", "failed")
@@ -342,8 +343,9 @@ def statuses(col: Mapping[str, pd.Series], fname: Callable[[str], str], problems
     """Each row's status (finished when not given) and error text.
 
     Trackers' words are mapped (``crashed``/``killed``/``failed`` -> failed, ``running``,
-    ``finished``, MLflow's ``FINISHED``...); a failed run without an error column gets its
-    tracker word (``crashed``) as the error, so the reason is not lost.
+    ``finished``, MLflow's ``FINISHED``...); a failed run without an error gets its tracker
+    word (``crashed``) as the error, so the reason is not lost, and a bare ``failed`` says that
+    the file gave no reason.
     """
     errors = text_cells(col["error"]) if "error" in col else pa.nulls(n, pa.string())
     if "status" not in col:
@@ -362,9 +364,11 @@ def statuses(col: Mapping[str, pd.Series], fname: Callable[[str], str], problems
                  lambda i: f"{show_cell(raw[i])} is not a run status; use one of "
                            f"{list(STATUSES)} (or a tracker's word for one, e.g. crashed)")
     say = (mapped == "failed") & ~unknown
-    say &= np.array([w != "failed" for w in lower_u], dtype=bool)[codes]
     if say.any():
-        word = np.array(lower_u, dtype=object)[codes]
+        # the tracker's word is the reason (crashed, killed, oom); a bare "failed" says only
+        # that, so the reason says where it came from and that nothing more was given
+        bare = f"failed (no reason given in column {fname('status')!r})"
+        word = np.array([bare if w == "failed" else w for w in lower_u], dtype=object)[codes]
         errors = pc.if_else(pa.array(say & ~np.asarray(errors.is_valid())),
                             pa.array(word, type=pa.string()), errors)
     return mapped, errors
@@ -551,7 +555,8 @@ def _tag_text(v: Any) -> str:
 
 
 def parse_tags(v: Any, labels: bool = False, column: str = "tags") -> dict[str, str]:
-    """Tags as a dict, a JSON object string, or ``k=v;k=v`` (``,`` works too).
+    """Tags as a dict, a JSON object string, or ``k=v;k:v`` (``,`` works too; each pair split by
+    :func:`~scalinglab.runs.schema.split_tag`).
 
     With ``labels`` (W&B's ``Tags`` column: ``baseline, lr-sweep``) a bare word is a label,
     stored as ``word=true``; otherwise a part without ``=`` is an error.
@@ -582,12 +587,12 @@ def parse_tags(v: Any, labels: bool = False, column: str = "tags") -> dict[str, 
     for part in text.replace(";", ",").split(","):
         if not part.strip():
             continue
-        if "=" not in part:
+        k, sep, x = split_tag(part)
+        if not sep:
             if labels:
                 out[part.strip()] = "true"
                 continue
-            raise InputError(f"{part.strip()!r} is not key=value", column=column)
-        k, _, x = part.partition("=")
+            raise InputError(f"{part.strip()!r} is not KEY=VALUE or KEY:VALUE", column=column)
         out[k.strip()] = x.strip()
     return out
 

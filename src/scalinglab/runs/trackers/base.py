@@ -131,6 +131,7 @@ class RawRun:
     extra: dict[str, Any] = field(default_factory=dict)
     planned_steps: int | None = None
     run_id: str | None = None
+    step_offset: int | None = None  # this run's, when its source differs per run (else spec's)
 
 
 def tracker_run_id(kind: str, *identity: str) -> str:
@@ -343,6 +344,7 @@ def assemble(run: RawRun, spec: ReadSpec, how: Counter[str]) -> tuple[dict[str, 
             row["lr"] = float(np.nanmax(run.scalars[name][1]))
             how[f"lr = the peak of the logged {name!r}"] += 1
 
+    offset = spec.step_offset if run.step_offset is None else run.step_offset
     # the loss curve: finite points, and the first non-finite one if the run diverged
     status, error = run.status, run.error
     loss_s = run.loss
@@ -367,7 +369,7 @@ def assemble(run: RawRun, spec: ReadSpec, how: Counter[str]) -> tuple[dict[str, 
             status = "failed"
             error = f"no {spec.loss_key!r} logged (crashed before the first log?)"
         elif (run.planned_steps is not None
-              and int(steps[-1]) + spec.step_offset + _log_interval(steps) <= run.planned_steps):
+              and int(steps[-1]) + offset + _log_interval(steps) <= run.planned_steps):
             # short of the plan by more than one logging interval: a log every 10 steps may
             # well end at 4995 of 5000, one that ends at 3000 stopped early
             status = "failed"
@@ -395,7 +397,7 @@ def assemble(run: RawRun, spec: ReadSpec, how: Counter[str]) -> tuple[dict[str, 
             row["D"] = _last_finite(tokens)
             how["D <- last logged token count"] += 1
     elif batch is not None and math.isfinite(batch) and len(steps):
-        token_at = (steps + spec.step_offset) * float(batch)
+        token_at = (steps + offset) * float(batch)
         if "D" not in row and token_at[-1] >= 1:  # a run that died at step 0 trained no tokens
             row["D"] = float(token_at[-1])
             how["D = updates at the last logged step x batch_tokens (no token count logged)"] += 1
@@ -425,7 +427,7 @@ def assemble(run: RawRun, spec: ReadSpec, how: Counter[str]) -> tuple[dict[str, 
         if tokens is not None and len(tokens[0]):
             curve["tokens"] = np.interp(curve["step"], tokens[0], tokens[1], left=np.nan, right=np.nan)
         elif batch is not None and math.isfinite(batch):
-            curve["tokens"] = (curve["step"] + spec.step_offset) * float(batch)
+            curve["tokens"] = (curve["step"] + offset) * float(batch)
     return row, curve
 
 
@@ -455,7 +457,7 @@ def misspelt_targets(keys: Iterable[str]) -> list[str]:
 def build(runs: Sequence[RawRun], spec: ReadSpec, notes: list[str] | None = None) -> TrackerImport:
     """Every run through :func:`assemble`, one frame of rows, one long frame of curves."""
     notes = list(notes or [])
-    spec.settings.check_known([r.keys for r in runs], spec.source)
+    notes += spec.settings.check_known([r.keys for r in runs], spec.source)
     check_mapping(spec.mapping, runs, spec.source)
     notes += misspelt_targets([*spec.mapping, *spec.settings.constants,
                                *{k for v in spec.settings.per_run.values() for k in v}])

@@ -43,17 +43,41 @@ class RunSettings:
                 break
         return values
 
-    def check_known(self, runs: Sequence[Sequence[str]], where: str) -> None:
-        """Every run the mapping file names must exist (a typo would leave a run without N)."""
+    def check_known(self, runs: Sequence[Sequence[str]], where: str) -> list[str]:
+        """Warnings for the runs the mapping file names that are not in this import.
+
+        A file may well list more runs than one import reads (one file of sizes for a whole
+        sweep, imported a folder at a time), so those are named, not refused; a file that
+        matches none of the runs is surely the wrong file (or every name is misspelt), and
+        is an error.
+        """
+        if not self.per_run:
+            return []
         known = {k for keys in runs for k in keys}
-        for key in self.per_run:
-            if key not in known:
-                names = sorted({keys[0] for keys in runs})
-                shown = ", ".join(repr(n) for n in names[:8]) + (" ..." if len(names) > 8 else "")
-                raise InputError(
-                    f"run {key!r} is not in {where}{did_you_mean(key, names)}; runs are {shown}",
-                    source=self.source, row=self.labels.get(key),
-                )
+        unknown = [key for key in self.per_run if key not in known]
+        if not unknown:
+            return []
+        names = sorted({keys[0] for keys in runs})
+        shown = ", ".join(repr(n) for n in names[:8]) + (" ..." if len(names) > 8 else "")
+
+        def one(key: str) -> str:
+            where_in = self.labels.get(key)
+            return (f"{key!r}" + (f" ({where_in})" if where_in else "")
+                    + did_you_mean(key, names))
+
+        if len(unknown) == len(self.per_run):
+            first = unknown[0]
+            raise InputError(
+                f"none of the {len(unknown)} runs it lists is in {where}: run {first!r} is not"
+                f"{did_you_mean(first, names)}; runs are {shown}",
+                source=self.source, row=self.labels.get(first),
+            )
+        listed = "; ".join(one(k) for k in unknown[:10])
+        more = f"; and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        return [f"warning: {len(unknown)} of the {len(self.per_run)} runs in {self.source} "
+                f"{'are' if len(unknown) > 1 else 'is'} not in {where}, so "
+                f"{'their' if len(unknown) > 1 else 'its'} values were not used: "
+                f"{listed}{more}"]
 
 
 _RUN_KEYS = ("run", "name", "run_name", "run_dir", "dir", "path", "file", "id", "run_id")

@@ -5,6 +5,12 @@ uses), asked to keep *every* point: by default it keeps a reservoir sample of 10
 only 10 tensors per tag, and new-style scalars (``add_scalar(..., new_style=True)``, and every
 TF2 ``tf.summary.scalar``) are tensors, so the defaults would silently thin a curve.
 
+A run's id is its directory's path relative to the log directory (the directory's own name
+when the log directory is itself one run): a resumed run, which gains an event file in the same
+directory, keeps its id, so re-importing it is a named conflict (or, unchanged, a no-op), never a
+second copy. The event files' names are not used: they change as a run resumes, and they hold
+the host name and process id.
+
 Hyperparameters come from the hparams plugin's session record. ``SummaryWriter.add_hparams``
 writes that record, with its metric values, into a new sub-directory of the run directory (named
 by the time), not into the run's own files; such a directory (hparams and at most one point per
@@ -48,7 +54,6 @@ class _Dir:
     scalars: dict[str, Series] = field(default_factory=dict)
     hparams: dict[str, Any] = field(default_factory=dict)
     empty: bool = False
-    files: tuple[str, ...] = ()  # event file names: time, host and pid make them unique
 
     @property
     def hparams_only(self) -> bool:
@@ -91,7 +96,6 @@ def _read_dir(path: Path, rel: str) -> _Dir:
                 ea_mod.HISTOGRAMS: 1, ea_mod.COMPRESSED_HISTOGRAMS: 1}
     out = _Dir(path, rel)
     files = sorted(p for p in path.iterdir() if "tfevents" in p.name and p.is_file())
-    out.files = tuple(p.name for p in files)
     try:
         with _quiet():
             acc = ea_mod.EventAccumulator(str(path), size_guidance=keep_all)
@@ -215,7 +219,7 @@ def read_tensorboard(
             error="the event files are empty (the run died before writing anything)" if d.empty
             else None,
             extra={"run_dir": d.rel},
-            run_id=tracker_run_id("tb", *d.files),
+            run_id=tracker_run_id("tb", d.rel),
         ))
     spec = ReadSpec(loss_key=key, final=rule, mapping=dict(mapping or {}),
                     settings=settings or RunSettings(), source=source, param_word="hparam")

@@ -15,6 +15,7 @@ before its planned last step.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,28 +245,54 @@ def _parse(path: Path, fmt: LogFormat, source: str) -> _Parsed:
     return out
 
 
-def _detect(files: list[Path], source: str) -> LogFormat:
-    """The preset whose training line matches most lines of the first lines of the logs."""
+def _detect(path: Path, max_lines: int = 5000, enough: int = 20) -> LogFormat | None:
+    """The preset whose training line matches most of the log's first lines (None: no line);
+    reading stops once one preset has matched ``enough`` lines.
+
+    Each file is detected on its own: a folder may hold a nanoGPT and a Megatron run side by
+    side, and reading one with the other's regexes finds no loss in it.
+    """
     counts = dict.fromkeys(FORMATS, 0)
-    for path in files:
-        try:
-            with path.open(encoding="utf-8", errors="replace") as fh:
-                for i, line in enumerate(fh):
-                    if i >= 5000:
-                        break
-                    for name, fmt in FORMATS.items():
-                        if fmt.train.search(line):
-                            counts[name] += 1
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
-        if max(counts.values()) >= 3:
-            break
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for i, line in enumerate(fh):
+                if i >= max_lines:
+                    break
+                for name, fmt in FORMATS.items():
+                    if fmt.train.search(line):
+                        counts[name] += 1
+                if max(counts.values()) >= enough:
+                    break
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
     best = max(counts, key=lambda k: counts[k])
-    if counts[best] == 0:
+    return FORMATS[best] if counts[best] else None
+
+
+def _formats(files: list[Path], source: str) -> tuple[dict[Path, LogFormat], list[str]]:
+    """Each file's detected format, and a note on what was detected.
+
+    A file no format matches (a run that crashed before its first loss line) is read with the
+    folder's most common format, so its hyperparameters and its traceback still count.
+    """
+    found = {p: _detect(p) for p in files}
+    known = [f for f in found.values() if f is not None]
+    if not known:
         raise InputError(f"no line matches a known training-log format ({', '.join(FORMATS)}, "
                          f"e.g. {NANOGPT.example!r}); give a pattern with named groups step and "
                          "loss", source=source)
-    return FORMATS[best]
+    counts = Counter(f.name for f in known)
+    common = FORMATS[counts.most_common(1)[0][0]]
+    if len(counts) == 1:
+        notes = [f"lines read with the {common.name} format (detected)"]
+    else:
+        notes = ["lines read with the format detected in each file: " + ", ".join(
+            f"{name} ({n} file{'s' if n > 1 else ''})" for name, n in counts.most_common())]
+    unmatched = [p for p, f in found.items() if f is None]
+    if unmatched:
+        notes.append(f"{len(unmatched)} file{'s' if len(unmatched) > 1 else ''} with no training "
+                     f"line read with the {common.name} format, the most common here")
+    return {p: f or common for p, f in found.items()}, notes
 
 
 def log_files(path: Path) -> list[Path]:
@@ -291,7 +318,8 @@ def read_training_logs(
         A log file or a folder of them; each file is one run, named by its path (without the
         suffix) relative to the folder.
     format
-        ``nanogpt``, ``megatron`` or ``scalinglab``; by default the one whose lines match.
+        ``nanogpt``, ``megatron`` or ``scalinglab`` for every file; by default each file's own
+        (the one whose lines match it).
     pattern
         A regex for other logs, with named groups ``step`` and ``loss`` (optionally ``tokens``,
         ``lr``, ``eval_loss``); overrides ``format``.
@@ -322,15 +350,18 @@ def read_training_logs(
             raise ParameterError(f"format must be one of {', '.join(FORMATS)}, not {format!r}",
                                  "format")
         chosen = f"the {fmt.name} format"
+    if pattern is not None or format is not None:  # what the user says applies to every file
+        formats = dict.fromkeys(files, fmt)
+        parsed = {p: _parse(p, fmt, str(p)) for p in files}
+        if not any(x.steps for x in parsed.values()):
+            raise InputError(f"no line matches {chosen} (e.g. {fmt.example!r})", source=source)
+        notes = [f"lines read with {chosen}"]
     else:
-        fmt = _detect(files, source)
-        chosen = f"the {fmt.name} format (detected)"
-    parsed = {p: _parse(p, fmt, str(p)) for p in files}
-    if not any(x.steps for x in parsed.values()):
-        raise InputError(f"no line matches {chosen} (e.g. {fmt.example!r})", source=source)
-    notes = [f"lines read with {chosen}"]
+        formats, notes = _formats(files, source)
+        parsed = {p: _parse(p, formats[p], str(p)) for p in files}
     raws = []
     for p, x in parsed.items():
+        fmt = formats[p]
         rel = p.relative_to(root).as_posix() if root.is_dir() else p.name
         name = rel[: -len(p.suffix)] if p.suffix else rel
         params: dict[str, Any] = {fmt.renames.get(k, k): v for k, v in x.params.items()}
@@ -356,10 +387,11 @@ def read_training_logs(
             eval_loss=series(x.eval_steps, x.eval_losses) if x.eval_steps else None,
             tokens=scalars.get("tokens"), status=status, error=error,
             extra={"log_file": rel}, planned_steps=planned, run_id=_log_run_id(p, name, params),
+            step_offset=fmt.step_offset,
         ))
     spec = ReadSpec(loss_key="loss", final=rule, mapping=dict(mapping or {}),
-                    settings=settings or RunSettings(), step_offset=fmt.step_offset,
-                    source=source, param_word="logged value")
+                    settings=settings or RunSettings(), source=source,
+                    param_word="logged value")
     return build(raws, spec, notes)
 
 
