@@ -153,7 +153,7 @@ def evaluate_laws(
             for i in held:
                 score(f"fitted-{method}", law, i, fold)
     for name, law in laws.items():
-        src = str(law.extra.get("source", ""))
+        src = law.data_source
         if name == "steplaw":
             notes.append("steplaw was fitted by its authors on a superset of the released Step "
                          "Law runs: on that data it is not a held-out prediction")

@@ -180,8 +180,7 @@ class HparamFit(Result):
         return HparamLaw(
             name=name, lr=self.lr.replace(provenance=prov), batch=self.batch.replace(provenance=prov),
             provenance=prov, lr_draws=self.lr_draws, batch_draws=self.batch_draws,
-            extra={"interval_source": f"{self.resample} bootstrap of the fit",
-                   "source": self.source},
+            interval_source=f"{self.resample} bootstrap of the fit", data_source=self.source,
         )
 
     def predict(self, N: float, D: float) -> dict[str, Estimate]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -166,7 +166,10 @@ class HparamLaw:
     batch_draws: np.ndarray | None = None
     lr_cov: np.ndarray | None = None
     batch_cov: np.ndarray | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    #: how the interval was obtained, shown beside it
+    interval_source: str = "bootstrap of the fit"
+    #: the runs file or store a fitted law came from (empty for published laws)
+    data_source: str = ""
 
     def predict(self, N: ArrayLike, D: ArrayLike) -> dict[str, np.ndarray]:
         """``{"lr", "batch_tokens"}`` at (N, D)."""
@@ -198,7 +201,7 @@ class HparamLaw:
         if lr is None or batch is None:
             return None
         return {"lr": lr, "batch_tokens": batch, "level": level,
-                "source": self.extra.get("interval_source", "bootstrap of the fit")}
+                "source": self.interval_source}
 
     def check_range(self, N: float, D: float) -> list[str]:
         """Warnings, each with the range, for (N, D) outside where the law was fitted."""
@@ -275,7 +278,7 @@ def _steplaw() -> HparamLaw:
     return HparamLaw(
         name="steplaw", lr=lr, batch=batch, provenance=prov,
         lr_cov=cov[:3, :3], batch_cov=cov[3:, 3:],
-        extra={"interval_source": "Gaussian summary of Step Law's 1,000 published bootstrap fits"},
+        interval_source="Gaussian summary of Step Law's 1,000 published bootstrap fits",
     )
 
 
