@@ -68,7 +68,7 @@ def test_every_chart_has_its_spec_and_every_spec_is_valid_plotly(report):
     specs = embedded(report, "sl-specs")
     assert set(names) == set(specs)
     assert {"overview", "chinchilla_parity", "chinchilla_residuals", "chinchilla_corner", "isoflop",
-            "allocation", "lr_batch_1", "loss_curves"} <= set(names)
+            "allocation", "lr_batch_1", "loss_curves", "chinchilla_rolling"} <= set(names)
     for name in names:
         go.Figure(specs[name])
 
@@ -77,7 +77,8 @@ def test_a_table_of_contents_links_every_section(report):
     toc = report.split('<nav class="toc"')[1].split("</nav>")[0]
     ids = re.findall(r'<section id="([^"]+)">', report)
     assert re.findall(r'href="#([^"]+)"', toc) == ids
-    for title in ("At a glance", "Warnings", "Held-out checks", "Runs (77 finished)",
+    for title in ("At a glance", "Warnings", "Held-out checks", "Rolling-forward check",
+                  "Runs (77 finished)",
                   "Loss-law fits", "Compute-optimal allocation", "Hyperparameter laws",
                   "Plan at 1e+21 FLOPs", "Loss curves"):
         assert f">{title}</a>" in toc, title
@@ -176,7 +177,8 @@ def test_a_registered_section_joins_the_report(store_path, tmp_path):
 def test_figures_are_saved_as_png_files_next_to_the_report(out_dir):
     saved = {p.stem: p for p in (out_dir / "figures").iterdir()}
     assert set(saved) == {"chinchilla_parity", "chinchilla_residuals", "chinchilla_corner",
-                          "isoflop", "allocation", "isoflop_bootstrap", "lr_batch_1", "loss_curves"}
+                          "chinchilla_rolling", "isoflop", "allocation", "isoflop_bootstrap",
+                          "lr_batch_1", "loss_curves"}
     for path in saved.values():
         assert path.suffix == ".png" and path.read_bytes().startswith(b"\x89PNG")
 
