@@ -121,6 +121,19 @@ def test_select_ranks_laws_and_names_one(runs_csv):
     assert out["recommended"] == "chinchilla" and len(out["ranking"]) == 2
 
 
+def test_select_prints_the_error_by_distance_its_json_has(runs_csv):
+    args = ("select", str(runs_csv), "--laws", "chinchilla,power_C", "-b", "0", "--steps", "2")
+    text = flat(invoke(*args))
+    out = json.loads(invoke(*args, "--json").output)
+    assert "rolling-forward error by distance in compute" in text
+    for r in out["ranking"]:
+        assert r["by_distance"]
+        for b in r["by_distance"]:
+            lo, hi = (float("inf") if x is None else x for x in b["decades"])  # JSON: inf is null
+            assert (f"{r['law']} ({lo:g}, {hi:g}] {b['n']} {b['mean_abs_rel_err']:.2%} "
+                    f"{b['max_abs_rel_err']:.2%}") in text
+
+
 def test_isoflop_akima_and_the_catalogue_listing(runs_csv):
     res = invoke("isoflop", str(runs_csv), "--method", "akima", "-b", "20", "--json")
     assert res.exit_code == 0, res.output

@@ -68,7 +68,7 @@ def test_every_chart_has_its_spec_and_every_spec_is_valid_plotly(report):
     specs = embedded(report, "sl-specs")
     assert set(names) == set(specs)
     assert {"overview", "chinchilla_parity", "chinchilla_residuals", "chinchilla_corner", "isoflop",
-            "allocation", "lr_batch_1", "loss_curves"} <= set(names)
+            "allocation", "lr_batch_1", "loss_curves", "chinchilla_rolling"} <= set(names)
     for name in names:
         go.Figure(specs[name])
 
@@ -77,7 +77,8 @@ def test_a_table_of_contents_links_every_section(report):
     toc = report.split('<nav class="toc"')[1].split("</nav>")[0]
     ids = re.findall(r'<section id="([^"]+)">', report)
     assert re.findall(r'href="#([^"]+)"', toc) == ids
-    for title in ("At a glance", "Warnings", "Held-out checks", "Runs (77 finished)",
+    for title in ("At a glance", "Warnings", "Held-out checks", "Rolling-forward check",
+                  "Runs (77 finished)",
                   "Loss-law fits", "Compute-optimal allocation", "Hyperparameter laws",
                   "Plan at 1e+21 FLOPs", "Loss curves"):
         assert f">{title}</a>" in toc, title
@@ -176,7 +177,8 @@ def test_a_registered_section_joins_the_report(store_path, tmp_path):
 def test_figures_are_saved_as_png_files_next_to_the_report(out_dir):
     saved = {p.stem: p for p in (out_dir / "figures").iterdir()}
     assert set(saved) == {"chinchilla_parity", "chinchilla_residuals", "chinchilla_corner",
-                          "isoflop", "allocation", "isoflop_bootstrap", "lr_batch_1", "loss_curves"}
+                          "chinchilla_rolling", "isoflop", "allocation", "isoflop_bootstrap",
+                          "lr_batch_1", "loss_curves"}
     for path in saved.values():
         assert path.suffix == ".png" and path.read_bytes().startswith(b"\x89PNG")
 
@@ -245,3 +247,21 @@ def test_replicates_of_one_setting_all_inform_the_loss_law():
     runs = pd.DataFrame({"N": [1.0, 1.0], "D": [5.0, 5.0], "C": [30.0, 30.0],
                          "lr": [None, None], "loss": [3.0, 2.5]})
     assert analysis.loss_runs(runs)["loss"].tolist() == [3.0, 2.5]
+
+
+def test_where_filters_the_report_as_it_filters_runs(store_path, tmp_path):
+    """`report --where` takes the store's safe filter: the fit uses exactly the runs `runs
+    --where` lists, and a statement in the filter is refused before anything is written."""
+    runner = CliRunner()
+    where = "N > 2e7"
+    res = runner.invoke(app, ["report", "--store", str(store_path), "--where", where, "-b", "0",
+                              "--no-rolling", "--out", str(tmp_path / "r.html"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    listed = RunStore(store_path, read_only=True).runs(where=where)
+    every = RunStore(store_path, read_only=True).runs()
+    assert len(listed) < len(every)
+    assert set(out["fits"]["chinchilla"]["run_ids"]) <= set(listed["run_id"])
+    bad = runner.invoke(app, ["report", "--store", str(store_path), "--where",
+                              "1=1; COPY runs TO 'x.csv'", "--out", str(tmp_path / "bad.html")])
+    assert bad.exit_code == 2 and not (tmp_path / "bad.html").exists()

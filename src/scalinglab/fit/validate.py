@@ -293,9 +293,21 @@ class LawSelection(Result):
                           f"{e.mean_abs_rel_err:.2%}", f"{e.farthest_error():.2%}", _pct(cover))
         for name, why in self.failed.items():
             table.add_row("-", name, "-", "-", "-", "-", f"not evaluated: {why}")
+        by = self.evaluations[0].by if self.evaluations else "C"
+        what = {"C": "compute", "N": "model size", "D": "tokens"}[by]
+        distance = Table(f"rolling-forward error by distance in {what}",
+                         ["law", f"decades of {by} beyond the fit", "predictions", "mean |rel err|",
+                          "max |rel err|", f"inside {pct} parameter band",
+                          f"inside {pct} new-run band"])
+        for e in self.ranking():
+            for row in e.by_distance():
+                a, b = row["decades"]
+                distance.add_row(e.law, f"({a:g}, {b:g}]", row["n"], f"{row['mean_abs_rel_err']:.2%}",
+                                 f"{row['max_abs_rel_err']:.2%}", _pct(row["inside_parameter_band"]),
+                                 _pct(row["inside_new_run_band"]))
         return Summary(title=f"which law to trust ({self.n_runs} runs"
                        + (f", {self.source}" if self.source else "") + ")",
-                       tables=[table], facts=[("recommended", f"{self.recommended}: {self.reason}")],
+                       tables=[table, distance], facts=[("recommended", f"{self.recommended}: {self.reason}")],
                        notes=list(self.notes), warnings=list(self.warnings), data=self.to_dict())
 
     def _repr_items(self) -> list[str]:

@@ -19,6 +19,7 @@ import pandas as pd
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError, ScalingLabError
 from scalinglab.fit import IsoFlopResult
 from scalinglab.fit.result import FitResult
+from scalinglab.fit.validate import RollingForward
 from scalinglab.laws.hparams import PUBLISHED_HPARAM_LAWS, HparamLaw
 from scalinglab.laws.registry import get_law, list_laws
 from scalinglab.runs.schema import split_tag
@@ -33,6 +34,11 @@ def loss_laws() -> list[str]:
             if (law := get_law(name)).fittable and set(law.inputs) <= {"N", "D", "C"}]
 #: fewest lr × batch runs at one (N, D) that count as a grid worth a heatmap
 MIN_GRID_RUNS = 9
+#: fewest compute budgets among a law's runs for the report to roll it forward unasked: two to
+#: fit on and one to predict is the least that says anything about extrapolation
+MIN_ROLLING_BUDGETS = 3
+#: compute cut-offs the report fits below (the library's and ``fit select``'s default)
+ROLLING_STEPS = 6
 _STAGES = {"starts": "optimising from every start", "bootstrap": "bootstrap resamples"}
 
 
@@ -126,6 +132,56 @@ def fit_isoflop(runs: pd.DataFrame, bootstrap: int = 200, seed: int = 0, *,
     if not keep.all():
         result.notes.append(f"{int((~keep).sum())} run(s) at budgets with fewer than 3 model "
                             "sizes left out (not an IsoFLOP profile)")
+    return result
+
+
+def compute_budgets(frame: pd.DataFrame) -> int:
+    """How many compute budgets the runs fall into, grouped as IsoFLOP and the rolling-forward
+    cut-offs group them (:func:`scalinglab.fit.group_budgets`)."""
+    from scalinglab.fit import group_budgets
+
+    if frame.empty or "C" not in frame:
+        return 0
+    C = frame["C"].to_numpy(float)
+    C = C[np.isfinite(C) & (C > 0)]
+    return len(group_budgets(C)[1]) if len(C) else 0
+
+
+def rolling_check(
+    runs: pd.DataFrame, law: str = "chinchilla", bootstrap: int = 200, seed: int = 0, *,
+    best_per_point: bool = False, group_by: tuple[str, ...] = (), source: str = "",
+    steps: int = ROLLING_STEPS, min_budgets: int = MIN_ROLLING_BUDGETS,
+    progress: Progress | None = None,
+) -> RollingForward:
+    """Rolling-forward evaluation of ``law`` (:func:`scalinglab.fit.validate.rolling_forward`) on
+    the runs the selection rule keeps for it, with the fit's bootstrap and seed: the report and
+    the dashboard's pinned fits both call this, so they show the same numbers.
+
+    Each of up to ``steps`` cut-offs fits on the budgets below it, at least 3 of them
+    (``fit select``'s default) where the runs have 4 or more budgets, else all but the last:
+    with 3 budgets, one cut-off fits on 2 and predicts the third. Raises
+    :class:`~scalinglab.errors.NotIdentifiable` when the runs have fewer than ``min_budgets``
+    budgets (saying how many they have), as the engine does when no cut-off can be fitted.
+    """
+    from scalinglab.fit.validate import rolling_forward
+
+    spec = get_law(law)
+    if runs.empty:
+        raise InputError("no finished runs match this filter; nothing to evaluate",
+                         source=source or None)
+    chosen = select_runs(runs, spec.inputs, best_per_point=best_per_point, group_by=group_by)
+    n = compute_budgets(chosen.frame)
+    if n < max(min_budgets, 2):
+        raise NotIdentifiable(
+            f"rolling-forward evaluation needs at least {max(min_budgets, 2)} compute budgets "
+            f"among the runs {law} is fitted to (fit on the smaller, predict the larger); "
+            f"these {len(chosen.frame)} runs have {n}")
+    stage = None if progress is None else (
+        lambda what, done, total: progress(f"rolling {law} forward: {_STAGES.get(what, what)}",
+                                           done, total))
+    result = rolling_forward(spec, chosen.frame, bootstrap=bootstrap, seed=seed, source=source,
+                             min_train=max(1, min(3, n - 1)), steps=steps, progress=stage)
+    result.notes[:0] = chosen.notes
     return result
 
 
@@ -277,6 +333,9 @@ class Summary:
     #: saved results shown as sections of their own (``report --result``: see
     #: :mod:`scalinglab.report.saved`)
     results: list[Any] = field(default_factory=list)
+    #: rolling-forward evaluation of each fitted law (:func:`rolling_check`), or why there is
+    #: none; ``None`` when not asked for (``report --no-rolling``)
+    rolling: dict[str, Outcome[RollingForward]] | None = None
 
     @property
     def primary_fit(self) -> FitResult | None:
@@ -301,14 +360,22 @@ def summarise(
     seq_len: int | None = None,
     batch_tokens: float | None = None,
     progress: Progress | None = None,
+    rolling: bool | None = None,
+    where: str | None = None,
 ) -> Summary:
-    """Fit, plan and collect warnings for the runs of ``store`` (a RunStore) matching ``tags``.
+    """Fit, plan and collect warnings for the runs of ``store`` (a RunStore) matching ``tags``
+    and the filter ``where`` (the store's safe ``--where`` language).
 
     Runs are chosen for each law by the one selection rule (see :mod:`scalinglab.runs.select`),
     the same as ``scalinglab fit --store`` and the dashboard use. The plan is made at the runs'
     sequence length and, when they share one, their batch (see :class:`RunContext`), unless
     ``seq_len`` / ``batch_tokens`` say otherwise. ``progress(stage, done, total)`` hears what is
     being computed.
+
+    ``rolling``: evaluate each fitted law rolling forward in compute (:func:`rolling_check`, same
+    runs, bootstrap and seed as its fit). ``None`` (the default) does it when the law's runs span
+    at least :data:`MIN_ROLLING_BUDGETS` budgets and otherwise records why not; ``True`` tries
+    with as few as 2 budgets; ``False`` leaves it out.
     """
     def say(stage: str) -> None:
         if progress is not None:
@@ -316,8 +383,8 @@ def summarise(
 
     say("reading runs")
     tags = dict(tags or {})
-    runs = store.runs(tags=tags or None)
-    every = store.runs(status=None, tags=tags or None)
+    runs = store.runs(tags=tags or None, where=where)
+    every = store.runs(status=None, tags=tags or None, where=where)
     other = every[every["status"] != "finished"].reset_index(drop=True)
     counts = {str(k): int(v) for k, v in every["status"].value_counts().items()}
     warnings: list[str] = []
@@ -332,6 +399,19 @@ def summarise(
             warnings.append(f"{law}: {outcome.error}")
         elif outcome.value is not None:
             warnings += [f"{law}: {w}" for w in outcome.value.warnings]
+    rolled: dict[str, Outcome[RollingForward]] | None = None
+    if rolling is not False:
+        rolled = {}
+        for law, outcome in fits.items():
+            if not outcome.ok:
+                continue  # the fit's own section says why
+            say(f"rolling {law} forward in compute")
+            rolled[law] = attempt(lambda law=law: rolling_check(
+                runs, law, bootstrap, seed, best_per_point=best_per_point, group_by=group_by,
+                source=source, min_budgets=MIN_ROLLING_BUDGETS if rolling is None else 2,
+                progress=progress))
+            if rolled[law].ok and rolled[law].value is not None:
+                warnings += [f"{law} rolling forward: {w}" for w in rolled[law].value.warnings]
     say("fitting IsoFLOP parabolas")
     iso = attempt(lambda: fit_isoflop(runs, bootstrap, seed, best_per_point=best_per_point,
                                       group_by=group_by, source=source))
@@ -363,6 +443,7 @@ def summarise(
         counts=counts, fits=fits, isoflop=iso, hparams=hp, hparams_error=hp_error,
         grids=grid_keys(runs), compute=budget, plan=Outcome(), warnings=warnings,
         context=context, plan_seq_len=plan_seq, plan_batch=plan_batch, plan_basis="; ".join(basis),
+        rolling=rolled,
     )
     say("planning")
     summary.plan = attempt(lambda: make_plan(budget, summary.primary_fit, hp.get("fitted"),

@@ -276,6 +276,59 @@ def corner(c: views.Corner, title: str = "") -> Spec:
     return {"data": data, "layout": layout}
 
 
+# -- rolling forward --------------------------------------------------------------------------
+
+
+def rolling_forward(v: views.RollingView, title: str = "") -> Spec:
+    """Each forward prediction's |relative error| against its distance beyond the cut-off it was
+    fitted below (one legend entry per cut-off; an open marker: the observed loss fell outside
+    the law's new-run band), with the mean observed error by distance band beside the error
+    the law predicted (half its new-run band): observed above predicted means the law is
+    overconfident that far out."""
+    if v.points.empty:
+        return empty("no forward predictions", "Rolling forward")
+    what = {"C": "compute", "N": "model size", "D": "tokens"}.get(v.by, v.by)
+    pct = _pct(v.level)
+    colours = views.palette(len(v.cutoffs))
+    data: list[dict[str, Any]] = []
+    for cutoff, colour in zip(v.cutoffs, colours, strict=True):
+        mine = v.points[v.points["cutoff"] == cutoff]
+        text = [f"run {r.run_id}<br>fitted up to {v.by} = {format_number(r.cutoff, 3)}, "
+                f"{r.decades:.2f} decades beyond<br>observed {format_number(r.observed)}, "
+                f"predicted {format_number(r.predicted)}<br>{pct} new-run band "
+                + (format_interval((r.new_lo, r.new_hi)) if math.isfinite(r.new_lo) else "none")
+                + f"<br>|error| {r.error_pct:.2f}%" + ("" if r.inside else " (outside the band)")
+                for r in mine.itertuples()]
+        data.append({"type": "scatter", "mode": "markers", "x": _list(mine["decades"]),
+                     "y": _list(mine["error_pct"]),
+                     "name": f"fitted up to {v.by} = {format_number(cutoff, 3)} ({len(mine)})",
+                     "customdata": [[r] for r in mine["run_id"]], "text": text,
+                     "hovertemplate": "%{text}<extra></extra>",
+                     "marker": {"color": colour, "size": 8,
+                                "symbol": ["circle" if i else "circle-open" for i in mine["inside"]],
+                                "line": {"color": colour, "width": 1.5}}})
+    bins = v.bins
+    if len(bins):
+        hover = [f"{b.label} decades: {b.n} predictions" for b in bins.itertuples()]
+        data.append({"type": "scatter", "mode": "lines+markers", "x": _list(bins["decades"]),
+                     "y": _list(bins["error_pct"]), "name": "observed: mean |error| by distance",
+                     "line": {"color": "#1d232a", "width": 2}, "marker": {"color": "#1d232a", "size": 7},
+                     "text": hover, "hovertemplate": "%{text}<br>mean |error| %{y:.3g}%<extra></extra>"})
+        if bins["band_pct"].notna().any():
+            data.append({"type": "scatter", "mode": "lines+markers", "x": _list(bins["decades"]),
+                         "y": _list(bins["band_pct"]),
+                         "name": f"predicted: half the {pct} new-run band",
+                         "line": {"color": HELD_OUT, "width": 2, "dash": "dash"},
+                         "marker": {"color": HELD_OUT, "size": 7, "symbol": "diamond"},
+                         "text": hover,
+                         "hovertemplate": "%{text}<br>predicted error %{y:.3g}%<extra></extra>"})
+    title = title or (f"Rolling forward {v.law}: error against distance in {what} beyond the fit, "
+                      "observed vs predicted")
+    return {"data": data, "layout": _layout(
+        title, _axis(f"decades of {v.by} beyond the largest fitted budget", rangemode="tozero"),
+        _axis("|relative error| of the predicted loss (%)", rangemode="tozero"), height=450)}
+
+
 # -- the overview -----------------------------------------------------------------------------
 
 
@@ -459,21 +512,23 @@ def loss_curves(series: Sequence[views.CurveSeries], weight: float) -> Spec:
     data: list[dict[str, Any]] = []
     axis = series[0].axis
     for s in series:
+        # the legend calls a run by its name when it has one; hover gives both name and id
+        who = f"run {s.run_id}" + (f" ({s.name})" if s.name else "")
         common = {"legendgroup": s.run_id, "customdata": [[s.run_id]] * len(s.x)}
         data.append({"type": "scatter", "mode": "lines", "x": _list(s.x), "y": _list(s.raw),
-                     "name": f"{s.run_id} raw", "showlegend": False, "opacity": 0.25,
+                     "name": f"{s.legend} raw", "showlegend": False, "opacity": 0.25,
                      "line": {"color": s.colour, "width": 1}, "hoverinfo": "skip"} | common)
         data.append({"type": "scatter", "mode": "lines", "x": _list(s.x), "y": _list(s.smoothed),
-                     "name": s.run_id, "line": {"color": s.colour, "width": 2},
+                     "name": s.legend, "line": {"color": s.colour, "width": 2},
                      "text": [f"{s.label}<br>raw loss = {format_number(r)}" for r in s.raw],
                      "hovertemplate": "%{text}<br>smoothed = %{y:.4g}<br>x = %{x:.4g}<extra></extra>"}
                     | common)
         if len(s.eval_x):
             data.append({"type": "scatter", "mode": "markers", "x": _list(s.eval_x),
-                         "y": _list(s.eval_loss), "name": f"{s.run_id} eval", "showlegend": False,
+                         "y": _list(s.eval_loss), "name": f"{s.legend} eval", "showlegend": False,
                          "marker": {"color": s.colour, "size": 6, "symbol": "circle-open"},
                          "legendgroup": s.run_id, "customdata": [[s.run_id]] * len(s.eval_x),
-                         "hovertemplate": f"run {s.run_id}<br>eval loss = %{{y:.4g}}<extra></extra>"})
+                         "hovertemplate": f"{who}<br>eval loss = %{{y:.4g}}<extra></extra>"})
     title = (f"Training loss of {len(series)} run{'s' if len(series) > 1 else ''} "
              f"(smoothing {weight:g}; raw trace faint, eval loss as circles)")
     note = series[0].note

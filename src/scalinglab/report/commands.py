@@ -57,6 +57,9 @@ def report(
     out: Path = typer.Option(Path("report.html"), "--out", "-o", metavar="FILE",
                              help="HTML file to write."),
     tag: list[str] = TagOption,
+    where: str = typer.Option(None, "--where", "-w", metavar="EXPR",
+                              help="Only runs satisfying this filter, e.g. \"N > 1e8 AND "
+                              "tags->>'dataset' = 'c4'\" (the same language as `runs --where`)."),
     law: list[str] = typer.Option(["chinchilla"], "--law", metavar="LAW",
                                   help="Loss law(s) to fit (repeat): chinchilla, kaplan, "
                                   "power_C, ..."),
@@ -74,11 +77,15 @@ def report(
     figures_dir: Path = typer.Option(None, "--figures", metavar="DIR",
                                      help="Also save every figure as a static PNG in DIR."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    rolling: bool = typer.Option(None, "--rolling/--no-rolling",
+                                 help="Check each law rolling forward in compute: fit below each "
+                                 "budget, predict the runs above (default: when the runs span at "
+                                 "least 3 compute budgets; --rolling tries with 2)."),
     result: list[Path] = ResultOption,
     json_: bool = JsonOption,
 ) -> None:
     """Write a self-contained HTML report of a run store: runs, fits with intervals and their
-    quality, held-out checks, compute-optimal allocation, hyperparameter laws, the plan and
+    quality, held-out and rolling-forward checks, compute-optimal allocation, hyperparameter laws, the plan and
     warnings, with interactive charts (no network needed to open it).
 
     \b
@@ -86,6 +93,7 @@ def report(
       scalinglab report --store runs.duckdb --out report.html
       scalinglab report --tag dataset:c4 --law chinchilla --law kaplan --compute 1e22
       scalinglab report --holdout-top 5 --figures figs/   # also save each figure as PNG
+      scalinglab report --no-rolling --bootstrap 50       # faster: no rolling-forward refits
       scalinglab report --result link.json --result coverage.json   # saved fits as sections
     """
     from scalinglab.report.analysis import loss_laws, summarise
@@ -103,9 +111,10 @@ def report(
     with progress_display() as progress:
         summary = summarise(runs, tags=tags, laws=law, compute=budget, bootstrap=bootstrap,
                             holdout=holdout, seed=seed, seq_len=seq_len, batch_tokens=batch,
-                            progress=progress)
+                            progress=progress, rolling=rolling, where=where)
         if summary.runs.empty:
-            raise UserError(f"{store}: no finished runs" + (f" with tags {summary.tags}" if tag else ""))
+            raise UserError(f"{store}: no finished runs" + (f" with tags {summary.tags}" if tag else "")
+                            + (f" where {where}" if where else ""))
         summary.results += loaded
         html = render_report(summary, runs, progress=progress)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +124,9 @@ def report(
         emit_json({"report": str(out), "figures": {k: str(v) for k, v in saved.items()},
                    "fits": {name: o.value.to_dict() if o.ok else {"error": o.error}
                             for name, o in summary.fits.items()},
+                   "rolling": None if summary.rolling is None else {
+                       name: o.value.to_dict() if o.ok else {"error": o.error}
+                       for name, o in summary.rolling.items()},
                    "plan": summary.plan.value.to_dict() if summary.plan.ok else None,
                    "warnings": summary.warnings,
                    "results": [s.to_json() for s in loaded]})

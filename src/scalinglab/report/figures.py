@@ -397,6 +397,38 @@ def loss_curves(
     return fig
 
 
+# -- rolling forward -------------------------------------------------------------------------
+
+
+def rolling_forward(v: views.RollingView) -> Figure:
+    """|Relative error| of each forward prediction against its distance beyond the cut-off, by
+    cut-off (open markers: outside the new-run band), with the mean observed error by distance
+    beside the predicted one (half the new-run band)."""
+    fig, (ax,) = new_figure(7.0, 4.6)
+    pct = f"{round(v.level * 100)}%"
+    for cutoff, colour in zip(v.cutoffs, views.palette(len(v.cutoffs)), strict=True):
+        mine = v.points[v.points["cutoff"] == cutoff]
+        inside, outside = mine[mine["inside"]], mine[~mine["inside"]]
+        ax.scatter(inside["decades"], inside["error_pct"], color=colour, s=26, edgecolor="white",
+                   linewidth=0.5, zorder=5, label=f"fitted up to {v.by} = {fmt(cutoff)} ({len(mine)})")
+        ax.scatter(outside["decades"], outside["error_pct"], facecolor="none", edgecolor=colour,
+                   s=26, linewidth=1.2, zorder=5)
+    if len(v.bins):
+        ax.plot(v.bins["decades"], v.bins["error_pct"], "-o", color="black", linewidth=1.6,
+                markersize=4, label="observed: mean |error| by distance", zorder=6)
+        if v.bins["band_pct"].notna().any():
+            ax.plot(v.bins["decades"], v.bins["band_pct"], "--D", color="crimson", linewidth=1.4,
+                    markersize=4, label=f"predicted: half the {pct} new-run band", zorder=6)
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(f"decades of {v.by} beyond the largest fitted budget")
+    ax.set_ylabel("|relative error| of the predicted loss (%)")
+    ax.set_title(f"Rolling forward {v.law}: observed vs predicted error (open: outside the "
+                 f"{pct} new-run band)", fontsize=9)
+    _legend_below(fig, ax, ncol=2)
+    return fig
+
+
 # -- lr x batch grids --------------------------------------------------------------------------
 
 

@@ -248,11 +248,14 @@ def build_report(
     validation: Iterable[Any] = (),
     results: Iterable[str | Path] = (),
     progress: Progress | None = None,
+    rolling: bool | None = None,
 ) -> Path:
     """Fit, plan and write the self-contained HTML report of ``store`` (a RunStore or a path).
 
     ``validation`` adds checks against runs the laws were not fitted on (results with
-    ``summary()``: a held-out budget, a rolling-forward evaluation) to the report. With
+    ``summary()``: a held-out budget, a rolling-forward evaluation) to the report; ``rolling``
+    computes each law's rolling-forward check from the store (``None``: when the runs span at
+    least 3 compute budgets; see :func:`~scalinglab.report.analysis.summarise`). With
     ``figures_dir`` every figure is also saved there as PNG, from the same fits. ``results``:
     files of saved results, each shown as a section (see :mod:`scalinglab.report.saved`); they
     are read first, and a file that is not one refuses the report before anything is written.
@@ -263,7 +266,7 @@ def build_report(
     store = _open(store)
     summary = summarise(store, tags=tags, laws=laws, compute=compute, bootstrap=bootstrap,
                         holdout=holdout, seed=seed, seq_len=seq_len, batch_tokens=batch_tokens,
-                        progress=progress)
+                        progress=progress, rolling=rolling)
     summary.validation += list(validation)
     summary.results += saved
     out = Path(out_path)

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import ScalingLabError
+from scalinglab.fit.validate import RollingForward
 from scalinglab.report import analysis, charts, views
 from scalinglab.report.analysis import Summary as Analysis
 from scalinglab.stats import Estimate
@@ -155,8 +156,12 @@ class Context:
 def report_sections(s: Analysis, store: Any = None) -> list[Section]:
     """Every section of the report, in reading order."""
     ctx = Context.of(s, store)
-    sections = [overview(ctx), warnings_section(s), validation_section(ctx), runs_section(s),
-                fits_section(ctx), allocation_section(ctx), hparams_section(s), plan_section(s)]
+    sections = [overview(ctx), warnings_section(s), validation_section(ctx)]
+    rolling = rolling_section(ctx)
+    if rolling is not None:
+        sections.append(rolling)
+    sections += [runs_section(s), fits_section(ctx), allocation_section(ctx), hparams_section(s),
+                 plan_section(s)]
     curves = curves_section(ctx)
     if curves is not None:
         sections.append(curves)
@@ -190,6 +195,9 @@ def overview(ctx: Context) -> Section:
         line = getattr(v, "headline", None)
         if callable(line):
             facts.append(("held-out check", line()))
+    first = next(((law, o.value) for law, o in (s.rolling or {}).items() if o.ok), None)
+    if first is not None:
+        facts.append((f"rolling-forward error ({first[0]})", rolling_headline(first[1])))
     rec = reconcile(ctx)
     if rec is not None and rec.plan_row is not None:
         facts.append((f"N_opt at {format_number(s.compute, 3)} FLOPs",
@@ -253,7 +261,8 @@ def validation_section(ctx: Context) -> Section:
                            "inside the parameter interval (which leaves out run-to-run noise).",
                            "meta")]
     for v in s.validation:
-        parts.append(v.summary().as_html())
+        if not isinstance(v, RollingForward):  # those have a section of their own
+            parts.append(v.summary().as_html())
     if not parts:
         parts.append(para("No check against runs the law was not fitted on: run the report with "
                           "--holdout-top K to fit without the K largest-compute runs and predict them "
@@ -261,15 +270,69 @@ def validation_section(ctx: Context) -> Section:
     return Section(id="validation", title="Held-out checks", parts=parts)
 
 
+def rolling_headline(r: RollingForward) -> str:
+    """``0.75% mean |relative error| over 42 forward predictions up to 1.3 decades ...``"""
+    far = max((p["decades"] for p in r.predictions), default=0.0)
+    cover = r._coverage("new_lo", "new_hi", r.predictions)
+    text = (f"{r.mean_abs_rel_err:.2%} mean |relative error| over {len(r.predictions)} forward "
+            f"predictions up to {far:.2g} decades of {r.by} beyond the fit "
+            f"({r.farthest_error():.2%} on the farthest half)")
+    if math.isfinite(cover):
+        text += f"; {cover:.0%} inside the {round(r.level * 100)}% new-run band"
+    return text
+
+
+def rolling_parts(r: RollingForward, name: str) -> list[str | Chart]:
+    """One rolling-forward result: its headline, its tables (error and band coverage by
+    distance, the cut-offs) and the chart of observed against predicted error by distance."""
+    from scalinglab.report import figures
+
+    view = views.rolling_view(r)
+    return [f'<p class="answer">Fitted below each cut-off, <b>{e(r.law)}</b> predicts the '
+            f"runs above with {e(rolling_headline(r))}.</p>",
+            r.summary().as_html(),
+            Chart(name, f"{r.law}: |error| of each forward prediction against its distance "
+                  "beyond the fit, by cut-off (open: outside the new-run band), with the mean "
+                  "observed error by distance beside the predicted one",
+                  lambda: charts.rolling_forward(view), lambda: figures.rolling_forward(view))]
+
+
+def rolling_section(ctx: Context) -> Section | None:
+    """The rolling-forward check of each fitted law (``report --rolling``), and of any
+    :class:`~scalinglab.fit.validate.RollingForward` given with the Python API; ``None`` when
+    neither was asked for (``report --no-rolling``)."""
+    s = ctx.s
+    given = [v for v in s.validation if isinstance(v, RollingForward)]
+    if s.rolling is None and not given:
+        return None
+    parts: list[str | Chart] = [para(
+        "Will the law extrapolate? Fitted on the runs below each compute cut-off (with the same "
+        "selection rule and bootstrap as its fit) and asked to predict every run above: its "
+        "error by distance in compute, and how often the observed loss fell inside its bands "
+        "(the parameter band leaves out run-to-run noise; the new-run band includes it).",
+        "meta")]
+    for law, o in (s.rolling or {}).items():
+        if o.ok and o.value is not None:
+            parts += rolling_parts(o.value, f"{law}_rolling")
+        else:
+            parts.append(box("note", [f"{law}: no rolling-forward check: {o.error}"]))
+    for i, v in enumerate(given, start=1):
+        parts += rolling_parts(v, f"rolling_{i}")
+    if s.rolling is not None and not s.rolling and not given:
+        parts.append(para("No law fitted these runs, so none was rolled forward.", "empty"))
+    return Section(id="rolling", title="Rolling-forward check", parts=parts)
+
+
 # -- runs -------------------------------------------------------------------------------------
 
-RUN_COLUMNS = ["run_id", "N", "D", "C", "loss", "lr", "batch_tokens", "seq_len", "tags"]
+RUN_COLUMNS = ["run_id", "name", "N", "D", "C", "loss", "lr", "batch_tokens", "seq_len", "tags"]
 
 
 def runs_table(runs: pd.DataFrame, title: str = "", columns: Sequence[str] = RUN_COLUMNS,
                exact: bool = False) -> Table:
     """Every run, one ``data-id`` per row so a click opens the run (whose panel shows every
     number in full); whole numbers exact, others to 4 significant digits unless ``exact``."""
+    # optional columns (a tracker's run name, lr, ...) only where some run has one
     cols = [c for c in columns if c in runs and (c in ("run_id", "N", "D", "C", "loss")
                                                   or runs[c].notna().any())]
     rows = [[_clean(r[c]) for c in cols] for r in runs.to_dict("records")]
@@ -290,7 +353,8 @@ def runs_section(s: Analysis) -> Section:
                                 runs_table(s.runs).as_html()]
     if not s.other_runs.empty:
         parts += ["<h3>Runs not used (failed or running)</h3>",
-                  runs_table(s.other_runs, columns=["run_id", "N", "D", "status", "error"]).as_html()]
+                  runs_table(s.other_runs, columns=["run_id", "name", "N", "D", "status",
+                                                    "error"]).as_html()]
     return Section(id="runs", title=f"Runs ({len(s.runs)} finished)", parts=parts)
 
 

@@ -43,6 +43,7 @@ from scalinglab.errors import (
     StoreError,
 )
 from scalinglab.fit.result import FitResult
+from scalinglab.fit.validate import RollingForward
 from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS
 from scalinglab.report import analysis, charts, figures, sections, views
 from scalinglab.runs.store import RunStore
@@ -59,6 +60,10 @@ MAX_CURVE_RUNS = 40
 MAX_PINS = 6
 MAX_TAGS = 20
 MAX_BOOTSTRAP = 2000
+#: a pin's rolling-forward check refits once per cut-off: at most this many cut-offs, each with
+#: at most this many bootstrap resamples (its errors do not depend on them, only its bands' coverage)
+MAX_ROLLING_CUTOFFS = 3
+MAX_ROLLING_BOOTSTRAP = 100
 #: host names the dashboard answers for without being told (see ``serve --host``)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _render_lock = threading.Lock()  # matplotlib is not thread-safe across figures' text rendering
@@ -234,6 +239,21 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
         return cache.get(key, lambda: _unprocessable(
             lambda: analysis.fit_loss_law(select(tag), law, boot, holdout, seed)))
 
+    def rolled(law: str, tag: list[str], boot: int) -> RollingForward | str:
+        """A pin's rolling-forward check (the report's :func:`analysis.rolling_check`, bounded),
+        or why there is none; cached per store state like the fits."""
+        check_law(law)
+        tags = tags_of(tag)
+        boot = min(boot, MAX_ROLLING_BOOTSTRAP)
+        key = ("rolling", state(), law, tuple(sorted(tags.items())), boot)
+
+        def compute() -> RollingForward | str:
+            outcome = analysis.attempt(lambda: analysis.rolling_check(
+                select(tag), law, boot, seed, steps=MAX_ROLLING_CUTOFFS))
+            return outcome.value if outcome.ok else str(outcome.error)
+
+        return cache.get(key, compute)
+
     def isoflop(tag: list[str], boot: int) -> Any:
         tags = tags_of(tag)
         key = ("iso", state(), tuple(sorted(tags.items())), boot)
@@ -341,10 +361,10 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
         limit: int = Query(default=2000, ge=1, le=100000),
     ) -> Response:
         df = select(tag, status)
-        cols = ["run_id", "N", "D", "C", "loss", "lr", "batch_tokens", "weight_decay", "seq_len",
-                "tags", "status", "error", "source"]
+        cols = ["run_id", "name", "N", "D", "C", "loss", "lr", "batch_tokens", "weight_decay",
+                "seq_len", "tags", "status", "error", "source"]
         shown = df.head(limit)
-        table_cols = ["run_id", "N", "D", "C", "loss", "lr", "batch_tokens", "tags"] + (
+        table_cols = ["run_id", "name", "N", "D", "C", "loss", "lr", "batch_tokens", "tags"] + (
             ["status", "error"] if status != "finished" else [])
         table = sections.runs_table(shown, columns=table_cols) if len(shown) else None
         return _json({"count": len(df), "shown": len(shown),
@@ -404,7 +424,10 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
     ) -> Response:
         """Pinned fits side by side: each ``pin`` a query string (``law=kaplan&tag=dataset:c4&
         holdout=3&bootstrap=100``); one column per pin, rows the laws, filters, parameters,
-        held-out errors and the optimum at ``compute``."""
+        held-out and rolling-forward errors and the optimum at ``compute``. The rolling-forward
+        check fits below at most :data:`MAX_ROLLING_CUTOFFS` cut-offs (with at most
+        :data:`MAX_ROLLING_BOOTSTRAP` resamples), the pin's holdout aside: it holds out by
+        compute itself."""
         if not pin:
             raise ApiError(400, "pin at least one fit to compare")
         if len(pin) > MAX_PINS:
@@ -417,11 +440,14 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
                 results.append(fitted(p["law"], p["tag"], p["bootstrap"], p["holdout"]))
             except ApiError as exc:
                 results.append(exc.message)
+        checks = [rolled(p["law"], p["tag"], p["bootstrap"]) for p in specs]
         if budget is None:
             budget = analysis.default_budget(select([]))
         return _json({"pins": specs, "compute": budget,
-                      "html": comparison_table(specs, results, budget).as_html(),
-                      "errors": [r if isinstance(r, str) else None for r in results]})
+                      "html": comparison_table(specs, results, budget, checks).as_html(),
+                      "errors": [r if isinstance(r, str) else None for r in results],
+                      "rolling": [r.to_dict() if isinstance(r, RollingForward) else {"error": r}
+                                  for r in checks]})
 
     def _pin(text: str) -> dict[str, Any]:
         q = parse_qs(text, keep_blank_values=False)
@@ -658,9 +684,11 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
 
 
 def comparison_table(pins: Sequence[dict[str, Any]], results: Sequence[FitResult | str],
-                     compute: float) -> Table:
-    """Pinned fits as columns: law, filter, runs, every parameter, fit quality, held-out error
-    and the compute-optimal N and loss at ``compute`` (a pin that failed says why)."""
+                     compute: float, rolling: Sequence[RollingForward | str] | None = None) -> Table:
+    """Pinned fits as columns: law, filter, runs, every parameter, fit quality, held-out error,
+    the rolling-forward error (``rolling``, one per pin: of all forward predictions, of the last
+    cut-off and by distance in compute) and the compute-optimal N and loss at ``compute`` (a
+    pin that failed says why)."""
     heads = [f"pin {i + 1}" for i in range(len(pins))]
     t = Table("Pinned fits side by side", [""] + heads, symbols=True)
     fits = [r for r in results if not isinstance(r, str)]
@@ -683,11 +711,51 @@ def comparison_table(pins: Sequence[dict[str, Any]], results: Sequence[FitResult
         if f.holdout is not None else "-")
     row("held-out max |error|", lambda f: f"{100 * f.holdout.max_abs_rel_err:.2f}%"
         if f.holdout is not None else "-")
+    if rolling is not None:
+        rolling_rows(t, rolling)
     row(f"N_opt at C = {format_number(compute, 3)}",
         lambda f: f.optimum(compute).N if {"N", "D"} <= set(f.law.inputs) else "-")
     row(f"loss at C = {format_number(compute, 3)}",
         lambda f: f.optimum(compute).loss if {"N", "D"} <= set(f.law.inputs) else "-")
     return t
+
+
+def rolling_rows(t: Table, checks: Sequence[RollingForward | str]) -> None:
+    """Rows of ``t`` (one column per pin) for each pin's rolling-forward check: its cut-offs,
+    mean |error| of all forward predictions and of the last cut-off's, by distance in compute,
+    and the new-run band's coverage; a pin without one says why."""
+    done = [r for r in checks if isinstance(r, RollingForward)]
+
+    def row(label: str, fn: Callable[[RollingForward], Any]) -> None:
+        t.add_row(label, *(fn(r) if isinstance(r, RollingForward) else "-" for r in checks))
+
+    t.add_row("rolling forward: cut-offs fitted",
+              *(f"{sum(s['status'].startswith('ok') for s in r.steps)} of {len(r.steps)}"
+                if isinstance(r, RollingForward) else f"none: {r}" for r in checks))
+    row("rolling forward: mean |error|", lambda r: _share(r.mean_abs_rel_err))
+    row("rolling forward: mean |error|, last cut-off", lambda r: _share(last_cutoff_error(r)))
+    bins = list(dict.fromkeys(tuple(b["decades"]) for r in done for b in r.by_distance()))
+    for a, b in sorted(bins):
+        def at(r: RollingForward, a: float = a, b: float = b) -> str:
+            mine = [x for x in r.by_distance() if tuple(x["decades"]) == (a, b)]
+            return f"{_share(mine[0]['mean_abs_rel_err'])} ({mine[0]['n']})" if mine else "-"
+
+        row(f"rolling forward: mean |error| at ({a:g}, {b:g}] decades of C", at)
+    row("rolling forward: inside the new-run band",
+        lambda r: _share(r._coverage("new_lo", "new_hi", r.predictions), 0))
+
+
+def last_cutoff_error(r: RollingForward) -> float:
+    """Mean |relative error| of the predictions made from the last (largest) cut-off."""
+    if not r.predictions:
+        return float("nan")
+    last = max(p["cutoff"] for p in r.predictions)
+    errs = [p["abs_rel_err"] for p in r.predictions if p["cutoff"] == last]
+    return float(sum(errs) / len(errs))
+
+
+def _share(x: float, digits: int = 2) -> str:
+    return "-" if not math.isfinite(x) else f"{100 * x:.{digits}f}%"
 
 
 def _safe(fn: Callable[[FitResult], Any], fit: FitResult) -> Any:

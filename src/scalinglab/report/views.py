@@ -144,7 +144,8 @@ HOVER_NAMES = {"residual_pct": "residual (%)", "observed": "observed loss",
 
 def hover_text(row: Mapping[str, Any], keys: Sequence[str]) -> str:
     """``run r-1a2b<br>N = 1.2e+08<br>...``: the run id and its numbers (one format everywhere)."""
-    lines = [f"run {row.get('run_id', '')}"]
+    name = row.get("name")
+    lines = [f"run {row.get('run_id', '')}" + (f" ({name})" if isinstance(name, str) and name else "")]
     for k in keys:
         v = row.get(k)
         if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -224,6 +225,67 @@ def histogram(values: np.ndarray, bins: int | None = None, log: bool = False
         centres = (edges[1:] + edges[:-1]) / 2
     counts, _ = np.histogram(v, bins=edges)
     return centres, counts
+
+
+# -- rolling forward ---------------------------------------------------------------------------
+
+
+@dataclass
+class RollingView:
+    """What a rolling-forward chart shows: each forward prediction's observed error beside the
+    error the law predicted for it (half its new-run band), and both averaged by distance.
+
+    ``points`` columns: ``run_id``, ``cutoff``, ``C``, ``decades`` (distance beyond the cut-off),
+    ``observed``, ``predicted``, ``error_pct`` (``100 |predicted / observed - 1|``),
+    ``band_pct`` (``100 (new_hi - new_lo) / 2 predicted``, NaN without a band), ``new_lo``,
+    ``new_hi`` and ``inside`` (observed inside the new-run band). ``bins``: per distance band of
+    :meth:`~scalinglab.fit.validate.RollingForward.by_distance`, ``decades`` (the mean distance of
+    its predictions), ``label``, ``n``, ``error_pct`` (its mean |error|, the table's number) and
+    ``band_pct`` (its mean predicted error).
+    """
+
+    law: str
+    by: str
+    level: float
+    cutoffs: list[float]
+    points: pd.DataFrame
+    bins: pd.DataFrame
+
+
+def rolling_view(result: Any) -> RollingView:
+    """The chart data of a :class:`~scalinglab.fit.validate.RollingForward` (from its
+    predictions and its own :meth:`by_distance`, so chart and table agree)."""
+    from scalinglab.fit.validate import DISTANCE_BINS
+
+    rows = []
+    for p in result.predictions:
+        lo, hi = p.get("new_lo"), p.get("new_hi")
+        has_band = lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi)
+        rows.append({"run_id": str(p["run_id"]), "cutoff": float(p["cutoff"]),
+                     "C": float(p.get("C", float("nan"))), "decades": float(p["decades"]),
+                     "observed": float(p["observed"]), "predicted": float(p["predicted"]),
+                     "error_pct": 100.0 * float(p["abs_rel_err"]),
+                     "band_pct": 100.0 * (hi - lo) / 2.0 / float(p["predicted"]) if has_band
+                     else float("nan"),
+                     "new_lo": lo if has_band else float("nan"),
+                     "new_hi": hi if has_band else float("nan"),
+                     "inside": bool(has_band and lo <= p["observed"] <= hi)})
+    points = pd.DataFrame(rows, columns=["run_id", "cutoff", "C", "decades", "observed",
+                                         "predicted", "error_pct", "band_pct", "new_lo", "new_hi",
+                                         "inside"])
+    bins = []
+    for row in result.by_distance(DISTANCE_BINS):
+        a, b = row["decades"]
+        mine = points[((points["decades"] > a) & (points["decades"] <= b))
+                      | ((a == 0) & (points["decades"] == 0))]
+        band = mine["band_pct"].dropna()
+        bins.append({"decades": float(mine["decades"].mean()), "label": f"({a:g}, {b:g}]",
+                     "n": int(row["n"]), "error_pct": 100.0 * row["mean_abs_rel_err"],
+                     "band_pct": float(band.mean()) if len(band) else float("nan")})
+    return RollingView(law=result.law, by=result.by, level=result.level,
+                       cutoffs=sorted({float(p["cutoff"]) for p in result.predictions}),
+                       points=points, bins=pd.DataFrame(
+                           bins, columns=["decades", "label", "n", "error_pct", "band_pct"]))
 
 
 # -- IsoFLOP ----------------------------------------------------------------------------------
@@ -424,6 +486,13 @@ class CurveSeries:
     eval_loss: np.ndarray
     axis: str
     note: str = ""  # why the axis is not the one asked for, or how it was estimated
+    #: the run's readable name (a tracker's run name), "" when it has none
+    name: str = ""
+
+    @property
+    def legend(self) -> str:
+        """What a legend calls the run: its name when it has one, else its id."""
+        return self.name or self.run_id
 
 
 def curve_axis_note(asked: str, used: str, lacking: Sequence[str], n: int) -> str:
@@ -467,13 +536,16 @@ def curve_series(curves: Mapping[str, pd.DataFrame], runs: pd.DataFrame | None, 
         loss = c["loss"].to_numpy(float)
         keep = np.isfinite(x) & (x > 0)
         r = info.get(rid) or {}
-        label = rid if not r else (f"{rid} (N = {format_number(r.get('N'), 3)}, "
-                                   f"D = {format_number(r.get('D'), 3)})")
+        name = r.get("name") if isinstance(r.get("name"), str) else ""
+        about = [rid] if name else []  # hover and the static legend name both
+        if r:
+            about += [f"N = {format_number(r.get('N'), 3)}", f"D = {format_number(r.get('D'), 3)}"]
+        label = f"{name or rid} ({', '.join(about)})" if about else rid
         ev = c["eval_loss"].to_numpy(float) if "eval_loss" in c else np.full(len(c), np.nan)
         has_ev = keep & np.isfinite(ev)
         out.append(CurveSeries(run_id=rid, label=label, colour=colour, x=x[keep], raw=loss[keep],
                                smoothed=smooth(loss[keep], weight), eval_x=x[has_ev],
-                               eval_loss=ev[has_ev], axis=used, note=note))
+                               eval_loss=ev[has_ev], axis=used, note=note, name=name))
     return out
 
 
