@@ -555,8 +555,8 @@ def fit_isoflop(
     if a2 is None:
         warnings.append("Approach 2 needs at least 2 budgets whose profile has an interior minimum")
     if a1 is None:
-        warnings.append(f"Approach 1 needs at least 2 budgets with {MIN_SIZES} or more model sizes; "
-                        "it is not reported")
+        warnings.append(f"Approach 1 needs at least 2 budgets with {MIN_SIZES} or more model sizes "
+                        "and a best run inside them; it is not reported")
     for a in (a1, a2):
         if a is not None and a.draws is not None:
             failed = float(np.mean(~np.isfinite(a.draws[:, 0])))
