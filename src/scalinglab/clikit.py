@@ -392,6 +392,36 @@ def emit_json(obj: Any) -> None:
     typer.echo(to_json(obj))
 
 
+def _per_model(results: Mapping[str, Any], as_dict: Callable[[Any], Any]) -> Any:
+    """One result's dict alone, or ``{model: dict}`` for several (what ``--save`` and ``--json``
+    write, and :func:`scalinglab.results.load_results` reads back)."""
+    out = {m: as_dict(r) for m, r in results.items()}
+    return next(iter(out.values())) if len(out) == 1 else out
+
+
+def save_results(save: Path | None, results: Any) -> None:
+    """``--save``: a result (or ``{model: result}``) with its bootstrap draws, as JSON."""
+    if save is None:
+        return
+    data = (_per_model(results, lambda r: r.to_dict(include_draws=True))
+            if isinstance(results, Mapping) else results.to_dict(include_draws=True))
+    save.write_text(to_json(data) + "\n", encoding="utf-8")
+
+
+def show_results(results: Any, save: Path | None, as_json: bool) -> None:
+    """A command's ending: save with ``--save``; then the JSON (``--json``) or each result's
+    summary, one after the other, and where it was saved."""
+    save_results(save, results)
+    many = results if isinstance(results, Mapping) else {"": results}
+    if as_json:
+        emit_json(_per_model(many, lambda r: r.to_dict()))
+        return
+    for r in many.values():
+        print_summary(r.summary())
+    if save is not None:
+        console.print(f"[green]saved[/] to {save}")
+
+
 def print_summary(summary: Any) -> None:
     """A result's :class:`~scalinglab.summary.Summary`: rich tables on a terminal, plain aligned
     text when piped (never a number cut to fit a width)."""

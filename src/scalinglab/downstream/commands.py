@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from scalinglab.clikit import JsonOption, UserError, console, emit_json, new_app, to_json
+from scalinglab.clikit import JsonOption, UserError, new_app, show_results
 from scalinglab.errors import InputError
 
 predict_app = new_app(
@@ -40,15 +40,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(predict_app, name="predict")
 
 
-def _show(result: Any, save: Path | None, as_json: bool) -> None:
-    if save is not None:
-        save.write_text(to_json(result.to_dict(include_draws=True)) + "\n", encoding="utf-8")
-    if as_json:
-        emit_json(result.to_dict())
-        return
-    console.print(result.summary())
-    if save is not None:
-        console.print(f"[green]saved[/] to {save}")
 
 
 def fit_downstream(
@@ -94,7 +85,7 @@ def fit_downstream(
         raise UserError(f"{table.source}: no metric could be fitted ({reasons})")
     if where:
         result.notes.insert(0, f"rows where {where}: {len(table)}")
-    _show(result, save, json_)
+    show_results(result, save, json_)
 
 
 def _chance(items: list[str] | None) -> tuple[float | None, dict[str, float | None]]:
@@ -176,7 +167,7 @@ def fit_benchmark_command(
     if not result.fits:
         reasons = "; ".join(f"{m}: {why}" for m, why in result.failed.items())
         raise UserError(f"{table.source}: no metric could be fitted ({reasons})")
-    _show(result, save, json_)
+    show_results(result, save, json_)
 
 
 def _load_json(path: Path, what: str) -> dict[str, Any]:
@@ -264,7 +255,7 @@ def predict_downstream(
         raise UserError(f"{len(N)} values of --params but {len(D)} of --tokens: give one each, or one "
                         "of them once")
     result = chain(load_loss_law(loss_law), load_link(link), N, D, seed=seed)
-    _show(result, save, json_)
+    show_results(result, save, json_)
 
 
 __all__ = ["fit_benchmark_command", "fit_downstream", "load_link", "load_loss_law", "predict_app",

@@ -19,7 +19,7 @@ from scalinglab.clikit import (
     parse_tags,
     print_summary,
     print_table,
-    to_json,
+    save_results,
 )
 from scalinglab.errors import NotIdentifiable
 from scalinglab.hparams.evaluate import evaluate_laws
@@ -66,8 +66,7 @@ def number(text: str | None, what: str) -> float | None:
 def _save_and_emit(fit: Any, save: Path | None, as_json: bool) -> dict[str, Any] | None:
     """Write the fit (with its bootstrap draws) to ``--save``; print JSON and return None with
     ``--json``, else return the fit's summary for the table."""
-    if save is not None:
-        save.write_text(to_json(fit.to_dict(include_draws=True)) + "\n")
+    save_results(save, fit)
     out = fit.to_dict()
     if as_json:
         emit_json(out)

@@ -8,7 +8,15 @@ from typing import Any
 
 import typer
 
-from scalinglab.clikit import JsonOption, UserError, console, emit_json, new_app, to_json
+from scalinglab.clikit import (
+    JsonOption,
+    UserError,
+    console,
+    emit_json,
+    new_app,
+    save_results,
+    show_results,
+)
 from scalinglab.errors import InputError
 
 app = new_app(
@@ -60,23 +68,6 @@ def _ks(items: list[str] | None) -> list[int] | None:
     return out
 
 
-def _emit(results: dict[str, Any], save: Path | None, as_json: bool) -> None:
-    """One result per model: printed one after the other, or as JSON (one object, or
-    ``{model: object}`` for several)."""
-    if save is not None:
-        payload = {m: r.to_dict(include_draws=True) for m, r in results.items()}
-        save.write_text(to_json(next(iter(payload.values())) if len(payload) == 1 else payload) + "\n",
-                        encoding="utf-8")
-    if as_json:
-        out = {m: r.to_dict() for m, r in results.items()}
-        emit_json(next(iter(out.values())) if len(out) == 1 else out)
-        return
-    for r in results.values():
-        console.print(r.summary())
-    if save is not None:
-        console.print(f"[green]saved[/] to {save}")
-
-
 @app.command("pass-at-k")
 def pass_at_k_command(
     file: Path = FileArg, k: list[str] = KOpt, problem: str = ProblemOpt, n: str = NOpt,
@@ -91,7 +82,7 @@ def pass_at_k_command(
 
     data = _counts(file, problem, n, c, correct, model)
     ks = _ks(k)
-    _emit({m: estimate_pass_at_k(d, ks, bootstrap=bootstrap, seed=seed) for m, d in data.items()},
+    show_results({m: estimate_pass_at_k(d, ks, bootstrap=bootstrap, seed=seed) for m, d in data.items()},
           save, json_)
 
 
@@ -123,10 +114,7 @@ def coverage_command(
     fits = {m: fit_coverage(d, _ks(k), bootstrap=bootstrap, seed=seed) for m, d in data.items()}
     for f in fits.values():
         f.targets = tuple(targets)  # saved with the fit, so a report marks them
-    if save is not None:
-        payload = {m: f.to_dict(include_draws=True) for m, f in fits.items()}
-        save.write_text(to_json(next(iter(payload.values())) if len(payload) == 1 else payload) + "\n",
-                        encoding="utf-8")
+    save_results(save, fits)
     answers = {m: {t: f.samples_for(t) for t in targets} for m, f in fits.items()}
     if json_:
         out = {m: {**f.to_dict(), "samples_for": [{"coverage": t, **e.to_dict()} for t, e in answers[m].items()]}
@@ -254,12 +242,7 @@ def budget_command(
         cov = _load_coverage(path, problem, n, c, correct, bootstrap, seed)
         options.append(Option(name, cov, SampleCost(size, prompt_tokens, generated_tokens, share_prompt)))
     result = compare_at_budget(options, budgets, seed=seed)
-    if save is not None:
-        save.write_text(to_json(result.to_dict(include_draws=True)) + "\n", encoding="utf-8")
-    if json_:
-        emit_json(result.to_dict())
-        return
-    console.print(result.summary())
+    show_results(result, save, json_)
 
 
 @app.command("verifier")
@@ -296,7 +279,7 @@ def verifier_command(
         else:
             v = Verifier(recall, false_positive_rate)
         results[name] = analyze_verifier(d, v, _ks(k), tol=tol, bootstrap=bootstrap, seed=seed)
-    _emit(results, save, json_)
+    show_results(results, save, json_)
 
 
 __all__ = ["app", "register"]
