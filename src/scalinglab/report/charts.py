@@ -28,14 +28,7 @@ from scalinglab.summary import format_interval, format_number, symbol
 
 Spec = dict[str, Any]
 
-LABELS = {
-    "N": "N, non-embedding parameters",
-    "D": "D, training tokens",
-    "C": "C, training compute (FLOPs)",
-    "loss": "loss (nats/token)",
-    "lr": "peak learning rate",
-    "batch_tokens": "batch size (tokens)",
-}
+LABELS = views.LABELS
 HELD_OUT = "#c62828"
 #: most runs named in a curve chart's legend
 MAX_CURVE_LEGEND = 12

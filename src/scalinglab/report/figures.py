@@ -32,17 +32,7 @@ from scalinglab.hparams.landscape import fit_landscape
 from scalinglab.report import views
 from scalinglab.stats import percentile_interval
 
-#: axis labels with units, shared by every figure
-LABELS = {
-    "N": "N, non-embedding parameters",
-    "D": "D, training tokens",
-    "C": "C, training compute (FLOPs)",
-    "loss": "loss (nats/token)",
-    "lr": "peak learning rate",
-    "batch_tokens": "batch size (tokens)",
-    "tokens": "tokens seen",
-    "step": "optimizer step",
-}
+LABELS = views.LABELS
 _GREEK = {"alpha": "α", "beta": "β", "eta": "η", "gamma": "γ", "epsilon": "ε"}
 CMAP = "viridis"
 HELD_OUT_STYLE = {"facecolor": "none", "edgecolor": "crimson", "linewidth": 1.6, "zorder": 6}

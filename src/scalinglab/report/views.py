@@ -26,6 +26,18 @@ from scalinglab.summary import format_number, symbol
 _VIRIDIS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962",
             "#addc30", "#fde725"]
 
+#: axis labels with units, shared by the interactive charts and the static figures
+LABELS = {
+    "N": "N, non-embedding parameters",
+    "D": "D, training tokens",
+    "C": "C, training compute (FLOPs)",
+    "loss": "loss (nats/token)",
+    "lr": "peak learning rate",
+    "batch_tokens": "batch size (tokens)",
+    "tokens": "tokens seen",
+    "step": "optimizer step",
+}
+
 #: x axes a loss curve can be drawn against
 CURVE_AXES = ("tokens", "flops", "wall", "step")
 CURVE_AXIS_LABELS = {
