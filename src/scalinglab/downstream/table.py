@@ -104,7 +104,6 @@ class ModelTable:
             converted = pd.to_numeric(typed[col].replace("", np.nan), errors="coerce")
             if converted.notna().sum() == typed[col].replace("", np.nan).notna().sum():
                 typed[col] = converted
-        typed.attrs = {}
         kept = filter_frame(typed, expression)
         frame = self.frame.loc[kept.index].reset_index(drop=True)
         if frame.empty:

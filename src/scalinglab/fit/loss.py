@@ -407,12 +407,8 @@ def fit_law(
 def filter_runs(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     """The rows of ``frame`` satisfying ``where``, in the run store's safe filter language
     (:func:`scalinglab.runs.where.filter_frame`)."""
-    try:
-        from scalinglab.runs.where import filter_frame
-    except ImportError:  # pragma: no cover - the filter language ships with scalinglab.runs
-        raise ParameterError("where cannot filter files and frames in this installation: the "
-                             "run filter language (the runs package's filter module) is missing",
-                             "where") from None
+    from scalinglab.runs.where import filter_frame
+
     return filter_frame(frame, where).reset_index(drop=True)
 
 
