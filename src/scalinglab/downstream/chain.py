@@ -129,7 +129,10 @@ def _clipped(est: Estimate, bounds: tuple[float, float] | None) -> tuple[Estimat
     vals = [v for v in (est.value, est.lo, est.hi) if v is not None and np.isfinite(v)]
     if all(lo_b <= v <= hi_b for v in vals):
         return est, False
-    clip = (lambda v: v if v is None or not np.isfinite(v) else float(min(max(v, lo_b), hi_b)))
+
+    def clip(v: float | None) -> float | None:
+        return v if v is None or not np.isfinite(v) else float(min(max(v, lo_b), hi_b))
+
     return Estimate(clip(est.value), clip(est.lo), clip(est.hi), est.level, est.identified,
                     est.note), True
 
