@@ -454,6 +454,11 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title:
         return
     if console.is_terminal and _fits(table):
         console.print(table)
+    elif not console.is_terminal and table.title:
+        # piped: stdout is the data alone (header, rule, rows); the title goes to stderr
+        err_console.print(table.title, highlight=False, soft_wrap=True)
+        table.title = ""
+        typer.echo(table.as_text())
     else:
         typer.echo(table.as_text())
 

@@ -308,8 +308,8 @@ def power(
 def isoflop(
     file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
     map_: list[str] = MapOpt, bootstrap: int = BootOpt, seed: int = SeedOpt,
-    budget: str = typer.Option(None, "--budget", help="Column or tag that labels each run's "
-                               "compute budget (default: group runs by C)."),
+    budget: str = typer.Option(None, "--budget", help="Column, extra column or tag that labels "
+                               "each run's compute budget (default: group runs by C)."),
     tol_dex: float = typer.Option(0.1, "--tol-dex", min=0.0, help="Runs whose C agree within this "
                                   "many decades share a budget (when grouping by C)."),
     compute: list[float] = ComputeOpt,

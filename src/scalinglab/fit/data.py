@@ -147,6 +147,15 @@ def load_runs(
             raise InputError("no finished runs" + (f" match where {where!r}" if where else "")
                              + (f" with tags {dict(tags)}" if tags else ""), source=str(path))
         frame = frame.dropna(subset=["loss"]).reset_index(drop=True)
+        if mapping:  # --map NAME=EXTRA: an imported extra column (or tag) as a law's input
+            from scalinglab.runs.select import _expand
+
+            frame = _expand(frame, list(mapping.values()))
+            for dst, src in mapping.items():
+                if src not in frame.columns:
+                    raise InputError(f"--map {dst}={src}: no run has {src!r} (a column, extra "
+                                     "column or tag)", source=source)
+                frame[dst] = pd.to_numeric(frame[src], errors="coerce")
         if unique_tokens:
             from scalinglab.runs.select import _expand
 
