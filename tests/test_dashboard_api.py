@@ -110,3 +110,14 @@ def test_the_default_plan_is_100x_the_largest_run():
 
     assert default_budget(pd.DataFrame({"C": [1e16, 1.2e18]})) == pytest.approx(1e20)
     assert default_budget(pd.DataFrame({"C": [4e17]})) == pytest.approx(4e19)
+
+
+def test_an_lr_batch_grid_gets_parallel_coordinates(client):
+    spec = client.get("/api/charts-extra/parallel", params={"tag": "sweep:hparams"}).json()
+    (trace,) = spec["data"]
+    assert trace["type"] == "parcoords"
+    labels = [d["label"] for d in trace["dimensions"]]
+    assert labels == ["log10 lr", "log10 batch (tokens)", "loss"]  # one (N, D): not axes
+    assert len(trace["dimensions"][0]["values"]) == 42
+    none = client.get("/api/charts-extra/parallel", params={"tag": "sweep:isoflop"}).json()
+    assert none["data"] == [] and "no lr × batch runs" in none["layout"]["annotations"][0]["text"]

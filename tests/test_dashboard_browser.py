@@ -227,6 +227,7 @@ def test_the_dashboard_opened_before_the_store_shows_runs_as_it_appears(browser,
         expect(page.locator("#run-count")).to_have_text("0")
         expect(page.locator("#runs")).to_contain_text("in the store yet")
         expect(page.locator("#heatmap-card")).to_be_hidden()  # optional, not an error
+        expect(page.locator("#parallel-card")).to_be_hidden()
         assert page.locator(".chart-msg.bad").count() == 0
         page.screenshot(path=str(artefacts / "dashboard-before-the-store.png"), full_page=True)
         # a separate process creates the store, as a sweep does
@@ -248,7 +249,7 @@ def test_the_dashboard_opened_before_the_store_shows_runs_as_it_appears(browser,
         thread.join(timeout=10)
 
 
-def test_axis_toggles_switch_the_curves_to_linear(browser, dashboard):
+def test_axis_toggles_switch_the_curves_to_linear(browser, dashboard, artefacts):
     url, _ = dashboard
     page, errors = open_page(browser, url)
     page.wait_for_function("document.getElementById('chart-curves').dataset.ready === '1'")
@@ -256,6 +257,11 @@ def test_axis_toggles_switch_the_curves_to_linear(browser, dashboard):
     page.locator("#log-y").uncheck()
     page.wait_for_function("document.getElementById('chart-curves').layout.yaxis.type === 'linear'")
     assert "logy=0" in page.url
+    # the store's lr x batch grid gets its parallel coordinates beside the heat map
+    expect(page.locator("#parallel-card")).to_be_visible()
+    page.wait_for_function("(document.getElementById('chart-parallel').data || [])"
+                           ".some(t => t.type === 'parcoords')")
+    page.locator("#parallel-card").screenshot(path=str(artefacts / "dashboard-parallel.png"))
     page.close()
     assert not errors
 

@@ -57,3 +57,20 @@ def test_map_reads_a_law_input_from_an_extra_column(store):
     res = runner.invoke(app, ["fit", "chinchilla", "--store", str(store), "--map", "loss=nope",
                               "--bootstrap", "0"])
     assert res.exit_code == 2 and "--map loss=nope: no run has 'nope'" in res.output
+
+
+def test_scale_converts_a_fit_files_units(tmp_path, store):
+    from scalinglab.fit.data import load_runs
+
+    runs = isoflop_runs()
+    f = tmp_path / "millions.csv"
+    runs.assign(N=runs["N"] / 1e6)[["N", "D", "loss"]].to_csv(f, index=False)
+    frame, _, notes = load_runs(f, None, None, None, ("N", "D"), scale={"N": "1e6"})
+    assert np.allclose(np.sort(frame["N"]), np.sort(runs["N"])) and "scaled N by 1e6" in notes
+    res = runner.invoke(app, ["fit", "isoflop", str(f), "--scale", "N=1e6", "--bootstrap", "0",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    assert sorted(b["C"] for b in json.loads(res.stdout)["budgets"]) == pytest.approx(
+        [1e16, 3e16, 1e17, 3e17, 1e18], rel=0.1)
+    res = runner.invoke(app, ["fit", "chinchilla", "--store", str(store), "--scale", "N=1e6"])
+    assert res.exit_code == 2 and "--scale" in res.output

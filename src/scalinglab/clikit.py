@@ -76,6 +76,9 @@ TagOption = typer.Option(None, "--tag", "-t", metavar="KEY=VALUE",
 MapOption = typer.Option(None, "--map", "-m", metavar="NAME=COLUMN",
                          help="Read scalinglab's NAME from the file's COLUMN, e.g. "
                          "loss=final_loss (repeatable or comma-separated).")
+ScaleOption = typer.Option(None, "--scale", metavar="NAME=FACTOR",
+                           help="Unit factor for a column of the file, e.g. N=1e6 when N is in "
+                           "millions (repeatable or comma-separated).")
 #: table (aligned text; rich on a wide terminal), or every value in full as csv, tsv or json
 FORMATS = ("table", "csv", "tsv", "json")
 FormatOption = typer.Option("table", "--format", metavar="|".join(FORMATS),

@@ -14,6 +14,7 @@ import typer
 from scalinglab.clikit import (
     JsonOption,
     MapOption,
+    ScaleOption,
     TagOption,
     UserError,
     bootstrap_option,
@@ -43,6 +44,7 @@ WhereOpt = typer.Option(None, "--where", "-w", help="Filter on the runs (store o
                         "\"N > 1e8 AND loss < 4\".")
 TagOpt = TagOption
 MapOpt = MapOption
+ScaleOpt = ScaleOption
 BootOpt = bootstrap_option(200)
 HoldoutOpt = typer.Option(0, "--holdout-top", min=0, help="Fit without the K largest-compute runs and "
                           "report the error predicting them.")
@@ -194,7 +196,7 @@ def _fit_command(
     law_name: Any, file: Path | None, store: Path | None, where: str | None, tag: list[str] | None,
     map_: list[str] | None, bootstrap: int, holdout_top: int, seed: int, compute: list[float] | None,
     at: list[str] | None, save: Path | None, json_: bool, all_runs: bool, best_per_point: bool,
-    group_by: str | None, est: _Estimation | None = None,
+    group_by: str | None, est: _Estimation | None = None, scale: list[str] | None = None,
 ) -> None:
     from scalinglab.errors import NotIdentifiable
     from scalinglab.fit.data import load_runs
@@ -208,7 +210,8 @@ def _fit_command(
     options = est.kwargs(law)
     frame, source, notes = load_runs(file, store, where, _tags(tag), law.inputs,
                                      parse_map(map_), all_runs, best_per_point,
-                                     _columns(group_by), unique_tokens=est.unique_tokens)
+                                     _columns(group_by), unique_tokens=est.unique_tokens,
+                                     scale=_scale(scale))
     points = _parse_at(at, law.inputs)
     try:
         with _progress(not json_) as progress:
@@ -228,6 +231,12 @@ def _fit_command(
         console.print(f"[green]saved[/] the fit and its {fit.n_draws} bootstrap draws to {save}")
 
 
+def _scale(scale: list[str] | None) -> dict[str, str]:
+    from scalinglab.runs.io import parse_pairs
+
+    return parse_pairs(scale, "--scale")
+
+
 def _tags(tag: list[str] | None) -> dict[str, str]:
     return parse_tags(tag)
 
@@ -239,7 +248,8 @@ def _columns(text: str | None) -> tuple[str, ...]:
 @fit_app.command("chinchilla")
 def chinchilla(
     file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
+    map_: list[str] = MapOpt, scale: list[str] = ScaleOpt, bootstrap: int = BootOpt,
+    holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
@@ -257,13 +267,14 @@ def chinchilla(
     _fit_command("chinchilla", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens))
+                             unique_tokens), scale=scale)
 
 
 @fit_app.command("kaplan")
 def kaplan(
     file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
+    map_: list[str] = MapOpt, scale: list[str] = ScaleOpt, bootstrap: int = BootOpt,
+    holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
@@ -278,7 +289,7 @@ def kaplan(
     _fit_command("kaplan", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens))
+                             unique_tokens), scale=scale)
 
 
 @fit_app.command("power")
@@ -286,7 +297,8 @@ def power(
     file: Path = FileArg,
     x: str = typer.Option("C", "--x", help="The variable: N (parameters), D (tokens) or C (FLOPs)."),
     store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
+    map_: list[str] = MapOpt, scale: list[str] = ScaleOpt, bootstrap: int = BootOpt,
+    holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, at: list[str] = AtOpt, save: Path = SaveOpt, json_: bool = JsonOption,
     all_runs: bool = AllRunsOpt, best_per_point: bool = BestOpt, group_by: str = GroupByOpt,
     tie: list[str] = TieOpt, fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt,
@@ -301,13 +313,15 @@ def power(
         raise UserError(f"--x must be N, D or C, not {x!r}")
     _fit_command(f"power_{x}", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  None, at, save, json_, all_runs, best_per_point, group_by,
-                 _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest))
+                 _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest),
+                 scale=scale)
 
 
 @fit_app.command("isoflop")
 def isoflop(
     file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt, seed: int = SeedOpt,
+    map_: list[str] = MapOpt, scale: list[str] = ScaleOpt, bootstrap: int = BootOpt,
+    seed: int = SeedOpt,
     budget: str = typer.Option(None, "--budget", help="Column, extra column or tag that labels "
                                "each run's compute budget (default: group runs by C)."),
     tol_dex: float = typer.Option(0.1, "--tol-dex", min=0.0, help="Runs whose C agree within this "
@@ -333,7 +347,8 @@ def isoflop(
 
     frame, source, notes = load_runs(file, store, where, _tags(tag), ("N", "D", "C"),
                                      parse_map(map_), all_runs, best_per_point,
-                                     _columns(group_by))
+                                     _columns(group_by),
+                                     scale=_scale(scale))
     with err_console.status("fitting IsoFLOP parabolas", spinner="dots") if not json_ else _null():
         result = fit_isoflop(frame, bootstrap=bootstrap, seed=seed, budget=budget, tol_dex=tol_dex,
                              source=source, method=method)
@@ -356,7 +371,8 @@ def _null() -> Iterator[None]:
 def law_cmd(
     name: str = typer.Argument(..., help="A law of the catalogue (see `scalinglab fit laws`)."),
     file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
+    map_: list[str] = MapOpt, scale: list[str] = ScaleOpt, bootstrap: int = BootOpt,
+    holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
@@ -371,7 +387,7 @@ def law_cmd(
     _fit_command(name, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens))
+                             unique_tokens), scale=scale)
 
 
 @fit_app.command("laws")
@@ -412,7 +428,8 @@ def custom_cmd(
                                      "NAME=EXPR, e.g. Deff=\"U*(1 + R*(1 - exp(-(D/U - 1)/R)))\" "
                                      "(repeatable, in order)."),
     store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
+    map_: list[str] = MapOpt, scale: list[str] = ScaleOpt, bootstrap: int = BootOpt,
+    holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
@@ -441,7 +458,7 @@ def custom_cmd(
     _fit_command(law, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens))
+                             unique_tokens), scale=scale)
 
 
 @fit_app.command("select")
@@ -450,7 +467,7 @@ def select_cmd(
     laws: str = typer.Option("chinchilla,chinchilla_tied,kaplan,power_C", "--laws",
                              help="Candidate laws of the catalogue, comma separated."),
     store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt,
+    map_: list[str] = MapOpt, scale: list[str] = ScaleOpt,
     bootstrap: int = typer.Option(50, "--bootstrap", "-b", min=0, help="Bootstrap resamples per "
                                   "fit (for the bands' coverage; 0: none)."),
     seed: int = SeedOpt,
@@ -478,7 +495,8 @@ def select_cmd(
     needed = tuple(dict.fromkeys(x for law in candidates for x in law.inputs))
     frame, source, notes = load_runs(file, store, where, _tags(tag), needed,
                                      parse_map(map_), all_runs, best_per_point,
-                                     _columns(group_by), unique_tokens=unique_tokens)
+                                     _columns(group_by), unique_tokens=unique_tokens,
+                                     scale=_scale(scale))
     with err_console.status("rolling-forward fits", spinner="dots") if not json_ else _null():
         result = select_laws(frame, candidates, bootstrap=bootstrap, seed=seed, steps=steps,
                              min_train=min_train, source=source, by=by, loss=loss, delta=delta,

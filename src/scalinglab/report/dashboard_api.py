@@ -160,6 +160,11 @@ def register(app: Any, path: Path, select: Callable[..., pd.DataFrame]) -> None:
         return js({"ok": True, "where": current_where(), "count": int(len(runs)),
                    "store_exists": path.exists()})
 
+    @app.get("/api/charts-extra/parallel")
+    def parallel(tag: list[str] = Query(default=[])) -> Response:
+        """Parallel coordinates of the runs that set lr and batch (:func:`parallel_coordinates`)."""
+        return js(parallel_coordinates(select(tag)))
+
     @app.get("/api/runs-table")
     def table(
         tag: list[str] = Query(default=[]),
@@ -193,3 +198,30 @@ def raw_isoflop(runs: pd.DataFrame, reason: str) -> dict[str, Any]:
     spec["layout"]["title"]["font"]["color"] = "#8a5a00"
     spec["fit_error"] = reason
     return spec
+
+
+def parallel_coordinates(runs: pd.DataFrame) -> dict[str, Any]:
+    """Parallel coordinates of the runs that set lr and batch (an lr × batch grid, or a sweep
+    of them): one line per run across log10 lr, log10 batch, N and D where they vary, and the
+    loss, coloured by loss; drag on an axis to keep a range. A Plotly spec."""
+    from scalinglab.report import charts
+
+    grid = runs.dropna(subset=["lr", "batch_tokens", "loss"]) if len(runs) else runs
+    if len(grid) < 3:
+        return charts.empty("no lr × batch runs to compare")
+    dims = [{"label": "log10 lr", "values": np.log10(grid["lr"].to_numpy(float)).tolist()},
+            {"label": "log10 batch (tokens)",
+             "values": np.log10(grid["batch_tokens"].to_numpy(float)).tolist()}]
+    for col, label in (("N", "log10 N"), ("D", "log10 D")):
+        if grid[col].nunique() > 1:
+            dims.append({"label": label, "values": np.log10(grid[col].to_numpy(float)).tolist()})
+    loss = grid["loss"].to_numpy(float)
+    dims.append({"label": "loss", "values": loss.tolist()})
+    trace = {"type": "parcoords", "dimensions": dims,
+             "line": {"color": loss.tolist(), "colorscale": "Viridis", "reversescale": True,
+                      "showscale": True, "colorbar": {"title": {"text": "loss"}}}}
+    return {"data": [trace], "layout": {
+        "title": {"text": f"{len(grid)} runs across lr and batch: lower loss is brighter; drag on "
+                  "an axis to keep a range", "font": {"size": 13}, "x": 0.01, "xanchor": "left"},
+        "height": 380, "margin": {"l": 60, "r": 40, "t": 70, "b": 30},
+        "paper_bgcolor": "#ffffff"}}
