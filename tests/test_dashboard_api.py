@@ -121,3 +121,26 @@ def test_an_lr_batch_grid_gets_parallel_coordinates(client):
     assert len(trace["dimensions"][0]["values"]) == 42
     none = client.get("/api/charts-extra/parallel", params={"tag": "sweep:isoflop"}).json()
     assert none["data"] == [] and "no lr × batch runs" in none["layout"]["annotations"][0]["text"]
+
+
+def test_seeds_of_one_configuration_draw_as_mean_and_band(tmp_path):
+    from report_synth import curve_for
+
+    path = tmp_path / "seeds.duckdb"
+    store = RunStore(path)
+    finals = []
+    for seed in range(3):
+        curve = pd.DataFrame(curve_for(2e7, 4e8, seed=seed))
+        curve["loss"] *= 1 + 0.01 * seed
+        finals.append(float(curve["loss"].iloc[-1]))
+        store.add_run({"run_id": f"s{seed}", "N": 2e7, "D": 4e8, "loss": finals[-1], "lr": 1e-3,
+                       "tags": {"dataset": "x"}, "extra": {"seed": seed}}, curve=curve)
+    store.add_run({"run_id": "other", "N": 4e7, "D": 4e8, "loss": 3.0, "lr": 1e-3,
+                   "extra": {"seed": 0}}, curve=pd.DataFrame(curve_for(4e7, 4e8)))
+    c = TestClient(server.create_app(path, bootstrap=0), base_url=LOCAL)
+    spec = c.get("/api/charts-extra/seeds", params={"smooth": 0}).json()
+    lo, hi, mean = spec["data"]  # one group of three seeds; the lone run is not a group
+    assert mean["name"] == "N = 2e+07, D = 4e+08, lr 0.001 (3 seeds)" and hi["fill"] == "tonexty"
+    assert mean["y"][-1] == pytest.approx(np.mean(finals), rel=1e-9)
+    assert hi["y"][-1] - mean["y"][-1] == pytest.approx(np.std(finals, ddof=1), rel=1e-6)
+    assert lo["y"][-1] < mean["y"][-1] < hi["y"][-1]

@@ -82,7 +82,7 @@ def test_columns_picks_and_orders(store):
 def test_a_piped_table_is_the_data_alone(store):
     out = subprocess.run([sys.executable, "-m", "scalinglab.cli", "runs", "--store", str(store),
                           "--status", "all", "--limit", "2"], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=120)
+                         env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=600)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].split()[:3] == ["run_id", "N", "D"]  # the header first: no title
@@ -96,7 +96,7 @@ def test_sweep_plan_into_a_pipe_is_plain_text(tmp_path):
     out = subprocess.run([sys.executable, "-m", "scalinglab.cli", "sweep", "plan", "isoflop",
                           "--out", str(plan), "--budgets", "1e13,3e13", "--sizes", "3"],
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SRC)},
-                         timeout=120)
+                         timeout=600)
     assert out.returncode == 0, out.stderr
     assert not any(c in out.stdout for c in "│┃━─┏"), out.stdout
     assert out.stdout.splitlines()[0].split()[:2] == ["budget", "N"]

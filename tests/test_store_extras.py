@@ -21,7 +21,7 @@ runner = CliRunner()
 def store(tmp_path_factory: pytest.TempPathFactory):
     runs = isoflop_runs()
     runs["budget_flops"] = [float(f"{c:.1g}") for c in runs["C"]]  # a label, as papers give
-    runs["smoothed_loss"] = runs["loss"] * 1.01
+    runs["alt_objective"] = runs["loss"] * 1.01
     runs["optimizer"] = ["adamw"] * 20 + ["lion"] * (len(runs) - 20)
     path = tmp_path_factory.mktemp("extras") / "runs.duckdb"
     RunStore(path).import_frame(runs.drop(columns=["tags"]), source="paper.csv")
@@ -29,8 +29,9 @@ def store(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_where_names_extra_columns_in_the_store(store):
-    got = RunStore(store, read_only=True).runs(where="budget_flops = 1e17 AND optimizer = 'lion'")
+    got = RunStore(store, read_only=True).runs(where="budget_flops = 1e18 AND optimizer = 'lion'")
     assert len(got) == 7 and all(e["optimizer"] == "lion" for e in got["extra"])
+    assert len(RunStore(store, read_only=True).runs(where="optimizer = 'adamw'")) == 20
     res = runner.invoke(app, ["runs", "--store", str(store), "--where", "budget_flops >= 3e17",
                               "--json"])
     assert res.exit_code == 0, res.output
@@ -52,7 +53,7 @@ def test_map_reads_a_law_input_from_an_extra_column(store):
     from scalinglab.fit.data import load_runs
 
     plain, _, _ = load_runs(None, store, None, None, ("N", "D"))
-    mapped, _, _ = load_runs(None, store, None, None, ("N", "D"), {"loss": "smoothed_loss"})
+    mapped, _, _ = load_runs(None, store, None, None, ("N", "D"), {"loss": "alt_objective"})
     assert np.allclose(np.sort(mapped["loss"]), np.sort(plain["loss"]) * 1.01)
     res = runner.invoke(app, ["fit", "chinchilla", "--store", str(store), "--map", "loss=nope",
                               "--bootstrap", "0"])

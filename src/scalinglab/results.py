@@ -141,7 +141,7 @@ def short_repr(obj: Any) -> str:
     items = []
     for k in keys:
         v = getattr(obj, k, None)
-        if v is None or v == "" or (isinstance(v, (list, tuple, dict, set)) and not v):
+        if v is None or (isinstance(v, str) and not v) or (isinstance(v, (list, tuple, dict, set)) and not v):
             continue
         if isinstance(v, bool):
             items.append(f"{k}={v}")

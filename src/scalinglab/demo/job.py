@@ -213,12 +213,14 @@ def extrapolation_check(runs: pd.DataFrame, bootstrap: int = 100, seed: int = 0,
 
 
 def analyse(store: RunStore, tags: dict[str, str], bootstrap: int, seed: int = 0,
-            progress: Any = None) -> tuple[Any, Extrapolation | None, str | None]:
+            progress: Any = None, compute: float | None = None
+            ) -> tuple[Any, Extrapolation | None, str | None]:
     """The demo's fits, the same as ``report`` and the dashboard make (``summarise``), and its
     held-out check; ``(summary, extrapolation, why there is none)``."""
     from scalinglab.report.analysis import summarise
 
-    summary = summarise(store, tags=tags, bootstrap=bootstrap, seed=seed, progress=progress)
+    summary = summarise(store, tags=tags, bootstrap=bootstrap, seed=seed, progress=progress,
+                        compute=compute)
     if progress is not None:
         progress("held-out check: fitting without the largest budget", 0, 0)
     try:
@@ -251,8 +253,11 @@ def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, devic
     sweep = design.sweep
     if sweep.interrupted:
         raise KeyboardInterrupt
+    # the plan is for the budget the design narrowed the prediction at (100x the largest run
+    # it allows), not the report's default (100x the largest run made)
     summary, extrapolation, extrapolation_error = analyse(store, {"sweep": name}, k,
-                                                          progress=analysis_progress)
+                                                          progress=analysis_progress,
+                                                          compute=config.target)
     # the report is written after the held-out check, so it carries the demo's headline
     if extrapolation is not None:
         summary.validation.append(extrapolation)

@@ -315,7 +315,7 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
         return _json({"detail": f"internal error ({type(exc).__name__}): {exc}"}, 500)
 
     app.add_middleware(dashboard_api.WhereMiddleware)
-    dashboard_api.register(app, path, select)
+    dashboard_api.register(app, path, select, store)
 
     # -- the page --------------------------------------------------------------------------
 
