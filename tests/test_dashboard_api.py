@@ -144,3 +144,18 @@ def test_seeds_of_one_configuration_draw_as_mean_and_band(tmp_path):
     assert mean["y"][-1] == pytest.approx(np.mean(finals), rel=1e-9)
     assert hi["y"][-1] - mean["y"][-1] == pytest.approx(np.std(finals, ddof=1), rel=1e-6)
     assert lo["y"][-1] < mean["y"][-1] < hi["y"][-1]
+
+
+def test_pinned_fits_draw_their_law_over_the_runs(client):
+    spec = client.get("/api/charts-extra/pinned",
+                      params={"pin": ["law=chinchilla&bootstrap=0", "law=kaplan&bootstrap=0",
+                                      "law=chinchilla&bootstrap=0&where=N < 0"]}).json()
+    lines = {t["name"]: t for t in spec["data"] if t.get("mode") == "lines"}
+    chin, kap = lines["pin 1: chinchilla"], lines["pin 2: kaplan"]
+    for line in (chin, kap):
+        y = np.asarray(line["y"], dtype=float)
+        assert len(y) == 40 and np.isfinite(y).all() and (np.diff(y) < 0).all()  # more C, less loss
+    assert chin["y"] != kap["y"]
+    assert any(n.startswith("pin 3: chinchilla (not fitted: ") for n in lines)
+    points = sum(len(t["x"]) for t in spec["data"] if t.get("mode") == "markers")
+    assert points == 77  # every finished run under the laws

@@ -291,3 +291,15 @@ def test_the_report_has_the_same_table_offline(browser, dashboard, tmp_path, art
     page.locator("#runs").screenshot(path=str(artefacts / "report-runs-table.png"))
     page.close()
     assert not fetched
+
+
+def test_pins_draw_their_laws_over_the_runs(browser, dashboard, artefacts):
+    url, _ = dashboard
+    page, errors = open_page(browser, url + "/?pin=law%3Dchinchilla%26bootstrap%3D0"
+                                            "&pin=law%3Dkaplan%26bootstrap%3D0")
+    page.wait_for_function("() => { const el = document.getElementById('chart-pinned'); "
+                           "return el && (el.data || []).filter(t => (t.name || '')"
+                           ".startsWith('pin ')).length === 2; }")
+    page.locator("#compare-card").screenshot(path=str(artefacts / "dashboard-pinned-laws.png"))
+    page.close()
+    assert not errors

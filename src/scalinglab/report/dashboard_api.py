@@ -139,7 +139,8 @@ MAX_SEED_GROUPS = 12
 
 
 def register(app: Any, path: Path, select: Callable[..., pd.DataFrame],
-             store: Callable[[], Any]) -> None:
+             store: Callable[[], Any], fitted: Callable[..., Any] | None = None,
+             parse_pin: Callable[[str], dict[str, Any]] | None = None) -> None:
     """Add the dashboard's filter check, the runs table data and its assets to ``app``."""
     from fastapi import Query
     from fastapi.responses import Response
@@ -182,6 +183,43 @@ def register(app: Any, path: Path, select: Callable[..., pd.DataFrame],
         ids = [r for g in groups for r in g]
         curves = store().curves(ids) if ids else {}
         return js(seed_bands(curves, runs, groups, x, smooth))
+
+    @app.get("/api/charts-extra/pinned")
+    def pinned(pin: list[str] = Query(default=[])) -> Response:
+        """Every run by compute with each pinned fit's law drawn over them: its loss at the
+        compute-optimal (N, D) across the runs' compute (a pin that cannot be drawn says why in
+        its legend entry)."""
+        from scalinglab.report import charts, views
+
+        if fitted is None or parse_pin is None or not pin:
+            return js(charts.empty("pin a fit to draw its law over the runs"))
+        runs = select([])
+        spec = charts.runs_by_budget(runs, views.budgets_of(runs, None), None)
+        if runs.empty:
+            return js(spec)
+        C = np.geomspace(float(runs["C"].min()) / 1.5, float(runs["C"].max()) * 1.5, 40)
+        dashes = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+        for i, text in enumerate(pin[:len(dashes)]):
+            p = parse_pin(text)
+            label = f"pin {i + 1}: {p['law']}"
+            try:
+                with filtered_by(p["where"]):
+                    fit = fitted(p["law"], p["tag"], p["bootstrap"], p["holdout"])
+                frontier = (charts._frontier(fit, C) if {"N", "D"} <= set(fit.law.inputs)
+                            else None)
+                why = "" if frontier is not None else " (no compute-optimal loss to draw)"
+            except Exception as exc:  # noqa: BLE001 - the pin's failure is shown, not raised
+                frontier, why = None, f" (not fitted: {getattr(exc, 'message', exc)})"
+            spec["data"].insert(0, {
+                "type": "scatter", "mode": "lines", "name": label + why,
+                "x": C.tolist() if frontier is not None else [],
+                "y": frontier.tolist() if frontier is not None else [],
+                "line": {"color": "#1d232a", "width": 1.6, "dash": dashes[i]},
+                "hovertemplate": f"{label}<br>C = %{{x:.3g}}<br>optimal loss = %{{y:.4g}}"
+                                 "<extra></extra>"})
+        spec["layout"]["title"]["text"] = (f"{len(runs)} runs and the {len(pin)} pinned laws: "
+                                           "each one's loss at the compute-optimal N, D")
+        return js(spec)
 
     @app.get("/api/runs-table")
     def table(

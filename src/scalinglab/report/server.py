@@ -315,7 +315,8 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
         return _json({"detail": f"internal error ({type(exc).__name__}): {exc}"}, 500)
 
     app.add_middleware(dashboard_api.WhereMiddleware)
-    dashboard_api.register(app, path, select, store)
+    dashboard_api.register(app, path, select, store, fitted=lambda *a: fitted(*a),
+                           parse_pin=lambda text: _pin(text))
 
     # -- the page --------------------------------------------------------------------------
 
