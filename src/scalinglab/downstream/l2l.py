@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from scalinglab.errors import InputError, ParameterError
+from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.fit.loss import fit_arrays, fit_law
 from scalinglab.fit.result import FitResult
 from scalinglab.laws.loss_to_loss import PAIRINGS, below_offset
@@ -383,11 +383,13 @@ class Translation(Result):
             raise ParameterError("N and D must be positive numbers", "N", "D")
         return {"N": n.astype(float), "D": d.astype(float), "C": 6.0 * n * d}
 
-    def predict(self, N: Any, D: Any, *, baseline: bool = True) -> pd.DataFrame:
+    def predict(self, N: Any, D: Any, *, baseline: bool = True, new_run: bool = False) -> pd.DataFrame:
         """The new corpus's loss at ``(N, D)`` with its joint interval (``y``, ``lo``, ``hi``):
         the old law's draw ``j`` at ``(N, D)``, through the link's draw ``j'`` (a random pairing:
-        the two were fitted on different runs). With ``baseline``, the refit's ``baseline``,
-        ``baseline_lo``, ``baseline_hi`` beside it."""
+        the two were fitted on different runs). ``new_run=True``: where one new run will fall,
+        each draw also spread by the link's run-to-run scatter (log-normal with its residual
+        std). With ``baseline``, the refit's ``baseline``, ``baseline_lo``, ``baseline_hi``
+        beside it (also for a new run when ``new_run``)."""
         from scalinglab.downstream.chain import _pairing, loss_at
 
         inputs = self._inputs(N, D)
@@ -400,13 +402,17 @@ class Translation(Result):
             cols = {k: self.link.draws[ki, i:i + 1] for i, k in enumerate(self.link.law.param_names)}
             with np.errstate(all="ignore"):
                 joint = np.asarray(self.link.law(cols, x=x_draws[li]), dtype=float)
+            if new_run and np.isfinite(self.link.noise_std):
+                rng = np.random.default_rng(self.seed + 1)
+                joint = joint * np.exp(rng.normal(0.0, self.link.noise_std, size=joint.shape))
             lo, hi = percentile_interval(joint, self.level)
         elif self.link.n_draws:
-            _, lo, hi = self.link.predict_interval(x=x)
+            _, lo, hi = self.link.predict_interval(new_run=new_run, x=x)
         out["lo"], out["hi"] = lo, hi
         out["below_E_x"] = below_offset(_full_params(self.link, self.link.params), x)
         if baseline and self.baseline is not None:
-            b, blo, bhi = self.baseline.predict_interval(**{k: inputs[k] for k in self.baseline.law.inputs})
+            b, blo, bhi = self.baseline.predict_interval(
+                new_run=new_run, **{k: inputs[k] for k in self.baseline.law.inputs})
             out["baseline"], out["baseline_lo"], out["baseline_hi"] = b, blo, bhi
         return out
 
@@ -515,7 +521,7 @@ def translate(
         try:
             base = fit_law(baseline, frame, bootstrap=bootstrap, seed=seed, level=level,
                            source=source_name)
-        except (ParameterError, InputError) as exc:
+        except (ParameterError, InputError, NotIdentifiable) as exc:
             notes.append(f"the {baseline} refit on these runs failed: {exc}")
         else:
             if base.unidentified:
