@@ -129,6 +129,12 @@ def _score(pred: pd.DataFrame, truth: np.ndarray) -> tuple[float, int]:
     return err, inside
 
 
+def _pair(frame: pd.DataFrame, corpus: str, origin: str, loss: str) -> pd.DataFrame:
+    """``corpus``'s runs with the ``loss`` of ``origin``'s run of the same N and D as ``x``."""
+    return frame[frame["data"] == corpus][["tokens", "params", loss]].merge(
+        frame[frame["data"] == origin][["tokens", loss]].rename(columns={loss: "x"}), on="tokens")
+
+
 def extrapolation_rows(bootstrap: int) -> list[Row]:
     if not SWEEP.exists():
         return [row(L2L, "HellaSwag test-to-test error", 0.012, note=f"data absent: {SWEEP} not found")]
@@ -159,9 +165,7 @@ def extrapolation_rows(bootstrap: int) -> list[Row]:
                             f"Chinchilla on the test loss: {errs['mmlu_base'][-1]:.2%}"))
         # HellaSwag, test-to-test from the same-(N, D) model on another corpus
         origin = "fineweb-edu-100b" if corpus != "fineweb-edu-100b" else "fineweb-100b"
-        pair = lambda frame: frame[frame["data"] == corpus][["tokens", "params", HS]].merge(  # noqa: E731
-            frame[frame["data"] == origin][["tokens", HS]].rename(columns={HS: "x"}), on="tokens")
-        pf, pt = pair(fit_part), pair(target)
+        pf, pt = (_pair(frame, corpus, origin, HS) for frame in (fit_part, target))
         ex = irreducible(fit_law("chinchilla", _runs(fit_part[fit_part["data"] == origin], HS), bootstrap=0))[0]
         ey = irreducible(fit_law("chinchilla", _runs(fp, HS), bootstrap=0))[0] if FIX_EY else None
         l2l = fit_loss_to_loss(pf, "x", HS, pairing="test_to_test",
