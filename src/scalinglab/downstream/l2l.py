@@ -58,8 +58,10 @@ def r_squared(observed: Any, predicted: Any) -> float:
     p = np.asarray(predicted, dtype=float)
     ok = np.isfinite(y) & np.isfinite(p)
     y, p = y[ok], p[ok]
+    if len(y) < 2:
+        return float("nan")
     tot = float(np.sum((y - y.mean()) ** 2))
-    return float("nan") if tot == 0 or not len(y) else 1.0 - float(np.sum((y - p) ** 2)) / tot
+    return float("nan") if tot == 0 else 1.0 - float(np.sum((y - p) ** 2)) / tot
 
 
 def irreducible(law_fit: Any) -> tuple[float, np.ndarray | None]:
