@@ -29,11 +29,13 @@ _EXPORTS: dict[str, str] = {
     "fit_loss_to_loss": "scalinglab.downstream.l2l",
     "translate": "scalinglab.downstream.l2l",
     "fit_ladder": "scalinglab.downstream.ladder",
+    "fit_curves": "scalinglab.fit.curves",
     # results
     "FitResult": "scalinglab.fit.result",
     "IsoFlopResult": "scalinglab.fit.isoflop",
     "HparamFit": "scalinglab.hparams.fit",
     "TauFit": "scalinglab.hparams.timescale",
+    "CurveFit": "scalinglab.fit.curves",
     "load_result": "scalinglab.results",
     "Estimate": "scalinglab.stats",
     # laws
