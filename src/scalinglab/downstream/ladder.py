@@ -10,9 +10,11 @@ chained steps, with a flag for tasks too noisy to predict.
    bootstrap resamples whole runs.
 
 The chained prediction pairs draws: bpb draw ``j`` from step 1 goes through link draw ``j'`` from
-step 2, plus the link's model-to-model scatter (:mod:`scalinglab.downstream.scatter`: how far a
-model's final accuracy sits from the curve), so the interval is for a new model, not for the
-curve.
+step 2, and, for a new model (the default), each pair is spread by step 1's run-to-run noise and
+the link's model-to-model scatter, through the same helper the downstream chain uses
+(:func:`scalinglab.downstream.chain.new_model_draws`). The ladder's scatter is measured once per
+model (:func:`model_scatter`: each run's last smoothed checkpoint off the curve), not over all
+checkpoints, which would count one model's checkpoints as many models.
 
 Predictability. The paper's variance analysis: a task whose accuracy moves a lot from one
 checkpoint to the next near the end of training cannot be predicted to better than that
@@ -33,7 +35,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,7 +43,6 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.downstream.link_fit import LinkFit, fit_link
-from scalinglab.downstream.scatter import add_scatter, model_scatter
 from scalinglab.errors import InputError, ParameterError
 from scalinglab.fit.loss import fit_law
 from scalinglab.fit.result import FitResult
@@ -177,6 +178,27 @@ def predictability(values: np.ndarray, runs: np.ndarray, n_last: int = 10) -> fl
     return float(np.median(rel)) if rel else float("nan")
 
 
+def model_scatter(residuals: Any, models: Sequence[Any] | None = None, *, last: bool = True) -> float:
+    """Standard deviation (ddof = 1) of a link's residuals across models.
+
+    ``models`` labels each residual (checkpoints of one model share a label): each model
+    contributes one residual, its last (``last=True``; points in training order) or its mean.
+    Without labels every residual is a model. NaN with fewer than 2 models.
+    """
+    r = np.asarray(residuals, dtype=float).ravel()
+    if models is not None:
+        labels = list(models)
+        if len(labels) != len(r):
+            raise ParameterError(f"{len(labels)} model labels for {len(r)} residuals", "models")
+        per: dict[Any, list[float]] = {}
+        for lab, v in zip(labels, r, strict=True):
+            if np.isfinite(v):
+                per.setdefault(lab, []).append(float(v))
+        r = np.array([vs[-1] if last else float(np.mean(vs)) for vs in per.values()])
+    r = r[np.isfinite(r)]
+    return float(np.std(r, ddof=1)) if len(r) >= 2 else float("nan")
+
+
 def _thin(runs: np.ndarray, per_run: int) -> np.ndarray:
     """Rows kept when each run keeps at most ``per_run`` evenly spaced rows (its last included)."""
     keep = np.zeros(len(runs), dtype=bool)
@@ -207,11 +229,17 @@ class LadderFit(Result):
     notes: list[str] = field(default_factory=list)
     seed: int = 0
 
+    def _new_model_link(self) -> LinkFit:
+        """The link with the ladder's per-model scatter as its residual spread (what
+        :func:`~scalinglab.downstream.chain.new_model_draws` adds to each draw)."""
+        return replace(self.step2, residual_std=self.scatter)
+
     def predict(self, N: Any, D: Any, *, scatter: bool = True) -> pd.DataFrame:
-        """At each ``(N, D)``: ``bpb`` (step 1, ``bpb_lo``/``bpb_hi``), ``acc`` chained through the
-        link with its joint interval (``acc_lo``/``acc_hi``: step-1 draws paired with link draws,
-        plus the link's model-to-model scatter unless ``scatter=False``)."""
-        from scalinglab.downstream.chain import _pairing, loss_at
+        """At each ``(N, D)``: ``bpb`` (step 1, ``bpb_lo``/``bpb_hi``: the law's curve), ``acc``
+        chained through the link with its joint interval (``acc_lo``/``acc_hi``: step-1 draws
+        paired with link draws; with ``scatter``, for a new model: each pair also spread by step
+        1's run-to-run noise and the link's model-to-model scatter)."""
+        from scalinglab.downstream.chain import _pairing, loss_at, new_model_draws
 
         n, d = np.broadcast_arrays(np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float)))
         bpb, bpb_draws = loss_at(self.step1, n.astype(float), d.astype(float))
@@ -222,29 +250,44 @@ class LadderFit(Result):
         k_link = 0 if self.step2.draws is None else len(self.step2.draws)
         if bpb_draws is not None:
             out["bpb_lo"], out["bpb_hi"] = percentile_interval(bpb_draws, self.level)
+        rows = None
         if bpb_draws is not None and k_link:
             li, ki = _pairing(len(bpb_draws), k_link, rng)
-            joint = self.step2.form.evaluate(self.step2.draws[ki], {self.step2.form.law.inputs[0]: bpb_draws[li]})
-            joint[~np.all(np.isfinite(self.step2.draws[ki]), axis=1)] = np.nan
+            losses, rows = bpb_draws[li], self.step2.draws[ki]
         elif k_link:
-            joint = self.step2.predict_draws(bpb)
+            losses, rows = np.repeat(bpb[None, :], k_link, axis=0), self.step2.draws
+        elif bpb_draws is not None:
+            losses = bpb_draws
         else:
-            return out
+            losses = bpb[None, :]
         if scatter:
-            joint = add_scatter(joint, self.scatter, rng)
-        out["acc_lo"], out["acc_hi"] = percentile_interval(joint, self.level)
+            joint = new_model_draws(self._new_model_link(), losses, rows, self.step1.noise_std, rng)
+        elif rows is not None:
+            joint = self.step2.form.evaluate(rows, {self.step2.form.law.inputs[0]: losses})
+            joint[~np.all(np.isfinite(rows), axis=1)] = np.nan
+        else:
+            joint = np.atleast_2d(self.step2.predict_draws(losses)) if k_link else None
+        if joint is not None and len(joint) > 1:
+            out["acc_lo"], out["acc_hi"] = percentile_interval(joint, self.level)
         return out
 
     def predict_step2(self, bpb: Any, *, scatter: bool = True) -> pd.DataFrame:
-        """Step 2 alone: accuracy at a known task loss, with the link's interval (and scatter)."""
+        """Step 2 alone: accuracy at a known task loss, with the link's interval (plus, with
+        ``scatter``, the model-to-model scatter)."""
+        from scalinglab.downstream.chain import new_model_draws
+
         x = np.atleast_1d(np.asarray(bpb, float))
         acc = np.atleast_1d(self.step2.predict(x))
         out = pd.DataFrame({"bpb": x, "acc": acc, "acc_lo": np.nan, "acc_hi": np.nan})
-        draws = self.step2.predict_draws(x)
-        if len(draws):
-            if scatter:
-                draws = add_scatter(draws, self.scatter, np.random.default_rng(self.seed))
-            out["acc_lo"], out["acc_hi"] = percentile_interval(draws, self.level)
+        if self.step2.draws is None or not len(self.step2.draws):
+            return out
+        rows = self.step2.draws
+        if scatter:
+            draws = new_model_draws(self._new_model_link(), np.repeat(x[None, :], len(rows), axis=0),
+                                    rows, float("nan"), np.random.default_rng(self.seed))
+        else:
+            draws = self.step2.predict_draws(x)
+        out["acc_lo"], out["acc_hi"] = percentile_interval(draws, self.level)
         return out
 
     def _repr_items(self) -> list[str]:
@@ -348,5 +391,5 @@ def fit_ladder(
                      seed=seed)
 
 
-__all__ = ["TASKS", "LadderFit", "fit_ladder", "moving_average", "predictability", "read_ladder",
-           "task_columns"]
+__all__ = ["TASKS", "LadderFit", "fit_ladder", "model_scatter", "moving_average", "predictability",
+           "read_ladder", "task_columns"]
