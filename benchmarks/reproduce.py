@@ -249,6 +249,18 @@ def downstream_rows() -> list[Row] | None:
     return None if section is None else list(section())
 
 
+def l2l_rows(bootstrap: int) -> list[Row] | None:
+    """Loss-to-loss translation and extrapolation, and the OLMo ladder (benchmarks/repro_l2l.py)."""
+    path = Path(__file__).with_name("repro_l2l.py")
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("repro_l2l", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.section(bootstrap))
+
+
 # -- output --------------------------------------------------------------------------------------------
 
 
@@ -308,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         ("Muennighoff", lambda: muennighoff_rows(args.bootstrap)),
         ("Step Law", lambda: steplaw_rows(args.bootstrap)),
         ("downstream", downstream_rows),
+        ("loss-to-loss and ladder", lambda: l2l_rows(args.bootstrap)),
         ("multi-power", lambda: curves_rows(args.bootstrap)),
     ]
     if args.only:
