@@ -324,7 +324,10 @@ def main(argv: list[str] | None = None) -> int:
         ("multi-power", lambda: curves_rows(args.bootstrap)),
     ]
     if args.only:
+        known = [s[0] for s in sections]
         sections = [s for s in sections if s[0].lower() == args.only.lower()]
+        if not sections:
+            ap.error(f"--only: no section {args.only!r}; sections: {', '.join(known)}")
     rows: list[Row] = []
     for name, make in sections:
         t = time.perf_counter()
