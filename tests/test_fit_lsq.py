@@ -142,3 +142,41 @@ def test_failures_have_distinct_causes():
     fit = sl.fit_arrays(law2, {"x": x}, 1 + 2 * np.maximum(x - 1, 0) ** 0.5, bootstrap=0, scale="linear")
     assert fit.params["k"] == pytest.approx(0.5, rel=1e-5)
     assert any("gradient is undefined" in n for n in fit.notes)
+
+
+def test_fit_joint_five_outputs_with_shared_exponents_and_groups_with_a_floor_each():
+    # domain-mixture style: output k = b_k + W_k * p_k**al (al shared by all five)
+    rng = np.random.default_rng(7)
+    p = rng.dirichlet(np.ones(5), 80)
+    al = 0.6
+    b = np.array([2.0, 3.0, 2.5, 1.5, 3.2])
+    wk = np.array([-1.0, -0.5, -0.8, -0.3, -1.2])
+    y = b + wk * p ** al
+    formulas = {f"y{k}": f"b{k} + W{k}*p{k}**al" for k in range(1, 6)}
+    fit = sl.fit_joint(formulas, {f"p{k}": p[:, k - 1] for k in range(1, 6)}, y, bounds={"al": (0.05, 3)})
+    assert fit.params["al"] == pytest.approx(al, rel=1e-6)
+    assert [fit.params[f"W{k}"] for k in range(1, 6)] == pytest.approx(wk.tolist(), rel=1e-6)
+    assert np.allclose(fit.predict(**{f"p{k}": p[:, k - 1] for k in range(1, 6)}), y)
+    assert fit.to_dict()["search"]["nonlinear"] == ["al"]
+    # groups: one floor per group (--per-group E), the rest shared
+    n = 10 ** rng.uniform(7, 10, 120)
+    g = np.repeat(["pile", "stack"], 60)
+    loss = np.where(g == "pile", 1.4, 0.75) + 110 * n ** -0.26
+    gf = sl.fit_joint(["E + A*N**-alpha"], {"N": n}, loss, groups=g, per_group=["E"], bounds={"alpha": (0, 2)})
+    assert gf.params["E[pile]"] == pytest.approx(1.4, rel=1e-6)
+    assert gf.params["E[stack]"] == pytest.approx(0.75, rel=1e-6)
+    assert gf.params["alpha"] == pytest.approx(0.26, rel=1e-6)
+    assert gf.predict(group="stack", N=np.array([1e9]))[0, 0] == pytest.approx(0.75 + 110 * 1e9 ** -0.26)
+    with pytest.raises(ParameterError, match="name a group"):
+        gf.predict(N=np.array([1e9]))
+
+
+def test_runs_are_not_thinned_to_the_best_lr_when_lr_is_an_input_of_the_law():
+    import pandas as pd
+
+    from scalinglab.runs.select import select_runs
+
+    frame = pd.DataFrame({"N": [1e8] * 4 + [2e8] * 4, "D": [1e9] * 8,
+                          "lr": [1e-3, 2e-3, 4e-3, 8e-3] * 2, "loss": [3.0, 2.9, 2.95, 3.1] * 2})
+    assert len(select_runs(frame, ("N", "D")).frame) == 2          # lr is a setting: best kept
+    assert len(select_runs(frame, ("lr", "N", "D")).frame) == 8    # lr is an input: every run

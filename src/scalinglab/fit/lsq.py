@@ -267,6 +267,32 @@ class Problem:
             raise _NaNGradient(full[0])
         return float(obj[0]), grad
 
+    def polish(self, z0: np.ndarray, maxiter: int = 1000, ftol: float = 1e-13, gtol: float = 1e-9,
+               callback: Any = None) -> tuple[float, np.ndarray, bool]:
+        """L-BFGS-B on the reduced objective from ``z0``, bounds enforced. A nonlinear parameter
+        whose bounds are positive and span decades (ParScale's A in [1e-3, 1e12]) is moved in its
+        logarithm: the optimiser's steps are then relative, as its sensitivity is. The parameter
+        itself is unchanged (its bounds already make it positive)."""
+        lo, hi = self.lo[self.free], self.hi[self.free]
+        logs = (lo > 0) & np.isfinite(hi) & (hi / np.where(lo > 0, lo, 1.0) > 50.0)
+
+        def to_z(u: np.ndarray) -> np.ndarray:
+            return np.where(logs, np.exp(np.where(logs, u, 0.0)), u)
+
+        def fg(u: np.ndarray) -> tuple[float, np.ndarray]:
+            z = to_z(u)
+            f, g = self.reduced(z)
+            return f, np.where(logs, g * z, g)
+
+        u0 = np.where(logs, np.log(np.where(logs, np.clip(z0, lo, hi), 1.0)), z0)
+        bounds = list(zip(np.where(logs, np.log(np.where(logs, lo, 1.0)), np.where(np.isfinite(lo), lo, np.nan)),
+                          np.where(logs, np.log(np.where(logs, hi, 1.0)), np.where(np.isfinite(hi), hi, np.nan)),
+                          strict=True))
+        bounds = [(None if np.isnan(a) else float(a), None if np.isnan(b) else float(b)) for a, b in bounds]
+        res = minimize(fg, u0, jac=True, method="L-BFGS-B", bounds=bounds,
+                       options={"maxiter": maxiter, "ftol": ftol, "gtol": gtol}, callback=callback)
+        return float(res.fun), np.clip(to_z(np.asarray(res.x, float)), lo, hi), bool(res.success)
+
     def box(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Search box of the nonlinear parameters (lo, hi, log-spaced?)."""
         lo, hi = self.lo[self.free].copy(), self.hi[self.free].copy()
@@ -341,24 +367,27 @@ def lsq_search(problem: Problem, *, seed: int = 0, budget_s: float = TIME_BUDGET
             break
         if all(np.max(np.abs(unit(z[i]) - unit(z[j]))) > 0.05 for j in picked):
             picked.append(int(i))
-    bounds = list(zip(np.where(np.isfinite(problem.lo[problem.free]), problem.lo[problem.free], None),
-                      np.where(np.isfinite(problem.hi[problem.free]), problem.hi[problem.free], None),
-                      strict=True))
     fs, xs, converged, nan_grad = [], [], 0, 0
+    # a hard stop at three times the budget: a polish still running then returns where it is
+    hard = t0 + 3.0 * budget_s
+
+    def stop(intermediate_result: Any = None) -> None:
+        if time.perf_counter() > hard and fs:
+            raise StopIteration
+
     for k, i in enumerate(picked):
         if k >= MIN_POLISH and time.perf_counter() - t0 > budget_s:
             break
         if k >= 2 * MIN_POLISH and fs and np.sum(np.array(fs) - min(fs) <= BASIN_TOL + 1e-5 * min(fs)) >= 3:
             break  # the best basin has been reached from three distinct starts
         try:
-            res = minimize(problem.reduced, z[i], jac=True, method="L-BFGS-B", bounds=bounds,
-                           options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-9})
+            fval, zval, ok = problem.polish(z[i], callback=stop)
         except _NaNGradient:
             nan_grad += 1
             continue
-        converged += bool(res.success)
-        fs.append(float(res.fun))
-        xs.append(np.asarray(res.x, float))
+        converged += ok
+        fs.append(fval)
+        xs.append(zval)
     if not fs:
         raise NotIdentifiable(
             f"the gradient is NaN at every polished start ({nan_grad} of {len(picked)}): the law is "
@@ -403,20 +432,16 @@ def refit(problem: Problem, fit: LsqFit, weights: np.ndarray) -> np.ndarray:
         b.w = saved[problem.blocks.index(b)] * weights[a:a + b.n]
         a += b.n
     try:
-        bounds = list(zip(np.where(np.isfinite(problem.lo[problem.free]), problem.lo[problem.free], None),
-                          np.where(np.isfinite(problem.hi[problem.free]), problem.hi[problem.free], None),
-                          strict=True))
         best, best_f = None, np.inf
         for z0 in (fit.basins_x[:2] if fit.basins_x else [fit.x[problem.free]]):
             if not len(problem.free):
                 break
             try:
-                res = minimize(problem.reduced, z0, jac=True, method="L-BFGS-B", bounds=bounds,
-                               options={"maxiter": 300, "ftol": 1e-12, "gtol": 1e-8})
+                fval, zval, _ = problem.polish(z0, maxiter=300, ftol=1e-12, gtol=1e-8)
             except _NaNGradient:
                 continue
-            if res.fun < best_f:
-                best, best_f = res.x, res.fun
+            if fval < best_f:
+                best, best_f = zval, fval
         theta = np.zeros((1, len(problem.names)))
         if len(problem.free):
             if best is None:
@@ -427,3 +452,169 @@ def refit(problem: Problem, fit: LsqFit, weights: np.ndarray) -> np.ndarray:
     finally:
         for b, w in zip(problem.blocks, saved, strict=True):
             b.w = w
+
+
+# -- several outputs and groups: the public joint fit ------------------------------------------------
+
+
+@dataclass
+class JointFit:
+    """A law with one formula per output (and optionally groups sharing some parameters), fitted
+    jointly by :func:`fit_joint`. ``params`` holds the shared parameters by name and the
+    per-group ones as ``"E[group]"``."""
+
+    formulas: dict[str, str]
+    inputs: tuple[str, ...]
+    params: dict[str, float]
+    bounds: dict[str, tuple[float, float]]
+    groups: tuple[str, ...] = ()
+    per_group: tuple[str, ...] = ()
+    search: LsqFit | None = None
+    n_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def group_params(self, group: str | None = None) -> dict[str, float]:
+        """The parameters of one group under their plain names (shared ones included)."""
+        out = {k: v for k, v in self.params.items() if "[" not in k}
+        if self.per_group:
+            if group is None:
+                raise ParameterError(f"this fit has per-group parameters {list(self.per_group)}: "
+                                     f"name a group ({', '.join(self.groups)})", "group")
+            if str(group) not in self.groups:
+                raise ParameterError(f"unknown group {group!r} (fitted: {', '.join(self.groups)})", "group")
+            out |= {p: self.params[f"{p}[{group}]"] for p in self.per_group}
+        return out
+
+    def predict(self, group: str | None = None, **inputs: Any) -> np.ndarray:
+        """Predictions (rows, outputs) at ``inputs`` for ``group``."""
+        p = self.group_params(group)
+        cols = []
+        for text in self.formulas.values():
+            used = [x for x in self.inputs if x in _names(text)]
+            parsed = _parse(text, used)
+            env = {k: np.asarray(inputs[k], float) for k in used} | {k: np.float64(p[k]) for k in parsed.params}
+            with np.errstate(all="ignore"):
+                v = compile_expressions([parsed.expr], ())(env)[0]
+            n = len(np.asarray(inputs[used[0]])) if used else 1
+            cols.append(np.broadcast_to(np.asarray(v, float), (n,)))
+        return np.column_stack(cols)
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.search
+        return {"kind": "joint_fit", "formulas": dict(self.formulas), "inputs": list(self.inputs),
+                "params": dict(self.params), "bounds": {k: list(v) for k, v in self.bounds.items()},
+                "groups": list(self.groups), "per_group": list(self.per_group), "n_rows": self.n_rows,
+                "search": None if s is None else {
+                    "objective_1_minus_r2": s.f, "linear": list(s.linear), "nonlinear": list(s.nonlinear),
+                    "n_screened": s.n_screened, "n_polished": s.n_polished,
+                    "n_reached_best": s.n_reached_best, "seconds": round(s.elapsed, 3)},
+                "notes": list(self.notes), "warnings": list(self.warnings)}
+
+    def __repr__(self) -> str:
+        ps = ", ".join(f"{k}={v:.4g}" for k, v in list(self.params.items())[:8])
+        more = " ..." if len(self.params) > 8 else ""
+        return f"JointFit({len(self.formulas)} outputs, {self.n_rows} rows: {ps}{more})"
+
+
+def _names(text: str) -> list[str]:
+    from scalinglab.laws.formula import names_in
+
+    return names_in(text)
+
+
+def _parse(text: str, inputs: Sequence[str]) -> Any:
+    from scalinglab.laws.formula import parse_formula
+
+    return parse_formula(text, inputs)
+
+
+def fit_joint(
+    formulas: Mapping[str, str] | Sequence[str],
+    inputs: Mapping[str, Any],
+    targets: Mapping[str, Any] | Any,
+    *,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    groups: Sequence[Any] | None = None,
+    per_group: Sequence[str] = (),
+    weights: Any = None,
+    seed: int = 0,
+    time_budget: float | None = None,
+) -> JointFit:
+    """Fit one formula per output jointly, by least squares on the linear scale (this module's
+    engine): parameters appearing in several formulas are shared, e.g. ScaleBench's domain-mixture
+    laws (five losses from five proportions, some exponents common to all five).
+
+    ``targets`` is ``{output: values}`` (same keys as ``formulas``) or an (rows, outputs) array;
+    a NaN target leaves that row out of that output. With ``groups`` (one label per row), every
+    parameter is shared across groups except those named in ``per_group``, which get one value
+    per group (``"E[pile]"``, ``"E[stack]"``); to fit each group on its own, call once per group.
+    """
+    if isinstance(formulas, Mapping):
+        outs, texts = [str(k) for k in formulas], [str(v) for v in formulas.values()]
+    else:
+        texts = [str(v) for v in formulas]
+        outs = [f"y{i + 1}" for i in range(len(texts))]
+    if not texts:
+        raise ParameterError("fit_joint needs at least one formula", "formulas")
+    x = {k: np.asarray(v, float).ravel() for k, v in inputs.items()}
+    n = len(next(iter(x.values())))
+    if isinstance(targets, Mapping):
+        missing = [o for o in outs if o not in targets]
+        if missing:
+            raise ParameterError(f"no targets for output(s) {missing}", "targets")
+        y = np.column_stack([np.asarray(targets[o], float).ravel() for o in outs])
+    else:
+        y = np.asarray(targets, float).reshape(n, -1)
+    if y.shape != (n, len(texts)):
+        raise ParameterError(f"targets have shape {y.shape}; expected ({n}, {len(texts)})", "targets")
+    parsed = []
+    for t in texts:
+        used = [k for k in _names(t) if k in x]
+        if not used:
+            raise ParameterError(f"formula {t!r} uses none of the inputs {sorted(x)}", "formulas")
+        parsed.append(_parse(t, used))
+    names: list[str] = []
+    for p in parsed:
+        names += [q for q in p.params if q not in names]
+    per_group = tuple(per_group)
+    unknown = [p for p in per_group if p not in names]
+    if unknown:
+        raise ParameterError(f"per_group names {unknown}, which are not parameters ({', '.join(names)})",
+                             "per_group")
+    if per_group and groups is None:
+        raise ParameterError("per_group needs groups (one label per row)", "groups")
+    w = None if weights is None else np.asarray(weights, float).ravel()
+    labels = np.asarray([str(g) for g in groups]) if groups is not None else np.full(n, "")
+    if len(labels) != n:
+        raise ParameterError(f"groups has {len(labels)} labels for {n} rows", "groups")
+    group_names = tuple(sorted(set(labels.tolist()))) if groups is not None else ()
+    bounds = {k: (float(v[0]), float(v[1])) for k, v in (bounds or {}).items()}
+    all_names = [q for q in names if q not in per_group] + [f"{p}[{g}]" for p in per_group for g in group_names]
+    all_bounds = {k: v for k, v in bounds.items() if k in all_names}
+    all_bounds |= {f"{p}[{g}]": bounds[p] for p in per_group for g in group_names if p in bounds}
+    blocks = []
+    for g in (group_names or ("",)):
+        rows_g = labels == g
+        for k, p in enumerate(parsed):
+            rows = rows_g & np.isfinite(y[:, k])
+            if not rows.any():
+                continue
+            expr = p.expr.subs({p.symbols[q]: sp.Symbol(f"{q}[{g}]", real=True) for q in per_group if q in p.symbols})
+            blocks.append(Block(expr, {i: x[i][rows] for i in p.inputs}, y[rows, k],
+                                None if w is None else w[rows]))
+    problem = Problem(blocks, all_names, all_bounds)
+    fit = lsq_search(problem, seed=seed, budget_s=time_budget or TIME_BUDGET)
+    params = dict(zip(all_names, fit.x.tolist(), strict=True))
+    from scalinglab.laws.constrain import near_bounds
+
+    warnings = []
+    pinned = near_bounds(all_bounds, params)
+    if pinned:
+        warnings.append("at an enforced bound: " + "; ".join(pinned))
+    if fit.fragile:
+        warnings.append(f"fragile fit: only 1 of {fit.n_polished} polished starts reached the best optimum")
+    return JointFit(dict(zip(outs, texts, strict=True)), tuple(x), params, all_bounds, group_names,
+                    per_group, fit, int(sum(b.y.size for b in blocks)),
+                    [f"variable projection: {len(fit.linear)} linear parameters solved exactly, "
+                     f"{len(fit.nonlinear)} searched"], warnings)
