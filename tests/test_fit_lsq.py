@@ -180,3 +180,25 @@ def test_runs_are_not_thinned_to_the_best_lr_when_lr_is_an_input_of_the_law():
                           "lr": [1e-3, 2e-3, 4e-3, 8e-3] * 2, "loss": [3.0, 2.9, 2.95, 3.1] * 2})
     assert len(select_runs(frame, ("N", "D")).frame) == 2          # lr is a setting: best kept
     assert len(select_runs(frame, ("lr", "N", "D")).frame) == 8    # lr is an input: every run
+
+
+def test_cli_fits_a_negative_target_on_the_linear_scale_and_says_so(tmp_path):
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    n = 10 ** np.linspace(7, 10, 30)
+    path = tmp_path / "norm.csv"
+    pd.DataFrame({"N": n, "loss": -3.0 + 40.0 * n ** -0.2}).to_csv(path, index=False)
+    res = CliRunner().invoke(app, ["fit", "custom", str(path), "--formula", "c + a*N**-alpha",
+                                   "--inputs", "N", "--bounds", "alpha=0:2", "--bootstrap", "0", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["params"]["c"] == pytest.approx(-3.0, rel=1e-6)
+    assert any("linear scale" in note for note in out["notes"])
+    bad = CliRunner().invoke(app, ["fit", "custom", str(path), "--formula", "c + a*N**-alpha",
+                                   "--inputs", "N", "--scale", "sqrt", "--bootstrap", "0"])
+    assert bad.exit_code != 0 and "--scale must be log or linear" in bad.output
