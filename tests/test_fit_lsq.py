@@ -202,3 +202,30 @@ def test_cli_fits_a_negative_target_on_the_linear_scale_and_says_so(tmp_path):
     bad = CliRunner().invoke(app, ["fit", "custom", str(path), "--formula", "c + a*N**-alpha",
                                    "--inputs", "N", "--scale", "sqrt", "--bootstrap", "0"])
     assert bad.exit_code != 0 and "--scale must be log or linear" in bad.output
+
+
+def test_cli_groups_one_fit_each_or_shared_exponent_with_a_floor_per_group(tmp_path):
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    n = np.tile(10 ** np.linspace(8, 10, 12), 2)
+    grp = np.repeat(["pile", "stack"], 12)
+    loss = np.where(grp == "pile", 1.4, 0.75) + 110 * n ** -0.26
+    path = tmp_path / "par.csv"
+    pd.DataFrame({"N": n, "corpus": grp, "loss": loss}).to_csv(path, index=False)
+    args = ["fit", "custom", str(path), "--formula", "E + A*N**-alpha", "--inputs", "N",
+            "--bounds", "alpha=0:2", "--bootstrap", "0", "--group", "corpus", "--json"]
+    res = CliRunner().invoke(app, [*args, "--per-group", "E"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["params"]["E[pile]"] == pytest.approx(1.4, rel=1e-5)
+    assert out["params"]["E[stack]"] == pytest.approx(0.75, rel=1e-5)
+    each = CliRunner().invoke(app, args)
+    assert each.exit_code == 0, each.output
+    fits = json.loads(each.stdout)["fits"]
+    assert set(fits) == {"pile", "stack"}
+    assert fits["stack"]["params"]["E"] == pytest.approx(0.75, rel=1e-3)
