@@ -89,14 +89,16 @@ def cost_of(frame: pd.DataFrame, expr: str, source: str = "pool") -> np.ndarray:
             value = np.broadcast_to(np.asarray(compile_expressions([parsed.expr], ())(env)[0],
                                                dtype=float), (len(frame),)).copy()
     else:  # a constant cost: every run costs the same
-        parsed = parse_formula(f"{text} + 0*_x".replace("_x", "x0"), inputs=("x0",), params=())
-        value = np.full(len(frame), float(compile_expressions([parsed.expr], ())(
-            {"x0": np.zeros(1)})[0]))
+        from scalinglab.laws.formula import _parse_tree, _to_sympy
+
+        with np.errstate(all="ignore"):
+            value = np.full(len(frame), float(_to_sympy(_parse_tree(text), {}, text)))
     bad = ~(np.isfinite(value) & (value > 0))
     if bad.any():
         i = int(np.argmax(bad))
-        raise InputError(f"cost {text!r} is {value[i]:g} here; every run must cost a finite "
-                         "positive amount", source=source, row=f"row {i + 1}",
+        cells = ", ".join(f"{n}={_plain(frame[n].iloc[i])!r}" for n in names)
+        raise InputError(f"cost {text!r} is {value[i]:g} here ({cells}); every run must cost a "
+                         "finite positive amount", source=source, row=f"row {i + 1}",
                          column=names[0] if len(names) == 1 else None)
     return value
 
@@ -291,8 +293,13 @@ def _noise_var(y: np.ndarray, pred: np.ndarray, n_params: int) -> float:
 
 def jacobian(model: PoolModel, theta: np.ndarray, rows: np.ndarray, rel: float = 1e-5
              ) -> np.ndarray:
-    """d prediction / d theta at ``rows``: (n, O, P), central differences batched in one call."""
+    """d prediction / d theta at ``rows``: (n, O, P); the model's own ``jacobian_at`` when it
+    has one (analytic), else central differences batched in one call."""
     theta = np.asarray(theta, dtype=float)
+    own = getattr(model, "jacobian_at", None)
+    if own is not None:
+        jac = np.asarray(own(theta, np.asarray(rows, dtype=int)), dtype=float)
+        return np.where(np.isfinite(jac), jac, 0.0)
     p = len(theta)
     h = rel * np.maximum(1.0, np.abs(theta))
     pts = np.vstack([theta + np.diag(h), theta - np.diag(h)])
@@ -786,3 +793,121 @@ def r_squared(y: np.ndarray, pred: np.ndarray) -> float:
     if ss_tot < 1e-30:
         return 1.0 if ss_res < 1e-30 else -1.0
     return float(np.clip(1.0 - ss_res / ss_tot, -1.0, 1.0))
+
+
+@dataclass
+class ReplayResult(Result):
+    """A study replayed on a pool with known outcomes: target-region R² per budget share and
+    selection (``ours``, ``random``, ``cheapest``), mean and std over seeds, and the runs and
+    cost each used (means)."""
+
+    kind: ClassVar[str] = "pool_replay"
+
+    law: str
+    cost_expr: str
+    target_expr: str
+    budgets: list[float]
+    seeds: list[int]
+    r2: dict[str, dict[str, list[float]]]
+    runs_used: dict[str, dict[str, float]]
+    n_target: int
+    run_ids: tuple[str, ...] = ()
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        table = {m: {b: {"mean": float(np.mean(v)), "std": float(np.std(v)), "values": list(v),
+                         "runs": self.runs_used[m][b]} for b, v in per.items()}
+                 for m, per in self.r2.items()}
+        return {"kind": self.kind, "law": self.law, "cost_expr": self.cost_expr,
+                "target_expr": self.target_expr, "budgets": list(self.budgets),
+                "seeds": list(self.seeds), "n_target": self.n_target, "r2": table,
+                "warnings": list(self.warnings), "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReplayResult:
+        r2 = {m: {b: list(v["values"]) for b, v in per.items()} for m, per in data["r2"].items()}
+        runs = {m: {b: float(v["runs"]) for b, v in per.items()} for m, per in data["r2"].items()}
+        return cls(law=data["law"], cost_expr=data["cost_expr"], target_expr=data["target_expr"],
+                   budgets=list(data["budgets"]), seeds=list(data["seeds"]), r2=r2, runs_used=runs,
+                   n_target=int(data["n_target"]), warnings=list(data.get("warnings", [])),
+                   notes=list(data.get("notes", [])))
+
+    def summary(self) -> Summary:
+        methods = list(self.r2)
+        table = Table("target-region R² (mean ± std over seeds; runs used)",
+                      ["budget", *methods])
+        for b in self.budgets:
+            key = f"{b:g}"
+            table.add_row(key, *[f"{np.mean(self.r2[m][key]):.3f} ± {np.std(self.r2[m][key]):.3f}"
+                                 f" ({self.runs_used[m][key]:.0f})" for m in methods])
+        facts = [("target", f"{self.n_target} rows ({self.target_expr})"),
+                 ("cost", self.cost_expr), ("seeds", str(len(self.seeds)))]
+        return Summary(title=f"pool design replayed ({self.law})", tables=[table], facts=facts,
+                       notes=list(self.notes), warnings=list(self.warnings), data=self.to_dict())
+
+    def _repr_items(self) -> list[str]:
+        last = f"{self.budgets[-1]:g}"
+        return [f"R² at {last}: " + ", ".join(f"{m} {np.mean(v[last]):.3f}"
+                                               for m, v in self.r2.items())]
+
+
+def replay_study(
+    table: pd.DataFrame,
+    law: Any,
+    *,
+    cost: str,
+    target: str,
+    budgets: Sequence[float] = (0.01, 0.05, 0.1),
+    seeds: Sequence[int] = (0,),
+    outcome: str = "loss",
+    columns: Mapping[str, str] | None = None,
+    k: int = 8,
+    criterion: Criterion = "fisher",
+    cost_power: float = 1.0,
+    baselines: Sequence[str] = ("random", "cheapest"),
+    source: str = "table",
+    model: PoolModel | None = None,
+) -> ReplayResult:
+    """Replay a study on ``table`` (a pool whose ``outcome`` column is known): for each seed,
+    the sequential design (and each baseline) spends the budget shares in turn, seeing an
+    outcome only once it chose the run; each fit is scored by R² on the target rows."""
+    frame = table.reset_index(drop=True)
+    if outcome not in frame.columns:
+        raise ParameterError(f"{source} has no outcome column {outcome!r} to reveal (its "
+                             f"columns: {[str(c) for c in frame.columns]})", "outcome")
+    y = pd.to_numeric(frame[outcome], errors="coerce").to_numpy(float)
+    if not np.isfinite(y).all():
+        i = int(np.argmax(~np.isfinite(y)))
+        raise InputError(f"{frame[outcome].iloc[i]!r} is not a number", source=source,
+                         row=f"row {i + 1}", column=outcome)
+    shares = sorted(float(b) for b in budgets)
+    if not shares or shares[0] <= 0 or shares[-1] > 1:
+        raise ParameterError("budgets must be shares of the pool's cost in (0, 1]", "budgets")
+    c = cost_of(frame, cost, source)
+    tmask = target_mask(frame, c, target, source)
+    model = model or LawModel(law, frame, columns, source)
+    tgt = np.flatnonzero(tmask)
+    methods = ["ours", *baselines]
+    r2: dict[str, dict[str, list[float]]] = {m: {f"{b:g}": [] for b in shares} for m in methods}
+    runs: dict[str, dict[str, list[int]]] = {m: {f"{b:g}": [] for b in shares} for m in methods}
+    for seed in seeds:
+        for m in methods:
+            steps = replay(model, c, tmask, y, shares,
+                           PoolSettings(k=k, cost_power=cost_power, criterion=criterion,
+                                        seed=int(seed)),
+                           baseline=None if m == "ours" else m)  # type: ignore[arg-type]
+            for s in steps:
+                key = f"{s.budget:g}"
+                pred = (model.predict(s.theta[None, :], tgt)[0] if s.theta is not None
+                        else np.full((len(tgt), model.n_outputs), np.nan))
+                r2[m][key].append(r_squared(y[tgt], pred[:, 0] if pred.shape[1] == 1 else pred))
+                runs[m][key].append(len(s.observed))
+    return ReplayResult(law=getattr(getattr(model, "law", None), "name", str(law)),
+                        cost_expr=cost, target_expr=target, budgets=shares,
+                        seeds=[int(s) for s in seeds], r2=r2,
+                        runs_used={m: {b: float(np.mean(v)) for b, v in per.items()}
+                                for m, per in runs.items()},
+                        n_target=int(tmask.sum()),
+                        notes=["budgets are shares of the non-target rows' total cost; the "
+                               "target rows are never chosen, their outcomes only score the fits"])
