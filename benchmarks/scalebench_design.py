@@ -95,8 +95,9 @@ class SpecModel:
     parameter itself otherwise (as ScaleBench's own prior does)."""
 
     def __init__(self, spec: sbt.LawSpec, compiled: Any, x: dict[str, np.ndarray],
-                 starts: int) -> None:
+                 starts: int, modes: bool = True) -> None:
         self.spec = spec
+        self.modes = modes
         self.comp = compiled
         self.x = x
         self.starts = starts
@@ -158,6 +159,7 @@ class SpecModel:
         if warm is not None:
             starts.insert(0, np.clip(self.theta(warm), self.lo, self.hi))
         best, best_f = None, np.inf
+        found: list[tuple[float, np.ndarray]] = []
         for t0 in starts:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -167,13 +169,30 @@ class SpecModel:
                                    options={"maxiter": 1000, "ftol": 1e-15, "gtol": 1e-10})
                 except (ValueError, FloatingPointError, np.linalg.LinAlgError):
                     continue
-            if np.isfinite(res.fun) and res.fun < best_f:
-                best, best_f = res.x.copy(), float(res.fun)
+            if np.isfinite(res.fun):
+                found.append((float(res.fun), res.x.copy()))
+                if res.fun < best_f:
+                    best, best_f = res.x.copy(), float(res.fun)
         if best is None:
             best = 0.5 * (self.lo + self.hi)
         u = self.coords(best)
         pred = self.comp.predict(best, x)
-        return Fitted(u, _noise_var(y, pred, len(u)))
+        fitted = Fitted(u, _noise_var(y, pred, len(u)))
+        if self.modes and len(found) > 1:
+            # distinct optima within 1.5x the best MSE, weighted like a BIC comparison of equal
+            # size, exp(-n/2 log(mse_k / mse_best)) (MSPE keeps rival modes the same way)
+            modes, weights = [], []
+            for f, th in sorted(found, key=lambda z: z[0]):
+                if f > 1.5 * best_f or len(modes) >= 8:
+                    break
+                uk = self.coords(th)
+                if any(np.max(np.abs(uk - m)) < 1e-3 for m in modes):
+                    continue
+                modes.append(uk)
+                weights.append(np.exp(-0.5 * n * np.log(max(f, 1e-300) / max(best_f, 1e-300))))
+            if len(modes) > 1:
+                fitted.modes, fitted.mode_weights = np.array(modes), np.array(weights)
+        return fitted
 
 
 def run_law(task: sbt.Task, spec: sbt.LawSpec, compiled: Any, fit_groups: list, target_groups: dict,

@@ -205,13 +205,16 @@ def test_replay_reveals_outcomes_only_for_chosen_runs_and_stays_in_budget(pool):
     assert set(steps[0].observed) <= set(steps[1].observed)
 
 
-def test_replay_study_beats_cheapest_first_on_a_known_law(pool):
+def test_replay_study_beats_cheapest_first_on_a_known_law(pool, tmp_path):
     result = sl.replay_study(pool, "chinchilla", cost="6*N*D", target="top:10%",
                              budgets=[0.1], seeds=[0, 1])
     ours = np.mean(result.r2["ours"]["0.1"])
     assert ours > 0.9
     assert ours >= np.mean(result.r2["cheapest"]["0.1"]) - 0.02
     assert set(result.to_dict()["r2"]) == {"ours", "random", "cheapest"}
+    back = sl.load_result(result.save(tmp_path / "replay.json"))
+    assert back.to_dict() == result.to_dict() and len(repr(back)) < 300
+    assert "target-region R²" in result.summary().as_text()
 
 
 # -- the command -------------------------------------------------------------------------------------

@@ -156,6 +156,10 @@ class Fitted:
     unidentified: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
     result: Any = None
+    #: other local optima that fit about as well (K, P), and each one's weight (K,) with the
+    #: estimate's: rival basins whose predictions disagree in the target region
+    modes: np.ndarray | None = None
+    mode_weights: np.ndarray | None = None
 
 
 class PoolModel(Protocol):
@@ -318,7 +322,23 @@ def fisher_belief(model: PoolModel, fitted: Fitted, observed: np.ndarray, target
     j_obs = jac[:n].reshape(-1, jac.shape[-1])
     info = j_obs.T @ j_obs / fitted.noise_var + model.prior_precision()
     cov = np.linalg.pinv(info, hermitian=True)
-    return Belief(jac[n:n + t].reshape(-1, jac.shape[-1]), jac[n + t:], cov, fitted.noise_var)
+    g, c = jac[n:n + t].reshape(-1, jac.shape[-1]), jac[n + t:]
+    if fitted.modes is not None and len(fitted.modes) > 1:
+        # rival basins: their disagreement is a further latent direction each, weighted by how
+        # well each fits (the between-mode part of the predictive variance)
+        w = np.asarray(fitted.mode_weights, dtype=float)
+        w = w / w.sum()
+        pred = model.predict(fitted.modes, rows[n:])          # (K, t + m, O)
+        ok = np.all(np.isfinite(pred), axis=(1, 2))
+        if ok.sum() > 1:
+            pred, w = pred[ok], w[ok] / w[ok].sum()
+            dev = (pred - np.einsum("k,kno->no", w, pred)) * np.sqrt(w)[:, None, None]
+            dev = np.moveaxis(dev, 0, -1)                     # (t + m, O, K)
+            g = np.hstack([g, dev[:t].reshape(-1, dev.shape[-1])])
+            c = np.concatenate([c, dev[t:]], axis=-1)
+            k = dev.shape[-1]
+            cov = np.block([[cov, np.zeros((len(cov), k))], [np.zeros((k, len(cov))), np.eye(k)]])
+    return Belief(g, c, cov, fitted.noise_var)
 
 
 def ensemble_belief(model: PoolModel, fitted: Fitted, target: np.ndarray, candidates: np.ndarray
