@@ -139,7 +139,7 @@ class SpecModel:
         return np.diag(1.0 / np.maximum((hi_u - lo_u) / 4.0, 1e-6) ** 2)
 
     def fit(self, rows: np.ndarray, y: np.ndarray, *, seed: int, bootstrap: int = 0,
-            warm: np.ndarray | None = None) -> Fitted:
+            warm: np.ndarray | None = None, thorough: bool = False) -> Fitted:
         rows = np.asarray(rows, dtype=int)
         x = self._rows(rows)
         y = np.asarray(y, float).reshape(len(rows), -1)
@@ -155,7 +155,10 @@ class SpecModel:
             return f, np.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
 
         rng = np.random.default_rng([seed, n])
-        starts = [self.theta(u) for u in self._random(rng, self.starts)]
+        # between rounds a warm-started search of a few starts; the fit a budget is scored on
+        # searches as hard for every selection
+        n_random = self.starts if thorough or warm is None else max(self.starts // 4, 2)
+        starts = [self.theta(u) for u in self._random(rng, n_random)]
         if warm is not None:
             starts.insert(0, np.clip(self.theta(warm), self.lo, self.hi))
         best, best_f = None, np.inf
@@ -166,7 +169,7 @@ class SpecModel:
                 try:
                     res = minimize(fg, t0, jac=True, method="L-BFGS-B",
                                    bounds=list(zip(self.lo, self.hi, strict=True)),
-                                   options={"maxiter": 1000, "ftol": 1e-15, "gtol": 1e-10})
+                                   options={"maxiter": 500, "ftol": 1e-15, "gtol": 1e-10})
                 except (ValueError, FloatingPointError, np.linalg.LinAlgError):
                     continue
             if np.isfinite(res.fun):
@@ -238,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="folder with <task>_train.parquet (and <task>_test.parquet)")
     ap.add_argument("--tasks", default=",".join(sbt.TASKS), help="comma-separated task names")
     ap.add_argument("--laws", default="", help="comma-separated law names (sl_1,...); default all")
+    ap.add_argument("--max-laws", type=int, default=0,
+                    help="only the first N law instances of each task (0: all), for a short run")
     ap.add_argument("--budgets", default="0.01,0.05,0.1", help="nominal budget fractions")
     ap.add_argument("--repeats", type=int, default=3, help="seeds per law and method")
     ap.add_argument("--starts", type=int, default=12, help="random starts of each fit")
@@ -258,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     wanted = {w.strip() for w in args.laws.split(",") if w.strip()}
     table: dict[str, dict[str, dict[str, Any]]] = {}
     notes: dict[str, str] = {}
+    n_laws: dict[str, int] = {}
     t_start = time.perf_counter()
     for name in [t.strip() for t in args.tasks.split(",") if t.strip()]:
         task = sbt.TASKS[name]
@@ -277,6 +283,8 @@ def main(argv: list[str] | None = None) -> None:
         for spec in task.laws:
             if wanted and spec.name not in wanted:
                 continue
+            if args.max_laws and len(per_law) >= args.max_laws:
+                break
             r = run_law(task, spec, Compiled(spec), fit_groups, target_groups, shares,
                         args.repeats, args.starts, {"k": args.k, "cost_power": args.cost_power})
             per_law.append(r)
@@ -285,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"{b:g}: " + " ".join(f"{m} {np.mean(r[m][s]):+.2f}" for m in METHODS)
                     for b, s in zip(nominal, shares, strict=True)), file=sys.stderr, flush=True)
         table[name] = {}
+        n_laws[name] = len(per_law)
         for b, s in zip(nominal, shares, strict=True):
             # a repeat's score is the mean over the task's laws; mean and std over repeats
             entry: dict[str, Any] = {}
@@ -301,6 +310,7 @@ def main(argv: list[str] | None = None) -> None:
                   file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps({"design": table, "targets": notes, "repeats": args.repeats,
+                          "laws_per_task": {k: v for k, v in n_laws.items()},
                           "starts": args.starts, "seconds": round(time.perf_counter() - t_start, 1)},
                          indent=1))
         return

@@ -173,8 +173,9 @@ class PoolModel(Protocol):
         """(K, P) parameter vectors, row indices (n,) -> predictions (K, n, O)."""
 
     def fit(self, rows: np.ndarray, y: np.ndarray, *, seed: int, bootstrap: int,
-            warm: np.ndarray | None = None) -> Fitted:
-        """Fit the observed ``rows`` with outcomes ``y`` (n, O)."""
+            warm: np.ndarray | None = None, thorough: bool = False) -> Fitted:
+        """Fit the observed ``rows`` with outcomes ``y`` (n, O); ``thorough`` for the fit a
+        study ends with (a model may search less hard between rounds, warm-started)."""
 
     def prior(self, rows: np.ndarray, y: np.ndarray | None, k: int, seed: int) -> np.ndarray:
         """(k, P) plausible parameter vectors before (or beyond) the fit: the identification
@@ -241,7 +242,7 @@ class LawModel:
         return pd.DataFrame(data)
 
     def fit(self, rows: np.ndarray, y: np.ndarray, *, seed: int, bootstrap: int,
-            warm: np.ndarray | None = None) -> Fitted:
+            warm: np.ndarray | None = None, thorough: bool = False) -> Fitted:
         from scalinglab.fit.loss import fit_law
 
         result = fit_law(self.law, self.frame_of(rows, y), bootstrap=bootstrap, seed=seed,
@@ -739,7 +740,7 @@ def replay(model: PoolModel, cost: np.ndarray, target: np.ndarray, outcomes: np.
     of the non-target rows' total cost, as ScaleBench counts) to record the fit.
 
     Rounds grow with the spend (each may use as much as has been spent so far, at least an
-    eighth of the budget), so early rounds adapt quickly and later ones batch. ``baseline``
+    quarter of the budget), so early rounds adapt quickly and later ones batch. ``baseline``
     replaces the design by ScaleBench's baselines, one run at a time: ``random`` (any run left;
     one that would overshoot the budget is carried to the next budget) or ``cheapest``."""
     settings = settings or PoolSettings()
@@ -777,7 +778,7 @@ def replay(model: PoolModel, cost: np.ndarray, target: np.ndarray, outcomes: np.
             if left <= 0:
                 break
             rounds += 1
-            chunk = min(left, max(spent, total / 8.0))
+            chunk = min(left, max(spent, total / 4.0))
             obs = np.asarray(observed, dtype=int)
             rnd = next_round(model, cost, target, obs, outcomes[obs], chunk, settings,
                              warm=None if fitted is None else fitted.theta)
@@ -794,7 +795,7 @@ def replay(model: PoolModel, cost: np.ndarray, target: np.ndarray, outcomes: np.
             obs = np.asarray(observed, dtype=int)
             try:
                 fitted = model.fit(obs, outcomes[obs], seed=settings.seed, bootstrap=0,
-                                   warm=None if fitted is None else fitted.theta)
+                                   warm=None if fitted is None else fitted.theta, thorough=True)
                 theta = fitted.theta
             except NotIdentifiable:
                 theta = None
