@@ -288,10 +288,9 @@ def main(argv: list[str] | None = None) -> None:
             r = run_law(task, spec, Compiled(spec), fit_groups, target_groups, shares,
                         args.repeats, args.starts, {"k": args.k, "cost_power": args.cost_power})
             per_law.append(r)
-            if not args.json:
-                print(f"  {spec.id:28s} " + "  ".join(
-                    f"{b:g}: " + " ".join(f"{m} {np.mean(r[m][s]):+.2f}" for m in METHODS)
-                    for b, s in zip(nominal, shares, strict=True)), file=sys.stderr, flush=True)
+            print(f"  {spec.id:28s} " + "  ".join(
+                f"{b:g}: " + " ".join(f"{m} {np.mean(r[m][s]):+.2f}" for m in METHODS)
+                for b, s in zip(nominal, shares, strict=True)), file=sys.stderr, flush=True)
         table[name] = {}
         n_laws[name] = len(per_law)
         for b, s in zip(nominal, shares, strict=True):
@@ -305,9 +304,8 @@ def main(argv: list[str] | None = None) -> None:
             entry["random_published"] = PUBLISHED_RANDOM.get(name, {}).get(b)
             entry["share_spent"] = s
             table[name][f"{b:g}"] = entry
-        if not args.json:
-            print(f"{name}: {len(per_law)} laws, {time.perf_counter() - t0:.0f} s; target: {split}",
-                  file=sys.stderr, flush=True)
+        print(f"{name}: {len(per_law)} laws, {time.perf_counter() - t0:.0f} s; target: {split}",
+              file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps({"design": table, "targets": notes, "repeats": args.repeats,
                           "laws_per_task": {k: v for k, v in n_laws.items()},

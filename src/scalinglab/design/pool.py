@@ -530,7 +530,7 @@ def next_round(model: PoolModel, cost: np.ndarray, target: np.ndarray, observed:
 # -- the proposal (a result) -------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(repr=False)
 class PoolProposal(Result):
     """The next runs from a pool, and why: the rows proposed (their pool row, inputs, cost and
     share of the target's predictive variance each removes), the phase, the spend."""
@@ -816,7 +816,7 @@ def r_squared(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.clip(1.0 - ss_res / ss_tot, -1.0, 1.0))
 
 
-@dataclass
+@dataclass(repr=False)
 class ReplayResult(Result):
     """A study replayed on a pool with known outcomes: target-region R² per budget share and
     selection (``ours``, ``random``, ``cheapest``), mean and std over seeds, and the runs and
