@@ -69,6 +69,7 @@ class Result:
 
 def _kinds() -> dict[str, Any]:
     from scalinglab.downstream import kinds as downstream_kinds
+    from scalinglab.fit.curves import CurveFit
     from scalinglab.fit.isoflop import IsoFlopResult
     from scalinglab.fit.result import FitResult
     from scalinglab.fit.validate import LawSelection, RollingForward
@@ -77,7 +78,8 @@ def _kinds() -> dict[str, Any]:
     from scalinglab.testtime import kinds as testtime_kinds
 
     return {cls.kind: cls for cls in (FitResult, IsoFlopResult, HparamFit, TauFit, RollingForward,
-                                      LawSelection, *downstream_kinds(), *testtime_kinds())}
+                                      LawSelection, CurveFit, *downstream_kinds(),
+                                      *testtime_kinds())}
 
 
 def load_result(path: str | Path) -> Result:
