@@ -60,7 +60,7 @@ class Result:
 
     def save(self, path: str | Path) -> Path:
         """Write ``to_dict(include_draws=True)`` as JSON (read back with :func:`load_result`)."""
-        from scalinglab.clikit import to_json
+        from scalinglab.serialize import to_json
 
         path = Path(path)
         path.write_text(to_json(self.to_dict(include_draws=True)) + "\n", encoding="utf-8")

@@ -611,10 +611,3 @@ def print_auto(result: AutoResult) -> None:
                   highlight=False, soft_wrap=True)
 
 
-def register(app: typer.Typer) -> None:
-    """``simulate`` and ``design next`` at the top level; ``auto`` onto the ``sweep`` group."""
-    from scalinglab.sweep.commands import sweep_app
-
-    app.command("simulate")(simulate_cmd)
-    app.add_typer(design_app, name="design")
-    sweep_app.command("auto")(sweep_auto)
