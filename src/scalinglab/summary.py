@@ -108,8 +108,16 @@ def tidy_warnings(warnings: Sequence[str]) -> list[str]:
     with its places joined ("chinchilla, plan: X"); warnings that say a figure is not
     identified, or a result was refused, come before the rest (the demo once ended on ~15
     warnings, some twice, its unidentified plan among them)."""
+    out = merge_places(warnings)
+    grave = [w for w in out if any(g in w.lower() for g in _GRAVE)]
+    return grave + [w for w in out if w not in grave]
+
+
+def merge_places(items: Sequence[str]) -> list[str]:
+    """Each message once, in the order first given; the same message from several places
+    ("MMLU: X", "ARC-C: X") said once with the places joined ("MMLU, ARC-C: X")."""
     merged: dict[str, list[str]] = {}
-    for w in warnings:
+    for w in items:
         w = str(w).strip()
         if not w:
             continue
@@ -120,9 +128,7 @@ def tidy_warnings(warnings: Sequence[str]) -> list[str]:
                 merged[what].append(where)
         else:
             merged.setdefault(w, [])
-    out = [(", ".join(places) + ": " + what) if places else what for what, places in merged.items()]
-    grave = [w for w in out if any(g in w.lower() for g in _GRAVE)]
-    return grave + [w for w in out if w not in grave]
+    return [(", ".join(places) + ": " + what) if places else what for what, places in merged.items()]
 
 
 def format_interval(ci: Any, sig: int = 4) -> str:
