@@ -89,7 +89,7 @@ def test_a_sigmoid_that_falls_with_compute_says_so():
 def test_a_model_with_flops_1000x_off_is_named_and_one_at_chance_is_not():
     rng = np.random.default_rng(1)
     logc = np.linspace(20, 25, 40)
-    scores = {f"b{j}": 0.25 + 0.7 * expit((logc - 22.5 + rng.normal(0, 0.2, 40))) for j in range(4)}
+    scores = {f"b{j}": 0.25 + 0.7 * expit(logc - 22.5 + rng.normal(0, 0.2, 40)) for j in range(4)}
     C = 10**logc
     ids = [f"m{i}" for i in range(40)]
     assert compute_outliers(C, scores, ids) == []

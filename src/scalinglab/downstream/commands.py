@@ -139,7 +139,7 @@ def fit_benchmark_command(
 ) -> None:
     """Fit benchmark accuracy against log training compute: a sigmoid between chance and 1.
 
-    Example: scalinglab fit benchmark evals.csv -m MMLU -m ARC-C --compute "FLOPs (1E21)" --compute-scale 1e21 --chance 0.25 --fit-below 8.4e22 --family "Model Family"
+    Example: scalinglab fit benchmark evals.csv --metric MMLU --metric ARC-C --compute "FLOPs (1E21)" --compute-scale 1e21 --chance 0.25 --fit-below 8.4e22 --family "Model Family"
     """
     from scalinglab.downstream.benchmark import fit_benchmarks
     from scalinglab.downstream.observational import fit_observational
@@ -168,8 +168,10 @@ def fit_benchmark_command(
         others = {m: table.numbers(m) for m in preds}
         need = components + (0 if preds else 1)
         if len(preds or names) < need:
-            raise UserError(f"the observational law needs at least {need} predictor benchmarks "
-                            f"({components} components); got {len(preds or names)}")
+            flag = "--family" if family is not None and not preds else "the observational law"
+            raise UserError(f"{flag} needs at least {need} metrics (each is predicted from "
+                            f"{components} components of {'the predictors' if preds else 'the others'}); "
+                            f"got {len(preds or names)}")
         fams = None if family is None else table.text(family)
         for m in names:
             pool = {m: scores[m], **others} if preds else scores
