@@ -49,6 +49,7 @@ def _register() -> None:
     from scalinglab.design import commands as design_commands
     from scalinglab.downstream import commands as downstream_commands
     from scalinglab.fit import commands as fit_commands
+    from scalinglab.fit import curve_commands
     from scalinglab.hparams import commands as hparams_commands
     from scalinglab.plan import commands as plan_commands
     from scalinglab.report import commands as report_commands
@@ -64,6 +65,7 @@ def _register() -> None:
         sweep_commands,
         report_commands,
         downstream_commands,
+        curve_commands,
         testtime_commands,
         demo_commands,
         design_commands,

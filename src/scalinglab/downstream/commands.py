@@ -37,6 +37,9 @@ def register(app: typer.Typer) -> None:
     fit_app.command("downstream")(fit_downstream)
     fit_app.command("benchmark")(fit_benchmark_command)
     predict_app.command("downstream")(predict_downstream)
+    from scalinglab.downstream import l2l_commands
+
+    l2l_commands.register(fit_app, predict_app)
     app.add_typer(predict_app, name="predict")
 
 
