@@ -197,7 +197,7 @@ def _load_state(config: AutoConfig) -> dict[str, Any]:
 
 
 def _save_state(config: AutoConfig, state: dict[str, Any]) -> None:
-    from scalinglab.clikit import to_json
+    from scalinglab.serialize import to_json
 
     path = _state_path(config.out)
     tmp = path.with_suffix(".json.tmp")

@@ -31,20 +31,6 @@ IdOpt = typer.Option(None, "--id", help="Column naming each row (default: run_id
 SaveOpt = typer.Option(None, "--save", help="Write the fit with its bootstrap draws to this JSON file.")
 
 
-def register(app: typer.Typer) -> None:
-    from scalinglab.fit.commands import fit_app
-
-    fit_app.command("downstream")(fit_downstream)
-    fit_app.command("benchmark")(fit_benchmark_command)
-    predict_app.command("downstream")(predict_downstream)
-    from scalinglab.downstream import l2l_commands
-
-    l2l_commands.register(fit_app, predict_app)
-    app.add_typer(predict_app, name="predict")
-
-
-
-
 def fit_downstream(
     file: Path = FileArg,
     metric: list[str] = MetricOpt,
@@ -278,5 +264,8 @@ def predict_downstream(
     show_results(result, save, json_)
 
 
+predict_app.command("downstream")(predict_downstream)
+
+
 __all__ = ["fit_benchmark_command", "fit_downstream", "load_link", "load_loss_law", "predict_app",
-           "predict_downstream", "register"]
+           "predict_downstream"]

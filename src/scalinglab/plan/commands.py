@@ -104,5 +104,3 @@ def plan_cmd(
         print_plan(plan)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("plan")(plan_cmd)
