@@ -82,10 +82,6 @@ UniqueOpt = typer.Option(None, "--unique-tokens", help="Column (or store extra/t
                          "tokens: input U of data-constrained laws; runs differing in it are kept apart.")
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(fit_app, name="fit")
-
-
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
     """A rich progress bar on stderr for the multi-start search and the bootstrap."""

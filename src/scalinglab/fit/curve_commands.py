@@ -21,14 +21,6 @@ from scalinglab.clikit import (
 )
 
 
-def register(app: typer.Typer) -> None:
-    from scalinglab.downstream.commands import predict_app
-    from scalinglab.fit.commands import fit_app
-
-    fit_app.command("curves")(fit_curves_command)
-    predict_app.command("curve")(predict_curve_command)
-
-
 def _store_frame(store: Path, where: str | None, schedule: str | None) -> tuple[Any, dict]:
     """The store's curves as a long frame, each run with its schedule (recorded, or --schedule)."""
     import pandas as pd
