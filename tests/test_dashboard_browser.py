@@ -303,3 +303,18 @@ def test_pins_draw_their_laws_over_the_runs(browser, dashboard, artefacts):
     page.locator("#compare-card").screenshot(path=str(artefacts / "dashboard-pinned-laws.png"))
     page.close()
     assert not errors
+
+
+def test_numbers_read_in_human_units(browser, dashboard):
+    url, _ = dashboard
+    page, errors = open_page(browser, url)
+    human = page.evaluate("""() => {
+        const h = SLRunsTable.human, p = SLRunsTable.parseHuman;
+        return [h(1.2e9, {kind: 'num', unit: 'count'}), h(2.048e11, {kind: 'num', unit: 'tokens'}),
+                h(3.4e19, {kind: 'num', unit: 'flops'}), h(3e-4, {kind: 'num'}), h(3.1234567, {kind: 'num'}),
+                h(null, {kind: 'num'}), p('125M'), p('1.4T'), p('2,048'), p('7X')];
+    }""")
+    assert human[:6] == ["1.2B", "205B", "3.4e19", "3e-4", "3.123", ""]
+    assert human[6:9] == [125e6, 1.4e12, 2048] and (human[9] is None or human[9] != human[9])  # NaN
+    page.close()
+    assert not errors

@@ -60,7 +60,7 @@ class Result:
 
     def save(self, path: str | Path) -> Path:
         """Write ``to_dict(include_draws=True)`` as JSON (read back with :func:`load_result`)."""
-        from scalinglab.clikit import to_json
+        from scalinglab.serialize import to_json
 
         path = Path(path)
         path.write_text(to_json(self.to_dict(include_draws=True)) + "\n", encoding="utf-8")
@@ -68,7 +68,9 @@ class Result:
 
 
 def _kinds() -> dict[str, Any]:
+    from scalinglab.design.pool import PoolProposal, ReplayResult
     from scalinglab.downstream import kinds as downstream_kinds
+    from scalinglab.fit.curves import CurveFit
     from scalinglab.fit.isoflop import IsoFlopResult
     from scalinglab.fit.result import FitResult
     from scalinglab.fit.validate import LawSelection, RollingForward
@@ -77,7 +79,8 @@ def _kinds() -> dict[str, Any]:
     from scalinglab.testtime import kinds as testtime_kinds
 
     return {cls.kind: cls for cls in (FitResult, IsoFlopResult, HparamFit, TauFit, RollingForward,
-                                      LawSelection, *downstream_kinds(), *testtime_kinds())}
+                                      LawSelection, CurveFit, *downstream_kinds(),
+                                      *testtime_kinds(), PoolProposal, ReplayResult)}
 
 
 def load_result(path: str | Path) -> Result:

@@ -127,5 +127,3 @@ def _print_demo(r: DemoResult) -> None:
         console.print(f"  {path}  [dim]{what}[/]", highlight=False)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)

@@ -22,7 +22,6 @@ from scalinglab.clikit import (
     parse_tags,
     print_table,
 )
-from scalinglab.runs.io import parse_pairs
 
 _INVALID_HELP = ("What a bad row does: reject (the import; lists up to 20 bad rows), skip (it), "
                  "or failed (import it as a failed run with the reason).")
@@ -84,6 +83,7 @@ def import_runs(
     """
     from scalinglab.errors import ConflictError
     from scalinglab.runs.columns import MissingColumn
+    from scalinglab.runs.io import parse_pairs
     from scalinglab.runs.store import InvalidRows, RunStore
 
     tracked = None
@@ -151,6 +151,7 @@ def import_runs(
 
 def _read_tracked(path: str, kind: str, **opts: Any) -> Any:
     """``import --from KIND``: the tracker's reader, with ``--set`` pairs and file taken apart."""
+    from scalinglab.runs.io import parse_pairs
     from scalinglab.runs.trackers import SOURCES, RunSettings, read_tracker
 
     if kind not in SOURCES:
@@ -173,7 +174,7 @@ def _read_tracked(path: str, kind: str, **opts: Any) -> Any:
 def _scaled(frame: Any, scale: list[str] | None, source: str) -> Any:
     from scalinglab.runs import io as runs_io
 
-    return runs_io.scale_columns(frame, parse_pairs(scale, "--scale"), source)
+    return runs_io.scale_columns(frame, runs_io.parse_pairs(scale, "--scale"), source)
 
 
 def list_runs(
@@ -303,7 +304,3 @@ def store_info(
                   + (", ".join(f"{n} {s}" for s, n in sorted(info["runs"].items())) or "no runs"))
 
 
-def register(app: typer.Typer) -> None:
-    app.command("import")(import_runs)
-    app.command("runs")(list_runs)
-    app.add_typer(store_app)
