@@ -22,6 +22,7 @@ import numpy as np
 
 from scalinglab.report import views
 from scalinglab.report.analysis import Progress, Summary, summarise
+from scalinglab.report.saved import saved_sections
 from scalinglab.report.sections import Chart, Section, report_sections, runs_table
 from scalinglab.serialize import to_json
 from scalinglab.summary import CSS
@@ -140,7 +141,7 @@ def render_report(summary: Summary, store: Any = None, title: str = "scalinglab 
                   progress: Progress | None = None) -> str:
     """The report as one HTML string: sections, interactive charts, run details, no external
     assets. ``progress(stage, done, total)`` hears each chart as it is built."""
-    sections = report_sections(summary, store)
+    sections = report_sections(summary, store, saved_sections(summary.results))
     charts = [c for sec in sections for c in sec.charts()]
     specs: dict[str, Any] = {}
     for i, chart in enumerate(charts):
