@@ -19,6 +19,7 @@ from scalinglab.errors import InputError, ParameterError
 from scalinglab.results import KIND_MODULES, REGISTRY, Result, load_result, registered_kinds
 from scalinglab.serialize import to_json
 
+
 def _runs() -> pd.DataFrame:
     runs = isoflop_runs(budgets=np.geomspace(1e18, 1e21, 5), per_budget=6, noise=0.003)
     runs["run_id"] = [f"r{i}" for i in range(len(runs))]
@@ -177,6 +178,16 @@ def _simulation() -> Result:
                     target=1e23, repeats=1, noise=Noise(0.0), bootstrap=10, starts=100)
 
 
+def _curves() -> Result:
+    from test_laws_curves import FIT_SHAPES, TRUTH, simulated
+
+    from scalinglab.laws.schedules import Schedule
+
+    frame = simulated(TRUTH, FIT_SHAPES, 3e-4, np.random.default_rng(1), every=1024)
+    return sl.fit_curves(frame, law="multipower", bootstrap=10,
+                         schedules={k: Schedule(v, k) for k, v in FIT_SHAPES.items()})
+
+
 def _plan() -> Result:
     return sl.make_plan(compute=1e21, loss_law=_loss_fit())
 
@@ -190,7 +201,8 @@ def _heldout() -> Result:
 
 BUILDERS: dict[str, Callable[[], Result]] = {
     "loss_fit": _loss_fit, "isoflop": _isoflop, "rolling_forward": _rolling,
-    "law_selection": _selection, "hparam_fit": _hparams, "tau_fit": _tau, "link_fit": _link,
+    "law_selection": _selection, "hparam_fit": _hparams, "tau_fit": _tau, "curve_fit": _curves,
+    "link_fit": _link,
     "link_table": _link_table, "benchmark_fit": _benchmark, "benchmark_table": _benchmark_table,
     "downstream_prediction": _chained, "observational_fit": _observational,
     "pass_at_k": _pass_at_k, "coverage_fit": _coverage, "verifier_analysis": _verifier,

@@ -26,11 +26,13 @@ _EXPORTS: dict[str, str] = {
     "fit_hparam_law": "scalinglab.hparams.fit",
     "fit_tau_law": "scalinglab.hparams.timescale",
     "select_runs": "scalinglab.runs.select",
+    "fit_curves": "scalinglab.fit.curves",
     # results
     "FitResult": "scalinglab.fit.result",
     "IsoFlopResult": "scalinglab.fit.isoflop",
     "HparamFit": "scalinglab.hparams.fit",
     "TauFit": "scalinglab.hparams.timescale",
+    "CurveFit": "scalinglab.fit.curves",
     "load_result": "scalinglab.results",
     "Estimate": "scalinglab.stats",
     # laws

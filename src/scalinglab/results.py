@@ -37,6 +37,7 @@ KIND_MODULES: dict[str, str] = {
     "law_selection": "scalinglab.fit.validate",
     "hparam_fit": "scalinglab.hparams.fit",
     "tau_fit": "scalinglab.hparams.timescale",
+    "curve_fit": "scalinglab.fit.curves",
     "link_fit": "scalinglab.downstream.link_fit",
     "link_table": "scalinglab.downstream.link_fit",
     "benchmark_fit": "scalinglab.downstream.benchmark",

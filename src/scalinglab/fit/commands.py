@@ -70,6 +70,10 @@ OverOpt = typer.Option(4.0, "--over-penalty", help="Factor on over-predicting re
 WeightsOpt = typer.Option(None, "--weights", help="Per-run weights: a column, or sqrtC for sqrt(C).")
 DropOpt = typer.Option(0, "--drop-highest", min=0, help="Leave out the K highest-loss runs first "
                        "(Epoch AI's Chinchilla refit drops 5).")
+FlopOpt = typer.Option(None, "--flop-convention", help="What a given C (or budget) column is: "
+                       "6ND (default: checked, a warning names the column and factor when it is "
+                       "not), a factor to 6ND such as 1.2, or 'given' to take it as it is.",
+                       show_default=False)
 UniqueOpt = typer.Option(None, "--unique-tokens", help="Column (or store extra/tag) of unique "
                          "tokens: input U of data-constrained laws; runs differing in it are kept apart.")
 
@@ -126,12 +130,24 @@ class _Estimation:
     weights: str | None = None
     drop_highest: int = 0
     unique_tokens: str | None = None
+    flop_convention: str | None = None
 
     def kwargs(self, law: Any) -> dict[str, Any]:
         return {"tie": parse_ties(self.tie, law.param_names), "fix": parse_fixes(self.fix),
                 "bounds": parse_bounds(self.bounds), "loss": self.loss, "delta": self.delta,
                 "over_penalty": self.over_penalty, "weights": self.weights,
-                "drop_highest": self.drop_highest}
+                "drop_highest": self.drop_highest, "flop_convention": _convention(self.flop_convention)}
+
+
+def _convention(text: str | None) -> Any:
+    from scalinglab.errors import ParameterError
+    from scalinglab.fit.consistency import parse_convention
+
+    try:
+        parse_convention(text)
+    except ParameterError as exc:
+        raise UserError(f"--flop-convention: {exc}") from None
+    return text
 
 
 def parse_ties(items: list[str] | None, params: tuple[str, ...]) -> dict[str, str]:
@@ -241,7 +257,7 @@ def chinchilla(
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
-    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt,
+    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
 ) -> None:
     """Fit L = E + A/N^alpha + B/D^beta (Chinchilla Approach 3, as Besiroglu et al. 2024).
 
@@ -253,7 +269,7 @@ def chinchilla(
     _fit_command("chinchilla", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens))
+                             unique_tokens, flop_convention))
 
 
 @fit_app.command("kaplan")
@@ -265,7 +281,7 @@ def kaplan(
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
-    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt,
+    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
 ) -> None:
     """Fit Kaplan et al. 2020's L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D.
 
@@ -274,7 +290,7 @@ def kaplan(
     _fit_command("kaplan", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens))
+                             unique_tokens, flop_convention))
 
 
 @fit_app.command("power")
@@ -287,7 +303,7 @@ def power(
     all_runs: bool = AllRunsOpt, best_per_point: bool = BestOpt, group_by: str = GroupByOpt,
     tie: list[str] = TieOpt, fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt,
     loss: str = LossOpt, delta: float = DeltaOpt, over_penalty: float = OverOpt,
-    weights: str = WeightsOpt, drop_highest: int = DropOpt,
+    weights: str = WeightsOpt, drop_highest: int = DropOpt, flop_convention: str = FlopOpt,
 ) -> None:
     """Fit a one-variable power law L = E + A x^-alpha, x one of N, D, C.
 
@@ -297,7 +313,8 @@ def power(
         raise UserError(f"--x must be N, D or C, not {x!r}")
     _fit_command(f"power_{x}", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  None, at, save, json_, all_runs, best_per_point, group_by,
-                 _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest))
+                 _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
+                             flop_convention=flop_convention))
 
 
 @fit_app.command("isoflop")
@@ -314,6 +331,7 @@ def isoflop(
     group_by: str = GroupByOpt,
     method: str = typer.Option("parabola", "--method", help="Approach 2's minimum per budget: "
                                "parabola (Hoffmann et al.) or akima (Porian et al.: interpolated)."),
+    flop_convention: str = FlopOpt,
 ) -> None:
     """Fit N_opt = k C^a and D_opt = k' C^b by Hoffmann et al.'s Approaches 1 and 2.
 
@@ -332,7 +350,8 @@ def isoflop(
                                      _columns(group_by))
     with err_console.status("fitting IsoFLOP parabolas", spinner="dots") if not json_ else _null():
         result = fit_isoflop(frame, bootstrap=bootstrap, seed=seed, budget=budget, tol_dex=tol_dex,
-                             source=source, method=method)
+                             source=source, method=method,
+                             flop_convention=_convention(flop_convention))
     result.notes[:0] = notes
     budgets = compute or None
     if save is not None:
@@ -358,7 +377,7 @@ def law_cmd(
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
-    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt,
+    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
 ) -> None:
     """Fit any law of the catalogue by name (gadre2024, muennighoff2023, broken_power_C, ...).
 
@@ -367,7 +386,7 @@ def law_cmd(
     _fit_command(name, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens))
+                             unique_tokens, flop_convention))
 
 
 @fit_app.command("laws")
@@ -414,7 +433,7 @@ def custom_cmd(
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
-    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt,
+    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
 ) -> None:
     """Fit a law you write: parsed safely (no eval), symbolic gradients, multi-start, bootstrap.
 
@@ -437,7 +456,7 @@ def custom_cmd(
     _fit_command(law, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens))
+                             unique_tokens, flop_convention))
 
 
 @fit_app.command("select")

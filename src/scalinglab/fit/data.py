@@ -93,6 +93,8 @@ def read_fit_file(
             out[col] = raw[col].to_numpy()
     if out.empty:
         raise InputError("no finished runs", source=source)
+    # the file's own names, for messages about a column (the 6ND check names the user's column)
+    out.attrs["source_columns"] = {k: v for k, v in file_name.items() if k in NUMERIC}
     return out, notes
 
 
@@ -131,6 +133,7 @@ def load_runs(
             raise ParameterError("tags filter the run store; they do not apply to a file", "tag")
         frame, notes = read_fit_file(file, needed, mapping)
         source = str(file)
+        names = dict(frame.attrs.get("source_columns", {}))
         if where:
             frame = filter_runs(numeric_columns(frame), where)
             if frame.empty:
@@ -142,7 +145,7 @@ def load_runs(
 
         path = store or DEFAULT_STORE
         frame = RunStore(path, read_only=True).runs(where=where, tags=dict(tags or {}))
-        source, notes = str(path), []
+        source, notes, names = str(path), [], {}
         if frame.empty:
             raise InputError("no finished runs" + (f" match where {where!r}" if where else "")
                              + (f" with tags {dict(tags)}" if tags else ""), source=str(path))
@@ -162,6 +165,7 @@ def load_runs(
     notes += derived
     chosen = select_runs(frame, needed, best_per_point=best_per_point, group_by=group_by,
                          all_runs=all_runs)
+    chosen.frame.attrs["source_columns"] = names
     return chosen.frame, source, notes + chosen.notes
 
 

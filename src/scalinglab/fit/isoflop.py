@@ -410,6 +410,7 @@ def fit_isoflop(
     columns: Mapping[str, str] | None = None,
     source: str = "",
     method: str = "parabola",
+    flop_convention: Any = None,
 ) -> IsoFlopResult:
     """Approaches 1 and 2 on runs with ``N``, ``loss`` and ``D`` or ``C`` (the other is derived).
 
@@ -420,11 +421,16 @@ def fit_isoflop(
     (Porian et al.: Akima interpolation of ln loss against ln N, minimum on a fine grid; the
     interval from resampling runs within budgets). Raises :class:`NotIdentifiable` when fewer
     than 2 budgets are usable by either approach.
+
+    A C column given beside N and D, and a numeric budget column, are checked against ``6ND``
+    (:func:`scalinglab.fit.consistency.check_flops`; ``flop_convention`` accepts another).
     """
+    from scalinglab.fit.consistency import check_flops, d_exponent_note
     from scalinglab.fit.loss import complete_columns
 
     if method not in METHODS:
         raise ParameterError(f"method must be one of {list(METHODS)}, not {method!r}", "method")
+    given_c = {"N", "D", "C"} <= set(frame.rename(columns={v: k for k, v in (columns or {}).items()}).columns)
     df, notes = complete_columns(frame, ("N", "D", "C"), columns)
     ids = (df["run_id"].astype(str).tolist() if "run_id" in df.columns
            else [f"row-{i + 1}" for i in range(len(df))])
@@ -446,6 +452,18 @@ def fit_isoflop(
             raise ParameterError(f"budget {budget!r} is neither a column nor a tag of every run",
                                  "budget")
     group, values = group_budgets(c_all, labels, tol_dex)
+    warnings: list[str] = []
+    checks = []
+    if given_c:
+        checks.append(check_flops(n_all, d_all, c_all, column=(columns or {}).get("C") or
+                                  frame.attrs.get("source_columns", {}).get("C", "C"),
+                                  flop_convention=flop_convention))
+    if labels is not None and np.isfinite(pd.to_numeric(pd.Series(labels), errors="coerce")).all():
+        checks.append(check_flops(n_all, d_all, values[group], column=budget, what="budget",
+                                  flop_convention=flop_convention))
+    for check in checks:
+        warnings += check.warnings
+        notes += check.notes
     if labels is None:
         notes.append(f"runs grouped into {len(values)} budgets by C (within {tol_dex:g} decades)")
     if method == "akima":
@@ -453,7 +471,6 @@ def fit_isoflop(
                      "2024), minimum on a grid of 25 points per sampled interval")
 
     rng = np.random.default_rng(seed)
-    warnings: list[str] = []
     budgets: list[BudgetFit] = []
     # per budget: full-data fit in row 0, resamples in rows 1..K
     k = max(bootstrap, 0)
@@ -557,6 +574,11 @@ def fit_isoflop(
     if a1 is None:
         warnings.append(f"Approach 1 needs at least 2 budgets with {MIN_SIZES} or more model sizes "
                         "and a best run inside them; it is not reported")
+    for check in checks:
+        why = d_exponent_note(check, None if a1 is None else a1.b, None if a2 is None else a2.b)
+        if why:
+            notes.append(why)
+            break
     for a in (a1, a2):
         if a is not None and a.draws is not None:
             failed = float(np.mean(~np.isfinite(a.draws[:, 0])))

@@ -363,6 +363,7 @@ def fit_law(
     weights: str | Sequence[float] | np.ndarray | None = None,
     drop_highest: int = 0,
     where: str | None = None,
+    flop_convention: Any = None,
 ) -> FitResult:
     """Fit a loss law (a catalogue name, see ``scalinglab.list_laws()``, or a :class:`Law`) to a
     frame of runs.
@@ -382,16 +383,27 @@ def fit_law(
 
     Which runs inform a law (replicates, lr x batch grids) is decided before this call, by
     :func:`scalinglab.runs.select.select_runs`; this function fits every row it is given.
+
+    A C column given beside N and D is checked against ``6ND`` (the optimum at a budget assumes
+    it): :func:`scalinglab.fit.consistency.check_flops`, with ``flop_convention`` to accept
+    another factor (``1.2``) or the column as given (``"given"``).
     """
+    from scalinglab.fit.consistency import check_flops
+
     law = get_law(law)
     loss = make_estimator(loss, delta, over_penalty, param="loss")
     if where:
         frame = filter_runs(frame, where)
         if frame.empty:
             raise InputError(f"no runs satisfy where {where!r}", source=source or None)
+    given_c = {"N", "D", "C"} <= set(frame.rename(columns={v: k for k, v in (columns or {}).items()}).columns)
     frame, notes = complete_columns(frame, law.inputs, columns)
     ids = (frame["run_id"].astype(str).tolist() if "run_id" in frame.columns
            else [f"row-{i + 1}" for i in range(len(frame))])
+    flops = None
+    if given_c:
+        flops = check_flops(frame["N"], frame["D"], frame["C"], flop_convention=flop_convention,
+                            column=(columns or {}).get("C") or frame.attrs.get("source_columns", {}).get("C", "C"))
     w, wnote = run_weights(frame, weights)
     fit = fit_arrays(
         law, {k: frame[k].to_numpy(float) for k in law.inputs}, frame["loss"].to_numpy(float),
@@ -401,6 +413,9 @@ def fit_law(
         over_penalty=over_penalty, weights=w, drop_highest=drop_highest,
     )
     fit.notes[:0] = notes + ([wnote] if wnote else [])
+    if flops is not None:
+        fit.warnings[:0] = flops.warnings
+        fit.notes += flops.notes
     return fit
 
 
