@@ -231,6 +231,18 @@ def downstream_rows() -> list[Row] | None:
     return None if section is None else list(section())
 
 
+def l2l_rows(bootstrap: int) -> list[Row] | None:
+    """Loss-to-loss translation and extrapolation, and the OLMo ladder (benchmarks/repro_l2l.py)."""
+    path = Path(__file__).with_name("repro_l2l.py")
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("repro_l2l", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.section(bootstrap))
+
+
 # -- output --------------------------------------------------------------------------------------------
 
 
@@ -289,13 +301,14 @@ def main(argv: list[str] | None = None) -> int:
         ("Muennighoff", lambda: muennighoff_rows(args.bootstrap)),
         ("Step Law", lambda: steplaw_rows(args.bootstrap)),
         ("downstream", downstream_rows),
+        ("loss-to-loss and ladder", lambda: l2l_rows(args.bootstrap)),
     ]
     rows: list[Row] = []
     for name, make in sections:
         t = time.perf_counter()
         got = make()
         if got is None:
-            print(f"[{name}: benchmarks/repro_downstream.py not present, skipped]", file=sys.stderr)
+            print(f"[{name}: its benchmarks/repro_*.py is not present, skipped]", file=sys.stderr)
             continue
         rows += got
         print(f"[{name}: {len(got)} rows in {time.perf_counter() - t:.1f} s]", file=sys.stderr)

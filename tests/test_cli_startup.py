@@ -76,3 +76,16 @@ def test_commands_that_live_in_another_area_join_their_group():
     root = get_command(app)
     assert {"downstream", "benchmark", "chinchilla"} <= set(root.get_command(None, "fit").commands)
     assert {"auto", "run", "plan"} <= set(root.get_command(None, "sweep").commands)
+
+
+def test_no_area_registers_commands_itself():
+    """Commands join the command line through ``cli.COMMANDS`` (a line there, ``extra`` for a
+    command in another area's group): a ``register(app)`` of an area's own is never called."""
+    import ast
+
+    found = []
+    for path in SRC.joinpath("scalinglab").rglob("*commands.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and node.name == "register":
+                found.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert not found, f"add these commands to scalinglab.cli.COMMANDS instead: {found}"

@@ -26,6 +26,9 @@ _EXPORTS: dict[str, str] = {
     "fit_hparam_law": "scalinglab.hparams.fit",
     "fit_tau_law": "scalinglab.hparams.timescale",
     "select_runs": "scalinglab.runs.select",
+    "fit_loss_to_loss": "scalinglab.downstream.l2l",
+    "translate": "scalinglab.downstream.l2l",
+    "fit_ladder": "scalinglab.downstream.ladder",
     "fit_curves": "scalinglab.fit.curves",
     # results
     "FitResult": "scalinglab.fit.result",

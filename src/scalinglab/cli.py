@@ -46,7 +46,11 @@ COMMANDS: dict[str, CommandEntry] = {
                         "Fit loss laws (Chinchilla, Kaplan, power laws, IsoFLOP) with bootstrap "
                         "intervals.",
                         extra={"downstream": "scalinglab.downstream.commands:fit_downstream",
-                               "benchmark": "scalinglab.downstream.commands:fit_benchmark_command"}),
+                               "benchmark": "scalinglab.downstream.commands:fit_benchmark_command",
+                               "loss-to-loss":
+                                   "scalinglab.downstream.l2l_commands:fit_loss_to_loss_command",
+                               "translate": "scalinglab.downstream.l2l_commands:fit_translate_command",
+                               "ladder": "scalinglab.downstream.l2l_commands:fit_ladder_command"}),
     "hparams": CommandEntry("scalinglab.hparams.commands:app",
                             "Optimal learning rate and batch size: fit laws from lr x batch grids "
                             "(Step Law procedure), predict, evaluate on held-out groups, inspect "
@@ -56,7 +60,9 @@ COMMANDS: dict[str, CommandEntry] = {
                           extra={"auto": "scalinglab.design.commands:sweep_auto"}),
     "predict": CommandEntry("scalinglab.downstream.commands:predict_app",
                             "Predict from saved fits: downstream metrics at a model size and token "
-                            "count, chained through a loss law (joint bootstrap intervals)."),
+                            "count, chained through a loss law (joint bootstrap intervals).",
+                            extra={"loss-to-loss": "scalinglab.downstream.l2l_commands:"
+                                                   "predict_loss_to_loss_command"}),
     "testtime": CommandEntry("scalinglab.testtime.commands:app",
                              "Test-time scaling from per-problem sample counts: unbiased pass@k, "
                              "the coverage law log coverage = a k^b, samples needed for a coverage, "
