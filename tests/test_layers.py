@@ -9,7 +9,7 @@ Layers, lowest first; a module may import its own layer and those below, never a
     engines  fit, hparams, downstream, testtime, plan, design, sweep (the transformer sweep
              runner: design's auto-loop trains through it, so it sits beside the engines)
     study    study.*
-    faces    cli, clikit, report.*, demo.*, design.figures, and every area's ``commands``
+    faces    cli, clikit, report.*, demo.*, design.figures, and every area's ``*commands``
              module
 
 and no module imports itself back through others (no cycle, any layer). A module added later
@@ -54,7 +54,7 @@ def modules() -> dict[str, Path]:
 def layer_of(name: str) -> str | None:
     if name == "scalinglab":
         return "top"
-    if name.rpartition(".")[2] == "commands":
+    if name.rpartition(".")[2].endswith("commands"):
         return "faces"  # an area's command line is a face, whatever its area
     for prefix, layer in LAYERS:
         if name == prefix or name.startswith(prefix + "."):

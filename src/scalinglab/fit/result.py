@@ -330,7 +330,8 @@ class FitResult(Result):
         crange = data.get("compute_range")
         return cls(
             law=law,
-            params={k: float(v) for k, v in data["params"].items()},
+            # null: a non-finite value (JSON has none), read back as NaN
+            params={k: math.nan if v is None else float(v) for k, v in data["params"].items()},
             run_ids=run_ids,
             objective=_float(data.get("objective")),
             draws=None if draws is None else np.asarray(draws, dtype=float),
