@@ -105,6 +105,14 @@ def test_grouped_fit_predicts_per_group_saves_and_loads(tmp_path):
     pd.testing.assert_frame_equal(back.predict([3.0], group="a"), fit.predict([3.0], group="a"))
 
 
+def test_a_group_too_small_to_fit_is_named_and_the_others_are_fitted():
+    x, y = _pairs(seed=1)
+    frame = pd.DataFrame({"x": np.r_[x, 2.5, 3.0], "y": np.r_[y, 2.0, 2.4], "corpus": ["a"] * 40 + ["c"] * 2})
+    fit = fit_loss_to_loss(frame, "x", "y", "corpus", E_x=1.7, E_y=1.1, bootstrap=10)
+    assert set(fit.fits) == {"a"} and fit.n_runs == 40
+    assert any(w.startswith("c: not fitted") for w in fit.warnings)
+
+
 def test_offsets_from_scaling_laws_are_the_laws_irreducible_losses():
     rng = np.random.default_rng(3)
     N = np.repeat([1e7, 3e7, 1e8, 3e8, 1e9], 4)
@@ -174,6 +182,26 @@ def test_cli_fits_predicts_and_warns_below_E_x(tmp_path):
     same = runner.invoke(app, ["fit", "loss-to-loss", str(path), "--x", "train", "--y", "test",
                                "--save", str(path)])
     assert same.exit_code == 2 and "never overwrites an input" in same.stderr
+
+
+def test_cli_pairs_two_corpora_by_compute_for_train_to_train(tmp_path):
+    x, y = _pairs(n=12)
+    N = np.geomspace(1e7, 1e9, 12)
+    rows = [{"data": "a", "params": n, "tokens": 20 * n, "loss": xv} for n, xv in zip(N, x, strict=True)]
+    rows += [{"data": "b", "params": n, "tokens": 20 * n, "loss": yv} for n, yv in zip(N, y, strict=True)]
+    rows.append({"data": "b", "params": 5e9, "tokens": 1e11, "loss": 1.2})  # no partner: left out
+    path = tmp_path / "sweep.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    out = runner.invoke(app, ["fit", "loss-to-loss", str(path), "--x", "loss", "--y", "loss",
+                              "--pair", "data=a,b", "--E-x", "1.7", "--E-y", "1.1", "-b", "20", "--json"])
+    assert out.exit_code == 0, out.output
+    body = json.loads(out.stdout)
+    assert body["pairing"] == "train_to_train" and len(body["run_ids"]) == 12
+    fit = next(iter(body["fits"].values()))
+    assert fit["params"]["kappa"] == pytest.approx(1.3, rel=0.05)
+    bad = runner.invoke(app, ["fit", "loss-to-loss", str(path), "--x", "loss", "--y", "loss",
+                              "--pair", "data=a"])
+    assert bad.exit_code == 2 and "COLUMN=A,B" in bad.stderr
 
 
 def test_cli_translates_a_saved_law(tmp_path):

@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     # fitting
     "fit_law": "scalinglab.fit.loss",
     "fit_arrays": "scalinglab.fit.loss",
+    "fit_joint": "scalinglab.fit.lsq",
     "fit_isoflop": "scalinglab.fit.isoflop",
     "fit_hparam_law": "scalinglab.hparams.fit",
     "fit_tau_law": "scalinglab.hparams.timescale",
@@ -32,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "fit_curves": "scalinglab.fit.curves",
     # results
     "FitResult": "scalinglab.fit.result",
+    "JointFit": "scalinglab.fit.lsq",
     "IsoFlopResult": "scalinglab.fit.isoflop",
     "HparamFit": "scalinglab.hparams.fit",
     "TauFit": "scalinglab.hparams.timescale",

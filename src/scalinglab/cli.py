@@ -50,7 +50,8 @@ COMMANDS: dict[str, CommandEntry] = {
                                "loss-to-loss":
                                    "scalinglab.downstream.l2l_commands:fit_loss_to_loss_command",
                                "translate": "scalinglab.downstream.l2l_commands:fit_translate_command",
-                               "ladder": "scalinglab.downstream.l2l_commands:fit_ladder_command"}),
+                               "ladder": "scalinglab.downstream.l2l_commands:fit_ladder_command",
+                               "curves": "scalinglab.fit.curve_commands:fit_curves_command"}),
     "hparams": CommandEntry("scalinglab.hparams.commands:app",
                             "Optimal learning rate and batch size: fit laws from lr x batch grids "
                             "(Step Law procedure), predict, evaluate on held-out groups, inspect "
@@ -62,7 +63,8 @@ COMMANDS: dict[str, CommandEntry] = {
                             "Predict from saved fits: downstream metrics at a model size and token "
                             "count, chained through a loss law (joint bootstrap intervals).",
                             extra={"loss-to-loss": "scalinglab.downstream.l2l_commands:"
-                                                   "predict_loss_to_loss_command"}),
+                                                   "predict_loss_to_loss_command",
+                                   "curve": "scalinglab.fit.curve_commands:predict_curve_command"}),
     "testtime": CommandEntry("scalinglab.testtime.commands:app",
                              "Test-time scaling from per-problem sample counts: unbiased pass@k, "
                              "the coverage law log coverage = a k^b, samples needed for a coverage, "

@@ -315,14 +315,23 @@ def fit_loss_to_loss(
             ey = ey if ey is not None else _scaling_offset(sub, n_col, d_col, ys[rows], scaling_law, seed)
             ex = min(ex, float(xs[rows].min()) * (1 - _MARGIN))
             ey = min(ey, float(ys[rows].min()) * (1 - _MARGIN))
-        f = fit_shifted_power(xs[rows], ys[rows], pairing=pairing, E_x=ex, E_y=ey,
-                              bootstrap=bootstrap, seed=seed, level=level,
-                              run_ids=list(ids[rows]), source=source)
+        try:
+            f = fit_shifted_power(xs[rows], ys[rows], pairing=pairing, E_x=ex, E_y=ey,
+                                  bootstrap=bootstrap, seed=seed, level=level,
+                                  run_ids=list(ids[rows]), source=source)
+        except (NotIdentifiable, ParameterError) as exc:
+            if group is None:
+                raise
+            warns.append(f"{g}: not fitted ({exc})")
+            continue
         fits[str(g)] = f
         warns += [f"{g}: {w}" if g else w for w in f.warnings]
+    if not fits:
+        raise NotIdentifiable("no group could be fitted: " + "; ".join(warns))
+    kept = np.isin(labels, list(fits)) & keep
     return LossToLossFit(fits=fits, x_name=x, y_name=y, group_name=group, pairing=pairing,
                          offsets="given" if E_x is not None and E_y is not None else offsets,
-                         run_ids=tuple(ids[keep]), level=level, warnings=warns, notes=notes)
+                         run_ids=tuple(ids[kept]), level=level, warnings=warns, notes=notes)
 
 
 def _check_group(frame: pd.DataFrame, group: str, source: str) -> str:

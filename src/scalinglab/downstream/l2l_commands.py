@@ -65,6 +65,10 @@ def fit_loss_to_loss_command(
                                 "irreducible loss of a Chinchilla law of that loss in (N, D), per group."),
     e_x: float = typer.Option(None, "--E-x", help="Hold E_x at this value.", show_default=False),
     e_y: float = typer.Option(None, "--E-y", help="Hold E_y at this value.", show_default=False),
+    pair: str = typer.Option(None, "--pair", metavar="COLUMN=A,B", help="Pair runs by compute "
+                             "first: each run with COLUMN = A (its --x) beside the run with COLUMN = B "
+                             "and the same model size and tokens (its --y); for train-to-train and "
+                             "test-to-test.", show_default=False),
     n_col: str = NOpt, d_col: str = DOpt, where: str = WhereOpt,
     bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
@@ -84,11 +88,27 @@ def fit_loss_to_loss_command(
         raise UserError(f"--offsets must be fit or scaling, not {offsets!r}")
     table = read_models(file).where(where)
     cols = [x, y]
-    if offsets == "scaling":
+    if offsets == "scaling" or pair:
         n_col = _pick(table, n_col, ("N", "params"), "--N")
         d_col = _pick(table, d_col, ("D", "tokens"), "--D")
         cols += [n_col, d_col]
-    frame = _numeric_frame(table, cols, [group] if group else [])
+    if pair:
+        from scalinglab.downstream.l2l import pair_by_compute
+
+        by, _, values = pair.partition("=")
+        sides = [v.strip() for v in values.split(",")]
+        if not by or len(sides) != 2 or not all(sides):
+            raise UserError(f"--pair {pair!r}: give COLUMN=A,B (e.g. data=fineweb-edu-100b,starcoder)")
+        if group:
+            raise UserError("--pair and --group cannot be combined (pair once per fit)")
+        raw = _numeric_frame(table, cols, [by.strip()])
+        frame = pair_by_compute(raw, by.strip(), sides[0], sides[1], x, y, on=(n_col, d_col))
+        frame = frame.rename(columns={"x": f"{x} ({sides[0]})", "y": f"{y} ({sides[1]})"})
+        x, y = f"{x} ({sides[0]})", f"{y} ({sides[1]})"
+        if key == "train_to_test":
+            key = "train_to_train"
+    else:
+        frame = _numeric_frame(table, cols, [group] if group else [])
     result = fit_loss_to_loss(frame, x, y, group, pairing=key, offsets=offsets, E_x=e_x, E_y=e_y,
                               N=n_col, D=d_col, bootstrap=bootstrap, seed=seed, source=str(file))
     show_results(result, save, json_)

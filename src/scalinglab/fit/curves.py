@@ -102,16 +102,21 @@ def curve_runs(frame: pd.DataFrame, columns: Mapping[str, str] | None = None,
     step_col = _column(frame, columns, "step", source)
     loss_col = _column(frame, columns, "loss", source)
     lr_col = _column(frame, columns, "lr", source, required=not schedules)
-    steps_all = pd.to_numeric(frame[step_col], errors="coerce").to_numpy(float)
-    loss_all = pd.to_numeric(frame[loss_col], errors="coerce").to_numpy(float)
-    lr_all = (pd.to_numeric(frame[lr_col], errors="coerce").to_numpy(float) if lr_col
-              else np.full(len(frame), np.nan))
-    for name, values, col in (("step", steps_all, step_col), ("loss", loss_all, loss_col)):
-        raw = frame[col]
-        bad = np.flatnonzero(np.isnan(values) & raw.notna().to_numpy())
+    from scalinglab.runs.cells import parse_cells, show_cell
+
+    # the one cell grammar of the package (3e-4, 2,048, 125M; blank, NaN, null: missing)
+    parsed = {}
+    for name, col in (("step", step_col), ("loss", loss_col), ("lr", lr_col)):
+        if col is None:
+            continue
+        cells = parse_cells(frame[col])
+        bad = np.flatnonzero(cells.bad)
         if bad.size:
-            raise InputError(f"{raw.iloc[bad[0]]!r} is not a number ({name})", source=source,
-                             row=f"row {bad[0] + 1}", column=col)
+            raise InputError(f"{show_cell(frame[col].iloc[bad[0]])} is not a number ({name})",
+                             source=source, row=f"row {bad[0] + 1}", column=col)
+        parsed[name] = cells.values
+    steps_all, loss_all = parsed["step"], parsed["loss"]
+    lr_all = parsed.get("lr", np.full(len(frame), np.nan))
     bad = np.flatnonzero(np.isnan(steps_all))
     if bad.size:
         raise InputError("no step", source=source, row=f"row {bad[0] + 1}", column=step_col)
@@ -638,3 +643,97 @@ def fit_curves(
                     level=level, resample=how if bootstrap else "none",
                     objective=float(f[i_best]), fit_seconds=time.perf_counter() - started,
                     seed=seed, warnings=warnings, notes=notes)
+
+
+# -- runs in the store ----------------------------------------------------------------------------
+
+def store_schedule(record: Mapping[str, Any]) -> Schedule | None:
+    """A store run's per-step schedule from what the sweep runner records (``extra``: steps,
+    schedule; the run's peak ``lr``), with the sweep's defaults for what it does not record
+    (warmup 5% of the steps, final lr 10% of the peak, WSD decay over the last 20%) — the same
+    arithmetic as ``scalinglab.sweep.train.lr_at``. None when the record says too little."""
+    extra = record.get("extra") or {}
+    if isinstance(extra, str):
+        import json
+
+        extra = json.loads(extra or "{}")
+    steps, shape, peak = extra.get("steps"), extra.get("schedule"), record.get("lr")
+    if not steps or shape not in ("cosine", "wsd", "constant") or not peak or not peak > 0:
+        return None
+    steps = int(steps)
+    warmup_frac = float(extra.get("warmup", 0.05))
+    floor = float(peak) * float(extra.get("min_lr_ratio", 0.1))
+    warm = max(1, int(round(warmup_frac * steps)))
+    t = np.arange(steps, dtype=float)
+    if shape == "constant":
+        lr = np.full(steps, float(peak))
+    elif shape == "wsd":
+        start = steps - max(1, int(round(float(extra.get("decay_fraction", 0.2)) * steps)))
+        frac = np.clip((t - start) / max(1, steps - start), 0.0, 1.0)
+        lr = float(peak) - (float(peak) - floor) * frac
+    else:
+        frac = np.clip((t - warm) / max(1, steps - warm), 0.0, 1.0)
+        lr = floor + 0.5 * (float(peak) - floor) * (1.0 + np.cos(np.pi * frac))
+    lr[:warm] = float(peak) * (t[:warm] + 1.0) / warm
+    return Schedule(lr, str(record.get("run_id", shape)), exact=True,
+                    note="rebuilt from the run's recorded schedule and the sweep's defaults",
+                    spec=f"{shape} ({steps} steps, peak {float(peak):g})")
+
+
+def forecast(curve: pd.DataFrame, schedule: Schedule, fit: CurveFit | None = None,
+             bootstrap: int = 100, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """The final loss of a run still training, from its curve so far (columns step, loss) and the
+    schedule it will follow to its last step.
+
+    With ``fit`` (a law fitted on finished runs of the same kind), the fit's exponents and decay
+    term are kept, draw by draw, and only the run's level (L0, A) is fitted to its own curve by
+    least squares: the shape of a finished curve, the level of this one. Without, the law is
+    fitted to the run's curve alone (its decay term is unidentified until its lr has decayed:
+    said in the warnings). Returns step, last_step, loss, lo, hi, warnings.
+    """
+    st = curve["step"].to_numpy(dtype=float)
+    ls = curve["loss"].to_numpy(dtype=float)
+    keep = np.isfinite(ls) & (st > schedule.peak_step) & (st <= schedule.last_step)
+    st, ls = st[keep].astype(np.int64), ls[keep]
+    last = schedule.last_step
+    out: dict[str, Any] = {"logged_step": int(st.max()) if st.size else None, "last_step": last,
+                           "points": int(st.size), "warnings": []}
+    if fit is None:
+        runs = [CurveRun("run", schedule, st, ls)]
+        own = fit_curves(runs, bootstrap=bootstrap, level=level, seed=seed)
+        out["warnings"] = list(own.warnings)
+        band = own.predict(schedule, steps=[last]).iloc[0]
+        out.update(loss=float(band["loss"]), lo=float(band["lo"]), hi=float(band["hi"]),
+                   method="law fitted to this run's curve alone")
+        return out
+    if st.size < 3:
+        raise NotIdentifiable(f"{st.size} points after the warmup: too few to place the run's level")
+    thetas = fit._thetas()
+    law = fit.law
+    design = law.prepare([schedule], [np.concatenate([st, [last]])], PREDICT_RATIO)
+    finals = np.empty(len(thetas))
+    resid = np.empty((len(thetas), st.size))
+    for i, th in enumerate(thetas):
+        full = law.evaluate(th[None], design, grad=False)[0][0]
+        # L = L0 + A * (power part) + rest: the rest is the law at L0 = 0, A = 0
+        base = th.copy()
+        base[:2] = -np.inf
+        with np.errstate(divide="ignore"):
+            rest = law.evaluate(base[None], design, grad=False)[0][0]
+        power = (full - rest - np.exp(th[0])) / np.exp(th[1])
+        X = np.column_stack([np.ones(st.size), power[:-1]])
+        coef, *_ = np.linalg.lstsq(X, ls - rest[:-1], rcond=None)
+        finals[i] = coef[0] + coef[1] * power[-1] + rest[-1]
+        resid[i] = ls - (X @ coef + rest[:-1])
+    sigma = float(1.4826 * np.median(np.abs(resid[0] - np.median(resid[0]))) / np.mean(ls))
+    rng = np.random.default_rng(seed)
+    logs = np.log(np.where(finals[1:] > 0, finals[1:], np.nan))
+    if logs.size:
+        logs = (logs[:, None] + sigma * rng.standard_normal((logs.size, NOISE_DRAWS))).ravel()
+        lo, hi = percentile_interval(logs, level)
+        lo, hi = float(np.exp(lo)), float(np.exp(hi))
+    else:
+        lo = hi = float("nan")
+    out.update(loss=float(finals[0]), lo=lo, hi=hi,
+               method=f"{law.title} from {fit.n_runs} finished runs, level fitted to this run")
+    return out

@@ -66,13 +66,17 @@ def read_fit_file(
     for col in [c for c in NUMERIC if c in raw.columns]:
         cells = parse_cells(raw[col])
         with np.errstate(invalid="ignore"):
-            bad = cells.bad | cells.missing | ~(cells.values > 0) | np.isinf(cells.values)
+            # a target may have any sign (normalised losses, log-probabilities): the fit then
+            # takes residuals on the linear scale; sizes, tokens and FLOPs must be positive
+            sign_ok = np.isfinite(cells.values) if col == "loss" else cells.values > 0
+            bad = cells.bad | cells.missing | ~sign_ok | np.isinf(cells.values)
         if bad.any():
             i = int(np.argmax(bad))
             cell = raw[col].iloc[i]
             detail = (f"{show_cell(cell)} is not a number" if cells.bad[i] else
                       "the value is missing" if cells.missing[i] else
-                      f"{show_cell(cell)} must be a positive number")
+                      f"{show_cell(cell)} must be a positive number" if col != "loss" else
+                      f"{show_cell(cell)} must be a finite number")
             pos = int(positions[i])
             raise InputError(detail, source=source, row=labels.get(pos, f"row {pos + 1}"),
                              column=file_name.get(col, col))
