@@ -14,7 +14,7 @@ def test_a_plan_prints_as_one_short_line():
     plan = make_plan(compute=1e21, loss_law=HOFFMANN_2022)
     text = repr(plan)
     assert "\n" not in text and len(text) <= 240, text
-    assert text.startswith("<Plan compute-optimal at C = 1e+21: N = ") and "steps" in text
+    assert text.startswith("<Plan compute-optimal: N=") and "loss=" in text
     assert str(plan) == text
 
 

@@ -156,18 +156,6 @@ class Plan(Result):
 def _iv(xs: list[float] | None, fmt: str = ".3g") -> str:
     return f"[{xs[0]:{fmt}}, {xs[1]:{fmt}}]" if xs else "-"
 
-    def __repr__(self) -> str:
-        """One line (the plan's numbers are in ``to_dict()`` and the CLI's table)."""
-        from scalinglab.summary import format_interval, format_number
-
-        ci = f" {format_interval(self.loss_interval, 3)}" if self.loss_interval else ""
-        warn = (f", {len(self.warnings)} warning{'s' if len(self.warnings) > 1 else ''}"
-                if self.warnings else "")
-        return (f"<Plan {self.mode} at C = {format_number(self.train_flops, 3)}: "
-                f"N = {format_number(self.N, 4)}, D = {format_number(self.D, 4)}, "
-                f"loss {format_number(self.loss, 4)}{ci}, lr {format_number(self.lr, 3)}, "
-                f"batch {self.batch_tokens} tokens, {self.steps} steps{warn}>")
-
 
 def resolve_loss_law(spec: str | Path | LawInstance | FitResult) -> LawInstance | FitResult:
     """``hoffmann2022``, ``besiroglu2024``, a LawInstance, or a ``fit --save`` JSON file."""
