@@ -10,7 +10,6 @@ and the dashboard all render; ``to_dict()``/``from_dict()`` round-trip it throug
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -61,10 +60,9 @@ class Result:
     def save(self, path: str | Path) -> Path:
         """Write ``to_dict(include_draws=True)`` as JSON (read back with :func:`load_result`)."""
         from scalinglab.clikit import to_json
+        from scalinglab.safefile import write_output
 
-        path = Path(path)
-        path.write_text(to_json(self.to_dict(include_draws=True)) + "\n", encoding="utf-8")
-        return path
+        return write_output(path, to_json(self.to_dict(include_draws=True)) + "\n")
 
 
 def _kinds() -> dict[str, Any]:
@@ -99,16 +97,10 @@ def load_results(path: str | Path) -> list[tuple[str | None, Result]]:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON ({exc.msg} at line {exc.lineno})", source=str(path)) from None
-    except UnicodeDecodeError:
-        raise InputError("not JSON (not UTF-8 text)", source=str(path)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read it ({exc.strerror or exc})", source=str(path)) from None
+    """Bounded (size, nesting depth), regular files only, UTF-8: one InputError otherwise."""
+    from scalinglab.safefile import read_json
+
+    return read_json(path)
 
 
 def _from_dict(data: Any, path: Path) -> Result:

@@ -18,7 +18,6 @@ plans), not by tags, so a store may hold other sweeps beside it.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from scalinglab.fit.result import FitResult
 from scalinglab.laws.hparams import HparamLaw
 from scalinglab.laws.registry import get_law
 from scalinglab.runs.store import RunStore
+from scalinglab.safefile import write_output
 from scalinglab.sweep.data import DataSpec
 from scalinglab.sweep.plan import Defaults, SweepPlan, load_plan
 from scalinglab.sweep.runner import Progress, SweepReport, run_plan
@@ -197,17 +197,12 @@ def _load_state(config: AutoConfig) -> dict[str, Any]:
 def _save_state(config: AutoConfig, state: dict[str, Any]) -> None:
     from scalinglab.clikit import to_json
 
-    path = _state_path(config.out)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(to_json(state) + "\n", encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a kill leaves the old state or the new, never half
+    # atomic (a kill leaves the old state or the new, never half); never through a symlink
+    write_output(_state_path(config.out), to_json(state) + "\n")
 
 
 def _save_plan(plan: SweepPlan, path: Path) -> Path:
-    tmp = path.with_suffix(".toml.tmp")
-    plan.save(tmp)
-    os.replace(tmp, path)
-    return path
+    return plan.save(path)  # atomic, by write_output
 
 
 # -- the loop ------------------------------------------------------------------------------------

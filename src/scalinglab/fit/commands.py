@@ -17,6 +17,7 @@ from scalinglab.clikit import (
     TagOption,
     UserError,
     bootstrap_option,
+    check_output_early,
     console,
     emit_json,
     err_console,
@@ -25,6 +26,7 @@ from scalinglab.clikit import (
     parse_tags,
     print_summary,
     to_json,
+    write_file,
 )
 from scalinglab.summary import format_number
 
@@ -203,6 +205,7 @@ def _fit_command(
 
     law = get_law(law_name)
     est = est or _Estimation()
+    check_output_early(save, "--save")  # before the fit, not after it
     if all_runs and best_per_point:
         raise UserError("--all-runs and --best-per-point exclude each other")
     options = est.kwargs(law)
@@ -219,7 +222,8 @@ def _fit_command(
     fit.notes[:0] = notes
     budgets = compute or None
     if save is not None:
-        save.write_text(to_json(fit.to_dict(include_draws=True, compute=budgets, at=points)))
+        write_file(save, to_json(fit.to_dict(include_draws=True, compute=budgets, at=points)),
+                   "--save")
     if json_:
         emit_json(fit.to_dict(compute=budgets, at=points))
         return
@@ -331,6 +335,7 @@ def isoflop(
     from scalinglab.fit.data import load_runs
     from scalinglab.fit.isoflop import fit_isoflop
 
+    check_output_early(save, "--save")
     frame, source, notes = load_runs(file, store, where, _tags(tag), ("N", "D", "C"),
                                      parse_map(map_), all_runs, best_per_point,
                                      _columns(group_by))
@@ -340,7 +345,7 @@ def isoflop(
     result.notes[:0] = notes
     budgets = compute or None
     if save is not None:
-        save.write_text(to_json(result.to_dict(include_draws=True, compute=budgets)))
+        write_file(save, to_json(result.to_dict(include_draws=True, compute=budgets)), "--save")
     if json_:
         emit_json(result.to_dict(compute=budgets))
         return

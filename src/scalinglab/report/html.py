@@ -24,6 +24,7 @@ from scalinglab.clikit import to_json
 from scalinglab.report import views
 from scalinglab.report.analysis import Progress, Summary, summarise
 from scalinglab.report.sections import Chart, Section, report_sections, runs_table
+from scalinglab.safefile import output_dir, write_output
 from scalinglab.summary import CSS
 
 #: most points of a run's curve embedded for its detail panel (evenly thinned beyond)
@@ -271,7 +272,8 @@ def build_report(
     summary.results += saved
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(summary, store, title=title, progress=progress), encoding="utf-8")
+    write_output(out, render_report(summary, store, title=title, progress=progress),
+                 inputs=[getattr(store, "path", None)])
     if figures_dir is not None:
         save_figures(store, figures_dir, summary=summary, progress=progress)
     return out
@@ -296,15 +298,15 @@ def save_figures(
     """Write every static figure the store supports to ``out_dir/<name>.png`` (or svg/pdf)."""
     store = _open(store)
     summary = summary or summarise(store, **summarise_kwargs)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir(out_dir, flag="--figures")
     written = {}
     todo = figure_set(summary, store)
     for i, (name, (_caption, build)) in enumerate(todo.items()):
         if progress is not None:
             progress(f"saving figure {name}", i, len(todo))
         path = out_dir / f"{name}.{file_format}"
-        build().savefig(path, format=file_format, dpi=dpi)
+        fig = build()
+        write_output(path, lambda fh, fig=fig: fig.savefig(fh, format=file_format, dpi=dpi))
         written[name] = path
     return written
 

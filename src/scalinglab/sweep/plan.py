@@ -158,17 +158,20 @@ class SweepPlan:
                   "# Run it with: scalinglab sweep run THIS_FILE --store runs.duckdb\n\n")
         return header + tomli_w.dumps(doc)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the plan (creating its folder); InputError if the path cannot be written."""
+    def save(self, path: str | Path, inputs: Any = ()) -> Path:
+        """Write the plan (creating its folder); InputError if the path cannot be written, is
+        a run store or one of ``inputs``."""
+        from scalinglab.safefile import write_output
+
         path = Path(path)
         text = self.to_toml()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise InputError(f"cannot write the plan here ({exc.strerror or type(exc).__name__})",
                              source=str(path)) from None
-        return path
+        # atomic, and never onto a run store, a symlink or a folder
+        return write_output(path, text, inputs=inputs)
 
 
 def load_plan(path: str | Path) -> SweepPlan:
