@@ -54,7 +54,7 @@ def test_chained_intervals_cover_the_true_metric_in_most_repeats_and_are_joint()
     for r in range(repeats):
         loss_fit, link = synthetic_fits(100 + r)
         pred = chain(loss_fit, link, N_TARGET, D_TARGET, seed=r)
-        joint, by_loss, by_link = (pred.metrics["metric"][0], pred.loss_only["metric"][0],
+        joint, by_loss, by_link = (pred.curve["metric"][0], pred.loss_only["metric"][0],
                                    pred.link_only["metric"][0])
         hits_metric += joint.lo <= M_true <= joint.hi
         hits_loss += pred.loss[0].lo <= L_true <= pred.loss[0].hi
@@ -74,7 +74,10 @@ def test_a_published_law_without_draws_carries_only_the_links_uncertainty():
     inst = LOSS_LAW.with_params(TRUE_LOSS, label="true law")
     pred = chain(inst, link, N_TARGET, D_TARGET)
     assert pred.n_draws == len(link.draws) and pred.loss[0].ci is None and pred.loss_draws is None
-    assert pred.metrics["metric"][0].ci == pred.link_only["metric"][0].ci
+    assert pred.curve["metric"][0].ci == pred.link_only["metric"][0].ci
+    # the new-model interval adds the link's model-to-model scatter to the link's draws
+    new, curve = pred.metrics["metric"][0], pred.curve["metric"][0]
+    assert new.lo < curve.lo and new.hi > curve.hi
     assert any("link's uncertainty only" in n for n in pred.notes)
     assert pred.loss_law == "true law"
 
@@ -107,7 +110,7 @@ def test_many_metrics_share_the_loss_draws_and_come_out_in_one_table():
     pred = chain(loss_fit, table, N_TARGET, D_TARGET)
     assert set(pred.metrics) == {"err_a", "err_b"}
     text = pred.summary().as_text()
-    assert "err_a" in text and "err_b" in text and "joint" in text
+    assert "err_a" in text and "err_b" in text and "new model" in text and "curve (both fits)" in text
 
 
 def test_warns_when_the_predicted_loss_is_outside_the_links_range():

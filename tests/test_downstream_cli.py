@@ -71,7 +71,7 @@ def test_fit_downstream_many_metrics_one_table_then_predict_through_a_saved_loss
     assert [p["N"] for p in pred["points"]] == [1e9, 2e9] and [p["D"] for p in pred["points"]] == [2e10, 2e10]
     m = pred["points"][0]["metrics"]["err_b"]
     assert m["value"]["ci"][0] <= m["value"]["value"] <= m["value"]["ci"][1]
-    assert set(m) == {"value", "loss_law_only", "link_only"}
+    assert set(m) == {"value", "curve", "loss_law_only", "link_only"}
     # tables for people
     res = invoke("predict", "downstream", "--loss-law", str(fit), "--link", str(link), "-N", "1e9", "-D", "2e10")
     assert res.exit_code == 0 and "predicted metrics" in res.output and "err_a" in res.output

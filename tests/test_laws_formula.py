@@ -148,3 +148,30 @@ def test_definitions_are_shorthands_substituted_into_the_formula():
     D, U = np.array([4e9]), np.array([1e9])
     deff = U * (1 + 5.0 * (1 - np.exp(-(D / U - 1) / 5.0)))
     assert law(p, D=D, U=U) == pytest.approx(1.5 + 100.0 / deff**0.3)
+
+
+def test_formula_functions_tanh_sigmoid_softplus_log10_clip_values_and_gradients():
+    """The smooth gates of modern laws (lr/bsz penalties, softplus-positive coefficients) are
+    formula functions, evaluated stably: softplus(800) is 800, not inf; sigmoid(-800) is 0."""
+    import numpy as np
+
+    from scalinglab.laws.formula import FormulaParametrisation, parse_formula
+
+    law = Law.from_formula("a*tanh(x) + b*sigmoid(x) + c*softplus(x) + d*log10(x + 1) + clip(x, 0, 2)",
+                           inputs=("x",))
+    x = np.array([-800.0, -1.0, 0.5, 3.0, 800.0])
+    got = law({"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0}, x=x)
+    with np.errstate(all="ignore"):
+        want = (np.tanh(x) + 1 / (1 + np.exp(-x)) + np.logaddexp(0, x) + np.log10(x + 1)
+                + np.clip(x, 0, 2))
+    ok = np.isfinite(want)
+    assert np.allclose(got[ok], want[ok])
+    assert got[-1] == pytest.approx(800 + 1 + 1 + np.log10(801) + 2)
+    # gradients are symbolic: d/dx softplus = sigmoid, d/dx sigmoid = s(1-s)
+    parsed = parse_formula("softplus(k*x) + sigmoid(k*x)", ("x",), ("k",))
+    spec = FormulaParametrisation(parsed, (False,))
+    f, g = spec._run({"x": np.array([0.3]), "k": np.array([2.0])})
+    s = 1 / (1 + np.exp(-0.6))
+    assert float(np.ravel(g)[0]) == pytest.approx(0.3 * s + 0.3 * s * (1 - s))
+    with pytest.raises(ParameterError, match="clip takes 3 arguments"):
+        Law.from_formula("clip(x, 1) + a", inputs=("x",))

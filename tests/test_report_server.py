@@ -153,9 +153,22 @@ def test_figures_come_as_png_and_svg(client):
     assert svg.status_code == 200 and "<svg" in svg.text
 
 
-def test_an_unknown_store_is_refused_up_front(tmp_path):
-    with pytest.raises(Exception, match="no run store here"):
-        server.create_app(tmp_path / "missing.duckdb")
+def test_a_store_that_does_not_exist_yet_is_empty_until_it_appears(tmp_path):
+    path = tmp_path / "later.duckdb"
+    client = TestClient(server.create_app(path), base_url=LOCAL)
+    state = client.get("/api/state").json()
+    assert state["version"] == "absent" and state["counts"] == {} and not state["store_exists"]
+    summary = client.get("/api/summary").json()
+    assert summary["counts"] == {} and summary["grids"] == []
+    table = client.get("/api/runs-table").json()
+    assert table["count"] == 0 and table["rows"] == [] and not table["store_exists"]
+    assert client.get("/api/runs").json()["count"] == 0
+    assert client.get("/api/charts/overview").status_code == 200
+    assert not path.exists()  # the dashboard only reads: it never creates the store
+    make_store(path)
+    state = client.get("/api/state").json()
+    assert state["version"] != "absent" and state["counts"]["finished"] == 77
+    assert client.get("/api/runs-table").json()["count"] == 77
 
 
 def test_a_store_held_by_a_writer_answers_503_then_recovers(tmp_path, monkeypatch):

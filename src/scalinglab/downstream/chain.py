@@ -15,7 +15,18 @@ on 5 runs and the link on 6, 5 of them the same) the errors are positively corre
 joint interval is, if anything, slightly too narrow; the result says so in its notes.
 
 A loss law without draws (a published :class:`~scalinglab.laws.base.LawInstance`) contributes no
-uncertainty: the interval is then the link's alone, and the result says that too.
+parameter uncertainty: that part of the interval is then the link's alone, and the result says so.
+
+The intervals shown (``metrics``, ``loss``) are *new-model* intervals: where a model trained at
+``(N, D)`` will land, not only where the laws' curves lie. Each paired draw is spread by the
+model-to-model scatter of both relations: the loss law's run-to-run noise (log-normal with its
+``noise_std``) moves the loss fed to the link, and the link's own residual scatter (its
+``residual_std`` times Student's t with the link's degrees of freedom, see
+:meth:`~scalinglab.downstream.link_fit.LinkFit.scatter`) is added to the metric. Parameter
+uncertainty alone (``curve``) left the truth outside for 2 of 6 held-out Gadre et al. models: the
+link's models scatter about the curve by more than the curve itself is uncertain. A metric that
+lives in [0, 1] (an error rate, an accuracy) is never shown outside it: an interval that reaches
+past 0 or 1 is clipped and the result warns, naming the metric and the raw interval.
 """
 
 from __future__ import annotations
@@ -73,11 +84,66 @@ def _label(loss_law: Any) -> str:
     return str(getattr(inst, "label", "") or loss_law.law.name)
 
 
+#: paired draws are spread by the scatter this many times each (or up to this many draws in all)
+SCATTER_DRAWS = 4000
+
+
+def loss_noise(loss_law: Any) -> float:
+    """The loss law's run-to-run noise of log loss (``noise_std`` of a fit; NaN when unknown,
+    as for a published law)."""
+    value = getattr(loss_law, "noise_std", float("nan"))
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def new_model_draws(link: LinkFit, loss_draws: np.ndarray, link_rows: np.ndarray | None,
+                    noise: float, rng: np.random.Generator) -> np.ndarray:
+    """The metric a *new model* gets, per draw: (K * R, m).
+
+    ``loss_draws`` (K, m) are the loss law's predictions (one row per paired draw; a single row
+    for a point estimate), ``link_rows`` (K, P) the link's parameter rows paired with them (None:
+    the link's estimate). Each pair is repeated ``R`` times (about :data:`SCATTER_DRAWS` in all);
+    each repeat moves the loss by the loss law's noise (log-normal, ``noise``; NaN or 0: none)
+    and adds the link's model-to-model scatter. Reused by anything that chains a loss to a link.
+    """
+    loss_draws = np.atleast_2d(np.asarray(loss_draws, dtype=float))
+    k, m = loss_draws.shape
+    rows = np.repeat(link.theta[None, :], k, axis=0) if link_rows is None else np.asarray(link_rows, float)
+    r = max(1, -(-SCATTER_DRAWS // k))
+    loss = np.repeat(loss_draws, r, axis=0)
+    if np.isfinite(noise) and noise > 0:
+        loss = loss * np.exp(noise * rng.standard_normal(loss.shape))
+    rows = np.repeat(rows, r, axis=0)
+    out = link.form.evaluate(rows, {link.form.law.inputs[0]: loss}) + link.scatter(loss.shape, rng)
+    out[~np.all(np.isfinite(rows), axis=1)] = np.nan
+    return out
+
+
+def _clipped(est: Estimate, bounds: tuple[float, float] | None) -> tuple[Estimate, bool]:
+    """``est`` with its interval (and value) held inside ``bounds``; True when anything moved."""
+    if bounds is None:
+        return est, False
+    lo_b, hi_b = bounds
+    vals = [v for v in (est.value, est.lo, est.hi) if v is not None and np.isfinite(v)]
+    if all(lo_b <= v <= hi_b for v in vals):
+        return est, False
+
+    def clip(v: float | None) -> float | None:
+        return v if v is None or not np.isfinite(v) else float(min(max(v, lo_b), hi_b))
+
+    return Estimate(clip(est.value), clip(est.lo), clip(est.hi), est.level, est.identified,
+                    est.note), True
+
+
 @dataclass(repr=False)
 class ChainedPrediction(Result):
-    """Loss and metrics at points ``(N, D)``: ``loss[i]``, ``metrics[name][i]`` (joint
-    intervals), and for comparison ``loss_only`` (link at its estimate, loss law's draws) and
-    ``link_only`` (loss at its estimate, link's draws)."""
+    """Loss and metrics at points ``(N, D)``: ``loss[i]``, ``metrics[name][i]`` (new-model
+    intervals: parameter uncertainty of both fits and both relations' model-to-model scatter),
+    ``curve[name][i]`` (parameter uncertainty only: where the chained curve lies), and for
+    comparison ``loss_only`` (link at its estimate, loss law's draws) and ``link_only`` (loss at
+    its estimate, link's draws)."""
 
     kind: ClassVar[str] = "downstream_prediction"
 
@@ -96,9 +162,14 @@ class ChainedPrediction(Result):
     level: float = 0.95
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    curve: dict[str, list[Estimate]] = field(default_factory=dict)
+    loss_curve: list[Estimate] = field(default_factory=list)
 
     def metric(self, name: str, i: int = 0) -> Estimate:
         return self.metrics[name][i]
+
+    def _curve(self, name: str) -> list[Estimate]:
+        return self.curve.get(name) or self.metrics[name]
 
     def _point_label(self, i: int) -> str:
         return f"N={format_number(self.N[i])}, D={format_number(self.D[i])}"
@@ -110,18 +181,19 @@ class ChainedPrediction(Result):
         lt = Table(f"predicted {self.x_name} ({self.loss_law})", ["N", "D", "D/N", "loss"])
         for i in range(len(self.N)):
             lt.add_row(float(self.N[i]), float(self.D[i]), float(self.D[i] / self.N[i]), self.loss[i])
-        mt = Table(f"predicted metrics ({self.level:.0%} joint interval)",
+        mt = Table(f"predicted metrics of a new model ({self.level:.0%} interval: both fits and "
+                   "both relations' model-to-model scatter)",
                    ["metric", *(self._point_label(i) for i in range(len(self.N)))])
         for name, ests in self.metrics.items():
             mt.add_row(name, *ests)
         tables = [lt, mt]
         if len(self.metrics) * len(self.N) <= 12 and self.n_draws:
             dt = Table("where the metric's uncertainty comes from",
-                       ["metric", "at", "joint", "loss law only", "link only"])
+                       ["metric", "at", "new model", "curve (both fits)", "loss law only", "link only"])
             for name in self.metrics:
                 for i in range(len(self.N)):
                     dt.add_row(name, self._point_label(i), self.metrics[name][i],
-                               self.loss_only[name][i], self.link_only[name][i])
+                               self._curve(name)[i], self.loss_only[name][i], self.link_only[name][i])
             tables.append(dt)
         return Summary(title=f"downstream prediction from {self.loss_law}", tables=tables,
                        facts=[("bootstrap draws", str(self.n_draws))], notes=list(self.notes),
@@ -132,7 +204,9 @@ class ChainedPrediction(Result):
         for i in range(len(self.N)):
             points.append({
                 "N": float(self.N[i]), "D": float(self.D[i]), "loss": self.loss[i].to_dict(),
+                "loss_curve": (self.loss_curve or self.loss)[i].to_dict(),
                 "metrics": {m: {"value": self.metrics[m][i].to_dict(),
+                                "curve": self._curve(m)[i].to_dict(),
                                 "loss_law_only": self.loss_only[m][i].to_dict(),
                                 "link_only": self.link_only[m][i].to_dict()} for m in self.metrics},
             })
@@ -168,6 +242,8 @@ class ChainedPrediction(Result):
             draws={m: np.asarray(v, float) for m, v in (data.get("draws") or {}).items()},
             run_ids=tuple(data.get("run_ids", [])), level=level,
             warnings=list(data.get("warnings", [])), notes=list(data.get("notes", [])),
+            curve={m: col(m, "curve") for m in names if pts and "curve" in pts[0]["metrics"][m]},
+            loss_curve=[Estimate.from_dict(p.get("loss_curve", p["loss"]), level) for p in pts],
         )
 
 
@@ -241,26 +317,62 @@ def chain(
 
     n_draws = len(li) if li is not None else max(k_loss, k_link)
     loss_sel = None if loss_draws is None else (loss_draws if li is None else loss_draws[li])
-    loss_est = [Estimate.from_draws(point[i], None if loss_draws is None else loss_draws[:, i], level)
-                for i in range(len(point))]
+    noise = loss_noise(loss_law)
+    curve_loss = [Estimate.from_draws(point[i], None if loss_draws is None else loss_draws[:, i], level)
+                  for i in range(len(point))]
+    base_loss = loss_sel if loss_sel is not None else point[None, :]
+    scatter_rng = np.random.default_rng([seed, 1])
+    if np.isfinite(noise) and noise > 0:
+        reps = max(1, -(-SCATTER_DRAWS // len(base_loss)))
+        spread = np.repeat(base_loss, reps, axis=0)
+        spread = spread * np.exp(noise * scatter_rng.standard_normal(spread.shape))
+        loss_est = [Estimate.from_draws(point[i], spread[:, i], level) for i in range(len(point))]
+        notes.append(f"new-model intervals: the loss law's run-to-run noise ({noise:.3g} in log loss) "
+                     "and each link's model-to-model scatter are added to every paired draw")
+    else:
+        loss_est = curve_loss
+        notes.append("new-model intervals: each link's model-to-model scatter is added to every draw; "
+                     "the loss law has no estimate of its run-to-run noise (a published law), so the "
+                     "loss interval is the law's parameter uncertainty only")
     metrics: dict[str, list[Estimate]] = {}
+    curve: dict[str, list[Estimate]] = {}
     loss_only: dict[str, list[Estimate]] = {}
     link_only: dict[str, list[Estimate]] = {}
     draws: dict[str, np.ndarray] = {}
+    extrapolated: dict[tuple[float, float], list[str]] = {}
+    impossible: list[str] = []
     for name, fit in links.items():
         value = np.atleast_1d(fit.predict(point))
         by_loss = None if loss_draws is None else fit.predict(loss_draws.ravel()).reshape(loss_draws.shape)
         by_link = fit.predict_draws(point) if k_links[name] else None
         joint = by_link if loss_draws is None else by_loss
-        if li is not None and loss_sel is not None and k_links[name]:
-            kd = ki if k_links[name] == k_link else rng.integers(0, k_links[name], size=n_draws)
+        link_rows = None
+        if k_links[name]:
+            kd = (ki if k_links[name] == k_link else rng.integers(0, k_links[name], size=n_draws)) \
+                if ki is not None else np.arange(k_links[name])
             link_rows = fit.draws[kd]
+        if li is not None and loss_sel is not None and link_rows is not None:
             joint = fit.form.evaluate(link_rows, {fit.form.law.inputs[0]: loss_sel})
             joint[~np.all(np.isfinite(link_rows), axis=1)] = np.nan
         if joint is not None:
             draws[name] = joint
-        metrics[name] = [Estimate.from_draws(value[i], None if joint is None else joint[:, i], level)
-                         for i in range(len(point))]
+        rows_for = link_rows if link_rows is not None and len(link_rows) == len(base_loss) else None
+        if rows_for is None and link_rows is not None and len(base_loss) == 1:
+            base, rows_for = np.repeat(base_loss, len(link_rows), axis=0), link_rows
+        else:
+            base = base_loss
+        predictive = new_model_draws(fit, base, rows_for, noise, scatter_rng)
+        bounds = fit.value_range
+        curve[name], metrics[name] = [], []
+        for i in range(len(point)):
+            c_est, c_moved = _clipped(Estimate.from_draws(
+                value[i], None if joint is None else joint[:, i], level), bounds)
+            raw = Estimate.from_draws(value[i], predictive[:, i], level)
+            est, moved = _clipped(raw, bounds)
+            curve[name].append(c_est)
+            metrics[name].append(est)
+            if moved or c_moved:
+                impossible.append(f"{name} at N={n_arr[i]:.3g}, D={d_arr[i]:.3g}: {raw:.3g}")
         loss_only[name] = [Estimate.from_draws(value[i], None if by_loss is None else by_loss[:, i], level)
                            for i in range(len(point))]
         link_only[name] = [Estimate.from_draws(value[i], None if by_link is None else by_link[:, i], level)
@@ -268,11 +380,22 @@ def chain(
         lo, hi = fit.data_range
         outside = [i for i in range(len(point)) if not lo <= point[i] <= hi]
         if outside:
-            i = outside[0]
-            warnings.append(f"{name}: the predicted loss {point[i]:.4g} at N={n_arr[i]:.3g}, "
-                            f"D={d_arr[i]:.3g} is outside the losses the link was fitted on "
-                            f"[{lo:.4g}, {hi:.4g}]: the link is extrapolated"
-                            + (f" ({len(outside)} points)" if len(outside) > 1 else ""))
+            extrapolated.setdefault((lo, hi, outside[0], len(outside)), []).append(name)
+        for w in fit.warnings:
+            if "leaves [0, 1]" in w:
+                impossible.append(f"{name} link: {w.split(':')[0]}")
+    if impossible:
+        shown = "; ".join(impossible[:6]) + (f"; and {len(impossible) - 6} more" if len(impossible) > 6 else "")
+        warnings.append(f"impossible values: {len(impossible)} interval(s) or link asymptote(s) reach "
+                        f"outside [0, 1], where these metrics live ({shown}); intervals are shown "
+                        "clipped to [0, 1] and predictions there lean on an extrapolated link")
+    for (lo, hi, i, count), names in extrapolated.items():
+        who = names[0] if len(names) == 1 else f"{len(names)} metrics ({', '.join(names[:3])}" + (
+            ", ...)" if len(names) > 3 else ")")
+        warnings.append(f"{who}: the predicted loss {point[i]:.4g} at N={n_arr[i]:.3g}, "
+                        f"D={d_arr[i]:.3g} is outside the losses the link was fitted on "
+                        f"[{lo:.4g}, {hi:.4g}]: the link is extrapolated"
+                        + (f" ({count} points)" if count > 1 else ""))
     data_range = getattr(loss_law, "data_range", None) or getattr(
         getattr(loss_law, "provenance", None), "valid_range", None) or {}
     for key, values in (("N", n_arr), ("D", d_arr)):
@@ -283,6 +406,7 @@ def chain(
                              f"{key} the loss law was fitted on ({top:.3g})")
     return ChainedPrediction(
         N=n_arr, D=d_arr, loss=loss_est, metrics=metrics, loss_only=loss_only, link_only=link_only,
+        curve=curve, loss_curve=curve_loss,
         loss_law=_label(loss_law), x_name=first.x_name, n_draws=n_draws,
         loss_draws=loss_sel, draws=draws,
         run_ids=tuple(dict.fromkeys(r for f in links.values() for r in f.run_ids)),
@@ -290,4 +414,4 @@ def chain(
     )
 
 
-__all__ = ["ChainedPrediction", "chain", "loss_at"]
+__all__ = ["SCATTER_DRAWS", "ChainedPrediction", "chain", "loss_at", "loss_noise", "new_model_draws"]

@@ -68,6 +68,28 @@ class LinkFit(Result):
         return float(np.min(self.x)), float(np.max(self.x))
 
     @property
+    def dof(self) -> int:
+        """Degrees of freedom of the residual spread: points less free parameters (at least 1)."""
+        return max(len(self.x) - (len(self.form.param_names) - len(self.fixed)), 1)
+
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        """(0, 1) when every fitted value lies in [0, 1] (an error rate, an accuracy): values
+        outside it are impossible. None for a metric on another scale."""
+        if len(self.y) and float(np.min(self.y)) >= 0.0 and float(np.max(self.y)) <= 1.0:
+            return 0.0, 1.0
+        return None
+
+    def scatter(self, size: Any, rng: np.random.Generator) -> np.ndarray:
+        """Draws of the model-to-model scatter about the link: ``residual_std`` times Student's
+        t with :attr:`dof` degrees of freedom (the spread is itself estimated from few points;
+        t is the predictive distribution of a new point's residual for a linear fit). Zeros when
+        the spread is unknown."""
+        if not np.isfinite(self.residual_std) or self.residual_std <= 0:
+            return np.zeros(size)
+        return self.residual_std * rng.standard_t(self.dof, size=size)
+
+    @property
     def instance(self) -> LawInstance:
         lo, hi = self.data_range
         return self.form.law.with_params(self.params, provenance=Provenance(
@@ -240,6 +262,9 @@ def fit_link(
         notes.append(f"bootstrap over {int(unit.max()) + 1} clusters, not over points")
     raw = fit_form(form, {form.law.inputs[0]: x}, y, fixed=fixed, bootstrap=bootstrap, seed=seed,
                    weights=weights, level=level)
+    warnings = list(raw.warnings)
+    if len(y) and np.min(y) >= 0.0 and np.max(y) <= 1.0:
+        warnings.extend(_impossible_asymptotes(form, raw.params, raw.draws, dict(fixed or {}), level))
     return LinkFit(
         form=form, metric=metric, x_name=x_name,
         params=dict(zip(form.param_names, raw.params.tolist(), strict=True)),
@@ -247,8 +272,33 @@ def fit_link(
         run_ids=tuple(str(r) for r in run_ids) if run_ids is not None else tuple(
             str(i) for i in range(len(x))),
         fixed=dict(fixed or {}), residual_std=raw.residual_std, unidentified=raw.unidentified,
-        level=level, warnings=raw.warnings, notes=notes,
+        level=level, warnings=warnings, notes=notes,
     )
+
+
+def _impossible_asymptotes(form: LinkForm, params: np.ndarray, draws: np.ndarray | None,
+                           fixed: Mapping[str, float], level: float) -> list[str]:
+    """Warnings for asymptotes of a [0, 1] metric whose estimate or interval leaves [0, 1]
+    (Gadre et al.'s ``eps`` above 1 from a link fitted on 6 points): the curve then heads for
+    values no model can have, so predictions far from the points are not to be trusted."""
+    out = []
+    for name in form.asymptotes:
+        if name in fixed or name not in form.param_names:
+            continue
+        i = form.param_names.index(name)
+        value = float(params[i])
+        lo = hi = value
+        if draws is not None and len(draws):
+            col = draws[:, i][np.isfinite(draws[:, i])]
+            if col.size:
+                lo_, hi_ = percentile_interval(col, level)
+                lo, hi = min(lo, float(lo_)), max(hi, float(hi_))
+        if lo < 0.0 or hi > 1.0:
+            where = "estimate" if not 0.0 <= value <= 1.0 else f"{level:.0%} interval"
+            out.append(f"{name} = {value:.4g} [{lo:.4g}, {hi:.4g}]: the {where} leaves [0, 1], where "
+                       f"this metric lives, so the link heads for impossible values away from its "
+                       f"points; fix {name} or treat predictions beyond the points as unknown")
+    return out
 
 
 @dataclass(repr=False)

@@ -64,6 +64,11 @@ class LinkForm:
     starts: StartFn
     identify: IdentifyFn = _nothing_flagged
     canonical: CanonicalFn = _as_is
+    #: parameters that are values the metric tends to at an end of the input's range (the exp
+    #: link's ``eps`` as the loss grows; a sigmoid's ``lo`` and ``hi``): a metric bounded in
+    #: [0, 1] cannot have them outside it, so :func:`~scalinglab.downstream.link_fit.fit_link`
+    #: warns when their interval leaves that range
+    asymptotes: tuple[str, ...] = ()
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -170,6 +175,7 @@ EXP_LINK = LinkForm(
     ),
     starts=_exp_starts,
     identify=_exp_identify,
+    asymptotes=("eps",),
 )
 
 
@@ -262,6 +268,7 @@ SIGMOID_LINK = LinkForm(
     starts=_sigmoid_starts,
     identify=_sigmoid_identify,
     canonical=_sigmoid_canonical,
+    asymptotes=("lo", "hi"),
 )
 
 
@@ -310,6 +317,7 @@ def sigmoid_in_scores(k: int) -> LinkForm:
             ),
         ),
         starts=starts,
+        asymptotes=("lo", "hi"),
     )
 
 

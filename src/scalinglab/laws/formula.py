@@ -8,7 +8,8 @@ holdout) like any catalogue law.
 Safety: the text is never evaluated. Python's ``ast`` parses it (``mode="eval"``) and a
 whitelist walks the tree: numbers, the declared input and parameter names (and definitions),
 ``+ - * / **`` (``^`` is read as ``**``), unary minus, and the functions ``exp``, ``log``,
-``sqrt``, ``min``, ``max``, ``abs``. Anything else (attributes, subscripts, calls of other
+``sqrt``, ``min``, ``max``, ``abs``, ``tanh``, ``sigmoid``, ``softplus``, ``log10`` and
+``clip(x, lo, hi)``. Anything else (attributes, subscripts, calls of other
 names, keywords, comparisons, strings, lambdas, ...) is refused with the offending piece named.
 The whitelisted tree is built directly into a sympy expression (sympy's own parser, which calls
 ``eval``, is not used), differentiated with ``sympy.diff``, reduced with ``sympy.cse``, and
@@ -33,20 +34,46 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sympy as sp
+from scipy import special
 
 from scalinglab.errors import ParameterError
 
 if TYPE_CHECKING:
     from scalinglab.laws.base import Law
 
+
+
+class sigmoid(sp.Function):
+    """``1 / (1 + exp(-x))``, kept whole so it is evaluated stably (``scipy.special.expit``)."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        s = sigmoid(self.args[0])
+        return s * (1 - s)
+
+
+class softplus(sp.Function):
+    """``log(1 + exp(x))``, kept whole so it is evaluated stably (``numpy.logaddexp(0, x)``):
+    written out, it overflows for x > 709 and loses every digit for x < -37."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sigmoid(self.args[0])
+
+
+def _clip(x: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
+    return sp.Min(sp.Max(x, lo), hi)
+
+
 #: the functions a formula may call, and their sympy counterparts
 FUNCTIONS: dict[str, Callable[..., sp.Expr]] = {
     "exp": sp.exp, "log": sp.log, "ln": sp.log, "sqrt": sp.sqrt, "min": sp.Min, "max": sp.Max,
-    "abs": sp.Abs,
+    "abs": sp.Abs, "tanh": sp.tanh, "sigmoid": sigmoid, "softplus": softplus,
+    "log10": lambda x: sp.log(x) / sp.log(10), "clip": _clip,
 }
+#: how many arguments each function takes (min and max take two or more)
+_ARITY = {"clip": 3}
 #: longest formula accepted, and most syntax nodes (bounds the work one formula can ask for)
-MAX_LENGTH = 2000
-MAX_NODES = 400
+MAX_LENGTH = 8000
+MAX_NODES = 3000
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 _BINOPS: dict[type, Callable[[sp.Expr, sp.Expr], sp.Expr]] = {
@@ -126,8 +153,14 @@ def _check_node(node: ast.AST, text: str) -> None:
         if node.keywords or not node.args:
             raise ParameterError(f"formula {text!r}: call {node.func.id}(...) with plain arguments",
                                  "formula")
-        if node.func.id not in ("min", "max") and len(node.args) != 1:
-            raise ParameterError(f"formula {text!r}: {node.func.id} takes one argument", "formula")
+        arity = _ARITY.get(node.func.id, 1)
+        if node.func.id in ("min", "max"):
+            if len(node.args) < 2:
+                raise ParameterError(f"formula {text!r}: {node.func.id} takes two or more arguments",
+                                     "formula")
+        elif len(node.args) != arity:
+            raise ParameterError(f"formula {text!r}: {node.func.id} takes {arity} argument"
+                                 f"{'s' if arity > 1 else ''}", "formula")
     if isinstance(node, ast.Name) and node.id.startswith("_"):
         raise ParameterError(f"formula {text!r}: name {node.id!r} is not allowed", "formula")
 
@@ -185,7 +218,7 @@ class ParsedFormula:
         for node in sp.preorder_traversal(self.expr):
             if isinstance(node, sp.Pow) and node.exp.has(s):
                 return True
-            if isinstance(node, sp.exp) and node.args[0].has(s):
+            if isinstance(node, (sp.exp, sp.tanh, sigmoid, softplus)) and node.args[0].has(s):
                 return True
         return False
 
@@ -292,6 +325,12 @@ def _compile(expr: sp.Expr, cache: dict[sp.Expr, Fn], logged: frozenset[str]) ->
             fn = lambda env, args=args: np.minimum.reduce(np.broadcast_arrays(*(a(env) for a in args)))  # noqa: E731
         elif head is sp.Max:
             fn = lambda env, args=args: np.maximum.reduce(np.broadcast_arrays(*(a(env) for a in args)))  # noqa: E731
+        elif head is sp.tanh:
+            fn = lambda env, a=args[0]: np.tanh(a(env))  # noqa: E731
+        elif head is sigmoid:
+            fn = lambda env, a=args[0]: special.expit(a(env))  # noqa: E731
+        elif head is softplus:
+            fn = lambda env, a=args[0]: np.logaddexp(0.0, a(env))  # noqa: E731
         elif head is sp.Abs:
             fn = lambda env, a=args[0]: np.abs(a(env))  # noqa: E731
         elif head is sp.sign:

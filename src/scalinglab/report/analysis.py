@@ -8,7 +8,6 @@ does not hide the rest of a report.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -230,10 +229,12 @@ def predictions_at(laws: Mapping[str, HparamLaw], N: float, D: float) -> dict[st
 
 
 def default_budget(runs: pd.DataFrame) -> float:
-    """A budget worth planning when none is given: 100x the largest run's compute, rounded."""
+    """A budget worth planning when none is given: 100x the largest run's compute, to one
+    significant digit (1.2e18 -> 1e20; rounding the exponent up, as this once did, planned up
+    to 1000x)."""
     if runs.empty:
         return 1e21
-    return float(10 ** math.ceil(math.log10(runs["C"].max() * 100)))
+    return float(f"{float(runs['C'].max()) * 100:.1g}")
 
 
 @dataclass(frozen=True)

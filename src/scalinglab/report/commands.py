@@ -21,6 +21,7 @@ from scalinglab.clikit import (
     check_output_early,
     console,
     emit_json,
+    err_console,
     parse_tags,
     progress_display,
     write_file,
@@ -185,8 +186,8 @@ def serve(
 
     from scalinglab.report import server
 
-    if not store.exists():
-        raise UserError(f"{store}: no run store here (import runs or run a sweep first)")
+    if not store.exists() and not store.parent.resolve().is_dir():
+        raise UserError(f"{store}: no run store here, and no folder {store.parent} to wait in")
     saved = _saved(result)
     names = [h.strip() for h in (host or []) if h.strip()]
     bind = names[0] if names else "127.0.0.1"
@@ -198,6 +199,9 @@ def serve(
                             "with --port or --host") from None
     console.print(f"scalinglab dashboard for {store} at [bold]http://{bind}:{port}[/] "
                   "(Ctrl+C to stop)", highlight=False)
+    if not store.exists():  # the monitor may open before the sweep that writes the store
+        err_console.print(f"note: {store} does not exist yet; the page shows runs as soon as a "
+                          "sweep or an import creates it", highlight=False)
     server.serve(store, port=port, bootstrap=bootstrap, host=bind, allowed_hosts=names,
                  results=saved)
 

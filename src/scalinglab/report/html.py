@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.clikit import to_json
+from scalinglab.report import runs_table as runs_table_data
 from scalinglab.report import views
 from scalinglab.report.analysis import Progress, Summary, summarise
 from scalinglab.report.sections import Chart, Section, report_sections, runs_table
@@ -108,8 +109,18 @@ _JS = """
   }
   document.getElementById("drawer-close").addEventListener("click", () => { drawer.hidden = true; });
   document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") drawer.hidden = true; });
+  // the shared runs table replaces each static one (which stays for readers without scripts)
+  const tables = JSON.parse(document.getElementById("sl-tables").textContent);
+  for (const box of document.querySelectorAll(".sl-runs")) {
+    const data = tables[box.dataset.table];
+    if (!data || !window.SLRunsTable) continue;
+    const holder = document.createElement("div");
+    box.replaceWith(holder);
+    holder.id = box.dataset.table === "runs" ? "runs-table" : "other-runs-table";
+    SLRunsTable(holder, {onOpen: openRun, filename: box.dataset.table + ".csv"}).setData(data);
+  }
   for (const tr of document.querySelectorAll("tr[data-id]")) {
-    tr.addEventListener("click", () => openRun(tr.dataset.id));
+    if (!tr.closest(".rt")) tr.addEventListener("click", () => openRun(tr.dataset.id));
   }
   // print at the page's width, then back
   window.addEventListener("beforeprint", () => { for (const el of drawn) Plotly.relayout(el, {width: 700}); });
@@ -163,16 +174,20 @@ def render_report(summary: Summary, store: Any = None, title: str = "scalinglab 
         *(render_section(sec, level=2) for sec in sections),
     ]
     details = run_details(summary, store)
+    tables = {"runs": runs_table_data.payload(summary.runs),
+              "other": runs_table_data.payload(summary.other_runs)}
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<style>{_CSS}</style><script>{plotly_js()}</script></head><body>\n"
+        f"<style>{_CSS}{runs_table_data.asset('css')}</style><script>{plotly_js()}</script>"
+        f"<script>{runs_table_data.asset('js')}</script></head><body>\n"
         f'<div class="page">{"".join(body)}</div>\n'
         '<aside id="drawer" hidden><button id="drawer-close" type="button">close</button>'
         '<h3 id="drawer-title"></h3><div id="drawer-body"></div>'
         '<div id="drawer-curve" hidden></div></aside>\n'
         f'<script type="application/json" id="sl-specs">{_script_json(specs)}</script>\n'
         f'<script type="application/json" id="sl-runs">{_script_json(details)}</script>\n'
+        f'<script type="application/json" id="sl-tables">{_script_json(tables)}</script>\n'
         f"<script>{_JS}</script></body></html>\n"
     )
 

@@ -348,13 +348,17 @@ def _clean(v: Any) -> Any:
 
 
 def runs_section(s: Analysis) -> Section:
+    # the static table reads (and prints) without JavaScript; with it, the shared runs table
+    # (report/runs_table.py: sort, search, ranges, colour, CSV) takes its place
     parts: list[str | Chart] = [para("Every finished run in the filter, in full; click a row (or a "
                                      "point in any chart) to open the run.", "meta"),
-                                runs_table(s.runs).as_html()]
+                                '<div class="sl-runs" data-table="runs">'
+                                + runs_table(s.runs).as_html() + "</div>"]
     if not s.other_runs.empty:
         parts += ["<h3>Runs not used (failed or running)</h3>",
-                  runs_table(s.other_runs, columns=["run_id", "name", "N", "D", "status",
-                                                    "error"]).as_html()]
+                  '<div class="sl-runs" data-table="other">'
+                  + runs_table(s.other_runs, columns=["run_id", "name", "N", "D", "status",
+                                                      "error"]).as_html() + "</div>"]
     return Section(id="runs", title=f"Runs ({len(s.runs)} finished)", parts=parts)
 
 
@@ -589,8 +593,12 @@ def hparams_section(s: Analysis) -> Section:
         parts.append(para(f"At the plan: N = {format_number(plan.N)}, D = {format_number(plan.D)}.",
                           "meta"))
     parts.append(t.as_html())
-    if s.hparams_error:
+    if s.hparams_error and s.grids:
         parts.append(box("error", [f"fitted lr/batch law: not identifiable: {s.hparams_error}"]))
+    elif not s.grids:  # the usual case, not an error: no fitted law, the published ones shown
+        parts.append(para("No lr × batch grid in these runs, so no fitted lr/batch law: the "
+                          "published laws are shown. A grid of lr and batch at one (N, D) adds one.",
+                          "meta"))
     for i, (n, d) in enumerate(s.grids[:3]):
         preds = analysis.predictions_at(s.hparams, n, d)
         grid = figures.pick_grid(s.runs, n, d)

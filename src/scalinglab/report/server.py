@@ -190,18 +190,18 @@ def plain_validation_message(errors: Iterable[dict[str, Any]]) -> str:
 
 def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
                allowed_hosts: Sequence[str] = (), results: Iterable[Any] = ()) -> FastAPI:
-    """The dashboard app for the store at ``store_path`` (which must exist).
+    """The dashboard app for the store at ``store_path``; a store that does not exist yet shows
+    as an empty one until the file appears (:class:`~scalinglab.report.dashboard_api.EmptyStore`).
 
     ``allowed_hosts`` adds host names the app answers for to the loopback ones. ``results``:
     saved results (files, or :class:`~scalinglab.report.saved.SavedResult` s) shown in the "More
     results" panel as the report shows them; files are read once, here, and a file that is not a
     saved result refuses the app.
     """
+    from scalinglab.report import dashboard_api
     from scalinglab.report import saved as saved_results
 
     path = Path(store_path)
-    if not path.exists():
-        raise StoreError(f"{path}: no run store here (import runs or run a sweep first)")
     saved: list[saved_results.SavedResult] = []
     for r in results:  # in the order given
         saved += [r] if isinstance(r, saved_results.SavedResult) else saved_results.load_saved([r])
@@ -212,10 +212,13 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
     hosts = {h.lower().strip("[]") for h in (*LOOPBACK, *allowed_hosts)}
 
     def store() -> RunStore:
+        if not path.exists():  # serve before the sweep: empty until the file appears
+            return dashboard_api.EmptyStore(path)  # type: ignore[return-value]
         return RunStore(path, read_only=True, lock_timeout_s=LOCK_WAIT_S)
 
     def state() -> str:
-        return store_state(path)
+        # every cached result is keyed by this: the store's file state and the request's filter
+        return store_state(path) + dashboard_api.where_key()
 
     def tags_of(tag: list[str]) -> dict[str, str]:
         if len(tag) > MAX_TAGS:
@@ -225,8 +228,8 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
     def select(tag: list[str], status: str = "finished") -> pd.DataFrame:
         tags = tags_of(tag)
         key = ("runs", state(), tuple(sorted(tags.items())), status)
-        return cache.get(key, lambda: store().runs(status=None if status == "all" else status,
-                                                   tags=tags or None))
+        return cache.get(key, lambda: dashboard_api.apply_where(
+            store().runs(status=None if status == "all" else status, tags=tags or None)))
 
     def check_law(law: str) -> None:
         if law not in analysis.loss_laws():
@@ -311,6 +314,9 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
         # library errors (the user's) are handled above; anything else is ours
         return _json({"detail": f"internal error ({type(exc).__name__}): {exc}"}, 500)
 
+    app.add_middleware(dashboard_api.WhereMiddleware)
+    dashboard_api.register(app, path, select)
+
     # -- the page --------------------------------------------------------------------------
 
     @app.get("/", response_class=HTMLResponse)
@@ -337,7 +343,7 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
         """What the page polls: a token that changes when the store does, and the counts."""
         token = state()
         counts = cache.get(("counts", token), lambda: store().counts())
-        return _json({"version": token, "counts": counts})
+        return _json({"version": token, "counts": counts, "store_exists": path.exists()})
 
     @app.get("/api/summary")
     def summary() -> Response:
@@ -345,7 +351,8 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
         token = state()
         runs = select([])
         return _json({
-            "store": str(path), "version": token, "counts": s.counts(), "tags": s.tag_values(),
+            "store": str(path), "store_exists": path.exists(), "version": token,
+            "counts": s.counts(), "tags": s.tag_values(),
             "laws": analysis.loss_laws(), "published_laws": sorted(PUBLISHED_LOSS_LAWS),
             "grids": [{"N": n, "D": d} for n, d in analysis.grid_keys(runs)],
             "default_compute": analysis.default_budget(runs),
@@ -435,12 +442,14 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
         budget = parse_budget(compute)
         specs = [_pin(p) for p in pin]
         results: list[FitResult | str] = []
+        checks: list[RollingForward | str] = []
         for p in specs:
-            try:
-                results.append(fitted(p["law"], p["tag"], p["bootstrap"], p["holdout"]))
-            except ApiError as exc:
-                results.append(exc.message)
-        checks = [rolled(p["law"], p["tag"], p["bootstrap"]) for p in specs]
+            with dashboard_api.filtered_by(p["where"]):  # each pin keeps its own --where filter
+                try:
+                    results.append(fitted(p["law"], p["tag"], p["bootstrap"], p["holdout"]))
+                except ApiError as exc:
+                    results.append(exc.message)
+                checks.append(rolled(p["law"], p["tag"], p["bootstrap"]))
         if budget is None:
             budget = analysis.default_budget(select([]))
         return _json({"pins": specs, "compute": budget,
@@ -462,7 +471,8 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
             raise ApiError(400, f"pin {text!r}: bootstrap must be 0 to {MAX_BOOTSTRAP}, holdout 0 to 1000")
         tag = [t for v in q.get("tag", []) for t in v.split(",") if t.strip()]
         tags_of(tag)
-        return {"law": law, "tag": tag, "bootstrap": boot, "holdout": holdout, "text": text}
+        return {"law": law, "tag": tag, "bootstrap": boot, "holdout": holdout, "text": text,
+                "where": " ".join(q.get("where", [])).strip()}
 
     @app.get("/api/plan")
     def plan(
@@ -547,7 +557,10 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
             points = views.fit_points(data, fit, b)
             return (charts.parity if name == "parity" else charts.residuals)(points, fit, b)
         if name == "isoflop":
-            iso = isoflop(tag, boot)
+            try:
+                iso = isoflop(tag, boot)
+            except ApiError as exc:  # the raw profiles still show, with why there is no fit
+                return dashboard_api.raw_isoflop(data, exc.message)
             return charts.isoflop(views.isoflop_series(data, iso), iso)
         if name == "allocation":
             iso = isoflop_or_none(tag, boot)
@@ -699,7 +712,8 @@ def comparison_table(pins: Sequence[dict[str, Any]], results: Sequence[FitResult
 
     t.add_row("law", *(p["law"] if not isinstance(r, str) else f"{p['law']}: {r}"
                        for p, r in zip(pins, results, strict=True)))
-    t.add_row("filter", *(", ".join(p["tag"]) or "all runs" for p in pins))
+    t.add_row("filter", *(", ".join([*p["tag"], *([p["where"]] if p.get("where") else [])])
+                          or "all runs" for p in pins))
     t.add_row("bootstrap, holdout", *(f"{p['bootstrap']}, {p['holdout']}" for p in pins))
     row("runs fitted", lambda f: f.n_runs)
     names = list(dict.fromkeys(n for f in fits for n in f.law.param_names))
