@@ -120,7 +120,9 @@ class UserError(_ClickException):
 
 def show_error(message: str) -> None:
     """``error: MESSAGE`` as one line on stderr, whatever the terminal's width."""
-    one_line = " ".join(str(message).split())
+    from scalinglab.summary import printable
+
+    one_line = printable(" ".join(str(message).split()))
     err_console.print(f"[bold red]error:[/] {escape(one_line)}", highlight=False, soft_wrap=True)
 
 

@@ -104,15 +104,34 @@ def _read_json(path: Path) -> Any:
 
 
 def _from_dict(data: Any, path: Path) -> Result:
+    from scalinglab.safefile import check_saved
+
     kinds = _kinds()
     kind = data.get("kind") if isinstance(data, dict) else None
     if kind not in kinds:
         raise InputError(f"not a saved scalinglab result (kind {kind!r}; known: {sorted(kinds)})",
                          source=str(path))
+    check_saved(data, str(path))  # the shared fields, before any arithmetic
     try:
         return kinds[kind].from_dict(data)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise InputError(f"cannot read a saved {kind} result: {exc}", source=str(path)) from None
+    except KeyError as exc:
+        raise InputError(f"a saved {kind} result without the field {exc}",
+                         source=str(path)) from None
+    except (TypeError, ValueError, IndexError, AttributeError, OverflowError,
+            ZeroDivisionError) as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InputError(f"cannot read a saved {kind} result: {detail}",
+                         source=str(path)) from None
 
 
-__all__ = ["Result", "load_result", "load_results"]
+def load_saved(path: str | Path, expect: type | tuple[type, ...], what: str) -> Result:
+    """THE loader for a saved file a command reads back (``plan --law``, ``--tau``,
+    ``--truth``, ``--link``, ``--loss-law``...): bounded JSON, the shared fields checked,
+    the result rebuilt, and of the type ``expect`` (``what`` names it in the error)."""
+    result = load_result(path)
+    if not isinstance(result, expect):
+        raise InputError(f"a saved {result.kind} result, not {what}", source=str(path))
+    return result
+
+
+__all__ = ["Result", "load_result", "load_results", "load_saved"]

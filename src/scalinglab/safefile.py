@@ -163,6 +163,80 @@ def read_json(path: str | Path, *, limit: int = MAX_JSON_BYTES,
     return loads_json(read_bytes(path, limit), str(path), max_depth=max_depth)
 
 
+# -- saved files: the envelope every saved result shares ------------------------------------------
+
+
+def _saved_model() -> Any:
+    """The pydantic model of what every saved result shares (built once, on first use: pydantic
+    costs ~0.1 s to import and most commands never read a saved file)."""
+    global _SAVED_MODEL
+    if _SAVED_MODEL is not None:
+        return _SAVED_MODEL
+    import math
+
+    from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+    class SavedEnvelope(BaseModel):
+        model_config = ConfigDict(extra="allow")
+
+        kind: str = Field(min_length=1, max_length=100)
+        level: float | None = Field(default=None, gt=0, lt=1)
+        run_ids: list[str] | None = None
+        heldout_ids: list[str] | None = None
+        warnings: list[str] | None = None
+        notes: list[str] | None = None
+        params: dict[str, float | None] | None = None
+        draws: list[list[float | None]] | dict[str, Any] | None = None
+
+        @field_validator("params")
+        @classmethod
+        def _finite_params(cls, v: dict[str, float | None] | None) -> Any:
+            for name, x in (v or {}).items():
+                if x is not None and not math.isfinite(x):
+                    raise ValueError(f"parameter {name!r} is not a finite number")
+            return v
+
+    _SAVED_MODEL = SavedEnvelope
+    return SavedEnvelope
+
+
+_SAVED_MODEL: Any = None
+
+
+def check_saved(data: Any, source: str) -> dict[str, Any]:
+    """``data`` read from a saved result file, checked before any arithmetic: an object with a
+    ``kind``; where present, ``level`` in (0, 1), ``run_ids``/``warnings``/``notes`` lists of
+    text, ``params`` finite numbers, ``draws`` a rectangular table of numbers one column per
+    parameter. One :class:`InputError` naming the file and the field otherwise."""
+    from pydantic import ValidationError
+
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object (a saved result), not {_json_type(data)}",
+                         source=source)
+    try:
+        _saved_model().model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ())) or "the file"
+        raise InputError(f"field {field!r}: {err.get('msg', 'invalid')}"
+                         .replace("Value error, ", ""), source=source) from None
+    draws, params = data.get("draws"), data.get("params")
+    if isinstance(draws, list) and draws:
+        widths = sorted({len(row) for row in draws})
+        if len(widths) > 1:
+            raise InputError(f"field 'draws': rows of different lengths ({widths[0]} and "
+                             f"{widths[-1]} values)", source=source)
+        if isinstance(params, dict) and widths[0] != len(params):
+            raise InputError(f"field 'draws': {widths[0]} values per draw for {len(params)} "
+                             "parameters", source=source)
+    return data
+
+
+def _json_type(v: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number",
+            bool: "true/false", type(None): "null"}.get(type(v), type(v).__name__)
+
+
 # -- outputs -----------------------------------------------------------------------------------
 
 
@@ -376,6 +450,6 @@ def user_temp_dir(name: str) -> Path:
     return private_dir(Path(tempfile.gettempdir()) / f"{name}-{uid}")
 
 
-__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "OutputError", "check_input", "check_output", "confined_mirror",
+__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "OutputError", "check_input", "check_output", "check_saved", "confined_mirror",
            "is_duckdb_file", "json_depth", "loads_json", "open_input", "open_log", "output_dir",
            "private_dir", "read_bytes", "read_json", "user_temp_dir", "write_output"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,6 @@ import numpy as np
 import typer
 
 from scalinglab.clikit import JsonOption, UserError, new_app, show_results
-from scalinglab.errors import InputError
 
 predict_app = new_app(
     help="Predict from saved fits: downstream metrics at a model size and token count, chained "
@@ -170,19 +168,6 @@ def fit_benchmark_command(
     show_results(result, save, json_)
 
 
-def _load_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON ({exc.msg} at line {exc.lineno}); expected {what}",
-                         source=str(path)) from None
-    if not isinstance(data, dict):
-        raise InputError(f"expected {what}", source=str(path))
-    return data
-
-
 def load_loss_law(spec: str) -> Any:
     """A saved fit (``fit chinchilla --save``) or the name of a published loss law."""
     from scalinglab.fit.result import FitResult
@@ -194,27 +179,18 @@ def load_loss_law(spec: str) -> Any:
             return PUBLISHED_LOSS_LAWS[spec]
         raise UserError(f"--loss-law {spec!r}: no such file, and not a published law "
                         f"({', '.join(sorted(PUBLISHED_LOSS_LAWS))})")
-    data = _load_json(path, "a loss-law fit saved by `scalinglab fit ... --save`")
-    try:
-        return FitResult.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"not a saved loss-law fit ({type(exc).__name__}: {exc})", source=str(path)) from None
+    from scalinglab.results import load_saved
+
+    return load_saved(path, FitResult, "a loss-law fit saved by `scalinglab fit ... --save`")
 
 
 def load_link(path: Path) -> Any:
     """A link saved by ``fit downstream --save`` (one metric or a table of them)."""
     from scalinglab.downstream.link_fit import LinkFit, LinkTable
+    from scalinglab.results import load_saved
 
-    data = _load_json(path, "a link saved by `scalinglab fit downstream --save`")
-    kinds = {LinkTable.kind: LinkTable, LinkFit.kind: LinkFit}
-    cls = kinds.get(data.get("kind"))
-    if cls is None:
-        raise InputError(f"not a saved link (kind {data.get('kind')!r}; expected one of {sorted(kinds)})",
-                         source=str(path))
-    try:
-        return cls.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"cannot read the saved link ({type(exc).__name__}: {exc})", source=str(path)) from None
+    return load_saved(path, (LinkTable, LinkFit), "a link saved by `scalinglab fit downstream "
+                      "--save`")
 
 
 def _numbers(items: list[str], flag: str) -> np.ndarray:

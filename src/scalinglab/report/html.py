@@ -133,9 +133,17 @@ def _e(x: Any) -> str:
     return html.escape(str(x))
 
 
+#: characters that may end or bend a <script> element (``</script>``, ``<!--<script>`` puts the
+#: HTML parser in its script-escape state and every chart after it was lost), or end a line in
+#: JavaScript (U+2028/9); they can only occur inside JSON strings, where \uXXXX means the same
+_SCRIPT_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                                "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _script_json(obj: Any) -> str:
-    """JSON safe inside ``<script type="application/json">`` (no ``</script>`` in the text)."""
-    return to_json(obj).replace("</", "<\\/")
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>``, ``&``, U+2028 or
+    U+2029 left raw in the text, whatever a run's name holds."""
+    return to_json(obj).translate(_SCRIPT_UNSAFE)
 
 
 def plotly_js() -> str:
