@@ -40,7 +40,7 @@ def test_fit_json_schema_and_save(grid_csv, tmp_path):
     lo, hi = out["ci"]["lr"]["coef_N"]
     assert lo < out["lr"]["coef_N"] < hi
     assert out["n_groups"] == 9 and out["n_runs"] > 9
-    assert "using column 'smooth loss' as the loss" in out["warnings"]
+    assert "using column 'smooth loss' as the loss" in out["notes"]  # a note, not a warning
     assert out["lr"]["coef_N"] == pytest.approx(-0.713, abs=0.05)  # synthetic truth is Step Law
     assert "draws" in json.loads(save.read_text()) and "draws" not in out
 

@@ -121,3 +121,32 @@ def test_data_constrained_fit_plans_with_unique_tokens():
     assert plan.epochs == pytest.approx(plan.D / 2e9)
     assert plan.loss_interval is not None
     assert isoflop_runs  # synthetic helpers stay importable
+
+
+FRONTIER = ["farseer2025", "parscale2025", "tao2024_vocab", "clark2022_moe", "frantar2023_sparsity",
+            "zhang2025_critical_batch"]
+
+
+@pytest.mark.parametrize("name", FRONTIER)
+def test_frontier_laws_are_registered_with_their_paper(name):
+    law = get_law(name)
+    assert law.provenance.url.startswith("https://arxiv.org/abs/") and law.provenance.units
+    assert set(law.bounds) == set(law.param_names)  # every parameter has a range to search
+
+
+def test_the_vocabulary_law_fits_its_negative_target_and_parscale_its_streams():
+    import scalinglab as sl
+
+    rng = np.random.default_rng(0)
+    nnv, nv, d = 10 ** rng.uniform(7.5, 9, 150), 10 ** rng.uniform(6, 8, 150), 10 ** rng.uniform(9, 11, 150)
+    truth = {"E": 5.0, "A1": 300.0, "alpha1": 0.3, "A2": 50.0, "alpha2": 0.25, "B": 2000.0, "beta": 0.35}
+    y = get_law("tao2024_vocab")(truth, Nnv=nnv, Nv=nv, D=d)
+    assert (y < 0).all()
+    fit = sl.fit_arrays("tao2024_vocab", {"Nnv": nnv, "Nv": nv, "D": d}, y, bootstrap=0)
+    for k in ("E", "alpha1", "alpha2", "beta"):
+        assert fit.params[k] == pytest.approx(truth[k], rel=1e-3)
+    n, p = np.repeat(10 ** np.linspace(8.7, 9.6, 6), 4), np.tile([1.0, 2.0, 4.0, 8.0], 6)
+    pt = {"A": 1.95e8, "k": 0.33, "alpha": 0.2, "E": 1.3}
+    ps = sl.fit_arrays("parscale2025", {"N": n, "P": p}, get_law("parscale2025")(pt, N=n, P=p),
+                       bootstrap=0, scale="linear")
+    assert ps.params["k"] == pytest.approx(0.33, rel=1e-3) and ps.params["E"] == pytest.approx(1.3, rel=1e-3)

@@ -22,15 +22,22 @@ _EXPORTS: dict[str, str] = {
     # fitting
     "fit_law": "scalinglab.fit.loss",
     "fit_arrays": "scalinglab.fit.loss",
+    "fit_joint": "scalinglab.fit.lsq",
     "fit_isoflop": "scalinglab.fit.isoflop",
     "fit_hparam_law": "scalinglab.hparams.fit",
     "fit_tau_law": "scalinglab.hparams.timescale",
     "select_runs": "scalinglab.runs.select",
+    "fit_loss_to_loss": "scalinglab.downstream.l2l",
+    "translate": "scalinglab.downstream.l2l",
+    "fit_ladder": "scalinglab.downstream.ladder",
+    "fit_curves": "scalinglab.fit.curves",
     # results
     "FitResult": "scalinglab.fit.result",
+    "JointFit": "scalinglab.fit.lsq",
     "IsoFlopResult": "scalinglab.fit.isoflop",
     "HparamFit": "scalinglab.hparams.fit",
     "TauFit": "scalinglab.hparams.timescale",
+    "CurveFit": "scalinglab.fit.curves",
     "load_result": "scalinglab.results",
     "Estimate": "scalinglab.stats",
     # laws
@@ -50,6 +57,9 @@ _EXPORTS: dict[str, str] = {
     "make_plan": "scalinglab.plan.planner",
     "Plan": "scalinglab.plan.planner",
     "RunStore": "scalinglab.runs.store",
+    # adaptive design over a pool of candidate runs
+    "design_pool": "scalinglab.design.pool",
+    "replay_study": "scalinglab.design.pool",
     # errors
     "ScalingLabError": "scalinglab.errors",
     "InputError": "scalinglab.errors",

@@ -59,14 +59,16 @@ class Result:
 
     def save(self, path: str | Path) -> Path:
         """Write ``to_dict(include_draws=True)`` as JSON (read back with :func:`load_result`)."""
-        from scalinglab.clikit import to_json
         from scalinglab.safefile import write_output
+        from scalinglab.serialize import to_json
 
         return write_output(path, to_json(self.to_dict(include_draws=True)) + "\n")
 
 
 def _kinds() -> dict[str, Any]:
+    from scalinglab.design.pool import PoolProposal, ReplayResult
     from scalinglab.downstream import kinds as downstream_kinds
+    from scalinglab.fit.curves import CurveFit
     from scalinglab.fit.isoflop import IsoFlopResult
     from scalinglab.fit.result import FitResult
     from scalinglab.fit.validate import LawSelection, RollingForward
@@ -75,7 +77,8 @@ def _kinds() -> dict[str, Any]:
     from scalinglab.testtime import kinds as testtime_kinds
 
     return {cls.kind: cls for cls in (FitResult, IsoFlopResult, HparamFit, TauFit, RollingForward,
-                                      LawSelection, *downstream_kinds(), *testtime_kinds())}
+                                      LawSelection, CurveFit, *downstream_kinds(),
+                                      *testtime_kinds(), PoolProposal, ReplayResult)}
 
 
 def load_result(path: str | Path) -> Result:

@@ -156,6 +156,8 @@ def _spread_change(name: str, remedy: Proposal, exponent: bool) -> str:
     before, after = remedy.before.get(name), remedy.after.get(name)
     if before is None or after is None or before.ci is None or after.ci is None:
         return ""
+    if not np.all(np.isfinite([*before.ci, *after.ci])):
+        return ""  # never "nan to nan decades": an interval the draws cannot give is left out
     if exponent:
         return f"{name} from {before.ci[1] - before.ci[0]:.2g} to {after.ci[1] - after.ci[0]:.2g} wide"
     if min(before.ci) <= 0 or min(after.ci) <= 0:
@@ -221,7 +223,7 @@ def _check_state(state: dict[str, Any], source: str) -> None:
 
 
 def _save_state(config: AutoConfig, state: dict[str, Any]) -> None:
-    from scalinglab.clikit import to_json
+    from scalinglab.serialize import to_json
 
     # atomic (a kill leaves the old state or the new, never half); never through a symlink
     write_output(_state_path(config.out), to_json(state) + "\n")

@@ -35,7 +35,11 @@ from scalinglab.downstream.observational import ObservationalFit, components_of,
 
 def kinds() -> tuple[type, ...]:
     """The result classes of this package (for :func:`scalinglab.results.load_result`)."""
-    return (BenchmarkFit, BenchmarkTable, ChainedPrediction, LinkFit, LinkTable, ObservationalFit)
+    from scalinglab.downstream.l2l import LossToLossFit, Translation
+    from scalinglab.downstream.ladder import LadderFit
+
+    return (BenchmarkFit, BenchmarkTable, ChainedPrediction, LinkFit, LinkTable, ObservationalFit,
+            LossToLossFit, Translation, LadderFit)
 
 
 __all__ = [

@@ -72,12 +72,16 @@ OverOpt = typer.Option(4.0, "--over-penalty", help="Factor on over-predicting re
 WeightsOpt = typer.Option(None, "--weights", help="Per-run weights: a column, or sqrtC for sqrt(C).")
 DropOpt = typer.Option(0, "--drop-highest", min=0, help="Leave out the K highest-loss runs first "
                        "(Epoch AI's Chinchilla refit drops 5).")
+FlopOpt = typer.Option(None, "--flop-convention", help="What a given C (or budget) column is: "
+                       "6ND (default: checked, a warning names the column and factor when it is "
+                       "not), a factor to 6ND such as 1.2, or 'given' to take it as it is.",
+                       show_default=False)
+ScaleOpt = typer.Option(None, "--scale", help="Where residuals are taken: log (log y - log f; "
+                        "needs positive targets) or linear (y - f, any sign; least squares with "
+                        "coefficients solved exactly). Default: log when every target is positive, "
+                        "else linear (said in the notes).")
 UniqueOpt = typer.Option(None, "--unique-tokens", help="Column (or store extra/tag) of unique "
                          "tokens: input U of data-constrained laws; runs differing in it are kept apart.")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(fit_app, name="fit")
 
 
 @contextmanager
@@ -132,12 +136,32 @@ class _Estimation:
     weights: str | None = None
     drop_highest: int = 0
     unique_tokens: str | None = None
+    flop_convention: str | None = None
+    scale: str | None = None
 
     def kwargs(self, law: Any) -> dict[str, Any]:
         return {"tie": parse_ties(self.tie, law.param_names), "fix": parse_fixes(self.fix),
                 "bounds": parse_bounds(self.bounds), "loss": self.loss, "delta": self.delta,
                 "over_penalty": self.over_penalty, "weights": self.weights,
-                "drop_highest": self.drop_highest}
+                "drop_highest": self.drop_highest, "flop_convention": _convention(self.flop_convention),
+                **({"scale": _scale(self.scale)} if self.scale else {})}
+
+
+def _scale(text: str) -> str:
+    if text.strip().lower() not in ("log", "linear"):
+        raise UserError(f"--scale must be log or linear, not {text!r}")
+    return text.strip().lower()
+
+
+def _convention(text: str | None) -> Any:
+    from scalinglab.errors import ParameterError
+    from scalinglab.fit.consistency import parse_convention
+
+    try:
+        parse_convention(text)
+    except ParameterError as exc:
+        raise UserError(f"--flop-convention: {exc}") from None
+    return text
 
 
 def parse_ties(items: list[str] | None, params: tuple[str, ...]) -> dict[str, str]:
@@ -249,7 +273,7 @@ def chinchilla(
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
-    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt,
+    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
 ) -> None:
     """Fit L = E + A/N^alpha + B/D^beta (Chinchilla Approach 3, as Besiroglu et al. 2024).
 
@@ -261,7 +285,7 @@ def chinchilla(
     _fit_command("chinchilla", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens))
+                             unique_tokens, flop_convention))
 
 
 @fit_app.command("kaplan")
@@ -273,7 +297,7 @@ def kaplan(
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
-    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt,
+    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
 ) -> None:
     """Fit Kaplan et al. 2020's L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D.
 
@@ -282,7 +306,7 @@ def kaplan(
     _fit_command("kaplan", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens))
+                             unique_tokens, flop_convention))
 
 
 @fit_app.command("power")
@@ -295,7 +319,7 @@ def power(
     all_runs: bool = AllRunsOpt, best_per_point: bool = BestOpt, group_by: str = GroupByOpt,
     tie: list[str] = TieOpt, fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt,
     loss: str = LossOpt, delta: float = DeltaOpt, over_penalty: float = OverOpt,
-    weights: str = WeightsOpt, drop_highest: int = DropOpt,
+    weights: str = WeightsOpt, drop_highest: int = DropOpt, flop_convention: str = FlopOpt,
 ) -> None:
     """Fit a one-variable power law L = E + A x^-alpha, x one of N, D, C.
 
@@ -305,7 +329,8 @@ def power(
         raise UserError(f"--x must be N, D or C, not {x!r}")
     _fit_command(f"power_{x}", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  None, at, save, json_, all_runs, best_per_point, group_by,
-                 _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest))
+                 _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
+                             flop_convention=flop_convention))
 
 
 @fit_app.command("isoflop")
@@ -322,6 +347,7 @@ def isoflop(
     group_by: str = GroupByOpt,
     method: str = typer.Option("parabola", "--method", help="Approach 2's minimum per budget: "
                                "parabola (Hoffmann et al.) or akima (Porian et al.: interpolated)."),
+    flop_convention: str = FlopOpt,
 ) -> None:
     """Fit N_opt = k C^a and D_opt = k' C^b by Hoffmann et al.'s Approaches 1 and 2.
 
@@ -341,7 +367,8 @@ def isoflop(
                                      _columns(group_by))
     with err_console.status("fitting IsoFLOP parabolas", spinner="dots") if not json_ else _null():
         result = fit_isoflop(frame, bootstrap=bootstrap, seed=seed, budget=budget, tol_dex=tol_dex,
-                             source=source, method=method)
+                             source=source, method=method,
+                             flop_convention=_convention(flop_convention))
     result.notes[:0] = notes
     budgets = compute or None
     if save is not None:
@@ -367,7 +394,8 @@ def law_cmd(
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
-    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt,
+    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
+    scale: str = ScaleOpt,
 ) -> None:
     """Fit any law of the catalogue by name (gadre2024, muennighoff2023, broken_power_C, ...).
 
@@ -376,7 +404,7 @@ def law_cmd(
     _fit_command(name, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens))
+                             unique_tokens, flop_convention, scale))
 
 
 @fit_app.command("laws")
@@ -409,7 +437,8 @@ def laws_cmd(json_: bool = JsonOption) -> None:
 def custom_cmd(
     file: Path = FileArg,
     formula: str = typer.Option(..., "--formula", help="The law, e.g. \"E + A*N**-alpha + "
-                                "B*D**-beta\" (arithmetic, exp, log, sqrt, min, max, abs)."),
+                                "B*D**-beta\" (arithmetic, exp, log, log10, sqrt, min, max, abs, tanh, sigmoid, softplus, "
+                                "clip)."),
     inputs: str = typer.Option(..., "--inputs", help="Input columns, e.g. N,D; every other name "
                                "is a parameter."),
     name: str = typer.Option("custom", "--name", help="Name of the law in results."),
@@ -423,12 +452,20 @@ def custom_cmd(
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
-    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt,
+    drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
+    scale: str = ScaleOpt,
+    group: str = typer.Option(None, "--group", help="Fit per group of this column: one law per "
+                              "group, or with --per-group one joint fit."),
+    per_group: str = typer.Option(None, "--per-group", help="With --group: these parameters get "
+                                  "one value per group (e.g. E,A); the others are shared across "
+                                  "groups (a joint least-squares fit on the linear scale)."),
 ) -> None:
     """Fit a law you write: parsed safely (no eval), symbolic gradients, multi-start, bootstrap.
 
-    Parameters that only scale (never in an exponent) are fitted as logarithms, so they stay
-    positive. --bounds both sets the starting grid and keeps the fit inside.
+    On the log scale (positive targets), parameters that only scale (never in an exponent) are
+    fitted as logarithms, so they stay positive. On the linear scale (--scale linear, the default
+    when a target is <= 0) every parameter keeps its sign, coefficients and offsets are solved
+    exactly, and --bounds keep the fit inside.
 
     Example: scalinglab fit custom runs.csv --formula "E + A*N**-alpha + B*D**-beta" --inputs N,D --save fit.json
     """
@@ -443,10 +480,68 @@ def custom_cmd(
         definitions.append((key.strip(), body.strip()))
     law = Law.from_formula(formula, inputs, name=name, definitions=definitions,
                            bounds={k: v for k, v in declared.items()})
+    est = _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
+                      unique_tokens, flop_convention, scale)
+    if per_group and not group:
+        raise UserError("--per-group needs --group COLUMN")
+    if group:
+        _fit_groups(law, file, store, where, tag, map_, all_runs, best_per_point, group_by, group,
+                    per_group, bootstrap, seed, json_, est)
+        return
     _fit_command(law, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
-                 save, json_, all_runs, best_per_point, group_by,
-                 _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens))
+                 save, json_, all_runs, best_per_point, group_by, est)
+
+
+def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | None,
+                tag: list[str] | None, map_: list[str] | None, all_runs: bool, best_per_point: bool,
+                group_by: str | None, group: str, per_group: str | None, bootstrap: int, seed: int,
+                json_: bool, est: _Estimation) -> None:
+    """``fit custom --group COL [--per-group E,A]``: one fit per group, or one joint fit with
+    the named parameters per group and the rest shared."""
+    from scalinglab.errors import NotIdentifiable, ParameterError
+    from scalinglab.fit.data import load_runs
+    from scalinglab.fit.loss import fit_law
+    from scalinglab.fit.lsq import fit_joint
+
+    frame, source, notes = load_runs(file, store, where, _tags(tag), law.inputs, parse_map(map_),
+                                     all_runs, best_per_point, (*_columns(group_by), group),
+                                     unique_tokens=est.unique_tokens)
+    labels = frame[group].astype(str)
+    shared_names = _columns(per_group)
+    try:
+        if shared_names:
+            if law.definition.get("definitions"):
+                raise UserError("--per-group does not combine with --define (write the formula out)")
+            joint = fit_joint([law.definition["formula"]], {k: frame[k] for k in law.inputs},
+                              frame["loss"].to_numpy(float), groups=labels.tolist(),
+                              per_group=shared_names, bounds=law.bounds, seed=seed)
+            out = joint.to_dict() | {"source": source, "group": group, "notes": notes + joint.notes}
+            if json_:
+                emit_json(out)
+                return
+            console.print(f"[bold]{law.name}[/] on {source}: {len(frame)} runs in "
+                          f"{len(joint.groups)} groups of {group!r}; per group: {', '.join(shared_names)}")
+            for k, v in joint.params.items():
+                console.print(f"  {k:>20s} = {format_number(v)}")
+            for line in [*joint.notes, *notes]:
+                console.print(f"  note: {line}")
+            for line in joint.warnings:
+                console.print(f"  [yellow]warning:[/] {line}")
+            return
+        fits = {}
+        for g in sorted(set(labels)):
+            sub = frame[(labels == g).to_numpy()].reset_index(drop=True)
+            fits[g] = fit_law(law, sub, bootstrap=bootstrap, seed=seed,
+                              source=f"{source} [{group} = {g}]", **est.kwargs(law))
+    except (NotIdentifiable, ParameterError) as exc:
+        raise UserError(f"{source}: cannot fit the {law.name} law per {group!r}: {exc}") from None
+    if json_:
+        emit_json({"group": group, "source": source, "notes": notes,
+                   "fits": {g: f.to_dict() for g, f in fits.items()}})
+        return
+    for g, f in fits.items():
+        console.print(f"[bold]{group} = {g}[/]")
+        print_summary(f.summary())
 
 
 @fit_app.command("select")

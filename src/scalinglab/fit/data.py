@@ -66,13 +66,17 @@ def read_fit_file(
     for col in [c for c in NUMERIC if c in raw.columns]:
         cells = parse_cells(raw[col])
         with np.errstate(invalid="ignore"):
-            bad = cells.bad | cells.missing | ~(cells.values > 0) | np.isinf(cells.values)
+            # a target may have any sign (normalised losses, log-probabilities): the fit then
+            # takes residuals on the linear scale; sizes, tokens and FLOPs must be positive
+            sign_ok = np.isfinite(cells.values) if col == "loss" else cells.values > 0
+            bad = cells.bad | cells.missing | ~sign_ok | np.isinf(cells.values)
         if bad.any():
             i = int(np.argmax(bad))
             cell = raw[col].iloc[i]
             detail = (f"{show_cell(cell)} is not a number" if cells.bad[i] else
                       "the value is missing" if cells.missing[i] else
-                      f"{show_cell(cell)} must be a positive number")
+                      f"{show_cell(cell)} must be a positive number" if col != "loss" else
+                      f"{show_cell(cell)} must be a finite number")
             pos = int(positions[i])
             raise InputError(detail, source=source, row=labels.get(pos, f"row {pos + 1}"),
                              column=file_name.get(col, col))
@@ -93,6 +97,8 @@ def read_fit_file(
             out[col] = raw[col].to_numpy()
     if out.empty:
         raise InputError("no finished runs", source=source)
+    # the file's own names, for messages about a column (the 6ND check names the user's column)
+    out.attrs["source_columns"] = {k: v for k, v in file_name.items() if k in NUMERIC}
     return out, notes
 
 
@@ -131,6 +137,7 @@ def load_runs(
             raise ParameterError("tags filter the run store; they do not apply to a file", "tag")
         frame, notes = read_fit_file(file, needed, mapping)
         source = str(file)
+        names = dict(frame.attrs.get("source_columns", {}))
         if where:
             frame = filter_runs(numeric_columns(frame), where)
             if frame.empty:
@@ -142,7 +149,7 @@ def load_runs(
 
         path = store or DEFAULT_STORE
         frame = RunStore(path, read_only=True).runs(where=where, tags=dict(tags or {}))
-        source, notes = str(path), []
+        source, notes, names = str(path), [], {}
         if frame.empty:
             raise InputError("no finished runs" + (f" match where {where!r}" if where else "")
                              + (f" with tags {dict(tags)}" if tags else ""), source=str(path))
@@ -162,6 +169,7 @@ def load_runs(
     notes += derived
     chosen = select_runs(frame, needed, best_per_point=best_per_point, group_by=group_by,
                          all_runs=all_runs)
+    chosen.frame.attrs["source_columns"] = names
     return chosen.frame, source, notes + chosen.notes
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.results import Result
-from scalinglab.stats import Estimate, bootstrap_weights, percentile_interval
+from scalinglab.stats import MIN_USABLE_DRAWS, Estimate, bootstrap_weights, percentile_interval
 from scalinglab.summary import Summary, Table, format_interval
 
 #: runs whose compute agrees within this many decades (26%) belong to one budget
@@ -147,8 +147,24 @@ class AllocationLaw:
     level: float = 0.95
 
     @property
+    def interval_problem(self) -> str | None:
+        """Why the draws give no honest interval (None when they do, or when there are none):
+        most resamples unusable, or every usable one the same exponent (a zero-width interval
+        from 2 budgets with 95% of resamples unusable printed as 0.648 [0.648, 0.648])."""
+        if self.draws is None or not len(self.draws):
+            return None
+        ok = np.isfinite(self.draws[:, 0])
+        if ok.mean() < MIN_USABLE_DRAWS:
+            return f"only {ok.mean():.0%} of {len(ok)} resamples kept 2 usable budgets"
+        lo, hi = percentile_interval(self.draws[ok, :2], self.level)
+        if np.all(hi - lo <= 1e-9 * np.maximum(1.0, np.abs([self.a, self.b]))):
+            return (f"every usable resample gives the same exponents ({self.n_budgets} budgets, "
+                    "each with one possible optimum): the spread is not measured")
+        return None
+
+    @property
     def ci(self) -> dict[str, tuple[float, float]]:
-        if self.draws is None or not np.isfinite(self.draws).any():
+        if self.draws is None or not np.isfinite(self.draws).any() or self.interval_problem:
             return {}
         lo, hi = percentile_interval(self.draws, self.level)
         return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(("a", "b", "log_kn", "log_kd"))}
@@ -168,7 +184,7 @@ class AllocationLaw:
     def _band(self, C: Any, slope: int, icpt: int) -> tuple[np.ndarray, Any, Any]:
         point = np.exp([self.a, self.b][slope] * np.log(np.asarray(C, dtype=float))
                        + [self.log_kn, self.log_kd][icpt - 2])
-        if self.draws is None:
+        if self.draws is None or self.interval_problem:
             return point, None, None
         log_c = np.log(np.atleast_1d(np.asarray(C, dtype=float)))
         with np.errstate(all="ignore"):
@@ -189,7 +205,9 @@ class AllocationLaw:
         out = {}
         for key, (point, lo, hi) in (("N_opt", self.n_opt_interval(C)), ("D_opt", self.d_opt_interval(C))):
             out[key] = Estimate(float(point), None if lo is None else float(lo),
-                                None if hi is None else float(hi), self.level)
+                                None if hi is None else float(hi), self.level,
+                                note=None if self.interval_problem is None else
+                                "no interval: see the exponents")
         return out
 
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
@@ -208,6 +226,7 @@ class AllocationLaw:
             },
             "n_budgets": self.n_budgets,
             "n_bootstrap": 0 if self.draws is None else len(self.draws),
+            **({"no_interval": self.interval_problem} if self.interval_problem else {}),
             "formula": "N_opt = N_opt_coef * C^N_opt_exponent; D_opt = D_opt_coef * C^D_opt_exponent",
         }
         if include_draws and self.draws is not None:
@@ -310,8 +329,10 @@ class IsoFlopResult(Result):
         laws = Table("N_opt ∝ C^a, D_opt ∝ C^b", ["approach", "budgets", "a", pct, "b", pct])
         for law in self.approaches:
             ci = law.ci
-            laws.add_row(law.approach, law.n_budgets, law.a, format_interval(ci.get("a")), law.b,
-                         format_interval(ci.get("b")))
+            why = law.interval_problem
+            laws.add_row(law.approach, law.n_budgets, law.a,
+                         f"no interval: {why}" if why else format_interval(ci.get("a")), law.b,
+                         "(same)" if why else format_interval(ci.get("b")))
         at = Table("compute-optimal allocation", ["approach", "C", "N_opt", "D_opt"])
         cs = list(compute) if compute else ([max(b.C for b in self.budgets)] if self.budgets else [])
         for c in cs:
@@ -410,6 +431,7 @@ def fit_isoflop(
     columns: Mapping[str, str] | None = None,
     source: str = "",
     method: str = "parabola",
+    flop_convention: Any = None,
 ) -> IsoFlopResult:
     """Approaches 1 and 2 on runs with ``N``, ``loss`` and ``D`` or ``C`` (the other is derived).
 
@@ -420,11 +442,16 @@ def fit_isoflop(
     (Porian et al.: Akima interpolation of ln loss against ln N, minimum on a fine grid; the
     interval from resampling runs within budgets). Raises :class:`NotIdentifiable` when fewer
     than 2 budgets are usable by either approach.
+
+    A C column given beside N and D, and a numeric budget column, are checked against ``6ND``
+    (:func:`scalinglab.fit.consistency.check_flops`; ``flop_convention`` accepts another).
     """
+    from scalinglab.fit.consistency import check_flops, d_exponent_note
     from scalinglab.fit.loss import complete_columns
 
     if method not in METHODS:
         raise ParameterError(f"method must be one of {list(METHODS)}, not {method!r}", "method")
+    given_c = {"N", "D", "C"} <= set(frame.rename(columns={v: k for k, v in (columns or {}).items()}).columns)
     df, notes = complete_columns(frame, ("N", "D", "C"), columns)
     ids = (df["run_id"].astype(str).tolist() if "run_id" in df.columns
            else [f"row-{i + 1}" for i in range(len(df))])
@@ -446,6 +473,18 @@ def fit_isoflop(
             raise ParameterError(f"budget {budget!r} is neither a column nor a tag of every run",
                                  "budget")
     group, values = group_budgets(c_all, labels, tol_dex)
+    warnings: list[str] = []
+    checks = []
+    if given_c:
+        checks.append(check_flops(n_all, d_all, c_all, column=(columns or {}).get("C") or
+                                  frame.attrs.get("source_columns", {}).get("C", "C"),
+                                  flop_convention=flop_convention))
+    if labels is not None and np.isfinite(pd.to_numeric(pd.Series(labels), errors="coerce")).all():
+        checks.append(check_flops(n_all, d_all, values[group], column=budget, what="budget",
+                                  flop_convention=flop_convention))
+    for check in checks:
+        warnings += check.warnings
+        notes += check.notes
     if labels is None:
         notes.append(f"runs grouped into {len(values)} budgets by C (within {tol_dex:g} decades)")
     if method == "akima":
@@ -453,7 +492,6 @@ def fit_isoflop(
                      "2024), minimum on a grid of 25 points per sampled interval")
 
     rng = np.random.default_rng(seed)
-    warnings: list[str] = []
     budgets: list[BudgetFit] = []
     # per budget: full-data fit in row 0, resamples in rows 1..K
     k = max(bootstrap, 0)
@@ -557,6 +595,11 @@ def fit_isoflop(
     if a1 is None:
         warnings.append(f"Approach 1 needs at least 2 budgets with {MIN_SIZES} or more model sizes "
                         "and a best run inside them; it is not reported")
+    for check in checks:
+        why = d_exponent_note(check, None if a1 is None else a1.b, None if a2 is None else a2.b)
+        if why:
+            notes.append(why)
+            break
     for a in (a1, a2):
         if a is not None and a.draws is not None:
             failed = float(np.mean(~np.isfinite(a.draws[:, 0])))

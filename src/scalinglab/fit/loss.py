@@ -209,6 +209,8 @@ def fit_arrays(
     over_penalty: float = OVER_PENALTY,
     weights: Any = None,
     drop_highest: int = 0,
+    scale: str | None = None,
+    time_budget: float | None = None,
 ) -> FitResult:
     """Fit ``law`` to runs given as arrays (``inputs[name]`` for each of ``law.inputs``).
 
@@ -229,7 +231,20 @@ def fit_arrays(
       over-predictions weighted by ``over_penalty``).
     - ``weights``: a positive weight per run (e.g. ``sqrt(C)``), in the fit and its bootstrap.
     - ``drop_highest``: leave out the K highest-loss runs first (said in ``notes``).
+    - ``scale``: where residuals are taken. ``"log"`` (``log y - log f``, Besiroglu et al.'s
+      Approach 3) needs positive targets; ``"linear"`` (``y - f``) fits targets of any sign by
+      least squares with variable projection (:mod:`scalinglab.fit.lsq`): coefficients and
+      offsets solved exactly, a Sobol search over the rest within ``time_budget`` seconds, every
+      parameter keeping its sign. Default: ``"log"`` when every target is positive, else
+      ``"linear"`` (said in ``notes``).
     """
+    scale, scale_note = choose_scale(scale, loss)
+    if scale == "linear":
+        return _fit_linear(
+            get_law(law), inputs, loss, run_ids=run_ids, bootstrap=bootstrap, holdout_top=holdout_top,
+            seed=seed, compute=compute, level=level, source=source, tie=tie, fix=fix, bounds=bounds,
+            estimator=estimator, weights=weights, drop_highest=drop_highest, note=scale_note,
+            time_budget=time_budget)
     law = get_law(law).constrained(tie=tie, fix=fix, bounds=bounds)
     x, y = _as_inputs(law, inputs, loss)
     ids = _run_ids(run_ids, len(y))
@@ -342,6 +357,164 @@ def _holdout(fit: FitResult, ids: tuple[str, ...], inputs: Mapping[str, np.ndarr
                    new_hi=np.asarray(new_hi, float))
 
 
+def choose_scale(scale: str | None, loss: Any) -> tuple[str, str]:
+    """``(scale, note)``: the scale asked for, else log when every target is positive and
+    linear otherwise (a log residual does not exist for a target <= 0)."""
+    if scale is not None:
+        s = str(scale).strip().lower()
+        if s not in ("log", "linear"):
+            raise ParameterError(f"scale must be 'log' or 'linear', not {scale!r}", "scale")
+        return s, ""
+    y = np.asarray(loss, dtype=float).ravel()
+    finite = y[np.isfinite(y)]
+    if finite.size and np.all(finite > 0):
+        return "log", ""
+    low = float(finite.min()) if finite.size else float("nan")
+    return "linear", (f"residuals on the linear scale (least squares): the target has values <= 0 "
+                      f"(min {low:.4g}), which have no logarithm; pass scale='log' or 'linear' "
+                      "to choose")
+
+
+def _linear_law(base: Law, tie: Mapping[str, str] | None, fix: Mapping[str, float] | None,
+                bounds: Mapping[str, tuple[float, float]] | None) -> Law:
+    """``base`` as a formula law fitted in natural coordinates (no parameter reparametrised to
+    be positive), tied and fixed parameters substituted, bounds merged."""
+    from scalinglab.laws.formula import formula_law
+
+    d = dict(base.definition or {})
+    if d.get("kind") == "formula":
+        text, defs = d["formula"], [tuple(x) for x in d.get("definitions", [])]
+    elif d.get("kind") == "constrained" or base.constraint is not None:
+        raise ParameterError(f"the {base.name} law is already constrained: pass tie/fix/bounds "
+                             "with the linear scale to the unconstrained law", "scale")
+    else:
+        text, defs = base.formula, []
+    tie, fix = dict(tie or {}), dict(fix or {})
+    for k in [*tie, *fix]:
+        if k not in base.param_names:
+            raise ParameterError(f"{k} is not a parameter of {base.name} "
+                                 f"({', '.join(base.param_names)})", "tie" if k in tie else "fix")
+    subst = [(k, str(v)) for k, v in tie.items()] + [(k, repr(float(v))) for k, v in fix.items()]
+    free = [p for p in base.param_names if p not in tie and p not in fix]
+    merged = {k: v for k, v in base.bounds.items() if k in free} | {k: tuple(v) for k, v in (bounds or {}).items()}
+    try:
+        return formula_law(text, base.inputs, free, name=base.name, output=base.output,
+                           bounds=merged, log_params={p: False for p in free},
+                           definitions=subst + defs, provenance=base.provenance)
+    except ParameterError as exc:
+        raise ParameterError(f"scale='linear' fits laws written as formulas; the {base.name} law's "
+                             f"formula {base.formula!r} could not be read ({exc})", "scale") from None
+
+
+def _fit_linear(
+    base: Law, inputs: Mapping[str, Any], loss: Any, *, run_ids: Sequence[str] | None,
+    bootstrap: int, holdout_top: int, seed: int, compute: Any, level: float, source: str,
+    tie: Mapping[str, str] | None, fix: Mapping[str, float] | None,
+    bounds: Mapping[str, tuple[float, float]] | None, estimator: str | Estimator,
+    weights: Any, drop_highest: int, note: str, time_budget: float | None,
+) -> FitResult:
+    """:func:`fit_arrays` on the linear scale (:mod:`scalinglab.fit.lsq`)."""
+    from scalinglab.fit import lsq
+    from scalinglab.laws.constrain import near_bounds
+
+    est_name = estimator if isinstance(estimator, str) else estimator.kind
+    if str(est_name).lower() not in ("mse", "huber"):
+        raise ParameterError(f"on the linear scale the fit is least squares; loss {est_name!r} "
+                             "works on the log scale (scale='log')", "loss")
+    law = _linear_law(base, tie, fix, bounds)
+    x = {k: np.asarray(inputs[k], dtype=float).ravel() for k in law.inputs}
+    y = np.asarray(loss, dtype=float).ravel()
+    for name, v in [*x.items(), ("loss", y)]:
+        if len(v) != len(y):
+            raise ParameterError(f"{name} has {len(v)} values but loss has {len(y)}", name, "loss")
+        bad = np.flatnonzero(~np.isfinite(v))
+        if bad.size:
+            raise InputError(f"must be finite, not {float(v[bad[0]]):g}"
+                             + (f" ({bad.size} such runs)" if bad.size > 1 else ""),
+                             row=f"run {bad[0] + 1}", column=name)
+    ids = _run_ids(run_ids, len(y))
+    c = _compute(law, x, compute)
+    w = _run_weights(weights, len(y))
+    if bootstrap < 0:
+        raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
+    notes = [n for n in [note] if n]
+    if str(est_name).lower() == "huber":
+        notes.append("the linear-scale fit is least squares (the Huber loss applies to log residuals)")
+    dropped: tuple[str, ...] = ()
+    if drop_highest:
+        keep = _drop_highest(y, int(drop_highest), len(law.param_names))
+        gone = np.setdiff1d(np.arange(len(y)), keep)
+        dropped = tuple(ids[i] for i in gone)
+        notes.append(f"left out the {len(gone)} highest-loss runs (loss >= {y[gone].min():.4g})")
+        x, y, c = {k: v[keep] for k, v in x.items()}, y[keep], c[keep]
+        ids = [ids[i] for i in keep]
+        w = None if w is None else w[keep]
+    if not 0 <= holdout_top < len(y):
+        raise ParameterError(f"holdout_top must be between 0 and {len(y) - 1}, not {holdout_top}",
+                             "holdout_top")
+    order = np.argsort(c, kind="stable")
+    holdout_idx, train = np.sort(order[len(y) - holdout_top:]), np.sort(order[: len(y) - holdout_top])
+    xt = {k: v[train] for k, v in x.items()}
+    if len(train) < len(law.param_names):
+        raise NotIdentifiable(f"{len(train)} runs cannot identify the {len(law.param_names)} "
+                              f"parameters of the {law.name} law")
+    wt = None if w is None else w[train] / w[train].mean()
+    parsed = law.parametrisation.parsed  # type: ignore[union-attr]
+    problem = lsq.Problem([lsq.Block(parsed.expr, xt, y[train], wt)], law.param_names, law.bounds)
+    point = lsq.lsq_search(problem, seed=seed, budget_s=time_budget or lsq.TIME_BUDGET)
+    params = dict(zip(law.param_names, point.x.tolist(), strict=True))
+    pred = law(params, **xt)
+    resid = y[train] - pred
+    draws = None
+    if bootstrap > 0:
+        rng = np.random.default_rng(seed)
+        n = len(train)
+        draws = np.array([lsq.refit(problem, point, np.bincount(rng.integers(0, n, n), minlength=n).astype(float))
+                          for _ in range(bootstrap)])
+    warnings, unidentified = _soft_checks(law, [False] * len(law.param_names), params, draws, level)
+    pinned = near_bounds(law.bounds, params)
+    if pinned:
+        warnings.append("at an enforced bound: " + "; ".join(pinned) + ". The bound, not the "
+                        "runs, decides these values.")
+    if point.fragile:
+        warnings.append(f"fragile fit: only 1 of {point.n_polished} polished starts reached the best "
+                        "optimum; another search (seed) may find a different one")
+    undefined = getattr(problem, "undefined_rows", 0)
+    if undefined:
+        notes.append(f"the gradient is undefined at {undefined} runs (a term like max(x, 0)**c at x = 0); "
+                     "taken there as its limit, 0")
+    if tie or fix:
+        notes.append("constrained fit: " + "; ".join(
+            [f"{k} = {v}" for k, v in (tie or {}).items()] + [f"{k} = {v:g} (fixed)" for k, v in (fix or {}).items()]))
+    notes.append(f"variable projection: {', '.join(point.linear) or 'no parameter'} solved by linear "
+                 f"least squares; {', '.join(point.nonlinear) or 'none'} searched")
+    fit = FitResult(
+        law=law, params=params, run_ids=tuple(ids[i] for i in train), objective=float(point.sse),
+        draws=draws, level=level, residual_std=float(np.std(resid)), warnings=warnings, notes=notes,
+        unidentified=tuple(unidentified),
+        data_range={k: (float(v.min()), float(v.max())) for k, v in xt.items()},
+        compute_range=(float(c[train].min()), float(c[train].max())),
+        info=FitInfo(
+            objective="sum of squared residuals on the linear scale (y - f)"
+                      + (", per-run weights" if w is not None else ""),
+            optimizer="variable projection (linear parameters by bounded least squares) inside a "
+                      "Sobol-screened multi-start L-BFGS-B over the nonlinear parameters",
+            n_starts=point.n_screened, n_converged=point.n_converged,
+            n_reached_best=point.n_reached_best, n_bootstrap_starts=0 if draws is None else 1,
+            seed=seed,
+            search={"scale": "linear", "n_screened": point.n_screened, "n_polished": point.n_polished,
+                    "n_basins": len(point.basins_f), "linear": list(point.linear),
+                    "seconds": round(point.elapsed, 3)},
+            bootstrap=None, estimator={"kind": "mse"}, weights="" if w is None else "per-run weights",
+        ),
+        source=source, dropped_ids=dropped,
+    )
+    if holdout_top:
+        fit.holdout = _holdout(fit, tuple(ids[i] for i in holdout_idx),
+                               {k: v[holdout_idx] for k, v in x.items()}, y[holdout_idx], c[holdout_idx])
+    return fit
+
+
 def fit_law(
     law: Law | str,
     frame: pd.DataFrame,
@@ -363,6 +536,9 @@ def fit_law(
     weights: str | Sequence[float] | np.ndarray | None = None,
     drop_highest: int = 0,
     where: str | None = None,
+    scale: str | None = None,
+    time_budget: float | None = None,
+    flop_convention: Any = None,
 ) -> FitResult:
     """Fit a loss law (a catalogue name, see ``scalinglab.list_laws()``, or a :class:`Law`) to a
     frame of runs.
@@ -382,25 +558,40 @@ def fit_law(
 
     Which runs inform a law (replicates, lr x batch grids) is decided before this call, by
     :func:`scalinglab.runs.select.select_runs`; this function fits every row it is given.
+
+    A C column given beside N and D is checked against ``6ND`` (the optimum at a budget assumes
+    it): :func:`scalinglab.fit.consistency.check_flops`, with ``flop_convention`` to accept
+    another factor (``1.2``) or the column as given (``"given"``).
     """
+    from scalinglab.fit.consistency import check_flops
+
     law = get_law(law)
     loss = make_estimator(loss, delta, over_penalty, param="loss")
     if where:
         frame = filter_runs(frame, where)
         if frame.empty:
             raise InputError(f"no runs satisfy where {where!r}", source=source or None)
+    given_c = {"N", "D", "C"} <= set(frame.rename(columns={v: k for k, v in (columns or {}).items()}).columns)
     frame, notes = complete_columns(frame, law.inputs, columns)
     ids = (frame["run_id"].astype(str).tolist() if "run_id" in frame.columns
            else [f"row-{i + 1}" for i in range(len(frame))])
+    flops = None
+    if given_c:
+        flops = check_flops(frame["N"], frame["D"], frame["C"], flop_convention=flop_convention,
+                            column=(columns or {}).get("C") or frame.attrs.get("source_columns", {}).get("C", "C"))
     w, wnote = run_weights(frame, weights)
     fit = fit_arrays(
         law, {k: frame[k].to_numpy(float) for k in law.inputs}, frame["loss"].to_numpy(float),
         run_ids=ids, bootstrap=bootstrap, holdout_top=holdout_top, seed=seed, starts=starts,
         compute=frame["C"].to_numpy(float) if "C" in frame else None, delta=delta, level=level,
         source=source, progress=progress, tie=tie, fix=fix, bounds=bounds, estimator=loss,
-        over_penalty=over_penalty, weights=w, drop_highest=drop_highest,
+        over_penalty=over_penalty, weights=w, drop_highest=drop_highest, scale=scale,
+        time_budget=time_budget,
     )
     fit.notes[:0] = notes + ([wnote] if wnote else [])
+    if flops is not None:
+        fit.warnings[:0] = flops.warnings
+        fit.notes += flops.notes
     return fit
 
 

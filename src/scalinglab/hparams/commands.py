@@ -10,12 +10,14 @@ import typer
 
 from scalinglab.clikit import (
     JsonOption,
+    MapOption,
     TagOption,
     UserError,
     bootstrap_option,
     console,
     emit_json,
     new_app,
+    parse_map,
     parse_tags,
     print_summary,
     print_table,
@@ -84,7 +86,8 @@ WhereOpt = typer.Option(None, "--where", "-w", help="Filter on the store's run c
 
 
 def _grid(path: Path | None, seq_len: int, batch_unit: str, weight_decay: bool = False,
-          store: Path | None = None, tag: list[str] | None = None, where: str | None = None):
+          store: Path | None = None, tag: list[str] | None = None, where: str | None = None,
+          mapping: dict[str, str] | None = None, group_by: tuple[str, ...] = ()):
     """The lr x batch grid from a file, or from the store's finished runs that have an lr and a
     batch (a `sweep plan grid` sweep lands there)."""
     if batch_unit not in ("auto", "tokens", "sequences"):
@@ -93,7 +96,7 @@ def _grid(path: Path | None, seq_len: int, batch_unit: str, weight_decay: bool =
         if store is not None or tag or where:
             raise UserError("give a GRID file or --store/--tag/--where, not both")
         return read_grid(path, seq_len=seq_len, batch_unit=batch_unit,  # type: ignore[arg-type]
-                         weight_decay=weight_decay)
+                         weight_decay=weight_decay, mapping=mapping, group_by=group_by)
     from scalinglab.clikit import DEFAULT_STORE
     from scalinglab.hparams.fit import as_grid
     from scalinglab.runs.store import RunStore
@@ -106,8 +109,18 @@ def _grid(path: Path | None, seq_len: int, batch_unit: str, weight_decay: bool =
         raise UserError(f"{path}: no finished runs with {', '.join(need)}"
                         + (f" and tags {tag}" if tag else "") + "; run a grid sweep first "
                         "(scalinglab sweep plan grid ...)")
-    cols = ["run_id", "N", "D", *need]
-    return as_grid(runs[cols].reset_index(drop=True), weight_decay=weight_decay, source=str(path))
+    from scalinglab.runs.select import _expand
+
+    wanted = [*(mapping or {}).values(), *group_by]
+    runs = _expand(runs, wanted)
+    absent = [c for c in wanted if c not in runs.columns]
+    if absent:
+        raise UserError(f"{path}: no run has {absent} (a column, extra or tag)")
+    cols = list(dict.fromkeys(["run_id", "N", "D", *need, *wanted]))
+    frame = runs[cols].reset_index(drop=True)
+    for name, col in (mapping or {}).items():
+        frame = frame.rename(columns={name: f"{name} (store)"}).rename(columns={col: name})
+    return as_grid(frame, weight_decay=weight_decay, source=str(path), group_by=group_by)
 
 
 def _short(x: float, digits: int = 2) -> str:
@@ -143,6 +156,10 @@ def fit_cmd(
     save: Path | None = typer.Option(None, "--save", help="Write the fit, bootstrap draws "
                                      "included, to this JSON (for predict/evaluate/plan)."),
     as_json: bool = JsonOption,
+    map_: list[str] = MapOption,
+    group_by: str = typer.Option(None, "--group-by", help="Columns that tell configurations "
+                                 "sharing (N, D) apart (e.g. num_experts): kept as separate "
+                                 "groups. Without it, pooled configurations are detected and warned about."),
 ) -> None:
     """Fit ln lr = a + b ln N + c ln D and ln batch = d + e ln D from lr x batch grids.
 
@@ -150,7 +167,9 @@ def fit_cmd(
 
     Example: scalinglab hparams fit --store runs.duckdb --tag sweep=grid --save hp.json
     """
-    grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where)
+    groups = tuple(c.strip() for c in (group_by or "").split(",") if c.strip())
+    grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where,
+                 mapping=parse_map(map_), group_by=groups)
     try:
         fit = fit_hparam_law(grid, method=method, tolerance=tolerance,  # type: ignore[arg-type]
                              lr_features=parse_features(lr_features),
@@ -368,7 +387,4 @@ def transfer_cmd(
         console.print(f"lr {lr:.4g} at {b0:,.0f} tokens -> {new:.4g} at {b1:,.0f} tokens "
                       f"({rule.label})")
 
-
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="hparams")
 

@@ -13,8 +13,9 @@ free of assumptions:
   Model-free, but one grid step coarse and floored by run-to-run noise.
 
 Fitted laws are refitted on the remaining groups for every fold, so a held-out group never
-informs the law evaluated on it. Published laws are used as they are (note that Step Law was
-fitted on a superset of its own released runs, so on that data it is not held out).
+informs the law evaluated on it. Published laws are used as they are; where the grid holds
+(N, D) points a law was fitted on (Step Law on its own released runs), the notes say so: there it
+is not held out.
 """
 
 from __future__ import annotations
@@ -76,6 +77,20 @@ class Evaluation:
             "nearest_floor": self.nearest_floor,
             "notes": self.notes,
         }
+
+
+def fitted_here(law: HparamLaw, keys: Sequence[tuple[float, float]],
+                rtol: float = 1e-3) -> list[tuple[float, float]]:
+    """The (N, D) points among ``keys`` where ``law`` is known to have been fitted (its
+    ``fitted_points``): only there is it not a held-out prediction."""
+    points = np.asarray(law.fitted_points, dtype=float).reshape(-1, 2)
+    if not len(points):
+        return []
+    out = []
+    for n, d in dict.fromkeys(keys):
+        if np.any(np.all(np.abs(points - (n, d)) <= rtol * np.abs(points), axis=1)):
+            out.append((float(n), float(d)))
+    return out
 
 
 def folds(keys: Sequence[tuple[float, float]], k: int, split: Split, seed: int) -> list[list[int]]:
@@ -154,9 +169,11 @@ def evaluate_laws(
                 score(f"fitted-{method}", law, i, fold)
     for name, law in laws.items():
         src = law.data_source
-        if name == "steplaw":
-            notes.append("steplaw was fitted by its authors on a superset of the released Step "
-                         "Law runs: on that data it is not a held-out prediction")
+        seen = fitted_here(law, keys)
+        if seen:
+            notes.append(f"{name} was fitted on runs at {len(seen)} of these {len(set(keys))} (N, D) "
+                         f"points ({', '.join(f'N={n:.3g}, D={d:.3g}' for n, d in seen[:3])}"
+                         f"{', ...' if len(seen) > 3 else ''}): there it is not a held-out prediction")
         elif src and Path(src).resolve() == Path(grid.source).resolve():
             notes.append(f"{name} was fitted on this grid, held-out groups included: it is not "
                          "a held-out prediction")

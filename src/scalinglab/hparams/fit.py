@@ -28,6 +28,7 @@ from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.hparams.bootstrap import weighted_lstsq_batch
 from scalinglab.hparams.grid import Grid
 from scalinglab.hparams.landscape import fit_landscape
+from scalinglab.hparams.pooled import pooled_configurations
 from scalinglab.laws.base import LawInstance, Provenance
 from scalinglab.laws.hparams import (
     FEATURES,
@@ -111,7 +112,8 @@ def group_optima(
 
 
 def as_grid(frame: pd.DataFrame, columns: Mapping[str, str] | None = None, seq_len: int = 2048,
-            weight_decay: bool = False, source: str = "dataframe") -> Grid:
+            weight_decay: bool = False, source: str = "dataframe",
+            group_by: tuple[str, ...] | list[str] = ()) -> Grid:
     """A DataFrame of runs as a validated :class:`Grid` (run ids kept when it has a run_id)."""
     from scalinglab.hparams.grid import grid_from_frame
 
@@ -121,7 +123,7 @@ def as_grid(frame: pd.DataFrame, columns: Mapping[str, str] | None = None, seq_l
             raise ParameterError(f"columns maps to {absent}, which the frame does not have", "columns")
         frame = frame.rename(columns={src: dst for dst, src in columns.items()})
     grid = grid_from_frame(frame.drop(columns=["run_id"], errors="ignore"), source=source,
-                           seq_len=seq_len, weight_decay=weight_decay)
+                           seq_len=seq_len, weight_decay=weight_decay, group_by=tuple(group_by))
     if "run_id" in frame.columns:
         grid.frame["run_id"] = frame["run_id"].astype(str).to_numpy()
     return grid
@@ -286,15 +288,23 @@ def fit_hparam_law(
     *,
     columns: Mapping[str, str] | None = None,
     seq_len: int = 2048,
+    group_by: tuple[str, ...] | list[str] = (),
 ) -> HparamFit:
     """Regress ln lr and ln batch_tokens of each group's optimum on ln features, with bootstrap.
 
     ``grid`` is a :class:`Grid` or a DataFrame of runs (N, D, lr, a batch column, loss; rename
     yours with ``columns={"N": "params", ...}``; a batch in sequences is converted with
-    ``seq_len``).
+    ``seq_len``). ``group_by`` columns keep configurations that share (N, D) apart; without
+    them, groups that pool distinct configurations are detected and warned about
+    (:func:`scalinglab.hparams.pooled.pooled_configurations`).
     """
     if isinstance(grid, pd.DataFrame):
-        grid = as_grid(grid, columns, seq_len)
+        grid = as_grid(grid, columns, seq_len, group_by=group_by)
+    elif group_by:
+        missing = [c for c in group_by if c not in grid.frame.columns]
+        if missing:
+            raise ParameterError(f"group_by names {missing}, which the grid does not have", "group_by")
+        grid = Grid(grid.frame, grid.source, list(grid.notes), tuple(group_by))
     if resample not in ("groups", "runs"):
         raise ParameterError(f"resample must be 'groups' or 'runs', not {resample!r}", "resample")
     if not 0 < tolerance < 1:
@@ -302,7 +312,9 @@ def fit_hparam_law(
     if n_boot < 0:
         raise ParameterError(f"n_boot must be >= 0, not {n_boot}", "n_boot")
     if "run_id" not in grid.frame.columns:
-        grid = Grid(grid.frame.assign(run_id=run_ids_of(grid.frame)), grid.source, list(grid.notes))
+        grid = Grid(grid.frame.assign(run_id=run_ids_of(grid.frame)), grid.source, list(grid.notes),
+                    grid.group_by)
+    pooling = pooled_configurations(grid.frame, grid.group_by)
     opt = group_optima(grid, method, tolerance, fit_window)
     f = opt.frame
     lr_law = loglinear_law("lr", tuple(lr_features))
@@ -329,7 +341,12 @@ def fit_hparam_law(
             W = np.vstack([ones, bootstrap_weights(len(f), n_boot, rng)])
     b_lr = weighted_lstsq_batch(X_lr, y_lr, W)
     b_bs = weighted_lstsq_batch(X_bs, y_bs, W)
-    warnings = list(grid.notes) + opt.warnings
+    said = [n.removeprefix("warning: ") for n in grid.notes if n.startswith("warning: ")]
+    warnings = pooling.warnings + said + opt.warnings
+    notes = [n for n in grid.notes if not n.startswith("warning: ")]
+    notes += [] if not grid.group_by else [
+        f"configurations kept apart by {', '.join(grid.group_by)}: {n_groups} groups over "
+        f"{grid.frame.groupby(['N', 'D']).ngroups} (N, D) points"]
     if n_boot > 0:
         bad = int((~np.isfinite(b_lr).all(axis=1) | ~np.isfinite(b_bs).all(axis=1))[1:].sum())
         if bad:
@@ -350,7 +367,7 @@ def fit_hparam_law(
         method=method, n_groups=n_groups, run_ids=tuple(used),
         lr_draws=b_lr[1:] if n_boot > 0 else None, batch_draws=b_bs[1:] if n_boot > 0 else None,
         level=level, resample=resample, tolerance=tolerance, fit_window=fit_window,
-        data_range=data_range, groups=opt.groups, warnings=warnings, source=grid.source,
+        data_range=data_range, groups=opt.groups, warnings=warnings, notes=notes, source=grid.source,
     )
 
 

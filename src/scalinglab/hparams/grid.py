@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -32,26 +32,35 @@ COLUMNS = ("N", "D", "lr", "batch_tokens", "loss")
 
 @dataclass
 class Grid:
-    """Validated runs with columns N, D, lr, batch_tokens, loss and ``row`` (1-based data row)."""
+    """Validated runs with columns N, D, lr, batch_tokens, loss and ``row`` (1-based data row),
+    plus the file's other columns as they were (what tells configurations apart).
+
+    ``group_by`` names columns that, beside (N, D), distinguish configurations: runs that share
+    (N, D) but differ in them form separate groups (an MoE grid's expert counts)."""
 
     frame: pd.DataFrame
     source: str = "<frame>"
     notes: list[str] = field(default_factory=list)
+    group_by: tuple[str, ...] = ()
+
+    def _keys(self) -> list[Any]:
+        return ["N", "D"] + [self.frame[c].astype(str) for c in self.group_by]
 
     def groups(self) -> Iterator[tuple[tuple[float, float], pd.DataFrame]]:
-        """(N, D) groups in increasing (N, D) order."""
-        for key, g in self.frame.groupby(["N", "D"], sort=True):
+        """(N, D) groups (and within them ``group_by`` configurations) in increasing (N, D)."""
+        for key, g in self.frame.groupby(self._keys(), sort=True):
             yield (float(key[0]), float(key[1])), g
 
     @property
     def n_groups(self) -> int:
-        return int(self.frame.groupby(["N", "D"]).ngroups)
+        return int(self.frame.groupby(self._keys()).ngroups)
 
     def subset(self, keys: set[tuple[float, float]], keep: bool = True) -> Grid:
         """Only (keep=True) or all but (keep=False) the given (N, D) groups."""
         pairs = list(zip(self.frame["N"].astype(float), self.frame["D"].astype(float), strict=True))
         mask = np.array([(p in keys) == keep for p in pairs], dtype=bool)
-        return Grid(self.frame[mask].reset_index(drop=True), self.source, list(self.notes))
+        return Grid(self.frame[mask].reset_index(drop=True), self.source, list(self.notes),
+                    self.group_by)
 
 
 def grid_from_frame(
@@ -60,18 +69,25 @@ def grid_from_frame(
     seq_len: int = 2048,
     batch_unit: BatchUnit = "auto",
     weight_decay: bool = False,
+    mapping: dict[str, str] | None = None,
+    group_by: tuple[str, ...] | list[str] = (),
 ) -> Grid:
     """Validate a raw frame (text or numbers) into a :class:`Grid`.
+
+    ``mapping`` reads scalinglab's names from other columns (``{"N": "active_params"}``: a
+    column the name already had is kept under ``"<name> (file)"``); ``group_by`` columns keep
+    configurations that share (N, D) apart (see :class:`Grid`).
 
     ``batch_unit="auto"`` reads a ``batch_tokens`` column as tokens and ``bs``/``batch_size`` as
     sequences of ``seq_len`` tokens (Step Law's convention); the choice is recorded in ``notes``.
     ``weight_decay=True`` also requires a ``weight_decay`` (or ``wd``) column, for timescale fits.
     """
-    cols = [str(c) for c in raw.columns]
     labels = raw.attrs.get("row_labels", {})
     notes: list[str] = []
     if raw.empty:
         raise InputError("no rows", source=source)
+    raw = _mapped(raw, mapping or {}, source, notes)
+    cols = [str(c) for c in raw.columns]
     n_col, d_col = pick(cols, "N"), pick(cols, "D")
     loss_col = pick(cols, "loss")
     lr_col = pick(cols, "lr")
@@ -127,16 +143,46 @@ def grid_from_frame(
         out["batch_tokens"] = out["batch_tokens"] * seq_len
     frame = pd.DataFrame(out)
     frame["row"] = np.arange(1, len(frame) + 1)
+    used = {col for _, col in columns}
+    for col in cols:  # the file's other columns, as they are: they may tell configurations apart
+        if col not in used and col not in frame.columns and col != "run_id":
+            frame[col] = raw[col].to_numpy()
+    missing = [c for c in group_by if c not in frame.columns]
+    if missing:
+        raise InputError(f"group_by names {missing}, which are not columns; columns are {cols}",
+                         source=source, column=missing[0])
     if np.nanmax(frame["lr"]) > 1:
         notes.append("warning: learning rates above 1: check the lr column")
-    return Grid(frame=frame, source=source, notes=notes)
+    return Grid(frame=frame, source=source, notes=notes, group_by=tuple(group_by))
+
+
+def _mapped(raw: pd.DataFrame, mapping: dict[str, str], source: str, notes: list[str]) -> pd.DataFrame:
+    """``raw`` with each ``mapping`` column renamed to scalinglab's name (the name's own column,
+    if any, kept as ``"<name> (file)"``)."""
+    if not mapping:
+        return raw
+    absent = [col for col in mapping.values() if col not in raw.columns]
+    if absent:
+        raise InputError(f"map names {absent}, which are not columns; columns are "
+                         f"{[str(c) for c in raw.columns]}", source=source, column=absent[0])
+    out = raw.copy()
+    for name, col in mapping.items():
+        if col == name:
+            continue
+        if name in out.columns:
+            out = out.rename(columns={name: f"{name} (file)"})
+        out = out.rename(columns={col: name})
+        notes.append(f"using column {col!r} as the {name} (map)")
+    out.attrs = raw.attrs
+    return out
 
 
 def read_grid(
     path: str | Path, seq_len: int = 2048, batch_unit: BatchUnit = "auto",
-    weight_decay: bool = False,
+    weight_decay: bool = False, mapping: dict[str, str] | None = None,
+    group_by: tuple[str, ...] | list[str] = (),
 ) -> Grid:
     """Read and validate GRID (CSV/TSV/Parquet/JSONL); errors name file, row and column."""
     raw = read_table(path)
     return grid_from_frame(raw, source=str(path), seq_len=seq_len, batch_unit=batch_unit,
-                           weight_decay=weight_decay)
+                           weight_decay=weight_decay, mapping=mapping, group_by=group_by)

@@ -245,5 +245,102 @@ MUENNIGHOFF_2023_C4_CHINCHILLA = register_published(
     ),
 )
 
-__all__ = ["CHINCHILLA_TIED", "GADRE_2024", "GADRE_2024_RPJ", "MUENNIGHOFF_2023",
+# -- the frontier's laws (each a formula; fit them on the linear scale when the target can be <= 0) --
+
+FARSEER_2025 = register_law(Law.from_formula(
+    "L = exp(a3*N**g3 + b3) + exp(a2*N**g2 + b2)*D**(-exp(a1*N**g1 + b1))",
+    inputs=("N", "D"), params=("a3", "g3", "b3", "a2", "g2", "b2", "a1", "g1", "b1"),
+    name="farseer2025",
+    bounds={"a3": (-1.0, 0.3), "g3": (0.01, 0.5), "b3": (-1.0, 1.0), "a2": (10.0, 1000.0),
+            "g2": (-0.6, -0.01), "b2": (-5.0, 1.0), "a1": (-5.0, 1.0), "g1": (0.001, 0.25),
+            "b1": (1.0, 6.0)},
+    provenance=Provenance(
+        source="Li et al. 2025, 'Farseer: A Refined Scaling Law in Large Language Models': the "
+               "loss floor, the data-term scale and the data exponent each vary with N as "
+               "exp(a N^g + b)",
+        url="https://arxiv.org/abs/2506.10972",
+        units=_UNITS_ND,
+        valid_range={"N": (1e8, 2.5e10), "D": (1e9, 5e11)},
+        notes="bounds: ScaleBench's for its Farseer task (signs of the exponents as the paper's)",
+    ),
+    exponents=("g3", "g2", "g1"),
+))
+
+PARSCALE_2025 = register_law(Law.from_formula(
+    "L = (A/(N*(k*log(P) + 1)))**alpha + E",
+    inputs=("N", "P"), params=("A", "k", "alpha", "E"), name="parscale2025",
+    bounds={"A": (1e-3, 1e12), "k": (0.0, 10.0), "alpha": (0.01, 3.0), "E": (0.0, 5.0)},
+    provenance=Provenance(
+        source="Chen et al. 2025, 'Parallel Scaling Law for Language Models' (ParScale): P "
+               "parallel streams act like multiplying the parameters by (k log P + 1)",
+        url="https://arxiv.org/abs/2505.10475",
+        units="N: parameters; P: parallel streams (1, 2, 4, 8); L: nats/token",
+        valid_range={"N": (5e8, 4.4e9), "P": (1.0, 8.0)},
+    ),
+))
+
+TAO_2024_VOCAB = register_law(Law.from_formula(
+    "L = -E + A1/Nnv**alpha1 + A2/Nv**alpha2 + B/D**beta",
+    inputs=("Nnv", "Nv", "D"), params=("E", "A1", "alpha1", "A2", "alpha2", "B", "beta"),
+    name="tao2024_vocab",
+    bounds={"E": (-10.0, 10.0), "A1": (0.0, 1e6), "alpha1": (0.0, 2.0), "A2": (0.0, 1e6),
+            "alpha2": (0.0, 2.0), "B": (0.0, 1e6), "beta": (0.0, 2.0)},
+    provenance=Provenance(
+        source="Tao et al. 2024, 'Scaling Laws with Vocabulary: Larger Models Deserve Larger "
+               "Vocabularies' (eq. for the unigram-normalised loss L_u)",
+        url="https://arxiv.org/abs/2407.13623",
+        units="Nnv: non-vocabulary parameters; Nv: vocabulary parameters (V x d); D: training "
+              "characters; L: unigram-normalised loss (negative: fit on the linear scale)",
+        valid_range={"Nnv": (3.3e7, 1.1e9)},
+    ),
+))
+
+CLARK_2022_MOE = register_law(Law.from_formula(
+    "L = exp(d + a*log(N) + b*log(Eh) + c*log(N)*log(Eh))",
+    inputs=("N", "E"), params=("a", "b", "c", "d", "Estart", "Emax"), name="clark2022_moe",
+    definitions={"Eh": "1/(1/(E - 1 + 1/(1/Estart - 1/Emax)) + 1/Emax)"},
+    bounds={"a": (-1.0, 0.0), "b": (-1.0, 0.5), "c": (-0.1, 0.1), "d": (-5.0, 10.0),
+            "Estart": (1.01, 20.0), "Emax": (20.0, 1e5)},
+    provenance=Provenance(
+        source="Clark et al. 2022, 'Unified Scaling Laws for Routed Language Models': log L "
+               "bilinear in log N and log of the saturating expert count E-hat",
+        url="https://arxiv.org/abs/2202.01169",
+        units="N: dense-equivalent parameters; E: experts; L: nats/token",
+        valid_range={"N": (1.5e7, 1.3e9), "E": (1.0, 512.0)},
+        notes="E-hat = 1/(1/(E - 1 + (1/Estart - 1/Emax)^-1) + 1/Emax) saturates the benefit "
+              "of experts between Estart and Emax",
+    ),
+    exponents=("a", "b", "c"),
+))
+
+FRANTAR_2023_SPARSITY = register_law(Law.from_formula(
+    "L = (aS*(1 - S)**bS + cS)*(1/N)**bN + (aD/D)**bD + c",
+    inputs=("S", "N", "D"), params=("aS", "bS", "cS", "bN", "aD", "bD", "c"),
+    name="frantar2023_sparsity",
+    bounds={"aS": (0.0, 1e4), "bS": (0.0, 5.0), "cS": (0.0, 1e4), "bN": (0.0, 2.0),
+            "aD": (0.0, 1e12), "bD": (0.0, 2.0), "c": (0.0, 10.0)},
+    provenance=Provenance(
+        source="Frantar et al. 2023, 'Scaling Laws for Sparsely-Connected Foundation Models': "
+               "sparsity S (1 - active/total parameters) scales the parameter term",
+        url="https://arxiv.org/abs/2309.08520",
+        units="S: sparsity in [0, 1); N: non-zero (active) parameters; D: training tokens; "
+              "L: nats/token",
+    ),
+))
+
+ZHANG_2025_CBS = register_law(Law.from_formula(
+    "B = B0*D**beta",
+    inputs=("D",), params=("B0", "beta"), name="zhang2025_critical_batch", output="B",
+    bounds={"B0": (1e-6, 1e6), "beta": (0.0, 1.5)},
+    provenance=Provenance(
+        source="Zhang et al. 2025, 'How Does Critical Batch Size Scale in Pre-training?': the "
+               "critical batch size grows as a power of the data size, not the model size",
+        url="https://arxiv.org/abs/2410.21676",
+        units="D: training tokens; B: critical batch size (tokens or sequences, as measured)",
+        notes="fit with columns={'loss': <critical batch column>}: the output is a batch size",
+    ),
+))
+
+__all__ = ["CHINCHILLA_TIED", "CLARK_2022_MOE", "FARSEER_2025", "FRANTAR_2023_SPARSITY",
+           "PARSCALE_2025", "TAO_2024_VOCAB", "ZHANG_2025_CBS", "GADRE_2024", "GADRE_2024_RPJ", "MUENNIGHOFF_2023",
            "MUENNIGHOFF_2023_C4", "MUENNIGHOFF_2023_C4_CHINCHILLA", "broken_power_law"]

@@ -146,7 +146,10 @@ def constrain(
                 raise ParameterError(f"bounds of {k} must be >= 0 (it is a scale)", "bounds")
     free = c.free
     merged_bounds = {k: v for k, v in base.bounds.items() if k in free} | dict(bounds)
-    label = name or f"{base.name}[{c.describe()}]"
+    # bounds are a fitting choice, reported in the notes; only ties and fixed values change which
+    # law this is, so only they are named (a name with "[Ep in [0.001, 1e+09]]" read as garbage)
+    label = name or (f"{base.name}[{Constraint(base, tie, fix, {}).describe()}]" if tie or fix
+                     else base.name)
     return Law(
         name=label,
         formula=f"{base.formula}; {c.describe()}",
@@ -362,13 +365,28 @@ def at_bounds(law: Law, params: Mapping[str, float], rel: float = 1e-3) -> list[
     c = law.constraint
     if c is None:
         return []
+    return near_bounds(c.bounds, params, rel)
+
+
+def near_bounds(bounds: Mapping[str, tuple[float, float]], params: Mapping[str, float],
+                rel: float = 1e-3) -> list[str]:
+    """Estimates within ``rel`` of the width of their bounds from an edge. Positive bounds that
+    span decades are measured in decades: with [1e-3, 1e9], 66 is 4.8 decades from the lower
+    edge, not "within 1e6 of it" (a linear width made every such coefficient look pinned)."""
     out = []
-    for p, (lo, hi) in c.bounds.items():
+    for p, (lo, hi) in bounds.items():
         if p not in params:
             continue
         v = params[p]
+        logspan = lo > 0 and np.isfinite(hi) and hi / lo > 100.0
         width = (hi - lo) if np.isfinite(hi - lo) else max(abs(v), 1.0)
         for edge in (lo, hi):
-            if np.isfinite(edge) and abs(v - edge) <= rel * width:
+            if not np.isfinite(edge):
+                continue
+            if logspan:
+                near = v > 0 and abs(np.log(v / edge)) <= rel * np.log(hi / lo)
+            else:
+                near = abs(v - edge) <= rel * width
+            if near:
                 out.append(f"{p} = {v:.4g} sits at its bound {edge:g}")
     return out

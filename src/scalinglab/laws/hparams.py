@@ -170,6 +170,9 @@ class HparamLaw:
     interval_source: str = "bootstrap of the fit"
     #: the runs file or store a fitted law came from (empty for published laws)
     data_source: str = ""
+    #: (N, D) points known to be among the runs it was fitted on (Step Law: its released
+    #: grid), so an evaluation can say where it is not a held-out prediction
+    fitted_points: tuple[tuple[float, float], ...] = ()
 
     def predict(self, N: ArrayLike, D: ArrayLike) -> dict[str, np.ndarray]:
         """``{"lr", "batch_tokens"}`` at (N, D)."""
@@ -253,6 +256,18 @@ def steplaw_bootstrap() -> dict[str, Any]:
     return json.loads(text)
 
 
+#: the 17 (N, D) points of Step Law's released dense grid (github.com/step-law/steplaw, data/),
+#: a subset of the runs the published law was fitted on
+STEP_LAW_RELEASED_POINTS: tuple[tuple[float, float], ...] = tuple(
+    (n, d) for n, ds in (
+        (214663680.0, (4e9, 11.4e9, 20e9, 100e9)),
+        (268304384.0, (5e9, 14.2e9, 25e9, 80e9)),
+        (429260800.0, (8e9, 22.7e9, 40e9, 50e9)),
+        (536872960.0, (10e9, 28.4e9, 50e9)),
+        (1073741824.0, (20e9, 56.9e9)),
+    ) for d in ds)
+
+
 def _steplaw() -> HparamLaw:
     summary = steplaw_bootstrap()
     cov = np.asarray(summary["cov"], dtype=float)
@@ -279,6 +294,7 @@ def _steplaw() -> HparamLaw:
         name="steplaw", lr=lr, batch=batch, provenance=prov,
         lr_cov=cov[:3, :3], batch_cov=cov[3:, 3:],
         interval_source="Gaussian summary of Step Law's 1,000 published bootstrap fits",
+        fitted_points=STEP_LAW_RELEASED_POINTS,
     )
 
 

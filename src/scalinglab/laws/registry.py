@@ -17,7 +17,7 @@ from scalinglab.laws.base import Law, LawInstance
 _LAWS: dict[str, Law] = {}
 _PUBLISHED: dict[str, LawInstance] = {}
 #: modules whose import registers laws (loaded on first look-up, so the catalogue is complete)
-_CATALOGUE_MODULES = ("scalinglab.laws.loss", "scalinglab.laws.catalogue")
+_CATALOGUE_MODULES = ("scalinglab.laws.loss", "scalinglab.laws.catalogue", "scalinglab.laws.loss_to_loss")
 
 
 def register_law(law: Law) -> Law:

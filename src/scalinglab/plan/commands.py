@@ -36,7 +36,7 @@ def print_plan(plan: Plan) -> None:
         rows.append(["inference FLOPs 2NT", f"{plan.inference_flops:.3g}",
                      f"T = {plan.inference_tokens:.3g} tokens"])
     rows += [
-        ["predicted loss", f"{plan.loss:.4f}",
+        ["predicted loss", "not identified" if plan.not_identified else f"{plan.loss:.4f}",
          _iv(plan.loss_interval, ".4f") if plan.loss_interval else "no interval"],
         ["learning rate", f"{plan.lr:.4g}",
          f"{_iv(plan.lr_interval)}; law {plan.lr_law:.4g} {_iv(plan.lr_law_interval)} at its batch, "
@@ -49,7 +49,8 @@ def print_plan(plan: Plan) -> None:
     ]
     # a rich table on a terminal, plain aligned text when piped (nothing cut to a width)
     print_table(["quantity", "value", "interval / note"], rows,
-                title=f"plan ({plan.mode}; loss law {plan.loss_law['label']}, "
+                title=("NOT IDENTIFIED - " if plan.not_identified and "compute-optimal" in plan.mode
+                       else "") + f"plan ({plan.mode}; loss law {plan.loss_law['label']}, "
                       f"hparams {plan.hparams_law['name']})")
     typer.echo(f"loss interval: {plan.loss_interval_source}")
     for w in plan.warnings:
@@ -76,6 +77,10 @@ def plan_cmd(
                                              "available (with a data-constrained law, e.g. "
                                              "--law muennighoff2023_c4): epochs, N, D and loss "
                                              "under repetition."),
+    allow_unidentified: bool = typer.Option(False, "--allow-unidentified", help="With a fit "
+                                            "whose parameters are not identified, print the "
+                                            "compute-optimal plan anyway, marked NOT IDENTIFIED "
+                                            "(default: refuse and say which runs would identify it)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Plan a training run: N, D, loss with interval, lr, batch, steps and weight decay.
@@ -91,7 +96,7 @@ def plan_cmd(
         compute=_num(compute, "--compute"), params=_num(params, "--params"),
         tokens=_num(tokens, "--tokens"), loss_law=law, hparams_law=hparams, seq_len=seq_len,
         tau=tau, inference_tokens=T, batch_round=batch_round,  # type: ignore[arg-type]
-        unique_tokens=_num(unique_tokens, "--unique-tokens"),
+        unique_tokens=_num(unique_tokens, "--unique-tokens"), allow_unidentified=allow_unidentified,
     )
     if as_json:
         emit_json(plan.to_dict())
@@ -99,5 +104,3 @@ def plan_cmd(
         print_plan(plan)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("plan")(plan_cmd)

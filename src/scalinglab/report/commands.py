@@ -206,9 +206,4 @@ def serve(
                  results=saved)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("report")(report)
-    app.command("serve")(serve)
-
-
-__all__ = ["DEFAULT_STORE", "register", "report", "serve"]
+__all__ = ["DEFAULT_STORE", "report", "serve"]

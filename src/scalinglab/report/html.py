@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.clikit import to_json
 from scalinglab.report import runs_table as runs_table_data
 from scalinglab.report import views
 from scalinglab.report.analysis import Progress, Summary, summarise
 from scalinglab.report.sections import Chart, Section, report_sections, runs_table
 from scalinglab.safefile import output_dir, write_output
+from scalinglab.serialize import to_json
 from scalinglab.summary import CSS
 
 #: most points of a run's curve embedded for its detail panel (evenly thinned beyond)

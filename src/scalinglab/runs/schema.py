@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from scalinglab.errors import InputError
+from scalinglab.errors import InputError, ParameterError
 from scalinglab.runs import ids
 from scalinglab.runs.cells import (
     extra_cells,
@@ -62,6 +63,26 @@ def split_tag(part: str) -> tuple[str, str, str]:
     if cut < 0:
         return part, "", ""
     return part[:cut], part[cut], part[cut + 1:]
+
+
+def parse_tag_filters(items: Iterable[str] | str | None) -> dict[str, str]:
+    """``["dataset:c4", "sweep=a"]`` (or one comma-separated string) -> ``{"dataset": "c4", ...}``."""
+    if items is None:
+        return {}
+    if isinstance(items, str):
+        items = [items]
+    out: dict[str, str] = {}
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            key, found, value = split_tag(part)
+            if not found or not key.strip() or not value.strip():
+                raise ParameterError(f"tag filter {part!r}: write KEY=VALUE or KEY:VALUE, e.g. "
+                                     "dataset=c4", "tag")
+            out[key.strip()] = value.strip()
+    return out
 
 
 def check_tag_key(key: str) -> str | None:

@@ -114,10 +114,29 @@ def _parse(statement: str, where: str) -> dict[str, Any]:
         try:
             tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [statement]).fetchall()[0][0])
         except duckdb.Error as exc:
-            raise _refuse(where, _first_line(str(exc))) from None
+            raise _refuse(where, _first_line(str(exc)) + _reserved_hint(str(exc))) from None
     if tree.get("error"):
-        raise _refuse(where, _first_line(str(tree.get("error_message", "cannot parse it"))))
+        msg = str(tree.get("error_message", "cannot parse it"))
+        raise _refuse(where, _first_line(msg) + _reserved_hint(msg))
     return tree
+
+
+def _reserved_hint(message: str) -> str:
+    """``group = 'pile'`` fails as a syntax error: GROUP is an SQL keyword. Say so, and how to
+    quote a column that has such a name."""
+    import re
+
+    m = re.search(r'at or near "([A-Za-z_][A-Za-z0-9_]*)"', message)
+    if not m:
+        return ""
+    word = m.group(1)
+    with _sandbox() as con:
+        reserved = {r[0].lower() for r in con.execute(
+            "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'").fetchall()}
+    if word.lower() not in reserved:
+        return ""
+    return (f" ({word!r} is a reserved word: quote a column of that name in double quotes, "
+            f"e.g. \"{word}\" = 'value')")
 
 
 @lru_cache(maxsize=1)

@@ -278,5 +278,3 @@ def run(
         raise typer.Exit(130)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(sweep_app, name="sweep")

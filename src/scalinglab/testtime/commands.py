@@ -40,10 +40,6 @@ SeedOpt = typer.Option(0, "--seed", help="Random seed of the bootstrap.")
 SaveOpt = typer.Option(None, "--save", help="Write the result (with its draws) to this JSON file.")
 
 
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="testtime")
-
-
 def _counts(file: Path, problem: str, n: str, c: str, correct: str, model: str | None) -> dict[str, Any]:
     from scalinglab.testtime.counts import read_counts
 
@@ -276,4 +272,4 @@ def verifier_command(
     show_results(results, save, json_)
 
 
-__all__ = ["app", "register"]
+__all__ = ["app"]

@@ -1,0 +1,554 @@
+"""Loss-to-loss prediction (Brandfonbrener et al. 2024): one loss from another, and a law
+translated to a new corpus.
+
+:func:`fit_loss_to_loss` fits the shifted power law ``y = K (x - E_x)^kappa + E_y``
+(:mod:`scalinglab.laws.loss_to_loss`) between two loss columns, one law per group (a corpus, say),
+through the one fitting engine (:func:`scalinglab.fit.loss.fit_arrays`: multi-start, bootstrap).
+The offsets ``E_x`` and ``E_y`` are the two losses' irreducible parts. With four free parameters
+on one curve they trade off against each other (measured on the sweep's FineWeb-edu train-to-
+HellaSwag losses: ``E_x`` runs to its lower bound), so, as the paper does, they can be taken
+from a scaling law of each loss in (N, D) (``offsets="scaling"``: the law's limit as N and D grow
+without bound) or given (``E_x=``, ``E_y=``). In every case the fit keeps ``E_x`` below every
+fitted x and ``E_y`` below every fitted y.
+
+:func:`translate` takes a law fitted on one corpus (any law of N and D, with draws) and a few
+runs on a new corpus, fits ``L_new = K (L_old(N, D) - E_old)^kappa + E_new`` on those runs and
+predicts the new corpus everywhere the old law does; beside it, the law refitted on the few runs
+alone, so the two can be compared on any runs (:meth:`Translation.score`).
+
+:func:`pair_by_compute` builds the train-to-train (and test-to-test) pairs: the runs of two
+corpora with the same model size and token count.
+"""
+
+from __future__ import annotations
+
+import warnings as pywarnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.fit.loss import fit_arrays, fit_law
+from scalinglab.fit.result import FitResult
+from scalinglab.laws.loss_to_loss import PAIRINGS, below_offset
+from scalinglab.results import Result
+from scalinglab.stats import Estimate, percentile_interval
+from scalinglab.summary import Summary, Table
+
+#: an offset is kept this far (relative) below the smallest fitted loss, so that the fit's
+#: (x - E_x)^kappa stays real on every run
+_MARGIN = 1e-4
+#: (N, D) at which a scaling law's value is its irreducible loss (every power term < 1e-10 of it
+#: for exponents above 0.1)
+_INFINITE = 1e100
+_ALL = ""
+
+
+class BelowOffsetWarning(UserWarning):
+    """A loss-to-loss prediction at an x at or below the fitted offset E_x (the law then gives
+    E_y, its limit from above)."""
+
+
+def r_squared(observed: Any, predicted: Any) -> float:
+    """``1 - SS_res / SS_tot`` (the paper's figure of merit for a translated law)."""
+    y = np.asarray(observed, dtype=float)
+    p = np.asarray(predicted, dtype=float)
+    ok = np.isfinite(y) & np.isfinite(p)
+    y, p = y[ok], p[ok]
+    if len(y) < 2:
+        return float("nan")
+    tot = float(np.sum((y - y.mean()) ** 2))
+    return float("nan") if tot == 0 else 1.0 - float(np.sum((y - p) ** 2)) / tot
+
+
+def irreducible(law_fit: Any) -> tuple[float, np.ndarray | None]:
+    """A loss law's limit as every input grows without bound (its irreducible loss), and the
+    same under each of its draws. Law-agnostic: the law is evaluated, not read by name."""
+    law = law_fit.law
+    inputs = {k: np.array([_INFINITE]) for k in law.inputs}
+    with np.errstate(all="ignore"):
+        point = float(np.asarray(law(dict(law_fit.params), **inputs), dtype=float).ravel()[0])
+        draws = getattr(law_fit, "draws", None)
+        if draws is None or not len(draws):
+            return point, None
+        cols = {k: np.asarray(draws, float)[:, i:i + 1] for i, k in enumerate(law.param_names)}
+        values = np.asarray(law(cols, **{k: v[None, :] for k, v in inputs.items()}), dtype=float)
+    return point, values.reshape(len(draws), -1)[:, 0]
+
+
+def _full_params(fit: FitResult, params: Mapping[str, Any]) -> dict[str, Any]:
+    constraint = fit.law.constraint
+    return dict(constraint.expand(params)) if constraint is not None else dict(params)
+
+
+def _column(frame: pd.DataFrame, name: str, source: str) -> np.ndarray:
+    from scalinglab.errors import did_you_mean
+
+    if name not in frame.columns:
+        cols = [str(c) for c in frame.columns]
+        raise InputError(f"no column {name!r}{did_you_mean(name, cols)}; columns are {cols}",
+                         source=source or None)
+    values = pd.to_numeric(frame[name], errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(~np.isfinite(values) & frame[name].notna().to_numpy())
+    if bad.size:
+        raise InputError(f"{frame[name].iloc[bad[0]]!r} is not a number", source=source or None,
+                         row=f"row {bad[0] + 1}", column=name)
+    return values
+
+
+def _find(frame: pd.DataFrame, given: str | None, spellings: Sequence[str]) -> str | None:
+    if given is not None:
+        return given
+    return next((c for c in spellings if c in frame.columns), None)
+
+
+# -- the fit -----------------------------------------------------------------------------------
+
+
+@dataclass(repr=False)
+class LossToLossFit(Result):
+    """Shifted power laws ``y = K (x - E_x)^kappa + E_y``, one per group (``""``: no groups)."""
+
+    kind: ClassVar[str] = "loss_to_loss"
+
+    fits: dict[str, FitResult]
+    x_name: str
+    y_name: str
+    group_name: str | None = None
+    pairing: str = "train_to_test"
+    offsets: str = "fit"
+    run_ids: tuple[str, ...] = ()
+    level: float = 0.95
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def fit(self, group: str | None = None) -> FitResult:
+        if group is None:
+            if len(self.fits) != 1:
+                raise ParameterError(f"give group= one of {sorted(self.fits)}", "group")
+            return next(iter(self.fits.values()))
+        try:
+            return self.fits[str(group)]
+        except KeyError:
+            raise ParameterError(f"unknown group {group!r}; the fit has {sorted(self.fits)}",
+                                 "group") from None
+
+    def params(self, group: str | None = None) -> dict[str, float]:
+        """Every parameter of the law (fixed offsets included) for ``group``."""
+        f = self.fit(group)
+        return {k: float(v) for k, v in _full_params(f, f.params).items()}
+
+    def predict(self, x: Any, group: Any = None, *, new_run: bool = False) -> pd.DataFrame:
+        """``y`` with its ``level`` interval (``lo``, ``hi``) at each ``x`` (for ``group``: one
+        name, or one per x). ``new_run=True`` widens the band by the fit's run-to-run scatter.
+
+        An x at or below the fitted ``E_x`` gets ``E_y`` (the law's limit from above), the column
+        ``below_E_x`` is True there, and a :class:`BelowOffsetWarning` says so: the prediction is
+        then a floor the law cannot see past, not an extrapolation of its curve. Where every draw
+        gives that floor (E_y held fixed) ``lo`` and ``hi`` are NaN rather than a zero-width
+        interval.
+        """
+        xs = np.atleast_1d(np.asarray(x, dtype=float)).ravel()
+        if not np.all(np.isfinite(xs)):
+            raise ParameterError("x must be finite numbers", "x")
+        if group is None or isinstance(group, str) or np.ndim(group) == 0:
+            groups = [None if group is None else str(group)] * len(xs)
+        else:
+            groups = [str(g) for g in group]
+            if len(groups) != len(xs):
+                raise ParameterError(f"{len(groups)} groups for {len(xs)} values of x", "group", "x")
+        out = pd.DataFrame({"x": xs, "y": np.nan, "lo": np.nan, "hi": np.nan, "below_E_x": False})
+        if self.group_name is not None:
+            out.insert(0, self.group_name, [g if g is not None else "" for g in groups])
+        for g in dict.fromkeys(groups):
+            idx = np.array([i for i, gg in enumerate(groups) if gg == g])
+            f = self.fit(g)
+            point, lo, hi = f.predict_interval(new_run=new_run, x=xs[idx])
+            out.loc[idx, "y"] = np.asarray(point, float)
+            out.loc[idx, "lo"] = np.asarray(lo, float)
+            out.loc[idx, "hi"] = np.asarray(hi, float)
+            below = below_offset(_full_params(f, f.params), xs[idx])
+            out.loc[idx, "below_E_x"] = below
+            if below.any():
+                ex = _full_params(f, f.params)["E_x"]
+                # with E_y held fixed every draw gives E_y there: a zero-width interval would
+                # claim a certainty the law does not have, so it is left out (NaN)
+                flat = idx[below & np.isclose(out.loc[idx, "lo"].to_numpy(float),
+                                              out.loc[idx, "hi"].to_numpy(float))]
+                out.loc[flat, ["lo", "hi"]] = np.nan
+                pywarnings.warn(
+                    f"{int(below.sum())} x value(s) (smallest {xs[idx].min():.4g}) at or below the "
+                    f"fitted offset E_x = {ex:.4g}" + (f" of group {g!r}" if g else "")
+                    + ": predicted y = E_y there (the law's floor), not an extrapolated curve"
+                    + ("; no interval where every draw gives that floor" if len(flat) else ""),
+                    BelowOffsetWarning, stacklevel=2)
+        return out
+
+    def _repr_items(self) -> list[str]:
+        items = [f"{self.y_name} from {self.x_name}"]
+        if self.group_name is not None:
+            items.append(f"{len(self.fits)} groups")
+        return items
+
+    def summary(self) -> Summary:
+        names = ("K", "kappa", "E_x", "E_y")
+        t = Table(f"y = K (x - E_x)^kappa + E_y ({self.level:.0%} bootstrap intervals)",
+                  [self.group_name or "group", "runs", *names, "residual std (log)"])
+        for g, f in self.fits.items():
+            est = f.estimates()
+            full = _full_params(f, f.params)
+            cells = [est[k] if k in est else Estimate(float(full[k]), note="fixed") for k in names]
+            t.add_row(g or "(all)", f.n_runs, *cells, f.residual_std)
+        return Summary(
+            title=f"loss-to-loss ({self.pairing.replace('_', '-')}): {self.y_name} from {self.x_name}",
+            tables=[t], facts=[("offsets", self.offsets)], notes=list(self.notes),
+            warnings=list(self.warnings), data=self.to_dict())
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        return {"kind": self.kind, "x": self.x_name, "y": self.y_name, "group": self.group_name,
+                "pairing": self.pairing, "offsets": self.offsets, "level": self.level,
+                "run_ids": list(self.run_ids),
+                "fits": {g: f.to_dict(include_draws=include_draws) for g, f in self.fits.items()},
+                "warnings": list(self.warnings), "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LossToLossFit:
+        return cls(fits={str(g): FitResult.from_dict(f) for g, f in data["fits"].items()},
+                   x_name=str(data["x"]), y_name=str(data["y"]), group_name=data.get("group"),
+                   pairing=str(data.get("pairing", "train_to_test")),
+                   offsets=str(data.get("offsets", "fit")), run_ids=tuple(data.get("run_ids", [])),
+                   level=float(data.get("level", 0.95)), warnings=list(data.get("warnings", [])),
+                   notes=list(data.get("notes", [])))
+
+
+def fit_shifted_power(
+    x: Any, y: Any, *, pairing: str = "train_to_test", E_x: float | None = None,
+    E_y: float | None = None, bootstrap: int = 200, seed: int = 0, level: float = 0.95,
+    run_ids: Sequence[str] | None = None, source: str = "",
+) -> FitResult:
+    """One shifted power law ``y = K (x - E_x)^kappa + E_y`` by the fitting engine; a given
+    offset is held fixed, a free one is kept below the smallest x (or y) it must stay under."""
+    if pairing not in PAIRINGS:
+        raise ParameterError(f"pairing must be one of {sorted(PAIRINGS)}, not {pairing!r}", "pairing")
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    fix: dict[str, float] = {}
+    bounds: dict[str, tuple[float, float]] = {}
+    for name, given, values in (("E_x", E_x, x), ("E_y", E_y, y)):
+        top = float(np.min(values)) * (1 - _MARGIN)
+        if given is None:
+            bounds[name] = (1e-6, top)
+        elif not (np.isfinite(given) and 0 < given < float(np.min(values))):
+            raise ParameterError(f"{name} = {given:g} must be positive and below every fitted "
+                                 f"{name[-1]} (smallest {float(np.min(values)):.4g})", name)
+        else:
+            fix[name] = float(given)
+    return fit_arrays(PAIRINGS[pairing], {"x": x}, y, fix=fix, bounds=bounds, bootstrap=bootstrap,
+                      seed=seed, level=level, run_ids=run_ids, source=source)
+
+
+def _scaling_offset(frame: pd.DataFrame, n_col: str, d_col: str, loss: np.ndarray,
+                    law: str, seed: int) -> float:
+    runs = pd.DataFrame({"N": _column(frame, n_col, ""), "D": _column(frame, d_col, ""), "loss": loss})
+    fit = fit_law(law, runs, bootstrap=0, seed=seed)
+    return irreducible(fit)[0]
+
+
+def fit_loss_to_loss(
+    frame: pd.DataFrame,
+    x: str,
+    y: str,
+    group: str | None = None,
+    *,
+    pairing: str = "train_to_test",
+    offsets: str = "fit",
+    E_x: float | None = None,
+    E_y: float | None = None,
+    N: str | None = None,
+    D: str | None = None,
+    scaling_law: str = "chinchilla",
+    bootstrap: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+    source: str = "",
+) -> LossToLossFit:
+    """Fit ``y = K (x - E_x)^kappa + E_y`` between the columns ``x`` and ``y`` of ``frame``, one
+    law per value of the column ``group`` (e.g. the training corpus), with bootstrap intervals.
+
+    ``pairing``: ``"train_to_test"`` (one model's training and test loss), ``"train_to_train"``
+    or ``"test_to_test"`` (two models with the same N and D; see :func:`pair_by_compute`).
+    ``offsets``: ``"fit"`` (both fitted, kept below the smallest x and y) or ``"scaling"``
+    (each taken as the irreducible loss of a ``scaling_law`` fitted to that loss in the
+    columns ``N`` and ``D``, per group, as Brandfonbrener et al. do). ``E_x``/``E_y`` fix an
+    offset to a value (for every group). Rows with a missing x or y are left out (said in
+    ``notes``).
+    """
+    if offsets not in ("fit", "scaling"):
+        raise ParameterError(f"offsets must be 'fit' or 'scaling', not {offsets!r}", "offsets")
+    xs, ys = _column(frame, x, source), _column(frame, y, source)
+    keep = np.isfinite(xs) & np.isfinite(ys)
+    notes: list[str] = []
+    if not keep.all():
+        notes.append(f"{int((~keep).sum())} rows without both {x} and {y} left out")
+    for name, v in ((x, xs), (y, ys)):
+        bad = np.flatnonzero(keep & ~(v > 0))
+        if bad.size:
+            raise InputError(f"a loss must be positive, not {v[bad[0]]:g}", source=source or None,
+                             row=f"row {bad[0] + 1}", column=name)
+    ids = (frame["run_id"].astype(str).to_numpy() if "run_id" in frame.columns
+           else np.array([f"row-{i + 1}" for i in range(len(frame))]))
+    labels = (np.array([_ALL] * len(frame)) if group is None
+              else frame[_check_group(frame, group, source)].astype(str).to_numpy())
+    n_col = d_col = None
+    if offsets == "scaling":
+        n_col = _find(frame, N, ("N", "params", "n_params"))
+        d_col = _find(frame, D, ("D", "tokens", "n_tokens"))
+        if n_col is None or d_col is None:
+            raise ParameterError("offsets='scaling' needs model size and token columns (N=, D=)",
+                                 "N", "D")
+        notes.append(f"E_x and E_y: irreducible losses of {scaling_law} laws fitted to {x} and {y} "
+                     f"in ({n_col}, {d_col}) per group (held fixed)")
+    fits: dict[str, FitResult] = {}
+    warns: list[str] = []
+    for g in dict.fromkeys(labels[keep]):
+        rows = keep & (labels == g)
+        ex, ey = E_x, E_y
+        if offsets == "scaling":
+            sub = frame.loc[rows]
+            assert n_col is not None and d_col is not None
+            ex = ex if ex is not None else _scaling_offset(sub, n_col, d_col, xs[rows], scaling_law, seed)
+            ey = ey if ey is not None else _scaling_offset(sub, n_col, d_col, ys[rows], scaling_law, seed)
+            ex = min(ex, float(xs[rows].min()) * (1 - _MARGIN))
+            ey = min(ey, float(ys[rows].min()) * (1 - _MARGIN))
+        try:
+            f = fit_shifted_power(xs[rows], ys[rows], pairing=pairing, E_x=ex, E_y=ey,
+                                  bootstrap=bootstrap, seed=seed, level=level,
+                                  run_ids=list(ids[rows]), source=source)
+        except (NotIdentifiable, ParameterError) as exc:
+            if group is None:
+                raise
+            warns.append(f"{g}: not fitted ({exc})")
+            continue
+        fits[str(g)] = f
+        warns += [f"{g}: {w}" if g else w for w in f.warnings]
+    if not fits:
+        raise NotIdentifiable("no group could be fitted: " + "; ".join(warns))
+    kept = np.isin(labels, list(fits)) & keep
+    return LossToLossFit(fits=fits, x_name=x, y_name=y, group_name=group, pairing=pairing,
+                         offsets="given" if E_x is not None and E_y is not None else offsets,
+                         run_ids=tuple(ids[kept]), level=level, warnings=warns, notes=notes)
+
+
+def _check_group(frame: pd.DataFrame, group: str, source: str) -> str:
+    from scalinglab.errors import did_you_mean
+
+    if group not in frame.columns:
+        cols = [str(c) for c in frame.columns]
+        raise InputError(f"no group column {group!r}{did_you_mean(group, cols)}; columns are {cols}",
+                         source=source or None)
+    return group
+
+
+def pair_by_compute(
+    frame: pd.DataFrame, by: str, x_value: str, y_value: str, x: str, y: str | None = None,
+    on: Sequence[str] = ("params", "tokens"),
+) -> pd.DataFrame:
+    """Train-to-train (or test-to-test) pairs: for each run with ``by == x_value``, the run with
+    ``by == y_value`` and the same ``on`` columns (model size and tokens, hence compute); columns
+    ``x`` (the first run's loss ``x``), ``y`` (the second's loss ``y``, default the same column),
+    and ``on``. Repeated (N, D) points on one side are averaged."""
+    y = y or x
+    for col in (by, x, y, *on):
+        if col not in frame.columns:
+            raise ParameterError(f"the frame has no column {col!r}", "frame")
+    a = frame[frame[by].astype(str) == x_value].groupby(list(on), as_index=False)[x].mean()
+    b = frame[frame[by].astype(str) == y_value].groupby(list(on), as_index=False)[y].mean()
+    if a.empty or b.empty:
+        raise ParameterError(f"no runs with {by} = {x_value if a.empty else y_value!r}", "by")
+    out = a.rename(columns={x: "x"}).merge(b.rename(columns={y: "y"}), on=list(on), how="inner")
+    if out.empty:
+        raise ParameterError(f"no ({', '.join(on)}) is shared by {x_value!r} and {y_value!r}", "on")
+    return out
+
+
+# -- translation -------------------------------------------------------------------------------
+
+
+@dataclass(repr=False)
+class Translation(Result):
+    """A law translated to a new corpus: ``L_new(N, D) = K (L_old(N, D) - E_old)^kappa + E_new``,
+    with the old law and its link both bootstrapped, beside the law refitted on the new runs alone."""
+
+    kind: ClassVar[str] = "loss_translation"
+
+    source: FitResult
+    link: FitResult
+    baseline: FitResult | None
+    x_from: str
+    run_ids: tuple[str, ...] = ()
+    level: float = 0.95
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seed: int = 0
+
+    def _inputs(self, N: Any, D: Any) -> dict[str, np.ndarray]:
+        n = np.atleast_1d(np.asarray(N, dtype=float))
+        d = np.atleast_1d(np.asarray(D, dtype=float))
+        n, d = np.broadcast_arrays(n, d)
+        if not np.all(np.isfinite(n) & (n > 0) & np.isfinite(d) & (d > 0)):
+            raise ParameterError("N and D must be positive numbers", "N", "D")
+        return {"N": n.astype(float), "D": d.astype(float), "C": 6.0 * n * d}
+
+    def predict(self, N: Any, D: Any, *, baseline: bool = True, new_run: bool = False) -> pd.DataFrame:
+        """The new corpus's loss at ``(N, D)`` with its joint interval (``y``, ``lo``, ``hi``):
+        the old law's draw ``j`` at ``(N, D)``, through the link's draw ``j'`` (a random pairing:
+        the two were fitted on different runs). ``new_run=True``: where one new run will fall,
+        each draw also spread by the link's run-to-run scatter (log-normal with its residual
+        std). With ``baseline``, the refit's ``baseline``, ``baseline_lo``, ``baseline_hi``
+        beside it (also for a new run when ``new_run``)."""
+        from scalinglab.downstream.chain import _pairing, loss_at
+
+        inputs = self._inputs(N, D)
+        x, x_draws = loss_at(self.source, inputs["N"], inputs["D"])
+        y = self.link.predict(x=x)
+        out = pd.DataFrame({"N": inputs["N"], "D": inputs["D"], "x": x, "y": y})
+        lo = hi = np.full(len(x), np.nan)
+        if x_draws is not None and self.link.n_draws:
+            li, ki = _pairing(len(x_draws), self.link.n_draws, np.random.default_rng(self.seed))
+            cols = {k: self.link.draws[ki, i:i + 1] for i, k in enumerate(self.link.law.param_names)}
+            with np.errstate(all="ignore"):
+                joint = np.asarray(self.link.law(cols, x=x_draws[li]), dtype=float)
+            if new_run and np.isfinite(self.link.noise_std):
+                rng = np.random.default_rng(self.seed + 1)
+                joint = joint * np.exp(rng.normal(0.0, self.link.noise_std, size=joint.shape))
+            lo, hi = percentile_interval(joint, self.level)
+        elif self.link.n_draws:
+            _, lo, hi = self.link.predict_interval(new_run=new_run, x=x)
+        out["lo"], out["hi"] = lo, hi
+        out["below_E_x"] = below_offset(_full_params(self.link, self.link.params), x)
+        if baseline and self.baseline is not None:
+            b, blo, bhi = self.baseline.predict_interval(
+                new_run=new_run, **{k: inputs[k] for k in self.baseline.law.inputs})
+            out["baseline"], out["baseline_lo"], out["baseline_hi"] = b, blo, bhi
+        return out
+
+    def score(self, frame: pd.DataFrame, loss: str = "loss", N: str | None = None,
+              D: str | None = None) -> dict[str, float]:
+        """R² of the translated law and of the refit on the runs of ``frame``."""
+        n_col = _find(frame, N, ("N", "params"))
+        d_col = _find(frame, D, ("D", "tokens"))
+        if n_col is None or d_col is None:
+            raise ParameterError("frame needs model size and token columns", "N", "D")
+        p = self.predict(frame[n_col].to_numpy(float), frame[d_col].to_numpy(float))
+        obs = frame[loss].to_numpy(float)
+        out = {"translated": r_squared(obs, p["y"])}
+        if "baseline" in p:
+            out["refit"] = r_squared(obs, p["baseline"])
+        return out
+
+    def _repr_items(self) -> list[str]:
+        return [f"from {self.source.law.name} on {self.source.n_runs} runs"]
+
+    def summary(self) -> Summary:
+        t = Table(f"link L_new = K (L_old - E_old)^kappa + E_new ({self.level:.0%} intervals)",
+                  ["K", "kappa", "E_old (fixed)", "E_new"])
+        est = self.link.estimates()
+        full = _full_params(self.link, self.link.params)
+        t.add_row(est["K"], est["kappa"], float(full["E_x"]),
+                  est.get("E_y", Estimate(float(full["E_y"]))))
+        facts = [("old law", f"{self.source.law.name} on {self.source.n_runs} runs"),
+                 ("new runs", str(self.link.n_runs)), ("x of the new runs", self.x_from),
+                 ("link residual std (log)", f"{self.link.residual_std:.3g}")]
+        if self.baseline is not None:
+            facts.append(("refit on the new runs alone", f"{self.baseline.law.name}, "
+                          f"{len(self.baseline.unidentified)} parameters not identified"))
+        return Summary(title="law translated to a new corpus", tables=[t], facts=facts,
+                       notes=list(self.notes), warnings=list(self.warnings), data=self.to_dict())
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        return {"kind": self.kind, "source": self.source.to_dict(include_draws=include_draws),
+                "link": self.link.to_dict(include_draws=include_draws),
+                "baseline": None if self.baseline is None
+                else self.baseline.to_dict(include_draws=include_draws),
+                "x_from": self.x_from, "run_ids": list(self.run_ids), "level": self.level,
+                "seed": self.seed, "warnings": list(self.warnings), "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Translation:
+        return cls(source=FitResult.from_dict(data["source"]), link=FitResult.from_dict(data["link"]),
+                   baseline=None if not data.get("baseline") else FitResult.from_dict(data["baseline"]),
+                   x_from=str(data.get("x_from", "")), run_ids=tuple(data.get("run_ids", [])),
+                   level=float(data.get("level", 0.95)), seed=int(data.get("seed", 0)),
+                   warnings=list(data.get("warnings", [])), notes=list(data.get("notes", [])))
+
+
+def translate(
+    source: FitResult,
+    runs: pd.DataFrame,
+    *,
+    loss: str = "loss",
+    x: str | None = None,
+    N: str | None = None,
+    D: str | None = None,
+    baseline: str | None = "chinchilla",
+    bootstrap: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+    source_name: str = "",
+) -> Translation:
+    """Translate ``source`` (a law of N and D fitted on one corpus, with draws) to the corpus of
+    ``runs`` (a few runs: model size, tokens, ``loss``).
+
+    The link's x for each new run is the old corpus's loss at its (N, D): the column ``x`` when
+    the runs carry it (a model with the same N and D trained on the old corpus, as
+    Brandfonbrener et al. pair them), else the old law's prediction there. ``E_old`` is held at
+    the old law's irreducible loss (its limit as N and D grow); ``K``, ``kappa`` and ``E_new``
+    are fitted. ``baseline`` (a catalogue law, or None) is refitted on the same runs alone for
+    comparison.
+    """
+    if not isinstance(source, FitResult):
+        raise ParameterError("source must be a fitted loss law (FitResult)", "source")
+    n_col = _find(runs, N, ("N", "params", "n_params"))
+    d_col = _find(runs, D, ("D", "tokens", "n_tokens"))
+    if n_col is None or d_col is None:
+        raise ParameterError("the runs need model size and token columns (N=, D=)", "N", "D")
+    n, d, y = (_column(runs, c, source_name) for c in (n_col, d_col, loss))
+    ids = (runs["run_id"].astype(str).tolist() if "run_id" in runs.columns
+           else [f"row-{i + 1}" for i in range(len(runs))])
+    e_old, _ = irreducible(source)
+    notes = [f"E_old = {e_old:.4g}: the old law's irreducible loss (held fixed)"]
+    if x is not None:
+        xs = _column(runs, x, source_name)
+        x_from = f"column {x!r} (paired runs on the old corpus)"
+    else:
+        from scalinglab.downstream.chain import loss_at
+
+        xs = loss_at(source, n, d)[0]
+        x_from = "the old law's prediction at each run's (N, D)"
+    if not np.all(xs > e_old):
+        raise InputError(f"a run's old-corpus loss {float(xs.min()):.4g} is at or below the old law's "
+                         f"irreducible loss {e_old:.4g}", source=source_name or None)
+    link = fit_shifted_power(xs, y, pairing="train_to_train", E_x=e_old, bootstrap=bootstrap,
+                             seed=seed, level=level, run_ids=ids, source=source_name)
+    base = None
+    warns = [f"link: {w}" for w in link.warnings]
+    if baseline is not None:
+        frame = pd.DataFrame({"N": n, "D": d, "loss": y, "run_id": ids})
+        try:
+            base = fit_law(baseline, frame, bootstrap=bootstrap, seed=seed, level=level,
+                           source=source_name)
+        except (ParameterError, InputError, NotIdentifiable) as exc:
+            notes.append(f"the {baseline} refit on these runs failed: {exc}")
+        else:
+            if base.unidentified:
+                notes.append(f"the {baseline} refit on {len(y)} runs alone does not identify "
+                             f"{', '.join(base.unidentified)}")
+    return Translation(source=source, link=link, baseline=base, x_from=x_from, run_ids=tuple(ids),
+                       level=level, warnings=warns, notes=notes, seed=seed)
+
+
+__all__ = ["BelowOffsetWarning", "LossToLossFit", "Translation", "fit_loss_to_loss",
+           "fit_shifted_power", "irreducible", "pair_by_compute", "r_squared", "translate"]

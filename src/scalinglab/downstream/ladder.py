@@ -1,0 +1,395 @@
+"""Model ladders (Bhagia et al. 2024, OLMo): task accuracy of a big model from small ones, in two
+chained steps, with a flag for tasks too noisy to predict.
+
+1. Task loss from size and data: ``bpb(N, D) = E + A N^-alpha + B D^-beta`` (bits per byte of the
+   correct answer), fitted by the one engine on each ladder run's final checkpoint.
+2. Accuracy from task loss: a sigmoid ``acc = lo + (hi - lo) / (1 + exp(-s (bpb - x0)))`` (floor,
+   ceiling, slope, midpoint), fitted on every checkpoint of every run after a moving average
+   along each run (the link does not depend on N and D, so intermediate checkpoints are extra
+   points on the same curve; the average takes out checkpoint-to-checkpoint noise). Its
+   bootstrap resamples whole runs.
+
+The chained prediction pairs draws: bpb draw ``j`` from step 1 goes through link draw ``j'`` from
+step 2, and, for a new model (the default), each pair is spread by step 1's run-to-run noise and
+the link's model-to-model scatter, through the same helper the downstream chain uses
+(:func:`scalinglab.downstream.chain.new_model_draws`). The ladder's scatter is measured once per
+model (:func:`model_scatter`: each run's last smoothed checkpoint off the curve), not over all
+checkpoints, which would count one model's checkpoints as many models.
+
+Predictability. The paper's variance analysis: a task whose accuracy moves a lot from one
+checkpoint to the next near the end of training cannot be predicted to better than that
+movement. :func:`predictability` measures, per run, the standard deviation of the last
+``n_last`` checkpoints' values after removing a straight-line trend (what training still
+changes), relative to their mean, and takes the median over the largest model's runs; a task
+whose accuracy varies by more than ``threshold`` (default 2% relative) is flagged.
+
+Data layout (the ladder's released files): one CSV per run named ``{size}-{k}xC[-rerun].csv``,
+one row per checkpoint, ``throughput/total_tokens``, ``eval/downstream_bpb/*`` and
+``eval/downstream/*`` columns; ``final.json`` gives each size's N (``n``). A size it lacks gets
+``N = tokens of its 1xC run / 20`` (xC is 20 tokens per parameter; this reproduces the listed
+sizes to 0.1%), said in the notes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.downstream.link_fit import LinkFit, fit_link
+from scalinglab.errors import InputError, ParameterError
+from scalinglab.fit.loss import fit_law
+from scalinglab.fit.result import FitResult
+from scalinglab.results import Result
+from scalinglab.stats import percentile_interval
+from scalinglab.summary import Summary, Table
+
+_FILE = re.compile(r"^(?P<size>[0-9.]+[MBK])-(?P<mult>[0-9.]+)xC(?P<rerun>-rerun)?$")
+#: the ladder paper's tasks: (bpb columns, accuracy columns); several columns are averaged
+#: (MMLU: its four category splits, unweighted)
+TASKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "mmlu": (tuple(f"eval/downstream_bpb/mmlu_{c}_test_rc_5shot_bpb"
+                   for c in ("stem", "humanities", "social_sciences", "other")),
+             tuple(f"eval/downstream/mmlu_{c}_test_rc_5shot_len_norm"
+                   for c in ("stem", "humanities", "social_sciences", "other"))),
+    "hellaswag": (("eval/downstream_bpb/hellaswag_val_rc_5shot_bpb",),
+                  ("eval/downstream/hellaswag_val_rc_5shot_len_norm",)),
+    "piqa": (("eval/downstream_bpb/piqa_val_rc_5shot_bpb",),
+             ("eval/downstream/piqa_val_rc_5shot_len_norm",)),
+    "arc_challenge": (("eval/downstream_bpb/arc_challenge_test_rc_5shot_bpb",),
+                      ("eval/downstream/arc_challenge_test_rc_5shot_len_norm",)),
+    "arc_easy": (("eval/downstream_bpb/arc_easy_test_rc_5shot_bpb",),
+                 ("eval/downstream/arc_easy_test_rc_5shot_len_norm",)),
+    "winogrande": (("eval/downstream_bpb/winogrande_val_rc_5shot_bpb",),
+                   ("eval/downstream/winogrande_val_rc_5shot_len_norm",)),
+    "openbookqa": (("eval/downstream_bpb/openbookqa_test_rc_5shot_bpb",),
+                   ("eval/downstream/openbookqa_test_rc_5shot_len_norm",)),
+    "csqa": (("eval/downstream_bpb/csqa_val_rc_5shot_bpb",),
+             ("eval/downstream/csqa_val_rc_5shot_len_norm",)),
+    "socialiqa": (("eval/downstream_bpb/socialiqa_val_rc_5shot_bpb",),
+                  ("eval/downstream/socialiqa_val_rc_5shot_len_norm",)),
+    "boolq": (("eval/downstream_bpb/boolq_val_rc_5shot_bpb",),
+              ("eval/downstream/boolq_val_rc_5shot_acc",)),
+}
+_LABELS = {"1B": "1.3B"}  # file names' sizes -> final.json's keys
+
+
+def _size_value(text: str) -> float:
+    return float(text[:-1]) * {"K": 1e3, "M": 1e6, "B": 1e9}[text[-1]]
+
+
+def read_ladder(folder: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """Every checkpoint of every ladder run in ``folder``: a long frame with ``run``, ``size``,
+    ``mult``, ``rerun``, ``step``, ``N``, ``D`` and the files' metric columns; and notes."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.glob("*.csv") if _FILE.match(p.stem))
+    if not files:
+        raise InputError("no ladder runs ({size}-{k}xC.csv) here", source=str(folder))
+    sizes: dict[str, float] = {}
+    meta = folder / "final.json"
+    if meta.exists():
+        try:
+            for key, spec in json.loads(meta.read_text(encoding="utf-8")).items():
+                if isinstance(spec, Mapping) and "n" in spec:
+                    sizes[str(key)] = float(spec["n"])
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+            raise InputError(f"cannot read model sizes ({exc})", source=str(meta)) from None
+    frames, notes = [], []
+    derived: dict[str, float] = {}
+    for path in files:
+        m = _FILE.match(path.stem)
+        assert m is not None
+        df = pd.read_csv(path)
+        for col in ("_step", "throughput/total_tokens"):
+            if col not in df.columns:
+                raise InputError(f"no column {col!r}", source=str(path))
+        size = m["size"]
+        df = df.sort_values("_step").reset_index(drop=True).rename(columns={"_step": "step"})
+        head = pd.DataFrame({"run": path.stem, "size": size, "mult": float(m["mult"]),
+                             "rerun": bool(m["rerun"]), "D": df["throughput/total_tokens"].astype(float)})
+        df = pd.concat([head, df], axis=1)
+        frames.append(df)
+        if m["mult"] == "1" and not m["rerun"]:
+            derived[size] = float(df["D"].iloc[-1]) / 20.0
+    out = pd.concat(frames, ignore_index=True).copy()
+    n_of: dict[str, float] = {}
+    for size in out["size"].unique():
+        key = _LABELS.get(size, size)
+        if key in sizes:
+            n_of[size] = sizes[key]
+        elif size in derived:
+            n_of[size] = derived[size]
+            notes.append(f"N of {size} = {derived[size]:.4g}: its 1xC run's tokens / 20 "
+                         "(not in final.json)")
+        else:
+            n_of[size] = _size_value(size)
+            notes.append(f"N of {size} read from its name")
+    out["N"] = out["size"].map(n_of).astype(float)
+    return out, notes
+
+
+def task_columns(frame: pd.DataFrame, task: str | tuple[Sequence[str], Sequence[str]]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The task's bpb and accuracy per row (means of its columns)."""
+    if isinstance(task, str):
+        if task not in TASKS:
+            raise ParameterError(f"unknown task {task!r}; known: {sorted(TASKS)} (or give "
+                                 "(bpb columns, accuracy columns))", "task")
+        bpb_cols, acc_cols = TASKS[task]
+    else:
+        bpb_cols, acc_cols = task
+    missing = [c for c in (*bpb_cols, *acc_cols) if c not in frame.columns]
+    if missing:
+        raise ParameterError(f"the ladder has no column(s) {missing}", "task")
+    return (frame[list(bpb_cols)].astype(float).mean(axis=1).to_numpy(),
+            frame[list(acc_cols)].astype(float).mean(axis=1).to_numpy())
+
+
+def moving_average(values: np.ndarray, runs: np.ndarray, window: int) -> np.ndarray:
+    """A trailing moving average of ``window`` checkpoints within each run (rows in step order)."""
+    out = np.array(values, dtype=float)
+    if window <= 1:
+        return out
+    for r in pd.unique(runs):
+        idx = np.flatnonzero(runs == r)
+        s = pd.Series(values[idx]).rolling(window, min_periods=1).mean().to_numpy()
+        out[idx] = s
+    return out
+
+
+def predictability(values: np.ndarray, runs: np.ndarray, n_last: int = 10) -> float:
+    """Median over runs of the detrended standard deviation of the last ``n_last`` checkpoints,
+    relative to their mean (see the module docstring)."""
+    rel = []
+    for r in pd.unique(runs):
+        v = np.asarray(values[runs == r], dtype=float)[-n_last:]
+        v = v[np.isfinite(v)]
+        if len(v) < 4 or not np.mean(v):
+            continue
+        t = np.arange(len(v), dtype=float)
+        resid = v - np.polyval(np.polyfit(t, v, 1), t)
+        rel.append(float(np.std(resid, ddof=2) / abs(np.mean(v))))
+    return float(np.median(rel)) if rel else float("nan")
+
+
+def model_scatter(residuals: Any, models: Sequence[Any] | None = None, *, last: bool = True) -> float:
+    """Standard deviation (ddof = 1) of a link's residuals across models.
+
+    ``models`` labels each residual (checkpoints of one model share a label): each model
+    contributes one residual, its last (``last=True``; points in training order) or its mean.
+    Without labels every residual is a model. NaN with fewer than 2 models.
+    """
+    r = np.asarray(residuals, dtype=float).ravel()
+    if models is not None:
+        labels = list(models)
+        if len(labels) != len(r):
+            raise ParameterError(f"{len(labels)} model labels for {len(r)} residuals", "models")
+        per: dict[Any, list[float]] = {}
+        for lab, v in zip(labels, r, strict=True):
+            if np.isfinite(v):
+                per.setdefault(lab, []).append(float(v))
+        r = np.array([vs[-1] if last else float(np.mean(vs)) for vs in per.values()])
+    r = r[np.isfinite(r)]
+    return float(np.std(r, ddof=1)) if len(r) >= 2 else float("nan")
+
+
+def _thin(runs: np.ndarray, per_run: int) -> np.ndarray:
+    """Rows kept when each run keeps at most ``per_run`` evenly spaced rows (its last included)."""
+    keep = np.zeros(len(runs), dtype=bool)
+    for r in pd.unique(runs):
+        idx = np.flatnonzero(runs == r)
+        pick = np.unique(np.round(np.linspace(len(idx) - 1, 0, min(per_run, len(idx)))).astype(int))
+        keep[idx[pick]] = True
+    return keep
+
+
+@dataclass(repr=False)
+class LadderFit(Result):
+    """Both steps of the ladder for one task, the link's scatter and the task's noise."""
+
+    kind: ClassVar[str] = "ladder_fit"
+
+    task: str
+    step1: FitResult
+    step2: LinkFit
+    scatter: float
+    variability: float
+    predictable: bool
+    threshold: float
+    window: int
+    run_ids: tuple[str, ...] = ()
+    level: float = 0.95
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seed: int = 0
+
+    def _new_model_link(self) -> LinkFit:
+        """The link with the ladder's per-model scatter as its residual spread (what
+        :func:`~scalinglab.downstream.chain.new_model_draws` adds to each draw)."""
+        return replace(self.step2, residual_std=self.scatter)
+
+    def predict(self, N: Any, D: Any, *, scatter: bool = True) -> pd.DataFrame:
+        """At each ``(N, D)``: ``bpb`` (step 1, ``bpb_lo``/``bpb_hi``: the law's curve), ``acc``
+        chained through the link with its joint interval (``acc_lo``/``acc_hi``: step-1 draws
+        paired with link draws; with ``scatter``, for a new model: each pair also spread by step
+        1's run-to-run noise and the link's model-to-model scatter)."""
+        from scalinglab.downstream.chain import _pairing, loss_at, new_model_draws
+
+        n, d = np.broadcast_arrays(np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float)))
+        bpb, bpb_draws = loss_at(self.step1, n.astype(float), d.astype(float))
+        acc = np.atleast_1d(self.step2.predict(bpb))
+        out = pd.DataFrame({"N": n, "D": d, "bpb": bpb, "bpb_lo": np.nan, "bpb_hi": np.nan,
+                            "acc": acc, "acc_lo": np.nan, "acc_hi": np.nan})
+        rng = np.random.default_rng(self.seed)
+        k_link = 0 if self.step2.draws is None else len(self.step2.draws)
+        if bpb_draws is not None:
+            out["bpb_lo"], out["bpb_hi"] = percentile_interval(bpb_draws, self.level)
+        rows = None
+        if bpb_draws is not None and k_link:
+            li, ki = _pairing(len(bpb_draws), k_link, rng)
+            losses, rows = bpb_draws[li], self.step2.draws[ki]
+        elif k_link:
+            losses, rows = np.repeat(bpb[None, :], k_link, axis=0), self.step2.draws
+        elif bpb_draws is not None:
+            losses = bpb_draws
+        else:
+            losses = bpb[None, :]
+        if scatter:
+            joint = new_model_draws(self._new_model_link(), losses, rows, self.step1.noise_std, rng)
+        elif rows is not None:
+            joint = self.step2.form.evaluate(rows, {self.step2.form.law.inputs[0]: losses})
+            joint[~np.all(np.isfinite(rows), axis=1)] = np.nan
+        else:
+            joint = np.atleast_2d(self.step2.predict_draws(losses)) if k_link else None
+        if joint is not None and len(joint) > 1:
+            out["acc_lo"], out["acc_hi"] = percentile_interval(joint, self.level)
+        return out
+
+    def predict_step2(self, bpb: Any, *, scatter: bool = True) -> pd.DataFrame:
+        """Step 2 alone: accuracy at a known task loss, with the link's interval (plus, with
+        ``scatter``, the model-to-model scatter)."""
+        from scalinglab.downstream.chain import new_model_draws
+
+        x = np.atleast_1d(np.asarray(bpb, float))
+        acc = np.atleast_1d(self.step2.predict(x))
+        out = pd.DataFrame({"bpb": x, "acc": acc, "acc_lo": np.nan, "acc_hi": np.nan})
+        if self.step2.draws is None or not len(self.step2.draws):
+            return out
+        rows = self.step2.draws
+        if scatter:
+            draws = new_model_draws(self._new_model_link(), np.repeat(x[None, :], len(rows), axis=0),
+                                    rows, float("nan"), np.random.default_rng(self.seed))
+        else:
+            draws = self.step2.predict_draws(x)
+        out["acc_lo"], out["acc_hi"] = percentile_interval(draws, self.level)
+        return out
+
+    def _repr_items(self) -> list[str]:
+        return [self.task, "predictable" if self.predictable else "too noisy to predict"]
+
+    def summary(self) -> Summary:
+        t1 = Table("step 1: bpb = E + A N^-alpha + B D^-beta", list(self.step1.params))
+        est = self.step1.estimates()
+        t1.add_row(*(est[k] for k in self.step1.params))
+        t2 = Table("step 2: acc = lo + (hi - lo) / (1 + exp(-s (bpb - x0)))", list(self.step2.params))
+        e2 = self.step2.param_estimates()
+        t2.add_row(*(e2[k] for k in self.step2.params))
+        facts = [("task", self.task), ("link scatter across models (accuracy sd)", f"{self.scatter:.3g}"),
+                 ("checkpoint-to-checkpoint variability (relative sd)", f"{self.variability:.3g}"),
+                 ("predictable", f"{'yes' if self.predictable else 'no'} (threshold {self.threshold:g})"),
+                 ("moving average", f"{self.window} checkpoints")]
+        return Summary(title=f"model ladder: {self.task}", tables=[t1, t2], facts=facts,
+                       notes=list(self.notes), warnings=list(self.warnings), data=self.to_dict())
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        return {"kind": self.kind, "task": self.task,
+                "step1": self.step1.to_dict(include_draws=include_draws),
+                "step2": self.step2.to_dict(include_draws=include_draws),
+                "scatter": self.scatter, "variability": self.variability,
+                "predictable": self.predictable, "threshold": self.threshold, "window": self.window,
+                "run_ids": list(self.run_ids), "level": self.level, "seed": self.seed,
+                "warnings": list(self.warnings), "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LadderFit:
+        return cls(task=str(data["task"]), step1=FitResult.from_dict(data["step1"]),
+                   step2=LinkFit.from_dict(data["step2"]), scatter=float(data["scatter"]),
+                   variability=float(data["variability"]), predictable=bool(data["predictable"]),
+                   threshold=float(data["threshold"]), window=int(data["window"]),
+                   run_ids=tuple(data.get("run_ids", [])), level=float(data.get("level", 0.95)),
+                   seed=int(data.get("seed", 0)), warnings=list(data.get("warnings", [])),
+                   notes=list(data.get("notes", [])))
+
+
+def fit_ladder(
+    ladder: pd.DataFrame,
+    task: str | tuple[Sequence[str], Sequence[str]],
+    *,
+    window: int = 5,
+    n_last: int = 10,
+    threshold: float = 0.02,
+    points_per_run: int = 25,
+    law: str = "chinchilla",
+    bootstrap: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> LadderFit:
+    """Fit both steps of the ladder for ``task`` on the runs of ``ladder`` (:func:`read_ladder`'s
+    frame, filtered to the rungs to fit on). ``window``: checkpoints in step 2's moving average;
+    ``n_last``/``threshold``: the predictability flag (see the module docstring);
+    ``points_per_run``: smoothed checkpoints per run in step 2, evenly spaced, the last always
+    among them (neighbours of a moving average carry nearly the same information; on the OLMo
+    ladder 25 per run instead of all ~150 changes the link's parameters by less than their
+    interval and makes the fit ~6x faster)."""
+    if window < 1 or n_last < 4 or not threshold > 0 or points_per_run < 2:
+        raise ParameterError("window must be >= 1, n_last >= 4, threshold > 0 and "
+                             "points_per_run >= 2", "window", "n_last", "threshold", "points_per_run")
+    frame = ladder.sort_values(["run", "step"]).reset_index(drop=True)
+    bpb, acc = task_columns(frame, task)
+    name = task if isinstance(task, str) else "custom"
+    runs = frame["run"].to_numpy()
+    ok = np.isfinite(bpb) & np.isfinite(acc)
+    notes: list[str] = []
+    # step 1: final checkpoints, one point per run (reruns are separate points at the same N, D)
+    last = frame[ok].groupby("run").tail(1).index.to_numpy()
+    step1_runs = pd.DataFrame({"N": frame.loc[last, "N"].to_numpy(float),
+                               "D": frame.loc[last, "D"].to_numpy(float), "loss": bpb[last],
+                               "run_id": frame.loc[last, "run"].to_numpy()})
+    step1 = fit_law(law, step1_runs, bootstrap=bootstrap, seed=seed, level=level,
+                    source=f"ladder final checkpoints ({name} bpb)")
+    # step 2: every checkpoint, smoothed along each run, bootstrapped by run
+    sm_bpb = moving_average(np.where(ok, bpb, np.nan), runs, window)
+    sm_acc = moving_average(np.where(ok, acc, np.nan), runs, window)
+    keep = np.isfinite(sm_bpb) & np.isfinite(sm_acc) & _thin(runs, points_per_run)
+    step2 = fit_link(sm_bpb[keep], sm_acc[keep], "sigmoid", metric=f"{name} accuracy",
+                     x_name=f"{name} bpb", bootstrap=bootstrap, seed=seed, cluster=runs[keep],
+                     run_ids=[f"{r}@{s}" for r, s in zip(runs[keep], frame["step"].to_numpy()[keep],
+                                                         strict=True)], level=level)
+    # the link's scatter across models: each run's last smoothed point off the curve
+    resid = sm_acc[keep] - np.atleast_1d(step2.predict(sm_bpb[keep]))
+    scatter = model_scatter(resid, list(runs[keep]))
+    # predictability: checkpoint-to-checkpoint variability of the largest model's runs
+    big = frame["N"].to_numpy() == frame["N"].max()
+    variability = predictability(np.where(ok, acc, np.nan)[big], runs[big], n_last)
+    predictable = bool(np.isfinite(variability) and variability <= threshold)
+    warns = [f"step 1: {w}" for w in step1.warnings] + [f"step 2: {w}" for w in step2.warnings]
+    if not predictable:
+        warns.append(f"{name}: accuracy varies by {variability:.1%} (relative sd) between the last "
+                     f"{n_last} checkpoints of the largest runs, above {threshold:.0%}: predictions "
+                     "cannot be more precise than that")
+    notes.append(f"step 1 on {len(step1_runs)} final checkpoints; step 2 on {int(keep.sum())} "
+                 f"checkpoints of {len(pd.unique(runs[keep]))} runs (moving average of {window})")
+    return LadderFit(task=name, step1=step1, step2=step2, scatter=scatter, variability=variability,
+                     predictable=predictable, threshold=threshold, window=window,
+                     run_ids=tuple(pd.unique(runs)), level=level, warnings=warns, notes=notes,
+                     seed=seed)
+
+
+__all__ = ["TASKS", "LadderFit", "fit_ladder", "model_scatter", "moving_average", "predictability",
+           "read_ladder", "task_columns"]

@@ -1,0 +1,752 @@
+"""Fitting loss-curve laws to whole loss curves, and what a fitted law says about other schedules.
+
+``fit_curves(frame, law="multipower", columns={"run": ..., "step": ..., "lr": ..., "loss": ...})``
+fits a curve law (:mod:`scalinglab.laws.curves`) to every logged point of every run after its
+warmup, with the engine the loss laws use: a Huber loss of log-loss residuals
+(:class:`scalinglab.fit.objective.Objective`, delta 1e-3), minimised from many starts at once by
+:func:`scalinglab.fit.optimize.batched_lbfgs`, then refitted on bootstrap resamples, all of them
+in one batch warm-started from the estimate.
+
+Resampling: ``runs`` draws whole runs (clustered, :func:`scalinglab.stats.bootstrap_weights`);
+``blocks`` draws blocks of consecutive points within each run (a moving-block bootstrap: the
+residuals of a loss curve are correlated over a few logging intervals). With three runs, a run
+resample holds a single run one time in nine and misses a schedule shape two times in three, so
+its spread says which runs were drawn more than how well the law is pinned down; ``auto`` uses
+runs from 6 runs up and blocks below.
+
+Intervals: ``CurveFit.predict`` gives, at each step, the law at the estimate and the percentile
+interval of the bootstrap draws; with ``band="prediction"`` (default) each draw also gets a
+draw of the fit's residual noise (a normal of the residuals' robust spread, in log space), so the
+band is for the loss as it will be logged, not only for the law's mean.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.fit.objective import HUBER_DELTA
+from scalinglab.laws.curves import (
+    FIT_RATIO,
+    PREDICT_RATIO,
+    CurveDesign,
+    CurveLaw,
+    get_curve_law,
+    law_from_dict,
+)
+from scalinglab.laws.schedules import Schedule, parse_schedules, wsd
+from scalinglab.results import Result
+from scalinglab.stats import bootstrap_weights, percentile_interval
+from scalinglab.summary import Summary, Table, format_number
+
+__all__ = ["CurveFit", "CurveRun", "curve_runs", "fit_curves", "read_schedule", "to_schedule"]
+
+#: polished starts (the best of the screened grid)
+N_POLISH = 8
+#: noise draws per bootstrap draw in a prediction band
+NOISE_DRAWS = 20
+#: runs from which ``resample="auto"`` draws whole runs
+MIN_RUNS_FOR_RUN_BOOTSTRAP = 6
+
+
+@dataclass(frozen=True, eq=False)
+class CurveRun:
+    """One run's curve: its schedule and the (step, loss) points the fit uses."""
+
+    run_id: str
+    schedule: Schedule
+    steps: np.ndarray
+    loss: np.ndarray
+
+
+# -- input --------------------------------------------------------------------------------------
+
+def _column(frame: pd.DataFrame, columns: Mapping[str, str], key: str, source: str,
+            required: bool = True) -> str | None:
+    col = columns.get(key, key)
+    if col in frame.columns:
+        return col
+    if not required:
+        return None
+    from scalinglab.errors import did_you_mean
+
+    raise InputError(f"no column {col!r} for the {key}{did_you_mean(col, list(map(str, frame.columns)))}"
+                     f"; columns: {', '.join(map(str, frame.columns))}", source=source, column=col)
+
+
+def curve_runs(frame: pd.DataFrame, columns: Mapping[str, str] | None = None,
+               schedules: Mapping[str, Schedule] | None = None, min_step: int | None = None,
+               source: str = "frame", warmup: int | None = None) -> tuple[list[CurveRun], list[str]]:
+    """The runs of a long frame (a row per logged step), each with its schedule; and notes.
+
+    The lr comes from ``schedules`` (run id -> per-step schedule) when given, otherwise from the
+    lr column (rows of every step: exact; logged steps only: integrated, see
+    :meth:`Schedule.from_logged`). Rows without a loss are normal (an lr logged where the loss
+    was not) and only inform the schedule. The fit uses the points after each run's warmup
+    (and from ``min_step`` on). ``warmup``: see :meth:`Schedule.from_logged`.
+    """
+    columns = dict(columns or {})
+    unknown = set(columns) - {"run", "step", "lr", "loss"}
+    if unknown:
+        raise ParameterError(f"columns: unknown key(s) {', '.join(sorted(unknown))}; the keys are "
+                             "run, step, lr, loss", "columns")
+    run_col = _column(frame, columns, "run", source)
+    step_col = _column(frame, columns, "step", source)
+    loss_col = _column(frame, columns, "loss", source)
+    lr_col = _column(frame, columns, "lr", source, required=not schedules)
+    from scalinglab.runs.cells import parse_cells, show_cell
+
+    # the one cell grammar of the package (3e-4, 2,048, 125M; blank, NaN, null: missing)
+    parsed = {}
+    for name, col in (("step", step_col), ("loss", loss_col), ("lr", lr_col)):
+        if col is None:
+            continue
+        cells = parse_cells(frame[col])
+        bad = np.flatnonzero(cells.bad)
+        if bad.size:
+            raise InputError(f"{show_cell(frame[col].iloc[bad[0]])} is not a number ({name})",
+                             source=source, row=f"row {bad[0] + 1}", column=col)
+        parsed[name] = cells.values
+    steps_all, loss_all = parsed["step"], parsed["loss"]
+    lr_all = parsed.get("lr", np.full(len(frame), np.nan))
+    bad = np.flatnonzero(np.isnan(steps_all))
+    if bad.size:
+        raise InputError("no step", source=source, row=f"row {bad[0] + 1}", column=step_col)
+    bad = np.flatnonzero(~np.isnan(loss_all) & ~(loss_all > 0))
+    if bad.size:
+        raise InputError(f"loss {loss_all[bad[0]]:g} is not positive", source=source,
+                         row=f"row {bad[0] + 1}", column=loss_col)
+    runs: list[CurveRun] = []
+    notes: list[str] = []
+    ids = frame[run_col].astype(str).to_numpy()
+    for run_id in pd.unique(ids):
+        rows = np.flatnonzero(ids == run_id)
+        st, ls, lr = steps_all[rows], loss_all[rows], lr_all[rows]
+        if schedules and run_id in schedules:
+            sched = schedules[run_id]
+        else:
+            if lr_col is None:
+                raise ParameterError(f"run {run_id!r}: no schedule given and no lr column",
+                                     "schedules")
+            has = ~np.isnan(lr)
+            if not has.any():
+                raise InputError(f"run {run_id!r} has no lr at any step", source=source,
+                                 column=lr_col)
+            try:
+                sched = Schedule.from_logged(st[has], lr[has], name=run_id,
+                                             total_steps=int(st.max()) + 1, source=source,
+                                             warmup=warmup)
+            except InputError as exc:
+                raise InputError(f"run {run_id!r}: {exc.detail}", source=source,
+                                 column=exc.column) from None
+            if not sched.exact and sched.note:
+                notes.append(f"{run_id}: {sched.note}")
+        keep = ~np.isnan(ls) & (st > sched.peak_step)
+        if min_step is not None:
+            keep &= st >= min_step
+        if (st[keep] > sched.last_step).any():
+            raise InputError(f"run {run_id!r}: loss logged at step {int(st[keep].max())}, past "
+                             f"its schedule's last step {sched.last_step}", source=source)
+        order = np.argsort(st[keep], kind="stable")
+        s_keep, l_keep = st[keep][order].astype(np.int64), ls[keep][order]
+        if s_keep.size and (np.diff(s_keep) == 0).any():
+            dup = int(s_keep[np.flatnonzero(np.diff(s_keep) == 0)[0]])
+            raise InputError(f"run {run_id!r} has two losses at step {dup}", source=source,
+                             column=step_col)
+        runs.append(CurveRun(str(run_id), sched.renamed(str(run_id)), s_keep, l_keep))
+    return runs, notes
+
+
+def read_schedule(path: str | Path, columns: Mapping[str, str] | None = None,
+                  total_steps: int | None = None) -> Schedule:
+    """A schedule from a file with a step and an lr column (CSV/TSV/Parquet/JSONL; rows with no lr
+    skipped): every step gives an exact schedule, fewer an integrated one."""
+    from scalinglab.runs.io import read_table
+
+    path = Path(path)
+    frame = read_table(path)
+    cols = {"step": "step", "lr": "lr", **(columns or {})}
+    for key, col in cols.items():
+        if col not in frame.columns:
+            raise InputError(f"no column {col!r} (the schedule's {key}); columns: "
+                             f"{', '.join(map(str, frame.columns))}", source=str(path), column=col)
+    steps = pd.to_numeric(frame[cols["step"]], errors="coerce").to_numpy(float)
+    lr = pd.to_numeric(frame[cols["lr"]], errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(np.isnan(steps))
+    if bad.size:
+        raise InputError("not a step number", source=str(path), row=f"row {bad[0] + 1}",
+                         column=cols["step"])
+    keep = ~np.isnan(lr)
+    sched = Schedule.from_logged(steps[keep], lr[keep], name=path.stem, total_steps=total_steps,
+                                 source=str(path))
+    return Schedule(sched.lr, path.stem, sched.exact, sched.note, spec=str(path))
+
+
+def to_schedule(schedule: Schedule | str | pd.DataFrame | Sequence[float] | np.ndarray) -> Schedule:
+    """A :class:`Schedule` from a schedule, a spec (``cosine:...``) or file, a frame with step and
+    lr columns (sparse steps are integrated), or the lr of every step."""
+    if isinstance(schedule, Schedule):
+        return schedule
+    if isinstance(schedule, str | Path):
+        return parse_schedules(str(schedule), reader=read_schedule)[0]
+    if isinstance(schedule, pd.DataFrame):
+        for col in ("step", "lr"):
+            if col not in schedule.columns:
+                raise ParameterError(f"a schedule frame needs columns step and lr (no {col!r})",
+                                     "schedule")
+        f = schedule.dropna(subset=["lr"])
+        return Schedule.from_logged(f["step"].to_numpy(float), f["lr"].to_numpy(float))
+    return Schedule(np.asarray(schedule, dtype=float))
+
+
+# -- the objective ------------------------------------------------------------------------------
+
+def huber_lm(law: CurveLaw, design: CurveDesign, log_loss: np.ndarray, theta0: np.ndarray,
+             weights: np.ndarray | None = None, delta: float = HUBER_DELTA, max_iter: int = 300,
+             ftol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Minimise ``sum_i w[k, i] huber(log Lhat_i - log L_i) / delta`` from every row of ``theta0``
+    (K, P) at once: Levenberg-Marquardt on the Huber loss's iteratively reweighted least squares
+    (weights ``min(1, delta/|r|)``, a quadratic majoriser, so an accepted step lowers the Huber
+    objective itself), Marquardt's diagonal damping, one damping factor per row.
+
+    Why not :func:`scalinglab.fit.optimize.batched_lbfgs`: the multi-power law's Hessian in log
+    parameters spans ~8 orders of magnitude (L0 against the decay term's C, beta, gamma). On the
+    25M fit, L-BFGS from the 8 best starts stopped on its relative-decrease test after 23-84
+    iterations at objectives 0.121-0.133, against 0.1085 at the optimum (and needed 200-370
+    iterations, 3,400 evaluations, with the tests tightened); this reaches 0.1085 in 80-130
+    Gauss-Newton iterations from the same starts, and in ~10-30 from a warm start.
+
+    Returns ``(theta, f, iterations)`` per row (f inf where a row never had a finite value).
+    """
+    theta = np.array(theta0, dtype=float, copy=True)
+    K, P = theta.shape
+    W = np.ones((K, log_loss.size)) if weights is None else np.asarray(weights, dtype=float)
+
+    def evaluate(th: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with np.errstate(all="ignore"):
+            L, J = law.evaluate(th, design)
+            r = np.log(L) - log_loss
+            Jr = J / L[..., None]
+            a = np.abs(r)
+            f = np.sum(W[rows] * np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)),
+                       axis=1) / delta
+        ok = np.isfinite(f) & np.isfinite(Jr).all(axis=(1, 2))
+        return np.where(ok, f, np.inf), r, Jr
+
+    f, r, Jr = evaluate(theta, np.arange(K))
+    lam = np.full(K, 1e-3)
+    iters = np.zeros(K, dtype=int)
+    active = np.isfinite(f)
+    eye = np.eye(P)[None]
+    for _ in range(max_iter):
+        a = np.flatnonzero(active)
+        if not a.size:
+            break
+        with np.errstate(all="ignore"):
+            om = W[a] * np.minimum(1.0, delta / np.maximum(np.abs(r[a]), 1e-300))
+            H = np.einsum("kn,knp,knq->kpq", om, Jr[a], Jr[a])
+            g = np.einsum("kn,knp,kn->kp", om, Jr[a], r[a])
+            diag = np.maximum(np.einsum("kpp->kp", H), 1e-12 * np.abs(H).max(axis=(1, 2))[:, None])
+            A = H + lam[a][:, None, None] * eye * diag[:, :, None]
+            step = _solve(A, g)
+        trial = theta[a] + step
+        fn, rn, Jn = evaluate(trial, a)
+        better = fn < f[a]
+        b = a[better]
+        rel = (f[b] - fn[better]) / np.maximum(f[b], 1e-300)
+        theta[b], r[b], Jr[b], f[b] = trial[better], rn[better], Jn[better], fn[better]
+        lam[b] = np.maximum(lam[b] / 3.0, 1e-12)
+        worse = a[~better]
+        lam[worse] *= 4.0
+        iters[a] += 1
+        active[b[rel < ftol]] = False
+        active[worse[lam[worse] > 1e12]] = False
+    return theta, f, iters
+
+
+def _solve(A: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Damped normal equations per row; a singular or non-finite row gets no step."""
+    out = np.zeros_like(g)
+    ok = np.isfinite(A).all(axis=(1, 2)) & np.isfinite(g).all(axis=1)
+    if ok.any():
+        try:
+            out[ok] = -np.linalg.solve(A[ok], g[ok][..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            for i in np.flatnonzero(ok):
+                out[i] = -np.linalg.lstsq(A[i], g[i], rcond=None)[0]
+    return out
+
+
+def _block_weights(lengths: Sequence[int], n_draws: int, rng: np.random.Generator,
+                   block: int) -> np.ndarray:
+    """(n_draws, n_points) moving-block bootstrap counts, each run resampled on its own."""
+    out = np.zeros((n_draws, int(sum(lengths))))
+    offset = 0
+    for n in lengths:
+        b = max(1, min(block, n))
+        n_blocks = math.ceil(n / b)
+        starts = rng.integers(0, n - b + 1, size=(n_draws, n_blocks))
+        for j in range(b):
+            np.add.at(out, (np.repeat(np.arange(n_draws), n_blocks), (offset + starts + j).ravel()), 1.0)
+        # trim back to n points per run on average: scale the counts
+        out[:, offset:offset + n] *= n / (n_blocks * b)
+        offset += n
+    return out
+
+
+# -- the result ---------------------------------------------------------------------------------
+
+@dataclass(repr=False)
+class CurveFit(Result):
+    """A loss-curve law fitted to runs' curves: parameters with intervals, the fitted points, and
+    predictions for any schedule (:meth:`predict`, :meth:`compare`, :meth:`best_wsd`)."""
+
+    kind: ClassVar[str] = "curve_fit"
+
+    law: CurveLaw
+    params: dict[str, float]
+    draws: np.ndarray | None
+    run_ids: tuple[str, ...]
+    #: per run: steps, observed loss, fitted loss, the lr at those steps, how the lr was known
+    points: dict[str, dict[str, Any]]
+    sigma: float
+    level: float = 0.95
+    resample: str = "blocks"
+    objective: float = float("nan")
+    fit_seconds: float = float("nan")
+    seed: int = 0
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def theta(self) -> np.ndarray:
+        return np.log([self.params[p] for p in self.law.params])
+
+    def _thetas(self) -> np.ndarray:
+        rows = [self.theta]
+        if self.draws is not None and len(self.draws):
+            ok = np.all(np.isfinite(self.draws) & (self.draws > 0), axis=1)
+            rows += list(np.log(self.draws[ok]))
+        return np.asarray(rows)
+
+    def curve_draws(self, schedule: Schedule, steps: np.ndarray) -> np.ndarray:
+        """The law at ``steps`` (K+1, n): the estimate first, then every bootstrap draw."""
+        design = self.law.prepare([schedule], [steps], PREDICT_RATIO)
+        out = np.empty((len(self._thetas()), len(steps)))
+        thetas = self._thetas()
+        for i in range(0, len(thetas), 32):  # (32 x terms) work arrays
+            out[i:i + 32] = self.law.evaluate(thetas[i:i + 32], design, grad=False)[0]
+        return out
+
+    def _band(self, curves: np.ndarray, band: str, level: float, seed: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+        if len(curves) <= 1:
+            nan = np.full(curves.shape[1], np.nan)
+            return nan, nan.copy()
+        logs = np.log(np.where(curves[1:] > 0, curves[1:], np.nan))
+        if band == "prediction" and self.sigma > 0:
+            z = np.random.default_rng(seed).standard_normal((logs.shape[0], NOISE_DRAWS, 1))
+            logs = (logs[:, None, :] + self.sigma * z).reshape(-1, logs.shape[1])
+        lo, hi = percentile_interval(logs, level)
+        return np.exp(lo), np.exp(hi)
+
+    def predict(self, schedule: Schedule | str | pd.DataFrame | np.ndarray,
+                steps: Sequence[int] | np.ndarray | None = None, level: float | None = None,
+                band: str = "prediction") -> pd.DataFrame:
+        """The loss along ``schedule`` at ``steps`` (default: ~400 steps after the warmup, the last
+        step included): a frame with columns step, lr, loss, lo, hi.
+
+        ``schedule``: a :class:`Schedule`, a spec or file (``cosine:steps=24000,peak=3e-4,...``), a
+        frame of step and lr (every step, or sparse: integrated), or per-step lr values.
+        ``band``: ``prediction`` (the loss as it will be logged: law and noise) or ``mean``.
+        """
+        if band not in ("prediction", "mean"):
+            raise ParameterError(f"band must be 'prediction' or 'mean', not {band!r}", "band")
+        sched = to_schedule(schedule)
+        st = self._steps(sched, steps)
+        curves = self.curve_draws(sched, st)
+        lo, hi = self._band(curves, band, level or self.level, self.seed)
+        return pd.DataFrame({"step": st, "lr": sched.lr[st], "loss": curves[0], "lo": lo, "hi": hi})
+
+    @staticmethod
+    def _steps(sched: Schedule, steps: Sequence[int] | np.ndarray | None) -> np.ndarray:
+        if steps is None:
+            first = sched.peak_step + 1 if sched.peak_step + 1 < sched.steps else 0
+            st = np.unique(np.round(np.linspace(first, sched.last_step, 400)).astype(np.int64))
+            return st
+        st = np.asarray(steps, dtype=float)
+        if st.ndim != 1 or (st != np.round(st)).any():
+            raise ParameterError("steps must be whole step numbers", "steps")
+        if st.size and (st.min() < 0 or st.max() > sched.last_step):
+            raise ParameterError(f"steps must lie in 0..{sched.last_step} (the schedule's "
+                                 "steps)", "steps")
+        if (st <= 0).any():
+            raise ParameterError("the law is not defined at step 0 (no lr summed yet)", "steps")
+        return st.astype(np.int64)
+
+    def compare(self, schedules: Sequence[Schedule | str] | str, level: float | None = None,
+                band: str = "mean") -> pd.DataFrame:
+        """Schedules ranked by predicted final loss, with intervals and, from the joint draws,
+        how often each is the best and its gap to the best (a frame, best first).
+
+        ``band="mean"`` by default: the schedules are compared on the law, not on noise."""
+        items = (parse_schedules(schedules, reader=read_schedule) if isinstance(schedules, str)
+                 else [to_schedule(s) for s in schedules])
+        if not items:
+            raise ParameterError("no schedule to compare", "schedules")
+        level = level or self.level
+        finals = np.stack([self.curve_draws(s, np.array([s.last_step]))[:, 0] for s in items])
+        rows = []
+        best = finals.argmin(axis=0)
+        for i, s in enumerate(items):
+            lo, hi = self._band(finals[i][:, None], band, level, self.seed)
+            gap = finals[i] - finals.min(axis=0)
+            glo, ghi = percentile_interval(gap[1:], level) if finals.shape[1] > 1 else (np.nan, np.nan)
+            rows.append({"schedule": s.spec or s.name, "steps": s.steps, "final_lr": s.lr[-1],
+                         "loss": finals[i, 0], "lo": float(lo[0]), "hi": float(hi[0]),
+                         "p_best": float(np.mean(best[1:] == i)) if finals.shape[1] > 1 else float("nan"),
+                         "gap": float(gap[0]), "gap_lo": float(glo), "gap_hi": float(ghi)})
+        out = pd.DataFrame(rows).sort_values("loss", kind="stable").reset_index(drop=True)
+        out.insert(0, "rank", np.arange(1, len(out) + 1))
+        return out
+
+    def best_wsd(self, steps: int, peak: float, final: float, warmup: int = 0,
+                 decay: str = "exp", decay_steps: Sequence[int] | None = None,
+                 finals: Sequence[float] | None = None, level: float | None = None) -> pd.DataFrame:
+        """The WSD schedule with the lowest predicted final loss at a fixed step budget.
+
+        Searches the decay length (``decay_steps``, default 1%..60% of the steps) at the given
+        ``final`` lr, or with ``finals`` the final lr at a decay length given in
+        ``decay_steps`` (one value). Returns every candidate (decay_steps, final_lr, loss, lo,
+        hi, p_best), best first; the interval of the best candidate across bootstrap draws is
+        in ``frame.attrs['best']``.
+        """
+        level = level or self.level
+        steps, warmup = int(steps), int(warmup)
+        if finals is None:
+            lens = (np.asarray(decay_steps, dtype=int) if decay_steps is not None else
+                    np.unique(np.round(np.linspace(0.01, 0.6, 40) * (steps - warmup)).astype(int)))
+            lens = lens[(lens >= 1) & (lens < steps - warmup)]
+            cands = [(int(n), float(final)) for n in lens]
+        else:
+            if decay_steps is None or len(decay_steps) != 1:
+                raise ParameterError("with finals, give one decay length in decay_steps",
+                                     "decay_steps")
+            cands = [(int(decay_steps[0]), float(f)) for f in finals]
+        if not cands:
+            raise ParameterError("no decay length fits between the warmup and the last step",
+                                 "decay_steps")
+        scheds = [Schedule(wsd(steps, peak, f, warmup, decay_start=steps - n, decay=decay),
+                           f"wsd decay {n} to {f:g}") for n, f in cands]
+        finals_d = np.stack([self.curve_draws(s, np.array([s.last_step]))[:, 0] for s in scheds])
+        best = finals_d.argmin(axis=0)
+        rows = []
+        for i, (n, f) in enumerate(cands):
+            lo, hi = self._band(finals_d[i][:, None], "mean", level, self.seed)
+            rows.append({"decay_steps": n, "final_lr": f, "loss": finals_d[i, 0],
+                         "lo": float(lo[0]), "hi": float(hi[0]),
+                         "p_best": float(np.mean(best[1:] == i)) if finals_d.shape[1] > 1 else float("nan")})
+        out = pd.DataFrame(rows).sort_values("loss", kind="stable").reset_index(drop=True)
+        key = "decay_steps" if finals is None else "final_lr"
+        values = np.array([c[0] if finals is None else c[1] for c in cands], dtype=float)
+        picked = values[best]
+        lo, hi = percentile_interval(picked[1:], level) if len(picked) > 1 else (np.nan, np.nan)
+        out.attrs["best"] = {key: float(values[best[0]]), "ci": [float(lo), float(hi)],
+                             "loss": float(finals_d[best[0], 0])}
+        return out
+
+    # -- Result contract ----------------------------------------------------------------------
+    def residuals(self) -> pd.DataFrame:
+        """Every fitted point: run, step, lr, loss, fitted, relative error."""
+        frames = [pd.DataFrame({"run": r, "step": p["step"], "lr": p["lr"], "loss": p["loss"],
+                                "fitted": p["fitted"]}) for r, p in self.points.items()]
+        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=["run", "step", "lr", "loss", "fitted"])
+        out["rel_error"] = out["fitted"] / out["loss"] - 1.0
+        return out
+
+    def intervals(self) -> dict[str, tuple[float, float] | None]:
+        if self.draws is None or not len(self.draws):
+            return {p: None for p in self.law.params}
+        lo, hi = percentile_interval(self.draws, self.level)
+        return {p: (float(lo[i]), float(hi[i])) for i, p in enumerate(self.law.params)}
+
+    def summary(self) -> Summary:
+        from scalinglab.stats import Estimate
+
+        pt = Table(f"{self.law.title}: {self.law.citation}", ["parameter", "estimate"], symbols=True)
+        for i, p in enumerate(self.law.params):
+            pt.add_row(p, Estimate.from_draws(self.params[p], None if self.draws is None
+                                              else self.draws[:, i], self.level))
+        rt = Table("fit per run (relative error of the fitted loss)",
+                   ["run", "points", "steps", "mean |error|", "max |error|", "lr"])
+        res = self.residuals()
+        for run, g in res.groupby("run", sort=False):
+            e = g["rel_error"].abs()
+            rt.add_row(run, len(g), f"{int(g.step.min())}..{int(g.step.max())}",
+                       f"{100 * e.mean():.3f}%", f"{100 * e.max():.3f}%",
+                       self.points[str(run)].get("lr_source", ""))
+        facts = [("runs", str(self.n_runs)), ("points", str(len(res))),
+                 ("residual spread (log, robust)", format_number(self.sigma)),
+                 ("bootstrap", f"{0 if self.draws is None else len(self.draws)} resamples "
+                               f"({self.resample})"),
+                 ("fit time", f"{self.fit_seconds:.1f} s")]
+        return Summary(title=f"loss-curve law: {self.law.title}", tables=[pt, rt], facts=facts,
+                       notes=list(self.notes), warnings=list(self.warnings), data=self.to_dict())
+
+    def _repr_items(self) -> list[str]:
+        return [self.law.name, f"{sum(len(p['step']) for p in self.points.values())} points",
+                f"L0={self.params['L0']:.4g}"]
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        ci = self.intervals()
+        out: dict[str, Any] = {
+            "kind": self.kind, "law": self.law.to_dict(), "params": dict(self.params),
+            "ci": {k: (None if v is None else list(v)) for k, v in ci.items()},
+            "level": self.level, "sigma": self.sigma, "resample": self.resample,
+            "objective": self.objective, "fit_seconds": self.fit_seconds, "seed": self.seed,
+            "n_bootstrap": 0 if self.draws is None else len(self.draws),
+            "run_ids": list(self.run_ids),
+            "points": {r: {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in p.items()}
+                       for r, p in self.points.items()},
+            "warnings": list(self.warnings), "notes": list(self.notes),
+        }
+        if include_draws and self.draws is not None:
+            out["draws"] = self.draws.tolist()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CurveFit:
+        law = law_from_dict(data["law"])
+        draws = data.get("draws")
+        points = {str(r): {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v)
+                           for k, v in p.items()} for r, p in data["points"].items()}
+        return cls(law=law, params={k: float(v) for k, v in data["params"].items()},
+                   draws=None if draws is None else np.asarray(draws, dtype=float),
+                   run_ids=tuple(data["run_ids"]), points=points, sigma=float(data["sigma"]),
+                   level=float(data.get("level", 0.95)), resample=str(data.get("resample", "")),
+                   objective=float(data.get("objective", float("nan"))),
+                   fit_seconds=float(data.get("fit_seconds", float("nan"))),
+                   seed=int(data.get("seed", 0)), warnings=list(data.get("warnings", [])),
+                   notes=list(data.get("notes", [])))
+
+
+# -- fitting --------------------------------------------------------------------------------------
+
+def fit_curves(
+    frame: pd.DataFrame | Sequence[CurveRun],
+    law: str | CurveLaw = "multipower",
+    columns: Mapping[str, str] | None = None,
+    bootstrap: int = 100,
+    *,
+    resample: str = "auto",
+    level: float = 0.95,
+    seed: int = 0,
+    schedules: Mapping[str, Schedule] | None = None,
+    min_step: int | None = None,
+    warmup: int | None = None,
+    delta: float = HUBER_DELTA,
+    block: int = 10,
+    source: str = "frame",
+    **law_settings: Any,
+) -> CurveFit:
+    """Fit a loss-curve law to the curves of several runs (see the module docstring).
+
+    ``frame``: a long frame, a row per logged step, with run, step, lr and loss columns (named by
+    ``columns``, e.g. ``{"run": "schedule"}``), or prepared :class:`CurveRun` s. ``schedules``: the
+    exact per-step lr of runs that have it (run id -> :class:`Schedule`); ``warmup``: the steps
+    of the runs' linear warmup where the log starts after it. ``bootstrap``:
+    resamples (0: none); ``resample``: ``runs``, ``blocks`` (of ``block`` consecutive points) or
+    ``auto``. ``law_settings``: the law's settings (the momentum law's ``decay``).
+    """
+    started = time.perf_counter()
+    curve_law = get_curve_law(law, **law_settings)
+    if resample not in ("auto", "runs", "blocks"):
+        raise ParameterError(f"resample must be auto, runs or blocks, not {resample!r}", "resample")
+    if bootstrap < 0:
+        raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
+    if not 0 < level < 1:
+        raise ParameterError(f"level must be in (0, 1), not {level}", "level")
+    if isinstance(frame, pd.DataFrame):
+        runs, notes = curve_runs(frame, columns, schedules, min_step, source, warmup)
+    else:
+        runs, notes = list(frame), []
+    runs = [r for r in runs if r.steps.size]
+    n_points = sum(r.steps.size for r in runs)
+    if n_points < 2 * len(curve_law.params):
+        raise NotIdentifiable(f"{n_points} points after the warmup for {len(curve_law.params)} "
+                              f"parameters of the {curve_law.title}: too few to fit")
+    design = curve_law.prepare([r.schedule for r in runs], [r.steps for r in runs], FIT_RATIO)
+    loss = np.concatenate([r.loss for r in runs])
+    warnings = curve_law.identified(design)
+    log_loss = np.log(loss)
+
+    # multi-start: screen the law's grid on the objective, polish the best few together
+    starts = curve_law.starts(design, loss)
+    f0 = huber_lm(curve_law, design, log_loss, starts, delta=delta, max_iter=0)[1]
+    order = np.argsort(f0)[:N_POLISH]
+    x, f, _ = huber_lm(curve_law, design, log_loss, starts[order], delta=delta)
+    i_best = int(np.argmin(f))
+    if not np.isfinite(f[i_best]):
+        raise NotIdentifiable(f"the {curve_law.title} could not be fitted: every start gave a "
+                              "non-finite objective")
+    theta = x[i_best]
+    params = dict(zip(curve_law.params, np.exp(theta).tolist(), strict=True))
+    fitted = curve_law.evaluate(theta[None], design, grad=False)[0][0]
+    logres = np.log(fitted) - log_loss
+    sigma = float(1.4826 * np.median(np.abs(logres - np.median(logres))))
+
+    # bootstrap: every resample in one batch, warm-started from the estimate
+    draws = None
+    how = resample if resample != "auto" else (
+        "runs" if len(runs) >= MIN_RUNS_FOR_RUN_BOOTSTRAP else "blocks")
+    if bootstrap:
+        rng = np.random.default_rng(seed)
+        lengths = [r.steps.size for r in runs]
+        if how == "runs":
+            if len(runs) < 2:
+                raise ParameterError("resample='runs' needs at least two runs", "resample")
+            unit = np.repeat(np.arange(len(runs)), lengths)
+            W = bootstrap_weights(len(runs), bootstrap, rng, unit_of_row=unit)
+        else:
+            W = _block_weights(lengths, bootstrap, rng, block)
+        bx, bf, _ = huber_lm(curve_law, design, log_loss, np.repeat(theta[None], bootstrap, axis=0),
+                             weights=W, delta=delta)
+        draws = np.exp(bx)
+        draws[~np.isfinite(bf)] = np.nan
+    points: dict[str, dict[str, Any]] = {}
+    offset = 0
+    for r in runs:
+        n = r.steps.size
+        points[r.run_id] = {"step": r.steps.astype(float), "loss": r.loss,
+                            "fitted": fitted[offset:offset + n], "lr": r.schedule.lr[r.steps],
+                            "lr_source": "per-step lr" if r.schedule.exact else "logged lr, integrated",
+                            "last_step": r.schedule.last_step}
+        offset += n
+    if any(not r.schedule.exact for r in runs):
+        notes.insert(0, "running lr sums integrated from the lr logged at the loss's steps "
+                        "(linear between logged steps); give per-step schedules for exact sums")
+    else:
+        notes.insert(0, "running lr sums exact, from the lr of every step")
+    notes.append(f"fitted on steps after each run's warmup; Huber(delta={delta:g}) on log-loss, "
+                 f"{len(starts)} starts screened, {len(order)} polished (Levenberg-Marquardt)")
+    return CurveFit(law=curve_law, params=params, draws=draws,
+                    run_ids=tuple(r.run_id for r in runs), points=points, sigma=sigma,
+                    level=level, resample=how if bootstrap else "none",
+                    objective=float(f[i_best]), fit_seconds=time.perf_counter() - started,
+                    seed=seed, warnings=warnings, notes=notes)
+
+
+# -- runs in the store ----------------------------------------------------------------------------
+
+def store_schedule(record: Mapping[str, Any]) -> Schedule | None:
+    """A store run's per-step schedule from what the sweep runner records (``extra``: steps,
+    schedule; the run's peak ``lr``), with the sweep's defaults for what it does not record
+    (warmup 5% of the steps, final lr 10% of the peak, WSD decay over the last 20%) — the same
+    arithmetic as ``scalinglab.sweep.train.lr_at``. None when the record says too little."""
+    extra = record.get("extra") or {}
+    if isinstance(extra, str):
+        import json
+
+        extra = json.loads(extra or "{}")
+    steps, shape, peak = extra.get("steps"), extra.get("schedule"), record.get("lr")
+    if not steps or shape not in ("cosine", "wsd", "constant") or not peak or not peak > 0:
+        return None
+    steps = int(steps)
+    warmup_frac = float(extra.get("warmup", 0.05))
+    floor = float(peak) * float(extra.get("min_lr_ratio", 0.1))
+    warm = max(1, int(round(warmup_frac * steps)))
+    t = np.arange(steps, dtype=float)
+    if shape == "constant":
+        lr = np.full(steps, float(peak))
+    elif shape == "wsd":
+        start = steps - max(1, int(round(float(extra.get("decay_fraction", 0.2)) * steps)))
+        frac = np.clip((t - start) / max(1, steps - start), 0.0, 1.0)
+        lr = float(peak) - (float(peak) - floor) * frac
+    else:
+        frac = np.clip((t - warm) / max(1, steps - warm), 0.0, 1.0)
+        lr = floor + 0.5 * (float(peak) - floor) * (1.0 + np.cos(np.pi * frac))
+    lr[:warm] = float(peak) * (t[:warm] + 1.0) / warm
+    return Schedule(lr, str(record.get("run_id", shape)), exact=True,
+                    note="rebuilt from the run's recorded schedule and the sweep's defaults",
+                    spec=f"{shape} ({steps} steps, peak {float(peak):g})")
+
+
+def forecast(curve: pd.DataFrame, schedule: Schedule, fit: CurveFit | None = None,
+             steps: Sequence[int] | np.ndarray | None = None, bootstrap: int = 100,
+             level: float = 0.95, seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Where a run still training will go, from its curve so far (columns step, loss) and the
+    schedule it follows to its last step: a frame (step, loss, lo, hi) at ``steps`` (default:
+    ~100 steps from the last logged one to the schedule's last) and a dict about the forecast
+    (final loss and interval, how it was made, warnings).
+
+    With ``fit`` (a law fitted on finished runs of the same kind), the fit's exponents and decay
+    term are kept, draw by draw, and only the run's level (L0, A of ``L0 + A S^-alpha + decay``,
+    the form both curve laws share) is fitted to its own curve by least squares: the shape of
+    finished curves, the level of this one. Without, the law is fitted to the run's curve alone
+    (its decay term is unidentified until its lr has decayed, said in the warnings).
+    """
+    st = curve["step"].to_numpy(dtype=float)
+    ls = curve["loss"].to_numpy(dtype=float)
+    keep = np.isfinite(ls) & (st > schedule.peak_step) & (st <= schedule.last_step)
+    st, ls = st[keep].astype(np.int64), ls[keep]
+    last = schedule.last_step
+    if st.size < 3:
+        raise NotIdentifiable(f"{st.size} logged points after the warmup: too few to forecast")
+    if steps is None:
+        steps = np.unique(np.linspace(st.max(), last, 100).round().astype(np.int64))
+    steps = np.asarray(steps, dtype=np.int64)
+    info: dict[str, Any] = {"logged_step": int(st.max()), "last_step": last, "points": int(st.size),
+                            "warnings": []}
+    if fit is None:
+        own = fit_curves([CurveRun("run", schedule, st, ls)], bootstrap=bootstrap, level=level,
+                         seed=seed)
+        info["warnings"] = list(own.warnings)
+        frame = own.predict(schedule, steps=steps)[["step", "loss", "lo", "hi"]]
+        info["method"] = f"{own.law.title} fitted to this run's curve alone"
+    else:
+        frame = _transfer(fit, schedule, st, ls, steps, level, seed)
+        info["method"] = f"{fit.law.title} from {fit.n_runs} runs, level fitted to this run"
+    final = frame.iloc[-1]
+    info.update(loss=float(final["loss"]), lo=float(final["lo"]), hi=float(final["hi"]))
+    return frame, info
+
+
+def _transfer(fit: CurveFit, schedule: Schedule, st: np.ndarray, ls: np.ndarray,
+              steps: np.ndarray, level: float, seed: int) -> pd.DataFrame:
+    """``fit``'s law with L0 and A refitted to (st, ls), per draw, at ``steps``."""
+    law = fit.law
+    thetas = fit._thetas()
+    design = law.prepare([schedule], [np.concatenate([st, steps])], PREDICT_RATIO)
+    n = st.size
+    out = np.empty((len(thetas), steps.size))
+    resid = None
+    for i, th in enumerate(thetas):
+        full = law.evaluate(th[None], design, grad=False)[0][0]
+        base = th.copy()
+        base[:2] = -np.inf  # L0 = A = 0: what is left is the decay term
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rest = law.evaluate(base[None], design, grad=False)[0][0]
+        power = (full - rest - np.exp(th[0])) / np.exp(th[1])
+        X = np.column_stack([np.ones(n), power[:n]])
+        coef, *_ = np.linalg.lstsq(X, ls - rest[:n], rcond=None)
+        out[i] = coef[0] + coef[1] * power[n:] + rest[n:]
+        if resid is None:
+            resid = np.log(X @ coef + rest[:n]) - np.log(ls)
+    assert resid is not None
+    sigma = float(1.4826 * np.median(np.abs(resid - np.median(resid))))
+    lo = hi = np.full(steps.size, np.nan)
+    if len(thetas) > 1:
+        logs = np.log(np.where(out[1:] > 0, out[1:], np.nan))
+        z = np.random.default_rng(seed).standard_normal((logs.shape[0], NOISE_DRAWS, 1))
+        lo, hi = percentile_interval((logs[:, None, :] + sigma * z).reshape(-1, steps.size), level)
+        lo, hi = np.exp(lo), np.exp(hi)
+    return pd.DataFrame({"step": steps, "loss": out[0], "lo": lo, "hi": hi})

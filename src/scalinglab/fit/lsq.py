@@ -1,0 +1,620 @@
+"""Least squares on the target's own scale for any formula law: variable projection inside a
+space-filling global search.
+
+The log-scale engine (:mod:`scalinglab.fit.search`) fits ``log f`` to ``log y``, so it needs a
+positive target and a positive law, and it fits every parameter by gradient descent from a grid.
+This engine fits ``f`` to ``y`` (any sign: normalised losses, log-probabilities, accuracies) and:
+
+- **Variable projection** (Golub & Pereyra 1973): the parameters that enter the law linearly
+  (coefficients, offsets; found symbolically: every second derivative among them is zero) are
+  solved exactly, by (bounded) linear least squares, for each value of the others. The search then
+  runs over the nonlinear parameters only: for Chinchilla, 2 exponents instead of 5 parameters,
+  and a 2-D landscape with no badly scaled valleys along the coefficients. The reduced
+  objective's gradient is the full objective's gradient in the nonlinear parameters at the inner
+  solution (the inner problem is at its optimum, so its own derivative vanishes; Kaufman 1975).
+- **Space-filling starts**: a scrambled Sobol sequence over the box of the nonlinear parameters
+  (log-uniform where a bound is positive and spans decades), every start screened by its reduced
+  objective (one batched linear solve per start), the best distinct ones polished with L-BFGS-B
+  (bounds enforced), under a time budget. The result says how many polished starts reached the
+  best basin; a fit reached once is flagged as fragile.
+- **Signs are kept**: parameters are fitted as they are, inside their bounds; nothing is
+  reparametrised to be positive unless the law's bounds say so.
+- **Row order does not matter**: the objective is a sum over rows and the starts come from the
+  seed alone.
+
+Several outputs (a law with one formula per output, sharing parameters) and groups (shared
+parameters plus some per group) are *blocks*: each block is a formula, its rows and its targets,
+and the objective sums the blocks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+from scipy.optimize import lsq_linear, minimize
+from scipy.stats import qmc
+
+from scalinglab.errors import NotIdentifiable, ParameterError
+from scalinglab.laws.formula import compile_expressions
+
+#: screened starts: at least this many, more with more nonlinear parameters, at most MAX_SCREEN
+MIN_SCREEN = 256
+MAX_SCREEN = 4096
+#: distinct screened starts polished (at least MIN_POLISH even past the time budget)
+MAX_POLISH = 16
+MIN_POLISH = 4
+#: two polished optima are one basin when their objectives differ by less than this (relative
+#: to the target's variance: 1e-7 of R^2)
+BASIN_TOL = 1e-7
+#: a parameter without bounds is searched over this range (exponents and offsets of order 1)
+DEFAULT_RANGE = (-2.0, 2.0)
+#: default wall-clock budget of one fit's search (seconds)
+TIME_BUDGET = 4.0
+
+
+@dataclass
+class Block:
+    """One formula fitted to some rows: ``y[i] ~ f(x[i]; theta)``."""
+
+    expr: sp.Expr
+    inputs: dict[str, np.ndarray]
+    y: np.ndarray
+    weights: np.ndarray | None = None
+
+
+@dataclass
+class LsqFit:
+    """The outcome of :func:`lsq_search`: the best parameters and how the search reached them."""
+
+    x: np.ndarray
+    f: float                        # mean weighted squared residual / variance of y (1 - R^2)
+    sse: float                      # weighted sum of squared residuals
+    linear: tuple[str, ...]
+    nonlinear: tuple[str, ...]
+    n_screened: int
+    n_polished: int
+    n_reached_best: int
+    n_converged: int
+    elapsed: float
+    basins_f: list[float] = field(default_factory=list)
+    basins_x: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def fragile(self) -> bool:
+        return self.n_polished > 1 and self.n_reached_best < 2
+
+
+def linear_params(exprs: Sequence[sp.Expr], symbols: Sequence[sp.Symbol]) -> list[int]:
+    """Indices of parameters the expressions are jointly affine in: each has a zero second
+    derivative, and so has every pair (``A*B*x`` is linear in A and in B, not in both)."""
+    chosen: list[int] = []
+    for j, s in enumerate(symbols):
+        if not all(e.has(s) is False or sp.diff(e, s, 2) == 0 for e in exprs):
+            continue
+        if any(e.has(s) and e.has(symbols[k]) and sp.diff(e, s, symbols[k]) != 0
+               for e in exprs for k in chosen):
+            continue
+        chosen.append(j)
+    return chosen
+
+
+class _Compiled:
+    """A block's basis (``f`` with the linear parameters at 0, and ``df/dp`` for each linear p)
+    and its full value with gradients, compiled once."""
+
+    def __init__(self, block: Block, names: Sequence[str], symbols: Mapping[str, sp.Symbol],
+                 linear: Sequence[int], free: Sequence[int]) -> None:
+        e = block.expr
+        self.names = list(names)
+        zero = {symbols[names[j]]: 0 for j in linear}
+        basis = [e.subs(zero)] + [sp.diff(e, symbols[names[j]]) for j in linear]
+        grads = [sp.diff(e, symbols[names[j]]) for j in free]
+        self.basis = compile_expressions(basis, ())
+        self.full = compile_expressions([e, *grads], ())
+        self.env = {k: np.asarray(v, float).ravel()[None, :] for k, v in block.inputs.items()}
+        self.y = np.asarray(block.y, float).ravel()
+        self.n = self.y.size
+        self.w = np.ones(self.n) if block.weights is None else np.asarray(block.weights, float).ravel()
+
+    def _env(self, theta: np.ndarray) -> dict[str, Any]:
+        env: dict[str, Any] = dict(self.env)
+        for j, name in enumerate(self.names):
+            env[name] = theta[:, j:j + 1]
+        return env
+
+    def basis_at(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(S, n) offset and (S, n, m) columns at S parameter vectors (linear ones ignored)."""
+        s = theta.shape[0]
+        with np.errstate(all="ignore"):
+            out = self.basis(self._env(theta))
+        r0 = np.broadcast_to(np.asarray(out[0], float), (s, self.n))
+        cols = [np.broadcast_to(np.asarray(c, float), (s, self.n)) for c in out[1:]]
+        c = np.stack(cols, axis=-1) if cols else np.zeros((s, self.n, 0))
+        return r0, c
+
+    def value_grad(self, theta: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        s = theta.shape[0]
+        with np.errstate(all="ignore"):
+            out = self.full(self._env(theta))
+        f = np.broadcast_to(np.asarray(out[0], float), (s, self.n))
+        return f, [np.broadcast_to(np.asarray(g, float), (s, self.n)) for g in out[1:]]
+
+
+class Problem:
+    """Blocks sharing one parameter vector (``names``), with bounds, ready to search."""
+
+    def __init__(self, blocks: Sequence[Block], names: Sequence[str],
+                 bounds: Mapping[str, tuple[float, float]] | None = None) -> None:
+        self.names = tuple(names)
+        symbols: dict[str, sp.Symbol] = {}
+        for b in blocks:
+            for s in b.expr.free_symbols:
+                symbols[str(s)] = s  # type: ignore[assignment]
+        missing = [n for n in self.names if n not in symbols]
+        if missing:
+            raise ParameterError(f"parameters {missing} do not appear in the law", "params")
+        bounds = dict(bounds or {})
+        self.lo = np.array([bounds.get(n, (-np.inf, np.inf))[0] for n in self.names], float)
+        self.hi = np.array([bounds.get(n, (-np.inf, np.inf))[1] for n in self.names], float)
+        syms = [symbols[n] for n in self.names]
+        self.linear = linear_params([b.expr for b in blocks], syms)
+        self.free = [j for j in range(len(self.names)) if j not in self.linear]
+        self.blocks = [_Compiled(b, self.names, symbols, self.linear, self.free) for b in blocks]
+        y = np.concatenate([b.y for b in self.blocks])
+        w = np.concatenate([b.w for b in self.blocks])
+        self.wsum = float(w.sum())
+        ybar = float(np.sum(w * y) / self.wsum)
+        self.sst = float(np.sum(w * (y - ybar) ** 2)) or 1.0
+        self.n_rows = y.size
+
+    # -- the inner, linear problem ---------------------------------------------------------------
+
+    def _stack(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Weighted targets minus offsets (S, n) and weighted columns (S, n, m), all blocks."""
+        rs, cs = [], []
+        for b in self.blocks:
+            r0, c = b.basis_at(theta)
+            sw = np.sqrt(b.w)
+            rs.append((b.y[None, :] - r0) * sw)
+            cs.append(c * sw[None, :, None])
+        return np.concatenate(rs, axis=1), np.concatenate(cs, axis=1), np.ones(1)
+
+    def solve_linear(self, theta: np.ndarray, exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The linear parameters' least-squares values at each row of ``theta`` (S, P), and the
+        weighted sum of squared residuals there. ``exact=False`` (screening) clips an
+        out-of-bounds solution instead of solving the bounded problem."""
+        s = theta.shape[0]
+        t, c, _ = self._stack(theta)
+        m = len(self.linear)
+        sse = np.full(s, np.inf)
+        lin = np.zeros((s, m))
+        good = np.all(np.isfinite(t), axis=1) & np.all(np.isfinite(c), axis=(1, 2))
+        if not m:
+            sse[good] = np.einsum("ij,ij->i", t[good], t[good])
+            return lin, sse
+        lo, hi = self.lo[self.linear], self.hi[self.linear]
+        idx = np.flatnonzero(good)
+        if not exact and idx.size:
+            # screening: batched normal equations on unit-norm columns, a tiny ridge against
+            # singular designs, out-of-bounds values clipped (an upper bound on the objective)
+            a, b = c[idx], t[idx]
+            scale = np.sqrt(np.einsum("snm,snm->sm", a, a))
+            scale[scale == 0] = 1.0
+            an = a / scale[:, None, :]
+            g = np.einsum("snm,snk->smk", an, an)
+            g[:, np.arange(m), np.arange(m)] += 1e-10 * np.maximum(np.trace(g, axis1=1, axis2=2), 1e-300)[:, None]
+            rhs = np.einsum("snm,sn->sm", an, b)
+            try:
+                p = np.linalg.solve(g, rhs[..., None])[..., 0] / scale
+            except np.linalg.LinAlgError:
+                p = np.stack([np.linalg.lstsq(gi, ri, rcond=None)[0] for gi, ri in zip(g, rhs, strict=True)]) / scale
+            p = np.clip(p, lo, hi)
+            r = b - np.einsum("snm,sm->sn", a, p)
+            lin[idx] = p
+            sse[idx] = np.einsum("sn,sn->s", r, r)
+            return lin, sse
+        for i in idx:
+            a, b = c[i], t[i]
+            scale = np.sqrt(np.einsum("ij,ij->j", a, a))
+            scale[scale == 0] = 1.0
+            p, *_ = np.linalg.lstsq(a / scale, b, rcond=None)
+            p = p / scale
+            if np.any(p < lo) or np.any(p > hi):
+                res = lsq_linear(a / scale, b, bounds=(lo * scale, hi * scale), method="bvls")
+                p = res.x / scale
+            r = b - a @ p
+            lin[i], sse[i] = p, float(r @ r)
+        return lin, sse
+
+    def complete(self, theta: np.ndarray, exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``theta`` with its linear parameters solved, and the normalised objective."""
+        theta = np.array(theta, float, ndmin=2)
+        lin, sse = self.solve_linear(theta, exact)
+        theta[:, self.linear] = lin
+        return theta, sse / self.sst
+
+    # -- the outer, nonlinear problem -------------------------------------------------------------
+
+    def reduced(self, z: np.ndarray) -> tuple[float, np.ndarray]:
+        """Objective (1 - R^2) and gradient in the nonlinear parameters ``z``."""
+        theta = np.zeros((1, len(self.names)))
+        theta[0, self.free] = z
+        full, obj = self.complete(theta)
+        if not np.isfinite(obj[0]):
+            return 1e30, np.zeros_like(z)
+        grad = np.zeros(len(self.free))
+        for b in self.blocks:
+            f, gs = b.value_grad(full)
+            r = (b.y - f[0]) * b.w
+            for k, g in enumerate(gs):
+                gk = g[0]
+                bad = ~np.isfinite(gk)
+                if bad.any():
+                    # a derivative undefined where the value is finite is 0**c's d/dc at 0 (the
+                    # limit is 0 for c > 0); all rows undefined means the law is not differentiable
+                    if bad.all():
+                        raise _NaNGradient(full[0])
+                    self.undefined_rows = max(getattr(self, "undefined_rows", 0), int(bad.sum()))
+                    gk = np.where(bad, 0.0, gk)
+                grad[k] -= 2.0 * float(r @ gk)
+        grad /= self.sst
+        if not np.all(np.isfinite(grad)):
+            raise _NaNGradient(full[0])
+        return float(obj[0]), grad
+
+    def polish(self, z0: np.ndarray, maxiter: int = 1000, ftol: float = 1e-13, gtol: float = 1e-9,
+               callback: Any = None) -> tuple[float, np.ndarray, bool]:
+        """L-BFGS-B on the reduced objective from ``z0``, bounds enforced. A nonlinear parameter
+        whose bounds are positive and span decades (ParScale's A in [1e-3, 1e12]) is moved in its
+        logarithm: the optimiser's steps are then relative, as its sensitivity is. The parameter
+        itself is unchanged (its bounds already make it positive)."""
+        lo, hi = self.lo[self.free], self.hi[self.free]
+        logs = (lo > 0) & np.isfinite(hi) & (hi / np.where(lo > 0, lo, 1.0) > 50.0)
+
+        def to_z(u: np.ndarray) -> np.ndarray:
+            return np.where(logs, np.exp(np.where(logs, u, 0.0)), u)
+
+        def fg(u: np.ndarray) -> tuple[float, np.ndarray]:
+            z = to_z(u)
+            f, g = self.reduced(z)
+            return f, np.where(logs, g * z, g)
+
+        u0 = np.where(logs, np.log(np.where(logs, np.clip(z0, lo, hi), 1.0)), z0)
+        bounds = list(zip(np.where(logs, np.log(np.where(logs, lo, 1.0)), np.where(np.isfinite(lo), lo, np.nan)),
+                          np.where(logs, np.log(np.where(logs, hi, 1.0)), np.where(np.isfinite(hi), hi, np.nan)),
+                          strict=True))
+        bounds = [(None if np.isnan(a) else float(a), None if np.isnan(b) else float(b)) for a, b in bounds]
+        res = minimize(fg, u0, jac=True, method="L-BFGS-B", bounds=bounds,
+                       options={"maxiter": maxiter, "ftol": ftol, "gtol": gtol}, callback=callback)
+        return float(res.fun), np.clip(to_z(np.asarray(res.x, float)), lo, hi), bool(res.success)
+
+    def box(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Search box of the nonlinear parameters (lo, hi, log-spaced?)."""
+        lo, hi = self.lo[self.free].copy(), self.hi[self.free].copy()
+        for k in range(len(lo)):
+            a, b = lo[k], hi[k]
+            if not np.isfinite(a) and not np.isfinite(b):
+                a, b = DEFAULT_RANGE
+            elif not np.isfinite(b):
+                b = a * 1e4 if a > 0 else a + max(4.0, abs(a))
+            elif not np.isfinite(a):
+                a = b - max(4.0, abs(b))
+            lo[k], hi[k] = a, b
+        logs = (lo > 0) & (hi / np.where(lo > 0, lo, 1.0) > 50.0)
+        return lo, hi, logs
+
+
+class _NaNGradient(Exception):
+    def __init__(self, theta: np.ndarray) -> None:
+        super().__init__("NaN gradient")
+        self.theta = theta
+
+
+def _sobol(d: int, n: int, seed: int) -> np.ndarray:
+    m = int(np.ceil(np.log2(max(n, 2))))
+    return qmc.Sobol(d, scramble=True, seed=seed).random_base2(m)[:n]
+
+
+def lsq_search(problem: Problem, *, seed: int = 0, budget_s: float = TIME_BUDGET,
+               n_screen: int | None = None, starts: np.ndarray | None = None) -> LsqFit:
+    """The global search: Sobol starts screened, the best distinct ones polished (see module)."""
+    t0 = time.perf_counter()
+    names = problem.names
+    d = len(problem.free)
+    lin_names = tuple(names[j] for j in problem.linear)
+    free_names = tuple(names[j] for j in problem.free)
+    if d == 0:
+        theta, obj = problem.complete(np.zeros((1, len(names))))
+        if not np.isfinite(obj[0]):
+            raise NotIdentifiable("the law's linear least-squares problem has no finite solution")
+        return LsqFit(theta[0], float(obj[0]), float(obj[0] * problem.sst), lin_names, free_names,
+                      1, 1, 1, 1, time.perf_counter() - t0, [float(obj[0])], [theta[0]])
+    lo, hi, logs = problem.box()
+    n = n_screen or int(min(MAX_SCREEN, max(MIN_SCREEN, 64 * d)))
+    u = _sobol(d, n, seed)
+    z = np.where(logs, np.exp(np.log(np.where(logs, lo, 1.0)) + u * (np.log(np.where(logs, hi, 1.0))
+                                                                       - np.log(np.where(logs, lo, 1.0)))),
+                 lo + u * (hi - lo))
+    if starts is not None:
+        z = np.vstack([np.atleast_2d(np.asarray(starts, float))[:, problem.free], z])
+    # screening: reduced objective with the clipped linear solve, in chunks that fit in memory
+    chunk = max(8, int(4e6 // max(1, problem.n_rows * (len(problem.linear) + 2))))
+    scores = np.full(len(z), np.inf)
+    for a in range(0, len(z), chunk):
+        theta = np.zeros((min(chunk, len(z) - a), len(names)))
+        theta[:, problem.free] = z[a:a + chunk]
+        scores[a:a + chunk] = problem.complete(theta, exact=False)[1]
+    finite = np.isfinite(scores)
+    if not finite.any():
+        raise NotIdentifiable(_no_finite_reason(problem, z))
+    order = np.argsort(np.where(finite, scores, np.inf), kind="stable")
+    order = order[finite[order]]
+    # the best distinct starts (apart by 5% of the box in some coordinate)
+    span = np.where(logs, np.log(np.where(logs, hi, 1) / np.where(logs, lo, 1)), hi - lo)
+    span[span == 0] = 1.0
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return np.where(logs, np.log(np.abs(v) / np.where(logs, lo, 1)) / span, (v - lo) / span)
+
+    picked: list[int] = []
+    for i in order:
+        if len(picked) >= MAX_POLISH:
+            break
+        if all(np.max(np.abs(unit(z[i]) - unit(z[j]))) > 0.05 for j in picked):
+            picked.append(int(i))
+    fs, xs, converged, nan_grad = [], [], 0, 0
+    # a hard stop at three times the budget: a polish still running then returns where it is
+    hard = t0 + 3.0 * budget_s
+
+    def stop(intermediate_result: Any = None) -> None:
+        if time.perf_counter() > hard and fs:
+            raise StopIteration
+
+    for k, i in enumerate(picked):
+        if k >= MIN_POLISH and time.perf_counter() - t0 > budget_s:
+            break
+        if k >= 2 * MIN_POLISH and fs and np.sum(np.array(fs) - min(fs) <= BASIN_TOL + 1e-5 * min(fs)) >= 3:
+            break  # the best basin has been reached from three distinct starts
+        try:
+            fval, zval, ok = problem.polish(z[i], callback=stop)
+        except _NaNGradient:
+            nan_grad += 1
+            continue
+        converged += ok
+        fs.append(fval)
+        xs.append(zval)
+    if not fs:
+        raise NotIdentifiable(
+            f"the gradient is NaN at every polished start ({nan_grad} of {len(picked)}): the law is "
+            "not differentiable where the runs put it (e.g. max(x, 0)**c at x = 0 with c free); "
+            "bound the exponent away from 0 or rewrite that term")
+    fs_arr = np.array(fs)
+    best = int(np.argmin(fs_arr))
+    tol = BASIN_TOL + 1e-5 * fs_arr[best]
+    reached = int(np.sum(fs_arr - fs_arr[best] <= tol))
+    theta = np.zeros((1, len(names)))
+    theta[0, problem.free] = xs[best]
+    full, obj = problem.complete(theta)
+    basins: list[tuple[float, np.ndarray]] = []
+    for fv, xv in sorted(zip(fs, xs, strict=True), key=lambda t: t[0]):
+        if all(abs(fv - b[0]) > tol for b in basins):
+            basins.append((fv, xv))
+    return LsqFit(full[0], float(obj[0]), float(obj[0] * problem.sst), lin_names, free_names,
+                  len(z), len(fs), reached, converged, time.perf_counter() - t0,
+                  [b[0] for b in basins], [b[1] for b in basins])
+
+
+def _no_finite_reason(problem: Problem, z: np.ndarray) -> str:
+    """Why no start gave a finite objective: say whether the law itself is not finite."""
+    theta = np.zeros((min(len(z), 64), len(problem.names)))
+    theta[:, problem.free] = z[: len(theta)]
+    bad = 0
+    for b in problem.blocks:
+        r0, c = b.basis_at(theta)
+        bad += int(np.sum(~np.isfinite(r0)) + np.sum(~np.isfinite(c)))
+    what = ("the law is not finite (NaN or inf) at the runs for every start inside the bounds: "
+            "a log or a fractional power of a negative number, or an overflow; tighten the bounds"
+            if bad else "the linear least-squares problem has no finite solution at any start")
+    return f"no start led to a finite objective: {what}"
+
+
+def refit(problem: Problem, fit: LsqFit, weights: np.ndarray) -> np.ndarray:
+    """A bootstrap resample (row multiplicities ``weights``, per row of the concatenated blocks)
+    refitted from the estimate and the other basins found."""
+    saved = [b.w for b in problem.blocks]
+    a = 0
+    for b in problem.blocks:
+        b.w = saved[problem.blocks.index(b)] * weights[a:a + b.n]
+        a += b.n
+    try:
+        best, best_f = None, np.inf
+        for z0 in (fit.basins_x[:2] if fit.basins_x else [fit.x[problem.free]]):
+            if not len(problem.free):
+                break
+            try:
+                fval, zval, _ = problem.polish(z0, maxiter=300, ftol=1e-12, gtol=1e-8)
+            except _NaNGradient:
+                continue
+            if fval < best_f:
+                best, best_f = zval, fval
+        theta = np.zeros((1, len(problem.names)))
+        if len(problem.free):
+            if best is None:
+                return np.full(len(problem.names), np.nan)
+            theta[0, problem.free] = best
+        full, _ = problem.complete(theta)
+        return full[0]
+    finally:
+        for b, w in zip(problem.blocks, saved, strict=True):
+            b.w = w
+
+
+# -- several outputs and groups: the public joint fit ------------------------------------------------
+
+
+@dataclass
+class JointFit:
+    """A law with one formula per output (and optionally groups sharing some parameters), fitted
+    jointly by :func:`fit_joint`. ``params`` holds the shared parameters by name and the
+    per-group ones as ``"E[group]"``."""
+
+    formulas: dict[str, str]
+    inputs: tuple[str, ...]
+    params: dict[str, float]
+    bounds: dict[str, tuple[float, float]]
+    groups: tuple[str, ...] = ()
+    per_group: tuple[str, ...] = ()
+    search: LsqFit | None = None
+    n_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def group_params(self, group: str | None = None) -> dict[str, float]:
+        """The parameters of one group under their plain names (shared ones included)."""
+        out = {k: v for k, v in self.params.items() if "[" not in k}
+        if self.per_group:
+            if group is None:
+                raise ParameterError(f"this fit has per-group parameters {list(self.per_group)}: "
+                                     f"name a group ({', '.join(self.groups)})", "group")
+            if str(group) not in self.groups:
+                raise ParameterError(f"unknown group {group!r} (fitted: {', '.join(self.groups)})", "group")
+            out |= {p: self.params[f"{p}[{group}]"] for p in self.per_group}
+        return out
+
+    def predict(self, group: str | None = None, **inputs: Any) -> np.ndarray:
+        """Predictions (rows, outputs) at ``inputs`` for ``group``."""
+        p = self.group_params(group)
+        cols = []
+        for text in self.formulas.values():
+            used = [x for x in self.inputs if x in _names(text)]
+            parsed = _parse(text, used)
+            env = {k: np.asarray(inputs[k], float) for k in used} | {k: np.float64(p[k]) for k in parsed.params}
+            with np.errstate(all="ignore"):
+                v = compile_expressions([parsed.expr], ())(env)[0]
+            n = len(np.asarray(inputs[used[0]])) if used else 1
+            cols.append(np.broadcast_to(np.asarray(v, float), (n,)))
+        return np.column_stack(cols)
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.search
+        return {"kind": "joint_fit", "formulas": dict(self.formulas), "inputs": list(self.inputs),
+                "params": dict(self.params), "bounds": {k: list(v) for k, v in self.bounds.items()},
+                "groups": list(self.groups), "per_group": list(self.per_group), "n_rows": self.n_rows,
+                "search": None if s is None else {
+                    "objective_1_minus_r2": s.f, "linear": list(s.linear), "nonlinear": list(s.nonlinear),
+                    "n_screened": s.n_screened, "n_polished": s.n_polished,
+                    "n_reached_best": s.n_reached_best, "seconds": round(s.elapsed, 3)},
+                "notes": list(self.notes), "warnings": list(self.warnings)}
+
+    def __repr__(self) -> str:
+        ps = ", ".join(f"{k}={v:.4g}" for k, v in list(self.params.items())[:8])
+        more = " ..." if len(self.params) > 8 else ""
+        return f"JointFit({len(self.formulas)} outputs, {self.n_rows} rows: {ps}{more})"
+
+
+def _names(text: str) -> list[str]:
+    from scalinglab.laws.formula import names_in
+
+    return names_in(text)
+
+
+def _parse(text: str, inputs: Sequence[str]) -> Any:
+    from scalinglab.laws.formula import parse_formula
+
+    return parse_formula(text, inputs)
+
+
+def fit_joint(
+    formulas: Mapping[str, str] | Sequence[str],
+    inputs: Mapping[str, Any],
+    targets: Mapping[str, Any] | Any,
+    *,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    groups: Sequence[Any] | None = None,
+    per_group: Sequence[str] = (),
+    weights: Any = None,
+    seed: int = 0,
+    time_budget: float | None = None,
+) -> JointFit:
+    """Fit one formula per output jointly, by least squares on the linear scale (this module's
+    engine): parameters appearing in several formulas are shared, e.g. ScaleBench's domain-mixture
+    laws (five losses from five proportions, some exponents common to all five).
+
+    ``targets`` is ``{output: values}`` (same keys as ``formulas``) or an (rows, outputs) array;
+    a NaN target leaves that row out of that output. With ``groups`` (one label per row), every
+    parameter is shared across groups except those named in ``per_group``, which get one value
+    per group (``"E[pile]"``, ``"E[stack]"``); to fit each group on its own, call once per group.
+    """
+    if isinstance(formulas, Mapping):
+        outs, texts = [str(k) for k in formulas], [str(v) for v in formulas.values()]
+    else:
+        texts = [str(v) for v in formulas]
+        outs = [f"y{i + 1}" for i in range(len(texts))]
+    if not texts:
+        raise ParameterError("fit_joint needs at least one formula", "formulas")
+    x = {k: np.asarray(v, float).ravel() for k, v in inputs.items()}
+    n = len(next(iter(x.values())))
+    if isinstance(targets, Mapping):
+        missing = [o for o in outs if o not in targets]
+        if missing:
+            raise ParameterError(f"no targets for output(s) {missing}", "targets")
+        y = np.column_stack([np.asarray(targets[o], float).ravel() for o in outs])
+    else:
+        y = np.asarray(targets, float).reshape(n, -1)
+    if y.shape != (n, len(texts)):
+        raise ParameterError(f"targets have shape {y.shape}; expected ({n}, {len(texts)})", "targets")
+    parsed = []
+    for t in texts:
+        used = [k for k in _names(t) if k in x]
+        if not used:
+            raise ParameterError(f"formula {t!r} uses none of the inputs {sorted(x)}", "formulas")
+        parsed.append(_parse(t, used))
+    names: list[str] = []
+    for p in parsed:
+        names += [q for q in p.params if q not in names]
+    per_group = tuple(per_group)
+    unknown = [p for p in per_group if p not in names]
+    if unknown:
+        raise ParameterError(f"per_group names {unknown}, which are not parameters ({', '.join(names)})",
+                             "per_group")
+    if per_group and groups is None:
+        raise ParameterError("per_group needs groups (one label per row)", "groups")
+    w = None if weights is None else np.asarray(weights, float).ravel()
+    labels = np.asarray([str(g) for g in groups]) if groups is not None else np.full(n, "")
+    if len(labels) != n:
+        raise ParameterError(f"groups has {len(labels)} labels for {n} rows", "groups")
+    group_names = tuple(sorted(set(labels.tolist()))) if groups is not None else ()
+    bounds = {k: (float(v[0]), float(v[1])) for k, v in (bounds or {}).items()}
+    all_names = [q for q in names if q not in per_group] + [f"{p}[{g}]" for p in per_group for g in group_names]
+    all_bounds = {k: v for k, v in bounds.items() if k in all_names}
+    all_bounds |= {f"{p}[{g}]": bounds[p] for p in per_group for g in group_names if p in bounds}
+    blocks = []
+    for g in (group_names or ("",)):
+        rows_g = labels == g
+        for k, p in enumerate(parsed):
+            rows = rows_g & np.isfinite(y[:, k])
+            if not rows.any():
+                continue
+            expr = p.expr.subs({p.symbols[q]: sp.Symbol(f"{q}[{g}]", real=True) for q in per_group if q in p.symbols})
+            blocks.append(Block(expr, {i: x[i][rows] for i in p.inputs}, y[rows, k],
+                                None if w is None else w[rows]))
+    problem = Problem(blocks, all_names, all_bounds)
+    fit = lsq_search(problem, seed=seed, budget_s=time_budget or TIME_BUDGET)
+    params = dict(zip(all_names, fit.x.tolist(), strict=True))
+    from scalinglab.laws.constrain import near_bounds
+
+    warnings = []
+    pinned = near_bounds(all_bounds, params)
+    if pinned:
+        warnings.append("at an enforced bound: " + "; ".join(pinned))
+    if fit.fragile:
+        warnings.append(f"fragile fit: only 1 of {fit.n_polished} polished starts reached the best optimum")
+    return JointFit(dict(zip(outs, texts, strict=True)), tuple(x), params, all_bounds, group_names,
+                    per_group, fit, int(sum(b.y.size for b in blocks)),
+                    [f"variable projection: {len(fit.linear)} linear parameters solved exactly, "
+                     f"{len(fit.nonlinear)} searched"], warnings)

@@ -1,0 +1,231 @@
+"""The linear-scale engine: variable projection, targets of any sign, signs kept, row order,
+several outputs and groups — each on a synthetic law with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import scalinglab as sl
+from scalinglab.errors import NotIdentifiable, ParameterError
+from scalinglab.fit import lsq
+from scalinglab.fit.loss import choose_scale
+from scalinglab.laws.formula import parse_formula
+
+
+def _runs(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return 10 ** rng.uniform(7.5, 10, n), 10 ** rng.uniform(9, 11.5, n)
+
+
+def test_linear_parameters_are_found_symbolically():
+    p = parse_formula("E + A*N**-alpha + B*D**-beta", ("N", "D"))
+    syms = [p.symbols[k] for k in p.params]
+    assert [p.params[j] for j in lsq.linear_params([p.expr], syms)] == ["E", "A", "B"]
+    # A*B*x is linear in A and in B but not in both: only the first is projected
+    q = parse_formula("c + A*B*x**k", ("x",))
+    assert [q.params[j] for j in lsq.linear_params([q.expr], [q.symbols[k] for k in q.params])] == ["c", "A"]
+    # inside exp, max or a power, a parameter is nonlinear
+    r = parse_formula("exp(a*x) + max(b, 1e-6)*x + c**2*x", ("x",))
+    assert lsq.linear_params([r.expr], [r.symbols[k] for k in r.params]) == []
+
+
+def test_variable_projection_recovers_chinchilla_exactly_without_noise():
+    N, D = _runs()
+    truth = {"E": 1.82, "A": 514.0, "alpha": 0.35, "B": 2115.0, "beta": 0.37}
+    y = truth["E"] + truth["A"] * N ** -truth["alpha"] + truth["B"] * D ** -truth["beta"]
+    law = sl.Law.from_formula("E + A*N**-alpha + B*D**-beta", inputs=("N", "D"),
+                              bounds={"alpha": (0.01, 2), "beta": (0.01, 2)})
+    fit = sl.fit_arrays(law, {"N": N, "D": D}, y, bootstrap=0, scale="linear")
+    for k, v in truth.items():
+        assert fit.params[k] == pytest.approx(v, rel=1e-5)
+    assert fit.info.search["linear"] == ["E", "A", "B"]
+    assert fit.info.n_reached_best >= 2  # found from several distinct starts, not fragile
+    assert not any("fragile" in w for w in fit.warnings)
+
+
+def test_negative_targets_are_fitted_on_the_linear_scale_by_default_and_said():
+    # a normalised loss: negative everywhere, as ScaleBench's vocabulary task
+    N, D = _runs(seed=1)
+    y = -3.1 + 40.0 * N ** -0.2 - 15.0 * D ** -0.1
+    assert choose_scale(None, y)[0] == "linear"
+    assert choose_scale(None, np.abs(y))[0] == "log"
+    law = sl.Law.from_formula("c + a*N**-alpha + b*D**-beta", inputs=("N", "D"),
+                              bounds={"alpha": (0, 1), "beta": (0, 1)})
+    fit = sl.fit_arrays(law, {"N": N, "D": D}, y, bootstrap=0)
+    assert any("linear scale" in n for n in fit.notes)
+    assert fit.params["c"] == pytest.approx(-3.1, rel=1e-4)
+    assert fit.params["b"] == pytest.approx(-15.0, rel=1e-3)  # its sign is kept, not forced positive
+    assert fit.params["beta"] == pytest.approx(0.1, rel=1e-3)
+    with pytest.raises(ParameterError, match="scale must be"):
+        sl.fit_arrays(law, {"N": N, "D": D}, y, bootstrap=0, scale="sqrt")
+
+
+def test_offset_keeps_its_sign_and_bounded_linear_parameters_stay_inside():
+    x = np.linspace(1, 10, 40)
+    y = -111.0 + 5.0 * x ** 0.5
+    law = sl.Law.from_formula("c0 + c1*x**k", inputs=("x",), bounds={"k": (0.1, 2)})
+    fit = sl.fit_arrays(law, {"x": x}, y, bootstrap=0, scale="linear")
+    assert fit.params["c0"] == pytest.approx(-111.0, rel=1e-6)
+    # a bound on a linear parameter is enforced by the inner bounded least squares
+    fit_b = sl.fit_arrays(law, {"x": x}, y, bootstrap=0, scale="linear", bounds={"c0": (-100, 0)})
+    assert fit_b.params["c0"] == pytest.approx(-100.0)
+    assert any("sits at its bound -100" in w for w in fit_b.warnings)
+
+
+def test_row_order_does_not_change_the_fit():
+    N, D = _runs(seed=3)
+    rng = np.random.default_rng(3)
+    y = 1.7 + 400 * N ** -0.3 + 900 * D ** -0.3 + rng.normal(0, 0.01, N.size)
+    law = sl.Law.from_formula("E + A*N**-alpha + B*D**-beta", inputs=("N", "D"),
+                              bounds={"alpha": (0, 2), "beta": (0, 2)})
+    a = sl.fit_arrays(law, {"N": N, "D": D}, y, bootstrap=0, scale="linear")
+    perm = rng.permutation(N.size)
+    b = sl.fit_arrays(law, {"N": N[perm], "D": D[perm]}, y[perm], bootstrap=0, scale="linear")
+    for k in a.params:
+        assert b.params[k] == pytest.approx(a.params[k], rel=1e-6)
+
+
+def test_bootstrap_intervals_cover_the_truth_on_the_linear_scale():
+    N, D = _runs(n=200, seed=4)
+    rng = np.random.default_rng(4)
+    y = 2.0 + 300 * N ** -0.3 + rng.normal(0, 0.005, N.size)
+    law = sl.Law.from_formula("E + A*N**-alpha", inputs=("N",), bounds={"alpha": (0, 2)})
+    fit = sl.fit_arrays(law, {"N": N}, y, bootstrap=40, scale="linear", seed=1)
+    lo, hi = fit.ci["alpha"]
+    se = (hi - lo) / 3.92
+    assert lo < fit.params["alpha"] < hi and 0 < se < 0.01
+    assert abs(fit.params["alpha"] - 0.3) < 3 * se  # the truth within three standard errors
+
+
+def test_several_outputs_share_parameters_and_are_fitted_jointly():
+    # two outputs sharing an exponent: y_k = a_k + b_k * p**al (domain-mixture style)
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0.05, 1, 60)
+    ya, yb = 1.0 + 2.0 * p ** 0.7, 3.0 - 1.0 * p ** 0.7
+    e1 = parse_formula("a1 + b1*p**al", ("p",), ("a1", "b1", "al")).expr
+    e2 = parse_formula("a2 + b2*p**al", ("p",), ("a2", "b2", "al")).expr
+    prob = lsq.Problem([lsq.Block(e1, {"p": p}, ya), lsq.Block(e2, {"p": p}, yb)],
+                       ["a1", "b1", "a2", "b2", "al"], {"al": (0.01, 3)})
+    assert [prob.names[j] for j in prob.free] == ["al"]
+    fit = lsq.lsq_search(prob)
+    got = dict(zip(prob.names, fit.x, strict=True))
+    assert got["al"] == pytest.approx(0.7, rel=1e-6)
+    assert got["b2"] == pytest.approx(-1.0, rel=1e-6)
+
+
+def test_groups_share_an_exponent_with_a_floor_per_group():
+    # the --per-group E case: two groups, E differs, alpha and A are shared
+    rng = np.random.default_rng(6)
+    n1, n2 = 10 ** rng.uniform(7, 10, 50), 10 ** rng.uniform(7, 10, 50)
+    y1, y2 = 1.5 + 200 * n1 ** -0.3, 0.8 + 200 * n2 ** -0.3
+    x = sp.Symbol("N", real=True)
+    A, al, E1, E2 = sp.symbols("A alpha E_g1 E_g2", real=True)
+    prob = lsq.Problem([lsq.Block(E1 + A * x ** -al, {"N": n1}, y1),
+                        lsq.Block(E2 + A * x ** -al, {"N": n2}, y2)],
+                       ["A", "alpha", "E_g1", "E_g2"], {"alpha": (0, 2)})
+    fit = lsq.lsq_search(prob)
+    got = dict(zip(prob.names, fit.x, strict=True))
+    assert (got["E_g1"], got["E_g2"]) == pytest.approx((1.5, 0.8), rel=1e-6)
+    assert got["alpha"] == pytest.approx(0.3, rel=1e-6)
+
+
+def test_failures_have_distinct_causes():
+    x = np.linspace(1, 5, 20)
+    # the law is NaN everywhere inside the bounds: log of a negative number
+    law = sl.Law.from_formula("c + log(-k*x)", inputs=("x",), bounds={"k": (0.5, 2)})
+    with pytest.raises(NotIdentifiable, match="not finite"):
+        sl.fit_arrays(law, {"x": x}, x, bootstrap=0, scale="linear")
+    # the gradient is undefined at the runs where max(x - 1, 0) = 0: taken as its limit, said
+    law2 = sl.Law.from_formula("c + a*max(x - 1, 0)**k", inputs=("x",), bounds={"k": (0.2, 2)})
+    fit = sl.fit_arrays(law2, {"x": x}, 1 + 2 * np.maximum(x - 1, 0) ** 0.5, bootstrap=0, scale="linear")
+    assert fit.params["k"] == pytest.approx(0.5, rel=1e-5)
+    assert any("gradient is undefined" in n for n in fit.notes)
+
+
+def test_fit_joint_five_outputs_with_shared_exponents_and_groups_with_a_floor_each():
+    # domain-mixture style: output k = b_k + W_k * p_k**al (al shared by all five)
+    rng = np.random.default_rng(7)
+    p = rng.dirichlet(np.ones(5), 80)
+    al = 0.6
+    b = np.array([2.0, 3.0, 2.5, 1.5, 3.2])
+    wk = np.array([-1.0, -0.5, -0.8, -0.3, -1.2])
+    y = b + wk * p ** al
+    formulas = {f"y{k}": f"b{k} + W{k}*p{k}**al" for k in range(1, 6)}
+    fit = sl.fit_joint(formulas, {f"p{k}": p[:, k - 1] for k in range(1, 6)}, y, bounds={"al": (0.05, 3)})
+    assert fit.params["al"] == pytest.approx(al, rel=1e-6)
+    assert [fit.params[f"W{k}"] for k in range(1, 6)] == pytest.approx(wk.tolist(), rel=1e-6)
+    assert np.allclose(fit.predict(**{f"p{k}": p[:, k - 1] for k in range(1, 6)}), y)
+    assert fit.to_dict()["search"]["nonlinear"] == ["al"]
+    # groups: one floor per group (--per-group E), the rest shared
+    n = 10 ** rng.uniform(7, 10, 120)
+    g = np.repeat(["pile", "stack"], 60)
+    loss = np.where(g == "pile", 1.4, 0.75) + 110 * n ** -0.26
+    gf = sl.fit_joint(["E + A*N**-alpha"], {"N": n}, loss, groups=g, per_group=["E"], bounds={"alpha": (0, 2)})
+    assert gf.params["E[pile]"] == pytest.approx(1.4, rel=1e-6)
+    assert gf.params["E[stack]"] == pytest.approx(0.75, rel=1e-6)
+    assert gf.params["alpha"] == pytest.approx(0.26, rel=1e-6)
+    assert gf.predict(group="stack", N=np.array([1e9]))[0, 0] == pytest.approx(0.75 + 110 * 1e9 ** -0.26)
+    with pytest.raises(ParameterError, match="name a group"):
+        gf.predict(N=np.array([1e9]))
+
+
+def test_runs_are_not_thinned_to_the_best_lr_when_lr_is_an_input_of_the_law():
+    import pandas as pd
+
+    from scalinglab.runs.select import select_runs
+
+    frame = pd.DataFrame({"N": [1e8] * 4 + [2e8] * 4, "D": [1e9] * 8,
+                          "lr": [1e-3, 2e-3, 4e-3, 8e-3] * 2, "loss": [3.0, 2.9, 2.95, 3.1] * 2})
+    assert len(select_runs(frame, ("N", "D")).frame) == 2          # lr is a setting: best kept
+    assert len(select_runs(frame, ("lr", "N", "D")).frame) == 8    # lr is an input: every run
+
+
+def test_cli_fits_a_negative_target_on_the_linear_scale_and_says_so(tmp_path):
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    n = 10 ** np.linspace(7, 10, 30)
+    path = tmp_path / "norm.csv"
+    pd.DataFrame({"N": n, "loss": -3.0 + 40.0 * n ** -0.2}).to_csv(path, index=False)
+    res = CliRunner().invoke(app, ["fit", "custom", str(path), "--formula", "c + a*N**-alpha",
+                                   "--inputs", "N", "--bounds", "alpha=0:2", "--bootstrap", "0", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["params"]["c"] == pytest.approx(-3.0, rel=1e-6)
+    assert any("linear scale" in note for note in out["notes"])
+    bad = CliRunner().invoke(app, ["fit", "custom", str(path), "--formula", "c + a*N**-alpha",
+                                   "--inputs", "N", "--scale", "sqrt", "--bootstrap", "0"])
+    assert bad.exit_code != 0 and "--scale must be log or linear" in bad.output
+
+
+def test_cli_groups_one_fit_each_or_shared_exponent_with_a_floor_per_group(tmp_path):
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    n = np.tile(10 ** np.linspace(8, 10, 12), 2)
+    grp = np.repeat(["pile", "stack"], 12)
+    loss = np.where(grp == "pile", 1.4, 0.75) + 110 * n ** -0.26
+    path = tmp_path / "par.csv"
+    pd.DataFrame({"N": n, "corpus": grp, "loss": loss}).to_csv(path, index=False)
+    args = ["fit", "custom", str(path), "--formula", "E + A*N**-alpha", "--inputs", "N",
+            "--bounds", "alpha=0:2", "--bootstrap", "0", "--group", "corpus", "--json"]
+    res = CliRunner().invoke(app, [*args, "--per-group", "E"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["params"]["E[pile]"] == pytest.approx(1.4, rel=1e-5)
+    assert out["params"]["E[stack]"] == pytest.approx(0.75, rel=1e-5)
+    each = CliRunner().invoke(app, args)
+    assert each.exit_code == 0, each.output
+    fits = json.loads(each.stdout)["fits"]
+    assert set(fits) == {"pile", "stack"}
+    assert fits["stack"]["params"]["E"] == pytest.approx(0.75, rel=1e-3)
