@@ -426,7 +426,7 @@ def design_pool_cmd(
     if proposal.runs:
         frame = pd.DataFrame(proposal.runs)
         frame[outcome] = ""
-        frame.to_csv(out, index=False)
+        write_file(out, frame.to_csv(index=False), "--out")  # atomic; never a store or input
     if json_:
         emit_json(proposal.to_dict() | {"file": str(out) if proposal.runs else None})
         return
