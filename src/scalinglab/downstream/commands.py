@@ -195,8 +195,8 @@ def load_link(path: Path) -> Any:
     from scalinglab.downstream.link_fit import LinkFit, LinkTable
     from scalinglab.results import load_saved
 
-    return load_saved(path, (LinkTable, LinkFit), "a link saved by `scalinglab fit downstream "
-                      "--save`")
+    return load_saved(path, (LinkTable, LinkFit), "a saved link (`scalinglab fit downstream "
+                      "--save`)")
 
 
 def _numbers(items: list[str], flag: str) -> np.ndarray:
