@@ -78,6 +78,10 @@ ScaleOpt = typer.Option(None, "--scale", help="Where residuals are taken: log (l
                         "needs positive targets) or linear (y - f, any sign; least squares with "
                         "coefficients solved exactly). Default: log when every target is positive, "
                         "else linear (said in the notes).")
+NoiseFloorOpt = typer.Option(None, "--noise-floor", help="Relative error below which a prediction "
+                             "error is 'within noise', e.g. 0.1% or 0.001 (default: the spread of "
+                             "replicate runs when there are any; seed noise is 0.02-0.1% of loss).",
+                             show_default=False)
 UniqueOpt = typer.Option(None, "--unique-tokens", help="Column (or store extra/tag) of unique "
                          "tokens: input U of data-constrained laws; runs differing in it are kept apart.")
 
@@ -136,13 +140,29 @@ class _Estimation:
     unique_tokens: str | None = None
     flop_convention: str | None = None
     scale: str | None = None
+    noise_floor: str | None = None
 
     def kwargs(self, law: Any) -> dict[str, Any]:
         return {"tie": parse_ties(self.tie, law.param_names), "fix": parse_fixes(self.fix),
                 "bounds": parse_bounds(self.bounds), "loss": self.loss, "delta": self.delta,
                 "over_penalty": self.over_penalty, "weights": self.weights,
                 "drop_highest": self.drop_highest, "flop_convention": _convention(self.flop_convention),
+                "noise_floor": _fraction(self.noise_floor, "--noise-floor"),
                 **({"scale": _scale(self.scale)} if self.scale else {})}
+
+
+def _fraction(text: str | None, flag: str) -> float | None:
+    """``0.1%`` or ``0.001`` -> 0.001."""
+    if text is None:
+        return None
+    t = str(text).strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise UserError(f"{flag} {text!r} is not a fraction (e.g. 0.1% or 0.001)") from None
+    if not (math.isfinite(value) and 0 <= value < 1):
+        raise UserError(f"{flag} must be a fraction between 0 and 1, not {text!r}")
+    return value
 
 
 def _scale(text: str) -> str:
@@ -270,6 +290,7 @@ def chinchilla(
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
+    noise_floor: str = NoiseFloorOpt,
 ) -> None:
     """Fit L = E + A/N^alpha + B/D^beta (Chinchilla Approach 3, as Besiroglu et al. 2024).
 
@@ -281,7 +302,7 @@ def chinchilla(
     _fit_command("chinchilla", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens, flop_convention))
+                             unique_tokens, flop_convention, noise_floor=noise_floor))
 
 
 @fit_app.command("kaplan")
@@ -294,6 +315,7 @@ def kaplan(
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
+    noise_floor: str = NoiseFloorOpt,
 ) -> None:
     """Fit Kaplan et al. 2020's L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D.
 
@@ -302,7 +324,7 @@ def kaplan(
     _fit_command("kaplan", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens, flop_convention))
+                             unique_tokens, flop_convention, noise_floor=noise_floor))
 
 
 @fit_app.command("power")
@@ -316,6 +338,7 @@ def power(
     tie: list[str] = TieOpt, fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt,
     loss: str = LossOpt, delta: float = DeltaOpt, over_penalty: float = OverOpt,
     weights: str = WeightsOpt, drop_highest: int = DropOpt, flop_convention: str = FlopOpt,
+    noise_floor: str = NoiseFloorOpt,
 ) -> None:
     """Fit a one-variable power law L = E + A x^-alpha, x one of N, D, C.
 
@@ -326,7 +349,7 @@ def power(
     _fit_command(f"power_{x}", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  None, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             flop_convention=flop_convention))
+                             flop_convention=flop_convention, noise_floor=noise_floor))
 
 
 @fit_app.command("isoflop")
