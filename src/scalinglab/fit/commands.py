@@ -367,6 +367,12 @@ def isoflop(
     method: str = typer.Option("parabola", "--method", help="Approach 2's minimum per budget: "
                                "parabola (Hoffmann et al.) or akima (Porian et al.: interpolated)."),
     flop_convention: str = FlopOpt,
+    compare: bool = typer.Option(False, "--compare", help="Compare Approaches 1 and 2 (and a "
+                                 "loss law with --compare-law): the ratio of their N_opt at each "
+                                 "--compute budget with the interval of the ratio (joint draws)."),
+    compare_law: Path = typer.Option(None, "--compare-law", help="A loss-law fit saved with "
+                                     "`fit chinchilla --save` to compare with (implies --compare).",
+                                     show_default=False),
 ) -> None:
     """Fit N_opt = k C^a and D_opt = k' C^b by Hoffmann et al.'s Approaches 1 and 2.
 
@@ -389,12 +395,49 @@ def isoflop(
                              flop_convention=_convention(flop_convention))
     result.notes[:0] = notes
     budgets = compute or None
+    comparisons = _compare(result, compute, compare_law) if compare or compare_law else []
     if save is not None:
         save.write_text(to_json(result.to_dict(include_draws=True, compute=budgets)))
     if json_:
-        emit_json(result.to_dict(compute=budgets))
+        out = result.to_dict(compute=budgets)
+        if comparisons:
+            out["comparisons"] = [c.to_dict() for c in comparisons]
+        emit_json(out)
         return
     print_summary(result.summary(compute=budgets))
+    for c in comparisons:
+        console.print(f"compare: {c.verdict()}", highlight=False)
+
+
+def _compare(result: Any, compute: list[float] | None, law_path: Path | None) -> list[Any]:
+    """Comparisons of N_opt between the approaches at each budget asked for (default: the
+    largest budget and 10x and 100x it)."""
+    from scalinglab.fit.compare import compare_n_opt
+
+    top = max(b.C for b in result.budgets)
+    cs = list(compute) if compute else [top, 10 * top, 100 * top]
+    methods: list[tuple[str, Any]] = [(f"Approach {a.approach}", a) for a in result.approaches]
+    if law_path is not None:
+        import json
+
+        from scalinglab.fit.result import FitResult
+
+        try:
+            fit = FitResult.from_dict(json.loads(law_path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"--compare-law {law_path}: not a saved loss-law fit ({exc})") from None
+        methods.append((f"loss law ({law_path.name})", fit))
+    if len(methods) < 2:
+        raise UserError("--compare needs two methods: this IsoFLOP fit has one approach; add "
+                        "--compare-law FIT.json")
+    out = []
+    for c in cs:
+        for i in range(len(methods)):
+            for j in range(i + 1, len(methods)):
+                (na, a), (nb, b) = methods[j], methods[i]
+                joint = hasattr(a, "log_kn") and hasattr(b, "log_kn")  # both from the same resamples
+                out.append(compare_n_opt(a, b, float(c), names=(na, nb), joint=joint))
+    return out
 
 
 @contextmanager
@@ -579,6 +622,9 @@ def select_cmd(
     json_: bool = JsonOption, all_runs: bool = AllRunsOpt, best_per_point: bool = BestOpt,
     group_by: str = GroupByOpt, loss: str = LossOpt, delta: float = DeltaOpt,
     over_penalty: float = OverOpt, weights: str = WeightsOpt, unique_tokens: str = UniqueOpt,
+    target: float = typer.Option(None, "--target", help="Where the question is, in the --by "
+                                 "variable (e.g. the FLOPs of the planned run): says whether the "
+                                 "evidence reaches that far.", show_default=False),
 ) -> None:
     """Rank candidate laws by rolling-forward error (fit below each compute level, predict
     above) and say which to trust.
@@ -598,7 +644,7 @@ def select_cmd(
                                      parse_map(map_), all_runs, best_per_point,
                                      _columns(group_by), unique_tokens=unique_tokens)
     with err_console.status("rolling-forward fits", spinner="dots") if not json_ else _null():
-        result = select_laws(frame, candidates, bootstrap=bootstrap, seed=seed, steps=steps,
+        result = select_laws(frame, candidates, target=target, bootstrap=bootstrap, seed=seed, steps=steps,
                              min_train=min_train, source=source, by=by, loss=loss, delta=delta,
                              over_penalty=over_penalty, weights=weights)
     result.notes[:0] = notes
