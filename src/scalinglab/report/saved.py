@@ -184,3 +184,7 @@ def _summary_only(result: Any, name: str) -> list[Chart]:
 
 __all__ = ["SavedResult", "load_saved", "result_charts", "saved_sections", "section_kinds",
            "section_payload"]
+
+
+# the curve fit's charts and the report's curves section live with the curve laws' views
+from scalinglab.report import curve_report  # noqa: E402,F401
