@@ -138,7 +138,12 @@ def fit_benchmark_command(
     table = read_models(file).where(where)
     names = [m for m in table.match(metric) if m not in (compute, family)]
     preds = [m for m in table.match(predictor) if m not in (compute, family, *names)] if predictor else []
-    C = table.numbers(compute, positive=True) * compute_scale
+    no_flops = compute not in table.columns and (bool(preds) or observational)
+    if no_flops and fit_below is not None:
+        raise UserError(f"--fit-below needs the compute column {compute!r}, which the file lacks")
+    # observational scaling needs no FLOPs: without a compute column the targets are predicted
+    # from the predictors alone (no sigmoid in compute, no family offsets)
+    C = np.full(len(table), np.nan) if no_flops else table.numbers(compute, positive=True) * compute_scale
     scores = {m: table.numbers(m) for m in names}
     default, per = _chance(chance)
     floors = {m: per.get(m, default) for m in names}
@@ -149,8 +154,15 @@ def fit_benchmark_command(
         if unknown:
             raise UserError(f"{flag} names {unknown}, which are not among the metrics {names}")
     ids = table.ids(id_)
-    result = fit_benchmarks(C, scores, chance=floors, ceiling=tops, fit_below=fit_below,
-                            model_ids=ids, bootstrap=bootstrap, seed=seed)
+    if no_flops:
+        from scalinglab.downstream.benchmark import BenchmarkTable
+
+        result = BenchmarkTable(fits={}, fit_below=None, notes=[
+            f"no compute column {compute!r}: no sigmoid in compute; targets predicted from "
+            "their predictor benchmarks only"])
+    else:
+        result = fit_benchmarks(C, scores, chance=floors, ceiling=tops, fit_below=fit_below,
+                                model_ids=ids, bootstrap=bootstrap, seed=seed)
     if family is not None or observational or preds:
         others = {m: table.numbers(m) for m in preds}
         need = components + (0 if preds else 1)
@@ -164,11 +176,11 @@ def fit_benchmark_command(
             pool = {m: scores[m], **others} if preds else scores
             try:
                 result.observational[m] = fit_observational(
-                    pool, m, compute=C, family=fams, fit_below=fit_below, n_components=components,
+                    pool, m, compute=None if no_flops else C, family=None if no_flops else fams, fit_below=fit_below, n_components=components,
                     chance=floors[m], ceiling=tops[m], model_ids=ids, bootstrap=bootstrap, seed=seed)
             except NotIdentifiable as exc:
                 result.failed[f"{m} (observational)"] = str(exc)
-    if not result.fits:
+    if not result.fits and not result.observational:
         reasons = "; ".join(f"{m}: {why}" for m, why in result.failed.items())
         raise UserError(f"{table.source}: no metric could be fitted ({reasons})")
     show_results(result, save, json_)
