@@ -2,12 +2,14 @@
 chained steps, with a flag for tasks too noisy to predict.
 
 1. Task loss from size and data: ``bpb(N, D) = E + A N^-alpha + B D^-beta`` (bits per byte of the
-   correct answer), fitted by the one engine on each ladder run's final checkpoint.
+   correct answer), fitted by the one engine on each ladder run's final checkpoint (its bpb
+   the mean of the run's last ``window`` checkpoints, as the paper's code does).
 2. Accuracy from task loss: a sigmoid ``acc = lo + (hi - lo) / (1 + exp(-s (bpb - x0)))`` (floor,
    ceiling, slope, midpoint), fitted on every checkpoint of every run after a moving average
    along each run (the link does not depend on N and D, so intermediate checkpoints are extra
-   points on the same curve; the average takes out checkpoint-to-checkpoint noise). Its
-   bootstrap resamples whole runs.
+   points on the same curve; the average takes out checkpoint-to-checkpoint noise), leaving
+   out each run's first 10% of checkpoints and anchored at (bpb 0, the task's maximum), as the
+   paper's protocol does. Its bootstrap resamples whole runs (the anchor is in every resample).
 
 The chained prediction pairs draws: bpb draw ``j`` from step 1 goes through link draw ``j'`` from
 step 2, and, for a new model (the default), each pair is spread by step 1's run-to-run noise and
@@ -94,18 +96,22 @@ def _size_value(text: str) -> float:
 
 def read_ladder(folder: str | Path) -> tuple[pd.DataFrame, list[str]]:
     """Every checkpoint of every ladder run in ``folder``: a long frame with ``run``, ``size``,
-    ``mult``, ``rerun``, ``step``, ``N``, ``D`` and the files' metric columns; and notes."""
+    ``mult``, ``rerun``, ``step``, ``N``, ``D``, ``listed`` (the run is among ``final.json``'s
+    fitted ("train") paths: the paper's own ladder) and the files' metric columns; and notes."""
     folder = Path(folder)
     files = sorted(p for p in folder.glob("*.csv") if _FILE.match(p.stem))
     if not files:
         raise InputError("no ladder runs ({size}-{k}xC.csv) here", source=str(folder))
     sizes: dict[str, float] = {}
+    listed: set[str] = set()
     meta = folder / "final.json"
     if meta.exists():
         try:
             for key, spec in json.loads(meta.read_text(encoding="utf-8")).items():
                 if isinstance(spec, Mapping) and "n" in spec:
                     sizes[str(key)] = float(spec["n"])
+                if isinstance(spec, Mapping) and spec.get("mode", "train") == "train":
+                    listed.update(Path(str(p)).stem for p in spec.get("paths", []))
         except (json.JSONDecodeError, TypeError, ValueError) as exc:
             raise InputError(f"cannot read model sizes ({exc})", source=str(meta)) from None
     frames, notes = [], []
@@ -139,6 +145,8 @@ def read_ladder(folder: str | Path) -> tuple[pd.DataFrame, list[str]]:
             n_of[size] = _size_value(size)
             notes.append(f"N of {size} read from its name")
     out["N"] = out["size"].map(n_of).astype(float)
+    # the runs the paper's configuration fits on (1-10xC, first seed; not 0.5xC nor reruns)
+    out["listed"] = out["run"].isin(listed)
     return out, notes
 
 
