@@ -170,3 +170,33 @@ def test_dashboard_draws_the_forecast_band_in_a_browser(store_path: Path, tmp_pa
     assert got["dash"] == "dash" and got["fills"] >= 1
     assert min(got["lineX"]) >= max(got["runX"]) - 1  # the band starts where the log stops
     assert max(got["lineX"]) == 9999 and got["meta"][0]["run_id"] == "live"
+
+
+def test_runs_forecast_and_fit_curves_from_the_store(store_path: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["runs", "--forecast", "--store", str(store_path), "--json"])
+    assert res.exit_code == 0, res.output
+    (live,) = json.loads(res.output)
+    truth = MultiPowerLaw().value(TRUTH, store_schedule({"lr": 3e-4, "extra": {
+        "steps": 10000, "schedule": "cosine"}}), [9999])[0]
+    assert live["run_id"] == "live" and live["last_step"] == 9999
+    assert live["lo"] < live["loss"] < live["hi"] and abs(live["loss"] / truth - 1) < 0.01
+    # the shape from the finished runs' fit, the level from the run itself
+    saved = tmp_path / "fit.json"
+    res = runner.invoke(app, ["fit", "curves", "--store", str(store_path), "--where",
+                              "status = 'finished'", "-b", "20", "--save", str(saved)])
+    assert res.exit_code == 0, res.output
+    assert "short" in res.output and "long" in res.output and "exact" in res.output
+    res = runner.invoke(app, ["runs", "--forecast", "--fit", str(saved), "--store",
+                              str(store_path), "--json"])
+    assert res.exit_code == 0, res.output
+    (with_fit,) = json.loads(res.output)
+    assert "level fitted to this run" in with_fit["note"]
+    assert abs(with_fit["loss"] / truth - 1) < 0.005
+    assert with_fit["lo"] <= with_fit["loss"] <= with_fit["hi"]

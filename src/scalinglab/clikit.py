@@ -44,6 +44,7 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from scalinglab.errors import ParameterError, ScalingLabError
+from scalinglab.runs import DEFAULT_STORE
 
 
 class _Console(Console):
@@ -63,7 +64,6 @@ class _Console(Console):
 console = _Console()
 err_console = Console(stderr=True)
 
-DEFAULT_STORE = Path("scalinglab.duckdb")
 
 StoreOption = typer.Option(DEFAULT_STORE, "--store", metavar="FILE",
                            help="DuckDB run store file.")

@@ -570,9 +570,12 @@ class PoolProposal(Result):
     def from_dict(cls, data: Mapping[str, Any]) -> PoolProposal:
         keys = ("runs", "phase", "budget", "spent", "law", "cost_expr", "target_expr",
                 "n_target", "n_observed", "variance_before", "variance_after", "params")
-        return cls(**{k: data[k] for k in keys if k in data},
-                   run_ids=tuple(data.get("run_ids", ())), warnings=list(data.get("warnings", [])),
-                   notes=list(data.get("notes", [])))
+        values = {k: data[k] for k in keys if k in data}
+        for k in ("variance_before", "variance_after"):  # null: NaN (JSON has none)
+            if k in values and values[k] is None:
+                values[k] = float("nan")
+        return cls(**values, run_ids=tuple(data.get("run_ids", ())),
+                   warnings=list(data.get("warnings", [])), notes=list(data.get("notes", [])))
 
     def summary(self) -> Summary:
         cols = [k for k in (self.runs[0] if self.runs else {}) if k not in ("gain",)]

@@ -364,12 +364,14 @@ class BenchmarkTable(Result):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BenchmarkTable:
-        from scalinglab.downstream.observational import ObservationalFit
+        from scalinglab.results import (
+            result_from_dict,  # by kind: observational.py builds on this module
+        )
 
         return cls(
             fits={m: BenchmarkFit.from_dict(d) for m, d in data["fits"].items()},
             fit_below=None if data.get("fit_below") is None else float(data["fit_below"]),
-            observational={m: ObservationalFit.from_dict(d) for m, d in (data.get("observational") or {}).items()},
+            observational={m: result_from_dict({"kind": "observational_fit", **d}) for m, d in (data.get("observational") or {}).items()},
             failed=dict(data.get("failed") or {}), level=float(data.get("level", 0.95)),
             warnings=list(data.get("warnings", [])), notes=list(data.get("notes", [])),
         )

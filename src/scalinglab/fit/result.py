@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from scalinglab.errors import NotIdentifiable, ParameterError
+from scalinglab.fit.derived import Optimum
 from scalinglab.laws.base import ArrayLike, Law, LawInstance, Provenance
 from scalinglab.results import Result
 from scalinglab.stats import Estimate, percentile_interval
@@ -116,33 +117,6 @@ class Holdout:
                    new_hi=col("new_run_hi") if "new_run_hi" in runs[0] else None)
 
 
-@dataclass(frozen=True)
-class Optimum:
-    """The compute-optimal allocation at budget ``C`` (``C = 6ND``) and the loss it reaches."""
-
-    C: float
-    N: Estimate
-    D: Estimate
-    tokens_per_param: Estimate
-    loss: Estimate
-    inference_tokens: float = 0.0
-    note: str | None = None
-
-    def __repr__(self) -> str:
-        return (f"Optimum(C={self.C:.4g}: N={self.N:.4g}, D={self.D:.4g}, "
-                f"tokens/param={self.tokens_per_param:.4g}, loss={self.loss:.4g})")
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"C": self.C, "N_opt": self.N.to_dict(), "D_opt": self.D.to_dict(),
-                               "tokens_per_param": self.tokens_per_param.to_dict(),
-                               "loss": self.loss.to_dict()}
-        if self.inference_tokens:
-            out["inference_tokens"] = self.inference_tokens
-        if self.note:
-            out["note"] = self.note
-        return out
-
-
 @dataclass(repr=False)
 class FitResult(Result):
     """A fitted loss law. ``draws`` are bootstrap draws of the parameters, shape (K, P)."""
@@ -192,6 +166,9 @@ class FitResult(Result):
 
     def predict(self, **inputs: ArrayLike) -> np.ndarray:
         return self.law(self.params, **inputs)
+
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        return (tuple(self.law.param_names), self.draws)
 
     def draw_columns(self) -> dict[str, np.ndarray]:
         """Draws by parameter name, each (K,): laws broadcast over them."""
@@ -353,7 +330,8 @@ class FitResult(Result):
         crange = data.get("compute_range")
         return cls(
             law=law,
-            params={k: float(v) for k, v in data["params"].items()},
+            # null: a non-finite value (JSON has none), read back as NaN
+            params={k: math.nan if v is None else float(v) for k, v in data["params"].items()},
             run_ids=run_ids,
             objective=_float(data.get("objective")),
             draws=None if draws is None else np.asarray(draws, dtype=float),

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -30,15 +31,24 @@ from scalinglab.laws.hparams import (
     range_warnings,
 )
 from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS, compute_optimum
+from scalinglab.results import Result
+from scalinglab.summary import Summary, Table
 
 BatchRound = Literal["multiple8", "pow2", "none"]
 #: default AdamW timescale (fraction of the run); an assumption, stated in every plan
 DEFAULT_TAU = 0.2
 
 
-@dataclass
-class Plan:
-    """A training plan. Intervals are ``None`` when the law has no uncertainty to give."""
+@dataclass(repr=False)
+class Plan(Result):
+    """A training plan. Intervals are ``None`` when the law has no uncertainty to give.
+
+    A :class:`~scalinglab.results.Result` like any fit: ``summary()`` is the table ``scalinglab
+    plan`` prints (one list of rows, :meth:`rows`), ``save``/``load_result`` round-trip it, and
+    its repr is one line. ``run_ids``: the runs the loss law was fitted on (none for a
+    published law)."""
+
+    kind: ClassVar[str] = "plan"
 
     N: float
     D: float
@@ -79,9 +89,72 @@ class Plan:
     #: why figures of this plan are not identified (None: they are); the loss is then no
     #: estimate, and with ``allow_unidentified`` a compute-optimal N and D are not either
     not_identified: str | None = None
+    run_ids: tuple[str, ...] = ()
+    level: float = 0.95
+    notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self), "run_ids": list(self.run_ids)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["run_ids"] = tuple(values.get("run_ids") or ())
+        return cls(**values)
+
+    def rows(self) -> list[list[str]]:
+        """``[quantity, value, interval / note]``: what ``scalinglab plan`` prints."""
+        rows: list[list[str]] = [
+            ["parameters N", f"{self.N:.4g}", _iv(self.N_interval)],
+            ["tokens D", f"{self.D:.4g}", _iv(self.D_interval)],
+            ["tokens per parameter", f"{self.tokens_per_param:.1f}", ""],
+        ]
+        if self.unique_tokens is not None and self.epochs is not None:
+            rows.append(["epochs over unique tokens", f"{self.epochs:.3g}",
+                         f"U = {self.unique_tokens:.3g} unique tokens"])
+        rows.append(["training FLOPs 6ND", f"{self.train_flops:.3g}", ""])
+        if self.inference_tokens:
+            rows.append(["inference FLOPs 2NT", f"{self.inference_flops:.3g}",
+                         f"T = {self.inference_tokens:.3g} tokens"])
+        rows += [
+            ["predicted loss", "not identified" if self.not_identified else f"{self.loss:.4f}",
+             _iv(self.loss_interval, ".4f") if self.loss_interval else "no interval"],
+            ["learning rate", f"{self.lr:.4g}",
+             f"{_iv(self.lr_interval)}; law {self.lr_law:.4g} {_iv(self.lr_law_interval)} at its "
+             "batch, sqrt rule to the rounded batch"],
+            ["batch (sequences)", f"{self.batch_sequences:,}", self.batch_rounding],
+            ["batch (tokens)", f"{self.batch_tokens:,}",
+             f"law {self.batch_tokens_law:,.0f} {_iv(self.batch_interval, ',.0f')}"],
+            ["steps", f"{self.steps:,}", f"seq_len {self.seq_len}"],
+            ["weight decay", f"{self.weight_decay:.3g}",
+             f"tau = {self.tau:.3g} ({self.tau_source})"],
+        ]
+        return rows
+
+    @property
+    def title(self) -> str:
+        return (("NOT IDENTIFIED - " if self.not_identified and "compute-optimal" in self.mode
+                 else "") + f"plan ({self.mode}; loss law {self.loss_law.get('label', '')}, "
+                f"hparams {self.hparams_law.get('name', '')})")
+
+    def summary(self) -> Summary:
+        table = Table("", ["quantity", "value", "interval / note"])
+        for row in self.rows():
+            table.add_row(*row)
+        return Summary(title=self.title, tables=[table],
+                       notes=[f"loss interval: {self.loss_interval_source}", *self.notes],
+                       warnings=list(self.warnings), data=self.to_dict())
+
+    def __repr__(self) -> str:
+        loss = f"{self.loss:.4g}" + (f" [{self.loss_interval[0]:.4g}, {self.loss_interval[1]:.4g}]"
+                                     if self.loss_interval else "")
+        return (f"<Plan {self.mode}: N={self.N:.3g}, D={self.D:.3g}, loss={loss}, "
+                f"lr={self.lr:.3g}, batch={self.batch_tokens:,} tokens>")
+
+
+def _iv(xs: list[float] | None, fmt: str = ".3g") -> str:
+    return f"[{xs[0]:{fmt}}, {xs[1]:{fmt}}]" if xs else "-"
 
 
 def resolve_loss_law(spec: str | Path | LawInstance | FitResult) -> LawInstance | FitResult:
@@ -332,6 +405,7 @@ def make_plan(
         epochs=D / fixed["U"] if "U" in fixed else None,
         lr_law_interval=pair(iv["lr"]) if iv else None,
         not_identified=not_identified,
+        run_ids=tuple(fit.run_ids) if fit is not None else (),
     )
 
 

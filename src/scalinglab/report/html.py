@@ -23,6 +23,7 @@ import numpy as np
 from scalinglab.report import runs_table as runs_table_data
 from scalinglab.report import views
 from scalinglab.report.analysis import Progress, Summary, summarise
+from scalinglab.report.saved import saved_sections
 from scalinglab.report.sections import Chart, Section, report_sections, runs_table
 from scalinglab.serialize import to_json
 from scalinglab.summary import CSS
@@ -151,7 +152,7 @@ def render_report(summary: Summary, store: Any = None, title: str = "scalinglab 
                   progress: Progress | None = None) -> str:
     """The report as one HTML string: sections, interactive charts, run details, no external
     assets. ``progress(stage, done, total)`` hears each chart as it is built."""
-    sections = report_sections(summary, store)
+    sections = report_sections(summary, store, saved_sections(summary.results))
     charts = [c for sec in sections for c in sec.charts()]
     specs: dict[str, Any] = {}
     for i, chart in enumerate(charts):
@@ -294,7 +295,7 @@ def build_report(
 
 def figure_set(summary: Summary, store: Any = None) -> dict[str, tuple[str, Callable[[], Any]]]:
     """Name -> (caption, static figure builder) for every chart that has a static figure."""
-    return {c.name: (c.caption, c.figure) for sec in report_sections(summary, store)
+    return {c.name: (c.caption, c.figure) for sec in report_sections(summary, store, saved_sections(summary.results))
             for c in sec.charts() if c.figure is not None}
 
 

@@ -153,8 +153,9 @@ class Context:
         return self.s.isoflop.value if self.s.isoflop.ok else None
 
 
-def report_sections(s: Analysis, store: Any = None) -> list[Section]:
-    """Every section of the report, in reading order."""
+def report_sections(s: Analysis, store: Any = None, saved: Sequence[Section] = ()) -> list[Section]:
+    """Every section of the report, in reading order; ``saved``: the sections of saved results
+    (:func:`scalinglab.report.saved.saved_sections`, which builds on this module)."""
     ctx = Context.of(s, store)
     sections = [overview(ctx), warnings_section(s), validation_section(ctx)]
     rolling = rolling_section(ctx)
@@ -165,9 +166,7 @@ def report_sections(s: Analysis, store: Any = None) -> list[Section]:
     curves = curves_section(ctx)
     if curves is not None:
         sections.append(curves)
-    from scalinglab.report.saved import saved_sections
-
-    return sections + saved_sections(s.results) + extra_sections(s, store)
+    return sections + list(saved) + extra_sections(s, store)
 
 
 # -- at a glance ------------------------------------------------------------------------------
