@@ -479,9 +479,11 @@ def laws_cmd(json_: bool = JsonOption) -> None:
 
     Example: scalinglab fit laws --json
     """
+    from scalinglab.laws.curves import get_curve_law, list_curve_laws
     from scalinglab.laws.registry import get_law, list_laws
 
     rows = [get_law(n).to_dict() for n in list_laws()]
+    rows += [get_curve_law(n).describe() for n in list_curve_laws()]  # fitted by `fit curves`
     if json_:
         emit_json(rows)
         return
