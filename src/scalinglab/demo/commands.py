@@ -38,7 +38,7 @@ def demo(
 
     \b
     Examples:
-      scalinglab demo              # the full demo
+      scalinglab demo              # 2,316 s on a busy 2-core machine (load 9-16)
       scalinglab demo --quick      # 873 s on a busy 2-core machine (load 16)
       scalinglab demo --device cuda --out demo-gpu
     """
