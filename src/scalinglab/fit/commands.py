@@ -461,7 +461,7 @@ def law_cmd(
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
-    scale: str = ScaleOpt,
+    scale: str = ScaleOpt, noise_floor: str = NoiseFloorOpt,
 ) -> None:
     """Fit any law of the catalogue by name (gadre2024, muennighoff2023, broken_power_C, ...).
 
@@ -470,7 +470,7 @@ def law_cmd(
     _fit_command(name, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens, flop_convention, scale))
+                             unique_tokens, flop_convention, scale, noise_floor))
 
 
 @fit_app.command("laws")
@@ -479,9 +479,11 @@ def laws_cmd(json_: bool = JsonOption) -> None:
 
     Example: scalinglab fit laws --json
     """
+    from scalinglab.laws.curves import get_curve_law, list_curve_laws
     from scalinglab.laws.registry import get_law, list_laws
 
     rows = [get_law(n).to_dict() for n in list_laws()]
+    rows += [get_curve_law(n).describe() for n in list_curve_laws()]  # fitted by `fit curves`
     if json_:
         emit_json(rows)
         return
@@ -519,7 +521,7 @@ def custom_cmd(
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
-    scale: str = ScaleOpt,
+    scale: str = ScaleOpt, noise_floor: str = NoiseFloorOpt,
     group: str = typer.Option(None, "--group", help="Fit per group of this column: one law per "
                               "group, or with --per-group one joint fit."),
     per_group: str = typer.Option(None, "--per-group", help="With --group: these parameters get "
@@ -547,7 +549,7 @@ def custom_cmd(
     law = Law.from_formula(formula, inputs, name=name, definitions=definitions,
                            bounds={k: v for k, v in declared.items()})
     est = _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                      unique_tokens, flop_convention, scale)
+                      unique_tokens, flop_convention, scale, noise_floor)
     if per_group and not group:
         raise UserError("--per-group needs --group COLUMN")
     if group:
