@@ -91,3 +91,27 @@ def test_fit_curves_reports_the_bad_cell(tmp_path: Path) -> None:
     bad.write_text("run,step,lr,loss\na,1,1e-3,3.0\na,2,1e-3,oops\n")
     res = invoke("fit", "curves", bad)
     assert res.exit_code == 2 and "row 2" in res.output and "'loss'" in res.output
+
+
+def test_predict_curve_from_a_schedule_file(fit_json: Path, tmp_path: Path) -> None:
+    lr = cosine(9000, 3e-4, 3e-5, 1000)
+    every = tmp_path / "every.csv"
+    pd.DataFrame({"step": np.arange(lr.size), "lr": lr}).to_csv(every, index=False)
+    sparse = tmp_path / "sparse.csv"
+    pd.DataFrame({"step": np.arange(1000, lr.size, 250), "lr": lr[1000::250]}).to_csv(sparse, index=False)
+    out = {}
+    for path in (every, sparse):
+        res = invoke("predict", "curve", "--fit", fit_json, "--schedule", path, "--steps",
+                     "8750", "--json")
+        assert res.exit_code == 0, res.output
+        out[path.stem] = json.loads(res.output)["curves"][str(path)]["loss"][0]
+    truth = MultiPowerLaw().value(TRUTH, Schedule(lr), [8750])[0]
+    assert out["every"] == pytest.approx(truth, rel=3e-3)
+    assert out["sparse"] == pytest.approx(out["every"], rel=1e-3)  # integrated from 33 logged steps
+
+
+def test_the_catalogue_lists_the_curve_laws() -> None:
+    res = invoke("fit", "laws", "--json")
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    assert rows["multipower"]["params"] == ["L0", "A", "alpha", "B", "C", "beta", "gamma"]
+    assert "Tissue" in rows["momentum"]["provenance"]["source"]

@@ -109,3 +109,19 @@ def test_observational_predicts_models_that_have_scores_but_no_flops():
     fit = fit_observational(scores, "b0", compute=C, fit_below=10**22.5, n_components=2, bootstrap=10)
     assert [r["why"] for r in fit.unplaced] == ["no FLOPs"] * 6
     assert fit.mae_unplaced is not None and fit.mae_unplaced.value < 0.1
+
+
+@needs_obs
+def test_observational_scaling_without_a_flops_column():
+    # a table of benchmarks alone: the target is fitted from chosen predictors, no compute asked
+    res = runner.invoke(app, ["fit", "benchmark", str(OBS), "--metric", "GSM8K", "--predictor", "MMLU",
+                              "--predictor", "ARC-C", "--predictor", "HellaSwag", "--predictor",
+                              "Winograd", "--compute", "no_such_column", "--components", "2",
+                              "--bootstrap", "10", "--id", "Model", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["fits"] == {} and out["observational"]["GSM8K"]["predictors"] == ["MMLU", "ARC-C", "HellaSwag", "Winograd"]
+    assert any("no compute column" in n for n in out["notes"])
+    res = runner.invoke(app, ["fit", "benchmark", str(OBS), "--metric", "GSM8K", "--predictor", "MMLU",
+                              "--compute", "no_such_column", "--fit-below", "1e22"])
+    assert res.exit_code == 2 and "--fit-below needs the compute column" in res.output

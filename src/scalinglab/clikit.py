@@ -119,7 +119,9 @@ class UserError(_ClickException):
 
 def show_error(message: str) -> None:
     """``error: MESSAGE`` as one line on stderr, whatever the terminal's width."""
-    one_line = " ".join(str(message).split())
+    from scalinglab.summary import printable
+
+    one_line = printable(" ".join(str(message).split()))
     err_console.print(f"[bold red]error:[/] {escape(one_line)}", highlight=False, soft_wrap=True)
 
 
@@ -485,13 +487,56 @@ def _per_model(results: Mapping[str, Any], as_dict: Callable[[Any], Any]) -> Any
     return next(iter(out.values())) if len(out) == 1 else out
 
 
+def command_inputs(*outputs: str) -> list[Path]:
+    """Every path the running command was given, but its ``outputs`` (parameter names): what
+    an output must not overwrite (``fit custom runs.csv --save runs.csv``, ``--store``)."""
+    import importlib
+
+    # the click Typer runs on (it may vendor its own, typer._click), whose context is current
+    package = _ClickException.__module__.rsplit(".", 1)[0]
+    ctx = importlib.import_module(f"{package}.globals").get_current_context(silent=True)
+    found: list[Path] = []
+    while ctx is not None:
+        for name, value in ctx.params.items():
+            if name in outputs:
+                continue
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(v, Path) or (isinstance(v, str) and v and Path(v).exists()):
+                    found.append(Path(v))
+        ctx = ctx.parent
+    return found
+
+
+def write_file(path: Path, data: Any, flag: str, output: str | None = None) -> Path:
+    """Write a command's output file by the rules of :func:`scalinglab.safefile.write_output`
+    (never one of the command's inputs nor a run store; atomic), ``flag`` naming it in errors;
+    ``output`` is the command's parameter for it (default: the flag's name)."""
+    from scalinglab.safefile import write_output
+
+    param = output or flag.lstrip("-").replace("-", "_")
+    return write_output(path, data, inputs=command_inputs(param), flag=flag)
+
+
+def check_output_early(path: Path | None, flag: str, output: str | None = None) -> None:
+    """:func:`write_file`'s refusals, before a long computation rather than after it (the
+    folder may still be missing: commands that make it check that when they write)."""
+    from scalinglab.safefile import check_output
+
+    if path is None:
+        return
+    param = output or flag.lstrip("-").replace("-", "_")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.is_dir():
+        check_output(path, inputs=command_inputs(param), flag=flag)
+
+
 def save_results(save: Path | None, results: Any) -> None:
     """``--save``: a result (or ``{model: result}``) with its bootstrap draws, as JSON."""
     if save is None:
         return
     data = (_per_model(results, lambda r: r.to_dict(include_draws=True))
             if isinstance(results, Mapping) else results.to_dict(include_draws=True))
-    save.write_text(to_json(data) + "\n", encoding="utf-8")
+    write_file(save, to_json(data) + "\n", "--save")
 
 
 def show_results(results: Any, save: Path | None, as_json: bool) -> None:

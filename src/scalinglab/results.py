@@ -17,7 +17,6 @@ bootstrap draws, whatever level the result was fitted with.
 
 from __future__ import annotations
 
-import json
 from importlib import import_module
 from pathlib import Path
 from typing import Any, ClassVar
@@ -134,11 +133,10 @@ class Result:
 
     def save(self, path: str | Path) -> Path:
         """Write ``to_dict(include_draws=True)`` as JSON (read back with :func:`load_result`)."""
+        from scalinglab.safefile import write_output
         from scalinglab.serialize import to_json
 
-        path = Path(path)
-        path.write_text(to_json(self.to_dict(include_draws=True)) + "\n", encoding="utf-8")
-        return path
+        return write_output(path, to_json(self.to_dict(include_draws=True)) + "\n")
 
 
 def registered_kinds() -> dict[str, type[Result]]:
@@ -182,30 +180,46 @@ def result_from_dict(data: Any) -> Result:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON ({exc.msg} at line {exc.lineno})", source=str(path)) from None
-    except UnicodeDecodeError:
-        raise InputError("not JSON (not UTF-8 text)", source=str(path)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read it ({exc.strerror or exc})", source=str(path)) from None
+    """Bounded (size, nesting depth), regular files only, UTF-8: one InputError otherwise."""
+    from scalinglab.safefile import read_json
+
+    return read_json(path)
 
 
 def _from_dict(data: Any, path: Path) -> Result:
+    from scalinglab.safefile import check_saved
+
     kind = data.get("kind") if isinstance(data, dict) else None
     cls = _kind(kind) if isinstance(kind, str) else None
     if cls is None:
         known = sorted({*REGISTRY, *KIND_MODULES})
         raise InputError(f"not a saved scalinglab result (kind {kind!r}; known: {known})",
                          source=str(path))
+    check_saved(data, str(path))  # the shared fields, before any arithmetic
     try:
         return cls.from_dict(data)  # type: ignore[attr-defined]
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise InputError(f"cannot read a saved {kind} result: {exc}", source=str(path)) from None
+    except KeyError as exc:
+        raise InputError(f"a saved {kind} result without the field {exc}",
+                         source=str(path)) from None
+    except (TypeError, ValueError, IndexError, AttributeError, OverflowError,
+            ZeroDivisionError) as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InputError(f"cannot read a saved {kind} result: {detail}",
+                         source=str(path)) from None
 
 
-__all__ = ["KIND_MODULES", "REGISTRY", "Result", "load_result", "load_results", "registered_kinds",
-           "result_from_dict"]
+def load_saved(path: str | Path, expect: type | tuple[type, ...], what: str) -> Result:
+    """THE loader for a saved file a command reads back (``plan --law``, ``--tau``,
+    ``--truth``, ``--link``, ``--loss-law``...): bounded JSON, the shared fields checked,
+    the result rebuilt, and of the type ``expect`` (``what`` names it in the error)."""
+    path = Path(path)
+    data = _read_json(path)
+    kind = data.get("kind") if isinstance(data, dict) else None
+    cls = _kind(kind) if isinstance(kind, str) else None
+    if cls is not None and not issubclass(cls, expect):  # said before reading it whole
+        raise InputError(f"a saved {kind} result, not {what}", source=str(path))
+    return _from_dict(data, path)
+
+
+__all__ = ["KIND_MODULES", "REGISTRY", "Result", "load_result", "load_results", "load_saved",
+           "registered_kinds", "result_from_dict"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html as _html
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,6 +173,22 @@ def cell_text(cell: Cell, exact: bool = False, counts: bool = False) -> str:
     return "" if cell is None else str(cell)
 
 
+#: C0 and C1 control characters, DEL, line/paragraph separators and bidirectional overrides:
+#: in a run's name they could retitle the terminal (OSC 0), fill the clipboard (OSC 52), clear
+#: the screen (CSI 2J) or reorder what is shown
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``, ``\\u202e``),
+    for terminals: user-provided text (run names, tags, file content in messages) is never
+    written raw."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: (f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                                   else f"\\u{ord(m.group()):04x}"), text)
+
+
 def _is_numeric(cell: Cell) -> bool:
     return isinstance(cell, (int, float, np.integer, np.floating, Estimate)) and not isinstance(cell, bool)
 
@@ -213,7 +230,7 @@ class Table:
 
     def texts(self) -> list[list[str]]:
         """Every cell as the plain text all renderers show."""
-        return [[cell_text(c, self.exact, self.counts) for c in r] for r in self.rows]
+        return [[printable(cell_text(c, self.exact, self.counts)) for c in r] for r in self.rows]
 
     def as_text(self) -> str:
         texts = self.texts()
@@ -224,8 +241,8 @@ class Table:
             return "  ".join(c.rjust(w) if r else c.ljust(w)
                              for c, w, r in zip(cells, widths, right, strict=True)).rstrip()
 
-        out = [self.title] if self.title else []
-        out += [line(self.columns), line(["-" * w for w in widths])]
+        out = [printable(self.title)] if self.title else []
+        out += [line([printable(c) for c in self.columns]), line(["-" * w for w in widths])]
         out += [line(r) for r in texts]
         return "\n".join(out)
 
@@ -261,7 +278,7 @@ class Table:
         for row in self.rows:
             cells = [f"[bold red]{NOT_IDENTIFIED}[/]" if isinstance(c, NotIdentified) or (
                 isinstance(c, Estimate) and not c.identified) else _rich_escape(
-                    cell_text(c, self.exact, self.counts))
+                    printable(cell_text(c, self.exact, self.counts)))
                 for c in row]
             if self.symbols and cells and isinstance(row[0], str):
                 cells[0] = _rich_escape(symbol(row[0]))
@@ -277,10 +294,10 @@ class Table:
 
         def raw(c: Cell) -> str:
             if isinstance(c, (dict, list)):
-                return json.dumps(c, sort_keys=True)
+                return json.dumps(c, sort_keys=True)  # ensure_ascii: controls are escaped
             if isinstance(c, (NotIdentified, Estimate)) or c is None:
                 return "" if c is None else cell_text(c, exact=True)
-            return cell_text(c, exact=True) if _is_numeric(c) else str(c)
+            return cell_text(c, exact=True) if _is_numeric(c) else printable(str(c))
 
         buf = io.StringIO()
         writer = csv.writer(buf, delimiter=sep, lineterminator="\n")
@@ -328,12 +345,12 @@ class Summary:
         return self.data
 
     def as_text(self) -> str:
-        parts = [self.title, ""]
+        parts = [printable(self.title), ""]
         for t in self.tables:
             parts += [t.as_text(), ""]
-        parts += [f"{k}: {v}" for k, v in self.facts]
-        parts += [f"note: {n}" for n in self.notes]
-        parts += [f"warning: {w}" for w in self.warnings]
+        parts += [printable(f"{k}: {v}") for k, v in self.facts]
+        parts += [f"note: {printable(n)}" for n in self.notes]
+        parts += [f"warning: {printable(w)}" for w in self.warnings]
         return "\n".join(parts).rstrip() + "\n"
 
     def __str__(self) -> str:
@@ -357,16 +374,16 @@ class Summary:
         return self.as_html()
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
-        yield f"[bold]{_rich_escape(formula_text(self.title))}[/]"
+        yield f"[bold]{_rich_escape(printable(formula_text(self.title)))}[/]"
         for t in self.tables:
             yield t.__rich__()
         for k, v in self.facts:
-            yield f"{_rich_escape(k)}: {_rich_escape(v)}"
+            yield f"{_rich_escape(printable(k))}: {_rich_escape(printable(v))}"
         for n in self.notes:
-            yield f"[yellow]note:[/] {_rich_escape(n)}"
+            yield f"[yellow]note:[/] {_rich_escape(printable(n))}"
         for w in self.warnings:
-            yield f"[bold yellow]warning:[/] {_rich_escape(w)}"
+            yield f"[bold yellow]warning:[/] {_rich_escape(printable(w))}"
 
 
 __all__ = ["NotIdentified", "Summary", "Table", "cell_text", "format_count", "format_exact",
-           "format_interval", "format_number", "formula_text", "symbol"]
+           "format_interval", "format_number", "formula_text", "printable", "symbol"]

@@ -23,6 +23,7 @@ from scalinglab.design.auto import AutoConfig, AutoResult, run_auto
 from scalinglab.errors import ScalingLabError
 from scalinglab.results import Result
 from scalinglab.runs.store import RunStore
+from scalinglab.safefile import write_output
 from scalinglab.summary import Summary, Table, format_interval, format_number, tidy_warnings
 from scalinglab.sweep.plan import Defaults, SweepPlan, isoflop_plan
 from scalinglab.sweep.runner import Progress, SweepReport
@@ -249,8 +250,8 @@ def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, devic
     elif extrapolation_error:
         summary.warnings.append(f"held-out check: {extrapolation_error}")
     report_path = out / "report.html"
-    report_path.write_text(render_report(summary, store, title="scalinglab demo",
-                                         progress=analysis_progress), encoding="utf-8")
+    write_output(report_path, render_report(summary, store, title="scalinglab demo",
+                                            progress=analysis_progress))
     figures = save_figures(store, out / "figures", summary=summary, progress=analysis_progress)
     warnings = list(summary.warnings)
     if design.unidentified or design.fit is None:

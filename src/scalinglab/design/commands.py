@@ -17,6 +17,7 @@ from scalinglab.clikit import (
     MapOption,
     TagOption,
     UserError,
+    command_inputs,
     console,
     emit_json,
     err_console,
@@ -25,6 +26,7 @@ from scalinglab.clikit import (
     parse_tags,
     print_summary,
     to_json,
+    write_file,
 )
 
 if TYPE_CHECKING:
@@ -167,11 +169,13 @@ def simulate_cmd(
                               bootstrap=bootstrap, starts=starts, workers=workers,
                               progress=lambda done, _n: bar.update(task, completed=done))
     if save is not None:
-        save.write_text(to_json(result.to_dict(include_studies=True)) + "\n", encoding="utf-8")
+        write_file(save, to_json(result.to_dict(include_studies=True)) + "\n", "--save")
     if figure is not None:
         from scalinglab.design.figures import width_vs_spend
 
-        width_vs_spend(result).savefig(figure, dpi=130)
+        fig = width_vs_spend(result)
+        fmt = figure.suffix.lstrip(".").lower() or "png"
+        write_file(figure, lambda fh: fig.savefig(fh, format=fmt, dpi=130), "--figure")
     if json_:
         emit_json(result.to_dict())
         return
@@ -311,7 +315,7 @@ def design_next(
     specs = [cands.specs[r.index] for r in proposal.runs]
     if specs:
         sweep = plan_of(specs, dspec, defaults, name, notes=[proposal.reason()])
-        sweep.save(out)
+        sweep.save(out, inputs=command_inputs("out"))
     if json_:
         emit_json(proposal.to_dict() | {"plan": str(out) if specs else None, "planned": [
             {"run_id": s.run_id, "N": s.N, "D": s.D, "C": s.C, "d_model": s.model.d_model,
@@ -422,7 +426,7 @@ def design_pool_cmd(
     if proposal.runs:
         frame = pd.DataFrame(proposal.runs)
         frame[outcome] = ""
-        frame.to_csv(out, index=False)
+        write_file(out, frame.to_csv(index=False), "--out")  # atomic; never a store or input
     if json_:
         emit_json(proposal.to_dict() | {"file": str(out) if proposal.runs else None})
         return

@@ -339,7 +339,18 @@ class BenchmarkTable(Result):
                         None if obs is None else obs.mae_compute,
                         None if obs is None else obs.mae_baseline_compute]
             t.add_row(*row)
+        for name, obs in self.observational.items():
+            if name not in self.fits:  # no FLOPs: the observational prediction alone
+                n_u = sum(r["actual"] is not None for r in obs.unplaced)
+                t.add_row(name, obs.link_params.get("lo"), None, None, len(obs.run_ids), n_u, None,
+                          obs.mae_scores or obs.mae_unplaced, None, None, None)
         tables = [t]
+        for name, obs in self.observational.items():
+            if name not in self.fits and obs.unplaced:
+                ut = Table(f"{name} predicted from its predictors", ["model", "why", "actual", "from scores"])
+                for r in obs.unplaced:
+                    ut.add_row(r["id"], r["why"], r["actual"], r["from_scores"])
+                tables.append(ut)
         if self.failed:
             ft = Table("not fitted", ["benchmark", "why"])
             for m, why in self.failed.items():

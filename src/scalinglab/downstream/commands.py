@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,6 @@ import numpy as np
 import typer
 
 from scalinglab.clikit import JsonOption, UserError, new_app, show_results
-from scalinglab.errors import InputError
 
 predict_app = new_app(
     help="Predict from saved fits: downstream metrics at a model size and token count, chained "
@@ -140,7 +138,12 @@ def fit_benchmark_command(
     table = read_models(file).where(where)
     names = [m for m in table.match(metric) if m not in (compute, family)]
     preds = [m for m in table.match(predictor) if m not in (compute, family, *names)] if predictor else []
-    C = table.numbers(compute, positive=True) * compute_scale
+    no_flops = compute not in table.columns and (bool(preds) or observational)
+    if no_flops and fit_below is not None:
+        raise UserError(f"--fit-below needs the compute column {compute!r}, which the file lacks")
+    # observational scaling needs no FLOPs: without a compute column the targets are predicted
+    # from the predictors alone (no sigmoid in compute, no family offsets)
+    C = np.full(len(table), np.nan) if no_flops else table.numbers(compute, positive=True) * compute_scale
     scores = {m: table.numbers(m) for m in names}
     default, per = _chance(chance)
     floors = {m: per.get(m, default) for m in names}
@@ -151,8 +154,15 @@ def fit_benchmark_command(
         if unknown:
             raise UserError(f"{flag} names {unknown}, which are not among the metrics {names}")
     ids = table.ids(id_)
-    result = fit_benchmarks(C, scores, chance=floors, ceiling=tops, fit_below=fit_below,
-                            model_ids=ids, bootstrap=bootstrap, seed=seed)
+    if no_flops:
+        from scalinglab.downstream.benchmark import BenchmarkTable
+
+        result = BenchmarkTable(fits={}, fit_below=None, notes=[
+            f"no compute column {compute!r}: no sigmoid in compute; targets predicted from "
+            "their predictor benchmarks only"])
+    else:
+        result = fit_benchmarks(C, scores, chance=floors, ceiling=tops, fit_below=fit_below,
+                                model_ids=ids, bootstrap=bootstrap, seed=seed)
     if family is not None or observational or preds:
         others = {m: table.numbers(m) for m in preds}
         need = components + (0 if preds else 1)
@@ -166,27 +176,14 @@ def fit_benchmark_command(
             pool = {m: scores[m], **others} if preds else scores
             try:
                 result.observational[m] = fit_observational(
-                    pool, m, compute=C, family=fams, fit_below=fit_below, n_components=components,
+                    pool, m, compute=None if no_flops else C, family=None if no_flops else fams, fit_below=fit_below, n_components=components,
                     chance=floors[m], ceiling=tops[m], model_ids=ids, bootstrap=bootstrap, seed=seed)
             except NotIdentifiable as exc:
                 result.failed[f"{m} (observational)"] = str(exc)
-    if not result.fits:
+    if not result.fits and not result.observational:
         reasons = "; ".join(f"{m}: {why}" for m, why in result.failed.items())
         raise UserError(f"{table.source}: no metric could be fitted ({reasons})")
     show_results(result, save, json_)
-
-
-def _load_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON ({exc.msg} at line {exc.lineno}); expected {what}",
-                         source=str(path)) from None
-    if not isinstance(data, dict):
-        raise InputError(f"expected {what}", source=str(path))
-    return data
 
 
 def load_loss_law(spec: str) -> Any:
@@ -200,27 +197,18 @@ def load_loss_law(spec: str) -> Any:
             return PUBLISHED_LOSS_LAWS[spec]
         raise UserError(f"--loss-law {spec!r}: no such file, and not a published law "
                         f"({', '.join(sorted(PUBLISHED_LOSS_LAWS))})")
-    data = _load_json(path, "a loss-law fit saved by `scalinglab fit ... --save`")
-    try:
-        return FitResult.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"not a saved loss-law fit ({type(exc).__name__}: {exc})", source=str(path)) from None
+    from scalinglab.results import load_saved
+
+    return load_saved(path, FitResult, "a loss-law fit saved by `scalinglab fit ... --save`")
 
 
 def load_link(path: Path) -> Any:
     """A link saved by ``fit downstream --save`` (one metric or a table of them)."""
     from scalinglab.downstream.link_fit import LinkFit, LinkTable
+    from scalinglab.results import load_saved
 
-    data = _load_json(path, "a link saved by `scalinglab fit downstream --save`")
-    kinds = {LinkTable.kind: LinkTable, LinkFit.kind: LinkFit}
-    cls = kinds.get(data.get("kind"))
-    if cls is None:
-        raise InputError(f"not a saved link (kind {data.get('kind')!r}; expected one of {sorted(kinds)})",
-                         source=str(path))
-    try:
-        return cls.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"cannot read the saved link ({type(exc).__name__}: {exc})", source=str(path)) from None
+    return load_saved(path, (LinkTable, LinkFit), "a saved link (`scalinglab fit downstream "
+                      "--save`)")
 
 
 def _numbers(items: list[str], flag: str) -> np.ndarray:

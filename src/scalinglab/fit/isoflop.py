@@ -39,6 +39,8 @@ from scalinglab.summary import Summary, Table, format_interval
 
 #: runs whose compute agrees within this many decades (26%) belong to one budget
 DEFAULT_TOL_DEX = 0.1
+#: grouped by C, a budget whose runs' compute spans more than this ratio is a pseudo-budget
+PSEUDO_SPREAD = 1.05
 
 
 def group_budgets(
@@ -487,6 +489,16 @@ def fit_isoflop(
         notes += check.notes
     if labels is None:
         notes.append(f"runs grouped into {len(values)} budgets by C (within {tol_dex:g} decades)")
+        spread = np.array([c_all[group == g].max() / c_all[group == g].min() for g in range(len(values))])
+        if spread.max() > PSEUDO_SPREAD:
+            worst = int(np.argmax(spread))
+            warnings.append(
+                f"the runs' compute is scattered, not on IsoFLOP budgets: grouped by C into "
+                f"{len(values)} pseudo-budgets, compute varies by up to {spread.max() - 1:.0%} inside "
+                f"one (C={values[worst]:.3g}; {int((spread > PSEUDO_SPREAD).sum())} budgets over "
+                f"{PSEUDO_SPREAD - 1:.0%}). An IsoFLOP profile assumes one compute per budget, so a "
+                "vertex here mixes model size with compute; give a budget column, or trust a loss-law "
+                "fit (Approach 3) for such runs")
     if method == "akima":
         notes.append("Approach 2 by Akima interpolation of ln loss against ln N (Porian et al. "
                      "2024), minimum on a grid of 25 points per sampled interval")

@@ -9,7 +9,6 @@ square-root rule, and weight decay from the AdamW timescale law.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -18,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.fit.result import FitResult
 from scalinglab.hparams.fit import load_hparam_law
 from scalinglab.hparams.timescale import TauFit
@@ -171,10 +170,9 @@ def resolve_loss_law(spec: str | Path | LawInstance | FitResult) -> LawInstance 
     if not path.exists():
         raise ParameterError(f"loss_law {key!r}: not one of {sorted(published)} and no "
                              "such file", "loss_law")
-    try:
-        return FitResult.from_dict(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"cannot read a fitted loss law: {exc}", source=str(path)) from None
+    from scalinglab.results import load_saved
+
+    return load_saved(path, FitResult, "a fitted loss law (fit chinchilla --save)")
 
 
 def resolve_tau(spec: float | str | Path | TauFit | LawInstance) -> float | LawInstance:
@@ -190,10 +188,9 @@ def resolve_tau(spec: float | str | Path | TauFit | LawInstance) -> float | LawI
     path = Path(str(spec))
     if not path.exists():
         raise ParameterError(f"tau {spec!r}: neither a number nor a file", "tau")
-    try:
-        return TauFit.from_dict(json.loads(path.read_text())).law
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"cannot read a fitted tau law: {exc}", source=str(path)) from None
+    from scalinglab.results import load_saved
+
+    return load_saved(path, TauFit, "a fitted tau law (hparams tau --save)").law
 
 
 def round_batch(batch_tokens: float, seq_len: int, how: BatchRound) -> int:

@@ -25,6 +25,7 @@ from scalinglab.report import views
 from scalinglab.report.analysis import Progress, Summary, summarise
 from scalinglab.report.saved import saved_sections
 from scalinglab.report.sections import Chart, Section, report_sections, runs_table
+from scalinglab.safefile import output_dir, write_output
 from scalinglab.serialize import to_json
 from scalinglab.summary import CSS
 
@@ -133,9 +134,17 @@ def _e(x: Any) -> str:
     return html.escape(str(x))
 
 
+#: characters that may end or bend a <script> element (``</script>``, ``<!--<script>`` puts the
+#: HTML parser in its script-escape state and every chart after it was lost), or end a line in
+#: JavaScript (U+2028/9); they can only occur inside JSON strings, where \uXXXX means the same
+_SCRIPT_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                                "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _script_json(obj: Any) -> str:
-    """JSON safe inside ``<script type="application/json">`` (no ``</script>`` in the text)."""
-    return to_json(obj).replace("</", "<\\/")
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>``, ``&``, U+2028 or
+    U+2029 left raw in the text, whatever a run's name holds."""
+    return to_json(obj).translate(_SCRIPT_UNSAFE)
 
 
 def plotly_js() -> str:
@@ -287,7 +296,8 @@ def build_report(
     summary.results += saved
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(summary, store, title=title, progress=progress), encoding="utf-8")
+    write_output(out, render_report(summary, store, title=title, progress=progress),
+                 inputs=[getattr(store, "path", None)])
     if figures_dir is not None:
         save_figures(store, figures_dir, summary=summary, progress=progress)
     return out
@@ -312,15 +322,15 @@ def save_figures(
     """Write every static figure the store supports to ``out_dir/<name>.png`` (or svg/pdf)."""
     store = _open(store)
     summary = summary or summarise(store, **summarise_kwargs)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir(out_dir, flag="--figures")
     written = {}
     todo = figure_set(summary, store)
     for i, (name, (_caption, build)) in enumerate(todo.items()):
         if progress is not None:
             progress(f"saving figure {name}", i, len(todo))
         path = out_dir / f"{name}.{file_format}"
-        build().savefig(path, format=file_format, dpi=dpi)
+        fig = build()
+        write_output(path, lambda fh, fig=fig: fig.savefig(fh, format=file_format, dpi=dpi))
         written[name] = path
     return written
 

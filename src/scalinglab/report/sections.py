@@ -408,6 +408,8 @@ class Method:
     exponent: Estimate | None
     used_by_plan: bool
     why: str
+    #: what gave the figure (a loss-law fit or an IsoFLOP allocation law), for comparisons
+    source: Any = None
 
 
 @dataclass
@@ -434,7 +436,11 @@ class Reconciliation:
         return t
 
     def verdicts(self) -> list[str]:
-        """Whether each method agrees with the plan's within the intervals."""
+        """Whether each method's N_opt differs from the plan's: the interval of their ratio, from
+        a bootstrap of the difference (never the overlap of two intervals, which called a 1.8x
+        gap agreement), else what can be said without draws."""
+        from scalinglab.fit.compare import compare_n_opt
+
         p = self.plan_row
         if p is None:
             return []
@@ -442,6 +448,12 @@ class Reconciliation:
         for r in self.rows:
             if r is p:
                 continue
+            if r.source is not None and p.source is not None and r.N.identified and p.N.identified:
+                cmp = compare_n_opt(r.source, p.source, self.C, names=(r.method, "the plan's method"))
+                if cmp.ratio.ci is not None:
+                    out.append(cmp.verdict() + ("; the plan is less certain than its own interval "
+                                                "says" if cmp.differ else ""))
+                    continue
             if p.N.ci is None or r.N.ci is None:
                 out.append(f"{r.method}: N_opt {format_number(r.N.value)} vs the plan's "
                            f"{format_number(p.N.value)} (no interval to compare)")
@@ -476,7 +488,7 @@ def reconcile(ctx: Context) -> Reconciliation | None:
         rows.append(Method(
             f"loss-law fit ({fit.law.name})", opt.N, opt.D, expo, True,
             "the optimum of the fitted L(N, D) under C = 6ND: it uses every run and gives the loss "
-            "too, so the plan uses it; it trusts the law's form out to this budget"))
+            "too, so the plan uses it; it trusts the law's form out to this budget", source=fit))
     iso = ctx.iso
     if iso is not None:
         for law in iso.approaches:
@@ -489,7 +501,7 @@ def reconcile(ctx: Context) -> Reconciliation | None:
                    "the vertex of a parabola in ln N at each budget, fitted as a power law: it "
                    "assumes each IsoFLOP profile is symmetric in ln N near its minimum")
             rows.append(Method(f"IsoFLOP Approach {law.approach}", o["N_opt"], o["D_opt"], expo,
-                               False, why))
+                               False, why, source=law))
     return Reconciliation(C, rows) if rows else None
 
 

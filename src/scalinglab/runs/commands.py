@@ -130,7 +130,12 @@ def import_runs(
         emit_json({**report.to_dict(), "store": str(store),
                    **({"from": from_, "n_failed_runs": tracked.n_failed} if tracked else {})})
         return
+    from rich.markup import escape
+
+    from scalinglab.summary import printable
+
     for note in report.notes:
+        note = escape(printable(note))  # a note may quote a run's name or a file's cell
         line = f"[bold yellow]{note}" if note.startswith("warning") else f"[yellow]note:[/] {note}"
         console.print(line, highlight=False)
     extra = [f"{report.n_skipped_duplicates} already there"]

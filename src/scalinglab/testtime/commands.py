@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from scalinglab.clikit import (
     save_results,
     show_results,
 )
-from scalinglab.errors import InputError
 
 app = new_app(
     help="Test-time scaling from per-problem sample counts: unbiased pass@k, the coverage law "
@@ -139,14 +137,10 @@ def _load_coverage(spec: str, problem: str, n: str, c: str, correct: str, bootst
 
     path = Path(spec)
     if path.suffix.lower() == ".json" and path.exists():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not JSON ({exc.msg} at line {exc.lineno})", source=str(path)) from None
-        if isinstance(data, dict) and data.get("kind") == CoverageFit.kind:
-            return CoverageFit.from_dict(data)
-        raise InputError("not a saved coverage fit (kind coverage_fit); give the counts file or a "
-                         "single-model `testtime coverage --save` file", source=str(path))
+        from scalinglab.results import load_saved
+
+        return load_saved(path, CoverageFit, "a saved coverage fit (kind coverage_fit); give the "
+                          "counts file or a single-model `testtime coverage --save` file")
     data = _counts(path, problem, n, c, correct, None)
     (counts,) = data.values()
     return fit_coverage(counts, bootstrap=bootstrap, seed=seed)
