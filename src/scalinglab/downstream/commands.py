@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
 
-from scalinglab.clikit import JsonOption, UserError, new_app, show_results
-from scalinglab.errors import InputError
+from scalinglab.clikit import JsonOption, UserError, bootstrap_option, new_app, show_results
 
 predict_app = new_app(
     help="Predict from saved fits: downstream metrics at a model size and token count, chained "
@@ -22,7 +20,7 @@ FileArg = typer.Argument(..., help="CSV, TSV, Parquet or JSONL with one row per 
                          show_default=False)
 MetricOpt = typer.Option(..., "--metric", help="Metric column, or a pattern such as 'err_*' "
                          "(repeatable); every match is fitted and shown in one table.")
-BootOpt = typer.Option(200, "--bootstrap", "-b", min=0, help="Bootstrap resamples for intervals (0: none).")
+BootOpt = bootstrap_option()
 SeedOpt = typer.Option(0, "--seed", help="Random seed of the bootstrap (results are deterministic).")
 WhereOpt = typer.Option(None, "--where", "-w", help="Keep rows where this SQL holds, e.g. "
                         "\"tok_mult = 20 AND N < 2e9\" (quote odd names: \"\\\"FLOPs (1E21)\\\" < 84\").")
@@ -79,7 +77,7 @@ def fit_downstream(
 
 def _chance(items: list[str] | None) -> tuple[float | None, dict[str, float | None]]:
     """``--chance 0.25`` (every metric) and/or ``--chance MMLU=0.25`` / ``--chance NAME=fit``."""
-    from scalinglab.runs.schema import parse_number
+    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     default: float | None = 0.0
     per: dict[str, float | None] = {}
@@ -159,55 +157,22 @@ def fit_benchmark_command(
     show_results(result, save, json_)
 
 
-def _load_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON ({exc.msg} at line {exc.lineno}); expected {what}",
-                         source=str(path)) from None
-    if not isinstance(data, dict):
-        raise InputError(f"expected {what}", source=str(path))
-    return data
-
-
 def load_loss_law(spec: str) -> Any:
     """A saved fit (``fit chinchilla --save``) or the name of a published loss law."""
-    from scalinglab.fit.result import FitResult
-    from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS
+    from scalinglab.laws.resolve import resolve
 
-    path = Path(spec)
-    if not path.exists():
-        if spec in PUBLISHED_LOSS_LAWS:
-            return PUBLISHED_LOSS_LAWS[spec]
-        raise UserError(f"--loss-law {spec!r}: no such file, and not a published law "
-                        f"({', '.join(sorted(PUBLISHED_LOSS_LAWS))})")
-    data = _load_json(path, "a loss-law fit saved by `scalinglab fit ... --save`")
-    try:
-        return FitResult.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"not a saved loss-law fit ({type(exc).__name__}: {exc})", source=str(path)) from None
+    return resolve(spec, "loss_law", param="--loss-law")
 
 
 def load_link(path: Path) -> Any:
     """A link saved by ``fit downstream --save`` (one metric or a table of them)."""
-    from scalinglab.downstream.link_fit import LinkFit, LinkTable
+    from scalinglab.laws.resolve import resolve
 
-    data = _load_json(path, "a link saved by `scalinglab fit downstream --save`")
-    kinds = {LinkTable.kind: LinkTable, LinkFit.kind: LinkFit}
-    cls = kinds.get(data.get("kind"))
-    if cls is None:
-        raise InputError(f"not a saved link (kind {data.get('kind')!r}; expected one of {sorted(kinds)})",
-                         source=str(path))
-    try:
-        return cls.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"cannot read the saved link ({type(exc).__name__}: {exc})", source=str(path)) from None
+    return resolve(path, "link", param="--link")
 
 
 def _numbers(items: list[str], flag: str) -> np.ndarray:
-    from scalinglab.runs.schema import parse_number
+    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     out = []
     for item in items:

@@ -9,7 +9,6 @@ square-root rule, and weight decay from the AdamW timescale law.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -18,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.fit.result import FitResult
 from scalinglab.hparams.fit import load_hparam_law
 from scalinglab.hparams.timescale import TauFit
@@ -30,7 +29,8 @@ from scalinglab.laws.hparams import (
     HparamLaw,
     range_warnings,
 )
-from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS, compute_optimum
+from scalinglab.laws.loss import compute_optimum
+from scalinglab.laws.resolve import resolve
 from scalinglab.results import Result
 from scalinglab.summary import Summary, Table
 
@@ -154,42 +154,14 @@ def _iv(xs: list[float] | None, fmt: str = ".3g") -> str:
 
 
 def resolve_loss_law(spec: str | Path | LawInstance | FitResult) -> LawInstance | FitResult:
-    """``hoffmann2022``, ``besiroglu2024``, a LawInstance, or a ``fit --save`` JSON file."""
-    if isinstance(spec, (LawInstance, FitResult)):
-        return spec
-    from scalinglab.laws.registry import published_laws
-
-    key = str(spec)
-    published = {**published_laws(), **PUBLISHED_LOSS_LAWS}
-    if key.lower() in published:
-        return published[key.lower()]
-    path = Path(key)
-    if not path.exists():
-        raise ParameterError(f"loss_law {key!r}: not one of {sorted(published)} and no "
-                             "such file", "loss_law")
-    try:
-        return FitResult.from_dict(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"cannot read a fitted loss law: {exc}", source=str(path)) from None
+    """``hoffmann2022``, ``besiroglu2024``, a LawInstance, or a ``fit --save`` JSON file
+    (:func:`scalinglab.laws.resolve.resolve`, the one resolver)."""
+    return resolve(spec, "loss_law", param="loss_law")  # type: ignore[no-any-return]
 
 
 def resolve_tau(spec: float | str | Path | TauFit | LawInstance) -> float | LawInstance:
-    """A number, a fitted tau law, or a ``hparams tau --save`` JSON file."""
-    if isinstance(spec, TauFit):
-        return spec.law
-    if isinstance(spec, (LawInstance, float, int)):
-        return spec if isinstance(spec, LawInstance) else float(spec)
-    try:
-        return float(spec)
-    except ValueError:
-        pass
-    path = Path(str(spec))
-    if not path.exists():
-        raise ParameterError(f"tau {spec!r}: neither a number nor a file", "tau")
-    try:
-        return TauFit.from_dict(json.loads(path.read_text())).law
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"cannot read a fitted tau law: {exc}", source=str(path)) from None
+    """A number, a fitted tau law, or a ``hparams tau --save`` JSON file (the one resolver)."""
+    return resolve(spec, "tau")  # type: ignore[no-any-return]
 
 
 def round_batch(batch_tokens: float, seq_len: int, how: BatchRound) -> int:
