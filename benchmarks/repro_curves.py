@@ -1,6 +1,6 @@
 """Reproduce the multi-power law's held-out loss curves (Luo et al., ICLR 2025) with scalinglab.
 
-    python benchmarks/repro_curves.py [--bootstrap 100] [--logged] [--json]
+    python benchmarks/repro_curves.py [--bootstrap 100] [--logged] [--law momentum] [--json]
 
 The authors' protocol on their released 25M and 100M runs (``../shared/data/curves``): fit one law
 per model size on three curves (cosine_24000, constant_24000, wsdcon_9) and predict the six
@@ -18,7 +18,8 @@ mean, 1.79% max) have no released runs here.
 scalinglab fits the paper's law (warmup in the summed lr only) with the exact per-step lr of each
 schedule (``mpl_schedules.parquet``), the authors' setting; ``--logged`` fits and predicts from
 the lr logged beside the loss alone (every 128 steps, warmup length 2160 given), what a user's
-logs have. A row is judged "inside" when scalinglab's error is no larger than the authors'.
+logs have. ``--law momentum`` fits Tissue et al.'s law instead (the paper's baseline) on the same
+curves. A row is judged "inside" when scalinglab's error is no larger than the authors'.
 Nothing is tuned: the fit is the least Huber(1e-3) objective of log-loss on the three curves,
 where the authors stop AdamW after ~100 steps from a fixed start.
 """
@@ -58,14 +59,15 @@ def _errors(pred: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return rel.mean(axis=1), rel.max(axis=1)
 
 
-def model_rows(model: str, bootstrap: int, logged: bool, seed: int = 0) -> tuple[list[dict[str, Any]], float]:
+def model_rows(model: str, bootstrap: int, logged: bool, seed: int = 0, law: str = "multipower"
+               ) -> tuple[list[dict[str, Any]], float]:
     curves = pd.read_csv(CURVES / f"mpl_curves_{model}.csv")
     exact = pd.read_parquet(CURVES / "mpl_schedules.parquet")
     schedules = {name: Schedule(g.sort_values("step")["lr"].to_numpy(), name)
                  for name, g in exact.groupby("schedule")}
     train = curves[curves.schedule.isin(TRAIN)]
     t = time.perf_counter()
-    fit = fit_curves(train, columns={"run": "schedule"}, bootstrap=bootstrap, seed=seed,
+    fit = fit_curves(train, law=law, columns={"run": "schedule"}, bootstrap=bootstrap, seed=seed,
                      schedules=None if logged else schedules, warmup=2160)
     seconds = time.perf_counter() - t
     authors = dict(zip(MultiPowerLaw.params, AUTHORS[model], strict=True))
@@ -88,21 +90,22 @@ def model_rows(model: str, bootstrap: int, logged: bool, seed: int = 0) -> tuple
                 "published": float(published), "ours": float(ours[0]),
                 "ci": None if ci[0] is None else [float(ci[0]), float(ci[1])],
                 "inside": bool(ours[0] <= published),
-                "note": (f"fit on {', '.join(TRAIN)} ({how}; {len(fit.residuals())} points; "
+                "note": (f"{fit.law.title} fit on {', '.join(TRAIN)} ({how}; {len(fit.residuals())} points; "
                          f"fit {seconds:.1f} s with {bootstrap} resamples)")
                         if name == HELD_OUT[0] and label == "mean" else "",
             })
     return rows, seconds
 
 
-def section(bootstrap: int = 100, logged: bool = False) -> list[dict[str, Any]]:
+def section(bootstrap: int = 100, logged: bool = False, law: str = "multipower"
+            ) -> list[dict[str, Any]]:
     """Rows ``{paper, figure, published, ours, ci, inside, note}`` for benchmarks/reproduce.py."""
     if not (CURVES / "mpl_curves_25M.csv").exists():
         return [{"paper": PAPER, "figure": "held-out curves", "published": None, "ours": None,
                  "ci": None, "inside": None, "note": f"data absent: {CURVES} not found"}]
     rows: list[dict[str, Any]] = []
     for model in ("25M", "100M"):
-        rows += model_rows(model, bootstrap, logged)[0]
+        rows += model_rows(model, bootstrap, logged, law=law)[0]
     return rows
 
 
@@ -120,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bootstrap", type=int, default=100)
     ap.add_argument("--logged", action="store_true", help="fit from the logged lr only")
+    ap.add_argument("--law", default="multipower", help="multipower or momentum")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = section(args.bootstrap, args.logged)
+    rows = section(args.bootstrap, args.logged, args.law)
     if args.json:
         from scalinglab.clikit import to_json
 

@@ -222,6 +222,24 @@ def _curves() -> Result:
                          schedules={k: Schedule(v, k) for k, v in FIT_SHAPES.items()})
 
 
+def _pool_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    N = np.exp(rng.uniform(np.log(1e7), np.log(3e9), 120))
+    D = np.exp(rng.uniform(np.log(1e8), np.log(1e11), 120))
+    loss = (1.69 + 406.4 * N ** -0.34 + 410.7 * D ** -0.28) * np.exp(rng.normal(0, 0.002, 120))
+    return pd.DataFrame({"N": N, "D": D, "loss": loss})
+
+
+def _pool_proposal() -> Result:
+    return sl.design_pool(_pool_frame()[["N", "D"]], "chinchilla", cost="6*N*D",
+                          target="top:10%", budget=0.05)
+
+
+def _pool_replay() -> Result:
+    return sl.replay_study(_pool_frame(), "chinchilla", cost="6*N*D", target="top:10%",
+                           budgets=[0.05], seeds=[0], baselines=("cheapest",))
+
+
 def _plan() -> Result:
     return sl.make_plan(compute=1e21, loss_law=_loss_fit())
 
@@ -242,7 +260,8 @@ BUILDERS: dict[str, Callable[[], Result]] = {
     "loss_to_loss": _loss_to_loss, "loss_translation": _translation, "ladder_fit": _ladder,
     "pass_at_k": _pass_at_k, "coverage_fit": _coverage, "verifier_analysis": _verifier,
     "budget_comparison": _budget, "design_proposal": _proposal, "simulation": _simulation,
-    "plan": _plan, "heldout_check": _heldout,
+    "plan": _plan, "heldout_check": _heldout, "pool_proposal": _pool_proposal,
+    "pool_replay": _pool_replay,
 }
 
 

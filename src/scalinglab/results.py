@@ -52,6 +52,8 @@ KIND_MODULES: dict[str, str] = {
     "verifier_analysis": "scalinglab.testtime.verifier",
     "budget_comparison": "scalinglab.testtime.budget",
     "design_proposal": "scalinglab.design.propose",
+    "pool_proposal": "scalinglab.design.pool",
+    "pool_replay": "scalinglab.design.pool",
     "simulation": "scalinglab.design.simulate",
     "plan": "scalinglab.plan.planner",
     "heldout_check": "scalinglab.demo.job",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html as _html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,9 +97,47 @@ def format_exact(v: Any) -> str:
     return repr(x)
 
 
+#: words that make a warning grave: a figure that is not an estimate, or a result refused
+_GRAVE = ("not identif", "no compute-optimal plan", "impossible values", "cannot", "refused")
+
+
+def tidy_warnings(warnings: Sequence[str]) -> list[str]:
+    """Each warning once, the gravest first, otherwise in the order given.
+
+    The same message reached from several places ("chinchilla: X", "plan: X") is said once
+    with its places joined ("chinchilla, plan: X"); warnings that say a figure is not
+    identified, or a result was refused, come before the rest (the demo once ended on ~15
+    warnings, some twice, its unidentified plan among them)."""
+    out = merge_places(warnings)
+    grave = [w for w in out if any(g in w.lower() for g in _GRAVE)]
+    return grave + [w for w in out if w not in grave]
+
+
+def merge_places(items: Sequence[str]) -> list[str]:
+    """Each message once, in the order first given; the same message from several places
+    ("MMLU: X", "ARC-C: X") said once with the places joined ("MMLU, ARC-C: X")."""
+    merged: dict[str, list[str]] = {}
+    for w in items:
+        w = str(w).strip()
+        if not w:
+            continue
+        where, sep, what = w.partition(": ")
+        if sep and where and len(where) <= 40 and " " not in where.strip(" ,") and what:
+            merged.setdefault(what, [])
+            if where not in merged[what]:
+                merged[what].append(where)
+        else:
+            merged.setdefault(w, [])
+    return [(", ".join(places) + ": " + what) if places else what for what, places in merged.items()]
+
+
 def format_interval(ci: Any, sig: int = 4) -> str:
     if not ci:
         return "-"
+    ends = [_as_float(v) for v in ci[:2]]
+    if any(e == "-" for e in ends):
+        # never "[4.086, -]": an end the draws could not give is said in words
+        return "[no interval: too few usable bootstrap draws]"
     return f"[{format_number(ci[0], sig)}, {format_number(ci[1], sig)}]"
 
 
@@ -123,6 +162,8 @@ def cell_text(cell: Cell, exact: bool = False, counts: bool = False) -> str:
     if isinstance(cell, Estimate):
         if not cell.identified:
             return NOT_IDENTIFIED
+        if cell.ci is None and cell.note:
+            return f"{format_number(cell.value)} ({cell.note})"
         return format_number(cell.value) + ("" if cell.ci is None else " " + format_interval(cell.ci))
     if isinstance(cell, (int, float, np.integer, np.floating)) and not isinstance(cell, bool):
         return format_exact(cell) if exact else format_count(cell) if counts else format_number(cell)
@@ -268,7 +309,8 @@ class Summary:
     """What a result says about itself, renderable three ways.
 
     ``data`` is the result's ``to_dict()`` (what ``--json`` prints); ``facts`` are short
-    ``label: value`` lines (residual spread, holdout error...).
+    ``label: value`` lines (residual spread, holdout error...). Warnings and notes are shown
+    once each, the gravest first (:func:`tidy_warnings`).
     """
 
     title: str
@@ -277,6 +319,10 @@ class Summary:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.warnings = tidy_warnings(self.warnings)
+        self.notes = list(dict.fromkeys(self.notes))
 
     def to_dict(self) -> dict[str, Any]:
         return self.data

@@ -23,7 +23,7 @@ from scalinglab.design.auto import AutoConfig, AutoResult, run_auto
 from scalinglab.errors import ScalingLabError
 from scalinglab.results import Result
 from scalinglab.runs.store import RunStore
-from scalinglab.summary import Summary, Table, format_interval, format_number
+from scalinglab.summary import Summary, Table, format_interval, format_number, tidy_warnings
 from scalinglab.sweep.plan import Defaults, SweepPlan, isoflop_plan
 from scalinglab.sweep.runner import Progress, SweepReport
 
@@ -255,5 +255,6 @@ def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, devic
     warnings = list(summary.warnings)
     if design.unidentified or design.fit is None:
         warnings.append(design.identification())
+    warnings = tidy_warnings(warnings)
     return DemoResult(out, plan_path, store.path, report_path, figures, sweep, summary,
                       extrapolation, extrapolation_error, warnings, design)

@@ -157,6 +157,8 @@ def _spread_change(name: str, remedy: Proposal, exponent: bool) -> str:
     before, after = remedy.before.get(name), remedy.after.get(name)
     if before is None or after is None or before.ci is None or after.ci is None:
         return ""
+    if not np.all(np.isfinite([*before.ci, *after.ci])):
+        return ""  # never "nan to nan decades": an interval the draws cannot give is left out
     if exponent:
         return f"{name} from {before.ci[1] - before.ci[0]:.2g} to {after.ci[1] - after.ci[0]:.2g} wide"
     if min(before.ci) <= 0 or min(after.ci) <= 0:

@@ -75,11 +75,12 @@ def fit_downstream(
     show_results(result, save, json_)
 
 
-def _chance(items: list[str] | None) -> tuple[float | None, dict[str, float | None]]:
-    """``--chance 0.25`` (every metric) and/or ``--chance MMLU=0.25`` / ``--chance NAME=fit``."""
+def _chance(items: list[str] | None, flag: str = "--chance",
+            default: float | None = 0.0) -> tuple[float | None, dict[str, float | None]]:
+    """``--chance 0.25`` (every metric) and/or ``--chance MMLU=0.25`` / ``--chance NAME=fit``
+    (``--ceiling`` reads the same way)."""
     from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
-    default: float | None = 0.0
     per: dict[str, float | None] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -90,7 +91,7 @@ def _chance(items: list[str] | None) -> tuple[float | None, dict[str, float | No
             try:
                 v = parse_number(text)
             except (TypeError, ValueError):
-                raise UserError(f"--chance {item!r}: give a number, NAME=NUMBER, or NAME=fit") from None
+                raise UserError(f"{flag} {item!r}: give a number, NAME=NUMBER, or NAME=fit") from None
         if sep:
             per[key.strip()] = v
         else:
@@ -106,7 +107,14 @@ def fit_benchmark_command(
                                         "this (e.g. 1e21 for a column in units of 1e21 FLOPs)."),
     chance: list[str] = typer.Option(None, "--chance", help="Floor of the sigmoid: a number for every "
                                      "metric, NAME=NUMBER for one, NAME=fit to fit it (default 0)."),
-    ceiling: float = typer.Option(1.0, "--ceiling", help="Ceiling of the sigmoid."),
+    ceiling: list[str] = typer.Option(None, "--ceiling", help="Ceiling of the sigmoid: a number "
+                                      "for every metric, NAME=NUMBER for one, NAME=fit to fit it "
+                                      "(default 1)."),
+    predictor: list[str] = typer.Option(None, "--predictor", help="Benchmarks the observational law "
+                                        "predicts from (column or pattern, repeatable; default: the "
+                                        "other --metric columns). Targets are the --metric columns."),
+    observational: bool = typer.Option(False, "--observational", help="Fit Ruan et al.'s "
+                                       "observational law even without --family (no compute offsets)."),
     fit_below: float = typer.Option(None, "--fit-below", help="Fit on models with at most this many "
                                     "FLOPs and score the larger ones.", show_default=False),
     family: str = typer.Option(None, "--family", help="Column of model families: also fit Ruan et "
@@ -118,7 +126,7 @@ def fit_benchmark_command(
 ) -> None:
     """Fit benchmark accuracy against log training compute: a sigmoid between chance and 1.
 
-    Example: scalinglab fit benchmark evals.csv -m MMLU -m ARC-C --compute "FLOPs (1E21)" --compute-scale 1e21 --chance 0.25 --fit-below 8.4e22 --family "Model Family"
+    Example: scalinglab fit benchmark evals.csv --metric MMLU --metric ARC-C --compute "FLOPs (1E21)" --compute-scale 1e21 --chance 0.25 --fit-below 8.4e22 --family "Model Family"
     """
     from scalinglab.downstream.benchmark import fit_benchmarks
     from scalinglab.downstream.observational import fit_observational
@@ -129,26 +137,35 @@ def fit_benchmark_command(
         raise UserError("--compute-scale must be positive")
     table = read_models(file).where(where)
     names = [m for m in table.match(metric) if m not in (compute, family)]
+    preds = [m for m in table.match(predictor) if m not in (compute, family, *names)] if predictor else []
     C = table.numbers(compute, positive=True) * compute_scale
     scores = {m: table.numbers(m) for m in names}
     default, per = _chance(chance)
     floors = {m: per.get(m, default) for m in names}
-    unknown = sorted(set(per) - set(names))
-    if unknown:
-        raise UserError(f"--chance names {unknown}, which are not among the metrics {names}")
+    top_default, top_per = _chance(ceiling, "--ceiling", 1.0)
+    tops = {m: top_per.get(m, top_default) for m in names}
+    for flag, given in (("--chance", per), ("--ceiling", top_per)):
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise UserError(f"{flag} names {unknown}, which are not among the metrics {names}")
     ids = table.ids(id_)
-    result = fit_benchmarks(C, scores, chance=floors, ceiling=ceiling, fit_below=fit_below,
+    result = fit_benchmarks(C, scores, chance=floors, ceiling=tops, fit_below=fit_below,
                             model_ids=ids, bootstrap=bootstrap, seed=seed)
-    if family is not None:
-        if len(names) < components + 1:
-            raise UserError(f"--family needs at least {components + 1} metrics (each is predicted from "
-                            f"{components} components of the others); got {len(names)}")
-        fams = table.text(family)
+    if family is not None or observational or preds:
+        others = {m: table.numbers(m) for m in preds}
+        need = components + (0 if preds else 1)
+        if len(preds or names) < need:
+            flag = "--family" if family is not None and not preds else "the observational law"
+            raise UserError(f"{flag} needs at least {need} metrics (each is predicted from "
+                            f"{components} components of {'the predictors' if preds else 'the others'}); "
+                            f"got {len(preds or names)}")
+        fams = None if family is None else table.text(family)
         for m in names:
+            pool = {m: scores[m], **others} if preds else scores
             try:
                 result.observational[m] = fit_observational(
-                    scores, m, compute=C, family=fams, fit_below=fit_below, n_components=components,
-                    chance=floors[m], ceiling=ceiling, model_ids=ids, bootstrap=bootstrap, seed=seed)
+                    pool, m, compute=C, family=fams, fit_below=fit_below, n_components=components,
+                    chance=floors[m], ceiling=tops[m], model_ids=ids, bootstrap=bootstrap, seed=seed)
             except NotIdentifiable as exc:
                 result.failed[f"{m} (observational)"] = str(exc)
     if not result.fits:

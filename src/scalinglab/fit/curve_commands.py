@@ -211,3 +211,52 @@ def _pairs(text: str) -> dict[str, str]:
             raise UserError(f"--best-wsd: {part!r} is not KEY=VALUE")
         out[key.strip()] = value.strip()
     return out
+
+
+def forecast_runs(store: Path, where: str | None, tags: dict[str, str], fit: Path | None,
+                  fmt: str) -> None:
+    """``runs --forecast``: each unfinished run's final loss, with its interval."""
+    import math
+
+    from scalinglab.errors import ScalingLabError
+    from scalinglab.fit.curves import CurveFit, forecast, store_schedule
+    from scalinglab.results import load_result
+    from scalinglab.runs.store import RunStore
+
+    prior = None
+    if fit is not None:
+        prior = load_result(fit)
+        if not isinstance(prior, CurveFit):
+            raise UserError(f"{fit}: not a curve fit (a {prior.kind})")
+    rs = RunStore(store, read_only=True)
+    runs = rs.runs(where=where, status=None, tags=tags)
+    runs = runs[runs["status"] != "finished"]
+    curves = rs.curves(list(runs["run_id"]))
+    rows = []
+    for rec in runs.to_dict("records"):
+        rid = str(rec["run_id"])
+        c = curves.get(rid)
+        sched = store_schedule(rec)
+        row: dict[str, Any] = {"run_id": rid, "status": rec["status"], "logged_step": None,
+                               "last_step": None, "loss": math.nan, "lo": math.nan,
+                               "hi": math.nan, "note": ""}
+        if c is None or not len(c):
+            row["note"] = "no loss curve"
+        elif sched is None:
+            row["note"] = "schedule unknown (the store has no steps/schedule for it)"
+        else:
+            try:
+                _, about = forecast(c, sched, fit=prior, steps=[sched.last_step], bootstrap=60)
+            except ScalingLabError as exc:
+                row["note"] = str(exc)
+            else:
+                row.update({k: about[k] for k in ("logged_step", "last_step", "loss", "lo", "hi")})
+                row["note"] = "; ".join([about["method"], *about["warnings"]])
+        rows.append(row)
+    cols = ["run_id", "status", "logged_step", "last_step", "loss", "lo", "hi", "note"]
+    if fmt == "json":
+        emit_json(rows)
+        return
+    print_table(cols, ([r[c] for c in cols] for r in rows), fmt=fmt, exact=fmt != "table",
+                title=f"forecast final loss of {len(rows)} unfinished runs in {store} "
+                      "(95% interval of the loss as logged)")

@@ -681,59 +681,72 @@ def store_schedule(record: Mapping[str, Any]) -> Schedule | None:
 
 
 def forecast(curve: pd.DataFrame, schedule: Schedule, fit: CurveFit | None = None,
-             bootstrap: int = 100, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
-    """The final loss of a run still training, from its curve so far (columns step, loss) and the
-    schedule it will follow to its last step.
+             steps: Sequence[int] | np.ndarray | None = None, bootstrap: int = 100,
+             level: float = 0.95, seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Where a run still training will go, from its curve so far (columns step, loss) and the
+    schedule it follows to its last step: a frame (step, loss, lo, hi) at ``steps`` (default:
+    ~100 steps from the last logged one to the schedule's last) and a dict about the forecast
+    (final loss and interval, how it was made, warnings).
 
     With ``fit`` (a law fitted on finished runs of the same kind), the fit's exponents and decay
-    term are kept, draw by draw, and only the run's level (L0, A) is fitted to its own curve by
-    least squares: the shape of a finished curve, the level of this one. Without, the law is
-    fitted to the run's curve alone (its decay term is unidentified until its lr has decayed:
-    said in the warnings). Returns step, last_step, loss, lo, hi, warnings.
+    term are kept, draw by draw, and only the run's level (L0, A of ``L0 + A S^-alpha + decay``,
+    the form both curve laws share) is fitted to its own curve by least squares: the shape of
+    finished curves, the level of this one. Without, the law is fitted to the run's curve alone
+    (its decay term is unidentified until its lr has decayed, said in the warnings).
     """
     st = curve["step"].to_numpy(dtype=float)
     ls = curve["loss"].to_numpy(dtype=float)
     keep = np.isfinite(ls) & (st > schedule.peak_step) & (st <= schedule.last_step)
     st, ls = st[keep].astype(np.int64), ls[keep]
     last = schedule.last_step
-    out: dict[str, Any] = {"logged_step": int(st.max()) if st.size else None, "last_step": last,
-                           "points": int(st.size), "warnings": []}
-    if fit is None:
-        runs = [CurveRun("run", schedule, st, ls)]
-        own = fit_curves(runs, bootstrap=bootstrap, level=level, seed=seed)
-        out["warnings"] = list(own.warnings)
-        band = own.predict(schedule, steps=[last]).iloc[0]
-        out.update(loss=float(band["loss"]), lo=float(band["lo"]), hi=float(band["hi"]),
-                   method="law fitted to this run's curve alone")
-        return out
     if st.size < 3:
-        raise NotIdentifiable(f"{st.size} points after the warmup: too few to place the run's level")
-    thetas = fit._thetas()
+        raise NotIdentifiable(f"{st.size} logged points after the warmup: too few to forecast")
+    if steps is None:
+        steps = np.unique(np.linspace(st.max(), last, 100).round().astype(np.int64))
+    steps = np.asarray(steps, dtype=np.int64)
+    info: dict[str, Any] = {"logged_step": int(st.max()), "last_step": last, "points": int(st.size),
+                            "warnings": []}
+    if fit is None:
+        own = fit_curves([CurveRun("run", schedule, st, ls)], bootstrap=bootstrap, level=level,
+                         seed=seed)
+        info["warnings"] = list(own.warnings)
+        frame = own.predict(schedule, steps=steps)[["step", "loss", "lo", "hi"]]
+        info["method"] = f"{own.law.title} fitted to this run's curve alone"
+    else:
+        frame = _transfer(fit, schedule, st, ls, steps, level, seed)
+        info["method"] = f"{fit.law.title} from {fit.n_runs} runs, level fitted to this run"
+    final = frame.iloc[-1]
+    info.update(loss=float(final["loss"]), lo=float(final["lo"]), hi=float(final["hi"]))
+    return frame, info
+
+
+def _transfer(fit: CurveFit, schedule: Schedule, st: np.ndarray, ls: np.ndarray,
+              steps: np.ndarray, level: float, seed: int) -> pd.DataFrame:
+    """``fit``'s law with L0 and A refitted to (st, ls), per draw, at ``steps``."""
     law = fit.law
-    design = law.prepare([schedule], [np.concatenate([st, [last]])], PREDICT_RATIO)
-    finals = np.empty(len(thetas))
-    resid = np.empty((len(thetas), st.size))
+    thetas = fit._thetas()
+    design = law.prepare([schedule], [np.concatenate([st, steps])], PREDICT_RATIO)
+    n = st.size
+    out = np.empty((len(thetas), steps.size))
+    resid = None
     for i, th in enumerate(thetas):
         full = law.evaluate(th[None], design, grad=False)[0][0]
-        # L = L0 + A * (power part) + rest: the rest is the law at L0 = 0, A = 0
         base = th.copy()
-        base[:2] = -np.inf
-        with np.errstate(divide="ignore"):
+        base[:2] = -np.inf  # L0 = A = 0: what is left is the decay term
+        with np.errstate(divide="ignore", invalid="ignore"):
             rest = law.evaluate(base[None], design, grad=False)[0][0]
         power = (full - rest - np.exp(th[0])) / np.exp(th[1])
-        X = np.column_stack([np.ones(st.size), power[:-1]])
-        coef, *_ = np.linalg.lstsq(X, ls - rest[:-1], rcond=None)
-        finals[i] = coef[0] + coef[1] * power[-1] + rest[-1]
-        resid[i] = ls - (X @ coef + rest[:-1])
-    sigma = float(1.4826 * np.median(np.abs(resid[0] - np.median(resid[0]))) / np.mean(ls))
-    rng = np.random.default_rng(seed)
-    logs = np.log(np.where(finals[1:] > 0, finals[1:], np.nan))
-    if logs.size:
-        logs = (logs[:, None] + sigma * rng.standard_normal((logs.size, NOISE_DRAWS))).ravel()
-        lo, hi = percentile_interval(logs, level)
-        lo, hi = float(np.exp(lo)), float(np.exp(hi))
-    else:
-        lo = hi = float("nan")
-    out.update(loss=float(finals[0]), lo=lo, hi=hi,
-               method=f"{law.title} from {fit.n_runs} finished runs, level fitted to this run")
-    return out
+        X = np.column_stack([np.ones(n), power[:n]])
+        coef, *_ = np.linalg.lstsq(X, ls - rest[:n], rcond=None)
+        out[i] = coef[0] + coef[1] * power[n:] + rest[n:]
+        if resid is None:
+            resid = np.log(X @ coef + rest[:n]) - np.log(ls)
+    assert resid is not None
+    sigma = float(1.4826 * np.median(np.abs(resid - np.median(resid))))
+    lo = hi = np.full(steps.size, np.nan)
+    if len(thetas) > 1:
+        logs = np.log(np.where(out[1:] > 0, out[1:], np.nan))
+        z = np.random.default_rng(seed).standard_normal((logs.shape[0], NOISE_DRAWS, 1))
+        lo, hi = percentile_interval((logs[:, None, :] + sigma * z).reshape(-1, steps.size), level)
+        lo, hi = np.exp(lo), np.exp(hi)
+    return pd.DataFrame({"step": steps, "loss": out[0], "lo": lo, "hi": hi})

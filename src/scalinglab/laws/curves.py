@@ -247,9 +247,10 @@ class MultiPowerLaw(CurveLaw):
             return np.zeros((K, d.n)), (np.zeros((3, K, d.n)) if grad else None)
         C, beta, gamma = (np.exp(theta[:, i])[:, None] for i in (4, 5, 6))
         log_eta, dS, w = t["log_eta"][None, :], t["dS"][None, :], t["w"][None, :]
-        Cx = C * np.exp(-gamma * log_eta) * dS
-        lu = np.log1p(Cx)
-        v = np.exp(-beta * lu)
+        with np.errstate(over="ignore"):  # a wild trial point overflows; the fit rejects its inf
+            Cx = C * np.exp(-gamma * log_eta) * dS
+            lu = np.log1p(Cx)
+            v = np.exp(-beta * lu)
         cols = [w * (1.0 - v)]
         if grad:
             q = w * beta * v * Cx / (1.0 + Cx)

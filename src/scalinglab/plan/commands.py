@@ -38,6 +38,10 @@ def plan_cmd(
                                              "available (with a data-constrained law, e.g. "
                                              "--law muennighoff2023_c4): epochs, N, D and loss "
                                              "under repetition."),
+    allow_unidentified: bool = typer.Option(False, "--allow-unidentified", help="With a fit "
+                                            "whose parameters are not identified, print the "
+                                            "compute-optimal plan anyway, marked NOT IDENTIFIED "
+                                            "(default: refuse and say which runs would identify it)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Plan a training run: N, D, loss with interval, lr, batch, steps and weight decay.
@@ -51,7 +55,7 @@ def plan_cmd(
     plan = make_plan(
         compute=compute, params=params, tokens=tokens, loss_law=law, hparams_law=hparams, seq_len=seq_len,
         tau=tau, inference_tokens=inference_tokens or 0.0, batch_round=batch_round,  # type: ignore[arg-type]
-        unique_tokens=unique_tokens,
+        unique_tokens=unique_tokens, allow_unidentified=allow_unidentified,
     )
     if as_json:
         emit_json(plan.to_dict())

@@ -86,6 +86,9 @@ class Plan(Result):
     epochs: float | None = None
     #: the hparams law's own lr interval, at its own batch ``batch_tokens_law``
     lr_law_interval: list[float] | None = None
+    #: why figures of this plan are not identified (None: they are); the loss is then no
+    #: estimate, and with ``allow_unidentified`` a compute-optimal N and D are not either
+    not_identified: str | None = None
     run_ids: tuple[str, ...] = ()
     level: float = 0.95
     notes: list[str] = field(default_factory=list)
@@ -115,7 +118,7 @@ class Plan(Result):
             rows.append(["inference FLOPs 2NT", f"{self.inference_flops:.3g}",
                          f"T = {self.inference_tokens:.3g} tokens"])
         rows += [
-            ["predicted loss", f"{self.loss:.4f}",
+            ["predicted loss", "not identified" if self.not_identified else f"{self.loss:.4f}",
              _iv(self.loss_interval, ".4f") if self.loss_interval else "no interval"],
             ["learning rate", f"{self.lr:.4g}",
              f"{_iv(self.lr_interval)}; law {self.lr_law:.4g} {_iv(self.lr_law_interval)} at its "
@@ -131,7 +134,8 @@ class Plan(Result):
 
     @property
     def title(self) -> str:
-        return (f"plan ({self.mode}; loss law {self.loss_law.get('label', '')}, "
+        return (("NOT IDENTIFIED - " if self.not_identified and "compute-optimal" in self.mode
+                 else "") + f"plan ({self.mode}; loss law {self.loss_law.get('label', '')}, "
                 f"hparams {self.hparams_law.get('name', '')})")
 
     def summary(self) -> Summary:
@@ -221,6 +225,7 @@ def make_plan(
     batch_round: BatchRound = "multiple8",
     unique_tokens: float | None = None,
     batch_tokens: float | None = None,
+    allow_unidentified: bool = False,
 ) -> Plan:
     """Plan a run from a training budget (``compute``, FLOPs) or from ``params`` and ``tokens``.
 
@@ -232,6 +237,11 @@ def make_plan(
     allocation and the loss account for repeating the data over ``D/U`` epochs.
     ``batch_tokens`` fixes the batch (e.g. the one the runs were trained at) instead of the lr/batch
     law's; the law's lr is then moved to it by the square-root rule, and both stay in the plan.
+
+    A fitted law whose parameters the runs do not identify cannot allocate a budget: a
+    compute-optimal plan is then refused (:class:`NotIdentifiable`, naming the parameters and
+    the runs that would identify them) unless ``allow_unidentified``, which makes it marked as
+    not identified. With N and D given, the plan stands and its loss is marked not identified.
     """
     law = resolve_loss_law(loss_law)
     fit = law if isinstance(law, FitResult) else None
@@ -264,22 +274,32 @@ def make_plan(
     if missing:
         raise ParameterError(f"loss law {inst.label!r} needs {missing} besides N and D: give "
                              "unique_tokens", "unique_tokens")
+    unidentified = fit.depends_on_unidentified(fit.law.param_names) if fit is not None else None
+    optimal = compute is not None and params is None and tokens is None
+    if unidentified and optimal and not allow_unidentified:
+        # the allocation rests on every parameter: N and D would be where the fit stopped (the
+        # demo once planned N = 3.0e4 at 18,422 tokens per parameter from such a fit)
+        raise NotIdentifiable(
+            f"no compute-optimal plan for {compute:.3g} FLOPs: the loss law's fit {unidentified}, "
+            f"and N, D, the loss, lr and batch all follow from them. {identifying_runs(fit, compute)}")
     N, D, mode = _allocation(inst, compute, params, tokens, T, fixed)
     if fixed:
         mode += f" with {fixed['U']:.3g} unique tokens"
     warnings: list[str] = []
-    unidentified = fit.depends_on_unidentified(fit.law.param_names) if fit is not None else None
+    not_identified = None
     if unidentified:
-        # the plan's N, D and loss all rest on every parameter: say so rather than print
-        # intervals as if the runs had pinned them
-        warnings.append(f"the loss law's fit {unidentified}: N, D and the loss below rest on "
-                        "them, and their intervals are not to be trusted")
+        # say so first, and show no interval as if the runs had pinned these figures
+        what = "N, D, the loss and what follows from them" if optimal else "the loss"
+        not_identified = f"the loss law's fit {unidentified}: {what} are not estimates"
+        warnings.append(f"NOT IDENTIFIED: {not_identified}. {identifying_runs(fit, compute or 6.0 * N * D)}")
 
     # loss and its interval
     loss = float(inst.predict(N=N, D=D, **fixed))
     loss_iv: list[float] | None = None
     N_iv = D_iv = None
-    if fit is not None and fit.n_draws:
+    if not_identified:
+        source = f"no interval: {not_identified}"
+    elif fit is not None and fit.n_draws:
         _, lo, hi = fit.predict_interval(N=N, D=D, **fixed)
         loss_iv = [float(lo), float(hi)]
         source = f"{fit.level:.0%} percentile interval over the fit's {fit.n_draws} bootstrap draws"
@@ -356,5 +376,23 @@ def make_plan(
         unique_tokens=fixed.get("U"),
         epochs=D / fixed["U"] if "U" in fixed else None,
         lr_law_interval=pair(iv["lr"]) if iv else None,
+        not_identified=not_identified,
         run_ids=tuple(fit.run_ids) if fit is not None else (),
     )
+
+
+def identifying_runs(fit: Any, compute: float) -> str:
+    """In words, the runs that would identify a Chinchilla-type law for a plan at ``compute``:
+    what the fit's runs span now and what an IsoFLOP sweep should add."""
+    rng = getattr(fit, "data_range", {}) or {}
+    span = ""
+    if "N" in rng and "D" in rng:
+        (n_lo, n_hi), (d_lo, d_hi) = rng["N"], rng["D"]
+        span = (f" (the runs now span N {n_lo:.3g}-{n_hi:.3g}, D {d_lo:.3g}-{d_hi:.3g}"
+                + (f", compute up to {fit.compute_range[1]:.3g}" if getattr(fit, "compute_range", None)
+                   else "") + ")")
+    top = compute / 10.0
+    return (f"Runs that would identify it: an IsoFLOP sweep of 3 or more model sizes at each of 3 "
+            f"or more budgets, the largest near {top:.3g} FLOPs (a tenth of the plan's), with 5 to "
+            f"100 tokens per parameter at each budget so the loss turns up on both sides{span}; "
+            "`scalinglab design next` picks those that narrow the law most per FLOP")

@@ -295,7 +295,7 @@ def build_report(
 
 def figure_set(summary: Summary, store: Any = None) -> dict[str, tuple[str, Callable[[], Any]]]:
     """Name -> (caption, static figure builder) for every chart that has a static figure."""
-    return {c.name: (c.caption, c.figure) for sec in report_sections(summary, store)
+    return {c.name: (c.caption, c.figure) for sec in report_sections(summary, store, saved_sections(summary.results))
             for c in sec.charts() if c.figure is not None}
 
 

@@ -102,7 +102,7 @@ def result_section(result: Any, *, id: str, title: str, intro: str = "",
 SectionBuilder = Callable[[Analysis, Any], "Section | None"]
 _BUILDERS: list[SectionBuilder] = []
 #: modules whose import registers sections (e.g. "scalinglab.downstream.report")
-SECTION_MODULES: tuple[str, ...] = ()
+SECTION_MODULES: tuple[str, ...] = ("scalinglab.report.curve_report",)
 
 
 def register_section(builder: SectionBuilder) -> SectionBuilder:

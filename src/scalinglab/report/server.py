@@ -560,7 +560,10 @@ def create_app(store_path: str | Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed:
         else:
             curves = analysis.collect_curves(s, runs, MAX_CURVE_RUNS)
             info = runs
-        return charts.loss_curves(views.curve_series(curves, info, x, smooth), smooth)
+        spec = charts.loss_curves(views.curve_series(curves, info, x, smooth), smooth)
+        from scalinglab.report.curve_report import add_forecasts  # a band past unfinished runs
+
+        return add_forecasts(spec, curves, info)
 
     @app.get("/api/sections")
     def more_sections(

@@ -187,12 +187,23 @@ def list_runs(
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
     json_: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     fmt: str = FormatOption,
+    forecast: bool = typer.Option(False, "--forecast", help="The final loss of every unfinished "
+                                  "run with a curve and a known schedule, with an interval "
+                                  "(multi-power law; see --fit)."),
+    fit: Path = typer.Option(None, "--fit", help="With --forecast: a curve fit (fit curves "
+                             "--save) whose shape the forecasts keep, fitting each run's level."),
 ) -> None:
     """List runs in the store as a table. Reads only: never writes or creates a file.
 
     Example: scalinglab runs --where "N > 1e8 AND lr < 1e-3" --tag dataset=c4
     """
     from scalinglab.runs.store import RunStore
+
+    if forecast:
+        from scalinglab.fit.curve_commands import forecast_runs
+
+        forecast_runs(store, where, parse_tags(tag), fit, output_format(fmt, json_))
+        return
 
     statuses = ("finished", "failed", "running", "all")
     if status not in statuses:

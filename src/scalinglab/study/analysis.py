@@ -24,6 +24,7 @@ from scalinglab.laws.registry import get_law, list_laws
 from scalinglab.runs.schema import parse_tag_filters  # noqa: F401  (re-exported: server, tests)
 from scalinglab.runs.select import select_runs
 from scalinglab.stats import DEFAULT_BOOTSTRAP
+from scalinglab.summary import tidy_warnings
 
 T = TypeVar("T")
 
@@ -434,4 +435,5 @@ def summarise(
         warnings += [f"plan: {w}" for w in summary.plan.value.warnings]
     elif summary.plan.error:
         warnings.append(f"plan: {summary.plan.error}")
+    summary.warnings[:] = tidy_warnings(warnings)  # each once, the gravest first
     return summary
