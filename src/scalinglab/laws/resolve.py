@@ -98,13 +98,13 @@ def resolve(spec: Any, want: str, *, param: str | None = None) -> Any:
             raise ParameterError(f"{param} {key!r}: neither a number nor a file", param)
         known = f", and not a published law ({', '.join(sorted(names))})" if names else ""
         raise ParameterError(f"{param} {key!r}: no such file{known}", param)
-    from scalinglab.results import load_result
+    from scalinglab.results import load_result, saved_kind
 
-    result = load_result(path)
-    if result.kind not in kinds:
-        raise InputError(f"not a saved {what} (kind {result.kind!r}; expected "
-                         f"{' or '.join(kinds)})", source=str(path))
-    return _as_wanted(result, want, path.stem)
+    kind = saved_kind(path)  # the kind first: a fit of another kind is not read as this one
+    if kind not in kinds:
+        raise InputError(f"not a saved {what} (kind {kind!r}; expected {' or '.join(kinds)})",
+                         source=str(path))
+    return _as_wanted(load_result(path), want, path.stem)
 
 
 __all__ = ["WANTS", "resolve"]
