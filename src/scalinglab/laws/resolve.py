@@ -102,9 +102,13 @@ def resolve(spec: Any, want: str, *, param: str | None = None) -> Any:
 
     kind = saved_kind(path)  # the kind first: a fit of another kind is not read as this one
     if kind not in kinds:
-        said = f"a saved {kind} result, not" if kind else "not"
-        raise InputError(f"{said} a saved {what} (expected kind {' or '.join(kinds)})",
-                         source=str(path))
+        from scalinglab.results import KIND_MODULES, REGISTRY
+
+        expected = f"expected kind {' or '.join(kinds)}"
+        if kind in KIND_MODULES or kind in REGISTRY:  # a result, of another kind
+            raise InputError(f"a saved {kind} result, not a saved {what} ({expected})",
+                             source=str(path))
+        raise InputError(f"not a saved {what} (kind {kind!r}; {expected})", source=str(path))
     result = load_result(path)
     try:
         return _as_wanted(result, want, path.stem)
