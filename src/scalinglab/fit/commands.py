@@ -463,7 +463,7 @@ def law_cmd(
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
-    scale: str = ScaleOpt,
+    scale: str = ScaleOpt, noise_floor: str = NoiseFloorOpt,
 ) -> None:
     """Fit any law of the catalogue by name (gadre2024, muennighoff2023, broken_power_C, ...).
 
@@ -472,7 +472,7 @@ def law_cmd(
     _fit_command(name, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens, flop_convention, scale))
+                             unique_tokens, flop_convention, scale, noise_floor))
 
 
 @fit_app.command("laws")
@@ -523,7 +523,7 @@ def custom_cmd(
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
-    scale: str = ScaleOpt,
+    scale: str = ScaleOpt, noise_floor: str = NoiseFloorOpt,
     group: str = typer.Option(None, "--group", help="Fit per group of this column: one law per "
                               "group, or with --per-group one joint fit."),
     per_group: str = typer.Option(None, "--per-group", help="With --group: these parameters get "
@@ -551,7 +551,7 @@ def custom_cmd(
     law = Law.from_formula(formula, inputs, name=name, definitions=definitions,
                            bounds={k: v for k, v in declared.items()})
     est = _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                      unique_tokens, flop_convention, scale)
+                      unique_tokens, flop_convention, scale, noise_floor)
     if per_group and not group:
         raise UserError("--per-group needs --group COLUMN")
     if group:
