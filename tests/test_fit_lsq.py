@@ -229,3 +229,13 @@ def test_cli_groups_one_fit_each_or_shared_exponent_with_a_floor_per_group(tmp_p
     fits = json.loads(each.stdout)["fits"]
     assert set(fits) == {"pile", "stack"}
     assert fits["stack"]["params"]["E"] == pytest.approx(0.75, rel=1e-3)
+
+
+def test_the_log_scale_says_which_parameters_it_keeps_positive():
+    N, D = _runs(n=60, seed=8)
+    y = 1.8 + 400 * N ** -0.3
+    law = sl.Law.from_formula("E + A*N**-alpha", inputs=("N",))
+    fit = sl.fit_arrays(law, {"N": N}, y, bootstrap=0)
+    assert any("kept positive: E, A" in n for n in fit.notes)
+    bounded = sl.Law.from_formula("E + A*N**-alpha", inputs=("N",), bounds={"E": (0.1, 10), "A": (1, 1e6)})
+    assert not any("kept positive" in n for n in sl.fit_arrays(bounded, {"N": N}, y, bootstrap=0).notes)

@@ -303,6 +303,11 @@ def fit_arrays(
                         "runs, decides these values.")
     if law.constraint is not None:
         notes.append(f"constrained fit: {law.constraint.describe()}")
+    forced = _forced_positive(law, model.log_params)
+    if forced:
+        notes.append(f"fitted as logarithms, so kept positive: {', '.join(forced)} (a scale on the "
+                     "log scale); bounds with a negative lower end, or scale='linear', let them "
+                     "take any sign")
     weighting = "" if w is None else "per-run weights (normalised to mean 1)"
     fit = FitResult(
         law=law,
@@ -355,6 +360,15 @@ def _holdout(fit: FitResult, ids: tuple[str, ...], inputs: Mapping[str, np.ndarr
                    predicted=np.asarray(pred, float), lo=np.asarray(lo, float),
                    hi=np.asarray(hi, float), new_lo=np.asarray(new_lo, float),
                    new_hi=np.asarray(new_hi, float))
+
+
+def _forced_positive(law: Law, log_params: Sequence[bool]) -> list[str]:
+    """Parameters of a formula law that the log-scale fit keeps positive although the user did
+    not bound them so: the reparametrisation is a choice, and the summary says it."""
+    if (law.definition or {}).get("kind") != "formula":
+        return []
+    return [p for p, lg in zip(law.param_names, log_params, strict=True)
+            if lg and not (p in law.bounds and law.bounds[p][0] > 0)]
 
 
 def choose_scale(scale: str | None, loss: Any) -> tuple[str, str]:
