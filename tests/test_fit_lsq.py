@@ -239,3 +239,19 @@ def test_the_log_scale_says_which_parameters_it_keeps_positive():
     assert any("kept positive: E, A" in n for n in fit.notes)
     bounded = sl.Law.from_formula("E + A*N**-alpha", inputs=("N",), bounds={"E": (0.1, 10), "A": (1, 1e6)})
     assert not any("kept positive" in n for n in sl.fit_arrays(bounded, {"N": N}, y, bootstrap=0).notes)
+
+
+def test_log_polynomial_laws_start_from_their_log_linear_solution():
+    # L + exp(poly in logs): every coefficient sits inside the exponential, so a space-filling
+    # design cannot find it; log(y - L) is linear in them, which seeds the search
+    rng = np.random.default_rng(9)
+    lr, bsz = 10 ** rng.uniform(-4, -2, 200), 2 ** rng.integers(4, 11, 200).astype(float)
+    truth = {"L": 1.9, "w0": -0.5, "w1": 0.3, "w2": 0.05, "w3": -0.1}
+    u, v = np.log(lr), np.log(bsz)
+    y = truth["L"] + np.exp(truth["w0"] + truth["w1"] * u + truth["w2"] * u ** 2 + truth["w3"] * v)
+    law = sl.Law.from_formula("L + exp(clip(w0 + w1*log(lr) + w2*log(lr)**2 + w3*log(bsz), -50, 50))",
+                              inputs=("lr", "bsz"),
+                              bounds={"L": (0, 3), "w0": (-8, 8), "w1": (-1, 1), "w2": (-0.1, 0.1), "w3": (-1, 1)})
+    fit = sl.fit_arrays(law, {"lr": lr, "bsz": bsz}, y, bootstrap=0, scale="linear")
+    for k, v_ in truth.items():
+        assert fit.params[k] == pytest.approx(v_, rel=1e-4, abs=1e-6)
