@@ -276,7 +276,7 @@ class Problem:
         logarithm: the optimiser's steps are then relative, as its sensitivity is. The parameter
         itself is unchanged (its bounds already make it positive)."""
         lo, hi = self.lo[self.free], self.hi[self.free]
-        logs = (lo > 0) & np.isfinite(hi) & (hi / np.where(lo > 0, lo, 1.0) > 50.0)
+        logs, lo_log = log_spanned(lo, hi)
 
         def to_z(u: np.ndarray) -> np.ndarray:
             return np.where(logs, np.exp(np.where(logs, u, 0.0)), u)
@@ -286,8 +286,8 @@ class Problem:
             f, g = self.reduced(z)
             return f, np.where(logs, g * z, g)
 
-        u0 = np.where(logs, np.log(np.where(logs, np.clip(z0, lo, hi), 1.0)), z0)
-        bounds = list(zip(np.where(logs, np.log(np.where(logs, lo, 1.0)), np.where(np.isfinite(lo), lo, np.nan)),
+        u0 = np.where(logs, np.log(np.where(logs, np.clip(z0, lo_log, hi), 1.0)), z0)
+        bounds = list(zip(np.where(logs, np.log(np.where(logs, lo_log, 1.0)), np.where(np.isfinite(lo), lo, np.nan)),
                           np.where(logs, np.log(np.where(logs, hi, 1.0)), np.where(np.isfinite(hi), hi, np.nan)),
                           strict=True))
         bounds = [(None if np.isnan(a) else float(a), None if np.isnan(b) else float(b)) for a, b in bounds]
@@ -307,8 +307,20 @@ class Problem:
             elif not np.isfinite(a):
                 a = b - max(4.0, abs(b))
             lo[k], hi[k] = a, b
-        logs = (lo > 0) & (hi / np.where(lo > 0, lo, 1.0) > 50.0)
-        return lo, hi, logs
+        logs, lo_log = log_spanned(lo, hi)
+        return np.where(logs, lo_log, lo), hi, logs
+
+
+def log_spanned(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which parameters span decades (searched and polished in their logarithm), and the lower
+    end used for that: a positive lower bound with ``hi/lo > 50``, or a lower bound of 0 with
+    ``hi >= 1000`` (ParScale's A in [0, 1e9]: a uniform design puts every start above 1e7 and
+    the optimiser's steps are absolute), whose log range starts at ``hi * 1e-9``."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    fin = np.isfinite(hi)
+    pos = (lo > 0) & fin & (hi / np.where(lo > 0, lo, 1.0) > 50.0)
+    zero = (lo == 0) & fin & (hi >= 1e3)
+    return pos | zero, np.where(zero, hi * 1e-9, lo)
 
 
 class _NaNGradient(Exception):
