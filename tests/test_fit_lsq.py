@@ -55,6 +55,7 @@ def test_negative_targets_are_fitted_on_the_linear_scale_by_default_and_said():
                               bounds={"alpha": (0, 1), "beta": (0, 1)})
     fit = sl.fit_arrays(law, {"N": N, "D": D}, y, bootstrap=0)
     assert any("linear scale" in n for n in fit.notes)
+    assert "linear scale" in repr(fit.summary().to_dict() if hasattr(fit.summary(), "to_dict") else fit.summary())
     assert fit.params["c"] == pytest.approx(-3.1, rel=1e-4)
     assert fit.params["b"] == pytest.approx(-15.0, rel=1e-3)  # its sign is kept, not forced positive
     assert fit.params["beta"] == pytest.approx(0.1, rel=1e-3)

@@ -420,6 +420,34 @@ def _linear_law(base: Law, tie: Mapping[str, str] | None, fix: Mapping[str, floa
                              f"formula {base.formula!r} could not be read ({exc})", "scale") from None
 
 
+def _linear_soft_checks(law: Law, params: Mapping[str, float], draws: np.ndarray | None, level: float,
+                        linear: set[str]) -> tuple[list[str], list[str]]:
+    """:func:`_soft_checks` for a linear-scale fit: a coefficient or offset (a linear parameter,
+    of any sign and any magnitude) is unidentified when its interval is wider than twice its
+    value (its sign is not pinned), not when it is wider than 1 as an exponent would be."""
+    warnings, flagged = _soft_checks(law, [False] * len(law.param_names), params, draws, level)
+    if draws is None or not len(draws):
+        return warnings, flagged
+    keep = []
+    for i, name in enumerate(law.param_names):
+        if name not in flagged:
+            continue
+        col = draws[:, i][np.isfinite(draws[:, i])]
+        if name in linear and len(col):
+            lo, hi = (float(x) for x in percentile_interval(col, level))
+            lo_b, hi_b = law.bounds.get(name, (-np.inf, np.inf))
+            inside = lo_b <= params[name] <= hi_b and np.mean((col < lo_b) | (col > hi_b)) <= 0.1
+            if inside and hi - lo <= 2.0 * abs(params[name]):
+                continue
+        keep.append(name)
+    if len(keep) != len(flagged):
+        warnings = [w for w in warnings if not w.startswith("not identified by these runs")]
+        if keep:
+            warnings.append("not identified by these runs: " + ", ".join(keep)
+                            + ". Treat these parameters (and figures derived from them) as unknown.")
+    return warnings, keep
+
+
 def _fit_linear(
     base: Law, inputs: Mapping[str, Any], loss: Any, *, run_ids: Sequence[str] | None,
     bootstrap: int, holdout_top: int, seed: int, compute: Any, level: float, source: str,
@@ -485,7 +513,7 @@ def _fit_linear(
         n = len(train)
         draws = np.array([lsq.refit(problem, point, np.bincount(rng.integers(0, n, n), minlength=n).astype(float))
                           for _ in range(bootstrap)])
-    warnings, unidentified = _soft_checks(law, [False] * len(law.param_names), params, draws, level)
+    warnings, unidentified = _linear_soft_checks(law, params, draws, level, set(point.linear))
     pinned = near_bounds(law.bounds, params)
     if pinned:
         warnings.append("at an enforced bound: " + "; ".join(pinned) + ". The bound, not the "

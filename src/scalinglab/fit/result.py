@@ -406,7 +406,13 @@ class FitResult(Result):
         facts = [("residual std of log loss", format_number(self.residual_std)),
                  ("objective", f"{self.objective:.6g}"
                   + (f" ({self.info.objective})" if self.info else ""))]
-        if self.info is not None and self.info.search:
+        if self.info is not None and self.info.search and self.info.search.get("scale") == "linear":
+            sr = self.info.search
+            facts[0] = ("residual std (linear scale)", format_number(self.residual_std))
+            facts.append(("search", f"{self.info.n_starts} Sobol starts screened, {sr['n_polished']} "
+                          f"polished, {self.info.n_reached_best} reached the best optimum; "
+                          f"{', '.join(sr['linear']) or 'no parameter'} solved by linear least squares"))
+        elif self.info is not None and self.info.search:
             sr = self.info.search
             facts.append(("search", f"{self.info.n_starts} starts screened on {sr['screen_runs']} "
                           f"runs, {sr['n_polished']} polished on all, {sr['n_basins']} distinct "
@@ -421,7 +427,9 @@ class FitResult(Result):
                 facts.append(("holdout inside interval", f"{inside_p:.0%} in the parameter band, "
                               f"{inside:.0%} in the new-run band"))
         if np.isfinite(self.noise_std):
-            facts.append(("run-to-run noise (log loss)", format_number(self.noise_std)))
+            linear = bool(self.info and self.info.search and self.info.search.get("scale") == "linear")
+            facts.append((f"run-to-run noise ({'loss' if linear else 'log loss'})",
+                          format_number(self.noise_std)))
         if self.dropped_ids:
             facts.append(("left out", f"{len(self.dropped_ids)} highest-loss runs"))
         title = (f"{self.law.name}: {self.law.formula}   ({self.n_runs} runs"
