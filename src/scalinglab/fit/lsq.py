@@ -269,7 +269,7 @@ class Problem:
             raise _NaNGradient(full[0])
         return float(obj[0]), grad
 
-    def polish(self, z0: np.ndarray, maxiter: int = 1000, ftol: float = 1e-13, gtol: float = 1e-9,
+    def polish(self, z0: np.ndarray, maxiter: int = 2000, ftol: float = 1e-15, gtol: float = 1e-12,
                callback: Any = None) -> tuple[float, np.ndarray, bool]:
         """L-BFGS-B on the reduced objective from ``z0``, bounds enforced. A nonlinear parameter
         whose bounds are positive and span decades (ParScale's A in [1e-3, 1e12]) is moved in its
@@ -293,6 +293,16 @@ class Problem:
         bounds = [(None if np.isnan(a) else float(a), None if np.isnan(b) else float(b)) for a, b in bounds]
         res = minimize(fg, u0, jac=True, method="L-BFGS-B", bounds=bounds,
                        options={"maxiter": maxiter, "ftol": ftol, "gtol": gtol}, callback=callback)
+        if logs.any() and res.nit <= 1:
+            # no step taken in log coordinates (the first step left the region where the law is
+            # finite, and the line search gave up): the plain coordinates, which step less far
+            f0 = float(res.fun)
+            res2 = minimize(self.reduced, np.clip(z0, lo, hi), jac=True, method="L-BFGS-B",
+                            bounds=[(None if not np.isfinite(a) else float(a), None if not np.isfinite(b) else float(b))
+                                    for a, b in zip(lo, hi, strict=True)],
+                            options={"maxiter": maxiter, "ftol": ftol, "gtol": gtol}, callback=callback)
+            if float(res2.fun) < f0:
+                return float(res2.fun), np.clip(np.asarray(res2.x, float), lo, hi), bool(res2.success)
         return float(res.fun), np.clip(to_z(np.asarray(res.x, float)), lo, hi), bool(res.success)
 
     def box(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -393,9 +403,13 @@ def lsq_search(problem: Problem, *, seed: int = 0, budget_s: float = TIME_BUDGET
             raise StopIteration
 
     for k, i in enumerate(picked):
-        if k >= MIN_POLISH and time.process_time() - t0 > budget_s:
+        n_best = int(np.sum(np.array(fs) - min(fs) <= BASIN_TOL + 1e-5 * min(fs))) if fs else 0
+        spent = time.process_time() - t0
+        # past the budget, a search whose best optimum was reached once goes on (to the hard
+        # stop) until a second start confirms it or a better one appears
+        if k >= MIN_POLISH and spent > budget_s and (n_best >= 2 or spent > 3.0 * budget_s):
             break
-        if k >= 2 * MIN_POLISH and fs and np.sum(np.array(fs) - min(fs) <= BASIN_TOL + 1e-5 * min(fs)) >= 3:
+        if k >= 2 * MIN_POLISH and n_best >= 3:
             break  # the best basin has been reached from three distinct starts
         try:
             fval, zval, ok = problem.polish(z[i], callback=stop)
