@@ -1,6 +1,6 @@
 """Reproduce the seed papers' published numbers from their authors' released runs.
 
-    python benchmarks/reproduce.py [--bootstrap 200] [--epoch-data PATH] [--json]
+    python benchmarks/reproduce.py [--bootstrap 200] [--epoch-data PATH] [--json] [--only SECTION]
 
 For each paper: the published figure, scalinglab's, its 95% bootstrap interval, and whether the
 published value is inside (for extrapolation errors: whether ours is no worse than the
@@ -12,7 +12,8 @@ Data: ``../shared/data/ext`` and ``../shared/data/steplaw`` beside the repositor
 Epoch AI's extraction of the Chinchilla runs (``data/svg_extracted_data.csv`` of
 epoch-research/analyzing-chinchilla) is not shipped: give its path with ``--epoch-data`` or
 ``$SCALINGLAB_EPOCH_DATA``; without it that row says "data absent". A section for the
-downstream papers comes from ``benchmarks/repro_downstream.py`` when it is present.
+downstream papers comes from ``benchmarks/repro_downstream.py`` and one for the multi-power
+law's loss curves from ``benchmarks/repro_curves.py`` (``--only multi-power``) when present.
 """
 
 from __future__ import annotations
@@ -219,6 +220,23 @@ def steplaw_rows(bootstrap: int) -> list[Row]:
 # -- the downstream papers (Gadre et al.'s loss-to-error link, Ruan et al.) ------------------------------
 
 
+def curves_rows(bootstrap: int) -> list[Row] | None:
+    """Luo et al. 2025's held-out loss curves (benchmarks/repro_curves.py)."""
+    module = _sibling("repro_curves.py")
+    return None if module is None else list(module.section(min(bootstrap, 100)))
+
+
+def _sibling(name: str) -> Any:
+    path = Path(__file__).with_name(name)
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def downstream_rows() -> list[Row] | None:
     path = Path(__file__).with_name("repro_downstream.py")
     if not path.exists():
@@ -293,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epoch-data", default=os.environ.get("SCALINGLAB_EPOCH_DATA"),
                     help="Epoch AI's svg_extracted_data.csv (or $SCALINGLAB_EPOCH_DATA)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    ap.add_argument("--only", help="one section by name (e.g. 'multi-power')")
     args = ap.parse_args(argv)
     sections: list[tuple[str, Callable[[], list[Row] | None]]] = [
         ("Epoch", lambda: epoch_rows(args.epoch_data, args.bootstrap)),
@@ -302,7 +321,13 @@ def main(argv: list[str] | None = None) -> int:
         ("Step Law", lambda: steplaw_rows(args.bootstrap)),
         ("downstream", downstream_rows),
         ("loss-to-loss and ladder", lambda: l2l_rows(args.bootstrap)),
+        ("multi-power", lambda: curves_rows(args.bootstrap)),
     ]
+    if args.only:
+        known = [s[0] for s in sections]
+        sections = [s for s in sections if s[0].lower() == args.only.lower()]
+        if not sections:
+            ap.error(f"--only: no section {args.only!r}; sections: {', '.join(known)}")
     rows: list[Row] = []
     for name, make in sections:
         t = time.perf_counter()

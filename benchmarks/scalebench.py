@@ -2,6 +2,8 @@
 
     python benchmarks/scalebench.py --data ../shared/data/scalebench [--tasks moe,vocab] [--laws sl_1,sl_3]
                                     [--starts 64] [--no-reference] [--json]
+    python benchmarks/scalebench.py --design --budgets 0.01,0.05,0.1 --repeats R [--json]
+        (which runs to buy: ``benchmarks/scalebench_design.py``)
 
 For each task (``benchmarks/scalebench_tasks.py``) and each law instance, per group (as
 ScaleBench fits: one parameter vector per group), the law is fitted on the training rows twice:
@@ -196,6 +198,11 @@ def run_law(task: sbt.Task, spec: sbt.LawSpec, fit_groups: list[tuple[str, pd.Da
 
 
 def main() -> None:
+    if "--design" in sys.argv[1:]:  # the design protocol (which runs to buy): its own module
+        import scalebench_design
+
+        scalebench_design.main([a for a in sys.argv[1:] if a != "--design"])
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="folder with <task>_train.parquet (and <task>_test.parquet)")
     ap.add_argument("--tasks", default=",".join(sbt.TASKS), help="comma-separated task names")

@@ -275,7 +275,7 @@ def test_a_bad_isoflop_plan_request_writes_nothing_and_names_the_flag(tmp_path, 
 
 def test_a_plan_that_cannot_be_written_is_one_line(tmp_path, text):
     (tmp_path / "taken").write_text("a file, not a folder")
-    for out, says in ((tmp_path, "cannot write the plan here (Is a directory)"),
+    for out, says in ((tmp_path, "is a folder; an output must be a file path"),
                       (tmp_path / "taken" / "p.toml", "cannot write the plan here")):
         refused(["sweep", "plan", "isoflop", "--budgets", "1e12", "--data", str(text),
                  "--out", str(out)], tmp_path, says)

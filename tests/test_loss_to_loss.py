@@ -81,8 +81,13 @@ def test_predicting_below_E_x_warns_and_marks_the_rows(tmp_path):
         out = fit.predict([1.5, 2.0])
     assert list(out.columns) == ["x", "y", "lo", "hi", "below_E_x"]
     assert out["below_E_x"].tolist() == [True, False]
-    assert np.all(np.isfinite(out[["y", "lo", "hi"]].to_numpy()))
-    assert out["y"].iloc[0] == pytest.approx(1.1)
+    assert np.all(np.isfinite(out["y"])) and out["y"].iloc[0] == pytest.approx(1.1)
+    # E_y is held fixed: every draw gives the floor, and no zero-width interval is claimed
+    assert out[["lo", "hi"]].iloc[0].isna().all() and out[["lo", "hi"]].iloc[1].notna().all()
+    free = fit_loss_to_loss(frame, "train", "test", E_x=1.7, bootstrap=20)
+    with pytest.warns(BelowOffsetWarning):
+        row = free.predict([1.5]).iloc[0]
+    assert np.isfinite(row["y"]) and row["lo"] < row["hi"]  # E_y's own uncertainty
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit.predict([2.5])  # above E_x: no warning
@@ -177,7 +182,7 @@ def test_cli_fits_predicts_and_warns_below_E_x(tmp_path):
     assert pred.exit_code == 0, pred.output
     rows = json.loads(pred.stdout)
     assert [r["below_E_x"] for r in rows] == [True, False]
-    assert all(r["y"] is not None for r in rows)
+    assert all(r["y"] is not None for r in rows) and rows[0]["lo (95%)"] < rows[0]["y"]
     assert "at or below the fitted offset" in pred.stderr
     same = runner.invoke(app, ["fit", "loss-to-loss", str(path), "--x", "train", "--y", "test",
                                "--save", str(path)])

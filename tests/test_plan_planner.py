@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from scalinglab.errors import ParameterError
+from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.fit.result import FitResult
 from scalinglab.hparams.timescale import TauFit
 from scalinglab.laws.hparams import ADAMW_TIMESCALE, DEEPSEEK, STEP_LAW, TAU_LAW
@@ -172,5 +172,7 @@ def test_a_plan_from_a_fit_with_unidentified_parameters_says_so():
     loss = 1.8 + 400 / N**0.34 + 410 / D**0.28
     fit = fit_chinchilla(N, D, loss * np.exp(rng.normal(0, 0.003, N.size)), bootstrap=20)
     assert fit.unidentified
-    plan = make_plan(compute=1e21, loss_law=fit)
-    assert any("not identify" in w and "the loss law's fit" in w for w in plan.warnings)
+    with pytest.raises(NotIdentifiable, match="no compute-optimal plan"):
+        make_plan(compute=1e21, loss_law=fit)  # refused: N and D would rest on B and beta
+    plan = make_plan(compute=1e21, loss_law=fit, allow_unidentified=True)
+    assert plan.warnings[0].startswith("NOT IDENTIFIED: the loss law's fit")

@@ -229,9 +229,12 @@ def test_allocation_extrapolates_to_the_planned_budget_with_its_interval(iso, fi
     fig = figures.optimal_allocation(iso, planned_compute=1e21, fit=fit)
     n_ax, d_ax = fig.axes[:2]
     _, lo, hi = iso.approach2.n_opt_interval(np.array([1e21]))
-    planned = [t.get_text() for t in n_ax.get_legend().get_texts() if t.get_text().startswith("planned")]
-    assert planned == [f"planned C = 1.00e21: N_opt = {figures.fmt(float(iso.approach2.n_opt(1e21)))} "
-                       f"[{figures.fmt(lo[0])}, {figures.fmt(hi[0])}]"]
+    # the plan allocates with the loss law (Approach 3): Approach 2's value there is not "planned"
+    at = [t.get_text() for t in n_ax.get_legend().get_texts() if t.get_text().startswith("Approach 2 at")]
+    assert at == [f"Approach 2 at the planned C: N_opt = {figures.fmt(float(iso.approach2.n_opt(1e21)))} "
+                  f"[{figures.fmt(lo[0])}, {figures.fmt(hi[0])}]"]
+    assert any(t.get_text().startswith("the plan (Approach 3) at C = 1.00e21")
+               for t in n_ax.get_legend().get_texts())
     assert n_ax.get_xlim()[1] > 1e21 and d_ax.get_yscale() == "log"
     labels = [t.get_text() for t in n_ax.get_legend().get_texts()]
     assert "Approach 3 (chinchilla law) — used by the plan" in labels and "beyond the data" in labels

@@ -193,7 +193,7 @@ def test_a_mapping_file_matching_none_of_the_runs_is_an_error_with_the_line(tmp_
 
 
 @pytest.mark.parametrize("text, message", [
-    ("{", "invalid JSON"),
+    ("{", "not JSON"),
     ("[1, 2]", "expected an object with a 'run' key"),
     ('{"a": 3}', "expected an object of values"),
 ])

@@ -57,6 +57,9 @@ _EXPORTS: dict[str, str] = {
     "make_plan": "scalinglab.plan.planner",
     "Plan": "scalinglab.plan.planner",
     "RunStore": "scalinglab.runs.store",
+    # adaptive design over a pool of candidate runs
+    "design_pool": "scalinglab.design.pool",
+    "replay_study": "scalinglab.design.pool",
     # errors
     "ScalingLabError": "scalinglab.errors",
     "InputError": "scalinglab.errors",

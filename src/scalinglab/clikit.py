@@ -30,22 +30,21 @@ docstring is joined and wrapped once, to the terminal's width; a paragraph that 
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from scalinglab.errors import ParameterError, ScalingLabError
+from scalinglab.runs import DEFAULT_STORE
 
 
 class _Console(Console):
@@ -65,7 +64,6 @@ class _Console(Console):
 console = _Console()
 err_console = Console(stderr=True)
 
-DEFAULT_STORE = Path("scalinglab.duckdb")
 
 StoreOption = typer.Option(DEFAULT_STORE, "--store", metavar="FILE",
                            help="DuckDB run store file.")
@@ -97,6 +95,7 @@ RENAMED_FLAGS = {"--n-boot": "--bootstrap"}
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 _UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 _Abort = typer.Abort
+_Command = TyperCommand
 
 
 class UserError(_ClickException):
@@ -120,7 +119,9 @@ class UserError(_ClickException):
 
 def show_error(message: str) -> None:
     """``error: MESSAGE`` as one line on stderr, whatever the terminal's width."""
-    one_line = " ".join(str(message).split())
+    from scalinglab.summary import printable
+
+    one_line = printable(" ".join(str(message).split()))
     err_console.print(f"[bold red]error:[/] {escape(one_line)}", highlight=False, soft_wrap=True)
 
 
@@ -251,7 +252,8 @@ def _tidy(command: Any) -> None:
             p.metavar = _METAVARS.get(base, "TEXT")
     if getattr(command, "help", None):
         command.help = _keep_examples(command.help)
-    for sub in getattr(command, "commands", {}).values():
+    subs = getattr(command, "commands", {})
+    for sub in (subs.built() if isinstance(subs, LazyCommands) else subs).values():
         _tidy(sub)
 
 
@@ -305,6 +307,117 @@ class ScalingLabGroup(TyperGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+class LazyCommands(MutableMapping[str, Any]):
+    """A group's sub-commands by name, each built by ``load(name)`` the first time it is looked
+    up: listing the names (``--help``, "did you mean") imports nothing; ``items()`` and
+    ``values()`` build them all (a test that walks every command sees every command)."""
+
+    def __init__(self, names: Iterable[str], load: Callable[[str], Any]) -> None:
+        self._names = list(names)
+        self._load = load
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            if name not in self._names:
+                raise KeyError(name)
+            self._built[name] = self._load(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        if name not in self._names:
+            self._names.append(name)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(name)
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def built(self) -> dict[str, Any]:
+        """The commands built so far (what tidying may touch without building the rest)."""
+        return dict(self._built)
+
+
+@dataclass(frozen=True)
+class CommandEntry:
+    """One line of the command table: where a command lives and its one-line help.
+
+    ``target`` is ``"module:attribute"``, a function (a command) or a Typer app (a group);
+    ``extra`` adds commands that live in another area's module to a group (``fit downstream``),
+    by name -> ``"module:function"``. ``help`` is the line ``--help`` lists, so listing the
+    commands imports none of them (a test checks it against the command's own help).
+    """
+
+    target: str
+    help: str
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+def _resolve(target: str) -> Any:
+    from importlib import import_module
+
+    module, _, attribute = target.partition(":")
+    return getattr(import_module(module), attribute)
+
+
+def build_command(name: str, entry: CommandEntry) -> Any:
+    """The click command (or group) of one table entry, built from its area's module."""
+    from typer.main import get_command
+
+    obj = _resolve(entry.target)
+    scratch = new_app()
+    scratch.callback()(lambda: None)  # a group even when it holds one command
+    if isinstance(obj, typer.Typer):
+        scratch.add_typer(obj, name=name)
+    else:
+        scratch.command(name)(obj)
+    command = get_command(scratch).commands[name]
+    for sub, target in entry.extra.items():
+        extra = new_app()
+        extra.callback()(lambda: None)
+        extra.command(sub)(_resolve(target))
+        command.add_command(get_command(extra).commands[sub], sub)
+    if entry.extra:  # commands before groups, as Typer lists them
+        ordered = sorted(command.commands.items(), key=lambda kv: hasattr(kv[1], "commands"))
+        command.commands = dict(ordered)
+    _tidy(command)
+    return command
+
+
+class LazyGroup(ScalingLabGroup):
+    """The root group: its commands come from :attr:`table` and each area's module is imported
+    only when its command runs, so ``--version`` and ``--help`` start in a fraction of a second
+    (torch, scipy, sympy, pandas... are imported by the commands that need them)."""
+
+    table: Mapping[str, CommandEntry] = {}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        eager = dict(self.commands)
+        self.commands = LazyCommands(self.table, lambda name: build_command(name, self.table[name]))
+        for name, command in eager.items():
+            self.commands[name] = command
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # names only: Typer's own walks items(), building each
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = [(name, self.table[name].help) for name in self.list_commands(ctx)
+                if name in self.table]
+        if not rows:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, _Command(name, help=text).get_short_help_str(limit))
+                                for name, text in rows])
+
+
 def new_app(**kwargs: Any) -> typer.Typer:
     """A Typer app (or sub-app) whose group shows errors as one line (see ScalingLabGroup) and
     whose help is wrapped once, by click's plain formatter."""
@@ -321,7 +434,7 @@ def parse_tags(items: Iterable[str] | str | None) -> dict[str, str]:
 
     A pair splits at its first ``=`` or ``:``, so a value may hold the other (``url=http://x``).
     """
-    from scalinglab.report.analysis import parse_tag_filters
+    from scalinglab.runs.schema import parse_tag_filters
 
     try:
         return parse_tag_filters(items)
@@ -354,37 +467,12 @@ def output_format(fmt: str, as_json: bool = False) -> str:
 # -- output ------------------------------------------------------------------------------------
 
 
-def _default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    if hasattr(o, "isoformat"):
-        return o.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _clean(o: Any) -> Any:
-    """Replace NaN/inf (invalid JSON) by null, recursively."""
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _clean(o.tolist())
-    if isinstance(o, np.generic):
-        return _clean(o.item())
-    return o
-
-
 def to_json(obj: Any) -> str:
-    return json.dumps(_clean(obj), default=_default, indent=2)
+    """:func:`scalinglab.serialize.to_json` (imported when first used: numpy is not loaded by
+    ``--version``)."""
+    from scalinglab.serialize import to_json as write
+
+    return write(obj)
 
 
 def emit_json(obj: Any) -> None:
@@ -399,13 +487,56 @@ def _per_model(results: Mapping[str, Any], as_dict: Callable[[Any], Any]) -> Any
     return next(iter(out.values())) if len(out) == 1 else out
 
 
+def command_inputs(*outputs: str) -> list[Path]:
+    """Every path the running command was given, but its ``outputs`` (parameter names): what
+    an output must not overwrite (``fit custom runs.csv --save runs.csv``, ``--store``)."""
+    import importlib
+
+    # the click Typer runs on (it may vendor its own, typer._click), whose context is current
+    package = _ClickException.__module__.rsplit(".", 1)[0]
+    ctx = importlib.import_module(f"{package}.globals").get_current_context(silent=True)
+    found: list[Path] = []
+    while ctx is not None:
+        for name, value in ctx.params.items():
+            if name in outputs:
+                continue
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(v, Path) or (isinstance(v, str) and v and Path(v).exists()):
+                    found.append(Path(v))
+        ctx = ctx.parent
+    return found
+
+
+def write_file(path: Path, data: Any, flag: str, output: str | None = None) -> Path:
+    """Write a command's output file by the rules of :func:`scalinglab.safefile.write_output`
+    (never one of the command's inputs nor a run store; atomic), ``flag`` naming it in errors;
+    ``output`` is the command's parameter for it (default: the flag's name)."""
+    from scalinglab.safefile import write_output
+
+    param = output or flag.lstrip("-").replace("-", "_")
+    return write_output(path, data, inputs=command_inputs(param), flag=flag)
+
+
+def check_output_early(path: Path | None, flag: str, output: str | None = None) -> None:
+    """:func:`write_file`'s refusals, before a long computation rather than after it (the
+    folder may still be missing: commands that make it check that when they write)."""
+    from scalinglab.safefile import check_output
+
+    if path is None:
+        return
+    param = output or flag.lstrip("-").replace("-", "_")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.is_dir():
+        check_output(path, inputs=command_inputs(param), flag=flag)
+
+
 def save_results(save: Path | None, results: Any) -> None:
     """``--save``: a result (or ``{model: result}``) with its bootstrap draws, as JSON."""
     if save is None:
         return
     data = (_per_model(results, lambda r: r.to_dict(include_draws=True))
             if isinstance(results, Mapping) else results.to_dict(include_draws=True))
-    save.write_text(to_json(data) + "\n", encoding="utf-8")
+    write_file(save, to_json(data) + "\n", "--save")
 
 
 def show_results(results: Any, save: Path | None, as_json: bool) -> None:

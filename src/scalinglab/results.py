@@ -6,16 +6,57 @@ it used (``run_ids``) and those it held out (``heldout_ids``), its interval leve
 and notes; ``summary()`` returns one :class:`~scalinglab.summary.Summary` that the CLI, the report
 and the dashboard all render; ``to_dict()``/``from_dict()`` round-trip it through JSON (with
 ``kind`` saying which result it is); ``repr()`` is one short line and Jupyter shows the summary.
+
+Every subclass that declares its own ``kind`` registers itself (``__init_subclass__``), so this
+module imports no result class: :func:`load_result` reads any registered kind, and a kind whose
+module is not imported yet is found through :data:`KIND_MODULES` (a table of module names, as the
+command line's table is: data, not an import; ``tests/test_results_contract.py`` checks that it
+names every kind). ``conf_int(level)`` gives parameter intervals at any level from the
+bootstrap draws, whatever level the result was fitted with.
 """
 
 from __future__ import annotations
 
-import json
+from importlib import import_module
 from pathlib import Path
 from typing import Any, ClassVar
 
-from scalinglab.errors import InputError
+from scalinglab.errors import InputError, ParameterError
 from scalinglab.summary import Summary
+
+#: kind -> the result class, filled by :meth:`Result.__init_subclass__`
+REGISTRY: dict[str, type[Result]] = {}
+
+#: kind -> the module that defines it, imported by :func:`load_result` when a file holds a kind
+#: not registered yet (a new result kind adds a line; the contract test checks the table)
+KIND_MODULES: dict[str, str] = {
+    "loss_fit": "scalinglab.fit.result",
+    "isoflop": "scalinglab.fit.isoflop",
+    "rolling_forward": "scalinglab.fit.validate",
+    "law_selection": "scalinglab.fit.validate",
+    "hparam_fit": "scalinglab.hparams.fit",
+    "tau_fit": "scalinglab.hparams.timescale",
+    "curve_fit": "scalinglab.fit.curves",
+    "link_fit": "scalinglab.downstream.link_fit",
+    "link_table": "scalinglab.downstream.link_fit",
+    "benchmark_fit": "scalinglab.downstream.benchmark",
+    "benchmark_table": "scalinglab.downstream.benchmark",
+    "downstream_prediction": "scalinglab.downstream.chain",
+    "observational_fit": "scalinglab.downstream.observational",
+    "loss_to_loss": "scalinglab.downstream.l2l",
+    "loss_translation": "scalinglab.downstream.l2l",
+    "ladder_fit": "scalinglab.downstream.ladder",
+    "pass_at_k": "scalinglab.testtime.passk",
+    "coverage_fit": "scalinglab.testtime.coverage",
+    "verifier_analysis": "scalinglab.testtime.verifier",
+    "budget_comparison": "scalinglab.testtime.budget",
+    "design_proposal": "scalinglab.design.propose",
+    "pool_proposal": "scalinglab.design.pool",
+    "pool_replay": "scalinglab.design.pool",
+    "simulation": "scalinglab.design.simulate",
+    "plan": "scalinglab.plan.planner",
+    "heldout_check": "scalinglab.demo.job",
+}
 
 
 class Result:
@@ -30,6 +71,38 @@ class Result:
     level: float
     warnings: list[str]
     notes: list[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("kind")
+        if kind is None:  # a shared base (no kind of its own) is not a result one can load
+            return
+        known = REGISTRY.get(kind)
+        if known is not None and (known.__module__, known.__qualname__) != (
+                cls.__module__, cls.__qualname__):
+            raise TypeError(f"result kind {kind!r} is already {known.__module__}.{known.__qualname__}")
+        REGISTRY[kind] = cls
+
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        """``(names, draws)``: the bootstrap draws of the parameters, shape (K, len(names)), for
+        :meth:`conf_int`; None where the result keeps none."""
+        return None
+
+    def conf_int(self, level: float | None = None) -> dict[str, tuple[float, float]]:
+        """Each parameter's percentile interval at ``level`` (default: the result's own), from
+        the bootstrap draws: the level is chosen when asked, not when fitted."""
+        from scalinglab.stats import percentile_interval
+
+        level = self.level if level is None else float(level)
+        if not 0.0 < level < 1.0:
+            raise ParameterError(f"level must be between 0 and 1, not {level}", "level")
+        table = self._param_draws()
+        if table is None or table[1] is None or len(table[1]) == 0:
+            raise ParameterError(f"this {type(self).__name__} has no bootstrap draws to give "
+                                 "intervals (fit with bootstrap > 0)", "level")
+        names, draws = table
+        lo, hi = percentile_interval(draws, level)
+        return {n: (float(lo[i]), float(hi[i])) for i, n in enumerate(names)}
 
     @property
     def heldout_ids(self) -> tuple[str, ...]:
@@ -60,26 +133,23 @@ class Result:
 
     def save(self, path: str | Path) -> Path:
         """Write ``to_dict(include_draws=True)`` as JSON (read back with :func:`load_result`)."""
-        from scalinglab.clikit import to_json
+        from scalinglab.safefile import write_output
+        from scalinglab.serialize import to_json
 
-        path = Path(path)
-        path.write_text(to_json(self.to_dict(include_draws=True)) + "\n", encoding="utf-8")
-        return path
+        return write_output(path, to_json(self.to_dict(include_draws=True)) + "\n")
 
 
-def _kinds() -> dict[str, Any]:
-    from scalinglab.downstream import kinds as downstream_kinds
-    from scalinglab.fit.curves import CurveFit
-    from scalinglab.fit.isoflop import IsoFlopResult
-    from scalinglab.fit.result import FitResult
-    from scalinglab.fit.validate import LawSelection, RollingForward
-    from scalinglab.hparams.fit import HparamFit
-    from scalinglab.hparams.timescale import TauFit
-    from scalinglab.testtime import kinds as testtime_kinds
+def registered_kinds() -> dict[str, type[Result]]:
+    """Every result kind, its module imported (what :func:`load_result` can read)."""
+    for kind in KIND_MODULES:
+        _kind(kind)
+    return dict(REGISTRY)
 
-    return {cls.kind: cls for cls in (FitResult, IsoFlopResult, HparamFit, TauFit, RollingForward,
-                                      LawSelection, CurveFit, *downstream_kinds(),
-                                      *testtime_kinds())}
+
+def _kind(kind: Any) -> type[Result] | None:
+    if kind not in REGISTRY and kind in KIND_MODULES:
+        import_module(KIND_MODULES[kind])
+    return REGISTRY.get(kind)
 
 
 def load_result(path: str | Path) -> Result:
@@ -100,29 +170,56 @@ def load_results(path: str | Path) -> list[tuple[str | None, Result]]:
     return [(None, _from_dict(data, path))]
 
 
+def result_from_dict(data: Any) -> Result:
+    """The result a ``to_dict()`` describes, by its ``kind`` (any registered kind)."""
+    kind = data.get("kind") if isinstance(data, dict) else None
+    cls = _kind(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise InputError(f"not a scalinglab result (kind {kind!r})")
+    return cls.from_dict(data)  # type: ignore[attr-defined]
+
+
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON ({exc.msg} at line {exc.lineno})", source=str(path)) from None
-    except UnicodeDecodeError:
-        raise InputError("not JSON (not UTF-8 text)", source=str(path)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read it ({exc.strerror or exc})", source=str(path)) from None
+    """Bounded (size, nesting depth), regular files only, UTF-8: one InputError otherwise."""
+    from scalinglab.safefile import read_json
+
+    return read_json(path)
 
 
 def _from_dict(data: Any, path: Path) -> Result:
-    kinds = _kinds()
+    from scalinglab.safefile import check_saved
+
     kind = data.get("kind") if isinstance(data, dict) else None
-    if kind not in kinds:
-        raise InputError(f"not a saved scalinglab result (kind {kind!r}; known: {sorted(kinds)})",
+    cls = _kind(kind) if isinstance(kind, str) else None
+    if cls is None:
+        known = sorted({*REGISTRY, *KIND_MODULES})
+        raise InputError(f"not a saved scalinglab result (kind {kind!r}; known: {known})",
                          source=str(path))
+    check_saved(data, str(path))  # the shared fields, before any arithmetic
     try:
-        return kinds[kind].from_dict(data)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise InputError(f"cannot read a saved {kind} result: {exc}", source=str(path)) from None
+        return cls.from_dict(data)  # type: ignore[attr-defined]
+    except KeyError as exc:
+        raise InputError(f"a saved {kind} result without the field {exc}",
+                         source=str(path)) from None
+    except (TypeError, ValueError, IndexError, AttributeError, OverflowError,
+            ZeroDivisionError) as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InputError(f"cannot read a saved {kind} result: {detail}",
+                         source=str(path)) from None
 
 
-__all__ = ["Result", "load_result", "load_results"]
+def load_saved(path: str | Path, expect: type | tuple[type, ...], what: str) -> Result:
+    """THE loader for a saved file a command reads back (``plan --law``, ``--tau``,
+    ``--truth``, ``--link``, ``--loss-law``...): bounded JSON, the shared fields checked,
+    the result rebuilt, and of the type ``expect`` (``what`` names it in the error)."""
+    path = Path(path)
+    data = _read_json(path)
+    kind = data.get("kind") if isinstance(data, dict) else None
+    cls = _kind(kind) if isinstance(kind, str) else None
+    if cls is not None and not issubclass(cls, expect):  # said before reading it whole
+        raise InputError(f"a saved {kind} result, not {what}", source=str(path))
+    return _from_dict(data, path)
+
+
+__all__ = ["KIND_MODULES", "REGISTRY", "Result", "load_result", "load_results", "load_saved",
+           "registered_kinds", "result_from_dict"]

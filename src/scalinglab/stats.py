@@ -64,6 +64,11 @@ def percentile_interval(
     with np.errstate(invalid="ignore"), _quiet_all_nan():
         lo = np.nanquantile(values, q, axis=axis)
         hi = np.nanquantile(values, 1.0 - q, axis=axis)
+        # interpolating between two infinite draws gives NaN (inf - inf): the end is infinite,
+        # so read it without interpolation there (an interval printed "[4.086, -]" was this)
+        if np.isinf(values).any():
+            lo = np.where(np.isnan(lo), np.nanquantile(values, q, axis=axis, method="lower"), lo)
+            hi = np.where(np.isnan(hi), np.nanquantile(values, 1.0 - q, axis=axis, method="higher"), hi)
     return lo, hi
 
 
@@ -79,6 +84,10 @@ class _quiet_all_nan:
 
     def __exit__(self, *exc: object) -> None:
         self._ctx.__exit__(*exc)
+
+
+#: below this share of usable bootstrap draws an interval is not given (see Estimate.from_draws)
+MIN_USABLE_DRAWS = 0.5
 
 
 @dataclass(frozen=True)
@@ -102,10 +111,19 @@ class Estimate:
         cls, value: Any, draws: Any | None, level: float = 0.95, identified: bool = True,
         note: str | None = None,
     ) -> Estimate:
-        """``value`` and the percentile interval of ``draws`` (None or empty: no interval)."""
+        """``value`` and the percentile interval of ``draws`` (None or empty: no interval).
+
+        When fewer than half the draws gave a value (the rest NaN: resamples that could not be
+        fitted) the few that did are not a sample of the spread: no interval then, and ``note``
+        says why (shown beside the value), rather than a narrow or zero-width interval."""
         if draws is None or np.size(draws) == 0:
             return cls(float(value), None, None, level, identified, note)
-        lo, hi = percentile_interval(np.ravel(draws), level)
+        flat = np.ravel(np.asarray(draws, dtype=float))
+        usable = float(np.mean(~np.isnan(flat)))
+        if usable < MIN_USABLE_DRAWS:
+            why = (f"no interval: only {usable:.0%} of {flat.size} bootstrap resamples gave a value")
+            return cls(float(value), None, None, level, identified, note if not identified else why)
+        lo, hi = percentile_interval(flat, level)
         return cls(float(value), float(lo), float(hi), level, identified, note)
 
     @property

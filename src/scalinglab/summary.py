@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import html as _html
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,9 +98,47 @@ def format_exact(v: Any) -> str:
     return repr(x)
 
 
+#: words that make a warning grave: a figure that is not an estimate, or a result refused
+_GRAVE = ("not identif", "no compute-optimal plan", "impossible values", "cannot", "refused")
+
+
+def tidy_warnings(warnings: Sequence[str]) -> list[str]:
+    """Each warning once, the gravest first, otherwise in the order given.
+
+    The same message reached from several places ("chinchilla: X", "plan: X") is said once
+    with its places joined ("chinchilla, plan: X"); warnings that say a figure is not
+    identified, or a result was refused, come before the rest (the demo once ended on ~15
+    warnings, some twice, its unidentified plan among them)."""
+    out = merge_places(warnings)
+    grave = [w for w in out if any(g in w.lower() for g in _GRAVE)]
+    return grave + [w for w in out if w not in grave]
+
+
+def merge_places(items: Sequence[str]) -> list[str]:
+    """Each message once, in the order first given; the same message from several places
+    ("MMLU: X", "ARC-C: X") said once with the places joined ("MMLU, ARC-C: X")."""
+    merged: dict[str, list[str]] = {}
+    for w in items:
+        w = str(w).strip()
+        if not w:
+            continue
+        where, sep, what = w.partition(": ")
+        if sep and where and len(where) <= 40 and " " not in where.strip(" ,") and what:
+            merged.setdefault(what, [])
+            if where not in merged[what]:
+                merged[what].append(where)
+        else:
+            merged.setdefault(w, [])
+    return [(", ".join(places) + ": " + what) if places else what for what, places in merged.items()]
+
+
 def format_interval(ci: Any, sig: int = 4) -> str:
     if not ci:
         return "-"
+    ends = [_as_float(v) for v in ci[:2]]
+    if any(e == "-" for e in ends):
+        # never "[4.086, -]": an end the draws could not give is said in words
+        return "[no interval: too few usable bootstrap draws]"
     return f"[{format_number(ci[0], sig)}, {format_number(ci[1], sig)}]"
 
 
@@ -123,12 +163,30 @@ def cell_text(cell: Cell, exact: bool = False, counts: bool = False) -> str:
     if isinstance(cell, Estimate):
         if not cell.identified:
             return NOT_IDENTIFIED
+        if cell.ci is None and cell.note:
+            return f"{format_number(cell.value)} ({cell.note})"
         return format_number(cell.value) + ("" if cell.ci is None else " " + format_interval(cell.ci))
     if isinstance(cell, (int, float, np.integer, np.floating)) and not isinstance(cell, bool):
         return format_exact(cell) if exact else format_count(cell) if counts else format_number(cell)
     if isinstance(cell, dict):
         return ",".join(f"{k}={v}" for k, v in cell.items())
     return "" if cell is None else str(cell)
+
+
+#: C0 and C1 control characters, DEL, line/paragraph separators and bidirectional overrides:
+#: in a run's name they could retitle the terminal (OSC 0), fill the clipboard (OSC 52), clear
+#: the screen (CSI 2J) or reorder what is shown
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``, ``\\u202e``),
+    for terminals: user-provided text (run names, tags, file content in messages) is never
+    written raw."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: (f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                                   else f"\\u{ord(m.group()):04x}"), text)
 
 
 def _is_numeric(cell: Cell) -> bool:
@@ -172,7 +230,7 @@ class Table:
 
     def texts(self) -> list[list[str]]:
         """Every cell as the plain text all renderers show."""
-        return [[cell_text(c, self.exact, self.counts) for c in r] for r in self.rows]
+        return [[printable(cell_text(c, self.exact, self.counts)) for c in r] for r in self.rows]
 
     def as_text(self) -> str:
         texts = self.texts()
@@ -183,8 +241,8 @@ class Table:
             return "  ".join(c.rjust(w) if r else c.ljust(w)
                              for c, w, r in zip(cells, widths, right, strict=True)).rstrip()
 
-        out = [self.title] if self.title else []
-        out += [line(self.columns), line(["-" * w for w in widths])]
+        out = [printable(self.title)] if self.title else []
+        out += [line([printable(c) for c in self.columns]), line(["-" * w for w in widths])]
         out += [line(r) for r in texts]
         return "\n".join(out)
 
@@ -220,7 +278,7 @@ class Table:
         for row in self.rows:
             cells = [f"[bold red]{NOT_IDENTIFIED}[/]" if isinstance(c, NotIdentified) or (
                 isinstance(c, Estimate) and not c.identified) else _rich_escape(
-                    cell_text(c, self.exact, self.counts))
+                    printable(cell_text(c, self.exact, self.counts)))
                 for c in row]
             if self.symbols and cells and isinstance(row[0], str):
                 cells[0] = _rich_escape(symbol(row[0]))
@@ -236,10 +294,10 @@ class Table:
 
         def raw(c: Cell) -> str:
             if isinstance(c, (dict, list)):
-                return json.dumps(c, sort_keys=True)
+                return json.dumps(c, sort_keys=True)  # ensure_ascii: controls are escaped
             if isinstance(c, (NotIdentified, Estimate)) or c is None:
                 return "" if c is None else cell_text(c, exact=True)
-            return cell_text(c, exact=True) if _is_numeric(c) else str(c)
+            return cell_text(c, exact=True) if _is_numeric(c) else printable(str(c))
 
         buf = io.StringIO()
         writer = csv.writer(buf, delimiter=sep, lineterminator="\n")
@@ -268,7 +326,8 @@ class Summary:
     """What a result says about itself, renderable three ways.
 
     ``data`` is the result's ``to_dict()`` (what ``--json`` prints); ``facts`` are short
-    ``label: value`` lines (residual spread, holdout error...).
+    ``label: value`` lines (residual spread, holdout error...). Warnings and notes are shown
+    once each, the gravest first (:func:`tidy_warnings`).
     """
 
     title: str
@@ -278,16 +337,20 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.warnings = tidy_warnings(self.warnings)
+        self.notes = list(dict.fromkeys(self.notes))
+
     def to_dict(self) -> dict[str, Any]:
         return self.data
 
     def as_text(self) -> str:
-        parts = [self.title, ""]
+        parts = [printable(self.title), ""]
         for t in self.tables:
             parts += [t.as_text(), ""]
-        parts += [f"{k}: {v}" for k, v in self.facts]
-        parts += [f"note: {n}" for n in self.notes]
-        parts += [f"warning: {w}" for w in self.warnings]
+        parts += [printable(f"{k}: {v}") for k, v in self.facts]
+        parts += [f"note: {printable(n)}" for n in self.notes]
+        parts += [f"warning: {printable(w)}" for w in self.warnings]
         return "\n".join(parts).rstrip() + "\n"
 
     def __str__(self) -> str:
@@ -311,16 +374,16 @@ class Summary:
         return self.as_html()
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
-        yield f"[bold]{_rich_escape(formula_text(self.title))}[/]"
+        yield f"[bold]{_rich_escape(printable(formula_text(self.title)))}[/]"
         for t in self.tables:
             yield t.__rich__()
         for k, v in self.facts:
-            yield f"{_rich_escape(k)}: {_rich_escape(v)}"
+            yield f"{_rich_escape(printable(k))}: {_rich_escape(printable(v))}"
         for n in self.notes:
-            yield f"[yellow]note:[/] {_rich_escape(n)}"
+            yield f"[yellow]note:[/] {_rich_escape(printable(n))}"
         for w in self.warnings:
-            yield f"[bold yellow]warning:[/] {_rich_escape(w)}"
+            yield f"[bold yellow]warning:[/] {_rich_escape(printable(w))}"
 
 
 __all__ = ["NotIdentified", "Summary", "Table", "cell_text", "format_count", "format_exact",
-           "format_interval", "format_number", "formula_text", "symbol"]
+           "format_interval", "format_number", "formula_text", "printable", "symbol"]

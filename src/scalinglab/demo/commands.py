@@ -91,5 +91,3 @@ def _print_demo(r: DemoResult) -> None:
                   f"store {r.store_path}")
 
 
-def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)

@@ -12,6 +12,7 @@ writes figures and a report.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +23,8 @@ from scalinglab.design.auto import AutoConfig, AutoResult, run_auto
 from scalinglab.errors import ScalingLabError
 from scalinglab.results import Result
 from scalinglab.runs.store import RunStore
-from scalinglab.summary import Summary, Table, format_interval, format_number
+from scalinglab.safefile import write_output
+from scalinglab.summary import Summary, Table, format_interval, format_number, tidy_warnings
 from scalinglab.sweep.plan import Defaults, SweepPlan, isoflop_plan
 from scalinglab.sweep.runner import Progress, SweepReport
 
@@ -123,7 +125,19 @@ class Extrapolation(Result):
                 "predicted_best_loss": self.predicted, "interval": self.interval,
                 "observed_best_loss": self.observed, "rel_error": self.rel_error,
                 "inside_interval": self.inside, "n_fit_runs": self.n_fit_runs,
-                "run_ids": list(self.run_ids), "heldout_ids": list(self.heldout)}
+                "run_ids": list(self.run_ids), "heldout_ids": list(self.heldout),
+                "level": self.level, "warnings": list(self.warnings), "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Extrapolation:
+        iv = data.get("interval")
+        return cls(budget=float(data["budget"]), predicted=float(data["predicted_best_loss"]),
+                   interval=None if iv is None else (float(iv[0]), float(iv[1])),
+                   observed=float(data["observed_best_loss"]), n_fit_runs=int(data["n_fit_runs"]),
+                   law=str(data.get("law", "chinchilla")),
+                   run_ids=tuple(data.get("run_ids", ())), heldout=tuple(data.get("heldout_ids", ())),
+                   level=float(data.get("level", 0.95)), warnings=list(data.get("warnings", [])),
+                   notes=list(data.get("notes", [])))
 
     def _repr_items(self) -> list[str]:
         return [f"budget {self.budget:.3g}", f"error {self.rel_error:+.2%}"]
@@ -236,11 +250,12 @@ def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, devic
     elif extrapolation_error:
         summary.warnings.append(f"held-out check: {extrapolation_error}")
     report_path = out / "report.html"
-    report_path.write_text(render_report(summary, store, title="scalinglab demo",
-                                         progress=analysis_progress), encoding="utf-8")
+    write_output(report_path, render_report(summary, store, title="scalinglab demo",
+                                            progress=analysis_progress))
     figures = save_figures(store, out / "figures", summary=summary, progress=analysis_progress)
     warnings = list(summary.warnings)
     if design.unidentified or design.fit is None:
         warnings.append(design.identification())
+    warnings = tidy_warnings(warnings)
     return DemoResult(out, plan_path, store.path, report_path, figures, sweep, summary,
                       extrapolation, extrapolation_error, warnings, design)

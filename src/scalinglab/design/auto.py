@@ -17,8 +17,6 @@ plans), not by tags, so a store may hold other sweeps beside it.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ from scalinglab.fit.result import FitResult
 from scalinglab.laws.hparams import HparamLaw
 from scalinglab.laws.registry import get_law
 from scalinglab.runs.store import RunStore
+from scalinglab.safefile import read_json, write_output
 from scalinglab.sweep.data import DataSpec
 from scalinglab.sweep.plan import Defaults, SweepPlan, load_plan
 from scalinglab.sweep.runner import Progress, SweepReport, run_plan
@@ -157,6 +156,8 @@ def _spread_change(name: str, remedy: Proposal, exponent: bool) -> str:
     before, after = remedy.before.get(name), remedy.after.get(name)
     if before is None or after is None or before.ci is None or after.ci is None:
         return ""
+    if not np.all(np.isfinite([*before.ci, *after.ci])):
+        return ""  # never "nan to nan decades": an interval the draws cannot give is left out
     if exponent:
         return f"{name} from {before.ci[1] - before.ci[0]:.2g} to {after.ci[1] - after.ci[0]:.2g} wide"
     if min(before.ci) <= 0 or min(after.ci) <= 0:
@@ -179,12 +180,14 @@ def _load_state(config: AutoConfig) -> dict[str, Any]:
                 "spend": config.spend, "law": config.law, "settings": config.settings.to_dict(),
                 "rounds": [], "notes": []}
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON ({exc.msg} at line {exc.lineno}); delete it to start the "
-                         "study afresh", source=str(path)) from None
-    if state.get("version") != STATE_VERSION or not isinstance(state.get("rounds"), list):
+        state = read_json(path)  # bounded: a regular file, its size and depth
+    except InputError as exc:
+        raise InputError(f"{exc.detail}; delete it to start the study afresh",
+                         source=str(path)) from None
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION or \
+            not isinstance(state.get("rounds"), list):
         raise InputError("not a `sweep auto` state file this version can resume", source=str(path))
+    _check_state(state, str(path))
     for key in ("target", "spend"):
         if float(state.get(key, 0)) != float(getattr(config, key)):
             state.setdefault("notes", []).append(
@@ -194,20 +197,40 @@ def _load_state(config: AutoConfig) -> dict[str, Any]:
     return state
 
 
-def _save_state(config: AutoConfig, state: dict[str, Any]) -> None:
-    from scalinglab.clikit import to_json
+def _check_state(state: dict[str, Any], source: str) -> None:
+    """The fields a resumed study does arithmetic with or opens, checked first (pydantic): one
+    line naming the field, not a traceback from deep in the loop."""
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-    path = _state_path(config.out)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(to_json(state) + "\n", encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a kill leaves the old state or the new, never half
+    class Round(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        plan: str = Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")
+
+    class State(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        target: float = Field(gt=0, allow_inf_nan=False)
+        spend: float = Field(gt=0, allow_inf_nan=False)
+        rounds: list[Round]
+        notes: list[str] = []
+
+    try:
+        State.model_validate(state)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ()))
+        raise InputError(f"field {field!r}: {err.get('msg', 'invalid')}; delete it to start the "
+                         "study afresh", source=source) from None
+
+
+def _save_state(config: AutoConfig, state: dict[str, Any]) -> None:
+    from scalinglab.serialize import to_json
+
+    # atomic (a kill leaves the old state or the new, never half); never through a symlink
+    write_output(_state_path(config.out), to_json(state) + "\n")
 
 
 def _save_plan(plan: SweepPlan, path: Path) -> Path:
-    tmp = path.with_suffix(".toml.tmp")
-    plan.save(tmp)
-    os.replace(tmp, path)
-    return path
+    return plan.save(path)  # atomic, by write_output
 
 
 # -- the loop ------------------------------------------------------------------------------------

@@ -14,15 +14,19 @@ import typer
 from scalinglab.clikit import (
     DEFAULT_STORE,
     JsonOption,
+    MapOption,
     TagOption,
     UserError,
+    command_inputs,
     console,
     emit_json,
     err_console,
     new_app,
+    parse_map,
     parse_tags,
     print_summary,
     to_json,
+    write_file,
 )
 
 if TYPE_CHECKING:
@@ -165,11 +169,13 @@ def simulate_cmd(
                               bootstrap=bootstrap, starts=starts, workers=workers,
                               progress=lambda done, _n: bar.update(task, completed=done))
     if save is not None:
-        save.write_text(to_json(result.to_dict(include_studies=True)) + "\n", encoding="utf-8")
+        write_file(save, to_json(result.to_dict(include_studies=True)) + "\n", "--save")
     if figure is not None:
         from scalinglab.design.figures import width_vs_spend
 
-        width_vs_spend(result).savefig(figure, dpi=130)
+        fig = width_vs_spend(result)
+        fmt = figure.suffix.lstrip(".").lower() or "png"
+        write_file(figure, lambda fh: fig.savefig(fh, format=fmt, dpi=130), "--figure")
     if json_:
         emit_json(result.to_dict())
         return
@@ -309,7 +315,7 @@ def design_next(
     specs = [cands.specs[r.index] for r in proposal.runs]
     if specs:
         sweep = plan_of(specs, dspec, defaults, name, notes=[proposal.reason()])
-        sweep.save(out)
+        sweep.save(out, inputs=command_inputs("out"))
     if json_:
         emit_json(proposal.to_dict() | {"plan": str(out) if specs else None, "planned": [
             {"run_id": s.run_id, "N": s.N, "D": s.D, "C": s.C, "d_model": s.model.d_model,
@@ -323,6 +329,152 @@ def design_next(
                       soft_wrap=True)
     else:
         console.print("[yellow]no plan written[/]: " + "; ".join(proposal.warnings), soft_wrap=True)
+
+
+# -- design pool / design replay ---------------------------------------------------------------
+
+_POOL_LAW = typer.Option(None, "--law", help="Law of the catalogue (see `scalinglab fit laws`).")
+_POOL_FORMULA = typer.Option(None, "--formula", help="Or a law you write, e.g. \"E + A*N**-a\" "
+                             "(with --inputs).")
+_POOL_INPUTS = typer.Option(None, "--inputs", help="Input columns of --formula, e.g. N,E.")
+_POOL_BOUNDS = typer.Option(None, "--bounds", help="Bounds of a --formula parameter, "
+                            "e.g. a=0:2 (repeatable).")
+_POOL_COST = typer.Option(..., "--cost", help="Cost of a run: an expression over the pool's "
+                          "columns, e.g. 6*N*D or N*E.")
+_POOL_TARGET = typer.Option("top:10%", "--target", help="Rows to predict: top:10% (costliest "
+                            "tenth), top:K, or a filter such as \"N >= 1e9\".")
+_POOL_CRIT = typer.Option("fisher", "--criterion", help="fisher (Laplace at the estimate) or "
+                          "draws (bootstrap ensemble).")
+_POOL_POWER = typer.Option(1.0, "--cost-power", min=0.0, help="Gain per cost**P (1: per unit "
+                           "cost; 0: cost only has to fit the budget).")
+
+
+def _pool_law(law: str | None, formula: str | None, inputs: str | None,
+              bounds: list[str] | None) -> Any:
+    if (law is None) == (formula is None):
+        raise UserError("give either --law NAME or --formula TEXT (with --inputs)")
+    if law is not None:
+        from scalinglab.laws.registry import get_law
+
+        return get_law(law)
+    if not inputs:
+        raise UserError("--formula needs --inputs, e.g. --inputs N,D")
+    from scalinglab.fit.commands import parse_bounds
+    from scalinglab.laws.base import Law
+
+    return Law.from_formula(formula, inputs, name="custom", bounds=parse_bounds(bounds))
+
+
+def _read(path: Path, option: str) -> Any:
+    from scalinglab.runs.io import read_table
+
+    if not path.exists():
+        raise UserError(f"{option} {path}: no such file")
+    return read_table(path)
+
+
+@design_app.command("pool")
+def design_pool_cmd(
+    candidates: Path = typer.Argument(..., help="Table of runnable experiments (CSV, Parquet, "
+                                      "JSONL): the law's inputs, one run a row."),
+    cost: str = _POOL_COST,
+    budget: float = typer.Option(..., "--budget", help="Share of the pool's total cost the study "
+                                 "may spend in all, observed runs included (e.g. 0.05)."),
+    target: str = _POOL_TARGET,
+    law: str = _POOL_LAW, formula: str = _POOL_FORMULA, inputs: str = _POOL_INPUTS,
+    bounds: list[str] = _POOL_BOUNDS,
+    observed: Path = typer.Option(None, "--observed", help="Runs made so far: rows of the pool "
+                                  "with their outcome (a previous --out with the outcome filled "
+                                  "in, appended to each round)."),
+    outcome: str = typer.Option("loss", "--outcome", help="Outcome column of --observed."),
+    map_: list[str] = MapOption,
+    k: int = typer.Option(8, "--k", min=1, help="Most runs to propose this round."),
+    criterion: str = _POOL_CRIT, cost_power: float = _POOL_POWER,
+    bootstrap: int = typer.Option(100, "--bootstrap", "-b", min=0, help="Resamples for "
+                                  "--criterion draws."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the prior draws and the bootstrap."),
+    out: Path = typer.Option(Path("proposed.csv"), "--out", "-o", help="Where to write the "
+                             "proposed runs (CSV, an empty outcome column to fill in)."),
+    json_: bool = JsonOption,
+) -> None:
+    """Propose the next runs from a pool of candidates: those expected to shrink the law's
+    predictive variance over the target rows most per unit cost (identification first).
+
+    Examples:
+
+        scalinglab design pool pool.csv --law chinchilla --cost "6*N*D" --target top:10% --budget 0.05
+
+        scalinglab design pool pool.csv --law chinchilla --cost "6*N*D" --budget 0.05 --observed done.csv
+    """
+    import pandas as pd
+
+    from scalinglab.design.pool import design_pool
+
+    spec = _pool_law(law, formula, inputs, bounds)
+    if criterion not in ("draws", "fisher"):
+        raise UserError(f"--criterion must be draws or fisher, not {criterion!r}")
+    inputs_paths = {candidates.resolve()} | ({observed.resolve()} if observed else set())
+    if out.resolve() in inputs_paths:
+        raise UserError(f"--out {out} is an input; write the proposal to another file")
+    pool = _read(candidates, "CANDIDATES")
+    seen = _read(observed, "--observed") if observed is not None else None
+    proposal = design_pool(pool, spec, cost=cost, target=target, budget=budget, observed=seen,
+                           outcome=outcome, columns=parse_map(map_), k=k,
+                           criterion=criterion,  # type: ignore[arg-type]
+                           cost_power=cost_power, bootstrap=bootstrap, seed=seed,
+                           source=str(candidates))
+    if proposal.runs:
+        frame = pd.DataFrame(proposal.runs)
+        frame[outcome] = ""
+        write_file(out, frame.to_csv(index=False), "--out")  # atomic; never a store or input
+    if json_:
+        emit_json(proposal.to_dict() | {"file": str(out) if proposal.runs else None})
+        return
+    print_summary(proposal.summary())
+    if proposal.runs:
+        console.print(f"wrote {out}: {len(proposal.runs)} runs, cost {proposal.cost:.4g}; run them, "
+                      f"fill in {outcome!r}, append them to the observed file, then call again "
+                      "with --observed", soft_wrap=True)
+    else:
+        console.print("[yellow]nothing proposed[/]: " + "; ".join(proposal.warnings or
+                                                                  proposal.notes), soft_wrap=True)
+
+
+@design_app.command("replay")
+def design_replay_cmd(
+    table: Path = typer.Argument(..., help="A pool whose outcomes are known (CSV, Parquet, "
+                                 "JSONL): revealed only once the design picks a run."),
+    cost: str = _POOL_COST,
+    target: str = _POOL_TARGET,
+    budgets: str = typer.Option("0.01,0.05,0.1", "--budgets", help="Budget shares, in turn."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Replays per selection."),
+    law: str = _POOL_LAW, formula: str = _POOL_FORMULA, inputs: str = _POOL_INPUTS,
+    bounds: list[str] = _POOL_BOUNDS,
+    outcome: str = typer.Option("loss", "--outcome", help="Outcome column."),
+    map_: list[str] = MapOption,
+    k: int = typer.Option(8, "--k", min=1, help="Most runs per round."),
+    criterion: str = _POOL_CRIT, cost_power: float = _POOL_POWER,
+    json_: bool = JsonOption,
+) -> None:
+    """Replay a pool design on a table with known outcomes, against random and cheapest-first
+    selection: target-region R² at each budget share.
+
+    Example: scalinglab design replay runs.csv --law chinchilla --cost "6*N*D" --budgets 0.01,0.05,0.1
+    """
+    from scalinglab.design.pool import replay_study
+
+    spec = _pool_law(law, formula, inputs, bounds)
+    if criterion not in ("draws", "fisher"):
+        raise UserError(f"--criterion must be draws or fisher, not {criterion!r}")
+    result = replay_study(_read(table, "TABLE"), spec, cost=cost, target=target,
+                          budgets=_numbers(budgets, "--budgets"), seeds=range(seeds),
+                          outcome=outcome, columns=parse_map(map_), k=k,
+                          criterion=criterion,  # type: ignore[arg-type]
+                          cost_power=cost_power, source=str(table))
+    if json_:
+        emit_json(result.to_dict())
+        return
+    print_summary(result.summary())
 
 
 # -- sweep auto --------------------------------------------------------------------------------
@@ -463,10 +615,3 @@ def print_auto(result: AutoResult) -> None:
                   highlight=False, soft_wrap=True)
 
 
-def register(app: typer.Typer) -> None:
-    """``simulate`` and ``design next`` at the top level; ``auto`` onto the ``sweep`` group."""
-    from scalinglab.sweep.commands import sweep_app
-
-    app.command("simulate")(simulate_cmd)
-    app.add_typer(design_app, name="design")
-    sweep_app.command("auto")(sweep_auto)

@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.fit.result import FitResult
 from scalinglab.laws.base import Law, LawInstance, Provenance
 from scalinglab.laws.registry import get_law, get_published, published_laws
+from scalinglab.results import Result
 from scalinglab.summary import Summary, Table, format_number
 
 #: ``progress(done, total)`` after each simulated study
@@ -298,8 +299,13 @@ def figure_metrics(outcomes: Sequence[Outcome], figure: str, truth: float) -> di
 
 
 @dataclass(repr=False)
-class SimulationResult:
-    """Every simulated study, and per design and spend the metrics the issue asks for."""
+class SimulationResult(Result):
+    """Every simulated study, and per design and spend the metrics the issue asks for.
+
+    A :class:`~scalinglab.results.Result`: ``save`` keeps every study (its raw material, as a
+    fit keeps its draws) and ``load_result`` reads it back. It used no runs of a store."""
+
+    kind: ClassVar[str] = "simulation"
 
     truth: LawInstance
     fit_law: str
@@ -344,9 +350,30 @@ class SimulationResult:
         a, base = self.metrics(design, b)[figure], self.metrics(baseline, b)[figure]
         return float(base["ci_width"] / a["ci_width"]) if a["ci_width"] else float("nan")
 
-    def to_dict(self, include_studies: bool = False) -> dict[str, Any]:
+    @property
+    def run_ids(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ()
+
+    @property
+    def level(self) -> float:  # type: ignore[override]
+        return float(self.fitting.get("level", 0.95))
+
+    @property
+    def warnings(self) -> list[str]:  # type: ignore[override]
+        failed = sum(o.error is not None for o in self.outcomes)
+        return [f"{failed} simulated studies could not be fitted (counted as 'fitted' x/y)"] \
+            if failed else []
+
+    @property
+    def notes(self) -> list[str]:  # type: ignore[override]
+        return []
+
+    def to_dict(self, include_draws: bool = False, include_studies: bool = False) -> dict[str, Any]:
+        """``include_draws`` (what ``save`` asks) or ``include_studies``: every study too."""
+        include_studies = include_studies or include_draws
         top = self.budgets[-1]
         out: dict[str, Any] = {
+            "kind": self.kind,
             "designs": {d: self.metrics(d, top) for d in self.designs},
             "truth": self.truth.to_dict(), "fit_law": self.fit_law, "target": self.target,
             "truth_at_target": dict(self.truth_values), "noise": self.noise.to_dict(),
@@ -402,9 +429,7 @@ class SimulationResult:
         notes = ["bias and width are relative to the truth; width is the mean of (hi - lo) / "
                  f"truth of the {self.fitting.get('level', 0.95):.0%} intervals; coverage is the "
                  "share of intervals holding the truth"]
-        failed = sum(o.error is not None for o in self.outcomes)
-        warnings = [f"{failed} simulated studies could not be fitted (counted as 'fitted' x/y)"] \
-            if failed else []
+        warnings = self.warnings
         return Summary(title=f"simulated studies for C = {format_number(self.target)}",
                        tables=tables, facts=facts, notes=notes, warnings=warnings,
                        data=self.to_dict())
@@ -413,8 +438,6 @@ class SimulationResult:
         return (f"<SimulationResult {self.truth.label}, target {self.target:.3g}, "
                 f"{len(self.designs)} designs x {len(self.budgets)} spends x {self.repeats} studies>")
 
-    def _repr_html_(self) -> str:
-        return self.summary().as_html()
 
 
 def _pct(x: float, digits: int = 1) -> str:

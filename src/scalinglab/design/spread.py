@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scalinglab.design.greedy import Belief, factor
 from scalinglab.design.targets import figures_at
 from scalinglab.errors import NotIdentifiable
 from scalinglab.fit.result import FitResult
@@ -188,30 +189,19 @@ class Spread:
         ``inf`` pure reduction (FLOPs then only have to fit the budget). A candidate that would
         remove less than ``min_gain`` of the objective is never picked.
         """
-        cov = self.cov.copy()
         t = self.n_tracked
         base = np.diag(self.cov)[:t].copy()
-        free = np.ones(self.n_candidates, bool) if available is None else available.copy()
-        picks: list[int] = []
-        gains: list[float] = []
-        left = float(budget)
-        for _ in range(k):
-            g = self.gains(cov, base)
-            value = g if np.isinf(price) else g / (cost + price)
-            score = np.where(free & (cost <= left) & (g > max(min_gain, 0.0)), value, -np.inf)
-            j = int(np.argmax(score))
-            if not np.isfinite(score[j]):
-                break
-            picks.append(j)
-            gains.append(float(g[j]))
-            free[j] = False
-            left -= float(cost[j])
-            col = cov[:, t + j].copy()
-            cov -= np.outer(col, col) / (col[t + j] + self.noise_var)
-        after = np.diag(cov)[:t]
-        return Choice(picks=picks, gains=gains, var_before=dict(zip(self.names, base.tolist(), strict=True)),
-                      var_after=dict(zip(self.names, after.tolist(), strict=True)),
-                      cost=float(sum(cost[j] for j in picks)))
+        # the one engine (design.greedy): the joint covariance in latent form, each tracked
+        # figure weighted by its share of the objective
+        latent = factor(self.cov)
+        w = np.where(base > 0, self.weights / np.where(base > 0, base, 1.0), 0.0)
+        belief = Belief(latent[:t], latent[t:], np.eye(latent.shape[1]), self.noise_var, w)
+        got = belief.choose(np.asarray(cost, dtype=float), budget, k, price=price,
+                            available=available, min_gain=min_gain)
+        return Choice(picks=got.picks, gains=got.gains,
+                      var_before=dict(zip(self.names, base.tolist(), strict=True)),
+                      var_after=dict(zip(self.names, got.var_after.tolist(), strict=True)),
+                      cost=got.cost)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from scalinglab.downstream.links import SIGMOID_LINK
 from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.results import Result
 from scalinglab.stats import Estimate
-from scalinglab.summary import Summary, Table, format_number
+from scalinglab.summary import Summary, Table, format_number, merge_places
 
 X_NAME = "log10(C)"
 
@@ -208,7 +208,88 @@ def fit_benchmark(
     if n_nocompute:
         notes.append(f"{n_nocompute} models without a compute value were left out")
     return BenchmarkFit(link=link, fit_below=fit_below, test=rows, mae=mae,
-                        n_without_compute=n_nocompute, mae_draws=mae_draws, level=level, notes=notes)
+                        n_without_compute=n_nocompute, mae_draws=mae_draws, level=level, notes=notes,
+                        warnings=shape_warnings(link, y[train]))
+
+
+def shape_warnings(link: LinkFit, y: np.ndarray) -> list[str]:
+    """What the fitted sigmoid in compute cannot be trusted for: a curve that falls as compute
+    grows (TruthfulQA's, whose floor came out [-11.4, 0.37]), or one whose direction the draws
+    do not settle, and a ceiling far above every score (the bend and the ceiling are then
+    assumed, not seen)."""
+    out = []
+    est = link.param_estimates()
+    s = est["s"]
+    lo, hi = link.params["lo"], link.params["hi"]
+    rising = (hi - lo) * s.value
+    if rising < 0:
+        out.append(f"not monotone in compute as assumed: the fitted sigmoid falls as compute grows "
+                   f"(s = {s:.3g}); bigger models are predicted to score lower, which the sigmoid "
+                   "was not meant to say; read its extrapolation as unknown")
+    elif s.ci is not None and s.ci[0] < 0 < s.ci[1]:
+        out.append(f"the direction of the trend is not settled: the slope's interval s = {s:.3g} "
+                   "spans 0")
+    top = float(np.max(y)) if len(y) else float("nan")
+    if "hi" in link.fixed and np.isfinite(top) and hi > lo and top < lo + 0.5 * (hi - lo):
+        out.append(f"the ceiling {hi:g} is far above every score (at most {top:.3g}, less than halfway "
+                   f"from the floor {lo:g}): the sigmoid's bend and its ceiling are assumed, not "
+                   "seen; set a ceiling per metric (--ceiling NAME=VALUE) or read far "
+                   "extrapolations as unknown")
+    return out
+
+
+def compute_outliers(C: Any, scores: Mapping[str, Any], model_ids: Sequence[str],
+                     decades: float = 2.0) -> list[str]:
+    """Models whose training compute is far from what their scores say (a FLOPs value ~1000x
+    off: BTLM-3B's 627 "T" tokens in the ObsScaling table).
+
+    A capability index (each benchmark standardised, averaged over those a model has) is
+    regressed robustly (Theil-Sen) on log10 C; a model more than ``decades`` from that trend,
+    and more than 4 median absolute deviations, is named. A model whose scores are below the
+    median capability is only flagged when its compute looks too *large*: near chance level
+    the scores cannot show a model ahead of the trend."""
+    from scipy.stats import theilslopes
+
+    x = np.log10(np.asarray(C, dtype=float).ravel())
+    cols = [np.asarray(v, dtype=float).ravel() for v in scores.values()]
+    if len(x) < 8 or not cols:
+        return []
+    Z = np.column_stack([(c - np.nanmean(c)) / (np.nanstd(c) or 1.0) for c in cols])
+    with np.errstate(all="ignore"), _quiet():
+        cap = np.nanmean(Z, axis=1)
+    ok = np.isfinite(x) & np.isfinite(cap)
+    if ok.sum() < 8:
+        return []
+    slope, icpt, _, _ = theilslopes(cap[ok], x[ok])
+    if not slope > 0:
+        return []
+    off = np.full(len(x), np.nan)
+    off[ok] = x[ok] - (cap[ok] - icpt) / slope  # decades of compute beyond what the scores show
+    mad = float(np.nanmedian(np.abs(off[ok] - np.nanmedian(off[ok]))))
+    median_cap = float(np.nanmedian(cap[ok]))
+    out = []
+    for i in np.flatnonzero(ok):
+        big = abs(off[i]) > max(decades, 4 * mad)
+        if big and (off[i] > 0 or cap[i] >= median_cap):
+            out.append(f"{model_ids[i]}: its compute {10 ** x[i]:.3g} FLOPs is {10 ** abs(off[i]):.3g}x "
+                       f"{'more' if off[i] > 0 else 'less'} than its scores suggest ({off[i]:+.2g} decades "
+                       "from the trend of the benchmarks with compute): check the value (units of "
+                       "tokens or parameters?); one such model moves every fit in compute")
+    return out
+
+
+class _quiet:
+    """numpy warns 'Mean of empty slice' for a model with no score at all: its index is NaN."""
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)
 
 
 @dataclass(repr=False)
@@ -240,7 +321,11 @@ class BenchmarkTable(Result):
         cols = ["benchmark", "floor", "s", "x0 (log10 FLOPs)", "fitted on", "held out",
                 "MAE sigmoid(log C)"]
         if self.observational:
-            cols += ["MAE observational", "MAE obs. from compute"]
+            # each comparison on the same models: the observational prediction from scores with
+            # the sigmoid on every held-out model; from compute (families seen in training only)
+            # with the sigmoid on those same models
+            cols += ["MAE observational", "models (from compute)", "MAE obs. from compute",
+                     "MAE sigmoid, same models"]
         t = Table("benchmark vs compute" + (f", fitted at or below {format_number(self.fit_below)} FLOPs"
                                              if self.fit_below else ""), cols)
         for name, f in self.fits.items():
@@ -249,9 +334,23 @@ class BenchmarkTable(Result):
                    len(f.link.x), len(f.test), f.mae]
             if self.observational:
                 obs = self.observational.get(name)
-                row += [None if obs is None else obs.mae_scores, None if obs is None else obs.mae_compute]
+                n_c = None if obs is None else sum(r["from_compute"] is not None for r in obs.test)
+                row += [None if obs is None else obs.mae_scores, n_c,
+                        None if obs is None else obs.mae_compute,
+                        None if obs is None else obs.mae_baseline_compute]
             t.add_row(*row)
+        for name, obs in self.observational.items():
+            if name not in self.fits:  # no FLOPs: the observational prediction alone
+                n_u = sum(r["actual"] is not None for r in obs.unplaced)
+                t.add_row(name, obs.link_params.get("lo"), None, None, len(obs.run_ids), n_u, None,
+                          obs.mae_scores or obs.mae_unplaced, None, None, None)
         tables = [t]
+        for name, obs in self.observational.items():
+            if name not in self.fits and obs.unplaced:
+                ut = Table(f"{name} predicted from its predictors", ["model", "why", "actual", "from scores"])
+                for r in obs.unplaced:
+                    ut.add_row(r["id"], r["why"], r["actual"], r["from_scores"])
+                tables.append(ut)
         if self.failed:
             ft = Table("not fitted", ["benchmark", "why"])
             for m, why in self.failed.items():
@@ -259,7 +358,11 @@ class BenchmarkTable(Result):
             tables.append(ft)
         warnings = list(self.warnings) + [f"{m}: {w}" for m, f in self.fits.items()
                                           for w in [*f.link.warnings, *f.warnings]]
-        return Summary(title="benchmarks vs compute", tables=tables, notes=list(self.notes),
+        warnings += [f"{m} (observational): {w}" for m, o in self.observational.items() for w in o.warnings]
+        # the text output keeps every note (models left out, families unseen in training)
+        notes = list(self.notes) + [f"{m}: {n}" for m, f in self.fits.items() for n in [*f.link.notes, *f.notes]]
+        notes += [f"{m} (observational): {n}" for m, o in self.observational.items() for n in o.notes]
+        return Summary(title="benchmarks vs compute", tables=tables, notes=merge_places(notes),
                        warnings=warnings, data=self.to_dict())
 
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
@@ -272,12 +375,14 @@ class BenchmarkTable(Result):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BenchmarkTable:
-        from scalinglab.downstream.observational import ObservationalFit
+        from scalinglab.results import (
+            result_from_dict,  # by kind: observational.py builds on this module
+        )
 
         return cls(
             fits={m: BenchmarkFit.from_dict(d) for m, d in data["fits"].items()},
             fit_below=None if data.get("fit_below") is None else float(data["fit_below"]),
-            observational={m: ObservationalFit.from_dict(d) for m, d in (data.get("observational") or {}).items()},
+            observational={m: result_from_dict({"kind": "observational_fit", **d}) for m, d in (data.get("observational") or {}).items()},
             failed=dict(data.get("failed") or {}), level=float(data.get("level", 0.95)),
             warnings=list(data.get("warnings", [])), notes=list(data.get("notes", [])),
         )
@@ -288,26 +393,31 @@ def fit_benchmarks(
     metrics: Mapping[str, Any],
     *,
     chance: float | Mapping[str, float | None] | None = 0.0,
-    ceiling: float | None = 1.0,
+    ceiling: float | Mapping[str, float | None] | None = 1.0,
     fit_below: float | None = None,
     model_ids: Sequence[str] | None = None,
     bootstrap: int = 200,
     seed: int = 0,
     level: float = 0.95,
 ) -> BenchmarkTable:
-    """:func:`fit_benchmark` for every metric (``chance`` per metric as a mapping); a metric that
-    cannot be fitted is listed in ``failed``."""
+    """:func:`fit_benchmark` for every metric (``chance`` and ``ceiling`` per metric as
+    mappings); a metric that cannot be fitted is listed in ``failed``. Models whose compute is
+    far from what their scores say are named in the warnings (:func:`compute_outliers`)."""
     fits: dict[str, BenchmarkFit] = {}
     failed: dict[str, str] = {}
+    ids = [str(m) for m in model_ids] if model_ids is not None else [str(i) for i in range(len(np.ravel(C)))]
+    warnings = compute_outliers(C, metrics, ids)
     for name, values in metrics.items():
         floor = chance.get(name, 0.0) if isinstance(chance, Mapping) else chance
+        top = ceiling.get(name, 1.0) if isinstance(ceiling, Mapping) else ceiling
         try:
-            fits[name] = fit_benchmark(C, values, metric=name, chance=floor, ceiling=ceiling,
+            fits[name] = fit_benchmark(C, values, metric=name, chance=floor, ceiling=top,
                                        fit_below=fit_below, model_ids=model_ids,
                                        bootstrap=bootstrap, seed=seed, level=level)
         except NotIdentifiable as exc:
             failed[name] = str(exc)
-    return BenchmarkTable(fits=fits, fit_below=fit_below, failed=failed, level=level)
+    return BenchmarkTable(fits=fits, fit_below=fit_below, failed=failed, level=level,
+                          warnings=warnings)
 
 
 __all__ = ["BenchmarkFit", "BenchmarkTable", "fit_benchmark", "fit_benchmarks", "split_by_compute"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,6 @@ import numpy as np
 import typer
 
 from scalinglab.clikit import JsonOption, UserError, new_app, show_results
-from scalinglab.errors import InputError
 
 predict_app = new_app(
     help="Predict from saved fits: downstream metrics at a model size and token count, chained "
@@ -29,20 +27,6 @@ WhereOpt = typer.Option(None, "--where", "-w", help="Keep rows where this SQL ho
 IdOpt = typer.Option(None, "--id", help="Column naming each row (default: run_id, model, Model or "
                      "name if present, else the row number).")
 SaveOpt = typer.Option(None, "--save", help="Write the fit with its bootstrap draws to this JSON file.")
-
-
-def register(app: typer.Typer) -> None:
-    from scalinglab.fit.commands import fit_app
-
-    fit_app.command("downstream")(fit_downstream)
-    fit_app.command("benchmark")(fit_benchmark_command)
-    predict_app.command("downstream")(predict_downstream)
-    from scalinglab.downstream import l2l_commands
-
-    l2l_commands.register(fit_app, predict_app)
-    app.add_typer(predict_app, name="predict")
-
-
 
 
 def fit_downstream(
@@ -91,11 +75,12 @@ def fit_downstream(
     show_results(result, save, json_)
 
 
-def _chance(items: list[str] | None) -> tuple[float | None, dict[str, float | None]]:
-    """``--chance 0.25`` (every metric) and/or ``--chance MMLU=0.25`` / ``--chance NAME=fit``."""
+def _chance(items: list[str] | None, flag: str = "--chance",
+            default: float | None = 0.0) -> tuple[float | None, dict[str, float | None]]:
+    """``--chance 0.25`` (every metric) and/or ``--chance MMLU=0.25`` / ``--chance NAME=fit``
+    (``--ceiling`` reads the same way)."""
     from scalinglab.runs.schema import parse_number
 
-    default: float | None = 0.0
     per: dict[str, float | None] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -106,7 +91,7 @@ def _chance(items: list[str] | None) -> tuple[float | None, dict[str, float | No
             try:
                 v = parse_number(text)
             except (TypeError, ValueError):
-                raise UserError(f"--chance {item!r}: give a number, NAME=NUMBER, or NAME=fit") from None
+                raise UserError(f"{flag} {item!r}: give a number, NAME=NUMBER, or NAME=fit") from None
         if sep:
             per[key.strip()] = v
         else:
@@ -122,7 +107,14 @@ def fit_benchmark_command(
                                         "this (e.g. 1e21 for a column in units of 1e21 FLOPs)."),
     chance: list[str] = typer.Option(None, "--chance", help="Floor of the sigmoid: a number for every "
                                      "metric, NAME=NUMBER for one, NAME=fit to fit it (default 0)."),
-    ceiling: float = typer.Option(1.0, "--ceiling", help="Ceiling of the sigmoid."),
+    ceiling: list[str] = typer.Option(None, "--ceiling", help="Ceiling of the sigmoid: a number "
+                                      "for every metric, NAME=NUMBER for one, NAME=fit to fit it "
+                                      "(default 1)."),
+    predictor: list[str] = typer.Option(None, "--predictor", help="Benchmarks the observational law "
+                                        "predicts from (column or pattern, repeatable; default: the "
+                                        "other --metric columns). Targets are the --metric columns."),
+    observational: bool = typer.Option(False, "--observational", help="Fit Ruan et al.'s "
+                                       "observational law even without --family (no compute offsets)."),
     fit_below: float = typer.Option(None, "--fit-below", help="Fit on models with at most this many "
                                     "FLOPs and score the larger ones.", show_default=False),
     family: str = typer.Option(None, "--family", help="Column of model families: also fit Ruan et "
@@ -134,7 +126,7 @@ def fit_benchmark_command(
 ) -> None:
     """Fit benchmark accuracy against log training compute: a sigmoid between chance and 1.
 
-    Example: scalinglab fit benchmark evals.csv -m MMLU -m ARC-C --compute "FLOPs (1E21)" --compute-scale 1e21 --chance 0.25 --fit-below 8.4e22 --family "Model Family"
+    Example: scalinglab fit benchmark evals.csv --metric MMLU --metric ARC-C --compute "FLOPs (1E21)" --compute-scale 1e21 --chance 0.25 --fit-below 8.4e22 --family "Model Family"
     """
     from scalinglab.downstream.benchmark import fit_benchmarks
     from scalinglab.downstream.observational import fit_observational
@@ -145,45 +137,53 @@ def fit_benchmark_command(
         raise UserError("--compute-scale must be positive")
     table = read_models(file).where(where)
     names = [m for m in table.match(metric) if m not in (compute, family)]
-    C = table.numbers(compute, positive=True) * compute_scale
+    preds = [m for m in table.match(predictor) if m not in (compute, family, *names)] if predictor else []
+    no_flops = compute not in table.columns and (bool(preds) or observational)
+    if no_flops and fit_below is not None:
+        raise UserError(f"--fit-below needs the compute column {compute!r}, which the file lacks")
+    # observational scaling needs no FLOPs: without a compute column the targets are predicted
+    # from the predictors alone (no sigmoid in compute, no family offsets)
+    C = np.full(len(table), np.nan) if no_flops else table.numbers(compute, positive=True) * compute_scale
     scores = {m: table.numbers(m) for m in names}
     default, per = _chance(chance)
     floors = {m: per.get(m, default) for m in names}
-    unknown = sorted(set(per) - set(names))
-    if unknown:
-        raise UserError(f"--chance names {unknown}, which are not among the metrics {names}")
+    top_default, top_per = _chance(ceiling, "--ceiling", 1.0)
+    tops = {m: top_per.get(m, top_default) for m in names}
+    for flag, given in (("--chance", per), ("--ceiling", top_per)):
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise UserError(f"{flag} names {unknown}, which are not among the metrics {names}")
     ids = table.ids(id_)
-    result = fit_benchmarks(C, scores, chance=floors, ceiling=ceiling, fit_below=fit_below,
-                            model_ids=ids, bootstrap=bootstrap, seed=seed)
-    if family is not None:
-        if len(names) < components + 1:
-            raise UserError(f"--family needs at least {components + 1} metrics (each is predicted from "
-                            f"{components} components of the others); got {len(names)}")
-        fams = table.text(family)
+    if no_flops:
+        from scalinglab.downstream.benchmark import BenchmarkTable
+
+        result = BenchmarkTable(fits={}, fit_below=None, notes=[
+            f"no compute column {compute!r}: no sigmoid in compute; targets predicted from "
+            "their predictor benchmarks only"])
+    else:
+        result = fit_benchmarks(C, scores, chance=floors, ceiling=tops, fit_below=fit_below,
+                                model_ids=ids, bootstrap=bootstrap, seed=seed)
+    if family is not None or observational or preds:
+        others = {m: table.numbers(m) for m in preds}
+        need = components + (0 if preds else 1)
+        if len(preds or names) < need:
+            flag = "--family" if family is not None and not preds else "the observational law"
+            raise UserError(f"{flag} needs at least {need} metrics (each is predicted from "
+                            f"{components} components of {'the predictors' if preds else 'the others'}); "
+                            f"got {len(preds or names)}")
+        fams = None if family is None else table.text(family)
         for m in names:
+            pool = {m: scores[m], **others} if preds else scores
             try:
                 result.observational[m] = fit_observational(
-                    scores, m, compute=C, family=fams, fit_below=fit_below, n_components=components,
-                    chance=floors[m], ceiling=ceiling, model_ids=ids, bootstrap=bootstrap, seed=seed)
+                    pool, m, compute=None if no_flops else C, family=None if no_flops else fams, fit_below=fit_below, n_components=components,
+                    chance=floors[m], ceiling=tops[m], model_ids=ids, bootstrap=bootstrap, seed=seed)
             except NotIdentifiable as exc:
                 result.failed[f"{m} (observational)"] = str(exc)
-    if not result.fits:
+    if not result.fits and not result.observational:
         reasons = "; ".join(f"{m}: {why}" for m, why in result.failed.items())
         raise UserError(f"{table.source}: no metric could be fitted ({reasons})")
     show_results(result, save, json_)
-
-
-def _load_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON ({exc.msg} at line {exc.lineno}); expected {what}",
-                         source=str(path)) from None
-    if not isinstance(data, dict):
-        raise InputError(f"expected {what}", source=str(path))
-    return data
 
 
 def load_loss_law(spec: str) -> Any:
@@ -197,27 +197,18 @@ def load_loss_law(spec: str) -> Any:
             return PUBLISHED_LOSS_LAWS[spec]
         raise UserError(f"--loss-law {spec!r}: no such file, and not a published law "
                         f"({', '.join(sorted(PUBLISHED_LOSS_LAWS))})")
-    data = _load_json(path, "a loss-law fit saved by `scalinglab fit ... --save`")
-    try:
-        return FitResult.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"not a saved loss-law fit ({type(exc).__name__}: {exc})", source=str(path)) from None
+    from scalinglab.results import load_saved
+
+    return load_saved(path, FitResult, "a loss-law fit saved by `scalinglab fit ... --save`")
 
 
 def load_link(path: Path) -> Any:
     """A link saved by ``fit downstream --save`` (one metric or a table of them)."""
     from scalinglab.downstream.link_fit import LinkFit, LinkTable
+    from scalinglab.results import load_saved
 
-    data = _load_json(path, "a link saved by `scalinglab fit downstream --save`")
-    kinds = {LinkTable.kind: LinkTable, LinkFit.kind: LinkFit}
-    cls = kinds.get(data.get("kind"))
-    if cls is None:
-        raise InputError(f"not a saved link (kind {data.get('kind')!r}; expected one of {sorted(kinds)})",
-                         source=str(path))
-    try:
-        return cls.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"cannot read the saved link ({type(exc).__name__}: {exc})", source=str(path)) from None
+    return load_saved(path, (LinkTable, LinkFit), "a saved link (`scalinglab fit downstream "
+                      "--save`)")
 
 
 def _numbers(items: list[str], flag: str) -> np.ndarray:
@@ -261,5 +252,8 @@ def predict_downstream(
     show_results(result, save, json_)
 
 
+predict_app.command("downstream")(predict_downstream)
+
+
 __all__ = ["fit_benchmark_command", "fit_downstream", "load_link", "load_loss_law", "predict_app",
-           "predict_downstream", "register"]
+           "predict_downstream"]

@@ -147,7 +147,9 @@ class LossToLossFit(Result):
 
         An x at or below the fitted ``E_x`` gets ``E_y`` (the law's limit from above), the column
         ``below_E_x`` is True there, and a :class:`BelowOffsetWarning` says so: the prediction is
-        then a floor the law cannot see past, not an extrapolation of its curve.
+        then a floor the law cannot see past, not an extrapolation of its curve. Where every draw
+        gives that floor (E_y held fixed) ``lo`` and ``hi`` are NaN rather than a zero-width
+        interval.
         """
         xs = np.atleast_1d(np.asarray(x, dtype=float)).ravel()
         if not np.all(np.isfinite(xs)):
@@ -172,10 +174,16 @@ class LossToLossFit(Result):
             out.loc[idx, "below_E_x"] = below
             if below.any():
                 ex = _full_params(f, f.params)["E_x"]
+                # with E_y held fixed every draw gives E_y there: a zero-width interval would
+                # claim a certainty the law does not have, so it is left out (NaN)
+                flat = idx[below & np.isclose(out.loc[idx, "lo"].to_numpy(float),
+                                              out.loc[idx, "hi"].to_numpy(float))]
+                out.loc[flat, ["lo", "hi"]] = np.nan
                 pywarnings.warn(
                     f"{int(below.sum())} x value(s) (smallest {xs[idx].min():.4g}) at or below the "
                     f"fitted offset E_x = {ex:.4g}" + (f" of group {g!r}" if g else "")
-                    + ": predicted y = E_y there (the law's floor), not an extrapolated curve",
+                    + ": predicted y = E_y there (the law's floor), not an extrapolated curve"
+                    + ("; no interval where every draw gives that floor" if len(flat) else ""),
                     BelowOffsetWarning, stacklevel=2)
         return out
 

@@ -28,13 +28,6 @@ NOpt = typer.Option(None, "--N", help="Column of model sizes (default: N or para
 DOpt = typer.Option(None, "--D", help="Column of training tokens (default: D or tokens).", show_default=False)
 
 
-def register(fit_app: typer.Typer, predict_app: typer.Typer) -> None:
-    fit_app.command("loss-to-loss")(fit_loss_to_loss_command)
-    fit_app.command("translate")(fit_translate_command)
-    fit_app.command("ladder")(fit_ladder_command)
-    predict_app.command("loss-to-loss")(predict_loss_to_loss_command)
-
-
 def _check_save(save: Path | None, *inputs: Path) -> None:
     if save is not None and any(save.resolve() == p.resolve() for p in inputs):
         raise UserError(f"--save {save} is an input: an output never overwrites an input")
@@ -267,4 +260,4 @@ def fit_ladder_command(
 
 
 __all__ = ["fit_ladder_command", "fit_loss_to_loss_command", "fit_translate_command",
-           "predict_loss_to_loss_command", "register"]
+           "predict_loss_to_loss_command"]

@@ -32,7 +32,6 @@ sizes to 0.1%), said in the notes.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -47,6 +46,7 @@ from scalinglab.errors import InputError, ParameterError
 from scalinglab.fit.loss import fit_law
 from scalinglab.fit.result import FitResult
 from scalinglab.results import Result
+from scalinglab.safefile import read_json
 from scalinglab.stats import percentile_interval
 from scalinglab.summary import Summary, Table
 
@@ -94,11 +94,12 @@ def read_ladder(folder: str | Path) -> tuple[pd.DataFrame, list[str]]:
     sizes: dict[str, float] = {}
     meta = folder / "final.json"
     if meta.exists():
+        data = read_json(meta)  # bounded: size, depth, a regular file
         try:
-            for key, spec in json.loads(meta.read_text(encoding="utf-8")).items():
+            for key, spec in data.items():
                 if isinstance(spec, Mapping) and "n" in spec:
                     sizes[str(key)] = float(spec["n"])
-        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        except (AttributeError, TypeError, ValueError) as exc:
             raise InputError(f"cannot read model sizes ({exc})", source=str(meta)) from None
     frames, notes = [], []
     derived: dict[str, float] = {}

@@ -167,6 +167,9 @@ class LinkFit(Result):
                        tables=[table], facts=facts, notes=list(self.notes),
                        warnings=list(self.warnings), data=self.to_dict())
 
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        return (tuple(self.form.param_names), self.draws)
+
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": self.kind,

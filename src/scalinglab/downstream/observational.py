@@ -105,6 +105,10 @@ class ObservationalFit(Result):
     mae_baseline_compute: Estimate | None
     gain: Estimate | None
     baseline: BenchmarkFit | None
+    #: models outside the fitted and held-out sets that the scores still predict: those
+    #: without a compute value ("no FLOPs") and those without a target score ("no score")
+    unplaced: list[dict[str, Any]] = field(default_factory=list)
+    mae_unplaced: Estimate | None = None
     run_ids: tuple[str, ...] = ()
     level: float = 0.95
     warnings: list[str] = field(default_factory=list)
@@ -143,7 +147,15 @@ class ObservationalFit(Result):
                 tt.add_row(r["id"], r["family"], r["C"], r["actual"], r["from_scores"],
                            r["from_compute"], r["baseline"])
             tables.append(tt)
+        if self.unplaced:
+            ut = Table("models predicted from their other benchmarks alone (no FLOPs, or no "
+                       f"{self.target} score)", ["model", "family", "why", "actual", "from scores"])
+            for r in self.unplaced:
+                ut.add_row(r["id"], r["family"], r["why"], r["actual"], r["from_scores"])
+            tables.append(ut)
         facts = []
+        if self.mae_unplaced is not None:
+            facts.append(("MAE from scores, models without FLOPs", f"{self.mae_unplaced}"))
         if self.slope is not None:
             facts.append(("S1 per decade of compute (within a family)", f"{self.slope}"))
         for label, est in (("MAE from scores", self.mae_scores), ("MAE sigmoid(log C)", self.mae_baseline),
@@ -172,6 +184,8 @@ class ObservationalFit(Result):
             "mae_scores": est(self.mae_scores), "mae_compute": est(self.mae_compute),
             "mae_baseline": est(self.mae_baseline), "mae_baseline_compute": est(self.mae_baseline_compute),
             "mae_gain": est(self.gain),
+            "unplaced": [{**r, "from_scores": est(r["from_scores"])} for r in self.unplaced],
+            "mae_unplaced": est(self.mae_unplaced),
             "baseline": None if self.baseline is None else self.baseline.to_dict(include_draws),
             "run_ids": list(self.run_ids), "level": self.level,
             "warnings": list(self.warnings), "notes": list(self.notes),
@@ -200,6 +214,8 @@ class ObservationalFit(Result):
             mae_baseline=est(data.get("mae_baseline")),
             mae_baseline_compute=est(data.get("mae_baseline_compute")), gain=est(data.get("mae_gain")),
             baseline=None if data.get("baseline") is None else BenchmarkFit.from_dict(data["baseline"]),
+            unplaced=[{**r, "from_scores": est(r.get("from_scores"))} for r in data.get("unplaced", [])],
+            mae_unplaced=est(data.get("mae_unplaced")),
             run_ids=tuple(data.get("run_ids", [])), level=level,
             warnings=list(data.get("warnings", [])), notes=list(data.get("notes", [])),
         )
@@ -262,9 +278,6 @@ def fit_observational(
     else:
         tr, te, _ = split_by_compute(C, fit_below)
         train, test = usable & tr, usable & te
-        n_nc = int((usable & ~np.isfinite(C)).sum())
-        if n_nc:
-            notes.append(f"{n_nc} models without a compute value are in neither the fitted nor the held-out set")
     form = sigmoid_in_scores(n_components)
     fixed = {k: v for k, v in (("lo", chance), ("hi", ceiling)) if v is not None}
     n_free = len(form.param_names) - len(fixed)
@@ -388,6 +401,31 @@ def fit_observational(
                     y_te[known_fam], level)
         if int(train.sum()) != len(baseline.link.x):
             notes.append("the baseline was fitted on the training models with a compute value")
+    # -- models in neither set that their other benchmarks still place ------------------------
+    has_x = np.isfinite(X_all).any(axis=1)
+    no_flops = usable & ~np.isfinite(C) if fit_below is not None else np.zeros(n, dtype=bool)
+    no_score = has_x & ~np.isfinite(y_all)
+    unplaced_rows: list[dict[str, Any]] = []
+    mae_u = None
+    extra = no_flops | no_score
+    if extra.any():
+        S_x = comps.scores(imputer.fill(X_all[extra]))
+        S_x_b = np.stack([c.scores(imputer.fill(X_all[extra])) for c in comp_draws]) if K else None
+        pred_x = link_at(theta[None, :], S_x)[0]
+        draws_x = link_at(theta_b, S_x_b) if K else None
+        for j, i in enumerate(np.flatnonzero(extra)):
+            unplaced_rows.append({
+                "id": str(ids[i]), "family": None if fam is None else str(fam[i]),
+                "why": "no FLOPs" if no_flops[i] else "no score",
+                "actual": float(y_all[i]) if np.isfinite(y_all[i]) else None,
+                "from_scores": Estimate.from_draws(pred_x[j], None if draws_x is None else draws_x[:, j], level)})
+        scored = no_flops[extra]
+        if scored.any():
+            _, mae_u, _ = held_out_scores(pred_x[scored], None if draws_x is None else draws_x[:, scored],
+                                          y_all[extra][scored], level)
+        notes.append(f"{int(extra.sum())} models outside the fitted and held-out sets are predicted from "
+                     "their other benchmarks alone" + (f" ({int(no_flops.sum())} without FLOPs, scored "
+                                                      "against their actual value)" if no_flops.any() else ""))
     c_ests = [Estimate.from_draws(pred_c[i], None if draws_c is None else draws_c[:, i], level)
               if np.isfinite(pred_c[i]) else None for i in range(int(test.sum()))]
     test_rows = [
@@ -410,6 +448,7 @@ def fit_observational(
         families=families, reference_family=ref, slope=slope_est, fit_below=fit_below,
         test=test_rows, mae_scores=mae_s, mae_compute=mae_c, mae_baseline=mae_b,
         mae_baseline_compute=mae_bc, gain=gain, baseline=baseline,
+        unplaced=unplaced_rows, mae_unplaced=mae_u,
         run_ids=tuple(ids[train]), level=level, warnings=warnings, notes=notes,
     )
 

@@ -17,6 +17,7 @@ from scalinglab.clikit import (
     TagOption,
     UserError,
     bootstrap_option,
+    check_output_early,
     console,
     emit_json,
     err_console,
@@ -25,6 +26,7 @@ from scalinglab.clikit import (
     parse_tags,
     print_summary,
     to_json,
+    write_file,
 )
 from scalinglab.summary import format_number
 
@@ -78,12 +80,12 @@ ScaleOpt = typer.Option(None, "--scale", help="Where residuals are taken: log (l
                         "needs positive targets) or linear (y - f, any sign; least squares with "
                         "coefficients solved exactly). Default: log when every target is positive, "
                         "else linear (said in the notes).")
+NoiseFloorOpt = typer.Option(None, "--noise-floor", help="Relative error below which a prediction "
+                             "error is 'within noise', e.g. 0.1% or 0.001 (default: the spread of "
+                             "replicate runs when there are any; seed noise is 0.02-0.1% of loss).",
+                             show_default=False)
 UniqueOpt = typer.Option(None, "--unique-tokens", help="Column (or store extra/tag) of unique "
                          "tokens: input U of data-constrained laws; runs differing in it are kept apart.")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(fit_app, name="fit")
 
 
 @contextmanager
@@ -140,13 +142,29 @@ class _Estimation:
     unique_tokens: str | None = None
     flop_convention: str | None = None
     scale: str | None = None
+    noise_floor: str | None = None
 
     def kwargs(self, law: Any) -> dict[str, Any]:
         return {"tie": parse_ties(self.tie, law.param_names), "fix": parse_fixes(self.fix),
                 "bounds": parse_bounds(self.bounds), "loss": self.loss, "delta": self.delta,
                 "over_penalty": self.over_penalty, "weights": self.weights,
                 "drop_highest": self.drop_highest, "flop_convention": _convention(self.flop_convention),
+                "noise_floor": _fraction(self.noise_floor, "--noise-floor"),
                 **({"scale": _scale(self.scale)} if self.scale else {})}
+
+
+def _fraction(text: str | None, flag: str) -> float | None:
+    """``0.1%`` or ``0.001`` -> 0.001."""
+    if text is None:
+        return None
+    t = str(text).strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise UserError(f"{flag} {text!r} is not a fraction (e.g. 0.1% or 0.001)") from None
+    if not (math.isfinite(value) and 0 <= value < 1):
+        raise UserError(f"{flag} must be a fraction between 0 and 1, not {text!r}")
+    return value
 
 
 def _scale(text: str) -> str:
@@ -231,6 +249,7 @@ def _fit_command(
 
     law = get_law(law_name)
     est = est or _Estimation()
+    check_output_early(save, "--save")  # before the fit, not after it
     if all_runs and best_per_point:
         raise UserError("--all-runs and --best-per-point exclude each other")
     options = est.kwargs(law)
@@ -247,7 +266,8 @@ def _fit_command(
     fit.notes[:0] = notes
     budgets = compute or None
     if save is not None:
-        save.write_text(to_json(fit.to_dict(include_draws=True, compute=budgets, at=points)))
+        write_file(save, to_json(fit.to_dict(include_draws=True, compute=budgets, at=points)),
+                   "--save")
     if json_:
         emit_json(fit.to_dict(compute=budgets, at=points))
         return
@@ -274,6 +294,7 @@ def chinchilla(
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
+    noise_floor: str = NoiseFloorOpt,
 ) -> None:
     """Fit L = E + A/N^alpha + B/D^beta (Chinchilla Approach 3, as Besiroglu et al. 2024).
 
@@ -285,7 +306,7 @@ def chinchilla(
     _fit_command("chinchilla", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens, flop_convention))
+                             unique_tokens, flop_convention, noise_floor=noise_floor))
 
 
 @fit_app.command("kaplan")
@@ -298,6 +319,7 @@ def kaplan(
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
+    noise_floor: str = NoiseFloorOpt,
 ) -> None:
     """Fit Kaplan et al. 2020's L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D.
 
@@ -306,7 +328,7 @@ def kaplan(
     _fit_command("kaplan", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens, flop_convention))
+                             unique_tokens, flop_convention, noise_floor=noise_floor))
 
 
 @fit_app.command("power")
@@ -320,6 +342,7 @@ def power(
     tie: list[str] = TieOpt, fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt,
     loss: str = LossOpt, delta: float = DeltaOpt, over_penalty: float = OverOpt,
     weights: str = WeightsOpt, drop_highest: int = DropOpt, flop_convention: str = FlopOpt,
+    noise_floor: str = NoiseFloorOpt,
 ) -> None:
     """Fit a one-variable power law L = E + A x^-alpha, x one of N, D, C.
 
@@ -330,7 +353,7 @@ def power(
     _fit_command(f"power_{x}", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  None, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             flop_convention=flop_convention))
+                             flop_convention=flop_convention, noise_floor=noise_floor))
 
 
 @fit_app.command("isoflop")
@@ -348,6 +371,12 @@ def isoflop(
     method: str = typer.Option("parabola", "--method", help="Approach 2's minimum per budget: "
                                "parabola (Hoffmann et al.) or akima (Porian et al.: interpolated)."),
     flop_convention: str = FlopOpt,
+    compare: bool = typer.Option(False, "--compare", help="Compare Approaches 1 and 2 (and a "
+                                 "loss law with --compare-law): the ratio of their N_opt at each "
+                                 "--compute budget with the interval of the ratio (joint draws)."),
+    compare_law: Path = typer.Option(None, "--compare-law", help="A loss-law fit saved with "
+                                     "`fit chinchilla --save` to compare with (implies --compare).",
+                                     show_default=False),
 ) -> None:
     """Fit N_opt = k C^a and D_opt = k' C^b by Hoffmann et al.'s Approaches 1 and 2.
 
@@ -361,6 +390,7 @@ def isoflop(
     from scalinglab.fit.data import load_runs
     from scalinglab.fit.isoflop import fit_isoflop
 
+    check_output_early(save, "--save")
     frame, source, notes = load_runs(file, store, where, _tags(tag), ("N", "D", "C"),
                                      parse_map(map_), all_runs, best_per_point,
                                      _columns(group_by))
@@ -370,12 +400,49 @@ def isoflop(
                              flop_convention=_convention(flop_convention))
     result.notes[:0] = notes
     budgets = compute or None
+    comparisons = _compare(result, compute, compare_law) if compare or compare_law else []
     if save is not None:
-        save.write_text(to_json(result.to_dict(include_draws=True, compute=budgets)))
+        write_file(save, to_json(result.to_dict(include_draws=True, compute=budgets)), "--save")
     if json_:
-        emit_json(result.to_dict(compute=budgets))
+        out = result.to_dict(compute=budgets)
+        if comparisons:
+            out["comparisons"] = [c.to_dict() for c in comparisons]
+        emit_json(out)
         return
     print_summary(result.summary(compute=budgets))
+    for c in comparisons:
+        console.print(f"compare: {c.verdict()}", highlight=False)
+
+
+def _compare(result: Any, compute: list[float] | None, law_path: Path | None) -> list[Any]:
+    """Comparisons of N_opt between the approaches at each budget asked for (default: the
+    largest budget and 10x and 100x it)."""
+    from scalinglab.fit.compare import compare_n_opt
+
+    top = max(b.C for b in result.budgets)
+    cs = list(compute) if compute else [top, 10 * top, 100 * top]
+    methods: list[tuple[str, Any]] = [(f"Approach {a.approach}", a) for a in result.approaches]
+    if law_path is not None:
+        import json
+
+        from scalinglab.fit.result import FitResult
+
+        try:
+            fit = FitResult.from_dict(json.loads(law_path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"--compare-law {law_path}: not a saved loss-law fit ({exc})") from None
+        methods.append((f"loss law ({law_path.name})", fit))
+    if len(methods) < 2:
+        raise UserError("--compare needs two methods: this IsoFLOP fit has one approach; add "
+                        "--compare-law FIT.json")
+    out = []
+    for c in cs:
+        for i in range(len(methods)):
+            for j in range(i + 1, len(methods)):
+                (na, a), (nb, b) = methods[j], methods[i]
+                joint = hasattr(a, "log_kn") and hasattr(b, "log_kn")  # both from the same resamples
+                out.append(compare_n_opt(a, b, float(c), names=(na, nb), joint=joint))
+    return out
 
 
 @contextmanager
@@ -560,6 +627,9 @@ def select_cmd(
     json_: bool = JsonOption, all_runs: bool = AllRunsOpt, best_per_point: bool = BestOpt,
     group_by: str = GroupByOpt, loss: str = LossOpt, delta: float = DeltaOpt,
     over_penalty: float = OverOpt, weights: str = WeightsOpt, unique_tokens: str = UniqueOpt,
+    target: float = typer.Option(None, "--target", help="Where the question is, in the --by "
+                                 "variable (e.g. the FLOPs of the planned run): says whether the "
+                                 "evidence reaches that far.", show_default=False),
 ) -> None:
     """Rank candidate laws by rolling-forward error (fit below each compute level, predict
     above) and say which to trust.
@@ -579,7 +649,7 @@ def select_cmd(
                                      parse_map(map_), all_runs, best_per_point,
                                      _columns(group_by), unique_tokens=unique_tokens)
     with err_console.status("rolling-forward fits", spinner="dots") if not json_ else _null():
-        result = select_laws(frame, candidates, bootstrap=bootstrap, seed=seed, steps=steps,
+        result = select_laws(frame, candidates, target=target, bootstrap=bootstrap, seed=seed, steps=steps,
                              min_train=min_train, source=source, by=by, loss=loss, delta=delta,
                              over_penalty=over_penalty, weights=weights)
     result.notes[:0] = notes

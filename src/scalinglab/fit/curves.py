@@ -102,16 +102,21 @@ def curve_runs(frame: pd.DataFrame, columns: Mapping[str, str] | None = None,
     step_col = _column(frame, columns, "step", source)
     loss_col = _column(frame, columns, "loss", source)
     lr_col = _column(frame, columns, "lr", source, required=not schedules)
-    steps_all = pd.to_numeric(frame[step_col], errors="coerce").to_numpy(float)
-    loss_all = pd.to_numeric(frame[loss_col], errors="coerce").to_numpy(float)
-    lr_all = (pd.to_numeric(frame[lr_col], errors="coerce").to_numpy(float) if lr_col
-              else np.full(len(frame), np.nan))
-    for name, values, col in (("step", steps_all, step_col), ("loss", loss_all, loss_col)):
-        raw = frame[col]
-        bad = np.flatnonzero(np.isnan(values) & raw.notna().to_numpy())
+    from scalinglab.runs.cells import parse_cells, show_cell
+
+    # the one cell grammar of the package (3e-4, 2,048, 125M; blank, NaN, null: missing)
+    parsed = {}
+    for name, col in (("step", step_col), ("loss", loss_col), ("lr", lr_col)):
+        if col is None:
+            continue
+        cells = parse_cells(frame[col])
+        bad = np.flatnonzero(cells.bad)
         if bad.size:
-            raise InputError(f"{raw.iloc[bad[0]]!r} is not a number ({name})", source=source,
-                             row=f"row {bad[0] + 1}", column=col)
+            raise InputError(f"{show_cell(frame[col].iloc[bad[0]])} is not a number ({name})",
+                             source=source, row=f"row {bad[0] + 1}", column=col)
+        parsed[name] = cells.values
+    steps_all, loss_all = parsed["step"], parsed["loss"]
+    lr_all = parsed.get("lr", np.full(len(frame), np.nan))
     bad = np.flatnonzero(np.isnan(steps_all))
     if bad.size:
         raise InputError("no step", source=source, row=f"row {bad[0] + 1}", column=step_col)
@@ -638,3 +643,110 @@ def fit_curves(
                     level=level, resample=how if bootstrap else "none",
                     objective=float(f[i_best]), fit_seconds=time.perf_counter() - started,
                     seed=seed, warnings=warnings, notes=notes)
+
+
+# -- runs in the store ----------------------------------------------------------------------------
+
+def store_schedule(record: Mapping[str, Any]) -> Schedule | None:
+    """A store run's per-step schedule from what the sweep runner records (``extra``: steps,
+    schedule; the run's peak ``lr``), with the sweep's defaults for what it does not record
+    (warmup 5% of the steps, final lr 10% of the peak, WSD decay over the last 20%) — the same
+    arithmetic as ``scalinglab.sweep.train.lr_at``. None when the record says too little."""
+    extra = record.get("extra") or {}
+    if isinstance(extra, str):
+        import json
+
+        extra = json.loads(extra or "{}")
+    steps, shape, peak = extra.get("steps"), extra.get("schedule"), record.get("lr")
+    if not steps or shape not in ("cosine", "wsd", "constant") or not peak or not peak > 0:
+        return None
+    steps = int(steps)
+    warmup_frac = float(extra.get("warmup", 0.05))
+    floor = float(peak) * float(extra.get("min_lr_ratio", 0.1))
+    warm = max(1, int(round(warmup_frac * steps)))
+    t = np.arange(steps, dtype=float)
+    if shape == "constant":
+        lr = np.full(steps, float(peak))
+    elif shape == "wsd":
+        start = steps - max(1, int(round(float(extra.get("decay_fraction", 0.2)) * steps)))
+        frac = np.clip((t - start) / max(1, steps - start), 0.0, 1.0)
+        lr = float(peak) - (float(peak) - floor) * frac
+    else:
+        frac = np.clip((t - warm) / max(1, steps - warm), 0.0, 1.0)
+        lr = floor + 0.5 * (float(peak) - floor) * (1.0 + np.cos(np.pi * frac))
+    lr[:warm] = float(peak) * (t[:warm] + 1.0) / warm
+    return Schedule(lr, str(record.get("run_id", shape)), exact=True,
+                    note="rebuilt from the run's recorded schedule and the sweep's defaults",
+                    spec=f"{shape} ({steps} steps, peak {float(peak):g})")
+
+
+def forecast(curve: pd.DataFrame, schedule: Schedule, fit: CurveFit | None = None,
+             steps: Sequence[int] | np.ndarray | None = None, bootstrap: int = 100,
+             level: float = 0.95, seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Where a run still training will go, from its curve so far (columns step, loss) and the
+    schedule it follows to its last step: a frame (step, loss, lo, hi) at ``steps`` (default:
+    ~100 steps from the last logged one to the schedule's last) and a dict about the forecast
+    (final loss and interval, how it was made, warnings).
+
+    With ``fit`` (a law fitted on finished runs of the same kind), the fit's exponents and decay
+    term are kept, draw by draw, and only the run's level (L0, A of ``L0 + A S^-alpha + decay``,
+    the form both curve laws share) is fitted to its own curve by least squares: the shape of
+    finished curves, the level of this one. Without, the law is fitted to the run's curve alone
+    (its decay term is unidentified until its lr has decayed, said in the warnings).
+    """
+    st = curve["step"].to_numpy(dtype=float)
+    ls = curve["loss"].to_numpy(dtype=float)
+    keep = np.isfinite(ls) & (st > schedule.peak_step) & (st <= schedule.last_step)
+    st, ls = st[keep].astype(np.int64), ls[keep]
+    last = schedule.last_step
+    if st.size < 3:
+        raise NotIdentifiable(f"{st.size} logged points after the warmup: too few to forecast")
+    if steps is None:
+        steps = np.unique(np.linspace(st.max(), last, 100).round().astype(np.int64))
+    steps = np.asarray(steps, dtype=np.int64)
+    info: dict[str, Any] = {"logged_step": int(st.max()), "last_step": last, "points": int(st.size),
+                            "warnings": []}
+    if fit is None:
+        own = fit_curves([CurveRun("run", schedule, st, ls)], bootstrap=bootstrap, level=level,
+                         seed=seed)
+        info["warnings"] = list(own.warnings)
+        frame = own.predict(schedule, steps=steps)[["step", "loss", "lo", "hi"]]
+        info["method"] = f"{own.law.title} fitted to this run's curve alone"
+    else:
+        frame = _transfer(fit, schedule, st, ls, steps, level, seed)
+        info["method"] = f"{fit.law.title} from {fit.n_runs} runs, level fitted to this run"
+    final = frame.iloc[-1]
+    info.update(loss=float(final["loss"]), lo=float(final["lo"]), hi=float(final["hi"]))
+    return frame, info
+
+
+def _transfer(fit: CurveFit, schedule: Schedule, st: np.ndarray, ls: np.ndarray,
+              steps: np.ndarray, level: float, seed: int) -> pd.DataFrame:
+    """``fit``'s law with L0 and A refitted to (st, ls), per draw, at ``steps``."""
+    law = fit.law
+    thetas = fit._thetas()
+    design = law.prepare([schedule], [np.concatenate([st, steps])], PREDICT_RATIO)
+    n = st.size
+    out = np.empty((len(thetas), steps.size))
+    resid = None
+    for i, th in enumerate(thetas):
+        full = law.evaluate(th[None], design, grad=False)[0][0]
+        base = th.copy()
+        base[:2] = -np.inf  # L0 = A = 0: what is left is the decay term
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rest = law.evaluate(base[None], design, grad=False)[0][0]
+        power = (full - rest - np.exp(th[0])) / np.exp(th[1])
+        X = np.column_stack([np.ones(n), power[:n]])
+        coef, *_ = np.linalg.lstsq(X, ls - rest[:n], rcond=None)
+        out[i] = coef[0] + coef[1] * power[n:] + rest[n:]
+        if resid is None:
+            resid = np.log(X @ coef + rest[:n]) - np.log(ls)
+    assert resid is not None
+    sigma = float(1.4826 * np.median(np.abs(resid - np.median(resid))))
+    lo = hi = np.full(steps.size, np.nan)
+    if len(thetas) > 1:
+        logs = np.log(np.where(out[1:] > 0, out[1:], np.nan))
+        z = np.random.default_rng(seed).standard_normal((logs.shape[0], NOISE_DRAWS, 1))
+        lo, hi = percentile_interval((logs[:, None, :] + sigma * z).reshape(-1, steps.size), level)
+        lo, hi = np.exp(lo), np.exp(hi)
+    return pd.DataFrame({"step": steps, "loss": out[0], "lo": lo, "hi": hi})

@@ -144,7 +144,7 @@ def load_runs(
                 raise InputError(f"no runs satisfy where {where!r}", source=source)
             notes.append(f"kept the {len(frame)} runs where {where}")
     else:
-        from scalinglab.clikit import DEFAULT_STORE
+        from scalinglab.runs import DEFAULT_STORE
         from scalinglab.runs.store import RunStore
 
         path = store or DEFAULT_STORE

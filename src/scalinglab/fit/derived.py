@@ -11,20 +11,49 @@ figures a law has, and whether its optimum has a closed form, is the law's own d
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scalinglab.laws.loss import compute_optimum
 from scalinglab.stats import Estimate
 
 if TYPE_CHECKING:
-    from scalinglab.fit.result import FitResult, Optimum
+    from scalinglab.fit.result import FitResult
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """The compute-optimal allocation at budget ``C`` (``C = 6ND``) and the loss it reaches."""
+
+    C: float
+    N: Estimate
+    D: Estimate
+    tokens_per_param: Estimate
+    loss: Estimate
+    inference_tokens: float = 0.0
+    note: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"Optimum(C={self.C:.4g}: N={self.N:.4g}, D={self.D:.4g}, "
+                f"tokens/param={self.tokens_per_param:.4g}, loss={self.loss:.4g})")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"C": self.C, "N_opt": self.N.to_dict(), "D_opt": self.D.to_dict(),
+                               "tokens_per_param": self.tokens_per_param.to_dict(),
+                               "loss": self.loss.to_dict()}
+        if self.inference_tokens:
+            out["inference_tokens"] = self.inference_tokens
+        if self.note:
+            out["note"] = self.note
+        return out
 
 
 def _per_draw_optimum(fit: FitResult, C: float, T: float,
                       fixed: Mapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Numerical optimum at the estimate (index 0) and at every draw (NaN where it fails)."""
+    from scalinglab.laws.loss import compute_optimum  # when asked: FitResult imports Optimum
+
     params = [fit.params, *fit.draw_params()]
     n = np.full(len(params), np.nan)
     d = np.full(len(params), np.nan)
@@ -46,8 +75,6 @@ def optimum_at(fit: FitResult, C: float, inference_tokens: float = 0.0,
     ``fixed`` holds the law's other inputs (e.g. ``{"U": 1e10}`` unique tokens): the allocation
     is then optimised numerically with them held."""
     fixed = dict(fixed or {})
-    from scalinglab.fit.result import Optimum
-
     law = fit.law
     note = fit.depends_on_unidentified(law.param_names)
     ok = note is None

@@ -34,11 +34,13 @@ import pandas as pd
 
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.results import Result
-from scalinglab.stats import Estimate, bootstrap_weights, percentile_interval
+from scalinglab.stats import MIN_USABLE_DRAWS, Estimate, bootstrap_weights, percentile_interval
 from scalinglab.summary import Summary, Table, format_interval
 
 #: runs whose compute agrees within this many decades (26%) belong to one budget
 DEFAULT_TOL_DEX = 0.1
+#: grouped by C, a budget whose runs' compute spans more than this ratio is a pseudo-budget
+PSEUDO_SPREAD = 1.05
 
 
 def group_budgets(
@@ -147,8 +149,24 @@ class AllocationLaw:
     level: float = 0.95
 
     @property
+    def interval_problem(self) -> str | None:
+        """Why the draws give no honest interval (None when they do, or when there are none):
+        most resamples unusable, or every usable one the same exponent (a zero-width interval
+        from 2 budgets with 95% of resamples unusable printed as 0.648 [0.648, 0.648])."""
+        if self.draws is None or not len(self.draws):
+            return None
+        ok = np.isfinite(self.draws[:, 0])
+        if ok.mean() < MIN_USABLE_DRAWS:
+            return f"only {ok.mean():.0%} of {len(ok)} resamples kept 2 usable budgets"
+        lo, hi = percentile_interval(self.draws[ok, :2], self.level)
+        if np.all(hi - lo <= 1e-9 * np.maximum(1.0, np.abs([self.a, self.b]))):
+            return (f"every usable resample gives the same exponents ({self.n_budgets} budgets, "
+                    "each with one possible optimum): the spread is not measured")
+        return None
+
+    @property
     def ci(self) -> dict[str, tuple[float, float]]:
-        if self.draws is None or not np.isfinite(self.draws).any():
+        if self.draws is None or not np.isfinite(self.draws).any() or self.interval_problem:
             return {}
         lo, hi = percentile_interval(self.draws, self.level)
         return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(("a", "b", "log_kn", "log_kd"))}
@@ -168,7 +186,7 @@ class AllocationLaw:
     def _band(self, C: Any, slope: int, icpt: int) -> tuple[np.ndarray, Any, Any]:
         point = np.exp([self.a, self.b][slope] * np.log(np.asarray(C, dtype=float))
                        + [self.log_kn, self.log_kd][icpt - 2])
-        if self.draws is None:
+        if self.draws is None or self.interval_problem:
             return point, None, None
         log_c = np.log(np.atleast_1d(np.asarray(C, dtype=float)))
         with np.errstate(all="ignore"):
@@ -189,7 +207,9 @@ class AllocationLaw:
         out = {}
         for key, (point, lo, hi) in (("N_opt", self.n_opt_interval(C)), ("D_opt", self.d_opt_interval(C))):
             out[key] = Estimate(float(point), None if lo is None else float(lo),
-                                None if hi is None else float(hi), self.level)
+                                None if hi is None else float(hi), self.level,
+                                note=None if self.interval_problem is None else
+                                "no interval: see the exponents")
         return out
 
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
@@ -208,6 +228,7 @@ class AllocationLaw:
             },
             "n_budgets": self.n_budgets,
             "n_bootstrap": 0 if self.draws is None else len(self.draws),
+            **({"no_interval": self.interval_problem} if self.interval_problem else {}),
             "formula": "N_opt = N_opt_coef * C^N_opt_exponent; D_opt = D_opt_coef * C^D_opt_exponent",
         }
         if include_draws and self.draws is not None:
@@ -310,8 +331,10 @@ class IsoFlopResult(Result):
         laws = Table("N_opt ∝ C^a, D_opt ∝ C^b", ["approach", "budgets", "a", pct, "b", pct])
         for law in self.approaches:
             ci = law.ci
-            laws.add_row(law.approach, law.n_budgets, law.a, format_interval(ci.get("a")), law.b,
-                         format_interval(ci.get("b")))
+            why = law.interval_problem
+            laws.add_row(law.approach, law.n_budgets, law.a,
+                         f"no interval: {why}" if why else format_interval(ci.get("a")), law.b,
+                         "(same)" if why else format_interval(ci.get("b")))
         at = Table("compute-optimal allocation", ["approach", "C", "N_opt", "D_opt"])
         cs = list(compute) if compute else ([max(b.C for b in self.budgets)] if self.budgets else [])
         for c in cs:
@@ -466,6 +489,16 @@ def fit_isoflop(
         notes += check.notes
     if labels is None:
         notes.append(f"runs grouped into {len(values)} budgets by C (within {tol_dex:g} decades)")
+        spread = np.array([c_all[group == g].max() / c_all[group == g].min() for g in range(len(values))])
+        if spread.max() > PSEUDO_SPREAD:
+            worst = int(np.argmax(spread))
+            warnings.append(
+                f"the runs' compute is scattered, not on IsoFLOP budgets: grouped by C into "
+                f"{len(values)} pseudo-budgets, compute varies by up to {spread.max() - 1:.0%} inside "
+                f"one (C={values[worst]:.3g}; {int((spread > PSEUDO_SPREAD).sum())} budgets over "
+                f"{PSEUDO_SPREAD - 1:.0%}). An IsoFLOP profile assumes one compute per budget, so a "
+                "vertex here mixes model size with compute; give a budget column, or trust a loss-law "
+                "fit (Approach 3) for such runs")
     if method == "akima":
         notes.append("Approach 2 by Akima interpolation of ln loss against ln N (Porian et al. "
                      "2024), minimum on a grid of 25 points per sampled interval")

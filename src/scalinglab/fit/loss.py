@@ -211,6 +211,7 @@ def fit_arrays(
     drop_highest: int = 0,
     scale: str | None = None,
     time_budget: float | None = None,
+    noise_floor: float | None = None,
 ) -> FitResult:
     """Fit ``law`` to runs given as arrays (``inputs[name]`` for each of ``law.inputs``).
 
@@ -340,7 +341,21 @@ def fit_arrays(
     if holdout_top:
         fit.holdout = _holdout(fit, tuple(ids[i] for i in holdout_idx),
                                {k: v[holdout_idx] for k, v in x.items()}, y[holdout_idx], c[holdout_idx])
+    _add_structure(fit, xt, y[train], noise_floor)
     return fit
+
+
+def _add_structure(fit: FitResult, x: Mapping[str, np.ndarray], y: np.ndarray,
+                   noise_floor: float | None) -> None:
+    """Residual structure tests (by M and N, else by each input) and the noise floor."""
+    from scalinglab.fit.residuals import residual_structure
+
+    by = ("M", "N") if {"N", "D"} <= set(x) else tuple(x)
+    with np.errstate(all="ignore"):
+        pred = np.asarray(fit.predict(**x), dtype=float)
+    rs = residual_structure(x, y, pred, by=by, noise_floor=noise_floor)
+    fit.residual_structure = rs.to_dict()
+    fit.warnings += rs.warnings
 
 
 def _run_ids(run_ids: Sequence[str] | None, n: int) -> list[str]:
@@ -581,6 +596,7 @@ def fit_law(
     scale: str | None = None,
     time_budget: float | None = None,
     flop_convention: Any = None,
+    noise_floor: float | None = None,
 ) -> FitResult:
     """Fit a loss law (a catalogue name, see ``scalinglab.list_laws()``, or a :class:`Law`) to a
     frame of runs.
@@ -628,7 +644,7 @@ def fit_law(
         compute=frame["C"].to_numpy(float) if "C" in frame else None, delta=delta, level=level,
         source=source, progress=progress, tie=tie, fix=fix, bounds=bounds, estimator=loss,
         over_penalty=over_penalty, weights=w, drop_highest=drop_highest, scale=scale,
-        time_budget=time_budget,
+        time_budget=time_budget, noise_floor=noise_floor,
     )
     fit.notes[:0] = notes + ([wnote] if wnote else [])
     if flops is not None:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from scalinglab.errors import NotIdentifiable, ParameterError
+from scalinglab.fit.derived import Optimum
 from scalinglab.laws.base import ArrayLike, Law, LawInstance, Provenance
 from scalinglab.results import Result
 from scalinglab.stats import Estimate, percentile_interval
@@ -116,33 +117,6 @@ class Holdout:
                    new_hi=col("new_run_hi") if "new_run_hi" in runs[0] else None)
 
 
-@dataclass(frozen=True)
-class Optimum:
-    """The compute-optimal allocation at budget ``C`` (``C = 6ND``) and the loss it reaches."""
-
-    C: float
-    N: Estimate
-    D: Estimate
-    tokens_per_param: Estimate
-    loss: Estimate
-    inference_tokens: float = 0.0
-    note: str | None = None
-
-    def __repr__(self) -> str:
-        return (f"Optimum(C={self.C:.4g}: N={self.N:.4g}, D={self.D:.4g}, "
-                f"tokens/param={self.tokens_per_param:.4g}, loss={self.loss:.4g})")
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"C": self.C, "N_opt": self.N.to_dict(), "D_opt": self.D.to_dict(),
-                               "tokens_per_param": self.tokens_per_param.to_dict(),
-                               "loss": self.loss.to_dict()}
-        if self.inference_tokens:
-            out["inference_tokens"] = self.inference_tokens
-        if self.note:
-            out["note"] = self.note
-        return out
-
-
 @dataclass(repr=False)
 class FitResult(Result):
     """A fitted loss law. ``draws`` are bootstrap draws of the parameters, shape (K, P)."""
@@ -169,6 +143,9 @@ class FitResult(Result):
     source: str = ""
     #: runs left out before fitting (``drop_highest``)
     dropped_ids: tuple[str, ...] = ()
+    #: what the residuals say about misfit and noise (:func:`scalinglab.fit.residuals.residual_structure`,
+    #: as its ``to_dict()``): structure by M and N, replicate noise, the noise floor
+    residual_structure: dict[str, Any] | None = None
 
     # -- the estimate ----------------------------------------------------------------------
 
@@ -192,6 +169,9 @@ class FitResult(Result):
 
     def predict(self, **inputs: ArrayLike) -> np.ndarray:
         return self.law(self.params, **inputs)
+
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        return (tuple(self.law.param_names), self.draws)
 
     def draw_columns(self) -> dict[str, np.ndarray]:
         """Draws by parameter name, each (K,): laws broadcast over them."""
@@ -326,6 +306,7 @@ class FitResult(Result):
             "heldout_ids": list(self.heldout_ids),
             "dropped_ids": list(self.dropped_ids),
             "noise_std": self.noise_std,
+            "residual_structure": self.residual_structure,
             "law_spec": self.law.to_dict(),
         }
         c = getattr(self.law, "constraint", None)
@@ -353,7 +334,8 @@ class FitResult(Result):
         crange = data.get("compute_range")
         return cls(
             law=law,
-            params={k: float(v) for k, v in data["params"].items()},
+            # null: a non-finite value (JSON has none), read back as NaN
+            params={k: math.nan if v is None else float(v) for k, v in data["params"].items()},
             run_ids=run_ids,
             objective=_float(data.get("objective")),
             draws=None if draws is None else np.asarray(draws, dtype=float),
@@ -368,6 +350,7 @@ class FitResult(Result):
             info=FitInfo.from_dict(data.get("fit")),
             source=str(data.get("source", "")),
             dropped_ids=tuple(str(x) for x in data.get("dropped_ids") or ()),
+            residual_structure=data.get("residual_structure"),
         )
 
     # -- presentation ----------------------------------------------------------------------
@@ -403,6 +386,8 @@ class FitResult(Result):
             _derived_row(derived, f"loss at {where}", entry["loss"])
             if "loss_new_run" in entry:
                 _derived_row(derived, "  a new run there", entry["loss_new_run"])
+        rs = self.residual_structure or {}
+        floor = rs.get("noise_floor")
         facts = [("residual std of log loss", format_number(self.residual_std)),
                  ("objective", f"{self.objective:.6g}"
                   + (f" ({self.info.objective})" if self.info else ""))]
@@ -420,16 +405,31 @@ class FitResult(Result):
         if self.holdout is not None:
             h = self.holdout
             facts.append(("holdout", f"the {len(h.run_ids)} largest-compute runs, predicted from the "
-                          f"rest: mean |rel err| {h.mean_abs_rel_err:.2%}, max {h.max_abs_rel_err:.2%}"))
+                          f"rest: mean |rel err| {h.mean_abs_rel_err:.2%}, max {h.max_abs_rel_err:.2%}"
+                          + (f" - within noise (floor {floor:.2%}, {rs.get('noise_floor_source')})"
+                             if floor is not None and h.mean_abs_rel_err <= floor else "")))
             if h.new_lo is not None and h.new_hi is not None and self.n_draws:
                 inside = np.mean((h.new_lo <= h.observed) & (h.observed <= h.new_hi))
                 inside_p = np.mean((h.lo <= h.observed) & (h.observed <= h.hi))
                 facts.append(("holdout inside interval", f"{inside_p:.0%} in the parameter band, "
                               f"{inside:.0%} in the new-run band"))
-        if np.isfinite(self.noise_std):
+        if rs.get("tests") and any(t["p"] < 0.01 for t in rs["tests"]):
+            # the spread is misfit, not run-to-run noise: say so rather than call it noise
+            worst = min(rs["tests"], key=lambda t: t["p"])
+            facts.append(("residual spread", f"misfit, not noise: structured by {worst['by']} "
+                          f"(p = {worst['p']:.2g}); {format_number(rs['within_std'])} left inside groups"))
+        elif np.isfinite(self.noise_std):
             linear = bool(self.info and self.info.search and self.info.search.get("scale") == "linear")
-            facts.append((f"run-to-run noise ({'loss' if linear else 'log loss'})",
-                          format_number(self.noise_std)))
+            facts.append((f"residual spread, corrected for parameters ({'loss' if linear else 'log loss'})",
+                          format_number(self.noise_std) + ("" if not rs.get("tests") else
+                                                           " (no structure by " + ", ".join(
+                                                               t["by"] for t in rs["tests"]) + ")")))
+        if rs.get("replicate_std") is not None:
+            facts.append(("seed noise from replicate runs", f"{format_number(rs['replicate_std'])} "
+                          f"({rs['n_replicate_sets']} sets)"))
+        if floor is not None:
+            facts.append(("noise floor", f"{floor:.3%} of loss ({rs.get('noise_floor_source')}): "
+                          "errors below it are within noise"))
         if self.dropped_ids:
             facts.append(("left out", f"{len(self.dropped_ids)} highest-loss runs"))
         title = (f"{self.law.name}: {self.law.formula}   ({self.n_runs} runs"

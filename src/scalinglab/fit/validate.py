@@ -256,10 +256,15 @@ class LawSelection(Result):
     failed: dict[str, str] = field(default_factory=dict)
     #: mean forward error of each law on the predictions every law made (the fair comparison)
     scores: dict[str, float] = field(default_factory=dict)
+    #: laws that are the same law as another (identical forward predictions): name -> that law
+    identical: dict[str, str] = field(default_factory=dict)
+    #: how far the evidence reaches: cut-offs, predictions, decades beyond the fit (max, median)
+    reach: dict[str, Any] = field(default_factory=dict)
 
     def ranking(self) -> list[RollingForward]:
-        return sorted(self.evaluations, key=lambda e: (self.scores.get(e.law, e.mean_abs_rel_err),
-                                                       e.n_params))
+        """The distinct laws, best first (a law identical to another is listed once)."""
+        return sorted([e for e in self.evaluations if e.law not in self.identical],
+                      key=lambda e: (self.scores.get(e.law, e.mean_abs_rel_err), e.n_params))
 
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         return {"kind": self.kind, "recommended": self.recommended, "reason": self.reason,
@@ -269,7 +274,8 @@ class LawSelection(Result):
                              "farthest_half_abs_rel_err": e.farthest_error(),
                              "by_distance": e.by_distance()} for e in self.ranking()],
                 "evaluations": [e.to_dict() for e in self.evaluations], "failed": dict(self.failed),
-                "scores": dict(self.scores),
+                "scores": dict(self.scores), "identical": dict(self.identical),
+                "reach": dict(self.reach),
                 "level": self.level, "warnings": list(self.warnings), "notes": list(self.notes),
                 "source": self.source, "run_ids": list(self.run_ids)}
 
@@ -280,16 +286,20 @@ class LawSelection(Result):
                    run_ids=tuple(d.get("run_ids") or ()), level=float(d.get("level", 0.95)),
                    warnings=list(d.get("warnings", [])), notes=list(d.get("notes", [])),
                    source=str(d.get("source", "")), failed=dict(d.get("failed") or {}),
-                   scores={k: float(v) for k, v in (d.get("scores") or {}).items()})
+                   scores={k: float(v) for k, v in (d.get("scores") or {}).items()},
+                   identical=dict(d.get("identical") or {}), reach=dict(d.get("reach") or {}))
 
     def summary(self) -> Summary:
         pct = f"{round(self.level * 100)}%"
         table = Table("candidate laws by rolling-forward error",
                       ["rank", "law", "parameters", "mean |rel err| (common)", "all its predictions",
                        "farthest half", f"inside {pct} new-run band"])
+        same: dict[str, list[str]] = {}
+        for a, b in self.identical.items():
+            same.setdefault(b, []).append(a)
         for i, e in enumerate(self.ranking(), start=1):
             cover = e._coverage("new_lo", "new_hi", e.predictions)
-            table.add_row(i, e.law, e.n_params, f"{self.scores.get(e.law, float('nan')):.2%}",
+            table.add_row(i, e.law + "".join(f" = {o}" for o in same.get(e.law, [])), e.n_params, f"{self.scores.get(e.law, float('nan')):.2%}",
                           f"{e.mean_abs_rel_err:.2%}", f"{e.farthest_error():.2%}", _pct(cover))
         for name, why in self.failed.items():
             table.add_row("-", name, "-", "-", "-", "-", f"not evaluated: {why}")
@@ -307,16 +317,70 @@ class LawSelection(Result):
                                  _pct(row["inside_new_run_band"]))
         return Summary(title=f"which law to trust ({self.n_runs} runs"
                        + (f", {self.source}" if self.source else "") + ")",
-                       tables=[table, distance], facts=[("recommended", f"{self.recommended}: {self.reason}")],
+                       tables=[table, distance],
+                       facts=[("recommended", f"{self.recommended}: {self.reason}")]
+                       + ([("evidence", self.reach["text"])] if self.reach.get("text") else []),
                        notes=list(self.notes), warnings=list(self.warnings), data=self.to_dict())
 
     def _repr_items(self) -> list[str]:
         return [f"recommended {self.recommended}", f"{len(self.evaluations)} laws"]
 
 
+def _identical(evaluations: Sequence[RollingForward], common: set[tuple[Any, Any]],
+               rtol: float = 1e-4) -> dict[str, str]:
+    """Laws whose forward predictions match another's everywhere (``chinchilla_tied`` and
+    ``gadre2024`` are one law written two ways): name -> the first such law."""
+    preds = [{(p["cutoff"], p["run_id"]): p["predicted"] for p in e.predictions} for e in evaluations]
+    keys = sorted(common, key=str)
+    out: dict[str, str] = {}
+    for j in range(1, len(evaluations)):
+        for i in range(j):
+            if evaluations[i].law in out:
+                continue
+            a = np.array([preds[i][k] for k in keys])
+            b = np.array([preds[j][k] for k in keys])
+            if len(keys) and np.all(np.abs(a - b) <= rtol * np.abs(a)):
+                out[evaluations[j].law] = evaluations[i].law
+                break
+    return out
+
+
+def _reach(evaluations: Sequence[RollingForward], common: set[tuple[Any, Any]],
+           target: float | None) -> tuple[dict[str, Any], list[str]]:
+    """How far the compared predictions reach beyond their fits, and what that leaves unsaid."""
+    e = evaluations[0]
+    rows = [p for p in e.predictions if (p["cutoff"], p["run_id"]) in common]
+    dec = np.array([p["decades"] for p in rows], dtype=float)
+    cutoffs = sorted({p["cutoff"] for p in rows})
+    by = e.by
+    reach: dict[str, Any] = {"cutoffs": len(cutoffs), "predictions": len(rows),
+                             "max_decades": float(dec.max()) if len(dec) else float("nan"),
+                             "median_decades": float(np.median(dec)) if len(dec) else float("nan")}
+    text = (f"{len(rows)} forward predictions from {len(cutoffs)} cut-off{'s' if len(cutoffs) != 1 else ''}, "
+            f"up to {reach['max_decades']:.2g} decades of {by} beyond the fit (median "
+            f"{reach['median_decades']:.2g})")
+    warnings = []
+    if len(cutoffs) == 1:
+        warnings.append(f"the ranking rests on one cut-off ({len(rows)} predictions up to "
+                        f"{reach['max_decades']:.2g} decades of {by} out): one split, not a trend; "
+                        "treat the recommendation as a hint")
+    if target is not None and len(cutoffs):
+        top = max(float(p["cutoff"]) for p in rows)
+        need = float(np.log10(target / top)) if target > 0 else float("nan")
+        reach["target_decades"] = need
+        text += f"; the question ({by} = {target:.3g}) is {need:.2g} decades beyond the last cut-off"
+        if need > reach["max_decades"]:
+            warnings.append(f"the evidence reaches {reach['max_decades']:.2g} decades of {by}; the "
+                            f"question ({by} = {target:.3g}) is {need:.2g} decades out: beyond what "
+                            "the ranking has tested")
+    reach["text"] = text
+    return reach, warnings
+
+
 def select_laws(
     frame: pd.DataFrame,
     laws: Sequence[Law | str],
+    target: float | None = None,
     **options: Any,
 ) -> LawSelection:
     """Rank candidate ``laws`` by rolling-forward error on the same cut-offs (``options`` as
@@ -348,7 +412,10 @@ def select_laws(
         raise NotIdentifiable("the candidate laws share no forward prediction to compare on")
     scores = {e.law: float(np.mean([p["abs_rel_err"] for p in e.predictions
                                     if (p["cutoff"], p["run_id"]) in common])) for e in evaluations}
-    ranked = sorted(evaluations, key=lambda e: (scores[e.law], e.n_params))
+    identical = _identical(evaluations, common)
+    reach, reach_warnings = _reach(evaluations, common, target)
+    ranked = sorted([e for e in evaluations if e.law not in identical],
+                    key=lambda e: (scores[e.law], e.n_params))
     best = ranked[0]
     reason = (f"lowest mean forward error on the {len(common)} predictions every law made "
               f"({scores[best.law]:.2%}; {best.farthest_error():.2%} on its farthest half)")
@@ -365,10 +432,13 @@ def select_laws(
     if np.isfinite(cover) and cover < level - 0.2:
         reason += (f"; but its {level:.0%} new-run band held only {cover:.0%} of the forward runs: "
                    "its intervals are overconfident beyond the fitted range")
-    warnings = [f"{e.law}: {w}" for e in evaluations for w in e.warnings]
+    warnings = reach_warnings + [f"{e.law}: {w}" for e in evaluations for w in e.warnings]
+    notes = [f"{a} is the same law as {b} (identical forward predictions): listed once, not as a rival"
+             for a, b in identical.items()]
     return LawSelection(evaluations=evaluations, recommended=best.law, reason=reason,
-                        run_ids=evaluations[0].run_ids, level=level, warnings=warnings,
-                        source=evaluations[0].source, failed=failed, scores=scores)
+                        run_ids=evaluations[0].run_ids, level=level, warnings=warnings, notes=notes,
+                        source=evaluations[0].source, failed=failed, scores=scores,
+                        identical=identical, reach=reach)
 
 
 __all__ = ["DISTANCE_BINS", "LawSelection", "RollingForward", "cutoff_budgets", "rolling_forward",

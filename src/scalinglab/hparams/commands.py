@@ -388,6 +388,3 @@ def transfer_cmd(
                       f"({rule.label})")
 
 
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="hparams")
-

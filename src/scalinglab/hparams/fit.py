@@ -16,7 +16,6 @@ support.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -383,10 +382,10 @@ def load_hparam_law(spec: str | Path | HparamLaw) -> HparamLaw:
     if not path.exists():
         raise ParameterError(
             f"hparams law {key!r}: not one of {sorted(PUBLISHED_HPARAM_LAWS)} and no such file")
+    from scalinglab.results import load_saved
+
+    fit = load_saved(path, HparamFit, "a fitted hyperparameter law (hparams fit --save)")
     try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict) or data.get("kind") != "hparam_fit":
-            raise ValueError("not a saved `scalinglab hparams fit` result (no kind: hparam_fit)")
-        return HparamFit.from_dict(data).law(name=path.stem)
+        return fit.law(name=path.stem)
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"cannot read a fitted hyperparameter law: {exc}", source=str(path)) from None

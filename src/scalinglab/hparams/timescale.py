@@ -61,6 +61,9 @@ class TauFit(Result):
         lo, hi = percentile_interval(self.draws, self.level)
         return {k: [float(lo[i]), float(hi[i])] for i, k in enumerate(self.law.law.param_names)}
 
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        return (tuple(self.law.law.param_names), self.draws)
+
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": self.kind,

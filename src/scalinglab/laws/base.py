@@ -168,7 +168,7 @@ class Law:
 
         if isinstance(inputs, str):
             inputs = tuple(x.strip() for x in inputs.split(",") if x.strip())
-        return formula_law(formula, inputs, params, **options)
+        return formula_law(formula, inputs, params, law_type=Law, **options)
 
     def constrained(self, *, tie: Mapping[str, str] | None = None,
                     fix: Mapping[str, float] | None = None,

@@ -128,7 +128,6 @@ def constrain(
 ) -> Law:
     """``base`` with parameters tied (``{"beta": "alpha"}``: beta follows alpha), fixed
     (``{"E": 1.69}``) and bounded (``{"alpha": (0.1, 1.0)}``), as a new Law."""
-    from scalinglab.laws.base import Law
 
     tie, fix, bounds = _check(base, tie or {}, fix or {}, bounds or {})
     c = Constraint(base, tie, fix, bounds)
@@ -150,7 +149,7 @@ def constrain(
     # law this is, so only they are named (a name with "[Ep in [0.001, 1e+09]]" read as garbage)
     label = name or (f"{base.name}[{Constraint(base, tie, fix, {}).describe()}]" if tie or fix
                      else base.name)
-    return Law(
+    return type(base)(  # the base law's class: this layer builds on laws.base, never imports it
         name=label,
         formula=f"{base.formula}; {c.describe()}",
         inputs=base.inputs,
@@ -200,14 +199,13 @@ class _FigureFn:
 
 
 def _derived(c: Constraint, fig: DerivedFigure) -> DerivedFigure:
-    from scalinglab.laws.base import DerivedFigure
 
     uses = []
     for u in fig.uses:
         u = c.tie.get(u, u)
         if u not in c.fix and u not in uses:
             uses.append(u)
-    return DerivedFigure(fig.name, _FigureFn(c, fig.fn), tuple(uses), fig.description)
+    return type(fig)(fig.name, _FigureFn(c, fig.fn), tuple(uses), fig.description)
 
 
 @dataclass(frozen=True)

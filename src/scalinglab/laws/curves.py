@@ -149,16 +149,17 @@ def _distance_edges(max_distance: int, ratio: float | None) -> np.ndarray:
     return np.asarray(edges)
 
 
-def grouped_changes(schedule: Schedule, steps: np.ndarray, ratio: float | None = FIT_RATIO
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def grouped_changes(schedule: Schedule, steps: np.ndarray, ratio: float | None = FIT_RATIO,
+                    warmup_terms: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The lr changes after the warmup that precede each of ``steps``, grouped by distance.
 
     Returns ``(point, lr_node, dS, weight)``, one row per non-empty group: the index into
     ``steps`` it belongs to, its change-weighted mean lr, ``S(t) - mean S(k-1)`` and its summed
     change ``lr[k-1] - lr[k]``. With ``ratio=None`` every change is its own row (exact).
+    ``warmup_terms``: the warmup's rises count too (the authors' released code sums from step 1).
     """
     lr, S = schedule.lr, schedule.cumulative
-    p = schedule.peak_step
+    p = 0 if warmup_terms else schedule.peak_step
     w = np.zeros(lr.size)
     w[p + 1:] = lr[p:-1] - lr[p + 1:]
     S_prev = np.concatenate([[0.0], S[:-1]])
@@ -209,6 +210,12 @@ class MultiPowerLaw(CurveLaw):
     title = "multi-power law"
     citation = "Luo et al., ICLR 2025 (A Multi-Power Law for Loss Curve Prediction)"
 
+    def __init__(self, warmup_terms: bool = False) -> None:
+        self.warmup_terms = bool(warmup_terms)
+
+    def settings(self) -> dict[str, Any]:
+        return {"warmup_terms": self.warmup_terms} if self.warmup_terms else {}
+
     def prepare(self, schedules: Sequence[Schedule], steps: Sequence[np.ndarray],
                 ratio: float | None = FIT_RATIO) -> CurveDesign:
         all_steps, runs, S = _base_design(schedules, steps)
@@ -217,7 +224,7 @@ class MultiPowerLaw(CurveLaw):
         for sched, st in zip(schedules, steps, strict=True):
             st = np.asarray(st, dtype=np.int64)
             if st.size:
-                pt, e, dS, w = grouped_changes(sched, st, ratio)
+                pt, e, dS, w = grouped_changes(sched, st, ratio, self.warmup_terms)
                 pts.append(pt + offset)
                 etas.append(e)
                 dSs.append(dS)
@@ -240,9 +247,10 @@ class MultiPowerLaw(CurveLaw):
             return np.zeros((K, d.n)), (np.zeros((3, K, d.n)) if grad else None)
         C, beta, gamma = (np.exp(theta[:, i])[:, None] for i in (4, 5, 6))
         log_eta, dS, w = t["log_eta"][None, :], t["dS"][None, :], t["w"][None, :]
-        Cx = C * np.exp(-gamma * log_eta) * dS
-        lu = np.log1p(Cx)
-        v = np.exp(-beta * lu)
+        with np.errstate(over="ignore"):  # a wild trial point overflows; the fit rejects its inf
+            Cx = C * np.exp(-gamma * log_eta) * dS
+            lu = np.log1p(Cx)
+            v = np.exp(-beta * lu)
         cols = [w * (1.0 - v)]
         if grad:
             q = w * beta * v * Cx / (1.0 + Cx)

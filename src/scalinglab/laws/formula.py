@@ -532,11 +532,17 @@ def formula_law(
     log_params: Mapping[str, bool] | None = None,
     definitions: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     exponents: Sequence[str] | None = None,
+    law_type: type[Law] | None = None,
     **fields: Any,
 ) -> Law:
-    """:meth:`Law.from_formula`: a fittable law from text (see the module docstring)."""
-    from scalinglab.laws.base import Law
+    """:meth:`Law.from_formula`: a fittable law from text (see the module docstring).
+
+    ``law_type`` is the :class:`~scalinglab.laws.base.Law` class, handed in by
+    ``Law.from_formula``: this module sits above ``laws.base`` and never imports it (no cycle)."""
     from scalinglab.laws.identify import DistinctInputs
+
+    if law_type is None:
+        raise TypeError("formula_law needs law_type (call Law.from_formula)")
 
     parsed = parse_formula(formula, inputs, params, definitions)
     bounds = {k: (float(v[0]), float(v[1])) for k, v in (bounds or {}).items()}
@@ -561,7 +567,7 @@ def formula_law(
                   "definitions": [list(d) for d in parsed.definitions]}
     fields.setdefault("starts", None)
     fields.setdefault("identifiability", DistinctInputs(3))
-    law = Law(
+    law = law_type(
         name=name, formula=f"{output} = {text}" if not re.match(r"^\s*\w+\s*=(?!=)", formula)
         else formula.strip(),
         inputs=parsed.inputs, output=output, param_names=parsed.params, fn=FormulaFn(parsed),

@@ -133,6 +133,7 @@ class Schedule:
                 full[0] = 0.0
         else:
             grid = np.arange(int(s[-1]) + 1)
+            gap = int(np.diff(s).max()) if s.size > 1 else 0
             if s[0] > 0:  # before the first logged step: a linear warmup from 0
                 first = int(s[0])
                 end = first if warmup is None else min(int(warmup), first)
@@ -144,7 +145,6 @@ class Schedule:
                 notes.append(f"lr before step {first} taken to rise linearly from 0 at step 0 to "
                              f"{v[-len(v) + len(head_s)]:g} at step {end}")
             full = np.interp(grid, s, v)
-            gap = int(np.diff(s).max()) if s.size > 1 else 0
             notes.insert(0, f"lr integrated from {int(np.size(steps))} logged steps "
                             f"(linear between them, largest gap {gap} steps)")
         if last > full.size - 1:

@@ -9,15 +9,15 @@ square-root rule, and weight decay from the AdamW timescale law.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.fit.result import FitResult
 from scalinglab.hparams.fit import load_hparam_law
 from scalinglab.hparams.timescale import TauFit
@@ -30,15 +30,24 @@ from scalinglab.laws.hparams import (
     range_warnings,
 )
 from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS, compute_optimum
+from scalinglab.results import Result
+from scalinglab.summary import Summary, Table
 
 BatchRound = Literal["multiple8", "pow2", "none"]
 #: default AdamW timescale (fraction of the run); an assumption, stated in every plan
 DEFAULT_TAU = 0.2
 
 
-@dataclass
-class Plan:
-    """A training plan. Intervals are ``None`` when the law has no uncertainty to give."""
+@dataclass(repr=False)
+class Plan(Result):
+    """A training plan. Intervals are ``None`` when the law has no uncertainty to give.
+
+    A :class:`~scalinglab.results.Result` like any fit: ``summary()`` is the table ``scalinglab
+    plan`` prints (one list of rows, :meth:`rows`), ``save``/``load_result`` round-trip it, and
+    its repr is one line. ``run_ids``: the runs the loss law was fitted on (none for a
+    published law)."""
+
+    kind: ClassVar[str] = "plan"
 
     N: float
     D: float
@@ -76,9 +85,75 @@ class Plan:
     epochs: float | None = None
     #: the hparams law's own lr interval, at its own batch ``batch_tokens_law``
     lr_law_interval: list[float] | None = None
+    #: why figures of this plan are not identified (None: they are); the loss is then no
+    #: estimate, and with ``allow_unidentified`` a compute-optimal N and D are not either
+    not_identified: str | None = None
+    run_ids: tuple[str, ...] = ()
+    level: float = 0.95
+    notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self), "run_ids": list(self.run_ids)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["run_ids"] = tuple(values.get("run_ids") or ())
+        return cls(**values)
+
+    def rows(self) -> list[list[str]]:
+        """``[quantity, value, interval / note]``: what ``scalinglab plan`` prints."""
+        rows: list[list[str]] = [
+            ["parameters N", f"{self.N:.4g}", _iv(self.N_interval)],
+            ["tokens D", f"{self.D:.4g}", _iv(self.D_interval)],
+            ["tokens per parameter", f"{self.tokens_per_param:.1f}", ""],
+        ]
+        if self.unique_tokens is not None and self.epochs is not None:
+            rows.append(["epochs over unique tokens", f"{self.epochs:.3g}",
+                         f"U = {self.unique_tokens:.3g} unique tokens"])
+        rows.append(["training FLOPs 6ND", f"{self.train_flops:.3g}", ""])
+        if self.inference_tokens:
+            rows.append(["inference FLOPs 2NT", f"{self.inference_flops:.3g}",
+                         f"T = {self.inference_tokens:.3g} tokens"])
+        rows += [
+            ["predicted loss", "not identified" if self.not_identified else f"{self.loss:.4f}",
+             _iv(self.loss_interval, ".4f") if self.loss_interval else "no interval"],
+            ["learning rate", f"{self.lr:.4g}",
+             f"{_iv(self.lr_interval)}; law {self.lr_law:.4g} {_iv(self.lr_law_interval)} at its "
+             "batch, sqrt rule to the rounded batch"],
+            ["batch (sequences)", f"{self.batch_sequences:,}", self.batch_rounding],
+            ["batch (tokens)", f"{self.batch_tokens:,}",
+             f"law {self.batch_tokens_law:,.0f} {_iv(self.batch_interval, ',.0f')}"],
+            ["steps", f"{self.steps:,}", f"seq_len {self.seq_len}"],
+            ["weight decay", f"{self.weight_decay:.3g}",
+             f"tau = {self.tau:.3g} ({self.tau_source})"],
+        ]
+        return rows
+
+    @property
+    def title(self) -> str:
+        return (("NOT IDENTIFIED - " if self.not_identified and "compute-optimal" in self.mode
+                 else "") + f"plan ({self.mode}; loss law {self.loss_law.get('label', '')}, "
+                f"hparams {self.hparams_law.get('name', '')})")
+
+    def summary(self) -> Summary:
+        table = Table("", ["quantity", "value", "interval / note"])
+        for row in self.rows():
+            table.add_row(*row)
+        return Summary(title=self.title, tables=[table],
+                       notes=[f"loss interval: {self.loss_interval_source}", *self.notes],
+                       warnings=list(self.warnings), data=self.to_dict())
+
+    def __repr__(self) -> str:
+        loss = f"{self.loss:.4g}" + (f" [{self.loss_interval[0]:.4g}, {self.loss_interval[1]:.4g}]"
+                                     if self.loss_interval else "")
+        return (f"<Plan {self.mode}: N={self.N:.3g}, D={self.D:.3g}, loss={loss}, "
+                f"lr={self.lr:.3g}, batch={self.batch_tokens:,} tokens>")
+
+
+def _iv(xs: list[float] | None, fmt: str = ".3g") -> str:
+    return f"[{xs[0]:{fmt}}, {xs[1]:{fmt}}]" if xs else "-"
 
 
 def resolve_loss_law(spec: str | Path | LawInstance | FitResult) -> LawInstance | FitResult:
@@ -95,10 +170,9 @@ def resolve_loss_law(spec: str | Path | LawInstance | FitResult) -> LawInstance 
     if not path.exists():
         raise ParameterError(f"loss_law {key!r}: not one of {sorted(published)} and no "
                              "such file", "loss_law")
-    try:
-        return FitResult.from_dict(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"cannot read a fitted loss law: {exc}", source=str(path)) from None
+    from scalinglab.results import load_saved
+
+    return load_saved(path, FitResult, "a fitted loss law (fit chinchilla --save)")
 
 
 def resolve_tau(spec: float | str | Path | TauFit | LawInstance) -> float | LawInstance:
@@ -114,10 +188,9 @@ def resolve_tau(spec: float | str | Path | TauFit | LawInstance) -> float | LawI
     path = Path(str(spec))
     if not path.exists():
         raise ParameterError(f"tau {spec!r}: neither a number nor a file", "tau")
-    try:
-        return TauFit.from_dict(json.loads(path.read_text())).law
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"cannot read a fitted tau law: {exc}", source=str(path)) from None
+    from scalinglab.results import load_saved
+
+    return load_saved(path, TauFit, "a fitted tau law (hparams tau --save)").law
 
 
 def round_batch(batch_tokens: float, seq_len: int, how: BatchRound) -> int:
@@ -177,6 +250,7 @@ def make_plan(
     batch_round: BatchRound = "multiple8",
     unique_tokens: float | None = None,
     batch_tokens: float | None = None,
+    allow_unidentified: bool = False,
 ) -> Plan:
     """Plan a run from a training budget (``compute``, FLOPs) or from ``params`` and ``tokens``.
 
@@ -188,6 +262,11 @@ def make_plan(
     allocation and the loss account for repeating the data over ``D/U`` epochs.
     ``batch_tokens`` fixes the batch (e.g. the one the runs were trained at) instead of the lr/batch
     law's; the law's lr is then moved to it by the square-root rule, and both stay in the plan.
+
+    A fitted law whose parameters the runs do not identify cannot allocate a budget: a
+    compute-optimal plan is then refused (:class:`NotIdentifiable`, naming the parameters and
+    the runs that would identify them) unless ``allow_unidentified``, which makes it marked as
+    not identified. With N and D given, the plan stands and its loss is marked not identified.
     """
     law = resolve_loss_law(loss_law)
     fit = law if isinstance(law, FitResult) else None
@@ -220,22 +299,32 @@ def make_plan(
     if missing:
         raise ParameterError(f"loss law {inst.label!r} needs {missing} besides N and D: give "
                              "unique_tokens", "unique_tokens")
+    unidentified = fit.depends_on_unidentified(fit.law.param_names) if fit is not None else None
+    optimal = compute is not None and params is None and tokens is None
+    if unidentified and optimal and not allow_unidentified:
+        # the allocation rests on every parameter: N and D would be where the fit stopped (the
+        # demo once planned N = 3.0e4 at 18,422 tokens per parameter from such a fit)
+        raise NotIdentifiable(
+            f"no compute-optimal plan for {compute:.3g} FLOPs: the loss law's fit {unidentified}, "
+            f"and N, D, the loss, lr and batch all follow from them. {identifying_runs(fit, compute)}")
     N, D, mode = _allocation(inst, compute, params, tokens, T, fixed)
     if fixed:
         mode += f" with {fixed['U']:.3g} unique tokens"
     warnings: list[str] = []
-    unidentified = fit.depends_on_unidentified(fit.law.param_names) if fit is not None else None
+    not_identified = None
     if unidentified:
-        # the plan's N, D and loss all rest on every parameter: say so rather than print
-        # intervals as if the runs had pinned them
-        warnings.append(f"the loss law's fit {unidentified}: N, D and the loss below rest on "
-                        "them, and their intervals are not to be trusted")
+        # say so first, and show no interval as if the runs had pinned these figures
+        what = "N, D, the loss and what follows from them" if optimal else "the loss"
+        not_identified = f"the loss law's fit {unidentified}: {what} are not estimates"
+        warnings.append(f"NOT IDENTIFIED: {not_identified}. {identifying_runs(fit, compute or 6.0 * N * D)}")
 
     # loss and its interval
     loss = float(inst.predict(N=N, D=D, **fixed))
     loss_iv: list[float] | None = None
     N_iv = D_iv = None
-    if fit is not None and fit.n_draws:
+    if not_identified:
+        source = f"no interval: {not_identified}"
+    elif fit is not None and fit.n_draws:
         _, lo, hi = fit.predict_interval(N=N, D=D, **fixed)
         loss_iv = [float(lo), float(hi)]
         source = f"{fit.level:.0%} percentile interval over the fit's {fit.n_draws} bootstrap draws"
@@ -312,4 +401,23 @@ def make_plan(
         unique_tokens=fixed.get("U"),
         epochs=D / fixed["U"] if "U" in fixed else None,
         lr_law_interval=pair(iv["lr"]) if iv else None,
+        not_identified=not_identified,
+        run_ids=tuple(fit.run_ids) if fit is not None else (),
     )
+
+
+def identifying_runs(fit: Any, compute: float) -> str:
+    """In words, the runs that would identify a Chinchilla-type law for a plan at ``compute``:
+    what the fit's runs span now and what an IsoFLOP sweep should add."""
+    rng = getattr(fit, "data_range", {}) or {}
+    span = ""
+    if "N" in rng and "D" in rng:
+        (n_lo, n_hi), (d_lo, d_hi) = rng["N"], rng["D"]
+        span = (f" (the runs now span N {n_lo:.3g}-{n_hi:.3g}, D {d_lo:.3g}-{d_hi:.3g}"
+                + (f", compute up to {fit.compute_range[1]:.3g}" if getattr(fit, "compute_range", None)
+                   else "") + ")")
+    top = compute / 10.0
+    return (f"Runs that would identify it: an IsoFLOP sweep of 3 or more model sizes at each of 3 "
+            f"or more budgets, the largest near {top:.3g} FLOPs (a tenth of the plan's), with 5 to "
+            f"100 tokens per parameter at each budget so the loss turns up on both sides{span}; "
+            "`scalinglab design next` picks those that narrow the law most per FLOP")

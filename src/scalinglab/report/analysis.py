@@ -15,14 +15,15 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import pandas as pd
 
-from scalinglab.errors import InputError, NotIdentifiable, ParameterError, ScalingLabError
+from scalinglab.errors import InputError, NotIdentifiable, ScalingLabError
 from scalinglab.fit import IsoFlopResult
 from scalinglab.fit.result import FitResult
 from scalinglab.fit.validate import RollingForward
 from scalinglab.laws.hparams import PUBLISHED_HPARAM_LAWS, HparamLaw
 from scalinglab.laws.registry import get_law, list_laws
-from scalinglab.runs.schema import split_tag
+from scalinglab.runs.schema import parse_tag_filters  # noqa: F401  (re-exported: server, tests)
 from scalinglab.runs.select import select_runs
+from scalinglab.summary import tidy_warnings
 
 T = TypeVar("T")
 
@@ -59,26 +60,6 @@ def attempt(fn: Callable[[], T]) -> Outcome[T]:
         return Outcome(fn())
     except ScalingLabError as exc:
         return Outcome(error=str(exc))
-
-
-def parse_tag_filters(items: Iterable[str] | str | None) -> dict[str, str]:
-    """``["dataset:c4", "sweep=a"]`` (or one comma-separated string) -> ``{"dataset": "c4", ...}``."""
-    if items is None:
-        return {}
-    if isinstance(items, str):
-        items = [items]
-    out: dict[str, str] = {}
-    for item in items:
-        for part in str(item).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            key, found, value = split_tag(part)
-            if not found or not key.strip() or not value.strip():
-                raise ParameterError(f"tag filter {part!r}: write KEY=VALUE or KEY:VALUE, e.g. "
-                                     "dataset=c4", "tag")
-            out[key.strip()] = value.strip()
-    return out
 
 
 def loss_runs(runs: pd.DataFrame, inputs: tuple[str, ...] = ("N", "D"), *,
@@ -453,4 +434,5 @@ def summarise(
         warnings += [f"plan: {w}" for w in summary.plan.value.warnings]
     elif summary.plan.error:
         warnings.append(f"plan: {summary.plan.error}")
+    summary.warnings[:] = tidy_warnings(warnings)  # each once, the gravest first
     return summary

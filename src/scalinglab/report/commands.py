@@ -6,6 +6,7 @@ second, and every other command (and ``--help``) should start fast.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -17,11 +18,13 @@ from scalinglab.clikit import (
     TagOption,
     UserError,
     bootstrap_option,
+    check_output_early,
     console,
     emit_json,
     err_console,
     parse_tags,
     progress_display,
+    write_file,
 )
 
 
@@ -44,6 +47,19 @@ ResultOption = typer.Option(None, "--result", metavar="FILE",
                             help="A result saved with --save (fit downstream, fit benchmark, predict "
                             "downstream, testtime ...) to show as a section with its charts "
                             "(repeatable).")
+
+
+def _make_folder(folder: Path, flag: str) -> None:
+    """``--out`` may name a folder still to make; one that cannot be made is one line."""
+    import os
+
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise UserError(f"{flag}: {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{flag}: cannot create the folder {folder} "
+                        f"({exc.strerror or type(exc).__name__})") from None
 
 
 def _saved(paths: list[Path] | None) -> list:
@@ -108,6 +124,10 @@ def report(
     batch = _number(batch_tokens, "--batch-tokens")
     loaded = _saved(result)
     runs = RunStore(store, read_only=True)
+    # outputs checked before the fits (minutes), not after: never the store, an input, a folder
+    check_output_early(out, "--out")
+    if figures_dir is not None and os.path.lexists(figures_dir) and not figures_dir.is_dir():
+        raise UserError(f"--figures {figures_dir}: is a file, not a folder")
     tags = parse_tags(tag)
     with progress_display() as progress:
         summary = summarise(runs, tags=tags, laws=law, compute=budget, bootstrap=bootstrap,
@@ -118,8 +138,8 @@ def report(
                             + (f" where {where}" if where else ""))
         summary.results += loaded
         html = render_report(summary, runs, progress=progress)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(html, encoding="utf-8")
+        _make_folder(out.parent, "--out")
+        write_file(out, html, "--out")
         saved = save_figures(runs, figures_dir, summary=summary, progress=progress) if figures_dir else {}
     if json_:
         emit_json({"report": str(out), "figures": {k: str(v) for k, v in saved.items()},
@@ -186,9 +206,4 @@ def serve(
                  results=saved)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("report")(report)
-    app.command("serve")(serve)
-
-
-__all__ = ["DEFAULT_STORE", "register", "report", "serve"]
+__all__ = ["DEFAULT_STORE", "report", "serve"]

@@ -649,10 +649,25 @@ def optimal_allocation(
             value = float((law.n_opt(cp) if which == "N" else law.d_opt(cp))[0])
             pb = _band(law, cp, which)
             yerr = None if pb is None else [[value - pb[0][0]], [pb[1][0] - value]]
-            ax.errorbar(cp, [value], yerr=yerr, fmt="*", color="crimson", markersize=13,
-                        capsize=4, zorder=7,
-                        label=f"planned C = {fmt(cp[0])}: {which}_opt = "
+            # the plan allocates with the loss law (Approach 3) when there is one: the star goes
+            # on that curve, and this approach's value at the same budget is marked as just that
+            planned_here = approach3 is None
+            ax.errorbar(cp, [value], yerr=yerr, fmt="*" if planned_here else "D",
+                        color="crimson" if planned_here else "#1f4e79",
+                        markersize=13 if planned_here else 7, capsize=4, zorder=7,
+                        mfc=None if planned_here else "white",
+                        label=(f"planned C = {fmt(cp[0])}: " if planned_here else
+                               f"Approach {law.approach} at the planned C: ") + f"{which}_opt = "
                         + _ci_text(value, None if pb is None else (pb[0][0], pb[1][0])))
+            if approach3 is not None:
+                i = int(np.argmin(np.abs(np.log(C) - np.log(cp[0]))))
+                v3 = float((approach3.N if which == "N" else approach3.D)[i])
+                if approach3.identified and np.isfinite(v3):
+                    ax.plot(cp, [v3], "*", color="crimson", markersize=14, zorder=8,
+                            label=f"the plan (Approach 3) at C = {fmt(cp[0])}: {which}_opt = {fmt(v3)}")
+                else:
+                    ax.axvline(cp[0], color="crimson", linestyle=":", linewidth=1.2,
+                               label=f"planned C = {fmt(cp[0])}: no plan, Approach 3 not identified")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(LABELS["C"])

@@ -20,11 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.clikit import to_json
 from scalinglab.report import runs_table as runs_table_data
 from scalinglab.report import views
 from scalinglab.report.analysis import Progress, Summary, summarise
+from scalinglab.report.saved import saved_sections
 from scalinglab.report.sections import Chart, Section, report_sections, runs_table
+from scalinglab.safefile import output_dir, write_output
+from scalinglab.serialize import to_json
 from scalinglab.summary import CSS
 
 #: most points of a run's curve embedded for its detail panel (evenly thinned beyond)
@@ -132,9 +134,17 @@ def _e(x: Any) -> str:
     return html.escape(str(x))
 
 
+#: characters that may end or bend a <script> element (``</script>``, ``<!--<script>`` puts the
+#: HTML parser in its script-escape state and every chart after it was lost), or end a line in
+#: JavaScript (U+2028/9); they can only occur inside JSON strings, where \uXXXX means the same
+_SCRIPT_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                                "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _script_json(obj: Any) -> str:
-    """JSON safe inside ``<script type="application/json">`` (no ``</script>`` in the text)."""
-    return to_json(obj).replace("</", "<\\/")
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>``, ``&``, U+2028 or
+    U+2029 left raw in the text, whatever a run's name holds."""
+    return to_json(obj).translate(_SCRIPT_UNSAFE)
 
 
 def plotly_js() -> str:
@@ -151,7 +161,7 @@ def render_report(summary: Summary, store: Any = None, title: str = "scalinglab 
                   progress: Progress | None = None) -> str:
     """The report as one HTML string: sections, interactive charts, run details, no external
     assets. ``progress(stage, done, total)`` hears each chart as it is built."""
-    sections = report_sections(summary, store)
+    sections = report_sections(summary, store, saved_sections(summary.results))
     charts = [c for sec in sections for c in sec.charts()]
     specs: dict[str, Any] = {}
     for i, chart in enumerate(charts):
@@ -286,7 +296,8 @@ def build_report(
     summary.results += saved
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(summary, store, title=title, progress=progress), encoding="utf-8")
+    write_output(out, render_report(summary, store, title=title, progress=progress),
+                 inputs=[getattr(store, "path", None)])
     if figures_dir is not None:
         save_figures(store, figures_dir, summary=summary, progress=progress)
     return out
@@ -294,7 +305,7 @@ def build_report(
 
 def figure_set(summary: Summary, store: Any = None) -> dict[str, tuple[str, Callable[[], Any]]]:
     """Name -> (caption, static figure builder) for every chart that has a static figure."""
-    return {c.name: (c.caption, c.figure) for sec in report_sections(summary, store)
+    return {c.name: (c.caption, c.figure) for sec in report_sections(summary, store, saved_sections(summary.results))
             for c in sec.charts() if c.figure is not None}
 
 
@@ -311,15 +322,15 @@ def save_figures(
     """Write every static figure the store supports to ``out_dir/<name>.png`` (or svg/pdf)."""
     store = _open(store)
     summary = summary or summarise(store, **summarise_kwargs)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir(out_dir, flag="--figures")
     written = {}
     todo = figure_set(summary, store)
     for i, (name, (_caption, build)) in enumerate(todo.items()):
         if progress is not None:
             progress(f"saving figure {name}", i, len(todo))
         path = out_dir / f"{name}.{file_format}"
-        build().savefig(path, format=file_format, dpi=dpi)
+        fig = build()
+        write_output(path, lambda fh, fig=fig: fig.savefig(fh, format=file_format, dpi=dpi))
         written[name] = path
     return written
 

@@ -31,6 +31,17 @@ from scalinglab.results import Result, load_results
 
 ChartBuilder = Callable[[Any, str], list[Chart]]
 _CHARTS: dict[str, ChartBuilder] = {}
+#: modules that register charts of more kinds (imported by name before a lookup, as
+#: ``sections.SECTION_MODULES``: they build on this module, which does not import them)
+CHART_MODULES = ("scalinglab.report.curve_report",)
+
+
+def _charts() -> dict[str, ChartBuilder]:
+    from importlib import import_module
+
+    for module in CHART_MODULES:
+        import_module(module)
+    return _CHARTS
 
 
 def result_charts(*kinds: str) -> Callable[[ChartBuilder], ChartBuilder]:
@@ -46,7 +57,7 @@ def result_charts(*kinds: str) -> Callable[[ChartBuilder], ChartBuilder]:
 
 def section_kinds() -> list[str]:
     """The result kinds that have a report section."""
-    return sorted(_CHARTS)
+    return sorted(_charts())
 
 
 @dataclass
@@ -77,7 +88,7 @@ def load_saved(paths: Iterable[str | Path]) -> list[SavedResult]:
     for p in paths:
         path = Path(p)
         for name, result in load_results(path):
-            if result.kind not in _CHARTS:
+            if result.kind not in _charts():
                 raise InputError(f"a saved {result.kind} result has no report section (results "
                                  f"that do: {', '.join(section_kinds())})", source=str(path))
             out.append(SavedResult(path, name, result))
@@ -98,7 +109,7 @@ def saved_sections(saved: Sequence[SavedResult]) -> list[Section]:
         out.append(result_section(r, id=f"result-{i}-{_slug(s.label)}", title=f"{title} ({s.label})",
                                   intro=f"Saved result read from {s.path}"
                                         + (f" (model {s.name})" if s.name else "") + ".",
-                                  charts=_CHARTS[r.kind](r, prefix)))
+                                  charts=_charts()[r.kind](r, prefix)))
     return out
 
 
@@ -184,3 +195,4 @@ def _summary_only(result: Any, name: str) -> list[Chart]:
 
 __all__ = ["SavedResult", "load_saved", "result_charts", "saved_sections", "section_kinds",
            "section_payload"]
+

@@ -101,7 +101,7 @@ def result_section(result: Any, *, id: str, title: str, intro: str = "",
 SectionBuilder = Callable[[Analysis, Any], "Section | None"]
 _BUILDERS: list[SectionBuilder] = []
 #: modules whose import registers sections (e.g. "scalinglab.downstream.report")
-SECTION_MODULES: tuple[str, ...] = ()
+SECTION_MODULES: tuple[str, ...] = ("scalinglab.report.curve_report",)
 
 
 def register_section(builder: SectionBuilder) -> SectionBuilder:
@@ -153,8 +153,9 @@ class Context:
         return self.s.isoflop.value if self.s.isoflop.ok else None
 
 
-def report_sections(s: Analysis, store: Any = None) -> list[Section]:
-    """Every section of the report, in reading order."""
+def report_sections(s: Analysis, store: Any = None, saved: Sequence[Section] = ()) -> list[Section]:
+    """Every section of the report, in reading order; ``saved``: the sections of saved results
+    (:func:`scalinglab.report.saved.saved_sections`, which builds on this module)."""
     ctx = Context.of(s, store)
     sections = [overview(ctx), warnings_section(s), validation_section(ctx)]
     rolling = rolling_section(ctx)
@@ -165,9 +166,7 @@ def report_sections(s: Analysis, store: Any = None) -> list[Section]:
     curves = curves_section(ctx)
     if curves is not None:
         sections.append(curves)
-    from scalinglab.report.saved import saved_sections
-
-    return sections + saved_sections(s.results) + extra_sections(s, store)
+    return sections + list(saved) + extra_sections(s, store)
 
 
 # -- at a glance ------------------------------------------------------------------------------
@@ -409,6 +408,8 @@ class Method:
     exponent: Estimate | None
     used_by_plan: bool
     why: str
+    #: what gave the figure (a loss-law fit or an IsoFLOP allocation law), for comparisons
+    source: Any = None
 
 
 @dataclass
@@ -435,7 +436,11 @@ class Reconciliation:
         return t
 
     def verdicts(self) -> list[str]:
-        """Whether each method agrees with the plan's within the intervals."""
+        """Whether each method's N_opt differs from the plan's: the interval of their ratio, from
+        a bootstrap of the difference (never the overlap of two intervals, which called a 1.8x
+        gap agreement), else what can be said without draws."""
+        from scalinglab.fit.compare import compare_n_opt
+
         p = self.plan_row
         if p is None:
             return []
@@ -443,6 +448,12 @@ class Reconciliation:
         for r in self.rows:
             if r is p:
                 continue
+            if r.source is not None and p.source is not None and r.N.identified and p.N.identified:
+                cmp = compare_n_opt(r.source, p.source, self.C, names=(r.method, "the plan's method"))
+                if cmp.ratio.ci is not None:
+                    out.append(cmp.verdict() + ("; the plan is less certain than its own interval "
+                                                "says" if cmp.differ else ""))
+                    continue
             if p.N.ci is None or r.N.ci is None:
                 out.append(f"{r.method}: N_opt {format_number(r.N.value)} vs the plan's "
                            f"{format_number(p.N.value)} (no interval to compare)")
@@ -477,7 +488,7 @@ def reconcile(ctx: Context) -> Reconciliation | None:
         rows.append(Method(
             f"loss-law fit ({fit.law.name})", opt.N, opt.D, expo, True,
             "the optimum of the fitted L(N, D) under C = 6ND: it uses every run and gives the loss "
-            "too, so the plan uses it; it trusts the law's form out to this budget"))
+            "too, so the plan uses it; it trusts the law's form out to this budget", source=fit))
     iso = ctx.iso
     if iso is not None:
         for law in iso.approaches:
@@ -490,7 +501,7 @@ def reconcile(ctx: Context) -> Reconciliation | None:
                    "the vertex of a parabola in ln N at each budget, fitted as a power law: it "
                    "assumes each IsoFLOP profile is symmetric in ln N near its minimum")
             rows.append(Method(f"IsoFLOP Approach {law.approach}", o["N_opt"], o["D_opt"], expo,
-                               False, why))
+                               False, why, source=law))
     return Reconciliation(C, rows) if rows else None
 
 

@@ -33,7 +33,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from scalinglab.clikit import to_json
 from scalinglab.errors import (
     InputError,
     NotIdentifiable,
@@ -47,6 +46,7 @@ from scalinglab.fit.validate import RollingForward
 from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS
 from scalinglab.report import analysis, charts, figures, sections, views
 from scalinglab.runs.store import RunStore
+from scalinglab.serialize import to_json
 from scalinglab.summary import NotIdentified, Table, format_number
 
 #: seconds a request waits for a sweep's write lock before answering 503
@@ -602,7 +602,10 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
         else:
             curves = analysis.collect_curves(s, runs, MAX_CURVE_RUNS)
             info = runs
-        return charts.loss_curves(views.curve_series(curves, info, x, smooth), smooth)
+        spec = charts.loss_curves(views.curve_series(curves, info, x, smooth), smooth)
+        from scalinglab.report.curve_report import add_forecasts  # a band past unfinished runs
+
+        return add_forecasts(spec, curves, info)
 
     @app.get("/api/sections")
     def more_sections(

@@ -8,9 +8,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-__all__ = ["ImportReport", "InvalidRows", "RunStore", "Selection", "filter_frame", "parse_number",
+#: the run store a command opens when given no ``--store`` (and ``fit`` without a file)
+DEFAULT_STORE = Path("scalinglab.duckdb")
+
+__all__ = ["DEFAULT_STORE", "ImportReport", "InvalidRows", "RunStore", "Selection", "filter_frame", "parse_number",
            "select_runs"]
 
 

@@ -13,6 +13,7 @@ here is bit-for-bit the one ``float(text)`` gives (checked in ``tests/test_runs_
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -340,10 +341,27 @@ def _extra_text(arr: pa.Array) -> ExtraCells:
     return ExtraCells(ints, floats, texts, _nulls(n, pa.string()))
 
 
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys, compact separators and non-finite floats as null (one spelling
+    per value, so stored JSON compares as text)."""
+    return json.dumps(_finite(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, np.generic):
+        return _finite(obj.item())
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_finite(v) for v in (obj.tolist() if isinstance(obj, np.ndarray) else obj)]
+    return obj
+
+
 def _extra_objects(cells: np.ndarray) -> ExtraCells:
     """Mixed Python values, one by one (frames and JSONL: small, or already in memory)."""
-    from scalinglab.runs.schema import canonical_json
-
     n = len(cells)
     ints: list[int | None] = [None] * n
     floats: list[float | None] = [None] * n

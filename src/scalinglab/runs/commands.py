@@ -21,7 +21,6 @@ from scalinglab.clikit import (
     parse_tags,
     print_table,
 )
-from scalinglab.runs.io import parse_pairs
 
 _INVALID_HELP = ("What a bad row does: reject (the import; lists up to 20 bad rows), skip (it), "
                  "or failed (import it as a failed run with the reason).")
@@ -83,6 +82,7 @@ def import_runs(
     """
     from scalinglab.errors import ConflictError
     from scalinglab.runs.columns import MissingColumn
+    from scalinglab.runs.io import parse_pairs
     from scalinglab.runs.store import InvalidRows, RunStore
 
     tracked = None
@@ -130,7 +130,12 @@ def import_runs(
         emit_json({**report.to_dict(), "store": str(store),
                    **({"from": from_, "n_failed_runs": tracked.n_failed} if tracked else {})})
         return
+    from rich.markup import escape
+
+    from scalinglab.summary import printable
+
     for note in report.notes:
+        note = escape(printable(note))  # a note may quote a run's name or a file's cell
         line = f"[bold yellow]{note}" if note.startswith("warning") else f"[yellow]note:[/] {note}"
         console.print(line, highlight=False)
     extra = [f"{report.n_skipped_duplicates} already there"]
@@ -150,6 +155,7 @@ def import_runs(
 
 def _read_tracked(path: str, kind: str, **opts: Any) -> Any:
     """``import --from KIND``: the tracker's reader, with ``--set`` pairs and file taken apart."""
+    from scalinglab.runs.io import parse_pairs
     from scalinglab.runs.trackers import SOURCES, RunSettings, read_tracker
 
     if kind not in SOURCES:
@@ -172,7 +178,7 @@ def _read_tracked(path: str, kind: str, **opts: Any) -> Any:
 def _scaled(frame: Any, scale: list[str] | None, source: str) -> Any:
     from scalinglab.runs import io as runs_io
 
-    return runs_io.scale_columns(frame, parse_pairs(scale, "--scale"), source)
+    return runs_io.scale_columns(frame, runs_io.parse_pairs(scale, "--scale"), source)
 
 
 def list_runs(
@@ -186,12 +192,23 @@ def list_runs(
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
     json_: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     fmt: str = FormatOption,
+    forecast: bool = typer.Option(False, "--forecast", help="The final loss of every unfinished "
+                                  "run with a curve and a known schedule, with an interval "
+                                  "(multi-power law; see --fit)."),
+    fit: Path = typer.Option(None, "--fit", help="With --forecast: a curve fit (fit curves "
+                             "--save) whose shape the forecasts keep, fitting each run's level."),
 ) -> None:
     """List runs in the store as a table. Reads only: never writes or creates a file.
 
     Example: scalinglab runs --where "N > 1e8 AND lr < 1e-3" --tag dataset=c4
     """
     from scalinglab.runs.store import RunStore
+
+    if forecast:
+        from scalinglab.fit.curve_commands import forecast_runs
+
+        forecast_runs(store, where, parse_tags(tag), fit, output_format(fmt, json_))
+        return
 
     statuses = ("finished", "failed", "running", "all")
     if status not in statuses:
@@ -269,7 +286,3 @@ def store_info(
                   + (", ".join(f"{n} {s}" for s, n in sorted(info["runs"].items())) or "no runs"))
 
 
-def register(app: typer.Typer) -> None:
-    app.command("import")(import_runs)
-    app.command("runs")(list_runs)
-    app.add_typer(store_app)

@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from scalinglab.errors import InputError, ParameterError
+from scalinglab.safefile import check_input
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -72,6 +73,7 @@ class TableReader:
             raise InputError("no such file", source=self.source)
         if self.path.is_dir():
             raise InputError("is a folder, not a file of runs", source=self.source)
+        check_input(self.path)  # a FIFO or device: refused before reading
         fmt = FORMATS.get(self.path.suffix.lower())
         if fmt is None:
             raise InputError(f"unknown format {self.path.suffix!r}; use .csv, .tsv, .parquet "

@@ -6,18 +6,18 @@ these definitions, so every path rejects the same things with the same words.
 
 from __future__ import annotations
 
-import json
-import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from scalinglab.errors import InputError
+from scalinglab.errors import InputError, ParameterError
 from scalinglab.runs import ids
 from scalinglab.runs.cells import (
+    canonical_json,  # noqa: F401  (re-exported: it lives with the cells it spells)
     extra_cells,
     parse_number,  # noqa: F401  (re-exported: the one cell parser)
 )
@@ -64,31 +64,32 @@ def split_tag(part: str) -> tuple[str, str, str]:
     return part[:cut], part[cut], part[cut + 1:]
 
 
+def parse_tag_filters(items: Iterable[str] | str | None) -> dict[str, str]:
+    """``["dataset:c4", "sweep=a"]`` (or one comma-separated string) -> ``{"dataset": "c4", ...}``."""
+    if items is None:
+        return {}
+    if isinstance(items, str):
+        items = [items]
+    out: dict[str, str] = {}
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            key, found, value = split_tag(part)
+            if not found or not key.strip() or not value.strip():
+                raise ParameterError(f"tag filter {part!r}: write KEY=VALUE or KEY:VALUE, e.g. "
+                                     "dataset=c4", "tag")
+            out[key.strip()] = value.strip()
+    return out
+
+
 def check_tag_key(key: str) -> str | None:
     """The reason ``key`` is not a valid tag key, or None."""
     if not isinstance(key, str) or not TAG_KEY.match(key):
         return (f"tag key {key!r} is not valid: use letters, digits and _ . - / + "
                 "(starting with a letter, digit or _; at most 64)")
     return None
-
-
-def canonical_json(obj: Any) -> str:
-    """JSON with sorted keys, compact separators and non-finite floats as null (one spelling
-    per value, so stored JSON compares as text)."""
-    return json.dumps(_finite(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, np.generic):
-        return _finite(obj.item())
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_finite(v) for v in (obj.tolist() if isinstance(obj, np.ndarray) else obj)]
-    return obj
 
 
 def run_id_for(row: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ import json
 import math
 import os
 import queue
-import tempfile
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -68,6 +68,7 @@ from scalinglab.runs.validate import (
     prepare_chunk,
 )
 from scalinglab.runs.where import compile_where
+from scalinglab.safefile import open_input, user_temp_dir
 
 #: version 2 added ``name`` (a visible label, e.g. a tracker's run name), allowed failed runs
 #: without N/D/loss, and hashes content-derived ids column-wise; see :meth:`RunStore.migrate`
@@ -126,9 +127,13 @@ FILTER_COLUMNS = (*RUN_COLUMNS, "created_at")
 #: every connection: no file access beyond the store itself (and, set per connection, no
 #: progress bar: a long import would draw one on stdout, into ``--json`` output)
 #: DuckDB spills big sorts to ``temp_directory``; by default that is a folder beside the store,
-#: which a read must not create, so it is one shared folder in the system's temp instead
-_CONNECT_CONFIG = {"enable_external_access": False,
-                   "temp_directory": os.path.join(tempfile.gettempdir(), "scalinglab-duckdb")}
+#: which a read must not create, so it is a folder in the system's temp, private to this user
+#: (0700, ``scalinglab-duckdb-UID``: a fixed shared path let another user read the spill)
+_CONNECT_CONFIG = {"enable_external_access": False}
+
+
+def _connect_config() -> dict[str, Any]:
+    return {**_CONNECT_CONFIG, "temp_directory": str(user_temp_dir("scalinglab-duckdb"))}
 
 
 class RunStore:
@@ -166,7 +171,9 @@ class RunStore:
         deadline = time.monotonic() + self.lock_timeout_s
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only, config=_CONNECT_CONFIG)
+                self._check_wal()
+                con = duckdb.connect(str(self.path), read_only=read_only,
+                                     config=_connect_config())
                 _do(con, "SET enable_progress_bar = false")
                 break
             except duckdb.Error as exc:
@@ -211,17 +218,32 @@ class RunStore:
                              f"tables are {sorted(tables)}); it was left unchanged")
         return str(version)
 
+    def _check_wal(self) -> None:
+        """DuckDB writes its journal to ``<store>.wal`` and follows a symlink there: an import
+        wrote 753 bytes of WAL into whatever file a planted link named. Refused instead."""
+        wal = self.path.with_name(self.path.name + ".wal")
+        if os.path.islink(wal):
+            raise StoreError(f"{wal}: the store's journal is a symbolic link; refusing to open "
+                             "the store (remove the link)")
+        if os.path.lexists(wal) and not stat.S_ISREG(os.lstat(wal).st_mode):
+            raise StoreError(f"{wal}: the store's journal is not a regular file; refusing to "
+                             "open the store")
+
     def _check_file(self) -> None:
         """An existing path must be a DuckDB database file (its header says ``DUCK``).
 
         Checked by reading 12 bytes, before DuckDB opens anything: DuckDB 2 opens a path ending
         in ``.csv`` or ``.parquet`` as an in-memory database over that file, so an import
-        would vanish, and its errors for other files are worded differently by version.
+        would vanish, and its errors for other files are worded differently by version. A
+        FIFO or device is refused before it is opened (reading one blocks or never ends).
         """
         if self.path.is_dir():
             raise StoreError(f"{self.path}: is a folder, not a run store")
-        with self.path.open("rb") as fh:
-            head = fh.read(12)
+        try:
+            with open_input(self.path) as fh:
+                head = fh.read(12)
+        except InputError as exc:
+            raise StoreError(f"{self.path}: {exc.detail}; not a run store") from None
         if len(head) == 0:
             raise StoreError(f"{self.path}: an empty file, not a run store; remove it or "
                              "choose another store path")
@@ -255,7 +277,35 @@ class RunStore:
         operation created is removed."""
         if self.read_only:
             raise StoreError(f"{self.path}: the store was opened read-only")
-        created = not self.path.exists()
+        if os.path.islink(self.path) and not self.path.exists():
+            raise StoreError(f"{self.path}: a broken symbolic link; refusing to create a store "
+                             "where it points")
+        with self._creation_lock() as created, self._writing(created) as con:
+            yield con
+
+    @contextmanager
+    def _creation_lock(self) -> Iterator[bool]:
+        """Whether this operation creates the store, decided under a lock on the store's
+        folder: exclusive while a new store is created and written (so a second process
+        waits, then finds the store made and opens it as existing), shared by every other
+        writer (so none slips in between a failed creation and its cleanup). Eight parallel
+        imports into a new path each decided "new" before the lock, re-initialised the
+        winner's file and then deleted it."""
+        parent = self.path.parent if str(self.path.parent) else Path(".")
+        if not parent.is_dir():
+            yield True  # refused in words by _writing: the folder does not exist
+            return
+        while True:
+            exists = self.path.exists()
+            with _folder_lock(parent, exclusive=not exists, timeout=self.lock_timeout_s,
+                              what=self.path):
+                if self.path.exists() == exists:
+                    yield not exists
+                    return
+            # another process created (or removed) the store meanwhile: decide again
+
+    @contextmanager
+    def _writing(self, created: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         if created:
             self._check_new_path()
         else:
@@ -274,14 +324,17 @@ class RunStore:
         if not os.access(parent, os.W_OK):
             raise StoreError(f"{self.path}: the folder {parent} is read-only, and DuckDB "
                              "writes a journal beside the store")
+        made: os.stat_result | None = None
         try:
             with self._connect(read_only=False) as con:
+                if created:
+                    made = os.stat(self.path)
                 if created or not self._checked:
                     self._initialise(con)
                 yield con
         except BaseException:
-            if created:
-                _remove_store_files(self.path)
+            if created and made is not None:
+                _remove_created_store(self.path, made)
                 self._checked = None
             raise
 
@@ -843,10 +896,63 @@ def _first_line(exc: Exception) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def _remove_store_files(path: Path) -> None:
+def _remove_created_store(path: Path, made: os.stat_result) -> None:
+    """Remove a store this operation created, after it failed: only the very file it made
+    (same device and inode) and only if it holds no run (the creation lock kept every other
+    writer out meanwhile). Anything else is left where it is."""
+    try:
+        now = os.stat(path)
+    except OSError:
+        return
+    if (now.st_dev, now.st_ino) != (made.st_dev, made.st_ino):
+        return
+    with contextlib.suppress(duckdb.Error):
+        con = duckdb.connect(str(path), read_only=True, config=_connect_config())
+        try:
+            tables = {r[0] for r in con.execute(
+                "SELECT table_name FROM information_schema.tables").fetchall()}
+            if "runs" in tables and con.execute("SELECT count(*) FROM runs").fetchall()[0][0]:
+                return
+        finally:
+            con.close()
     for p in (path, path.with_name(path.name + ".wal")):
+        if os.path.islink(p):
+            continue
         with contextlib.suppress(OSError):
             p.unlink()
+
+
+@contextmanager
+def _folder_lock(folder: Path, *, exclusive: bool, timeout: float, what: Path) -> Iterator[None]:
+    """``flock`` on the store's folder (no lock file left behind); a no-op where flock is
+    missing (Windows) or the folder cannot be opened (it is then refused later, in words)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + timeout
+        op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        while True:
+            try:
+                fcntl.flock(fd, op)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreBusy(f"{what}: another process is creating the run store "
+                                    f"(waited {timeout:g} s)") from None
+                time.sleep(0.02)
+            except OSError:  # a file system without flock: go on unlocked
+                break
+        yield
+    finally:
+        os.close(fd)
 
 
 def _v2_ids(old: pd.DataFrame) -> list[str]:

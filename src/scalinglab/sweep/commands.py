@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from scalinglab.clikit import DEFAULT_STORE, UserError, console, emit_json, err_console, new_app
+from scalinglab.clikit import (
+    DEFAULT_STORE,
+    UserError,
+    command_inputs,
+    console,
+    emit_json,
+    err_console,
+    new_app,
+)
 
 if TYPE_CHECKING:
     from scalinglab.sweep.data import DataSpec
@@ -72,7 +80,7 @@ def _vocab(data_spec: DataSpec, vocab_size: int | None) -> int:
 
 
 def _written(plan: SweepPlan, out: Path, json_: bool) -> None:
-    plan.save(out)
+    plan.save(out, inputs=command_inputs("out"))
     runs = plan.runs
     if json_:
         emit_json({"plan": str(out), "runs": len(runs), "total_compute": plan.total_compute,
@@ -270,5 +278,3 @@ def run(
         raise typer.Exit(130)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(sweep_app, name="sweep")

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from scalinglab.errors import InputError, ParameterError
+from scalinglab.safefile import check_input, private_dir
 from scalinglab.sweep.schema import DATA_RULES, settle
 
 STDLIB = "stdlib"
@@ -169,13 +170,19 @@ def _cached(key: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _store(key: str, train: np.ndarray, val: np.ndarray) -> None:
-    """Cache the tokens; a cache that cannot be written is skipped (it only saves time)."""
-    folder = cache_dir() / "corpus" / key
-    with contextlib.suppress(OSError):
-        folder.mkdir(parents=True, exist_ok=True)
+    """Cache the tokens (only a corpus that passed its checks), in folders only this user can
+    enter (0700) and files only this user can read (0600): the tokens decode back to the text,
+    and a plan naming a private file once left them world-readable in the cache. A cache that
+    cannot be written is skipped (it only saves time)."""
+    with contextlib.suppress(OSError, InputError):
+        private_dir(cache_dir())
+        folder = private_dir(private_dir(cache_dir() / "corpus") / key)
         for name, arr in (("train.bin", train), ("val.bin", val)):
             tmp = folder / f".{name}.{os.getpid()}.tmp"
-            arr.astype(np.uint16).tofile(tmp)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                         | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(arr.astype(np.uint16).tobytes())
             os.replace(tmp, folder / name)
 
 
@@ -201,6 +208,7 @@ def _load(spec: DataSpec) -> Corpus:
         if not path.exists():
             raise InputError("data source not found (a text file or folder, a uint16 .bin/.npy "
                              "array, or 'stdlib')", source=spec.source)
+        check_input(path, folder=True)  # a FIFO or device: refused before reading
         if path.suffix in (".bin", ".npy") or (path.is_dir() and (path / "train.bin").is_file()):
             return _load_array(path, spec)
         files = text_files(path) if path.is_dir() else [(path.name, path)]
@@ -212,10 +220,12 @@ def _load(spec: DataSpec) -> Corpus:
     enc = _Encoder(spec.tokenizer)
     if hit is None:
         train, val = _encode_files(files, enc, max_bytes, spec.val_fraction)
-        _store(key, train, val)
     else:
         train, val = hit
-    return _checked(Corpus(train, val, enc.vocab_size, name), spec.source)
+    corpus = _checked(Corpus(train, val, enc.vocab_size, name), spec.source)
+    if hit is None:
+        _store(key, train, val)  # only data that passed its checks is cached
+    return corpus
 
 
 def _load_array(path: Path, spec: DataSpec) -> Corpus:

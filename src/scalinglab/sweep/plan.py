@@ -22,6 +22,7 @@ import numpy as np
 import tomli_w
 
 from scalinglab.errors import InputError, ParameterError, did_you_mean
+from scalinglab.safefile import read_bytes, write_output
 from scalinglab.sweep.data import DataSpec
 from scalinglab.sweep.model import (
     ModelConfig,
@@ -158,17 +159,19 @@ class SweepPlan:
                   "# Run it with: scalinglab sweep run THIS_FILE --store runs.duckdb\n\n")
         return header + tomli_w.dumps(doc)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the plan (creating its folder); InputError if the path cannot be written."""
+    def save(self, path: str | Path, inputs: Any = ()) -> Path:
+        """Write the plan (creating its folder); InputError if the path cannot be written, is
+        a run store or one of ``inputs``."""
         path = Path(path)
         text = self.to_toml()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise InputError(f"cannot write the plan here ({exc.strerror or type(exc).__name__})",
                              source=str(path)) from None
-        return path
+        # atomic, and never onto a run store, a symlink or a folder
+        return write_output(path, text, inputs=inputs)
+
 
 
 def load_plan(path: str | Path) -> SweepPlan:
@@ -181,8 +184,17 @@ def load_plan(path: str | Path) -> SweepPlan:
     """
     path = Path(path)
     source = str(path)
+    if path.is_dir():
+        raise InputError("is a folder, not a plan file", source=source)
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        # a regular file of at most 64 MB (a FIFO or /dev/zero: refused, not read forever)
+        doc = tomllib.loads(read_bytes(path, 64 * 1024 * 1024).decode("utf-8"))
+    except InputError as exc:
+        if "no such file" in exc.detail:
+            raise InputError("plan file not found", source=source) from None
+        raise
+    except RecursionError:
+        raise InputError("not valid TOML (nested too deeply)", source=source) from None
     except FileNotFoundError:
         raise InputError("plan file not found", source=source) from None
     except IsADirectoryError:

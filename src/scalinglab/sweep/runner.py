@@ -220,10 +220,12 @@ def execute(spec: RunSpec, device: str = "cpu", compile: bool = False, source: s
     if log_dir is None:
         return _execute(spec, device, compile, source, on_step)
     from scalinglab.runs.trackers import training_log as fmt
+    from scalinglab.safefile import open_log
     from scalinglab.sweep.train import lr_at
 
     os.makedirs(log_dir, exist_ok=True)
-    with open(os.path.join(log_dir, f"{spec.run_id}.log"), "w", encoding="utf-8") as log:
+    # O_NOFOLLOW: a RUN_ID.log planted as a symlink is refused, not written through
+    with open_log(os.path.join(log_dir, f"{spec.run_id}.log")) as log:
         log.write(fmt.scalinglab_header(
             run_id=spec.run_id, N=int(spec.N), D=int(spec.D), lr=spec.train.lr,
             batch_tokens=spec.tokens_per_step, seq_len=spec.model.seq_len,

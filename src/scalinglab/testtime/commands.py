@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from scalinglab.clikit import (
     save_results,
     show_results,
 )
-from scalinglab.errors import InputError
 
 app = new_app(
     help="Test-time scaling from per-problem sample counts: unbiased pass@k, the coverage law "
@@ -40,10 +38,6 @@ KOpt = typer.Option(None, "--k", "-k", help="Sample counts k (repeatable or comm
 BootOpt = typer.Option(1000, "--bootstrap", "-b", min=0, help="Bootstrap resamples of problems (0: none).")
 SeedOpt = typer.Option(0, "--seed", help="Random seed of the bootstrap.")
 SaveOpt = typer.Option(None, "--save", help="Write the result (with its draws) to this JSON file.")
-
-
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="testtime")
 
 
 def _counts(file: Path, problem: str, n: str, c: str, correct: str, model: str | None) -> dict[str, Any]:
@@ -143,14 +137,10 @@ def _load_coverage(spec: str, problem: str, n: str, c: str, correct: str, bootst
 
     path = Path(spec)
     if path.suffix.lower() == ".json" and path.exists():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not JSON ({exc.msg} at line {exc.lineno})", source=str(path)) from None
-        if isinstance(data, dict) and data.get("kind") == CoverageFit.kind:
-            return CoverageFit.from_dict(data)
-        raise InputError("not a saved coverage fit (kind coverage_fit); give the counts file or a "
-                         "single-model `testtime coverage --save` file", source=str(path))
+        from scalinglab.results import load_saved
+
+        return load_saved(path, CoverageFit, "a saved coverage fit (kind coverage_fit); give the "
+                          "counts file or a single-model `testtime coverage --save` file")
     data = _counts(path, problem, n, c, correct, None)
     (counts,) = data.values()
     return fit_coverage(counts, bootstrap=bootstrap, seed=seed)
@@ -282,4 +272,4 @@ def verifier_command(
     show_results(results, save, json_)
 
 
-__all__ = ["app", "register"]
+__all__ = ["app"]

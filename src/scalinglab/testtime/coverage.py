@@ -167,6 +167,9 @@ class CoverageFit(_ProblemsResult):
                               ("residual std of log coverage", format_number(self.residual_std))],
                        notes=list(self.notes), warnings=list(self.warnings), data=self.to_dict())
 
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        return (tuple(self.params), self.draws)
+
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         ci = {}
         if self.draws is not None and len(self.draws):

@@ -9,6 +9,7 @@ The TensorBoard and MLflow readers need the optional ``trackers`` extra
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from scalinglab.runs.trackers.base import (
 )
 from scalinglab.runs.trackers.final import FinalRule
 from scalinglab.runs.trackers.settings import RunSettings
+from scalinglab.safefile import check_input
 
 #: the sources ``read_tracker`` reads, with the reader's own final-loss default
 SOURCES: dict[str, str] = {"tensorboard": "last", "mlflow": "last", "wandb": "last", "log": "ema:10"}
@@ -58,6 +60,8 @@ def read_tracker(
         if log_format.strip().lower() not in FORMATS:
             raise ParameterError(f"log_format must be one of {', '.join(FORMATS)}, not "
                                  f"{log_format!r}", "log_format")
+    if not (kind == "mlflow" and "://" in str(path)) and os.path.lexists(path):
+        check_input(path, folder=True)  # a FIFO or device: refused before any reader opens it
     rule = final or SOURCES[kind]
     common: dict[str, Any] = {"mapping": mapping, "settings": settings, "final": rule}
     if kind == "tensorboard":

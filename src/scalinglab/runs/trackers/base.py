@@ -288,6 +288,14 @@ def _param_value(v: Any) -> Any:
 def assemble(run: RawRun, spec: ReadSpec, how: Counter[str]) -> tuple[dict[str, Any], pd.DataFrame]:
     """Apply the shared rules to one run: its values (with where each came from counted in
     ``how``), its status and reason, its final loss and its cleaned curve."""
+    row, curve = _assemble(run, spec, how)
+    return row, pd.DataFrame(curve)
+
+
+def _assemble(run: RawRun, spec: ReadSpec, how: Counter[str]
+              ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """:func:`assemble` with the curve as arrays: a DataFrame per run cost ~2 ms, minutes for
+    100k runs."""
     row: dict[str, Any] = {"name": run.name}
     if run.run_id is not None:
         row["run_id"] = run.run_id
@@ -416,19 +424,24 @@ def assemble(run: RawRun, spec: ReadSpec, how: Counter[str]) -> tuple[dict[str, 
             key = name if name not in _RESERVED and name not in row else f"param.{name}"
             row.setdefault(key, _param_value(v))
 
-    curve = pd.DataFrame({"step": steps, "tokens": np.nan if token_at is None else token_at,
-                          "loss": values, "eval_loss": np.nan})
+    n = len(steps)
+    arrays = {"step": np.asarray(steps), "loss": np.asarray(values, dtype=float),
+              "tokens": (np.full(n, np.nan) if token_at is None
+                         else np.asarray(token_at, dtype=float)),
+              "eval_loss": np.full(n, np.nan)}
     if run.eval_loss is not None and len(run.eval_loss[0]):
         es, ev_values = run.eval_loss
         ok = np.isfinite(ev_values)
         ev_frame = pd.DataFrame({"step": es[ok], "eval_loss": ev_values[ok]})
-        curve = curve.drop(columns="eval_loss").merge(ev_frame, on="step", how="outer")
+        curve = pd.DataFrame(arrays).drop(columns="eval_loss").merge(ev_frame, on="step",
+                                                                     how="outer")
         curve = curve.sort_values("step", kind="stable").reset_index(drop=True)
         if tokens is not None and len(tokens[0]):
             curve["tokens"] = np.interp(curve["step"], tokens[0], tokens[1], left=np.nan, right=np.nan)
         elif batch is not None and math.isfinite(batch):
             curve["tokens"] = (curve["step"] + offset) * float(batch)
-    return row, curve
+        arrays = {c: curve[c].to_numpy() for c in ("step", "tokens", "loss", "eval_loss")}
+    return row, arrays
 
 
 def _log_interval(steps: np.ndarray) -> int:
@@ -462,12 +475,14 @@ def build(runs: Sequence[RawRun], spec: ReadSpec, notes: list[str] | None = None
     notes += misspelt_targets([*spec.mapping, *spec.settings.constants,
                                *{k for v in spec.settings.per_run.values() for k in v}])
     how: Counter[str] = Counter()
-    rows, curves = [], []
+    rows: list[dict[str, Any]] = []
+    curves: dict[str, list[np.ndarray]] = {c: [] for c in CURVE_COLUMNS}
     for i, run in enumerate(runs):
-        row, curve = assemble(run, spec, how)
+        row, curve = _assemble(run, spec, how)
         rows.append(row)
-        if len(curve):
-            curves.append(curve.assign(row=i))
+        if len(curve["step"]):
+            for c in CURVE_COLUMNS:
+                curves[c].append(curve[c] if c != "row" else np.full(len(curve["step"]), i))
     n = len(runs)
     for what, count in how.items():
         notes.append(f"{what} ({count} of {n} runs)" if count != n else f"{what}")
@@ -481,8 +496,9 @@ def build(runs: Sequence[RawRun], spec: ReadSpec, notes: list[str] | None = None
             notes.append(f"{len(failed)} run{'s' if len(failed) > 1 else ''} kept as failed: "
                          f"{shown}{more}")
     frame.attrs["row_labels"] = {i: f"run {r.name!r}" for i, r in enumerate(runs)}
-    curve_frame = (pd.concat(curves, ignore_index=True)[CURVE_COLUMNS] if curves
-                   else pd.DataFrame({c: pd.Series(dtype=float) for c in CURVE_COLUMNS}))
+    curve_frame = (pd.DataFrame({c: np.concatenate(curves[c]) for c in CURVE_COLUMNS})
+                   if curves["row"] else
+                   pd.DataFrame({c: pd.Series(dtype=float) for c in CURVE_COLUMNS}))
     if len(curve_frame):
         curve_frame["row"] = curve_frame["row"].astype("int64")
         curve_frame["step"] = curve_frame["step"].astype("int64")

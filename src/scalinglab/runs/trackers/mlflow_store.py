@@ -43,6 +43,7 @@ from scalinglab.runs.trackers.base import (
 )
 from scalinglab.runs.trackers.final import FinalRule
 from scalinglab.runs.trackers.settings import RunSettings
+from scalinglab.safefile import check_input, confined_mirror, open_input
 
 _PURPOSE = "reading an MLflow tracking store"
 
@@ -117,7 +118,9 @@ def _snapshot(path: Path, into: Path, source: str) -> Path:
 
 
 def _resolve(path_or_uri: str | Path, tmp: Path) -> tuple[str, str]:
-    """(tracking URI to give MLflow, what the store is, for notes)."""
+    """(tracking URI to give MLflow, what the store is, for notes). A file store is read
+    through a mirror holding only what lies inside it (:func:`~scalinglab.safefile.
+    confined_mirror`): a param or tag file linked to a file outside is not followed."""
     text = str(path_or_uri)
     source = text
     db = _sqlite_path(text)
@@ -133,8 +136,17 @@ def _resolve(path_or_uri: str | Path, tmp: Path) -> tuple[str, str]:
             if not any((p / "meta.yaml").is_file() for p in path.iterdir() if p.is_dir()):
                 raise InputError("not an MLflow mlruns folder (no experiment folder with a "
                                  "meta.yaml in it)", source=source)
-            return "file://" + str(path.resolve()), "file store"
-        with path.open("rb") as fh:
+            mirror = tmp / "mlruns"
+            left_out = confined_mirror(path, mirror)
+            kind = "file store"
+            if left_out:
+                shown = ", ".join(left_out[:3]) + (f" and {len(left_out) - 3} more"
+                                                   if len(left_out) > 3 else "")
+                kind += (f"; {len(left_out)} entr{'ies' if len(left_out) > 1 else 'y'} that "
+                         f"link outside it or are not files left unread ({shown})")
+            return "file://" + str(mirror), kind
+        check_input(path)
+        with open_input(path) as fh:
             if fh.read(16) != _SQLITE_MAGIC:
                 raise InputError("neither an mlruns folder nor an SQLite file", source=source)
         db = path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import InputError, ScalingLabError, did_you_mean
+from scalinglab.safefile import check_input, read_json
 
 
 @dataclass
@@ -80,6 +80,9 @@ class RunSettings:
                 f"{listed}{more}"]
 
 
+#: a mapping file of per-run values is small; a 100 MB one is a mistake
+_SETTINGS_MAX_BYTES = 64 * 1024 * 1024
+
 _RUN_KEYS = ("run", "name", "run_name", "run_dir", "dir", "path", "file", "id", "run_id")
 
 
@@ -92,19 +95,11 @@ def read_settings_file(path: str | Path) -> tuple[dict[str, dict[str, str]], dic
     """
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise InputError("no such file", source=source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc}", source=source) from None
+    check_input(path)
     values: dict[str, dict[str, str]] = {}
     labels: dict[str, str] = {}
     if path.suffix.lower() == ".json":
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"invalid JSON ({exc.msg}, line {exc.lineno})", source=source) from None
+        obj = read_json(path, limit=_SETTINGS_MAX_BYTES)  # bounded: size, depth, UTF-8
         if isinstance(obj, dict):
             items = list(obj.items())
         elif isinstance(obj, list):

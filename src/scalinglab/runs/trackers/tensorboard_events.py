@@ -43,6 +43,7 @@ from scalinglab.runs.trackers.base import (
 )
 from scalinglab.runs.trackers.final import FinalRule
 from scalinglab.runs.trackers.settings import RunSettings
+from scalinglab.safefile import check_input
 
 _PURPOSE = "reading TensorBoard event files"
 
@@ -95,7 +96,9 @@ def _read_dir(path: Path, rel: str) -> _Dir:
     keep_all = {ea_mod.SCALARS: 0, ea_mod.TENSORS: 0, ea_mod.IMAGES: 1, ea_mod.AUDIO: 1,
                 ea_mod.HISTOGRAMS: 1, ea_mod.COMPRESSED_HISTOGRAMS: 1}
     out = _Dir(path, rel)
-    files = sorted(p for p in path.iterdir() if "tfevents" in p.name and p.is_file())
+    files = sorted(p for p in path.iterdir() if "tfevents" in p.name)
+    for p in files:  # the reader would block on a FIFO named like an event file
+        check_input(p)
     try:
         with _quiet():
             acc = ea_mod.EventAccumulator(str(path), size_guidance=keep_all)

@@ -40,6 +40,38 @@ _TRACEBACK = re.compile(r"^Traceback \(most recent call last\):")
 _EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Interrupt|Exit)\b.*")
 
 
+class _Then:
+    """``first`` then, anywhere after it, ``then``: the two regexes a lazy ``first.*?then``
+    would join, matched in two linear passes. One regex backtracked quadratically on a long
+    line repeating ``first`` (a 1 MB Megatron line did not finish): each start rescanned the
+    rest of the line. The match is the same: the leftmost ``first``, then the first ``then``
+    after it."""
+
+    def __init__(self, first: str, then: str) -> None:
+        self.first = re.compile(first)
+        self.then = re.compile(then)
+        self.pattern = f"{first}.*?{then}"
+        self.groupindex = {**self.first.groupindex, **self.then.groupindex}
+
+    def search(self, line: str) -> _Joined | None:
+        m = self.first.search(line)
+        if m is None:
+            return None
+        n = self.then.search(line, m.end())
+        return None if n is None else _Joined({**m.groupdict(), **n.groupdict()})
+
+
+class _Joined(dict):
+    """The named groups of a :class:`_Then` match, read like a match object's."""
+
+    def groupdict(self) -> dict[str, str | None]:
+        return dict(self)
+
+
+#: a step beyond int64 cannot be stored (it wrapped to a negative step before)
+_MAX_STEP = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class LogFormat:
     """How to read one kind of training log.
@@ -52,12 +84,12 @@ class LogFormat:
     """
 
     name: str
-    train: re.Pattern[str]
-    eval: re.Pattern[str] | None = None
+    train: re.Pattern[str] | _Then
+    eval: re.Pattern[str] | _Then | None = None
     fields: tuple[re.Pattern[str], ...] = ()  # searched in each train line: more series
     params: tuple[re.Pattern[str], ...] = ()  # key/value groups, a 'pairs' group, or named groups
     failure: re.Pattern[str] | None = None
-    nan_line: re.Pattern[str] | None = None  # a step whose loss was non-finite (group 'step')
+    nan_line: re.Pattern[str] | _Then | None = None  # a step whose loss was non-finite ('step')
     step_offset: int = 0
     planned: str | None = None
     renames: Mapping[str, str] = field(default_factory=dict)
@@ -72,7 +104,9 @@ NANOGPT = LogFormat(
         re.compile(r"^tokens per iteration will be: (?P<tokens_per_iter>[\d,]+)"),
         re.compile(r"^number of parameters: (?P<reported_params>[\d.]+M)"),
         # configurator.py prints the config file it reads and each --key=value override
-        re.compile(r"^(?:Overriding: )?(?P<key>[a-z_][a-z0-9_]*) = (?P<value>[^#]*?)\s*(?:#.*)?$"),
+        # possessive and without a trailing pattern: linear on a 100 KB line (the lazy value
+        # before an optional comment backtracked quadratically); the value is stripped after
+        re.compile(r"^(?:Overriding: )?(?P<key>[a-z_][a-z0-9_]*+) = (?P<value>[^#]*+)"),
     ),
     step_offset=1,
     planned="max_iters",
@@ -82,8 +116,10 @@ NANOGPT = LogFormat(
 
 MEGATRON = LogFormat(
     name="megatron",
-    train=re.compile(rf"iteration\s+(?P<step>\d+)\s*/\s*(?P<total>\d+)\s*\|.*?\blm loss:\s*(?P<loss>{NUM})"),
-    eval=re.compile(rf"validation loss at iteration\s+(?P<step>\d+)\b.*?\blm loss value:\s*(?P<eval_loss>{NUM})"),
+    train=_Then(r"iteration\s++(?P<step>\d++)\s*+/\s*+(?P<total>\d++)\s*+\|",
+                rf"\blm loss:\s*+(?P<loss>{NUM})"),
+    eval=_Then(r"validation loss at iteration\s++(?P<step>\d++)\b",
+               rf"\blm loss value:\s*+(?P<eval_loss>{NUM})"),
     fields=(
         re.compile(rf"\blearning rate:\s*(?P<lr>{NUM})"),
         re.compile(r"\bglobal batch size:\s*(?P<batch_size>\d+)"),
@@ -92,7 +128,7 @@ MEGATRON = LogFormat(
     ),
     # Megatron leaves 'lm loss' out of a line whose average is not > 0 (NaN included) and
     # counts the iterations with a NaN loss instead: such a line is a diverged step
-    nan_line=re.compile(r"iteration\s+(?P<step>\d+)\s*/.*\bnumber of nan iterations:\s*[1-9]"),
+    nan_line=_Then(r"iteration\s++(?P<step>\d++)\s*+/", r"\bnumber of nan iterations:\s*+[1-9]"),
     # print_args: "  seq_length ...................................... 2048"
     params=(re.compile(r"^\s+(?P<key>[a-z_][a-z0-9_]*) \.{2,} (?P<value>\S+)\s*$"),),
     step_offset=0,
@@ -181,7 +217,7 @@ def _parse(path: Path, fmt: LogFormat, source: str) -> _Parsed:
             line = raw.rstrip("\r\n")
             m = fmt.train.search(line)
             if m is not None:
-                step = int(m["step"])
+                step = _step(m["step"], source, lineno)
                 out.steps.append(step)
                 out.losses.append(float(m["loss"]))
                 out.last_loss_line = lineno
@@ -191,7 +227,7 @@ def _parse(path: Path, fmt: LogFormat, source: str) -> _Parsed:
                     if fm is not None:
                         groups.update({k: v for k, v in fm.groupdict().items() if v is not None})
                 if "total" in groups:
-                    out.total = int(groups.pop("total"))
+                    out.total = _step(groups.pop("total"), source, lineno)
                 for k, v in groups.items():
                     if k in ("step", "loss"):
                         continue
@@ -206,14 +242,14 @@ def _parse(path: Path, fmt: LogFormat, source: str) -> _Parsed:
             if fmt.nan_line is not None:
                 m = fmt.nan_line.search(line)
                 if m is not None:
-                    out.steps.append(int(m["step"]))
+                    out.steps.append(_step(m["step"], source, lineno))
                     out.losses.append(float("nan"))
                     out.last_loss_line = lineno
                     continue
             if fmt.eval is not None:
                 m = fmt.eval.search(line)
                 if m is not None:
-                    out.eval_steps.append(int(m["step"]))
+                    out.eval_steps.append(_step(m["step"], source, lineno))
                     out.eval_losses.append(float(m["eval_loss"]))
                     continue
             if fmt.failure is not None:
@@ -243,6 +279,16 @@ def _parse(path: Path, fmt: LogFormat, source: str) -> _Parsed:
                             out.params.setdefault(k, v.replace(",", ""))
                 break
     return out
+
+
+def _step(text: str, source: str, lineno: int) -> int:
+    """A logged step as an int, refused past int64 (``int()`` of a 5,000-digit step is an
+    error of its own, and a step over 2^63 - 1 cannot be stored)."""
+    if len(text) > 19 or int(text) > _MAX_STEP:
+        shown = text if len(text) <= 30 else text[:27] + "..."
+        raise InputError(f"step {shown} is too large (at most 2^63 - 1)", source=source,
+                         row=f"line {lineno}")
+    return int(text)
 
 
 def _detect(path: Path, max_lines: int = 5000, enough: int = 20) -> LogFormat | None:

@@ -1,0 +1,937 @@
+"""Design over a pool: which of the runs we could afford teaches the most about the target region.
+
+A *pool* is a table of runnable experiments (a law's inputs, no outcome yet), each with a cost
+(an expression over its columns, ``6*N*D``, ``N*E``, ...) and some rows marked as the *target*:
+the region the law must predict (a filter, or the costliest rows). :func:`design_pool` proposes
+the next runs from the pool, and :func:`replay` runs the whole sequential loop on a pool whose
+outcomes a table already holds, revealing each outcome only once the run is chosen.
+
+Each round:
+
+1. **Identification first.** Until the observed runs number ``ceil((P + 1) / outputs)`` for a
+   law of ``P`` parameters and its fit's information matrix has full rank, there is no fit to
+   trust, so runs are picked to make the law identifiable: greedily by the expected gain in
+   ``log det`` of the Fisher information (D-optimal) per unit cost, averaged over draws from the
+   law's own starting grid (a Bayesian D-optimal design), so the first runs spread over every
+   input the law needs rather than sitting at the cheapest corner.
+2. **Then variance in the target region.** The law is fitted to the runs observed; its
+   uncertainty about every prediction in the target region and at every candidate is put in
+   latent linear-Gaussian form (the bootstrap ensemble's centred predictions, or the Fisher
+   information at the estimate with a weak prior from the bounds), and
+   :class:`~scalinglab.design.greedy.Belief` picks runs by the expected reduction of the summed
+   predictive variance over the target rows per unit cost (the V-optimal criterion of
+   experimental design, Fedorov 1972), each pick conditioning the next.
+
+The same greedy engine serves the (N, D) designs of ``design next`` and ``sweep auto``
+(:mod:`scalinglab.design.spread`). Nothing here depends on a law's name: a :class:`PoolModel` is
+anything that predicts the pool's rows for many parameter vectors and fits observed rows;
+:class:`LawModel` wraps any law of the catalogue or a formula, fitted by :func:`fit_law`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.design.greedy import Belief
+from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.results import Result
+from scalinglab.summary import Summary, Table
+
+Criterion = Literal["draws", "fisher"]
+
+#: a new run's noise is never taken below this share of the outcome's scale (a perfect fit of a
+#: few runs must not promise noiseless runs); seed noise on final loss is 0.02-0.1% of loss
+MIN_NOISE_SHARE = 1e-3
+#: prior draws the identification phase averages its D-optimal gain over
+PRIOR_DRAWS = 16
+#: draws kept for an ensemble belief (winsorised at these percentiles, so a few wild draws of a
+#: weakly identified fit do not dominate the covariance)
+WINSOR = (2.5, 97.5)
+
+
+# -- the pool: cost and target ---------------------------------------------------------------
+
+
+def cost_of(frame: pd.DataFrame, expr: str, source: str = "pool") -> np.ndarray:
+    """The cost of every row: ``expr`` over the frame's columns in the formula language
+    (``6*N*D``, ``N*E``, ``6*N_dense*D1 + 6*N_active*D2``; parsed by an AST whitelist, never
+    evaluated). Every cost must be a finite positive number."""
+    from scalinglab.laws.formula import compile_expressions, names_in, parse_formula
+
+    text = str(expr).strip()
+    if not text:
+        raise ParameterError("cost must be an expression over the pool's columns, e.g. 6*N*D",
+                             "cost")
+    names = names_in(text)
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise ParameterError(f"cost {text!r} names {missing}, which are not columns of {source} "
+                             f"(its columns: {[str(c) for c in frame.columns]})", "cost")
+    if names:
+        parsed = parse_formula(text, inputs=names, params=())
+        env = {}
+        for n in names:
+            col = pd.to_numeric(frame[n], errors="coerce").to_numpy(dtype=float)
+            bad = ~np.isfinite(col)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise InputError(f"{frame[n].iloc[i]!r} is not a number, so the cost {text!r} "
+                                 "cannot be computed", source=source, row=f"row {i + 1}", column=n)
+            env[n] = col
+        with np.errstate(all="ignore"):
+            value = np.broadcast_to(np.asarray(compile_expressions([parsed.expr], ())(env)[0],
+                                               dtype=float), (len(frame),)).copy()
+    else:  # a constant cost: every run costs the same
+        from scalinglab.laws.formula import _parse_tree, _to_sympy
+
+        with np.errstate(all="ignore"):
+            value = np.full(len(frame), float(_to_sympy(_parse_tree(text), {}, text)))
+    bad = ~(np.isfinite(value) & (value > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        cells = ", ".join(f"{n}={_plain(frame[n].iloc[i])!r}" for n in names)
+        raise InputError(f"cost {text!r} is {value[i]:g} here ({cells}); every run must cost a "
+                         "finite positive amount", source=source, row=f"row {i + 1}",
+                         column=names[0] if len(names) == 1 else None)
+    return value
+
+
+_TOP = re.compile(r"^\s*top\s*[:=]?\s*([0-9.]+)\s*(%?)\s*$", re.IGNORECASE)
+
+
+def target_mask(frame: pd.DataFrame, cost: np.ndarray, target: str, source: str = "pool"
+                ) -> np.ndarray:
+    """Which rows form the target region: ``top:10%`` (the costliest tenth), ``top:25`` (the 25
+    costliest rows), or a filter in the ``--where`` language (``N >= 1e9 AND D > 1e11``)."""
+    text = str(target).strip()
+    if not text:
+        raise ParameterError("target must be 'top:10%', 'top:K' or a filter", "target")
+    m = _TOP.match(text)
+    n = len(frame)
+    if m:
+        value = float(m.group(1))
+        k = math.ceil(n * value / 100.0) if m.group(2) else int(value)
+        if not (m.group(2) and 0 < value < 100 or not m.group(2) and value == int(value)
+                and 0 < k < n):
+            raise ParameterError(f"target {text!r}: give top:P% with 0 < P < 100 or top:K with "
+                                 f"0 < K < {n} (the pool has {n} rows)", "target")
+        k = min(max(k, 1), n - 1)
+        order = np.argsort(-np.asarray(cost, dtype=float), kind="stable")
+        mask = np.zeros(n, bool)
+        mask[order[:k]] = True
+        return mask
+    from scalinglab.runs.where import filter_frame
+
+    marked = frame.reset_index(drop=True)
+    kept = filter_frame(marked, text)
+    mask = np.zeros(n, bool)
+    mask[kept.index.to_numpy()] = True
+    if not mask.any():
+        raise ParameterError(f"target {text!r} matches no row of {source}", "target")
+    if mask.all():
+        raise ParameterError(f"target {text!r} matches every row of {source}; nothing is left to "
+                             "choose runs from", "target")
+    return mask
+
+
+# -- what a design needs from a law -----------------------------------------------------------
+
+
+@dataclass
+class Fitted:
+    """A fit of observed rows: the estimate ``theta`` (P,) in fitting coordinates, bootstrap
+    ``draws`` (K, P) when there are, the new-run noise variance of one output, and the
+    parameters the runs do not pin down."""
+
+    theta: np.ndarray
+    noise_var: float
+    draws: np.ndarray | None = None
+    unidentified: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+    result: Any = None
+    #: other local optima that fit about as well (K, P), and each one's weight (K,) with the
+    #: estimate's: rival basins whose predictions disagree in the target region
+    modes: np.ndarray | None = None
+    mode_weights: np.ndarray | None = None
+
+
+class PoolModel(Protocol):
+    """A law bound to a pool: predictions of its outputs at pool rows for many parameter vectors
+    (in fitting coordinates: logs of scale parameters, the rest as they are), and fits."""
+
+    param_names: tuple[str, ...]
+    n_outputs: int
+
+    def predict(self, theta: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """(K, P) parameter vectors, row indices (n,) -> predictions (K, n, O)."""
+
+    def fit(self, rows: np.ndarray, y: np.ndarray, *, seed: int, bootstrap: int,
+            warm: np.ndarray | None = None, thorough: bool = False) -> Fitted:
+        """Fit the observed ``rows`` with outcomes ``y`` (n, O); ``thorough`` for the fit a
+        study ends with (a model may search less hard between rounds, warm-started)."""
+
+    def prior(self, rows: np.ndarray, y: np.ndarray | None, k: int, seed: int) -> np.ndarray:
+        """(k, P) plausible parameter vectors before (or beyond) the fit: the identification
+        phase averages its criterion over them."""
+
+    def prior_precision(self) -> np.ndarray:
+        """(P, P) a weak prior's precision in fitting coordinates (from the bounds)."""
+
+
+class LawModel:
+    """Any scalinglab law (catalogue or formula) over a pool frame, fitted by :func:`fit_law`.
+
+    ``columns`` maps the law's inputs to the pool's column names where they differ."""
+
+    n_outputs = 1
+
+    def __init__(self, law: Any, frame: pd.DataFrame, columns: Mapping[str, str] | None = None,
+                 source: str = "pool") -> None:
+        from scalinglab.laws.registry import get_law
+
+        self.law = get_law(law) if isinstance(law, str) else law
+        columns = dict(columns or {})
+        missing = [x for x in self.law.inputs if columns.get(x, x) not in frame.columns]
+        if missing:
+            raise ParameterError(f"law {self.law.name!r} needs input(s) {missing}, which are not "
+                                 f"columns of {source} (its columns: "
+                                 f"{[str(c) for c in frame.columns]}); map them with columns",
+                                 "columns")
+        self.columns = columns
+        self.inputs = {}
+        for x in self.law.inputs:
+            col = columns.get(x, x)
+            values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise InputError(f"{frame[col].iloc[i]!r} is not a number (an input of law "
+                                 f"{self.law.name!r})", source=source, row=f"row {i + 1}",
+                                 column=col)
+            self.inputs[x] = values
+        self.param_names = tuple(self.law.param_names)
+        self.is_log = np.asarray(self.law.log_model_kinds(), dtype=bool)
+
+    def _params(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        theta = np.atleast_2d(theta)
+        return {k: (np.exp(theta[:, i]) if self.is_log[i] else theta[:, i])
+                for i, k in enumerate(self.param_names)}
+
+    def to_theta(self, params: Mapping[str, float]) -> np.ndarray:
+        return np.array([np.log(params[k]) if self.is_log[i] else float(params[k])
+                         for i, k in enumerate(self.param_names)])
+
+    def predict(self, theta: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        p = {k: v[:, None] for k, v in self._params(theta).items()}
+        x = {k: v[None, np.asarray(rows, dtype=int)] for k, v in self.inputs.items()}
+        with np.errstate(all="ignore"):
+            out = np.asarray(self.law(p, **x), dtype=float)
+        return np.broadcast_to(out, (len(np.atleast_2d(theta)), len(rows)))[:, :, None]
+
+    def frame_of(self, rows: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+        data = {x: v[np.asarray(rows, dtype=int)] for x, v in self.inputs.items()}
+        data["loss"] = np.asarray(y, dtype=float).reshape(len(rows), -1)[:, 0]
+        data["run_id"] = [f"row-{int(r) + 1}" for r in rows]
+        return pd.DataFrame(data)
+
+    def fit(self, rows: np.ndarray, y: np.ndarray, *, seed: int, bootstrap: int,
+            warm: np.ndarray | None = None, thorough: bool = False) -> Fitted:
+        from scalinglab.fit.loss import fit_law
+
+        result = fit_law(self.law, self.frame_of(rows, y), bootstrap=bootstrap, seed=seed,
+                         source="observed runs")
+        theta = self.to_theta(result.params)
+        draws = None
+        if result.draws is not None and len(result.draws):
+            ok = np.all(np.isfinite(result.draws), axis=1) & np.all(result.draws > 0, axis=1) | \
+                np.all(np.isfinite(result.draws), axis=1) & ~self.is_log.any()
+            d = result.draws[ok]
+            with np.errstate(all="ignore"):
+                draws = np.where(self.is_log, np.log(np.abs(d)), d)
+            draws = draws[np.all(np.isfinite(draws), axis=1)]
+        pred = self.predict(theta, rows)[0, :, 0]
+        return Fitted(theta, _noise_var(np.asarray(y, float).reshape(len(rows), -1), pred[:, None],
+                                        len(theta)), draws, tuple(result.unidentified),
+                      list(result.warnings), result)
+
+    def prior(self, rows: np.ndarray, y: np.ndarray | None, k: int, seed: int) -> np.ndarray:
+        x = {n: v[np.asarray(rows, dtype=int)] for n, v in self.inputs.items()}
+        loss = np.ones(len(rows)) if y is None else np.asarray(y, float).reshape(len(rows), -1)[:, 0]
+        starts = self.law.starting_points(x, loss)
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(starts), size=min(k, len(starts)), replace=False)
+        return starts[pick]
+
+    def prior_precision(self) -> np.ndarray:
+        prec = []
+        for i, k in enumerate(self.param_names):
+            lo, hi = self.law.bounds.get(k, (1e-6, 1e6) if self.is_log[i] else (-10.0, 10.0))
+            if self.is_log[i]:
+                lo, hi = np.log(max(lo, 1e-12)), np.log(max(hi, 1e-12) * (1 + 1e-9))
+            sd = max((float(hi) - float(lo)) / 4.0, 1e-6)
+            prec.append(1.0 / sd**2)
+        return np.diag(prec)
+
+
+def _noise_var(y: np.ndarray, pred: np.ndarray, n_params: int) -> float:
+    """The variance one new output is expected to add: the residual variance corrected for the
+    parameters fitted, shrunk towards ``(MIN_NOISE_SHARE * scale)^2`` with the weight of two
+    runs so that a fit of few runs (or none left over) does not promise noiseless runs."""
+    y = np.asarray(y, dtype=float)
+    r = (y - pred).ravel()
+    r = r[np.isfinite(r)]
+    scale = float(np.nanmean(np.abs(y))) if np.isfinite(y).any() else 1.0
+    floor = (MIN_NOISE_SHARE * max(scale, 1e-12)) ** 2
+    dof = max(len(r) - n_params, 0)
+    return float(max((np.sum(r**2) + 2.0 * floor * 10.0) / (dof + 2.0), floor))
+
+
+# -- beliefs -----------------------------------------------------------------------------------
+
+
+def jacobian(model: PoolModel, theta: np.ndarray, rows: np.ndarray, rel: float = 1e-5
+             ) -> np.ndarray:
+    """d prediction / d theta at ``rows``: (n, O, P); the model's own ``jacobian_at`` when it
+    has one (analytic), else central differences batched in one call."""
+    theta = np.asarray(theta, dtype=float)
+    own = getattr(model, "jacobian_at", None)
+    if own is not None:
+        jac = np.asarray(own(theta, np.asarray(rows, dtype=int)), dtype=float)
+        return np.where(np.isfinite(jac), jac, 0.0)
+    p = len(theta)
+    h = rel * np.maximum(1.0, np.abs(theta))
+    pts = np.vstack([theta + np.diag(h), theta - np.diag(h)])
+    vals = model.predict(pts, rows)                        # (2P, n, O)
+    jac = np.moveaxis((vals[:p] - vals[p:]) / (2.0 * h[:, None, None]), 0, -1)
+    return np.where(np.isfinite(jac), jac, 0.0)
+
+
+def fisher_belief(model: PoolModel, fitted: Fitted, observed: np.ndarray, target: np.ndarray,
+                  candidates: np.ndarray) -> Belief:
+    """The Laplace belief at the estimate: ``S = (J'J / s2 + prior)^-1`` in fitting
+    coordinates, target and candidate rows linearised at the estimate."""
+    rows = np.concatenate([observed, target, candidates]).astype(int)
+    jac = jacobian(model, fitted.theta, rows)
+    n, t = len(observed), len(target)
+    j_obs = jac[:n].reshape(-1, jac.shape[-1])
+    info = j_obs.T @ j_obs / fitted.noise_var + model.prior_precision()
+    cov = np.linalg.pinv(info, hermitian=True)
+    g, c = jac[n:n + t].reshape(-1, jac.shape[-1]), jac[n + t:]
+    if fitted.modes is not None and len(fitted.modes) > 1:
+        # rival basins: their disagreement is a further latent direction each, weighted by how
+        # well each fits (the between-mode part of the predictive variance)
+        w = np.asarray(fitted.mode_weights, dtype=float)
+        w = w / w.sum()
+        pred = model.predict(fitted.modes, rows[n:])          # (K, t + m, O)
+        ok = np.all(np.isfinite(pred), axis=(1, 2))
+        if ok.sum() > 1:
+            pred, w = pred[ok], w[ok] / w[ok].sum()
+            dev = (pred - np.einsum("k,kno->no", w, pred)) * np.sqrt(w)[:, None, None]
+            dev = np.moveaxis(dev, 0, -1)                     # (t + m, O, K)
+            g = np.hstack([g, dev[:t].reshape(-1, dev.shape[-1])])
+            c = np.concatenate([c, dev[t:]], axis=-1)
+            k = dev.shape[-1]
+            cov = np.block([[cov, np.zeros((len(cov), k))], [np.zeros((k, len(cov))), np.eye(k)]])
+    return Belief(g, c, cov, fitted.noise_var)
+
+
+def ensemble_belief(model: PoolModel, fitted: Fitted, target: np.ndarray, candidates: np.ndarray
+                    ) -> Belief:
+    """The bootstrap ensemble's belief: centred draws' predictions (winsorised per row at the
+    2.5/97.5 percentiles) as the latent factor, ``S = I``."""
+    draws = fitted.draws
+    if draws is None or len(draws) < 20:
+        raise NotIdentifiable(f"{0 if draws is None else len(draws)} usable bootstrap draws; an "
+                              "ensemble belief needs at least 20")
+    rows = np.concatenate([target, candidates]).astype(int)
+    pred = model.predict(draws, rows)                      # (K, n, O)
+    ok = np.all(np.isfinite(pred), axis=(1, 2))
+    pred = pred[ok]
+    if len(pred) < 20:
+        raise NotIdentifiable(f"only {len(pred)} bootstrap draws give finite predictions")
+    lo, hi = np.percentile(pred, WINSOR, axis=0)
+    pred = np.clip(pred, lo, hi)
+    z = (pred - pred.mean(axis=0)) / np.sqrt(len(pred) - 1)
+    z = np.moveaxis(z, 0, -1)                              # (n, O, K)
+    t = len(target)
+    return Belief(z[:t].reshape(-1, z.shape[-1]), z[t:], np.eye(z.shape[-1]), fitted.noise_var)
+
+
+# -- identification first ----------------------------------------------------------------------
+
+
+def runs_to_identify(n_params: int, n_outputs: int = 1) -> int:
+    """Observed runs needed before a fit can identify ``n_params`` parameters (one more
+    observation than parameters, so the residual says something about the noise)."""
+    return max(math.ceil((n_params + 1) / max(n_outputs, 1)), 1)
+
+
+def identification_picks(model: PoolModel, observed: np.ndarray, y: np.ndarray | None,
+                         candidates: np.ndarray, cost: np.ndarray, budget: float, k: int,
+                         *, cost_power: float = 1.0, seed: int = 0,
+                         theta: np.ndarray | None = None) -> tuple[list[int], list[float]]:
+    """Up to ``k`` candidates (positions in ``candidates``) chosen greedily by the expected
+    gain in ``log det`` of the information per ``cost ** cost_power``, averaged over prior draws
+    of the parameters (and the current estimate ``theta`` when there is one)."""
+    p = len(model.param_names)
+    ref_rows = observed if len(observed) else candidates[: min(len(candidates), 64)]
+    draws = model.prior(ref_rows, y if len(observed) else None, PRIOR_DRAWS, seed)
+    if theta is not None:
+        draws = np.vstack([theta[None, :], draws])
+    prior = model.prior_precision()
+    infos, jacs = [], []
+    for th in draws:
+        rows = np.concatenate([observed, candidates]).astype(int)
+        jac = jacobian(model, th, rows)
+        scale = np.sqrt(np.mean(jac**2)) if np.isfinite(jac).all() else 0.0
+        if not scale > 0:
+            continue
+        jac = jac / scale                                  # per draw, the noise scale cancels
+        j_obs = jac[: len(observed)].reshape(-1, p)
+        infos.append(j_obs.T @ j_obs + 1e-6 * prior / max(np.mean(np.diag(prior)), 1e-300))
+        jacs.append(jac[len(observed):])
+    if not infos:
+        return [], []
+    invs = [np.linalg.pinv(m, hermitian=True) for m in infos]
+    free = np.ones(len(candidates), bool)
+    left = float(budget)
+    picks: list[int] = []
+    gains: list[float] = []
+    o = jacs[0].shape[1]
+    for _ in range(int(k)):
+        total = np.zeros(len(candidates))
+        for inv, jac in zip(invs, jacs, strict=True):
+            a = np.einsum("mor,rs,mps->mop", jac, inv, jac) + np.eye(o)
+            sign, logdet = np.linalg.slogdet(a)
+            total += np.where(sign > 0, logdet, 0.0)
+        total /= len(invs)
+        with np.errstate(divide="ignore"):
+            value = total / np.maximum(cost, 1e-300) ** cost_power
+        score = np.where(free & (cost <= left * (1 + 1e-12)) & (total > 1e-9), value, -np.inf)
+        j = int(np.argmax(score))
+        if not np.isfinite(score[j]):
+            break
+        picks.append(j)
+        gains.append(float(total[j]))
+        free[j] = False
+        left -= float(cost[j])
+        for i, jac in enumerate(jacs):
+            c = jac[j]
+            s = c @ invs[i] @ c.T + np.eye(o)
+            ic = invs[i] @ c.T
+            invs[i] = invs[i] - ic @ np.linalg.solve(s, ic.T)
+    return picks, gains
+
+
+# -- one round ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PoolSettings:
+    """How a pool design chooses. ``k``: most runs per round; ``cost_power``: gain per
+    ``cost ** cost_power`` (1: per unit cost); ``criterion``: the belief (bootstrap ``draws`` or
+    ``fisher``); ``bootstrap``: resamples of each fit for the draws."""
+
+    k: int = 8
+    cost_power: float = 1.0
+    criterion: Criterion = "fisher"
+    bootstrap: int = 100
+    min_gain: float = 1e-4
+    seed: int = 0
+
+    def check(self) -> None:
+        if int(self.k) != self.k or self.k < 1:
+            raise ParameterError(f"k must be a whole number >= 1, not {self.k}", "k")
+        if not (np.isfinite(self.cost_power) and self.cost_power >= 0):
+            raise ParameterError(f"cost_power must be >= 0, not {self.cost_power}", "cost_power")
+        if self.criterion not in ("draws", "fisher"):
+            raise ParameterError(f"criterion must be 'draws' or 'fisher', not {self.criterion!r}",
+                                 "criterion")
+
+
+@dataclass
+class Round:
+    """What one round decided: ``picks`` (pool rows), the phase (``identify`` or ``variance``),
+    each pick's gain, the target's summed predictive variance before and expected after, the
+    fit it rests on (None in the identification phase before any fit)."""
+
+    picks: list[int]
+    gains: list[float]
+    phase: str
+    variance_before: float = float("nan")
+    variance_after: float = float("nan")
+    fitted: Fitted | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def next_round(model: PoolModel, cost: np.ndarray, target: np.ndarray, observed: np.ndarray,
+               y: np.ndarray, budget: float, settings: PoolSettings,
+               fitted: Fitted | None = None, warm: np.ndarray | None = None,
+               exclude: np.ndarray | None = None) -> Round:
+    """Choose the next runs of cost ``<= budget`` from the pool rows that are neither target
+    rows, observed nor in ``exclude``. ``y`` (len(observed), O) are the observed outcomes."""
+    settings.check()
+    n = len(cost)
+    observed = np.asarray(observed, dtype=int)
+    taken = np.zeros(n, bool)
+    taken[observed] = True
+    if exclude is not None:
+        taken[np.asarray(exclude, dtype=int)] = True
+    cand = np.flatnonzero(~target & ~taken)
+    if not len(cand):
+        return Round([], [], "done", notes=["every run of the pool outside the target is observed"])
+    c = cost[cand]
+    tgt = np.flatnonzero(target)
+    p = len(model.param_names)
+    need = runs_to_identify(p, model.n_outputs)
+    notes: list[str] = []
+    if fitted is None and len(observed) >= need:
+        try:
+            fitted = model.fit(observed, y, seed=settings.seed,
+                               bootstrap=settings.bootstrap if settings.criterion == "draws" else 0,
+                               warm=warm)
+        except NotIdentifiable as exc:
+            notes.append(f"the law is not identified yet: {exc}")
+    identified = fitted is not None and not fitted.unidentified and len(observed) >= need
+    if not identified:
+        still = need - len(observed)
+        k = max(min(settings.k, still), 1) if still > 0 else settings.k
+        picks, gains = identification_picks(
+            model, observed, y, cand, c, budget, k, cost_power=settings.cost_power,
+            seed=settings.seed, theta=None if fitted is None else fitted.theta)
+        why = (f"{len(observed)} of the {need} runs a law of {p} parameters needs" if still > 0
+               else f"{', '.join(fitted.unidentified)} not identified" if fitted is not None
+               else "no fit yet")
+        notes.append(f"identification first ({why}): runs chosen for the information they add "
+                     "about the parameters (D-optimal per unit cost)")
+        return Round([int(cand[j]) for j in picks], gains, "identify", fitted=fitted, notes=notes)
+    assert fitted is not None
+    belief: Belief | None = None
+    if settings.criterion == "draws":
+        try:
+            belief = ensemble_belief(model, fitted, tgt, cand)
+        except NotIdentifiable as exc:
+            notes.append(f"designed from the Fisher information instead of the draws: {exc}")
+    if belief is None:
+        belief = fisher_belief(model, fitted, observed, tgt, cand)
+    got = belief.choose(c, budget, settings.k, cost_power=settings.cost_power,
+                        min_gain=settings.min_gain)
+    return Round([int(cand[j]) for j in got.picks], got.gains, "variance",
+                 float(got.objective_before), float(got.objective_after), fitted, notes)
+
+
+# -- the proposal (a result) -------------------------------------------------------------------
+
+
+@dataclass(repr=False)
+class PoolProposal(Result):
+    """The next runs from a pool, and why: the rows proposed (their pool row, inputs, cost and
+    share of the target's predictive variance each removes), the phase, the spend."""
+
+    kind: ClassVar[str] = "pool_proposal"
+
+    runs: list[dict[str, Any]]
+    phase: str
+    budget: float
+    spent: float
+    law: str
+    cost_expr: str
+    target_expr: str
+    n_target: int
+    n_observed: int
+    variance_before: float = float("nan")
+    variance_after: float = float("nan")
+    params: dict[str, float] = field(default_factory=dict)
+    run_ids: tuple[str, ...] = ()
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cost(self) -> float:
+        return float(sum(r["cost"] for r in self.runs))
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        return {"kind": self.kind, "law": self.law, "phase": self.phase, "budget": self.budget,
+                "spent": self.spent, "cost": self.cost, "cost_expr": self.cost_expr,
+                "target_expr": self.target_expr, "n_target": self.n_target,
+                "n_observed": self.n_observed, "variance_before": self.variance_before,
+                "variance_after": self.variance_after, "params": dict(self.params),
+                "runs": [dict(r) for r in self.runs], "run_ids": list(self.run_ids),
+                "warnings": list(self.warnings), "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PoolProposal:
+        keys = ("runs", "phase", "budget", "spent", "law", "cost_expr", "target_expr",
+                "n_target", "n_observed", "variance_before", "variance_after", "params")
+        values = {k: data[k] for k in keys if k in data}
+        for k in ("variance_before", "variance_after"):  # null: NaN (JSON has none)
+            if k in values and values[k] is None:
+                values[k] = float("nan")
+        return cls(**values, run_ids=tuple(data.get("run_ids", ())),
+                   warnings=list(data.get("warnings", [])), notes=list(data.get("notes", [])))
+
+    def summary(self) -> Summary:
+        cols = [k for k in (self.runs[0] if self.runs else {}) if k not in ("gain",)]
+        table = Table("proposed runs", [*cols, "gain"])
+        for r in self.runs:
+            table.add_row(*[r[k] for k in cols], f"{r['gain']:.1%}" if self.phase == "variance"
+                          else f"{r['gain']:.3g} nats")
+        facts = [("phase", "identification first (D-optimal per unit cost)" if self.phase ==
+                  "identify" else "expected reduction of the target's predictive variance per "
+                  "unit cost"),
+                 ("spend", f"{self.cost:.4g} now, {self.spent:.4g} before, of {self.budget:.4g} "
+                  f"({self.cost_expr})"),
+                 ("target", f"{self.n_target} rows ({self.target_expr})"),
+                 ("observed", f"{self.n_observed} runs")]
+        if np.isfinite(self.variance_before):
+            facts.append(("target variance", f"{self.variance_before:.3g} -> expected "
+                          f"{self.variance_after:.3g} (summed over the target rows)"))
+        return Summary(title=f"next runs from the pool ({self.law})", tables=[table], facts=facts,
+                       notes=list(self.notes), warnings=list(self.warnings), data=self.to_dict())
+
+    def _repr_items(self) -> list[str]:
+        return [f"{len(self.runs)} proposed", self.phase, f"cost {self.cost:.3g}"]
+
+
+def design_pool(
+    pool: pd.DataFrame,
+    law: Any,
+    *,
+    cost: str,
+    target: str,
+    budget: float,
+    observed: pd.DataFrame | None = None,
+    outcome: str = "loss",
+    columns: Mapping[str, str] | None = None,
+    k: int = 8,
+    criterion: Criterion = "fisher",
+    cost_power: float = 1.0,
+    bootstrap: int = 100,
+    seed: int = 0,
+    source: str = "pool",
+    model: PoolModel | None = None,
+) -> PoolProposal:
+    """Propose the next runs from ``pool`` (a frame of runnable experiments: the law's inputs).
+
+    ``cost`` is an expression over the pool's columns (``6*N*D``); ``target`` the region to
+    predict (``top:10%`` of the cost, ``top:K`` rows, or a filter such as ``N >= 1e9``);
+    ``budget`` the share (``0 < budget <= 1``) of the pool's total cost the study may spend in
+    all, runs observed so far included. ``observed`` holds the runs already made: rows of the
+    pool (same input values) with their ``outcome`` column. Returns a :class:`PoolProposal`;
+    the proposed rows are ``proposal.runs`` (each with its pool row ``row``, 1-based).
+    """
+    frame = pool.reset_index(drop=True)
+    if not len(frame):
+        raise ParameterError("the pool has no rows", "pool")
+    budget = float(budget)
+    if not (0 < budget <= 1):
+        raise ParameterError(f"budget must be a share of the pool's cost in (0, 1], not {budget:g}",
+                             "budget")
+    c = cost_of(frame, cost, source)
+    tmask = target_mask(frame, c, target, source)
+    model = model or LawModel(law, frame, columns, source)
+    law_name = getattr(getattr(model, "law", None), "name", str(law))
+    rows, y = match_observed(frame, observed, model, outcome, columns) if observed is not None \
+        and len(observed) else (np.zeros(0, int), np.zeros((0, model.n_outputs)))
+    spent = float(c[rows].sum())
+    total = budget * float(c.sum())
+    left = total - spent
+    settings = PoolSettings(k=k, cost_power=cost_power, criterion=criterion, bootstrap=bootstrap,
+                            seed=seed)
+    warnings: list[str] = []
+    if left <= 0:
+        rnd = Round([], [], "done", notes=[f"the budget is spent: {spent:.4g} of {total:.4g}"])
+    else:
+        rnd = next_round(model, c, tmask, rows, y, left, settings)
+        if not rnd.picks:
+            smallest = float(c[~tmask].min())
+            warnings.append(f"no run fits what is left of the budget ({left:.4g}; the cheapest "
+                            f"costs {smallest:.4g})" if smallest > left else
+                            "no run is expected to narrow the target's predictions")
+    inputs = list(getattr(model, "inputs", {}) or [])
+    out_cols = [columns.get(x, x) if columns else x for x in inputs] or [str(x) for x in frame.columns]
+    runs = []
+    for r, g in zip(rnd.picks, rnd.gains, strict=True):
+        entry: dict[str, Any] = {"row": int(r) + 1}
+        for col in out_cols:
+            entry[col] = _plain(frame[col].iloc[r])
+        entry["cost"] = float(c[r])
+        entry["gain"] = float(g)
+        runs.append(entry)
+    params = {}
+    if rnd.fitted is not None and isinstance(model, LawModel):
+        params = {k: float(v) for k, v in model._params(rnd.fitted.theta).items()
+                  for v in [v[0]]}
+    return PoolProposal(runs=runs, phase=rnd.phase, budget=total, spent=spent, law=law_name,
+                        cost_expr=str(cost), target_expr=str(target), n_target=int(tmask.sum()),
+                        n_observed=int(len(rows)), variance_before=rnd.variance_before,
+                        variance_after=rnd.variance_after, params=params,
+                        run_ids=tuple(f"row-{int(r) + 1}" for r in rows), warnings=warnings,
+                        notes=rnd.notes)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def match_observed(pool: pd.DataFrame, observed: pd.DataFrame, model: PoolModel, outcome: str,
+                   columns: Mapping[str, str] | None = None, source: str = "observed"
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Pool rows of the observed runs (matched on the law's inputs, to 1e-9 relative) and their
+    outcomes (n, 1). A ``row`` column (1-based, as a proposal writes it) is used when present
+    and checked against the inputs."""
+    inputs = list(getattr(model, "inputs", {}) or [])
+    cols = [columns.get(x, x) if columns else x for x in inputs]
+    if outcome not in observed.columns:
+        raise InputError(f"no outcome column {outcome!r} (its columns: "
+                         f"{[str(c) for c in observed.columns]})", source=source, column=outcome)
+    missing = [c for c in cols if c not in observed.columns]
+    if missing:
+        raise InputError(f"missing input column(s) {missing}", source=source, column=missing[0])
+    keys = np.column_stack([pd.to_numeric(pool[c], errors="coerce").to_numpy(float) for c in cols])
+    seen = np.column_stack([pd.to_numeric(observed[c], errors="coerce").to_numpy(float)
+                            for c in cols])
+    y = pd.to_numeric(observed[outcome], errors="coerce").to_numpy(float)
+    rows = np.empty(len(observed), dtype=int)
+    for i in range(len(observed)):
+        if not np.isfinite(y[i]):
+            raise InputError(f"{observed[outcome].iloc[i]!r} is not a number", source=source,
+                             row=f"row {i + 1}", column=outcome)
+        close = np.all(np.isclose(keys, seen[i], rtol=1e-9, atol=0.0), axis=1)
+        hits = np.flatnonzero(close)
+        if "row" in observed.columns and pd.notna(observed["row"].iloc[i]):
+            r = int(observed["row"].iloc[i]) - 1
+            if r in hits:
+                hits = np.array([r])
+        if not len(hits):
+            raise InputError("this run matches no row of the pool (on "
+                             f"{', '.join(cols)})", source=source, row=f"row {i + 1}")
+        free = [h for h in hits if h not in rows[:i]]
+        rows[i] = free[0] if free else hits[0]
+    return rows, y[:, None]
+
+
+# -- replay: the sequential loop on a pool whose outcomes a table holds ----------------------
+
+
+@dataclass
+class ReplayStep:
+    """The state at one budget: rows observed, their cost, the fit's estimate."""
+
+    budget: float
+    observed: list[int]
+    spent: float
+    theta: np.ndarray | None
+    rounds: int
+
+
+def replay(model: PoolModel, cost: np.ndarray, target: np.ndarray, outcomes: np.ndarray,
+           budgets: Sequence[float], settings: PoolSettings | None = None,
+           baseline: Literal["random", "cheapest"] | None = None, fit_final: bool = True,
+           max_rounds: int = 40) -> list[ReplayStep]:
+    """Run the sequential design on a pool whose ``outcomes`` (n, O) are known but revealed only
+    once a run is chosen, stopping at each cumulative budget share in ``budgets`` (ascending,
+    of the non-target rows' total cost, as ScaleBench counts) to record the fit.
+
+    Rounds grow with the spend (each may use as much as has been spent so far, at least an
+    quarter of the budget), so early rounds adapt quickly and later ones batch. ``baseline``
+    replaces the design by ScaleBench's baselines, one run at a time: ``random`` (any run left;
+    one that would overshoot the budget is carried to the next budget) or ``cheapest``."""
+    settings = settings or PoolSettings()
+    outcomes = np.asarray(outcomes, dtype=float).reshape(len(cost), -1)
+    pool_cost = float(cost[~target].sum())
+    observed: list[int] = []
+    spent = 0.0
+    rng = np.random.default_rng(settings.seed)
+    fitted: Fitted | None = None
+    steps: list[ReplayStep] = []
+    rounds = 0
+    pending: list[int] = []
+    free = ~target.copy()
+    for share in budgets:
+        total = float(share) * pool_cost
+        if baseline is not None:
+            observed.extend(pending)
+            spent += float(cost[pending].sum()) if pending else 0.0
+            pending = []
+            while spent < total and free.any():
+                rows = np.flatnonzero(free)
+                if baseline == "random":
+                    j = int(rng.choice(rows))
+                else:
+                    low = cost[rows].min()
+                    j = int(rng.choice(rows[cost[rows] <= low * (1 + 1e-12)]))
+                free[j] = False
+                if spent + cost[j] > total * (1 + 1e-12):
+                    pending = [j]
+                    break
+                observed.append(j)
+                spent += float(cost[j])
+        while baseline is None and rounds < max_rounds:
+            left = total - spent
+            if left <= 0:
+                break
+            rounds += 1
+            chunk = min(left, max(spent, total / 4.0))
+            obs = np.asarray(observed, dtype=int)
+            rnd = next_round(model, cost, target, obs, outcomes[obs], chunk, settings,
+                             warm=None if fitted is None else fitted.theta)
+            if not rnd.picks and chunk < left:
+                rnd = next_round(model, cost, target, obs, outcomes[obs], left, settings,
+                                 fitted=rnd.fitted)
+            fitted = rnd.fitted
+            if not rnd.picks:
+                break
+            observed.extend(int(p) for p in rnd.picks)
+            spent += float(cost[rnd.picks].sum())
+        theta = None
+        if fit_final and observed:
+            obs = np.asarray(observed, dtype=int)
+            try:
+                fitted = model.fit(obs, outcomes[obs], seed=settings.seed, bootstrap=0,
+                                   warm=None if fitted is None else fitted.theta, thorough=True)
+                theta = fitted.theta
+            except NotIdentifiable:
+                theta = None
+        steps.append(ReplayStep(float(share), list(observed), spent, theta, rounds))
+    return steps
+
+
+def r_squared(y: np.ndarray, pred: np.ndarray) -> float:
+    """R² clipped to [-1, 1], flattened over outputs (ScaleBench's score)."""
+    y = np.asarray(y, dtype=float).ravel()
+    pred = np.asarray(pred, dtype=float).ravel()
+    if not np.all(np.isfinite(pred)):
+        return -1.0
+    ss_res = float(np.sum((y - pred) ** 2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    if ss_tot < 1e-30:
+        return 1.0 if ss_res < 1e-30 else -1.0
+    return float(np.clip(1.0 - ss_res / ss_tot, -1.0, 1.0))
+
+
+@dataclass(repr=False)
+class ReplayResult(Result):
+    """A study replayed on a pool with known outcomes: target-region R² per budget share and
+    selection (``ours``, ``random``, ``cheapest``), mean and std over seeds, and the runs and
+    cost each used (means)."""
+
+    kind: ClassVar[str] = "pool_replay"
+
+    law: str
+    cost_expr: str
+    target_expr: str
+    budgets: list[float]
+    seeds: list[int]
+    r2: dict[str, dict[str, list[float]]]
+    runs_used: dict[str, dict[str, float]]
+    n_target: int
+    run_ids: tuple[str, ...] = ()
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
+        table = {m: {b: {"mean": float(np.mean(v)), "std": float(np.std(v)), "values": list(v),
+                         "runs": self.runs_used[m][b]} for b, v in per.items()}
+                 for m, per in self.r2.items()}
+        return {"kind": self.kind, "law": self.law, "cost_expr": self.cost_expr,
+                "target_expr": self.target_expr, "budgets": list(self.budgets),
+                "seeds": list(self.seeds), "n_target": self.n_target, "r2": table,
+                "warnings": list(self.warnings), "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReplayResult:
+        r2 = {m: {b: list(v["values"]) for b, v in per.items()} for m, per in data["r2"].items()}
+        runs = {m: {b: float(v["runs"]) for b, v in per.items()} for m, per in data["r2"].items()}
+        return cls(law=data["law"], cost_expr=data["cost_expr"], target_expr=data["target_expr"],
+                   budgets=list(data["budgets"]), seeds=list(data["seeds"]), r2=r2, runs_used=runs,
+                   n_target=int(data["n_target"]), warnings=list(data.get("warnings", [])),
+                   notes=list(data.get("notes", [])))
+
+    def summary(self) -> Summary:
+        methods = list(self.r2)
+        table = Table("target-region R² (mean ± std over seeds; runs used)",
+                      ["budget", *methods])
+        for b in self.budgets:
+            key = f"{b:g}"
+            table.add_row(key, *[f"{np.mean(self.r2[m][key]):.3f} ± {np.std(self.r2[m][key]):.3f}"
+                                 f" ({self.runs_used[m][key]:.0f})" for m in methods])
+        facts = [("target", f"{self.n_target} rows ({self.target_expr})"),
+                 ("cost", self.cost_expr), ("seeds", str(len(self.seeds)))]
+        return Summary(title=f"pool design replayed ({self.law})", tables=[table], facts=facts,
+                       notes=list(self.notes), warnings=list(self.warnings), data=self.to_dict())
+
+    def _repr_items(self) -> list[str]:
+        last = f"{self.budgets[-1]:g}"
+        return [f"R² at {last}: " + ", ".join(f"{m} {np.mean(v[last]):.3f}"
+                                               for m, v in self.r2.items())]
+
+
+def replay_study(
+    table: pd.DataFrame,
+    law: Any,
+    *,
+    cost: str,
+    target: str,
+    budgets: Sequence[float] = (0.01, 0.05, 0.1),
+    seeds: Sequence[int] = (0,),
+    outcome: str = "loss",
+    columns: Mapping[str, str] | None = None,
+    k: int = 8,
+    criterion: Criterion = "fisher",
+    cost_power: float = 1.0,
+    baselines: Sequence[str] = ("random", "cheapest"),
+    source: str = "table",
+    model: PoolModel | None = None,
+) -> ReplayResult:
+    """Replay a study on ``table`` (a pool whose ``outcome`` column is known): for each seed,
+    the sequential design (and each baseline) spends the budget shares in turn, seeing an
+    outcome only once it chose the run; each fit is scored by R² on the target rows."""
+    frame = table.reset_index(drop=True)
+    if outcome not in frame.columns:
+        raise ParameterError(f"{source} has no outcome column {outcome!r} to reveal (its "
+                             f"columns: {[str(c) for c in frame.columns]})", "outcome")
+    y = pd.to_numeric(frame[outcome], errors="coerce").to_numpy(float)
+    if not np.isfinite(y).all():
+        i = int(np.argmax(~np.isfinite(y)))
+        raise InputError(f"{frame[outcome].iloc[i]!r} is not a number", source=source,
+                         row=f"row {i + 1}", column=outcome)
+    shares = sorted(float(b) for b in budgets)
+    if not shares or shares[0] <= 0 or shares[-1] > 1:
+        raise ParameterError("budgets must be shares of the pool's cost in (0, 1]", "budgets")
+    c = cost_of(frame, cost, source)
+    tmask = target_mask(frame, c, target, source)
+    model = model or LawModel(law, frame, columns, source)
+    tgt = np.flatnonzero(tmask)
+    methods = ["ours", *baselines]
+    r2: dict[str, dict[str, list[float]]] = {m: {f"{b:g}": [] for b in shares} for m in methods}
+    runs: dict[str, dict[str, list[int]]] = {m: {f"{b:g}": [] for b in shares} for m in methods}
+    for seed in seeds:
+        for m in methods:
+            steps = replay(model, c, tmask, y, shares,
+                           PoolSettings(k=k, cost_power=cost_power, criterion=criterion,
+                                        seed=int(seed)),
+                           baseline=None if m == "ours" else m)  # type: ignore[arg-type]
+            for s in steps:
+                key = f"{s.budget:g}"
+                pred = (model.predict(s.theta[None, :], tgt)[0] if s.theta is not None
+                        else np.full((len(tgt), model.n_outputs), np.nan))
+                r2[m][key].append(r_squared(y[tgt], pred[:, 0] if pred.shape[1] == 1 else pred))
+                runs[m][key].append(len(s.observed))
+    return ReplayResult(law=getattr(getattr(model, "law", None), "name", str(law)),
+                        cost_expr=cost, target_expr=target, budgets=shares,
+                        seeds=[int(s) for s in seeds], r2=r2,
+                        runs_used={m: {b: float(np.mean(v)) for b, v in per.items()}
+                                for m, per in runs.items()},
+                        n_target=int(tmask.sum()),
+                        notes=["budgets are shares of the non-target rows' total cost; the "
+                               "target rows are never chosen, their outcomes only score the fits"])

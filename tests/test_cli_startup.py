@@ -1,0 +1,91 @@
+"""The command line starts without the heavy libraries: each command imports only what it
+needs, so ``scalinglab --version`` answers in a fraction of a second (issue 28; timings are in
+``benchmarks/bench_cli.py``). Checked in a fresh interpreter, the way the ``scalinglab`` script
+runs, by the modules loaded when it exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scalinglab.cli import COMMANDS, app
+from scalinglab.runs.store import RunStore
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+HEAVY = {"torch", "scipy", "sympy", "plotly", "matplotlib", "ray"}
+
+#: run as the entry point does; at exit, write the top-level names of every loaded module
+WRAPPER = r"""
+import atexit, json, sys
+def _loaded(path=sys.argv[1]):
+    with open(path, "w") as out:
+        json.dump(sorted({name.partition(".")[0] for name in sys.modules}), out)
+atexit.register(_loaded)
+sys.argv = ["scalinglab", *sys.argv[2:]]
+from scalinglab.cli import main
+main()
+"""
+
+
+def loaded_by(tmp_path: Path, *args: str) -> set[str]:
+    record = tmp_path / "modules.json"
+    out = subprocess.run([sys.executable, "-c", WRAPPER, str(record), *args], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(record.read_text()))
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], []])  # bare: the help too
+def test_version_and_help_load_no_heavy_library_and_no_pandas(tmp_path, args):
+    loaded = loaded_by(tmp_path, *args)
+    assert "scalinglab" in loaded and "typer" in loaded  # the check sees what was loaded
+    assert not (HEAVY | {"pandas"}) & loaded, sorted((HEAVY | {"pandas"}) & loaded)
+
+
+def test_listing_runs_loads_the_store_but_no_heavy_library(tmp_path):
+    store = tmp_path / "runs.duckdb"
+    with RunStore(store) as s:
+        s.add_run({"run_id": "a", "N": 1e6, "D": 2e7, "loss": 3.5})
+    for args in (["runs", "--help"], ["runs", "--store", str(store)],
+                 ["runs", "--store", str(store), "--tag", "dataset=c4", "--json"]):
+        loaded = loaded_by(tmp_path, *args)
+        assert not HEAVY & loaded, (args, sorted(HEAVY & loaded))
+    assert "duckdb" in loaded
+
+
+def test_every_command_of_the_table_loads_and_lists_its_own_help():
+    from typer.main import get_command
+
+    root = get_command(app)
+    assert list(root.list_commands(None)) == list(COMMANDS)  # --help's order is the table's
+    for name, entry in COMMANDS.items():
+        command = root.get_command(None, name)
+        assert command is not None, name
+        # the line --help lists without importing the command is the command's own
+        assert entry.help == command.get_short_help_str(10_000), name
+
+
+def test_commands_that_live_in_another_area_join_their_group():
+    from typer.main import get_command
+
+    root = get_command(app)
+    assert {"downstream", "benchmark", "chinchilla"} <= set(root.get_command(None, "fit").commands)
+    assert {"auto", "run", "plan"} <= set(root.get_command(None, "sweep").commands)
+
+
+def test_no_area_registers_commands_itself():
+    """Commands join the command line through ``cli.COMMANDS`` (a line there, ``extra`` for a
+    command in another area's group): a ``register(app)`` of an area's own is never called."""
+    import ast
+
+    found = []
+    for path in SRC.joinpath("scalinglab").rglob("*commands.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and node.name == "register":
+                found.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert not found, f"add these commands to scalinglab.cli.COMMANDS instead: {found}"

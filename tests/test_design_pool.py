@@ -1,0 +1,252 @@
+"""Design over a pool of candidate runs: cost expressions, target regions, identification first,
+resumption from observed runs, the replay simulation, and the greedy engine's maths."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scalinglab as sl
+from scalinglab.design.greedy import Belief
+from scalinglab.design.pool import (
+    LawModel,
+    PoolSettings,
+    cost_of,
+    match_observed,
+    replay,
+    runs_to_identify,
+    target_mask,
+)
+from scalinglab.errors import InputError, ParameterError
+
+TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+
+
+def chinchilla_loss(N: np.ndarray, D: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+    clean = TRUTH["E"] + TRUTH["A"] * N ** -TRUTH["alpha"] + TRUTH["B"] * D ** -TRUTH["beta"]
+    return clean * np.exp(rng.normal(0.0, noise, len(N)))
+
+
+@pytest.fixture(scope="module")
+def pool() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 240
+    N = np.exp(rng.uniform(np.log(1e7), np.log(3e9), n))
+    D = np.exp(rng.uniform(np.log(1e8), np.log(1e11), n))
+    return pd.DataFrame({"N": N, "D": D, "loss": chinchilla_loss(N, D, 0.002, rng)})
+
+
+# -- cost expressions ------------------------------------------------------------------------
+
+
+def test_cost_is_an_expression_over_the_columns(pool):
+    assert np.allclose(cost_of(pool, "6*N*D"), 6 * pool.N * pool.D)
+    assert np.allclose(cost_of(pool, "N*D + 2*N**2"), pool.N * pool.D + 2 * pool.N**2)
+    assert np.allclose(cost_of(pool, "1"), 1.0)  # a constant: every run costs the same
+
+
+def test_cost_names_an_unknown_column(pool):
+    with pytest.raises(ParameterError, match=r"\['E'\], which are not columns"):
+        cost_of(pool, "N*E")
+
+
+def test_cost_is_never_evaluated_as_python(pool):
+    with pytest.raises(ParameterError):
+        cost_of(pool, "__import__('os').system('true')")
+    with pytest.raises(ParameterError):
+        cost_of(pool, "N.real")
+
+
+def test_a_bad_cost_names_row_and_column(pool):
+    bad = pool.copy()
+    bad.loc[3, "N"] = -1.0
+    with pytest.raises(InputError, match=r"row 4: cost '6\*N\*D' is .*N=-1\.0.*finite positive"):
+        cost_of(bad, "6*N*D")
+    text = pool.astype({"D": object})
+    text.loc[5, "D"] = "lots"
+    with pytest.raises(InputError, match=r"row 6, column 'D'.*not a number"):
+        cost_of(text, "6*N*D")
+
+
+# -- target regions ----------------------------------------------------------------------------
+
+
+def test_target_top_share_and_top_k_are_the_costliest_rows(pool):
+    cost = cost_of(pool, "6*N*D")
+    mask = target_mask(pool, cost, "top:10%")
+    assert mask.sum() == 24
+    assert cost[mask].min() >= cost[~mask].max()
+    assert target_mask(pool, cost, "top:5").sum() == 5
+    assert cost[target_mask(pool, cost, "top 5")].min() == np.sort(cost)[-5]
+
+
+def test_target_filter_uses_the_where_language(pool):
+    cost = cost_of(pool, "6*N*D")
+    mask = target_mask(pool, cost, "N >= 1e9 AND D > 1e10")
+    assert np.array_equal(mask, ((pool.N >= 1e9) & (pool.D > 1e10)).to_numpy())
+
+
+@pytest.mark.parametrize("bad", ["N > 1e12", "N > 0", "top:0%", "top:240", "top:x"])
+def test_a_target_that_leaves_nothing_to_predict_or_to_choose_is_refused(pool, bad):
+    with pytest.raises(ParameterError):
+        target_mask(pool, cost_of(pool, "6*N*D"), bad)
+
+
+# -- identification first, then variance --------------------------------------------------------
+
+
+def test_first_proposal_identifies_the_law_before_anything_else(pool):
+    proposal = sl.design_pool(pool[["N", "D"]], "chinchilla", cost="6*N*D", target="top:10%",
+                              budget=0.05)
+    assert proposal.phase == "identify"
+    assert len(proposal.runs) == runs_to_identify(5) == 6
+    # D-optimal for a law of N and D: the runs spread over both inputs, not one corner
+    N = np.array([r["N"] for r in proposal.runs])
+    D = np.array([r["D"] for r in proposal.runs])
+    assert np.log10(N.max() / N.min()) > 0.3 and np.log10(D.max() / D.min()) > 0.3
+    assert "identification first" in proposal.notes[0]
+    assert proposal.cost <= 0.05 * cost_of(pool, "6*N*D").sum()
+
+
+def test_once_identified_runs_narrow_the_target_region(pool):
+    first = sl.design_pool(pool[["N", "D"]], "chinchilla", cost="6*N*D", target="top:10%",
+                           budget=0.05)
+    rows = [r["row"] - 1 for r in first.runs]
+    extra = [int(i) for i in np.argsort(pool.N.to_numpy() * pool.D.to_numpy())[:6]]
+    observed = pool.iloc[rows + extra]
+    second = sl.design_pool(pool[["N", "D"]], "chinchilla", cost="6*N*D", target="top:10%",
+                            budget=0.05, observed=observed)
+    assert second.phase == "variance"
+    assert second.runs and second.variance_after < second.variance_before
+    chosen = {r["row"] - 1 for r in second.runs}
+    assert not chosen & set(rows + extra)                      # never a run already made
+    top = set(np.flatnonzero(target_mask(pool, cost_of(pool, "6*N*D"), "top:10%")))
+    assert not chosen & top                                    # never a target row
+    assert second.spent + second.cost <= second.budget * (1 + 1e-12)
+
+
+def test_an_observed_run_must_be_a_row_of_the_pool(pool):
+    model = LawModel("chinchilla", pool)
+    odd = pd.DataFrame({"N": [123.0], "D": [456.0], "loss": [3.0]})
+    with pytest.raises(InputError, match="row 1.*matches no row of the pool"):
+        match_observed(pool, odd, model, "loss")
+    with pytest.raises(InputError, match="column 'loss'"):
+        match_observed(pool, pool[["N", "D"]].head(2), model, "loss")
+
+
+# -- the greedy engine ---------------------------------------------------------------------------
+
+
+def test_gain_is_the_exact_gaussian_variance_reduction():
+    rng = np.random.default_rng(1)
+    r, t, m = 4, 6, 9
+    G, C = rng.normal(size=(t, r)), rng.normal(size=(m, r))
+    A = rng.normal(size=(r, r))
+    S = A @ A.T + np.eye(r)
+    belief = Belief(G, C, S, noise_var=0.3)
+    for j in range(m):
+        c = C[j]
+        after = S - np.outer(S @ c, S @ c) / (c @ S @ c + 0.3)
+        assert belief.gains()[j] == pytest.approx(np.trace(G @ (S - after) @ G.T))
+
+
+def test_a_run_with_several_outputs_conditions_on_all_of_them():
+    rng = np.random.default_rng(2)
+    r, t, m, o = 5, 4, 3, 2
+    G, C = rng.normal(size=(t, r)), rng.normal(size=(m, o, r))
+    belief = Belief(G, C, np.eye(r), noise_var=0.5)
+    seq = np.eye(r)
+    for row in C[1]:  # observing both outputs = conditioning on one, then the other
+        seq = seq - np.outer(seq @ row, seq @ row) / (row @ seq @ row + 0.5)
+    assert np.allclose(belief.condition(1), seq)
+    assert belief.gains()[1] == pytest.approx(belief.objective() - belief.objective(seq))
+
+
+def test_choose_respects_the_budget_and_prefers_cheap_information():
+    rng = np.random.default_rng(3)
+    G, C = rng.normal(size=(3, 4)), rng.normal(size=(20, 4))
+    belief = Belief(G, C, np.eye(4), noise_var=0.1)
+    cost = rng.uniform(1, 10, 20)
+    got = belief.choose(cost, budget=12.0, k=10)
+    assert got.cost <= 12.0 and len(set(got.picks)) == len(got.picks)
+    assert got.objective_after < got.objective_before
+    first = belief.gains() / belief.objective() / cost
+    assert got.picks[0] == int(np.argmax(first))
+
+
+# -- the sequential loop, replayed -------------------------------------------------------------------
+
+
+def test_replay_reveals_outcomes_only_for_chosen_runs_and_stays_in_budget(pool):
+    cost = cost_of(pool, "6*N*D")
+    target = target_mask(pool, cost, "top:10%")
+    y = pool.loss.to_numpy()
+
+    class Spy(LawModel):
+        seen: set[int] = set()
+
+        def fit(self, rows, yy, **kw):
+            assert np.allclose(np.ravel(yy), y[rows])          # only chosen rows' outcomes
+            Spy.seen |= {int(r) for r in rows}
+            return super().fit(rows, yy, **kw)
+
+    model = Spy("chinchilla", pool)
+    steps = replay(model, cost, target, y, [0.02, 0.1], PoolSettings(seed=0))
+    assert not Spy.seen & set(np.flatnonzero(target))
+    pool_cost = cost[~target].sum()
+    for step in steps:
+        assert step.spent <= step.budget * pool_cost * (1 + 1e-9)
+        assert step.theta is not None
+    assert set(steps[0].observed) <= set(steps[1].observed)
+
+
+def test_replay_study_beats_cheapest_first_on_a_known_law(pool, tmp_path):
+    result = sl.replay_study(pool, "chinchilla", cost="6*N*D", target="top:10%",
+                             budgets=[0.1], seeds=[0, 1])
+    ours = np.mean(result.r2["ours"]["0.1"])
+    assert ours > 0.9
+    assert ours >= np.mean(result.r2["cheapest"]["0.1"]) - 0.02
+    assert set(result.to_dict()["r2"]) == {"ours", "random", "cheapest"}
+    back = sl.load_result(result.save(tmp_path / "replay.json"))
+    assert back.to_dict() == result.to_dict() and len(repr(back)) < 300
+    assert "target-region R²" in result.summary().as_text()
+
+
+# -- the command -------------------------------------------------------------------------------------
+
+
+def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scalinglab.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_round_trip_resumes_from_the_observed_file(pool, tmp_path):
+    pool[["N", "D"]].to_csv(tmp_path / "pool.csv", index=False)
+    common = ["--law", "chinchilla", "--cost", "6*N*D", "--target", "top:10%", "--budget", "0.05"]
+    first = _cli("design", "pool", "pool.csv", *common, "--out", "round1.csv", "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    data = json.loads(first.stdout)
+    assert data["phase"] == "identify" and data["file"] == "round1.csv"
+    made = pd.read_csv(tmp_path / "round1.csv")
+    assert list(made.columns) == ["row", "N", "D", "cost", "gain", "loss"]
+    assert made["loss"].isna().all()                          # the outcome is for the user to fill
+    made["loss"] = pool.loss.to_numpy()[made["row"] - 1]
+    cheap = pool.iloc[np.argsort(pool.N.to_numpy() * pool.D.to_numpy())[:6]]
+    cheap.assign(row=cheap.index + 1)[["row", "N", "D", "loss"]].pipe(
+        lambda c: pd.concat([made[["row", "N", "D", "loss"]], c])).to_csv(
+        tmp_path / "observed.csv", index=False)
+    second = _cli("design", "pool", "pool.csv", *common, "--observed", "observed.csv",
+                  "--out", "round2.csv", "--json", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    data = json.loads(second.stdout)
+    assert data["phase"] == "variance" and data["n_observed"] == len(made) + 6
+    again = pd.read_csv(tmp_path / "round2.csv")
+    assert not set(again["row"]) & set(pd.read_csv(tmp_path / "observed.csv")["row"])
+    refused = _cli("design", "pool", "pool.csv", *common, "--observed", "observed.csv",
+                   "--out", "observed.csv", cwd=tmp_path)
+    assert refused.returncode == 2 and "is an input" in refused.stderr

@@ -1,0 +1,139 @@
+"""Figures from what was not identified are refused or said to be so; warnings come once each,
+the gravest first; no zero-width interval from degenerate resamples, no "[4.086, -]", no "nan
+to nan"; the static allocation figure marks the approach the plan uses (issue 24, item 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from scalinglab.cli import app
+from scalinglab.errors import NotIdentifiable
+from scalinglab.fit import fit_chinchilla
+from scalinglab.fit.isoflop import fit_isoflop
+from scalinglab.laws.loss import CHINCHILLA
+from scalinglab.plan import make_plan
+from scalinglab.stats import Estimate, percentile_interval
+from scalinglab.summary import Summary, cell_text, format_interval, tidy_warnings
+
+TRUE = {"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28}
+runner = CliRunner()
+
+
+def unidentified_fit():
+    # every run at nearly one D: B and beta cannot be told apart from E
+    rng = np.random.default_rng(0)
+    N = np.geomspace(1e7, 1e9, 12)
+    D = np.full_like(N, 2e9) * rng.uniform(0.99, 1.01, N.size)
+    loss = 1.8 + 400 / N**0.34 + 410 / D**0.28
+    fit = fit_chinchilla(N, D, loss * np.exp(rng.normal(0, 0.003, N.size)), bootstrap=20)
+    assert fit.unidentified
+    return fit
+
+
+def test_a_compute_optimal_plan_from_an_unidentified_fit_is_refused_with_the_runs_that_would_identify_it(tmp_path):
+    fit = unidentified_fit()
+    with pytest.raises(NotIdentifiable) as exc:
+        make_plan(compute=1e21, loss_law=fit)
+    text = str(exc.value)
+    assert "no compute-optimal plan for 1e+21 FLOPs" in text
+    assert "which these runs do not identify" in text
+    assert "Runs that would identify it: an IsoFLOP sweep" in text and "1e+20 FLOPs" in text
+    # through the CLI: one line, exit 2, no numbers
+    path = tmp_path / "fit.json"
+    fit.save(path)
+    res = runner.invoke(app, ["plan", "--compute", "1e21", "--law", str(path)])
+    assert res.exit_code == 2 and "no compute-optimal plan" in res.output and "learning rate" not in res.output
+    res = runner.invoke(app, ["plan", "--compute", "1e21", "--law", str(path), "--allow-unidentified"])
+    assert res.exit_code == 0 and "NOT IDENTIFIED" in res.output
+
+
+def test_a_plan_at_given_n_and_d_stands_but_its_loss_is_not_an_estimate():
+    plan = make_plan(params=1e9, tokens=2e10, loss_law=unidentified_fit())
+    assert plan.not_identified and plan.loss_interval is None
+    assert plan.warnings[0].startswith("NOT IDENTIFIED")
+    assert plan.loss_interval_source.startswith("no interval: the loss law's fit")
+
+
+def test_warnings_are_said_once_with_their_places_and_the_gravest_first():
+    out = tidy_warnings([
+        "N = 2e9 is outside the range (x3 beyond); extrapolating",
+        "chinchilla: only 8 runs",
+        "plan: only 8 runs",
+        "N = 2e9 is outside the range (x3 beyond); extrapolating",
+        "plan: the loss law's fit depends on B, which these runs do not identify",
+    ])
+    assert out == ["plan: the loss law's fit depends on B, which these runs do not identify",
+                   "N = 2e9 is outside the range (x3 beyond); extrapolating",
+                   "chinchilla, plan: only 8 runs"]
+    assert Summary("t", warnings=["a", "a", "b"], notes=["n", "n"]).as_text().count("warning: a") == 1
+
+
+def two_budget_runs():
+    rng = np.random.default_rng(0)
+    rows = []
+    for C in (1e18, 1e19):
+        for N in np.geomspace(C**0.5 / 30, C**0.5 / 3, 3):
+            D = C / (6 * N)
+            rows.append({"N": N, "D": D, "loss": float(CHINCHILLA(TRUE, N=N, D=D)) * np.exp(rng.normal(0, 0.002))})
+    return pd.DataFrame(rows)
+
+
+def test_isoflop_from_2_budgets_with_most_resamples_unusable_gives_no_zero_width_interval():
+    # the case that exposed it: 2 budgets of 3 sizes, 95% of resamples lose a budget; the 5%
+    # left all give the same exponent, printed as 0.648 [0.648, 0.648]
+    iso = fit_isoflop(two_budget_runs(), bootstrap=200)
+    for law in (iso.approach1, iso.approach2):
+        assert law.ci == {} and "only 5% of 200 resamples kept 2 usable budgets" in law.interval_problem
+        est = law.optimum(1e20)["N_opt"]
+        assert est.ci is None and est.note.startswith("no interval")
+    text = iso.summary().as_text()
+    assert "no interval: only 5% of 200 resamples" in text
+    assert iso.to_dict()["approach2"]["no_interval"].startswith("only 5%")
+
+
+def test_estimates_from_mostly_failed_draws_say_so_instead_of_an_interval():
+    draws = np.r_[np.full(95, np.nan), np.full(5, 0.648)]
+    est = Estimate.from_draws(0.648, draws)
+    assert est.ci is None and cell_text(est) == "0.648 (no interval: only 5% of 100 bootstrap resamples gave a value)"
+
+
+def test_infinite_draws_give_an_infinite_end_not_a_dash():
+    lo, hi = percentile_interval(np.array([4.1, 4.2, 4.3, np.inf, np.inf, np.inf]))
+    assert lo == pytest.approx(4.1125) and hi == np.inf
+    assert format_interval((4.086, float("nan"))) == "[no interval: too few usable bootstrap draws]"
+    assert "-]" not in format_interval((4.086, hi))
+
+
+def test_no_nan_decades_in_what_a_design_says():
+    from scalinglab.design.auto import _spread_change
+
+    class Remedy:
+        before = {"E": Estimate(1.0, float("nan"), float("nan"))}
+        after = {"E": Estimate(1.0, 0.5, 2.0)}
+
+    assert _spread_change("E", Remedy(), exponent=False) == ""
+
+
+def test_the_static_allocation_figure_stars_the_approach_the_plan_uses():
+    from scalinglab.report.figures import optimal_allocation
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for C in np.geomspace(1e17, 1e19, 4):
+        for N in np.geomspace(C**0.5 / 40, C**0.5 / 2, 6):
+            D = C / (6 * N)
+            rows.append({"N": N, "D": D, "loss": float(CHINCHILLA(TRUE, N=N, D=D)) * np.exp(rng.normal(0, 0.002))})
+    runs = pd.DataFrame(rows)
+    iso = fit_isoflop(runs, bootstrap=20)
+    fit = fit_chinchilla(runs.N, runs.D, runs.loss, bootstrap=20)
+    fig = optimal_allocation(iso, planned_compute=1e21, fit=fit)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(lab.startswith("the plan (Approach 3) at C = 1.00e21") for lab in labels)
+    assert any(lab.startswith("Approach 2 at the planned C") for lab in labels)
+    assert not any(lab.startswith("planned C = ") for lab in labels)
+    alone = optimal_allocation(iso, planned_compute=1e21)  # no loss law: the plan is Approach 2's
+    labels = [t.get_text() for t in alone.axes[0].get_legend().get_texts()]
+    assert any(lab.startswith("planned C = 1.00e21") for lab in labels)

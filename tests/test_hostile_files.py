@@ -1,0 +1,389 @@
+"""Hostile paths, round three (issue 25): outputs never clobber inputs, the store is never
+overwritten, written through a link or deleted, inputs that are not regular files are refused
+before reading, nothing leaks into shared folders.
+
+Every refusal is exit code 2 with one line on stderr and no traceback, within a time limit
+(a FIFO read would block forever: an alarm turns a hang into a failure), and leaves every file
+in the folder byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import multiprocessing
+import os
+import signal
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from scalinglab import safefile
+from scalinglab.cli import app
+from scalinglab.errors import InputError, StoreError
+from scalinglab.runs.store import RunStore
+
+runner = CliRunner()
+
+FIT_CSV = "N,D,loss\n" + "".join(
+    f"{n:g},{d:g},{1.69 + 406.4 / n ** 0.34 + 410.7 / d ** 0.28:.6f}\n"
+    for n in (1e7, 3e7, 1e8, 3e8) for d in (2e8, 1e9, 5e9))
+
+
+@contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Fail instead of hanging: SIGALRM interrupts a blocking open()/read()."""
+    def expire(signum, frame):  # noqa: ANN001
+        raise TimeoutError(f"did not finish within {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """Every entry under ``folder``: a regular file by content, anything else by kind."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = str(p.relative_to(folder))
+        if p.is_symlink():
+            out[rel] = "link -> " + os.readlink(p)
+        elif stat.S_ISFIFO(p.lstat().st_mode):
+            out[rel] = "fifo"
+        elif p.is_file():
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def refused(args: list[str], folder: Path, says: str, seconds: int = 60) -> str:
+    """Run the CLI; exit 2, one line naming the problem, no traceback, nothing changed."""
+    before = digest(folder)
+    with deadline(seconds):
+        result = runner.invoke(app, args)
+    assert result.exit_code == 2, (args, result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and says in lines[0], (says, lines[0])
+    assert digest(folder) == before, "a refused command changed a file"
+    return lines[0]
+
+
+@pytest.fixture(autouse=True)
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCALINGLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "1000")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    path = tmp_path / "runs.duckdb"
+    csv = tmp_path / "runs.csv"
+    csv.write_text(FIT_CSV)
+    RunStore(path).import_file(csv)
+    return path
+
+
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+# -- outputs never clobber inputs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [
+    ["report", "--out", "{store}"],
+    ["fit", "chinchilla", "--bootstrap", "0", "--save", "{store}"],
+    ["fit", "chinchilla", "{csv}", "--bootstrap", "0", "--save", "{csv}"],
+    ["fit", "chinchilla", "{csv}", "--bootstrap", "0", "--save", "{other_store}"],
+    ["fit", "isoflop", "--bootstrap", "0", "--save", "{store}"],
+    ["sweep", "plan", "isoflop", "--budgets", "1e12", "--out", "{store}"],
+], ids=["report-out-store", "fit-save-store", "fit-save-own-input", "fit-save-another-store",
+        "isoflop-save-store", "sweep-plan-out-store"])
+def test_an_output_onto_the_store_or_an_input_is_refused(tmp_path, store, command):
+    other = tmp_path / "sub" / "other.duckdb"
+    other.parent.mkdir()
+    other.write_bytes(store.read_bytes())  # a DuckDB file known only by its magic bytes
+    args = [a.format(store=store, csv=tmp_path / "runs.csv", other_store=other)
+            for a in command]
+    if "--store" not in args and command[0] != "sweep":
+        args += ["--store", str(store)]
+    line = refused(args, tmp_path, "refusing to overwrite it")
+    assert "run store" in line or "inputs" in line
+
+
+def test_a_result_written_over_an_old_one_is_replaced_whole(tmp_path, store):
+    out = tmp_path / "fit.json"
+    out.write_text("old")
+    res = runner.invoke(app, ["fit", "chinchilla", "--store", str(store), "--bootstrap", "0",
+                              "--save", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["kind"] == "loss_fit"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(("where", "says"), [
+    ("missing/fit.json", "does not exist"),
+    (".", "is a folder"),
+])
+def test_save_into_a_missing_folder_or_onto_a_folder_is_one_line(tmp_path, store, where, says):
+    refused(["fit", "chinchilla", "--store", str(store), "--bootstrap", "0", "--save",
+             str(tmp_path / where)], tmp_path, says)
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_old_file(tmp_path, store, monkeypatch):
+    out = tmp_path / "fit.json"
+    out.write_text("the previous result")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safefile.os, "fsync", full)
+    refused(["fit", "chinchilla", "--store", str(store), "--bootstrap", "0", "--save", str(out)],
+            tmp_path, "no space left on the device")
+    assert out.read_text() == "the previous result"
+
+
+def test_report_figures_onto_a_file_is_one_line(tmp_path, store):
+    (tmp_path / "figs").write_text("a file")
+    refused(["report", "--store", str(store), "--out", str(tmp_path / "r.html"), "--figures",
+             str(tmp_path / "figs")], tmp_path, "is a file, not a folder")
+
+
+def test_an_output_that_is_a_symlink_is_not_written_through(tmp_path, store):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "fit.json").symlink_to(victim)
+    refused(["fit", "chinchilla", "--store", str(store), "--bootstrap", "0", "--save",
+             str(tmp_path / "fit.json")], tmp_path, "symbolic link")
+
+
+def test_write_output_refuses_each_kind_of_path(tmp_path):
+    (tmp_path / "dir").mkdir()
+    fifo(tmp_path / "pipe")
+    (tmp_path / "in.csv").write_text("x")
+    with deadline(10):
+        for path, says in ((tmp_path / "dir", "is a folder"), (tmp_path / "pipe", "named pipe"),
+                           (tmp_path / "in.csv", "inputs"), (tmp_path / "no" / "x", "does not")):
+            with pytest.raises(safefile.OutputError, match=says):
+                safefile.write_output(path, "data", inputs=[tmp_path / "in.csv"])
+
+
+# -- the store ----------------------------------------------------------------------------------
+
+
+def test_a_store_whose_wal_is_a_symlink_is_refused_and_the_target_untouched(tmp_path, store):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not a journal")
+    Path(f"{store}.wal").symlink_to(victim)
+    (tmp_path / "more.csv").write_text("run_id,N,D,loss\nz,1e9,2e10,2.5\n")
+    refused(["import", str(tmp_path / "more.csv"), "--store", str(store)], tmp_path,
+            "journal is a symbolic link")
+    refused(["runs", "--store", str(store)], tmp_path, "journal is a symbolic link")
+    assert victim.read_text() == "not a journal"
+
+
+def _import_one(args: tuple[str, str]) -> str:
+    csv, path = args
+    try:
+        RunStore(path, lock_timeout_s=120).import_file(csv)
+        return "ok"
+    except StoreError as exc:
+        return f"error: {exc}"
+
+
+def test_eight_parallel_imports_into_a_new_store_keep_every_run(tmp_path):
+    csvs = []
+    for i in range(8):
+        p = tmp_path / f"f{i}.csv"
+        p.write_text(f"run_id,N,D,loss\nr{i},1e8,2e9,3.{i}\n")
+        csvs.append((str(p), str(tmp_path / "x.duckdb")))
+    with multiprocessing.get_context("fork").Pool(8) as pool:
+        outcomes = pool.map(_import_one, csvs, chunksize=1)
+    # each import ends in the store, or (never here, but allowed) with a one-line error
+    assert all(o == "ok" or "\n" not in o for o in outcomes), outcomes
+    ok = outcomes.count("ok")
+    assert ok >= 1
+    assert len(RunStore(tmp_path / "x.duckdb", read_only=True).runs()) == ok
+
+
+def test_a_failed_first_import_removes_only_the_file_it_made(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("N,D,loss\n1e8,2e9,abc\n")
+    path = tmp_path / "new.duckdb"
+    with pytest.raises(InputError):
+        RunStore(path).import_file(bad)
+    assert not path.exists() and not Path(f"{path}.wal").exists()
+
+
+def test_a_store_that_is_a_fifo_is_refused_without_hanging(tmp_path):
+    fifo(tmp_path / "s.duckdb")
+    (tmp_path / "a.csv").write_text(FIT_CSV)
+    refused(["import", str(tmp_path / "a.csv"), "--store", str(tmp_path / "s.duckdb")],
+            tmp_path, "named pipe", seconds=30)
+    refused(["runs", "--store", str(tmp_path / "s.duckdb")], tmp_path, "named pipe", seconds=30)
+
+
+def test_duckdb_spills_into_a_private_folder(tmp_path, store):
+    RunStore(store, read_only=True).runs()
+    from scalinglab.runs.store import _connect_config
+
+    spill = Path(_connect_config()["temp_directory"])
+    st = os.lstat(spill)
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
+    assert st.st_uid == os.getuid() and str(os.getuid()) in spill.name
+
+
+def test_a_private_folder_planted_as_a_symlink_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "cache").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(safefile.OutputError, match="symlink"):
+        safefile.private_dir(tmp_path / "cache")
+
+
+# -- inputs are regular files ----------------------------------------------------------------
+
+
+def _tb_fifo(root: Path) -> Path:
+    (root / "tb" / "run1").mkdir(parents=True)
+    fifo(root / "tb" / "run1" / "events.out.tfevents.1.host")
+    return root / "tb"
+
+
+FIFO_INPUTS = {
+    "import-csv": (lambda t: ["import", str(fifo(t / "pipe.csv"))], "named pipe"),
+    "import-jsonl": (lambda t: ["import", str(fifo(t / "runs.jsonl"))], "named pipe"),
+    "fit-file": (lambda t: ["fit", "chinchilla", str(fifo(t / "pipe.csv"))], "named pipe"),
+    "tensorboard-dir": (lambda t: ["import", str(_tb_fifo(t)), "--from", "tensorboard"],
+                        "named pipe"),
+    "mlflow-file": (lambda t: ["import", str(fifo(t / "mlflow.db")), "--from", "mlflow"],
+                    "named pipe"),
+    "wandb-history": (lambda t: ["import", str(fifo(t / "history.csv")), "--from", "wandb"],
+                      "named pipe"),
+    "training-log": (lambda t: ["import", str(fifo(t / "train.log")), "--from", "log"],
+                     "named pipe"),
+    "set-file": (lambda t: ["import", str(_tb_fifo(t)), "--from", "tensorboard", "--set",
+                            str(fifo(t / "sizes.json"))], "named pipe"),
+    "device": (lambda t: ["import", "/dev/zero", "--from", "log"], "a device"),
+    "result": (lambda t: ["report", "--result", str(fifo(t / "r.json"))], "named pipe"),
+}
+
+
+@pytest.mark.parametrize("name", list(FIFO_INPUTS))
+def test_an_input_that_is_a_fifo_or_device_is_refused_before_reading(tmp_path, store, name):
+    make, says = FIFO_INPUTS[name]
+    args = make(tmp_path)
+    refused([*args, "--store", str(store)], tmp_path, says, seconds=60)
+
+
+def _plan_with_data(tmp_path: Path, source: Path) -> Path:
+    """A valid plan (made from a real corpus) whose [data] source is then ``source``."""
+    import tomllib
+
+    import tomli_w
+
+    good = tmp_path / "good.txt"
+    good.write_text("lambda yield async await " * 3000)
+    plan = tmp_path / "plan.toml"
+    res = runner.invoke(app, ["sweep", "plan", "isoflop", "--budgets", "3e8", "--sizes", "2",
+                              "--data", str(good), "--seq-len", "32", "--batch-tokens", "256",
+                              "--out", str(plan)])
+    assert res.exit_code == 0, res.output
+    doc = tomllib.loads(plan.read_text())
+    doc["data"]["source"] = str(source)
+    plan.write_text(tomli_w.dumps(doc))
+    good.unlink()
+    return plan
+
+
+def test_sweep_data_that_is_a_fifo_is_refused(tmp_path, store):
+    plan = _plan_with_data(tmp_path, fifo(tmp_path / "corpus.txt"))
+    refused(["sweep", "run", str(plan), "--store", str(store)], tmp_path, "named pipe",
+            seconds=60)
+
+
+def test_json_deeper_than_the_limit_is_one_line(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with deadline(20), pytest.raises(InputError, match="nested 100000 levels deep"):
+        safefile.read_json(deep)
+    s = json.dumps({"a": ["x\\\"[[[[", {"b": [1]}]})
+    assert safefile.json_depth(s.encode()) == 4
+
+
+# -- sidecars and caches ----------------------------------------------------------------------
+
+
+def test_a_log_planted_as_a_symlink_is_not_written_through(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "run.log").symlink_to(victim)
+    with pytest.raises(safefile.OutputError, match="symbolic link"):
+        safefile.open_log(tmp_path / "run.log")
+    fifo(tmp_path / "pipe.log")
+    with deadline(10), pytest.raises(safefile.OutputError, match="named pipe"):
+        safefile.open_log(tmp_path / "pipe.log")
+    assert victim.read_text() == "precious"
+
+
+def test_a_secret_too_small_to_train_on_is_not_cached(tmp_path, store):
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$salt$hash:19000:0:99999:7:::\n")
+    plan = _plan_with_data(tmp_path, secret)
+    refused(["sweep", "run", str(plan), "--store", str(store)], tmp_path, "too little data")
+    cache = tmp_path / "cache"
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_cached_tokens_are_private(tmp_path):
+    from scalinglab.sweep.data import DataSpec, load_corpus
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("lambda yield async await " * 3000)
+    load_corpus(DataSpec(source=str(text)))
+    cache = tmp_path / "cache"
+    files = [p for p in cache.rglob("*") if p.is_file()]
+    assert files
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in cache.rglob("*") if p.is_dir())
+
+
+def test_mlflow_param_and_tag_files_linking_outside_the_store_are_not_read(tmp_path, store):
+    pytest.importorskip("mlflow")
+    from tracker_stores import write_mlflow_stores
+
+    mlruns = write_mlflow_stores(tmp_path / "ml")["mlruns"]
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-VALUE")
+    planted = 0
+    for params in mlruns.rglob("params"):
+        target = params / "schedule"
+        if target.exists():
+            target.unlink()
+            target.symlink_to(secret)
+            planted += 1
+    for tags in mlruns.rglob("tags"):
+        (tags / "stolen").symlink_to(secret)
+    assert planted
+    res = runner.invoke(app, ["import", str(mlruns), "--from", "mlflow", "--store", str(store),
+                              "--invalid", "skip"])
+    assert res.exit_code == 0, res.output
+    assert "left unread" in res.output
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        dump = str(con.execute("SELECT * FROM runs").fetchall())
+    finally:
+        con.close()
+    assert "TOP-SECRET" not in dump
