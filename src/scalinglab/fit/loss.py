@@ -408,8 +408,6 @@ def _linear_law(base: Law, tie: Mapping[str, str] | None, fix: Mapping[str, floa
                 bounds: Mapping[str, tuple[float, float]] | None) -> Law:
     """``base`` as a formula law fitted in natural coordinates (no parameter reparametrised to
     be positive), tied and fixed parameters substituted, bounds merged."""
-    from scalinglab.laws.formula import formula_law
-
     d = dict(base.definition or {})
     if d.get("kind") == "formula":
         text, defs = d["formula"], [tuple(x) for x in d.get("definitions", [])]
@@ -427,7 +425,7 @@ def _linear_law(base: Law, tie: Mapping[str, str] | None, fix: Mapping[str, floa
     free = [p for p in base.param_names if p not in tie and p not in fix]
     merged = {k: v for k, v in base.bounds.items() if k in free} | {k: tuple(v) for k, v in (bounds or {}).items()}
     try:
-        return formula_law(text, base.inputs, free, name=base.name, output=base.output,
+        return Law.from_formula(text, base.inputs, free, name=base.name, output=base.output,
                            bounds=merged, log_params={p: False for p in free},
                            definitions=subst + defs, provenance=base.provenance)
     except ParameterError as exc:
