@@ -128,6 +128,15 @@ def test_once_identified_runs_narrow_the_target_region(pool):
     top = set(np.flatnonzero(target_mask(pool, cost_of(pool, "6*N*D"), "top:10%")))
     assert not chosen & top                                    # never a target row
     assert second.spent + second.cost <= second.budget * (1 + 1e-12)
+    # the bootstrap ensemble's belief chooses by the same rule, once the bootstrap too finds
+    # every parameter identified (here with runs spread over the pool)
+    spread = np.argsort(pool.N.to_numpy() * pool.D.to_numpy())[:200:5]
+    drawn = sl.design_pool(pool[["N", "D"]], "chinchilla", cost="6*N*D", target="top:10%",
+                           budget=0.2, observed=pool.iloc[spread], criterion="draws",
+                           bootstrap=40)
+    assert drawn.phase == "variance" and drawn.runs
+    assert drawn.variance_after < drawn.variance_before
+    assert not any("instead of the draws" in n for n in drawn.notes)
 
 
 def test_an_observed_run_must_be_a_row_of_the_pool(pool):

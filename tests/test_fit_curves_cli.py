@@ -108,3 +108,10 @@ def test_predict_curve_from_a_schedule_file(fit_json: Path, tmp_path: Path) -> N
     truth = MultiPowerLaw().value(TRUTH, Schedule(lr), [8750])[0]
     assert out["every"] == pytest.approx(truth, rel=3e-3)
     assert out["sparse"] == pytest.approx(out["every"], rel=1e-3)  # integrated from 33 logged steps
+
+
+def test_the_catalogue_lists_the_curve_laws() -> None:
+    res = invoke("fit", "laws", "--json")
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    assert rows["multipower"]["params"] == ["L0", "A", "alpha", "B", "C", "beta", "gamma"]
+    assert "Tissue" in rows["momentum"]["provenance"]["source"]

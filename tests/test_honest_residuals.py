@@ -97,3 +97,31 @@ def test_structure_is_found_by_size_too_and_not_in_pure_noise():
     rs = residual_structure({"N": N, "D": D}, bent, truth)
     by_n = next(t for t in rs.tests if t["by"] == "N")
     assert by_n["p"] < 0.01 and by_n["off"][0]["group"] == "N = 1e+09"
+
+
+@pytest.mark.parametrize("command", [
+    ["law", "chinchilla"],
+    ["custom", "--formula", "E + A*N**-alpha + B*D**-beta", "--inputs", "N,D"],
+])
+def test_fit_law_and_fit_custom_take_the_noise_floor_as_fit_chinchilla_does(tmp_path, command):
+    from scalinglab.fit.commands import NoiseFloorOpt, chinchilla, custom_cmd, law_cmd
+
+    # one option object for the three commands, so help, parsing and defaults cannot drift apart
+    for cmd in (chinchilla, law_cmd, custom_cmd):
+        assert cmd.__defaults__ is not None and NoiseFloorOpt in cmd.__defaults__, cmd.__name__
+    rng = np.random.default_rng(0)
+    N = np.repeat(np.geomspace(1e7, 1e9, 6), 4)
+    D = N * np.tile([10.0, 20.0, 40.0, 80.0], 6)
+    loss = CHINCHILLA(TRUE, N=N, D=D) * np.exp(rng.normal(0, 5e-4, N.size))
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"N": N, "D": D, "loss": loss}).to_csv(path, index=False)
+    base = ["fit", *command, str(path), "--bootstrap", "0", "--holdout-top", "2"]
+    res = runner.invoke(app, [*base, "--noise-floor", "0.5%", "--json"])
+    assert res.exit_code == 0, res.output
+    rs = json.loads(res.stdout)["residual_structure"]
+    assert rs["noise_floor"] == pytest.approx(0.005) and rs["noise_floor_source"] == "given"
+    text = " ".join(runner.invoke(app, [*base, "--noise-floor", "0.5%"]).output.split())
+    assert "within noise (floor 0.50%, given)" in text
+    assert "noise floor: 0.500% of loss (given)" in text
+    res = runner.invoke(app, [*base, "--noise-floor", "2"])
+    assert res.exit_code == 2 and "--noise-floor" in res.output

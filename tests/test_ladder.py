@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from scalinglab.cli import app
 from scalinglab.downstream.ladder import (
+    TASKS,
     LadderFit,
     fit_ladder,
     model_scatter,
@@ -162,3 +163,50 @@ def test_cli_fits_a_ladder_task(tmp_path):
     body = json.loads(out.stdout)
     assert body["kind"] == "ladder_fit" and body["task"] == "piqa"
     assert any(n.startswith("held out 3B-10xC") for n in body["notes"])
+
+
+def test_mmlu_categories_are_weighted_by_their_share_of_questions():
+    cols = TASKS["mmlu"]
+    row = {c: 0.0 for c in (*cols[0], *cols[1])}
+    row["eval/downstream_bpb/mmlu_humanities_test_rc_5shot_bpb"] = 1.0
+    row["eval/downstream/mmlu_stem_test_rc_5shot_len_norm"] = 1.0
+    bpb, acc = task_columns(pd.DataFrame([row]), "mmlu")
+    assert bpb[0] == pytest.approx(4705 / 14042, abs=1e-3)  # humanities' share of the questions
+    assert acc[0] == pytest.approx(3018 / 14042, abs=1e-3)  # STEM's
+
+
+def test_step_one_fits_the_mean_of_each_runs_last_checkpoints_and_step_two_skips_early_ones():
+    clean = synthetic_ladder(n_ckpt=20, seed=3)
+    bad = clean.copy()
+    # the largest runs' last checkpoints evaluated badly (bpb 3% high): one checkpoint, so the
+    # mean of the last 5 moves a fifth as far as the last checkpoint alone
+    last = bad[bad["N"] == bad["N"].max()].groupby("run").tail(1).index
+    bad.loc[last, BPB] *= 1.03
+    moved = {}
+    for window in (1, 5):
+        a, b = (fit_ladder(f, TASK, window=window, bootstrap=0).predict(3e9, 6e10)["bpb"].iloc[0]
+                for f in (clean, bad))
+        moved[window] = abs(b - a) / a
+    assert moved[5] < 0.5 * moved[1], moved
+    fit = fit_ladder(clean, TASK, window=5, bootstrap=0)
+    assert "mean of each run's last 5" in " ".join(fit.notes)
+    # step 2 holds 20 - ceil(0.1 x 20) = 18 checkpoints per run, plus the anchor
+    per_run = pd.Series([i.split("@")[0] for i in fit.step2.run_ids]).value_counts()
+    assert per_run["(anchor)"] == 1 and per_run.drop("(anchor)").max() == 18
+    assert fit.step2.x.min() == 0.0 and fit.step2.y[fit.step2.x == 0.0][0] == 1.0
+
+
+def test_the_anchor_is_in_every_bootstrap_resample():
+    from scalinglab.downstream.link_fit import fit_link
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(0.8, 1.2, 60), [0.0]])
+    y = np.concatenate([_acc(x[:-1]) + rng.normal(0, 0.01, 60), [1.0]])
+    always = np.zeros(61, dtype=bool)
+    always[-1] = True
+    kept = fit_link(x, y, "sigmoid", bootstrap=60, cluster=np.arange(61), always=always)
+    resampled = fit_link(x, y, "sigmoid", bootstrap=60, cluster=np.arange(61))
+    at_zero = {k: np.atleast_2d(f.predict_draws(np.array([0.0])))[:, 0] for k, f in
+               (("kept", kept), ("resampled", resampled))}
+    spread = {k: float(np.nanmax(np.abs(v - 1.0))) for k, v in at_zero.items()}
+    assert spread["kept"] < spread["resampled"], spread

@@ -250,12 +250,10 @@ class LawModel:
         theta = self.to_theta(result.params)
         draws = None
         if result.draws is not None and len(result.draws):
-            ok = np.all(np.isfinite(result.draws), axis=1) & np.all(result.draws > 0, axis=1) | \
-                np.all(np.isfinite(result.draws), axis=1) & ~self.is_log.any()
-            d = result.draws[ok]
+            d = np.asarray(result.draws, dtype=float)
+            ok = np.all(np.isfinite(d), axis=1) & np.all(d[:, self.is_log] > 0, axis=1)
             with np.errstate(all="ignore"):
-                draws = np.where(self.is_log, np.log(np.abs(d)), d)
-            draws = draws[np.all(np.isfinite(draws), axis=1)]
+                draws = np.where(self.is_log, np.log(np.abs(d[ok])), d[ok])
         pred = self.predict(theta, rows)[0, :, 0]
         return Fitted(theta, _noise_var(np.asarray(y, float).reshape(len(rows), -1), pred[:, None],
                                         len(theta)), draws, tuple(result.unidentified),
@@ -667,8 +665,7 @@ def design_pool(
         runs.append(entry)
     params = {}
     if rnd.fitted is not None and isinstance(model, LawModel):
-        params = {k: float(v) for k, v in model._params(rnd.fitted.theta).items()
-                  for v in [v[0]]}
+        params = {k: float(v[0]) for k, v in model._params(rnd.fitted.theta).items()}
     return PoolProposal(runs=runs, phase=rnd.phase, budget=total, spent=spent, law=law_name,
                         cost_expr=str(cost), target_expr=str(target), n_target=int(tmask.sum()),
                         n_observed=int(len(rows)), variance_before=rnd.variance_before,

@@ -2,12 +2,14 @@
 chained steps, with a flag for tasks too noisy to predict.
 
 1. Task loss from size and data: ``bpb(N, D) = E + A N^-alpha + B D^-beta`` (bits per byte of the
-   correct answer), fitted by the one engine on each ladder run's final checkpoint.
+   correct answer), fitted by the one engine on each ladder run's final checkpoint (its bpb
+   the mean of the run's last ``window`` checkpoints, as the paper's code does).
 2. Accuracy from task loss: a sigmoid ``acc = lo + (hi - lo) / (1 + exp(-s (bpb - x0)))`` (floor,
    ceiling, slope, midpoint), fitted on every checkpoint of every run after a moving average
    along each run (the link does not depend on N and D, so intermediate checkpoints are extra
-   points on the same curve; the average takes out checkpoint-to-checkpoint noise). Its
-   bootstrap resamples whole runs.
+   points on the same curve; the average takes out checkpoint-to-checkpoint noise), leaving
+   out each run's first 10% of checkpoints and anchored at (bpb 0, the task's maximum), as the
+   paper's protocol does. Its bootstrap resamples whole runs (the anchor is in every resample).
 
 The chained prediction pairs draws: bpb draw ``j`` from step 1 goes through link draw ``j'`` from
 step 2, and, for a new model (the default), each pair is spread by step 1's run-to-run noise and
@@ -78,6 +80,14 @@ TASKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
               ("eval/downstream/boolq_val_rc_5shot_acc",)),
 }
 _LABELS = {"1B": "1.3B"}  # file names' sizes -> final.json's keys
+#: MMLU's four category splits are averaged weighted by their share of the test questions
+#: (STEM 3,018, humanities 4,705, social sciences 3,077, other 3,242 of 14,042), as the ladder
+#: paper does: an unweighted mean over-weights STEM, the noisiest split
+_MMLU_SHARE = {"stem": 0.215, "humanities": 0.335, "social_sciences": 0.219, "other": 0.231}
+WEIGHTS: dict[str, float] = {
+    f"eval/{kind}/mmlu_{c}_{split}_rc_5shot_{suffix}": w
+    for c, w in _MMLU_SHARE.items() for split in ("val", "test")
+    for kind, suffix in (("downstream_bpb", "bpb"), ("downstream", "len_norm"))}
 
 
 def _size_value(text: str) -> float:
@@ -86,12 +96,14 @@ def _size_value(text: str) -> float:
 
 def read_ladder(folder: str | Path) -> tuple[pd.DataFrame, list[str]]:
     """Every checkpoint of every ladder run in ``folder``: a long frame with ``run``, ``size``,
-    ``mult``, ``rerun``, ``step``, ``N``, ``D`` and the files' metric columns; and notes."""
+    ``mult``, ``rerun``, ``step``, ``N``, ``D``, ``listed`` (the run is among ``final.json``'s
+    fitted ("train") paths: the paper's own ladder) and the files' metric columns; and notes."""
     folder = Path(folder)
     files = sorted(p for p in folder.glob("*.csv") if _FILE.match(p.stem))
     if not files:
         raise InputError("no ladder runs ({size}-{k}xC.csv) here", source=str(folder))
     sizes: dict[str, float] = {}
+    listed: set[str] = set()
     meta = folder / "final.json"
     if meta.exists():
         data = read_json(meta)  # bounded: size, depth, a regular file
@@ -99,6 +111,8 @@ def read_ladder(folder: str | Path) -> tuple[pd.DataFrame, list[str]]:
             for key, spec in data.items():
                 if isinstance(spec, Mapping) and "n" in spec:
                     sizes[str(key)] = float(spec["n"])
+                if isinstance(spec, Mapping) and spec.get("mode", "train") == "train":
+                    listed.update(Path(str(p)).stem for p in spec.get("paths", []))
         except (AttributeError, TypeError, ValueError) as exc:
             raise InputError(f"cannot read model sizes ({exc})", source=str(meta)) from None
     frames, notes = [], []
@@ -132,12 +146,15 @@ def read_ladder(folder: str | Path) -> tuple[pd.DataFrame, list[str]]:
             n_of[size] = _size_value(size)
             notes.append(f"N of {size} read from its name")
     out["N"] = out["size"].map(n_of).astype(float)
+    # the runs the paper's configuration fits on (1-10xC, first seed; not 0.5xC nor reruns)
+    out["listed"] = out["run"].isin(listed)
     return out, notes
 
 
 def task_columns(frame: pd.DataFrame, task: str | tuple[Sequence[str], Sequence[str]]
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """The task's bpb and accuracy per row (means of its columns)."""
+    """The task's bpb and accuracy per row (means of its columns, weighted by :data:`WEIGHTS`:
+    MMLU's categories by their share of questions, every other column 1)."""
     if isinstance(task, str):
         if task not in TASKS:
             raise ParameterError(f"unknown task {task!r}; known: {sorted(TASKS)} (or give "
@@ -148,8 +165,11 @@ def task_columns(frame: pd.DataFrame, task: str | tuple[Sequence[str], Sequence[
     missing = [c for c in (*bpb_cols, *acc_cols) if c not in frame.columns]
     if missing:
         raise ParameterError(f"the ladder has no column(s) {missing}", "task")
-    return (frame[list(bpb_cols)].astype(float).mean(axis=1).to_numpy(),
-            frame[list(acc_cols)].astype(float).mean(axis=1).to_numpy())
+    def mean(cols: Sequence[str]) -> np.ndarray:
+        w = np.array([WEIGHTS.get(c, 1.0) for c in cols])
+        return frame[list(cols)].astype(float).to_numpy() @ (w / w.sum())
+
+    return mean(bpb_cols), mean(acc_cols)
 
 
 def moving_average(values: np.ndarray, runs: np.ndarray, window: int) -> np.ndarray:
@@ -336,6 +356,8 @@ def fit_ladder(
     n_last: int = 10,
     threshold: float = 0.02,
     points_per_run: int = 25,
+    skip: float = 0.1,
+    anchor: tuple[float, float] | None = (0.0, 1.0),
     law: str = "chinchilla",
     bootstrap: int = 200,
     seed: int = 0,
@@ -347,34 +369,61 @@ def fit_ladder(
     ``points_per_run``: smoothed checkpoints per run in step 2, evenly spaced, the last always
     among them (neighbours of a moving average carry nearly the same information; on the OLMo
     ladder 25 per run instead of all ~150 changes the link's parameters by less than their
-    interval and makes the fit ~6x faster)."""
-    if window < 1 or n_last < 4 or not threshold > 0 or points_per_run < 2:
-        raise ParameterError("window must be >= 1, n_last >= 4, threshold > 0 and "
-                             "points_per_run >= 2", "window", "n_last", "threshold", "points_per_run")
+    interval and makes the fit ~6x faster).
+
+    As the ladder paper's protocol: step 1's bpb for a run is the mean of its last ``window``
+    checkpoints (one checkpoint's bpb carries its evaluation noise into a fit on ~20 points);
+    step 2 leaves out each run's first ``skip`` fraction of checkpoints (early training, where
+    accuracy sits at chance whatever the loss, is not on the curve the big model follows) and
+    adds ``anchor`` = (bpb, accuracy) = (0, task maximum), a point every bootstrap resample
+    keeps (a model that assigns the correct answers all probability scores the maximum);
+    ``anchor=None`` leaves it out."""
+    if window < 1 or n_last < 4 or not threshold > 0 or points_per_run < 2 or not 0 <= skip < 1:
+        raise ParameterError("window must be >= 1, n_last >= 4, threshold > 0, "
+                             "points_per_run >= 2 and 0 <= skip < 1", "window", "n_last",
+                             "threshold", "points_per_run", "skip")
     frame = ladder.sort_values(["run", "step"]).reset_index(drop=True)
     bpb, acc = task_columns(frame, task)
     name = task if isinstance(task, str) else "custom"
     runs = frame["run"].to_numpy()
     ok = np.isfinite(bpb) & np.isfinite(acc)
     notes: list[str] = []
-    # step 1: final checkpoints, one point per run (reruns are separate points at the same N, D)
-    last = frame[ok].groupby("run").tail(1).index.to_numpy()
+    # step 1: final checkpoints, one point per run (reruns are separate points at the same N, D),
+    # its bpb the mean of the run's last `window` checkpoints
+    good = frame[ok].assign(_bpb=bpb[ok])
+    last = good.groupby("run").tail(1).index.to_numpy()
+    final_bpb = good.groupby("run")["_bpb"].apply(lambda v: float(v.tail(window).mean()))
     step1_runs = pd.DataFrame({"N": frame.loc[last, "N"].to_numpy(float),
-                               "D": frame.loc[last, "D"].to_numpy(float), "loss": bpb[last],
+                               "D": frame.loc[last, "D"].to_numpy(float),
+                               "loss": final_bpb.loc[frame.loc[last, "run"]].to_numpy(float),
                                "run_id": frame.loc[last, "run"].to_numpy()})
     step1 = fit_law(law, step1_runs, bootstrap=bootstrap, seed=seed, level=level,
                     source=f"ladder final checkpoints ({name} bpb)")
-    # step 2: every checkpoint, smoothed along each run, bootstrapped by run
-    sm_bpb = moving_average(np.where(ok, bpb, np.nan), runs, window)
-    sm_acc = moving_average(np.where(ok, acc, np.nan), runs, window)
-    keep = np.isfinite(sm_bpb) & np.isfinite(sm_acc) & _thin(runs, points_per_run)
-    step2 = fit_link(sm_bpb[keep], sm_acc[keep], "sigmoid", metric=f"{name} accuracy",
-                     x_name=f"{name} bpb", bootstrap=bootstrap, seed=seed, cluster=runs[keep],
-                     run_ids=[f"{r}@{s}" for r, s in zip(runs[keep], frame["step"].to_numpy()[keep],
-                                                         strict=True)], level=level)
+    # step 2: every checkpoint after the first `skip` of each run, smoothed along the run,
+    # bootstrapped by run
+    late = np.zeros(len(frame), dtype=bool)
+    for r in pd.unique(runs):
+        idx = np.flatnonzero((runs == r) & ok)
+        late[idx[int(np.ceil(skip * len(idx))):]] = True
+    sm_bpb = moving_average(np.where(late, bpb, np.nan)[late], runs[late], window)
+    sm_acc = moving_average(np.where(late, acc, np.nan)[late], runs[late], window)
+    runs2, steps2 = runs[late], frame["step"].to_numpy()[late]
+    keep = np.isfinite(sm_bpb) & np.isfinite(sm_acc) & _thin(runs2, points_per_run)
+    xs, ys = sm_bpb[keep], sm_acc[keep]
+    units = runs2[keep].astype(object)
+    ids = [f"{r}@{s}" for r, s in zip(runs2[keep], steps2[keep], strict=True)]
+    fixed_rows = np.zeros(len(xs), dtype=bool)
+    if anchor is not None:
+        xs, ys = np.append(xs, float(anchor[0])), np.append(ys, float(anchor[1]))
+        units = np.append(units, "(anchor)")
+        ids.append("(anchor)")
+        fixed_rows = np.append(fixed_rows, True)
+    step2 = fit_link(xs, ys, "sigmoid", metric=f"{name} accuracy", x_name=f"{name} bpb",
+                     bootstrap=bootstrap, seed=seed, cluster=units, run_ids=ids, level=level,
+                     always=fixed_rows)
     # the link's scatter across models: each run's last smoothed point off the curve
     resid = sm_acc[keep] - np.atleast_1d(step2.predict(sm_bpb[keep]))
-    scatter = model_scatter(resid, list(runs[keep]))
+    scatter = model_scatter(resid, list(runs2[keep]))
     # predictability: checkpoint-to-checkpoint variability of the largest model's runs
     big = frame["N"].to_numpy() == frame["N"].max()
     variability = predictability(np.where(ok, acc, np.nan)[big], runs[big], n_last)
@@ -384,8 +433,10 @@ def fit_ladder(
         warns.append(f"{name}: accuracy varies by {variability:.1%} (relative sd) between the last "
                      f"{n_last} checkpoints of the largest runs, above {threshold:.0%}: predictions "
                      "cannot be more precise than that")
-    notes.append(f"step 1 on {len(step1_runs)} final checkpoints; step 2 on {int(keep.sum())} "
-                 f"checkpoints of {len(pd.unique(runs[keep]))} runs (moving average of {window})")
+    notes.append(f"step 1 on {len(step1_runs)} final checkpoints (mean of each run's last {window}); "
+                 f"step 2 on {int(keep.sum())} checkpoints of {len(pd.unique(runs2[keep]))} runs "
+                 f"(first {skip:.0%} of each run left out, moving average of {window})"
+                 + ("" if anchor is None else f", anchored at bpb {anchor[0]:g} -> {anchor[1]:g}"))
     return LadderFit(task=name, step1=step1, step2=step2, scatter=scatter, variability=variability,
                      predictable=predictable, threshold=threshold, window=window,
                      run_ids=tuple(pd.unique(runs)), level=level, warnings=warns, notes=notes,

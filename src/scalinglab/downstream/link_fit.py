@@ -229,6 +229,7 @@ def fit_link(
     cluster: Any = None,
     run_ids: Sequence[str] | None = None,
     level: float = 0.95,
+    always: Any = None,
 ) -> LinkFit:
     """Fit ``metric = link(x)`` by least squares, with a bootstrap over points for intervals.
 
@@ -242,6 +243,9 @@ def fit_link(
     cluster : optional unit label per point; the bootstrap then resamples whole units (e.g. all
         checkpoints of one model together).
     run_ids : ids of the runs (or models), kept on the result.
+    always : optional boolean mask of points that every bootstrap resample keeps once (an
+        anchor such as the ladder's "zero loss gives the task's maximum", which is not a
+        sampled run and must not be resampled like one).
 
     Raises
     ------
@@ -263,6 +267,15 @@ def fit_link(
         weights = bootstrap_weights(int(unit.max()) + 1, bootstrap, np.random.default_rng(seed),
                                     unit_of_row=unit.ravel())
         notes.append(f"bootstrap over {int(unit.max()) + 1} clusters, not over points")
+    if always is not None and bootstrap > 0:
+        fixed_rows = np.asarray(always, dtype=bool).ravel()
+        if len(fixed_rows) != len(x):
+            raise ParameterError(f"{len(fixed_rows)} values in always for {len(x)} points", "always")
+        if weights is None:
+            free = np.flatnonzero(~fixed_rows)
+            weights = np.ones((bootstrap, len(x)))
+            weights[:, free] = bootstrap_weights(len(free), bootstrap, np.random.default_rng(seed))
+        weights[:, fixed_rows] = 1.0
     raw = fit_form(form, {form.law.inputs[0]: x}, y, fixed=fixed, bootstrap=bootstrap, seed=seed,
                    weights=weights, level=level)
     warnings = list(raw.warnings)

@@ -25,6 +25,7 @@ from scalinglab.clikit import (
     parse_map,
     parse_tags,
     print_summary,
+    quantity,
     to_json,
     write_file,
 )
@@ -45,11 +46,12 @@ WhereOpt = typer.Option(None, "--where", "-w", help="Filter on the runs (store o
                         "\"N > 1e8 AND loss < 4\".")
 TagOpt = TagOption
 MapOpt = MapOption
-BootOpt = bootstrap_option(200)
+BootOpt = bootstrap_option()
 HoldoutOpt = typer.Option(0, "--holdout-top", min=0, help="Fit without the K largest-compute runs and "
                           "report the error predicting them.")
 SeedOpt = typer.Option(0, "--seed", help="Random seed of the bootstrap (results are deterministic).")
-ComputeOpt = typer.Option(None, "--compute", "-c", help="Budget in FLOPs for N_opt, D_opt and loss "
+ComputeOpt = typer.Option(None, "--compute", "-c", parser=quantity("--compute", positive=True),
+                          help="Budget in FLOPs for N_opt, D_opt and loss, e.g. 1e21 or 3.4e19 "
                           "(repeatable; default: the largest run's compute).", show_default=False)
 AtOpt = typer.Option(None, "--at", help="Predict the loss at a point, e.g. N=1e9,D=2e10 (repeatable).")
 SaveOpt = typer.Option(None, "--save", help="Write the fit with its bootstrap draws to this JSON file "
@@ -111,7 +113,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
 
 def _parse_at(items: list[str] | None, inputs: tuple[str, ...]) -> list[dict[str, float]]:
     from scalinglab.runs.io import parse_pairs
-    from scalinglab.runs.schema import parse_number
+    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     points = []
     for item in items or []:
@@ -206,7 +208,7 @@ def parse_ties(items: list[str] | None, params: tuple[str, ...]) -> dict[str, st
 
 def parse_fixes(items: list[str] | None) -> dict[str, float]:
     from scalinglab.runs.io import parse_pairs
-    from scalinglab.runs.schema import parse_number
+    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     out = {}
     for key, value in parse_pairs(items, "--fix").items():
@@ -220,7 +222,7 @@ def parse_fixes(items: list[str] | None) -> dict[str, float]:
 def parse_bounds(items: list[str] | None) -> dict[str, tuple[float, float]]:
     """``["alpha=0.1:1", "E=1:"]`` -> ``{"alpha": (0.1, 1.0), "E": (1.0, inf)}``."""
     from scalinglab.runs.io import parse_pairs
-    from scalinglab.runs.schema import parse_number
+    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     out = {}
     for key, value in parse_pairs(items, "--bounds").items():
@@ -461,7 +463,7 @@ def law_cmd(
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
-    scale: str = ScaleOpt,
+    scale: str = ScaleOpt, noise_floor: str = NoiseFloorOpt,
 ) -> None:
     """Fit any law of the catalogue by name (gadre2024, muennighoff2023, broken_power_C, ...).
 
@@ -470,7 +472,7 @@ def law_cmd(
     _fit_command(name, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens, flop_convention, scale))
+                             unique_tokens, flop_convention, scale, noise_floor))
 
 
 @fit_app.command("laws")
@@ -479,9 +481,11 @@ def laws_cmd(json_: bool = JsonOption) -> None:
 
     Example: scalinglab fit laws --json
     """
+    from scalinglab.laws.curves import get_curve_law, list_curve_laws
     from scalinglab.laws.registry import get_law, list_laws
 
     rows = [get_law(n).to_dict() for n in list_laws()]
+    rows += [get_curve_law(n).describe() for n in list_curve_laws()]  # fitted by `fit curves`
     if json_:
         emit_json(rows)
         return
@@ -519,7 +523,7 @@ def custom_cmd(
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
-    scale: str = ScaleOpt,
+    scale: str = ScaleOpt, noise_floor: str = NoiseFloorOpt,
     group: str = typer.Option(None, "--group", help="Fit per group of this column: one law per "
                               "group, or with --per-group one joint fit."),
     per_group: str = typer.Option(None, "--per-group", help="With --group: these parameters get "
@@ -547,7 +551,7 @@ def custom_cmd(
     law = Law.from_formula(formula, inputs, name=name, definitions=definitions,
                            bounds={k: v for k, v in declared.items()})
     est = _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                      unique_tokens, flop_convention, scale)
+                      unique_tokens, flop_convention, scale, noise_floor)
     if per_group and not group:
         raise UserError("--per-group needs --group COLUMN")
     if group:

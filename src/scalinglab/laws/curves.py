@@ -88,6 +88,7 @@ class CurveLaw:
 
     name: ClassVar[str]
     params: ClassVar[tuple[str, ...]]
+    formula: ClassVar[str]
     title: ClassVar[str]
     citation: ClassVar[str]
 
@@ -113,6 +114,12 @@ class CurveLaw:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.settings()}
+
+    def describe(self) -> dict[str, Any]:
+        """The catalogue's entry: name, formula, parameters, source (``fit laws`` lists it)."""
+        return {"name": self.name, "formula": self.formula, "params": list(self.params),
+                "inputs": ["step", "lr schedule"], "kind": "curve law",
+                "provenance": {"source": self.citation}}
 
     def value(self, params: Mapping[str, float], schedule: Schedule,
               steps: Sequence[int] | np.ndarray, ratio: float | None = PREDICT_RATIO) -> np.ndarray:
@@ -207,6 +214,8 @@ class MultiPowerLaw(CurveLaw):
 
     name = "multipower"
     params = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
+    formula = ("L0 + A*S(t)^-alpha - B*sum_k (lr_(k-1) - lr_k)*(1 - (C*lr_k^-gamma*(S(t) - S(k-1))"
+               " + 1)^-beta)")
     title = "multi-power law"
     citation = "Luo et al., ICLR 2025 (A Multi-Power Law for Loss Curve Prediction)"
 
@@ -309,6 +318,7 @@ class MomentumLaw(CurveLaw):
 
     name = "momentum"
     params = ("L0", "A", "alpha", "C")
+    formula = "L0 + A*S(t)^-alpha - C*S2(t), S2 = sum_i m_i, m_i = decay*m_(i-1) + lr_(i-1) - lr_i"
     title = "momentum law (Tissue et al.)"
     citation = "Tissue et al. 2024, arXiv 2408.11029 (Scaling Law with Learning Rate Annealing)"
 

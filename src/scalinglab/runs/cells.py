@@ -240,15 +240,20 @@ class ExtraCells:
     def __len__(self) -> int:
         return len(self.ints)
 
+    def numbers(self) -> np.ndarray:
+        """The cells as float64, NaN where a cell is not a number."""
+        n = len(self.ints)
+        num = self.floats if self.ints.null_count == n else \
+            pc.cast(self.ints, pa.float64()) if self.floats.null_count == n else \
+            pc.coalesce(pc.cast(self.ints, pa.float64()), self.floats)
+        return np.asarray(num.to_numpy(zero_copy_only=False), dtype=float)
+
     def words(self) -> tuple[np.ndarray, np.ndarray]:
         """Hash words for run ids: numbers by value (16 and 16.0 alike), text by bytes."""
         from scalinglab.runs import ids
 
         n = len(self.ints)
-        num = self.floats if self.ints.null_count == n else \
-            pc.cast(self.ints, pa.float64()) if self.floats.null_count == n else \
-            pc.coalesce(pc.cast(self.ints, pa.float64()), self.floats)
-        num_words, is_num = ids.float_words(num.to_numpy(zero_copy_only=False))
+        num_words, is_num = ids.float_words(self.numbers())
         none = (np.zeros(n, np.uint64), np.zeros(n, bool))
         text_words, is_text = ids.text_words(self.texts) if self.texts.null_count < n else none
         json_words, is_json = ids.text_words(self.jsons) if self.jsons.null_count < n else none

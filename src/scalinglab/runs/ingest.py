@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from scalinglab.errors import ConflictError, InputError
 from scalinglab.runs import ids
+from scalinglab.runs.flops import check_flops
 from scalinglab.runs.validate import MAX_LISTED, STAGE_COLUMNS, BadRow, Prepared
 
 RUN_COLUMNS = ["run_id", "name", "N", "D", "C", "loss", "lr", "batch_tokens", "weight_decay",
@@ -94,7 +95,7 @@ class Summary:
         self.n_bad = self.n_failed = self.n_skipped = 0
         self.layout_notes: dict[str, None] = {}
         self.max_N = self.max_loss = self.max_lr = -math.inf
-        self.off_6nd: tuple[int, float] | None = None
+        self.flop_columns: dict[str, tuple[str, list[tuple[np.ndarray, ...]]]] = {}
 
     def add(self, p: Prepared) -> None:
         self.n_bad += p.n_bad
@@ -107,8 +108,8 @@ class Summary:
             v = getattr(p, name)
             if not math.isnan(v):
                 setattr(self, name, max(getattr(self, name), v))
-        if self.off_6nd is None:
-            self.off_6nd = p.off_6nd
+        for name, (what, *ndc) in p.flop_columns.items():
+            self.flop_columns.setdefault(name, (what, []))[1].append(tuple(ndc))
 
     def invalid_rows(self, source: str, labels: Labels) -> InvalidRows:
         names = labels([b.row for b in self.bad])
@@ -116,10 +117,12 @@ class Summary:
 
     def notes(self, labels: Labels) -> list[str]:
         out = list(self.layout_notes)
-        if self.off_6nd is not None:
-            row, ratio = self.off_6nd
-            out.append(f"warning: C differs from 6ND by x{ratio:.3g} at {labels([row])[row]}; "
-                       "check the units of N, D and C")
+        for name, (what, parts) in self.flop_columns.items():
+            # the same rule as ``fit`` (runs.flops): the column and its factor named, the import
+            # kept as it is (a warning, the stored numbers unchanged)
+            N, D, C = (np.concatenate(a) for a in zip(*parts, strict=True))
+            check = check_flops(N, D, C, column=name, what=what)
+            out += [f"warning: {w}" for w in check.warnings]
         if 0 < self.max_N < 1e3:
             out.append("warning: every N is below 1,000: is N in millions? scale it by 1e6")
         if self.max_loss > 20:

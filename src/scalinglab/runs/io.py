@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from scalinglab.errors import InputError, ParameterError
 from scalinglab.safefile import check_input
+from scalinglab.values import parse_pairs  # noqa: F401  (re-exported: the one KEY=VALUE parser)
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -46,20 +47,6 @@ class RawChunk:
     start: int
     rows: np.ndarray | None = None
     body: bytes | None = None  # a CSV block read with numeric columns as numbers
-
-
-def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
-    """``["loss=final_loss", "N=params"]`` -> dict; errors say which pair is malformed."""
-    out: dict[str, str] = {}
-    for pair in pairs or []:
-        for part in pair.split(","):
-            if not part.strip():
-                continue
-            key, sep, value = part.partition("=")
-            if not sep or not key.strip() or not value.strip():
-                raise ParameterError(f"{what} {part!r} must look like KEY=VALUE")
-            out[key.strip()] = value.strip()
-    return out
 
 
 class TableReader:

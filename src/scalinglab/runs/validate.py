@@ -231,7 +231,11 @@ class Prepared:
     max_N: float = math.nan
     max_loss: float = math.nan
     max_lr: float = math.nan
-    off_6nd: tuple[int, float] | None = None  # first row whose C is far from 6ND, and the ratio
+    #: compute or budget columns given beside N and D, by the file's name for them: what the column
+    #: is ("compute", "budget") and (N, D, C) of the finished valid rows, for the 6ND check
+    #: (:func:`scalinglab.runs.flops.check_flops`)
+    flop_columns: dict[str, tuple[str, np.ndarray, np.ndarray, np.ndarray]] = \
+        field(default_factory=dict)
 
 
 CURVE_SCHEMA = pa.schema([("_row", pa.int64()), ("step", pa.int64()), ("tokens", pa.float64()),
@@ -320,14 +324,24 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
     out.max_N = _nanmax(values["N"][ok])
     out.max_loss = _nanmax(values["loss"][ok])
     out.max_lr = _nanmax(values["lr"][ok])
-    if "C" in cells and "D" in cells:
-        with np.errstate(all="ignore"):
-            ratio = values["C"] / (6 * values["N"] * values["D"])
-        off = ok & ((ratio < 1 / 3) | (ratio > 3))
-        if off.any():
-            i = int(np.argmax(off))
-            out.off_6nd = (int(at[i]), float(ratio[i]))
+    if layout.d_from != "C":  # D = C/6N would agree with 6ND by construction
+        given = {layout.file_column("C"): ("compute", values["C"])} if "C" in cells else {}
+        given |= {key: ("budget", x.numbers()) for key, x in extras.items() if is_budget_name(key)}
+        for name, (what, c) in given.items():
+            keep = ok & np.isfinite(c)
+            if keep.any():
+                out.flop_columns[name] = (what, values["N"][keep], values["D"][keep], c[keep])
     return out
+
+
+#: words that make an extra column a compute budget (``budget``, ``compute_budget``, ``flops_budget``...)
+BUDGET_WORDS = ("budget", "flop", "compute")
+
+
+def is_budget_name(name: str) -> bool:
+    """Does an extra column's name say it holds a compute budget in FLOPs?"""
+    low = name.lower()
+    return any(w in low for w in BUDGET_WORDS)
 
 
 def _nanmax(v: np.ndarray) -> float:
