@@ -240,6 +240,7 @@ def test_the_dashboard_opened_before_the_store_shows_runs_as_it_appears(browser,
         expect(page.locator("#run-count")).to_have_text("77", timeout=120_000)
         expect(page.locator("#empty-store")).to_be_hidden()
         expect(page.locator("#runs tbody tr[data-id]")).to_have_count(77)
+        expect(page.locator("#compute")).to_have_value("1e+20")  # 100x the largest run, not 1e21
         page.wait_for_function("() => (document.getElementById('chart-overview').data || []).length > 0")
         page.screenshot(path=str(artefacts / "dashboard-store-appeared.png"), full_page=True)
         page.close()
