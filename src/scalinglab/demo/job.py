@@ -267,11 +267,8 @@ def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, devic
     sweep = design.sweep
     if sweep.interrupted:
         raise KeyboardInterrupt
-    # the plan is for the budget the design narrowed the prediction at (100x the largest run
-    # it allows), not the report's default (100x the largest run made)
     summary, extrapolation, extrapolation_error = analyse(store, {"sweep": name}, k,
-                                                          progress=analysis_progress,
-                                                          compute=config.target)
+                                                          progress=analysis_progress)
     # the report is written after the held-out check, so it carries the demo's headline
     if extrapolation is not None:
         summary.validation.append(extrapolation)
