@@ -387,3 +387,100 @@ def test_mlflow_param_and_tag_files_linking_outside_the_store_are_not_read(tmp_p
     finally:
         con.close()
     assert "TOP-SECRET" not in dump
+
+
+# -- limits, linear time, no hang ---------------------------------------------------------------
+
+
+def test_a_store_whose_runs_is_a_view_over_a_huge_range_is_refused_at_once(tmp_path, store):
+    con = duckdb.connect(str(store))
+    con.execute("ALTER TABLE runs RENAME TO runs_real")
+    con.execute("CREATE VIEW runs AS SELECT r.* FROM runs_real r, range(1000000000000)")
+    con.close()
+    refused(["runs", "--store", str(store)], tmp_path, "runs is a view, not a table", seconds=30)
+    refused(["fit", "chinchilla", "--store", str(store)], tmp_path, "is a view", seconds=30)
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (",".join(["N", "D", "loss"] + [f"x{i}" for i in range(20_000)]) + "\n"
+     + ",".join(["1e8", "2e9", "3"] + ["1"] * 20_000) + "\n", "20,003 columns, over the limit"),
+    ("N,D,loss,note\n1e8,2e9,3," + "a" * 200_000 + "\n1e8,2e9,abc,x\n",
+     "row 2 (line 3), column 'loss': 'abc' is not a number"),
+    ("N,D,loss,note\n1e8,2e9,3," + "a" * 9_000_000 + "\n", "a row longer than 8 MB"),
+], ids=["20k-columns", "200KB-cell", "9MB-cell"])
+def test_wide_files_and_huge_cells_are_one_line(tmp_path, body, says):
+    (tmp_path / "wide.csv").write_text(body)
+    refused(["import", str(tmp_path / "wide.csv"), "--store", str(tmp_path / "s.duckdb")],
+            tmp_path, says, seconds=60)
+
+
+def test_chained_definitions_that_explode_are_refused_before_expanding(tmp_path):
+    (tmp_path / "runs.csv").write_text(FIT_CSV)
+    defs, prev = [], "N"
+    for i in range(14):
+        defs += ["--define", f"q{i}={prev}*alpha+{prev}**2"]
+        prev = f"q{i}"
+    refused(["fit", "custom", str(tmp_path / "runs.csv"), "--formula", f"E + A*{prev}**-beta",
+             "--inputs", "N", "--bootstrap", "0", *defs], tmp_path,
+            "its definitions expand it to over 4,000 characters", seconds=30)
+
+
+def test_a_400_digit_number_in_a_formula_is_one_line(tmp_path):
+    (tmp_path / "runs.csv").write_text(FIT_CSV)
+    refused(["fit", "custom", str(tmp_path / "runs.csv"), "--formula",
+             "E + A*N**-alpha + " + "9" * 400 + "*0", "--inputs", "N", "--bootstrap", "0"],
+            tmp_path, "a 400-digit integer is not a finite number", seconds=30)
+
+
+def test_long_log_lines_are_read_in_linear_time(tmp_path):
+    from scalinglab.runs.trackers import read_tracker
+
+    nano = tmp_path / "nano.log"
+    nano.write_text("batch_size = " + " " * 100_000 + "x\n" + "".join(
+        f"iter {i}: loss {3 - i / 100:.4f}, time 1ms\n" for i in range(20)))
+    meg = tmp_path / "meg.log"
+    meg.write_text("iteration 1/ 2 |" * 65_000 + "\n" + "".join(
+        f" iteration {i}/ 20 | lm loss: {3 - i / 100:.4E} |\n" for i in range(1, 21)))
+    with deadline(30):
+        assert len(read_tracker("log", nano, log_format="nanogpt").runs) == 1
+        got = read_tracker("log", meg, log_format="megatron")
+    assert got.runs["final_step"].iloc[0] == 20
+
+
+def test_steps_past_int64_are_refused_not_wrapped(tmp_path, store):
+    big = tmp_path / "big.log"
+    big.write_text("iter 1: loss 3.0, time\niter 12345678901234567890123: loss 2.0,\n")
+    refused(["import", str(big), "--from", "log", "--store", str(store)], tmp_path,
+            "line 2: step 12345678901234567890123 is too large", seconds=30)
+    hist = tmp_path / "history.csv"
+    hist.write_text("run,_step,train/loss\na,1,3.0\na,9223372036854775808,2.0\n")
+    refused(["import", str(hist), "--from", "wandb", "--store", str(store)], tmp_path,
+            "step 9223372036854775808 is too large", seconds=30)
+
+
+def test_wandb_history_groups_many_runs_in_one_pass(tmp_path):
+    from scalinglab.runs.trackers import read_tracker
+
+    rows = ["run,_step,train/loss,n_params,tokens"]
+    rows += [f"r{r},{s},{3 - s / 10 - r / 1e5},{1e6 * (1 + r % 7)},{s * 1000}"
+             for r in range(3000) for s in (1, 2)]
+    (tmp_path / "h.csv").write_text("\n".join(rows) + "\n")
+    with deadline(60):
+        out = read_tracker("wandb", tmp_path / "h.csv", mapping={"N": "n_params", "D": "tokens"})
+    assert len(out.runs) == 3000 and len(out.curves) == 6000
+    assert out.runs["name"].iloc[1234] == "r1234"
+    assert out.runs["loss"].iloc[1234] == pytest.approx(3 - 0.2 - 1234 / 1e5)
+
+
+def test_a_parquet_uint64_count_past_2_to_the_53_imports_as_a_number(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"N": pa.array([2**64 - 1, 10**8], pa.uint64()),
+                             "D": [2e9, 2e9], "loss": [3.0, 2.9]}), tmp_path / "u.parquet")
+    with deadline(60):
+        res = runner.invoke(app, ["import", str(tmp_path / "u.parquet"), "--store",
+                                  str(tmp_path / "s.duckdb")])
+    assert res.exit_code == 0, res.output
+    runs = RunStore(tmp_path / "s.duckdb", read_only=True).runs()
+    assert sorted(runs["N"]) == [1e8, float(2**64 - 1)]

@@ -3,7 +3,7 @@ inside functions too (only ``if TYPE_CHECKING:`` blocks, which never run, are le
 
 Layers, lowest first; a module may import its own layer and those below, never above:
 
-    base     errors, stats, summary, serialize, results, values
+    base     errors, stats, summary, serialize, results, values, safefile
     laws     laws.*
     runs     runs.*
     engines  fit, hparams, downstream, testtime, plan, design, sweep (the transformer sweep
@@ -28,7 +28,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "scalinglab"
 #: (prefix, layer): the first prefix a module's name starts with gives its layer
 LAYERS: list[tuple[str, str]] = [
     *[(f"scalinglab.{m}", "base") for m in ("errors", "stats", "summary", "serialize",
-                                               "results", "values")],
+                                               "results", "values", "safefile")],
     ("scalinglab.laws", "laws"),
     # design's figures draw with the report's style (matplotlib); only `design` commands use them
     ("scalinglab.design.figures", "faces"),

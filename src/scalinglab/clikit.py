@@ -81,8 +81,11 @@ FormatOption = typer.Option("table", "--format", metavar="|".join(FORMATS),
                             "tsv or json (every value in full).")
 
 
-def bootstrap_option(default: int = 200, help: str | None = None) -> Any:
-    """``--bootstrap K`` / ``-b K``: the number of bootstrap resamples, named the same everywhere."""
+def bootstrap_option(default: int | None = None, help: str | None = None) -> Any:
+    """``--bootstrap K`` / ``-b K``: the number of bootstrap resamples, named the same everywhere
+    (default: :data:`scalinglab.stats.DEFAULT_BOOTSTRAP`)."""
+    if default is None:
+        from scalinglab.stats import DEFAULT_BOOTSTRAP as default
     return typer.Option(default, "--bootstrap", "-b", min=0, metavar="K",
                         help=help or "Bootstrap resamples for intervals (0: none).")
 
@@ -442,18 +445,37 @@ def parse_tags(items: Iterable[str] | str | None) -> dict[str, str]:
         raise UserError(str(exc).replace("tag filter", "--tag"), kind="ParameterError") from None
 
 
+def quantity(flag: str, positive: bool = False) -> Callable[[Any], float]:
+    """The parser of a numeric flag, as a typed parameter (``typer.Option(..., parser=
+    quantity("--compute"))``): a human number (``7B``, ``1e21``, ``3.4e19``, ``2,048``; see
+    :func:`scalinglab.values.parse_quantity`), or one line naming the flag. ``positive``: more
+    than zero and finite."""
+    from scalinglab.values import EXAMPLES, parse_quantity
+
+    def parse(text: Any) -> float:
+        try:
+            value = parse_quantity(text)
+        except ValueError:
+            raise UserError(f"{flag} {str(text)!r} is not a number ({EXAMPLES})",
+                            kind="ParameterError") from None
+        if positive and not (0 < value < float("inf")):
+            raise UserError(f"{flag} must be a positive number, not {str(text)!r}",
+                            kind="ParameterError")
+        return value
+
+    return parse
+
+
 def parse_map(items: Iterable[str] | None) -> dict[str, str]:
     """``--map loss=final_loss,N=params`` -> ``{"loss": "final_loss", "N": "params"}``."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        for part in str(item).split(","):
-            if not part.strip():
-                continue
-            key, sep, value = part.partition("=")
-            if not sep or not key.strip() or not value.strip():
-                raise UserError(f"--map {part!r} must look like NAME=COLUMN, e.g. loss=final_loss")
-            out[key.strip()] = value.strip()
-    return out
+    from scalinglab.values import parse_pairs
+
+    try:
+        return parse_pairs(items, "--map")
+    except ParameterError:
+        bad = next(p for item in items or [] for p in str(item).split(",")
+                   if p.strip() and not all(x.strip() for x in p.partition("=")[::2]))
+        raise UserError(f"--map {bad!r} must look like NAME=COLUMN, e.g. loss=final_loss") from None
 
 
 def output_format(fmt: str, as_json: bool = False) -> str:

@@ -170,6 +170,14 @@ def load_results(path: str | Path) -> list[tuple[str | None, Result]]:
     return [(None, _from_dict(data, path))]
 
 
+def saved_kind(path: str | Path) -> str | None:
+    """The ``kind`` a saved result file says it holds (None: none), without building it; a file
+    that is not JSON raises :class:`InputError` naming it, as :func:`load_result` does."""
+    data = _read_json(Path(path))
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def result_from_dict(data: Any) -> Result:
     """The result a ``to_dict()`` describes, by its ``kind`` (any registered kind)."""
     kind = data.get("kind") if isinstance(data, dict) else None
@@ -222,4 +230,4 @@ def load_saved(path: str | Path, expect: type | tuple[type, ...], what: str) -> 
 
 
 __all__ = ["KIND_MODULES", "REGISTRY", "Result", "load_result", "load_results", "load_saved",
-           "registered_kinds", "result_from_dict"]
+           "registered_kinds", "result_from_dict", "saved_kind"]

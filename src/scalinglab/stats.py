@@ -17,6 +17,11 @@ from typing import Any
 
 import numpy as np
 
+#: bootstrap resamples of a fit when no one says otherwise: the one default of ``fit``,
+#: ``report``, ``serve``, ``predict``, ``design`` and the Study (engines whose resampling is of
+#: another kind keep their own: Step Law's lr/batch procedure 1000, problems in ``testtime``)
+DEFAULT_BOOTSTRAP = 200
+
 
 def bootstrap_weights(
     n_units: int,

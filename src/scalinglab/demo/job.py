@@ -188,7 +188,7 @@ def extrapolation_check(runs: pd.DataFrame, bootstrap: int = 100, seed: int = 0,
     """
     from scalinglab.errors import NotIdentifiable
     from scalinglab.fit import group_budgets
-    from scalinglab.report.analysis import fit_loss_law
+    from scalinglab.study.analysis import fit_loss_law
 
     group, values = group_budgets(runs["C"].to_numpy(float))
     top = int(group.max())
@@ -208,9 +208,9 @@ def analyse(store: RunStore, tags: dict[str, str], bootstrap: int, seed: int = 0
             progress: Any = None) -> tuple[Any, Extrapolation | None, str | None]:
     """The demo's fits, the same as ``report`` and the dashboard make (``summarise``), and its
     held-out check; ``(summary, extrapolation, why there is none)``."""
-    from scalinglab.report.analysis import summarise
+    from scalinglab.study import Study
 
-    summary = summarise(store, tags=tags, bootstrap=bootstrap, seed=seed, progress=progress)
+    summary = Study(store, tags=tags, bootstrap=bootstrap, seed=seed).summarise(progress=progress)
     if progress is not None:
         progress("held-out check: fitting without the largest budget", 0, 0)
     try:

@@ -25,6 +25,7 @@ from scalinglab.clikit import (
     parse_map,
     parse_tags,
     print_summary,
+    quantity,
     to_json,
     write_file,
 )
@@ -39,12 +40,7 @@ design_app = new_app(help="Choose the runs that teach the most about a target bu
 
 
 def _number(text: str, option: str) -> float:
-    from scalinglab.runs.schema import parse_number
-
-    try:
-        return float(parse_number(text))
-    except (TypeError, ValueError):
-        raise UserError(f"{option} {text!r} is not a number (e.g. 1e21)") from None
+    return quantity(option)(text)
 
 
 def _numbers(text: str, option: str) -> list[float]:

@@ -29,10 +29,10 @@ import numpy as np
 from scalinglab.design.layouts import GridLayout, IsoflopLayout
 from scalinglab.design.loop import AdaptiveSettings, next_step, seed_positions
 from scalinglab.design.targets import FIGURES, check_allocatable, check_budget, truth_at
-from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.fit.result import FitResult
 from scalinglab.laws.base import Law, LawInstance, Provenance
-from scalinglab.laws.registry import get_law, get_published, published_laws
+from scalinglab.laws.registry import get_law
 from scalinglab.results import Result
 from scalinglab.summary import Summary, Table, format_number
 
@@ -45,24 +45,11 @@ Progress = Callable[[int, int], None]
 
 def resolve_truth(spec: str | Path | LawInstance | FitResult) -> LawInstance:
     """A published law by name (``hoffmann2022``, ``besiroglu2024``), a saved fit (its point
-    estimate is the truth), or a LawInstance."""
-    if isinstance(spec, LawInstance):
-        return spec
-    if isinstance(spec, FitResult):
-        return spec.instance
-    key = str(spec)
-    if key.lower() in published_laws():
-        return get_published(key)
-    path = Path(key)
-    if not path.exists():
-        raise ParameterError(f"truth {key!r}: not a published law ({sorted(published_laws())}) "
-                             "and no such file (a fit saved with `fit --save`)", "truth")
-    from scalinglab.results import load_result
+    estimate is the truth), or a LawInstance (the one resolver)."""
+    from scalinglab.laws.resolve import resolve
 
-    result = load_result(path)
-    if not isinstance(result, FitResult):
-        raise InputError(f"a {result.kind} result is not a loss-law fit", source=str(path))
-    return result.instance
+    law = resolve(spec, "loss_law", param="truth")
+    return law.instance if isinstance(law, FitResult) else law
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from scalinglab.clikit import JsonOption, UserError, new_app, show_results
+from scalinglab.clikit import JsonOption, UserError, bootstrap_option, new_app, show_results
 
 predict_app = new_app(
     help="Predict from saved fits: downstream metrics at a model size and token count, chained "
@@ -20,7 +20,7 @@ FileArg = typer.Argument(..., help="CSV, TSV, Parquet or JSONL with one row per 
                          show_default=False)
 MetricOpt = typer.Option(..., "--metric", help="Metric column, or a pattern such as 'err_*' "
                          "(repeatable); every match is fitted and shown in one table.")
-BootOpt = typer.Option(200, "--bootstrap", "-b", min=0, help="Bootstrap resamples for intervals (0: none).")
+BootOpt = bootstrap_option()
 SeedOpt = typer.Option(0, "--seed", help="Random seed of the bootstrap (results are deterministic).")
 WhereOpt = typer.Option(None, "--where", "-w", help="Keep rows where this SQL holds, e.g. "
                         "\"tok_mult = 20 AND N < 2e9\" (quote odd names: \"\\\"FLOPs (1E21)\\\" < 84\").")
@@ -79,7 +79,7 @@ def _chance(items: list[str] | None, flag: str = "--chance",
             default: float | None = 0.0) -> tuple[float | None, dict[str, float | None]]:
     """``--chance 0.25`` (every metric) and/or ``--chance MMLU=0.25`` / ``--chance NAME=fit``
     (``--ceiling`` reads the same way)."""
-    from scalinglab.runs.schema import parse_number
+    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     per: dict[str, float | None] = {}
     for item in items or []:
@@ -188,31 +188,20 @@ def fit_benchmark_command(
 
 def load_loss_law(spec: str) -> Any:
     """A saved fit (``fit chinchilla --save``) or the name of a published loss law."""
-    from scalinglab.fit.result import FitResult
-    from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS
+    from scalinglab.laws.resolve import resolve
 
-    path = Path(spec)
-    if not path.exists():
-        if spec in PUBLISHED_LOSS_LAWS:
-            return PUBLISHED_LOSS_LAWS[spec]
-        raise UserError(f"--loss-law {spec!r}: no such file, and not a published law "
-                        f"({', '.join(sorted(PUBLISHED_LOSS_LAWS))})")
-    from scalinglab.results import load_saved
-
-    return load_saved(path, FitResult, "a loss-law fit saved by `scalinglab fit ... --save`")
+    return resolve(spec, "loss_law", param="--loss-law")
 
 
 def load_link(path: Path) -> Any:
     """A link saved by ``fit downstream --save`` (one metric or a table of them)."""
-    from scalinglab.downstream.link_fit import LinkFit, LinkTable
-    from scalinglab.results import load_saved
+    from scalinglab.laws.resolve import resolve
 
-    return load_saved(path, (LinkTable, LinkFit), "a saved link (`scalinglab fit downstream "
-                      "--save`)")
+    return resolve(path, "link", param="--link")
 
 
 def _numbers(items: list[str], flag: str) -> np.ndarray:
-    from scalinglab.runs.schema import parse_number
+    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     out = []
     for item in items:

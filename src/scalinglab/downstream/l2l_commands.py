@@ -15,12 +15,13 @@ from scalinglab.clikit import (
     FormatOption,
     JsonOption,
     UserError,
+    bootstrap_option,
     output_format,
     print_table,
     show_results,
 )
 
-BootOpt = typer.Option(200, "--bootstrap", "-b", min=0, help="Bootstrap resamples for intervals (0: none).")
+BootOpt = bootstrap_option()
 SeedOpt = typer.Option(0, "--seed", help="Random seed of the bootstrap (results are deterministic).")
 SaveOpt = typer.Option(None, "--save", help="Write the fit with its bootstrap draws to this JSON file.")
 WhereOpt = typer.Option(None, "--where", "-w", help="Keep rows where this SQL holds, e.g. \"iso_flop < 3e18\".")

@@ -25,6 +25,7 @@ from scalinglab.clikit import (
     parse_map,
     parse_tags,
     print_summary,
+    quantity,
     to_json,
     write_file,
 )
@@ -45,11 +46,12 @@ WhereOpt = typer.Option(None, "--where", "-w", help="Filter on the runs (store o
                         "\"N > 1e8 AND loss < 4\".")
 TagOpt = TagOption
 MapOpt = MapOption
-BootOpt = bootstrap_option(200)
+BootOpt = bootstrap_option()
 HoldoutOpt = typer.Option(0, "--holdout-top", min=0, help="Fit without the K largest-compute runs and "
                           "report the error predicting them.")
 SeedOpt = typer.Option(0, "--seed", help="Random seed of the bootstrap (results are deterministic).")
-ComputeOpt = typer.Option(None, "--compute", "-c", help="Budget in FLOPs for N_opt, D_opt and loss "
+ComputeOpt = typer.Option(None, "--compute", "-c", parser=quantity("--compute", positive=True),
+                          help="Budget in FLOPs for N_opt, D_opt and loss, e.g. 1e21 or 3.4e19 "
                           "(repeatable; default: the largest run's compute).", show_default=False)
 AtOpt = typer.Option(None, "--at", help="Predict the loss at a point, e.g. N=1e9,D=2e10 (repeatable).")
 SaveOpt = typer.Option(None, "--save", help="Write the fit with its bootstrap draws to this JSON file "
@@ -111,7 +113,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
 
 def _parse_at(items: list[str] | None, inputs: tuple[str, ...]) -> list[dict[str, float]]:
     from scalinglab.runs.io import parse_pairs
-    from scalinglab.runs.schema import parse_number
+    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     points = []
     for item in items or []:
@@ -206,7 +208,7 @@ def parse_ties(items: list[str] | None, params: tuple[str, ...]) -> dict[str, st
 
 def parse_fixes(items: list[str] | None) -> dict[str, float]:
     from scalinglab.runs.io import parse_pairs
-    from scalinglab.runs.schema import parse_number
+    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     out = {}
     for key, value in parse_pairs(items, "--fix").items():
@@ -220,7 +222,7 @@ def parse_fixes(items: list[str] | None) -> dict[str, float]:
 def parse_bounds(items: list[str] | None) -> dict[str, tuple[float, float]]:
     """``["alpha=0.1:1", "E=1:"]`` -> ``{"alpha": (0.1, 1.0), "E": (1.0, inf)}``."""
     from scalinglab.runs.io import parse_pairs
-    from scalinglab.runs.schema import parse_number
+    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     out = {}
     for key, value in parse_pairs(items, "--bounds").items():

@@ -35,8 +35,8 @@ from scalinglab.hparams.grid import read_grid
 from scalinglab.hparams.landscape import fit_landscape
 from scalinglab.hparams.timescale import fit_tau_law
 from scalinglab.laws.hparams import LR_TRANSFER_RULES, WEIGHT_DECAY_FOR_TAU
-from scalinglab.runs.schema import parse_number
 from scalinglab.summary import format_interval, format_number
+from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
 app = new_app(
     name="hparams",

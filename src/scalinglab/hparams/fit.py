@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.hparams.bootstrap import weighted_lstsq_batch
 from scalinglab.hparams.grid import Grid
 from scalinglab.hparams.landscape import fit_landscape
@@ -32,7 +32,6 @@ from scalinglab.hparams.pooled import pooled_configurations
 from scalinglab.laws.base import LawInstance, Provenance
 from scalinglab.laws.hparams import (
     FEATURES,
-    PUBLISHED_HPARAM_LAWS,
     HparamLaw,
     design_row,
     loglinear_law,
@@ -372,20 +371,8 @@ def fit_hparam_law(
 
 
 def load_hparam_law(spec: str | Path | HparamLaw) -> HparamLaw:
-    """``steplaw``, ``deepseek``, or a JSON saved by ``scalinglab hparams fit --save``."""
-    if isinstance(spec, HparamLaw):
-        return spec
-    key = str(spec)
-    if key.lower() in PUBLISHED_HPARAM_LAWS:
-        return PUBLISHED_HPARAM_LAWS[key.lower()]
-    path = Path(key)
-    if not path.exists():
-        raise ParameterError(
-            f"hparams law {key!r}: not one of {sorted(PUBLISHED_HPARAM_LAWS)} and no such file")
-    from scalinglab.results import load_saved
+    """``steplaw``, ``deepseek``, or a JSON saved by ``scalinglab hparams fit --save`` (the one
+    resolver, :func:`scalinglab.laws.resolve.resolve`)."""
+    from scalinglab.laws.resolve import resolve
 
-    fit = load_saved(path, HparamFit, "a fitted hyperparameter law (hparams fit --save)")
-    try:
-        return fit.law(name=path.stem)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"cannot read a fitted hyperparameter law: {exc}", source=str(path)) from None
+    return resolve(spec, "hparams", param="hparams law")  # type: ignore[no-any-return]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import itertools
 import keyword
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -146,6 +147,13 @@ def _check_node(node: ast.AST, text: str) -> None:
     if isinstance(node, ast.Constant) and (isinstance(node.value, bool)
                                            or not isinstance(node.value, (int, float))):
         raise ParameterError(f"formula {text!r}: {node.value!r} is not a number", "formula")
+    if isinstance(node, ast.Constant) and (node.value.bit_length() > 1023
+                                           if isinstance(node.value, int)
+                                           else not math.isfinite(node.value)):
+        # past float's range (a 400-digit integer was an OverflowError when compiled)
+        shown = (f"a {len(str(node.value))}-digit integer" if isinstance(node.value, int)
+                 else str(node.value))
+        raise ParameterError(f"formula {text!r}: {shown} is not a finite number", "formula")
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             raise ParameterError(f"formula {text!r}: only {sorted(FUNCTIONS)} may be called",
@@ -223,6 +231,36 @@ class ParsedFormula:
         return False
 
 
+#: the longest formula its definitions may expand to, in characters: 8 chained definitions each
+#: using the one before twice (3.8k characters) fit in 13 s, 12 of them (61k) did not finish in
+#: 2 minutes and 14 never did (the symbolic gradients of 2^14 copies); measured on 2 busy cores
+MAX_EXPANDED_CHARS = 4_000
+
+
+def _check_expansion(text: str, defs: Sequence[tuple[str, str]]) -> None:
+    """Refuse definitions that expand the formula past :data:`MAX_EXPANDED_CHARS`, computed in
+    linear time from how often each name occurs (nothing is substituted)."""
+    sizes: dict[str, int] = {}
+
+    def expanded(body: str) -> int:
+        tree = _parse_tree(body)
+        size = len(body)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id in sizes:
+                size += sizes[node.id] + 2  # the definition in parentheses, for its name
+        return size
+
+    for name, body in defs:
+        sizes[name] = expanded(body)
+        if sizes[name] > MAX_EXPANDED_CHARS:
+            break
+    total = max([expanded(text), *sizes.values()])
+    if total > MAX_EXPANDED_CHARS:
+        raise ParameterError(f"formula {text!r}: its definitions expand it to over "
+                             f"{MAX_EXPANDED_CHARS:,} characters ({total:,}); write a shorter "
+                             "formula or fewer nested definitions", "formula")
+
+
 def parse_formula(
     text: str,
     inputs: Sequence[str],
@@ -247,6 +285,7 @@ def parse_formula(
     if clash or len(set(params)) != len(params) or len(set(inputs)) != len(inputs):
         raise ParameterError(f"names must be distinct: inputs {list(inputs)}, parameters "
                              f"{list(params)}, definitions {def_names}", "formula")
+    _check_expansion(text, defs)
     symbols: dict[str, Any] = {n: sp.Symbol(n, real=True) for n in (*inputs, *params)}
     for name, body in defs:
         symbols[name] = _to_sympy(_parse_tree(body), symbols, body)

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from scalinglab.clikit import JsonOption, UserError, emit_json, print_table
+from scalinglab.clikit import JsonOption, emit_json, print_table, quantity
 from scalinglab.plan.planner import DEFAULT_TAU, Plan, make_plan
-from scalinglab.runs.schema import parse_number
-
-
-def _num(text: str | None, what: str) -> float | None:
-    if text is None:
-        return None
-    try:
-        return parse_number(text)
-    except (TypeError, ValueError):
-        raise UserError(f"{what} {text!r} is not a number (e.g. 1e21, 7B, 1.4T)") from None
 
 
 def print_plan(plan: Plan) -> None:
@@ -27,10 +17,10 @@ def print_plan(plan: Plan) -> None:
 
 
 def plan_cmd(
-    compute: str | None = typer.Option(None, "--compute", help="Training FLOPs budget C "
+    compute: float | None = typer.Option(None, "--compute", parser=quantity("--compute"), help="Training FLOPs budget C "
                                        "(plus inference when --inference-tokens is set)."),
-    params: str | None = typer.Option(None, "--params", help="Non-embedding parameters N."),
-    tokens: str | None = typer.Option(None, "--tokens", help="Training tokens D."),
+    params: float | None = typer.Option(None, "--params", parser=quantity("--params"), help="Non-embedding parameters N."),
+    tokens: float | None = typer.Option(None, "--tokens", parser=quantity("--tokens"), help="Training tokens D."),
     law: str = typer.Option("hoffmann2022", "--law", help="Loss law: hoffmann2022, "
                             "besiroglu2024, or FIT.json from `fit chinchilla --save`."),
     hparams: str = typer.Option("steplaw", "--hparams", help="lr/batch law: steplaw, deepseek, "
@@ -38,11 +28,13 @@ def plan_cmd(
     seq_len: int = typer.Option(2048, "--seq-len", help="Tokens per sequence."),
     tau: str = typer.Option(str(DEFAULT_TAU), "--tau", help="AdamW timescale (fraction of the "
                             "run) for weight decay, or FILE from `hparams tau --save`."),
-    inference_tokens: str = typer.Option("0", "--inference-tokens", help="Tokens to be served "
+    inference_tokens: float = typer.Option(0.0, "--inference-tokens",
+                                           parser=quantity("--inference-tokens"), help="Tokens to be served "
                                          "over the model's life; adds 2NT to the cost."),
     batch_round: str = typer.Option("multiple8", "--round", help="Batch rounding: multiple8, "
                                     "pow2 or none."),
-    unique_tokens: str | None = typer.Option(None, "--unique-tokens", help="Unique tokens "
+    unique_tokens: float | None = typer.Option(None, "--unique-tokens",
+                                               parser=quantity("--unique-tokens"), help="Unique tokens "
                                              "available (with a data-constrained law, e.g. "
                                              "--law muennighoff2023_c4): epochs, N, D and loss "
                                              "under repetition."),
@@ -60,12 +52,10 @@ def plan_cmd(
 
     Example: scalinglab plan --compute 1e21 --law muennighoff2023_c4 --unique-tokens 10B
     """
-    T = _num(inference_tokens, "--inference-tokens") or 0.0
     plan = make_plan(
-        compute=_num(compute, "--compute"), params=_num(params, "--params"),
-        tokens=_num(tokens, "--tokens"), loss_law=law, hparams_law=hparams, seq_len=seq_len,
-        tau=tau, inference_tokens=T, batch_round=batch_round,  # type: ignore[arg-type]
-        unique_tokens=_num(unique_tokens, "--unique-tokens"), allow_unidentified=allow_unidentified,
+        compute=compute, params=params, tokens=tokens, loss_law=law, hparams_law=hparams, seq_len=seq_len,
+        tau=tau, inference_tokens=inference_tokens or 0.0, batch_round=batch_round,  # type: ignore[arg-type]
+        unique_tokens=unique_tokens, allow_unidentified=allow_unidentified,
     )
     if as_json:
         emit_json(plan.to_dict())

@@ -29,7 +29,8 @@ from scalinglab.laws.hparams import (
     HparamLaw,
     range_warnings,
 )
-from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS, compute_optimum
+from scalinglab.laws.loss import compute_optimum
+from scalinglab.laws.resolve import resolve
 from scalinglab.results import Result
 from scalinglab.summary import Summary, Table
 
@@ -157,40 +158,14 @@ def _iv(xs: list[float] | None, fmt: str = ".3g") -> str:
 
 
 def resolve_loss_law(spec: str | Path | LawInstance | FitResult) -> LawInstance | FitResult:
-    """``hoffmann2022``, ``besiroglu2024``, a LawInstance, or a ``fit --save`` JSON file."""
-    if isinstance(spec, (LawInstance, FitResult)):
-        return spec
-    from scalinglab.laws.registry import published_laws
-
-    key = str(spec)
-    published = {**published_laws(), **PUBLISHED_LOSS_LAWS}
-    if key.lower() in published:
-        return published[key.lower()]
-    path = Path(key)
-    if not path.exists():
-        raise ParameterError(f"loss_law {key!r}: not one of {sorted(published)} and no "
-                             "such file", "loss_law")
-    from scalinglab.results import load_saved
-
-    return load_saved(path, FitResult, "a fitted loss law (fit chinchilla --save)")
+    """``hoffmann2022``, ``besiroglu2024``, a LawInstance, or a ``fit --save`` JSON file
+    (:func:`scalinglab.laws.resolve.resolve`, the one resolver)."""
+    return resolve(spec, "loss_law", param="loss_law")  # type: ignore[no-any-return]
 
 
 def resolve_tau(spec: float | str | Path | TauFit | LawInstance) -> float | LawInstance:
-    """A number, a fitted tau law, or a ``hparams tau --save`` JSON file."""
-    if isinstance(spec, TauFit):
-        return spec.law
-    if isinstance(spec, (LawInstance, float, int)):
-        return spec if isinstance(spec, LawInstance) else float(spec)
-    try:
-        return float(spec)
-    except ValueError:
-        pass
-    path = Path(str(spec))
-    if not path.exists():
-        raise ParameterError(f"tau {spec!r}: neither a number nor a file", "tau")
-    from scalinglab.results import load_saved
-
-    return load_saved(path, TauFit, "a fitted tau law (hparams tau --save)").law
+    """A number, a fitted tau law, or a ``hparams tau --save`` JSON file (the one resolver)."""
+    return resolve(spec, "tau")  # type: ignore[no-any-return]
 
 
 def round_batch(batch_tokens: float, seq_len: int, how: BatchRound) -> int:

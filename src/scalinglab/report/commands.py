@@ -24,23 +24,14 @@ from scalinglab.clikit import (
     err_console,
     parse_tags,
     progress_display,
+    quantity,
     write_file,
 )
 
 
 def _number(text: str | None, flag: str) -> float | None:
     """``1e21``, ``7B``, ``1.4T`` -> a positive float; a one-line error otherwise."""
-    if text is None:
-        return None
-    from scalinglab.runs.schema import parse_number
-
-    try:
-        value = parse_number(text)
-    except (TypeError, ValueError):
-        raise UserError(f"{flag} {text!r} is not a number (e.g. 1e21, 7B, 1.4T)") from None
-    if not value > 0 or value == float("inf"):
-        raise UserError(f"{flag} must be a positive number, not {text!r}")
-    return float(value)
+    return None if text is None else quantity(flag, positive=True)(text)
 
 
 ResultOption = typer.Option(None, "--result", metavar="FILE",
@@ -82,7 +73,7 @@ def report(
                                   "power_C, ..."),
     compute: str = typer.Option(None, "--compute", metavar="FLOPS",
                                 help="Budget to plan, e.g. 1e21 (default: 100x the largest run)."),
-    bootstrap: int = bootstrap_option(200, "Bootstrap resamples per fit (0: none)."),
+    bootstrap: int = bootstrap_option(None, "Bootstrap resamples per fit (0: none)."),
     holdout: int = typer.Option(0, "--holdout-top", "--holdout", min=0, metavar="K",
                                 help="Hold out the K largest-compute runs and report how well "
                                 "the law predicts them."),
@@ -113,9 +104,10 @@ def report(
       scalinglab report --no-rolling --bootstrap 50       # faster: no rolling-forward refits
       scalinglab report --result link.json --result coverage.json   # saved fits as sections
     """
-    from scalinglab.report.analysis import loss_laws, summarise
     from scalinglab.report.html import render_report, save_figures
     from scalinglab.runs.store import RunStore
+    from scalinglab.study import Study
+    from scalinglab.study.analysis import loss_laws
 
     unknown = [x for x in law if x not in loss_laws()]
     if unknown:
@@ -130,9 +122,9 @@ def report(
         raise UserError(f"--figures {figures_dir}: is a file, not a folder")
     tags = parse_tags(tag)
     with progress_display() as progress:
-        summary = summarise(runs, tags=tags, laws=law, compute=budget, bootstrap=bootstrap,
-                            holdout=holdout, seed=seed, seq_len=seq_len, batch_tokens=batch,
-                            progress=progress, rolling=rolling, where=where)
+        study = Study(runs, tags=tags, where=where, bootstrap=bootstrap, seed=seed)
+        summary = study.summarise(laws=law, compute=budget, holdout=holdout, seq_len=seq_len,
+                                  batch_tokens=batch, progress=progress, rolling=rolling)
         if summary.runs.empty:
             raise UserError(f"{store}: no finished runs" + (f" with tags {summary.tags}" if tag else "")
                             + (f" where {where}" if where else ""))
@@ -165,7 +157,7 @@ def serve(
     host: list[str] = typer.Option(None, "--host", metavar="NAME",
                                    help="Also answer for this host name (repeatable; the first "
                                    "is the address listened on). Default: 127.0.0.1 only."),
-    bootstrap: int = bootstrap_option(100, "Default bootstrap resamples per fit."),
+    bootstrap: int = bootstrap_option(None, "Default bootstrap resamples per fit."),
     result: list[Path] = ResultOption,
 ) -> None:
     """Watch a run store in a local web dashboard: runs by budget, the current fit and the plan

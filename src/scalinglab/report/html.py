@@ -22,11 +22,11 @@ import numpy as np
 
 from scalinglab.report import runs_table as runs_table_data
 from scalinglab.report import views
-from scalinglab.report.analysis import Progress, Summary, summarise
 from scalinglab.report.saved import saved_sections
 from scalinglab.report.sections import Chart, Section, report_sections, runs_table
 from scalinglab.safefile import output_dir, write_output
 from scalinglab.serialize import to_json
+from scalinglab.study.analysis import Progress, Summary, summarise
 from scalinglab.summary import CSS
 
 #: most points of a run's curve embedded for its detail panel (evenly thinned beyond)
@@ -229,8 +229,8 @@ def render_chart(chart: Chart) -> str:
 
 def run_details(summary: Summary, store: Any = None) -> dict[str, Any]:
     """Each run's full record (as a table) and, where recorded, its curve, for the detail panel."""
-    from scalinglab.report.analysis import collect_curves
     from scalinglab.report.sections import MAX_CURVES
+    from scalinglab.study.analysis import collect_curves
 
     out: dict[str, Any] = {}
     every = [summary.runs, summary.other_runs]

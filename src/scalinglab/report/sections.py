@@ -41,9 +41,10 @@ import pandas as pd
 
 from scalinglab.errors import ScalingLabError
 from scalinglab.fit.validate import RollingForward
-from scalinglab.report import analysis, charts, views
-from scalinglab.report.analysis import Summary as Analysis
+from scalinglab.report import charts, views
 from scalinglab.stats import Estimate
+from scalinglab.study import analysis
+from scalinglab.study.analysis import Summary as Analysis
 from scalinglab.summary import Table, format_interval, format_number, formula_text
 
 #: most loss curves drawn in one chart

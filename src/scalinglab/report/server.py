@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -44,9 +43,13 @@ from scalinglab.errors import (
 from scalinglab.fit.result import FitResult
 from scalinglab.fit.validate import RollingForward
 from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS
-from scalinglab.report import analysis, charts, figures, sections, views
+from scalinglab.report import charts, figures, sections, views
 from scalinglab.runs.store import RunStore
 from scalinglab.serialize import to_json
+from scalinglab.stats import DEFAULT_BOOTSTRAP
+from scalinglab.study import analysis
+from scalinglab.study.cache import store_state  # noqa: F401  (the page's refresh token)
+from scalinglab.study.study import Study
 from scalinglab.summary import NotIdentified, Table, format_number
 
 #: seconds a request waits for a sweep's write lock before answering 503
@@ -89,37 +92,6 @@ class ApiError(Exception):
         self.message = message
 
 
-class _Cache:
-    """A small LRU of computed results, keyed by the store's file state and the request."""
-
-    def __init__(self, size: int = 64) -> None:
-        self.items: OrderedDict[Any, Any] = OrderedDict()
-        self.size = size
-        self.lock = threading.Lock()
-        self.key_locks: dict[Any, threading.Lock] = {}
-
-    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-            key_lock = self.key_locks.setdefault(key, threading.Lock())
-        with key_lock:  # one computation per key even when the page asks in parallel
-            with self.lock:
-                if key in self.items:
-                    return self.items[key]
-            try:
-                value = compute()
-            finally:
-                with self.lock:
-                    self.key_locks.pop(key, None)
-            with self.lock:
-                self.items[key] = value
-                while len(self.items) > self.size:
-                    self.items.popitem(last=False)
-            return value
-
-
 def _unprocessable(fn: Callable[[], Any]) -> Any:
     """Run a fit whose request was well-formed: a refusal of the data answers 422."""
     try:
@@ -137,22 +109,16 @@ def _json(obj: Any, status: int = 200) -> Response:
     return Response(to_json(obj), status_code=status, media_type="application/json")
 
 
-def store_state(path: Path) -> str:
-    """A token that changes whenever the store file (or its WAL) does."""
-    stats = [p.stat() for p in (path, path.with_name(path.name + ".wal")) if p.exists()]
-    return "-".join(f"{s.st_mtime_ns:x}.{s.st_size:x}" for s in stats) or "absent"
-
-
 def parse_budget(text: str | None, name: str = "compute") -> float | None:
     """``1e21``, ``7B``, ``1.4T``, ``2,048`` as the CLI reads them; a clear 400 otherwise."""
     if text is None or str(text).strip() == "":
         return None
-    from scalinglab.runs.schema import parse_number
+    from scalinglab.values import EXAMPLES, parse_quantity
 
     try:
-        value = parse_number(text)
-    except (TypeError, ValueError):
-        raise ApiError(400, f"{name} {text!r} is not a number (e.g. 1e21, 7B, 1.4T)") from None
+        value = parse_quantity(text)
+    except ValueError:
+        raise ApiError(400, f"{name} {text!r} is not a number ({EXAMPLES})") from None
     if not (math.isfinite(value) and value > 0):
         raise ApiError(400, f"{name} must be a positive number, not {text!r}")
     return float(value)
@@ -188,7 +154,7 @@ def plain_validation_message(errors: Iterable[dict[str, Any]]) -> str:
     return "bad request: " + "; ".join(out)
 
 
-def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
+def create_app(store_path: str | Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
                allowed_hosts: Sequence[str] = (), results: Iterable[Any] = ()) -> FastAPI:
     """The dashboard app for the store at ``store_path``; a store that does not exist yet shows
     as an empty one until the file appears (:class:`~scalinglab.report.dashboard_api.EmptyStore`).
@@ -208,17 +174,19 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
     saved_payload: list[dict[str, Any]] = []  # built on first request: results do not change
     saved_lock = threading.Lock()
     app = FastAPI(title="scalinglab dashboard", docs_url=None, redoc_url=None, openapi_url=None)
-    cache = _Cache()
+    # the Study owns the store, its state and the cache: every route asks it (keys carry the
+    # request's --where filter too); a store that does not exist yet reads as an empty one
+    study = Study(path, bootstrap=bootstrap, seed=seed, lock_timeout_s=LOCK_WAIT_S,
+                  filter=dashboard_api.apply_where, state_suffix=dashboard_api.where_key,
+                  missing_store=dashboard_api.EmptyStore)
+    cache = study.cache
     hosts = {h.lower().strip("[]") for h in (*LOOPBACK, *allowed_hosts)}
 
     def store() -> RunStore:
-        if not path.exists():  # serve before the sweep: empty until the file appears
-            return dashboard_api.EmptyStore(path)  # type: ignore[return-value]
-        return RunStore(path, read_only=True, lock_timeout_s=LOCK_WAIT_S)
+        return study.store()  # type: ignore[no-any-return]
 
     def state() -> str:
-        # every cached result is keyed by this: the store's file state and the request's filter
-        return store_state(path) + dashboard_api.where_key()
+        return study.state()
 
     def tags_of(tag: list[str]) -> dict[str, str]:
         if len(tag) > MAX_TAGS:
@@ -226,10 +194,7 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
         return analysis.parse_tag_filters(tag)
 
     def select(tag: list[str], status: str = "finished") -> pd.DataFrame:
-        tags = tags_of(tag)
-        key = ("runs", state(), tuple(sorted(tags.items())), status)
-        return cache.get(key, lambda: dashboard_api.apply_where(
-            store().runs(status=None if status == "all" else status, tags=tags or None)))
+        return study.runs(tags_of(tag), status=None if status == "all" else status)
 
     def check_law(law: str) -> None:
         if law not in analysis.loss_laws():
@@ -238,30 +203,25 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
     def fitted(law: str, tag: list[str], boot: int, holdout: int = 0) -> FitResult:
         check_law(law)
         tags = tags_of(tag)
-        key = ("fit", state(), law, tuple(sorted(tags.items())), boot, holdout)
-        return cache.get(key, lambda: _unprocessable(
-            lambda: analysis.fit_loss_law(select(tag), law, boot, holdout, seed)))
+        return _unprocessable(lambda: study.fit(law, tags=tags, bootstrap=boot, holdout=holdout))
 
     def rolled(law: str, tag: list[str], boot: int) -> RollingForward | str:
-        """A pin's rolling-forward check (the report's :func:`analysis.rolling_check`, bounded),
-        or why there is none; cached per store state like the fits."""
+        """A pin's rolling-forward check (bounded), or why there is none; cached per store
+        state like the fits."""
         check_law(law)
         tags = tags_of(tag)
         boot = min(boot, MAX_ROLLING_BOOTSTRAP)
-        key = ("rolling", state(), law, tuple(sorted(tags.items())), boot)
 
         def compute() -> RollingForward | str:
-            outcome = analysis.attempt(lambda: analysis.rolling_check(
-                select(tag), law, boot, seed, steps=MAX_ROLLING_CUTOFFS))
+            outcome = analysis.attempt(lambda: study.rolling(
+                law, tags=tags, bootstrap=boot, steps=MAX_ROLLING_CUTOFFS))
             return outcome.value if outcome.ok else str(outcome.error)
 
-        return cache.get(key, compute)
+        return study.cached(("rolling-or-why", law, tuple(sorted(tags.items())), boot), compute)
 
     def isoflop(tag: list[str], boot: int) -> Any:
         tags = tags_of(tag)
-        key = ("iso", state(), tuple(sorted(tags.items())), boot)
-        return cache.get(key, lambda: _unprocessable(
-            lambda: analysis.fit_isoflop(select(tag), boot, seed)))
+        return _unprocessable(lambda: study.isoflop(tags=tags, bootstrap=boot))
 
     def isoflop_or_none(tag: list[str], boot: int) -> Any:
         try:
@@ -270,9 +230,7 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
             return None
 
     def hparam_laws(tag: list[str]) -> tuple[dict[str, Any], str | None]:
-        tags = tags_of(tag)
-        key = ("hp", state(), tuple(sorted(tags.items())))
-        return cache.get(key, lambda: analysis.hparam_laws(select(tag), bootstrap, seed))
+        return study.hparams(tags=tags_of(tag))  # type: ignore[no-any-return]
 
     def budgets(tag: list[str], boot: int) -> views.Budgets:
         return views.budgets_of(select(tag), isoflop_or_none(tag, boot))
@@ -634,7 +592,7 @@ def create_app(store_path: str | Path, bootstrap: int = 100, seed: int = 0,
         key = ("sections", state(), tuple(sorted(tags.items())), bootstrap_)
 
         def build() -> list[dict[str, Any]]:
-            summary = analysis.summarise(store(), tags=tags, bootstrap=bootstrap_, seed=seed)
+            summary = study.summarise(tags=tags, bootstrap=bootstrap_)
             return [saved_results.section_payload(sec)
                     for sec in sections.extra_sections(summary, store())]
 
@@ -793,7 +751,7 @@ def _safe(fn: Callable[[FitResult], Any], fit: FitResult) -> Any:
     return value
 
 
-def serve(store_path: str | Path, port: int = 8765, bootstrap: int = 100, host: str = "127.0.0.1",
+def serve(store_path: str | Path, port: int = 8765, bootstrap: int = DEFAULT_BOOTSTRAP, host: str = "127.0.0.1",
           allowed_hosts: Sequence[str] = (), results: Iterable[Any] = ()) -> None:
     """Run the dashboard with uvicorn on ``host`` (loopback by default) until interrupted.
 

@@ -140,7 +140,9 @@ def _parse_arrow(arr: pa.Array | pa.ChunkedArray) -> NumericCells:
         missing = arr.is_null().to_numpy(zero_copy_only=False)
         return NumericCells(np.full(n, np.nan), missing, ~missing)
     if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
-        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        # an unsafe cast: Arrow refuses integers past 2^53 (a uint64 N of 2^64 - 1 was a
+        # traceback); a float64 rounds them as any other number this large
+        values = pc.cast(arr, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
         values = np.where(np.asarray(arr.is_null()), np.nan, values) if arr.null_count else values
         return NumericCells(values, np.isnan(values), np.zeros(n, bool))
     if pa.types.is_null(typ):

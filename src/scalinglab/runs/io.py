@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +28,15 @@ import pyarrow.parquet as pq
 
 from scalinglab.errors import InputError, ParameterError
 from scalinglab.safefile import check_input
+from scalinglab.values import parse_pairs  # noqa: F401  (re-exported: the one KEY=VALUE parser)
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 #: bytes per CSV block (Arrow parses a block at a time)
 CSV_BLOCK_BYTES = 8 << 20
+#: the most columns a file of runs may have: the import's cost grows faster than its width
+#: (2k columns 5 s, 20k columns 110 s, 100k did not finish), and no run has thousands of values
+MAX_COLUMNS = 4096
 #: rows per chunk for Parquet and JSONL
 CHUNK_ROWS = 65_536
 
@@ -46,20 +51,6 @@ class RawChunk:
     start: int
     rows: np.ndarray | None = None
     body: bytes | None = None  # a CSV block read with numeric columns as numbers
-
-
-def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
-    """``["loss=final_loss", "N=params"]`` -> dict; errors say which pair is malformed."""
-    out: dict[str, str] = {}
-    for pair in pairs or []:
-        for part in pair.split(","):
-            if not part.strip():
-                continue
-            key, sep, value = part.partition("=")
-            if not sep or not key.strip() or not value.strip():
-                raise ParameterError(f"{what} {part!r} must look like KEY=VALUE")
-            out[key.strip()] = value.strip()
-    return out
 
 
 class TableReader:
@@ -98,9 +89,10 @@ class TableReader:
                 if not header or all(not h.strip() for h in header):
                     raise InputError("no header row (the first line must name the columns)",
                                      source=self.source)
-                return [h.strip() for h in header]
+                return self._not_too_wide([h.strip() for h in header])
             if self.format == "parquet":
-                return [str(c) for c in pq.ParquetFile(self.path).schema_arrow.names]
+                return self._not_too_wide(
+                    [str(c) for c in pq.ParquetFile(self.path).schema_arrow.names])
         except InputError:
             raise
         except UnicodeDecodeError:
@@ -109,6 +101,13 @@ class TableReader:
             raise InputError(f"cannot read {self.format}: {_one_line(exc)}",
                              source=self.source) from None
         return None
+
+    def _not_too_wide(self, columns: list[str]) -> list[str]:
+        if len(columns) > MAX_COLUMNS:
+            raise InputError(f"{len(columns):,} columns, over the limit of {MAX_COLUMNS:,} for a "
+                             "file of runs; keep the columns that matter (N, D, loss, the "
+                             "hyperparameters) and drop the rest", source=self.source)
+        return columns
 
     @property
     def _delimiter(self) -> str:
@@ -250,6 +249,10 @@ class TableReader:
             line = _first_bad_utf8_line(self.path)
             return InputError("not UTF-8 text" + (f" (line {line})" if line else ""),
                               source=self.source)
+        if "straddl" in text or "block size" in text:  # a cell Arrow cannot place in a block
+            return InputError(f"a row longer than {self.csv_block_bytes >> 20} MB (a cell that "
+                              "large is not a run's value); shorten or drop that column",
+                              source=self.source)
         return InputError(f"cannot read csv: {text}", source=self.source)
 
     def _parquet_chunks(self) -> Iterator[RawChunk]:
@@ -297,6 +300,8 @@ class TableReader:
     def _jsonl_chunk(self, records: list[dict], lines: list[int], start: int) -> RawChunk:
         for i, line in enumerate(lines):
             self._lines[start + i] = line
+        keys = {k for r in records for k in r}
+        self._not_too_wide(list(keys))
         frame = pd.DataFrame.from_records(records)
         frame = frame.astype(object)
         frame.columns = [str(c).strip() for c in frame.columns]
@@ -354,6 +359,17 @@ def _parquet_types(typ: pa.DataType) -> pd.ArrowDtype | None:
     return None
 
 
+@contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    """Python's csv reader refuses cells over 128 KB (a 200 KB cell was a traceback while
+    wording another row's message); Arrow reads cells up to the block size, so this does too."""
+    old = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
 def csv_lines(path: Path, delimiter: str, rows: Sequence[int]) -> dict[int, int]:
     """The first physical line of each data row in ``rows`` (0-based rows below the header).
 
@@ -365,7 +381,8 @@ def csv_lines(path: Path, delimiter: str, rows: Sequence[int]) -> dict[int, int]
         return {}
     last = max(wanted)
     out: dict[int, int] = {}
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh, \
+            _field_limit(CSV_BLOCK_BYTES):
         reader = csv.reader(fh, delimiter=delimiter)
         line_after = 0
         row = -1  # the header is row -1

@@ -202,11 +202,17 @@ class RunStore:
 
     def _version(self, con: duckdb.DuckDBPyConnection) -> str:
         """The schema version of an open store; StoreError for anything not a scalinglab store."""
-        tables = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchall()}
+        kinds = dict(con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables "
+            "WHERE table_schema = 'main'").fetchall())
+        tables = set(kinds)
         if not tables:
             return ""  # an empty DuckDB file: ours to initialise
+        views = sorted(t for t in ("runs", "curves", "meta") if kinds.get(t) not in
+                       (None, "BASE TABLE"))
+        if views:  # a view over range(1e12) named runs made every read run forever
+            raise StoreError(f"{self.path}: {', '.join(views)} {'is a view' if len(views) == 1 else 'are views'}"
+                             ", not a table: not a scalinglab run store; it was left unchanged")
         version = None
         if {"runs", "meta"} <= tables:
             with contextlib.suppress(duckdb.Error):

@@ -34,7 +34,7 @@ sweep_app.add_typer(plan_app, name="plan")
 
 
 def _floats(text: str, option: str) -> list[float]:
-    from scalinglab.runs.schema import parse_number
+    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     try:
         values = [parse_number(x) for x in text.split(",") if x.strip()]

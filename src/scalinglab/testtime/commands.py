@@ -204,8 +204,8 @@ def budget_command(
 
     Example: scalinglab testtime budget --model 8b=small.csv --params 8b=8e9 --model 70b=big.csv --params 70b=7e10 --prompt-tokens 500 --generated-tokens 300 --budget 1e15,1e16
     """
-    from scalinglab.runs.schema import parse_number
     from scalinglab.testtime.budget import Option, SampleCost, compare_at_budget
+    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     models = _pairs(model, "--model")
     sizes = _pairs(params, "--params")

@@ -1,0 +1,81 @@
+"""Values as people type them on a command line or in a request: one parser each.
+
+:func:`parse_quantity` reads a human number (``7B``, ``1e21``, ``3.4e19``, ``1.4T``, ``2,048``,
+``1_000``, ``125M``): the scalar form of the run import's cell grammar
+(:mod:`scalinglab.runs.cells`, checked to agree in ``tests/test_values.py``), in plain Python so
+the command line parses a flag without loading pandas or Arrow. :func:`parse_pairs` reads
+``KEY=VALUE`` lists (repeatable, comma-separated). Errors are :class:`ValueError` /
+:class:`~scalinglab.errors.ParameterError` naming what was given; the command line turns them
+into one line naming the flag (:class:`scalinglab.clikit.Quantity`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+
+from scalinglab.errors import ParameterError
+
+#: unit suffixes: ``125M`` parameters, ``1.5B`` tokens, ``2T`` tokens (as ``runs.cells``)
+SUFFIXES = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
+_NUMBER = re.compile(r"[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|inf(inity)?)",
+                     re.IGNORECASE)
+#: what a person is shown when a value is not a number
+EXAMPLES = "e.g. 1e21, 7B, 1.4T"
+
+
+def parse_quantity(text: str | float | int) -> float:
+    """``"7B"`` -> 7e9, ``"1e21"`` -> 1e21, ``"2,048"`` -> 2048.0; ``ValueError`` otherwise.
+
+    Thousands separators (``,`` and ``_``) are dropped; one unit suffix (:data:`SUFFIXES`)
+    multiplies; a number is read exactly as ``float()`` reads it. NaN and text are refused.
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a number ({EXAMPLES})")
+    if isinstance(text, (int, float)):
+        if math.isnan(text):
+            raise ValueError(f"{text!r} is not a number ({EXAMPLES})")
+        return float(text)
+    s = str(text).strip().replace(",", "").replace("_", "")
+    factor = 1.0
+    if len(s) > 1 and s[-1] in SUFFIXES and not s.lower().endswith("inf"):
+        factor, s = SUFFIXES[s[-1]], s[:-1]
+    if not _NUMBER.fullmatch(s):
+        raise ValueError(f"{str(text)!r} is not a number ({EXAMPLES})")
+    return float(s) * factor
+
+
+def parse_pairs(items: Iterable[str] | str | None, what: str = "value") -> dict[str, str]:
+    """``["loss=final_loss", "N=params,D=tokens"]`` -> ``{"loss": "final_loss", ...}``.
+
+    Repeatable and comma-separated; a pair splits at its first ``=``; an empty item is skipped;
+    a malformed one raises :class:`ParameterError` naming ``what`` and the pair."""
+    if items is None:
+        return {}
+    if isinstance(items, str):
+        items = [items]
+    out: dict[str, str] = {}
+    for item in items:
+        for part in str(item).split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise ParameterError(f"{what} {part!r} must look like KEY=VALUE")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def parse_quantities(items: Iterable[str] | str | None, what: str = "value") -> dict[str, float]:
+    """``["N=7B,D=1.4T"]`` -> ``{"N": 7e9, "D": 1.4e12}``: KEY=VALUE pairs of human numbers."""
+    out = {}
+    for key, value in parse_pairs(items, what).items():
+        try:
+            out[key] = parse_quantity(value)
+        except ValueError:
+            raise ParameterError(f"{what} {key}={value!r}: not a number ({EXAMPLES})") from None
+    return out
+
+
+__all__ = ["EXAMPLES", "SUFFIXES", "parse_pairs", "parse_quantities", "parse_quantity"]
