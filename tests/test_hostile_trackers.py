@@ -156,3 +156,44 @@ def test_a_hostile_tracker_input_is_one_line_and_changes_nothing(tmp_path, store
     assert expected in lines[0], lines[0]
     assert tree_digest(store) == before_store
     assert tree_digest(root) == before_input
+
+
+def _tensor_events(root: Path, **tensor) -> Path:
+    """A TensorBoard run whose one scalar-plugin tensor is ``tensor`` (fields of TensorProto)."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    dims = tensor.pop("dims", [])
+    proto = tensor_pb2.TensorProto(tensor_shape=tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims]), **tensor)
+    meta = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    writer = EventFileWriter(str(root / "run1"))
+    for step in (1, 2):
+        writer.add_event(event_pb2.Event(step=step, wall_time=1.0, summary=summary_pb2.Summary(
+            value=[summary_pb2.Summary.Value(tag="train/loss", metadata=meta, tensor=proto)])))
+    writer.close()
+    return root
+
+
+HOSTILE_TENSORS = {
+    "huge-shape": ({"dtype": 1, "dims": [10**12]}, "far too large for a scalar"),
+    "negative-dimension": ({"dtype": 1, "dims": [-5], "float_val": [3.0]}, "negative dimension"),
+    "string": ({"dtype": 7, "string_val": [b"three"]}, "not a number"),
+    "unknown-dtype": ({"dtype": 120, "float_val": [3.0]}, "not a number"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_TENSORS))
+def test_a_hostile_tensor_in_an_event_file_is_one_line(tmp_path, name):
+    fields, says = HOSTILE_TENSORS[name]
+    logdir = _tensor_events(tmp_path / "tb", **dict(fields))
+    before = tree_digest(tmp_path)
+    res = runner.invoke(app, ["import", str(logdir), "--from", "tensorboard", "--store",
+                              str(tmp_path / "s.duckdb")])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and says in lines[0] and "tag 'train/loss', step 1" in lines[0], lines
+    assert "Traceback" not in res.output
+    assert tree_digest(tmp_path) == before

@@ -490,7 +490,7 @@ def fit_isoflop(
     if labels is None:
         notes.append(f"runs grouped into {len(values)} budgets by C (within {tol_dex:g} decades)")
         spread = np.array([c_all[group == g].max() / c_all[group == g].min() for g in range(len(values))])
-        if spread.max() > PSEUDO_SPREAD:
+        if spread.size and spread.max() > PSEUDO_SPREAD:  # no budget: nothing to warn of
             worst = int(np.argmax(spread))
             warnings.append(
                 f"the runs' compute is scattered, not on IsoFLOP budgets: grouped by C into "

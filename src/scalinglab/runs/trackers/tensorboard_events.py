@@ -89,6 +89,38 @@ def _decimal(value: float) -> float:
     return float(str(np.float32(value)))
 
 
+#: TensorFlow dtypes a scalar summary may hold: half, bfloat16, float, double, the integers
+_NUMERIC_DTYPES = {1, 2, 3, 4, 5, 6, 9, 14, 17, 19, 22, 23}
+#: the most elements a "scalar" tensor may claim (a huge shape was a MemoryError)
+_MAX_TENSOR_ELEMENTS = 1 << 20
+
+
+def _tensor_scalar(tensor_util: Any, proto: Any, tag: str, step: int, path: Path) -> float:
+    """The first value of a scalar-plugin tensor, checked before it is decoded: a numeric
+    dtype, a shape with no negative dimension and at most 2^20 elements. A hostile event file
+    (a string tensor, an unknown dtype, a shape of 10^12) is one line naming the tag and step."""
+    where = f"tag {tag!r}, step {step}"
+    if proto.dtype not in _NUMERIC_DTYPES:
+        raise InputError(f"{where}: a tensor of dtype {proto.dtype}, not a number",
+                         source=str(path))
+    dims = [d.size for d in proto.tensor_shape.dim]
+    size = 1
+    for d in dims:
+        if d < 0:
+            raise InputError(f"{where}: a tensor shape with a negative dimension {dims}",
+                             source=str(path))
+        size *= d
+        if size > _MAX_TENSOR_ELEMENTS:
+            raise InputError(f"{where}: a tensor of shape {dims[:8]}, far too large for a "
+                             "scalar", source=str(path))
+    try:
+        arr = tensor_util.make_ndarray(proto)
+        return _decimal(arr.reshape(-1)[0]) if arr.size else np.nan
+    except (ValueError, TypeError, IndexError, OverflowError, MemoryError) as exc:
+        raise InputError(f"{where}: an unreadable tensor ({' '.join(str(exc).split())[:120]})",
+                         source=str(path)) from None
+
+
 def _read_dir(path: Path, rel: str) -> _Dir:
     ea_mod = require("tensorboard.backend.event_processing.event_accumulator", _PURPOSE)
     hp_meta = require("tensorboard.plugins.hparams.metadata", _PURPOSE)
@@ -124,8 +156,7 @@ def _read_dir(path: Path, rel: str) -> _Dir:
         events = acc.Tensors(tag)
         values = []
         for e in events:
-            arr = tensor_util.make_ndarray(e.tensor_proto)
-            values.append(_decimal(arr.reshape(-1)[0]) if arr.size else np.nan)
+            values.append(_tensor_scalar(tensor_util, e.tensor_proto, tag, e.step, path))
         out.scalars[tag] = series((e.step for e in events), values)
     try:
         content = acc.PluginTagToContent("hparams")
