@@ -55,6 +55,7 @@ def test_negative_targets_are_fitted_on_the_linear_scale_by_default_and_said():
                               bounds={"alpha": (0, 1), "beta": (0, 1)})
     fit = sl.fit_arrays(law, {"N": N, "D": D}, y, bootstrap=0)
     assert any("linear scale" in n for n in fit.notes)
+    assert "linear scale" in repr(fit.summary().to_dict() if hasattr(fit.summary(), "to_dict") else fit.summary())
     assert fit.params["c"] == pytest.approx(-3.1, rel=1e-4)
     assert fit.params["b"] == pytest.approx(-15.0, rel=1e-3)  # its sign is kept, not forced positive
     assert fit.params["beta"] == pytest.approx(0.1, rel=1e-3)
@@ -229,3 +230,29 @@ def test_cli_groups_one_fit_each_or_shared_exponent_with_a_floor_per_group(tmp_p
     fits = json.loads(each.stdout)["fits"]
     assert set(fits) == {"pile", "stack"}
     assert fits["stack"]["params"]["E"] == pytest.approx(0.75, rel=1e-3)
+
+
+def test_the_log_scale_says_which_parameters_it_keeps_positive():
+    N, D = _runs(n=60, seed=8)
+    y = 1.8 + 400 * N ** -0.3
+    law = sl.Law.from_formula("E + A*N**-alpha", inputs=("N",))
+    fit = sl.fit_arrays(law, {"N": N}, y, bootstrap=0)
+    assert any("kept positive: E, A" in n for n in fit.notes)
+    bounded = sl.Law.from_formula("E + A*N**-alpha", inputs=("N",), bounds={"E": (0.1, 10), "A": (1, 1e6)})
+    assert not any("kept positive" in n for n in sl.fit_arrays(bounded, {"N": N}, y, bootstrap=0).notes)
+
+
+def test_log_polynomial_laws_start_from_their_log_linear_solution():
+    # L + exp(poly in logs): every coefficient sits inside the exponential, so a space-filling
+    # design cannot find it; log(y - L) is linear in them, which seeds the search
+    rng = np.random.default_rng(9)
+    lr, bsz = 10 ** rng.uniform(-4, -2, 200), 2 ** rng.integers(4, 11, 200).astype(float)
+    truth = {"L": 1.9, "w0": -0.5, "w1": 0.3, "w2": 0.05, "w3": -0.1}
+    u, v = np.log(lr), np.log(bsz)
+    y = truth["L"] + np.exp(truth["w0"] + truth["w1"] * u + truth["w2"] * u ** 2 + truth["w3"] * v)
+    law = sl.Law.from_formula("L + exp(clip(w0 + w1*log(lr) + w2*log(lr)**2 + w3*log(bsz), -50, 50))",
+                              inputs=("lr", "bsz"),
+                              bounds={"L": (0, 3), "w0": (-8, 8), "w1": (-1, 1), "w2": (-0.1, 0.1), "w3": (-1, 1)})
+    fit = sl.fit_arrays(law, {"lr": lr, "bsz": bsz}, y, bootstrap=0, scale="linear")
+    for k, v_ in truth.items():
+        assert fit.params[k] == pytest.approx(v_, rel=1e-4, abs=1e-6)

@@ -304,6 +304,11 @@ def fit_arrays(
                         "runs, decides these values.")
     if law.constraint is not None:
         notes.append(f"constrained fit: {law.constraint.describe()}")
+    forced = _forced_positive(law, model.log_params)
+    if forced:
+        notes.append(f"fitted as logarithms, so kept positive: {', '.join(forced)} (a scale on the "
+                     "log scale); bounds with a negative lower end, or scale='linear', let them "
+                     "take any sign")
     weighting = "" if w is None else "per-run weights (normalised to mean 1)"
     fit = FitResult(
         law=law,
@@ -372,6 +377,15 @@ def _holdout(fit: FitResult, ids: tuple[str, ...], inputs: Mapping[str, np.ndarr
                    new_hi=np.asarray(new_hi, float))
 
 
+def _forced_positive(law: Law, log_params: Sequence[bool]) -> list[str]:
+    """Parameters of a formula law that the log-scale fit keeps positive although the user did
+    not bound them so: the reparametrisation is a choice, and the summary says it."""
+    if (law.definition or {}).get("kind") != "formula":
+        return []
+    return [p for p, lg in zip(law.param_names, log_params, strict=True)
+            if lg and not (p in law.bounds and law.bounds[p][0] > 0)]
+
+
 def choose_scale(scale: str | None, loss: Any) -> tuple[str, str]:
     """``(scale, note)``: the scale asked for, else log when every target is positive and
     linear otherwise (a log residual does not exist for a target <= 0)."""
@@ -394,8 +408,6 @@ def _linear_law(base: Law, tie: Mapping[str, str] | None, fix: Mapping[str, floa
                 bounds: Mapping[str, tuple[float, float]] | None) -> Law:
     """``base`` as a formula law fitted in natural coordinates (no parameter reparametrised to
     be positive), tied and fixed parameters substituted, bounds merged."""
-    from scalinglab.laws.formula import formula_law
-
     d = dict(base.definition or {})
     if d.get("kind") == "formula":
         text, defs = d["formula"], [tuple(x) for x in d.get("definitions", [])]
@@ -413,12 +425,40 @@ def _linear_law(base: Law, tie: Mapping[str, str] | None, fix: Mapping[str, floa
     free = [p for p in base.param_names if p not in tie and p not in fix]
     merged = {k: v for k, v in base.bounds.items() if k in free} | {k: tuple(v) for k, v in (bounds or {}).items()}
     try:
-        return formula_law(text, base.inputs, free, name=base.name, output=base.output,
+        return Law.from_formula(text, base.inputs, free, name=base.name, output=base.output,
                            bounds=merged, log_params={p: False for p in free},
                            definitions=subst + defs, provenance=base.provenance)
     except ParameterError as exc:
         raise ParameterError(f"scale='linear' fits laws written as formulas; the {base.name} law's "
                              f"formula {base.formula!r} could not be read ({exc})", "scale") from None
+
+
+def _linear_soft_checks(law: Law, params: Mapping[str, float], draws: np.ndarray | None, level: float,
+                        linear: set[str]) -> tuple[list[str], list[str]]:
+    """:func:`_soft_checks` for a linear-scale fit: a coefficient or offset (a linear parameter,
+    of any sign and any magnitude) is unidentified when its interval is wider than twice its
+    value (its sign is not pinned), not when it is wider than 1 as an exponent would be."""
+    warnings, flagged = _soft_checks(law, [False] * len(law.param_names), params, draws, level)
+    if draws is None or not len(draws):
+        return warnings, flagged
+    keep = []
+    for i, name in enumerate(law.param_names):
+        if name not in flagged:
+            continue
+        col = draws[:, i][np.isfinite(draws[:, i])]
+        if name in linear and len(col):
+            lo, hi = (float(x) for x in percentile_interval(col, level))
+            lo_b, hi_b = law.bounds.get(name, (-np.inf, np.inf))
+            inside = lo_b <= params[name] <= hi_b and np.mean((col < lo_b) | (col > hi_b)) <= 0.1
+            if inside and hi - lo <= 2.0 * abs(params[name]):
+                continue
+        keep.append(name)
+    if len(keep) != len(flagged):
+        warnings = [w for w in warnings if not w.startswith("not identified by these runs")]
+        if keep:
+            warnings.append("not identified by these runs: " + ", ".join(keep)
+                            + ". Treat these parameters (and figures derived from them) as unknown.")
+    return warnings, keep
 
 
 def _fit_linear(
@@ -486,7 +526,7 @@ def _fit_linear(
         n = len(train)
         draws = np.array([lsq.refit(problem, point, np.bincount(rng.integers(0, n, n), minlength=n).astype(float))
                           for _ in range(bootstrap)])
-    warnings, unidentified = _soft_checks(law, [False] * len(law.param_names), params, draws, level)
+    warnings, unidentified = _linear_soft_checks(law, params, draws, level, set(point.linear))
     pinned = near_bounds(law.bounds, params)
     if pinned:
         warnings.append("at an enforced bound: " + "; ".join(pinned) + ". The bound, not the "

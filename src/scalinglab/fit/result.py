@@ -391,7 +391,13 @@ class FitResult(Result):
         facts = [("residual std of log loss", format_number(self.residual_std)),
                  ("objective", f"{self.objective:.6g}"
                   + (f" ({self.info.objective})" if self.info else ""))]
-        if self.info is not None and self.info.search:
+        if self.info is not None and self.info.search and self.info.search.get("scale") == "linear":
+            sr = self.info.search
+            facts[0] = ("residual std (linear scale)", format_number(self.residual_std))
+            facts.append(("search", f"{self.info.n_starts} Sobol starts screened, {sr['n_polished']} "
+                          f"polished, {self.info.n_reached_best} reached the best optimum; "
+                          f"{', '.join(sr['linear']) or 'no parameter'} solved by linear least squares"))
+        elif self.info is not None and self.info.search:
             sr = self.info.search
             facts.append(("search", f"{self.info.n_starts} starts screened on {sr['screen_runs']} "
                           f"runs, {sr['n_polished']} polished on all, {sr['n_basins']} distinct "
@@ -413,7 +419,8 @@ class FitResult(Result):
             facts.append(("residual spread", f"misfit, not noise: structured by {worst['by']} "
                           f"(p = {worst['p']:.2g}); {format_number(rs['within_std'])} left inside groups"))
         elif np.isfinite(self.noise_std):
-            facts.append(("residual spread, corrected for parameters (log loss)",
+            linear = bool(self.info and self.info.search and self.info.search.get("scale") == "linear")
+            facts.append((f"residual spread, corrected for parameters ({'loss' if linear else 'log loss'})",
                           format_number(self.noise_std) + ("" if not rs.get("tests") else
                                                            " (no structure by " + ", ".join(
                                                                t["by"] for t in rs["tests"]) + ")")))

@@ -273,7 +273,8 @@ def create_app(store_path: str | Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed:
         return _json({"detail": f"internal error ({type(exc).__name__}): {exc}"}, 500)
 
     app.add_middleware(dashboard_api.WhereMiddleware)
-    dashboard_api.register(app, path, select)
+    dashboard_api.register(app, path, select, store, fitted=lambda *a: fitted(*a),
+                           parse_pin=lambda text: _pin(text))
 
     # -- the page --------------------------------------------------------------------------
 

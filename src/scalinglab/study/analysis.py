@@ -21,6 +21,7 @@ from scalinglab.fit.result import FitResult
 from scalinglab.fit.validate import RollingForward
 from scalinglab.laws.hparams import PUBLISHED_HPARAM_LAWS, HparamLaw
 from scalinglab.laws.registry import get_law, list_laws
+from scalinglab.results import short_repr
 from scalinglab.runs.schema import parse_tag_filters  # noqa: F401  (re-exported: server, tests)
 from scalinglab.runs.select import select_runs
 from scalinglab.stats import DEFAULT_BOOTSTRAP
@@ -296,6 +297,8 @@ def collect_curves(store: Any, runs: pd.DataFrame, max_curves: int = 40) -> dict
 @dataclass
 class Summary:
     """Everything a report shows, computed once."""
+
+    __repr__ = short_repr  # one short line, not every field
 
     store: str
     tags: dict[str, str]
