@@ -110,3 +110,52 @@ def test_the_default_plan_is_100x_the_largest_run():
 
     assert default_budget(pd.DataFrame({"C": [1e16, 1.2e18]})) == pytest.approx(1e20)
     assert default_budget(pd.DataFrame({"C": [4e17]})) == pytest.approx(4e19)
+
+
+def test_an_lr_batch_grid_gets_parallel_coordinates(client):
+    spec = client.get("/api/charts-extra/parallel", params={"tag": "sweep:hparams"}).json()
+    (trace,) = spec["data"]
+    assert trace["type"] == "parcoords"
+    labels = [d["label"] for d in trace["dimensions"]]
+    assert labels == ["log10 lr", "log10 batch (tokens)", "loss"]  # one (N, D): not axes
+    assert len(trace["dimensions"][0]["values"]) == 42
+    none = client.get("/api/charts-extra/parallel", params={"tag": "sweep:isoflop"}).json()
+    assert none["data"] == [] and "no lr × batch runs" in none["layout"]["annotations"][0]["text"]
+
+
+def test_seeds_of_one_configuration_draw_as_mean_and_band(tmp_path):
+    from report_synth import curve_for
+
+    path = tmp_path / "seeds.duckdb"
+    store = RunStore(path)
+    finals = []
+    for seed in range(3):
+        curve = pd.DataFrame(curve_for(2e7, 4e8, seed=seed))
+        curve["loss"] *= 1 + 0.01 * seed
+        finals.append(float(curve["loss"].iloc[-1]))
+        store.add_run({"run_id": f"s{seed}", "N": 2e7, "D": 4e8, "loss": finals[-1], "lr": 1e-3,
+                       "tags": {"dataset": "x"}, "extra": {"seed": seed}}, curve=curve)
+    store.add_run({"run_id": "other", "N": 4e7, "D": 4e8, "loss": 3.0, "lr": 1e-3,
+                   "extra": {"seed": 0}}, curve=pd.DataFrame(curve_for(4e7, 4e8)))
+    c = TestClient(server.create_app(path, bootstrap=0), base_url=LOCAL)
+    spec = c.get("/api/charts-extra/seeds", params={"smooth": 0}).json()
+    lo, hi, mean = spec["data"]  # one group of three seeds; the lone run is not a group
+    assert mean["name"] == "N = 2e+07, D = 4e+08, lr 0.001 (3 seeds)" and hi["fill"] == "tonexty"
+    assert mean["y"][-1] == pytest.approx(np.mean(finals), rel=1e-9)
+    assert hi["y"][-1] - mean["y"][-1] == pytest.approx(np.std(finals, ddof=1), rel=1e-6)
+    assert lo["y"][-1] < mean["y"][-1] < hi["y"][-1]
+
+
+def test_pinned_fits_draw_their_law_over_the_runs(client):
+    spec = client.get("/api/charts-extra/pinned",
+                      params={"pin": ["law=chinchilla&bootstrap=0", "law=kaplan&bootstrap=0",
+                                      "law=chinchilla&bootstrap=0&where=N < 0"]}).json()
+    lines = {t["name"]: t for t in spec["data"] if t.get("mode") == "lines"}
+    chin, kap = lines["pin 1: chinchilla"], lines["pin 2: kaplan"]
+    for line in (chin, kap):
+        y = np.asarray(line["y"], dtype=float)
+        assert len(y) == 40 and np.isfinite(y).all() and (np.diff(y) < 0).all()  # more C, less loss
+    assert chin["y"] != kap["y"]
+    assert any(n.startswith("pin 3: chinchilla (not fitted: ") for n in lines)
+    points = sum(len(t["x"]) for t in spec["data"] if t.get("mode") == "markers")
+    assert points == 77  # every finished run under the laws

@@ -227,6 +227,7 @@ def test_the_dashboard_opened_before_the_store_shows_runs_as_it_appears(browser,
         expect(page.locator("#run-count")).to_have_text("0")
         expect(page.locator("#runs")).to_contain_text("in the store yet")
         expect(page.locator("#heatmap-card")).to_be_hidden()  # optional, not an error
+        expect(page.locator("#parallel-card")).to_be_hidden()
         assert page.locator(".chart-msg.bad").count() == 0
         page.screenshot(path=str(artefacts / "dashboard-before-the-store.png"), full_page=True)
         # a separate process creates the store, as a sweep does
@@ -248,7 +249,7 @@ def test_the_dashboard_opened_before_the_store_shows_runs_as_it_appears(browser,
         thread.join(timeout=10)
 
 
-def test_axis_toggles_switch_the_curves_to_linear(browser, dashboard):
+def test_axis_toggles_switch_the_curves_to_linear(browser, dashboard, artefacts):
     url, _ = dashboard
     page, errors = open_page(browser, url)
     page.wait_for_function("document.getElementById('chart-curves').dataset.ready === '1'")
@@ -256,6 +257,11 @@ def test_axis_toggles_switch_the_curves_to_linear(browser, dashboard):
     page.locator("#log-y").uncheck()
     page.wait_for_function("document.getElementById('chart-curves').layout.yaxis.type === 'linear'")
     assert "logy=0" in page.url
+    # the store's lr x batch grid gets its parallel coordinates beside the heat map
+    expect(page.locator("#parallel-card")).to_be_visible()
+    page.wait_for_function("(document.getElementById('chart-parallel').data || [])"
+                           ".some(t => t.type === 'parcoords')")
+    page.locator("#parallel-card").screenshot(path=str(artefacts / "dashboard-parallel.png"))
     page.close()
     assert not errors
 
@@ -285,3 +291,30 @@ def test_the_report_has_the_same_table_offline(browser, dashboard, tmp_path, art
     page.locator("#runs").screenshot(path=str(artefacts / "report-runs-table.png"))
     page.close()
     assert not fetched
+
+
+def test_pins_draw_their_laws_over_the_runs(browser, dashboard, artefacts):
+    url, _ = dashboard
+    page, errors = open_page(browser, url + "/?pin=law%3Dchinchilla%26bootstrap%3D0"
+                                            "&pin=law%3Dkaplan%26bootstrap%3D0")
+    page.wait_for_function("() => { const el = document.getElementById('chart-pinned'); "
+                           "return el && (el.data || []).filter(t => (t.name || '')"
+                           ".startsWith('pin ')).length === 2; }")
+    page.locator("#compare-card").screenshot(path=str(artefacts / "dashboard-pinned-laws.png"))
+    page.close()
+    assert not errors
+
+
+def test_numbers_read_in_human_units(browser, dashboard):
+    url, _ = dashboard
+    page, errors = open_page(browser, url)
+    human = page.evaluate("""() => {
+        const h = SLRunsTable.human, p = SLRunsTable.parseHuman;
+        return [h(1.2e9, {kind: 'num', unit: 'count'}), h(2.048e11, {kind: 'num', unit: 'tokens'}),
+                h(3.4e19, {kind: 'num', unit: 'flops'}), h(3e-4, {kind: 'num'}), h(3.1234567, {kind: 'num'}),
+                h(null, {kind: 'num'}), p('125M'), p('1.4T'), p('2,048'), p('7X')];
+    }""")
+    assert human[:6] == ["1.2B", "205B", "3.4e19", "3e-4", "3.123", ""]
+    assert human[6:9] == [125e6, 1.4e12, 2048] and (human[9] is None or human[9] != human[9])  # NaN
+    page.close()
+    assert not errors

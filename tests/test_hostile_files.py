@@ -484,3 +484,27 @@ def test_a_parquet_uint64_count_past_2_to_the_53_imports_as_a_number(tmp_path):
     assert res.exit_code == 0, res.output
     runs = RunStore(tmp_path / "s.duckdb", read_only=True).runs()
     assert sorted(runs["N"]) == [1e8, float(2**64 - 1)]
+
+
+def test_sweep_run_log_planted_as_a_symlink_is_refused_and_its_target_untouched(tmp_path):
+    import tomllib
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("lambda yield async await " * 3000)
+    plan = tmp_path / "plan.toml"
+    res = runner.invoke(app, ["sweep", "plan", "isoflop", "--budgets", "3e8", "--sizes", "1",
+                              "--data", str(text), "--seq-len", "32", "--batch-tokens", "256",
+                              "--out", str(plan)])
+    assert res.exit_code == 0, res.output
+    run_id = tomllib.loads(plan.read_text())["runs"][0]["run_id"]
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / f"{run_id}.log").symlink_to(victim)
+    with deadline(120):
+        res = runner.invoke(app, ["sweep", "run", str(plan), "--store", str(tmp_path / "s.duckdb"),
+                                  "--log", str(tmp_path / "logs")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "is a symbolic link; refusing to write through it" in errors[0]
+    assert victim.read_text() == "precious"  # the progress line aside, nothing else was said

@@ -91,6 +91,10 @@ def test_demo_quick_goes_from_nothing_to_a_fitted_law_a_plan_and_a_report(tmp_pa
     assert check is not None and abs(check["rel_error"]) < 0.15
     plan = result["plan_for_larger_budget"]
     assert plan["N"] > 0 and plan["D"] > 0 and plan["lr"] > 0 and plan["steps"] > 0
+    # the plan it prints is saved, at the budget the design aimed at
+    assert result["larger_plan"] == str(out / "plan.json")
+    saved = json.loads((out / "plan.json").read_text())
+    assert saved["N"] == plan["N"] and saved["train_flops"] == pytest.approx(1e14, rel=1e-6)
     # the sweep is the adaptive loop; whatever its runs leave unidentified is named, in the
     # result and among its warnings, exactly as the reported fit flags it
     design, text = result["design"], result["identification"]

@@ -74,6 +74,9 @@ TagOption = typer.Option(None, "--tag", "-t", metavar="KEY=VALUE",
 MapOption = typer.Option(None, "--map", "-m", metavar="NAME=COLUMN",
                          help="Read scalinglab's NAME from the file's COLUMN, e.g. "
                          "loss=final_loss (repeatable or comma-separated).")
+ScaleOption = typer.Option(None, "--scale", metavar="NAME=FACTOR",
+                           help="Unit factor for a column of the file, e.g. N=1e6 when N is in "
+                           "millions (repeatable or comma-separated).")
 #: table (aligned text; rich on a wide terminal), or every value in full as csv, tsv or json
 FORMATS = ("table", "csv", "tsv", "json")
 FormatOption = typer.Option("table", "--format", metavar="|".join(FORMATS),
@@ -607,6 +610,11 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title:
         return
     if console.is_terminal and _fits(table):
         console.print(table)
+    elif not console.is_terminal and table.title:
+        # piped: stdout is the data alone (header, rule, rows); the title goes to stderr
+        err_console.print(table.title, highlight=False, soft_wrap=True)
+        table.title = ""
+        typer.echo(table.as_text())
     else:
         typer.echo(table.as_text())
 

@@ -230,4 +230,35 @@ def load_saved(path: str | Path, expect: type | tuple[type, ...], what: str) -> 
 
 
 __all__ = ["KIND_MODULES", "REGISTRY", "Result", "load_result", "load_results", "load_saved",
-           "registered_kinds", "result_from_dict", "saved_kind"]
+           "registered_kinds", "result_from_dict", "saved_kind", "short_repr"]
+
+
+def short_repr(obj: Any) -> str:
+    """One short line for a dataclass that is handed to people (a plan, an import report, a
+    sweep report): its scalar fields (numbers to 4 digits), collections as their sizes, at most
+    200 characters; ``_repr_keys`` (a class attribute) picks and orders the fields shown.
+    Assign it in the class body (``__repr__ = short_repr``) so ``@dataclass`` keeps it."""
+    import dataclasses
+
+    import numpy as np
+
+    from scalinglab.summary import format_number
+
+    keys = getattr(type(obj), "_repr_keys", None) or [f.name for f in dataclasses.fields(obj)]
+    items = []
+    for k in keys:
+        v = getattr(obj, k, None)
+        if v is None or (isinstance(v, str) and not v) or (isinstance(v, (list, tuple, dict, set)) and not v):
+            continue
+        if isinstance(v, bool):
+            items.append(f"{k}={v}")
+        elif isinstance(v, (int, float, np.integer, np.floating)):
+            items.append(f"{k}={format_number(v)}")
+        elif isinstance(v, str):
+            items.append(f"{k}={v!r}" if len(v) <= 40 else f"{k}={v[:37]!r}...")
+        elif isinstance(v, Path):
+            items.append(f"{k}={str(v)!r}")
+        elif isinstance(v, (list, tuple, dict, set, np.ndarray)):
+            items.append(f"{k}: {len(v)}")
+    text = f"<{type(obj).__name__} {', '.join(items)}>"
+    return text if len(text) <= 200 else text[:196] + "...>"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,7 +24,8 @@ def _quiet() -> Console:
 
 
 def demo(
-    quick: bool = typer.Option(False, "--quick", help="About 1 minute instead of about 5."),
+    quick: bool = typer.Option(False, "--quick", help="Fewer runs: 873 s measured on a busy "
+                               "2-core machine (load 16)."),
     out: Path = typer.Option(Path("scalinglab-demo"), "--out", "-o", help="Folder to write into."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     bootstrap: int = typer.Option(None, "--bootstrap", "-b", min=0, metavar="K",
@@ -37,22 +38,57 @@ def demo(
 
     \b
     Examples:
-      scalinglab demo              # about 5 minutes on 2 CPU cores
-      scalinglab demo --quick      # about 1 minute
+      scalinglab demo              # 2,316 s on a busy 2-core machine (load 9-16)
+      scalinglab demo --quick      # 873 s on a busy 2-core machine (load 16)
       scalinglab demo --device cuda --out demo-gpu
     """
-    from scalinglab.clikit import progress_display
     from scalinglab.demo.job import run_demo
+    from scalinglab.design.commands import round_line
     from scalinglab.sweep.display import RichProgress
 
-    with RichProgress(console=None if not json_ else _quiet()) as progress, \
-            progress_display() as analysis_progress:
-        result = run_demo(out, quick=quick, device=device, bootstrap=bootstrap, progress=progress,
-                          analysis_progress=analysis_progress)
+    sweep_bar = RichProgress(console=None if not json_ else _quiet())
+    stages = _Stages(sweep_bar, enabled=not json_)
+
+    def announce(summary: dict[str, Any]) -> None:
+        # each adaptive round's fit and decision, printed above the one live bar
+        if not json_:
+            sweep_bar.say(round_line(summary, 1e14))
+
+    with sweep_bar:
+        try:
+            result = run_demo(out, quick=quick, device=device, bootstrap=bootstrap,
+                              progress=sweep_bar, analysis_progress=stages, on_round=announce)
+        finally:
+            stages.close()
     if json_:
         emit_json(result.to_dict())
         return
     _print_demo(result)
+
+
+class _Stages:
+    """One live display at a time: the sweep's bar until the analysis starts, then the
+    analysis's line (two live displays on one terminal redraw over each other)."""
+
+    def __init__(self, sweep_bar: Any, enabled: bool = True) -> None:
+        self.sweep_bar = sweep_bar
+        self.enabled = enabled
+        self.cm: Any = None
+        self.update: Any = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from scalinglab.clikit import progress_display
+
+        if self.update is None:
+            self.sweep_bar.close()
+            self.cm = progress_display(self.enabled)
+            self.update = self.cm.__enter__()
+        self.update(stage, done, total)
+
+    def close(self) -> None:
+        if self.cm is not None:
+            self.cm.__exit__(None, None, None)
+            self.cm = None
 
 
 def _print_demo(r: DemoResult) -> None:
@@ -81,13 +117,14 @@ def _print_demo(r: DemoResult) -> None:
     if s.plan.ok:
         p = s.plan.value
         iv = (f" [{p.loss_interval[0]:.3f}, {p.loss_interval[1]:.3f}]" if p.loss_interval else "")
-        console.print(f"[bold]plan for {s.compute:.3g} FLOPs[/]: N = {p.N:.3g}, D = {p.D:.3g} "
+        console.print(f"[bold]plan for {s.compute:.3g} FLOPs[/] (saved to {r.larger_plan_path}): N = {p.N:.3g}, D = {p.D:.3g} "
                       f"({p.tokens_per_param:.1f} tokens/param), {p.steps:,} steps, "
                       f"loss {p.loss:.3f}{iv}, lr {p.lr:.3g}, batch {p.batch_tokens:,} tokens, "
                       f"weight decay {p.weight_decay:.3g}")
     for w in r.warnings:
         console.print(f"[yellow]warning:[/] {w}")
-    console.print(f"wrote {r.report_path}, {len(r.figures)} figures, plan {r.plan_path} and "
-                  f"store {r.store_path}")
+    console.print(f"\n[bold]files written[/] in {r.out_dir}:", highlight=False)
+    for what, path in r.files():
+        console.print(f"  {path}  [dim]{what}[/]", highlight=False)
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from scalinglab.design.auto import AutoConfig, AutoResult, run_auto
 from scalinglab.errors import ScalingLabError
-from scalinglab.results import Result
+from scalinglab.results import Result, short_repr
 from scalinglab.runs.store import RunStore
 from scalinglab.safefile import write_output
 from scalinglab.summary import Summary, Table, format_interval, format_number, tidy_warnings
@@ -145,6 +145,10 @@ class Extrapolation(Result):
 
 @dataclass
 class DemoResult:
+    """What the demo did and every file it wrote (:meth:`files`)."""
+
+    __repr__ = short_repr  # one short line, not every field
+    _repr_keys = ("out_dir", "report_path", "larger_plan_path", "figures", "warnings")
     out_dir: Path
     plan_path: Path
     store_path: Path
@@ -156,6 +160,23 @@ class DemoResult:
     extrapolation_error: str | None = None
     warnings: list[str] = field(default_factory=list)
     design: AutoResult | None = None
+    #: the plan for the 100x larger budget, as JSON (``plan_path`` is the starting sweep's TOML)
+    larger_plan_path: Path | None = None
+
+    def files(self) -> list[tuple[str, Path]]:
+        """Every file (and folder of files) the demo wrote, with what it is, in reading order."""
+        out = [("report (open in a browser)", self.report_path)]
+        if self.larger_plan_path is not None:
+            out.append(("plan for the 100x larger budget", self.larger_plan_path))
+        out += [("run store (scalinglab runs/serve --store)", self.store_path),
+                ("starting IsoFLOP sweep (TOML)", self.plan_path)]
+        if self.design is not None:
+            out.append((f"adaptive rounds' plans and state ({len(self.design.plans)} rounds)",
+                        self.design.out))
+        if self.figures:
+            folder = next(iter(self.figures.values())).parent
+            out.append((f"figures ({len(self.figures)} PNG)", folder))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         s = self.summary
@@ -163,6 +184,7 @@ class DemoResult:
         iso = s.isoflop.value
         return {
             "out_dir": self.out_dir, "plan": self.plan_path, "store": self.store_path,
+            "larger_plan": self.larger_plan_path,
             "report": self.report_path, "figures": {k: str(v) for k, v in self.figures.items()},
             "sweep": self.sweep.to_dict(),
             "fit": fit.to_dict() if fit is not None else None,
@@ -205,12 +227,14 @@ def extrapolation_check(runs: pd.DataFrame, bootstrap: int = 100, seed: int = 0,
 
 
 def analyse(store: RunStore, tags: dict[str, str], bootstrap: int, seed: int = 0,
-            progress: Any = None) -> tuple[Any, Extrapolation | None, str | None]:
+            progress: Any = None, compute: float | None = None
+            ) -> tuple[Any, Extrapolation | None, str | None]:
     """The demo's fits, the same as ``report`` and the dashboard make (``summarise``), and its
     held-out check; ``(summary, extrapolation, why there is none)``."""
     from scalinglab.study import Study
 
-    summary = Study(store, tags=tags, bootstrap=bootstrap, seed=seed).summarise(progress=progress)
+    summary = Study(store, tags=tags, bootstrap=bootstrap, seed=seed).summarise(progress=progress,
+                                                                                compute=compute)
     if progress is not None:
         progress("held-out check: fitting without the largest budget", 0, 0)
     try:
@@ -221,11 +245,12 @@ def analyse(store: RunStore, tags: dict[str, str], bootstrap: int, seed: int = 0
 
 def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, device: str = "cpu",
              bootstrap: int | None = None, progress: Progress | None = None,
-             analysis_progress: Any = None) -> DemoResult:
+             analysis_progress: Any = None, on_round: Any = None) -> DemoResult:
     """The whole job; resumable (a rerun skips the runs already in ``out_dir/runs.duckdb``).
 
-    ``progress`` follows the sweep; ``analysis_progress(stage, done, total)`` the fits, the
-    held-out check and the report after it.
+    ``progress`` follows the sweep; ``on_round(summary)`` hears each adaptive round's fit and
+    what it decided (:func:`scalinglab.design.loop.summarise_round`);
+    ``analysis_progress(stage, done, total)`` the fits, the held-out check and the report after it.
     """
     from scalinglab.report.html import render_report, save_figures
 
@@ -237,13 +262,16 @@ def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, devic
     workers = min(4, os.cpu_count() or 1) if device == "cpu" else 1
     name = "demo-quick" if quick else "demo"
     k = bootstrap if bootstrap is not None else (100 if quick else 200)
-    design = run_auto(demo_design(plan, name, out, quick, device, workers, k), store,
-                      progress=progress)
+    config = demo_design(plan, name, out, quick, device, workers, k)
+    design = run_auto(config, store, progress=progress, on_round=on_round)
     sweep = design.sweep
     if sweep.interrupted:
         raise KeyboardInterrupt
+    # the plan is for the budget the design narrowed the prediction at (100x the largest run
+    # it allows), not the report's default (100x the largest run made)
     summary, extrapolation, extrapolation_error = analyse(store, {"sweep": name}, k,
-                                                          progress=analysis_progress)
+                                                          progress=analysis_progress,
+                                                          compute=config.target)
     # the report is written after the held-out check, so it carries the demo's headline
     if extrapolation is not None:
         summary.validation.append(extrapolation)
@@ -257,5 +285,11 @@ def run_demo(out_dir: str | Path = "scalinglab-demo", quick: bool = False, devic
     if design.unidentified or design.fit is None:
         warnings.append(design.identification())
     warnings = tidy_warnings(warnings)
+    larger = None
+    if summary.plan.ok:  # the plan the demo prints, saved where it says
+        from scalinglab.clikit import to_json
+
+        larger = out / "plan.json"
+        larger.write_text(to_json(summary.plan.value.to_dict()) + "\n", encoding="utf-8")
     return DemoResult(out, plan_path, store.path, report_path, figures, sweep, summary,
-                      extrapolation, extrapolation_error, warnings, design)
+                      extrapolation, extrapolation_error, warnings, design, larger)

@@ -35,6 +35,7 @@ from scalinglab.fit.loss import MAX_DECADES, MAX_EXPONENT_WIDTH
 from scalinglab.fit.result import FitResult
 from scalinglab.laws.hparams import HparamLaw
 from scalinglab.laws.registry import get_law
+from scalinglab.results import short_repr
 from scalinglab.runs.store import RunStore
 from scalinglab.safefile import read_json, write_output
 from scalinglab.sweep.data import DataSpec
@@ -94,6 +95,8 @@ class AutoConfig:
 @dataclass
 class AutoResult:
     """What the loop did: its rounds, the final fit, why it stopped, and what is still unknown."""
+
+    __repr__ = short_repr  # one short line, not every field
 
     out: Path
     target: float

@@ -33,7 +33,7 @@ from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.fit.result import FitResult
 from scalinglab.laws.base import Law, LawInstance, Provenance
 from scalinglab.laws.registry import get_law
-from scalinglab.results import Result
+from scalinglab.results import Result, short_repr
 from scalinglab.summary import Summary, Table, format_number
 
 #: ``progress(done, total)`` after each simulated study
@@ -232,6 +232,8 @@ def default_designs(settings: AdaptiveSettings | None = None) -> list[Design]:
 @dataclass
 class Outcome:
     """What one simulated study's fit says at the target (NaN where it could not)."""
+
+    __repr__ = short_repr  # one short line, not every field
 
     design: str
     budget: float

@@ -37,6 +37,7 @@ from scalinglab.design.targets import figures_at
 from scalinglab.errors import NotIdentifiable
 from scalinglab.fit.result import FitResult
 from scalinglab.laws.base import Law, LawInstance
+from scalinglab.results import short_repr
 from scalinglab.stats import percentile_interval
 
 #: figures at the target that a design can aim at (the rest of the tracked list is parameters)
@@ -71,6 +72,8 @@ class Spread:
     objective is ``sum_t w_t Var_t / Var_t(now)``, so each aimed-at figure counts by how much of
     its variance is removed.
     """
+
+    __repr__ = short_repr  # one short line, not every field
 
     names: tuple[str, ...]
     cov: np.ndarray

@@ -14,6 +14,7 @@ import typer
 from scalinglab.clikit import (
     JsonOption,
     MapOption,
+    ScaleOption,
     TagOption,
     UserError,
     bootstrap_option,
@@ -46,6 +47,7 @@ WhereOpt = typer.Option(None, "--where", "-w", help="Filter on the runs (store o
                         "\"N > 1e8 AND loss < 4\".")
 TagOpt = TagOption
 MapOpt = MapOption
+UnitsOpt = ScaleOption  # --scale N=1e6: a file's units (fit law/custom use --scale otherwise)
 BootOpt = bootstrap_option()
 HoldoutOpt = typer.Option(0, "--holdout-top", min=0, help="Fit without the K largest-compute runs and "
                           "report the error predicting them.")
@@ -242,7 +244,7 @@ def _fit_command(
     law_name: Any, file: Path | None, store: Path | None, where: str | None, tag: list[str] | None,
     map_: list[str] | None, bootstrap: int, holdout_top: int, seed: int, compute: list[float] | None,
     at: list[str] | None, save: Path | None, json_: bool, all_runs: bool, best_per_point: bool,
-    group_by: str | None, est: _Estimation | None = None,
+    group_by: str | None, est: _Estimation | None = None, units: list[str] | None = None,
 ) -> None:
     from scalinglab.errors import NotIdentifiable
     from scalinglab.fit.data import load_runs
@@ -257,7 +259,8 @@ def _fit_command(
     options = est.kwargs(law)
     frame, source, notes = load_runs(file, store, where, _tags(tag), law.inputs,
                                      parse_map(map_), all_runs, best_per_point,
-                                     _columns(group_by), unique_tokens=est.unique_tokens)
+                                     _columns(group_by), unique_tokens=est.unique_tokens,
+                                     scale=_units(units))
     points = _parse_at(at, law.inputs)
     try:
         with _progress(not json_) as progress:
@@ -278,6 +281,12 @@ def _fit_command(
         console.print(f"[green]saved[/] the fit and its {fit.n_draws} bootstrap draws to {save}")
 
 
+def _units(units: list[str] | None) -> dict[str, str]:
+    from scalinglab.runs.io import parse_pairs
+
+    return parse_pairs(units, "--scale")
+
+
 def _tags(tag: list[str] | None) -> dict[str, str]:
     return parse_tags(tag)
 
@@ -289,7 +298,8 @@ def _columns(text: str | None) -> tuple[str, ...]:
 @fit_app.command("chinchilla")
 def chinchilla(
     file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
+    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, bootstrap: int = BootOpt,
+    holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
@@ -308,13 +318,15 @@ def chinchilla(
     _fit_command("chinchilla", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens, flop_convention, noise_floor=noise_floor))
+                             unique_tokens, flop_convention, noise_floor=noise_floor),
+                 units=units)
 
 
 @fit_app.command("kaplan")
 def kaplan(
     file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
+    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, bootstrap: int = BootOpt,
+    holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
@@ -330,7 +342,8 @@ def kaplan(
     _fit_command("kaplan", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens, flop_convention, noise_floor=noise_floor))
+                             unique_tokens, flop_convention, noise_floor=noise_floor),
+                 units=units)
 
 
 @fit_app.command("power")
@@ -338,7 +351,8 @@ def power(
     file: Path = FileArg,
     x: str = typer.Option("C", "--x", help="The variable: N (parameters), D (tokens) or C (FLOPs)."),
     store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
+    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, bootstrap: int = BootOpt,
+    holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, at: list[str] = AtOpt, save: Path = SaveOpt, json_: bool = JsonOption,
     all_runs: bool = AllRunsOpt, best_per_point: bool = BestOpt, group_by: str = GroupByOpt,
     tie: list[str] = TieOpt, fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt,
@@ -355,15 +369,17 @@ def power(
     _fit_command(f"power_{x}", file, store, where, tag, map_, bootstrap, holdout_top, seed,
                  None, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             flop_convention=flop_convention, noise_floor=noise_floor))
+                             flop_convention=flop_convention, noise_floor=noise_floor),
+                 units=units)
 
 
 @fit_app.command("isoflop")
 def isoflop(
     file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt, seed: int = SeedOpt,
-    budget: str = typer.Option(None, "--budget", help="Column or tag that labels each run's "
-                               "compute budget (default: group runs by C)."),
+    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, bootstrap: int = BootOpt,
+    seed: int = SeedOpt,
+    budget: str = typer.Option(None, "--budget", help="Column, extra column or tag that labels "
+                               "each run's compute budget (default: group runs by C)."),
     tol_dex: float = typer.Option(0.1, "--tol-dex", min=0.0, help="Runs whose C agree within this "
                                   "many decades share a budget (when grouping by C)."),
     compute: list[float] = ComputeOpt,
@@ -395,7 +411,8 @@ def isoflop(
     check_output_early(save, "--save")
     frame, source, notes = load_runs(file, store, where, _tags(tag), ("N", "D", "C"),
                                      parse_map(map_), all_runs, best_per_point,
-                                     _columns(group_by))
+                                     _columns(group_by),
+                                     scale=_units(units))
     with err_console.status("fitting IsoFLOP parabolas", spinner="dots") if not json_ else _null():
         result = fit_isoflop(frame, bootstrap=bootstrap, seed=seed, budget=budget, tol_dex=tol_dex,
                              source=source, method=method,
@@ -456,7 +473,8 @@ def _null() -> Iterator[None]:
 def law_cmd(
     name: str = typer.Argument(..., help="A law of the catalogue (see `scalinglab fit laws`)."),
     file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
+    map_: list[str] = MapOpt, bootstrap: int = BootOpt,
+    holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
@@ -516,7 +534,8 @@ def custom_cmd(
                                      "NAME=EXPR, e.g. Deff=\"U*(1 + R*(1 - exp(-(D/U - 1)/R)))\" "
                                      "(repeatable, in order)."),
     store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt, holdout_top: int = HoldoutOpt,
+    map_: list[str] = MapOpt, bootstrap: int = BootOpt,
+    holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
     best_per_point: bool = BestOpt, group_by: str = GroupByOpt, tie: list[str] = TieOpt,
@@ -620,7 +639,7 @@ def select_cmd(
     laws: str = typer.Option("chinchilla,chinchilla_tied,kaplan,power_C", "--laws",
                              help="Candidate laws of the catalogue, comma separated."),
     store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt,
+    map_: list[str] = MapOpt, units: list[str] = UnitsOpt,
     bootstrap: int = typer.Option(50, "--bootstrap", "-b", min=0, help="Bootstrap resamples per "
                                   "fit (for the bands' coverage; 0: none)."),
     seed: int = SeedOpt,
@@ -651,7 +670,8 @@ def select_cmd(
     needed = tuple(dict.fromkeys(x for law in candidates for x in law.inputs))
     frame, source, notes = load_runs(file, store, where, _tags(tag), needed,
                                      parse_map(map_), all_runs, best_per_point,
-                                     _columns(group_by), unique_tokens=unique_tokens)
+                                     _columns(group_by), unique_tokens=unique_tokens,
+                                     scale=_units(units))
     with err_console.status("rolling-forward fits", spinner="dots") if not json_ else _null():
         result = select_laws(frame, candidates, target=target, bootstrap=bootstrap, seed=seed, steps=steps,
                              min_train=min_train, source=source, by=by, loss=loss, delta=delta,

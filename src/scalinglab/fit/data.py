@@ -19,7 +19,8 @@ NUMERIC = ("N", "D", "C", "loss", "U")
 
 
 def read_fit_file(
-    path: str | Path, needed: Sequence[str], mapping: Mapping[str, str] | None = None
+    path: str | Path, needed: Sequence[str], mapping: Mapping[str, str] | None = None,
+    scale: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Read runs with the numeric columns a law needs; ``(frame, notes)``.
 
@@ -43,6 +44,11 @@ def read_fit_file(
                             source)
     raw = table.rename(columns=choice.rename)
     notes: list[str] = list(choice.notes)
+    if scale:  # units: N=1e6 for parameters in millions (as import --scale), by scalinglab name
+        from scalinglab.runs.io import scale_columns
+
+        raw = scale_columns(raw, scale, source)
+        notes.append("scaled " + ", ".join(f"{k} by {v}" for k, v in scale.items()))
     need = {*needed, "loss"}
     derivable = {"D": {"N", "C"}, "C": {"N", "D"}}
     missing = [c for c in sorted(need) if c not in raw.columns
@@ -113,6 +119,7 @@ def load_runs(
     best_per_point: bool = False,
     group_by: Sequence[str] = (),
     unique_tokens: str | None = None,
+    scale: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, str, list[str]]:
     """Runs from ``file``, or else the store (finished runs, filtered), chosen by the one rule
     of :func:`scalinglab.runs.select.select_runs`; ``(frame, source, notes)``.
@@ -135,7 +142,7 @@ def load_runs(
     if file is not None:
         if tags:
             raise ParameterError("tags filter the run store; they do not apply to a file", "tag")
-        frame, notes = read_fit_file(file, needed, mapping)
+        frame, notes = read_fit_file(file, needed, mapping, scale)
         source = str(file)
         names = dict(frame.attrs.get("source_columns", {}))
         if where:
@@ -148,12 +155,24 @@ def load_runs(
         from scalinglab.runs.store import RunStore
 
         path = store or DEFAULT_STORE
+        if scale:
+            raise ParameterError("scale converts a file's units; the store holds runs already "
+                                 "in scalinglab's (import --scale)", "scale")
         frame = RunStore(path, read_only=True).runs(where=where, tags=dict(tags or {}))
         source, notes, names = str(path), [], {}
         if frame.empty:
             raise InputError("no finished runs" + (f" match where {where!r}" if where else "")
                              + (f" with tags {dict(tags)}" if tags else ""), source=str(path))
         frame = frame.dropna(subset=["loss"]).reset_index(drop=True)
+        if mapping:  # --map NAME=EXTRA: an imported extra column (or tag) as a law's input
+            from scalinglab.runs.select import _expand
+
+            frame = _expand(frame, list(mapping.values()))
+            for dst, src in mapping.items():
+                if src not in frame.columns:
+                    raise InputError(f"--map {dst}={src}: no run has {src!r} (a column, extra "
+                                     "column or tag)", source=source)
+                frame[dst] = pd.to_numeric(frame[src], errors="coerce")
         if unique_tokens:
             from scalinglab.runs.select import _expand
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
-from scalinglab.results import Result
+from scalinglab.results import Result, short_repr
 from scalinglab.stats import MIN_USABLE_DRAWS, Estimate, bootstrap_weights, percentile_interval
 from scalinglab.summary import Summary, Table, format_interval
 
@@ -83,6 +83,8 @@ def group_budgets(
 @dataclass
 class BudgetFit:
     """One compute budget: its IsoFLOP parabola (Approach 2) and its best run (Approach 1)."""
+
+    __repr__ = short_repr  # one short line, not every field
 
     C: float
     n_runs: int
@@ -137,6 +139,8 @@ class BudgetFit:
 @dataclass
 class AllocationLaw:
     """``N_opt = exp(log_kn) C^a`` and ``D_opt = exp(log_kd) C^b`` with bootstrap draws."""
+
+    __repr__ = short_repr  # one short line, not every field
 
     approach: int
     a: float
@@ -469,11 +473,17 @@ def fit_isoflop(
     if budget is not None:
         if budget in df.columns:
             labels = df[budget].to_numpy()
-        elif "tags" in df.columns:
-            labels = df["tags"].map(lambda t: (t or {}).get(budget)).to_numpy()
+        else:  # a store's runs keep imported extra columns and tags in dicts
+            for holder in ("extra", "tags"):
+                if holder in df.columns:
+                    found = df[holder].map(lambda t: t.get(budget) if isinstance(t, dict)
+                                           else None).to_numpy()
+                    if not pd.isna(found).any():
+                        labels = found
+                        break
         if labels is None or pd.isna(labels).any():
-            raise ParameterError(f"budget {budget!r} is neither a column nor a tag of every run",
-                                 "budget")
+            raise ParameterError(f"budget {budget!r} is neither a column, an extra column nor a "
+                                 "tag of every run", "budget")
     group, values = group_budgets(c_all, labels, tol_dex)
     warnings: list[str] = []
     checks = []

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.stats import norm
 
 from scalinglab.laws.base import ArrayLike, Law, LawInstance, Provenance
+from scalinglab.results import short_repr
 from scalinglab.stats import percentile_interval
 
 #: inputs a hyperparameter law may use, all derived from (N, D)
@@ -157,6 +158,8 @@ class HparamLaw:
     their Gaussian summary ``*_cov`` (Step Law's published bootstrap); without either there is no
     interval, and :meth:`interval` says so by returning ``None``.
     """
+
+    __repr__ = short_repr  # one short line, not every field
 
     name: str
     lr: LawInstance

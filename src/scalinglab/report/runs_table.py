@@ -62,8 +62,10 @@ def payload(runs: pd.DataFrame) -> dict[str, Any]:
     for k in extra_keys:
         values = [x.get(k) for x in runs["extra"] if isinstance(x, dict)]
         numeric = all(_is_number(v) for v in values if v is not None)
-        columns.append({"key": f"extra:{k}", "label": k, "kind": "num" if numeric else "text",
-                        "unit": "", "hidden": True})
+        # a sweep's started_at (seconds since 1970) reads as a date
+        kind = "date" if numeric and k.endswith("_at") else "num" if numeric else "text"
+        columns.append({"key": f"extra:{k}", "label": k, "kind": kind, "unit": "",
+                        "hidden": True})
     keep = [c["key"] for c in columns if ":" not in c["key"]]
     rows = []
     for rec in runs.to_dict("records"):

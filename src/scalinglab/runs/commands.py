@@ -16,6 +16,7 @@ from scalinglab.clikit import (
     UserError,
     console,
     emit_json,
+    err_console,
     new_app,
     output_format,
     parse_tags,
@@ -185,10 +186,16 @@ def list_runs(
     where: str = typer.Option(
         None, "--where", "-w",
         help="Filter expression over the run columns, e.g. \"N > 1e8 AND tags->>'dataset' = "
-        "'c4'\" (no statements or subqueries)."),
+        "'c4'\" (no statements or subqueries); imported extra columns by name."),
     tag: list[str] = TagOption,
     status: str = typer.Option("finished", "--status", help="finished, failed, running or all."),
-    limit: int = typer.Option(50, "--limit", help="Rows to show in the table (JSON shows all)."),
+    limit: int = typer.Option(50, "--limit", help="Rows to show in the table (csv, tsv and JSON "
+                              "show all)."),
+    columns: list[str] = typer.Option(
+        None, "--columns", "-c", metavar="A,B,...",
+        help="Columns to show, in order (repeatable or comma-separated): run_id, name, N, D, C, "
+        "loss, lr, batch_tokens, weight_decay, seq_len, status, error, source, tags, or an "
+        "extra column's name. Default: every column for csv/tsv, the usual ones for a table."),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store file."),
     json_: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     fmt: str = FormatOption,
@@ -200,8 +207,16 @@ def list_runs(
 ) -> None:
     """List runs in the store as a table. Reads only: never writes or creates a file.
 
+    --format csv writes every column (tags as JSON, each extra column as its own), missing
+    values as empty cells and numbers in full, so pandas.read_csv reads the store's numbers
+    back as numbers. Titles and notes go to stderr: stdout holds the runs alone.
+
     Example: scalinglab runs --where "N > 1e8 AND lr < 1e-3" --tag dataset=c4
+
+    Example: scalinglab runs --format csv --columns run_id,N,D,loss > runs.csv
     """
+    from scalinglab.errors import ParameterError
+    from scalinglab.runs.export import export_frame, to_delimited
     from scalinglab.runs.store import RunStore
 
     if forecast:
@@ -215,30 +230,49 @@ def list_runs(
         raise UserError(f"--status must be one of {', '.join(statuses)}, not {status!r}")
     if limit < 0:
         raise UserError(f"--limit must be 0 or more, not {limit}")
+    fmt = output_format(fmt, json_)
     df = RunStore(store, read_only=True).runs(
         where=where, status=None if status == "all" else status, tags=parse_tags(tag)
     )
-    fmt = output_format(fmt, json_)
-    if fmt == "json":
+    if fmt == "json" and not columns:
         emit_json(df.to_dict(orient="records"))
         return
     named = bool(df["name"].notna().any()) if len(df) else False
     failed = status != "finished" and bool((df["status"] != "finished").any()) if len(df) else False
-    cols = ["run_id", *(["name"] if named else []), "N", "D", "C", "loss", "lr", "batch_tokens",
-            "status", "tags", *(["error"] if failed else [])]
-    shown = df if fmt != "table" else df.head(limit)
+    usual = ["run_id", *(["name"] if named else []), "N", "D", "C", "loss", "lr", "batch_tokens",
+             "status", "tags", *(["error"] if failed else [])]
+    try:
+        flat = export_frame(df, columns or (usual if fmt == "table" else None))
+    except ParameterError as exc:
+        raise UserError(f"--columns: {exc}") from None
+    if fmt in ("csv", "tsv"):
+        typer.echo(to_delimited(flat, "," if fmt == "csv" else "\t"), nl=False)
+        return
+    if fmt == "json":
+        emit_json(flat.astype(object).where(flat.notna(), None).to_dict(orient="records"))
+        return
+    shown = flat.head(limit)
+    if "tags" in shown:  # KEY=VALUE words read better than JSON in a table
+        shown = shown.assign(tags=[",".join(f"{k}={v}" for k, v in t.items()) if isinstance(t, dict)
+                                   else "" for t in df["tags"].head(limit)])
     # every value in full: a piped table is data (scalinglab runs | cat), not a glance
-    print_table(cols, ([r[c] for c in cols] for r in shown.to_dict("records")),
-                title=f"{len(df)} runs in {store}" if fmt == "table" else "", fmt=fmt)
-    if fmt == "table" and len(df) > limit:
-        console.print(f"... {len(df) - limit} more (use --limit, --format csv or --json)")
+    print_table(list(shown.columns),
+                ([None if _missing(v) else v for v in r] for r in shown.itertuples(index=False)),
+                title=f"{len(df)} runs in {store}")
+    if len(df) > limit:
+        err_console.print(f"... {len(df) - limit} more (use --limit, --format csv or --json)",
+                          highlight=False)
     stopped = [(r["name"] if isinstance(r["name"], str) else r["run_id"], r["error"])
-               for r in shown.to_dict("records")
+               for r in df.head(limit).to_dict("records")
                if r["status"] != "finished" and isinstance(r["error"], str) and r["error"]]
-    if stopped and fmt == "table":
-        console.print("[bold]why the runs that did not finish stopped:[/]")
+    if stopped:
+        err_console.print("[bold]why the runs that did not finish stopped:[/]")
         for label, error in stopped:
-            console.print(f"  {escape(str(label))}: {escape(error)}", highlight=False)
+            err_console.print(f"  {escape(str(label))}: {escape(error)}", highlight=False)
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
 
 
 store_app = new_app(name="store", help="Look after a run store file.", no_args_is_help=True)

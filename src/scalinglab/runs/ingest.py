@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scalinglab.errors import ConflictError, InputError
+from scalinglab.results import short_repr
 from scalinglab.runs import ids
 from scalinglab.runs.flops import check_flops
 from scalinglab.runs.validate import MAX_LISTED, STAGE_COLUMNS, BadRow, Prepared
@@ -50,6 +51,8 @@ class ImportReport:
     runs), skipped as an exact repeat (``n_skipped_duplicates``), left out for another version
     of its run (``n_kept``: the stored one with ``on_conflict="keep"``, or another row of the
     import), or left out as invalid (``n_skipped_invalid``)."""
+
+    __repr__ = short_repr  # one short line, not every field
 
     source: str
     n_read: int

@@ -686,10 +686,17 @@ class RunStore:
         for k, v in tags.items():
             clauses.append("(tags ->> ?) = ?")  # a checked key, as a parameter: a key, no path
             params.extend([k, str(v)])
-        filtered = compile_where(where, FILTER_COLUMNS) if where and where.strip() else None
+        filtered = None
         with self._reader() as (con, version):
             have = _columns(con)
             cols = [c if c in have else f"NULL::VARCHAR AS {c}" for c in FILTER_COLUMNS]
+            extras: list[str] = []
+            if where and where.strip():
+                # imported extra columns are filter columns too, by their own names
+                extras = _extra_columns(con) if "extra" in have else []
+                names = [*FILTER_COLUMNS, *(name for name, _ in extras)]
+                filtered = compile_where(where, names)
+                cols += [sql for _, sql in extras]
             base = f"SELECT {', '.join(cols)} FROM runs"
             if clauses:
                 base += " WHERE " + " AND ".join(clauses)
@@ -878,6 +885,27 @@ def _scaled(frame: pd.DataFrame, scale: Mapping[str, str] | None, layout: Layout
         col = layout.file_column(key) if key in layout.present else key
         by_file[col] = factor
     return runs_io.scale_columns(frame, by_file, source)
+
+
+def _extra_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """``(name, select expression)`` of each extra key that is not a run column: a DOUBLE
+    where every stored value is a number, else text."""
+    rows = con.execute(
+        "WITH kv AS (SELECT unnest(json_keys(extra)) AS k, extra FROM runs "
+        "WHERE extra IS NOT NULL AND extra <> '{}') "
+        "SELECT k, bool_and(json_type(extra -> ('$.\"' || replace(k, '\"', '\\\"') || '\"')) "
+        "IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'NULL')) FROM kv GROUP BY k ORDER BY k"
+    ).fetchall()
+    taken = {c.lower() for c in FILTER_COLUMNS}
+    out = []
+    for key, numeric in rows:
+        if str(key).lower() in taken:
+            continue
+        path = "'" + ('$."' + str(key).replace('"', '\\"') + '"').replace("'", "''") + "'"
+        value = f"json_extract_string(extra, {path})"
+        expr = f"TRY_CAST({value} AS DOUBLE)" if numeric else value
+        out.append((str(key), f'{expr} AS "{str(key).replace(chr(34), chr(34) * 2)}"'))
+    return out
 
 
 def _columns(con: duckdb.DuckDBPyConnection) -> set[str]:

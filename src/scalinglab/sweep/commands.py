@@ -86,24 +86,17 @@ def _written(plan: SweepPlan, out: Path, json_: bool) -> None:
         emit_json({"plan": str(out), "runs": len(runs), "total_compute": plan.total_compute,
                    "notes": plan.notes})
         return
-    from rich.table import Table
+    from scalinglab.clikit import print_table
 
-    table = Table(title=f"{out}: {len(runs)} runs, {plan.total_compute:.3g} FLOPs")
-    for col in ("budget", "N", "shape (d x L, heads)", "D", "tokens/param", "steps", "lr", "batch"):
-        table.add_column(col, justify="right")
-    for r in runs:
-        table.add_row(f"{r.budget:.3g}" if r.budget else "-", f"{r.N:,}",
-                      f"{r.model.d_model} x {r.model.n_layers}, {r.model.n_heads}",
-                      f"{r.D:.3g}", f"{r.D / r.N:.1f}", f"{r.train.steps:,}", f"{r.train.lr:g}",
-                      f"{r.tokens_per_step:,}")
-    if console.is_terminal:
-        console.print(table)
-    else:  # piped: as wide as the table needs, so no number is cut to fit 80 columns
-        from rich.console import Console
-
-        Console(width=10_000, no_color=True, highlight=False).print(table)
+    # a rich table on a terminal, plain aligned text into a pipe (title on stderr)
+    print_table(("budget", "N", "shape (d x L, heads)", "D", "tokens/param", "steps", "lr", "batch"),
+                ([f"{r.budget:.3g}" if r.budget else "-", f"{r.N:,}",
+                  f"{r.model.d_model} x {r.model.n_layers}, {r.model.n_heads}", f"{r.D:.3g}",
+                  f"{r.D / r.N:.1f}", f"{r.train.steps:,}", f"{r.train.lr:g}",
+                  f"{r.tokens_per_step:,}"] for r in runs),
+                title=f"{out}: {len(runs)} runs, {plan.total_compute:.3g} FLOPs")
     _notes(plan.notes)
-    console.print(f"run it with: scalinglab sweep run {out}")
+    err_console.print(f"run it with: scalinglab sweep run {out}", highlight=False, soft_wrap=True)
 
 
 def _notes(notes: list[str]) -> None:

@@ -50,9 +50,18 @@ class RichProgress(Progress):
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def say(self, message: str) -> None:
+        """A line above the bar (or in the log), e.g. an adaptive round's decision."""
+        self._say(escape(message))
+
+    def close(self) -> None:
+        """Stop drawing the bar now (its last state stays on screen); idempotent."""
         if self.bar is not None:
             self._redraw()
             self.bar.stop()
+            self.bar = None
 
     def text(self) -> str:
         return line(self.tally, self.clock() - self.t0)

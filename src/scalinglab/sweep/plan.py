@@ -22,6 +22,7 @@ import numpy as np
 import tomli_w
 
 from scalinglab.errors import InputError, ParameterError, did_you_mean
+from scalinglab.results import short_repr
 from scalinglab.safefile import read_bytes, write_output
 from scalinglab.sweep.data import DataSpec
 from scalinglab.sweep.model import (
@@ -60,6 +61,8 @@ _TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default i
 @dataclass(frozen=True)
 class RunSpec:
     """One run of a plan: everything needed to train it, and its planned N, D, C."""
+
+    __repr__ = short_repr  # one short line, not every field
 
     model: ModelConfig
     train: TrainConfig
@@ -118,6 +121,8 @@ class RunSpec:
 
 @dataclass
 class SweepPlan:
+
+    __repr__ = short_repr  # one short line, not every field
     name: str
     kind: str
     runs: list[RunSpec]

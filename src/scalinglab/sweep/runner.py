@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 
 from scalinglab.errors import InputError, ParameterError
+from scalinglab.results import short_repr
 from scalinglab.runs.store import RunStore
 from scalinglab.sweep.data import STDLIB, Corpus, DataSpec, load_corpus
 from scalinglab.sweep.plan import RunSpec, SweepPlan
@@ -290,6 +291,8 @@ def _failed(record: dict[str, Any], error: str, started: float) -> Outcome:
 
 @dataclass
 class SweepReport:
+
+    __repr__ = short_repr  # one short line, not every field
     planned: int
     skipped: int = 0
     finished: int = 0

@@ -98,7 +98,7 @@
     function colOf(key) { return columns().find((c) => c.key === key) || { key, kind: "text" }; }
     function text(row, col) {
       const v = valueOf(row, col.key);
-      return col.kind === "num" ? human(v, col) : (missing(v) ? "" : String(v));
+      return col.kind === "num" || col.kind === "date" ? human(v, col) : (missing(v) ? "" : String(v));
     }
     function matches(row) {
       const ranges = Object.entries(state.range);
