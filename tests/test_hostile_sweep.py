@@ -247,7 +247,7 @@ def test_asking_for_a_gpu_that_is_not_there_is_refused(tmp_path, plan_doc, store
 
 BAD_PLAN_FLAGS = [
     (["--budgets", "1e400"], "--budgets must be positive finite FLOP counts"),
-    (["--budgets", "nan"], "--budgets must be positive finite"),
+    (["--budgets", "nan"], "--budgets 'nan': expected comma-separated numbers"),
     (["--budgets", "-1e12"], "--budgets must be positive finite"),
     (["--budgets", "1e12", "--span", "nan"], "--span must be a finite number >= 1, not nan"),
     (["--budgets", "1e12", "--span", "0.5"], "--span must be a finite number >= 1, not 0.5"),
@@ -282,7 +282,7 @@ def test_a_plan_that_cannot_be_written_is_one_line(tmp_path, text):
 
 
 BAD_GRID_FLAGS = [
-    (["--lr", "nan", "--batch", "1024", "--sizes", "1e5"], "--lr must be positive finite learning rates; nan is not"),
+    (["--lr", "nan", "--batch", "1024", "--sizes", "1e5"], "--lr 'nan': expected comma-separated numbers"),
     (["--lr", "1e-3", "--batch", "64", "--sizes", "1e5"], "--batch must be a whole number >= 128, not 64"),
     (["--lr", "1e-3", "--batch", "1024", "--sizes", "-1e5"], "--sizes must be positive finite parameter counts"),
     (["--lr", "1e-3", "--batch", "1024", "--sizes", "1e5", "--tokens", "0"], "--tokens must be a finite number > 0"),

@@ -665,8 +665,21 @@ def plan_table(p: Any) -> Table:
     return t
 
 
+def plan_refused(reason: str) -> str:
+    """A plan refused because the fit does not identify what it needs, as the CLI says it: which
+    parameters, and which runs would identify them. A reason in the plan's place, not an error
+    (the report and the dashboard's plan panel both show this)."""
+    why, sep, runs = reason.partition(" Runs that would identify it")
+    lines = [why.strip()] + ([f"Runs that would identify it{runs}".strip()] if sep else [])
+    return (para("No plan: the runs do not identify the loss law's parameters the plan rests "
+                 "on, so every number it would give is where the fit happened to stop.")
+            + box("note", lines))
+
+
 def plan_section(s: Analysis) -> Section:
     title = f"Plan at {format_number(s.compute, 3)} FLOPs"
+    if not s.plan.ok and s.plan.not_identified and s.plan.error:
+        return Section(id="plan", title=title, parts=[plan_refused(s.plan.error)])
     if not s.plan.ok:
         return Section(id="plan", title=title, parts=[box("error", [f"no plan: {s.plan.error}"])])
     p = s.plan.value

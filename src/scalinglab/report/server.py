@@ -455,12 +455,20 @@ def create_app(store_path: str | Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed:
         fixed = batch or ctx.batch_tokens
         from scalinglab.plan.planner import make_plan
 
-        result = make_plan(compute=budget, loss_law=loss_law, seq_len=seq,
-                           hparams_law=laws.get("fitted", laws["steplaw"]),
-                           **({"batch_tokens": fixed} if fixed else {}))
         basis = (f"sequence length {seq} ({'given' if seq_len else 'the runs' if ctx.seq_len else 'default'}); "
                  + (f"batch {format_number(fixed)} tokens ({'given' if batch else 'the runs'})"
                     if fixed else "batch from the lr/batch law"))
+        try:
+            result = make_plan(compute=budget, loss_law=loss_law, seq_len=seq,
+                               hparams_law=laws.get("fitted", laws["steplaw"]),
+                               **({"batch_tokens": fixed} if fixed else {}))
+        except NotIdentifiable as exc:
+            # the fit does not identify what the plan needs: the panel shows why and which
+            # runs would identify it, as `scalinglab plan` says it, not an error status
+            label = getattr(getattr(loss_law, "instance", None), "label", law)
+            return _json({"refused": str(exc), "compute": budget, "mode": "no plan",
+                          "loss_law": {"label": label}, "warnings": [], "basis": basis,
+                          "html": sections.plan_refused(str(exc))})
         return _json({**result.to_dict(), "html": sections.plan_table(result).as_html(),
                       "basis": basis})
 

@@ -52,5 +52,15 @@ def export_frame(runs: pd.DataFrame, columns: Sequence[str] | None = None) -> pd
 
 
 def to_delimited(frame: pd.DataFrame, sep: str = ",") -> str:
-    """CSV or TSV text: a header, missing values as empty cells, floats in full (``repr``)."""
-    return frame.to_csv(index=False, sep=sep, na_rep="", lineterminator="\n")
+    """CSV or TSV text: a header, missing values as empty cells, floats in full (``repr``);
+    control characters in text (a run named with an escape sequence) shown escaped, as in
+    every terminal output (:func:`scalinglab.summary.printable`)."""
+    from scalinglab.summary import printable
+
+    safe = frame.copy()
+    safe.columns = [printable(str(c)) for c in frame.columns]
+    for i, c in enumerate(frame.columns):
+        col = frame[c]
+        if col.dtype == object or pd.api.types.is_string_dtype(col):
+            safe.isetitem(i, col.map(lambda v: printable(v) if isinstance(v, str) else v))
+    return safe.to_csv(index=False, sep=sep, na_rep="", lineterminator="\n")

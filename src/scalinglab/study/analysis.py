@@ -50,6 +50,9 @@ class Outcome(Generic[T]):
 
     value: T | None = None
     error: str | None = None
+    #: the error is a refusal because what the result needs is not identified
+    #: (:class:`~scalinglab.errors.NotIdentifiable`): a reason to show, not a failure
+    not_identified: bool = False
 
     @property
     def ok(self) -> bool:
@@ -61,7 +64,7 @@ def attempt(fn: Callable[[], T]) -> Outcome[T]:
     try:
         return Outcome(fn())
     except ScalingLabError as exc:
-        return Outcome(error=str(exc))
+        return Outcome(error=str(exc), not_identified=isinstance(exc, NotIdentifiable))
 
 
 def loss_runs(runs: pd.DataFrame, inputs: tuple[str, ...] = ("N", "D"), *,
@@ -110,6 +113,9 @@ def fit_isoflop(runs: pd.DataFrame, bootstrap: int = DEFAULT_BOOTSTRAP, seed: in
     group, _ = group_budgets(data["C"].to_numpy(float))
     sizes = data.groupby(group)["N"].nunique()
     keep = np.isin(group, sizes.index[sizes >= 3])
+    if not keep.any():
+        # runs at scattered compute (e.g. many sizes at one D) form no IsoFLOP profile at all
+        raise NotIdentifiable("no IsoFLOP fit: no compute budget holds 3 or more model sizes")
     result = fit(data[keep].reset_index(drop=True), bootstrap=bootstrap, seed=seed, source=source)
     if not keep.all():
         result.notes.append(f"{int((~keep).sum())} run(s) at budgets with fewer than 3 model "
