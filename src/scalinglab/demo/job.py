@@ -194,6 +194,10 @@ class DemoResult:
             "extrapolation": self.extrapolation.to_dict() if self.extrapolation else None,
             "extrapolation_error": self.extrapolation_error,
             "plan_for_larger_budget": s.plan.value.to_dict() if s.plan.ok else None,
+            # why there is no plan: a refusal (what is not identified, and which runs would
+            # identify it) rather than a plan built on parameters the runs leave open
+            "plan_refused": None if s.plan.ok else s.plan.error,
+            "plan_not_identified": bool(s.plan.not_identified),
             "design": self.design.to_dict() if self.design else None,
             "identification": self.design.identification() if self.design else None,
             "warnings": self.warnings,
