@@ -93,7 +93,9 @@ def test_demo_quick_goes_from_nothing_to_a_fitted_law_a_plan_and_a_report(tmp_pa
     if plan is None:
         # a plan the runs cannot support is refused, naming what is missing (issue 24), and
         # nothing claims to be a plan
-        assert result["plan_not_identified"] and "not identified" in result["plan_refused"]
+        reason = result["plan_refused"]
+        assert result["plan_not_identified"] and "identif" in reason
+        assert all(name in reason for name in fit["unidentified"])
         assert result["larger_plan"] is None and not (out / "plan.json").exists()
     else:
         assert plan["N"] > 0 and plan["D"] > 0 and plan["lr"] > 0 and plan["steps"] > 0
