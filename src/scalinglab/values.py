@@ -78,4 +78,30 @@ def parse_quantities(items: Iterable[str] | str | None, what: str = "value") -> 
     return out
 
 
-__all__ = ["EXAMPLES", "SUFFIXES", "parse_pairs", "parse_quantities", "parse_quantity"]
+def parse_number_list(items: Iterable[str] | str | None, what: str = "value", *,
+                      positive: bool = False) -> list[float]:
+    """``["7B,13B", "70B"]`` -> ``[7e9, 1.3e10, 7e10]``: repeatable, comma-separated human numbers.
+
+    Each must be finite (and above zero with ``positive``); a bad one raises
+    :class:`ParameterError` naming ``what`` (the flag, on the command line) and the item."""
+    if items is None:
+        return []
+    if isinstance(items, str):
+        items = [items]
+    out: list[float] = []
+    for item in items:
+        for part in str(item).split(","):
+            try:
+                v = parse_quantity(part)
+            except ValueError:
+                raise ParameterError(f"{what} {part!r} is not a number ({EXAMPLES})") from None
+            if not math.isfinite(v):
+                raise ParameterError(f"{what} must be finite, not {part!r}")
+            if positive and v <= 0:
+                raise ParameterError(f"{what} must be positive, not {part!r}")
+            out.append(v)
+    return out
+
+
+__all__ = ["EXAMPLES", "SUFFIXES", "parse_number_list", "parse_pairs", "parse_quantities",
+           "parse_quantity"]

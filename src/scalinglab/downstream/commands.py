@@ -200,20 +200,15 @@ def load_link(path: Path) -> Any:
     return resolve(path, "link", param="--link")
 
 
-def _numbers(items: list[str], flag: str) -> np.ndarray:
-    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
+def _numbers(items: list[str], flag: str, positive: bool = True) -> np.ndarray:
+    """Repeatable, comma-separated human numbers for ``flag`` (the one parser, values.py)."""
+    from scalinglab.errors import ParameterError
+    from scalinglab.values import parse_number_list
 
-    out = []
-    for item in items:
-        for part in item.split(","):
-            try:
-                v = parse_number(part)
-            except (TypeError, ValueError):
-                raise UserError(f"{flag} {part!r} is not a number (e.g. 7e9, 7B, 1.4T)") from None
-            if not (np.isfinite(v) and v > 0):
-                raise UserError(f"{flag} must be positive, not {part!r}")
-            out.append(v)
-    return np.array(out)
+    try:
+        return np.array(parse_number_list(items, flag, positive=positive), dtype=float)
+    except ParameterError as exc:
+        raise UserError(str(exc)) from None
 
 
 def predict_downstream(

@@ -116,19 +116,10 @@ def fit_loss_to_loss_command(
 
 
 def _values(items: list[str], flag: str) -> np.ndarray:
-    from scalinglab.runs.schema import parse_number
+    """Finite numbers of any sign (losses, log-probabilities) for ``flag``."""
+    from scalinglab.downstream.commands import _numbers
 
-    out = []
-    for item in items:
-        for part in item.split(","):
-            try:
-                v = parse_number(part)
-            except (TypeError, ValueError):
-                raise UserError(f"{flag} {part!r} is not a number") from None
-            if not np.isfinite(v):
-                raise UserError(f"{flag} must be finite, not {part!r}")
-            out.append(v)
-    return np.array(out, dtype=float)
+    return _numbers(items, flag, positive=False)
 
 
 def predict_loss_to_loss_command(
