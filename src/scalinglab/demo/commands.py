@@ -121,9 +121,7 @@ def _print_demo(r: DemoResult) -> None:
                       f"({p.tokens_per_param:.1f} tokens/param), {p.steps:,} steps, "
                       f"loss {p.loss:.3f}{iv}, lr {p.lr:.3g}, batch {p.batch_tokens:,} tokens, "
                       f"weight decay {p.weight_decay:.3g}")
-    elif s.plan.error:  # refused (not identified): the reason and the runs that would help
-        console.print(f"[yellow]no plan for {s.compute:.3g} FLOPs[/]: {s.plan.error}",
-                      highlight=False)
+    # a refused plan is among the warnings below (once), with the runs that would identify it
     for w in r.warnings:
         console.print(f"[yellow]warning:[/] {w}")
     console.print(f"\n[bold]files written[/] in {r.out_dir}:", highlight=False)
