@@ -11,7 +11,9 @@ A resample is a row of non-negative counts (how often each unit is drawn), so K 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +68,7 @@ def percentile_interval(
         shape = np.delete(np.array(values.shape), axis) if values.ndim else ()
         nan = np.full(tuple(int(s) for s in shape), np.nan)
         return nan, nan.copy()
-    with np.errstate(invalid="ignore"), _quiet_all_nan():
+    with np.errstate(invalid="ignore"), quiet_runtime_warnings():
         lo = np.nanquantile(values, q, axis=axis)
         hi = np.nanquantile(values, 1.0 - q, axis=axis)
         # interpolating between two infinite draws gives NaN (inf - inf): the end is infinite,
@@ -77,18 +79,14 @@ def percentile_interval(
     return lo, hi
 
 
-class _quiet_all_nan:
-    """numpy warns 'All-NaN slice' for columns without a single finite draw; they are NaN."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
+@contextmanager
+def quiet_runtime_warnings() -> Iterator[None]:
+    """Silence numpy's RuntimeWarnings inside the block: 'All-NaN slice' for a column without a
+    single finite draw, 'Mean of empty slice' for a row with no value; both results are NaN,
+    which the caller reads as "no value" (one helper for every such place)."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
+        yield
 
 
 #: below this share of usable bootstrap draws an interval is not given (see Estimate.from_draws)

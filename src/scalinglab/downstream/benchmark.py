@@ -23,7 +23,7 @@ from scalinglab.downstream.link_fit import LinkFit, fit_link
 from scalinglab.downstream.links import SIGMOID_LINK
 from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.results import Result
-from scalinglab.stats import Estimate
+from scalinglab.stats import Estimate, quiet_runtime_warnings
 from scalinglab.summary import Summary, Table, format_number, merge_places
 
 X_NAME = "log10(C)"
@@ -255,7 +255,7 @@ def compute_outliers(C: Any, scores: Mapping[str, Any], model_ids: Sequence[str]
     if len(x) < 8 or not cols:
         return []
     Z = np.column_stack([(c - np.nanmean(c)) / (np.nanstd(c) or 1.0) for c in cols])
-    with np.errstate(all="ignore"), _quiet():
+    with np.errstate(all="ignore"), quiet_runtime_warnings():
         cap = np.nanmean(Z, axis=1)
     ok = np.isfinite(x) & np.isfinite(cap)
     if ok.sum() < 8:
@@ -276,20 +276,6 @@ def compute_outliers(C: Any, scores: Mapping[str, Any], model_ids: Sequence[str]
                        "from the trend of the benchmarks with compute): check the value (units of "
                        "tokens or parameters?); one such model moves every fit in compute")
     return out
-
-
-class _quiet:
-    """numpy warns 'Mean of empty slice' for a model with no score at all: its index is NaN."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
 
 
 @dataclass(repr=False)
