@@ -187,6 +187,31 @@ def _drop_highest(y: np.ndarray, k: int, n_params: int) -> np.ndarray:
     return np.sort(order[k:])
 
 
+def _leave_out(x: dict[str, np.ndarray], y: np.ndarray, c: np.ndarray, ids: list[str],
+               w: np.ndarray | None, drop_highest: int, holdout_top: int, n_params: int,
+               notes: list[str]) -> tuple[Any, ...]:
+    """The runs a fit leaves out, by one rule for both scales: the ``drop_highest`` highest-loss
+    runs first (said in ``notes``), then the ``holdout_top`` highest-compute runs held out.
+    Returns ``x, y, c, ids, w`` without the dropped runs, the dropped ids, and the held-out and
+    training indices into what remains."""
+    dropped: tuple[str, ...] = ()
+    if drop_highest:
+        keep = _drop_highest(y, int(drop_highest), n_params)
+        gone = np.setdiff1d(np.arange(len(y)), keep)
+        dropped = tuple(ids[i] for i in gone)
+        notes.append(f"left out the {len(gone)} highest-loss runs (loss >= {y[gone].min():.4g}): "
+                     + ", ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else ""))
+        x, y, c = {k: v[keep] for k, v in x.items()}, y[keep], c[keep]
+        ids = [ids[i] for i in keep]
+        w = None if w is None else w[keep]
+    if not 0 <= holdout_top < len(y):
+        raise ParameterError(f"holdout_top must be between 0 and {len(y) - 1}, not {holdout_top}",
+                             "holdout_top")
+    order = np.argsort(c, kind="stable")
+    holdout_idx, train = np.sort(order[len(y) - holdout_top:]), np.sort(order[: len(y) - holdout_top])
+    return x, y, c, ids, w, dropped, holdout_idx, train
+
+
 def fit_arrays(
     law: Law | str,
     inputs: Mapping[str, Any],
@@ -255,21 +280,8 @@ def fit_arrays(
     if bootstrap < 0:
         raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
     notes: list[str] = []
-    dropped: tuple[str, ...] = ()
-    if drop_highest:
-        keep = _drop_highest(y, int(drop_highest), len(law.param_names))
-        gone = np.setdiff1d(np.arange(len(y)), keep)
-        dropped = tuple(ids[i] for i in gone)
-        notes.append(f"left out the {len(gone)} highest-loss runs (loss >= {y[gone].min():.4g}): "
-                     + ", ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else ""))
-        x, y, c = {k: v[keep] for k, v in x.items()}, y[keep], c[keep]
-        ids = [ids[i] for i in keep]
-        w = None if w is None else w[keep]
-    if not 0 <= holdout_top < len(y):
-        raise ParameterError(f"holdout_top must be between 0 and {len(y) - 1}, not {holdout_top}",
-                             "holdout_top")
-    order = np.argsort(c, kind="stable")
-    holdout_idx, train = np.sort(order[len(y) - holdout_top:]), np.sort(order[: len(y) - holdout_top])
+    x, y, c, ids, w, dropped, holdout_idx, train = _leave_out(
+        x, y, c, ids, w, drop_highest, holdout_top, len(law.param_names), notes)
     xt = {k: v[train] for k, v in x.items()}
     law.check_identifiable(xt)
     wt = None if w is None else w[train] / w[train].mean()
@@ -495,20 +507,8 @@ def _fit_linear(
     notes = [n for n in [note] if n]
     if str(est_name).lower() == "huber":
         notes.append("the linear-scale fit is least squares (the Huber loss applies to log residuals)")
-    dropped: tuple[str, ...] = ()
-    if drop_highest:
-        keep = _drop_highest(y, int(drop_highest), len(law.param_names))
-        gone = np.setdiff1d(np.arange(len(y)), keep)
-        dropped = tuple(ids[i] for i in gone)
-        notes.append(f"left out the {len(gone)} highest-loss runs (loss >= {y[gone].min():.4g})")
-        x, y, c = {k: v[keep] for k, v in x.items()}, y[keep], c[keep]
-        ids = [ids[i] for i in keep]
-        w = None if w is None else w[keep]
-    if not 0 <= holdout_top < len(y):
-        raise ParameterError(f"holdout_top must be between 0 and {len(y) - 1}, not {holdout_top}",
-                             "holdout_top")
-    order = np.argsort(c, kind="stable")
-    holdout_idx, train = np.sort(order[len(y) - holdout_top:]), np.sort(order[: len(y) - holdout_top])
+    x, y, c, ids, w, dropped, holdout_idx, train = _leave_out(
+        x, y, c, ids, w, drop_highest, holdout_top, len(law.param_names), notes)
     xt = {k: v[train] for k, v in x.items()}
     if len(train) < len(law.param_names):
         raise NotIdentifiable(f"{len(train)} runs cannot identify the {len(law.param_names)} "
