@@ -62,6 +62,13 @@ def test_cost_is_never_evaluated_as_python(pool):
         cost_of(pool, "N.real")
 
 
+def test_a_cost_the_formula_language_refuses_names_the_cost_not_a_formula(pool):
+    for text in ("__import__(1)", "2**", "foo(N)"):
+        with pytest.raises(ParameterError, match=r"^cost ") as caught:
+            cost_of(pool, text)
+        assert caught.value.parameters == ("cost",)  # the CLI shows --cost, not --formula
+
+
 def test_a_bad_cost_names_row_and_column(pool):
     bad = pool.copy()
     bad.loc[3, "N"] = -1.0

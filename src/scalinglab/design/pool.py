@@ -59,6 +59,17 @@ WINSOR = (2.5, 97.5)
 # -- the pool: cost and target ---------------------------------------------------------------
 
 
+def _as_cost(parse: Any, text: str) -> Any:
+    """Run the formula parser on a cost; its refusal names ``cost`` (so the command line says
+    ``--cost``), not ``formula``, the parameter of the law it was written for."""
+    try:
+        return parse()
+    except ParameterError as exc:
+        said, named = str(exc), f"formula {text!r}"
+        message = said.replace(named, f"cost {text!r}", 1) if named in said else f"cost {text!r}: {said}"
+        raise ParameterError(message, "cost") from None
+
+
 def cost_of(frame: pd.DataFrame, expr: str, source: str = "pool") -> np.ndarray:
     """The cost of every row: ``expr`` over the frame's columns in the formula language
     (``6*N*D``, ``N*E``, ``6*N_dense*D1 + 6*N_active*D2``; parsed by an AST whitelist, never
@@ -69,13 +80,13 @@ def cost_of(frame: pd.DataFrame, expr: str, source: str = "pool") -> np.ndarray:
     if not text:
         raise ParameterError("cost must be an expression over the pool's columns, e.g. 6*N*D",
                              "cost")
-    names = names_in(text)
+    names = _as_cost(lambda: names_in(text), text)
     missing = [n for n in names if n not in frame.columns]
     if missing:
         raise ParameterError(f"cost {text!r} names {missing}, which are not columns of {source} "
                              f"(its columns: {[str(c) for c in frame.columns]})", "cost")
     if names:
-        parsed = parse_formula(text, inputs=names, params=())
+        parsed = _as_cost(lambda: parse_formula(text, inputs=names, params=()), text)
         env = {}
         for n in names:
             col = pd.to_numeric(frame[n], errors="coerce").to_numpy(dtype=float)
@@ -92,7 +103,7 @@ def cost_of(frame: pd.DataFrame, expr: str, source: str = "pool") -> np.ndarray:
         from scalinglab.laws.formula import _parse_tree, _to_sympy
 
         with np.errstate(all="ignore"):
-            value = np.full(len(frame), float(_to_sympy(_parse_tree(text), {}, text)))
+            value = np.full(len(frame), float(_as_cost(lambda: _to_sympy(_parse_tree(text), {}, text), text)))
     bad = ~(np.isfinite(value) & (value > 0))
     if bad.any():
         i = int(np.argmax(bad))
