@@ -187,10 +187,14 @@ def muennighoff_rows(bootstrap: int) -> list[Row]:
             note = (f"{len(runs)} released runs (the published fit used 182 of an earlier state), "
                     f"up to {runs['epochs'].max():.0f} epochs; Chinchilla part fixed at the published "
                     "values, as the authors fit")
+        ci, inside = dc.ci.get(k), _inside(pub[k], dc.ci.get(k))
         if k in dc.unidentified:
-            note = (note + "; " if note else "") + "not identified by these runs"
+            # no interval for what the runs leave open (a resampled bound printed as
+            # [9.667e-20, 9.667e-20] looked like a certainty); still judged: not reproduced
+            note = (note + "; " if note else "") + "not identified by these runs: no interval"
+            ci, inside = None, False
         out.append(row(paper, f"{k.replace('_star', '*')} (all runs)", pub[k], dc.params[k],
-                       dc.ci.get(k), _inside(pub[k], dc.ci.get(k)), note))
+                       ci, inside, note))
     return out
 
 
