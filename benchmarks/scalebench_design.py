@@ -2,6 +2,7 @@
 
     python benchmarks/scalebench.py --design --data ../shared/data/scalebench \\
         [--budgets 0.01,0.05,0.1] [--repeats 3] [--tasks moe,farseer] [--laws sl_1] [--json]
+        [--methods ours,random,cheapest,mspe] [--no-discrepancy] [--no-rival]
     python benchmarks/scalebench_design.py --timing      # one proposal round on a 3,000-row pool
 
 ScaleBench (Li et al. 2026, "Spend Less, Fit Better", PlanarG/active-sl) gives each law instance a
@@ -20,7 +21,14 @@ Here, in the same process and with the same fitter for every selection:
   round's fit);
 - **random**: ScaleBench's random baseline (any run left, in random order; a run that would
   overshoot the budget waits for the next one);
-- **cheapest**: ScaleBench's greedy-cheapest baseline.
+- **cheapest**: ScaleBench's greedy-cheapest baseline;
+- **mspe**: MSPE's selection rule reproduced in-process (:func:`mspe_replay`: cheapest start,
+  then one run at a time by Fisher V-optimal gain plus rival optima's disagreement under its
+  Bayesian noise, per ``(cost / pool cost) ** 0.4``), on the same rows, laws, fitter and seeds,
+  so the comparison with MSPE is like for like (the published row is on the test split).
+
+``--no-discrepancy`` and ``--no-rival`` ablate ours (see :mod:`scalinglab.design.robust`);
+``--methods ours,random`` leaves out the slower selections.
 
 Each fit is ScaleBench's objective (mean squared error over outputs, L-BFGS-B inside the law's
 bounds, analytic gradients of the formulas compiled by scalinglab's formula compiler) from
@@ -57,7 +65,16 @@ from scipy.optimize import minimize  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scalebench_tasks as sbt  # noqa: E402
 
-from scalinglab.design.pool import Fitted, PoolSettings, _noise_var, r_squared, replay  # noqa: E402
+from scalinglab.design.pool import (  # noqa: E402
+    Fitted,
+    PoolSettings,
+    ReplayStep,
+    _noise_var,
+    fisher_belief,
+    input_features,
+    r_squared,
+    replay,
+)
 
 #: MSPE's published target-region R² ("Ours", Table 2 of Li et al. 2026; domain mixture and
 #: sparsity at 20/35/50% under the keys 0.01/0.05/0.1), on ScaleBench's test split
@@ -85,7 +102,7 @@ PUBLISHED_RANDOM: dict[str, dict[float, float]] = {
 #: tasks whose pools are small: ScaleBench spends 20/35/50% of them
 LARGE_BUDGETS = {"domain_mixture": {0.01: 0.2, 0.05: 0.35, 0.1: 0.5},
                  "sparsity": {0.01: 0.2, 0.05: 0.35, 0.1: 0.5}}
-METHODS = ("ours", "random", "cheapest")
+METHODS = ("ours", "random", "cheapest", "mspe")
 
 
 class SpecModel:
@@ -115,6 +132,9 @@ class SpecModel:
 
     def _rows(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         return {k: v[rows] for k, v in self.x.items()}
+
+    def features(self) -> np.ndarray:
+        return input_features(self.x)
 
     def predict(self, u: np.ndarray, rows: np.ndarray) -> np.ndarray:
         x = self._rows(np.asarray(rows, dtype=int))
@@ -198,14 +218,98 @@ class SpecModel:
         return fitted
 
 
+# -- MSPE's selection rule, reproduced in-process --------------------------------------------
+
+#: MSPE's constants (Li et al. 2026, active-sl mspe.py): cost exponent, start budget share and
+#: runs per parameter, and the inverse-gamma noise prior (shape 2, scale 2 x outcome variance)
+MSPE_COST_EXP = 0.4
+MSPE_INIT_SHARE = 0.02
+MSPE_INIT_PER_PARAM = 2.5
+MSPE_SIGMA_A0 = 2.0
+
+
+def mspe_replay(model: SpecModel, cost: np.ndarray, target: np.ndarray, outcomes: np.ndarray,
+                shares: list[float], seed: int) -> list[ReplayStep]:
+    """MSPE's selection (Li et al. 2026), written from the paper's description on this
+    benchmark's fitter, rows and budgets, so that it is compared with ours like for like:
+
+    - start with the cheapest runs, ``floor(2.5 P / O)`` of them within 2% of the pool's cost
+      (those past the first budget wait for the next: every method here is scored on what it
+      had spent by then, where MSPE scores its 1% fit on the whole start);
+    - then one run at a time, refitting after each: the expected reduction of the target's
+      predictive variance from the Fisher information at the fit (V-optimal), plus rival
+      optima's disagreement (linearised here; MSPE integrates it by quadrature), under the
+      Bayesian noise ``(2 var(y) + SSR/2) / (2 + n/2 - 1)`` with ``var(y)`` over the pool's
+      outcomes as MSPE takes it, per ``(cost / pool cost) ** 0.4``;
+    - a run that would overshoot a budget waits for the next one (as for random).
+    """
+    outcomes = np.asarray(outcomes, float).reshape(len(cost), -1)
+    pool = np.flatnonzero(~target)
+    pool_cost = float(cost[pool].sum())
+    tgt = np.flatnonzero(target)
+    p, o = len(model.param_names), model.n_outputs
+    y_var = float(np.var(outcomes[pool]))
+    b0 = MSPE_SIGMA_A0 * y_var
+    final = max(shares) * pool_cost
+    observed: list[int] = []
+    spent = 0.0
+    # the start: the cheapest runs, in order, within 2% of the pool's cost; those past a budget
+    # wait for the next one, like every pick (MSPE itself scores its 1% fit on this start)
+    queue: list[int] = []
+    n_init = int(MSPE_INIT_PER_PARAM * p // o)
+    init_spent = 0.0
+    for j in pool[np.argsort(cost[pool], kind="stable")]:
+        if len(queue) >= n_init:
+            break
+        if not queue or init_spent + cost[j] <= MSPE_INIT_SHARE * pool_cost:  # the cheapest always
+            queue.append(int(j))
+            init_spent += float(cost[j])
+    free = np.ones(len(cost), bool)
+    free[target] = False
+    free[queue] = False
+    fitted: Fitted | None = None
+    steps: list[ReplayStep] = []
+    for share in shares:
+        total = share * pool_cost
+        while True:
+            while queue and spent + cost[queue[0]] <= total * (1 + 1e-12):
+                j = queue.pop(0)
+                observed.append(j)
+                spent += float(cost[j])
+            if queue:
+                break                                      # the next run waits for more budget
+            cand = np.flatnonzero(free & (cost + spent <= final * (1 + 1e-12)))
+            if not len(cand) or not observed:
+                break
+            obs = np.asarray(observed, int)
+            fitted = model.fit(obs, outcomes[obs], seed=seed,
+                               warm=None if fitted is None else fitted.theta)
+            pred = model.predict(fitted.theta[None, :], obs)[0]
+            ssr = float(np.sum((outcomes[obs] - pred) ** 2)) / o
+            fitted.noise_var = (b0 + ssr / 2.0) / (MSPE_SIGMA_A0 + len(obs) / 2.0 - 1.0)
+            belief = fisher_belief(model, fitted, obs, tgt, cand)
+            score = belief.gains() / (cost[cand] / pool_cost) ** MSPE_COST_EXP
+            j = int(cand[int(np.argmax(score))])
+            free[j] = False
+            queue.append(j)
+        theta = None
+        if observed:
+            obs = np.asarray(observed, int)
+            fitted = model.fit(obs, outcomes[obs], seed=seed,
+                               warm=None if fitted is None else fitted.theta, thorough=True)
+            theta = fitted.theta
+        steps.append(ReplayStep(float(share), list(observed), spent, theta, 0))
+    return steps
+
+
 def run_law(task: sbt.Task, spec: sbt.LawSpec, compiled: Any, fit_groups: list, target_groups: dict,
-            shares: list[float], repeats: int, starts: int, settings: dict[str, Any]
-            ) -> dict[str, dict[float, list[float]]]:
+            shares: list[float], repeats: int, starts: int, settings: dict[str, Any],
+            methods: tuple[str, ...] = METHODS) -> dict[str, dict[float, list[float]]]:
     """R² per method and budget share over ``repeats`` seeds for one law instance."""
-    out: dict[str, dict[float, list[float]]] = {m: {s: [] for s in shares} for m in METHODS}
+    out: dict[str, dict[float, list[float]]] = {m: {s: [] for s in shares} for m in methods}
     for rep in range(repeats):
         per: dict[str, dict[float, tuple[list, list]]] = {m: {s: ([], []) for s in shares}
-                                                         for m in METHODS}
+                                                         for m in methods}
         for gi, (g, sub) in enumerate(fit_groups):
             held = target_groups.get(g)
             if held is None or held.empty:
@@ -217,16 +321,19 @@ def run_law(task: sbt.Task, spec: sbt.LawSpec, compiled: Any, fit_groups: list, 
             target[len(sub):] = True
             model = SpecModel(spec, compiled, x, starts)
             tgt = np.flatnonzero(target)
-            for m in METHODS:
-                steps = replay(model, cost, target, y, shares,
-                               PoolSettings(seed=1000 * rep + gi, **settings),
-                               baseline=None if m == "ours" else m)
+            for m in methods:
+                if m == "mspe":
+                    steps = mspe_replay(model, cost, target, y, shares, seed=1000 * rep + gi)
+                else:
+                    steps = replay(model, cost, target, y, shares,
+                                   PoolSettings(seed=1000 * rep + gi, **settings),
+                                   baseline=None if m == "ours" else m)
                 for st in steps:
                     pred = (model.predict(st.theta[None, :], tgt)[0] if st.theta is not None
                             else np.full((len(tgt), model.n_outputs), np.nan))
                     per[m][st.budget][0].append(y[tgt])
                     per[m][st.budget][1].append(pred)
-        for m in METHODS:
+        for m in methods:
             for s in shares:
                 truth, pred = per[m][s]
                 out[m][s].append(r_squared(np.concatenate(truth), np.concatenate(pred))
@@ -268,6 +375,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--starts", type=int, default=12, help="random starts of each fit")
     ap.add_argument("--k", type=int, default=8, help="most runs our design buys per round")
     ap.add_argument("--cost-power", type=float, default=1.0, help="gain per cost**P")
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help="comma-separated selections to compare (ours, random, cheapest, mspe)")
+    ap.add_argument("--no-discrepancy", action="store_true",
+                    help="ours without the discrepancy term (an ablation)")
+    ap.add_argument("--no-rival", action="store_true",
+                    help="ours by gain per cost only, without the gain-alone rival (an ablation)")
     ap.add_argument("--holdout-frac", type=float, default=0.1,
                     help="without a test split: the top fraction of cost per group held out")
     ap.add_argument("--json", action="store_true", help="print the table as JSON")
@@ -282,6 +395,12 @@ def main(argv: list[str] | None = None) -> None:
     from scalebench import Compiled  # the formulas with analytic gradients (engine's benchmark)
 
     nominal = [float(b) for b in args.budgets.split(",") if b.strip()]
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or "ours" not in methods:
+        ap.error(f"--methods: {unknown or 'ours is required'}; choose from {', '.join(METHODS)}")
+    settings = {"k": args.k, "cost_power": args.cost_power,
+                "discrepancy": not args.no_discrepancy, "rival": not args.no_rival}
     wanted = {w.strip() for w in args.laws.split(",") if w.strip()}
     table: dict[str, dict[str, dict[str, Any]]] = {}
     notes: dict[str, str] = {}
@@ -308,20 +427,20 @@ def main(argv: list[str] | None = None) -> None:
             if args.max_laws and len(per_law) >= args.max_laws:
                 break
             r = run_law(task, spec, Compiled(spec), fit_groups, target_groups, shares,
-                        args.repeats, args.starts, {"k": args.k, "cost_power": args.cost_power})
+                        args.repeats, args.starts, settings, methods)
             if args.all_data:
                 r["all_data"] = all_data_r2(task, spec, Compiled(spec), fit_groups, target_groups,
                                             args.starts)
             per_law.append(r)
             print(f"  {spec.id:28s} " + "  ".join(
-                f"{b:g}: " + " ".join(f"{m} {np.mean(r[m][s]):+.2f}" for m in METHODS)
+                f"{b:g}: " + " ".join(f"{m} {np.mean(r[m][s]):+.2f}" for m in methods)
                 for b, s in zip(nominal, shares, strict=True)), file=sys.stderr, flush=True)
         table[name] = {}
         n_laws[name] = len(per_law)
         for b, s in zip(nominal, shares, strict=True):
             # a repeat's score is the mean over the task's laws; mean and std over repeats
             entry: dict[str, Any] = {}
-            for m in METHODS:
+            for m in methods:
                 by_rep = np.mean([law_r[m][s] for law_r in per_law], axis=0)
                 entry[m] = round(float(np.mean(by_rep)), 4)
                 entry[f"{m}_std"] = round(float(np.std(by_rep)), 4)
@@ -339,13 +458,15 @@ def main(argv: list[str] | None = None) -> None:
                           "starts": args.starts, "seconds": round(time.perf_counter() - t_start, 1)},
                          indent=1))
         return
-    print("| task | budget | ours | random | cheapest | MSPE (published, test split) |")
-    print("|---|---|---|---|---|---|")
+    names = {"mspe": "MSPE (reproduced here)"}
+    print("| task | budget | " + " | ".join(names.get(m, m) for m in methods)
+          + " | MSPE (published, test split) |")
+    print("|---|---|" + "---|" * len(methods) + "---|")
     for name, per in table.items():
         for b, e in per.items():
-            print(f"| {name} | {b} ({e['share_spent']:g}) | {e['ours']:+.3f} ± {e['ours_std']:.3f} "
-                  f"| {e['random']:+.3f} ± {e['random_std']:.3f} "
-                  f"| {e['cheapest']:+.3f} ± {e['cheapest_std']:.3f} | {e['mspe_published']} |")
+            print(f"| {name} | {b} ({e['share_spent']:g}) | "
+                  + " | ".join(f"{e[m]:+.3f} ± {e[m + '_std']:.3f}" for m in methods)
+                  + f" | {e['mspe_published']} |")
 
 
 def timing() -> None:

@@ -14,9 +14,13 @@ import pytest
 import scalinglab as sl
 from scalinglab.design.greedy import Belief
 from scalinglab.design.pool import (
+    Discrepancy,
     LawModel,
     PoolSettings,
     cost_of,
+    discrepancy_var,
+    fisher_belief,
+    input_features,
     match_observed,
     replay,
     runs_to_identify,
@@ -193,6 +197,103 @@ def test_choose_respects_the_budget_and_prefers_cheap_information():
     assert got.objective_after < got.objective_before
     first = belief.gains() / belief.objective() / cost
     assert got.picks[0] == int(np.argmax(first))
+
+
+# -- misspecification: what the law cannot express -------------------------------------------
+
+
+def test_discrepancy_variance_starts_at_the_outcomes_spread_and_ends_at_the_residuals():
+    y = np.array([3.0, 2.5, 2.2, 2.0, 1.9, 1.85])
+    exact = y.copy()
+    # a law of 5 parameters fitting 6 runs exactly: one residual degree of freedom, no residual
+    assert discrepancy_var(y, exact, 5) == pytest.approx(np.var(y) / 2.0)
+    # 4,000 runs whose residuals have variance 1e-4: the prior's weight (one run) has faded
+    rng = np.random.default_rng(0)
+    many = rng.uniform(2, 3, 4000)
+    r = rng.normal(0, 1e-2, 4000)
+    got = discrepancy_var(many + r, many, 5)
+    assert got == pytest.approx((np.var(many + r) + np.sum(r**2)) / 3996.0)
+    assert got == pytest.approx(1e-4, rel=0.25)
+
+
+def test_discrepancy_is_exact_at_the_target_rows_and_fades_with_distance():
+    x = np.array([[0.0], [0.5], [3.0], [3.2], [3.4]])
+    disc = Discrepancy(x, var=0.04, length=1.0)
+    target = np.array([2, 3, 4])
+    phi, rest = disc.factors(target, np.arange(5))
+    k = 0.04 * np.exp(-0.5 * (x - x.T) ** 2)
+    assert np.allclose(phi[2:] @ phi[2:].T, k[2:, 2:], atol=1e-8)     # exact at the target
+    assert np.allclose(phi[:2] @ phi[2:].T, k[:2, 2:], atol=1e-8)     # and across to it
+    assert np.allclose(rest[2:], 0.0, atol=1e-8)
+    assert np.all(np.sum(phi[:2] ** 2, axis=1) + rest[:2] == pytest.approx(0.04))
+    # a run near the target shares more of its discrepancy than a far one
+    assert np.sum(phi[1] @ phi[2:].T) > np.sum(phi[0] @ phi[2:].T) > 0
+
+
+def test_input_features_are_standardised_logs_of_wide_positive_inputs():
+    f = input_features({"N": np.array([1e7, 1e8, 1e9]), "r": np.array([-1.0, 0.0, 1.0]),
+                        "c": np.ones(3)})
+    assert f.shape == (3, 2)                                           # the constant is dropped
+    assert np.allclose(f[:, 0], (np.arange(3) - 1) / np.std(np.arange(3)))
+    assert np.allclose(f.std(axis=0), 1.0)
+
+
+def test_with_a_discrepancy_runs_near_the_target_are_worth_more(pool):
+    cost = cost_of(pool, "6*N*D")
+    target = np.flatnonzero(target_mask(pool, cost, "top:10%"))
+    order = np.argsort(cost)
+    observed = order[:40:4]                                            # 10 cheap runs
+    model = LawModel("chinchilla", pool)
+    y = pool.loss.to_numpy()[observed][:, None]
+    fitted = model.fit(observed, y, seed=0, bootstrap=0)
+    cand = np.setdiff1d(np.flatnonzero(~np.isin(np.arange(len(pool)), target)), observed)
+    near = cand[np.argsort(cost[cand])[-20:]]                          # the costliest candidates
+    far = cand[np.argsort(cost[cand])[:20]]                            # the cheapest
+
+    def share(disc):
+        belief = fisher_belief(model, fitted, observed, target, cand, disc)
+        g = belief.gains() / belief.objective()
+        pos = {r: i for i, r in enumerate(cand)}
+        return np.mean(g[[pos[r] for r in near]]) / np.mean(g[[pos[r] for r in far]])
+
+    disc = Discrepancy(model.features(), var=float(np.var(y)))
+    assert share(disc) > 2.0 * share(None)
+
+
+def _lsq_problem(tau2: float, seed: int = 0):
+    from scalinglab.design.robust import LsqProblem
+
+    rng = np.random.default_rng(seed)
+    # a straight line fitted on x in [0, 0.5] (30 runs), predicted at x = 2; candidates on [0, 1.8]
+    def rows(x):
+        return np.column_stack([np.ones_like(x), x])
+
+    x_obs, x_tgt, x_cand = rng.uniform(0, 0.5, 30), np.linspace(1.9, 2.1, 5), np.linspace(0, 1.8, 10)
+    return LsqProblem(rows(x_obs), rows(x_tgt), rows(x_cand), x_obs[:, None], x_tgt[:, None],
+                      x_cand[:, None], tau2=tau2, s2=1e-4, ridge=1e-8 * np.eye(2)), x_cand
+
+
+def test_lsq_reductions_are_the_exact_change_of_the_fit_s_target_error():
+    problem, _ = _lsq_problem(0.2)
+    for chosen in ([], [3], [3, 7]):
+        red, base = problem.reductions(chosen)
+        assert base == pytest.approx(problem.mspe(chosen))
+        brute = [base - problem.mspe([*chosen, j]) if j not in chosen else red[j]
+                 for j in range(10)]
+        assert np.allclose(red, brute, rtol=1e-6, atol=1e-9 * base)
+
+
+def test_with_a_discrepancy_a_far_cheap_run_can_make_the_fit_worse():
+    from scalinglab.design.robust import choose_lsq
+
+    exact, x = _lsq_problem(0.0)
+    wrong, _ = _lsq_problem(0.2)
+    red_exact, _ = exact.reductions([])
+    red_wrong, _ = wrong.reductions([])
+    assert np.all(red_exact > 0)                       # a true law: every run narrows the fit
+    assert red_wrong[0] < 0 < red_wrong[-1]            # a wrong one: the far run dilutes it
+    picks, _, before, after = choose_lsq(wrong, np.ones(10), budget=3.0, k=3)
+    assert after < before and min(x[picks]) > 1.0      # the runs bought sit near the target
 
 
 # -- the sequential loop, replayed -------------------------------------------------------------------

@@ -343,6 +343,10 @@ _POOL_CRIT = typer.Option("fisher", "--criterion", help="fisher (Laplace at the 
                           "draws (bootstrap ensemble).")
 _POOL_POWER = typer.Option(1.0, "--cost-power", min=0.0, help="Gain per cost**P (1: per unit "
                            "cost; 0: cost only has to fit the budget).")
+_POOL_DISC = typer.Option(True, "--discrepancy/--no-discrepancy", help="Choose for the fit's "
+                          "expected error over the target, counting what the law cannot express "
+                          "(runs near the target are worth more); --no-discrepancy trusts the "
+                          "law's form.")
 
 
 def _pool_law(law: str | None, formula: str | None, inputs: str | None,
@@ -386,6 +390,7 @@ def design_pool_cmd(
     map_: list[str] = MapOption,
     k: int = typer.Option(8, "--k", min=1, help="Most runs to propose this round."),
     criterion: str = _POOL_CRIT, cost_power: float = _POOL_POWER,
+    discrepancy: bool = _POOL_DISC,
     bootstrap: int = typer.Option(100, "--bootstrap", "-b", min=0, help="Resamples for "
                                   "--criterion draws."),
     seed: int = typer.Option(0, "--seed", help="Seed of the prior draws and the bootstrap."),
@@ -418,7 +423,7 @@ def design_pool_cmd(
                            outcome=outcome, columns=parse_map(map_), k=k,
                            criterion=criterion,  # type: ignore[arg-type]
                            cost_power=cost_power, bootstrap=bootstrap, seed=seed,
-                           source=str(candidates))
+                           discrepancy=discrepancy, source=str(candidates))
     if proposal.runs:
         frame = pd.DataFrame(proposal.runs)
         frame[outcome] = ""
@@ -450,6 +455,7 @@ def design_replay_cmd(
     map_: list[str] = MapOption,
     k: int = typer.Option(8, "--k", min=1, help="Most runs per round."),
     criterion: str = _POOL_CRIT, cost_power: float = _POOL_POWER,
+    discrepancy: bool = _POOL_DISC,
     json_: bool = JsonOption,
 ) -> None:
     """Replay a pool design on a table with known outcomes, against random and cheapest-first
@@ -466,7 +472,7 @@ def design_replay_cmd(
                           budgets=_numbers(budgets, "--budgets"), seeds=range(seeds),
                           outcome=outcome, columns=parse_map(map_), k=k,
                           criterion=criterion,  # type: ignore[arg-type]
-                          cost_power=cost_power, source=str(table))
+                          cost_power=cost_power, discrepancy=discrepancy, source=str(table))
     if json_:
         emit_json(result.to_dict())
         return

@@ -14,7 +14,16 @@ Each round:
    ``log det`` of the Fisher information (D-optimal) per unit cost, averaged over draws from the
    law's own starting grid (a Bayesian D-optimal design), so the first runs spread over every
    input the law needs rather than sitting at the cheapest corner.
-2. **Then variance in the target region.** The law is fitted to the runs observed; its
+2. **Then the fit's error in the target region.** By default (``discrepancy``) the runs are
+   chosen for the expected squared error, over the target rows, of the least-squares fit we will
+   actually make, with the law's *discrepancy* (what its form cannot express, a smooth Gaussian
+   process over its inputs whose variance starts at the outcomes' and shrinks to the residuals')
+   counted: runs near the target correct it, far cheap runs can dilute the correction and are
+   then never bought (:mod:`scalinglab.design.robust`). Each round keeps the better of the
+   greedy choices by reduction per unit cost and by reduction alone. Without it (or for a law
+   of several outputs, where the discrepancy joins the belief below as further latent
+   directions):
+   the law is fitted to the runs observed; its
    uncertainty about every prediction in the target region and at every candidate is put in
    latent linear-Gaussian form (the bootstrap ensemble's centred predictions, or the Fisher
    information at the estimate with a weak prior from the bounds), and
@@ -54,6 +63,12 @@ PRIOR_DRAWS = 16
 #: draws kept for an ensemble belief (winsorised at these percentiles, so a few wild draws of a
 #: weakly identified fit do not dominate the covariance)
 WINSOR = (2.5, 97.5)
+#: the discrepancy's correlation length, in standard deviations of each (log) input over the
+#: pool: runs a standard deviation from a target row share e^-1/2 of its discrepancy
+DISCREPANCY_LENGTH = 1.0
+#: target rows the discrepancy is represented at (a spread subsample; its low-rank form is exact
+#: there, so the objective's discrepancy part is exact at these rows)
+DISCREPANCY_RANK = 32
 
 
 # -- the pool: cost and target ---------------------------------------------------------------
@@ -278,6 +293,10 @@ class LawModel:
         pick = rng.choice(len(starts), size=min(k, len(starts)), replace=False)
         return starts[pick]
 
+    def features(self) -> np.ndarray:
+        """(n, d) every pool row's inputs in the coordinates the discrepancy is smooth in."""
+        return input_features(self.inputs)
+
     def prior_precision(self) -> np.ndarray:
         prec = []
         for i, k in enumerate(self.param_names):
@@ -302,6 +321,127 @@ def _noise_var(y: np.ndarray, pred: np.ndarray, n_params: int) -> float:
     return float(max((np.sum(r**2) + 2.0 * floor * 10.0) / (dof + 2.0), floor))
 
 
+# -- misspecification: what the law cannot express --------------------------------------------
+
+
+def input_features(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(n, d) the law's inputs as standardised coordinates: the logarithm of an input that is
+    positive and spans more than a factor of two (sizes, token counts, ratios), the input itself
+    otherwise, each centred and divided by its standard deviation over the pool; constant inputs
+    are dropped."""
+    cols = []
+    n = 0
+    for v in inputs.values():
+        v = np.asarray(v, dtype=float)
+        n = len(v)
+        if np.all(v > 0) and v.max() > 2.0 * v.min():
+            v = np.log(v)
+        sd = float(np.std(v))
+        if np.isfinite(sd) and sd > 0:
+            cols.append((v - v.mean()) / sd)
+    return np.column_stack(cols) if cols else np.zeros((n, 0))
+
+
+def discrepancy_var(y: np.ndarray, pred: np.ndarray, n_params: int) -> float:
+    """How far the truth may stray from the best fit of the law: the posterior mean of that
+    variance under a weak prior worth one run and centred on the outcomes' own variance (before
+    the runs say otherwise, the law's form may be off by as much as the outcomes vary), updated
+    by the fit's residuals with ``n - P`` degrees of freedom. Early on it is about the outcomes'
+    variance, so runs near the target are valued; with many runs it is the residual variance, so
+    a law that fits its runs to the noise stops paying for runs near the target."""
+    y = np.asarray(y, dtype=float).reshape(len(y), -1)
+    pred = np.asarray(pred, dtype=float).reshape(y.shape)
+    r = (y - pred)
+    ok = np.isfinite(r)
+    spread = float(np.nanmean(np.nanvar(y, axis=0))) if len(y) > 1 else 0.0
+    dof = max(int(ok.sum()) - n_params, 0)
+    return float((spread + np.sum(r[ok] ** 2)) / (1.0 + dof))
+
+
+def _spread_rows(x: np.ndarray, k: int) -> np.ndarray:
+    """Up to ``k`` positions of ``x`` (n, d) spread over it (farthest-point order, from the
+    row nearest the centre)."""
+    n = len(x)
+    if n <= k:
+        return np.arange(n)
+    first = int(np.argmin(np.sum((x - x.mean(axis=0)) ** 2, axis=1)))
+    chosen = [first]
+    dist = np.sum((x - x[first]) ** 2, axis=1)
+    for _ in range(k - 1):
+        j = int(np.argmax(dist))
+        if dist[j] <= 0:
+            break
+        chosen.append(j)
+        dist = np.minimum(dist, np.sum((x - x[j]) ** 2, axis=1))
+    return np.array(chosen)
+
+
+@dataclass
+class Discrepancy:
+    """The part of the outcome the law cannot express, ``delta(x)``, a smooth Gaussian process
+    over the law's inputs (Kennedy & O'Hagan 2001): ``var`` its variance, squared-exponential
+    correlation with length ``length`` over ``features`` (n, d) of every pool row. A run near
+    the target region tells about the discrepancy there; a far one does not, however well it
+    pins the parameters. Represented at up to :data:`DISCREPANCY_RANK` target rows, so it is
+    a few latent directions more in the belief."""
+
+    features: np.ndarray
+    var: float
+    length: float = DISCREPANCY_LENGTH
+
+    def factors(self, target: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(phi, rest)``: ``phi`` (n, R) with ``phi phi'`` the discrepancy's covariance at
+        ``rows`` through the inducing target rows, ``rest`` (n,) the variance of each row's own
+        discrepancy that the low-rank form leaves out (independent noise of that run)."""
+        target = np.asarray(target, dtype=int)
+        z = self.features[target[_spread_rows(self.features[target], DISCREPANCY_RANK)]]
+        x = self.features[np.asarray(rows, dtype=int)]
+
+        def kern(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            d2 = np.sum((a[:, None, :] - b[None, :, :]) ** 2, axis=-1)
+            return np.exp(-0.5 * d2 / self.length**2)
+
+        kzz = kern(z, z) + 1e-8 * np.eye(len(z))
+        vals, vecs = np.linalg.eigh(kzz)
+        keep = vals > 1e-8
+        root = vecs[:, keep] / np.sqrt(vals[keep])            # kzz^-1 = root root'
+        phi = kern(x, z) @ root
+        rest = np.clip(1.0 - np.sum(phi**2, axis=1), 0.0, 1.0)
+        return np.sqrt(self.var) * phi, self.var * rest
+
+
+def discrepancy_of(model: PoolModel, fitted: Fitted, observed: np.ndarray, y: np.ndarray
+                   ) -> Discrepancy | None:
+    """The discrepancy for a model that exposes its rows' ``features()``; None otherwise (or
+    when its inputs are constant)."""
+    feats = getattr(model, "features", None)
+    if feats is None or not len(observed):
+        return None
+    x = np.asarray(feats(), dtype=float)
+    if x.ndim != 2 or x.shape[1] == 0:
+        return None
+    pred = model.predict(fitted.theta[None, :], observed)[0]
+    var = discrepancy_var(y, pred, len(fitted.theta))
+    return Discrepancy(x, var) if np.isfinite(var) and var > 0 else None
+
+
+def _with_discrepancy(jac: np.ndarray, rows_target: np.ndarray, rows: np.ndarray,
+                      is_target: np.ndarray, disc: Discrepancy, noise_var: float
+                      ) -> np.ndarray:
+    """``jac`` (n, O, P) extended by the discrepancy's latent directions (one independent
+    process per output), each run's rows scaled by ``sqrt(s2 / (s2 + rest))`` so that the
+    discrepancy the low-rank form leaves out counts as that run's own noise."""
+    phi, rest = disc.factors(rows_target, rows)
+    n, o, _ = jac.shape
+    r = phi.shape[1]
+    block = np.zeros((n, o, o * r))
+    for i in range(o):
+        block[:, i, i * r:(i + 1) * r] = phi
+    out = np.concatenate([jac, block], axis=-1)
+    scale = np.where(is_target, 1.0, np.sqrt(noise_var / (noise_var + rest)))
+    return out * scale[:, None, None]
+
+
 # -- beliefs -----------------------------------------------------------------------------------
 
 
@@ -323,14 +463,25 @@ def jacobian(model: PoolModel, theta: np.ndarray, rows: np.ndarray, rel: float =
 
 
 def fisher_belief(model: PoolModel, fitted: Fitted, observed: np.ndarray, target: np.ndarray,
-                  candidates: np.ndarray) -> Belief:
+                  candidates: np.ndarray, discrepancy: Discrepancy | None = None) -> Belief:
     """The Laplace belief at the estimate: ``S = (J'J / s2 + prior)^-1`` in fitting
-    coordinates, target and candidate rows linearised at the estimate."""
+    coordinates, target and candidate rows linearised at the estimate; with a
+    ``discrepancy``, its latent directions join the parameters' (conditioned on the observed
+    runs the same way), so the objective is the target's predictive variance including what
+    the law cannot express."""
     rows = np.concatenate([observed, target, candidates]).astype(int)
     jac = jacobian(model, fitted.theta, rows)
     n, t = len(observed), len(target)
+    prior = model.prior_precision()
+    if discrepancy is not None:
+        is_target = np.zeros(len(rows), bool)
+        is_target[n:n + t] = True
+        jac = _with_discrepancy(jac, target, rows, is_target, discrepancy, fitted.noise_var)
+        extra = jac.shape[-1] - len(prior)
+        prior = np.block([[prior, np.zeros((len(prior), extra))],
+                          [np.zeros((extra, len(prior))), np.eye(extra)]])
     j_obs = jac[:n].reshape(-1, jac.shape[-1])
-    info = j_obs.T @ j_obs / fitted.noise_var + model.prior_precision()
+    info = j_obs.T @ j_obs / fitted.noise_var + prior
     cov = np.linalg.pinv(info, hermitian=True)
     g, c = jac[n:n + t].reshape(-1, jac.shape[-1]), jac[n + t:]
     if fitted.modes is not None and len(fitted.modes) > 1:
@@ -351,10 +502,12 @@ def fisher_belief(model: PoolModel, fitted: Fitted, observed: np.ndarray, target
     return Belief(g, c, cov, fitted.noise_var)
 
 
-def ensemble_belief(model: PoolModel, fitted: Fitted, target: np.ndarray, candidates: np.ndarray
+def ensemble_belief(model: PoolModel, fitted: Fitted, target: np.ndarray, candidates: np.ndarray,
+                    discrepancy: Discrepancy | None = None, observed: np.ndarray | None = None
                     ) -> Belief:
     """The bootstrap ensemble's belief: centred draws' predictions (winsorised per row at the
-    2.5/97.5 percentiles) as the latent factor, ``S = I``."""
+    2.5/97.5 percentiles) as the latent factor, ``S = I``; a ``discrepancy`` joins as further
+    latent directions, conditioned on the ``observed`` runs (independent of the draws)."""
     draws = fitted.draws
     if draws is None or len(draws) < 20:
         raise NotIdentifiable(f"{0 if draws is None else len(draws)} usable bootstrap draws; an "
@@ -370,7 +523,21 @@ def ensemble_belief(model: PoolModel, fitted: Fitted, target: np.ndarray, candid
     z = (pred - pred.mean(axis=0)) / np.sqrt(len(pred) - 1)
     z = np.moveaxis(z, 0, -1)                              # (n, O, K)
     t = len(target)
-    return Belief(z[:t].reshape(-1, z.shape[-1]), z[t:], np.eye(z.shape[-1]), fitted.noise_var)
+    cov = np.eye(z.shape[-1])
+    if discrepancy is not None:
+        seen = np.zeros(0, int) if observed is None else np.asarray(observed, dtype=int)
+        all_rows = np.concatenate([seen, rows])
+        is_target = np.zeros(len(all_rows), bool)
+        is_target[len(seen):len(seen) + t] = True
+        d = _with_discrepancy(np.zeros((len(all_rows), z.shape[1], 0)), target, all_rows,
+                              is_target, discrepancy, fitted.noise_var)
+        d_obs = d[:len(seen)].reshape(-1, d.shape[-1])
+        dcov = np.linalg.pinv(np.eye(d.shape[-1]) + d_obs.T @ d_obs / fitted.noise_var,
+                              hermitian=True)
+        z = np.concatenate([z, d[len(seen):]], axis=-1)
+        k = len(cov)
+        cov = np.block([[cov, np.zeros((k, len(dcov)))], [np.zeros((len(dcov), k)), dcov]])
+    return Belief(z[:t].reshape(-1, z.shape[-1]), z[t:], cov, fitted.noise_var)
 
 
 # -- identification first ----------------------------------------------------------------------
@@ -446,7 +613,12 @@ def identification_picks(model: PoolModel, observed: np.ndarray, y: np.ndarray |
 class PoolSettings:
     """How a pool design chooses. ``k``: most runs per round; ``cost_power``: gain per
     ``cost ** cost_power`` (1: per unit cost); ``criterion``: the belief (bootstrap ``draws`` or
-    ``fisher``); ``bootstrap``: resamples of each fit for the draws."""
+    ``fisher``); ``bootstrap``: resamples of each fit for the draws; ``discrepancy``: count
+    what the law cannot express (:class:`Discrepancy`) in the target's predictive variance;
+    ``rival``: also choose by gain alone within the round's budget and keep whichever choice
+    removes more of the target's variance (the cost-benefit greedy alone can be arbitrarily
+    worse under a budget; the better of the two is within a constant factor of the best
+    choice, Krause & Guestrin 2005, Leskovec et al. 2007)."""
 
     k: int = 8
     cost_power: float = 1.0
@@ -454,6 +626,8 @@ class PoolSettings:
     bootstrap: int = 100
     min_gain: float = 1e-4
     seed: int = 0
+    discrepancy: bool = True
+    rival: bool = True
 
     def check(self) -> None:
         if int(self.k) != self.k or self.k < 1:
@@ -522,18 +696,50 @@ def next_round(model: PoolModel, cost: np.ndarray, target: np.ndarray, observed:
                      "about the parameters (D-optimal per unit cost)")
         return Round([int(cand[j]) for j in picks], gains, "identify", fitted=fitted, notes=notes)
     assert fitted is not None
+    disc = discrepancy_of(model, fitted, observed, y) if settings.discrepancy else None
+    if disc is not None and model.n_outputs == 1:
+        return _lsq_round(model, fitted, observed, tgt, cand, c, budget, settings, disc, notes)
     belief: Belief | None = None
     if settings.criterion == "draws":
         try:
-            belief = ensemble_belief(model, fitted, tgt, cand)
+            belief = ensemble_belief(model, fitted, tgt, cand, disc, observed)
         except NotIdentifiable as exc:
             notes.append(f"designed from the Fisher information instead of the draws: {exc}")
     if belief is None:
-        belief = fisher_belief(model, fitted, observed, tgt, cand)
+        belief = fisher_belief(model, fitted, observed, tgt, cand, disc)
     got = belief.choose(c, budget, settings.k, cost_power=settings.cost_power,
                         min_gain=settings.min_gain)
+    if settings.rival and settings.cost_power > 0:
+        alone = belief.choose(c, budget, settings.k, cost_power=0.0, min_gain=settings.min_gain)
+        if alone.objective_after < got.objective_after:
+            got = alone
+            notes.append("runs chosen by gain alone: within this round's budget they remove "
+                         "more of the target's variance than the best per unit cost")
     return Round([int(cand[j]) for j in got.picks], got.gains, "variance",
                  float(got.objective_before), float(got.objective_after), fitted, notes)
+
+
+def _lsq_round(model: PoolModel, fitted: Fitted, observed: np.ndarray, tgt: np.ndarray,
+               cand: np.ndarray, c: np.ndarray, budget: float, settings: PoolSettings,
+               disc: Discrepancy, notes: list[str]) -> Round:
+    """The round by the least-squares fit's expected target error, discrepancy included
+    (:mod:`scalinglab.design.robust`)."""
+    from scalinglab.design.robust import LsqProblem, choose_lsq
+
+    rows = np.concatenate([observed, tgt, cand]).astype(int)
+    jac = jacobian(model, fitted.theta, rows)[:, 0, :]
+    n, t = len(observed), len(tgt)
+    x = disc.features
+    problem = LsqProblem(jac[:n], jac[n:n + t], jac[n + t:], x[observed], x[tgt], x[cand],
+                         tau2=disc.var, s2=fitted.noise_var,
+                         ridge=fitted.noise_var * model.prior_precision(), length=disc.length)
+    picks, gains, before, after = choose_lsq(problem, c, budget, settings.k,
+                                             cost_power=settings.cost_power,
+                                             rival=settings.rival, min_gain=settings.min_gain)
+    notes.append(f"runs chosen by the expected squared error of the fit over the target, the "
+                 f"law's discrepancy included (its variance {disc.var:.3g}, the noise's "
+                 f"{fitted.noise_var:.3g})")
+    return Round([int(cand[j]) for j in picks], gains, "variance", before, after, fitted, notes)
 
 
 # -- the proposal (a result) -------------------------------------------------------------------
@@ -624,6 +830,7 @@ def design_pool(
     cost_power: float = 1.0,
     bootstrap: int = 100,
     seed: int = 0,
+    discrepancy: bool = True,
     source: str = "pool",
     model: PoolModel | None = None,
 ) -> PoolProposal:
@@ -633,7 +840,11 @@ def design_pool(
     predict (``top:10%`` of the cost, ``top:K`` rows, or a filter such as ``N >= 1e9``);
     ``budget`` the share (``0 < budget <= 1``) of the pool's total cost the study may spend in
     all, runs observed so far included. ``observed`` holds the runs already made: rows of the
-    pool (same input values) with their ``outcome`` column. Returns a :class:`PoolProposal`;
+    pool (same input values) with their ``outcome`` column. ``discrepancy`` (default) chooses
+    for the least-squares fit's expected error over the target counting what the law cannot
+    express (:mod:`scalinglab.design.robust`), and keeps the better of the choices by gain per
+    cost and by gain alone; ``False`` trusts the law's form (V-optimal per unit cost). Returns a
+    :class:`PoolProposal`;
     the proposed rows are ``proposal.runs`` (each with its pool row ``row``, 1-based).
     """
     frame = pool.reset_index(drop=True)
@@ -653,7 +864,7 @@ def design_pool(
     total = budget * float(c.sum())
     left = total - spent
     settings = PoolSettings(k=k, cost_power=cost_power, criterion=criterion, bootstrap=bootstrap,
-                            seed=seed)
+                            seed=seed, discrepancy=discrepancy, rival=discrepancy)
     warnings: list[str] = []
     if left <= 0:
         rnd = Round([], [], "done", notes=[f"the budget is spent: {spent:.4g} of {total:.4g}"])
@@ -898,6 +1109,7 @@ def replay_study(
     criterion: Criterion = "fisher",
     cost_power: float = 1.0,
     baselines: Sequence[str] = ("random", "cheapest"),
+    discrepancy: bool = True,
     source: str = "table",
     model: PoolModel | None = None,
 ) -> ReplayResult:
@@ -927,7 +1139,8 @@ def replay_study(
         for m in methods:
             steps = replay(model, c, tmask, y, shares,
                            PoolSettings(k=k, cost_power=cost_power, criterion=criterion,
-                                        seed=int(seed)),
+                                        seed=int(seed), discrepancy=discrepancy,
+                                        rival=discrepancy),
                            baseline=None if m == "ours" else m)  # type: ignore[arg-type]
             for s in steps:
                 key = f"{s.budget:g}"
