@@ -104,3 +104,31 @@ def test_the_server_keeps_no_cache_of_its_own():
                     "append", "extend") and isinstance(n.func.value, ast.Name):
                 assert n.func.value.id in ("results", "checks", "out", "series"), (
                     f"{fn.name} fills {n.func.value.id}: cache through the Study instead")
+
+
+def test_the_report_and_the_dashboard_draw_one_chart_alike(tmp_path):
+    """The same chart id, drawn by the report's sections and by ``/api/charts``, from the same
+    fit (same runs, bootstrap and seed), is the same spec: one builder, wired once."""
+    import json
+
+    from fastapi.testclient import TestClient
+    from report_synth import make_store
+
+    from scalinglab.report import sections, server
+    from scalinglab.runs.store import RunStore
+    from scalinglab.serialize import to_json
+    from scalinglab.study.analysis import summarise
+
+    path = make_store(tmp_path / "runs.duckdb")
+    summary = summarise(RunStore(path, read_only=True), tags={"sweep": "isoflop"}, bootstrap=0,
+                        rolling=False)
+    report = {c.name: c for sec in sections.report_sections(summary) for c in sec.charts()}
+    client = TestClient(server.create_app(path, bootstrap=0), base_url="http://127.0.0.1:8765")
+    for name, served in (("chinchilla_parity", "parity"), ("chinchilla_residuals", "residuals"),
+                         ("isoflop", "isoflop"), ("overview", "overview")):
+        page = client.get(f"/api/charts/{served}", params={"tag": "sweep:isoflop"})
+        assert page.status_code == 200, page.text[:200]
+        assert json.loads(to_json(report[name].spec())) == page.json(), name
+    # a bad filter is the request's fault whatever the chart: 400, not 422
+    bad = client.get("/api/charts/parity", params={"tag": "dataset"})
+    assert bad.status_code == 400 and "KEY:VALUE" in bad.json()["detail"]

@@ -59,7 +59,8 @@ class ChartInputs:
     ``compute``: the planned budget (the allocation chart marks it); ``grid``: the (N, D) of the
     lr × batch grid to draw; ``x`` and ``smooth``: the loss curves' axis and smoothing;
     ``forecast``: draw a forecast band past each unfinished run's curve; ``filtered``: the runs
-    are a filter's (an empty state says "match this filter")."""
+    are a filter's (an empty state says "match this filter"); ``data`` and ``budgets``: the
+    loss-law runs and the budgets, where the caller already has them."""
 
     def __init__(self, runs: pd.DataFrame, *, law: str = "chinchilla",
                  fit: Callable[[], Any] | None = None,
@@ -69,7 +70,8 @@ class ChartInputs:
                  curves: Callable[[], Curves] | None = None,
                  compute: float | None = None, grid: tuple[float, float] | None = None,
                  x: str = "tokens", smooth: float = 0.6, forecast: bool = False,
-                 filtered: bool = False) -> None:
+                 filtered: bool = False, data: pd.DataFrame | None = None,
+                 budgets: views.Budgets | None = None) -> None:
         self.runs = runs
         self.law = law
         self.compute = compute if compute is not None else (
@@ -82,6 +84,11 @@ class ChartInputs:
                      "rolling": rolling or _absent("rolling-forward check"),
                      "curves": curves or (lambda: ({}, runs))}
         self._memo: dict[str, tuple[bool, Any]] = {}
+        # what the caller already holds (the report computes them once for every chart)
+        if data is not None:
+            self._memo["data"] = (True, data)
+        if budgets is not None:
+            self._memo["budgets"] = (True, budgets)
 
     def _get(self, part: str, compute: Callable[[], Any] | None = None) -> Any:
         if part not in self._memo:
@@ -240,8 +247,13 @@ def _exponents(v: ChartInputs) -> Spec:
 
 
 def _curves_empty(v: ChartInputs) -> str | None:
-    return None if v.curves()[0] else ("no loss curves recorded for these runs (sweeps and "
-                                        "imports with a curve column record them)")
+    curves, info = v.curves()
+    if curves:
+        return None
+    if len(info) == 1:
+        return "no loss curve recorded for this run"
+    return ("no loss curves recorded for these runs (sweeps and imports with a curve column "
+            "record them)")
 
 
 def _curves(v: ChartInputs) -> Spec:

@@ -167,7 +167,7 @@ class Context:
             hparams=lambda: s.hparams,
             curves=lambda: ((analysis.collect_curves(store, runs, MAX_CURVES), runs)
                             if store is not None else ({}, runs)),
-            **options)
+            data=self.data, budgets=self.budgets, **options)
 
 
 def _answer(outcome: Any, what: str) -> Any:

@@ -422,8 +422,12 @@ class Dashboard:
         if name not in CHARTS:
             raise ApiError(404, f"no chart {name!r}; charts are {', '.join(CHARTS)}")
         self._check_chart(q)
-        return self.study.cached(("chart", name, *q.key()), lambda: _unprocessable(  # type: ignore[no-any-return]
-            lambda: chart_table.spec(name, self.chart_inputs(q))))
+
+        def draw() -> dict[str, Any]:
+            v = self.chart_inputs(q)  # a bad filter is the request's fault (400), not the data's
+            return _unprocessable(lambda: chart_table.spec(name, v))  # type: ignore[no-any-return]
+
+        return self.study.cached(("chart", name, *q.key()), draw)  # type: ignore[no-any-return]
 
     def figure(self, name: str, ext: str, q: ChartQuery) -> Response:
         """A static figure of the chart table, as PNG or SVG."""
