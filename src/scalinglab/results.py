@@ -31,7 +31,9 @@ REGISTRY: dict[str, type[Result]] = {}
 #: not registered yet (a new result kind adds a line; the contract test checks the table)
 KIND_MODULES: dict[str, str] = {
     "loss_fit": "scalinglab.fit.result",
+    "loss_fit_at": "scalinglab.fit.result",
     "isoflop": "scalinglab.fit.isoflop",
+    "isoflop_at": "scalinglab.fit.isoflop",
     "rolling_forward": "scalinglab.fit.validate",
     "law_selection": "scalinglab.fit.validate",
     "hparam_fit": "scalinglab.hparams.fit",
@@ -134,9 +136,9 @@ class Result:
     def save(self, path: str | Path) -> Path:
         """Write ``to_dict(include_draws=True)`` as JSON (read back with :func:`load_result`)."""
         from scalinglab.safefile import write_output
-        from scalinglab.serialize import to_json
+        from scalinglab.serialize import keep_infinities, to_json
 
-        return write_output(path, to_json(self.to_dict(include_draws=True)) + "\n")
+        return write_output(path, to_json(keep_infinities(self.to_dict(include_draws=True))) + "\n")
 
 
 def registered_kinds() -> dict[str, type[Result]]:
@@ -184,7 +186,9 @@ def result_from_dict(data: Any) -> Result:
     cls = _kind(kind) if isinstance(kind, str) else None
     if cls is None:
         raise InputError(f"not a scalinglab result (kind {kind!r})")
-    return cls.from_dict(data)  # type: ignore[attr-defined]
+    from scalinglab.serialize import restore_infinities
+
+    return cls.from_dict(restore_infinities(dict(data)))  # type: ignore[attr-defined]
 
 
 def _read_json(path: Path) -> Any:
@@ -204,8 +208,10 @@ def _from_dict(data: Any, path: Path) -> Result:
         raise InputError(f"not a saved scalinglab result (kind {kind!r}; known: {known})",
                          source=str(path))
     check_saved(data, str(path))  # the shared fields, before any arithmetic
+    from scalinglab.serialize import restore_infinities
+
     try:
-        return cls.from_dict(data)  # type: ignore[attr-defined]
+        return cls.from_dict(restore_infinities(data))  # type: ignore[attr-defined]
     except KeyError as exc:
         raise InputError(f"a saved {kind} result without the field {exc}",
                          source=str(path)) from None
