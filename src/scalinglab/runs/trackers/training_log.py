@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import datetime, timezone
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +235,7 @@ def _stamp(line: str) -> float | None:
         when = datetime.fromisoformat(m[1].replace(",", ".").replace(" ", "T"))
     except ValueError:
         return None
-    return when.replace(tzinfo=timezone.utc).timestamp()
+    return when.replace(tzinfo=UTC).timestamp()
 
 
 def _parse(path: Path, fmt: LogFormat, source: str) -> _Parsed:
