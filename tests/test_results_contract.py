@@ -306,16 +306,55 @@ def test_every_kind_saves_loads_renders_and_has_a_short_repr(kind, tmp_path: Pat
     assert back._repr_html_().startswith("<div")
 
 
-@pytest.mark.parametrize("kind", ["loss_fit", "tau_fit", "link_fit", "coverage_fit"])
-def test_conf_int_is_chosen_when_asked_and_narrows_with_the_level(kind):
+#: kinds that keep no bootstrap draws (their intervals, where they have any, are fixed when they
+#: are made): ``conf_int`` says so. Every other kind answers ``conf_int`` at any level.
+WITHOUT_DRAWS = {"rolling_forward", "law_selection", "observational_fit", "design_proposal",
+                 "pool_proposal", "pool_replay", "simulation", "plan", "heldout_check"}
+
+
+def _nested(wide: tuple[float, float], narrow: tuple[float, float]) -> bool:
+    if any(np.isnan(narrow)):  # no finite draw of it at either level
+        return all(np.isnan(wide)) or not all(np.isfinite(wide))
+    return wide[0] <= narrow[0] <= narrow[1] <= wide[1]
+
+
+@pytest.mark.parametrize("kind", sorted(BUILDERS))
+def test_conf_int_is_chosen_when_asked_and_narrows_with_the_level(kind, tmp_path):
     result = BUILDERS[kind]()
-    own, wide, narrow = result.conf_int(), result.conf_int(0.99), result.conf_int(0.5)
+    if kind in WITHOUT_DRAWS:
+        with pytest.raises(ParameterError, match="no bootstrap draws"):
+            result.conf_int(0.9)
+        return
+    own, wide, narrow = result.conf_int(), result.conf_int(0.99), result.conf_int(0.9)
     assert own.keys() == wide.keys() == narrow.keys() and own
+    assert result.level == 0.95
     for name in own:
-        assert wide[name][0] <= own[name][0] <= narrow[name][0] <= narrow[name][1] \
-            <= own[name][1] <= wide[name][1], name
+        assert _nested(wide[name], own[name]) and _nested(own[name], narrow[name]), \
+            (name, wide[name], own[name], narrow[name])
+    # the level matters: some interval at 0.9 is strictly inside its 0.99 one
+    assert any(w[1] - w[0] > n[1] - n[0] for w, n in zip(wide.values(), narrow.values(), strict=True)
+               if np.all(np.isfinite([*w, *n])))
+    assert result.conf_int(alpha=0.1) == narrow  # statsmodels' spelling
+    back = load_result(result.save(tmp_path / "r.json"))  # the draws are saved: the same answer
+    assert back.conf_int(0.9).keys() == narrow.keys()
+    np.testing.assert_allclose(np.array(list(back.conf_int(0.9).values())),
+                               np.array(list(narrow.values())), rtol=1e-12)
     with pytest.raises(ParameterError, match="level must be between 0 and 1"):
         result.conf_int(95)
+    with pytest.raises(ParameterError, match="not both"):
+        result.conf_int(0.9, alpha=0.1)
+
+
+def test_composite_results_name_the_intervals_of_their_parts():
+    assert set(BUILDERS["ladder_fit"]().conf_int(0.9)) >= {"step1.E", "step1.A"}
+    assert {k.split(".")[0] for k in BUILDERS["loss_translation"]().conf_int(0.9)} == {
+        "source", "link", "baseline"}
+    assert set(BUILDERS["hparam_fit"]().conf_int(0.9)) >= {"lr.intercept", "bs.intercept"}
+    assert set(BUILDERS["loss_to_loss"]().conf_int(0.9)) == {"K", "kappa"}  # one unnamed group
+    assert set(BUILDERS["budget_comparison"]().conf_int(0.9)) == {"8B.a", "8B.b", "70B.a", "70B.b"}
+    assert set(BUILDERS["pass_at_k"]().conf_int(0.9)) >= {"pass@1"}
+    iso = BUILDERS["isoflop"]().conf_int(0.9)
+    assert {"approach2.a", "approach2.b"} <= set(iso)
 
 
 def test_a_result_without_draws_says_so_and_an_unknown_kind_names_the_file(tmp_path):

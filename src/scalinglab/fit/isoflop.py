@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
-from scalinglab.results import Result, short_repr
+from scalinglab.results import Result, short_repr, stack_draws
 from scalinglab.stats import MIN_USABLE_DRAWS, Estimate, bootstrap_weights, percentile_interval
 from scalinglab.summary import Summary, Table, format_interval, format_number
 
@@ -287,6 +287,13 @@ class IsoFlopResult(Result):
     def optimum(self, C: float) -> dict[str, dict[str, Estimate]]:
         """``{"approach1": {"N_opt", "D_opt"}, "approach2": {...}}`` at budget ``C``."""
         return {f"approach{a.approach}": a.optimum(C) for a in self.approaches}
+
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        """Each approach's allocation-law draws (``approach2.a`` is the N_opt exponent,
+        ``approach2.b`` the D_opt one), where they give an honest interval (see
+        :attr:`AllocationLaw.interval_problem`)."""
+        return stack_draws([([f"approach{law.approach}.{k}" for k in ("a", "b", "log_kn", "log_kd")],
+                             law.draws) for law in self.approaches if not law.interval_problem])
 
     def to_dict(self, include_draws: bool = False, compute: Sequence[float] | None = None) -> dict[str, Any]:
         cs = list(compute) if compute else ([max(b.C for b in self.budgets)] if self.budgets else [])
