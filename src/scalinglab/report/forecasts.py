@@ -65,7 +65,7 @@ def _x_of_steps(curve: pd.DataFrame, rec: Mapping[str, Any] | None, axis: str,
     x, used = views.curve_x(curve, rec, axis)
     st = curve["step"].to_numpy(float)
     ok = np.isfinite(x) & np.isfinite(st) & (st > 0)
-    if used != axis or not ok.any():
+    if not views.same_axis(used, axis) or not ok.any():
         return None
     i = np.flatnonzero(ok)[-1]
     return steps * (x[i] / st[i])
