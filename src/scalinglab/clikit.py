@@ -559,8 +559,12 @@ def save_results(save: Path | None, results: Any) -> None:
     """``--save``: a result (or ``{model: result}``) with its bootstrap draws, as JSON."""
     if save is None:
         return
-    data = (_per_model(results, lambda r: r.to_dict(include_draws=True))
-            if isinstance(results, Mapping) else results.to_dict(include_draws=True))
+    from scalinglab.serialize import keep_infinities
+
+    def saved(r: Any) -> Any:  # infinities kept, so the file loads back as it was
+        return keep_infinities(r.to_dict(include_draws=True))
+
+    data = _per_model(results, saved) if isinstance(results, Mapping) else saved(results)
     write_file(save, to_json(data) + "\n", "--save")
 
 

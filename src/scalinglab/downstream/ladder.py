@@ -326,6 +326,9 @@ class LadderFit(Result):
     def _repr_items(self) -> list[str]:
         return [self.task, "predictable" if self.predictable else "too noisy to predict"]
 
+    def _interval_parts(self) -> dict[str, Result]:
+        return {"step1": self.step1, "step2": self.step2}
+
     def summary(self) -> Summary:
         t1 = Table("step 1: bpb = E + A N^-alpha + B D^-beta", list(self.step1.params))
         est = self.step1.estimates()

@@ -56,8 +56,9 @@ ComputeOpt = typer.Option(None, "--compute", "-c", parser=quantity("--compute", 
                           help="Budget in FLOPs for N_opt, D_opt and loss, e.g. 1e21 or 3.4e19 "
                           "(repeatable; default: the largest run's compute).", show_default=False)
 AtOpt = typer.Option(None, "--at", help="Predict the loss at a point, e.g. N=1e9,D=2e10 (repeatable).")
-SaveOpt = typer.Option(None, "--save", help="Write the fit with its bootstrap draws to this JSON file "
-                       "(load with FitResult.from_dict, e.g. by `scalinglab plan`).")
+SaveOpt = typer.Option(None, "--save", help="Write what is shown (the fit, its bootstrap draws, the "
+                       "figures at --compute/--at) to this JSON file (read back with "
+                       "scalinglab.load_result; `scalinglab plan --law` takes it).")
 AllRunsOpt = typer.Option(False, "--all-runs", help="Fit every run, not only the best setting's "
                           "runs at each (N, D).")
 BestOpt = typer.Option(False, "--best-per-point", help="Keep only the lowest-loss run at each "
@@ -269,14 +270,16 @@ def _fit_command(
     except NotIdentifiable as exc:
         raise UserError(f"{source}: cannot fit the {law.name} law: {exc}") from None
     fit.notes[:0] = notes
-    budgets = compute or None
+    # what is shown is what is saved: the fit read at --compute/--at is a result of its own
+    shown = fit.at(compute, points) if compute or points else fit
     if save is not None:
-        write_file(save, to_json(fit.to_dict(include_draws=True, compute=budgets, at=points)),
-                   "--save")
+        from scalinglab.serialize import keep_infinities
+
+        write_file(save, to_json(keep_infinities(shown.to_dict(include_draws=True))), "--save")
     if json_:
-        emit_json(fit.to_dict(compute=budgets, at=points))
+        emit_json(shown.to_dict())
         return
-    print_summary(fit.summary(compute=budgets, at=points))
+    print_summary(shown.summary())
     if save is not None:
         console.print(f"[green]saved[/] the fit and its {fit.n_draws} bootstrap draws to {save}")
 
@@ -418,17 +421,19 @@ def isoflop(
                              source=source, method=method,
                              flop_convention=_convention(flop_convention))
     result.notes[:0] = notes
-    budgets = compute or None
     comparisons = _compare(result, compute, compare_law) if compare or compare_law else []
+    shown = result.at(compute) if compute else result  # what is shown is what is saved
     if save is not None:
-        write_file(save, to_json(result.to_dict(include_draws=True, compute=budgets)), "--save")
+        from scalinglab.serialize import keep_infinities
+
+        write_file(save, to_json(keep_infinities(shown.to_dict(include_draws=True))), "--save")
     if json_:
-        out = result.to_dict(compute=budgets)
+        out = shown.to_dict()
         if comparisons:
             out["comparisons"] = [c.to_dict() for c in comparisons]
         emit_json(out)
         return
-    print_summary(result.summary(compute=budgets))
+    print_summary(shown.summary())
     for c in comparisons:
         console.print(f"compare: {c.verdict()}", highlight=False)
 
