@@ -195,7 +195,7 @@ def test_what_a_good_import_and_the_reads_print(workspace):
     assert res.exit_code == 0 and [r["run_id"] for r in json.loads(res.stdout)] == ["b"]
     res = runner.invoke(app, ["store", "info", "--store", str(workspace / "runs.duckdb"),
                               "--json"])
-    assert json.loads(res.stdout) | {"store": ""} == {"store": "", "schema_version": "2",
+    assert json.loads(res.stdout) | {"store": ""} == {"store": "", "schema_version": "3",
                                                       "runs": {"finished": 2}}
 
 

@@ -225,6 +225,7 @@ def execute(spec: RunSpec, device: str = "cpu", compile: bool = False, source: s
     from scalinglab.sweep.train import lr_at
 
     os.makedirs(log_dir, exist_ok=True)
+    started = time.perf_counter()  # the run's clock: its log lines and its curve's wall_s
     # O_NOFOLLOW: a RUN_ID.log planted as a symlink is refused, not written through
     with open_log(os.path.join(log_dir, f"{spec.run_id}.log")) as log:
         log.write(fmt.scalinglab_header(
@@ -234,12 +235,13 @@ def execute(spec: RunSpec, device: str = "cpu", compile: bool = False, source: s
 
         def logged(step: int, tokens: int, loss: float) -> None:
             log.write(fmt.scalinglab_step(step, spec.train.steps, tokens, loss,
-                                          lr_at(step - 1, spec.train)) + "\n")
+                                          lr_at(step - 1, spec.train),
+                                          wall_s=time.perf_counter() - started) + "\n")
             log.flush()  # a crash keeps every line written so far
             if on_step is not None:
                 on_step(step, tokens, loss)
 
-        outcome = _execute(spec, device, compile, source, logged)
+        outcome = _execute(spec, device, compile, source, logged, started)
         rec = outcome.record
         if outcome.failed:
             log.write(fmt.scalinglab_failure(str(rec["error"])) + "\n")
@@ -250,17 +252,18 @@ def execute(spec: RunSpec, device: str = "cpu", compile: bool = False, source: s
 
 
 def _execute(spec: RunSpec, device: str, compile: bool, source: str,
-             on_step: Callable[[int, int, float], None] | None) -> Outcome:
+             on_step: Callable[[int, int, float], None] | None,
+             started: float | None = None) -> Outcome:
     record = spec.record()
     record["source"] = source
     record["extra"].update(device=device, host=platform.node(), started_at=round(time.time(), 3))
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     try:
         corpus = _corpus(spec.data)
         record["tags"].setdefault("dataset", corpus.name)
         record["tags"].setdefault("architecture", f"decoder-{spec.model.positions}")
         result = train(spec.model, spec.train, corpus, device=device, compile=compile,
-                       on_step=on_step)
+                       on_step=on_step, clock_start=started)
     except KeyboardInterrupt:
         raise
     except Diverged as exc:
