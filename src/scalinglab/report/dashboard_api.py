@@ -189,37 +189,11 @@ def register(app: Any, path: Path, select: Callable[..., pd.DataFrame],
         """Every run by compute with each pinned fit's law drawn over them: its loss at the
         compute-optimal (N, D) across the runs' compute (a pin that cannot be drawn says why in
         its legend entry)."""
-        from scalinglab.report import charts, views
+        from scalinglab.report import charts
 
         if fitted is None or parse_pin is None or not pin:
             return js(charts.empty("pin a fit to draw its law over the runs"))
-        runs = select([])
-        spec = charts.runs_by_budget(runs, views.budgets_of(runs, None), None)
-        if runs.empty:
-            return js(spec)
-        C = np.geomspace(float(runs["C"].min()) / 1.5, float(runs["C"].max()) * 1.5, 40)
-        dashes = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
-        for i, text in enumerate(pin[:len(dashes)]):
-            p = parse_pin(text)
-            label = f"pin {i + 1}: {p['law']}"
-            try:
-                with filtered_by(p["where"]):
-                    fit = fitted(p["law"], p["tag"], p["bootstrap"], p["holdout"])
-                frontier = (charts._frontier(fit, C) if {"N", "D"} <= set(fit.law.inputs)
-                            else None)
-                why = "" if frontier is not None else " (no compute-optimal loss to draw)"
-            except Exception as exc:  # noqa: BLE001 - the pin's failure is shown, not raised
-                frontier, why = None, f" (not fitted: {getattr(exc, 'message', exc)})"
-            spec["data"].insert(0, {
-                "type": "scatter", "mode": "lines", "name": label + why,
-                "x": C.tolist() if frontier is not None else [],
-                "y": frontier.tolist() if frontier is not None else [],
-                "line": {"color": "#1d232a", "width": 1.6, "dash": dashes[i]},
-                "hovertemplate": f"{label}<br>C = %{{x:.3g}}<br>optimal loss = %{{y:.4g}}"
-                                 "<extra></extra>"})
-        spec["layout"]["title"]["text"] = (f"{len(runs)} runs and the {len(pin)} pinned laws: "
-                                           "each one's loss at the compute-optimal N, D")
-        return js(spec)
+        return js(pinned_chart(select([]), [parse_pin(text) for text in pin], fitted))
 
     @app.get("/api/runs-table")
     def table(
@@ -232,27 +206,38 @@ def register(app: Any, path: Path, select: Callable[..., pd.DataFrame],
                    **runs_table.payload(runs)})
 
 
-def raw_isoflop(runs: pd.DataFrame, reason: str) -> dict[str, Any]:
-    """The IsoFLOP chart when the fit is impossible: the runs' loss against N per compute budget
-    (grouped as the fit would), no parabolas, and the reason in the title, so a failed fit still
-    shows the profiles it could not fit."""
-    from types import SimpleNamespace
+def pinned_chart(runs: pd.DataFrame, pins: list[dict[str, Any]],
+                 fitted: Callable[..., Any]) -> dict[str, Any]:
+    """The overview chart of the chart table (every run by compute) with each pinned fit's law
+    drawn over it: its loss at the compute-optimal (N, D) across the runs' compute (a pin that
+    cannot be drawn says why in its legend entry). ``fitted(law, tag, bootstrap, holdout)``
+    fits a pin under its own ``where`` filter."""
+    from scalinglab.report import chart_table, charts
 
-    from scalinglab.report import charts, views
-
-    b = views.budgets_of(runs, None)
-    series = []
-    cols = [c for c in ("run_id", "N", "D", "C", "loss") if c in runs]
-    ids = runs["run_id"].astype(str)
-    for i, (value, label, colour) in enumerate(zip(b.values, b.labels, b.colours, strict=True)):
-        mine = runs[[b.of(r) == i for r in ids]][cols].reset_index(drop=True)
-        series.append(views.BudgetSeries(C=value, label=f"{label} ({len(mine)} runs)", colour=colour,
-                                         runs=mine, ok=False, status="not fitted",
-                                         curve_N=np.array([]), curve_loss=np.array([]), vertex=None))
-    spec = charts.isoflop(series, SimpleNamespace(approach1=None, approach2=None))  # type: ignore[arg-type]
-    spec["layout"]["title"]["text"] = f"IsoFLOP profiles, {len(series)} budgets, raw: no fit ({reason})"
-    spec["layout"]["title"]["font"]["color"] = "#8a5a00"
-    spec["fit_error"] = reason
+    spec = chart_table.spec("overview", chart_table.ChartInputs(runs))
+    if runs.empty:
+        return spec
+    C = np.geomspace(float(runs["C"].min()) / 1.5, float(runs["C"].max()) * 1.5, 40)
+    dashes = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+    for i, p in enumerate(pins[:len(dashes)]):
+        label = f"pin {i + 1}: {p['law']}"
+        try:
+            with filtered_by(p["where"]):
+                fit = fitted(p["law"], p["tag"], p["bootstrap"], p["holdout"])
+            frontier = (charts._frontier(fit, C) if {"N", "D"} <= set(fit.law.inputs)
+                        else None)
+            why = "" if frontier is not None else " (no compute-optimal loss to draw)"
+        except Exception as exc:  # noqa: BLE001 - the pin's failure is shown, not raised
+            frontier, why = None, f" (not fitted: {getattr(exc, 'message', exc)})"
+        spec["data"].insert(0, {
+            "type": "scatter", "mode": "lines", "name": label + why,
+            "x": C.tolist() if frontier is not None else [],
+            "y": frontier.tolist() if frontier is not None else [],
+            "line": {"color": "#1d232a", "width": 1.6, "dash": dashes[i]},
+            "hovertemplate": f"{label}<br>C = %{{x:.3g}}<br>optimal loss = %{{y:.4g}}"
+                             "<extra></extra>"})
+    spec["layout"]["title"]["text"] = (f"{len(runs)} runs and the {len(pins)} pinned laws: "
+                                       "each one's loss at the compute-optimal N, D")
     return spec
 
 
