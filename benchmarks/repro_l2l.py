@@ -1,7 +1,7 @@
 """Reproduce loss-to-loss prediction (Brandfonbrener et al. 2024) and the OLMo model ladder
 (Bhagia et al. 2024) from the authors' released runs.
 
-    python benchmarks/repro_l2l.py [--bootstrap 100] [--only translation,test,ladder] [--json]
+    python benchmarks/repro_l2l.py [--bootstrap 100] [--only translation,test,1e21,ladder] [--json]
 
 Rows (each beside the published figure; nothing here is tuned towards it):
 
@@ -20,6 +20,15 @@ Rows (each beside the published figure; nothing here is tuned towards it):
   test loss for contrast. MMLU-Humanities also as the paper pairs it (x = each held-out run's
   measured training loss, not the law's prediction), refitted with the held-out runs in (what
   the law's form allows), and with the fit stopped at other budgets (50x, 11x below).
+- The paper's own target, when ``loss_to_loss/extrapolation.csv`` (the authors' 1e21-FLOP runs,
+  one 3.3B model per corpus) is in the shared data: every sweep run fitted, each 1e21 model
+  predicted from its measured loss. What the targets mean: the published 1.2% and 2.8% are the
+  paper's best figures, not a bound over corpora. The authors' own notebook protocol (E_x, E_y
+  from their per-corpus scaling-law fits, K and kappa by least squares in log space) on those
+  runs gives MMLU-Humanities train-to-test errors of +1.1% to +4.7% by corpus (mean 3.0%) and
+  HellaSwag test-to-test from FineWeb-edu up to -1.95% (Proof-Pile-2), measured here from
+  KempnerInstitute/loss-to-loss-notebooks@457ce81; the worst-corpus rows below hold every
+  corpus to the best figure, a stricter reading than the paper's own result.
 - Ladder (``olmo_ladder/``): both steps fitted on the 190M-1B rungs as the paper's
   ``final.json`` lists them (1-10xC, first seed), with its protocol (step 1 on the mean bpb of
   each run's last 5 checkpoints; step 2 on every checkpoint after the first 10%, moving average
@@ -54,6 +63,9 @@ from scalinglab.fit import fit_law
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"
 SWEEP = DATA / "loss_to_loss" / "sweep.csv"
+#: the authors' 1e21-FLOP runs (one 3.3B model per corpus; their repository's data/extrapolation.csv
+#: at the sweep's commit): the paper's own target, used when the shared data has it
+EXTRAP = DATA / "loss_to_loss" / "extrapolation.csv"
 LADDER = DATA / "olmo_ladder"
 L2L = "Brandfonbrener et al. 2024"
 OLMO = "Bhagia et al. 2024 (OLMo ladder)"
@@ -386,7 +398,57 @@ def ladder_rows(bootstrap: int) -> list[Row]:
     return out
 
 
-SECTIONS = {"translation": translation_rows, "test": extrapolation_rows, "ladder": ladder_rows}
+def paper_target_rows(bootstrap: int) -> list[Row]:
+    """The paper's own extrapolation: every sweep run fitted, each corpus's 1e21-FLOP model
+    predicted (20x the sweep's top budget), x its measured loss, as the authors pair them."""
+    if not (SWEEP.exists() and EXTRAP.exists()):
+        return [row(L2L, "MMLU-H train-to-test at 1e21 FLOPs (the authors' runs)", 0.028,
+                    note=f"data absent: {EXTRAP} not found (the authors' data/extrapolation.csv, "
+                         "KempnerInstitute/loss-to-loss-notebooks@457ce81)")]
+    sweep, big = pd.read_csv(SWEEP), pd.read_csv(EXTRAP)
+    ratio = float(big["iso_flop"].max() / sweep["iso_flop"].max())
+    res: dict[str, list[tuple[str, float, bool]]] = {"mmlu": [], "chained": [], "hs": []}
+    for corpus in sorted(sweep["data"].unique()):
+        d, b = sweep[sweep["data"] == corpus], big[big["data"] == corpus]
+        if b.empty:
+            continue
+        law = fit_law("chinchilla", _runs(d, "val_loss"), bootstrap=bootstrap)
+        tr = translate(law, _runs(d, MMLU_H).assign(x=d["val_loss"].to_numpy(float)), x="x",
+                       baseline=None, bootstrap=bootstrap)
+        t = float(b[MMLU_H].iloc[0])
+        y, lo, hi = tr.link.predict_interval(new_run=True, x=b["val_loss"].to_numpy(float))
+        res["mmlu"].append((corpus, (float(y[0]) - t) / t, bool(lo[0] <= t <= hi[0])))
+        pc = tr.predict(b["params"].to_numpy(float), b["tokens"].to_numpy(float), new_run=True,
+                        baseline=False).iloc[0]
+        res["chained"].append((corpus, (float(pc["y"]) - t) / t, bool(pc["lo"] <= t <= pc["hi"])))
+        origin = "fineweb-edu-100b" if corpus != "fineweb-edu-100b" else "fineweb-100b"
+        o = sweep[sweep["data"] == origin]
+        pairs = d[["tokens", HS]].merge(o[["tokens", HS]].rename(columns={HS: "x"}), on="tokens")
+        law_x = fit_law("chinchilla", _runs(o, HS), bootstrap=bootstrap)
+        law_y = fit_law("chinchilla", _runs(d, HS), bootstrap=bootstrap)
+        link = fit_loss_to_loss(pairs, "x", HS, pairing="test_to_test", E_x=law_x, E_y=law_y,
+                                bootstrap=bootstrap)
+        th = float(b[HS].iloc[0])
+        ph = link.predict(big.loc[big["data"] == origin, HS].to_numpy(float), new_run=True).iloc[0]
+        res["hs"].append((corpus, (float(ph["y"]) - th) / th, bool(ph["lo"] <= th <= ph["hi"])))
+    out: list[Row] = []
+    for key, label, pub, contrast in (
+            ("mmlu", "MMLU-H train-to-test, x = the run's training loss", 0.028, False),
+            ("chained", "MMLU-H train-to-test, x from the corpus's Chinchilla law", 0.028, True),
+            ("hs", "HellaSwag test-to-test from FineWeb-edu", 0.012, False)):
+        errs = np.array([abs(e) for _, e, _ in res[key]])
+        inside = sum(k for _, _, k in res[key])
+        worst = float(errs.max())
+        out.append(row(L2L, f"{label}, 1e21 FLOPs ({ratio:.0f}x, the authors' runs), worst corpus; "
+                            f"target <= {pub:.1%}", pub, worst, inside=None if contrast else worst <= pub,
+                       contrast=contrast,
+                       note=f"mean {errs.mean():.2%}; {inside}/{len(errs)} inside the 95% new-run interval; "
+                            + ", ".join(f"{c} {e:+.2%}" for c, e, _ in res[key])))
+    return out
+
+
+SECTIONS = {"translation": translation_rows, "test": extrapolation_rows, "1e21": paper_target_rows,
+            "ladder": ladder_rows}
 
 
 def section(bootstrap: int = 100, only: list[str] | None = None) -> list[Row]:

@@ -73,7 +73,7 @@ def test_charts_are_wired_only_in_the_chart_table():
     wired = builders_in_the_table()
     assert {"parity", "residuals", "corner", "isoflop", "allocation", "lr_batch", "loss_curves",
             "runs_by_budget", "rolling_forward", "isoflop_curves", "optimal_allocation",
-            "lr_batch_heatmap"} <= wired
+            "lr_batch_heatmap", "seed_bands", "parallel_coordinates"} <= wired
     elsewhere = {}
     for name in FACES:
         for n in ast.walk(tree(name)):
