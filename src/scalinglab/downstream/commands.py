@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 import typer
 
-from scalinglab.clikit import JsonOption, UserError, bootstrap_option, new_app, show_results
+from scalinglab.clikit import (
+    JsonOption,
+    UnitsOption,
+    UserError,
+    bootstrap_option,
+    new_app,
+    parse_units,
+    show_results,
+)
 
 predict_app = new_app(
     help="Predict from saved fits: downstream metrics at a model size and token count, chained "
@@ -43,6 +51,7 @@ def fit_downstream(
     where: str = WhereOpt, id_: str = IdOpt,
     cluster: str = typer.Option(None, "--cluster", help="Column whose equal values are resampled "
                                 "together (e.g. checkpoints of one model)."),
+    units: list[str] = UnitsOption,
     bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
     """Fit downstream metrics (errors, accuracies) against a loss: one link per metric column.
@@ -58,7 +67,7 @@ def fit_downstream(
     fixed = {k: v for k, v in (("lo", floor), ("hi", ceiling)) if v is not None}
     if fixed and link != "sigmoid":
         raise UserError("--floor and --ceiling apply to --link sigmoid only")
-    table = read_models(file).where(where)
+    table = read_models(file, parse_units(units)).where(where)
     names = [m for m in table.match(metric) if m != loss]
     if not names:
         raise UserError(f"--metric {metric!r} matches only the loss column {loss!r}")
@@ -122,6 +131,7 @@ def fit_benchmark_command(
                                "per-family compute offsets, sigmoid link)."),
     components: int = typer.Option(3, "--components", min=1, help="Principal components (with --family)."),
     where: str = WhereOpt, id_: str = IdOpt,
+    units: list[str] = UnitsOption,
     bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
     """Fit benchmark accuracy against log training compute: a sigmoid between chance and 1.
@@ -135,7 +145,7 @@ def fit_benchmark_command(
 
     if not compute_scale > 0:
         raise UserError("--compute-scale must be positive")
-    table = read_models(file).where(where)
+    table = read_models(file, parse_units(units)).where(where)
     names = [m for m in table.match(metric) if m not in (compute, family)]
     preds = [m for m in table.match(predictor) if m not in (compute, family, *names)] if predictor else []
     no_flops = compute not in table.columns and (bool(preds) or observational)
