@@ -127,3 +127,12 @@ def test_design_pools_read_units_by_column_or_mapped_name(tmp_path):
     pd.DataFrame({"params_m": [10.0, 20.0], "D": [1e9, 2e9]}).to_csv(f, index=False)
     assert _read(f, "CANDIDATES", ["N=1e6"], {"N": "params_m"})["params_m"].tolist() == [1e7, 2e7]
     assert _read(f, "CANDIDATES", ["params_m=1e6"])["params_m"].tolist() == [1e7, 2e7]
+
+
+def test_fit_curves_reads_units_of_its_file_only(tmp_path):
+    f = tmp_path / "curves.csv"
+    f.write_text("run,step,lr,loss\na,1,1,3.0\na,2,1,2.9\n")
+    res = runner.invoke(app, ["fit", "curves", str(f), "--units", "zz=2"])
+    assert res.exit_code == 2 and "units zz=2: no column 'zz'" in res.stderr
+    res = runner.invoke(app, ["fit", "curves", "--units", "lr=1e-3"])
+    assert res.exit_code == 2 and "the store holds runs already in scalinglab's units" in res.stderr

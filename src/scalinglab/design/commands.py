@@ -546,11 +546,15 @@ def sweep_auto(
                         max_params=_number(max_params, "--max-params") if max_params else None)
     runs = RunStore(store)
 
-    def on_round(summary: dict[str, Any]) -> None:
-        if not json_:
-            console.print(round_line(summary, config.target), highlight=False, soft_wrap=True)
+    progress = RichProgress(console=None if not json_ else _quiet())
 
-    with RichProgress(console=None if not json_ else _quiet()) as progress:
+    def on_round(summary: dict[str, Any]) -> None:
+        # above the one live line (stderr), as the demo announces its rounds: a line printed
+        # to stdout under a live display on the terminal is drawn over
+        if not json_:
+            progress.say(round_line(summary, config.target))
+
+    with progress:
         result = run_auto(config, runs, progress=progress, on_round=on_round)
     if json_:
         emit_json(result.to_dict() | {"store": str(store)})
