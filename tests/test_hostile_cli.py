@@ -56,7 +56,7 @@ BAD_FILES: dict[str, bytes] = {
 #: extra arguments that are wrong whatever the file
 BAD_ARGS: list[list[str]] = [
     ["--invalid", "sometimes"], ["--on-conflict", "merge"], ["--map", "loss=nope"],
-    ["--map", "loss"], ["--scale", "N=abc"], ["--scale", "N=-1"], ["--scale", "zz=1e6"],
+    ["--map", "loss"], ["--units", "N=abc"], ["--units", "N=-1"], ["--units", "zz=1e6"],
     ["--tag", "$..*=x"], ["--tag", "novalue"], ["--seq-len", "0"],
 ]
 

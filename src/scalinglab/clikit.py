@@ -75,9 +75,28 @@ TagOption = typer.Option(None, "--tag", "-t", metavar="KEY=VALUE",
 MapOption = typer.Option(None, "--map", "-m", metavar="NAME=COLUMN",
                          help="Read scalinglab's NAME from the file's COLUMN, e.g. "
                          "loss=final_loss (repeatable or comma-separated).")
-ScaleOption = typer.Option(None, "--scale", metavar="NAME=FACTOR",
-                           help="Unit factor for a column of the file, e.g. N=1e6 when N is in "
-                           "millions (repeatable or comma-separated).")
+#: a file's units: one flag, --units, wherever a file is read. --scale NAME=FACTOR, its older
+#: name, is kept as a hidden alias that says it is deprecated: `fit law/custom --scale log|linear`
+#: is where residuals are taken, and one flag name must not mean two things.
+UnitsOption = typer.Option(None, "--units", metavar="NAME=FACTOR",
+                           help="A column's unit factor: multiply NAME by FACTOR, e.g. N=1e6 when "
+                           "N is in millions (repeatable or comma-separated).")
+ScaleAliasOption = typer.Option(None, "--scale", metavar="NAME=FACTOR", hidden=True,
+                                help="Deprecated name of --units.")
+ScaleOption = UnitsOption  # older name of the option object (the flag is --units)
+
+
+def parse_units(units: list[str] | None, scale: list[str] | None = None) -> dict[str, str]:
+    """``--units N=1e6`` (and the deprecated ``--scale N=1e6``, with a warning) as
+    ``{"N": "1e6"}``."""
+    from scalinglab.runs.io import parse_pairs
+
+    if scale:
+        shown = " ".join(f"--units {s}" for s in scale)
+        err_console.print(f"warning: --scale NAME=FACTOR is deprecated: write {shown} (--scale "
+                          "is where fit law/custom take residuals, log or linear)",
+                          highlight=False, soft_wrap=True, markup=False)
+    return parse_pairs([*(units or []), *(scale or [])], "--units")
 #: table (aligned text; rich on a wide terminal), or every value in full as csv, tsv or json
 FORMATS = ("table", "csv", "tsv", "json")
 FormatOption = typer.Option("table", "--format", metavar="|".join(FORMATS),
@@ -768,33 +787,12 @@ def _fits(table: Any) -> bool:
 
 @contextmanager
 def progress_display(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
-    """``update(stage, done, total)`` for long work, on stderr (stdout stays for results).
+    """``update(stage, done, total)`` for long work, on stderr (stdout stays for results): the
+    one progress display (:func:`scalinglab.sweep.display.stage_progress`), with elapsed time
+    and an ETA per stage; one line per stage when not on a terminal."""
+    from scalinglab.sweep.display import stage_progress
 
-    On a terminal: a transient line with a spinner, the stage and a bar when ``total`` is known.
-    Otherwise (a log, CI): one line per stage as it starts, so a slow step is never silent.
-    """
-    if not enabled:
-        yield lambda stage, done, total: None
-        return
-    if not err_console.is_terminal:
-        seen: list[str] = []
-
-        def line(stage: str, done: int, total: int) -> None:
-            if not seen or seen[-1] != stage:
-                seen.append(stage)
-                err_console.print(f"{escape(stage)} ...", highlight=False, soft_wrap=True)
-
-        yield line
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), console=err_console, transient=True) as bar:
-        task = bar.add_task("starting", total=None)
-
-        def update(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=escape(stage), completed=done, total=total or None)
-
+    with stage_progress(enabled, console=err_console) as update:
         yield update
 
 

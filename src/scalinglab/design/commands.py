@@ -16,6 +16,7 @@ from scalinglab.clikit import (
     JsonOption,
     MapOption,
     TagOption,
+    UnitsOption,
     UserError,
     command_inputs,
     console,
@@ -26,6 +27,7 @@ from scalinglab.clikit import (
     new_app,
     parse_map,
     parse_tags,
+    parse_units,
     print_summary,
     quantities,
     quantity,
@@ -139,21 +141,14 @@ def simulate_cmd(
                           repeats=repeats, seed=seed, noise=Noise(noise, seed_spread), law=law,
                           bootstrap=bootstrap, starts=starts, workers=workers)
     else:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+        from scalinglab.sweep.display import stage_progress
 
-        with Progress(TextColumn("simulated studies"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err_console, transient=True) as bar:
-            task = bar.add_task("", total=total)
+        with stage_progress(console=err_console) as update:
+            update("simulated studies", 0, total)
             result = simulate(truth, design_objs, spends, target,
                               repeats=repeats, seed=seed, noise=Noise(noise, seed_spread), law=law,
                               bootstrap=bootstrap, starts=starts, workers=workers,
-                              progress=lambda done, _n: bar.update(task, completed=done))
+                              progress=lambda done, n: update("simulated studies", done, n))
     if save is not None:
         write_file(save, to_json(result.to_dict(include_studies=True)) + "\n", "--save")
     if figure is not None:
@@ -356,12 +351,20 @@ def _pool_law(law: str | None, formula: str | None, inputs: str | None,
     return Law.from_formula(formula, inputs, name="custom", bounds=parse_bounds(bounds))
 
 
-def _read(path: Path, option: str) -> Any:
-    from scalinglab.runs.io import read_table
+def _read(path: Path, option: str, units: list[str] | None = None,
+          columns: dict[str, str] | None = None) -> Any:
+    """A table of experiments; ``units`` (``--units N=1e6``) multiply columns in other units,
+    named by the file's column or by the name ``--map`` reads from it."""
+    from scalinglab.runs.io import read_table, scale_columns
 
     if not path.exists():
         raise UserError(f"{option} {path}: no such file")
-    return read_table(path)
+    given = parse_units(units)
+    table = read_table(path)
+    if not given:
+        return table
+    return scale_columns(table, {(columns or {}).get(k, k): v for k, v in given.items()},
+                         str(path))
 
 
 @design_app.command("pool")
@@ -380,6 +383,7 @@ def design_pool_cmd(
                                   "in, appended to each round)."),
     outcome: str = typer.Option("loss", "--outcome", help="Outcome column of --observed."),
     map_: list[str] = MapOption,
+    units: list[str] = UnitsOption,
     k: int = typer.Option(8, "--k", min=1, help="Most runs to propose this round."),
     criterion: str = _POOL_CRIT, cost_power: float = _POOL_POWER,
     bootstrap: int = typer.Option(100, "--bootstrap", "-b", min=0, help="Resamples for "
@@ -408,8 +412,8 @@ def design_pool_cmd(
     inputs_paths = {candidates.resolve()} | ({observed.resolve()} if observed else set())
     if out.resolve() in inputs_paths:
         raise UserError(f"--out {out} is an input; write the proposal to another file")
-    pool = _read(candidates, "CANDIDATES")
-    seen = _read(observed, "--observed") if observed is not None else None
+    pool = _read(candidates, "CANDIDATES", units, parse_map(map_))
+    seen = _read(observed, "--observed", units, parse_map(map_)) if observed is not None else None
     proposal = design_pool(pool, spec, cost=cost, target=target, budget=budget, observed=seen,
                            outcome=outcome, columns=parse_map(map_), k=k,
                            criterion=criterion,  # type: ignore[arg-type]
@@ -445,6 +449,7 @@ def design_replay_cmd(
     bounds: list[str] = _POOL_BOUNDS,
     outcome: str = typer.Option("loss", "--outcome", help="Outcome column."),
     map_: list[str] = MapOption,
+    units: list[str] = UnitsOption,
     k: int = typer.Option(8, "--k", min=1, help="Most runs per round."),
     criterion: str = _POOL_CRIT, cost_power: float = _POOL_POWER,
     json_: bool = JsonOption,
@@ -459,7 +464,7 @@ def design_replay_cmd(
     spec = _pool_law(law, formula, inputs, bounds)
     if criterion not in ("draws", "fisher"):
         raise UserError(f"--criterion must be draws or fisher, not {criterion!r}")
-    result = replay_study(_read(table, "TABLE"), spec, cost=cost, target=target,
+    result = replay_study(_read(table, "TABLE", units, parse_map(map_)), spec, cost=cost, target=target,
                           budgets=budgets, seeds=range(seeds),
                           outcome=outcome, columns=parse_map(map_), k=k,
                           criterion=criterion,  # type: ignore[arg-type]
@@ -541,11 +546,15 @@ def sweep_auto(
                         max_tokens=max_tokens, max_params=max_params)
     runs = RunStore(store)
 
-    def on_round(summary: dict[str, Any]) -> None:
-        if not json_:
-            console.print(round_line(summary, config.target), highlight=False, soft_wrap=True)
+    progress = RichProgress(console=None if not json_ else _quiet())
 
-    with RichProgress(console=None if not json_ else _quiet()) as progress:
+    def on_round(summary: dict[str, Any]) -> None:
+        # above the one live line (stderr), as the demo announces its rounds: a line printed
+        # to stdout under a live display on the terminal is drawn over
+        if not json_:
+            progress.say(round_line(summary, config.target))
+
+    with progress:
         result = run_auto(config, runs, progress=progress, on_round=on_round)
     if json_:
         emit_json(result.to_dict() | {"store": str(store)})

@@ -10,9 +10,11 @@ import typer
 
 from scalinglab.clikit import (
     JsonOption,
+    UnitsOption,
     UserError,
     bootstrap_option,
     new_app,
+    parse_units,
     quantities,
     show_results,
 )
@@ -50,6 +52,7 @@ def fit_downstream(
     where: str = WhereOpt, id_: str = IdOpt,
     cluster: str = typer.Option(None, "--cluster", help="Column whose equal values are resampled "
                                 "together (e.g. checkpoints of one model)."),
+    units: list[str] = UnitsOption,
     bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
     """Fit downstream metrics (errors, accuracies) against a loss: one link per metric column.
@@ -65,7 +68,7 @@ def fit_downstream(
     fixed = {k: v for k, v in (("lo", floor), ("hi", ceiling)) if v is not None}
     if fixed and link != "sigmoid":
         raise UserError("--floor and --ceiling apply to --link sigmoid only")
-    table = read_models(file).where(where)
+    table = read_models(file, parse_units(units)).where(where)
     names = [m for m in table.match(metric) if m != loss]
     if not names:
         raise UserError(f"--metric {metric!r} matches only the loss column {loss!r}")
@@ -129,6 +132,7 @@ def fit_benchmark_command(
                                "per-family compute offsets, sigmoid link)."),
     components: int = typer.Option(3, "--components", min=1, help="Principal components (with --family)."),
     where: str = WhereOpt, id_: str = IdOpt,
+    units: list[str] = UnitsOption,
     bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
     """Fit benchmark accuracy against log training compute: a sigmoid between chance and 1.
@@ -142,7 +146,7 @@ def fit_benchmark_command(
 
     if not compute_scale > 0:
         raise UserError("--compute-scale must be positive")
-    table = read_models(file).where(where)
+    table = read_models(file, parse_units(units)).where(where)
     names = [m for m in table.match(metric) if m not in (compute, family)]
     preds = [m for m in table.match(predictor) if m not in (compute, family, *names)] if predictor else []
     no_flops = compute not in table.columns and (bool(preds) or observational)

@@ -14,9 +14,11 @@ import typer
 from scalinglab.clikit import (
     FormatOption,
     JsonOption,
+    UnitsOption,
     UserError,
     bootstrap_option,
     output_format,
+    parse_units,
     print_table,
     quantities,
     show_results,
@@ -72,6 +74,7 @@ def fit_loss_to_loss_command(
                              "and the same model size and tokens (its --y); for train-to-train and "
                              "test-to-test.", show_default=False),
     n_col: str = NOpt, d_col: str = DOpt, where: str = WhereOpt,
+    units: list[str] = UnitsOption,
     bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
     """Fit a loss-to-loss law y = K (x - E_x)^kappa + E_y (Brandfonbrener et al. 2024), one per
@@ -88,7 +91,7 @@ def fit_loss_to_loss_command(
         raise UserError(f"--pairing must be train-to-test, train-to-train or test-to-test, not {pairing!r}")
     if offsets not in ("fit", "scaling"):
         raise UserError(f"--offsets must be fit or scaling, not {offsets!r}")
-    table = read_models(file).where(where)
+    table = read_models(file, parse_units(units)).where(where)
     cols = [x, y]
     if offsets == "scaling" or pair:
         n_col = _pick(table, n_col, ("N", "params"), "--N")
@@ -178,6 +181,7 @@ def fit_translate_command(
     baseline: str = typer.Option("chinchilla", "--baseline", help="Law refitted on the new runs "
                                  "alone for comparison ('none': no refit)."),
     n_col: str = NOpt, d_col: str = DOpt,
+    units: list[str] = UnitsOption,
     bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
     """Translate a fitted law to a new corpus from a few runs: L_new = K (L_old - E_old)^kappa +
@@ -197,7 +201,7 @@ def fit_translate_command(
     missing = [k for k in source.law.inputs if k not in ("N", "D", "C")]
     if missing:
         raise UserError(f"--from-law: its law needs {missing}; translation needs a law of N and D")
-    table = read_models(runs)
+    table = read_models(runs, parse_units(units))
     n_col = _pick(table, n_col, ("N", "params"), "--N")
     d_col = _pick(table, d_col, ("D", "tokens"), "--D")
     frame = _numeric_frame(table, [n_col, d_col, loss, *([x] if x else [])], [])

@@ -12,6 +12,7 @@ from scalinglab.clikit import (
     JsonOption,
     MapOption,
     TagOption,
+    UnitsOption,
     UserError,
     bootstrap_option,
     console,
@@ -19,6 +20,7 @@ from scalinglab.clikit import (
     new_app,
     parse_map,
     parse_tags,
+    parse_units,
     print_summary,
     print_table,
     quantity,
@@ -74,7 +76,8 @@ WhereOpt = typer.Option(None, "--where", "-w", help="Filter on the store's run c
 
 def _grid(path: Path | None, seq_len: int, batch_unit: str, weight_decay: bool = False,
           store: Path | None = None, tag: list[str] | None = None, where: str | None = None,
-          mapping: dict[str, str] | None = None, group_by: tuple[str, ...] = ()):
+          mapping: dict[str, str] | None = None, group_by: tuple[str, ...] = (),
+          units: list[str] | None = None):
     """The lr x batch grid from a file, or from the store's finished runs that have an lr and a
     batch (a `sweep plan grid` sweep lands there)."""
     if batch_unit not in ("auto", "tokens", "sequences"):
@@ -83,7 +86,11 @@ def _grid(path: Path | None, seq_len: int, batch_unit: str, weight_decay: bool =
         if store is not None or tag or where:
             raise UserError("give a GRID file or --store/--tag/--where, not both")
         return read_grid(path, seq_len=seq_len, batch_unit=batch_unit,  # type: ignore[arg-type]
-                         weight_decay=weight_decay, mapping=mapping, group_by=group_by)
+                         weight_decay=weight_decay, mapping=mapping, group_by=group_by,
+                         units=parse_units(units))
+    if units:
+        raise UserError("--units converts a file's columns; the store holds runs already in "
+                        "scalinglab's units (import --units)")
     from scalinglab.clikit import DEFAULT_STORE
     from scalinglab.hparams.fit import as_grid
     from scalinglab.runs.store import RunStore
@@ -140,6 +147,7 @@ def fit_cmd(
     seed: int = typer.Option(0, "--seed"),
     seq_len: int = SeqLenOption,
     batch_unit: str = BatchUnitOption,
+    units: list[str] = UnitsOption,
     save: Path | None = typer.Option(None, "--save", help="Write the fit, bootstrap draws "
                                      "included, to this JSON (for predict/evaluate/plan)."),
     as_json: bool = JsonOption,
@@ -156,7 +164,7 @@ def fit_cmd(
     """
     groups = tuple(c.strip() for c in (group_by or "").split(",") if c.strip())
     grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where,
-                 mapping=parse_map(map_), group_by=groups)
+                 mapping=parse_map(map_), group_by=groups, units=units)
     try:
         fit = fit_hparam_law(grid, method=method, tolerance=tolerance,  # type: ignore[arg-type]
                              lr_features=parse_features(lr_features),
@@ -238,13 +246,14 @@ def evaluate_cmd(
     fit_window: float = typer.Option(0.02, "--fit-window"),
     seq_len: int = SeqLenOption,
     batch_unit: str = BatchUnitOption,
+    units: list[str] = UnitsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Relative excess loss of each law's (lr, batch) on held-out (N, D) groups.
 
     Example: scalinglab hparams evaluate dense_lr_bs_loss.csv --law steplaw --law deepseek --holdout-groups 1
     """
-    grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where)
+    grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where, units=units)
     methods = [] if refit.strip().lower() == "none" else [
         m.strip() for m in refit.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
@@ -282,13 +291,14 @@ def plateau_cmd(
     fit_window: float = typer.Option(0.02, "--fit-window"),
     seq_len: int = SeqLenOption,
     batch_unit: str = BatchUnitOption,
+    units: list[str] = UnitsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Fit each group's convex landscape in (ln lr, ln batch): optimum and the eps-plateau.
 
     Example: scalinglab hparams plateau dense_lr_bs_loss.csv --params 429260800 --tokens 40e9 --json
     """
-    grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where)
+    grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where, units=units)
     N, D = params, tokens
     out = []
     for (n, d), g in grid.groups():
@@ -330,6 +340,7 @@ def tau_cmd(
     seed: int = typer.Option(0, "--seed"),
     seq_len: int = SeqLenOption,
     batch_unit: str = BatchUnitOption,
+    units: list[str] = UnitsOption,
     save: Path | None = typer.Option(None, "--save", help="Write the tau law (for plan --tau)."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -337,7 +348,8 @@ def tau_cmd(
 
     Example: scalinglab hparams tau wd_sweep.csv --save tau.json --json
     """
-    grid = _grid(grid_path, seq_len, batch_unit, weight_decay=True, store=store, tag=tag, where=where)
+    grid = _grid(grid_path, seq_len, batch_unit, weight_decay=True, store=store, tag=tag,
+                 where=where, units=units)
     try:
         fit = fit_tau_law(grid, n_boot=bootstrap, seed=seed)
     except NotIdentifiable as exc:

@@ -57,7 +57,8 @@ class ChartInputs:
     them, each a zero-argument function called at most once (its value, or its error, kept).
 
     ``compute``: the planned budget (the allocation chart marks it); ``grid``: the (N, D) of the
-    lr × batch grid to draw; ``x`` and ``smooth``: the loss curves' axis and smoothing;
+    lr × batch grid to draw; ``curves_of(run_ids)``: the store's curves of those runs (the
+    seed bands ask for theirs); ``x`` and ``smooth``: the loss curves' axis and smoothing;
     ``forecast``: draw a forecast band past each unfinished run's curve; ``filtered``: the runs
     are a filter's (an empty state says "match this filter"); ``data`` and ``budgets``: the
     loss-law runs and the budgets, where the caller already has them."""
@@ -68,6 +69,7 @@ class ChartInputs:
                  hparams: Callable[[], dict[str, Any]] | None = None,
                  rolling: Callable[[], Any] | None = None,
                  curves: Callable[[], Curves] | None = None,
+                 curves_of: Callable[[list[str]], dict[str, pd.DataFrame]] | None = None,
                  compute: float | None = None, grid: tuple[float, float] | None = None,
                  x: str = "tokens", smooth: float = 0.6, forecast: bool = False,
                  filtered: bool = False, data: pd.DataFrame | None = None,
@@ -83,6 +85,7 @@ class ChartInputs:
                      "hparams": hparams or (lambda: {}),
                      "rolling": rolling or _absent("rolling-forward check"),
                      "curves": curves or (lambda: ({}, runs))}
+        self._curves_of = curves_of or (lambda ids: {})
         self._memo: dict[str, tuple[bool, Any]] = {}
         # what the caller already holds (the report computes them once for every chart)
         if data is not None:
@@ -140,6 +143,16 @@ class ChartInputs:
     def curves(self) -> Curves:
         """The loss curves to draw and the runs they belong to."""
         return self._get("curves")  # type: ignore[no-any-return]
+
+    def seed_curves(self) -> tuple[dict[str, pd.DataFrame], list[list[str]]]:
+        """The runs that differ only in their seed, grouped (at most
+        :data:`~scalinglab.report.views.MAX_SEED_GROUPS` groups), and their curves."""
+        def read() -> tuple[dict[str, pd.DataFrame], list[list[str]]]:
+            groups = views.seed_groups(self.runs)[:views.MAX_SEED_GROUPS]
+            ids = [r for g in groups for r in g]
+            return (self._curves_of(ids) if ids else {}), groups
+
+        return self._get("seed_curves", read)  # type: ignore[no-any-return]
 
     @property
     def data(self) -> pd.DataFrame:
@@ -266,6 +279,11 @@ def _curves(v: ChartInputs) -> Spec:
     return spec
 
 
+def _seeds(v: ChartInputs) -> Spec:
+    curves, groups = v.seed_curves()
+    return charts.seed_bands(curves, v.runs, groups, v.x, v.smooth)
+
+
 def _rolling_view(v: ChartInputs) -> Any:
     return v._get("rolling_view", lambda: views.rolling_view(v.rolling()))
 
@@ -343,7 +361,17 @@ TABLE: dict[str, ChartKind] = {k.id: k for k in (
               empty=lambda v: None),  # drawn from the check itself, not from the runs
     ChartKind("curves", "Training curves",
               lambda v: f"Training curves of {len(v.curves()[0])} runs, spread over compute",
-              _curves, lambda v: _figures().loss_curves(*v.curves()), empty=_curves_empty),
+              _curves, lambda v: _figures().loss_curves(*v.curves(), x=v.x, smoothing=v.smooth),
+              empty=_curves_empty),
+    # the two below say themselves why they are empty (too few lr x batch runs, no seeds)
+    ChartKind("seeds", "Training loss across seeds",
+              lambda v: "Runs that differ only in their seed: the mean of their smoothed "
+                        "curves and a band of ± 1 sd across seeds",
+              _seeds, empty=lambda v: None),
+    ChartKind("parallel", "Runs across lr and batch",
+              lambda v: "The runs that set lr and batch across log lr, log batch, N, D and "
+                        "the loss; drag on an axis to keep a range",
+              lambda v: charts.parallel_coordinates(v.runs), empty=lambda v: None),
 )}
 
 

@@ -167,6 +167,7 @@ class Context:
             hparams=lambda: s.hparams,
             curves=lambda: ((analysis.collect_curves(store, runs, MAX_CURVES), runs)
                             if store is not None else ({}, runs)),
+            curves_of=lambda ids: store.curves(ids) if store is not None else {},
             data=self.data, budgets=self.budgets, **options)
 
 

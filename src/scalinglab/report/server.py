@@ -415,7 +415,8 @@ class Dashboard:
             fit=lambda: self.study.fit(f.law, tags=tags, bootstrap=f.bootstrap, holdout=f.holdout),
             isoflop=lambda: self.study.isoflop(tags=tags, bootstrap=f.bootstrap),
             hparams=lambda: self.study.hparams(tags=tags)[0], rolling=rolling,
-            curves=lambda: self.curves(q.run_id, runs))
+            curves=lambda: self.curves(q.run_id, runs),
+            curves_of=lambda ids: self.store().curves(ids))
 
     def chart(self, name: str, q: ChartQuery) -> dict[str, Any]:
         """A Plotly spec of one chart of the chart table, cached per store state."""
@@ -521,7 +522,7 @@ def create_app(store_path: str | Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed:
     app = FastAPI(title="scalinglab dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     _guard(app, d)
     app.add_middleware(dashboard_api.WhereMiddleware)
-    dashboard_api.register(app, d.path, d.select, d.store, fitted=d.fitted, parse_pin=d.pin)
+    dashboard_api.register(app, d.path, d.select, fitted=d.fitted, parse_pin=d.pin)
     fit_query, chart_query = _queries(bootstrap)
     _page_routes(app)
     _store_routes(app, d)
@@ -645,6 +646,16 @@ def _chart_routes(app: FastAPI, d: Dashboard, fit_query: Callable[..., FitQuery]
     def chart(name: str, q: ChartQuery = Depends(chart_query)) -> Response:
         """A Plotly spec of one chart of the chart table (:data:`CHARTS`)."""
         return _json(d.chart(name, q))
+
+    @app.get("/api/charts-extra/parallel")
+    def parallel(q: ChartQuery = Depends(chart_query)) -> Response:
+        """Parallel coordinates of the runs that set lr and batch (the page's older path)."""
+        return _json(d.chart("parallel", q))
+
+    @app.get("/api/charts-extra/seeds")
+    def seeds(q: ChartQuery = Depends(chart_query)) -> Response:
+        """Runs that differ only in their seed, as mean ± band (the page's older path)."""
+        return _json(d.chart("seeds", q))
 
     @app.get("/api/figures/{name}.{ext}")
     def figure(name: str, ext: str, q: ChartQuery = Depends(chart_query)) -> Response:

@@ -590,6 +590,35 @@ def curve_series(curves: Mapping[str, pd.DataFrame], runs: pd.DataFrame | None, 
 # -- one run ----------------------------------------------------------------------------------
 
 #: the extras a sweep run records, in the order a person reads them
+#: most seed groups one chart draws
+MAX_SEED_GROUPS = 12
+#: run columns that must agree for runs to be seeds of one configuration
+SEED_KEYS = ("N", "D", "lr", "batch_tokens", "weight_decay", "seq_len")
+
+
+def _seed_of(run: dict[str, Any]) -> Any:
+    for holder in ("extra", "tags"):
+        d = run.get(holder)
+        if isinstance(d, dict) and d.get("seed") is not None:
+            return d["seed"]
+    return None
+
+
+def seed_groups(runs: pd.DataFrame) -> list[list[str]]:
+    """Runs that differ only in their seed (``extra`` or tag ``seed``; the same N, D, lr, batch,
+    weight decay, sequence length and other tags), two or more to a group."""
+    groups: dict[Any, dict[Any, str]] = {}
+    for r in runs.to_dict("records"):
+        seed = _seed_of(r)
+        if seed is None:
+            continue
+        tags = {k: v for k, v in (r.get("tags") or {}).items() if k != "seed"}
+        key = (*(None if pd.isna(r.get(k)) else float(r[k]) for k in SEED_KEYS),
+               tuple(sorted(tags.items())))
+        groups.setdefault(key, {}).setdefault(seed, str(r["run_id"]))
+    return [sorted(g.values()) for g in groups.values() if len(g) >= 2]
+
+
 RUN_EXTRAS = (
     ("train_loss", "final train loss"), ("ema_loss", "EMA train loss"),
     ("eval_loss", "held-out (eval) loss"), ("tokens_per_s", "throughput (tokens/s)"),

@@ -44,7 +44,14 @@ from scalinglab.results import short_repr
 from scalinglab.runs.store import RunStore
 from scalinglab.sweep.data import STDLIB, Corpus, DataSpec, load_corpus
 from scalinglab.sweep.plan import RunSpec, SweepPlan
-from scalinglab.sweep.progress import Event, RunFinished, RunStarted, RunStep, SweepStarted
+from scalinglab.sweep.progress import (  # Progress re-exported: run_plan takes one
+    Event,
+    Progress,
+    RunFinished,
+    RunStarted,
+    RunStep,
+    SweepStarted,
+)
 from scalinglab.sweep.train import Diverged, train
 
 Backend = Literal["local", "ray"]
@@ -307,15 +314,6 @@ class SweepReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-class Progress:
-    """Receives the sweep's events (:mod:`scalinglab.sweep.progress`); ignores them by default.
-
-    The CLI's display folds them into its line; a notebook can log them.
-    """
-
-    def handle(self, event: Event) -> None: ...
 
 
 def pending(plan: SweepPlan, store: RunStore, retry_failed: bool = False) -> list[RunSpec]:

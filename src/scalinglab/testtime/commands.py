@@ -9,10 +9,12 @@ import typer
 
 from scalinglab.clikit import (
     JsonOption,
+    UnitsOption,
     UserError,
     console,
     emit_json,
     new_app,
+    parse_units,
     quantities,
     quantity,
     quantity_pairs,
@@ -44,17 +46,19 @@ SeedOpt = typer.Option(0, "--seed", help="Random seed of the bootstrap.")
 SaveOpt = typer.Option(None, "--save", help="Write the result (with its draws) to this JSON file.")
 
 
-def _counts(file: Path, problem: str, n: str, c: str, correct: str, model: str | None) -> dict[str, Any]:
+def _counts(file: Path, problem: str, n: str, c: str, correct: str, model: str | None,
+            units: list[str] | None = None) -> dict[str, Any]:
     from scalinglab.testtime.counts import read_counts
 
-    return read_counts(file, problem=problem, n=n, c=c, correct=correct, model=model)
+    return read_counts(file, problem=problem, n=n, c=c, correct=correct, model=model,
+                       units=parse_units(units))
 
 
 @app.command("pass-at-k")
 def pass_at_k_command(
     file: Path = FileArg, k: list[str] = KOpt, problem: str = ProblemOpt, n: str = NOpt,
     c: str = COpt, correct: str = CorrectOpt, model: str = ModelOpt, bootstrap: int = BootOpt,
-    seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
+    seed: int = SeedOpt, save: Path = SaveOpt, units: list[str] = UnitsOption, json_: bool = JsonOption,
 ) -> None:
     """Unbiased pass@k (Chen et al. 2021) with intervals from resampling problems.
 
@@ -62,7 +66,7 @@ def pass_at_k_command(
     """
     from scalinglab.testtime.passk import estimate_pass_at_k
 
-    data = _counts(file, problem, n, c, correct, model)
+    data = _counts(file, problem, n, c, correct, model, units)
     ks = k
     show_results({m: estimate_pass_at_k(d, ks, bootstrap=bootstrap, seed=seed) for m, d in data.items()},
           save, json_)
@@ -83,7 +87,7 @@ def coverage_command(
     problem: str = ProblemOpt, n: str = NOpt, c: str = COpt, correct: str = CorrectOpt,
     model: str = ModelOpt, bootstrap: int = typer.Option(500, "--bootstrap", "-b", min=0,
                                                          help="Bootstrap resamples of problems."),
-    seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
+    seed: int = SeedOpt, save: Path = SaveOpt, units: list[str] = UnitsOption, json_: bool = JsonOption,
 ) -> None:
     """Fit Large Language Monkeys' coverage law, log coverage = a k^b, to pass@k over k.
 
@@ -92,7 +96,7 @@ def coverage_command(
     from scalinglab.testtime.coverage import fit_coverage
 
     targets = _targets(target)
-    data = _counts(file, problem, n, c, correct, model)
+    data = _counts(file, problem, n, c, correct, model, units)
     fits = {m: fit_coverage(d, k, bootstrap=bootstrap, seed=seed) for m, d in data.items()}
     for f in fits.values():
         f.targets = tuple(targets)  # saved with the fit, so a report marks them
@@ -229,7 +233,7 @@ def verifier_command(
                               "doubling of k gains less than this accuracy."),
     problem: str = ProblemOpt, n: str = NOpt, c: str = COpt, correct: str = CorrectOpt,
     model: str = ModelOpt, bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt,
-    json_: bool = JsonOption,
+    units: list[str] = UnitsOption, json_: bool = JsonOption,
 ) -> None:
     """Accuracy when an imperfect verifier picks the answer: its ceiling and where it levels off.
 
@@ -241,7 +245,7 @@ def verifier_command(
 
     if (false_positive_rate is None) == (precision is None):
         raise UserError("give exactly one of --false-positive-rate and --precision")
-    data = _counts(file, problem, n, c, correct, model)
+    data = _counts(file, problem, n, c, correct, model, units)
     results = {}
     for name, d in data.items():
         if precision is not None:
