@@ -132,3 +132,26 @@ def test_the_report_and_the_dashboard_draw_one_chart_alike(tmp_path):
     # a bad filter is the request's fault whatever the chart: 400, not 422
     bad = client.get("/api/charts/parity", params={"tag": "dataset"})
     assert bad.status_code == 400 and "KEY:VALUE" in bad.json()["detail"]
+
+
+def test_a_static_curve_figure_follows_the_axis_asked_for(tmp_path):
+    """The static figure of a chart reads the same request as its interactive spec: the loss
+    curves' x axis (``x=step``) reaches the PNG/SVG as it reaches the Plotly chart."""
+    import pandas as pd
+    from fastapi.testclient import TestClient
+
+    from scalinglab.report import server
+    from scalinglab.runs.store import RunStore
+
+    path = tmp_path / "runs.duckdb"
+    with RunStore(path) as s:
+        s.add_run({"run_id": "a", "N": 1e6, "D": 1e4, "loss": 3.0},
+                  curve=pd.DataFrame({"step": [1, 2, 3], "tokens": [1e3, 2e3, 3e3],
+                                      "loss": [4.0, 3.5, 3.2]}))
+    client = TestClient(server.create_app(path, bootstrap=0), base_url="http://127.0.0.1:8765")
+    spec = client.get("/api/charts/curves", params={"x": "step"}).json()
+    assert spec["layout"]["meta"]["x_axis"] == "step"
+    svg = client.get("/api/figures/curves.svg", params={"x": "step"})
+    assert svg.status_code == 200 and "step" in svg.text.lower()
+    tokens = client.get("/api/figures/curves.svg")
+    assert "tokens seen" in tokens.text and "tokens seen" not in svg.text

@@ -361,7 +361,8 @@ TABLE: dict[str, ChartKind] = {k.id: k for k in (
               empty=lambda v: None),  # drawn from the check itself, not from the runs
     ChartKind("curves", "Training curves",
               lambda v: f"Training curves of {len(v.curves()[0])} runs, spread over compute",
-              _curves, lambda v: _figures().loss_curves(*v.curves()), empty=_curves_empty),
+              _curves, lambda v: _figures().loss_curves(*v.curves(), x=v.x, smoothing=v.smooth),
+              empty=_curves_empty),
     # the two below say themselves why they are empty (too few lr x batch runs, no seeds)
     ChartKind("seeds", "Training loss across seeds",
               lambda v: "Runs that differ only in their seed: the mean of their smoothed "
