@@ -63,6 +63,10 @@ def test_finished_runs_land_in_the_store_with_their_curves(tmp_path, data):
     wall = curve["wall_s"].to_numpy()
     assert (wall > 0).all() and (np.diff(wall) > 0).all()
     assert wall[-1] <= row["extra"]["wall_time_s"]
+    # where the sweep stands is kept in the store for a monitor that only reads it
+    state = store.sweep_progress()
+    assert (state["name"], state["planned"], state["done"], state["running"], state["failed"],
+            state["complete"], state["eta_s"]) == ("t", 2, 2, 0, 0, True, 0.0)
 
 
 def test_a_rerun_skips_what_is_done(tmp_path, data):

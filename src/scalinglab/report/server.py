@@ -281,7 +281,12 @@ class Dashboard:
     def state(self) -> dict[str, Any]:
         """What the page polls: a token that changes when the store does, and the counts."""
         counts = self.study.cached(("counts",), lambda: self.store().counts())
-        return {"version": self.study.state(), "counts": counts, "store_exists": self.path.exists()}
+        # where the sweep writing the store stands (sweep/runner records it): done, running,
+        # failed and its ETA, shown in the header while it runs
+        sweep = (self.study.cached(("sweep",), lambda: self.store().sweep_progress())
+                 if self.path.exists() else None)
+        return {"version": self.study.state(), "counts": counts, "store_exists": self.path.exists(),
+                "sweep": sweep}
 
     def summary(self) -> dict[str, Any]:
         s, runs = self.store(), self.select([])

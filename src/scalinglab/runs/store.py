@@ -78,6 +78,8 @@ SCHEMA_VERSION = "3"
 #: the columns of a stored curve point (version 2 stores lack ``wall_s``: read as NULL)
 CURVE_COLUMNS = ("step", "tokens", "loss", "eval_loss", "wall_s")
 CONFLICT_CHOICES = ("error", "keep", "replace")
+#: the ``meta`` key of the last sweep's progress (:meth:`RunStore.record_sweep`)
+SWEEP_KEY = "sweep_progress"
 
 # tags and extra hold JSON text in VARCHAR columns (DuckDB's JSON functions and ->> read them):
 # every writer emits canonical JSON, and DuckDB re-validating it on insert into a JSON column
@@ -759,6 +761,27 @@ class RunStore:
         with self._reader() as (con, _):
             rows = con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
         return {s: int(n) for s, n in rows}
+
+    def record_sweep(self, state: Mapping[str, Any]) -> None:
+        """Keep where the sweep writing to this store stands (:func:`scalinglab.sweep.progress.
+        snapshot`: runs done / planned, running, failed, elapsed, ETA), for a dashboard that
+        only reads the store. One row of ``meta``; the last sweep's replaces the one before."""
+        text = json.dumps(dict(state), sort_keys=True, allow_nan=False)
+        with self._writer() as con:
+            _do(con, "INSERT OR REPLACE INTO meta VALUES (?, ?)", [SWEEP_KEY, text])
+
+    def sweep_progress(self) -> dict[str, Any] | None:
+        """The last :meth:`record_sweep` state, or None (no sweep wrote one, or it is not
+        readable: a monitor shows nothing rather than failing)."""
+        with self._reader() as (con, _):
+            rows = con.execute("SELECT value FROM meta WHERE key = ?", [SWEEP_KEY]).fetchall()
+        if not rows:
+            return None
+        try:
+            out = json.loads(rows[0][0])
+        except (TypeError, ValueError):
+            return None
+        return out if isinstance(out, dict) else None
 
     def tag_values(self) -> dict[str, list[str]]:
         """Every tag key with its distinct values, for filters in the dashboard."""

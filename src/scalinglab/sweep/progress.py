@@ -229,6 +229,20 @@ def line(tally: Tally, elapsed_s: float) -> str:
     return " · ".join(parts)
 
 
+def snapshot(tally: Tally, elapsed_s: float, name: str = "", now: float | None = None,
+             interrupted: bool = False) -> dict[str, object]:
+    """Where a sweep stands, as data a monitor can show without the sweep's process: runs
+    planned / done / running / failed, percent, elapsed and ETA seconds at ``now`` (Unix time),
+    and the line the terminal shows."""
+    eta = eta_s(tally, elapsed_s)
+    return {"name": name, "planned": tally.planned, "done": tally.done,
+            "running": len(tally.in_flight), "failed": tally.failed, "skipped": tally.skipped,
+            "percent": percent(tally), "elapsed_s": round(max(0.0, elapsed_s), 3),
+            "eta_s": None if eta is None else round(eta, 3), "complete": tally.complete,
+            "interrupted": interrupted, "updated_at": None if now is None else round(now, 3),
+            "line": line(tally, elapsed_s)}
+
+
 def work_line(stage: str, done: int, total: int | None, elapsed_s: float) -> str:
     """One stage of a long job: ``bootstrap fits 40/200 · 12s elapsed · eta 48s``; without a
     known total, ``optimising starts · 3s elapsed``. The ETA is the rate so far (items per

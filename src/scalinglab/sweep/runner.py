@@ -39,7 +39,7 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 
-from scalinglab.errors import InputError, ParameterError
+from scalinglab.errors import InputError, ParameterError, StoreBusy
 from scalinglab.results import short_repr
 from scalinglab.runs.store import RunStore
 from scalinglab.sweep.data import STDLIB, Corpus, DataSpec, load_corpus
@@ -51,6 +51,8 @@ from scalinglab.sweep.progress import (  # Progress re-exported: run_plan takes 
     RunStarted,
     RunStep,
     SweepStarted,
+    Tally,
+    snapshot,
 )
 from scalinglab.sweep.train import Diverged, train
 
@@ -382,7 +384,7 @@ def run_plan(plan: SweepPlan, store: RunStore, backend: Backend = "local", devic
         check_data(plan, todo)  # a remote cluster's workers may hold data this machine lacks
     report = SweepReport(planned=len(plan.runs), skipped=len(plan.runs) - len(todo),
                          concurrent=where.concurrent)
-    progress = progress or Progress()
+    progress = _Recorded(progress or Progress(), store, plan.name)
     total = sum(r.C for r in plan.runs)
     progress.handle(SweepStarted(len(plan.runs), report.skipped, total,
                                  total - sum(r.C for r in todo)))
@@ -402,7 +404,33 @@ def run_plan(plan: SweepPlan, store: RunStore, backend: Backend = "local", devic
     except KeyboardInterrupt:
         report.interrupted = True
     report.wall_time_s = round(time.perf_counter() - started, 2)
+    progress.record(interrupted=report.interrupted)
     return report
+
+
+class _Recorded(Progress):
+    """Passes the sweep's events on, and keeps where the sweep stands in the store (at its
+    start and as each run starts and ends), so ``scalinglab serve`` shows its progress and ETA
+    without talking to this process."""
+
+    def __init__(self, inner: Progress, store: RunStore, name: str) -> None:
+        self.inner, self.store, self.name = inner, store, name
+        self.tally = Tally()
+        self.t0 = time.perf_counter()
+
+    def handle(self, event: Event) -> None:
+        self.tally = self.tally.after(event)
+        if isinstance(event, SweepStarted):
+            self.t0 = time.perf_counter()
+        self.inner.handle(event)
+        if not isinstance(event, RunStep):
+            self.record()
+
+    def record(self, interrupted: bool = False) -> None:
+        state = snapshot(self.tally, time.perf_counter() - self.t0, self.name, time.time(),
+                         interrupted)
+        with contextlib.suppress(StoreBusy):  # a monitor's line is not worth stopping a sweep
+            self.store.record_sweep(state)
 
 
 def _started(spec: RunSpec) -> RunStarted:
