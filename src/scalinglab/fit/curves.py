@@ -479,6 +479,9 @@ class CurveFit(Result):
         lo, hi = percentile_interval(self.draws, self.level)
         return {p: (float(lo[i]), float(hi[i])) for i, p in enumerate(self.law.params)}
 
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        return tuple(self.law.params), self.draws
+
     def summary(self) -> Summary:
         from scalinglab.stats import Estimate
 
