@@ -160,6 +160,24 @@ def test_fit_reaches_the_minimum_the_authors_parameters_miss() -> None:
     assert descended == pytest.approx(ours.objective, rel=1e-3)
 
 
+@pytest.mark.skipif(not CURVES.exists(), reason="../shared/data/curves not present")
+def test_parameters_the_runs_do_not_pin_down_are_said_so() -> None:
+    """The released 25M curves pin the power law (L0, A, alpha) but only B*beta of the decay
+    term (its beta -> 0 limit): B's and beta's bootstrap intervals span ~9 decades, and the fit
+    says so in a warning and marks both not identified in its summary."""
+    curves = pd.read_csv(CURVES / "mpl_curves_25M.csv")
+    exact = pd.read_parquet(CURVES / "mpl_schedules.parquet")
+    schedules = {n: Schedule(g.sort_values("step")["lr"].to_numpy(), n)
+                 for n, g in exact.groupby("schedule")}
+    train = curves[curves.schedule.isin(["cosine_24000", "constant_24000", "wsdcon_9"])]
+    fit = fit_curves(train, columns={"run": "schedule"}, bootstrap=20, schedules=schedules)
+    loose = fit.unpinned()
+    assert {"B", "beta"} <= set(loose) and not {"L0", "A", "alpha"} & set(loose)
+    assert any(w.startswith(", ".join(loose) + ": the 95% bootstrap interval") for w in fit.warnings)
+    rows = dict(fit.summary().tables[0].rows)
+    assert not rows["B"].identified and rows["L0"].identified
+
+
 def test_named_schedules() -> None:
     c = parse_schedule("cosine:steps=24000,peak=3e-4,final=3e-5,warmup=2160")
     assert c.steps == 24000 and c.peak_step == 2160 and c.lr[-1] == pytest.approx(3e-5)
