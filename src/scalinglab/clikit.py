@@ -30,6 +30,7 @@ docstring is joined and wrapped once, to the terminal's width; a paragraph that 
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
@@ -484,6 +485,141 @@ def quantity(flag: str, positive: bool = False) -> Callable[[Any], float]:
             raise UserError(f"{flag} must be a positive number, not {str(text)!r}",
                             kind="ParameterError")
         return value
+
+    return parse
+
+
+def _items(value: Any) -> list[Any]:
+    """A flag's value as its comma-separated items (a repeatable flag: every occurrence's)."""
+    if value is None:
+        return []
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return [p for v in values for p in (str(v).split(",") if isinstance(v, str) else [v])
+            if not isinstance(p, str) or p.strip()]
+
+
+def quantities(flag: str, positive: bool = False, at_least: int = 1,
+               finite: bool = True) -> Callable[[Any], Any]:
+    """The parser of a flag of comma-separated human numbers (``--spend 1e20,1e21``), as a
+    typed parameter (``parser=`` of a text flag, ``callback=`` of a repeatable one): a list of
+    floats, each finite (and above zero with ``positive``), or one line naming the flag.
+    ``finite=False`` leaves the range to the library, which names the flag itself (a sweep
+    plan's checks). An absent flag stays None."""
+    from scalinglab.values import EXAMPLES, parse_quantity
+
+    def parse(value: Any) -> list[float] | None:
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            return None if value is None else []
+        out = []
+        for part in _items(value):
+            try:
+                v = parse_quantity(part)
+            except ValueError:
+                shown = value if not isinstance(value, (list, tuple)) else ",".join(map(str, value))
+                raise UserError(f"{flag} {str(shown)!r}: expected comma-separated numbers "
+                                f"({EXAMPLES}); {str(part).strip()!r} is not one",
+                                kind="ParameterError") from None
+            if (finite and not math.isfinite(v)) or (positive and v <= 0):
+                raise UserError(f"{flag} must be {'positive ' if positive else ''}finite "
+                                f"numbers, not {str(part).strip()!r}", kind="ParameterError")
+            out.append(v)
+        if len(out) < at_least:
+            raise UserError(f"{flag}: give at least {at_least} number{'s' * (at_least > 1)}",
+                            kind="ParameterError")
+        return out
+
+    return parse
+
+
+def quantity_range(flag: str) -> Callable[[Any], tuple[float, float]]:
+    """The parser of a ``LOW,HIGH`` flag of human numbers with ``0 < LOW <= HIGH``."""
+    many = quantities(flag, positive=True)
+
+    def parse(value: Any) -> tuple[float, float]:
+        if isinstance(value, tuple):
+            return value  # already parsed (a default given as a pair)
+        values = many(value) or []
+        if len(values) != 2 or not 0 < values[0] <= values[1]:
+            raise UserError(f"{flag} {str(value)!r}: give LOW,HIGH with 0 < LOW <= HIGH, "
+                            "e.g. 2,2000", kind="ParameterError")
+        return values[0], values[1]
+
+    return parse
+
+
+def fraction(flag: str, *, at_most: float | None = 1.0) -> Callable[[Any], float]:
+    """The parser of a share (``--budget 5%`` or ``0.05``), above 0 and at most ``at_most``
+    (None: no upper bound), or one line naming the flag."""
+    from scalinglab.values import parse_fraction
+
+    def parse(value: Any) -> float:
+        try:
+            v = parse_fraction(value)
+        except ValueError as exc:
+            raise UserError(f"{flag} {exc}", kind="ParameterError") from None
+        if not (0 < v and (at_most is None or v <= at_most)):
+            where = "above 0" if at_most is None else f"in (0, {at_most:g}]"
+            raise UserError(f"{flag} must be a share {where} (e.g. 0.05 or 5%), not "
+                            f"{str(value)!r}", kind="ParameterError")
+        return v
+
+    return parse
+
+
+def fractions(flag: str) -> Callable[[Any], list[float]]:
+    """The parser of comma-separated shares (``--budgets 1%,5%,10%``), each in (0, 1]."""
+    one = fraction(flag)
+
+    def parse(value: Any) -> list[float]:
+        out = [one(p) for p in _items(value)]
+        if not out:
+            raise UserError(f"{flag}: give at least one share", kind="ParameterError")
+        return out
+
+    return parse
+
+
+def whole_numbers(flag: str, minimum: int = 1) -> Callable[[Any], list[int] | None]:
+    """The parser of comma-separated (and repeatable) whole numbers ``>= minimum``
+    (``--k 1,10,100``; ``1k`` is 1000), or one line naming the flag; absent: None."""
+    from scalinglab.values import parse_quantity
+
+    def parse(value: Any) -> list[int] | None:
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            return None
+        out = []
+        for part in _items(value):
+            try:
+                v = parse_quantity(part)
+            except ValueError:
+                raise UserError(f"{flag} {str(part).strip()!r} is not a whole number",
+                                kind="ParameterError") from None
+            if not math.isfinite(v) or v < minimum or v % 1:
+                raise UserError(f"{flag} must be whole numbers >= {minimum}, not "
+                                f"{str(part).strip()!r}", kind="ParameterError")
+            out.append(int(v))
+        return out
+
+    return parse
+
+
+def quantity_pairs(flag: str, positive: bool = False) -> Callable[[Any], dict[str, float]]:
+    """The parser of ``KEY=NUMBER`` pairs (``--params 8B=8e9,70B=70B``; repeatable,
+    comma-separated): ``{key: float}``, or one line naming the flag and the pair."""
+    from scalinglab.values import parse_quantities
+
+    def parse(value: Any) -> dict[str, float]:
+        if isinstance(value, dict):
+            return value
+        try:
+            out = parse_quantities(value, flag)
+        except ParameterError as exc:
+            raise UserError(str(exc), kind="ParameterError") from None
+        bad = [k for k, v in out.items() if not math.isfinite(v) or (positive and v <= 0)]
+        if bad:
+            raise UserError(f"{flag} {bad[0]} must be a {'positive ' if positive else ''}finite "
+                            f"number, not {out[bad[0]]:g}", kind="ParameterError")
+        return out
 
     return parse
 

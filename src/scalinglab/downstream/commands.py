@@ -15,6 +15,7 @@ from scalinglab.clikit import (
     bootstrap_option,
     new_app,
     parse_units,
+    quantities,
     show_results,
 )
 
@@ -210,24 +211,15 @@ def load_link(path: Path) -> Any:
     return resolve(path, "link", param="--link")
 
 
-def _numbers(items: list[str], flag: str, positive: bool = True) -> np.ndarray:
-    """Repeatable, comma-separated human numbers for ``flag`` (the one parser, values.py)."""
-    from scalinglab.errors import ParameterError
-    from scalinglab.values import parse_number_list
-
-    try:
-        return np.array(parse_number_list(items, flag, positive=positive), dtype=float)
-    except ParameterError as exc:
-        raise UserError(str(exc)) from None
-
-
 def predict_downstream(
     loss_law: str = typer.Option(..., "--loss-law", help="Loss-law fit saved with `fit chinchilla "
                                  "--save` (its bootstrap draws are used), or a published law's name."),
     link: Path = typer.Option(..., "--link", help="Link saved with `fit downstream --save`."),
-    params: list[str] = typer.Option(..., "--params", "-N", help="Model size(s) N (repeatable or "
+    params: list[str] = typer.Option(..., "--params", "-N", callback=quantities("--params", positive=True),
+                                     help="Model size(s) N, e.g. 7B (repeatable or "
                                      "comma-separated; paired with --tokens)."),
-    tokens: list[str] = typer.Option(..., "--tokens", "-D", help="Training tokens D (one, or one per N)."),
+    tokens: list[str] = typer.Option(..., "--tokens", "-D", callback=quantities("--tokens", positive=True),
+                                     help="Training tokens D (one, or one per N)."),
     seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
     """Predict the loss and the downstream metric(s) at (N, D): loss law, then link, with intervals
@@ -237,8 +229,7 @@ def predict_downstream(
     """
     from scalinglab.downstream.chain import chain
 
-    N = _numbers(params, "--params")
-    D = _numbers(tokens, "--tokens")
+    N, D = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)  # typed: numbers
     if len(N) != len(D) and 1 not in (len(N), len(D)):
         raise UserError(f"{len(N)} values of --params but {len(D)} of --tokens: give one each, or one "
                         "of them once")

@@ -20,6 +20,7 @@ from scalinglab.clikit import (
     output_format,
     parse_units,
     print_table,
+    quantities,
     show_results,
 )
 
@@ -118,23 +119,19 @@ def fit_loss_to_loss_command(
     show_results(result, save, json_)
 
 
-def _values(items: list[str], flag: str) -> np.ndarray:
-    """Finite numbers of any sign (losses, log-probabilities) for ``flag``."""
-    from scalinglab.downstream.commands import _numbers
-
-    return _numbers(items, flag, positive=False)
-
-
 def predict_loss_to_loss_command(
     fit: Path = typer.Option(..., "--fit", help="A fit saved by `fit loss-to-loss --save` or "
                              "`fit translate --save`."),
-    x: list[str] = typer.Option(None, "--x", help="Values of x (repeatable or comma-separated).",
+    x: list[str] = typer.Option(None, "--x", callback=quantities("--x"),
+                                help="Values of x (repeatable or comma-separated).",
                                 show_default=False),
     group: str = typer.Option(None, "--group", "-g", help="Which group's law (when it has several).",
                               show_default=False),
-    params: list[str] = typer.Option(None, "--params", "-N", help="With a translation: model "
+    params: list[str] = typer.Option(None, "--params", "-N", callback=quantities("--params", positive=True),
+                                     help="With a translation: model "
                                      "size(s) N.", show_default=False),
-    tokens: list[str] = typer.Option(None, "--tokens", "-D", help="With a translation: training "
+    tokens: list[str] = typer.Option(None, "--tokens", "-D", callback=quantities("--tokens", positive=True),
+                                     help="With a translation: training "
                                      "tokens D (one, or one per N).", show_default=False),
     new_run: bool = typer.Option(False, "--new-run", help="Intervals for one new run (adds the "
                                  "run-to-run scatter), not for the law's curve."),
@@ -157,11 +154,11 @@ def predict_loss_to_loss_command(
                 raise UserError("give --x values")
             if group is None and len(result.fits) > 1:
                 raise UserError(f"give --group: the fit has {sorted(result.fits)}")
-            frame = result.predict(_values(x, "--x"), group, new_run=new_run)
+            frame = result.predict(np.asarray(x, dtype=float), group, new_run=new_run)
         elif isinstance(result, Translation):
             if not params or not tokens:
                 raise UserError("a translated law predicts at (N, D): give --params and --tokens")
-            N, D = _values(params, "--params"), _values(tokens, "--tokens")
+            N, D = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
             if len(N) != len(D) and 1 not in (len(N), len(D)):
                 raise UserError(f"{len(N)} values of --params but {len(D)} of --tokens")
             frame = result.predict(N, D, new_run=new_run)

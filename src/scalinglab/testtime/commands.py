@@ -15,8 +15,12 @@ from scalinglab.clikit import (
     emit_json,
     new_app,
     parse_units,
+    quantities,
+    quantity,
+    quantity_pairs,
     save_results,
     show_results,
+    whole_numbers,
 )
 
 app = new_app(
@@ -35,7 +39,7 @@ COpt = typer.Option("c", "--c", help="Column of correct samples per problem.")
 CorrectOpt = typer.Option("correct", "--correct", help="Column of per-sample correctness (1/0, "
                           "true/false), for one row per sample.")
 ModelOpt = typer.Option(None, "--model", help="Column of model names: one result per model.")
-KOpt = typer.Option(None, "--k", "-k", help="Sample counts k (repeatable or comma-separated; "
+KOpt = typer.Option(None, "--k", "-k", callback=whole_numbers("--k"), help="Sample counts k (repeatable or comma-separated; "
                     "default 1, 2, 4, ... up to the samples per problem).")
 BootOpt = typer.Option(1000, "--bootstrap", "-b", min=0, help="Bootstrap resamples of problems (0: none).")
 SeedOpt = typer.Option(0, "--seed", help="Random seed of the bootstrap.")
@@ -48,22 +52,6 @@ def _counts(file: Path, problem: str, n: str, c: str, correct: str, model: str |
 
     return read_counts(file, problem=problem, n=n, c=c, correct=correct, model=model,
                        units=parse_units(units))
-
-
-def _ks(items: list[str] | None) -> list[int] | None:
-    if not items:
-        return None
-    out = []
-    for item in items:
-        for part in item.split(","):
-            try:
-                v = float(part)
-            except ValueError:
-                raise UserError(f"--k {part!r} is not a whole number") from None
-            if v < 1 or v % 1:
-                raise UserError(f"--k must be whole numbers >= 1, not {part!r}")
-            out.append(int(v))
-    return out
 
 
 @app.command("pass-at-k")
@@ -79,7 +67,7 @@ def pass_at_k_command(
     from scalinglab.testtime.passk import estimate_pass_at_k
 
     data = _counts(file, problem, n, c, correct, model, units)
-    ks = _ks(k)
+    ks = k
     show_results({m: estimate_pass_at_k(d, ks, bootstrap=bootstrap, seed=seed) for m, d in data.items()},
           save, json_)
 
@@ -109,7 +97,7 @@ def coverage_command(
 
     targets = _targets(target)
     data = _counts(file, problem, n, c, correct, model, units)
-    fits = {m: fit_coverage(d, _ks(k), bootstrap=bootstrap, seed=seed) for m, d in data.items()}
+    fits = {m: fit_coverage(d, k, bootstrap=bootstrap, seed=seed) for m, d in data.items()}
     for f in fits.values():
         f.targets = tuple(targets)  # saved with the fit, so a report marks them
     save_results(save, fits)
@@ -192,11 +180,14 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
 def budget_command(
     model: list[str] = typer.Option(..., "--model", help="NAME=PATH: a model's counts file or saved "
                                     "coverage fit (repeatable; at least two to compare)."),
-    params: list[str] = typer.Option(..., "--params", help="NAME=N: the model's parameters (repeatable)."),
-    budget: list[str] = typer.Option(..., "--budget", help="Inference FLOPs per problem (repeatable "
-                                     "or comma-separated)."),
-    prompt_tokens: float = typer.Option(..., "--prompt-tokens", min=0, help="Prompt tokens per problem."),
-    generated_tokens: float = typer.Option(..., "--generated-tokens", min=0,
+    params: list[str] = typer.Option(..., "--params", help="NAME=N: the model's parameters, e.g. 8b=8B (repeatable)."),
+    budget: list[str] = typer.Option(..., "--budget", callback=quantities("--budget", positive=True),
+                                     help="Inference FLOPs per problem (repeatable or "
+                                     "comma-separated)."),
+    prompt_tokens: float = typer.Option(..., "--prompt-tokens", parser=quantity("--prompt-tokens"),
+                                        help="Prompt tokens per problem."),
+    generated_tokens: float = typer.Option(..., "--generated-tokens",
+                                           parser=quantity("--generated-tokens"),
                                            help="Generated tokens per sample."),
     share_prompt: bool = typer.Option(True, "--share-prompt/--no-share-prompt",
                                       help="The prompt is processed once for all samples (KV cache)."),
@@ -209,33 +200,22 @@ def budget_command(
     Example: scalinglab testtime budget --model 8b=small.csv --params 8b=8e9 --model 70b=big.csv --params 70b=7e10 --prompt-tokens 500 --generated-tokens 300 --budget 1e15,1e16
     """
     from scalinglab.testtime.budget import Option, SampleCost, compare_at_budget
-    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     models = _pairs(model, "--model")
-    sizes = _pairs(params, "--params")
+    sizes = quantity_pairs("--params", positive=True)(params)  # {name: N}, human numbers
     if set(models) != set(sizes):
         raise UserError(f"give --params for exactly the --model names: models {sorted(models)}, "
                         f"params {sorted(sizes)}")
-    if generated_tokens <= 0:
+    if not generated_tokens > 0:
         raise UserError("--generated-tokens must be positive")
-    budgets = []
-    for item in budget:
-        for part in item.split(","):
-            try:
-                budgets.append(parse_number(part))
-            except (TypeError, ValueError):
-                raise UserError(f"--budget {part!r} is not a number") from None
+    if not prompt_tokens >= 0:
+        raise UserError("--prompt-tokens must be 0 or more")
     options = []
     for name, path in models.items():
-        try:
-            size = parse_number(sizes[name])
-        except (TypeError, ValueError):
-            raise UserError(f"--params {name}={sizes[name]!r} is not a number") from None
-        if not size > 0:
-            raise UserError(f"--params {name} must be positive")
         cov = _load_coverage(path, problem, n, c, correct, bootstrap, seed)
-        options.append(Option(name, cov, SampleCost(size, prompt_tokens, generated_tokens, share_prompt)))
-    result = compare_at_budget(options, budgets, seed=seed)
+        options.append(Option(name, cov, SampleCost(sizes[name], prompt_tokens, generated_tokens,
+                                                    share_prompt)))
+    result = compare_at_budget(options, budget, seed=seed)
     show_results(result, save, json_)
 
 
@@ -272,7 +252,7 @@ def verifier_command(
             v = Verifier.from_precision(precision, recall, float(np.mean(d.success_rate)))
         else:
             v = Verifier(recall, false_positive_rate)
-        results[name] = analyze_verifier(d, v, _ks(k), tol=tol, bootstrap=bootstrap, seed=seed)
+        results[name] = analyze_verifier(d, v, k, tol=tol, bootstrap=bootstrap, seed=seed)
     show_results(results, save, json_)
 
 
