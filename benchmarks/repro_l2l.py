@@ -1,7 +1,7 @@
 """Reproduce loss-to-loss prediction (Brandfonbrener et al. 2024) and the OLMo model ladder
 (Bhagia et al. 2024) from the authors' released runs.
 
-    python benchmarks/repro_l2l.py [--bootstrap 100] [--only translation,test,ladder] [--json]
+    python benchmarks/repro_l2l.py [--bootstrap 100] [--only translation,test,1e21,ladder] [--json]
 
 Rows (each beside the published figure; nothing here is tuned towards it):
 
@@ -17,14 +17,30 @@ Rows (each beside the published figure; nothing here is tuned towards it):
   law, intervals joint and for a new run); HellaSwag: test-to-test from the same-(N, D) model on
   FineWeb-edu (FineWeb for FineWeb-edu itself). Mean absolute relative error per corpus and how
   many held-out runs fall inside the 95% interval; a Chinchilla law fitted per corpus on the
-  test loss for contrast.
+  test loss for contrast. MMLU-Humanities also as the paper pairs it (x = each held-out run's
+  measured training loss, not the law's prediction), refitted with the held-out runs in (what
+  the law's form allows), and with the fit stopped at other budgets (50x, 11x below).
+- The paper's own target, when ``loss_to_loss/extrapolation.csv`` (the authors' 1e21-FLOP runs,
+  one 3.3B model per corpus) is in the shared data: every sweep run fitted, each 1e21 model
+  predicted from its measured loss. What the targets mean: the published 1.2% and 2.8% are the
+  paper's best figures, not a bound over corpora. The authors' own notebook protocol (E_x, E_y
+  from their per-corpus scaling-law fits, K and kappa by least squares in log space) on those
+  runs gives MMLU-Humanities train-to-test errors of +1.1% to +4.7% by corpus (mean 3.0%) and
+  HellaSwag test-to-test from FineWeb-edu up to -1.95% (Proof-Pile-2), measured here from
+  KempnerInstitute/loss-to-loss-notebooks@457ce81; the worst-corpus rows below hold every
+  corpus to the best figure, a stricter reading than the paper's own result.
 - Ladder (``olmo_ladder/``): both steps fitted on the 190M-1B rungs as the paper's
   ``final.json`` lists them (1-10xC, first seed), with its protocol (step 1 on the mean bpb of
   each run's last 5 checkpoints; step 2 on every checkpoint after the first 10%, moving average
-  of 5, anchored at zero loss; MMLU's categories weighted by questions); every 3B run predicted,
-  its truth the mean of its last 5 checkpoints (as the paper's code reads its target);
-  step-1 (bpb), step-2 (accuracy from the true bpb) and chained relative errors, beside the
-  paper's 7B errors (a different, bigger target: the shipped ladder does not include the 7B).
+  of 5, anchored at zero loss, floor and ceiling inside [0, 1]; MMLU's categories weighted by
+  questions); the 3B rung predicted, its truth the mean of each run's last 5 checkpoints (as the
+  paper's code reads its target). Judged on the 3B runs laid out as the ladder's rungs are
+  (1-10xC, first seed); 0.5xC and the rerun beside. Step-1 (bpb), step-2 (accuracy from the
+  true bpb) and chained relative errors, the chained error split into step 1's error carried
+  through the link and step 2's, beside the paper's 7B errors (a different, bigger target: the
+  shipped ladder does not include the 7B).
+
+Below the table, each judged row again as met or missed against its target.
 """
 
 from __future__ import annotations
@@ -47,6 +63,9 @@ from scalinglab.fit import fit_law
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"
 SWEEP = DATA / "loss_to_loss" / "sweep.csv"
+#: the authors' 1e21-FLOP runs (one 3.3B model per corpus; their repository's data/extrapolation.csv
+#: at the sweep's commit): the paper's own target, used when the shared data has it
+EXTRAP = DATA / "loss_to_loss" / "extrapolation.csv"
 LADDER = DATA / "olmo_ladder"
 L2L = "Brandfonbrener et al. 2024"
 OLMO = "Bhagia et al. 2024 (OLMo ladder)"
@@ -54,6 +73,9 @@ HS = "eval/downstream_ce_loss/hellaswag_test_ce_loss"
 MMLU_H = "eval/downstream_ce_loss/mmlu_humanities_test_ce_loss"
 #: fit below this compute, predict the top budget (4.84e19 / 2.09e18 = 23x)
 CUT = 2.1e18
+#: other places for the fit to stop (50x, 10.6x below the top budget): how much the error on the
+#: same held-out runs depends on which budgets the link is fitted to
+CUTS = (9.6e17, 4.6e18)
 
 Row = dict[str, Any]
 
@@ -120,6 +142,9 @@ def translation_rows(bootstrap: int) -> list[Row]:
     out.append(row(L2L, "translation mean R² (held-out corpora)", 0.990, float(np.mean(means)),
                    inside=float(np.mean(means)) >= 0.990,
                    note=f"ahead of the few-run refit on {ahead} of {len(means)} corpora"))
+    out.append(row(L2L, "translation ahead of the few-run refit, corpora", f"{len(means)}/{len(means)}",
+                   f"{ahead}/{len(means)}", inside=ahead == len(means),
+                   note="R² of the translated law against the Chinchilla law refitted on the same runs"))
     out.append(row(L2L, "translation mean R², x from the old law (no paired runs)", None,
                    float(np.mean(unpaired)), note="`fit translate` without --x: each new run's x is "
                    "the old law's prediction at its (N, D)"))
@@ -152,7 +177,9 @@ def extrapolation_rows(bootstrap: int) -> list[Row]:
     ratio = top / fit_part["iso_flop"].max()
     out: list[Row] = []
     tot = {"mmlu": [0, 0], "hs": [0, 0], "mmlu_fixed": [0, 0], "hs_fixed": [0, 0]}
-    errs: dict[str, list[float]] = {"mmlu": [], "hs": [], "mmlu_base": [], "hs_base": []}
+    tot["mmlu_true"] = [0, 0]
+    errs: dict[str, list[Any]] = {"mmlu": [], "hs": [], "mmlu_base": [], "hs_base": [], "mmlu_true": [],
+                                  "mmlu_oracle": [], "mmlu_cuts": []}
     for corpus in sorted(sweep["data"].unique()):
         fp, tg = fit_part[fit_part["data"] == corpus], target[target["data"] == corpus]
         # MMLU-Humanities, train-to-test: the corpus's law of its training loss, then the
@@ -174,9 +201,34 @@ def extrapolation_rows(bootstrap: int) -> list[Row]:
         tot["mmlu"][1] += len(truth)
         base = fit_law("chinchilla", _runs(fp, MMLU_H), bootstrap=0)
         errs["mmlu_base"].append(float(np.mean(np.abs(base.predict(N=tg["params"], D=tg["tokens"]) - truth) / truth)))
+        # the paper's pairing: each held-out run's own training loss as x (the authors give
+        # the 1e21 model's measured training loss), the same link
+        x_true = tg["val_loss"].to_numpy(float)
+        y_t, lo_t, hi_t = tr.link.predict_interval(new_run=True, x=x_true)
+        errs["mmlu_true"].append(float(np.mean(np.abs(y_t - truth) / truth)))
+        tot["mmlu_true"][0] += int(np.sum((lo_t <= truth) & (truth <= hi_t)))
+        tot["mmlu_true"][1] += len(truth)
+        # what the shifted power law allows: the link refitted with the held-out runs in it
+        every = sweep[sweep["data"] == corpus]
+        every_runs = _runs(every, MMLU_H).assign(x=every["val_loss"].to_numpy(float))
+        allin = translate(law, every_runs, x="x", baseline=None, bootstrap=0).link.predict(x=x_true)
+        errs["mmlu_oracle"].append(float(np.mean(np.abs(allin - truth) / truth)))
+        # how much the error moves with where the fitted budgets stop (same targets, true x)
+        moved = []
+        for cut in CUTS:
+            part = sweep[(sweep["data"] == corpus) & (sweep["iso_flop"] <= cut)]
+            law_c = fit_law("chinchilla", _runs(part, "val_loss"), bootstrap=0)
+            tr_c = translate(law_c, _runs(part, MMLU_H).assign(x=part["val_loss"].to_numpy(float)),
+                             x="x", baseline=None, bootstrap=0)
+            moved.append(float(np.mean(np.abs(tr_c.link.predict(x=x_true) - truth) / truth)))
+        errs["mmlu_cuts"].append(moved)
         out.append(row(L2L, f"MMLU-H train-to-test |rel err| {corpus}", None, e,
                        note=f"{k}/{len(truth)} held-out runs inside the 95% new-run interval; "
-                            f"Chinchilla on the test loss: {errs['mmlu_base'][-1]:.2%}"))
+                            f"Chinchilla on the test loss: {errs['mmlu_base'][-1]:.2%}; given each "
+                            f"run's true training loss (the paper's pairing) {errs['mmlu_true'][-1]:.2%}; "
+                            f"the link refitted with the held-out runs in it {errs['mmlu_oracle'][-1]:.2%}; "
+                            "true-x error when the fit stops "
+                            + ", ".join(f"{top / c:.0f}x below: {m:.2%}" for c, m in zip(CUTS, moved, strict=True))))
         # HellaSwag, test-to-test from the same-(N, D) model on another corpus
         origin = "fineweb-edu-100b" if corpus != "fineweb-edu-100b" else "fineweb-100b"
         pf, pt = (_pair(frame, corpus, origin, HS) for frame in (fit_part, target))
@@ -204,12 +256,34 @@ def extrapolation_rows(bootstrap: int) -> list[Row]:
         out.append(row(L2L, f"HellaSwag test-to-test |rel err| {corpus}", None, e,
                        note=f"from {origin}; {k}/{len(truth)} inside the 95% new-run interval; "
                             f"Chinchilla on the test loss: {errs['hs_base'][-1]:.2%}"))
+    worst_true = float(np.max(errs["mmlu_true"]))
+    k, n = tot["mmlu_true"]
+    out.append(row(L2L, f"MMLU-Humanities train-to-test given the true training loss (the paper's pairing), "
+                        f"worst corpus, {ratio:.0f}x beyond; target <= 2.8%", 0.028, worst_true,
+                   inside=worst_true <= 0.028,
+                   note=f"mean over corpora {np.mean(errs['mmlu_true']):.2%}; {k}/{n} inside the 95% "
+                        "new-run interval; worst "
+                        f"{sorted(sweep['data'].unique())[int(np.argmax(errs['mmlu_true']))]}"))
+    out.append(row(L2L, "MMLU-H train-to-test, link refitted with the held-out runs in it (the form's floor)",
+                   None, float(np.max(errs["mmlu_oracle"])), contrast=True,
+                   note=f"worst corpus; mean {np.mean(errs['mmlu_oracle']):.2%} (against {worst_true:.2%} / "
+                        f"{np.mean(errs['mmlu_true']):.2%} when they are predicted): the held-out runs lie "
+                        "close to a shifted power law, so the misses above are the link's "
+                        "extrapolation, not outlying runs"))
+    cuts = np.array(errs["mmlu_cuts"])
+    out.append(row(L2L, "MMLU-H train-to-test given the true training loss, fit stopped elsewhere", None,
+                   None, contrast=True,
+                   note="worst corpus / mean: " + "; ".join(
+                       f"{top / c:.0f}x beyond {np.max(cuts[:, i]):.2%} / {np.mean(cuts[:, i]):.2%}"
+                       for i, c in enumerate(CUTS))
+                        + f"; {ratio:.0f}x beyond {worst_true:.2%} / {np.mean(errs['mmlu_true']):.2%}"))
     for key, label, pub in (("hs", "HellaSwag test-to-test", 0.012),
                             ("mmlu", "MMLU-Humanities train-to-test", 0.028)):
         worst = float(np.max(errs[key]))
         k, n = tot[key]
         kf, nf = tot[f"{key}_fixed"]
-        out.append(row(L2L, f"{label} |rel err|, worst corpus, {ratio:.0f}x beyond", pub, worst,
+        out.append(row(L2L, f"{label} |rel err|, worst corpus, {ratio:.0f}x beyond; target <= {pub:.1%}",
+                       pub, worst,
                        inside=worst <= pub,
                        note=f"mean over corpora {np.mean(errs[key]):.2%}; the published "
                             "figure is at 1e21 FLOPs on other runs"))
@@ -226,6 +300,19 @@ def extrapolation_rows(bootstrap: int) -> list[Row]:
 # -- the OLMo ladder -------------------------------------------------------------------------------
 
 
+#: the paper's 7B-4T target (its predict.py command): where the same fit's link is evaluated to
+#: compare how much a step-1 error is amplified there and at the 3B rung
+_N7B, _D7B = 6887575552, 3945065873408
+
+
+def _elasticity(fit: Any, bpb: np.ndarray) -> np.ndarray:
+    """|d ln acc / d ln bpb| of the fitted link at ``bpb``: how many percent of accuracy one
+    percent of task-loss error costs."""
+    h = 1e-4
+    up, down = (np.atleast_1d(fit.step2.predict(bpb + s)) for s in (h, -h))
+    return np.abs((up - down) / (2 * h) * bpb / np.atleast_1d(fit.step2.predict(bpb)))
+
+
 def ladder_rows(bootstrap: int) -> list[Row]:
     published = {"mmlu": 0.0067, "piqa": 0.011, "hellaswag": 0.025, "arc_challenge": 0.175}
     if not LADDER.exists():
@@ -236,7 +323,16 @@ def ladder_rows(bootstrap: int) -> list[Row]:
     small, big = ladder[(ladder["N"] < biggest) & ladder["listed"]], ladder[ladder["N"] == biggest]
     final = big.sort_values(["run", "step"]).groupby("run").tail(1)
     size = final["size"].iloc[0]
+    # the judged targets: the 3B rung laid out as the paper lays out every rung (1, 2, 5, 10xC,
+    # first seed). 3B-0.5xC (10 tokens per parameter) lies below every fitted run's D/N
+    # (20-200), a step-1 extrapolation the paper's ladder never asks for, and the rerun repeats
+    # 1xC; both are reported beside, not dropped
+    design = (final["mult"].to_numpy() >= 1) & ~final["rerun"].to_numpy()
+    runs = final["run"].to_numpy()
+    seed_pair = [np.flatnonzero((final["mult"].to_numpy() == 1) & (final["rerun"].to_numpy() == r))
+                 for r in (False, True)]
     out: list[Row] = []
+    amp: dict[str, str] = {}
     for task, pub in published.items():
         fit = fit_ladder(small, task, bootstrap=bootstrap)
         # the truth, as the paper's code reads its target: the mean of the run's last 5
@@ -244,31 +340,115 @@ def ladder_rows(bootstrap: int) -> list[Row]:
         tail = big.sort_values(["run", "step"]).groupby("run").tail(5)
         b_all, a_all = task_columns(tail, task)
         means = pd.DataFrame({"run": tail["run"].to_numpy(), "b": b_all, "a": a_all}).groupby("run").mean()
-        bpb = means.loc[final["run"], "b"].to_numpy()
-        acc = means.loc[final["run"], "a"].to_numpy()
+        bpb = means.loc[runs, "b"].to_numpy()
+        acc = means.loc[runs, "a"].to_numpy()
         chained = fit.predict(final["N"].to_numpy(float), final["D"].to_numpy(float))
-        step2 = fit.predict_step2(bpb)
-        e1 = float(np.mean(np.abs(chained["bpb"].to_numpy() - bpb) / bpb))
-        e2 = float(np.mean(np.abs(step2["acc"].to_numpy() - acc) / acc))
-        ec = np.abs(chained["acc"].to_numpy() - acc) / acc
-        inside = int(np.sum((chained["acc_lo"].to_numpy() <= acc) & (acc <= chained["acc_hi"].to_numpy())))
-        big10 = int(np.argmax(final["mult"].to_numpy() * ~final["rerun"].to_numpy()))
+        at_true = np.atleast_1d(fit.step2.predict(bpb))
+        e1 = (chained["bpb"].to_numpy() - bpb) / bpb  # signed
+        e2 = (at_true - acc) / acc
+        carried = (chained["acc"].to_numpy() - at_true) / acc  # step 1's error through the link
+        ec = e2 + carried
+        inside = (chained["acc_lo"].to_numpy() <= acc) & (acc <= chained["acc_hi"].to_numpy())
+        in1 = (chained["bpb_lo"].to_numpy() <= bpb) & (bpb <= chained["bpb_hi"].to_numpy())
+        ela = _elasticity(fit, bpb)
+        b7 = float(fit.predict(_N7B, _D7B, scatter=False)["bpb"].iloc[0])
+        ela7 = float(_elasticity(fit, np.array([b7]))[0])
+        i10 = int(np.flatnonzero(design & (final["mult"].to_numpy() == 10))[0])
+        s0, s1 = seed_pair[0][0], seed_pair[1][0]
+        seed_b, seed_a = abs(bpb[s0] / bpb[s1] - 1), abs(acc[s0] / acc[s1] - 1)
         flag = "predictable" if fit.predictable else "FLAGGED too noisy"
-        paper_mults = final["mult"].to_numpy() >= 1
-        out.append(row(OLMO, f"{task} step-1 bpb |rel err| ({size})", None, e1,
-                       note=f"mean over the {len(final)} {size} runs; 1-10xC only: "
-                            f"{float(np.mean((np.abs(chained['bpb'].to_numpy() - bpb) / bpb)[paper_mults])):.2%}"))
-        out.append(row(OLMO, f"{task} step-2 acc |rel err| ({size})", None, e2))
-        out.append(row(OLMO, f"{task} chained acc |rel err| ({size})", pub, float(np.mean(ec)),
-                       inside=float(np.mean(ec)) <= pub,
-                       note=f"{size}-10xC: {ec[big10]:.2%}; 1-10xC: {float(np.mean(ec[paper_mults])):.2%}; "
-                            f"{inside}/{len(final)} inside the joint "
-                            f"95% interval (link scatter {fit.scatter:.3g}); checkpoint variability "
-                            f"{fit.variability:.2%} -> {flag}; published: the 7B-4T model"))
+        d = design
+        amp[task] = (f"{task} {np.min(ela[d]):.2g}-{np.max(ela[d]):.2g}% at {size} vs {ela7:.2g}% at 7B "
+                     f"(step-1 bias {np.mean(e1[d]):+.2%})")
+
+        def signed(v: np.ndarray, d: np.ndarray = d) -> str:
+            return ", ".join(f"{r.removeprefix(size + '-')} {x:+.2%}" for r, x in zip(runs[d], v[d], strict=True))
+
+        out.append(row(OLMO, f"{task} step 1: bpb |rel err| ({size} 1-10xC)", None, float(np.mean(np.abs(e1[d]))),
+                       note=f"signed: {signed(e1)}; all {len(runs)} {size} runs {np.mean(np.abs(e1)):.2%}; "
+                            f"{int(in1.sum())}/{len(runs)} inside the law's 95% interval; seed noise "
+                            f"(1xC vs its rerun) {seed_b:.2%}"))
+        out.append(row(OLMO, f"{task} step 2: acc |rel err| at the true bpb ({size} 1-10xC)", None,
+                       float(np.mean(np.abs(e2[d]))),
+                       note=f"signed: {signed(e2)}; all runs {np.mean(np.abs(e2)):.2%}; link scatter "
+                            f"across ladder models {fit.scatter:.3g} (accuracy sd)"))
+        out.append(row(OLMO, f"{task} chained: acc |rel err| ({size} 1-10xC; target <= paper's 7B)", pub,
+                       float(np.mean(np.abs(ec[d]))), inside=float(np.mean(np.abs(ec[d]))) <= pub,
+                       note=f"signed: {signed(ec)} = step 1 carried {np.mean(carried[d]):+.2%} + step 2 "
+                            f"{np.mean(e2[d]):+.2%} (mean); the link turns 1% of bpb into "
+                            f"{np.min(ela[d]):.2g}-{np.max(ela[d]):.2g}% of accuracy here, {ela7:.2g}% at the "
+                            f"7B-4T point (bpb {b7:.3f} predicted); {size}-10xC alone {abs(ec[i10]):.2%}; "
+                            f"{int(inside[d].sum())}/{int(d.sum())} inside the joint 95% interval; seed noise "
+                            f"in acc {seed_a:.2%}; checkpoint variability {fit.variability:.2%} -> {flag}"))
+        out.append(row(OLMO, f"{task} chained, all {len(runs)} {size} runs (with 0.5xC and the rerun)", pub,
+                       float(np.mean(np.abs(ec))), contrast=True,
+                       note=f"{size}-0.5xC {abs(ec[~d & ~final['rerun'].to_numpy()][0]):.2%}; "
+                            f"{int(inside.sum())}/{len(runs)} inside"))
+    ratio_n = biggest / small["N"].max()
+    flops = final["N"].to_numpy(float) * final["D"].to_numpy(float)
+    top = (small.groupby("run")[["N", "D"]].max().prod(axis=1)).max()
+    out.append(row(OLMO, f"what the {size} rung can show", None, contrast=True,
+                   note=f"{size} is {ratio_n:.1f}x the largest fitted N and {flops[design].max() / top:.0f}x its "
+                        f"compute (the paper's 7B-4T: {_N7B / small['N'].max():.1f}x and "
+                        f"{_N7B * _D7B / top:.0f}x). Accuracy lost per 1% of bpb error (the link's "
+                        f"slope x bpb/acc): {'; '.join(amp.values())}. The published errors are one "
+                        "7B model each, not a mean over runs, and the 7B is not in the shared data: "
+                        "the rows test the method's protocol on a shorter, different extrapolation, "
+                        "not the paper's figure"))
     return out
 
 
-SECTIONS = {"translation": translation_rows, "test": extrapolation_rows, "ladder": ladder_rows}
+def paper_target_rows(bootstrap: int) -> list[Row]:
+    """The paper's own extrapolation: every sweep run fitted, each corpus's 1e21-FLOP model
+    predicted (20x the sweep's top budget), x its measured loss, as the authors pair them."""
+    if not (SWEEP.exists() and EXTRAP.exists()):
+        return [row(L2L, "MMLU-H train-to-test at 1e21 FLOPs (the authors' runs)", 0.028,
+                    note=f"data absent: {EXTRAP} not found (the authors' data/extrapolation.csv, "
+                         "KempnerInstitute/loss-to-loss-notebooks@457ce81)")]
+    sweep, big = pd.read_csv(SWEEP), pd.read_csv(EXTRAP)
+    ratio = float(big["iso_flop"].max() / sweep["iso_flop"].max())
+    res: dict[str, list[tuple[str, float, bool]]] = {"mmlu": [], "chained": [], "hs": []}
+    for corpus in sorted(sweep["data"].unique()):
+        d, b = sweep[sweep["data"] == corpus], big[big["data"] == corpus]
+        if b.empty:
+            continue
+        law = fit_law("chinchilla", _runs(d, "val_loss"), bootstrap=bootstrap)
+        tr = translate(law, _runs(d, MMLU_H).assign(x=d["val_loss"].to_numpy(float)), x="x",
+                       baseline=None, bootstrap=bootstrap)
+        t = float(b[MMLU_H].iloc[0])
+        y, lo, hi = tr.link.predict_interval(new_run=True, x=b["val_loss"].to_numpy(float))
+        res["mmlu"].append((corpus, (float(y[0]) - t) / t, bool(lo[0] <= t <= hi[0])))
+        pc = tr.predict(b["params"].to_numpy(float), b["tokens"].to_numpy(float), new_run=True,
+                        baseline=False).iloc[0]
+        res["chained"].append((corpus, (float(pc["y"]) - t) / t, bool(pc["lo"] <= t <= pc["hi"])))
+        origin = "fineweb-edu-100b" if corpus != "fineweb-edu-100b" else "fineweb-100b"
+        o = sweep[sweep["data"] == origin]
+        pairs = d[["tokens", HS]].merge(o[["tokens", HS]].rename(columns={HS: "x"}), on="tokens")
+        law_x = fit_law("chinchilla", _runs(o, HS), bootstrap=bootstrap)
+        law_y = fit_law("chinchilla", _runs(d, HS), bootstrap=bootstrap)
+        link = fit_loss_to_loss(pairs, "x", HS, pairing="test_to_test", E_x=law_x, E_y=law_y,
+                                bootstrap=bootstrap)
+        th = float(b[HS].iloc[0])
+        ph = link.predict(big.loc[big["data"] == origin, HS].to_numpy(float), new_run=True).iloc[0]
+        res["hs"].append((corpus, (float(ph["y"]) - th) / th, bool(ph["lo"] <= th <= ph["hi"])))
+    out: list[Row] = []
+    for key, label, pub, contrast in (
+            ("mmlu", "MMLU-H train-to-test, x = the run's training loss", 0.028, False),
+            ("chained", "MMLU-H train-to-test, x from the corpus's Chinchilla law", 0.028, True),
+            ("hs", "HellaSwag test-to-test from FineWeb-edu", 0.012, False)):
+        errs = np.array([abs(e) for _, e, _ in res[key]])
+        inside = sum(k for _, _, k in res[key])
+        worst = float(errs.max())
+        out.append(row(L2L, f"{label}, 1e21 FLOPs ({ratio:.0f}x, the authors' runs), worst corpus; "
+                            f"target <= {pub:.1%}", pub, worst, inside=None if contrast else worst <= pub,
+                       contrast=contrast,
+                       note=f"mean {errs.mean():.2%}; {inside}/{len(errs)} inside the 95% new-run interval; "
+                            + ", ".join(f"{c} {e:+.2%}" for c, e, _ in res[key])))
+    return out
+
+
+SECTIONS = {"translation": translation_rows, "test": extrapolation_rows, "1e21": paper_target_rows,
+            "ladder": ladder_rows}
 
 
 def section(bootstrap: int = 100, only: list[str] | None = None) -> list[Row]:
@@ -297,7 +477,28 @@ def main(argv: list[str] | None = None) -> int:
 
     print_table(rows)
     print(verdict(rows))
+    print(targets(rows))
     return 0
+
+
+def _pct(v: Any) -> str:
+    return f"{v:.2%}" if isinstance(v, float) and abs(v) < 1 else str(v)
+
+
+def targets(rows: list[Row]) -> str:
+    """Issue 22's targets, one line each: met or missed, ours beside the target (the published
+    figure, or the nominal coverage)."""
+    lines = ["issue 22 targets (each judged row: ours | target):"]
+    for r in rows:
+        if r.get("inside") is None or r.get("contrast"):
+            continue
+        ours = f"{r['ours']:.4f}" if "R²" in r["figure"] else _pct(r["ours"])
+        want = (str(r["published"]) if isinstance(r["published"], str)
+                else f">= {r['published']:.3f}" if "R²" in r["figure"]
+                else ">= 90% of runs (nominal 95%)" if "inside the 95%" in r["figure"]
+                else f"<= {_pct(r['published'])}")
+        lines.append(f"  {'MET   ' if r['inside'] else 'MISSED'} {r['figure']}: {ours} | {want}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

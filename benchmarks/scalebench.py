@@ -8,10 +8,10 @@
 For each task (``benchmarks/scalebench_tasks.py``) and each law instance, per group (as
 ScaleBench fits: one parameter vector per group), the law is fitted on the training rows twice:
 
-- **scalinglab**: ``sl.fit_arrays(spec.law(), inputs, y, bootstrap=0, scale="linear")``, i.e.
-  the public call a user makes with ``sl.Law.from_formula(formula, inputs, bounds=...)`` (the
-  linear scale because ScaleBench scores squared errors of the loss itself, and vocab's target
-  is negative); a law with several outputs (domain mixture) goes through
+- **scalinglab**: ``sl.fit_arrays(spec.law(), inputs, y, bootstrap=0, scale="linear",
+  estimator="mse")``, i.e. the public call a user makes with ``sl.Law.from_formula(formula,
+  inputs, bounds=...)`` (the linear scale and least squares because ScaleBench scores squared
+  errors of the loss itself, its fitter minimises them, and vocab's target is negative); a law with several outputs (domain mixture) goes through
   ``sl.fit_joint(formulas, inputs, Y, bounds=...)``, all outputs at once;
 - **reference**: ScaleBench's own protocol, written here with scipy: ``--starts`` (64) random
   starts inside the bounds (log-uniform where the lower bound is positive, else uniform),
@@ -139,7 +139,7 @@ def ours_predict(spec: sbt.LawSpec, x: dict[str, np.ndarray], y_fit: np.ndarray,
         return res.predict(**x_test), res.predict(**x), ""
     law = spec.law(0)
     res = sl.fit_arrays(law, {k: x[k] for k in law.inputs}, y_fit[:, 0], bootstrap=0, seed=seed,
-                        scale="linear")
+                        scale="linear", estimator="mse")
     pred = np.asarray(res.predict(**{k: x_test[k] for k in law.inputs}), float)[:, None]
     fitted = np.asarray(res.predict(**{k: x[k] for k in law.inputs}), float)[:, None]
     return pred, fitted, "; ".join(w for w in res.warnings if "fragile" in w)

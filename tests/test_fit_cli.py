@@ -112,3 +112,28 @@ def test_fit_from_the_store_with_a_filter(tmp_path):
     assert out["n_budgets"] == 3 and out["n_runs"] == 18
     assert 0.4 < out["approach2"]["N_opt_exponent"] < 0.65
     assert out["at_compute"][0]["approach2"]["N_opt"]["ci"] is not None
+
+
+@pytest.mark.parametrize("args", [
+    ("chinchilla", "--compute", "1e22", "--compute", "3e23", "--at", "N=1e9,D=2e10"),
+    ("isoflop", "--compute", "1e22"),
+])
+def test_save_keeps_what_the_command_showed(runs_csv, tmp_path, args):
+    """--compute/--at read the fit somewhere: the saved file is that reading (kind *_at), and
+    the loaded result renders the text the command printed, figures at those budgets included."""
+    from scalinglab import load_result
+
+    save = tmp_path / "shown.json"
+    res = invoke(args[0], str(runs_csv), *args[1:], "--bootstrap", "20", "--save", str(save))
+    assert res.exit_code == 0, res.output
+    back = load_result(save)
+    assert back.kind == f"{'loss_fit' if args[0] == 'chinchilla' else 'isoflop'}_at"
+    text = back.summary().as_text()
+    assert res.stdout.startswith(text)
+    assert "C=1e+22" in text or "1e+22" in text
+    if args[0] == "chinchilla":
+        assert "N opt at C=3e+23" in text and "loss at N=1e+09, D=2e+10" in text
+        from scalinglab.laws.resolve import resolve
+
+        assert isinstance(back, FitResult)  # whatever takes a fit takes it (plan --law, ...)
+        assert resolve(str(save), "loss_law").params == back.params

@@ -56,7 +56,7 @@ BAD_FILES: dict[str, bytes] = {
 #: extra arguments that are wrong whatever the file
 BAD_ARGS: list[list[str]] = [
     ["--invalid", "sometimes"], ["--on-conflict", "merge"], ["--map", "loss=nope"],
-    ["--map", "loss"], ["--scale", "N=abc"], ["--scale", "N=-1"], ["--scale", "zz=1e6"],
+    ["--map", "loss"], ["--units", "N=abc"], ["--units", "N=-1"], ["--units", "zz=1e6"],
     ["--tag", "$..*=x"], ["--tag", "novalue"], ["--seq-len", "0"],
 ]
 
@@ -195,7 +195,7 @@ def test_what_a_good_import_and_the_reads_print(workspace):
     assert res.exit_code == 0 and [r["run_id"] for r in json.loads(res.stdout)] == ["b"]
     res = runner.invoke(app, ["store", "info", "--store", str(workspace / "runs.duckdb"),
                               "--json"])
-    assert json.loads(res.stdout) | {"store": ""} == {"store": "", "schema_version": "2",
+    assert json.loads(res.stdout) | {"store": ""} == {"store": "", "schema_version": "3",
                                                       "runs": {"finished": 2}}
 
 

@@ -318,6 +318,7 @@ def test_a_registered_section_reaches_the_dashboards_more_results(store_path):
 
 
 def test_a_wall_time_axis_says_it_is_estimated_and_why_it_falls_back(tmp_path):
+    # curves without a clock (no wall_s): their wall time is estimated, and said so
     path = tmp_path / "wall.duckdb"
     steps = list(range(1, 11))
     with RunStore(path) as s:
@@ -328,14 +329,15 @@ def test_a_wall_time_axis_says_it_is_estimated_and_why_it_falls_back(tmp_path):
                       curve=curve)
     client = TestClient(server.create_app(path), raise_server_exceptions=False, base_url=LOCAL)
     one = client.get("/api/charts/curves", params={"run_id": "timed", "x": "wall"}).json()
-    assert one["layout"]["meta"]["x_axis"] == "wall"
-    assert "estimated from tokens × each run's mean throughput" in one["layout"]["meta"]["x_note"]
+    assert one["layout"]["meta"]["x_axis"] == "wall_estimated"
+    assert "estimated for the run from tokens × mean throughput" in one["layout"]["meta"]["x_note"]
     assert "estimated" in one["layout"]["xaxis"]["title"]["text"]
     assert one["data"][0]["x"][-1] == pytest.approx(50.0)  # 10,000 tokens at 200 tokens/s
     both = client.get("/api/charts/curves", params=[("run_id", "timed"), ("run_id", "untimed"),
                                                      ("x", "wall")]).json()
     assert both["layout"]["meta"]["x_axis"] == "tokens"
-    note = "wall asked for, drawn against tokens: run untimed has no wall_time_s recorded"
+    note = ("wall asked for, drawn against tokens: run untimed has no wall time logged along "
+            "its curve and no wall_time_s recorded")
     assert both["layout"]["meta"]["x_note"].startswith(note)
     assert note in both["layout"]["title"]["text"]
     tokens = client.get("/api/charts/curves", params={"run_id": "timed"}).json()

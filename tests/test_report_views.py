@@ -134,3 +134,30 @@ def test_a_runs_table_shows_whole_numbers_exactly_and_estimates_to_four_digits()
     row = runs_table(runs).as_html()
     for text in ("124438272", "26000000000", "1.94e+19", "3.457", "0.0003", ">1024<"):
         assert text in row, text
+
+
+def test_a_logged_clock_is_the_wall_time_axis_and_an_estimate_is_said_per_run():
+    clocked = pd.DataFrame(curve_for(1e7, 2e8, points=5)).assign(wall_s=[3.0, 6.0, 9.0, 12.0, 15.0])
+    plain = pd.DataFrame(curve_for(2e7, 1e8, points=5))
+    info = pd.DataFrame([{"run_id": "a", "N": 1e7, "D": 2e8, "C": 1.2e16, "extra": {}},
+                         {"run_id": "b", "N": 2e7, "D": 1e8, "C": 1.2e16,
+                          "extra": {"wall_time_s": 50.0}}])
+    x, axis = views.curve_x(clocked, info.iloc[0].to_dict(), "wall")
+    assert axis == "wall" and x.tolist() == [3.0, 6.0, 9.0, 12.0, 15.0]  # no wall_time_s needed
+    (only,) = views.curve_series({"a": clocked}, info, "wall", 0.5)
+    assert only.axis == "wall" and only.note == "" and only.x.tolist() == x.tolist()
+    assert views.CURVE_AXIS_LABELS["wall"] == "wall time (s) since the run started"
+    # one clocked run and one without a clock: each keeps its own, the estimate is named
+    a, b = views.curve_series({"a": clocked, "b": plain}, info, "wall", 0.5)
+    assert a.axis == b.axis == "wall_estimated"
+    assert a.x.tolist() == [3.0, 6.0, 9.0, 12.0, 15.0]
+    np.testing.assert_allclose(b.x, plain["tokens"] * 50.0 / 1e8)
+    assert a.note.startswith("wall time estimated for run b from tokens × mean throughput")
+    assert "estimated where no clock was logged" in views.CURVE_AXIS_LABELS["wall_estimated"]
+    # a clock with a gap is not a clock for the whole curve: estimated, or tokens without one
+    gappy = clocked.assign(wall_s=[3.0, np.nan, 9.0, 12.0, 15.0])
+    assert views.curve_x(gappy, info.iloc[0].to_dict(), "wall")[1] == "tokens"
+    # an eval-only point without a time is left off, the clocked curve kept
+    evals = pd.concat([clocked, pd.DataFrame({"step": [99], "tokens": [9e9], "loss": [np.nan],
+                                              "eval_loss": [3.0], "wall_s": [np.nan]})])
+    assert views.curve_x(evals, info.iloc[0].to_dict(), "wall")[1] == "wall"

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from scalinglab.sweep.display import RichProgress
+from scalinglab.sweep.display import RichProgress, stage_progress
 from scalinglab.sweep.progress import (
     RunFinished,
     RunStarted,
@@ -189,3 +189,84 @@ def test_the_live_bar_shows_the_tallys_percent_not_a_rounded_one():
             display.handle(event)
         task = display.bar.tasks[0]
         assert task.completed == 99 and "99%" in task.description
+
+
+# -- elapsed time and the ETA, on a fake clock ---------------------------------------------------
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_sweep_line_shows_elapsed_time_and_an_eta_from_the_measured_throughput():
+    out, clock = io.StringIO(), FakeClock()
+    with RichProgress(Console(file=out, width=200), live=False, clock=clock) as display:
+        display.handle(begin())
+        display.handle(started("a"))
+        clock.now += 10.0
+        display.handle(finished("a"))  # 6,000 of 36,000 FLOPs in 10 s: 30,000 left, 50 s
+        clock.now += 5.0
+        display.handle(started("b"))
+        display.handle(RunStep("b", 100, 2.0))  # 12,000 in 15 s: 24,000 left at 800/s, 30 s
+        assert display.text().endswith("· 15s elapsed · eta 30s")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "runs 0/3 done · 0 in flight · 0 failed · 0% · eta ?"  # nothing measured
+    assert lines[1] == ("a finished · runs 1/3 done · 0 in flight · 0 failed · 16% · "
+                        "10 tok/s · 10s elapsed · eta 50s")
+
+
+def test_without_the_plans_flops_the_eta_goes_by_runs_per_second():
+    t = fold([SweepStarted(4, 1, 0.0, 0.0), started("a"), RunFinished("a", False, 0.0, 100),
+              started("b"), RunFinished("b", True, 0.0, 200)])
+    # 2 runs ended in 60 s; 1 left
+    assert eta_s(t, 60.0) == pytest.approx(30.0)
+    assert line(t, 60.0).endswith("1m00s elapsed · eta 30s")
+    assert eta_s(fold([SweepStarted(4, 0, 0.0, 0.0)]), 60.0) is None
+
+
+def test_every_other_long_job_shows_its_stage_with_elapsed_time_and_an_eta():
+    out, clock = io.StringIO(), FakeClock()
+    with stage_progress(console=Console(file=out, width=200), live=True, clock=clock,
+                        labels={"bootstrap": "bootstrap fits"}) as update:
+        update("bootstrap", 0, 200)
+        clock.now += 12.0
+        update("bootstrap", 40, 200)  # 40 in 12 s: 160 left, 48 s
+        task = update.display.bar.tasks[0]
+        assert task.description == "bootstrap fits 40/200 · 12s elapsed · eta 48s"
+        assert task.completed == 20  # percent of the stage
+        update("starts", 3, 0)  # a stage of unknown size: no bar fraction, no ETA
+        clock.now += 3.0
+        update("starts", 5, 0)
+        assert task.description == "starts · 3s elapsed"
+
+
+def test_on_a_log_each_stage_is_one_line_as_it_starts():
+    out, clock = io.StringIO(), FakeClock()
+    with stage_progress(console=Console(file=out, width=200), live=False, clock=clock) as update:
+        for done in range(0, 11):
+            update("simulated studies", done, 10)
+            clock.now += 1.0
+        update("report", 1, 1)
+    assert out.getvalue().splitlines() == ["simulated studies ...", "report ..."]
+
+
+def test_one_progress_helper_draws_every_progress_display():
+    """No face draws a bar of its own: rich.progress is imported by the one display only."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "src" / "scalinglab"
+    drawers = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "rich.progress" or n.startswith("rich.progress.") for n in names):
+                drawers.append(path.relative_to(package).as_posix())
+    assert sorted(set(drawers)) == ["sweep/display.py"]

@@ -56,7 +56,17 @@ def test_finished_runs_land_in_the_store_with_their_curves(tmp_path, data):
                 "C_attention", "embedding_params"):
         assert row["extra"][key] > 0
     assert row["tags"]["sweep"] == "t" and "architecture" in row["tags"]
-    assert len(store.curve(plan.runs[1].run_id)) == 12
+    curve = store.curve(plan.runs[1].run_id)
+    assert len(curve) == 12
+    # the runner's clock along the curve: seconds since the run started, rising, and within
+    # the run's whole wall time (which adds the final held-out evaluation and the write)
+    wall = curve["wall_s"].to_numpy()
+    assert (wall > 0).all() and (np.diff(wall) > 0).all()
+    assert wall[-1] <= row["extra"]["wall_time_s"]
+    # where the sweep stands is kept in the store for a monitor that only reads it
+    state = store.sweep_progress()
+    assert (state["name"], state["planned"], state["done"], state["running"], state["failed"],
+            state["complete"], state["eta_s"]) == ("t", 2, 2, 0, 0, True, 0.0)
 
 
 def test_a_rerun_skips_what_is_done(tmp_path, data):

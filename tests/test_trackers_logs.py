@@ -70,6 +70,11 @@ def test_the_logged_curve_is_the_curve_the_trainer_recorded(trained):
     assert logged["step"].tolist() == recorded["step"].tolist()
     assert logged["tokens"].tolist() == recorded["tokens"].tolist()
     assert np.allclose(logged["loss"], recorded["loss"], atol=1e-6)
+    # the log's time field is the runner's clock, the one its curve's wall_s reads (the line is
+    # written just after the point is recorded: within a few ms, printed to 1 ms)
+    assert np.allclose(logged["wall_s"], recorded["wall_s"], atol=0.05)
+    assert (np.diff(logged["wall_s"]) > 0).all()
+    assert "wall time along the curve <- the log's time field" in out.notes
     # the default final loss is an EMA (span 10) of the logged training losses
     values = recorded["loss"].to_numpy()
     w = (1 - 2 / 11) ** np.arange(len(values) - 1, -1, -1)

@@ -59,3 +59,69 @@ def test_numeric_flags_take_human_numbers(tmp_path):
     plan = runner.invoke(app, ["plan", "--params", "1B", "--tokens", "20B", "--json"])
     assert plan.exit_code == 0, plan.output
     assert json.loads(plan.stdout)["N"] == 1e9 and json.loads(plan.stdout)["D"] == 2e10
+
+
+def test_shares_read_as_fractions_or_percentages():
+    from scalinglab.values import parse_fraction
+
+    assert parse_fraction("5%") == pytest.approx(0.05) and parse_fraction("0.05") == 0.05
+    assert parse_fraction("0.01%") == pytest.approx(1e-4) and parse_fraction(0.2) == 0.2
+    for bad in ("lots", "%", "nan", "inf%"):
+        with pytest.raises(ValueError, match=r"is not a share \(e\.g\. 0\.05 or 5%\)"):
+            parse_fraction(bad)
+
+
+#: typed number flags of the commands: a bad value is one line naming the flag, before any work
+BAD_FLAGS = [
+    (["design", "pool", "pool.csv", "--cost", "6*N*D", "--law", "chinchilla", "--budget", "150%"],
+     "--budget must be a share in (0, 1] (e.g. 0.05 or 5%), not '150%'"),
+    (["design", "replay", "pool.csv", "--cost", "6*N*D", "--budgets", "1%,x"],
+     "--budgets 'x' is not a share (e.g. 0.05 or 5%)"),
+    (["simulate", "--domain-tpp", "50,5"],
+     "--domain-tpp '50,5': give LOW,HIGH with 0 < LOW <= HIGH"),
+    (["simulate", "--spend", "1e20,-1e21"], "--spend must be positive finite numbers, not '-1e21'"),
+    (["design", "next", "--target", "1e22", "--spend", "lots"],
+     "--spend 'lots' is not a number (e.g. 1e21, 7B, 1.4T)"),
+    (["sweep", "auto", "--target", "1e22", "--spend", "1e20", "--until-ci", "tight"],
+     "--until-ci 'tight' is not a share"),
+    (["sweep", "auto", "--target", "1e22", "--spend", "1e20", "--seed-fraction", "0"],
+     "--seed-fraction must be a share in (0, 1]"),
+    (["hparams", "predict", "--params", "1B", "--tokens", "lots"], "--tokens 'lots' is not a number"),
+    (["hparams", "transfer", "--lr", "3e-4", "--from-batch", "0", "--to-batch", "2M"],
+     "--from-batch must be a positive number, not '0'"),
+    (["testtime", "budget", "--model", "a=x.csv", "--params", "a=8B", "--prompt-tokens", "1",
+      "--generated-tokens", "1", "--budget", "1e14,lots"],
+     "--budget '1e14,lots': expected comma-separated numbers (e.g. 1e21, 7B, 1.4T); 'lots' is not one"),
+    (["testtime", "budget", "--model", "a=x.csv", "--params", "a=-8B", "--prompt-tokens", "1",
+      "--generated-tokens", "1", "--budget", "1e14"], "--params a must be a positive finite number"),
+    (["testtime", "pass-at-k", "x.csv", "--k", "1,0"], "--k must be whole numbers >= 1, not '0'"),
+    (["report", "--batch-tokens", "0.5M", "--compute", "huge"], "--compute 'huge' is not a number"),
+]
+
+
+@pytest.mark.parametrize(("args", "says"), BAD_FLAGS, ids=[" ".join(a[:2]) + " " + s[:12] for a, s in BAD_FLAGS])
+def test_a_bad_number_flag_is_one_line_naming_the_flag(args, says, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert says in " ".join(res.output.replace("│", " ").split()), res.output
+    assert "Traceback" not in res.output and not list(tmp_path.iterdir())  # nothing written
+
+
+def test_number_flags_take_human_numbers_and_percentages():
+    import json
+
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    res = CliRunner().invoke(app, ["hparams", "transfer", "--lr", "3e-4", "--from-batch", "0.5M",
+                                   "--to-batch", "2M", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["from_batch"] == 5e5 and out["to_batch"] == 2e6
+    assert out["lr"] == pytest.approx(3e-4 * 2)  # square-root rule: 4x the batch, 2x the lr

@@ -30,6 +30,7 @@ docstring is joined and wrapped once, to the terminal's width; a paragraph that 
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
@@ -74,9 +75,28 @@ TagOption = typer.Option(None, "--tag", "-t", metavar="KEY=VALUE",
 MapOption = typer.Option(None, "--map", "-m", metavar="NAME=COLUMN",
                          help="Read scalinglab's NAME from the file's COLUMN, e.g. "
                          "loss=final_loss (repeatable or comma-separated).")
-ScaleOption = typer.Option(None, "--scale", metavar="NAME=FACTOR",
-                           help="Unit factor for a column of the file, e.g. N=1e6 when N is in "
-                           "millions (repeatable or comma-separated).")
+#: a file's units: one flag, --units, wherever a file is read. --scale NAME=FACTOR, its older
+#: name, is kept as a hidden alias that says it is deprecated: `fit law/custom --scale log|linear`
+#: is where residuals are taken, and one flag name must not mean two things.
+UnitsOption = typer.Option(None, "--units", metavar="NAME=FACTOR",
+                           help="A column's unit factor: multiply NAME by FACTOR, e.g. N=1e6 when "
+                           "N is in millions (repeatable or comma-separated).")
+ScaleAliasOption = typer.Option(None, "--scale", metavar="NAME=FACTOR", hidden=True,
+                                help="Deprecated name of --units.")
+ScaleOption = UnitsOption  # older name of the option object (the flag is --units)
+
+
+def parse_units(units: list[str] | None, scale: list[str] | None = None) -> dict[str, str]:
+    """``--units N=1e6`` (and the deprecated ``--scale N=1e6``, with a warning) as
+    ``{"N": "1e6"}``."""
+    from scalinglab.runs.io import parse_pairs
+
+    if scale:
+        shown = " ".join(f"--units {s}" for s in scale)
+        err_console.print(f"warning: --scale NAME=FACTOR is deprecated: write {shown} (--scale "
+                          "is where fit law/custom take residuals, log or linear)",
+                          highlight=False, soft_wrap=True, markup=False)
+    return parse_pairs([*(units or []), *(scale or [])], "--units")
 #: table (aligned text; rich on a wide terminal), or every value in full as csv, tsv or json
 FORMATS = ("table", "csv", "tsv", "json")
 FormatOption = typer.Option("table", "--format", metavar="|".join(FORMATS),
@@ -469,6 +489,141 @@ def quantity(flag: str, positive: bool = False) -> Callable[[Any], float]:
     return parse
 
 
+def _items(value: Any) -> list[Any]:
+    """A flag's value as its comma-separated items (a repeatable flag: every occurrence's)."""
+    if value is None:
+        return []
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return [p for v in values for p in (str(v).split(",") if isinstance(v, str) else [v])
+            if not isinstance(p, str) or p.strip()]
+
+
+def quantities(flag: str, positive: bool = False, at_least: int = 1,
+               finite: bool = True) -> Callable[[Any], Any]:
+    """The parser of a flag of comma-separated human numbers (``--spend 1e20,1e21``), as a
+    typed parameter (``parser=`` of a text flag, ``callback=`` of a repeatable one): a list of
+    floats, each finite (and above zero with ``positive``), or one line naming the flag.
+    ``finite=False`` leaves the range to the library, which names the flag itself (a sweep
+    plan's checks). An absent flag stays None."""
+    from scalinglab.values import EXAMPLES, parse_quantity
+
+    def parse(value: Any) -> list[float] | None:
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            return None if value is None else []
+        out = []
+        for part in _items(value):
+            try:
+                v = parse_quantity(part)
+            except ValueError:
+                shown = value if not isinstance(value, (list, tuple)) else ",".join(map(str, value))
+                raise UserError(f"{flag} {str(shown)!r}: expected comma-separated numbers "
+                                f"({EXAMPLES}); {str(part).strip()!r} is not one",
+                                kind="ParameterError") from None
+            if (finite and not math.isfinite(v)) or (positive and v <= 0):
+                raise UserError(f"{flag} must be {'positive ' if positive else ''}finite "
+                                f"numbers, not {str(part).strip()!r}", kind="ParameterError")
+            out.append(v)
+        if len(out) < at_least:
+            raise UserError(f"{flag}: give at least {at_least} number{'s' * (at_least > 1)}",
+                            kind="ParameterError")
+        return out
+
+    return parse
+
+
+def quantity_range(flag: str) -> Callable[[Any], tuple[float, float]]:
+    """The parser of a ``LOW,HIGH`` flag of human numbers with ``0 < LOW <= HIGH``."""
+    many = quantities(flag, positive=True)
+
+    def parse(value: Any) -> tuple[float, float]:
+        if isinstance(value, tuple):
+            return value  # already parsed (a default given as a pair)
+        values = many(value) or []
+        if len(values) != 2 or not 0 < values[0] <= values[1]:
+            raise UserError(f"{flag} {str(value)!r}: give LOW,HIGH with 0 < LOW <= HIGH, "
+                            "e.g. 2,2000", kind="ParameterError")
+        return values[0], values[1]
+
+    return parse
+
+
+def fraction(flag: str, *, at_most: float | None = 1.0) -> Callable[[Any], float]:
+    """The parser of a share (``--budget 5%`` or ``0.05``), above 0 and at most ``at_most``
+    (None: no upper bound), or one line naming the flag."""
+    from scalinglab.values import parse_fraction
+
+    def parse(value: Any) -> float:
+        try:
+            v = parse_fraction(value)
+        except ValueError as exc:
+            raise UserError(f"{flag} {exc}", kind="ParameterError") from None
+        if not (0 < v and (at_most is None or v <= at_most)):
+            where = "above 0" if at_most is None else f"in (0, {at_most:g}]"
+            raise UserError(f"{flag} must be a share {where} (e.g. 0.05 or 5%), not "
+                            f"{str(value)!r}", kind="ParameterError")
+        return v
+
+    return parse
+
+
+def fractions(flag: str) -> Callable[[Any], list[float]]:
+    """The parser of comma-separated shares (``--budgets 1%,5%,10%``), each in (0, 1]."""
+    one = fraction(flag)
+
+    def parse(value: Any) -> list[float]:
+        out = [one(p) for p in _items(value)]
+        if not out:
+            raise UserError(f"{flag}: give at least one share", kind="ParameterError")
+        return out
+
+    return parse
+
+
+def whole_numbers(flag: str, minimum: int = 1) -> Callable[[Any], list[int] | None]:
+    """The parser of comma-separated (and repeatable) whole numbers ``>= minimum``
+    (``--k 1,10,100``; ``1k`` is 1000), or one line naming the flag; absent: None."""
+    from scalinglab.values import parse_quantity
+
+    def parse(value: Any) -> list[int] | None:
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            return None
+        out = []
+        for part in _items(value):
+            try:
+                v = parse_quantity(part)
+            except ValueError:
+                raise UserError(f"{flag} {str(part).strip()!r} is not a whole number",
+                                kind="ParameterError") from None
+            if not math.isfinite(v) or v < minimum or v % 1:
+                raise UserError(f"{flag} must be whole numbers >= {minimum}, not "
+                                f"{str(part).strip()!r}", kind="ParameterError")
+            out.append(int(v))
+        return out
+
+    return parse
+
+
+def quantity_pairs(flag: str, positive: bool = False) -> Callable[[Any], dict[str, float]]:
+    """The parser of ``KEY=NUMBER`` pairs (``--params 8B=8e9,70B=70B``; repeatable,
+    comma-separated): ``{key: float}``, or one line naming the flag and the pair."""
+    from scalinglab.values import parse_quantities
+
+    def parse(value: Any) -> dict[str, float]:
+        if isinstance(value, dict):
+            return value
+        try:
+            out = parse_quantities(value, flag)
+        except ParameterError as exc:
+            raise UserError(str(exc), kind="ParameterError") from None
+        bad = [k for k, v in out.items() if not math.isfinite(v) or (positive and v <= 0)]
+        if bad:
+            raise UserError(f"{flag} {bad[0]} must be a {'positive ' if positive else ''}finite "
+                            f"number, not {out[bad[0]]:g}", kind="ParameterError")
+        return out
+
+    return parse
+
+
 def parse_map(items: Iterable[str] | None) -> dict[str, str]:
     """``--map loss=final_loss,N=params`` -> ``{"loss": "final_loss", "N": "params"}``."""
     from scalinglab.values import parse_pairs
@@ -559,8 +714,12 @@ def save_results(save: Path | None, results: Any) -> None:
     """``--save``: a result (or ``{model: result}``) with its bootstrap draws, as JSON."""
     if save is None:
         return
-    data = (_per_model(results, lambda r: r.to_dict(include_draws=True))
-            if isinstance(results, Mapping) else results.to_dict(include_draws=True))
+    from scalinglab.serialize import keep_infinities
+
+    def saved(r: Any) -> Any:  # infinities kept, so the file loads back as it was
+        return keep_infinities(r.to_dict(include_draws=True))
+
+    data = _per_model(results, saved) if isinstance(results, Mapping) else saved(results)
     write_file(save, to_json(data) + "\n", "--save")
 
 
@@ -628,33 +787,12 @@ def _fits(table: Any) -> bool:
 
 @contextmanager
 def progress_display(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
-    """``update(stage, done, total)`` for long work, on stderr (stdout stays for results).
+    """``update(stage, done, total)`` for long work, on stderr (stdout stays for results): the
+    one progress display (:func:`scalinglab.sweep.display.stage_progress`), with elapsed time
+    and an ETA per stage; one line per stage when not on a terminal."""
+    from scalinglab.sweep.display import stage_progress
 
-    On a terminal: a transient line with a spinner, the stage and a bar when ``total`` is known.
-    Otherwise (a log, CI): one line per stage as it starts, so a slow step is never silent.
-    """
-    if not enabled:
-        yield lambda stage, done, total: None
-        return
-    if not err_console.is_terminal:
-        seen: list[str] = []
-
-        def line(stage: str, done: int, total: int) -> None:
-            if not seen or seen[-1] != stage:
-                seen.append(stage)
-                err_console.print(f"{escape(stage)} ...", highlight=False, soft_wrap=True)
-
-        yield line
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), console=err_console, transient=True) as bar:
-        task = bar.add_task("starting", total=None)
-
-        def update(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=escape(stage), completed=done, total=total or None)
-
+    with stage_progress(enabled, console=err_console) as update:
         yield update
 
 

@@ -31,7 +31,9 @@ REGISTRY: dict[str, type[Result]] = {}
 #: not registered yet (a new result kind adds a line; the contract test checks the table)
 KIND_MODULES: dict[str, str] = {
     "loss_fit": "scalinglab.fit.result",
+    "loss_fit_at": "scalinglab.fit.result",
     "isoflop": "scalinglab.fit.isoflop",
+    "isoflop_at": "scalinglab.fit.isoflop",
     "rolling_forward": "scalinglab.fit.validate",
     "law_selection": "scalinglab.fit.validate",
     "hparam_fit": "scalinglab.hparams.fit",
@@ -84,25 +86,50 @@ class Result:
         REGISTRY[kind] = cls
 
     def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
-        """``(names, draws)``: the bootstrap draws of the parameters, shape (K, len(names)), for
+        """``(names, draws)``: the bootstrap draws of the result's quantities (its parameters,
+        or what it estimates where it has none: pass@k at each k), shape (K, len(names)), for
         :meth:`conf_int`; None where the result keeps none."""
         return None
 
-    def conf_int(self, level: float | None = None) -> dict[str, tuple[float, float]]:
-        """Each parameter's percentile interval at ``level`` (default: the result's own), from
-        the bootstrap draws: the level is chosen when asked, not when fitted."""
+    def _interval_parts(self) -> dict[str, Result]:
+        """The results this one is made of whose intervals are its own (a loss-to-loss fit's
+        fits by group, a ladder's two steps), by the prefix their names take in
+        :meth:`conf_int` (``"step1.E"``; an empty prefix: the part's own names)."""
+        return {}
+
+    def conf_int(self, level: float | None = None, *,
+                 alpha: float | None = None) -> dict[str, tuple[float, float]]:
+        """Each quantity's percentile interval at ``level`` (default: the result's own; or
+        ``alpha`` as statsmodels' ``conf_int(alpha)``: ``level = 1 - alpha``), from the
+        bootstrap draws the result keeps: the level is chosen when asked, not when fitted.
+
+        Parameters of the parts a result is made of are named ``part.name``. A result that keeps
+        no draws raises :class:`ParameterError` saying so."""
         from scalinglab.stats import percentile_interval
 
+        if alpha is not None:
+            if level is not None:
+                raise ParameterError("give level or alpha, not both", "alpha")
+            level = 1.0 - float(alpha)
         level = self.level if level is None else float(level)
         if not 0.0 < level < 1.0:
             raise ParameterError(f"level must be between 0 and 1, not {level}", "level")
+        out: dict[str, tuple[float, float]] = {}
         table = self._param_draws()
-        if table is None or table[1] is None or len(table[1]) == 0:
+        if table is not None and table[1] is not None and len(table[1]):
+            names, draws = table
+            lo, hi = percentile_interval(draws, level)
+            out.update((n, (float(lo[i]), float(hi[i]))) for i, n in enumerate(names))
+        for prefix, part in self._interval_parts().items():
+            try:
+                inner = part.conf_int(level)
+            except ParameterError:  # a part without draws adds nothing
+                continue
+            out.update((f"{prefix}.{n}" if prefix else n, v) for n, v in inner.items())
+        if not out:
             raise ParameterError(f"this {type(self).__name__} has no bootstrap draws to give "
                                  "intervals (fit with bootstrap > 0)", "level")
-        names, draws = table
-        lo, hi = percentile_interval(draws, level)
-        return {n: (float(lo[i]), float(hi[i])) for i, n in enumerate(names)}
+        return out
 
     @property
     def heldout_ids(self) -> tuple[str, ...]:
@@ -134,9 +161,25 @@ class Result:
     def save(self, path: str | Path) -> Path:
         """Write ``to_dict(include_draws=True)`` as JSON (read back with :func:`load_result`)."""
         from scalinglab.safefile import write_output
-        from scalinglab.serialize import to_json
+        from scalinglab.serialize import keep_infinities, to_json
 
-        return write_output(path, to_json(self.to_dict(include_draws=True)) + "\n")
+        return write_output(path, to_json(keep_infinities(self.to_dict(include_draws=True))) + "\n")
+
+
+def stack_draws(tables: list[tuple[list[str], Any]]) -> tuple[tuple[str, ...], Any] | None:
+    """Several ``(names, draws)`` tables side by side, for :meth:`Result._param_draws` of a
+    result with several sets of draws; a table with fewer rows (resamples that failed and were
+    dropped) is padded with NaN, which the percentile intervals ignore. None for no table."""
+    import numpy as np
+
+    tables = [(list(n), np.atleast_2d(np.asarray(d, dtype=float))) for n, d in tables
+              if d is not None and len(d)]
+    if not tables:
+        return None
+    k = max(len(d) for _, d in tables)
+    names = tuple(n for ns, _ in tables for n in ns)
+    cols = [np.vstack([d, np.full((k - len(d), d.shape[1]), np.nan)]) for _, d in tables]
+    return names, np.hstack(cols)
 
 
 def registered_kinds() -> dict[str, type[Result]]:
@@ -184,7 +227,9 @@ def result_from_dict(data: Any) -> Result:
     cls = _kind(kind) if isinstance(kind, str) else None
     if cls is None:
         raise InputError(f"not a scalinglab result (kind {kind!r})")
-    return cls.from_dict(data)  # type: ignore[attr-defined]
+    from scalinglab.serialize import restore_infinities
+
+    return cls.from_dict(restore_infinities(dict(data)))  # type: ignore[attr-defined]
 
 
 def _read_json(path: Path) -> Any:
@@ -204,8 +249,10 @@ def _from_dict(data: Any, path: Path) -> Result:
         raise InputError(f"not a saved scalinglab result (kind {kind!r}; known: {known})",
                          source=str(path))
     check_saved(data, str(path))  # the shared fields, before any arithmetic
+    from scalinglab.serialize import restore_infinities
+
     try:
-        return cls.from_dict(data)  # type: ignore[attr-defined]
+        return cls.from_dict(restore_infinities(data))  # type: ignore[attr-defined]
     except KeyError as exc:
         raise InputError(f"a saved {kind} result without the field {exc}",
                          source=str(path)) from None
@@ -230,7 +277,7 @@ def load_saved(path: str | Path, expect: type | tuple[type, ...], what: str) -> 
 
 
 __all__ = ["KIND_MODULES", "REGISTRY", "Result", "load_result", "load_results", "load_saved",
-           "registered_kinds", "result_from_dict", "saved_kind", "short_repr"]
+           "registered_kinds", "result_from_dict", "saved_kind", "short_repr", "stack_draws"]
 
 
 def short_repr(obj: Any) -> str:

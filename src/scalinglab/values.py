@@ -1,7 +1,7 @@
 """Values as people type them on a command line or in a request: one parser each.
 
 :func:`parse_quantity` reads a human number (``7B``, ``1e21``, ``3.4e19``, ``1.4T``, ``2,048``,
-``1_000``, ``125M``): the scalar form of the run import's cell grammar
+``1_000``, ``125M``) and :func:`parse_fraction` a share (``5%``, ``0.05``): the scalar form of the run import's cell grammar
 (:mod:`scalinglab.runs.cells`, checked to agree in ``tests/test_values.py``), in plain Python so
 the command line parses a flag without loading pandas or Arrow. :func:`parse_pairs` reads
 ``KEY=VALUE`` lists (repeatable, comma-separated). Errors are :class:`ValueError` /
@@ -44,6 +44,20 @@ def parse_quantity(text: str | float | int) -> float:
     if not _NUMBER.fullmatch(s):
         raise ValueError(f"{str(text)!r} is not a number ({EXAMPLES})")
     return float(s) * factor
+
+
+def parse_fraction(text: str | float | int) -> float:
+    """``"5%"`` -> 0.05, ``"0.05"`` -> 0.05: a share, as a fraction or a percentage;
+    ``ValueError`` for anything that is not a finite number."""
+    s = str(text).strip()
+    percent = s.endswith("%")
+    try:
+        value = parse_quantity(s[:-1] if percent else text)
+    except ValueError:
+        raise ValueError(f"{str(text)!r} is not a share (e.g. 0.05 or 5%)") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{str(text)!r} is not a share (e.g. 0.05 or 5%)")
+    return value / 100.0 if percent else value
 
 
 def parse_pairs(items: Iterable[str] | str | None, what: str = "value") -> dict[str, str]:
@@ -103,5 +117,5 @@ def parse_number_list(items: Iterable[str] | str | None, what: str = "value", *,
     return out
 
 
-__all__ = ["EXAMPLES", "SUFFIXES", "parse_number_list", "parse_pairs", "parse_quantities",
-           "parse_quantity"]
+__all__ = ["EXAMPLES", "SUFFIXES", "parse_fraction", "parse_number_list", "parse_pairs",
+           "parse_quantities", "parse_quantity"]

@@ -423,16 +423,3 @@ def _finish(config: AutoConfig, store: RunStore, plans: list[SweepPlan], result:
     except (ScalingLabError, ValueError, np.linalg.LinAlgError) as exc:
         result.remedy = None
         fit.notes.append(f"no design for the unidentified parameters: {exc}")
-
-
-def parse_fraction(text: str, name: str = "until_ci") -> float:
-    """``2%`` or ``0.02`` -> 0.02."""
-    t = str(text).strip()
-    try:
-        value = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
-    except ValueError:
-        raise ParameterError(f"{name} {text!r}: give a fraction like 0.02 or a percentage like 2%",
-                             name) from None
-    if not value > 0:
-        raise ParameterError(f"{name} must be positive, not {text!r}", name)
-    return value

@@ -16,16 +16,22 @@ from scalinglab.clikit import (
     JsonOption,
     MapOption,
     TagOption,
+    UnitsOption,
     UserError,
     command_inputs,
     console,
     emit_json,
     err_console,
+    fraction,
+    fractions,
     new_app,
     parse_map,
     parse_tags,
+    parse_units,
     print_summary,
+    quantities,
     quantity,
+    quantity_range,
     to_json,
     write_file,
 )
@@ -37,24 +43,6 @@ if TYPE_CHECKING:
 
 design_app = new_app(help="Choose the runs that teach the most about a target budget.",
                      no_args_is_help=True)
-
-
-def _number(text: str, option: str) -> float:
-    return quantity(option)(text)
-
-
-def _numbers(text: str, option: str) -> list[float]:
-    values = [_number(x, option) for x in str(text).split(",") if x.strip()]
-    if not values:
-        raise UserError(f"{option}: give at least one number")
-    return values
-
-
-def _range(text: str, option: str) -> tuple[float, float]:
-    values = _numbers(text, option)
-    if len(values) != 2 or not 0 < values[0] <= values[1]:
-        raise UserError(f"{option} {text!r}: give LOW,HIGH with 0 < LOW <= HIGH, e.g. 2,2000")
-    return values[0], values[1]
 
 
 # -- simulate ----------------------------------------------------------------------------------
@@ -70,9 +58,11 @@ def simulate_cmd(
                                       "sigma from seed to seed (replicates differ by this)."),
     designs: str = typer.Option("isoflop,grid,adaptive", "--designs",
                                 help="Designs to compare: isoflop, grid, adaptive."),
-    spend: str = typer.Option("1e21", "--spend", help="Total FLOPs of a study (6ND summed), "
+    spend: Any = typer.Option("1e21", "--spend", parser=quantities("--spend", positive=True),
+                              help="Total FLOPs of a study (6ND summed), "
                               "comma-separated for several (the figure plots width vs spend)."),
-    target: str = typer.Option("1e24", "--target", help="Budget (FLOPs) to predict."),
+    target: float = typer.Option("1e24", "--target", parser=quantity("--target", positive=True),
+                                 help="Budget (FLOPs) to predict."),
     repeats: int = typer.Option(50, "--repeats", "-r", min=1, help="Studies per design and spend."),
     seed: int = typer.Option(0, "--seed", help="Seed of the simulated noise (deterministic)."),
     bootstrap: int = typer.Option(200, "--bootstrap", "-b", min=2, help="Bootstrap resamples of each fit."),
@@ -92,10 +82,12 @@ def simulate_cmd(
                                   "ensemble) or fisher (linearised)."),
     aim: str = typer.Option("loss,N_opt", "--aim", help="adaptive: figures at the target to "
                             "narrow (loss, N_opt, or law parameters)."),
-    domain: str = typer.Option("1,1000", "--domain-tpp", help="adaptive: tokens per parameter "
+    domain: Any = typer.Option("1,1000", "--domain-tpp", parser=quantity_range("--domain-tpp"),
+                               help="adaptive: tokens per parameter "
                                "its runs may have, LOW,HIGH."),
-    smallest: float = typer.Option(1e-4, "--smallest", help="adaptive: smallest run, as a "
-                                   "fraction of the spend."),
+    smallest: float = typer.Option(1e-4, "--smallest", parser=fraction("--smallest"),
+                                   help="adaptive: smallest run, as a share of the spend "
+                                   "(e.g. 1e-4 or 0.01%)."),
     workers: int = typer.Option(None, "--workers", "-j", min=1, help="Processes running studies "
                                 "(default: one per core)."),
     figure: Path = typer.Option(None, "--figure", help="Write the width-vs-spend figure (PNG/SVG)."),
@@ -127,7 +119,7 @@ def simulate_cmd(
         raise UserError(f"--grid {grid!r}: write SIZESxTOKENS, e.g. 6x6") from None
     if criterion not in ("draws", "fisher"):
         raise UserError(f"--criterion must be draws or fisher, not {criterion!r}")
-    tpp = _range(domain, "--domain-tpp")
+    tpp = domain
     made: dict[str, Any] = {
         "isoflop": lambda: FixedDesign("isoflop", IsoflopLayout(
             budgets, sizes, ratio, span, tokens_per_param, replicates)),
@@ -142,28 +134,21 @@ def simulate_cmd(
         import os
 
         workers = os.cpu_count() or 1
-    spends = _numbers(spend, "--spend")
+    spends = spend
     total = len(design_objs) * len(spends) * repeats
     if json_:
-        result = simulate(truth, design_objs, spends, _number(target, "--target"),
+        result = simulate(truth, design_objs, spends, target,
                           repeats=repeats, seed=seed, noise=Noise(noise, seed_spread), law=law,
                           bootstrap=bootstrap, starts=starts, workers=workers)
     else:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+        from scalinglab.sweep.display import stage_progress
 
-        with Progress(TextColumn("simulated studies"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err_console, transient=True) as bar:
-            task = bar.add_task("", total=total)
-            result = simulate(truth, design_objs, spends, _number(target, "--target"),
+        with stage_progress(console=err_console) as update:
+            update("simulated studies", 0, total)
+            result = simulate(truth, design_objs, spends, target,
                               repeats=repeats, seed=seed, noise=Noise(noise, seed_spread), law=law,
                               bootstrap=bootstrap, starts=starts, workers=workers,
-                              progress=lambda done, _n: bar.update(task, completed=done))
+                              progress=lambda done, n: update("simulated studies", done, n))
     if save is not None:
         write_file(save, to_json(result.to_dict(include_studies=True)) + "\n", "--save")
     if figure is not None:
@@ -226,12 +211,14 @@ _BATCH = typer.Option(None, "--batch-tokens", help="Tokens per step (default: th
 _LR = typer.Option(None, "--lr", help="Peak learning rate (default: the plan's, else 3e-3).")
 _HP = typer.Option(None, "--hparams", help="lr and batch per run from a law: steplaw, deepseek or "
                    "a `hparams fit --save` file (default: the plan's fixed lr and batch).")
-_TPP = typer.Option("2,2000", "--tokens-per-param", help="Tokens per parameter the new runs may "
-                    "have, LOW,HIGH.")
-_MAXTOK = typer.Option(None, "--max-tokens", help="Most tokens a new run may train on (bounds "
-                      "wall time: tiny models run at about the same tokens/s as larger ones).")
-_MAXN = typer.Option(None, "--max-params", help="Largest model a new run may have (keep the "
-                     "design where the sweep's lr and batch are trusted).")
+_TPP = typer.Option("2,2000", "--tokens-per-param", parser=quantity_range("--tokens-per-param"),
+                    help="Tokens per parameter the new runs may have, LOW,HIGH.")
+_MAXTOK = typer.Option(None, "--max-tokens", parser=quantity("--max-tokens", positive=True),
+                       help="Most tokens a new run may train on (bounds wall time: tiny models "
+                       "run at about the same tokens/s as larger ones).")
+_MAXN = typer.Option(None, "--max-params", parser=quantity("--max-params", positive=True),
+                     help="Largest model a new run may have (keep the design where the "
+                     "sweep's lr and batch are trusted).")
 _CRIT = typer.Option("draws", "--criterion", help="draws (the bootstrap ensemble) or fisher.")
 _AIM = typer.Option("loss,N_opt", "--aim", help="Figures at the target to narrow: loss, N_opt, or "
                     "law parameters (E, A, ...).")
@@ -243,8 +230,10 @@ _LAW = typer.Option("chinchilla", "--law", help="Loss law of the study.")
 
 @design_app.command("next")
 def design_next(
-    target: str = typer.Option(..., "--target", help="Budget (FLOPs) whose prediction matters."),
-    spend: str = typer.Option(..., "--spend", help="FLOPs (6ND) the next runs may use in all."),
+    target: float = typer.Option(..., "--target", parser=quantity("--target", positive=True),
+                                 help="Budget (FLOPs) whose prediction matters."),
+    spend: float = typer.Option(..., "--spend", parser=quantity("--spend", positive=True),
+                                help="FLOPs (6ND) the next runs may use in all."),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store of the study."),
     k: int = typer.Option(4, "--k", min=1, help="How many runs to propose."),
     out: Path = typer.Option(Path("next.toml"), "--out", "-o", help="Plan file to write."),
@@ -252,9 +241,11 @@ def design_next(
     tag: list[str] = TagOption,
     law: str = _LAW, plan: Path = _PLAN, data: str = _DATA, seq_len: int = _SEQ,
     batch_tokens: int = _BATCH, lr: float = _LR, hparams: str = _HP,
-    tokens_per_param: str = _TPP, max_tokens: str = _MAXTOK, max_params: str = _MAXN,
-    smallest: str = typer.Option(None, "--smallest", help="Smallest run to consider, FLOPs "
-                                 "(default: a quarter of the store's smallest)."),
+    tokens_per_param: Any = _TPP, max_tokens: float | None = _MAXTOK,
+    max_params: float | None = _MAXN,
+    smallest: float | None = typer.Option(None, "--smallest", parser=quantity("--smallest", positive=True),
+                                          help="Smallest run to consider, FLOPs "
+                                          "(default: a quarter of the store's smallest)."),
     bootstrap: int = typer.Option(200, "--bootstrap", "-b", min=20, help="Bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     criterion: str = _CRIT, aim: str = _AIM,
@@ -285,8 +276,8 @@ def design_next(
     from scalinglab.design.targets import check_budget
 
     spec = get_law(law)
-    c_target = check_budget(_number(target, "--target"), "target")
-    c_spend = check_budget(_number(spend, "--spend"), "spend")
+    c_target = check_budget(target, "target")
+    c_spend = check_budget(spend, "spend")
     tags = parse_tags(tag)
     if not store.exists():
         raise UserError(f"--store {store}: no run store here (run a sweep or import runs first)")
@@ -299,11 +290,10 @@ def design_next(
     fit = fit_law(spec, chosen.frame, bootstrap=bootstrap, seed=seed, source=str(store))
     fit.notes[:0] = chosen.notes
     defaults, dspec = _sweep_defaults(plan, data, seq_len, batch_tokens, lr)
-    low = _number(smallest, "--smallest") if smallest else float(finished["C"].min()) / 4.0
-    space = SweepSpace((min(low, c_spend), c_spend), _range(tokens_per_param, "--tokens-per-param"),
+    low = smallest if smallest else float(finished["C"].min()) / 4.0
+    space = SweepSpace((min(low, c_spend), c_spend), tokens_per_param,
                        defaults, dspec, _hparams(hparams), name=name,
-                       max_tokens=_number(max_tokens, "--max-tokens") if max_tokens else None,
-                       max_params=_number(max_params, "--max-params") if max_params else None)
+                       max_tokens=max_tokens, max_params=max_params)
     cands = space.candidates()
     proposal = propose(fit, (every["N"].to_numpy(float), every["D"].to_numpy(float)), c_target,
                        c_spend, (cands.N, cands.D), k=k, aim=dict(aim_from(aim)),
@@ -365,12 +355,20 @@ def _pool_law(law: str | None, formula: str | None, inputs: str | None,
     return Law.from_formula(formula, inputs, name="custom", bounds=parse_bounds(bounds))
 
 
-def _read(path: Path, option: str) -> Any:
-    from scalinglab.runs.io import read_table
+def _read(path: Path, option: str, units: list[str] | None = None,
+          columns: dict[str, str] | None = None) -> Any:
+    """A table of experiments; ``units`` (``--units N=1e6``) multiply columns in other units,
+    named by the file's column or by the name ``--map`` reads from it."""
+    from scalinglab.runs.io import read_table, scale_columns
 
     if not path.exists():
         raise UserError(f"{option} {path}: no such file")
-    return read_table(path)
+    given = parse_units(units)
+    table = read_table(path)
+    if not given:
+        return table
+    return scale_columns(table, {(columns or {}).get(k, k): v for k, v in given.items()},
+                         str(path))
 
 
 @design_app.command("pool")
@@ -378,8 +376,9 @@ def design_pool_cmd(
     candidates: Path = typer.Argument(..., help="Table of runnable experiments (CSV, Parquet, "
                                       "JSONL): the law's inputs, one run a row."),
     cost: str = _POOL_COST,
-    budget: float = typer.Option(..., "--budget", help="Share of the pool's total cost the study "
-                                 "may spend in all, observed runs included (e.g. 0.05)."),
+    budget: float = typer.Option(..., "--budget", parser=fraction("--budget"),
+                                 help="Share of the pool's total cost the study "
+                                 "may spend in all, observed runs included (e.g. 0.05 or 5%)."),
     target: str = _POOL_TARGET,
     law: str = _POOL_LAW, formula: str = _POOL_FORMULA, inputs: str = _POOL_INPUTS,
     bounds: list[str] = _POOL_BOUNDS,
@@ -388,6 +387,7 @@ def design_pool_cmd(
                                   "in, appended to each round)."),
     outcome: str = typer.Option("loss", "--outcome", help="Outcome column of --observed."),
     map_: list[str] = MapOption,
+    units: list[str] = UnitsOption,
     k: int = typer.Option(8, "--k", min=1, help="Most runs to propose this round."),
     criterion: str = _POOL_CRIT, cost_power: float = _POOL_POWER,
     discrepancy: bool = _POOL_DISC,
@@ -417,8 +417,8 @@ def design_pool_cmd(
     inputs_paths = {candidates.resolve()} | ({observed.resolve()} if observed else set())
     if out.resolve() in inputs_paths:
         raise UserError(f"--out {out} is an input; write the proposal to another file")
-    pool = _read(candidates, "CANDIDATES")
-    seen = _read(observed, "--observed") if observed is not None else None
+    pool = _read(candidates, "CANDIDATES", units, parse_map(map_))
+    seen = _read(observed, "--observed", units, parse_map(map_)) if observed is not None else None
     proposal = design_pool(pool, spec, cost=cost, target=target, budget=budget, observed=seen,
                            outcome=outcome, columns=parse_map(map_), k=k,
                            criterion=criterion,  # type: ignore[arg-type]
@@ -447,12 +447,14 @@ def design_replay_cmd(
                                  "JSONL): revealed only once the design picks a run."),
     cost: str = _POOL_COST,
     target: str = _POOL_TARGET,
-    budgets: str = typer.Option("0.01,0.05,0.1", "--budgets", help="Budget shares, in turn."),
+    budgets: Any = typer.Option("0.01,0.05,0.1", "--budgets", parser=fractions("--budgets"),
+                                help="Budget shares, in turn (e.g. 1%,5%,10%)."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Replays per selection."),
     law: str = _POOL_LAW, formula: str = _POOL_FORMULA, inputs: str = _POOL_INPUTS,
     bounds: list[str] = _POOL_BOUNDS,
     outcome: str = typer.Option("loss", "--outcome", help="Outcome column."),
     map_: list[str] = MapOption,
+    units: list[str] = UnitsOption,
     k: int = typer.Option(8, "--k", min=1, help="Most runs per round."),
     criterion: str = _POOL_CRIT, cost_power: float = _POOL_POWER,
     discrepancy: bool = _POOL_DISC,
@@ -468,8 +470,8 @@ def design_replay_cmd(
     spec = _pool_law(law, formula, inputs, bounds)
     if criterion not in ("draws", "fisher"):
         raise UserError(f"--criterion must be draws or fisher, not {criterion!r}")
-    result = replay_study(_read(table, "TABLE"), spec, cost=cost, target=target,
-                          budgets=_numbers(budgets, "--budgets"), seeds=range(seeds),
+    result = replay_study(_read(table, "TABLE", units, parse_map(map_)), spec, cost=cost, target=target,
+                          budgets=budgets, seeds=range(seeds),
                           outcome=outcome, columns=parse_map(map_), k=k,
                           criterion=criterion,  # type: ignore[arg-type]
                           cost_power=cost_power, discrepancy=discrepancy, source=str(table))
@@ -483,9 +485,12 @@ def design_replay_cmd(
 
 
 def sweep_auto(
-    target: str = typer.Option(..., "--target", help="Budget (FLOPs) whose prediction matters."),
-    spend: str = typer.Option(..., "--spend", help="FLOPs (6ND) the whole study may use."),
-    until_ci: str = typer.Option(None, "--until-ci", help="Stop once L(target)'s 95% interval is "
+    target: float = typer.Option(..., "--target", parser=quantity("--target", positive=True),
+                                 help="Budget (FLOPs) whose prediction matters."),
+    spend: float = typer.Option(..., "--spend", parser=quantity("--spend", positive=True),
+                                help="FLOPs (6ND) the whole study may use."),
+    until_ci: float | None = typer.Option(None, "--until-ci", parser=fraction("--until-ci", at_most=None),
+                                          help="Stop once L(target)'s 95% interval is "
                                  "narrower than this share of it (e.g. 2%) and every parameter "
                                  "is identified."),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="DuckDB run store."),
@@ -493,17 +498,19 @@ def sweep_auto(
                              "state (rerun with the same folder to resume)."),
     k: int = typer.Option(4, "--k", min=1, help="Runs per round."),
     max_runs: int = typer.Option(40, "--max-runs", min=2, help="Most runs in all, seed included."),
-    seed_fraction: float = typer.Option(0.05, "--seed-fraction", help="Share of the spend the "
+    seed_fraction: float = typer.Option(0.05, "--seed-fraction", parser=fraction("--seed-fraction"),
+                                        help="Share of the spend the "
                                         "seed design gets."),
     seed_tpp: float = typer.Option(20.0, "--seed-tokens-per-param", help="Centre of the seed's "
                                    "sizes (tokens per parameter)."),
-    smallest: float = typer.Option(1e-3, "--smallest", help="Smallest run, as a share of the spend."),
+    smallest: float = typer.Option(1e-3, "--smallest", parser=fraction("--smallest"),
+                                   help="Smallest run, as a share of the spend (e.g. 0.1%)."),
     seed_plan: Path = typer.Option(None, "--seed-plan", help="Start from this sweep plan (e.g. "
                                    "one already run) instead of the built-in seed design."),
     law: str = _LAW, plan: Path = _PLAN, data: str = _DATA, seq_len: int = _SEQ,
     batch_tokens: int = _BATCH, lr: float = _LR, hparams: str = _HP,
-    tokens_per_param: str = _TPP, max_tokens: str = _MAXTOK, max_params: str = _MAXN,
-    criterion: str = _CRIT, aim: str = _AIM,
+    tokens_per_param: Any = _TPP, max_tokens: float | None = _MAXTOK,
+    max_params: float | None = _MAXN, criterion: str = _CRIT, aim: str = _AIM,
     bootstrap: int = typer.Option(200, "--bootstrap", "-b", min=20, help="Bootstrap resamples of "
                                   "every fit of the study."),
     name: str = typer.Option("auto", "--name", help="Sweep name (tag 'sweep') of the runs."),
@@ -520,7 +527,7 @@ def sweep_auto(
 
         scalinglab sweep auto --target 1e22 --spend 1e20 --until-ci 2% --device cuda --out study
     """
-    from scalinglab.design.auto import AutoConfig, parse_fraction, run_auto
+    from scalinglab.design.auto import AutoConfig, run_auto
     from scalinglab.design.layouts import IsoflopLayout
     from scalinglab.design.loop import SEED_LAYOUT, AdaptiveSettings, aim_from
     from scalinglab.runs.store import RunStore
@@ -537,21 +544,23 @@ def sweep_auto(
         k=k, max_runs=max_runs, seed=seed_layout, seed_fraction=seed_fraction,
         aim=aim_from(aim), criterion=criterion,  # type: ignore[arg-type]
         bootstrap=bootstrap,
-        until_ci=None if until_ci is None else parse_fraction(until_ci),
-        smallest=smallest, tokens_per_param=_range(tokens_per_param, "--tokens-per-param"))
-    config = AutoConfig(_number(target, "--target"), _number(spend, "--spend"), out, settings,
+        until_ci=until_ci, smallest=smallest, tokens_per_param=tokens_per_param)
+    config = AutoConfig(target, spend, out, settings,
                         defaults, dspec, _hparams(hparams), law, final_bootstrap=bootstrap,
                         name=name, run_options={"device": device, "workers": workers},
                         seed_plan=seed_runs,
-                        max_tokens=_number(max_tokens, "--max-tokens") if max_tokens else None,
-                        max_params=_number(max_params, "--max-params") if max_params else None)
+                        max_tokens=max_tokens, max_params=max_params)
     runs = RunStore(store)
 
-    def on_round(summary: dict[str, Any]) -> None:
-        if not json_:
-            console.print(round_line(summary, config.target), highlight=False, soft_wrap=True)
+    progress = RichProgress(console=None if not json_ else _quiet())
 
-    with RichProgress(console=None if not json_ else _quiet()) as progress:
+    def on_round(summary: dict[str, Any]) -> None:
+        # above the one live line (stderr), as the demo announces its rounds: a line printed
+        # to stdout under a live display on the terminal is drawn over
+        if not json_:
+            progress.say(round_line(summary, config.target))
+
+    with progress:
         result = run_auto(config, runs, progress=progress, on_round=on_round)
     if json_:
         emit_json(result.to_dict() | {"store": str(store)})

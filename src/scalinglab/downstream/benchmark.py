@@ -121,6 +121,9 @@ class BenchmarkFit(Result):
             items.append(f"MAE above {format_number(self.fit_below)} FLOPs {self.mae:.3g}")
         return items
 
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        return self.link._param_draws()  # the link over compute is what it fitted
+
     def summary(self) -> Summary:
         s = self.link.summary()
         tables = list(s.tables)
@@ -302,6 +305,9 @@ class BenchmarkTable(Result):
 
     def _repr_items(self) -> list[str]:
         return [f"{len(self.fits)} benchmarks"]
+
+    def _interval_parts(self) -> dict[str, Result]:
+        return dict(self.fits)  # "<metric>.<parameter>"
 
     def summary(self) -> Summary:
         cols = ["benchmark", "floor", "s", "x0 (log10 FLOPs)", "fitted on", "held out",

@@ -39,7 +39,7 @@ import numpy as np
 
 from scalinglab.downstream.link_fit import LinkFit, LinkTable
 from scalinglab.errors import ParameterError
-from scalinglab.results import Result
+from scalinglab.results import Result, stack_draws
 from scalinglab.stats import Estimate
 from scalinglab.summary import Summary, Table, format_number
 
@@ -176,6 +176,13 @@ class ChainedPrediction(Result):
 
     def _repr_items(self) -> list[str]:
         return [f"{len(self.N)} points", f"{len(self.metrics)} metrics", f"loss law {self.loss_law}"]
+
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        """What it predicts, by point: ``loss at N=.., D=..`` from the loss law's draws and
+        ``<metric> at N=.., D=..`` from the joint draws (the new-model intervals' draws)."""
+        at = [self._point_label(i) for i in range(len(self.N))]
+        return stack_draws([([f"{what} at {p}" for p in at], d) for what, d in
+                            ((self.x_name, self.loss_draws), *self.draws.items())])
 
     def summary(self) -> Summary:
         lt = Table(f"predicted {self.x_name} ({self.loss_law})", ["N", "D", "D/N", "loss"])

@@ -8,7 +8,16 @@ from typing import Any
 import numpy as np
 import typer
 
-from scalinglab.clikit import JsonOption, UserError, bootstrap_option, new_app, show_results
+from scalinglab.clikit import (
+    JsonOption,
+    UnitsOption,
+    UserError,
+    bootstrap_option,
+    new_app,
+    parse_units,
+    quantities,
+    show_results,
+)
 
 predict_app = new_app(
     help="Predict from saved fits: downstream metrics at a model size and token count, chained "
@@ -43,6 +52,7 @@ def fit_downstream(
     where: str = WhereOpt, id_: str = IdOpt,
     cluster: str = typer.Option(None, "--cluster", help="Column whose equal values are resampled "
                                 "together (e.g. checkpoints of one model)."),
+    units: list[str] = UnitsOption,
     bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
     """Fit downstream metrics (errors, accuracies) against a loss: one link per metric column.
@@ -58,7 +68,7 @@ def fit_downstream(
     fixed = {k: v for k, v in (("lo", floor), ("hi", ceiling)) if v is not None}
     if fixed and link != "sigmoid":
         raise UserError("--floor and --ceiling apply to --link sigmoid only")
-    table = read_models(file).where(where)
+    table = read_models(file, parse_units(units)).where(where)
     names = [m for m in table.match(metric) if m != loss]
     if not names:
         raise UserError(f"--metric {metric!r} matches only the loss column {loss!r}")
@@ -122,6 +132,7 @@ def fit_benchmark_command(
                                "per-family compute offsets, sigmoid link)."),
     components: int = typer.Option(3, "--components", min=1, help="Principal components (with --family)."),
     where: str = WhereOpt, id_: str = IdOpt,
+    units: list[str] = UnitsOption,
     bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
     """Fit benchmark accuracy against log training compute: a sigmoid between chance and 1.
@@ -135,7 +146,7 @@ def fit_benchmark_command(
 
     if not compute_scale > 0:
         raise UserError("--compute-scale must be positive")
-    table = read_models(file).where(where)
+    table = read_models(file, parse_units(units)).where(where)
     names = [m for m in table.match(metric) if m not in (compute, family)]
     preds = [m for m in table.match(predictor) if m not in (compute, family, *names)] if predictor else []
     no_flops = compute not in table.columns and (bool(preds) or observational)
@@ -200,24 +211,15 @@ def load_link(path: Path) -> Any:
     return resolve(path, "link", param="--link")
 
 
-def _numbers(items: list[str], flag: str, positive: bool = True) -> np.ndarray:
-    """Repeatable, comma-separated human numbers for ``flag`` (the one parser, values.py)."""
-    from scalinglab.errors import ParameterError
-    from scalinglab.values import parse_number_list
-
-    try:
-        return np.array(parse_number_list(items, flag, positive=positive), dtype=float)
-    except ParameterError as exc:
-        raise UserError(str(exc)) from None
-
-
 def predict_downstream(
     loss_law: str = typer.Option(..., "--loss-law", help="Loss-law fit saved with `fit chinchilla "
                                  "--save` (its bootstrap draws are used), or a published law's name."),
     link: Path = typer.Option(..., "--link", help="Link saved with `fit downstream --save`."),
-    params: list[str] = typer.Option(..., "--params", "-N", help="Model size(s) N (repeatable or "
+    params: list[str] = typer.Option(..., "--params", "-N", callback=quantities("--params", positive=True),
+                                     help="Model size(s) N, e.g. 7B (repeatable or "
                                      "comma-separated; paired with --tokens)."),
-    tokens: list[str] = typer.Option(..., "--tokens", "-D", help="Training tokens D (one, or one per N)."),
+    tokens: list[str] = typer.Option(..., "--tokens", "-D", callback=quantities("--tokens", positive=True),
+                                     help="Training tokens D (one, or one per N)."),
     seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
     """Predict the loss and the downstream metric(s) at (N, D): loss law, then link, with intervals
@@ -227,8 +229,7 @@ def predict_downstream(
     """
     from scalinglab.downstream.chain import chain
 
-    N = _numbers(params, "--params")
-    D = _numbers(tokens, "--tokens")
+    N, D = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)  # typed: numbers
     if len(N) != len(D) and 1 not in (len(N), len(D)):
         raise UserError(f"{len(N)} values of --params but {len(D)} of --tokens: give one each, or one "
                         "of them once")

@@ -271,6 +271,9 @@ class LossToLossFit(Result):
             items.append(f"{len(self.fits)} groups")
         return items
 
+    def _interval_parts(self) -> dict[str, Result]:
+        return {str(g): f for g, f in self.fits.items()}  # "<group>.<parameter>"
+
     def summary(self) -> Summary:
         names = ("K", "kappa", "E_x", "E_y")
         t = Table(f"y = K (x - E_x)^kappa + E_y ({self.level:.0%} bootstrap intervals)",
@@ -572,6 +575,12 @@ class Translation(Result):
 
     def _repr_items(self) -> list[str]:
         return [f"from {self.source.law.name} on {self.source.n_runs} runs"]
+
+    def _interval_parts(self) -> dict[str, Result]:
+        parts: dict[str, Result] = {"source": self.source, "link": self.link}
+        if self.baseline is not None:
+            parts["baseline"] = self.baseline
+        return parts
 
     def summary(self) -> Summary:
         t = Table(f"link L_new = K (L_old - E_old)^kappa + E_new ({self.level:.0%} intervals)",

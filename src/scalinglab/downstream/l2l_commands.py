@@ -14,10 +14,13 @@ import typer
 from scalinglab.clikit import (
     FormatOption,
     JsonOption,
+    UnitsOption,
     UserError,
     bootstrap_option,
     output_format,
+    parse_units,
     print_table,
+    quantities,
     show_results,
 )
 
@@ -71,6 +74,7 @@ def fit_loss_to_loss_command(
                              "and the same model size and tokens (its --y); for train-to-train and "
                              "test-to-test.", show_default=False),
     n_col: str = NOpt, d_col: str = DOpt, where: str = WhereOpt,
+    units: list[str] = UnitsOption,
     bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
     """Fit a loss-to-loss law y = K (x - E_x)^kappa + E_y (Brandfonbrener et al. 2024), one per
@@ -87,7 +91,7 @@ def fit_loss_to_loss_command(
         raise UserError(f"--pairing must be train-to-test, train-to-train or test-to-test, not {pairing!r}")
     if offsets not in ("fit", "scaling"):
         raise UserError(f"--offsets must be fit or scaling, not {offsets!r}")
-    table = read_models(file).where(where)
+    table = read_models(file, parse_units(units)).where(where)
     cols = [x, y]
     if offsets == "scaling" or pair:
         n_col = _pick(table, n_col, ("N", "params"), "--N")
@@ -115,23 +119,19 @@ def fit_loss_to_loss_command(
     show_results(result, save, json_)
 
 
-def _values(items: list[str], flag: str) -> np.ndarray:
-    """Finite numbers of any sign (losses, log-probabilities) for ``flag``."""
-    from scalinglab.downstream.commands import _numbers
-
-    return _numbers(items, flag, positive=False)
-
-
 def predict_loss_to_loss_command(
     fit: Path = typer.Option(..., "--fit", help="A fit saved by `fit loss-to-loss --save` or "
                              "`fit translate --save`."),
-    x: list[str] = typer.Option(None, "--x", help="Values of x (repeatable or comma-separated).",
+    x: list[str] = typer.Option(None, "--x", callback=quantities("--x"),
+                                help="Values of x (repeatable or comma-separated).",
                                 show_default=False),
     group: str = typer.Option(None, "--group", "-g", help="Which group's law (when it has several).",
                               show_default=False),
-    params: list[str] = typer.Option(None, "--params", "-N", help="With a translation: model "
+    params: list[str] = typer.Option(None, "--params", "-N", callback=quantities("--params", positive=True),
+                                     help="With a translation: model "
                                      "size(s) N.", show_default=False),
-    tokens: list[str] = typer.Option(None, "--tokens", "-D", help="With a translation: training "
+    tokens: list[str] = typer.Option(None, "--tokens", "-D", callback=quantities("--tokens", positive=True),
+                                     help="With a translation: training "
                                      "tokens D (one, or one per N).", show_default=False),
     new_run: bool = typer.Option(False, "--new-run", help="Intervals for one new run (adds the "
                                  "run-to-run scatter), not for the law's curve."),
@@ -154,11 +154,11 @@ def predict_loss_to_loss_command(
                 raise UserError("give --x values")
             if group is None and len(result.fits) > 1:
                 raise UserError(f"give --group: the fit has {sorted(result.fits)}")
-            frame = result.predict(_values(x, "--x"), group, new_run=new_run)
+            frame = result.predict(np.asarray(x, dtype=float), group, new_run=new_run)
         elif isinstance(result, Translation):
             if not params or not tokens:
                 raise UserError("a translated law predicts at (N, D): give --params and --tokens")
-            N, D = _values(params, "--params"), _values(tokens, "--tokens")
+            N, D = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
             if len(N) != len(D) and 1 not in (len(N), len(D)):
                 raise UserError(f"{len(N)} values of --params but {len(D)} of --tokens")
             frame = result.predict(N, D, new_run=new_run)
@@ -181,6 +181,7 @@ def fit_translate_command(
     baseline: str = typer.Option("chinchilla", "--baseline", help="Law refitted on the new runs "
                                  "alone for comparison ('none': no refit)."),
     n_col: str = NOpt, d_col: str = DOpt,
+    units: list[str] = UnitsOption,
     bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
     """Translate a fitted law to a new corpus from a few runs: L_new = K (L_old - E_old)^kappa +
@@ -200,7 +201,7 @@ def fit_translate_command(
     missing = [k for k in source.law.inputs if k not in ("N", "D", "C")]
     if missing:
         raise UserError(f"--from-law: its law needs {missing}; translation needs a law of N and D")
-    table = read_models(runs)
+    table = read_models(runs, parse_units(units))
     n_col = _pick(table, n_col, ("N", "params"), "--N")
     d_col = _pick(table, d_col, ("D", "tokens"), "--D")
     frame = _numeric_frame(table, [n_col, d_col, loss, *([x] if x else [])], [])

@@ -350,6 +350,9 @@ class LinkTable(Result):
             items.append(f"{len(self.failed)} not fitted")
         return items
 
+    def _interval_parts(self) -> dict[str, Result]:
+        return dict(self.fits)  # "<metric>.<parameter>"
+
     def summary(self) -> Summary:
         forms = {f.form.key: f.form for f in self.fits.values()}
         tables = []

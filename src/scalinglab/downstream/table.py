@@ -111,13 +111,15 @@ class ModelTable:
         return ModelTable(frame, self.source)
 
 
-def read_models(path: str | Path) -> ModelTable:
-    """Read CSV, TSV, Parquet or JSONL into a :class:`ModelTable` (cells kept as written)."""
-    from scalinglab.runs.io import read_table
+def read_models(path: str | Path, units: dict[str, str] | None = None) -> ModelTable:
+    """Read CSV, TSV, Parquet or JSONL into a :class:`ModelTable` (cells kept as written, but
+    for ``units``: columns in other units multiplied, ``{"FLOPs (1E21)": "1e21"}``)."""
+    from scalinglab.runs.io import read_table, scale_columns
 
     raw = read_table(path)  # its errors are InputError, naming file, row and column
     if raw.empty:
         raise InputError("no rows", source=str(path))
+    raw = scale_columns(raw, units, str(path))
     labels = raw.attrs.get("row_labels", {})
     frame = raw.reset_index(drop=True).copy()
     frame[ROW] = [labels.get(i, f"row {i + 1}") for i in range(len(frame))]

@@ -14,8 +14,9 @@ import typer
 from scalinglab.clikit import (
     JsonOption,
     MapOption,
-    ScaleOption,
+    ScaleAliasOption,
     TagOption,
+    UnitsOption,
     UserError,
     bootstrap_option,
     check_output_early,
@@ -47,7 +48,8 @@ WhereOpt = typer.Option(None, "--where", "-w", help="Filter on the runs (store o
                         "\"N > 1e8 AND loss < 4\".")
 TagOpt = TagOption
 MapOpt = MapOption
-UnitsOpt = ScaleOption  # --scale N=1e6: a file's units (fit law/custom use --scale otherwise)
+UnitsOpt = UnitsOption  # --units N=1e6: a file's units, on every fit that reads a file
+ScaleUnitsOpt = ScaleAliasOption  # --scale N=1e6: the deprecated name of --units (not on law/custom)
 BootOpt = bootstrap_option()
 HoldoutOpt = typer.Option(0, "--holdout-top", min=0, help="Fit without the K largest-compute runs and "
                           "report the error predicting them.")
@@ -56,8 +58,9 @@ ComputeOpt = typer.Option(None, "--compute", "-c", parser=quantity("--compute", 
                           help="Budget in FLOPs for N_opt, D_opt and loss, e.g. 1e21 or 3.4e19 "
                           "(repeatable; default: the largest run's compute).", show_default=False)
 AtOpt = typer.Option(None, "--at", help="Predict the loss at a point, e.g. N=1e9,D=2e10 (repeatable).")
-SaveOpt = typer.Option(None, "--save", help="Write the fit with its bootstrap draws to this JSON file "
-                       "(load with FitResult.from_dict, e.g. by `scalinglab plan`).")
+SaveOpt = typer.Option(None, "--save", help="Write what is shown (the fit, its bootstrap draws, the "
+                       "figures at --compute/--at) to this JSON file (read back with "
+                       "scalinglab.load_result; `scalinglab plan --law` takes it).")
 AllRunsOpt = typer.Option(False, "--all-runs", help="Fit every run, not only the best setting's "
                           "runs at each (N, D).")
 BestOpt = typer.Option(False, "--best-per-point", help="Keep only the lowest-loss run at each "
@@ -94,22 +97,14 @@ UniqueOpt = typer.Option(None, "--unique-tokens", help="Column (or store extra/t
 
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A rich progress bar on stderr for the multi-start search and the bootstrap."""
+    """The one progress display (elapsed, ETA) for the multi-start search and the bootstrap."""
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from scalinglab.sweep.display import stage_progress
 
     labels = {"starts": "optimising starts", "bootstrap": "bootstrap fits"}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
-            bar.update(tasks[stage], completed=done)
-
+    with stage_progress(console=err_console, labels=labels) as update:
         yield update
 
 
@@ -172,6 +167,9 @@ def _fraction(text: str | None, flag: str) -> float | None:
 
 
 def _scale(text: str) -> str:
+    if "=" in text:  # the older unit flag's shape: say which flag that is now
+        raise UserError(f"--scale is where residuals are taken, log or linear, not {text!r}; "
+                        f"a column's units are --units {text}")
     if text.strip().lower() not in ("log", "linear"):
         raise UserError(f"--scale must be log or linear, not {text!r}")
     return text.strip().lower()
@@ -244,7 +242,7 @@ def _fit_command(
     law_name: Any, file: Path | None, store: Path | None, where: str | None, tag: list[str] | None,
     map_: list[str] | None, bootstrap: int, holdout_top: int, seed: int, compute: list[float] | None,
     at: list[str] | None, save: Path | None, json_: bool, all_runs: bool, best_per_point: bool,
-    group_by: str | None, est: _Estimation | None = None, units: list[str] | None = None,
+    group_by: str | None, est: _Estimation | None = None, units: dict[str, str] | None = None,
 ) -> None:
     from scalinglab.errors import NotIdentifiable
     from scalinglab.fit.data import load_runs
@@ -260,7 +258,7 @@ def _fit_command(
     frame, source, notes = load_runs(file, store, where, _tags(tag), law.inputs,
                                      parse_map(map_), all_runs, best_per_point,
                                      _columns(group_by), unique_tokens=est.unique_tokens,
-                                     scale=_units(units))
+                                     scale=units)
     points = _parse_at(at, law.inputs)
     try:
         with _progress(not json_) as progress:
@@ -269,22 +267,24 @@ def _fit_command(
     except NotIdentifiable as exc:
         raise UserError(f"{source}: cannot fit the {law.name} law: {exc}") from None
     fit.notes[:0] = notes
-    budgets = compute or None
+    # what is shown is what is saved: the fit read at --compute/--at is a result of its own
+    shown = fit.at(compute, points) if compute or points else fit
     if save is not None:
-        write_file(save, to_json(fit.to_dict(include_draws=True, compute=budgets, at=points)),
-                   "--save")
+        from scalinglab.serialize import keep_infinities
+
+        write_file(save, to_json(keep_infinities(shown.to_dict(include_draws=True))), "--save")
     if json_:
-        emit_json(fit.to_dict(compute=budgets, at=points))
+        emit_json(shown.to_dict())
         return
-    print_summary(fit.summary(compute=budgets, at=points))
+    print_summary(shown.summary())
     if save is not None:
         console.print(f"[green]saved[/] the fit and its {fit.n_draws} bootstrap draws to {save}")
 
 
-def _units(units: list[str] | None) -> dict[str, str]:
-    from scalinglab.runs.io import parse_pairs
+def _units(units: list[str] | None, scale: list[str] | None = None) -> dict[str, str]:
+    from scalinglab.clikit import parse_units
 
-    return parse_pairs(units, "--scale")
+    return parse_units(units, scale)
 
 
 def _tags(tag: list[str] | None) -> dict[str, str]:
@@ -298,7 +298,7 @@ def _columns(text: str | None) -> tuple[str, ...]:
 @fit_app.command("chinchilla")
 def chinchilla(
     file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, bootstrap: int = BootOpt,
+    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, scale_units: list[str] = ScaleUnitsOpt, bootstrap: int = BootOpt,
     holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
@@ -319,13 +319,13 @@ def chinchilla(
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
                              unique_tokens, flop_convention, noise_floor=noise_floor),
-                 units=units)
+                 units=_units(units, scale_units))
 
 
 @fit_app.command("kaplan")
 def kaplan(
     file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, bootstrap: int = BootOpt,
+    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, scale_units: list[str] = ScaleUnitsOpt, bootstrap: int = BootOpt,
     holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
@@ -343,7 +343,7 @@ def kaplan(
                  compute, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
                              unique_tokens, flop_convention, noise_floor=noise_floor),
-                 units=units)
+                 units=_units(units, scale_units))
 
 
 @fit_app.command("power")
@@ -351,7 +351,7 @@ def power(
     file: Path = FileArg,
     x: str = typer.Option("C", "--x", help="The variable: N (parameters), D (tokens) or C (FLOPs)."),
     store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, bootstrap: int = BootOpt,
+    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, scale_units: list[str] = ScaleUnitsOpt, bootstrap: int = BootOpt,
     holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, at: list[str] = AtOpt, save: Path = SaveOpt, json_: bool = JsonOption,
     all_runs: bool = AllRunsOpt, best_per_point: bool = BestOpt, group_by: str = GroupByOpt,
@@ -370,13 +370,13 @@ def power(
                  None, at, save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
                              flop_convention=flop_convention, noise_floor=noise_floor),
-                 units=units)
+                 units=_units(units, scale_units))
 
 
 @fit_app.command("isoflop")
 def isoflop(
     file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, bootstrap: int = BootOpt,
+    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, scale_units: list[str] = ScaleUnitsOpt, bootstrap: int = BootOpt,
     seed: int = SeedOpt,
     budget: str = typer.Option(None, "--budget", help="Column, extra column or tag that labels "
                                "each run's compute budget (default: group runs by C)."),
@@ -412,23 +412,25 @@ def isoflop(
     frame, source, notes = load_runs(file, store, where, _tags(tag), ("N", "D", "C"),
                                      parse_map(map_), all_runs, best_per_point,
                                      _columns(group_by),
-                                     scale=_units(units))
+                                     scale=_units(units, scale_units))
     with err_console.status("fitting IsoFLOP parabolas", spinner="dots") if not json_ else _null():
         result = fit_isoflop(frame, bootstrap=bootstrap, seed=seed, budget=budget, tol_dex=tol_dex,
                              source=source, method=method,
                              flop_convention=_convention(flop_convention))
     result.notes[:0] = notes
-    budgets = compute or None
     comparisons = _compare(result, compute, compare_law) if compare or compare_law else []
+    shown = result.at(compute) if compute else result  # what is shown is what is saved
     if save is not None:
-        write_file(save, to_json(result.to_dict(include_draws=True, compute=budgets)), "--save")
+        from scalinglab.serialize import keep_infinities
+
+        write_file(save, to_json(keep_infinities(shown.to_dict(include_draws=True))), "--save")
     if json_:
-        out = result.to_dict(compute=budgets)
+        out = shown.to_dict()
         if comparisons:
             out["comparisons"] = [c.to_dict() for c in comparisons]
         emit_json(out)
         return
-    print_summary(result.summary(compute=budgets))
+    print_summary(shown.summary())
     for c in comparisons:
         console.print(f"compare: {c.verdict()}", highlight=False)
 
@@ -473,7 +475,7 @@ def _null() -> Iterator[None]:
 def law_cmd(
     name: str = typer.Argument(..., help="A law of the catalogue (see `scalinglab fit laws`)."),
     file: Path = FileArg, store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt,
+    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, bootstrap: int = BootOpt,
     holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
@@ -490,7 +492,8 @@ def law_cmd(
     _fit_command(name, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens, flop_convention, scale, noise_floor))
+                             unique_tokens, flop_convention, scale, noise_floor),
+                 units=_units(units))
 
 
 @fit_app.command("laws")
@@ -534,7 +537,7 @@ def custom_cmd(
                                      "NAME=EXPR, e.g. Deff=\"U*(1 + R*(1 - exp(-(D/U - 1)/R)))\" "
                                      "(repeatable, in order)."),
     store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, bootstrap: int = BootOpt,
+    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, bootstrap: int = BootOpt,
     holdout_top: int = HoldoutOpt,
     seed: int = SeedOpt, compute: list[float] = ComputeOpt, at: list[str] = AtOpt,
     save: Path = SaveOpt, json_: bool = JsonOption, all_runs: bool = AllRunsOpt,
@@ -554,7 +557,7 @@ def custom_cmd(
     On the log scale (positive targets), parameters that only scale (never in an exponent) are
     fitted as logarithms, so they stay positive. On the linear scale (--scale linear, the default
     when a target is <= 0) every parameter keeps its sign, coefficients and offsets are solved
-    exactly, and --bounds keep the fit inside.
+    exactly, and --bounds keep the fit inside. A column in other units: --units N=1e6.
 
     Example: scalinglab fit custom runs.csv --formula "E + A*N**-alpha + B*D**-beta" --inputs N,D --save fit.json
     """
@@ -575,16 +578,16 @@ def custom_cmd(
         raise UserError("--per-group needs --group COLUMN")
     if group:
         _fit_groups(law, file, store, where, tag, map_, all_runs, best_per_point, group_by, group,
-                    per_group, bootstrap, seed, json_, est)
+                    per_group, bootstrap, seed, json_, est, _units(units))
         return
     _fit_command(law, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
-                 save, json_, all_runs, best_per_point, group_by, est)
+                 save, json_, all_runs, best_per_point, group_by, est, units=_units(units))
 
 
 def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | None,
                 tag: list[str] | None, map_: list[str] | None, all_runs: bool, best_per_point: bool,
                 group_by: str | None, group: str, per_group: str | None, bootstrap: int, seed: int,
-                json_: bool, est: _Estimation) -> None:
+                json_: bool, est: _Estimation, units: dict[str, str] | None = None) -> None:
     """``fit custom --group COL [--per-group E,A]``: one fit per group, or one joint fit with
     the named parameters per group and the rest shared."""
     from scalinglab.errors import NotIdentifiable, ParameterError
@@ -594,7 +597,7 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
 
     frame, source, notes = load_runs(file, store, where, _tags(tag), law.inputs, parse_map(map_),
                                      all_runs, best_per_point, (*_columns(group_by), group),
-                                     unique_tokens=est.unique_tokens)
+                                     unique_tokens=est.unique_tokens, scale=units)
     labels = frame[group].astype(str)
     shared_names = _columns(per_group)
     try:
@@ -639,7 +642,7 @@ def select_cmd(
     laws: str = typer.Option("chinchilla,chinchilla_tied,kaplan,power_C", "--laws",
                              help="Candidate laws of the catalogue, comma separated."),
     store: Path = StoreOpt, where: str = WhereOpt, tag: list[str] = TagOpt,
-    map_: list[str] = MapOpt, units: list[str] = UnitsOpt,
+    map_: list[str] = MapOpt, units: list[str] = UnitsOpt, scale_units: list[str] = ScaleUnitsOpt,
     bootstrap: int = typer.Option(50, "--bootstrap", "-b", min=0, help="Bootstrap resamples per "
                                   "fit (for the bands' coverage; 0: none)."),
     seed: int = SeedOpt,
@@ -671,7 +674,7 @@ def select_cmd(
     frame, source, notes = load_runs(file, store, where, _tags(tag), needed,
                                      parse_map(map_), all_runs, best_per_point,
                                      _columns(group_by), unique_tokens=unique_tokens,
-                                     scale=_units(units))
+                                     scale=_units(units, scale_units))
     with err_console.status("rolling-forward fits", spinner="dots") if not json_ else _null():
         result = select_laws(frame, candidates, target=target, bootstrap=bootstrap, seed=seed, steps=steps,
                              min_train=min_train, source=source, by=by, loss=loss, delta=delta,

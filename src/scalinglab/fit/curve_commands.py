@@ -10,11 +10,13 @@ import typer
 from scalinglab.clikit import (
     JsonOption,
     MapOption,
+    UnitsOption,
     UserError,
     bootstrap_option,
     console,
     emit_json,
     parse_map,
+    parse_units,
     print_summary,
     print_table,
     show_results,
@@ -71,6 +73,7 @@ def fit_curves_command(
     level: float = typer.Option(0.95, "--level", help="Interval level."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the bootstrap."),
     save: Path = typer.Option(None, "--save", help="Write the fit with its draws to this JSON file."),
+    units: list[str] = UnitsOption,
     json_: bool = JsonOption,
 ) -> None:
     """Fit a loss-curve law to whole loss curves across lr schedules.
@@ -78,11 +81,14 @@ def fit_curves_command(
     Example: scalinglab fit curves curves.csv --map run=schedule --save fit.json
     """
     from scalinglab.fit.curves import fit_curves
-    from scalinglab.runs.io import read_table
+    from scalinglab.runs.io import read_table, scale_columns
 
     columns = parse_map(map_)
     exact = None
     if file is None:
+        if units:
+            raise UserError("--units converts a FILE's columns; the store holds runs already in "
+                            "scalinglab's units")
         frame, exact = _store_frame(store or Path("scalinglab.duckdb"), where, schedule)
         source = str(store or "scalinglab.duckdb")
         columns = {}
@@ -90,6 +96,10 @@ def fit_curves_command(
         if where or schedule:
             raise UserError("--where and --schedule go with --store (no FILE)")
         frame, source = read_table(file), str(file)
+        # a column in other units (tokens in millions: --units tokens=1e6), by the file's name
+        # for it or the name --map reads from it
+        frame = scale_columns(frame, {columns.get(k, k): v for k, v in
+                                      parse_units(units).items()}, source)
     if schedules is not None:
         exact = _schedules_file(schedules, columns)
     if save is not None and file is not None and save.resolve() == file.resolve():

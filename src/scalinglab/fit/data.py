@@ -44,7 +44,7 @@ def read_fit_file(
                             source)
     raw = table.rename(columns=choice.rename)
     notes: list[str] = list(choice.notes)
-    if scale:  # units: N=1e6 for parameters in millions (as import --scale), by scalinglab name
+    if scale:  # units: N=1e6 for parameters in millions (as import --units), by scalinglab name
         from scalinglab.runs.io import scale_columns
 
         raw = scale_columns(raw, scale, source)
@@ -156,8 +156,8 @@ def load_runs(
 
         path = store or DEFAULT_STORE
         if scale:
-            raise ParameterError("scale converts a file's units; the store holds runs already "
-                                 "in scalinglab's (import --scale)", "scale")
+            raise ParameterError("units convert a file's columns; the store holds runs already "
+                                 "in scalinglab's units (import --units)", "units")
         frame = RunStore(path, read_only=True).runs(where=where, tags=dict(tags or {}))
         source, notes, names = str(path), [], {}
         if frame.empty:

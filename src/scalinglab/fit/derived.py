@@ -22,6 +22,26 @@ if TYPE_CHECKING:
     from scalinglab.fit.result import FitResult
 
 
+def as_budgets(compute: float | Sequence[float] | None) -> tuple[float, ...]:
+    """``compute`` (one budget, several, or None: none) as a tuple of positive finite FLOPs,
+    for ``fit.at(compute=...)``; anything else is a :class:`ParameterError` naming ``compute``."""
+    import math
+
+    from scalinglab.errors import ParameterError
+
+    if compute is None:
+        return ()
+    items = [compute] if np.ndim(compute) == 0 else list(compute)  # type: ignore[arg-type]
+    try:
+        cs = tuple(float(c) for c in items)
+    except (TypeError, ValueError):
+        raise ParameterError(f"compute must be FLOPs (numbers), not {compute!r}", "compute") from None
+    bad = [c for c in cs if not (math.isfinite(c) and c > 0)]
+    if bad:
+        raise ParameterError(f"compute must be positive FLOPs, not {bad[0]}", "compute")
+    return cs
+
+
 @dataclass(frozen=True)
 class Optimum:
     """The compute-optimal allocation at budget ``C`` (``C = 6ND``) and the loss it reaches."""

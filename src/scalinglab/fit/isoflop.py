@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
-from scalinglab.results import Result, short_repr
+from scalinglab.results import Result, short_repr, stack_draws
 from scalinglab.stats import MIN_USABLE_DRAWS, Estimate, bootstrap_weights, percentile_interval
-from scalinglab.summary import Summary, Table, format_interval
+from scalinglab.summary import Summary, Table, format_interval, format_number
 
 #: runs whose compute agrees within this many decades (26%) belong to one budget
 DEFAULT_TOL_DEX = 0.1
@@ -288,6 +288,13 @@ class IsoFlopResult(Result):
         """``{"approach1": {"N_opt", "D_opt"}, "approach2": {...}}`` at budget ``C``."""
         return {f"approach{a.approach}": a.optimum(C) for a in self.approaches}
 
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        """Each approach's allocation-law draws (``approach2.a`` is the N_opt exponent,
+        ``approach2.b`` the D_opt one), where they give an honest interval (see
+        :attr:`AllocationLaw.interval_problem`)."""
+        return stack_draws([([f"approach{law.approach}.{k}" for k in ("a", "b", "log_kn", "log_kd")],
+                             law.draws) for law in self.approaches if not law.interval_problem])
+
     def to_dict(self, include_draws: bool = False, compute: Sequence[float] | None = None) -> dict[str, Any]:
         cs = list(compute) if compute else ([max(b.C for b in self.budgets)] if self.budgets else [])
         return {
@@ -322,7 +329,20 @@ class IsoFlopResult(Result):
                    notes=list(d.get("notes", [])), source=str(d.get("source", "")),
                    method=str(d.get("approach2_method") or "parabola"), noise=_nan(d.get("noise")))
 
+    def at(self, compute: float | Sequence[float] | None = None) -> IsoFlopAt:
+        """This result read at the budgets ``compute`` (each approach's allocation there;
+        default: the largest budget): a result of its own (:class:`IsoFlopAt`), so what a
+        command shows is what ``save()`` keeps."""
+        return IsoFlopAt.of(self, compute)
+
     def summary(self, compute: Sequence[float] | None = None) -> Summary:
+        """Budgets, the allocation laws and the allocation at ``compute`` (the same as
+        ``self.at(compute).summary()``; default: the largest budget)."""
+        if compute:
+            return self.at(compute).summary()
+        return self._summary(None)
+
+    def _summary(self, compute: Sequence[float] | None) -> Summary:
         where = "vertex" if self.method == "parabola" else "Akima minimum"
         budgets = Table("budgets", ["C", "runs", "sizes", f"N_opt ({where})", "loss there",
                                     "below best run", "best run N", "Approach 2", "Approach 1"])
@@ -348,12 +368,53 @@ class IsoFlopResult(Result):
                  + f"; Approach 2 by {self.method})")
         return Summary(title=title, tables=[budgets, laws] + ([at] if at.rows else []),
                        notes=list(self.notes), warnings=list(self.warnings),
-                       data=self.to_dict(compute=compute))
+                       data=self.to_dict())
 
     def _repr_items(self) -> list[str]:
         items = [f"{len(self.budgets)} budgets"]
         items += [f"approach {a.approach}: a={a.a:.3f}" for a in self.approaches]
         return items
+
+
+@dataclass(repr=False)
+class IsoFlopAt(IsoFlopResult):
+    """An IsoFLOP result read at given budgets (``iso.at(compute=...)``): the result itself
+    plus the budgets, so ``summary()``, ``to_dict()`` and ``save()`` all hold the allocation
+    there (``fit isoflop --compute C --save F`` writes one)."""
+
+    kind: ClassVar[str] = "isoflop_at"
+
+    #: budgets (FLOPs); empty: the largest budget, as a plain result shows
+    compute: tuple[float, ...] = ()
+
+    @classmethod
+    def of(cls, result: IsoFlopResult, compute: float | Sequence[float] | None = None) -> IsoFlopAt:
+        import dataclasses
+
+        from scalinglab.fit.derived import as_budgets
+
+        cs = as_budgets(compute)
+        base = {f.name: getattr(result, f.name) for f in dataclasses.fields(IsoFlopResult)}
+        return cls(**base, compute=cs)
+
+    def to_dict(self, include_draws: bool = False, compute: Sequence[float] | None = None) -> dict[str, Any]:
+        if compute:
+            return self.at(compute).to_dict(include_draws)
+        out = super().to_dict(include_draws, compute=list(self.compute) or None)
+        return {**out, "kind": self.kind, "read_at": {"compute": list(self.compute)}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> IsoFlopAt:
+        return cls.of(IsoFlopResult.from_dict(d), (d.get("read_at") or {}).get("compute") or None)
+
+    def summary(self, compute: Sequence[float] | None = None) -> Summary:
+        if compute:
+            return self.at(compute).summary()
+        return self._summary(list(self.compute) or None)
+
+    def _repr_items(self) -> list[str]:
+        where = "; ".join(f"C={format_number(c)}" for c in self.compute) or "the largest budget"
+        return [*super()._repr_items(), f"at {where}"]
 
 
 def _nan(x: Any) -> float:

@@ -16,13 +16,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from scalinglab.errors import NotIdentifiable, ParameterError
-from scalinglab.fit.derived import Optimum
+from scalinglab.fit.derived import Optimum, as_budgets
 from scalinglab.laws.base import ArrayLike, Law, LawInstance, Provenance
 from scalinglab.results import Result
 from scalinglab.stats import Estimate, percentile_interval
 from scalinglab.summary import NotIdentified, Summary, Table, format_interval, format_number
 
-__all__ = ["FitInfo", "FitResult", "Holdout", "NotIdentifiable", "Optimum"]
+__all__ = ["FitAt", "FitInfo", "FitResult", "Holdout", "NotIdentifiable", "Optimum"]
 
 
 @dataclass(frozen=True)
@@ -355,9 +355,24 @@ class FitResult(Result):
 
     # -- presentation ----------------------------------------------------------------------
 
+    def at(self, compute: float | Sequence[float] | None = None,
+           points: Sequence[Mapping[str, float]] = ()) -> FitAt:
+        """This fit read at the budgets ``compute`` (the optimum at each; default: the largest
+        run's compute) and the input ``points`` (the loss at each): a result of its own
+        (:class:`FitAt`), so what a command shows is what ``save()`` keeps and
+        :func:`~scalinglab.results.load_result` renders again."""
+        return FitAt.of(self, compute, points)
+
     def summary(self, compute: Sequence[float] | None = None,
                 at: Sequence[Mapping[str, float]] = ()) -> Summary:
-        """Parameters, derived figures, fit quality and warnings, for any renderer."""
+        """Parameters, derived figures, fit quality and warnings, for any renderer
+        (``compute``/``at``: the same as ``self.at(compute, at).summary()``)."""
+        if compute or at:
+            return self.at(compute, at).summary()
+        return self._summary(None, ())
+
+    def _summary(self, compute: Sequence[float] | None,
+                 at: Sequence[Mapping[str, float]]) -> Summary:
         pct = f"{round(self.level * 100)}% interval"
         params = Table("parameters", ["parameter", "estimate", pct], symbols=True)
         estimates = self.estimates()
@@ -436,7 +451,7 @@ class FitResult(Result):
                  + (f", {self.source}" if self.source else "") + ")")
         return Summary(title=title, tables=[params] + ([derived] if derived.rows else []),
                        facts=facts, notes=list(self.notes), warnings=list(self.warnings),
-                       data=self.to_dict(compute=compute, at=at))
+                       data=self.to_dict())
 
     def _repr_items(self) -> list[str]:
         ps = " ".join(f"{k}={format_number(v)}" for k, v in self.params.items())
@@ -445,6 +460,75 @@ class FitResult(Result):
     def __repr__(self) -> str:
         return super().__repr__().replace(f"{self.n_runs} runs, {self.law.name}, ",
                                           f"{self.law.name}, {self.n_runs} runs, ", 1)
+
+
+@dataclass(repr=False)
+class FitAt(FitResult):
+    """A fit read at given budgets and points (``fit.at(compute=..., points=...)``): the fit
+    itself (it is one, so everything that takes a fit takes it) plus where it was read, so its
+    ``summary()``, ``to_dict()`` and ``save()`` all hold the optimum at each budget of
+    ``compute`` and the loss at each of ``points``. ``fit ... --compute C --at N=..,D=..
+    --save F`` writes one, and ``load_result(F).summary()`` renders what the command showed.
+
+    The derived figures are recomputed from the saved draws (the same draws give the same
+    figures), and written beside them under ``derived`` for readers of the JSON."""
+
+    kind: ClassVar[str] = "loss_fit_at"
+
+    #: budgets (FLOPs) of the optimum; empty: the largest run's compute, as a plain fit shows
+    compute: tuple[float, ...] = ()
+    #: points of the law's inputs at which the loss is predicted
+    points: tuple[dict[str, float], ...] = ()
+
+    @classmethod
+    def of(cls, fit: FitResult, compute: float | Sequence[float] | None = None,
+           points: Sequence[Mapping[str, float]] = ()) -> FitAt:
+        """``fit`` (a plain fit, or one already read somewhere: its fit is kept, its points
+        replaced) read at ``compute`` and ``points``."""
+        import dataclasses
+
+        cs = as_budgets(compute)
+        pts = tuple({str(k): float(v) for k, v in p.items()} for p in points)
+        for p in pts:
+            if set(p) != set(fit.law.inputs):
+                raise ParameterError(f"a point gives {', '.join(p) or 'nothing'}; the "
+                                     f"{fit.law.name} law takes {', '.join(fit.law.inputs)}",
+                                     "points")
+        base = {f.name: getattr(fit, f.name) for f in dataclasses.fields(FitResult)}
+        return cls(**base, compute=cs, points=pts)
+
+    @property
+    def fit(self) -> FitResult:
+        """The fit alone (a plain :class:`FitResult`, no points)."""
+        import dataclasses
+
+        return FitResult(**{f.name: getattr(self, f.name) for f in dataclasses.fields(FitResult)})
+
+    def to_dict(self, include_draws: bool = False, compute: Sequence[float] | None = None,
+                at: Sequence[Mapping[str, float]] = ()) -> dict[str, Any]:
+        if compute or at:  # read elsewhere: that reading's dict
+            return self.at(compute, at).to_dict(include_draws)
+        out = super().to_dict(include_draws, compute=list(self.compute) or None,
+                              at=self.points)
+        return {**out, "kind": self.kind,
+                "read_at": {"compute": list(self.compute), "points": [dict(p) for p in self.points]}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FitAt:
+        where = data.get("read_at") or {}
+        return cls.of(FitResult.from_dict(data), where.get("compute") or None,
+                      where.get("points") or ())
+
+    def summary(self, compute: Sequence[float] | None = None,
+                at: Sequence[Mapping[str, float]] = ()) -> Summary:
+        if compute or at:
+            return self.at(compute, at).summary()
+        return self._summary(list(self.compute) or None, self.points)
+
+    def _repr_items(self) -> list[str]:
+        where = [f"C={format_number(c)}" for c in self.compute]
+        where += [",".join(f"{k}={format_number(v)}" for k, v in p.items()) for p in self.points]
+        return [*super()._repr_items(), f"at {'; '.join(where) or 'the largest run'}"]
 
 
 def _derived_row(table: Table, name: str, entry: Mapping[str, Any]) -> None:

@@ -12,6 +12,7 @@ from scalinglab.clikit import (
     JsonOption,
     MapOption,
     TagOption,
+    UnitsOption,
     UserError,
     bootstrap_option,
     console,
@@ -19,8 +20,10 @@ from scalinglab.clikit import (
     new_app,
     parse_map,
     parse_tags,
+    parse_units,
     print_summary,
     print_table,
+    quantity,
     save_results,
 )
 from scalinglab.errors import NotIdentifiable
@@ -36,7 +39,6 @@ from scalinglab.hparams.landscape import fit_landscape
 from scalinglab.hparams.timescale import fit_tau_law
 from scalinglab.laws.hparams import LR_TRANSFER_RULES, WEIGHT_DECAY_FOR_TAU
 from scalinglab.summary import format_interval, format_number
-from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
 app = new_app(
     name="hparams",
@@ -50,19 +52,6 @@ SeqLenOption = typer.Option(2048, "--seq-len", help="Tokens per sequence, to con
                             "given in sequences (column bs) to tokens.")
 BatchUnitOption = typer.Option("auto", "--batch-unit", help="Unit of the batch column: auto "
                                "(batch_tokens = tokens, bs = sequences), tokens or sequences.")
-
-
-def number(text: str | None, what: str) -> float | None:
-    """``7B``, ``1.4e12``, ``2,048`` -> float; a clear error otherwise."""
-    if text is None:
-        return None
-    try:
-        value = parse_number(text)
-    except (TypeError, ValueError):
-        raise UserError(f"{what} {text!r} is not a number (e.g. 7e9, 7B, 1.4T)") from None
-    if not (np.isfinite(value) and value > 0):
-        raise UserError(f"{what} must be a positive number, not {text!r}")
-    return value
 
 
 def _save_and_emit(fit: Any, save: Path | None, as_json: bool) -> dict[str, Any] | None:
@@ -87,7 +76,8 @@ WhereOpt = typer.Option(None, "--where", "-w", help="Filter on the store's run c
 
 def _grid(path: Path | None, seq_len: int, batch_unit: str, weight_decay: bool = False,
           store: Path | None = None, tag: list[str] | None = None, where: str | None = None,
-          mapping: dict[str, str] | None = None, group_by: tuple[str, ...] = ()):
+          mapping: dict[str, str] | None = None, group_by: tuple[str, ...] = (),
+          units: list[str] | None = None):
     """The lr x batch grid from a file, or from the store's finished runs that have an lr and a
     batch (a `sweep plan grid` sweep lands there)."""
     if batch_unit not in ("auto", "tokens", "sequences"):
@@ -96,7 +86,11 @@ def _grid(path: Path | None, seq_len: int, batch_unit: str, weight_decay: bool =
         if store is not None or tag or where:
             raise UserError("give a GRID file or --store/--tag/--where, not both")
         return read_grid(path, seq_len=seq_len, batch_unit=batch_unit,  # type: ignore[arg-type]
-                         weight_decay=weight_decay, mapping=mapping, group_by=group_by)
+                         weight_decay=weight_decay, mapping=mapping, group_by=group_by,
+                         units=parse_units(units))
+    if units:
+        raise UserError("--units converts a file's columns; the store holds runs already in "
+                        "scalinglab's units (import --units)")
     from scalinglab.clikit import DEFAULT_STORE
     from scalinglab.hparams.fit import as_grid
     from scalinglab.runs.store import RunStore
@@ -153,6 +147,7 @@ def fit_cmd(
     seed: int = typer.Option(0, "--seed"),
     seq_len: int = SeqLenOption,
     batch_unit: str = BatchUnitOption,
+    units: list[str] = UnitsOption,
     save: Path | None = typer.Option(None, "--save", help="Write the fit, bootstrap draws "
                                      "included, to this JSON (for predict/evaluate/plan)."),
     as_json: bool = JsonOption,
@@ -169,7 +164,7 @@ def fit_cmd(
     """
     groups = tuple(c.strip() for c in (group_by or "").split(",") if c.strip())
     grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where,
-                 mapping=parse_map(map_), group_by=groups)
+                 mapping=parse_map(map_), group_by=groups, units=units)
     try:
         fit = fit_hparam_law(grid, method=method, tolerance=tolerance,  # type: ignore[arg-type]
                              lr_features=parse_features(lr_features),
@@ -189,8 +184,10 @@ def fit_cmd(
 def predict_cmd(
     law: str = typer.Option("steplaw", "--law", help="steplaw, deepseek, or a FITTED.json saved "
                             "by `hparams fit --save`."),
-    params: str = typer.Option(..., "--params", help="Non-embedding parameters N (e.g. 1e9, 1B)."),
-    tokens: str = typer.Option(..., "--tokens", help="Training tokens D (e.g. 2e10, 20B)."),
+    params: float = typer.Option(..., "--params", parser=quantity("--params", positive=True),
+                                 help="Non-embedding parameters N (e.g. 1e9, 1B)."),
+    tokens: float = typer.Option(..., "--tokens", parser=quantity("--tokens", positive=True),
+                                 help="Training tokens D (e.g. 2e10, 20B)."),
     seq_len: int = typer.Option(2048, "--seq-len", help="Tokens per sequence."),
     tau: float = typer.Option(0.2, "--tau", help="AdamW timescale (fraction of the run) for the "
                               "weight decay; an assumption unless you fitted one."),
@@ -201,8 +198,7 @@ def predict_cmd(
     Example: scalinglab hparams predict --law steplaw --params 1B --tokens 20B --json
     """
     hp = load_hparam_law(law)
-    N, D = number(params, "--params"), number(tokens, "--tokens")
-    assert N is not None and D is not None
+    N, D = params, tokens
     pred = hp.predict(N, D)
     lr, bt = float(pred["lr"]), float(pred["batch_tokens"])
     iv = hp.interval(N, D)
@@ -250,13 +246,14 @@ def evaluate_cmd(
     fit_window: float = typer.Option(0.02, "--fit-window"),
     seq_len: int = SeqLenOption,
     batch_unit: str = BatchUnitOption,
+    units: list[str] = UnitsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Relative excess loss of each law's (lr, batch) on held-out (N, D) groups.
 
     Example: scalinglab hparams evaluate dense_lr_bs_loss.csv --law steplaw --law deepseek --holdout-groups 1
     """
-    grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where)
+    grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where, units=units)
     methods = [] if refit.strip().lower() == "none" else [
         m.strip() for m in refit.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
@@ -285,21 +282,24 @@ def evaluate_cmd(
 def plateau_cmd(
     grid_path: Path = GridArg,
     store: Path = StoreOpt, tag: list[str] = TagOpt, where: str = WhereOpt,
-    params: str | None = typer.Option(None, "--params", help="N of the group (default: all)."),
-    tokens: str | None = typer.Option(None, "--tokens", help="D of the group (default: all)."),
+    params: float | None = typer.Option(None, "--params", parser=quantity("--params", positive=True),
+                                        help="N of the group (default: all)."),
+    tokens: float | None = typer.Option(None, "--tokens", parser=quantity("--tokens", positive=True),
+                                        help="D of the group (default: all)."),
     eps: float = typer.Option(0.0025, "--eps", help="Relative loss within which a setting counts "
                               "as on the plateau."),
     fit_window: float = typer.Option(0.02, "--fit-window"),
     seq_len: int = SeqLenOption,
     batch_unit: str = BatchUnitOption,
+    units: list[str] = UnitsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Fit each group's convex landscape in (ln lr, ln batch): optimum and the eps-plateau.
 
     Example: scalinglab hparams plateau dense_lr_bs_loss.csv --params 429260800 --tokens 40e9 --json
     """
-    grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where)
-    N, D = number(params, "--params"), number(tokens, "--tokens")
+    grid = _grid(grid_path, seq_len, batch_unit, store=store, tag=tag, where=where, units=units)
+    N, D = params, tokens
     out = []
     for (n, d), g in grid.groups():
         if (N is not None and not np.isclose(n, N, rtol=1e-3)) or (
@@ -314,7 +314,8 @@ def plateau_cmd(
         item["runs_within_eps"] = int(len(within))
         out.append(item)
     if not out:
-        raise UserError(f"{grid.source}: no group with N={params}, D={tokens}")
+        raise UserError(f"{grid.source}: no group with N={'any' if N is None else f'{N:g}'}, "
+                        f"D={'any' if D is None else f'{D:g}'}")
     if as_json:
         emit_json(out if len(out) > 1 else out[0])
         return
@@ -339,6 +340,7 @@ def tau_cmd(
     seed: int = typer.Option(0, "--seed"),
     seq_len: int = SeqLenOption,
     batch_unit: str = BatchUnitOption,
+    units: list[str] = UnitsOption,
     save: Path | None = typer.Option(None, "--save", help="Write the tau law (for plan --tau)."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -346,7 +348,8 @@ def tau_cmd(
 
     Example: scalinglab hparams tau wd_sweep.csv --save tau.json --json
     """
-    grid = _grid(grid_path, seq_len, batch_unit, weight_decay=True, store=store, tag=tag, where=where)
+    grid = _grid(grid_path, seq_len, batch_unit, weight_decay=True, store=store, tag=tag,
+                 where=where, units=units)
     try:
         fit = fit_tau_law(grid, n_boot=bootstrap, seed=seed)
     except NotIdentifiable as exc:
@@ -362,9 +365,12 @@ def tau_cmd(
 
 @app.command("transfer")
 def transfer_cmd(
-    lr: float = typer.Option(..., "--lr", help="Learning rate tuned at --from-batch."),
-    from_batch: str = typer.Option(..., "--from-batch", help="Batch (tokens) the lr was tuned at."),
-    to_batch: str = typer.Option(..., "--to-batch", help="New batch (tokens)."),
+    lr: float = typer.Option(..., "--lr", parser=quantity("--lr", positive=True),
+                             help="Learning rate tuned at --from-batch."),
+    from_batch: float = typer.Option(..., "--from-batch", parser=quantity("--from-batch", positive=True),
+                                     help="Batch (tokens) the lr was tuned at."),
+    to_batch: float = typer.Option(..., "--to-batch", parser=quantity("--to-batch", positive=True),
+                                   help="New batch (tokens)."),
     optimizer: str = typer.Option("adam", "--optimizer", help="adam (square-root rule) or sgd "
                                   "(linear rule)."),
     as_json: bool = JsonOption,
@@ -376,7 +382,7 @@ def transfer_cmd(
     rule = LR_TRANSFER_RULES.get(optimizer.lower())
     if rule is None:
         raise UserError(f"--optimizer must be one of {sorted(LR_TRANSFER_RULES)}, not {optimizer!r}")
-    b0, b1 = number(from_batch, "--from-batch"), number(to_batch, "--to-batch")
+    b0, b1 = from_batch, to_batch
     new = float(rule.predict(lr=lr, batch_tokens=b0, new_batch_tokens=b1))
     out = {"lr": new, "from_lr": lr, "from_batch": b0, "to_batch": b1, "rule": rule.label,
            "formula": rule.law.formula, "exponent": rule.params["exponent"],

@@ -36,7 +36,7 @@ from scalinglab.laws.hparams import (
     design_row,
     loglinear_law,
 )
-from scalinglab.results import Result
+from scalinglab.results import Result, stack_draws
 from scalinglab.stats import Estimate, bootstrap_weights, percentile_interval
 from scalinglab.summary import Summary, Table, format_interval
 
@@ -190,6 +190,13 @@ class HparamFit(Result):
         iv = law.interval(N, D, self.level)
         return {k: Estimate(float(point[k]), *(float(x) for x in iv[k]) if iv else (None, None),
                             level=self.level) for k in ("lr", "batch_tokens")}
+
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        """The lr law's draws (``lr.<coefficient>``) and the batch law's (``bs.<coefficient>``),
+        as :attr:`ci` names them."""
+        return stack_draws([([f"{prefix}.{k}" for k in inst.law.param_names], draws) for
+                            prefix, inst, draws in (("lr", self.lr, self.lr_draws),
+                                                    ("bs", self.batch, self.batch_draws))])
 
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         n_boot = 0 if self.lr_draws is None else int(len(self.lr_draws))

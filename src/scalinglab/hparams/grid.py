@@ -71,8 +71,13 @@ def grid_from_frame(
     weight_decay: bool = False,
     mapping: dict[str, str] | None = None,
     group_by: tuple[str, ...] | list[str] = (),
+    units: dict[str, str] | None = None,
 ) -> Grid:
     """Validate a raw frame (text or numbers) into a :class:`Grid`.
+
+    ``units`` multiplies columns given in other units (``{"N": "1e6"}`` for parameters in
+    millions, ``{"lr": "1e-3"}``), named by scalinglab's name (whichever column is read as it)
+    or by the file's own column name.
 
     ``mapping`` reads scalinglab's names from other columns (``{"N": "active_params"}``: a
     column the name already had is kept under ``"<name> (file)"``); ``group_by`` columns keep
@@ -112,6 +117,14 @@ def grid_from_frame(
             + (" and weight_decay" if weight_decay else "") + f"; columns are {cols}",
             source=source)
     assert n_col and d_col and lr_col and batch_col and loss_col
+    if units:
+        from scalinglab.runs.io import scale_columns
+
+        read_as = {"N": n_col, "D": d_col, "lr": lr_col, "loss": loss_col, "batch": batch_col,
+                   "batch_tokens": batch_col, "batch_sequences": batch_col,
+                   "weight_decay": wd_col}
+        raw = scale_columns(raw, {read_as.get(k) or k: v for k, v in units.items()}, source)
+        notes.append("scaled " + ", ".join(f"{k} by {v}" for k, v in units.items()))
     in_sequences = batch_unit == "sequences" or (batch_unit == "auto" and batch_col != tok_col)
     if seq_len <= 0:
         raise ParameterError(f"seq_len must be positive, not {seq_len}", "seq_len")
@@ -180,9 +193,11 @@ def _mapped(raw: pd.DataFrame, mapping: dict[str, str], source: str, notes: list
 def read_grid(
     path: str | Path, seq_len: int = 2048, batch_unit: BatchUnit = "auto",
     weight_decay: bool = False, mapping: dict[str, str] | None = None,
-    group_by: tuple[str, ...] | list[str] = (),
+    group_by: tuple[str, ...] | list[str] = (), units: dict[str, str] | None = None,
 ) -> Grid:
-    """Read and validate GRID (CSV/TSV/Parquet/JSONL); errors name file, row and column."""
+    """Read and validate GRID (CSV/TSV/Parquet/JSONL); errors name file, row and column.
+    ``units``: columns in other units (see :func:`grid_from_frame`)."""
     raw = read_table(path)
     return grid_from_frame(raw, source=str(path), seq_len=seq_len, batch_unit=batch_unit,
-                           weight_decay=weight_decay, mapping=mapping, group_by=group_by)
+                           weight_decay=weight_decay, mapping=mapping, group_by=group_by,
+                           units=units)

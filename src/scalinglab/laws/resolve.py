@@ -24,8 +24,8 @@ from scalinglab.errors import InputError, ParameterError
 
 #: what each parameter wants: its words, and the saved result kinds that give it
 WANTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "loss_law": ("loss-law fit", ("loss_fit",)),
-    "fit": ("loss-law fit", ("loss_fit",)),
+    "loss_law": ("loss-law fit", ("loss_fit", "loss_fit_at")),
+    "fit": ("loss-law fit", ("loss_fit", "loss_fit_at")),
     "link": ("link", ("link_fit", "link_table")),
     "hparams": ("hyperparameter law", ("hparam_fit",)),
     "tau": ("tau law", ("tau_fit",)),

@@ -576,6 +576,89 @@ def lr_batch(grid: pd.DataFrame, predictions: Mapping[str, tuple[float, float]] 
 # -- any result's curves ----------------------------------------------------------------------
 
 
+# -- runs across lr and batch, seeds ----------------------------------------------------------
+
+
+def parallel_coordinates(runs: pd.DataFrame) -> dict[str, Any]:
+    """Parallel coordinates of the runs that set lr and batch (an lr × batch grid, or a sweep
+    of them): one line per run across log10 lr, log10 batch, N and D where they vary, and the
+    loss, coloured by loss; drag on an axis to keep a range. A Plotly spec."""
+    grid = runs.dropna(subset=["lr", "batch_tokens", "loss"]) if len(runs) else runs
+    if len(grid) < 3:
+        return empty("no lr × batch runs to compare")
+    dims = [{"label": "log10 lr", "values": np.log10(grid["lr"].to_numpy(float)).tolist()},
+            {"label": "log10 batch (tokens)",
+             "values": np.log10(grid["batch_tokens"].to_numpy(float)).tolist()}]
+    for col, label in (("N", "log10 N"), ("D", "log10 D")):
+        if grid[col].nunique() > 1:
+            dims.append({"label": label, "values": np.log10(grid[col].to_numpy(float)).tolist()})
+    loss = grid["loss"].to_numpy(float)
+    dims.append({"label": "loss", "values": loss.tolist()})
+    trace = {"type": "parcoords", "dimensions": dims,
+             "line": {"color": loss.tolist(), "colorscale": "Viridis", "reversescale": True,
+                      "showscale": True, "colorbar": {"title": {"text": "loss"}}}}
+    return {"data": [trace], "layout": {
+        "title": {"text": f"{len(grid)} runs across lr and batch: lower loss is brighter; drag on "
+                  "an axis to keep a range", "font": {"size": 13}, "x": 0.01, "xanchor": "left"},
+        "height": 380, "margin": {"l": 60, "r": 40, "t": 70, "b": 30},
+        "paper_bgcolor": "#ffffff"}}
+
+
+def seed_bands(curves: dict[str, pd.DataFrame], runs: pd.DataFrame, groups: list[list[str]],
+               axis: str = "tokens", weight: float = 0.6, points: int = 120) -> dict[str, Any]:
+    """Each seed group's smoothed curves as their mean and a band of ± one standard deviation
+    across seeds, on a common grid over the x range every seed covers. A Plotly spec."""
+    info = {str(r["run_id"]): r for r in runs.to_dict("records")}
+    groups = [[r for r in g if r in curves and len(curves[r])] for g in groups]
+    groups = [g for g in groups if len(g) >= 2]
+    if not groups:
+        return empty("no runs that differ only in their seed (extra or tag 'seed') "
+                            "among these, so no mean ± band to draw")
+    colours = views.palette(len(groups))
+    data: list[dict[str, Any]] = []
+    used = axis
+    for g, colour in zip(groups, colours, strict=True):
+        xs, ys = [], []
+        for rid in g:
+            x, used = views.curve_x(curves[rid], info.get(rid), axis)
+            y = views.smooth(curves[rid]["loss"].to_numpy(float), weight)
+            keep = np.isfinite(x) & (x > 0) & np.isfinite(y)
+            xs.append(x[keep])
+            ys.append(y[keep])
+        lo, hi = max(x.min() for x in xs), min(x.max() for x in xs)
+        if not lo < hi:
+            continue
+        grid = np.geomspace(lo, hi, points)
+        at = np.array([np.interp(np.log(grid), np.log(x), y) for x, y in zip(xs, ys, strict=True)])
+        mean, sd = at.mean(axis=0), at.std(axis=0, ddof=1)
+        r = info.get(g[0]) or {}
+        name = (f"N = {format_number(r.get('N'), 3)}, D = {format_number(r.get('D'), 3)}"
+                + (f", lr {format_number(r.get('lr'), 3)}" if pd.notna(r.get("lr")) else "")
+                + f" ({len(g)} seeds)")
+        rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+        fill = f"rgba({rgb[0]},{rgb[1]},{rgb[2]},0.22)"
+        data += [
+            {"type": "scatter", "mode": "lines", "x": grid.tolist(), "y": (mean - sd).tolist(),
+             "line": {"width": 0}, "hoverinfo": "skip", "showlegend": False, "legendgroup": name},
+            {"type": "scatter", "mode": "lines", "x": grid.tolist(), "y": (mean + sd).tolist(),
+             "line": {"width": 0}, "fill": "tonexty", "fillcolor": fill, "hoverinfo": "skip",
+             "showlegend": False, "legendgroup": name, "name": f"{name}: ± 1 sd"},
+            {"type": "scatter", "mode": "lines", "x": grid.tolist(), "y": mean.tolist(),
+             "name": name, "legendgroup": name, "line": {"color": colour, "width": 2},
+             "customdata": [[g[0]]] * len(grid),
+             "hovertemplate": f"{name}<br>mean loss %{{y:.4g}}<extra></extra>"},
+        ]
+    layout = {"title": {"text": f"Training loss across seeds: mean ± 1 sd, {len(groups)} "
+                        f"configurations (smoothing {weight:g})", "font": {"size": 13},
+                        "x": 0.01, "xanchor": "left"},
+              "xaxis": {"type": "log", "title": {"text": views.CURVE_AXIS_LABELS[used]}},
+              "yaxis": {"type": "log", "title": {"text": "loss"}}, "height": 440,
+              "legend": {"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 10}},
+              "margin": {"l": 64, "r": 18, "t": 48, "b": 40}, "paper_bgcolor": "#ffffff",
+              "plot_bgcolor": "#ffffff", "hovermode": "closest"}
+    return {"data": data, "layout": layout}
+
+
 def series_chart(title: str, x_title: str, y_title: str, series: Sequence[Mapping[str, Any]],
                  *, log_x: bool = False, log_y: bool = False) -> Spec:
     """A generic chart of named series, for results that bring their own curve data (a

@@ -28,12 +28,6 @@ from scalinglab.clikit import (
     write_file,
 )
 
-
-def _number(text: str | None, flag: str) -> float | None:
-    """``1e21``, ``7B``, ``1.4T`` -> a positive float; a one-line error otherwise."""
-    return None if text is None else quantity(flag, positive=True)(text)
-
-
 ResultOption = typer.Option(None, "--result", metavar="FILE",
                             help="A result saved with --save (fit downstream, fit benchmark, predict "
                             "downstream, testtime ...) to show as a section with its charts "
@@ -71,7 +65,8 @@ def report(
     law: list[str] = typer.Option(["chinchilla"], "--law", metavar="LAW",
                                   help="Loss law(s) to fit (repeat): chinchilla, kaplan, "
                                   "power_C, ..."),
-    compute: str = typer.Option(None, "--compute", metavar="FLOPS",
+    compute: float | None = typer.Option(None, "--compute", metavar="FLOPS",
+                                         parser=quantity("--compute", positive=True),
                                 help="Budget to plan, e.g. 1e21 (default: 100x the largest run)."),
     bootstrap: int = bootstrap_option(None, "Bootstrap resamples per fit (0: none)."),
     holdout: int = typer.Option(0, "--holdout-top", "--holdout", min=0, metavar="K",
@@ -79,7 +74,8 @@ def report(
                                 "the law predicts them."),
     seq_len: int = typer.Option(None, "--seq-len", min=1, metavar="TOKENS",
                                 help="Sequence length of the plan (default: the runs')."),
-    batch_tokens: str = typer.Option(None, "--batch-tokens", metavar="TOKENS",
+    batch_tokens: float | None = typer.Option(None, "--batch-tokens", metavar="TOKENS",
+                                              parser=quantity("--batch-tokens", positive=True),
                                      help="Batch of the plan in tokens (default: the runs' when "
                                      "they share one, else the lr/batch law's)."),
     figures_dir: Path = typer.Option(None, "--figures", metavar="DIR",
@@ -112,8 +108,6 @@ def report(
     unknown = [x for x in law if x not in loss_laws()]
     if unknown:
         raise UserError(f"--law {unknown[0]!r}: choose from {', '.join(loss_laws())}")
-    budget = _number(compute, "--compute")
-    batch = _number(batch_tokens, "--batch-tokens")
     loaded = _saved(result)
     runs = RunStore(store, read_only=True)
     # outputs checked before the fits (minutes), not after: never the store, an input, a folder
@@ -123,8 +117,8 @@ def report(
     tags = parse_tags(tag)
     with progress_display() as progress:
         study = Study(runs, tags=tags, where=where, bootstrap=bootstrap, seed=seed)
-        summary = study.summarise(laws=law, compute=budget, holdout=holdout, seq_len=seq_len,
-                                  batch_tokens=batch, progress=progress, rolling=rolling)
+        summary = study.summarise(laws=law, compute=compute, holdout=holdout, seq_len=seq_len,
+                                  batch_tokens=batch_tokens, progress=progress, rolling=rolling)
         if summary.runs.empty:
             raise UserError(f"{store}: no finished runs" + (f" with tags {summary.tags}" if tag else "")
                             + (f" where {where}" if where else ""))

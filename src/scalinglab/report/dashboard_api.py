@@ -1,6 +1,6 @@
 """What the dashboard adds to the app of :mod:`scalinglab.report.server`, kept apart so the
 routes there stay thin: the filter in the ``--where`` language, a store that does not exist yet,
-and the runs table's data and assets.
+the runs table's data and assets, and the pinned fits drawn over the overview chart.
 
 The filter. The page's one filter box speaks the CLI's ``--where`` language (``N > 1e8 AND
 tags->>'dataset' = 'c4'``; imported extra columns by name, ``budget_flops = 1e18``); the older
@@ -134,14 +134,11 @@ class EmptyStore:
         return {}
 
 
-#: most seed groups one chart draws
-MAX_SEED_GROUPS = 12
-
-
 def register(app: Any, path: Path, select: Callable[..., pd.DataFrame],
-             store: Callable[[], Any], fitted: Callable[..., Any] | None = None,
+             fitted: Callable[..., Any] | None = None,
              parse_pin: Callable[[str], dict[str, Any]] | None = None) -> None:
-    """Add the dashboard's filter check, the runs table data and its assets to ``app``."""
+    """Add the dashboard's filter check, the runs table data and its assets, and the pinned
+    fits' chart to ``app`` (the charts of the chart table are served by ``server.py``)."""
     from fastapi import Query
     from fastapi.responses import Response
 
@@ -166,60 +163,16 @@ def register(app: Any, path: Path, select: Callable[..., pd.DataFrame],
         return js({"ok": True, "where": current_where(), "count": int(len(runs)),
                    "store_exists": path.exists()})
 
-    @app.get("/api/charts-extra/parallel")
-    def parallel(tag: list[str] = Query(default=[])) -> Response:
-        """Parallel coordinates of the runs that set lr and batch (:func:`parallel_coordinates`)."""
-        return js(parallel_coordinates(select(tag)))
-
-    @app.get("/api/charts-extra/seeds")
-    def seeds(
-        tag: list[str] = Query(default=[]),
-        x: str = Query(default="tokens", pattern="^(tokens|flops|wall|step)$"),
-        smooth: float = Query(default=0.6, ge=0.0, le=0.99),
-    ) -> Response:
-        """Runs that differ only in their seed, as mean ± band (:func:`seed_bands`)."""
-        runs = select(tag)
-        groups = seed_groups(runs)[:MAX_SEED_GROUPS]
-        ids = [r for g in groups for r in g]
-        curves = store().curves(ids) if ids else {}
-        return js(seed_bands(curves, runs, groups, x, smooth))
-
     @app.get("/api/charts-extra/pinned")
     def pinned(pin: list[str] = Query(default=[])) -> Response:
         """Every run by compute with each pinned fit's law drawn over them: its loss at the
         compute-optimal (N, D) across the runs' compute (a pin that cannot be drawn says why in
         its legend entry)."""
-        from scalinglab.report import charts, views
+        from scalinglab.report import charts
 
         if fitted is None or parse_pin is None or not pin:
             return js(charts.empty("pin a fit to draw its law over the runs"))
-        runs = select([])
-        spec = charts.runs_by_budget(runs, views.budgets_of(runs, None), None)
-        if runs.empty:
-            return js(spec)
-        C = np.geomspace(float(runs["C"].min()) / 1.5, float(runs["C"].max()) * 1.5, 40)
-        dashes = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
-        for i, text in enumerate(pin[:len(dashes)]):
-            p = parse_pin(text)
-            label = f"pin {i + 1}: {p['law']}"
-            try:
-                with filtered_by(p["where"]):
-                    fit = fitted(p["law"], p["tag"], p["bootstrap"], p["holdout"])
-                frontier = (charts._frontier(fit, C) if {"N", "D"} <= set(fit.law.inputs)
-                            else None)
-                why = "" if frontier is not None else " (no compute-optimal loss to draw)"
-            except Exception as exc:  # noqa: BLE001 - the pin's failure is shown, not raised
-                frontier, why = None, f" (not fitted: {getattr(exc, 'message', exc)})"
-            spec["data"].insert(0, {
-                "type": "scatter", "mode": "lines", "name": label + why,
-                "x": C.tolist() if frontier is not None else [],
-                "y": frontier.tolist() if frontier is not None else [],
-                "line": {"color": "#1d232a", "width": 1.6, "dash": dashes[i]},
-                "hovertemplate": f"{label}<br>C = %{{x:.3g}}<br>optimal loss = %{{y:.4g}}"
-                                 "<extra></extra>"})
-        spec["layout"]["title"]["text"] = (f"{len(runs)} runs and the {len(pin)} pinned laws: "
-                                           "each one's loss at the compute-optimal N, D")
-        return js(spec)
+        return js(pinned_chart(select([]), [parse_pin(text) for text in pin], fitted))
 
     @app.get("/api/runs-table")
     def table(
@@ -232,137 +185,36 @@ def register(app: Any, path: Path, select: Callable[..., pd.DataFrame],
                    **runs_table.payload(runs)})
 
 
-def raw_isoflop(runs: pd.DataFrame, reason: str) -> dict[str, Any]:
-    """The IsoFLOP chart when the fit is impossible: the runs' loss against N per compute budget
-    (grouped as the fit would), no parabolas, and the reason in the title, so a failed fit still
-    shows the profiles it could not fit."""
-    from types import SimpleNamespace
+def pinned_chart(runs: pd.DataFrame, pins: list[dict[str, Any]],
+                 fitted: Callable[..., Any]) -> dict[str, Any]:
+    """The overview chart of the chart table (every run by compute) with each pinned fit's law
+    drawn over it: its loss at the compute-optimal (N, D) across the runs' compute (a pin that
+    cannot be drawn says why in its legend entry). ``fitted(law, tag, bootstrap, holdout)``
+    fits a pin under its own ``where`` filter."""
+    from scalinglab.report import chart_table, charts
 
-    from scalinglab.report import charts, views
-
-    b = views.budgets_of(runs, None)
-    series = []
-    cols = [c for c in ("run_id", "N", "D", "C", "loss") if c in runs]
-    ids = runs["run_id"].astype(str)
-    for i, (value, label, colour) in enumerate(zip(b.values, b.labels, b.colours, strict=True)):
-        mine = runs[[b.of(r) == i for r in ids]][cols].reset_index(drop=True)
-        series.append(views.BudgetSeries(C=value, label=f"{label} ({len(mine)} runs)", colour=colour,
-                                         runs=mine, ok=False, status="not fitted",
-                                         curve_N=np.array([]), curve_loss=np.array([]), vertex=None))
-    spec = charts.isoflop(series, SimpleNamespace(approach1=None, approach2=None))  # type: ignore[arg-type]
-    spec["layout"]["title"]["text"] = f"IsoFLOP profiles, {len(series)} budgets, raw: no fit ({reason})"
-    spec["layout"]["title"]["font"]["color"] = "#8a5a00"
-    spec["fit_error"] = reason
+    spec = chart_table.spec("overview", chart_table.ChartInputs(runs))
+    if runs.empty:
+        return spec
+    C = np.geomspace(float(runs["C"].min()) / 1.5, float(runs["C"].max()) * 1.5, 40)
+    dashes = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+    for i, p in enumerate(pins[:len(dashes)]):
+        label = f"pin {i + 1}: {p['law']}"
+        try:
+            with filtered_by(p["where"]):
+                fit = fitted(p["law"], p["tag"], p["bootstrap"], p["holdout"])
+            frontier = (charts._frontier(fit, C) if {"N", "D"} <= set(fit.law.inputs)
+                        else None)
+            why = "" if frontier is not None else " (no compute-optimal loss to draw)"
+        except Exception as exc:  # noqa: BLE001 - the pin's failure is shown, not raised
+            frontier, why = None, f" (not fitted: {getattr(exc, 'message', exc)})"
+        spec["data"].insert(0, {
+            "type": "scatter", "mode": "lines", "name": label + why,
+            "x": C.tolist() if frontier is not None else [],
+            "y": frontier.tolist() if frontier is not None else [],
+            "line": {"color": "#1d232a", "width": 1.6, "dash": dashes[i]},
+            "hovertemplate": f"{label}<br>C = %{{x:.3g}}<br>optimal loss = %{{y:.4g}}"
+                             "<extra></extra>"})
+    spec["layout"]["title"]["text"] = (f"{len(runs)} runs and the {len(pins)} pinned laws: "
+                                       "each one's loss at the compute-optimal N, D")
     return spec
-
-
-def parallel_coordinates(runs: pd.DataFrame) -> dict[str, Any]:
-    """Parallel coordinates of the runs that set lr and batch (an lr × batch grid, or a sweep
-    of them): one line per run across log10 lr, log10 batch, N and D where they vary, and the
-    loss, coloured by loss; drag on an axis to keep a range. A Plotly spec."""
-    from scalinglab.report import charts
-
-    grid = runs.dropna(subset=["lr", "batch_tokens", "loss"]) if len(runs) else runs
-    if len(grid) < 3:
-        return charts.empty("no lr × batch runs to compare")
-    dims = [{"label": "log10 lr", "values": np.log10(grid["lr"].to_numpy(float)).tolist()},
-            {"label": "log10 batch (tokens)",
-             "values": np.log10(grid["batch_tokens"].to_numpy(float)).tolist()}]
-    for col, label in (("N", "log10 N"), ("D", "log10 D")):
-        if grid[col].nunique() > 1:
-            dims.append({"label": label, "values": np.log10(grid[col].to_numpy(float)).tolist()})
-    loss = grid["loss"].to_numpy(float)
-    dims.append({"label": "loss", "values": loss.tolist()})
-    trace = {"type": "parcoords", "dimensions": dims,
-             "line": {"color": loss.tolist(), "colorscale": "Viridis", "reversescale": True,
-                      "showscale": True, "colorbar": {"title": {"text": "loss"}}}}
-    return {"data": [trace], "layout": {
-        "title": {"text": f"{len(grid)} runs across lr and batch: lower loss is brighter; drag on "
-                  "an axis to keep a range", "font": {"size": 13}, "x": 0.01, "xanchor": "left"},
-        "height": 380, "margin": {"l": 60, "r": 40, "t": 70, "b": 30},
-        "paper_bgcolor": "#ffffff"}}
-
-
-#: run columns that must agree for runs to be seeds of one configuration
-SEED_KEYS = ("N", "D", "lr", "batch_tokens", "weight_decay", "seq_len")
-
-
-def _seed_of(run: dict[str, Any]) -> Any:
-    for holder in ("extra", "tags"):
-        d = run.get(holder)
-        if isinstance(d, dict) and d.get("seed") is not None:
-            return d["seed"]
-    return None
-
-
-def seed_groups(runs: pd.DataFrame) -> list[list[str]]:
-    """Runs that differ only in their seed (``extra`` or tag ``seed``; the same N, D, lr, batch,
-    weight decay, sequence length and other tags), two or more to a group."""
-    groups: dict[Any, dict[Any, str]] = {}
-    for r in runs.to_dict("records"):
-        seed = _seed_of(r)
-        if seed is None:
-            continue
-        tags = {k: v for k, v in (r.get("tags") or {}).items() if k != "seed"}
-        key = (*(None if pd.isna(r.get(k)) else float(r[k]) for k in SEED_KEYS),
-               tuple(sorted(tags.items())))
-        groups.setdefault(key, {}).setdefault(seed, str(r["run_id"]))
-    return [sorted(g.values()) for g in groups.values() if len(g) >= 2]
-
-
-def seed_bands(curves: dict[str, pd.DataFrame], runs: pd.DataFrame, groups: list[list[str]],
-               axis: str = "tokens", weight: float = 0.6, points: int = 120) -> dict[str, Any]:
-    """Each seed group's smoothed curves as their mean and a band of ± one standard deviation
-    across seeds, on a common grid over the x range every seed covers. A Plotly spec."""
-    from scalinglab.report import charts, views
-    from scalinglab.summary import format_number
-
-    info = {str(r["run_id"]): r for r in runs.to_dict("records")}
-    groups = [[r for r in g if r in curves and len(curves[r])] for g in groups]
-    groups = [g for g in groups if len(g) >= 2]
-    if not groups:
-        return charts.empty("no runs that differ only in their seed (extra or tag 'seed') "
-                            "among these, so no mean ± band to draw")
-    colours = views.palette(len(groups))
-    data: list[dict[str, Any]] = []
-    used = axis
-    for g, colour in zip(groups, colours, strict=True):
-        xs, ys = [], []
-        for rid in g:
-            x, used = views.curve_x(curves[rid], info.get(rid), axis)
-            y = views.smooth(curves[rid]["loss"].to_numpy(float), weight)
-            keep = np.isfinite(x) & (x > 0) & np.isfinite(y)
-            xs.append(x[keep])
-            ys.append(y[keep])
-        lo, hi = max(x.min() for x in xs), min(x.max() for x in xs)
-        if not lo < hi:
-            continue
-        grid = np.geomspace(lo, hi, points)
-        at = np.array([np.interp(np.log(grid), np.log(x), y) for x, y in zip(xs, ys, strict=True)])
-        mean, sd = at.mean(axis=0), at.std(axis=0, ddof=1)
-        r = info.get(g[0]) or {}
-        name = (f"N = {format_number(r.get('N'), 3)}, D = {format_number(r.get('D'), 3)}"
-                + (f", lr {format_number(r.get('lr'), 3)}" if pd.notna(r.get("lr")) else "")
-                + f" ({len(g)} seeds)")
-        rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
-        fill = f"rgba({rgb[0]},{rgb[1]},{rgb[2]},0.22)"
-        data += [
-            {"type": "scatter", "mode": "lines", "x": grid.tolist(), "y": (mean - sd).tolist(),
-             "line": {"width": 0}, "hoverinfo": "skip", "showlegend": False, "legendgroup": name},
-            {"type": "scatter", "mode": "lines", "x": grid.tolist(), "y": (mean + sd).tolist(),
-             "line": {"width": 0}, "fill": "tonexty", "fillcolor": fill, "hoverinfo": "skip",
-             "showlegend": False, "legendgroup": name, "name": f"{name}: ± 1 sd"},
-            {"type": "scatter", "mode": "lines", "x": grid.tolist(), "y": mean.tolist(),
-             "name": name, "legendgroup": name, "line": {"color": colour, "width": 2},
-             "customdata": [[g[0]]] * len(grid),
-             "hovertemplate": f"{name}<br>mean loss %{{y:.4g}}<extra></extra>"},
-        ]
-    layout = {"title": {"text": f"Training loss across seeds: mean ± 1 sd, {len(groups)} "
-                        f"configurations (smoothing {weight:g})", "font": {"size": 13},
-                        "x": 0.01, "xanchor": "left"},
-              "xaxis": {"type": "log", "title": {"text": views.CURVE_AXIS_LABELS[used]}},
-              "yaxis": {"type": "log", "title": {"text": "loss"}}, "height": 440,
-              "legend": {"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 10}},
-              "margin": {"l": 64, "r": 18, "t": 48, "b": 40}, "paper_bgcolor": "#ffffff",
-              "plot_bgcolor": "#ffffff", "hovermode": "closest"}
-    return {"data": data, "layout": layout}

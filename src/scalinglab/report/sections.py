@@ -41,7 +41,8 @@ import pandas as pd
 
 from scalinglab.errors import ScalingLabError
 from scalinglab.fit.validate import RollingForward
-from scalinglab.report import charts, views
+from scalinglab.report import chart_table, views
+from scalinglab.report.chart_table import ChartInputs
 from scalinglab.stats import Estimate
 from scalinglab.study import analysis
 from scalinglab.study.analysis import Summary as Analysis
@@ -153,6 +154,48 @@ class Context:
     def iso(self) -> Any:
         return self.s.isoflop.value if self.s.isoflop.ok else None
 
+    def inputs(self, law: str | None = None, **options: Any) -> ChartInputs:
+        """What the chart table draws from: this summary's answers (``law``'s fit; the
+        primary fit when ``None``), the store's curves."""
+        s = self.s
+        outcome = s.fits.get(law) if law is not None else next(
+            (o for o in s.fits.values() if o.ok), None)
+        store, runs = self.store, s.runs
+        return ChartInputs(
+            runs, law=law or s.primary_law or "chinchilla", compute=s.compute,
+            fit=_answer(outcome, "loss-law fit"), isoflop=_answer(s.isoflop, "IsoFLOP fit"),
+            hparams=lambda: s.hparams,
+            curves=lambda: ((analysis.collect_curves(store, runs, MAX_CURVES), runs)
+                            if store is not None else ({}, runs)),
+            curves_of=lambda ids: store.curves(ids) if store is not None else {},
+            data=self.data, budgets=self.budgets, **options)
+
+
+def _answer(outcome: Any, what: str) -> Any:
+    """An answer of the summary as the chart table asks for it: its value, or its error."""
+    def get() -> Any:
+        if outcome is None or not outcome.ok:
+            from scalinglab.errors import InputError
+
+            raise InputError(f"no {what}: {outcome.error if outcome is not None else 'none'}")
+        return outcome.value
+
+    return get
+
+
+def table_chart(chart: str, v: ChartInputs, name: str | None = None, *,
+                say_empty: bool = True) -> list[str | Chart]:
+    """The chart ``chart`` of the one chart table (:data:`scalinglab.report.chart_table.TABLE`)
+    drawn from ``v``, as a section's parts: the chart (named ``name``), or the reason it has
+    nothing to draw (none when not ``say_empty``)."""
+    kind = chart_table.TABLE[chart]
+    reason = kind.empty(v)
+    if reason:
+        return [para(reason, "empty")] if say_empty else []
+    static = ((lambda: chart_table.figure(chart, v))
+              if kind.figure is not None and kind.has_figure(v) else None)
+    return [Chart(name or chart, kind.caption(v), lambda: chart_table.spec(chart, v), static)]
+
 
 def report_sections(s: Analysis, store: Any = None, saved: Sequence[Section] = ()) -> list[Section]:
     """Every section of the report, in reading order; ``saved``: the sections of saved results
@@ -162,7 +205,7 @@ def report_sections(s: Analysis, store: Any = None, saved: Sequence[Section] = (
     rolling = rolling_section(ctx)
     if rolling is not None:
         sections.append(rolling)
-    sections += [runs_section(s), fits_section(ctx), allocation_section(ctx), hparams_section(s),
+    sections += [runs_section(s), fits_section(ctx), allocation_section(ctx), hparams_section(ctx),
                  plan_section(s)]
     curves = curves_section(ctx)
     if curves is not None:
@@ -210,10 +253,8 @@ def overview(ctx: Context) -> Section:
         facts.append(("plan", f"N = {format_number(p.N)}, D = {format_number(p.D)}, loss "
                       f"{format_number(p.loss)} {format_interval(p.loss_interval)}{vague}"))
     items = "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in facts)
-    chart = Chart("overview", "Every finished run's loss against its compute, by budget, with "
-                  "the fitted law's compute-optimal loss",
-                  lambda: charts.runs_by_budget(s.runs, ctx.budgets, fit))
-    return Section(id="overview", title="At a glance", parts=[f'<ul class="facts">{items}</ul>', chart])
+    return Section(id="overview", title="At a glance", parts=[f'<ul class="facts">{items}</ul>',
+                                                             *table_chart("overview", ctx.inputs())])
 
 
 def _sym(name: str) -> str:
@@ -282,19 +323,14 @@ def rolling_headline(r: RollingForward) -> str:
     return text
 
 
-def rolling_parts(r: RollingForward, name: str) -> list[str | Chart]:
+def rolling_parts(r: RollingForward, name: str, runs: pd.DataFrame | None = None
+                  ) -> list[str | Chart]:
     """One rolling-forward result: its headline, its tables (error and band coverage by
     distance, the cut-offs) and the chart of observed against predicted error by distance."""
-    from scalinglab.report import figures
-
-    view = views.rolling_view(r)
+    v = ChartInputs(runs if runs is not None else pd.DataFrame(), rolling=lambda: r)
     return [f'<p class="answer">Fitted below each cut-off, <b>{e(r.law)}</b> predicts the '
             f"runs above with {e(rolling_headline(r))}.</p>",
-            r.summary().as_html(),
-            Chart(name, f"{r.law}: |error| of each forward prediction against its distance "
-                  "beyond the fit, by cut-off (open: outside the new-run band), with the mean "
-                  "observed error by distance beside the predicted one",
-                  lambda: charts.rolling_forward(view), lambda: figures.rolling_forward(view))]
+            r.summary().as_html(), *table_chart("rolling", v, name)]
 
 
 def rolling_section(ctx: Context) -> Section | None:
@@ -313,11 +349,11 @@ def rolling_section(ctx: Context) -> Section | None:
         "meta")]
     for law, o in (s.rolling or {}).items():
         if o.ok and o.value is not None:
-            parts += rolling_parts(o.value, f"{law}_rolling")
+            parts += rolling_parts(o.value, f"{law}_rolling", s.runs)
         else:
             parts.append(box("note", [f"{law}: no rolling-forward check: {o.error}"]))
     for i, v in enumerate(given, start=1):
-        parts += rolling_parts(v, f"rolling_{i}")
+        parts += rolling_parts(v, f"rolling_{i}", s.runs)
     if s.rolling is not None and not s.rolling and not given:
         parts.append(para("No law fitted these runs, so none was rolled forward.", "empty"))
     return Section(id="rolling", title="Rolling-forward check", parts=parts)
@@ -366,8 +402,6 @@ def runs_section(s: Analysis) -> Section:
 
 
 def fits_section(ctx: Context) -> Section:
-    from scalinglab.report import figures
-
     s = ctx.s
     children = []
     for law, outcome in s.fits.items():
@@ -376,21 +410,10 @@ def fits_section(ctx: Context) -> Section:
             children.append(Section(id=f"fit-{law}", title=law,
                                     parts=[box("error", [f"not identifiable: {outcome.error}"])]))
             continue
-        points = views.fit_points(ctx.data, fit, ctx.budgets)
+        v = ctx.inputs(law)
         parts: list[str | Chart] = [fit.summary().as_html()]
-        parts.append(Chart(f"{law}_parity", f"{law}: predicted vs observed loss, by budget; held-out "
-                           "runs ringed", lambda fit=fit, points=points: charts.parity(points, fit, ctx.budgets),
-                           lambda fit=fit: figures.parity(ctx.data, fit, ctx.iso)))
-        parts.append(Chart(f"{law}_residuals", f"{law}: residuals against compute, by budget",
-                           lambda fit=fit, points=points: charts.residuals(points, fit, ctx.budgets),
-                           lambda fit=fit: figures.residuals(ctx.data, fit, iso=ctx.iso)))
-        if fit.n_draws:
-            parts.append(Chart(f"{law}_corner", f"{law}: bootstrap draws of every parameter",
-                               lambda fit=fit: charts.corner(views.corner_data(fit)),
-                               lambda fit=fit: figures.corner(fit)))
-        else:
-            parts.append(para("No bootstrap draws (bootstrap 0): no intervals and no corner plot.",
-                              "empty"))
+        for chart in ("parity", "residuals", "corner"):
+            parts += table_chart(chart, v, f"{law}_{chart}")
         children.append(Section(id=f"fit-{law}", title=law, parts=parts))
     return Section(id="fits", title="Loss-law fits", parts=[para(
         "Each law fitted to the runs the selection rule keeps (every replicate of the best "
@@ -507,8 +530,6 @@ def reconcile(ctx: Context) -> Reconciliation | None:
 
 
 def allocation_section(ctx: Context) -> Section:
-    from scalinglab.report import figures
-
     s = ctx.s
     parts: list[str | Chart] = []
     rec = reconcile(ctx)
@@ -526,51 +547,13 @@ def allocation_section(ctx: Context) -> Section:
     iso = ctx.iso
     if not s.isoflop.ok:
         parts.append(box("error", [f"IsoFLOP: {s.isoflop.error}"]))
+    v = ctx.inputs()
     if iso is not None:
         parts.append(iso.summary(compute=[s.compute]).as_html())
-        series = views.isoflop_series(ctx.data, iso)
-        parts.append(Chart("isoflop", "IsoFLOP profiles: loss against N at each budget (the runs the "
-                           "fit assigned to it), its parabola and minimum",
-                           lambda: charts.isoflop(series, iso), lambda: figures.isoflop_curves(ctx.data, iso)))
-    fit = s.primary_fit
-    C = views.compute_grid(iso, fit if fit is not None and {"N", "D"} <= set(fit.law.inputs) else None,
-                           s.compute)
-    if len(C) and (iso is not None or (fit is not None and {"N", "D"} <= set(fit.law.inputs))):
-        def spec() -> dict[str, Any]:
-            curves = []
-            if fit is not None and {"N", "D"} <= set(fit.law.inputs):
-                curves.append(views.loss_law_allocation(fit, C))
-            if iso is not None:
-                curves += views.isoflop_allocations(iso, C)
-            top = max(ctx.budgets.values) if ctx.budgets.values else None
-            return charts.allocation(curves, views.budget_optima(iso) if iso is not None else {},
-                                     s.compute, top)
-
-        static = (lambda: figures.optimal_allocation(iso, s.compute, fit=fit)) if iso is not None else None
-        parts.append(Chart("allocation", f"Compute-optimal N and D against compute, extrapolated to "
-                           f"{format_number(s.compute, 3)} FLOPs", spec, static))
-    if iso is not None:
-        alloc = iso.approach2 or iso.approach1
-        if alloc is not None and alloc.exponent_draws():
-            from scalinglab.report import figures as figs
-
-            parts.append(Chart("isoflop_bootstrap", "IsoFLOP: bootstrap distributions of the "
-                               "allocation exponents", lambda: _exponent_chart(alloc),
-                               lambda: figs.bootstrap_distributions(
-                                   alloc.exponent_draws(), level=alloc.level,
-                                   point={"a": alloc.a, "b": alloc.b})))
+        parts += table_chart("isoflop", v)
+    parts += table_chart("allocation", v, say_empty=False)
+    parts += table_chart("isoflop_bootstrap", v, say_empty=False)
     return Section(id="allocation", title="Compute-optimal allocation", parts=parts)
-
-
-def _exponent_chart(alloc: Any) -> dict[str, Any]:
-    draws = alloc.exponent_draws()
-    series = []
-    for name in ("a", "b"):
-        centres, counts = views.histogram(draws[name])
-        series.append({"name": f"{name} (estimate {format_number(getattr(alloc, name))})",
-                       "x": centres, "y": counts, "mode": "lines+markers"})
-    return charts.series_chart(f"Approach {alloc.approach}: bootstrap draws of the exponents",
-                               "exponent", "draws", series)
 
 
 # -- hyperparameters --------------------------------------------------------------------------
@@ -585,9 +568,8 @@ def power_form(inst: Any) -> str:
     return f"{inst.law.output} = {format_number(float(np.exp(p['intercept'])), 3)} · " + " · ".join(terms)
 
 
-def hparams_section(s: Analysis) -> Section:
-    from scalinglab.report import figures
-
+def hparams_section(ctx: Context) -> Section:
+    s = ctx.s
     plan = s.plan.value if s.plan.ok else None
     cols = ["law", "optimal lr", "optimal batch (tokens)"]
     if plan is not None:
@@ -611,13 +593,8 @@ def hparams_section(s: Analysis) -> Section:
         parts.append(para("No lr × batch grid in these runs, so no fitted lr/batch law: the "
                           "published laws are shown. A grid of lr and batch at one (N, D) adds one.",
                           "meta"))
-    for i, (n, d) in enumerate(s.grids[:3]):
-        preds = analysis.predictions_at(s.hparams, n, d)
-        grid = figures.pick_grid(s.runs, n, d)
-        parts.append(Chart(f"lr_batch_{i + 1}", f"lr × batch grid at N = {format_number(n, 3)}, "
-                           f"D = {format_number(d, 3)} with each law's predicted optimum",
-                           lambda grid=grid, preds=preds: charts.lr_batch(grid, preds),
-                           lambda n=n, d=d, preds=preds: figures.lr_batch_heatmap(s.runs, n, d, preds)))
+    for i, grid in enumerate(s.grids[:3]):
+        parts += table_chart("heatmap", ctx.inputs(grid=grid), f"lr_batch_{i + 1}")
     return Section(id="hparams", title="Hyperparameter laws", parts=parts)
 
 
@@ -699,18 +676,13 @@ def plan_section(s: Analysis) -> Section:
 
 
 def curves_section(ctx: Context) -> Section | None:
-    from scalinglab.report import figures
-
     if ctx.store is None:
         return None
-    curves = analysis.collect_curves(ctx.store, ctx.s.runs, MAX_CURVES)
-    if not curves:
+    v = ctx.inputs()
+    chart = table_chart("curves", v, "loss_curves", say_empty=False)
+    if not chart:
         return None
-    runs = ctx.s.runs
     return Section(id="curves", title="Loss curves", parts=[
         para("Smoothed (exponential moving average, weight 0.6, debiased) over the raw trace, "
              "drawn faint; x is the tokens seen. The dashboard overlays any runs, in tokens, "
-             "FLOPs or wall time, with a smoothing control.", "meta"),
-        Chart("loss_curves", f"Training curves of {len(curves)} runs, spread over compute",
-              lambda: charts.loss_curves(views.curve_series(curves, runs, "tokens", 0.6), 0.6),
-              lambda: figures.loss_curves(curves, runs))])
+             "FLOPs or wall time, with a smoothing control.", "meta"), *chart])

@@ -3,8 +3,14 @@
 A sweep may be writing the same DuckDB file; DuckDB lets one process hold it at a time, so the
 app never keeps a connection open: each request opens the store read-only (the store retries a
 held lock briefly) and answers 503 with a clear message if the writer keeps it longer. Results
-are cached by the store file's state (:func:`store_state`), which the page polls to refresh
-itself while a sweep writes; every request is read-only.
+are cached by the Study, by the store file's state (:meth:`Study.state`), which the page polls
+to refresh itself while a sweep writes; every request is read-only.
+
+Shape: :func:`create_app` only assembles the app; each route parses its request and asks one
+method of :class:`Dashboard`, which applies the request's bounds and asks the
+:class:`~scalinglab.study.study.Study`. Every chart and figure comes from the one chart table
+(:mod:`scalinglab.report.chart_table`), which the report's sections draw from too
+(``tests/test_thin_faces.py`` keeps it so).
 
 Safety: the app answers only for loopback host names (and those the user names), so a web page
 on another origin cannot reach the store through DNS rebinding; the work one request can ask
@@ -12,22 +18,24 @@ for is bounded (runs per curve request, pins, bootstrap resamples, filters). Eve
 user can cause answers with ``{"detail": message}`` and a status chosen by the error's *type*
 (:data:`STATUS`), worded for a person (never pydantic's or DuckDB's raw text, never a trace).
 
-Every number and table the page shows is rendered here, by :mod:`scalinglab.summary`, and every
-chart is a Plotly spec from :mod:`scalinglab.report.charts`, the same as the report's.
+Every number and table the page shows is rendered by :mod:`scalinglab.summary`, and every
+chart is a Plotly spec from the chart table, the same as the report's.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
 import pandas as pd
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -43,21 +51,24 @@ from scalinglab.errors import (
 from scalinglab.fit.result import FitResult
 from scalinglab.fit.validate import RollingForward
 from scalinglab.laws.loss import PUBLISHED_LOSS_LAWS
-from scalinglab.report import charts, figures, sections, views
+from scalinglab.report import chart_table, dashboard_api, figures, sections, views
+from scalinglab.report.chart_table import ChartInputs
 from scalinglab.runs.store import RunStore
 from scalinglab.serialize import to_json
 from scalinglab.stats import DEFAULT_BOOTSTRAP
 from scalinglab.study import analysis
-from scalinglab.study.cache import store_state  # noqa: F401  (the page's refresh token)
 from scalinglab.study.study import Study
 from scalinglab.summary import NotIdentified, Table, format_number
 
 #: seconds a request waits for a sweep's write lock before answering 503
 LOCK_WAIT_S = 5.0
+#: interactive charts (Plotly specs): every chart of the one chart table, as the report draws them
+CHARTS = tuple(chart_table.TABLE)
 #: static figures (PNG/SVG) the API draws, as ``report --figures`` saves them
-FIGURES = ("parity", "residuals", "corner", "isoflop", "allocation", "heatmap", "curves")
-#: interactive charts (Plotly specs)
-CHARTS = ("overview", "parity", "residuals", "corner", "isoflop", "allocation", "heatmap", "curves")
+FIGURES = chart_table.figure_ids()
+#: the fields of a run ``/api/runs`` lists
+RUN_FIELDS = ("run_id", "name", "N", "D", "C", "loss", "lr", "batch_tokens", "weight_decay",
+              "seq_len", "tags", "status", "error", "source")
 #: bounds on the work one request may ask for
 MAX_CURVE_RUNS = 40
 MAX_PINS = 6
@@ -154,6 +165,354 @@ def plain_validation_message(errors: Iterable[dict[str, Any]]) -> str:
     return "bad request: " + "; ".join(out)
 
 
+# -- what the routes ask: the Study, through one request's filters and bounds -----------------
+
+
+@dataclass
+class FitQuery:
+    """A fit as a request asks for it (``law``, ``tag``, ``bootstrap``, ``holdout``)."""
+
+    law: str
+    tag: list[str]
+    bootstrap: int
+    holdout: int
+
+
+@dataclass
+class ChartQuery:
+    """A chart or figure as a request asks for it: the fit's parameters and the chart's own."""
+
+    fit: FitQuery
+    run_id: list[str]
+    x: str
+    smooth: float
+    compute: float | None
+    N: float | None
+    D: float | None
+
+    def key(self) -> tuple[Any, ...]:
+        f = self.fit
+        return (f.law, tuple(sorted(f.tag)), f.bootstrap, f.holdout, tuple(self.run_id), self.x,
+                round(self.smooth, 3), self.compute, self.N, self.D)
+
+
+class Dashboard:
+    """The dashboard's questions over the :class:`~scalinglab.study.study.Study`: each route
+    parses its request and asks one method here, which applies the request's bounds and turns
+    the Study's answer into the page's JSON. The Study owns the store, its state and the cache
+    (keys carry the request's ``--where`` filter too); a store that does not exist yet reads as
+    an empty one."""
+
+    def __init__(self, store_path: str | Path, bootstrap: int, seed: int,
+                 allowed_hosts: Sequence[str], results: Iterable[Any]) -> None:
+        from scalinglab.report import saved as saved_results
+
+        self.path = Path(store_path)
+        self.bootstrap = bootstrap
+        self.hosts = {h.lower().strip("[]") for h in (*LOOPBACK, *allowed_hosts)}
+        self.saved: list[Any] = []
+        for r in results:  # in the order given; read once, here
+            self.saved += ([r] if isinstance(r, saved_results.SavedResult)
+                           else saved_results.load_saved([r]))
+        self.study = Study(self.path, bootstrap=bootstrap, seed=seed, lock_timeout_s=LOCK_WAIT_S,
+                           filter=dashboard_api.apply_where, state_suffix=dashboard_api.where_key,
+                           missing_store=dashboard_api.EmptyStore)
+
+    # -- the request's filters and bounds --------------------------------------------------
+
+    def store(self) -> RunStore:
+        return self.study.store()  # type: ignore[no-any-return]
+
+    def tags_of(self, tag: list[str]) -> dict[str, str]:
+        if len(tag) > MAX_TAGS:
+            raise ApiError(400, f"at most {MAX_TAGS} tag filters per request, not {len(tag)}")
+        return analysis.parse_tag_filters(tag)
+
+    def select(self, tag: list[str], status: str = "finished") -> pd.DataFrame:
+        return self.study.runs(self.tags_of(tag), status=None if status == "all" else status)
+
+    def check_law(self, law: str) -> None:
+        if law not in analysis.loss_laws():
+            raise ApiError(400, f"unknown law {law!r}; choose from {', '.join(analysis.loss_laws())}")
+
+    def fitted(self, law: str, tag: list[str], boot: int, holdout: int = 0) -> FitResult:
+        self.check_law(law)
+        tags = self.tags_of(tag)
+        return _unprocessable(lambda: self.study.fit(law, tags=tags, bootstrap=boot,  # type: ignore[no-any-return]
+                                                     holdout=holdout))
+
+    def rolled(self, law: str, tag: list[str], boot: int) -> RollingForward | str:
+        """A pin's rolling-forward check (bounded), or why there is none; cached per store
+        state like the fits."""
+        self.check_law(law)
+        tags, boot = self.tags_of(tag), min(boot, MAX_ROLLING_BOOTSTRAP)
+
+        def compute() -> RollingForward | str:
+            outcome = analysis.attempt(lambda: self.study.rolling(
+                law, tags=tags, bootstrap=boot, steps=MAX_ROLLING_CUTOFFS))
+            return outcome.value if outcome.ok else str(outcome.error)
+
+        return self.study.cached(("rolling-or-why", law, tuple(sorted(tags.items())), boot),  # type: ignore[no-any-return]
+                                 compute)
+
+    def isoflop(self, tag: list[str], boot: int) -> Any:
+        tags = self.tags_of(tag)
+        return _unprocessable(lambda: self.study.isoflop(tags=tags, bootstrap=boot))
+
+    def pin(self, text: str) -> dict[str, Any]:
+        """One pinned fit (``law=kaplan&tag=dataset:c4&holdout=3&bootstrap=100&where=...``)."""
+        q = parse_qs(text, keep_blank_values=False)
+        law = (q.get("law") or ["chinchilla"])[0]
+        self.check_law(law)
+        try:
+            boot = int((q.get("bootstrap") or [str(self.bootstrap)])[0])
+            holdout = int((q.get("holdout") or ["0"])[0])
+        except ValueError:
+            raise ApiError(400, f"pin {text!r}: bootstrap and holdout are whole numbers") from None
+        if not (0 <= boot <= MAX_BOOTSTRAP and 0 <= holdout <= 1000):
+            raise ApiError(400, f"pin {text!r}: bootstrap must be 0 to {MAX_BOOTSTRAP}, holdout 0 to 1000")
+        tag = [t for v in q.get("tag", []) for t in v.split(",") if t.strip()]
+        self.tags_of(tag)
+        return {"law": law, "tag": tag, "bootstrap": boot, "holdout": holdout, "text": text,
+                "where": " ".join(q.get("where", [])).strip()}
+
+    # -- the store -------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """What the page polls: a token that changes when the store does, and the counts."""
+        counts = self.study.cached(("counts",), lambda: self.store().counts())
+        # where the sweep writing the store stands (sweep/runner records it): done, running,
+        # failed and its ETA, shown in the header while it runs
+        sweep = (self.study.cached(("sweep",), lambda: self.store().sweep_progress())
+                 if self.path.exists() else None)
+        return {"version": self.study.state(), "counts": counts, "store_exists": self.path.exists(),
+                "sweep": sweep}
+
+    def summary(self) -> dict[str, Any]:
+        s, runs = self.store(), self.select([])
+        budget = analysis.default_budget(runs)
+        return {
+            "store": str(self.path), "store_exists": self.path.exists(),
+            "version": self.study.state(), "counts": s.counts(), "tags": s.tag_values(),
+            "laws": analysis.loss_laws(), "published_laws": sorted(PUBLISHED_LOSS_LAWS),
+            "grids": [{"N": n, "D": d} for n, d in analysis.grid_keys(runs)],
+            "default_compute": budget, "default_compute_text": format_number(budget, 3),
+            "default_bootstrap": self.bootstrap, "figures": list(FIGURES), "charts": list(CHARTS),
+            "chart_titles": {k: chart_table.TABLE[k].title for k in CHARTS},
+            "limits": {"curve_runs": MAX_CURVE_RUNS, "pins": MAX_PINS, "bootstrap": MAX_BOOTSTRAP},
+        }
+
+    def runs(self, tag: list[str], status: str, limit: int) -> dict[str, Any]:
+        df = self.select(tag, status)
+        shown = df.head(limit)
+        table_cols = ["run_id", "name", "N", "D", "C", "loss", "lr", "batch_tokens", "tags"] + (
+            ["status", "error"] if status != "finished" else [])
+        table = sections.runs_table(shown, columns=table_cols) if len(shown) else None
+        return {"count": len(df), "shown": len(shown),
+                "runs": shown[[c for c in RUN_FIELDS if c in df]].to_dict("records"),
+                "html": "" if table is None else table.as_html()}
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """One run: its record, its table and its loss curve (the chart table's curves chart)."""
+        s = self.store()
+        try:
+            rec = s.run(run_id)
+        except KeyError:
+            raise ApiError(404, f"no run {run_id!r} in {self.path}") from None
+        curve, info = s.curve(run_id), pd.DataFrame([rec])
+        v = ChartInputs(info, curves=lambda: ({run_id: curve} if len(curve) else {}, info))
+        return {"run": rec, "html": views.run_table(rec).as_html(),
+                "curve": curve.to_dict("list"), "chart": chart_table.spec("curves", v)}
+
+    def curves(self, run_id: list[str], runs: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
+        """The curves a chart draws: the runs named (each must exist), else up to
+        :data:`MAX_CURVE_RUNS` of ``runs`` spread over compute; with the runs they belong to."""
+        s = self.store()
+        if not run_id:
+            return analysis.collect_curves(s, runs, MAX_CURVE_RUNS), runs
+        every = s.runs(status=None)
+        missing = [r for r in run_id if r not in set(every["run_id"].astype(str))]
+        if missing:
+            raise ApiError(404, f"no run {missing[0]!r} in {self.path}")
+        return s.curves(list(run_id)), every[every["run_id"].isin(list(run_id))]
+
+    # -- fits, comparisons, the plan -------------------------------------------------------
+
+    def fit(self, q: FitQuery) -> dict[str, Any]:
+        result = self.fitted(q.law, q.tag, q.bootstrap, q.holdout)
+        summary = result.summary()
+        heldout = sections.holdout_table(result).as_html() if result.holdout is not None else ""
+        return {"fit": summary.to_dict(), "title": figures.fit_title(result),
+                "summary": figures.param_summary(result),
+                "params_html": summary.tables[0].as_html(), "summary_html": summary.as_html(),
+                "heldout_html": heldout}
+
+    def compare(self, pins: list[str], compute: str | None) -> dict[str, Any]:
+        """Pinned fits side by side (:func:`comparison_table`), each with its own filter."""
+        if not pins:
+            raise ApiError(400, "pin at least one fit to compare")
+        if len(pins) > MAX_PINS:
+            raise ApiError(400, f"at most {MAX_PINS} pinned fits, not {len(pins)}")
+        budget = parse_budget(compute)
+        specs = [self.pin(p) for p in pins]
+        results: list[FitResult | str] = []
+        checks: list[RollingForward | str] = []
+        for p in specs:
+            with dashboard_api.filtered_by(p["where"]):  # each pin keeps its own --where filter
+                try:
+                    results.append(self.fitted(p["law"], p["tag"], p["bootstrap"], p["holdout"]))
+                except ApiError as exc:
+                    results.append(exc.message)
+                checks.append(self.rolled(p["law"], p["tag"], p["bootstrap"]))
+        budget = budget if budget is not None else analysis.default_budget(self.select([]))
+        return {"pins": specs, "compute": budget,
+                "html": comparison_table(specs, results, budget, checks).as_html(),
+                "errors": [r if isinstance(r, str) else None for r in results],
+                "rolling": [r.to_dict() if isinstance(r, RollingForward) else {"error": r}
+                            for r in checks]}
+
+    def plan(self, q: FitQuery, compute: str, seq_len: int | None,
+             batch_tokens: str | None) -> dict[str, Any]:
+        """A plan from a fitted (or published) law and the runs' lr/batch law; a plan the fit
+        does not identify answers why, as ``scalinglab plan`` says it, not an error status."""
+        from scalinglab.plan.planner import make_plan
+
+        budget = parse_budget(compute)
+        batch = parse_budget(batch_tokens, "batch_tokens")
+        loss_law: Any = (PUBLISHED_LOSS_LAWS[q.law] if q.law in PUBLISHED_LOSS_LAWS
+                         else self.fitted(q.law, q.tag, q.bootstrap, q.holdout))
+        laws, _ = self.study.hparams(tags=self.tags_of(q.tag))
+        ctx = analysis.run_context(self.select(q.tag))
+        seq = seq_len or ctx.seq_len or 2048
+        fixed = batch or ctx.batch_tokens
+        basis = (f"sequence length {seq} ({'given' if seq_len else 'the runs' if ctx.seq_len else 'default'}); "
+                 + (f"batch {format_number(fixed)} tokens ({'given' if batch else 'the runs'})"
+                    if fixed else "batch from the lr/batch law"))
+        try:
+            result = make_plan(compute=budget, loss_law=loss_law, seq_len=seq,
+                               hparams_law=laws.get("fitted", laws["steplaw"]),
+                               **({"batch_tokens": fixed} if fixed else {}))
+        except NotIdentifiable as exc:
+            label = getattr(getattr(loss_law, "instance", None), "label", q.law)
+            return {"refused": str(exc), "compute": budget, "mode": "no plan",
+                    "loss_law": {"label": label}, "warnings": [], "basis": basis,
+                    "html": sections.plan_refused(str(exc))}
+        return {**result.to_dict(), "html": sections.plan_table(result).as_html(), "basis": basis}
+
+    # -- charts, figures, sections ---------------------------------------------------------
+
+    def chart_inputs(self, q: ChartQuery) -> ChartInputs:
+        """What the chart table draws from for this request: the Study's answers, asked for
+        only when the chart needs them."""
+        f, tags, runs = q.fit, self.tags_of(q.fit.tag), self.select(q.fit.tag)
+        keys = analysis.grid_keys(runs)
+        grid = (q.N, q.D) if q.N is not None and q.D is not None else (keys[0] if keys else None)
+
+        def rolling() -> RollingForward:
+            r = self.rolled(f.law, f.tag, f.bootstrap)
+            if isinstance(r, str):
+                raise InputError(f"no rolling-forward check: {r}")
+            return r
+
+        return ChartInputs(
+            runs, law=f.law, compute=q.compute, grid=grid, x=q.x, smooth=q.smooth, forecast=True,
+            filtered=bool(f.tag) or bool(dashboard_api.current_where()),
+            fit=lambda: self.study.fit(f.law, tags=tags, bootstrap=f.bootstrap, holdout=f.holdout),
+            isoflop=lambda: self.study.isoflop(tags=tags, bootstrap=f.bootstrap),
+            hparams=lambda: self.study.hparams(tags=tags)[0], rolling=rolling,
+            curves=lambda: self.curves(q.run_id, runs),
+            curves_of=lambda ids: self.store().curves(ids))
+
+    def chart(self, name: str, q: ChartQuery) -> dict[str, Any]:
+        """A Plotly spec of one chart of the chart table, cached per store state."""
+        if name not in CHARTS:
+            raise ApiError(404, f"no chart {name!r}; charts are {', '.join(CHARTS)}")
+        self._check_chart(q)
+
+        def draw() -> dict[str, Any]:
+            v = self.chart_inputs(q)  # a bad filter is the request's fault (400), not the data's
+            return _unprocessable(lambda: chart_table.spec(name, v))  # type: ignore[no-any-return]
+
+        return self.study.cached(("chart", name, *q.key()), draw)  # type: ignore[no-any-return]
+
+    def figure(self, name: str, ext: str, q: ChartQuery) -> Response:
+        """A static figure of the chart table, as PNG or SVG."""
+        if ext not in ("png", "svg"):
+            raise ApiError(404, f"figures come as .png or .svg, not .{ext}")
+        if name not in FIGURES:
+            raise ApiError(404, f"no figure {name!r}; figures are {', '.join(FIGURES)}")
+        self._check_chart(q)
+        v = self.chart_inputs(q)
+        with _render_lock:
+            try:
+                fig = _unprocessable(lambda: chart_table.figure(name, v))
+            except ValueError as exc:  # e.g. no grid at this (N, D)
+                raise ApiError(422, str(exc)) from None
+            if ext == "png":
+                return Response(figures.to_png(fig), media_type="image/png")
+            return Response(figures.to_svg(fig), media_type="image/svg+xml")
+
+    def _check_chart(self, q: ChartQuery) -> None:
+        self.check_law(q.fit.law)
+        if len(q.run_id) > MAX_CURVE_RUNS:
+            raise ApiError(400, f"at most {MAX_CURVE_RUNS} runs per curve chart, not {len(q.run_id)}")
+
+    def more_sections(self, tag: list[str], boot: int) -> dict[str, Any]:
+        """Saved results (``serve --result``) and registered sections, rendered as in the
+        report: HTML and chart specs."""
+        from scalinglab.report import saved as saved_results
+
+        saved = self.study.cache.get(("saved results",), lambda: [  # read once: they never change
+            saved_results.section_payload(sec) for sec in saved_results.saved_sections(self.saved)])
+        if not sections._BUILDERS and not sections.SECTION_MODULES:
+            return {"sections": saved}
+        tags = self.tags_of(tag)
+
+        def build() -> list[dict[str, Any]]:
+            summary = self.study.summarise(tags=tags, bootstrap=boot)
+            return [saved_results.section_payload(sec)
+                    for sec in sections.extra_sections(summary, self.store())]
+
+        return {"sections": saved + self.study.cached(
+            ("sections", tuple(sorted(tags.items())), boot), build)}
+
+
+@functools.cache
+def _plotly_js() -> str:
+    from scalinglab.report.html import plotly_js
+
+    return plotly_js()
+
+
+def _queries(default_bootstrap: int) -> tuple[Callable[..., FitQuery], Callable[..., ChartQuery]]:
+    """The query parameters every fit and chart route reads, as FastAPI dependencies (the
+    bootstrap default is the app's)."""
+
+    def fit_query(
+        law: str = "chinchilla",
+        tag: list[str] = Query(default=[]),
+        bootstrap_: int = Query(default=default_bootstrap, ge=0, le=MAX_BOOTSTRAP, alias="bootstrap"),
+        holdout: int = Query(default=0, ge=0, le=1000),
+    ) -> FitQuery:
+        return FitQuery(law, list(tag), bootstrap_, holdout)
+
+    def chart_query(
+        fit: FitQuery = Depends(fit_query),
+        run_id: list[str] = Query(default=[]),
+        x: Literal["tokens", "flops", "wall", "step"] = "tokens",
+        smooth: float = Query(default=0.6, ge=0.0, le=0.99),
+        compute: str | None = None,
+        N: float | None = Query(default=None, gt=0),
+        D: float | None = Query(default=None, gt=0),
+    ) -> ChartQuery:
+        return ChartQuery(fit, list(run_id), x, smooth, parse_budget(compute), N, D)
+
+    return fit_query, chart_query
+
+
+# -- the app: thin routes over the Dashboard ---------------------------------------------------
+
+
 def create_app(store_path: str | Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
                allowed_hosts: Sequence[str] = (), results: Iterable[Any] = ()) -> FastAPI:
     """The dashboard app for the store at ``store_path``; a store that does not exist yet shows
@@ -164,85 +523,28 @@ def create_app(store_path: str | Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed:
     results" panel as the report shows them; files are read once, here, and a file that is not a
     saved result refuses the app.
     """
-    from scalinglab.report import dashboard_api
-    from scalinglab.report import saved as saved_results
-
-    path = Path(store_path)
-    saved: list[saved_results.SavedResult] = []
-    for r in results:  # in the order given
-        saved += [r] if isinstance(r, saved_results.SavedResult) else saved_results.load_saved([r])
-    saved_payload: list[dict[str, Any]] = []  # built on first request: results do not change
-    saved_lock = threading.Lock()
+    d = Dashboard(store_path, bootstrap, seed, allowed_hosts, results)
     app = FastAPI(title="scalinglab dashboard", docs_url=None, redoc_url=None, openapi_url=None)
-    # the Study owns the store, its state and the cache: every route asks it (keys carry the
-    # request's --where filter too); a store that does not exist yet reads as an empty one
-    study = Study(path, bootstrap=bootstrap, seed=seed, lock_timeout_s=LOCK_WAIT_S,
-                  filter=dashboard_api.apply_where, state_suffix=dashboard_api.where_key,
-                  missing_store=dashboard_api.EmptyStore)
-    cache = study.cache
-    hosts = {h.lower().strip("[]") for h in (*LOOPBACK, *allowed_hosts)}
+    _guard(app, d)
+    app.add_middleware(dashboard_api.WhereMiddleware)
+    dashboard_api.register(app, d.path, d.select, fitted=d.fitted, parse_pin=d.pin)
+    fit_query, chart_query = _queries(bootstrap)
+    _page_routes(app)
+    _store_routes(app, d)
+    _fit_routes(app, d, fit_query)
+    _chart_routes(app, d, fit_query, chart_query)
+    return app
 
-    def store() -> RunStore:
-        return study.store()  # type: ignore[no-any-return]
 
-    def state() -> str:
-        return study.state()
-
-    def tags_of(tag: list[str]) -> dict[str, str]:
-        if len(tag) > MAX_TAGS:
-            raise ApiError(400, f"at most {MAX_TAGS} tag filters per request, not {len(tag)}")
-        return analysis.parse_tag_filters(tag)
-
-    def select(tag: list[str], status: str = "finished") -> pd.DataFrame:
-        return study.runs(tags_of(tag), status=None if status == "all" else status)
-
-    def check_law(law: str) -> None:
-        if law not in analysis.loss_laws():
-            raise ApiError(400, f"unknown law {law!r}; choose from {', '.join(analysis.loss_laws())}")
-
-    def fitted(law: str, tag: list[str], boot: int, holdout: int = 0) -> FitResult:
-        check_law(law)
-        tags = tags_of(tag)
-        return _unprocessable(lambda: study.fit(law, tags=tags, bootstrap=boot, holdout=holdout))
-
-    def rolled(law: str, tag: list[str], boot: int) -> RollingForward | str:
-        """A pin's rolling-forward check (bounded), or why there is none; cached per store
-        state like the fits."""
-        check_law(law)
-        tags = tags_of(tag)
-        boot = min(boot, MAX_ROLLING_BOOTSTRAP)
-
-        def compute() -> RollingForward | str:
-            outcome = analysis.attempt(lambda: study.rolling(
-                law, tags=tags, bootstrap=boot, steps=MAX_ROLLING_CUTOFFS))
-            return outcome.value if outcome.ok else str(outcome.error)
-
-        return study.cached(("rolling-or-why", law, tuple(sorted(tags.items())), boot), compute)
-
-    def isoflop(tag: list[str], boot: int) -> Any:
-        tags = tags_of(tag)
-        return _unprocessable(lambda: study.isoflop(tags=tags, bootstrap=boot))
-
-    def isoflop_or_none(tag: list[str], boot: int) -> Any:
-        try:
-            return isoflop(tag, boot)
-        except ApiError:
-            return None
-
-    def hparam_laws(tag: list[str]) -> tuple[dict[str, Any], str | None]:
-        return study.hparams(tags=tags_of(tag))  # type: ignore[no-any-return]
-
-    def budgets(tag: list[str], boot: int) -> views.Budgets:
-        return views.budgets_of(select(tag), isoflop_or_none(tag, boot))
-
-    # -- safety and errors -----------------------------------------------------------------
+def _guard(app: FastAPI, d: Dashboard) -> None:
+    """Loopback host names only (DNS rebinding), and every error as ``{"detail": message}``."""
 
     @app.middleware("http")
     async def _only_local_names(request: Request, call_next: Callable[[Request], Any]) -> Response:
         host = request.headers.get("host", "")
         name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.split(":")[0]
-        if name.lower() not in hosts:
-            return _json({"detail": f"this dashboard answers only for {', '.join(sorted(hosts))}, "
+        if name.lower() not in d.hosts:
+            return _json({"detail": f"this dashboard answers only for {', '.join(sorted(d.hosts))}, "
                           f"not {name!r} (add a name with scalinglab serve --host)"}, 403)
         return await call_next(request)
 
@@ -254,7 +556,7 @@ def create_app(store_path: str | Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed:
     async def _library_error(_: Request, exc: ScalingLabError) -> Response:
         if isinstance(exc, StoreBusy):
             # the store already retried for LOCK_WAIT_S: a writer (a sweep) holds the file
-            return _json({"detail": f"the run store {path} is busy: another process (a sweep?) "
+            return _json({"detail": f"the run store {d.path} is busy: another process (a sweep?) "
                           "is writing to it; retry in a moment"}, 503)
         prefix = "not identifiable: " if isinstance(exc, NotIdentifiable) else ""
         return _json({"detail": prefix + str(exc)}, status_of(exc))
@@ -272,53 +574,28 @@ def create_app(store_path: str | Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed:
         # library errors (the user's) are handled above; anything else is ours
         return _json({"detail": f"internal error ({type(exc).__name__}): {exc}"}, 500)
 
-    app.add_middleware(dashboard_api.WhereMiddleware)
-    dashboard_api.register(app, path, select, store, fitted=lambda *a: fitted(*a),
-                           parse_pin=lambda text: _pin(text))
 
-    # -- the page --------------------------------------------------------------------------
-
+def _page_routes(app: FastAPI) -> None:
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
         page = resources.files("scalinglab.report").joinpath("templates/dashboard.html")
         return HTMLResponse(page.read_text(encoding="utf-8"))
 
-    plotly_js: list[str] = []
-
     @app.get("/static/plotly.js")
     def plotly() -> Response:
         """plotly.js from the installed ``plotly`` package: the page loads nothing from the web."""
-        if not plotly_js:
-            from scalinglab.report.html import plotly_js as load
-
-            plotly_js.append(load())
-        return Response(plotly_js[0], media_type="application/javascript",
+        return Response(_plotly_js(), media_type="application/javascript",
                         headers={"Cache-Control": "max-age=86400"})
 
-    # -- the store -------------------------------------------------------------------------
 
+def _store_routes(app: FastAPI, d: Dashboard) -> None:
     @app.get("/api/state")
     def current_state() -> Response:
-        """What the page polls: a token that changes when the store does, and the counts."""
-        token = state()
-        counts = cache.get(("counts", token), lambda: store().counts())
-        return _json({"version": token, "counts": counts, "store_exists": path.exists()})
+        return _json(d.state())
 
     @app.get("/api/summary")
     def summary() -> Response:
-        s = store()
-        token = state()
-        runs = select([])
-        return _json({
-            "store": str(path), "store_exists": path.exists(), "version": token,
-            "counts": s.counts(), "tags": s.tag_values(),
-            "laws": analysis.loss_laws(), "published_laws": sorted(PUBLISHED_LOSS_LAWS),
-            "grids": [{"N": n, "D": d} for n, d in analysis.grid_keys(runs)],
-            "default_compute": analysis.default_budget(runs),
-            "default_compute_text": format_number(analysis.default_budget(runs), 3),
-            "default_bootstrap": bootstrap, "figures": list(FIGURES), "charts": list(CHARTS),
-            "limits": {"curve_runs": MAX_CURVE_RUNS, "pins": MAX_PINS, "bootstrap": MAX_BOOTSTRAP},
-        })
+        return _json(d.summary())
 
     @app.get("/api/runs")
     def runs(
@@ -326,344 +603,75 @@ def create_app(store_path: str | Path, bootstrap: int = DEFAULT_BOOTSTRAP, seed:
         status: Literal["finished", "failed", "running", "all"] = "finished",
         limit: int = Query(default=2000, ge=1, le=100000),
     ) -> Response:
-        df = select(tag, status)
-        cols = ["run_id", "name", "N", "D", "C", "loss", "lr", "batch_tokens", "weight_decay",
-                "seq_len", "tags", "status", "error", "source"]
-        shown = df.head(limit)
-        table_cols = ["run_id", "name", "N", "D", "C", "loss", "lr", "batch_tokens", "tags"] + (
-            ["status", "error"] if status != "finished" else [])
-        table = sections.runs_table(shown, columns=table_cols) if len(shown) else None
-        return _json({"count": len(df), "shown": len(shown),
-                      "runs": df[[c for c in cols if c in df]].head(limit).to_dict("records"),
-                      "html": "" if table is None else table.as_html()})
-
-    def run_payload(run_id: str) -> dict[str, Any]:
-        s = store()
-        try:
-            rec = s.run(run_id)
-        except KeyError:
-            raise ApiError(404, f"no run {run_id!r} in {path}") from None
-        curve = s.curve(run_id)
-        spec = (charts.loss_curves(views.curve_series({run_id: curve}, pd.DataFrame([rec]),
-                                                      "tokens", 0.6), 0.6)
-                if len(curve) else charts.empty("no loss curve recorded for this run"))
-        return {"run": rec, "html": views.run_table(rec).as_html(),
-                "curve": curve.to_dict("list"), "chart": spec}
+        return _json(d.runs(tag, status, limit))
 
     @app.get("/api/run")
     def run_by_query(id: str = Query(min_length=1, max_length=512)) -> Response:  # noqa: A002
         """One run by ``?id=`` (any characters, ``/`` included)."""
-        return _json(run_payload(id))
+        return _json(d.run(id))
 
     @app.get("/api/runs/{run_id:path}")
     def run(run_id: str) -> Response:
-        return _json(run_payload(run_id))
+        return _json(d.run(run_id))
 
-    # -- fits ------------------------------------------------------------------------------
 
+def _fit_routes(app: FastAPI, d: Dashboard, fit_query: Callable[..., FitQuery]) -> None:
     @app.get("/api/fit")
-    def fit(
-        law: str = "chinchilla",
-        tag: list[str] = Query(default=[]),
-        bootstrap_: int = Query(default=bootstrap, ge=0, le=MAX_BOOTSTRAP, alias="bootstrap"),
-        holdout: int = Query(default=0, ge=0, le=1000),
-    ) -> Response:
-        result = fitted(law, tag, bootstrap_, holdout)
-        summary = result.summary()
-        heldout = (sections.holdout_table(result).as_html() if result.holdout is not None else "")
-        return _json({"fit": summary.to_dict(), "title": figures.fit_title(result),
-                      "summary": figures.param_summary(result),
-                      "params_html": summary.tables[0].as_html(), "summary_html": summary.as_html(),
-                      "heldout_html": heldout})
+    def fit(q: FitQuery = Depends(fit_query)) -> Response:
+        return _json(d.fit(q))
 
     @app.get("/api/isoflop")
-    def isoflop_fit(tag: list[str] = Query(default=[]),
-                    bootstrap_: int = Query(default=bootstrap, ge=0, le=MAX_BOOTSTRAP,
-                                            alias="bootstrap")) -> Response:
-        result = isoflop(tag, bootstrap_)
+    def isoflop_fit(q: FitQuery = Depends(fit_query)) -> Response:
+        result = d.isoflop(q.tag, q.bootstrap)
         return _json({**result.to_dict(), "summary_html": result.summary().as_html()})
 
     @app.get("/api/compare")
-    def compare(
-        pin: list[str] = Query(default=[]),
-        compute: str | None = None,
-    ) -> Response:
+    def compare(pin: list[str] = Query(default=[]), compute: str | None = None) -> Response:
         """Pinned fits side by side: each ``pin`` a query string (``law=kaplan&tag=dataset:c4&
         holdout=3&bootstrap=100``); one column per pin, rows the laws, filters, parameters,
         held-out and rolling-forward errors and the optimum at ``compute``. The rolling-forward
         check fits below at most :data:`MAX_ROLLING_CUTOFFS` cut-offs (with at most
         :data:`MAX_ROLLING_BOOTSTRAP` resamples), the pin's holdout aside: it holds out by
         compute itself."""
-        if not pin:
-            raise ApiError(400, "pin at least one fit to compare")
-        if len(pin) > MAX_PINS:
-            raise ApiError(400, f"at most {MAX_PINS} pinned fits, not {len(pin)}")
-        budget = parse_budget(compute)
-        specs = [_pin(p) for p in pin]
-        results: list[FitResult | str] = []
-        checks: list[RollingForward | str] = []
-        for p in specs:
-            with dashboard_api.filtered_by(p["where"]):  # each pin keeps its own --where filter
-                try:
-                    results.append(fitted(p["law"], p["tag"], p["bootstrap"], p["holdout"]))
-                except ApiError as exc:
-                    results.append(exc.message)
-                checks.append(rolled(p["law"], p["tag"], p["bootstrap"]))
-        if budget is None:
-            budget = analysis.default_budget(select([]))
-        return _json({"pins": specs, "compute": budget,
-                      "html": comparison_table(specs, results, budget, checks).as_html(),
-                      "errors": [r if isinstance(r, str) else None for r in results],
-                      "rolling": [r.to_dict() if isinstance(r, RollingForward) else {"error": r}
-                                  for r in checks]})
-
-    def _pin(text: str) -> dict[str, Any]:
-        q = parse_qs(text, keep_blank_values=False)
-        law = (q.get("law") or ["chinchilla"])[0]
-        check_law(law)
-        try:
-            boot = int((q.get("bootstrap") or [str(bootstrap)])[0])
-            holdout = int((q.get("holdout") or ["0"])[0])
-        except ValueError:
-            raise ApiError(400, f"pin {text!r}: bootstrap and holdout are whole numbers") from None
-        if not (0 <= boot <= MAX_BOOTSTRAP and 0 <= holdout <= 1000):
-            raise ApiError(400, f"pin {text!r}: bootstrap must be 0 to {MAX_BOOTSTRAP}, holdout 0 to 1000")
-        tag = [t for v in q.get("tag", []) for t in v.split(",") if t.strip()]
-        tags_of(tag)
-        return {"law": law, "tag": tag, "bootstrap": boot, "holdout": holdout, "text": text,
-                "where": " ".join(q.get("where", [])).strip()}
+        return _json(d.compare(pin, compute))
 
     @app.get("/api/plan")
     def plan(
+        q: FitQuery = Depends(fit_query),
         compute: str = Query(min_length=1, max_length=64),
-        law: str = "chinchilla",
-        tag: list[str] = Query(default=[]),
-        bootstrap_: int = Query(default=bootstrap, ge=0, le=MAX_BOOTSTRAP, alias="bootstrap"),
-        holdout: int = Query(default=0, ge=0, le=1000),
         seq_len: int | None = Query(default=None, ge=1, le=1_000_000),
         batch_tokens: str | None = Query(default=None, max_length=64),
     ) -> Response:
-        budget = parse_budget(compute)
-        batch = parse_budget(batch_tokens, "batch_tokens")
-        if law in PUBLISHED_LOSS_LAWS:
-            loss_law: Any = PUBLISHED_LOSS_LAWS[law]
-        else:
-            loss_law = fitted(law, tag, bootstrap_, holdout)
-        laws, _ = hparam_laws(tag)
-        ctx = analysis.run_context(select(tag))
-        seq = seq_len or ctx.seq_len or 2048
-        fixed = batch or ctx.batch_tokens
-        from scalinglab.plan.planner import make_plan
+        return _json(d.plan(q, compute, seq_len, batch_tokens))
 
-        basis = (f"sequence length {seq} ({'given' if seq_len else 'the runs' if ctx.seq_len else 'default'}); "
-                 + (f"batch {format_number(fixed)} tokens ({'given' if batch else 'the runs'})"
-                    if fixed else "batch from the lr/batch law"))
-        try:
-            result = make_plan(compute=budget, loss_law=loss_law, seq_len=seq,
-                               hparams_law=laws.get("fitted", laws["steplaw"]),
-                               **({"batch_tokens": fixed} if fixed else {}))
-        except NotIdentifiable as exc:
-            # the fit does not identify what the plan needs: the panel shows why and which
-            # runs would identify it, as `scalinglab plan` says it, not an error status
-            label = getattr(getattr(loss_law, "instance", None), "label", law)
-            return _json({"refused": str(exc), "compute": budget, "mode": "no plan",
-                          "loss_law": {"label": label}, "warnings": [], "basis": basis,
-                          "html": sections.plan_refused(str(exc))})
-        return _json({**result.to_dict(), "html": sections.plan_table(result).as_html(),
-                      "basis": basis})
 
-    # -- charts ----------------------------------------------------------------------------
-
+def _chart_routes(app: FastAPI, d: Dashboard, fit_query: Callable[..., FitQuery],
+                  chart_query: Callable[..., ChartQuery]) -> None:
     @app.get("/api/charts/{name}")
-    def chart(
-        name: str,
-        law: str = "chinchilla",
-        tag: list[str] = Query(default=[]),
-        bootstrap_: int = Query(default=bootstrap, ge=0, le=MAX_BOOTSTRAP, alias="bootstrap"),
-        holdout: int = Query(default=0, ge=0, le=1000),
-        run_id: list[str] = Query(default=[]),
-        x: Literal["tokens", "flops", "wall", "step"] = "tokens",
-        smooth: float = Query(default=0.6, ge=0.0, le=0.99),
-        compute: str | None = None,
-        N: float | None = Query(default=None, gt=0),
-        D: float | None = Query(default=None, gt=0),
-    ) -> Response:
-        """A Plotly spec of one chart (see :data:`CHARTS`), cached per store state."""
-        if name not in CHARTS:
-            raise ApiError(404, f"no chart {name!r}; charts are {', '.join(CHARTS)}")
-        if len(run_id) > MAX_CURVE_RUNS:
-            raise ApiError(400, f"at most {MAX_CURVE_RUNS} runs per curve chart, not {len(run_id)}")
-        budget = parse_budget(compute)
-        key = ("chart", state(), name, law, tuple(sorted(tag)), bootstrap_, holdout,
-               tuple(run_id), x, round(smooth, 3), budget, N, D)
-        return _json(cache.get(key, lambda: build_chart(
-            name, law, tag, bootstrap_, holdout, run_id, x, smooth, budget, N, D)))
+    def chart(name: str, q: ChartQuery = Depends(chart_query)) -> Response:
+        """A Plotly spec of one chart of the chart table (:data:`CHARTS`)."""
+        return _json(d.chart(name, q))
 
-    def build_chart(name: str, law: str, tag: list[str], boot: int, holdout: int,
-                    run_id: list[str], x: str, smooth: float, budget: float | None,
-                    N: float | None, D: float | None) -> dict[str, Any]:
-        runs = select(tag)
-        if name == "overview":
-            try:
-                fit = fitted(law, tag, boot, holdout) if not runs.empty else None
-            except ApiError:
-                fit = None
-            return charts.runs_by_budget(runs, budgets(tag, boot), fit)
-        if runs.empty and name != "curves":
-            return charts.empty("no finished runs match this filter" if tag else
-                                "no finished runs yet: this chart appears as runs arrive")
-        data = analysis.loss_runs(runs)
-        if name in ("parity", "residuals", "corner"):
-            fit = fitted(law, tag, boot, holdout)
-            if name == "corner":
-                if not fit.n_draws:
-                    return charts.empty("no bootstrap draws: fit with bootstrap > 0 to see them",
-                                        "Bootstrap draws")
-                return charts.corner(views.corner_data(fit))
-            b = budgets(tag, boot)
-            points = views.fit_points(data, fit, b)
-            return (charts.parity if name == "parity" else charts.residuals)(points, fit, b)
-        if name == "isoflop":
-            try:
-                iso = isoflop(tag, boot)
-            except ApiError as exc:  # the raw profiles still show, with why there is no fit
-                return dashboard_api.raw_isoflop(data, exc.message)
-            return charts.isoflop(views.isoflop_series(data, iso), iso)
-        if name == "allocation":
-            iso = isoflop_or_none(tag, boot)
-            try:
-                fit = fitted(law, tag, boot, holdout)
-            except ApiError:
-                fit = None
-            fit = fit if fit is not None and {"N", "D"} <= set(fit.law.inputs) else None
-            planned = budget or analysis.default_budget(runs)
-            C = views.compute_grid(iso, fit, planned)
-            curves = ([views.loss_law_allocation(fit, C)] if fit is not None else []) + (
-                views.isoflop_allocations(iso, C) if iso is not None else [])
-            if not curves:
-                return charts.empty("neither an IsoFLOP fit nor a loss law of N and D fits these runs")
-            top = float(runs["C"].max())
-            return charts.allocation(curves, views.budget_optima(iso) if iso is not None else {},
-                                     planned, top)
-        if name == "heatmap":
-            keys = analysis.grid_keys(runs)
-            if not keys and (N is None or D is None):
-                raise ApiError(422, "no lr × batch grid in these runs")
-            n, d = (N, D) if N is not None and D is not None else keys[0]
-            laws, _ = hparam_laws(tag)
-            try:
-                grid = figures.pick_grid(runs, n, d)
-            except ValueError as exc:
-                raise ApiError(422, str(exc)) from None
-            return charts.lr_batch(grid, analysis.predictions_at(laws, n, d))
-        # curves
-        s = store()
-        if run_id:
-            every = s.runs(status=None)
-            known = set(every["run_id"].astype(str))
-            missing = [r for r in run_id if r not in known]
-            if missing:
-                raise ApiError(404, f"no run {missing[0]!r} in {path}")
-            curves = s.curves(list(run_id))
-            info = every[every["run_id"].isin(list(run_id))]
-        else:
-            curves = analysis.collect_curves(s, runs, MAX_CURVE_RUNS)
-            info = runs
-        spec = charts.loss_curves(views.curve_series(curves, info, x, smooth), smooth)
-        from scalinglab.report.curve_report import add_forecasts  # a band past unfinished runs
+    @app.get("/api/charts-extra/parallel")
+    def parallel(q: ChartQuery = Depends(chart_query)) -> Response:
+        """Parallel coordinates of the runs that set lr and batch (the page's older path)."""
+        return _json(d.chart("parallel", q))
 
-        return add_forecasts(spec, curves, info)
-
-    @app.get("/api/sections")
-    def more_sections(
-        tag: list[str] = Query(default=[]),
-        bootstrap_: int = Query(default=bootstrap, ge=0, le=MAX_BOOTSTRAP, alias="bootstrap"),
-    ) -> Response:
-        """Saved results (``serve --result``) and sections registered with
-        :func:`scalinglab.report.sections.register_section`, rendered as in the report: HTML and
-        chart specs."""
-        if saved and not saved_payload:
-            with saved_lock:
-                if not saved_payload:
-                    saved_payload.extend(saved_results.section_payload(sec)
-                                         for sec in saved_results.saved_sections(saved))
-        if not sections._BUILDERS and not sections.SECTION_MODULES:
-            return _json({"sections": saved_payload})
-        tags = tags_of(tag)
-        key = ("sections", state(), tuple(sorted(tags.items())), bootstrap_)
-
-        def build() -> list[dict[str, Any]]:
-            summary = study.summarise(tags=tags, bootstrap=bootstrap_)
-            return [saved_results.section_payload(sec)
-                    for sec in sections.extra_sections(summary, store())]
-
-        return _json({"sections": saved_payload + cache.get(key, build)})
-
-    # -- static figures --------------------------------------------------------------------
+    @app.get("/api/charts-extra/seeds")
+    def seeds(q: ChartQuery = Depends(chart_query)) -> Response:
+        """Runs that differ only in their seed, as mean ± band (the page's older path)."""
+        return _json(d.chart("seeds", q))
 
     @app.get("/api/figures/{name}.{ext}")
-    def figure(
-        name: str,
-        ext: str,
-        law: str = "chinchilla",
-        tag: list[str] = Query(default=[]),
-        bootstrap_: int = Query(default=bootstrap, ge=0, le=MAX_BOOTSTRAP, alias="bootstrap"),
-        holdout: int = Query(default=0, ge=0, le=1000),
-        run_id: list[str] = Query(default=[]),
-        N: float | None = Query(default=None, gt=0),
-        D: float | None = Query(default=None, gt=0),
-        compute: str | None = None,
-    ) -> Response:
-        if ext not in ("png", "svg"):
-            raise ApiError(404, f"figures come as .png or .svg, not .{ext}")
-        if name not in FIGURES:
-            raise ApiError(404, f"no figure {name!r}; figures are {', '.join(FIGURES)}")
-        if len(run_id) > MAX_CURVE_RUNS:
-            raise ApiError(400, f"at most {MAX_CURVE_RUNS} runs per curve figure, not {len(run_id)}")
-        budget = parse_budget(compute)
-        runs = select(tag)
-        data = analysis.loss_runs(runs)
-        build: Callable[[], Any]
-        if name in ("parity", "residuals", "corner"):
-            result = fitted(law, tag, bootstrap_, holdout)
-            iso = isoflop_or_none(tag, bootstrap_)
-            build = {"parity": lambda: figures.parity(data, result, iso),
-                     "residuals": lambda: figures.residuals(data, result, iso=iso),
-                     "corner": lambda: figures.corner(result)}[name]
-        elif name in ("isoflop", "allocation"):
-            iso = isoflop(tag, bootstrap_)
-            planned = budget or analysis.default_budget(runs)
-            build = ((lambda: figures.isoflop_curves(data, iso)) if name == "isoflop"
-                     else (lambda: figures.optimal_allocation(iso, planned_compute=planned)))
-        elif name == "heatmap":
-            keys = analysis.grid_keys(runs)
-            if not keys and (N is None or D is None):
-                raise ApiError(422, "no lr × batch grid in these runs")
-            n, d = (N, D) if N is not None and D is not None else keys[0]
-            laws, _ = hparam_laws(tag)
-            preds = analysis.predictions_at(laws, n, d)
-            build = lambda: figures.lr_batch_heatmap(runs, n, d, preds)  # noqa: E731
-        else:
-            s = store()
-            for rid in run_id:
-                if not s.has_run(rid, status=None):
-                    raise ApiError(404, f"no run {rid!r} in {path}")
-            curves = s.curves(list(run_id)) if run_id else analysis.collect_curves(s, runs)
-            if not curves:
-                raise ApiError(404, "no loss curves recorded for these runs")
-            every = s.runs(status=None)
-            info = every[every["run_id"].isin(list(curves))]
-            build = lambda: figures.loss_curves(curves, info)  # noqa: E731
-        with _render_lock:
-            try:
-                fig = build()
-            except ValueError as exc:  # e.g. no bootstrap draws, no grid at this (N, D)
-                raise ApiError(422, str(exc)) from None
-            if ext == "png":
-                return Response(figures.to_png(fig), media_type="image/png")
-            return Response(figures.to_svg(fig), media_type="image/svg+xml")
+    def figure(name: str, ext: str, q: ChartQuery = Depends(chart_query)) -> Response:
+        """A static figure (:data:`FIGURES`) as PNG or SVG."""
+        return d.figure(name, ext, q)
 
-    return app
+    @app.get("/api/sections")
+    def more_sections(q: FitQuery = Depends(fit_query)) -> Response:
+        """Saved results (``serve --result``) and sections registered with
+        :func:`scalinglab.report.sections.register_section`, rendered as in the report."""
+        return _json(d.more_sections(q.tag, q.bootstrap))
 
 
 def comparison_table(pins: Sequence[dict[str, Any]], results: Sequence[FitResult | str],

@@ -43,10 +43,18 @@ CURVE_AXES = ("tokens", "flops", "wall", "step")
 CURVE_AXIS_LABELS = {
     "tokens": "tokens seen",
     "flops": "training FLOPs so far (tokens × the run's C/D)",
-    # curves record no clock: the wall-time axis is always this estimate, and says so
-    "wall": "wall time (s), estimated: tokens × the run's mean throughput (wall_time_s / D)",
+    # the clock logged along the curve (schema 3's wall_s: the sweep runner's, a tracker's)
+    "wall": "wall time (s) since the run started",
+    # drawn when some run logged no clock: its time is estimated, and the label says so
+    "wall_estimated": "wall time (s) since the run started; estimated where no clock was "
+                      "logged: tokens × the run's mean throughput (wall_time_s / D)",
     "step": "optimizer step",
 }
+
+
+def same_axis(a: str, b: str) -> bool:
+    """Whether two axes are the same quantity (a measured and an estimated wall time are)."""
+    return a.removesuffix("_estimated") == b.removesuffix("_estimated")
 
 
 def palette(k: int) -> list[str]:
@@ -455,11 +463,13 @@ def curve_x(curve: pd.DataFrame, run: Mapping[str, Any] | None, axis: str) -> tu
     """x values of a loss curve on ``axis`` (see :data:`CURVE_AXES`) and the axis actually used.
 
     FLOPs are tokens times the run's compute per token (``C/D``, so a stored attention term
-    counts); wall time is *estimated* as tokens times the run's mean throughput (its
-    ``wall_time_s`` over D), as curves record no clock (the axis label says so). Falls back to
-    tokens, then steps, where the run lacks what is needed (:func:`curve_axis_note` says why).
+    counts). Wall time is the clock logged along the curve (``wall_s``, seconds since the run
+    started) when every point has one (used axis ``wall``); otherwise it is *estimated* as
+    tokens times the run's mean throughput (its ``wall_time_s`` over D; used axis
+    ``wall_estimated``, and the label says so). Falls back to tokens, then steps, where the run
+    lacks what is needed (:func:`curve_axis_note` says why).
     """
-    if axis not in CURVE_AXES:
+    if axis not in (*CURVE_AXES, "wall_estimated"):
         raise ValueError(f"x axis must be one of {CURVE_AXES}, not {axis!r}")
     tokens = curve["tokens"].to_numpy(float) if "tokens" in curve else np.full(len(curve), np.nan)
     have_tokens = bool(len(tokens)) and bool(np.isfinite(tokens).all())
@@ -468,11 +478,18 @@ def curve_x(curve: pd.DataFrame, run: Mapping[str, Any] | None, axis: str) -> tu
         C, D = _num(run.get("C")), _num(run.get("D"))
         if C and D:
             return tokens * (C / D), "flops"
-    if axis == "wall" and have_tokens:
+    if axis in ("wall", "wall_estimated"):
+        wall = curve["wall_s"].to_numpy(float) if "wall_s" in curve else np.zeros(0)
+        # clocked wherever a training loss was logged (an eval-only point without a time is
+        # left off the axis rather than forcing an estimate on the whole curve)
+        train = (np.isfinite(curve["loss"].to_numpy(float)) if "loss" in curve
+                 else np.ones(len(curve), bool))
+        if len(wall) and train.any() and np.isfinite(wall[train]).all():
+            return wall, "wall"
         extra = run.get("extra") or {}
-        wall, D = _num(extra.get("wall_time_s")), _num(run.get("D"))
-        if wall and D:
-            return tokens * (wall / D), "wall"
+        mean, D = _num(extra.get("wall_time_s")), _num(run.get("D"))
+        if have_tokens and mean and D:
+            return tokens * (mean / D), "wall_estimated"
     if axis != "step" and have_tokens:
         return tokens, "tokens"
     return curve["step"].to_numpy(float), "step"
@@ -507,19 +524,27 @@ class CurveSeries:
         return self.name or self.run_id
 
 
-def curve_axis_note(asked: str, used: str, lacking: Sequence[str], n: int) -> str:
-    """What a curve chart must say about its x axis: how a wall-time axis was estimated, or
-    why the axis asked for could not be drawn (``lacking``: the runs that could not give it)."""
-    if asked == used:
-        return ("wall time estimated from tokens × each run's mean throughput (wall_time_s / D); "
-                "curves record no clock" if used == "wall" else "")
-    need = {"wall": "no wall_time_s recorded to estimate wall time from",
+def curve_axis_note(asked: str, used: str, lacking: Sequence[str], n: int,
+                    estimated: Sequence[str] = ()) -> str:
+    """What a curve chart must say about its x axis: which runs' wall time was estimated (no
+    clock logged: ``estimated``), or why the axis asked for could not be drawn (``lacking``:
+    the runs that could not give it)."""
+    if same_axis(asked, used):
+        if used != "wall_estimated":
+            return ""
+        k = len(estimated)
+        who = (f"run {estimated[0]}" if k == 1 else f"{k} of {n} runs") if n > 1 else "the run"
+        return (f"wall time estimated for {who} from tokens × mean throughput (wall_time_s / "
+                f"D): no clock logged along {'its' if k == 1 else 'their'} curve")
+    need = {"wall": "no wall time logged along its curve and no wall_time_s recorded",
             "flops": "no C and D to give FLOPs per token",
             "tokens": "no token count along the curve"}.get(asked, "no such axis")
     if used == "step" and asked != "tokens":
         need = "no token count along the curve"
     k = len(lacking)
     who = (f"run {lacking[0]}" if k == 1 else f"{k} of {n} runs") if n > 1 else "the run"
+    if k != 1 and asked == "wall" and used != "step":
+        need = need.replace("its curve", "their curves")
     return f"{asked} asked for, drawn against {used}: {who} {'has' if k == 1 else 'have'} {need}"
 
 
@@ -534,17 +559,22 @@ def curve_series(curves: Mapping[str, pd.DataFrame], runs: pd.DataFrame | None, 
         info = {str(r["run_id"]): r for r in runs.drop_duplicates("run_id").to_dict("records")}
     curves = {rid: c for rid, c in curves.items() if len(c)}
     axes = {rid: curve_x(c, info.get(rid), axis)[1] for rid, c in curves.items()}
-    used = axis if all(a == axis for a in axes.values()) else (
-        "tokens" if all(a in ("tokens", "flops", "wall") for a in axes.values()) else "step")
+    if all(same_axis(a, axis) for a in axes.values()):
+        # wall time: measured for every run, or estimated for some (and said so)
+        used = "wall_estimated" if "wall_estimated" in axes.values() else axis
+    else:
+        used = "tokens" if all(a != "step" for a in axes.values()) else "step"
     # the runs that forced the fallback: those without tokens when it went down to steps
-    lacking = [rid for rid, a in axes.items() if (a == "step" if used == "step" else a != axis)]
-    note = curve_axis_note(axis, used, lacking, len(axes)) if axes else ""
+    lacking = [rid for rid, a in axes.items()
+               if (a == "step" if used == "step" else not same_axis(a, axis))]
+    estimated = [rid for rid, a in axes.items() if a == "wall_estimated"]
+    note = curve_axis_note(axis, used, lacking, len(axes), estimated) if axes else ""
     order = sorted(curves, key=lambda r: (_num((info.get(r) or {}).get("C")) or 0.0, r))
     colours = palette(len(order))
     out = []
     for rid, colour in zip(order, colours, strict=True):
         c = curves[rid]
-        x, _ = curve_x(c, info.get(rid), used)
+        x, _ = curve_x(c, info.get(rid), used)  # wall_estimated: each run's clock if logged
         loss = c["loss"].to_numpy(float)
         keep = np.isfinite(x) & (x > 0)
         r = info.get(rid) or {}
@@ -564,6 +594,35 @@ def curve_series(curves: Mapping[str, pd.DataFrame], runs: pd.DataFrame | None, 
 # -- one run ----------------------------------------------------------------------------------
 
 #: the extras a sweep run records, in the order a person reads them
+#: most seed groups one chart draws
+MAX_SEED_GROUPS = 12
+#: run columns that must agree for runs to be seeds of one configuration
+SEED_KEYS = ("N", "D", "lr", "batch_tokens", "weight_decay", "seq_len")
+
+
+def _seed_of(run: dict[str, Any]) -> Any:
+    for holder in ("extra", "tags"):
+        d = run.get(holder)
+        if isinstance(d, dict) and d.get("seed") is not None:
+            return d["seed"]
+    return None
+
+
+def seed_groups(runs: pd.DataFrame) -> list[list[str]]:
+    """Runs that differ only in their seed (``extra`` or tag ``seed``; the same N, D, lr, batch,
+    weight decay, sequence length and other tags), two or more to a group."""
+    groups: dict[Any, dict[Any, str]] = {}
+    for r in runs.to_dict("records"):
+        seed = _seed_of(r)
+        if seed is None:
+            continue
+        tags = {k: v for k, v in (r.get("tags") or {}).items() if k != "seed"}
+        key = (*(None if pd.isna(r.get(k)) else float(r[k]) for k in SEED_KEYS),
+               tuple(sorted(tags.items())))
+        groups.setdefault(key, {}).setdefault(seed, str(r["run_id"]))
+    return [sorted(g.values()) for g in groups.values() if len(g) >= 2]
+
+
 RUN_EXTRAS = (
     ("train_loss", "final train loss"), ("ema_loss", "EMA train loss"),
     ("eval_loss", "held-out (eval) loss"), ("tokens_per_s", "throughput (tokens/s)"),

@@ -12,7 +12,9 @@ from rich.markup import escape
 from scalinglab.clikit import (
     DEFAULT_STORE,
     FormatOption,
+    ScaleAliasOption,
     TagOption,
+    UnitsOption,
     UserError,
     console,
     emit_json,
@@ -20,6 +22,7 @@ from scalinglab.clikit import (
     new_app,
     output_format,
     parse_tags,
+    parse_units,
     print_table,
 )
 
@@ -41,9 +44,8 @@ def import_runs(
     tag: list[str] = typer.Option(None, "--tag", "-t", metavar="KEY=VALUE",
                                   help="Tag every run: KEY=VALUE or KEY:VALUE (repeatable or "
                                   "comma-separated)."),
-    scale: list[str] = typer.Option(
-        None, "--scale", help="Unit factor for a column, e.g. N=1e6 when N is in millions."
-    ),
+    units: list[str] = UnitsOption,
+    scale: list[str] = ScaleAliasOption,
     seq_len: int = typer.Option(
         None, "--seq-len", help="Tokens per sequence, when the batch is given in sequences."
     ),
@@ -94,6 +96,7 @@ def import_runs(
         given = [flag for flag, v in tracker_only.items() if v]
         if given:
             raise UserError(f"{', '.join(given)} only apply with --from tensorboard|mlflow|wandb|log")
+    given_units = parse_units(units, scale)
     try:
         if from_ != "file":
             tracked = _read_tracked(file, from_, mapping=mapping, seq_len=seq_len,
@@ -101,7 +104,7 @@ def import_runs(
                                     settings=settings, experiment=experiment,
                                     log_format=log_format, pattern=pattern)
             report = RunStore(store).import_frame(
-                _scaled(tracked.runs, scale, file), source=file, tags=parse_tags(tag),
+                _scaled(tracked.runs, given_units, file), source=file, tags=parse_tags(tag),
                 seq_len=seq_len, curves=tracked.curves, invalid=invalid, on_conflict=on_conflict)
             report.notes = [*tracked.notes, *report.notes]
         else:
@@ -110,7 +113,7 @@ def import_runs(
                 mapping=parse_pairs(mapping, "--map"),
                 tags=parse_tags(tag),
                 seq_len=seq_len,
-                scale=parse_pairs(scale, "--scale"),
+                scale=given_units,
                 invalid=invalid,
                 on_conflict=on_conflict,
             )
@@ -176,10 +179,10 @@ def _read_tracked(path: str, kind: str, **opts: Any) -> Any:
     )
 
 
-def _scaled(frame: Any, scale: list[str] | None, source: str) -> Any:
+def _scaled(frame: Any, units: dict[str, str], source: str) -> Any:
     from scalinglab.runs import io as runs_io
 
-    return runs_io.scale_columns(frame, runs_io.parse_pairs(scale, "--scale"), source)
+    return runs_io.scale_columns(frame, units, source)
 
 
 def list_runs(

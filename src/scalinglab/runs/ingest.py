@@ -172,7 +172,8 @@ class Ingest:
             weight_decay DOUBLE, seq_len DOUBLE, tags VARCHAR, status VARCHAR, error VARCHAR,
             extra VARCHAR)""")
         _do(con, """CREATE TEMP TABLE _incoming_curves (
-            _row BIGINT, step BIGINT, tokens DOUBLE, loss DOUBLE, eval_loss DOUBLE)""")
+            _row BIGINT, step BIGINT, tokens DOUBLE, loss DOUBLE, eval_loss DOUBLE,
+            wall_s DOUBLE)""")
 
     # -- per chunk ----------------------------------------------------------------------------
 
@@ -227,8 +228,8 @@ class Ingest:
             _register(self.con, "_chunk_curves", curves)
             _register(self.con, "_chunk_ids", direct.select(["_row", "run_id"]))
             self.n_points += self.con.execute("""
-                INSERT INTO curves SELECT i.run_id, c.step, c.tokens, c.loss, c.eval_loss
-                FROM _chunk_curves c JOIN _chunk_ids i USING (_row)""").fetchall()[0][0]
+                INSERT INTO curves SELECT i.run_id, c.step, c.tokens, c.loss, c.eval_loss,
+                c.wall_s FROM _chunk_curves c JOIN _chunk_ids i USING (_row)""").fetchall()[0][0]
             self.con.unregister("_chunk_curves")
             self.con.unregister("_chunk_ids")
 
@@ -319,8 +320,8 @@ class Ingest:
         n_new = con.execute("SELECT count(*) FROM _write").fetchall()[0][0]
         _do(con, f"INSERT INTO runs ({cols}) SELECT {select} FROM _write", [self.source])
         points = con.execute("""
-            INSERT INTO curves SELECT w.run_id, c.step, c.tokens, c.loss, c.eval_loss
-            FROM _incoming_curves c JOIN _write w USING (_row)""").fetchall()[0][0]
+            INSERT INTO curves SELECT w.run_id, c.step, c.tokens, c.loss, c.eval_loss,
+            c.wall_s FROM _incoming_curves c JOIN _write w USING (_row)""").fetchall()[0][0]
         report.n_inserted += int(n_new)
         report.n_curve_points += int(points or 0)
         self._notes(report, inner, first_repeat, int(repeats), int(differing), conflicting)

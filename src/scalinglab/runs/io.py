@@ -470,7 +470,8 @@ def apply_mapping(df: pd.DataFrame, mapping: Mapping[str, str] | None,
 
 
 def scale_columns(df: pd.DataFrame, scale: Mapping[str, str] | None, source: str) -> pd.DataFrame:
-    """Multiply columns given in other units, e.g. ``{"N": "1e6"}`` for parameters in millions.
+    """Multiply columns given in other units, e.g. ``{"N": "1e6"}`` for parameters in millions
+    (the command line's ``--units N=1e6``).
 
     Cells that are not numbers are left as they are, for validation to report with their row.
     """
@@ -483,17 +484,17 @@ def scale_columns(df: pd.DataFrame, scale: Mapping[str, str] | None, source: str
     out.attrs = df.attrs
     for col, factor in scale.items():
         if col not in out.columns:
-            raise InputError(f"the scale names column {col!r}, which is not in the file"
+            raise InputError(f"units {col}={factor}: no column {col!r} in the file"
                              f"{did_you_mean(col, [str(c) for c in out.columns])}",
                              source=source)
         try:
             f = parse_number(factor)
         except ValueError:
-            raise ParameterError(f"scale {col}={factor}: {factor!r} is not a number",
-                                 "scale") from None
+            raise ParameterError(f"units {col}={factor}: {factor!r} is not a number",
+                                 "units") from None
         if not np.isfinite(f) or f <= 0:
-            raise ParameterError(f"scale {col}={factor}: the factor must be a positive number",
-                                 "scale")
+            raise ParameterError(f"units {col}={factor}: the factor must be a positive number",
+                                 "units")
         cells = parse_cells(out[col])
         with np.errstate(over="ignore"):
             scaled = cells.values * f

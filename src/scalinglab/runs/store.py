@@ -71,9 +71,15 @@ from scalinglab.runs.where import compile_where
 from scalinglab.safefile import open_input, user_temp_dir
 
 #: version 2 added ``name`` (a visible label, e.g. a tracker's run name), allowed failed runs
-#: without N/D/loss, and hashes content-derived ids column-wise; see :meth:`RunStore.migrate`
-SCHEMA_VERSION = "2"
+#: without N/D/loss, and hashes content-derived ids column-wise; version 3 added the curves'
+#: ``wall_s`` (seconds since the run started, as the sweep runner or the tracker clocked it);
+#: see :meth:`RunStore.migrate`
+SCHEMA_VERSION = "3"
+#: the columns of a stored curve point (version 2 stores lack ``wall_s``: read as NULL)
+CURVE_COLUMNS = ("step", "tokens", "loss", "eval_loss", "wall_s")
 CONFLICT_CHOICES = ("error", "keep", "replace")
+#: the ``meta`` key of the last sweep's progress (:meth:`RunStore.record_sweep`)
+SWEEP_KEY = "sweep_progress"
 
 # tags and extra hold JSON text in VARCHAR columns (DuckDB's JSON functions and ->> read them):
 # every writer emits canonical JSON, and DuckDB re-validating it on insert into a JSON column
@@ -117,7 +123,8 @@ _DDL = [
         step BIGINT,
         tokens DOUBLE,
         loss DOUBLE,
-        eval_loss DOUBLE
+        eval_loss DOUBLE,
+        wall_s DOUBLE  -- wall-clock seconds since the run started (NULL: not clocked)
     )""",
     "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
 ]
@@ -390,35 +397,25 @@ class RunStore:
         Version 1 -> 2: adds ``name``, lets failed runs lack N/D/loss, writes tags as
         canonical JSON, and re-derives content-derived run ids (those equal to version 1's
         hash of the row) with version 2's hash, curves following, so re-importing a file
-        imported before adds nothing.
+        imported before adds nothing. Version 2 -> 3: adds the curves' ``wall_s`` (NULL for
+        the points already stored: they were not clocked). A version 1 store takes both steps
+        in the one transaction.
         """
         if self.read_only:
             raise StoreError(f"{self.path}: the store was opened read-only")
         version = self._check_readable()
         if version == SCHEMA_VERSION:
             return None
-        if version != "1":
+        if version not in ("1", "2"):
             raise self._outdated(version)
         with self._connect(read_only=False) as con:
-            old = con.execute("SELECT * EXCLUDE (created_at), created_at FROM runs").df()
             _do(con, "BEGIN TRANSACTION")
             try:
-                _create_runs(con, "runs_v2")
-                new_ids = _v2_ids(old)
-                moved = pd.DataFrame({"old": old["run_id"], "new": new_ids})
-                rows = old.assign(run_id=new_ids, name=None)
-                rows["tags"] = [canonical_json(loads(t)) for t in rows["tags"]]
-                rows["extra"] = [canonical_json(loads(t)) for t in rows["extra"]]
-                con.register("v1_rows", rows[[*RUN_COLUMNS, "created_at"]])
-                _do(con, f"INSERT INTO runs_v2 ({', '.join(RUN_COLUMNS)}, created_at) "
-                            f"SELECT {', '.join(RUN_COLUMNS)}, created_at FROM v1_rows")
-                con.register("moved", moved[moved["old"] != moved["new"]])
-                _do(con, "UPDATE curves SET run_id = moved.new FROM moved "
-                            "WHERE curves.run_id = moved.old")
-                _do(con, "DROP TABLE runs")
-                _do(con, "ALTER TABLE runs_v2 RENAME TO runs")
+                if version == "1":
+                    _migrate_1_to_2(con)
+                _migrate_2_to_3(con)
                 _do(con, "UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                            [SCHEMA_VERSION])
+                    [SCHEMA_VERSION])
                 _do(con, "COMMIT")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
@@ -519,7 +516,8 @@ class RunStore:
             Tokens per sequence, for a batch given in sequences.
         curves
             Optional long frame of loss-curve points: ``row`` (0-based position of the run's row
-            in ``frame``), ``step``, ``loss``, and optionally ``tokens`` and ``eval_loss``. The
+            in ``frame``), ``step``, ``loss``, and optionally ``tokens``, ``eval_loss`` and
+            ``wall_s`` (wall-clock seconds since the run started). The
             points are written under that run's id in the same transaction as the runs.
         invalid
             ``"reject"`` (default: any bad row rejects the import, and the error lists up to 20
@@ -654,10 +652,11 @@ class RunStore:
                         "loss": curve["loss"].astype(float),
                         "eval_loss": curve["eval_loss"].astype(float) if "eval_loss" in curve
                         else None,
+                        "wall_s": curve["wall_s"].astype(float) if "wall_s" in curve else None,
                     })
                     con.register("curve_in", c)
                     _do(con, "INSERT INTO curves SELECT run_id, step, tokens, loss, "
-                                "eval_loss FROM curve_in")
+                                "eval_loss, wall_s FROM curve_in")
                 _do(con, "COMMIT")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
@@ -735,10 +734,11 @@ class RunStore:
             return bool(con.execute(sql, params).fetchall()[0][0])
 
     def curve(self, run_id: str) -> pd.DataFrame:
-        """A run's loss curve: columns step, tokens, loss, eval_loss (empty if none)."""
+        """A run's loss curve: columns step, tokens, loss, eval_loss and wall_s (seconds since
+        the run started; NaN where it was not clocked); empty if none."""
         with self._reader() as (con, _):
             return con.execute(
-                "SELECT step, tokens, loss, eval_loss FROM curves WHERE run_id = ? ORDER BY step",
+                f"SELECT {_curve_select(con)} FROM curves WHERE run_id = ? ORDER BY step",
                 [str(run_id)],
             ).df()
 
@@ -749,7 +749,7 @@ class RunStore:
             return {}
         with self._reader() as (con, _):
             df = con.execute(
-                "SELECT run_id, step, tokens, loss, eval_loss FROM curves "
+                f"SELECT run_id, {_curve_select(con)} FROM curves "
                 "WHERE run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY run_id, step",
                 [list(map(str, run_ids))],
             ).df()
@@ -761,6 +761,27 @@ class RunStore:
         with self._reader() as (con, _):
             rows = con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
         return {s: int(n) for s, n in rows}
+
+    def record_sweep(self, state: Mapping[str, Any]) -> None:
+        """Keep where the sweep writing to this store stands (:func:`scalinglab.sweep.progress.
+        snapshot`: runs done / planned, running, failed, elapsed, ETA), for a dashboard that
+        only reads the store. One row of ``meta``; the last sweep's replaces the one before."""
+        text = json.dumps(dict(state), sort_keys=True, allow_nan=False)
+        with self._writer() as con:
+            _do(con, "INSERT OR REPLACE INTO meta VALUES (?, ?)", [SWEEP_KEY, text])
+
+    def sweep_progress(self) -> dict[str, Any] | None:
+        """The last :meth:`record_sweep` state, or None (no sweep wrote one, or it is not
+        readable: a monitor shows nothing rather than failing)."""
+        with self._reader() as (con, _):
+            rows = con.execute("SELECT value FROM meta WHERE key = ?", [SWEEP_KEY]).fetchall()
+        if not rows:
+            return None
+        try:
+            out = json.loads(rows[0][0])
+        except (TypeError, ValueError):
+            return None
+        return out if isinstance(out, dict) else None
 
     def tag_values(self) -> dict[str, list[str]]:
         """Every tag key with its distinct values, for filters in the dashboard."""
@@ -908,10 +929,16 @@ def _extra_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return out
 
 
-def _columns(con: duckdb.DuckDBPyConnection) -> set[str]:
+def _columns(con: duckdb.DuckDBPyConnection, table: str = "runs") -> set[str]:
     return {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'"
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
     ).fetchall()}
+
+
+def _curve_select(con: duckdb.DuckDBPyConnection) -> str:
+    """The curve columns to select: ``wall_s`` is NULL in a version 2 store (not migrated)."""
+    have = _columns(con, "curves")
+    return ", ".join(c if c in have else f"NULL::DOUBLE AS {c}" for c in CURVE_COLUMNS)
 
 
 def _newer(version: str) -> bool:
@@ -987,6 +1014,28 @@ def _folder_lock(folder: Path, *, exclusive: bool, timeout: float, what: Path) -
         yield
     finally:
         os.close(fd)
+
+
+def _migrate_1_to_2(con: duckdb.DuckDBPyConnection) -> None:
+    old = con.execute("SELECT * EXCLUDE (created_at), created_at FROM runs").df()
+    _create_runs(con, "runs_v2")
+    new_ids = _v2_ids(old)
+    moved = pd.DataFrame({"old": old["run_id"], "new": new_ids})
+    rows = old.assign(run_id=new_ids, name=None)
+    rows["tags"] = [canonical_json(loads(t)) for t in rows["tags"]]
+    rows["extra"] = [canonical_json(loads(t)) for t in rows["extra"]]
+    con.register("v1_rows", rows[[*RUN_COLUMNS, "created_at"]])
+    _do(con, f"INSERT INTO runs_v2 ({', '.join(RUN_COLUMNS)}, created_at) "
+        f"SELECT {', '.join(RUN_COLUMNS)}, created_at FROM v1_rows")
+    con.register("moved", moved[moved["old"] != moved["new"]])
+    _do(con, "UPDATE curves SET run_id = moved.new FROM moved WHERE curves.run_id = moved.old")
+    _do(con, "DROP TABLE runs")
+    _do(con, "ALTER TABLE runs_v2 RENAME TO runs")
+
+
+def _migrate_2_to_3(con: duckdb.DuckDBPyConnection) -> None:
+    if "wall_s" not in _columns(con, "curves"):
+        _do(con, "ALTER TABLE curves ADD COLUMN wall_s DOUBLE")
 
 
 def _v2_ids(old: pd.DataFrame) -> list[str]:

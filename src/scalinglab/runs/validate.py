@@ -239,7 +239,11 @@ class Prepared:
 
 
 CURVE_SCHEMA = pa.schema([("_row", pa.int64()), ("step", pa.int64()), ("tokens", pa.float64()),
-                          ("loss", pa.float64()), ("eval_loss", pa.float64())])
+                          ("loss", pa.float64()), ("eval_loss", pa.float64()),
+                          ("wall_s", pa.float64())])
+#: what a curve point may hold besides its step: ``wall_s`` is wall-clock seconds since the run
+#: started (a tracker's clock or the sweep runner's), never negative
+POINT_FIELDS = ("step", "tokens", "loss", "eval_loss", "wall_s")
 
 
 def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: int = 0,
@@ -632,7 +636,10 @@ def curve_column(col: Mapping[str, pd.Series], fname: Callable[[str], str],
 
 
 def parse_curve(v: Any) -> list[dict[str, Any]]:
-    """One cell's loss curve; raises :class:`InputError` (no source) when it is malformed."""
+    """One cell's loss curve; raises :class:`InputError` (no source) when it is malformed.
+
+    A point is a loss, ``[step, loss]``, ``[step, tokens, loss]`` or a dict of
+    :data:`POINT_FIELDS` (``{"step": 10, "loss": 3.2, "wall_s": 41.5}``)."""
     if isinstance(v, str):
         try:
             v = json.loads(v)
@@ -645,22 +652,25 @@ def parse_curve(v: Any) -> list[dict[str, Any]]:
     points = []
     for j, p in enumerate(v):
         if isinstance(p, dict):
-            point = {k: p.get(k) for k in ("step", "tokens", "loss", "eval_loss")}
+            point = {k: p.get(k) for k in POINT_FIELDS}
             if point["step"] is None:
                 point["step"] = j
         elif isinstance(p, (list, tuple)) and len(p) in (2, 3):
             point = {"step": p[0], "tokens": p[1] if len(p) == 3 else None, "loss": p[-1],
-                     "eval_loss": None}
+                     "eval_loss": None, "wall_s": None}
         elif isinstance(p, (int, float)) and not isinstance(p, bool):
-            point = {"step": j, "tokens": None, "loss": p, "eval_loss": None}
+            point = {"step": j, "tokens": None, "loss": p, "eval_loss": None, "wall_s": None}
         else:
             raise InputError(f"point {j} ({show_cell(p)}) is not understood")
-        for key in ("step", "tokens", "loss", "eval_loss"):
+        for key in POINT_FIELDS:
             x = point[key]
             if x is None:
                 continue
             if isinstance(x, bool) or not isinstance(x, (int, float)):
                 raise InputError(f"point {j} has a {key} that is not a number ({show_cell(x)})")
+            if key == "wall_s" and not (math.isfinite(x) and x >= 0):
+                raise InputError(f"point {j} has a wall_s of {x} (seconds since the run "
+                                 "started: a finite number >= 0)")
         if not (isinstance(point["step"], int) or float(point["step"]).is_integer()):
             raise InputError(f"point {j} has a step that is not a whole number")
         if point["loss"] is None or not math.isfinite(point["loss"]):
@@ -679,6 +689,7 @@ def _curve_table(points: list[tuple[int, dict[str, Any]]] | None, curves: pd.Dat
             "tokens": pa.array([_float(p["tokens"]) for _, p in points], pa.float64()),
             "loss": pa.array([_float(p["loss"]) for _, p in points], pa.float64()),
             "eval_loss": pa.array([_float(p["eval_loss"]) for _, p in points], pa.float64()),
+            "wall_s": pa.array([_float(p["wall_s"]) for _, p in points], pa.float64()),
         }, schema=CURVE_SCHEMA))
     if curves is not None and len(curves):
         parts.append(curve_frame(curves, n, source, int(at[0]) if n else 0))
@@ -692,7 +703,8 @@ def _float(v: Any) -> float | None:
 
 
 def curve_frame(curves: pd.DataFrame, n_runs: int, source: str, start: int = 0) -> pa.Table:
-    """Validate a long curve frame (``row``, ``step``, ``loss``[, ``tokens``, ``eval_loss``]).
+    """Validate a long curve frame (``row``, ``step``, ``loss``[, ``tokens``, ``eval_loss``,
+    ``wall_s``]).
 
     ``row`` is the 0-based position of a run's row among ``n_runs`` rows. Points without a
     finite loss keep their ``eval_loss``; points with neither are dropped (trackers log eval
@@ -707,7 +719,7 @@ def curve_frame(curves: pd.DataFrame, n_runs: int, source: str, start: int = 0) 
             raise InputError(f"the curves need columns row, step and loss; {need!r} is missing"
                              f"{did_you_mean(need, cols)}; columns are {cols}", source=source)
     out: dict[str, np.ndarray] = {}
-    for name in ("row", "step", "tokens", "loss", "eval_loss"):
+    for name in ("row", *POINT_FIELDS):
         if name not in cols:
             out[name] = np.full(len(curves), np.nan)
             continue
@@ -717,11 +729,15 @@ def curve_frame(curves: pd.DataFrame, n_runs: int, source: str, start: int = 0) 
             bad |= ~np.isnan(c.values) & (np.floor(c.values) != c.values)
         if name == "row":
             bad |= ~np.isnan(c.values) & ((c.values < 0) | (c.values >= n_runs))
+        if name == "wall_s":  # seconds since the run started: a clock never reads negative
+            bad |= np.isinf(c.values) | (c.values < 0)
         if bad.any():
             j = int(np.argmax(bad))
             cell = show_cell(curves[name].iloc[j])
             what = (f"{cell} is not a row of the runs (0 to {n_runs - 1})" if name == "row"
                     and not c.bad[j] and not np.isnan(c.values[j]) else
+                    f"{cell} is not seconds since the run started (a finite number >= 0)"
+                    if name == "wall_s" and not c.bad[j] else
                     f"{cell} is not a {'whole number' if name in ('row', 'step') else 'number'}")
             raise InputError(what, source=f"{source} (curves)", row=f"point {j + 1}",
                              column=name)
@@ -733,6 +749,7 @@ def curve_frame(curves: pd.DataFrame, n_runs: int, source: str, start: int = 0) 
         "tokens": pa.array(out["tokens"][keep], mask=np.isnan(out["tokens"][keep])),
         "loss": pa.array(out["loss"][keep], mask=np.isnan(out["loss"][keep])),
         "eval_loss": pa.array(out["eval_loss"][keep], mask=np.isnan(out["eval_loss"][keep])),
+        "wall_s": pa.array(out["wall_s"][keep], mask=np.isnan(out["wall_s"][keep])),
     }, schema=CURVE_SCHEMA)
 
 

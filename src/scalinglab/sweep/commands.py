@@ -9,7 +9,7 @@ so a rejected command leaves the store as it was.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -21,6 +21,8 @@ from scalinglab.clikit import (
     emit_json,
     err_console,
     new_app,
+    quantities,
+    quantity,
 )
 
 if TYPE_CHECKING:
@@ -31,18 +33,6 @@ sweep_app = new_app(help="Plan and run sweeps of real transformers into the run 
                         no_args_is_help=True)
 plan_app = new_app(help="Write a sweep plan (TOML) to read, edit and run.", no_args_is_help=True)
 sweep_app.add_typer(plan_app, name="plan")
-
-
-def _floats(text: str, option: str) -> list[float]:
-    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
-
-    try:
-        values = [parse_number(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UserError(f"{option} {text!r}: expected comma-separated numbers, e.g. 1e13,3e13") from None
-    if not values:
-        raise UserError(f"{option}: give at least one value")
-    return values
 
 
 def _defaults(seq_len: int, batch: int, lr: float, weight_decay: float, schedule: str,
@@ -124,7 +114,8 @@ _JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 @plan_app.command("isoflop")
 def plan_isoflop(
-    budgets: str = typer.Option(..., "--budgets", help="Compute budgets, FLOPs (6ND), comma-separated."),
+    budgets: Any = typer.Option(..., "--budgets", parser=quantities("--budgets", finite=False),
+                                help="Compute budgets, FLOPs (6ND), comma-separated (e.g. 1e13,3e13)."),
     sizes: int = typer.Option(5, "--sizes", help="Model sizes per budget."),
     span: float = typer.Option(16.0, "--span", help="Largest / smallest N in a budget."),
     tokens_per_param: float = typer.Option(20.0, "--tokens-per-param",
@@ -151,7 +142,7 @@ def plan_isoflop(
     spec = _data(data, tokenizer)
     defaults = _defaults(seq_len, batch_tokens, lr, weight_decay, schedule, warmup, seed,
                          positions, untied, aspect, ffn_ratio, _vocab(spec, vocab_size))
-    plan = isoflop_plan(_floats(budgets, "--budgets"), sizes=sizes, span=span,
+    plan = isoflop_plan(budgets, sizes=sizes, span=span,
                         tokens_per_param=tokens_per_param, data=spec, defaults=defaults,
                         name=name)
     _written(plan, out, json_)
@@ -159,10 +150,14 @@ def plan_isoflop(
 
 @plan_app.command("grid")
 def plan_grid(
-    lrs: str = typer.Option(..., "--lr", help="Peak learning rates, comma-separated."),
-    batches: str = typer.Option(..., "--batch", help="Batch sizes in tokens, comma-separated."),
-    sizes: str = typer.Option(..., "--sizes", help="Target N (non-embedding), comma-separated."),
-    tokens: float = typer.Option(None, "--tokens", help="Training tokens per run (default: 20 N)."),
+    lrs: Any = typer.Option(..., "--lr", parser=quantities("--lr", finite=False),
+                            help="Peak learning rates, comma-separated."),
+    batches: Any = typer.Option(..., "--batch", parser=quantities("--batch", finite=False),
+                                help="Batch sizes in tokens, comma-separated (e.g. 1024,4k)."),
+    sizes: Any = typer.Option(..., "--sizes", parser=quantities("--sizes", finite=False),
+                              help="Target N (non-embedding), comma-separated (e.g. 1e5,4e5)."),
+    tokens: float = typer.Option(None, "--tokens", parser=quantity("--tokens"),
+                                 help="Training tokens per run (default: 20 N)."),
     tokens_per_param: float = typer.Option(20.0, "--tokens-per-param", help="D/N when --tokens is not given."),
     out: Path = typer.Option(Path("grid.toml"), "--out", "-o", help="Plan file to write."),
     name: str = typer.Option("grid", "--name", help="Sweep name (tag 'sweep' of its runs)."),
@@ -183,8 +178,7 @@ def plan_grid(
     from scalinglab.sweep.plan import check_grid, grid_plan
 
     spec = _data(data, tokenizer)
-    lr_list, size_list = _floats(lrs, "--lr"), _floats(sizes, "--sizes")
-    batch_list = _floats(batches, "--batch")
+    lr_list, size_list, batch_list = lrs, sizes, batches  # typed: lists of numbers
     check_grid(lr_list, batch_list, size_list, seq_len)  # before they make the defaults
     batch_ints = [int(b) for b in batch_list]
     defaults = _defaults(seq_len, min(batch_ints), lr_list[0], weight_decay, schedule, warmup,

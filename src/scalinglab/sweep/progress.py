@@ -14,6 +14,14 @@ What the line promises:
 * The percentage is work (FLOPs) with a result or trained so far, floored, and never 100 while
   any run is in flight or still to come (a run at its last step still has its held-out
   evaluation and its write to the store ahead of it).
+* The time elapsed since the sweep started, and the ETA: the work left at the throughput this
+  session measured (FLOPs trained, finished or in flight, per second of wall time: parallel
+  workers count together); by runs per second when the plan's FLOPs are unknown. No ETA is
+  guessed before anything was measured.
+
+Every other long job (fits, simulations, the report) shows its progress with the same words,
+:func:`work_line` (``stage 3/10 · 12s elapsed · eta 40s``), drawn by the one display of
+:mod:`scalinglab.sweep.display`.
 
 Events may arrive out of order across processes (a worker's "step" can reach the driver after
 the driver has recorded the run's result); a run that has ended ignores later events.
@@ -60,6 +68,16 @@ class RunFinished:
 
 
 Event = SweepStarted | RunStarted | RunStep | RunFinished
+
+
+class Progress:
+    """Receives the sweep's events; ignores them by default.
+
+    The CLI's display (:class:`scalinglab.sweep.display.RichProgress`) folds them into its
+    line; a notebook can log them.
+    """
+
+    def handle(self, event: Event) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -161,14 +179,26 @@ def percent(tally: Tally) -> int:
 
 
 def eta_s(tally: Tally, elapsed_s: float) -> float | None:
-    """Seconds left at this session's FLOP rate; None before any work has been measured."""
+    """Seconds left at this session's measured throughput; None before any was measured.
+
+    By FLOPs (settled and in flight), so a large run left counts for what it is; by runs when
+    the plan's FLOPs are unknown."""
     if tally.complete:
         return 0.0
-    done = tally.flops_this_session
-    if done <= 0 or elapsed_s <= 0 or tally.flops_planned <= 0:
+    if elapsed_s <= 0:
         return None
-    left = max(0.0, tally.flops_planned - tally.flops_skipped - done)
-    return left * elapsed_s / done
+    if tally.flops_planned > 0:
+        left = max(0.0, tally.flops_planned - tally.flops_skipped - tally.flops_this_session)
+        return rate_eta(tally.flops_this_session, left, elapsed_s)
+    return rate_eta(tally.finished + tally.failed, tally.planned - tally.done, elapsed_s)
+
+
+def rate_eta(done: float, left: float, elapsed_s: float) -> float | None:
+    """Seconds to do ``left`` more at the rate measured so far (``done`` in ``elapsed_s``);
+    None before anything was done (no rate to go by)."""
+    if done <= 0 or elapsed_s <= 0 or not math.isfinite(done / elapsed_s):
+        return None
+    return max(0.0, left) * elapsed_s / done
 
 
 def duration(seconds: float | None) -> str:
@@ -183,7 +213,8 @@ def duration(seconds: float | None) -> str:
 
 
 def line(tally: Tally, elapsed_s: float) -> str:
-    """``runs 7/20 done · 2 in flight · 1 failed · 5 from the store · 43% · 1,234 tok/s · eta 3m05s``"""
+    """``runs 7/20 done · 2 in flight · 1 failed · 5 from the store · 43% · 1,234 tok/s ·
+    1m10s elapsed · eta 3m05s``"""
     parts = [f"runs {tally.done}/{tally.planned} done", f"{len(tally.in_flight)} in flight",
              f"{tally.failed} failed"]
     if tally.skipped:
@@ -191,6 +222,34 @@ def line(tally: Tally, elapsed_s: float) -> str:
     parts.append(f"{percent(tally)}%")
     if elapsed_s > 0 and tally.tokens_trained:
         parts.append(f"{tally.tokens_trained / elapsed_s:,.0f} tok/s")
+    if elapsed_s > 0:
+        parts.append(f"{duration(elapsed_s)} elapsed")
     if not tally.complete:
         parts.append(f"eta {duration(eta_s(tally, elapsed_s))}")
+    return " · ".join(parts)
+
+
+def snapshot(tally: Tally, elapsed_s: float, name: str = "", now: float | None = None,
+             interrupted: bool = False) -> dict[str, object]:
+    """Where a sweep stands, as data a monitor can show without the sweep's process: runs
+    planned / done / running / failed, percent, elapsed and ETA seconds at ``now`` (Unix time),
+    and the line the terminal shows."""
+    eta = eta_s(tally, elapsed_s)
+    return {"name": name, "planned": tally.planned, "done": tally.done,
+            "running": len(tally.in_flight), "failed": tally.failed, "skipped": tally.skipped,
+            "percent": percent(tally), "elapsed_s": round(max(0.0, elapsed_s), 3),
+            "eta_s": None if eta is None else round(eta, 3), "complete": tally.complete,
+            "interrupted": interrupted, "updated_at": None if now is None else round(now, 3),
+            "line": line(tally, elapsed_s)}
+
+
+def work_line(stage: str, done: int, total: int | None, elapsed_s: float) -> str:
+    """One stage of a long job: ``bootstrap fits 40/200 · 12s elapsed · eta 48s``; without a
+    known total, ``optimising starts · 3s elapsed``. The ETA is the rate so far (items per
+    second since the stage began) over the items left."""
+    parts = [f"{stage} {done}/{total}" if total else stage]
+    if elapsed_s > 0:
+        parts.append(f"{duration(elapsed_s)} elapsed")
+    if total and done < total:
+        parts.append(f"eta {duration(rate_eta(done, total - done, elapsed_s))}")
     return " · ".join(parts)

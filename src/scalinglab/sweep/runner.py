@@ -39,12 +39,21 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 
-from scalinglab.errors import InputError, ParameterError
+from scalinglab.errors import InputError, ParameterError, StoreBusy
 from scalinglab.results import short_repr
 from scalinglab.runs.store import RunStore
 from scalinglab.sweep.data import STDLIB, Corpus, DataSpec, load_corpus
 from scalinglab.sweep.plan import RunSpec, SweepPlan
-from scalinglab.sweep.progress import Event, RunFinished, RunStarted, RunStep, SweepStarted
+from scalinglab.sweep.progress import (  # Progress re-exported: run_plan takes one
+    Event,
+    Progress,
+    RunFinished,
+    RunStarted,
+    RunStep,
+    SweepStarted,
+    Tally,
+    snapshot,
+)
 from scalinglab.sweep.train import Diverged, train
 
 Backend = Literal["local", "ray"]
@@ -225,6 +234,7 @@ def execute(spec: RunSpec, device: str = "cpu", compile: bool = False, source: s
     from scalinglab.sweep.train import lr_at
 
     os.makedirs(log_dir, exist_ok=True)
+    started = time.perf_counter()  # the run's clock: its log lines and its curve's wall_s
     # O_NOFOLLOW: a RUN_ID.log planted as a symlink is refused, not written through
     with open_log(os.path.join(log_dir, f"{spec.run_id}.log")) as log:
         log.write(fmt.scalinglab_header(
@@ -234,12 +244,13 @@ def execute(spec: RunSpec, device: str = "cpu", compile: bool = False, source: s
 
         def logged(step: int, tokens: int, loss: float) -> None:
             log.write(fmt.scalinglab_step(step, spec.train.steps, tokens, loss,
-                                          lr_at(step - 1, spec.train)) + "\n")
+                                          lr_at(step - 1, spec.train),
+                                          wall_s=time.perf_counter() - started) + "\n")
             log.flush()  # a crash keeps every line written so far
             if on_step is not None:
                 on_step(step, tokens, loss)
 
-        outcome = _execute(spec, device, compile, source, logged)
+        outcome = _execute(spec, device, compile, source, logged, started)
         rec = outcome.record
         if outcome.failed:
             log.write(fmt.scalinglab_failure(str(rec["error"])) + "\n")
@@ -250,17 +261,18 @@ def execute(spec: RunSpec, device: str = "cpu", compile: bool = False, source: s
 
 
 def _execute(spec: RunSpec, device: str, compile: bool, source: str,
-             on_step: Callable[[int, int, float], None] | None) -> Outcome:
+             on_step: Callable[[int, int, float], None] | None,
+             started: float | None = None) -> Outcome:
     record = spec.record()
     record["source"] = source
     record["extra"].update(device=device, host=platform.node(), started_at=round(time.time(), 3))
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     try:
         corpus = _corpus(spec.data)
         record["tags"].setdefault("dataset", corpus.name)
         record["tags"].setdefault("architecture", f"decoder-{spec.model.positions}")
         result = train(spec.model, spec.train, corpus, device=device, compile=compile,
-                       on_step=on_step)
+                       on_step=on_step, clock_start=started)
     except KeyboardInterrupt:
         raise
     except Diverged as exc:
@@ -304,15 +316,6 @@ class SweepReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-class Progress:
-    """Receives the sweep's events (:mod:`scalinglab.sweep.progress`); ignores them by default.
-
-    The CLI's display folds them into its line; a notebook can log them.
-    """
-
-    def handle(self, event: Event) -> None: ...
 
 
 def pending(plan: SweepPlan, store: RunStore, retry_failed: bool = False) -> list[RunSpec]:
@@ -381,7 +384,7 @@ def run_plan(plan: SweepPlan, store: RunStore, backend: Backend = "local", devic
         check_data(plan, todo)  # a remote cluster's workers may hold data this machine lacks
     report = SweepReport(planned=len(plan.runs), skipped=len(plan.runs) - len(todo),
                          concurrent=where.concurrent)
-    progress = progress or Progress()
+    progress = _Recorded(progress or Progress(), store, plan.name)
     total = sum(r.C for r in plan.runs)
     progress.handle(SweepStarted(len(plan.runs), report.skipped, total,
                                  total - sum(r.C for r in todo)))
@@ -401,7 +404,33 @@ def run_plan(plan: SweepPlan, store: RunStore, backend: Backend = "local", devic
     except KeyboardInterrupt:
         report.interrupted = True
     report.wall_time_s = round(time.perf_counter() - started, 2)
+    progress.record(interrupted=report.interrupted)
     return report
+
+
+class _Recorded(Progress):
+    """Passes the sweep's events on, and keeps where the sweep stands in the store (at its
+    start and as each run starts and ends), so ``scalinglab serve`` shows its progress and ETA
+    without talking to this process."""
+
+    def __init__(self, inner: Progress, store: RunStore, name: str) -> None:
+        self.inner, self.store, self.name = inner, store, name
+        self.tally = Tally()
+        self.t0 = time.perf_counter()
+
+    def handle(self, event: Event) -> None:
+        self.tally = self.tally.after(event)
+        if isinstance(event, SweepStarted):
+            self.t0 = time.perf_counter()
+        self.inner.handle(event)
+        if not isinstance(event, RunStep):
+            self.record()
+
+    def record(self, interrupted: bool = False) -> None:
+        state = snapshot(self.tally, time.perf_counter() - self.t0, self.name, time.time(),
+                         interrupted)
+        with contextlib.suppress(StoreBusy):  # a monitor's line is not worth stopping a sweep
+            self.store.record_sweep(state)
 
 
 def _started(spec: RunSpec) -> RunStarted:

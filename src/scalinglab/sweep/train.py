@@ -126,10 +126,13 @@ def _peak_memory(device: torch.device) -> int:
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, corpus: Corpus, device: str = "cpu",
-          compile: bool = False, on_step: Callable[[int, int, float], None] | None = None
-          ) -> TrainResult:
+          compile: bool = False, on_step: Callable[[int, int, float], None] | None = None,
+          clock_start: float | None = None) -> TrainResult:
     """Train one model from scratch; raises :class:`Diverged` on a non-finite loss.
 
+    The curve's ``wall_s`` is wall-clock seconds from ``clock_start`` (a ``time.perf_counter()``
+    reading; default: when training begins) to each logged step, compile and held-out
+    evaluations included: the time a user waited to see that point.
     ``on_step(step, tokens, loss)`` is called after each logged step (for progress displays).
     With ``compile`` or on CUDA, one untimed forward/backward pass first compiles and warms up
     (``compile_s``); ``tokens_per_s`` counts the training steps alone.
@@ -153,6 +156,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, corpus: Corpus, device: str 
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
 
     begin = time.perf_counter()
+    origin = begin if clock_start is None else clock_start
     compile_s = 0.0
     if compile or dev.type == "cuda":
         # One forward and backward pass on the first batch, gradients then dropped: it compiles
@@ -197,6 +201,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, corpus: Corpus, device: str 
                 row["eval_loss"] = evaluate(model, corpus, model_cfg.seq_len, mid_eval_tokens,
                                             batch_size, dev, autocast)
                 eval_time += time.perf_counter() - t0
+            row["wall_s"] = time.perf_counter() - origin  # the point as seen: its eval included
             rows.append(row)
             if on_step is not None:
                 on_step(step + 1, (step + 1) * tokens_per_step, loss_value)
@@ -218,6 +223,6 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, corpus: Corpus, device: str 
         wall_time_s=time.perf_counter() - begin,
         tokens_per_s=tokens / max(train_time, 1e-9),
         peak_mem_bytes=_peak_memory(dev),
-        curve=pd.DataFrame(rows, columns=["step", "tokens", "loss", "eval_loss"]),
+        curve=pd.DataFrame(rows, columns=["step", "tokens", "loss", "eval_loss", "wall_s"]),
         compile_s=compile_s,
     )

@@ -111,6 +111,9 @@ class BudgetComparison(Result):
     def __repr__(self) -> str:
         return f"<BudgetComparison {', '.join(self._repr_items())}>"
 
+    def _interval_parts(self) -> dict[str, Result]:
+        return {o.name: o.coverage for o in self.options}  # "<option>.<parameter>"
+
     def summary(self) -> Summary:
         cols = ["budget (FLOPs/problem)"]
         for o in self.options:

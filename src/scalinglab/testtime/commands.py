@@ -9,12 +9,18 @@ import typer
 
 from scalinglab.clikit import (
     JsonOption,
+    UnitsOption,
     UserError,
     console,
     emit_json,
     new_app,
+    parse_units,
+    quantities,
+    quantity,
+    quantity_pairs,
     save_results,
     show_results,
+    whole_numbers,
 )
 
 app = new_app(
@@ -33,40 +39,26 @@ COpt = typer.Option("c", "--c", help="Column of correct samples per problem.")
 CorrectOpt = typer.Option("correct", "--correct", help="Column of per-sample correctness (1/0, "
                           "true/false), for one row per sample.")
 ModelOpt = typer.Option(None, "--model", help="Column of model names: one result per model.")
-KOpt = typer.Option(None, "--k", "-k", help="Sample counts k (repeatable or comma-separated; "
+KOpt = typer.Option(None, "--k", "-k", callback=whole_numbers("--k"), help="Sample counts k (repeatable or comma-separated; "
                     "default 1, 2, 4, ... up to the samples per problem).")
 BootOpt = typer.Option(1000, "--bootstrap", "-b", min=0, help="Bootstrap resamples of problems (0: none).")
 SeedOpt = typer.Option(0, "--seed", help="Random seed of the bootstrap.")
 SaveOpt = typer.Option(None, "--save", help="Write the result (with its draws) to this JSON file.")
 
 
-def _counts(file: Path, problem: str, n: str, c: str, correct: str, model: str | None) -> dict[str, Any]:
+def _counts(file: Path, problem: str, n: str, c: str, correct: str, model: str | None,
+            units: list[str] | None = None) -> dict[str, Any]:
     from scalinglab.testtime.counts import read_counts
 
-    return read_counts(file, problem=problem, n=n, c=c, correct=correct, model=model)
-
-
-def _ks(items: list[str] | None) -> list[int] | None:
-    if not items:
-        return None
-    out = []
-    for item in items:
-        for part in item.split(","):
-            try:
-                v = float(part)
-            except ValueError:
-                raise UserError(f"--k {part!r} is not a whole number") from None
-            if v < 1 or v % 1:
-                raise UserError(f"--k must be whole numbers >= 1, not {part!r}")
-            out.append(int(v))
-    return out
+    return read_counts(file, problem=problem, n=n, c=c, correct=correct, model=model,
+                       units=parse_units(units))
 
 
 @app.command("pass-at-k")
 def pass_at_k_command(
     file: Path = FileArg, k: list[str] = KOpt, problem: str = ProblemOpt, n: str = NOpt,
     c: str = COpt, correct: str = CorrectOpt, model: str = ModelOpt, bootstrap: int = BootOpt,
-    seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
+    seed: int = SeedOpt, save: Path = SaveOpt, units: list[str] = UnitsOption, json_: bool = JsonOption,
 ) -> None:
     """Unbiased pass@k (Chen et al. 2021) with intervals from resampling problems.
 
@@ -74,8 +66,8 @@ def pass_at_k_command(
     """
     from scalinglab.testtime.passk import estimate_pass_at_k
 
-    data = _counts(file, problem, n, c, correct, model)
-    ks = _ks(k)
+    data = _counts(file, problem, n, c, correct, model, units)
+    ks = k
     show_results({m: estimate_pass_at_k(d, ks, bootstrap=bootstrap, seed=seed) for m, d in data.items()},
           save, json_)
 
@@ -95,7 +87,7 @@ def coverage_command(
     problem: str = ProblemOpt, n: str = NOpt, c: str = COpt, correct: str = CorrectOpt,
     model: str = ModelOpt, bootstrap: int = typer.Option(500, "--bootstrap", "-b", min=0,
                                                          help="Bootstrap resamples of problems."),
-    seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
+    seed: int = SeedOpt, save: Path = SaveOpt, units: list[str] = UnitsOption, json_: bool = JsonOption,
 ) -> None:
     """Fit Large Language Monkeys' coverage law, log coverage = a k^b, to pass@k over k.
 
@@ -104,8 +96,8 @@ def coverage_command(
     from scalinglab.testtime.coverage import fit_coverage
 
     targets = _targets(target)
-    data = _counts(file, problem, n, c, correct, model)
-    fits = {m: fit_coverage(d, _ks(k), bootstrap=bootstrap, seed=seed) for m, d in data.items()}
+    data = _counts(file, problem, n, c, correct, model, units)
+    fits = {m: fit_coverage(d, k, bootstrap=bootstrap, seed=seed) for m, d in data.items()}
     for f in fits.values():
         f.targets = tuple(targets)  # saved with the fit, so a report marks them
     save_results(save, fits)
@@ -188,11 +180,14 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
 def budget_command(
     model: list[str] = typer.Option(..., "--model", help="NAME=PATH: a model's counts file or saved "
                                     "coverage fit (repeatable; at least two to compare)."),
-    params: list[str] = typer.Option(..., "--params", help="NAME=N: the model's parameters (repeatable)."),
-    budget: list[str] = typer.Option(..., "--budget", help="Inference FLOPs per problem (repeatable "
-                                     "or comma-separated)."),
-    prompt_tokens: float = typer.Option(..., "--prompt-tokens", min=0, help="Prompt tokens per problem."),
-    generated_tokens: float = typer.Option(..., "--generated-tokens", min=0,
+    params: list[str] = typer.Option(..., "--params", help="NAME=N: the model's parameters, e.g. 8b=8B (repeatable)."),
+    budget: list[str] = typer.Option(..., "--budget", callback=quantities("--budget", positive=True),
+                                     help="Inference FLOPs per problem (repeatable or "
+                                     "comma-separated)."),
+    prompt_tokens: float = typer.Option(..., "--prompt-tokens", parser=quantity("--prompt-tokens"),
+                                        help="Prompt tokens per problem."),
+    generated_tokens: float = typer.Option(..., "--generated-tokens",
+                                           parser=quantity("--generated-tokens"),
                                            help="Generated tokens per sample."),
     share_prompt: bool = typer.Option(True, "--share-prompt/--no-share-prompt",
                                       help="The prompt is processed once for all samples (KV cache)."),
@@ -205,33 +200,22 @@ def budget_command(
     Example: scalinglab testtime budget --model 8b=small.csv --params 8b=8e9 --model 70b=big.csv --params 70b=7e10 --prompt-tokens 500 --generated-tokens 300 --budget 1e15,1e16
     """
     from scalinglab.testtime.budget import Option, SampleCost, compare_at_budget
-    from scalinglab.values import parse_quantity as parse_number  # the one human-number parser
 
     models = _pairs(model, "--model")
-    sizes = _pairs(params, "--params")
+    sizes = quantity_pairs("--params", positive=True)(params)  # {name: N}, human numbers
     if set(models) != set(sizes):
         raise UserError(f"give --params for exactly the --model names: models {sorted(models)}, "
                         f"params {sorted(sizes)}")
-    if generated_tokens <= 0:
+    if not generated_tokens > 0:
         raise UserError("--generated-tokens must be positive")
-    budgets = []
-    for item in budget:
-        for part in item.split(","):
-            try:
-                budgets.append(parse_number(part))
-            except (TypeError, ValueError):
-                raise UserError(f"--budget {part!r} is not a number") from None
+    if not prompt_tokens >= 0:
+        raise UserError("--prompt-tokens must be 0 or more")
     options = []
     for name, path in models.items():
-        try:
-            size = parse_number(sizes[name])
-        except (TypeError, ValueError):
-            raise UserError(f"--params {name}={sizes[name]!r} is not a number") from None
-        if not size > 0:
-            raise UserError(f"--params {name} must be positive")
         cov = _load_coverage(path, problem, n, c, correct, bootstrap, seed)
-        options.append(Option(name, cov, SampleCost(size, prompt_tokens, generated_tokens, share_prompt)))
-    result = compare_at_budget(options, budgets, seed=seed)
+        options.append(Option(name, cov, SampleCost(sizes[name], prompt_tokens, generated_tokens,
+                                                    share_prompt)))
+    result = compare_at_budget(options, budget, seed=seed)
     show_results(result, save, json_)
 
 
@@ -249,7 +233,7 @@ def verifier_command(
                               "doubling of k gains less than this accuracy."),
     problem: str = ProblemOpt, n: str = NOpt, c: str = COpt, correct: str = CorrectOpt,
     model: str = ModelOpt, bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt,
-    json_: bool = JsonOption,
+    units: list[str] = UnitsOption, json_: bool = JsonOption,
 ) -> None:
     """Accuracy when an imperfect verifier picks the answer: its ceiling and where it levels off.
 
@@ -261,14 +245,14 @@ def verifier_command(
 
     if (false_positive_rate is None) == (precision is None):
         raise UserError("give exactly one of --false-positive-rate and --precision")
-    data = _counts(file, problem, n, c, correct, model)
+    data = _counts(file, problem, n, c, correct, model, units)
     results = {}
     for name, d in data.items():
         if precision is not None:
             v = Verifier.from_precision(precision, recall, float(np.mean(d.success_rate)))
         else:
             v = Verifier(recall, false_positive_rate)
-        results[name] = analyze_verifier(d, v, _ks(k), tol=tol, bootstrap=bootstrap, seed=seed)
+        results[name] = analyze_verifier(d, v, k, tol=tol, bootstrap=bootstrap, seed=seed)
     show_results(results, save, json_)
 
 

@@ -104,9 +104,11 @@ def read_counts(
     c: str = "c",
     correct: str = "correct",
     model: str | None = None,
+    units: dict[str, str] | None = None,
 ) -> dict[str, ProblemCounts]:
     """Per-problem counts from a file, one entry per model (``model`` column) or one entry named
-    after the file.
+    after the file. ``units`` multiplies columns written in other units (``{"n": "1e3"}`` for
+    samples counted in thousands); the products must still be whole counts.
 
     The file has columns ``problem, n, c`` (one row per problem) or ``problem, correct`` (one row
     per sample); the names are configurable. Raises :class:`InputError` naming the file, row and
@@ -117,6 +119,10 @@ def read_counts(
     path = Path(path)
     source = str(path)
     raw = _read(path).reset_index(drop=True)
+    if units:
+        from scalinglab.runs.io import scale_columns
+
+        raw = scale_columns(raw, units, source)
     labels: dict[int, str] = raw.attrs.get("row_labels", {})
     cols = set(raw.columns)
     if raw.empty:

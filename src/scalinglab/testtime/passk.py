@@ -129,6 +129,9 @@ class PassAtK(_ProblemsResult):
     def _repr_items(self) -> list[str]:
         return [", ".join(f"pass@{k}={v:.3g}" for k, v in list(zip(self.ks, self.values, strict=True))[:4])]
 
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        return tuple(f"pass@{int(k)}" for k in self.ks), self.draws
+
     def summary(self) -> Summary:
         t = Table(f"pass@k over {len(self.n)} problems" + (f" ({self.model})" if self.model else ""),
                   ["k", "pass@k"])

@@ -145,6 +145,18 @@ class VerifierAnalysis(_ProblemsResult):
                 f"levels off at k={self.k_stop.value:.0f}" if self.k_stop is not None
                 and np.isfinite(self.k_stop.value) else "still rising"]
 
+    def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
+        """Accuracy (``accuracy@k``) and coverage with a perfect verifier (``coverage@k``) at
+        each k, redrawn from the problems with the same resamples (``seed``) as the fit."""
+        if not self.n_draws:
+            return None
+        w = bootstrap_weights(len(self.p), self.n_draws, np.random.default_rng(self.seed))
+        perfect = Verifier(recall=1.0, false_positive_rate=0.0)
+        acc = w @ verified_success(self.p, self.ks, self.verifier) / len(self.p)
+        cov = w @ verified_success(self.p, self.ks, perfect) / len(self.p)
+        names = [f"accuracy@{int(k)}" for k in self.ks] + [f"coverage@{int(k)}" for k in self.ks]
+        return tuple(names), np.hstack([acc, cov])
+
     def summary(self) -> Summary:
         t = Table(f"accuracy with the verifier (recall {self.verifier.recall:.3g}, false-positive rate "
                   f"{self.verifier.false_positive_rate:.3g}) vs a perfect one",

@@ -38,8 +38,9 @@ from scalinglab.runs.schema import parse_number
 from scalinglab.runs.trackers.final import FinalRule
 from scalinglab.runs.trackers.settings import RunSettings
 
-#: the columns a reader's ``curves`` frame has
-CURVE_COLUMNS = ["row", "step", "tokens", "loss", "eval_loss"]
+#: the columns a reader's ``curves`` frame has (``wall_s``: seconds since the run started, NaN
+#: where the source keeps no clock)
+CURVE_COLUMNS = ["row", "step", "tokens", "loss", "eval_loss", "wall_s"]
 
 #: scalinglab names whose values are numbers (a mapped value must parse as one)
 NUMERIC_TARGETS = ("N", "D", "C", "lr", "batch_tokens", "batch_sequences", "batch_size", "seq_len",
@@ -115,7 +116,10 @@ class RawRun:
     ``keys`` are the names a mapping file may use for it (its label first). ``params`` are the
     logged hyperparameters (raw values), ``scalars`` every logged series by name (for a mapping
     ``D=tokens_seen`` that names a series), ``loss``/``eval_loss`` the two curves (None when not
-    logged at all), ``tokens`` the token count along the curve when the source has one.
+    logged at all), ``tokens`` the token count along the curve when the source has one,
+    ``wall`` the wall-clock seconds since the run started at each logged step, when the source
+    keeps a clock (TensorBoard's event times, MLflow's metric timestamps, W&B's ``_runtime``, a
+    log line's time).
     """
 
     name: str
@@ -132,6 +136,8 @@ class RawRun:
     planned_steps: int | None = None
     run_id: str | None = None
     step_offset: int | None = None  # this run's, when its source differs per run (else spec's)
+    wall: Series | None = None
+    clock: str = ""  # what ``wall`` was read from, for the notes ("TensorBoard event times")
 
 
 def tracker_run_id(kind: str, *identity: str) -> str:
@@ -441,7 +447,46 @@ def _assemble(run: RawRun, spec: ReadSpec, how: Counter[str]
         elif batch is not None and math.isfinite(batch):
             curve["tokens"] = (curve["step"] + offset) * float(batch)
         arrays = {c: curve[c].to_numpy() for c in ("step", "tokens", "loss", "eval_loss")}
+    arrays["wall_s"] = wall_at(run.wall, arrays["step"])
+    if np.isfinite(arrays["wall_s"]).any():
+        how[f"wall time along the curve <- {run.clock or 'the logged clock'}"] += 1
     return row, arrays
+
+
+def clock(parts: Iterable[Series | None], start: float | None = None) -> Series | None:
+    """One clock from the times logged with several series (the loss's first: at a step both
+    logged, its time wins), as seconds since ``start`` (default: the earliest time logged)."""
+    steps: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    for part in parts:
+        if part is None or not len(part[0]):
+            continue
+        seen = np.concatenate(steps) if steps else np.zeros(0, np.int64)
+        new = ~np.isin(part[0], seen)
+        steps.append(part[0][new])
+        times.append(part[1][new])
+    if not steps or not sum(len(s) for s in steps):
+        return None
+    all_t = np.concatenate(times)
+    origin = float(np.nanmin(all_t)) if start is None else min(float(start),
+                                                                float(np.nanmin(all_t)))
+    return series(np.concatenate(steps), all_t - origin)
+
+
+def wall_at(wall: Series | None, steps: np.ndarray) -> np.ndarray:
+    """Seconds since the run started at each of ``steps``: the clock logged at that step, else
+    interpolated between the logged steps around it (NaN outside them, or with no clock)."""
+    out = np.full(len(steps), np.nan)
+    if wall is None or not len(wall[0]) or not len(steps):
+        return out
+    ws, wv = wall
+    ok = np.isfinite(wv)
+    ws, wv = ws[ok], wv[ok]
+    if not len(ws):
+        return out
+    steps = np.asarray(steps, dtype=np.int64)
+    out = np.interp(steps, ws, wv, left=np.nan, right=np.nan)
+    return np.where(out < 0, 0.0, out)  # a clock a hair before its start is the start
 
 
 def _log_interval(steps: np.ndarray) -> int:

@@ -36,6 +36,7 @@ from scalinglab.runs.trackers.base import (
     Series,
     TrackerImport,
     build,
+    clock,
     pick_loss_key,
     require,
     series,
@@ -156,8 +157,12 @@ def _resolve(path_or_uri: str | Path, tmp: Path) -> tuple[str, str]:
     return "sqlite:///" + str(_snapshot(db, tmp, source)), "SQLite store (read from a copy)"
 
 
-def _history(client: Any, run_id: str, key: str) -> Series:
+def _history(client: Any, run_id: str, key: str, times: dict[str, Series] | None = None
+             ) -> Series:
+    """A metric's history; with ``times``, its timestamps (Unix ms) are kept there by key."""
     points = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+    if times is not None:
+        times[key] = series((m.step for m in points), (m.timestamp for m in points))
     return series((m.step for m in points), (m.value for m in points))
 
 
@@ -283,14 +288,23 @@ def _read(client: Any, source: str, kind: str, experiment: str | None, loss_tag:
         parent = data.tags.get("mlflow.parentRunId")
         if parent:
             extra["mlflow_parent_run_id"] = parent
+        times: dict[str, Series] = {}
+        loss = _history(client, info.run_id, key, times) if key in data.metrics else None
+        eval_loss = (_history(client, info.run_id, eval_tag, times)
+                     if eval_tag and eval_tag in data.metrics else None)
+        # every metric point carries its timestamp (Unix ms); the run's clock starts at its
+        # start_time (or its first point, if that is earlier: a clock set back)
+        wall = clock([times.get(key), times.get(eval_tag) if eval_tag else None],
+                     info.start_time if info.start_time else None)
         raws.append(RawRun(
             name=name,
             keys=(name, info.run_id),
-            loss=_history(client, info.run_id, key) if key in data.metrics else None,
+            loss=loss,
             params=dict(data.params),
             scalars=scalars,
-            eval_loss=(_history(client, info.run_id, eval_tag)
-                       if eval_tag and eval_tag in data.metrics else None),
+            eval_loss=eval_loss,
+            wall=None if wall is None else (wall[0], wall[1] / 1000.0),
+            clock="MLflow metric timestamps",
             status=status,
             error=error,
             tags=tags,

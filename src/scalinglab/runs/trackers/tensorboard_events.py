@@ -36,6 +36,7 @@ from scalinglab.runs.trackers.base import (
     Series,
     TrackerImport,
     build,
+    clock,
     pick_loss_key,
     require,
     series,
@@ -54,6 +55,9 @@ class _Dir:
     rel: str
     scalars: dict[str, Series] = field(default_factory=dict)
     hparams: dict[str, Any] = field(default_factory=dict)
+    #: the event's wall time (Unix seconds) at each step of each tag
+    times: dict[str, Series] = field(default_factory=dict)
+    started: float | None = None  # the first event's wall time: the writer's creation
     empty: bool = False
 
     @property
@@ -139,7 +143,7 @@ def _read_dir(path: Path, rel: str) -> _Dir:
         raise InputError(f"cannot read the event files: {type(exc).__name__}: {exc}",
                          source=str(path)) from None
     try:
-        acc.FirstEventTimestamp()
+        out.started = float(acc.FirstEventTimestamp())
     except ValueError:
         if all(p.stat().st_size == 0 for p in files):
             out.empty = True  # created, then nothing written: the run died at once
@@ -150,6 +154,7 @@ def _read_dir(path: Path, rel: str) -> _Dir:
     for tag in tags.get("scalars", []):
         events = acc.Scalars(tag)
         out.scalars[tag] = series((e.step for e in events), (_decimal(e.value) for e in events))
+        out.times[tag] = series((e.step for e in events), (e.wall_time for e in events))
     for tag in tags.get("tensors", []):
         if acc.SummaryMetadata(tag).plugin_data.plugin_name != "scalars" or tag in out.scalars:
             continue
@@ -158,6 +163,7 @@ def _read_dir(path: Path, rel: str) -> _Dir:
         for e in events:
             values.append(_tensor_scalar(tensor_util, e.tensor_proto, tag, e.step, path))
         out.scalars[tag] = series((e.step for e in events), values)
+        out.times[tag] = series((e.step for e in events), (e.wall_time for e in events))
     try:
         content = acc.PluginTagToContent("hparams")
     except KeyError:
@@ -254,6 +260,11 @@ def read_tensorboard(
             else None,
             extra={"run_dir": d.rel},
             run_id=tracker_run_id("tb", d.rel),
+            # every event carries its wall time; the run's clock starts at its first event
+            # (the file-version record SummaryWriter writes when it is created)
+            wall=clock([d.times.get(key), d.times.get(eval_tag) if eval_tag else None],
+                       d.started),
+            clock="TensorBoard event wall times",
         ))
     spec = ReadSpec(loss_key=key, final=rule, mapping=dict(mapping or {}),
                     settings=settings or RunSettings(), source=source, param_word="hparam")

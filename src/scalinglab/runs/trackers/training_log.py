@@ -7,6 +7,12 @@ saying the run failed. Presets cover nanoGPT, Megatron-LM and scalinglab's own s
 (``scalinglab sweep run --log DIR``, whose lines the ``scalinglab_*`` functions below write, so
 the writer and the reader cannot drift apart); ``pattern=`` takes a regex for anything else.
 
+Wall time along the curve is read where the log has a clock: a ``time`` group (seconds since the
+run started; scalinglab's own lines carry one), a timestamp opening the line (``2024-05-01
+10:00:00``, ``[2024-05-01T10:00:00.123]``: seconds since the log's first timestamp), or
+Megatron's ``elapsed time per iteration (ms)`` summed over the iterations between log lines.
+nanoGPT's ``time 12.34ms`` is the time of one iteration only, so it gives no clock.
+
 Whatever the format, a log whose last loss line is followed by a Python traceback is a crashed
 run (kept as failed, with the exception's line as the reason), and so is one that stops well
 before its planned last step.
@@ -18,6 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +132,8 @@ MEGATRON = LogFormat(
         re.compile(r"\bglobal batch size:\s*(?P<batch_size>\d+)"),
         re.compile(r"\bconsumed samples:\s*(?P<consumed_samples>\d+)"),
         re.compile(r"\bconsumed tokens:\s*(?P<tokens>\d+)"),
+        # the mean over the iterations since the last log line: summed, the run's clock
+        re.compile(rf"\belapsed time per iteration \(ms\):\s*(?P<iter_ms>{NUM})"),
     ),
     # Megatron leaves 'lm loss' out of a line whose average is not > 0 (NaN included) and
     # counts the iterations with a NaN loss instead: such a line is a diverged step
@@ -139,7 +148,7 @@ MEGATRON = LogFormat(
 SCALINGLAB = LogFormat(
     name="scalinglab",
     train=re.compile(rf"^step (?P<step>\d+)/(?P<total>\d+) \| tokens (?P<tokens>\d+) \| "
-                     rf"loss (?P<loss>{NUM})(?: \| lr (?P<lr>{NUM}))?"),
+                     rf"loss (?P<loss>{NUM})(?: \| lr (?P<lr>{NUM}))?(?: \| time (?P<time>{NUM})s)?"),
     eval=re.compile(rf"^eval step (?P<step>\d+) \| tokens \d+ \| eval_loss (?P<eval_loss>{NUM})"),
     params=(re.compile(r"^scalinglab: (?P<pairs>.*)$"),),
     failure=re.compile(r"^failed: (?P<error>.+)$"),
@@ -159,9 +168,13 @@ def scalinglab_header(**values: Any) -> str:
     return "scalinglab: " + " ".join(f"{k}={v}" for k, v in values.items())
 
 
-def scalinglab_step(step: int, steps: int, tokens: int, loss: float, lr: float | None = None) -> str:
+def scalinglab_step(step: int, steps: int, tokens: int, loss: float, lr: float | None = None,
+                    wall_s: float | None = None) -> str:
+    """``step 100/1000 | tokens 409600 | loss 3.210000 | lr 1.0000e-03 | time 12.345s``
+    (``time``: wall-clock seconds since the run started)."""
     line = f"step {step}/{steps} | tokens {tokens} | loss {loss:.6f}"
-    return line + (f" | lr {lr:.4e}" if lr is not None else "")
+    line += f" | lr {lr:.4e}" if lr is not None else ""
+    return line + (f" | time {wall_s:.3f}s" if wall_s is not None else "")
 
 
 def scalinglab_eval(step: int, tokens: int, eval_loss: float) -> str:
@@ -177,7 +190,7 @@ def scalinglab_failure(error: str) -> str:
 
 def custom_format(pattern: str) -> LogFormat:
     """A format from one regex with named groups ``step`` and ``loss`` (optionally ``tokens``,
-    ``lr``, ``eval_loss``)."""
+    ``lr``, ``eval_loss``, and ``time``: seconds since the run started)."""
     try:
         rx = re.compile(pattern)
     except re.error as exc:
@@ -204,10 +217,36 @@ class _Parsed:
     last_loss_line: int = 0
     traceback_line: int = 0
     exception: str | None = None
+    #: (step, seconds since the run started) of train lines with a clock, and where it came from
+    times: list[tuple[int, float]] = field(default_factory=list)
+    clock: str = ""
+
+
+#: a timestamp opening a line, as logging and most launchers print one (ISO date, then time)
+_STAMP = re.compile(r"^\W{0,3}(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,6})?)")
+
+
+def _stamp(line: str) -> float | None:
+    """The Unix time of a timestamp opening ``line`` (read as UTC: only differences count)."""
+    m = _STAMP.match(line)
+    if m is None:
+        return None
+    try:
+        when = datetime.fromisoformat(m[1].replace(",", ".").replace(" ", "T"))
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC).timestamp()
 
 
 def _parse(path: Path, fmt: LogFormat, source: str) -> _Parsed:
     out = _Parsed()
+    first_stamp: float | None = None  # the log's first timestamp: the run's start
+    summed, last_step = 0.0, 0  # Megatron's per-iteration times, summed
+    # the clocks a train line may carry, best first: a timestamp that never moves (a launcher
+    # printing whole seconds over a short run, or a fixed one) is no clock, and the next is used
+    clocks: dict[str, list[tuple[int, float]]] = {
+        "the log's time field": [], "the log lines' timestamps": [],
+        "Megatron's elapsed time per iteration, summed": []}
     try:
         fh = path.open(encoding="utf-8", errors="replace")
     except OSError as exc:
@@ -215,6 +254,9 @@ def _parse(path: Path, fmt: LogFormat, source: str) -> _Parsed:
     with fh:
         for lineno, raw in enumerate(fh, start=1):
             line = raw.rstrip("\r\n")
+            stamp = _stamp(line)
+            if first_stamp is None:
+                first_stamp = stamp
             m = fmt.train.search(line)
             if m is not None:
                 step = _step(m["step"], source, lineno)
@@ -228,6 +270,15 @@ def _parse(path: Path, fmt: LogFormat, source: str) -> _Parsed:
                         groups.update({k: v for k, v in fm.groupdict().items() if v is not None})
                 if "total" in groups:
                     out.total = _step(groups.pop("total"), source, lineno)
+                given, iter_ms = groups.pop("time", None), groups.pop("iter_ms", None)
+                if given is not None:
+                    clocks["the log's time field"].append((step, float(given)))
+                if stamp is not None and first_stamp is not None:
+                    clocks["the log lines' timestamps"].append((step, stamp - first_stamp))
+                if iter_ms is not None:
+                    summed += float(iter_ms) / 1000.0 * max(0, step - last_step)
+                    clocks["Megatron's elapsed time per iteration, summed"].append((step, summed))
+                last_step = step
                 for k, v in groups.items():
                     if k in ("step", "loss"):
                         continue
@@ -278,6 +329,11 @@ def _parse(path: Path, fmt: LogFormat, source: str) -> _Parsed:
                         if v is not None:
                             out.params.setdefault(k, v.replace(",", ""))
                 break
+    for name, points in clocks.items():
+        if points and (name == "the log's time field"
+                       or max(t for _, t in points) > min(t for _, t in points)):
+            out.times, out.clock = points, name
+            break
     return out
 
 
@@ -434,6 +490,8 @@ def read_training_logs(
             tokens=scalars.get("tokens"), status=status, error=error,
             extra={"log_file": rel}, planned_steps=planned, run_id=_log_run_id(p, name, params),
             step_offset=fmt.step_offset,
+            wall=series([t[0] for t in x.times], [t[1] for t in x.times]) if x.times else None,
+            clock=x.clock,
         ))
     spec = ReadSpec(loss_key="loss", final=rule, mapping=dict(mapping or {}),
                     settings=settings or RunSettings(), source=source,

@@ -33,6 +33,7 @@ from scalinglab.runs.trackers.base import (
     Series,
     TrackerImport,
     build,
+    clock,
     pick_loss_key,
     series,
     tracker_run_id,
@@ -110,6 +111,30 @@ def panel_to_long(df: pd.DataFrame, labels: Mapping[int, str]) -> tuple[pd.DataF
             out_labels[len(out_labels)] = f"{labels.get(int(i), f'row {int(i) + 1}')}, run {run!r}"
         parts.append(part[keep])
     return pd.concat(parts, ignore_index=True).fillna(""), out_labels
+
+
+def _wall(parsed: Mapping[str, tuple[np.ndarray, np.ndarray]], idx: np.ndarray,
+          steps: np.ndarray, keys: list[str]) -> tuple[Series | None, str]:
+    """A run's clock along its curve. ``_runtime`` is seconds since ``wandb.init`` (the run's
+    start) on every history row; a history with only ``_timestamp`` (Unix seconds) counts from
+    its first row. At a step logged in several rows, the time of the row holding the loss
+    wins (then the eval loss's): that is when that point was logged."""
+    for meta, start, what in (("_runtime", 0.0, "W&B _runtime"),
+                              ("_timestamp", None, "W&B _timestamp (from the first row)")):
+        if meta not in parsed:
+            continue
+        t, ok = parsed[meta]
+        t, ok = t[idx], ok[idx] & np.isfinite(t[idx])
+        if not ok.any():
+            continue
+        parts: list[Series | None] = []
+        for key in keys:
+            if key in parsed:
+                at = ok & parsed[key][1][idx]
+                parts.append(series(steps[at], t[at]))
+        parts.append(series(steps[ok], t[ok]))
+        return clock(parts, start), what
+    return None, ""
 
 
 def _texts(column: pd.Series, lower: bool = False) -> np.ndarray:
@@ -259,10 +284,11 @@ def read_wandb_history(
         extra: dict[str, Any] = {"wandb_run": rid}
         if "_runtime" in scalars:
             extra["wall_time_s"] = float(scalars["_runtime"][1][-1])
+        wall, clock_name = _wall(parsed, idx, s, [k for k in (key, eval_tag) if k])
         raws.append(RawRun(
             name=name, keys=(name, rid), loss=scalars.get(key), params=params, scalars=scalars,
             eval_loss=scalars.get(eval_tag) if eval_tag else None, status=status, error=error,
-            extra=extra, run_id=tracker_run_id("wandb", rid),
+            extra=extra, run_id=tracker_run_id("wandb", rid), wall=wall, clock=clock_name,
         ))
     spec = ReadSpec(loss_key=key, final=rule, mapping=mapping, settings=settings or RunSettings(),
                     source=source, param_word="column")
