@@ -20,9 +20,9 @@ Each round:
    process over its inputs whose variance starts at the outcomes' and shrinks to the residuals')
    counted: runs near the target correct it, far cheap runs can dilute the correction and are
    then never bought (:mod:`scalinglab.design.robust`). Each round keeps the better of the
-   greedy choices by reduction per unit cost and by reduction alone. Without it (or for a law
-   of several outputs, where the discrepancy joins the belief below as further latent
-   directions):
+   greedy choices by reduction per unit cost and by reduction alone. Without it (and with
+   ``criterion="draws"`` or a law of several outputs, where the discrepancy joins the belief
+   below as further latent directions):
    the law is fitted to the runs observed; its
    uncertainty about every prediction in the target region and at every candidate is put in
    latent linear-Gaussian form (the bootstrap ensemble's centred predictions, or the Fisher
@@ -697,7 +697,7 @@ def next_round(model: PoolModel, cost: np.ndarray, target: np.ndarray, observed:
         return Round([int(cand[j]) for j in picks], gains, "identify", fitted=fitted, notes=notes)
     assert fitted is not None
     disc = discrepancy_of(model, fitted, observed, y) if settings.discrepancy else None
-    if disc is not None and model.n_outputs == 1:
+    if disc is not None and model.n_outputs == 1 and settings.criterion == "fisher":
         return _lsq_round(model, fitted, observed, tgt, cand, c, budget, settings, disc, notes)
     belief: Belief | None = None
     if settings.criterion == "draws":
