@@ -674,10 +674,12 @@ def fit_curves(
                    seed=seed, warnings=warnings, notes=notes)
     unpinned = fit.unpinned()
     if unpinned:
-        fit.warnings.append(
-            f"{', '.join(unpinned)}: the {level:.0%} bootstrap interval spans more than "
-            f"{UNPINNED_DECADES:g} orders of magnitude; these runs pin down a combination of "
-            "them, not each value: read the predicted curves and their bands, not these values")
+        what = ("these runs pin down a combination of them, not each value: read the predicted "
+                "curves and their bands, not these values" if len(unpinned) > 1 else
+                "these runs do not pin it down (it trades off with the other parameters): read "
+                "the predicted curves and their bands, not this value")
+        fit.warnings.append(f"{', '.join(unpinned)}: the {level:.0%} bootstrap interval spans more "
+                            f"than {UNPINNED_DECADES:g} orders of magnitude; {what}")
     return fit
 
 
