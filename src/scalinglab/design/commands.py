@@ -521,10 +521,11 @@ def sweep_auto(
 
         scalinglab sweep auto --target 1e22 --spend 1e20 --until-ci 2% --device cuda --out study
     """
-    from scalinglab.design.auto import AutoConfig, run_auto
+    from scalinglab.design.auto import AutoConfig
     from scalinglab.design.layouts import IsoflopLayout
     from scalinglab.design.loop import SEED_LAYOUT, AdaptiveSettings, aim_from
     from scalinglab.runs.store import RunStore
+    from scalinglab.study.auto import run_auto
     from scalinglab.sweep.display import RichProgress
     from scalinglab.sweep.plan import load_plan
 
