@@ -256,3 +256,68 @@ def test_log_polynomial_laws_start_from_their_log_linear_solution():
     fit = sl.fit_arrays(law, {"lr": lr, "bsz": bsz}, y, bootstrap=0, scale="linear")
     for k, v_ in truth.items():
         assert fit.params[k] == pytest.approx(v_, rel=1e-4, abs=1e-6)
+
+
+def test_outputs_that_share_no_parameter_are_searched_as_separate_parts():
+    # three outputs, each with its own exponent and shift (domain mixture sl_2's shape): the
+    # joint problem splits into three 2-D searches, and each output's truth is recovered exactly
+    rng = np.random.default_rng(11)
+    p = rng.uniform(0.05, 1, (40, 3))
+    truth = [(2.0, 0.4, 0.02), (1.5, 0.7, 0.05), (3.0, 0.25, 0.01)]
+    y = np.column_stack([a * (p[:, k] + e) ** -al for k, (a, al, e) in enumerate(truth)])
+    formulas = {f"y{k}": f"A{k}*(p{k} + e{k})**(-al{k})" for k in range(3)}
+    bounds = {f"al{k}": (0.0, 2.0) for k in range(3)} | {f"e{k}": (0.0, 0.2) for k in range(3)}
+    fit = sl.fit_joint(formulas, {f"p{k}": p[:, k] for k in range(3)}, y, bounds=bounds)
+    assert len(fit.search.parts) == 3
+    assert [len(part.nonlinear) for part in fit.search.parts] == [2, 2, 2]  # al_k, e_k each
+    for k, (a, al, e) in enumerate(truth):
+        assert (fit.params[f"A{k}"], fit.params[f"al{k}"], fit.params[f"e{k}"]) == pytest.approx((a, al, e), rel=1e-6)
+    # one shared parameter links the outputs: one search
+    linked = lsq.Problem([lsq.Block(parse_formula(f"A{k}*(p{k} + e{k})**(-al)", (f"p{k}",)).expr,
+                                    {f"p{k}": p[:, k]}, y[:, k]) for k in range(2)],
+                         ["A0", "e0", "al", "A1", "e1"])
+    assert len(linked.components()) == 1
+
+
+def test_gauss_newton_polish_reaches_a_log_polynomial_optimum_in_few_evaluations():
+    # exp of a quadratic in log inputs (lr/bsz sl_1's shape): the least-squares structure lets
+    # Gauss-Newton converge where gradient-only L-BFGS-B crawls along the coefficients' valley
+    rng = np.random.default_rng(12)
+    lr, bs = 10 ** rng.uniform(-4, -2, 200), 2 ** rng.uniform(5, 10, 200)
+    w = [1.2, 0.05, -0.03, 0.004, 0.002, -0.001]
+    h = lambda u, v: w[0] + w[1] * u + w[2] * v + w[3] * u ** 2 + w[4] * v ** 2 + w[5] * u * v  # noqa: E731
+    y = np.exp(h(np.log(lr), np.log(bs)))
+    text = "exp(w0 + w1*log(lr) + w2*log(bs) + w3*log(lr)**2 + w4*log(bs)**2 + w5*log(lr)*log(bs))"
+    p = parse_formula(text, ("lr", "bs"))
+    prob = lsq.Problem([lsq.Block(p.expr, {"lr": lr, "bs": bs}, y)], p.params,
+                       {f"w{i}": (-2.0, 2.0) for i in range(6)})
+    calls = []
+    rj = prob.residual_jac
+    prob.residual_jac = lambda z: calls.append(1) or rj(z)  # type: ignore[method-assign]
+    f, z, ok = prob.gauss_newton(np.zeros(6))
+    assert ok and f < 1e-20
+    assert len(calls) < 60
+    assert z == pytest.approx(w, rel=1e-6, abs=1e-9)
+
+
+def test_huber_on_the_linear_scale_discounts_outliers_that_pull_least_squares():
+    # a negative-offset law with 10% of runs spiked upwards (diverged or mis-logged evaluations)
+    rng = np.random.default_rng(5)
+    x = np.geomspace(1e7, 1e10, 120)
+    y = -2.0 + 60.0 * x ** -0.3 + rng.normal(0, 0.002, x.size)
+    bad = rng.choice(x.size, 12, replace=False)
+    y[bad] += rng.uniform(0.05, 0.15, bad.size)
+    law = sl.Law.from_formula("E + A*x**-alpha", inputs=("x",), bounds={"alpha": (0.01, 2)})
+    ls = sl.fit_arrays(law, {"x": x}, y, bootstrap=0, scale="linear", estimator="mse")
+    hub = sl.fit_arrays(law, {"x": x}, y, bootstrap=0, scale="linear", estimator="huber")
+    assert abs(ls.params["E"] + 2.0) > 0.01      # least squares is pulled up by the spikes
+    assert abs(hub.params["E"] + 2.0) < 0.003    # Huber stays within ~1.5 noise sd of the truth
+    assert hub.params["alpha"] == pytest.approx(0.3, abs=0.003)
+    est = hub.info.estimator
+    assert est["kind"] == "huber" and est["scale"] == "linear" and est["converged"]
+    # the threshold comes from the inliers' scale (noise 0.002), not from the outliers
+    assert 1.345 * 0.001 < est["delta"] < 1.345 * 0.004
+    assert any("huber loss on the linear scale" in n and "of 120 runs down-weighted" in n for n in hub.notes)
+    # the asymmetric loss is the same IRLS with over-predictions weighted more
+    asym = sl.fit_arrays(law, {"x": x}, y, bootstrap=0, scale="linear", estimator="asymmetric")
+    assert asym.info.estimator["over_penalty"] == 4.0 and abs(asym.params["E"] + 2.0) < 0.003

@@ -137,3 +137,42 @@ def test_the_static_allocation_figure_stars_the_approach_the_plan_uses():
     alone = optimal_allocation(iso, planned_compute=1e21)  # no loss law: the plan is Approach 2's
     labels = [t.get_text() for t in alone.axes[0].get_legend().get_texts()]
     assert any(lab.startswith("planned C = 1.00e21") for lab in labels)
+
+
+def offset_only_unidentified_fit():
+    # four IsoFLOP budgets of five sizes, the truth's offset E = 0: the fit sits at E's lower
+    # bound, so E is unidentified, while A, B, alpha and beta are pinned by the sweep
+    rng = np.random.default_rng(1)
+    rows = [(N, C / (6 * N)) for C in (1e17, 3e17, 1e18, 3e18)
+            for N in np.geomspace(C**0.5 / 40, C**0.5 / 2, 5)]
+    N, D = np.array(rows).T
+    loss = 400 / N**0.34 + 410 / D**0.28
+    fit = fit_chinchilla(N, D, loss * np.exp(rng.normal(0, 0.003, N.size)), bootstrap=20)
+    assert fit.unidentified == ("E",)
+    return fit
+
+
+def test_an_unidentified_offset_leaves_the_allocation_standing_and_only_the_loss_refused():
+    # E shifts every loss alike, so the compute-optimal N and D do not rest on it: the plan is
+    # given with its N and D intervals, and the loss (which does rest on E) is no estimate
+    fit = offset_only_unidentified_fit()
+    plan = make_plan(compute=1e21, loss_law=fit)
+    assert plan.not_identified == ("the loss law's fit depends on E, which these runs do not "
+                                   "identify: the loss is not an estimate")
+    assert plan.loss_interval is None and plan.warnings[0].startswith("NOT IDENTIFIED")
+    assert plan.N_interval is not None and plan.N_interval[0] < plan.N < plan.N_interval[1]
+    # the truth's N_opt at 1e21 (alpha, beta, A, B as generated) lies within a few percent
+    a, b, A, B = 0.34, 0.28, 400.0, 410.0
+    G = (a * A / (b * B)) ** (1 / (a + b))
+    assert plan.N == pytest.approx(G * (1e21 / 6) ** (b / (a + b)), rel=0.1)
+    assert not plan.title.startswith("NOT IDENTIFIED")
+    assert "predicted loss" in plan.summary().as_text() and "not identified" in plan.summary().as_text()
+
+
+def test_a_plan_still_refuses_when_the_allocation_rests_on_an_unidentified_parameter():
+    # the one-D fit leaves B and beta (which set N_opt) unidentified: refused, naming only those
+    fit = unidentified_fit()
+    with pytest.raises(NotIdentifiable) as exc:
+        make_plan(compute=1e21, loss_law=fit)
+    assert fit.unidentified == ("B", "beta")
+    assert "the loss law's fit depends on B, beta, which these runs do not identify" in str(exc.value)

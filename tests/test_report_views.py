@@ -157,3 +157,7 @@ def test_a_logged_clock_is_the_wall_time_axis_and_an_estimate_is_said_per_run():
     # a clock with a gap is not a clock for the whole curve: estimated, or tokens without one
     gappy = clocked.assign(wall_s=[3.0, np.nan, 9.0, 12.0, 15.0])
     assert views.curve_x(gappy, info.iloc[0].to_dict(), "wall")[1] == "tokens"
+    # an eval-only point without a time is left off, the clocked curve kept
+    evals = pd.concat([clocked, pd.DataFrame({"step": [99], "tokens": [9e9], "loss": [np.nan],
+                                              "eval_loss": [3.0], "wall_s": [np.nan]})])
+    assert views.curve_x(evals, info.iloc[0].to_dict(), "wall")[1] == "wall"

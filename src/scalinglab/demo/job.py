@@ -198,7 +198,9 @@ class DemoResult:
             # why there is no plan: a refusal (what is not identified, and which runs would
             # identify it) rather than a plan built on parameters the runs leave open
             "plan_refused": None if s.plan.ok else s.plan.error,
-            "plan_not_identified": bool(s.plan.not_identified),
+            # refused, or given with figures (its loss) that are no estimates
+            "plan_not_identified": bool(s.plan.not_identified
+                                        or (s.plan.ok and s.plan.value.not_identified)),
             "design": self.design.to_dict() if self.design else None,
             "identification": self.design.identification() if self.design else None,
             "warnings": self.warnings,

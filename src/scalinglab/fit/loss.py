@@ -260,9 +260,13 @@ def fit_arrays(
     - ``scale``: where residuals are taken. ``"log"`` (``log y - log f``, Besiroglu et al.'s
       Approach 3) needs positive targets; ``"linear"`` (``y - f``) fits targets of any sign by
       least squares with variable projection (:mod:`scalinglab.fit.lsq`): coefficients and
-      offsets solved exactly, a Sobol search over the rest within ``time_budget`` seconds, every
-      parameter keeping its sign. Default: ``"log"`` when every target is positive, else
-      ``"linear"`` (said in ``notes``).
+      offsets solved exactly, a Sobol search over the rest within ``time_budget`` CPU seconds
+      (setup included), every parameter keeping its sign. Default: ``"log"`` when every target
+      is positive, else ``"linear"`` (said in ``notes``). On the linear scale ``"huber"`` and
+      ``"asymmetric"`` are fitted by iteratively reweighted least squares from the
+      least-squares optimum, with the threshold at 1.345 times the residuals' robust scale (in
+      the target's units; ``delta`` is the log-residual threshold); ``"mse"`` is plain least
+      squares.
     """
     scale, scale_note = choose_scale(scale, loss)
     if scale == "linear":
@@ -270,7 +274,7 @@ def fit_arrays(
             get_law(law), inputs, loss, run_ids=run_ids, bootstrap=bootstrap, holdout_top=holdout_top,
             seed=seed, compute=compute, level=level, source=source, tie=tie, fix=fix, bounds=bounds,
             estimator=estimator, weights=weights, drop_highest=drop_highest, note=scale_note,
-            time_budget=time_budget)
+            time_budget=time_budget, delta=delta, over_penalty=over_penalty)
     law = get_law(law).constrained(tie=tie, fix=fix, bounds=bounds)
     x, y = _as_inputs(law, inputs, loss)
     ids = _run_ids(run_ids, len(y))
@@ -411,7 +415,7 @@ def choose_scale(scale: str | None, loss: Any) -> tuple[str, str]:
     if finite.size and np.all(finite > 0):
         return "log", ""
     low = float(finite.min()) if finite.size else float("nan")
-    return "linear", (f"residuals on the linear scale (least squares): the target has values <= 0 "
+    return "linear", (f"residuals on the linear scale: the target has values <= 0 "
                       f"(min {low:.4g}), which have no logarithm; pass scale='log' or 'linear' "
                       "to choose")
 
@@ -479,15 +483,18 @@ def _fit_linear(
     tie: Mapping[str, str] | None, fix: Mapping[str, float] | None,
     bounds: Mapping[str, tuple[float, float]] | None, estimator: str | Estimator,
     weights: Any, drop_highest: int, note: str, time_budget: float | None,
+    delta: float = HUBER_DELTA, over_penalty: float = OVER_PENALTY,
 ) -> FitResult:
     """:func:`fit_arrays` on the linear scale (:mod:`scalinglab.fit.lsq`)."""
+    import time
+
     from scalinglab.fit import lsq
+
+    start = time.process_time()  # the budget covers the setup too (compiling a big law: ~1 s)
     from scalinglab.laws.constrain import near_bounds
 
-    est_name = estimator if isinstance(estimator, str) else estimator.kind
-    if str(est_name).lower() not in ("mse", "huber"):
-        raise ParameterError(f"on the linear scale the fit is least squares; loss {est_name!r} "
-                             "works on the log scale (scale='log')", "loss")
+    est = make_estimator(estimator, HUBER_DELTA, over_penalty, param="estimator")
+    est_name = est.kind
     law = _linear_law(base, tie, fix, bounds)
     x = {k: np.asarray(inputs[k], dtype=float).ravel() for k in law.inputs}
     y = np.asarray(loss, dtype=float).ravel()
@@ -505,8 +512,6 @@ def _fit_linear(
     if bootstrap < 0:
         raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
     notes = [n for n in [note] if n]
-    if str(est_name).lower() == "huber":
-        notes.append("the linear-scale fit is least squares (the Huber loss applies to log residuals)")
     x, y, c, ids, w, dropped, holdout_idx, train = _leave_out(
         x, y, c, ids, w, drop_highest, holdout_top, len(law.param_names), notes)
     xt = {k: v[train] for k, v in x.items()}
@@ -516,7 +521,19 @@ def _fit_linear(
     wt = None if w is None else w[train] / w[train].mean()
     parsed = law.parametrisation.parsed  # type: ignore[union-attr]
     problem = lsq.Problem([lsq.Block(parsed.expr, xt, y[train], wt)], law.param_names, law.bounds)
-    point = lsq.lsq_search(problem, seed=seed, budget_s=time_budget or lsq.TIME_BUDGET)
+    point = lsq.lsq_search(problem, seed=seed, budget_s=(time_budget or lsq.TIME_BUDGET)
+                           - (time.process_time() - start))
+    robust = None
+    if est_name in ("huber", "asymmetric"):
+        point, robust = lsq.robust_refit(problem, point, over_penalty=est.over_penalty if est_name == "asymmetric" else 1.0)
+        n_down = int(np.sum(robust.weights < 1.0 - 1e-12))
+        notes.append(f"{est_name} loss on the linear scale: residuals beyond {robust.delta:.4g} (in the target's units: "
+                     f"{lsq.HUBER_K} x their robust scale {robust.scale:.4g}, 1.4826 x the median |residual| at the "
+                     f"fit) count linearly; by iteratively reweighted least squares, "
+                     f"{robust.iterations} iterations" + ("" if robust.converged else " (not converged)")
+                     + f"; {n_down} of {len(robust.weights)} runs down-weighted"
+                     + (f"; over-predictions weighted x{est.over_penalty:g}" if est_name == "asymmetric" else "")
+                     + (". The delta argument sets the threshold of log residuals only" if delta != HUBER_DELTA else ""))
     params = dict(zip(law.param_names, point.x.tolist(), strict=True))
     pred = law(params, **xt)
     resid = y[train] - pred
@@ -524,7 +541,10 @@ def _fit_linear(
     if bootstrap > 0:
         rng = np.random.default_rng(seed)
         n = len(train)
-        draws = np.array([lsq.refit(problem, point, np.bincount(rng.integers(0, n, n), minlength=n).astype(float))
+        # a resample is refitted by least squares under the point estimate's Huber weights
+        # (held fixed: one IRLS step per resample would cost 200 searches)
+        row_w = np.ones(n) if robust is None else robust.weights
+        draws = np.array([lsq.refit(problem, point, row_w * np.bincount(rng.integers(0, n, n), minlength=n))
                           for _ in range(bootstrap)])
     warnings, unidentified = _linear_soft_checks(law, params, draws, level, set(point.linear))
     pinned = near_bounds(law.bounds, params)
@@ -544,13 +564,15 @@ def _fit_linear(
     notes.append(f"variable projection: {', '.join(point.linear) or 'no parameter'} solved by linear "
                  f"least squares; {', '.join(point.nonlinear) or 'none'} searched")
     fit = FitResult(
-        law=law, params=params, run_ids=tuple(ids[i] for i in train), objective=float(point.sse),
+        law=law, params=params, run_ids=tuple(ids[i] for i in train),
+        objective=float(point.sse if robust is None else robust.objective),
         draws=draws, level=level, residual_std=float(np.std(resid)), warnings=warnings, notes=notes,
         unidentified=tuple(unidentified),
         data_range={k: (float(v.min()), float(v.max())) for k, v in xt.items()},
         compute_range=(float(c[train].min()), float(c[train].max())),
         info=FitInfo(
-            objective="sum of squared residuals on the linear scale (y - f)"
+            objective=("sum of squared residuals on the linear scale (y - f)" if robust is None else
+                       f"{est_name} loss of the residuals on the linear scale (y - f), threshold {robust.delta:.4g}")
                       + (", per-run weights" if w is not None else ""),
             optimizer="variable projection (linear parameters by bounded least squares) inside a "
                       "Sobol-screened multi-start L-BFGS-B over the nonlinear parameters",
@@ -560,7 +582,12 @@ def _fit_linear(
             search={"scale": "linear", "n_screened": point.n_screened, "n_polished": point.n_polished,
                     "n_basins": len(point.basins_f), "linear": list(point.linear),
                     "seconds": round(point.elapsed, 3)},
-            bootstrap=None, estimator={"kind": "mse"}, weights="" if w is None else "per-run weights",
+            bootstrap=None,
+            estimator={"kind": "mse"} if robust is None else {
+                "kind": est_name, "delta": robust.delta, "robust_scale": robust.scale, "scale": "linear",
+                "irls_iterations": robust.iterations, "converged": robust.converged,
+                **({"over_penalty": est.over_penalty} if est_name == "asymmetric" else {})},
+            weights="" if w is None else "per-run weights",
         ),
         source=source, dropped_ids=dropped,
     )

@@ -134,8 +134,10 @@ class Plan(Result):
 
     @property
     def title(self) -> str:
-        return (("NOT IDENTIFIED - " if self.not_identified and "compute-optimal" in self.mode
-                 else "") + f"plan ({self.mode}; loss law {self.loss_law.get('label', '')}, "
+        # the whole plan is no estimate only when N and D rest on what the runs left unidentified
+        # (make_plan says "N, D, the loss ..." then); an unidentified offset leaves only the loss
+        whole = bool(self.not_identified) and "N, D" in str(self.not_identified)
+        return (("NOT IDENTIFIED - " if whole and "compute-optimal" in self.mode else "") + f"plan ({self.mode}; loss law {self.loss_law.get('label', '')}, "
                 f"hparams {self.hparams_law.get('name', '')})")
 
     def summary(self) -> Summary:
@@ -213,6 +215,32 @@ def _allocation(
     return compute / (6 * tokens + 2 * T), tokens, "given compute and D"
 
 
+def _moving_allocation(inst: LawInstance, names: list[str], compute: float, T: float,
+                       fixed: dict[str, float]) -> list[str]:
+    """Which of ``names`` move the compute-optimal (N, D) at ``compute``: each parameter is set
+    to a quarter and to four times its value (plus and minus one where it is zero) and the
+    optimum recomputed. A parameter that only shifts the loss (an additive offset) leaves it where
+    it is to rounding; one the allocation rests on moves it by far more than 1e-6."""
+    try:
+        base = np.array(compute_optimum(inst, compute, inference_tokens=T, fixed_inputs=fixed))
+    except (ArithmeticError, ValueError):
+        return list(names)
+    moving = []
+    for name in names:
+        v = float(inst.params[name])
+        for alt in ((v / 4.0, v * 4.0) if v != 0.0 else (-1.0, 1.0)):
+            try:
+                other = compute_optimum(inst.replace(params={**inst.params, name: alt}), compute,
+                                        inference_tokens=T, fixed_inputs=fixed)
+            except (ArithmeticError, ValueError):
+                moving.append(name)
+                break
+            if not np.allclose(other, base, rtol=1e-6, atol=0.0):
+                moving.append(name)
+                break
+    return moving
+
+
 def make_plan(
     compute: float | None = None,
     params: float | None = None,
@@ -276,12 +304,17 @@ def make_plan(
                              "unique_tokens", "unique_tokens")
     unidentified = fit.depends_on_unidentified(fit.law.param_names) if fit is not None else None
     optimal = compute is not None and params is None and tokens is None
-    if unidentified and optimal and not allow_unidentified:
-        # the allocation rests on every parameter: N and D would be where the fit stopped (the
-        # demo once planned N = 3.0e4 at 18,422 tokens per parameter from such a fit)
+    # the unidentified parameters the allocation rests on: an offset such as Chinchilla's E moves
+    # every loss by the same amount, so N and D stand without it and only the loss is no estimate
+    moving = (_moving_allocation(inst, sorted(fit.unidentified), compute, T, fixed)
+              if unidentified and optimal and fit is not None else [])
+    if moving and not allow_unidentified:
+        # N and D would be where the fit stopped (the demo once planned N = 3.0e4 at 18,422
+        # tokens per parameter from such a fit)
         raise NotIdentifiable(
-            f"no compute-optimal plan for {compute:.3g} FLOPs: the loss law's fit {unidentified}, "
-            f"and N, D, the loss, lr and batch all follow from them. {identifying_runs(fit, compute)}")
+            f"no compute-optimal plan for {compute:.3g} FLOPs: the loss law's fit "
+            f"{fit.depends_on_unidentified(moving)}, and N, D, the loss, lr and batch all follow "
+            f"from them. {identifying_runs(fit, compute)}")
     N, D, mode = _allocation(inst, compute, params, tokens, T, fixed)
     if fixed:
         mode += f" with {fixed['U']:.3g} unique tokens"
@@ -289,24 +322,26 @@ def make_plan(
     not_identified = None
     if unidentified:
         # say so first, and show no interval as if the runs had pinned these figures
-        what = "N, D, the loss and what follows from them" if optimal else "the loss"
-        not_identified = f"the loss law's fit {unidentified}: {what} are not estimates"
+        what = ("N, D, the loss and what follows from them are not estimates" if moving
+                else "the loss is not an estimate")
+        not_identified = f"the loss law's fit {unidentified}: {what}"
         warnings.append(f"NOT IDENTIFIED: {not_identified}. {identifying_runs(fit, compute or 6.0 * N * D)}")
 
     # loss and its interval
     loss = float(inst.predict(N=N, D=D, **fixed))
     loss_iv: list[float] | None = None
     N_iv = D_iv = None
+    if fit is not None and fit.n_draws and mode.startswith("compute-optimal") and not moving:
+        # N and D rest only on identified parameters here (see ``moving``), so their draws hold
+        opt = fit.optimum(6.0 * N * D + 2.0 * N * T, inference_tokens=T, fixed=fixed)
+        N_iv = None if opt.N.ci is None else list(opt.N.ci)
+        D_iv = None if opt.D.ci is None else list(opt.D.ci)
     if not_identified:
         source = f"no interval: {not_identified}"
     elif fit is not None and fit.n_draws:
         _, lo, hi = fit.predict_interval(N=N, D=D, **fixed)
         loss_iv = [float(lo), float(hi)]
         source = f"{fit.level:.0%} percentile interval over the fit's {fit.n_draws} bootstrap draws"
-        if mode.startswith("compute-optimal"):
-            opt = fit.optimum(6.0 * N * D + 2.0 * N * T, inference_tokens=T, fixed=fixed)
-            N_iv = None if opt.N.ci is None else list(opt.N.ci)
-            D_iv = None if opt.D.ci is None else list(opt.D.ci)
     elif fit is not None:
         source = "no interval: the fit was saved without bootstrap draws"
     else:

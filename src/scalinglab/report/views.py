@@ -480,7 +480,11 @@ def curve_x(curve: pd.DataFrame, run: Mapping[str, Any] | None, axis: str) -> tu
             return tokens * (C / D), "flops"
     if axis in ("wall", "wall_estimated"):
         wall = curve["wall_s"].to_numpy(float) if "wall_s" in curve else np.zeros(0)
-        if len(wall) and np.isfinite(wall).all():
+        # clocked wherever a training loss was logged (an eval-only point without a time is
+        # left off the axis rather than forcing an estimate on the whole curve)
+        train = (np.isfinite(curve["loss"].to_numpy(float)) if "loss" in curve
+                 else np.ones(len(curve), bool))
+        if len(wall) and train.any() and np.isfinite(wall[train]).all():
             return wall, "wall"
         extra = run.get("extra") or {}
         mean, D = _num(extra.get("wall_time_s")), _num(run.get("D"))
