@@ -31,19 +31,17 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="cold rounds (a fresh app each)")
     args = ap.parse_args()
 
-    import pandas as pd
     from fastapi.testclient import TestClient
-    from report_synth import curve_for, hparam_grid, isoflop_runs
+    from report_synth import all_runs
 
     from scalinglab.report import server
     from scalinglab.runs.store import RunStore
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "runs.duckdb"
-        iso = isoflop_runs(per_budget=args.runs_per_budget)
-        iso["curve"] = [curve_for(n, d, seed=i) for i, (n, d) in enumerate(zip(iso["N"], iso["D"], strict=True))]
+        runs = all_runs(per_budget=args.runs_per_budget)
         with RunStore(path) as store:
-            store.import_frame(pd.concat([iso, hparam_grid()], ignore_index=True), source="bench")
+            store.import_frame(runs, source="bench")
         urls = ["/api/summary", "/api/fit"] + [f"/api/charts/{c}" for c in PAGE_CHARTS]
         params = {"bootstrap": args.bootstrap}
 
@@ -61,7 +59,7 @@ def main() -> None:
             cold.append(round_trip(client))
             warm.append(round_trip(client))
         best = min(cold)
-        print(f"dashboard first load ({len(urls)} requests, {len(iso) + len(hparam_grid())} runs, "
+        print(f"dashboard first load ({len(urls)} requests, {len(runs)} runs, "
               f"bootstrap {args.bootstrap}), best of {args.repeat}:")
         print(f"  cold   {best[0]:6.2f} CPU s  {best[1]:6.2f} wall s")
         print(f"  cached {min(warm)[0]:6.2f} CPU s  {min(warm)[1]:6.2f} wall s")

@@ -26,8 +26,7 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=200)
     args = ap.parse_args()
 
-    import pandas as pd
-    from report_synth import curve_for, hparam_grid, isoflop_runs
+    from report_synth import all_runs
 
     from scalinglab.report.analysis import summarise
     from scalinglab.report.html import render_report
@@ -35,10 +34,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "runs.duckdb"
-        iso = isoflop_runs(per_budget=args.runs_per_budget)
-        iso["curve"] = [curve_for(n, d, seed=i) for i, (n, d) in enumerate(zip(iso["N"], iso["D"], strict=True))]
         with RunStore(path) as store:
-            store.import_frame(pd.concat([iso, hparam_grid()], ignore_index=True), source="bench")
+            store.import_frame(all_runs(per_budget=args.runs_per_budget), source="bench")
         store = RunStore(path, read_only=True)
 
         stages: list[tuple[str, float]] = []

@@ -64,9 +64,9 @@ def curve_for(N: float, D: float, points: int = 40, seed: int = 0) -> list[dict[
             for i, (t, x) in enumerate(zip(tokens, loss, strict=True))]
 
 
-def all_runs(seed: int = 0) -> pd.DataFrame:
+def all_runs(seed: int = 0, per_budget: int = 7) -> pd.DataFrame:
     """Both designs, with curves for the IsoFLOP runs, ready for ``RunStore.import_frame``."""
-    iso = isoflop_runs(seed=seed)
+    iso = isoflop_runs(per_budget=per_budget, seed=seed)
     iso["curve"] = [curve_for(n, d, seed=i) for i, (n, d) in enumerate(zip(iso["N"], iso["D"], strict=True))]
     return pd.concat([iso, hparam_grid(seed + 1)], ignore_index=True)
 

@@ -66,6 +66,13 @@ def test_predict_curve_json(fit_json: Path) -> None:
     truth = MultiPowerLaw().value(TRUTH, Schedule(cosine(24000, 3e-4, 3e-5, 1000)), [5000, 23999])
     np.testing.assert_allclose(got["loss"], truth, rtol=3e-3)  # a 2x longer run than any fitted
     assert all(lo <= v <= hi for lo, v, hi in zip(got["lo"], got["loss"], got["hi"], strict=True))
+    # twice the longest fitted curve: the band is said to hold only the fitted runs' noise
+    (warning,) = json.loads(res.output)["warnings"]
+    assert "step 23999 is 2.02x the longest fitted curve (11900 steps)" in warning
+    assert "lower bound on the uncertainty" in warning
+    res = invoke("predict", "curve", "--fit", fit_json, "--schedule",
+                 "cosine:steps=24000,peak=3e-4,final=3e-5,warmup=1000")
+    assert res.exit_code == 0 and "warning: cosine:steps=24000" in res.output
 
 
 def test_predict_curve_compares_and_optimises(fit_json: Path) -> None:
@@ -77,6 +84,7 @@ def test_predict_curve_compares_and_optimises(fit_json: Path) -> None:
     out = json.loads(res.output)
     assert out["compare"][0]["schedule"].startswith("wsd:") and out["compare"][0]["rank"] == 1
     assert 0 < out["best_wsd"]["best"]["decay_steps"] < 11000
+    assert out["warnings"] == []  # as long as the fitted runs: no extrapolation to warn of
 
 
 def test_predict_curve_errors_are_one_line(fit_json: Path, tmp_path: Path) -> None:

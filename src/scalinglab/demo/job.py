@@ -19,11 +19,12 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from scalinglab.design.auto import AutoConfig, AutoResult, run_auto
+from scalinglab.design.auto import AutoConfig, AutoResult
 from scalinglab.errors import ScalingLabError
 from scalinglab.results import Result, short_repr
 from scalinglab.runs.store import RunStore
 from scalinglab.safefile import write_output
+from scalinglab.study.auto import run_auto
 from scalinglab.summary import Summary, Table, format_interval, format_number, tidy_warnings
 from scalinglab.sweep.plan import Defaults, SweepPlan, isoflop_plan
 from scalinglab.sweep.runner import Progress, SweepReport

@@ -13,34 +13,35 @@ A rerun first runs every round plan already written, in order (the sweep runner 
 the store holds, so a kill loses only the runs in flight and no finished run is repeated), and
 then goes on deciding. Which runs belong to the study is decided by their ids (those of its
 plans), not by tags, so a store may hold other sweeps beside it.
+
+This module holds the loop's pieces (configuration, state, seed design, round plans); the loop
+itself, which asks the Study for the runs and the fits, is :func:`scalinglab.study.auto.run_auto`
+(the study layer sits above the engines).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from scalinglab.design.loop import AdaptiveSettings, Step, next_step, summarise_round
-from scalinglab.design.propose import Proposal, propose
+from scalinglab.design.loop import AdaptiveSettings, Step
+from scalinglab.design.propose import Proposal
 from scalinglab.design.sweeps import SweepCandidates, SweepSpace, plan_of
 from scalinglab.design.targets import check_allocatable, check_budget
-from scalinglab.errors import InputError, NotIdentifiable, ParameterError, ScalingLabError
+from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.fit.loss import MAX_DECADES, MAX_EXPONENT_WIDTH
 from scalinglab.fit.result import FitResult
 from scalinglab.laws.hparams import HparamLaw
 from scalinglab.laws.registry import get_law
 from scalinglab.results import short_repr
-from scalinglab.runs.store import RunStore
 from scalinglab.safefile import read_json, write_output
 from scalinglab.sweep.data import DataSpec
-from scalinglab.sweep.plan import Defaults, SweepPlan, load_plan
-from scalinglab.sweep.runner import Progress, SweepReport, run_plan
+from scalinglab.sweep.plan import Defaults, SweepPlan
+from scalinglab.sweep.runner import SweepReport
 
 STATE_FILE = "auto.json"
 STATE_VERSION = 1
@@ -172,12 +173,12 @@ def _spread_change(name: str, remedy: Proposal, exponent: bool) -> str:
 # -- state -------------------------------------------------------------------------------------
 
 
-def _state_path(out: Path) -> Path:
+def state_path(out: Path) -> Path:
     return out / STATE_FILE
 
 
-def _load_state(config: AutoConfig) -> dict[str, Any]:
-    path = _state_path(config.out)
+def load_state(config: AutoConfig) -> dict[str, Any]:
+    path = state_path(config.out)
     if not path.exists():
         return {"version": STATE_VERSION, "name": config.name, "target": config.target,
                 "spend": config.spend, "law": config.law, "settings": config.settings.to_dict(),
@@ -225,14 +226,14 @@ def _check_state(state: dict[str, Any], source: str) -> None:
                          "study afresh", source=source) from None
 
 
-def _save_state(config: AutoConfig, state: dict[str, Any]) -> None:
+def save_state(config: AutoConfig, state: dict[str, Any]) -> None:
     from scalinglab.serialize import to_json
 
     # atomic (a kill leaves the old state or the new, never half); never through a symlink
-    write_output(_state_path(config.out), to_json(state) + "\n")
+    write_output(state_path(config.out), to_json(state) + "\n")
 
 
-def _save_plan(plan: SweepPlan, path: Path) -> Path:
+def save_plan(plan: SweepPlan, path: Path) -> Path:
     return plan.save(path)  # atomic, by write_output
 
 
@@ -276,7 +277,7 @@ def nearest_distinct(candidates: SweepCandidates, N: np.ndarray, D: np.ndarray) 
     return taken
 
 
-def _merge(total: SweepReport, part: SweepReport) -> None:
+def merge_reports(total: SweepReport, part: SweepReport) -> None:
     total.planned += part.planned
     total.skipped += part.skipped
     total.finished += part.finished
@@ -286,140 +287,10 @@ def _merge(total: SweepReport, part: SweepReport) -> None:
     total.interrupted = total.interrupted or part.interrupted
 
 
-def study_runs(store: RunStore, plans: list[SweepPlan]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(every run of the study the store holds, the finished ones): by run id."""
-    ids = {r.run_id for p in plans for r in p.runs}
-    runs = store.runs(status=None)
-    mine = runs[runs["run_id"].isin(ids)].reset_index(drop=True)
-    return mine, mine[(mine["status"] == "finished") & mine["loss"].notna()].reset_index(drop=True)
-
-
-def fit_study(finished: pd.DataFrame, law: str, bootstrap: int, seed: int,
-              starts: int | None = None, warm: FitResult | None = None) -> FitResult:
-    """The study's law fitted to its finished runs, chosen by the one selection rule."""
-    from scalinglab.design.simulate import Fitting
-    from scalinglab.runs.select import select_runs
-
-    if finished.empty:
-        raise NotIdentifiable("no run of the study has finished yet")
-    spec = get_law(law)
-    chosen = select_runs(finished, spec.inputs)
-    frame = chosen.frame
-    fit = Fitting(law, bootstrap, starts, seed).fit(
-        frame["N"].to_numpy(float), frame["D"].to_numpy(float), frame["loss"].to_numpy(float),
-        seed=seed, warm=warm, run_ids=frame["run_id"].astype(str).tolist())
-    fit.notes[:0] = chosen.notes
-    return fit
-
-
-def run_auto(config: AutoConfig, store: RunStore, progress: Progress | None = None,
-             on_round: RoundCallback | None = None) -> AutoResult:
-    """Run (or resume) the adaptive study ``config`` describes, writing runs into ``store``."""
-    out = config.out
-    out.mkdir(parents=True, exist_ok=True)
-    state = _load_state(config)
-    s = config.settings
-    space = config.sweep_space()
-    plan_paths = [out / r["plan"] for r in state["rounds"]]
-    missing = [p for p in plan_paths if not p.exists()]
-    if missing:
-        raise InputError(f"the study's round plan {missing[0].name} is missing; restore it or "
-                         "delete the folder to start afresh", source=str(_state_path(out)))
-    plans = [load_plan(p) for p in plan_paths]
-    candidates = space.candidates()
-    if not plans:
-        seed = config.seed_plan if config.seed_plan is not None else seed_plan(config, candidates)
-        path = _save_plan(seed, out / "round-00.toml")
-        state["rounds"].append({"plan": path.name})
-        _save_state(config, state)
-        plans, plan_paths = [seed], [path]
-    total = SweepReport(planned=0)
-    started = time.perf_counter()
-    result = AutoResult(out, config.target, config.spend, 0.0, plan_paths, [], total)
-
-    def train(plan: SweepPlan, path: Path) -> bool:
-        rep = run_plan(plan, store, progress=progress, source=str(path), **config.run_options)
-        _merge(total, rep)
-        return not rep.interrupted
-
-    for plan, path in zip(plans, plan_paths, strict=True):
-        if not train(plan, path):
-            result.interrupted = True
-            return result
-    fit: FitResult | None = None
-    while True:
-        spent = float(sum(r.C for p in plans for r in p.runs))
-        result.spent = spent
-        every, finished = study_runs(store, plans)
-        try:
-            fit = fit_study(finished, config.law, s.bootstrap, config.fit_seed + len(plans),
-                            s.starts, warm=fit)
-        except NotIdentifiable as exc:
-            result.error = f"the study's runs cannot be fitted: {exc}"
-            break
-        made = (every["N"].to_numpy(float), every["D"].to_numpy(float))
-        step = next_step(s, fit, made, spent, config.spend, config.target,
-                         (candidates.N, candidates.D), cost=candidates.C)
-        summary = summarise_round(len(plans) - 1, step, config.spend, config.target)
-        result.history.append(summary)
-        state["rounds"][len(plans) - 1]["summary"] = summary
-        _save_state(config, state)
-        if on_round is not None:
-            on_round(summary)
-        if step.stop is not None:
-            result.stop = step.stop
-            break
-        plan = _next_plan(config, space, candidates, step, len(plans))
-        path = _save_plan(plan, out / f"round-{len(plans):02d}.toml")
-        state["rounds"].append({"plan": path.name, "reason": step.proposal.reason()
-                                if step.proposal else ""})
-        _save_state(config, state)
-        plans.append(plan)
-        plan_paths.append(path)
-        if not train(plan, path):
-            result.interrupted = True
-            return result
-    result.plans = plan_paths
-    _finish(config, store, plans, result)
-    state["stop"], state["error"] = result.stop, result.error
-    state["identification"] = result.identification()
-    _save_state(config, state)
-    total.wall_time_s = round(time.perf_counter() - started, 2)
-    return result
-
-
-def _next_plan(config: AutoConfig, space: SweepSpace, candidates: SweepCandidates, step: Step,
+def next_plan(config: AutoConfig, space: SweepSpace, candidates: SweepCandidates, step: Step,
                index: int) -> SweepPlan:
     assert step.proposal is not None
     specs = [candidates.specs[r.index] for r in step.proposal.runs]
     return plan_of(specs, space.data, space.defaults, config.name,
                    notes=[f"round {index} of `sweep auto` (target C={config.target:.3g}): "
                           + step.proposal.reason()])
-
-
-def _finish(config: AutoConfig, store: RunStore, plans: list[SweepPlan], result: AutoResult
-            ) -> None:
-    """The final fit, and what would identify the parameters it leaves unidentified. The fit is
-    exactly ``fit_law`` with its defaults (the law's whole start grid, no warm start, seed
-    ``fit_seed``), so it is the fit ``scalinglab fit`` and the report make of the same runs."""
-    every, finished = study_runs(store, plans)
-    try:
-        fit = fit_study(finished, config.law, config.final_bootstrap, config.fit_seed, None, None)
-    except NotIdentifiable as exc:
-        result.error = result.error or f"the study's runs cannot be fitted: {exc}"
-        return
-    result.fit = fit
-    if not fit.unidentified:
-        return
-    # what would identify the rest: the runs that most narrow those parameters, with as much
-    # again as the study spent (candidates up to that size)
-    extra = max(config.spend, result.spent)
-    try:
-        cands = config.sweep_space(largest=extra).candidates()
-        result.remedy = propose(
-            fit, (every["N"].to_numpy(float), every["D"].to_numpy(float)), config.target, extra,
-            (cands.N, cands.D), k=config.settings.k, aim={p: 1.0 for p in fit.unidentified},
-            criterion=config.settings.criterion, cost=cands.C)
-    except (ScalingLabError, ValueError, np.linalg.LinAlgError) as exc:
-        result.remedy = None
-        fit.notes.append(f"no design for the unidentified parameters: {exc}")

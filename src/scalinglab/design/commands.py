@@ -106,7 +106,13 @@ def simulate_cmd(
     """
     from scalinglab.design.layouts import GridLayout, IsoflopLayout
     from scalinglab.design.loop import AdaptiveSettings, aim_from
-    from scalinglab.design.simulate import AdaptiveDesign, FixedDesign, Noise, simulate
+    from scalinglab.design.simulate import (
+        AdaptiveDesign,
+        FixedDesign,
+        Noise,
+        resolve_truth,
+        simulate,
+    )
 
     chosen = [d.strip() for d in designs.split(",") if d.strip()]
     known = ("isoflop", "grid", "adaptive")
@@ -136,8 +142,10 @@ def simulate_cmd(
         workers = os.cpu_count() or 1
     spends = spend
     total = len(design_objs) * len(spends) * repeats
+    # a bad --truth file is said alone, before any progress line is drawn
+    truth_law = resolve_truth(truth)
     if json_:
-        result = simulate(truth, design_objs, spends, target,
+        result = simulate(truth_law, design_objs, spends, target,
                           repeats=repeats, seed=seed, noise=Noise(noise, seed_spread), law=law,
                           bootstrap=bootstrap, starts=starts, workers=workers)
     else:
@@ -145,7 +153,7 @@ def simulate_cmd(
 
         with stage_progress(console=err_console) as update:
             update("simulated studies", 0, total)
-            result = simulate(truth, design_objs, spends, target,
+            result = simulate(truth_law, design_objs, spends, target,
                               repeats=repeats, seed=seed, noise=Noise(noise, seed_spread), law=law,
                               bootstrap=bootstrap, starts=starts, workers=workers,
                               progress=lambda done, n: update("simulated studies", done, n))
@@ -527,10 +535,11 @@ def sweep_auto(
 
         scalinglab sweep auto --target 1e22 --spend 1e20 --until-ci 2% --device cuda --out study
     """
-    from scalinglab.design.auto import AutoConfig, run_auto
+    from scalinglab.design.auto import AutoConfig
     from scalinglab.design.layouts import IsoflopLayout
     from scalinglab.design.loop import SEED_LAYOUT, AdaptiveSettings, aim_from
     from scalinglab.runs.store import RunStore
+    from scalinglab.study.auto import run_auto
     from scalinglab.sweep.display import RichProgress
     from scalinglab.sweep.plan import load_plan
 

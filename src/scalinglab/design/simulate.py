@@ -111,17 +111,25 @@ class Fitting:
         law = self.law_obj()
         inputs = {"N": N, "D": D}
         n_starts = self.starts if starts == "default" else starts
-        starts_arr = None
-        if n_starts is not None or warm is not None:
-            grid = law.starting_points(inputs, loss)
-            if n_starts is not None:
-                grid = grid[:: max(1, math.ceil(len(grid) / int(n_starts)))]
-            theta = None if warm is None or warm.law is not law else _theta(law, inputs, warm.params)
-            if theta is not None:
-                grid = np.vstack([theta, grid])
-            starts_arr = grid
         return fit_arrays(law, inputs, loss, bootstrap=self.bootstrap if bootstrap is None
-                          else bootstrap, seed=seed, starts=starts_arr, run_ids=run_ids)
+                          else bootstrap, seed=seed, starts=start_grid(law, inputs, loss, n_starts, warm),
+                          run_ids=run_ids)
+
+
+def start_grid(law: Law, inputs: Mapping[str, np.ndarray], loss: np.ndarray,
+               n_starts: int | None = None, warm: FitResult | None = None) -> np.ndarray | None:
+    """The starts of a lighter fit (a loop's fits between rounds): the law's own grid thinned to
+    about ``n_starts`` points, with ``warm``'s estimate (a previous fit of the same law) first;
+    None (the law's whole grid, as ``fit_law`` uses by default) when neither is asked."""
+    if n_starts is None and warm is None:
+        return None
+    grid = law.starting_points(inputs, loss)
+    if n_starts is not None:
+        grid = grid[:: max(1, math.ceil(len(grid) / int(n_starts)))]
+    theta = None if warm is None or warm.law is not law else _theta(law, inputs, warm.params)
+    if theta is not None:
+        grid = np.vstack([theta, grid])
+    return np.asarray(grid)
 
 
 def _theta(law: Law, inputs: Mapping[str, np.ndarray], params: Mapping[str, float]

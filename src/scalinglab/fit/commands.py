@@ -84,9 +84,9 @@ FlopOpt = typer.Option(None, "--flop-convention", help="What a given C (or budge
                        "not), a factor to 6ND such as 1.2, or 'given' to take it as it is.",
                        show_default=False)
 ScaleOpt = typer.Option(None, "--scale", help="Where residuals are taken: log (log y - log f; "
-                        "needs positive targets) or linear (y - f, any sign; least squares with "
-                        "coefficients solved exactly). Default: log when every target is positive, "
-                        "else linear (said in the notes).")
+                        "needs positive targets) or linear (y - f, any sign; coefficients solved exactly, "
+                        "--loss huber/asymmetric by reweighted least squares, mse plain least squares). "
+                        "Default: log when every target is positive, else linear (said in the notes).")
 NoiseFloorOpt = typer.Option(None, "--noise-floor", help="Relative error below which a prediction "
                              "error is 'within noise', e.g. 0.1% or 0.001 (default: the spread of "
                              "replicate runs when there are any; seed noise is 0.02-0.1% of loss).",

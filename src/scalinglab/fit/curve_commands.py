@@ -15,6 +15,7 @@ from scalinglab.clikit import (
     bootstrap_option,
     console,
     emit_json,
+    err_console,
     parse_map,
     parse_units,
     print_summary,
@@ -165,11 +166,11 @@ def predict_curve_command(
     if not (schedule or compare or best_wsd):
         raise UserError("give --schedule, --compare or --best-wsd")
     out: dict[str, Any] = {}
+    preds: dict[str, Any] = {}
     if schedule:
         from scalinglab.fit.curves import to_schedule
 
         at = None if steps is None else np.array([float(s) for s in steps.split(",")])
-        preds = {}
         for spec in schedule:
             sched = to_schedule(spec)
             preds[spec] = result.predict(sched, steps=at, level=level, band=band)
@@ -207,10 +208,14 @@ def predict_curve_command(
             head = frame.head(8)
             print_table(list(head.columns), head.itertuples(index=False), exact=False,
                         title="best candidates")
+    warnings = list(dict.fromkeys(w for f in [*preds.values(), *([ranked] if compare else [])]
+                                  for w in f.attrs.get("warnings", [])))
     if json_:
-        emit_json(out)
+        emit_json({**out, "warnings": warnings} if out else out)
     elif not out:
         print_summary(result.summary())
+    for w in [] if json_ else warnings:
+        err_console.print(f"warning: {w}", markup=False, highlight=False)
 
 
 def _pairs(text: str) -> dict[str, str]:

@@ -381,7 +381,30 @@ class CurveFit(Result):
         st = self._steps(sched, steps)
         curves = self.curve_draws(sched, st)
         lo, hi = self._band(curves, band, level or self.level, self.seed)
-        return pd.DataFrame({"step": st, "lr": sched.lr[st], "loss": curves[0], "lo": lo, "hi": hi})
+        out = pd.DataFrame({"step": st, "lr": sched.lr[st], "loss": curves[0], "lo": lo, "hi": hi})
+        out.attrs["warnings"] = [w for w in [self.beyond_fitted(sched, int(st.max()))] if w]
+        return out
+
+    @property
+    def longest_fitted(self) -> int:
+        """The last step of the longest curve the law was fitted on."""
+        return max((int(np.max(p["step"])) for p in self.points.values() if len(p["step"])),
+                   default=0)
+
+    def beyond_fitted(self, schedule: Schedule, last: int | None = None) -> str | None:
+        """A warning when a prediction reaches past the longest fitted curve: the bootstrap
+        resamples blocks within the fitted runs, so its band holds their noise, not how far a
+        longer schedule strays from the law (on the multi-power law's released runs, a 3x longer
+        cosine fell outside the 95% band at both sizes: README, "Loss curves")."""
+        last = schedule.last_step if last is None else last
+        fitted = self.longest_fitted
+        # 10% of slack: a run's last logged loss falls short of its schedule's end by the
+        # logging interval, and predicting the fitted schedule itself is no extrapolation
+        if not fitted or last <= 1.1 * fitted:
+            return None
+        return (f"{schedule.spec or schedule.name}: step {last} is {last / fitted:.3g}x the longest "
+                f"fitted curve ({fitted} steps); the band holds the fitted runs' noise, not the "
+                "law's error that far out, so read it as a lower bound on the uncertainty")
 
     @staticmethod
     def _steps(sched: Schedule, steps: Sequence[int] | np.ndarray | None) -> np.ndarray:
@@ -423,6 +446,7 @@ class CurveFit(Result):
                          "gap": float(gap[0]), "gap_lo": float(glo), "gap_hi": float(ghi)})
         out = pd.DataFrame(rows).sort_values("loss", kind="stable").reset_index(drop=True)
         out.insert(0, "rank", np.arange(1, len(out) + 1))
+        out.attrs["warnings"] = [w for w in (self.beyond_fitted(s) for s in items) if w]
         return out
 
     def best_wsd(self, steps: int, peak: float, final: float, warmup: int = 0,

@@ -82,19 +82,29 @@ Progress = Callable[[str, int, int], None]
 def fit_loss_law(
     runs: pd.DataFrame, law: str = "chinchilla", bootstrap: int = DEFAULT_BOOTSTRAP, holdout: int = 0,
     seed: int = 0, *, best_per_point: bool = False, group_by: tuple[str, ...] = (),
-    source: str = "", progress: Progress | None = None,
+    source: str = "", progress: Progress | None = None, starts: int | None = None,
+    warm: FitResult | None = None,
 ) -> FitResult:
-    """Fit a loss law to the runs the selection rule keeps; raises as the fit engine does."""
+    """Fit a loss law to the runs the selection rule keeps; raises as the fit engine does.
+    ``starts``/``warm``: a lighter fit (the law's start grid thinned to about ``starts``
+    points, a previous fit's estimate first), as an adaptive study's fits between rounds."""
     from scalinglab.fit import fit_law
 
     spec = get_law(law)
     if runs.empty:
         raise InputError("no finished runs match this filter; nothing to fit", source=source or None)
     chosen = select_runs(runs, spec.inputs, best_per_point=best_per_point, group_by=group_by)
+    grid = None
+    if starts is not None or warm is not None:
+        from scalinglab.design.simulate import start_grid
+
+        frame = chosen.frame
+        grid = start_grid(spec, {k: frame[k].to_numpy(float) for k in spec.inputs},
+                          frame["loss"].to_numpy(float), starts, warm)
     stage = None if progress is None else (
         lambda what, done, total: progress(f"fitting {law}: {_STAGES.get(what, what)}", done, total))
     fit = fit_law(spec, chosen.frame, bootstrap=bootstrap, holdout_top=holdout, seed=seed,
-                  source=source, progress=stage)
+                  source=source, progress=stage, starts=grid)
     fit.notes[:0] = chosen.notes
     return fit
 

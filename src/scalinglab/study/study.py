@@ -153,13 +153,26 @@ class Study:
         return self.bootstrap if bootstrap is None else int(bootstrap)
 
     def fit(self, law: str = "chinchilla", *, tags: Mapping[str, str] | None = None,
-            bootstrap: int | None = None, holdout: int = 0) -> Any:
-        """The loss law fitted to the runs the selection rule keeps (a FitResult)."""
+            bootstrap: int | None = None, holdout: int = 0, seed: int | None = None,
+            starts: int | None = None, warm: Any = None) -> Any:
+        """The loss law fitted to the runs the selection rule keeps (a FitResult).
+
+        ``seed`` overrides the study's; ``starts`` thins the law's start grid to about that many
+        points and ``warm`` (a previous FitResult) starts from its estimate too: the lighter fits
+        an adaptive study makes between rounds (a warm fit is not cached: it depends on an
+        object, not on the store)."""
         tags, boot = self._tags(tags), self._boot(bootstrap)
-        key = ("fit", law, tuple(sorted(tags.items())), boot, holdout)
-        return self.cached(key, lambda: analysis.fit_loss_law(
-            self.runs(tags), law, boot, holdout, self.seed, best_per_point=self.best_per_point,
-            group_by=self.group_by, source=self.name))
+        seed = self.seed if seed is None else int(seed)
+
+        def compute() -> Any:
+            return analysis.fit_loss_law(
+                self.runs(tags), law, boot, holdout, seed, best_per_point=self.best_per_point,
+                group_by=self.group_by, source=self.name, starts=starts, warm=warm)
+
+        if warm is not None:
+            return compute()
+        return self.cached(("fit", law, tuple(sorted(tags.items())), boot, holdout, seed, starts),
+                           compute)
 
     def rolling(self, law: str = "chinchilla", *, tags: Mapping[str, str] | None = None,
                 bootstrap: int | None = None, steps: int = analysis.ROLLING_STEPS,
