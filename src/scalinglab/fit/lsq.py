@@ -566,7 +566,19 @@ def _sobol(d: int, n: int, seed: int) -> np.ndarray:
 
 def lsq_search(problem: Problem, *, seed: int = 0, budget_s: float = TIME_BUDGET,
                n_screen: int | None = None, starts: np.ndarray | None = None) -> LsqFit:
-    """The global search: Sobol starts screened, the best distinct ones polished (see module)."""
+    """The global search: Sobol starts screened, the best distinct ones polished (see module).
+
+    BLAS runs on one thread here: the search's matrices are a few thousand rows by a few
+    columns, and the budget counts CPU seconds, so a multi-threaded OpenBLAS spent it on
+    threads rather than polishes (lr/bsz sl_3 got 1 polish instead of 7 with the default)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _search(problem, seed=seed, budget_s=budget_s, n_screen=n_screen, starts=starts)
+
+
+def _search(problem: Problem, *, seed: int, budget_s: float, n_screen: int | None,
+            starts: np.ndarray | None) -> LsqFit:
     t0 = time.process_time()
     parts = problem.components()
     if len(parts) > 1:
@@ -671,7 +683,7 @@ def _search_parts(problem: Problem, parts: Sequence[Problem], *, seed: int, budg
     share of the budget in proportion to its nonlinear parameters (at least 1 each)."""
     t0 = time.process_time()
     dims = [max(1, len(p.free)) for p in parts]
-    fits = [lsq_search(p, seed=seed, budget_s=budget_s * d / sum(dims), n_screen=n_screen, starts=starts)
+    fits = [_search(p, seed=seed, budget_s=budget_s * d / sum(dims), n_screen=n_screen, starts=starts)
             for p, d in zip(parts, dims, strict=True)]
     problem.undefined_rows = max([getattr(p, "undefined_rows", 0) for p in parts] + [0])
     x = np.zeros(len(problem.names))
