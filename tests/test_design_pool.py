@@ -139,6 +139,13 @@ def test_once_identified_runs_narrow_the_target_region(pool):
     top = set(np.flatnonzero(target_mask(pool, cost_of(pool, "6*N*D"), "top:10%")))
     assert not chosen & top                                    # never a target row
     assert second.spent + second.cost <= second.budget * (1 + 1e-12)
+    # by default the fit's expected target error counts the law's discrepancy; without it the
+    # runs are chosen by the V-optimal criterion alone (the law's form trusted)
+    assert any("discrepancy included" in n for n in second.notes)
+    trusting = sl.design_pool(pool[["N", "D"]], "chinchilla", cost="6*N*D", target="top:10%",
+                              budget=0.05, observed=observed, discrepancy=False)
+    assert trusting.phase == "variance" and trusting.runs
+    assert not any("discrepancy" in n for n in trusting.notes)
     # the bootstrap ensemble's belief chooses by the same rule, once the bootstrap too finds
     # every parameter identified (here with runs spread over the pool)
     spread = np.argsort(pool.N.to_numpy() * pool.D.to_numpy())[:200:5]

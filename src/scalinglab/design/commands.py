@@ -406,8 +406,9 @@ def design_pool_cmd(
                              "proposed runs (CSV, an empty outcome column to fill in)."),
     json_: bool = JsonOption,
 ) -> None:
-    """Propose the next runs from a pool of candidates: those expected to shrink the law's
-    predictive variance over the target rows most per unit cost (identification first).
+    """Propose the next runs from a pool of candidates: those expected to lower the fit's error
+    over the target rows most (what the law cannot express counted; per unit cost, or in all
+    when that does better), identification first.
 
     Examples:
 
