@@ -246,14 +246,16 @@ def test_every_other_long_job_shows_its_stage_with_elapsed_time_and_an_eta():
         assert task.description == "starts · 3s elapsed"
 
 
-def test_on_a_log_each_stage_is_one_line_as_it_starts():
+def test_on_a_log_a_slow_stage_is_one_line_and_a_quick_one_none():
     out, clock = io.StringIO(), FakeClock()
     with stage_progress(console=Console(file=out, width=200), live=False, clock=clock) as update:
-        for done in range(0, 11):
-            update("simulated studies", done, 10)
+        for done in range(0, 31):
+            update("simulated studies", done, 30)  # 30 s: said once, when it passes 10 s
             clock.now += 1.0
+        update("report", 0, 1)  # done within a second: a log gains nothing from it
+        clock.now += 0.5
         update("report", 1, 1)
-    assert out.getvalue().splitlines() == ["simulated studies ...", "report ..."]
+    assert out.getvalue().splitlines() == ["simulated studies 10/30 · 10s elapsed · eta 20s"]
 
 
 def test_one_progress_helper_draws_every_progress_display():

@@ -53,7 +53,10 @@ def test_training_learns_and_reports_what_was_measured(corpus):
     assert r.tokens == 60 * 512 and r.steps == 60
     assert r.tokens_per_s > 0 and r.wall_time_s > 0 and r.peak_mem_bytes > 0
     curve = r.curve
-    assert list(curve.columns) == ["step", "tokens", "loss", "eval_loss"]
+    assert list(curve.columns) == ["step", "tokens", "loss", "eval_loss", "wall_s"]
+    # the real clock: seconds since the run started, growing, within the run's wall time
+    assert curve["wall_s"].is_monotonic_increasing and curve["wall_s"].iloc[0] >= 0
+    assert curve["wall_s"].iloc[-1] <= r.wall_time_s
     assert curve["step"].is_monotonic_increasing and curve["step"].iloc[-1] == 60
     assert curve["loss"].iloc[-1] < curve["loss"].iloc[0]
     assert curve["eval_loss"].notna().sum() == 3  # two along the way and the final one

@@ -10,7 +10,8 @@ top to bottom. Either way it writes to stderr, leaving stdout to the command's r
   plain line per run that ends when not on a terminal;
 - :func:`stage_progress`, every other long job's (fits and their bootstrap, ``design
   simulate``, the report): ``update(stage, done, total)`` shown as
-  :func:`~scalinglab.sweep.progress.work_line`, one plain line per stage when not on a terminal.
+  :func:`~scalinglab.sweep.progress.work_line`, one plain line per stage that runs past
+  :data:`LOG_AFTER_S` when not on a terminal.
 
 Nothing here imports torch: the fit commands use it too.
 """
@@ -93,6 +94,12 @@ class ProgressDisplay:
             self.bar = None
 
 
+#: on a log, a stage is written once it has run this long (seconds): a ten-minute bootstrap is
+#: never silent in a CI log, while a one-second fit adds no line, so a command that then fails
+#: still says so in one line on stderr (tests/test_hostile_files.py)
+LOG_AFTER_S = 10.0
+
+
 class _Stages:
     """``update(stage, done, total)`` over one :class:`ProgressDisplay` (kept as ``display``)."""
 
@@ -102,14 +109,16 @@ class _Stages:
         self.labels = labels or {}
         self.clock = clock
         self.began: dict[str, float] = {}
+        self.logged: set[str] = set()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         name = self.labels.get(stage, stage)
-        if stage not in self.began:
-            self.began[stage] = self.clock()
-            if not self.display.live:
-                self.display.say(f"{name} ...")
-        text = work_line(name, done, total or None, self.clock() - self.began[stage])
+        self.began.setdefault(stage, self.clock())
+        elapsed = self.clock() - self.began[stage]
+        if not self.display.live and stage not in self.logged and elapsed >= LOG_AFTER_S:
+            self.logged.add(stage)
+            self.display.say(work_line(name, done, total or None, elapsed))
+        text = work_line(name, done, total or None, elapsed)
         self.display.show(text, done / total if total else None)
 
 
