@@ -176,3 +176,15 @@ def test_a_plan_still_refuses_when_the_allocation_rests_on_an_unidentified_param
         make_plan(compute=1e21, loss_law=fit)
     assert fit.unidentified == ("B", "beta")
     assert "the loss law's fit depends on B, beta, which these runs do not identify" in str(exc.value)
+
+
+def test_a_fits_optimum_says_the_same_as_the_plan_about_an_unidentified_offset():
+    # one rule for the fit's summary and the plan (laws.loss.allocation_params): with only E open,
+    # N_opt, D_opt and tokens per parameter are estimates with intervals; the loss is not
+    opt = offset_only_unidentified_fit().optimum(1e21)
+    assert opt.N.identified and opt.D.identified and opt.tokens_per_param.identified
+    assert opt.N.ci is not None and opt.N.ci[0] < opt.N.value < opt.N.ci[1]
+    assert not opt.loss.identified and "depends on E" in opt.loss.note
+    # with B and beta open, the allocation itself is no estimate
+    opt = unidentified_fit().optimum(1e21)
+    assert not opt.N.identified and "depends on B, beta" in opt.N.note

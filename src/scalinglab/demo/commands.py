@@ -119,7 +119,8 @@ def _print_demo(r: DemoResult) -> None:
         iv = (f" [{p.loss_interval[0]:.3f}, {p.loss_interval[1]:.3f}]" if p.loss_interval else "")
         console.print(f"[bold]plan for {s.compute:.3g} FLOPs[/] (saved to {r.larger_plan_path}): N = {p.N:.3g}, D = {p.D:.3g} "
                       f"({p.tokens_per_param:.1f} tokens/param), {p.steps:,} steps, "
-                      f"loss {p.loss:.3f}{iv}, lr {p.lr:.3g}, batch {p.batch_tokens:,} tokens, "
+                      + ("loss not identified" if p.not_identified else f"loss {p.loss:.3f}{iv}")
+                      + f", lr {p.lr:.3g}, batch {p.batch_tokens:,} tokens, "
                       f"weight decay {p.weight_decay:.3g}")
     # a refused plan is among the warnings below (once), with the runs that would identify it
     for w in r.warnings:

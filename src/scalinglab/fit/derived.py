@@ -94,14 +94,21 @@ def optimum_at(fit: FitResult, C: float, inference_tokens: float = 0.0,
 
     ``fixed`` holds the law's other inputs (e.g. ``{"U": 1e10}`` unique tokens): the allocation
     is then optimised numerically with them held."""
+    from scalinglab.laws.loss import allocation_params
+
     fixed = dict(fixed or {})
     law = fit.law
     note = fit.depends_on_unidentified(law.param_names)
-    ok = note is None
+    # N, D and tokens per parameter rest only on the unidentified parameters that move the
+    # allocation (an offset such as E does not: laws.loss.allocation_params, as the plan says);
+    # the loss rests on them all
+    moving = (allocation_params(fit.instance, sorted(fit.unidentified), C, inference_tokens, fixed)
+              if note else [])
+    where = fit.depends_on_unidentified(moving)
 
-    def est(values: np.ndarray) -> Estimate:
+    def est(values: np.ndarray, why: str | None = where) -> Estimate:
         return Estimate.from_draws(values[0], values[1:] if fit.n_draws else None, fit.level,
-                                   identified=ok, note=note)
+                                   identified=why is None, note=why)
 
     if law.optimum is not None and inference_tokens == 0.0 and not fixed:
         # the estimate and every draw at once: the closed form broadcasts over draws
@@ -118,7 +125,7 @@ def optimum_at(fit: FitResult, C: float, inference_tokens: float = 0.0,
                              for p, ni, di in zip(params, n, d, strict=True)])
     with np.errstate(all="ignore"):
         tpp = d / n
-    return Optimum(C=C, N=est(n), D=est(d), tokens_per_param=est(tpp), loss=est(loss),
+    return Optimum(C=C, N=est(n), D=est(d), tokens_per_param=est(tpp), loss=est(loss, note),
                    inference_tokens=inference_tokens, note=note)
 
 

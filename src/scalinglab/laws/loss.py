@@ -8,7 +8,7 @@ compute-optimal allocation under ``C = 6 N D`` for any law of N and D.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -229,3 +229,32 @@ def compute_optimum(
     res = minimize_scalar(objective, bounds=(lo_b, hi_b), method="bounded", options={"xatol": 1e-9})
     n = float(np.exp(res.x))
     return n, float(tokens(res.x))
+
+
+def allocation_params(inst: LawInstance, names: Sequence[str], compute: float, T: float = 0.0,
+                      fixed: Mapping[str, float] | None = None) -> list[str]:
+    """Which of ``names`` move the compute-optimal (N, D) at ``compute``: each parameter is set
+    to a quarter and to four times its value (plus and minus one where it is zero) and the
+    optimum recomputed. A parameter that only shifts the loss (an additive offset such as
+    Chinchilla's E) leaves it where it is to rounding; one the allocation rests on moves it by far
+    more than 1e-6. The plan and a fit's optimum use it to say what an unidentified parameter
+    leaves standing."""
+    fixed = dict(fixed or {})
+    try:
+        base = np.array(compute_optimum(inst, compute, inference_tokens=T, fixed_inputs=fixed))
+    except (ArithmeticError, ValueError):
+        return list(names)
+    moving = []
+    for name in names:
+        v = float(inst.params[name])
+        for alt in ((v / 4.0, v * 4.0) if v != 0.0 else (-1.0, 1.0)):
+            try:
+                other = compute_optimum(inst.replace(params={**inst.params, name: alt}), compute,
+                                        inference_tokens=T, fixed_inputs=fixed)
+            except (ArithmeticError, ValueError):
+                moving.append(name)
+                break
+            if not np.allclose(other, base, rtol=1e-6, atol=0.0):
+                moving.append(name)
+                break
+    return moving

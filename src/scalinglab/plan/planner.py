@@ -29,7 +29,7 @@ from scalinglab.laws.hparams import (
     HparamLaw,
     range_warnings,
 )
-from scalinglab.laws.loss import compute_optimum
+from scalinglab.laws.loss import allocation_params, compute_optimum
 from scalinglab.laws.resolve import resolve
 from scalinglab.results import Result
 from scalinglab.summary import Summary, Table
@@ -215,32 +215,6 @@ def _allocation(
     return compute / (6 * tokens + 2 * T), tokens, "given compute and D"
 
 
-def _moving_allocation(inst: LawInstance, names: list[str], compute: float, T: float,
-                       fixed: dict[str, float]) -> list[str]:
-    """Which of ``names`` move the compute-optimal (N, D) at ``compute``: each parameter is set
-    to a quarter and to four times its value (plus and minus one where it is zero) and the
-    optimum recomputed. A parameter that only shifts the loss (an additive offset) leaves it where
-    it is to rounding; one the allocation rests on moves it by far more than 1e-6."""
-    try:
-        base = np.array(compute_optimum(inst, compute, inference_tokens=T, fixed_inputs=fixed))
-    except (ArithmeticError, ValueError):
-        return list(names)
-    moving = []
-    for name in names:
-        v = float(inst.params[name])
-        for alt in ((v / 4.0, v * 4.0) if v != 0.0 else (-1.0, 1.0)):
-            try:
-                other = compute_optimum(inst.replace(params={**inst.params, name: alt}), compute,
-                                        inference_tokens=T, fixed_inputs=fixed)
-            except (ArithmeticError, ValueError):
-                moving.append(name)
-                break
-            if not np.allclose(other, base, rtol=1e-6, atol=0.0):
-                moving.append(name)
-                break
-    return moving
-
-
 def make_plan(
     compute: float | None = None,
     params: float | None = None,
@@ -306,7 +280,7 @@ def make_plan(
     optimal = compute is not None and params is None and tokens is None
     # the unidentified parameters the allocation rests on: an offset such as Chinchilla's E moves
     # every loss by the same amount, so N and D stand without it and only the loss is no estimate
-    moving = (_moving_allocation(inst, sorted(fit.unidentified), compute, T, fixed)
+    moving = (allocation_params(inst, sorted(fit.unidentified), compute, T, fixed)
               if unidentified and optimal and fit is not None else [])
     if moving and not allow_unidentified:
         # N and D would be where the fit stopped (the demo once planned N = 3.0e4 at 18,422
