@@ -24,8 +24,8 @@ def _quiet() -> Console:
 
 
 def demo(
-    quick: bool = typer.Option(False, "--quick", help="Fewer runs: 90 s measured on an idle "
-                               "2-core machine (278 s without)."),
+    quick: bool = typer.Option(False, "--quick", help="Fewer runs: 67 s measured on an idle "
+                               "2-core machine (244 s without)."),
     out: Path = typer.Option(Path("scalinglab-demo"), "--out", "-o", help="Folder to write into."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     bootstrap: int = typer.Option(None, "--bootstrap", "-b", min=0, metavar="K",
@@ -38,8 +38,8 @@ def demo(
 
     \b
     Examples:
-      scalinglab demo              # 278 s on an idle 2-core machine
-      scalinglab demo --quick      # 90 s on an idle 2-core machine
+      scalinglab demo              # 244 s on an idle 2-core machine
+      scalinglab demo --quick      # 67 s on an idle 2-core machine
       scalinglab demo --device cuda --out demo-gpu
     """
     from scalinglab.demo.job import run_demo
