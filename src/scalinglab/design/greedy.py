@@ -25,6 +25,22 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def best_affordable(gain: np.ndarray, cost: np.ndarray, left: float, *, allowed: np.ndarray,
+                    power: float = 1.0, price: float = 0.0, min_gain: float = 0.0) -> int | None:
+    """The candidate to buy next: among those ``allowed``, affordable from ``left`` and removing
+    more than ``min_gain``, the one with the most gain per ``(cost + price) ** power`` (gain alone
+    at ``power = 0`` or ``price = inf``); None when there is none. Shared by the variance design
+    here and the discrepancy design (:mod:`scalinglab.design.robust`)."""
+    if np.isinf(price) or power == 0:
+        value = gain
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = gain / np.maximum(cost + price, 1e-300) ** power
+    ok = allowed & (cost <= left * (1 + 1e-12)) & (gain > min_gain)
+    score = np.where(ok, value, -np.inf)
+    j = int(np.argmax(score))
+    return j if np.isfinite(score[j]) else None
+
 @dataclass
 class Belief:
     """``target`` (T, R) factor rows of the aimed-at figures, ``cand`` (M, O, R) of each
@@ -100,15 +116,9 @@ class Belief:
         left = float(budget)
         for _ in range(int(k)):
             g = self.gains(cov) / scale
-            if np.isinf(price) or cost_power == 0:
-                value = g
-            else:
-                with np.errstate(divide="ignore"):
-                    value = g / np.maximum(cost + price, 1e-300) ** cost_power
-            ok = free & (cost <= left * (1 + 1e-12)) & (g > max(min_gain, 0.0))
-            score = np.where(ok, value, -np.inf)
-            j = int(np.argmax(score))
-            if not np.isfinite(score[j]):
+            j = best_affordable(g, cost, left, allowed=free, power=cost_power, price=price,
+                                min_gain=max(min_gain, 0.0))
+            if j is None:
                 break
             picks.append(j)
             gains.append(float(g[j]))

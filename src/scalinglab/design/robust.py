@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scalinglab.design.greedy import best_affordable
+
 
 def correlation(a: np.ndarray, b: np.ndarray, length: float) -> np.ndarray:
     """Squared-exponential correlation between the rows of ``a`` (n, d) and ``b`` (m, d)."""
@@ -133,13 +135,10 @@ def choose_lsq(problem: LsqProblem, cost: np.ndarray, budget: float, k: int, *,
         scale = abs(start) if start != 0 else 1.0
         for _ in range(int(k)):
             g = red / scale
-            with np.errstate(divide="ignore", invalid="ignore"):
-                value = g / np.maximum(cost, 1e-300) ** power if power else g
-            ok = (cost <= left * (1 + 1e-12)) & (g > min_gain)
-            ok[chosen] = False
-            score = np.where(ok, value, -np.inf)
-            j = int(np.argmax(score))
-            if not np.isfinite(score[j]):
+            allowed = np.ones(g.shape, bool)
+            allowed[chosen] = False
+            j = best_affordable(g, cost, left, allowed=allowed, power=power, min_gain=min_gain)
+            if j is None:
                 break
             chosen.append(j)
             shares.append(float(g[j]))
