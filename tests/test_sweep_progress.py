@@ -256,6 +256,14 @@ def test_on_a_log_a_slow_stage_is_one_line_and_a_quick_one_none():
         clock.now += 0.5
         update("report", 1, 1)
     assert out.getvalue().splitlines() == ["simulated studies 10/30 · 10s elapsed · eta 20s"]
+    # a job of many stages (the report, the demo) writes each as it starts
+    out, clock = io.StringIO(), FakeClock()
+    with stage_progress(console=Console(file=out, width=200), live=False, clock=clock,
+                        log_after=0.0) as update:
+        update("reading runs", 0, 1)
+        update("reading runs", 1, 1)
+        update("drawing", 0, 3)
+    assert out.getvalue().splitlines() == ["reading runs ...", "drawing ..."]
 
 
 def test_one_progress_helper_draws_every_progress_display():

@@ -789,10 +789,11 @@ def _fits(table: Any) -> bool:
 def progress_display(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
     """``update(stage, done, total)`` for long work, on stderr (stdout stays for results): the
     one progress display (:func:`scalinglab.sweep.display.stage_progress`), with elapsed time
-    and an ETA per stage; one line per stage when not on a terminal."""
+    and an ETA per stage; one line per stage, as it starts, when not on a terminal (the report's
+    and the demo's stages: a log shows where a job of many steps stands)."""
     from scalinglab.sweep.display import stage_progress
 
-    with stage_progress(enabled, console=err_console) as update:
+    with stage_progress(enabled, console=err_console, log_after=0.0) as update:
         yield update
 
 

@@ -94,9 +94,10 @@ class ProgressDisplay:
             self.bar = None
 
 
-#: on a log, a stage is written once it has run this long (seconds): a ten-minute bootstrap is
-#: never silent in a CI log, while a one-second fit adds no line, so a command that then fails
-#: still says so in one line on stderr (tests/test_hostile_files.py)
+#: on a log, a fit's or a simulation's stage is written once it has run this long (seconds): a
+#: ten-minute bootstrap is never silent in a CI log, while a one-second fit adds no line, so a
+#: command that then fails still says so in one line on stderr (tests/test_hostile_files.py).
+#: Jobs made of many stages (the report, the demo) write each as it starts (``log_after=0``)
 LOG_AFTER_S = 10.0
 
 
@@ -104,10 +105,11 @@ class _Stages:
     """``update(stage, done, total)`` over one :class:`ProgressDisplay` (kept as ``display``)."""
 
     def __init__(self, display: ProgressDisplay, labels: dict[str, str] | None,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], log_after: float = LOG_AFTER_S) -> None:
         self.display = display
         self.labels = labels or {}
         self.clock = clock
+        self.log_after = log_after
         self.began: dict[str, float] = {}
         self.logged: set[str] = set()
 
@@ -115,9 +117,10 @@ class _Stages:
         name = self.labels.get(stage, stage)
         self.began.setdefault(stage, self.clock())
         elapsed = self.clock() - self.began[stage]
-        if not self.display.live and stage not in self.logged and elapsed >= LOG_AFTER_S:
+        if not self.display.live and stage not in self.logged and elapsed >= self.log_after:
             self.logged.add(stage)
-            self.display.say(work_line(name, done, total or None, elapsed))
+            self.display.say(f"{name} ..." if self.log_after <= 0
+                             else work_line(name, done, total or None, elapsed))
         text = work_line(name, done, total or None, elapsed)
         self.display.show(text, done / total if total else None)
 
@@ -125,17 +128,19 @@ class _Stages:
 @contextmanager
 def stage_progress(enabled: bool = True, console: Console | None = None, live: bool | None = None,
                    labels: dict[str, str] | None = None,
-                   clock: Callable[[], float] = time.perf_counter) -> Iterator[StageUpdate]:
+                   clock: Callable[[], float] = time.perf_counter,
+                   log_after: float = LOG_AFTER_S) -> Iterator[StageUpdate]:
     """``update(stage, done, total)`` for a long job, shown as ``stage 3/10 · 12s elapsed ·
     eta 40s`` (elapsed and ETA per stage, from the rate so far). On a terminal the line redraws
-    and is cleared at the end; on a log, one line as each stage starts, so a slow step is never
-    silent. ``labels`` renames stages for people (``starts`` -> ``optimising starts``)."""
+    and is cleared at the end; on a log, one line for each stage that runs ``log_after`` seconds
+    (0: each as it starts, ``stage ...``), so a slow step is never silent. ``labels`` renames
+    stages for people (``starts`` -> ``optimising starts``)."""
     if not enabled:
         yield lambda stage, done, total: None
         return
     display = ProgressDisplay(console, live=live, transient=True)
     with display:
-        yield _Stages(display, labels, clock)
+        yield _Stages(display, labels, clock, log_after)
 
 
 class RichProgress(Progress):
