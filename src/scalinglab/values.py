@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from scalinglab.errors import ParameterError
 
@@ -60,24 +60,28 @@ def parse_fraction(text: str | float | int) -> float:
     return value / 100.0 if percent else value
 
 
+def comma_parts(items: Iterable[str] | str | None) -> Iterator[str]:
+    """The parts of a repeatable, comma-separated flag or cell (``["a=1,b=2", "c=3"]`` or one
+    string), as written, skipping empty ones (``"a=1,,b=2"``, a trailing comma)."""
+    if items is None:
+        return
+    for item in [items] if isinstance(items, str) else items:
+        for part in str(item).split(","):
+            if part.strip():
+                yield part
+
+
 def parse_pairs(items: Iterable[str] | str | None, what: str = "value") -> dict[str, str]:
     """``["loss=final_loss", "N=params,D=tokens"]`` -> ``{"loss": "final_loss", ...}``.
 
     Repeatable and comma-separated; a pair splits at its first ``=``; an empty item is skipped;
     a malformed one raises :class:`ParameterError` naming ``what`` and the pair."""
-    if items is None:
-        return {}
-    if isinstance(items, str):
-        items = [items]
     out: dict[str, str] = {}
-    for item in items:
-        for part in str(item).split(","):
-            if not part.strip():
-                continue
-            key, sep, value = part.partition("=")
-            if not sep or not key.strip() or not value.strip():
-                raise ParameterError(f"{what} {part!r} must look like KEY=VALUE")
-            out[key.strip()] = value.strip()
+    for part in comma_parts(items):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ParameterError(f"{what} {part!r} must look like KEY=VALUE")
+        out[key.strip()] = value.strip()
     return out
 
 
@@ -117,5 +121,5 @@ def parse_number_list(items: Iterable[str] | str | None, what: str = "value", *,
     return out
 
 
-__all__ = ["EXAMPLES", "SUFFIXES", "parse_fraction", "parse_number_list", "parse_pairs",
+__all__ = ["EXAMPLES", "SUFFIXES", "comma_parts", "parse_fraction", "parse_number_list", "parse_pairs",
            "parse_quantities", "parse_quantity"]

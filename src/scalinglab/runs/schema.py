@@ -22,6 +22,7 @@ from scalinglab.runs.cells import (
     parse_number,  # noqa: F401  (re-exported: the one cell parser)
 )
 from scalinglab.runs.columns import ALIASES, DESCRIPTIONS
+from scalinglab.values import comma_parts
 
 #: numeric columns of a stored run, with units (shown in errors and `scalinglab runs`)
 NUMERIC_COLUMNS: dict[str, str] = {
@@ -66,21 +67,13 @@ def split_tag(part: str) -> tuple[str, str, str]:
 
 def parse_tag_filters(items: Iterable[str] | str | None) -> dict[str, str]:
     """``["dataset:c4", "sweep=a"]`` (or one comma-separated string) -> ``{"dataset": "c4", ...}``."""
-    if items is None:
-        return {}
-    if isinstance(items, str):
-        items = [items]
     out: dict[str, str] = {}
-    for item in items:
-        for part in str(item).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            key, found, value = split_tag(part)
-            if not found or not key.strip() or not value.strip():
-                raise ParameterError(f"tag filter {part!r}: write KEY=VALUE or KEY:VALUE, e.g. "
-                                     "dataset=c4", "tag")
-            out[key.strip()] = value.strip()
+    for part in map(str.strip, comma_parts(items)):
+        key, found, value = split_tag(part)
+        if not found or not key.strip() or not value.strip():
+            raise ParameterError(f"tag filter {part!r}: write KEY=VALUE or KEY:VALUE, e.g. "
+                                 "dataset=c4", "tag")
+        out[key.strip()] = value.strip()
     return out
 
 
