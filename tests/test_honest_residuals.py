@@ -67,13 +67,19 @@ def test_olmo_ladder_reruns_set_the_noise_floor_at_the_published_seed_noise():
     assert fit.residual_std > 10 * rs["replicate_std"] and rs["misfit"]
 
 
-def test_errors_below_the_noise_floor_are_within_noise(tmp_path):
+def noisy_runs_csv(tmp_path: Path) -> Path:
+    """runs.csv: 24 runs (6 sizes x 4 tokens per parameter) of the law with 0.05% noise only."""
     rng = np.random.default_rng(0)
     N = np.repeat(np.geomspace(1e7, 1e9, 6), 4)
     D = N * np.tile([10.0, 20.0, 40.0, 80.0], 6)
     loss = CHINCHILLA(TRUE, N=N, D=D) * np.exp(rng.normal(0, 5e-4, N.size))
     path = tmp_path / "runs.csv"
     pd.DataFrame({"N": N, "D": D, "loss": loss}).to_csv(path, index=False)
+    return path
+
+
+def test_errors_below_the_noise_floor_are_within_noise(tmp_path):
+    path = noisy_runs_csv(tmp_path)
     res = runner.invoke(app, ["fit", "chinchilla", str(path), "--bootstrap", "0", "--holdout-top", "2",
                               "--noise-floor", "0.5%"])
     assert res.exit_code == 0, res.output
@@ -109,12 +115,7 @@ def test_fit_law_and_fit_custom_take_the_noise_floor_as_fit_chinchilla_does(tmp_
     # one option object for the three commands, so help, parsing and defaults cannot drift apart
     for cmd in (chinchilla, law_cmd, custom_cmd):
         assert cmd.__defaults__ is not None and NoiseFloorOpt in cmd.__defaults__, cmd.__name__
-    rng = np.random.default_rng(0)
-    N = np.repeat(np.geomspace(1e7, 1e9, 6), 4)
-    D = N * np.tile([10.0, 20.0, 40.0, 80.0], 6)
-    loss = CHINCHILLA(TRUE, N=N, D=D) * np.exp(rng.normal(0, 5e-4, N.size))
-    path = tmp_path / "runs.csv"
-    pd.DataFrame({"N": N, "D": D, "loss": loss}).to_csv(path, index=False)
+    path = noisy_runs_csv(tmp_path)
     base = ["fit", *command, str(path), "--bootstrap", "0", "--holdout-top", "2"]
     res = runner.invoke(app, [*base, "--noise-floor", "0.5%", "--json"])
     assert res.exit_code == 0, res.output

@@ -288,6 +288,18 @@ def test_an_input_that_is_a_fifo_or_device_is_refused_before_reading(tmp_path, s
     refused([*args, "--store", str(store)], tmp_path, says, seconds=60)
 
 
+def _tiny_plan(tmp_path: Path, corpus: Path, sizes: int) -> Path:
+    """``plan.toml``: a one-budget IsoFLOP sweep of ``sizes`` tiny models on a small ``corpus``
+    (written here)."""
+    corpus.write_text("lambda yield async await " * 3000)
+    plan = tmp_path / "plan.toml"
+    res = runner.invoke(app, ["sweep", "plan", "isoflop", "--budgets", "3e8", "--sizes", str(sizes),
+                              "--data", str(corpus), "--seq-len", "32", "--batch-tokens", "256",
+                              "--out", str(plan)])
+    assert res.exit_code == 0, res.output
+    return plan
+
+
 def _plan_with_data(tmp_path: Path, source: Path) -> Path:
     """A valid plan (made from a real corpus) whose [data] source is then ``source``."""
     import tomllib
@@ -295,12 +307,7 @@ def _plan_with_data(tmp_path: Path, source: Path) -> Path:
     import tomli_w
 
     good = tmp_path / "good.txt"
-    good.write_text("lambda yield async await " * 3000)
-    plan = tmp_path / "plan.toml"
-    res = runner.invoke(app, ["sweep", "plan", "isoflop", "--budgets", "3e8", "--sizes", "2",
-                              "--data", str(good), "--seq-len", "32", "--batch-tokens", "256",
-                              "--out", str(plan)])
-    assert res.exit_code == 0, res.output
+    plan = _tiny_plan(tmp_path, good, sizes=2)
     doc = tomllib.loads(plan.read_text())
     doc["data"]["source"] = str(source)
     plan.write_text(tomli_w.dumps(doc))
@@ -490,12 +497,7 @@ def test_sweep_run_log_planted_as_a_symlink_is_refused_and_its_target_untouched(
     import tomllib
 
     text = tmp_path / "corpus.txt"
-    text.write_text("lambda yield async await " * 3000)
-    plan = tmp_path / "plan.toml"
-    res = runner.invoke(app, ["sweep", "plan", "isoflop", "--budgets", "3e8", "--sizes", "1",
-                              "--data", str(text), "--seq-len", "32", "--batch-tokens", "256",
-                              "--out", str(plan)])
-    assert res.exit_code == 0, res.output
+    plan = _tiny_plan(tmp_path, text, sizes=1)
     run_id = tomllib.loads(plan.read_text())["runs"][0]["run_id"]
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
