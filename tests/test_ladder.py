@@ -244,6 +244,13 @@ def test_the_released_ladder_predicts_the_3b_rung_near_the_measured_errors():
     fit = fit_ladder(small, "mmlu", bootstrap=0)
     # unbounded, MMLU's ceiling reached 1.055; the paper bounds it at 1
     assert fit.step2.params["hi"] == pytest.approx(1.0, abs=1e-9)
+    # step 1 is the optimum the paper's own step1.py reaches on these 16 runs (its Huber loss
+    # on log residuals, L-BFGS-B; allenai/OLMo-ladder@67a3f44 gives log A 3.639, log B 4.606)
+    est = fit.step1.params
+    assert est["E"] == pytest.approx(0.454, abs=0.002)
+    assert np.log(est["A"]) == pytest.approx(3.639, abs=0.01)
+    assert np.log(est["B"]) == pytest.approx(4.606, abs=0.01)
+    assert (est["alpha"], est["beta"]) == pytest.approx((0.226, 0.236), abs=0.002)
     big = ladder[ladder["run"] == "3B-1xC"].sort_values("step").tail(5)
     bpb, acc = (float(np.mean(v)) for v in task_columns(big, "mmlu"))
     got = fit.predict(big["N"].iloc[0], big["D"].max(), scatter=False).iloc[0]
