@@ -132,7 +132,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, corpus: Corpus, device: str 
 
     The curve's ``wall_s`` is wall-clock seconds from ``clock_start`` (a ``time.perf_counter()``
     reading; default: when training begins) to each logged step, compile and held-out
-    evaluations included: the time a user waited to see that point.
+    evaluations included: the time a user waited to see that point. ``wall_time_s`` is on the
+    same clock, to the end of the final held-out evaluation, so no point lies beyond it.
     ``on_step(step, tokens, loss)`` is called after each logged step (for progress displays).
     With ``compile`` or on CUDA, one untimed forward/backward pass first compiles and warms up
     (``compile_s``); ``tokens_per_s`` counts the training steps alone.
@@ -220,7 +221,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, corpus: Corpus, device: str 
         eval_loss=eval_loss,
         tokens=tokens,
         steps=cfg.steps,
-        wall_time_s=time.perf_counter() - begin,
+        # on the curve's clock: from clock_start, as its wall_s. Counted from `begin` it left out
+        # the runner's corpus load and so could end before the curve's last point (caught by
+        # test_sweep_runner once one-thread runs made the final evaluation quicker than the load)
+        wall_time_s=time.perf_counter() - origin,
         tokens_per_s=tokens / max(train_time, 1e-9),
         peak_mem_bytes=_peak_memory(dev),
         curve=pd.DataFrame(rows, columns=["step", "tokens", "loss", "eval_loss", "wall_s"]),
