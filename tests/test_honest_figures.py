@@ -4,6 +4,8 @@ to nan"; the static allocation figure marks the approach the plan uses (issue 24
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +24,9 @@ TRUE = {"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28}
 runner = CliRunner()
 
 
+# The two fits below are deterministic and only read by the tests (plans, summaries, saves),
+# so each is fitted once per session: four and two identical bootstrap fits before.
+@functools.cache
 def unidentified_fit():
     # every run at nearly one D: B and beta cannot be told apart from E
     rng = np.random.default_rng(0)
@@ -139,6 +144,7 @@ def test_the_static_allocation_figure_stars_the_approach_the_plan_uses():
     assert any(lab.startswith("planned C = 1.00e21") for lab in labels)
 
 
+@functools.cache
 def offset_only_unidentified_fit():
     # four IsoFLOP budgets of five sizes, the truth's offset E = 0: the fit sits at E's lower
     # bound, so E is unidentified, while A, B, alpha and beta are pinned by the sweep
