@@ -322,6 +322,19 @@ def test_leave_one_run_out_chooses_the_true_law_and_sees_little_discrepancy() ->
     assert any(n.startswith("law='auto': multipower chosen") for n in fit.notes)
 
 
+def test_auto_law_with_two_runs_keeps_the_multipower_law_and_says_why() -> None:
+    """Two runs leave none to validate on: no leave-one-run-out, no discrepancy, the
+    multi-power law kept with a note; law settings do not go with ``auto``."""
+    shapes = {k: FIT_SHAPES[k] for k in ("cosine", "two_stage")}
+    frame = simulated(TRUTH, shapes, 1e-3, np.random.default_rng(4), every=1024)
+    fit = fit_curves(frame, law="auto", bootstrap=0,
+                     schedules={k: Schedule(v, k) for k, v in shapes.items()})
+    assert fit.law.name == "multipower" and fit.validation == [] and fit.discrepancy == 0.0
+    assert any("2 runs leave none out" in n for n in fit.notes)
+    with pytest.raises(ParameterError, match="no law settings"):
+        fit_curves(frame, law="auto", decay=0.99)
+
+
 def test_bands_for_unfitted_schedules_carry_the_discrepancy_leave_one_run_out_shows(
         fit_25m: CurveFit) -> None:
     """The released 25M curves: the multi-power law fitted on two of them misses the third by
