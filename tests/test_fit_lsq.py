@@ -321,3 +321,29 @@ def test_huber_on_the_linear_scale_discounts_outliers_that_pull_least_squares():
     # the asymmetric loss is the same IRLS with over-predictions weighted more
     asym = sl.fit_arrays(law, {"x": x}, y, bootstrap=0, scale="linear", estimator="asymmetric")
     assert asym.info.estimator["over_penalty"] == 4.0 and abs(asym.params["E"] + 2.0) < 0.003
+
+
+def test_a_wide_signed_coefficient_is_also_started_at_small_magnitudes():
+    # A*(1 + C*(log V - v0)**2): A is solved by projection, C in [-100, 100] is searched. The
+    # truth has C = 0.005; a uniform design over [-100, 100] puts 1% of starts below 1 in
+    # magnitude and, from there, the local search ends with C at its bound -100 (vocab sl_2 of
+    # ScaleBench). The design also draws C log-uniformly in magnitude, either sign
+    rng = np.random.default_rng(3)
+    P, V = 10 ** rng.uniform(7, 10, 400), 10 ** rng.uniform(3.5, 5.5, 400)
+    truth = {"L": 1.5, "A": 4000.0, "alpha": 0.45, "C": 0.005, "v0": 4.0}
+    y = truth["L"] + truth["A"] * P ** -truth["alpha"] * (1 + truth["C"] * (np.log(V) - truth["v0"]) ** 2)
+    law = sl.Law.from_formula("L + A*P**(-alpha)*(1 + C*(log(V) - v0)**2)", inputs=("P", "V"),
+                              bounds={"L": (-100, 100), "A": (-1e4, 1e4), "alpha": (-5, 5), "C": (-100, 100),
+                                      "v0": (-10, 30)})
+    fit = sl.fit_arrays(law, {"P": P, "V": V}, y, bootstrap=0, scale="linear", estimator="mse")
+    for k, v in truth.items():
+        assert fit.params[k] == pytest.approx(v, rel=1e-3), k
+    design = lsq.StartDesign(np.array([-5.0, -100.0]), np.array([5.0, 100.0]), np.array([False, False]))
+    z = design.sample(512, seed=0)
+    assert design.wide.tolist() == [False, True]
+    assert np.mean(np.abs(z[:, 1]) < 1) > 0.25   # uniform alone: 1%
+    assert np.mean(np.abs(z[:, 0]) < 1) == pytest.approx(0.2, abs=0.02)  # a narrow range stays uniform
+    assert np.all((z >= -100) & (z <= 100))
+    # two starts are apart on the signed-log scale: 0.001 and 0.1 are distinct, 0.1 and 0.1001 not
+    u = design.unit(np.array([[0.0, 1e-3], [0.0, 0.1], [0.0, 0.1001]]))
+    assert abs(u[0, 1] - u[1, 1]) > 0.05 > abs(u[1, 1] - u[2, 1])
