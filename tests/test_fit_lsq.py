@@ -291,12 +291,15 @@ def test_gauss_newton_polish_reaches_a_log_polynomial_optimum_in_few_evaluations
     p = parse_formula(text, ("lr", "bs"))
     prob = lsq.Problem([lsq.Block(p.expr, {"lr": lr, "bs": bs}, y)], p.params,
                        {f"w{i}": (-2.0, 2.0) for i in range(6)})
-    calls = []
-    rj = prob.residual_jac
-    prob.residual_jac = lambda z: calls.append(1) or rj(z)  # type: ignore[method-assign]
+    calls, jacs = [], []
+    res, jac = prob.residual, prob.jacobian
+    prob.residual = lambda z: calls.append(1) or res(z)  # type: ignore[method-assign]
+    prob.jacobian = lambda st: jacs.append(1) or jac(st)  # type: ignore[method-assign]
     f, z, ok = prob.gauss_newton(np.zeros(6))
     assert ok and f < 1e-20
     assert len(calls) < 60
+    # the Jacobian is computed at accepted steps only, once each
+    assert 0 < len(jacs) <= len(calls)
     assert z == pytest.approx(w, rel=1e-6, abs=1e-9)
 
 
