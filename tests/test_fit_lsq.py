@@ -350,3 +350,19 @@ def test_a_wide_signed_coefficient_is_also_started_at_small_magnitudes():
     # two starts are apart on the signed-log scale: 0.001 and 0.1 are distinct, 0.1 and 0.1001 not
     u = design.unit(np.array([[0.0, 1e-3], [0.0, 0.1], [0.0, 0.1001]]))
     assert abs(u[0, 1] - u[1, 1]) > 0.05 > abs(u[1, 1] - u[2, 1])
+
+
+def test_a_parameter_bounded_at_zero_goes_below_its_log_search_floor_when_the_fit_wants_it():
+    # C in [0, 1e4] is moved in its logarithm, from 1e4 x 1e-9 = 1e-5 up; the truth is 1e-6,
+    # multiplying N**0.8 ~ 1e7 (data-constrained sl_6's C*...*N**d). A polish that ends at that
+    # floor goes on with the floor lowered (before: it stopped at C = 1e-5, d = 0.647)
+    rng = np.random.default_rng(5)
+    N = 10 ** rng.uniform(6, 9, 300)
+    y = 2.0 + 0.5 * np.log(1 + 1e-6 * N ** 0.8)
+    p = parse_formula("E + A*log(1 + C*N**d)", ("N",))
+    prob = lsq.Problem([lsq.Block(p.expr, {"N": N}, y)], p.params,
+                       {"E": (-10, 10), "A": (0, 10), "C": (0, 1e4), "d": (0, 2)})
+    assert [prob.names[j] for j in prob.free] == ["C", "d"]
+    f, z, _ = prob.polish(np.array([1e-3, 0.3]), gauss_newton=False)
+    assert f < 1e-12
+    assert z == pytest.approx([1e-6, 0.8], rel=1e-4)
