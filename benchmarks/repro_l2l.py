@@ -25,10 +25,13 @@ Rows (each beside the published figure; nothing here is tuned towards it):
   predicted from its measured loss. What the targets mean: the published 1.2% and 2.8% are the
   paper's best figures, not a bound over corpora. The authors' own notebook protocol (E_x, E_y
   from their per-corpus scaling-law fits, K and kappa by least squares in log space) on those
-  runs gives MMLU-Humanities train-to-test errors of +1.1% to +4.7% by corpus (mean 3.0%) and
-  HellaSwag test-to-test from FineWeb-edu up to -1.95% (Proof-Pile-2), measured here from
+  runs gives MMLU-Humanities train-to-test errors from -3.5% (StarCoder) to +4.7% (SlimPajama),
+  mean |error| 3.0%, with the authors' own offsets (their opt_params_data.csv), and HellaSwag
+  test-to-test from FineWeb-edu up to -1.95% (Proof-Pile-2), measured here from
   KempnerInstitute/loss-to-loss-notebooks@457ce81; the worst-corpus rows below hold every
-  corpus to the best figure, a stricter reading than the paper's own result.
+  corpus to the best figure, a stricter reading than the paper's own result. The same notebook
+  protocol on the 23x split is printed beside ours ("the authors' notebook protocol" rows):
+  offsets from Kaplan-style laws with E, K and kappa by least squares in logs.
 - Ladder (``olmo_ladder/``): both steps fitted on the 190M-1B rungs as the paper's
   ``final.json`` lists them (1-10xC, first seed), with its protocol (step 1 on the mean bpb of
   each run's last 5 checkpoints; step 2 on every checkpoint after the first 10%, moving average
@@ -38,7 +41,12 @@ Rows (each beside the published figure; nothing here is tuned towards it):
   (1-10xC, first seed); 0.5xC and the rerun beside. Step-1 (bpb), step-2 (accuracy from the
   true bpb) and chained relative errors, the chained error split into step 1's error carried
   through the link and step 2's, beside the paper's 7B errors (a different, bigger target: the
-  shipped ladder does not include the 7B).
+  shipped ladder does not include the 7B). When the shared data holds the paper's own 7B-4T
+  evaluation (``olmo_ladder/peteish7_eval_anneal.csv``, from the same repository), the same fits
+  are judged on it too. The paper's released scripts reach the same step-1 and step-2 optima as
+  these fits on these rungs (checked against allenai/OLMo-ladder@67a3f44), so the protocol is
+  the paper's; its published 7B figures come from another evaluation of the 7B than the one it
+  released (see the last ladder row).
 
 Below the table, each judged row again as met or missed against its target.
 """
@@ -67,6 +75,9 @@ SWEEP = DATA / "loss_to_loss" / "sweep.csv"
 #: at the sweep's commit): the paper's own target, used when the shared data has it
 EXTRAP = DATA / "loss_to_loss" / "extrapolation.csv"
 LADDER = DATA / "olmo_ladder"
+#: the paper's own 7B-4T target (allenai/OLMo-ladder@67a3f44,
+#: src/scripts/paper/data/ladder-runs/peteish7_eval_anneal.csv): used when the shared data has it
+SEVEN_B = LADDER / "peteish7_eval_anneal.csv"
 L2L = "Brandfonbrener et al. 2024"
 OLMO = "Bhagia et al. 2024 (OLMo ladder)"
 HS = "eval/downstream_ce_loss/hellaswag_test_ce_loss"
@@ -168,6 +179,30 @@ def _pair(frame: pd.DataFrame, corpus: str, origin: str, loss: str) -> pd.DataFr
         frame[frame["data"] == origin][["tokens", loss]].rename(columns={loss: "x"}), on="tokens")
 
 
+#: the Kaplan-style law with an irreducible term that Brandfonbrener et al.'s notebooks take
+#: their offsets from (their ``kaplan_curve``, the fits they keep): ((A/N)^(alpha/beta) + B/D)^beta + E
+KAPLAN_E = "E + ((N_c/N)**(alpha_N/alpha_D) + D_c/D)**alpha_D"
+
+
+def _authors_link(runs_x: pd.DataFrame, runs_y: pd.DataFrame, x: np.ndarray, y: np.ndarray,
+                  x_new: np.ndarray, truth: np.ndarray) -> float:
+    """Mean |relative error| of a loss-to-loss link as the authors' notebooks fit it (their
+    ``loss_relationships.ipynb``, ``fit_entropy = False``): E_x and E_y the irreducible losses of
+    Kaplan-style laws fitted to the x loss (``runs_x``: N, D, loss) and the y loss (``runs_y``),
+    both held; K and kappa by least squares of log(y - E_y) on log(x - E_x), on the pairs
+    (``x``, ``y``). NaN when an offset is at or above a loss it shifts (the log is undefined)."""
+    from scalinglab.laws.base import Law
+
+    law = Law.from_formula(KAPLAN_E, inputs=("N", "D"))
+    ex = float(fit_law(law, runs_x, bootstrap=0).params["E"])
+    ey = float(fit_law(law, runs_y, bootstrap=0).params["E"])
+    if ex >= min(x.min(), x_new.min()) or ey >= y.min():
+        return float("nan")
+    kappa, log_k = np.polyfit(np.log(x - ex), np.log(y - ey), 1)
+    pred = np.exp(log_k) * (x_new - ex) ** kappa + ey
+    return float(np.mean(np.abs(pred - truth) / truth))
+
+
 def extrapolation_rows(bootstrap: int) -> list[Row]:
     if not SWEEP.exists():
         return [row(L2L, "HellaSwag test-to-test error", 0.012, note=f"data absent: {SWEEP} not found")]
@@ -222,6 +257,9 @@ def extrapolation_rows(bootstrap: int) -> list[Row]:
                              x="x", baseline=None, bootstrap=0)
             moved.append(float(np.mean(np.abs(tr_c.link.predict(x=x_true) - truth) / truth)))
         errs["mmlu_cuts"].append(moved)
+        errs.setdefault("mmlu_authors", []).append((corpus, _authors_link(
+            _runs(fp, "val_loss"), _runs(fp, MMLU_H), fp["val_loss"].to_numpy(float),
+            fp[MMLU_H].to_numpy(float), x_true, truth)))
         out.append(row(L2L, f"MMLU-H train-to-test |rel err| {corpus}", None, e,
                        note=f"{k}/{len(truth)} held-out runs inside the 95% new-run interval; "
                             f"Chinchilla on the test loss: {errs['mmlu_base'][-1]:.2%}; given each "
@@ -249,6 +287,10 @@ def extrapolation_rows(bootstrap: int) -> list[Row]:
         tot["hs_fixed"][0] += _score(held.predict(pt["x"].to_numpy(float), new_run=True), truth)[1]
         tot["hs_fixed"][1] += len(truth)
         errs["hs"].append(e)
+        origin_part = fit_part[fit_part["data"] == origin]
+        errs.setdefault("hs_authors", []).append((corpus, _authors_link(
+            _runs(origin_part, HS), _runs(fp, HS), pf["x"].to_numpy(float), pf[HS].to_numpy(float),
+            pt["x"].to_numpy(float), truth)))
         tot["hs"][0] += k
         tot["hs"][1] += len(truth)
         base = fit_law("chinchilla", _runs(fp, HS), bootstrap=0)
@@ -277,6 +319,20 @@ def extrapolation_rows(bootstrap: int) -> list[Row]:
                        f"{top / c:.0f}x beyond {np.max(cuts[:, i]):.2%} / {np.mean(cuts[:, i]):.2%}"
                        for i, c in enumerate(CUTS))
                         + f"; {ratio:.0f}x beyond {worst_true:.2%} / {np.mean(errs['mmlu_true']):.2%}"))
+    for key, ours_key, label in (("mmlu_authors", "mmlu_true", "MMLU-H train-to-test given the true training loss"),
+                                 ("hs_authors", "hs", "HellaSwag test-to-test")):
+        authors = errs[key]
+        ok = np.array([np.isfinite(e) for _, e in authors])
+        defined = np.array([e for _, e in authors])[ok]
+        mine = np.array(errs[ours_key])[ok]
+        out.append(row(L2L, f"{label}, the authors' notebook protocol", None,
+                       float(np.max(defined)) if len(defined) else None, contrast=True,
+                       note=f"worst of the {len(defined)} corpora it is defined for, mean {np.mean(defined):.2%} "
+                            f"(ours on those: worst {np.max(mine):.2%}, mean {np.mean(mine):.2%}); offsets: "
+                            "the irreducible losses of Kaplan-style laws (with E) fitted to each loss, "
+                            "K and kappa by least squares in logs: "
+                            + ", ".join(f"{c} {e:.2%}" if np.isfinite(e) else f"{c} undefined (an offset "
+                                        "at or above the losses it shifts)" for c, e in authors)))
     for key, label, pub in (("hs", "HellaSwag test-to-test", 0.012),
                             ("mmlu", "MMLU-Humanities train-to-test", 0.028)):
         worst = float(np.max(errs[key]))
@@ -313,6 +369,22 @@ def _elasticity(fit: Any, bpb: np.ndarray) -> np.ndarray:
     return np.abs((up - down) / (2 * h) * bpb / np.atleast_1d(fit.step2.predict(bpb)))
 
 
+def _seven_b_row(fit: Any, task: str, pub: float, seven: pd.DataFrame) -> Row:
+    """The chained error at the paper's own target, its released 7B-4T evaluation (truth: the
+    mean of its last 5 rows, as the paper's code reads it; D: its last token count)."""
+    tail = seven.tail(5)
+    b, a = (float(np.mean(v)) for v in task_columns(tail, task))
+    p = fit.predict(_N7B, float(seven["throughput/total_tokens"].iloc[-1])).iloc[0]
+    s2 = float(np.atleast_1d(fit.step2.predict(np.array([b])))[0])
+    err = abs(float(p["acc"]) - a) / a
+    return row(OLMO, f"{task} chained: acc |rel err| at the paper's 7B-4T (its released evaluation)", pub,
+               err, inside=err <= pub,
+               note=f"step 1 bpb {(float(p['bpb']) - b) / b:+.2%}, step 2 at the true bpb {(s2 - a) / a:+.2%}, "
+                    f"chained {(float(p['acc']) - a) / a:+.2%}; accuracy {a:.4f} "
+                    f"{'inside' if p['acc_lo'] <= a <= p['acc_hi'] else 'OUTSIDE'} the joint 95% interval "
+                    f"[{p['acc_lo']:.4f}, {p['acc_hi']:.4f}]")
+
+
 def ladder_rows(bootstrap: int) -> list[Row]:
     published = {"mmlu": 0.0067, "piqa": 0.011, "hellaswag": 0.025, "arc_challenge": 0.175}
     if not LADDER.exists():
@@ -333,6 +405,11 @@ def ladder_rows(bootstrap: int) -> list[Row]:
                  for r in (False, True)]
     out: list[Row] = []
     amp: dict[str, str] = {}
+    seven = pd.read_csv(SEVEN_B) if SEVEN_B.exists() else None
+    if seven is None:
+        out.append(row(OLMO, "chained errors at the paper's 7B-4T", None, contrast=True,
+                       note=f"data absent: {SEVEN_B.name} (allenai/OLMo-ladder@67a3f44, "
+                            "src/scripts/paper/data/ladder-runs/) is not in the shared data"))
     for task, pub in published.items():
         fit = fit_ladder(small, task, bootstrap=bootstrap)
         # the truth, as the paper's code reads its target: the mean of the run's last 5
@@ -384,6 +461,8 @@ def ladder_rows(bootstrap: int) -> list[Row]:
                        float(np.mean(np.abs(ec))), contrast=True,
                        note=f"{size}-0.5xC {abs(ec[~d & ~final['rerun'].to_numpy()][0]):.2%}; "
                             f"{int(inside.sum())}/{len(runs)} inside"))
+        if seven is not None:
+            out.append(_seven_b_row(fit, task, pub, seven))
     ratio_n = biggest / small["N"].max()
     flops = final["N"].to_numpy(float) * final["D"].to_numpy(float)
     top = (small.groupby("run")[["N", "D"]].max().prod(axis=1)).max()
@@ -394,7 +473,15 @@ def ladder_rows(bootstrap: int) -> list[Row]:
                         f"slope x bpb/acc): {'; '.join(amp.values())}. The published errors are one "
                         "7B model each, not a mean over runs, and the 7B is not in the shared data: "
                         "the rows test the method's protocol on a shorter, different extrapolation, "
-                        "not the paper's figure"))
+                        "not the paper's figure. The paper's released scripts (step1.py, step2.py at "
+                        "allenai/OLMo-ladder@67a3f44) on these rungs reach the same optima as these "
+                        "fits (MMLU step 1 E 0.454, A 38.1, B 100.1, alpha 0.226, beta 0.236; link x0 "
+                        "0.616, slope 4.83), so the errors above are the paper's protocol's. Its "
+                        "published 7B figures (chained_main.csv: MMLU bpb 0.749, accuracy 0.516) "
+                        "are not those of its released 7B evaluation (peteish7_eval_anneal.csv: "
+                        "0.777, 0.490); on that file the same commit's variance.csv lists chained "
+                        "errors MMLU 1.28%, HellaSwag 1.44%, PIQA 1.01%, ARC-C 16.9%, which these "
+                        "fits reproduce when the file is given (rows above)"))
     return out
 
 

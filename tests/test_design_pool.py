@@ -206,6 +206,34 @@ def test_choose_respects_the_budget_and_prefers_cheap_information():
     assert got.picks[0] == int(np.argmax(first))
 
 
+def test_one_greedy_loop_buys_the_best_gain_per_cost_until_the_budget_is_spent():
+    from scalinglab.design.greedy import greedy_picks
+
+    cost = np.array([1.0, 4.0, 2.0, 1.0])
+    seen: list[list[int]] = []
+
+    def gains_given(picks):                     # each pick halves what the others would add
+        seen.append(list(picks))
+        return np.array([3.0, 10.0, 5.0, 0.5]) * 0.5 ** len(picks)
+
+    picks, gains = greedy_picks(gains_given, cost, budget=4.0, k=4, min_gain=0.2)
+    # per unit cost: 3 (row 0), 2.5, 2.5, 0.5; row 1 (4) no longer fits after row 0, and
+    # row 3 would then add 0.125, below min_gain
+    assert picks == [0, 2] and gains == [3.0, 2.5]
+    assert seen == [[], [0], [0, 2]]            # scored anew given the picks before
+    assert greedy_picks(gains_given, cost, 4.0, 4, power=0.0)[0] == [1]   # gain alone
+
+
+def test_better_of_keeps_gain_alone_only_when_it_ends_lower():
+    from scalinglab.design.greedy import better_of
+
+    ends = {1.0: ([0, 2], 0.5), 0.0: ([1], 0.3)}
+    assert better_of(lambda p: ends[p], lambda got: got[1], 1.0) == (([1], 0.3), True)
+    assert better_of(lambda p: ends[p], lambda got: got[1], 1.0, rival=False) == (ends[1.0], False)
+    ends[0.0] = ([1], 0.9)
+    assert better_of(lambda p: ends[p], lambda got: got[1], 1.0) == (ends[1.0], False)
+
+
 # -- misspecification: what the law cannot express -------------------------------------------
 
 

@@ -56,6 +56,29 @@ def test_batched_lm_keeps_fixed_parameters_and_bounds():
     assert np.all(res.x[:, 2] <= 0.6 + 1e-12)
 
 
+def test_batched_lm_reaches_an_optimum_that_sits_on_a_bound():
+    # a sigmoid whose least-squares ceiling would exceed 1 (points below 0.8, an anchor at
+    # (0, 1)), fitted with the ceiling held at <= 1: the optimum lies on that bound. Stepping
+    # every parameter and clipping afterwards stalled short of it (cost 2e-4 relative above
+    # scipy's from every start); a parameter blocked by its bound must take no step instead
+    from scalinglab.downstream.ladder import bounded_sigmoid
+
+    form = bounded_sigmoid(1.0)
+    rng = np.random.default_rng(3)
+    x = np.append(np.linspace(0.55, 1.6, 60), 0.0)
+    y = form.evaluate(np.array([[0.25, 1.08, -4.0, 0.75]]), {"x": x})[0] + np.append(rng.normal(0, 0.004, 60), 0)
+    y[-1] = 1.0
+    lo, hi = form.bounds()
+    starts = np.array([[0.2, 0.9, -3.0, 0.9], [0.3, 1.0, -2.0, 0.5], [0.25, 0.95, -6.0, 0.7], [0.1, 1.0, -1.0, 1.2]])
+    res = batched_lm(lambda th, rows: form.evaluate(th, {"x": x}), starts, y, lower=lo, upper=hi)
+    ref = min((least_squares(lambda p: form.evaluate(p[None, :], {"x": x})[0] - y,
+                             np.clip(s, lo + 1e-9, hi - 1e-9), bounds=(lo, hi), xtol=1e-14, ftol=1e-14,
+                             gtol=1e-14) for s in starts), key=lambda r: r.cost)
+    assert ref.x[1] == pytest.approx(1.0)  # the ceiling is on its bound
+    np.testing.assert_allclose(res.cost, ref.cost, rtol=1e-7)
+    np.testing.assert_allclose(res.x, np.tile(ref.x, (len(starts), 1)), rtol=1e-5)
+
+
 def test_exp_link_recovers_gadre_parameters_from_synthetic_points():
     L, y = exp_points(n=40, noise=0.002)
     fit = fit_link(L, y, "exp", bootstrap=200, seed=0)

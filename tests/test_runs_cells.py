@@ -129,3 +129,28 @@ def test_numbers_already_spelt_as_json_are_kept_as_written(cells, kept):
     assert (typed.tokens is not None) == kept
     if kept:  # what the store writes parses back to the very same numbers
         assert [json.loads(t) for t in typed.tokens.to_pylist()] == [float(c) for c in cells]
+
+
+def test_arrays_built_from_buffers_are_the_ones_pyarrow_builds():
+    """runs.arrays builds the import's arrays without pyarrow's pandas check: the same arrays."""
+    from scalinglab.runs import arrays as A
+
+    mask = np.array([True, False, True, True, False, False, True, False, True, False, True])
+    assert A.bools(mask).equals(pa.array(mask))
+    values = np.array([1.5, -0.0, np.inf, 2.0, 3.0])
+    missing = np.array([False, True, False, False, True])
+    assert A.numbers(values, missing).equals(pa.array(values, mask=missing))
+    ids = np.array([1, 2**64 - 1], dtype=np.uint64)
+    assert A.numbers(ids, type=pa.uint64()).equals(pa.array(ids, type=pa.uint64()))
+    words = ["a", None, "héllo", ""]
+    assert A.strings(words).equals(pa.array(words, type=pa.string()))
+    assert A.text("x").equals(pa.scalar("x")) and not A.null(pa.string()).is_valid
+    # back to numpy, from slices too (an offset into the buffers) and with nulls
+    arrow = pa.array([1.0, None, 3.0, 4.0, 5.0])[1:]
+    assert np.array_equal(A.to_numpy(arrow), arrow.to_numpy(zero_copy_only=False),
+                          equal_nan=True)
+    ints = pa.array([7, None, 9])
+    assert np.array_equal(A.to_numpy(ints), [7.0, np.nan, 9.0], equal_nan=True)
+    flags = pa.array(mask)[3:]
+    assert A.to_numpy(flags).tolist() == mask[3:].tolist()
+    assert A.valid(arrow).tolist() == [False, True, True, True]

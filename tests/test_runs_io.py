@@ -96,3 +96,14 @@ def test_read_table_reads_a_whole_small_file_with_lazy_labels(tmp_path):
     f.write_text("N,D,loss\n1,2,3\n\n4,5,6\n")
     frame = read_table(f)
     assert len(frame) == 2 and frame.attrs["row_labels"][1] == "row 2 (line 4)"
+
+
+def test_a_row_shorter_than_the_limit_the_error_names_is_read(tmp_path):
+    """The limit is the one the message names (8 MB): a 7 MB cell was refused as "a row longer
+    than 8 MB" when Arrow's own 1 MB blocks decided it."""
+    f = tmp_path / "long.csv"
+    f.write_text("N,D,loss,note\n1e8,2e9,3.1," + "a" * 7_000_000 + "\n2e8,4e9,3.0,b\n")
+    report = RunStore(tmp_path / "s.duckdb").import_file(f)
+    assert report.n_inserted == 2
+    notes = sorted(len(r["note"]) for r in RunStore(tmp_path / "s.duckdb").runs()["extra"])
+    assert notes == [1, 7_000_000]

@@ -16,21 +16,31 @@ the Kalman update ``S <- S - S C_j' (C_j S C_j' + s2 I)^-1 C_j S``, and removes
 candidate is a small quadratic form and a batch is chosen greedily, each pick conditioning the
 next. The cost of a round is ``O(M O^2 R^2)`` for ``M`` candidates, independent of the number
 of aimed-at figures.
+
+Every design's greedy loop is :func:`greedy_picks` (gain per cost under a budget, each pick
+conditioning the next) and :func:`better_of` (the rival choice by gain alone): the variance
+design here, the discrepancy design (:mod:`scalinglab.design.robust`) and the identification
+start of the pool design (:func:`scalinglab.design.pool.identification_picks`) differ only in
+how they score a candidate given the picks before it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 def best_affordable(gain: np.ndarray, cost: np.ndarray, left: float, *, allowed: np.ndarray,
                     power: float = 1.0, price: float = 0.0, min_gain: float = 0.0) -> int | None:
     """The candidate to buy next: among those ``allowed``, affordable from ``left`` and removing
     more than ``min_gain``, the one with the most gain per ``(cost + price) ** power`` (gain alone
-    at ``power = 0`` or ``price = inf``); None when there is none. Shared by the variance design
-    here and the discrepancy design (:mod:`scalinglab.design.robust`)."""
+    at ``power = 0`` or ``price = inf``); None when there is none: each step of
+    :func:`greedy_picks`."""
     if np.isinf(price) or power == 0:
         value = gain
     else:
@@ -40,6 +50,46 @@ def best_affordable(gain: np.ndarray, cost: np.ndarray, left: float, *, allowed:
     score = np.where(ok, value, -np.inf)
     j = int(np.argmax(score))
     return j if np.isfinite(score[j]) else None
+
+
+def greedy_picks(gains_given: Callable[[list[int]], np.ndarray], cost: np.ndarray, budget: float,
+                 k: int, *, allowed: np.ndarray | None = None, power: float = 1.0,
+                 price: float = 0.0, min_gain: float = 0.0) -> tuple[list[int], list[float]]:
+    """The one greedy loop of every design: up to ``k`` candidates of total ``cost <= budget``,
+    each the :func:`best_affordable` by its gain given the picks before it
+    (``gains_given(picks)``, one value per candidate, called with the growing list of picks).
+    Returns the picks in order and each one's gain when it was picked."""
+    cost = np.asarray(cost, dtype=float)
+    free = np.ones(len(cost), bool) if allowed is None else np.asarray(allowed, bool).copy()
+    picks: list[int] = []
+    gains: list[float] = []
+    left = float(budget)
+    for _ in range(int(k)):
+        g = gains_given(picks)
+        j = best_affordable(g, cost, left, allowed=free, power=power, price=price,
+                            min_gain=min_gain)
+        if j is None:
+            break
+        picks.append(j)
+        gains.append(float(g[j]))
+        free[j] = False
+        left -= float(cost[j])
+    return picks, gains
+
+
+def better_of(choose: Callable[[float], T], after: Callable[[T], float], power: float,
+              rival: bool = True) -> tuple[T, bool]:
+    """``choose(power)`` (gain per ``cost ** power``), or, with ``rival`` and ``power > 0``,
+    ``choose(0)`` (gain alone) when that ends at a lower ``after`` objective. The cost-benefit
+    greedy alone can be arbitrarily worse under a budget; the better of the two is within a
+    constant factor of the best choice for a submodular gain (Krause & Guestrin 2005, Leskovec
+    et al. 2007). Returns the choice kept and whether it is the gain-alone one."""
+    best = choose(power)
+    if rival and power > 0:
+        alone = choose(0.0)
+        if after(alone) < after(best):
+            return alone, True
+    return best, False
 
 @dataclass
 class Belief:
@@ -106,25 +156,22 @@ class Belief:
         gain (the share of the objective it removes, given the picks before it) per
         ``(cost + price) ** cost_power``; ``price = inf`` (or ``cost_power = 0``) picks by gain
         alone. A candidate that would remove less than ``min_gain`` is never picked."""
-        cost = np.asarray(cost, dtype=float)
-        cov = self.cov.copy()
         base = self.objective()
         scale = base if base > 0 else 1.0
-        free = np.ones(self.n_candidates, bool) if available is None else np.asarray(available).copy()
-        picks: list[int] = []
-        gains: list[float] = []
-        left = float(budget)
-        for _ in range(int(k)):
-            g = self.gains(cov) / scale
-            j = best_affordable(g, cost, left, allowed=free, power=cost_power, price=price,
-                                min_gain=max(min_gain, 0.0))
-            if j is None:
-                break
-            picks.append(j)
-            gains.append(float(g[j]))
-            free[j] = False
-            left -= float(cost[j])
+        state = {"cov": self.cov.copy(), "n": 0}
+
+        def gains_given(picks: list[int]) -> np.ndarray:
+            for j in picks[state["n"]:]:                  # condition on the newest picks
+                state["cov"] = self.condition(j, state["cov"])
+            state["n"] = len(picks)
+            return self.gains(state["cov"]) / scale
+
+        picks, gains = greedy_picks(gains_given, cost, budget, k, allowed=available,
+                                    power=cost_power, price=price, min_gain=max(min_gain, 0.0))
+        cov = state["cov"]
+        for j in picks[state["n"]:]:
             cov = self.condition(j, cov)
+        cost = np.asarray(cost, dtype=float)
         return Picks(picks, gains, self.target_variances(), self.target_variances(cov),
                      base, self.objective(cov), float(cost[picks].sum()) if picks else 0.0, cov)
 

@@ -48,7 +48,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import numpy as np
 import pandas as pd
 
-from scalinglab.design.greedy import Belief
+from scalinglab.design.greedy import Belief, better_of, greedy_picks
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.results import Result
 from scalinglab.summary import Summary, Table
@@ -576,34 +576,25 @@ def identification_picks(model: PoolModel, observed: np.ndarray, y: np.ndarray |
     if not infos:
         return [], []
     invs = [np.linalg.pinv(m, hermitian=True) for m in infos]
-    free = np.ones(len(candidates), bool)
-    left = float(budget)
-    picks: list[int] = []
-    gains: list[float] = []
     o = jacs[0].shape[1]
-    for _ in range(int(k)):
+    state = {"n": 0}
+
+    def gains_given(picks: list[int]) -> np.ndarray:
+        for j in picks[state["n"]:]:                      # each draw's information gains run j
+            for i, jac in enumerate(jacs):
+                c = jac[j]
+                s = c @ invs[i] @ c.T + np.eye(o)
+                ic = invs[i] @ c.T
+                invs[i] = invs[i] - ic @ np.linalg.solve(s, ic.T)
+        state["n"] = len(picks)
         total = np.zeros(len(candidates))
         for inv, jac in zip(invs, jacs, strict=True):
             a = np.einsum("mor,rs,mps->mop", jac, inv, jac) + np.eye(o)
             sign, logdet = np.linalg.slogdet(a)
             total += np.where(sign > 0, logdet, 0.0)
-        total /= len(invs)
-        with np.errstate(divide="ignore"):
-            value = total / np.maximum(cost, 1e-300) ** cost_power
-        score = np.where(free & (cost <= left * (1 + 1e-12)) & (total > 1e-9), value, -np.inf)
-        j = int(np.argmax(score))
-        if not np.isfinite(score[j]):
-            break
-        picks.append(j)
-        gains.append(float(total[j]))
-        free[j] = False
-        left -= float(cost[j])
-        for i, jac in enumerate(jacs):
-            c = jac[j]
-            s = c @ invs[i] @ c.T + np.eye(o)
-            ic = invs[i] @ c.T
-            invs[i] = invs[i] - ic @ np.linalg.solve(s, ic.T)
-    return picks, gains
+        return total / len(invs)
+
+    return greedy_picks(gains_given, cost, budget, k, power=cost_power, min_gain=1e-9)
 
 
 # -- one round ---------------------------------------------------------------------------------
@@ -707,14 +698,12 @@ def next_round(model: PoolModel, cost: np.ndarray, target: np.ndarray, observed:
             notes.append(f"designed from the Fisher information instead of the draws: {exc}")
     if belief is None:
         belief = fisher_belief(model, fitted, observed, tgt, cand, disc)
-    got = belief.choose(c, budget, settings.k, cost_power=settings.cost_power,
-                        min_gain=settings.min_gain)
-    if settings.rival and settings.cost_power > 0:
-        alone = belief.choose(c, budget, settings.k, cost_power=0.0, min_gain=settings.min_gain)
-        if alone.objective_after < got.objective_after:
-            got = alone
-            notes.append("runs chosen by gain alone: within this round's budget they remove "
-                         "more of the target's variance than the best per unit cost")
+    got, alone = better_of(lambda power: belief.choose(c, budget, settings.k, cost_power=power,
+                                                      min_gain=settings.min_gain),
+                           lambda picks: picks.objective_after, settings.cost_power, settings.rival)
+    if alone:
+        notes.append("runs chosen by gain alone: within this round's budget they remove more of "
+                     "the target's variance than the best per unit cost")
     return Round([int(cand[j]) for j in got.picks], got.gains, "variance",
                  float(got.objective_before), float(got.objective_after), fitted, notes)
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalinglab.design.greedy import best_affordable
+from scalinglab.design.greedy import better_of, greedy_picks
 
 
 def correlation(a: np.ndarray, b: np.ndarray, length: float) -> np.ndarray:
@@ -125,30 +125,12 @@ def choose_lsq(problem: LsqProblem, cost: np.ndarray, budget: float, k: int, *,
     by less than ``min_gain`` of its current value is never picked. Returns the picks, each
     one's share removed, and the value before and after."""
     cost = np.asarray(cost, dtype=float)
+    start = problem.mspe([])
+    scale = abs(start) if start != 0 else 1.0
 
-    def greedy(power: float) -> tuple[list[int], list[float], float, float]:
-        chosen: list[int] = []
-        shares: list[float] = []
-        left = float(budget)
-        red, start = problem.reductions(chosen)
-        now = start
-        scale = abs(start) if start != 0 else 1.0
-        for _ in range(int(k)):
-            g = red / scale
-            allowed = np.ones(g.shape, bool)
-            allowed[chosen] = False
-            j = best_affordable(g, cost, left, allowed=allowed, power=power, min_gain=min_gain)
-            if j is None:
-                break
-            chosen.append(j)
-            shares.append(float(g[j]))
-            left -= float(cost[j])
-            red, now = problem.reductions(chosen)
-        return chosen, shares, start, now
+    def choose(power: float) -> tuple[list[int], list[float], float, float]:
+        picks, shares = greedy_picks(lambda chosen: problem.reductions(chosen)[0] / scale, cost,
+                                     budget, k, power=power, min_gain=min_gain)
+        return picks, shares, start, problem.mspe(picks)
 
-    best = greedy(cost_power)
-    if rival and cost_power > 0:
-        alone = greedy(0.0)
-        if alone[3] < best[3]:
-            return alone
-    return best
+    return better_of(choose, lambda got: got[3], cost_power, rival)[0]

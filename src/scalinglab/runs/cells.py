@@ -9,21 +9,34 @@ million-row column costs tens of milliseconds rather than a Python loop's second
 
 Arrow's string-to-double cast rounds correctly, as Python's ``float()`` does, so a value parsed
 here is bit-for-bit the one ``float(text)`` gives (checked in ``tests/test_runs_cells.py``).
+
+A column is an Arrow array (a CSV chunk: ``scalinglab import`` never loads pandas, which cost
+0.2 to 0.45 s of its start), a pandas Series (frames, Parquet, JSONL, trackers) or a list.
+pandas is looked up in ``sys.modules`` rather than imported: a value can only be a pandas
+object (a Series, ``pd.NA``) when something has loaded pandas already.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from scalinglab.runs import arrays as A
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: a column of cells: Arrow (CSV chunks), pandas (frames, Parquet, JSONL) or a list
+Column = Any
 
 #: cells that mean "no value" (compared case-insensitively, after trimming)
 MISSING_TOKENS = ("", "nan", "na", "n/a", "null", "none")
@@ -50,7 +63,7 @@ class NumericCells:
 
 def parse_number(value: Any) -> float:
     """One cell: a float (NaN when missing); ``ValueError`` when it is not a number."""
-    cells = parse_cells(pd.Series([value], dtype=object))
+    cells = _parse_objects(objects([value]))
     if cells.bad[0]:
         raise ValueError(f"{show_cell(value)} is not a number")
     return float(cells.values[0])
@@ -60,7 +73,10 @@ def parse_cells(column: pd.Series | pa.Array | pa.ChunkedArray | Sequence[Any]) 
     """Parse a whole column with the one numeric grammar (see the module docstring)."""
     if isinstance(column, (pa.Array, pa.ChunkedArray)):
         return _parse_arrow(column)
-    series = column if isinstance(column, pd.Series) else pd.Series(list(column), dtype=object)
+    pd = _pandas()
+    if pd is None or not isinstance(column, pd.Series):
+        return _parse_objects(objects(column))
+    series = column
     arrow = arrow_of(series)
     if arrow is not None:
         return _parse_arrow(arrow)
@@ -74,8 +90,71 @@ def parse_cells(column: pd.Series | pa.Array | pa.ChunkedArray | Sequence[Any]) 
     return _parse_objects(series.to_numpy(dtype=object))
 
 
-def arrow_of(series: pd.Series) -> pa.ChunkedArray | pa.Array | None:
-    """The Arrow array behind a string column, without copying; None for other columns."""
+def _pandas() -> Any:
+    """pandas when something has loaded it, else None (see the module docstring)."""
+    return sys.modules.get("pandas")
+
+
+def _pandas_missing() -> tuple[Any, ...]:
+    """pandas' missing-value singletons (``pd.NA``, ``pd.NaT``); none when pandas is not loaded."""
+    pd = _pandas()
+    return () if pd is None else (pd.NA, pd.NaT)
+
+
+def objects(column: Column) -> np.ndarray:
+    """A column's cells as a 1-d object array of Python values (a list in a cell stays one)."""
+    if isinstance(column, (pa.Array, pa.ChunkedArray)):
+        column = column.to_pylist()
+    else:
+        pd = _pandas()
+        if pd is not None and isinstance(column, pd.Series):
+            return column.to_numpy(dtype=object)
+    values = list(column)
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):  # not ``out[:] = values``: numpy would unpack list cells
+        out[i] = v
+    return out
+
+
+def cell_at(column: Column, i: int) -> Any:
+    """Cell ``i`` of a column as a Python value (for a message quoting it)."""
+    if isinstance(column, (pa.Array, pa.ChunkedArray)):
+        return column[i].as_py()
+    pd = _pandas()
+    if pd is not None and isinstance(column, pd.Series):
+        return column.iloc[i]
+    return column[i]
+
+
+def factorize(column: Column) -> tuple[np.ndarray, list[Any]]:
+    """``(codes, distinct)``: each cell's code (0, 1, ... in order of first appearance; -1 for a
+    missing cell) and the distinct cells as Python values, as ``pandas.factorize`` gives them."""
+    arrow = arrow_of(column)
+    if arrow is not None:
+        arrow = _single(arrow)
+        if pa.types.is_dictionary(arrow.type):
+            arrow = arrow.dictionary_decode()
+        encoded = pc.dictionary_encode(arrow)
+        codes = A.to_numpy(encoded.indices)
+        if encoded.indices.null_count:  # NaN there: a missing cell is -1
+            codes = np.where(A.valid(encoded.indices), codes, -1)
+        return codes.astype(np.int64), encoded.dictionary.to_pylist()
+    import pandas as pd
+
+    codes, distinct = pd.factorize(pd.Series(objects(column), dtype=object)
+                                   if not isinstance(column, pd.Series) else column,
+                                   use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), list(distinct)
+
+
+def arrow_of(series: Column) -> pa.ChunkedArray | pa.Array | None:
+    """The Arrow array behind a column (itself, when it is one), without copying; None for
+    other columns."""
+    if isinstance(series, (pa.Array, pa.ChunkedArray)):
+        return series
+    pd = _pandas()
+    if pd is None or not isinstance(series, pd.Series):
+        return None
     dtype = series.dtype
     if isinstance(dtype, pd.ArrowDtype):
         return pa.array(series)
@@ -99,8 +178,9 @@ def _parse_objects(cells: np.ndarray) -> NumericCells:
     bad = np.zeros(n, bool)
     text_at: list[int] = []
     text: list[str] = []
+    na = _pandas_missing()
     for i, v in enumerate(cells):
-        if v is None or v is pd.NA or v is pd.NaT:
+        if v is None or (na and (v is na[0] or v is na[1])):
             missing[i] = True
         elif isinstance(v, (bool, np.bool_)):
             bad[i] = True
@@ -115,7 +195,7 @@ def _parse_objects(cells: np.ndarray) -> NumericCells:
         else:  # lists, dicts, dates: not numbers
             bad[i] = True
     if text:
-        parsed = _parse_arrow(pa.array(text, type=pa.string()))
+        parsed = _parse_arrow(A.strings(text))
         at = np.asarray(text_at, dtype=np.int64)
         values[at], missing[at], bad[at] = parsed.values, parsed.missing, parsed.bad
     return NumericCells(values, missing, bad)
@@ -137,13 +217,13 @@ def _parse_arrow(arr: pa.Array | pa.ChunkedArray) -> NumericCells:
         arr = arr.dictionary_decode()
         typ = arr.type
     if pa.types.is_boolean(typ):
-        missing = arr.is_null().to_numpy(zero_copy_only=False)
+        missing = ~A.valid(arr)
         return NumericCells(np.full(n, np.nan), missing, ~missing)
     if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
         # an unsafe cast: Arrow refuses integers past 2^53 (a uint64 N of 2^64 - 1 was a
         # traceback); a float64 rounds them as any other number this large
-        values = pc.cast(arr, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
-        values = np.where(np.asarray(arr.is_null()), np.nan, values) if arr.null_count else values
+        values = A.to_numpy(pc.cast(arr, pa.float64(), safe=False))
+        values = np.where(~A.valid(arr), np.nan, values) if arr.null_count else values
         return NumericCells(values, np.isnan(values), np.zeros(n, bool))
     if pa.types.is_null(typ):
         return NumericCells(np.full(n, np.nan), np.ones(n, bool), np.zeros(n, bool))
@@ -153,7 +233,7 @@ def _parse_arrow(arr: pa.Array | pa.ChunkedArray) -> NumericCells:
     # with the same meaning: digits, exponents, inf, nan)
     if arr.null_count == 0:
         try:
-            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+            values = A.to_numpy(pc.cast(arr, pa.float64()))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
         else:
@@ -164,25 +244,25 @@ def _parse_arrow(arr: pa.Array | pa.ChunkedArray) -> NumericCells:
 def _parse_text(arr: pa.Array) -> NumericCells:
     """The general path: trim, drop thousands separators, missing tokens, unit suffixes."""
     n = len(arr)
-    null = np.asarray(arr.is_null())
-    s = pc.utf8_trim_whitespace(pc.fill_null(arr, ""))
+    null = ~A.valid(arr)
+    s = pc.utf8_trim_whitespace(pc.fill_null(arr, A.text("")))
     if pc.any(pc.match_substring_regex(s, "[,_]")).as_py():
         s = pc.replace_substring_regex(s, "[,_]", "")
-    missing = np.asarray(pc.is_in(pc.utf8_lower(s), value_set=pa.array(MISSING_TOKENS))) | null
-    has_suffix = np.asarray(pc.match_substring_regex(s, f".[{''.join(SUFFIXES)}]$"))
+    missing = A.to_numpy(pc.is_in(pc.utf8_lower(s), value_set=_tokens(MISSING_TOKENS))) | null
+    has_suffix = A.to_numpy(pc.match_substring_regex(s, f".[{''.join(SUFFIXES)}]$"))
     factor = np.ones(n)
     if has_suffix.any():
-        which = pc.index_in(pc.utf8_slice_codeunits(s, -1), value_set=pa.array(list(SUFFIXES)))
+        which = pc.index_in(pc.utf8_slice_codeunits(s, -1), value_set=_tokens(tuple(SUFFIXES)))
         table = np.array([*SUFFIXES.values(), 1.0])
-        factor = table[pc.fill_null(which, len(SUFFIXES)).to_numpy(zero_copy_only=False)]
-        body = pc.if_else(pa.array(has_suffix), pc.utf8_slice_codeunits(s, 0, -1), s)
+        factor = table[np.where(A.valid(which), A.to_numpy(which), len(SUFFIXES)).astype(np.int64)]
+        body = pc.if_else(A.bools(has_suffix), pc.utf8_slice_codeunits(s, 0, -1), s)
         body = pc.utf8_trim_whitespace(body)
     else:
         body = s
-    numeric = np.asarray(pc.match_substring_regex(body, _NUMBER)) & ~missing
-    clean = pc.if_else(pa.array(numeric), body, "nan")
+    numeric = A.to_numpy(pc.match_substring_regex(body, _NUMBER)) & ~missing
+    clean = pc.if_else(A.bools(numeric), body, A.text("nan"))
     with np.errstate(over="ignore", invalid="ignore"):
-        values = pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False) * factor
+        values = A.to_numpy(pc.cast(clean, pa.float64())) * factor
     values[~numeric] = np.nan
     return NumericCells(values, missing, ~numeric & ~missing)
 
@@ -194,12 +274,11 @@ def plain_numbers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     spreadsheet reads them, while ``"125M"`` or ``"v2"`` stay text. Decided cell by cell, so the
     result does not depend on how a file is split into chunks.
     """
-    s = pc.utf8_trim_whitespace(pc.fill_null(arr, ""))
-    is_float = np.asarray(pc.match_substring_regex(
+    s = pc.utf8_trim_whitespace(pc.fill_null(arr, A.text("")))
+    is_float = A.to_numpy(pc.match_substring_regex(
         s, r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"))
-    is_int = np.asarray(pc.match_substring_regex(s, _INTEGER))
-    values = pc.cast(pc.if_else(pa.array(is_float), s, "nan"), pa.float64()).to_numpy(
-        zero_copy_only=False)
+    is_int = A.to_numpy(pc.match_substring_regex(s, _INTEGER))
+    values = A.to_numpy(pc.cast(pc.if_else(A.bools(is_float), s, A.text("nan")), pa.float64()))
     return is_int, is_float & ~is_int, values
 
 
@@ -215,7 +294,10 @@ def show_cell(value: Any) -> str:
 
 def is_missing_cell(value: Any) -> bool:
     """True for None, NaN, NA and blank text: cells that hold no value."""
-    if value is None or value is pd.NA or value is pd.NaT:
+    if value is None:
+        return True
+    na = _pandas_missing()
+    if na and (value is na[0] or value is na[1]):
         return True
     if isinstance(value, (float, np.floating)) and math.isnan(value):
         return True
@@ -248,7 +330,7 @@ class ExtraCells:
         num = self.floats if self.ints.null_count == n else \
             pc.cast(self.ints, pa.float64()) if self.floats.null_count == n else \
             pc.coalesce(pc.cast(self.ints, pa.float64()), self.floats)
-        return np.asarray(num.to_numpy(zero_copy_only=False), dtype=float)
+        return np.asarray(A.to_numpy(num), dtype=float)
 
     def words(self) -> tuple[np.ndarray, np.ndarray]:
         """Hash words for run ids: numbers by value (16 and 16.0 alike), text by bytes."""
@@ -264,7 +346,7 @@ class ExtraCells:
         return words, is_num | is_text | is_json
 
 
-def extra_cells(column: pd.Series) -> ExtraCells:
+def extra_cells(column: Column) -> ExtraCells:
     """Type a column's cells for ``extra`` (see :class:`ExtraCells`)."""
     n = len(column)
     arrow = arrow_of(column)
@@ -272,7 +354,12 @@ def extra_cells(column: pd.Series) -> ExtraCells:
         arrow = _single(arrow)
         if pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type):
             return _extra_text(arrow)
-        column = pd.Series(arrow.to_pandas(), dtype=object)
+        if pa.types.is_floating(arrow.type):  # a column scaled by --units: as a float column
+            return _extra_floats(A.to_numpy(arrow))
+        return _extra_objects(arrow.to_pandas().astype(object).to_numpy())  # lists, dates...
+    pd = _pandas()
+    if pd is None or not isinstance(column, pd.Series):
+        return _extra_objects(objects(column))
     dtype = column.dtype
     if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         values = column.to_numpy(dtype=float, na_value=np.nan)
@@ -281,12 +368,19 @@ def extra_cells(column: pd.Series) -> ExtraCells:
                           _nulls(n, pa.string())) if np.isfinite(values).all() else \
             _extra_objects(column.to_numpy(dtype=object))
     if pd.api.types.is_float_dtype(dtype):
-        values = column.to_numpy(dtype=float, na_value=np.nan)
-        finite = np.isfinite(values)
-        texts = np.where(np.isinf(values), np.where(values > 0, "inf", "-inf"), None)
-        return ExtraCells(_nulls(n, pa.int64()), pa.array(values, mask=~finite),
-                          pa.array(texts, type=pa.string()), _nulls(n, pa.string()))
+        return _extra_floats(column.to_numpy(dtype=float, na_value=np.nan))
     return _extra_objects(column.to_numpy(dtype=object))
+
+
+def _extra_floats(values: np.ndarray) -> ExtraCells:
+    """Floats (NaN missing): finite ones are numbers, infinities text (JSON has no ``inf``)."""
+    n = len(values)
+    finite = np.isfinite(values)
+    inf = np.isinf(values)
+    texts = A.strings(list(np.where(inf, np.where(values > 0, "inf", "-inf"), None))) \
+        if inf.any() else _nulls(n, pa.string())
+    return ExtraCells(_nulls(n, pa.int64()), A.numbers(values, missing=~finite), texts,
+                      _nulls(n, pa.string()))
 
 
 _JSON_NUMBER = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
@@ -298,15 +392,22 @@ def _json_tokens(arr: pa.Array, integers: bool = False) -> pa.Array | None:
     (digits, no leading zero), three times cheaper than the regular expression."""
     if integers:
         body = pc.utf8_ltrim(arr, characters="-")
+        length = pc.utf8_length(body)
+        one = A.integer(1, length.type)
         ok = pc.and_(pc.ascii_is_decimal(body), pc.or_(
-            pc.not_equal(pc.utf8_slice_codeunits(body, 0, 1), "0"),
-            pc.equal(pc.utf8_length(body), 1)))
-        ok = pc.and_(ok, pc.less_equal(pc.subtract(pc.utf8_length(arr), pc.utf8_length(body)), 1))
+            pc.not_equal(pc.utf8_slice_codeunits(body, 0, 1), A.text("0")),
+            pc.equal(length, one)))
+        ok = pc.and_(ok, pc.less_equal(pc.subtract(pc.utf8_length(arr), length), one))
     else:
         ok = pc.match_substring_regex(arr, _JSON_NUMBER)
     if pc.all(ok).as_py():
         return arr.cast(pa.string())
     return None
+
+
+@lru_cache(maxsize=8)
+def _tokens(words: tuple[str, ...]) -> pa.Array:
+    return A.strings(words)
 
 
 @lru_cache(maxsize=16)
@@ -327,24 +428,24 @@ def _extra_text(arr: pa.Array) -> ExtraCells:
                 return ExtraCells(ints, _nulls(n, pa.float64()), _nulls(n, pa.string()),
                                   _nulls(n, pa.string()), _json_tokens(arr, integers=True))
         try:
-            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+            values = A.to_numpy(pc.cast(arr, pa.float64()))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
         else:
             finite = np.isfinite(values)
             if finite.all():
-                return ExtraCells(_nulls(n, pa.int64()), pa.array(values),
+                return ExtraCells(_nulls(n, pa.int64()), A.numbers(values),
                                   _nulls(n, pa.string()), _nulls(n, pa.string()),
                                   _json_tokens(arr))
-    s = pc.utf8_trim_whitespace(pc.fill_null(arr, ""))
-    missing = np.asarray(pc.is_in(pc.utf8_lower(s), value_set=pa.array(MISSING_TOKENS)))
+    s = pc.utf8_trim_whitespace(pc.fill_null(arr, A.text("")))
+    missing = A.to_numpy(pc.is_in(pc.utf8_lower(s), value_set=_tokens(MISSING_TOKENS)))
     is_int, is_float, values = plain_numbers(s)
     finite = np.isfinite(values)
     is_float &= finite
-    ints = pc.cast(pc.if_else(pa.array(is_int), s, pa.scalar(None, pa.string())), pa.int64())
-    floats = pa.array(np.where(is_float, values, 0.0), mask=~is_float)
+    ints = pc.cast(pc.if_else(A.bools(is_int), s, A.null(pa.string())), pa.int64())
+    floats = A.numbers(np.where(is_float, values, 0.0), missing=~is_float)
     text = ~(is_int | is_float | missing)
-    texts = pc.if_else(pa.array(text), s, pa.scalar(None, pa.string()))
+    texts = pc.if_else(A.bools(text), s, A.null(pa.string()))
     return ExtraCells(ints, floats, texts, _nulls(n, pa.string()))
 
 
@@ -409,19 +510,19 @@ def _extra_objects(cells: np.ndarray) -> ExtraCells:
                       pa.array(texts, type=pa.string()), pa.array(jsons, type=pa.string()))
 
 
-def text_cells(column: pd.Series) -> pa.Array:
+def text_cells(column: Column) -> pa.Array:
     """A text column (names, statuses, ids) as trimmed strings; missing cells are null."""
     arrow = arrow_of(column)
     if arrow is None:
         values = [None if is_missing_cell(v) else (v if isinstance(v, str) else _text_of(v))
-                  for v in column.to_numpy(dtype=object)]
-        arrow = pa.array(values, type=pa.string())
+                  for v in objects(column)]
+        arrow = A.strings(values)
     elif isinstance(arrow, pa.ChunkedArray):
         arrow = _single(arrow)
     if not (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)):
-        return text_cells(pd.Series(arrow.to_pylist(), dtype=object))
+        return text_cells(arrow.to_pylist())
     s = pc.utf8_trim_whitespace(arrow)
-    return pc.if_else(pc.equal(s, ""), pa.scalar(None, s.type), s).cast(pa.string())
+    return pc.if_else(pc.equal(s, A.text("")), A.null(s.type), s).cast(pa.string())
 
 
 def _text_of(v: Any) -> str:

@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from scalinglab.runs import arrays as A
+
 _K = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 _M2 = np.uint64(0xC4CEB9FE1A85EC53)
@@ -65,16 +67,16 @@ def text_words(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]
     if len(arr) > 4096 and _few_distinct(arr):  # a dataset, a status: hash the distinct values
         encoded = pc.dictionary_encode(arr)
         if len(encoded.dictionary) * 4 < len(arr):
-            present = ~np.asarray(arr.is_null(), dtype=bool)
+            present = A.valid(arr)
             if len(encoded.dictionary) == 0:
                 return np.zeros(len(arr), np.uint64), present
             words, _ = text_words(encoded.dictionary)
-            codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+            codes = np.where(present, A.to_numpy(encoded.indices), 0).astype(np.int64)
             return words[codes], present
     if not pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.large_string())
     n = len(arr)
-    present = ~np.asarray(arr.is_null(), dtype=bool)
+    present = A.valid(arr)
     if n == 0:
         return np.zeros(0, np.uint64), present
     offsets = np.frombuffer(arr.buffers()[1], dtype="<i8")[arr.offset:arr.offset + n + 1]
@@ -113,7 +115,7 @@ def text_words(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]
 def _few_distinct(arr: pa.Array) -> bool:
     """Whether a column looks low-cardinality, judged on 1,024 evenly spaced cells (encoding a
     million distinct names to find out cost more than hashing them)."""
-    sample = arr.take(pa.array(np.linspace(0, len(arr) - 1, 1024).astype(np.int64)))
+    sample = arr.take(A.numbers(np.linspace(0, len(arr) - 1, 1024).astype(np.int64)))
     return len(pc.unique(sample)) < 256
 
 
@@ -132,7 +134,7 @@ def combine(fields: Iterable[tuple[str, np.ndarray, np.ndarray]], n: int) -> np.
 
 def key_word(name: str) -> np.uint64:
     """The hash of a field name (the same string hash as :func:`text_words`)."""
-    words, _ = text_words(pa.array([name], type=pa.large_string()))
+    words, _ = text_words(A.strings([name]).cast(pa.large_string()))
     return np.uint64(words[0])
 
 

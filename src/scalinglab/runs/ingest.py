@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from scalinglab.errors import ConflictError, InputError
 from scalinglab.results import short_repr
+from scalinglab.runs import arrays as A
 from scalinglab.runs import ids
 from scalinglab.runs.flops import check_flops
 from scalinglab.runs.validate import MAX_LISTED, STAGE_COLUMNS, BadRow, Prepared
@@ -193,8 +194,8 @@ class Ingest:
         collide[order] = again | _in_sorted(new, self.stored) | _in_sorted(new, self.seen)
         self.seen = np.insert(self.seen, np.searchsorted(self.seen, new), new)  # stays sorted
         extra_sql, params = extra_json(p)
-        direct = p.runs.filter(pa.array(~collide)) if collide.any() else p.runs
-        staged = p.runs.filter(pa.array(collide)) if collide.any() else None
+        direct = p.runs.filter(A.bools(~collide)) if collide.any() else p.runs
+        staged = p.runs.filter(A.bools(collide)) if collide.any() else None
         cols = ", ".join(RUN_COLUMNS)
         select = ", ".join("? AS source" if c == "source" else extra_sql if c == "extra" else c
                            for c in RUN_COLUMNS)
@@ -205,7 +206,7 @@ class Ingest:
             self.con.unregister("_chunk")
             kept = keys[~collide] if collide.any() else keys
             self.direct.append(direct.select(["_row", "_fp", "run_id"]).append_column(
-                "_key", pa.array(kept, type=pa.uint64())))
+                "_key", A.numbers(kept, type=pa.uint64())))
             self.n_direct += len(direct)
         if staged is not None and len(staged):
             _register(self.con, "_chunk", staged)
@@ -248,11 +249,11 @@ class Ingest:
         con = self.con
         staged_keys = np.sort(ids.text_words(_arrow(con.sql("SELECT run_id FROM _incoming"))
                                              ["run_id"])[0])
-        repeated = [t.filter(pa.array(_member(t["_key"].to_numpy(), staged_keys)))
+        repeated = [t.filter(A.bools(_member(A.to_numpy(t["_key"]), staged_keys)))
                     for t in self.direct]
         keys = pa.concat_tables(repeated).drop_columns(["_key"]) if repeated else \
-            pa.table({"_row": pa.array([], pa.int64()), "_fp": pa.array([], pa.uint64()),
-                      "run_id": pa.array([], pa.string())})
+            pa.table({"_row": pa.nulls(0, pa.int64()), "_fp": pa.nulls(0, pa.uint64()),
+                      "run_id": pa.nulls(0, pa.string())})
         _register(con, "_keys_in", keys)
         _do(con, "CREATE TEMP TABLE _keys AS SELECT * FROM _keys_in")
         # every row of the import sharing an id with a staged row, direct (in runs) or staged

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from scalinglab.errors import InputError, ParameterError
@@ -100,7 +99,7 @@ def run_id_for(row: dict[str, Any]) -> str:
     if row.get("name") is not None:
         fields.append(("name", *_text_field([str(row["name"])])))
     for key, value in dict(row.get("extra") or {}).items():
-        fields.append(extra_field(key, pd.Series([value], dtype=object)))
+        fields.append(extra_field(key, [value]))
     return ids.hex_ids(ids.combine(fields, 1)).to_pylist()[0]
 
 
@@ -108,7 +107,7 @@ def _text_field(values: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
     return ids.text_words(pa.array(values, type=pa.large_string()))
 
 
-def extra_field(key: str, cells: pd.Series) -> tuple[str, np.ndarray, np.ndarray]:
+def extra_field(key: str, cells: Any) -> tuple[str, np.ndarray, np.ndarray]:
     """The hash field of an extra column (its cells typed by :func:`cells.extra_cells`)."""
     return (f"extra.{key}", *extra_cells(cells).words())
 

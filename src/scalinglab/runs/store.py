@@ -34,10 +34,9 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from scalinglab.errors import (
     InputError,
@@ -69,6 +68,10 @@ from scalinglab.runs.validate import (
 )
 from scalinglab.runs.where import compile_where
 from scalinglab.safefile import open_input, user_temp_dir
+
+if TYPE_CHECKING:  # pandas is loaded by the paths that take or give frames, not by a CSV import
+    import pandas as pd
+    import pyarrow as pa
 
 #: version 2 added ``name`` (a visible label, e.g. a tracker's run name), allowed failed runs
 #: without N/D/loss, and hashes content-derived ids column-wise; version 3 added the curves'
@@ -459,16 +462,16 @@ class RunStore:
         def chunks() -> Iterator[Prepared]:
             nonlocal n_read
             for raw in reader.chunks(skip_ragged=invalid == "skip"):
-                key = tuple(str(c) for c in raw.frame.columns)
+                key = tuple(raw.columns)
                 layout = layouts.get(key)
                 if layout is None:
                     layout = layouts[key] = plan_layout(key, mapping, options)
-                n_read += len(raw.frame)
-                prepared = prepare_chunk(_scaled(raw.frame, scale, layout, options.source),
+                n_read += len(raw)
+                prepared = prepare_chunk(_scaled(raw.cells, scale, layout, options.source),
                                          layout, options, start=raw.start, rows=raw.rows)
                 if prepared.n_bad and raw.body is not None:  # quote the cells as written
                     raw = reader.as_text(raw)
-                    prepared = prepare_chunk(_scaled(raw.frame, scale, layout, options.source),
+                    prepared = prepare_chunk(_scaled(raw.cells, scale, layout, options.source),
                                              layout, options, start=raw.start, rows=raw.rows)
                 yield prepared
 
@@ -533,6 +536,8 @@ class RunStore:
         -------
         ImportReport
         """
+        import pandas as pd
+
         _check_choices(invalid, on_conflict)
         tags = _checked_tags(tags)
         if not isinstance(frame, pd.DataFrame):
@@ -645,6 +650,8 @@ class RunStore:
                     row,
                 )
                 if curve is not None and len(curve):
+                    import pandas as pd
+
                     c = pd.DataFrame({
                         "run_id": rec["run_id"],
                         "step": curve["step"].astype("int64"),
@@ -896,8 +903,8 @@ def _seq_len(seq_len: Any) -> float | None:
     return value
 
 
-def _scaled(frame: pd.DataFrame, scale: Mapping[str, str] | None, layout: Layout,
-            source: str) -> pd.DataFrame:
+def _scaled(frame: pd.DataFrame | pa.Table, scale: Mapping[str, str] | None, layout: Layout,
+            source: str) -> pd.DataFrame | pa.Table:
     """Apply ``scale`` (keys are scalinglab names, or the file's own column names)."""
     if not scale:
         return frame
@@ -1017,6 +1024,8 @@ def _folder_lock(folder: Path, *, exclusive: bool, timeout: float, what: Path) -
 
 
 def _migrate_1_to_2(con: duckdb.DuckDBPyConnection) -> None:
+    import pandas as pd
+
     old = con.execute("SELECT * EXCLUDE (created_at), created_at FROM runs").df()
     _create_runs(con, "runs_v2")
     new_ids = _v2_ids(old)

@@ -27,19 +27,23 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from scalinglab.errors import InputError, ParameterError
+from scalinglab.runs import arrays as A
 from scalinglab.runs import ids
 from scalinglab.runs.cells import (
+    Column,
     NumericCells,
+    cell_at,
     extra_cells,
+    factorize,
     is_missing_cell,
+    objects,
     parse_cells,
     show_cell,
     text_cells,
@@ -60,6 +64,9 @@ from scalinglab.runs.schema import (
     check_tag_key,
     split_tag,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 INVALID_CHOICES = ("reject", "skip", "failed")
 #: the columns the alias table is asked for, in this order
@@ -246,11 +253,12 @@ CURVE_SCHEMA = pa.schema([("_row", pa.int64()), ("step", pa.int64()), ("tokens",
 POINT_FIELDS = ("step", "tokens", "loss", "eval_loss", "wall_s")
 
 
-def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: int = 0,
-                  curves: pd.DataFrame | None = None, rows: np.ndarray | None = None
-                  ) -> Prepared:
+def prepare_chunk(frame: pd.DataFrame | pa.Table, layout: Layout, options: Options,
+                  start: int = 0, curves: pd.DataFrame | None = None,
+                  rows: np.ndarray | None = None) -> Prepared:
     """Validate and convert one chunk of raw rows (file column names) into run rows.
 
+    ``frame`` is a pandas frame or an Arrow table (a CSV chunk, read without pandas);
     ``start`` is the absolute 0-based row of the chunk's first row, or ``rows`` each row's
     (when a reader left some out); ``curves`` an optional long frame of curve points whose
     ``row`` refers to rows of this chunk.
@@ -258,7 +266,11 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
     n = len(frame)
     at = np.arange(start, start + n, dtype=np.int64) if rows is None else \
         np.asarray(rows, dtype=np.int64)
-    col = {name: frame[src] for src, name in layout.rename.items()}
+    if isinstance(frame, pa.Table):
+        col: dict[str, Column] = {name: _one_array(frame.column(src))
+                                  for src, name in layout.rename.items()}
+    else:
+        col = {name: frame[src] for src, name in layout.rename.items()}
     fname = layout.file_column
     problems = Problems(n)
 
@@ -277,7 +289,7 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
     n_failed = n_skipped = 0
     if bad.any() and options.invalid == "failed":
         errors, status = mark_failed(problems, bad, values, errors, status)
-        tags_json = pc.if_else(pa.array(bad), "{}", tags_json)
+        tags_json = pc.if_else(A.bools(bad), A.text("{}"), tags_json)
         tag_words = np.where(bad, np.uint64(0), tag_words)
         n_failed = int(bad.sum())
     listed = [BadRow(int(at[i]), *problems.details(int(i))[0])
@@ -289,23 +301,24 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
     fields.append(("name", *ids.text_words(names)))
     fields += [(f"extra.{k}", *x.words()) for k, x in extras.items()]
     content = ids.combine(fields, n)
-    given_present = np.asarray(given.is_valid())
-    run_ids = pc.if_else(pa.array(given_present), given, ids.hex_ids(content))
+    given_present = A.valid(given)
+    run_ids = pc.if_else(A.bools(given_present), given, ids.hex_ids(content))
+    status_arrow = _status_array(status)
     fingerprint = ids.combine([
         ("content", content, np.ones(n, bool)),
         ("run_id", *ids.text_words(given)),
-        ("status", *ids.text_words(pa.array(status, type=pa.string()))),
+        ("status", *ids.text_words(status_arrow)),
         ("error", *ids.text_words(errors)),
     ], n)
 
     columns: dict[str, Any] = {
-        "_row": pa.array(at),
-        "_fp": pa.array(fingerprint, type=pa.uint64()),
-        "_given": pa.array(given_present),
+        "_row": A.numbers(at),
+        "_fp": A.numbers(fingerprint, type=pa.uint64()),
+        "_given": A.bools(given_present),
         "run_id": run_ids, "name": names,
-        **{c: pa.array(values[c], mask=np.isnan(values[c])) for c in NUMERIC_COLUMNS},
+        **{c: A.numbers(values[c], missing=np.isnan(values[c])) for c in NUMERIC_COLUMNS},
         "tags": tags_json,
-        "status": pa.array(status, type=pa.string()),
+        "status": status_arrow,
         "error": errors,
     }
     for j, x in enumerate(extras.values()):
@@ -315,9 +328,9 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
     table = pa.table(columns)
     curve_table = _curve_table(curve_points, curves, at, n, options.source)
     if bad.any() and options.invalid == "skip":
-        table = table.filter(pa.array(~bad))
+        table = table.filter(A.bools(~bad))
         if len(curve_table):
-            kept = pa.array(at[~bad])
+            kept = A.numbers(at[~bad])
             curve_table = curve_table.filter(pc.is_in(curve_table["_row"], value_set=kept))
         n_skipped = int(bad.sum())
 
@@ -338,6 +351,23 @@ def prepare_chunk(frame: pd.DataFrame, layout: Layout, options: Options, start: 
     return out
 
 
+def _status_array(status: np.ndarray) -> pa.Array:
+    """Each row's status as Arrow text, taken from the few words by index (building a string
+    per row from Python objects cost 2 to 3 ms a chunk)."""
+    words = list(STATUSES)
+    index = np.full(len(status), -1, dtype=np.int64)
+    for k, word in enumerate(words):
+        index[status == word] = k
+    if (index < 0).any():  # not one of the usual words (cannot happen today): each as it is
+        return A.strings(list(status))
+    return A.strings(words).take(A.numbers(index))
+
+
+def _one_array(column: pa.ChunkedArray) -> pa.Array:
+    """A table's column as one array (a CSV chunk's is one already: no copy)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 #: words that make an extra column a compute budget (``budget``, ``compute_budget``, ``flops_budget``...)
 BUDGET_WORDS = ("budget", "flop", "compute")
 
@@ -356,7 +386,7 @@ def _nanmax(v: np.ndarray) -> float:
 # -- the steps ----------------------------------------------------------------------------------
 
 
-def statuses(col: Mapping[str, pd.Series], fname: Callable[[str], str], problems: Problems,
+def statuses(col: Mapping[str, Column], fname: Callable[[str], str], problems: Problems,
              n: int) -> tuple[np.ndarray, pa.Array]:
     """Each row's status (finished when not given) and error text.
 
@@ -369,8 +399,8 @@ def statuses(col: Mapping[str, pd.Series], fname: Callable[[str], str], problems
     if "status" not in col:
         return np.full(n, "finished", dtype=object), errors
     # a status column has a handful of distinct words: map those, then every row by its code
-    codes, distinct = pd.factorize(col["status"], use_na_sentinel=True)
-    words_u = text_cells(pd.Series(list(distinct), dtype=object)).to_pylist()
+    codes, distinct = factorize(col["status"])
+    words_u = text_cells(distinct).to_pylist()
     lower_u = [(w or "finished").lower() for w in words_u] + ["finished"]
     index_u = np.array([list(STATUS_WORDS).index(w) if w in STATUS_WORDS else -1
                         for w in lower_u], dtype=np.int64)
@@ -386,19 +416,19 @@ def statuses(col: Mapping[str, pd.Series], fname: Callable[[str], str], problems
         # the tracker's word is the reason (crashed, killed, oom); a bare "failed" says only
         # that, so the reason says where it came from and that nothing more was given
         bare = f"failed (no reason given in column {fname('status')!r})"
-        word = np.array([bare if w == "failed" else w for w in lower_u], dtype=object)[codes]
-        errors = pc.if_else(pa.array(say & ~np.asarray(errors.is_valid())),
-                            pa.array(word, type=pa.string()), errors)
+        word = A.strings([bare if w == "failed" else w for w in lower_u]).take(
+            A.numbers(np.where(codes < 0, len(lower_u) - 1, codes)))
+        errors = pc.if_else(A.bools(say & ~A.valid(errors)), word, errors)
     return mapped, errors
 
 
-def check_numbers(cells: dict[str, NumericCells], col: Mapping[str, pd.Series],
+def check_numbers(cells: dict[str, NumericCells], col: Mapping[str, Column],
                   fname: Callable[[str], str], finished: np.ndarray, problems: Problems) -> None:
     """Rules 1-3 of the module docstring, one mask per rule."""
     raw = {name: col[name] for name in cells}
 
     def shown(name: str) -> Callable[[int], str]:
-        return lambda i: show_cell(raw[name].iloc[i])
+        return lambda i: show_cell(cell_at(raw[name], i))
 
     for name, c in cells.items():
         s = shown(name)
@@ -430,7 +460,7 @@ def check_numbers(cells: dict[str, NumericCells], col: Mapping[str, pd.Series],
                          lambda i, s=s: f"{s(i)} must be positive")
 
 
-def derive(cells: dict[str, NumericCells], col: Mapping[str, pd.Series],
+def derive(cells: dict[str, NumericCells], col: Mapping[str, Column],
            fname: Callable[[str], str], layout: Layout, options: Options,
            finished: np.ndarray, problems: Problems) -> dict[str, np.ndarray]:
     """The stored numbers: D from C or steps, C = 6ND, batch from sequences; rule 4."""
@@ -489,10 +519,10 @@ def mark_failed(problems: Problems, bad: np.ndarray, values: dict[str, np.ndarra
         why = describe(problems.details(int(i)))
         reasons[i] = why if not reasons[i] else f"{why}; {reasons[i]}"
     status = np.where(bad, "failed", status)
-    return pa.array(reasons, type=pa.string()), status
+    return A.strings(reasons), status
 
 
-def row_tags(col: Mapping[str, pd.Series], layout: Layout, options: Options,
+def row_tags(col: Mapping[str, Column], layout: Layout, options: Options,
              fname: Callable[[str], str], problems: Problems, n: int
              ) -> tuple[pa.Array, np.ndarray]:
     """Each row's tags as canonical JSON, and their hash words (0 where a run has no tags).
@@ -504,18 +534,18 @@ def row_tags(col: Mapping[str, pd.Series], layout: Layout, options: Options,
     """
     sources = [s for s in ("tags", *layout.tag_columns, "tag_list") if s in col]
     if not sources and not options.tags:
-        return pa.array(["{}"] * n, type=pa.string()), np.zeros(n, np.uint64)
+        return A.strings(["{}"]).take(A.numbers(np.zeros(n, np.int64))), np.zeros(n, np.uint64)
     codes, uniques = [], []
     key = np.zeros(n, dtype=np.int64)
     for s in sources:
         series = col[s]
-        if series.dtype == object:
+        if not isinstance(series, pa.Array) and series.dtype == object:  # dicts as JSON
             series = series.map(lambda v: canonical_json(v) if isinstance(v, (dict, list)) else v)
-        c, u = pd.factorize(series, use_na_sentinel=True)
+        c, u = factorize(series)
         codes.append(c)
-        uniques.append(list(u))
+        uniques.append(u)
         # one integer per combination (mixed radix); factorised again below
-        key = pd.factorize(key * (len(u) + 1) + (c + 1))[0].astype(np.int64)
+        key = _codes(key * (len(u) + 1) + (c + 1))
     inverse, first = _first_of_each(key)
     combos = [[c[i] for c in codes] for i in first]
     texts: list[str] = []
@@ -532,18 +562,23 @@ def row_tags(col: Mapping[str, pd.Series], layout: Layout, options: Options,
         texts.append(canonical_json(tags) if tags else "{}")
     for k, (column, detail) in failures.items():
         problems.add(inverse == k, column, lambda i, d=detail: d)
-    unique_json = pa.array(texts, type=pa.string())
+    unique_json = A.strings(texts)
     words, _ = ids.text_words(unique_json)
     words = np.where(np.array([t == "{}" for t in texts]), np.uint64(0), words)
-    return unique_json.take(pa.array(inverse)), words[inverse]
+    return unique_json.take(A.numbers(inverse)), words[inverse]
 
 
 def _first_of_each(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(inverse, first)``: each row's group (0, 1, ... by first appearance) and each group's
     first row."""
-    inverse = pd.factorize(key)[0] if len(key) else np.zeros(0, dtype=np.int64)
+    inverse = _codes(key) if len(key) else np.zeros(0, dtype=np.int64)
     _, first = np.unique(inverse, return_index=True)
     return inverse, first
+
+
+def _codes(key: np.ndarray) -> np.ndarray:
+    """Integers renumbered 0, 1, ... by first appearance (a hash, as ``pandas.factorize``)."""
+    return A.to_numpy(pc.dictionary_encode(A.numbers(key)).indices).astype(np.int64)
 
 
 def _combine_tags(cells: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, str]:
@@ -615,13 +650,13 @@ def parse_tags(v: Any, labels: bool = False, column: str = "tags") -> dict[str, 
     return out
 
 
-def curve_column(col: Mapping[str, pd.Series], fname: Callable[[str], str],
+def curve_column(col: Mapping[str, Column], fname: Callable[[str], str],
                  problems: Problems, n: int) -> list[tuple[int, dict[str, Any]]]:
     """Points of a ``curve`` cell per row (a list of losses, of ``[step, tokens, loss]``, or of
     dicts), as ``(row, point)``; a malformed curve is a problem of its row."""
     out: list[tuple[int, dict[str, Any]]] = []
     failures: dict[int, str] = {}
-    for i, v in enumerate(col["curve"].to_numpy(dtype=object)):
+    for i, v in enumerate(objects(col["curve"])):
         if is_missing_cell(v):
             continue
         try:
@@ -684,18 +719,25 @@ def _curve_table(points: list[tuple[int, dict[str, Any]]] | None, curves: pd.Dat
     parts = []
     if points:
         parts.append(pa.table({
-            "_row": pa.array([int(at[i]) for i, _ in points], pa.int64()),
-            "step": pa.array([int(p["step"]) for _, p in points], pa.int64()),
-            "tokens": pa.array([_float(p["tokens"]) for _, p in points], pa.float64()),
-            "loss": pa.array([_float(p["loss"]) for _, p in points], pa.float64()),
-            "eval_loss": pa.array([_float(p["eval_loss"]) for _, p in points], pa.float64()),
-            "wall_s": pa.array([_float(p["wall_s"]) for _, p in points], pa.float64()),
+            "_row": A.numbers(np.array([int(at[i]) for i, _ in points], dtype=np.int64)),
+            "step": A.numbers(np.array([int(p["step"]) for _, p in points], dtype=np.int64)),
+            **{k: _floats([_float(p[k]) for _, p in points])
+               for k in ("tokens", "loss", "eval_loss", "wall_s")},
         }, schema=CURVE_SCHEMA))
     if curves is not None and len(curves):
         parts.append(curve_frame(curves, n, source, int(at[0]) if n else 0))
     if not parts:
-        return CURVE_SCHEMA.empty_table()
+        # not ``CURVE_SCHEMA.empty_table()``, which loads pandas (see runs.arrays)
+        return pa.Table.from_arrays([pa.nulls(0, f.type) for f in CURVE_SCHEMA],
+                                    schema=CURVE_SCHEMA)
     return pa.concat_tables(parts)
+
+
+def _floats(values: list[float | None]) -> pa.Array:
+    """Optional floats as a float64 array, null where None (NaN stays NaN)."""
+    missing = np.array([v is None for v in values], dtype=bool)
+    return A.numbers(np.array([np.nan if v is None else v for v in values], dtype=np.float64),
+                     missing=missing)
 
 
 def _float(v: Any) -> float | None:

@@ -26,13 +26,15 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
-import pandas as pd
 
 from scalinglab.errors import ParameterError, did_you_mean
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: the name of the relation a filter is written against
 RELATION = "__runs"
@@ -229,6 +231,8 @@ def filter_frame(frame: pd.DataFrame, where: str | None) -> pd.DataFrame:
     """
     if where is None or not str(where).strip():
         return frame
+    import pandas as pd
+
     sql = compile_where(where, [str(c) for c in frame.columns])
     view = pd.DataFrame({str(c): _duck_column(frame[c]).to_numpy() for c in frame.columns})
     view["__pos"] = np.arange(len(frame))
@@ -245,6 +249,8 @@ def _duck_column(series: pd.Series) -> pd.Series:
     """A column DuckDB can scan: dict/list cells as JSON text, mixed objects as text."""
     if series.dtype != object:
         return series
+    import pandas as pd
+
     values = series.to_numpy(dtype=object)
     if any(isinstance(v, (dict, list)) for v in values):
         from scalinglab.runs.schema import canonical_json
