@@ -415,6 +415,28 @@ def schedule_discrepancy(validation: Sequence[Mapping[str, Any]], sigma: float) 
     return float(math.sqrt(max(0.0, ms - sigma ** 2)))
 
 
+def draw_band(curves: np.ndarray, noise: float, discrepancy: float, level: float, seed: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise percentile band of the bootstrap curves (``curves``' rows after the first, the
+    point estimate), each widened on the log scale by ``NOISE_DRAWS`` draws of the residual
+    ``noise`` (point by point) and of the schedule ``discrepancy`` (one shift per curve); NaN
+    with no bootstrap curves. The one place bands are drawn: :meth:`CurveFit.predict`,
+    :meth:`CurveFit.compare` and :func:`forecast` with a fit all call it."""
+    if len(curves) <= 1:
+        nan = np.full(curves.shape[1], np.nan)
+        return nan, nan.copy()
+    logs = np.log(np.where(curves[1:] > 0, curves[1:], np.nan))
+    if noise > 0 or discrepancy > 0:
+        rng = np.random.default_rng(seed)
+        # one draw per curve serves every point: the band is pointwise
+        z = noise * rng.standard_normal((logs.shape[0], NOISE_DRAWS, 1))
+        if discrepancy > 0:
+            z = z + discrepancy * rng.standard_normal((logs.shape[0], NOISE_DRAWS, 1))
+        logs = (logs[:, None, :] + z).reshape(-1, logs.shape[1])
+    lo, hi = percentile_interval(logs, level)
+    return np.exp(lo), np.exp(hi)
+
+
 # -- the result ---------------------------------------------------------------------------------
 
 @dataclass(repr=False)
@@ -470,20 +492,8 @@ class CurveFit(Result):
         """Percentile band of the bootstrap curves (rows after the first); ``prediction`` adds
         the residual noise point by point, ``discrepancy`` (log scale) a shift of each whole
         curve: the law's own error on a schedule unlike the fitted ones."""
-        if len(curves) <= 1:
-            nan = np.full(curves.shape[1], np.nan)
-            return nan, nan.copy()
-        logs = np.log(np.where(curves[1:] > 0, curves[1:], np.nan))
-        noise = self.sigma if band == "prediction" else 0.0
-        if noise > 0 or discrepancy > 0:
-            rng = np.random.default_rng(seed)
-            # one draw per curve serves every point: the band is pointwise
-            z = noise * rng.standard_normal((logs.shape[0], NOISE_DRAWS, 1))
-            if discrepancy > 0:
-                z = z + discrepancy * rng.standard_normal((logs.shape[0], NOISE_DRAWS, 1))
-            logs = (logs[:, None, :] + z).reshape(-1, logs.shape[1])
-        lo, hi = percentile_interval(logs, level)
-        return np.exp(lo), np.exp(hi)
+        return draw_band(curves, self.sigma if band == "prediction" else 0.0, discrepancy,
+                         level, seed)
 
     def predict(self, schedule: Schedule | str | pd.DataFrame | np.ndarray,
                 steps: Sequence[int] | np.ndarray | None = None, level: float | None = None,
@@ -937,8 +947,11 @@ def forecast(curve: pd.DataFrame, schedule: Schedule, fit: CurveFit | None = Non
     With ``fit`` (a law fitted on finished runs of the same kind), the fit's exponents and decay
     term are kept, draw by draw, and only the run's level (L0, A of ``L0 + A S^-alpha + decay``,
     the form both curve laws share) is fitted to its own curve by least squares: the shape of
-    finished curves, the level of this one. Without, the law is fitted to the run's curve alone
-    (its decay term is unidentified until its lr has decayed, said in the warnings).
+    finished curves, the level of this one. Its band holds the fit's draws and this run's residual
+    noise and, for a schedule the law was not fitted on, the fit's schedule discrepancy
+    (:meth:`CurveFit.discrepancy_for`, the same allowance :meth:`CurveFit.predict` carries; said
+    in ``method``, its value in ``discrepancy``). Without, the law is fitted to the run's curve
+    alone (its decay term is unidentified until its lr has decayed, said in the warnings).
     """
     st = curve["step"].to_numpy(dtype=float)
     ls = curve["loss"].to_numpy(dtype=float)
@@ -959,16 +972,27 @@ def forecast(curve: pd.DataFrame, schedule: Schedule, fit: CurveFit | None = Non
         frame = own.predict(schedule, steps=steps)[["step", "loss", "lo", "hi"]]
         info["method"] = f"{own.law.title} fitted to this run's curve alone"
     else:
-        frame = _transfer(fit, schedule, st, ls, steps, level, seed)
+        # a schedule the law was not fitted on carries the law's leave-one-run-out discrepancy,
+        # as in CurveFit.predict: the run's own level absorbs a constant offset but not how the
+        # law's shape strays past the last logged step, so the full allowance is kept
+        discrepancy = fit.discrepancy_for(schedule)
+        frame = _transfer(fit, schedule, st, ls, steps, level, seed, discrepancy)
         info["method"] = f"{fit.law.title} from {fit.n_runs} runs, level fitted to this run"
+        info["discrepancy"] = discrepancy
+        if discrepancy > 0:
+            info["method"] += (f"; band carries the schedule discrepancy {100 * discrepancy:.2g}% "
+                               "(the law's leave-one-run-out error; this schedule is not one "
+                               "it was fitted on)")
     final = frame.iloc[-1]
     info.update(loss=float(final["loss"]), lo=float(final["lo"]), hi=float(final["hi"]))
     return frame, info
 
 
 def _transfer(fit: CurveFit, schedule: Schedule, st: np.ndarray, ls: np.ndarray,
-              steps: np.ndarray, level: float, seed: int) -> pd.DataFrame:
-    """``fit``'s law with L0 and A refitted to (st, ls), per draw, at ``steps``."""
+              steps: np.ndarray, level: float, seed: int, discrepancy: float = 0.0
+              ) -> pd.DataFrame:
+    """``fit``'s law with L0 and A refitted to (st, ls), per draw, at ``steps``; the band holds
+    the draws, this run's residual noise and ``discrepancy`` (:func:`draw_band`)."""
     law = fit.law
     thetas = fit._thetas()
     design = law.prepare([schedule], [np.concatenate([st, steps])], PREDICT_RATIO)
@@ -989,10 +1013,5 @@ def _transfer(fit: CurveFit, schedule: Schedule, st: np.ndarray, ls: np.ndarray,
             resid = np.log(X @ coef + rest[:n]) - np.log(ls)
     assert resid is not None
     sigma = float(1.4826 * np.median(np.abs(resid - np.median(resid))))
-    lo = hi = np.full(steps.size, np.nan)
-    if len(thetas) > 1:
-        logs = np.log(np.where(out[1:] > 0, out[1:], np.nan))
-        z = np.random.default_rng(seed).standard_normal((logs.shape[0], NOISE_DRAWS, 1))
-        lo, hi = percentile_interval((logs[:, None, :] + sigma * z).reshape(-1, steps.size), level)
-        lo, hi = np.exp(lo), np.exp(hi)
+    lo, hi = draw_band(out, sigma, discrepancy, level, seed)
     return pd.DataFrame({"step": steps, "loss": out[0], "lo": lo, "hi": hi})
