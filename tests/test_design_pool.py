@@ -251,6 +251,28 @@ def test_discrepancy_variance_starts_at_the_outcomes_spread_and_ends_at_the_resi
     assert got == pytest.approx(1e-4, rel=0.25)
 
 
+def test_only_the_smooth_share_of_the_residuals_counts_as_discrepancy():
+    from scalinglab.design.pool import smooth_share
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-2, 2, (80, 2))
+    bend = 0.05 * np.sin(1.5 * x[:, 0]) + 0.03 * x[:, 1] ** 2     # what a law's form misses
+    scatter = rng.normal(0, 0.05, 80)                              # seeds, replicates
+    assert smooth_share(bend + 0.002 * scatter, x, 4) > 0.9
+    assert smooth_share(scatter, x, 4) < 0.1
+    # replicates: runs at the same inputs that disagree are scatter, however large
+    reps = np.repeat(rng.uniform(-2, 2, (20, 2)), 4, axis=0)
+    assert smooth_share(rng.normal(0, 0.1, 80), reps, 4) < 0.1
+    assert smooth_share(np.zeros(80), x, 4) == 0.0
+    assert smooth_share(scatter[:4], x[:4], 4) == 0.0             # no degree of freedom left
+    # the discrepancy keeps (1 + dof * share) / (1 + dof) of its variance: the prior (one run)
+    # takes everything as discrepancy, the residuals' scatter is let go as runs come in
+    y, pred = bend + scatter + 3.0, bend + 3.0
+    full = discrepancy_var(y, pred, 4)
+    assert discrepancy_var(y, pred, 4, smooth=1.0) == pytest.approx(full)
+    assert discrepancy_var(y, pred, 4, smooth=0.0) == pytest.approx(full / 77.0)
+
+
 def test_discrepancy_is_exact_at_the_target_rows_and_fades_with_distance():
     x = np.array([[0.0], [0.5], [3.0], [3.2], [3.4]])
     disc = Discrepancy(x, var=0.04, length=1.0)
