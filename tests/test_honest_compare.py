@@ -103,3 +103,32 @@ def test_scattered_compute_is_warned_as_pseudo_budgets():
     w = next(w for w in iso.warnings if w.startswith("the runs' compute is scattered"))
     assert "pseudo-budgets" in w and "varies by up to" in w
     assert not any("scattered" in w for w in fit_isoflop(isoflop_runs(), bootstrap=0).warnings)
+
+
+@pytest.mark.parametrize("compute", [[], ["--compute", "1e21"]])
+def test_fit_isoflop_compare_save_keeps_the_comparisons_it_showed(tmp_path, compute):
+    """``--save`` keeps what the command showed: the saved result (an IsoFLOP fit, or one read
+    at --compute) loads back with the same comparisons and renders the same ``compare:`` lines
+    (default budgets: the largest, 10x and 100x it; three pairs with a loss-law fit)."""
+    from scalinglab.fit.isoflop import IsoFlopResult
+    from scalinglab.results import load_result
+
+    path = tmp_path / "runs.csv"
+    isoflop_runs().to_csv(path, index=False)
+    law = tmp_path / "fit.json"
+    res = runner.invoke(app, ["fit", "chinchilla", str(path), "--bootstrap", "30", "--save", str(law)])
+    assert res.exit_code == 0, res.output
+    saved = tmp_path / "iso.json"
+    res = runner.invoke(app, ["fit", "isoflop", str(path), "--bootstrap", "30", "--compare-law",
+                              str(law), *compute, "--save", str(saved)])
+    assert res.exit_code == 0, res.output
+    shown = [line for line in res.output.splitlines() if line.startswith("compare: ")]
+    assert len(shown) == 3 * (1 if compute else 3)
+    back = load_result(saved)
+    assert isinstance(back, IsoFlopResult) and len(back.comparisons) == len(shown)
+    text = back.summary().as_text()
+    assert [line for line in text.splitlines() if line.startswith("compare: ")] == shown
+    assert any("they differ" in s or "consistent with 1" in s for s in shown)
+    res = runner.invoke(app, ["fit", "isoflop", str(path), "--bootstrap", "30", "--compare-law",
+                              str(law), *compute, "--json"])
+    assert json.loads(res.stdout)["comparisons"] == [c.to_dict() for c in back.comparisons]

@@ -391,7 +391,8 @@ def isoflop(
     flop_convention: str = FlopOpt,
     compare: bool = typer.Option(False, "--compare", help="Compare Approaches 1 and 2 (and a "
                                  "loss law with --compare-law): the ratio of their N_opt at each "
-                                 "--compute budget with the interval of the ratio (joint draws)."),
+                                 "--compute budget with the interval of the ratio (joint draws); "
+                                 "--save keeps them."),
     compare_law: Path = typer.Option(None, "--compare-law", help="A loss-law fit saved with "
                                      "`fit chinchilla --save` to compare with (implies --compare).",
                                      show_default=False),
@@ -418,21 +419,17 @@ def isoflop(
                              source=source, method=method,
                              flop_convention=_convention(flop_convention))
     result.notes[:0] = notes
-    comparisons = _compare(result, compute, compare_law) if compare or compare_law else []
+    if compare or compare_law:  # part of the result: its summary shows them, --save keeps them
+        result.comparisons = _compare(result, compute, compare_law)
     shown = result.at(compute) if compute else result  # what is shown is what is saved
     if save is not None:
         from scalinglab.serialize import keep_infinities
 
         write_file(save, to_json(keep_infinities(shown.to_dict(include_draws=True))), "--save")
     if json_:
-        out = shown.to_dict()
-        if comparisons:
-            out["comparisons"] = [c.to_dict() for c in comparisons]
-        emit_json(out)
+        emit_json(shown.to_dict())
         return
     print_summary(shown.summary())
-    for c in comparisons:
-        console.print(f"compare: {c.verdict()}", highlight=False)
 
 
 def _compare(result: Any, compute: list[float] | None, law_path: Path | None) -> list[Any]:

@@ -14,6 +14,7 @@ ratio's own interval:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +53,13 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "C": self.C, "ratio": self.ratio.to_dict(),
-                "differ": self.differ, "joint": self.joint}
+                "level": self.ratio.level, "differ": self.differ, "joint": self.joint}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Comparison:
+        """The comparison :meth:`to_dict` wrote (``differ`` follows from the ratio's interval)."""
+        ratio = Estimate.from_dict(d["ratio"], float(d.get("level", 0.95)))
+        return cls(str(d["a"]), str(d["b"]), float(d["C"]), ratio, bool(d.get("joint", False)))
 
 
 def log_n_opt(source: Any, C: float) -> tuple[float, np.ndarray | None]:

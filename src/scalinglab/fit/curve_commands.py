@@ -56,8 +56,9 @@ def fit_curves_command(
     file: Path = typer.Argument(None, help="CSV, TSV, Parquet or JSONL with a row per logged step: "
                                 "run, step, lr, loss (rows without a loss are fine); omit to read "
                                 "the run store's curves.", show_default=False),
-    law: str = typer.Option("multipower", "--law", help="multipower (Luo et al. 2025) or momentum "
-                            "(Tissue et al. 2024)."),
+    law: str = typer.Option("multipower", "--law", help="multipower (Luo et al. 2025), momentum "
+                            "(Tissue et al. 2024), or auto (the one that best predicts each run "
+                            "left out of the fit; needs 3 runs)."),
     map_: list[str] = MapOption,
     store: Path = typer.Option(None, "--store", help="DuckDB run store to read when no FILE is "
                                "given (default: scalinglab.duckdb).", show_default=False),

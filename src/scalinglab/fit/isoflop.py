@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.fit.compare import Comparison
 from scalinglab.results import Result, short_repr, stack_draws
 from scalinglab.stats import MIN_USABLE_DRAWS, Estimate, bootstrap_weights, percentile_interval
 from scalinglab.summary import Summary, Table, format_interval, format_number
@@ -275,6 +276,9 @@ class IsoFlopResult(Result):
     method: str = "parabola"
     #: run-to-run noise of the loss (pseudo-residuals within budgets; what vertex gaps are judged by)
     noise: float = float("nan")
+    #: N_opt of one method against another's, ratio and interval (``fit isoflop --compare``,
+    #: :func:`scalinglab.fit.compare.compare_n_opt`): kept so a saved result shows them again
+    comparisons: list[Comparison] = field(default_factory=list)
 
     @property
     def approaches(self) -> list[AllocationLaw]:
@@ -316,6 +320,7 @@ class IsoFlopResult(Result):
             "source": self.source,
             "run_ids": list(self.run_ids),
             "budget_of": list(self.budget_of),
+            **({"comparisons": [c.to_dict() for c in self.comparisons]} if self.comparisons else {}),
         }
 
     @classmethod
@@ -327,7 +332,8 @@ class IsoFlopResult(Result):
                    run_ids=tuple(d.get("run_ids") or ()), budget_of=tuple(d.get("budget_of") or ()),
                    warnings=list(d.get("warnings", [])), level=level,
                    notes=list(d.get("notes", [])), source=str(d.get("source", "")),
-                   method=str(d.get("approach2_method") or "parabola"), noise=_nan(d.get("noise")))
+                   method=str(d.get("approach2_method") or "parabola"), noise=_nan(d.get("noise")),
+                   comparisons=[Comparison.from_dict(c) for c in d.get("comparisons") or ()])
 
     def at(self, compute: float | Sequence[float] | None = None) -> IsoFlopAt:
         """This result read at the budgets ``compute`` (each approach's allocation there;
@@ -367,6 +373,7 @@ class IsoFlopResult(Result):
         title = (f"IsoFLOP budgets ({self.n_runs} runs" + (f", {self.source}" if self.source else "")
                  + f"; Approach 2 by {self.method})")
         return Summary(title=title, tables=[budgets, laws] + ([at] if at.rows else []),
+                       facts=[("compare", c.verdict()) for c in self.comparisons],
                        notes=list(self.notes), warnings=list(self.warnings),
                        data=self.to_dict())
 
