@@ -469,7 +469,10 @@ class CurveFit(Result):
 
     @property
     def theta(self) -> np.ndarray:
-        return np.log([self.params[p] for p in self.law.params])
+        # a parameter fitted to exactly 0 (a decay term switched off) is -inf here and exp()
+        # gives it back as 0, so the log's divide-by-zero warning says nothing a user can act on
+        with np.errstate(divide="ignore"):
+            return np.log([self.params[p] for p in self.law.params])
 
     def _thetas(self) -> np.ndarray:
         rows = [self.theta]
