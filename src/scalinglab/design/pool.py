@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.design.greedy import Belief, better_of, greedy_picks
+from scalinglab.design.robust import LsqProblem, choose_lsq, correlation
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.results import Result
 from scalinglab.summary import Summary, Table
@@ -396,16 +397,11 @@ class Discrepancy:
         target = np.asarray(target, dtype=int)
         z = self.features[target[_spread_rows(self.features[target], DISCREPANCY_RANK)]]
         x = self.features[np.asarray(rows, dtype=int)]
-
-        def kern(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            d2 = np.sum((a[:, None, :] - b[None, :, :]) ** 2, axis=-1)
-            return np.exp(-0.5 * d2 / self.length**2)
-
-        kzz = kern(z, z) + 1e-8 * np.eye(len(z))
+        kzz = correlation(z, z, self.length) + 1e-8 * np.eye(len(z))
         vals, vecs = np.linalg.eigh(kzz)
         keep = vals > 1e-8
         root = vecs[:, keep] / np.sqrt(vals[keep])            # kzz^-1 = root root'
-        phi = kern(x, z) @ root
+        phi = correlation(x, z, self.length) @ root
         rest = np.clip(1.0 - np.sum(phi**2, axis=1), 0.0, 1.0)
         return np.sqrt(self.var) * phi, self.var * rest
 
@@ -713,8 +709,6 @@ def _lsq_round(model: PoolModel, fitted: Fitted, observed: np.ndarray, tgt: np.n
                disc: Discrepancy, notes: list[str]) -> Round:
     """The round by the least-squares fit's expected target error, discrepancy included
     (:mod:`scalinglab.design.robust`)."""
-    from scalinglab.design.robust import LsqProblem, choose_lsq
-
     rows = np.concatenate([observed, tgt, cand]).astype(int)
     jac = jacobian(model, fitted.theta, rows)[:, 0, :]
     n, t = len(observed), len(tgt)
