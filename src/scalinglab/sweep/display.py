@@ -117,11 +117,10 @@ class _Stages:
         name = self.labels.get(stage, stage)
         self.began.setdefault(stage, self.clock())
         elapsed = self.clock() - self.began[stage]
+        text = work_line(name, done, total or None, elapsed)
         if not self.display.live and stage not in self.logged and elapsed >= self.log_after:
             self.logged.add(stage)
-            self.display.say(f"{name} ..." if self.log_after <= 0
-                             else work_line(name, done, total or None, elapsed))
-        text = work_line(name, done, total or None, elapsed)
+            self.display.say(f"{name} ..." if self.log_after <= 0 else text)
         self.display.show(text, done / total if total else None)
 
 
