@@ -125,7 +125,6 @@ def simulate_cmd(
         raise UserError(f"--grid {grid!r}: write SIZESxTOKENS, e.g. 6x6") from None
     if criterion not in ("draws", "fisher"):
         raise UserError(f"--criterion must be draws or fisher, not {criterion!r}")
-    tpp = domain
     made: dict[str, Any] = {
         "isoflop": lambda: FixedDesign("isoflop", IsoflopLayout(
             budgets, sizes, ratio, span, tokens_per_param, replicates)),
@@ -133,19 +132,18 @@ def simulate_cmd(
             g_sizes, g_tokens, tokens_per_param=tokens_per_param, replicates=replicates)),
         "adaptive": lambda: AdaptiveDesign("adaptive", AdaptiveSettings(
             k=k, max_runs=max_runs, criterion=criterion, aim=aim_from(aim),  # type: ignore[arg-type]
-            smallest=smallest, tokens_per_param=tpp)),
+            smallest=smallest, tokens_per_param=domain)),
     }
     design_objs = [made[d]() for d in dict.fromkeys(chosen)]
     if workers is None:
         import os
 
         workers = os.cpu_count() or 1
-    spends = spend
-    total = len(design_objs) * len(spends) * repeats
+    total = len(design_objs) * len(spend) * repeats
     # a bad --truth file is said alone, before any progress line is drawn
     truth_law = resolve_truth(truth)
     if json_:
-        result = simulate(truth_law, design_objs, spends, target,
+        result = simulate(truth_law, design_objs, spend, target,
                           repeats=repeats, seed=seed, noise=Noise(noise, seed_spread), law=law,
                           bootstrap=bootstrap, starts=starts, workers=workers)
     else:
@@ -153,7 +151,7 @@ def simulate_cmd(
 
         with stage_progress(console=err_console) as update:
             update("simulated studies", 0, total)
-            result = simulate(truth_law, design_objs, spends, target,
+            result = simulate(truth_law, design_objs, spend, target,
                               repeats=repeats, seed=seed, noise=Noise(noise, seed_spread), law=law,
                               bootstrap=bootstrap, starts=starts, workers=workers,
                               progress=lambda done, n: update("simulated studies", done, n))

@@ -178,12 +178,11 @@ def plan_grid(
     from scalinglab.sweep.plan import check_grid, grid_plan
 
     spec = _data(data, tokenizer)
-    lr_list, size_list, batch_list = lrs, sizes, batches  # typed: lists of numbers
-    check_grid(lr_list, batch_list, size_list, seq_len)  # before they make the defaults
-    batch_ints = [int(b) for b in batch_list]
-    defaults = _defaults(seq_len, min(batch_ints), lr_list[0], weight_decay, schedule, warmup,
+    check_grid(lrs, batches, sizes, seq_len)  # before they make the defaults
+    batch_ints = [int(b) for b in batches]
+    defaults = _defaults(seq_len, min(batch_ints), lrs[0], weight_decay, schedule, warmup,
                          seed, positions, untied, aspect, ffn_ratio, _vocab(spec, vocab_size))
-    plan = grid_plan(lr_list, batch_ints, size_list, tokens=tokens,
+    plan = grid_plan(lrs, batch_ints, sizes, tokens=tokens,
                      tokens_per_param=tokens_per_param, data=spec, defaults=defaults,
                      name=name)
     _written(plan, out, json_)
