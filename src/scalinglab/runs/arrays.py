@@ -71,12 +71,18 @@ def integer(value: int, type: pa.DataType = pa.int64()) -> pa.Scalar:
     return numbers(np.array([value]), type=type)[0]
 
 
+def single(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One Arrow array, without a copy when there is one chunk (a chunk of a file always is)."""
+    if isinstance(arr, pa.ChunkedArray):
+        return arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    return arr
+
+
 def to_numpy(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """An array's values in numpy (``arr.to_numpy(zero_copy_only=False)``): booleans as bool,
     numbers in their own dtype, floats in place of integers where a cell is null (NaN there).
     Numbers without nulls are a view of the Arrow buffer (read-only), as ``to_numpy`` gives."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    arr = single(arr)
     typ = arr.type
     n = len(arr)
     if pa.types.is_boolean(typ) and not arr.null_count:
