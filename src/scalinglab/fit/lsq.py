@@ -361,20 +361,24 @@ class Problem:
             f, gs = b.value_grad(full)
             r = (b.y - f[0]) * b.w
             for k, g in zip(cols, gs, strict=True):
-                gk = g[0]
-                bad = ~np.isfinite(gk)
-                if bad.any():
-                    # a derivative undefined where the value is finite is 0**c's d/dc at 0 (the
-                    # limit is 0 for c > 0); all rows undefined means the law is not differentiable
-                    if bad.all():
-                        raise _NaNGradient(full[0])
-                    self.undefined_rows = max(getattr(self, "undefined_rows", 0), int(bad.sum()))
-                    gk = np.where(bad, 0.0, gk)
-                grad[k] -= 2.0 * float(r @ gk)
+                grad[k] -= 2.0 * float(r @ self._defined(g[0], full[0]))
         grad /= self.sst
         if not np.all(np.isfinite(grad)):
             raise _NaNGradient(full[0])
         return float(obj[0]), grad
+
+    def _defined(self, g: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """A block's derivative ``g`` at ``theta`` with its undefined rows set to 0, for
+        :meth:`reduced` and :meth:`jacobian` alike: a derivative undefined where the value is
+        finite is 0**c's d/dc at 0 (the limit is 0 for c > 0), counted in ``undefined_rows``;
+        all rows undefined means the law is not differentiable there (:class:`_NaNGradient`)."""
+        bad = ~np.isfinite(g)
+        if not bad.any():
+            return g
+        if bad.all():
+            raise _NaNGradient(theta)
+        self.undefined_rows = max(getattr(self, "undefined_rows", 0), int(bad.sum()))
+        return np.where(bad, 0.0, g)
 
     def residual_jac(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Residuals ``sqrt(w) (f - y) / sqrt(SST)`` at the nonlinear parameters ``z`` (linear
@@ -417,14 +421,7 @@ class Problem:
                 _, gs = b.value_grad(theta)
                 sw = np.sqrt(b.w)
                 for k, g in zip(cols, gs, strict=True):
-                    gk = g[0]
-                    bad = ~np.isfinite(gk)
-                    if bad.any():
-                        if bad.all():
-                            raise _NaNGradient(theta[0])
-                        self.undefined_rows = max(getattr(self, "undefined_rows", 0), int(bad.sum()))
-                        gk = np.where(bad, 0.0, gk)
-                    jac[a:a + b.n, k] = gk * sw
+                    jac[a:a + b.n, k] = self._defined(g[0], theta[0]) * sw
             a += b.n
         if q is not None and q.shape[1]:
             jac -= q @ (q.T @ jac)
