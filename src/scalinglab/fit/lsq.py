@@ -872,7 +872,7 @@ def robust_refit(problem: Problem, fit: LsqFit, *, delta: float | None = None, o
         delta = HUBER_K * scale
     if not (np.isfinite(delta) and delta > 0):
         # a perfect fit (every residual 0): least squares is the Huber fit
-        return fit, RobustFit(0.0 if delta is None else float(delta), scale, np.ones(len(r)), 0, True,
+        return fit, RobustFit(float(delta), scale, np.ones(len(r)), 0, True,
                               float(np.sum(r ** 2) / 2))
 
     def huber_weights(res: np.ndarray) -> np.ndarray:
@@ -890,13 +890,9 @@ def robust_refit(problem: Problem, fit: LsqFit, *, delta: float | None = None, o
                 b.w = w0 * w[a:a + b.n]
                 a += b.n
             problem._index()
+            th = np.zeros((1, len(problem.names)))
             if problem.free:
-                z0 = theta[problem.free]
-                fval, z, _ = problem.polish(z0, maxiter=500)
-                th = np.zeros((1, len(problem.names)))
-                th[0, problem.free] = z
-            else:
-                th = np.zeros((1, len(problem.names)))
+                th[0, problem.free] = problem.polish(theta[problem.free], maxiter=500)[1]
             full, obj = problem.complete(th)
             if not np.isfinite(obj[0]):
                 break
