@@ -67,8 +67,7 @@ def pass_at_k_command(
     from scalinglab.testtime.passk import estimate_pass_at_k
 
     data = _counts(file, problem, n, c, correct, model, units)
-    ks = k
-    show_results({m: estimate_pass_at_k(d, ks, bootstrap=bootstrap, seed=seed) for m, d in data.items()},
+    show_results({m: estimate_pass_at_k(d, k, bootstrap=bootstrap, seed=seed) for m, d in data.items()},
           save, json_)
 
 
@@ -187,7 +186,7 @@ def budget_command(
     prompt_tokens: float = typer.Option(..., "--prompt-tokens", parser=quantity("--prompt-tokens"),
                                         help="Prompt tokens per problem."),
     generated_tokens: float = typer.Option(..., "--generated-tokens",
-                                           parser=quantity("--generated-tokens"),
+                                           parser=quantity("--generated-tokens", positive=True),
                                            help="Generated tokens per sample."),
     share_prompt: bool = typer.Option(True, "--share-prompt/--no-share-prompt",
                                       help="The prompt is processed once for all samples (KV cache)."),
@@ -206,8 +205,6 @@ def budget_command(
     if set(models) != set(sizes):
         raise UserError(f"give --params for exactly the --model names: models {sorted(models)}, "
                         f"params {sorted(sizes)}")
-    if not generated_tokens > 0:
-        raise UserError("--generated-tokens must be positive")
     if not prompt_tokens >= 0:
         raise UserError("--prompt-tokens must be 0 or more")
     options = []
