@@ -21,6 +21,12 @@ def _bits(mask: np.ndarray) -> pa.Buffer:
     return pa.py_buffer(np.packbits(np.ascontiguousarray(mask, dtype=bool), bitorder="little"))
 
 
+def _unbits(buf: pa.Buffer, offset: int, n: int) -> np.ndarray:
+    """The ``n`` bits from bit ``offset`` of an Arrow bitmap, as bools (:func:`_bits` undone)."""
+    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), count=offset + n, bitorder="little")
+    return bits[offset:].astype(bool)
+
+
 def bools(mask: np.ndarray) -> pa.BooleanArray:
     """A boolean array of a numpy mask (``pa.array(mask)``)."""
     mask = np.asarray(mask, dtype=bool)
@@ -71,21 +77,25 @@ def integer(value: int, type: pa.DataType = pa.int64()) -> pa.Scalar:
     return numbers(np.array([value]), type=type)[0]
 
 
+def single(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One Arrow array, without a copy when there is one chunk (a chunk of a file always is)."""
+    if isinstance(arr, pa.ChunkedArray):
+        return arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    return arr
+
+
 def to_numpy(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """An array's values in numpy (``arr.to_numpy(zero_copy_only=False)``): booleans as bool,
     numbers in their own dtype, floats in place of integers where a cell is null (NaN there).
     Numbers without nulls are a view of the Arrow buffer (read-only), as ``to_numpy`` gives."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    arr = single(arr)
     typ = arr.type
     n = len(arr)
     if pa.types.is_boolean(typ) and not arr.null_count:
         buf = arr.buffers()[1]
         if buf is None or n == 0:
             return np.zeros(n, dtype=bool)
-        bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), count=arr.offset + n,
-                             bitorder="little")
-        return bits[arr.offset:].astype(bool)
+        return _unbits(buf, arr.offset, n)
     if pa.types.is_integer(typ) or pa.types.is_floating(typ):
         dtype = np.dtype(typ.to_pandas_dtype())
         buf = arr.buffers()[1]
@@ -106,6 +116,4 @@ def valid(arr: pa.Array) -> np.ndarray:
     buf = arr.buffers()[0]
     if buf is None:  # a null-type array: no bitmap, every cell null
         return np.zeros(n, dtype=bool)
-    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), count=arr.offset + n,
-                         bitorder="little")
-    return bits[arr.offset:].astype(bool)
+    return _unbits(buf, arr.offset, n)

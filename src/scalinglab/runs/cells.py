@@ -131,7 +131,7 @@ def factorize(column: Column) -> tuple[np.ndarray, list[Any]]:
     missing cell) and the distinct cells as Python values, as ``pandas.factorize`` gives them."""
     arrow = arrow_of(column)
     if arrow is not None:
-        arrow = _single(arrow)
+        arrow = A.single(arrow)
         if pa.types.is_dictionary(arrow.type):
             arrow = arrow.dictionary_decode()
         encoded = pc.dictionary_encode(arrow)
@@ -161,13 +161,6 @@ def arrow_of(series: Column) -> pa.ChunkedArray | pa.Array | None:
     if isinstance(dtype, pd.StringDtype) and getattr(dtype, "storage", "") == "pyarrow":
         return pa.array(series)
     return None
-
-
-def _single(arr: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """One Arrow array, without a copy when there is one chunk (a chunk of a file always is)."""
-    if isinstance(arr, pa.ChunkedArray):
-        return arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
-    return arr
 
 
 def _parse_objects(cells: np.ndarray) -> NumericCells:
@@ -209,8 +202,7 @@ def _int_to_float(v: int) -> float:
 
 
 def _parse_arrow(arr: pa.Array | pa.ChunkedArray) -> NumericCells:
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    arr = A.single(arr)
     typ = arr.type
     n = len(arr)
     if pa.types.is_dictionary(typ):
@@ -351,7 +343,7 @@ def extra_cells(column: Column) -> ExtraCells:
     n = len(column)
     arrow = arrow_of(column)
     if arrow is not None:
-        arrow = _single(arrow)
+        arrow = A.single(arrow)
         if pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type):
             return _extra_text(arrow)
         if pa.types.is_floating(arrow.type):  # a column scaled by --units: as a float column
@@ -518,7 +510,7 @@ def text_cells(column: Column) -> pa.Array:
                   for v in objects(column)]
         arrow = A.strings(values)
     elif isinstance(arrow, pa.ChunkedArray):
-        arrow = _single(arrow)
+        arrow = A.single(arrow)
     if not (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)):
         return text_cells(arrow.to_pylist())
     s = pc.utf8_trim_whitespace(arrow)

@@ -60,8 +60,7 @@ def text_words(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]
     length; rows are processed longest first, so a few long strings cost only their own words.
     A null string hashes as the empty string and is marked absent.
     """
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    arr = A.single(arr)
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     if len(arr) > 4096 and _few_distinct(arr):  # a dataset, a status: hash the distinct values

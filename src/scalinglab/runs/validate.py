@@ -267,7 +267,7 @@ def prepare_chunk(frame: pd.DataFrame | pa.Table, layout: Layout, options: Optio
     at = np.arange(start, start + n, dtype=np.int64) if rows is None else \
         np.asarray(rows, dtype=np.int64)
     if isinstance(frame, pa.Table):
-        col: dict[str, Column] = {name: _one_array(frame.column(src))
+        col: dict[str, Column] = {name: A.single(frame.column(src))
                                   for src, name in layout.rename.items()}
     else:
         col = {name: frame[src] for src, name in layout.rename.items()}
@@ -361,11 +361,6 @@ def _status_array(status: np.ndarray) -> pa.Array:
     if (index < 0).any():  # not one of the usual words (cannot happen today): each as it is
         return A.strings(list(status))
     return A.strings(words).take(A.numbers(index))
-
-
-def _one_array(column: pa.ChunkedArray) -> pa.Array:
-    """A table's column as one array (a CSV chunk's is one already: no copy)."""
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 #: words that make an extra column a compute budget (``budget``, ``compute_budget``, ``flops_budget``...)
