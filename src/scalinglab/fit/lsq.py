@@ -361,20 +361,24 @@ class Problem:
             f, gs = b.value_grad(full)
             r = (b.y - f[0]) * b.w
             for k, g in zip(cols, gs, strict=True):
-                gk = g[0]
-                bad = ~np.isfinite(gk)
-                if bad.any():
-                    # a derivative undefined where the value is finite is 0**c's d/dc at 0 (the
-                    # limit is 0 for c > 0); all rows undefined means the law is not differentiable
-                    if bad.all():
-                        raise _NaNGradient(full[0])
-                    self.undefined_rows = max(getattr(self, "undefined_rows", 0), int(bad.sum()))
-                    gk = np.where(bad, 0.0, gk)
-                grad[k] -= 2.0 * float(r @ gk)
+                grad[k] -= 2.0 * float(r @ self._defined(g[0], full[0]))
         grad /= self.sst
         if not np.all(np.isfinite(grad)):
             raise _NaNGradient(full[0])
         return float(obj[0]), grad
+
+    def _defined(self, g: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """A block's derivative ``g`` at ``theta`` with its undefined rows set to 0, for
+        :meth:`reduced` and :meth:`jacobian` alike: a derivative undefined where the value is
+        finite is 0**c's d/dc at 0 (the limit is 0 for c > 0), counted in ``undefined_rows``;
+        all rows undefined means the law is not differentiable there (:class:`_NaNGradient`)."""
+        bad = ~np.isfinite(g)
+        if not bad.any():
+            return g
+        if bad.all():
+            raise _NaNGradient(theta)
+        self.undefined_rows = max(getattr(self, "undefined_rows", 0), int(bad.sum()))
+        return np.where(bad, 0.0, g)
 
     def residual_jac(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Residuals ``sqrt(w) (f - y) / sqrt(SST)`` at the nonlinear parameters ``z`` (linear
@@ -417,14 +421,7 @@ class Problem:
                 _, gs = b.value_grad(theta)
                 sw = np.sqrt(b.w)
                 for k, g in zip(cols, gs, strict=True):
-                    gk = g[0]
-                    bad = ~np.isfinite(gk)
-                    if bad.any():
-                        if bad.all():
-                            raise _NaNGradient(theta[0])
-                        self.undefined_rows = max(getattr(self, "undefined_rows", 0), int(bad.sum()))
-                        gk = np.where(bad, 0.0, gk)
-                    jac[a:a + b.n, k] = gk * sw
+                    jac[a:a + b.n, k] = self._defined(g[0], theta[0]) * sw
             a += b.n
         if q is not None and q.shape[1]:
             jac -= q @ (q.T @ jac)
@@ -442,8 +439,7 @@ class Problem:
         logs, lo_log = log_spanned(lo, hi)
         ulo = np.where(logs, np.log(np.where(logs, lo_log, 1.0)), lo)
         uhi = np.where(logs, np.log(np.where(logs, hi, 1.0)), hi)
-        u0 = np.where(logs, np.log(np.where(logs, np.clip(z0, lo_log, hi), 1.0)), z0)
-        u0 = np.clip(u0, ulo, uhi)
+        u0 = np.clip(_to_log(z0, logs, lo_log, hi), ulo, uhi)
         best: list[Any] = [np.inf, None]
         # the last point's residuals, and its Jacobian once asked for (the trust region asks
         # for it only at accepted steps: lr/bsz sl_8, 19 nonlinear parameters, rejects about a
@@ -456,7 +452,7 @@ class Problem:
                 if stop is not None:
                     stop()
                 cache.clear()
-                z = np.where(logs, np.exp(np.where(logs, u, 0.0)), u)
+                z = _from_log(u, logs)
                 r, state = self.residual(z)
                 cache[key] = [r, None, state, z]
                 f = float(r @ r)
@@ -507,15 +503,12 @@ class Problem:
                 # and 300 after a short Gauss-Newton run did less than more Gauss-Newton
                 z0, maxiter = z_gn, min(maxiter, LBFGS_AFTER_GN)
 
-        def to_z(u: np.ndarray) -> np.ndarray:
-            return np.where(logs, np.exp(np.where(logs, u, 0.0)), u)
-
         def fg(u: np.ndarray) -> tuple[float, np.ndarray]:
-            z = to_z(u)
+            z = _from_log(u, logs)
             f, g = self.reduced(z)
             return f, np.where(logs, g * z, g)
 
-        u0 = np.where(logs, np.log(np.where(logs, np.clip(z0, lo_log, hi), 1.0)), z0)
+        u0 = _to_log(z0, logs, lo_log, hi)
         bounds = list(zip(np.where(logs, np.log(np.where(logs, lo_log, 1.0)), np.where(np.isfinite(lo), lo, np.nan)),
                           np.where(logs, np.log(np.where(logs, hi, 1.0)), np.where(np.isfinite(hi), hi, np.nan)),
                           strict=True))
@@ -532,7 +525,7 @@ class Problem:
                             options={"maxiter": maxiter, "ftol": ftol, "gtol": gtol}, callback=callback)
             if float(res2.fun) < f0:
                 return float(res2.fun), np.clip(np.asarray(res2.x, float), lo, hi), bool(res2.success)
-        f_end, z_end, ok_end = float(res.fun), np.clip(to_z(np.asarray(res.x, float)), lo, hi), bool(res.success)
+        f_end, z_end, ok_end = float(res.fun), np.clip(_from_log(np.asarray(res.x, float), logs), lo, hi), bool(res.success)
         floor = logs & (lo == 0) & (z_end <= lo_log * (1 + 1e-9))
         if floor.any():
             # a parameter bounded at 0 and moved in its logarithm reaches only the log range's
@@ -546,7 +539,7 @@ class Problem:
             res3 = minimize(fg, u_end, jac=True, method="L-BFGS-B", bounds=b_low,
                             options={"maxiter": maxiter, "ftol": ftol, "gtol": gtol}, callback=callback)
             if float(res3.fun) < f_end:
-                return float(res3.fun), np.clip(to_z(np.asarray(res3.x, float)), lo, hi), bool(res3.success)
+                return float(res3.fun), np.clip(_from_log(np.asarray(res3.x, float), logs), lo, hi), bool(res3.success)
         return f_end, z_end, ok_end
 
     def box(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -575,6 +568,18 @@ def log_spanned(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     pos = (lo > 0) & fin & (hi / np.where(lo > 0, lo, 1.0) > 50.0)
     zero = (lo == 0) & fin & (hi >= 1e3)
     return pos | zero, np.where(zero, hi * 1e-9, lo)
+
+
+def _to_log(z: np.ndarray, logs: np.ndarray, lo_log: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The coordinates :meth:`Problem.gauss_newton` and :meth:`Problem.polish` move in: the
+    logarithm of each parameter that :func:`log_spanned` marks (clipped to its log range first),
+    the parameter itself elsewhere."""
+    return np.where(logs, np.log(np.where(logs, np.clip(z, lo_log, hi), 1.0)), z)
+
+
+def _from_log(u: np.ndarray, logs: np.ndarray) -> np.ndarray:
+    """The parameters at the coordinates ``u`` of :func:`_to_log`."""
+    return np.where(logs, np.exp(np.where(logs, u, 0.0)), u)
 
 
 def _solve_bounded(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -867,7 +872,7 @@ def robust_refit(problem: Problem, fit: LsqFit, *, delta: float | None = None, o
         delta = HUBER_K * scale
     if not (np.isfinite(delta) and delta > 0):
         # a perfect fit (every residual 0): least squares is the Huber fit
-        return fit, RobustFit(0.0 if delta is None else float(delta), scale, np.ones(len(r)), 0, True,
+        return fit, RobustFit(float(delta), scale, np.ones(len(r)), 0, True,
                               float(np.sum(r ** 2) / 2))
 
     def huber_weights(res: np.ndarray) -> np.ndarray:
@@ -885,13 +890,9 @@ def robust_refit(problem: Problem, fit: LsqFit, *, delta: float | None = None, o
                 b.w = w0 * w[a:a + b.n]
                 a += b.n
             problem._index()
+            th = np.zeros((1, len(problem.names)))
             if problem.free:
-                z0 = theta[problem.free]
-                fval, z, _ = problem.polish(z0, maxiter=500)
-                th = np.zeros((1, len(problem.names)))
-                th[0, problem.free] = z
-            else:
-                th = np.zeros((1, len(problem.names)))
+                th[0, problem.free] = problem.polish(theta[problem.free], maxiter=500)[1]
             full, obj = problem.complete(th)
             if not np.isfinite(obj[0]):
                 break
