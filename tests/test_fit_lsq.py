@@ -423,3 +423,28 @@ def test_lean_needs_a_compute_order_and_the_linear_scale():
         sl.fit_arrays(law, {"x": x}, y, bootstrap=0, scale="log", lean_top=0.1)
     with pytest.raises(ParameterError, match="fraction"):
         sl.fit_arrays(law, {"x": x}, y, bootstrap=0, scale="linear", lean_top=1.5)
+
+
+def test_cli_lean_top_orders_runs_by_compute_and_keeps_the_bootstrap(tmp_path):
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    x, y, _ = _drifting_runs(80)
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"x": x, "C": 6 * x, "loss": y}).to_csv(path, index=False)
+    args = ["fit", "custom", str(path), "--formula", "E + A*x**-a", "--inputs", "x", "--bounds", "a=0.05:1",
+            "--scale", "linear", "--loss", "mse", "--bootstrap", "20", "--json"]
+    plain = json.loads(CliRunner().invoke(app, args).stdout)
+    res = CliRunner().invoke(app, [*args, "--lean-top", "0.1"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert any("leaned toward the top 10% of runs by compute (8 runs)" in m for m in out["notes"])
+    # one standard error at most: the exponent moves, by less than its 95% bootstrap interval's width
+    lo, hi = plain["ci"]["a"]
+    assert out["params"]["a"] != pytest.approx(plain["params"]["a"], rel=1e-9)
+    assert abs(out["params"]["a"] - plain["params"]["a"]) < (hi - lo)
+    assert out["ci"]["a"][0] < out["params"]["a"] < out["ci"]["a"][1]

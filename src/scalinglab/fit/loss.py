@@ -675,6 +675,7 @@ def fit_law(
     time_budget: float | None = None,
     flop_convention: Any = None,
     noise_floor: float | None = None,
+    lean_top: float = 0.0,
 ) -> FitResult:
     """Fit a loss law (a catalogue name, see ``scalinglab.list_laws()``, or a :class:`Law`) to a
     frame of runs.
@@ -688,8 +689,8 @@ def fit_law(
 
     ``tie``, ``fix``, ``bounds``, ``loss`` (the estimator: ``"huber"``, ``"mse"``,
     ``"asymmetric"``, with ``delta`` and ``over_penalty``), ``weights`` (a column name,
-    ``"sqrtC"`` for ``sqrt(C)``, or one value per row) and ``drop_highest`` are those of
-    :func:`fit_arrays`, e.g. ``fit_law("chinchilla", runs, tie={"beta": "alpha"}, fix={"E":
+    ``"sqrtC"`` for ``sqrt(C)``, or one value per row), ``drop_highest`` and ``lean_top`` (runs
+    ordered by the C column, ``6ND`` when missing) are those of :func:`fit_arrays`, e.g. ``fit_law("chinchilla", runs, tie={"beta": "alpha"}, fix={"E":
     1.69}, loss="mse", weights="sqrtC")``.
 
     Which runs inform a law (replicates, lr x batch grids) is decided before this call, by
@@ -722,7 +723,7 @@ def fit_law(
         compute=frame["C"].to_numpy(float) if "C" in frame else None, delta=delta, level=level,
         source=source, progress=progress, tie=tie, fix=fix, bounds=bounds, estimator=loss,
         over_penalty=over_penalty, weights=w, drop_highest=drop_highest, scale=scale,
-        time_budget=time_budget, noise_floor=noise_floor,
+        time_budget=time_budget, noise_floor=noise_floor, lean_top=lean_top,
     )
     fit.notes[:0] = notes + ([wnote] if wnote else [])
     if flops is not None:
