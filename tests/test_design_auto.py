@@ -126,3 +126,27 @@ def test_sweep_auto_resumes_after_a_kill_without_repeating_finished_runs(tmp_pat
     third = json.loads(again.stdout)
     assert third["sweep"]["finished"] == 0 and third["sweep"]["skipped"] == third["sweep"]["planned"]
     assert _finished(store) == after
+
+
+def test_a_study_whose_finished_runs_all_lack_a_loss_stops_with_a_plain_error(tmp_path):
+    # the fit's selection would drop every such run and fail on the empty rest with a
+    # ParameterError about holdout_top, which escaped the loop; the study says what is wrong
+    import pandas as pd
+
+    from scalinglab.design.auto import AutoConfig
+    from scalinglab.errors import NotIdentifiable
+    from scalinglab.study.auto import _finish, _fit
+    from scalinglab.study.study import FrameStore, Study
+
+    frame = pd.DataFrame({"run_id": [f"r{i}" for i in range(6)], "N": np.geomspace(1e6, 1e8, 6),
+                          "D": np.geomspace(1e8, 1e10, 6), "loss": np.nan, "status": "finished"})
+    config = AutoConfig(target=1e18, spend=1e17, out=tmp_path / "study")
+    with pytest.raises(NotIdentifiable, match="none of the study's 6 finished runs has a loss"):
+        _fit(Study(FrameStore(frame)), config, bootstrap=0)
+    result = AutoResult(config.out, config.target, config.spend, 0.0, [], [], SweepReport(planned=6))
+    _finish(config, Study(FrameStore(frame)), result)
+    assert result.fit is None
+    assert result.error == "the study's runs cannot be fitted: none of the study's 6 finished runs has a loss"
+    # no finished run at all: the error it always gave
+    with pytest.raises(NotIdentifiable, match="no run of the study has finished yet"):
+        _fit(Study(FrameStore(frame.assign(status="failed"))), config, bootstrap=0)

@@ -194,3 +194,35 @@ def test_a_fits_optimum_says_the_same_as_the_plan_about_an_unidentified_offset()
     # with B and beta open, the allocation itself is no estimate
     opt = unidentified_fit().optimum(1e21)
     assert not opt.N.identified and "depends on B, beta" in opt.N.note
+
+
+def test_the_plan_says_which_parameters_its_allocation_rests_on_and_keeps_it_through_a_save(tmp_path):
+    # the title's "whole plan is not identified" comes from a field, not from the warning's words
+    from scalinglab.results import load_result
+
+    whole = make_plan(compute=1e21, loss_law=unidentified_fit(), allow_unidentified=True)
+    assert whole.allocation_unidentified == ("B", "beta")
+    assert whole.title.startswith("NOT IDENTIFIED - plan (compute-optimal")
+    loss_only = make_plan(compute=1e21, loss_law=offset_only_unidentified_fit())
+    assert loss_only.allocation_unidentified == () and loss_only.not_identified
+    for plan in (whole, loss_only):
+        plan.save(tmp_path / "plan.json")
+        back = load_result(tmp_path / "plan.json")
+        assert back.allocation_unidentified == plan.allocation_unidentified
+        assert back.title == plan.title
+
+
+def test_a_plan_saved_before_the_field_existed_still_loads_with_the_same_title():
+    # older plan files said it only in words: the loader derives the field from them
+    from scalinglab.plan.planner import Plan
+
+    whole = make_plan(compute=1e21, loss_law=unidentified_fit(), allow_unidentified=True)
+    loss_only = make_plan(compute=1e21, loss_law=offset_only_unidentified_fit())
+    for plan, names in ((whole, ("B", "beta")), (loss_only, ())):
+        old = plan.to_dict()
+        del old["allocation_unidentified"]
+        back = Plan.from_dict(old)
+        assert back.allocation_unidentified == names and back.title == plan.title
+    identified = make_plan(compute=1e21).to_dict()
+    del identified["allocation_unidentified"]
+    assert Plan.from_dict(identified).allocation_unidentified == ()

@@ -262,8 +262,10 @@ _METAVARS = {int: "INT", float: "NUMBER", Path: "PATH", str: "TEXT", bool: "BOOL
 
 def _tidy(command: Any) -> None:
     """Conventional metavars for every option and argument that has none (``INT``, ``PATH``...);
-    flags show none. Typer would print ``<list[str]>``, ``<int range>``."""
+    flags show none. Typer would print ``<list[str]>``, ``<int range>``. Plain values are read
+    without pydantic (:func:`_quicken`)."""
     for p in getattr(command, "params", []):
+        _quicken(p)
         if p.metavar is not None or getattr(p, "is_flag", False):
             continue
         desc = getattr(p, "type_descriptor", None)
@@ -281,6 +283,78 @@ def _tidy(command: Any) -> None:
     subs = getattr(command, "commands", {})
     for sub in (subs.built() if isinstance(subs, LazyCommands) else subs).values():
         _tidy(sub)
+
+
+# -- values read without pydantic ---------------------------------------------------------------
+#
+# Typer (0.2x) reads every parameter's value, the defaults included, through a pydantic
+# TypeAdapter it builds on first use: for ``scalinglab import`` that imported pydantic and built
+# ~10 adapters, 0.16 s of a start-up of 0.5 s (cProfile, process time), most of them only to
+# pass None through. Here a parameter builds its adapter only for a value that needs one: an
+# option not given (None) is None (or ``()``), as Typer's own first step has it; a text value
+# for ``str``, a path for ``Path`` (Typer's own path checks, after ``Path(text)``, which is
+# what pydantic's ``Path`` makes of text) and text items for ``list[str]`` are read as Typer's
+# adapters read them. Anything else (a number, a choice, a parser, a value that fails a check)
+# goes to Typer's adapter, so its result and its error message are Typer's.
+
+try:  # Typer's coercion layer (typer >= 0.2x); older Typers use click's types, no pydantic
+    from typer._coercion import RuntimeParam as _RuntimeParam
+    from typer._coercion import build_runtime_param as _build_runtime_param
+    from typer._param_types import coerce_cli_path as _coerce_cli_path
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    _RuntimeParam = None
+
+
+def _quick_kind(descriptor: Any) -> str:
+    """``"str"``, ``"path"`` or ``"list_str"`` for a parameter whose given values can be read
+    without pydantic; ``"other"`` for one whose values all go to Typer's adapter."""
+    info = descriptor.parameter_info
+    if descriptor.file_annotation is not None or getattr(info, "parser", None) is not None:
+        return "other"
+    annotation = descriptor.annotation
+    if annotation is str:
+        return "str"
+    if annotation is Path and getattr(info, "path_type", None) is None:
+        return "path"
+    if annotation == list[str]:
+        return "list_str"
+    return "other"
+
+
+if _RuntimeParam is not None:
+    @dataclass(frozen=True)
+    class _QuickParam(_RuntimeParam):  # type: ignore[misc,valid-type]
+        """Reads a plain value as Typer's adapter would; hands anything else to that adapter."""
+
+        kind: str
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            if self.kind == "str" and type(value) is str:
+                return value
+            if self.kind == "list_str" and isinstance(value, (list, tuple)) \
+                    and all(type(v) is str for v in value):
+                return list(value)
+            if self.kind == "path" and type(value) is str or isinstance(value, Path):
+                try:
+                    return _coerce_cli_path(Path(value), self.parameter_info, path_type=Path,
+                                            param=param, ctx=ctx)
+                except Exception:  # Typer's adapter words the error, from the value as given
+                    pass
+            adapter = _build_runtime_param(param.type_descriptor)
+            param._runtime_param = adapter
+            return adapter._coerce_value(value, param=param, ctx=ctx)
+
+
+def _quicken(param: Any) -> None:
+    """Let ``param`` read plain values without pydantic (see above), where Typer allows."""
+    if param is None or _RuntimeParam is None or getattr(param, "_runtime_param", False) \
+            is not None:
+        return
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None:
+        param._runtime_param = _QuickParam(parameter_info=descriptor.parameter_info,
+                                           annotation=descriptor.annotation,
+                                           kind=_quick_kind(descriptor))
 
 
 def _keep_examples(text: str) -> str:
@@ -305,7 +379,17 @@ class ScalingLabGroup(TyperGroup):
         name, cmd, rest = super().resolve_command(ctx, args)
         if cmd is not None:
             ctx.meta[_COMMAND_KEY] = cmd
+            if not isinstance(cmd, ScalingLabGroup) and \
+                    "help_option_names" not in (getattr(cmd, "context_settings", None) or {}):
+                # its --help option, made now with the names its own context inherits from
+                # this one (as click would make it), reads its value without pydantic too
+                _quicken(cmd.get_help_option(ctx))
         return name, cmd, rest
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        _quicken(option)
+        return option
 
     def invoke(self, ctx: Any) -> Any:
         try:

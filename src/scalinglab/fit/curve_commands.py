@@ -57,8 +57,13 @@ def fit_curves_command(
                                 "run, step, lr, loss (rows without a loss are fine); omit to read "
                                 "the run store's curves.", show_default=False),
     law: str = typer.Option("multipower", "--law", help="multipower (Luo et al. 2025), momentum "
-                            "(Tissue et al. 2024), or auto (the one that best predicts each run "
-                            "left out of the fit; needs 3 runs)."),
+                            "(Tissue et al. 2024), or auto (the law, and for the multi-power law "
+                            "the --shrink, that best predicts each run left out of the fit; "
+                            "needs 3 runs)."),
+    shrink: float = typer.Option(0.0, "--shrink", help="Multi-power law: strength of a Gaussian "
+                                 "prior on log C, beta, gamma towards 2, 0.6, 0.5 (the decay "
+                                 "shape three runs pin down loosely); 0: none. --law auto picks "
+                                 "it from 0, 0.01, 0.1, 1."),
     map_: list[str] = MapOption,
     store: Path = typer.Option(None, "--store", help="DuckDB run store to read when no FILE is "
                                "given (default: scalinglab.duckdb).", show_default=False),
@@ -107,7 +112,8 @@ def fit_curves_command(
     if save is not None and file is not None and save.resolve() == file.resolve():
         raise UserError("--save would overwrite the input FILE")
     result = fit_curves(frame, law=law, columns=columns, bootstrap=bootstrap, resample=resample,
-                        level=level, seed=seed, schedules=exact, warmup=warmup, source=source)
+                        level=level, seed=seed, schedules=exact, warmup=warmup, source=source,
+                        shrink=shrink)
     show_results(result, save, json_)
 
 

@@ -75,6 +75,12 @@ MIN_RUNS_FOR_RUN_BOOTSTRAP = 6
 #: A, alpha within 0.02 but C 3-9 decades (beta, gamma in one of three seeds): the decay
 #: term's parameters trade off while the curve it gives is pinned down to < 0.1%.
 UNPINNED_DECADES = 3.0
+#: the shrinkage strengths ``law="auto"`` tries on the multi-power law's decay shape
+#: (:func:`shrinkage_prior`), a decade apart: at 0.01 moving beta a factor 4 from its centre
+#: costs 0.01 (the data part of the objective is 0.02-0.11 on the released runs, and the
+#: unshrunk 25M fit puts beta at 0.011); at 1 the shape stays within ~10% of the centre there
+#: (beta 0.575-0.579, C 1.96-1.97, gamma 0.47-0.48 at 25M and 100M)
+SHRINK_GRID = (0.01, 0.1, 1.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,7 +237,8 @@ def to_schedule(schedule: Schedule | str | pd.DataFrame | Sequence[float] | np.n
 
 def huber_lm(law: CurveLaw, design: CurveDesign, log_loss: np.ndarray, theta0: np.ndarray,
              weights: np.ndarray | None = None, delta: float = HUBER_DELTA, max_iter: int = 300,
-             ftol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             ftol: float = 1e-10, prior: tuple[np.ndarray, np.ndarray] | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Minimise ``sum_i w[k, i] huber(log Lhat_i - log L_i) / delta`` from every row of ``theta0``
     (K, P) at once: Levenberg-Marquardt on the Huber loss's iteratively reweighted least squares
     (weights ``min(1, delta/|r|)``, a quadratic majoriser, so an accepted step lowers the Huber
@@ -244,11 +251,19 @@ def huber_lm(law: CurveLaw, design: CurveDesign, log_loss: np.ndarray, theta0: n
     iterations, 3,400 evaluations, with the tests tightened); this reaches 0.1085 in 80-130
     Gauss-Newton iterations from the same starts, and in ~10-30 from a warm start.
 
+    ``prior``: ``(centre, precision)``, each (P,): adds ``0.5 * sum_p precision_p * (theta_p -
+    centre_p)^2`` to the objective (a Gaussian prior on the log-parameters, in the objective's
+    units; precision 0: no prior on that parameter), see :func:`shrinkage_prior`.
+
     Returns ``(theta, f, iterations)`` per row (f inf where a row never had a finite value).
     """
     theta = np.array(theta0, dtype=float, copy=True)
     K, P = theta.shape
     W = np.ones((K, log_loss.size)) if weights is None else np.asarray(weights, dtype=float)
+    if prior is not None:
+        mu, prec = (np.asarray(v, dtype=float) for v in prior)
+        if not prec.any():
+            prior = None
 
     def evaluate(th: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with np.errstate(all="ignore"):
@@ -258,6 +273,8 @@ def huber_lm(law: CurveLaw, design: CurveDesign, log_loss: np.ndarray, theta0: n
             a = np.abs(r)
             f = np.sum(W[rows] * np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)),
                        axis=1) / delta
+            if prior is not None:
+                f = f + 0.5 * np.sum(prec * np.nan_to_num(th - mu) ** 2, axis=1)
         ok = np.isfinite(f) & np.isfinite(Jr).all(axis=(1, 2))
         return np.where(ok, f, np.inf), r, Jr
 
@@ -274,6 +291,11 @@ def huber_lm(law: CurveLaw, design: CurveDesign, log_loss: np.ndarray, theta0: n
             om = W[a] * np.minimum(1.0, delta / np.maximum(np.abs(r[a]), 1e-300))
             H = np.einsum("kn,knp,knq->kpq", om, Jr[a], Jr[a])
             g = np.einsum("kn,knp,kn->kp", om, Jr[a], r[a])
+            if prior is not None:
+                # H and g above are delta times the objective's (the 1/delta left out), so the
+                # prior's curvature and gradient enter times delta too
+                H = H + delta * np.diag(prec)[None]
+                g = g + delta * prec * np.nan_to_num(theta[a] - mu)
             diag = np.maximum(np.einsum("kpp->kp", H), 1e-12 * np.abs(H).max(axis=(1, 2))[:, None])
             A = H + lam[a][:, None, None] * eye * diag[:, :, None]
             step = _solve(A, g)
@@ -324,8 +346,8 @@ def _block_weights(lengths: Sequence[int], n_draws: int, rng: np.random.Generato
 
 def leave_one_run_out(law: CurveLaw, runs: Sequence[CurveRun], theta: np.ndarray,
                       delta: float = HUBER_DELTA, resamples: int = 0,
-                      rng: np.random.Generator | None = None, block: int = 10
-                      ) -> list[dict[str, Any]]:
+                      rng: np.random.Generator | None = None, block: int = 10,
+                      prior: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict[str, Any]]:
     """Each run predicted by the law fitted on the other runs: how far the law strays on a
     schedule it was not fitted on (the held-out check the fit can make on its own data).
 
@@ -346,9 +368,9 @@ def leave_one_run_out(law: CurveLaw, runs: Sequence[CurveRun], theta: np.ndarray
         loss = np.concatenate([r.loss for r in rest])
         log_loss = np.log(loss)
         starts = law.starts(design, loss)
-        f0 = huber_lm(law, design, log_loss, starts, delta=delta, max_iter=0)[1]
+        f0 = huber_lm(law, design, log_loss, starts, delta=delta, max_iter=0, prior=prior)[1]
         theta0 = np.vstack([theta[None], starts[np.argsort(f0)[:1]]])
-        x, f, _ = huber_lm(law, design, log_loss, theta0, delta=delta)
+        x, f, _ = huber_lm(law, design, log_loss, theta0, delta=delta, prior=prior)
         if not np.isfinite(f).any():
             continue
         best = x[int(np.argmin(f))]
@@ -362,7 +384,7 @@ def leave_one_run_out(law: CurveLaw, runs: Sequence[CurveRun], theta: np.ndarray
             # the refit's own noise: the same block bootstrap as the fit's, on the other runs
             W = _block_weights([r.steps.size for r in rest], resamples, rng, block)
             bx, bf, _ = huber_lm(law, design, log_loss, np.repeat(best[None], resamples, axis=0),
-                                 weights=W, delta=delta)
+                                 weights=W, delta=delta, prior=prior)
             with np.errstate(all="ignore"):
                 logs = np.log(law.evaluate(bx[np.isfinite(bf)], held, grad=False)[0])
             logs = logs[np.isfinite(logs).all(axis=1)]
@@ -376,29 +398,55 @@ def leave_one_run_out(law: CurveLaw, runs: Sequence[CurveRun], theta: np.ndarray
     return out
 
 
-def _select_law(runs: Sequence[CurveRun], delta: float) -> tuple[CurveLaw, dict[str, float], str]:
-    """``law="auto"``: the catalogued law whose leave-one-run-out predictions (each run from the
-    law fitted on the others) have the lowest mean relative error; the multi-power law where
-    fewer than three runs leave nothing to validate on. Returns the law, each law's error, and
-    a note that says what was chosen and why."""
+def _select_law(runs: Sequence[CurveRun], delta: float
+                ) -> tuple[CurveLaw, float, dict[str, float], str]:
+    """``law="auto"``: among the catalogued laws, the multi-power law also with each shrinkage
+    of ``SHRINK_GRID``, the one whose leave-one-run-out predictions (each run from the law
+    fitted on the others) have the lowest mean relative error; the multi-power law, unshrunk,
+    where fewer than three runs leave nothing to validate on. Returns the law, its shrinkage,
+    each candidate's error, and a note that says what was chosen and why."""
     from scalinglab.laws.curves import CURVE_LAWS
 
     if len(runs) < 3:
-        return (get_curve_law("multipower"), {},
+        return (get_curve_law("multipower"), 0.0, {},
                 f"law='auto': {len(runs)} runs leave none out to validate on; the multi-power law "
                 "kept")
     scores: dict[str, float] = {}
-    for name in CURVE_LAWS:
-        fit = fit_curves(list(runs), law=name, bootstrap=0, delta=delta)
-        if len(fit.validation) == len(runs):
-            scores[name] = float(np.mean([v["mean_error"] for v in fit.validation]))
+    chosen: dict[str, tuple[str, float]] = {}
+    for name, cls in CURVE_LAWS.items():
+        for strength in (0.0, *(SHRINK_GRID if cls.prior_centre else ())):
+            label = name if not strength else f"{name} shrink={strength:g}"
+            fit = fit_curves(list(runs), law=name, bootstrap=0, delta=delta, shrink=strength)
+            if len(fit.validation) == len(runs):
+                scores[label] = float(np.mean([v["mean_error"] for v in fit.validation]))
+                chosen[label] = (name, strength)
     if not scores:
         raise NotIdentifiable("law='auto': no curve law could be validated on these runs")
     best = min(scores, key=scores.__getitem__)
     shown = ", ".join(f"{n} {100 * e:.3f}%" for n, e in scores.items())
-    return (get_curve_law(best), scores,
+    return (get_curve_law(chosen[best][0]), chosen[best][1], scores,
             f"law='auto': {best} chosen by leave-one-run-out (each run predicted by the law fitted "
             f"on the others; mean relative error {shown})")
+
+
+def shrinkage_prior(law: CurveLaw, strength: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The ``prior`` of :func:`huber_lm` that ``fit_curves(..., shrink=strength)`` adds: a
+    Gaussian on the log of each parameter in the law's :attr:`~CurveLaw.prior_centre`, penalty
+    ``strength/2 * sum (log p - log p0)^2`` in the objective's units (its data part is
+    ``sum huber(r)/delta``, ~0.02-0.11 on the released runs); None for strength 0."""
+    if strength < 0 or not math.isfinite(strength):
+        raise ParameterError(f"shrink must be a number >= 0, not {strength!r}", "shrink")
+    if strength == 0:
+        return None
+    if not law.prior_centre:
+        raise ParameterError(f"the {law.title} has no parameters to shrink (shrink applies to "
+                             "the multi-power law's decay shape)", "shrink")
+    centre = np.zeros(len(law.params))
+    precision = np.zeros(len(law.params))
+    for name, value in law.prior_centre.items():
+        i = law.params.index(name)
+        centre[i], precision[i] = math.log(value), strength
+    return centre, precision
 
 
 def schedule_discrepancy(validation: Sequence[Mapping[str, Any]], sigma: float) -> float:
@@ -466,6 +514,8 @@ class CurveFit(Result):
     discrepancy: float = 0.0
     #: with ``law="auto"``: each catalogued law's mean leave-one-run-out error
     selection: dict[str, float] = field(default_factory=dict)
+    #: strength of the Gaussian prior on the law's loose parameters (:func:`shrinkage_prior`)
+    shrink: float = 0.0
 
     @property
     def theta(self) -> np.ndarray:
@@ -717,6 +767,10 @@ class CurveFit(Result):
             tables.append(vt)
             facts.append(("schedule discrepancy (log; bands for unfitted schedules)",
                           format_number(self.discrepancy)))
+        if self.shrink:
+            facts.append(("shrinkage (prior on log " + ", ".join(self.law.prior_centre) + ")",
+                          f"{self.shrink:g}, towards " + ", ".join(
+                              f"{k}={v:g}" for k, v in self.law.prior_centre.items())))
         if self.selection:
             facts.append(("law chosen by leave-one-run-out error",
                           ", ".join(f"{n} {100 * e:.3f}%" for n, e in self.selection.items())))
@@ -740,7 +794,7 @@ class CurveFit(Result):
                        for r, p in self.points.items()},
             "warnings": list(self.warnings), "notes": list(self.notes),
             "validation": [dict(v) for v in self.validation], "discrepancy": self.discrepancy,
-            "selection": dict(self.selection),
+            "selection": dict(self.selection), "shrink": self.shrink,
         }
         if include_draws and self.draws is not None:
             out["draws"] = self.draws.tolist()
@@ -762,7 +816,8 @@ class CurveFit(Result):
                    notes=list(data.get("notes", [])),
                    validation=[dict(v) for v in data.get("validation", [])],
                    discrepancy=float(data.get("discrepancy", 0.0)),
-                   selection={str(k): float(v) for k, v in data.get("selection", {}).items()})
+                   selection={str(k): float(v) for k, v in data.get("selection", {}).items()},
+                   shrink=float(data.get("shrink", 0.0)))
 
 
 # -- fitting --------------------------------------------------------------------------------------
@@ -783,6 +838,7 @@ def fit_curves(
     block: int = 10,
     source: str = "frame",
     validate: bool = True,
+    shrink: float = 0.0,
     **law_settings: Any,
 ) -> CurveFit:
     """Fit a loss-curve law to the curves of several runs (see the module docstring).
@@ -797,12 +853,18 @@ def fit_curves(
     ``validate``: with three runs or more, predict each run from the law fitted on the others
     (:func:`leave_one_run_out`); the excess of those errors over the residual noise is the
     schedule discrepancy that bands for unfitted schedules carry (:attr:`CurveFit.discrepancy`).
+    ``shrink``: the strength of a Gaussian prior on the log of the law's loosely pinned parameters
+    (the multi-power law's C, beta, gamma, towards its :attr:`~CurveLaw.prior_centre`;
+    :func:`shrinkage_prior`); 0 (default) fits the law's plain objective; ``law="auto"`` chooses
+    it from ``SHRINK_GRID`` by leave-one-run-out error.
     """
     started = time.perf_counter()
     select = isinstance(law, str) and law == "auto"
     if select and law_settings:
         raise ParameterError("law='auto' takes no law settings (each law keeps its defaults)",
                              "law")
+    if select and shrink:
+        raise ParameterError("law='auto' chooses the shrinkage itself; leave shrink at 0", "shrink")
     curve_law = get_curve_law("multipower" if select else law, **law_settings)
     if resample not in ("auto", "runs", "blocks"):
         raise ParameterError(f"resample must be auto, runs or blocks, not {resample!r}", "resample")
@@ -817,8 +879,9 @@ def fit_curves(
     runs = [r for r in runs if r.steps.size]
     selection: dict[str, float] = {}
     if select:
-        curve_law, selection, note = _select_law(runs, delta)
+        curve_law, shrink, selection, note = _select_law(runs, delta)
         notes.append(note)
+    prior = shrinkage_prior(curve_law, shrink)
     n_points = sum(r.steps.size for r in runs)
     if n_points < 2 * len(curve_law.params):
         raise NotIdentifiable(f"{n_points} points after the warmup for {len(curve_law.params)} "
@@ -830,9 +893,9 @@ def fit_curves(
 
     # multi-start: screen the law's grid on the objective, polish the best few together
     starts = curve_law.starts(design, loss)
-    f0 = huber_lm(curve_law, design, log_loss, starts, delta=delta, max_iter=0)[1]
+    f0 = huber_lm(curve_law, design, log_loss, starts, delta=delta, max_iter=0, prior=prior)[1]
     order = np.argsort(f0)[:N_POLISH]
-    x, f, _ = huber_lm(curve_law, design, log_loss, starts[order], delta=delta)
+    x, f, _ = huber_lm(curve_law, design, log_loss, starts[order], delta=delta, prior=prior)
     i_best = int(np.argmin(f))
     if not np.isfinite(f[i_best]):
         raise NotIdentifiable(f"the {curve_law.title} could not be fitted: every start gave a "
@@ -858,7 +921,7 @@ def fit_curves(
         else:
             W = _block_weights(lengths, bootstrap, rng, block)
         bx, bf, _ = huber_lm(curve_law, design, log_loss, np.repeat(theta[None], bootstrap, axis=0),
-                             weights=W, delta=delta)
+                             weights=W, delta=delta, prior=prior)
         draws = np.exp(bx)
         draws[~np.isfinite(bf)] = np.nan
     points: dict[str, dict[str, Any]] = {}
@@ -877,8 +940,14 @@ def fit_curves(
         notes.insert(0, "running lr sums exact, from the lr of every step")
     notes.append(f"fitted on steps after each run's warmup; Huber(delta={delta:g}) on log-loss, "
                  f"{len(starts)} starts screened, {len(order)} polished (Levenberg-Marquardt)")
+    if prior is not None:
+        notes.append(f"shrink={shrink:g}: a Gaussian prior on log " + ", ".join(
+            f"{k} (centre {v:g})" for k, v in curve_law.prior_centre.items()) + f", penalty "
+            f"{shrink:g}/2 * sum (log p - log p0)^2 added to the objective, in the fit, its "
+            "resamples and leave-one-run-out alike")
     validation = (leave_one_run_out(curve_law, runs, theta, delta, min(bootstrap, LORO_RESAMPLES),
-                                    np.random.default_rng([seed, 1]), block) if validate else [])
+                                    np.random.default_rng([seed, 1]), block, prior)
+                  if validate else [])
     discrepancy = schedule_discrepancy(validation, sigma)
     if validation:
         worst = max(validation, key=lambda v: v["mean_error"])
@@ -892,7 +961,7 @@ def fit_curves(
                    level=level, resample=how if bootstrap else "none",
                    objective=float(f[i_best]), fit_seconds=time.perf_counter() - started,
                    seed=seed, warnings=warnings, notes=notes, validation=validation,
-                   discrepancy=discrepancy, selection=selection)
+                   discrepancy=discrepancy, selection=selection, shrink=float(shrink))
     unpinned = fit.unpinned()
     if unpinned:
         what = ("these runs pin down a combination of them, not each value: read the predicted "

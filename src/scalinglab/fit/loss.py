@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.errors import InputError, NothingToFit, NotIdentifiable, ParameterError
 from scalinglab.fit.objective import (
     HUBER_DELTA,
     OVER_PENALTY,
@@ -46,6 +46,36 @@ MAX_EXPONENT_WIDTH = 1.0
 
 
 # -- data checks ---------------------------------------------------------------------------------
+
+
+def nothing_to_fit(read: int, dropped: Sequence[tuple[int, str]] = (),
+                   source: str | None = None) -> NothingToFit:
+    """The error of a fit left without runs: how many were read and why each group went
+    (``"no runs with a loss to fit: 6 runs read, 6 dropped because they have no loss"``).
+    Raised where the runs are prepared, so that no path reaches the optimiser with an empty
+    array and fails there on an option that was never at fault ("holdout_top must be between
+    0 and -1")."""
+    gone = [(int(n), why) for n, why in dropped if n]
+    parts = [f"{read} run{'s' if read != 1 else ''} read" if read else "no runs were given"]
+    parts += [f"{n} dropped because {why}" for n, why in gone]
+    return NothingToFit("no runs with a loss to fit: " + ", ".join(parts), read=read, dropped=gone,
+                        source=source)
+
+
+def drop_lossless(frame: pd.DataFrame, *, source: str | None = None,
+                  dropped: Sequence[tuple[int, str]] = (), read: int | None = None,
+                  ) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` without the runs that have no loss (a missing cell), and a note saying how
+    many went; :class:`~scalinglab.errors.NothingToFit` when none is left. ``read`` and
+    ``dropped`` count the runs earlier steps set aside (a ``where`` filter), for the message."""
+    has = frame["loss"].notna().to_numpy(bool) if "loss" in frame.columns else np.zeros(len(frame), bool)
+    n = int((~has).sum())
+    if not has.any():
+        total = len(frame) + sum(k for k, _ in dropped) if read is None else read
+        raise nothing_to_fit(total, [*dropped, (n, "they have no loss")], source)
+    if not n:
+        return frame, []
+    return frame[has].reset_index(drop=True), [f"left out {n} run{'s' if n != 1 else ''} without a loss"]
 
 
 def _as_inputs(law: Law, data: Mapping[str, Any], loss: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -274,6 +304,9 @@ def fit_arrays(
       best (:func:`scalinglab.fit.lsq.lean_toward`; said in ``notes``). Where the runs leave a
       flat valley, the runs nearest to where the law will be used break the tie.
     """
+    y_all = np.asarray(loss, dtype=float).ravel()
+    if not np.any(~np.isnan(y_all)):  # choose_scale would otherwise pick 'linear' for NaNs
+        raise nothing_to_fit(len(y_all), [(len(y_all), "they have no loss")], source or None)
     scale, scale_note = choose_scale(scale, loss)
     if not 0.0 <= lean_top < 1.0:
         raise ParameterError(f"lean_top is a fraction of the runs, in [0, 1), not {lean_top}", "lean_top")
@@ -704,12 +737,16 @@ def fit_law(
 
     law = get_law(law)
     loss = make_estimator(loss, delta, over_penalty, param="loss")
+    n_read, left = len(frame), []
     if where:
         frame = filter_runs(frame, where)
+        left = [(n_read - len(frame), f"they do not satisfy where {where!r}")]
         if frame.empty:
-            raise InputError(f"no runs satisfy where {where!r}", source=source or None)
+            raise nothing_to_fit(n_read, left, source or None)
     given_c = {"N", "D", "C"} <= set(frame.rename(columns={v: k for k, v in (columns or {}).items()}).columns)
     frame, notes = complete_columns(frame, law.inputs, columns)
+    if not frame["loss"].notna().any():
+        drop_lossless(frame, source=source or None, dropped=left, read=n_read)
     ids = (frame["run_id"].astype(str).tolist() if "run_id" in frame.columns
            else [f"row-{i + 1}" for i in range(len(frame))])
     flops = None
@@ -820,5 +857,6 @@ def fit_power(
                       holdout_top=holdout_top, seed=seed, starts=starts, progress=progress)
 
 
-__all__ = ["besiroglu_grid", "check_identifiable", "complete_columns", "filter_runs", "fit_arrays",
-           "fit_chinchilla", "fit_kaplan", "fit_law", "fit_power", "natural_params", "run_weights"]
+__all__ = ["besiroglu_grid", "check_identifiable", "complete_columns", "drop_lossless", "filter_runs",
+           "fit_arrays", "fit_chinchilla", "fit_kaplan", "fit_law", "fit_power", "natural_params",
+           "nothing_to_fit", "run_weights"]

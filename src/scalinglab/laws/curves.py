@@ -91,6 +91,9 @@ class CurveLaw:
     formula: ClassVar[str]
     title: ClassVar[str]
     citation: ClassVar[str]
+    #: where ``fit_curves(..., shrink=...)`` pulls parameters that few runs leave loose (a
+    #: Gaussian prior on their logarithms); empty: the law has none
+    prior_centre: ClassVar[Mapping[str, float]] = {}
 
     def settings(self) -> dict[str, Any]:
         return {}
@@ -218,6 +221,10 @@ class MultiPowerLaw(CurveLaw):
                " + 1)^-beta)")
     title = "multi-power law"
     citation = "Luo et al., ICLR 2025 (A Multi-Power Law for Loss Curve Prediction)"
+    #: the decay term's shape, the centre of the starting grid (the paper's magnitudes): three
+    #: 24k-step runs pin down B*G, not C, beta, gamma apiece (B and beta span 8.5 decades over
+    #: block resamples of the released 25M runs, UNPINNED_DECADES in fit/curves.py)
+    prior_centre = {"C": 2.0, "beta": 0.6, "gamma": 0.5}
 
     def __init__(self, warmup_terms: bool = False) -> None:
         self.warmup_terms = bool(warmup_terms)

@@ -10,6 +10,7 @@ square-root rule, and weight decay from the AdamW timescale law.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -89,18 +90,27 @@ class Plan(Result):
     #: why figures of this plan are not identified (None: they are); the loss is then no
     #: estimate, and with ``allow_unidentified`` a compute-optimal N and D are not either
     not_identified: str | None = None
+    #: the unidentified loss-law parameters that a compute-optimal N and D rest on (a plan made
+    #: with ``allow_unidentified``): when any, the whole plan is no estimate, not only its loss
+    allocation_unidentified: tuple[str, ...] = ()
     run_ids: tuple[str, ...] = ()
     level: float = 0.95
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
-        return {"kind": self.kind, **asdict(self), "run_ids": list(self.run_ids)}
+        return {"kind": self.kind, **asdict(self), "run_ids": list(self.run_ids),
+                "allocation_unidentified": list(self.allocation_unidentified)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
         values["run_ids"] = tuple(values.get("run_ids") or ())
+        if "allocation_unidentified" in values:
+            values["allocation_unidentified"] = tuple(values["allocation_unidentified"] or ())
+        else:
+            values["allocation_unidentified"] = _old_allocation_unidentified(
+                values.get("not_identified"))
         return cls(**values)
 
     def rows(self) -> list[list[str]]:
@@ -134,11 +144,11 @@ class Plan(Result):
 
     @property
     def title(self) -> str:
-        # the whole plan is no estimate only when N and D rest on what the runs left unidentified
-        # (make_plan says "N, D, the loss ..." then); an unidentified offset leaves only the loss
-        whole = bool(self.not_identified) and "N, D" in str(self.not_identified)
-        return (("NOT IDENTIFIED - " if whole and "compute-optimal" in self.mode else "") + f"plan ({self.mode}; loss law {self.loss_law.get('label', '')}, "
-                f"hparams {self.hparams_law.get('name', '')})")
+        # the whole plan is no estimate only when N and D rest on what the runs left unidentified;
+        # an unidentified offset (Chinchilla's E) leaves N and D standing and only the loss open
+        whole = bool(self.allocation_unidentified) and "compute-optimal" in self.mode
+        return (("NOT IDENTIFIED - " if whole else "") + f"plan ({self.mode}; loss law "
+                f"{self.loss_law.get('label', '')}, hparams {self.hparams_law.get('name', '')})")
 
     def summary(self) -> Summary:
         table = Table("", ["quantity", "value", "interval / note"])
@@ -153,6 +163,18 @@ class Plan(Result):
                                      if self.loss_interval else "")
         return (f"<Plan {self.mode}: N={self.N:.3g}, D={self.D:.3g}, loss={loss}, "
                 f"lr={self.lr:.3g}, batch={self.batch_tokens:,} tokens>")
+
+
+def _old_allocation_unidentified(not_identified: str | None) -> tuple[str, ...]:
+    """``allocation_unidentified`` for a plan saved before it was a field: such a plan said
+    so only in words, ``"the loss law's fit depends on B, beta, which these runs do not
+    identify: N, D, the loss and what follows from them are not estimates"`` (the names are
+    all the fit's unidentified parameters, a superset of those N and D rest on; none of an old
+    plan's figures depends on the difference)."""
+    text = not_identified or ""
+    named = re.search(r"depends on (.+?), which these runs do not identify", text)
+    # the test the title made on such a plan's text before, kept for the files it was made on
+    return tuple(named.group(1).split(", ")) if named and "N, D" in text else ()
 
 
 def _iv(xs: list[float] | None, fmt: str = ".3g") -> str:
@@ -386,6 +408,7 @@ def make_plan(
         epochs=D / fixed["U"] if "U" in fixed else None,
         lr_law_interval=pair(iv["lr"]) if iv else None,
         not_identified=not_identified,
+        allocation_unidentified=tuple(moving),
         run_ids=tuple(fit.run_ids) if fit is not None else (),
     )
 

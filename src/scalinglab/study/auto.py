@@ -54,8 +54,14 @@ def study_of(store: RunStore, plans: list[SweepPlan], config: AutoConfig) -> Stu
 
 
 def _fit(study: Study, config: AutoConfig, **options: Any) -> FitResult:
-    if study.runs().empty:
+    finished = study.runs()
+    if finished.empty:
         raise NotIdentifiable("no run of the study has finished yet")
+    # a finished run without a loss informs no fit; were every one so, the fit's selection would
+    # drop them all and fail on what is left ("holdout_top must be between 0 and -1"), an error
+    # the loop does not catch and that says nothing about the runs
+    if "loss" not in finished or not finished["loss"].notna().any():
+        raise NotIdentifiable(f"none of the study's {len(finished)} finished runs has a loss")
     return study.fit(config.law, **options)  # type: ignore[no-any-return]
 
 
