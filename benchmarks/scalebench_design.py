@@ -70,10 +70,12 @@ from scalinglab.design.pool import (  # noqa: E402
     PoolSettings,
     ReplayStep,
     _noise_var,
+    draw_replicates,
     fisher_belief,
     input_features,
     r_squared,
     replay,
+    replicate_groups,
 )
 
 #: MSPE's published target-region R² ("Ours", Table 2 of Li et al. 2026; domain mixture and
@@ -241,7 +243,9 @@ def mspe_replay(model: SpecModel, cost: np.ndarray, target: np.ndarray, outcomes
       optima's disagreement (linearised here; MSPE integrates it by quadrature), under the
       Bayesian noise ``(2 var(y) + SSR/2) / (2 + n/2 - 1)`` with ``var(y)`` over the pool's
       outcomes as MSPE takes it, per ``(cost / pool cost) ** 0.4``;
-    - a run that would overshoot a budget waits for the next one (as for random).
+    - a run that would overshoot a budget waits for the next one (as for random);
+    - which row of a repeated configuration (same inputs and cost) is bought is drawn with the
+      seed, as ours does (:func:`~scalinglab.design.pool.draw_replicates`).
     """
     outcomes = np.asarray(outcomes, float).reshape(len(cost), -1)
     pool = np.flatnonzero(~target)
@@ -264,8 +268,12 @@ def mspe_replay(model: SpecModel, cost: np.ndarray, target: np.ndarray, outcomes
         if not queue or init_spent + cost[j] <= MSPE_INIT_SHARE * pool_cost:  # the cheapest always
             queue.append(int(j))
             init_spent += float(cost[j])
+    # which row of a repeated configuration is bought is drawn with the seed, as for ours
+    groups = replicate_groups(model, cost)
+    rng = np.random.default_rng(seed)
     free = np.ones(len(cost), bool)
     free[target] = False
+    queue = draw_replicates(groups, queue, free, rng)
     free[queue] = False
     fitted: Fitted | None = None
     steps: list[ReplayStep] = []
@@ -289,7 +297,7 @@ def mspe_replay(model: SpecModel, cost: np.ndarray, target: np.ndarray, outcomes
             fitted.noise_var = (b0 + ssr / 2.0) / (MSPE_SIGMA_A0 + len(obs) / 2.0 - 1.0)
             belief = fisher_belief(model, fitted, obs, tgt, cand)
             score = belief.gains() / (cost[cand] / pool_cost) ** MSPE_COST_EXP
-            j = int(cand[int(np.argmax(score))])
+            j = draw_replicates(groups, [int(cand[int(np.argmax(score))])], free, rng)[0]
             free[j] = False
             queue.append(j)
         theta = None

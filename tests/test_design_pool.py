@@ -19,10 +19,12 @@ from scalinglab.design.pool import (
     PoolSettings,
     cost_of,
     discrepancy_var,
+    draw_replicates,
     fisher_belief,
     input_features,
     match_observed,
     replay,
+    replicate_groups,
     runs_to_identify,
     target_mask,
 )
@@ -155,6 +157,46 @@ def test_once_identified_runs_narrow_the_target_region(pool):
     assert drawn.phase == "variance" and drawn.runs
     assert drawn.variance_after < drawn.variance_before
     assert not any("instead of the draws" in n for n in drawn.notes)
+
+
+def test_replicate_rows_share_a_group_only_with_the_same_inputs_and_cost(pool):
+    frame = pd.DataFrame({"N": [1e7, 1e7, 1e7, 2e7, 1e7], "D": [1e9, 1e9, 1e9, 1e9, 2e9]})
+    model = LawModel("chinchilla", frame)
+    g = replicate_groups(model, np.array([5.0, 5.0, 6.0, 5.0, 5.0]))
+    assert g[0] == g[1]                                        # same inputs, same cost
+    assert len(set(g[[0, 2, 3, 4]])) == 4                      # cost, N or D differs
+    class Opaque:                                              # no features(): no replicates
+        pass
+    assert list(replicate_groups(Opaque(), np.ones(3))) == [0, 1, 2]
+
+
+def test_which_replicate_row_is_bought_is_drawn_from_the_free_rows():
+    groups = np.array([0, 0, 0, 0, 1, 2])
+    free = np.array([False, True, True, True, True, True])     # row 0 was bought already
+    drawn = {tuple(draw_replicates(groups, [1, 2, 5], free, np.random.default_rng(s)))
+             for s in range(20)}
+    for picks in drawn:
+        assert picks[2] == 5                                   # a row with no twin stays
+        assert len(set(picks[:2])) == 2 and set(picks[:2]) <= {1, 2, 3}
+    assert len(drawn) > 1                                      # the seed decides which twins
+
+
+def test_a_repeated_configuration_is_bought_as_a_random_one_of_its_rows(pool):
+    # every configuration four times over: the design (identical rows score identically) buys
+    # the same configurations whatever the seed, but not always its first rows, so replays over
+    # seeds average over the replicates' noise instead of fixing one draw of it
+    four = pd.concat([pool] * 4, ignore_index=True)
+    seen = pool.iloc[np.argsort(pool.N.to_numpy() * pool.D.to_numpy())[:12]]
+    rows, configs = [], []
+    for seed in range(3):
+        p = sl.design_pool(four[["N", "D"]], "chinchilla", cost="6*N*D", target="top:10%",
+                           budget=0.05, observed=seen, seed=seed)
+        assert p.phase == "variance" and p.runs
+        rows.append(sorted(r["row"] for r in p.runs))
+        configs.append(sorted((r["N"], r["D"]) for r in p.runs))
+        assert not {r - 1 for r in rows[-1]} & set(seen.index)     # never a run made already
+    assert configs[0] == configs[1] == configs[2]
+    assert len({tuple(r) for r in rows}) > 1
 
 
 def test_an_observed_run_must_be_a_row_of_the_pool(pool):

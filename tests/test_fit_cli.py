@@ -137,3 +137,29 @@ def test_save_keeps_what_the_command_showed(runs_csv, tmp_path, args):
 
         assert isinstance(back, FitResult)  # whatever takes a fit takes it (plan --law, ...)
         assert resolve(str(save), "loss_law").params == back.params
+
+
+def test_a_fit_left_without_runs_is_one_line_naming_why(tmp_path):
+    """--map loss=COLUMN with that column empty for every run, or --where that keeps none: one
+    line saying how many runs were read and why they went (not "--holdout-top must be between
+    0 and -1", which it said for the first), exit 2 as for every input error."""
+    import pandas as pd
+
+    from scalinglab.runs.store import RunStore
+
+    store = tmp_path / "s.duckdb"
+    runs = isoflop_runs(budgets=[1e18, 1e19, 1e20], per_budget=4, noise=0.003)[["N", "D", "loss"]]
+    RunStore(store).import_frame(runs.assign(val_loss="pending"), source="synthetic")
+    res = invoke("chinchilla", "--store", str(store), "--map", "loss=val_loss", "-b", "0", "--json")
+    assert res.exit_code == 2
+    message = (f"{store}: no runs with a loss to fit: 12 runs read, 12 dropped because they have "
+               "no loss")
+    assert res.stderr.strip() == f"error: {message}"
+    assert json.loads(res.stdout)["error"] == {"type": "NothingToFit", "message": message,
+                                               "exit_code": 2}
+    f = tmp_path / "runs.csv"
+    pd.DataFrame(runs).to_csv(f, index=False)
+    res = invoke("chinchilla", str(f), "--where", "N > 1e15", "-b", "0")
+    assert res.exit_code == 2
+    assert res.stderr.strip() == (f"error: {f}: no runs with a loss to fit: 12 runs read, 12 "
+                                  "dropped because they do not satisfy where 'N > 1e15'")

@@ -11,6 +11,7 @@ import pytest
 from scalinglab.fit import (
     FitResult,
     NotIdentifiable,
+    fit_arrays,
     fit_chinchilla,
     fit_kaplan,
     fit_law,
@@ -174,3 +175,47 @@ def test_non_positive_inputs_are_rejected_naming_the_run():
     frame = pd.DataFrame({"N": [1e8, -1.0, 1e9], "D": [1e9, 1e9, 1e9], "loss": [3.0, 3.0, 3.0]})
     with pytest.raises(ValueError, match="run 2, column 'N': must be positive and finite, not -1$"):
         fit_law("chinchilla", frame, bootstrap=0)
+
+
+def _lossless(n: int = 6) -> pd.DataFrame:
+    return pd.DataFrame({"run_id": [f"r{i}" for i in range(n)], "N": np.geomspace(1e7, 1e9, n),
+                         "D": np.geomspace(1e9, 1e11, n), "loss": np.nan, "status": "finished"})
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    # every run lacks a loss: the fit used to fail on the empty rest with "holdout_top must be
+    # between 0 and -1", an option nobody had set
+    (lambda: fit_law("chinchilla", _lossless(), bootstrap=0),
+     "no runs with a loss to fit: 6 runs read, 6 dropped because they have no loss"),
+    (lambda: fit_law("chinchilla", _lossless().iloc[0:0], bootstrap=0),
+     "no runs with a loss to fit: no runs were given"),
+    (lambda: fit_law("chinchilla", _lossless().assign(loss=3.0), where="N > 1e12", bootstrap=0),
+     "no runs with a loss to fit: 6 runs read, 6 dropped because they do not satisfy where 'N > 1e12'"),
+    (lambda: fit_law("chinchilla", _lossless(), where="N > 5e7", bootstrap=0),
+     "no runs with a loss to fit: 6 runs read, 2 dropped because they do not satisfy where "
+     "'N > 5e7', 4 dropped because they have no loss"),
+    (lambda: fit_arrays("chinchilla", {"N": [1e8, 1e9], "D": [1e9, 1e10]}, [np.nan, np.nan],
+                        bootstrap=0),
+     "no runs with a loss to fit: 2 runs read, 2 dropped because they have no loss"),
+])
+def test_a_fit_left_without_runs_says_how_many_were_read_and_why_they_went(call, message):
+    from scalinglab.errors import InputError, NothingToFit
+
+    with pytest.raises(NothingToFit) as info:
+        call()
+    assert str(info.value) == message
+    assert isinstance(info.value, InputError)  # bad input, as the CLI and the dashboard treat it
+
+
+def test_a_study_whose_runs_all_lack_a_loss_says_so_and_one_lacking_a_loss_is_left_out():
+    from scalinglab.errors import NothingToFit
+    from scalinglab.study.study import FrameStore, Study
+
+    with pytest.raises(NothingToFit, match="^no runs with a loss to fit: 6 runs read, "
+                                           "6 dropped because they have no loss$"):
+        Study(FrameStore(_lossless())).fit("chinchilla", bootstrap=0)
+    runs = isoflop_runs(noise=0.005, budgets=np.geomspace(1e18, 1e21, 6))
+    runs.loc[[0, 5], "loss"] = np.nan  # two finished runs whose loss was never logged
+    fit = Study(FrameStore(runs)).fit("chinchilla", bootstrap=0, starts=64)
+    assert len(fit.run_ids) == len(runs) - 2
+    assert "left out 2 runs without a loss" in fit.notes

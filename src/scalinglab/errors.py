@@ -46,6 +46,21 @@ class InputError(ScalingLabError, ValueError):
         return f"{head}: {self.detail}" if head else self.detail
 
 
+class NothingToFit(InputError):
+    """No run is left to fit once the runs without a usable loss are set aside.
+
+    ``read`` runs came in and ``dropped`` says why they went, as ``(count, reason)`` pairs
+    (``(6, "they have no loss")``): the message names the reason rather than failing later on
+    an empty array with an error about some option that was never at fault.
+    """
+
+    def __init__(self, detail: str, *, read: int = 0, dropped: Sequence[tuple[int, str]] = (),
+                 source: str | None = None) -> None:
+        self.read = int(read)
+        self.dropped = tuple((int(n), str(why)) for n, why in dropped)
+        super().__init__(detail, source=source)
+
+
 class ParameterError(ScalingLabError, ValueError):
     """A bad argument to a library function. ``parameters`` are the Python names it mentions,
     so the command line can show its own flag for each."""
@@ -83,6 +98,7 @@ __all__ = [
     "ConflictError",
     "InputError",
     "NotIdentifiable",
+    "NothingToFit",
     "ParameterError",
     "ScalingLabError",
     "StoreBusy",

@@ -130,7 +130,7 @@ def load_runs(
     merged as replicates.
     """
     from scalinglab.errors import InputError, ParameterError
-    from scalinglab.fit.loss import complete_columns, filter_runs
+    from scalinglab.fit.loss import complete_columns, drop_lossless, filter_runs, nothing_to_fit
     from scalinglab.runs.select import select_runs
 
     group_by = tuple(group_by)
@@ -146,9 +146,11 @@ def load_runs(
         source = str(file)
         names = dict(frame.attrs.get("source_columns", {}))
         if where:
+            n_read = len(frame)
             frame = filter_runs(numeric_columns(frame), where)
             if frame.empty:
-                raise InputError(f"no runs satisfy where {where!r}", source=source)
+                raise nothing_to_fit(n_read, [(n_read, f"they do not satisfy where {where!r}")],
+                                     source)
             notes.append(f"kept the {len(frame)} runs where {where}")
     else:
         from scalinglab.runs import DEFAULT_STORE
@@ -163,7 +165,6 @@ def load_runs(
         if frame.empty:
             raise InputError("no finished runs" + (f" match where {where!r}" if where else "")
                              + (f" with tags {dict(tags)}" if tags else ""), source=str(path))
-        frame = frame.dropna(subset=["loss"]).reset_index(drop=True)
         if mapping:  # --map NAME=EXTRA: an imported extra column (or tag) as a law's input
             from scalinglab.runs.select import _expand
 
@@ -181,6 +182,9 @@ def load_runs(
                 raise InputError(f"no run has {unique_tokens!r} (a column, extra or tag)",
                                  source=source)
             frame = frame.assign(U=pd.to_numeric(frame[unique_tokens], errors="coerce"))
+        # after --map: a loss mapped from an extra column may be missing for some runs or all
+        frame, lossless = drop_lossless(frame, source=source)
+        notes += lossless
     try:
         frame, derived = complete_columns(frame, needed)
     except ParameterError as exc:

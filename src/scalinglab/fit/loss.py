@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.errors import InputError, NothingToFit, NotIdentifiable, ParameterError
 from scalinglab.fit.objective import (
     HUBER_DELTA,
     OVER_PENALTY,
@@ -46,6 +46,36 @@ MAX_EXPONENT_WIDTH = 1.0
 
 
 # -- data checks ---------------------------------------------------------------------------------
+
+
+def nothing_to_fit(read: int, dropped: Sequence[tuple[int, str]] = (),
+                   source: str | None = None) -> NothingToFit:
+    """The error of a fit left without runs: how many were read and why each group went
+    (``"no runs with a loss to fit: 6 runs read, 6 dropped because they have no loss"``).
+    Raised where the runs are prepared, so that no path reaches the optimiser with an empty
+    array and fails there on an option that was never at fault ("holdout_top must be between
+    0 and -1")."""
+    gone = [(int(n), why) for n, why in dropped if n]
+    parts = [f"{read} run{'s' if read != 1 else ''} read" if read else "no runs were given"]
+    parts += [f"{n} dropped because {why}" for n, why in gone]
+    return NothingToFit("no runs with a loss to fit: " + ", ".join(parts), read=read, dropped=gone,
+                        source=source)
+
+
+def drop_lossless(frame: pd.DataFrame, *, source: str | None = None,
+                  dropped: Sequence[tuple[int, str]] = (), read: int | None = None,
+                  ) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` without the runs that have no loss (a missing cell), and a note saying how
+    many went; :class:`~scalinglab.errors.NothingToFit` when none is left. ``read`` and
+    ``dropped`` count the runs earlier steps set aside (a ``where`` filter), for the message."""
+    has = frame["loss"].notna().to_numpy(bool) if "loss" in frame.columns else np.zeros(len(frame), bool)
+    n = int((~has).sum())
+    if not has.any():
+        total = len(frame) + sum(k for k, _ in dropped) if read is None else read
+        raise nothing_to_fit(total, [*dropped, (n, "they have no loss")], source)
+    if not n:
+        return frame, []
+    return frame[has].reset_index(drop=True), [f"left out {n} run{'s' if n != 1 else ''} without a loss"]
 
 
 def _as_inputs(law: Law, data: Mapping[str, Any], loss: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -237,6 +267,7 @@ def fit_arrays(
     scale: str | None = None,
     time_budget: float | None = None,
     noise_floor: float | None = None,
+    lean_top: float = 0.0,
 ) -> FitResult:
     """Fit ``law`` to runs given as arrays (``inputs[name]`` for each of ``law.inputs``).
 
@@ -267,14 +298,26 @@ def fit_arrays(
       least-squares optimum, with the threshold at 1.345 times the residuals' robust scale (in
       the target's units; ``delta`` is the log-residual threshold); ``"mse"`` is plain least
       squares.
+    - ``lean_top`` (linear scale; e.g. 0.1): fit to extrapolate. Among the parameter values the
+      runs cannot tell apart from the optimum (training loss within one standard error of a
+      prediction), take the one that fits the top ``lean_top`` fraction of runs by ``compute``
+      best (:func:`scalinglab.fit.lsq.lean_toward`; said in ``notes``). Where the runs leave a
+      flat valley, the runs nearest to where the law will be used break the tie.
     """
+    y_all = np.asarray(loss, dtype=float).ravel()
+    if not np.any(~np.isnan(y_all)):  # choose_scale would otherwise pick 'linear' for NaNs
+        raise nothing_to_fit(len(y_all), [(len(y_all), "they have no loss")], source or None)
     scale, scale_note = choose_scale(scale, loss)
+    if not 0.0 <= lean_top < 1.0:
+        raise ParameterError(f"lean_top is a fraction of the runs, in [0, 1), not {lean_top}", "lean_top")
     if scale == "linear":
         return _fit_linear(
             get_law(law), inputs, loss, run_ids=run_ids, bootstrap=bootstrap, holdout_top=holdout_top,
             seed=seed, compute=compute, level=level, source=source, tie=tie, fix=fix, bounds=bounds,
             estimator=estimator, weights=weights, drop_highest=drop_highest, note=scale_note,
-            time_budget=time_budget, delta=delta, over_penalty=over_penalty)
+            time_budget=time_budget, delta=delta, over_penalty=over_penalty, lean_top=lean_top)
+    if lean_top:
+        raise ParameterError("lean_top works on the linear scale only: pass scale='linear'", "lean_top")
     law = get_law(law).constrained(tie=tie, fix=fix, bounds=bounds)
     x, y = _as_inputs(law, inputs, loss)
     ids = _run_ids(run_ids, len(y))
@@ -483,7 +526,7 @@ def _fit_linear(
     tie: Mapping[str, str] | None, fix: Mapping[str, float] | None,
     bounds: Mapping[str, tuple[float, float]] | None, estimator: str | Estimator,
     weights: Any, drop_highest: int, note: str, time_budget: float | None,
-    delta: float = HUBER_DELTA, over_penalty: float = OVER_PENALTY,
+    delta: float = HUBER_DELTA, over_penalty: float = OVER_PENALTY, lean_top: float = 0.0,
 ) -> FitResult:
     """:func:`fit_arrays` on the linear scale (:mod:`scalinglab.fit.lsq`)."""
     import time
@@ -521,7 +564,10 @@ def _fit_linear(
     wt = None if w is None else w[train] / w[train].mean()
     parsed = law.parametrisation.parsed  # type: ignore[union-attr]
     problem = lsq.Problem([lsq.Block(parsed.expr, xt, y[train], wt)], law.param_names, law.bounds)
-    point = lsq.lsq_search(problem, seed=seed, budget_s=(time_budget or lsq.TIME_BUDGET)
+    budget = time_budget or lsq.TIME_BUDGET
+    # leaning takes a share of the budget: a fit that would spend it all searching (lr/bsz's
+    # 15-26-parameter laws) keeps a fifth for it
+    point = lsq.lsq_search(problem, seed=seed, budget_s=budget * (0.8 if lean_top else 1.0)
                            - (time.process_time() - start))
     robust = None
     if est_name in ("huber", "asymmetric"):
@@ -534,6 +580,10 @@ def _fit_linear(
                      + f"; {n_down} of {len(robust.weights)} runs down-weighted"
                      + (f"; over-predictions weighted x{est.over_penalty:g}" if est_name == "asymmetric" else "")
                      + (". The delta argument sets the threshold of log residuals only" if delta != HUBER_DELTA else ""))
+    lean = None
+    if lean_top:
+        point, lean = _lean(problem, point, c[train], lean_top, robust, budget - (time.process_time() - start),
+                            notes)
     params = dict(zip(law.param_names, point.x.tolist(), strict=True))
     pred = law(params, **xt)
     resid = y[train] - pred
@@ -544,6 +594,9 @@ def _fit_linear(
         # a resample is refitted by least squares under the point estimate's Huber weights
         # (held fixed: one IRLS step per resample would cost 200 searches)
         row_w = np.ones(n) if robust is None else robust.weights
+        if lean is not None and lean.lam:
+            # ... and the lean's weight on the top runs, also held fixed
+            row_w = row_w * (1.0 + lean.lam * _top_rows(c[train], lean_top))
         draws = np.array([lsq.refit(problem, point, row_w * np.bincount(rng.integers(0, n, n), minlength=n))
                           for _ in range(bootstrap)])
     warnings, unidentified = _linear_soft_checks(law, params, draws, level, set(point.linear))
@@ -583,10 +636,11 @@ def _fit_linear(
                     "n_basins": len(point.basins_f), "linear": list(point.linear),
                     "seconds": round(point.elapsed, 3)},
             bootstrap=None,
-            estimator={"kind": "mse"} if robust is None else {
+            estimator=({"kind": "mse"} if robust is None else {
                 "kind": est_name, "delta": robust.delta, "robust_scale": robust.scale, "scale": "linear",
                 "irls_iterations": robust.iterations, "converged": robust.converged,
-                **({"over_penalty": est.over_penalty} if est_name == "asymmetric" else {})},
+                **({"over_penalty": est.over_penalty} if est_name == "asymmetric" else {})})
+            | ({"lean_top": lean_top, "lean": lean.to_dict()} if lean is not None else {}),
             weights="" if w is None else "per-run weights",
         ),
         source=source, dropped_ids=dropped,
@@ -595,6 +649,38 @@ def _fit_linear(
         fit.holdout = _holdout(fit, tuple(ids[i] for i in holdout_idx),
                                {k: v[holdout_idx] for k, v in x.items()}, y[holdout_idx], c[holdout_idx])
     return fit
+
+
+def _top_rows(c: np.ndarray, frac: float) -> np.ndarray:
+    """The top ``frac`` of runs by compute (at least one; runs tied with the threshold too)."""
+    k = max(1, int(round(frac * len(c))))
+    return c >= np.sort(c)[-k]
+
+
+def _lean(problem: Any, point: Any, c: np.ndarray, frac: float, robust: Any, budget_s: float,
+          notes: list[str]) -> tuple[Any, Any]:
+    """``lean_top`` of :func:`fit_arrays`: :func:`lsq.lean_toward` the top runs by compute (under
+    the Huber weights of a robust fit, held fixed), said in ``notes``."""
+    from scalinglab.fit import lsq
+
+    top = _top_rows(c, frac)
+    base = [b.w for b in problem.blocks]
+    if robust is not None:
+        problem.blocks[0].w = base[0] * robust.weights
+        problem._index()
+    try:
+        leaned, lean = lsq.lean_toward(problem, point, top, budget_s=max(budget_s, 0.5))
+    finally:
+        problem.blocks[0].w = base[0]
+        problem._index()
+    if lean.note:
+        notes.append(f"lean_top={frac:g}: not leaned ({lean.note})")
+    else:
+        notes.append(f"leaned toward the top {frac:.0%} of runs by compute ({lean.n_top} runs): of the fits within "
+                     f"{lsq.LEAN_SIGMAS:g} standard error of the least-squares optimum (training SSE up to "
+                     f"{lean.sse_limit:.4g}, reached {lean.sse:.4g}), the one that fits them best (their SSE "
+                     f"{lean.top_sse_before:.4g} -> {lean.top_sse:.4g}; they weigh 1 + {lean.lam:.3g})")
+    return leaned, lean
 
 
 def fit_law(
@@ -622,6 +708,7 @@ def fit_law(
     time_budget: float | None = None,
     flop_convention: Any = None,
     noise_floor: float | None = None,
+    lean_top: float = 0.0,
 ) -> FitResult:
     """Fit a loss law (a catalogue name, see ``scalinglab.list_laws()``, or a :class:`Law`) to a
     frame of runs.
@@ -635,8 +722,8 @@ def fit_law(
 
     ``tie``, ``fix``, ``bounds``, ``loss`` (the estimator: ``"huber"``, ``"mse"``,
     ``"asymmetric"``, with ``delta`` and ``over_penalty``), ``weights`` (a column name,
-    ``"sqrtC"`` for ``sqrt(C)``, or one value per row) and ``drop_highest`` are those of
-    :func:`fit_arrays`, e.g. ``fit_law("chinchilla", runs, tie={"beta": "alpha"}, fix={"E":
+    ``"sqrtC"`` for ``sqrt(C)``, or one value per row), ``drop_highest`` and ``lean_top`` (runs
+    ordered by the C column, ``6ND`` when missing) are those of :func:`fit_arrays`, e.g. ``fit_law("chinchilla", runs, tie={"beta": "alpha"}, fix={"E":
     1.69}, loss="mse", weights="sqrtC")``.
 
     Which runs inform a law (replicates, lr x batch grids) is decided before this call, by
@@ -650,12 +737,16 @@ def fit_law(
 
     law = get_law(law)
     loss = make_estimator(loss, delta, over_penalty, param="loss")
+    n_read, left = len(frame), []
     if where:
         frame = filter_runs(frame, where)
+        left = [(n_read - len(frame), f"they do not satisfy where {where!r}")]
         if frame.empty:
-            raise InputError(f"no runs satisfy where {where!r}", source=source or None)
+            raise nothing_to_fit(n_read, left, source or None)
     given_c = {"N", "D", "C"} <= set(frame.rename(columns={v: k for k, v in (columns or {}).items()}).columns)
     frame, notes = complete_columns(frame, law.inputs, columns)
+    if not frame["loss"].notna().any():
+        drop_lossless(frame, source=source or None, dropped=left, read=n_read)
     ids = (frame["run_id"].astype(str).tolist() if "run_id" in frame.columns
            else [f"row-{i + 1}" for i in range(len(frame))])
     flops = None
@@ -669,7 +760,7 @@ def fit_law(
         compute=frame["C"].to_numpy(float) if "C" in frame else None, delta=delta, level=level,
         source=source, progress=progress, tie=tie, fix=fix, bounds=bounds, estimator=loss,
         over_penalty=over_penalty, weights=w, drop_highest=drop_highest, scale=scale,
-        time_budget=time_budget, noise_floor=noise_floor,
+        time_budget=time_budget, noise_floor=noise_floor, lean_top=lean_top,
     )
     fit.notes[:0] = notes + ([wnote] if wnote else [])
     if flops is not None:
@@ -766,5 +857,6 @@ def fit_power(
                       holdout_top=holdout_top, seed=seed, starts=starts, progress=progress)
 
 
-__all__ = ["besiroglu_grid", "check_identifiable", "complete_columns", "filter_runs", "fit_arrays",
-           "fit_chinchilla", "fit_kaplan", "fit_law", "fit_power", "natural_params", "run_weights"]
+__all__ = ["besiroglu_grid", "check_identifiable", "complete_columns", "drop_lossless", "filter_runs",
+           "fit_arrays", "fit_chinchilla", "fit_kaplan", "fit_law", "fit_power", "natural_params",
+           "nothing_to_fit", "run_weights"]

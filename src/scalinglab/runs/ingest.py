@@ -413,26 +413,38 @@ class Ingest:
 def extra_json(p: Prepared) -> tuple[str, list[str]]:
     """The SQL building each row's ``extra`` object, and its parameters (the quoted keys).
 
-    One ``"key":value`` piece per key and kind of value present in the chunk, joined by
-    ``concat_ws``, which skips the NULL pieces of missing cells: no null members, keys in
-    sorted order. Measured on a million rows with 9 extras: as fast as ``json_object`` (which
-    would keep the nulls) and 1.7x faster than ``json_merge_patch`` over it.
+    One ``"key":value`` piece per key and kind of value present in the chunk, keys in sorted
+    order, no members for missing cells. When the first key's column has no missing cell in the
+    chunk (a CSV's extras usually have none), the pieces are one ``concat`` of the keys and the
+    values as they are (``concat`` skips a NULL, so a later missing cell leaves out its
+    ``,"key":`` piece joined to it by ``||``); otherwise ``concat_ws`` places the commas.
+    Measured on a million rows with 8 extras (process time of the inserts): ``concat`` 1.28 to
+    1.35 s against 1.56 to 1.65 s for ``concat_ws`` over every piece; ``concat_ws`` was as fast
+    as ``json_object`` (which would keep the nulls) and 1.7x faster than ``json_merge_patch``.
     """
-    pieces: list[tuple[str, str]] = []
+    pieces: list[tuple[str, str, bool]] = []  # (key, value SQL, may be NULL in this chunk)
     n = len(p.runs)
     for j, key in enumerate(p.extra_keys):
-        if p.runs[f"x{j}_t"].null_count < n:  # the numbers as written are JSON already
-            pieces.append((key, f"x{j}_t"))
+        tokens = p.runs[f"x{j}_t"]
+        if tokens.null_count < n:  # the numbers as written are JSON already
+            pieces.append((key, f"x{j}_t", tokens.null_count > 0))
             continue
         for kind, sql in (("i", f"to_json(x{j}_i)"), ("f", f"to_json(x{j}_f)"),
                           ("s", f"to_json(x{j}_s)"), ("j", f"x{j}_j")):
-            if p.runs[f"x{j}_{kind}"].null_count < n:
-                pieces.append((key, sql))
+            column = p.runs[f"x{j}_{kind}"]
+            if column.null_count < n:
+                pieces.append((key, sql, column.null_count > 0))
     if not pieces:
         return "'{}'", []
-    pieces.sort(key=lambda kv: kv[0])
-    sql = "'{' || concat_ws(',', " + ", ".join(f"? || {v}" for _, v in pieces) + ") || '}'"
-    return sql, [json.dumps(k, ensure_ascii=False) + ":" for k, _ in pieces]
+    pieces.sort(key=lambda piece: piece[0])
+    keys = [json.dumps(k, ensure_ascii=False) + ":" for k, _, _ in pieces]
+    if pieces[0][2]:  # the first member may be missing: concat_ws places the commas
+        sql = "'{' || concat_ws(',', " + ", ".join(f"? || {v}" for _, v, _ in pieces) + ") || '}'"
+        return sql, keys
+    args = ["?", pieces[0][1]]
+    for _, value, nullable in pieces[1:]:
+        args += [f"? || {value}"] if nullable else ["?", value]
+    return f"concat({', '.join(args)}, '}}')", ["{" + keys[0], *("," + k for k in keys[1:])]
 
 
 def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

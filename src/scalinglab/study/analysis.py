@@ -89,10 +89,13 @@ def fit_loss_law(
     ``starts``/``warm``: a lighter fit (the law's start grid thinned to about ``starts``
     points, a previous fit's estimate first), as an adaptive study's fits between rounds."""
     from scalinglab.fit import fit_law
+    from scalinglab.fit.loss import drop_lossless
 
     spec = get_law(law)
     if runs.empty:
         raise InputError("no finished runs match this filter; nothing to fit", source=source or None)
+    # the selection would drop runs without a loss silently, leaving the fit an empty frame
+    runs, lossless = drop_lossless(runs, source=source or None)
     chosen = select_runs(runs, spec.inputs, best_per_point=best_per_point, group_by=group_by)
     grid = None
     if starts is not None or warm is not None:
@@ -105,7 +108,7 @@ def fit_loss_law(
         lambda what, done, total: progress(f"fitting {law}: {_STAGES.get(what, what)}", done, total))
     fit = fit_law(spec, chosen.frame, bootstrap=bootstrap, holdout_top=holdout, seed=seed,
                   source=source, progress=stage, starts=grid)
-    fit.notes[:0] = chosen.notes
+    fit.notes[:0] = lossless + chosen.notes
     return fit
 
 
@@ -161,12 +164,14 @@ def rolling_check(
     :class:`~scalinglab.errors.NotIdentifiable` when the runs have fewer than ``min_budgets``
     budgets (saying how many they have), as the engine does when no cut-off can be fitted.
     """
+    from scalinglab.fit.loss import drop_lossless
     from scalinglab.fit.validate import rolling_forward
 
     spec = get_law(law)
     if runs.empty:
         raise InputError("no finished runs match this filter; nothing to evaluate",
                          source=source or None)
+    runs, lossless = drop_lossless(runs, source=source or None)
     chosen = select_runs(runs, spec.inputs, best_per_point=best_per_point, group_by=group_by)
     n = compute_budgets(chosen.frame)
     if n < max(min_budgets, 2):
@@ -179,7 +184,7 @@ def rolling_check(
                                            done, total))
     result = rolling_forward(spec, chosen.frame, bootstrap=bootstrap, seed=seed, source=source,
                              min_train=max(1, min(3, n - 1)), steps=steps, progress=stage)
-    result.notes[:0] = chosen.notes
+    result.notes[:0] = lossless + chosen.notes
     return result
 
 
