@@ -130,7 +130,8 @@ def reference_fit(comp: Compiled, x: dict[str, np.ndarray], y: np.ndarray, n_sta
 
 
 def ours_predict(spec: sbt.LawSpec, x: dict[str, np.ndarray], y_fit: np.ndarray,
-                 x_test: dict[str, np.ndarray], seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+                 x_test: dict[str, np.ndarray], seed: int, cost: np.ndarray | None = None,
+                 lean_top: float = 0.0) -> tuple[np.ndarray, np.ndarray, str]:
     """Fit through the public API and predict the test rows: ``sl.fit_arrays`` on the linear
     scale for a one-output law, ``sl.fit_joint`` for a law with several outputs (shared
     parameters fitted jointly)."""
@@ -139,14 +140,15 @@ def ours_predict(spec: sbt.LawSpec, x: dict[str, np.ndarray], y_fit: np.ndarray,
         return res.predict(**x_test), res.predict(**x), ""
     law = spec.law(0)
     res = sl.fit_arrays(law, {k: x[k] for k in law.inputs}, y_fit[:, 0], bootstrap=0, seed=seed,
-                        scale="linear", estimator="mse")
+                        scale="linear", estimator="mse", compute=cost, lean_top=lean_top)
     pred = np.asarray(res.predict(**{k: x_test[k] for k in law.inputs}), float)[:, None]
     fitted = np.asarray(res.predict(**{k: x[k] for k in law.inputs}), float)[:, None]
     return pred, fitted, "; ".join(w for w in res.warnings if "fragile" in w)
 
 
 def run_law(task: sbt.Task, spec: sbt.LawSpec, fit_groups: list[tuple[str, pd.DataFrame]],
-            test_groups: dict[str, pd.DataFrame], n_starts: int, reference: bool, seed: int) -> dict[str, Any]:
+            test_groups: dict[str, pd.DataFrame], n_starts: int, reference: bool, seed: int,
+            lean_top: float = 0.0) -> dict[str, Any]:
     row: dict[str, Any] = {"task": task.name, "law": spec.name, "n_params": len(spec.params)}
     comp = Compiled(spec) if reference else None
     truth, ours, ref = [], [], []
@@ -164,7 +166,7 @@ def run_law(task: sbt.Task, spec: sbt.LawSpec, fit_groups: list[tuple[str, pd.Da
         truth.append(yt)
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            pred, fitted, note = ours_predict(spec, x, y, xt, seed)
+            pred, fitted, note = ours_predict(spec, x, y, xt, seed, task.cost(sub), lean_top)
             sse_ours += float(np.sum((fitted - y) ** 2))
         except sl.ScalingLabError as exc:
             pred, error = np.full_like(yt, np.nan), f"{type(exc).__name__}: {exc}"
@@ -216,6 +218,8 @@ def main() -> None:
                     help="without a test split: the top fraction of cost per group held out of train")
     ap.add_argument("--no-reference", action="store_true", help="skip the reference fitter")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lean-top", type=float, default=0.0,
+                    help="fit_arrays(lean_top=...): lean each fit toward this top fraction of its runs by cost")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = ap.parse_args()
     wanted = {w.strip() for w in args.laws.split(",") if w.strip()}
@@ -233,7 +237,8 @@ def main() -> None:
         for spec in task.laws:
             if wanted and spec.name not in wanted:
                 continue
-            row = run_law(task, spec, fit_groups, test_groups, args.starts, not args.no_reference, args.seed)
+            row = run_law(task, spec, fit_groups, test_groups, args.starts, not args.no_reference, args.seed,
+                          args.lean_top)
             task_rows.append(row)
             if not args.json:
                 print(f"  {spec.id:28s} ours {row.get('r2_ours', float('nan')):+.3f} ({row.get('time_ours_s', 0):.1f}s)"

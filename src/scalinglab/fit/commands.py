@@ -91,6 +91,9 @@ NoiseFloorOpt = typer.Option(None, "--noise-floor", help="Relative error below w
                              "error is 'within noise', e.g. 0.1% or 0.001 (default: the spread of "
                              "replicate runs when there are any; seed noise is 0.02-0.1% of loss).",
                              show_default=False)
+LeanOpt = typer.Option(0.0, "--lean-top", min=0.0, max=0.99, help="Fit to extrapolate (linear scale): of the "
+                       "fits within one standard error of the least-squares optimum, take the one that best "
+                       "fits this top fraction of runs by compute, e.g. 0.1 (said in the notes).")
 UniqueOpt = typer.Option(None, "--unique-tokens", help="Column (or store extra/tag) of unique "
                          "tokens: input U of data-constrained laws; runs differing in it are kept apart.")
 
@@ -142,6 +145,7 @@ class _Estimation:
     flop_convention: str | None = None
     scale: str | None = None
     noise_floor: str | None = None
+    lean_top: float = 0.0
 
     def kwargs(self, law: Any) -> dict[str, Any]:
         return {"tie": parse_ties(self.tie, law.param_names), "fix": parse_fixes(self.fix),
@@ -149,7 +153,8 @@ class _Estimation:
                 "over_penalty": self.over_penalty, "weights": self.weights,
                 "drop_highest": self.drop_highest, "flop_convention": _convention(self.flop_convention),
                 "noise_floor": _fraction(self.noise_floor, "--noise-floor"),
-                **({"scale": _scale(self.scale)} if self.scale else {})}
+                **({"scale": _scale(self.scale)} if self.scale else {}),
+                **({"lean_top": self.lean_top} if self.lean_top else {})}
 
 
 def _fraction(text: str | None, flag: str) -> float | None:
@@ -480,7 +485,7 @@ def law_cmd(
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
-    scale: str = ScaleOpt, noise_floor: str = NoiseFloorOpt,
+    scale: str = ScaleOpt, noise_floor: str = NoiseFloorOpt, lean_top: float = LeanOpt,
 ) -> None:
     """Fit any law of the catalogue by name (gadre2024, muennighoff2023, broken_power_C, ...).
 
@@ -489,7 +494,7 @@ def law_cmd(
     _fit_command(name, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens, flop_convention, scale, noise_floor),
+                             unique_tokens, flop_convention, scale, noise_floor, lean_top),
                  units=_units(units))
 
 
@@ -542,7 +547,7 @@ def custom_cmd(
     fix: list[str] = FixOpt, bounds: list[str] = BoundsOpt, loss: str = LossOpt,
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
-    scale: str = ScaleOpt, noise_floor: str = NoiseFloorOpt,
+    scale: str = ScaleOpt, noise_floor: str = NoiseFloorOpt, lean_top: float = LeanOpt,
     group: str = typer.Option(None, "--group", help="Fit per group of this column: one law per "
                               "group, or with --per-group one joint fit."),
     per_group: str = typer.Option(None, "--per-group", help="With --group: these parameters get "
@@ -570,9 +575,11 @@ def custom_cmd(
     law = Law.from_formula(formula, inputs, name=name, definitions=definitions,
                            bounds={k: v for k, v in declared.items()})
     est = _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                      unique_tokens, flop_convention, scale, noise_floor)
+                      unique_tokens, flop_convention, scale, noise_floor, lean_top)
     if per_group and not group:
         raise UserError("--per-group needs --group COLUMN")
+    if per_group and lean_top:
+        raise UserError("--lean-top applies to one fit per group, not to a joint --per-group fit")
     if group:
         _fit_groups(law, file, store, where, tag, map_, all_runs, best_per_point, group_by, group,
                     per_group, bootstrap, seed, json_, est, _units(units))

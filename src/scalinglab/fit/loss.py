@@ -300,6 +300,7 @@ def fit_arrays(
     scale: str | None = None,
     time_budget: float | None = None,
     noise_floor: float | None = None,
+    lean_top: float = 0.0,
 ) -> FitResult:
     """Fit ``law`` to runs given as arrays (``inputs[name]`` for each of ``law.inputs``).
 
@@ -330,17 +331,26 @@ def fit_arrays(
       least-squares optimum, with the threshold at 1.345 times the residuals' robust scale (in
       the target's units; ``delta`` is the log-residual threshold); ``"mse"`` is plain least
       squares.
+    - ``lean_top`` (linear scale; e.g. 0.1): fit to extrapolate. Among the parameter values the
+      runs cannot tell apart from the optimum (training loss within one standard error of a
+      prediction), take the one that fits the top ``lean_top`` fraction of runs by ``compute``
+      best (:func:`scalinglab.fit.lsq.lean_toward`; said in ``notes``). Where the runs leave a
+      flat valley, the runs nearest to where the law will be used break the tie.
     """
     y_all = np.asarray(loss, dtype=float).ravel()
     if not np.any(~np.isnan(y_all)):  # choose_scale would otherwise pick 'linear' for NaNs
         raise nothing_to_fit(len(y_all), [(len(y_all), "they have no loss")], source or None)
     scale, scale_note = choose_scale(scale, loss)
+    if not 0.0 <= lean_top < 1.0:
+        raise ParameterError(f"lean_top is a fraction of the runs, in [0, 1), not {lean_top}", "lean_top")
     if scale == "linear":
         return _fit_linear(
             get_law(law), inputs, loss, run_ids=run_ids, bootstrap=bootstrap, holdout_top=holdout_top,
             seed=seed, compute=compute, level=level, source=source, tie=tie, fix=fix, bounds=bounds,
             estimator=estimator, weights=weights, drop_highest=drop_highest, note=scale_note,
-            time_budget=time_budget, delta=delta, over_penalty=over_penalty)
+            time_budget=time_budget, delta=delta, over_penalty=over_penalty, lean_top=lean_top)
+    if lean_top:
+        raise ParameterError("lean_top works on the linear scale only: pass scale='linear'", "lean_top")
     law = get_law(law).constrained(tie=tie, fix=fix, bounds=bounds)
     x, y = _as_inputs(law, inputs, loss)
     ids = _run_ids(run_ids, len(y))
@@ -551,7 +561,7 @@ def _fit_linear(
     tie: Mapping[str, str] | None, fix: Mapping[str, float] | None,
     bounds: Mapping[str, tuple[float, float]] | None, estimator: str | Estimator,
     weights: Any, drop_highest: int, note: str, time_budget: float | None,
-    delta: float = HUBER_DELTA, over_penalty: float = OVER_PENALTY,
+    delta: float = HUBER_DELTA, over_penalty: float = OVER_PENALTY, lean_top: float = 0.0,
 ) -> FitResult:
     """:func:`fit_arrays` on the linear scale (:mod:`scalinglab.fit.lsq`)."""
     import time
@@ -589,7 +599,10 @@ def _fit_linear(
     wt = None if w is None else w[train] / w[train].mean()
     parsed = law.parametrisation.parsed  # type: ignore[union-attr]
     problem = lsq.Problem([lsq.Block(parsed.expr, xt, y[train], wt)], law.param_names, law.bounds)
-    point = lsq.lsq_search(problem, seed=seed, budget_s=(time_budget or lsq.TIME_BUDGET)
+    budget = time_budget or lsq.TIME_BUDGET
+    # leaning takes a share of the budget: a fit that would spend it all searching (lr/bsz's
+    # 15-26-parameter laws) keeps a fifth for it
+    point = lsq.lsq_search(problem, seed=seed, budget_s=budget * (0.8 if lean_top else 1.0)
                            - (time.process_time() - start))
     robust = None
     if est_name in ("huber", "asymmetric"):
@@ -602,6 +615,10 @@ def _fit_linear(
                      + f"; {n_down} of {len(robust.weights)} runs down-weighted"
                      + (f"; over-predictions weighted x{est.over_penalty:g}" if est_name == "asymmetric" else "")
                      + (". The delta argument sets the threshold of log residuals only" if delta != HUBER_DELTA else ""))
+    lean = None
+    if lean_top:
+        point, lean = _lean(problem, point, c[train], lean_top, robust, budget - (time.process_time() - start),
+                            notes)
     params = dict(zip(law.param_names, point.x.tolist(), strict=True))
     with np.errstate(all="ignore"):
         pred = law(params, **xt)
@@ -613,6 +630,9 @@ def _fit_linear(
         # a resample is refitted by least squares under the point estimate's Huber weights
         # (held fixed: one IRLS step per resample would cost 200 searches)
         row_w = np.ones(n) if robust is None else robust.weights
+        if lean is not None and lean.lam:
+            # ... and the lean's weight on the top runs, also held fixed
+            row_w = row_w * (1.0 + lean.lam * _top_rows(c[train], lean_top))
         draws = np.array([lsq.refit(problem, point, row_w * np.bincount(rng.integers(0, n, n), minlength=n))
                           for _ in range(bootstrap)])
     warnings, unidentified = _linear_soft_checks(law, params, draws, level, set(point.linear))
@@ -653,10 +673,11 @@ def _fit_linear(
                     "n_basins": len(point.basins_f), "linear": list(point.linear),
                     "seconds": round(point.elapsed, 3)},
             bootstrap=None,
-            estimator={"kind": "mse"} if robust is None else {
+            estimator=({"kind": "mse"} if robust is None else {
                 "kind": est_name, "delta": robust.delta, "robust_scale": robust.scale, "scale": "linear",
                 "irls_iterations": robust.iterations, "converged": robust.converged,
-                **({"over_penalty": est.over_penalty} if est_name == "asymmetric" else {})},
+                **({"over_penalty": est.over_penalty} if est_name == "asymmetric" else {})})
+            | ({"lean_top": lean_top, "lean": lean.to_dict()} if lean is not None else {}),
             weights="" if w is None else "per-run weights",
         ),
         source=source, dropped_ids=dropped,
@@ -665,6 +686,38 @@ def _fit_linear(
         fit.holdout = _holdout(fit, tuple(ids[i] for i in holdout_idx),
                                {k: v[holdout_idx] for k, v in x.items()}, y[holdout_idx], c[holdout_idx])
     return fit
+
+
+def _top_rows(c: np.ndarray, frac: float) -> np.ndarray:
+    """The top ``frac`` of runs by compute (at least one; runs tied with the threshold too)."""
+    k = max(1, int(round(frac * len(c))))
+    return c >= np.sort(c)[-k]
+
+
+def _lean(problem: Any, point: Any, c: np.ndarray, frac: float, robust: Any, budget_s: float,
+          notes: list[str]) -> tuple[Any, Any]:
+    """``lean_top`` of :func:`fit_arrays`: :func:`lsq.lean_toward` the top runs by compute (under
+    the Huber weights of a robust fit, held fixed), said in ``notes``."""
+    from scalinglab.fit import lsq
+
+    top = _top_rows(c, frac)
+    base = [b.w for b in problem.blocks]
+    if robust is not None:
+        problem.blocks[0].w = base[0] * robust.weights
+        problem._index()
+    try:
+        leaned, lean = lsq.lean_toward(problem, point, top, budget_s=max(budget_s, 0.5))
+    finally:
+        problem.blocks[0].w = base[0]
+        problem._index()
+    if lean.note:
+        notes.append(f"lean_top={frac:g}: not leaned ({lean.note})")
+    else:
+        notes.append(f"leaned toward the top {frac:.0%} of runs by compute ({lean.n_top} runs): of the fits within "
+                     f"{lsq.LEAN_SIGMAS:g} standard error of the least-squares optimum (training SSE up to "
+                     f"{lean.sse_limit:.4g}, reached {lean.sse:.4g}), the one that fits them best (their SSE "
+                     f"{lean.top_sse_before:.4g} -> {lean.top_sse:.4g}; they weigh 1 + {lean.lam:.3g})")
+    return leaned, lean
 
 
 def fit_law(
@@ -692,6 +745,7 @@ def fit_law(
     time_budget: float | None = None,
     flop_convention: Any = None,
     noise_floor: float | None = None,
+    lean_top: float = 0.0,
 ) -> FitResult:
     """Fit a loss law (a catalogue name, see ``scalinglab.list_laws()``, or a :class:`Law`) to a
     frame of runs.
@@ -705,8 +759,8 @@ def fit_law(
 
     ``tie``, ``fix``, ``bounds``, ``loss`` (the estimator: ``"huber"``, ``"mse"``,
     ``"asymmetric"``, with ``delta`` and ``over_penalty``), ``weights`` (a column name,
-    ``"sqrtC"`` for ``sqrt(C)``, or one value per row) and ``drop_highest`` are those of
-    :func:`fit_arrays`, e.g. ``fit_law("chinchilla", runs, tie={"beta": "alpha"}, fix={"E":
+    ``"sqrtC"`` for ``sqrt(C)``, or one value per row), ``drop_highest`` and ``lean_top`` (runs
+    ordered by the C column, ``6ND`` when missing) are those of :func:`fit_arrays`, e.g. ``fit_law("chinchilla", runs, tie={"beta": "alpha"}, fix={"E":
     1.69}, loss="mse", weights="sqrtC")``.
 
     Which runs inform a law (replicates, lr x batch grids) is decided before this call, by
@@ -743,7 +797,7 @@ def fit_law(
         compute=frame["C"].to_numpy(float) if "C" in frame else None, delta=delta, level=level,
         source=source, progress=progress, tie=tie, fix=fix, bounds=bounds, estimator=loss,
         over_penalty=over_penalty, weights=w, drop_highest=drop_highest, scale=scale,
-        time_budget=time_budget, noise_floor=noise_floor,
+        time_budget=time_budget, noise_floor=noise_floor, lean_top=lean_top,
     )
     fit.notes[:0] = notes + ([wnote] if wnote else [])
     if flops is not None:

@@ -925,6 +925,149 @@ def robust_refit(problem: Problem, fit: LsqFit, *, delta: float | None = None, o
     return robust_fit, RobustFit(float(delta), scale, w, it, converged, float(np.sum(wrow * loss)))
 
 
+#: how far :func:`lean_toward` may move from the least-squares optimum, in standard errors of a
+#: prediction: the training SSE may grow by ``LEAN_SIGMAS**2 / (n - p)`` of itself (a chi-square
+#: of 1 for one standard error, with the noise variance estimated as SSE / (n - p))
+LEAN_SIGMAS = 1.0
+#: the weight multiplier on the top slice is searched over [1e-4, 1e4] (factors of 10, then
+#: this many bisection steps in its logarithm)
+LEAN_BISECT = 5
+
+
+@dataclass
+class Lean:
+    """What :func:`lean_toward` did: the extra weight on the top slice (``lam``: its rows weigh
+    ``1 + lam``), the training SSE allowed and reached, and the top slice's SSE before and after."""
+
+    lam: float
+    n_top: int
+    sse_limit: float
+    sse: float
+    top_sse_before: float
+    top_sse: float
+    steps: int
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lambda": self.lam, "n_top": self.n_top, "sse_limit": self.sse_limit, "sse": self.sse,
+                "top_sse_before": self.top_sse_before, "top_sse": self.top_sse, "steps": self.steps}
+
+
+def lean_toward(problem: Problem, fit: LsqFit, top: np.ndarray, *, sigmas: float = LEAN_SIGMAS,
+                budget_s: float = TIME_BUDGET) -> tuple[LsqFit, Lean]:
+    """Among the parameter values the runs cannot tell apart from the least-squares optimum
+    ``fit``, the one that fits the ``top`` rows (a boolean per row of the concatenated blocks:
+    the highest-compute runs) best: minimise the top rows' SSE subject to the training SSE
+    staying within ``sigmas**2 / (n - p)`` of its minimum (one standard error of a prediction,
+    by default). Solved through its Lagrangian: the top rows weigh ``1 + lam``, ``lam`` raised
+    by factors of 10 then bisected in its logarithm, each weighted fit polished (Gauss-Newton)
+    from the last feasible point; the feasible point with the largest ``lam`` is kept.
+
+    Why: a law fitted to extrapolate is used beyond its largest runs, and where the training rows
+    leave the parameters free along a flat valley (SSE equal to 0.4%), the least-squares optimum
+    sits anywhere along it and its extrapolation swings with it. The tie-break that matters for
+    extrapolation is the runs nearest to where the law will be used. Measured on ScaleBench
+    (fitted on each training split less its top 10% of cost, scored on that 10%; top = the
+    highest 10% of cost of the rows fitted): mean R^2 on moe 0.060 -> 0.125, data-constrained
+    0.062 -> 0.274, sparsity 0.829 -> 0.853, farseer 0.985 -> 0.987, vocab -0.104 -> -0.105,
+    parallel unchanged. The problem's weights are left as they were."""
+    t0 = time.process_time()
+    top = np.asarray(top, bool).ravel()
+    n, p = problem.n_rows, len(problem.param_idx)
+    base = [b.w.copy() for b in problem.blocks]
+    w0 = np.concatenate(base)
+
+    def sses(theta: np.ndarray) -> tuple[float, float]:
+        """Training and top-slice SSE (base weights) at a full parameter vector."""
+        r = []
+        for b in problem.blocks:
+            # the law's value from its basis (offset + linear columns): no derivatives needed
+            r0, c = b.basis_at(theta[None, :])
+            r.append(b.y - r0[0] - c[0] @ theta[b.lin])
+        res = np.concatenate(r)
+        sq = w0 * res ** 2
+        return float(np.sum(sq)), float(np.sum(sq[top]))
+
+    sse0, top0 = sses(fit.x)
+    limit = sse0 * (1.0 + sigmas ** 2 / max(n - p, 1))
+    if top.size != n or top.all() or not top.any() or n <= p or not problem.free or not np.isfinite(sse0):
+        why = ("no run is above the others in compute" if top.size == n and (top.all() or not top.any())
+               else "nothing to lean: no nonlinear parameter" if not problem.free else "too few runs")
+        return fit, Lean(0.0, int(top.sum()) if top.size == n else 0, limit, sse0, top0, top0, 0, why)
+    best = (0.0, fit.x.copy(), sse0, top0)
+    steps = 0
+    d = len(problem.free)
+
+    def at(lam: float, z0: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+        nonlocal steps
+        steps += 1
+        a = 0
+        for b, wb in zip(problem.blocks, base, strict=True):
+            b.w = wb * (1.0 + lam * top[a:a + b.n])
+            a += b.n
+        problem._index()
+        try:
+            deadline = t0 + budget_s
+
+            def stop() -> None:
+                if time.process_time() > deadline:
+                    raise StopIteration
+
+            f, z, _ = problem.gauss_newton(z0, max_nfev=max(50, 15 * d), stop=stop)
+            if not np.isfinite(f):
+                return None
+            theta = np.zeros((1, len(problem.names)))
+            theta[0, problem.free] = z
+            full, _ = problem.complete(theta)
+        except _NaNGradient:
+            return None
+        finally:
+            for b, wb in zip(problem.blocks, base, strict=True):
+                b.w = wb
+            problem._index()
+        s, s_top = sses(full[0])
+        return (full[0], s, s_top) if np.isfinite(s) else None
+
+    def feasible(lam: float) -> bool:
+        nonlocal best
+        out = at(lam, best[1][problem.free])
+        if out is None or out[1] > limit or out[2] > best[3]:
+            return False
+        best = (lam, out[0], out[1], out[2])
+        return True
+
+    # raise lam by factors of 10 while feasible (from 1e-2: a light tilt is nearly always
+    # feasible), then bisect between the last feasible and the first infeasible value
+    lo, hi = None, None
+    for e in range(-2, 5):
+        if time.process_time() - t0 > budget_s:
+            break
+        if feasible(10.0 ** e):
+            lo = float(e)
+        else:
+            hi = float(e)
+            break
+    if lo is None and hi is not None and time.process_time() - t0 <= budget_s:
+        for e in (-3.0, -4.0):
+            if feasible(10.0 ** e):
+                lo = e
+                break
+    if lo is not None and hi is not None:
+        for _ in range(LEAN_BISECT):
+            if time.process_time() - t0 > budget_s:
+                break
+            mid = 0.5 * (lo + hi)
+            if feasible(10.0 ** mid):
+                lo = mid
+            else:
+                hi = mid
+    lam, theta, s, s_top = best
+    leaned = LsqFit(theta, s / problem.sst, s, fit.linear, fit.nonlinear, fit.n_screened, fit.n_polished,
+                    fit.n_reached_best, fit.n_converged, fit.elapsed + time.process_time() - t0,
+                    fit.basins_f, fit.basins_x, fit.parts)
+    return leaned, Lean(lam, int(top.sum()), limit, s, top0, s_top, steps)
+
+
 def _strip_clip(h: sp.Expr) -> sp.Expr:
     """``clip(x, lo, hi)`` (``Min(Max(x, lo), hi)``) -> ``x``: a guard against overflow, not
     part of the law where the data sit."""
