@@ -16,6 +16,7 @@ everywhere does not change any id.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -131,8 +132,11 @@ def combine(fields: Iterable[tuple[str, np.ndarray, np.ndarray]], n: int) -> np.
     return h
 
 
+@lru_cache(maxsize=4096)
 def key_word(name: str) -> np.uint64:
-    """The hash of a field name (the same string hash as :func:`text_words`)."""
+    """The hash of a field name (the same string hash as :func:`text_words`); cached, as every
+    chunk of an import names the same fields (uncached: 0.12 s of process time per million
+    rows, a tenth of a millisecond per call in Arrow's and numpy's overheads)."""
     words, _ = text_words(A.strings([name]).cast(pa.large_string()))
     return np.uint64(words[0])
 
