@@ -2,6 +2,7 @@
 
     python benchmarks/bench_curves.py [--bootstrap 100] [--reference-resamples 4]
     python benchmarks/bench_curves.py --coverage 200 [--level 0.9]
+    python benchmarks/bench_curves.py --laws 3
 
 Default: the multi-power law fitted to three 24,000-step curves (the released 25M cosine_24000,
 constant_24000 and wsdcon_9, exact per-step lr) with 100 bootstrap resamples, the complete
@@ -15,6 +16,13 @@ Also: one evaluation of the law with the exact sums against the grouped ones.
 multi-power law, 0.1% log-normal noise, logged every 128 steps), each fitted with 100 block
 resamples; the share of replicates whose ``level`` band for the cosine run's final loss covers
 a fresh noisy observation of it, with its binomial 95% interval.
+
+``--laws N``: does choosing (``law="auto"``) or stacking (``law="stack"``) lose when one law is
+true? N seeds of three noisy curves (0.1%, logged every 512 steps) of each of three truths (the
+multi-power law near the shrinkage's centre, the multi-power law with a far decay shape, the
+momentum law), fitted by the plain multi-power law, the momentum law, auto and stack; the mean
+error against the truth on two schedules none was fitted on (a 36,000-step cosine, a linear-decay
+WSD), and what auto chose and how the stack weighed the laws.
 """
 
 from __future__ import annotations
@@ -131,13 +139,66 @@ def coverage(replicates: int, level: float, noise: float = 1e-3, seed: int = 11)
           f"{100 * np.median(widths):.2f}% of the loss; {time.perf_counter() - t:.0f} s")
 
 
+FAR = {"L0": 3.0, "A": 0.55, "alpha": 0.45, "B": 300.0, "C": 0.4, "beta": 1.5, "gamma": 0.25}
+MOMENTUM = {"L0": 2.9, "A": 0.6, "alpha": 0.4, "C": 0.35}
+
+
+def laws_when_one_is_true(seeds: int, noise: float = 1e-3, every: int = 512) -> None:
+    from scalinglab.laws.curves import MomentumLaw
+    from scalinglab.laws.schedules import wsd
+
+    shapes = {"cosine": cosine(24000, 3e-4, 3e-5, 2160), "constant": cosine(24000, 3e-4, 3e-4, 2160),
+              "two_stage": np.where(np.arange(16000) < 8000, cosine(16000, 3e-4, 3e-4, 2160), 9e-5)}
+    schedules = {k: Schedule(v, k) for k, v in shapes.items()}
+    unseen = {"cosine_36000": Schedule(cosine(36000, 3e-4, 3e-5, 2160)),
+              "wsd_linear": Schedule(wsd(24000, 3e-4, 3e-5, 2160, decay_start=18000,
+                                         decay="linear"))}
+    truths = (("multipower near centre", MultiPowerLaw(), TRUTH),
+              ("multipower far shape", MultiPowerLaw(), FAR),
+              ("momentum", MomentumLaw(), MOMENTUM))
+    t = time.process_time()
+    for title, law, truth in truths:
+        errors: dict[str, list[float]] = {}
+        picks = []
+        for seed in range(seeds):
+            rng = np.random.default_rng(seed)
+            frame = []
+            for name, lr in shapes.items():
+                st = np.arange(2160, lr.size, every)
+                clean = law.value(truth, schedules[name], st)
+                frame.append(pd.DataFrame({"run": name, "step": st, "lr": lr[st],
+                                           "loss": clean * np.exp(noise * rng.standard_normal(st.size))}))
+            data = pd.concat(frame)
+            for how in ("multipower", "momentum", "auto", "stack"):
+                fit = fit_curves(data, law=how, bootstrap=0, schedules=schedules)
+                for sched in unseen.values():
+                    st = np.arange(2200, sched.steps, 64)
+                    err = np.mean(np.abs(fit.curve_draws(sched, st)[0] / law.value(truth, sched, st) - 1))
+                    errors.setdefault(how, []).append(float(err))
+                if how == "auto":
+                    picks.append("auto " + min(fit.selection, key=fit.selection.__getitem__))
+                if how == "stack":
+                    picks.append("stack " + ", ".join(f"{lb} {w:.2f}" for lb, w in
+                                                      zip(fit.law.labels, fit.law.weights, strict=True)))
+        shown = "; ".join(f"{k} {100 * np.mean(v):.3f}% (worst {100 * max(v):.3f}%)"
+                          for k, v in errors.items())
+        print(f"{title}: mean error on unseen schedules: {shown}")
+        print("    " + " | ".join(picks))
+    print(f"{time.process_time() - t:.0f} s CPU")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bootstrap", type=int, default=100)
     ap.add_argument("--reference-resamples", type=int, default=4)
     ap.add_argument("--coverage", type=int, default=0, help="replicates of the coverage simulation")
     ap.add_argument("--level", type=float, default=0.9)
+    ap.add_argument("--laws", type=int, default=0,
+                    help="seeds of the one-law-is-true check of auto and stack")
     args = ap.parse_args(argv)
+    if args.laws:
+        laws_when_one_is_true(args.laws)
+        return 0
     if args.coverage:
         coverage(args.coverage, args.level)
         return 0

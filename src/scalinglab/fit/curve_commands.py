@@ -59,7 +59,8 @@ def fit_curves_command(
     law: str = typer.Option("multipower", "--law", help="multipower (Luo et al. 2025), momentum "
                             "(Tissue et al. 2024), or auto (the law, and for the multi-power law "
                             "the --shrink, that best predicts each run left out of the fit; "
-                            "needs 3 runs)."),
+                            "needs 3 runs), or stack (those laws averaged, weighted by how "
+                            "well their mixture predicts each run left out; needs 3 runs)."),
     shrink: float = typer.Option(0.0, "--shrink", help="Multi-power law: strength of a Gaussian "
                                  "prior on log C, beta, gamma towards 2, 0.6, 0.5 (the decay "
                                  "shape three runs pin down loosely); 0: none. --law auto picks "

@@ -49,6 +49,7 @@ from scalinglab.laws.curves import (
     PREDICT_RATIO,
     CurveDesign,
     CurveLaw,
+    StackedLaw,
     get_curve_law,
     law_from_dict,
 )
@@ -347,7 +348,8 @@ def _block_weights(lengths: Sequence[int], n_draws: int, rng: np.random.Generato
 def leave_one_run_out(law: CurveLaw, runs: Sequence[CurveRun], theta: np.ndarray,
                       delta: float = HUBER_DELTA, resamples: int = 0,
                       rng: np.random.Generator | None = None, block: int = 10,
-                      prior: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict[str, Any]]:
+                      prior: tuple[np.ndarray, np.ndarray] | None = None,
+                      predictions: dict[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
     """Each run predicted by the law fitted on the other runs: how far the law strays on a
     schedule it was not fitted on (the held-out check the fit can make on its own data).
 
@@ -357,7 +359,8 @@ def leave_one_run_out(law: CurveLaw, runs: Sequence[CurveRun], theta: np.ndarray
     relative, at the run's last point) and ``param_var``: the variance of the predicted log-loss
     over ``resamples`` block-bootstrap refits (0 without), the part of the error that the refit's
     own noise explains. Empty with fewer than three runs (a law fitted on a single run has no
-    decay term to speak of)."""
+    decay term to speak of). ``predictions``: a dict that receives each left-out run's predicted
+    loss (run id -> array), what stacking weighs."""
     if len(runs) < 3:
         return []
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -379,6 +382,8 @@ def leave_one_run_out(law: CurveLaw, runs: Sequence[CurveRun], theta: np.ndarray
             log_err = np.log(law.evaluate(best[None], held, grad=False)[0][0]) - np.log(left.loss)
         if not np.isfinite(log_err).all():
             continue
+        if predictions is not None:
+            predictions[left.run_id] = np.exp(log_err) * left.loss
         param_var = 0.0
         if resamples:
             # the refit's own noise: the same block bootstrap as the fit's, on the other runs
@@ -405,21 +410,18 @@ def _select_law(runs: Sequence[CurveRun], delta: float
     fitted on the others) have the lowest mean relative error; the multi-power law, unshrunk,
     where fewer than three runs leave nothing to validate on. Returns the law, its shrinkage,
     each candidate's error, and a note that says what was chosen and why."""
-    from scalinglab.laws.curves import CURVE_LAWS
-
     if len(runs) < 3:
         return (get_curve_law("multipower"), 0.0, {},
                 f"law='auto': {len(runs)} runs leave none out to validate on; the multi-power law "
                 "kept")
     scores: dict[str, float] = {}
     chosen: dict[str, tuple[str, float]] = {}
-    for name, cls in CURVE_LAWS.items():
-        for strength in (0.0, *(SHRINK_GRID if cls.prior_centre else ())):
-            label = name if not strength else f"{name} shrink={strength:g}"
-            fit = fit_curves(list(runs), law=name, bootstrap=0, delta=delta, shrink=strength)
-            if len(fit.validation) == len(runs):
-                scores[label] = float(np.mean([v["mean_error"] for v in fit.validation]))
-                chosen[label] = (name, strength)
+    for name, strength in _candidates():
+        label = name if not strength else f"{name} shrink={strength:g}"
+        fit = fit_curves(list(runs), law=name, bootstrap=0, delta=delta, shrink=strength)
+        if len(fit.validation) == len(runs):
+            scores[label] = float(np.mean([v["mean_error"] for v in fit.validation]))
+            chosen[label] = (name, strength)
     if not scores:
         raise NotIdentifiable("law='auto': no curve law could be validated on these runs")
     best = min(scores, key=scores.__getitem__)
@@ -427,6 +429,117 @@ def _select_law(runs: Sequence[CurveRun], delta: float
     return (get_curve_law(chosen[best][0]), chosen[best][1], scores,
             f"law='auto': {best} chosen by leave-one-run-out (each run predicted by the law fitted "
             f"on the others; mean relative error {shown})")
+
+
+def _candidates() -> list[tuple[str, float]]:
+    """The (law, shrinkage) pairs ``law="auto"`` and ``law="stack"`` weigh: every catalogued
+    law, the multi-power law also with each shrinkage of ``SHRINK_GRID``."""
+    from scalinglab.laws.curves import CURVE_LAWS
+
+    return [(name, strength) for name, cls in CURVE_LAWS.items()
+            for strength in (0.0, *(SHRINK_GRID if cls.prior_centre else ()))]
+
+
+def stack_weights(relative: Sequence[np.ndarray]) -> np.ndarray:
+    """Stacking weights: ``w >= 0``, ``sum w = 1``, least squares of the weighted relative errors
+    ``sum_k w_k (pred_k / loss - 1)`` over the left-out runs' points, each run weighing the same
+    (its points 1/n each). ``relative``: one (n_run, K) array of relative errors per run."""
+    from scipy.optimize import nnls
+
+    X = np.vstack([r / math.sqrt(len(r)) for r in relative])
+    scale = float(np.sqrt(np.mean(X ** 2))) or 1.0
+    big = 1e3 * scale * math.sqrt(len(X))
+    # the sum-to-one constraint as a heavily weighted extra row (target: the same weight)
+    A = np.vstack([X, np.full((1, X.shape[1]), big)])
+    b = np.concatenate([np.zeros(len(X)), [big]])
+    w, _ = nnls(A, b)
+    return w / w.sum() if w.sum() > 0 else np.full(X.shape[1], 1.0 / X.shape[1])
+
+
+def _fit_stack(runs: Sequence[CurveRun], notes: list[str], bootstrap: int, resample: str,
+               level: float, seed: int, delta: float, block: int, started: float) -> CurveFit:
+    """``law="stack"``: every candidate of :func:`_candidates` fitted on its own; each run
+    predicted by each candidate fitted on the other runs; the weights that make the weighted
+    prediction of the left-out runs best (:func:`stack_weights`); each candidate with weight
+    fitted again with the bootstrap (the same resamples for all); the fit's leave-one-run-out
+    rows are the stack's own, nested (each run predicted with the weights the other runs'
+    predictions give), and its schedule discrepancy comes from them."""
+    if len(runs) < 3:
+        raise NotIdentifiable(f"law='stack' weighs the laws by how they predict runs left out of "
+                              f"the fit: it needs 3 runs or more, not {len(runs)}")
+    labels, laws, strengths, preds, scores = [], [], [], [], {}
+    for name, strength in _candidates():
+        fit0 = fit_curves(list(runs), law=name, bootstrap=0, delta=delta, shrink=strength,
+                          validate=False)
+        p: dict[str, np.ndarray] = {}
+        val = leave_one_run_out(fit0.law, runs, fit0.theta, delta,
+                                prior=shrinkage_prior(fit0.law, strength), predictions=p)
+        label = name if not strength else f"{name}~{strength:g}"
+        if len(val) == len(runs):
+            labels.append(label)
+            laws.append(fit0.law)
+            strengths.append(strength)
+            preds.append(p)
+            scores[label] = float(np.mean([v["mean_error"] for v in val]))
+    if not labels:
+        raise NotIdentifiable("law='stack': no curve law could be validated on these runs")
+    rel = [np.column_stack([pr[r.run_id] / r.loss - 1.0 for pr in preds]) for r in runs]
+    weights = stack_weights(rel)
+    # the stack's own leave-one-run-out, nested: each run's weights from the other runs alone
+    validation = []
+    for j, r in enumerate(runs):
+        w = stack_weights([x for i, x in enumerate(rel) if i != j])
+        err = rel[j] @ w
+        log_err = np.log1p(err)
+        validation.append({"run": r.run_id, "points": int(r.steps.size),
+                           "mean_error": float(np.mean(np.abs(err))),
+                           "max_error": float(np.max(np.abs(err))),
+                           "rms_log": float(np.sqrt(np.mean(log_err ** 2))),
+                           "final_error": float(err[-1]), "param_var": 0.0})
+    keep = np.flatnonzero(weights > 1e-3)
+    w_keep = weights[keep] / weights[keep].sum()
+    fits = [fit_curves(list(runs), law=laws[k].name, bootstrap=bootstrap, resample=resample,
+                       level=level, seed=seed, delta=delta, block=block, validate=False,
+                       shrink=strengths[k]) for k in keep]
+    law = StackedLaw([{"label": labels[k], "weight": float(w), "law": laws[k]}
+                      for k, w in zip(keep, w_keep, strict=True)])
+    params = {f"{labels[k]}:{p}": v for k, f in zip(keep, fits, strict=True)
+              for p, v in f.params.items()}
+    draws = None
+    if bootstrap and all(f.draws is not None for f in fits):
+        draws = np.hstack([f.draws for f in fits if f.draws is not None])
+    design = law.prepare([r.schedule for r in runs], [r.steps for r in runs], FIT_RATIO)
+    theta = np.log([params[p] for p in law.params])
+    fitted = law.evaluate(theta[None], design, grad=False)[0][0]
+    loss = np.concatenate([r.loss for r in runs])
+    logres = np.log(fitted) - np.log(loss)
+    sigma = float(1.4826 * np.median(np.abs(logres - np.median(logres))))
+    a = np.abs(logres)
+    objective = float(np.sum(np.where(a <= delta, 0.5 * a * a, delta * (a - 0.5 * delta))) / delta)
+    points: dict[str, dict[str, Any]] = {}
+    offset = 0
+    for r in runs:
+        n = r.steps.size
+        points[r.run_id] = {**fits[0].points[r.run_id], "fitted": fitted[offset:offset + n]}
+        offset += n
+    shown = ", ".join(f"{lb} {100 * e:.3f}%" for lb, e in scores.items())
+    weighed = ", ".join(f"{lb} {w:.2f}" for lb, w in zip(law.labels, law.weights, strict=True))
+    nested = float(np.mean([v["mean_error"] for v in validation]))
+    notes = [*fits[0].notes[:1], *notes,
+             f"law='stack': each run predicted by each law fitted on the other runs (mean "
+             f"relative error {shown}); weights {weighed} (the weighted prediction of the left-out "
+             f"runs best in least squares, w >= 0, sum 1); nested, the stack's own leave-one-run-"
+             f"out error is {100 * nested:.3f}%",
+             "bootstrap draws: each from one law, the laws drawn in proportion to their weights, "
+             "so bands hold the laws' disagreement; leave-one-run-out refit spread not "
+             "subtracted from the discrepancy (param_var 0): bands for unfitted schedules err wide"]
+    warnings = [f"{lb}: {w}" for lb, f in zip(law.labels, fits, strict=True) for w in f.warnings
+                if "orders of magnitude" not in w]
+    return CurveFit(law=law, params=params, draws=draws, run_ids=tuple(r.run_id for r in runs),
+                    points=points, sigma=sigma, level=level, resample=fits[0].resample,
+                    objective=objective, fit_seconds=time.perf_counter() - started, seed=seed,
+                    warnings=warnings, notes=notes, validation=validation,
+                    discrepancy=schedule_discrepancy(validation, sigma), selection=scores)
 
 
 def shrinkage_prior(law: CurveLaw, strength: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -536,8 +649,24 @@ class CurveFit(Result):
         design = self.law.prepare([schedule], [steps], PREDICT_RATIO)
         out = np.empty((len(self._thetas()), len(steps)))
         thetas = self._thetas()
+        stack = isinstance(self.law, StackedLaw)
+        # -1 for the estimate (row 0), then the component each bootstrap draw comes from
+        pick = (np.concatenate([[-1], self.law.assign(len(thetas) - 1)])
+                if isinstance(self.law, StackedLaw) else None)
         for i in range(0, len(thetas), 32):  # (32 x terms) work arrays
-            out[i:i + 32] = self.law.evaluate(thetas[i:i + 32], design, grad=False)[0]
+            if not stack:
+                out[i:i + 32] = self.law.evaluate(thetas[i:i + 32], design, grad=False)[0]
+                continue
+            assert isinstance(self.law, StackedLaw) and pick is not None
+            comp = self.law.components(thetas[i:i + 32], design)  # (laws, rows, steps)
+            rows = np.arange(i, min(i + 32, len(thetas)))
+            # the estimate: the weighted mean; each bootstrap draw: one law's draw, the laws
+            # drawn in proportion to their weights (a mixture, so the band holds how far the
+            # laws disagree as well as each law's own spread)
+            law_of = pick[rows]
+            mean = np.einsum("k,krn->rn", self.law.weights, comp)
+            out[rows] = np.where((law_of < 0)[:, None], mean,
+                                 comp[np.maximum(law_of, 0), rows - i])
         return out
 
     def _band(self, curves: np.ndarray, band: str, level: float, seed: int,
@@ -771,15 +900,20 @@ class CurveFit(Result):
             facts.append(("shrinkage (prior on log " + ", ".join(self.law.prior_centre) + ")",
                           f"{self.shrink:g}, towards " + ", ".join(
                               f"{k}={v:g}" for k, v in self.law.prior_centre.items())))
+        if isinstance(self.law, StackedLaw):
+            facts.append(("stack weights", ", ".join(
+                f"{lb} {w:.2f}" for lb, w in zip(self.law.labels, self.law.weights, strict=True))))
         if self.selection:
-            facts.append(("law chosen by leave-one-run-out error",
+            facts.append(("each law's leave-one-run-out error" if isinstance(self.law, StackedLaw)
+                          else "law chosen by leave-one-run-out error",
                           ", ".join(f"{n} {100 * e:.3f}%" for n, e in self.selection.items())))
         return Summary(title=f"loss-curve law: {self.law.title}", tables=tables, facts=facts,
                        notes=list(self.notes), warnings=list(self.warnings), data=self.to_dict())
 
     def _repr_items(self) -> list[str]:
+        first = self.law.params[0]
         return [self.law.name, f"{sum(len(p['step']) for p in self.points.values())} points",
-                f"L0={self.params['L0']:.4g}"]
+                f"{first}={self.params[first]:.4g}"]
 
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         ci = self.intervals()
@@ -860,12 +994,14 @@ def fit_curves(
     """
     started = time.perf_counter()
     select = isinstance(law, str) and law == "auto"
-    if select and law_settings:
-        raise ParameterError("law='auto' takes no law settings (each law keeps its defaults)",
+    stack = isinstance(law, str) and law == "stack"
+    if (select or stack) and law_settings:
+        raise ParameterError(f"law={law!r} takes no law settings (each law keeps its defaults)",
                              "law")
-    if select and shrink:
-        raise ParameterError("law='auto' chooses the shrinkage itself; leave shrink at 0", "shrink")
-    curve_law = get_curve_law("multipower" if select else law, **law_settings)
+    if (select or stack) and shrink:
+        raise ParameterError(f"law={law!r} chooses the shrinkage itself; leave shrink at 0",
+                             "shrink")
+    curve_law = get_curve_law("multipower" if select or stack else law, **law_settings)
     if resample not in ("auto", "runs", "blocks"):
         raise ParameterError(f"resample must be auto, runs or blocks, not {resample!r}", "resample")
     if bootstrap < 0:
@@ -877,6 +1013,8 @@ def fit_curves(
     else:
         runs, notes = list(frame), []
     runs = [r for r in runs if r.steps.size]
+    if stack:
+        return _fit_stack(runs, notes, bootstrap, resample, level, seed, delta, block, started)
     selection: dict[str, float] = {}
     if select:
         curve_law, shrink, selection, note = _select_law(runs, delta)
@@ -1072,12 +1210,9 @@ def _transfer(fit: CurveFit, schedule: Schedule, st: np.ndarray, ls: np.ndarray,
     out = np.empty((len(thetas), steps.size))
     resid = None
     for i, th in enumerate(thetas):
-        full = law.evaluate(th[None], design, grad=False)[0][0]
-        base = th.copy()
-        base[:2] = -np.inf  # L0 = A = 0: what is left is the decay term
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rest = law.evaluate(base[None], design, grad=False)[0][0]
-        power = (full - rest - np.exp(th[0])) / np.exp(th[1])
+        # the law's shape (its power term's exponent, its decay term) from the fit, its level
+        # (the constant and the power term's scale) from this run
+        _, power, rest = law.parts(th, design)
         X = np.column_stack([np.ones(n), power[:n]])
         coef, *_ = np.linalg.lstsq(X, ls - rest[:n], rcond=None)
         out[i] = coef[0] + coef[1] * power[n:] + rest[n:]

@@ -51,7 +51,7 @@ from scipy.signal import lfilter
 from scalinglab.errors import ParameterError
 from scalinglab.laws.schedules import Schedule
 
-__all__ = ["CURVE_LAWS", "CurveDesign", "CurveLaw", "MomentumLaw", "MultiPowerLaw",
+__all__ = ["CURVE_LAWS", "CurveDesign", "CurveLaw", "MomentumLaw", "MultiPowerLaw", "StackedLaw",
            "get_curve_law", "list_curve_laws"]
 
 #: distances (in steps) below which every step is its own group
@@ -123,6 +123,19 @@ class CurveLaw:
         return {"name": self.name, "formula": self.formula, "params": list(self.params),
                 "inputs": ["step", "lr schedule"], "kind": "curve law",
                 "provenance": {"source": self.citation}}
+
+    def parts(self, theta: np.ndarray, design: CurveDesign) -> tuple[float, np.ndarray, np.ndarray]:
+        """The loss at one log-parameter row split as ``level + power + rest``: the constant
+        (L0), the power term (``A * S^-alpha``) and the schedule's decay term, each (n,) where
+        arrays. Forecasts refit the level and the power term's scale to a run's own curve."""
+        theta = np.asarray(theta, dtype=float)
+        full = self.evaluate(theta[None], design, grad=False)[0][0]
+        base = theta.copy()
+        base[:2] = -np.inf  # L0 = A = 0: what is left is the decay term
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rest = self.evaluate(base[None], design, grad=False)[0][0]
+        level = float(np.exp(theta[0]))
+        return level, full - rest - level, rest
 
     def value(self, params: Mapping[str, float], schedule: Schedule,
               steps: Sequence[int] | np.ndarray, ratio: float | None = PREDICT_RATIO) -> np.ndarray:
@@ -385,6 +398,98 @@ class MomentumLaw(CurveLaw):
         return np.log(out)
 
 
+class StackedLaw(CurveLaw):
+    """Several fitted curve laws averaged with fixed weights (stacking, Wolpert 1992; weights
+    from each law's leave-one-run-out predictions, Yao et al. 2018): ``L = sum_k w_k L_k``.
+
+    Its parameters are the components' own, each named ``label:param`` (``multipower:L0``,
+    ``multipower~1:beta`` for the multi-power law fitted with shrink 1, ``momentum:C``); the
+    weights are settings, not parameters: each component is fitted on its own
+    (:func:`scalinglab.fit.curves.fit_curves` with ``law="stack"``), never jointly.
+    """
+
+    name = "stack"
+    title = "stacked curve laws"
+    citation = ("stacking of leave-one-run-out predictions (Wolpert 1992; Yao et al. 2018, "
+                "Bayesian Analysis 13(3))")
+    formula = "sum_k w_k L_k(t)"
+
+    def __init__(self, components: Sequence[Mapping[str, Any]]) -> None:
+        if not components:
+            raise ParameterError("a stack needs at least one component", "components")
+        self.labels = [str(c["label"]) for c in components]
+        self.weights = np.asarray([float(c["weight"]) for c in components])
+        if len(set(self.labels)) != len(self.labels):
+            raise ParameterError("component labels must differ", "components")
+        if (self.weights < 0).any() or not np.isclose(self.weights.sum(), 1.0):
+            raise ParameterError("stack weights must be >= 0 and sum to 1", "components")
+        self.laws = [c["law"] if isinstance(c["law"], CurveLaw) else law_from_dict(c["law"])
+                     for c in components]
+        sizes = [len(law.params) for law in self.laws]
+        self.slices = [slice(a, a + n) for a, n in zip(np.cumsum([0, *sizes[:-1]]), sizes,
+                                                       strict=True)]
+        self.params = tuple(f"{lb}:{p}" for lb, law in zip(self.labels, self.laws, strict=True)
+                            for p in law.params)  # type: ignore[misc]
+
+    def settings(self) -> dict[str, Any]:
+        return {"components": [{"label": lb, "weight": float(w), "law": law.to_dict()}
+                               for lb, w, law in zip(self.labels, self.weights, self.laws,
+                                                     strict=True)]}
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["components"] = self.settings()["components"]
+        return out
+
+    def prepare(self, schedules: Sequence[Schedule], steps: Sequence[np.ndarray],
+                ratio: float | None = FIT_RATIO) -> CurveDesign:
+        designs = [law.prepare(schedules, steps, ratio) for law in self.laws]
+        d = designs[0]
+        return CurveDesign(d.steps, d.point_run, d.S, {"designs": designs})
+
+    def components(self, theta: np.ndarray, design: CurveDesign) -> np.ndarray:
+        """Each component's loss (k, K, n) at log-parameters ``theta`` (K, P)."""
+        theta = np.atleast_2d(np.asarray(theta, dtype=float))
+        return np.stack([law.evaluate(theta[:, sl], d, grad=False)[0] for law, sl, d in
+                         zip(self.laws, self.slices, design.terms["designs"], strict=True)])
+
+    def evaluate(self, theta: np.ndarray, design: CurveDesign, grad: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        theta = np.atleast_2d(np.asarray(theta, dtype=float))
+        loss = np.zeros((theta.shape[0], design.n))
+        J = np.zeros((theta.shape[0], design.n, theta.shape[1])) if grad else None
+        for w, law, sl, d in zip(self.weights, self.laws, self.slices, design.terms["designs"],
+                                 strict=True):
+            L, Jk = law.evaluate(theta[:, sl], d, grad)
+            loss += w * L
+            if J is not None and Jk is not None:
+                J[:, :, sl] = w * Jk
+        return loss, J
+
+    def parts(self, theta: np.ndarray, design: CurveDesign) -> tuple[float, np.ndarray, np.ndarray]:
+        level, power, rest = 0.0, np.zeros(design.n), np.zeros(design.n)
+        for w, law, sl, d in zip(self.weights, self.laws, self.slices, design.terms["designs"],
+                                 strict=True):
+            lv, pw, rs = law.parts(np.asarray(theta)[sl], d)
+            level, power, rest = level + w * lv, power + w * pw, rest + w * rs
+        return level, power, rest
+
+    def assign(self, n_draws: int) -> np.ndarray:
+        """Which component each of ``n_draws`` bootstrap draws comes from: the draws split in
+        proportion to the weights, in a fixed order (stratified, so every call and every
+        schedule gets the same assignment and joint comparisons stay joint)."""
+        u = (np.arange(n_draws) + 0.5) / max(n_draws, 1)
+        return np.minimum(np.searchsorted(np.cumsum(self.weights), u), len(self.weights) - 1)
+
+    def starts(self, design: CurveDesign, loss: np.ndarray) -> np.ndarray:
+        raise ParameterError("a stack is not fitted as one law: fit_curves(law='stack') fits "
+                             "each component on its own", "law")
+
+    def identified(self, design: CurveDesign) -> list[str]:
+        return [w for law, d in zip(self.laws, design.terms["designs"], strict=True)
+                for w in law.identified(d)]
+
+
 def _nonneg_lstsq(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least squares with non-negative coefficients (a zero column gets a zero coefficient)."""
     from scipy.optimize import nnls
@@ -416,4 +521,6 @@ def list_curve_laws() -> list[str]:
 
 def law_from_dict(data: Mapping[str, Any]) -> CurveLaw:
     settings = {k: v for k, v in data.items() if k != "name"}
+    if data.get("name") == "stack":
+        return StackedLaw(settings["components"])
     return get_curve_law(str(data["name"]), **settings)
