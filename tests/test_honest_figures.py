@@ -226,3 +226,62 @@ def test_a_plan_saved_before_the_field_existed_still_loads_with_the_same_title()
     identified = make_plan(compute=1e21).to_dict()
     del identified["allocation_unidentified"]
     assert Plan.from_dict(identified).allocation_unidentified == ()
+
+
+def test_an_interval_from_too_few_draws_is_nan_and_says_why_not_zero_width():
+    # a refit whose A ran off to inf predicted NaN under 29 of its 30 draws; the one finite draw
+    # gave the "interval" [12.0, 12.0] on every row of a translation's table
+    one_of_30 = np.r_[12.0, np.full(29, np.nan)]
+    lo, hi = percentile_interval(one_of_30)
+    assert np.isnan(lo) and np.isnan(hi)
+    from scalinglab.stats import interval_note
+
+    assert interval_note(one_of_30) == "no interval: only 3% of 30 bootstrap resamples gave a value"
+    # per figure: a column with enough draws keeps its interval, bit for bit
+    good = np.linspace(1.0, 2.0, 30)
+    lo, hi = percentile_interval(np.c_[one_of_30, good])
+    assert np.isnan(lo[0]) and np.isnan(hi[0])
+    assert (lo[1], hi[1]) == (percentile_interval(good)[0], percentile_interval(good)[1])
+    assert (float(lo[1]), float(hi[1])) == pytest.approx((1.025, 1.975))
+    # half the draws is enough (the rule Estimate.from_draws has kept), and callers may ask more
+    half = np.r_[good[:15], np.full(15, np.nan)]
+    assert np.isfinite(percentile_interval(half)).all()
+    assert np.isnan(percentile_interval(half, min_usable=0.9)).all()
+    assert interval_note(half) is None
+
+
+def _six_runs_at_20_tokens_per_parameter() -> pd.DataFrame:
+    # tests/test_loss_to_loss.py's new corpus at D/N = 20: Chinchilla refitted on these alone
+    # sends A to inf (alpha ~ 60), so that A/N^alpha is inf/inf = NaN at every (N, D)
+    N = np.geomspace(2e7, 2e9, 9)[:6]
+    return pd.DataFrame({"N": N, "D": 20 * N, "loss": [8.55610306, 7.56896658, 6.75666114,
+                                                       6.01800062, 5.38279549, 4.80723713]})
+
+
+def test_a_fit_whose_parameter_runs_off_to_infinity_says_which_and_that_it_predicts_nothing():
+    from scalinglab.fit import fit_law
+
+    fit = fit_law("chinchilla", _six_runs_at_20_tokens_per_parameter(), bootstrap=0)
+    assert fit.params["A"] == np.inf and {"A", "alpha"} <= set(fit.unidentified)
+    with np.errstate(all="ignore"):
+        assert np.isnan(fit.predict(N=1e8, D=2e9))
+    assert fit.warnings[0] == ("the fit diverged (A = inf): its predictions are not finite (NaN or "
+                               "inf) at 6 of the 6 runs it was fitted to, so it predicts nothing there")
+    assert "the fit diverged (A = inf)" in fit.summary().as_text()
+    # its optimum (N = inf, D = 0) rests on A: a quarter of inf is inf, so the probe that finds
+    # what an allocation rests on saw nothing move and called it identified, "0 [0, 0]"
+    opt = fit.optimum(1e20)
+    assert not opt.N.identified and not opt.D.identified and not opt.tokens_per_param.identified
+
+
+def test_bootstrap_fits_that_send_a_parameter_to_infinity_flag_it_though_the_estimate_is_finite():
+    from scalinglab.fit.loss import _soft_checks
+
+    rng = np.random.default_rng(0)
+    boot = np.column_stack([rng.normal(mu, 0.01 * mu, 30) for mu in TRUE.values()])
+    boot[:20, 1] = np.inf  # 20 of 30 resamples ran A off to infinity; the other 10 agree closely
+    warnings, flagged = _soft_checks(CHINCHILLA, [True, True, True, False, False], TRUE, boot, 0.95)
+    assert flagged == ["A"]
+    assert "67% of bootstrap fits send A to infinity" in warnings[-1]
+    assert warnings[0] == ("67% of bootstrap resamples could not be fitted (20 of 30 diverged: A at "
+                           "infinity)")

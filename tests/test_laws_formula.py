@@ -175,3 +175,15 @@ def test_formula_functions_tanh_sigmoid_softplus_log10_clip_values_and_gradients
     assert float(np.ravel(g)[0]) == pytest.approx(0.3 * s + 0.3 * s * (1 - s))
     with pytest.raises(ParameterError, match="clip takes 3 arguments"):
         Law.from_formula("clip(x, 1) + a", inputs=("x",))
+
+
+def test_max_and_min_of_several_arguments_broadcast_over_draws_and_propagate_nan():
+    from scalinglab.laws.formula import compile_expressions
+
+    p = parse_formula("max(x, a, 2) + min(x, 1)", ("x",), ("a",))
+    run = compile_expressions([p.expr], ())
+    out = run({"x": np.array([0.0, 1.0, 3.0, np.nan]), "a": np.float64(1.5)})[0]
+    np.testing.assert_array_equal(out, [2.0, 3.0, 4.0, np.nan])
+    # parameters as a column of draws, inputs as a row: one row of values per draw
+    out = run({"x": np.array([[0.0, 1.0, 3.0]]), "a": np.array([[1.5], [2.5]])})[0]
+    np.testing.assert_array_equal(out, [[2.0, 3.0, 4.0], [2.5, 3.5, 4.0]])

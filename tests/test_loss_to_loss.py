@@ -162,6 +162,14 @@ def test_a_translated_law_beats_refitting_the_few_new_runs_alone():
     score = tr.score(every)
     assert score["translated"] > 0.99
     assert score.get("refit", -np.inf) < score["translated"] or not np.isfinite(score.get("refit", np.nan))
+    # the refit on the six runs alone runs A off to inf: it predicts nothing, and says so, where
+    # the one finite draw of 30 gave it a zero-width "interval" on all 45 rows
+    rows = tr.predict(N, D)
+    assert rows["baseline"].isna().all()
+    assert rows["baseline_lo"].isna().all() and rows["baseline_hi"].isna().all()
+    assert rows["baseline_note"].str.contains(r"^not identified \(.*A.*\); diverged \(A = inf\): "
+                                              r"it predicts nothing$").all()
+    assert ("refit on the new runs alone: chinchilla, not identified (" in tr.summary().as_text())
     out = tr.predict(1e10, 2e11)
     assert out["lo"].iloc[0] < out["y"].iloc[0] < out["hi"].iloc[0]
     truth = shifted_power({"x": np.array([law["E"] + law["A"] / 1e10**0.35 + law["B"] / 2e11**0.3])}, link)

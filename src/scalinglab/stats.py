@@ -24,6 +24,10 @@ import numpy as np
 #: another kind keep their own: Step Law's lr/batch procedure 1000, problems in ``testtime``)
 DEFAULT_BOOTSTRAP = 200
 
+#: below this share of draws that gave a value (not NaN) no interval is given: the few left are
+#: not a sample of the spread (:func:`percentile_interval`, :meth:`Estimate.from_draws`)
+MIN_USABLE_DRAWS = 0.5
+
 
 def bootstrap_weights(
     n_units: int,
@@ -55,12 +59,16 @@ def bootstrap_weights(
 
 
 def percentile_interval(
-    draws: Any, level: float = 0.95, axis: int = 0
+    draws: Any, level: float = 0.95, axis: int = 0, min_usable: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``level`` percentile interval of ``draws`` along ``axis``, ignoring NaN draws.
 
-    Where every draw is NaN the interval is NaN. Infinite draws count (a percentile may then be
-    infinite): they are spread, not failure.
+    Where fewer than ``min_usable`` (default :data:`MIN_USABLE_DRAWS`, a half) of the draws gave
+    a value (the rest NaN: resamples that could not be fitted, or a figure undefined under
+    them), the interval is NaN: the few that did are not a sample of the spread, and one finite
+    draw among 30 gave a zero-width "interval" ``[12.0, 12.0]`` that a table showed as real.
+    :func:`interval_note` says why, for whoever shows the figure. Infinite draws count (a
+    percentile may then be infinite): they are spread, not failure.
     """
     values = np.asarray(draws, dtype=float)
     q = (1.0 - level) / 2.0
@@ -76,7 +84,30 @@ def percentile_interval(
         if np.isinf(values).any():
             lo = np.where(np.isnan(lo), np.nanquantile(values, q, axis=axis, method="lower"), lo)
             hi = np.where(np.isnan(hi), np.nanquantile(values, 1.0 - q, axis=axis, method="higher"), hi)
+    few = usable_share(values, axis) < (MIN_USABLE_DRAWS if min_usable is None else min_usable)
+    if np.any(few):
+        lo, hi = np.where(few, np.nan, lo), np.where(few, np.nan, hi)
     return lo, hi
+
+
+def usable_share(draws: Any, axis: int = 0) -> np.ndarray:
+    """The share of ``draws`` along ``axis`` that gave a value (not NaN); 0 where there are none."""
+    values = np.atleast_1d(np.asarray(draws, dtype=float))
+    with quiet_runtime_warnings():  # no draws at all: the mean of nothing, NaN, read as 0
+        share = np.mean(~np.isnan(values), axis=axis)
+    return np.nan_to_num(share, nan=0.0)
+
+
+def interval_note(draws: Any, min_usable: float | None = None) -> str | None:
+    """Why :func:`percentile_interval` gives no interval for these draws of one figure (fewer
+    than ``min_usable`` of them gave a value), or None when it gives one."""
+    flat = np.ravel(np.asarray(draws, dtype=float))
+    if not flat.size:
+        return None
+    share = float(np.mean(~np.isnan(flat)))
+    if share >= (MIN_USABLE_DRAWS if min_usable is None else min_usable):
+        return None
+    return f"no interval: only {share:.0%} of {flat.size} bootstrap resamples gave a value"
 
 
 @contextmanager
@@ -87,10 +118,6 @@ def quiet_runtime_warnings() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
-
-
-#: below this share of usable bootstrap draws an interval is not given (see Estimate.from_draws)
-MIN_USABLE_DRAWS = 0.5
 
 
 @dataclass(frozen=True)
@@ -122,9 +149,8 @@ class Estimate:
         if draws is None or np.size(draws) == 0:
             return cls(float(value), None, None, level, identified, note)
         flat = np.ravel(np.asarray(draws, dtype=float))
-        usable = float(np.mean(~np.isnan(flat)))
-        if usable < MIN_USABLE_DRAWS:
-            why = (f"no interval: only {usable:.0%} of {flat.size} bootstrap resamples gave a value")
+        why = interval_note(flat)
+        if why is not None:
             return cls(float(value), None, None, level, identified, note if not identified else why)
         lo, hi = percentile_interval(flat, level)
         return cls(float(value), float(lo), float(hi), level, identified, note)
@@ -163,4 +189,4 @@ def _float(x: Any) -> float:
     return float("nan") if x is None else float(x)
 
 
-__all__ = ["Estimate", "bootstrap_weights", "percentile_interval"]
+__all__ = ["Estimate", "bootstrap_weights", "interval_note", "percentile_interval", "usable_share"]

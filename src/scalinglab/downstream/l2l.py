@@ -562,6 +562,9 @@ class Translation(Result):
                 b, blo, bhi = self.baseline.predict_interval(
                     new_run=new_run, **{k: inputs[k] for k in self.baseline.law.inputs})
             out["baseline"], out["baseline_lo"], out["baseline_hi"] = b, blo, bhi
+            if self.baseline.unidentified:
+                # its figures stay (NaN where it predicts nothing); the reason goes beside them
+                out["baseline_note"] = _refit_state(self.baseline)
         return out
 
     def score(self, frame: pd.DataFrame, loss: str = "loss", N: str | None = None,
@@ -598,8 +601,8 @@ class Translation(Result):
                  ("new runs", str(self.link.n_runs)), ("x of the new runs", self.x_from),
                  ("link residual std (log)", f"{self.link.residual_std:.3g}")]
         if self.baseline is not None:
-            facts.append(("refit on the new runs alone", f"{self.baseline.law.name}, "
-                          f"{len(self.baseline.unidentified)} parameters not identified"))
+            facts.append(("refit on the new runs alone",
+                          f"{self.baseline.law.name}, {_refit_state(self.baseline)}"))
         return Summary(title="law translated to a new corpus", tables=[t], facts=facts,
                        notes=list(self.notes), warnings=list(self.warnings), data=self.to_dict())
 
@@ -620,6 +623,16 @@ class Translation(Result):
                    level=float(data.get("level", 0.95)), seed=int(data.get("seed", 0)),
                    warnings=list(data.get("warnings", [])), notes=list(data.get("notes", [])),
                    source_draw=tuple(int(i) for i in data.get("source_draw", [])))
+
+
+def _refit_state(fit: FitResult) -> str:
+    """What the refit on the few new runs alone is worth, in words: ``"not identified (E, A,
+    alpha); diverged (A = inf): it predicts nothing"`` where its estimate ran off to infinity."""
+    if not fit.unidentified:
+        return "identified"
+    state = f"not identified ({', '.join(fit.unidentified)})"
+    gone = [f"{k} = {v:g}" for k, v in fit.params.items() if not np.isfinite(v)]
+    return state + (f"; diverged ({', '.join(gone)}): it predicts nothing" if gone else "")
 
 
 def translate(

@@ -149,13 +149,20 @@ def _soft_checks(
             continue
         if boot is None or not len(boot):
             continue
-        col = boot[:, i]
-        col = col[np.isfinite(col)]
+        fitted = boot[:, i][~np.isnan(boot[:, i])]
+        col = fitted[np.isfinite(fitted)]
         if not len(col):
+            if len(fitted):
+                flagged[name] = f"every bootstrap fit sends {name} to {fitted[0]:g}"
             continue
+        diverged = float(np.mean(np.isinf(fitted))) if len(fitted) else 0.0
         outside = float(np.mean((col < lo_b) | (col > hi_b)))
         lo, hi = (float(x) for x in percentile_interval(col, level))
-        if outside > 0.1:
+        if diverged > 0.1:
+            # a draw at inf is outside any range; the interval of the few finite draws left
+            # (one among 30 gave "0 decades") says nothing about the spread
+            flagged[name] = f"{diverged:.0%} of bootstrap fits send {name} to infinity"
+        elif outside > 0.1:
             flagged[name] = f"{outside:.0%} of bootstrap fits put {name} outside [{lo_b:g}, {hi_b:g}]"
         elif log_params[i] and lo > 0 and np.log10(hi / lo) > MAX_DECADES:
             flagged[name] = f"the {level:.0%} interval of {name} spans {np.log10(hi / lo):.1f} decades"
@@ -165,7 +172,13 @@ def _soft_checks(
             flagged[name] = f"the {level:.0%} interval of {name} is [{lo:.3g}, {hi:.3g}]"
     if boot is not None and len(boot):
         failed = float(np.mean(~np.all(np.isfinite(boot), axis=1)))
-        if failed > 0.05:
+        gone = np.any(np.isinf(boot), axis=1) & ~np.any(np.isnan(boot), axis=1)
+        if failed > 0.05 and gone.any():
+            names = [n for j, n in enumerate(law.param_names) if np.isinf(boot[gone, j]).any()]
+            warnings.append(f"{failed:.0%} of bootstrap resamples could not be fitted "
+                            f"({int(gone.sum())} of {len(boot)} diverged: {', '.join(names)} at "
+                            "infinity)")
+        elif failed > 0.05:
             warnings.append(f"{failed:.0%} of bootstrap resamples could not be fitted")
     if flagged:
         warnings.append(
@@ -176,6 +189,26 @@ def _soft_checks(
 
 
 # -- the fit -------------------------------------------------------------------------------------
+
+
+def _diverged(law: Law, params: Mapping[str, float], inputs: Mapping[str, np.ndarray]) -> list[str]:
+    """A warning when the estimate has a parameter at infinity or predicts non-finite losses at
+    the runs it was fitted to. Six runs at one tokens-per-parameter ratio fitted Chinchilla with
+    A = inf and alpha = 64: its every prediction is inf/inf = NaN, which the parameter table
+    alone did not say (only that A is 'outside the plausible range')."""
+    gone = [f"{k} = {v:g}" for k, v in params.items() if not np.isfinite(v)]
+    with np.errstate(all="ignore"):
+        pred = np.broadcast_to(np.asarray(law(dict(params), **inputs), dtype=float),
+                               np.shape(next(iter(inputs.values()))))
+    bad = int(np.sum(~np.isfinite(pred)))
+    if not gone and not bad:
+        return []
+    what = f"the fit diverged ({', '.join(gone)})" if gone else "the fit is degenerate"
+    if not bad:
+        return [f"{what}; its predictions at the runs stay finite, but figures that rest on "
+                f"{'it' if len(gone) == 1 else 'them'} are unknown"]
+    return [f"{what}: its predictions are not finite (NaN or inf) at {bad} of the {pred.size} "
+            "runs it was fitted to, so it predicts nothing there"]
 
 
 def _compute(law: Law, inputs: Mapping[str, np.ndarray], compute: np.ndarray | None) -> np.ndarray:
@@ -345,6 +378,7 @@ def fit_arrays(
     theta = point.x
     params = dict(zip(law.param_names, natural_params(model, theta).tolist(), strict=True))
     resid = spec.make(model, y[train]).residuals(theta)[0]
+    diverged = _diverged(law, params, xt)
 
     draws, boot_fit = None, None
     if bootstrap > 0:
@@ -352,6 +386,7 @@ def fit_arrays(
         draws = natural_params(model, boot_fit.theta)
 
     warnings, unidentified = _soft_checks(law, model.log_params, params, draws, level)
+    warnings[:0] = diverged
     if boot_fit is not None and boot_fit.moved > 0.05 * bootstrap:
         warnings.append(f"{boot_fit.moved / bootstrap:.0%} of bootstrap resamples are best fitted in "
                         "another basin than the estimate's: these runs support more than one fit")
@@ -585,7 +620,8 @@ def _fit_linear(
         point, lean = _lean(problem, point, c[train], lean_top, robust, budget - (time.process_time() - start),
                             notes)
     params = dict(zip(law.param_names, point.x.tolist(), strict=True))
-    pred = law(params, **xt)
+    with np.errstate(all="ignore"):
+        pred = law(params, **xt)
     resid = y[train] - pred
     draws = None
     if bootstrap > 0:
@@ -600,6 +636,7 @@ def _fit_linear(
         draws = np.array([lsq.refit(problem, point, row_w * np.bincount(rng.integers(0, n, n), minlength=n))
                           for _ in range(bootstrap)])
     warnings, unidentified = _linear_soft_checks(law, params, draws, level, set(point.linear))
+    warnings[:0] = _diverged(law, params, xt)
     pinned = near_bounds(law.bounds, params)
     if pinned:
         warnings.append("at an enforced bound: " + "; ".join(pinned) + ". The bound, not the "

@@ -244,9 +244,16 @@ def allocation_params(inst: LawInstance, names: Sequence[str], compute: float, T
         base = np.array(compute_optimum(inst, compute, inference_tokens=T, fixed_inputs=fixed))
     except (ArithmeticError, ValueError):
         return list(names)
+    # an optimum at N = inf, D = 0 (a fit with A = inf) is no allocation: scaling a parameter
+    # cannot move it, so the probe below would call every parameter harmless
+    if not (np.all(np.isfinite(base)) and np.all(base > 0)):
+        return list(names)
     moving = []
     for name in names:
         v = float(inst.params[name])
+        if not np.isfinite(v):  # a quarter of inf is inf: the probe cannot move it
+            moving.append(name)
+            continue
         for alt in ((v / 4.0, v * 4.0) if v != 0.0 else (-1.0, 1.0)):
             try:
                 other = compute_optimum(inst.replace(params={**inst.params, name: alt}), compute,
