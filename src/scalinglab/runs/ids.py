@@ -37,7 +37,11 @@ _SEED = np.uint64(0x7363616C696E67)  # "scaling"
 
 def fmix(h: np.ndarray) -> np.ndarray:
     """murmur3's 64-bit finaliser (a bijection that spreads every input bit), on a copy."""
-    h = np.array(h, dtype=np.uint64, copy=True)
+    return _fmix_own(np.array(h, dtype=np.uint64, copy=True))
+
+
+def _fmix_own(h: np.ndarray) -> np.ndarray:
+    """:func:`fmix` in place, for a uint64 array this module just made."""
     h ^= h >> _S33
     h *= _M1
     h ^= h >> _S33
@@ -51,7 +55,7 @@ def float_words(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(values, dtype=np.float64) + 0.0  # -0.0 + 0.0 == +0.0
     present = ~np.isnan(v)
     words = np.where(present, v, 0.0).view(np.uint64)
-    return fmix(words ^ NUMBER_TAG), present
+    return _fmix_own(words ^ NUMBER_TAG), present
 
 
 def text_words(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,19 +101,19 @@ def text_words(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]
         within = np.arange(len(data)) - (offsets[:-1] - offsets[0])[row_of_byte]
         padded[(8 * word_start[:-1][row_of_byte] + within)[keep]] = data[keep]
     words = padded.view("<u8").astype(np.uint64)
-    h = fmix(length.astype(np.uint64) ^ TEXT_TAG)
+    h = _fmix_own(length.astype(np.uint64) ^ TEXT_TAG)
     most = int(n_words.max())
     if most and (n_words == most).all():  # every string the same length: plain columns
         grid = words.reshape(n, most)
         for k in range(most):
-            h = fmix(h * _K + grid[:, k])
-        return fmix(h), present
+            h = _fmix_own(h * _K + grid[:, k])
+        return _fmix_own(h), present
     order = np.argsort(-n_words, kind="stable")
     descending = -n_words[order]  # ascending, for searchsorted
     for k in range(most):
         rows = order[: int(np.searchsorted(descending, -k, side="left"))]  # rows with > k words
-        h[rows] = fmix(h[rows] * _K + words[word_start[rows] + k])
-    return fmix(h), present
+        h[rows] = _fmix_own(h[rows] * _K + words[word_start[rows] + k])
+    return _fmix_own(h), present
 
 
 def _few_distinct(arr: pa.Array) -> bool:
@@ -126,9 +130,12 @@ def combine(fields: Iterable[tuple[str, np.ndarray, np.ndarray]], n: int) -> np.
     """
     h = np.full(n, _SEED, dtype=np.uint64)
     for name, words, present in sorted(fields, key=lambda f: f[0]):
-        key = key_word(name)
-        mixed = fmix(h * _K + fmix(words ^ key))
-        h = np.where(present, mixed, h)
+        mixed = _fmix_own(np.asarray(words ^ key_word(name), dtype=np.uint64))
+        mixed += h * _K
+        _fmix_own(mixed)
+        # in place, on arrays made here: a third fewer passes over the rows than a copy per
+        # step (hashing was 0.15 s of process time per million rows with 19 fields)
+        h = mixed if present.all() else np.where(present, mixed, h)
     return h
 
 

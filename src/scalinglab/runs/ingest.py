@@ -191,8 +191,9 @@ class Ingest:
         again = np.zeros(n, bool)
         again[1:] = new[1:] == new[:-1]  # a later row of this chunk with the same id
         collide = np.empty(n, bool)
-        collide[order] = again | _in_sorted(new, self.stored) | _in_sorted(new, self.seen)
-        self.seen = np.insert(self.seen, np.searchsorted(self.seen, new), new)  # stays sorted
+        at = np.searchsorted(self.seen, new)  # serves the check and the insertion alike
+        collide[order] = again | _in_sorted(new, self.stored) | _in_sorted(new, self.seen, at)
+        self.seen = np.insert(self.seen, at, new)  # stays sorted
         extra_sql, params = extra_json(p)
         direct = p.runs.filter(A.bools(~collide)) if collide.any() else p.runs
         staged = p.runs.filter(A.bools(collide)) if collide.any() else None
@@ -464,11 +465,13 @@ def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     return out
 
 
-def _in_sorted(needles: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """Which of the sorted ``needles`` are in ``sorted_keys`` (both uint64)."""
+def _in_sorted(needles: np.ndarray, sorted_keys: np.ndarray,
+               at: np.ndarray | None = None) -> np.ndarray:
+    """Which of the sorted ``needles`` are in ``sorted_keys`` (both uint64); ``at`` is
+    ``np.searchsorted(sorted_keys, needles)`` when the caller has it already."""
     if len(sorted_keys) == 0:
         return np.zeros(len(needles), bool)
-    at = np.searchsorted(sorted_keys, needles)
+    at = np.searchsorted(sorted_keys, needles) if at is None else at.copy()
     at[at == len(sorted_keys)] = 0
     return sorted_keys[at] == needles
 
