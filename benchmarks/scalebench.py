@@ -1,7 +1,7 @@
 """ScaleBench's 65 law instances fitted through scalinglab's public API, beside ScaleBench's own fitter.
 
     python benchmarks/scalebench.py --data ../shared/data/scalebench [--tasks moe,vocab] [--laws sl_1,sl_3]
-                                    [--starts 64] [--no-reference] [--json]
+                                    [--starts 64] [--no-reference] [--lean-top 0.1] [--json]
     python benchmarks/scalebench.py --design --budgets 0.01,0.05,0.1 --repeats R [--json]
         (which runs to buy: ``benchmarks/scalebench_design.py``)
 
@@ -9,10 +9,14 @@ For each task (``benchmarks/scalebench_tasks.py``) and each law instance, per gr
 ScaleBench fits: one parameter vector per group), the law is fitted on the training rows twice:
 
 - **scalinglab**: ``sl.fit_arrays(spec.law(), inputs, y, bootstrap=0, scale="linear",
-  estimator="mse")``, i.e. the public call a user makes with ``sl.Law.from_formula(formula,
-  inputs, bounds=...)`` (the linear scale and least squares because ScaleBench scores squared
-  errors of the loss itself, its fitter minimises them, and vocab's target is negative); a law with several outputs (domain mixture) goes through
-  ``sl.fit_joint(formulas, inputs, Y, bounds=...)``, all outputs at once;
+  estimator="mse", compute=cost, lean_top=0.1)``, i.e. the public call a user makes with
+  ``sl.Law.from_formula(formula, inputs, bounds=...)`` (the linear scale and least squares because
+  ScaleBench scores squared errors of the loss itself, its fitter minimises them, and vocab's
+  target is negative; ``lean_top`` because the law is fitted to extrapolate to higher cost: of
+  the fits within one standard error of the least-squares optimum, the one that fits the top 10%
+  of the training rows by the task's cost best; ``--lean-top 0`` gives plain least squares); a
+  law with several outputs (domain mixture) goes through ``sl.fit_joint(formulas, inputs, Y,
+  bounds=...)``, all outputs at once (its cost is constant: nothing to lean toward);
 - **reference**: ScaleBench's own protocol, written here with scipy: ``--starts`` (64) random
   starts inside the bounds (log-uniform where the lower bound is positive, else uniform),
   L-BFGS-B with an analytic gradient on the mean squared error over all outputs
@@ -131,19 +135,21 @@ def reference_fit(comp: Compiled, x: dict[str, np.ndarray], y: np.ndarray, n_sta
 
 def ours_predict(spec: sbt.LawSpec, x: dict[str, np.ndarray], y_fit: np.ndarray,
                  x_test: dict[str, np.ndarray], seed: int, cost: np.ndarray | None = None,
-                 lean_top: float = 0.0) -> tuple[np.ndarray, np.ndarray, str]:
+                 lean_top: float = 0.0) -> tuple[np.ndarray, np.ndarray, str, float | None]:
     """Fit through the public API and predict the test rows: ``sl.fit_arrays`` on the linear
     scale for a one-output law, ``sl.fit_joint`` for a law with several outputs (shared
-    parameters fitted jointly)."""
+    parameters fitted jointly). Also the training SSE of the least-squares optimum the search
+    found, before any lean (None: no lean, the fit is that optimum)."""
     if spec.n_outputs > 1:
         res = sl.fit_joint(list(spec.formulas), x, y_fit, bounds=spec.bounds_of(spec.params), seed=seed)
-        return res.predict(**x_test), res.predict(**x), ""
+        return res.predict(**x_test), res.predict(**x), "", None
     law = spec.law(0)
     res = sl.fit_arrays(law, {k: x[k] for k in law.inputs}, y_fit[:, 0], bootstrap=0, seed=seed,
                         scale="linear", estimator="mse", compute=cost, lean_top=lean_top)
     pred = np.asarray(res.predict(**{k: x_test[k] for k in law.inputs}), float)[:, None]
     fitted = np.asarray(res.predict(**{k: x[k] for k in law.inputs}), float)[:, None]
-    return pred, fitted, "; ".join(w for w in res.warnings if "fragile" in w)
+    lean = (res.info.estimator or {}).get("lean") if res.info else None
+    return pred, fitted, "; ".join(w for w in res.warnings if "fragile" in w), None if lean is None else lean["sse_start"]
 
 
 def run_law(task: sbt.Task, spec: sbt.LawSpec, fit_groups: list[tuple[str, pd.DataFrame]],
@@ -152,7 +158,7 @@ def run_law(task: sbt.Task, spec: sbt.LawSpec, fit_groups: list[tuple[str, pd.Da
     row: dict[str, Any] = {"task": task.name, "law": spec.name, "n_params": len(spec.params)}
     comp = Compiled(spec) if reference else None
     truth, ours, ref = [], [], []
-    sse_ours = sse_ref = 0.0
+    sse_ours = sse_ref = sse_search = 0.0
     t_ours = t_ref = c_ours = c_ref = 0.0
     c_fit_max = 0.0  # the slowest single fit (one group): the engine's target is <= 5 s per fit
     error = note = ""
@@ -166,8 +172,9 @@ def run_law(task: sbt.Task, spec: sbt.LawSpec, fit_groups: list[tuple[str, pd.Da
         truth.append(yt)
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            pred, fitted, note = ours_predict(spec, x, y, xt, seed, task.cost(sub), lean_top)
+            pred, fitted, note, sse_start = ours_predict(spec, x, y, xt, seed, task.cost(sub), lean_top)
             sse_ours += float(np.sum((fitted - y) ** 2))
+            sse_search += float(np.sum((fitted - y) ** 2)) if sse_start is None else sse_start
         except sl.ScalingLabError as exc:
             pred, error = np.full_like(yt, np.nan), f"{type(exc).__name__}: {exc}"
         t_ours += time.perf_counter() - t0
@@ -195,7 +202,10 @@ def run_law(task: sbt.Task, spec: sbt.LawSpec, fit_groups: list[tuple[str, pd.Da
         row["time_reference_s"] = round(t_ref, 3)
         row["cpu_reference_s"] = round(c_ref, 3)
         # the training objective both fitters minimise: which search found the lower optimum
-        row["train_sse_ours"], row["train_sse_reference"] = sse_ours, sse_ref
+        # (ours: the search's optimum, before the lean moves it by up to one standard error;
+        # train_sse_ours_leaned is where the lean ended)
+        row["train_sse_ours"], row["train_sse_reference"] = sse_search, sse_ref
+        row["train_sse_ours_leaned"] = sse_ours
     if error:
         row["error"] = error
     if note:
@@ -218,8 +228,9 @@ def main() -> None:
                     help="without a test split: the top fraction of cost per group held out of train")
     ap.add_argument("--no-reference", action="store_true", help="skip the reference fitter")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--lean-top", type=float, default=0.0,
-                    help="fit_arrays(lean_top=...): lean each fit toward this top fraction of its runs by cost")
+    ap.add_argument("--lean-top", type=float, default=0.1,
+                    help="fit_arrays(lean_top=...): lean each fit toward this top fraction of its rows by cost "
+                         "(0: plain least squares)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = ap.parse_args()
     wanted = {w.strip() for w in args.laws.split(",") if w.strip()}
@@ -253,7 +264,7 @@ def main() -> None:
              # the published figure is the paper's, on ScaleBench's own test split (not shared
              # here unless --data has it): context, not a like-for-like comparison with a holdout
              "published_split": "ScaleBench test split (paper)",
-             "reference_starts": None if args.no_reference else args.starts}
+             "reference_starts": None if args.no_reference else args.starts, "lean_top": args.lean_top}
         for key in ("r2_ours", "r2_reference", "time_ours_s", "time_reference_s", "cpu_ours_s",
                     "cpu_reference_s", "cpu_ours_max_fit_s"):
             vals = [r[key] for r in task_rows if key in r]

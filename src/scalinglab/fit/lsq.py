@@ -947,10 +947,12 @@ class Lean:
     top_sse: float
     steps: int
     note: str = ""
+    #: the training SSE of the least-squares optimum it started from
+    sse_start: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lambda": self.lam, "n_top": self.n_top, "sse_limit": self.sse_limit, "sse": self.sse,
-                "top_sse_before": self.top_sse_before, "top_sse": self.top_sse, "steps": self.steps}
+        return {"lambda": self.lam, "n_top": self.n_top, "sse_start": self.sse_start, "sse_limit": self.sse_limit,
+                "sse": self.sse, "top_sse_before": self.top_sse_before, "top_sse": self.top_sse, "steps": self.steps}
 
 
 def lean_toward(problem: Problem, fit: LsqFit, top: np.ndarray, *, sigmas: float = LEAN_SIGMAS,
@@ -993,7 +995,7 @@ def lean_toward(problem: Problem, fit: LsqFit, top: np.ndarray, *, sigmas: float
     if top.size != n or top.all() or not top.any() or n <= p or not problem.free or not np.isfinite(sse0):
         why = ("no run is above the others in compute" if top.size == n and (top.all() or not top.any())
                else "nothing to lean: no nonlinear parameter" if not problem.free else "too few runs")
-        return fit, Lean(0.0, int(top.sum()) if top.size == n else 0, limit, sse0, top0, top0, 0, why)
+        return fit, Lean(0.0, int(top.sum()) if top.size == n else 0, limit, sse0, top0, top0, 0, why, sse0)
     best = (0.0, fit.x.copy(), sse0, top0)
     steps = 0
     d = len(problem.free)
@@ -1065,7 +1067,7 @@ def lean_toward(problem: Problem, fit: LsqFit, top: np.ndarray, *, sigmas: float
     leaned = LsqFit(theta, s / problem.sst, s, fit.linear, fit.nonlinear, fit.n_screened, fit.n_polished,
                     fit.n_reached_best, fit.n_converged, fit.elapsed + time.process_time() - t0,
                     fit.basins_f, fit.basins_x, fit.parts)
-    return leaned, Lean(lam, int(top.sum()), limit, s, top0, s_top, steps)
+    return leaned, Lean(lam, int(top.sum()), limit, s, top0, s_top, steps, sse_start=sse0)
 
 
 def _strip_clip(h: sp.Expr) -> sp.Expr:
