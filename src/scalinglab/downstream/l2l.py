@@ -483,7 +483,11 @@ def fit_loss_to_loss(
     ``offsets="scaling"`` only ``E_x`` comes from the scaling laws). Sharing ``E_y`` says that
     the y loss's irreducible part belongs to the test set, not to the training corpus; which
     parameters to share is a modelling choice to validate on held-out runs (as
-    ``benchmarks/repro_l2l.py`` does on the highest-compute runs of the fitted budgets).
+    ``benchmarks/repro_l2l.py`` does on the highest-compute runs of the fitted budgets). There
+    (six corpora fitted up to 9.6e17 FLOPs, the 2.1e18 budget's runs predicted), sharing ``E_y``
+    cut the worst corpus's error of MMLU-Humanities train-to-test from 1.91% to 1.29% and of
+    HellaSwag test-to-test from 1.12% to 1.04%; sharing ``kappa`` too was worse than neither
+    (1.75%, 1.85%).
     """
     shared = tuple(dict.fromkeys(str(p) for p in shared))
     bad_share = [p for p in shared if p not in SHAREABLE]
