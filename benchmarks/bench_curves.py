@@ -1,7 +1,7 @@
 """Time the loss-curve fit, and measure how often its forecast bands cover the truth.
 
     python benchmarks/bench_curves.py [--bootstrap 100] [--reference-resamples 4]
-    python benchmarks/bench_curves.py --coverage 200 [--level 0.9]
+    python benchmarks/bench_curves.py --coverage 200 [--level 0.9] [--law stack]
     python benchmarks/bench_curves.py --laws 3
 
 Default: the multi-power law fitted to three 24,000-step curves (the released 25M cosine_24000,
@@ -106,7 +106,8 @@ def timing(bootstrap: int, n_ref: int) -> None:
 TRUTH = {"L0": 3.0, "A": 0.55, "alpha": 0.45, "B": 450.0, "C": 2.0, "beta": 0.55, "gamma": 0.6}
 
 
-def coverage(replicates: int, level: float, noise: float = 1e-3, seed: int = 11) -> None:
+def coverage(replicates: int, level: float, noise: float = 1e-3, seed: int = 11,
+             law_name: str = "multipower") -> None:
     law = MultiPowerLaw()
     shapes = {"cosine": cosine(24000, 3e-4, 3e-5, 2160), "constant": cosine(24000, 3e-4, 3e-4, 2160),
               "two_stage": np.where(np.arange(16000) < 8000, cosine(16000, 3e-4, 3e-4, 2160), 9e-5)}
@@ -123,7 +124,7 @@ def coverage(replicates: int, level: float, noise: float = 1e-3, seed: int = 11)
         frame = pd.concat([pd.DataFrame({"run": k, "step": s, "lr": shapes[k][s],
                                          "loss": c * np.exp(noise * rng.standard_normal(s.size))})
                            for k, (s, c) in clean.items()])
-        fit = fit_curves(frame, bootstrap=100, level=level, schedules=schedules,
+        fit = fit_curves(frame, law=law_name, bootstrap=100, level=level, schedules=schedules,
                          seed=int(rng.integers(1 << 30)))
         band = fit.predict(target, steps=[35999]).iloc[0]
         observed = truth * np.exp(noise * rng.standard_normal())
@@ -134,7 +135,7 @@ def coverage(replicates: int, level: float, noise: float = 1e-3, seed: int = 11)
 
     lo = beta.ppf(0.025, k, n - k + 1) if k else 0.0
     hi = beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
-    print(f"coverage of the {level:.0%} band for a 36,000-step cosine's final loss (fit on 24,000- and "
+    print(f"{law_name}: coverage of the {level:.0%} band for a 36,000-step cosine's final loss (fit on 24,000- and "
           f"16,000-step curves): {k}/{n} = {k / n:.3f} [{lo:.3f}, {hi:.3f}]; median width "
           f"{100 * np.median(widths):.2f}% of the loss; {time.perf_counter() - t:.0f} s")
 
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference-resamples", type=int, default=4)
     ap.add_argument("--coverage", type=int, default=0, help="replicates of the coverage simulation")
     ap.add_argument("--level", type=float, default=0.9)
+    ap.add_argument("--law", default="multipower", help="with --coverage: the law= to fit")
     ap.add_argument("--laws", type=int, default=0,
                     help="seeds of the one-law-is-true check of auto and stack")
     args = ap.parse_args(argv)
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         laws_when_one_is_true(args.laws)
         return 0
     if args.coverage:
-        coverage(args.coverage, args.level)
+        coverage(args.coverage, args.level, law_name=args.law)
         return 0
     if not CURVES.exists():
         print(f"data absent: {CURVES}")

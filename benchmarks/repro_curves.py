@@ -26,7 +26,10 @@ against 0.115-0.176% for the multi-power law). Measured (100 resamples): the mul
 no worse than the authors on 14 of 24 figures, its mean error above 0.28% on cosine_72000 at
 both sizes (0.43%, 0.47%) and wsdcon_3 at 100M (0.31%); ``auto`` on 11 of 24 (7 before it
 tried shrinkages), above 0.28% on cosine_72000 (25M 0.315%, 100M 0.345%), worse on the 100M WSD
-curves' largest errors (the momentum law's). Under each table's note: the held-out final losses inside the 95%
+curves' largest errors (the momentum law's). ``--law stack`` averages the same five candidates
+with weights from their leave-one-run-out predictions: 15 of 24, above 0.28% on cosine_72000
+only (0.300%, 0.396%); nested leave-one-run-out 0.136% / 0.108% against auto's 0.156% / 0.173%.
+``--compare-laws`` prints all of them side by side (~3 min on 2 cores). Under each table's note: the held-out final losses inside the 95%
 prediction band, whose width includes the schedule discrepancy that leave-one-run-out measures
 (:attr:`CurveFit.discrepancy`). A row is judged "inside" when scalinglab's error is no larger than the authors'.
 Nothing is tuned: the fit is the least Huber(1e-3) objective of log-loss on the three curves,

@@ -184,3 +184,24 @@ def test_import_frame_lands_curves_under_each_runs_id_with_its_name(store):
     assert list(store.curve(out.loc["small", "run_id"]).loss) == [5.0, 4.0]
     assert list(store.curve(out.loc["big", "run_id"]).tokens) == [1e6]
     assert out.loc["small", "source"] == "tracker"
+
+
+def test_an_import_puts_back_the_thread_count_it_lowers_while_writing(store, tmp_path):
+    """The chunk inserts run on one DuckDB thread; the setting belongs to the database
+    instance that this process's connections to the file share, so it is restored after an
+    import, a conflicting one included."""
+    from scalinglab.errors import ConflictError
+    from scalinglab.runs.store import _connect_config
+
+    store.import_file(write(tmp_path, "r.csv", GOOD))  # the store exists: connect beside it
+    held = duckdb.connect(str(store.path), config=_connect_config())
+    try:
+        held.execute("SET threads = 3")
+        store.import_file(write(tmp_path, "more.csv", "N,D,loss\n3e8,6e9,2.5\n"))
+        assert held.execute("SELECT current_setting('threads')").fetchall()[0][0] == 3
+        clash = "run_id,N,D,loss\nx,1e8,2e9,3.0\nx,2e8,2e9,3.0\n"
+        with pytest.raises(ConflictError):
+            store.import_file(write(tmp_path, "clash.csv", clash))
+        assert held.execute("SELECT current_setting('threads')").fetchall()[0][0] == 3
+    finally:
+        held.close()

@@ -26,8 +26,10 @@ discrepancy on an unseen schedule (:func:`schedule_discrepancy`), and every band
 not among the fitted ones carries it as one shift per curve. Measured on the authors' released
 runs (fit on three, predict six): the held-out final losses inside the 95% band went from 3 of
 6 (25M) and 0 of 6 (100M) to 6 of 6 and 5 of 6 (the 3x longer cosine at 100M still outside),
-the discrepancy 0.40% and 0.26%. ``law="auto"`` chooses among the catalogued laws by the same
-leave-one-run-out error.
+the discrepancy 0.40% and 0.26%. ``law="auto"`` chooses among the catalogued laws (and the
+multi-power law's ``shrink``, a Gaussian prior on its loosely pinned decay shape) by the same
+leave-one-run-out error; ``law="stack"`` averages them instead, weighted by how well their
+mixture predicts the left-out runs (:func:`_fit_stack`, :class:`~scalinglab.laws.curves.StackedLaw`).
 """
 
 from __future__ import annotations
