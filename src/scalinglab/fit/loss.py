@@ -602,7 +602,8 @@ def _fit_linear(
     budget = time_budget or lsq.TIME_BUDGET
     # leaning takes a share of the budget: a fit that would spend it all searching (lr/bsz's
     # 15-26-parameter laws) keeps a fifth for it
-    point = lsq.lsq_search(problem, seed=seed, budget_s=budget * (0.8 if lean_top else 1.0)
+    leaning = bool(lean_top) and np.ptp(c[train]) > 0  # constant compute: nothing to lean toward
+    point = lsq.lsq_search(problem, seed=seed, budget_s=budget * (0.8 if leaning else 1.0)
                            - (time.process_time() - start))
     robust = None
     if est_name in ("huber", "asymmetric"):
