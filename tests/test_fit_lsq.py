@@ -476,3 +476,16 @@ def test_fit_joint_leans_toward_the_top_rows_of_each_group():
     assert abs(leaned.predict("a", x=far)[0, 0] - truth(far)[0]) < abs(plain.predict("a", x=far)[0, 0] - truth(far)[0])
     with pytest.raises(ParameterError, match="needs compute"):
         lsq.fit_joint(["E + A*x**-a"], {"x": x}, y, bounds={"a": (0.05, 1.0)}, lean_top=0.1)
+
+
+def test_a_huber_fit_leans_under_its_own_weights_and_reports_the_objective_where_it_ended():
+    x, y, _ = _drifting_runs()
+    y = y.copy()
+    y[5] += 0.05  # an outlier among the small runs: Huber down-weights it
+    law = sl.Law.from_formula("E + A*x**-a", inputs=("x",), bounds={"a": (0.05, 1.0)})
+    fit = sl.fit_arrays(law, {"x": x}, y, bootstrap=0, scale="linear", compute=x, lean_top=0.1)
+    assert fit.info.estimator["kind"] == "huber" and fit.info.estimator["lean"]["lambda"] > 0
+    r, d = y - fit.predict(x=x), fit.info.estimator["delta"]
+    huber = np.sum(np.where(np.abs(r) <= d, 0.5 * r ** 2, d * (np.abs(r) - 0.5 * d)))
+    assert fit.objective == pytest.approx(huber, rel=1e-9)
+    assert any("Huber-weighted training SSE" in m for m in fit.notes)

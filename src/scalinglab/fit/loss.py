@@ -350,7 +350,7 @@ def fit_arrays(
             estimator=estimator, weights=weights, drop_highest=drop_highest, note=scale_note,
             time_budget=time_budget, delta=delta, over_penalty=over_penalty, lean_top=lean_top)
     if lean_top:
-        raise ParameterError("lean_top works on the linear scale only: pass scale='linear'", "lean_top")
+        raise ParameterError("lean_top works on the linear scale only (scale='linear'; --scale linear)", "lean_top")
     law = get_law(law).constrained(tie=tie, fix=fix, bounds=bounds)
     x, y = _as_inputs(law, inputs, loss)
     ids = _run_ids(run_ids, len(y))
@@ -624,6 +624,13 @@ def _fit_linear(
     with np.errstate(all="ignore"):
         pred = law(params, **xt)
     resid = y[train] - pred
+    if robust is not None and lean is not None and lean.lam:
+        # the Huber objective where the lean ended, not where it started
+        a_r, d = np.abs(resid), robust.delta
+        row_loss = np.where(a_r <= d, 0.5 * resid ** 2, d * (a_r - 0.5 * d))
+        if est_name == "asymmetric":
+            row_loss = row_loss * np.where(resid < 0, est.over_penalty, 1.0)
+        robust.objective = float(np.sum((1.0 if wt is None else wt) * row_loss))
     draws = None
     if bootstrap > 0:
         rng = np.random.default_rng(seed)
@@ -715,7 +722,7 @@ def _lean(problem: Any, point: Any, c: np.ndarray, frac: float, robust: Any, bud
         notes.append(f"lean_top={frac:g}: not leaned ({lean.note})")
     else:
         notes.append(f"leaned toward the top {frac:.0%} of runs by compute ({lean.n_top} runs): of the fits within "
-                     f"{lsq.LEAN_SIGMAS:g} standard error of the least-squares optimum (training SSE up to "
+                     f"{lsq.LEAN_SIGMAS:g} standard error of the optimum ({'Huber-weighted ' if robust is not None else ''}training SSE up to "
                      f"{lean.sse_limit:.4g}, reached {lean.sse:.4g}), the one that fits them best (their SSE "
                      f"{lean.top_sse_before:.4g} -> {lean.top_sse:.4g}; they weigh 1 + {lean.lam:.3g})")
     return leaned, lean
