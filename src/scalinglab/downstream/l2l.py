@@ -520,8 +520,9 @@ def fit_loss_to_loss(
         if n_col is None or d_col is None:
             raise ParameterError("offsets='scaling' needs model size and token columns (N=, D=)",
                                  "N", "D")
-        notes.append(f"E_x and E_y: irreducible losses of {scaling_law} laws fitted to {x} and {y} "
-                     f"in ({n_col}, {d_col}) per group"
+        notes.append((f"E_x: irreducible losses of {scaling_law} laws fitted to {x} " if shared else
+                      f"E_x and E_y: irreducible losses of {scaling_law} laws fitted to {x} and {y} ")
+                     + f"in ({n_col}, {d_col}) per group"
                      + ("; their bootstrap draws are carried into the intervals" if bootstrap
                         else " (held fixed)"))
     fits: dict[str, FitResult] = {}
@@ -660,7 +661,7 @@ def _fit_pooled(frame: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, labels: np.
                                residual_std=float(np.std(resid[i])), unidentified=(),
                                warnings=[], notes=[*template.notes, note])
     notes.append(f"partial pooling: {', '.join(shared)} shared by the {len(names)} groups"
-                 + ("; E_y fitted (not from the scaling laws)" if offsets == "scaling" else ""))
+                 + ("; E_y fitted jointly (not from the scaling laws)" if offsets == "scaling" else ""))
     kept_all = np.isin(labels, names) & keep
     return LossToLossFit(fits=fits, x_name=x, y_name=y, group_name=group, pairing=pairing,
                          offsets=offsets, run_ids=tuple(ids[kept_all]), level=level, warnings=warns,
