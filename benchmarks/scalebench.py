@@ -16,7 +16,8 @@ ScaleBench fits: one parameter vector per group), the law is fitted on the train
   the fits within one standard error of the least-squares optimum, the one that fits the top 10%
   of the training rows by the task's cost best; ``--lean-top 0`` gives plain least squares); a
   law with several outputs (domain mixture) goes through ``sl.fit_joint(formulas, inputs, Y,
-  bounds=...)``, all outputs at once (its cost is constant: nothing to lean toward);
+  bounds=..., compute=cost, lean_top=0.1)``, all outputs at once (its cost is constant: nothing
+  to lean toward, and the fit says so);
 - **reference**: ScaleBench's own protocol, written here with scipy: ``--starts`` (64) random
   starts inside the bounds (log-uniform where the lower bound is positive, else uniform),
   L-BFGS-B with an analytic gradient on the mean squared error over all outputs
@@ -141,7 +142,8 @@ def ours_predict(spec: sbt.LawSpec, x: dict[str, np.ndarray], y_fit: np.ndarray,
     parameters fitted jointly). Also the training SSE of the least-squares optimum the search
     found, before any lean (None: no lean, the fit is that optimum)."""
     if spec.n_outputs > 1:
-        res = sl.fit_joint(list(spec.formulas), x, y_fit, bounds=spec.bounds_of(spec.params), seed=seed)
+        res = sl.fit_joint(list(spec.formulas), x, y_fit, bounds=spec.bounds_of(spec.params), seed=seed,
+                           compute=cost, lean_top=lean_top if cost is not None else 0.0)
         return res.predict(**x_test), res.predict(**x), "", None
     law = spec.law(0)
     res = sl.fit_arrays(law, {k: x[k] for k in law.inputs}, y_fit[:, 0], bootstrap=0, seed=seed,

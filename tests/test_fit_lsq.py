@@ -230,6 +230,15 @@ def test_cli_groups_one_fit_each_or_shared_exponent_with_a_floor_per_group(tmp_p
     fits = json.loads(each.stdout)["fits"]
     assert set(fits) == {"pile", "stack"}
     assert fits["stack"]["params"]["E"] == pytest.approx(0.75, rel=1e-3)
+    # leaning a joint fit needs the runs' compute (a C column, or N and D)
+    no_c = CliRunner().invoke(app, [*args, "--per-group", "E", "--lean-top", "0.1"])
+    assert no_c.exit_code != 0 and "--lean-top needs the runs' compute" in no_c.output
+    pd.DataFrame({"N": n, "C": 6 * n * 2e10, "corpus": grp, "loss": loss}).to_csv(path, index=False)
+    leaned = CliRunner().invoke(app, [*args, "--per-group", "E", "--lean-top", "0.1"])
+    assert leaned.exit_code == 0, leaned.output
+    out = json.loads(leaned.stdout)
+    assert any("of rows by compute in each group" in m for m in out["notes"])
+    assert out["params"]["E[stack]"] == pytest.approx(0.75, rel=1e-4)  # exact data: nothing to trade
 
 
 def test_the_log_scale_says_which_parameters_it_keeps_positive():
@@ -448,3 +457,35 @@ def test_cli_lean_top_orders_runs_by_compute_and_keeps_the_bootstrap(tmp_path):
     assert out["params"]["a"] != pytest.approx(plain["params"]["a"], rel=1e-9)
     assert abs(out["params"]["a"] - plain["params"]["a"]) < (hi - lo)
     assert out["ci"]["a"][0] < out["params"]["a"] < out["ci"]["a"][1]
+
+
+def test_fit_joint_leans_toward_the_top_rows_of_each_group():
+    x1, y1, truth = _drifting_runs(60, seed=1)
+    x2, y2, _ = _drifting_runs(60, seed=2)
+    x = np.concatenate([x1, x2])
+    y = np.concatenate([y1, y2 + 0.3])  # the second group sits 0.3 higher: its own floor
+    groups = ["a"] * 60 + ["b"] * 60
+    kw = dict(bounds={"a": (0.05, 1.0)}, groups=groups, per_group=["E"], compute=x)
+    plain = lsq.fit_joint(["E + A*x**-a"], {"x": x}, y, **kw)
+    leaned = lsq.fit_joint(["E + A*x**-a"], {"x": x}, y, lean_top=0.1, **kw)
+    assert any("leaned toward the top 10% of rows by compute in each group (12 of them)" in m for m in leaned.notes)
+    # the shared exponent moves toward the largest runs' (steeper) local slope, and the floors follow
+    assert leaned.params["a"] > plain.params["a"]
+    assert leaned.params["E[b]"] - leaned.params["E[a]"] == pytest.approx(0.3, abs=0.01)
+    far = np.array([1e11])
+    assert abs(leaned.predict("a", x=far)[0, 0] - truth(far)[0]) < abs(plain.predict("a", x=far)[0, 0] - truth(far)[0])
+    with pytest.raises(ParameterError, match="needs compute"):
+        lsq.fit_joint(["E + A*x**-a"], {"x": x}, y, bounds={"a": (0.05, 1.0)}, lean_top=0.1)
+
+
+def test_a_huber_fit_leans_under_its_own_weights_and_reports_the_objective_where_it_ended():
+    x, y, _ = _drifting_runs()
+    y = y.copy()
+    y[5] += 0.05  # an outlier among the small runs: Huber down-weights it
+    law = sl.Law.from_formula("E + A*x**-a", inputs=("x",), bounds={"a": (0.05, 1.0)})
+    fit = sl.fit_arrays(law, {"x": x}, y, bootstrap=0, scale="linear", compute=x, lean_top=0.1)
+    assert fit.info.estimator["kind"] == "huber" and fit.info.estimator["lean"]["lambda"] > 0
+    r, d = y - fit.predict(x=x), fit.info.estimator["delta"]
+    huber = np.sum(np.where(np.abs(r) <= d, 0.5 * r ** 2, d * (np.abs(r) - 0.5 * d)))
+    assert fit.objective == pytest.approx(huber, rel=1e-9)
+    assert any("Huber-weighted training SSE" in m for m in fit.notes)

@@ -19,10 +19,12 @@ from scalinglab.downstream.l2l import (
     Translation,
     fit_loss_to_loss,
     fit_shifted_power,
+    irreducible,
     pair_by_compute,
     r_squared,
     translate,
 )
+from scalinglab.errors import ParameterError
 from scalinglab.fit import fit_law
 from scalinglab.laws.loss_to_loss import shifted_power
 from scalinglab.laws.registry import get_law, list_laws
@@ -333,3 +335,109 @@ def test_a_translation_pairs_each_link_draw_with_the_old_law_draw_it_was_fitted_
     assert back.source_draw == tr.source_draw
     a, b = tr.predict(3e9, 6e10), back.predict(3e9, 6e10)
     assert a["lo"].iloc[0] == pytest.approx(b["lo"].iloc[0]) and a["lo"].iloc[0] < a["y"].iloc[0]
+
+
+# -- partial pooling across groups ------------------------------------------------------------
+
+#: five corpora, one test set: their own K, kappa and E_x, one irreducible test loss E_y
+POOL_EY = 2.4
+POOL = {"a": (1.2, 0.8, 1.5), "b": (0.9, 1.1, 1.8), "c": (1.5, 0.6, 1.0), "d": (1.1, 0.9, 2.2),
+        "e": (1.3, 1.0, 1.2)}
+
+
+def _pooled_frame(lo: float = 0.3, hi: float = 2.0, n: int = 25, noise: float = 0.002, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    parts = []
+    for g, (K, kappa, ex) in POOL.items():
+        x = ex + np.geomspace(lo, hi, n)
+        y = shifted_power({"x": x}, {"K": K, "kappa": kappa, "E_x": ex, "E_y": POOL_EY})
+        parts.append(pd.DataFrame({"corpus": g, "x": x, "y": y * np.exp(rng.normal(0, noise, n))}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_a_shared_E_y_is_one_value_for_every_group_and_recovers_the_truth():
+    frame = _pooled_frame()
+    fit = fit_loss_to_loss(frame, "x", "y", "corpus", E_x={g: v[2] for g, v in POOL.items()},
+                           shared=("E_y",), bootstrap=40)
+    assert fit.shared == ("E_y",)
+    ey = {fit.params(g)["E_y"] for g in POOL}
+    assert len(ey) == 1 and next(iter(ey)) == pytest.approx(POOL_EY, rel=0.01)
+    for g, (K, kappa, _) in POOL.items():
+        p = fit.params(g)
+        assert p["kappa"] == pytest.approx(kappa, rel=0.03) and p["K"] == pytest.approx(K, rel=0.05)
+        lo, hi = fit.fit(g).ci["E_y"]
+        assert lo <= POOL_EY <= hi
+    # each draw shares E_y too: the groups' draws of it are the same numbers
+    draws = [fit.fit(g).draw_columns()["E_y"] for g in POOL]
+    assert all(np.array_equal(draws[0], d) for d in draws)
+    assert "shared across groups" in fit.summary().as_text()
+
+
+def test_sharing_E_y_extrapolates_better_than_fitting_each_group_alone():
+    # each group's runs are far from its E_x, where E_y and kappa trade off within one group;
+    # the five groups together pin the one E_y, and the prediction near E_x follows
+    frame = _pooled_frame(lo=1.0, hi=2.5, n=12, noise=0.004, seed=3)
+    ex = {g: v[2] for g, v in POOL.items()}
+    alone = fit_loss_to_loss(frame, "x", "y", "corpus", E_x=ex, bootstrap=0)
+    pooled = fit_loss_to_loss(frame, "x", "y", "corpus", E_x=ex, shared=("E_y",), bootstrap=0)
+    errors = {}
+    for name, fit in (("alone", alone), ("pooled", pooled)):
+        err = []
+        for g, (K, kappa, e) in POOL.items():
+            x = np.array([e + 0.2])
+            truth = shifted_power({"x": x}, {"K": K, "kappa": kappa, "E_x": e, "E_y": POOL_EY})
+            err.append(float(abs(fit.predict(x, group=g)["y"].iloc[0] - truth[0]) / truth[0]))
+        errors[name] = max(err)
+    assert errors["pooled"] < 0.5 * errors["alone"], errors
+
+
+def test_a_shared_fit_saves_loads_and_refuses_what_it_cannot_share(tmp_path):
+    frame = _pooled_frame(n=10)
+    fit = fit_loss_to_loss(frame, "x", "y", "corpus", shared=("kappa", "E_y"), bootstrap=20)
+    assert len({fit.params(g)["kappa"] for g in POOL}) == 1
+    back = load_result(fit.save(tmp_path / "pooled.json"))
+    assert isinstance(back, LossToLossFit) and back.shared == ("kappa", "E_y")
+    pd.testing.assert_frame_equal(back.predict([2.5], group="a"), fit.predict([2.5], group="a"))
+    with pytest.raises(ParameterError, match="shared may name"):
+        fit_loss_to_loss(frame, "x", "y", "corpus", shared=("K",), bootstrap=0)
+    with pytest.raises(ParameterError, match="need groups"):
+        fit_loss_to_loss(frame, "x", "y", shared=("E_y",), bootstrap=0)
+    with pytest.raises(ParameterError, match="do not give E_y"):
+        fit_loss_to_loss(frame, "x", "y", "corpus", shared=("E_y",), E_y=1.0, bootstrap=0)
+
+
+def test_pooled_draws_follow_the_offsets_laws_draw_by_draw():
+    # E_x from a fitted law per group: draw j of every group is refitted under that law's draw j
+    frame = _pooled_frame(n=12)
+    laws = {}
+    frame = frame[frame.corpus.isin(["a", "b"])]
+    rng = np.random.default_rng(0)
+    for g in ("a", "b"):
+        n = np.geomspace(1e7, 1e9, 12)
+        d = n * rng.uniform(10, 100, 12)
+        runs = pd.DataFrame({"N": n, "D": d, "loss": POOL[g][2] + 400 / n**0.34 + 410 / d**0.28})
+        laws[g] = fit_law("chinchilla", runs.assign(loss=runs.loss * np.exp(rng.normal(0, 0.01, 12))),
+                          bootstrap=15, seed=0)
+    fit = fit_loss_to_loss(frame, "x", "y", "corpus", E_x=laws, shared=("E_y",), bootstrap=15)
+    assert len(fit.draw_index) == fit.fit("a").n_draws >= 10
+    for g, law in laws.items():
+        _, e_draws = irreducible(law)
+        smallest = frame.loc[frame.corpus == g, "x"].min() * (1 - 1e-4)
+        want = np.minimum(e_draws[list(fit.draw_index)], smallest)
+        np.testing.assert_allclose(fit.fit(g).draw_columns()["E_x"], want)
+        assert np.ptp(want) > 0  # the law's draws do vary: the test would see a mismatch
+
+
+def test_cli_shares_parameters_across_groups(tmp_path):
+    path = tmp_path / "pooled.csv"
+    _pooled_frame(n=10).to_csv(path, index=False)
+    out = runner.invoke(app, ["fit", "loss-to-loss", str(path), "--x", "x", "--y", "y", "--group",
+                              "corpus", "--shared", "E_y", "-b", "10", "--json"])
+    assert out.exit_code == 0, out.output
+    fits = json.loads(out.stdout)["fits"]
+    assert len({f["params"]["E_y"] for f in fits.values()}) == 1
+    alone = runner.invoke(app, ["fit", "loss-to-loss", str(path), "--x", "x", "--y", "y", "--shared", "E_y"])
+    assert alone.exit_code == 2 and "--shared needs --group" in alone.stderr
+    bad = runner.invoke(app, ["fit", "loss-to-loss", str(path), "--x", "x", "--y", "y", "--group",
+                              "corpus", "--shared", "K"])
+    assert bad.exit_code == 2 and "shared may name" in bad.stderr

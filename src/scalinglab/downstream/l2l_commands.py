@@ -69,6 +69,10 @@ def fit_loss_to_loss_command(
                                 "irreducible loss of a Chinchilla law of that loss in (N, D), per group."),
     e_x: float = typer.Option(None, "--E-x", help="Hold E_x at this value.", show_default=False),
     e_y: float = typer.Option(None, "--E-y", help="Hold E_y at this value.", show_default=False),
+    shared: str = typer.Option(None, "--shared", metavar="PARAMS", help="With --group: fit these "
+                               "parameters (kappa, E_y, comma-separated) as one value for every group "
+                               "and the rest per group (partial pooling; E_y is then fitted).",
+                               show_default=False),
     pair: str = typer.Option(None, "--pair", metavar="COLUMN=A,B", help="Pair runs by compute "
                              "first: each run with COLUMN = A (its --x) beside the run with COLUMN = B "
                              "and the same model size and tokens (its --y); for train-to-train and "
@@ -91,6 +95,9 @@ def fit_loss_to_loss_command(
         raise UserError(f"--pairing must be train-to-test, train-to-train or test-to-test, not {pairing!r}")
     if offsets not in ("fit", "scaling"):
         raise UserError(f"--offsets must be fit or scaling, not {offsets!r}")
+    share = tuple(p.strip() for p in (shared or "").split(",") if p.strip())
+    if share and not group:
+        raise UserError("--shared needs --group (the groups that share the parameters)")
     table = read_models(file, parse_units(units)).where(where)
     cols = [x, y]
     if offsets == "scaling" or pair:
@@ -115,7 +122,8 @@ def fit_loss_to_loss_command(
     else:
         frame = _numeric_frame(table, cols, [group] if group else [])
     result = fit_loss_to_loss(frame, x, y, group, pairing=key, offsets=offsets, E_x=e_x, E_y=e_y,
-                              N=n_col, D=d_col, bootstrap=bootstrap, seed=seed, source=str(file))
+                              N=n_col, D=d_col, shared=share, bootstrap=bootstrap, seed=seed,
+                              source=str(file))
     show_results(result, save, json_)
 
 

@@ -578,8 +578,6 @@ def custom_cmd(
                       unique_tokens, flop_convention, scale, noise_floor, lean_top)
     if per_group and not group:
         raise UserError("--per-group needs --group COLUMN")
-    if per_group and lean_top:
-        raise UserError("--lean-top applies to one fit per group, not to a joint --per-group fit")
     if group:
         _fit_groups(law, file, store, where, tag, map_, all_runs, best_per_point, group_by, group,
                     per_group, bootstrap, seed, json_, est, _units(units))
@@ -608,9 +606,19 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
         if shared_names:
             if law.definition.get("definitions"):
                 raise UserError("--per-group does not combine with --define (write the formula out)")
+            compute = None
+            if est.lean_top:
+                # the top runs by compute: the C column, else 6ND, as fit_law orders them
+                if "C" in frame:
+                    compute = frame["C"].to_numpy(float)
+                elif {"N", "D"} <= set(frame.columns):
+                    compute = 6.0 * frame["N"].to_numpy(float) * frame["D"].to_numpy(float)
+                else:
+                    raise UserError("--lean-top needs the runs' compute: a C column, or N and D")
             joint = fit_joint([law.definition["formula"]], {k: frame[k] for k in law.inputs},
                               frame["loss"].to_numpy(float), groups=labels.tolist(),
-                              per_group=shared_names, bounds=law.bounds, seed=seed)
+                              per_group=shared_names, bounds=law.bounds, seed=seed,
+                              compute=compute, lean_top=est.lean_top)
             out = joint.to_dict() | {"source": source, "group": group, "notes": notes + joint.notes}
             if json_:
                 emit_json(out)

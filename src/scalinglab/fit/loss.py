@@ -350,7 +350,7 @@ def fit_arrays(
             estimator=estimator, weights=weights, drop_highest=drop_highest, note=scale_note,
             time_budget=time_budget, delta=delta, over_penalty=over_penalty, lean_top=lean_top)
     if lean_top:
-        raise ParameterError("lean_top works on the linear scale only: pass scale='linear'", "lean_top")
+        raise ParameterError("lean_top works on the linear scale only (scale='linear'; --scale linear)", "lean_top")
     law = get_law(law).constrained(tie=tie, fix=fix, bounds=bounds)
     x, y = _as_inputs(law, inputs, loss)
     ids = _run_ids(run_ids, len(y))
@@ -602,7 +602,8 @@ def _fit_linear(
     budget = time_budget or lsq.TIME_BUDGET
     # leaning takes a share of the budget: a fit that would spend it all searching (lr/bsz's
     # 15-26-parameter laws) keeps a fifth for it
-    point = lsq.lsq_search(problem, seed=seed, budget_s=budget * (0.8 if lean_top else 1.0)
+    leaning = bool(lean_top) and np.ptp(c[train]) > 0  # constant compute: nothing to lean toward
+    point = lsq.lsq_search(problem, seed=seed, budget_s=budget * (0.8 if leaning else 1.0)
                            - (time.process_time() - start))
     robust = None
     if est_name in ("huber", "asymmetric"):
@@ -623,6 +624,13 @@ def _fit_linear(
     with np.errstate(all="ignore"):
         pred = law(params, **xt)
     resid = y[train] - pred
+    if robust is not None and lean is not None and lean.lam:
+        # the Huber objective where the lean ended, not where it started
+        a_r, d = np.abs(resid), robust.delta
+        row_loss = np.where(a_r <= d, 0.5 * resid ** 2, d * (a_r - 0.5 * d))
+        if est_name == "asymmetric":
+            row_loss = row_loss * np.where(resid < 0, est.over_penalty, 1.0)
+        robust.objective = float(np.sum((1.0 if wt is None else wt) * row_loss))
     draws = None
     if bootstrap > 0:
         rng = np.random.default_rng(seed)
@@ -714,7 +722,7 @@ def _lean(problem: Any, point: Any, c: np.ndarray, frac: float, robust: Any, bud
         notes.append(f"lean_top={frac:g}: not leaned ({lean.note})")
     else:
         notes.append(f"leaned toward the top {frac:.0%} of runs by compute ({lean.n_top} runs): of the fits within "
-                     f"{lsq.LEAN_SIGMAS:g} standard error of the least-squares optimum (training SSE up to "
+                     f"{lsq.LEAN_SIGMAS:g} standard error of the optimum ({'Huber-weighted ' if robust is not None else ''}training SSE up to "
                      f"{lean.sse_limit:.4g}, reached {lean.sse:.4g}), the one that fits them best (their SSE "
                      f"{lean.top_sse_before:.4g} -> {lean.top_sse:.4g}; they weigh 1 + {lean.lam:.3g})")
     return leaned, lean

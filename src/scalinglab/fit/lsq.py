@@ -1273,6 +1273,8 @@ def fit_joint(
     weights: Any = None,
     seed: int = 0,
     time_budget: float | None = None,
+    compute: Any = None,
+    lean_top: float = 0.0,
 ) -> JointFit:
     """Fit one formula per output jointly, by least squares on the linear scale (this module's
     engine): parameters appearing in several formulas are shared, e.g. ScaleBench's domain-mixture
@@ -1282,6 +1284,9 @@ def fit_joint(
     a NaN target leaves that row out of that output. With ``groups`` (one label per row), every
     parameter is shared across groups except those named in ``per_group``, which get one value
     per group (``"E[pile]"``, ``"E[stack]"``); to fit each group on its own, call once per group.
+
+    ``lean_top`` (with ``compute``, one value per row) leans the fit toward the top fraction of
+    rows by compute, in each group (:func:`lean_toward`; as ``fit_arrays(lean_top=...)``).
     """
     start = time.process_time()  # the budget covers the setup too
     if isinstance(formulas, Mapping):
@@ -1327,7 +1332,18 @@ def fit_joint(
     all_names = [q for q in names if q not in per_group] + [f"{p}[{g}]" for p in per_group for g in group_names]
     all_bounds = {k: v for k, v in bounds.items() if k in all_names}
     all_bounds |= {f"{p}[{g}]": bounds[p] for p in per_group for g in group_names if p in bounds}
-    blocks = []
+    if not 0.0 <= lean_top < 1.0:
+        raise ParameterError(f"lean_top is a fraction of the rows, in [0, 1), not {lean_top}", "lean_top")
+    c_row = np.zeros(n)
+    if lean_top:
+        if compute is None:
+            raise ParameterError("lean_top needs compute (one value per row) to know which rows are the top",
+                                 "compute")
+        c_row = np.asarray(compute, float).ravel()
+        if c_row.shape != (n,):
+            raise ParameterError(f"compute has {c_row.size} values for {n} rows", "compute")
+    blocks: list[Block] = []
+    block_rows: list[np.ndarray] = []
     for g in (group_names or ("",)):
         rows_g = labels == g
         for k, p in enumerate(parsed):
@@ -1335,10 +1351,28 @@ def fit_joint(
             if not rows.any():
                 continue
             expr = p.expr.subs({p.symbols[q]: sp.Symbol(f"{q}[{g}]", real=True) for q in per_group if q in p.symbols})
+            block_rows.append(rows)
             blocks.append(Block(expr, {i: x[i][rows] for i in p.inputs}, y[rows, k],
                                 None if w is None else w[rows]))
     problem = Problem(blocks, all_names, all_bounds)
-    fit = lsq_search(problem, seed=seed, budget_s=(time_budget or TIME_BUDGET) - (time.process_time() - start))
+    budget = time_budget or TIME_BUDGET
+    leaning = bool(lean_top) and np.ptp(c_row) > 0  # constant compute: nothing to lean toward
+    fit = lsq_search(problem, seed=seed, budget_s=budget * (0.8 if leaning else 1.0) - (time.process_time() - start))
+    lean_notes = []
+    if lean_top:
+        # the top rows by compute in each group, then each block's share of them
+        top_row = np.zeros(n, bool)
+        for g in (group_names or ("",)):
+            idx = np.flatnonzero(labels == g)
+            k = max(1, int(round(lean_top * len(idx))))
+            top_row[idx] = c_row[idx] >= np.sort(c_row[idx])[-k]
+        top = np.concatenate([top_row[r] for r in block_rows])
+        fit, lean = lean_toward(problem, fit, top, budget_s=max(budget - (time.process_time() - start), 0.5))
+        lean_notes.append(f"lean_top={lean_top:g}: not leaned ({lean.note})" if lean.note else
+                          f"leaned toward the top {lean_top:.0%} of rows by compute{' in each group' if groups is not None else ''} "
+                          f"({lean.n_top} of them): of the fits within {LEAN_SIGMAS:g} standard error of the least-squares "
+                          f"optimum (SSE up to {lean.sse_limit:.4g}, reached {lean.sse:.4g}), the one that fits them best "
+                          f"(their SSE {lean.top_sse_before:.4g} -> {lean.top_sse:.4g})")
     params = dict(zip(all_names, fit.x.tolist(), strict=True))
     from scalinglab.laws.constrain import near_bounds
 
@@ -1356,4 +1390,4 @@ def fit_joint(
     return JointFit(dict(zip(outs, texts, strict=True)), tuple(x), params, all_bounds, group_names,
                     per_group, fit, int(sum(b.y.size for b in blocks)),
                     [f"variable projection: {len(fit.linear)} linear parameters solved exactly, "
-                     f"{len(fit.nonlinear)} searched"], warnings)
+                     f"{len(fit.nonlinear)} searched", *lean_notes], warnings)
