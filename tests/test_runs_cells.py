@@ -114,6 +114,12 @@ def test_extras_are_typed_cell_by_cell_so_chunking_cannot_change_them():
     assert w[0] == w[1] == w[2] and p.tolist() == [True] * 5 + [False]
 
 
+def test_an_integer_with_a_plus_sign_beside_text_is_the_integer():
+    typed = extra_cells(pd.Series(["+3", "x", "-4", " +12 "], dtype=pd.ArrowDtype(pa.string())))
+    assert typed.ints.to_pylist() == [3, None, -4, 12]
+    assert typed.texts.to_pylist() == [None, "x", None, None]
+
+
 def test_text_cells_trim_and_treat_blank_as_missing():
     got = text_cells(pd.Series([" a ", "", None, 3, 2.0], dtype=object))
     assert got.to_pylist() == ["a", None, None, "3", "2"]

@@ -434,7 +434,10 @@ def _extra_text(arr: pa.Array) -> ExtraCells:
     is_int, is_float, values = plain_numbers(s)
     finite = np.isfinite(values)
     is_float &= finite
-    ints = pc.cast(pc.if_else(A.bools(is_int), s, A.null(pa.string())), pa.int64())
+    # Arrow's integer cast refuses the leading + that _INTEGER allows ("+3" beside text was
+    # an ArrowInvalid traceback)
+    ints = pc.cast(pc.if_else(A.bools(is_int), pc.utf8_ltrim(s, characters="+"),
+                              A.null(pa.string())), pa.int64())
     floats = A.numbers(np.where(is_float, values, 0.0), missing=~is_float)
     text = ~(is_int | is_float | missing)
     texts = pc.if_else(A.bools(text), s, A.null(pa.string()))
