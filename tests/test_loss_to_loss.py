@@ -441,3 +441,46 @@ def test_cli_shares_parameters_across_groups(tmp_path):
     bad = runner.invoke(app, ["fit", "loss-to-loss", str(path), "--x", "x", "--y", "y", "--group",
                               "corpus", "--shared", "K"])
     assert bad.exit_code == 2 and "shared may name" in bad.stderr
+
+
+# -- offsets held fixed are shown as fixed ------------------------------------------------------
+
+
+def test_a_given_E_x_of_a_pooled_fit_is_shown_fixed_not_as_a_zero_width_interval(tmp_path):
+    # every pooled draw holds each group's given E_x: "1.5 [1.5, 1.5]" would read as measured
+    frame = _pooled_frame(n=10)
+    fit = fit_loss_to_loss(frame, "x", "y", "corpus", E_x={g: v[2] for g, v in POOL.items()},
+                           shared=("E_y",), bootstrap=15)
+    text = fit.summary().as_text()
+    assert "1.5 (fixed: given)" in text and "[1.5, 1.5]" not in text
+    assert fit.fixed["a"] == {"E_x": "given"}
+    ci = fit.conf_int()
+    assert "a.E_x" not in ci and "a.E_y" in ci and ci["a.E_y"][0] < ci["a.E_y"][1]
+    data = fit.to_dict()
+    assert "E_x" not in data["fits"]["a"]["ci"] and "E_y" in data["fits"]["a"]["ci"]
+    back = load_result(fit.save(tmp_path / "pooled.json"))
+    assert back.fixed == fit.fixed and "1.5 (fixed: given)" in back.summary().as_text()
+
+
+def test_an_offset_from_a_law_without_draws_is_fixed_and_names_the_law():
+    rng = np.random.default_rng(5)
+    N = np.repeat([1e7, 3e7, 1e8, 3e8, 1e9], 4)
+    D = N * np.tile([5, 10, 20, 40], 5)
+    x = (1.8 + 400 / N**0.34 + 1200 / D**0.28) * np.exp(rng.normal(0, 1e-3, 20))
+    y = shifted_power({"x": x}, {"K": 1.2, "kappa": 1.1, "E_x": 1.8, "E_y": 2.3})
+    frame = pd.DataFrame({"N": N, "D": D, "x": x, "y": y})
+    law_x = fit_law("chinchilla", frame.rename(columns={"x": "loss"}), bootstrap=0)
+    law_y = fit_law("chinchilla", frame.rename(columns={"y": "loss"}), bootstrap=20)
+    # E_y's law has draws (carried into the link's draws), E_x's has none (one number in all)
+    fit = fit_loss_to_loss(frame, "x", "y", E_x=law_x, E_y=law_y, bootstrap=20)
+    assert fit.fixed == {"": {"E_x": "from the given chinchilla law"}}
+    assert np.ptp(fit.fit().draw_columns()["E_x"]) == 0 < np.ptp(fit.fit().draw_columns()["E_y"])
+    row = fit.summary().tables[0].texts()[0]
+    assert row[4] == f"{fit.params()['E_x']:.4g} (fixed: from the given chinchilla law)"
+    assert row[5].count("[") == 1
+    # offsets="scaling" without a bootstrap: both offsets fixed, each naming its law and column
+    plain = fit_loss_to_loss(frame, "x", "y", offsets="scaling", bootstrap=0)
+    assert plain.fixed == {"": {"E_x": "from the chinchilla law of x", "E_y": "from the chinchilla law of y"}}
+    # a translation from a law without draws holds E_old at its irreducible loss
+    tr = translate(law_x, frame.rename(columns={"y": "loss"}).iloc[::3], baseline=None, bootstrap=10)
+    assert tr.summary().tables[0].texts()[0][2].endswith("(fixed: from the chinchilla law)")

@@ -120,6 +120,10 @@ def quiet_runtime_warnings() -> Iterator[None]:
         yield
 
 
+#: the note of a figure held fixed rather than fitted (:meth:`Estimate.held`)
+FIXED = "fixed"
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A figure with its interval: ``value`` and ``[lo, hi]`` at ``level`` (None without draws).
@@ -155,6 +159,19 @@ class Estimate:
         lo, hi = percentile_interval(flat, level)
         return cls(float(value), float(lo), float(hi), level, identified, note)
 
+    @classmethod
+    def held(cls, value: Any, why: str = "", level: float = 0.95) -> Estimate:
+        """A figure held fixed rather than fitted (a given offset, a fixed parameter, a figure
+        of fixed parameters only): no interval, and ``note`` says ``"fixed: <why>"`` beside the
+        value. Its draws are all the same number, and "1.5 [1.5, 1.5]" would read as a
+        measurement known exactly."""
+        return cls(float(value), None, None, level, True, f"{FIXED}: {why}" if why else FIXED)
+
+    @property
+    def fixed(self) -> bool:
+        """Whether this figure was held fixed (see :meth:`held`)."""
+        return self.ci is None and (self.note == FIXED or str(self.note or "").startswith(FIXED + ":"))
+
     @property
     def ci(self) -> tuple[float, float] | None:
         return None if self.lo is None or self.hi is None else (self.lo, self.hi)
@@ -189,4 +206,4 @@ def _float(x: Any) -> float:
     return float("nan") if x is None else float(x)
 
 
-__all__ = ["Estimate", "bootstrap_weights", "interval_note", "percentile_interval", "usable_share"]
+__all__ = ["FIXED", "Estimate", "bootstrap_weights", "interval_note", "percentile_interval", "usable_share"]

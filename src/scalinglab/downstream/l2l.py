@@ -291,6 +291,10 @@ class LossToLossFit(Result):
     #: with pooling and offsets from fitted laws: the law draw each kept bootstrap draw used (the
     #: same index in every group), so a prediction can pair the two
     draw_index: tuple[int, ...] = ()
+    #: per group, the offsets held fixed (not fitted, and not drawn from a law's bootstrap) and
+    #: where each came from ("given", "from the chinchilla law of x"): shown as fixed, not as a
+    #: zero-width interval
+    fixed: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def fit(self, group: str | None = None) -> FitResult:
         if group is None:
@@ -370,7 +374,9 @@ class LossToLossFit(Result):
         for g, f in self.fits.items():
             est = f.estimates()
             full = _full_params(f, f.params)
-            cells = [est[k] if k in est else Estimate(float(full[k]), note="fixed") for k in names]
+            held = self.fixed.get(g, {})
+            cells = [Estimate.held(full[k], held[k]) if k in held else est[k] if k in est
+                     else Estimate.held(full[k]) for k in names]
             t.add_row(g or "(all)", f.n_runs, *cells, f.residual_std)
         return Summary(
             title=f"loss-to-loss ({self.pairing.replace('_', '-')}): {self.y_name} from {self.x_name}",
@@ -378,12 +384,21 @@ class LossToLossFit(Result):
             + ([("shared across groups", ", ".join(self.shared))] if self.shared else []), notes=list(self.notes),
             warnings=list(self.warnings), data=self.to_dict())
 
+    def conf_int(self, level: float | None = None, *,
+                 alpha: float | None = None) -> dict[str, tuple[float, float]]:
+        """:meth:`Result.conf_int` without the offsets held fixed (their draws are one number)."""
+        out = super().conf_int(level, alpha=alpha)
+        return {k: v for k, v in out.items()
+                if k.rpartition(".")[2] not in self.fixed.get(k.rpartition(".")[0], {})}
+
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         return {"kind": self.kind, "x": self.x_name, "y": self.y_name, "group": self.group_name,
                 "pairing": self.pairing, "offsets": self.offsets, "level": self.level,
                 "run_ids": list(self.run_ids), "shared": list(self.shared),
                 "draw_index": list(self.draw_index) if include_draws else [],
-                "fits": {g: f.to_dict(include_draws=include_draws) for g, f in self.fits.items()},
+                "fixed": {g: dict(v) for g, v in self.fixed.items()},
+                "fits": {g: _without_ci(f.to_dict(include_draws=include_draws), self.fixed.get(g, {}))
+                         for g, f in self.fits.items()},
                 "warnings": list(self.warnings), "notes": list(self.notes)}
 
     @classmethod
@@ -394,7 +409,23 @@ class LossToLossFit(Result):
                    offsets=str(data.get("offsets", "fit")), run_ids=tuple(data.get("run_ids", [])),
                    level=float(data.get("level", 0.95)), warnings=list(data.get("warnings", [])),
                    notes=list(data.get("notes", [])), shared=tuple(data.get("shared", [])),
-                   draw_index=tuple(int(i) for i in data.get("draw_index", [])))
+                   draw_index=tuple(int(i) for i in data.get("draw_index", [])),
+                   fixed={str(g): {str(k): str(v) for k, v in held.items()}
+                          for g, held in (data.get("fixed") or {}).items()})
+
+
+def _without_ci(fit: dict[str, Any], held: Mapping[str, str]) -> dict[str, Any]:
+    """A fit's dict without intervals for the offsets held fixed (every draw the same number)."""
+    if held and fit.get("ci"):
+        fit["ci"] = {k: v for k, v in fit["ci"].items() if k not in held}
+    return fit
+
+
+def _held_offset(value: Any, law: str, column: str, clamped: bool) -> str:
+    """Where an offset held fixed came from, in words (:attr:`LossToLossFit.fixed`)."""
+    where = (f"from the given {value.law.name} law" if isinstance(value, FitResult)
+             else f"from the {law} law of {column}" if value is None else "given")
+    return where + (f", kept below the smallest {column}" if clamped else "")
 
 
 def fit_shifted_power(
@@ -526,6 +557,7 @@ def fit_loss_to_loss(
                      + ("; their bootstrap draws are carried into the intervals" if bootstrap
                         else " (held fixed)"))
     fits: dict[str, FitResult] = {}
+    held: dict[str, dict[str, str]] = {}
     warns: list[str] = []
     per_group_ex = isinstance(E_x, Mapping)
     (ex0, ex_draws0), (ey0, ey_draws0) = (None, None) if per_group_ex else _offset(E_x), _offset(E_y)
@@ -549,11 +581,19 @@ def fit_loss_to_loss(
             if ey is None:
                 ey, ey_draws = _scaling_offset(sub, n_col, d_col, ys[rows], scaling_law, seed + 1,
                                                bootstrap)
+        x_top, y_top = float(xs[rows].min()) * (1 - _MARGIN), float(ys[rows].min()) * (1 - _MARGIN)
+        clamped = {"E_x": ex is not None and ex > x_top, "E_y": ey is not None and ey > y_top}
         if ex is not None:
-            ex = min(ex, float(xs[rows].min()) * (1 - _MARGIN))
+            ex = min(ex, x_top)
         if ey is not None:
-            ey = min(ey, float(ys[rows].min()) * (1 - _MARGIN))
+            ey = min(ey, y_top)
         uncertain = bootstrap > 0 and (ex_draws is not None or ey_draws is not None)
+        # an offset without draws of its own (or with the bootstrap off) is one number in every draw
+        held[str(g)] = {
+            name: _held_offset(_group_value(E_x, g) if name == "E_x" and per_group_ex else given,
+                               scaling_law, col, clamped[name])
+            for name, value, given, draws, col in (("E_x", ex, E_x, ex_draws, x), ("E_y", ey, E_y, ey_draws, y))
+            if value is not None and (draws is None or not uncertain)}
         try:
             f = fit_shifted_power(xs[rows], ys[rows], pairing=pairing, E_x=ex, E_y=ey,
                                   bootstrap=0 if uncertain else bootstrap, seed=seed, level=level,
@@ -581,7 +621,8 @@ def fit_loss_to_loss(
     return LossToLossFit(fits=fits, x_name=x, y_name=y, group_name=group, pairing=pairing,
                          offsets="given" if (isinstance(E_x, (int, float))
                                              and isinstance(E_y, (int, float))) else offsets,
-                         run_ids=tuple(ids[kept]), level=level, warnings=warns, notes=notes)
+                         run_ids=tuple(ids[kept]), level=level, warnings=warns, notes=notes,
+                         fixed={g: h for g, h in held.items() if g in fits and h})
 
 
 def _group_value(values: Mapping[str, Any], g: str) -> Any:
@@ -606,8 +647,9 @@ def _fit_pooled(frame: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, labels: np.
     # each group's E_x: given (number, law, or one per group), from a scaling law, or fitted
     ex: list[float | None] = []
     ex_draws: list[np.ndarray | None] = []
+    held: dict[str, dict[str, str]] = {}
     for g, r in zip(names, rows, strict=True):
-        value = _group_value(E_x, g) if isinstance(E_x, Mapping) else E_x
+        value = given = _group_value(E_x, g) if isinstance(E_x, Mapping) else E_x
         if value is None and offsets == "scaling":
             assert n_col is not None and d_col is not None
             runs = pd.DataFrame({"N": _column(frame.loc[r], n_col, ""), "D": _column(frame.loc[r], d_col, ""),
@@ -618,7 +660,10 @@ def _fit_pooled(frame: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, labels: np.
         else:
             point, draws = (None if value is None else float(value)), None
         if point is not None:
-            point = min(point, float(xs[r].min()) * (1 - _MARGIN))
+            top = float(xs[r].min()) * (1 - _MARGIN)
+            if draws is None or not bootstrap:  # one number in every draw
+                held[str(g)] = {"E_x": _held_offset(given, scaling_law, x, point > top)}
+            point = min(point, top)
         ex.append(point)
         ex_draws.append(draws)
     pooled = _pooled_link(gx, gy, ex, shared)
@@ -665,7 +710,7 @@ def _fit_pooled(frame: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, labels: np.
     kept_all = np.isin(labels, names) & keep
     return LossToLossFit(fits=fits, x_name=x, y_name=y, group_name=group, pairing=pairing,
                          offsets=offsets, run_ids=tuple(ids[kept_all]), level=level, warnings=warns,
-                         notes=notes, shared=shared, draw_index=tuple(int(j) for j in kept))
+                         notes=notes, shared=shared, draw_index=tuple(int(j) for j in kept), fixed=held)
 
 
 def _check_group(frame: pd.DataFrame, group: str, source: str) -> str:
@@ -803,7 +848,7 @@ class Translation(Result):
                   ["K", "kappa", "E_old", "E_new"])
         est = self.link.estimates()
         full = _full_params(self.link, self.link.params)
-        t.add_row(est["K"], est["kappa"], est.get("E_x", Estimate(float(full["E_x"]), note="fixed")),
+        t.add_row(est["K"], est["kappa"], est.get("E_x", Estimate.held(full["E_x"], f"from the {self.source.law.name} law")),
                   est.get("E_y", Estimate(float(full["E_y"]))))
         facts = [("old law", f"{self.source.law.name} on {self.source.n_runs} runs"),
                  ("new runs", str(self.link.n_runs)), ("x of the new runs", self.x_from),
