@@ -102,3 +102,21 @@ def test_the_summary_shows_tied_and_fixed_parameters(tied_runs):
     fit = fit_law("chinchilla", tied_runs, tie={"beta": "alpha"}, fix={"E": 1.8}, bootstrap=5)
     text = fit.summary().as_text()
     assert "tied to alpha" in text and "fixed" in text
+
+
+def test_a_derived_figure_of_fixed_parameters_only_is_shown_fixed_not_as_a_zero_width_interval(tied_runs):
+    # alpha and beta fixed: the N_opt exponent beta / (alpha + beta) is 0.35 / 0.7 = 0.5 in every
+    # draw; "0.5 [0.5, 0.5]" would read as a measurement known exactly
+    fit = fit_law("chinchilla", tied_runs, fix={"alpha": 0.35, "beta": 0.35}, bootstrap=5,
+                  starts=SMALL[:, :3])
+    d = fit.derived()
+    assert d["N_opt_exponent"] == {"value": pytest.approx(0.5), "ci": None, "note": "fixed: from alpha, beta"}
+    lines = fit.summary().as_text().splitlines()
+    row = next(line for line in lines if line.startswith("N opt exponent"))
+    assert row.split()[3:] == ["0.5", "fixed:", "from", "alpha,", "beta"]
+    # a figure that also uses a fitted parameter keeps its interval
+    assert d["at_compute"][0]["N_opt"]["ci"] is not None
+    # one of the two fixed: the figure still varies with the other
+    one = fit_law("chinchilla", tied_runs, fix={"beta": 0.35}, bootstrap=5,
+                  starts=SMALL[:, :4]).derived()["N_opt_exponent"]
+    assert one["ci"] is not None and one["ci"][0] < one["ci"][1]

@@ -144,7 +144,16 @@ def derived_figures(
     """
     law = fit.law
     out: dict[str, Any] = {}
+    c = getattr(law, "constraint", None)
+    base = {} if c is None else {f.name: f for f in c.base.derived}
     for fig in law.derived:
+        if c is not None and not fig.uses and fig.name in base:
+            # every parameter it uses is fixed: one number in every draw, not a zero-width
+            # interval (chinchilla with alpha and beta fixed: "N opt exponent 0.4516 [0.4516, 0.4516]")
+            held = [u for u in base[fig.name].uses if c.tie.get(u, u) in c.fix]
+            out[fig.name] = Estimate.held(fig.fn(fit.params), f"from {', '.join(held)}",
+                                          fit.level).to_dict()
+            continue
         out[fig.name] = fit.interval(fig.fn, uses=fig.uses).to_dict()
     if compute is None:
         compute = [] if fit.compute_range is None else [fit.compute_range[1]]

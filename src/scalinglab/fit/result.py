@@ -534,7 +534,8 @@ class FitAt(FitResult):
 def _derived_row(table: Table, name: str, entry: Mapping[str, Any]) -> None:
     value = entry.get("value")
     cell: Any = value if entry.get("identified", True) else NotIdentified(value)
-    table.add_row(name, cell, format_interval(entry.get("ci")))
+    held = Estimate.from_dict(entry).fixed if "value" in entry else False
+    table.add_row(name, cell, entry["note"] if held else format_interval(entry.get("ci")))
 
 
 def _finite_or_nan(fn: Callable[[Mapping[str, Any]], Any], p: Mapping[str, float]) -> float:
