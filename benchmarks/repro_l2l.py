@@ -216,13 +216,20 @@ def _authors_link(runs_x: pd.DataFrame, runs_y: pd.DataFrame, x: np.ndarray, y: 
     return float(np.mean(np.abs(pred - truth) / truth))
 
 
+def _split_sweep() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, float]:
+    """The sweep, its runs up to ``CUT`` (fitted), its top budget's runs (predicted) and how far
+    beyond the fitted budgets those lie (their compute over the largest fitted)."""
+    sweep = pd.read_csv(SWEEP)
+    top = sweep["iso_flop"].max()
+    part, target = sweep[sweep["iso_flop"] <= CUT], sweep[sweep["iso_flop"] == top]
+    return sweep, part, target, float(top / part["iso_flop"].max())
+
+
 def extrapolation_rows(bootstrap: int) -> list[Row]:
     if not SWEEP.exists():
         return [row(L2L, "HellaSwag test-to-test error", 0.012, note=f"data absent: {SWEEP} not found")]
-    sweep = pd.read_csv(SWEEP)
-    top = sweep["iso_flop"].max()
-    fit_part, target = sweep[sweep["iso_flop"] <= CUT], sweep[sweep["iso_flop"] == top]
-    ratio = top / fit_part["iso_flop"].max()
+    sweep, fit_part, target, ratio = _split_sweep()
+    top = float(target["iso_flop"].max())
     out: list[Row] = []
     tot = {"mmlu": [0, 0], "hs": [0, 0], "mmlu_fixed": [0, 0], "hs_fixed": [0, 0]}
     tot["mmlu_true"] = [0, 0]
@@ -470,10 +477,7 @@ def pooled_rows(bootstrap: int) -> list[Row]:
     on every budget up to 2.1e18 and judged on the 4.84e19 runs."""
     if not SWEEP.exists():
         return [row(L2L, "pooled train-to-test", 0.028, note=f"data absent: {SWEEP} not found")]
-    sweep = pd.read_csv(SWEEP)
-    top = sweep["iso_flop"].max()
-    part, target = sweep[sweep["iso_flop"] <= CUT], sweep[sweep["iso_flop"] == top]
-    ratio = top / part["iso_flop"].max()
+    sweep, part, target, ratio = _split_sweep()
     out: list[Row] = []
     for task, pub, name in (("mmlu", 0.028, "MMLU-Humanities train-to-test"),
                             ("hs", 0.012, "HellaSwag test-to-test")):

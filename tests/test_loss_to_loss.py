@@ -296,12 +296,18 @@ def test_offsets_from_scaling_laws_carry_their_uncertainty_into_far_intervals():
     assert carried > held, (held, carried)
 
 
-def test_given_a_scaling_law_an_offset_is_its_irreducible_loss_with_draws():
+def _law_runs() -> tuple[np.ndarray, ...]:
+    """20 runs on a (N, D) grid: x from a Chinchilla law (E = 1.8), y linked to it exactly."""
     rng = np.random.default_rng(5)
     N = np.repeat([1e7, 3e7, 1e8, 3e8, 1e9], 4)
     D = N * np.tile([5, 10, 20, 40], 5)
     x = (1.8 + 400 / N**0.34 + 1200 / D**0.28) * np.exp(rng.normal(0, 1e-3, 20))
     y = shifted_power({"x": x}, {"K": 1.2, "kappa": 1.1, "E_x": 1.8, "E_y": 2.3})
+    return N, D, x, y
+
+
+def test_given_a_scaling_law_an_offset_is_its_irreducible_loss_with_draws():
+    N, D, x, y = _law_runs()
     law_x = fit_law("chinchilla", pd.DataFrame({"N": N, "D": D, "loss": x}), bootstrap=30)
     fit = fit_loss_to_loss(pd.DataFrame({"x": x, "y": y}), "x", "y", E_x=law_x, E_y=2.3 * 0.999,
                            bootstrap=30)
@@ -463,11 +469,7 @@ def test_a_given_E_x_of_a_pooled_fit_is_shown_fixed_not_as_a_zero_width_interval
 
 
 def test_an_offset_from_a_law_without_draws_is_fixed_and_names_the_law():
-    rng = np.random.default_rng(5)
-    N = np.repeat([1e7, 3e7, 1e8, 3e8, 1e9], 4)
-    D = N * np.tile([5, 10, 20, 40], 5)
-    x = (1.8 + 400 / N**0.34 + 1200 / D**0.28) * np.exp(rng.normal(0, 1e-3, 20))
-    y = shifted_power({"x": x}, {"K": 1.2, "kappa": 1.1, "E_x": 1.8, "E_y": 2.3})
+    N, D, x, y = _law_runs()
     frame = pd.DataFrame({"N": N, "D": D, "x": x, "y": y})
     law_x = fit_law("chinchilla", frame.rename(columns={"x": "loss"}), bootstrap=0)
     law_y = fit_law("chinchilla", frame.rename(columns={"y": "loss"}), bootstrap=20)
