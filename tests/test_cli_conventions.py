@@ -185,3 +185,30 @@ def test_pydantic_wording_is_reworded_for_people():
                          "unable to parse string as an integer") == "--bootstrap: expected a whole number"
     assert plain_message("Invalid value for '--limit': Input should be greater than or equal to 1"
                          ) == "--limit: must be at least 1"
+
+
+def test_values_read_without_pydantic_are_those_typer_reads():
+    # only plain str, Path and list[str] parameters skip Typer's adapter; a Path option with a
+    # path_type of str (read by the adapter) stays a str, its default included
+    import typer
+    from click.testing import CliRunner as ClickRunner
+    from typer.main import get_command
+
+    from scalinglab.clikit import _tidy
+
+    demo = typer.Typer(add_completion=False)
+
+    @demo.command()
+    def show(as_text: Path = typer.Option(Path("a.txt"), "--as-text", path_type=str),
+             path: Path = typer.Option(Path("b.txt"), "--path"), name: str = typer.Option("x", "--name"),
+             tags: list[str] = typer.Option(None, "--tag")) -> None:
+        print(type(as_text).__name__, type(path).__name__, type(name).__name__, tags)
+
+    quick = get_command(demo)
+    _tidy(quick)
+    assert {p.name: p._runtime_param.kind for p in quick.params} == {
+        "as_text": "other", "path": "path", "name": "str", "tags": "list_str"}
+    for args in ([], ["--as-text", "c.txt", "--path", "d.txt", "--name", "y", "--tag", "t", "--tag", "u"]):
+        typers = ClickRunner().invoke(get_command(demo), args).output  # Typer's adapters alone
+        assert ClickRunner().invoke(quick, args).output == typers
+        assert typers.split()[:3] == ["str", "PosixPath", "str"]

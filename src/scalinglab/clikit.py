@@ -334,7 +334,7 @@ if _RuntimeParam is not None:
             if self.kind == "list_str" and isinstance(value, (list, tuple)) \
                     and all(type(v) is str for v in value):
                 return list(value)
-            if self.kind == "path" and type(value) is str or isinstance(value, Path):
+            if self.kind == "path" and (type(value) is str or isinstance(value, Path)):
                 try:
                     return _coerce_cli_path(Path(value), self.parameter_info, path_type=Path,
                                             param=param, ctx=ctx)
