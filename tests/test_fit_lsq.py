@@ -478,6 +478,20 @@ def test_fit_joint_leans_toward_the_top_rows_of_each_group():
         lsq.fit_joint(["E + A*x**-a"], {"x": x}, y, bounds={"a": (0.05, 1.0)}, lean_top=0.1)
 
 
+def test_a_group_whose_compute_is_constant_has_no_top_rows_to_lean_toward():
+    # group b's runs share one compute: none is above the others, so none is "top" (taking all
+    # of them leaned the joint fit toward the whole group: 66 top rows, not a's 6)
+    x1, y1, _ = _drifting_runs(60, seed=1)
+    x2, y2, _ = _drifting_runs(60, seed=2)
+    x, y = np.concatenate([x1, x2]), np.concatenate([y1, y2 + 0.3])
+    compute = np.concatenate([x1, np.full(60, 1e9)])
+    leaned = lsq.fit_joint(["E + A*x**-a"], {"x": x}, y, bounds={"a": (0.05, 1.0)}, groups=["a"] * 60 + ["b"] * 60,
+                           per_group=["E"], compute=compute, lean_top=0.1)
+    assert any("in each group (6 of them)" in m for m in leaned.notes), leaned.notes
+    assert list(lsq.top_rows([1.0, 1.0, 1.0], 0.5)) == [False] * 3
+    assert list(lsq.top_rows([1.0, np.nan, 3.0, 2.0], 0.34)) == [False, False, True, False]
+
+
 def test_a_huber_fit_leans_under_its_own_weights_and_reports_the_objective_where_it_ended():
     x, y, _ = _drifting_runs()
     y = y.copy()

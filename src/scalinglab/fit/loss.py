@@ -640,7 +640,7 @@ def _fit_linear(
         row_w = np.ones(n) if robust is None else robust.weights
         if lean is not None and lean.lam:
             # ... and the lean's weight on the top runs, also held fixed
-            row_w = row_w * (1.0 + lean.lam * _top_rows(c[train], lean_top))
+            row_w = row_w * (1.0 + lean.lam * lsq.top_rows(c[train], lean_top))
         draws = np.array([lsq.refit(problem, point, row_w * np.bincount(rng.integers(0, n, n), minlength=n))
                           for _ in range(bootstrap)])
     warnings, unidentified = _linear_soft_checks(law, params, draws, level, set(point.linear))
@@ -696,19 +696,13 @@ def _fit_linear(
     return fit
 
 
-def _top_rows(c: np.ndarray, frac: float) -> np.ndarray:
-    """The top ``frac`` of runs by compute (at least one; runs tied with the threshold too)."""
-    k = max(1, int(round(frac * len(c))))
-    return c >= np.sort(c)[-k]
-
-
 def _lean(problem: Any, point: Any, c: np.ndarray, frac: float, robust: Any, budget_s: float,
           notes: list[str]) -> tuple[Any, Any]:
     """``lean_top`` of :func:`fit_arrays`: :func:`lsq.lean_toward` the top runs by compute (under
     the Huber weights of a robust fit, held fixed), said in ``notes``."""
     from scalinglab.fit import lsq
 
-    top = _top_rows(c, frac)
+    top = lsq.top_rows(c, frac)
     base = [b.w for b in problem.blocks]
     if robust is not None:
         problem.blocks[0].w = base[0] * robust.weights

@@ -934,6 +934,21 @@ LEAN_SIGMAS = 1.0
 LEAN_BISECT = 5
 
 
+def top_rows(compute: Any, frac: float) -> np.ndarray:
+    """The top ``frac`` of rows by ``compute`` (at least one; rows tied with the threshold too),
+    what :func:`lean_toward` leans toward. None where every row has the same compute (no row is
+    above the others; taking them all would lean toward everything), and never a row without a
+    finite compute."""
+    c = np.asarray(compute, dtype=float).ravel()
+    ok = np.isfinite(c)
+    out = np.zeros(c.size, bool)
+    if not ok.any() or np.ptp(c[ok]) == 0:
+        return out
+    k = max(1, int(round(frac * int(ok.sum()))))
+    out[ok] = c[ok] >= np.sort(c[ok])[-k]
+    return out
+
+
 @dataclass
 class Lean:
     """What :func:`lean_toward` did: the extra weight on the top slice (``lam``: its rows weigh
@@ -1364,8 +1379,7 @@ def fit_joint(
         top_row = np.zeros(n, bool)
         for g in (group_names or ("",)):
             idx = np.flatnonzero(labels == g)
-            k = max(1, int(round(lean_top * len(idx))))
-            top_row[idx] = c_row[idx] >= np.sort(c_row[idx])[-k]
+            top_row[idx] = top_rows(c_row[idx], lean_top)
         top = np.concatenate([top_row[r] for r in block_rows])
         fit, lean = lean_toward(problem, fit, top, budget_s=max(budget - (time.process_time() - start), 0.5))
         lean_notes.append(f"lean_top={lean_top:g}: not leaned ({lean.note})" if lean.note else
