@@ -486,3 +486,17 @@ def test_an_offset_from_a_law_without_draws_is_fixed_and_names_the_law():
     # a translation from a law without draws holds E_old at its irreducible loss
     tr = translate(law_x, frame.rename(columns={"y": "loss"}).iloc[::3], baseline=None, bootstrap=10)
     assert tr.summary().tables[0].texts()[0][2].endswith("(fixed: from the chinchilla law)")
+
+
+def test_a_law_whose_draws_give_no_offset_holds_it_at_its_point_value():
+    # every bootstrap draw of the law failed (NaN): no offset draw to carry, so the offset is held
+    # at the law's irreducible loss and said to be fixed (it was a ZeroDivisionError)
+    from dataclasses import replace
+
+    N, D, x, y = _law_runs()
+    frame = pd.DataFrame({"N": N, "D": D, "x": x, "y": y})
+    law_x = fit_law("chinchilla", frame.rename(columns={"x": "loss"}), bootstrap=5)
+    failed = replace(law_x, draws=np.full_like(law_x.draws, np.nan))
+    fit = fit_loss_to_loss(frame, "x", "y", E_x=failed, bootstrap=20)
+    assert fit.params()["E_x"] == pytest.approx(min(irreducible(law_x)[0], x.min() * (1 - 1e-4)))
+    assert fit.fixed == {"": {"E_x": "from the given chinchilla law"}}

@@ -457,18 +457,23 @@ def fit_shifted_power(
 def _scaling_offset(frame: pd.DataFrame, n_col: str, d_col: str, loss: np.ndarray,
                     law: str, seed: int, bootstrap: int = 0) -> tuple[float, np.ndarray | None]:
     runs = pd.DataFrame({"N": _column(frame, n_col, ""), "D": _column(frame, d_col, ""), "loss": loss})
-    fit = fit_law(law, runs, bootstrap=bootstrap, seed=seed)
-    return irreducible(fit)
+    point, draws = _offset(fit_law(law, runs, bootstrap=bootstrap, seed=seed), aligned=True)
+    assert point is not None  # a fitted law always has an irreducible loss
+    return point, draws
 
 
-def _offset(value: Any) -> tuple[float | None, np.ndarray | None]:
+def _offset(value: Any, aligned: bool = False) -> tuple[float | None, np.ndarray | None]:
     """An offset given as a number (held fixed), None (fitted), or a fitted scaling law (its
-    irreducible loss, with the law's bootstrap draws of it)."""
+    irreducible loss, with the law's bootstrap draws of it: the finite ones, or with ``aligned``
+    all of them, so that draw j stays the law's draw j). A law none of whose draws gives a
+    finite offset has no draws to carry: the offset is then held at its point value."""
     if value is None:
         return None, None
     if isinstance(value, FitResult):
         point, draws = irreducible(value)
-        return point, None if draws is None else draws[np.isfinite(draws)]
+        if draws is None or not np.isfinite(draws).any():
+            return point, None
+        return point, draws if aligned else draws[np.isfinite(draws)]
     return float(value), None
 
 
@@ -649,16 +654,12 @@ def _fit_pooled(frame: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, labels: np.
     ex_draws: list[np.ndarray | None] = []
     held: dict[str, dict[str, str]] = {}
     for g, r in zip(names, rows, strict=True):
-        value = given = _group_value(E_x, g) if isinstance(E_x, Mapping) else E_x
-        if value is None and offsets == "scaling":
+        given = _group_value(E_x, g) if isinstance(E_x, Mapping) else E_x
+        if given is None and offsets == "scaling":
             assert n_col is not None and d_col is not None
-            runs = pd.DataFrame({"N": _column(frame.loc[r], n_col, ""), "D": _column(frame.loc[r], d_col, ""),
-                                 "loss": xs[r]})
-            value = fit_law(scaling_law, runs, bootstrap=bootstrap, seed=seed)
-        if isinstance(value, FitResult):
-            point, draws = irreducible(value)  # unfiltered: draw j stays the law's draw j
+            point, draws = _scaling_offset(frame.loc[r], n_col, d_col, xs[r], scaling_law, seed, bootstrap)
         else:
-            point, draws = (None if value is None else float(value)), None
+            point, draws = _offset(given, aligned=True)  # draw j stays the law's draw j
         if point is not None:
             top = float(xs[r].min()) * (1 - _MARGIN)
             if draws is None or not bootstrap:  # one number in every draw
