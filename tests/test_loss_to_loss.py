@@ -500,3 +500,22 @@ def test_a_law_whose_draws_give_no_offset_holds_it_at_its_point_value():
     fit = fit_loss_to_loss(frame, "x", "y", E_x=failed, bootstrap=20)
     assert fit.params()["E_x"] == pytest.approx(min(irreducible(law_x)[0], x.min() * (1 - 1e-4)))
     assert fit.fixed == {"": {"E_x": "from the given chinchilla law"}}
+
+
+def test_the_summary_says_where_each_offset_came_from():
+    # "offsets: fit" was shown whatever E_x and E_y were given as, unless both were numbers
+    N, D, x, y = _law_runs()
+    frame = pd.DataFrame({"N": N, "D": D, "x": x, "y": y})
+    law_x = fit_law("chinchilla", frame.rename(columns={"x": "loss"}), bootstrap=0)
+
+    def said(**kw) -> str:
+        return dict(fit_loss_to_loss(frame, "x", "y", bootstrap=0, **kw).summary().facts)["offsets"]
+
+    assert said() == "fit"
+    assert said(E_x=1.79, E_y=2.29) == "given"
+    assert said(E_x=law_x) == "E_x from a given law, E_y fitted"
+    assert said(offsets="scaling", E_x=1.79) == "E_x given, E_y from chinchilla laws"
+    assert said(offsets="scaling") == "scaling"
+    pooled = fit_loss_to_loss(_pooled_frame(n=8), "x", "y", "corpus", E_x={g: v[2] for g, v in POOL.items()},
+                              shared=("E_y",), bootstrap=0)
+    assert dict(pooled.summary().facts)["offsets"] == "E_x given, E_y fitted"

@@ -624,10 +624,30 @@ def fit_loss_to_loss(
         raise NotIdentifiable("no group could be fitted: " + "; ".join(warns))
     kept = np.isin(labels, list(fits)) & keep
     return LossToLossFit(fits=fits, x_name=x, y_name=y, group_name=group, pairing=pairing,
-                         offsets="given" if (isinstance(E_x, (int, float))
-                                             and isinstance(E_y, (int, float))) else offsets,
+                         offsets=_offsets_label(offsets, E_x, E_y, scaling_law),
                          run_ids=tuple(ids[kept]), level=level, warnings=warns, notes=notes,
                          fixed={g: h for g, h in held.items() if g in fits and h})
+
+
+def _offsets_label(offsets: str, E_x: Any, E_y: Any, scaling_law: str, ey_fitted: bool = False) -> str:
+    """Where the offsets came from, for the summary: ``"fit"``, ``"given"`` or ``"scaling"``
+    when both came the same way, else each said (``"E_x from a given law, E_y fitted"``): a
+    given offset overrides ``offsets``, and "offsets: fit" beside an E_x taken from a law
+    misled."""
+    def source(value: Any, fitted: bool) -> str:
+        if isinstance(value, Mapping):
+            kinds = {source(v, False) for v in value.values()}
+            return kinds.pop() if len(kinds) == 1 else "given per group"
+        if isinstance(value, FitResult):
+            return "from a given law"
+        if value is not None:
+            return "given"
+        return "fitted" if fitted or offsets == "fit" else f"from {scaling_law} laws"
+
+    ex, ey = source(E_x, False), source(E_y, ey_fitted)
+    if ex == ey:
+        return {"fitted": "fit", "given": "given", f"from {scaling_law} laws": "scaling"}.get(ex, ex)
+    return f"E_x {ex}, E_y {ey}"
 
 
 def _group_value(values: Mapping[str, Any], g: str) -> Any:
@@ -710,7 +730,8 @@ def _fit_pooled(frame: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, labels: np.
                  + ("; E_y fitted jointly (not from the scaling laws)" if offsets == "scaling" else ""))
     kept_all = np.isin(labels, names) & keep
     return LossToLossFit(fits=fits, x_name=x, y_name=y, group_name=group, pairing=pairing,
-                         offsets=offsets, run_ids=tuple(ids[kept_all]), level=level, warnings=warns,
+                         offsets=_offsets_label(offsets, E_x, None, scaling_law, ey_fitted=True),
+                         run_ids=tuple(ids[kept_all]), level=level, warnings=warns,
                          notes=notes, shared=shared, draw_index=tuple(int(j) for j in kept), fixed=held)
 
 
