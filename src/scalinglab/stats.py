@@ -104,7 +104,7 @@ def interval_note(draws: Any, min_usable: float | None = None) -> str | None:
     flat = np.ravel(np.asarray(draws, dtype=float))
     if not flat.size:
         return None
-    share = float(np.mean(~np.isnan(flat)))
+    share = float(usable_share(flat))
     if share >= (MIN_USABLE_DRAWS if min_usable is None else min_usable):
         return None
     return f"no interval: only {share:.0%} of {flat.size} bootstrap resamples gave a value"

@@ -14,7 +14,7 @@ bootstrap reuses both, giving each resample a row of run multiplicities instead 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ from scalinglab.laws.base import Law
 from scalinglab.laws.registry import get_law
 from scalinglab.laws.starts import besiroglu_grid
 from scalinglab.stats import percentile_interval
+
+if TYPE_CHECKING:  # the engine imports sympy: loaded only by the fits that use it
+    from scalinglab.fit.lsq import Lean, LsqFit, Problem, RobustFit
 
 #: ``progress(stage, done, total)``: called as starts finish ("starts", then "bootstrap")
 Progress = Callable[[str, int, int], None]
@@ -696,8 +699,8 @@ def _fit_linear(
     return fit
 
 
-def _lean(problem: Any, point: Any, c: np.ndarray, frac: float, robust: Any, budget_s: float,
-          notes: list[str]) -> tuple[Any, Any]:
+def _lean(problem: Problem, point: LsqFit, c: np.ndarray, frac: float, robust: RobustFit | None,
+          budget_s: float, notes: list[str]) -> tuple[LsqFit, Lean]:
     """``lean_top`` of :func:`fit_arrays`: :func:`lsq.lean_toward` the top runs by compute (under
     the Huber weights of a robust fit, held fixed), said in ``notes``."""
     from scalinglab.fit import lsq
