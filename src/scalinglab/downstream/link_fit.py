@@ -135,10 +135,12 @@ class LinkFit(Result):
 
     @property
     def ci(self) -> dict[str, tuple[float, float]]:
+        """Each fitted parameter's interval; none for a fixed one (its draws are one number)."""
         if self.draws is None or not len(self.draws):
             return {}
         lo, hi = percentile_interval(self.draws, self.level)
-        return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(self.form.param_names)}
+        return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(self.form.param_names)
+                if k not in self.fixed}
 
     def param_estimates(self) -> dict[str, Estimate]:
         out = {}
@@ -168,7 +170,10 @@ class LinkFit(Result):
                        warnings=list(self.warnings), data=self.to_dict())
 
     def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
-        return (tuple(self.form.param_names), self.draws)
+        """The fitted parameters' draws: a fixed one's column is one number, no interval."""
+        free = [i for i, k in enumerate(self.form.param_names) if k not in self.fixed]
+        return (tuple(self.form.param_names[i] for i in free),
+                None if self.draws is None else self.draws[:, free])
 
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -178,7 +183,7 @@ class LinkFit(Result):
             "metric": self.metric,
             "x": self.x_name,
             "params": dict(self.params),
-            "ci": {k: list(v) for k, v in self.ci.items() if k not in self.fixed},
+            "ci": {k: list(v) for k, v in self.ci.items()},
             "fixed": dict(self.fixed),
             "level": self.level,
             "n_points": len(self.x),
