@@ -123,6 +123,9 @@ def test_sigmoid_between_fixed_floor_and_ceiling_fits_only_slope_and_midpoint():
     assert set(fit.to_dict()["ci"]) == {"s", "x0"}
     # a fixed parameter has no interval anywhere: conf_int gave lo (0.25, 0.25), hi (1.0, 1.0)
     assert set(fit.ci) == set(fit.conf_int()) == set(fit.conf_int(0.5)) == {"s", "x0"}
+    # ... and is shown as fixed beside its value, in one column like the fitted ones
+    rows = {r[0]: r[1] for r in fit.summary().tables[0].texts()}
+    assert rows["lo"] == "0.25 (fixed)" and rows["hi"] == "1 (fixed)" and rows["s"].count("[") == 1
     assert fit.params["s"] == pytest.approx(1.5, rel=0.1)
     assert fit.params["x0"] == pytest.approx(23.0, abs=0.1)
 

@@ -322,7 +322,7 @@ class BenchmarkTable(Result):
                                              if self.fit_below else ""), cols)
         for name, f in self.fits.items():
             est = f.link.param_estimates()
-            row = [name, f.link.params["lo"] if "lo" in f.link.fixed else est["lo"], est["s"], est["x0"],
+            row = [name, est["lo"], est["s"], est["x0"],
                    len(f.link.x), len(f.test), f.mae]
             if self.observational:
                 obs = self.observational.get(name)

@@ -145,7 +145,10 @@ class LinkFit(Result):
     def param_estimates(self) -> dict[str, Estimate]:
         out = {}
         for i, name in enumerate(self.form.param_names):
-            draws = None if self.draws is None or name in self.fixed else self.draws[:, i]
+            if name in self.fixed:  # held, not fitted: said beside the value, with no interval
+                out[name] = Estimate.held(self.params[name], level=self.level)
+                continue
+            draws = None if self.draws is None else self.draws[:, i]
             out[name] = Estimate.from_draws(self.params[name], draws, self.level,
                                             identified=name not in self.unidentified,
                                             note=self.unidentified.get(name))
@@ -158,9 +161,9 @@ class LinkFit(Result):
         return [f"{self.metric} ~ {self.form.key}({self.x_name}): {ps}"]
 
     def summary(self) -> Summary:
-        table = Table(f"{self.metric} = {self.form.law.formula}", ["parameter", "estimate", ""])
+        table = Table(f"{self.metric} = {self.form.law.formula}", ["parameter", "estimate"])
         for name, est in self.param_estimates().items():
-            table.add_row(name, est, "fixed" if name in self.fixed else "")
+            table.add_row(name, est)
         lo, hi = self.data_range
         facts = [("points", str(len(self.x))), (f"{self.x_name} range", f"[{format_number(lo)}, "
                  f"{format_number(hi)}]"), ("residual std", format_number(self.residual_std)),
@@ -367,9 +370,7 @@ class LinkTable(Result):
                           ["metric", "points", *form.param_names, "residual std"])
             for f in fits:
                 est = f.param_estimates()
-                table.add_row(f.metric, len(f.x), *(
-                    "fixed " + format_number(f.params[k]) if k in f.fixed else est[k]
-                    for k in form.param_names), f.residual_std)
+                table.add_row(f.metric, len(f.x), *(est[k] for k in form.param_names), f.residual_std)
             tables.append(table)
         if self.failed:
             t = Table("not fitted", ["metric", "why"])
