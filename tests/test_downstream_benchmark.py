@@ -120,6 +120,10 @@ def test_observational_fit_recovers_family_compute_offsets():
         assert est.value == pytest.approx(true, abs=0.2), (f, est)
     assert fit.explained[0].value > 0.9
     assert "bench3" not in fit.predictors
+    # the chance floor and ceiling are held, and said so (a bare "0.25" read as unbootstrapped)
+    link = {r[0]: r[1] for r in fit.summary().tables[1].texts()}
+    assert link["lo"] == "0.25 (fixed)" and link["hi"] == "1 (fixed)" and link["alpha"].count("[") == 1
+    assert type(fit).from_dict(fit.to_dict()).link_fixed == ("lo", "hi")
 
 
 def test_observational_prediction_beats_the_compute_only_baseline_across_families():

@@ -113,6 +113,8 @@ class ObservationalFit(Result):
     level: float = 0.95
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the link parameters held at given values (the chance floor ``lo``, the ceiling ``hi``)
+    link_fixed: tuple[str, ...] = ()
 
     @property
     def heldout_ids(self) -> tuple[str, ...]:
@@ -132,7 +134,8 @@ class ObservationalFit(Result):
         link = Table(f"{self.target} = lo + (hi - lo) sigmoid(alpha + beta . S)", ["parameter", "estimate"])
         for name, v in self.link_params.items():
             ci = self.link_ci.get(name)
-            link.add_row(name, Estimate(v, None if ci is None else ci[0], None if ci is None else ci[1], self.level))
+            link.add_row(name, Estimate.held(v, level=self.level) if name in self.link_fixed else
+                         Estimate(v, None if ci is None else ci[0], None if ci is None else ci[1], self.level))
         tables = [pcs, link]
         if self.families:
             ft = Table(f"compute efficiency vs {self.reference_family} (decades of FLOPs at equal S1)",
@@ -175,7 +178,7 @@ class ObservationalFit(Result):
             "kind": self.kind, "target": self.target, "predictors": list(self.predictors),
             "n_components": self.n_components, "explained": [e.to_dict() for e in self.explained],
             "loadings": self.loadings.tolist(), "link_params": dict(self.link_params),
-            "link_ci": {k: list(v) for k, v in self.link_ci.items()},
+            "link_ci": {k: list(v) for k, v in self.link_ci.items()}, "link_fixed": list(self.link_fixed),
             "families": {f: e.to_dict() for f, e in self.families.items()},
             "reference_family": self.reference_family, "slope": est(self.slope),
             "fit_below": self.fit_below,
@@ -205,6 +208,7 @@ class ObservationalFit(Result):
             loadings=np.asarray(data["loadings"], dtype=float),
             link_params={k: float(v) for k, v in data["link_params"].items()},
             link_ci={k: (float(v[0]), float(v[1])) for k, v in (data.get("link_ci") or {}).items()},
+            link_fixed=tuple(str(k) for k in data.get("link_fixed") or ()),
             families={f: Estimate.from_dict(e, level) for f, e in (data.get("families") or {}).items()},
             reference_family=data.get("reference_family"), slope=est(data.get("slope")),
             fit_below=None if data.get("fit_below") is None else float(data["fit_below"]),
@@ -450,6 +454,7 @@ def fit_observational(
         mae_baseline_compute=mae_bc, gain=gain, baseline=baseline,
         unplaced=unplaced_rows, mae_unplaced=mae_u,
         run_ids=tuple(ids[train]), level=level, warnings=warnings, notes=notes,
+        link_fixed=tuple(fixed),
     )
 
 
