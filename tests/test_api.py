@@ -119,7 +119,9 @@ def test_every_result_round_trips_through_json_and_has_a_short_repr(res, tmp_pat
         assert len(repr(result)) < 300
         back = type(result).from_dict(json.loads(to_json(result.to_dict(include_draws=True))))
         assert back.run_ids == result.run_ids and type(back) is type(result)
-        assert back.to_dict() == json.loads(to_json(result.to_dict()))
+        # Compared in JSON form: an interval with too few usable draws is NaN, which JSON
+        # writes as null, so the dicts agree only once both have been through the writer.
+        assert json.loads(to_json(back.to_dict())) == json.loads(to_json(result.to_dict()))
         path = result.save(tmp_path / f"{result.kind}.json")
         assert type(sl.load_result(path)) is type(result)
         summary = result.summary()
