@@ -172,6 +172,21 @@ def test_fit_joint_five_outputs_with_shared_exponents_and_groups_with_a_floor_ea
         gf.predict(N=np.array([1e9]))
 
 
+def test_a_joint_fit_compiles_its_formulas_once_however_often_it_predicts(monkeypatch):
+    n = 10 ** np.linspace(7, 10, 40)
+    fit = sl.fit_joint(["E + A*N**-alpha", "F + B*N**-alpha"], {"N": n},
+                       np.column_stack([1.5 + 100 * n ** -0.3, 2.0 + 50 * n ** -0.3]), bounds={"alpha": (0, 2)})
+    calls = []
+    real = lsq.compile_expressions
+    monkeypatch.setattr(lsq, "compile_expressions", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = fit.predict(N=np.array([1e11, 1e12]))
+    again = fit.predict(N=np.array([1e11, 1e12]))
+    assert len(calls) == 2  # one per output, on the first call only
+    assert np.array_equal(first, again)
+    assert first[:, 1] == pytest.approx(2.0 + 50 * np.array([1e11, 1e12]) ** -0.3, rel=1e-6)
+    assert "_compiled_cache" not in fit.to_dict()  # kept on the object, not in its saved shape
+
+
 def test_runs_are_not_thinned_to_the_best_lr_when_lr_is_an_input_of_the_law():
     import pandas as pd
 

@@ -1234,16 +1234,28 @@ class JointFit:
             out |= {p: self.params[f"{p}[{group}]"] for p in self.per_group}
         return out
 
+    def _compiled(self) -> list[tuple[list[str], Any, Any]]:
+        """Each output's inputs, parsed formula and compiled evaluator, built on first use and
+        kept on the object (not in its saved shape): parsing and compiling cost more than
+        evaluating, and the benchmark and the report predict from one fit many times."""
+        cache = self.__dict__.get("_compiled_cache")
+        if cache is None:
+            cache = []
+            for text in self.formulas.values():
+                used = [x for x in self.inputs if x in _names(text)]
+                parsed = _parse(text, used)
+                cache.append((used, parsed, compile_expressions([parsed.expr], ())))
+            self.__dict__["_compiled_cache"] = cache
+        return cache
+
     def predict(self, group: str | None = None, **inputs: Any) -> np.ndarray:
         """Predictions (rows, outputs) at ``inputs`` for ``group``."""
         p = self.group_params(group)
         cols = []
-        for text in self.formulas.values():
-            used = [x for x in self.inputs if x in _names(text)]
-            parsed = _parse(text, used)
+        for used, parsed, evaluate in self._compiled():
             env = {k: np.asarray(inputs[k], float) for k in used} | {k: np.float64(p[k]) for k in parsed.params}
             with np.errstate(all="ignore"):
-                v = compile_expressions([parsed.expr], ())(env)[0]
+                v = evaluate(env)[0]
             n = len(np.asarray(inputs[used[0]])) if used else 1
             cols.append(np.broadcast_to(np.asarray(v, float), (n,)))
         return np.column_stack(cols)
