@@ -134,9 +134,18 @@ def test_mapping_to_a_missing_column_is_an_error(store, tmp_path):
         store.import_file(write(tmp_path, "r.csv", GOOD), mapping={"loss": "final_loss"})
 
 
-def test_scale_converts_units(store, tmp_path):
-    store.import_file(write(tmp_path, "m.csv", "N,D,loss\n125,2e9,3\n"), scale={"N": "1e6"})
+def test_units_convert_columns_given_in_other_units(store, tmp_path):
+    store.import_file(write(tmp_path, "m.csv", "N,D,loss\n125,2e9,3\n"), units={"N": "1e6"})
     assert store.runs().iloc[0].N == 125e6
+
+
+def test_scale_is_the_old_name_of_units_and_warns(store, tmp_path):
+    with pytest.warns(DeprecationWarning, match="units="):
+        store.import_file(write(tmp_path, "m.csv", "N,D,loss\n125,2e9,3\n"), scale={"N": "1e6"})
+    assert store.runs().iloc[0].N == 125e6
+    with pytest.raises(ParameterError, match="not both"):
+        store.import_file(write(tmp_path, "n.csv", "N,D,loss\n7,2e9,3\n"), scale={"N": "1e6"}, units={"N": "1e6"})
+    assert len(store.runs()) == 1  # the refused call imported nothing
 
 
 def test_sweep_runs_failed_runs_are_kept_but_not_fitted(store):

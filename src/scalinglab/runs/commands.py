@@ -113,7 +113,7 @@ def import_runs(
                 mapping=parse_pairs(mapping, "--map"),
                 tags=parse_tags(tag),
                 seq_len=seq_len,
-                scale=given_units,
+                units=given_units,
                 invalid=invalid,
                 on_conflict=on_conflict,
             )

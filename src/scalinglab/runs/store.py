@@ -31,6 +31,7 @@ import queue
 import stat
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -437,16 +438,24 @@ class RunStore:
         seq_len: int | None = None,
         scale: Mapping[str, str] | None = None,
         *,
+        units: Mapping[str, str] | None = None,
         invalid: str = "reject",
         on_conflict: str = "error",
     ) -> ImportReport:
         """Import a CSV/TSV/Parquet/JSONL file, streamed in chunks, in one transaction.
 
         The same pipeline as :meth:`import_frame` (read -> map -> scale -> validate -> stage
-        -> resolve duplicates -> insert); ``scale`` multiplies columns given in other units
-        (``{"N": "1e6"}`` for parameters in millions). Errors name file, row (and line) and
-        column.
+        -> resolve duplicates -> insert); ``units`` multiplies columns given in other units
+        (``{"N": "1e6"}`` for parameters in millions), as the CLI's ``--units`` does. Errors
+        name file, row (and line) and column. ``scale`` is the old name of ``units`` and
+        warns: elsewhere in the API ``scale`` means a fit's residual scale (log or linear).
         """
+        if scale is not None:
+            if units is not None:
+                raise ParameterError("give units= (scale= is its old name), not both", "units")
+            warnings.warn("import_file(scale=...) is now units=...", DeprecationWarning, stacklevel=2)
+            units = scale
+        scale = units
         _check_choices(invalid, on_conflict)
         tags = _checked_tags(tags)
         reader = runs_io.TableReader(path)
