@@ -412,6 +412,67 @@ def test_a_shared_fit_saves_loads_and_refuses_what_it_cannot_share(tmp_path):
         fit_loss_to_loss(frame, "x", "y", "corpus", shared=("E_y",), E_y=1.0, bootstrap=0)
 
 
+def test_a_well_posed_pooled_fit_flags_no_parameter():
+    # five groups, ten runs each over a wide x range: every shared and per-group parameter is
+    # pinned, so the checks the engine runs on an unpooled fit flag nothing here either
+    frame = _pooled_frame(n=10)
+    for shared, E_x in ((("E_y",), {g: v[2] for g, v in POOL.items()}), (("kappa", "E_y"), None)):
+        fit = fit_loss_to_loss(frame, "x", "y", "corpus", E_x=E_x, shared=shared, bootstrap=20)
+        assert fit.warnings == [], shared
+        assert all(f.unidentified == () and f.warnings == [] for f in fit.fits.values()), shared
+        assert "not identified" not in fit.summary().as_text()
+
+
+def test_a_pooled_fit_flags_the_parameters_of_a_group_its_runs_do_not_pin(tmp_path):
+    # group e has three runs within 4% of each other in x - E_x: its own K and kappa trade off
+    # (its kappa's draws run from the lower bound 0.02 to 3), while the E_y it shares with four
+    # well-measured groups stays pinned at the truth
+    frame = _pooled_frame(n=10, seed=3)
+    K, kappa, e = POOL["e"]
+    x = e + np.array([1.0, 1.02, 1.04])
+    y = shifted_power({"x": x}, {"K": K, "kappa": kappa, "E_x": e, "E_y": POOL_EY})
+    y = y * np.exp(np.random.default_rng(3).normal(0, 0.003, 3))
+    frame = pd.concat([frame[frame.corpus != "e"], pd.DataFrame({"corpus": "e", "x": x, "y": y})],
+                      ignore_index=True)
+    fit = fit_loss_to_loss(frame, "x", "y", "corpus", E_x={g: v[2] for g, v in POOL.items()},
+                           shared=("E_y",), bootstrap=30)
+    assert fit.fit("e").unidentified == ("kappa",)
+    assert all(fit.fit(g).unidentified == () for g in "abcd")
+    lo, hi = fit.fit("a").ci["E_y"]
+    assert lo <= POOL_EY <= hi and hi - lo < 0.1
+    assert len(fit.warnings) == 1 and fit.warnings[0].startswith("e: not identified by these runs: ")
+    assert "kappa" in fit.warnings[0] and fit.fit("e").warnings == [fit.warnings[0][3:]]
+    assert not fit.fit("e").estimates()["kappa"].identified and fit.fit("e").estimates()["E_y"].identified
+    rows = {line.split()[0]: line for line in fit.summary().as_text().splitlines() if line[:2] in ("a ", "e ")}
+    assert "not identified" in rows["e"] and "not identified" not in rows["a"]
+    back = load_result(fit.save(tmp_path / "pooled.json"))
+    assert back.fit("e").unidentified == ("kappa",) and back.warnings == fit.warnings
+    assert back.summary().as_text() == fit.summary().as_text()
+
+
+def test_a_shared_parameter_no_group_pins_is_flagged_in_every_group():
+    # each group's five runs span 10% of x - E_x: the one kappa they share still runs from 0.68 to
+    # the bound 10 over the bootstrap, said once (as shared) and marked in every group's law
+    frame = _pooled_frame(lo=1.0, hi=1.1, n=5, noise=0.004, seed=2)
+    fit = fit_loss_to_loss(frame, "x", "y", "corpus", E_x={g: v[2] for g, v in POOL.items()},
+                           shared=("kappa",), bootstrap=20)
+    assert all(fit.fit(g).unidentified == ("kappa",) for g in POOL)
+    assert len(fit.warnings) == 1
+    assert fit.warnings[0].startswith("shared across groups: not identified by these runs: the 95% "
+                                      "interval of kappa is")
+
+
+def test_a_group_too_small_to_fit_alone_is_still_fitted_pooled():
+    # three runs cannot fit K, kappa and E_y alone (the engine refuses), but sharing E_y leaves
+    # that group two of its own: the pooled fit fits it rather than failing
+    frame = _pooled_frame(n=10)
+    frame = frame[(frame.corpus != "e") | (frame.index % 10 < 3)]
+    fit = fit_loss_to_loss(frame, "x", "y", "corpus", E_x={g: v[2] for g, v in POOL.items()},
+                           shared=("E_y",), bootstrap=0)
+    assert fit.fit("e").n_runs == 3 and set(fit.fits) == set(POOL)
+    assert fit.params("e")["E_y"] == fit.params("a")["E_y"]
+
+
 def test_pooled_draws_follow_the_offsets_laws_draw_by_draw():
     # E_x from a fitted law per group: draw j of every group is refitted under that law's draw j
     frame = _pooled_frame(n=12)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
-from scalinglab.fit.loss import fit_arrays, fit_law
+from scalinglab.fit.loss import fit_arrays, fit_law, soft_identifiability
 from scalinglab.fit.result import FitResult
 from scalinglab.laws.loss_to_loss import PAIRINGS, PARAMS, below_offset, shifted_power
 from scalinglab.results import Result
@@ -515,7 +515,10 @@ def fit_loss_to_loss(
 
     ``shared`` (partial pooling, needs ``group``): parameters among ``"kappa"`` and ``"E_y"``
     fitted jointly, one value for every group, the rest per group; the bootstrap resamples the
-    runs within each group and refits all groups together. ``E_y`` is then always fitted (with
+    runs within each group and refits all groups together, and the engine's identifiability
+    checks run on those draws (each shared parameter once, each group's own per group): a group
+    whose few or narrow runs do not pin its own parameters has them marked not identified (in
+    its law's ``unidentified``, the summary and ``warnings``). ``E_y`` is then always fitted (with
     ``offsets="scaling"`` only ``E_x`` comes from the scaling laws). Sharing ``E_y`` says that
     the y loss's irreducible part belongs to the test set, not to the training corpus; which
     parameters to share is a modelling choice to validate on held-out runs (as
@@ -717,15 +720,43 @@ def _fit_pooled(frame: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, labels: np.
             + ("; bootstrap draws resample the runs within each group and refit all groups together"
                + (", each under a draw of its offset's law" if any(d is not None for d in ex_draws) else "")
                if bootstrap else ""))
+    # the engine's identifiability checks (fit_arrays), on what this fit estimated: the shared
+    # parameters once (one value and one draw for every group; all draws, so failed refits are
+    # counted), then each group's own (its K, its unshared kappa and E_y, its E_x where fitted:
+    # a held E_x or one drawn from a scaling law is not estimated from these runs)
+    shared_warns, shared_bad = soft_identifiability(
+        law, dict(zip(PARAMS, map(float, pooled[0]), strict=True)), draws[:, 0, :] if bootstrap else None,
+        level, only=shared)
+    warns += [f"shared across groups: {w}" for w in shared_warns]
     for i, g in enumerate(names):
+        params = dict(zip(PARAMS, map(float, pooled[i]), strict=True))
+        own = [p for p in PARAMS if p not in shared and (p != "E_x" or ex[i] is None)]
+        group_warns, group_bad = soft_identifiability(law, params, draws[kept, i, :] if bootstrap else None,
+                                                      level, only=own)
+        warns += [f"{g}: {w}" for w in group_warns]
         # the per-group engine fit gives the result its frame (runs, ranges); its parameters are
         # then replaced by the pooled ones
-        template = fit_shifted_power(gx[i], gy[i], pairing=pairing, E_x=ex[i], bootstrap=0, seed=seed,
-                                     level=level, run_ids=list(ids[rows[i]]), source=source)
-        fits[str(g)] = replace(template, law=law, params=dict(zip(PARAMS, map(float, pooled[i]), strict=True)),
+        try:
+            template = fit_shifted_power(gx[i], gy[i], pairing=pairing, E_x=ex[i], bootstrap=0, seed=seed,
+                                         level=level, run_ids=list(ids[rows[i]]), source=source)
+            template_notes = template.notes
+        except NotIdentifiable:
+            # too few runs to fit this group's law alone (four runs, four parameters), though
+            # the pooled fit gives it fewer: the frame then comes from a fit of K alone, the
+            # rest held at the pooled values (its constraint note would describe that, not this)
+            try:
+                template = fit_arrays(law, {"x": gx[i]}, gy[i], bootstrap=0, seed=seed, level=level,
+                                      fix={k: params[k] for k in ("kappa", "E_x", "E_y")},
+                                      run_ids=list(ids[rows[i]]), source=source)
+            except NotIdentifiable as exc:
+                raise NotIdentifiable(f"group {g!r} of the pooled fit: {exc}") from None
+            template_notes = []
+        fits[str(g)] = replace(template, law=law, params=params,
                                draws=draws[kept, i, :] if bootstrap else None,
-                               residual_std=float(np.std(resid[i])), unidentified=(),
-                               warnings=[], notes=[*template.notes, note])
+                               residual_std=float(np.std(resid[i])),
+                               unidentified=tuple(p for p in PARAMS if p in group_bad or p in shared_bad),
+                               warnings=[*group_warns, *(f"shared across groups: {w}" for w in shared_warns)],
+                               notes=[*template_notes, note])
     notes.append(f"partial pooling: {', '.join(shared)} shared by the {len(names)} groups"
                  + ("; E_y fitted jointly (not from the scaling laws)" if offsets == "scaling" else ""))
     kept_all = np.isin(labels, names) & keep

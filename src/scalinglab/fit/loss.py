@@ -13,7 +13,7 @@ bootstrap reuses both, giving each resample a row of run multiplicities instead 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -138,13 +138,16 @@ def bootstrap_fit(
 
 def _soft_checks(
     law: Law, log_params: Sequence[bool], params: Mapping[str, float], boot: np.ndarray | None,
-    level: float,
+    level: float, only: Collection[str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Warnings and the parameters the data do not pin down (estimate or draws at the bounds,
-    interval spanning decades); the numbers are kept but marked, not presented as meaningful."""
+    interval spanning decades); the numbers are kept but marked, not presented as meaningful.
+    ``only``: check just these parameters (the others are held, or checked elsewhere)."""
     warnings: list[str] = []
     flagged: dict[str, str] = {}
     for i, name in enumerate(law.param_names):
+        if only is not None and name not in only:
+            continue
         lo_b, hi_b = law.bounds.get(name, (-np.inf, np.inf))
         v = params[name]
         if not lo_b <= v <= hi_b:
@@ -189,6 +192,17 @@ def _soft_checks(
             + ". Treat these parameters (and figures derived from them) as unknown."
         )
     return warnings, list(flagged)
+
+
+def soft_identifiability(
+    law: Law, params: Mapping[str, float], draws: np.ndarray | None, level: float = 0.95,
+    only: Collection[str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """The checks :func:`fit_arrays` runs on its result, for a fit made elsewhere (a pooled fit
+    of several laws at once): ``(warnings, unidentified)`` for ``params`` of ``law`` and its
+    bootstrap ``draws`` (one column per parameter of ``law``; NaN rows are failed resamples),
+    restricted to the parameters in ``only``."""
+    return _soft_checks(law, law.log_model_kinds(), params, draws, level, only=only)
 
 
 # -- the fit -------------------------------------------------------------------------------------
