@@ -564,23 +564,21 @@ def fit_loss_to_loss(
                      + f"in ({n_col}, {d_col}) per group"
                      + ("; their bootstrap draws are carried into the intervals" if bootstrap
                         else " (held fixed)"))
-    fits: dict[str, FitResult] = {}
-    held: dict[str, dict[str, str]] = {}
-    warns: list[str] = []
-    per_group_ex = isinstance(E_x, Mapping)
-    (ex0, ex_draws0), (ey0, ey_draws0) = (None, None) if per_group_ex else _offset(E_x), _offset(E_y)
     if shared:
         assert group is not None
         return _fit_pooled(frame, xs, ys, labels, keep, ids, x=x, y=y, group=group, pairing=pairing,
                            offsets=offsets, E_x=E_x, n_col=n_col, d_col=d_col, scaling_law=scaling_law,
                            shared=shared, bootstrap=bootstrap, seed=seed, level=level, source=source,
                            notes=notes)
+    fits: dict[str, FitResult] = {}
+    held: dict[str, dict[str, str]] = {}
+    warns: list[str] = []
+    per_group_ex = isinstance(E_x, Mapping)
+    (ex0, ex_draws0), (ey0, ey_draws0) = (None, None) if per_group_ex else _offset(E_x), _offset(E_y)
     for g in dict.fromkeys(labels[keep]):
         rows = keep & (labels == g)
-        (ex, ex_draws), (ey, ey_draws) = (ex0, ex_draws0), (ey0, ey_draws0)
-        if per_group_ex:
-            assert isinstance(E_x, Mapping)
-            ex, ex_draws = _offset(_group_value(E_x, g))
+        given_x = _group_value(E_x, g)
+        (ex, ex_draws), (ey, ey_draws) = _offset(given_x) if per_group_ex else (ex0, ex_draws0), (ey0, ey_draws0)
         if offsets == "scaling":
             sub = frame.loc[rows]
             assert n_col is not None and d_col is not None
@@ -598,9 +596,8 @@ def fit_loss_to_loss(
         uncertain = bootstrap > 0 and (ex_draws is not None or ey_draws is not None)
         # an offset without draws of its own (or with the bootstrap off) is one number in every draw
         held[str(g)] = {
-            name: _held_offset(_group_value(E_x, g) if name == "E_x" and per_group_ex else given,
-                               scaling_law, col, clamped[name])
-            for name, value, given, draws, col in (("E_x", ex, E_x, ex_draws, x), ("E_y", ey, E_y, ey_draws, y))
+            name: _held_offset(given, scaling_law, col, clamped[name])
+            for name, value, given, draws, col in (("E_x", ex, given_x, ex_draws, x), ("E_y", ey, E_y, ey_draws, y))
             if value is not None and (draws is None or not uncertain)}
         try:
             f = fit_shifted_power(xs[rows], ys[rows], pairing=pairing, E_x=ex, E_y=ey,
@@ -653,7 +650,10 @@ def _offsets_label(offsets: str, E_x: Any, E_y: Any, scaling_law: str, ey_fitted
     return f"E_x {ex}, E_y {ey}"
 
 
-def _group_value(values: Mapping[str, Any], g: str) -> Any:
+def _group_value(values: Any, g: str) -> Any:
+    """Group ``g``'s E_x: its entry where ``values`` gives one per group, else ``values``."""
+    if not isinstance(values, Mapping):
+        return values
     if str(g) not in values:
         raise ParameterError(f"E_x gives no offset for group {g!r} (it has {sorted(values)})", "E_x")
     return values[str(g)]
@@ -677,7 +677,7 @@ def _fit_pooled(frame: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, labels: np.
     ex_draws: list[np.ndarray | None] = []
     held: dict[str, dict[str, str]] = {}
     for g, r in zip(names, rows, strict=True):
-        given = _group_value(E_x, g) if isinstance(E_x, Mapping) else E_x
+        given = _group_value(E_x, g)
         if given is None and offsets == "scaling":
             assert n_col is not None and d_col is not None
             point, draws = _scaling_offset(frame.loc[r], n_col, d_col, xs[r], scaling_law, seed, bootstrap)
