@@ -648,14 +648,15 @@ def next_round(model: PoolModel, cost: np.ndarray, target: np.ndarray, observed:
     """Choose the next runs of cost ``<= budget`` from the pool rows that are neither target
     rows, observed nor in ``exclude``. ``y`` (len(observed), O) are the observed outcomes."""
     settings.check()
-    rnd = _criterion_round(model, cost, target, observed, y, budget, settings, fitted, warm,
-                           exclude)
+    observed = np.asarray(observed, dtype=int)
+    taken = np.zeros(len(cost), bool)
+    taken[observed] = True
+    if exclude is not None:
+        taken[np.asarray(exclude, dtype=int)] = True
+    free = ~target & ~taken
+    rnd = _criterion_round(model, cost, target, observed, y, budget, settings, free, fitted, warm)
     if rnd.picks:
-        taken = np.zeros(len(cost), bool)
-        taken[np.asarray(observed, dtype=int)] = True
-        if exclude is not None:
-            taken[np.asarray(exclude, dtype=int)] = True
-        rnd.picks = draw_replicates(replicate_groups(model, cost), rnd.picks, ~target & ~taken,
+        rnd.picks = draw_replicates(replicate_groups(model, cost), rnd.picks, free,
                                     np.random.default_rng([settings.seed, len(observed)]))
     return rnd
 
@@ -691,15 +692,11 @@ def draw_replicates(groups: np.ndarray, picks: list[int], free: np.ndarray,
 
 def _criterion_round(model: PoolModel, cost: np.ndarray, target: np.ndarray,
                      observed: np.ndarray, y: np.ndarray, budget: float, settings: PoolSettings,
-                     fitted: Fitted | None = None, warm: np.ndarray | None = None,
-                     exclude: np.ndarray | None = None) -> Round:
-    n = len(cost)
-    observed = np.asarray(observed, dtype=int)
-    taken = np.zeros(n, bool)
-    taken[observed] = True
-    if exclude is not None:
-        taken[np.asarray(exclude, dtype=int)] = True
-    cand = np.flatnonzero(~target & ~taken)
+                     free: np.ndarray, fitted: Fitted | None = None,
+                     warm: np.ndarray | None = None) -> Round:
+    """:func:`next_round`'s choice by its criterion, among the ``free`` rows (neither target,
+    observed nor excluded), before replicate rows are drawn."""
+    cand = np.flatnonzero(free)
     if not len(cand):
         return Round([], [], "done", notes=["every run of the pool outside the target is observed"])
     c = cost[cand]
