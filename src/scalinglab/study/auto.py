@@ -57,9 +57,9 @@ def _fit(study: Study, config: AutoConfig, **options: Any) -> FitResult:
     finished = study.runs()
     if finished.empty:
         raise NotIdentifiable("no run of the study has finished yet")
-    # a finished run without a loss informs no fit; were every one so, the fit's selection would
-    # drop them all and fail on what is left ("holdout_top must be between 0 and -1"), an error
-    # the loop does not catch and that says nothing about the runs
+    # a finished run without a loss informs no fit; were every one so, the fit would raise
+    # NothingToFit (an InputError), which the loop does not catch: a study still waiting for
+    # losses is not identified yet, not bad input
     if "loss" not in finished or not finished["loss"].notna().any():
         raise NotIdentifiable(f"none of the study's {len(finished)} finished runs has a loss")
     return study.fit(config.law, **options)  # type: ignore[no-any-return]
