@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
-from scalinglab.fit.objective import HUBER_DELTA
+from scalinglab.fit.objective import HUBER_DELTA, huber
 from scalinglab.laws.curves import (
     FIT_RATIO,
     PREDICT_RATIO,
@@ -516,8 +516,7 @@ def _fit_stack(runs: Sequence[CurveRun], notes: list[str], bootstrap: int, resam
     loss = np.concatenate([r.loss for r in runs])
     logres = np.log(fitted) - np.log(loss)
     sigma = float(1.4826 * np.median(np.abs(logres - np.median(logres))))
-    a = np.abs(logres)
-    objective = float(np.sum(np.where(a <= delta, 0.5 * a * a, delta * (a - 0.5 * delta))) / delta)
+    objective = float(np.sum(huber(logres, delta)) / delta)
     points: dict[str, dict[str, Any]] = {}
     offset = 0
     for r in runs:
