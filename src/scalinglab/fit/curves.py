@@ -397,12 +397,19 @@ def leave_one_run_out(law: CurveLaw, runs: Sequence[CurveRun], theta: np.ndarray
             logs = logs[np.isfinite(logs).all(axis=1)]
             if len(logs) > 1:
                 param_var = float(np.mean(np.var(logs, axis=0, ddof=1)))
-        rel = np.expm1(log_err)
-        out.append({"run": left.run_id, "points": int(left.steps.size),
-                    "mean_error": float(np.mean(np.abs(rel))), "max_error": float(np.max(np.abs(rel))),
-                    "rms_log": float(np.sqrt(np.mean(log_err ** 2))),
-                    "final_error": float(rel[-1]), "param_var": param_var})
+        out.append(_held_out_row(left, np.expm1(log_err), log_err, param_var))
     return out
+
+
+def _held_out_row(run: CurveRun, rel: np.ndarray, log_err: np.ndarray, param_var: float
+                  ) -> dict[str, Any]:
+    """One run's row of :attr:`CurveFit.validation` from its left-out prediction's relative
+    and log errors (``rel``, ``log_err``, one per point): the fields :func:`leave_one_run_out`
+    documents, which a stack's nested leave-one-run-out fills alike."""
+    return {"run": run.run_id, "points": int(run.steps.size),
+            "mean_error": float(np.mean(np.abs(rel))), "max_error": float(np.max(np.abs(rel))),
+            "rms_log": float(np.sqrt(np.mean(log_err ** 2))),
+            "final_error": float(rel[-1]), "param_var": param_var}
 
 
 def _select_law(runs: Sequence[CurveRun], delta: float
@@ -492,12 +499,7 @@ def _fit_stack(runs: Sequence[CurveRun], notes: list[str], bootstrap: int, resam
     for j, r in enumerate(runs):
         w = stack_weights([x for i, x in enumerate(rel) if i != j])
         err = rel[j] @ w
-        log_err = np.log1p(err)
-        validation.append({"run": r.run_id, "points": int(r.steps.size),
-                           "mean_error": float(np.mean(np.abs(err))),
-                           "max_error": float(np.max(np.abs(err))),
-                           "rms_log": float(np.sqrt(np.mean(log_err ** 2))),
-                           "final_error": float(err[-1]), "param_var": 0.0})
+        validation.append(_held_out_row(r, err, np.log1p(err), 0.0))
     keep = np.flatnonzero(weights > 1e-3)
     w_keep = weights[keep] / weights[keep].sum()
     fits = [fit_curves(list(runs), law=laws[k].name, bootstrap=bootstrap, resample=resample,
