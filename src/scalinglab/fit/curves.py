@@ -650,26 +650,29 @@ class CurveFit(Result):
     def curve_draws(self, schedule: Schedule, steps: np.ndarray) -> np.ndarray:
         """The law at ``steps`` (K+1, n): the estimate first, then every bootstrap draw."""
         design = self.law.prepare([schedule], [steps], PREDICT_RATIO)
-        out = np.empty((len(self._thetas()), len(steps)))
         thetas = self._thetas()
-        stack = isinstance(self.law, StackedLaw)
-        # -1 for the estimate (row 0), then the component each bootstrap draw comes from
-        pick = (np.concatenate([[-1], self.law.assign(len(thetas) - 1)])
-                if isinstance(self.law, StackedLaw) else None)
+        out = np.empty((len(thetas), len(steps)))
+        if isinstance(self.law, StackedLaw):
+            return self._stack_draws(thetas, design, out)
         for i in range(0, len(thetas), 32):  # (32 x terms) work arrays
-            if not stack:
-                out[i:i + 32] = self.law.evaluate(thetas[i:i + 32], design, grad=False)[0]
-                continue
-            assert isinstance(self.law, StackedLaw) and pick is not None
-            comp = self.law.components(thetas[i:i + 32], design)  # (laws, rows, steps)
-            rows = np.arange(i, min(i + 32, len(thetas)))
-            # the estimate: the weighted mean; each bootstrap draw: one law's draw, the laws
-            # drawn in proportion to their weights (a mixture, so the band holds how far the
-            # laws disagree as well as each law's own spread)
-            law_of = pick[rows]
-            mean = np.einsum("k,krn->rn", self.law.weights, comp)
-            out[rows] = np.where((law_of < 0)[:, None], mean,
-                                 comp[np.maximum(law_of, 0), rows - i])
+            out[i:i + 32] = self.law.evaluate(thetas[i:i + 32], design, grad=False)[0]
+        return out
+
+    def _stack_draws(self, thetas: np.ndarray, design: CurveDesign, out: np.ndarray) -> np.ndarray:
+        """:meth:`curve_draws` of a stack: the estimate is the weighted mean of the laws; each
+        bootstrap draw is one law's draw, the laws drawn in proportion to their weights
+        (:meth:`StackedLaw.assign`; a mixture, so the band holds how far the laws disagree as
+        well as each law's own spread). Each law is evaluated on its own draws only."""
+        law = self.law
+        assert isinstance(law, StackedLaw)
+        out[0] = np.einsum("k,krn->rn", law.weights, law.components(thetas[:1], design))[0]
+        pick = law.assign(len(thetas) - 1)
+        for k, (sub, sl, d) in enumerate(zip(law.laws, law.slices, design.terms["designs"],
+                                             strict=True)):
+            rows = 1 + np.flatnonzero(pick == k)
+            for i in range(0, len(rows), 32):  # (32 x terms) work arrays
+                chunk = rows[i:i + 32]
+                out[chunk] = sub.evaluate(thetas[chunk, sl], d, grad=False)[0]
         return out
 
     def _band(self, curves: np.ndarray, band: str, level: float, seed: int,
