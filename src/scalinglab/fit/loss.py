@@ -801,7 +801,7 @@ def fit_law(
     given_c = {"N", "D", "C"} <= set(frame.rename(columns={v: k for k, v in (columns or {}).items()}).columns)
     frame, notes = complete_columns(frame, law.inputs, columns)
     if not frame["loss"].notna().any():
-        drop_lossless(frame, source=source or None, dropped=left, read=n_read)
+        raise nothing_to_fit(n_read, [*left, (len(frame), "they have no loss")], source or None)
     ids = (frame["run_id"].astype(str).tolist() if "run_id" in frame.columns
            else [f"row-{i + 1}" for i in range(len(frame))])
     flops = None
