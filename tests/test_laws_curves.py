@@ -189,6 +189,17 @@ def test_parameters_the_runs_do_not_pin_down_are_said_so(fit_25m: CurveFit) -> N
     assert not rows["B"].identified and rows["L0"].identified
 
 
+def test_a_step_column_of_tokens_is_refused_before_any_memory_is_asked_for() -> None:
+    # 4e9 "steps" per step would be a 30 GB array: the process was killed, or raised numpy's
+    # MemoryError with a traceback. Now one typed error naming the source and column.
+    with pytest.raises(InputError, match=r"step 4,000,000,000 is beyond the 20,000,000 steps.*tokens") as err:
+        Schedule.from_logged([0, 1000, 4_000_000_000], [0.0, 3e-4, 3e-5], source="runs.csv")
+    assert err.value.column == "step"
+    with pytest.raises(InputError, match="beyond the 20,000,000 steps"):
+        parse_schedule("cosine:steps=1e10,peak=3e-4")
+    assert parse_schedule("constant:steps=20000000,peak=1e-3").lr.size == 20_000_000  # the limit itself
+
+
 def test_named_schedules() -> None:
     c = parse_schedule("cosine:steps=24000,peak=3e-4,final=3e-5,warmup=2160")
     assert c.steps == 24000 and c.peak_step == 2160 and c.lr[-1] == pytest.approx(3e-5)

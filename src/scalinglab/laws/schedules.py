@@ -32,6 +32,20 @@ __all__ = ["SHAPES", "Schedule", "constant", "cosine", "describe", "parse_schedu
            "parse_schedules", "step_schedule", "wsd"]
 
 
+#: The longest schedule held per step. Curves are represented by the lr of every optimiser step,
+#: and a fit keeps a few such arrays per run (the lr, its running sums): 20M steps is 160 MB an
+#: array, and 10-40x the longest published pre-training runs (0.5-2M steps). A step column that
+#: holds tokens or samples instead of steps would otherwise ask for tens of GB and be killed.
+MAX_STEPS = 20_000_000
+
+
+def _check_length(last: int, where: str, column: str | None = None) -> None:
+    if last + 1 > MAX_STEPS:
+        raise InputError(f"step {last:,} is beyond the {MAX_STEPS:,} steps a schedule may hold "
+                         "(is this column tokens or samples rather than optimiser steps?)",
+                         source=where, column=column)
+
+
 @dataclass(frozen=True, eq=False)
 class Schedule:
     """The lr of every step ``0 .. len(lr) - 1``; ``exact`` False when it was integrated from the
@@ -121,6 +135,7 @@ class Schedule:
             raise InputError(f"lr {v[bad]!r} at step {int(s[bad])}: an lr must be finite and >= 0",
                              source=where, column="lr")
         last = int(s[-1]) if total_steps is None else int(total_steps) - 1
+        _check_length(max(last, int(s[-1])), where, "step")
         if last < s[-1]:
             raise ParameterError(f"total_steps {total_steps} ends before the last logged step "
                                  f"{int(s[-1])}", "total_steps")
@@ -277,6 +292,7 @@ def parse_schedule(spec: str, reader: Callable[[Path], Schedule] | None = None) 
         kwargs[key] = int(round(float(kwargs[key])))  # type: ignore[arg-type]
     if int(kwargs["steps"]) < 2 or float(kwargs["peak"]) <= 0:  # type: ignore[arg-type]
         raise ParameterError(f"schedule {spec!r}: steps must be >= 2 and peak > 0", "schedule")
+    _check_length(int(kwargs["steps"]) - 1, f"schedule {spec!r}")  # type: ignore[arg-type]
     lr = fn(**kwargs)  # type: ignore[operator]
     return Schedule(lr, name=shape if not rest else text, exact=True, spec=text)
 

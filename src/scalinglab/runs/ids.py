@@ -35,13 +35,9 @@ JSON_TAG = np.uint64(0x6A736F6E)
 _SEED = np.uint64(0x7363616C696E67)  # "scaling"
 
 
-def fmix(h: np.ndarray) -> np.ndarray:
-    """murmur3's 64-bit finaliser (a bijection that spreads every input bit), on a copy."""
-    return _fmix_own(np.array(h, dtype=np.uint64, copy=True))
-
-
 def _fmix_own(h: np.ndarray) -> np.ndarray:
-    """:func:`fmix` in place, for a uint64 array this module just made."""
+    """murmur3's 64-bit finaliser (``fmix``, a bijection that spreads every input bit), in
+    place, on a uint64 array this module just made."""
     h ^= h >> _S33
     h *= _M1
     h ^= h >> _S33

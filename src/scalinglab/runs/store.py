@@ -455,7 +455,6 @@ class RunStore:
                 raise ParameterError("give units= (scale= is its old name), not both", "units")
             warnings.warn("import_file(scale=...) is now units=...", DeprecationWarning, stacklevel=2)
             units = scale
-        scale = units
         _check_choices(invalid, on_conflict)
         tags = _checked_tags(tags)
         reader = runs_io.TableReader(path)
@@ -476,11 +475,11 @@ class RunStore:
                 if layout is None:
                     layout = layouts[key] = plan_layout(key, mapping, options)
                 n_read += len(raw)
-                prepared = prepare_chunk(_scaled(raw.cells, scale, layout, options.source),
+                prepared = prepare_chunk(_scaled(raw.cells, units, layout, options.source),
                                          layout, options, start=raw.start, rows=raw.rows)
                 if prepared.n_bad and raw.body is not None:  # quote the cells as written
                     raw = reader.as_text(raw)
-                    prepared = prepare_chunk(_scaled(raw.cells, scale, layout, options.source),
+                    prepared = prepare_chunk(_scaled(raw.cells, units, layout, options.source),
                                              layout, options, start=raw.start, rows=raw.rows)
                 yield prepared
 
