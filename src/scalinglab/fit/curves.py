@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
-from scalinglab.fit.objective import HUBER_DELTA
+from scalinglab.fit.objective import HUBER_DELTA, huber
 from scalinglab.laws.curves import (
     FIT_RATIO,
     PREDICT_RATIO,
@@ -397,12 +397,19 @@ def leave_one_run_out(law: CurveLaw, runs: Sequence[CurveRun], theta: np.ndarray
             logs = logs[np.isfinite(logs).all(axis=1)]
             if len(logs) > 1:
                 param_var = float(np.mean(np.var(logs, axis=0, ddof=1)))
-        rel = np.expm1(log_err)
-        out.append({"run": left.run_id, "points": int(left.steps.size),
-                    "mean_error": float(np.mean(np.abs(rel))), "max_error": float(np.max(np.abs(rel))),
-                    "rms_log": float(np.sqrt(np.mean(log_err ** 2))),
-                    "final_error": float(rel[-1]), "param_var": param_var})
+        out.append(_held_out_row(left, np.expm1(log_err), log_err, param_var))
     return out
+
+
+def _held_out_row(run: CurveRun, rel: np.ndarray, log_err: np.ndarray, param_var: float
+                  ) -> dict[str, Any]:
+    """One run's row of :attr:`CurveFit.validation` from its left-out prediction's relative
+    and log errors (``rel``, ``log_err``, one per point): the fields :func:`leave_one_run_out`
+    documents, which a stack's nested leave-one-run-out fills alike."""
+    return {"run": run.run_id, "points": int(run.steps.size),
+            "mean_error": float(np.mean(np.abs(rel))), "max_error": float(np.max(np.abs(rel))),
+            "rms_log": float(np.sqrt(np.mean(log_err ** 2))),
+            "final_error": float(rel[-1]), "param_var": param_var}
 
 
 def _select_law(runs: Sequence[CurveRun], delta: float
@@ -492,12 +499,7 @@ def _fit_stack(runs: Sequence[CurveRun], notes: list[str], bootstrap: int, resam
     for j, r in enumerate(runs):
         w = stack_weights([x for i, x in enumerate(rel) if i != j])
         err = rel[j] @ w
-        log_err = np.log1p(err)
-        validation.append({"run": r.run_id, "points": int(r.steps.size),
-                           "mean_error": float(np.mean(np.abs(err))),
-                           "max_error": float(np.max(np.abs(err))),
-                           "rms_log": float(np.sqrt(np.mean(log_err ** 2))),
-                           "final_error": float(err[-1]), "param_var": 0.0})
+        validation.append(_held_out_row(r, err, np.log1p(err), 0.0))
     keep = np.flatnonzero(weights > 1e-3)
     w_keep = weights[keep] / weights[keep].sum()
     fits = [fit_curves(list(runs), law=laws[k].name, bootstrap=bootstrap, resample=resample,
@@ -516,8 +518,7 @@ def _fit_stack(runs: Sequence[CurveRun], notes: list[str], bootstrap: int, resam
     loss = np.concatenate([r.loss for r in runs])
     logres = np.log(fitted) - np.log(loss)
     sigma = float(1.4826 * np.median(np.abs(logres - np.median(logres))))
-    a = np.abs(logres)
-    objective = float(np.sum(np.where(a <= delta, 0.5 * a * a, delta * (a - 0.5 * delta))) / delta)
+    objective = float(np.sum(huber(logres, delta)) / delta)
     points: dict[str, dict[str, Any]] = {}
     offset = 0
     for r in runs:
@@ -649,26 +650,29 @@ class CurveFit(Result):
     def curve_draws(self, schedule: Schedule, steps: np.ndarray) -> np.ndarray:
         """The law at ``steps`` (K+1, n): the estimate first, then every bootstrap draw."""
         design = self.law.prepare([schedule], [steps], PREDICT_RATIO)
-        out = np.empty((len(self._thetas()), len(steps)))
         thetas = self._thetas()
-        stack = isinstance(self.law, StackedLaw)
-        # -1 for the estimate (row 0), then the component each bootstrap draw comes from
-        pick = (np.concatenate([[-1], self.law.assign(len(thetas) - 1)])
-                if isinstance(self.law, StackedLaw) else None)
+        out = np.empty((len(thetas), len(steps)))
+        if isinstance(self.law, StackedLaw):
+            return self._stack_draws(thetas, design, out)
         for i in range(0, len(thetas), 32):  # (32 x terms) work arrays
-            if not stack:
-                out[i:i + 32] = self.law.evaluate(thetas[i:i + 32], design, grad=False)[0]
-                continue
-            assert isinstance(self.law, StackedLaw) and pick is not None
-            comp = self.law.components(thetas[i:i + 32], design)  # (laws, rows, steps)
-            rows = np.arange(i, min(i + 32, len(thetas)))
-            # the estimate: the weighted mean; each bootstrap draw: one law's draw, the laws
-            # drawn in proportion to their weights (a mixture, so the band holds how far the
-            # laws disagree as well as each law's own spread)
-            law_of = pick[rows]
-            mean = np.einsum("k,krn->rn", self.law.weights, comp)
-            out[rows] = np.where((law_of < 0)[:, None], mean,
-                                 comp[np.maximum(law_of, 0), rows - i])
+            out[i:i + 32] = self.law.evaluate(thetas[i:i + 32], design, grad=False)[0]
+        return out
+
+    def _stack_draws(self, thetas: np.ndarray, design: CurveDesign, out: np.ndarray) -> np.ndarray:
+        """:meth:`curve_draws` of a stack: the estimate is the weighted mean of the laws; each
+        bootstrap draw is one law's draw, the laws drawn in proportion to their weights
+        (:meth:`StackedLaw.assign`; a mixture, so the band holds how far the laws disagree as
+        well as each law's own spread). Each law is evaluated on its own draws only."""
+        law = self.law
+        assert isinstance(law, StackedLaw)
+        out[0] = np.einsum("k,krn->rn", law.weights, law.components(thetas[:1], design))[0]
+        pick = law.assign(len(thetas) - 1)
+        for k, (sub, sl, d) in enumerate(zip(law.laws, law.slices, design.terms["designs"],
+                                             strict=True)):
+            rows = 1 + np.flatnonzero(pick == k)
+            for i in range(0, len(rows), 32):  # (32 x terms) work arrays
+                chunk = rows[i:i + 32]
+                out[chunk] = sub.evaluate(thetas[chunk, sl], d, grad=False)[0]
         return out
 
     def _band(self, curves: np.ndarray, band: str, level: float, seed: int,
