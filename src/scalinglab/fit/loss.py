@@ -14,6 +14,7 @@ bootstrap reuses both, giving each resample a row of run multiplicities instead 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -642,11 +643,9 @@ def _fit_linear(
         pred = law(params, **xt)
     resid = y[train] - pred
     if robust is not None and lean is not None and lean.lam:
-        # the Huber objective where the lean ended, not where it started
-        a_r, d = np.abs(resid), robust.delta
-        row_loss = np.where(a_r <= d, 0.5 * resid ** 2, d * (a_r - 0.5 * d))
-        if est_name == "asymmetric":
-            row_loss = row_loss * np.where(resid < 0, est.over_penalty, 1.0)
+        # the Huber objective where the lean ended, not where it started (the estimator's own
+        # score, at its linear-scale threshold; its residuals are prediction - target)
+        row_loss = replace(est, delta=robust.delta).rho(-resid)
         robust.objective = float(np.sum((1.0 if wt is None else wt) * row_loss))
     draws = None
     if bootstrap > 0:
@@ -802,7 +801,7 @@ def fit_law(
     given_c = {"N", "D", "C"} <= set(frame.rename(columns={v: k for k, v in (columns or {}).items()}).columns)
     frame, notes = complete_columns(frame, law.inputs, columns)
     if not frame["loss"].notna().any():
-        drop_lossless(frame, source=source or None, dropped=left, read=n_read)
+        raise nothing_to_fit(n_read, [*left, (len(frame), "they have no loss")], source or None)
     ids = (frame["run_id"].astype(str).tolist() if "run_id" in frame.columns
            else [f"row-{i + 1}" for i in range(len(frame))])
     flops = None
