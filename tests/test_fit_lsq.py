@@ -577,14 +577,14 @@ def test_forward_selection_does_not_depend_on_row_order():
         assert b.params[k] == pytest.approx(a.params[k], rel=1e-8)
 
 
-def test_forward_selection_keeps_the_optimum_without_a_clear_forward_gain_and_refuses_bad_settings():
+def test_forward_selection_keeps_the_optimum_where_it_is_the_only_basin_and_refuses_bad_settings():
     x, y, _ = _drifting_runs(80)
     law = sl.Law.from_formula("E + A*x**-a", inputs=("x",), bounds={"a": (0.05, 1.0)})
     kw = dict(bootstrap=0, scale="linear", estimator="mse", compute=x)
     plain = sl.fit_arrays(law, {"x": x}, y, **kw)
     fwd = sl.fit_arrays(law, {"x": x}, y, select="forward", **kw)
     assert fwd.params == pytest.approx(plain.params, rel=1e-6)
-    assert fwd.info.estimator["forward"]["chosen"] == 0
+    assert fwd.info.estimator["forward"]["chosen"] == 0 and fwd.info.estimator["forward"]["n_basins"] == 1
     assert any(m.startswith("select=forward:") and "least-squares optimum kept" in m for m in fwd.notes)
     flat = sl.fit_arrays(law, {"x": x}, y, bootstrap=0, scale="linear", estimator="mse",
                          compute=np.ones_like(x), select="forward")

@@ -104,8 +104,7 @@ LeanOpt = typer.Option(0.0, "--lean-top", callback=_top_fraction, help="Fit to e
                        "fits this top fraction of runs by compute, e.g. 0.1 (said in the notes).")
 SelectOpt = typer.Option("optimum", "--select", help="Which optimum (linear scale): 'optimum', the "
                          "least-squares one; 'forward', of the distinct optima the search found, the one whose "
-                         "refit without the top --select-top runs by compute predicts them best, if its error "
-                         "there is at most half the optimum's (said in the notes).")
+                         "refit without the top --select-top runs by compute predicts them best (said in the notes).")
 SelectTopOpt = typer.Option(0.1, "--select-top", callback=_top_fraction, help="With --select forward: the "
                             "top fraction of runs by compute held out to choose the optimum.")
 UniqueOpt = typer.Option(None, "--unique-tokens", help="Column (or store extra/tag) of unique "

@@ -359,8 +359,9 @@ def fit_arrays(
     - ``select`` (linear scale): which of the distinct optima (basins) the search polished is
       returned. ``"optimum"``: the deepest, the least-squares fit. ``"forward"``: rolling-forward
       validation inside the runs given: the top ``select_top`` fraction of them by ``compute`` is
-      held out, each basin refitted from its point on the rest and scored on them, and a basin
-      replaces the optimum only if its held-out SSE is at most half the optimum's; the chosen
+      held out, each basin refitted from its point on the rest and scored on them, and the one
+      with the lowest held-out SSE is chosen (the search then polishes every distinct start its
+      budget allows, to have basins to choose among); the chosen
       basin is then fitted to all runs, and the bootstrap starts from it
       (:func:`scalinglab.fit.lsq.forward_select`; said in ``notes``). Composes with ``lean_top``
       (the lean starts from the chosen basin).

@@ -1102,10 +1102,6 @@ def lean_toward(problem: Problem, fit: LsqFit, top: np.ndarray, *, sigmas: float
 #: :func:`forward_select`'s default: the top 10% of the rows fitted, by compute, held out (the
 #: share a law fitted to extrapolate is usually asked to reach beyond its data)
 FORWARD_TOP = 0.1
-#: the deepest basin is kept unless another predicts the held-out top rows with an SSE at most
-#: this fraction of the deepest's: a switch to a basin that fits the runs worse needs a clear
-#: forward gain, not a tie broken by noise
-FORWARD_GAIN = 0.5
 
 
 @dataclass
@@ -1135,8 +1131,7 @@ class Forward:
             moved = sum(bool(p.chosen) for p in self.parts)
             return (f"select=forward: in each of {len(self.parts)} independent parts, the basins refitted without "
                     f"the top {frac:.0%} of rows by compute ({self.n_held} rows in all) and scored on them; "
-                    f"{moved} part(s) moved off the least-squares optimum (held-out SSE at most "
-                    f"{FORWARD_GAIN:g} x the optimum's)")
+                    f"{moved} part(s) moved off the least-squares optimum")
         if self.note:
             return f"select=forward: kept the least-squares optimum ({self.note})"
         if len(self.sse) < 2:
@@ -1148,8 +1143,8 @@ class Forward:
                 f"basin {self.chosen + 1} chosen (training SSE {self.sse[self.chosen]:.4g} vs {self.sse[0]:.4g} at "
                 "the optimum), refitted on all rows")
         return (f"select=forward: {len(self.sse)} basins refitted without the top {frac:.0%} of rows by compute "
-                f"({self.n_held} rows) and scored on them (their SSE {fw}; training SSE {tr}); a basin replaces the "
-                f"least-squares optimum only if its held-out SSE is at most {FORWARD_GAIN:g} x the optimum's: {what}")
+                f"({self.n_held} rows) and scored on them (their SSE {fw}; training SSE {tr}); the lowest held-out "
+                f"SSE chooses: {what}")
 
 
 def forward_select(problem: Problem, fit: LsqFit, held: np.ndarray, *,
@@ -1158,8 +1153,8 @@ def forward_select(problem: Problem, fit: LsqFit, held: np.ndarray, *,
     per row of the concatenated blocks: the highest-compute rows) is left out, each distinct
     basin the search polished (``fit.basins_x``) is re-polished from its point on the remaining
     rows (Gauss-Newton, a local refit), and scored by its SSE on ``held``. The rule: the basin with
-    the lowest held-out SSE, if that is at most ``FORWARD_GAIN`` times the least-squares optimum's
-    (basin 0); otherwise the optimum. The chosen basin's full-data polish (the search's own point
+    the lowest held-out SSE, among all the distinct basins polished (ties: the deeper one). The
+    chosen basin's full-data polish (the search's own point
     for it) is returned, as the only basin, so that bootstrap refits start from it.
 
     Why: where the law is misspecified, the deepest training optimum is not the one that
@@ -1248,7 +1243,13 @@ def forward_select(problem: Problem, fit: LsqFit, held: np.ndarray, *,
         problem._index()
     fw = np.array(forward + [np.inf] * (len(fit.basins_x) - len(forward)))
     best = int(np.argmin(fw))  # ties: the first, i.e. the deeper basin
-    chosen = best if best and np.isfinite(fw[best]) and fw[best] <= FORWARD_GAIN * fw[0] else 0
+    # among all polished basins, with no tolerance on their training SSE: a basin that fits the
+    # lower runs worse but predicts the top ones better is what the option is for (the law is
+    # misspecified there). Two rules were measured first on ScaleBench (held-out top 10% of each
+    # training split): "at most half the optimum's held-out SSE" moved no law at all; "lowest
+    # rest + held-out SSE" (the whole-data error of a fit that never saw the top rows) moved moe
+    # sl_7 up and data-constrained sl_10 down, but not vocab sl_3 (-1.00 -> -0.31 with this rule)
+    chosen = best if best and np.isfinite(fw[best]) else 0
     note = "" if len(forward) == len(fit.basins_x) else f"budget spent after {len(forward)} of {len(fw)} basins"
     rec = Forward(n_held, sses, fw.tolist(), chosen, "" if chosen or not note else note,
                   rest + [np.inf] * (len(fw) - len(rest)))
