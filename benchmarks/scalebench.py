@@ -18,6 +18,9 @@ ScaleBench fits: one parameter vector per group), the law is fitted on the train
   law with several outputs (domain mixture) goes through ``sl.fit_joint(formulas, inputs, Y,
   bounds=..., compute=cost, lean_top=0.1)``, all outputs at once (its cost is constant: nothing
   to lean toward, and the fit says so);
+  ``--select forward`` adds ``select="forward"`` (the basin chosen by rolling-forward validation
+  on the top 10% of each split's training rows by cost; ``groups_off_optimum`` in each law's row
+  counts the fits that left the least-squares optimum);
 - **reference**: ScaleBench's own protocol, written here with scipy: ``--starts`` (64) random
   starts inside the bounds (log-uniform where the lower bound is positive, else uniform),
   L-BFGS-B with an analytic gradient on the mean squared error over all outputs
