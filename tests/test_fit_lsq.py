@@ -247,9 +247,14 @@ def test_cli_groups_one_fit_each_or_shared_exponent_with_a_floor_per_group(tmp_p
     fits = json.loads(each.stdout)["fits"]
     assert set(fits) == {"pile", "stack"}
     assert fits["stack"]["params"]["E"] == pytest.approx(0.75, rel=1e-3)
-    # leaning a joint fit needs the runs' compute (a C column, or N and D)
-    no_c = CliRunner().invoke(app, [*args, "--per-group", "E", "--lean-top", "0.1"])
-    assert no_c.exit_code != 0 and "--lean-top needs the runs' compute" in no_c.output
+    # without a C column (nor N and D) the runs are ordered by the first input, by fit_law's
+    # one rule, with or without --per-group, and a note says so
+    for extra in (["--per-group", "E"], []):
+        no_c = CliRunner().invoke(app, [*args, *extra, "--lean-top", "0.1", "--scale", "linear"])
+        assert no_c.exit_code == 0, no_c.output
+        out = json.loads(no_c.stdout)
+        notes = out["notes"] if extra else out["fits"]["pile"]["notes"]
+        assert any("took the runs with the highest N as the top" in m for m in notes), notes
     pd.DataFrame({"N": n, "C": 6 * n * 2e10, "corpus": grp, "loss": loss}).to_csv(path, index=False)
     leaned = CliRunner().invoke(app, [*args, "--per-group", "E", "--lean-top", "0.1"])
     assert leaned.exit_code == 0, leaned.output

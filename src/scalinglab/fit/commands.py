@@ -612,7 +612,7 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
     the named parameters per group and the rest shared."""
     from scalinglab.errors import NotIdentifiable, ParameterError
     from scalinglab.fit.data import load_runs
-    from scalinglab.fit.loss import fit_law
+    from scalinglab.fit.loss import compute_note, fit_law, run_compute
     from scalinglab.fit.lsq import fit_joint
 
     frame, source, notes = load_runs(file, store, where, _tags(tag), law.inputs, parse_map(map_),
@@ -626,13 +626,11 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
                 raise UserError("--per-group does not combine with --define (write the formula out)")
             compute = None
             if est.lean_top or est.select != "optimum":
-                # the top runs by compute: the C column, else 6ND, as fit_law orders them
-                if "C" in frame:
-                    compute = frame["C"].to_numpy(float)
-                elif {"N", "D"} <= set(frame.columns):
-                    compute = 6.0 * frame["N"].to_numpy(float) * frame["D"].to_numpy(float)
-                else:
-                    raise UserError("--lean-top and --select forward need the runs' compute: a C column, or N and D")
+                # the top runs by compute, by fit_law's own rule (as the fits without
+                # --per-group order them)
+                compute, basis = run_compute({k: frame[k] for k in law.inputs},
+                                             frame.get("C"))
+                notes = notes + compute_note(basis, 0, est.lean_top, est.select)
             joint = fit_joint([law.definition["formula"]], {k: frame[k] for k in law.inputs},
                               frame["loss"].to_numpy(float), groups=labels.tolist(),
                               per_group=shared_names, bounds=law.bounds, seed=seed,

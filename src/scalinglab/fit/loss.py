@@ -229,13 +229,27 @@ def _diverged(law: Law, params: Mapping[str, float], inputs: Mapping[str, np.nda
             "runs it was fitted to, so it predicts nothing there"]
 
 
-def _compute(law: Law, inputs: Mapping[str, np.ndarray], compute: np.ndarray | None) -> np.ndarray:
-    """Training compute of each run, for ordering the holdout: given C, else 6ND, else the input."""
+def run_compute(inputs: Mapping[str, Any], compute: Any = None) -> tuple[np.ndarray, str]:
+    """Training compute of each run: the one rule that orders runs by scale (``holdout_top``,
+    ``lean_top``, and the CLI's grouped fits). ``compute`` when given (the C column), else 6ND
+    from inputs N and D, else the first input as a stand-in for scale (a law in N alone, or in
+    C). Returns the values and what they are: ``"C"``, ``"6ND"`` or that input's name."""
     if compute is not None:
-        return np.asarray(compute, dtype=float)
+        return np.asarray(compute, dtype=float), "C"
     if "N" in inputs and "D" in inputs:
-        return 6.0 * inputs["N"] * inputs["D"]
-    return next(iter(inputs.values()))
+        return 6.0 * np.asarray(inputs["N"], float) * np.asarray(inputs["D"], float), "6ND"
+    name = next(iter(inputs))
+    return np.asarray(inputs[name], dtype=float), name
+
+
+def compute_note(basis: str, holdout_top: int, lean_top: float, select: str = "optimum") -> list[str]:
+    """Say so when runs were ordered by an input rather than by compute (and the order is used)."""
+    uses = [u for u, on in (("the holdout", holdout_top), ("the lean", lean_top),
+                            ("the forward selection", select == "forward")) if on]
+    if basis in ("C", "6ND") or not uses:
+        return []
+    return [f"no compute given (a C column, or N and D): {' and '.join(uses)} took the runs with "
+            f"the highest {basis} as the top"]
 
 
 def natural_params(model: Any, theta: np.ndarray) -> np.ndarray:
@@ -388,12 +402,12 @@ def fit_arrays(
     law = get_law(law).constrained(tie=tie, fix=fix, bounds=bounds)
     x, y = _as_inputs(law, inputs, loss)
     ids = _run_ids(run_ids, len(y))
-    c = _compute(law, x, compute)
+    c, basis = run_compute(x, compute)
     w = _run_weights(weights, len(y))
     est = make_estimator(estimator, delta, over_penalty, param="estimator")
     if bootstrap < 0:
         raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
-    notes: list[str] = []
+    notes: list[str] = compute_note(basis, holdout_top, 0.0)
     x, y, c, ids, w, dropped, holdout_idx, train = _leave_out(
         x, y, c, ids, w, drop_highest, holdout_top, len(law.param_names), notes)
     xt = {k: v[train] for k, v in x.items()}
@@ -620,11 +634,11 @@ def _fit_linear(
                              + (f" ({bad.size} such runs)" if bad.size > 1 else ""),
                              row=f"run {bad[0] + 1}", column=name)
     ids = _run_ids(run_ids, len(y))
-    c = _compute(law, x, compute)
+    c, basis = run_compute(x, compute)
     w = _run_weights(weights, len(y))
     if bootstrap < 0:
         raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
-    notes = [n for n in [note] if n]
+    notes = [n for n in [note] if n] + compute_note(basis, holdout_top, lean_top, select)
     x, y, c, ids, w, dropped, holdout_idx, train = _leave_out(
         x, y, c, ids, w, drop_highest, holdout_top, len(law.param_names), notes)
     xt = {k: v[train] for k, v in x.items()}
