@@ -97,6 +97,8 @@ class LsqFit:
     elapsed: float
     basins_f: list[float] = field(default_factory=list)
     basins_x: list[np.ndarray] = field(default_factory=list)
+    #: how many polished starts reached each basin (same order)
+    basins_n: list[int] = field(default_factory=list)
     #: the searches of independent parts (:meth:`Problem.components`), when the law has several
     parts: list[LsqFit] = field(default_factory=list)
 
@@ -809,7 +811,8 @@ def _search(problem: Problem, *, seed: int, budget_s: float, n_screen: int | Non
             basins.append((fv, xv))
     return LsqFit(full[0], float(obj[0]), float(obj[0] * problem.sst), lin_names, free_names,
                   len(z), len(fs), reached, converged, time.process_time() - t0,
-                  [b[0] for b in basins], [b[1] for b in basins])
+                  [b[0] for b in basins], [b[1] for b in basins],
+                  [int(np.sum(np.abs(fs_arr - b[0]) <= tol)) for b in basins])
 
 
 def _search_parts(problem: Problem, parts: Sequence[Problem], *, seed: int, budget_s: float,
@@ -1258,9 +1261,11 @@ def forward_select(problem: Problem, fit: LsqFit, held: np.ndarray, *,
     theta = np.zeros((1, len(problem.names)))
     theta[0, problem.free] = fit.basins_x[chosen]
     full, obj = problem.complete(theta)
+    # "reached the best optimum" now counts the starts that reached the chosen basin
+    reached = fit.basins_n[chosen] if len(fit.basins_n) > chosen else fit.n_reached_best
     out = LsqFit(full[0], float(obj[0]), float(obj[0] * sst), fit.linear, fit.nonlinear, fit.n_screened,
-                 fit.n_polished, fit.n_reached_best, fit.n_converged, fit.elapsed + time.process_time() - t0,
-                 [float(obj[0])], [np.asarray(fit.basins_x[chosen], float)])
+                 fit.n_polished, reached, fit.n_converged, fit.elapsed + time.process_time() - t0,
+                 [float(obj[0])], [np.asarray(fit.basins_x[chosen], float)], [reached])
     return out, rec
 
 
