@@ -580,3 +580,9 @@ def test_the_summary_says_where_each_offset_came_from():
     pooled = fit_loss_to_loss(_pooled_frame(n=8), "x", "y", "corpus", E_x={g: v[2] for g, v in POOL.items()},
                               shared=("E_y",), bootstrap=0)
     assert dict(pooled.summary().facts)["offsets"] == "E_x given, E_y fitted"
+
+
+def test_a_pooled_fit_with_a_few_resamples_keeps_them_when_all_converge():
+    fit = fit_loss_to_loss(_pooled_frame(n=10), "x", "y", "corpus", shared=("E_y",), bootstrap=5)
+    p = fit.predict([2.5], group="a").iloc[0]
+    assert p["lo"] <= p["y"] <= p["hi"]
