@@ -582,6 +582,12 @@ def test_the_summary_says_where_each_offset_came_from():
     assert dict(pooled.summary().facts)["offsets"] == "E_x given, E_y fitted"
 
 
+def test_a_pooled_fit_with_a_few_resamples_keeps_them_when_all_converge():
+    fit = fit_loss_to_loss(_pooled_frame(n=10), "x", "y", "corpus", shared=("E_y",), bootstrap=5)
+    p = fit.predict([2.5], group="a").iloc[0]
+    assert p["lo"] <= p["y"] <= p["hi"]
+
+
 def test_each_group_fit_carries_its_held_offsets_and_older_files_still_load(tmp_path):
     # the fixed offsets live on each group's FitResult (held), so conf_int, ci and the JSON of
     # the fit itself leave them out without a second filter; files saved when the loss-to-loss

@@ -698,7 +698,9 @@ def _fit_pooled(frame: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, labels: np.
         if got is not None:
             draws[j] = got
     kept = np.flatnonzero(np.all(np.isfinite(draws), axis=(1, 2)))
-    if bootstrap and len(kept) < max(10, bootstrap // 2):
+    # at least half the refits, and 10 (all of them when fewer were asked for: 5 of 5 converged
+    # raised "only 5 of 5 pooled bootstrap refits converged" before)
+    if bootstrap and len(kept) < max(min(10, bootstrap), bootstrap // 2):
         raise NotIdentifiable(f"only {len(kept)} of {bootstrap} pooled bootstrap refits converged")
     law = PAIRINGS[pairing]
     fits: dict[str, FitResult] = {}
