@@ -526,11 +526,25 @@ def fit_loss_to_loss(
         raise ParameterError("with shared parameters E_y is fitted; do not give E_y", "shared", "E_y")
     if offsets not in ("fit", "scaling"):
         raise ParameterError(f"offsets must be 'fit' or 'scaling', not {offsets!r}", "offsets")
+    for name, given in (("E_x", E_x), ("E_y", E_y)):
+        # a number above the smallest x is kept below it (as a law's offset is), but inf was
+        # too, and then read as "given"
+        for value in (given.values() if isinstance(given, Mapping) else [given]):
+            if isinstance(value, int | float) and not (np.isfinite(value) and value > 0):
+                raise ParameterError(f"{name} = {value:g} must be a positive finite number", name)
     xs, ys = _column(frame, x, source), _column(frame, y, source)
     keep = np.isfinite(xs) & np.isfinite(ys)
     notes: list[str] = []
     if not keep.all():
         notes.append(f"{int((~keep).sum())} rows without both {x} and {y} left out")
+    if group is not None:
+        # a row without a group formed a group '' of its own, which failed a pooled fit
+        col = frame[_check_group(frame, group, source)]
+        no_group = (col.isna() | (col.astype(str).str.strip() == "")).to_numpy() & keep
+        if no_group.any():
+            notes.append(f"{int(no_group.sum())} rows without a {group} left out (first: row "
+                         f"{int(np.argmax(no_group)) + 1})")
+            keep &= ~no_group
     for name, v in ((x, xs), (y, ys)):
         bad = np.flatnonzero(keep & ~(v > 0))
         if bad.size:

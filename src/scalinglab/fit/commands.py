@@ -597,6 +597,18 @@ def custom_cmd(
     if per_group and not group:
         raise UserError("--per-group needs --group COLUMN")
     if group:
+        # options the grouped fits do not use were silently ignored (--save wrote nothing)
+        unused = [flag for flag, given in (("--save", save), ("--holdout-top", holdout_top),
+                                           ("--compute", compute), ("--at", at)) if given]
+        if per_group:  # the joint fit is least squares on the linear scale, without these
+            unused += [flag for flag, given in (
+                ("--tie", tie), ("--fix", fix), ("--weights", weights), ("--drop-highest", drop_highest),
+                ("--noise-floor", noise_floor), ("--scale log", scale == "log"),
+                ("--loss " + str(loss), loss not in ("huber", "mse"))) if given]
+        if unused:
+            raise UserError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not combine "
+                            f"with --group{' --per-group' if per_group else ''} (use --json to keep "
+                            "the grouped fits)")
         _fit_groups(law, file, store, where, tag, map_, all_runs, best_per_point, group_by, group,
                     per_group, bootstrap, seed, json_, est, _units(units))
         return

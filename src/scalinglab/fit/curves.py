@@ -149,9 +149,11 @@ def curve_runs(frame: pd.DataFrame, columns: Mapping[str, str] | None = None,
     bad = np.flatnonzero(np.isnan(steps_all))
     if bad.size:
         raise InputError("no step", source=source, row=f"row {bad[0] + 1}", column=step_col)
-    bad = np.flatnonzero(~np.isnan(loss_all) & ~(loss_all > 0))
+    # inf passed '> 0' and reached the least-squares starts as a numpy traceback
+    bad = np.flatnonzero(~np.isnan(loss_all) & ~((loss_all > 0) & np.isfinite(loss_all)))
     if bad.size:
-        raise InputError(f"loss {loss_all[bad[0]]:g} is not positive", source=source,
+        v = loss_all[bad[0]]
+        raise InputError(f"loss {v:g} is not {'finite' if v > 0 else 'positive'}", source=source,
                          row=f"row {bad[0] + 1}", column=loss_col)
     runs: list[CurveRun] = []
     notes: list[str] = []
@@ -207,12 +209,20 @@ def read_schedule(path: str | Path, columns: Mapping[str, str] | None = None,
         if col not in frame.columns:
             raise InputError(f"no column {col!r} (the schedule's {key}); columns: "
                              f"{', '.join(map(str, frame.columns))}", source=str(path), column=col)
+    from scalinglab.runs.cells import parse_cells, show_cell
+
     steps = pd.to_numeric(frame[cols["step"]], errors="coerce").to_numpy(float)
-    lr = pd.to_numeric(frame[cols["lr"]], errors="coerce").to_numpy(float)
     bad = np.flatnonzero(np.isnan(steps))
     if bad.size:
         raise InputError("not a step number", source=str(path), row=f"row {bad[0] + 1}",
                          column=cols["step"])
+    # an empty lr cell is skipped; text such as 'abc' was skipped too, silently (coerced to NaN)
+    cells = parse_cells(frame[cols["lr"]])
+    bad = np.flatnonzero(cells.bad)
+    if bad.size:
+        raise InputError(f"{show_cell(frame[cols['lr']].iloc[bad[0]])} is not a number",
+                         source=str(path), row=f"row {bad[0] + 1}", column=cols["lr"])
+    lr = cells.values
     keep = ~np.isnan(lr)
     sched = Schedule.from_logged(steps[keep], lr[keep], name=path.stem, total_steps=total_steps,
                                  source=str(path))
