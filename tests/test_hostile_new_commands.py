@@ -140,8 +140,18 @@ def test_options_a_grouped_fit_would_ignore_are_refused(tmp_path):
             "--inputs", "N,D", "--group", "g", "-b", "0"]
     # --save wrote nothing, and said so nowhere
     refused([*base, "--save", tmp_path / "fit.json"], tmp_path, "--save does not combine with --group")
-    refused([*base, "--per-group", "E", "--fix", "beta=0.28", "--holdout-top", "2"], tmp_path,
-            "--holdout-top, --fix do not combine with --group --per-group")
+    line = refused([*base, "--per-group", "E", "--fix", "beta=0.28", "--holdout-top", "2"], tmp_path,
+                   "--holdout-top, --fix do not combine with --group --per-group")
+    assert "--json" not in line  # that hint is for --save only
+
+
+def test_a_file_of_several_runs_is_not_one_schedule(curves):
+    refused(["predict", "curve", "--fit", curves / "fit.json", "--compare",
+             f"{curves / 'curves.csv'},{SCHED}"], curves, "curves.csv", "'run'", "not 2 runs (cos, flat)")
+
+
+def test_a_negative_warmup_is_refused(curves):
+    refused(["fit", "curves", curves / "curves.csv", "-b", "0", "--warmup", "-5"], curves, "--warmup")
 
 
 def test_runs_fit_without_forecast_is_refused(tmp_path, curves):

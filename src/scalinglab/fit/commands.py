@@ -607,8 +607,8 @@ def custom_cmd(
                 ("--loss " + str(loss), loss not in ("huber", "mse"))) if given]
         if unused:
             raise UserError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not combine "
-                            f"with --group{' --per-group' if per_group else ''} (use --json to keep "
-                            "the grouped fits)")
+                            f"with --group{' --per-group' if per_group else ''}"
+                            + (" (use --json to keep the grouped fits)" if "--save" in unused else ""))
         _fit_groups(law, file, store, where, tag, map_, all_runs, best_per_point, group_by, group,
                     per_group, bootstrap, seed, json_, est, _units(units))
         return

@@ -74,7 +74,7 @@ def fit_curves_command(
                                  "run, when the store does not know it (e.g. cosine:steps=...)."),
     schedules: Path = typer.Option(None, "--schedules", help="File of the exact per-step lr: "
                                    "columns run, step, lr (names as in --map).", show_default=False),
-    warmup: int = typer.Option(None, "--warmup", help="Steps of the linear warmup when the log "
+    warmup: int = typer.Option(None, "--warmup", min=0, help="Steps of the linear warmup when the log "
                                "starts after it (the lr before is integrated from 0)."),
     bootstrap: int = bootstrap_option(100),
     resample: str = typer.Option("auto", "--resample", help="runs, blocks (of consecutive points "

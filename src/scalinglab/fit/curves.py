@@ -211,6 +211,13 @@ def read_schedule(path: str | Path, columns: Mapping[str, str] | None = None,
                              f"{', '.join(map(str, frame.columns))}", source=str(path), column=col)
     from scalinglab.runs.cells import parse_cells, show_cell
 
+    if "run" in frame.columns and frame["run"].nunique() > 1:
+        # a file of several runs' logs (fit curves' input) read as one schedule interleaved
+        # their lr values into one nonsense schedule, silently
+        names = [str(v) for v in pd.unique(frame["run"].dropna())]
+        raise InputError(f"a schedule file holds one run's lr, not {len(names)} runs ("
+                         f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''})",
+                         source=str(path), column="run")
     steps = pd.to_numeric(frame[cols["step"]], errors="coerce").to_numpy(float)
     bad = np.flatnonzero(np.isnan(steps))
     if bad.size:
