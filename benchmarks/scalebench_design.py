@@ -387,11 +387,6 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma-separated selections to compare (ours, random, cheapest, mspe)")
     ap.add_argument("--no-discrepancy", action="store_true",
                     help="ours without the discrepancy term (an ablation)")
-    ap.add_argument("--no-spread", action="store_true",
-                    help="ours without the refits' disagreement (an ablation)")
-    ap.add_argument("--no-heldout", action="store_true",
-                    help="ours with the discrepancy's variance from in-sample residuals, not the "
-                    "refits' held-out errors (an ablation)")
     ap.add_argument("--no-rival", action="store_true",
                     help="ours by gain per cost only, without the gain-alone rival (an ablation)")
     ap.add_argument("--holdout-frac", type=float, default=0.1,
@@ -413,8 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown or "ours" not in methods:
         ap.error(f"--methods: {unknown or 'ours is required'}; choose from {', '.join(METHODS)}")
     settings = {"k": args.k, "cost_power": args.cost_power,
-                "discrepancy": not args.no_discrepancy, "rival": not args.no_rival,
-                "spread": not args.no_spread, "heldout": not args.no_heldout}
+                "discrepancy": not args.no_discrepancy, "rival": not args.no_rival}
     wanted = {w.strip() for w in args.laws.split(",") if w.strip()}
     table: dict[str, dict[str, dict[str, Any]]] = {}
     notes: dict[str, str] = {}

@@ -360,65 +360,6 @@ def test_lsq_reductions_are_the_exact_change_of_the_fit_s_target_error():
         assert np.allclose(red, brute, rtol=1e-6, atol=1e-9 * base)
 
 
-def test_lsq_reductions_with_the_refits_spread_are_the_exact_change_of_the_target_error():
-    import dataclasses
-
-    problem, _ = _lsq_problem(0.2)
-    rng = np.random.default_rng(3)
-    z_t, z_c = rng.normal(0, 0.05, (5, 6)), rng.normal(0, 0.05, (10, 6))
-    spread = dataclasses.replace(problem, spread_target=z_t, spread_cand=z_c)
-    # before any run, the refits' disagreement adds its own variance, tr(Z_T Z_T')
-    assert spread.mspe([]) == pytest.approx(problem.mspe([]) + np.sum(z_t**2))
-    for chosen in ([], [3], [3, 7]):
-        red, base = spread.reductions(chosen)
-        assert base == pytest.approx(spread.mspe(chosen))
-        brute = [base - spread.mspe([*chosen, j]) if j not in chosen else red[j]
-                 for j in range(10)]
-        assert np.allclose(red, brute, rtol=1e-6, atol=1e-9 * base)
-    # a run whose outcome the refits disagree on, as they do at the target, settles it
-    settles = dataclasses.replace(problem, spread_target=z_t,
-                                  spread_cand=np.vstack([z_c[:4], z_t[:1], z_c[5:]]))
-    assert settles.reductions([])[0][4] > spread.reductions([])[0][4]
-
-
-class _Line:
-    """A straight line y = a + b x over a pool of x, fitted by least squares."""
-
-    param_names = ("a", "b")
-    n_outputs = 1
-
-    def __init__(self, x: np.ndarray) -> None:
-        self.x = x
-
-    def predict(self, theta: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        theta = np.atleast_2d(theta)
-        return (theta[:, :1] + theta[:, 1:] * self.x[rows][None, :])[..., None]
-
-    def fit(self, rows, y, *, seed, bootstrap=0, warm=None, thorough=False):
-        from scalinglab.design.pool import Fitted
-
-        coef = np.polyfit(self.x[rows], np.ravel(y), 1)[::-1]
-        return Fitted(coef, 1e-4)
-
-
-def test_subsample_refits_estimate_the_fit_s_predictive_variance():
-    from scalinglab.design.pool import subsample_refits
-
-    rng = np.random.default_rng(0)
-    x = np.concatenate([rng.uniform(0, 1, 40), [3.0]])       # 40 runs, one row far beyond them
-    y = 1.0 + 2.0 * x + rng.normal(0, 0.1, len(x))
-    model, obs = _Line(x), np.arange(40)
-    fitted = model.fit(obs, y[obs], seed=0)
-    z = subsample_refits(model, fitted, obs, y[obs], np.array([40]), members=400, seed=1).spread
-    design = np.column_stack([np.ones(40), x[obs]])
-    s2 = np.sum((y[obs] - design @ fitted.theta) ** 2) / 38
-    exact = s2 * np.array([1.0, 3.0]) @ np.linalg.solve(design.T @ design, [1.0, 3.0])
-    # the delete-d jackknife's scale makes the refits' spread the fit's own predictive variance
-    assert float(np.sum(z[0, 0] ** 2)) == pytest.approx(exact, rel=0.3)
-    # too few runs to leave any out: no spread
-    assert subsample_refits(model, fitted, obs[:2], y[:2], np.array([40])) is None
-
-
 def test_with_a_discrepancy_a_far_cheap_run_can_make_the_fit_worse():
     from scalinglab.design.robust import choose_lsq
 

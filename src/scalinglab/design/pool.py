@@ -70,10 +70,6 @@ DISCREPANCY_LENGTH = 1.0
 #: target rows the discrepancy is represented at (a spread subsample; its low-rank form is exact
 #: there, so the objective's discrepancy part is exact at these rows)
 DISCREPANCY_RANK = 32
-#: refits of the subsample ensemble (:func:`subsample_spread`), and the share of the observed
-#: runs each one leaves out
-SPREAD_MEMBERS = 8
-SPREAD_DROP = 0.2
 
 
 # -- the pool: cost and target ---------------------------------------------------------------
@@ -347,8 +343,7 @@ def input_features(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.column_stack(cols) if cols else np.zeros((n, 0))
 
 
-def discrepancy_var(y: np.ndarray, pred: np.ndarray, n_params: int,
-                    heldout: np.ndarray | None = None) -> float:
+def discrepancy_var(y: np.ndarray, pred: np.ndarray, n_params: int) -> float:
     """How far the truth may stray from the best fit of the law: the posterior mean of that
     variance under a weak prior worth one run and centred on the outcomes' own variance (before
     the runs say otherwise, the law's form may be off by as much as the outcomes vary), updated
@@ -361,10 +356,6 @@ def discrepancy_var(y: np.ndarray, pred: np.ndarray, n_params: int,
     ok = np.isfinite(r)
     spread = float(np.nanmean(np.nanvar(y, axis=0))) if len(y) > 1 else 0.0
     dof = max(int(ok.sum()) - n_params, 0)
-    if heldout is not None and len(heldout):
-        # out-of-sample errors: a law that fits its runs only by bending to them (as many
-        # parameters as runs, a flexible term) shows its lack of fit here, not in its residuals
-        return float((spread + dof * np.mean(np.square(heldout))) / (1.0 + dof))
     return float((spread + np.sum(r[ok] ** 2)) / (1.0 + dof))
 
 
@@ -415,11 +406,10 @@ class Discrepancy:
         return np.sqrt(self.var) * phi, self.var * rest
 
 
-def discrepancy_of(model: PoolModel, fitted: Fitted, observed: np.ndarray, y: np.ndarray,
-                   heldout: np.ndarray | None = None) -> Discrepancy | None:
+def discrepancy_of(model: PoolModel, fitted: Fitted, observed: np.ndarray, y: np.ndarray
+                   ) -> Discrepancy | None:
     """The discrepancy for a model that exposes its rows' ``features()``; None otherwise (or
-    when its inputs are constant). With ``heldout`` errors (refits' errors at runs they left
-    out), those measure the law's lack of fit instead of the in-sample residuals."""
+    when its inputs are constant)."""
     feats = getattr(model, "features", None)
     if feats is None or not len(observed):
         return None
@@ -427,7 +417,7 @@ def discrepancy_of(model: PoolModel, fitted: Fitted, observed: np.ndarray, y: np
     if x.ndim != 2 or x.shape[1] == 0:
         return None
     pred = model.predict(fitted.theta[None, :], observed)[0]
-    var = discrepancy_var(y, pred, len(fitted.theta), heldout)
+    var = discrepancy_var(y, pred, len(fitted.theta))
     return Discrepancy(x, var) if np.isfinite(var) and var > 0 else None
 
 
@@ -446,77 +436,6 @@ def _with_discrepancy(jac: np.ndarray, rows_target: np.ndarray, rows: np.ndarray
     out = np.concatenate([jac, block], axis=-1)
     scale = np.where(is_target, 1.0, np.sqrt(noise_var / (noise_var + rest)))
     return out * scale[:, None, None]
-
-
-# -- the fits' own disagreement ----------------------------------------------------------------
-
-
-@dataclass
-class Refits:
-    """Refits of subsamples of the observed runs (:func:`subsample_refits`): ``spread``
-    (rows, O, K) their scaled, centred predictions at the rows asked for, and ``heldout`` each
-    refit's errors at the runs it left out (flattened), an honest measure of how well the law
-    predicts a run it was not fitted to."""
-
-    spread: np.ndarray
-    heldout: np.ndarray
-
-
-def subsample_refits(model: PoolModel, fitted: Fitted, observed: np.ndarray, y: np.ndarray,
-                     rows: np.ndarray, *, members: int = SPREAD_MEMBERS, drop: float = SPREAD_DROP,
-                     seed: int = 0) -> Refits | None:
-    """How far refits of subsamples of the observed runs disagree at ``rows``:
-    each member refits the law (its own fit, warm-started at the estimate) to the observed runs
-    less a random ``drop`` share of them (at least one; never fewer runs than parameters), drawn
-    without replacement, and the centred predictions are scaled as the delete-d jackknife's
-    variance, ``m / (d K) sum_k (f_k - f_mean)^2`` for subsamples of ``m`` runs out of ``m + d``
-    (Shao & Wu 1989), so that ``Z Z'`` estimates the fit's predictive covariance at ``rows``.
-
-    The Fisher information at the estimate measures the fit's uncertainty as if the law were
-    linear there and true. When it is neither (a flexible term, an interaction, pinned by a few
-    runs; a form that cannot follow the runs), refits that lean on different runs extrapolate
-    differently, and the linearisation can call a fit certain that a single run would overturn:
-    on ScaleBench's sparsity pools a 5-parameter law fitted to 8 runs at 0.2% rms error puts its
-    interaction term at -0.94 where every run gives -0.15, and the target's error is 3-4 times
-    the all-run fit's. Counting this disagreement as uncertainty values the runs that settle it.
-    None when there are too few runs to leave any out, or fewer than two refits succeed."""
-    observed = np.asarray(observed, dtype=int)
-    y = np.asarray(y, dtype=float).reshape(len(observed), -1)
-    n, p = len(observed), len(fitted.theta)
-    keep_min = math.ceil(p / max(model.n_outputs, 1))
-    d = min(max(int(round(drop * n)), 1), n - keep_min)
-    if d < 1 or members < 2:
-        return None
-    m = n - d
-    rng = np.random.default_rng([seed, n, 23])
-    if math.comb(n, d) <= members:
-        import itertools
-
-        subsets = [np.array(c) for c in itertools.combinations(range(n), d)]
-    else:
-        subsets = [rng.choice(n, size=d, replace=False) for _ in range(members)]
-    preds, errors = [], []
-    for left_out in subsets:
-        keep = np.setdiff1d(np.arange(n), left_out)
-        try:
-            f = model.fit(observed[keep], y[keep], seed=seed, bootstrap=0, warm=fitted.theta)
-        except NotIdentifiable:
-            continue
-        pr = model.predict(f.theta[None, :], np.asarray(rows, dtype=int))[0]
-        if np.all(np.isfinite(pr)):
-            preds.append(pr)
-            out = model.predict(f.theta[None, :], observed[left_out])[0]
-            errors.append((out - y[left_out]).ravel())
-    if len(preds) < 2:
-        return None
-    pred = np.array(preds)                                 # (K, rows, O)
-    # a refit that wanders to a wild basin must not alone decide the round: each deviation is
-    # clipped to the observed outcomes' range
-    reach = float(np.ptp(y)) if np.ptp(y) > 0 else float(np.mean(np.abs(y))) or 1.0
-    dev = np.clip(pred - pred.mean(axis=0), -reach, reach)
-    dev *= math.sqrt(m / (d * len(pred)))
-    held = np.concatenate(errors)
-    return Refits(np.moveaxis(dev, 0, -1), np.clip(held[np.isfinite(held)], -reach, reach))
 
 
 # -- beliefs -----------------------------------------------------------------------------------
@@ -696,8 +615,6 @@ class PoolSettings:
     seed: int = 0
     discrepancy: bool = True
     rival: bool = True
-    spread: bool = True
-    heldout: bool = True
 
     def check(self) -> None:
         if int(self.k) != self.k or self.k < 1:
@@ -808,17 +725,9 @@ def _criterion_round(model: PoolModel, cost: np.ndarray, target: np.ndarray,
                      "about the parameters (D-optimal per unit cost)")
         return Round([int(cand[j]) for j in picks], gains, "identify", fitted=fitted, notes=notes)
     assert fitted is not None
-    refits = None
-    if settings.spread and settings.discrepancy and model.n_outputs == 1 \
-            and settings.criterion == "fisher":
-        refits = subsample_refits(model, fitted, observed, y, np.concatenate([tgt, cand]),
-                                  seed=settings.seed)
-    disc = (discrepancy_of(model, fitted, observed, y,
-                           refits.heldout if refits is not None and settings.heldout else None)
-            if settings.discrepancy else None)
+    disc = discrepancy_of(model, fitted, observed, y) if settings.discrepancy else None
     if disc is not None and model.n_outputs == 1 and settings.criterion == "fisher":
-        return _lsq_round(model, fitted, observed, tgt, cand, c, budget, settings, disc,
-                          notes, refits)
+        return _lsq_round(model, fitted, observed, tgt, cand, c, budget, settings, disc, notes)
     belief: Belief | None = None
     if settings.criterion == "draws":
         try:
@@ -839,22 +748,16 @@ def _criterion_round(model: PoolModel, cost: np.ndarray, target: np.ndarray,
 
 def _lsq_round(model: PoolModel, fitted: Fitted, observed: np.ndarray, tgt: np.ndarray,
                cand: np.ndarray, c: np.ndarray, budget: float, settings: PoolSettings,
-               disc: Discrepancy, notes: list[str], refits: Refits | None = None) -> Round:
+               disc: Discrepancy, notes: list[str]) -> Round:
     """The round by the least-squares fit's expected target error, discrepancy included
     (:mod:`scalinglab.design.robust`)."""
     rows = np.concatenate([observed, tgt, cand]).astype(int)
     jac = jacobian(model, fitted.theta, rows)[:, 0, :]
     n, t = len(observed), len(tgt)
     x = disc.features
-    z = None if refits is None else refits.spread
     problem = LsqProblem(jac[:n], jac[n:n + t], jac[n + t:], x[observed], x[tgt], x[cand],
                          tau2=disc.var, s2=fitted.noise_var,
-                         ridge=fitted.noise_var * model.prior_precision(), length=disc.length,
-                         spread_target=None if z is None else z[:t, 0, :],
-                         spread_cand=None if z is None else z[t:, 0, :])
-    if z is not None:
-        notes.append("the disagreement of refits of subsamples of the runs counts as the fit's "
-                     "uncertainty beside its linearisation")
+                         ridge=fitted.noise_var * model.prior_precision(), length=disc.length)
     picks, gains, before, after = choose_lsq(problem, c, budget, settings.k,
                                              cost_power=settings.cost_power,
                                              rival=settings.rival, min_gain=settings.min_gain)

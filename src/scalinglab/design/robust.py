@@ -21,13 +21,6 @@ dilutes that correction), so it is never bought, however cheap. With ``tau2 = 0`
 V-optimal criterion of the least-squares fit. Adding candidate ``c`` changes ``W``, ``Q`` and
 ``H`` by rank one, so every candidate's new value is a handful of ``P``-vector products
 (``O(M P^2)`` for ``M`` candidates and ``P`` parameters).
-
-The linearisation trusts the fit's local geometry. Where refits of subsamples of the runs
-disagree beyond it (:func:`scalinglab.design.pool.subsample_spread`), that disagreement ``Z``
-(``Z Z'`` the refits' predictive covariance) is a further latent belief ``w ~ N(0, S)``, ``S = I``
-before the new runs, each new run a noisy view ``z_c' w``; its part of the objective is
-``tr(Z_T S Z_T')``, lowered by a candidate by ``|Z_T S z_c|^2 / (s2 + z_c' S z_c)``, as in
-:class:`~scalinglab.design.greedy.Belief`.
 """
 
 from __future__ import annotations
@@ -63,29 +56,11 @@ class LsqProblem:
     s2: float
     ridge: np.ndarray
     length: float = 1.0
-    #: the refits' disagreement at the target (T, K) and candidate (M, K) rows, or None
-    spread_target: np.ndarray | None = None
-    spread_cand: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self._k_ct = correlation(self.x_cand, self.x_target, self.length)     # (M, T)
         self._hv = self._k_ct @ self.target                                   # sum_t k_ct J_t
         self._f = self.target.T @ self.target
-        if self.spread_target is not None and self.spread_cand is not None:
-            self._zf = self.spread_target.T @ self.spread_target
-
-    def _spread(self, chosen: list[int]) -> tuple[float, np.ndarray]:
-        """The refits' disagreement over the target once ``chosen`` are run, and how much each
-        candidate would lower it further (zeros without a spread)."""
-        if self.spread_target is None or self.spread_cand is None:
-            return 0.0, np.zeros(len(self.cand))
-        z = self.spread_cand
-        zc = z[np.asarray(chosen, dtype=int)]
-        cov = np.linalg.pinv(np.eye(z.shape[1]) + zc.T @ zc / self.s2, hermitian=True)
-        u = z @ cov                                            # S z_c, row by row
-        with np.errstate(all="ignore"):
-            red = np.sum((u @ self._zf) * u, axis=1) / (self.s2 + np.sum(u * z, axis=1))
-        return float(np.sum(self._zf * cov)), np.where(np.isfinite(red), red, 0.0)
 
     def _parts(self, chosen: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                  np.ndarray]:
@@ -106,7 +81,7 @@ class LsqProblem:
         the runs made plus candidates ``chosen``."""
         a, q, h, _ = self._parts(list(chosen or []))
         return float(np.sum((a @ self._f @ a) * q) - 2.0 * self.tau2 * np.trace(a @ h)
-                     + self.tau2 * len(self.target) + self._spread(list(chosen or []))[0])
+                     + self.tau2 * len(self.target))
 
     def reductions(self, chosen: list[int]) -> tuple[np.ndarray, float]:
         """How much adding each candidate to the runs made and ``chosen`` would lower
@@ -137,10 +112,8 @@ class LsqProblem:
         hu = np.sum(self._hv * u, axis=1)
         cross = tr_ah + hu - (quad(u, h, u) + cu * hu) / d      # tr(W'^-1 H')
         after = var - 2.0 * tau2 * cross + const
-        spread, spread_red = self._spread(chosen)
         with np.errstate(invalid="ignore"):
-            return (np.where(np.isfinite(after), base - after + spread_red, -np.inf),
-                    base + spread)
+            return np.where(np.isfinite(after), base - after, -np.inf), base
 
 
 def choose_lsq(problem: LsqProblem, cost: np.ndarray, budget: float, k: int, *,
