@@ -3,6 +3,8 @@ several outputs and groups — each on a synthetic law with a known answer."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -245,9 +247,14 @@ def test_cli_groups_one_fit_each_or_shared_exponent_with_a_floor_per_group(tmp_p
     fits = json.loads(each.stdout)["fits"]
     assert set(fits) == {"pile", "stack"}
     assert fits["stack"]["params"]["E"] == pytest.approx(0.75, rel=1e-3)
-    # leaning a joint fit needs the runs' compute (a C column, or N and D)
-    no_c = CliRunner().invoke(app, [*args, "--per-group", "E", "--lean-top", "0.1"])
-    assert no_c.exit_code != 0 and "--lean-top needs the runs' compute" in no_c.output
+    # without a C column (nor N and D) the runs are ordered by the first input, by fit_law's
+    # one rule, with or without --per-group, and a note says so
+    for extra in (["--per-group", "E"], []):
+        no_c = CliRunner().invoke(app, [*args, *extra, "--lean-top", "0.1", "--scale", "linear"])
+        assert no_c.exit_code == 0, no_c.output
+        out = json.loads(no_c.stdout)
+        notes = out["notes"] if extra else out["fits"]["pile"]["notes"]
+        assert any("took the runs with the highest N as the top" in m for m in notes), notes
     pd.DataFrame({"N": n, "C": 6 * n * 2e10, "corpus": grp, "loss": loss}).to_csv(path, index=False)
     leaned = CliRunner().invoke(app, [*args, "--per-group", "E", "--lean-top", "0.1"])
     assert leaned.exit_code == 0, leaned.output
@@ -518,3 +525,113 @@ def test_a_huber_fit_leans_under_its_own_weights_and_reports_the_objective_where
     huber = np.sum(np.where(np.abs(r) <= d, 0.5 * r ** 2, d * (np.abs(r) - 0.5 * d)))
     assert fit.objective == pytest.approx(huber, rel=1e-9)
     assert any("Huber-weighted training SSE" in m for m in fit.notes)
+
+
+def _two_bumps(n: int = 200, seed: int = 1) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Runs over x in [0, 10] of a law with two basins: a bump fits the big feature at x = 2
+    (the deeper optimum, training SSE ~12.5) or the smaller one at x = 8.6 (SSE ~26.8), which is
+    the one that goes on beyond the runs."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 10, n)
+
+    def truth(v: np.ndarray) -> np.ndarray:
+        return np.exp(-(v - 2) ** 2) + 0.7 * np.exp(-(v - 8.6) ** 2)
+
+    return x, truth(x) + 0.02 * rng.standard_normal(n), truth
+
+
+BUMP = "A*exp(-(x - m)**2)"
+
+
+def test_forward_selection_picks_the_basin_that_predicts_the_top_runs_not_the_deepest():
+    x, y, truth = _two_bumps()
+    law = sl.Law.from_formula(BUMP, inputs=("x",), bounds={"m": (0, 10)})
+    kw = dict(scale="linear", estimator="mse", compute=x, bootstrap=40)
+    plain = sl.fit_arrays(law, {"x": x}, y, **kw)
+    fwd = sl.fit_arrays(law, {"x": x}, y, select="forward", **kw)
+    # least squares takes the deeper optimum, the big feature at x = 2
+    assert plain.params["m"] == pytest.approx(2.0, abs=0.02)
+    # forward: the 20 top runs (x >= 9) held out, each basin refitted on the rest from its own
+    # point; the x = 2 basin predicts ~0 there (held-out SSE 2.6), the x = 8.6 basin its tail
+    # (0.011): it is chosen although its training SSE is twice the optimum's
+    rec = fwd.info.estimator["forward"]
+    assert rec["n_held"] == 20 and rec["n_basins"] == 2 and rec["chosen"] == 1
+    assert rec["sse"][0] < rec["sse"][1] and rec["forward_sse"][1] < 0.01 * rec["forward_sse"][0]
+    assert fwd.params["m"] == pytest.approx(8.6, abs=0.02) and fwd.params["A"] == pytest.approx(0.7, abs=0.02)
+    assert fwd.objective == pytest.approx(rec["sse"][1], rel=1e-9)  # the chosen basin's full-data fit
+    assert any(m.startswith("select=forward: 2 basins refitted without the top 10% of rows by compute (20 rows)")
+               and "basin 2 chosen" in m for m in fwd.notes), fwd.notes
+    # beyond the runs it is the right law; least squares predicts ~0 there
+    far = np.linspace(10, 11, 20)
+    assert np.max(np.abs(fwd.predict(x=far) - truth(far))) < 0.005
+    assert np.max(np.abs(plain.predict(x=far) - truth(far))) > 0.05
+    # the bootstrap refits start from the chosen basin: its interval is around x = 8.6
+    lo, hi = fwd.ci["m"]
+    assert 8.5 < lo < 8.6 < hi < 8.7
+
+
+def test_forward_selection_does_not_depend_on_row_order():
+    x, y, _ = _two_bumps()
+    law = sl.Law.from_formula(BUMP, inputs=("x",), bounds={"m": (0, 10)})
+    perm = np.random.default_rng(7).permutation(x.size)
+    kw = dict(scale="linear", estimator="mse", bootstrap=0, select="forward")
+    a = sl.fit_arrays(law, {"x": x}, y, compute=x, **kw)
+    b = sl.fit_arrays(law, {"x": x[perm]}, y[perm], compute=x[perm], **kw)
+    assert b.info.estimator["forward"]["chosen"] == a.info.estimator["forward"]["chosen"] == 1
+    for k in ("A", "m"):
+        assert b.params[k] == pytest.approx(a.params[k], rel=1e-8)
+
+
+def test_forward_selection_keeps_the_optimum_where_it_is_the_only_basin_and_refuses_bad_settings():
+    x, y, _ = _drifting_runs(80)
+    law = sl.Law.from_formula("E + A*x**-a", inputs=("x",), bounds={"a": (0.05, 1.0)})
+    kw = dict(bootstrap=0, scale="linear", estimator="mse", compute=x)
+    plain = sl.fit_arrays(law, {"x": x}, y, **kw)
+    fwd = sl.fit_arrays(law, {"x": x}, y, select="forward", **kw)
+    assert fwd.params == pytest.approx(plain.params, rel=1e-6)
+    assert fwd.info.estimator["forward"]["chosen"] == 0 and fwd.info.estimator["forward"]["n_basins"] == 1
+    assert any(m.startswith("select=forward:") and "least-squares optimum kept" in m for m in fwd.notes)
+    flat = sl.fit_arrays(law, {"x": x}, y, bootstrap=0, scale="linear", estimator="mse",
+                         compute=np.ones_like(x), select="forward")
+    assert any("no run is above the others in compute" in m for m in flat.notes)
+    with pytest.raises(ParameterError, match="'optimum' or 'forward'"):
+        sl.fit_arrays(law, {"x": x}, y, scale="linear", select="backward")
+    with pytest.raises(ParameterError, match="linear scale only"):
+        sl.fit_arrays(law, {"x": x}, y, scale="log", select="forward")
+    with pytest.raises(ParameterError, match="strictly between 0 and 1"):
+        sl.fit_arrays(law, {"x": x}, y, scale="linear", select="forward", select_top=float("nan"))
+
+
+def test_fit_joint_selects_forward_in_each_independent_group():
+    x1, y1, _ = _two_bumps(seed=1)
+    x2, y2, _ = _two_bumps(seed=2)
+    x, y = np.concatenate([x1, x2]), np.concatenate([y1, y2])
+    fit = lsq.fit_joint([BUMP], {"x": x}, y, bounds={"m": (0, 10)}, groups=["a"] * 200 + ["b"] * 200,
+                        per_group=["A", "m"], compute=x, select="forward")
+    assert fit.params["m[a]"] == pytest.approx(8.6, abs=0.02) and fit.params["m[b]"] == pytest.approx(8.6, abs=0.02)
+    assert any("in each of 2 independent parts" in m and "2 part(s) moved" in m for m in fit.notes), fit.notes
+    with pytest.raises(ParameterError, match="select=forward needs compute"):
+        lsq.fit_joint([BUMP], {"x": x}, y, bounds={"m": (0, 10)}, select="forward")
+
+
+def test_cli_select_forward_and_a_clear_message_for_a_fraction_that_is_not_a_number(tmp_path):
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    x, y, _ = _two_bumps()
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"x": x, "C": x, "loss": y}).to_csv(path, index=False)
+    args = ["fit", "custom", str(path), "--formula", BUMP, "--inputs", "x", "--bounds", "m=0:10",
+            "--scale", "linear", "--loss", "mse", "--bootstrap", "0", "--json"]
+    res = CliRunner().invoke(app, [*args, "--select", "forward", "--select-top", "0.1"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["params"]["m"] == pytest.approx(8.6, abs=0.02)
+    assert any("basin 2 chosen" in m for m in out["notes"])
+    for flag in ("--lean-top", "--select-top"):
+        bad = CliRunner().invoke(app, [*args, flag, "nan"])
+        assert bad.exit_code == 2 and "must be a number between 0 and 0.99, not nan" in bad.output

@@ -598,3 +598,36 @@ def test_stack_forecasts_a_running_run_and_needs_three_runs() -> None:
     two = frame[frame.run != "constant"]
     with pytest.raises(NotIdentifiable, match="3 runs or more"):
         fit_curves(two, law="stack", bootstrap=0)
+
+
+def test_split_error_tells_the_constant_lr_part_from_the_decay_term() -> None:
+    """A law wrong only in its decay term (B 20% too large) shows its whole error as
+    decay_error; one wrong only in L0 shows it as power_error; both against noise-free curves of
+    the true law, the reference a constant-lr run logged every 128 steps (linear in S between
+    its points: < 3e-5 of interpolation error). A decaying reference is refused."""
+    from scalinglab.fit.curves import CurveRun
+
+    law = MultiPowerLaw()
+    lr = cosine(24000, 3e-4, 3e-5, 2160)
+    const = cosine(24000, 3e-4, 3e-4, 2160)
+    steps = np.arange(2176, 24000, 128)
+    run = CurveRun("cosine", Schedule(lr), steps, law.value(TRUTH, Schedule(lr), steps, None))
+    ref = CurveRun("constant", Schedule(const), steps,
+                   law.value(TRUTH, Schedule(const), steps, None))
+
+    def fit_with(**changed: float) -> CurveFit:
+        return CurveFit(law=law, params={**TRUTH, **changed}, draws=None, run_ids=(), points={},
+                        sigma=0.0)
+
+    decay_only = fit_with(B=1.2 * TRUTH["B"]).split_error(run, ref)
+    # the cosine's first point has a summed lr just below the reference's first: not split
+    assert decay_only["power_error"].isna().tolist() == [True] + [False] * (steps.size - 1)
+    d = decay_only.dropna()
+    assert np.abs(d["error"]).max() > 5e-3
+    assert np.abs(d["power_error"]).max() < 3e-5
+    np.testing.assert_allclose(d["decay_error"], d["error"], atol=3e-5)
+    level_only = fit_with(L0=TRUTH["L0"] + 0.01).split_error(run, ref).dropna()
+    np.testing.assert_allclose(level_only["power_error"], level_only["error"], atol=3e-5)
+    assert np.abs(level_only["decay_error"]).max() < 3e-5
+    with pytest.raises(ParameterError, match="changes its lr after the warmup"):
+        fit_with().split_error(ref, run)

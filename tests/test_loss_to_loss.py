@@ -580,3 +580,29 @@ def test_the_summary_says_where_each_offset_came_from():
     pooled = fit_loss_to_loss(_pooled_frame(n=8), "x", "y", "corpus", E_x={g: v[2] for g, v in POOL.items()},
                               shared=("E_y",), bootstrap=0)
     assert dict(pooled.summary().facts)["offsets"] == "E_x given, E_y fitted"
+
+
+def test_a_pooled_fit_with_a_few_resamples_keeps_them_when_all_converge():
+    fit = fit_loss_to_loss(_pooled_frame(n=10), "x", "y", "corpus", shared=("E_y",), bootstrap=5)
+    p = fit.predict([2.5], group="a").iloc[0]
+    assert p["lo"] <= p["y"] <= p["hi"]
+
+
+def test_each_group_fit_carries_its_held_offsets_and_older_files_still_load(tmp_path):
+    # the fixed offsets live on each group's FitResult (held), so conf_int, ci and the JSON of
+    # the fit itself leave them out without a second filter; files saved when the loss-to-loss
+    # result kept them in a top-level "fixed" still load with them
+    frame = _pooled_frame(n=10)
+    fit = fit_loss_to_loss(frame, "x", "y", "corpus", E_x={g: v[2] for g, v in POOL.items()},
+                           shared=("E_y",), bootstrap=15)
+    a = fit.fit("a")
+    assert a.held == {"E_x": "given"} and "E_x" not in a.ci and "E_y" in a.ci
+    assert "E_x" not in a.conf_int() and a.estimates()["E_x"].note == "fixed: given"
+    assert a.to_dict()["held"] == {"E_x": "given"}
+    assert load_result(a.save(tmp_path / "a.json")).held == {"E_x": "given"}
+    old = json.loads(fit.save(tmp_path / "new.json").read_text())
+    old["fixed"] = {g: f.pop("held") for g, f in old["fits"].items()}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    back = load_result(tmp_path / "old.json")
+    assert back.fixed == fit.fixed and "a.E_x" not in back.conf_int()
+    assert "1.5 (fixed: given)" in back.summary().as_text()

@@ -258,6 +258,8 @@ def _report(exc: Any, as_json: bool) -> int:
 
 
 _METAVARS = {int: "INT", float: "NUMBER", Path: "PATH", str: "TEXT", bool: "BOOL"}
+#: arguments that name a file but are read as text (a path, or a URI with ``import --from``)
+_PATH_TEXT = frozenset({"file", "source"})
 
 
 def _tidy(command: Any) -> None:
@@ -276,6 +278,11 @@ def _tidy(command: Any) -> None:
             base = args[0]
         if p.param_type_name == "argument":
             p.metavar = p.name.upper()  # Typer's usage line adds {} or [] itself
+            # Typer labels an argument with its Python type (``FILE <str>``); give it the
+            # options' names. A file given as text (``import FILE``, a path or a URI: Path would
+            # fold the // of sqlite:///) is still a path to the person reading the help.
+            label = "path" if base is str and p.name in _PATH_TEXT else _METAVARS.get(base, "TEXT").lower()
+            p.display_type = lambda ctx, label=label: f"<{label}>"  # type: ignore[method-assign]
         else:
             p.metavar = _METAVARS.get(base, "TEXT")
     if getattr(command, "help", None):

@@ -883,7 +883,8 @@ def design_pool(
     tmask = target_mask(frame, c, target, source)
     model = model or LawModel(law, frame, columns, source)
     law_name = getattr(getattr(model, "law", None), "name", str(law))
-    rows, y = match_observed(frame, observed, model, outcome, columns) if observed is not None \
+    rows, y = match_observed(frame, observed, model, outcome, columns,
+                             str(observed.attrs.get("source", "observed"))) if observed is not None \
         and len(observed) else (np.zeros(0, int), np.zeros((0, model.n_outputs)))
     spent = float(c[rows].sum())
     total = budget * float(c.sum())
@@ -953,7 +954,13 @@ def match_observed(pool: pd.DataFrame, observed: pd.DataFrame, model: PoolModel,
         close = np.all(np.isclose(keys, seen[i], rtol=1e-9, atol=0.0), axis=1)
         hits = np.flatnonzero(close)
         if "row" in observed.columns and pd.notna(observed["row"].iloc[i]):
-            r = int(observed["row"].iloc[i]) - 1
+            cell = observed["row"].iloc[i]
+            r_1 = pd.to_numeric(pd.Series([cell]), errors="coerce").iloc[0]
+            # a row that is not a pool row was a ValueError traceback (2.5) or ignored (999)
+            if not (np.isfinite(r_1) and r_1 == int(r_1) and 1 <= r_1 <= len(pool)):
+                raise InputError(f"{cell!r} is not a row of the pool (1 to {len(pool)})",
+                                 source=source, row=f"row {i + 1}", column="row")
+            r = int(r_1) - 1
             if r in hits:
                 hits = np.array([r])
         if not len(hits):

@@ -52,15 +52,17 @@ def _links(link: LinkFit | LinkTable | Mapping[str, LinkFit]) -> dict[str, LinkF
     return dict(link)
 
 
-def loss_at(loss_law: Any, N: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def loss_at(loss_law: Any, N: np.ndarray, D: np.ndarray, extra: Mapping[str, np.ndarray] | None = None
+            ) -> tuple[np.ndarray, np.ndarray | None]:
     """The loss law's prediction at ``(N, D)`` (m,), and under each of its draws (K, m) or None.
+    ``extra``: values of the law's other inputs (e.g. the ladder's ``lr_stage``).
 
     ``loss_law`` is a fit result (anything with ``law``, ``params`` and optionally ``draws`` of
     shape (K, P), such as :class:`~scalinglab.fit.result.FitResult`) or a published
     :class:`~scalinglab.laws.base.LawInstance`. A law in compute alone gets ``C = 6 N D``.
     """
     law = loss_law.law
-    available = {"N": N, "D": D, "C": 6.0 * N * D}
+    available = {"N": N, "D": D, "C": 6.0 * N * D, **(extra or {})}
     missing = [k for k in law.inputs if k not in available]
     if missing:
         raise ParameterError(f"the loss law {law.name!r} needs inputs {missing}, which a model size "

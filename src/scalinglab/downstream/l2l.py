@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings as pywarnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -291,10 +291,13 @@ class LossToLossFit(Result):
     #: with pooling and offsets from fitted laws: the law draw each kept bootstrap draw used (the
     #: same index in every group), so a prediction can pair the two
     draw_index: tuple[int, ...] = ()
-    #: per group, the offsets held fixed (not fitted, and not drawn from a law's bootstrap) and
-    #: where each came from ("given", "from the chinchilla law of x"): shown as fixed, not as a
-    #: zero-width interval
-    fixed: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def fixed(self) -> dict[str, dict[str, str]]:
+        """Per group, the offsets held fixed (not fitted, and not drawn from a law's bootstrap)
+        and where each came from ("given", "from the chinchilla law of x"): each group's
+        :attr:`FitResult.held`, shown as fixed, not as a zero-width interval."""
+        return {g: dict(f.held) for g, f in self.fits.items() if f.held}
 
     def fit(self, group: str | None = None) -> FitResult:
         if group is None:
@@ -374,9 +377,8 @@ class LossToLossFit(Result):
         for g, f in self.fits.items():
             est = f.estimates()
             full = _full_params(f, f.params)
-            held = self.fixed.get(g, {})
-            cells = [Estimate.held(full[k], held[k]) if k in held else est[k] if k in est
-                     else Estimate.held(full[k]) for k in names]
+            cells = [est[k] if k in est else Estimate.held(full[k], f.held.get(k, ""))
+                     for k in names]
             t.add_row(g or "(all)", f.n_runs, *cells, f.residual_std)
         return Summary(
             title=f"loss-to-loss ({self.pairing.replace('_', '-')}): {self.y_name} from {self.x_name}",
@@ -384,41 +386,27 @@ class LossToLossFit(Result):
             + ([("shared across groups", ", ".join(self.shared))] if self.shared else []), notes=list(self.notes),
             warnings=list(self.warnings), data=self.to_dict())
 
-    def conf_int(self, level: float | None = None, *,
-                 alpha: float | None = None) -> dict[str, tuple[float, float]]:
-        """:meth:`Result.conf_int` without the offsets held fixed (their draws are one number)."""
-        out = super().conf_int(level, alpha=alpha)
-        return {k: v for k, v in out.items()
-                if k.rpartition(".")[2] not in self.fixed.get(k.rpartition(".")[0], {})}
-
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         return {"kind": self.kind, "x": self.x_name, "y": self.y_name, "group": self.group_name,
                 "pairing": self.pairing, "offsets": self.offsets, "level": self.level,
                 "run_ids": list(self.run_ids), "shared": list(self.shared),
                 "draw_index": list(self.draw_index) if include_draws else [],
-                "fixed": {g: dict(v) for g, v in self.fixed.items()},
-                "fits": {g: _without_ci(f.to_dict(include_draws=include_draws), self.fixed.get(g, {}))
-                         for g, f in self.fits.items()},
+                "fits": {g: f.to_dict(include_draws=include_draws) for g, f in self.fits.items()},
                 "warnings": list(self.warnings), "notes": list(self.notes)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LossToLossFit:
-        return cls(fits={str(g): FitResult.from_dict(f) for g, f in data["fits"].items()},
+        fits = {str(g): FitResult.from_dict(f) for g, f in data["fits"].items()}
+        for g, held in (data.get("fixed") or {}).items():  # saved before each fit kept its own
+            if str(g) in fits and not fits[str(g)].held:
+                fits[str(g)] = replace(fits[str(g)], held={str(k): str(v) for k, v in held.items()})
+        return cls(fits=fits,
                    x_name=str(data["x"]), y_name=str(data["y"]), group_name=data.get("group"),
                    pairing=str(data.get("pairing", "train_to_test")),
                    offsets=str(data.get("offsets", "fit")), run_ids=tuple(data.get("run_ids", [])),
                    level=float(data.get("level", 0.95)), warnings=list(data.get("warnings", [])),
                    notes=list(data.get("notes", [])), shared=tuple(data.get("shared", [])),
-                   draw_index=tuple(int(i) for i in data.get("draw_index", [])),
-                   fixed={str(g): {str(k): str(v) for k, v in held.items()}
-                          for g, held in (data.get("fixed") or {}).items()})
-
-
-def _without_ci(fit: dict[str, Any], held: Mapping[str, str]) -> dict[str, Any]:
-    """A fit's dict without intervals for the offsets held fixed (every draw the same number)."""
-    if held and fit.get("ci"):
-        fit["ci"] = {k: v for k, v in fit["ci"].items() if k not in held}
-    return fit
+                   draw_index=tuple(int(i) for i in data.get("draw_index", [])))
 
 
 def _held_offset(value: Any, law: str, column: str, clamped: bool) -> str:
@@ -538,11 +526,25 @@ def fit_loss_to_loss(
         raise ParameterError("with shared parameters E_y is fitted; do not give E_y", "shared", "E_y")
     if offsets not in ("fit", "scaling"):
         raise ParameterError(f"offsets must be 'fit' or 'scaling', not {offsets!r}", "offsets")
+    for name, given in (("E_x", E_x), ("E_y", E_y)):
+        # a number above the smallest x is kept below it (as a law's offset is), but inf was
+        # too, and then read as "given"
+        for value in (given.values() if isinstance(given, Mapping) else [given]):
+            if isinstance(value, int | float) and not (np.isfinite(value) and value > 0):
+                raise ParameterError(f"{name} = {value:g} must be a positive finite number", name)
     xs, ys = _column(frame, x, source), _column(frame, y, source)
     keep = np.isfinite(xs) & np.isfinite(ys)
     notes: list[str] = []
     if not keep.all():
         notes.append(f"{int((~keep).sum())} rows without both {x} and {y} left out")
+    if group is not None:
+        # a row without a group formed a group '' of its own, which failed a pooled fit
+        col = frame[_check_group(frame, group, source)]
+        no_group = (col.isna() | (col.astype(str).str.strip() == "")).to_numpy() & keep
+        if no_group.any():
+            notes.append(f"{int(no_group.sum())} rows without a {group} left out (first: row "
+                         f"{int(np.argmax(no_group)) + 1})")
+            keep &= ~no_group
     for name, v in ((x, xs), (y, ys)):
         bad = np.flatnonzero(keep & ~(v > 0))
         if bad.size:
@@ -618,15 +620,14 @@ def fit_loss_to_loss(
                 raise
             warns.append(f"{g}: not fitted ({exc})")
             continue
-        fits[str(g)] = f
+        fits[str(g)] = replace(f, held=held[str(g)])
         warns += [f"{g}: {w}" if g else w for w in f.warnings]
     if not fits:
         raise NotIdentifiable("no group could be fitted: " + "; ".join(warns))
     kept = np.isin(labels, list(fits)) & keep
     return LossToLossFit(fits=fits, x_name=x, y_name=y, group_name=group, pairing=pairing,
                          offsets=_offsets_label(offsets, E_x, E_y, scaling_law),
-                         run_ids=tuple(ids[kept]), level=level, warnings=warns, notes=notes,
-                         fixed={g: h for g, h in held.items() if g in fits and h})
+                         run_ids=tuple(ids[kept]), level=level, warnings=warns, notes=notes)
 
 
 def _offsets_label(offsets: str, E_x: Any, E_y: Any, scaling_law: str, ey_fitted: bool = False) -> str:
@@ -711,7 +712,9 @@ def _fit_pooled(frame: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, labels: np.
         if got is not None:
             draws[j] = got
     kept = np.flatnonzero(np.all(np.isfinite(draws), axis=(1, 2)))
-    if bootstrap and len(kept) < max(10, bootstrap // 2):
+    # at least half the refits, and 10 (all of them when fewer were asked for: 5 of 5 converged
+    # raised "only 5 of 5 pooled bootstrap refits converged" before)
+    if bootstrap and len(kept) < max(min(10, bootstrap), bootstrap // 2):
         raise NotIdentifiable(f"only {len(kept)} of {bootstrap} pooled bootstrap refits converged")
     law = PAIRINGS[pairing]
     fits: dict[str, FitResult] = {}
@@ -756,14 +759,14 @@ def _fit_pooled(frame: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, labels: np.
                                residual_std=float(np.std(resid[i])),
                                unidentified=tuple(p for p in PARAMS if p in group_bad or p in shared_bad),
                                warnings=[*group_warns, *(f"shared across groups: {w}" for w in shared_warns)],
-                               notes=[*template_notes, note])
+                               notes=[*template_notes, note], held=held.get(str(g), {}))
     notes.append(f"partial pooling: {', '.join(shared)} shared by the {len(names)} groups"
                  + ("; E_y fitted jointly (not from the scaling laws)" if offsets == "scaling" else ""))
     kept_all = np.isin(labels, names) & keep
     return LossToLossFit(fits=fits, x_name=x, y_name=y, group_name=group, pairing=pairing,
                          offsets=_offsets_label(offsets, E_x, None, scaling_law, ey_fitted=True),
                          run_ids=tuple(ids[kept_all]), level=level, warnings=warns,
-                         notes=notes, shared=shared, draw_index=tuple(int(j) for j in kept), fixed=held)
+                         notes=notes, shared=shared, draw_index=tuple(int(j) for j in kept))
 
 
 def _check_group(frame: pd.DataFrame, group: str, source: str) -> str:

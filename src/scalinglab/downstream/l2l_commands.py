@@ -230,6 +230,9 @@ def fit_ladder_command(
     window: int = typer.Option(5, "--window", min=1, help="Checkpoints in step 2's moving average."),
     threshold: float = typer.Option(0.02, "--threshold", help="Relative checkpoint-to-checkpoint "
                                     "sd above which a task is flagged as too noisy to predict."),
+    step1: str = typer.Option("checkpoints", "--step1", help="Step 1 on every checkpoint with a "
+                              "term for the learning-rate schedule's stage ('checkpoints', needs "
+                              "the lr column) or on each run's final checkpoints ('final', the paper's)."),
     bootstrap: int = BootOpt, seed: int = SeedOpt, save: Path = SaveOpt, json_: bool = JsonOption,
 ) -> None:
     """Fit the OLMo model ladder's two steps per task: task loss (bpb) from (N, D), then accuracy
@@ -245,7 +248,8 @@ def fit_ladder_command(
         raise UserError(f"--fit-below {fit_below:g} leaves no runs")
     results = {}
     for t in task:
-        fit = fit_ladder(fit_on, t, window=window, threshold=threshold, bootstrap=bootstrap, seed=seed)
+        fit = fit_ladder(fit_on, t, window=window, threshold=threshold, bootstrap=bootstrap, seed=seed,
+                         step1=step1)
         fit.notes[:0] = notes
         if fit_below is not None:
             held = ladder[ladder["N"] >= fit_below]

@@ -91,9 +91,22 @@ NoiseFloorOpt = typer.Option(None, "--noise-floor", help="Relative error below w
                              "error is 'within noise', e.g. 0.1% or 0.001 (default: the spread of "
                              "replicate runs when there are any; seed noise is 0.02-0.1% of loss).",
                              show_default=False)
-LeanOpt = typer.Option(0.0, "--lean-top", min=0.0, max=0.99, help="Fit to extrapolate (linear scale): of the "
+def _top_fraction(value: float | None) -> float | None:
+    """--lean-top / --select-top: a fraction of the runs. One message for every bad value (NaN
+    passed a min/max range check and was told only "must be at most 0.99")."""
+    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 0.99):
+        raise typer.BadParameter(f"must be a number between 0 and 0.99, not {value:g}")
+    return value
+
+
+LeanOpt = typer.Option(0.0, "--lean-top", callback=_top_fraction, help="Fit to extrapolate (linear scale): of the "
                        "fits within one standard error of the least-squares optimum, take the one that best "
                        "fits this top fraction of runs by compute, e.g. 0.1 (said in the notes).")
+SelectOpt = typer.Option("optimum", "--select", help="Which optimum (linear scale): 'optimum', the "
+                         "least-squares one; 'forward', of the distinct optima the search found, the one whose "
+                         "refit without the top --select-top runs by compute predicts them best (said in the notes).")
+SelectTopOpt = typer.Option(0.1, "--select-top", callback=_top_fraction, help="With --select forward: the "
+                            "top fraction of runs by compute held out to choose the optimum.")
 UniqueOpt = typer.Option(None, "--unique-tokens", help="Column (or store extra/tag) of unique "
                          "tokens: input U of data-constrained laws; runs differing in it are kept apart.")
 
@@ -146,6 +159,8 @@ class _Estimation:
     scale: str | None = None
     noise_floor: str | None = None
     lean_top: float = 0.0
+    select: str = "optimum"
+    select_top: float = 0.1
 
     def kwargs(self, law: Any) -> dict[str, Any]:
         return {"tie": parse_ties(self.tie, law.param_names), "fix": parse_fixes(self.fix),
@@ -154,7 +169,8 @@ class _Estimation:
                 "drop_highest": self.drop_highest, "flop_convention": _convention(self.flop_convention),
                 "noise_floor": _fraction(self.noise_floor, "--noise-floor"),
                 **({"scale": _scale(self.scale)} if self.scale else {}),
-                **({"lean_top": self.lean_top} if self.lean_top else {})}
+                **({"lean_top": self.lean_top} if self.lean_top else {}),
+                **({"select": self.select, "select_top": self.select_top} if self.select != "optimum" else {})}
 
 
 def _fraction(text: str | None, flag: str) -> float | None:
@@ -486,6 +502,7 @@ def law_cmd(
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
     scale: str = ScaleOpt, noise_floor: str = NoiseFloorOpt, lean_top: float = LeanOpt,
+    select: str = SelectOpt, select_top: float = SelectTopOpt,
 ) -> None:
     """Fit any law of the catalogue by name (gadre2024, muennighoff2023, broken_power_C, ...).
 
@@ -494,7 +511,7 @@ def law_cmd(
     _fit_command(name, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by,
                  _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                             unique_tokens, flop_convention, scale, noise_floor, lean_top),
+                             unique_tokens, flop_convention, scale, noise_floor, lean_top, select, select_top),
                  units=_units(units))
 
 
@@ -548,6 +565,7 @@ def custom_cmd(
     delta: float = DeltaOpt, over_penalty: float = OverOpt, weights: str = WeightsOpt,
     drop_highest: int = DropOpt, unique_tokens: str = UniqueOpt, flop_convention: str = FlopOpt,
     scale: str = ScaleOpt, noise_floor: str = NoiseFloorOpt, lean_top: float = LeanOpt,
+    select: str = SelectOpt, select_top: float = SelectTopOpt,
     group: str = typer.Option(None, "--group", help="Fit per group of this column: one law per "
                               "group, or with --per-group one joint fit."),
     per_group: str = typer.Option(None, "--per-group", help="With --group: these parameters get "
@@ -575,10 +593,22 @@ def custom_cmd(
     law = Law.from_formula(formula, inputs, name=name, definitions=definitions,
                            bounds={k: v for k, v in declared.items()})
     est = _Estimation(tie, fix, bounds, loss, delta, over_penalty, weights, drop_highest,
-                      unique_tokens, flop_convention, scale, noise_floor, lean_top)
+                      unique_tokens, flop_convention, scale, noise_floor, lean_top, select, select_top)
     if per_group and not group:
         raise UserError("--per-group needs --group COLUMN")
     if group:
+        # options the grouped fits do not use were silently ignored (--save wrote nothing)
+        unused = [flag for flag, given in (("--save", save), ("--holdout-top", holdout_top),
+                                           ("--compute", compute), ("--at", at)) if given]
+        if per_group:  # the joint fit is least squares on the linear scale, without these
+            unused += [flag for flag, given in (
+                ("--tie", tie), ("--fix", fix), ("--weights", weights), ("--drop-highest", drop_highest),
+                ("--noise-floor", noise_floor), ("--scale log", scale == "log"),
+                ("--loss " + str(loss), loss not in ("huber", "mse"))) if given]
+        if unused:
+            raise UserError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not combine "
+                            f"with --group{' --per-group' if per_group else ''} (use --json to keep "
+                            "the grouped fits)")
         _fit_groups(law, file, store, where, tag, map_, all_runs, best_per_point, group_by, group,
                     per_group, bootstrap, seed, json_, est, _units(units))
         return
@@ -594,7 +624,7 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
     the named parameters per group and the rest shared."""
     from scalinglab.errors import NotIdentifiable, ParameterError
     from scalinglab.fit.data import load_runs
-    from scalinglab.fit.loss import fit_law
+    from scalinglab.fit.loss import compute_note, fit_law, run_compute
     from scalinglab.fit.lsq import fit_joint
 
     frame, source, notes = load_runs(file, store, where, _tags(tag), law.inputs, parse_map(map_),
@@ -607,18 +637,17 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
             if law.definition.get("definitions"):
                 raise UserError("--per-group does not combine with --define (write the formula out)")
             compute = None
-            if est.lean_top:
-                # the top runs by compute: the C column, else 6ND, as fit_law orders them
-                if "C" in frame:
-                    compute = frame["C"].to_numpy(float)
-                elif {"N", "D"} <= set(frame.columns):
-                    compute = 6.0 * frame["N"].to_numpy(float) * frame["D"].to_numpy(float)
-                else:
-                    raise UserError("--lean-top needs the runs' compute: a C column, or N and D")
+            if est.lean_top or est.select != "optimum":
+                # the top runs by compute, by fit_law's own rule (as the fits without
+                # --per-group order them)
+                compute, basis = run_compute({k: frame[k] for k in law.inputs},
+                                             frame.get("C"))
+                notes = notes + compute_note(basis, 0, est.lean_top, est.select)
             joint = fit_joint([law.definition["formula"]], {k: frame[k] for k in law.inputs},
                               frame["loss"].to_numpy(float), groups=labels.tolist(),
                               per_group=shared_names, bounds=law.bounds, seed=seed,
-                              compute=compute, lean_top=est.lean_top)
+                              compute=compute, lean_top=est.lean_top, select=est.select,
+                              select_top=est.select_top)
             out = joint.to_dict() | {"source": source, "group": group, "notes": notes + joint.notes}
             if json_:
                 emit_json(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,8 @@ def predict_curve_command(
     from scalinglab.fit.curves import CurveFit
     from scalinglab.results import load_result
 
+    if level is not None and not 0 < level < 1:  # the library reads 0 as "the fit's level"
+        raise UserError(f"--level must be in (0, 1), not {level:g}")
     result = load_result(fit)
     if not isinstance(result, CurveFit):
         raise UserError(f"{fit}: not a curve fit (a {result.kind}); save one with "
@@ -178,7 +181,7 @@ def predict_curve_command(
     if schedule:
         from scalinglab.fit.curves import to_schedule
 
-        at = None if steps is None else np.array([float(s) for s in steps.split(",")])
+        at = None if steps is None else np.array([_number(s, "--steps") for s in steps.split(",")])
         for spec in schedule:
             sched = to_schedule(spec)
             preds[spec] = result.predict(sched, steps=at, level=level, band=band)
@@ -199,9 +202,10 @@ def predict_curve_command(
     if best_wsd:
         kw = _pairs(best_wsd)
         try:
-            frame = result.best_wsd(int(float(kw.pop("steps"))), float(kw.pop("peak")),
-                                    float(kw.pop("final", 0.0) or 0.0),
-                                    warmup=int(float(kw.pop("warmup", 0))),
+            frame = result.best_wsd(int(_number(kw.pop("steps"), "--best-wsd steps")),
+                                    _number(kw.pop("peak"), "--best-wsd peak"),
+                                    _number(kw.pop("final", "0") or "0", "--best-wsd final"),
+                                    warmup=int(_number(kw.pop("warmup", "0"), "--best-wsd warmup")),
                                     decay=kw.pop("decay", "exp"), level=level)
         except KeyError as exc:
             raise UserError(f"--best-wsd needs {exc.args[0]}=...") from None
@@ -224,6 +228,17 @@ def predict_curve_command(
         print_summary(result.summary())
     for w in [] if json_ else warnings:
         err_console.print(f"warning: {w}", markup=False, highlight=False)
+
+
+def _number(text: str, flag: str) -> float:
+    """A finite number the user typed, or one line naming the flag (not a ValueError traceback)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{flag}: {text.strip()!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UserError(f"{flag}: {text.strip()!r} is not a finite number")
+    return value
 
 
 def _pairs(text: str) -> dict[str, str]:

@@ -229,13 +229,27 @@ def _diverged(law: Law, params: Mapping[str, float], inputs: Mapping[str, np.nda
             "runs it was fitted to, so it predicts nothing there"]
 
 
-def _compute(law: Law, inputs: Mapping[str, np.ndarray], compute: np.ndarray | None) -> np.ndarray:
-    """Training compute of each run, for ordering the holdout: given C, else 6ND, else the input."""
+def run_compute(inputs: Mapping[str, Any], compute: Any = None) -> tuple[np.ndarray, str]:
+    """Training compute of each run: the one rule that orders runs by scale (``holdout_top``,
+    ``lean_top``, and the CLI's grouped fits). ``compute`` when given (the C column), else 6ND
+    from inputs N and D, else the first input as a stand-in for scale (a law in N alone, or in
+    C). Returns the values and what they are: ``"C"``, ``"6ND"`` or that input's name."""
     if compute is not None:
-        return np.asarray(compute, dtype=float)
+        return np.asarray(compute, dtype=float), "C"
     if "N" in inputs and "D" in inputs:
-        return 6.0 * inputs["N"] * inputs["D"]
-    return next(iter(inputs.values()))
+        return 6.0 * np.asarray(inputs["N"], float) * np.asarray(inputs["D"], float), "6ND"
+    name = next(iter(inputs))
+    return np.asarray(inputs[name], dtype=float), name
+
+
+def compute_note(basis: str, holdout_top: int, lean_top: float, select: str = "optimum") -> list[str]:
+    """Say so when runs were ordered by an input rather than by compute (and the order is used)."""
+    uses = [u for u, on in (("the holdout", holdout_top), ("the lean", lean_top),
+                            ("the forward selection", select == "forward")) if on]
+    if basis in ("C", "6ND") or not uses:
+        return []
+    return [f"no compute given (a C column, or N and D): {' and '.join(uses)} took the runs with "
+            f"the highest {basis} as the top"]
 
 
 def natural_params(model: Any, theta: np.ndarray) -> np.ndarray:
@@ -319,6 +333,8 @@ def fit_arrays(
     time_budget: float | None = None,
     noise_floor: float | None = None,
     lean_top: float = 0.0,
+    select: str = "optimum",
+    select_top: float = 0.1,
 ) -> FitResult:
     """Fit ``law`` to runs given as arrays (``inputs[name]`` for each of ``law.inputs``).
 
@@ -354,6 +370,15 @@ def fit_arrays(
       prediction), take the one that fits the top ``lean_top`` fraction of runs by ``compute``
       best (:func:`scalinglab.fit.lsq.lean_toward`; said in ``notes``). Where the runs leave a
       flat valley, the runs nearest to where the law will be used break the tie.
+    - ``select`` (linear scale): which of the distinct optima (basins) the search polished is
+      returned. ``"optimum"``: the deepest, the least-squares fit. ``"forward"``: rolling-forward
+      validation inside the runs given: the top ``select_top`` fraction of them by ``compute`` is
+      held out, each basin refitted from its point on the rest and scored on them, and the one
+      with the lowest held-out SSE is chosen (the search then polishes every distinct start its
+      budget allows, to have basins to choose among); the chosen
+      basin is then fitted to all runs, and the bootstrap starts from it
+      (:func:`scalinglab.fit.lsq.forward_select`; said in ``notes``). Composes with ``lean_top``
+      (the lean starts from the chosen basin).
     """
     y_all = np.asarray(loss, dtype=float).ravel()
     if not np.any(~np.isnan(y_all)):  # choose_scale would otherwise pick 'linear' for NaNs
@@ -361,23 +386,28 @@ def fit_arrays(
     scale, scale_note = choose_scale(scale, loss)
     if not 0.0 <= lean_top < 1.0:
         raise ParameterError(f"lean_top is a fraction of the runs, in [0, 1), not {lean_top}", "lean_top")
+    _check_select(select, select_top)
     if scale == "linear":
         return _fit_linear(
             get_law(law), inputs, loss, run_ids=run_ids, bootstrap=bootstrap, holdout_top=holdout_top,
             seed=seed, compute=compute, level=level, source=source, tie=tie, fix=fix, bounds=bounds,
             estimator=estimator, weights=weights, drop_highest=drop_highest, note=scale_note,
-            time_budget=time_budget, delta=delta, over_penalty=over_penalty, lean_top=lean_top)
+            time_budget=time_budget, delta=delta, over_penalty=over_penalty, lean_top=lean_top,
+            select=select, select_top=select_top)
     if lean_top:
         raise ParameterError("lean_top works on the linear scale only (scale='linear'; --scale linear)", "lean_top")
+    if select != "optimum":
+        raise ParameterError("select='forward' works on the linear scale only (scale='linear'; --scale linear)",
+                             "select")
     law = get_law(law).constrained(tie=tie, fix=fix, bounds=bounds)
     x, y = _as_inputs(law, inputs, loss)
     ids = _run_ids(run_ids, len(y))
-    c = _compute(law, x, compute)
+    c, basis = run_compute(x, compute)
     w = _run_weights(weights, len(y))
     est = make_estimator(estimator, delta, over_penalty, param="estimator")
     if bootstrap < 0:
         raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
-    notes: list[str] = []
+    notes: list[str] = compute_note(basis, holdout_top, 0.0)
     x, y, c, ids, w, dropped, holdout_idx, train = _leave_out(
         x, y, c, ids, w, drop_highest, holdout_top, len(law.param_names), notes)
     xt = {k: v[train] for k, v in x.items()}
@@ -580,6 +610,7 @@ def _fit_linear(
     bounds: Mapping[str, tuple[float, float]] | None, estimator: str | Estimator,
     weights: Any, drop_highest: int, note: str, time_budget: float | None,
     delta: float = HUBER_DELTA, over_penalty: float = OVER_PENALTY, lean_top: float = 0.0,
+    select: str = "optimum", select_top: float = 0.1,
 ) -> FitResult:
     """:func:`fit_arrays` on the linear scale (:mod:`scalinglab.fit.lsq`)."""
     import time
@@ -603,11 +634,11 @@ def _fit_linear(
                              + (f" ({bad.size} such runs)" if bad.size > 1 else ""),
                              row=f"run {bad[0] + 1}", column=name)
     ids = _run_ids(run_ids, len(y))
-    c = _compute(law, x, compute)
+    c, basis = run_compute(x, compute)
     w = _run_weights(weights, len(y))
     if bootstrap < 0:
         raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
-    notes = [n for n in [note] if n]
+    notes = [n for n in [note] if n] + compute_note(basis, holdout_top, lean_top, select)
     x, y, c, ids, w, dropped, holdout_idx, train = _leave_out(
         x, y, c, ids, w, drop_highest, holdout_top, len(law.param_names), notes)
     xt = {k: v[train] for k, v in x.items()}
@@ -621,8 +652,15 @@ def _fit_linear(
     # leaning takes a share of the budget: a fit that would spend it all searching (lr/bsz's
     # 15-26-parameter laws) keeps a fifth for it
     leaning = bool(lean_top) and np.ptp(c[train]) > 0  # constant compute: nothing to lean toward
-    point = lsq.lsq_search(problem, seed=seed, budget_s=budget * (0.8 if leaning else 1.0)
-                           - (time.process_time() - start))
+    # ... and forward selection a share too (one local refit per basin, on 90% of the rows)
+    forward = select == "forward" and np.ptp(c[train]) > 0
+    point = lsq.lsq_search(problem, seed=seed, budget_s=budget * (1.0 - 0.2 * leaning - 0.15 * forward)
+                           - (time.process_time() - start), explore=forward)
+    chosen = None
+    if select == "forward":
+        point, chosen = lsq.forward_select(problem, point, lsq.top_rows(c[train], select_top),
+                                           budget_s=max(budget * 0.15, 0.3))
+        notes.append(chosen.describe(select_top))
     robust = None
     if est_name in ("huber", "asymmetric"):
         point, robust = lsq.robust_refit(problem, point, over_penalty=est.over_penalty if est_name == "asymmetric" else 1.0)
@@ -694,14 +732,17 @@ def _fit_linear(
             n_reached_best=point.n_reached_best, n_bootstrap_starts=0 if draws is None else 1,
             seed=seed,
             search={"scale": "linear", "n_screened": point.n_screened, "n_polished": point.n_polished,
-                    "n_basins": len(point.basins_f), "linear": list(point.linear),
+                    "n_basins": len(chosen.sse) if chosen is not None and chosen.sse else len(point.basins_f),
+                    "linear": list(point.linear),
                     "seconds": round(point.elapsed, 3)},
             bootstrap=None,
             estimator=({"kind": "mse"} if robust is None else {
                 "kind": est_name, "delta": robust.delta, "robust_scale": robust.scale, "scale": "linear",
                 "irls_iterations": robust.iterations, "converged": robust.converged,
                 **({"over_penalty": est.over_penalty} if est_name == "asymmetric" else {})})
-            | ({"lean_top": lean_top, "lean": lean.to_dict()} if lean is not None else {}),
+            | ({"lean_top": lean_top, "lean": lean.to_dict()} if lean is not None else {})
+            | ({"select": "forward", "select_top": select_top, "forward": chosen.to_dict()}
+               if chosen is not None else {}),
             weights="" if w is None else "per-run weights",
         ),
         source=source, dropped_ids=dropped,
@@ -710,6 +751,14 @@ def _fit_linear(
         fit.holdout = _holdout(fit, tuple(ids[i] for i in holdout_idx),
                                {k: v[holdout_idx] for k, v in x.items()}, y[holdout_idx], c[holdout_idx])
     return fit
+
+
+def _check_select(select: str, select_top: float) -> None:
+    if select not in ("optimum", "forward"):
+        raise ParameterError(f"select is 'optimum' or 'forward', not {select!r}", "select")
+    if not (isinstance(select_top, (int, float)) and 0.0 < select_top < 1.0):
+        raise ParameterError(f"select_top is a fraction of the runs, strictly between 0 and 1, not {select_top}",
+                             "select_top")
 
 
 def _lean(problem: Problem, point: LsqFit, c: np.ndarray, frac: float, robust: RobustFit | None,
@@ -764,6 +813,8 @@ def fit_law(
     flop_convention: Any = None,
     noise_floor: float | None = None,
     lean_top: float = 0.0,
+    select: str = "optimum",
+    select_top: float = 0.1,
 ) -> FitResult:
     """Fit a loss law (a catalogue name, see ``scalinglab.list_laws()``, or a :class:`Law`) to a
     frame of runs.
@@ -777,7 +828,7 @@ def fit_law(
 
     ``tie``, ``fix``, ``bounds``, ``loss`` (the estimator: ``"huber"``, ``"mse"``,
     ``"asymmetric"``, with ``delta`` and ``over_penalty``), ``weights`` (a column name,
-    ``"sqrtC"`` for ``sqrt(C)``, or one value per row), ``drop_highest`` and ``lean_top`` (runs
+    ``"sqrtC"`` for ``sqrt(C)``, or one value per row), ``drop_highest``, ``lean_top`` and ``select`` (runs
     ordered by the C column, ``6ND`` when missing) are those of :func:`fit_arrays`, e.g. ``fit_law("chinchilla", runs, tie={"beta": "alpha"}, fix={"E":
     1.69}, loss="mse", weights="sqrtC")``.
 
@@ -816,6 +867,7 @@ def fit_law(
         source=source, progress=progress, tie=tie, fix=fix, bounds=bounds, estimator=loss,
         over_penalty=over_penalty, weights=w, drop_highest=drop_highest, scale=scale,
         time_budget=time_budget, noise_floor=noise_floor, lean_top=lean_top,
+        select=select, select_top=select_top,
     )
     fit.notes[:0] = notes + ([wnote] if wnote else [])
     if flops is not None:

@@ -146,6 +146,11 @@ class FitResult(Result):
     #: what the residuals say about misfit and noise (:func:`scalinglab.fit.residuals.residual_structure`,
     #: as its ``to_dict()``): structure by M and N, replicate noise, the noise floor
     residual_structure: dict[str, Any] | None = None
+    #: parameters held fixed rather than fitted (a given offset, one taken from another law
+    #: without draws), with where each came from ("given", "from the chinchilla law of x"). Those
+    #: kept in ``params`` and ``draws`` are one number in every draw: they get no interval
+    #: (``ci``, :meth:`conf_int`, ``to_dict``) and read as held (:meth:`Estimate.held`)
+    held: dict[str, str] = field(default_factory=dict)
 
     # -- the estimate ----------------------------------------------------------------------
 
@@ -171,7 +176,10 @@ class FitResult(Result):
         return self.law(self.params, **inputs)
 
     def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
-        return (tuple(self.law.param_names), self.draws)
+        if not self.held or self.draws is None:
+            return (tuple(self.law.param_names), self.draws)
+        cols = [i for i, k in enumerate(self.law.param_names) if k not in self.held]
+        return (tuple(self.law.param_names[i] for i in cols), self.draws[:, cols])
 
     def draw_columns(self) -> dict[str, np.ndarray]:
         """Draws by parameter name, each (K,): laws broadcast over them."""
@@ -187,17 +195,23 @@ class FitResult(Result):
 
     @property
     def ci(self) -> dict[str, tuple[float, float]]:
-        """Percentile bootstrap interval of each parameter (empty without bootstrap)."""
+        """Percentile bootstrap interval of each parameter (empty without bootstrap), the ones
+        :attr:`held` fixed left out."""
         if not self.n_draws:
             return {}
-        lo, hi = percentile_interval(self.draws, self.level)
-        return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(self.law.param_names)}
+        names, draws = self._param_draws()  # type: ignore[misc]  # never None for a fit
+        if not names:
+            return {}
+        lo, hi = percentile_interval(draws, self.level)
+        return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(names)}
 
     def estimates(self) -> dict[str, Estimate]:
-        """Each parameter as an :class:`Estimate`, flagged where the runs do not identify it."""
+        """Each parameter as an :class:`Estimate`, flagged where the runs do not identify it
+        (one :attr:`held` fixed: no interval, and its note says where it came from)."""
         ci = self.ci
-        return {k: Estimate(v, *(ci.get(k) or (None, None)), level=self.level,
-                            identified=k not in self.unidentified)
+        return {k: Estimate.held(v, self.held[k], self.level) if k in self.held
+                else Estimate(v, *(ci.get(k) or (None, None)), level=self.level,
+                              identified=k not in self.unidentified)
                 for k, v in self.params.items()}
 
     # -- derived figures -------------------------------------------------------------------
@@ -317,6 +331,8 @@ class FitResult(Result):
             out["all_params"] = {k: float(v) for k, v in full.items()}
             out["param_status"] = {k: "fixed" if k in c.fix else f"tied to {c.tie[k]}"
                                    if k in c.tie else "fitted" for k in full}
+        if self.held:
+            out["held"] = dict(self.held)
         if include_draws and self.draws is not None:
             out["draws"] = np.asarray(self.draws).tolist()
         return out
@@ -351,6 +367,7 @@ class FitResult(Result):
             source=str(data.get("source", "")),
             dropped_ids=tuple(str(x) for x in data.get("dropped_ids") or ()),
             residual_structure=data.get("residual_structure"),
+            held={str(k): str(v) for k, v in (data.get("held") or {}).items()},
         )
 
     # -- presentation ----------------------------------------------------------------------
@@ -378,14 +395,14 @@ class FitResult(Result):
         estimates = self.estimates()
         for name, est in estimates.items():
             value = est.value if est.identified else NotIdentified(est.value)
-            params.add_row(name, value, format_interval(est.ci))
+            params.add_row(name, value, est.note if est.fixed else format_interval(est.ci))
         c = self.law.constraint
         if c is not None:  # the base law's other parameters, as the constraint sets them
             for k, v in c.tie.items():
                 if v in estimates:
                     params.add_row(k, estimates[v].value, f"tied to {v}")
             for k, v in c.fix.items():
-                params.add_row(k, float(v), "fixed")
+                params.add_row(k, float(v), f"fixed: {self.held[k]}" if k in self.held else "fixed")
         derived = Table("derived (C = 6ND)", ["figure", "estimate", pct])
         d = self.derived(compute, at)
         for fig in self.law.derived:

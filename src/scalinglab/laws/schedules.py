@@ -132,7 +132,7 @@ class Schedule:
             s, v = s[keep], v[keep]
         if not np.isfinite(v).all() or (v < 0).any():
             bad = int(np.flatnonzero(~np.isfinite(v) | (v < 0))[0])
-            raise InputError(f"lr {v[bad]!r} at step {int(s[bad])}: an lr must be finite and >= 0",
+            raise InputError(f"lr {v[bad]:g} at step {int(s[bad])}: an lr must be finite and >= 0",
                              source=where, column="lr")
         last = int(s[-1]) if total_steps is None else int(total_steps) - 1
         _check_length(max(last, int(s[-1])), where, "step")

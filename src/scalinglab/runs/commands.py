@@ -222,6 +222,8 @@ def list_runs(
     from scalinglab.runs.export import export_frame, to_delimited
     from scalinglab.runs.store import RunStore
 
+    if fit is not None and not forecast:  # it was ignored, and the plain listing shown
+        raise UserError("--fit goes with --forecast (the curve fit the forecasts keep)")
     if forecast:
         from scalinglab.fit.curve_commands import forecast_runs
 
