@@ -183,6 +183,22 @@ def _with_draws(fit: FitResult, pairing: str, draws: np.ndarray, note: str) -> F
     return replace(fit, law=law, params=params, draws=draws, notes=[*fit.notes, note])
 
 
+def _checked_on_draws(fit: FitResult, draws: np.ndarray, own: Sequence[str]) -> FitResult:
+    """``fit`` with the engine's identifiability checks run on ``draws`` (every refit, failed ones
+    as NaN rows so that they are counted) for the parameters these runs estimate (``own``). Its
+    point fit had no bootstrap (the draws are made afterwards, under the offsets' draws), so its
+    checks saw the estimate only: a K or kappa whose interval spans decades went unflagged. The
+    point fit's "not identified" line is replaced by this one, which repeats its checks."""
+    warns, bad = soft_identifiability(fit.law, fit.params, draws, fit.level, only=own)
+    earlier = [p for p in fit.unidentified if p not in own]  # flagged on the point, not rechecked
+    if earlier:  # keep the point fit's line for them, add this one
+        kept = list(fit.warnings)
+    else:
+        kept = [w for w in fit.warnings if not w.startswith("not identified by these runs")]
+    return replace(fit, unidentified=tuple(dict.fromkeys([*earlier, *bad])),
+                   warnings=[*kept, *(w for w in warns if w not in kept)])
+
+
 # -- partial pooling across groups -------------------------------------------------------------
 
 #: the parameters a pooled fit may share across groups. ``E_y`` is the y loss's irreducible part:
@@ -606,15 +622,16 @@ def fit_loss_to_loss(
                                   bootstrap=0 if uncertain else bootstrap, seed=seed, level=level,
                                   run_ids=list(ids[rows]), source=source)
             if uncertain:
-                draws = _offset_draws(xs[rows], ys[rows], _full_params(f, f.params), ex_draws,
+                every = _offset_draws(xs[rows], ys[rows], _full_params(f, f.params), ex_draws,
                                       ey_draws, ey is None, bootstrap, seed)
-                draws = draws[np.all(np.isfinite(draws), axis=1)]
+                draws = every[np.all(np.isfinite(every), axis=1)]
                 if len(draws) < max(10, bootstrap // 2):
                     raise NotIdentifiable(f"only {len(draws)} of {bootstrap} bootstrap refits "
                                           "under the offsets' draws converged")
                 f = _with_draws(f, pairing, draws, "bootstrap draws carry the offsets' "
                                 "uncertainty (each draw: an offset draw from its scaling law, "
                                 "the link refitted on a resample of the runs)")
+                f = _checked_on_draws(f, every, ["K", "kappa", *(["E_y"] if ey is None else [])])
         except (NotIdentifiable, ParameterError) as exc:
             if group is None:
                 raise
