@@ -64,6 +64,16 @@ def test_an_infinite_loss_in_a_curve_names_its_row_and_column(curves):
             "not finite")
 
 
+def test_an_infinite_step_names_its_row(curves):
+    frame = pd.read_csv(curves / "curves.csv").astype({"step": float})
+    frame.loc[4, "step"] = np.inf  # an OverflowError traceback
+    frame.to_csv(curves / "bad_step.csv", index=False)
+    refused(["fit", "curves", curves / "bad_step.csv"], curves, "row 5", "'step'", "not a step number")
+    frame[frame.run == "cos"].to_csv(curves / "bad_sched.csv", index=False)
+    refused(["predict", "curve", "--fit", curves / "fit.json", "--schedule", curves / "bad_sched.csv"],
+            curves, "row 5", "'step'", "not a step number")
+
+
 def test_predict_curve_refuses_bad_numbers_in_its_options(curves):
     fit = curves / "fit.json"
     refused(["predict", "curve", "--fit", fit, "--schedule", SCHED, "--steps", "100,abc"], curves,
@@ -160,3 +170,27 @@ def test_runs_fit_without_forecast_is_refused(tmp_path, curves):
     assert runner.invoke(app, ["import", str(tmp_path / "runs.csv"), "--store", str(store)]).exit_code == 0
     refused(["runs", "--store", store, "--fit", curves / "fit.json"], tmp_path,
             "--fit goes with --forecast")
+
+
+def test_a_saved_link_with_fitted_offsets_loads_back(l2l):
+    # its offsets are bounded below the smallest losses: a constrained catalogue law that keeps
+    # the catalogue's name, which loading refused ("the saved result's law ... has formula ...")
+    save = l2l / "link.json"
+    res = runner.invoke(app, ["fit", "loss-to-loss", str(l2l / "l2l.csv"), "--x", "x", "--y", "y",
+                              "--group", "corpus", "-b", "0", "--save", str(save)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["predict", "loss-to-loss", "--fit", str(save), "--x", "3", "--group", "a"])
+    assert res.exit_code == 0, res.output
+    expected = shifted_power({"x": np.array([3.0])}, {"K": 1.2, "kappa": 0.8, "E_x": 1.5, "E_y": 2.4})
+    assert f"{expected[0]:.4g}" in res.stdout
+
+
+def test_a_bounded_catalogue_law_is_rebuilt_and_a_changed_formula_still_refused():
+    from scalinglab.errors import ParameterError
+    from scalinglab.laws.registry import get_law, law_from_dict
+
+    law = get_law("chinchilla").bounded(alpha=(0.1, 0.9))
+    spec = law.to_dict()
+    assert spec["name"] == "chinchilla" and law_from_dict(spec).formula == law.formula
+    with pytest.raises(ParameterError, match="has formula"):
+        law_from_dict({**spec, "formula": spec["formula"] + " + 1"})

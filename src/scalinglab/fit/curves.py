@@ -146,9 +146,10 @@ def curve_runs(frame: pd.DataFrame, columns: Mapping[str, str] | None = None,
         parsed[name] = cells.values
     steps_all, loss_all = parsed["step"], parsed["loss"]
     lr_all = parsed.get("lr", np.full(len(frame), np.nan))
-    bad = np.flatnonzero(np.isnan(steps_all))
+    bad = np.flatnonzero(~np.isfinite(steps_all))  # inf was an OverflowError traceback
     if bad.size:
-        raise InputError("no step", source=source, row=f"row {bad[0] + 1}", column=step_col)
+        raise InputError("no step" if np.isnan(steps_all[bad[0]]) else f"step {steps_all[bad[0]]:g} is "
+                         "not a step number", source=source, row=f"row {bad[0] + 1}", column=step_col)
     # inf passed '> 0' and reached the least-squares starts as a numpy traceback
     bad = np.flatnonzero(~np.isnan(loss_all) & ~((loss_all > 0) & np.isfinite(loss_all)))
     if bad.size:
@@ -219,7 +220,7 @@ def read_schedule(path: str | Path, columns: Mapping[str, str] | None = None,
                          f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''})",
                          source=str(path), column="run")
     steps = pd.to_numeric(frame[cols["step"]], errors="coerce").to_numpy(float)
-    bad = np.flatnonzero(np.isnan(steps))
+    bad = np.flatnonzero(~np.isfinite(steps))
     if bad.size:
         raise InputError("not a step number", source=str(path), row=f"row {bad[0] + 1}",
                          column=cols["step"])

@@ -86,6 +86,12 @@ def law_from_dict(data: Mapping[str, Any]) -> Law:
         law = _LAWS[name]
         saved = spec.get("formula") or data.get("formula")
         if saved and saved != law.formula:
+            if isinstance(definition, Mapping) and definition.get("kind") == "constrained":
+                # a catalogue law with bounds of its own keeps its name (a loss-to-loss link's
+                # offsets bounded below the smallest loss): rebuilt, its base checked as above
+                rebuilt = _rebuild(name, definition)
+                if rebuilt.formula == saved:
+                    return rebuilt
             raise ParameterError(f"the saved result's law {name!r} has formula {saved!r}, but the "
                                  f"catalogue's {name!r} is {law.formula!r}")
         return law
