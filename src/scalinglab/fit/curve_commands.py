@@ -168,7 +168,7 @@ def predict_curve_command(
     from scalinglab.fit.curves import CurveFit
     from scalinglab.results import load_result
 
-    if level is not None and not 0 < level < 1:  # the library reads 0 as "the fit's level"
+    if level is not None and not 0 < level < 1:  # checked here too: a UserError names the flag
         raise UserError(f"--level must be in (0, 1), not {level:g}")
     result = load_result(fit)
     if not isinstance(result, CurveFit):
