@@ -635,3 +635,18 @@ def test_cli_select_forward_and_a_clear_message_for_a_fraction_that_is_not_a_num
     for flag in ("--lean-top", "--select-top"):
         bad = CliRunner().invoke(app, [*args, flag, "nan"])
         assert bad.exit_code == 2 and "must be a number between 0 and 0.99, not nan" in bad.output
+
+
+def test_the_search_line_counts_starts_at_the_chosen_basin_when_forward_moved_off_the_optimum():
+    """With select=forward choosing the shallower bump on purpose, the count of starts is of
+    those that reached it (forward_select), so the line must not call it the best optimum."""
+    x, y, _ = _two_bumps()
+    law = sl.Law.from_formula(BUMP, inputs=("x",), bounds={"m": (0, 10)})
+    kw = dict(scale="linear", estimator="mse", bootstrap=0, compute=x)
+    fwd = sl.fit_arrays(law, {"x": x}, y, select="forward", **kw)
+    plain = sl.fit_arrays(law, {"x": x}, y, **kw)
+    assert fwd.info.estimator["forward"]["chosen"] == 1
+    text = fwd.summary().as_text()
+    assert f"{fwd.info.n_reached_best} reached the chosen basin" in text, text
+    assert "best optimum" not in text
+    assert f"{plain.info.n_reached_best} reached the best optimum" in plain.summary().as_text()

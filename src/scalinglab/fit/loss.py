@@ -704,8 +704,9 @@ def _fit_linear(
         warnings.append("at an enforced bound: " + "; ".join(pinned) + ". The bound, not the "
                         "runs, decides these values.")
     if point.fragile:
-        warnings.append(f"fragile fit: only 1 of {point.n_polished} polished starts reached the best "
-                        "optimum; another search (seed) may find a different one")
+        target = "the chosen basin" if chosen is not None and chosen.moved else "the best optimum"
+        warnings.append(f"fragile fit: only 1 of {point.n_polished} polished starts reached {target}; "
+                        "another search (seed) may find a different one")
     undefined = getattr(problem, "undefined_rows", 0)
     if undefined:
         notes.append(f"the gradient is undefined at {undefined} runs (a term like max(x, 0)**c at x = 0); "
