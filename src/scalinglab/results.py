@@ -39,6 +39,7 @@ KIND_MODULES: dict[str, str] = {
     "hparam_fit": "scalinglab.hparams.fit",
     "tau_fit": "scalinglab.hparams.timescale",
     "curve_fit": "scalinglab.fit.curves",
+    "joint_fit": "scalinglab.fit.lsq",
     "link_fit": "scalinglab.downstream.link_fit",
     "link_table": "scalinglab.downstream.link_fit",
     "benchmark_fit": "scalinglab.downstream.benchmark",
