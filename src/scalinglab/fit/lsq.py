@@ -30,7 +30,8 @@ and the objective sums the blocks.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -236,6 +237,39 @@ class Problem:
         ybar = float(np.sum(w * y) / self.wsum)
         self.sst = float(np.sum(w * (y - ybar) ** 2)) or 1.0
         self.n_rows = y.size
+
+    @contextmanager
+    def weighted(self, row_w: np.ndarray, *, rescale: bool = True) -> Iterator[None]:
+        """Inside the ``with``, each row's weight is multiplied by ``row_w`` (one value per row of
+        the concatenated blocks); the weights are restored on leaving, however it is left. The
+        lean, the forward selection, the Huber reweighting and the bootstrap refits all fit the
+        same problem under other weights. ``rescale`` re-derives the objective's unit (``sst``)
+        for the new weights; a bootstrap refit keeps the original unit (its resamples' objectives
+        are only compared among themselves)."""
+        base = [b.w for b in self.blocks]
+        row_w = np.asarray(row_w).ravel()
+        a = 0
+        for b, w0 in zip(self.blocks, base, strict=True):
+            b.w = w0 * row_w[a:a + b.n]
+            a += b.n
+        if rescale:
+            self._index()
+        try:
+            yield
+        finally:
+            for b, w0 in zip(self.blocks, base, strict=True):
+                b.w = w0
+            if rescale:
+                self._index()
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        """``y - f`` at a full parameter vector, every block's rows concatenated; the law's value
+        from its basis (offset + linear columns), so no derivatives are computed."""
+        r = []
+        for b in self.blocks:
+            r0, c = b.basis_at(theta[None, :])
+            r.append(b.y - r0[0] - c[0] @ theta[b.lin])
+        return np.concatenate(r)
 
     @property
     def param_idx(self) -> list[int]:
@@ -901,39 +935,30 @@ def robust_refit(problem: Problem, fit: LsqFit, *, delta: float | None = None, o
 
     w = huber_weights(r)
     converged, it = False, 0
-    try:
-        while it < max_iter:
-            it += 1
-            a = 0
-            for b, w0 in zip(problem.blocks, base, strict=True):
-                b.w = w0 * w[a:a + b.n]
-                a += b.n
-            problem._index()
+    while it < max_iter:
+        it += 1
+        with problem.weighted(w):
             th = np.zeros((1, len(problem.names)))
             if problem.free:
                 th[0, problem.free] = problem.polish(theta[problem.free], maxiter=500)[1]
             full, obj = problem.complete(th)
-            if not np.isfinite(obj[0]):
+        if not np.isfinite(obj[0]):
+            break
+        theta = full[0]
+        r = residuals(theta)
+        if auto:
+            # the scale re-estimated from the current residuals (as robust regression's IRLS
+            # does): the least-squares residuals, pulled by the outliers, overstate it
+            scale = 1.4826 * float(np.median(np.abs(r)))
+            if not scale > 0:
                 break
-            theta = full[0]
-            r = residuals(theta)
-            if auto:
-                # the scale re-estimated from the current residuals (as robust regression's IRLS
-                # does): the least-squares residuals, pulled by the outliers, overstate it
-                scale = 1.4826 * float(np.median(np.abs(r)))
-                if not scale > 0:
-                    break
-                delta = HUBER_K * scale
-            w_new = huber_weights(r)
-            change = float(np.max(np.abs(w_new - w)))
-            w = w_new
-            if change < tol or time.process_time() - t0 > budget_s:
-                converged = change < tol
-                break
-    finally:
-        for b, w0 in zip(problem.blocks, base, strict=True):
-            b.w = w0
-        problem._index()
+            delta = HUBER_K * scale
+        w_new = huber_weights(r)
+        change = float(np.max(np.abs(w_new - w)))
+        w = w_new
+        if change < tol or time.process_time() - t0 > budget_s:
+            converged = change < tol
+            break
     a_r = np.abs(r)
     wrow = np.concatenate(base)
     loss = np.where(a_r <= delta, 0.5 * r ** 2, delta * (a_r - 0.5 * delta)) * np.where(r < 0, over_penalty, 1.0)
@@ -1015,13 +1040,7 @@ def lean_toward(problem: Problem, fit: LsqFit, top: np.ndarray, *, sigmas: float
 
     def sses(theta: np.ndarray) -> tuple[float, float]:
         """Training and top-slice SSE (base weights) at a full parameter vector."""
-        r = []
-        for b in problem.blocks:
-            # the law's value from its basis (offset + linear columns): no derivatives needed
-            r0, c = b.basis_at(theta[None, :])
-            r.append(b.y - r0[0] - c[0] @ theta[b.lin])
-        res = np.concatenate(r)
-        sq = w0 * res ** 2
+        sq = w0 * problem.residuals(theta) ** 2
         return float(np.sum(sq)), float(np.sum(sq[top]))
 
     sse0, top0 = sses(fit.x)
@@ -1037,30 +1056,22 @@ def lean_toward(problem: Problem, fit: LsqFit, top: np.ndarray, *, sigmas: float
     def at(lam: float, z0: np.ndarray) -> tuple[np.ndarray, float, float] | None:
         nonlocal steps
         steps += 1
-        a = 0
-        for b, wb in zip(problem.blocks, base, strict=True):
-            b.w = wb * (1.0 + lam * top[a:a + b.n])
-            a += b.n
-        problem._index()
+        deadline = t0 + budget_s
+
+        def stop() -> None:
+            if time.process_time() > deadline:
+                raise StopIteration
+
         try:
-            deadline = t0 + budget_s
-
-            def stop() -> None:
-                if time.process_time() > deadline:
-                    raise StopIteration
-
-            f, z, _ = problem.gauss_newton(z0, max_nfev=max(50, 15 * d), stop=stop)
-            if not np.isfinite(f):
-                return None
-            theta = np.zeros((1, len(problem.names)))
-            theta[0, problem.free] = z
-            full, _ = problem.complete(theta)
+            with problem.weighted(1.0 + lam * top):
+                f, z, _ = problem.gauss_newton(z0, max_nfev=max(50, 15 * d), stop=stop)
+                if not np.isfinite(f):
+                    return None
+                theta = np.zeros((1, len(problem.names)))
+                theta[0, problem.free] = z
+                full, _ = problem.complete(theta)
         except _NaNGradient:
             return None
-        finally:
-            for b, wb in zip(problem.blocks, base, strict=True):
-                b.w = wb
-            problem._index()
         s, s_top = sses(full[0])
         return (full[0], s, s_top) if np.isfinite(s) else None
 
@@ -1206,7 +1217,6 @@ def forward_select(problem: Problem, fit: LsqFit, held: np.ndarray, *,
     kept = int((~held).sum())
     if kept <= len(problem.param_idx):
         return fit, Forward(n_held, sses, [], 0, f"{kept} rows left without the top ones: too few to refit")
-    base = [b.w.copy() for b in problem.blocks]
     d = len(problem.free)
     deadline = t0 + budget_s
 
@@ -1216,41 +1226,28 @@ def forward_select(problem: Problem, fit: LsqFit, held: np.ndarray, *,
 
     forward: list[float] = []
     rest: list[float] = []
-    try:
-        a = 0
-        for b, wb in zip(problem.blocks, base, strict=True):
-            b.w = wb * ~held[a:a + b.n]
-            a += b.n
-        problem._index()
-        for z0 in fit.basins_x:
-            score, kept_sse = np.inf, np.inf
-            try:
+    w0 = np.concatenate([b.w for b in problem.blocks])
+    for z0 in fit.basins_x:
+        score, kept_sse = np.inf, np.inf
+        try:
+            with problem.weighted(~held):
                 f, z, _ = problem.gauss_newton(np.asarray(z0, float), max_nfev=max(50, 15 * d), stop=stop)
-                if np.isfinite(f):
-                    theta = np.zeros((1, len(problem.names)))
-                    theta[0, problem.free] = z
+            if np.isfinite(f):
+                theta = np.zeros((1, len(problem.names)))
+                theta[0, problem.free] = z
+                with problem.weighted(~held):
                     full, _ = problem.complete(theta)
-                    r = []
-                    for b in problem.blocks:
-                        r0, c = b.basis_at(full)
-                        r.append(b.y - r0[0] - c[0] @ full[0, b.lin])
-                    res = np.concatenate(r)
-                    w0 = np.concatenate(base)
-                    with np.errstate(all="ignore"):
-                        sq = w0 * res ** 2
-                        s, s_rest = float(np.sum(sq[held])), float(np.sum(sq[~held]))
-                    score = s if np.isfinite(s) else np.inf
-                    kept_sse = s_rest if np.isfinite(s_rest) else np.inf
-            except _NaNGradient:
-                pass
-            forward.append(score)
-            rest.append(kept_sse)
-            if time.process_time() > deadline:
-                break
-    finally:
-        for b, wb in zip(problem.blocks, base, strict=True):
-            b.w = wb
-        problem._index()
+                with np.errstate(all="ignore"):
+                    sq = w0 * problem.residuals(full[0]) ** 2
+                    s, s_rest = float(np.sum(sq[held])), float(np.sum(sq[~held]))
+                score = s if np.isfinite(s) else np.inf
+                kept_sse = s_rest if np.isfinite(s_rest) else np.inf
+        except _NaNGradient:
+            pass
+        forward.append(score)
+        rest.append(kept_sse)
+        if time.process_time() > deadline:
+            break
     fw = np.array(forward + [np.inf] * (len(fit.basins_x) - len(forward)))
     best = int(np.argmin(fw))  # ties: the first, i.e. the deeper basin
     # among all polished basins, with no tolerance on their training SSE: a basin that fits the
@@ -1365,12 +1362,7 @@ def _no_finite_reason(problem: Problem, z: np.ndarray) -> str:
 def refit(problem: Problem, fit: LsqFit, weights: np.ndarray) -> np.ndarray:
     """A bootstrap resample (row multiplicities ``weights``, per row of the concatenated blocks)
     refitted from the estimate and the other basins found."""
-    saved = [b.w for b in problem.blocks]
-    a = 0
-    for b in problem.blocks:
-        b.w = saved[problem.blocks.index(b)] * weights[a:a + b.n]
-        a += b.n
-    try:
+    with problem.weighted(weights, rescale=False):
         best, best_f = None, np.inf
         for z0 in (fit.basins_x[:2] if fit.basins_x else [fit.x[problem.free]]):
             if not len(problem.free):
@@ -1388,9 +1380,6 @@ def refit(problem: Problem, fit: LsqFit, weights: np.ndarray) -> np.ndarray:
             theta[0, problem.free] = best
         full, _ = problem.complete(theta)
         return full[0]
-    finally:
-        for b, w in zip(problem.blocks, saved, strict=True):
-            b.w = w
 
 
 # -- several outputs and groups: the public joint fit ------------------------------------------------
