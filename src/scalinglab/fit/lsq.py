@@ -1769,12 +1769,9 @@ def _refit_parts(problem: Problem, parts: Sequence[Problem], fit: LsqFit, weight
     independent part (:meth:`Problem.components`) polished on its own; NaN for the parameters
     of a part whose polish fails. :func:`refit` polishes the whole problem from two basins: on
     domain-mixture sl_2 (five 7-parameter parts, 80 runs) that cost 0.9 CPU s a resample."""
-    saved = [b.w for b in problem.blocks]
-    a = 0
-    for b, w0 in zip(problem.blocks, saved, strict=True):
-        b.w = w0 * weights[a:a + b.n]
-        a += b.n
-    try:
+    # the parts share the problem's blocks: weighting the problem weights them (their objective
+    # unit kept, as refit keeps it)
+    with problem.weighted(weights, rescale=False):
         x = np.full(len(problem.names), np.nan)
         for part in parts:
             theta = np.zeros((1, len(problem.names)))
@@ -1787,6 +1784,3 @@ def _refit_parts(problem: Problem, parts: Sequence[Problem], fit: LsqFit, weight
             full, _ = part.complete(theta)
             x[part.param_idx] = full[0][part.param_idx]
         return x
-    finally:
-        for b, w in zip(problem.blocks, saved, strict=True):
-            b.w = w
