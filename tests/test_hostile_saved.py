@@ -178,3 +178,31 @@ def test_a_malformed_set_json_is_one_line(tmp_path, content, says):
     (tmp_path / "sizes.json").write_bytes(content)
     refused(["import", str(tmp_path / "tb"), "--from", "tensorboard", "--set",
              str(tmp_path / "sizes.json"), "--store", str(tmp_path / "s.duckdb")], tmp_path, says)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["predict", "curve", "--fit", "FILE", "--schedule", "cosine:steps=100,peak=1e-3"], "curve fit"),
+    (["predict", "loss-to-loss", "--fit", "FILE", "--x", "3"], "loss-to-loss law"),
+])
+@pytest.mark.parametrize("kind", ["loss_fit", "tally_fit"])
+def test_a_file_of_the_wrong_kind_is_one_short_line_saying_what_it_is_and_what_was_wanted(
+        tmp_path, saved_fit, args, expected, kind):
+    """A chinchilla fit given to ``predict curve --fit`` (or a file of a kind nothing reads
+    back) used to print the catalogue of ~30 result kinds; the line now names the file's kind
+    and the kind wanted, and nothing else."""
+    path = tmp_path / "saved.json"
+    path.write_text(json.dumps(saved_fit if kind == "loss_fit" else {"kind": kind}))
+    line = refused([str(path) if a == "FILE" else a for a in args], tmp_path, expected)
+    assert kind in line and "saved.json" in line and len(line.replace(str(path), "")) < 180, line
+    assert "pass_at_k" not in line and "known:" not in line, line
+
+
+def test_an_unknown_kind_through_the_library_is_one_short_line(tmp_path):
+    from scalinglab.errors import InputError
+    from scalinglab.results import load_result
+
+    path = tmp_path / "tally.json"
+    path.write_text('{"kind": "tally_fit"}')
+    with pytest.raises(InputError, match=r"kind 'tally_fit' is not a result kind") as err:
+        load_result(path)
+    assert len(str(err.value)) < 200 and "pass_at_k" not in str(err.value)

@@ -631,3 +631,22 @@ def test_split_error_tells_the_constant_lr_part_from_the_decay_term() -> None:
     assert np.abs(level_only["decay_error"]).max() < 3e-5
     with pytest.raises(ParameterError, match="changes its lr after the warmup"):
         fit_with().split_error(ref, run)
+
+
+def test_a_level_outside_zero_one_is_refused_and_none_means_the_fits_own() -> None:
+    """``level=0`` used to fall back silently to the fit's 95% (``level or self.level``); now
+    None is the only "use the fit's level", and 0, 1, 1.5 or -0.1 are refused by name."""
+    frame = simulated(TRUTH, FIT_SHAPES, 5e-4, np.random.default_rng(5), every=512)
+    fit = fit_curves(frame, bootstrap=20, level=0.9)
+    spec = "cosine:steps=24000,peak=3e-4,final=3e-5,warmup=2160"
+    own = fit.predict(spec, steps=[23999])
+    pd.testing.assert_frame_equal(own, fit.predict(spec, steps=[23999], level=0.9))
+    narrow = fit.predict(spec, steps=[23999], level=0.5).iloc[0]
+    assert narrow.hi - narrow.lo < own.hi.iloc[0] - own.lo.iloc[0]
+    for bad in (0, 0.0, 1, 1.5, -0.1):
+        with pytest.raises(ParameterError, match=r"level must be in \(0, 1\)"):
+            fit.predict(spec, level=bad)
+        with pytest.raises(ParameterError, match=r"level must be in \(0, 1\)"):
+            fit.compare([spec], level=bad)
+        with pytest.raises(ParameterError, match=r"level must be in \(0, 1\)"):
+            fit.best_wsd(24000, 3e-4, 3e-5, warmup=2160, level=bad)

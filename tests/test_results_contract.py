@@ -259,6 +259,15 @@ def _heldout() -> Result:
                          n_fit_runs=12, run_ids=("a", "b"), heldout=("c",))
 
 
+def _joint() -> Result:
+    rng = np.random.default_rng(2)
+    n = np.tile(np.geomspace(1e7, 1e10, 10), 2)
+    g = ["a"] * 10 + ["b"] * 10
+    y = np.where(np.array(g) == "a", 1.7, 2.1) + 400 * n ** -0.34
+    return sl.fit_joint(["E + A*N**-alpha"], {"N": n}, y * (1 + 0.01 * rng.standard_normal(20)),
+                        groups=g, per_group=["E"], bounds={"alpha": (0.05, 1.0)}, bootstrap=30)
+
+
 BUILDERS: dict[str, Callable[[], Result]] = {
     "loss_fit": _loss_fit, "isoflop": _isoflop, "loss_fit_at": _loss_fit_at,
     "isoflop_at": _isoflop_at, "rolling_forward": _rolling,
@@ -270,7 +279,7 @@ BUILDERS: dict[str, Callable[[], Result]] = {
     "pass_at_k": _pass_at_k, "coverage_fit": _coverage, "verifier_analysis": _verifier,
     "budget_comparison": _budget, "design_proposal": _proposal, "simulation": _simulation,
     "plan": _plan, "heldout_check": _heldout, "pool_proposal": _pool_proposal,
-    "pool_replay": _pool_replay,
+    "pool_replay": _pool_replay, "joint_fit": _joint,
 }
 
 

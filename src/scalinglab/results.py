@@ -39,6 +39,7 @@ KIND_MODULES: dict[str, str] = {
     "hparam_fit": "scalinglab.hparams.fit",
     "tau_fit": "scalinglab.hparams.timescale",
     "curve_fit": "scalinglab.fit.curves",
+    "joint_fit": "scalinglab.fit.lsq",
     "link_fit": "scalinglab.downstream.link_fit",
     "link_table": "scalinglab.downstream.link_fit",
     "benchmark_fit": "scalinglab.downstream.benchmark",
@@ -245,9 +246,9 @@ def _from_dict(data: Any, path: Path) -> Result:
     kind = data.get("kind") if isinstance(data, dict) else None
     cls = _kind(kind) if isinstance(kind, str) else None
     if cls is None:
-        known = sorted({*REGISTRY, *KIND_MODULES})
-        raise InputError(f"not a saved scalinglab result (kind {kind!r}; known: {known})",
-                         source=str(path))
+        # one line: the ~30 kinds it could have been were listed here, a paragraph that buried
+        # what the file is (registered_kinds() lists them for whoever needs the catalogue)
+        raise InputError(f"not a saved scalinglab result ({_what_kind(kind)})", source=str(path))
     check_saved(data, str(path))  # the shared fields, before any arithmetic
     from scalinglab.serialize import restore_infinities
 
@@ -273,7 +274,17 @@ def load_saved(path: str | Path, expect: type | tuple[type, ...], what: str) -> 
     cls = _kind(kind) if isinstance(kind, str) else None
     if cls is not None and not issubclass(cls, expect):  # said before reading it whole
         raise InputError(f"a saved {kind} result, not {what}", source=str(path))
+    if cls is None:
+        raise InputError(f"not {what}: {_what_kind(kind)}", source=str(path))
     return _from_dict(data, path)
+
+
+def _what_kind(kind: Any) -> str:
+    """What a file's ``kind`` says it is, for a one-line error: missing, or not a kind one
+    can load (e.g. ``joint_fit``, the JSON of ``fit custom --per-group --json``)."""
+    if kind is None:
+        return "no 'kind' field"
+    return f"its kind {kind!r} is not a result kind scalinglab reads back"
 
 
 __all__ = ["KIND_MODULES", "REGISTRY", "Result", "load_result", "load_results", "load_saved",

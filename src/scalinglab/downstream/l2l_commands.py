@@ -151,9 +151,10 @@ def predict_loss_to_loss_command(
     Example: scalinglab predict loss-to-loss --fit l2l.json --x 2.3,2.1 --group fineweb-edu-100b
     """
     from scalinglab.downstream.l2l import LossToLossFit, Translation
-    from scalinglab.results import load_result
+    from scalinglab.results import load_saved
 
-    result = load_result(fit)
+    result = load_saved(fit, (LossToLossFit, Translation), "a loss-to-loss law or translation "
+                        "(kind loss_to_loss or loss_translation)")
     fmt = output_format(fmt, json_)
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
@@ -200,12 +201,11 @@ def fit_translate_command(
     from scalinglab.downstream.l2l import translate
     from scalinglab.downstream.table import read_models
     from scalinglab.fit.result import FitResult
-    from scalinglab.results import load_result
+    from scalinglab.results import load_saved
 
     _check_save(save, from_law, runs)
-    source = load_result(from_law)
-    if not isinstance(source, FitResult):
-        raise UserError(f"--from-law {from_law}: a {source.kind} result, not a fitted loss law")
+    source = load_saved(from_law, FitResult, "a fitted loss law for --from-law (kind loss_fit)")
+    assert isinstance(source, FitResult)
     missing = [k for k in source.law.inputs if k not in ("N", "D", "C")]
     if missing:
         raise UserError(f"--from-law: its law needs {missing}; translation needs a law of N and D")

@@ -598,7 +598,8 @@ def custom_cmd(
         raise UserError("--per-group needs --group COLUMN")
     if group:
         # options the grouped fits do not use were silently ignored (--save wrote nothing)
-        unused = [flag for flag, given in (("--save", save), ("--holdout-top", holdout_top),
+        # the joint fit (--per-group) is one result and saves; one fit per group does not
+        unused = [flag for flag, given in (("--save", save and not per_group), ("--holdout-top", holdout_top),
                                            ("--compute", compute), ("--at", at)) if given]
         if per_group:  # the joint fit is least squares on the linear scale, without these
             unused += [flag for flag, given in (
@@ -610,7 +611,7 @@ def custom_cmd(
                             f"with --group{' --per-group' if per_group else ''}"
                             + (" (use --json to keep the grouped fits)" if "--save" in unused else ""))
         _fit_groups(law, file, store, where, tag, map_, all_runs, best_per_point, group_by, group,
-                    per_group, bootstrap, seed, json_, est, _units(units))
+                    per_group, bootstrap, seed, json_, est, _units(units), save)
         return
     _fit_command(law, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by, est, units=_units(units))
@@ -619,9 +620,11 @@ def custom_cmd(
 def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | None,
                 tag: list[str] | None, map_: list[str] | None, all_runs: bool, best_per_point: bool,
                 group_by: str | None, group: str, per_group: str | None, bootstrap: int, seed: int,
-                json_: bool, est: _Estimation, units: dict[str, str] | None = None) -> None:
+                json_: bool, est: _Estimation, units: dict[str, str] | None = None,
+                save: Path | None = None) -> None:
     """``fit custom --group COL [--per-group E,A]``: one fit per group, or one joint fit with
-    the named parameters per group and the rest shared."""
+    the named parameters per group and the rest shared (its bootstrap resamples the runs within
+    each group: intervals like every other fit; ``--save`` keeps it with its draws)."""
     from scalinglab.errors import NotIdentifiable, ParameterError
     from scalinglab.fit.data import load_runs
     from scalinglab.fit.loss import compute_note, fit_law, run_compute
@@ -632,6 +635,8 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
                                      unique_tokens=est.unique_tokens, scale=units)
     labels = frame[group].astype(str)
     shared_names = _columns(per_group)
+    if shared_names:
+        check_output_early(save, "--save")  # before the fit, not after it
     try:
         if shared_names:
             if law.definition.get("definitions"):
@@ -647,19 +652,24 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
                               frame["loss"].to_numpy(float), groups=labels.tolist(),
                               per_group=shared_names, bounds=law.bounds, seed=seed,
                               compute=compute, lean_top=est.lean_top, select=est.select,
-                              select_top=est.select_top)
-            out = joint.to_dict() | {"source": source, "group": group, "notes": notes + joint.notes}
+                              select_top=est.select_top, bootstrap=bootstrap,
+                              run_ids=frame["run_id"].astype(str).tolist() if "run_id" in frame else None)
+            joint.notes[:0] = notes
+            out = joint.to_dict() | {"source": source, "group": group}
+            if save is not None:
+                from scalinglab.serialize import keep_infinities
+
+                write_file(save, to_json(keep_infinities(joint.to_dict(include_draws=True)
+                                                         | {"source": source, "group": group})), "--save")
             if json_:
                 emit_json(out)
                 return
             console.print(f"[bold]{law.name}[/] on {source}: {len(frame)} runs in "
                           f"{len(joint.groups)} groups of {group!r}; per group: {', '.join(shared_names)}")
-            for k, v in joint.params.items():
-                console.print(f"  {k:>20s} = {format_number(v)}")
-            for line in [*joint.notes, *notes]:
-                console.print(f"  note: {line}")
-            for line in joint.warnings:
-                console.print(f"  [yellow]warning:[/] {line}")
+            print_summary(joint.summary())
+            if save is not None:
+                n = 0 if joint.draws is None else len(joint.draws)
+                console.print(f"[green]saved[/] the joint fit and its {n} bootstrap draws to {save}")
             return
         fits = {}
         for g in sorted(set(labels)):

@@ -24,6 +24,9 @@ from scalinglab.clikit import (
     show_results,
 )
 
+#: what ``--fit`` of ``predict curve`` / ``runs --forecast`` must be (the one-line error says so)
+CURVE_FIT_WANTED = "a curve fit (kind curve_fit: save one with `scalinglab fit curves --save`)"
+
 
 def _store_frame(store: Path, where: str | None, schedule: str | None) -> tuple[Any, dict]:
     """The store's curves as a long frame, each run with its schedule (recorded, or --schedule)."""
@@ -166,14 +169,12 @@ def predict_curve_command(
     import numpy as np
 
     from scalinglab.fit.curves import CurveFit
-    from scalinglab.results import load_result
+    from scalinglab.results import load_saved
 
-    if level is not None and not 0 < level < 1:  # the library reads 0 as "the fit's level"
+    if level is not None and not 0 < level < 1:  # checked here too: a UserError names the flag
         raise UserError(f"--level must be in (0, 1), not {level:g}")
-    result = load_result(fit)
-    if not isinstance(result, CurveFit):
-        raise UserError(f"{fit}: not a curve fit (a {result.kind}); save one with "
-                        "`scalinglab fit curves --save`")
+    result = load_saved(fit, CurveFit, CURVE_FIT_WANTED)
+    assert isinstance(result, CurveFit)
     if not (schedule or compare or best_wsd):
         raise UserError("give --schedule, --compare or --best-wsd")
     out: dict[str, Any] = {}
@@ -258,14 +259,12 @@ def forecast_runs(store: Path, where: str | None, tags: dict[str, str], fit: Pat
 
     from scalinglab.errors import ScalingLabError
     from scalinglab.fit.curves import CurveFit, forecast, store_schedule
-    from scalinglab.results import load_result
+    from scalinglab.results import load_saved
     from scalinglab.runs.store import RunStore
 
     prior = None
     if fit is not None:
-        prior = load_result(fit)
-        if not isinstance(prior, CurveFit):
-            raise UserError(f"{fit}: not a curve fit (a {prior.kind})")
+        prior = load_saved(fit, CurveFit, CURVE_FIT_WANTED)
     rs = RunStore(store, read_only=True)
     runs = rs.runs(where=where, status=None, tags=tags)
     runs = runs[runs["status"] != "finished"]

@@ -693,6 +693,16 @@ class CurveFit(Result):
                 out[chunk] = sub.evaluate(thetas[chunk, sl], d, grad=False)[0]
         return out
 
+    def _level(self, level: float | None) -> float:
+        """``level`` checked, or the fit's own level when None (0 used to mean "the fit's level"
+        through ``level or self.level``: a typo'd 0 silently gave 95% bands)."""
+        if level is None:
+            return self.level
+        if isinstance(level, bool) or not isinstance(level, (int, float, np.floating, np.integer)) \
+                or not 0 < float(level) < 1:
+            raise ParameterError(f"level must be in (0, 1), not {level!r}", "level")
+        return float(level)
+
     def _band(self, curves: np.ndarray, band: str, level: float, seed: int,
               discrepancy: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Percentile band of the bootstrap curves (rows after the first); ``prediction`` adds
@@ -713,10 +723,11 @@ class CurveFit(Result):
         """
         if band not in ("prediction", "mean"):
             raise ParameterError(f"band must be 'prediction' or 'mean', not {band!r}", "band")
+        level = self._level(level)
         sched = to_schedule(schedule)
         st = self._steps(sched, steps)
         curves = self.curve_draws(sched, st)
-        lo, hi = self._band(curves, band, level or self.level, self.seed,
+        lo, hi = self._band(curves, band, level, self.seed,
                             self.discrepancy_for(sched))
         out = pd.DataFrame({"step": st, "lr": sched.lr[st], "loss": curves[0], "lo": lo, "hi": hi})
         out.attrs["warnings"] = [w for w in [self.beyond_fitted(sched, int(st.max()))] if w]
@@ -789,7 +800,7 @@ class CurveFit(Result):
                  else [to_schedule(s) for s in schedules])
         if not items:
             raise ParameterError("no schedule to compare", "schedules")
-        level = level or self.level
+        level = self._level(level)
         finals = np.stack([self.curve_draws(s, np.array([s.last_step]))[:, 0] for s in items])
         rows = []
         best = finals.argmin(axis=0)
@@ -818,7 +829,7 @@ class CurveFit(Result):
         hi, p_best), best first; the interval of the best candidate across bootstrap draws is
         in ``frame.attrs['best']``.
         """
-        level = level or self.level
+        level = self._level(level)
         steps, warmup = int(steps), int(warmup)
         if finals is None:
             lens = (np.asarray(decay_steps, dtype=int) if decay_steps is not None else

@@ -14,6 +14,7 @@ bootstrap reuses both, giving each resample a row of run multiplicities instead 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -704,8 +705,9 @@ def _fit_linear(
         warnings.append("at an enforced bound: " + "; ".join(pinned) + ". The bound, not the "
                         "runs, decides these values.")
     if point.fragile:
-        warnings.append(f"fragile fit: only 1 of {point.n_polished} polished starts reached the best "
-                        "optimum; another search (seed) may find a different one")
+        target = "the chosen basin" if chosen is not None and chosen.moved else "the best optimum"
+        warnings.append(f"fragile fit: only 1 of {point.n_polished} polished starts reached {target}; "
+                        "another search (seed) may find a different one")
     undefined = getattr(problem, "undefined_rows", 0)
     if undefined:
         notes.append(f"the gradient is undefined at {undefined} runs (a term like max(x, 0)**c at x = 0); "
@@ -768,15 +770,9 @@ def _lean(problem: Problem, point: LsqFit, c: np.ndarray, frac: float, robust: R
     from scalinglab.fit import lsq
 
     top = lsq.top_rows(c, frac)
-    base = [b.w for b in problem.blocks]
-    if robust is not None:
-        problem.blocks[0].w = base[0] * robust.weights
-        problem._index()
-    try:
+    # the lean holds a robust fit's Huber weights fixed
+    with problem.weighted(robust.weights) if robust is not None else nullcontext():
         leaned, lean = lsq.lean_toward(problem, point, top, budget_s=max(budget_s, 0.5))
-    finally:
-        problem.blocks[0].w = base[0]
-        problem._index()
     if lean.note:
         notes.append(f"lean_top={frac:g}: not leaned ({lean.note})")
     else:

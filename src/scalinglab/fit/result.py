@@ -426,8 +426,13 @@ class FitResult(Result):
         if self.info is not None and self.info.search and self.info.search.get("scale") == "linear":
             sr = self.info.search
             facts[0] = ("residual std (linear scale)", format_number(self.residual_std))
+            # select=forward may choose a shallower basin on purpose: the count is of the
+            # starts that reached it (forward_select), and the line says which it counts
+            fw = (self.info.estimator or {}).get("forward") or {}
+            moved = bool(fw.get("chosen")) or any(p.get("chosen") for p in fw.get("parts", []))
             facts.append(("search", f"{self.info.n_starts} Sobol starts screened, {sr['n_polished']} "
-                          f"polished, {self.info.n_reached_best} reached the best optimum; "
+                          f"polished, {self.info.n_reached_best} reached "
+                          f"{'the chosen basin' if moved else 'the best optimum'}; "
                           f"{', '.join(sr['linear']) or 'no parameter'} solved by linear least squares"))
         elif self.info is not None and self.info.search:
             sr = self.info.search
