@@ -159,7 +159,7 @@ def test_the_released_ladder_reads_with_sizes_and_tokens():
 @pytest.mark.skipif(not LADDER.exists(), reason="shared olmo_ladder data absent")
 def test_cli_fits_a_ladder_task(tmp_path):
     out = CliRunner().invoke(app, ["fit", "ladder", str(LADDER), "--task", "piqa", "--fit-below",
-                                   "2e9", "-b", "10", "--json"])
+                                   "1e9", "-b", "3", "--json"])
     assert out.exit_code == 0, out.output
     body = json.loads(out.stdout)
     assert body["kind"] == "ladder_fit" and body["task"] == "piqa"
@@ -361,3 +361,27 @@ def test_on_the_released_ladder_every_checkpoint_predicts_the_1b_rung_better_tha
             err[mode] = float(np.mean(np.abs(p["bpb"].to_numpy() / b.to_numpy() - 1)))
         assert err["checkpoints"] == pytest.approx(ours, abs=0.0005)
         assert err["final"] == pytest.approx(paper, abs=0.0005)
+
+
+def test_step_one_draws_warm_started_equal_each_resamples_own_grid_search(scheduled):
+    # the run-level bootstrap warm-starts resamples from the estimate and sends the ones that
+    # stall to the full grid search: every draw is the resample's own best fit, as a grid search
+    # per resample gives it
+    from scalinglab.downstream.ladder import _run_bootstrap, _stage_law, lr_stage
+    from scalinglab.fit.loss import fit_law
+    from scalinglab.stats import bootstrap_weights
+
+    bpb, _ = task_columns(scheduled, TASK)
+    runs = pd.DataFrame({"N": scheduled["N"].to_numpy(float), "D": scheduled["D"].to_numpy(float),
+                         "lr_stage": lr_stage(scheduled), "loss": bpb})
+    names = list(pd.unique(scheduled["run"]))
+    unit = pd.Categorical(scheduled["run"], categories=names).codes
+    size_of = scheduled.groupby("run", sort=False)["N"].first().loc[names].to_numpy()
+    counts = bootstrap_weights(len(names), 3, np.random.default_rng(4), strata=size_of)[:, unit]
+    law = _stage_law()
+    draws = _run_bootstrap(law, runs, counts, seed=0, level=0.95)
+    assert draws.shape == (3, 6) and np.isfinite(draws).all()
+    for b in range(len(counts)):
+        take = counts[b] > 0
+        own = fit_law(law, runs[take].reset_index(drop=True), bootstrap=0, weights=counts[b][take])
+        np.testing.assert_allclose(draws[b], [own.params[k] for k in law.param_names], rtol=1e-4)

@@ -444,16 +444,25 @@ def bootstrap(
     spec: ObjectiveSpec = ObjectiveSpec(),
     audit: int = AUDIT,
     progress: Progress | None = None,
+    counts: np.ndarray | None = None,
+    refit_suspects: bool = True,
 ) -> BootstrapFit:
     """``n_draws`` bootstrap fits, warm-started from ``point.x`` (see the module docstring).
 
     Resample weights come from :func:`scalinglab.stats.bootstrap_weights` with ``rng``, drawn
     block by block (the same stream as drawing them at once) and kept as small integers, so
     1,000 resamples of 25,000 runs hold 25 MB of counts rather than 200 MB of floats.
+    ``counts`` (``n_draws`` x runs), when given, are the resamples instead (e.g. whole clusters
+    of rows drawn together); ``rng`` is then not used. ``refit_suspects=False`` leaves the
+    suspect resamples as their warm fits, marked in ``refit``, for a caller that refits them
+    its own way (no multi-start here; pass ``audit=0`` too).
     """
     loss = np.asarray(loss, dtype=float)
     n, P = len(loss), len(point.x)
-    counts = _draw_counts(n, n_draws, rng)
+    if counts is None:
+        counts = _draw_counts(n, n_draws, rng)
+    elif counts.shape != (n_draws, n):
+        raise ValueError(f"counts must be ({n_draws}, {n}), not {counts.shape}")
     theta = np.full((n_draws, P), np.nan)
     f_best = np.full(n_draws, np.inf)
     suspect = np.zeros(n_draws, dtype=bool)
@@ -514,6 +523,8 @@ def bootstrap(
     escalated = bool(missed)
     # suspects, or, when the audit caught a miss, every resample not refitted yet
     again = np.flatnonzero(~audited if escalated else suspect & ~audited)
+    if not refit_suspects:
+        again = again[:0]
     more, elements = _refit(model, loss, counts, again, starts, theta, f_best, spec, elements, point.x)
     if escalated:
         refit[:] = True
