@@ -553,9 +553,11 @@ def fit_loss_to_loss(
     notes: list[str] = []
     if not keep.all():
         notes.append(f"{int((~keep).sum())} rows without both {x} and {y} left out")
+    labels = np.array([_ALL] * len(frame))
     if group is not None:
-        # a row without a group formed a group '' of its own, which failed a pooled fit
         col = frame[_check_group(frame, group, source)]
+        labels = col.astype(str).to_numpy()
+        # a row without a group formed a group '' of its own, which failed a pooled fit
         no_group = (col.isna() | (col.astype(str).str.strip() == "")).to_numpy() & keep
         if no_group.any():
             notes.append(f"{int(no_group.sum())} rows without a {group} left out (first: row "
@@ -568,8 +570,6 @@ def fit_loss_to_loss(
                              row=f"row {bad[0] + 1}", column=name)
     ids = (frame["run_id"].astype(str).to_numpy() if "run_id" in frame.columns
            else np.array([f"row-{i + 1}" for i in range(len(frame))]))
-    labels = (np.array([_ALL] * len(frame)) if group is None
-              else frame[_check_group(frame, group, source)].astype(str).to_numpy())
     n_col = d_col = None
     if offsets == "scaling":
         n_col = _find(frame, N, ("N", "params", "n_params"))
