@@ -301,16 +301,16 @@ def _run_bootstrap(law: Any, runs: pd.DataFrame, counts: np.ndarray, *, seed: in
     # ladder 8-36% of MMLU/PIQA/ARC-C resamples needed the grid search but 82% of HellaSwag's and
     # every one on 190M-1B with the 0.5xC runs and reruns in, whose warm fits (300 iterations
     # each before they count as stalled) cost more than the grid searches they did not replace
-    done = 0
-    while np.isfinite(found.f) and done < len(counts):
-        part = slice(done, min(len(counts), done + (_WARM_PROBE if done == 0 else len(counts))))
+    probe = min(_WARM_PROBE, len(counts))
+    for part in (slice(0, probe), slice(probe, len(counts))) if np.isfinite(found.f) else ():
+        if part.start == part.stop:
+            break
         warm = warm_bootstrap(model, y, found, part.stop - part.start, np.random.default_rng(seed), spec=spec,
                               counts=counts[part], audit=0, refit_suspects=False)
         draws[part] = natural_params(model, warm.theta)
         refit[part] = warm.refit | ~np.all(np.isfinite(draws[part]), axis=1)
-        if done == 0 and refit[part].mean() > 0.5:
+        if refit[part].mean() > 0.5:  # after the probe: the rest go to the grid search
             break
-        done = part.stop
     for b in np.flatnonzero(refit):
         take = counts[b] > 0
         try:
@@ -349,11 +349,12 @@ def _fit_step1_checkpoints(frame: pd.DataFrame, bpb: np.ndarray, late: np.ndarra
     # run-to-run noise of log bpb: each run's final bpb (the mean of its last `window` checkpoints,
     # as the target is read) off the law's mean over the same checkpoints, ddof 1 (the
     # checkpoints' own scatter is not a new model's noise)
-    fitted = np.asarray(point.law(dict(point.params), N=runs["N"].to_numpy(), D=runs["D"].to_numpy(),
-                                  lr_stage=runs["lr_stage"].to_numpy()), float)
+    fitted = np.asarray(point.predict(**{k: runs[k].to_numpy() for k in law.inputs}), float)
     ends = pd.DataFrame({"run": sub["run"].to_numpy(), "y": runs["loss"].to_numpy(), "f": fitted}
                         ).groupby("run", sort=False).tail(window).groupby("run", sort=False).mean()
     r = np.log(ends["y"].to_numpy()) - np.log(ends["f"].to_numpy())
+    # times sqrt((n - p) / n) to cancel the sqrt(n / (n - p)) that FitResult.noise_std applies
+    # (its correction for p parameters fitted to n points): this std over runs needs none
     n, p = len(point.run_ids), len(law.param_names)
     resid = float(np.sqrt(np.sum(r ** 2) / max(len(r) - 1, 1)) * np.sqrt((n - p) / n)) if len(r) > 1 else float("nan")
     notes = [*point.notes, f"step 1 on {len(runs)} checkpoints of {len(names)} runs, D the tokens seen, "
