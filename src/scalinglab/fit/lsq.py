@@ -908,7 +908,7 @@ def robust_refit(problem: Problem, fit: LsqFit, *, delta: float | None = None, o
     outliers then do not set the threshold that discounts them. The problem's weights are left
     as they were."""
     t0 = time.process_time()
-    base = [b.w.copy() for b in problem.blocks]
+    wrow = np.concatenate([b.w for b in problem.blocks])
     theta = fit.x.copy()
 
     def residuals(th: np.ndarray) -> np.ndarray:
@@ -960,7 +960,6 @@ def robust_refit(problem: Problem, fit: LsqFit, *, delta: float | None = None, o
             converged = change < tol
             break
     a_r = np.abs(r)
-    wrow = np.concatenate(base)
     loss = np.where(a_r <= delta, 0.5 * r ** 2, delta * (a_r - 0.5 * delta)) * np.where(r < 0, over_penalty, 1.0)
     sse = float(np.sum(wrow * r ** 2))
     robust_fit = LsqFit(theta, sse / problem.sst, sse, fit.linear, fit.nonlinear, fit.n_screened, fit.n_polished,
@@ -1035,8 +1034,7 @@ def lean_toward(problem: Problem, fit: LsqFit, top: np.ndarray, *, sigmas: float
     t0 = time.process_time()
     top = np.asarray(top, bool).ravel()
     n, p = problem.n_rows, len(problem.param_idx)
-    base = [b.w.copy() for b in problem.blocks]
-    w0 = np.concatenate(base)
+    w0 = np.concatenate([b.w for b in problem.blocks])
 
     def sses(theta: np.ndarray) -> tuple[float, float]:
         """Training and top-slice SSE (base weights) at a full parameter vector."""
