@@ -1228,18 +1228,19 @@ def forward_select(problem: Problem, fit: LsqFit, held: np.ndarray, *,
     for z0 in fit.basins_x:
         score, kept_sse = np.inf, np.inf
         try:
+            # refitted without the held rows; scored under the base weights (w0: residuals
+            # do not depend on the weights)
             with problem.weighted(~held):
                 f, z, _ = problem.gauss_newton(np.asarray(z0, float), max_nfev=max(50, 15 * d), stop=stop)
-            if np.isfinite(f):
-                theta = np.zeros((1, len(problem.names)))
-                theta[0, problem.free] = z
-                with problem.weighted(~held):
+                if np.isfinite(f):
+                    theta = np.zeros((1, len(problem.names)))
+                    theta[0, problem.free] = z
                     full, _ = problem.complete(theta)
-                with np.errstate(all="ignore"):
-                    sq = w0 * problem.residuals(full[0]) ** 2
-                    s, s_rest = float(np.sum(sq[held])), float(np.sum(sq[~held]))
-                score = s if np.isfinite(s) else np.inf
-                kept_sse = s_rest if np.isfinite(s_rest) else np.inf
+                    with np.errstate(all="ignore"):
+                        sq = w0 * problem.residuals(full[0]) ** 2
+                        s, s_rest = float(np.sum(sq[held])), float(np.sum(sq[~held]))
+                    score = s if np.isfinite(s) else np.inf
+                    kept_sse = s_rest if np.isfinite(s_rest) else np.inf
         except _NaNGradient:
             pass
         forward.append(score)
