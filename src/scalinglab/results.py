@@ -281,7 +281,7 @@ def load_saved(path: str | Path, expect: type | tuple[type, ...], what: str) -> 
 
 def _what_kind(kind: Any) -> str:
     """What a file's ``kind`` says it is, for a one-line error: missing, or not a kind one
-    can load (e.g. ``joint_fit``, the JSON of ``fit custom --per-group --json``)."""
+    can load (another tool's JSON, or a kind this version does not know)."""
     if kind is None:
         return "no 'kind' field"
     return f"its kind {kind!r} is not a result kind scalinglab reads back"

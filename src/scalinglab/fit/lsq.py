@@ -908,7 +908,7 @@ def robust_refit(problem: Problem, fit: LsqFit, *, delta: float | None = None, o
     outliers then do not set the threshold that discounts them. The problem's weights are left
     as they were."""
     t0 = time.process_time()
-    base = [b.w.copy() for b in problem.blocks]
+    wrow = np.concatenate([b.w for b in problem.blocks])
     theta = fit.x.copy()
 
     def residuals(th: np.ndarray) -> np.ndarray:
@@ -960,7 +960,6 @@ def robust_refit(problem: Problem, fit: LsqFit, *, delta: float | None = None, o
             converged = change < tol
             break
     a_r = np.abs(r)
-    wrow = np.concatenate(base)
     loss = np.where(a_r <= delta, 0.5 * r ** 2, delta * (a_r - 0.5 * delta)) * np.where(r < 0, over_penalty, 1.0)
     sse = float(np.sum(wrow * r ** 2))
     robust_fit = LsqFit(theta, sse / problem.sst, sse, fit.linear, fit.nonlinear, fit.n_screened, fit.n_polished,
@@ -1035,8 +1034,7 @@ def lean_toward(problem: Problem, fit: LsqFit, top: np.ndarray, *, sigmas: float
     t0 = time.process_time()
     top = np.asarray(top, bool).ravel()
     n, p = problem.n_rows, len(problem.param_idx)
-    base = [b.w.copy() for b in problem.blocks]
-    w0 = np.concatenate(base)
+    w0 = np.concatenate([b.w for b in problem.blocks])
 
     def sses(theta: np.ndarray) -> tuple[float, float]:
         """Training and top-slice SSE (base weights) at a full parameter vector."""
@@ -1230,18 +1228,19 @@ def forward_select(problem: Problem, fit: LsqFit, held: np.ndarray, *,
     for z0 in fit.basins_x:
         score, kept_sse = np.inf, np.inf
         try:
+            # refitted without the held rows; scored under the base weights (w0: residuals
+            # do not depend on the weights)
             with problem.weighted(~held):
                 f, z, _ = problem.gauss_newton(np.asarray(z0, float), max_nfev=max(50, 15 * d), stop=stop)
-            if np.isfinite(f):
-                theta = np.zeros((1, len(problem.names)))
-                theta[0, problem.free] = z
-                with problem.weighted(~held):
+                if np.isfinite(f):
+                    theta = np.zeros((1, len(problem.names)))
+                    theta[0, problem.free] = z
                     full, _ = problem.complete(theta)
-                with np.errstate(all="ignore"):
-                    sq = w0 * problem.residuals(full[0]) ** 2
-                    s, s_rest = float(np.sum(sq[held])), float(np.sum(sq[~held]))
-                score = s if np.isfinite(s) else np.inf
-                kept_sse = s_rest if np.isfinite(s_rest) else np.inf
+                    with np.errstate(all="ignore"):
+                        sq = w0 * problem.residuals(full[0]) ** 2
+                        s, s_rest = float(np.sum(sq[held])), float(np.sum(sq[~held]))
+                    score = s if np.isfinite(s) else np.inf
+                    kept_sse = s_rest if np.isfinite(s_rest) else np.inf
         except _NaNGradient:
             pass
         forward.append(score)
