@@ -946,6 +946,8 @@ def match_observed(pool: pd.DataFrame, observed: pd.DataFrame, model: PoolModel,
     seen = np.column_stack([pd.to_numeric(observed[c], errors="coerce").to_numpy(float)
                             for c in cols])
     y = pd.to_numeric(observed[outcome], errors="coerce").to_numpy(float)
+    row_no = (pd.to_numeric(observed["row"], errors="coerce").to_numpy(float) if "row" in observed.columns
+              else None)
     rows = np.empty(len(observed), dtype=int)
     for i in range(len(observed)):
         if not np.isfinite(y[i]):
@@ -953,9 +955,8 @@ def match_observed(pool: pd.DataFrame, observed: pd.DataFrame, model: PoolModel,
                              row=f"row {i + 1}", column=outcome)
         close = np.all(np.isclose(keys, seen[i], rtol=1e-9, atol=0.0), axis=1)
         hits = np.flatnonzero(close)
-        if "row" in observed.columns and pd.notna(observed["row"].iloc[i]):
-            cell = observed["row"].iloc[i]
-            r_1 = pd.to_numeric(pd.Series([cell]), errors="coerce").iloc[0]
+        if row_no is not None and pd.notna(observed["row"].iloc[i]):
+            cell, r_1 = observed["row"].iloc[i], row_no[i]
             # a row that is not a pool row was a ValueError traceback (2.5) or ignored (999)
             if not (np.isfinite(r_1) and r_1 == int(r_1) and 1 <= r_1 <= len(pool)):
                 raise InputError(f"{cell!r} is not a row of the pool (1 to {len(pool)})",
