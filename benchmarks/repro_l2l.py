@@ -577,6 +577,16 @@ def _seven_b_row(fit: Any, task: str, pub: float, seven: pd.DataFrame) -> Row:
                     f"[{p['acc_lo']:.4f}, {p['acc_hi']:.4f}]")
 
 
+def _truth(rung: pd.DataFrame, task: str, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bpb and accuracy of each of ``runs`` (in that order) as the paper's code reads its
+    target: the mean of the run's last 5 checkpoints (one checkpoint's evaluation noise is not
+    the law's error)."""
+    tail = rung.sort_values(["run", "step"]).groupby("run").tail(5)
+    b_all, a_all = task_columns(tail, task)
+    means = pd.DataFrame({"run": tail["run"].to_numpy(), "b": b_all, "a": a_all}).groupby("run").mean()
+    return means.loc[runs, "b"].to_numpy(), means.loc[runs, "a"].to_numpy()
+
+
 def _ladder_validation(below: pd.DataFrame, tasks: list[str]) -> tuple[str, list[Row]]:
     """Choose step 1's data without the largest rung: fit both steps on the rungs below the
     second largest (``below`` holds no run of the largest), predict the second largest's runs
@@ -586,18 +596,14 @@ def _ladder_validation(below: pd.DataFrame, tasks: list[str]) -> tuple[str, list
     points: the rule was written before either was scored on the largest rung."""
     second = below["N"].max()
     fit_on, held = below[(below["N"] < second) & below["listed"]], below[(below["N"] == second) & below["listed"]]
-    held = held.sort_values(["run", "step"])
-    final = held.groupby("run").tail(1)
-    tail = held.groupby("run").tail(5)
+    final = held.sort_values(["run", "step"]).groupby("run").tail(1)
     size = final["size"].iloc[0]
     errs: dict[str, list[float]] = {"final": [], "checkpoints": []}
     step1_errs: dict[str, list[float]] = {"final": [], "checkpoints": []}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for task in tasks:
-            b_all, a_all = task_columns(tail, task)
-            m = pd.DataFrame({"run": tail["run"].to_numpy(), "b": b_all, "a": a_all}).groupby("run").mean()
-            b, a = m.loc[final["run"], "b"].to_numpy(), m.loc[final["run"], "a"].to_numpy()
+            b, a = _truth(held, task, final["run"].to_numpy())
             for mode in errs:
                 p = fit_ladder(fit_on, task, bootstrap=0, step1=mode).predict(
                     final["N"].to_numpy(float), final["D"].to_numpy(float), scatter=False)
@@ -646,13 +652,7 @@ def ladder_rows(bootstrap: int) -> list[Row]:
     for task, pub in published.items():
         fit = fit_ladder(small, task, bootstrap=bootstrap, step1=chosen)
         paper = fit_ladder(small, task, bootstrap=0, step1="final")  # the paper's step 1, beside
-        # the truth, as the paper's code reads its target: the mean of the run's last 5
-        # checkpoints (one checkpoint's evaluation noise is not the law's error)
-        tail = big.sort_values(["run", "step"]).groupby("run").tail(5)
-        b_all, a_all = task_columns(tail, task)
-        means = pd.DataFrame({"run": tail["run"].to_numpy(), "b": b_all, "a": a_all}).groupby("run").mean()
-        bpb = means.loc[runs, "b"].to_numpy()
-        acc = means.loc[runs, "a"].to_numpy()
+        bpb, acc = _truth(big, task, runs)
         chained = fit.predict(final["N"].to_numpy(float), final["D"].to_numpy(float))
         at_true = np.atleast_1d(fit.step2.predict(bpb))
         e1 = (chained["bpb"].to_numpy() - bpb) / bpb  # signed
