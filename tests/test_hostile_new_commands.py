@@ -81,7 +81,7 @@ def test_predict_curve_refuses_bad_numbers_in_its_options(curves):
     refused(["predict", "curve", "--fit", fit, "--best-wsd", "steps=4000,peak=abc,warmup=200"],
             curves, "--best-wsd peak", "'abc'")
     refused(["predict", "curve", "--fit", fit, "--best-wsd", "steps=4000,peak=inf,warmup=200"],
-            curves, "not a finite number")
+            curves, "--best-wsd peak must be finite")
     # 0 was read as "the fit's own level"
     refused(["predict", "curve", "--fit", fit, "--schedule", SCHED, "--level", "0"], curves,
             "--level must be in (0, 1)")

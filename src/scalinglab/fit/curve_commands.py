@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +180,9 @@ def predict_curve_command(
     preds: dict[str, Any] = {}
     if schedule:
         from scalinglab.fit.curves import to_schedule
+        from scalinglab.values import parse_number_list
 
-        at = None if steps is None else np.array([_number(s, "--steps") for s in steps.split(",")])
+        at = None if steps is None else np.array(parse_number_list(steps, "--steps"))
         for spec in schedule:
             sched = to_schedule(spec)
             preds[spec] = result.predict(sched, steps=at, level=level, band=band)
@@ -232,14 +232,14 @@ def predict_curve_command(
 
 
 def _number(text: str, flag: str) -> float:
-    """A finite number the user typed, or one line naming the flag (not a ValueError traceback)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"{flag}: {text.strip()!r} is not a number") from None
-    if not math.isfinite(value):
-        raise UserError(f"{flag}: {text.strip()!r} is not a finite number")
-    return value
+    """One finite number the user typed (``24000``, ``24k``, ``3e-4``), or one line naming the
+    flag: the library's own number reader (:func:`values.parse_number_list`)."""
+    from scalinglab.values import parse_number_list
+
+    values = parse_number_list(text, flag)
+    if len(values) != 1:
+        raise UserError(f"{flag}: {text.strip()!r} is not one number")
+    return values[0]
 
 
 def _pairs(text: str) -> dict[str, str]:
