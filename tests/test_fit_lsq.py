@@ -744,3 +744,50 @@ def test_cli_per_group_prints_intervals_saves_them_and_bootstrap_zero_gives_none
     assert out["bootstrap"] is None
     default = json.loads(CliRunner().invoke(app, [*args, "--json"]).stdout)
     assert default["bootstrap"]["requested"] == 200 and all(default["intervals"].values())
+
+
+def test_a_group_with_no_more_input_points_than_its_own_parameters_reads_not_identified(tmp_path):
+    """The joint fit flags what the runs cannot pin as the single fits do: a group with one run
+    (a floor of its own fitted exactly), or twelve runs all at one N (its E and A trade off: only
+    their sum there is fitted), reads "not identified" in the summary and the saved result; the
+    well-posed groups beside it, and a fit of well-posed groups alone, are not flagged."""
+    from scalinglab.results import load_result
+
+    x, y, g = _grouped_runs(np.random.default_rng(7), n_per=16)
+    kw = dict(bounds={"alpha": (0.05, 1.0)}, bootstrap=40, seed=1)
+    well = sl.fit_joint(["E + A*N**-alpha"], {"N": x}, y, groups=g, per_group=["E"], **kw)
+    assert well.unidentified == () and all(e.identified for e in well.estimates().values())
+    assert "not identified" not in well.summary().as_text()
+    # one run more, in a group of its own
+    one = sl.fit_joint(["E + A*N**-alpha"], {"N": np.append(x, 3e8)}, np.append(y, 2.4),
+                       groups=[*g, "d"], per_group=["E"], **kw)
+    assert one.unidentified == ("E[d]",) and not one.estimates()["E[d]"].identified
+    assert one.estimates()["E[a]"].identified and one.estimates()["alpha"].identified
+    text = one.summary().as_text()
+    assert "group d (runs at 1 distinct input point)" in text
+    assert "not identified" in text.split("\nE[d]")[1].splitlines()[0]
+    one.save(tmp_path / "one.json")
+    back = load_result(tmp_path / "one.json")
+    assert back.unidentified == ("E[d]",) and back.to_dict()["unidentified"] == ["E[d]"]
+    # twelve runs at one N, with a floor and a coefficient of their own
+    n12 = np.full(12, 1e8)
+    y12 = 2.0 + 400 * n12 ** -0.3 * (1 + 0.01 * np.random.default_rng(8).standard_normal(12))
+    flat = sl.fit_joint(["E + A*N**-alpha"], {"N": np.append(x, n12)}, np.append(y, y12),
+                        groups=[*g, *["d"] * 12], per_group=["E", "A"], **kw)
+    assert flat.unidentified == ("E[d]", "A[d]")
+
+
+def test_an_exponent_the_runs_cannot_pin_reads_not_identified_by_the_single_fits_rule():
+    """30 runs over N in 1e8..1.3e8 (a tenth of a decade): the shared exponent runs to its
+    bound in the draws, and the floors with it; the single fits' rule (the same function) flags
+    them. The coefficient's interval spans decades but keeps its sign, which that rule accepts
+    for a linear parameter."""
+    rng = np.random.default_rng(0)
+    n = np.exp(rng.uniform(np.log(1e8), np.log(1.3e8), 30))
+    g = ["a"] * 15 + ["b"] * 15
+    y = np.where(np.array(g) == "a", 1.8, 2.1) + 400 * n ** -0.3 * (1 + 0.01 * rng.standard_normal(30))
+    fit = sl.fit_joint(["E + A*N**-alpha"], {"N": n}, y, groups=g, per_group=["E"],
+                       bounds={"alpha": (0.0, 2.0)}, bootstrap=40)
+    assert fit.unidentified == ("alpha", "E[a]", "E[b]")
+    assert any(w.startswith("not identified by these runs: alpha, E[a], E[b]") for w in fit.warnings)
+    assert "not identified" in fit.summary().as_text().split("\nalpha")[1].splitlines()[0]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -138,8 +138,20 @@ def bootstrap_fit(
 # -- soft identifiability -----------------------------------------------------------------------
 
 
+class Parametrised(Protocol):
+    """What the identifiability checks read of a fit's model: its parameter names (the draws'
+    columns, in order) and their plausible ranges. A :class:`Law` is one; so is a joint fit
+    (:class:`scalinglab.fit.lsq.JointFit`, shared and per-group parameters), which has no law."""
+
+    @property
+    def param_names(self) -> Sequence[str]: ...
+
+    @property
+    def bounds(self) -> Mapping[str, tuple[float, float]]: ...
+
+
 def _soft_checks(
-    law: Law, log_params: Sequence[bool], params: Mapping[str, float], boot: np.ndarray | None,
+    law: Parametrised, log_params: Sequence[bool], params: Mapping[str, float], boot: np.ndarray | None,
     level: float, only: Collection[str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Warnings and the parameters the data do not pin down (estimate or draws at the bounds,
@@ -576,7 +588,7 @@ def _linear_law(base: Law, tie: Mapping[str, str] | None, fix: Mapping[str, floa
                              f"formula {base.formula!r} could not be read ({exc})", "scale") from None
 
 
-def _linear_soft_checks(law: Law, params: Mapping[str, float], draws: np.ndarray | None, level: float,
+def _linear_soft_checks(law: Parametrised, params: Mapping[str, float], draws: np.ndarray | None, level: float,
                         linear: set[str]) -> tuple[list[str], list[str]]:
     """:func:`_soft_checks` for a linear-scale fit: a coefficient or offset (a linear parameter,
     of any sign and any magnitude) is unidentified when its interval is wider than twice its

@@ -1410,10 +1410,19 @@ class JointFit(Result):
     run_ids: tuple[str, ...] = ()
     #: the search's summary as saved (a loaded fit keeps no :class:`LsqFit`)
     search_info: dict[str, Any] | None = None
+    #: parameters these runs do not pin down (the single fits' rule, :func:`_joint_unidentified`):
+    #: kept, but shown as "not identified"
+    unidentified: tuple[str, ...] = ()
 
     @property
     def n_runs(self) -> int:
         return len(self.run_ids) or self.n_rows
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Every fitted parameter, shared ones by name and per-group ones as ``"E[group]"``
+        (the columns of :attr:`draws`)."""
+        return tuple(self.params)
 
     def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
         if self.draws is None or not len(self.draws):
@@ -1422,8 +1431,10 @@ class JointFit(Result):
 
     def estimates(self) -> dict[str, Estimate]:
         """Each parameter with its percentile interval over the resamples (none without
-        bootstrap; none, with the reason as its note, where under half the resamples refitted)."""
-        return {k: Estimate.from_draws(v, None if self.draws is None else self.draws[:, i], self.level)
+        bootstrap; none, with the reason as its note, where under half the resamples refitted),
+        flagged (``identified=False``) where the runs do not pin it down."""
+        return {k: Estimate.from_draws(v, None if self.draws is None else self.draws[:, i], self.level,
+                                       identified=k not in self.unidentified)
                 for i, (k, v) in enumerate(self.params.items())}
 
     def summary(self) -> Any:
@@ -1507,6 +1518,7 @@ class JointFit(Result):
                "run_ids": list(self.run_ids), "level": self.level,
                "intervals": {k: None if e.ci is None else list(e.ci) for k, e in est.items()},
                "interval_notes": {k: e.note for k, e in est.items() if e.note},
+               "unidentified": list(self.unidentified),
                "bootstrap": None if self.bootstrap is None else dict(self.bootstrap),
                "search": search, "notes": list(self.notes), "warnings": list(self.warnings)}
         if include_draws and self.draws is not None:
@@ -1526,7 +1538,8 @@ class JointFit(Result):
                    level=float(data.get("level", 0.95)),
                    bootstrap=None if data.get("bootstrap") is None else dict(data["bootstrap"]),
                    run_ids=tuple(str(r) for r in data.get("run_ids", ())),
-                   search_info=None if data.get("search") is None else dict(data["search"]))
+                   search_info=None if data.get("search") is None else dict(data["search"]),
+                   unidentified=tuple(str(k) for k in data.get("unidentified", ())))
 
 
 def _names(text: str) -> list[str]:
@@ -1719,12 +1732,43 @@ def fit_joint(
         if boot["usable"] < boot["done"]:
             lean_notes.append(f"bootstrap: {boot['done'] - boot['usable']} of {boot['done']} resamples could not "
                               "be refitted in every part (no finite optimum) and give no value there")
-    return JointFit(dict(zip(outs, texts, strict=True)), tuple(x), params, all_bounds, group_names,
-                    per_group, fit, int(sum(b.y.size for b in blocks)),
-                    [f"variable projection: {len(fit.linear)} linear parameters solved exactly, "
-                     f"{len(fit.nonlinear)} searched", *lean_notes], warnings,
-                    draws=draws, level=float(level), bootstrap=boot,
-                    run_ids=() if run_ids is None else tuple(str(r) for r in run_ids))
+    out = JointFit(dict(zip(outs, texts, strict=True)), tuple(x), params, all_bounds, group_names,
+                   per_group, fit, int(sum(b.y.size for b in blocks)),
+                   [f"variable projection: {len(fit.linear)} linear parameters solved exactly, "
+                    f"{len(fit.nonlinear)} searched", *lean_notes], warnings,
+                   draws=draws, level=float(level), bootstrap=boot,
+                   run_ids=() if run_ids is None else tuple(str(r) for r in run_ids))
+    seen = np.any(np.isfinite(y), axis=1)  # a run counts where it has some target
+    at = np.column_stack(list(x.values()))
+    points = {g: len(np.unique(at[seen & (labels == g)], axis=0)) for g in group_names}
+    more, out.unidentified = _joint_unidentified(out, set(fit.linear), points)
+    out.warnings += more
+    return out
+
+
+def _joint_unidentified(fit: JointFit, linear: set[str], points: Mapping[str, int]) -> tuple[list[str], tuple[str, ...]]:
+    """The single linear-scale fits' identifiability rule (:func:`scalinglab.fit.loss._linear_soft_checks`:
+    an estimate outside its bounds, draws at infinity or outside the bounds, an interval spanning
+    decades or wider than an exponent's 1 or, for a coefficient, than twice its value) on the joint
+    fit's parameters and draws; and, as :func:`fit_arrays` refuses a law with more parameters than
+    runs, a group's own parameters where its distinct input ``points`` (runs at distinct inputs)
+    are no more than them: the runs then decide them exactly or not at all, and resampling the
+    group's runs cannot show their spread. One run: every resample is that run; 12 runs all at
+    one N fitted E[g] + A[g]*N**-alpha with E[g] and A[g] each 'identified' by the draws (A[g]'s
+    interval 377-574, E[g]'s 1.790-1.797) though only their sum at that N is (the truth: E = 2.0,
+    the fit 1.79). ``(warnings, unidentified)``."""
+    from scalinglab.fit.loss import _linear_soft_checks
+
+    warnings, flagged = _linear_soft_checks(fit, fit.params, fit.draws, fit.level, linear)
+    few = [g for g, n in points.items() if fit.per_group and n <= len(fit.per_group)]
+    if few:
+        warnings.append("not identified by these runs: the per-group parameters of "
+                        + ", ".join(f"group {g} (runs at {points[g]} distinct input point"
+                                    f"{'s' * (points[g] != 1)})" for g in few)
+                        + f", no more than its {len(fit.per_group)} own parameter(s)"
+                        + ". Treat these parameters (and figures derived from them) as unknown.")
+        flagged += [f"{p}[{g}]" for g in few for p in fit.per_group if f"{p}[{g}]" not in flagged]
+    return warnings, tuple(k for k in fit.params if k in flagged)
 
 
 #: CPU seconds the joint bootstrap may spend before it stops early (after at least
