@@ -41,6 +41,7 @@ from scipy.optimize import lsq_linear, minimize
 from scipy.stats import qmc
 
 from scalinglab.errors import NotIdentifiable, ParameterError
+from scalinglab.fit.identify import _linear_soft_checks
 from scalinglab.laws.formula import compile_expressions
 from scalinglab.results import Result
 from scalinglab.stats import Estimate
@@ -1747,7 +1748,7 @@ def fit_joint(
 
 
 def _joint_unidentified(fit: JointFit, linear: set[str], points: Mapping[str, int]) -> tuple[list[str], tuple[str, ...]]:
-    """The single linear-scale fits' identifiability rule (:func:`scalinglab.fit.loss._linear_soft_checks`:
+    """The single linear-scale fits' identifiability rule (:func:`scalinglab.fit.identify._linear_soft_checks`:
     an estimate outside its bounds, draws at infinity or outside the bounds, an interval spanning
     decades or wider than an exponent's 1 or, for a coefficient, than twice its value) on the joint
     fit's parameters and draws; and, as :func:`fit_arrays` refuses a law with more parameters than
@@ -1757,8 +1758,6 @@ def _joint_unidentified(fit: JointFit, linear: set[str], points: Mapping[str, in
     one N fitted E[g] + A[g]*N**-alpha with E[g] and A[g] each 'identified' by the draws (A[g]'s
     interval 377-574, E[g]'s 1.790-1.797) though only their sum at that N is (the truth: E = 2.0,
     the fit 1.79). ``(warnings, unidentified)``."""
-    from scalinglab.fit.loss import _linear_soft_checks
-
     warnings, flagged = _linear_soft_checks(fit, fit.params, fit.draws, fit.level, linear)
     few = [g for g, n in points.items() if fit.per_group and n <= len(fit.per_group)]
     if few:
