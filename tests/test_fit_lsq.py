@@ -791,3 +791,17 @@ def test_an_exponent_the_runs_cannot_pin_reads_not_identified_by_the_single_fits
     assert fit.unidentified == ("alpha", "E[a]", "E[b]")
     assert any(w.startswith("not identified by these runs: alpha, E[a], E[b]") for w in fit.warnings)
     assert "not identified" in fit.summary().as_text().split("\nalpha")[1].splitlines()[0]
+
+
+def test_fit_joint_with_forward_selection_polishes_every_distinct_start_as_fit_arrays_does():
+    """Forward selection chooses among the basins found, so its search explores (as
+    fit_arrays(select="forward") does): on the two-bump law it polishes every distinct start up
+    to MAX_POLISH (16; the least-squares search stops at 8, its best basin reached thrice) and
+    scores both basins."""
+    x, y, _ = _two_bumps()
+    kw = dict(bounds={"m": (0, 10)}, compute=x)
+    plain = lsq.fit_joint([BUMP], {"x": x}, y, **kw)
+    fwd = lsq.fit_joint([BUMP], {"x": x}, y, select="forward", **kw)
+    assert plain.search.n_polished == 8 and fwd.search.n_polished == lsq.MAX_POLISH
+    assert any(m.startswith("select=forward: 2 basins refitted") for m in fwd.notes), fwd.notes
+    assert fwd.params["m"] == pytest.approx(8.6, abs=0.02)

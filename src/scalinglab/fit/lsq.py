@@ -1680,8 +1680,10 @@ def fit_joint(
     budget = time_budget or TIME_BUDGET
     leaning = bool(lean_top) and np.ptp(c_row) > 0  # constant compute: nothing to lean toward
     forward = select == "forward" and np.ptp(c_row) > 0
+    # forward selection chooses among the basins found: the search polishes every distinct start
+    # its budget allows rather than stopping once the best basin recurs (as fit_arrays does)
     fit = lsq_search(problem, seed=seed, budget_s=budget * (1.0 - 0.2 * leaning - 0.15 * forward)
-                     - (time.process_time() - start))
+                     - (time.process_time() - start), explore=forward)
     lean_notes = []
 
     def top_of(frac: float) -> np.ndarray:
