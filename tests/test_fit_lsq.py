@@ -805,3 +805,25 @@ def test_fit_joint_with_forward_selection_polishes_every_distinct_start_as_fit_a
     assert plain.search.n_polished == 8 and fwd.search.n_polished == lsq.MAX_POLISH
     assert any(m.startswith("select=forward: 2 basins refitted") for m in fwd.notes), fwd.notes
     assert fwd.params["m"] == pytest.approx(8.6, abs=0.02)
+
+
+def test_cli_per_group_says_it_fits_least_squares_and_refuses_a_typed_robust_loss(tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    x, y, g = _grouped_runs(np.random.default_rng(4), n_per=12)
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"N": x, "corpus": g, "loss": y}).to_csv(path, index=False)
+    args = ["fit", "custom", str(path), "--formula", "E + A*N**-alpha", "--inputs", "N",
+            "--bounds", "alpha=0.05:1", "--group", "corpus", "--per-group", "E", "--bootstrap", "0"]
+    plain = CliRunner().invoke(app, args)  # --loss left at its default (huber): fitted, and said
+    assert plain.exit_code == 0, plain.output
+    assert "least squares on the linear scale" in plain.stdout
+    mse = CliRunner().invoke(app, [*args, "--loss", "mse"])
+    assert mse.exit_code == 0, mse.output
+    for extra, flag in ((["--loss", "huber"], "--loss huber"), (["--delta", "0.5"], "--delta"),
+                        (["--loss", "asymmetric"], "--loss asymmetric")):
+        res = CliRunner().invoke(app, [*args, *extra])
+        assert res.exit_code != 0 and f"{flag} does not combine with --group --per-group" in res.output, res.output

@@ -571,6 +571,7 @@ def custom_cmd(
     per_group: str = typer.Option(None, "--per-group", help="With --group: these parameters get "
                                   "one value per group (e.g. E,A); the others are shared across "
                                   "groups (a joint least-squares fit on the linear scale)."),
+    ctx: typer.Context = None,  # type: ignore[assignment]  (typer passes it: which options were typed)
 ) -> None:
     """Fit a law you write: parsed safely (no eval), symbolic gradients, multi-start, bootstrap.
 
@@ -605,7 +606,10 @@ def custom_cmd(
             unused += [flag for flag, given in (
                 ("--tie", tie), ("--fix", fix), ("--weights", weights), ("--drop-highest", drop_highest),
                 ("--noise-floor", noise_floor), ("--scale log", scale == "log"),
-                ("--loss " + str(loss), loss not in ("huber", "mse"))) if given]
+                # huber is the default: refused only where typed (the fit's notes say it is
+                # least squares); mse is what the joint fit does
+                ("--loss " + str(loss), loss != "mse" and (loss != "huber" or _typed(ctx, "loss"))),
+                ("--delta", _typed(ctx, "delta")), ("--over-penalty", _typed(ctx, "over_penalty"))) if given]
         if unused:
             raise UserError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not combine "
                             f"with --group{' --per-group' if per_group else ''}"
@@ -615,6 +619,13 @@ def custom_cmd(
         return
     _fit_command(law, file, store, where, tag, map_, bootstrap, holdout_top, seed, compute, at,
                  save, json_, all_runs, best_per_point, group_by, est, units=_units(units))
+
+
+def _typed(ctx: typer.Context | None, param: str) -> bool:
+    """Whether the command line gave ``param`` (not its default), where a default and a typed
+    value look alike (``--loss huber``)."""
+    source = None if ctx is None else ctx.get_parameter_source(param)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | None,

@@ -1737,7 +1737,9 @@ def fit_joint(
                               "be refitted in every part (no finite optimum) and give no value there")
     out = JointFit(dict(zip(outs, texts, strict=True)), tuple(x), params, all_bounds, group_names,
                    per_group, fit, int(sum(b.y.size for b in blocks)),
-                   [f"variable projection: {len(fit.linear)} linear parameters solved exactly, "
+                   ["least squares on the linear scale (sum of squared residuals y - f; no Huber or asymmetric "
+                    "loss)" + (", per-run weights" if w is not None else ""),
+                    f"variable projection: {len(fit.linear)} linear parameters solved exactly, "
                     f"{len(fit.nonlinear)} searched", *lean_notes], warnings,
                    draws=draws, level=float(level), bootstrap=boot,
                    run_ids=() if run_ids is None else tuple(str(r) for r in run_ids))
