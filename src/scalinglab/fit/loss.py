@@ -565,17 +565,15 @@ def _fit_linear(
     parsed = law.parametrisation.parsed  # type: ignore[union-attr]
     problem = lsq.Problem([lsq.Block(parsed.expr, xt, y[train], wt)], law.param_names, law.bounds)
     budget = time_budget or lsq.TIME_BUDGET
-    # leaning takes a share of the budget: a fit that would spend it all searching (lr/bsz's
-    # 15-26-parameter laws) keeps a fifth for it
+    # leaning and forward selection each take a share of the budget (lsq.search_budget)
     leaning = bool(lean_top) and np.ptp(c[train]) > 0  # constant compute: nothing to lean toward
-    # ... and forward selection a share too (one local refit per basin, on 90% of the rows)
     forward = select == "forward" and np.ptp(c[train]) > 0
-    point = lsq.lsq_search(problem, seed=seed, budget_s=budget * (1.0 - 0.2 * leaning - 0.15 * forward)
+    point = lsq.lsq_search(problem, seed=seed, budget_s=lsq.search_budget(budget, leaning, forward)
                            - (time.process_time() - start), explore=forward)
     chosen = None
     if select == "forward":
         point, chosen = lsq.forward_select(problem, point, lsq.top_rows(c[train], select_top),
-                                           budget_s=max(budget * 0.15, 0.3))
+                                           budget_s=lsq.forward_budget(budget))
         notes.append(chosen.describe(select_top))
     robust = None
     if est_name in ("huber", "asymmetric"):

@@ -1117,6 +1117,23 @@ def lean_toward(problem: Problem, fit: LsqFit, top: np.ndarray, *, sigmas: float
 #: :func:`forward_select`'s default: the top 10% of the rows fitted, by compute, held out (the
 #: share a law fitted to extrapolate is usually asked to reach beyond its data)
 FORWARD_TOP = 0.1
+#: shares of a fit's time budget kept back from the search for what follows it: the lean (a fit
+#: that would spend it all searching, lr/bsz's 15-26-parameter laws, keeps a fifth for it) and
+#: the forward selection (one local refit per basin on the rows left, at least FORWARD_MIN_S)
+LEAN_SHARE = 0.2
+FORWARD_SHARE = 0.15
+FORWARD_MIN_S = 0.3
+
+
+def search_budget(budget: float, leaning: bool, forward: bool) -> float:
+    """The search's part of a fit's ``budget`` when a lean and/or a forward selection follow it
+    (:func:`fit_joint` and :func:`scalinglab.fit.loss.fit_arrays` alike)."""
+    return budget * (1.0 - LEAN_SHARE * leaning - FORWARD_SHARE * forward)
+
+
+def forward_budget(budget: float) -> float:
+    """:func:`forward_select`'s part of a fit's ``budget``."""
+    return max(budget * FORWARD_SHARE, FORWARD_MIN_S)
 
 
 @dataclass
@@ -1682,7 +1699,7 @@ def fit_joint(
     forward = select == "forward" and np.ptp(c_row) > 0
     # forward selection chooses among the basins found: the search polishes every distinct start
     # its budget allows rather than stopping once the best basin recurs (as fit_arrays does)
-    fit = lsq_search(problem, seed=seed, budget_s=budget * (1.0 - 0.2 * leaning - 0.15 * forward)
+    fit = lsq_search(problem, seed=seed, budget_s=search_budget(budget, leaning, forward)
                      - (time.process_time() - start), explore=forward)
     lean_notes = []
 
@@ -1697,7 +1714,7 @@ def fit_joint(
     # with a shallower basin chosen on purpose, the starts counted are those that reached it
     target = "the best optimum"
     if select == "forward":
-        fit, chosen = forward_select(problem, fit, top_of(select_top), budget_s=max(budget * 0.15, 0.3))
+        fit, chosen = forward_select(problem, fit, top_of(select_top), budget_s=forward_budget(budget))
         lean_notes.append(chosen.describe(select_top))
         target = "the chosen basin" if chosen.moved else target
     lean_w = None
