@@ -1,6 +1,8 @@
-"""Time the loss-curve fit, and measure how often its forecast bands cover the truth.
+"""Time the loss-curve fit and its peak memory, and measure how often its forecast bands cover
+the truth.
 
     python benchmarks/bench_curves.py [--bootstrap 100] [--reference-resamples 4]
+    python benchmarks/bench_curves.py --memory          # the peak-memory cases alone
     python benchmarks/bench_curves.py --coverage 200 [--level 0.9] [--law stack]
     python benchmarks/bench_curves.py --laws 3
 
@@ -11,6 +13,20 @@ the same fit as a straightforward implementation writes it — one ``scipy.optim
 (L-BFGS-B, analytic gradient) per start and per resample on the law's exact per-step sums; it
 runs ``--reference-resamples`` of the resamples and is scaled linearly to all of them (stated).
 Also: one evaluation of the law with the exact sums against the grouped ones.
+
+Peak memory (also ``--memory`` alone): each case in a fresh interpreter that reports its own peak
+resident set size (``VmHWM``), beside the reference measured in the same run, a process that
+imports the same modules and reads the same data but fits nothing. Cases: ``24k``, the fit above
+(100 resamples) with the six held-out curves predicted at their logged steps and the authors'
+exact sum on the 72,000-step cosine (what ``reproduce.py --only multi-power`` does per model
+size); ``72k``, the law fitted to constant_72000, cosine_72000 and wsd_20000_24000 with 100
+resamples and a 95% band for an unseen 72,000-step cosine (to 1e-5) at every 8th step (8,730
+steps). Target
+(issue: a few 72,000-step curves with 100 resamples must not need GBs): every case < 1,000 MB.
+Measured (2 shared cores, the reference 256 MB): ``24k`` 410 MB and 5.0 s CPU, ``72k`` 351 MB
+and 20 s CPU; before the decay sum, designs and bands were taken in slices (laws/curves.py
+``DECAY_CHUNK``, ``DESIGN_TERMS``; fit/curves.py ``BAND_ELEMENTS``) 2,439 MB / 13.8 s and
+2,365 MB / 54 s, with the same numbers out.
 
 ``--coverage N``: N replicates of a simulation with known truth (three noisy curves of a known
 multi-power law, 0.1% log-normal noise, logged every 128 steps), each fitted with 100 block
@@ -43,6 +59,16 @@ from scalinglab.laws.schedules import Schedule, cosine
 ROOT = Path(__file__).resolve().parents[1]
 CURVES = ROOT / ".." / "shared" / "data" / "curves"
 TRAIN = ("cosine_24000", "constant_24000", "wsdcon_9")
+
+
+#: peak-memory target of every ``--memory`` case (MB)
+TARGET_MB = 1000.0
+LONG = ("constant_72000", "cosine_72000", "wsd_20000_24000")
+HELD_OUT = ("constant_72000", "cosine_72000", "wsd_20000_24000", "wsdld_20000_24000", "wsdcon_3",
+            "wsdcon_18")
+#: the authors' released 25M parameters (benchmarks/repro_curves.py, AUTHORS)
+AUTHORS_25M = (3.04045406, 0.52468604, 0.50786857, 363.78751622, 2.06560812, 0.58279013,
+               0.64142257)
 
 
 def released() -> tuple[pd.DataFrame, dict[str, Schedule]]:
@@ -101,6 +127,68 @@ def timing(bootstrap: int, n_ref: int) -> None:
         law.evaluate(theta, d)
         print(f"one evaluation with gradient, 4 parameter rows, {label}: "
               f"{time.process_time() - t:.3f} s CPU ({d.terms['w'].size} terms)")
+
+
+def _peak_mb() -> float:
+    """This process's peak resident set size (VmHWM: its own, not its parent's before exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource  # not Linux: ru_maxrss (kB on Linux, bytes on macOS)
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_case(case: str, bootstrap: int) -> dict[str, float]:
+    """Child of ``--memory``: one case (see the module docstring); its peak MB and CPU s."""
+    curves = pd.read_csv(CURVES / "mpl_curves_25M.csv")
+    exact = pd.read_parquet(CURVES / "mpl_schedules.parquet")
+    schedules = {n: Schedule(g.sort_values("step")["lr"].to_numpy(), n)
+                 for n, g in exact.groupby("schedule")}
+    cpu = time.process_time()
+    if case == "24k":
+        fit = fit_curves(curves[curves.schedule.isin(TRAIN)], columns={"run": "schedule"},
+                         bootstrap=bootstrap, schedules=schedules, warmup=2160)
+        for name in HELD_OUT:
+            steps = curves[curves.schedule == name]["step"].sort_values().to_numpy()
+            fit.curve_draws(schedules[name], steps)
+        authors = dict(zip(MultiPowerLaw.params, AUTHORS_25M, strict=True))
+        steps = curves[curves.schedule == "cosine_72000"]["step"].sort_values().to_numpy()
+        MultiPowerLaw(warmup_terms=True).value(authors, schedules["cosine_72000"], steps, ratio=None)
+    elif case == "72k":
+        fit = fit_curves(curves[curves.schedule.isin(LONG)], columns={"run": "schedule"},
+                         bootstrap=bootstrap, schedules=schedules, warmup=2160)
+        target = Schedule(cosine(72000, 3e-4, 1e-5, 2160), "cosine_72000_to_1e-5")
+        fit.predict(target, steps=np.arange(2161, 72000, 8))
+    elif case != "imports":
+        raise ValueError(f"unknown memory case {case!r}")
+    return {"peak_mb": _peak_mb(), "cpu": time.process_time() - cpu}
+
+
+def memory(bootstrap: int) -> None:
+    """Peak RSS of each case in its own interpreter, beside the imports-and-data reference."""
+    import json
+    import os
+    import subprocess
+
+    got = {}
+    for case in ("imports", "24k", "72k"):
+        out = subprocess.run([sys.executable, __file__, "--memory-case", case, "--bootstrap",
+                              str(bootstrap)], check=True, capture_output=True, text=True,
+                             env=os.environ.copy())
+        got[case] = json.loads(out.stdout.strip().splitlines()[-1])
+    ref = got["imports"]["peak_mb"]
+    print(f"peak memory (RSS, own process each; reference: imports and data, nothing fitted: "
+          f"{ref:.0f} MB)")
+    labels = {"24k": f"fit 3 x 24,000-step curves, {bootstrap} resamples, 6 held-out curves, "
+                     "authors' exact sum at 72,000 steps",
+              "72k": f"fit 2 x 72,000 + 1 x 24,000-step curves, {bootstrap} resamples, band at "
+                     "every 8th step of a 72,000-step cosine"}
+    for case, label in labels.items():
+        mb, cpu = got[case]["peak_mb"], got[case]["cpu"]
+        print(f"  {label}: {mb:.0f} MB ({mb / ref:.2f}x the reference, +{mb - ref:.0f} MB), "
+              f"{cpu:.1f} s CPU; target < {TARGET_MB:.0f} MB: "
+              f"{'met' if mb < TARGET_MB else 'NOT met'}")
 
 
 TRUTH = {"L0": 3.0, "A": 0.55, "alpha": 0.45, "B": 450.0, "C": 2.0, "beta": 0.55, "gamma": 0.6}
@@ -197,7 +285,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--law", default="multipower", help="with --coverage: the law= to fit")
     ap.add_argument("--laws", type=int, default=0,
                     help="seeds of the one-law-is-true check of auto and stack")
+    ap.add_argument("--memory", action="store_true", help="only the peak-memory cases")
+    ap.add_argument("--memory-case", help=argparse.SUPPRESS)  # a child of --memory
     args = ap.parse_args(argv)
+    if args.memory_case:
+        import json
+
+        print(json.dumps(memory_case(args.memory_case, args.bootstrap)))
+        return 0
     if args.laws:
         laws_when_one_is_true(args.laws)
         return 0
@@ -207,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     if not CURVES.exists():
         print(f"data absent: {CURVES}")
         return 0
-    timing(args.bootstrap, args.reference_resamples)
+    if not args.memory:
+        timing(args.bootstrap, args.reference_resamples)
+    memory(args.bootstrap)
     return 0
 
 

@@ -83,6 +83,43 @@ def test_multipower_gradient_matches_finite_differences() -> None:
         np.testing.assert_allclose(J[0, :, i], num[0], rtol=1e-5, atol=1e-9)
 
 
+def test_multipower_in_slices_gives_the_one_batch_numbers_bit_for_bit(monkeypatch) -> None:
+    """Memory bounds change no number: the decay sum taken a few parameter rows at a time
+    (DECAY_CHUNK), the steps a few per design (DESIGN_TERMS: value, predictions) and a band a
+    few points at a time (BAND_ELEMENTS) give exactly the values of one batch."""
+    import scalinglab.fit.curves as fc
+    import scalinglab.laws.curves as lc
+
+    law = MultiPowerLaw()
+    sched = Schedule(SHAPES["rewarm"], "rewarm")  # rises and falls: terms of both signs
+    steps = np.arange(600, sched.steps, 97)
+    design = law.prepare([sched], [steps], FIT_RATIO)
+    rng = np.random.default_rng(0)
+    theta = np.log([[TRUTH[p] for p in law.params]]) + rng.normal(0.0, 0.3, (7, 7))
+    theta[3, 4] += 40.0  # a wild row whose terms overflow
+    monkeypatch.setattr(lc, "DECAY_CHUNK", 1 << 40)
+    whole = [law.evaluate(theta, design, grad) for grad in (True, False)]
+    monkeypatch.setattr(lc, "DECAY_CHUNK", 3 * design.terms["w"].size)  # rows 3 + 3 + 1
+    for (loss, J), grad in zip(whole, (True, False), strict=True):
+        got, got_J = law.evaluate(theta, design, grad)
+        assert np.array_equal(got, loss, equal_nan=True)
+        assert J is None and got_J is None or np.array_equal(got_J, J, equal_nan=True)
+    params = dict(zip(law.params, np.exp(theta[0]), strict=True))
+    for ratio in (None, PREDICT_RATIO):
+        one = law.evaluate(theta[:1], law.prepare([sched], [steps], ratio), grad=False)[0][0]
+        monkeypatch.setattr(lc, "DESIGN_TERMS", 5 * (sched.steps if ratio is None else 2 * len(
+            lc._distance_edges(sched.steps, ratio))))  # 5 steps per design
+        assert len(list(law.designs(sched, steps, ratio))) == -(-steps.size // 5)
+        assert np.array_equal(law.value(params, sched, steps, ratio), one)
+        monkeypatch.undo()
+    curves = np.exp(rng.normal(1.0, 0.01, (31, 50)))
+    curves[4, 7] = np.nan  # a draw that failed at one point
+    whole = fc.draw_band(curves, 0.002, 0.003, 0.9, seed=5)
+    monkeypatch.setattr(fc, "BAND_ELEMENTS", 30 * fc.NOISE_DRAWS * 7)  # 7 points a slice
+    for got, want in zip(fc.draw_band(curves, 0.002, 0.003, 0.9, seed=5), whole, strict=True):
+        assert np.array_equal(got, want)
+
+
 def test_momentum_area_is_the_momentum_recursion() -> None:
     lr = SHAPES["wsd_exp"]
     law = MomentumLaw(decay=0.999)

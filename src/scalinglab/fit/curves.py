@@ -69,6 +69,8 @@ N_POLISH = 8
 LORO_RESAMPLES = 20
 #: noise draws per bootstrap draw in a prediction band
 NOISE_DRAWS = 20
+#: values (draws x points) per slice of a band (:func:`draw_band`): 16 MB
+BAND_ELEMENTS = 1 << 21
 #: runs from which ``resample="auto"`` draws whole runs
 MIN_RUNS_FOR_RUN_BOOTSTRAP = 6
 #: a parameter whose bootstrap interval spans more than this many decades is reported as not
@@ -607,15 +609,24 @@ def draw_band(curves: np.ndarray, noise: float, discrepancy: float, level: float
     if len(curves) <= 1:
         nan = np.full(curves.shape[1], np.nan)
         return nan, nan.copy()
-    logs = np.log(np.where(curves[1:] > 0, curves[1:], np.nan))
+    z = None
     if noise > 0 or discrepancy > 0:
         rng = np.random.default_rng(seed)
         # one draw per curve serves every point: the band is pointwise
-        z = noise * rng.standard_normal((logs.shape[0], NOISE_DRAWS, 1))
+        z = noise * rng.standard_normal((len(curves) - 1, NOISE_DRAWS, 1))
         if discrepancy > 0:
-            z = z + discrepancy * rng.standard_normal((logs.shape[0], NOISE_DRAWS, 1))
-        logs = (logs[:, None, :] + z).reshape(-1, logs.shape[1])
-    lo, hi = percentile_interval(logs, level)
+            z = z + discrepancy * rng.standard_normal((len(curves) - 1, NOISE_DRAWS, 1))
+    # pointwise, so taken a slice of points at a time: the widened draws are (K * NOISE_DRAWS,
+    # points), 1.1 GB in one piece for 100 draws at every step of a 72,000-step schedule
+    n = curves.shape[1]
+    lo, hi = np.empty(n), np.empty(n)
+    per = max(1, BAND_ELEMENTS // ((len(curves) - 1) * (NOISE_DRAWS if z is not None else 1)))
+    for a in range(0, n, per):
+        part = curves[1:, a:a + per]
+        logs = np.log(np.where(part > 0, part, np.nan))
+        if z is not None:
+            logs = (logs[:, None, :] + z).reshape(-1, logs.shape[1])
+        lo[a:a + per], hi[a:a + per] = percentile_interval(logs, level)
     return np.exp(lo), np.exp(hi)
 
 
@@ -666,14 +677,17 @@ class CurveFit(Result):
         return np.asarray(rows)
 
     def curve_draws(self, schedule: Schedule, steps: np.ndarray) -> np.ndarray:
-        """The law at ``steps`` (K+1, n): the estimate first, then every bootstrap draw."""
-        design = self.law.prepare([schedule], [steps], PREDICT_RATIO)
+        """The law at ``steps`` (K+1, n): the estimate first, then every bootstrap draw.
+
+        Steps are taken in slices whose design stays small (:meth:`CurveLaw.designs`), so a
+        prediction at every step of a long schedule needs no more memory than one at 400."""
         thetas = self._thetas()
         out = np.empty((len(thetas), len(steps)))
-        if isinstance(self.law, StackedLaw):
-            return self._stack_draws(thetas, design, out)
-        for i in range(0, len(thetas), 32):  # (32 x terms) work arrays
-            out[i:i + 32] = self.law.evaluate(thetas[i:i + 32], design, grad=False)[0]
+        for sl, design in self.law.designs(schedule, steps, PREDICT_RATIO):
+            if isinstance(self.law, StackedLaw):
+                self._stack_draws(thetas, design, out[:, sl])
+            else:
+                out[:, sl] = self.law.evaluate(thetas, design, grad=False)[0]
         return out
 
     def _stack_draws(self, thetas: np.ndarray, design: CurveDesign, out: np.ndarray) -> np.ndarray:
@@ -688,9 +702,7 @@ class CurveFit(Result):
         for k, (sub, sl, d) in enumerate(zip(law.laws, law.slices, design.terms["designs"],
                                              strict=True)):
             rows = 1 + np.flatnonzero(pick == k)
-            for i in range(0, len(rows), 32):  # (32 x terms) work arrays
-                chunk = rows[i:i + 32]
-                out[chunk] = sub.evaluate(thetas[chunk, sl], d, grad=False)[0]
+            out[rows] = sub.evaluate(thetas[rows, sl], d, grad=False)[0]
         return out
 
     def _level(self, level: float | None) -> float:
