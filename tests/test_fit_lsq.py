@@ -807,6 +807,31 @@ def test_fit_joint_with_forward_selection_polishes_every_distinct_start_as_fit_a
     assert fwd.params["m"] == pytest.approx(8.6, abs=0.02)
 
 
+def test_cli_a_group_column_the_runs_lack_is_named_as_group_not_group_by(tmp_path):
+    """``--group nope`` is told about ``--group`` (it read "--group-by names column(s)
+    ['nope']"), with the file and a close match, as one line and exit code 2, with or without
+    --per-group or --all-runs (which raised a KeyError); a bad ``--group-by`` still names
+    ``--group-by``."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    x, y, g = _grouped_runs(np.random.default_rng(4), n_per=12)
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"N": x, "corpus": g, "loss": y}).to_csv(path, index=False)
+    args = ["fit", "custom", str(path), "--formula", "E + A*N**-alpha", "--inputs", "N",
+            "--bounds", "alpha=0.05:1", "--bootstrap", "0"]
+    for extra in ([], ["--per-group", "E"], ["--all-runs"]):
+        res = CliRunner().invoke(app, [*args, "--group", "corpsu", *extra])
+        assert res.exit_code == 2, res.output
+        assert res.output.strip() == (
+            f"error: {path}: --group 'corpsu' is not a column of the runs (did you mean "
+            "'corpus'?); their columns are ['N', 'loss', 'corpus']"), res.output
+    by = CliRunner().invoke(app, [*args, "--group", "corpus", "--group-by", "nope"])
+    assert by.exit_code == 2 and "--group-by names column(s) ['nope']" in by.output, by.output
+
+
 def test_cli_per_group_says_it_fits_least_squares_and_refuses_a_typed_robust_loss(tmp_path):
     import pandas as pd
     from typer.testing import CliRunner
