@@ -746,6 +746,36 @@ def test_cli_per_group_prints_intervals_saves_them_and_bootstrap_zero_gives_none
     assert default["bootstrap"]["requested"] == 200 and all(default["intervals"].values())
 
 
+def test_cli_per_group_save_writes_the_printed_fit_plus_its_draws_from_one_to_dict(tmp_path, monkeypatch):
+    """``--per-group --save F --json``: the saved file is the printed JSON, field for field and in
+    the same order, plus the draws; the joint fit's estimates (intervals read from every draw)
+    are computed once, where --save built its dict a second time."""
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    x, y, g = _grouped_runs(np.random.default_rng(4), n_per=12)
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"N": x, "corpus": g, "loss": y}).to_csv(path, index=False)
+    real = lsq.JointFit.estimates
+    calls: list[int] = []
+    monkeypatch.setattr(lsq.JointFit, "estimates", lambda self: calls.append(1) or real(self))
+    save = tmp_path / "joint.json"
+    res = CliRunner().invoke(app, ["fit", "custom", str(path), "--formula", "E + A*N**-alpha",
+                                   "--inputs", "N", "--bounds", "alpha=0.05:1", "--group", "corpus",
+                                   "--per-group", "E", "--bootstrap", "20", "--save", str(save), "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(calls) == 1
+    printed, saved = json.loads(res.stdout), json.loads(save.read_text())
+    draws = saved.pop("draws")
+    assert len(draws) == 20 and len(draws[0]) == 5
+    assert list(saved) == list(printed) and saved == printed
+    assert printed["source"] == str(path) and printed["group"] == "corpus"
+
+
 def test_a_group_with_no_more_input_points_than_its_own_parameters_reads_not_identified(tmp_path):
     """The joint fit flags what the runs cannot pin as the single fits do: a group with one run
     (a floor of its own fitted exactly), or twelve runs all at one N (its E and A trade off: only

@@ -677,12 +677,13 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
                               select_top=est.select_top, bootstrap=bootstrap,
                               run_ids=frame["run_id"].astype(str).tolist() if "run_id" in frame else None)
             joint.notes[:0] = notes
-            out = joint.to_dict() | {"source": source, "group": group}
+            # one to_dict (its estimates() reads every draw); the draws only in the saved file
+            saved = joint.to_dict(include_draws=save is not None) | {"source": source, "group": group}
+            out = {k: v for k, v in saved.items() if k != "draws"}
             if save is not None:
                 from scalinglab.serialize import keep_infinities
 
-                write_file(save, to_json(keep_infinities(joint.to_dict(include_draws=True)
-                                                         | {"source": source, "group": group})), "--save")
+                write_file(save, to_json(keep_infinities(saved)), "--save")
             if json_:
                 emit_json(out)
                 return
