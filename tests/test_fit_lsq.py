@@ -3,6 +3,7 @@ several outputs and groups — each on a synthetic law with a known answer."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ import sympy as sp
 import scalinglab as sl
 from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.fit import lsq
+from scalinglab.fit.forward import forward_moved
 from scalinglab.fit.loss import choose_scale
 from scalinglab.laws.formula import parse_formula
 
@@ -610,8 +612,32 @@ def test_fit_joint_selects_forward_in_each_independent_group():
                         per_group=["A", "m"], compute=x, select="forward")
     assert fit.params["m[a]"] == pytest.approx(8.6, abs=0.02) and fit.params["m[b]"] == pytest.approx(8.6, abs=0.02)
     assert any("in each of 2 independent parts" in m and "2 part(s) moved" in m for m in fit.notes), fit.notes
+    # the record is kept (as a single fit keeps it in info.estimator), saved and read back: each
+    # group chose its second basin, so the fit moved off the least-squares optimum
+    assert [p["chosen"] for p in fit.forward["parts"]] == [1, 1] and forward_moved(fit.forward)
+    back = lsq.JointFit.from_dict(json.loads(json.dumps(fit.to_dict())))
+    assert back.forward == fit.forward and forward_moved(back.forward)
+    plain = lsq.fit_joint([BUMP], {"x": x}, y, bounds={"m": (0, 10)}, groups=["a"] * 200 + ["b"] * 200,
+                          per_group=["A", "m"])
+    assert plain.forward is None and not forward_moved(plain.forward) and plain.to_dict()["forward"] is None
     with pytest.raises(ParameterError, match="select=forward needs compute"):
         lsq.fit_joint([BUMP], {"x": x}, y, bounds={"m": (0, 10)}, select="forward")
+    # one check for both entry points: a select_top that is not a number is refused, not a TypeError
+    with pytest.raises(ParameterError, match="select_top is a fraction of the rows"):
+        lsq.fit_joint([BUMP], {"x": x}, y, compute=x, select="forward", select_top="0.1")  # type: ignore[arg-type]
+    with pytest.raises(ParameterError, match="'optimum' or 'forward'"):
+        lsq.fit_joint([BUMP], {"x": x}, y, compute=x, select="deepest")
+
+
+def test_a_forward_record_moved_where_it_or_any_of_its_parts_chose_another_basin():
+    assert not forward_moved(None) and not forward_moved({"n_held": 20, "chosen": 0, "n_basins": 2})
+    assert forward_moved({"n_held": 20, "chosen": 1, "n_basins": 2})
+    assert forward_moved({"n_held": 40, "parts": [{"chosen": 0}, {"chosen": 2}]})
+    assert not forward_moved({"n_held": 40, "parts": [{"chosen": 0}, {"chosen": 0}]})
+    # the live record and its saved form agree
+    rec = lsq.Forward(20, [1.0, 2.0], [3.0, 0.5], 1)
+    assert rec.moved and forward_moved(rec.to_dict())
+    assert not lsq.Forward(40, [], [], 0, parts=[lsq.Forward(20, [1.0], [], 0)] * 2).moved
 
 
 def test_cli_select_forward_and_a_clear_message_for_a_fraction_that_is_not_a_number(tmp_path):
