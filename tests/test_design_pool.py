@@ -208,6 +208,21 @@ def test_an_observed_run_must_be_a_row_of_the_pool(pool):
         match_observed(pool, pool[["N", "D"]].head(2), model, "loss")
 
 
+def test_the_observed_runs_are_named_in_errors_by_an_argument_not_by_the_frames_attrs(pool):
+    """``observed_source`` names the observed runs in design_pool's errors (the command line
+    passes the --observed file); the name no longer rides on ``observed.attrs``, so a frame
+    that carries a stale name there does not change the message."""
+    odd = pd.DataFrame({"N": [123.0], "D": [456.0], "loss": [3.0]})
+    kw = dict(cost="6*N*D", target="top:10%", budget=0.3)
+    with pytest.raises(InputError) as named:
+        sl.design_pool(pool[["N", "D"]], "chinchilla", observed=odd, observed_source="done.csv", **kw)
+    assert str(named.value) == "done.csv: row 1: this run matches no row of the pool (on N, D)"
+    odd.attrs["source"] = "stale.csv"
+    with pytest.raises(InputError) as plain:
+        sl.design_pool(pool[["N", "D"]], "chinchilla", observed=odd, **kw)
+    assert str(plain.value) == "observed: row 1: this run matches no row of the pool (on N, D)"
+
+
 # -- the greedy engine ---------------------------------------------------------------------------
 
 

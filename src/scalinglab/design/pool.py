@@ -858,6 +858,7 @@ def design_pool(
     discrepancy: bool = True,
     source: str = "pool",
     model: PoolModel | None = None,
+    observed_source: str = "observed",
 ) -> PoolProposal:
     """Propose the next runs from ``pool`` (a frame of runnable experiments: the law's inputs).
 
@@ -871,6 +872,8 @@ def design_pool(
     cost and by gain alone; ``False`` trusts the law's form (V-optimal per unit cost). Returns a
     :class:`PoolProposal`;
     the proposed rows are ``proposal.runs`` (each with its pool row ``row``, 1-based).
+    ``source`` and ``observed_source`` name the pool and the observed runs in errors (their
+    files, on the command line).
     """
     frame = pool.reset_index(drop=True)
     if not len(frame):
@@ -883,9 +886,8 @@ def design_pool(
     tmask = target_mask(frame, c, target, source)
     model = model or LawModel(law, frame, columns, source)
     law_name = getattr(getattr(model, "law", None), "name", str(law))
-    rows, y = match_observed(frame, observed, model, outcome, columns,
-                             str(observed.attrs.get("source", "observed"))) if observed is not None \
-        and len(observed) else (np.zeros(0, int), np.zeros((0, model.n_outputs)))
+    rows, y = match_observed(frame, observed, model, outcome, columns, observed_source) \
+        if observed is not None and len(observed) else (np.zeros(0, int), np.zeros((0, model.n_outputs)))
     spent = float(c[rows].sum())
     total = budget * float(c.sum())
     left = total - spent

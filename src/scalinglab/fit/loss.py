@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, NothingToFit, NotIdentifiable, ParameterError
+from scalinglab.fit.forward import FORWARD_TOP, check_select
 from scalinglab.fit.identify import (  # noqa: F401  (MAX_*: design/ reads them from here)
     MAX_DECADES,
     MAX_EXPONENT_WIDTH,
@@ -278,7 +279,7 @@ def fit_arrays(
     noise_floor: float | None = None,
     lean_top: float = 0.0,
     select: str = "optimum",
-    select_top: float = 0.1,
+    select_top: float = FORWARD_TOP,
     searched: Callable[[PointFit], None] | None = None,
 ) -> FitResult:
     """Fit ``law`` to runs given as arrays (``inputs[name]`` for each of ``law.inputs``).
@@ -335,7 +336,7 @@ def fit_arrays(
     scale, scale_note = choose_scale(scale, loss)
     if not 0.0 <= lean_top < 1.0:
         raise ParameterError(f"lean_top is a fraction of the runs, in [0, 1), not {lean_top}", "lean_top")
-    _check_select(select, select_top)
+    check_select(select, select_top)
     if scale == "linear":
         if searched is not None:
             raise ParameterError("searched works on the log scale only (the linear scale's search "
@@ -536,7 +537,7 @@ def _fit_linear(
     bounds: Mapping[str, tuple[float, float]] | None, estimator: str | Estimator,
     weights: Any, drop_highest: int, note: str, time_budget: float | None,
     delta: float = HUBER_DELTA, over_penalty: float = OVER_PENALTY, lean_top: float = 0.0,
-    select: str = "optimum", select_top: float = 0.1,
+    select: str = "optimum", select_top: float = FORWARD_TOP,
 ) -> FitResult:
     """:func:`fit_arrays` on the linear scale (:mod:`scalinglab.fit.lsq`)."""
     import time
@@ -678,14 +679,6 @@ def _fit_linear(
     return fit
 
 
-def _check_select(select: str, select_top: float) -> None:
-    if select not in ("optimum", "forward"):
-        raise ParameterError(f"select is 'optimum' or 'forward', not {select!r}", "select")
-    if not (isinstance(select_top, (int, float)) and 0.0 < select_top < 1.0):
-        raise ParameterError(f"select_top is a fraction of the runs, strictly between 0 and 1, not {select_top}",
-                             "select_top")
-
-
 def _lean(problem: Problem, point: LsqFit, c: np.ndarray, frac: float, robust: RobustFit | None,
           budget_s: float, notes: list[str]) -> tuple[LsqFit, Lean]:
     """``lean_top`` of :func:`fit_arrays`: :func:`lsq.lean_toward` the top runs by compute (under
@@ -733,7 +726,7 @@ def fit_law(
     noise_floor: float | None = None,
     lean_top: float = 0.0,
     select: str = "optimum",
-    select_top: float = 0.1,
+    select_top: float = FORWARD_TOP,
     searched: Callable[[PointFit], None] | None = None,
 ) -> FitResult:
     """Fit a loss law (a catalogue name, see ``scalinglab.list_laws()``, or a :class:`Law`) to a
