@@ -849,6 +849,48 @@ def test_an_exponent_the_runs_cannot_pin_reads_not_identified_by_the_single_fits
     assert "not identified" in fit.summary().as_text().split("\nalpha")[1].splitlines()[0]
 
 
+def test_a_coefficient_held_to_one_sign_reads_not_identified_where_its_interval_reaches_the_bound():
+    """E + A*x**-a + B*x with B held >= 0, 80 runs over x in 1..100 (noise 0.01). Truth B = 0:
+    the fit puts B at its bound and the resamples put it between 0 and ~2e-4; its interval is
+    narrow in the target's units (the width an exponent is held to) and never changes sign (the
+    bound stops it), so the linear rule called "B = 0 [0, 0.00017]" identified, though the runs
+    cannot tell the term from none. Truth B = 0.01: the runs pin it (0.0096-0.0100), unflagged."""
+    rng = np.random.default_rng(0)
+    x = np.geomspace(1, 100, 80)
+    law = sl.Law.from_formula("E + A*x**-a + B*x", inputs=("x",), bounds={"a": (0.1, 2.0), "B": (0.0, np.inf)})
+    kw = dict(bootstrap=100, scale="linear", estimator="mse", seed=0)
+    absent = sl.fit_arrays(law, {"x": x}, 1.0 + 2.0 * x ** -0.5 + 0.01 * rng.standard_normal(x.size), **kw)
+    assert absent.params["B"] == 0.0 and absent.ci["B"][0] == 0.0 and 0 < absent.ci["B"][1] < 1e-3
+    assert absent.unidentified == ("B",)
+    assert any(w.startswith("not identified by these runs: the 95% interval of B (held >= 0) reaches 0")
+               for w in absent.warnings), absent.warnings
+    present = sl.fit_arrays(law, {"x": x}, 1.0 + 2.0 * x ** -0.5 + 0.01 * x + 0.01 * rng.standard_normal(x.size),
+                            **kw)
+    assert present.ci["B"][0] > 0.009 and present.ci["B"][1] < 0.011
+    assert present.unidentified == () and not any("not identified" in w for w in present.warnings)
+
+
+def test_a_held_magnitude_spanning_decades_is_flagged_and_one_all_at_its_bound_is_not():
+    """The rule on given draws: a coefficient held <= 0 is a size; draws from -1e-6 to -0.1
+    (log-uniform) span 4.8 decades in their 95% interval: flagged, however narrow they are in
+    the target's units (0.1). Draws all at 0 agree on 0 (the enforced-bound warning covers that);
+    a free coefficient with the same draws is judged by the sign test, which it passes; one held
+    >= 0 at 0.5 +- 1% is pinned."""
+    from scalinglab.fit.identify import _linear_soft_checks
+
+    class Model:
+        param_names = ("c", "z", "f", "p")
+        bounds = {"c": (-np.inf, 0.0), "z": (0.0, np.inf), "p": (0.0, 10.0)}
+
+    rng = np.random.default_rng(0)
+    spread = -(10 ** rng.uniform(-6, -1, 200))
+    draws = np.column_stack([spread, np.zeros(200), spread, 0.5 * (1 + 0.01 * rng.standard_normal(200))])
+    params = {"c": -1e-3, "z": 0.0, "f": -1e-3, "p": 0.5}
+    warnings, flagged = _linear_soft_checks(Model(), params, draws, 0.95, {"c", "z", "f", "p"})
+    assert flagged == ["c"]
+    assert len(warnings) == 1 and "the 95% interval of c (held <= 0) spans 4.8 decades" in warnings[0]
+
+
 def test_fit_joint_with_forward_selection_polishes_every_distinct_start_as_fit_arrays_does():
     """Forward selection chooses among the basins found, so its search explores (as
     fit_arrays(select="forward") does): on the two-bump law it polishes every distinct start up

@@ -290,6 +290,14 @@ def _fit_command(
     fit.notes[:0] = notes
     # what is shown is what is saved: the fit read at --compute/--at is a result of its own
     shown = fit.at(compute, points) if compute or points else fit
+    _save_and_show(shown, save, json_)
+    if save is not None and not json_:
+        console.print(f"[green]saved[/] the fit and its {fit.n_draws} bootstrap draws to {save}")
+
+
+def _save_and_show(shown: Any, save: Path | None, json_: bool) -> None:
+    """A fit command's ending: write what is shown, with its bootstrap draws, to ``--save``;
+    then its JSON (``--json``) or its summary."""
     if save is not None:
         from scalinglab.serialize import keep_infinities
 
@@ -298,8 +306,6 @@ def _fit_command(
         emit_json(shown.to_dict())
         return
     print_summary(shown.summary())
-    if save is not None:
-        console.print(f"[green]saved[/] the fit and its {fit.n_draws} bootstrap draws to {save}")
 
 
 def _units(units: list[str] | None, scale: list[str] | None = None) -> dict[str, str]:
@@ -443,14 +449,7 @@ def isoflop(
     if compare or compare_law:  # part of the result: its summary shows them, --save keeps them
         result.comparisons = _compare(result, compute, compare_law)
     shown = result.at(compute) if compute else result  # what is shown is what is saved
-    if save is not None:
-        from scalinglab.serialize import keep_infinities
-
-        write_file(save, to_json(keep_infinities(shown.to_dict(include_draws=True))), "--save")
-    if json_:
-        emit_json(shown.to_dict())
-        return
-    print_summary(shown.summary())
+    _save_and_show(shown, save, json_)
 
 
 def _compare(result: Any, compute: list[float] | None, law_path: Path | None) -> list[Any]:

@@ -1779,7 +1779,8 @@ def fit_joint(
 def _joint_unidentified(fit: JointFit, linear: set[str], points: Mapping[str, int]) -> tuple[list[str], tuple[str, ...]]:
     """The single linear-scale fits' identifiability rule (:func:`scalinglab.fit.identify._linear_soft_checks`:
     an estimate outside its bounds, draws at infinity or outside the bounds, an interval spanning
-    decades or wider than an exponent's 1 or, for a coefficient, than twice its value) on the joint
+    decades or wider than an exponent's 1 or, for a coefficient, than twice its value; a
+    coefficient held to one sign whose interval reaches 0 or spans decades) on the joint
     fit's parameters and draws; and, as :func:`fit_arrays` refuses a law with more parameters than
     runs, a group's own parameters where its distinct input ``points`` (runs at distinct inputs)
     are no more than them: the runs then decide them exactly or not at all, and resampling the
