@@ -43,7 +43,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -59,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scalebench_tasks as sbt  # noqa: E402
 
 import scalinglab as sl  # noqa: E402
+from scalinglab.fit.forward import forward_moved  # noqa: E402
 from scalinglab.laws.formula import compile_expressions, parse_formula  # noqa: E402
 
 
@@ -152,11 +152,8 @@ def ours_predict(spec: sbt.LawSpec, x: dict[str, np.ndarray], y_fit: np.ndarray,
         res = sl.fit_joint(list(spec.formulas), x, y_fit, bounds=spec.bounds_of(spec.params), seed=seed,
                            compute=cost, lean_top=lean_top if cost is not None else 0.0,
                            select=select if cost is not None else "optimum")
-        if moved is not None and select == "forward" and cost is not None:
-            # the joint fit says what it chose in its notes: a basin chosen, or some parts moved
-            moved.append(int(any(n.startswith("select=forward") and (" chosen (training SSE" in n or
-                                                                   re.search(r"; [1-9]\d* part\(s\) moved", n))
-                                 for n in res.notes)))
+        if moved is not None and res.forward is not None:
+            moved.append(int(forward_moved(res.forward)))
         return res.predict(**x_test), res.predict(**x), "", None
     law = spec.law(0)
     res = sl.fit_arrays(law, {k: x[k] for k in law.inputs}, y_fit[:, 0], bootstrap=0, seed=seed,
@@ -166,7 +163,7 @@ def ours_predict(spec: sbt.LawSpec, x: dict[str, np.ndarray], y_fit: np.ndarray,
     lean = (res.info.estimator or {}).get("lean") if res.info else None
     fw = (res.info.estimator or {}).get("forward") if res.info else None
     if moved is not None and fw is not None:
-        moved.append(int(bool(fw.get("chosen"))))
+        moved.append(int(forward_moved(fw)))
     return pred, fitted, "; ".join(w for w in res.warnings if "fragile" in w), None if lean is None else lean["sse_start"]
 
 

@@ -208,6 +208,21 @@ def test_an_observed_run_must_be_a_row_of_the_pool(pool):
         match_observed(pool, pool[["N", "D"]].head(2), model, "loss")
 
 
+def test_the_observed_runs_are_named_in_errors_by_an_argument_not_by_the_frames_attrs(pool):
+    """``observed_source`` names the observed runs in design_pool's errors (the command line
+    passes the --observed file); the name no longer rides on ``observed.attrs``, so a frame
+    that carries a stale name there does not change the message."""
+    odd = pd.DataFrame({"N": [123.0], "D": [456.0], "loss": [3.0]})
+    kw = dict(cost="6*N*D", target="top:10%", budget=0.3)
+    with pytest.raises(InputError) as named:
+        sl.design_pool(pool[["N", "D"]], "chinchilla", observed=odd, observed_source="done.csv", **kw)
+    assert str(named.value) == "done.csv: row 1: this run matches no row of the pool (on N, D)"
+    odd.attrs["source"] = "stale.csv"
+    with pytest.raises(InputError) as plain:
+        sl.design_pool(pool[["N", "D"]], "chinchilla", observed=odd, **kw)
+    assert str(plain.value) == "observed: row 1: this run matches no row of the pool (on N, D)"
+
+
 # -- the greedy engine ---------------------------------------------------------------------------
 
 
@@ -444,3 +459,22 @@ def test_cli_round_trip_resumes_from_the_observed_file(pool, tmp_path):
     refused = _cli("design", "pool", "pool.csv", *common, "--observed", "observed.csv",
                    "--out", "observed.csv", cwd=tmp_path)
     assert refused.returncode == 2 and "is an input" in refused.stderr
+
+
+def test_a_cell_that_is_not_a_number_is_named_by_row_and_column_and_what_it_was_for():
+    """The cost's columns, the law's inputs and the replayed outcome are read as numbers the
+    same way: the first cell that is not a finite number is one line naming its row, its column
+    and what the number was for."""
+    frame = pd.DataFrame({"N": [1e8, "big", 4e8], "D": [2e9, 4e9, "n/a"], "loss": [3.1, 2.9, "?"]})
+    with pytest.raises(InputError) as err:
+        cost_of(frame, "6*N*D", source="pool.csv")
+    assert str(err.value) == ("pool.csv: row 2, column 'N': 'big' is not a number, so the cost "
+                              "'6*N*D' cannot be computed")
+    with pytest.raises(InputError) as err:
+        LawModel("chinchilla", frame.assign(N=1e8), source="pool.csv")
+    assert str(err.value) == ("pool.csv: row 3, column 'D': 'n/a' is not a number (an input of "
+                              "law 'chinchilla')")
+    with pytest.raises(InputError) as err:
+        sl.replay_study(frame.assign(N=1e8, D=2e9), "chinchilla", cost="6*N*D", target="top:10%",
+                        source="pool.csv")
+    assert str(err.value) == "pool.csv: row 3, column 'loss': '?' is not a number"

@@ -3,6 +3,7 @@ several outputs and groups — each on a synthetic law with a known answer."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ import sympy as sp
 import scalinglab as sl
 from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.fit import lsq
+from scalinglab.fit.forward import forward_moved
 from scalinglab.fit.loss import choose_scale
 from scalinglab.laws.formula import parse_formula
 
@@ -610,8 +612,32 @@ def test_fit_joint_selects_forward_in_each_independent_group():
                         per_group=["A", "m"], compute=x, select="forward")
     assert fit.params["m[a]"] == pytest.approx(8.6, abs=0.02) and fit.params["m[b]"] == pytest.approx(8.6, abs=0.02)
     assert any("in each of 2 independent parts" in m and "2 part(s) moved" in m for m in fit.notes), fit.notes
+    # the record is kept (as a single fit keeps it in info.estimator), saved and read back: each
+    # group chose its second basin, so the fit moved off the least-squares optimum
+    assert [p["chosen"] for p in fit.forward["parts"]] == [1, 1] and forward_moved(fit.forward)
+    back = lsq.JointFit.from_dict(json.loads(json.dumps(fit.to_dict())))
+    assert back.forward == fit.forward and forward_moved(back.forward)
+    plain = lsq.fit_joint([BUMP], {"x": x}, y, bounds={"m": (0, 10)}, groups=["a"] * 200 + ["b"] * 200,
+                          per_group=["A", "m"])
+    assert plain.forward is None and not forward_moved(plain.forward) and plain.to_dict()["forward"] is None
     with pytest.raises(ParameterError, match="select=forward needs compute"):
         lsq.fit_joint([BUMP], {"x": x}, y, bounds={"m": (0, 10)}, select="forward")
+    # one check for both entry points: a select_top that is not a number is refused, not a TypeError
+    with pytest.raises(ParameterError, match="select_top is a fraction of the rows"):
+        lsq.fit_joint([BUMP], {"x": x}, y, compute=x, select="forward", select_top="0.1")  # type: ignore[arg-type]
+    with pytest.raises(ParameterError, match="'optimum' or 'forward'"):
+        lsq.fit_joint([BUMP], {"x": x}, y, compute=x, select="deepest")
+
+
+def test_a_forward_record_moved_where_it_or_any_of_its_parts_chose_another_basin():
+    assert not forward_moved(None) and not forward_moved({"n_held": 20, "chosen": 0, "n_basins": 2})
+    assert forward_moved({"n_held": 20, "chosen": 1, "n_basins": 2})
+    assert forward_moved({"n_held": 40, "parts": [{"chosen": 0}, {"chosen": 2}]})
+    assert not forward_moved({"n_held": 40, "parts": [{"chosen": 0}, {"chosen": 0}]})
+    # the live record and its saved form agree
+    rec = lsq.Forward(20, [1.0, 2.0], [3.0, 0.5], 1)
+    assert rec.moved and forward_moved(rec.to_dict())
+    assert not lsq.Forward(40, [], [], 0, parts=[lsq.Forward(20, [1.0], [], 0)] * 2).moved
 
 
 def test_cli_select_forward_and_a_clear_message_for_a_fraction_that_is_not_a_number(tmp_path):
@@ -746,6 +772,36 @@ def test_cli_per_group_prints_intervals_saves_them_and_bootstrap_zero_gives_none
     assert default["bootstrap"]["requested"] == 200 and all(default["intervals"].values())
 
 
+def test_cli_per_group_save_writes_the_printed_fit_plus_its_draws_from_one_to_dict(tmp_path, monkeypatch):
+    """``--per-group --save F --json``: the saved file is the printed JSON, field for field and in
+    the same order, plus the draws; the joint fit's estimates (intervals read from every draw)
+    are computed once, where --save built its dict a second time."""
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    x, y, g = _grouped_runs(np.random.default_rng(4), n_per=12)
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"N": x, "corpus": g, "loss": y}).to_csv(path, index=False)
+    real = lsq.JointFit.estimates
+    calls: list[int] = []
+    monkeypatch.setattr(lsq.JointFit, "estimates", lambda self: calls.append(1) or real(self))
+    save = tmp_path / "joint.json"
+    res = CliRunner().invoke(app, ["fit", "custom", str(path), "--formula", "E + A*N**-alpha",
+                                   "--inputs", "N", "--bounds", "alpha=0.05:1", "--group", "corpus",
+                                   "--per-group", "E", "--bootstrap", "20", "--save", str(save), "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(calls) == 1
+    printed, saved = json.loads(res.stdout), json.loads(save.read_text())
+    draws = saved.pop("draws")
+    assert len(draws) == 20 and len(draws[0]) == 5
+    assert list(saved) == list(printed) and saved == printed
+    assert printed["source"] == str(path) and printed["group"] == "corpus"
+
+
 def test_a_group_with_no_more_input_points_than_its_own_parameters_reads_not_identified(tmp_path):
     """The joint fit flags what the runs cannot pin as the single fits do: a group with one run
     (a floor of its own fitted exactly), or twelve runs all at one N (its E and A trade off: only
@@ -793,6 +849,48 @@ def test_an_exponent_the_runs_cannot_pin_reads_not_identified_by_the_single_fits
     assert "not identified" in fit.summary().as_text().split("\nalpha")[1].splitlines()[0]
 
 
+def test_a_coefficient_held_to_one_sign_reads_not_identified_where_its_interval_reaches_the_bound():
+    """E + A*x**-a + B*x with B held >= 0, 80 runs over x in 1..100 (noise 0.01). Truth B = 0:
+    the fit puts B at its bound and the resamples put it between 0 and ~2e-4; its interval is
+    narrow in the target's units (the width an exponent is held to) and never changes sign (the
+    bound stops it), so the linear rule called "B = 0 [0, 0.00017]" identified, though the runs
+    cannot tell the term from none. Truth B = 0.01: the runs pin it (0.0096-0.0100), unflagged."""
+    rng = np.random.default_rng(0)
+    x = np.geomspace(1, 100, 80)
+    law = sl.Law.from_formula("E + A*x**-a + B*x", inputs=("x",), bounds={"a": (0.1, 2.0), "B": (0.0, np.inf)})
+    kw = dict(bootstrap=100, scale="linear", estimator="mse", seed=0)
+    absent = sl.fit_arrays(law, {"x": x}, 1.0 + 2.0 * x ** -0.5 + 0.01 * rng.standard_normal(x.size), **kw)
+    assert absent.params["B"] == 0.0 and absent.ci["B"][0] == 0.0 and 0 < absent.ci["B"][1] < 1e-3
+    assert absent.unidentified == ("B",)
+    assert any(w.startswith("not identified by these runs: the 95% interval of B (held >= 0) reaches 0")
+               for w in absent.warnings), absent.warnings
+    present = sl.fit_arrays(law, {"x": x}, 1.0 + 2.0 * x ** -0.5 + 0.01 * x + 0.01 * rng.standard_normal(x.size),
+                            **kw)
+    assert present.ci["B"][0] > 0.009 and present.ci["B"][1] < 0.011
+    assert present.unidentified == () and not any("not identified" in w for w in present.warnings)
+
+
+def test_a_held_magnitude_spanning_decades_is_flagged_and_one_all_at_its_bound_is_not():
+    """The rule on given draws: a coefficient held <= 0 is a size; draws from -1e-6 to -0.1
+    (log-uniform) span 4.8 decades in their 95% interval: flagged, however narrow they are in
+    the target's units (0.1). Draws all at 0 agree on 0 (the enforced-bound warning covers that);
+    a free coefficient with the same draws is judged by the sign test, which it passes; one held
+    >= 0 at 0.5 +- 1% is pinned."""
+    from scalinglab.fit.identify import _linear_soft_checks
+
+    class Model:
+        param_names = ("c", "z", "f", "p")
+        bounds = {"c": (-np.inf, 0.0), "z": (0.0, np.inf), "p": (0.0, 10.0)}
+
+    rng = np.random.default_rng(0)
+    spread = -(10 ** rng.uniform(-6, -1, 200))
+    draws = np.column_stack([spread, np.zeros(200), spread, 0.5 * (1 + 0.01 * rng.standard_normal(200))])
+    params = {"c": -1e-3, "z": 0.0, "f": -1e-3, "p": 0.5}
+    warnings, flagged = _linear_soft_checks(Model(), params, draws, 0.95, {"c", "z", "f", "p"})
+    assert flagged == ["c"]
+    assert len(warnings) == 1 and "the 95% interval of c (held <= 0) spans 4.8 decades" in warnings[0]
+
+
 def test_fit_joint_with_forward_selection_polishes_every_distinct_start_as_fit_arrays_does():
     """Forward selection chooses among the basins found, so its search explores (as
     fit_arrays(select="forward") does): on the two-bump law it polishes every distinct start up
@@ -805,6 +903,31 @@ def test_fit_joint_with_forward_selection_polishes_every_distinct_start_as_fit_a
     assert plain.search.n_polished == 8 and fwd.search.n_polished == lsq.MAX_POLISH
     assert any(m.startswith("select=forward: 2 basins refitted") for m in fwd.notes), fwd.notes
     assert fwd.params["m"] == pytest.approx(8.6, abs=0.02)
+
+
+def test_cli_a_group_column_the_runs_lack_is_named_as_group_not_group_by(tmp_path):
+    """``--group nope`` is told about ``--group`` (it read "--group-by names column(s)
+    ['nope']"), with the file and a close match, as one line and exit code 2, with or without
+    --per-group or --all-runs (which raised a KeyError); a bad ``--group-by`` still names
+    ``--group-by``."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    x, y, g = _grouped_runs(np.random.default_rng(4), n_per=12)
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"N": x, "corpus": g, "loss": y}).to_csv(path, index=False)
+    args = ["fit", "custom", str(path), "--formula", "E + A*N**-alpha", "--inputs", "N",
+            "--bounds", "alpha=0.05:1", "--bootstrap", "0"]
+    for extra in ([], ["--per-group", "E"], ["--all-runs"]):
+        res = CliRunner().invoke(app, [*args, "--group", "corpsu", *extra])
+        assert res.exit_code == 2, res.output
+        assert res.output.strip() == (
+            f"error: {path}: --group 'corpsu' is not a column of the runs (did you mean "
+            "'corpus'?); their columns are ['N', 'loss', 'corpus']"), res.output
+    by = CliRunner().invoke(app, [*args, "--group", "corpus", "--group-by", "nope"])
+    assert by.exit_code == 2 and "--group-by names column(s) ['nope']" in by.output, by.output
 
 
 def test_cli_per_group_says_it_fits_least_squares_and_refuses_a_typed_robust_loss(tmp_path):

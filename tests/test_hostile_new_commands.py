@@ -87,6 +87,22 @@ def test_predict_curve_refuses_bad_numbers_in_its_options(curves):
             "--level must be in (0, 1)")
 
 
+def test_predict_curve_level_is_checked_once_by_the_fit_and_named_as_the_flag(curves):
+    """--level is the library's check (CurveFit refuses a level outside (0, 1) with a typed
+    ParameterError), shown with the flag's name for --schedule, --compare and --best-wsd alike;
+    the command kept a second copy of the rule, so its JSON error said UserError."""
+    fit = curves / "fit.json"
+    for mode in (["--schedule", SCHED], ["--compare", SCHED],
+                 ["--best-wsd", "steps=4000,peak=3e-4,final=3e-5,warmup=200"]):
+        for level, shown in (("1.5", "1.5"), ("nan", "nan")):
+            refused(["predict", "curve", "--fit", fit, *mode, "--level", level], curves,
+                    f"--level must be in (0, 1), not {shown}")
+        res = runner.invoke(app, ["predict", "curve", "--fit", str(fit), *mode, "--level", "0", "--json"])
+        assert res.exit_code == 2
+        assert json.loads(res.stdout)["error"] == {
+            "type": "ParameterError", "message": "--level must be in (0, 1), not 0.0", "exit_code": 2}
+
+
 def test_a_schedule_file_with_text_for_an_lr_is_refused_not_skipped(curves):
     pd.DataFrame({"step": [0, 1, 2, 3], "lr": ["1e-4", "2e-4", "abc", "3e-4"]}).to_csv(
         curves / "sched.csv", index=False)

@@ -363,25 +363,58 @@ def test_on_the_released_ladder_every_checkpoint_predicts_the_1b_rung_better_tha
         assert err["final"] == pytest.approx(paper, abs=0.0005)
 
 
+def _resamples(ladder: pd.DataFrame, k: int, seed: int = 4):
+    """Step 1's law, its checkpoints and ``k`` resamples of whole runs within each size."""
+    from scalinglab.downstream.ladder import _stage_law, lr_stage
+    from scalinglab.stats import bootstrap_weights
+
+    bpb, _ = task_columns(ladder, TASK)
+    runs = pd.DataFrame({"N": ladder["N"].to_numpy(float), "D": ladder["D"].to_numpy(float),
+                         "lr_stage": lr_stage(ladder), "loss": bpb})
+    names = list(pd.unique(ladder["run"]))
+    unit = pd.Categorical(ladder["run"], categories=names).codes
+    size_of = ladder.groupby("run", sort=False)["N"].first().loc[names].to_numpy()
+    counts = bootstrap_weights(len(names), k, np.random.default_rng(seed), strata=size_of)[:, unit]
+    return _stage_law(), runs, counts
+
+
 def test_step_one_draws_warm_started_equal_each_resamples_own_grid_search(scheduled):
     # the run-level bootstrap warm-starts resamples from the estimate and sends the ones that
     # stall to the full grid search: every draw is the resample's own best fit, as a grid search
     # per resample gives it
-    from scalinglab.downstream.ladder import _run_bootstrap, _stage_law, lr_stage
+    from scalinglab.downstream.ladder import _run_bootstrap
     from scalinglab.fit.loss import fit_law
-    from scalinglab.stats import bootstrap_weights
 
-    bpb, _ = task_columns(scheduled, TASK)
-    runs = pd.DataFrame({"N": scheduled["N"].to_numpy(float), "D": scheduled["D"].to_numpy(float),
-                         "lr_stage": lr_stage(scheduled), "loss": bpb})
-    names = list(pd.unique(scheduled["run"]))
-    unit = pd.Categorical(scheduled["run"], categories=names).codes
-    size_of = scheduled.groupby("run", sort=False)["N"].first().loc[names].to_numpy()
-    counts = bootstrap_weights(len(names), 3, np.random.default_rng(4), strata=size_of)[:, unit]
-    law = _stage_law()
-    draws = _run_bootstrap(law, runs, counts, seed=0, level=0.95)
+    law, runs, counts = _resamples(scheduled, 3)
+    found = []
+    fit_law(law, runs, bootstrap=0, searched=found.append)  # the estimate's search, handed on
+    draws = _run_bootstrap(law, runs, counts, found[0], seed=0, level=0.95)
     assert draws.shape == (3, 6) and np.isfinite(draws).all()
     for b in range(len(counts)):
         take = counts[b] > 0
         own = fit_law(law, runs[take].reset_index(drop=True), bootstrap=0, weights=counts[b][take])
         np.testing.assert_allclose(draws[b], [own.params[k] for k in law.param_names], rtol=1e-4)
+
+
+def test_where_the_estimate_ran_out_of_iterations_every_draw_is_its_resamples_grid_search(scheduled):
+    # warm fits start at the estimate with 300 iterations; where the estimate's own polish ran
+    # out of its 1,000 they stall too (190M-1B with every run: 19 of PIQA's and HellaSwag's
+    # first 20), so none is tried and each draw is its resample's grid search, to the last bit
+    from dataclasses import replace
+
+    from scalinglab.downstream.ladder import _run_bootstrap
+    from scalinglab.fit.loss import fit_law, natural_params
+    from scalinglab.fit.optimize import MAX_ITER
+
+    law, runs, counts = _resamples(scheduled, 2)
+    found = []
+    point = fit_law(law, runs, bootstrap=0, searched=found.append)
+    # what the hook hands on is the estimate's own search
+    np.testing.assert_array_equal(natural_params(law.log_model({k: runs[k].to_numpy(float) for k in law.inputs}),
+                                                 found[0].x[None])[0],
+                                  [point.params[k] for k in law.param_names])
+    draws = _run_bootstrap(law, runs, counts, replace(found[0], status=MAX_ITER), seed=0, level=0.95)
+    for b in range(len(counts)):
+        take = counts[b] > 0
+        own = fit_law(law, runs[take].reset_index(drop=True), bootstrap=0, weights=counts[b][take])
+        np.testing.assert_array_equal(draws[b], [own.params[k] for k in law.param_names])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -606,3 +607,41 @@ def test_each_group_fit_carries_its_held_offsets_and_older_files_still_load(tmp_
     back = load_result(tmp_path / "old.json")
     assert back.fixed == fit.fixed and "a.E_x" not in back.conf_int()
     assert "1.5 (fixed: given)" in back.summary().as_text()
+
+
+def _two_corpora_with_laws_of_x() -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Two corpora of 20 runs on an (N, D) grid: x from a Chinchilla law (E = 1.8, 2.0), y
+    linked to it (E_y = 2.3), both with 0.1% noise; and each corpus's Chinchilla law of x
+    (10 bootstrap draws): as E_x, an offset with draws, the path that refits under them."""
+    rng = np.random.default_rng(3)
+    rows, laws = [], {}
+    for g, e in (("a", 1.8), ("b", 2.0)):
+        N = np.repeat([1e7, 3e7, 1e8, 3e8, 1e9], 4)
+        D = N * np.tile([5, 10, 20, 40], 5)
+        x = (e + 400 / N**0.34 + 1200 / D**0.28) * np.exp(rng.normal(0, 1e-3, 20))
+        y = shifted_power({"x": x}, {"K": 1.2, "kappa": 1.1, "E_x": e, "E_y": 2.3})
+        rows.append(pd.DataFrame({"x": x, "y": y * np.exp(rng.normal(0, 1e-3, 20)), "corpus": g}))
+        laws[g] = fit_law("chinchilla", pd.DataFrame({"N": N, "D": D, "loss": x}), bootstrap=10)
+    return pd.concat(rows, ignore_index=True), laws
+
+
+def test_enough_bootstrap_refits_is_one_rule_for_the_per_group_and_the_pooled_fit(monkeypatch):
+    """Half the refits and at least 10, or all of them when fewer than 10 are asked for, on
+    both paths: bootstrap=3 keeps its 3 draws per group (the per-group fit under its offsets'
+    draws demanded 10 of 3 and refused every group, while the pooled fit kept 3), bootstrap=10
+    keeps 10. Both read the same rule: tightened to one more than asked, both refuse."""
+    import scalinglab.downstream.l2l as l2l
+    from scalinglab.errors import NotIdentifiable
+
+    assert [l2l._min_refits(n) for n in (0, 1, 3, 9, 10, 19, 20, 30, 100)] == [0, 1, 3, 9, 10, 10, 10, 15, 50]
+    frame, laws = _two_corpora_with_laws_of_x()
+    for boot in (3, 10):
+        for shared in ((), ("E_y",)):
+            fit = fit_loss_to_loss(frame, "x", "y", "corpus", E_x=laws, shared=shared, bootstrap=boot)
+            assert sorted(fit.fits) == ["a", "b"], (boot, shared, fit.warnings)
+            assert [fit.fits[g].n_draws for g in ("a", "b")] == [boot, boot], (boot, shared)
+    monkeypatch.setattr(l2l, "_min_refits", lambda asked: asked + 1)
+    with pytest.raises(NotIdentifiable, match="only 3 of 3 bootstrap refits under the offsets' draws"):
+        fit_loss_to_loss(frame, "x", "y", "corpus", E_x=laws, bootstrap=3)
+    with pytest.raises(NotIdentifiable, match="only 3 of 3 pooled bootstrap refits converged"):
+        fit_loss_to_loss(frame, "x", "y", "corpus", E_x=laws, shared=("E_y",), bootstrap=3)

@@ -214,3 +214,16 @@ def test_an_import_puts_back_the_thread_count_it_lowers_while_writing(store, tmp
         assert held.execute("SELECT current_setting('threads')").fetchall()[0][0] == 3
     finally:
         held.close()
+
+
+def test_add_run_is_all_or_nothing(store):
+    """A replacement whose curve cannot be stored (a step that is not a number) fails after its
+    run row was written in the transaction: the store keeps the run and curve it had."""
+    store.add_run({"run_id": "a", "N": 1e6, "D": 1e8, "loss": 3.5},
+                  pd.DataFrame({"step": [0, 10], "loss": [5.5, 4.0]}))
+    before = snapshot(store.path)
+    with pytest.raises(ValueError):
+        store.add_run({"run_id": "a", "N": 2e6, "D": 1e8, "loss": 3.0},
+                      pd.DataFrame({"step": [0, "ten"], "loss": [5.0, 3.0]}))
+    assert snapshot(store.path) == before
+    assert store.run("a")["N"] == 1e6 and list(store.curve("a").loss) == [5.5, 4.0]

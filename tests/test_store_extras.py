@@ -75,3 +75,18 @@ def test_scale_converts_a_fit_files_units(tmp_path, store):
         [1e16, 3e16, 1e17, 3e17, 1e18], rel=0.1)
     res = runner.invoke(app, ["fit", "chinchilla", "--store", str(store), "--scale", "N=1e6"])
     assert res.exit_code == 2 and "--scale" in res.output
+
+
+def test_group_takes_an_extra_column_from_the_store_and_a_missing_one_names_group(store):
+    """``fit custom --group optimizer`` splits the store's runs by an extra field (20 adamw,
+    the rest lion); a name no run has is reported as ``--group``, not ``--group-by``."""
+    args = ["fit", "custom", "--store", str(store), "--formula", "E + A*N**-alpha", "--inputs",
+            "N", "--bounds", "alpha=0.05:1", "--bootstrap", "0"]
+    res = runner.invoke(app, [*args, "--group", "optimizer", "--all-runs", "--json"])
+    assert res.exit_code == 0, res.output
+    fits = json.loads(res.stdout)["fits"]
+    assert {g: f["n_runs"] for g, f in fits.items()} == {"adamw": 20, "lion": len(isoflop_runs()) - 20}
+    bad = runner.invoke(app, [*args, "--group", "optimiser"])
+    assert bad.exit_code == 2, bad.output
+    assert f"{store}: --group 'optimiser' is not a column of the runs (did you mean 'optimizer'?)" \
+        in " ".join(bad.output.split()), bad.output

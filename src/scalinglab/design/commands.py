@@ -426,9 +426,8 @@ def design_pool_cmd(
         raise UserError(f"--out {out} is an input; write the proposal to another file")
     pool = _read(candidates, "CANDIDATES", units, parse_map(map_))
     seen = _read(observed, "--observed", units, parse_map(map_)) if observed is not None else None
-    if seen is not None:
-        seen.attrs["source"] = str(observed)  # its errors name the file
     proposal = design_pool(pool, spec, cost=cost, target=target, budget=budget, observed=seen,
+                           observed_source=str(observed),  # its errors name the file
                            outcome=outcome, columns=parse_map(map_), k=k,
                            criterion=criterion,  # type: ignore[arg-type]
                            cost_power=cost_power, bootstrap=bootstrap, seed=seed,

@@ -86,6 +86,18 @@ def _as_cost(parse: Any, text: str) -> Any:
         raise ParameterError(message, "cost") from None
 
 
+def _numbers(frame: pd.DataFrame, column: str, source: str, why: str = "") -> np.ndarray:
+    """A pool column as floats. The first cell that is not a finite number is an error naming
+    its row and column; ``why`` says what the number was for, after "is not a number"."""
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(f"{frame[column].iloc[i]!r} is not a number{why}", source=source,
+                         row=f"row {i + 1}", column=column)
+    return values
+
+
 def cost_of(frame: pd.DataFrame, expr: str, source: str = "pool") -> np.ndarray:
     """The cost of every row: ``expr`` over the frame's columns in the formula language
     (``6*N*D``, ``N*E``, ``6*N_dense*D1 + 6*N_active*D2``; parsed by an AST whitelist, never
@@ -103,15 +115,8 @@ def cost_of(frame: pd.DataFrame, expr: str, source: str = "pool") -> np.ndarray:
                              f"(its columns: {[str(c) for c in frame.columns]})", "cost")
     if names:
         parsed = _as_cost(lambda: parse_formula(text, inputs=names, params=()), text)
-        env = {}
-        for n in names:
-            col = pd.to_numeric(frame[n], errors="coerce").to_numpy(dtype=float)
-            bad = ~np.isfinite(col)
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise InputError(f"{frame[n].iloc[i]!r} is not a number, so the cost {text!r} "
-                                 "cannot be computed", source=source, row=f"row {i + 1}", column=n)
-            env[n] = col
+        env = {n: _numbers(frame, n, source, f", so the cost {text!r} cannot be computed")
+               for n in names}
         with np.errstate(all="ignore"):
             value = np.broadcast_to(np.asarray(compile_expressions([parsed.expr], ())(env)[0],
                                                dtype=float), (len(frame),)).copy()
@@ -232,17 +237,9 @@ class LawModel:
                                  f"{[str(c) for c in frame.columns]}); map them with columns",
                                  "columns")
         self.columns = columns
-        self.inputs = {}
-        for x in self.law.inputs:
-            col = columns.get(x, x)
-            values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
-            bad = ~np.isfinite(values)
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise InputError(f"{frame[col].iloc[i]!r} is not a number (an input of law "
-                                 f"{self.law.name!r})", source=source, row=f"row {i + 1}",
-                                 column=col)
-            self.inputs[x] = values
+        self.inputs = {x: _numbers(frame, columns.get(x, x), source,
+                                   f" (an input of law {self.law.name!r})")
+                       for x in self.law.inputs}
         self.param_names = tuple(self.law.param_names)
         self.is_log = np.asarray(self.law.log_model_kinds(), dtype=bool)
 
@@ -858,6 +855,7 @@ def design_pool(
     discrepancy: bool = True,
     source: str = "pool",
     model: PoolModel | None = None,
+    observed_source: str = "observed",
 ) -> PoolProposal:
     """Propose the next runs from ``pool`` (a frame of runnable experiments: the law's inputs).
 
@@ -871,6 +869,8 @@ def design_pool(
     cost and by gain alone; ``False`` trusts the law's form (V-optimal per unit cost). Returns a
     :class:`PoolProposal`;
     the proposed rows are ``proposal.runs`` (each with its pool row ``row``, 1-based).
+    ``source`` and ``observed_source`` name the pool and the observed runs in errors (their
+    files, on the command line).
     """
     frame = pool.reset_index(drop=True)
     if not len(frame):
@@ -883,9 +883,8 @@ def design_pool(
     tmask = target_mask(frame, c, target, source)
     model = model or LawModel(law, frame, columns, source)
     law_name = getattr(getattr(model, "law", None), "name", str(law))
-    rows, y = match_observed(frame, observed, model, outcome, columns,
-                             str(observed.attrs.get("source", "observed"))) if observed is not None \
-        and len(observed) else (np.zeros(0, int), np.zeros((0, model.n_outputs)))
+    rows, y = match_observed(frame, observed, model, outcome, columns, observed_source) \
+        if observed is not None and len(observed) else (np.zeros(0, int), np.zeros((0, model.n_outputs)))
     spent = float(c[rows].sum())
     total = budget * float(c.sum())
     left = total - spent
@@ -1153,11 +1152,7 @@ def replay_study(
     if outcome not in frame.columns:
         raise ParameterError(f"{source} has no outcome column {outcome!r} to reveal (its "
                              f"columns: {[str(c) for c in frame.columns]})", "outcome")
-    y = pd.to_numeric(frame[outcome], errors="coerce").to_numpy(float)
-    if not np.isfinite(y).all():
-        i = int(np.argmax(~np.isfinite(y)))
-        raise InputError(f"{frame[outcome].iloc[i]!r} is not a number", source=source,
-                         row=f"row {i + 1}", column=outcome)
+    y = _numbers(frame, outcome, source)
     shares = sorted(float(b) for b in budgets)
     if not shares or shares[0] <= 0 or shares[-1] > 1:
         raise ParameterError("budgets must be shares of the pool's cost in (0, 1]", "budgets")

@@ -47,6 +47,20 @@ _INFINITE = 1e100
 _ALL = ""
 
 
+def _min_refits(asked: int) -> int:
+    """How many of ``asked`` bootstrap refits must converge for a loss-to-loss fit to keep its
+    draws (the one rule of the per-group fit under its offsets' draws and of the pooled fit):
+    half of them, and at least 10, or all of them when fewer than 10 were asked for.
+
+    Why: when more than half fail, the draws that remain are the resamples the link happens to
+    fit, not the runs' uncertainty, and fewer than 10 draws give no interval worth reading. But
+    ``bootstrap=3`` asks for a quick look, not for 10: demanding 10 of 3 refused every such
+    per-group fit ("only 3 of 3 bootstrap refits under the offsets' draws converged") while the
+    pooled fit, with this rule, kept its 3."""
+    return max(min(10, asked), asked // 2)
+
+
+
 class BelowOffsetWarning(UserWarning):
     """A loss-to-loss prediction at an x at or below the fitted offset E_x (the law then gives
     E_y, its limit from above)."""
@@ -625,7 +639,7 @@ def fit_loss_to_loss(
                 every = _offset_draws(xs[rows], ys[rows], _full_params(f, f.params), ex_draws,
                                       ey_draws, ey is None, bootstrap, seed)
                 draws = every[np.all(np.isfinite(every), axis=1)]
-                if len(draws) < max(10, bootstrap // 2):
+                if len(draws) < _min_refits(bootstrap):
                     raise NotIdentifiable(f"only {len(draws)} of {bootstrap} bootstrap refits "
                                           "under the offsets' draws converged")
                 f = _with_draws(f, pairing, draws, "bootstrap draws carry the offsets' "
@@ -729,9 +743,7 @@ def _fit_pooled(frame: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, labels: np.
         if got is not None:
             draws[j] = got
     kept = np.flatnonzero(np.all(np.isfinite(draws), axis=(1, 2)))
-    # at least half the refits, and 10 (all of them when fewer were asked for: 5 of 5 converged
-    # raised "only 5 of 5 pooled bootstrap refits converged" before)
-    if bootstrap and len(kept) < max(min(10, bootstrap), bootstrap // 2):
+    if bootstrap and len(kept) < _min_refits(bootstrap):
         raise NotIdentifiable(f"only {len(kept)} of {bootstrap} pooled bootstrap refits converged")
     law = PAIRINGS[pairing]
     fits: dict[str, FitResult] = {}

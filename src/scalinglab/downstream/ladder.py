@@ -58,6 +58,7 @@ from scalinglab.downstream.links import SIGMOID_LINK, LinkForm
 from scalinglab.errors import InputError, ParameterError, ScalingLabError
 from scalinglab.fit.loss import fit_law
 from scalinglab.fit.result import FitResult
+from scalinglab.fit.search import PointFit
 from scalinglab.results import Result
 from scalinglab.safefile import read_json
 from scalinglab.stats import bootstrap_weights, percentile_interval
@@ -270,9 +271,12 @@ def _stage_law() -> Any:
 _WARM_PROBE = 5
 
 
-def _run_bootstrap(law: Any, runs: pd.DataFrame, counts: np.ndarray, *, seed: int, level: float) -> np.ndarray:
+def _run_bootstrap(law: Any, runs: pd.DataFrame, counts: np.ndarray, found: PointFit, *, seed: int,
+                   level: float) -> np.ndarray:
     """Step 1's draws, one per row of ``counts`` (each checkpoint's multiplicity in a resample of
-    whole runs): each resample's best fit over the law's full grid of starts.
+    whole runs): each resample's best fit over the law's full grid of starts. ``found`` is the
+    estimate's search on all of ``runs`` (``fit_law(..., searched=...)``): the warm starts and
+    rival basins come from it, so the grid search is not run a second time.
 
     The resamples' objectives have several basins along the E-A-alpha valley (three sizes pin
     the N term weakly), so a warm start alone is not enough: from the estimate, the refits that
@@ -282,27 +286,33 @@ def _run_bootstrap(law: Any, runs: pd.DataFrame, counts: np.ndarray, *, seed: in
     in the estimate's basin, equal the grid search's draws to 1.5e-5 (relative, every parameter
     of every draw on the four judged tasks). Resamples are warm-fitted in one batch
     (:func:`scalinglab.fit.search.bootstrap`, without its own multi-start for the suspects)
-    after a first ``_WARM_PROBE`` show that most converge. Step 1's bootstrap of 100 on the
+    after a first ``_WARM_PROBE`` show that most converge, and not at all where the estimate's
+    own polish did not converge (every resample then goes to the grid search). Step 1's bootstrap of 100 on the
     190M-1B rungs (1-10xC): MMLU 4 CPU s (was 21), PIQA 13 (20), HellaSwag 30 (30), ARC-C 1 (16)."""
     from scalinglab.fit.loss import natural_params
     from scalinglab.fit.objective import ObjectiveSpec, make_estimator
+    from scalinglab.fit.optimize import MAX_ITER
     from scalinglab.fit.search import bootstrap as warm_bootstrap
-    from scalinglab.fit.search import search
 
     inputs = {k: runs[k].to_numpy(float) for k in law.inputs}
     y = runs["loss"].to_numpy(float)
     model = law.log_model(inputs)
     spec = ObjectiveSpec(make_estimator("huber"))
-    # the estimate's search again (fit_law does not hand back its basins), for the warm starts
-    found = search(law.log_model, inputs, y, law.starting_points(inputs, y), spec=spec, model=model)
     draws = np.full((len(counts), len(law.param_names)), np.nan)
     refit = np.ones(len(counts), dtype=bool)
     # warm fits pay only where most converge: a first block of resamples decides. On the OLMo
     # ladder 8-36% of MMLU/PIQA/ARC-C resamples needed the grid search but 82% of HellaSwag's and
     # every one on 190M-1B with the 0.5xC runs and reruns in, whose warm fits (300 iterations
-    # each before they count as stalled) cost more than the grid searches they did not replace
+    # each before they count as stalled) cost more than the grid searches they did not replace.
+    # No block at all where the estimate's own polish ran out of iterations (1,000: its optimum
+    # runs off along a valley towards a bound): warm fits from it, allowed 300, stall too. On
+    # 190M-1B with every run that is PIQA's and HellaSwag's estimate, and 19 of their first 20
+    # warm fits stalled (the one that converged lost to its stalled rival basin): the probe cost
+    # 2.1 CPU s each for no draw, with -b 10 a third of the bootstrap. Every estimate the
+    # judged fits make (1-10xC, 190M-1B) converges
+    warm_ok = np.isfinite(found.f) and found.status != MAX_ITER
     probe = min(_WARM_PROBE, len(counts))
-    for part in (slice(0, probe), slice(probe, len(counts))) if np.isfinite(found.f) else ():
+    for part in (slice(0, probe), slice(probe, len(counts))) if warm_ok else ():
         if part.start == part.stop:
             break
         warm = warm_bootstrap(model, y, found, part.stop - part.start, np.random.default_rng(seed), spec=spec,
@@ -336,7 +346,10 @@ def _fit_step1_checkpoints(frame: pd.DataFrame, bpb: np.ndarray, late: np.ndarra
                          "lr_stage": stage[rows], "loss": bpb[rows],
                          "run_id": (sub["run"].astype(str) + "@" + sub["step"].astype(str)).to_numpy()})
     law = _stage_law()
-    point = fit_law(law, runs, bootstrap=0, seed=seed, level=level, source=source)
+    # the estimate's search, kept for the bootstrap's warm starts (it cost as much as the rest
+    # of the estimate: 0.66 of 0.75 CPU s for HellaSwag on 190M-1B with every run)
+    found: list[PointFit] = []
+    point = fit_law(law, runs, bootstrap=0, seed=seed, level=level, source=source, searched=found.append)
     names = list(pd.unique(sub["run"]))
     unit = pd.Categorical(sub["run"], categories=names).codes
     draws = None
@@ -345,7 +358,7 @@ def _fit_step1_checkpoints(frame: pd.DataFrame, bpb: np.ndarray, late: np.ndarra
         # plain resample often drops one, and N is then not identified)
         size_of = sub.groupby("run", sort=False)["N"].first().loc[names].to_numpy()
         counts = bootstrap_weights(len(names), bootstrap, np.random.default_rng(seed), strata=size_of)
-        draws = _run_bootstrap(law, runs, counts[:, unit], seed=seed, level=level)
+        draws = _run_bootstrap(law, runs, counts[:, unit], found[0], seed=seed, level=level)
     # run-to-run noise of log bpb: each run's final bpb (the mean of its last `window` checkpoints,
     # as the target is read) off the law's mean over the same checkpoints, ddof 1 (the
     # checkpoints' own scatter is not a new model's noise)

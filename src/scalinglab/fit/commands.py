@@ -290,6 +290,14 @@ def _fit_command(
     fit.notes[:0] = notes
     # what is shown is what is saved: the fit read at --compute/--at is a result of its own
     shown = fit.at(compute, points) if compute or points else fit
+    _save_and_show(shown, save, json_)
+    if save is not None and not json_:
+        console.print(f"[green]saved[/] the fit and its {fit.n_draws} bootstrap draws to {save}")
+
+
+def _save_and_show(shown: Any, save: Path | None, json_: bool) -> None:
+    """A fit command's ending: write what is shown, with its bootstrap draws, to ``--save``;
+    then its JSON (``--json``) or its summary."""
     if save is not None:
         from scalinglab.serialize import keep_infinities
 
@@ -298,8 +306,6 @@ def _fit_command(
         emit_json(shown.to_dict())
         return
     print_summary(shown.summary())
-    if save is not None:
-        console.print(f"[green]saved[/] the fit and its {fit.n_draws} bootstrap draws to {save}")
 
 
 def _units(units: list[str] | None, scale: list[str] | None = None) -> dict[str, str]:
@@ -443,14 +449,7 @@ def isoflop(
     if compare or compare_law:  # part of the result: its summary shows them, --save keeps them
         result.comparisons = _compare(result, compute, compare_law)
     shown = result.at(compute) if compute else result  # what is shown is what is saved
-    if save is not None:
-        from scalinglab.serialize import keep_infinities
-
-        write_file(save, to_json(keep_infinities(shown.to_dict(include_draws=True))), "--save")
-    if json_:
-        emit_json(shown.to_dict())
-        return
-    print_summary(shown.summary())
+    _save_and_show(shown, save, json_)
 
 
 def _compare(result: Any, compute: list[float] | None, law_path: Path | None) -> list[Any]:
@@ -642,8 +641,19 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
     from scalinglab.fit.lsq import fit_joint
 
     frame, source, notes = load_runs(file, store, where, _tags(tag), law.inputs, parse_map(map_),
-                                     all_runs, best_per_point, (*_columns(group_by), group),
-                                     unique_tokens=est.unique_tokens, scale=units)
+                                     all_runs, best_per_point, _columns(group_by),
+                                     unique_tokens=est.unique_tokens, scale=units,
+                                     keep_apart=(group,))
+    if group not in frame.columns:  # checked here, so the message names --group, not --group-by
+        from scalinglab.errors import did_you_mean
+
+        columns = [str(c) for c in frame.columns if c not in ("extra", "tags")]
+        for holder in ("extra", "tags"):  # a store's runs: the extra fields and tags --group reads
+            if holder in frame.columns:
+                columns += sorted({str(k) for d in frame[holder] if isinstance(d, dict)
+                                   for k in d} - set(columns))
+        raise UserError(f"{source}: --group {group!r} is not a column of the runs"
+                        f"{did_you_mean(group, columns)}; their columns are {columns}")
     labels = frame[group].astype(str)
     shared_names = _columns(per_group)
     if shared_names:
@@ -666,12 +676,13 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
                               select_top=est.select_top, bootstrap=bootstrap,
                               run_ids=frame["run_id"].astype(str).tolist() if "run_id" in frame else None)
             joint.notes[:0] = notes
-            out = joint.to_dict() | {"source": source, "group": group}
+            # one to_dict (its estimates() reads every draw); the draws only in the saved file
+            saved = joint.to_dict(include_draws=save is not None) | {"source": source, "group": group}
+            out = {k: v for k, v in saved.items() if k != "draws"}
             if save is not None:
                 from scalinglab.serialize import keep_infinities
 
-                write_file(save, to_json(keep_infinities(joint.to_dict(include_draws=True)
-                                                         | {"source": source, "group": group})), "--save")
+                write_file(save, to_json(keep_infinities(saved)), "--save")
             if json_:
                 emit_json(out)
                 return

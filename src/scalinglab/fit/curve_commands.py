@@ -170,8 +170,6 @@ def predict_curve_command(
     from scalinglab.fit.curves import CurveFit
     from scalinglab.results import load_saved
 
-    if level is not None and not 0 < level < 1:  # checked here too: a UserError names the flag
-        raise UserError(f"--level must be in (0, 1), not {level:g}")
     result = load_saved(fit, CurveFit, CURVE_FIT_WANTED)
     assert isinstance(result, CurveFit)
     if not (schedule or compare or best_wsd):

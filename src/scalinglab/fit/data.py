@@ -120,6 +120,7 @@ def load_runs(
     group_by: Sequence[str] = (),
     unique_tokens: str | None = None,
     scale: Mapping[str, str] | None = None,
+    keep_apart: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, str, list[str]]:
     """Runs from ``file``, or else the store (finished runs, filtered), chosen by the one rule
     of :func:`scalinglab.runs.select.select_runs`; ``(frame, source, notes)``.
@@ -128,6 +129,10 @@ def load_runs(
     ``unique_tokens`` names the column (or store extra/tag) holding each run's unique tokens:
     it becomes the input ``U`` of data-constrained laws, and runs that differ in it are never
     merged as replicates.
+    ``keep_apart`` names columns the caller splits the runs by afterwards (``fit custom
+    --group``): runs that differ in one are never merged, as with ``group_by``, but one the runs
+    lack is not an error here; the caller checks it, so its message names the caller's own
+    option (``group_by``'s check named ``--group-by`` for a mistyped ``--group``).
     """
     from scalinglab.errors import InputError, ParameterError
     from scalinglab.fit.loss import complete_columns, drop_lossless, filter_runs, nothing_to_fit
@@ -138,7 +143,6 @@ def load_runs(
         mapping = dict(mapping or {})
         if file is not None:
             mapping.setdefault("U", unique_tokens)
-        group_by = (*group_by, "U") if "U" not in group_by else group_by
     if file is not None:
         if tags:
             raise ParameterError("tags filter the run store; they do not apply to a file", "tag")
@@ -190,6 +194,13 @@ def load_runs(
     except ParameterError as exc:
         raise InputError(str(exc), source=source) from None
     notes += derived
+    if keep_apart:
+        from scalinglab.runs.select import _expand
+
+        frame = _expand(frame, keep_apart)  # a store's extra field or tag, as group_by finds it
+        group_by += tuple(c for c in keep_apart if c in frame.columns and c not in group_by)
+    if unique_tokens and "U" not in group_by:
+        group_by = (*group_by, "U")
     chosen = select_runs(frame, needed, best_per_point=best_per_point, group_by=group_by,
                          all_runs=all_runs)
     chosen.frame.attrs["source_columns"] = names

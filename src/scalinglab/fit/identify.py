@@ -16,6 +16,9 @@ from scalinglab.stats import percentile_interval
 MAX_DECADES = 3.0
 #: an exponent whose interval is wider than this is not identified
 MAX_EXPONENT_WIDTH = 1.0
+#: the warning that names what the runs do not pin down, and how it ends
+UNIDENTIFIED = "not identified by these runs: "
+UNKNOWN = ". Treat these parameters (and figures derived from them) as unknown."
 
 
 class Parametrised(Protocol):
@@ -81,10 +84,7 @@ def _soft_checks(
         elif failed > 0.05:
             warnings.append(f"{failed:.0%} of bootstrap resamples could not be fitted")
     if flagged:
-        warnings.append(
-            "not identified by these runs: " + "; ".join(flagged.values())
-            + ". Treat these parameters (and figures derived from them) as unknown."
-        )
+        warnings.append(UNIDENTIFIED + "; ".join(flagged.values()) + UNKNOWN)
     return warnings, list(flagged)
 
 
@@ -92,7 +92,9 @@ def _linear_soft_checks(law: Parametrised, params: Mapping[str, float], draws: n
                         linear: set[str]) -> tuple[list[str], list[str]]:
     """:func:`_soft_checks` for a linear-scale fit: a coefficient or offset (a linear parameter,
     of any sign and any magnitude) is unidentified when its interval is wider than twice its
-    value (its sign is not pinned), not when it is wider than 1 as an exponent would be."""
+    value (its sign is not pinned), not when it is wider than 1 as an exponent would be; and one
+    whose bounds hold it to one sign by :func:`_held_magnitude`'s rule (the decades rule of a
+    scale parameter)."""
     warnings, flagged = _soft_checks(law, [False] * len(law.param_names), params, draws, level)
     if draws is None or not len(draws):
         return warnings, flagged
@@ -109,8 +111,46 @@ def _linear_soft_checks(law: Parametrised, params: Mapping[str, float], draws: n
                 continue
         keep.append(name)
     if len(keep) != len(flagged):
-        warnings = [w for w in warnings if not w.startswith("not identified by these runs")]
+        warnings = [w for w in warnings if not w.startswith(UNIDENTIFIED)]
         if keep:
-            warnings.append("not identified by these runs: " + ", ".join(keep)
-                            + ". Treat these parameters (and figures derived from them) as unknown.")
+            warnings.append(UNIDENTIFIED + ", ".join(keep) + UNKNOWN)
+    held = _held_magnitude(law, draws, level, [n for n in law.param_names if n in linear and n not in keep])
+    if held:
+        said = next((w for w in warnings if w.startswith(UNIDENTIFIED)), None)
+        warnings = [w for w in warnings if w is not said]
+        before = [] if said is None else [said[len(UNIDENTIFIED):-len(UNKNOWN)]]
+        warnings.append(UNIDENTIFIED + "; ".join([*before, *held.values()]) + UNKNOWN)
+        keep = [n for n in law.param_names if n in keep or n in held]
     return warnings, keep
+
+
+def _held_magnitude(law: Parametrised, draws: np.ndarray, level: float, names: Collection[str]) -> dict[str, str]:
+    """Of ``names`` (linear parameters), those whose bounds hold them to one sign (a bound at 0:
+    a coefficient kept >= 0, a term that may vanish) and whose size the draws do not pin, each
+    with why. Such a parameter is a magnitude: its draws cannot cross 0, they pile up at the
+    bound instead, so "the interval keeps its sign" (the test :func:`_linear_soft_checks` applies
+    to a free coefficient) says nothing, and the interval's width in the target's units (the
+    exponent's test) depends on the units. It is judged as the log-scale fits judge a scale
+    parameter: not identified where its interval reaches the bound while the draws also leave it
+    (the runs cannot tell the term from none: B*x held >= 0, truth 0, 80 runs, estimate 0 with
+    interval [0, 1.7e-4]) or spans more than :data:`MAX_DECADES` decades. Draws all at the bound
+    agree on 0 (the enforced-bound warning says the bound decided it), and are not flagged here."""
+    out: dict[str, str] = {}
+    for i, name in enumerate(law.param_names):
+        if name not in names:
+            continue
+        lo_b, hi_b = law.bounds.get(name, (-np.inf, np.inf))
+        if lo_b != 0 and hi_b != 0:
+            continue
+        col = draws[:, i][np.isfinite(draws[:, i])]
+        if not len(col):
+            continue
+        size = col if lo_b == 0 else -col  # held <= 0: its size is -value
+        lo, hi = (float(x) for x in percentile_interval(size, level))
+        held = f"{name} (held {'>=' if lo_b == 0 else '<='} 0)"
+        if lo <= 0 < hi:
+            out[name] = (f"the {level:.0%} interval of {held} reaches 0: the runs bound its size only from above "
+                         f"({hi:.3g})")
+        elif lo > 0 and np.log10(hi / lo) > MAX_DECADES:
+            out[name] = f"the {level:.0%} interval of {held} spans {np.log10(hi / lo):.1f} decades"
+    return out

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, NothingToFit, NotIdentifiable, ParameterError
+from scalinglab.fit.forward import FORWARD_TOP, check_select
 from scalinglab.fit.identify import (  # noqa: F401  (MAX_*: design/ reads them from here)
     MAX_DECADES,
     MAX_EXPONENT_WIDTH,
@@ -278,7 +279,8 @@ def fit_arrays(
     noise_floor: float | None = None,
     lean_top: float = 0.0,
     select: str = "optimum",
-    select_top: float = 0.1,
+    select_top: float = FORWARD_TOP,
+    searched: Callable[[PointFit], None] | None = None,
 ) -> FitResult:
     """Fit ``law`` to runs given as arrays (``inputs[name]`` for each of ``law.inputs``).
 
@@ -323,6 +325,10 @@ def fit_arrays(
       basin is then fitted to all runs, and the bootstrap starts from it
       (:func:`scalinglab.fit.lsq.forward_select`; said in ``notes``). Composes with ``lean_top``
       (the lean starts from the chosen basin).
+    - ``searched`` (log scale): called with the multi-start search's result
+      (:class:`~scalinglab.fit.search.PointFit`: the best optimum, every polished basin, the
+      best basin's catchment), for a caller that starts refits of its own from them (the
+      ladder's run-level bootstrap) instead of running the same search again.
     """
     y_all = np.asarray(loss, dtype=float).ravel()
     if not np.any(~np.isnan(y_all)):  # choose_scale would otherwise pick 'linear' for NaNs
@@ -330,8 +336,11 @@ def fit_arrays(
     scale, scale_note = choose_scale(scale, loss)
     if not 0.0 <= lean_top < 1.0:
         raise ParameterError(f"lean_top is a fraction of the runs, in [0, 1), not {lean_top}", "lean_top")
-    _check_select(select, select_top)
+    check_select(select, select_top)
     if scale == "linear":
+        if searched is not None:
+            raise ParameterError("searched works on the log scale only (the linear scale's search "
+                                 "is another one)", "searched")
         return _fit_linear(
             get_law(law), inputs, loss, run_ids=run_ids, bootstrap=bootstrap, holdout_top=holdout_top,
             seed=seed, compute=compute, level=level, source=source, tie=tie, fix=fix, bounds=bounds,
@@ -367,6 +376,8 @@ def fit_arrays(
     point = _optimize(law, xt, y[train], x0, model, spec, progress)
     if not np.isfinite(point.f):
         raise NotIdentifiable(f"no start led to a finite objective for the {law.name} law")
+    if searched is not None:
+        searched(point)
     theta = point.x
     params = dict(zip(law.param_names, natural_params(model, theta).tolist(), strict=True))
     resid = spec.make(model, y[train]).residuals(theta)[0]
@@ -526,7 +537,7 @@ def _fit_linear(
     bounds: Mapping[str, tuple[float, float]] | None, estimator: str | Estimator,
     weights: Any, drop_highest: int, note: str, time_budget: float | None,
     delta: float = HUBER_DELTA, over_penalty: float = OVER_PENALTY, lean_top: float = 0.0,
-    select: str = "optimum", select_top: float = 0.1,
+    select: str = "optimum", select_top: float = FORWARD_TOP,
 ) -> FitResult:
     """:func:`fit_arrays` on the linear scale (:mod:`scalinglab.fit.lsq`)."""
     import time
@@ -668,14 +679,6 @@ def _fit_linear(
     return fit
 
 
-def _check_select(select: str, select_top: float) -> None:
-    if select not in ("optimum", "forward"):
-        raise ParameterError(f"select is 'optimum' or 'forward', not {select!r}", "select")
-    if not (isinstance(select_top, (int, float)) and 0.0 < select_top < 1.0):
-        raise ParameterError(f"select_top is a fraction of the runs, strictly between 0 and 1, not {select_top}",
-                             "select_top")
-
-
 def _lean(problem: Problem, point: LsqFit, c: np.ndarray, frac: float, robust: RobustFit | None,
           budget_s: float, notes: list[str]) -> tuple[LsqFit, Lean]:
     """``lean_top`` of :func:`fit_arrays`: :func:`lsq.lean_toward` the top runs by compute (under
@@ -723,7 +726,8 @@ def fit_law(
     noise_floor: float | None = None,
     lean_top: float = 0.0,
     select: str = "optimum",
-    select_top: float = 0.1,
+    select_top: float = FORWARD_TOP,
+    searched: Callable[[PointFit], None] | None = None,
 ) -> FitResult:
     """Fit a loss law (a catalogue name, see ``scalinglab.list_laws()``, or a :class:`Law`) to a
     frame of runs.
@@ -737,8 +741,8 @@ def fit_law(
 
     ``tie``, ``fix``, ``bounds``, ``loss`` (the estimator: ``"huber"``, ``"mse"``,
     ``"asymmetric"``, with ``delta`` and ``over_penalty``), ``weights`` (a column name,
-    ``"sqrtC"`` for ``sqrt(C)``, or one value per row), ``drop_highest``, ``lean_top`` and ``select`` (runs
-    ordered by the C column, ``6ND`` when missing) are those of :func:`fit_arrays`, e.g. ``fit_law("chinchilla", runs, tie={"beta": "alpha"}, fix={"E":
+    ``"sqrtC"`` for ``sqrt(C)``, or one value per row), ``drop_highest``, ``lean_top``, ``select`` (runs
+    ordered by the C column, ``6ND`` when missing) and ``searched`` are those of :func:`fit_arrays`, e.g. ``fit_law("chinchilla", runs, tie={"beta": "alpha"}, fix={"E":
     1.69}, loss="mse", weights="sqrtC")``.
 
     Which runs inform a law (replicates, lr x batch grids) is decided before this call, by
@@ -776,7 +780,7 @@ def fit_law(
         source=source, progress=progress, tie=tie, fix=fix, bounds=bounds, estimator=loss,
         over_penalty=over_penalty, weights=w, drop_highest=drop_highest, scale=scale,
         time_budget=time_budget, noise_floor=noise_floor, lean_top=lean_top,
-        select=select, select_top=select_top,
+        select=select, select_top=select_top, searched=searched,
     )
     fit.notes[:0] = notes + ([wnote] if wnote else [])
     if flops is not None:

@@ -41,6 +41,7 @@ from scipy.optimize import lsq_linear, minimize
 from scipy.stats import qmc
 
 from scalinglab.errors import NotIdentifiable, ParameterError
+from scalinglab.fit.forward import FORWARD_TOP, check_select, forward_moved
 from scalinglab.fit.identify import _linear_soft_checks
 from scalinglab.laws.formula import compile_expressions
 from scalinglab.results import Result
@@ -912,6 +913,11 @@ def robust_refit(problem: Problem, fit: LsqFit, *, delta: float | None = None, o
     wrow = np.concatenate([b.w for b in problem.blocks])
     theta = fit.x.copy()
 
+    # not Problem.residuals: that evaluates the law through its basis (offset + columns @ the
+    # linear parameters), this through the full expression, and the two differ in the last bits
+    # (measured: up to 4e-14 relative on Chinchilla's form, 1e-12 on a law raised to a power);
+    # the IRLS loop amplifies that to ~1e-9 in a Huber fit's parameters and intervals, so the
+    # switch would move every robust linear-scale fit's numbers for no gain in accuracy
     def residuals(th: np.ndarray) -> np.ndarray:
         out = []
         for b in problem.blocks:
@@ -1114,9 +1120,6 @@ def lean_toward(problem: Problem, fit: LsqFit, top: np.ndarray, *, sigmas: float
     return leaned, Lean(lam, int(top.sum()), limit, s, top0, s_top, steps, sse_start=sse0)
 
 
-#: :func:`forward_select`'s default: the top 10% of the rows fitted, by compute, held out (the
-#: share a law fitted to extrapolate is usually asked to reach beyond its data)
-FORWARD_TOP = 0.1
 #: shares of a fit's time budget kept back from the search for what follows it: the lean (a fit
 #: that would spend it all searching, lr/bsz's 15-26-parameter laws, keeps a fifth for it) and
 #: the forward selection (one local refit per basin on the rows left, at least FORWARD_MIN_S)
@@ -1154,8 +1157,9 @@ class Forward:
 
     @property
     def moved(self) -> bool:
-        """Whether a basin other than the least-squares optimum was chosen (in any part)."""
-        return bool(self.chosen) or any(p.moved for p in self.parts)
+        """Whether a basin other than the least-squares optimum was chosen (in any part): the
+        rule a saved record is read by too (:func:`scalinglab.fit.forward.forward_moved`)."""
+        return forward_moved(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         if self.parts:
@@ -1431,6 +1435,10 @@ class JointFit(Result):
     #: parameters these runs do not pin down (the single fits' rule, :func:`_joint_unidentified`):
     #: kept, but shown as "not identified"
     unidentified: tuple[str, ...] = ()
+    #: what ``select="forward"`` did (:meth:`Forward.to_dict`, as a single fit keeps it in
+    #: ``info.estimator["forward"]``; :func:`scalinglab.fit.forward.forward_moved` reads it);
+    #: None without a forward selection
+    forward: dict[str, Any] | None = None
 
     @property
     def n_runs(self) -> int:
@@ -1538,7 +1546,8 @@ class JointFit(Result):
                "interval_notes": {k: e.note for k, e in est.items() if e.note},
                "unidentified": list(self.unidentified),
                "bootstrap": None if self.bootstrap is None else dict(self.bootstrap),
-               "search": search, "notes": list(self.notes), "warnings": list(self.warnings)}
+               "search": search, "forward": self.forward, "notes": list(self.notes),
+               "warnings": list(self.warnings)}
         if include_draws and self.draws is not None:
             out["draws"] = self.draws.tolist()
         return out
@@ -1557,7 +1566,8 @@ class JointFit(Result):
                    bootstrap=None if data.get("bootstrap") is None else dict(data["bootstrap"]),
                    run_ids=tuple(str(r) for r in data.get("run_ids", ())),
                    search_info=None if data.get("search") is None else dict(data["search"]),
-                   unidentified=tuple(str(k) for k in data.get("unidentified", ())))
+                   unidentified=tuple(str(k) for k in data.get("unidentified", ())),
+                   forward=None if data.get("forward") is None else dict(data["forward"]))
 
 
 def _names(text: str) -> list[str]:
@@ -1668,11 +1678,7 @@ def fit_joint(
         raise ParameterError(f"level must be in (0, 1), not {level}", "level")
     if run_ids is not None and len(run_ids) != n:
         raise ParameterError(f"run_ids has {len(run_ids)} ids for {n} rows", "run_ids")
-    if select not in ("optimum", "forward"):
-        raise ParameterError(f"select is 'optimum' or 'forward', not {select!r}", "select")
-    if not 0.0 < select_top < 1.0:
-        raise ParameterError(f"select_top is a fraction of the rows, strictly between 0 and 1, not {select_top}",
-                             "select_top")
+    check_select(select, select_top, unit="rows")
     c_row = np.zeros(n)
     if lean_top or select == "forward":
         if compute is None:
@@ -1713,10 +1719,12 @@ def fit_joint(
 
     # with a shallower basin chosen on purpose, the starts counted are those that reached it
     target = "the best optimum"
+    forward_record = None
     if select == "forward":
         fit, chosen = forward_select(problem, fit, top_of(select_top), budget_s=forward_budget(budget))
         lean_notes.append(chosen.describe(select_top))
         target = "the chosen basin" if chosen.moved else target
+        forward_record = chosen.to_dict()
     lean_w = None
     if lean_top:
         top = top_of(lean_top)
@@ -1759,7 +1767,7 @@ def fit_joint(
                     f"variable projection: {len(fit.linear)} linear parameters solved exactly, "
                     f"{len(fit.nonlinear)} searched", *lean_notes], warnings,
                    draws=draws, level=float(level), bootstrap=boot,
-                   run_ids=() if run_ids is None else tuple(str(r) for r in run_ids))
+                   run_ids=() if run_ids is None else tuple(str(r) for r in run_ids), forward=forward_record)
     seen = np.any(np.isfinite(y), axis=1)  # a run counts where it has some target
     at = np.column_stack(list(x.values()))
     points = {g: len(np.unique(at[seen & (labels == g)], axis=0)) for g in group_names}
@@ -1771,7 +1779,8 @@ def fit_joint(
 def _joint_unidentified(fit: JointFit, linear: set[str], points: Mapping[str, int]) -> tuple[list[str], tuple[str, ...]]:
     """The single linear-scale fits' identifiability rule (:func:`scalinglab.fit.identify._linear_soft_checks`:
     an estimate outside its bounds, draws at infinity or outside the bounds, an interval spanning
-    decades or wider than an exponent's 1 or, for a coefficient, than twice its value) on the joint
+    decades or wider than an exponent's 1 or, for a coefficient, than twice its value; a
+    coefficient held to one sign whose interval reaches 0 or spans decades) on the joint
     fit's parameters and draws; and, as :func:`fit_arrays` refuses a law with more parameters than
     runs, a group's own parameters where its distinct input ``points`` (runs at distinct inputs)
     are no more than them: the runs then decide them exactly or not at all, and resampling the

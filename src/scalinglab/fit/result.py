@@ -17,6 +17,7 @@ import numpy as np
 
 from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.fit.derived import Optimum, as_budgets
+from scalinglab.fit.forward import forward_moved
 from scalinglab.laws.base import ArrayLike, Law, LawInstance, Provenance
 from scalinglab.results import Result
 from scalinglab.stats import Estimate, percentile_interval
@@ -428,8 +429,7 @@ class FitResult(Result):
             facts[0] = ("residual std (linear scale)", format_number(self.residual_std))
             # select=forward may choose a shallower basin on purpose: the count is of the
             # starts that reached it (forward_select), and the line says which it counts
-            fw = (self.info.estimator or {}).get("forward") or {}
-            moved = bool(fw.get("chosen")) or any(p.get("chosen") for p in fw.get("parts", []))
+            moved = forward_moved((self.info.estimator or {}).get("forward"))
             facts.append(("search", f"{self.info.n_starts} Sobol starts screened, {sr['n_polished']} "
                           f"polished, {self.info.n_reached_best} reached "
                           f"{'the chosen basin' if moved else 'the best optimum'}; "

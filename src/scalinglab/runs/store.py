@@ -412,19 +412,11 @@ class RunStore:
             return None
         if version not in ("1", "2"):
             raise self._outdated(version)
-        with self._connect(read_only=False) as con:
-            _do(con, "BEGIN TRANSACTION")
-            try:
-                if version == "1":
-                    _migrate_1_to_2(con)
-                _migrate_2_to_3(con)
-                _do(con, "UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                    [SCHEMA_VERSION])
-                _do(con, "COMMIT")
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    _do(con, "ROLLBACK")
-                raise
+        with self._connect(read_only=False) as con, _transaction(con):
+            if version == "1":
+                _migrate_1_to_2(con)
+            _migrate_2_to_3(con)
+            _do(con, "UPDATE meta SET value = ? WHERE key = 'schema_version'", [SCHEMA_VERSION])
         self._checked = SCHEMA_VERSION
         return version
 
@@ -586,23 +578,20 @@ class RunStore:
                 summary.add(more)
             raise summary.invalid_rows(options.source, labels)
         with self._writer() as con, _OneThread(con) as one_thread:
-            _do(con, "BEGIN TRANSACTION")
             try:
-                ingest = Ingest(con, options.source, on_conflict, labels)
-                one_thread.start()
-                for prepared in _chain(first, chunks):
-                    summary.add(prepared)
+                with _transaction(con):
+                    ingest = Ingest(con, options.source, on_conflict, labels)
+                    one_thread.start()
+                    for prepared in _chain(first, chunks):
+                        summary.add(prepared)
+                        if summary.n_bad and options.invalid == "reject":
+                            continue  # keep reading: the error lists every bad row (up to 20)
+                        ingest.add(prepared)
+                    one_thread.end()
                     if summary.n_bad and options.invalid == "reject":
-                        continue  # keep reading: the error lists every bad row (up to 20)
-                    ingest.add(prepared)
-                one_thread.end()
-                if summary.n_bad and options.invalid == "reject":
-                    raise summary.invalid_rows(options.source, labels)
-                report = ingest.finish()
-                _do(con, "COMMIT")
+                        raise summary.invalid_rows(options.source, labels)
+                    report = ingest.finish()
             except BaseException as exc:
-                with contextlib.suppress(duckdb.Error):
-                    _do(con, "ROLLBACK")
                 one_thread.end()
                 if isinstance(exc, duckdb.Error):
                     raise StoreError(f"{self.path}: the import was not written: "
@@ -650,36 +639,29 @@ class RunStore:
         rec["run_id"] = rec["run_id"] or run_id_for(rec)
         row = [rec[k] if k not in ("tags", "extra") else canonical_json(rec[k])
                for k in RUN_COLUMNS]
-        with self._writer() as con:
-            _do(con, "BEGIN TRANSACTION")
-            try:
-                _do(con, "DELETE FROM curves WHERE run_id = ?", [rec["run_id"]])
-                _do(con, "DELETE FROM runs WHERE run_id = ?", [rec["run_id"]])
-                _do(con,
-                    f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
-                    row,
-                )
-                if curve is not None and len(curve):
-                    import pandas as pd
+        with self._writer() as con, _transaction(con):
+            _do(con, "DELETE FROM curves WHERE run_id = ?", [rec["run_id"]])
+            _do(con, "DELETE FROM runs WHERE run_id = ?", [rec["run_id"]])
+            _do(con,
+                f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+                row,
+            )
+            if curve is not None and len(curve):
+                import pandas as pd
 
-                    c = pd.DataFrame({
-                        "run_id": rec["run_id"],
-                        "step": curve["step"].astype("int64"),
-                        "tokens": curve["tokens"].astype(float) if "tokens" in curve else None,
-                        "loss": curve["loss"].astype(float),
-                        "eval_loss": curve["eval_loss"].astype(float) if "eval_loss" in curve
-                        else None,
-                        "wall_s": curve["wall_s"].astype(float) if "wall_s" in curve else None,
-                    })
-                    con.register("curve_in", c)
-                    _do(con, "INSERT INTO curves SELECT run_id, step, tokens, loss, "
-                                "eval_loss, wall_s FROM curve_in")
-                _do(con, "COMMIT")
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    _do(con, "ROLLBACK")
-                raise
+                c = pd.DataFrame({
+                    "run_id": rec["run_id"],
+                    "step": curve["step"].astype("int64"),
+                    "tokens": curve["tokens"].astype(float) if "tokens" in curve else None,
+                    "loss": curve["loss"].astype(float),
+                    "eval_loss": curve["eval_loss"].astype(float) if "eval_loss" in curve
+                    else None,
+                    "wall_s": curve["wall_s"].astype(float) if "wall_s" in curve else None,
+                })
+                con.register("curve_in", c)
+                _do(con, "INSERT INTO curves SELECT run_id, step, tokens, loss, "
+                            "eval_loss, wall_s FROM curve_in")
         return str(rec["run_id"])
 
     # -- reading ----------------------------------------------------------------------------
@@ -895,6 +877,20 @@ def _prefetched(items: Iterator[Prepared], depth: int = 2) -> Iterator[Prepared]
             while True:
                 out.get_nowait()
         worker.join(timeout=60)
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One write, all or nothing: committed when the block ends, rolled back when anything
+    (an error, an interrupt) leaves it early."""
+    _do(con, "BEGIN TRANSACTION")
+    try:
+        yield
+        _do(con, "COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # the error that ended the block is the one to raise
+            _do(con, "ROLLBACK")
+        raise
 
 
 def _create_runs(con: duckdb.DuckDBPyConnection, name: str) -> None:
