@@ -172,3 +172,22 @@ def test_a_logged_learning_rate_schedule_gives_its_peak_as_lr(tmp_path):
     peak = max(r["train/learning_rate"] for r in rows)
     assert out.runs.iloc[0]["lr"] == pytest.approx(peak)
     assert "lr = the peak of the logged 'train/learning_rate'" in out.notes
+
+
+def test_a_runs_name_and_state_are_its_last_non_empty_cells(tmp_path):
+    """A run renamed or resumed mid-history is what it was last; empty cells (rows logged
+    before the name or state was set) do not count; a run with none keeps its id as its name
+    and is finished."""
+    first = history_rows("r1", "first", 1e6, state="running")[:4] + history_rows("r1", "renamed", 1e6)[4:]
+    for r in first[-3:]:
+        r["name"], r["state"] = "", ""
+    second = history_rows("r2", "", 2e6, state="")
+    read = read_tracker("wandb", write(tmp_path / "h.csv", first + second))
+    assert list(read.runs["name"]) == ["renamed", "r2"]
+    assert list(read.runs["status"]) == ["finished", "finished"]
+    for r in first:
+        r["state"] = ""
+    first[3]["state"] = "crashed"  # the only state it logged
+    read = read_tracker("wandb", write(tmp_path / "h2.csv", first + second))
+    run = read.runs.set_index("name").loc["renamed"]
+    assert run["status"] == "failed" and run["error"] == "W&B state crashed"

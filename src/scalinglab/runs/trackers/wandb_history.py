@@ -143,6 +143,16 @@ def _texts(column: pd.Series, lower: bool = False) -> np.ndarray:
     return (text.str.lower() if lower else text).to_numpy(dtype=object)
 
 
+def _last_text(texts: np.ndarray | None, idx: np.ndarray) -> str | None:
+    """A run's last non-empty cell of a text column (its name, its state): a run renamed or
+    resumed mid-history is what it was last; None without the column or a cell."""
+    if texts is None:
+        return None
+    cells = texts[idx]
+    cells = cells[cells != ""]
+    return str(cells[-1]) if len(cells) else None
+
+
 def read_wandb_history(
     path: str | Path,
     loss_tag: str | None = None,
@@ -252,12 +262,7 @@ def read_wandb_history(
     raws = []
     for rid, idx in zip(order, np.split(by_run, bounds), strict=True):
         s = all_steps[idx]
-        name = rid
-        if names_all is not None:
-            names = names_all[idx]
-            names = names[names != ""]
-            if len(names):
-                name = str(names[-1])
+        name = _last_text(names_all, idx) or rid
         scalars: dict[str, Series] = {}
         params: dict[str, Any] = {}
         for c in numeric_cols:
@@ -275,12 +280,9 @@ def read_wandb_history(
             if len(cells) and (cells == cells[0]).all():
                 params[c] = str(cells[0])
         status, error = "finished", None
-        if states_all is not None:
-            states = states_all[idx]
-            states = states[states != ""]
-            if len(states):
-                last = str(states[-1])
-                status, error = STATES.get(last, ("failed", f"W&B state {last}"))
+        last = _last_text(states_all, idx)
+        if last is not None:
+            status, error = STATES.get(last, ("failed", f"W&B state {last}"))
         extra: dict[str, Any] = {"wandb_run": rid}
         if "_runtime" in scalars:
             extra["wall_time_s"] = float(scalars["_runtime"][1][-1])
