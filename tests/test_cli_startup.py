@@ -113,3 +113,20 @@ def test_importing_a_csv_loads_no_pandas(tmp_path):
     assert (c["N"], c["D"], c["tags"]) == (125e6, 1.5e9, {"dataset": "pile", "sweep": "a"})
     assert runs[runs["name"] == "a"].iloc[0]["extra"] == {"note": "x"}
     assert c["extra"] == {"note": 7}
+
+
+def test_python_dash_m_runs_the_same_command_line() -> None:
+    """`python -m scalinglab` where the script is not on PATH (a checkout on PYTHONPATH): the
+    same commands, under the same name in its usage lines, without the heavy libraries."""
+    probe = ("import runpy, sys; sys.argv = ['scalinglab', '--help']\n"
+             "try:\n    runpy.run_module('scalinglab', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print(sorted({m.partition('.')[0] for m in sys.modules} & set(sys.argv[1:])))")
+    probe = probe.replace("sys.argv[1:]", repr(sorted(HEAVY | {"pandas"})))
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Usage: scalinglab [OPTIONS] COMMAND" in out.stdout and out.stdout.rstrip().endswith("[]")
+    version = subprocess.run([sys.executable, "-m", "scalinglab", "--version"], capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=120)
+    assert version.returncode == 0 and version.stdout.startswith("scalinglab ")

@@ -123,3 +123,20 @@ def test_the_catalogue_lists_the_curve_laws() -> None:
     rows = {r["name"]: r for r in json.loads(res.output)}
     assert rows["multipower"]["params"] == ["L0", "A", "alpha", "B", "C", "beta", "gamma"]
     assert "Tissue" in rows["momentum"]["provenance"]["source"]
+
+
+def test_predict_curve_says_what_its_interval_holds(fit_json: Path) -> None:
+    """lo and hi are named: their level and kind in the JSON and in the table's title, and
+    --level reaches every figure that quotes one (the best WSD length's spread too)."""
+    spec = "cosine:steps=12000,peak=3e-4,final=3e-5,warmup=1000"
+    res = invoke("predict", "curve", "--fit", fit_json, "--schedule", spec, "--steps", "5000",
+                 "--band", "mean", "--level", "0.9", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["band"] == "mean" and out["level"] == 0.9
+    res = invoke("predict", "curve", "--fit", fit_json, "--schedule", spec, "--steps", "5000")
+    assert "lo, hi: 95% prediction band, where the loss as logged will fall" in res.output
+    res = invoke("predict", "curve", "--fit", fit_json, "--level", "0.8", "--best-wsd",
+                 "steps=12000,peak=3e-4,final=3e-5,warmup=1000")
+    assert res.exit_code == 0, res.output
+    assert "steps (80% of draws between" in res.output and "the law's 80% interval" in res.output

@@ -35,7 +35,9 @@ def test_gadre_m5_runs_are_misfit_not_noise():
     assert [o["group"] for o in by_m["off"]] == ["M = 5"] and by_m["off"][0]["range"][1] > 0.1
     text = fit.summary().as_text()
     assert "misfit, not noise: structured by M" in text and "run-to-run noise (log loss)" not in text
-    assert any(w.startswith("residuals are structured by M") and "runs at M = 5 (4)" in w for w in fit.warnings)
+    # the warning says what M is: it reaches users of every law with N and D (a ladder, a pool)
+    assert any(w.startswith("residuals are structured by M (tokens per parameter, D/N) (F test")
+               and "runs at M = 5 (4)" in w for w in fit.warnings)
     # without the M = 5 runs the rest show no structure
     rest = fit_law("chinchilla", d.loc[d.tok_mult >= 10, ["N", "D", "loss"]], bootstrap=0)
     assert not rest.residual_structure["misfit"]

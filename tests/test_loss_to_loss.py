@@ -645,3 +645,23 @@ def test_enough_bootstrap_refits_is_one_rule_for_the_per_group_and_the_pooled_fi
         fit_loss_to_loss(frame, "x", "y", "corpus", E_x=laws, bootstrap=3)
     with pytest.raises(NotIdentifiable, match="only 3 of 3 pooled bootstrap refits converged"):
         fit_loss_to_loss(frame, "x", "y", "corpus", E_x=laws, shared=("E_y",), bootstrap=3)
+
+
+def test_a_missing_column_of_a_wide_file_is_one_short_line(tmp_path):
+    """A W&B export has 80+ columns: the error names those that share a word with the one
+    asked for (or the closest spelling) and how many there are, not every column."""
+    cols = {f"eval/task_{i}/CrossEntropyLoss": [2.0, 1.9] for i in range(40)}
+    cols |= {"eval/downstream_ce_loss/hellaswag_test_ce_loss": [2.5, 2.4], "val_loss": [3.0, 2.9]}
+    path = tmp_path / "wide.csv"
+    pd.DataFrame(cols).to_csv(path, index=False)
+    runner = CliRunner()
+    res = runner.invoke(app, ["fit", "loss-to-loss", str(path), "--x", "val_loss",
+                              "--y", "hellaswag_loss"])
+    assert res.exit_code == 2
+    line = res.output.strip()
+    assert "\n" not in line and "task_7" not in line
+    assert line.endswith("no column 'hellaswag_loss'; columns naming 'hellaswag': "
+                         "['eval/downstream_ce_loss/hellaswag_test_ce_loss'] (42 columns in all)")
+    res = runner.invoke(app, ["fit", "loss-to-loss", str(path), "--x", "val_los", "--y", "val_loss"])
+    assert res.output.strip().endswith("no column 'val_los' (did you mean 'val_loss'?) "
+                                       "(42 columns in all)")

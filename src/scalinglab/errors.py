@@ -94,6 +94,28 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def columns_hint(word: str, columns: Sequence[str], show: int = 12) -> str:
+    """What to say after "no column WORD": the closest spelling, then the columns themselves, or,
+    for a wide table (a W&B export has 80+), only those that share a word with WORD, so the
+    error stays a line a person reads (``"; columns naming 'hellaswag': [...] (86 in all)"``)."""
+    import re
+
+    cols = [str(c) for c in columns]
+    close = did_you_mean(word, cols)
+    if len(cols) <= show:
+        return f"{close}; columns are {cols}"
+    if close:
+        return f"{close} ({len(cols)} columns in all)"
+    words = [w for w in re.split(r"[^a-z0-9]+", word.lower()) if len(w) >= 3]
+    for w in sorted(words, key=len, reverse=True):
+        named = [c for c in cols if w in c.lower()]
+        if named:
+            more = f", and {len(named) - show} more" if len(named) > show else ""
+            return (f"{close}; columns naming {w!r}: {named[:show]}{more} "
+                    f"({len(cols)} columns in all)")
+    return f"{close}; {len(cols)} columns, e.g. {cols[:show]}"
+
+
 __all__ = [
     "ConflictError",
     "InputError",
@@ -103,5 +125,6 @@ __all__ = [
     "ScalingLabError",
     "StoreBusy",
     "StoreError",
+    "columns_hint",
     "did_you_mean",
 ]

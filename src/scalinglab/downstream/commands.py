@@ -20,8 +20,9 @@ from scalinglab.clikit import (
 )
 
 predict_app = new_app(
-    help="Predict from saved fits: downstream metrics at a model size and token count, chained "
-    "through a loss law (joint bootstrap intervals).",
+    help="Predict from saved fits, with intervals: downstream metrics at a model size and token "
+    "count chained through a loss law (joint bootstrap intervals), one loss from another "
+    "(`predict loss-to-loss`), a loss curve under an lr schedule (`predict curve`).",
     no_args_is_help=True,
 )
 

@@ -99,11 +99,10 @@ def _full_params(fit: FitResult, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _column(frame: pd.DataFrame, name: str, source: str) -> np.ndarray:
-    from scalinglab.errors import did_you_mean
+    from scalinglab.errors import columns_hint
 
     if name not in frame.columns:
-        cols = [str(c) for c in frame.columns]
-        raise InputError(f"no column {name!r}{did_you_mean(name, cols)}; columns are {cols}",
+        raise InputError(f"no column {name!r}{columns_hint(name, list(frame.columns))}",
                          source=source or None)
     values = pd.to_numeric(frame[name], errors="coerce").to_numpy(float)
     bad = np.flatnonzero(~np.isfinite(values) & frame[name].notna().to_numpy())
@@ -799,11 +798,10 @@ def _fit_pooled(frame: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, labels: np.
 
 
 def _check_group(frame: pd.DataFrame, group: str, source: str) -> str:
-    from scalinglab.errors import did_you_mean
+    from scalinglab.errors import columns_hint
 
     if group not in frame.columns:
-        cols = [str(c) for c in frame.columns]
-        raise InputError(f"no group column {group!r}{did_you_mean(group, cols)}; columns are {cols}",
+        raise InputError(f"no group column {group!r}{columns_hint(group, list(frame.columns))}",
                          source=source or None)
     return group
 

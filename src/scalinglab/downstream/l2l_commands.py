@@ -176,8 +176,11 @@ def predict_loss_to_loss_command(
     for w in caught:
         typer.echo(f"warning: {w.message}", err=True)
     frame = frame.rename(columns={"lo": f"lo ({result.level:.0%})", "hi": f"hi ({result.level:.0%})"})
+    what = (f"{result.y_name} predicted from {result.x_name}" if isinstance(result, LossToLossFit)
+            else "the new corpus's loss predicted at (N, D)")
+    spread = "where one new run will fall" if new_run else "the law's curve; --new-run for one run"
     print_table(list(frame.columns), frame.itertuples(index=False), fmt=fmt, exact=False,
-                title=f"predicted from {fit}")
+                title=f"{what} by {fit} ({result.level:.0%} interval: {spread})")
 
 
 def fit_translate_command(

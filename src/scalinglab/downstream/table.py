@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalinglab.errors import InputError, did_you_mean
+from scalinglab.errors import InputError, columns_hint, did_you_mean
 
 ROW = "__row__"
 
@@ -61,8 +61,8 @@ class ModelTable:
 
     def require(self, column: str) -> None:
         if column not in self.columns:
-            raise InputError(f"no column {column!r}{did_you_mean(column, self.columns)}; columns are "
-                             f"{self.columns}", source=self.source)
+            raise InputError(f"no column {column!r}{columns_hint(column, self.columns)}",
+                             source=self.source)
 
     def match(self, patterns: Sequence[str]) -> list[str]:
         """Columns matching any of ``patterns`` (exact names or shell patterns like ``err_*``),

@@ -176,6 +176,10 @@ def predict_curve_command(
         raise UserError("give --schedule, --compare or --best-wsd")
     out: dict[str, Any] = {}
     preds: dict[str, Any] = {}
+    # the interval's level and kind, in the output too: lo/hi alone do not say what they hold
+    shown = result.level if level is None else level
+    what = {"prediction": "where the loss as logged will fall (law and noise)",
+            "mean": "the law's curve (no logging noise)"}.get(band, band)
     if schedule:
         from scalinglab.fit.curves import to_schedule
         from scalinglab.values import parse_number_list
@@ -185,19 +189,22 @@ def predict_curve_command(
             sched = to_schedule(spec)
             preds[spec] = result.predict(sched, steps=at, level=level, band=band)
         out["curves"] = {k: v.to_dict(orient="list") for k, v in preds.items()}
+        out["band"], out["level"] = band, shown
         if not json_:
             for spec, p in preds.items():
                 tail = p.iloc[np.unique(np.linspace(0, len(p) - 1, min(len(p), 12)).astype(int))]
                 print_table(["step", "lr", "loss", "lo", "hi"], tail.itertuples(index=False), exact=False,
-                            title=f"{spec} ({len(p)} steps predicted; {band} band)")
+                            title=f"{spec} ({len(p)} steps predicted; lo, hi: {shown:.0%} "
+                                  f"{band} band, {what})")
     if compare:
         ranked = result.compare(",".join(compare), level=level)
         out["compare"] = ranked.to_dict(orient="records")
         if not json_:
             cols = ["rank", "schedule", "loss", "lo", "hi", "p_best", "gap"]
             print_table(cols, ranked[cols].itertuples(index=False), exact=False,
-                        title="schedules ranked by predicted final loss (law's interval; p_best: "
-                        "share of bootstrap draws where it is best)")
+                        title=f"schedules ranked by predicted final loss (lo, hi: the law's "
+                        f"{shown:.0%} interval; p_best: share of bootstrap draws where it is "
+                        "best; gap: its loss above the best's)")
     if best_wsd:
         kw = _pairs(best_wsd)
         try:
@@ -213,12 +220,13 @@ def predict_curve_command(
         out["best_wsd"] = {"best": frame.attrs["best"], "candidates": frame.to_dict(orient="records")}
         if not json_:
             b = frame.attrs["best"]
-            console.print(f"best decay length: {b['decay_steps']:.0f} steps (95% of draws "
+            console.print(f"best decay length: {b['decay_steps']:.0f} steps ({shown:.0%} of draws "
                           f"between {b['ci'][0]:.0f} and {b['ci'][1]:.0f}); final loss "
                           f"{b['loss']:.4f}")
             head = frame.head(8)
             print_table(list(head.columns), head.itertuples(index=False), exact=False,
-                        title="best candidates")
+                        title=f"best candidates (final loss; lo, hi: the law's {shown:.0%} "
+                        "interval; p_best: share of bootstrap draws where it is best)")
     warnings = list(dict.fromkeys(w for f in [*preds.values(), *([ranked] if compare else [])]
                                   for w in f.attrs.get("warnings", [])))
     if json_:
@@ -293,5 +301,6 @@ def forecast_runs(store: Path, where: str | None, tags: dict[str, str], fit: Pat
         emit_json(rows)
         return
     print_table(cols, ([r[c] for c in cols] for r in rows), fmt=fmt, exact=fmt != "table",
-                title=f"forecast final loss of {len(rows)} unfinished runs in {store} "
+                title=f"forecast final loss of {len(rows)} unfinished run"
+                      f"{'' if len(rows) == 1 else 's'} in {store} "
                       "(95% interval of the loss as logged)")

@@ -168,7 +168,8 @@ def residual_structure(
                 shown = "; ".join(f"runs at {o['group']} ({o['n']}) lie {100 * o['range'][0]:+.1f}% to "
                                   f"{100 * o['range'][1]:+.1f}% from the law" for o in test["off"][:3])
                 out.warnings.append(
-                    f"residuals are structured by {name} (F test p = {p:.2g}; {share:.0%} of their "
+                    f"residuals are structured by {name}"
+                    f"{' (tokens per parameter, D/N)' if name == 'M' else ''} (F test p = {p:.2g}; {share:.0%} of their "
                     f"spread lies between groups): {shown}. That is misfit of the law, not run-to-run "
                     "noise; predictions there carry it")
         out.tests.append(test)
