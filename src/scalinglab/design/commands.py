@@ -32,7 +32,7 @@ from scalinglab.clikit import (
     quantities,
     quantity,
     quantity_range,
-    to_json,
+    save_dict,
     write_file,
 )
 
@@ -156,7 +156,7 @@ def simulate_cmd(
                               bootstrap=bootstrap, starts=starts, workers=workers,
                               progress=lambda done, n: update("simulated studies", done, n))
     if save is not None:
-        write_file(save, to_json(result.to_dict(include_studies=True)) + "\n", "--save")
+        save_dict(save, result.to_dict(include_studies=True))
     if figure is not None:
         from scalinglab.design.figures import width_vs_spend
 
