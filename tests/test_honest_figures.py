@@ -285,3 +285,26 @@ def test_bootstrap_fits_that_send_a_parameter_to_infinity_flag_it_though_the_est
     assert "67% of bootstrap fits send A to infinity" in warnings[-1]
     assert warnings[0] == ("67% of bootstrap resamples could not be fitted (20 of 30 diverged: A at "
                            "infinity)")
+
+
+def test_percentile_interval_reads_the_same_ends_with_or_without_nan_draws():
+    """Without NaN draws the interval takes a vectorised path: its ends equal numpy's
+    nanquantile bit for bit, infinite draws (and their read-without-interpolation ends)
+    included, along any axis."""
+    from scalinglab.stats import percentile_interval
+
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal((40, 6, 3))
+    values.flat[::13] = np.inf
+    for axis in range(3):
+        lo, hi = percentile_interval(values, 0.9, axis=axis)
+        with_nan = np.concatenate([values, np.full_like(values, np.nan)[:1]], axis=0) if axis == 0 else None
+        q = (1.0 - 0.9) / 2.0  # the interval's own tail share, to the last bit
+        ref_lo = np.nanquantile(values, q, axis=axis)
+        ref_hi = np.nanquantile(values, 1.0 - q, axis=axis)
+        ref_lo = np.where(np.isnan(ref_lo), np.nanquantile(values, q, axis=axis, method="lower"), ref_lo)
+        ref_hi = np.where(np.isnan(ref_hi), np.nanquantile(values, 1.0 - q, axis=axis, method="higher"), ref_hi)
+        assert np.array_equal(lo, ref_lo) and np.array_equal(hi, ref_hi)
+        if with_nan is not None:  # one NaN draw per column: the nanquantile path, same ends
+            lo2, hi2 = percentile_interval(with_nan, 0.9, axis=0)
+            assert np.array_equal(lo2, lo) and np.array_equal(hi2, hi)
