@@ -118,6 +118,32 @@ def test_every_tag_option_says_it_takes_both_forms():
     assert found >= 15  # import, runs, report, every fit, hparams and design command
 
 
+def test_every_option_and_argument_of_every_command_says_what_it_is_for():
+    """``--help`` of each command (the lazily loaded ones included) explains every option and
+    argument: none is listed bare with only its default (hparams evaluate's --seed, --tolerance
+    and --fit-window were)."""
+    from typer.main import get_command
+
+    root = get_command(app)
+    ctx = root.make_context("scalinglab", [], resilient_parsing=True)
+
+    def commands(group, path=()):
+        for name in group.list_commands(ctx):
+            cmd = group.get_command(ctx, name)
+            yield (*path, name), cmd
+            if hasattr(cmd, "list_commands"):
+                yield from commands(cmd, (*path, name))
+
+    bare, leaves = [], 0
+    for path, cmd in commands(root):
+        leaves += not hasattr(cmd, "list_commands")
+        for param in cmd.params:
+            if not getattr(param, "hidden", False) and not (getattr(param, "help", None) or "").strip():
+                bare.append((" ".join(path), param.opts))
+    assert leaves >= 40  # every command was reached, not only the top-level groups
+    assert bare == []
+
+
 @pytest.mark.parametrize(("args", "says"), [
     (["runs", "--bogus"], "No such option: --bogus"),
     (["fit", "chinchilla", "--bootstrap", "many"], "--bootstrap: expected a whole number"),

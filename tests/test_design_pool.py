@@ -478,3 +478,74 @@ def test_a_cell_that_is_not_a_number_is_named_by_row_and_column_and_what_it_was_
         sl.replay_study(frame.assign(N=1e8, D=2e9), "chinchilla", cost="6*N*D", target="top:10%",
                         source="pool.csv")
     assert str(err.value) == "pool.csv: row 3, column 'loss': '?' is not a number"
+
+
+def test_an_infinite_or_empty_cell_is_named_as_written_never_as_a_numpy_repr(tmp_path):
+    """A pool cell that is infinite reads ``inf is not a finite number`` (it read
+    ``np.float64(inf) is not a number``), an empty one ``is missing`` (it read ``nan`` or
+    ``<NA> is not a number``), with file, row and column as for any bad cell; a text file's cell
+    is quoted as written (``'inf'``), as ``'big'`` is."""
+    frame = pd.DataFrame({"N": [1e8, np.inf, 3e8], "D": [2e9, 4e9, np.nan], "loss": [3.1, 2.9, -np.inf]})
+    with pytest.raises(InputError) as err:
+        cost_of(frame, "6*N*D", source="pool.csv")
+    assert str(err.value) == ("pool.csv: row 2, column 'N': inf is not a finite number, so the "
+                              "cost '6*N*D' cannot be computed")
+    with pytest.raises(InputError) as err:
+        LawModel("chinchilla", frame.assign(N=1e8), source="pool.csv")
+    assert str(err.value) == "pool.csv: row 3, column 'D': is missing (an input of law 'chinchilla')"
+    runs = frame.assign(N=[1e8, 2e8, 3e8], D=2e9)  # the third run's outcome is -inf
+    with pytest.raises(InputError) as err:
+        match_observed(runs, runs, LawModel("chinchilla", runs), "loss", source="observed.csv")
+    assert str(err.value) == "observed.csv: row 3, column 'loss': -inf is not a finite number"
+
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    (tmp_path / "pool.csv").write_text("N,D\n1e8,2e9\n2e8,inf\n3e8,6e9\n")
+    frame[["N", "D"]].to_parquet(tmp_path / "pool.parquet")
+    for name, said in (("pool.csv", "row 2, column 'D': 'inf' is not a finite number"),
+                       ("pool.parquet", "row 2, column 'N': inf is not a finite number")):
+        res = CliRunner().invoke(app, ["design", "pool", str(tmp_path / name), "--law", "chinchilla",
+                                       "--cost", "6*N*D", "--target", "top:10%", "--budget", "0.5",
+                                       "--out", str(tmp_path / "next.csv")])
+        assert res.exit_code == 2
+        assert " ".join(res.output.split()) == (f"error: {tmp_path / name}: {said}, so the cost "
+                                                "'6*N*D' cannot be computed")
+
+
+def test_a_blank_row_cell_means_no_row_given_the_run_is_matched_on_its_inputs(pool, tmp_path):
+    """``--observed`` with a ``row`` column whose cell is blank (a run the user added by hand
+    to a proposal's file) is matched on its inputs, as a file without a row column is; it was
+    refused as ``'' is not a row of the pool``. A row cell that is not a pool row still is."""
+    model = LawModel("chinchilla", pool)
+    seen = pool.iloc[[4, 9, 17, 30]].reset_index(drop=True)
+    with_rows = seen.assign(row=["5", "", "18", "  "])[["row", "N", "D", "loss"]]  # as text, read
+    rows, y = match_observed(pool, with_rows, model, "loss")
+    bare_rows, bare_y = match_observed(pool, seen[["N", "D", "loss"]], model, "loss")
+    assert rows.tolist() == bare_rows.tolist() == [4, 9, 17, 30]
+    assert np.array_equal(y, bare_y)
+    with pytest.raises(InputError) as err:
+        match_observed(pool, with_rows.assign(row=["5", "", "999", ""]), model, "loss",
+                       source="observed.csv")
+    assert str(err.value) == ("observed.csv: row 3, column 'row': '999' is not a row of the pool "
+                              f"(1 to {len(pool)})")
+
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    pool[["N", "D"]].to_csv(tmp_path / "pool.csv", index=False)
+    with_rows.to_csv(tmp_path / "blank.csv", index=False)
+    seen[["N", "D", "loss"]].to_csv(tmp_path / "bare.csv", index=False)
+    out = {}
+    for name in ("blank", "bare"):
+        res = CliRunner().invoke(app, ["design", "pool", str(tmp_path / "pool.csv"), "--law",
+                                       "chinchilla", "--cost", "6*N*D", "--target", "top:10%",
+                                       "--budget", "0.05", "--observed", str(tmp_path / f"{name}.csv"),
+                                       "--out", str(tmp_path / f"next-{name}.csv"), "--json"])
+        assert res.exit_code == 0, res.output
+        out[name] = json.loads(res.stdout)
+        assert out[name]["n_observed"] == 4
+    assert out["blank"]["runs"] == out["bare"]["runs"]
+    assert (tmp_path / "next-blank.csv").read_text() == (tmp_path / "next-bare.csv").read_text()

@@ -187,3 +187,24 @@ def test_design_next_errors_are_one_line(store, tmp_path):
     result = runner.invoke(app, ["design", "next", "--store", str(tmp_path / "none.duckdb"),
                                  "--target", "1e14", "--spend", "1e11"])
     assert result.exit_code == 2 and "no run store" in result.output
+
+
+def test_a_missing_corpus_reads_the_same_in_every_command_that_plans_runs(store, tmp_path, monkeypatch):
+    """``--data`` that is neither 'stdlib' nor a file is one line, the same in sweep plan,
+    design next and sweep auto (design's copy of the check said less: no "for the built-in
+    corpus"), and design next says it before it reads the store and fits the law."""
+    import scalinglab.fit.loss as loss
+
+    said = (f"--data {tmp_path / 'nowhere.txt'}: not found (a text file or folder, a uint16 "
+            ".bin/.npy array, or 'stdlib' for the built-in corpus)")
+    monkeypatch.setattr(loss, "fit_law", lambda *a, **k: pytest.fail("fitted before --data was checked"))
+    data = ["--data", str(tmp_path / "nowhere.txt")]
+    for args in (["sweep", "plan", "isoflop", "--budgets", "1e12", "--out", str(tmp_path / "p.toml")],
+                 ["design", "next", "--store", str(store), "--target", "1e14", "--spend", "2e11",
+                  "--out", str(tmp_path / "next.toml")],
+                 ["sweep", "auto", "--store", str(tmp_path / "auto.duckdb"), "--target", "1e14",
+                  "--spend", "3e12", "--out", str(tmp_path / "study")]):
+        result = runner.invoke(app, [*args, *data])
+        assert result.exit_code == 2, (args, result.output)
+        assert " ".join(result.output.split()) == f"error: {said}", args
+    assert not any(p.name != "s.duckdb" for p in tmp_path.iterdir())  # nothing written

@@ -139,6 +139,39 @@ def test_save_keeps_what_the_command_showed(runs_csv, tmp_path, args):
         assert resolve(str(save), "loss_law").params == back.params
 
 
+@pytest.mark.parametrize("args", [
+    ("chinchilla",),
+    ("isoflop",),
+    ("custom", "--formula", "E + A*N**-alpha", "--inputs", "N", "--group", "budget",
+     "--per-group", "E"),
+])
+def test_every_fit_save_is_the_one_saved_file_format_and_loads_back(runs_csv, tmp_path, args):
+    """``fit ... --save F`` writes what every other ``--save`` writes (``clikit.save_results``):
+    the result's JSON, infinities kept, ending in one newline (it ended in ``}``); the file loads
+    back through ``results.load_saved`` as any command that reads a saved fit reads it."""
+    import pandas as pd
+
+    from scalinglab.clikit import to_json
+    from scalinglab.results import Result, load_saved
+
+    file = runs_csv
+    if args[0] == "custom":  # the joint per-group fit has a writer of its own
+        frame = pd.read_csv(runs_csv)
+        frame["budget"] = np.log10(frame["C"]).round().astype(int).astype(str)
+        file = tmp_path / "grouped.csv"
+        frame[["N", "budget", "loss"]].to_csv(file, index=False)
+    save = tmp_path / "fit.json"
+    res = invoke(args[0], str(file), *args[1:], "--bootstrap", "5", "--save", str(save))
+    assert res.exit_code == 0, res.output
+    text = save.read_text(encoding="utf-8")
+    assert text.endswith("}\n") and not text.endswith("\n\n")
+    assert text == to_json(json.loads(text)) + "\n"  # the same bytes as before, plus the newline
+    back = load_saved(save, Result, "a saved fit")
+    assert back.kind == {"chinchilla": "loss_fit", "isoflop": "isoflop", "custom": "joint_fit"}[args[0]]
+    if args[0] != "custom":  # the joint file also says its source and --group
+        assert back.to_dict(include_draws=True) == json.loads(text)
+
+
 def test_a_fit_left_without_runs_is_one_line_naming_why(tmp_path):
     """--map loss=COLUMN with that column empty for every run, or --where that keeps none: one
     line saying how many runs were read and why they went (not "--holdout-top must be between

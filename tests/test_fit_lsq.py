@@ -629,6 +629,25 @@ def test_fit_joint_selects_forward_in_each_independent_group():
         lsq.fit_joint([BUMP], {"x": x}, y, compute=x, select="deepest")
 
 
+@pytest.mark.parametrize("bad", [-0.1, 1.0, float("nan"), "0.1"])
+def test_lean_top_is_refused_by_one_check_in_the_words_of_each_entry_point(bad):
+    """fit_arrays and fit_joint share the lean_top range check (as they share check_select): a
+    value outside [0, 1), NaN, or text is a ParameterError naming lean_top, in one sentence
+    whose noun is what each entry point counts (runs / rows, as its select_top message says);
+    text was a TypeError from the comparison."""
+    from scalinglab.fit.loss import fit_arrays
+
+    x, y, _ = _two_bumps(seed=1)
+    with pytest.raises(ParameterError) as single:
+        fit_arrays("power", {"C": x}, y, scale="linear", lean_top=bad)
+    with pytest.raises(ParameterError) as joint:
+        lsq.fit_joint([BUMP], {"x": x}, y, compute=x, lean_top=bad)
+    said = f"is a fraction of the {{}}, in [0, 1) (0: no lean), not {bad}"
+    assert str(single.value) == "lean_top " + said.format("runs")
+    assert str(joint.value) == "lean_top " + said.format("rows")
+    assert single.value.parameters == joint.value.parameters == ("lean_top",)
+
+
 def test_a_forward_record_moved_where_it_or_any_of_its_parts_chose_another_basin():
     assert not forward_moved(None) and not forward_moved({"n_held": 20, "chosen": 0, "n_basins": 2})
     assert forward_moved({"n_held": 20, "chosen": 1, "n_basins": 2})

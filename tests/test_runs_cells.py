@@ -95,6 +95,21 @@ def test_messages_show_cells_as_written_not_as_numpy_reprs():
     assert len(show_cell("x" * 500)) < 70
 
 
+def test_a_refused_number_is_said_as_written_finite_or_missing():
+    """The one phrase every reader's "not a number" error uses (pool, links, benchmark tables,
+    counts, trackers): the cell as written, infinities called not finite, blanks missing."""
+    from scalinglab.runs.cells import not_a_number
+
+    assert not_a_number(np.float64(np.inf)) == "inf is not a finite number"
+    assert not_a_number(-np.inf) == "-inf is not a finite number"
+    assert not_a_number("inf") == "'inf' is not a finite number"
+    assert not_a_number("abc") == "'abc' is not a number"
+    assert not_a_number(np.int64(3)) == "3 is not a number"  # not np.int64(3)
+    assert not_a_number(True) == "True is not a number"
+    for blank in ("", "  ", None, np.nan, pd.NA):
+        assert not_a_number(blank) == "is missing"
+
+
 def test_extras_are_typed_cell_by_cell_so_chunking_cannot_change_them():
     column = pd.Series(["16", "0.5", "v2", "", "inf", "125M", "null"],
                        dtype=pd.ArrowDtype(pa.string()))

@@ -810,7 +810,12 @@ def save_results(save: Path | None, results: Any) -> None:
     def saved(r: Any) -> Any:  # infinities kept, so the file loads back as it was
         return keep_infinities(r.to_dict(include_draws=True))
 
-    data = _per_model(results, saved) if isinstance(results, Mapping) else saved(results)
+    save_dict(save, _per_model(results, saved) if isinstance(results, Mapping) else saved(results))
+
+
+def save_dict(save: Path, data: Any) -> None:
+    """THE ``--save`` writer: ``data`` as JSON ending in one newline (as every saved file does),
+    written atomically and never over an input."""
     write_file(save, to_json(data) + "\n", "--save")
 
 

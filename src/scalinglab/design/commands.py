@@ -32,7 +32,7 @@ from scalinglab.clikit import (
     quantities,
     quantity,
     quantity_range,
-    to_json,
+    save_dict,
     write_file,
 )
 
@@ -156,7 +156,7 @@ def simulate_cmd(
                               bootstrap=bootstrap, starts=starts, workers=workers,
                               progress=lambda done, n: update("simulated studies", done, n))
     if save is not None:
-        write_file(save, to_json(result.to_dict(include_studies=True)) + "\n", "--save")
+        save_dict(save, result.to_dict(include_studies=True))
     if figure is not None:
         from scalinglab.design.figures import width_vs_spend
 
@@ -179,18 +179,14 @@ def _sweep_defaults(plan: Path | None, data: str, seq_len: int | None, batch_tok
                     lr: float | None) -> tuple[Defaults, DataSpec]:
     """Defaults and data of the runs to propose: from a plan file, or the `sweep plan` ones."""
     from scalinglab.design.sweeps import defaults_of
-    from scalinglab.sweep.data import STDLIB, DataSpec
+    from scalinglab.sweep.commands import data_spec
     from scalinglab.sweep.plan import Defaults, load_plan
 
     if plan is not None:
         base = load_plan(plan)
         defaults, spec = defaults_of(base), base.data
-    else:
-        if data != STDLIB and not Path(data).exists():
-            raise UserError(f"--data {data}: not found (a text file or folder, a uint16 .bin/.npy "
-                            "array, or 'stdlib')")
-        defaults = Defaults()
-        spec = DataSpec(source=data if data == STDLIB else str(Path(data).resolve()))
+    else:  # --data as `sweep plan` reads it, in the same words
+        defaults, spec = Defaults(), data_spec(data)
     changes = {k: v for k, v in (("seq_len", seq_len), ("batch_tokens", batch_tokens), ("lr", lr))
                if v is not None}
     if changes:
@@ -285,6 +281,8 @@ def design_next(
     c_target = check_budget(target, "target")
     c_spend = check_budget(spend, "spend")
     tags = parse_tags(tag)
+    # --plan / --data checked before the store is read and the law fitted (it was after the fit)
+    defaults, dspec = _sweep_defaults(plan, data, seq_len, batch_tokens, lr)
     if not store.exists():
         raise UserError(f"--store {store}: no run store here (run a sweep or import runs first)")
     runs = RunStore(store, read_only=True)
@@ -295,7 +293,6 @@ def design_next(
     chosen = select_runs(finished.reset_index(drop=True), spec.inputs)
     fit = fit_law(spec, chosen.frame, bootstrap=bootstrap, seed=seed, source=str(store))
     fit.notes[:0] = chosen.notes
-    defaults, dspec = _sweep_defaults(plan, data, seq_len, batch_tokens, lr)
     low = smallest if smallest else float(finished["C"].min()) / 4.0
     space = SweepSpace((min(low, c_spend), c_spend), tokens_per_param,
                        defaults, dspec, _hparams(hparams), name=name,

@@ -52,6 +52,7 @@ from scalinglab.design.greedy import Belief, better_of, greedy_picks
 from scalinglab.design.robust import LsqProblem, choose_lsq, correlation
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.results import Result
+from scalinglab.runs.cells import is_missing_cell, not_a_number, show_cell
 from scalinglab.summary import Summary, Table
 
 Criterion = Literal["draws", "fisher"]
@@ -93,7 +94,7 @@ def _numbers(frame: pd.DataFrame, column: str, source: str, why: str = "") -> np
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.argmax(bad))
-        raise InputError(f"{frame[column].iloc[i]!r} is not a number{why}", source=source,
+        raise InputError(f"{not_a_number(frame[column].iloc[i])}{why}", source=source,
                          row=f"row {i + 1}", column=column)
     return values
 
@@ -950,15 +951,17 @@ def match_observed(pool: pd.DataFrame, observed: pd.DataFrame, model: PoolModel,
     rows = np.empty(len(observed), dtype=int)
     for i in range(len(observed)):
         if not np.isfinite(y[i]):
-            raise InputError(f"{observed[outcome].iloc[i]!r} is not a number", source=source,
+            raise InputError(not_a_number(observed[outcome].iloc[i]), source=source,
                              row=f"row {i + 1}", column=outcome)
         close = np.all(np.isclose(keys, seen[i], rtol=1e-9, atol=0.0), axis=1)
         hits = np.flatnonzero(close)
-        if row_no is not None and pd.notna(observed["row"].iloc[i]):
-            cell, r_1 = observed["row"].iloc[i], row_no[i]
+        # a blank row cell gives no row: the run is matched on its inputs alone, as in a file
+        # without a row column (it was refused as "'' is not a row of the pool")
+        if row_no is not None and not is_missing_cell(cell := observed["row"].iloc[i]):
+            r_1 = row_no[i]
             # a row that is not a pool row was a ValueError traceback (2.5) or ignored (999)
             if not (np.isfinite(r_1) and r_1 == int(r_1) and 1 <= r_1 <= len(pool)):
-                raise InputError(f"{cell!r} is not a row of the pool (1 to {len(pool)})",
+                raise InputError(f"{show_cell(cell)} is not a row of the pool (1 to {len(pool)})",
                                  source=source, row=f"row {i + 1}", column="row")
             r = int(r_1) - 1
             if r in hits:

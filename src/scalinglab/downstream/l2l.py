@@ -100,6 +100,7 @@ def _full_params(fit: FitResult, params: Mapping[str, Any]) -> dict[str, Any]:
 
 def _column(frame: pd.DataFrame, name: str, source: str) -> np.ndarray:
     from scalinglab.errors import columns_hint
+    from scalinglab.runs.cells import not_a_number
 
     if name not in frame.columns:
         raise InputError(f"no column {name!r}{columns_hint(name, list(frame.columns))}",
@@ -107,7 +108,7 @@ def _column(frame: pd.DataFrame, name: str, source: str) -> np.ndarray:
     values = pd.to_numeric(frame[name], errors="coerce").to_numpy(float)
     bad = np.flatnonzero(~np.isfinite(values) & frame[name].notna().to_numpy())
     if bad.size:
-        raise InputError(f"{frame[name].iloc[bad[0]]!r} is not a number", source=source or None,
+        raise InputError(not_a_number(frame[name].iloc[bad[0]]), source=source or None,
                          row=f"row {bad[0] + 1}", column=name)
     return values
 

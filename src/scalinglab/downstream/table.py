@@ -36,6 +36,7 @@ class ModelTable:
     def numbers(self, column: str, *, missing_ok: bool = True, positive: bool = False) -> np.ndarray:
         """``column`` as floats; a cell that is not a number (or is missing when not allowed, or
         not positive when asked) raises :class:`InputError` at its row."""
+        from scalinglab.runs.cells import not_a_number, show_cell
         from scalinglab.runs.schema import parse_number
 
         self.require(column)
@@ -45,12 +46,12 @@ class ModelTable:
             try:
                 v = parse_number(cell)
             except (TypeError, ValueError):
-                raise InputError(f"{cell!r} is not a number", source=self.source, row=label,
+                raise InputError(not_a_number(cell), source=self.source, row=label,
                                  column=column) from None
             if math.isnan(v) and not missing_ok:
                 raise InputError("the value is missing", source=self.source, row=label, column=column)
             if not math.isnan(v) and (not math.isfinite(v) or (positive and v <= 0)):
-                raise InputError(f"{cell!r} must be a {'positive' if positive else 'finite'} number",
+                raise InputError(f"{show_cell(cell)} must be a {'positive' if positive else 'finite'} number",
                                  source=self.source, row=label, column=column)
             out[i] = v
         return out

@@ -28,8 +28,8 @@ from scalinglab.clikit import (
     parse_tags,
     print_summary,
     quantity,
-    to_json,
-    write_file,
+    save_dict,
+    save_results,
 )
 from scalinglab.summary import format_number
 
@@ -298,10 +298,7 @@ def _fit_command(
 def _save_and_show(shown: Any, save: Path | None, json_: bool) -> None:
     """A fit command's ending: write what is shown, with its bootstrap draws, to ``--save``;
     then its JSON (``--json``) or its summary."""
-    if save is not None:
-        from scalinglab.serialize import keep_infinities
-
-        write_file(save, to_json(keep_infinities(shown.to_dict(include_draws=True))), "--save")
+    save_results(save, shown)  # the one --save writer: the same JSON, newline-ended, as every command
     if json_:
         emit_json(shown.to_dict())
         return
@@ -682,7 +679,7 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
             if save is not None:
                 from scalinglab.serialize import keep_infinities
 
-                write_file(save, to_json(keep_infinities(saved)), "--save")
+                save_dict(save, keep_infinities(saved))
             if json_:
                 emit_json(out)
                 return

@@ -34,6 +34,15 @@ def check_select(select: str, select_top: float, unit: str = "runs") -> None:
                              "select_top")
 
 
+def check_lean_top(lean_top: float, unit: str = "runs") -> None:
+    """Refuse a ``lean_top`` that is not a fraction in [0, 1) (0: no lean; NaN and non-numbers
+    included), in the words :func:`check_select` uses: ``unit`` is what it is a fraction of
+    (``fit_arrays``: runs, ``fit_joint``: rows), so one entry point says one noun for both."""
+    if not (isinstance(lean_top, Real) and 0.0 <= lean_top < 1.0):
+        raise ParameterError(f"lean_top is a fraction of the {unit}, in [0, 1) (0: no lean), not {lean_top}",
+                             "lean_top")
+
+
 def forward_moved(record: Mapping[str, Any] | None) -> bool:
     """Whether a forward-selection record (:meth:`scalinglab.fit.lsq.Forward.to_dict`) chose a
     basin other than the least-squares optimum, in itself or in any of its independent parts.

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, NothingToFit, NotIdentifiable, ParameterError
-from scalinglab.fit.forward import FORWARD_TOP, check_select
+from scalinglab.fit.forward import FORWARD_TOP, check_lean_top, check_select
 from scalinglab.fit.identify import (  # noqa: F401  (MAX_*: design/ reads them from here)
     MAX_DECADES,
     MAX_EXPONENT_WIDTH,
@@ -334,8 +334,7 @@ def fit_arrays(
     if not np.any(~np.isnan(y_all)):  # choose_scale would otherwise pick 'linear' for NaNs
         raise nothing_to_fit(len(y_all), [(len(y_all), "they have no loss")], source or None)
     scale, scale_note = choose_scale(scale, loss)
-    if not 0.0 <= lean_top < 1.0:
-        raise ParameterError(f"lean_top is a fraction of the runs, in [0, 1), not {lean_top}", "lean_top")
+    check_lean_top(lean_top)
     check_select(select, select_top)
     if scale == "linear":
         if searched is not None:

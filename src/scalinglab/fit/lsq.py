@@ -41,7 +41,7 @@ from scipy.optimize import lsq_linear, minimize
 from scipy.stats import qmc
 
 from scalinglab.errors import NotIdentifiable, ParameterError
-from scalinglab.fit.forward import FORWARD_TOP, check_select, forward_moved
+from scalinglab.fit.forward import FORWARD_TOP, check_lean_top, check_select, forward_moved
 from scalinglab.fit.identify import _linear_soft_checks
 from scalinglab.laws.formula import compile_expressions
 from scalinglab.results import Result
@@ -1670,8 +1670,7 @@ def fit_joint(
     all_names = [q for q in names if q not in per_group] + [f"{p}[{g}]" for p in per_group for g in group_names]
     all_bounds = {k: v for k, v in bounds.items() if k in all_names}
     all_bounds |= {f"{p}[{g}]": bounds[p] for p in per_group for g in group_names if p in bounds}
-    if not 0.0 <= lean_top < 1.0:
-        raise ParameterError(f"lean_top is a fraction of the rows, in [0, 1), not {lean_top}", "lean_top")
+    check_lean_top(lean_top, unit="rows")
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise ParameterError(f"bootstrap must be a whole number >= 0, not {bootstrap!r}", "bootstrap")
     if not 0.0 < level < 1.0:

@@ -144,7 +144,7 @@ def fit_cmd(
     bootstrap: int = bootstrap_option(1000),
     resample: str = typer.Option("groups", "--resample", help="Bootstrap unit: groups (whole "
                                  "(N, D) groups; honest) or runs (as Step Law did; narrower)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (results are deterministic)."),
     seq_len: int = SeqLenOption,
     batch_unit: str = BatchUnitOption,
     units: list[str] = UnitsOption,
@@ -241,9 +241,12 @@ def evaluate_cmd(
                                        "fold."),
     split: str = typer.Option("random", "--split", help="random folds covering every group, or "
                               "largest: hold out the K largest budgets once (extrapolation)."),
-    seed: int = typer.Option(0, "--seed"),
-    tolerance: float = typer.Option(0.0025, "--tolerance"),
-    fit_window: float = typer.Option(0.02, "--fit-window"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random folds (--split random)."),
+    tolerance: float = typer.Option(0.0025, "--tolerance", help="Relative loss tolerance of the "
+                                    "threshold refit (--refit threshold)."),
+    fit_window: float = typer.Option(0.02, "--fit-window", help="Runs within this relative loss "
+                                     "of a group's best fit its landscape: the surface refit and "
+                                     "the surface reading of the excess loss."),
     seq_len: int = SeqLenOption,
     batch_unit: str = BatchUnitOption,
     units: list[str] = UnitsOption,
@@ -288,7 +291,9 @@ def plateau_cmd(
                                         help="D of the group (default: all)."),
     eps: float = typer.Option(0.0025, "--eps", help="Relative loss within which a setting counts "
                               "as on the plateau."),
-    fit_window: float = typer.Option(0.02, "--fit-window"),
+    fit_window: float = typer.Option(0.02, "--fit-window", help="Runs within this relative loss "
+                                     "of the group's best fit its landscape (widened when the fit "
+                                     "is not convex)."),
     seq_len: int = SeqLenOption,
     batch_unit: str = BatchUnitOption,
     units: list[str] = UnitsOption,
@@ -337,7 +342,7 @@ def tau_cmd(
                                      "weight-decay sweep); omit to read the run store."),
     store: Path = StoreOpt, tag: list[str] = TagOpt, where: str = WhereOpt,
     bootstrap: int = bootstrap_option(1000),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (results are deterministic)."),
     seq_len: int = SeqLenOption,
     batch_unit: str = BatchUnitOption,
     units: list[str] = UnitsOption,

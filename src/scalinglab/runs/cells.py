@@ -284,6 +284,18 @@ def show_cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def not_a_number(value: Any) -> str:
+    """Why a cell read as a number was refused, naming it as written: ``'abc' is not a number``,
+    ``inf is not a finite number`` (never ``np.float64(inf) is not a number``), or ``is missing``."""
+    if is_missing_cell(value):
+        return "is missing"
+    try:  # an infinity read as a float, or written as text ('inf', '-Infinity')
+        infinite = not isinstance(value, (bool, np.bool_)) and math.isinf(float(value))
+    except (TypeError, ValueError, OverflowError):
+        infinite = False
+    return f"{show_cell(value)} is not a {'finite ' if infinite else ''}number"
+
+
 def is_missing_cell(value: Any) -> bool:
     """True for None, NaN, NA and blank text: cells that hold no value."""
     if value is None:

@@ -19,6 +19,7 @@ from scalinglab.runs.cells import (
     canonical_json,  # noqa: F401  (re-exported: it lives with the cells it spells)
     extra_cells,
     parse_number,  # noqa: F401  (re-exported: the one cell parser)
+    show_cell,
 )
 from scalinglab.runs.columns import ALIASES, DESCRIPTIONS
 from scalinglab.values import comma_parts
@@ -113,5 +114,5 @@ def extra_field(key: str, cells: Any) -> tuple[str, np.ndarray, np.ndarray]:
 
 
 def invalid_status(value: Any) -> InputError:
-    return InputError(f"{value!r} is not a run status; use one of {list(STATUSES)} "
+    return InputError(f"{show_cell(value)} is not a run status; use one of {list(STATUSES)} "
                       "(or a tracker's word for one, e.g. crashed, killed)", column="status")

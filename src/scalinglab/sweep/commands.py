@@ -48,7 +48,10 @@ def _defaults(seq_len: int, batch: int, lr: float, weight_decay: float, schedule
                     vocab_size=vocab_size)
 
 
-def _data(data: str, tokenizer: Path | None) -> DataSpec:
+def data_spec(data: str, tokenizer: Path | None = None) -> DataSpec:
+    """``--data`` (and ``--tokenizer``) of every command that plans runs (sweep plan, isoflop,
+    design next, sweep auto): 'stdlib' or an existing path, resolved; else one line saying what
+    it may be."""
     from scalinglab.sweep.data import STDLIB, DataSpec
 
     if data != STDLIB and not Path(data).exists():
@@ -139,7 +142,7 @@ def plan_isoflop(
     """
     from scalinglab.sweep.plan import isoflop_plan
 
-    spec = _data(data, tokenizer)
+    spec = data_spec(data, tokenizer)
     defaults = _defaults(seq_len, batch_tokens, lr, weight_decay, schedule, warmup, seed,
                          positions, untied, aspect, ffn_ratio, _vocab(spec, vocab_size))
     plan = isoflop_plan(budgets, sizes=sizes, span=span,
@@ -177,7 +180,7 @@ def plan_grid(
     """
     from scalinglab.sweep.plan import check_grid, grid_plan
 
-    spec = _data(data, tokenizer)
+    spec = data_spec(data, tokenizer)
     check_grid(lrs, batches, sizes, seq_len)  # before they make the defaults
     batch_ints = [int(b) for b in batches]
     defaults = _defaults(seq_len, min(batch_ints), lrs[0], weight_decay, schedule, warmup,

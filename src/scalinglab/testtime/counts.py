@@ -85,13 +85,16 @@ def _whole_column(raw: Any, col: str, minimum: int, source: str, labels: dict[in
     """A column of whole numbers >= ``minimum``; the first bad cell is reported by row."""
     import pandas as pd
 
+    from scalinglab.runs.cells import not_a_number, show_cell
+
     cells = raw[col]
     values = pd.to_numeric(cells.astype(str).str.strip(), errors="coerce").to_numpy(float)
     bad = ~np.isfinite(values) | (values % 1 != 0) | (values < minimum)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        what = "is not a number" if not np.isfinite(values[i]) else f"must be a whole number >= {minimum}"
-        raise InputError(f"{cells.iloc[i]!r} {what}", source=source, row=labels.get(i, f"row {i + 1}"),
+        what = (not_a_number(cells.iloc[i]) if not np.isfinite(values[i])
+                else f"{show_cell(cells.iloc[i])} must be a whole number >= {minimum}")
+        raise InputError(what, source=source, row=labels.get(i, f"row {i + 1}"),
                          column=col)
     return values.astype(np.int64)
 
@@ -115,6 +118,8 @@ def read_counts(
     column of a bad cell, a problem listed twice in a counts file, or missing columns.
     """
     import pandas as pd
+
+    from scalinglab.runs.cells import show_cell
 
     path = Path(path)
     source = str(path)
@@ -156,7 +161,7 @@ def read_counts(
         if dup.size:
             i = int(dup[0])
             first = int(np.flatnonzero((key == key.iloc[i]).to_numpy())[0])
-            raise InputError(f"problem {pid.iloc[i]!r} is listed twice (first at {where(first)})",
+            raise InputError(f"problem {show_cell(pid.iloc[i])} is listed twice (first at {where(first)})",
                              source=source, row=where(i), column=problem)
         frame = pd.DataFrame({"model": mod, "problem": pid, "n": nv, "c": cv})
     else:
@@ -165,7 +170,7 @@ def read_counts(
         bad = np.flatnonzero(ok < 0)
         if bad.size:
             i = int(bad[0])
-            raise InputError(f"{raw[correct].iloc[i]!r} is not a correctness value (1/0, true/false)",
+            raise InputError(f"{show_cell(raw[correct].iloc[i])} is not a correctness value (1/0, true/false)",
                              source=source, row=where(i), column=correct)
         frame = (pd.DataFrame({"model": mod, "problem": pid, "ok": ok})
                  .groupby(["model", "problem"], sort=False)["ok"].agg(["size", "sum"])

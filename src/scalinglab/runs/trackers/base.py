@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, ParameterError, ScalingLabError, did_you_mean
+from scalinglab.runs.cells import not_a_number
 from scalinglab.runs.columns import ALIASES
 from scalinglab.runs.schema import parse_number
 from scalinglab.runs.trackers.final import FinalRule
@@ -265,7 +266,7 @@ def _number(value: Any, spec: ReadSpec, run: RawRun, column: str) -> float:
     try:
         return parse_number(value)
     except (TypeError, ValueError):
-        raise InputError(f"{value!r} is not a number", source=spec.source,
+        raise InputError(not_a_number(value), source=spec.source,
                          row=f"run {run.name!r}", column=column) from None
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, ParameterError, did_you_mean
+from scalinglab.runs.cells import not_a_number, show_cell
 from scalinglab.runs.schema import parse_number
 from scalinglab.runs.trackers.base import (
     RawRun,
@@ -70,7 +71,7 @@ def _numbers(cells: pd.Series, column: str, labels: Mapping[int, str], source: s
             try:
                 values[i] = parse_number(text.iloc[i])  # 125M, 2,048
             except (TypeError, ValueError):
-                raise InputError(f"{cells.iloc[i]!r} is not a number", source=source,
+                raise InputError(not_a_number(cells.iloc[i]), source=source,
                                  row=labels.get(i, f"row {i + 1}"), column=column) from None
         return values, ~missing
     values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=float)
@@ -231,7 +232,7 @@ def read_wandb_history(
     bad = ~logged | (np.isfinite(steps) & (steps != np.round(steps))) | ~np.isfinite(steps)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{df[step_col].iloc[i]!r} is not a whole step number", source=source,
+        raise InputError(f"{show_cell(df[step_col].iloc[i])} is not a whole step number", source=source,
                          row=labels.get(i), column=step_col)
     # a step past int64 wrapped to a negative one, reordering the curve and changing the
     # run's final loss without a word
