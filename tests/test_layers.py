@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, str]] = [
     *[(f"scalinglab.{m}", "engines") for m in ("fit", "hparams", "downstream", "testtime",
                                                   "plan", "design", "sweep")],
     ("scalinglab.study", "study"),
-    *[(f"scalinglab.{m}", "faces") for m in ("cli", "clikit", "report", "demo")],
+    *[(f"scalinglab.{m}", "faces") for m in ("cli", "clikit", "report", "demo", "__main__")],
 ]
 ORDER = ["base", "laws", "runs", "engines", "study", "faces"]
 

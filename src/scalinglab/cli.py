@@ -43,9 +43,8 @@ COMMANDS: dict[str, CommandEntry] = {
                              "the FLOPs actually used."),
     "store": CommandEntry("scalinglab.runs.commands:store_app", "Look after a run store file."),
     "fit": CommandEntry("scalinglab.fit.commands:fit_app",
-                        "Fit laws with bootstrap intervals: loss laws (Chinchilla, Kaplan, power "
-                        "laws, IsoFLOP, the catalogue, your own formula), loss curves across lr "
-                        "schedules, downstream metrics, loss-to-loss links and model ladders.",
+                        "Fit loss laws (Chinchilla, Kaplan, power laws, IsoFLOP) with bootstrap "
+                        "intervals.",
                         extra={"downstream": "scalinglab.downstream.commands:fit_downstream",
                                "benchmark": "scalinglab.downstream.commands:fit_benchmark_command",
                                "loss-to-loss":
@@ -62,8 +61,9 @@ COMMANDS: dict[str, CommandEntry] = {
                           extra={"auto": "scalinglab.design.commands:sweep_auto"}),
     "predict": CommandEntry("scalinglab.downstream.commands:predict_app",
                             "Predict from saved fits, with intervals: downstream metrics at a "
-                            "model size and token count chained through a loss law, one loss "
-                            "from another, a loss curve under an lr schedule.",
+                            "model size and token count chained through a loss law (joint "
+                            "bootstrap intervals), one loss from another (`predict "
+                            "loss-to-loss`), a loss curve under an lr schedule (`predict curve`).",
                             extra={"loss-to-loss": "scalinglab.downstream.l2l_commands:"
                                                    "predict_loss_to_loss_command",
                                    "curve": "scalinglab.fit.curve_commands:predict_curve_command"}),
