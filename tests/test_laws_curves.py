@@ -687,3 +687,22 @@ def test_a_level_outside_zero_one_is_refused_and_none_means_the_fits_own() -> No
             fit.compare([spec], level=bad)
         with pytest.raises(ParameterError, match=r"level must be in \(0, 1\)"):
             fit.best_wsd(24000, 3e-4, 3e-5, warmup=2160, level=bad)
+
+
+def test_an_lr_decayed_to_zero_keeps_every_decay_term_defined() -> None:
+    """A cosine to 0 ends with lr changes of ~1e-12, where the grouped prefix sums' rounding
+    (~1e-19 over a ~1e-12 weight) took S(t) - S(k-1) below 0: log1p of a value below -1 and a
+    NaN band at the last steps (seen as `predict curve --schedule cosine:...` without final=)."""
+    import warnings
+
+    from scalinglab.laws.curves import grouped_changes
+
+    sched = Schedule(cosine(24000, 3e-4, 0.0, 2160))
+    steps = np.arange(2200, 24000, 7)
+    _, eta, dS, _ = grouped_changes(sched, steps)
+    assert (dS > 0).all() and np.isfinite(eta).all()
+    truth = {**TRUTH, "gamma": 1.9, "beta": 3.0, "C": 2e-6}  # a 25M fit's decay shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = MultiPowerLaw().value(truth, sched, steps)
+    assert np.isfinite(values).all()

@@ -247,7 +247,14 @@ def grouped_changes(schedule: Schedule, steps: np.ndarray, ratio: float | None =
         Wn = W[pt, gj]
         e = (ce[hi[pt, gj]] - ce[lo[pt, gj]]) / Wn
         s = (cs[hi[pt, gj]] - cs[lo[pt, gj]]) / Wn
-        out.append((pt, e, S[steps[pt]] - s, Wn))
+        # S(t) - S(k-1) > 0 for every k <= t, so for their weighted mean too; a group of tiny
+        # changes (an lr decayed to ~1e-12, as a cosine to 0 ends) divides a difference of
+        # prefix sums ~1e-19 off by its ~1e-12 weight, and the rounding took this below 0
+        # (-1e-7): log1p of C eta^-gamma dS < -1, NaN bands at the last steps. Held just above
+        # 0 (not at 0: a draw whose eta^-gamma overflows would make inf * 0 = NaN), so the term
+        # adds at most its ~1e-12 weight; no other value moves (the released curves' fits are
+        # the same bit for bit).
+        out.append((pt, e, np.maximum(S[steps[pt]] - s, np.finfo(float).tiny), Wn))
     if not out:
         empty = np.zeros(0)
         return empty.astype(int), empty, empty, empty
