@@ -140,3 +140,10 @@ def test_predict_curve_says_what_its_interval_holds(fit_json: Path) -> None:
                  "steps=12000,peak=3e-4,final=3e-5,warmup=1000")
     assert res.exit_code == 0, res.output
     assert "steps (80% of draws between" in res.output and "the law's 80% interval" in res.output
+
+
+def test_fit_curves_without_a_run_column_says_how_to_name_one(curves_csv: Path) -> None:
+    res = invoke("fit", "curves", curves_csv, "--map", "step=iter,lr=learning_rate,loss=train_loss")
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+    assert "no column 'run' for the run" in res.output
+    assert "name the run's column with --map run=COLUMN" in res.output

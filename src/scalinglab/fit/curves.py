@@ -109,8 +109,12 @@ def _column(frame: pd.DataFrame, columns: Mapping[str, str], key: str, source: s
         return None
     from scalinglab.errors import did_you_mean
 
+    # unmapped: say how to name it (the released curves call their run column 'schedule')
+    how = (f"; name the {key}'s column with --map {key}=COLUMN (columns={{'{key}': COLUMN}} "
+           "from Python)" if col == key else "")
     raise InputError(f"no column {col!r} for the {key}{did_you_mean(col, list(map(str, frame.columns)))}"
-                     f"; columns: {', '.join(map(str, frame.columns))}", source=source, column=col)
+                     f"; columns: {', '.join(map(str, frame.columns))}{how}", source=source,
+                     column=col)
 
 
 def curve_runs(frame: pd.DataFrame, columns: Mapping[str, str] | None = None,
