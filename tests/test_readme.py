@@ -57,7 +57,8 @@ def test_the_loss_to_loss_rows_run_on_the_shared_sweep(tmp_path, monkeypatch):
     assert len(fits) == 2 and all("../shared/data/loss_to_loss/sweep.csv" in c for c in fits)
     out = run_readme(next(c for c in fits if "--save l2l.json" in c), tmp_path, "-b", "2")
     assert "fineweb-edu-100b" in out and (tmp_path / "l2l.json").exists()
-    (predict,) = readme_commands("scalinglab predict loss-to-loss ")
+    (predict,) = [c for c in readme_commands("scalinglab predict loss-to-loss ")
+                  if "--fit l2l.json" in c]
     out = run_readme(predict, tmp_path)
     assert "hellaswag_test_ce_loss predicted from val_loss" in out and "95% interval" in out
 
