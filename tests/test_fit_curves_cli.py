@@ -47,6 +47,7 @@ def fit_json(curves_csv: Path) -> Path:
                  "run=name,step=iter,lr=learning_rate,loss=train_loss", "-b", "20", "--save", out)
     assert res.exit_code == 0, res.output
     assert "multi-power law" in res.output and "cos" in res.output and "integrated" in res.output
+    assert "estimate [95% interval]" in res.output  # the brackets say what they hold
     return out
 
 

@@ -954,7 +954,10 @@ class CurveFit(Result):
     def summary(self) -> Summary:
         from scalinglab.stats import Estimate
 
-        pt = Table(f"{self.law.title}: {self.law.citation}", ["parameter", "estimate"], symbols=True)
+        # the header says what the brackets hold (as `fit law` does): a bare "estimate [a, b]"
+        # left users asking which interval, of what level
+        head = "estimate" if self.draws is None else f"estimate [{self.level:.0%} interval]"
+        pt = Table(f"{self.law.title}: {self.law.citation}", ["parameter", head], symbols=True)
         unpinned = self.unpinned()
         for i, p in enumerate(self.law.params):
             loose = p in unpinned
