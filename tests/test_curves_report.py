@@ -200,3 +200,19 @@ def test_runs_forecast_and_fit_curves_from_the_store(store_path: Path, tmp_path:
     assert "level fitted to this run" in with_fit["note"]
     assert abs(with_fit["loss"] / truth - 1) < 0.005
     assert with_fit["lo"] <= with_fit["loss"] <= with_fit["hi"]
+
+
+def test_runs_forecast_alone_says_how_to_narrow_it(store_path: Path, tmp_path: Path) -> None:
+    """Forecast from a run's own curve, the table ends with the next step (fit finished runs,
+    pass --fit); with --fit given, or as JSON, it does not."""
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["runs", "--forecast", "--store", str(store_path)])
+    assert res.exit_code == 0, res.output
+    assert "forecast final loss of 1 unfinished run in" in res.output
+    assert "pass --fit fit.json" in res.output
+    res = runner.invoke(app, ["runs", "--forecast", "--store", str(store_path), "--json"])
+    assert "--fit" not in res.output

@@ -304,3 +304,11 @@ def forecast_runs(store: Path, where: str | None, tags: dict[str, str], fit: Pat
                 title=f"forecast final loss of {len(rows)} unfinished run"
                       f"{'' if len(rows) == 1 else 's'} in {store} "
                       "(95% interval of the loss as logged)")
+    if prior is None and any(math.isfinite(r["loss"]) for r in rows):
+        # what to do next: a run's own partial curve pins the decay shape loosely (on the 25M
+        # cosine_72000 logged to step 30k: 3.129 [1.576, 3.211] alone, 3.221 [3.192, 3.233]
+        # with the law of the nine released curves; it ended at 3.204)
+        err_console.print("note: each forecast fits the law to that run's curve alone; for "
+                          "narrower intervals fit finished runs (`scalinglab fit curves --save "
+                          "fit.json`) and pass --fit fit.json: the law's shape from them, the "
+                          "level from each run", markup=False, highlight=False, soft_wrap=True)
