@@ -164,6 +164,7 @@ def test_cli_fits_a_ladder_task(tmp_path):
     body = json.loads(out.stdout)
     assert body["kind"] == "ladder_fit" and body["task"] == "piqa"
     assert any(n.startswith("held out 3B-10xC") for n in body["notes"])
+    assert "fitting piqa (1 of 1, " in out.stderr  # minutes per task: said as it starts
 
 
 def test_mmlu_categories_are_weighted_by_their_share_of_questions():

@@ -250,7 +250,11 @@ def fit_ladder_command(
     if fit_on.empty:
         raise UserError(f"--fit-below {fit_below:g} leaves no runs")
     results = {}
-    for t in task:
+    for i, t in enumerate(task, 1):
+        # each task is a few CPU minutes with the default resamples (mmlu and hellaswag on the
+        # shared ladder: 194 CPU s in all): say what is running rather than sit silent
+        typer.echo(f"fitting {t} ({i} of {len(task)}, {fit_on['run'].nunique()} runs, "
+                   f"{bootstrap} resamples)...", err=True)
         fit = fit_ladder(fit_on, t, window=window, threshold=threshold, bootstrap=bootstrap, seed=seed,
                          step1=step1)
         fit.notes[:0] = notes
