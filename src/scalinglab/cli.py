@@ -43,8 +43,9 @@ COMMANDS: dict[str, CommandEntry] = {
                              "the FLOPs actually used."),
     "store": CommandEntry("scalinglab.runs.commands:store_app", "Look after a run store file."),
     "fit": CommandEntry("scalinglab.fit.commands:fit_app",
-                        "Fit loss laws (Chinchilla, Kaplan, power laws, IsoFLOP) with bootstrap "
-                        "intervals.",
+                        "Fit laws with bootstrap intervals: loss laws (Chinchilla, Kaplan, IsoFLOP, "
+                        "the catalogue, your own formula), downstream and benchmark links, "
+                        "loss-to-loss, ladders and loss curves.",
                         extra={"downstream": "scalinglab.downstream.commands:fit_downstream",
                                "benchmark": "scalinglab.downstream.commands:fit_benchmark_command",
                                "loss-to-loss":

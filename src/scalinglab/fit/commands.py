@@ -34,7 +34,8 @@ from scalinglab.clikit import (
 from scalinglab.summary import format_number
 
 fit_app = new_app(
-    help="Fit loss laws (Chinchilla, Kaplan, power laws, IsoFLOP) with bootstrap intervals.",
+    help="Fit laws with bootstrap intervals: loss laws (Chinchilla, Kaplan, IsoFLOP, the catalogue, "
+         "your own formula), downstream and benchmark links, loss-to-loss, ladders and loss curves.",
     no_args_is_help=True,
 )
 
