@@ -250,8 +250,11 @@ class LawModel:
                 for i, k in enumerate(self.param_names)}
 
     def to_theta(self, params: Mapping[str, float]) -> np.ndarray:
-        return np.array([np.log(params[k]) if self.is_log[i] else float(params[k])
-                         for i, k in enumerate(self.param_names)])
+        # a scale the fit put at exactly 0 is log 0 = -inf here, and exp(-inf) = 0 again in
+        # _params: the same law, so no warning to leak into the replay's output
+        with np.errstate(divide="ignore"):
+            return np.array([np.log(params[k]) if self.is_log[i] else float(params[k])
+                             for i, k in enumerate(self.param_names)])
 
     def predict(self, theta: np.ndarray, rows: np.ndarray) -> np.ndarray:
         p = {k: v[:, None] for k, v in self._params(theta).items()}
@@ -450,9 +453,12 @@ def jacobian(model: PoolModel, theta: np.ndarray, rows: np.ndarray, rel: float =
         return np.where(np.isfinite(jac), jac, 0.0)
     p = len(theta)
     h = rel * np.maximum(1.0, np.abs(theta))
-    pts = np.vstack([theta + np.diag(h), theta - np.diag(h)])
-    vals = model.predict(pts, rows)                        # (2P, n, O)
-    jac = np.moveaxis((vals[:p] - vals[p:]) / (2.0 * h[:, None, None]), 0, -1)
+    # a log-scale parameter at exactly 0 (theta -inf) moves nothing: its column comes out NaN
+    # (-inf + inf) and is zeroed below, as is inf - inf at a row that overflows
+    with np.errstate(invalid="ignore"):
+        pts = np.vstack([theta + np.diag(h), theta - np.diag(h)])
+        vals = model.predict(pts, rows)                    # (2P, n, O)
+        jac = np.moveaxis((vals[:p] - vals[p:]) / (2.0 * h[:, None, None]), 0, -1)
     return np.where(np.isfinite(jac), jac, 0.0)
 
 
@@ -824,8 +830,8 @@ class PoolProposal(Result):
         facts = [("phase", "identification first (D-optimal per unit cost)" if self.phase ==
                   "identify" else "expected reduction of the target's predictive variance per "
                   "unit cost"),
-                 ("spend", f"{self.cost:.4g} now, {self.spent:.4g} before, of {self.budget:.4g} "
-                  f"({self.cost_expr})"),
+                 ("spend", f"{self.cost:.4g} now, {self.spent:.4g} before, of a budget of "
+                  f"{self.budget:.4g} (cost = {self.cost_expr})"),
                  ("target", f"{self.n_target} rows ({self.target_expr})"),
                  ("observed", f"{self.n_observed} runs")]
         if np.isfinite(self.variance_before):
