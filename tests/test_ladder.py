@@ -22,6 +22,7 @@ from scalinglab.downstream.ladder import (
     read_ladder,
     task_columns,
 )
+from scalinglab.downstream.link_fit import LinkFit
 from scalinglab.errors import ParameterError
 from scalinglab.results import load_result
 
@@ -419,3 +420,57 @@ def test_where_the_estimate_ran_out_of_iterations_every_draw_is_its_resamples_gr
         take = counts[b] > 0
         own = fit_law(law, runs[take].reset_index(drop=True), bootstrap=0, weights=counts[b][take])
         np.testing.assert_array_equal(draws[b], [own.params[k] for k in law.param_names])
+
+
+def test_step_one_reports_a_parameter_its_run_bootstrap_does_not_identify():
+    # four rungs with 1% run-to-run noise: the estimate looks plausible (its checks alone flag
+    # nothing), but across the whole-run resamples A's interval spans 6.9 decades. Before, the
+    # ladder ran the engine's identifiability rule on the estimate only and said nothing
+    ladder = scheduled_ladder(run_sd=0.01, n_ckpt=20)
+    assert fit_ladder(ladder, TASK, bootstrap=0).step1.unidentified == ()
+    fit = fit_ladder(ladder, TASK, bootstrap=12, seed=0)
+    assert fit.step1.unidentified == ("A",)
+    lo, hi = fit.step1.ci["A"]
+    assert np.log10(hi / lo) > 3.0
+    said = [w for w in fit.warnings if "not identified by these runs" in w]
+    assert len(said) == 1 and said[0].startswith("step 1: ") and "interval of A spans" in said[0]
+    # the rule `fit law` applies to its own draws, on the same draws
+    from scalinglab.fit.loss import soft_identifiability
+
+    _, bad = soft_identifiability(fit.step1.law, fit.step1.params, fit.step1.draws, fit.step1.level)
+    assert bad == ["A"]
+    assert not fit.step1.estimates()["A"].identified
+    assert fit.step1.estimates()["beta"].identified
+
+
+def test_a_ceiling_held_at_its_declared_bound_is_reported_as_held_not_as_unidentified():
+    # the points' link heads for a ceiling of 1.08, which no accuracy can reach; the ladder's
+    # bounded sigmoid holds it at 1. That is the bound deciding the value (the fit engine's "at
+    # an enforced bound"), not a ceiling the points leave unknown; the same fit with the same
+    # bounds taken as mere search limits still says "not identified"
+    from dataclasses import replace
+
+    from scalinglab.downstream.ladder import bounded_sigmoid
+    from scalinglab.downstream.link_fit import fit_link
+
+    ladder = synthetic_ladder(seed=5, model_sd=0.002, link={**LINK, "hi": 1.08, "x0": 0.75})
+    fit = fit_ladder(ladder, TASK, anchor=None, bootstrap=20)
+    link = fit.step2
+    assert link.params["hi"] == pytest.approx(1.0, abs=1e-9)
+    assert "hi" not in link.unidentified and link.at_bound == {"hi": "hi = 1 sits at its bound 1"}
+    said = [w for w in fit.warnings if "enforced bound" in w]
+    assert said == ["step 2: at an enforced bound: hi = 1 sits at its bound 1. The bound, not the points, "
+                    "decides these values."]
+    assert not any("not identified" in w and "hi" in w for w in fit.warnings)
+    est = link.param_estimates()["hi"]
+    assert est.identified and est.note == "hi = 1 sits at its bound 1"
+    assert LinkFit.from_dict(link.to_dict()).at_bound == link.at_bound
+    # the same bounds as search limits: the estimate "ran to its bound", not identified
+    searched = replace(bounded_sigmoid(1.0), enforced=())
+    late = ladder.groupby("run").tail(10)
+    x, y = late[BPB].to_numpy(), late[ACC].to_numpy()
+    free = fit_link(x, y, searched, bootstrap=0)
+    held = fit_link(x, y, bounded_sigmoid(1.0), bootstrap=0)
+    assert free.params["hi"] == pytest.approx(1.0, abs=1e-9) == held.params["hi"]
+    assert "hi" in free.unidentified and not free.at_bound
+    assert "hi" not in held.unidentified and "hi" in held.at_bound

@@ -60,6 +60,19 @@ def _min_refits(asked: int) -> int:
     return max(min(10, asked), asked // 2)
 
 
+def _too_few_refits(kept: int, asked: int) -> str | None:
+    """The warning of a fit that keeps its draws although fewer than :func:`_min_refits` of
+    ``asked`` refits converged (``kept`` did), or None when enough did. :func:`translate` keeps
+    such draws (its link has no other source of E_old's uncertainty) but must say that its
+    intervals come from the resamples the link happens to fit."""
+    need = _min_refits(asked)
+    if not asked or kept >= need:
+        return None
+    return (f"only {kept} of {asked} bootstrap refits under the old law's draws of E_old converged "
+            f"(the loss-to-loss fits need {need}): the intervals come from the resamples the link "
+            "happens to fit, not from the runs' uncertainty; treat them as too narrow")
+
+
 
 class BelowOffsetWarning(UserWarning):
     """A loss-to-loss prediction at an x at or below the fitted offset E_x (the law then gives
@@ -1036,6 +1049,9 @@ def translate(
         source_draw = tuple(int(i) for i in good)
     base = None
     warns = [f"link: {w}" for w in link.warnings]
+    too_few = _too_few_refits(len(source_draw), len(e_draws)) if joint and e_draws is not None else None
+    if too_few is not None:
+        warns.append(f"link: {too_few}")
     if baseline is not None:
         frame = pd.DataFrame({"N": n, "D": d, "loss": y, "run_id": ids})
         try:

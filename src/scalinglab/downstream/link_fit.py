@@ -56,6 +56,9 @@ class LinkFit(Result):
     level: float = 0.95
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: parameters held at a declared bound (:attr:`LinkForm.enforced`), each with where: the
+    #: bound, not the points, decides them (said beside the value, not as not identified)
+    at_bound: dict[str, str] = field(default_factory=dict)
 
     # -- predictions --------------------------------------------------------------------------
 
@@ -151,7 +154,7 @@ class LinkFit(Result):
             draws = None if self.draws is None else self.draws[:, i]
             out[name] = Estimate.from_draws(self.params[name], draws, self.level,
                                             identified=name not in self.unidentified,
-                                            note=self.unidentified.get(name))
+                                            note=self.unidentified.get(name, self.at_bound.get(name)))
         return out
 
     # -- result contract ----------------------------------------------------------------------
@@ -194,6 +197,7 @@ class LinkFit(Result):
             "residual_std": self.residual_std,
             "data_range": list(self.data_range),
             "unidentified": dict(self.unidentified),
+            "at_bound": dict(self.at_bound),
             "run_ids": list(self.run_ids),
             "points": {"x": self.x.tolist(), "y": self.y.tolist()},
             "warnings": list(self.warnings),
@@ -221,6 +225,7 @@ class LinkFit(Result):
             level=float(data.get("level", 0.95)),
             warnings=list(data.get("warnings", [])),
             notes=list(data.get("notes", [])),
+            at_bound=dict(data.get("at_bound") or {}),
         )
 
 
@@ -296,7 +301,7 @@ def fit_link(
         run_ids=tuple(str(r) for r in run_ids) if run_ids is not None else tuple(
             str(i) for i in range(len(x))),
         fixed=dict(fixed or {}), residual_std=raw.residual_std, unidentified=raw.unidentified,
-        level=level, warnings=warnings, notes=notes,
+        level=level, warnings=warnings, notes=notes, at_bound=raw.at_bound,
     )
 
 

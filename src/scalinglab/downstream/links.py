@@ -69,6 +69,11 @@ class LinkForm:
     #: [0, 1] cannot have them outside it, so :func:`~scalinglab.downstream.link_fit.fit_link`
     #: warns when their interval leaves that range
     asymptotes: tuple[str, ...] = ()
+    #: parameters whose bounds are declared limits of what they can be (the ladder's floor and
+    #: ceiling held inside [0, 1]: :func:`scalinglab.downstream.ladder.bounded_sigmoid`), not
+    #: the search limits every parameter has: an estimate at such a bound is held there by it,
+    #: reported as at an enforced bound (the fit engine's wording), not as not identified
+    enforced: tuple[str, ...] = ()
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -348,6 +353,8 @@ class FormFit:
     n_starts: int
     unidentified: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: parameters held at an enforced bound (:attr:`LinkForm.enforced`), each with where
+    at_bound: dict[str, str] = field(default_factory=dict)
 
 
 def _distinct_rows(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -442,23 +449,28 @@ def fit_form(
         present = np.zeros((k, n_distinct))
         np.add.at(present.T, point_of_row, (w > 0).T.astype(float))
         draws[(present > 0).sum(axis=1) < n_free] = np.nan
-    unidentified, warnings = _soft_checks(form, best, draws, fixed, lower, upper, level)
+    unidentified, warnings, at_bound = _soft_checks(form, best, draws, fixed, lower, upper, level)
     for name, why in form.identify(dict(zip(form.param_names, best.tolist(), strict=True)), x,
                                    fixed).items():
-        if name not in unidentified:
+        # a value held at its declared bound is the bound's, however far the points leave it
+        if name not in unidentified and name not in at_bound:
             unidentified[name] = why
             warnings.append(f"{name} not identified: {why}")
     return FormFit(params=best, draws=draws, residual_std=residual_std, n_starts=len(x0),
-                   unidentified=unidentified, warnings=warnings)
+                   unidentified=unidentified, warnings=warnings, at_bound=at_bound)
 
 
 def _soft_checks(
     form: LinkForm, best: np.ndarray, draws: np.ndarray | None, fixed: Mapping[str, float],
     lower: np.ndarray, upper: np.ndarray, level: float,
-) -> tuple[dict[str, str], list[str]]:
+) -> tuple[dict[str, str], list[str], dict[str, str]]:
     """Parameters the data do not pin down: the estimate, or more than 10% of the draws, at a
-    bound (the fit ran off to where the law stops changing), or draws that could not be fitted."""
+    bound (the fit ran off to where the law stops changing), or draws that could not be fitted;
+    and the parameters held at an enforced bound (:attr:`LinkForm.enforced`: the bound is a
+    declared limit of the value, so the fit sitting there says the bound decided it, not that
+    the value is unknown), each with where. Returns ``(unidentified, warnings, at_bound)``."""
     flagged: dict[str, str] = {}
+    held: dict[str, str] = {}
     warnings: list[str] = []
 
     def at_bound(v: np.ndarray, i: int) -> np.ndarray:
@@ -468,12 +480,15 @@ def _soft_checks(
     for i, name in enumerate(form.param_names):
         if name in fixed:
             continue
+        out = held if name in form.enforced else flagged
         if at_bound(np.array([best[i]]), i)[0]:
-            flagged[name] = f"the estimate of {name} ran to its bound ({best[i]:.4g})"
+            edge = lower[i] if abs(best[i] - lower[i]) <= abs(best[i] - upper[i]) else upper[i]
+            out[name] = (f"{name} = {best[i]:.4g} sits at its bound {edge:g}" if out is held
+                         else f"the estimate of {name} ran to its bound ({best[i]:.4g})")
         elif draws is not None and len(draws):
             col = draws[:, i][np.isfinite(draws[:, i])]
             if col.size and np.mean(at_bound(col, i)) > 0.1:
-                flagged[name] = f"{np.mean(at_bound(col, i)):.0%} of bootstrap fits put {name} at its bound"
+                out[name] = f"{np.mean(at_bound(col, i)):.0%} of bootstrap fits put {name} at its bound"
     if draws is not None and len(draws):
         failed = float(np.mean(~np.all(np.isfinite(draws), axis=1)))
         if failed > 0.05:
@@ -482,7 +497,10 @@ def _soft_checks(
     if flagged:
         warnings.append("not identified by these points: " + "; ".join(flagged.values())
                         + ". Treat these parameters, and predictions that lean on them, as unknown.")
-    return flagged, warnings
+    if held:
+        warnings.append("at an enforced bound: " + "; ".join(held.values()) + ". The bound, not the "
+                        "points, decides these values.")
+    return flagged, warnings, held
 
 
 __all__ = [
