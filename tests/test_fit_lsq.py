@@ -969,3 +969,70 @@ def test_cli_per_group_says_it_fits_least_squares_and_refuses_a_typed_robust_los
                         (["--loss", "asymmetric"], "--loss asymmetric")):
         res = CliRunner().invoke(app, [*args, *extra])
         assert res.exit_code != 0 and f"{flag} does not combine with --group --per-group" in res.output, res.output
+
+
+def _two_group_runs(noise: float, n_per: int = 40, seed: int = 11) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``E[g] + 400*N**-0.34`` in two groups (E = 1.7, 2.0), N log-uniform over 1e7..1e10, each
+    loss with independent absolute noise of std ``noise`` (the linear scale the joint fit uses)."""
+    rng = np.random.default_rng(seed)
+    n = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 2 * n_per))
+    g = ["a"] * n_per + ["b"] * n_per
+    y = np.where(np.array(g) == "a", 1.7, 2.0) + 400 * n ** -0.34 + noise * rng.standard_normal(2 * n_per)
+    return n, y, g
+
+
+def test_a_joint_fit_reports_its_quality_in_the_single_fits_words(tmp_path):
+    """``fit custom --group --per-group`` prints the fit quality a single fit prints (residual
+    std on the linear scale, the least-squares objective, rows and parameters): on runs with
+    planted noise 0.02 the residual std is within 20% of it; the JSON carries the same figures
+    (the objective is the sum of squared residuals at the printed parameters), and a saved fit
+    loads back showing them."""
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+    from scalinglab.results import load_result
+
+    n, y, g = _two_group_runs(0.02)
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"N": n, "corpus": g, "loss": y}).to_csv(path, index=False)
+    args = ["fit", "custom", str(path), "--formula", "E + A*N**-alpha", "--inputs", "N",
+            "--bounds", "alpha=0.05:1", "--group", "corpus", "--per-group", "E", "--bootstrap", "10"]
+    res = CliRunner().invoke(app, [*args, "--save", str(tmp_path / "joint.json")])
+    assert res.exit_code == 0, res.output
+    line = next(s for s in res.stdout.splitlines() if s.startswith("residual std (linear scale): "))
+    assert abs(float(line.split(": ")[1]) / 0.02 - 1) < 0.2
+    assert "objective: " in res.stdout and "(sum of squared residuals on the linear scale (y - f))" in res.stdout
+    assert "parameters: 4 fitted (2 shared, 1 per group x 2 groups)" in res.stdout
+    out = json.loads(CliRunner().invoke(app, [*args, "--json"]).stdout)
+    assert abs(out["residual_std"] / 0.02 - 1) < 0.2 and out["n_params"] == 4 and out["n_rows"] == 80
+    p = out["params"]
+    fitted = np.where(np.array(g) == "a", p["E[a]"], p["E[b]"]) + p["A"] * n ** -p["alpha"]
+    assert out["objective"] == pytest.approx(np.sum((y - fitted) ** 2), rel=1e-6)
+    assert out["residual_std"] == pytest.approx(np.std(y - fitted), rel=1e-6)
+    assert out["noise_std"] == pytest.approx(out["residual_std"] * np.sqrt(80 / 76))
+    assert out["by_output"] == {"y1": {"n_rows": 80, "residual_std": out["residual_std"],
+                                       "objective": out["objective"]}}
+    back = load_result(tmp_path / "joint.json")
+    assert back.residual_std == pytest.approx(out["residual_std"])
+    assert line in back.summary().as_text()
+
+
+def test_a_joint_fit_of_several_outputs_reports_each_outputs_quality():
+    """Two outputs sharing alpha, planted noise 0.01 and 0.04: the summary's table gives each
+    output its own residual std (each within 20% of its noise), the overall figure pools them,
+    and the per-output objectives add up to the fit's."""
+    n, y1, g = _two_group_runs(0.01, seed=5)
+    y2 = 2.5 + 900 * n ** -0.34 + 0.04 * np.random.default_rng(6).standard_normal(n.size)
+    fit = lsq.fit_joint({"lo": "E + A*N**-alpha", "hi": "F + B*N**-alpha"}, {"N": n},
+                        {"lo": y1, "hi": y2}, groups=g, per_group=["E"],
+                        bounds={"alpha": (0.05, 1.0)})
+    q = fit.by_output
+    assert abs(q["lo"]["residual_std"] / 0.01 - 1) < 0.2 and abs(q["hi"]["residual_std"] / 0.04 - 1) < 0.2
+    assert q["lo"]["objective"] + q["hi"]["objective"] == pytest.approx(fit.objective)
+    assert fit.n_rows == 160 and fit.n_params == 6
+    text = fit.summary().as_text()
+    assert "Fit quality per output" in text and "residual std (linear scale)" in text
+    assert 0.01 < fit.residual_std < 0.04

@@ -1439,10 +1439,33 @@ class JointFit(Result):
     #: ``info.estimator["forward"]``; :func:`scalinglab.fit.forward.forward_moved` reads it);
     #: None without a forward selection
     forward: dict[str, Any] | None = None
+    #: fit quality in the single fits' terms (:class:`~scalinglab.fit.result.FitResult`): the
+    #: std of the residuals ``y - f`` over every row (unweighted, as a single fit's), the
+    #: least-squares objective at the estimate (the weighted sum of squared residuals, user
+    #: weights only: no lean or bootstrap weight) and what it is, in words
+    residual_std: float = float("nan")
+    objective: float = float("nan")
+    objective_kind: str = ""
+    #: the same per output: ``{output: {"n_rows", "residual_std", "objective"}}``
+    by_output: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def n_runs(self) -> int:
         return len(self.run_ids) or self.n_rows
+
+    @property
+    def n_params(self) -> int:
+        """Parameters fitted: the shared ones once, the per-group ones once per group."""
+        return len(self.params)
+
+    @property
+    def noise_std(self) -> float:
+        """The residual std corrected for the parameters fitted (``sqrt(n / (n - p))`` over the
+        rows, as :attr:`FitResult.noise_std <scalinglab.fit.result.FitResult.noise_std>`)."""
+        n, p = self.n_rows, self.n_params
+        if n <= p or not np.isfinite(self.residual_std):
+            return float("nan")
+        return float(self.residual_std * np.sqrt(n / (n - p)))
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -1464,7 +1487,7 @@ class JointFit(Result):
                 for i, (k, v) in enumerate(self.params.items())}
 
     def summary(self) -> Any:
-        from scalinglab.summary import Summary, Table
+        from scalinglab.summary import Summary, Table, format_number
 
         est = self.estimates()
         pct = f"{round(self.level * 100)}% interval"
@@ -1481,10 +1504,26 @@ class JointFit(Result):
                                                      else "") + f", {b.get('seconds', 0):.3g} CPU s"))
         else:
             facts.append(("bootstrap", "none (bootstrap=0): no intervals"))
+        tables = [t]
+        if np.isfinite(self.residual_std):  # a fit saved before these were kept has none
+            # the single linear-scale fits' words (FitResult's summary), so the two read alike
+            shared = len([k for k in self.params if "[" not in k])
+            facts[1:1] = [
+                ("residual std (linear scale)", format_number(self.residual_std)),
+                ("objective", f"{self.objective:.6g}" + (f" ({self.objective_kind})" if self.objective_kind else "")),
+                ("residual spread, corrected for parameters (linear scale)", format_number(self.noise_std)),
+                ("parameters", f"{self.n_params} fitted" + (
+                    f" ({shared} shared, {len(self.per_group)} per group x {len(self.groups)} groups)"
+                    if self.per_group else ""))]
+            if len(self.by_output) > 1:
+                q = Table("Fit quality per output", ["output", "rows", "residual std (linear scale)", "objective"])
+                for name, d in self.by_output.items():
+                    q.add_row(name, int(d["n_rows"]), d["residual_std"], d["objective"])
+                tables.append(q)
         why = [e.note for e in est.values() if e.note]
         return Summary(title=f"Joint fit of {len(self.formulas)} output(s): "
                              + "; ".join(f"{k} = {v}" for k, v in self.formulas.items()),
-                       tables=[t], facts=facts, notes=[*self.notes, *dict.fromkeys(why)],
+                       tables=tables, facts=facts, notes=[*self.notes, *dict.fromkeys(why)],
                        warnings=list(self.warnings), data=self.to_dict())
 
     def _repr_items(self) -> list[str]:
@@ -1546,8 +1585,12 @@ class JointFit(Result):
                "interval_notes": {k: e.note for k, e in est.items() if e.note},
                "unidentified": list(self.unidentified),
                "bootstrap": None if self.bootstrap is None else dict(self.bootstrap),
-               "search": search, "forward": self.forward, "notes": list(self.notes),
-               "warnings": list(self.warnings)}
+               "search": search, "forward": self.forward,
+               # the single fits' keys (FitResult.to_dict), then the same per output
+               "objective": float(self.objective), "residual_std": float(self.residual_std),
+               "noise_std": self.noise_std, "n_params": self.n_params, "objective_kind": self.objective_kind,
+               "by_output": {k: dict(v) for k, v in self.by_output.items()},
+               "notes": list(self.notes), "warnings": list(self.warnings)}
         if include_draws and self.draws is not None:
             out["draws"] = self.draws.tolist()
         return out
@@ -1567,7 +1610,17 @@ class JointFit(Result):
                    run_ids=tuple(str(r) for r in data.get("run_ids", ())),
                    search_info=None if data.get("search") is None else dict(data["search"]),
                    unidentified=tuple(str(k) for k in data.get("unidentified", ())),
-                   forward=None if data.get("forward") is None else dict(data["forward"]))
+                   forward=None if data.get("forward") is None else dict(data["forward"]),
+                   residual_std=_nan_if_none(data.get("residual_std")),
+                   objective=_nan_if_none(data.get("objective")),
+                   objective_kind=str(data.get("objective_kind") or ""),
+                   by_output={str(k): {"n_rows": int(v["n_rows"]), "residual_std": float(v["residual_std"]),
+                                       "objective": float(v["objective"])}
+                              for k, v in (data.get("by_output") or {}).items()})
+
+
+def _nan_if_none(x: Any) -> float:
+    return float("nan") if x is None else float(x)
 
 
 def _names(text: str) -> list[str]:
@@ -1688,6 +1741,7 @@ def fit_joint(
             raise ParameterError(f"compute has {c_row.size} values for {n} rows", "compute")
     blocks: list[Block] = []
     block_rows: list[np.ndarray] = []
+    block_out: list[int] = []  # each block's output (its index in outs)
     for g in (group_names or ("",)):
         rows_g = labels == g
         for k, p in enumerate(parsed):
@@ -1696,6 +1750,7 @@ def fit_joint(
                 continue
             expr = p.expr.subs({p.symbols[q]: sp.Symbol(f"{q}[{g}]", real=True) for q in per_group if q in p.symbols})
             block_rows.append(rows)
+            block_out.append(k)
             blocks.append(Block(expr, {i: x[i][rows] for i in p.inputs}, y[rows, k],
                                 None if w is None else w[rows]))
     problem = Problem(blocks, all_names, all_bounds)
@@ -1767,12 +1822,32 @@ def fit_joint(
                     f"{len(fit.nonlinear)} searched", *lean_notes], warnings,
                    draws=draws, level=float(level), bootstrap=boot,
                    run_ids=() if run_ids is None else tuple(str(r) for r in run_ids), forward=forward_record)
+    _joint_quality(out, problem, fit.x, [outs[k] for k in block_out], weighted=w is not None)
     seen = np.any(np.isfinite(y), axis=1)  # a run counts where it has some target
     at = np.column_stack(list(x.values()))
     points = {g: len(np.unique(at[seen & (labels == g)], axis=0)) for g in group_names}
     more, out.unidentified = _joint_unidentified(out, set(fit.linear), points)
     out.warnings += more
     return out
+
+
+def _joint_quality(out: JointFit, problem: Problem, x: np.ndarray, block_out: Sequence[str],
+                   weighted: bool) -> None:
+    """Set ``out``'s fit quality at the estimate ``x``: the residuals' std and the objective (the
+    weighted sum of squared residuals) over every row, and per output. Taken from the problem's
+    own residuals, outside any lean or bootstrap reweighting (those restore the weights on leaving),
+    so the figures are those of the least-squares fit the notes describe."""
+    r = problem.residuals(x)
+    w = np.concatenate([b.w for b in problem.blocks])
+    owner = np.concatenate([[o] * b.n for b, o in zip(problem.blocks, block_out, strict=True)])
+    out.residual_std = float(np.std(r))
+    out.objective = float(np.sum(w * r ** 2))
+    out.objective_kind = ("sum of squared residuals on the linear scale (y - f)"
+                          + (", per-run weights" if weighted else ""))
+    for o in dict.fromkeys(block_out):
+        m = owner == o
+        out.by_output[o] = {"n_rows": int(m.sum()), "residual_std": float(np.std(r[m])),
+                            "objective": float(np.sum(w[m] * r[m] ** 2))}
 
 
 def _joint_unidentified(fit: JointFit, linear: set[str], points: Mapping[str, int]) -> tuple[list[str], tuple[str, ...]]:
