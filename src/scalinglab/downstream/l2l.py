@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
+from scalinglab.fit.identify import UNIDENTIFIED
 from scalinglab.fit.loss import fit_arrays, fit_law, soft_identifiability
 from scalinglab.fit.result import FitResult
 from scalinglab.laws.loss_to_loss import PAIRINGS, PARAMS, below_offset, shifted_power
@@ -210,18 +211,19 @@ def _with_draws(fit: FitResult, pairing: str, draws: np.ndarray, note: str) -> F
     return replace(fit, law=law, params=params, draws=draws, notes=[*fit.notes, note])
 
 
-def _checked_on_draws(fit: FitResult, draws: np.ndarray, own: Sequence[str]) -> FitResult:
+def checked_on_draws(fit: FitResult, draws: np.ndarray, own: Sequence[str]) -> FitResult:
     """``fit`` with the engine's identifiability checks run on ``draws`` (every refit, failed ones
     as NaN rows so that they are counted) for the parameters these runs estimate (``own``). Its
-    point fit had no bootstrap (the draws are made afterwards, under the offsets' draws), so its
-    checks saw the estimate only: a K or kappa whose interval spans decades went unflagged. The
-    point fit's "not identified" line is replaced by this one, which repeats its checks."""
+    point fit had no bootstrap (the draws are made afterwards: here under the offsets' draws, in
+    :mod:`scalinglab.downstream.ladder` over whole runs), so its checks saw the estimate only: a
+    K or kappa whose interval spans decades went unflagged. The point fit's "not identified"
+    line is replaced by this one, which repeats its checks."""
     warns, bad = soft_identifiability(fit.law, fit.params, draws, fit.level, only=own)
     earlier = [p for p in fit.unidentified if p not in own]  # flagged on the point, not rechecked
     if earlier:  # keep the point fit's line for them, add this one
         kept = list(fit.warnings)
     else:
-        kept = [w for w in fit.warnings if not w.startswith("not identified by these runs")]
+        kept = [w for w in fit.warnings if not w.startswith(UNIDENTIFIED)]
     return replace(fit, unidentified=tuple(dict.fromkeys([*earlier, *bad])),
                    warnings=[*kept, *(w for w in warns if w not in kept)])
 
@@ -658,7 +660,7 @@ def fit_loss_to_loss(
                 f = _with_draws(f, pairing, draws, "bootstrap draws carry the offsets' "
                                 "uncertainty (each draw: an offset draw from its scaling law, "
                                 "the link refitted on a resample of the runs)")
-                f = _checked_on_draws(f, every, ["K", "kappa", *(["E_y"] if ey is None else [])])
+                f = checked_on_draws(f, every, ["K", "kappa", *(["E_y"] if ey is None else [])])
         except (NotIdentifiable, ParameterError) as exc:
             if group is None:
                 raise

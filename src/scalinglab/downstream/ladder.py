@@ -374,20 +374,15 @@ def _fit_step1_checkpoints(frame: pd.DataFrame, bpb: np.ndarray, late: np.ndarra
              "with a term for the schedule's stage (lr_stage = 1 + (lr - lr_end)/lr_peak, 1 at the end); "
              f"bootstrap over whole runs within each size; run-to-run noise from the {len(r)} runs' "
              f"final bpb (mean of the last {window} checkpoints)"]
-    warnings, unidentified = list(point.warnings), list(point.unidentified)
-    if draws is not None:
-        # the engine's identifiability rule (what `fit law` applies to its own draws), on these
-        # draws: the point fit had none, so its checks saw the estimate only, and E's interval
-        # on MMLU's 190M-1B rungs ([1e-33, 0.70], 32 decades) went without a word. Its
-        # "not identified" line is replaced by this one, which repeats its checks
-        from scalinglab.fit.identify import UNIDENTIFIED
-        from scalinglab.fit.loss import soft_identifiability
+    fit = replace(point, draws=draws, residual_std=resid, notes=notes)
+    if draws is None:
+        return fit
+    # the engine's identifiability rule (what `fit law` applies to its own draws), on these
+    # draws: the point fit had none, so its checks saw the estimate only, and E's interval on
+    # MMLU's 190M-1B rungs ([1e-33, 0.70], 32 decades) went without a word
+    from scalinglab.downstream.l2l import checked_on_draws
 
-        more, bad = soft_identifiability(law, point.params, draws, level)
-        warnings = [w for w in warnings if not w.startswith(UNIDENTIFIED)] + more
-        unidentified = list(dict.fromkeys([*unidentified, *bad]))
-    return replace(point, draws=draws, residual_std=resid, notes=notes, warnings=warnings,
-                   unidentified=tuple(unidentified))
+    return checked_on_draws(fit, draws, law.param_names)
 
 
 def bounded_sigmoid(ceiling: float) -> LinkForm:
