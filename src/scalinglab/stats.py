@@ -77,13 +77,10 @@ def percentile_interval(
         nan = np.full(tuple(int(s) for s in shape), np.nan)
         return nan, nan.copy()
     with np.errstate(invalid="ignore"), quiet_runtime_warnings():
-        if np.isnan(values).any():
-            lo = np.nanquantile(values, q, axis=axis)
-            hi = np.nanquantile(values, 1.0 - q, axis=axis)
-        else:
-            # no NaN: both ends in one vectorised call, the same numbers bit for bit (nanquantile
-            # takes a slower path, and twice; 1.6 s against 2.6 s on 2,020 x 20,000 draws)
-            lo, hi = np.quantile(values, [q, 1.0 - q], axis=axis)
+        # both ends in one call; without NaN draws np.quantile's vectorised path, the same numbers
+        # bit for bit as nanquantile's slower one (1.6 s against 2.6 s on 2,020 x 20,000 draws)
+        quantile = np.nanquantile if np.isnan(values).any() else np.quantile
+        lo, hi = quantile(values, [q, 1.0 - q], axis=axis)
         # interpolating between two infinite draws gives NaN (inf - inf): the end is infinite,
         # so read it without interpolation there (an interval printed "[4.086, -]" was this)
         if np.isinf(values).any():
