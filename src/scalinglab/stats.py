@@ -29,6 +29,17 @@ DEFAULT_BOOTSTRAP = 200
 MIN_USABLE_DRAWS = 0.5
 
 
+def check_level(level: Any) -> float:
+    """An interval's ``level``: a number strictly between 0 and 1 (NaN, booleans and text
+    refused with a typed :class:`~scalinglab.errors.ParameterError` naming ``level``)."""
+    from scalinglab.errors import ParameterError
+
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating, np.integer)) \
+            or not 0 < float(level) < 1:
+        raise ParameterError(f"level must be in (0, 1), not {level}", "level")
+    return float(level)
+
+
 def bootstrap_weights(
     n_units: int,
     n_draws: int,
