@@ -64,11 +64,6 @@ TRAIN = ("cosine_24000", "constant_24000", "wsdcon_9")
 #: peak-memory target of every ``--memory`` case (MB)
 TARGET_MB = 1000.0
 LONG = ("constant_72000", "cosine_72000", "wsd_20000_24000")
-HELD_OUT = ("constant_72000", "cosine_72000", "wsd_20000_24000", "wsdld_20000_24000", "wsdcon_3",
-            "wsdcon_18")
-#: the authors' released 25M parameters (benchmarks/repro_curves.py, AUTHORS)
-AUTHORS_25M = (3.04045406, 0.52468604, 0.50786857, 363.78751622, 2.06560812, 0.58279013,
-               0.64142257)
 
 
 def released() -> tuple[pd.DataFrame, dict[str, Schedule]]:
@@ -141,10 +136,10 @@ def _peak_mb() -> float:
 
 def memory_case(case: str, bootstrap: int) -> dict[str, float]:
     """Child of ``--memory``: one case (see the module docstring); its peak MB and CPU s."""
-    curves = pd.read_csv(CURVES / "mpl_curves_25M.csv")
-    exact = pd.read_parquet(CURVES / "mpl_schedules.parquet")
-    schedules = {n: Schedule(g.sort_values("step")["lr"].to_numpy(), n)
-                 for n, g in exact.groupby("schedule")}
+    # the reproduction's own data, held-out curves and the authors' parameters (repro_curves.py)
+    from repro_curves import AUTHORS, HELD_OUT, _load
+
+    curves, schedules = _load("25M")
     cpu = time.process_time()
     if case == "24k":
         fit = fit_curves(curves[curves.schedule.isin(TRAIN)], columns={"run": "schedule"},
@@ -152,7 +147,7 @@ def memory_case(case: str, bootstrap: int) -> dict[str, float]:
         for name in HELD_OUT:
             steps = curves[curves.schedule == name]["step"].sort_values().to_numpy()
             fit.curve_draws(schedules[name], steps)
-        authors = dict(zip(MultiPowerLaw.params, AUTHORS_25M, strict=True))
+        authors = dict(zip(MultiPowerLaw.params, AUTHORS["25M"], strict=True))
         steps = curves[curves.schedule == "cosine_72000"]["step"].sort_values().to_numpy()
         MultiPowerLaw(warmup_terms=True).value(authors, schedules["cosine_72000"], steps, ratio=None)
     elif case == "72k":

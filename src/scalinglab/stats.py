@@ -29,6 +29,17 @@ DEFAULT_BOOTSTRAP = 200
 MIN_USABLE_DRAWS = 0.5
 
 
+def check_level(level: Any) -> float:
+    """An interval's ``level``: a number strictly between 0 and 1 (NaN, booleans and text
+    refused with a typed :class:`~scalinglab.errors.ParameterError` naming ``level``)."""
+    from scalinglab.errors import ParameterError
+
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating, np.integer)) \
+            or not 0 < float(level) < 1:
+        raise ParameterError(f"level must be in (0, 1), not {level}", "level")
+    return float(level)
+
+
 def bootstrap_weights(
     n_units: int,
     n_draws: int,
@@ -77,13 +88,10 @@ def percentile_interval(
         nan = np.full(tuple(int(s) for s in shape), np.nan)
         return nan, nan.copy()
     with np.errstate(invalid="ignore"), quiet_runtime_warnings():
-        if np.isnan(values).any():
-            lo = np.nanquantile(values, q, axis=axis)
-            hi = np.nanquantile(values, 1.0 - q, axis=axis)
-        else:
-            # no NaN: both ends in one vectorised call, the same numbers bit for bit (nanquantile
-            # takes a slower path, and twice; 1.6 s against 2.6 s on 2,020 x 20,000 draws)
-            lo, hi = np.quantile(values, [q, 1.0 - q], axis=axis)
+        # both ends in one call; without NaN draws np.quantile's vectorised path, the same numbers
+        # bit for bit as nanquantile's slower one (1.6 s against 2.6 s on 2,020 x 20,000 draws)
+        quantile = np.nanquantile if np.isnan(values).any() else np.quantile
+        lo, hi = quantile(values, [q, 1.0 - q], axis=axis)
         # interpolating between two infinite draws gives NaN (inf - inf): the end is infinite,
         # so read it without interpolation there (an interval printed "[4.086, -]" was this)
         if np.isinf(values).any():

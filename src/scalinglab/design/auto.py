@@ -33,7 +33,7 @@ from scalinglab.design.propose import Proposal
 from scalinglab.design.sweeps import SweepCandidates, SweepSpace, plan_of
 from scalinglab.design.targets import check_allocatable, check_budget
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
-from scalinglab.fit.loss import MAX_DECADES, MAX_EXPONENT_WIDTH
+from scalinglab.fit.identify import MAX_DECADES, MAX_EXPONENT_WIDTH
 from scalinglab.fit.result import FitResult
 from scalinglab.laws.hparams import HparamLaw
 from scalinglab.laws.registry import get_law

@@ -21,7 +21,7 @@ from scalinglab.design.layouts import near_existing
 from scalinglab.design.spread import TARGET_FIGURES, Choice, Spread
 from scalinglab.design.targets import check_allocatable, check_budget
 from scalinglab.errors import NotIdentifiable, ParameterError
-from scalinglab.fit.loss import MAX_DECADES, MAX_EXPONENT_WIDTH
+from scalinglab.fit.identify import MAX_DECADES, MAX_EXPONENT_WIDTH
 from scalinglab.fit.result import FitResult
 from scalinglab.results import Result
 from scalinglab.stats import Estimate

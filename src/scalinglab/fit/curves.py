@@ -57,7 +57,7 @@ from scalinglab.laws.curves import (
 )
 from scalinglab.laws.schedules import Schedule, parse_schedules, wsd
 from scalinglab.results import Result
-from scalinglab.stats import bootstrap_weights, percentile_interval
+from scalinglab.stats import bootstrap_weights, check_level, percentile_interval
 from scalinglab.summary import Summary, Table, format_number
 
 __all__ = ["CurveFit", "CurveRun", "curve_runs", "fit_curves", "read_schedule", "to_schedule"]
@@ -712,12 +712,7 @@ class CurveFit(Result):
     def _level(self, level: float | None) -> float:
         """``level`` checked, or the fit's own level when None (0 used to mean "the fit's level"
         through ``level or self.level``: a typo'd 0 silently gave 95% bands)."""
-        if level is None:
-            return self.level
-        if isinstance(level, bool) or not isinstance(level, (int, float, np.floating, np.integer)) \
-                or not 0 < float(level) < 1:
-            raise ParameterError(f"level must be in (0, 1), not {level!r}", "level")
-        return float(level)
+        return self.level if level is None else check_level(level)
 
     def _band(self, curves: np.ndarray, band: str, level: float, seed: int,
               discrepancy: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -1101,8 +1096,7 @@ def fit_curves(
         raise ParameterError(f"resample must be auto, runs or blocks, not {resample!r}", "resample")
     if bootstrap < 0:
         raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
-    if not 0 < level < 1:
-        raise ParameterError(f"level must be in (0, 1), not {level}", "level")
+    check_level(level)
     if isinstance(frame, pd.DataFrame):
         runs, notes = curve_runs(frame, columns, schedules, min_step, source, warmup)
     else:

@@ -198,7 +198,7 @@ def load_runs(
         from scalinglab.runs.select import _expand
 
         frame = _expand(frame, keep_apart)  # a store's extra field or tag, as group_by finds it
-        group_by += tuple(c for c in keep_apart if c in frame.columns and c not in group_by)
+        group_by = (*group_by, *(c for c in keep_apart if c in frame.columns and c not in group_by))
     if unique_tokens and "U" not in group_by:
         group_by = (*group_by, "U")
     chosen = select_runs(frame, needed, best_per_point=best_per_point, group_by=group_by,

@@ -23,12 +23,7 @@ import pandas as pd
 
 from scalinglab.errors import InputError, NothingToFit, NotIdentifiable, ParameterError
 from scalinglab.fit.forward import FORWARD_TOP, check_lean_top, check_select
-from scalinglab.fit.identify import (  # noqa: F401  (MAX_*: design/ reads them from here)
-    MAX_DECADES,
-    MAX_EXPONENT_WIDTH,
-    _linear_soft_checks,
-    _soft_checks,
-)
+from scalinglab.fit.identify import _linear_soft_checks, _soft_checks
 from scalinglab.fit.objective import (
     HUBER_DELTA,
     OVER_PENALTY,

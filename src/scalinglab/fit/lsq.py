@@ -45,7 +45,7 @@ from scalinglab.fit.forward import FORWARD_TOP, check_lean_top, check_select, fo
 from scalinglab.fit.identify import _linear_soft_checks
 from scalinglab.laws.formula import compile_expressions
 from scalinglab.results import Result
-from scalinglab.stats import Estimate
+from scalinglab.stats import Estimate, check_level
 
 #: screened starts: at least this many, more with more nonlinear parameters, at most MAX_SCREEN
 MIN_SCREEN = 256
@@ -234,7 +234,7 @@ class Problem:
         self.lin_cols = [[lin_pos[j] for j in b.lin] for b in self.blocks]
         self.free_cols = [[free_pos[j] for j in b.fre] for b in self.blocks]
         y = np.concatenate([b.y for b in self.blocks])
-        w = np.concatenate([b.w for b in self.blocks])
+        w = self.row_weights
         self.wsum = float(w.sum())
         ybar = float(np.sum(w * y) / self.wsum)
         self.sst = float(np.sum(w * (y - ybar) ** 2)) or 1.0
@@ -272,6 +272,12 @@ class Problem:
             r0, c = b.basis_at(theta[None, :])
             r.append(b.y - r0[0] - c[0] @ theta[b.lin])
         return np.concatenate(r)
+
+    @property
+    def row_weights(self) -> np.ndarray:
+        """Each row's current weight, every block's rows concatenated (the order of
+        :meth:`residuals` and of :meth:`weighted`'s ``row_w``)."""
+        return np.concatenate([b.w for b in self.blocks])
 
     @property
     def param_idx(self) -> list[int]:
@@ -910,7 +916,7 @@ def robust_refit(problem: Problem, fit: LsqFit, *, delta: float | None = None, o
     outliers then do not set the threshold that discounts them. The problem's weights are left
     as they were."""
     t0 = time.process_time()
-    wrow = np.concatenate([b.w for b in problem.blocks])
+    wrow = problem.row_weights
     theta = fit.x.copy()
 
     # not Problem.residuals: that evaluates the law through its basis (offset + columns @ the
@@ -1041,7 +1047,7 @@ def lean_toward(problem: Problem, fit: LsqFit, top: np.ndarray, *, sigmas: float
     t0 = time.process_time()
     top = np.asarray(top, bool).ravel()
     n, p = problem.n_rows, len(problem.param_idx)
-    w0 = np.concatenate([b.w for b in problem.blocks])
+    w0 = problem.row_weights
 
     def sses(theta: np.ndarray) -> tuple[float, float]:
         """Training and top-slice SSE (base weights) at a full parameter vector."""
@@ -1246,7 +1252,7 @@ def forward_select(problem: Problem, fit: LsqFit, held: np.ndarray, *,
 
     forward: list[float] = []
     rest: list[float] = []
-    w0 = np.concatenate([b.w for b in problem.blocks])
+    w0 = problem.row_weights
     for z0 in fit.basins_x:
         score, kept_sse = np.inf, np.inf
         try:
@@ -1726,8 +1732,7 @@ def fit_joint(
     check_lean_top(lean_top, unit="rows")
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise ParameterError(f"bootstrap must be a whole number >= 0, not {bootstrap!r}", "bootstrap")
-    if not 0.0 < level < 1.0:
-        raise ParameterError(f"level must be in (0, 1), not {level}", "level")
+    check_level(level)
     if run_ids is not None and len(run_ids) != n:
         raise ParameterError(f"run_ids has {len(run_ids)} ids for {n} rows", "run_ids")
     check_select(select, select_top, unit="rows")
@@ -1838,7 +1843,7 @@ def _joint_quality(out: JointFit, problem: Problem, x: np.ndarray, block_out: Se
     own residuals, outside any lean or bootstrap reweighting (those restore the weights on leaving),
     so the figures are those of the least-squares fit the notes describe."""
     r = problem.residuals(x)
-    w = np.concatenate([b.w for b in problem.blocks])
+    w = problem.row_weights
     owner = np.concatenate([[o] * b.n for b, o in zip(problem.blocks, block_out, strict=True)])
     out.residual_std = float(np.std(r))
     out.objective = float(np.sum(w * r ** 2))
