@@ -31,8 +31,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
-from scalinglab.fit.identify import UNIDENTIFIED
-from scalinglab.fit.loss import fit_arrays, fit_law, soft_identifiability
+from scalinglab.fit.loss import checked_on_draws, fit_arrays, fit_law, soft_identifiability
 from scalinglab.fit.result import FitResult
 from scalinglab.laws.loss_to_loss import PAIRINGS, PARAMS, below_offset, shifted_power
 from scalinglab.results import Result
@@ -209,23 +208,6 @@ def _with_draws(fit: FitResult, pairing: str, draws: np.ndarray, note: str) -> F
     full = _full_params(fit, fit.params)
     params = {k: float(full[k]) for k in law.param_names}
     return replace(fit, law=law, params=params, draws=draws, notes=[*fit.notes, note])
-
-
-def checked_on_draws(fit: FitResult, draws: np.ndarray, own: Sequence[str]) -> FitResult:
-    """``fit`` with the engine's identifiability checks run on ``draws`` (every refit, failed ones
-    as NaN rows so that they are counted) for the parameters these runs estimate (``own``). Its
-    point fit had no bootstrap (the draws are made afterwards: here under the offsets' draws, in
-    :mod:`scalinglab.downstream.ladder` over whole runs), so its checks saw the estimate only: a
-    K or kappa whose interval spans decades went unflagged. The point fit's "not identified"
-    line is replaced by this one, which repeats its checks."""
-    warns, bad = soft_identifiability(fit.law, fit.params, draws, fit.level, only=own)
-    earlier = [p for p in fit.unidentified if p not in own]  # flagged on the point, not rechecked
-    if earlier:  # keep the point fit's line for them, add this one
-        kept = list(fit.warnings)
-    else:
-        kept = [w for w in fit.warnings if not w.startswith(UNIDENTIFIED)]
-    return replace(fit, unidentified=tuple(dict.fromkeys([*earlier, *bad])),
-                   warnings=[*kept, *(w for w in warns if w not in kept)])
 
 
 # -- partial pooling across groups -------------------------------------------------------------

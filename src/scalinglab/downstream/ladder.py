@@ -380,7 +380,7 @@ def _fit_step1_checkpoints(frame: pd.DataFrame, bpb: np.ndarray, late: np.ndarra
     # the engine's identifiability rule (what `fit law` applies to its own draws), on these
     # draws: the point fit had none, so its checks saw the estimate only, and E's interval on
     # MMLU's 190M-1B rungs ([1e-33, 0.70], 32 decades) went without a word
-    from scalinglab.downstream.l2l import checked_on_draws
+    from scalinglab.fit.loss import checked_on_draws
 
     return checked_on_draws(fit, draws, law.param_names)
 

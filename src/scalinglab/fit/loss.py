@@ -23,7 +23,7 @@ import pandas as pd
 
 from scalinglab.errors import InputError, NothingToFit, NotIdentifiable, ParameterError
 from scalinglab.fit.forward import FORWARD_TOP, check_lean_top, check_select
-from scalinglab.fit.identify import _linear_soft_checks, _soft_checks
+from scalinglab.fit.identify import UNIDENTIFIED, _linear_soft_checks, _soft_checks
 from scalinglab.fit.objective import (
     HUBER_DELTA,
     OVER_PENALTY,
@@ -144,6 +144,23 @@ def soft_identifiability(
     bootstrap ``draws`` (one column per parameter of ``law``; NaN rows are failed resamples),
     restricted to the parameters in ``only``."""
     return _soft_checks(law, law.log_model_kinds(), params, draws, level, only=only)
+
+
+def checked_on_draws(fit: FitResult, draws: np.ndarray, own: Sequence[str]) -> FitResult:
+    """``fit`` with the engine's identifiability checks run on ``draws`` (every refit, failed ones
+    as NaN rows so that they are counted) for the parameters these runs estimate (``own``). Its
+    point fit had no bootstrap (the draws are made afterwards: a loss-to-loss link's under its
+    offsets' draws, :mod:`scalinglab.downstream.ladder`'s over whole runs), so its checks saw the
+    estimate only: a K or kappa whose interval spans decades went unflagged. The point fit's "not
+    identified" line is replaced by this one, which repeats its checks."""
+    warns, bad = soft_identifiability(fit.law, fit.params, draws, fit.level, only=own)
+    earlier = [p for p in fit.unidentified if p not in own]  # flagged on the point, not rechecked
+    if earlier:  # keep the point fit's line for them, add this one
+        kept = list(fit.warnings)
+    else:
+        kept = [w for w in fit.warnings if not w.startswith(UNIDENTIFIED)]
+    return replace(fit, unidentified=tuple(dict.fromkeys([*earlier, *bad])),
+                   warnings=[*kept, *(w for w in warns if w not in kept)])
 
 
 # -- the fit -------------------------------------------------------------------------------------
