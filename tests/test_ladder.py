@@ -25,6 +25,7 @@ from scalinglab.downstream.ladder import (
 from scalinglab.downstream.link_fit import LinkFit
 from scalinglab.errors import ParameterError
 from scalinglab.results import load_result
+from scalinglab.summary import cell_text
 
 LADDER = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "olmo_ladder"
 BPB, ACC = "eval/downstream_bpb/task_bpb", "eval/downstream/task_acc"
@@ -463,7 +464,17 @@ def test_a_ceiling_held_at_its_declared_bound_is_reported_as_held_not_as_unident
                     "decides these values."]
     assert not any("not identified" in w and "hi" in w for w in fit.warnings)
     est = link.param_estimates()["hi"]
-    assert est.identified and est.note == "hi = 1 sits at its bound 1"
+    assert est.identified and est.note == "fixed: hi = 1 sits at its bound 1"
+    # every draw is at the bound too: read as held there (the convention of a fixed parameter),
+    # not as "1 [1, 1]", a value measured with a zero-width interval
+    assert np.all(link.draws[:, link.form.param_names.index("hi")] == 1.0)
+    assert est.fixed and est.ci is None
+    step2 = fit.summary().tables[1]
+    assert step2.columns == ["lo", "hi", "s", "x0"]
+    assert cell_text(step2.rows[0][1]) == "1 (fixed: hi = 1 sits at its bound 1)"
+    assert "1 [1, 1]" not in fit.summary().as_text()
+    assert cell_text(step2.rows[0][0]).startswith("0.25")  # a fitted one keeps its interval
+    assert step2.rows[0][0].ci is not None
     assert LinkFit.from_dict(link.to_dict()).at_bound == link.at_bound
     # the same bounds as search limits: the estimate "ran to its bound", not identified
     searched = replace(bounded_sigmoid(1.0), enforced=())

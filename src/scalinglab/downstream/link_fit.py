@@ -152,6 +152,11 @@ class LinkFit(Result):
                 out[name] = Estimate.held(self.params[name], level=self.level)
                 continue
             draws = None if self.draws is None else self.draws[:, i]
+            if name in self.at_bound and _all_at(draws, self.params[name]):
+                # held at its declared bound in the estimate and every draw: the bound decides it,
+                # and "1 [1, 1]" would read as a value measured exactly (the ladder's MMLU ceiling)
+                out[name] = Estimate.held(self.params[name], self.at_bound[name], self.level)
+                continue
             out[name] = Estimate.from_draws(self.params[name], draws, self.level,
                                             identified=name not in self.unidentified,
                                             note=self.unidentified.get(name, self.at_bound.get(name)))
@@ -227,6 +232,14 @@ class LinkFit(Result):
             notes=list(data.get("notes", [])),
             at_bound=dict(data.get("at_bound") or {}),
         )
+
+
+def _all_at(draws: np.ndarray | None, value: float) -> bool:
+    """Whether every finite draw (if any were made) is ``value``: a parameter that never moves."""
+    if draws is None:
+        return True
+    finite = draws[np.isfinite(draws)]
+    return bool(finite.size) and bool(np.allclose(finite, value, rtol=1e-9, atol=1e-12))
 
 
 def fit_link(
