@@ -142,6 +142,24 @@ def test_a_ladder_fit_saves_and_loads(fitted, tmp_path):
     assert "step 2" in fitted.summary().as_text() and len(repr(fitted)) < 240
 
 
+def test_a_saved_ladder_fit_keeps_its_links_declared_limits(fitted, tmp_path):
+    # the link's key ("sigmoid") names the family only: the floor and ceiling held inside
+    # [0, 1] (bounded_sigmoid) are saved beside it and come back, so the reloaded form reads
+    # and refits as the fitted one did
+    saved = fitted.save(tmp_path / "ladder.json")
+    back = load_result(saved).step2
+    assert fitted.step2.form.enforced == ("lo", "hi") == back.form.enforced
+    assert back.form.limits == {"lo": (0.0, 1.0), "hi": (0.0, 1.0)} == fitted.step2.form.limits
+    assert back.form.law.bounds == fitted.step2.form.law.bounds
+    assert back.summary().as_text() == fitted.step2.summary().as_text()
+    assert load_result(saved).summary().as_text() == fitted.summary().as_text()
+    # a file written before the limits were kept loads with the key's form, as it did
+    old = fitted.step2.to_dict()
+    del old["enforced"]
+    assert LinkFit.from_dict(old).form.enforced == ()
+    assert LinkFit.from_dict(old).params == fitted.step2.params
+
+
 @pytest.mark.skipif(not LADDER.exists(), reason="shared olmo_ladder data absent")
 def test_the_released_ladder_reads_with_sizes_and_tokens():
     ladder, notes = read_ladder(LADDER)
@@ -476,6 +494,10 @@ def test_a_ceiling_held_at_its_declared_bound_is_reported_as_held_not_as_unident
     assert cell_text(step2.rows[0][0]).startswith("0.25")  # a fitted one keeps its interval
     assert step2.rows[0][0].ci is not None
     assert LinkFit.from_dict(link.to_dict()).at_bound == link.at_bound
+    # reloaded, its form still holds the ceiling at the bound when refitted
+    again = LinkFit.from_dict(json.loads(json.dumps(link.to_dict()))).form
+    x2, y2 = link.x, link.y
+    assert fit_link(x2, y2, again, bootstrap=0).at_bound == {"hi": "hi = 1 sits at its bound 1"}
     # the same bounds as search limits: the estimate "ran to its bound", not identified
     searched = replace(bounded_sigmoid(1.0), enforced=())
     late = ladder.groupby("run").tail(10)

@@ -203,6 +203,8 @@ class LinkFit(Result):
             "data_range": list(self.data_range),
             "unidentified": dict(self.unidentified),
             "at_bound": dict(self.at_bound),
+            # the form's declared limits (the ladder's bounded sigmoid), which its key does not name
+            "enforced": {k: list(v) for k, v in self.form.limits.items()},
             "run_ids": list(self.run_ids),
             "points": {"x": self.x.tolist(), "y": self.y.tolist()},
             "warnings": list(self.warnings),
@@ -215,8 +217,11 @@ class LinkFit(Result):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LinkFit:
         draws = data.get("draws")
+        form = get_link(str(data["link"]))
+        if data.get("enforced"):  # files written before it was kept load with the key's form
+            form = form.with_limits(data["enforced"])
         return cls(
-            form=get_link(str(data["link"])),
+            form=form,
             metric=str(data["metric"]),
             x_name=str(data.get("x", "x")),
             params={k: float(v) for k, v in data["params"].items()},
