@@ -1,0 +1,35 @@
+"""Files as users really have them, imported: each case a new user met, each failed before.
+
+The rules: bad input is one line naming file, row and column and imports nothing; a value is
+never silently read as another; data the file holds is not dropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scalinglab.runs.store import RunStore
+
+
+def write(tmp_path: Path, name: str, data: str | bytes) -> Path:
+    p = tmp_path / name
+    if isinstance(data, bytes):
+        p.write_bytes(data)
+    else:
+        p.write_text(data, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("steps.csv", "name,N,D,loss,final_step\na,1e8,2e9,3.1,4611686018427387904\n"),
+    ("steps.jsonl", '{"name": "a", "N": 1e8, "D": 2e9, "loss": 3.1, '
+                    '"final_step": 4611686018427387904}\n'),
+])
+def test_an_integer_extra_beyond_two_to_the_53_is_imported_as_written(tmp_path, name, text):
+    # a TensorBoard step of 2^62 (a global step counted in tokens) reaches the store as such an
+    # extra; casting it to a float for the run id was an ArrowInvalid traceback
+    store = RunStore(tmp_path / "s.duckdb")
+    store.import_file(write(tmp_path, name, text))
+    assert store.runs()["extra"].iloc[0] == {"final_step": 4611686018427387904}
