@@ -33,3 +33,18 @@ def test_an_integer_extra_beyond_two_to_the_53_is_imported_as_written(tmp_path, 
     store = RunStore(tmp_path / "s.duckdb")
     store.import_file(write(tmp_path, name, text))
     assert store.runs()["extra"].iloc[0] == {"final_step": 4611686018427387904}
+
+
+def test_a_utf8_bom_starts_a_jsonl_file_or_a_json_file_of_values_as_it_starts_a_csv(tmp_path):
+    # Windows tools (PowerShell's Out-File, Notepad) begin UTF-8 text with a BOM; a CSV so
+    # written was read, a JSONL one was "line 1: invalid JSON"
+    from scalinglab.runs.trackers.settings import RunSettings
+
+    bom = "\ufeff"
+    runs = write(tmp_path, "runs.jsonl", bom + '{"name": "a", "N": 1e8, "D": 2e9, "loss": 3.1}\r\n'
+                 '{"name": "b", "N": 2e8, "D": 2e9, "loss": 3.0}\r\n')
+    store = RunStore(tmp_path / "s.duckdb")
+    store.import_file(runs)
+    assert sorted(store.runs()["name"]) == ["a", "b"]
+    sizes = write(tmp_path, "sizes.json", bom + '{"small": {"N": 1e6, "D": 1e8}}')
+    assert RunSettings.build(file=sizes).for_run("small") == {"N": "1000000.0", "D": "100000000.0"}

@@ -316,7 +316,8 @@ class TableReader:
         start = 0
         records: list[dict] = []
         lines: list[int] = []
-        with self.path.open(encoding="utf-8") as fh:
+        # utf-8-sig: a BOM (Windows tools write one) is not content, as in a CSV
+        with self.path.open(encoding="utf-8-sig") as fh:
             lineno = 0
             while True:
                 try:
