@@ -48,3 +48,34 @@ def test_a_utf8_bom_starts_a_jsonl_file_or_a_json_file_of_values_as_it_starts_a_
     assert sorted(store.runs()["name"]) == ["a", "b"]
     sizes = write(tmp_path, "sizes.json", bom + '{"small": {"N": 1e6, "D": 1e8}}')
     assert RunSettings.build(file=sizes).for_run("small") == {"N": "1000000.0", "D": "100000000.0"}
+
+
+CLASSIC_MAC = b'name,N,D,loss\ra,1e8,2e9,3.1\r"b\rc",2e8,2e9,3.0\rd,4e8,2e9,2.9\r'
+
+
+def test_lines_ending_in_a_lone_cr_are_rows(tmp_path):
+    # Excel for Mac's "CSV (Macintosh)" ends lines in CR alone; the file was read as a header
+    # and one unfinished record: "no rows to import"
+    store = RunStore(tmp_path / "s.duckdb")
+    store.import_file(write(tmp_path, "mac.csv", CLASSIC_MAC))
+    assert sorted(store.runs()["name"]) == ["a", "b\rc", "d"]
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
+def test_a_lone_cr_file_is_cut_at_record_ends_whatever_the_block_size(tmp_path, block):
+    from scalinglab.runs.io import TableReader
+
+    reader = TableReader(write(tmp_path, "mac.csv", CLASSIC_MAC), csv_block_bytes=block)
+    rows = [r for c in reader.chunks() for r in c.frame.astype(object).values.tolist()]
+    assert rows == [["a", "1e8", "2e9", "3.1"], ["b\rc", "2e8", "2e9", "3.0"],
+                    ["d", "4e8", "2e9", "2.9"]]
+    assert reader.label(2) == "row 3 (line 5)"  # the quoted CR is a line of the file
+
+
+def test_a_bad_cell_in_a_lone_cr_file_is_named_by_row_and_line(tmp_path):
+    from scalinglab.errors import InputError
+
+    f = write(tmp_path, "mac.csv", CLASSIC_MAC.replace(b"2.9", b"x"))
+    with pytest.raises(InputError, match=r"mac\.csv: row 3 \(line 5\), column 'loss': 'x' is not"):
+        RunStore(tmp_path / "s.duckdb").import_file(f)
+    assert not (tmp_path / "s.duckdb").exists()
