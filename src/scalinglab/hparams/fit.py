@@ -82,6 +82,8 @@ def group_optima(
         info: dict[str, Any] = {"N": N, "D": D, "n_runs": int(len(g)),
                                 "best_loss": float(best["loss"]), "best_lr": float(best["lr"]),
                                 "best_batch_tokens": float(best["batch_tokens"])}
+        info["lr_edge"] = _edge(float(best["lr"]), g["lr"])
+        info["batch_edge"] = _edge(float(best["batch_tokens"]), g["batch_tokens"])
         if method == "threshold":
             kept = g[g["loss"] <= g["loss"].min() * (1.0 + tolerance)]
             info["n_kept"] = int(len(kept))
@@ -105,9 +107,43 @@ def group_optima(
         groups.append(info)
     if not rows:
         raise NotIdentifiable("no group gave an optimum")
+    if method == "threshold":
+        # the surface method says where its minimiser leaves the grid (above); the best run
+        # cannot leave it, so a best run on the grid's edge is the only sign that the sweep
+        # stopped before the loss turned up again
+        warnings += _edge_warnings(groups)
     frame = pd.concat(rows, ignore_index=True)
     frame["group"] = pd.factorize(frame["group"])[0]
     return Optima(frame=frame, groups=groups, warnings=warnings)
+
+
+def _edge(best: float, values: pd.Series) -> str | None:
+    """Where the group's best run sits on one axis of its grid: ``"only"`` (one value run),
+    ``"low"``/``"high"`` (the smallest / largest value run) or None (inside: bracketed)."""
+    lo, hi = float(values.min()), float(values.max())
+    if lo == hi:
+        return "only"
+    return "low" if best <= lo else "high" if best >= hi else None
+
+
+def _edge_warnings(groups: list[dict[str, Any]]) -> list[str]:
+    """One warning per axis naming the groups whose best run is on the grid's edge there: their
+    optimum is not located (it may lie beyond the sweep), so the law is pulled to the edge."""
+    out = []
+    for axis, key, name in (("lr", "lr_edge", "best_lr"), ("batch", "batch_edge",
+                                                            "best_batch_tokens")):
+        hit = [g for g in groups if g.get(key)]
+        if not hit:
+            continue
+        where = {"only": "its only {axis}", "low": "its lowest {axis}",
+                 "high": "its highest {axis}"}
+        shown = "; ".join(f"N={g['N']:.3g}, D={g['D']:.3g} at {where[g[key]].format(axis=axis)} "
+                          f"{g[name]:.3g}" for g in hit[:4]) + ("; ..." if len(hit) > 4 else "")
+        out.append(f"{axis}: optimum at the edge of the grid, not located, in {len(hit)} of "
+                   f"{len(groups)} groups ({shown}): the best run there is a bound, not an "
+                   f"estimate, and pulls the {axis} law towards the sweep's edge; extend the "
+                   f"sweep past it")
+    return out
 
 
 def as_grid(frame: pd.DataFrame, columns: Mapping[str, str] | None = None, seq_len: int = 2048,
