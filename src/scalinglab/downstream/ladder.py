@@ -390,11 +390,9 @@ def bounded_sigmoid(ceiling: float) -> LinkForm:
     paper's fit bounds them (its ``a / (1 + exp(-k (x - x0))) + b`` with ``b`` in [0, 1] and
     ``a`` in [-1, 0]): an accuracy cannot exceed the task's maximum. Unbounded, the OLMo ladder's
     MMLU link reached a ceiling of 1.055, an accuracy no model can have."""
-    law = replace(SIGMOID_LINK.law, bounds={**SIGMOID_LINK.law.bounds, "lo": (0.0, float(ceiling)),
-                                            "hi": (0.0, float(ceiling))})
     # declared limits of an accuracy, not search limits: a floor or ceiling the fit leaves at
     # them is held there (MMLU's ceiling at 1 on the OLMo ladder), not "not identified"
-    return replace(SIGMOID_LINK, law=law, enforced=("lo", "hi"))
+    return SIGMOID_LINK.with_limits({"lo": (0.0, ceiling), "hi": (0.0, ceiling)})
 
 
 @dataclass(repr=False)
