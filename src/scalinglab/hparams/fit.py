@@ -82,8 +82,12 @@ def group_optima(
         info: dict[str, Any] = {"N": N, "D": D, "n_runs": int(len(g)),
                                 "best_loss": float(best["loss"]), "best_lr": float(best["lr"]),
                                 "best_batch_tokens": float(best["batch_tokens"])}
-        info["lr_edge"] = _edge(float(best["lr"]), g["lr"])
-        info["batch_edge"] = _edge(float(best["batch_tokens"]), g["batch_tokens"])
+        # runs that diverged bracket the optimum too: their loss is worse than any finished run's
+        dead = grid.diverged_of(N, D)
+        info["n_diverged"] = int(len(dead))
+        info["lr_edge"] = _edge(float(best["lr"]), pd.concat([g["lr"], dead["lr"]]))
+        info["batch_edge"] = _edge(float(best["batch_tokens"]),
+                                   pd.concat([g["batch_tokens"], dead["batch_tokens"]]))
         if method == "threshold":
             kept = g[g["loss"] <= g["loss"].min() * (1.0 + tolerance)]
             info["n_kept"] = int(len(kept))
@@ -160,7 +164,8 @@ def as_grid(frame: pd.DataFrame, columns: Mapping[str, str] | None = None, seq_l
     grid = grid_from_frame(frame.drop(columns=["run_id"], errors="ignore"), source=source,
                            seq_len=seq_len, weight_decay=weight_decay, group_by=tuple(group_by))
     if "run_id" in frame.columns:
-        grid.frame["run_id"] = frame["run_id"].astype(str).to_numpy()
+        ids = frame["run_id"].astype(str).to_numpy()
+        grid.frame["run_id"] = ids[grid.frame["row"].to_numpy(int) - 1]  # diverged runs left out
     return grid
 
 
@@ -346,7 +351,7 @@ def fit_hparam_law(
         missing = [c for c in group_by if c not in grid.frame.columns]
         if missing:
             raise ParameterError(f"group_by names {missing}, which the grid does not have", "group_by")
-        grid = Grid(grid.frame, grid.source, list(grid.notes), tuple(group_by))
+        grid = Grid(grid.frame, grid.source, list(grid.notes), tuple(group_by), grid.diverged)
     if resample not in ("groups", "runs"):
         raise ParameterError(f"resample must be 'groups' or 'runs', not {resample!r}", "resample")
     if not 0 < tolerance < 1:
@@ -355,7 +360,7 @@ def fit_hparam_law(
         raise ParameterError(f"n_boot must be >= 0, not {n_boot}", "n_boot")
     if "run_id" not in grid.frame.columns:
         grid = Grid(grid.frame.assign(run_id=run_ids_of(grid.frame)), grid.source, list(grid.notes),
-                    grid.group_by)
+                    grid.group_by, grid.diverged)
     pooling = pooled_configurations(grid.frame, grid.group_by)
     opt = group_optima(grid, method, tolerance, fit_window)
     f = opt.frame
