@@ -331,9 +331,11 @@ class ExtraCells:
     def numbers(self) -> np.ndarray:
         """The cells as float64, NaN where a cell is not a number."""
         n = len(self.ints)
+        # an unsafe cast: Arrow refuses integers past 2^53 (a TensorBoard step of 2^62 was a
+        # traceback); a float64 rounds them, as _parse_arrow does for the numeric columns
+        ints = pc.cast(self.ints, pa.float64(), safe=False)
         num = self.floats if self.ints.null_count == n else \
-            pc.cast(self.ints, pa.float64()) if self.floats.null_count == n else \
-            pc.coalesce(pc.cast(self.ints, pa.float64()), self.floats)
+            ints if self.floats.null_count == n else pc.coalesce(ints, self.floats)
         return np.asarray(A.to_numpy(num), dtype=float)
 
     def words(self) -> tuple[np.ndarray, np.ndarray]:
