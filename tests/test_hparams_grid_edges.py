@@ -96,3 +96,24 @@ def test_failed_runs_in_the_store_bracket_the_optimum_unless_the_machine_stopped
     grid = _grid(None, 2048, "auto", store=store2)
     assert len(grid.diverged) == 0
     assert any("edge of the grid" in w for w in fit_hparam_law(grid, n_boot=0).warnings)
+
+
+def test_a_batch_column_in_the_other_unit_is_said():
+    good = synthetic_grid()
+    # tokens under a name read as sequences: every batch 2048x too big, 22 steps a run
+    as_seqs = grid_from_frame(good.rename(columns={"batch_tokens": "bs"}), source="grid.csv")
+    assert any(n.startswith("warning: the median run takes") and "--batch-unit tokens" in n
+               for n in as_seqs.notes)
+    fit = fit_hparam_law(as_seqs, n_boot=0)
+    assert any("--batch-unit tokens" in w for w in fit.warnings)
+    # sequences under a tokens name: a batch smaller than one sequence
+    as_tokens = grid_from_frame(good.assign(batch_tokens=good["batch_tokens"] / 2048))
+    assert any("less than one sequence" in n and "--batch-unit sequences" in n
+               for n in as_tokens.notes)
+    # a steps column settles it: D = steps x batch
+    steps = good.assign(steps=good["D"] / good["batch_tokens"])
+    assert not [n for n in grid_from_frame(steps).notes if n.startswith("warning")]
+    wrong = grid_from_frame(steps.rename(columns={"batch_tokens": "bs"}))
+    said = [n for n in wrong.notes if n.startswith("warning: D is")]
+    assert said and "0.000488 x steps x batch" in said[0] and "--batch-unit tokens fits" in said[0]
+    assert not [n for n in grid_from_frame(good).notes if n.startswith("warning")]

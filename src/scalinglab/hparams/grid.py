@@ -197,8 +197,51 @@ def grid_from_frame(
                          source=source, column=missing[0])
     if np.nanmax(frame["lr"]) > 1:
         notes.append("warning: learning rates above 1: check the lr column")
+    notes += _batch_unit_warnings(frame, diverged, raw, cols, batch_col, in_sequences, seq_len)
     return Grid(frame=frame, source=source, notes=notes, group_by=tuple(group_by),
                 diverged=diverged)
+
+
+#: fewer optimizer steps than this in the median run is no pre-training run: its batch was
+#: most likely read in the wrong unit (Step Law's shortest run has 953 steps)
+MIN_PLAUSIBLE_STEPS = 100
+
+
+def _batch_unit_warnings(frame: pd.DataFrame, diverged: pd.DataFrame, raw: pd.DataFrame,
+                         cols: list[str], batch_col: str, in_sequences: bool,
+                         seq_len: int) -> list[str]:
+    """Warnings when the batch column looks read in the wrong unit (tokens for sequences or the
+    reverse multiplies every batch by ``seq_len`` and moves the batch law's intercept by
+    ln 2048 = 7.6, with nothing else to show for it). With a steps column the check is exact:
+    D = steps x batch_tokens; without one, a median run of under 100 steps (a batch in tokens
+    read as sequences) or a batch under one sequence (the reverse) gives it away."""
+    runs = pd.concat([frame[["D", "batch_tokens", "row"]], diverged[["D", "batch_tokens", "row"]]])
+    other = "--batch-unit tokens" if in_sequences else f"--batch-unit sequences (--seq-len {seq_len})"
+    read = (f"column {batch_col!r} read as " + (f"sequences of {seq_len} tokens" if in_sequences
+                                                else "tokens"))
+    steps_col = pick(cols, "steps")
+    if steps_col is not None:
+        cells = parse_cells(raw[steps_col])
+        steps = cells.values[runs["row"].to_numpy(int) - 1]
+        ok = np.isfinite(steps) & (steps > 0)
+        if ok.any():
+            ratio = float(np.median(runs["D"].to_numpy(float)[ok]
+                                    / (steps[ok] * runs["batch_tokens"].to_numpy(float)[ok])))
+            if not 0.5 <= ratio <= 2.0:
+                return [f"warning: D is {ratio:.3g} x steps x batch ({read}, steps from "
+                        f"column {steps_col!r}), not 1: check the batch unit"
+                        + (f"; {other} fits them" if 0.5 <= ratio * (
+                            seq_len if in_sequences else 1 / seq_len) <= 2.0 else "")]
+            return []
+    steps = float(np.median(runs["D"].to_numpy(float) / runs["batch_tokens"].to_numpy(float)))
+    if in_sequences and steps < MIN_PLAUSIBLE_STEPS:
+        return [f"warning: the median run takes {steps:.3g} optimizer steps (D / batch, {read}): "
+                f"is the batch in tokens? {other}"]
+    bt = float(np.median(runs["batch_tokens"].to_numpy(float)))
+    if not in_sequences and bt < seq_len:
+        return [f"warning: the median batch is {bt:.3g} tokens ({read}), less than one sequence of "
+                f"{seq_len}: is the batch in sequences? {other}"]
+    return []
 
 
 def _mapped(raw: pd.DataFrame, mapping: dict[str, str], source: str, notes: list[str]) -> pd.DataFrame:
