@@ -109,3 +109,37 @@ def test_a_file_with_another_separator_says_so_not_that_a_column_is_missing(tmp_
     assert said in str(err.value) and "\n" not in str(err.value)
     assert "--map" not in str(err.value)
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def _two_runs_named_alike(tmp_path: Path) -> Path:
+    """A W&B history: runs r1 and r3 both named 'small' (W&B names are not unique)."""
+    rows = ["run_id,name,state,_step,train/loss"]
+    for rid, name in [("r1", "small"), ("r2", "big"), ("r3", "small")]:
+        rows += [f"{rid},{name},finished,{s},{3.0 - s / 100}" for s in (0, 10, 20)]
+    return write(tmp_path, "history.csv", "\n".join(rows) + "\n")
+
+
+def test_a_mapping_files_row_for_a_runs_id_wins_over_its_row_for_a_shared_name(tmp_path):
+    # the row for the name 'small' won for both runs: r3 was imported with r1's N, silently
+    from scalinglab.runs.trackers import read_tracker
+    from scalinglab.runs.trackers.settings import RunSettings
+
+    sizes = write(tmp_path, "sizes.csv", "run,N,D\nsmall,1e6,1e8\nbig,4e6,1e8\nr3,2e6,1e8\n")
+    out = read_tracker("wandb", _two_runs_named_alike(tmp_path),
+                       settings=RunSettings.build(file=sizes))
+    n = dict(zip(out.runs["run_id"], out.runs["N"], strict=True))
+    assert n == {"wandb-r1": 1e6, "wandb-r2": 4e6, "wandb-r3": 2e6}
+    assert not any("names 2 runs" in note for note in out.notes)
+
+
+def test_a_mapping_files_row_for_a_shared_name_gives_each_run_its_values_and_says_so(tmp_path):
+    from scalinglab.runs.trackers import read_tracker
+    from scalinglab.runs.trackers.settings import RunSettings
+
+    sizes = write(tmp_path, "sizes.csv", "run,N,D\nsmall,1e6,1e8\nbig,4e6,1e8\n")
+    out = read_tracker("wandb", _two_runs_named_alike(tmp_path),
+                       settings=RunSettings.build(file=sizes))
+    assert out.runs.set_index("run_id")["N"].to_dict() == {
+        "wandb-r1": 1e6, "wandb-r2": 4e6, "wandb-r3": 1e6}
+    assert (f"warning: 'small' in {sizes} names 2 runs ('wandb-r1', 'wandb-r3'); its values were "
+            "given to each (key a row by a run's id to tell them apart)") in out.notes
