@@ -120,6 +120,30 @@ def test_multipower_in_slices_gives_the_one_batch_numbers_bit_for_bit(monkeypatc
         assert np.array_equal(got, want)
 
 
+
+def test_a_band_is_numpys_quantile_of_the_widened_draws_as_written_plainly() -> None:
+    """draw_band lays each point's widened draws in a row and selects the ends in place; the
+    band is, bit for bit, np.quantile ('linear') of the draws written the plain way: each
+    bootstrap curve's log plus its NOISE_DRAWS widenings (residual noise, then discrepancy,
+    from the band's seed), draws down the first axis; with and without widening."""
+    import scalinglab.fit.curves as fc
+
+    rng = np.random.default_rng(2)
+    curves = np.exp(rng.normal(1.0, 0.01, (41, 230)))
+    K, level, seed = 40, 0.9, 11
+    q = (1.0 - level) / 2.0
+    for noise, disc in ((0.002, 0.003), (0.002, 0.0), (0.0, 0.0)):
+        plain = np.log(curves[1:])
+        if noise or disc:
+            draws = np.random.default_rng(seed)
+            z = noise * draws.standard_normal((K, fc.NOISE_DRAWS, 1))
+            if disc:
+                z = z + disc * draws.standard_normal((K, fc.NOISE_DRAWS, 1))
+            plain = (plain[:, None, :] + z).reshape(K * fc.NOISE_DRAWS, -1)
+        want = np.exp(np.quantile(plain, [q, 1.0 - q], axis=0))
+        got = fc.draw_band(curves, noise, disc, level, seed)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
 def test_momentum_area_is_the_momentum_recursion() -> None:
     lr = SHAPES["wsd_exp"]
     law = MomentumLaw(decay=0.999)

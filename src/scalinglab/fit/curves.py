@@ -620,17 +620,30 @@ def draw_band(curves: np.ndarray, noise: float, discrepancy: float, level: float
         z = noise * rng.standard_normal((len(curves) - 1, NOISE_DRAWS, 1))
         if discrepancy > 0:
             z = z + discrepancy * rng.standard_normal((len(curves) - 1, NOISE_DRAWS, 1))
+        # (NOISE_DRAWS, K): the widening of curve k, its j-th draw, at [j, k]
+        z = np.ascontiguousarray(z[:, :, 0].T)
     # pointwise, so taken a slice of points at a time: the widened draws are (K * NOISE_DRAWS,
     # points), 1.1 GB in one piece for 100 draws at every step of a 72,000-step schedule
     n = curves.shape[1]
     lo, hi = np.empty(n), np.empty(n)
     per = max(1, BAND_ELEMENTS // ((len(curves) - 1) * (NOISE_DRAWS if z is not None else 1)))
+    # each point's widened draws in a contiguous row, (points, NOISE_DRAWS * K), where the
+    # interval selects its ends (stats._linear_ends) in place: every value the sum it was
+    # before (the log of curve k plus its j-th widening), only their order along the row
+    # differs, and a percentile does not depend on it. One buffer serves every slice: a fresh
+    # 16 MB array per slice cost more in page faults than building its values
+    buf = None if z is None else np.empty(min(per, n) * z.size)
     for a in range(0, n, per):
         part = curves[1:, a:a + per]
         logs = np.log(np.where(part > 0, part, np.nan))
-        if z is not None:
-            logs = (logs[:, None, :] + z).reshape(-1, logs.shape[1])
-        lo[a:a + per], hi[a:a + per] = percentile_interval(logs, level)
+        if buf is None:
+            lo[a:a + per], hi[a:a + per] = percentile_interval(logs, level)
+            continue
+        m = logs.shape[1]
+        wide = buf[:m * z.size].reshape(m, z.size)
+        np.add(logs.T[:, None, :], z[None, :, :], out=wide.reshape(m, *z.shape))
+        lo[a:a + per], hi[a:a + per] = percentile_interval(wide, level, axis=-1,
+                                                           overwrite_input=True)
     return np.exp(lo), np.exp(hi)
 
 
