@@ -84,8 +84,8 @@ def test_multipower_gradient_matches_finite_differences() -> None:
 
 
 def test_multipower_in_slices_gives_the_one_batch_numbers_bit_for_bit(monkeypatch) -> None:
-    """Memory bounds change no number: the decay sum taken a few parameter rows at a time
-    (DECAY_CHUNK), the steps a few per design (DESIGN_TERMS: value, predictions) and a band a
+    """Memory bounds change no number: the decay sum taken a few parameter rows at a time, or
+    one row a block of its terms at a time (DECAY_CHUNK), the steps a few per design (DESIGN_TERMS: value, predictions) and a band a
     few points at a time (BAND_ELEMENTS) give exactly the values of one batch."""
     import scalinglab.fit.curves as fc
     import scalinglab.laws.curves as lc
@@ -99,11 +99,13 @@ def test_multipower_in_slices_gives_the_one_batch_numbers_bit_for_bit(monkeypatc
     theta[3, 4] += 40.0  # a wild row whose terms overflow
     monkeypatch.setattr(lc, "DECAY_CHUNK", 1 << 40)
     whole = [law.evaluate(theta, design, grad) for grad in (True, False)]
-    monkeypatch.setattr(lc, "DECAY_CHUNK", 3 * design.terms["w"].size)  # rows 3 + 3 + 1
-    for (loss, J), grad in zip(whole, (True, False), strict=True):
-        got, got_J = law.evaluate(theta, design, grad)
-        assert np.array_equal(got, loss, equal_nan=True)
-        assert J is None and got_J is None or np.array_equal(got_J, J, equal_nan=True)
+    m = design.terms["w"].size
+    for chunk in (3 * m, m // 3 + 1):  # rows 3 + 3 + 1; one row at a time, its terms in thirds
+        monkeypatch.setattr(lc, "DECAY_CHUNK", chunk)
+        for (loss, J), grad in zip(whole, (True, False), strict=True):
+            got, got_J = law.evaluate(theta, design, grad)
+            assert np.array_equal(got, loss, equal_nan=True)
+            assert J is None and got_J is None or np.array_equal(got_J, J, equal_nan=True)
     params = dict(zip(law.params, np.exp(theta[0]), strict=True))
     for ratio in (None, PREDICT_RATIO):
         one = law.evaluate(theta[:1], law.prepare([sched], [steps], ratio), grad=False)[0][0]
