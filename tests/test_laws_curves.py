@@ -638,6 +638,31 @@ def test_stack_weighs_the_true_law_and_does_not_lose_to_it(tmp_path: Path) -> No
     assert "stack weights" in text and "momentum:C" in text
 
 
+
+@pytest.mark.parametrize("law", ["multipower", "stack"])
+def test_a_forecast_in_slices_of_steps_gives_the_one_design_numbers_bit_for_bit(
+        monkeypatch, law: str) -> None:
+    """``forecast`` with a fit takes the logged and forecast steps a slice per design
+    (DESIGN_TERMS), as predictions do: a curve logged at every step of a long run is a design
+    of millions of terms in one piece; in slices of 7 steps it is the same frame to the bit."""
+    import scalinglab.laws.curves as lc
+    from scalinglab.fit.curves import forecast
+
+    frame = simulated(TRUTH, FIT_SHAPES, 1e-3, np.random.default_rng(6), every=1024)
+    fit = fit_curves(frame, law=law, bootstrap=6, validate=False,
+                     schedules={k: Schedule(v, k) for k, v in FIT_SHAPES.items()})
+    run = Schedule(wsd(30000, 3e-4, 3e-5, 2160, decay_start=24000), "wsd_30000")
+    st = np.arange(2200, 15000, 97)
+    curve = pd.DataFrame({"step": st, "loss": MultiPowerLaw().value(TRUTH, run, st) * np.exp(
+        1e-3 * np.random.default_rng(1).standard_normal(st.size))})
+    whole, about = forecast(curve, run, fit=fit, steps=np.arange(15000, 30000, 1501))
+    per_point = 2 * lc._distance_edges(run.steps, lc.PREDICT_RATIO).size
+    monkeypatch.setattr(lc, "DESIGN_TERMS", 7 * per_point)
+    assert len(list(fit.law.designs(run, st, lc.PREDICT_RATIO))) == -(-st.size // 7)
+    sliced, about_sliced = forecast(curve, run, fit=fit, steps=np.arange(15000, 30000, 1501))
+    pd.testing.assert_frame_equal(sliced, whole, check_exact=True)
+    assert about_sliced == about
+
 def to_sched(spec: str) -> Schedule:
     return parse_schedule(spec)
 
