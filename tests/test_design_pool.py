@@ -461,49 +461,46 @@ def test_cli_round_trip_resumes_from_the_observed_file(pool, tmp_path):
     assert refused.returncode == 2 and "is an input" in refused.stderr
 
 
-def test_a_cell_that_is_not_a_number_is_named_by_row_and_column_and_what_it_was_for():
-    """The cost's columns, the law's inputs and the replayed outcome are read as numbers the
-    same way: the first cell that is not a finite number is one line naming its row, its column
-    and what the number was for."""
-    frame = pd.DataFrame({"N": [1e8, "big", 4e8], "D": [2e9, 4e9, "n/a"], "loss": [3.1, 2.9, "?"]})
+@pytest.mark.parametrize(("frame", "said"), [
+    pytest.param(pd.DataFrame({"N": [1e8, "big", 4e8], "D": [2e9, 4e9, "n/a"], "loss": [3.1, 2.9, "?"]}),
+                 ("row 2, column 'N': 'big' is not a number", "row 3, column 'D': 'n/a' is not a number",
+                  "row 3, column 'loss': '?' is not a number"), id="text"),
+    pytest.param(pd.DataFrame({"N": [1e8, np.inf, 3e8], "D": [2e9, 4e9, np.nan], "loss": [3.1, 2.9, -np.inf]}),
+                 ("row 2, column 'N': inf is not a finite number", "row 3, column 'D': is missing",
+                  "row 3, column 'loss': -inf is not a finite number"), id="not-finite"),
+])
+def test_a_cell_that_is_not_a_number_is_named_by_row_and_column_and_what_it_was_for(frame, said):
+    """The cost's columns, the law's inputs and an outcome, replayed or observed, are read as
+    numbers the same way: the first cell that is not a finite number is one line naming its row,
+    its column and what the number was for. Text is quoted as written (``'big'``); an infinite
+    cell reads ``inf is not a finite number`` (it read ``np.float64(inf) is not a number``), an
+    empty one ``is missing`` (it read ``nan`` or ``<NA> is not a number``)."""
+    cost, an_input, outcome = said
     with pytest.raises(InputError) as err:
         cost_of(frame, "6*N*D", source="pool.csv")
-    assert str(err.value) == ("pool.csv: row 2, column 'N': 'big' is not a number, so the cost "
-                              "'6*N*D' cannot be computed")
+    assert str(err.value) == f"pool.csv: {cost}, so the cost '6*N*D' cannot be computed"
     with pytest.raises(InputError) as err:
         LawModel("chinchilla", frame.assign(N=1e8), source="pool.csv")
-    assert str(err.value) == ("pool.csv: row 3, column 'D': 'n/a' is not a number (an input of "
-                              "law 'chinchilla')")
+    assert str(err.value) == f"pool.csv: {an_input} (an input of law 'chinchilla')"
+    runs = frame.assign(N=[1e8, 2e8, 3e8], D=2e9)  # the third run's outcome is the bad cell
     with pytest.raises(InputError) as err:
-        sl.replay_study(frame.assign(N=1e8, D=2e9), "chinchilla", cost="6*N*D", target="top:10%",
-                        source="pool.csv")
-    assert str(err.value) == "pool.csv: row 3, column 'loss': '?' is not a number"
-
-
-def test_an_infinite_or_empty_cell_is_named_as_written_never_as_a_numpy_repr(tmp_path):
-    """A pool cell that is infinite reads ``inf is not a finite number`` (it read
-    ``np.float64(inf) is not a number``), an empty one ``is missing`` (it read ``nan`` or
-    ``<NA> is not a number``), with file, row and column as for any bad cell; a text file's cell
-    is quoted as written (``'inf'``), as ``'big'`` is."""
-    frame = pd.DataFrame({"N": [1e8, np.inf, 3e8], "D": [2e9, 4e9, np.nan], "loss": [3.1, 2.9, -np.inf]})
-    with pytest.raises(InputError) as err:
-        cost_of(frame, "6*N*D", source="pool.csv")
-    assert str(err.value) == ("pool.csv: row 2, column 'N': inf is not a finite number, so the "
-                              "cost '6*N*D' cannot be computed")
-    with pytest.raises(InputError) as err:
-        LawModel("chinchilla", frame.assign(N=1e8), source="pool.csv")
-    assert str(err.value) == "pool.csv: row 3, column 'D': is missing (an input of law 'chinchilla')"
-    runs = frame.assign(N=[1e8, 2e8, 3e8], D=2e9)  # the third run's outcome is -inf
+        sl.replay_study(runs, "chinchilla", cost="6*N*D", target="top:10%", source="pool.csv")
+    assert str(err.value) == f"pool.csv: {outcome}"
     with pytest.raises(InputError) as err:
         match_observed(runs, runs, LawModel("chinchilla", runs), "loss", source="observed.csv")
-    assert str(err.value) == "observed.csv: row 3, column 'loss': -inf is not a finite number"
+    assert str(err.value) == f"observed.csv: {outcome}"
 
+
+def test_a_pool_files_infinite_cell_is_named_as_written(tmp_path):
+    """On the command line, a text file's infinite cell is quoted as written (``'inf'``), as
+    ``'big'`` is; a Parquet file's is the number, ``inf``."""
     from typer.testing import CliRunner
 
     from scalinglab.cli import app
 
+    frame = pd.DataFrame({"N": [1e8, np.inf, 3e8], "D": [2e9, 4e9, np.nan]})
     (tmp_path / "pool.csv").write_text("N,D\n1e8,2e9\n2e8,inf\n3e8,6e9\n")
-    frame[["N", "D"]].to_parquet(tmp_path / "pool.parquet")
+    frame.to_parquet(tmp_path / "pool.parquet")
     for name, said in (("pool.csv", "row 2, column 'D': 'inf' is not a finite number"),
                        ("pool.parquet", "row 2, column 'N': inf is not a finite number")):
         res = CliRunner().invoke(app, ["design", "pool", str(tmp_path / name), "--law", "chinchilla",

@@ -944,9 +944,21 @@ def test_cli_a_group_column_the_runs_lack_is_named_as_group_not_group_by(tmp_pat
         assert res.exit_code == 2, res.output
         assert res.output.strip() == (
             f"error: {path}: --group 'corpsu' is not a column of the runs (did you mean "
-            "'corpus'?); their columns are ['N', 'loss', 'corpus']"), res.output
+            "'corpus'?); columns are ['N', 'loss', 'corpus']"), res.output
     by = CliRunner().invoke(app, [*args, "--group", "corpus", "--group-by", "nope"])
     assert by.exit_code == 2 and "--group-by names column(s) ['nope']" in by.output, by.output
+    # a wide table (an eval export) is not listed whole: the close match and the count, or,
+    # without one, the first columns (errors.columns_hint, as every "no column" message says it)
+    wide = pd.DataFrame({"N": x, "corpus": g, "loss": y,
+                         **{f"eval/task_{i}_acc": 0.5 for i in range(14)}})
+    wide.to_csv(path, index=False)
+    res = CliRunner().invoke(app, [*args, "--group", "corpsu"])
+    assert res.exit_code == 2 and res.output.strip() == (
+        f"error: {path}: --group 'corpsu' is not a column of the runs (did you mean "
+        "'corpus'?) (17 columns in all)"), res.output
+    res = CliRunner().invoke(app, [*args, "--group", "dataset"])
+    assert res.exit_code == 2 and "'dataset' is not a column of the runs; 17 columns, e.g. ['N', " \
+        "'loss', 'corpus', 'eval/task_0_acc'" in res.output and "task_13" not in res.output, res.output
 
 
 def test_cli_per_group_says_it_fits_least_squares_and_refuses_a_typed_robust_loss(tmp_path):

@@ -25,6 +25,7 @@ from scalinglab.downstream.ladder import (
 from scalinglab.downstream.link_fit import LinkFit
 from scalinglab.errors import ParameterError
 from scalinglab.results import load_result
+from scalinglab.summary import cell_text
 
 LADDER = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "olmo_ladder"
 BPB, ACC = "eval/downstream_bpb/task_bpb", "eval/downstream/task_acc"
@@ -139,6 +140,24 @@ def test_a_ladder_fit_saves_and_loads(fitted, tmp_path):
     assert isinstance(back, LadderFit) and back.scatter == fitted.scatter
     pd.testing.assert_frame_equal(back.predict(3e9, 3e11), fitted.predict(3e9, 3e11))
     assert "step 2" in fitted.summary().as_text() and len(repr(fitted)) < 240
+
+
+def test_a_saved_ladder_fit_keeps_its_links_declared_limits(fitted, tmp_path):
+    # the link's key ("sigmoid") names the family only: the floor and ceiling held inside
+    # [0, 1] (bounded_sigmoid) are saved beside it and come back, so the reloaded form reads
+    # and refits as the fitted one did
+    saved = fitted.save(tmp_path / "ladder.json")
+    back = load_result(saved).step2
+    assert fitted.step2.form.enforced == ("lo", "hi") == back.form.enforced
+    assert back.form.limits == {"lo": (0.0, 1.0), "hi": (0.0, 1.0)} == fitted.step2.form.limits
+    assert back.form.law.bounds == fitted.step2.form.law.bounds
+    assert back.summary().as_text() == fitted.step2.summary().as_text()
+    assert load_result(saved).summary().as_text() == fitted.summary().as_text()
+    # a file written before the limits were kept loads with the key's form, as it did
+    old = fitted.step2.to_dict()
+    del old["enforced"]
+    assert LinkFit.from_dict(old).form.enforced == ()
+    assert LinkFit.from_dict(old).params == fitted.step2.params
 
 
 @pytest.mark.skipif(not LADDER.exists(), reason="shared olmo_ladder data absent")
@@ -463,8 +482,22 @@ def test_a_ceiling_held_at_its_declared_bound_is_reported_as_held_not_as_unident
                     "decides these values."]
     assert not any("not identified" in w and "hi" in w for w in fit.warnings)
     est = link.param_estimates()["hi"]
-    assert est.identified and est.note == "hi = 1 sits at its bound 1"
+    assert est.identified and est.note == "fixed: hi = 1 sits at its bound 1"
+    # every draw is at the bound too: read as held there (the convention of a fixed parameter),
+    # not as "1 [1, 1]", a value measured with a zero-width interval
+    assert np.all(link.draws[:, link.form.param_names.index("hi")] == 1.0)
+    assert est.fixed and est.ci is None
+    step2 = fit.summary().tables[1]
+    assert step2.columns == ["lo", "hi", "s", "x0"]
+    assert cell_text(step2.rows[0][1]) == "1 (fixed: hi = 1 sits at its bound 1)"
+    assert "1 [1, 1]" not in fit.summary().as_text()
+    assert cell_text(step2.rows[0][0]).startswith("0.25")  # a fitted one keeps its interval
+    assert step2.rows[0][0].ci is not None
     assert LinkFit.from_dict(link.to_dict()).at_bound == link.at_bound
+    # reloaded, its form still holds the ceiling at the bound when refitted
+    again = LinkFit.from_dict(json.loads(json.dumps(link.to_dict()))).form
+    x2, y2 = link.x, link.y
+    assert fit_link(x2, y2, again, bootstrap=0).at_bound == {"hi": "hi = 1 sits at its bound 1"}
     # the same bounds as search limits: the estimate "ran to its bound", not identified
     searched = replace(bounded_sigmoid(1.0), enforced=())
     late = ladder.groupby("run").tail(10)

@@ -151,3 +151,19 @@ def test_an_empty_view_says_why():
     spec = valid(charts.runs_by_budget(pd.DataFrame(columns=["run_id", "N", "D", "C", "loss"]),
                                        views.Budgets([], [], [], {})))
     assert spec["data"] == [] and "no finished runs yet" in spec["layout"]["annotations"][0]["text"]
+
+
+def test_a_long_run_name_does_not_take_the_curve_charts_width():
+    """The dashboard's curve overlay with a 400-character run id drew a legend as wide as the
+    page and squeezed the plot to a sliver: the legend shows the name cut in the middle, the
+    hover text has it whole."""
+    long = "sweep-" + "y" * 388 + "-wd0.1"
+    runs = pd.DataFrame([{"run_id": long, "N": 1e7, "D": 2e8, "C": 1.2e16},
+                         {"run_id": "r-2", "N": 2e7, "D": 2e8, "C": 2.4e16}])
+    series = views.curve_series({long: pd.DataFrame(curve_for(1e7, 2e8)),
+                                 "r-2": pd.DataFrame(curve_for(2e7, 2e8))}, runs)
+    spec = charts.loss_curves(series, 0.6)
+    legend = [t for t in spec["data"] if t.get("showlegend", True)]
+    assert sorted(t["name"] for t in legend) == ["r-2", "sweep-" + "y" * 14 + "…" + "y" * 13 + "-wd0.1"]
+    mine = next(t for t in legend if t["name"].startswith("sweep-"))
+    assert mine["text"][0].startswith(long + " (N = ")  # hover: the whole id

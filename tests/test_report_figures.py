@@ -245,3 +245,27 @@ def test_allocation_fades_a_loss_law_optimum_the_runs_cannot_identify(runs, iso)
     labels = [t.get_text() for t in figures.optimal_allocation(iso, 1e21, fit=vague)
               .axes[0].get_legend().get_texts()]
     assert "Approach 3 (chinchilla law) — not identified" in labels
+
+
+def test_a_long_run_name_is_cut_in_the_middle_and_every_run_keeps_its_legend_entry(runs):
+    """A 400-character run id took the whole legend row of the saved PNG: the other runs'
+    entries fell outside the figure. Legends cut names to views.LEGEND_CHARS, keeping both ends
+    (names of one sweep share their start); the chart's hover keeps the whole name."""
+    long = "sweep-" + "x" * 388 + "-lr3e-3"
+    assert views.legend_name("short-name") == "short-name"
+    assert views.legend_name(long) == "sweep-" + "x" * 14 + "…" + "x" * 12 + "-lr3e-3"
+    assert len(views.legend_name(long)) == views.LEGEND_CHARS == 40
+    few = runs.head(3).copy()
+    few["run_id"] = [long, "ünï©ødé", "run-2"]
+    curves = {rid: pd.DataFrame(curve_for(n, d)) for rid, n, d in
+              few[["run_id", "N", "D"]].itertuples(index=False)}
+    fig = figures.loss_curves(curves, few)
+    shown = labels_of(fig)
+    assert len(shown) == 3 and all(len(t.split(" (N = ")[0]) <= 40 for t in shown)
+    assert any(t.startswith("ünï©ødé (N = ") for t in shown)
+    fig.canvas.draw()  # every legend entry lies inside the figure
+    width = fig.bbox.width
+    for leg in fig.legends:
+        for t in leg.get_texts():
+            box = t.get_window_extent()
+            assert 0 <= box.x0 and box.x1 <= width, t.get_text()

@@ -270,3 +270,29 @@ def test_where_filters_the_report_as_it_filters_runs(store_path, tmp_path):
     bad = runner.invoke(app, ["report", "--store", str(store_path), "--where",
                               "1=1; COPY runs TO 'x.csv'", "--out", str(tmp_path / "bad.html")])
     assert bad.exit_code == 2 and not (tmp_path / "bad.html").exists()
+
+
+def test_an_unidentified_n_opt_is_neither_divided_nor_quoted():
+    """Runs that leave the loss law's N_opt unidentified: the table said "not identified" in
+    the plan's row and "× 4.75" beside the IsoFLOP row, and the note below quoted the hidden
+    value ("vs the plan's 1.756e+07"). A ratio to an unknown is no figure: blank, and said."""
+    from scalinglab.stats import Estimate
+
+    unknown = Estimate(1.756e7, 1e6, 1e9, identified=False, note="A not identified")
+    plan = sections.Method("loss-law fit (chinchilla)", unknown, unknown, None, True, "")
+    iso = sections.Method("IsoFLOP Approach 2", Estimate(8.337e7), Estimate(6e9), None, False, "")
+    rec = sections.Reconciliation(3e18, [plan, iso])
+    rows = {r[0]: r for r in rec.table().rows}
+    assert rows["IsoFLOP Approach 2"][6] == "" and rows["loss-law fit (chinchilla)"][7] == "uses this"
+    (verdict,) = rec.verdicts()
+    assert verdict == ("IsoFLOP Approach 2: N_opt 8.337e+07; not compared with the plan's: N_opt "
+                       "at this budget is not identified by loss-law fit (chinchilla)")
+    assert "1.756" not in verdict and "1.756" not in rec.table().as_html()
+    # the other way round: the plan's N_opt known, a method's not
+    known = sections.Method("loss-law fit (chinchilla)", Estimate(2e7, 1e7, 4e7),
+                            Estimate(2e9), None, True, "")
+    lost = sections.Method("IsoFLOP Approach 1", unknown, unknown, None, False, "")
+    rec = sections.Reconciliation(3e18, [known, lost])
+    assert {r[0]: r for r in rec.table().rows}["IsoFLOP Approach 1"][6] == ""
+    assert rec.verdicts() == ["IsoFLOP Approach 1: not compared with the plan's: N_opt at this "
+                              "budget is not identified by IsoFLOP Approach 1"]

@@ -144,8 +144,8 @@ def loads_json(data: bytes | str, source: str, *, max_depth: int = MAX_JSON_DEPT
     if depth > max_depth:
         raise InputError(f"JSON nested {depth} levels deep, over the limit of {max_depth}",
                          source=source)
-    try:
-        text = raw.decode("utf-8")
+    try:  # utf-8-sig: a BOM (Notepad, PowerShell write one) is not content
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text (byte {exc.start})", source=source) from None
     try:

@@ -1022,6 +1022,7 @@ def translate(
                              bootstrap=0 if joint else bootstrap, seed=seed, level=level,
                              run_ids=ids, source=source_name)
     source_draw: tuple[int, ...] = ()
+    too_few: str | None = None
     if joint:
         assert e_draws is not None
         raw = _offset_draws(xs, y, _full_params(link, link.params), e_draws, None, True,
@@ -1031,9 +1032,9 @@ def translate(
                            "uncertainty (draw j: the old law's draw j of E_old, the link refitted "
                            "on a resample of the new runs)")
         source_draw = tuple(int(i) for i in good)
+        too_few = _too_few_refits(len(source_draw), len(e_draws))
     base = None
     warns = [f"link: {w}" for w in link.warnings]
-    too_few = _too_few_refits(len(source_draw), len(e_draws)) if joint and e_draws is not None else None
     if too_few is not None:
         warns.append(f"link: {too_few}")
     if baseline is not None:

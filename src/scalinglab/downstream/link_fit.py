@@ -152,6 +152,11 @@ class LinkFit(Result):
                 out[name] = Estimate.held(self.params[name], level=self.level)
                 continue
             draws = None if self.draws is None else self.draws[:, i]
+            if name in self.at_bound and _all_at(draws, self.params[name]):
+                # held at its declared bound in the estimate and every draw: the bound decides it,
+                # and "1 [1, 1]" would read as a value measured exactly (the ladder's MMLU ceiling)
+                out[name] = Estimate.held(self.params[name], self.at_bound[name], self.level)
+                continue
             out[name] = Estimate.from_draws(self.params[name], draws, self.level,
                                             identified=name not in self.unidentified,
                                             note=self.unidentified.get(name, self.at_bound.get(name)))
@@ -198,6 +203,8 @@ class LinkFit(Result):
             "data_range": list(self.data_range),
             "unidentified": dict(self.unidentified),
             "at_bound": dict(self.at_bound),
+            # the form's declared limits (the ladder's bounded sigmoid), which its key does not name
+            "enforced": {k: list(v) for k, v in self.form.limits.items()},
             "run_ids": list(self.run_ids),
             "points": {"x": self.x.tolist(), "y": self.y.tolist()},
             "warnings": list(self.warnings),
@@ -210,8 +217,11 @@ class LinkFit(Result):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LinkFit:
         draws = data.get("draws")
+        form = get_link(str(data["link"]))
+        if data.get("enforced"):  # files written before it was kept load with the key's form
+            form = form.with_limits(data["enforced"])
         return cls(
-            form=get_link(str(data["link"])),
+            form=form,
             metric=str(data["metric"]),
             x_name=str(data.get("x", "x")),
             params={k: float(v) for k, v in data["params"].items()},
@@ -227,6 +237,14 @@ class LinkFit(Result):
             notes=list(data.get("notes", [])),
             at_bound=dict(data.get("at_bound") or {}),
         )
+
+
+def _all_at(draws: np.ndarray | None, value: float) -> bool:
+    """Whether every finite draw (if any were made) is ``value``: a parameter that never moves."""
+    if draws is None:
+        return True
+    finite = draws[np.isfinite(draws)]
+    return bool(finite.size) and bool(np.allclose(finite, value, rtol=1e-9, atol=1e-12))
 
 
 def fit_link(

@@ -23,8 +23,8 @@ resample from the best optima, again in one batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -78,6 +78,18 @@ class LinkForm:
     @property
     def param_names(self) -> tuple[str, ...]:
         return self.law.param_names
+
+    @property
+    def limits(self) -> dict[str, tuple[float, float]]:
+        """The :attr:`enforced` parameters' declared limits (what a saved fit keeps of them)."""
+        return {k: self.law.bounds[k] for k in self.enforced}
+
+    def with_limits(self, limits: Mapping[str, Sequence[float]]) -> LinkForm:
+        """This form with ``limits`` (parameter -> ``(lo, hi)``) as declared limits of those
+        parameters (:attr:`enforced`), not search limits; the other bounds as they were."""
+        bounds = {k: (float(lo), float(hi)) for k, (lo, hi) in limits.items()}
+        return replace(self, law=replace(self.law, bounds={**self.law.bounds, **bounds}),
+                       enforced=tuple(bounds))
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         lo = np.array([self.law.bounds.get(k, (-np.inf, np.inf))[0] for k in self.param_names])

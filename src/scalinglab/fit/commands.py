@@ -643,7 +643,7 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
                                      unique_tokens=est.unique_tokens, scale=units,
                                      keep_apart=(group,))
     if group not in frame.columns:  # checked here, so the message names --group, not --group-by
-        from scalinglab.errors import did_you_mean
+        from scalinglab.errors import columns_hint
 
         columns = [str(c) for c in frame.columns if c not in ("extra", "tags")]
         for holder in ("extra", "tags"):  # a store's runs: the extra fields and tags --group reads
@@ -651,7 +651,7 @@ def _fit_groups(law: Any, file: Path | None, store: Path | None, where: str | No
                 columns += sorted({str(k) for d in frame[holder] if isinstance(d, dict)
                                    for k in d} - set(columns))
         raise UserError(f"{source}: --group {group!r} is not a column of the runs"
-                        f"{did_you_mean(group, columns)}; their columns are {columns}")
+                        f"{columns_hint(group, columns)}")
     labels = frame[group].astype(str)
     shared_names = _columns(per_group)
     if shared_names:

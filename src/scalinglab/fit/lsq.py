@@ -1482,7 +1482,7 @@ class JointFit(Result):
     def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
         if self.draws is None or not len(self.draws):
             return None
-        return tuple(self.params), self.draws
+        return self.param_names, self.draws
 
     def estimates(self) -> dict[str, Estimate]:
         """Each parameter with its percentile interval over the resamples (none without

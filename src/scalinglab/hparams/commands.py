@@ -48,6 +48,9 @@ app = new_app(
     no_args_is_help=True,
 )
 
+#: failure reasons of the machine's, not the optimiser's (a regular expression on ``error``)
+MACHINE_FAILURES = r"oom|out of memory|preempt|cancel|time ?limit|timeout|killed"
+
 SeqLenOption = typer.Option(2048, "--seq-len", help="Tokens per sequence, to convert a batch "
                             "given in sequences (column bs) to tokens.")
 BatchUnitOption = typer.Option("auto", "--batch-unit", help="Unit of the batch column: auto "
@@ -96,9 +99,20 @@ def _grid(path: Path | None, seq_len: int, batch_unit: str, weight_decay: bool =
     from scalinglab.runs.store import RunStore
 
     path = store or DEFAULT_STORE
-    runs = RunStore(path, read_only=True).runs(where=where, tags=parse_tags(tag))
+    rs = RunStore(path, read_only=True)
+    runs = rs.runs(where=where, tags=parse_tags(tag))
     need = ["lr", "batch_tokens", "loss"] + (["weight_decay"] if weight_decay else [])
     runs = runs.dropna(subset=need)
+    if not runs.empty:
+        # failed runs of the sweep are data: one that diverged marks its lr as past the optimum
+        # (the grid keeps them apart, see Grid.diverged); a run stopped for a reason of the
+        # machine's (memory, preemption, time) says nothing about the optimiser and stays out
+        import pandas as pd
+
+        failed = rs.runs(where=where, status="failed", tags=parse_tags(tag))
+        failed = failed.dropna(subset=["N", "D", "lr", "batch_tokens"])
+        machine = failed["error"].fillna("").str.lower().str.contains(MACHINE_FAILURES)
+        runs = pd.concat([runs, failed[~machine].assign(loss=float("nan"))], ignore_index=True)
     if runs.empty:
         raise UserError(f"{path}: no finished runs with {', '.join(need)}"
                         + (f" and tags {tag}" if tag else "") + "; run a grid sweep first "

@@ -82,6 +82,12 @@ def group_optima(
         info: dict[str, Any] = {"N": N, "D": D, "n_runs": int(len(g)),
                                 "best_loss": float(best["loss"]), "best_lr": float(best["lr"]),
                                 "best_batch_tokens": float(best["batch_tokens"])}
+        # runs that diverged bracket the optimum too: their loss is worse than any finished run's
+        dead = grid.diverged_of(N, D)
+        info["n_diverged"] = int(len(dead))
+        info["lr_edge"] = _edge(float(best["lr"]), pd.concat([g["lr"], dead["lr"]]))
+        info["batch_edge"] = _edge(float(best["batch_tokens"]),
+                                   pd.concat([g["batch_tokens"], dead["batch_tokens"]]))
         if method == "threshold":
             kept = g[g["loss"] <= g["loss"].min() * (1.0 + tolerance)]
             info["n_kept"] = int(len(kept))
@@ -105,9 +111,43 @@ def group_optima(
         groups.append(info)
     if not rows:
         raise NotIdentifiable("no group gave an optimum")
+    if method == "threshold":
+        # the surface method says where its minimiser leaves the grid (above); the best run
+        # cannot leave it, so a best run on the grid's edge is the only sign that the sweep
+        # stopped before the loss turned up again
+        warnings += _edge_warnings(groups)
     frame = pd.concat(rows, ignore_index=True)
     frame["group"] = pd.factorize(frame["group"])[0]
     return Optima(frame=frame, groups=groups, warnings=warnings)
+
+
+def _edge(best: float, values: pd.Series) -> str | None:
+    """Where the group's best run sits on one axis of its grid: ``"only"`` (one value run),
+    ``"low"``/``"high"`` (the smallest / largest value run) or None (inside: bracketed)."""
+    lo, hi = float(values.min()), float(values.max())
+    if lo == hi:
+        return "only"
+    return "low" if best <= lo else "high" if best >= hi else None
+
+
+def _edge_warnings(groups: list[dict[str, Any]]) -> list[str]:
+    """One warning per axis naming the groups whose best run is on the grid's edge there: their
+    optimum is not located (it may lie beyond the sweep), so the law is pulled to the edge."""
+    out = []
+    for axis, key, name in (("lr", "lr_edge", "best_lr"), ("batch", "batch_edge",
+                                                            "best_batch_tokens")):
+        hit = [g for g in groups if g.get(key)]
+        if not hit:
+            continue
+        where = {"only": "its only {axis}", "low": "its lowest {axis}",
+                 "high": "its highest {axis}"}
+        shown = "; ".join(f"N={g['N']:.3g}, D={g['D']:.3g} at {where[g[key]].format(axis=axis)} "
+                          f"{g[name]:.3g}" for g in hit[:4]) + ("; ..." if len(hit) > 4 else "")
+        out.append(f"{axis}: optimum at the edge of the grid, not located, in {len(hit)} of "
+                   f"{len(groups)} groups ({shown}): the best run there is a bound, not an "
+                   f"estimate, and pulls the {axis} law towards the sweep's edge; extend the "
+                   f"sweep past it")
+    return out
 
 
 def as_grid(frame: pd.DataFrame, columns: Mapping[str, str] | None = None, seq_len: int = 2048,
@@ -124,7 +164,8 @@ def as_grid(frame: pd.DataFrame, columns: Mapping[str, str] | None = None, seq_l
     grid = grid_from_frame(frame.drop(columns=["run_id"], errors="ignore"), source=source,
                            seq_len=seq_len, weight_decay=weight_decay, group_by=tuple(group_by))
     if "run_id" in frame.columns:
-        grid.frame["run_id"] = frame["run_id"].astype(str).to_numpy()
+        ids = frame["run_id"].astype(str).to_numpy()
+        grid.frame["run_id"] = ids[grid.frame["row"].to_numpy(int) - 1]  # diverged runs left out
     return grid
 
 
@@ -310,7 +351,7 @@ def fit_hparam_law(
         missing = [c for c in group_by if c not in grid.frame.columns]
         if missing:
             raise ParameterError(f"group_by names {missing}, which the grid does not have", "group_by")
-        grid = Grid(grid.frame, grid.source, list(grid.notes), tuple(group_by))
+        grid = Grid(grid.frame, grid.source, list(grid.notes), tuple(group_by), grid.diverged)
     if resample not in ("groups", "runs"):
         raise ParameterError(f"resample must be 'groups' or 'runs', not {resample!r}", "resample")
     if not 0 < tolerance < 1:
@@ -319,7 +360,7 @@ def fit_hparam_law(
         raise ParameterError(f"n_boot must be >= 0, not {n_boot}", "n_boot")
     if "run_id" not in grid.frame.columns:
         grid = Grid(grid.frame.assign(run_id=run_ids_of(grid.frame)), grid.source, list(grid.notes),
-                    grid.group_by)
+                    grid.group_by, grid.diverged)
     pooling = pooled_configurations(grid.frame, grid.group_by)
     opt = group_optima(grid, method, tolerance, fit_window)
     f = opt.frame

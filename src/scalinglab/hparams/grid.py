@@ -42,6 +42,17 @@ class Grid:
     source: str = "<frame>"
     notes: list[str] = field(default_factory=list)
     group_by: tuple[str, ...] = ()
+    #: runs with no finite loss (NaN, inf or empty: diverged or crashed), with N, D, lr,
+    #: batch_tokens and row: data all the same, a run too unstable to finish marks its lr (or
+    #: batch) as past the optimum, so they bracket a group's optimum; no fit sees their loss
+    diverged: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        {k: pd.Series(dtype=float) for k in ("N", "D", "lr", "batch_tokens", "row")}))
+
+    def diverged_of(self, N: float, D: float) -> pd.DataFrame:
+        """The diverged runs at (N, D) (every configuration of it: ``group_by`` columns are not
+        required of them)."""
+        d = self.diverged
+        return d[(d["N"] == N) & (d["D"] == D)]
 
     def _keys(self) -> list[Any]:
         return ["N", "D"] + [self.frame[c].astype(str) for c in self.group_by]
@@ -59,8 +70,11 @@ class Grid:
         """Only (keep=True) or all but (keep=False) the given (N, D) groups."""
         pairs = list(zip(self.frame["N"].astype(float), self.frame["D"].astype(float), strict=True))
         mask = np.array([(p in keys) == keep for p in pairs], dtype=bool)
+        d = self.diverged
+        dmask = np.array([((n, dd) in keys) == keep for n, dd in
+                          zip(d["N"].astype(float), d["D"].astype(float), strict=True)], dtype=bool)
         return Grid(self.frame[mask].reset_index(drop=True), self.source, list(self.notes),
-                    self.group_by)
+                    self.group_by, d[dmask].reset_index(drop=True))
 
 
 def grid_from_frame(
@@ -139,11 +153,20 @@ def grid_from_frame(
                ("loss", loss_col)]
     if wd_col:
         columns.append(("weight_decay", wd_col))
+    # a loss that is NaN, inf or empty is a run that diverged or crashed: kept apart, as data
+    loss_cells = parse_cells(raw[loss_col])
+    unfinished = loss_cells.missing | (~loss_cells.bad & np.isinf(loss_cells.values)
+                                       & (loss_cells.values > 0))
+    if unfinished.all():
+        raise InputError("no run has a finite loss (every cell is NaN, inf or empty)",
+                         source=source, column=loss_col)
     for name, col in columns:
         cells = parse_cells(raw[col])
         with np.errstate(invalid="ignore"):
             ok = cells.values >= 0 if name == "weight_decay" else cells.values > 0  # wd=0 is common
         bad = cells.bad | cells.missing | ~(np.isfinite(cells.values) & ok)
+        if name in ("loss", "weight_decay"):
+            bad &= ~unfinished  # a diverged run's loss (and decay, for tau) is not needed
         if bad.any():
             i = int(np.argmax(bad))
             cell = show_cell(raw[col].iloc[i])
@@ -160,13 +183,65 @@ def grid_from_frame(
     for col in cols:  # the file's other columns, as they are: they may tell configurations apart
         if col not in used and col not in frame.columns and col != "run_id":
             frame[col] = raw[col].to_numpy()
+    diverged = frame.loc[unfinished, ["N", "D", "lr", "batch_tokens", "row"]].reset_index(drop=True)
+    frame = frame[~unfinished].reset_index(drop=True)
+    if len(diverged):
+        rows = [labels.get(int(r) - 1, f"row {int(r)}") for r in diverged["row"][:5]]
+        notes.append(f"{len(diverged)} run(s) without a finite loss ({', '.join(rows)}"
+                     f"{', ...' if len(diverged) > 5 else ''}): read as diverged, past their "
+                     "group's optimum; they bracket it (an lr or batch short of theirs) and no "
+                     "fit sees their loss")
     missing = [c for c in group_by if c not in frame.columns]
     if missing:
         raise InputError(f"group_by names {missing}, which are not columns; columns are {cols}",
                          source=source, column=missing[0])
     if np.nanmax(frame["lr"]) > 1:
         notes.append("warning: learning rates above 1: check the lr column")
-    return Grid(frame=frame, source=source, notes=notes, group_by=tuple(group_by))
+    notes += _batch_unit_warnings(frame, diverged, raw, cols, batch_col, in_sequences, seq_len)
+    return Grid(frame=frame, source=source, notes=notes, group_by=tuple(group_by),
+                diverged=diverged)
+
+
+#: fewer optimizer steps than this in the median run is no pre-training run: its batch was
+#: most likely read in the wrong unit (Step Law's shortest run has 953 steps)
+MIN_PLAUSIBLE_STEPS = 100
+
+
+def _batch_unit_warnings(frame: pd.DataFrame, diverged: pd.DataFrame, raw: pd.DataFrame,
+                         cols: list[str], batch_col: str, in_sequences: bool,
+                         seq_len: int) -> list[str]:
+    """Warnings when the batch column looks read in the wrong unit (tokens for sequences or the
+    reverse multiplies every batch by ``seq_len`` and moves the batch law's intercept by
+    ln 2048 = 7.6, with nothing else to show for it). With a steps column the check is exact:
+    D = steps x batch_tokens; without one, a median run of under 100 steps (a batch in tokens
+    read as sequences) or a batch under one sequence (the reverse) gives it away."""
+    runs = pd.concat([frame[["D", "batch_tokens", "row"]], diverged[["D", "batch_tokens", "row"]]])
+    other = "--batch-unit tokens" if in_sequences else f"--batch-unit sequences (--seq-len {seq_len})"
+    read = (f"column {batch_col!r} read as " + (f"sequences of {seq_len} tokens" if in_sequences
+                                                else "tokens"))
+    steps_col = pick(cols, "steps")
+    if steps_col is not None:
+        cells = parse_cells(raw[steps_col])
+        steps = cells.values[runs["row"].to_numpy(int) - 1]
+        ok = np.isfinite(steps) & (steps > 0)
+        if ok.any():
+            ratio = float(np.median(runs["D"].to_numpy(float)[ok]
+                                    / (steps[ok] * runs["batch_tokens"].to_numpy(float)[ok])))
+            if not 0.5 <= ratio <= 2.0:
+                return [f"warning: D is {ratio:.3g} x steps x batch ({read}, steps from "
+                        f"column {steps_col!r}), not 1: check the batch unit"
+                        + (f"; {other} fits them" if 0.5 <= ratio * (
+                            seq_len if in_sequences else 1 / seq_len) <= 2.0 else "")]
+            return []
+    steps = float(np.median(runs["D"].to_numpy(float) / runs["batch_tokens"].to_numpy(float)))
+    if in_sequences and steps < MIN_PLAUSIBLE_STEPS:
+        return [f"warning: the median run takes {steps:.3g} optimizer steps (D / batch, {read}): "
+                f"is the batch in tokens? {other}"]
+    bt = float(np.median(runs["batch_tokens"].to_numpy(float)))
+    if not in_sequences and bt < seq_len:
+        return [f"warning: the median batch is {bt:.3g} tokens ({read}), less than one sequence of "
+                f"{seq_len}: is the batch in sequences? {other}"]
+    return []
 
 
 def _mapped(raw: pd.DataFrame, mapping: dict[str, str], source: str, notes: list[str]) -> pd.DataFrame:

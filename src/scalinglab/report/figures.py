@@ -131,11 +131,19 @@ def _lognorm(values: np.ndarray) -> LogNorm:
 
 
 def _legend_below(fig: Figure, ax: Axes, ncol: int = 3) -> None:
-    """Legend under the axes so it never hides data."""
+    """Legend under the axes so it never hides data, in at most ``ncol`` columns: fewer when
+    the entries are too wide for the figure (two curves' labels of 60 characters, cut names
+    with N and D, ran off both edges of a 7-inch figure in two columns)."""
     handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False,
-                   fontsize=8)
+    if not handles:
+        return
+    renderer = fig.canvas.get_renderer()
+    for n in range(max(1, min(ncol, len(handles))), 0, -1):
+        legend = fig.legend(handles, labels, loc="outside lower center", ncol=n, frameon=False,
+                            fontsize=8)
+        if n == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
+            return
+        legend.remove()
 
 
 # -- fit quality -------------------------------------------------------------------------------
@@ -363,7 +371,7 @@ def loss_curves(
     for s in series:
         ax.plot(s.x, s.raw, color=s.colour, linewidth=0.8, alpha=0.25)
         ax.plot(s.x, s.smoothed, color=s.colour, linewidth=1.6,
-                label=s.label if len(series) <= max_legend else None)
+                label=s.short_label if len(series) <= max_legend else None)
         if len(s.eval_x):
             ax.plot(s.eval_x, s.eval_loss, "o", color=s.colour, markersize=3.5,
                     markerfacecolor="none")

@@ -450,9 +450,13 @@ class Reconciliation:
         t = Table(f"N_opt at C = {format_number(self.C, 3)} FLOPs, by method",
                   ["method", "N_opt", pct, "D_opt", pct, "a in N_opt ∝ C^a", "vs the plan's N_opt",
                    "the plan"])
-        base = self.plan_row.N.value if self.plan_row is not None else None
+        # a ratio to or from an N_opt the runs do not identify is no figure: left blank (it
+        # printed "× 4.75" against a plan row that said "not identified" beside it)
+        p = self.plan_row
+        base = p.N.value if p is not None and p.N.identified else None
         for r in self.rows:
-            ratio = "" if base is None or not r.N.value else f"× {format_number(r.N.value / base, 3)}"
+            ratio = ("" if base is None or not r.N.value or not r.N.identified
+                     else f"× {format_number(r.N.value / base, 3)}")
             t.add_row(r.method, _value(r.N), format_interval(r.N.ci) if r.N.identified else "",
                       _value(r.D), format_interval(r.D.ci) if r.D.identified else "",
                       r.exponent if r.exponent is not None else "-",
@@ -478,6 +482,13 @@ class Reconciliation:
                     out.append(cmp.verdict() + ("; the plan is less certain than its own interval "
                                                 "says" if cmp.differ else ""))
                     continue
+            if not (p.N.identified and r.N.identified):
+                # never the number of a figure the table calls not identified
+                unknown = [x for x, est in ((r.method, r.N), (p.method, p.N)) if not est.identified]
+                shown = f"N_opt {format_number(r.N.value)}; " if r.N.identified else ""
+                out.append(f"{r.method}: {shown}not compared with the plan's: N_opt at this "
+                           f"budget is not identified by {' nor by '.join(unknown)}")
+                continue
             if p.N.ci is None or r.N.ci is None:
                 out.append(f"{r.method}: N_opt {format_number(r.N.value)} vs the plan's "
                            f"{format_number(p.N.value)} (no interval to compare)")

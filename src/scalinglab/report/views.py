@@ -52,6 +52,22 @@ CURVE_AXIS_LABELS = {
 }
 
 
+#: characters of a run's name or id a legend shows: a 400-character name in a legend took the
+#: whole width of the dashboard's curve chart (the plot shrank to a sliver) and of the saved PNG
+#: (the other runs' entries were cut off); hover and the run's own view keep the whole name
+LEGEND_CHARS = 40
+
+
+def legend_name(text: str, limit: int = LEGEND_CHARS) -> str:
+    """``text`` cut to ``limit`` characters in the middle (``sweep-a-…-lr3e-3``): names of one
+    sweep share their start and differ at their end, so both ends are kept."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2 + (limit - 1) % 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
+
+
 def same_axis(a: str, b: str) -> bool:
     """Whether two axes are the same quantity (a measured and an estimated wall time are)."""
     return a.removesuffix("_estimated") == b.removesuffix("_estimated")
@@ -517,11 +533,15 @@ class CurveSeries:
     note: str = ""  # why the axis is not the one asked for, or how it was estimated
     #: the run's readable name (a tracker's run name), "" when it has none
     name: str = ""
+    #: :attr:`label` with the name and id cut to :data:`LEGEND_CHARS`, for a static legend
+    #: (a PNG has no hover to show the rest)
+    short_label: str = ""
 
     @property
     def legend(self) -> str:
-        """What a legend calls the run: its name when it has one, else its id."""
-        return self.name or self.run_id
+        """What a legend calls the run: its name when it has one, else its id (at most
+        :data:`LEGEND_CHARS` characters; :attr:`label`, shown on hover, has it whole)."""
+        return legend_name(self.name or self.run_id)
 
 
 def curve_axis_note(asked: str, used: str, lacking: Sequence[str], n: int,
@@ -579,16 +599,23 @@ def curve_series(curves: Mapping[str, pd.DataFrame], runs: pd.DataFrame | None, 
         keep = np.isfinite(x) & (x > 0)
         r = info.get(rid) or {}
         name = r.get("name") if isinstance(r.get("name"), str) else ""
-        about = [rid] if name else []  # hover and the static legend name both
-        if r:
-            about += [f"N = {format_number(r.get('N'), 3)}", f"D = {format_number(r.get('D'), 3)}"]
-        label = f"{name or rid} ({', '.join(about)})" if about else rid
+        label, short = (_curve_label(rid, name, r, cut) for cut in (str, legend_name))
         ev = c["eval_loss"].to_numpy(float) if "eval_loss" in c else np.full(len(c), np.nan)
         has_ev = keep & np.isfinite(ev)
         out.append(CurveSeries(run_id=rid, label=label, colour=colour, x=x[keep], raw=loss[keep],
                                smoothed=smooth(loss[keep], weight), eval_x=x[has_ev],
-                               eval_loss=ev[has_ev], axis=used, note=note, name=name))
+                               eval_loss=ev[has_ev], axis=used, note=note, name=name,
+                               short_label=short))
     return out
+
+
+def _curve_label(rid: str, name: str, run: Mapping[str, Any], cut: Any) -> str:
+    """A curve's label: its name (else its id), then its id and N, D; ``cut`` shortens the
+    name and the id (:func:`legend_name` for a static legend, ``str`` for hover)."""
+    about = [cut(rid)] if name else []  # hover and the static legend name both
+    if run:
+        about += [f"N = {format_number(run.get('N'), 3)}", f"D = {format_number(run.get('D'), 3)}"]
+    return f"{cut(name or rid)} ({', '.join(about)})" if about else cut(rid)
 
 
 # -- one run ----------------------------------------------------------------------------------

@@ -122,6 +122,7 @@ class TableReader:
                 if not header or all(not h.strip() for h in header):
                     raise InputError("no header row (the first line must name the columns)",
                                      source=self.source)
+                self._one_column_of_many(header)
                 return self._not_too_wide([h.strip() for h in header])
             if self.format == "parquet":
                 import pyarrow.parquet as pq
@@ -136,6 +137,22 @@ class TableReader:
             raise InputError(f"cannot read {self.format}: {_one_line(exc)}",
                              source=self.source) from None
         return None
+
+    def _one_column_of_many(self, header: list[str]) -> None:
+        """A header read as one column that holds another separator is a file separated by
+        it (a European spreadsheet's ';', a TSV named .csv): said so, not "missing column
+        'N'; columns are ['name;N;D;loss']; map a column to it with --map", which it was."""
+        if len(header) != 1:
+            return
+        own = "tab" if self.format == "tsv" else "','"
+        for sep, name, fix in ((";", "';'", "a CSV with ',' between cells and '.' in numbers"),
+                               ("\t", "tab", "a .tsv (rename it)"),
+                               (",", "','", "a .csv (rename it)")):
+            if sep != self._delimiter and sep in header[0]:
+                raise InputError(
+                    f"line 1: the header is one column, {header[0][:60]!r}: the file is "
+                    f"separated by {name}, but a {self.path.suffix} file is read as separated "
+                    f"by {own}; save it as {fix}", source=self.source)
 
     def _not_too_wide(self, columns: list[str]) -> list[str]:
         if len(columns) > MAX_COLUMNS:
@@ -193,7 +210,10 @@ class TableReader:
             while True:  # past the header record
                 block = fh.read(size)
                 carry += block
-                end = _last_record_end(carry, first=True)
+                # lines that end in a lone CR (Excel for Mac's "CSV (Macintosh)") are cut at
+                # CRs: cut at LFs, every row was one unfinished record ("no rows to import")
+                eol = _line_end(carry, eof=not block)
+                end = None if eol is None else _last_record_end(carry, first=True, eol=eol)
                 if end is not None or not block:
                     carry = carry[end:] if end is not None else b""
                     break
@@ -205,7 +225,7 @@ class TableReader:
                 size = self.csv_block_bytes
                 eof = not block
                 data = carry + block
-                cut = len(data) if eof else _last_record_end(data)
+                cut = len(data) if eof else _last_record_end(data, eol=eol)
                 if cut is None:  # no record ends in this block: read on
                     carry = data
                     continue
@@ -316,7 +336,8 @@ class TableReader:
         start = 0
         records: list[dict] = []
         lines: list[int] = []
-        with self.path.open(encoding="utf-8") as fh:
+        # utf-8-sig: a BOM (Windows tools write one) is not content, as in a CSV
+        with self.path.open(encoding="utf-8-sig") as fh:
             lineno = 0
             while True:
                 try:
@@ -381,22 +402,37 @@ _NULL_SPELLINGS = ["", "nan", "NaN", "NAN", "na", "NA", "n/a", "N/A", "null", "N
                    "none", "None", "NONE"]
 
 
-def _last_record_end(data: bytes, first: bool = False) -> int | None:
-    """Offset just past the last (or, with ``first``, the first) newline of ``data`` that is
-    outside quotes; None if there is none. ``data`` starts at a record start.
+def _line_end(head: bytes, eof: bool) -> bytes | None:
+    """The file's line end, from its header's: ``b"\\r"`` where that is a lone CR (classic
+    Mac), else ``b"\\n"`` (LF and CRLF files both end their records at an LF); None while
+    ``head`` (the file's start) does not yet show it."""
+    for m in re.finditer(rb"[\r\n]", head):
+        at = m.start()
+        if head.count(b'"', 0, at) % 2 == 0:  # outside quotes: the header's end
+            if head[at:at + 1] == b"\n":
+                return b"\n"
+            if at + 1 == len(head):  # a CR, and the LF that may follow is not read yet
+                return b"\n" if eof else None
+            return b"\n" if head[at + 1:at + 2] == b"\n" else b"\r"
+    return b"\n" if eof else None
 
-    Counting quotes with ``bytes.count`` (memchr speed) and stepping over newlines from the
+
+def _last_record_end(data: bytes, first: bool = False, eol: bytes = b"\n") -> int | None:
+    """Offset just past the last (or, with ``first``, the first) line end ``eol`` of ``data``
+    that is outside quotes; None if there is none. ``data`` starts at a record start.
+
+    Counting quotes with ``bytes.count`` (memchr speed) and stepping over line ends from the
     end: files rarely quote a newline, so this is usually one pass.
     """
     if first:
-        at = data.find(b"\n")
+        at = data.find(eol)
         while at >= 0 and data.count(b'"', 0, at) % 2:
-            at = data.find(b"\n", at + 1)
+            at = data.find(eol, at + 1)
         return None if at < 0 else at + 1
-    at = data.rfind(b"\n")
+    at = data.rfind(eol)
     quotes = data.count(b'"', 0, at) if at >= 0 else 0
     while at >= 0 and quotes % 2:
-        prev = data.rfind(b"\n", 0, at)
+        prev = data.rfind(eol, 0, at)
         quotes -= data.count(b'"', prev + 1 if prev >= 0 else 0, at)
         at = prev
     return None if at < 0 else at + 1
