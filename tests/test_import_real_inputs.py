@@ -79,3 +79,33 @@ def test_a_bad_cell_in_a_lone_cr_file_is_named_by_row_and_line(tmp_path):
     with pytest.raises(InputError, match=r"mac\.csv: row 3 \(line 5\), column 'loss': 'x' is not"):
         RunStore(tmp_path / "s.duckdb").import_file(f)
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_a_decimal_comma_is_a_one_line_error_naming_row_and_column_not_a_value(tmp_path):
+    f = write(tmp_path, "eu.csv", 'name,N,D,loss\na,1e8,2e9,"3,1"\nb,"2,000,000",2e9,3.0\n')
+    from scalinglab.errors import InputError
+
+    with pytest.raises(InputError, match=r"eu\.csv: row 1 \(line 2\), column 'loss': '3,1' is "
+                                         r"not a number") as err:
+        RunStore(tmp_path / "s.duckdb").import_file(f)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "s.duckdb").exists()
+
+
+@pytest.mark.parametrize(("name", "text", "said"), [
+    ("eu.csv", "name;N;D;loss\na;1e8;2e9;3,1\n", "separated by ';', but a .csv file is read as "
+                                                 "separated by ','; save it as a CSV with ','"),
+    ("tabs.csv", "name\tN\tD\tloss\na\t1e8\t2e9\t3.1\n", "separated by tab, but a .csv file"),
+    ("commas.tsv", "name,N,D,loss\na,1e8,2e9,3.1\n", "separated by ',', but a .tsv file"),
+])
+def test_a_file_with_another_separator_says_so_not_that_a_column_is_missing(tmp_path, name,
+                                                                            text, said):
+    # it was "missing required column 'N'; columns are ['name;N;D;loss']; map a column to it
+    # with --map N=YOUR_COLUMN": advice that cannot work
+    from scalinglab.errors import InputError
+
+    with pytest.raises(InputError, match="line 1: the header is one column") as err:
+        RunStore(tmp_path / "s.duckdb").import_file(write(tmp_path, name, text))
+    assert said in str(err.value) and "\n" not in str(err.value)
+    assert "--map" not in str(err.value)
+    assert not (tmp_path / "s.duckdb").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 
 import numpy as np
 import pandas as pd
@@ -18,8 +19,12 @@ SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15
 
 def reference(text: str) -> float:
     """The grammar written out cell by cell with Python's float() (the parser before the
-    vectorised one): strip, drop separators, missing tokens, unit suffix."""
-    text = text.strip().replace(",", "").replace("_", "")
+    vectorised one): strip, drop separators (a comma only where it groups digits by three),
+    missing tokens, unit suffix."""
+    text = text.strip()
+    if "," in text and not re.fullmatch(r"[+-]?[0-9]{1,3}(,[0-9]{3})+([^0-9,][^,]*)?", text):
+        raise ValueError(f"{text!r}: a comma that does not group thousands")
+    text = text.replace(",", "").replace("_", "")
     if text.lower() in {"", "nan", "na", "n/a", "null", "none"}:
         return math.nan
     if text[-1] in SUFFIX and len(text) > 1:
@@ -32,7 +37,8 @@ def corpus() -> list[str]:
     cells = ["1e5", ".5", "5.", "+1", "inf", "-inf", "Infinity", "1_000", " 1", "1 ", "0x10",
              "1e", "", "1.5e+3", "1E5", "+.5e-3", "NaN", "INF", "-0", "125M", "1.5B", "2,048",
              "abc", "M", "1.5 B", "NA", "n/a", "None", "null", "3e-4", "1e400", "-1e400", "1k",
-             "7T", "1.2.3", "--1", "e5", "1e+", "0.1", "00012", ",", "_", "1e3k", "true"]
+             "7T", "1.2.3", "--1", "e5", "1e+", "0.1", "00012", ",", "_", "1e3k", "true",
+             "3,1", "3,14", "1,0000", "12,34,567", "5,", ",5", "1,000.5", "-1,500M", "1,000,000"]
     for _ in range(5000):
         x = rng.choice([rng.uniform(-1e3, 1e3), 10 ** rng.uniform(-300, 300), rng.random()])
         text = rng.choice([repr(x), f"{x:.6g}", f"{x:e}", f"{x:.17g}"])
@@ -175,3 +181,12 @@ def test_arrays_built_from_buffers_are_the_ones_pyarrow_builds():
     flags = pa.array(mask)[3:]
     assert A.to_numpy(flags).tolist() == mask[3:].tolist()
     assert A.valid(arrow).tolist() == [False, True, True, True]
+
+
+@pytest.mark.parametrize("cell", ["3,1", "2,75", "1,0000", "12,34,567", "5,", ","])
+def test_a_comma_that_does_not_group_thousands_is_not_a_number(cell):
+    # '3,1' (a decimal comma, from a European spreadsheet) was read as 31: a loss ten times
+    # the one written, imported without a word
+    with pytest.raises(ValueError, match="is not a number"):
+        parse_number(cell)
+    assert parse_cells(pa.array([cell, "2,048"])).bad.tolist() == [True, False]

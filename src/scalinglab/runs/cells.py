@@ -1,8 +1,9 @@
 """Cells as people write them in run logs, read one way everywhere.
 
 One numeric grammar serves the run import, fit files, hyperparameter grids and command-line
-numbers: ``3e-4``, ``125M``, ``1.5B``, ``2,048``, ``1_000`` and ``inf`` are numbers; an empty cell
-and ``nan``/``NA``/``N/A``/``null``/``none`` (any case) are *missing*; anything else, a boolean
+numbers: ``3e-4``, ``125M``, ``1.5B``, ``2,048``, ``1_000`` and ``inf`` are numbers (a comma only
+where it groups digits by three: ``3,1`` is a decimal comma, not 31); an empty cell and
+``nan``/``NA``/``N/A``/``null``/``none`` (any case) are *missing*; anything else, a boolean
 included, is *not a number*. Whole columns are parsed with Arrow's compute kernels, so a
 million-row column costs tens of milliseconds rather than a Python loop's seconds; the scalar
 :func:`parse_number` is the same parser applied to one cell.
@@ -47,6 +48,9 @@ SUFFIXES = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e
 # cell marks that cell, not the whole column (Arrow's cast fails the column).
 _NUMBER = r"^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?)$"
 _INTEGER = r"^[+-]?[0-9]{1,18}$"
+#: a number whose commas separate thousands: 1 to 3 digits, then groups of ',ddd', then no
+#: comma (a fraction, an exponent, a suffix may follow): '2,048', '1,000.5', '1,500M'
+_GROUPED = r"^[+-]?[0-9]{1,3}(,[0-9]{3})+([^0-9,][^,]*)?$"
 
 
 @dataclass(frozen=True)
@@ -238,9 +242,15 @@ def _parse_text(arr: pa.Array) -> NumericCells:
     n = len(arr)
     null = ~A.valid(arr)
     s = pc.utf8_trim_whitespace(pc.fill_null(arr, A.text("")))
+    misplaced = np.zeros(n, bool)
     if pc.any(pc.match_substring_regex(s, "[,_]")).as_py():
+        # a comma separates thousands only where it groups digits by three: '3,1' (a decimal
+        # comma) was 31, a value silently ten times another; now it is not a number
+        misplaced = A.to_numpy(pc.and_(pc.match_substring(s, ","),
+                                       pc.invert(pc.match_substring_regex(s, _GROUPED))))
         s = pc.replace_substring_regex(s, "[,_]", "")
     missing = A.to_numpy(pc.is_in(pc.utf8_lower(s), value_set=_tokens(MISSING_TOKENS))) | null
+    missing &= ~misplaced  # ',' is not a blank
     has_suffix = A.to_numpy(pc.match_substring_regex(s, f".[{''.join(SUFFIXES)}]$"))
     factor = np.ones(n)
     if has_suffix.any():
@@ -251,7 +261,7 @@ def _parse_text(arr: pa.Array) -> NumericCells:
         body = pc.utf8_trim_whitespace(body)
     else:
         body = s
-    numeric = A.to_numpy(pc.match_substring_regex(body, _NUMBER)) & ~missing
+    numeric = A.to_numpy(pc.match_substring_regex(body, _NUMBER)) & ~missing & ~misplaced
     clean = pc.if_else(A.bools(numeric), body, A.text("nan"))
     with np.errstate(over="ignore", invalid="ignore"):
         values = A.to_numpy(pc.cast(clean, pa.float64())) * factor

@@ -122,6 +122,7 @@ class TableReader:
                 if not header or all(not h.strip() for h in header):
                     raise InputError("no header row (the first line must name the columns)",
                                      source=self.source)
+                self._one_column_of_many(header)
                 return self._not_too_wide([h.strip() for h in header])
             if self.format == "parquet":
                 import pyarrow.parquet as pq
@@ -136,6 +137,22 @@ class TableReader:
             raise InputError(f"cannot read {self.format}: {_one_line(exc)}",
                              source=self.source) from None
         return None
+
+    def _one_column_of_many(self, header: list[str]) -> None:
+        """A header read as one column that holds another separator is a file separated by
+        it (a European spreadsheet's ';', a TSV named .csv): said so, not "missing column
+        'N'; columns are ['name;N;D;loss']; map a column to it with --map", which it was."""
+        if len(header) != 1:
+            return
+        own = "tab" if self.format == "tsv" else "','"
+        for sep, name, fix in ((";", "';'", "a CSV with ',' between cells and '.' in numbers"),
+                               ("\t", "tab", "a .tsv (rename it)"),
+                               (",", "','", "a .csv (rename it)")):
+            if sep != self._delimiter and sep in header[0]:
+                raise InputError(
+                    f"line 1: the header is one column, {header[0][:60]!r}: the file is "
+                    f"separated by {name}, but a {self.path.suffix} file is read as separated "
+                    f"by {own}; save it as {fix}", source=self.source)
 
     def _not_too_wide(self, columns: list[str]) -> list[str]:
         if len(columns) > MAX_COLUMNS:
