@@ -176,3 +176,15 @@ def test_a_plan_from_a_fit_with_unidentified_parameters_says_so():
         make_plan(compute=1e21, loss_law=fit)  # refused: N and D would rest on B and beta
     plan = make_plan(compute=1e21, loss_law=fit, allow_unidentified=True)
     assert plan.warnings[0].startswith("NOT IDENTIFIED: the loss law's fit")
+
+
+def test_a_budget_too_small_for_one_batch_is_refused_not_planned():
+    # 1e3 FLOPs: Chinchilla's optimum is 14 parameters and 12 tokens, under one 16,384-token
+    # batch; a plan of "1 step" would train 16,384 tokens, not 12
+    with pytest.raises(ParameterError, match=r"too small a budget to plan: D = 12.3 tokens is "
+                       r"less than one batch of 16,384 tokens \(8 x 2048\)"):
+        make_plan(compute=1e3)
+    with pytest.raises(ParameterError, match="less than one batch"):
+        make_plan(params=1e6, tokens=1000)
+    # a smaller batch fits the same budget: refused for the batch, not the budget
+    assert make_plan(compute=1e9, batch_round="none").steps >= 1

@@ -365,6 +365,15 @@ def make_plan(
     lr = float(SQRT_RULE_ADAM.predict(lr=lr_law, batch_tokens=bt_law, new_batch_tokens=bt))
     if bt_law < seq_len:
         warnings.append(f"the law's batch ({bt_law:.3g} tokens) is below one sequence of {seq_len}")
+    if D < bt:
+        # a plan whose tokens do not fill one batch cannot be trained as written: its "1 step"
+        # would read bt tokens, not D, and N, D, the loss and the lr follow laws read thousands of
+        # times below any model they saw (1e3 FLOPs once planned 12 tokens, a 16,384-token batch)
+        raise ParameterError(
+            f"{6.0 * N * D + 2.0 * N * T:.3g} FLOPs is too small a budget to plan: D = {D:.3g} "
+            f"tokens is less than one batch of {bt:,} tokens ({seqs} x {seq_len}); one batch at "
+            f"N = {N:.3g} takes {6.0 * N * bt:.3g} FLOPs (a larger compute, or a smaller batch: "
+            f"batch_round none or a shorter seq_len)", "compute", "batch_round", "seq_len")
     steps = int(math.ceil(D / bt))
     if steps < 1000:
         warnings.append(f"only {steps} optimizer steps: warmup and schedule will dominate")
