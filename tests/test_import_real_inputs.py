@@ -109,3 +109,105 @@ def test_a_file_with_another_separator_says_so_not_that_a_column_is_missing(tmp_
     assert said in str(err.value) and "\n" not in str(err.value)
     assert "--map" not in str(err.value)
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def _two_runs_named_alike(tmp_path: Path) -> Path:
+    """A W&B history: runs r1 and r3 both named 'small' (W&B names are not unique)."""
+    rows = ["run_id,name,state,_step,train/loss"]
+    for rid, name in [("r1", "small"), ("r2", "big"), ("r3", "small")]:
+        rows += [f"{rid},{name},finished,{s},{3.0 - s / 100}" for s in (0, 10, 20)]
+    return write(tmp_path, "history.csv", "\n".join(rows) + "\n")
+
+
+def test_a_mapping_files_row_for_a_runs_id_wins_over_its_row_for_a_shared_name(tmp_path):
+    # the row for the name 'small' won for both runs: r3 was imported with r1's N, silently
+    from scalinglab.runs.trackers import read_tracker
+    from scalinglab.runs.trackers.settings import RunSettings
+
+    sizes = write(tmp_path, "sizes.csv", "run,N,D\nsmall,1e6,1e8\nbig,4e6,1e8\nr3,2e6,1e8\n")
+    out = read_tracker("wandb", _two_runs_named_alike(tmp_path),
+                       settings=RunSettings.build(file=sizes))
+    n = dict(zip(out.runs["run_id"], out.runs["N"], strict=True))
+    assert n == {"wandb-r1": 1e6, "wandb-r2": 4e6, "wandb-r3": 2e6}
+    assert not any("names 2 runs" in note for note in out.notes)
+
+
+def test_a_mapping_files_row_for_a_shared_name_gives_each_run_its_values_and_says_so(tmp_path):
+    from scalinglab.runs.trackers import read_tracker
+    from scalinglab.runs.trackers.settings import RunSettings
+
+    sizes = write(tmp_path, "sizes.csv", "run,N,D\nsmall,1e6,1e8\nbig,4e6,1e8\n")
+    out = read_tracker("wandb", _two_runs_named_alike(tmp_path),
+                       settings=RunSettings.build(file=sizes))
+    assert out.runs.set_index("run_id")["N"].to_dict() == {
+        "wandb-r1": 1e6, "wandb-r2": 4e6, "wandb-r3": 1e6}
+    assert (f"warning: 'small' in {sizes} names 2 runs ('wandb-r1', 'wandb-r3'); its values were "
+            "given to each (key a row by a run's id to tell them apart)") in out.notes
+
+
+def _tb_run(root: Path) -> Path:
+    """One TensorBoard run, 'train/loss' at steps 0, 10, ..., 90, written by SummaryWriter."""
+    pytest.importorskip("tensorboard")
+    writer_mod = pytest.importorskip("torch.utils.tensorboard")
+    w = writer_mod.SummaryWriter(root / "run1")
+    for s in range(0, 100, 10):
+        w.add_scalar("train/loss", 3 - s / 100, s)
+    w.close()
+    (event,) = (root / "run1").iterdir()
+    return event
+
+
+def _records(event: Path) -> list[int]:
+    """Where each record of an event file starts (8-byte length, 4-byte checksum, data, 4)."""
+    data, at, out = event.read_bytes(), 0, []
+    while at < len(data):
+        out.append(at)
+        at += 16 + int.from_bytes(data[at:at + 8], "little")
+    return out
+
+
+def _flip(event: Path, at: int) -> None:
+    data = bytearray(event.read_bytes())
+    data[at] ^= 0x01
+    event.write_bytes(bytes(data))
+
+
+def _read_tb(root: Path):
+    from scalinglab.runs.trackers import read_tracker
+    from scalinglab.runs.trackers.settings import RunSettings
+
+    out = read_tracker("tensorboard", root, loss_tag="train/loss",
+                       settings=RunSettings.build({"N": 1e6, "D": 1e8}))
+    return out, out.runs.iloc[0]
+
+
+def test_an_event_file_cut_inside_its_last_record_is_read_to_there_and_says_so(tmp_path):
+    # a run still being written, or killed mid-write: what is there counts, and is said
+    event = _tb_run(tmp_path)
+    event.write_bytes(event.read_bytes()[:-7])
+    out, run = _read_tb(tmp_path)
+    assert run["status"] == "finished" and run["final_step"] == 80
+    assert any(n.startswith(f"warning: run1/{event.name} ends inside a record") and
+               n.endswith("'train/loss' to step 80") for n in out.notes)
+
+
+@pytest.mark.parametrize("where", ["data", "length"])
+def test_an_event_file_damaged_half_way_is_a_failed_run_naming_it_not_a_shorter_finished_one(
+        tmp_path, where):
+    # TensorBoard's reader stops at a record that fails its checksum, silently: the run was
+    # imported as finished with the loss of step 30 for its final loss
+    event = _tb_run(tmp_path)
+    record = _records(event)[5]
+    _flip(event, record + 14 if where == "data" else record)
+    out, run = _read_tb(tmp_path)
+    assert run["status"] == "failed"
+    assert run["error"] == (f"a damaged record in {event.name} (it fails its checksum): the "
+                            "events after it in that file could not be read")
+    assert not any("ends inside a record" in n for n in out.notes)
+
+
+def test_a_whole_event_file_is_read_without_a_warning(tmp_path):
+    _tb_run(tmp_path)
+    out, run = _read_tb(tmp_path)
+    assert run["status"] == "finished" and run["final_step"] == 90
+    assert not any(n.startswith("warning") for n in out.notes)
