@@ -211,3 +211,14 @@ def test_a_whole_event_file_is_read_without_a_warning(tmp_path):
     out, run = _read_tb(tmp_path)
     assert run["status"] == "finished" and run["final_step"] == 90
     assert not any(n.startswith("warning") for n in out.notes)
+
+
+def test_a_history_row_without_its_step_says_the_step_is_missing(tmp_path):
+    # it said "'' is not a whole step number"
+    from scalinglab.errors import InputError
+    from scalinglab.runs.trackers import read_tracker
+
+    f = write(tmp_path, "history.csv", "run_id,_step,train/loss\nr1,0,3.0\nr1,,2.9\n")
+    with pytest.raises(InputError, match=r"history\.csv: row 2 \(line 3\), column '_step': the "
+                                         r"step is missing \(every history row has one\)$"):
+        read_tracker("wandb", f)
