@@ -3,6 +3,7 @@ diverged runs: said, not fitted silently."""
 
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scalinglab.errors import InputError
@@ -117,3 +118,21 @@ def test_a_batch_column_in_the_other_unit_is_said():
     said = [n for n in wrong.notes if n.startswith("warning: D is")]
     assert said and "0.000488 x steps x batch" in said[0] and "--batch-unit tokens fits" in said[0]
     assert not [n for n in grid_from_frame(good).notes if n.startswith("warning")]
+
+
+def test_a_cell_run_again_is_one_cell_with_its_mean_loss():
+    grid = synthetic_grid(noise=0.001, seed=3)
+    base = fit_hparam_law(grid, n_boot=0)
+    # every kept run of one group run again with the same loss: the same evidence, the same law
+    again = grid[(grid["N"] == 2e8) & (grid["D"] == 5e9)]
+    again = again[again["loss"] <= again["loss"].min() * 1.0025]
+    fit = fit_hparam_law(pd.concat([grid, again]), n_boot=0)
+    assert fit.lr.params == pytest.approx(base.lr.params, abs=1e-12)
+    assert fit.batch.params == pytest.approx(base.batch.params, abs=1e-12)
+    assert fit.n_runs == base.n_runs + len(again)  # both runs of a kept cell were used
+    assert any("repeat an (lr, batch) cell" in n for n in fit.notes)
+    # seeds: a cell's best-of-two is luck; its mean is the cell's loss
+    lucky = grid.assign(loss=grid["loss"] * 0.999)
+    unlucky = grid.assign(loss=grid["loss"] * 1.001)
+    fit = fit_hparam_law(pd.concat([lucky, unlucky]), n_boot=0)
+    assert fit.lr.params == pytest.approx(base.lr.params, abs=1e-9)

@@ -462,7 +462,15 @@ def test_step_one_reports_a_parameter_its_run_bootstrap_does_not_identify():
     assert fit.step1.estimates()["beta"].identified
 
 
-def test_a_ceiling_held_at_its_declared_bound_is_reported_as_held_not_as_unidentified():
+@pytest.fixture(scope="module")
+def held_ceiling():
+    """The points' link heads for a ceiling of 1.08; the ladder's bounded sigmoid holds it at 1,
+    in the estimate and in all 20 draws."""
+    ladder = synthetic_ladder(seed=5, model_sd=0.002, link={**LINK, "hi": 1.08, "x0": 0.75})
+    return ladder, fit_ladder(ladder, TASK, anchor=None, bootstrap=20)
+
+
+def test_a_ceiling_held_at_its_declared_bound_is_reported_as_held_not_as_unidentified(held_ceiling):
     # the points' link heads for a ceiling of 1.08, which no accuracy can reach; the ladder's
     # bounded sigmoid holds it at 1. That is the bound deciding the value (the fit engine's "at
     # an enforced bound"), not a ceiling the points leave unknown; the same fit with the same
@@ -472,8 +480,7 @@ def test_a_ceiling_held_at_its_declared_bound_is_reported_as_held_not_as_unident
     from scalinglab.downstream.ladder import bounded_sigmoid
     from scalinglab.downstream.link_fit import fit_link
 
-    ladder = synthetic_ladder(seed=5, model_sd=0.002, link={**LINK, "hi": 1.08, "x0": 0.75})
-    fit = fit_ladder(ladder, TASK, anchor=None, bootstrap=20)
+    ladder, fit = held_ceiling
     link = fit.step2
     assert link.params["hi"] == pytest.approx(1.0, abs=1e-9)
     assert "hi" not in link.unidentified and link.at_bound == {"hi": "hi = 1 sits at its bound 1"}
@@ -507,3 +514,47 @@ def test_a_ceiling_held_at_its_declared_bound_is_reported_as_held_not_as_unident
     assert free.params["hi"] == pytest.approx(1.0, abs=1e-9) == held.params["hi"]
     assert "hi" in free.unidentified and not free.at_bound
     assert "hi" not in held.unidentified and "hi" in held.at_bound
+
+
+def test_a_ceiling_held_in_every_draw_has_no_interval_anywhere_and_one_that_moves_keeps_it(
+        held_ceiling, tmp_path):
+    # all 20 draws of the ceiling are 1: as FitResult's held parameters, it is left out of ci,
+    # conf_int (the link's and the ladder's "step2.hi") and the JSON's "ci", and kept in the
+    # held record. Before, each gave it [1, 1], an interval that reads as "measured exactly"
+    from dataclasses import replace
+
+    from scalinglab.stats import percentile_interval
+
+    _, fit = held_ceiling
+    link = fit.step2
+    names = link.form.param_names
+    where = "hi = 1 sits at its bound 1"
+    assert link.held == {"hi": where} and link.to_dict()["held"] == {"hi": where}
+    assert set(link.ci) == set(link.conf_int()) == set(link.conf_int(0.5)) == {"lo", "s", "x0"}
+    assert set(link.to_dict()["ci"]) == {"lo", "s", "x0"}
+    assert {k for k in fit.conf_int() if k.startswith("step2.")} == {"step2.lo", "step2.s", "step2.x0"}
+    assert set(fit.to_dict()["step2"]["ci"]) == {"lo", "s", "x0"}
+    # the others' intervals are the percentile intervals of their own draws, as before
+    lo, hi = percentile_interval(link.draws, link.level)
+    for k in ("lo", "s", "x0"):
+        assert link.ci[k] == (lo[names.index(k)], hi[names.index(k)]) == fit.conf_int()[f"step2.{k}"]
+    # saved and loaded, the same; a file written before "held" (with hi's zero-width ci entry)
+    # loads and reads the same from at_bound and the draws
+    back = load_result(fit.save(tmp_path / "ladder.json"))
+    assert back.step2.held == {"hi": where} and back.conf_int() == fit.conf_int()
+    old = json.loads(json.dumps(link.to_dict(include_draws=True)))
+    del old["held"]
+    old["ci"]["hi"] = [1.0, 1.0]
+    older = LinkFit.from_dict(old)
+    assert older.held == {"hi": where} and older.ci == link.ci
+    assert older.param_estimates()["hi"].fixed
+    # a ceiling at its bound in the estimate whose draws leave it (5 of 20 at 0.97) is measured
+    # by the points: it keeps its interval, beside the note that the estimate sits at the bound
+    moved = link.draws.copy()
+    moved[::4, names.index("hi")] = 0.97
+    moves = replace(link, draws=moved)
+    assert moves.held == {} and moves.to_dict()["held"] == {}
+    assert set(moves.ci) == set(moves.conf_int()) == {"lo", "hi", "s", "x0"}
+    assert moves.ci["hi"] == pytest.approx((0.97, 1.0)) and moves.ci["x0"] == link.ci["x0"]
+    est = moves.param_estimates()["hi"]
+    assert not est.fixed and est.ci == moves.ci["hi"] and est.note == where

@@ -248,12 +248,23 @@ def test_read_counts_per_problem_and_per_sample_files(tmp_path):
                                                 strict=True)) == {"x": (3, 2), "y": (1, 1)}
 
 
+def test_per_sample_correctness_written_as_floats_counts_like_booleans(tmp_path):
+    # a float column (pandas to_json, Parquet) writes 1.0 and 0.0; rows in any order
+    rows = [("q2", 0.0), ("q1", 1.0), ("q2", 1.0), ("q1", 0.0), ("q1", 1.0)]
+    s = tmp_path / "samples.jsonl"
+    s.write_text("\n".join(json.dumps({"problem": p, "correct": v}) for p, v in rows) + "\n")
+    (only,) = read_counts(s).values()
+    assert dict(zip(only.problem_ids, zip(only.n.tolist(), only.c.tolist(), strict=True),
+                    strict=True)) == {"q2": (2, 1), "q1": (3, 2)}
+
+
 @pytest.mark.parametrize(("text", "match"), [
     ("problem,n,c\na,10,3\nb,ten,2\n", r"row 2 \(line 3\), column 'n': 'ten' is not a number"),
     ("problem,n,c\na,10,3\nb,10,11\n", r"row 2 \(line 3\), column 'c': 11 correct out of 10"),
     ("problem,n,c\na,10,3\na,10,2\n", r"row 2 \(line 3\), column 'problem': problem 'a' is listed twice"),
     ("problem,n,c\na,10,2.5\n", r"column 'c': '2.5' must be a whole number"),
     ("problem,correct\na,maybe\n", r"column 'correct': 'maybe' is not a correctness value"),
+    ("problem,correct\na,1.0\nb,0.5\n", r"row 2 \(line 3\), column 'correct': '0.5' is not a correctness"),
     ("id,n,c\na,1,1\n", r"need columns 'problem'"),
 ])
 def test_bad_counts_files_name_file_row_and_column(tmp_path, text, match):

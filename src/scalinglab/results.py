@@ -17,6 +17,7 @@ bootstrap draws, whatever level the result was fitted with.
 
 from __future__ import annotations
 
+from collections.abc import Container, Sequence
 from importlib import import_module
 from pathlib import Path
 from typing import Any, ClassVar
@@ -106,8 +107,6 @@ class Result:
 
         Parameters of the parts a result is made of are named ``part.name``. A result that keeps
         no draws raises :class:`ParameterError` saying so."""
-        from scalinglab.stats import percentile_interval
-
         if alpha is not None:
             if level is not None:
                 raise ParameterError("give level or alpha, not both", "alpha")
@@ -115,12 +114,7 @@ class Result:
         level = self.level if level is None else float(level)
         if not 0.0 < level < 1.0:
             raise ParameterError(f"level must be between 0 and 1, not {level}", "level")
-        out: dict[str, tuple[float, float]] = {}
-        table = self._param_draws()
-        if table is not None and table[1] is not None and len(table[1]):
-            names, draws = table
-            lo, hi = percentile_interval(draws, level)
-            out.update((n, (float(lo[i]), float(hi[i]))) for i, n in enumerate(names))
+        out = self._own_intervals(level)
         for prefix, part in self._interval_parts().items():
             try:
                 inner = part.conf_int(level)
@@ -131,6 +125,19 @@ class Result:
             raise ParameterError(f"this {type(self).__name__} has no bootstrap draws to give "
                                  "intervals (fit with bootstrap > 0)", "level")
         return out
+
+    def _own_intervals(self, level: float) -> dict[str, tuple[float, float]]:
+        """The percentile interval at ``level`` of each quantity :meth:`_param_draws` gives (its
+        parts' not included; empty without draws): what :meth:`conf_int` starts from, and the
+        ``ci`` of a result that has one (a loss fit's, a link's), so the two never differ."""
+        from scalinglab.stats import percentile_interval
+
+        table = self._param_draws()
+        if table is None or table[1] is None or not len(table[1]) or not table[0]:
+            return {}
+        names, draws = table
+        lo, hi = percentile_interval(draws, level)
+        return {n: (float(lo[i]), float(hi[i])) for i, n in enumerate(names)}
 
     @property
     def heldout_ids(self) -> tuple[str, ...]:
@@ -165,6 +172,21 @@ class Result:
         from scalinglab.serialize import keep_infinities, to_json
 
         return write_output(path, to_json(keep_infinities(self.to_dict(include_draws=True))) + "\n")
+
+
+def without_held(names: Sequence[str], draws: Any,
+                 held: Container[str]) -> tuple[tuple[str, ...], Any]:
+    """``(names, draws)`` (draws: (K, len(names)), or None) less the columns of the parameters in
+    ``held``: those held rather than fitted (a given value, one taken from another law, one a
+    declared bound holds in every draw). Each draw of one is the same number, and its
+    "interval" ``[1, 1]`` would read as a value measured exactly, so it gets none in ``ci``,
+    :meth:`Result.conf_int` or the JSON; the result's ``held`` record says where it came from.
+    The one filter for every result whose parameters may be held (``FitResult.held``,
+    ``LinkFit.held``), for :meth:`Result._param_draws`."""
+    keep = [i for i, k in enumerate(names) if k not in held]
+    if len(keep) == len(names):
+        return tuple(names), draws
+    return tuple(names[i] for i in keep), None if draws is None else draws[:, keep]
 
 
 def stack_draws(tables: list[tuple[list[str], Any]]) -> tuple[tuple[str, ...], Any] | None:
@@ -288,7 +310,8 @@ def _what_kind(kind: Any) -> str:
 
 
 __all__ = ["KIND_MODULES", "REGISTRY", "Result", "load_result", "load_results", "load_saved",
-           "registered_kinds", "result_from_dict", "saved_kind", "short_repr", "stack_draws"]
+           "registered_kinds", "result_from_dict", "saved_kind", "short_repr", "stack_draws",
+           "without_held"]
 
 
 def short_repr(obj: Any) -> str:

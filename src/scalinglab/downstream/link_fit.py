@@ -22,7 +22,7 @@ import numpy as np
 from scalinglab.downstream.links import LinkForm, fit_form, get_link
 from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.laws.base import LawInstance, Provenance
-from scalinglab.results import Result
+from scalinglab.results import Result, without_held
 from scalinglab.stats import Estimate, bootstrap_weights, percentile_interval
 from scalinglab.summary import Summary, Table, format_number
 
@@ -57,7 +57,8 @@ class LinkFit(Result):
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: parameters held at a declared bound (:attr:`LinkForm.enforced`), each with where: the
-    #: bound, not the points, decides them (said beside the value, not as not identified)
+    #: bound, not the points, decides them (said beside the value, not as not identified). Those
+    #: that no draw moves off it either are :attr:`held`
     at_bound: dict[str, str] = field(default_factory=dict)
 
     # -- predictions --------------------------------------------------------------------------
@@ -137,26 +138,36 @@ class LinkFit(Result):
                                    self.level)
 
     @property
+    def held(self) -> dict[str, str]:
+        """Parameters a declared bound holds in the estimate and in every bootstrap draw, each with
+        where (its :attr:`at_bound` entry): the bound decides them, not the points. Like a
+        :attr:`fixed` one (and as :attr:`FitResult.held <scalinglab.fit.result.FitResult.held>`)
+        they get no interval in ``ci``, :meth:`conf_int` or ``to_dict`` and read as held
+        (:meth:`Estimate.held`), not as "1 [1, 1]", a value measured exactly (the ladder's
+        ceiling with all 20 draws at 1). One that some draw moves off its bound keeps its
+        interval. Read from ``at_bound`` and the draws, so files written before it say it too."""
+        names = self.form.param_names
+        return {k: where for k, where in self.at_bound.items()
+                if k in names and k not in self.fixed and _all_at(
+                    None if self.draws is None else self.draws[:, names.index(k)], self.params[k])}
+
+    @property
     def ci(self) -> dict[str, tuple[float, float]]:
-        """Each fitted parameter's interval; none for a fixed one (its draws are one number)."""
-        if self.draws is None or not len(self.draws):
-            return {}
-        lo, hi = percentile_interval(self.draws, self.level)
-        return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(self.form.param_names)
-                if k not in self.fixed}
+        """Each fitted parameter's interval; none for a :attr:`fixed` or :attr:`held` one (its
+        draws are one number)."""
+        return self._own_intervals(self.level)
 
     def param_estimates(self) -> dict[str, Estimate]:
         out = {}
+        held = self.held
         for i, name in enumerate(self.form.param_names):
             if name in self.fixed:  # held, not fitted: said beside the value, with no interval
                 out[name] = Estimate.held(self.params[name], level=self.level)
                 continue
-            draws = None if self.draws is None else self.draws[:, i]
-            if name in self.at_bound and _all_at(draws, self.params[name]):
-                # held at its declared bound in the estimate and every draw: the bound decides it,
-                # and "1 [1, 1]" would read as a value measured exactly (the ladder's MMLU ceiling)
-                out[name] = Estimate.held(self.params[name], self.at_bound[name], self.level)
+            if name in held:  # held at its declared bound in the estimate and every draw
+                out[name] = Estimate.held(self.params[name], held[name], self.level)
                 continue
+            draws = None if self.draws is None else self.draws[:, i]
             out[name] = Estimate.from_draws(self.params[name], draws, self.level,
                                             identified=name not in self.unidentified,
                                             note=self.unidentified.get(name, self.at_bound.get(name)))
@@ -181,10 +192,8 @@ class LinkFit(Result):
                        warnings=list(self.warnings), data=self.to_dict())
 
     def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
-        """The fitted parameters' draws: a fixed one's column is one number, no interval."""
-        free = [i for i, k in enumerate(self.form.param_names) if k not in self.fixed]
-        return (tuple(self.form.param_names[i] for i in free),
-                None if self.draws is None else self.draws[:, free])
+        """The fitted parameters' draws: a fixed or held one's column is one number, no interval."""
+        return without_held(self.form.param_names, self.draws, {**self.fixed, **self.held})
 
     def to_dict(self, include_draws: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -203,6 +212,9 @@ class LinkFit(Result):
             "data_range": list(self.data_range),
             "unidentified": dict(self.unidentified),
             "at_bound": dict(self.at_bound),
+            # those of them no draw moves off the bound: no entry in "ci" (files written before
+            # this key gave them a zero-width one; loaded, they are read from at_bound and draws)
+            "held": self.held,
             # the form's declared limits (the ladder's bounded sigmoid), which its key does not name
             "enforced": {k: list(v) for k, v in self.form.limits.items()},
             "run_ids": list(self.run_ids),
@@ -241,7 +253,7 @@ class LinkFit(Result):
 
 def _all_at(draws: np.ndarray | None, value: float) -> bool:
     """Whether every finite draw (if any were made) is ``value``: a parameter that never moves."""
-    if draws is None:
+    if draws is None or not draws.size:
         return True
     finite = draws[np.isfinite(draws)]
     return bool(finite.size) and bool(np.allclose(finite, value, rtol=1e-9, atol=1e-12))

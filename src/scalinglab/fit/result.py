@@ -19,7 +19,7 @@ from scalinglab.errors import NotIdentifiable, ParameterError
 from scalinglab.fit.derived import Optimum, as_budgets
 from scalinglab.fit.forward import forward_moved
 from scalinglab.laws.base import ArrayLike, Law, LawInstance, Provenance
-from scalinglab.results import Result
+from scalinglab.results import Result, without_held
 from scalinglab.stats import Estimate, percentile_interval
 from scalinglab.summary import NotIdentified, Summary, Table, format_interval, format_number
 
@@ -177,10 +177,7 @@ class FitResult(Result):
         return self.law(self.params, **inputs)
 
     def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
-        if not self.held or self.draws is None:
-            return (tuple(self.law.param_names), self.draws)
-        cols = [i for i, k in enumerate(self.law.param_names) if k not in self.held]
-        return (tuple(self.law.param_names[i] for i in cols), self.draws[:, cols])
+        return without_held(self.law.param_names, self.draws, self.held)
 
     def draw_columns(self) -> dict[str, np.ndarray]:
         """Draws by parameter name, each (K,): laws broadcast over them."""
@@ -198,13 +195,7 @@ class FitResult(Result):
     def ci(self) -> dict[str, tuple[float, float]]:
         """Percentile bootstrap interval of each parameter (empty without bootstrap), the ones
         :attr:`held` fixed left out."""
-        if not self.n_draws:
-            return {}
-        names, draws = self._param_draws()  # type: ignore[misc]  # never None for a fit
-        if not names:
-            return {}
-        lo, hi = percentile_interval(draws, self.level)
-        return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(names)}
+        return self._own_intervals(self.level)
 
     def estimates(self) -> dict[str, Estimate]:
         """Each parameter as an :class:`Estimate`, flagged where the runs do not identify it

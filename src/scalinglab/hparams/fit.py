@@ -66,6 +66,7 @@ class Optima:
     frame: pd.DataFrame  # N, D, lr, batch_tokens, group (index)
     groups: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def group_optima(
@@ -77,9 +78,12 @@ def group_optima(
     rows: list[pd.DataFrame] = []
     groups: list[dict[str, Any]] = []
     warnings: list[str] = []
-    for gi, ((N, D), g) in enumerate(grid.groups()):
+    repeated = 0
+    for gi, ((N, D), runs) in enumerate(grid.groups()):
+        g = _cells(runs) if method == "threshold" else runs
+        repeated += len(runs) - len(g)
         best = g.loc[g["loss"].idxmin()]
-        info: dict[str, Any] = {"N": N, "D": D, "n_runs": int(len(g)),
+        info: dict[str, Any] = {"N": N, "D": D, "n_runs": int(len(runs)),
                                 "best_loss": float(best["loss"]), "best_lr": float(best["lr"]),
                                 "best_batch_tokens": float(best["batch_tokens"])}
         # runs that diverged bracket the optimum too: their loss is worse than any finished run's
@@ -111,6 +115,10 @@ def group_optima(
         groups.append(info)
     if not rows:
         raise NotIdentifiable("no group gave an optimum")
+    notes = [] if not repeated else [
+        f"{repeated} run(s) repeat an (lr, batch) cell of their group: each cell's mean loss is "
+        "its loss (the best of several seeds is luck, and a cell run twice is not twice the "
+        "evidence)"]
     if method == "threshold":
         # the surface method says where its minimiser leaves the grid (above); the best run
         # cannot leave it, so a best run on the grid's edge is the only sign that the sweep
@@ -118,7 +126,18 @@ def group_optima(
         warnings += _edge_warnings(groups)
     frame = pd.concat(rows, ignore_index=True)
     frame["group"] = pd.factorize(frame["group"])[0]
-    return Optima(frame=frame, groups=groups, warnings=warnings)
+    return Optima(frame=frame, groups=groups, warnings=warnings, notes=notes)
+
+
+def _cells(g: pd.DataFrame) -> pd.DataFrame:
+    """One row per (lr, batch) cell of a group: repeated runs (seeds) averaged, their run ids
+    joined with commas. A group without repeats is returned as it is."""
+    if not g.duplicated(["lr", "batch_tokens"]).any():
+        return g
+    cells = g.groupby(["lr", "batch_tokens"], sort=False).agg(
+        N=("N", "first"), D=("D", "first"), loss=("loss", "mean"),
+        run_id=("run_id", lambda ids: ",".join(map(str, ids))))
+    return cells.reset_index()
 
 
 def _edge(best: float, values: pd.Series) -> str | None:
@@ -390,7 +409,7 @@ def fit_hparam_law(
     b_bs = weighted_lstsq_batch(X_bs, y_bs, W)
     said = [n.removeprefix("warning: ") for n in grid.notes if n.startswith("warning: ")]
     warnings = pooling.warnings + said + opt.warnings
-    notes = [n for n in grid.notes if not n.startswith("warning: ")]
+    notes = [n for n in grid.notes if not n.startswith("warning: ")] + opt.notes
     notes += [] if not grid.group_by else [
         f"configurations kept apart by {', '.join(grid.group_by)}: {n_groups} groups over "
         f"{grid.frame.groupby(['N', 'D']).ngroups} (N, D) points"]

@@ -166,7 +166,11 @@ def read_counts(
         frame = pd.DataFrame({"model": mod, "problem": pid, "n": nv, "c": cv})
     else:
         text = raw[correct].astype(str).str.strip().str.lower()
-        ok = np.where(text.isin(_TRUE), 1, np.where(text.isin(_FALSE), 0, -1))
+        # a float column (Parquet, JSONL, a pandas export) writes 1.0 and 0.0: numbers equal to
+        # 1 or 0 are correctness values too, any other number is not
+        number = pd.to_numeric(text, errors="coerce").to_numpy(float)
+        ok = np.where(text.isin(_TRUE) | (number == 1), 1,
+                      np.where(text.isin(_FALSE) | (number == 0), 0, -1))
         bad = np.flatnonzero(ok < 0)
         if bad.size:
             i = int(bad[0])
