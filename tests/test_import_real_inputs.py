@@ -247,3 +247,28 @@ def test_a_row_whose_tags_are_bad_keeps_the_callers_tags_as_a_failed_run(tmp_pat
     store.import_file(f, invalid="failed", tags={"team": "x"})
     run = store.runs(status="failed").iloc[0]
     assert run["tags"] == {"team": "x"} and "tag key 'bad key' is not valid" in run["error"]
+
+
+def test_a_parquet_decimal_column_is_numbers(tmp_path):
+    # Spark and SQL exports write counts as DECIMAL(38,0); N was "Decimal('100000000') is not a
+    # number", and a decimal extra would have been text
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dec = [decimal.Decimal("100000000"), decimal.Decimal("200000000")]
+    pq.write_table(pa.table({
+        "name": ["a", "b"], "N": pa.array(dec, pa.decimal128(38, 0)), "D": [2e9, 2e9],
+        "loss": pa.array([decimal.Decimal("3.10"), decimal.Decimal("2.90")], pa.decimal128(5, 2)),
+        "seed": pa.array([decimal.Decimal(7), None], pa.decimal128(10, 0)),
+        "wd": pa.array([decimal.Decimal("0.1"), decimal.Decimal("0.05")], pa.decimal128(5, 2)),
+    }), tmp_path / "spark.parquet")
+    store = RunStore(tmp_path / "s.duckdb")
+    store.import_file(tmp_path / "spark.parquet", mapping={"weight_decay": "wd"})
+    runs = store.runs().set_index("name")
+    assert runs["N"].to_dict() == {"a": 1e8, "b": 2e8}
+    assert runs["loss"].to_dict() == {"a": 3.1, "b": 2.9}
+    assert runs["weight_decay"].to_dict() == {"a": 0.1, "b": 0.05}
+    assert runs.loc["a", "extra"] == {"seed": 7} and runs.loc["b", "extra"] == {}
+    assert list(store.runs(where="seed = 7")["name"]) == ["a"]
