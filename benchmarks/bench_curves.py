@@ -3,6 +3,7 @@ the truth.
 
     python benchmarks/bench_curves.py [--bootstrap 100] [--reference-resamples 4]
     python benchmarks/bench_curves.py --memory          # the peak-memory cases alone
+    python benchmarks/bench_curves.py --memory --every 1  # ... the 72k band at every step
     python benchmarks/bench_curves.py --coverage 200 [--level 0.9] [--law stack]
     python benchmarks/bench_curves.py --laws 3
 
@@ -21,12 +22,22 @@ imports the same modules and reads the same data but fits nothing. Cases: ``24k`
 exact sum on the 72,000-step cosine (what ``reproduce.py --only multi-power`` does per model
 size); ``72k``, the law fitted to constant_72000, cosine_72000 and wsd_20000_24000 with 100
 resamples and a 95% band for an unseen 72,000-step cosine (to 1e-5) at every 8th step (8,730
-steps). Target
+steps; ``--every 1``: every step, 69,839), its CPU time split into the fit, the curve draws and
+the band, the band beside its reference in the same run (the same band written plainly:
+np.quantile down the (K * 20, points) widened draws, checked equal bit for bit); then, in the
+same process with its peak reset, ``forecast`` with that fit of a run logged every 8th (or
+``--every``) step to 36,000 of a 72,000-step cosine. Target
 (issue: a few 72,000-step curves with 100 resamples must not need GBs): every case < 1,000 MB.
 Measured (2 shared cores, the reference 256 MB): ``24k`` 410 MB and 5.0 s CPU, ``72k`` 351 MB
 and 20 s CPU; before the decay sum, designs and bands were taken in slices (laws/curves.py
 ``DECAY_CHUNK``, ``DESIGN_TERMS``; fit/curves.py ``BAND_ELEMENTS``) 2,439 MB / 13.8 s and
-2,365 MB / 54 s, with the same numbers out.
+2,365 MB / 54 s, with the same numbers out. Of ``72k``'s ~21 s the fit is ~20 s (its decay sum
+with gradient, and leave-one-run-out refits ~40% of it); at every 8th step the draws take 1.5 s
+and the band 0.11 s (0.37 s before its ends were selected in place, stats._linear_ends). At
+every step (``--every 1``, 405 MB): draws 10.9 s (13.4 s before the decay's terms were
+blocked: 101 draws x 12 million grouped terms), band 0.56 s (2.9 s; the plain reference 2.0 s,
+3.7x); the forecast of a run logged at every step, +129 MB and 8.6 s (+662 MB, 25.6 s under
+the same load, when its steps were one design).
 
 ``--coverage N``: N replicates of a simulation with known truth (three noisy curves of a known
 multi-power law, 0.1% log-normal noise, logged every 128 steps), each fitted with 100 block
@@ -52,7 +63,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from scalinglab.fit.curves import fit_curves
+from scalinglab.fit.curves import fit_curves, forecast
 from scalinglab.laws.curves import FIT_RATIO, MultiPowerLaw
 from scalinglab.laws.schedules import Schedule, cosine
 
@@ -134,7 +145,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def memory_case(case: str, bootstrap: int) -> dict[str, float]:
+def memory_case(case: str, bootstrap: int, every: int = 8) -> dict[str, float]:
     """Child of ``--memory``: one case (see the module docstring); its peak MB and CPU s."""
     # the reproduction's own data, held-out curves and the authors' parameters (repro_curves.py)
     from repro_curves import AUTHORS, HELD_OUT, _load
@@ -153,14 +164,75 @@ def memory_case(case: str, bootstrap: int) -> dict[str, float]:
     elif case == "72k":
         fit = fit_curves(curves[curves.schedule.isin(LONG)], columns={"run": "schedule"},
                          bootstrap=bootstrap, schedules=schedules, warmup=2160)
+        fit_cpu = time.process_time() - cpu
         target = Schedule(cosine(72000, 3e-4, 1e-5, 2160), "cosine_72000_to_1e-5")
-        fit.predict(target, steps=np.arange(2161, 72000, 8))
+        steps = np.arange(2161, 72000, every)
+        # what CurveFit.predict does, its two costs timed apart
+        t = time.process_time()
+        draws = fit.curve_draws(target, steps)
+        draws_cpu = time.process_time() - t
+        t = time.process_time()
+        band = fit._band(draws, "prediction", fit.level, fit.seed, fit.discrepancy_for(target))
+        band_cpu = time.process_time() - t
+        out = {"peak_mb": _peak_mb(), "cpu": time.process_time() - cpu, "fit_cpu": fit_cpu,
+               "draws_cpu": draws_cpu, "band_cpu": band_cpu, "points": int(steps.size)}
+        t = time.process_time()
+        plain = plain_band(draws, fit.sigma, fit.discrepancy_for(target), fit.level, fit.seed)
+        out["plain_band_cpu"] = time.process_time() - t
+        out["band_identical"] = bool(np.array_equal(np.array(band), plain))
+        # forecast of a run logged at every ``every``-th step to half of a 72,000-step cosine
+        # (its loss the fit's own law with 0.1% noise), its peak measured from here
+        run = Schedule(cosine(72000, 3e-4, 3e-5, 2160), "cosine_72000")
+        st = np.arange(2200, 36000, every)
+        loss = fit.law.value(fit.params, run, st)
+        loss = loss * np.exp(1e-3 * np.random.default_rng(0).standard_normal(st.size))
+        del draws, band, plain
+        out["forecast_start_mb"] = _reset_peak()
+        t = time.process_time()
+        forecast(pd.DataFrame({"step": st, "loss": loss}), run, fit=fit)
+        out.update(forecast_cpu=time.process_time() - t, forecast_peak_mb=_peak_mb(),
+                   forecast_points=int(st.size))
+        return out
     elif case != "imports":
         raise ValueError(f"unknown memory case {case!r}")
     return {"peak_mb": _peak_mb(), "cpu": time.process_time() - cpu}
 
 
-def memory(bootstrap: int) -> None:
+def _reset_peak() -> float:
+    """Start this process's peak (VmHWM) again from its present size (Linux 4.0+); that size."""
+    Path("/proc/self/clear_refs").write_text("5")
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def plain_band(curves: np.ndarray, noise: float, discrepancy: float, level: float, seed: int
+               ) -> np.ndarray:
+    """The reference of the band's CPU time: ``draw_band`` written plainly, its widened draws
+    (K * NOISE_DRAWS, points) down the first axis and np.quantile's ends, a slice of points at a
+    time as the shipped one takes them; (lo, hi), to be the shipped band bit for bit."""
+    from scalinglab.fit.curves import BAND_ELEMENTS, NOISE_DRAWS
+
+    K = len(curves) - 1
+    rng = np.random.default_rng(seed)
+    z = noise * rng.standard_normal((K, NOISE_DRAWS, 1))
+    if discrepancy > 0:
+        z = z + discrepancy * rng.standard_normal((K, NOISE_DRAWS, 1))
+    q = (1.0 - level) / 2.0
+    n = curves.shape[1]
+    out = np.empty((2, n))
+    per = max(1, BAND_ELEMENTS // (K * NOISE_DRAWS))
+    for a in range(0, n, per):
+        part = curves[1:, a:a + per]
+        logs = np.log(np.where(part > 0, part, np.nan))
+        wide = (logs[:, None, :] + z).reshape(-1, logs.shape[1])
+        quantile = np.nanquantile if np.isnan(wide).any() else np.quantile
+        out[:, a:a + per] = quantile(wide, [q, 1.0 - q], axis=0)
+    return np.exp(out)
+
+
+def memory(bootstrap: int, every: int = 8) -> None:
     """Peak RSS of each case in its own interpreter, beside the imports-and-data reference."""
     import json
     import os
@@ -169,8 +241,8 @@ def memory(bootstrap: int) -> None:
     got = {}
     for case in ("imports", "24k", "72k"):
         out = subprocess.run([sys.executable, __file__, "--memory-case", case, "--bootstrap",
-                              str(bootstrap)], check=True, capture_output=True, text=True,
-                             env=os.environ.copy())
+                              str(bootstrap), "--every", str(every)], check=True,
+                             capture_output=True, text=True, env=os.environ.copy())
         got[case] = json.loads(out.stdout.strip().splitlines()[-1])
     ref = got["imports"]["peak_mb"]
     print(f"peak memory (RSS, own process each; reference: imports and data, nothing fitted: "
@@ -178,12 +250,24 @@ def memory(bootstrap: int) -> None:
     labels = {"24k": f"fit 3 x 24,000-step curves, {bootstrap} resamples, 6 held-out curves, "
                      "authors' exact sum at 72,000 steps",
               "72k": f"fit 2 x 72,000 + 1 x 24,000-step curves, {bootstrap} resamples, band at "
-                     "every 8th step of a 72,000-step cosine"}
+                     f"{'every step' if every == 1 else f'every {every}th step'} of a "
+                     "72,000-step cosine"}
     for case, label in labels.items():
         mb, cpu = got[case]["peak_mb"], got[case]["cpu"]
         print(f"  {label}: {mb:.0f} MB ({mb / ref:.2f}x the reference, +{mb - ref:.0f} MB), "
               f"{cpu:.1f} s CPU; target < {TARGET_MB:.0f} MB: "
               f"{'met' if mb < TARGET_MB else 'NOT met'}")
+    g = got["72k"]
+    print(f"    of which: fit {g['fit_cpu']:.1f} s, curve draws at {g['points']:,} steps "
+          f"{g['draws_cpu']:.2f} s, band {g['band_cpu']:.2f} s CPU; reference (the same band "
+          f"written plainly, np.quantile down the draws' axis, same run): "
+          f"{g['plain_band_cpu']:.2f} s, ratio {g['plain_band_cpu'] / g['band_cpu']:.1f}x; "
+          f"band values {'identical' if g['band_identical'] else 'DIFFERENT'} bit for bit")
+    fmb = g["forecast_peak_mb"] - g["forecast_start_mb"]
+    print(f"  forecast with that fit of a run logged at {g['forecast_points']:,} steps (every "
+          f"{every} to 36,000 of a 72,000-step cosine): {g['forecast_cpu']:.1f} s CPU, peak "
+          f"+{fmb:.0f} MB over the {g['forecast_start_mb']:.0f} MB it started from "
+          f"({g['forecast_peak_mb'] / ref:.2f}x the reference)")
 
 
 TRUTH = {"L0": 3.0, "A": 0.55, "alpha": 0.45, "B": 450.0, "C": 2.0, "beta": 0.55, "gamma": 0.6}
@@ -281,12 +365,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--laws", type=int, default=0,
                     help="seeds of the one-law-is-true check of auto and stack")
     ap.add_argument("--memory", action="store_true", help="only the peak-memory cases")
+    ap.add_argument("--every", type=int, default=8,
+                    help="with --memory: the 72k band at every N-th step (1: every step), and "
+                         "the forecast run logged every N-th step")
     ap.add_argument("--memory-case", help=argparse.SUPPRESS)  # a child of --memory
     args = ap.parse_args(argv)
     if args.memory_case:
         import json
 
-        print(json.dumps(memory_case(args.memory_case, args.bootstrap)))
+        print(json.dumps(memory_case(args.memory_case, args.bootstrap, args.every)))
         return 0
     if args.laws:
         laws_when_one_is_true(args.laws)
@@ -299,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.memory:
         timing(args.bootstrap, args.reference_resamples)
-    memory(args.bootstrap)
+    memory(args.bootstrap, args.every)
     return 0
 
 

@@ -308,3 +308,36 @@ def test_percentile_interval_reads_the_same_ends_with_or_without_nan_draws():
         if with_nan is not None:  # one NaN draw per column: the nanquantile path, same ends
             lo2, hi2 = percentile_interval(with_nan, 0.9, axis=0)
             assert np.array_equal(lo2, lo) and np.array_equal(hi2, hi)
+
+
+def test_percentile_interval_of_finite_draws_is_numpys_linear_quantile_to_the_bit():
+    """Finite draws take a selection path (one rank partitioned at a time, along a contiguous
+    axis); its ends are np.quantile's ('linear') bit for bit, whatever the draws' count, level,
+    axis, ties or scale, and a column of equal draws gives a zero-width interval."""
+    from scalinglab.stats import _linear_ends, percentile_interval
+
+    rng = np.random.default_rng(7)
+    for trial in range(400):
+        n = int(rng.integers(2, 240))
+        shape = [n, int(rng.integers(1, 5)), int(rng.integers(1, 3))]
+        values = rng.standard_normal(shape) * 10.0 ** rng.uniform(-6, 4) + rng.uniform(-5, 5)
+        if trial % 3 == 0:
+            values = np.round(values, 1)  # ties at the ends
+        level = float(rng.choice([0.5, 0.8, 0.9, 0.95, 0.99, rng.uniform(0.01, 0.999)]))
+        q = (1.0 - level) / 2.0
+        axis = int(rng.integers(0, 3))
+        moved = np.moveaxis(values, 0, axis)
+        lo, hi = percentile_interval(moved, level, axis=axis)
+        ref_lo, ref_hi = np.quantile(moved, [q, 1.0 - q], axis=axis)
+        assert np.array_equal(lo, ref_lo) and np.array_equal(hi, ref_hi), (n, level, axis)
+    # a 1-D draw gives numbers, as np.quantile's do; equal draws a zero-width interval
+    lo, hi = percentile_interval(np.linspace(1.0, 2.0, 41), 0.9)
+    assert np.ndim(lo) == 0 and (lo, hi) == (np.quantile(np.linspace(1.0, 2.0, 41), 0.05),
+                                             np.quantile(np.linspace(1.0, 2.0, 41), 0.95))
+    assert percentile_interval(np.full(30, 2.5)) == (2.5, 2.5)
+    # a band's widened draws: 2,000 x 300, as draw_band hands them over
+    wide = 3.0 + 1e-3 * rng.standard_normal((300, 2000))
+    assert _linear_ends(wide, (1.0 - 0.95) / 2.0, -1) is not None  # the selection path, taken
+    lo, hi = percentile_interval(wide, 0.95, axis=-1)
+    ref = np.quantile(wide, [(1.0 - 0.95) / 2.0, 1.0 - (1.0 - 0.95) / 2.0], axis=-1)
+    assert np.array_equal(lo, ref[0]) and np.array_equal(hi, ref[1])

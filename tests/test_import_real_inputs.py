@@ -211,3 +211,64 @@ def test_a_whole_event_file_is_read_without_a_warning(tmp_path):
     out, run = _read_tb(tmp_path)
     assert run["status"] == "finished" and run["final_step"] == 90
     assert not any(n.startswith("warning") for n in out.notes)
+
+
+def test_a_history_row_without_its_step_says_the_step_is_missing(tmp_path):
+    # it said "'' is not a whole step number"
+    from scalinglab.errors import InputError
+    from scalinglab.runs.trackers import read_tracker
+
+    f = write(tmp_path, "history.csv", "run_id,_step,train/loss\nr1,0,3.0\nr1,,2.9\n")
+    with pytest.raises(InputError, match=r"history\.csv: row 2 \(line 3\), column '_step': the "
+                                         r"step is missing \(every history row has one\)$"):
+        read_tracker("wandb", f)
+
+
+def test_a_row_imported_as_failed_keeps_its_tags_and_the_callers(tmp_path):
+    # they were blanked: `runs --tag dataset=c4 --status failed` did not find the run
+    f = write(tmp_path, "w.csv", 'Name,N,D,loss,State,Tags\na,1e8,2e9,abc,finished,"c4, small"\n'
+                                 'b,1e8,2e9,3.0,crashed,c4\n')
+    store = RunStore(tmp_path / "s.duckdb")
+    store.import_file(f, invalid="failed", tags={"team": "x"})
+    runs = store.runs(status="failed").set_index("name")
+    assert runs.loc["a", "tags"] == {"c4": "true", "small": "true", "team": "x"}
+    assert runs.loc["b", "tags"] == {"c4": "true", "team": "x"}  # a crashed run, as before
+    assert list(store.runs(status="failed", tags={"small": "true"})["name"]) == ["a"]
+    # its id is made without its tags, as before, so a file imported so re-imports as a no-op
+    bare = RunStore(tmp_path / "bare.duckdb")
+    bare.import_file(write(tmp_path, "bare.csv", "Name,N,D,loss\na,1e8,2e9,abc\n"),
+                     invalid="failed")
+    assert runs.loc["a", "run_id"] == bare.runs(status="failed")["run_id"].iloc[0]
+
+
+def test_a_row_whose_tags_are_bad_keeps_the_callers_tags_as_a_failed_run(tmp_path):
+    f = write(tmp_path, "t.csv", 'name,N,D,loss,tags\na,1e8,2e9,3,"{""bad key"": 1}"\n')
+    store = RunStore(tmp_path / "s.duckdb")
+    store.import_file(f, invalid="failed", tags={"team": "x"})
+    run = store.runs(status="failed").iloc[0]
+    assert run["tags"] == {"team": "x"} and "tag key 'bad key' is not valid" in run["error"]
+
+
+def test_a_parquet_decimal_column_is_numbers(tmp_path):
+    # Spark and SQL exports write counts as DECIMAL(38,0); N was "Decimal('100000000') is not a
+    # number", and a decimal extra would have been text
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dec = [decimal.Decimal("100000000"), decimal.Decimal("200000000")]
+    pq.write_table(pa.table({
+        "name": ["a", "b"], "N": pa.array(dec, pa.decimal128(38, 0)), "D": [2e9, 2e9],
+        "loss": pa.array([decimal.Decimal("3.10"), decimal.Decimal("2.90")], pa.decimal128(5, 2)),
+        "seed": pa.array([decimal.Decimal(7), None], pa.decimal128(10, 0)),
+        "wd": pa.array([decimal.Decimal("0.1"), decimal.Decimal("0.05")], pa.decimal128(5, 2)),
+    }), tmp_path / "spark.parquet")
+    store = RunStore(tmp_path / "s.duckdb")
+    store.import_file(tmp_path / "spark.parquet", mapping={"weight_decay": "wd"})
+    runs = store.runs().set_index("name")
+    assert runs["N"].to_dict() == {"a": 1e8, "b": 2e8}
+    assert runs["loss"].to_dict() == {"a": 3.1, "b": 2.9}
+    assert runs["weight_decay"].to_dict() == {"a": 0.1, "b": 0.05}
+    assert runs.loc["a", "extra"] == {"seed": 7} and runs.loc["b", "extra"] == {}
+    assert list(store.runs(where="seed = 7")["name"]) == ["a"]

@@ -84,8 +84,8 @@ def test_multipower_gradient_matches_finite_differences() -> None:
 
 
 def test_multipower_in_slices_gives_the_one_batch_numbers_bit_for_bit(monkeypatch) -> None:
-    """Memory bounds change no number: the decay sum taken a few parameter rows at a time
-    (DECAY_CHUNK), the steps a few per design (DESIGN_TERMS: value, predictions) and a band a
+    """Memory bounds change no number: the decay sum taken a few parameter rows at a time, or
+    one row a block of its terms at a time (DECAY_CHUNK), the steps a few per design (DESIGN_TERMS: value, predictions) and a band a
     few points at a time (BAND_ELEMENTS) give exactly the values of one batch."""
     import scalinglab.fit.curves as fc
     import scalinglab.laws.curves as lc
@@ -99,11 +99,13 @@ def test_multipower_in_slices_gives_the_one_batch_numbers_bit_for_bit(monkeypatc
     theta[3, 4] += 40.0  # a wild row whose terms overflow
     monkeypatch.setattr(lc, "DECAY_CHUNK", 1 << 40)
     whole = [law.evaluate(theta, design, grad) for grad in (True, False)]
-    monkeypatch.setattr(lc, "DECAY_CHUNK", 3 * design.terms["w"].size)  # rows 3 + 3 + 1
-    for (loss, J), grad in zip(whole, (True, False), strict=True):
-        got, got_J = law.evaluate(theta, design, grad)
-        assert np.array_equal(got, loss, equal_nan=True)
-        assert J is None and got_J is None or np.array_equal(got_J, J, equal_nan=True)
+    m = design.terms["w"].size
+    for chunk in (3 * m, m // 3 + 1):  # rows 3 + 3 + 1; one row at a time, its terms in thirds
+        monkeypatch.setattr(lc, "DECAY_CHUNK", chunk)
+        for (loss, J), grad in zip(whole, (True, False), strict=True):
+            got, got_J = law.evaluate(theta, design, grad)
+            assert np.array_equal(got, loss, equal_nan=True)
+            assert J is None and got_J is None or np.array_equal(got_J, J, equal_nan=True)
     params = dict(zip(law.params, np.exp(theta[0]), strict=True))
     for ratio in (None, PREDICT_RATIO):
         one = law.evaluate(theta[:1], law.prepare([sched], [steps], ratio), grad=False)[0][0]
@@ -119,6 +121,30 @@ def test_multipower_in_slices_gives_the_one_batch_numbers_bit_for_bit(monkeypatc
     for got, want in zip(fc.draw_band(curves, 0.002, 0.003, 0.9, seed=5), whole, strict=True):
         assert np.array_equal(got, want)
 
+
+
+def test_a_band_is_numpys_quantile_of_the_widened_draws_as_written_plainly() -> None:
+    """draw_band lays each point's widened draws in a row and selects the ends in place; the
+    band is, bit for bit, np.quantile ('linear') of the draws written the plain way: each
+    bootstrap curve's log plus its NOISE_DRAWS widenings (residual noise, then discrepancy,
+    from the band's seed), draws down the first axis; with and without widening."""
+    import scalinglab.fit.curves as fc
+
+    rng = np.random.default_rng(2)
+    curves = np.exp(rng.normal(1.0, 0.01, (41, 230)))
+    K, level, seed = 40, 0.9, 11
+    q = (1.0 - level) / 2.0
+    for noise, disc in ((0.002, 0.003), (0.002, 0.0), (0.0, 0.0)):
+        plain = np.log(curves[1:])
+        if noise or disc:
+            draws = np.random.default_rng(seed)
+            z = noise * draws.standard_normal((K, fc.NOISE_DRAWS, 1))
+            if disc:
+                z = z + disc * draws.standard_normal((K, fc.NOISE_DRAWS, 1))
+            plain = (plain[:, None, :] + z).reshape(K * fc.NOISE_DRAWS, -1)
+        want = np.exp(np.quantile(plain, [q, 1.0 - q], axis=0))
+        got = fc.draw_band(curves, noise, disc, level, seed)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 def test_momentum_area_is_the_momentum_recursion() -> None:
     lr = SHAPES["wsd_exp"]
@@ -611,6 +637,53 @@ def test_stack_weighs_the_true_law_and_does_not_lose_to_it(tmp_path: Path) -> No
     text = fit.summary().as_text()
     assert "stack weights" in text and "momentum:C" in text
 
+
+
+def test_multipower_parts_are_the_generic_two_evaluations_bit_for_bit() -> None:
+    """MultiPowerLaw.parts makes the decay sum once where CurveLaw.parts evaluated the law
+    twice (the second time with L0 = A = 0); level, power and decay terms are the same to the
+    bit, for a row whose terms overflow and one with a parameter fitted to 0 (log -inf) too."""
+    from scalinglab.laws.curves import CurveLaw
+
+    law = MultiPowerLaw()
+    sched = Schedule(SHAPES["rewarm"], "rewarm")
+    design = law.prepare([sched], [np.arange(600, sched.steps, 97)], PREDICT_RATIO)
+    rng = np.random.default_rng(4)
+    theta = np.log([[TRUTH[p] for p in law.params]]) + rng.normal(0.0, 0.3, (5, 7))
+    theta[1, 4] += 40.0  # C * eta^-gamma * dS overflows
+    theta[2, 3] = -np.inf  # B = 0: no decay term
+    theta[3, 1] = -np.inf  # A = 0
+    for row in theta:
+        with np.errstate(all="ignore"):
+            want = CurveLaw.parts(law, row, design)
+            got = law.parts(row, design)
+        assert got[0] == want[0]
+        for a, b in zip(got[1:], want[1:], strict=True):
+            assert np.array_equal(a, b, equal_nan=True)
+
+@pytest.mark.parametrize("law", ["multipower", "stack"])
+def test_a_forecast_in_slices_of_steps_gives_the_one_design_numbers_bit_for_bit(
+        monkeypatch, law: str) -> None:
+    """``forecast`` with a fit takes the logged and forecast steps a slice per design
+    (DESIGN_TERMS), as predictions do: a curve logged at every step of a long run is a design
+    of millions of terms in one piece; in slices of 7 steps it is the same frame to the bit."""
+    import scalinglab.laws.curves as lc
+    from scalinglab.fit.curves import forecast
+
+    frame = simulated(TRUTH, FIT_SHAPES, 1e-3, np.random.default_rng(6), every=1024)
+    fit = fit_curves(frame, law=law, bootstrap=6, validate=False,
+                     schedules={k: Schedule(v, k) for k, v in FIT_SHAPES.items()})
+    run = Schedule(wsd(30000, 3e-4, 3e-5, 2160, decay_start=24000), "wsd_30000")
+    st = np.arange(2200, 15000, 97)
+    curve = pd.DataFrame({"step": st, "loss": MultiPowerLaw().value(TRUTH, run, st) * np.exp(
+        1e-3 * np.random.default_rng(1).standard_normal(st.size))})
+    whole, about = forecast(curve, run, fit=fit, steps=np.arange(15000, 30000, 1501))
+    per_point = 2 * lc._distance_edges(run.steps, lc.PREDICT_RATIO).size
+    monkeypatch.setattr(lc, "DESIGN_TERMS", 7 * per_point)
+    assert len(list(fit.law.designs(run, st, lc.PREDICT_RATIO))) == -(-st.size // 7)
+    sliced, about_sliced = forecast(curve, run, fit=fit, steps=np.arange(15000, 30000, 1501))
+    pd.testing.assert_frame_equal(sliced, whole, check_exact=True)
+    assert about_sliced == about
 
 def to_sched(spec: str) -> Schedule:
     return parse_schedule(spec)

@@ -167,3 +167,19 @@ def test_a_long_run_name_does_not_take_the_curve_charts_width():
     assert sorted(t["name"] for t in legend) == ["r-2", "sweep-" + "y" * 14 + "…" + "y" * 13 + "-wd0.1"]
     mine = next(t for t in legend if t["name"].startswith("sweep-"))
     assert mine["text"][0].startswith(long + " (N = ")  # hover: the whole id
+
+
+def test_a_saved_results_long_series_names_are_cut_in_its_legend_and_still_toggle_apart():
+    """A saved curve fit of schedules named with 300 characters drew legend rows wider than
+    the report: the series chart cuts names as the curve overlay does; each keeps its own
+    legend group, so two names that cut alike still toggle apart."""
+    a, b = "w" * 150 + "-a" + "w" * 150, "w" * 150 + "-b" + "w" * 150
+    spec = charts.series_chart("t", "step", "loss", [
+        {"name": a, "x": [1, 2], "y": [3.0, 2.9], "lo": [2.9, 2.8], "hi": [3.1, 3.0]},
+        {"name": b, "x": [1, 2], "y": [3.1, 3.0], "identified": False}])
+    shown = [t for t in spec["data"] if t.get("showlegend", True)]
+    assert [t["name"] for t in shown] == [views.legend_name(a),
+                                          views.legend_name(b) + " (not identified)"]
+    assert all(len(t["name"].removesuffix(" (not identified)")) == 40 for t in shown)
+    assert {t["legendgroup"] for t in spec["data"][:3]} == {a}  # band and line toggle together
+    assert spec["data"][3]["legendgroup"] == b + " (not identified)"

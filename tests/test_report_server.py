@@ -4,6 +4,7 @@ busy), never a trace and never pydantic's wording; the work one request may ask 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -342,3 +343,21 @@ def test_a_wall_time_axis_says_it_is_estimated_and_why_it_falls_back(tmp_path):
     assert note in both["layout"]["title"]["text"]
     tokens = client.get("/api/charts/curves", params={"run_id": "timed"}).json()
     assert tokens["layout"]["meta"]["x_note"] == ""
+
+
+def test_ticked_runs_without_a_curve_are_named_on_the_curve_chart(client, store_path):
+    """Two runs ticked, one with a curve and one of the lr × batch grid (none recorded): the
+    chart drew one line and said "Training loss of 1 run", leaving the other unexplained."""
+    runs = RunStore(store_path, read_only=True).runs()
+    with_curve = runs[runs["lr"].isna()]["run_id"].iloc[0]
+    grid = runs[runs["lr"].notna()]["run_id"].tolist()
+    spec = client.get("/api/charts/curves", params=[("run_id", with_curve), ("run_id", grid[0])]).json()
+    assert {t["legendgroup"] for t in spec["data"]} == {with_curve}
+    assert f"run {grid[0]} has no loss curve recorded" in spec["layout"]["title"]["text"]
+    spec = client.get("/api/charts/curves", params=[("run_id", r) for r in [with_curve, *grid[:2]]]).json()
+    assert "2 of the 3 runs ticked have no loss curve recorded" in spec["layout"]["title"]["text"]
+    alone = client.get("/api/charts/curves", params={"run_id": with_curve}).json()
+    assert "no loss curve" not in alone["layout"]["title"]["text"]
+    # none at all: the empty chart says so, once
+    none = client.get("/api/charts/curves", params={"run_id": grid[0]}).json()
+    assert none["data"] == [] and "no loss curve recorded for this run" in json.dumps(none)

@@ -620,17 +620,30 @@ def draw_band(curves: np.ndarray, noise: float, discrepancy: float, level: float
         z = noise * rng.standard_normal((len(curves) - 1, NOISE_DRAWS, 1))
         if discrepancy > 0:
             z = z + discrepancy * rng.standard_normal((len(curves) - 1, NOISE_DRAWS, 1))
+        # (NOISE_DRAWS, K): the widening of curve k, its j-th draw, at [j, k]
+        z = np.ascontiguousarray(z[:, :, 0].T)
     # pointwise, so taken a slice of points at a time: the widened draws are (K * NOISE_DRAWS,
     # points), 1.1 GB in one piece for 100 draws at every step of a 72,000-step schedule
     n = curves.shape[1]
     lo, hi = np.empty(n), np.empty(n)
     per = max(1, BAND_ELEMENTS // ((len(curves) - 1) * (NOISE_DRAWS if z is not None else 1)))
+    # each point's widened draws in a contiguous row, (points, NOISE_DRAWS * K), where the
+    # interval selects its ends (stats._linear_ends) in place: every value the sum it was
+    # before (the log of curve k plus its j-th widening), only their order along the row
+    # differs, and a percentile does not depend on it. One buffer serves every slice: a fresh
+    # 16 MB array per slice cost more in page faults than building its values
+    buf = None if z is None else np.empty(min(per, n) * z.size)
     for a in range(0, n, per):
         part = curves[1:, a:a + per]
         logs = np.log(np.where(part > 0, part, np.nan))
-        if z is not None:
-            logs = (logs[:, None, :] + z).reshape(-1, logs.shape[1])
-        lo[a:a + per], hi[a:a + per] = percentile_interval(logs, level)
+        if buf is None:
+            lo[a:a + per], hi[a:a + per] = percentile_interval(logs, level)
+            continue
+        m = logs.shape[1]
+        wide = buf[:m * z.size].reshape(m, z.size)
+        np.add(logs.T[:, None, :], z[None, :, :], out=wide.reshape(m, *z.shape))
+        lo[a:a + per], hi[a:a + per] = percentile_interval(wide, level, axis=-1,
+                                                           overwrite_input=True)
     return np.exp(lo), np.exp(hi)
 
 
@@ -1294,19 +1307,26 @@ def _transfer(fit: CurveFit, schedule: Schedule, st: np.ndarray, ls: np.ndarray,
     the draws, this run's residual noise and ``discrepancy`` (:func:`draw_band`)."""
     law = fit.law
     thetas = fit._thetas()
-    design = law.prepare([schedule], [np.concatenate([st, steps])], PREDICT_RATIO)
     n = st.size
+    # each draw's power and decay terms at the logged and the forecast steps, a slice of steps
+    # per design (CurveLaw.designs): one design of a curve logged at every step to 36,000 of a
+    # 72,000-step cosine (33,800 points) added 589 MB to the peak; a point's terms depend on its
+    # own step alone, so the numbers are the same bit for bit
+    power = np.empty((len(thetas), n + steps.size))
+    rest = np.empty_like(power)
+    for sl, design in law.designs(schedule, np.concatenate([st, steps]), PREDICT_RATIO):
+        for i, th in enumerate(thetas):
+            _, power[i, sl], rest[i, sl] = law.parts(th, design)
     out = np.empty((len(thetas), steps.size))
     resid = None
-    for i, th in enumerate(thetas):
+    for i in range(len(thetas)):
         # the law's shape (its power term's exponent, its decay term) from the fit, its level
         # (the constant and the power term's scale) from this run
-        _, power, rest = law.parts(th, design)
-        X = np.column_stack([np.ones(n), power[:n]])
-        coef, *_ = np.linalg.lstsq(X, ls - rest[:n], rcond=None)
-        out[i] = coef[0] + coef[1] * power[n:] + rest[n:]
+        X = np.column_stack([np.ones(n), power[i, :n]])
+        coef, *_ = np.linalg.lstsq(X, ls - rest[i, :n], rcond=None)
+        out[i] = coef[0] + coef[1] * power[i, n:] + rest[i, n:]
         if resid is None:
-            resid = np.log(X @ coef + rest[:n]) - np.log(ls)
+            resid = np.log(X @ coef + rest[i, :n]) - np.log(ls)
     assert resid is not None
     sigma = float(1.4826 * np.median(np.abs(resid - np.median(resid))))
     lo, hi = draw_band(out, sigma, discrepancy, level, seed)

@@ -315,7 +315,8 @@ class MultiPowerLaw(CurveLaw):
                ) -> tuple[np.ndarray, np.ndarray | None]:
         """LD/B (K, n) and, with ``grad``, its derivatives in log C, log beta, log gamma (3, K, n).
 
-        The terms are worked through ``DECAY_CHUNK // terms`` rows of ``theta`` at a time, each
+        The terms are worked through ``DECAY_CHUNK // terms`` rows of ``theta`` at a time (or,
+        where one row has more terms than that, one row ``DECAY_CHUNK`` terms at a time), each
         column written straight into the (terms, columns) layout the sparse sum reads, so no
         (K, terms) array and no transposed copy of one is ever made (see ``DECAY_CHUNK``)."""
         t = d.terms
@@ -329,6 +330,13 @@ class MultiPowerLaw(CurveLaw):
         G = np.empty((K, d.n))
         dG = np.empty((3, K, d.n)) if grad else None
         rows = max(1, min(K, DECAY_CHUNK // m))
+        # a row with more terms than DECAY_CHUNK (a prediction's design: up to DESIGN_TERMS, 2**20)
+        # is worked through DECAY_CHUNK terms at a time: its ~10 work arrays of 8 MB each,
+        # freshly allocated, went to memory and back (and page-faulted) at every operation;
+        # elementwise, so each value is the same. Measured on 1M terms, one row, no gradient:
+        # 17 ms whole, 7 ms in blocks of 2**15 (the band at every step of a 72,000-step cosine
+        # is 101 rows x 67 such designs)
+        span = m if rows > 1 else min(m, DECAY_CHUNK)
         # the sum's input, (terms, cols * k) in C order: column j * k + r holds column j of row
         # r, written through a transposed view (products only, so each value is rounded as in a
         # fresh array; the exponentials and logarithms write to contiguous arrays as before)
@@ -337,19 +345,22 @@ class MultiPowerLaw(CurveLaw):
             b = min(K, a + rows)
             k = b - a
             lay = buf[:m * cols * k].reshape(m, cols * k)
-            out = [lay[:, j * k:(j + 1) * k].T for j in range(cols)]
-            with np.errstate(over="ignore"):  # a wild trial point overflows; the fit rejects its inf
-                expo = -gamma[a:b] * log_eta
-                Cx = C[a:b] * np.exp(expo) * dS
-                lu = np.log1p(Cx)
-                v = np.exp(-beta[a:b] * lu)
-            np.multiply(w, 1.0 - v, out=out[0])
-            if grad:
-                wbv = w * beta[a:b] * v
-                q = wbv * Cx / (1.0 + Cx)
-                out[1][...] = q
-                np.multiply(wbv, lu, out=out[2])
-                np.multiply(q, expo, out=out[3])
+            for i in range(0, m, span):
+                e = slice(i, i + span)
+                out = [lay[e, j * k:(j + 1) * k].T for j in range(cols)]
+                # a wild trial point overflows; the fit rejects its inf
+                with np.errstate(over="ignore"):
+                    expo = -gamma[a:b] * log_eta[:, e]
+                    Cx = C[a:b] * np.exp(expo) * dS[:, e]
+                    lu = np.log1p(Cx)
+                    v = np.exp(-beta[a:b] * lu)
+                np.multiply(w[:, e], 1.0 - v, out=out[0])
+                if grad:
+                    wbv = w[:, e] * beta[a:b] * v
+                    q = wbv * Cx / (1.0 + Cx)
+                    out[1][...] = q
+                    np.multiply(wbv, lu, out=out[2])
+                    np.multiply(q, expo, out=out[3])
             # (n, cols * k): each point's terms summed in their order, every column alike
             summed = t["M"] @ lay
             G[a:b] = summed[:, :k].T
@@ -358,21 +369,43 @@ class MultiPowerLaw(CurveLaw):
                     dG[j - 1, a:b] = summed[:, j * k:(j + 1) * k].T
         return G, dG
 
+    def _combine(self, theta: np.ndarray, design: CurveDesign, G: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``L0 + A S^-alpha - B G`` at log-parameters ``theta`` (K, P) given the decay sum over B,
+        ``G`` (K, n) (:meth:`_decay`): (loss, power term, LD)."""
+        L0, A, alpha, B = (np.exp(theta[:, i])[:, None] for i in range(4))
+        power = A * np.exp(-alpha * np.log(design.S)[None, :])
+        LD = B * G
+        return L0 + power - LD, power, LD
+
     def evaluate(self, theta: np.ndarray, design: CurveDesign, grad: bool = True
                  ) -> tuple[np.ndarray, np.ndarray | None]:
         theta = np.atleast_2d(np.asarray(theta, dtype=float))
-        L0, A, alpha, B = (np.exp(theta[:, i])[:, None] for i in range(4))
-        logS = np.log(design.S)[None, :]
-        power = A * np.exp(-alpha * logS)
         G, dG = self._decay(theta, design, grad)
-        LD = B * G
-        loss = L0 + power - LD
+        loss, power, LD = self._combine(theta, design, G)
         if not grad:
             return loss, None
         assert dG is not None
+        L0, alpha, B = (np.exp(theta[:, i])[:, None] for i in (0, 2, 3))
+        logS = np.log(design.S)[None, :]
         J = np.stack([np.broadcast_to(L0, loss.shape), power, -alpha * logS * power, -LD,
                       -B * dG[0], -B * dG[1], -B * dG[2]], axis=-1)
         return loss, J
+
+    def parts(self, theta: np.ndarray, design: CurveDesign) -> tuple[float, np.ndarray, np.ndarray]:
+        """:meth:`CurveLaw.parts` with the decay sum made once: it evaluated the law twice, the
+        second time with L0 = A = 0 for the decay term alone, and the sum (nearly all of the
+        cost) does not depend on L0 or A. The same arithmetic on the same sum, so the same
+        numbers bit for bit; a forecast's draws (``fit.curves._transfer``) in half the time."""
+        theta = np.asarray(theta, dtype=float)
+        G, _ = self._decay(theta[None], design, grad=False)
+        full = self._combine(theta[None], design, G)[0][0]
+        base = theta.copy()
+        base[:2] = -np.inf  # L0 = A = 0: what is left is the decay term
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rest = self._combine(base[None], design, G)[0][0]
+        level = float(np.exp(theta[0]))
+        return level, full - rest - level, rest
 
     def identified(self, design: CurveDesign) -> list[str]:
         w = design.terms["w"]

@@ -19,7 +19,7 @@ part a chart can do without (the overview's frontier) is left out when it fails.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -73,8 +73,11 @@ class ChartInputs:
                  compute: float | None = None, grid: tuple[float, float] | None = None,
                  x: str = "tokens", smooth: float = 0.6, forecast: bool = False,
                  filtered: bool = False, data: pd.DataFrame | None = None,
-                 budgets: views.Budgets | None = None) -> None:
+                 budgets: views.Budgets | None = None, picked: Sequence[str] = ()) -> None:
         self.runs = runs
+        #: the runs whose curves a person asked for by name (the dashboard's ticked runs): the
+        #: curve chart names those that have none, rather than drawing fewer lines unexplained
+        self.picked = [str(r) for r in picked]
         self.law = law
         self.compute = compute if compute is not None else (
             analysis.default_budget(runs) if len(runs) else None)
@@ -272,6 +275,12 @@ def _curves_empty(v: ChartInputs) -> str | None:
 def _curves(v: ChartInputs) -> Spec:
     curves, info = v.curves()
     spec = charts.loss_curves(views.curve_series(curves, info, v.x, v.smooth), v.smooth)
+    lacking = [r for r in v.picked if r not in curves or not len(curves[r])]
+    if lacking and spec.get("data"):  # none at all: the empty state says it (_curves_empty)
+        who = (f"run {views.legend_name(lacking[0])} has" if len(lacking) == 1 else
+               f"{len(lacking)} of the {len(v.picked)} runs ticked have")
+        spec["layout"]["title"]["text"] += ("<br><span style='font-size:11px;color:#8a5a00'>"
+                                            f"{who} no loss curve recorded</span>")
     if v.forecast:
         from scalinglab.report.forecasts import add_forecasts  # a band past unfinished runs
 

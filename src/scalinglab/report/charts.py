@@ -669,17 +669,20 @@ def series_chart(title: str, x_title: str, y_title: str, series: Sequence[Mappin
     colours = views.palette(max(len(series), 1))
     for s, colour in zip(series, colours, strict=False):
         ok = s.get("identified", True)
-        name = str(s["name"]) + ("" if ok else " (not identified)")
+        # the legend shows a long name (a run's, a metric's) cut, as the curve overlay does; the
+        # group keeps it whole so two names that cut alike still toggle apart
+        group = str(s["name"]) + ("" if ok else " (not identified)")
+        name = views.legend_name(str(s["name"])) + ("" if ok else " (not identified)")
         if s.get("lo") is not None and s.get("hi") is not None:
             data += [{"type": "scatter", "mode": "lines", "x": _list(s["x"]), "y": _list(s["lo"]),
-                      "line": {"width": 0}, "legendgroup": name, "showlegend": False,
+                      "line": {"width": 0}, "legendgroup": group, "showlegend": False,
                       "hoverinfo": "skip"},
                      {"type": "scatter", "mode": "lines", "x": _list(s["x"]), "y": _list(s["hi"]),
-                      "line": {"width": 0}, "fill": "tonexty", "legendgroup": name,
+                      "line": {"width": 0}, "fill": "tonexty", "legendgroup": group,
                       "fillcolor": _rgba(colour, 0.16 if ok else 0.07), "showlegend": False,
                       "hoverinfo": "skip"}]
         trace = {"type": "scatter", "mode": s.get("mode", "lines"), "x": _list(s["x"]),
-                 "y": _list(s["y"]), "name": name, "legendgroup": name,
+                 "y": _list(s["y"]), "name": name, "legendgroup": group,
                  "opacity": 1.0 if ok else 0.45, "line": {"color": colour, "width": 2},
                  "marker": {"color": colour, "size": 7}}
         if s.get("run_ids") is not None:

@@ -420,7 +420,7 @@ class Dashboard:
             fit=lambda: self.study.fit(f.law, tags=tags, bootstrap=f.bootstrap, holdout=f.holdout),
             isoflop=lambda: self.study.isoflop(tags=tags, bootstrap=f.bootstrap),
             hparams=lambda: self.study.hparams(tags=tags)[0], rolling=rolling,
-            curves=lambda: self.curves(q.run_id, runs),
+            curves=lambda: self.curves(q.run_id, runs), picked=q.run_id,
             curves_of=lambda ids: self.store().curves(ids))
 
     def chart(self, name: str, q: ChartQuery) -> dict[str, Any]:

@@ -183,7 +183,7 @@ def _parse_objects(cells: np.ndarray) -> NumericCells:
             bad[i] = True
         elif isinstance(v, (int, np.integer)):
             values[i] = _int_to_float(int(v))
-        elif isinstance(v, (float, np.floating)):
+        elif isinstance(v, (float, np.floating)) or _is_decimal(v):
             values[i] = float(v)
             missing[i] = math.isnan(values[i])
         elif isinstance(v, str):
@@ -196,6 +196,14 @@ def _parse_objects(cells: np.ndarray) -> NumericCells:
         at = np.asarray(text_at, dtype=np.int64)
         values[at], missing[at], bad[at] = parsed.values, parsed.missing, parsed.bad
     return NumericCells(values, missing, bad)
+
+
+def _is_decimal(v: Any) -> bool:
+    """A ``decimal.Decimal``: a Parquet DECIMAL column (Spark and SQL exports write counts as
+    DECIMAL(38,0)) read into Python objects; its N was "Decimal('100000000') is not a
+    number". The module is looked up, not imported: a Decimal exists only once it is loaded."""
+    decimal = sys.modules.get("decimal")
+    return decimal is not None and isinstance(v, decimal.Decimal)
 
 
 def _int_to_float(v: int) -> float:
@@ -511,6 +519,10 @@ def _extra_objects(cells: np.ndarray) -> ExtraCells:
             continue
         if isinstance(v, np.generic):
             v = v.item()
+        if _is_decimal(v):  # a number: an integer when it is one, else a float
+            if v.is_nan():
+                continue
+            v = int(v) if v.is_finite() and v == v.to_integral_value() else float(v)
         if isinstance(v, bool):
             jsons[i] = "true" if v else "false"
         elif isinstance(v, int):

@@ -288,8 +288,11 @@ def prepare_chunk(frame: pd.DataFrame | pa.Table, layout: Layout, options: Optio
     errors = given_error
     n_failed = n_skipped = 0
     if bad.any() and options.invalid == "failed":
+        # a failed run keeps its tags (its row's, and the caller's --tag), as a crashed run
+        # does: they were blanked, so `--tag dataset=c4 --status failed` did not find it; a
+        # row whose tags are the problem has only the caller's (row_tags). Its id is still
+        # made without them, as before: re-importing a file imported so is a no-op
         errors, status = mark_failed(problems, bad, values, errors, status)
-        tags_json = pc.if_else(A.bools(bad), A.text("{}"), tags_json)
         tag_words = np.where(bad, np.uint64(0), tag_words)
         n_failed = int(bad.sum())
     listed = [BadRow(int(at[i]), *problems.details(int(i))[0])
@@ -552,7 +555,8 @@ def row_tags(col: Mapping[str, Column], layout: Layout, options: Options,
             tags = _combine_tags(cells, options.tags)
         except InputError as exc:
             failures[k] = (fname(exc.column) if exc.column else None, exc.detail)
-            texts.append("{}")
+            given = dict(options.tags)  # checked already: the caller's tags, for a failed run
+            texts.append(canonical_json(given) if given else "{}")
             continue
         texts.append(canonical_json(tags) if tags else "{}")
     for k, (column, detail) in failures.items():

@@ -232,8 +232,9 @@ def read_wandb_history(
     bad = ~logged | (np.isfinite(steps) & (steps != np.round(steps))) | ~np.isfinite(steps)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{show_cell(df[step_col].iloc[i])} is not a whole step number", source=source,
-                         row=labels.get(i), column=step_col)
+        what = ("the step is missing (every history row has one)" if not logged[i] else
+                f"{show_cell(df[step_col].iloc[i])} is not a whole step number")
+        raise InputError(what, source=source, row=labels.get(i), column=step_col)
     # a step past int64 wrapped to a negative one, reordering the curve and changing the
     # run's final loss without a word
     huge = np.abs(steps) >= 2.0**63
