@@ -150,3 +150,13 @@ def test_plateau_and_evaluate_say_a_batch_unit_that_looks_mistaken(tmp_path):
         out = CliRunner().invoke(app, args)
         assert out.exit_code == 0, out.output
         assert "warning: the median run takes 22.1 optimizer steps" in " ".join(out.output.split())
+
+
+def test_a_diverged_run_brackets_only_its_own_configuration():
+    top = synthetic_grid(noise=0.001)
+    top = top[lr_rank(top) <= 8]
+    a = top_lrs_diverged(top, above=7).assign(experts=8)  # its 8th lr diverged: bracketed
+    b = top[lr_rank(top) <= 7].assign(experts=64)  # stops at the 7th lr: not bracketed
+    fit = fit_hparam_law(grid_from_frame(pd.concat([a, b]), group_by=["experts"]), n_boot=0)
+    edge = {(g["N"], g["D"], g["n_diverged"]) for g in fit.groups if g["lr_edge"] == "high"}
+    assert edge and all(n_dead == 0 for _, _, n_dead in edge)
