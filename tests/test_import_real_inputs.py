@@ -272,3 +272,24 @@ def test_a_parquet_decimal_column_is_numbers(tmp_path):
     assert runs["weight_decay"].to_dict() == {"a": 0.1, "b": 0.05}
     assert runs.loc["a", "extra"] == {"seed": 7} and runs.loc["b", "extra"] == {}
     assert list(store.runs(where="seed = 7")["name"]) == ["a"]
+
+
+def test_a_coloured_training_log_is_read_as_its_plain_text(tmp_path):
+    # a log captured from a terminal keeps loguru's or rich's colours; the run was failed with
+    # "no 'loss' logged", its traceback unseen
+    from scalinglab.runs.trackers import read_tracker
+    from scalinglab.runs.trackers.settings import RunSettings
+
+    green, red, off = "\x1b[32m", "\x1b[1;31m", "\x1b[0m"
+    lines = ["max_iters = 100"] + [f"{green}iter {i}: loss {3 - i / 100:.4f}, time 12.34ms, "
+                                   f"mfu 1.23%{off}" for i in range(0, 51, 10)]
+    lines += [f"{red}Traceback (most recent call last):{off}", '  File "train.py", line 3',
+              f"{red}torch.OutOfMemoryError: CUDA out of memory{off}"]
+    f = write(tmp_path, "run.log", "\n".join(lines) + "\n")
+    out = read_tracker("log", f, settings=RunSettings.build({"N": 1e6, "D": 1e8}))
+    run = out.runs.iloc[0]
+    assert run["final_step"] == 50
+    assert run["status"] == "failed"
+    assert run["error"] == ("the log ends in a Python traceback (line 8): "
+                            "torch.OutOfMemoryError: CUDA out of memory")
+    assert list(out.curves["loss"]) == [3.0, 2.9, 2.8, 2.7, 2.6, 2.5]

@@ -43,6 +43,9 @@ from scalinglab.runs.trackers.settings import RunSettings
 #: a number as training loops print them: 3.2100, 3.210E+00, 1e-4, nan, inf
 NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|[nN]a[nN]|[iI]nf)"
 LOG_SUFFIXES = (".log", ".txt", ".out", ".err")
+#: a terminal escape sequence (colour, cursor movement): loguru, rich and colorlog write them
+#: into logs captured from a terminal, where they split 'iter 10' from the colour before it
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _TRACEBACK = re.compile(r"^Traceback \(most recent call last\):")
 _EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Interrupt|Exit)\b.*")
 
@@ -253,7 +256,7 @@ def _parse(path: Path, fmt: LogFormat, source: str) -> _Parsed:
         raise InputError(f"cannot read: {exc.strerror or exc}", source=source) from None
     with fh:
         for lineno, raw in enumerate(fh, start=1):
-            line = raw.rstrip("\r\n")
+            line = _plain(raw.rstrip("\r\n"))
             stamp = _stamp(line)
             if first_stamp is None:
                 first_stamp = stamp
@@ -347,6 +350,12 @@ def _step(text: str, source: str, lineno: int) -> int:
     return int(text)
 
 
+def _plain(line: str) -> str:
+    """A log line without terminal escape sequences (a coloured 'iter 10: loss 2.9' was no
+    training line: the run was "no 'loss' logged")."""
+    return _ANSI.sub("", line) if "\x1b" in line else line
+
+
 def _detect(path: Path, max_lines: int = 5000, enough: int = 20) -> LogFormat | None:
     """The preset whose training line matches most of the log's first lines (None: no line);
     reading stops once one preset has matched ``enough`` lines.
@@ -357,9 +366,10 @@ def _detect(path: Path, max_lines: int = 5000, enough: int = 20) -> LogFormat | 
     counts = dict.fromkeys(FORMATS, 0)
     try:
         with path.open(encoding="utf-8", errors="replace") as fh:
-            for i, line in enumerate(fh):
+            for i, raw in enumerate(fh):
                 if i >= max_lines:
                     break
+                line = _plain(raw)
                 for name, fmt in FORMATS.items():
                     if fmt.train.search(line):
                         counts[name] += 1
