@@ -639,6 +639,28 @@ def test_stack_weighs_the_true_law_and_does_not_lose_to_it(tmp_path: Path) -> No
 
 
 
+def test_multipower_parts_are_the_generic_two_evaluations_bit_for_bit() -> None:
+    """MultiPowerLaw.parts makes the decay sum once where CurveLaw.parts evaluated the law
+    twice (the second time with L0 = A = 0); level, power and decay terms are the same to the
+    bit, for a row whose terms overflow and one with a parameter fitted to 0 (log -inf) too."""
+    from scalinglab.laws.curves import CurveLaw
+
+    law = MultiPowerLaw()
+    sched = Schedule(SHAPES["rewarm"], "rewarm")
+    design = law.prepare([sched], [np.arange(600, sched.steps, 97)], PREDICT_RATIO)
+    rng = np.random.default_rng(4)
+    theta = np.log([[TRUTH[p] for p in law.params]]) + rng.normal(0.0, 0.3, (5, 7))
+    theta[1, 4] += 40.0  # C * eta^-gamma * dS overflows
+    theta[2, 3] = -np.inf  # B = 0: no decay term
+    theta[3, 1] = -np.inf  # A = 0
+    for row in theta:
+        with np.errstate(all="ignore"):
+            want = CurveLaw.parts(law, row, design)
+            got = law.parts(row, design)
+        assert got[0] == want[0]
+        for a, b in zip(got[1:], want[1:], strict=True):
+            assert np.array_equal(a, b, equal_nan=True)
+
 @pytest.mark.parametrize("law", ["multipower", "stack"])
 def test_a_forecast_in_slices_of_steps_gives_the_one_design_numbers_bit_for_bit(
         monkeypatch, law: str) -> None:

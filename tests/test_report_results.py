@@ -194,14 +194,14 @@ def test_the_dashboard_serves_the_same_sections(files, report):
 @pytest.mark.parametrize("content, says", [
     ("{not json", "not JSON"),
     ('{"kind": "nonsense"}', "not a saved scalinglab result"),
-    ("fit_result", "has no report section"),
+    ("isoflop_result", "has no report section"),
 ])
 def test_a_bad_result_file_is_one_line_naming_it_and_no_report_is_written(files, tmp_path, content, says):
     bad = tmp_path / "bad.json"
-    if content == "fit_result":
-        from report_synth import synthetic_fit
+    if content == "isoflop_result":  # a kind with no section (a loss fit has one now)
+        from scalinglab.fit.isoflop import fit_isoflop
 
-        synthetic_fit(RunStore(files["store"], read_only=True).runs()).save(bad)
+        fit_isoflop(isoflop_runs(), bootstrap=0).save(bad)
     else:
         bad.write_text(content)
     out = tmp_path / "r.html"
@@ -241,3 +241,33 @@ def test_pass_at_k_draws_observed_points_alone_and_a_verifier_is_its_summary(tmp
     assert [t["name"] for t in spec["data"]] == ["observed pass@k (unbiased)"]
     assert spec["layout"]["xaxis"]["type"] == "log" and spec["data"][0]["x"][-1] == 32.0
     assert ver.charts() == [] and "verifier" in ver.title.lower()
+
+
+def test_a_saved_loss_fit_and_loss_to_loss_law_are_sections_with_the_draws_of_each_parameter(
+        files, tmp_path):
+    """``fit chinchilla --save`` and ``fit loss-to-loss --save`` were refused by ``report
+    --result`` ("has no report section"), though they are the fits a person saves most. A loss
+    fit is its summary and its bootstrap draws (unidentified parameters faded and labelled); a
+    loss-to-loss law is its per-group table."""
+    from report_synth import synthetic_fit
+
+    from scalinglab.downstream.l2l import fit_loss_to_loss
+
+    synthetic_fit(isoflop_runs().assign(run_id=lambda d: [f"r{i}" for i in range(len(d))]),
+                  unidentified=("E",)).save(tmp_path / "fit.json")
+    x = np.linspace(2.2, 3.6, 14)
+    pairs = pd.DataFrame({"x": x, "y": 0.9 * (x - 1.6) ** 1.1 + 1.9, "corpus": "c4"})
+    fit_loss_to_loss(pairs, "x", "y", "corpus", bootstrap=20).save(tmp_path / "l2l.json")
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(app, ["report", "--store", str(files["store"]), "--out", str(out),
+                                   "--bootstrap", "0", "--no-rolling", "--result",
+                                   str(tmp_path / "fit.json"), "--result", str(tmp_path / "l2l.json")])
+    assert res.exit_code == 0, res.output
+    html = out.read_text()
+    fit_part, l2l_part = section(html, "result-1"), section(html, "result-2")
+    assert "(fit.json)" in fit_part and 'data-chart="result1_loss_fit_corner"' in fit_part
+    assert "not identified" in fit_part  # E, in its table
+    specs = json.loads(re.search(r'id="sl-specs">(.*?)</script>', html, re.S).group(1)
+                       .replace("<\\/", "</"))
+    assert "E (not identified)" in json.dumps(specs["result1_loss_fit_corner"], ensure_ascii=False)
+    assert "(l2l.json)" in l2l_part and "<td class=\"l\">c4</td>" in l2l_part

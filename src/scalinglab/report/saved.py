@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import InputError
-from scalinglab.report import charts, metric_views
+from scalinglab.report import charts, metric_views, views
 from scalinglab.report.sections import Chart, Section, result_section
 from scalinglab.results import Result, load_results
 
@@ -186,10 +186,25 @@ def _coverage(result: Any, name: str) -> list[Chart]:
                   lambda: charts.coverage_chart(view), lambda: figures.coverage_figure(view))]
 
 
-@result_charts("downstream_prediction", "verifier_analysis", "budget_comparison")
+@result_charts("loss_fit")
+def _loss_fit(result: Any, name: str) -> list[Chart]:
+    """A saved loss-law fit (``fit chinchilla --save``): its bootstrap draws of every parameter,
+    the unidentified ones faded and labelled. It keeps its runs' ids, not their numbers, so the
+    parity and residual charts are the report's own fits of the store's runs."""
+    from scalinglab.report import figures
+
+    if not result.n_draws:
+        return []  # its summary says it was fitted without a bootstrap
+    return [Chart(f"{name}_corner", f"{result.law.name}: bootstrap draws of every parameter",
+                  lambda: charts.corner(views.corner_data(result)),
+                  lambda: figures.corner(result))]
+
+
+@result_charts("downstream_prediction", "verifier_analysis", "budget_comparison", "loss_to_loss")
 def _summary_only(result: Any, name: str) -> list[Chart]:
     """Their summary tables are the whole story (predictions at given sizes, a verifier's
-    ceiling, coverage per option at given budgets)."""
+    ceiling, coverage per option at given budgets, a loss-to-loss law per group with its
+    intervals)."""
     return []
 
 
