@@ -136,3 +136,27 @@ def test_a_cell_run_again_is_one_cell_with_its_mean_loss():
     unlucky = grid.assign(loss=grid["loss"] * 1.001)
     fit = fit_hparam_law(pd.concat([lucky, unlucky]), n_boot=0)
     assert fit.lr.params == pytest.approx(base.lr.params, abs=1e-9)
+
+
+def test_plateau_and_evaluate_say_a_batch_unit_that_looks_mistaken(tmp_path):
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    path = tmp_path / "grid.csv"
+    synthetic_grid().rename(columns={"batch_tokens": "bs"}).to_csv(path, index=False)
+    for args in (["hparams", "plateau", str(path)],
+                 ["hparams", "evaluate", str(path), "--law", "steplaw", "--refit", "none"]):
+        out = CliRunner().invoke(app, args)
+        assert out.exit_code == 0, out.output
+        assert "warning: the median run takes 22.1 optimizer steps" in " ".join(out.output.split())
+
+
+def test_a_diverged_run_brackets_only_its_own_configuration():
+    top = synthetic_grid(noise=0.001)
+    top = top[lr_rank(top) <= 8]
+    a = top_lrs_diverged(top, above=7).assign(experts=8)  # its 8th lr diverged: bracketed
+    b = top[lr_rank(top) <= 7].assign(experts=64)  # stops at the 7th lr: not bracketed
+    fit = fit_hparam_law(grid_from_frame(pd.concat([a, b]), group_by=["experts"]), n_boot=0)
+    edge = {(g["N"], g["D"], g["n_diverged"]) for g in fit.groups if g["lr_edge"] == "high"}
+    assert edge and all(n_dead == 0 for _, _, n_dead in edge)

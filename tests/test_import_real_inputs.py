@@ -272,3 +272,59 @@ def test_a_parquet_decimal_column_is_numbers(tmp_path):
     assert runs["weight_decay"].to_dict() == {"a": 0.1, "b": 0.05}
     assert runs.loc["a", "extra"] == {"seed": 7} and runs.loc["b", "extra"] == {}
     assert list(store.runs(where="seed = 7")["name"]) == ["a"]
+
+
+def test_a_coloured_training_log_is_read_as_its_plain_text(tmp_path):
+    # a log captured from a terminal keeps loguru's or rich's colours; the run was failed with
+    # "no 'loss' logged", its traceback unseen
+    from scalinglab.runs.trackers import read_tracker
+    from scalinglab.runs.trackers.settings import RunSettings
+
+    green, red, off = "\x1b[32m", "\x1b[1;31m", "\x1b[0m"
+    lines = ["max_iters = 100"] + [f"{green}iter {i}: loss {3 - i / 100:.4f}, time 12.34ms, "
+                                   f"mfu 1.23%{off}" for i in range(0, 51, 10)]
+    lines += [f"{red}Traceback (most recent call last):{off}", '  File "train.py", line 3',
+              f"{red}torch.OutOfMemoryError: CUDA out of memory{off}"]
+    f = write(tmp_path, "run.log", "\n".join(lines) + "\n")
+    out = read_tracker("log", f, settings=RunSettings.build({"N": 1e6, "D": 1e8}))
+    run = out.runs.iloc[0]
+    assert run["final_step"] == 50
+    assert run["status"] == "failed"
+    assert run["error"] == ("the log ends in a Python traceback (line 8): "
+                            "torch.OutOfMemoryError: CUDA out of memory")
+    assert list(out.curves["loss"]) == [3.0, 2.9, 2.8, 2.7, 2.6, 2.5]
+
+
+def _nanogpt_log(iters: int = 50) -> str:
+    return "\n".join(["max_iters = 100"] + [f"iter {i}: loss {3 - i / 100:.4f}, time 12.34ms, "
+                                            f"mfu 1.23%" for i in range(0, iters + 1, 10)]) + "\n"
+
+
+def test_a_gzipped_log_in_a_folder_is_read_as_the_log_it_holds_and_is_the_same_run(tmp_path):
+    # logs gzipped to keep them were skipped without a word (a folder) or read as garbage
+    import gzip
+
+    from scalinglab.runs.trackers import read_tracker
+    from scalinglab.runs.trackers.settings import RunSettings
+
+    sizes = RunSettings.build({"N": 1e6, "D": 1e8})
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "packed").mkdir()
+    write(tmp_path / "plain", "run.log", _nanogpt_log())
+    with gzip.open(tmp_path / "packed" / "run.log.gz", "wt") as fh:
+        fh.write(_nanogpt_log())
+    write(tmp_path / "packed", "other.tar.gz", b"not a log")
+    plain = read_tracker("log", tmp_path / "plain", settings=sizes).runs
+    packed = read_tracker("log", tmp_path / "packed", settings=sizes).runs
+    assert list(packed["name"]) == ["run"] and packed["final_step"].iloc[0] == 50
+    assert packed["run_id"].iloc[0] == plain["run_id"].iloc[0]  # one run, compressed or not
+    assert packed["log_file"].iloc[0] == "run.log.gz"
+
+
+def test_a_gz_log_that_is_not_gzip_is_one_line_naming_it(tmp_path):
+    from scalinglab.errors import InputError
+    from scalinglab.runs.trackers import read_tracker
+
+    f = write(tmp_path, "run.log.gz", b"iter 0: loss 3.0")
+    with pytest.raises(InputError, match=r"run\.log\.gz: cannot read: Not a gzipped file"):
+        read_tracker("log", f)

@@ -292,7 +292,8 @@ def evaluate_cmd(
         title=f"excess loss (%, mean / max) on held-out groups ({ev.split}, "
               f"{ev.holdout_groups} per fold)")
     for n in ev.notes:
-        console.print(f"[yellow]note:[/] {n}")
+        kind = "warning" if n.startswith("warning: ") else "note"
+        console.print(f"[yellow]{kind}:[/] {n.removeprefix('warning: ')}")
 
 
 @app.command("plateau")
@@ -347,6 +348,9 @@ def plateau_cmd(
                      f"{o['loss']:.4f}"])
     print_table(["N", "D", "lr*", "lr plateau", "batch*", "batch plateau", "loss*"], rows,
                 title=f"optimum and plateau (within {eps:.2%}) of each group's landscape")
+    for n in grid.notes:  # a batch unit that looks mistaken moves every batch* and plateau
+        if n.startswith("warning: "):
+            console.print(f"[yellow]warning:[/] {n.removeprefix('warning: ')}")
 
 
 @app.command("tau")

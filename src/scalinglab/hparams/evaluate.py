@@ -128,7 +128,9 @@ def evaluate_laws(
     lands: dict[int, Landscape | None] = {}
     cubics: dict[int, CubicReading | None] = {i: fit_cubic_reading(g) for i, (_, g) in
                                                enumerate(groups)}
-    notes: list[str] = []
+    # what the grid's reading found wrong (a batch unit that looks mistaken) holds for every
+    # law's excess read on it
+    notes: list[str] = [n for n in grid.notes if n.startswith("warning: ")]
     for i, (_, g) in enumerate(groups):
         try:
             lands[i] = fit_landscape(g, window=fit_window)

@@ -87,7 +87,7 @@ def group_optima(
                                 "best_loss": float(best["loss"]), "best_lr": float(best["lr"]),
                                 "best_batch_tokens": float(best["batch_tokens"])}
         # runs that diverged bracket the optimum too: their loss is worse than any finished run's
-        dead = grid.diverged_of(N, D)
+        dead = grid.diverged_of(runs)
         info["n_diverged"] = int(len(dead))
         info["lr_edge"] = _edge(float(best["lr"]), pd.concat([g["lr"], dead["lr"]]))
         info["batch_edge"] = _edge(float(best["batch_tokens"]),

@@ -48,11 +48,16 @@ class Grid:
     diverged: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         {k: pd.Series(dtype=float) for k in ("N", "D", "lr", "batch_tokens", "row")}))
 
-    def diverged_of(self, N: float, D: float) -> pd.DataFrame:
-        """The diverged runs at (N, D) (every configuration of it: ``group_by`` columns are not
-        required of them)."""
+    def diverged_of(self, group: pd.DataFrame) -> pd.DataFrame:
+        """The diverged runs of ``group`` (one of :meth:`groups`): its N and D, and its value of
+        each ``group_by`` column the diverged runs carry."""
         d = self.diverged
-        return d[(d["N"] == N) & (d["D"] == D)]
+        first = group.iloc[0]
+        mask = (d["N"] == first["N"]) & (d["D"] == first["D"])
+        for c in self.group_by:
+            if c in d.columns:
+                mask &= d[c].astype(str) == str(first[c])
+        return d[mask]
 
     def _keys(self) -> list[Any]:
         return ["N", "D"] + [self.frame[c].astype(str) for c in self.group_by]
@@ -183,7 +188,7 @@ def grid_from_frame(
     for col in cols:  # the file's other columns, as they are: they may tell configurations apart
         if col not in used and col not in frame.columns and col != "run_id":
             frame[col] = raw[col].to_numpy()
-    diverged = frame.loc[unfinished, ["N", "D", "lr", "batch_tokens", "row"]].reset_index(drop=True)
+    diverged = frame.loc[unfinished].drop(columns=["loss"]).reset_index(drop=True)
     frame = frame[~unfinished].reset_index(drop=True)
     if len(diverged):
         rows = [labels.get(int(r) - 1, f"row {int(r)}") for r in diverged["row"][:5]]

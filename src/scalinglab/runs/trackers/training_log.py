@@ -20,9 +20,11 @@ before its planned last step.
 
 from __future__ import annotations
 
+import gzip
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +45,11 @@ from scalinglab.runs.trackers.settings import RunSettings
 #: a number as training loops print them: 3.2100, 3.210E+00, 1e-4, nan, inf
 NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|[nN]a[nN]|[iI]nf)"
 LOG_SUFFIXES = (".log", ".txt", ".out", ".err")
+#: a log compressed to keep it (``train.log.gz``) is read as the log it holds
+_GZ = ".gz"
+#: a terminal escape sequence (colour, cursor movement): loguru, rich and colorlog write them
+#: into logs captured from a terminal, where they split 'iter 10' from the colour before it
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _TRACEBACK = re.compile(r"^Traceback \(most recent call last\):")
 _EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Interrupt|Exit)\b.*")
 
@@ -247,13 +254,9 @@ def _parse(path: Path, fmt: LogFormat, source: str) -> _Parsed:
     clocks: dict[str, list[tuple[int, float]]] = {
         "the log's time field": [], "the log lines' timestamps": [],
         "Megatron's elapsed time per iteration, summed": []}
-    try:
-        fh = path.open(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", source=source) from None
-    with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            line = raw.rstrip("\r\n")
+    with closing(_lines(path, source)) as lines:
+        for lineno, raw in enumerate(lines, start=1):
+            line = _plain(raw.rstrip("\r\n"))
             stamp = _stamp(line)
             if first_stamp is None:
                 first_stamp = stamp
@@ -347,6 +350,43 @@ def _step(text: str, source: str, lineno: int) -> int:
     return int(text)
 
 
+def _is_log(path: Path) -> bool:
+    """A log file by its name: ``*.log`` (or .txt, .out, .err), or one of those gzipped."""
+    suffixes = [x.lower() for x in path.suffixes[-2:]]
+    return bool(suffixes) and (suffixes[-1] in LOG_SUFFIXES or (
+        suffixes[-1] == _GZ and len(suffixes) == 2 and suffixes[0] in LOG_SUFFIXES))
+
+
+def _log_name(rel: str) -> str:
+    """A log's run name: its path without the log suffix (nor ``.gz``)."""
+    for end in (_GZ, *LOG_SUFFIXES):
+        if rel.lower().endswith(end) and len(rel) > len(end):
+            rel = rel[: -len(end)]
+            if end != _GZ:
+                break
+    return rel
+
+
+def _lines(path: Path, source: str | None = None) -> Iterator[str]:
+    """A log's lines (a gzipped one decompressed: it was skipped in a folder, and read as
+    garbage when named), undecodable bytes replaced, as a log may hold any; a file that cannot
+    be read (a .gz cut short or not gzip) is one line naming it."""
+    try:
+        with (gzip.open(path, "rt", encoding="utf-8", errors="replace")
+              if path.suffix.lower() == _GZ else
+              path.open(encoding="utf-8", errors="replace")) as fh:
+            yield from fh
+    except (OSError, EOFError) as exc:  # EOFError, BadGzipFile (an OSError): a bad .gz
+        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}",
+                         source=source or str(path)) from None
+
+
+def _plain(line: str) -> str:
+    """A log line without terminal escape sequences (a coloured 'iter 10: loss 2.9' was no
+    training line: the run was "no 'loss' logged")."""
+    return _ANSI.sub("", line) if "\x1b" in line else line
+
+
 def _detect(path: Path, max_lines: int = 5000, enough: int = 20) -> LogFormat | None:
     """The preset whose training line matches most of the log's first lines (None: no line);
     reading stops once one preset has matched ``enough`` lines.
@@ -355,18 +395,16 @@ def _detect(path: Path, max_lines: int = 5000, enough: int = 20) -> LogFormat | 
     side, and reading one with the other's regexes finds no loss in it.
     """
     counts = dict.fromkeys(FORMATS, 0)
-    try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            for i, line in enumerate(fh):
-                if i >= max_lines:
-                    break
-                for name, fmt in FORMATS.items():
-                    if fmt.train.search(line):
-                        counts[name] += 1
-                if max(counts.values()) >= enough:
-                    break
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+    with closing(_lines(path)) as lines:
+        for i, raw in enumerate(lines):
+            if i >= max_lines:
+                break
+            line = _plain(raw)
+            for name, fmt in FORMATS.items():
+                if fmt.train.search(line):
+                    counts[name] += 1
+            if max(counts.values()) >= enough:
+                break
     best = max(counts, key=lambda k: counts[k])
     return FORMATS[best] if counts[best] else None
 
@@ -400,7 +438,7 @@ def _formats(files: list[Path], source: str) -> tuple[dict[Path, LogFormat], lis
 def log_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in LOG_SUFFIXES
+    return sorted(p for p in path.rglob("*") if p.is_file() and _is_log(p)
                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
 
 
@@ -412,7 +450,8 @@ def read_training_logs(
     settings: RunSettings | None = None,
     final: str | FinalRule = "ema:10",
 ) -> TrackerImport:
-    """Read a training log, or every log (``*.log``, ``*.txt``, ``*.out``, ``*.err``) in a folder.
+    """Read a training log, or every log (``*.log``, ``*.txt``, ``*.out``, ``*.err``, each
+    gzipped too: ``train.log.gz``) in a folder.
 
     Parameters
     ----------
@@ -441,7 +480,8 @@ def read_training_logs(
         raise InputError("no such file or folder", source=source)
     files = log_files(root)
     if not files:
-        raise InputError(f"no log files ({', '.join('*' + s for s in LOG_SUFFIXES)}) in it",
+        raise InputError(f"no log files ({', '.join('*' + s for s in LOG_SUFFIXES)}, or "
+                         "gzipped) in it",
                          source=source)
     if pattern is not None:
         fmt = custom_format(pattern)
@@ -465,7 +505,7 @@ def read_training_logs(
     for p, x in parsed.items():
         fmt = formats[p]
         rel = p.relative_to(root).as_posix() if root.is_dir() else p.name
-        name = rel[: -len(p.suffix)] if p.suffix else rel
+        name = _log_name(rel)
         params: dict[str, Any] = {fmt.renames.get(k, k): v for k, v in x.params.items()}
         scalars = {k: series(s, v) for k, (s, v) in x.series.items()}
         if "batch_size" in scalars and "global_batch_size" not in params:
@@ -505,10 +545,10 @@ def _log_run_id(path: Path, name: str, params: Mapping[str, Any]) -> str:
     own = params.get("sweep_run_id")
     if isinstance(own, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", own):
         return own
-    try:
-        with path.open("rb") as fh:
+    try:  # the log's own bytes, a gzipped one's decompressed: the same run either way
+        with (gzip.open(path, "rb") if path.suffix.lower() == _GZ else path.open("rb")) as fh:
             head = fh.read(4096)
-    except OSError:
+    except (OSError, EOFError):
         head = b""
     return tracker_run_id("log", name, head.decode("utf-8", "replace"))
 
