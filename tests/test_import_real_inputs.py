@@ -345,3 +345,24 @@ def test_a_runs_final_step_stays_an_integer_when_another_run_has_none(tmp_path):
     assert "final_step" not in extra["dead"]
     step = extra["ok"]["final_step"]
     assert step == 50 and isinstance(step, int)
+
+
+def test_runs_columns_naming_an_extra_is_an_empty_table_when_no_run_matches(tmp_path):
+    # a filter that matched nothing made `--columns name,seed` "no column 'seed'" (exit 2), so a
+    # script reading the CSV broke on an empty result; an unknown name is still an error
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    store = tmp_path / "s.duckdb"
+    RunStore(store).import_file(write(tmp_path, "r.csv", "name,N,D,loss,seed\na,1e8,2e9,3.1,7\n"))
+    runner = CliRunner()
+    empty = runner.invoke(app, ["runs", "--store", str(store), "--where", "N > 1e12",
+                                "--columns", "name,seed", "--format", "csv"])
+    assert empty.exit_code == 0 and empty.stdout == "name,seed\n"
+    found = runner.invoke(app, ["runs", "--store", str(store), "--columns", "name,seed",
+                                "--format", "csv"])
+    assert found.stdout == "name,seed\na,7\n"
+    typo = runner.invoke(app, ["runs", "--store", str(store), "--where", "N > 1e12",
+                               "--columns", "name,sed"])
+    assert typo.exit_code == 2 and "no column 'sed' (did you mean 'seed'?)" in typo.output
