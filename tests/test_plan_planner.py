@@ -186,5 +186,8 @@ def test_a_budget_too_small_for_one_batch_is_refused_not_planned():
         make_plan(compute=1e3)
     with pytest.raises(ParameterError, match="less than one batch"):
         make_plan(params=1e6, tokens=1000)
+    # nor a model of less than one parameter, as one of less than one token is refused
+    with pytest.raises(ParameterError, match=r"compute 1e\+20 is too small for D = 1e\+21 tokens"):
+        make_plan(compute=1e20, tokens=1e21)
     # a smaller batch fits the same budget: refused for the batch, not the budget
     assert make_plan(compute=1e9, batch_round="none").steps >= 1

@@ -271,3 +271,33 @@ def test_a_saved_loss_fit_and_loss_to_loss_law_are_sections_with_the_draws_of_ea
                        .replace("<\\/", "</"))
     assert "E (not identified)" in json.dumps(specs["result1_loss_fit_corner"], ensure_ascii=False)
     assert "(l2l.json)" in l2l_part and "<td class=\"l\">c4</td>" in l2l_part
+
+
+def test_saved_results_without_runs_are_a_report_of_them_alone(files, tmp_path):
+    """A link fitted from a CSV and no run store (or a store with no finished run): ``report
+    --result`` stopped with "no run store here" / "no finished runs". It writes the saved
+    results' sections alone, says why, and shows no fit, check or plan of no runs (those were
+    the published laws' figures); the missing store is not created. Without a result an empty
+    store is still refused."""
+    out, missing = tmp_path / "r.html", tmp_path / "nowhere.duckdb"
+    res = CliRunner().invoke(app, ["report", "--store", str(missing), "--out", str(out),
+                                   "--result", str(files["link"]), "--bootstrap", "0"])
+    assert res.exit_code == 0, res.output
+    assert "the report shows the saved results alone" in " ".join(res.output.split())
+    assert not missing.exists()
+    html = out.read_text()
+    assert [m for m in re.findall(r'<section id="([^"]+)"', html)] == ["no-runs", "result-1-link-json"]
+    assert f"No finished runs in {missing}" in html and "Plan at" not in html
+    assert 'data-chart="result1_link_table_link"' in html
+    with RunStore(tmp_path / "failed.duckdb") as store:
+        store.add_run({"run_id": "f", "N": 1e7, "D": 1e8, "status": "failed", "error": "OOM"})
+    res = CliRunner().invoke(app, ["report", "--store", str(tmp_path / "failed.duckdb"), "--out",
+                                   str(out), "--result", str(files["link"]), "--bootstrap", "0",
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    said = json.loads(res.stdout)
+    assert said["plan"] is None and said["warnings"] == [] and len(said["results"]) == 1
+    res = CliRunner().invoke(app, ["report", "--store", str(tmp_path / "failed.duckdb"), "--out",
+                                   str(tmp_path / "none.html"), "--bootstrap", "0"])
+    assert res.exit_code == 2 and "no finished runs" in res.output
+    assert not (tmp_path / "none.html").exists()

@@ -234,7 +234,11 @@ def _allocation(
                                  "compute")
         return params, D, "given compute and N"
     assert compute is not None and tokens is not None
-    return compute / (6 * tokens + 2 * T), tokens, "given compute and D"
+    N = compute / (6 * tokens + 2 * T)
+    if N < 1:  # as D < 1 is refused above: 1e20 FLOPs over 1e21 tokens once planned N = 0.017
+        raise ParameterError(f"compute {compute:.3g} is too small for D = {tokens:.3g} tokens "
+                             f"(N = {N:.3g} parameters)", "compute")
+    return N, tokens, "given compute and D"
 
 
 def make_plan(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -109,7 +110,13 @@ def report(
     if unknown:
         raise UserError(f"--law {unknown[0]!r}: choose from {', '.join(loss_laws())}")
     loaded = _saved(result)
-    runs = RunStore(store, read_only=True)
+    if loaded and not os.path.lexists(store):
+        # saved results alone (fitted from files, no run store): a report of them, said so
+        from scalinglab.report.dashboard_api import EmptyStore
+
+        runs: Any = EmptyStore(store)
+    else:
+        runs = RunStore(store, read_only=True)
     # outputs checked before the fits (minutes), not after: never the store, an input, a folder
     check_output_early(out, "--out")
     if figures_dir is not None and os.path.lexists(figures_dir) and not figures_dir.is_dir():
@@ -119,7 +126,7 @@ def report(
         study = Study(runs, tags=tags, where=where, bootstrap=bootstrap, seed=seed)
         summary = study.summarise(laws=law, compute=compute, holdout=holdout, seq_len=seq_len,
                                   batch_tokens=batch_tokens, progress=progress, rolling=rolling)
-        if summary.runs.empty:
+        if summary.runs.empty and not loaded:
             raise UserError(f"{store}: no finished runs" + (f" with tags {summary.tags}" if tag else "")
                             + (f" where {where}" if where else ""))
         summary.results += loaded
@@ -134,13 +141,18 @@ def report(
                    "rolling": None if summary.rolling is None else {
                        name: o.value.to_dict() if o.ok else {"error": o.error}
                        for name, o in summary.rolling.items()},
-                   "plan": summary.plan.value.to_dict() if summary.plan.ok else None,
-                   "warnings": summary.warnings,
+                   "plan": (summary.plan.value.to_dict()
+                            if summary.plan.ok and not summary.runs.empty else None),
+                   "warnings": summary.warnings if not summary.runs.empty else [],
                    "results": [s.to_json() for s in loaded]})
         return
     shown = f", {len(loaded)} saved results" if loaded else ""
+    if summary.runs.empty:
+        err_console.print(f"note: no finished runs in {store}: the report shows the saved results "
+                          "alone", highlight=False)
     console.print(f"wrote [bold]{out}[/] ({len(summary.runs)} runs{shown}, "
-                  f"{len(summary.warnings)} warnings)", highlight=False)
+                  f"{len(summary.warnings) if not summary.runs.empty else 0} warnings)",
+                  highlight=False)
     if saved:
         console.print(f"saved {len(saved)} figures in {figures_dir}", highlight=False)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import InputError
-from scalinglab.report import charts, metric_views, views
+from scalinglab.report import charts, metric_views
 from scalinglab.report.sections import Chart, Section, result_section
 from scalinglab.results import Result, load_results
 
@@ -188,16 +188,19 @@ def _coverage(result: Any, name: str) -> list[Chart]:
 
 @result_charts("loss_fit")
 def _loss_fit(result: Any, name: str) -> list[Chart]:
-    """A saved loss-law fit (``fit chinchilla --save``): its bootstrap draws of every parameter,
-    the unidentified ones faded and labelled. It keeps its runs' ids, not their numbers, so the
-    parity and residual charts are the report's own fits of the store's runs."""
-    from scalinglab.report import figures
+    """A saved loss-law fit (``fit chinchilla --save``): the chart table's bootstrap draws of
+    every parameter, the unidentified ones faded and labelled. It keeps its runs' ids, not their
+    numbers, so the parity and residual charts are the report's own fits of the store's runs."""
+    import pandas as pd
 
-    if not result.n_draws:
-        return []  # its summary says it was fitted without a bootstrap
-    return [Chart(f"{name}_corner", f"{result.law.name}: bootstrap draws of every parameter",
-                  lambda: charts.corner(views.corner_data(result)),
-                  lambda: figures.corner(result))]
+    from scalinglab.report.chart_table import ChartInputs
+    from scalinglab.report.sections import table_chart
+
+    # the runs by id alone (no budget to plan: the corner chart needs none)
+    v = ChartInputs(pd.DataFrame({"run_id": list(result.run_ids)}), law=result.law.name,
+                    fit=lambda: result, compute=float("nan"))
+    # without draws the chart's reason is left out: the summary above says "no bootstrap"
+    return [c for c in table_chart("corner", v, f"{name}_corner") if isinstance(c, Chart)]
 
 
 @result_charts("downstream_prediction", "verifier_analysis", "budget_comparison", "loss_to_loss")

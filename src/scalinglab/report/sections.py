@@ -200,6 +200,14 @@ def table_chart(chart: str, v: ChartInputs, name: str | None = None, *,
 def report_sections(s: Analysis, store: Any = None, saved: Sequence[Section] = ()) -> list[Section]:
     """Every section of the report, in reading order; ``saved``: the sections of saved results
     (:func:`scalinglab.report.saved.saved_sections`, which builds on this module)."""
+    if s.runs.empty and saved:
+        # saved results without runs (none in the store, or no store): their sections alone;
+        # fits, checks and a plan of no runs would be the published laws' figures, not theirs
+        where = f" matching {', '.join(f'{k}={v}' for k, v in s.tags.items())}" if s.tags else ""
+        note = Section(id="no-runs", title="Runs", parts=[para(
+            f"No finished runs in {s.store}{where}: no loss-law fit, check or plan of runs; the "
+            "sections below are the saved results alone.", "meta")])
+        return [note, *saved]
     ctx = Context.of(s, store)
     sections = [overview(ctx), warnings_section(s), validation_section(ctx)]
     rolling = rolling_section(ctx)
