@@ -273,3 +273,15 @@ def test_bad_counts_files_name_file_row_and_column(tmp_path, text, match):
     with pytest.raises(InputError, match=match) as exc:
         read_counts(f)
     assert str(f) in str(exc.value)
+
+
+def test_one_problem_with_few_samples_is_named_where_it_holds_k_down():
+    n = [100] * 30 + [2]
+    c = [50] * 30 + [1]
+    data = counts([f"q{i}" for i in range(30)] + ["short"], n, c)
+    said = r"problem 'short' has the fewest \(2; 1 of 31 problems, the rest up to 100\)"
+    with pytest.raises(NotIdentifiable, match="need at least 3.*" + said):
+        fit_coverage(data, bootstrap=0)
+    with pytest.raises(ParameterError, match=r"fewest samples of any problem \(2\), not \[50\]; " + said):
+        estimate_pass_at_k(data, k=[50], bootstrap=0)
+    assert any("problem 'short' has the fewest" in n for n in estimate_pass_at_k(data, bootstrap=0).notes)

@@ -86,9 +86,15 @@ _JS = """
   const drawer = document.getElementById("drawer");
   function openRun(id) {
     const r = runs[id];
-    if (!r) return;
     drawer.hidden = false;  // first, so the chart is laid out at the panel's width
     document.getElementById("drawer-title").textContent = "run " + id;
+    if (!r) {  // a saved result's point whose run is not in the store: a click did nothing
+      const body = document.getElementById("drawer-body");
+      body.textContent = "Not among this report's runs: a saved result names the runs it was " +
+        "fitted on, which may be rows of another file or runs since removed from the store.";
+      document.getElementById("drawer-curve").hidden = true;
+      return;
+    }
     document.getElementById("drawer-body").innerHTML = r.table;
     const chart = document.getElementById("drawer-curve");
     if (r.curve) {

@@ -712,6 +712,15 @@ class RunStore:
         df["extra"] = [loads(s) for s in df["extra"]]
         return df
 
+    def extra_keys(self) -> list[str]:
+        """Every key of the runs' ``extra`` (imported extra columns), sorted."""
+        with self._reader() as (con, _):
+            if "extra" not in _columns(con):
+                return []
+            return [str(k) for (k,) in con.execute(
+                "SELECT DISTINCT unnest(json_keys(extra)) AS k FROM runs "
+                "WHERE extra IS NOT NULL AND extra <> '{}' ORDER BY k").fetchall()]
+
     def run(self, run_id: str) -> dict[str, Any]:
         """One run as a dict; ``KeyError`` if the store has no such run."""
         with self._reader() as (con, _):

@@ -119,6 +119,11 @@ def _parse(statement: str, where: str) -> dict[str, Any]:
             raise _refuse(where, _first_line(str(exc)) + _reserved_hint(str(exc))) from None
     if tree.get("error"):
         msg = str(tree.get("error_message", "cannot parse it"))
+        if "Only SELECT statements can be serialized" in msg:
+            # "N > 1; DROP TABLE runs": DuckDB's own words named its JSON serialiser, not the
+            # filter's mistake (the dashboard's filter box showed them)
+            raise _refuse(where, "it must be one expression, not several statements (a filter is "
+                                 "the condition of one SELECT; ';' ends it)")
         raise _refuse(where, _first_line(msg) + _reserved_hint(msg))
     return tree
 

@@ -26,7 +26,7 @@ from scalinglab.laws.base import Law, Provenance
 from scalinglab.stats import Estimate, bootstrap_weights, percentile_interval
 from scalinglab.summary import Summary, Table, format_number
 from scalinglab.testtime.counts import ProblemCounts
-from scalinglab.testtime.passk import _ProblemsResult, default_ks, pass_at_k
+from scalinglab.testtime.passk import _ProblemsResult, default_ks, fewest_samples, pass_at_k
 
 
 def _coverage(x: Mapping[str, np.ndarray], p: Mapping[str, Any]) -> np.ndarray:
@@ -222,7 +222,8 @@ def fit_coverage(
     ks = default_ks(data.min_samples) if k is None else np.unique(np.asarray(k, dtype=np.int64))
     if len(ks) < 3:
         raise NotIdentifiable(f"{len(ks)} values of k cannot identify a and b with a check of fit: "
-                              "need at least 3 (draw more samples per problem)")
+                              "need at least 3 (draw more samples per problem)"
+                              + (fewest_samples(data) if k is None else ""))
     per = pass_at_k(data.n, data.c, ks)
     cov = per.mean(axis=0)
     if not np.any((cov > 0) & (cov < 1)):

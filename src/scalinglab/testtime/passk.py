@@ -58,6 +58,20 @@ def pass_at_k(n: Any, c: Any, k: Any) -> np.ndarray:
     return out
 
 
+def fewest_samples(data: ProblemCounts) -> str:
+    """``"; problem 'q7' has the fewest (2; 1 of 51 problems, the rest up to 100): ..."``:
+    which problems hold the largest k down, when others have more samples (else "")."""
+    n = np.asarray(data.n)
+    low = np.flatnonzero(n == n.min())
+    if n.min() == n.max():
+        return ""
+    names = ", ".join(repr(data.problem_ids[i]) for i in low[:3]) + (", ..." if len(low) > 3 else "")
+    many = len(low) > 1
+    return (f"; problem{'s' if many else ''} {names} {'have' if many else 'has'} the fewest "
+            f"({int(n.min())}; {len(low)} of {len(n)} problems, the rest up to {int(n.max())}): "
+            f"draw more for {'them' if many else 'it'}, or leave {'them' if many else 'it'} out")
+
+
 def default_ks(max_k: int) -> np.ndarray:
     """1, 2, 4, ... up to ``max_k``, and ``max_k`` itself."""
     ks = 2 ** np.arange(int(np.floor(np.log2(max_k))) + 1)
@@ -190,6 +204,9 @@ def estimate_pass_at_k(
     what the problem bootstrap sees.
     """
     ks = default_ks(data.min_samples) if k is None else np.atleast_1d(np.asarray(k, dtype=np.int64))
+    if np.any(ks > data.min_samples):
+        raise ParameterError(f"k must be between 1 and the fewest samples of any problem "
+                             f"({data.min_samples}), not {ks.tolist()}{fewest_samples(data)}", "k")
     per = pass_at_k(data.n, data.c, ks)
     values = per.mean(axis=0)
     draws = None
@@ -198,8 +215,8 @@ def estimate_pass_at_k(
         draws = w @ per / data.n_problems
     notes = []
     if data.n.min() != data.n.max():
-        notes.append(f"problems have {int(data.n.min())} to {int(data.n.max())} samples; k goes up to "
-                     f"the fewest ({int(data.n.min())})")
+        notes.append(f"problems have {int(data.n.min())} to {int(data.n.max())} samples"
+                     f"{fewest_samples(data)}")
     return PassAtK(ks=ks, values=values, draws=draws, n=np.asarray(data.n), c=np.asarray(data.c),
                    run_ids=data.problem_ids, model=data.model, seed=seed, level=level, notes=notes)
 
