@@ -38,6 +38,8 @@ from scalinglab.fit.search import bootstrap as warm_bootstrap
 from scalinglab.laws.base import Law
 from scalinglab.laws.registry import get_law
 from scalinglab.laws.starts import besiroglu_grid
+from scalinglab.stats import check_count, check_level
+from scalinglab.values import as_table
 
 if TYPE_CHECKING:  # the engine imports sympy: loaded only by the fits that use it
     from scalinglab.fit.lsq import Lean, LsqFit, Problem, RobustFit
@@ -369,8 +371,8 @@ def fit_arrays(
     c, basis = run_compute(x, compute)
     w = _run_weights(weights, len(y))
     est = make_estimator(estimator, delta, over_penalty, param="estimator")
-    if bootstrap < 0:
-        raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
+    check_count(bootstrap, "bootstrap")
+    check_level(level)
     notes: list[str] = compute_note(basis, holdout_top, 0.0)
     x, y, c, ids, w, dropped, holdout_idx, train = _leave_out(
         x, y, c, ids, w, drop_highest, holdout_top, len(law.param_names), notes)
@@ -574,8 +576,8 @@ def _fit_linear(
     ids = _run_ids(run_ids, len(y))
     c, basis = run_compute(x, compute)
     w = _run_weights(weights, len(y))
-    if bootstrap < 0:
-        raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
+    check_count(bootstrap, "bootstrap")
+    check_level(level)
     notes = [n for n in [note] if n] + compute_note(basis, holdout_top, lean_top, select)
     x, y, c, ids, w, dropped, holdout_idx, train = _leave_out(
         x, y, c, ids, w, drop_highest, holdout_top, len(law.param_names), notes)
@@ -765,6 +767,7 @@ def fit_law(
     """
     from scalinglab.fit.consistency import check_flops
 
+    frame = as_table(frame, "frame")
     law = get_law(law)
     loss = make_estimator(loss, delta, over_penalty, param="loss")
     n_read, left = len(frame), []

@@ -45,7 +45,7 @@ from scalinglab.fit.forward import FORWARD_TOP, check_lean_top, check_select, fo
 from scalinglab.fit.identify import _linear_soft_checks
 from scalinglab.laws.formula import compile_expressions
 from scalinglab.results import Result
-from scalinglab.stats import Estimate, check_level
+from scalinglab.stats import Estimate, check_count, check_level
 
 #: screened starts: at least this many, more with more nonlinear parameters, at most MAX_SCREEN
 MIN_SCREEN = 256
@@ -1730,8 +1730,7 @@ def fit_joint(
     all_bounds = {k: v for k, v in bounds.items() if k in all_names}
     all_bounds |= {f"{p}[{g}]": bounds[p] for p in per_group for g in group_names if p in bounds}
     check_lean_top(lean_top, unit="rows")
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
-        raise ParameterError(f"bootstrap must be a whole number >= 0, not {bootstrap!r}", "bootstrap")
+    check_count(bootstrap, "bootstrap")
     check_level(level)
     if run_ids is not None and len(run_ids) != n:
         raise ParameterError(f"run_ids has {len(run_ids)} ids for {n} rows", "run_ids")
