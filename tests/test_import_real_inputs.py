@@ -366,3 +366,33 @@ def test_runs_columns_naming_an_extra_is_an_empty_table_when_no_run_matches(tmp_
     typo = runner.invoke(app, ["runs", "--store", str(store), "--where", "N > 1e12",
                                "--columns", "name,sed"])
     assert typo.exit_code == 2 and "no column 'sed' (did you mean 'seed'?)" in typo.output
+
+
+def test_a_filter_reaches_columns_that_differ_only_in_case_as_they_are_spelt(tmp_path):
+    # SQL names are case-blind: 'LR > 0.15' filtered on the run column lr and 'x > 1' on the
+    # extra X, each an empty answer without a word
+    store = RunStore(tmp_path / "s.duckdb")
+    store.import_file(write(tmp_path, "r.csv", "name,N,D,loss,lr,LR,X,x\n"
+                                               "a,1e8,2e9,3.1,0.1,0.2,1,2\n"
+                                               "b,2e8,2e9,3.0,0.3,0.05,5,0\n"))
+
+    def names(where: str) -> list[str]:
+        return sorted(store.runs(where=where)["name"])
+
+    assert names("LR > 0.15") == ["a"] and names("lr > 0.15") == ["b"]
+    assert names("x > 1") == ["a"] and names("X > 1") == ["b"] and names('"x" > 1') == ["a"]
+    assert names("n > 1.5e8") == ["b"]  # one column spelt so: any case, as before
+    from scalinglab.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"'Lr' could be any of \['LR', 'lr'\]"):
+        store.runs(where="Lr > 0")
+
+
+def test_a_filter_on_a_frame_reaches_columns_that_differ_only_in_case(tmp_path):
+    import pandas as pd
+
+    from scalinglab.runs.where import filter_frame
+
+    frame = pd.DataFrame({"X": [1, 5], "x": [5, 1], "N": [1, 2]})
+    assert list(filter_frame(frame, "x > 2").index) == [0]
+    assert list(filter_frame(frame, "X > 2").index) == [1]

@@ -296,3 +296,17 @@ def test_an_unidentified_n_opt_is_neither_divided_nor_quoted():
     assert {r[0]: r for r in rec.table().rows}["IsoFLOP Approach 1"][6] == ""
     assert rec.verdicts() == ["IsoFLOP Approach 1: not compared with the plan's: N_opt at this "
                               "budget is not identified by IsoFLOP Approach 1"]
+
+
+def test_the_header_names_the_where_filter_beside_the_tags(store_path, tmp_path):
+    """A report of ``--where "N > 1e7 AND lr IS NULL"`` (29 of 77 runs) said "filter: none":
+    read later, it passed for a report of every run."""
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(app, ["report", "--store", str(store_path), "--out", str(out),
+                                   "--where", "N > 1e7 AND lr IS NULL", "--tag", "sweep:isoflop",
+                                   "--bootstrap", "0", "--no-rolling"])
+    assert res.exit_code == 0, res.output
+    meta = re.search(r'<p class="meta">store .*?</p>', out.read_text()).group(0)
+    assert "filter: sweep=isoflop, where N &gt; 1e7 AND lr IS NULL · runs: 29 finished" in meta
+    plain = build_report(store_path, tmp_path / "all.html", bootstrap=0, rolling=False).read_text()
+    assert "filter: none" in plain

@@ -203,7 +203,7 @@ def report_sections(s: Analysis, store: Any = None, saved: Sequence[Section] = (
     if s.runs.empty and saved:
         # saved results without runs (none in the store, or no store): their sections alone;
         # fits, checks and a plan of no runs would be the published laws' figures, not theirs
-        where = f" matching {', '.join(f'{k}={v}' for k, v in s.tags.items())}" if s.tags else ""
+        where = f" matching {s.filter_text}" if s.filter_text else ""
         note = Section(id="no-runs", title="Runs", parts=[para(
             f"No finished runs in {s.store}{where}: no loss-law fit, check or plan of runs; the "
             "sections below are the saved results alone.", "meta")])
