@@ -111,7 +111,14 @@ class Result:
             if level is not None:
                 raise ParameterError("give level or alpha, not both", "alpha")
             level = 1.0 - float(alpha)
-        level = self.level if level is None else float(level)
+        if level is None:
+            # a result without a level of its own (a pool proposal, a replay) has no intervals:
+            # say so, as for any result without draws, not AttributeError: no 'level'
+            level = getattr(self, "level", None)
+            if level is None:
+                raise ParameterError(f"this {type(self).__name__} has no bootstrap draws to give "
+                                     "intervals", "level")
+        level = float(level)
         if not 0.0 < level < 1.0:
             raise ParameterError(f"level must be between 0 and 1, not {level}", "level")
         out = self._own_intervals(level)
