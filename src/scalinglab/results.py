@@ -227,6 +227,8 @@ def _kind(kind: Any) -> type[Result] | None:
 
 def load_result(path: str | Path) -> Result:
     """Read any result written by ``Result.save`` or a command's ``--save``."""
+    if not isinstance(path, (str, Path)) and not hasattr(path, "__fspath__"):
+        raise ParameterError(f"path must be a file name, not {type(path).__name__}", "path")
     path = Path(path)
     return _from_dict(_read_json(path), path)
 
