@@ -178,7 +178,8 @@ def render_report(summary: Summary, store: Any = None, title: str = "scalinglab 
         progress("writing the report", len(charts), len(charts))
     when = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())) or "no runs"
-    filt = ", ".join(f"{k}={v}" for k, v in summary.tags.items()) or "none"
+    # the where filter too: a report of --where "N > 1e8" said "filter: none"
+    filt = summary.filter_text or "none"
     body = [
         f"<h1>{_e(title)}</h1>",
         f'<p class="meta">store <code>{_e(summary.store)}</code> · filter: {_e(filt)} · '
