@@ -88,3 +88,28 @@ def test_a_whole_float_bootstrap_is_the_count_it_says():
     from scalinglab.stats import check_count
 
     assert check_count(100.0) == 100 and check_count(np.int64(3)) == 3
+
+
+def test_fit_arrays_inputs_are_columns_by_name(runs):
+    with pytest.raises(sl.ParameterError, match=r"^inputs must map each input's name .* not list"):
+        sl.fit_arrays("chinchilla", [1.0, 2.0], [1.0, 2.0])
+    for scale in ("log", "linear"):  # was KeyError: 'D'
+        with pytest.raises(sl.ParameterError, match=r"^inputs lack \['D'\] \(did you mean 'd'\?\)"):
+            sl.fit_arrays("chinchilla", {"N": runs.N, "d": runs.D}, runs.loss, scale=scale)
+    # a DataFrame is columns by name: the same fit as its dict
+    a = sl.fit_arrays("chinchilla", runs, runs.loss, bootstrap=0).params
+    b = sl.fit_arrays("chinchilla", {"N": runs.N, "D": runs.D}, runs.loss, bootstrap=0).params
+    assert a == b
+
+
+def test_fit_joint_takes_one_formula_as_text_and_refuses_inputs_that_are_not_columns(runs):
+    x, y = {"N": runs.N.to_numpy()}, runs.loss.to_numpy()
+    one = sl.fit_joint("E + A*N**-a", x, y, bootstrap=0)  # was 11 'formulas', one per character
+    assert list(one.params) == ["E", "A", "a"]
+    with pytest.raises(sl.ParameterError, match="^inputs must map"):
+        sl.fit_joint("E + A*N**-a", [1.0, 2.0], y)
+
+
+def test_load_result_of_something_not_a_path_is_a_parameter_error():
+    with pytest.raises(sl.ParameterError, match="path must be a file name, not int"):
+        sl.load_result(5)

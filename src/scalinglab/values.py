@@ -149,5 +149,24 @@ def as_table(data: Any, what: str = "frame") -> Any:
                      f"{type(data).__name__}, not a table; {hint}", source=what)
 
 
-__all__ = ["EXAMPLES", "SUFFIXES", "as_table", "comma_parts", "parse_fraction", "parse_number_list", "parse_pairs",
+def as_columns(data: Any, needed: Iterable[str] = (), what: str = "inputs") -> Mapping[str, Any]:
+    """``data`` as columns by name: a mapping (``{"N": array, ...}``) or a DataFrame, with every
+    name in ``needed``; else :class:`~scalinglab.errors.ParameterError` naming ``what`` (a list
+    or an array was a TypeError from indexing it by name, a missing name a bare KeyError)."""
+    from scalinglab.errors import did_you_mean
+
+    if not isinstance(data, Mapping):
+        if hasattr(data, "columns") and hasattr(data, "__getitem__"):  # a DataFrame
+            data = {str(c): data[c] for c in data.columns}
+        else:
+            raise ParameterError(f"{what} must map each input's name to its values "
+                                 f"({{'N': [...], ...}} or a DataFrame), not {type(data).__name__}", what)
+    missing = [k for k in needed if k not in data]
+    if missing:
+        hint = did_you_mean(missing[0], [str(k) for k in data])
+        raise ParameterError(f"{what} lack {missing}{hint}; given: {sorted(map(str, data))}", what)
+    return data
+
+
+__all__ = ["EXAMPLES", "SUFFIXES", "as_columns", "as_table", "comma_parts", "parse_fraction", "parse_number_list", "parse_pairs",
            "parse_quantities", "parse_quantity"]

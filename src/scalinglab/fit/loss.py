@@ -39,7 +39,7 @@ from scalinglab.laws.base import Law
 from scalinglab.laws.registry import get_law
 from scalinglab.laws.starts import besiroglu_grid
 from scalinglab.stats import check_count, check_level
-from scalinglab.values import as_table
+from scalinglab.values import as_columns, as_table
 
 if TYPE_CHECKING:  # the engine imports sympy: loaded only by the fits that use it
     from scalinglab.fit.lsq import Lean, LsqFit, Problem, RobustFit
@@ -83,6 +83,7 @@ def drop_lossless(frame: pd.DataFrame, *, source: str | None = None,
 
 
 def _as_inputs(law: Law, data: Mapping[str, Any], loss: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    data = as_columns(data, law.inputs)
     arrays = {k: np.asarray(data[k], dtype=float).ravel() for k in law.inputs}
     y = np.asarray(loss, dtype=float).ravel()
     for name, v in [*arrays.items(), ("loss", y)]:
@@ -563,6 +564,7 @@ def _fit_linear(
     est = make_estimator(estimator, HUBER_DELTA, over_penalty, param="estimator")
     est_name = est.kind
     law = _linear_law(base, tie, fix, bounds)
+    inputs = as_columns(inputs, law.inputs)
     x = {k: np.asarray(inputs[k], dtype=float).ravel() for k in law.inputs}
     y = np.asarray(loss, dtype=float).ravel()
     for name, v in [*x.items(), ("loss", y)]:
@@ -745,7 +747,8 @@ def fit_law(
     """Fit a loss law (a catalogue name, see ``scalinglab.list_laws()``, or a :class:`Law`) to a
     frame of runs.
 
-    The frame needs a loss column and the law's inputs; ``columns`` maps scalinglab's names to
+    The frame (a DataFrame, a dict of columns or a list of records, one per run:
+    :func:`scalinglab.values.as_table`) needs a loss column and the law's inputs; ``columns`` maps scalinglab's names to
     the frame's (``{"N": "params", "loss": "final_loss", "U": "unique_tokens"}``). ``D`` is
     derived as ``C/6N`` and ``C`` as ``6ND`` when missing (``result.notes`` says so). A
     ``run_id`` column, when present, names the runs; otherwise they are ``row-1``, ``row-2``, ...

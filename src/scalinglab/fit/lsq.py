@@ -46,6 +46,7 @@ from scalinglab.fit.identify import _linear_soft_checks
 from scalinglab.laws.formula import compile_expressions
 from scalinglab.results import Result
 from scalinglab.stats import Estimate, check_count, check_level
+from scalinglab.values import as_columns
 
 #: screened starts: at least this many, more with more nonlinear parameters, at most MAX_SCREEN
 MIN_SCREEN = 256
@@ -1686,6 +1687,8 @@ def fit_joint(
     are done), said in a note.
     """
     start = time.process_time()  # the budget covers the setup too
+    if isinstance(formulas, str):  # one formula (was read as a formula per character)
+        formulas = [formulas]
     if isinstance(formulas, Mapping):
         outs, texts = [str(k) for k in formulas], [str(v) for v in formulas.values()]
     else:
@@ -1693,7 +1696,9 @@ def fit_joint(
         outs = [f"y{i + 1}" for i in range(len(texts))]
     if not texts:
         raise ParameterError("fit_joint needs at least one formula", "formulas")
-    x = {k: np.asarray(v, float).ravel() for k, v in inputs.items()}
+    x = {k: np.asarray(v, float).ravel() for k, v in as_columns(inputs).items()}
+    if not x:
+        raise ParameterError("inputs are empty: give each input's values by name", "inputs")
     n = len(next(iter(x.values())))
     if isinstance(targets, Mapping):
         missing = [o for o in outs if o not in targets]
