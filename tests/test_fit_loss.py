@@ -65,6 +65,25 @@ def test_derived_figures_follow_from_the_parameters(full_fit):
     assert d["N_opt_exponent"]["ci"][0] - 0.01 < truth_exp < d["N_opt_exponent"]["ci"][1] + 0.01
 
 
+def test_a_figure_read_beyond_the_runs_says_it_extrapolates_and_one_inside_does_not(full_fit):
+    (n_lo, n_hi), (d_lo, d_hi) = full_fit.data_range["N"], full_fit.data_range["D"]
+    c_hi = full_fit.compute_range[1]
+    inside = {"N": float(np.sqrt(n_lo * n_hi)), "D": float(np.sqrt(d_lo * d_hi))}
+    far = {"N": n_hi * 1000, "D": d_hi * 10}
+    d = full_fit.derived(compute=[c_hi, c_hi * 1e4], at=[inside, far])
+    assert "extrapolation" not in d["predictions"][0] and "extrapolation" not in d["at_compute"][0]
+    assert d["predictions"][1]["extrapolation"] == [
+        f"N = {far['N']:.3g} is outside the range of the runs fitted [{n_lo:.3g}, {n_hi:.3g}] "
+        "(x1e+03 beyond); extrapolating",
+        f"D = {far['D']:.3g} is outside the range of the runs fitted [{d_lo:.3g}, {d_hi:.3g}] "
+        "(x10 beyond); extrapolating"]
+    assert d["at_compute"][1]["extrapolation"][0].startswith(f"C = {c_hi * 1e4:.3g} is outside")
+    # what a command prints says so too, each warning once
+    warnings = full_fit.summary(compute=[c_hi * 1e4], at=[far, far]).warnings
+    assert sum("extrapolating" in w for w in warnings) == 3
+    assert not any("extrapolating" in w for w in full_fit.summary(at=[inside]).warnings)
+
+
 def test_saved_fit_round_trips_through_from_dict(full_fit):
     import json
 
