@@ -190,6 +190,25 @@ def test_fit_law_derives_D_from_C_and_says_so():
     assert fit.params["alpha"] == pytest.approx(TRUE["alpha"], abs=0.05)
 
 
+def test_parameters_in_millions_beside_tokens_in_billions_are_flagged_and_units_of_one_are_not():
+    runs = isoflop_runs(noise=0.005, budgets=np.geomspace(1e18, 1e21, 4))[["N", "D", "loss"]]
+    assert not any("units" in w for w in fit_law("chinchilla", runs, bootstrap=0, starts=SMALL).warnings)
+    slipped = runs.assign(N=runs["N"] / 1e6, D=runs["D"] / 1e9)  # the law fits these just as well
+    warnings = fit_law("chinchilla", slipped, bootstrap=0, starts=SMALL).warnings
+    tpp = float(np.median(runs["D"] / runs["N"])) / 1e3
+    assert warnings[:2] == [
+        f"every D is below 10,000 tokens (largest {slipped['D'].max():.4g}): is D in millions or "
+        "billions? scale it (--units D=1e9)",
+        f"tokens per parameter D/N is {tpp:.3g} in the median run, outside [0.1, 1e+06]: are N and "
+        "D in different units (e.g. parameters in millions, tokens in billions: --units N=1e6,D=1e9)?"]
+    # the demo's byte-level models, the smallest trained here (N ~ 2e3, D ~ 2e5), are not flagged
+    from scalinglab.runs.flops import units_warnings
+
+    assert units_warnings([1.8e3, 5e3, 1.4e4], [2e5, 5e5, 1.4e6]) == []
+    assert units_warnings([10.0, 70.0, 400.0]) == [
+        "every N is below 1,000 (largest 400): is N in millions or billions? scale it (--units N=1e6)"]
+
+
 def test_non_positive_inputs_are_rejected_naming_the_run():
     frame = pd.DataFrame({"N": [1e8, -1.0, 1e9], "D": [1e9, 1e9, 1e9], "loss": [3.0, 3.0, 3.0]})
     with pytest.raises(ValueError, match="run 2, column 'N': must be positive and finite, not -1$"):

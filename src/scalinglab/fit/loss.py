@@ -764,6 +764,7 @@ def fit_law(
     another factor (``1.2``) or the column as given (``"given"``).
     """
     from scalinglab.fit.consistency import check_flops
+    from scalinglab.runs.flops import units_warnings
 
     law = get_law(law)
     loss = make_estimator(loss, delta, over_penalty, param="loss")
@@ -794,6 +795,8 @@ def fit_law(
         select=select, select_top=select_top, searched=searched,
     )
     fit.notes[:0] = notes + ([wnote] if wnote else [])
+    fit.warnings[:0] = units_warnings(frame["N"] if "N" in frame else None,
+                                      frame["D"] if "D" in frame else None)
     if flops is not None:
         fit.warnings[:0] = flops.warnings
         fit.notes += flops.notes
