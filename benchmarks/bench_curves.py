@@ -31,13 +31,13 @@ same process with its peak reset, ``forecast`` with that fit of a run logged eve
 Measured (2 shared cores, the reference 256 MB): ``24k`` 410 MB and 5.0 s CPU, ``72k`` 351 MB
 and 20 s CPU; before the decay sum, designs and bands were taken in slices (laws/curves.py
 ``DECAY_CHUNK``, ``DESIGN_TERMS``; fit/curves.py ``BAND_ELEMENTS``) 2,439 MB / 13.8 s and
-2,365 MB / 54 s, with the same numbers out. Of ``72k``'s ~21 s the fit is ~20 s (its decay sum
-with gradient, and leave-one-run-out refits ~40% of it); at every 8th step the draws take 1.5 s
-and the band 0.11 s (0.37 s before its ends were selected in place, stats._linear_ends). At
-every step (``--every 1``, 405 MB): draws 10.9 s (13.4 s before the decay's terms were
-blocked: 101 draws x 12 million grouped terms), band 0.56 s (2.9 s; the plain reference 2.0 s,
-3.7x); the forecast of a run logged at every step, +129 MB and 8.6 s (+662 MB, 25.6 s under
-the same load, when its steps were one design).
+2,365 MB / 54 s, with the same numbers out. Of ``72k``'s ~21 s CPU the fit is ~20 s (its decay
+sum with gradient; leave-one-run-out refits ~40% of it). Before -> after the band's ends were
+selected in place (stats._linear_ends), the decay's terms worked in cached blocks, in place,
+forecast's steps sliced and its decay sum made once per draw (same load, same numbers bit for
+bit): every 8th step, draws 1.96 -> 1.31 s, band 0.44 -> 0.11 s (plain reference 0.35 s);
+every step (``--every 1``, peak 403 -> 401 MB), draws 14.2 -> 9.7 s, band 3.0 -> 0.70 s (plain
+2.2 s); forecast of a run logged at every step, +662 -> +132 MB and 27 -> 4.3 s.
 
 ``--coverage N``: N replicates of a simulation with known truth (three noisy curves of a known
 multi-power law, 0.1% log-normal noise, logged every 128 steps), each fitted with 100 block

@@ -328,3 +328,71 @@ def test_a_gz_log_that_is_not_gzip_is_one_line_naming_it(tmp_path):
     f = write(tmp_path, "run.log.gz", b"iter 0: loss 3.0")
     with pytest.raises(InputError, match=r"run\.log\.gz: cannot read: Not a gzipped file"):
         read_tracker("log", f)
+
+
+def test_a_runs_final_step_stays_an_integer_when_another_run_has_none(tmp_path):
+    # a run with no loss line has no final_step; pandas made the column float, and the others'
+    # step 50 was stored and shown as 50.0
+    from scalinglab.runs.trackers import read_tracker
+    from scalinglab.runs.trackers.settings import RunSettings
+
+    write(tmp_path, "ok.log", _nanogpt_log())
+    write(tmp_path, "dead.log", "max_iters = 100\nstarting\n")
+    out = read_tracker("log", tmp_path, settings=RunSettings.build({"N": 1e6, "D": 1e8}))
+    store = RunStore(tmp_path / "s.duckdb")
+    store.import_frame(out.runs, source=str(tmp_path), curves=out.curves)
+    extra = store.runs(status=None).set_index("name")["extra"]
+    assert "final_step" not in extra["dead"]
+    step = extra["ok"]["final_step"]
+    assert step == 50 and isinstance(step, int)
+
+
+def test_runs_columns_naming_an_extra_is_an_empty_table_when_no_run_matches(tmp_path):
+    # a filter that matched nothing made `--columns name,seed` "no column 'seed'" (exit 2), so a
+    # script reading the CSV broke on an empty result; an unknown name is still an error
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    store = tmp_path / "s.duckdb"
+    RunStore(store).import_file(write(tmp_path, "r.csv", "name,N,D,loss,seed\na,1e8,2e9,3.1,7\n"))
+    runner = CliRunner()
+    empty = runner.invoke(app, ["runs", "--store", str(store), "--where", "N > 1e12",
+                                "--columns", "name,seed", "--format", "csv"])
+    assert empty.exit_code == 0 and empty.stdout == "name,seed\n"
+    found = runner.invoke(app, ["runs", "--store", str(store), "--columns", "name,seed",
+                                "--format", "csv"])
+    assert found.stdout == "name,seed\na,7\n"
+    typo = runner.invoke(app, ["runs", "--store", str(store), "--where", "N > 1e12",
+                               "--columns", "name,sed"])
+    assert typo.exit_code == 2 and "no column 'sed' (did you mean 'seed'?)" in typo.output
+
+
+def test_a_filter_reaches_columns_that_differ_only_in_case_as_they_are_spelt(tmp_path):
+    # SQL names are case-blind: 'LR > 0.15' filtered on the run column lr and 'x > 1' on the
+    # extra X, each an empty answer without a word
+    store = RunStore(tmp_path / "s.duckdb")
+    store.import_file(write(tmp_path, "r.csv", "name,N,D,loss,lr,LR,X,x\n"
+                                               "a,1e8,2e9,3.1,0.1,0.2,1,2\n"
+                                               "b,2e8,2e9,3.0,0.3,0.05,5,0\n"))
+
+    def names(where: str) -> list[str]:
+        return sorted(store.runs(where=where)["name"])
+
+    assert names("LR > 0.15") == ["a"] and names("lr > 0.15") == ["b"]
+    assert names("x > 1") == ["a"] and names("X > 1") == ["b"] and names('"x" > 1') == ["a"]
+    assert names("n > 1.5e8") == ["b"]  # one column spelt so: any case, as before
+    from scalinglab.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"'Lr' could be any of \['LR', 'lr'\]"):
+        store.runs(where="Lr > 0")
+
+
+def test_a_filter_on_a_frame_reaches_columns_that_differ_only_in_case(tmp_path):
+    import pandas as pd
+
+    from scalinglab.runs.where import filter_frame
+
+    frame = pd.DataFrame({"X": [1, 5], "x": [5, 1], "N": [1, 2]})
+    assert list(filter_frame(frame, "x > 2").index) == [0]
+    assert list(filter_frame(frame, "X > 2").index) == [1]

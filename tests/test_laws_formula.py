@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -187,3 +188,63 @@ def test_max_and_min_of_several_arguments_broadcast_over_draws_and_propagate_nan
     # parameters as a column of draws, inputs as a row: one row of values per draw
     out = run({"x": np.array([[0.0, 1.0, 3.0]]), "a": np.array([[1.5], [2.5]])})[0]
     np.testing.assert_array_equal(out, [[2.0, 3.0, 4.0], [2.5, 3.5, 4.0]])
+
+
+@pytest.mark.parametrize("text", [
+    "E + " + "-" * 7900 + "N",              # a MemoryError from ast.parse
+    "E*" + "*".join(["N"] * 3000),            # a RecursionError from ast.parse (under 8000 chars)
+    "E + N" + "**N" * 700,                    # a RecursionError building the sympy tree
+    "E + A*" + "exp(" * 120 + "N" + ")" * 120,
+])
+def test_deep_nesting_is_a_typed_error_at_once(text):
+    import time
+
+    start = time.process_time()
+    with pytest.raises(ParameterError, match="nested more than 100 deep"):
+        Law.from_formula(text, inputs="N")
+    assert time.process_time() - start < 1.0
+
+
+def test_a_long_sum_is_one_level_however_many_terms():
+    # 150 terms (301 parameters) is one sum: read flat, not as 150 levels of nesting
+    text = "E + " + " + ".join(f"A{i}*N**-a{i}" for i in range(150)) + " - B*N"
+    law = Law.from_formula(text, inputs="N")
+    assert len(law.param_names) == 302
+    assert parse_formula("a - b + c*d/e*f - g", ["a"]).expr == parse_formula("a-b+(c*d*f)/e-g", ["a"]).expr
+
+
+@pytest.mark.parametrize("text, piece", [
+    ("E + A*log(-1)*N", "log(-1)"), ("E + A*sqrt(-1)*N", "sqrt(-1)"), ("E + log(0)*N", "log(0)"),
+    ("E + A*N/0", "A * N / 0"), ("E + exp(1000) + A*N", "exp(1000)"),
+])
+def test_constants_that_are_not_finite_real_numbers_are_named(text, piece):
+    # sympy folds them exactly (log(-1) = I*pi): refused before as "cannot evaluate Pi"
+    with pytest.raises(ParameterError, match=rf"^formula .*: {re.escape(piece)} is not a finite real number"):
+        Law.from_formula(text, inputs="N")
+
+
+@pytest.mark.parametrize("text, inputs, hint", [
+    ("E + A*logg(N)", "N", "logg() is not a function a formula knows (did you mean 'log'?)"),
+    ("E + A*exx(N)", "N", "(did you mean 'exp'?)"),
+    ("E + A*Nn**-alpha", "N", "does not use input(s) ['N'] (is it 'Nn'?)"),
+    ("E + A*n**-alpha", "N", "(is it 'n'?)"),
+])
+def test_misspelt_functions_and_inputs_get_a_did_you_mean(text, inputs, hint):
+    with pytest.raises(ParameterError) as info:
+        Law.from_formula(text, inputs=inputs)
+    assert hint in str(info.value)
+
+
+def test_declared_parameters_misspelt_get_a_did_you_mean():
+    with pytest.raises(ParameterError, match=r"'alpa' is neither .* \(did you mean 'alpha'\?\)"):
+        Law.from_formula("E + A*N**-alpa", inputs="N", params=["E", "A", "alpha"])
+
+
+def test_names_are_a_comma_list_or_a_sequence_of_text():
+    law = Law.from_formula("E + A*N**-alpha", inputs="N", params="E, A, alpha")
+    assert law.param_names == ("E", "A", "alpha")  # was read letter by letter: ',' not a name
+    for bad, what in [(5, "inputs"), (None, "inputs"), ({"N": 1}, "inputs")]:
+        with pytest.raises(ParameterError, match=rf"^{what} must be names"):
+            Law.from_formula("E + A*N**-alpha", inputs=bad)
+    with pytest.raises(ParameterError, match="must be text, not int"):
+        Law.from_formula(5, inputs="N")

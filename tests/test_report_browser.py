@@ -271,3 +271,34 @@ def test_the_report_opens_offline_and_a_click_opens_the_run(browser, store, tmp_
     page.screenshot(path=str(artefacts / "report-parity.png"))
     page.close()
     assert not fetched and not errors
+
+
+def test_a_saved_results_point_whose_run_is_not_in_the_store_says_so(browser, store, tmp_path):
+    """A saved link fitted on models of a CSV: clicking one of its points did nothing (the
+    report's drawer only knew the store's runs). It opens and says why there is nothing to show."""
+    import numpy as np
+
+    from scalinglab.downstream.link_fit import fit_link
+    from scalinglab.report.html import build_report
+
+    loss = np.linspace(2.4, 4.2, 12)
+    fit_link(loss, 0.857 - 2.206 * np.exp(-0.7146 * loss), metric="err_avg", bootstrap=10,
+             run_ids=[f"csv-model-{i}" for i in range(12)]).save(tmp_path / "link.json")
+    path = build_report(store, tmp_path / "report.html", bootstrap=0, rolling=False,
+                        results=[tmp_path / "link.json"])
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(120_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(path.as_uri())
+    chart = '.sl-chart[data-chart="result1_link_fit_link"]'
+    page.wait_for_function("sel => { const el = document.querySelector(sel); "
+                           "return el && el.querySelector('.main-svg'); }", arg=chart)
+    # the click Plotly reports for a point of the models' trace
+    page.evaluate("sel => document.querySelector(sel).emit('plotly_click', "
+                  "{points: [{customdata: ['csv-model-3']}]})", chart)
+    expect(page.locator("#drawer")).to_be_visible()
+    expect(page.locator("#drawer-title")).to_have_text("run csv-model-3")
+    expect(page.locator("#drawer-body")).to_contain_text("Not among this report's runs")
+    page.close()
+    assert not errors

@@ -296,3 +296,35 @@ def test_an_unidentified_n_opt_is_neither_divided_nor_quoted():
     assert {r[0]: r for r in rec.table().rows}["IsoFLOP Approach 1"][6] == ""
     assert rec.verdicts() == ["IsoFLOP Approach 1: not compared with the plan's: N_opt at this "
                               "budget is not identified by IsoFLOP Approach 1"]
+
+
+def test_the_header_names_the_where_filter_beside_the_tags(store_path, tmp_path):
+    """A report of ``--where "N > 1e7 AND lr IS NULL"`` (29 of 77 runs) said "filter: none":
+    read later, it passed for a report of every run."""
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(app, ["report", "--store", str(store_path), "--out", str(out),
+                                   "--where", "N > 1e7 AND lr IS NULL", "--tag", "sweep:isoflop",
+                                   "--bootstrap", "0", "--no-rolling"])
+    assert res.exit_code == 0, res.output
+    meta = re.search(r'<p class="meta">store .*?</p>', out.read_text()).group(0)
+    assert "filter: sweep=isoflop, where N &gt; 1e7 AND lr IS NULL · runs: 29 finished" in meta
+    plain = build_report(store_path, tmp_path / "all.html", bootstrap=0, rolling=False).read_text()
+    assert "filter: none" in plain
+
+
+def test_a_plan_made_without_a_fitted_law_says_it_is_a_published_laws(store_path, tmp_path):
+    """--holdout-top 100, more runs than the fit has: the chinchilla fit failed, yet "At a glance" read
+    "plan: N = 6.449e+08, D = 2.585e+10, loss 2.6", Hoffmann et al.'s published law's plan
+    beside the user's runs with nothing to say so, and the held-out section advised "run the
+    report with --holdout-top K"."""
+    html = build_report(store_path, tmp_path / "r.html", bootstrap=0, holdout=100,
+                        rolling=False).read_text()
+    glance = re.search(r"<b>plan</b>: ([^<]*)", section(html, "overview")).group(1)
+    assert glance.endswith("(no loss law fitted these runs: made with the published law "
+                           "hoffmann2022, not from your runs)")
+    assert ('<div class="warn"><ul><li>No loss law fitted these runs: made with the published '
+            "law hoffmann2022, not from your runs.</li>") in section(html, "plan")
+    held = section(html, "validation")
+    assert "no law fitted these runs" in held and "--holdout-top K" not in held
+    fitted = build_report(store_path, tmp_path / "ok.html", bootstrap=0, rolling=False).read_text()
+    assert "published law" not in section(fitted, "overview") + section(fitted, "plan")

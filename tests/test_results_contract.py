@@ -333,6 +333,8 @@ def test_conf_int_is_chosen_when_asked_and_narrows_with_the_level(kind, tmp_path
     if kind in WITHOUT_DRAWS:
         with pytest.raises(ParameterError, match="no bootstrap draws"):
             result.conf_int(0.9)
+        with pytest.raises(ParameterError, match="no bootstrap draws"):  # at its own level too
+            result.conf_int()
         return
     own, wide, narrow = result.conf_int(), result.conf_int(0.99), result.conf_int(0.9)
     assert own.keys() == wide.keys() == narrow.keys() and own

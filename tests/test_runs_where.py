@@ -69,3 +69,12 @@ def test_filter_frame_uses_the_same_language_and_keeps_order_and_index():
     assert filter_frame(df, None) is df
     with pytest.raises(ParameterError, match="unknown column 'loss'"):
         filter_frame(df, "loss < 3")
+
+
+def test_a_second_statement_is_refused_in_the_filters_words_not_duckdbs():
+    """"N > 1; DROP TABLE runs" was refused with DuckDB's "Only SELECT statements can be
+    serialized to json!", naming its serialiser rather than the filter's mistake."""
+    for where in ("N > 1; DROP TABLE runs", "N > 1; SELECT 1"):
+        with pytest.raises(ParameterError, match="one expression, not several statements") as err:
+            compile_where(where, COLUMNS)
+        assert "serialized" not in str(err.value) and "json" not in str(err.value)

@@ -90,6 +90,9 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
     """``" (did you mean 'loss'?)"`` for the closest choice, or ``""``."""
     import difflib
 
+    same = [c for c in choices if c.lower() == word.lower() and c != word]
+    if same:  # 'n' for 'N': difflib scores a one-letter case change 0
+        return f" (did you mean {same[0]!r}?)"
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -111,7 +111,14 @@ class Result:
             if level is not None:
                 raise ParameterError("give level or alpha, not both", "alpha")
             level = 1.0 - float(alpha)
-        level = self.level if level is None else float(level)
+        if level is None:
+            # a result without a level of its own (a pool proposal, a replay) has no intervals:
+            # say so, as for any result without draws, not AttributeError: no 'level'
+            level = getattr(self, "level", None)
+            if level is None:
+                raise ParameterError(f"this {type(self).__name__} has no bootstrap draws to give "
+                                     "intervals", "level")
+        level = float(level)
         if not 0.0 < level < 1.0:
             raise ParameterError(f"level must be between 0 and 1, not {level}", "level")
         out = self._own_intervals(level)
@@ -220,6 +227,8 @@ def _kind(kind: Any) -> type[Result] | None:
 
 def load_result(path: str | Path) -> Result:
     """Read any result written by ``Result.save`` or a command's ``--save``."""
+    if not isinstance(path, (str, Path)) and not hasattr(path, "__fspath__"):
+        raise ParameterError(f"path must be a file name, not {type(path).__name__}", "path")
     path = Path(path)
     return _from_dict(_read_json(path), path)
 

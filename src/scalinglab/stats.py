@@ -44,6 +44,19 @@ def check_level(level: Any) -> float:
     return float(level)
 
 
+def check_count(value: Any, name: str = "bootstrap") -> int:
+    """A count such as ``bootstrap``: a whole number >= 0 (booleans, fractions and text refused
+    with a typed :class:`~scalinglab.errors.ParameterError` naming ``name``; ``"100"`` was a
+    TypeError from a comparison inside the fit)."""
+    from scalinglab.errors import ParameterError
+
+    whole = isinstance(value, (int, np.integer)) or (
+        isinstance(value, (float, np.floating)) and float(value).is_integer())  # 100.0 from JSON
+    if isinstance(value, bool) or not whole or value < 0:
+        raise ParameterError(f"{name} must be a whole number >= 0, not {value!r}", name)
+    return int(value)
+
+
 def bootstrap_weights(
     n_units: int,
     n_draws: int,

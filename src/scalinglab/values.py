@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
-from scalinglab.errors import ParameterError
+from scalinglab.errors import InputError, ParameterError
 
 #: unit suffixes: ``125M`` parameters, ``1.5B`` tokens, ``2T`` tokens (as ``runs.cells``)
 SUFFIXES = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
@@ -121,5 +122,51 @@ def parse_number_list(items: Iterable[str] | str | None, what: str = "value", *,
     return out
 
 
-__all__ = ["EXAMPLES", "SUFFIXES", "comma_parts", "parse_fraction", "parse_number_list", "parse_pairs",
+def as_table(data: Any, what: str = "frame") -> Any:
+    """``data`` as a pandas DataFrame: a DataFrame as it is, a dict of columns or a list of
+    records (one dict per run) made into one. Anything else (a path, a numpy array, a Series, a
+    list of numbers, None) raises :class:`~scalinglab.errors.InputError` naming ``what`` and
+    the type given, where it would otherwise fail deep inside a fit on a missing
+    ``.columns``/``.rename`` (a notebook user's first mistake). pandas is imported here, when a
+    table is given, so this module stays light for the command line."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data
+    if hasattr(data, "to_pandas") and not isinstance(data, (str, bytes)):  # polars, pyarrow
+        return as_table(data.to_pandas(), what)
+    hint = ("give a pandas DataFrame (one row per run), a dict of columns or a list of records")
+    if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
+        raise InputError(f"got a path ({str(data)!r}), not a table: read it first "
+                         "(pandas.read_csv / read_parquet); " + hint, source=what)
+    records = isinstance(data, (list, tuple)) and bool(data) and all(isinstance(r, Mapping) for r in data)
+    if isinstance(data, Mapping) or records:
+        try:
+            return pd.DataFrame(data)
+        except (ValueError, TypeError) as exc:  # columns of unequal lengths, scalars only
+            raise InputError(f"cannot make a table of it ({exc}); {hint}", source=what) from None
+    raise InputError(f"got {type(data).__module__.split('.')[0] + '.' if type(data).__module__ != 'builtins' else ''}"
+                     f"{type(data).__name__}, not a table; {hint}", source=what)
+
+
+def as_columns(data: Any, needed: Iterable[str] = (), what: str = "inputs") -> Mapping[str, Any]:
+    """``data`` as columns by name: a mapping (``{"N": array, ...}``) or a DataFrame, with every
+    name in ``needed``; else :class:`~scalinglab.errors.ParameterError` naming ``what`` (a list
+    or an array was a TypeError from indexing it by name, a missing name a bare KeyError)."""
+    from scalinglab.errors import did_you_mean
+
+    if not isinstance(data, Mapping):
+        if hasattr(data, "columns") and hasattr(data, "__getitem__"):  # a DataFrame
+            data = {str(c): data[c] for c in data.columns}
+        else:
+            raise ParameterError(f"{what} must map each input's name to its values "
+                                 f"({{'N': [...], ...}} or a DataFrame), not {type(data).__name__}", what)
+    missing = [k for k in needed if k not in data]
+    if missing:
+        hint = did_you_mean(missing[0], [str(k) for k in data])
+        raise ParameterError(f"{what} lack {missing}{hint}; given: {sorted(map(str, data))}", what)
+    return data
+
+
+__all__ = ["EXAMPLES", "SUFFIXES", "as_columns", "as_table", "comma_parts", "parse_fraction", "parse_number_list", "parse_pairs",
            "parse_quantities", "parse_quantity"]

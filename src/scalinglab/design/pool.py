@@ -54,6 +54,7 @@ from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.results import Result
 from scalinglab.runs.cells import is_missing_cell, not_a_number, show_cell
 from scalinglab.summary import Summary, Table
+from scalinglab.values import as_table
 
 Criterion = Literal["draws", "fisher"]
 
@@ -879,7 +880,7 @@ def design_pool(
     ``source`` and ``observed_source`` name the pool and the observed runs in errors (their
     files, on the command line).
     """
-    frame = pool.reset_index(drop=True)
+    frame = as_table(pool, "pool").reset_index(drop=True)
     if not len(frame):
         raise ParameterError("the pool has no rows", "pool")
     budget = float(budget)
@@ -1157,7 +1158,7 @@ def replay_study(
     """Replay a study on ``table`` (a pool whose ``outcome`` column is known): for each seed,
     the sequential design (and each baseline) spends the budget shares in turn, seeing an
     outcome only once it chose the run; each fit is scored by R² on the target rows."""
-    frame = table.reset_index(drop=True)
+    frame = as_table(table, "table").reset_index(drop=True)
     if outcome not in frame.columns:
         raise ParameterError(f"{source} has no outcome column {outcome!r} to reveal (its "
                              f"columns: {[str(c) for c in frame.columns]})", "outcome")

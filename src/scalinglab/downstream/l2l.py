@@ -37,6 +37,7 @@ from scalinglab.laws.loss_to_loss import PAIRINGS, PARAMS, below_offset, shifted
 from scalinglab.results import Result
 from scalinglab.stats import Estimate, percentile_interval
 from scalinglab.summary import Summary, Table
+from scalinglab.values import as_table
 
 #: an offset is kept this far (relative) below the smallest fitted loss, so that the fit's
 #: (x - E_x)^kappa stays real on every run
@@ -543,6 +544,7 @@ def fit_loss_to_loss(
     HellaSwag test-to-test from 1.12% to 1.04%; sharing ``kappa`` too was worse than neither
     (1.75%, 1.85%).
     """
+    frame = as_table(frame, "frame")
     shared = tuple(dict.fromkeys(str(p) for p in shared))
     bad_share = [p for p in shared if p not in SHAREABLE]
     if bad_share:

@@ -63,6 +63,7 @@ from scalinglab.results import Result
 from scalinglab.safefile import read_json
 from scalinglab.stats import bootstrap_weights, percentile_interval
 from scalinglab.summary import Summary, Table
+from scalinglab.values import as_table
 
 _FILE = re.compile(r"^(?P<size>[0-9.]+[MBK])-(?P<mult>[0-9.]+)xC(?P<rerun>-rerun)?$")
 #: the ladder paper's tasks: (bpb columns, accuracy columns); several columns are averaged
@@ -561,6 +562,7 @@ def fit_ladder(
     adds ``anchor`` = (bpb, accuracy) = (0, task maximum), a point every bootstrap resample
     keeps (a model that assigns the correct answers all probability scores the maximum);
     ``anchor=None`` leaves it out."""
+    ladder = as_table(ladder, "ladder")
     if (window < 1 or n_last < 4 or not threshold > 0 or (points_per_run is not None and points_per_run < 2)
             or not 0 <= skip < 1 or (ceiling is not None and not ceiling > 0)
             or step1 not in ("checkpoints", "final")):

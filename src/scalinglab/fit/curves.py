@@ -57,8 +57,9 @@ from scalinglab.laws.curves import (
 )
 from scalinglab.laws.schedules import Schedule, parse_schedules, wsd
 from scalinglab.results import Result
-from scalinglab.stats import bootstrap_weights, check_level, percentile_interval
+from scalinglab.stats import bootstrap_weights, check_count, check_level, percentile_interval
 from scalinglab.summary import Summary, Table, format_number
+from scalinglab.values import as_table
 
 __all__ = ["CurveFit", "CurveRun", "curve_runs", "fit_curves", "read_schedule", "to_schedule"]
 
@@ -1107,13 +1108,12 @@ def fit_curves(
     curve_law = get_curve_law("multipower" if select or stack else law, **law_settings)
     if resample not in ("auto", "runs", "blocks"):
         raise ParameterError(f"resample must be auto, runs or blocks, not {resample!r}", "resample")
-    if bootstrap < 0:
-        raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
+    check_count(bootstrap, "bootstrap")
     check_level(level)
-    if isinstance(frame, pd.DataFrame):
-        runs, notes = curve_runs(frame, columns, schedules, min_step, source, warmup)
-    else:
+    if isinstance(frame, (list, tuple)) and frame and all(isinstance(r, CurveRun) for r in frame):
         runs, notes = list(frame), []
+    else:
+        runs, notes = curve_runs(as_table(frame, "frame"), columns, schedules, min_step, source, warmup)
     runs = [r for r in runs if r.steps.size]
     if stack:
         return _fit_stack(runs, notes, bootstrap, resample, level, seed, delta, block, started)

@@ -35,8 +35,16 @@ import pandas as pd
 from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.fit.compare import Comparison
 from scalinglab.results import Result, short_repr, stack_draws
-from scalinglab.stats import MIN_USABLE_DRAWS, Estimate, bootstrap_weights, percentile_interval
+from scalinglab.stats import (
+    MIN_USABLE_DRAWS,
+    Estimate,
+    bootstrap_weights,
+    check_count,
+    check_level,
+    percentile_interval,
+)
 from scalinglab.summary import Summary, Table, format_interval, format_number
+from scalinglab.values import as_table
 
 #: runs whose compute agrees within this many decades (26%) belong to one budget
 DEFAULT_TOL_DEX = 0.1
@@ -525,6 +533,7 @@ def fit_isoflop(
 
     if method not in METHODS:
         raise ParameterError(f"method must be one of {list(METHODS)}, not {method!r}", "method")
+    frame = as_table(frame, "frame")
     given_c = {"N", "D", "C"} <= set(frame.rename(columns={v: k for k, v in (columns or {}).items()}).columns)
     df, notes = complete_columns(frame, ("N", "D", "C"), columns)
     ids = (df["run_id"].astype(str).tolist() if "run_id" in df.columns
@@ -535,8 +544,8 @@ def fit_isoflop(
         if bad.size:
             raise InputError(f"must be positive and finite, not {float(v[bad[0]]):g}",
                              source=source or None, row=f"run {bad[0] + 1}", column=name)
-    if bootstrap < 0:
-        raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
+    check_count(bootstrap, "bootstrap")
+    check_level(level)
     labels = None
     if budget is not None:
         if budget in df.columns:

@@ -38,6 +38,8 @@ from scalinglab.fit.search import bootstrap as warm_bootstrap
 from scalinglab.laws.base import Law
 from scalinglab.laws.registry import get_law
 from scalinglab.laws.starts import besiroglu_grid
+from scalinglab.stats import check_count, check_level
+from scalinglab.values import as_columns, as_table
 
 if TYPE_CHECKING:  # the engine imports sympy: loaded only by the fits that use it
     from scalinglab.fit.lsq import Lean, LsqFit, Problem, RobustFit
@@ -81,6 +83,7 @@ def drop_lossless(frame: pd.DataFrame, *, source: str | None = None,
 
 
 def _as_inputs(law: Law, data: Mapping[str, Any], loss: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    data = as_columns(data, law.inputs)
     arrays = {k: np.asarray(data[k], dtype=float).ravel() for k in law.inputs}
     y = np.asarray(loss, dtype=float).ravel()
     for name, v in [*arrays.items(), ("loss", y)]:
@@ -369,8 +372,8 @@ def fit_arrays(
     c, basis = run_compute(x, compute)
     w = _run_weights(weights, len(y))
     est = make_estimator(estimator, delta, over_penalty, param="estimator")
-    if bootstrap < 0:
-        raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
+    check_count(bootstrap, "bootstrap")
+    check_level(level)
     notes: list[str] = compute_note(basis, holdout_top, 0.0)
     x, y, c, ids, w, dropped, holdout_idx, train = _leave_out(
         x, y, c, ids, w, drop_highest, holdout_top, len(law.param_names), notes)
@@ -561,6 +564,7 @@ def _fit_linear(
     est = make_estimator(estimator, HUBER_DELTA, over_penalty, param="estimator")
     est_name = est.kind
     law = _linear_law(base, tie, fix, bounds)
+    inputs = as_columns(inputs, law.inputs)
     x = {k: np.asarray(inputs[k], dtype=float).ravel() for k in law.inputs}
     y = np.asarray(loss, dtype=float).ravel()
     for name, v in [*x.items(), ("loss", y)]:
@@ -574,8 +578,8 @@ def _fit_linear(
     ids = _run_ids(run_ids, len(y))
     c, basis = run_compute(x, compute)
     w = _run_weights(weights, len(y))
-    if bootstrap < 0:
-        raise ParameterError(f"bootstrap must be >= 0, not {bootstrap}", "bootstrap")
+    check_count(bootstrap, "bootstrap")
+    check_level(level)
     notes = [n for n in [note] if n] + compute_note(basis, holdout_top, lean_top, select)
     x, y, c, ids, w, dropped, holdout_idx, train = _leave_out(
         x, y, c, ids, w, drop_highest, holdout_top, len(law.param_names), notes)
@@ -743,7 +747,8 @@ def fit_law(
     """Fit a loss law (a catalogue name, see ``scalinglab.list_laws()``, or a :class:`Law`) to a
     frame of runs.
 
-    The frame needs a loss column and the law's inputs; ``columns`` maps scalinglab's names to
+    The frame (a DataFrame, a dict of columns or a list of records, one per run:
+    :func:`scalinglab.values.as_table`) needs a loss column and the law's inputs; ``columns`` maps scalinglab's names to
     the frame's (``{"N": "params", "loss": "final_loss", "U": "unique_tokens"}``). ``D`` is
     derived as ``C/6N`` and ``C`` as ``6ND`` when missing (``result.notes`` says so). A
     ``run_id`` column, when present, names the runs; otherwise they are ``row-1``, ``row-2``, ...
@@ -766,6 +771,7 @@ def fit_law(
     from scalinglab.fit.consistency import check_flops
     from scalinglab.runs.flops import units_warnings
 
+    frame = as_table(frame, "frame")
     law = get_law(law)
     loss = make_estimator(loss, delta, over_penalty, param="loss")
     n_read, left = len(frame), []

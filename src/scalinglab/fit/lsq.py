@@ -45,7 +45,8 @@ from scalinglab.fit.forward import FORWARD_TOP, check_lean_top, check_select, fo
 from scalinglab.fit.identify import _linear_soft_checks
 from scalinglab.laws.formula import compile_expressions
 from scalinglab.results import Result
-from scalinglab.stats import Estimate, check_level
+from scalinglab.stats import Estimate, check_count, check_level
+from scalinglab.values import as_columns
 
 #: screened starts: at least this many, more with more nonlinear parameters, at most MAX_SCREEN
 MIN_SCREEN = 256
@@ -1686,6 +1687,8 @@ def fit_joint(
     are done), said in a note.
     """
     start = time.process_time()  # the budget covers the setup too
+    if isinstance(formulas, str):  # one formula (was read as a formula per character)
+        formulas = [formulas]
     if isinstance(formulas, Mapping):
         outs, texts = [str(k) for k in formulas], [str(v) for v in formulas.values()]
     else:
@@ -1693,7 +1696,9 @@ def fit_joint(
         outs = [f"y{i + 1}" for i in range(len(texts))]
     if not texts:
         raise ParameterError("fit_joint needs at least one formula", "formulas")
-    x = {k: np.asarray(v, float).ravel() for k, v in inputs.items()}
+    x = {k: np.asarray(v, float).ravel() for k, v in as_columns(inputs).items()}
+    if not x:
+        raise ParameterError("inputs are empty: give each input's values by name", "inputs")
     n = len(next(iter(x.values())))
     if isinstance(targets, Mapping):
         missing = [o for o in outs if o not in targets]
@@ -1730,8 +1735,7 @@ def fit_joint(
     all_bounds = {k: v for k, v in bounds.items() if k in all_names}
     all_bounds |= {f"{p}[{g}]": bounds[p] for p in per_group for g in group_names if p in bounds}
     check_lean_top(lean_top, unit="rows")
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
-        raise ParameterError(f"bootstrap must be a whole number >= 0, not {bootstrap!r}", "bootstrap")
+    check_count(bootstrap, "bootstrap")
     check_level(level)
     if run_ids is not None and len(run_ids) != n:
         raise ParameterError(f"run_ids has {len(run_ids)} ids for {n} rows", "run_ids")

@@ -37,8 +37,15 @@ from scalinglab.laws.hparams import (
     loglinear_law,
 )
 from scalinglab.results import Result, stack_draws
-from scalinglab.stats import Estimate, bootstrap_weights, percentile_interval
+from scalinglab.stats import (
+    Estimate,
+    bootstrap_weights,
+    check_count,
+    check_level,
+    percentile_interval,
+)
 from scalinglab.summary import Summary, Table, format_interval
+from scalinglab.values import as_table
 
 Method = Literal["threshold", "surface"]
 Resample = Literal["groups", "runs"]
@@ -364,8 +371,8 @@ def fit_hparam_law(
     them, groups that pool distinct configurations are detected and warned about
     (:func:`scalinglab.hparams.pooled.pooled_configurations`).
     """
-    if isinstance(grid, pd.DataFrame):
-        grid = as_grid(grid, columns, seq_len, group_by=group_by)
+    if not isinstance(grid, Grid):
+        grid = as_grid(as_table(grid, "grid"), columns, seq_len, group_by=group_by)
     elif group_by:
         missing = [c for c in group_by if c not in grid.frame.columns]
         if missing:
@@ -375,8 +382,8 @@ def fit_hparam_law(
         raise ParameterError(f"resample must be 'groups' or 'runs', not {resample!r}", "resample")
     if not 0 < tolerance < 1:
         raise ParameterError(f"tolerance must be in (0, 1), not {tolerance}", "tolerance")
-    if n_boot < 0:
-        raise ParameterError(f"n_boot must be >= 0, not {n_boot}", "n_boot")
+    check_count(n_boot, "n_boot")
+    check_level(level)
     if "run_id" not in grid.frame.columns:
         grid = Grid(grid.frame.assign(run_id=run_ids_of(grid.frame)), grid.source, list(grid.notes),
                     grid.group_by, grid.diverged)

@@ -15,13 +15,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from scalinglab.errors import NotIdentifiable, ParameterError
+from scalinglab.errors import NotIdentifiable
 from scalinglab.hparams.bootstrap import weighted_lstsq_batch
 from scalinglab.hparams.grid import Grid
 from scalinglab.laws.base import LawInstance, Provenance
 from scalinglab.laws.hparams import ADAMW_TIMESCALE, TAU_LAW
 from scalinglab.results import Result
-from scalinglab.stats import bootstrap_weights, percentile_interval
+from scalinglab.stats import bootstrap_weights, check_count, check_level, percentile_interval
 from scalinglab.summary import Summary, Table, format_interval
 
 
@@ -118,8 +118,8 @@ def fit_tau_law(
     grid: Grid, n_boot: int = 1000, seed: int = 0, window: float = 0.02, level: float = 0.95
 ) -> TauFit:
     """Fit ``ln tau_opt = intercept + coef_TPP ln(D/N)`` from a grid with a weight_decay column."""
-    if n_boot < 0:
-        raise ParameterError(f"n_boot must be >= 0, not {n_boot}", "n_boot")
+    check_count(n_boot, "n_boot")
+    check_level(level)
     f = grid.frame
     if "weight_decay" not in f.columns:
         raise NotIdentifiable("the grid has no weight_decay column")

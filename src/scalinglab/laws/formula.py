@@ -37,7 +37,7 @@ import numpy as np
 import sympy as sp
 from scipy import special
 
-from scalinglab.errors import ParameterError
+from scalinglab.errors import ParameterError, did_you_mean
 
 if TYPE_CHECKING:
     from scalinglab.laws.base import Law
@@ -75,6 +75,11 @@ _ARITY = {"clip": 3}
 #: longest formula accepted, and most syntax nodes (bounds the work one formula can ask for)
 MAX_LENGTH = 8000
 MAX_NODES = 3000
+#: deepest nesting accepted (calls, powers, signs, brackets; a chain of ``+ -`` or of ``* /`` is
+#: one level however long, being read as one sum or product). Deeper trees overflowed Python's
+#: recursion in the parser, here or in sympy: ``N**N**...`` 700 deep and 3000 factors of
+#: ``N*N*...`` were RecursionError, 7900 unary minuses a MemoryError from ``ast.parse``
+MAX_DEPTH = 100
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 _BINOPS: dict[type, Callable[[sp.Expr, sp.Expr], sp.Expr]] = {
@@ -119,7 +124,9 @@ def _source_order(tree: ast.AST) -> list[ast.AST]:
 
 
 def _parse_tree(text: str) -> ast.Expression:
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise ParameterError(f"the formula must be text, not {type(text).__name__}", "formula")
+    if not text.strip():
         raise ParameterError("the formula is empty", "formula")
     if len(text) > MAX_LENGTH:
         raise ParameterError(f"the formula is longer than {MAX_LENGTH} characters", "formula")
@@ -128,11 +135,52 @@ def _parse_tree(text: str) -> ast.Expression:
         tree = ast.parse(body.strip(), mode="eval")
     except SyntaxError as exc:
         raise ParameterError(f"formula {text!r} is not arithmetic: {exc.msg}", "formula") from None
+    except (RecursionError, MemoryError):  # CPython's parser gives up on deep nesting this way
+        raise ParameterError(f"the formula is nested more than {MAX_DEPTH} deep", "formula") from None
     for count, node in enumerate(ast.walk(tree), start=1):
         if count > MAX_NODES:
             raise ParameterError(f"the formula has more than {MAX_NODES} parts", "formula")
         _check_node(node, text)
+    if _depth(tree) > MAX_DEPTH:
+        raise ParameterError(f"the formula is nested more than {MAX_DEPTH} deep", "formula")
     return tree
+
+
+_SUMS = (ast.Add, ast.Sub)
+_PRODUCTS = (ast.Mult, ast.Div)
+
+
+def _same_chain(parent: ast.AST, child: ast.AST) -> bool:
+    """Is ``child`` the left operand of ``parent`` in one chain of ``+ -`` or of ``* /``?
+    (``a + b - c`` parses as ``(a + b) - c``: one sum, read by :func:`_chain` without recursion.)"""
+    if not (isinstance(parent, ast.BinOp) and isinstance(child, ast.BinOp) and child is parent.left):
+        return False
+    return any(isinstance(parent.op, ops) and isinstance(child.op, ops) for ops in (_SUMS, _PRODUCTS))
+
+
+def _depth(tree: ast.AST) -> int:
+    """Nesting depth of a checked tree, counted without recursion; a chain of ``+ -`` or of
+    ``* /`` counts once (see :data:`MAX_DEPTH`)."""
+    deepest, stack = 0, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.expr_context, ast.operator, ast.unaryop)):
+                continue
+            stack.append((child, depth if _same_chain(node, child) else depth + 1))
+    return deepest
+
+
+def _chain(node: ast.BinOp) -> tuple[ast.AST, list[tuple[ast.operator, ast.AST]]]:
+    """``a + b - c`` -> ``(a, [(Add, b), (Sub, c)])``: the operands of one chain, in order."""
+    ops: list[tuple[ast.operator, ast.AST]] = []
+    head = node
+    while True:
+        ops.append((head.op, head.right))
+        if not _same_chain(head, head.left):
+            return head.left, ops[::-1]
+        head = head.left  # type: ignore[assignment]  # a BinOp: _same_chain checked it
 
 
 def _check_node(node: ast.AST, text: str) -> None:
@@ -156,7 +204,10 @@ def _check_node(node: ast.AST, text: str) -> None:
         raise ParameterError(f"formula {text!r}: {shown} is not a finite number", "formula")
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            raise ParameterError(f"formula {text!r}: only {sorted(FUNCTIONS)} may be called",
+            called = (f"{node.func.id}() is not a function a formula knows"
+                      f"{did_you_mean(node.func.id, list(FUNCTIONS))}; "
+                      if isinstance(node.func, ast.Name) else "")
+            raise ParameterError(f"formula {text!r}: {called}only {sorted(FUNCTIONS)} may be called",
                                  "formula")
         if node.keywords or not node.args:
             raise ParameterError(f"formula {text!r}: call {node.func.id}(...) with plain arguments",
@@ -184,11 +235,22 @@ def _to_sympy(node: ast.AST, symbols: Mapping[str, sp.Expr], text: str) -> sp.Ex
     if isinstance(node, ast.Name):
         if node.id not in symbols:
             raise ParameterError(f"formula {text!r}: {node.id!r} is neither an input nor a "
-                                 f"parameter (declared: {sorted(symbols)})", "formula")
+                                 f"parameter{did_you_mean(node.id, list(symbols))} (declared: "
+                                 f"{sorted(symbols)})", "formula")
         return symbols[node.id]
     if isinstance(node, ast.UnaryOp):
         arg = _to_sympy(node.operand, symbols, text)
         return -arg if isinstance(node.op, ast.USub) else arg
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (*_SUMS, *_PRODUCTS)):
+        # one sum or product at once: sympy builds ``Add(*terms)`` as it would term by term,
+        # without a recursion (or a re-flattening) per term
+        first, rest = _chain(node)
+        parts = [_to_sympy(first, symbols, text)]
+        for op, operand in rest:
+            value = _to_sympy(operand, symbols, text)
+            parts.append(-value if isinstance(op, ast.Sub) else 1 / value if isinstance(op, ast.Div)
+                         else value)
+        return _real(sp.Add(*parts) if isinstance(node.op, _SUMS) else sp.Mul(*parts), node, text)
     if isinstance(node, ast.BinOp):
         left, right = _to_sympy(node.left, symbols, text), _to_sympy(node.right, symbols, text)
         if isinstance(node.op, ast.Pow) and left.is_Number and right.is_Number:
@@ -202,11 +264,36 @@ def _to_sympy(node: ast.AST, symbols: Mapping[str, sp.Expr], text: str) -> sp.Ex
                 raise ParameterError(f"formula {text!r}: the constant {ast.unparse(node)} is not a "
                                      "finite real number", "formula")
             return sp.Float(value)
-        return _BINOPS[type(node.op)](left, right)
+        return _real(_BINOPS[type(node.op)](left, right), node, text)
     if isinstance(node, ast.Call):
         assert isinstance(node.func, ast.Name)
-        return FUNCTIONS[node.func.id](*(_to_sympy(a, symbols, text) for a in node.args))
+        return _real(FUNCTIONS[node.func.id](*(_to_sympy(a, symbols, text) for a in node.args)),
+                     node, text)
     raise ParameterError(f"formula {text!r}: cannot read {type(node).__name__}", "formula")
+
+
+#: what sympy makes of ``log(-1)``, ``sqrt(-1)``, ``x/0``, ``log(0)``: no real number a fit can use
+_NOT_REAL = (sp.I, sp.zoo, sp.nan, sp.oo, -sp.oo)
+
+
+def _real(value: sp.Expr, node: ast.AST, text: str) -> sp.Expr:
+    """``value`` (built from ``node``) if it is real and finite where it is a constant; else a
+    :class:`ParameterError` naming the piece. Sympy folds constants exactly, so ``log(-1)``
+    came out as ``I*pi`` and was refused later as "cannot evaluate Pi in a formula", naming
+    neither the formula nor the culprit, and ``exp(1000)`` overflowed to inf in every
+    prediction. Only the top of ``value`` is looked at: its parts were checked when built."""
+    bad = any(a in _NOT_REAL for a in (value, *value.args))
+    if not bad and value.is_number:
+        try:
+            number = complex(value)
+        except (TypeError, ValueError, OverflowError):
+            bad = True
+        else:
+            bad = number.imag != 0 or not math.isfinite(number.real)
+    if bad:
+        raise ParameterError(f"formula {text!r}: {ast.unparse(node)} is not a finite real number",
+                             "formula")
+    return value
 
 
 @dataclass(frozen=True)
@@ -261,6 +348,18 @@ def _check_expansion(text: str, defs: Sequence[tuple[str, str]]) -> None:
                              "formula or fewer nested definitions", "formula")
 
 
+def _name_list(names: Any, what: str) -> tuple[str, ...]:
+    """``"N, D"`` or ``["N", "D"]`` -> ``("N", "D")``; anything else (a number, None) is a
+    :class:`ParameterError` naming ``what``, where ``params="E,A,alpha"`` was read letter by
+    letter and ``inputs=None`` was a TypeError."""
+    if isinstance(names, str):
+        return tuple(x.strip() for x in names.split(",") if x.strip())
+    if isinstance(names, Mapping) or not isinstance(names, (Sequence, set, frozenset)) or \
+            not all(isinstance(x, str) for x in names):
+        raise ParameterError(f"{what} must be names (\"N, D\" or [\"N\", \"D\"]), not {names!r}", what)
+    return tuple(names)
+
+
 def parse_formula(
     text: str,
     inputs: Sequence[str],
@@ -270,7 +369,7 @@ def parse_formula(
     """Check ``text`` and build its expression. ``params`` default to every other name, in order
     of first appearance. ``definitions`` (name -> formula, in order) are shorthands substituted
     into the formula, e.g. ``{"Dp": "U*(1 + R*(1 - exp(-RD/R)))"}``."""
-    inputs = tuple(check_name(x, "input") for x in inputs)
+    inputs = tuple(check_name(x, "input") for x in _name_list(inputs, "inputs"))
     if not inputs:
         raise ParameterError("a formula law needs at least one input", "inputs")
     defs = list(definitions.items()) if isinstance(definitions, Mapping) else list(definitions or [])
@@ -280,7 +379,7 @@ def parse_formula(
         for body in [text, *(v for _, v in defs)]:
             used += [n for n in names_in(body) if n not in used]
         params = tuple(n for n in used if n not in inputs and n not in def_names)
-    params = tuple(check_name(p, "parameter") for p in params)
+    params = tuple(check_name(p, "parameter") for p in _name_list(params, "params"))
     clash = set(inputs) & set(params) or set(def_names) & (set(inputs) | set(params))
     if clash or len(set(params)) != len(params) or len(set(inputs)) != len(inputs):
         raise ParameterError(f"names must be distinct: inputs {list(inputs)}, parameters "
@@ -293,7 +392,10 @@ def parse_formula(
     free = {str(s) for s in expr.free_symbols}
     unused = [x for x in inputs if x not in free]
     if unused:
-        raise ParameterError(f"formula {text!r} does not use input(s) {unused}", "formula", "inputs")
+        # a misspelt input ('Nn', 'n') was taken for a parameter: name it
+        hint = "".join(did_you_mean(x, list(params)).replace("did you mean", "is it") for x in unused)
+        raise ParameterError(f"formula {text!r} does not use input(s) {unused}{hint}", "formula",
+                             "inputs")
     idle = [p for p in params if p not in free]
     if idle:
         raise ParameterError(f"formula {text!r} does not use parameter(s) {idle}", "formula")

@@ -86,9 +86,15 @@ _JS = """
   const drawer = document.getElementById("drawer");
   function openRun(id) {
     const r = runs[id];
-    if (!r) return;
     drawer.hidden = false;  // first, so the chart is laid out at the panel's width
     document.getElementById("drawer-title").textContent = "run " + id;
+    if (!r) {  // a saved result's point whose run is not in the store: a click did nothing
+      const body = document.getElementById("drawer-body");
+      body.textContent = "Not among this report's runs: a saved result names the runs it was " +
+        "fitted on, which may be rows of another file or runs since removed from the store.";
+      document.getElementById("drawer-curve").hidden = true;
+      return;
+    }
     document.getElementById("drawer-body").innerHTML = r.table;
     const chart = document.getElementById("drawer-curve");
     if (r.curve) {
@@ -172,7 +178,8 @@ def render_report(summary: Summary, store: Any = None, title: str = "scalinglab 
         progress("writing the report", len(charts), len(charts))
     when = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())) or "no runs"
-    filt = ", ".join(f"{k}={v}" for k, v in summary.tags.items()) or "none"
+    # the where filter too: a report of --where "N > 1e8" said "filter: none"
+    filt = summary.filter_text or "none"
     body = [
         f"<h1>{_e(title)}</h1>",
         f'<p class="meta">store <code>{_e(summary.store)}</code> · filter: {_e(filt)} · '

@@ -203,7 +203,7 @@ def report_sections(s: Analysis, store: Any = None, saved: Sequence[Section] = (
     if s.runs.empty and saved:
         # saved results without runs (none in the store, or no store): their sections alone;
         # fits, checks and a plan of no runs would be the published laws' figures, not theirs
-        where = f" matching {', '.join(f'{k}={v}' for k, v in s.tags.items())}" if s.tags else ""
+        where = f" matching {s.filter_text}" if s.filter_text else ""
         note = Section(id="no-runs", title="Runs", parts=[para(
             f"No finished runs in {s.store}{where}: no loss-law fit, check or plan of runs; the "
             "sections below are the saved results alone.", "meta")])
@@ -255,14 +255,21 @@ def overview(ctx: Context) -> Section:
                       f"{_est(rec.plan_row.N)} ({rec.plan_row.method}, which the plan uses)"))
     if s.plan.ok:
         p = s.plan.value
-        vague = "" if fit is None or not fit.unidentified else (
+        vague = (f" ({_published_plan(p)})" if fit is None else "" if not fit.unidentified else (
             f" (the loss law is not identified: {', '.join(map(_sym, fit.unidentified))}; treat "
-            "the plan as a guess)")
+            "the plan as a guess)"))
         facts.append(("plan", f"N = {format_number(p.N)}, D = {format_number(p.D)}, loss "
                       f"{format_number(p.loss)} {format_interval(p.loss_interval)}{vague}"))
     items = "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in facts)
     return Section(id="overview", title="At a glance", parts=[f'<ul class="facts">{items}</ul>',
                                                              *table_chart("overview", ctx.inputs())])
+
+
+def _published_plan(plan: Any) -> str:
+    """What a plan made without a law fitted to the runs must say beside its numbers: they are
+    a published law's (every law the report fitted failed, or none could be fitted)."""
+    label = plan.loss_law.get("label", "") if isinstance(plan.loss_law, dict) else ""
+    return f"no loss law fitted these runs: made with the published law {label}, not from your runs"
 
 
 def _sym(name: str) -> str:
@@ -312,7 +319,11 @@ def validation_section(ctx: Context) -> Section:
     for v in s.validation:
         if not isinstance(v, RollingForward):  # those have a section of their own
             parts.append(v.summary().as_html())
-    if not parts:
+    if not parts and s.fits and not any(o.ok for o in s.fits.values()):
+        # "run the report with --holdout-top K" read as advice to a report that was given one
+        parts.append(para("No check against held-out runs: no law fitted these runs (see "
+                          "Loss-law fits for why).", "empty"))
+    elif not parts:
         parts.append(para("No check against runs the law was not fitted on: run the report with "
                           "--holdout-top K to fit without the K largest-compute runs and predict them "
                           "(the demo holds out its largest budget).", "empty"))
@@ -680,6 +691,9 @@ def plan_section(s: Analysis) -> Section:
         return Section(id="plan", title=title, parts=[box("error", [f"no plan: {s.plan.error}"])])
     p = s.plan.value
     parts: list[str | Chart] = [
+        # a published law's plan beside the user's runs must say so where it is read first
+        box("warn", [(lambda t: t[:1].upper() + t[1:] + ".")(_published_plan(p))]
+            if s.primary_fit is None else []),
         para(f"Made at {s.plan_basis}; run the report with --seq-len / --batch-tokens to plan "
              "another setting.", "meta"),
         "<h3>Against your runs</h3>", context_table(s).as_html(),

@@ -236,9 +236,9 @@ def list_runs(
     if limit < 0:
         raise UserError(f"--limit must be 0 or more, not {limit}")
     fmt = output_format(fmt, json_)
-    df = RunStore(store, read_only=True).runs(
-        where=where, status=None if status == "all" else status, tags=parse_tags(tag)
-    )
+    run_store = RunStore(store, read_only=True)
+    df = run_store.runs(where=where, status=None if status == "all" else status,
+                        tags=parse_tags(tag))
     if fmt == "json" and not columns:
         emit_json(df.to_dict(orient="records"))
         return
@@ -249,7 +249,12 @@ def list_runs(
     try:
         flat = export_frame(df, columns or (usual if fmt == "table" else None))
     except ParameterError as exc:
-        raise UserError(f"--columns: {exc}") from None
+        if not columns:
+            raise UserError(f"--columns: {exc}") from None
+        try:  # an extra column these runs lack, though others have it: an empty column
+            flat = export_frame(df, columns, extra_keys=run_store.extra_keys())
+        except ParameterError as exc:
+            raise UserError(f"--columns: {exc}") from None
     if fmt in ("csv", "tsv"):
         typer.echo(to_delimited(flat, "," if fmt == "csv" else "\t"), nl=False)
         return

@@ -17,10 +17,14 @@ COLUMNS = ("run_id", "name", "N", "D", "C", "loss", "lr", "batch_tokens", "weigh
            "seq_len", "status", "error", "source", "tags")
 
 
-def export_frame(runs: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def export_frame(runs: pd.DataFrame, columns: Sequence[str] | None = None,
+                 extra_keys: Sequence[str] = ()) -> pd.DataFrame:
     """``runs`` (as :meth:`RunStore.runs` gives them) flattened: :data:`COLUMNS`, then each
     extra key (``extra.KEY`` where it would clash with a run column). ``columns`` picks and
-    orders them; an unknown name raises :class:`ParameterError` (``columns``) with the names."""
+    orders them; an unknown name raises :class:`ParameterError` (``columns``) with the names.
+    ``extra_keys`` are extra keys known elsewhere (the store's) that these runs may lack: such
+    a column is empty, not unknown (a filter that matched no run made ``--columns run_id,seed``
+    "no column 'seed'", exit 2)."""
     out = pd.DataFrame(index=runs.index)
     for c in COLUMNS:
         if c == "tags":
@@ -33,6 +37,8 @@ def export_frame(runs: pd.DataFrame, columns: Sequence[str] | None = None) -> pd
     for d in extras:
         if isinstance(d, dict):
             keys.update(dict.fromkeys(map(str, d)))
+    for k in extra_keys:
+        keys.setdefault(str(k), None)
     for k in keys:
         name = f"extra.{k}" if k in out.columns else k
         values = [d.get(k) if isinstance(d, dict) else None for d in extras]

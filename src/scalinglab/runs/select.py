@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from scalinglab.errors import ParameterError
+from scalinglab.values import as_table
 
 #: hyperparameter columns whose values make a "setting" at one point
 SETTING_COLUMNS = ("lr", "batch_tokens", "weight_decay")
@@ -89,6 +90,7 @@ def select_runs(
     if best_per_point and all_runs:
         raise ParameterError("best_per_point and all_runs exclude each other", "best_per_point",
                              "all_runs")
+    frame = as_table(frame, "frame")
     if "loss" not in frame.columns:
         raise ParameterError(f"the runs have no loss column; columns are {list(frame.columns)}",
                              "frame")

@@ -693,7 +693,8 @@ class RunStore:
             if where and where.strip():
                 # imported extra columns are filter columns too, by their own names
                 extras = _extra_columns(con) if "extra" in have else []
-                names = [*FILTER_COLUMNS, *(name for name, _ in extras)]
+                names = {**{name: f"__extra_{j}" for j, (name, _) in enumerate(extras)},
+                         **{c: c for c in FILTER_COLUMNS}}  # a run column wins its own name
                 filtered = compile_where(where, names)
                 cols += [sql for _, sql in extras]
             base = f"SELECT {', '.join(cols)} FROM runs"
@@ -711,6 +712,15 @@ class RunStore:
         df["tags"] = [loads(s) for s in df["tags"]]
         df["extra"] = [loads(s) for s in df["extra"]]
         return df
+
+    def extra_keys(self) -> list[str]:
+        """Every key of the runs' ``extra`` (imported extra columns), sorted."""
+        with self._reader() as (con, _):
+            if "extra" not in _columns(con):
+                return []
+            return [str(k) for (k,) in con.execute(
+                "SELECT DISTINCT unnest(json_keys(extra)) AS k FROM runs "
+                "WHERE extra IS NOT NULL AND extra <> '{}' ORDER BY k").fetchall()]
 
     def run(self, run_id: str) -> dict[str, Any]:
         """One run as a dict; ``KeyError`` if the store has no such run."""
@@ -957,23 +967,21 @@ def _scaled(frame: pd.DataFrame | pa.Table, scale: Mapping[str, str] | None, lay
 
 
 def _extra_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    """``(name, select expression)`` of each extra key that is not a run column: a DOUBLE
-    where every stored value is a number, else text."""
+    """``(name, select expression)`` of each extra key: a DOUBLE where every stored value is
+    a number, else text, named ``__extra_J`` (J its place here): SQL names are case-blind,
+    and an extra ``LR`` beside the run column ``lr`` (or ``X`` beside ``x``) would clash."""
     rows = con.execute(
         "WITH kv AS (SELECT unnest(json_keys(extra)) AS k, extra FROM runs "
         "WHERE extra IS NOT NULL AND extra <> '{}') "
         "SELECT k, bool_and(json_type(extra -> ('$.\"' || replace(k, '\"', '\\\"') || '\"')) "
         "IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'NULL')) FROM kv GROUP BY k ORDER BY k"
     ).fetchall()
-    taken = {c.lower() for c in FILTER_COLUMNS}
     out = []
-    for key, numeric in rows:
-        if str(key).lower() in taken:
-            continue
+    for j, (key, numeric) in enumerate(rows):
         path = "'" + ('$."' + str(key).replace('"', '\\"') + '"').replace("'", "''") + "'"
         value = f"json_extract_string(extra, {path})"
         expr = f"TRY_CAST({value} AS DOUBLE)" if numeric else value
-        out.append((str(key), f'{expr} AS "{str(key).replace(chr(34), chr(34) * 2)}"'))
+        out.append((str(key), f"{expr} AS __extra_{j}"))
     return out
 
 

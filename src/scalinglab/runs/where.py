@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -88,12 +88,16 @@ def _sandbox() -> Iterator[duckdb.DuckDBPyConnection]:
         cursor.close()
 
 
-def compile_where(where: str, columns: Iterable[str]) -> str:
+def compile_where(where: str, columns: Iterable[str] | Mapping[str, str]) -> str:
     """Check ``where`` and return the SQL to run: ``SELECT * FROM __runs WHERE (...)``.
 
-    ``columns`` are the names a filter may use. Raises :class:`ParameterError` (``where``)
-    saying what is wrong: a syntax error, an unknown column (with a did-you-mean), a statement
-    or subquery, a function that is not allowed.
+    ``columns`` are the names a filter may use, or a mapping of each to the column of
+    ``__runs`` that holds it. A name matches as spelt, else in any case when only one column
+    is spelt so (``n > 1e8`` is ``N``); names that differ only in case (an extra ``LR`` beside
+    the run column ``lr``) are each reached as spelt: SQL's case-blind names made ``LR > 0.15``
+    filter on ``lr``, without a word. Raises :class:`ParameterError` (``where``) saying what
+    is wrong: a syntax error, an unknown or ambiguous column (with a did-you-mean), a
+    statement or subquery, a function that is not allowed.
     """
     if not isinstance(where, str) or not where.strip():
         raise ParameterError("where must be a non-empty expression", "where")
@@ -101,7 +105,7 @@ def compile_where(where: str, columns: Iterable[str]) -> str:
         raise ParameterError(f"where is longer than {MAX_LENGTH} characters", "where")
     if "\x00" in where:
         raise ParameterError("where contains a NUL character", "where")
-    allowed = {c.lower(): c for c in columns}
+    allowed = _Columns(columns)
     tree = _parse(f"SELECT * FROM {RELATION} WHERE {where}", where)
     _check_shape(tree, where)
     clause = tree["statements"][0]["node"]["where_clause"]
@@ -119,6 +123,11 @@ def _parse(statement: str, where: str) -> dict[str, Any]:
             raise _refuse(where, _first_line(str(exc)) + _reserved_hint(str(exc))) from None
     if tree.get("error"):
         msg = str(tree.get("error_message", "cannot parse it"))
+        if "Only SELECT statements can be serialized" in msg:
+            # "N > 1; DROP TABLE runs": DuckDB's own words named its JSON serialiser, not the
+            # filter's mistake (the dashboard's filter box showed them)
+            raise _refuse(where, "it must be one expression, not several statements (a filter is "
+                                 "the condition of one SELECT; ';' ends it)")
         raise _refuse(where, _first_line(msg) + _reserved_hint(msg))
     return tree
 
@@ -172,7 +181,30 @@ def _check_shape(tree: dict[str, Any], where: str) -> None:
                              "GROUP BY or other clauses)")
 
 
-def _check_expression(node: Any, allowed: dict[str, str], where: str, depth: int) -> None:
+class _Columns:
+    """The names a filter may use, each with the ``__runs`` column it reads."""
+
+    def __init__(self, columns: Iterable[str] | Mapping[str, str]) -> None:
+        self.target = dict(columns) if isinstance(columns, Mapping) else \
+            {str(c): str(c) for c in columns}
+        self.by_lower: dict[str, list[str]] = {}
+        for name in self.target:
+            self.by_lower.setdefault(name.lower(), []).append(name)
+
+    def resolve(self, name: str, where: str) -> str:
+        if name in self.target:
+            return self.target[name]
+        same = self.by_lower.get(name.lower(), [])
+        if len(same) == 1:
+            return self.target[same[0]]
+        if same:
+            raise _refuse(where, f"{name!r} could be any of {sorted(same)} (names that differ "
+                          "only in case): write the one you mean as it is spelt")
+        raise _refuse(where, f"unknown column {name!r}{did_you_mean(name, list(self.target))}; "
+                      f"columns are {sorted(self.target)}")
+
+
+def _check_expression(node: Any, allowed: _Columns, where: str, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise _refuse(where, f"it nests deeper than {MAX_DEPTH} levels")
     if isinstance(node, list):
@@ -193,10 +225,7 @@ def _check_expression(node: Any, allowed: dict[str, str], where: str, depth: int
             names = node.get("column_names") or []
             if len(names) != 1:
                 raise _refuse(where, f"{'.'.join(map(str, names))!r}: use a plain column name")
-            if str(names[0]).lower() not in allowed:
-                raise _refuse(where, f"unknown column {names[0]!r}"
-                              f"{did_you_mean(str(names[0]), list(allowed.values()))}; columns "
-                              f"are {sorted(allowed.values())}")
+            node["column_names"] = [allowed.resolve(str(names[0]), where)]
         if cls == "TYPE" and (node.get("schema") or node.get("catalog") or
                               str(node.get("type_name", "")).upper() not in TYPES):
             raise _refuse(where, f"casting to {node.get('type_name')!r} is not allowed")
@@ -233,8 +262,14 @@ def filter_frame(frame: pd.DataFrame, where: str | None) -> pd.DataFrame:
         return frame
     import pandas as pd
 
-    sql = compile_where(where, [str(c) for c in frame.columns])
-    view = pd.DataFrame({str(c): _duck_column(frame[c]).to_numpy() for c in frame.columns})
+    # each column under its place (__c0, __c1...): DuckDB renames columns that differ only in
+    # case ('X', 'x'), and 'x > 2' filtered on X
+    names: dict[str, str] = {}
+    for j, c in enumerate(frame.columns):
+        names.setdefault(str(c), f"__c{j}")
+    sql = compile_where(where, names)
+    view = pd.DataFrame({f"__c{j}": _duck_column(frame.iloc[:, j]).to_numpy()
+                         for j in range(frame.shape[1])})
     view["__pos"] = np.arange(len(frame))
     with _sandbox() as con:
         con.register(RELATION, view)

@@ -343,6 +343,15 @@ class Summary:
     #: rolling-forward evaluation of each fitted law (:func:`rolling_check`), or why there is
     #: none; ``None`` when not asked for (``report --no-rolling``)
     rolling: dict[str, Outcome[RollingForward]] | None = None
+    #: the ``where`` filter the runs passed (beside ``tags``), so a report can say it
+    where: str | None = None
+
+    @property
+    def filter_text(self) -> str:
+        """The runs' filter as a person reads it: the tags and the ``where`` expression, or
+        ``""`` for every run."""
+        return ", ".join([*(f"{k}={v}" for k, v in self.tags.items()),
+                          *([f"where {self.where}"] if self.where else [])])
 
     @property
     def primary_fit(self) -> FitResult | None:
@@ -450,7 +459,7 @@ def summarise(
         counts=counts, fits=fits, isoflop=iso, hparams=hp, hparams_error=hp_error,
         grids=grid_keys(runs), compute=budget, plan=Outcome(), warnings=warnings,
         context=context, plan_seq_len=plan_seq, plan_batch=plan_batch, plan_basis="; ".join(basis),
-        rolling=rolled,
+        rolling=rolled, where=where or None,
     )
     say("planning")
     summary.plan = attempt(lambda: make_plan(budget, summary.primary_fit, hp.get("fitted"),

@@ -537,6 +537,19 @@ def _shared_keys(runs: Sequence[RawRun], settings: RunSettings) -> tuple[frozens
     return shared, warnings
 
 
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The runs' rows as a frame, an integer value kept an integer where another run lacks
+    it: pandas made the column float (a run with no loss logged had no ``final_step``, and
+    every other run's step 100 was stored and shown as 100.0)."""
+    frame = pd.DataFrame(rows)
+    for c in frame.columns:
+        if frame[c].dtype.kind == "f" and frame[c].isna().any() and any(
+                isinstance(r.get(c), (int, np.integer)) and not isinstance(r.get(c), bool)
+                for r in rows):
+            frame[c] = pd.Series([r.get(c) for r in rows], index=frame.index, dtype=object)
+    return frame
+
+
 def build(runs: Sequence[RawRun], spec: ReadSpec, notes: list[str] | None = None) -> TrackerImport:
     """Every run through :func:`assemble`, one frame of rows, one long frame of curves."""
     notes = list(notes or [])
@@ -559,7 +572,7 @@ def build(runs: Sequence[RawRun], spec: ReadSpec, notes: list[str] | None = None
     for what, count in how.items():
         notes.append(f"{what} ({count} of {n} runs)" if count != n else f"{what}")
     notes.append(f"loss = {spec.final} of {spec.loss_key!r} over the logged points")
-    frame = pd.DataFrame(rows)
+    frame = _frame(rows)
     if len(frame):
         failed = frame[frame["status"] == "failed"]
         if len(failed):

@@ -1,0 +1,115 @@
+"""What a notebook user hands the fitting functions: the wrong kind of table is a typed
+:class:`~scalinglab.errors.InputError` naming the argument and the type given (never an
+AttributeError from deep inside), and the table-like things a user has at hand (a dict of
+columns, a list of records) are read as the DataFrame they stand for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scalinglab as sl
+from scalinglab.fit.synthetic import isoflop_runs
+from scalinglab.values import as_table
+
+
+@pytest.fixture(scope="module")
+def runs() -> pd.DataFrame:
+    return isoflop_runs(budgets=[1e18, 3e18, 1e19], per_budget=6, noise=0.005, seed=3)
+
+
+@pytest.mark.parametrize("given, shown", [
+    (None, "NoneType"), ([1.0, 2.0], "list"), (np.zeros((3, 3)), "numpy.ndarray"),
+    (pd.Series([1.0]), "pandas.Series"), (5, "int"), ([], "list"),
+])
+def test_a_non_table_is_refused_naming_what_was_given(given, shown):
+    with pytest.raises(sl.InputError, match=rf"^runs: got {shown}, not a table"):
+        as_table(given, "runs")
+
+
+def test_a_path_is_refused_with_how_to_read_it():
+    with pytest.raises(sl.InputError, match=r"got a path \('runs.csv'\).*read_csv"):
+        as_table("runs.csv", "frame")
+
+
+def test_columns_of_unequal_length_are_an_input_error():
+    with pytest.raises(sl.InputError, match="same length"):
+        as_table({"N": [1, 2], "D": [1]}, "frame")
+
+
+def test_a_dict_of_columns_and_a_list_of_records_fit_as_the_frame_does(runs):
+    kw = {"bootstrap": 0}
+    base = sl.fit_law("chinchilla", runs, **kw).params
+    for given in ({c: runs[c].to_numpy() for c in runs}, runs.to_dict("records")):
+        assert sl.fit_law("chinchilla", given, **kw).params == pytest.approx(base, rel=1e-12)
+
+
+@pytest.mark.parametrize("call", [
+    lambda bad: sl.fit_law("chinchilla", bad),
+    lambda bad: sl.fit_isoflop(bad),
+    lambda bad: sl.select_runs(bad),
+    lambda bad: sl.fit_curves(bad, law="multipower"),
+    lambda bad: sl.fit_loss_to_loss(bad, "x", "y"),
+    lambda bad: sl.fit_ladder(bad, "mmlu"),
+    lambda bad: sl.design_pool(bad, "chinchilla", cost="6*N*D", target="top:0.1", budget=0.1),
+    lambda bad: sl.replay_study(bad, "chinchilla", cost="6*N*D", target="top:0.1", budgets=[0.1]),
+], ids=["fit_law", "fit_isoflop", "select_runs", "fit_curves", "fit_loss_to_loss", "fit_ladder",
+        "design_pool", "replay_study"])
+@pytest.mark.parametrize("bad", [np.ones((4, 3)), [1.0, 2.0, 3.0], None])
+def test_every_table_taking_entry_point_refuses_a_non_table_typed(call, bad):
+    with pytest.raises(sl.InputError, match="not a table"):
+        call(bad)
+
+
+def test_fit_hparam_law_refuses_a_list_typed():
+    with pytest.raises(sl.InputError, match=r"^grid: got list, not a table"):
+        sl.fit_hparam_law([1, 2, 3])
+
+
+@pytest.mark.parametrize("call", [
+    lambda df, **kw: sl.fit_law("chinchilla", df, **kw),
+    lambda df, **kw: sl.fit_law("chinchilla", df, scale="linear", **kw),
+    lambda df, **kw: sl.fit_isoflop(df, **kw),
+], ids=["fit_law", "fit_law_linear", "fit_isoflop"])
+@pytest.mark.parametrize("kw, named", [
+    ({"level": 95}, "level"), ({"level": 0.0}, "level"), ({"bootstrap": "100"}, "bootstrap"),
+    ({"bootstrap": 10.5}, "bootstrap"), ({"bootstrap": -1}, "bootstrap"), ({"bootstrap": True}, "bootstrap"),
+])
+def test_a_bad_level_or_bootstrap_is_a_parameter_error_naming_it(runs, call, kw, named):
+    # level=95 (a percentage) was a numpy ValueError from the quantiles after the whole fit;
+    # bootstrap="100" a TypeError from a comparison inside it
+    with pytest.raises(sl.ParameterError, match=rf"^{named} must") as info:
+        call(runs, **kw)
+    assert info.value.parameters == (named,)
+
+
+def test_a_whole_float_bootstrap_is_the_count_it_says():
+    from scalinglab.stats import check_count
+
+    assert check_count(100.0) == 100 and check_count(np.int64(3)) == 3
+
+
+def test_fit_arrays_inputs_are_columns_by_name(runs):
+    with pytest.raises(sl.ParameterError, match=r"^inputs must map each input's name .* not list"):
+        sl.fit_arrays("chinchilla", [1.0, 2.0], [1.0, 2.0])
+    for scale in ("log", "linear"):  # was KeyError: 'D'
+        with pytest.raises(sl.ParameterError, match=r"^inputs lack \['D'\] \(did you mean 'd'\?\)"):
+            sl.fit_arrays("chinchilla", {"N": runs.N, "d": runs.D}, runs.loss, scale=scale)
+    # a DataFrame is columns by name: the same fit as its dict
+    a = sl.fit_arrays("chinchilla", runs, runs.loss, bootstrap=0).params
+    b = sl.fit_arrays("chinchilla", {"N": runs.N, "D": runs.D}, runs.loss, bootstrap=0).params
+    assert a == b
+
+
+def test_fit_joint_takes_one_formula_as_text_and_refuses_inputs_that_are_not_columns(runs):
+    x, y = {"N": runs.N.to_numpy()}, runs.loss.to_numpy()
+    one = sl.fit_joint("E + A*N**-a", x, y, bootstrap=0)  # was 11 'formulas', one per character
+    assert list(one.params) == ["E", "A", "a"]
+    with pytest.raises(sl.ParameterError, match="^inputs must map"):
+        sl.fit_joint("E + A*N**-a", [1.0, 2.0], y)
+
+
+def test_load_result_of_something_not_a_path_is_a_parameter_error():
+    with pytest.raises(sl.ParameterError, match="path must be a file name, not int"):
+        sl.load_result(5)
