@@ -801,8 +801,7 @@ def fit_law(
         select=select, select_top=select_top, searched=searched,
     )
     fit.notes[:0] = notes + ([wnote] if wnote else [])
-    fit.warnings[:0] = units_warnings(frame["N"] if "N" in frame else None,
-                                      frame["D"] if "D" in frame else None)
+    fit.warnings[:0] = units_warnings(frame.get("N"), frame.get("D"))
     if flops is not None:
         fit.warnings[:0] = flops.warnings
         fit.notes += flops.notes
