@@ -396,3 +396,49 @@ def test_a_filter_on_a_frame_reaches_columns_that_differ_only_in_case(tmp_path):
     frame = pd.DataFrame({"X": [1, 5], "x": [5, 1], "N": [1, 2]})
     assert list(filter_frame(frame, "x > 2").index) == [0]
     assert list(filter_frame(frame, "X > 2").index) == [1]
+
+
+def test_an_import_refused_at_its_last_row_leaves_a_store_byte_identical_whatever_its_size(
+        tmp_path, monkeypatch):
+    # DuckDB wrote a large append's row groups into the file before the commit and a rollback
+    # left them there: refused at its last row, a 1.5M-row import grew the store from 1 MB to
+    # 94 MB (its runs unchanged). DuckDB writes once 5 row groups are buffered; asked to write
+    # after one, 700k rows show it (1.7 s)
+    import scalinglab.runs.store as store_mod
+    from scalinglab.errors import InputError
+
+    monkeypatch.setitem(store_mod._CONNECT_CONFIG, "write_buffer_row_group_count", 1)
+
+    store = RunStore(tmp_path / "s.duckdb")
+    store.import_file(write(tmp_path, "first.csv", "N,D,loss\n1e8,2e9,3.1\n"))
+    before = store.path.read_bytes()
+    rows = "".join(f"{1e6 + i},2e9,3.0\n" for i in range(700_000))
+    big = write(tmp_path, "big.csv", "N,D,loss\n" + rows + "1e8,2e9,abc\n")
+    with pytest.raises(InputError, match=r"row 700001 .*'abc' is not a number"):
+        store.import_file(big)
+    assert store.path.read_bytes() == before
+
+
+@pytest.mark.parametrize("caught", [RuntimeError("Query interrupted"), None])
+def test_ctrl_c_inside_a_duckdb_query_is_a_ctrl_c_and_leaves_the_store_as_it_was(
+        tmp_path, monkeypatch, caught):
+    # DuckDB catches SIGINT in a query and raises its own error: the CLI printed a traceback
+    # ("RuntimeError: Query interrupted", exit 1) or "the import was not written: ... Invalid
+    # Input Error: ... KeyboardInterrupt" (exit 2) instead of stopping as on Ctrl-C (exit 130)
+    import duckdb
+
+    import scalinglab.runs.ingest as ingest
+
+    store = RunStore(tmp_path / "s.duckdb")
+    store.import_file(write(tmp_path, "first.csv", "N,D,loss\n1e8,2e9,3.1\n"))
+    before = store.path.read_bytes()
+    error = caught or duckdb.InvalidInputException(
+        "reading the schema of the object registered as '_chunk' failed: KeyboardInterrupt:")
+
+    def interrupted(self, prepared):
+        raise error
+
+    monkeypatch.setattr(ingest.Ingest, "add", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.import_file(write(tmp_path, "more.csv", "N,D,loss\n2e8,2e9,3.0\n"))
+    assert store.path.read_bytes() == before
