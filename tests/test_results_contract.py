@@ -335,6 +335,7 @@ def test_conf_int_is_chosen_when_asked_and_narrows_with_the_level(kind, tmp_path
             result.conf_int(0.9)
         with pytest.raises(ParameterError, match="no bootstrap draws"):  # at its own level too
             result.conf_int()
+        assert result.ci == {}
         return
     own, wide, narrow = result.conf_int(), result.conf_int(0.99), result.conf_int(0.9)
     assert own.keys() == wide.keys() == narrow.keys() and own
@@ -351,6 +352,12 @@ def test_conf_int_is_chosen_when_asked_and_narrows_with_the_level(kind, tmp_path
     assert back.conf_int(0.9).keys() == narrow.keys()
     np.testing.assert_allclose(np.array(list(back.conf_int(0.9).values())),
                                np.array(list(narrow.values())), rtol=1e-12)
+    # res.ci is the same intervals at the result's own level, whatever the kind (an lr/batch
+    # fit's and a timescale fit's keep their per-law shape: lists, by law)
+    if kind not in ("hparam_fit", "tau_fit"):
+        assert result.ci == own
+    else:
+        assert result.ci
     with pytest.raises(ParameterError, match="level must be between 0 and 1"):
         result.conf_int(95)
     with pytest.raises(ParameterError, match="not both"):

@@ -133,6 +133,17 @@ class Result:
                                  "intervals (fit with bootstrap > 0)", "level")
         return out
 
+    @property
+    def ci(self) -> dict[str, tuple[float, float]]:
+        """:meth:`conf_int` at the result's own level, or ``{}`` where it keeps no draws: the
+        name a loss fit and a link have always had, so every result answers ``res.ci`` alike
+        (a curve fit, a joint fit and a ladder had none). Results whose intervals are of two
+        laws (an lr/batch fit's ``{"lr": ..., "bs": ...}``) keep their own shape."""
+        try:
+            return self.conf_int()
+        except ParameterError:
+            return {}
+
     def _own_intervals(self, level: float) -> dict[str, tuple[float, float]]:
         """The percentile interval at ``level`` of each quantity :meth:`_param_draws` gives (its
         parts' not included; empty without draws): what :meth:`conf_int` starts from, and the
