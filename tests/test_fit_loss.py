@@ -65,6 +65,25 @@ def test_derived_figures_follow_from_the_parameters(full_fit):
     assert d["N_opt_exponent"]["ci"][0] - 0.01 < truth_exp < d["N_opt_exponent"]["ci"][1] + 0.01
 
 
+def test_a_figure_read_beyond_the_runs_says_it_extrapolates_and_one_inside_does_not(full_fit):
+    (n_lo, n_hi), (d_lo, d_hi) = full_fit.data_range["N"], full_fit.data_range["D"]
+    c_hi = full_fit.compute_range[1]
+    inside = {"N": float(np.sqrt(n_lo * n_hi)), "D": float(np.sqrt(d_lo * d_hi))}
+    far = {"N": n_hi * 1000, "D": d_hi * 10}
+    d = full_fit.derived(compute=[c_hi, c_hi * 1e4], at=[inside, far])
+    assert "extrapolation" not in d["predictions"][0] and "extrapolation" not in d["at_compute"][0]
+    assert d["predictions"][1]["extrapolation"] == [
+        f"N = {far['N']:.3g} is outside the range of the runs fitted [{n_lo:.3g}, {n_hi:.3g}] "
+        "(x1e+03 beyond); extrapolating",
+        f"D = {far['D']:.3g} is outside the range of the runs fitted [{d_lo:.3g}, {d_hi:.3g}] "
+        "(x10 beyond); extrapolating"]
+    assert d["at_compute"][1]["extrapolation"][0].startswith(f"C = {c_hi * 1e4:.3g} is outside")
+    # what a command prints says so too, each warning once
+    warnings = full_fit.summary(compute=[c_hi * 1e4], at=[far, far]).warnings
+    assert sum("extrapolating" in w for w in warnings) == 3
+    assert not any("extrapolating" in w for w in full_fit.summary(at=[inside]).warnings)
+
+
 def test_saved_fit_round_trips_through_from_dict(full_fit):
     import json
 
@@ -169,6 +188,25 @@ def test_fit_law_derives_D_from_C_and_says_so():
     fit = fit_law("chinchilla", runs[["N", "C", "loss"]], bootstrap=0, starts=SMALL)
     assert any("D = C/(6N)" in n for n in fit.notes)
     assert fit.params["alpha"] == pytest.approx(TRUE["alpha"], abs=0.05)
+
+
+def test_parameters_in_millions_beside_tokens_in_billions_are_flagged_and_units_of_one_are_not():
+    runs = isoflop_runs(noise=0.005, budgets=np.geomspace(1e18, 1e21, 4))[["N", "D", "loss"]]
+    assert not any("units" in w for w in fit_law("chinchilla", runs, bootstrap=0, starts=SMALL).warnings)
+    slipped = runs.assign(N=runs["N"] / 1e6, D=runs["D"] / 1e9)  # the law fits these just as well
+    warnings = fit_law("chinchilla", slipped, bootstrap=0, starts=SMALL).warnings
+    tpp = float(np.median(runs["D"] / runs["N"])) / 1e3
+    assert warnings[:2] == [
+        f"every D is below 10,000 tokens (largest {slipped['D'].max():.4g}): is D in millions or "
+        "billions? scale it (--units D=1e9)",
+        f"tokens per parameter D/N is {tpp:.3g} in the median run, outside [0.1, 1e+06]: are N and "
+        "D in different units (e.g. parameters in millions, tokens in billions: --units N=1e6,D=1e9)?"]
+    # the demo's byte-level models, the smallest trained here (N ~ 2e3, D ~ 2e5), are not flagged
+    from scalinglab.runs.flops import units_warnings
+
+    assert units_warnings([1.8e3, 5e3, 1.4e4], [2e5, 5e5, 1.4e6]) == []
+    assert units_warnings([10.0, 70.0, 400.0]) == [
+        "every N is below 1,000 (largest 400): is N in millions or billions? scale it (--units N=1e6)"]
 
 
 def test_non_positive_inputs_are_rejected_naming_the_run():

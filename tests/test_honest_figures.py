@@ -250,6 +250,25 @@ def test_an_interval_from_too_few_draws_is_nan_and_says_why_not_zero_width():
     assert interval_note(half) is None
 
 
+def test_one_or_two_draws_give_no_interval_and_say_why_three_give_one():
+    # fit chinchilla -b 1 printed "E 1.72 [1.598, 1.598]": one draw, a zero-width "95% interval"
+    # excluding its own estimate; -b 2 the two draws themselves
+    from scalinglab.stats import interval_note
+
+    for draws in ([1.598], [1.581, 1.598]):
+        lo, hi = percentile_interval(np.array(draws))
+        assert np.isnan(lo) and np.isnan(hi)
+        assert np.isnan(percentile_interval(np.c_[draws, draws], axis=0)).all()
+    assert interval_note([1.598]) == "no interval: 1 bootstrap resample is not a spread (at least 3 needed)"
+    assert interval_note([1.5, np.nan, 1.6, 1.7]) is None
+    assert float(percentile_interval(np.array([1.0, 2.0, 3.0]))[0]) == pytest.approx(1.05)
+    runs = pd.DataFrame([(n, d) for n in (1e8, 3e8, 1e9) for d in (2e9, 6e9, 2e10)], columns=["N", "D"])
+    runs["loss"] = CHINCHILLA(TRUE, N=runs["N"], D=runs["D"])
+    fit = fit_chinchilla(runs["N"], runs["D"], runs["loss"], bootstrap=2, starts=np.array(
+        [[0.5, 6.0, 6.0, 0.3, 0.3]]))
+    assert fit.n_draws == 2 and all(np.isnan(v).all() for v in fit.ci.values())
+
+
 def _six_runs_at_20_tokens_per_parameter() -> pd.DataFrame:
     # tests/test_loss_to_loss.py's new corpus at D/N = 20: Chinchilla refitted on these alone
     # sends A to inf (alpha ~ 60), so that A/N^alpha is inf/inf = NaN at every (N, D)

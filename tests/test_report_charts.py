@@ -183,3 +183,28 @@ def test_a_saved_results_long_series_names_are_cut_in_its_legend_and_still_toggl
     assert all(len(t["name"].removesuffix(" (not identified)")) == 40 for t in shown)
     assert {t["legendgroup"] for t in spec["data"][:3]} == {a}  # band and line toggle together
     assert spec["data"][3]["legendgroup"] == b + " (not identified)"
+
+
+def test_a_long_reason_is_wrapped_to_fit_the_chart_it_replaces():
+    """Plotly does not wrap text: the IsoFLOP chart's 150-character reason ("not identifiable:
+    IsoFLOP needs at least 2 compute budgets ...") ran off the dashboard's half-width panel,
+    and an empty chart's reason off both sides. Both are broken into lines of at most
+    charts.REASON_CHARS characters, every word kept."""
+    import re
+
+    from scalinglab.report.chart_table import raw_isoflop
+
+    reason = ("not identifiable: IsoFLOP needs at least 2 compute budgets with an interior loss "
+              "minimum (and 3 model sizes); found 1 budget(s) (only one budget)")
+    spec = raw_isoflop(isoflop_runs(budgets=(1e16,)).assign(run_id=lambda d: [f"r{i}" for i in
+                                                                           range(len(d))]), reason)
+    title = spec["layout"]["title"]["text"]
+    head, body = title.split("<br>", 1)
+    assert head == "IsoFLOP profiles, 1 budgets, raw: no fit"
+    lines = re.sub(r"</?span[^>]*>", "", body).split("<br>")
+    assert len(lines) == 3 and all(len(x) <= charts.REASON_CHARS for x in lines)
+    assert " ".join(lines) == reason and spec["fit_error"] == reason
+    assert spec["layout"]["margin"]["t"] >= 40 + 15 * 4  # room for the title's four lines
+    text = charts.empty(reason)["layout"]["annotations"][0]["text"]
+    assert [len(x) <= charts.REASON_CHARS for x in text.split("<br>")] == [True, True, True]
+    assert charts.empty("no runs")["layout"]["annotations"][0]["text"] == "no runs"

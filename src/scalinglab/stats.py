@@ -27,6 +27,10 @@ DEFAULT_BOOTSTRAP = 200
 #: below this share of draws that gave a value (not NaN) no interval is given: the few left are
 #: not a sample of the spread (:func:`percentile_interval`, :meth:`Estimate.from_draws`)
 MIN_USABLE_DRAWS = 0.5
+#: fewer draws that gave a value than this give no interval either: one draw is no spread (a
+#: 95% "interval" [1.598, 1.598] beside the estimate 1.72, from ``fit chinchilla -b 1``) and
+#: two are just themselves ([1.581, 1.598], again excluding 1.72, from ``-b 2``)
+MIN_DRAWS = 3
 
 
 def check_level(level: Any) -> float:
@@ -106,7 +110,7 @@ def percentile_interval(
         shape = np.delete(np.array(values.shape), axis) if values.ndim else ()
         nan = np.full(tuple(int(s) for s in shape), np.nan)
         return nan, nan.copy()
-    if 0.0 < q < 0.5 and values.ndim and values.shape[axis] > 1 and np.isfinite(values).all():
+    if 0.0 < q < 0.5 and values.ndim and values.shape[axis] >= MIN_DRAWS and np.isfinite(values).all():
         # every draw a number (the common case: a band's widened draws, a fit's parameters):
         # the two ends by selection, the same numbers as np.quantile's bit for bit
         ends = _linear_ends(values, q, axis, overwrite_input)
@@ -125,6 +129,7 @@ def percentile_interval(
             lo = np.where(np.isnan(lo), np.nanquantile(values, q, axis=axis, method="lower"), lo)
             hi = np.where(np.isnan(hi), np.nanquantile(values, 1.0 - q, axis=axis, method="higher"), hi)
     few = usable_share(values, axis) < (MIN_USABLE_DRAWS if min_usable is None else min_usable)
+    few = few | (np.sum(~np.isnan(values), axis=axis) < MIN_DRAWS) if values.ndim else True
     if np.any(few):
         lo, hi = np.where(few, np.nan, lo), np.where(few, np.nan, hi)
     return lo, hi
@@ -187,6 +192,10 @@ def interval_note(draws: Any, min_usable: float | None = None) -> str | None:
     if not flat.size:
         return None
     share = float(usable_share(flat))
+    usable = int(np.sum(~np.isnan(flat)))
+    if usable < MIN_DRAWS and share >= (MIN_USABLE_DRAWS if min_usable is None else min_usable):
+        return (f"no interval: {usable} bootstrap resample{'s' if usable != 1 else ''} "
+                f"{'are' if usable != 1 else 'is'} not a spread (at least {MIN_DRAWS} needed)")
     if share >= (MIN_USABLE_DRAWS if min_usable is None else min_usable):
         return None
     return f"no interval: only {share:.0%} of {flat.size} bootstrap resamples gave a value"

@@ -129,6 +129,19 @@ def optimum_at(fit: FitResult, C: float, inference_tokens: float = 0.0,
                    inference_tokens=inference_tokens, note=note)
 
 
+def _beyond_runs(fit: FitResult, values: Mapping[str, float]) -> list[str]:
+    """Which of ``values`` (the law's inputs at a point, or a budget ``C``) lie outside the
+    runs the fit saw, and how far: a figure read there is an extrapolation and says so, as a
+    plan does (``fit --at N=1e13,D=1e15`` on runs up to N = 6.9e9 printed a confident interval
+    and no word of it)."""
+    from scalinglab.laws.hparams import outside_range
+
+    valid = dict(fit.data_range)
+    if fit.compute_range is not None:
+        valid.setdefault("C", fit.compute_range)
+    return outside_range(valid, values, "the runs fitted")
+
+
 def derived_figures(
     fit: FitResult,
     compute: Sequence[float] | None = None,
@@ -158,7 +171,13 @@ def derived_figures(
     if compute is None:
         compute = [] if fit.compute_range is None else [fit.compute_range[1]]
     if set(law.inputs) == {"N", "D"}:
-        out["at_compute"] = [fit.optimum(float(c)).to_dict() for c in compute]
+        out["at_compute"] = []
+        for c in compute:
+            entry = fit.optimum(float(c)).to_dict()
+            beyond = _beyond_runs(fit, {"C": float(c)})
+            if beyond:
+                entry["extrapolation"] = beyond
+            out["at_compute"].append(entry)
     elif law.inputs == ("C",):
         at = [*at, *({"C": float(c)} for c in compute)]
     predictions = []
@@ -166,6 +185,9 @@ def derived_figures(
         inputs = {k: float(point[k]) for k in law.inputs}
         pred = fit.interval(lambda p, inputs=inputs: law(p, **inputs))
         entry: dict[str, Any] = {**inputs, "loss": pred.to_dict()}
+        beyond = _beyond_runs(fit, inputs)
+        if beyond:
+            entry["extrapolation"] = beyond
         if fit.n_draws:
             _, lo, hi = fit.predict_interval(new_run=True, **inputs)
             entry["loss_new_run"] = {"value": pred.value, "ci": [float(lo), float(hi)],

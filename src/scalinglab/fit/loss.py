@@ -769,6 +769,7 @@ def fit_law(
     another factor (``1.2``) or the column as given (``"given"``).
     """
     from scalinglab.fit.consistency import check_flops
+    from scalinglab.runs.flops import units_warnings
 
     frame = as_table(frame, "frame")
     columns = as_mapping(columns, "columns", "{'N': 'params', 'loss': 'final_loss'}")
@@ -801,6 +802,7 @@ def fit_law(
         select=select, select_top=select_top, searched=searched,
     )
     fit.notes[:0] = notes + ([wnote] if wnote else [])
+    fit.warnings[:0] = units_warnings(frame.get("N"), frame.get("D"))
     if flops is not None:
         fit.warnings[:0] = flops.warnings
         fit.notes += flops.notes

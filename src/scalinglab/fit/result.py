@@ -463,8 +463,8 @@ class FitResult(Result):
         title = (f"{self.law.name}: {self.law.formula}   ({self.n_runs} runs"
                  + (f", {self.source}" if self.source else "") + ")")
         return Summary(title=title, tables=[params] + ([derived] if derived.rows else []),
-                       facts=facts, notes=list(self.notes), warnings=list(self.warnings),
-                       data=self.to_dict())
+                       facts=facts, notes=list(self.notes),
+                       warnings=[*self.warnings, *_extrapolations(d)], data=self.to_dict())
 
     def _repr_items(self) -> list[str]:
         ps = " ".join(f"{k}={format_number(v)}" for k, v in self.params.items())
@@ -542,6 +542,15 @@ class FitAt(FitResult):
         where = [f"C={format_number(c)}" for c in self.compute]
         where += [",".join(f"{k}={format_number(v)}" for k, v in p.items()) for p in self.points]
         return [*super()._repr_items(), f"at {'; '.join(where) or 'the largest run'}"]
+
+
+def _extrapolations(derived: Mapping[str, Any]) -> list[str]:
+    """The warnings of figures read outside the runs fitted (each once, in the order shown)."""
+    out: dict[str, None] = {}
+    for entry in [*derived.get("at_compute", []), *derived.get("predictions", [])]:
+        for w in entry.get("extrapolation", []):
+            out[w] = None
+    return list(out)
 
 
 def _derived_row(table: Table, name: str, entry: Mapping[str, Any]) -> None:

@@ -228,19 +228,26 @@ def range_warnings(
     """Say which of N, D, C = 6ND and D/N (key ``TPP``) fall outside ``valid_range``, and by how
     much. Ranges of C and D/N matter on their own: fitted data cover a diagonal band, so a plan
     can sit inside the N and D ranges yet far from any run."""
-    rng = dict(valid_range)
     values = {"N": N, "D": D, "C": 6.0 * N * D, "TPP": D / N}
-    labels = {"N": "N", "D": "D", "C": "C = 6ND", "TPP": "D/N"}
+    return outside_range(valid_range, values, what, {"C": "C = 6ND", "TPP": "D/N"})
+
+
+def outside_range(
+    valid_range: Mapping[str, tuple[float, float]], values: Mapping[str, float], what: str,
+    labels: Mapping[str, str] | None = None,
+) -> list[str]:
+    """One warning per value of ``values`` outside its range in ``valid_range`` (a value without
+    a range is not checked), with the range and how far beyond it lies: the one wording of
+    "extrapolating" for plans, hyperparameter laws and a fit read at a point or budget."""
     out = []
-    for key in ("N", "D", "C", "TPP"):
-        if key not in rng:
+    for key, v in values.items():
+        if key not in valid_range:
             continue
-        lo, hi = rng[key]
-        v = values[key]
+        lo, hi = valid_range[key]
         if v < lo or v > hi:
             factor = lo / v if v < lo else v / hi
             out.append(
-                f"{labels[key]} = {v:.3g} is outside the range of {what} "
+                f"{(labels or {}).get(key, key)} = {v:.3g} is outside the range of {what} "
                 f"[{lo:.3g}, {hi:.3g}] (x{factor:.3g} beyond); extrapolating"
             )
     return out

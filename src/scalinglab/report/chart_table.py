@@ -423,8 +423,13 @@ def raw_isoflop(runs: pd.DataFrame, reason: str) -> Spec:
                                          runs=mine, ok=False, status="not fitted",
                                          curve_N=np.array([]), curve_loss=np.array([]), vertex=None))
     spec = charts.isoflop(series, SimpleNamespace(approach1=None, approach2=None))  # type: ignore[arg-type]
-    spec["layout"]["title"]["text"] = f"IsoFLOP profiles, {len(series)} budgets, raw: no fit ({reason})"
+    # the reason under the title, wrapped: on one line it ran off the dashboard's panel
+    lines = charts.wrap_reason(reason)
+    spec["layout"]["title"]["text"] = (f"IsoFLOP profiles, {len(series)} budgets, raw: no fit<br>"
+                                       f"<span style='font-size:11px'>{lines}</span>")
     spec["layout"]["title"]["font"]["color"] = "#8a5a00"
+    margin = spec["layout"].setdefault("margin", {})
+    margin["t"] = max(int(margin.get("t", 48)), 44 + 17 * (lines.count("<br>") + 2))
     spec["fit_error"] = reason
     return spec
 

@@ -68,12 +68,26 @@ def _hover(df: pd.DataFrame, keys: Sequence[str]) -> list[str]:
     return [views.hover_text(r, keys) for r in df.to_dict("records")]
 
 
+#: characters per line of a reason drawn in a chart: Plotly does not wrap text, and a
+#: 150-character reason ran off both sides of a half-width dashboard panel (about 85 fit)
+REASON_CHARS = 72
+
+
+def wrap_reason(text: str, width: int = REASON_CHARS) -> str:
+    """``text`` broken into lines of at most ``width`` characters for a Plotly title or
+    annotation (``<br>`` between them; a longer word stays whole)."""
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(str(text), width, break_long_words=False,
+                                     break_on_hyphens=False)) or str(text)
+
+
 def empty(message: str, title: str = "") -> Spec:
-    """A chart that says why it is empty (no axes, one centred line)."""
+    """A chart that says why it is empty (no axes, the reason centred, wrapped to fit)."""
     return {"data": [], "layout": {
         "title": {"text": title, "font": {"size": 13}, "x": 0.01, "xanchor": "left"},
         "height": 220, "xaxis": {"visible": False}, "yaxis": {"visible": False},
-        "annotations": [{"text": message, "showarrow": False, "xref": "paper", "yref": "paper",
+        "annotations": [{"text": wrap_reason(message), "showarrow": False, "xref": "paper", "yref": "paper",
                          "x": 0.5, "y": 0.5, "font": {"size": 13, "color": NEUTRAL}}],
         "margin": {"l": 20, "r": 20, "t": 40, "b": 20}}}
 

@@ -95,6 +95,38 @@ def _units_hint(factor: float) -> str:
     return ""
 
 
+#: tokens per parameter outside this range in most runs: N and D are not both in units of one
+#: (trained language models sit between about 1 and 1e4; parameters in millions beside tokens
+#: in billions give 1e3x too few, parameters in billions beside raw tokens 1e9x too many)
+PLAUSIBLE_TPP = (0.1, 1e6)
+
+
+def units_warnings(N: Any = None, D: Any = None) -> list[str]:
+    """What suggests ``N`` (parameters) or ``D`` (tokens) are not in units of one: every N
+    below 1,000 or every D below 10,000 (the demo's byte-level models, the smallest trained
+    anywhere here, have N ~ 2e3 and D ~ 2e5), or tokens per parameter implausible in most runs.
+    A fit of such runs is the same law with A or B rescaled, so it goes through silently; the
+    optimum at a budget, a plan or a point read on the law are then off by the factor."""
+    out = []
+    n = None if N is None else np.asarray(N, dtype=float).ravel()
+    d = None if D is None else np.asarray(D, dtype=float).ravel()
+    if n is not None and n.size and np.nanmax(n) < 1e3:
+        out.append(f"every N is below 1,000 (largest {np.nanmax(n):.4g}): is N in millions or "
+                   "billions? scale it (--units N=1e6)")
+    if d is not None and d.size and np.nanmax(d) < 1e4:
+        out.append(f"every D is below 10,000 tokens (largest {np.nanmax(d):.4g}): is D in millions "
+                   "or billions? scale it (--units D=1e9)")
+    if n is not None and d is not None and n.size and n.size == d.size:
+        with np.errstate(all="ignore"):
+            tpp = float(np.nanmedian(d / n))
+        lo, hi = PLAUSIBLE_TPP
+        if np.isfinite(tpp) and not lo <= tpp <= hi:
+            out.append(f"tokens per parameter D/N is {tpp:.3g} in the median run, outside "
+                       f"[{lo:g}, {hi:g}]: are N and D in different units (e.g. parameters in "
+                       "millions, tokens in billions: --units N=1e6,D=1e9)?")
+    return out
+
+
 def check_flops(N: Any, D: Any, C: Any, *, column: str = "C", flop_convention: Any = None,
                 what: str = "compute") -> FlopCheck:
     """Compare a given compute column ``C`` with ``6 N D`` run by run.
