@@ -113,3 +113,23 @@ def test_fit_joint_takes_one_formula_as_text_and_refuses_inputs_that_are_not_col
 def test_load_result_of_something_not_a_path_is_a_parameter_error():
     with pytest.raises(sl.ParameterError, match="path must be a file name, not int"):
         sl.load_result(5)
+
+
+@pytest.mark.parametrize("kw, said", [
+    ({"columns": ["N"]}, "columns must be a dict such as {'N': 'params'"),
+    ({"tie": "beta=alpha"}, "tie must be a dict such as {'beta': 'alpha'}, not str"),
+    ({"fix": "E=1.69"}, "fix must be a dict such as {'E': 1.69}, not str"),  # was read letter by letter
+    ({"fix": {"E": "abc"}}, "fix E must be a number, not 'abc'"),
+    ({"bounds": {"alpha": 0.5}}, "bounds of alpha must be a pair (lo, hi), not 0.5"),
+    ({"bounds": {"alpha": (0.1, 0.2, 0.3)}}, "bounds of alpha must be a pair"),  # was fitted on (0.1, 0.2)
+    ({"holdout_top": "4"}, "holdout_top must be a whole number >= 0, not '4'"),
+])
+def test_options_of_the_wrong_shape_are_parameter_errors_naming_the_option(runs, kw, said):
+    with pytest.raises(sl.ParameterError) as info:
+        sl.fit_law("chinchilla", runs, bootstrap=0, **kw)
+    assert said in str(info.value) and info.value.parameters == (next(iter(kw)),)
+
+
+def test_fit_isoflop_columns_must_be_a_dict(runs):
+    with pytest.raises(sl.ParameterError, match="^columns must be a dict"):
+        sl.fit_isoflop(runs, columns=["N"])

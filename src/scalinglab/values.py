@@ -149,6 +149,19 @@ def as_table(data: Any, what: str = "frame") -> Any:
                      f"{type(data).__name__}, not a table; {hint}", source=what)
 
 
+def as_mapping(value: Any, what: str, example: str) -> Mapping[Any, Any]:
+    """``value`` if it is a mapping (``{}`` for None), else a
+    :class:`~scalinglab.errors.ParameterError` naming ``what`` with an ``example`` of the form:
+    ``columns=["N"]`` or ``tie="beta=alpha"`` were an AttributeError ('list' object has no
+    attribute 'items') or, for ``fix="E=1.69"``, read character by character."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ParameterError(f"{what} must be a dict such as {example}, not {type(value).__name__} "
+                             f"{value!r}"[:300], what)
+    return value
+
+
 def as_columns(data: Any, needed: Iterable[str] = (), what: str = "inputs") -> Mapping[str, Any]:
     """``data`` as columns by name: a mapping (``{"N": array, ...}``) or a DataFrame, with every
     name in ``needed``; else :class:`~scalinglab.errors.ParameterError` naming ``what`` (a list
@@ -168,5 +181,5 @@ def as_columns(data: Any, needed: Iterable[str] = (), what: str = "inputs") -> M
     return data
 
 
-__all__ = ["EXAMPLES", "SUFFIXES", "as_columns", "as_table", "comma_parts", "parse_fraction", "parse_number_list", "parse_pairs",
+__all__ = ["EXAMPLES", "SUFFIXES", "as_columns", "as_mapping", "as_table", "comma_parts", "parse_fraction", "parse_number_list", "parse_pairs",
            "parse_quantities", "parse_quantity"]
