@@ -442,3 +442,19 @@ def test_ctrl_c_inside_a_duckdb_query_is_a_ctrl_c_and_leaves_the_store_as_it_was
     with pytest.raises(KeyboardInterrupt):
         store.import_file(write(tmp_path, "more.csv", "N,D,loss\n2e8,2e9,3.0\n"))
     assert store.path.read_bytes() == before
+
+
+def test_a_w_and_b_history_imported_as_a_run_table_points_to_from_wandb(tmp_path):
+    # each of a run's rows is one step, so they conflict; --on-conflict keep, the one advice
+    # given, would have kept the first step's loss as the run's
+    from typer.testing import CliRunner
+
+    from scalinglab.cli import app
+
+    f = write(tmp_path, "history.csv", "run_id,_step,train/loss,params,tokens\n"
+                                       "r1,10,5.0,1e6,1e8\nr1,20,3.5,1e6,1e8\n")
+    out = CliRunner().invoke(app, ["import", str(f), "--store", str(tmp_path / "s.duckdb")])
+    assert out.exit_code == 2
+    assert out.output.rstrip().endswith("its rows look like a W&B history export, a row per "
+                                        "logged step: import it with --from wandb")
+    assert not (tmp_path / "s.duckdb").exists()

@@ -224,7 +224,7 @@ def test_constants_that_are_not_finite_real_numbers_are_named(text, piece):
 
 
 @pytest.mark.parametrize("text, inputs, hint", [
-    ("E + A*logg(N)", "N", "logg() is not a function a formula knows (did you mean 'log'?)"),
+    ("E + A*logg(N)", "N", "logg() is not a known function (did you mean 'log'?)"),
     ("E + A*exx(N)", "N", "(did you mean 'exp'?)"),
     ("E + A*Nn**-alpha", "N", "does not use input(s) ['N'] (is it 'Nn'?)"),
     ("E + A*n**-alpha", "N", "(is it 'n'?)"),

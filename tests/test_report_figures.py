@@ -269,3 +269,21 @@ def test_a_long_run_name_is_cut_in_the_middle_and_every_run_keeps_its_legend_ent
         for t in leg.get_texts():
             box = t.get_window_extent()
             assert 0 <= box.x0 and box.x1 <= width, t.get_text()
+
+
+def test_an_allocation_law_without_an_interval_draws_no_band_for_d_either():
+    """Two budgets of four noisy runs: 80% of resamples keep fewer than 2 usable budgets, so
+    the law gives no interval (N_opt's panel drew none), yet D_opt's panel shaded a "95% band
+    (bootstrap)" from the other 20% and labelled the planned point "[n/a, n/a]"."""
+    iso = fit_isoflop(isoflop_runs(budgets=(1e16, 3e16), per_budget=4, noise=0.03), bootstrap=30)
+    assert iso.approach2.interval_problem == "only 20% of 30 resamples kept 2 usable budgets"
+    fig = figures.optimal_allocation(iso, planned_compute=3e18)
+    for ax in fig.axes[:2]:
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert not any("band" in t or "n/a" in t for t in labels), labels
+    # with an interval, both panels keep their band
+    fine = fit_isoflop(isoflop_runs(), bootstrap=30)
+    assert fine.approach2.interval_problem is None
+    fig = figures.optimal_allocation(fine, planned_compute=3e19)
+    for ax in fig.axes[:2]:
+        assert any("band" in t.get_text() for t in ax.get_legend().get_texts())

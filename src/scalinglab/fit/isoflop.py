@@ -44,7 +44,7 @@ from scalinglab.stats import (
     percentile_interval,
 )
 from scalinglab.summary import Summary, Table, format_interval, format_number
-from scalinglab.values import as_table
+from scalinglab.values import as_mapping, as_table
 
 #: runs whose compute agrees within this many decades (26%) belong to one budget
 DEFAULT_TOL_DEX = 0.1
@@ -534,6 +534,7 @@ def fit_isoflop(
     if method not in METHODS:
         raise ParameterError(f"method must be one of {list(METHODS)}, not {method!r}", "method")
     frame = as_table(frame, "frame")
+    columns = as_mapping(columns, "columns", "{'N': 'params', 'loss': 'final_loss'}")
     given_c = {"N", "D", "C"} <= set(frame.rename(columns={v: k for k, v in (columns or {}).items()}).columns)
     df, notes = complete_columns(frame, ("N", "D", "C"), columns)
     ids = (df["run_id"].astype(str).tolist() if "run_id" in df.columns

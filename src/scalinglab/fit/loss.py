@@ -39,7 +39,7 @@ from scalinglab.laws.base import Law
 from scalinglab.laws.registry import get_law
 from scalinglab.laws.starts import besiroglu_grid
 from scalinglab.stats import check_count, check_level
-from scalinglab.values import as_columns, as_table
+from scalinglab.values import as_columns, as_mapping, as_table
 
 if TYPE_CHECKING:  # the engine imports sympy: loaded only by the fits that use it
     from scalinglab.fit.lsq import Lean, LsqFit, Problem, RobustFit
@@ -259,7 +259,7 @@ def _leave_out(x: dict[str, np.ndarray], y: np.ndarray, c: np.ndarray, ids: list
         x, y, c = {k: v[keep] for k, v in x.items()}, y[keep], c[keep]
         ids = [ids[i] for i in keep]
         w = None if w is None else w[keep]
-    if not 0 <= holdout_top < len(y):
+    if not 0 <= check_count(holdout_top, "holdout_top") < len(y):
         raise ParameterError(f"holdout_top must be between 0 and {len(y) - 1}, not {holdout_top}",
                              "holdout_top")
     order = np.argsort(c, kind="stable")
@@ -774,6 +774,7 @@ def fit_law(
     from scalinglab.runs.flops import units_warnings
 
     frame = as_table(frame, "frame")
+    columns = as_mapping(columns, "columns", "{'N': 'params', 'loss': 'final_loss'}")
     law = get_law(law)
     loss = make_estimator(loss, delta, over_penalty, param="loss")
     n_read, left = len(frame), []

@@ -73,9 +73,21 @@ class Constraint:
                 "bounds": {k: [float(lo), float(hi)] for k, (lo, hi) in self.bounds.items()}}
 
 
+def _number(value: Any, what: str, param: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):  # fix={"E": "abc"} was a bare ValueError
+        raise ParameterError(f"{what} must be a number, not {value!r}", param) from None
+
+
 def _check(base: Law, tie: Mapping[str, str], fix: Mapping[str, float],
            bounds: Mapping[str, tuple[float, float]]) -> tuple[dict[str, str], dict[str, float],
                                                                  dict[str, tuple[float, float]]]:
+    from scalinglab.values import as_mapping
+
+    tie = as_mapping(tie, "tie", "{'beta': 'alpha'}")
+    fix = as_mapping(fix, "fix", "{'E': 1.69}")
+    bounds = as_mapping(bounds, "bounds", "{'alpha': (0.1, 1.0)}")
     names = set(base.param_names)
     for what, keys, param in (("tie", [*tie, *tie.values()], "tie"), ("fix", list(fix), "fix"),
                               ("bounds", list(bounds), "bounds")):
@@ -97,7 +109,7 @@ def _check(base: Law, tie: Mapping[str, str], fix: Mapping[str, float],
         if v == k:
             raise ParameterError(f"tie {k}={k} ties a parameter to itself", "tie")
         tie[k] = v
-    fix = {str(k): float(v) for k, v in fix.items()}
+    fix = {str(k): _number(v, f"fix {k}", "fix") for k, v in fix.items()}
     for k in fix:
         if not np.isfinite(fix[k]):
             raise ParameterError(f"fix {k} must be a finite number, not {fix[k]}", "fix")
@@ -105,7 +117,11 @@ def _check(base: Law, tie: Mapping[str, str], fix: Mapping[str, float],
     if both:
         raise ParameterError(f"{sorted(both)} cannot be both tied and fixed (fix the one it "
                              "follows instead)", "tie", "fix")
-    bounds = {str(k): (float(v[0]), float(v[1])) for k, v in bounds.items()}
+    for k, v in bounds.items():
+        if isinstance(v, (str, bytes)) or not hasattr(v, "__len__") or len(v) != 2:
+            raise ParameterError(f"bounds of {k} must be a pair (lo, hi), not {v!r}", "bounds")
+    bounds = {str(k): (_number(v[0], f"bounds of {k}", "bounds"), _number(v[1], f"bounds of {k}", "bounds"))
+              for k, v in bounds.items()}
     for k, (lo, hi) in bounds.items():
         if k in tie or k in fix:
             raise ParameterError(f"bounds on {k}, which is tied or fixed: bound the parameter it "

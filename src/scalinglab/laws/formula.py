@@ -204,7 +204,7 @@ def _check_node(node: ast.AST, text: str) -> None:
         raise ParameterError(f"formula {text!r}: {shown} is not a finite number", "formula")
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            called = (f"{node.func.id}() is not a function a formula knows"
+            called = (f"{node.func.id}() is not a known function"
                       f"{did_you_mean(node.func.id, list(FUNCTIONS))}; "
                       if isinstance(node.func, ast.Name) else "")
             raise ParameterError(f"formula {text!r}: {called}only {sorted(FUNCTIONS)} may be called",

@@ -591,15 +591,12 @@ def isoflop_curves(runs: pd.DataFrame, iso: IsoFlopResult) -> Figure:
 
 
 def _band(law: AllocationLaw, C: np.ndarray, which: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Percentile band of N_opt(C) or D_opt(C) over the allocation law's bootstrap draws."""
-    if which == "N":
-        _, lo, hi = law.n_opt_interval(C)
-        return None if lo is None else (lo, hi)
-    if law.draws is None:
-        return None
-    # D_opt = exp(log_kd) C^b, with (b, log_kd) in columns 1 and 3 of the draws
-    draws = np.exp(law.draws[:, 3, None] + law.draws[:, 1, None] * np.log(C)[None, :])
-    return percentile_interval(draws, law.level)
+    """Percentile band of N_opt(C) or D_opt(C) over the allocation law's bootstrap draws, or
+    None where the law has none to give (no draws, or too few usable: ``interval_problem``).
+    D went through the draws itself and drew a "95% band" from the 20% of resamples that had
+    two budgets (legend "[n/a, n/a]") where N, rightly, had none."""
+    _, lo, hi = law.n_opt_interval(C) if which == "N" else law.d_opt_interval(C)
+    return None if lo is None else (lo, hi)
 
 
 def optimal_allocation(

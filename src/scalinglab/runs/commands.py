@@ -129,7 +129,7 @@ def import_runs(
         raise UserError(str(exc).replace(hint, f"with --map {exc.name}=YOUR_COLUMN")) from None
     except ConflictError as exc:
         raise UserError(f"{exc}; nothing was imported (--on-conflict keep or replace "
-                        "decides)") from None
+                        f"decides){_history_hint(file) if tracked is None else ''}") from None
     if json_:
         emit_json({**report.to_dict(), "store": str(store),
                    **({"from": from_, "n_failed_runs": tracked.n_failed} if tracked else {})})
@@ -155,6 +155,23 @@ def import_runs(
         extra.append(f"{report.n_skipped_invalid} invalid rows skipped")
     console.print(f"[green]imported[/] {report.n_inserted} new runs from {file} into {store} "
                   f"({', '.join(extra)})", highlight=False)
+
+
+def _history_hint(file: str) -> str:
+    """A hint for a run-id conflict in a file with W&B's ``_step`` column: a history export
+    has a row per logged step, so each run's rows disagree, and ``--on-conflict keep`` would
+    have kept its first step's loss as the run's."""
+    from scalinglab.errors import ScalingLabError
+    from scalinglab.runs.io import TableReader
+
+    try:
+        columns = TableReader(file).columns or []
+    except ScalingLabError:
+        return ""
+    if "_step" not in columns:
+        return ""
+    return ("; its rows look like a W&B history export, a row per logged step: import it with "
+            "--from wandb")
 
 
 def _read_tracked(path: str, kind: str, **opts: Any) -> Any:
