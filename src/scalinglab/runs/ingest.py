@@ -321,11 +321,13 @@ class Ingest:
         select = ", ".join("? AS source" if c == "source" else c for c in RUN_COLUMNS)
         # written: the candidates whose id is not stored (any more, after replace), found by
         # row number in _stored rather than by a join of every candidate against runs
-        _register(con, "_replaced_rows", pa.table({"_row": pa.array(
-            [r for r, _ in conflicting] if replace else [], pa.int64())}))
-        _do(con, """CREATE TEMP TABLE _write AS SELECT c._row, c.run_id FROM _incoming c
+        replaced = ""
+        if replace:
+            _register(con, "_replaced_rows", pa.table({"_row": [r for r, _ in conflicting]}))
+            replaced = " OR c._row IN (SELECT _row FROM _replaced_rows)"
+        _do(con, f"""CREATE TEMP TABLE _write AS SELECT c._row, c.run_id FROM _incoming c
                        WHERE NOT EXISTS (SELECT 1 FROM _stored s WHERE s._row = c._row)
-                          OR c._row IN (SELECT _row FROM _replaced_rows)""")
+                       {replaced}""")
         n_new = con.execute("SELECT count(*) FROM _write").fetchall()[0][0]
         _do(con, f"INSERT INTO runs ({cols}) SELECT {select} FROM _incoming "
                  "WHERE _row IN (SELECT _row FROM _write)", [self.source])
