@@ -133,3 +133,31 @@ def test_options_of_the_wrong_shape_are_parameter_errors_naming_the_option(runs,
 def test_fit_isoflop_columns_must_be_a_dict(runs):
     with pytest.raises(sl.ParameterError, match="^columns must be a dict"):
         sl.fit_isoflop(runs, columns=["N"])
+
+
+def test_budgets_are_positive_numbers_or_a_parameter_error(runs):
+    res = sl.fit_law("chinchilla", runs, bootstrap=0)
+    with pytest.raises(sl.ParameterError, match="^C must be a positive number, not -5"):
+        res.optimum(-5)  # was an Optimum of NaNs
+    with pytest.raises(sl.ParameterError, match="^C must be a number, not"):
+        res.optimum([1e21, 1e22])
+    with pytest.raises(sl.ParameterError, match="^inference_tokens must be a non-negative number"):
+        res.optimum(1e22, inference_tokens=-1)
+    assert res.optimum("1e22").N.value == pytest.approx(res.optimum(1e22).N.value, rel=1e-12)
+    with pytest.raises(sl.ParameterError, match="^compute must be a number, not"):
+        sl.make_plan(compute=[1e22], loss_law=res)  # was TypeError from math.isfinite
+    assert sl.make_plan(compute="1e22", loss_law=res).N == pytest.approx(
+        sl.make_plan(compute=1e22, loss_law=res).N, rel=1e-12)
+
+
+def test_a_fit_predicts_at_the_rows_of_a_table_as_at_keywords(runs):
+    res = sl.fit_law("chinchilla", runs, bootstrap=20)
+    N, D = runs.N.to_numpy(), runs.D.to_numpy()
+    np.testing.assert_array_equal(res.predict(runs), res.predict(N=N, D=D))
+    for a, b in zip(res.predict_interval(runs, new_run=True), res.predict_interval(new_run=True, N=N, D=D),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(sl.ParameterError, match=r"^data lack \['D'\]"):
+        res.predict({"N": [1e9]})
+    with pytest.raises(sl.ParameterError, match="^data must map"):
+        res.predict_interval(True)  # new_run given positionally is not read as a table

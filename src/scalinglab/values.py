@@ -47,6 +47,22 @@ def parse_quantity(text: str | float | int) -> float:
     return float(s) * factor
 
 
+def positive_number(value: Any, name: str, *, zero: bool = False) -> float:
+    """``value`` (a number, or text :func:`parse_quantity` reads: ``"1e22"``, ``"7B"``) as a
+    finite float above zero (or at zero, with ``zero``); else a
+    :class:`~scalinglab.errors.ParameterError` naming ``name``. One check for the budgets and
+    sizes a notebook passes (``res.optimum(-5)`` returned an optimum of NaNs,
+    ``make_plan(compute=[1e22])`` was a TypeError from ``math.isfinite``)."""
+    try:
+        number = parse_quantity(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a number, not {value!r}"[:200], name) from None
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero):
+        raise ParameterError(f"{name} must be a {'non-negative' if zero else 'positive'} number, "
+                             f"not {number:g}", name)
+    return number
+
+
 def parse_fraction(text: str | float | int) -> float:
     """``"5%"`` -> 0.05, ``"0.05"`` -> 0.05: a share, as a fraction or a percentage;
     ``ValueError`` for anything that is not a finite number."""
@@ -181,5 +197,5 @@ def as_columns(data: Any, needed: Iterable[str] = (), what: str = "inputs") -> M
     return data
 
 
-__all__ = ["EXAMPLES", "SUFFIXES", "as_columns", "as_mapping", "as_table", "comma_parts", "parse_fraction", "parse_number_list", "parse_pairs",
+__all__ = ["EXAMPLES", "SUFFIXES", "as_columns", "as_mapping", "as_table", "positive_number", "comma_parts", "parse_fraction", "parse_number_list", "parse_pairs",
            "parse_quantities", "parse_quantity"]

@@ -173,8 +173,20 @@ class FitResult(Result):
             label=f"{self.law.name} (fitted)",
         )
 
-    def predict(self, **inputs: ArrayLike) -> np.ndarray:
-        return self.law(self.params, **inputs)
+    def _at(self, data: Any, inputs: dict[str, ArrayLike]) -> dict[str, ArrayLike]:
+        """The law's inputs from ``data`` (a DataFrame or a dict holding them; a keyword wins)."""
+        if data is None:
+            return inputs
+        from scalinglab.values import as_columns
+
+        cols = as_columns(data, [k for k in self.law.inputs if k not in inputs], "data")
+        return {k: np.asarray(cols[k], dtype=float) for k in self.law.inputs if k not in inputs} | inputs
+
+    def predict(self, data: Any = None, /, **inputs: ArrayLike) -> np.ndarray:
+        """The fitted law at ``inputs`` (``res.predict(N=1e9, D=2e10)``) or at the rows of
+        ``data``, a DataFrame or dict with the law's inputs as columns (``res.predict(runs)``):
+        a notebook's table, as :meth:`CurveFit.predict` and ``JointFit.predict`` take theirs."""
+        return self.law(self.params, **self._at(data, inputs))
 
     def _param_draws(self) -> tuple[tuple[str, ...], Any] | None:
         return without_held(self.law.param_names, self.draws, self.held)
@@ -230,15 +242,17 @@ class FitResult(Result):
                 draws = np.array([_finite_or_nan(fn, p) for p in self.draw_params()], dtype=float)
         return Estimate.from_draws(value, draws, self.level, identified=note is None, note=note)
 
-    def predict_interval(self, new_run: bool = False,
+    def predict_interval(self, data: Any = None, /, new_run: bool = False,
                          **inputs: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Point prediction and the percentile band over bootstrap draws (NaN band without draws).
+        """Point prediction and the percentile band over bootstrap draws (NaN band without draws),
+        at ``inputs`` or at the rows of ``data`` as for :meth:`predict`.
 
         By default this is the *parameter* uncertainty of the law's curve: where the law itself
         lies. With ``new_run=True`` it is where a new run's loss will fall: each draw's
         prediction is also spread by the run-to-run noise seen in the fit (log-normal with
         :attr:`noise_std`), so the band is wider by about that noise.
         """
+        inputs = self._at(data, inputs)
         point = self.predict(**inputs)
         if not self.n_draws:
             if new_run and np.isfinite(self.noise_std):
@@ -272,8 +286,10 @@ class FitResult(Result):
         optimisation per draw (:func:`scalinglab.laws.loss.compute_optimum`).
         """
         from scalinglab.fit.derived import optimum_at
+        from scalinglab.values import positive_number
 
-        return optimum_at(self, float(C), float(inference_tokens), fixed)
+        return optimum_at(self, positive_number(C, "C"),
+                          positive_number(inference_tokens, "inference_tokens", zero=True), fixed)
 
     def derived(self, compute: Sequence[float] | None = None,
                 at: Sequence[Mapping[str, float]] = ()) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from scalinglab.laws.loss import allocation_params, compute_optimum
 from scalinglab.laws.resolve import resolve
 from scalinglab.results import Result
 from scalinglab.summary import Summary, Table
+from scalinglab.values import positive_number
 
 BatchRound = Literal["multiple8", "pow2", "none"]
 #: default AdamW timescale (fraction of the run); an assumption, stated in every plan
@@ -272,6 +273,9 @@ def make_plan(
     not identified. With N and D given, the plan stands and its loss is marked not identified.
     """
     law = resolve_loss_law(loss_law)
+    # numbers first: compute="1e22" (or a list) was a TypeError from math.isfinite further down
+    compute, params, tokens = (None if x is None else positive_number(x, name)
+                               for name, x in (("compute", compute), ("params", params), ("tokens", tokens)))
     fit = law if isinstance(law, FitResult) else None
     inst = fit.instance if fit is not None else law
     assert isinstance(inst, LawInstance)
