@@ -161,3 +161,14 @@ def test_a_fit_predicts_at_the_rows_of_a_table_as_at_keywords(runs):
         res.predict({"N": [1e9]})
     with pytest.raises(sl.ParameterError, match="^data must map"):
         res.predict_interval(True)  # new_run given positionally is not read as a table
+
+
+@pytest.mark.parametrize("call", [
+    lambda runs: sl.fit_curves(runs, columns=["schedule"], bootstrap=0),  # was ValueError from dict()
+    lambda runs: sl.fit_hparam_law(runs, columns=["lr"]),                 # was AttributeError
+    lambda runs: sl.design_pool(runs, "chinchilla", cost="6*N*D", target="top:10%", budget=0.1,
+                                columns=["N"]),
+], ids=["fit_curves", "fit_hparam_law", "design_pool"])
+def test_columns_must_be_a_dict_wherever_a_table_is_taken(runs, call):
+    with pytest.raises(sl.ParameterError, match="^columns must be a dict such as"):
+        call(runs)

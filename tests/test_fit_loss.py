@@ -19,6 +19,7 @@ from scalinglab.fit import (
 )
 from scalinglab.fit.synthetic import isoflop_runs, random_runs
 from scalinglab.laws.loss import BESIROGLU_2024, KAPLAN, chinchilla_optimum, power_law
+from scalinglab.summary import format_number
 
 TRUE = BESIROGLU_2024.params
 #: a cheap grid for tests that fit many times (the default grid is tested once, below)
@@ -82,6 +83,12 @@ def test_a_figure_read_beyond_the_runs_says_it_extrapolates_and_one_inside_does_
     warnings = full_fit.summary(compute=[c_hi * 1e4], at=[far, far]).warnings
     assert sum("extrapolating" in w for w in warnings) == 3
     assert not any("extrapolating" in w for w in full_fit.summary(at=[inside]).warnings)
+    rows = [r[0] for r in full_fit.summary(at=[far]).tables[1].rows]
+    assert f"loss at N={format_number(far['N'])}, D={format_number(far['D'])}" in rows
+    # a point at 0, below a positive range, is beyond it by no factor (it was a ZeroDivisionError)
+    zero = full_fit.derived(at=[{"N": n_hi, "D": 0.0}])["predictions"][0]["extrapolation"]
+    assert zero == [f"D = 0 is outside the range of the runs fitted [{d_lo:.3g}, {d_hi:.3g}]; "
+                    "extrapolating"]
 
 
 def test_saved_fit_round_trips_through_from_dict(full_fit):

@@ -208,3 +208,18 @@ def test_a_long_reason_is_wrapped_to_fit_the_chart_it_replaces():
     text = charts.empty(reason)["layout"]["annotations"][0]["text"]
     assert [len(x) <= charts.REASON_CHARS for x in text.split("<br>")] == [True, True, True]
     assert charts.empty("no runs")["layout"]["annotations"][0]["text"] == "no runs"
+
+
+def test_a_run_name_is_hover_data_never_part_of_a_hover_template():
+    """A run called "lr-%{y}" had its eval markers' hover read "run lr-5.43": the name sat in
+    Plotly's hovertemplate, which fills %{...}. Every trace of the curve chart carries run
+    names as data (text), its template only the placeholders it means."""
+    rid = "lr-%{y}-<b>x</b>"
+    curve = pd.DataFrame(curve_for(1e7, 2e8)).assign(eval_loss=lambda d: d["loss"] + 0.01)
+    runs = pd.DataFrame([{"run_id": rid, "N": 1e7, "D": 2e8, "C": 1.2e16}])
+    spec = charts.loss_curves(views.curve_series({rid: curve}, runs), 0.6)
+    assert len(spec["data"]) == 3  # raw, smoothed, eval
+    for t in spec["data"]:
+        assert rid not in t.get("hovertemplate", "")
+    evals = spec["data"][2]
+    assert evals["text"][0].startswith(f"run {rid}") and "%{text}" in evals["hovertemplate"]

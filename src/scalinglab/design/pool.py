@@ -54,7 +54,7 @@ from scalinglab.errors import InputError, NotIdentifiable, ParameterError
 from scalinglab.results import Result
 from scalinglab.runs.cells import is_missing_cell, not_a_number, show_cell
 from scalinglab.summary import Summary, Table
-from scalinglab.values import as_table
+from scalinglab.values import as_mapping, as_table
 
 Criterion = Literal["draws", "fisher"]
 
@@ -231,7 +231,7 @@ class LawModel:
         from scalinglab.laws.registry import get_law
 
         self.law = get_law(law) if isinstance(law, str) else law
-        columns = dict(columns or {})
+        columns = dict(as_mapping(columns, "columns", "{'N': 'params'}"))
         missing = [x for x in self.law.inputs if columns.get(x, x) not in frame.columns]
         if missing:
             raise ParameterError(f"law {self.law.name!r} needs input(s) {missing}, which are not "

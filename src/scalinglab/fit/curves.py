@@ -59,7 +59,7 @@ from scalinglab.laws.schedules import Schedule, parse_schedules, wsd
 from scalinglab.results import Result
 from scalinglab.stats import bootstrap_weights, check_count, check_level, percentile_interval
 from scalinglab.summary import Summary, Table, format_number
-from scalinglab.values import as_table
+from scalinglab.values import as_mapping, as_table
 
 __all__ = ["CurveFit", "CurveRun", "curve_runs", "fit_curves", "read_schedule", "to_schedule"]
 
@@ -129,7 +129,7 @@ def curve_runs(frame: pd.DataFrame, columns: Mapping[str, str] | None = None,
     was not) and only inform the schedule. The fit uses the points after each run's warmup
     (and from ``min_step`` on). ``warmup``: see :meth:`Schedule.from_logged`.
     """
-    columns = dict(columns or {})
+    columns = dict(as_mapping(columns, "columns", "{'run': 'schedule', 'step': 'iter'}"))
     unknown = set(columns) - {"run", "step", "lr", "loss"}
     if unknown:
         raise ParameterError(f"columns: unknown key(s) {', '.join(sorted(unknown))}; the keys are "

@@ -421,8 +421,7 @@ class FitResult(Result):
                 _derived_row(derived, f"{key.replace('_', ' ')} at C={format_number(entry['C'])}",
                              entry[key])
         for entry in d.get("predictions", []):
-            where = ", ".join(f"{k}={format_number(v)}" for k, v in entry.items()
-                              if k not in ("loss", "loss_new_run"))
+            where = ", ".join(f"{k}={format_number(entry[k])}" for k in self.law.inputs)
             _derived_row(derived, f"loss at {where}", entry["loss"])
             if "loss_new_run" in entry:
                 _derived_row(derived, "  a new run there", entry["loss_new_run"])

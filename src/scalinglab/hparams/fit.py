@@ -45,7 +45,7 @@ from scalinglab.stats import (
     percentile_interval,
 )
 from scalinglab.summary import Summary, Table, format_interval
-from scalinglab.values import as_table
+from scalinglab.values import as_mapping, as_table
 
 Method = Literal["threshold", "surface"]
 Resample = Literal["groups", "runs"]
@@ -182,6 +182,7 @@ def as_grid(frame: pd.DataFrame, columns: Mapping[str, str] | None = None, seq_l
     """A DataFrame of runs as a validated :class:`Grid` (run ids kept when it has a run_id)."""
     from scalinglab.hparams.grid import grid_from_frame
 
+    columns = as_mapping(columns, "columns", "{'lr': 'learning_rate', 'batch': 'bs'}")
     if columns:
         absent = [c for c in columns.values() if c not in frame.columns]
         if absent:

@@ -245,10 +245,14 @@ def outside_range(
             continue
         lo, hi = valid_range[key]
         if v < lo or v > hi:
-            factor = lo / v if v < lo else v / hi
+            # how far, as a factor, where both sides have one sign (a point at 0 or below a
+            # positive range, as --at N=1e9,D=0, is beyond it by no factor: said without one)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                factor = np.float64(lo) / v if v < lo else np.float64(v) / hi
+            far = f" (x{factor:.3g} beyond)" if factor > 0 and np.isfinite(factor) else ""
             out.append(
                 f"{(labels or {}).get(key, key)} = {v:.3g} is outside the range of {what} "
-                f"[{lo:.3g}, {hi:.3g}] (x{factor:.3g} beyond); extrapolating"
+                f"[{lo:.3g}, {hi:.3g}]{far}; extrapolating"
             )
     return out
 

@@ -535,7 +535,9 @@ def loss_curves(series: Sequence[views.CurveSeries], weight: float) -> Spec:
                          "y": _list(s.eval_loss), "name": f"{s.legend} eval", "showlegend": False,
                          "marker": {"color": s.colour, "size": 6, "symbol": "circle-open"},
                          "legendgroup": s.run_id, "customdata": [[s.run_id]] * len(s.eval_x),
-                         "hovertemplate": f"{who}<br>eval loss = %{{y:.4g}}<extra></extra>"})
+                         # the run's name as data, not template: Plotly fills "%{y}" in a name
+                         "text": [who] * len(s.eval_x),
+                         "hovertemplate": "%{text}<br>eval loss = %{y:.4g}<extra></extra>"})
     title = (f"Training loss of {len(series)} run{'s' if len(series) > 1 else ''} "
              f"(smoothing {weight:g}; raw trace faint, eval loss as circles)")
     note = series[0].note
