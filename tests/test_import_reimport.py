@@ -74,3 +74,21 @@ def test_one_changed_row_among_thousands_is_a_conflict_naming_row_and_values(sto
     assert (replaced.n_inserted, replaced.n_replaced) == (1, 1)
     assert replaced.n_skipped_duplicates == ROWS - 1
     assert store.run("r7")["loss"] == 9.5 and len(store.runs(status=None)) == ROWS
+
+
+def test_a_later_row_changing_a_stored_run_is_an_inner_conflict_as_before(stored, tmp_path):
+    """Row 6 repeats stored run r5 exactly (staged without its values), the last row gives
+    r5 another loss: the conflict is between the two rows of the file, both named, values
+    read from the store for the first."""
+    store, _ = stored
+    both = tmp_path / "both.csv"
+    both.write_text(csv_text() + "r5,6e+06,1.2e+08,9.9,0.001,0\n")
+    with pytest.raises(ConflictError, match=r"has the run_id 'r5' of .* but other values "
+                                            r"\(loss 9\.9 vs 3\.005\)"):
+        store.import_file(both)
+    kept = store.import_file(both, on_conflict="keep")
+    assert (kept.n_inserted, kept.n_kept, kept.n_skipped_duplicates) == (0, 1, ROWS)
+    assert store.run("r5")["loss"] == 3.005
+    replaced = store.import_file(both, on_conflict="replace")
+    assert (replaced.n_inserted, replaced.n_replaced, replaced.n_kept) == (1, 1, 1)
+    assert replaced.n_skipped_duplicates == ROWS - 1 and store.run("r5")["loss"] == 9.9
