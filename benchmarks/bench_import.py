@@ -2,6 +2,7 @@
 
     python benchmarks/bench_import.py                 # 1,000,000 rows (about 300 MB)
     python benchmarks/bench_import.py --rows 100000   # a quicker look
+    python benchmarks/bench_import.py --reimport --no-cli   # and the same file again
 
 Generates a CSV shaped like a tracker export (numbers with units and tags, a name per run,
 extras), then times, each in a fresh child process so memory figures do not mix:
@@ -12,6 +13,10 @@ extras), then times, each in a fresh child process so memory figures do not mix:
 - ``scalinglab import``: ``RunStore.import_file`` into a new store: streamed in 16 MB blocks,
   every cell validated, tags and extras built, content ids hashed, duplicates and conflicts
   checked, one transaction.
+- with ``--reimport``, ``scalinglab re-import``: the same file imported again into the store the
+  import just wrote (every row an exact repeat of a stored run: a no-op, the file checked
+  byte-identical), printed as ratios to the fresh import of the same run. Target: a re-import
+  peaks no higher than the fresh import.
 
 and, each as a whole process timed from outside (interpreter start, imports and exit included,
 as a person at a shell meets them; issue 28):
@@ -144,6 +149,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="runs per side; the fastest counts")
     ap.add_argument("--no-cli", action="store_true", help="skip the whole-process CLI timing")
     ap.add_argument("--keep", type=Path, default=None, help="write the CSV here and keep it")
+    ap.add_argument("--reimport", action="store_true",
+                    help="also import the file again into each new store (a no-op re-import)")
     args = ap.parse_args()
     here = Path(__file__).resolve()
     src = str(here.parents[1] / "src")
@@ -173,6 +180,17 @@ report = RunStore({str(tmp_path / f'store{i}.duckdb')!r}).import_file({str(csv)!
 rows = report.n_inserted
 assert report.n_read == {args.rows}, report""")
 
+        def reimport(i: int) -> dict:
+            store = tmp_path / f"store{i}.duckdb"
+            return run_child(f"sys.path.insert(0, {src!r})\nimport hashlib\n"
+                             "from scalinglab.runs.store import RunStore", f"""
+before = hashlib.sha256(open({str(store)!r}, "rb").read()).hexdigest()
+report = RunStore({str(store)!r}).import_file({str(csv)!r})
+rows = report.n_skipped_duplicates
+assert (report.n_read, report.n_inserted, rows) == ({args.rows}, 0, {args.rows}), report
+assert hashlib.sha256(open({str(store)!r}, "rb").read()).hexdigest() == before, "the store changed"
+""")
+
         def whole_reference(i: int) -> dict:
             return run_whole(f"""
 import duckdb
@@ -187,11 +205,13 @@ con.close()""", [], src, tmp_path / "peak")
                              src, tmp_path / "peak")
 
         runs: dict[str, list[dict]] = {"file": [], "memory": [], "ours": [], "whole_ref": [],
-                                       "whole_cli": []}
+                                       "whole_cli": [], "reimport": []}
         for i in range(args.repeat):
             runs["file"].append(reference(str(tmp_path / f"ref{i}.duckdb")))
             runs["memory"].append(reference(":memory:"))
             runs["ours"].append(ours(i))
+            if args.reimport:
+                runs["reimport"].append(reimport(i))
             if not args.no_cli:
                 runs["whole_ref"].append(whole_reference(i))
                 runs["whole_cli"].append(whole_cli(i))
@@ -199,7 +219,9 @@ con.close()""", [], src, tmp_path / "peak")
     print(f"{'':26} {'seconds':>9} {'all runs':>18} {'CPU s':>7} {'peak RSS MB':>12} "
           f"{'(interpreter)':>14}")
     for key, label in (("file", "DuckDB read_csv -> file"), ("memory", "DuckDB read_csv -> memory"),
-                       ("ours", "scalinglab import")):
+                       ("ours", "scalinglab import"), ("reimport", "scalinglab re-import")):
+        if key not in best:
+            continue
         r = best[key]
         every = " ".join(f"{x['seconds']:.2f}" for x in runs[key])
         peak = max(x["peak_mb"] for x in runs[key])
@@ -215,6 +237,13 @@ con.close()""", [], src, tmp_path / "peak")
     print(f"CPU time, import / read_csv -> file: {cpu_ratio:.2f}x (less sensitive to other load)")
     print(f"import peak RSS: {peak:.0f} MB   (target < {TARGET_PEAK_MB:g} MB: "
           f"{'met' if peak < TARGET_PEAK_MB else 'NOT met'})")
+    if args.reimport:
+        again, fresh = best["reimport"], best["ours"]
+        again_peak = max(x["peak_mb"] for x in runs["reimport"])
+        print(f"re-import / fresh import: {again['seconds'] / fresh['seconds']:.2f}x time, "
+              f"{min(x['cpu_s'] for x in runs['reimport']) / min(x['cpu_s'] for x in runs['ours']):.2f}x"
+              f" CPU, {again_peak / peak:.2f}x peak RSS ({again_peak:.0f} vs {peak:.0f} MB; "
+              f"target <= 1x: {'met' if again_peak <= peak else 'NOT met'})")
     if not args.no_cli:
         print(f"{'whole process':26} {'seconds':>9} {'all runs':>18} {'CPU s':>7} "
               f"{'peak RSS MB':>12}")

@@ -160,9 +160,7 @@ class Ingest:
         self.n_direct = 0
         self.n_staged = 0
         self.n_points = 0
-        stored = _arrow(con.sql("SELECT run_id FROM runs"))["run_id"]
-        self.stored = np.sort(ids.text_words(stored)[0]) if len(stored) else \
-            np.zeros(0, np.uint64)
+        self.stored = _sorted_keys(con, "SELECT run_id FROM runs")
         self.seen = np.zeros(0, np.uint64)  # sorted id hashes of the import's earlier rows
         # the directly inserted rows' (_row, _fp, run_id, id hash), kept here rather than in a
         # table: they matter only if a later row repeats one of them
@@ -248,8 +246,8 @@ class Ingest:
 
     def _resolve(self, report: ImportReport) -> None:
         con = self.con
-        staged_keys = np.sort(ids.text_words(_arrow(con.sql("SELECT run_id FROM _incoming"))
-                                             ["run_id"])[0])
+        staged_keys = _sorted_keys(con, "SELECT run_id FROM _incoming") if self.direct else \
+            np.zeros(0, np.uint64)
         repeated = [t.filter(A.bools(_member(A.to_numpy(t["_key"]), staged_keys)))
                     for t in self.direct]
         keys = pa.concat_tables(repeated).drop_columns(["_key"]) if repeated else \
@@ -297,14 +295,18 @@ class Ingest:
             _do(con, "DELETE FROM curves WHERE run_id IN (SELECT run_id FROM _superseded)")
             _do(con, "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM _superseded)")
             report.n_inserted -= int(n_superseded)
-        # staged survivors against the runs stored before the import
-        _do(con, """CREATE TEMP TABLE _candidates AS SELECT i.* FROM _incoming i
-                       JOIN _survivor s ON s.srow = i._row""")
-        conflicting = self._store_clashes()
+        # staged survivors against the runs stored before the import. The staged rows that
+        # are not survivors leave _incoming, which then holds the candidates: a re-import
+        # stages every row and all of them survive, and a copy of them (as _candidates was)
+        # cost 600 MB on 1.5M rows
+        n_survivors = con.execute("SELECT count(*) FROM _incoming i SEMI JOIN _survivor s "
+                                  "ON s.srow = i._row").fetchall()[0][0]
+        if n_survivors < self.n_staged:
+            _do(con, """DELETE FROM _incoming i WHERE NOT EXISTS
+                           (SELECT 1 FROM _survivor s WHERE s.srow = i._row)""")
+        conflicting, n_stored = self._store_clashes()
         if conflicting and self.on_conflict == "error":
             raise self._store_conflict(conflicting)
-        n_stored = con.execute("SELECT count(*) FROM _candidates c JOIN runs r USING (run_id)"
-                               ).fetchall()[0][0]
         report.n_skipped_duplicates += int(n_stored - len(conflicting))
         replace = self.on_conflict == "replace" and bool(conflicting)
         if replace:
@@ -317,10 +319,18 @@ class Ingest:
             report.n_kept += len(conflicting)
         cols = ", ".join(RUN_COLUMNS)
         select = ", ".join("? AS source" if c == "source" else c for c in RUN_COLUMNS)
-        _do(con, """CREATE TEMP TABLE _write AS SELECT c.* FROM _candidates c
-                       WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = c.run_id)""")
+        # written: the candidates whose id is not stored (any more, after replace), found by
+        # row number in _stored rather than by a join of every candidate against runs
+        replaced = ""
+        if replace:
+            _register(con, "_replaced_rows", pa.table({"_row": [r for r, _ in conflicting]}))
+            replaced = " OR c._row IN (SELECT _row FROM _replaced_rows)"
+        _do(con, f"""CREATE TEMP TABLE _write AS SELECT c._row, c.run_id FROM _incoming c
+                       WHERE NOT EXISTS (SELECT 1 FROM _stored s WHERE s._row = c._row)
+                       {replaced}""")
         n_new = con.execute("SELECT count(*) FROM _write").fetchall()[0][0]
-        _do(con, f"INSERT INTO runs ({cols}) SELECT {select} FROM _write", [self.source])
+        _do(con, f"INSERT INTO runs ({cols}) SELECT {select} FROM _incoming "
+                 "WHERE _row IN (SELECT _row FROM _write)", [self.source])
         points = con.execute("""
             INSERT INTO curves SELECT w.run_id, c.step, c.tokens, c.loss, c.eval_loss,
             c.wall_s FROM _incoming_curves c JOIN _write w USING (_row)""").fetchall()[0][0]
@@ -328,12 +338,33 @@ class Ingest:
         report.n_curve_points += int(points or 0)
         self._notes(report, inner, first_repeat, int(repeats), int(differing), conflicting)
 
-    def _store_clashes(self) -> list[tuple[int, str]]:
-        """Staged survivors whose id is stored with other values: ``[(row, run_id)]``."""
+    def _store_clashes(self) -> tuple[list[tuple[int, str]], int]:
+        """Staged survivors (the rows left in ``_incoming``) whose id is stored with other
+        values, ``[(row, run_id)]``, and how many survivors have a stored id at all.
+
+        The join of every survivor with its stored run carries only the id, the row number
+        and a hash of the compared values of each side, not the values themselves: joined
+        whole, the 1.5M rows of a re-import (each side's values in the hash table) peaked
+        1 GB above the staged rows. Equal hashes mean equal values (as ``_fp`` does for the
+        rows of an import); only rows whose hashes differ are compared column by column, as
+        before (a NaN or -0.0 may hash apart from a value it equals).
+        """
+        con = self.con
+        hashed = "hash(" + ", ".join([*VALUE_COLUMNS, "tags::VARCHAR", "extra::VARCHAR"]) + ")"
+        _do(con, f"""CREATE TEMP TABLE _stored AS
+            SELECT c._row, c._h <> r._h AS maybe_differs
+            FROM (SELECT _row, run_id, {hashed} AS _h FROM _incoming) c
+            JOIN (SELECT run_id, {hashed} AS _h FROM runs) r USING (run_id)""")
+        n_stored, n_maybe = con.execute("SELECT count(*), count(*) FILTER (WHERE maybe_differs) "
+                                        "FROM _stored").fetchall()[0]
+        if not n_maybe:
+            return [], int(n_stored)
         differs = " OR ".join(f"c.{col} IS DISTINCT FROM r.{col}" for col in VALUE_COLUMNS)
-        clash = self.con.execute(f"""
+        clash = con.execute(f"""
             SELECT c._row, c.run_id, ({differs}) AS values_differ
-            FROM _candidates c JOIN runs r USING (run_id)
+            FROM (SELECT * FROM _incoming WHERE _row IN
+                  (SELECT _row FROM _stored WHERE maybe_differs)) c
+            JOIN runs r USING (run_id)
             WHERE ({differs}) OR c.tags IS DISTINCT FROM r.tags::VARCHAR
                   OR c.extra IS DISTINCT FROM r.extra::VARCHAR""").fetchall()
         out = [(row, rid) for row, rid, vd in clash if vd]
@@ -342,11 +373,11 @@ class Ingest:
             _register(self.con, "_json_rows", pa.table({"_row": [r for r, _ in json_only]}))
             pairs = self.con.execute("""
                 SELECT c._row, c.run_id, c.tags, r.tags::VARCHAR, c.extra, r.extra::VARCHAR
-                FROM _candidates c JOIN runs r USING (run_id)
-                WHERE c._row IN (SELECT _row FROM _json_rows)""").fetchall()
+                FROM (SELECT * FROM _incoming WHERE _row IN (SELECT _row FROM _json_rows)) c
+                JOIN runs r USING (run_id)""").fetchall()
             out += [(row, rid) for row, rid, t1, t2, e1, e2 in pairs
                     if loads(t1) != loads(t2) or loads(e1) != loads(e2)]
-        return sorted(out)
+        return sorted(out), int(n_stored)
 
     def _notes(self, report: ImportReport, inner: list[tuple], first_repeat: int | None,
                repeats: int, differing: int, conflicting: list[tuple[int, str]]) -> None:
@@ -455,6 +486,19 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Non
     a chunk, 280 MB over a million-row import); a record-batch reader is consumed and freed.
     """
     con.register(name, pa.RecordBatchReader.from_batches(table.schema, table.to_batches()))
+
+
+def _sorted_keys(con: duckdb.DuckDBPyConnection, query: str,
+                 batch: int = 256 * 1024) -> np.ndarray:
+    """The sorted 64-bit hashes of the ids ``query`` selects, read in batches: fetched whole
+    as one Arrow table, a store's 1.5M ids raised the peak by 340 MB before the first row."""
+    result = con.sql(query)
+    fetch = next(getattr(result, name) for name in  # named differently across DuckDB versions
+                 ("to_arrow_reader", "fetch_arrow_reader", "fetch_record_batch")
+                 if hasattr(result, name))
+    reader = fetch(batch)
+    parts = [ids.text_words(b.column(0))[0] for b in reader if b.num_rows]
+    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.uint64)
 
 
 def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
