@@ -281,3 +281,12 @@ def test_a_study_whose_runs_all_lack_a_loss_says_so_and_one_lacking_a_loss_is_le
     fit = Study(FrameStore(runs)).fit("chinchilla", bootstrap=0, starts=64)
     assert len(fit.run_ids) == len(runs) - 2
     assert "left out 2 runs without a loss" in fit.notes
+
+
+def test_the_derived_table_says_c_equals_6nd_only_for_a_law_of_n_and_d(full_fit):
+    assert full_fit.summary().tables[1].title == "derived (C = 6ND)"
+    law = power_law("N")
+    frame = random_runs(12, truth=law.with_params({"E": 1.7, "A": 30.0, "alpha": 0.2}), noise=0.003,
+                        seed=11, ranges={"N": (1e6, 1e10)})
+    fit = fit_power(frame["N"], frame["loss"], variable="N", bootstrap=0)
+    assert fit.summary(at=[{"N": 1e9}]).tables[1].title == "derived"

@@ -411,7 +411,10 @@ class FitResult(Result):
                     params.add_row(k, estimates[v].value, f"tied to {v}")
             for k, v in c.fix.items():
                 params.add_row(k, float(v), f"fixed: {self.held[k]}" if k in self.held else "fixed")
-        derived = Table("derived (C = 6ND)", ["figure", "estimate", pct])
+        # C = 6ND holds for the optimum of a law of N and D; a law of N and P (ScaleBench's
+        # parallel law) read at --at points was headed "derived (C = 6ND)" too
+        derived = Table("derived (C = 6ND)" if {"N", "D"} <= set(self.law.inputs) else "derived",
+                        ["figure", "estimate", pct])
         d = self.derived(compute, at)
         for fig in self.law.derived:
             if fig.name in d:
