@@ -242,13 +242,15 @@ class Ingest:
             return
         if self.stored_values is None:
             self.stored_values = _stored_values(con)
-        # the rows meeting a stored id, in the order of ``stored_keys`` (rows ascend in a chunk)
+        # the rows meeting a stored id, in the order of ``stored_keys``
         meeting = staged.filter(A.bools(stored))
         _register(con, "_chunk", meeting)
         got = _arrow(con.sql(f"SELECT {values_hash(extra_sql)} AS h FROM _chunk ORDER BY _row",
                              params=params))["h"]
         con.unregister("_chunk")
-        hashes = A.to_numpy(got).astype(np.uint64)
+        hashes = np.empty(len(meeting), np.uint64)  # back in the order of ``meeting``
+        hashes[np.argsort(A.to_numpy(meeting["_row"]), kind="stable")] = \
+            A.to_numpy(got).astype(np.uint64)
         keys, values = self.stored_values
         at = np.searchsorted(keys, stored_keys)
         at[at == len(keys)] = 0
