@@ -90,6 +90,17 @@ def test_a_whole_float_bootstrap_is_the_count_it_says():
     assert check_count(100.0) == 100 and check_count(np.int64(3)) == 3
 
 
+def test_a_whole_float_count_reaches_the_fit_as_that_count(runs):
+    """bootstrap=10.0 and holdout_top=2.0 (as JSON gives them) are the counts 10 and 2 in the
+    fit: the checked value is the one used (it was checked, then the float went on into a
+    TypeError from numpy inside the fit)."""
+    for scale in ("log", "linear"):
+        res = sl.fit_arrays("chinchilla", {"N": runs.N, "D": runs.D}, runs.loss, bootstrap=10.0,
+                            holdout_top=2.0, scale=scale)
+        assert len(res.draws) == 10 and len(res.holdout.run_ids) == 2
+    assert len(sl.fit_isoflop(runs, bootstrap=5.0).approach1.draws) == 5
+
+
 def test_fit_arrays_inputs_are_columns_by_name(runs):
     with pytest.raises(sl.ParameterError, match=r"^inputs must map each input's name .* not list"):
         sl.fit_arrays("chinchilla", [1.0, 2.0], [1.0, 2.0])

@@ -1108,7 +1108,7 @@ def fit_curves(
     curve_law = get_curve_law("multipower" if select or stack else law, **law_settings)
     if resample not in ("auto", "runs", "blocks"):
         raise ParameterError(f"resample must be auto, runs or blocks, not {resample!r}", "resample")
-    check_count(bootstrap, "bootstrap")
+    bootstrap = check_count(bootstrap, "bootstrap")
     check_level(level)
     if isinstance(frame, (list, tuple)) and frame and all(isinstance(r, CurveRun) for r in frame):
         runs, notes = list(frame), []

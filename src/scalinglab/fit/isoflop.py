@@ -545,7 +545,7 @@ def fit_isoflop(
         if bad.size:
             raise InputError(f"must be positive and finite, not {float(v[bad[0]]):g}",
                              source=source or None, row=f"run {bad[0] + 1}", column=name)
-    check_count(bootstrap, "bootstrap")
+    bootstrap = check_count(bootstrap, "bootstrap")
     check_level(level)
     labels = None
     if budget is not None:

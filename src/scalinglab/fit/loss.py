@@ -259,7 +259,8 @@ def _leave_out(x: dict[str, np.ndarray], y: np.ndarray, c: np.ndarray, ids: list
         x, y, c = {k: v[keep] for k, v in x.items()}, y[keep], c[keep]
         ids = [ids[i] for i in keep]
         w = None if w is None else w[keep]
-    if not 0 <= check_count(holdout_top, "holdout_top") < len(y):
+    holdout_top = check_count(holdout_top, "holdout_top")
+    if not 0 <= holdout_top < len(y):
         raise ParameterError(f"holdout_top must be between 0 and {len(y) - 1}, not {holdout_top}",
                              "holdout_top")
     order = np.argsort(c, kind="stable")
@@ -372,7 +373,7 @@ def fit_arrays(
     c, basis = run_compute(x, compute)
     w = _run_weights(weights, len(y))
     est = make_estimator(estimator, delta, over_penalty, param="estimator")
-    check_count(bootstrap, "bootstrap")
+    bootstrap = check_count(bootstrap, "bootstrap")
     check_level(level)
     notes: list[str] = compute_note(basis, holdout_top, 0.0)
     x, y, c, ids, w, dropped, holdout_idx, train = _leave_out(
@@ -579,7 +580,7 @@ def _fit_linear(
     ids = _run_ids(run_ids, len(y))
     c, basis = run_compute(x, compute)
     w = _run_weights(weights, len(y))
-    check_count(bootstrap, "bootstrap")
+    bootstrap = check_count(bootstrap, "bootstrap")
     check_level(level)
     notes = [n for n in [note] if n] + compute_note(basis, holdout_top, lean_top, select)
     x, y, c, ids, w, dropped, holdout_idx, train = _leave_out(

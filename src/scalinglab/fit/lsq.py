@@ -1735,7 +1735,7 @@ def fit_joint(
     all_bounds = {k: v for k, v in bounds.items() if k in all_names}
     all_bounds |= {f"{p}[{g}]": bounds[p] for p in per_group for g in group_names if p in bounds}
     check_lean_top(lean_top, unit="rows")
-    check_count(bootstrap, "bootstrap")
+    bootstrap = check_count(bootstrap, "bootstrap")
     check_level(level)
     if run_ids is not None and len(run_ids) != n:
         raise ParameterError(f"run_ids has {len(run_ids)} ids for {n} rows", "run_ids")

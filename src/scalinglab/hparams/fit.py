@@ -383,7 +383,7 @@ def fit_hparam_law(
         raise ParameterError(f"resample must be 'groups' or 'runs', not {resample!r}", "resample")
     if not 0 < tolerance < 1:
         raise ParameterError(f"tolerance must be in (0, 1), not {tolerance}", "tolerance")
-    check_count(n_boot, "n_boot")
+    n_boot = check_count(n_boot, "n_boot")
     check_level(level)
     if "run_id" not in grid.frame.columns:
         grid = Grid(grid.frame.assign(run_id=run_ids_of(grid.frame)), grid.source, list(grid.notes),

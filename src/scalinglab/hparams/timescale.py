@@ -118,7 +118,7 @@ def fit_tau_law(
     grid: Grid, n_boot: int = 1000, seed: int = 0, window: float = 0.02, level: float = 0.95
 ) -> TauFit:
     """Fit ``ln tau_opt = intercept + coef_TPP ln(D/N)`` from a grid with a weight_decay column."""
-    check_count(n_boot, "n_boot")
+    n_boot = check_count(n_boot, "n_boot")
     check_level(level)
     f = grid.frame
     if "weight_decay" not in f.columns:
