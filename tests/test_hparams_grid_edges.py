@@ -80,21 +80,21 @@ def test_failed_runs_in_the_store_bracket_the_optimum_unless_the_machine_stopped
     top = synthetic_grid(noise=0.001)
     top = top[lr_rank(top) <= 8].reset_index(drop=True)
     dead = lr_rank(top) == 8
-    csv = tmp_path / "grid.csv"
-    top.assign(loss=top["loss"].where(~dead, float("nan")),
-               status=np.where(dead, "diverged", "finished")).to_csv(csv, index=False)
-    store = tmp_path / "runs.duckdb"
-    RunStore(store).import_file(csv, invalid="failed")
-    grid = _grid(None, 2048, "auto", store=store)
+
+    def grid_whose_top_lr_failed(status):
+        """The grid read from a store where every group's top-lr run failed with ``status``."""
+        csv = tmp_path / f"{status}.csv"
+        top.assign(loss=top["loss"].where(~dead, float("nan")),
+                   status=np.where(dead, status, "finished")).to_csv(csv, index=False)
+        store = tmp_path / f"{status}.duckdb"
+        RunStore(store).import_file(csv, invalid="failed")
+        return _grid(None, 2048, "auto", store=store)
+
+    grid = grid_whose_top_lr_failed("diverged")
     assert len(grid.diverged) == int(dead.sum())
     assert not any("edge of the grid" in w for w in fit_hparam_law(grid, n_boot=0).warnings)
     # out of memory says nothing about the lr: without those runs the top lr is the edge
-    oom = tmp_path / "oom.csv"
-    top.assign(loss=top["loss"].where(~dead, float("nan")),
-               status=np.where(dead, "oom", "finished")).to_csv(oom, index=False)
-    store2 = tmp_path / "oom.duckdb"
-    RunStore(store2).import_file(oom, invalid="failed")
-    grid = _grid(None, 2048, "auto", store=store2)
+    grid = grid_whose_top_lr_failed("oom")
     assert len(grid.diverged) == 0
     assert any("edge of the grid" in w for w in fit_hparam_law(grid, n_boot=0).warnings)
 

@@ -17,7 +17,7 @@ support.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -378,7 +378,7 @@ def fit_hparam_law(
         missing = [c for c in group_by if c not in grid.frame.columns]
         if missing:
             raise ParameterError(f"group_by names {missing}, which the grid does not have", "group_by")
-        grid = Grid(grid.frame, grid.source, list(grid.notes), tuple(group_by), grid.diverged)
+        grid = replace(grid, notes=list(grid.notes), group_by=tuple(group_by))
     if resample not in ("groups", "runs"):
         raise ParameterError(f"resample must be 'groups' or 'runs', not {resample!r}", "resample")
     if not 0 < tolerance < 1:
@@ -386,8 +386,8 @@ def fit_hparam_law(
     n_boot = check_count(n_boot, "n_boot")
     check_level(level)
     if "run_id" not in grid.frame.columns:
-        grid = Grid(grid.frame.assign(run_id=run_ids_of(grid.frame)), grid.source, list(grid.notes),
-                    grid.group_by, grid.diverged)
+        grid = replace(grid, frame=grid.frame.assign(run_id=run_ids_of(grid.frame)),
+                       notes=list(grid.notes))
     pooling = pooled_configurations(grid.frame, grid.group_by)
     opt = group_optima(grid, method, tolerance, fit_window)
     f = opt.frame

@@ -8,7 +8,7 @@ canonical units: batch in tokens, loss in nats/token.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,14 +72,15 @@ class Grid:
         return int(self.frame.groupby(self._keys()).ngroups)
 
     def subset(self, keys: set[tuple[float, float]], keep: bool = True) -> Grid:
-        """Only (keep=True) or all but (keep=False) the given (N, D) groups."""
-        pairs = list(zip(self.frame["N"].astype(float), self.frame["D"].astype(float), strict=True))
-        mask = np.array([(p in keys) == keep for p in pairs], dtype=bool)
-        d = self.diverged
-        dmask = np.array([((n, dd) in keys) == keep for n, dd in
-                          zip(d["N"].astype(float), d["D"].astype(float), strict=True)], dtype=bool)
-        return Grid(self.frame[mask].reset_index(drop=True), self.source, list(self.notes),
-                    self.group_by, d[dmask].reset_index(drop=True))
+        """Only (keep=True) or all but (keep=False) the given (N, D) groups, their diverged runs
+        with them."""
+
+        def chosen(f: pd.DataFrame) -> pd.DataFrame:
+            pairs = zip(f["N"].astype(float), f["D"].astype(float), strict=True)
+            return f[np.array([(p in keys) == keep for p in pairs], dtype=bool)].reset_index(drop=True)
+
+        return replace(self, frame=chosen(self.frame), notes=list(self.notes),
+                       diverged=chosen(self.diverged))
 
 
 def grid_from_frame(

@@ -210,10 +210,8 @@ def _allocation(
     inst: LawInstance, compute: float | None, params: float | None, tokens: float | None,
     T: float, fixed: dict[str, float] | None = None,
 ) -> tuple[float, float, str]:
+    # compute, params and tokens come checked (make_plan reads each with positive_number)
     given = sum(x is not None for x in (compute, params, tokens))
-    for name, x in (("compute", compute), ("params", params), ("tokens", tokens)):
-        if x is not None and not (math.isfinite(x) and x > 0):
-            raise ParameterError(f"{name} must be a positive number, not {x:g}", name)
     if given == 0 or given == 3 or (given == 1 and compute is None):
         raise ParameterError("give compute alone (compute-optimal), or two of compute, params, "
                              "tokens", "compute", "params", "tokens")
