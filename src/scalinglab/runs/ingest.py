@@ -315,10 +315,8 @@ class Ingest:
         # are not survivors leave _incoming, which then holds the candidates: a re-import
         # stages every row and all of them survive, and a copy of them (as _candidates was)
         # cost 600 MB on 1.5M rows
-        n_survivors = con.execute("SELECT count(*) FROM _incoming i SEMI JOIN _survivor s "
-                                  "ON s.srow = i._row").fetchall()[0][0] if self.within else \
-            self.n_staged
-        if n_survivors < self.n_staged:
+        # (without rows sharing an id, every staged row is its id's survivor)
+        if self.within:
             _do(con, """DELETE FROM _incoming i WHERE NOT EXISTS
                            (SELECT 1 FROM _survivor s WHERE s.srow = i._row)""")
         conflicting, n_stored = self._store_clashes()
