@@ -234,12 +234,31 @@ class Ingest:
         value too; the re-import peaked at 2.8 GB against 1.35 GB for the fresh import.
         """
         con = self.con
-        columns = f"{', '.join(STAGE_COLUMNS)}, {extra_sql}"
-        if not stored.any():
+        same_rows = self._same_rows(staged, stored_keys, stored, extra_sql, params) \
+            if stored.any() else np.zeros(0, np.int64)
+        if not len(same_rows):
             _register(con, "_chunk", staged)
-            _do(con, f"INSERT INTO _incoming SELECT {columns}, false FROM _chunk", params)
+            _do(con, f"INSERT INTO _incoming SELECT {', '.join(STAGE_COLUMNS)}, {extra_sql}, "
+                     "false FROM _chunk", params)
             con.unregister("_chunk")
             return
+        _register(con, "_same_rows", pa.table({"_same_row": A.numbers(same_rows,
+                                                                       type=pa.int64())}))
+        _register(con, "_chunk", staged)
+        values_sql = ", ".join(f"CASE WHEN _same_row IS NULL THEN {c} END"
+                               for c in [*STAGE_COLUMNS[4:], extra_sql])
+        # one statement (a temp table per chunk would live on to the commit)
+        _do(con, f"""INSERT INTO _incoming SELECT _row, _fp, _given, run_id, {values_sql},
+                     _same_row IS NOT NULL FROM _chunk LEFT JOIN _same_rows
+                     ON _same_row = _row""", params)
+        con.unregister("_chunk")
+        con.unregister("_same_rows")
+
+    def _same_rows(self, staged: pa.Table, stored_keys: np.ndarray, stored: np.ndarray,
+                   extra_sql: str, params: list[str]) -> np.ndarray:
+        """Row numbers of the staged rows (those ``stored`` marks, whose id hashes are
+        ``stored_keys``) equal to the stored run of their id, by :func:`values_hash`."""
+        con = self.con
         if self.stored_values is None:
             self.stored_values = _stored_values(con)
         # the rows meeting a stored id, in the order of ``stored_keys``
@@ -255,23 +274,7 @@ class Ingest:
         at = np.searchsorted(keys, stored_keys)
         at[at == len(keys)] = 0
         same = (keys[at] == stored_keys) & (values[at] == hashes)
-        if not same.any():
-            _register(con, "_chunk", staged)
-            _do(con, f"INSERT INTO _incoming SELECT {columns}, false FROM _chunk", params)
-            con.unregister("_chunk")
-            return
-        same_rows = A.to_numpy(meeting["_row"])[same]
-        _register(con, "_same_rows", pa.table({"_same_row": A.numbers(same_rows,
-                                                                       type=pa.int64())}))
-        _register(con, "_chunk", staged)
-        values_sql = ", ".join(f"CASE WHEN _same_row IS NULL THEN {c} END"
-                               for c in [*STAGE_COLUMNS[4:], extra_sql])
-        # one statement (a temp table per chunk would live on to the commit)
-        _do(con, f"""INSERT INTO _incoming SELECT _row, _fp, _given, run_id, {values_sql},
-                     _same_row IS NOT NULL FROM _chunk LEFT JOIN _same_rows
-                     ON _same_row = _row""", params)
-        con.unregister("_chunk")
-        con.unregister("_same_rows")
+        return A.to_numpy(meeting["_row"])[same]
 
     def _add_curves(self, p: Prepared, direct: pa.Table, staged: pa.Table | None) -> None:
         curves = p.curves
@@ -312,10 +315,8 @@ class Ingest:
         # are not survivors leave _incoming, which then holds the candidates: a re-import
         # stages every row and all of them survive, and a copy of them (as _candidates was)
         # cost 600 MB on 1.5M rows
-        n_survivors = con.execute("SELECT count(*) FROM _incoming i SEMI JOIN _survivor s "
-                                  "ON s.srow = i._row").fetchall()[0][0] if self.within else \
-            self.n_staged
-        if n_survivors < self.n_staged:
+        # (without rows sharing an id, every staged row is its id's survivor)
+        if self.within:
             _do(con, """DELETE FROM _incoming i WHERE NOT EXISTS
                            (SELECT 1 FROM _survivor s WHERE s.srow = i._row)""")
         conflicting, n_stored = self._store_clashes()

@@ -28,7 +28,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from scalinglab.errors import InputError, ParameterError
 from scalinglab.runs.trackers.base import (
@@ -367,14 +367,19 @@ def _log_name(rel: str) -> str:
     return rel
 
 
+def _open_log(path: Path, mode: str, **text: str) -> IO[Any]:
+    """A log file opened (``text`` the encoding arguments of a text mode), a gzipped one
+    (``.gz``) decompressed."""
+    opener: Any = gzip.open if path.suffix.lower() == _GZ else open
+    return opener(path, mode, **text)
+
+
 def _lines(path: Path, source: str | None = None) -> Iterator[str]:
     """A log's lines (a gzipped one decompressed: it was skipped in a folder, and read as
     garbage when named), undecodable bytes replaced, as a log may hold any; a file that cannot
     be read (a .gz cut short or not gzip) is one line naming it."""
     try:
-        with (gzip.open(path, "rt", encoding="utf-8", errors="replace")
-              if path.suffix.lower() == _GZ else
-              path.open(encoding="utf-8", errors="replace")) as fh:
+        with _open_log(path, "rt", encoding="utf-8", errors="replace") as fh:
             yield from fh
     except (OSError, EOFError) as exc:  # EOFError, BadGzipFile (an OSError): a bad .gz
         raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}",
@@ -546,7 +551,7 @@ def _log_run_id(path: Path, name: str, params: Mapping[str, Any]) -> str:
     if isinstance(own, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", own):
         return own
     try:  # the log's own bytes, a gzipped one's decompressed: the same run either way
-        with (gzip.open(path, "rb") if path.suffix.lower() == _GZ else path.open("rb")) as fh:
+        with _open_log(path, "rb") as fh:
             head = fh.read(4096)
     except (OSError, EOFError):
         head = b""
